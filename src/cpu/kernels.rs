@@ -1,0 +1,251 @@
+//! The CPU kernels: plain slices in, slices out, the same semantics as the WGSL kernels.
+//! They are also the reference the GPU kernels are tested against.
+
+use crate::graph::{Act, BinaryOp, Optimizer};
+use crate::plan::MAX_RANK;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds a matmul runs on one thread: splitting costs more.
+const PARALLEL_MATMUL_WORK: usize = 1 << 20;
+/// Elementwise work is split across threads only above this many elements.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+#[inline]
+pub fn activate(act: Act, z: f32) -> f32 {
+    match act {
+        Act::Identity => z,
+        Act::Relu => z.max(0.0),
+        Act::Sigmoid => sigmoid(z),
+        Act::Tanh => z.tanh(),
+    }
+}
+
+/// `act'(x)` written in terms of the output `y = act(x)`.
+#[inline]
+pub fn activation_slope(act: Act, y: f32) -> f32 {
+    match act {
+        Act::Identity => 1.0,
+        Act::Relu => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Act::Sigmoid => y * (1.0 - y),
+        Act::Tanh => 1.0 - y * y,
+    }
+}
+
+#[inline]
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `log(1 + exp(z))` without overflow.
+#[inline]
+pub fn softplus(z: f32) -> f32 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// `out[m,n] = act(op(a) · op(b) + bias)`, all row-major; `op` transposes when flagged.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act) {
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
+    let out = &mut out[..m * n];
+    match bias {
+        Some(bias) => out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
+        None => out.fill(0.0),
+    }
+    // Strides (column, row) of op(a) [m,k] and op(b) [k,n] over their row-major storage.
+    let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
+    let parallelism = if m * n * k >= PARALLEL_MATMUL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    if k > 0 {
+        // SAFETY: the pointers cover m*k, k*n and m*n elements (asserted above) with the
+        // strides given; `out` does not overlap the operands (distinct borrows).
+        unsafe {
+            gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, true, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, parallelism);
+        }
+    }
+    if act != Act::Identity {
+        map_inplace(out, |z| activate(act, z));
+    }
+}
+
+fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    if xs.len() >= PARALLEL_ELEMENTS {
+        xs.par_chunks_mut(PARALLEL_ELEMENTS / 4).for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
+    } else {
+        xs.iter_mut().for_each(|x| *x = f(*x));
+    }
+}
+
+fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let chunk = PARALLEL_ELEMENTS / 4;
+    if out.len() >= PARALLEL_ELEMENTS {
+        out.par_chunks_mut(chunk).zip(a.par_chunks(chunk)).zip(b.par_chunks(chunk)).for_each(|((o, a), b)| {
+            o.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b))
+        });
+    } else {
+        out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+    }
+}
+
+#[inline]
+fn apply_binary(op: BinaryOp, a: f32, b: f32) -> f32 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+    }
+}
+
+/// Index of each axis of the flat row-major index `i` within `shape`.
+#[inline]
+fn unravel(mut i: usize, shape: &[usize; MAX_RANK]) -> [usize; MAX_RANK] {
+    let mut idx = [0; MAX_RANK];
+    for d in (0..MAX_RANK).rev() {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+    idx
+}
+
+#[inline]
+fn dot(idx: &[usize; MAX_RANK], strides: &[usize; MAX_RANK]) -> usize {
+    idx.iter().zip(strides).map(|(i, s)| i * s).sum()
+}
+
+pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32], shape: &[usize; MAX_RANK], a_strides: &[usize; MAX_RANK], b_strides: &[usize; MAX_RANK]) {
+    let len: usize = shape.iter().product();
+    let contiguous = |s: &[usize; MAX_RANK]| *s == crate::plan::contiguous_strides(shape);
+    if contiguous(a_strides) && contiguous(b_strides) {
+        return zip_map(&mut out[..len], &a[..len], &b[..len], |x, y| apply_binary(op, x, y));
+    }
+    // Broadcast along the last axis (the common `x + bias` shape) without index math.
+    let inner = shape[MAX_RANK - 1];
+    for (row, chunk) in out[..len].chunks_exact_mut(inner).enumerate() {
+        let idx = unravel(row * inner, shape);
+        let (a0, b0) = (dot(&idx, a_strides), dot(&idx, b_strides));
+        let (sa, sb) = (a_strides[MAX_RANK - 1], b_strides[MAX_RANK - 1]);
+        for (j, o) in chunk.iter_mut().enumerate() {
+            *o = apply_binary(op, a[a0 + j * sa], b[b0 + j * sb]);
+        }
+    }
+}
+
+pub fn unary(act: Act, x: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.copy_from_slice(&x[..n]);
+    map_inplace(out, |z| activate(act, z));
+}
+
+pub fn act_grad(act: Act, dy: &[f32], y: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    zip_map(out, &dy[..n], &y[..n], |d, y| d * activation_slope(act, y));
+}
+
+/// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
+/// `scale`. Each output is summed in input index order, as the WGSL kernel does.
+pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shape: &[usize; MAX_RANK], scale: f32) {
+    let in_strides = crate::plan::contiguous_strides(in_shape);
+    let reduced: [usize; MAX_RANK] = std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
+    let count: usize = reduced.iter().product();
+    for (o, slot) in out.iter_mut().enumerate() {
+        let base = unravel(o, out_shape);
+        let mut acc = 0.0f32;
+        for r in 0..count {
+            let off = unravel(r, &reduced);
+            let idx: [usize; MAX_RANK] = std::array::from_fn(|d| base[d] + off[d]);
+            acc += x[dot(&idx, &in_strides)];
+        }
+        *slot = acc * scale;
+    }
+}
+
+pub fn expand(x: &[f32], out: &mut [f32], out_shape: &[usize; MAX_RANK], x_strides: &[usize; MAX_RANK], scale: f32) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = scale * x[dot(&unravel(i, out_shape), x_strides)];
+    }
+}
+
+/// Mean of `pos_weight * y * softplus(-z) + (1 - y) * softplus(z)` over the batch.
+pub fn bce(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
+    let sum: f32 = logits.iter().zip(targets).map(|(&z, &y)| pos_weight * y * softplus(-z) + (1.0 - y) * softplus(z)).sum();
+    sum / logits.len() as f32
+}
+
+pub fn bce_grad(logits: &[f32], targets: &[f32], dloss: f32, out: &mut [f32], pos_weight: f32) {
+    let scale = dloss / logits.len() as f32;
+    for ((o, &z), &y) in out.iter_mut().zip(logits).zip(targets) {
+        let p = sigmoid(z);
+        *o = scale * (pos_weight * y * (p - 1.0) + (1.0 - y) * p);
+    }
+}
+
+/// `out[b, :] = table[perm[step * batch + b], :]`.
+pub fn gather(table: &[f32], perm: &[u32], out: &mut [f32], step: usize, batch: usize, cols: usize) {
+    let window = &perm[step * batch..(step + 1) * batch];
+    for (row, &src) in out.chunks_exact_mut(cols).zip(window) {
+        let src = src as usize * cols;
+        row.copy_from_slice(&table[src..src + cols]);
+    }
+}
+
+/// `out[r, :] = Σ dy[b, :]` over the batch rows `b` that gathered table row `r`, in
+/// batch order.
+pub fn scatter_add(dy: &[f32], perm: &[u32], out: &mut [f32], step: usize, batch: usize, cols: usize) {
+    out.fill(0.0);
+    let window = &perm[step * batch..(step + 1) * batch];
+    for (grad, &dst) in dy.chunks_exact(cols).zip(window) {
+        let dst = dst as usize * cols;
+        out[dst..dst + cols].iter_mut().zip(grad).for_each(|(o, g)| *o += g);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn copy_cols(x: &[f32], out: &mut [f32], rows: usize, cols: usize, src_cols: usize, src_start: usize, dst_cols: usize, dst_start: usize) {
+    for r in 0..rows {
+        let src = &x[r * src_cols + src_start..][..cols];
+        out[r * dst_cols + dst_start..][..cols].copy_from_slice(src);
+    }
+}
+
+/// One optimizer update over the packed buffers. `t` counts updates from 1.
+pub fn optimize(optimizer: Optimizer, params: &mut [f32], grads: &[f32], state: &mut [f32], t: u32) {
+    let len = params.len();
+    match optimizer {
+        Optimizer::Sgd { lr, momentum } => {
+            for ((p, &g), buf) in params.iter_mut().zip(grads).zip(&mut state[..len]) {
+                *buf = momentum * *buf + g;
+                *p -= lr * *buf;
+            }
+        }
+        Optimizer::Adam { lr, beta1, beta2, eps } => adam(params, grads, state, t, lr, beta1, beta2, eps, 0.0),
+        Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => adam(params, grads, state, t, lr, beta1, beta2, eps, weight_decay),
+    }
+}
+
+/// Adam as PyTorch defines it; `weight_decay` is AdamW's decoupled decay (0 for Adam).
+#[allow(clippy::too_many_arguments)]
+fn adam(params: &mut [f32], grads: &[f32], state: &mut [f32], t: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32) {
+    let len = params.len();
+    let (m, v) = state.split_at_mut(len);
+    let correction1 = 1.0 - beta1.powi(t as i32);
+    let correction2 = 1.0 - beta2.powi(t as i32);
+    for i in 0..len {
+        let g = grads[i];
+        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+        let m_hat = m[i] / correction1;
+        let v_hat = v[i] / correction2;
+        params[i] -= lr * (weight_decay * params[i] + m_hat / (v_hat.sqrt() + eps));
+    }
+}

@@ -1,0 +1,187 @@
+//! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
+
+pub mod kernels;
+
+use crate::error::{Error, Result};
+use crate::exec::{Executor, Words};
+use crate::plan::{Kernel, Plan, Storage, TensorRef};
+
+/// The storage of one loaded plan: its transient slots and where its inputs and states
+/// are kept in the executor.
+struct LoadedPlan {
+    plan: Plan,
+    slots: Vec<Vec<f32>>,
+    inputs: Vec<usize>,
+    states: Vec<usize>,
+}
+
+/// Plans share the packed parameters, gradients and optimizer state, and named inputs
+/// and states (a dataset uploaded once serves the training and the validation plan).
+#[derive(Default)]
+pub struct CpuExecutor {
+    /// `None` only while the plan is running (it is moved out beside the buffers).
+    plans: Vec<Option<LoadedPlan>>,
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    opt_state: Vec<f32>,
+    named: Words,
+}
+
+impl CpuExecutor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn buffer<'a>(&'a self, plan: &'a LoadedPlan, storage: Storage) -> &'a [f32] {
+        match storage {
+            Storage::Slot(s) => &plan.slots[s],
+            Storage::Input(i) => self.named.get(plan.inputs[i]),
+            Storage::State(i) => self.named.get(plan.states[i]),
+            Storage::Params => &self.params,
+            Storage::Grads => &self.grads,
+        }
+    }
+
+    fn view<'a>(&'a self, plan: &'a LoadedPlan, t: TensorRef) -> &'a [f32] {
+        &self.buffer(plan, t.storage)[t.offset..t.offset + t.len]
+    }
+
+    fn take_buffer(&mut self, plan: &mut LoadedPlan, storage: Storage) -> Vec<f32> {
+        std::mem::take(match storage {
+            Storage::Slot(s) => &mut plan.slots[s],
+            Storage::Input(i) => self.named.get_mut(plan.inputs[i]),
+            Storage::State(i) => self.named.get_mut(plan.states[i]),
+            Storage::Params => &mut self.params,
+            Storage::Grads => &mut self.grads,
+        })
+    }
+
+    fn put_buffer(&mut self, plan: &mut LoadedPlan, storage: Storage, buf: Vec<f32>) {
+        *match storage {
+            Storage::Slot(s) => &mut plan.slots[s],
+            Storage::Input(i) => self.named.get_mut(plan.inputs[i]),
+            Storage::State(i) => self.named.get_mut(plan.states[i]),
+            Storage::Params => &mut self.params,
+            Storage::Grads => &mut self.grads,
+        } = buf;
+    }
+
+    fn run_step(&mut self, lp: &mut LoadedPlan, step: usize) -> Result<()> {
+        for i in 0..lp.plan.launches.len() {
+            let kernel = lp.plan.launches[i].kernel;
+            if let Kernel::Optimize { optimizer, len, step: counters } = kernel {
+                let t = self.view(lp, counters)[1].to_bits() + 1;
+                kernels::optimize(optimizer, &mut self.params[..len], &self.grads[..len], &mut self.opt_state, t);
+                continue;
+            }
+            let out = crate::exec::output_of(&kernel);
+            // The output buffer is moved out while the kernel runs, so the inputs can be
+            // borrowed beside it; the plan never reads and writes one buffer in a launch.
+            let mut buf = self.take_buffer(lp, out.storage);
+            let dst = &mut buf[out.offset..out.offset + out.len];
+            let v = |t: TensorRef| self.view(lp, t);
+            let u32s = |t: TensorRef| -> &[u32] { bytemuck::cast_slice(self.view(lp, t)) };
+            match kernel {
+                Kernel::Fill { value, .. } => dst.fill(value),
+                Kernel::MatMul { a, b, bias, m, n, k, trans_a, trans_b, act, .. } => {
+                    kernels::matmul(v(a), v(b), bias.map(v), dst, m, n, k, trans_a, trans_b, act)
+                }
+                Kernel::Binary { op, a, b, shape, a_strides, b_strides, .. } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
+                Kernel::Unary { act, x, .. } => kernels::unary(act, v(x), dst),
+                Kernel::ActGrad { act, dy, y, .. } => kernels::act_grad(act, v(dy), v(y), dst),
+                Kernel::Reduce { x, in_shape, out_shape, scale, .. } => kernels::reduce(v(x), dst, &in_shape, &out_shape, scale),
+                Kernel::Expand { x, out_shape, x_strides, scale, .. } => kernels::expand(v(x), dst, &out_shape, &x_strides, scale),
+                Kernel::Bce { logits, targets, pos_weight, .. } => dst[0] = kernels::bce(v(logits), v(targets), pos_weight),
+                Kernel::BceGrad { logits, targets, dloss, pos_weight, .. } => kernels::bce_grad(v(logits), v(targets), v(dloss)[0], dst, pos_weight),
+                Kernel::Gather { table, perm, batch, cols, .. } => kernels::gather(v(table), u32s(perm), dst, step, batch, cols),
+                Kernel::ScatterAdd { dy, perm, batch, cols, .. } => kernels::scatter_add(v(dy), u32s(perm), dst, step, batch, cols),
+                Kernel::CopyCols { x, rows, cols, src_cols, src_start, dst_cols, dst_start, .. } => {
+                    kernels::copy_cols(v(x), dst, rows, cols, src_cols, src_start, dst_cols, dst_start)
+                }
+                Kernel::Accumulate { x, .. } => dst[0] += v(x)[0],
+                Kernel::Collect { x, .. } => {
+                    let n = x.len;
+                    dst[step * n..(step + 1) * n].copy_from_slice(v(x))
+                }
+                Kernel::AdvanceStep { .. } => {
+                    dst[0] = f32::from_bits(dst[0].to_bits() + 1);
+                    dst[1] = f32::from_bits(dst[1].to_bits() + 1);
+                }
+                Kernel::Optimize { .. } => unreachable!("handled above"),
+            }
+            self.put_buffer(lp, out.storage, buf);
+        }
+        Ok(())
+    }
+}
+
+impl Executor for CpuExecutor {
+    fn device_name(&self) -> String {
+        format!("CPU ({} threads)", rayon::current_num_threads())
+    }
+
+    fn load(&mut self, plan: Plan) -> Result<usize> {
+        crate::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
+        if self.plans.is_empty() {
+            self.params = vec![0.0; plan.layout.total];
+            self.grads = vec![0.0; plan.layout.total];
+        }
+        if self.opt_state.len() < plan.opt_state_len {
+            self.opt_state = vec![0.0; plan.opt_state_len];
+        }
+        let inputs = plan.inputs.iter().map(|i| self.named.declare(&i.name, i.len)).collect::<Result<_>>()?;
+        let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
+        let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
+        self.plans.push(Some(LoadedPlan { plan, slots, inputs, states }));
+        Ok(self.plans.len() - 1)
+    }
+
+    fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        self.named.write(name, data)
+    }
+
+    fn read(&mut self, name: &str) -> Result<Vec<f32>> {
+        self.named.read(name)
+    }
+
+    fn write_params(&mut self, params: &[f32]) -> Result<()> {
+        crate::exec::check_len("parameters", params.len(), self.params.len())?;
+        self.params.copy_from_slice(params);
+        Ok(())
+    }
+
+    fn read_params(&mut self) -> Result<Vec<f32>> {
+        Ok(self.params.clone())
+    }
+
+    fn read_opt_state(&mut self) -> Result<Vec<f32>> {
+        Ok(self.opt_state.clone())
+    }
+
+    fn write_opt_state(&mut self, state: &[f32]) -> Result<()> {
+        crate::exec::check_len("optimizer state", state.len(), self.opt_state.len())?;
+        self.opt_state.copy_from_slice(state);
+        Ok(())
+    }
+
+    fn read_node(&mut self, plan: usize, node: crate::graph::NodeId) -> Result<Vec<f32>> {
+        let lp = self.plans.get(plan).and_then(Option::as_ref).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let t = lp.plan.location(node)?;
+        Ok(self.view(lp, t).to_vec())
+    }
+
+    fn run(&mut self, plan: usize, steps: usize) -> Result<()> {
+        let mut lp = self.plans.get_mut(plan).and_then(Option::take).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let result = (|| {
+            crate::exec::check_run(&lp.plan, steps, |name| self.named.read_u32_max(name))?;
+            let step = lp.plan.state_index(crate::plan::STEP_STATE).expect("every plan counts steps");
+            self.named.get_mut(lp.states[step])[0] = f32::from_bits(0);
+            for s in 0..steps {
+                self.run_step(&mut lp, s)?;
+            }
+            Ok(())
+        })();
+        self.plans[plan] = Some(lp);
+        result
+    }
+}

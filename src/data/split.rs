@@ -1,0 +1,75 @@
+//! Stratified train/validation split.
+
+use crate::rng::Rng;
+
+/// Stratified split: returns `(train_rows, val_rows)` as sorted row indices.
+///
+/// Rows with `y > 0.5` are one class, all others the other. Each class's row list (in file
+/// order) is shuffled with its own fresh `Rng::new(seed)`, so a class's split does not depend
+/// on the size of the other class, and the first `round(val_fraction * class_count)` rows of
+/// each class go to validation. `val_fraction` is clamped to [0, 1] (NaN counts as 0).
+pub fn stratified_split(y: &[f32], val_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let frac = if val_fraction.is_nan() { 0.0 } else { val_fraction.clamp(0.0, 1.0) };
+    let mut train = Vec::with_capacity(y.len());
+    let mut val = Vec::new();
+    for positive in [false, true] {
+        let mut rows: Vec<u32> =
+            (0..y.len() as u32).filter(|&i| (y[i as usize] > 0.5) == positive).collect();
+        Rng::new(seed).shuffle(&mut rows);
+        let n_val = ((frac * rows.len() as f64).round() as usize).min(rows.len());
+        val.extend_from_slice(&rows[..n_val]);
+        train.extend_from_slice(&rows[n_val..]);
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(n: usize, n_pos: usize) -> Vec<f32> {
+        // Positives spread through the file, not in a block.
+        (0..n).map(|i| if i * n_pos / n != (i + 1) * n_pos / n { 1.0 } else { 0.0 }).collect()
+    }
+
+    #[test]
+    fn proportions_disjoint_complete() {
+        let y = labels(1000, 221);
+        assert_eq!(y.iter().filter(|&&v| v == 1.0).count(), 221);
+        let (train, val) = stratified_split(&y, 0.2, 7);
+        // round(0.2 * 221) = 44 positives, round(0.2 * 779) = 156 negatives.
+        let pos = |rows: &[u32]| rows.iter().filter(|&&i| y[i as usize] == 1.0).count();
+        assert_eq!(pos(&val), 44);
+        assert_eq!(val.len() - pos(&val), 156);
+        assert_eq!(pos(&train), 221 - 44);
+        assert_eq!(train.len() + val.len(), 1000);
+        assert!(train.windows(2).all(|w| w[0] < w[1]));
+        assert!(val.windows(2).all(|w| w[0] < w[1]));
+        let mut all: Vec<u32> = train.iter().chain(&val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        let y = labels(500, 60);
+        assert_eq!(stratified_split(&y, 0.25, 42), stratified_split(&y, 0.25, 42));
+        assert_ne!(stratified_split(&y, 0.25, 42).1, stratified_split(&y, 0.25, 43).1);
+    }
+
+    #[test]
+    fn rounding_and_edges() {
+        // 3 positives * 0.5 = 1.5 rounds to 2; 5 negatives * 0.5 = 2.5 rounds to 3.
+        let y = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0];
+        let (train, val) = stratified_split(&y, 0.5, 1);
+        assert_eq!(val.len(), 5);
+        assert_eq!(train.len(), 3);
+        assert_eq!(stratified_split(&y, 0.0, 1).1.len(), 0);
+        assert_eq!(stratified_split(&y, 1.0, 1).0.len(), 0);
+        assert_eq!(stratified_split(&y, f64::NAN, 1).1.len(), 0);
+        assert_eq!(stratified_split(&y, 7.0, 1).1.len(), 8);
+        assert_eq!(stratified_split(&[], 0.2, 1), (vec![], vec![]));
+    }
+}

@@ -1,0 +1,155 @@
+//! What both executors offer, and the checks they share.
+
+use crate::error::{Error, Result};
+use crate::graph::NodeId;
+use crate::plan::{Kernel, Plan, TensorRef};
+
+/// Runs compiled plans. Plans loaded into one executor share the packed parameters,
+/// gradients and optimizer state, and their named inputs and states: a dataset written
+/// once serves both the training plan and the validation plan.
+pub trait Executor {
+    /// What the user sees in logs, e.g. the adapter name.
+    fn device_name(&self) -> String;
+    /// Prepares a plan (buffers, pipelines) and returns its handle.
+    fn load(&mut self, plan: Plan) -> Result<usize>;
+    /// Writes a named input or state. Index lists are u32 values as f32 bit patterns
+    /// (see `indices_as_words`).
+    fn write(&mut self, name: &str, data: &[f32]) -> Result<()>;
+    /// Reads a named input or state back to the host.
+    fn read(&mut self, name: &str) -> Result<Vec<f32>>;
+    fn write_params(&mut self, params: &[f32]) -> Result<()>;
+    fn read_params(&mut self) -> Result<Vec<f32>>;
+    fn read_opt_state(&mut self) -> Result<Vec<f32>>;
+    fn write_opt_state(&mut self, state: &[f32]) -> Result<()>;
+    /// The value of a node that the plan was asked to keep, after a run.
+    fn read_node(&mut self, plan: usize, node: NodeId) -> Result<Vec<f32>>;
+    /// Runs `steps` steps of a plan; the step counter starts at 0.
+    fn run(&mut self, plan: usize, steps: usize) -> Result<()>;
+}
+
+/// u32 indices carried in f32 words bit for bit, as the kernels read them.
+pub fn indices_as_words(indices: &[u32]) -> Vec<f32> {
+    indices.iter().map(|&i| f32::from_bits(i)).collect()
+}
+
+/// The window a kernel writes.
+pub fn output_of(kernel: &Kernel) -> TensorRef {
+    match *kernel {
+        Kernel::Fill { out, .. }
+        | Kernel::MatMul { out, .. }
+        | Kernel::Binary { out, .. }
+        | Kernel::Unary { out, .. }
+        | Kernel::ActGrad { out, .. }
+        | Kernel::Reduce { out, .. }
+        | Kernel::Expand { out, .. }
+        | Kernel::Bce { out, .. }
+        | Kernel::BceGrad { out, .. }
+        | Kernel::Gather { out, .. }
+        | Kernel::ScatterAdd { out, .. }
+        | Kernel::CopyCols { out, .. }
+        | Kernel::Collect { out, .. } => out,
+        Kernel::Accumulate { acc, .. } => acc,
+        Kernel::AdvanceStep { step } => step,
+        Kernel::Optimize { len, .. } => TensorRef { storage: crate::plan::Storage::Params, offset: 0, len },
+    }
+}
+
+pub fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(Error::Other(format!("{what}: got {got} values, the plan holds {want}")));
+    }
+    Ok(())
+}
+
+/// Plans in one executor must share one parameter layout.
+pub fn check_layout(plan: &Plan, current: usize, have_plans: bool) -> Result<()> {
+    if have_plans && plan.layout.total != current {
+        return Err(Error::Other(format!(
+            "plan has {} parameter words, the executor's other plans {current}: they must come from the same model",
+            plan.layout.total
+        )));
+    }
+    Ok(())
+}
+
+/// Checks, before a run, that every gather's window stays inside its index list and
+/// every index inside its table (`max_index` gives the largest value written to an
+/// index input), and that collected outputs fit.
+pub fn check_run(plan: &Plan, steps: usize, max_index: impl Fn(&str) -> Option<u32>) -> Result<()> {
+    for launch in &plan.launches {
+        let (perm, batch, rows) = match launch.kernel {
+            Kernel::Gather { table, perm, batch, cols, .. } => (perm, batch, table.len / cols),
+            Kernel::ScatterAdd { perm, batch, out, cols, .. } => (perm, batch, out.len / cols),
+            Kernel::Collect { x, out } => {
+                if steps * x.len > out.len {
+                    return Err(Error::Other(format!("{steps} steps collect more than the {} values planned", out.len)));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let crate::plan::Storage::Input(i) = perm.storage else { continue };
+        let name = &plan.inputs[i].name;
+        if steps * batch > perm.len {
+            return Err(Error::Other(format!("{steps} steps of {batch} rows need {} indices, {name:?} has {}", steps * batch, perm.len)));
+        }
+        match max_index(name) {
+            Some(m) if (m as usize) < rows => {}
+            Some(m) => return Err(Error::Other(format!("index {m} in {name:?} is past the table's {rows} rows"))),
+            None => return Err(Error::Other(format!("input {name:?} was not written"))),
+        }
+    }
+    Ok(())
+}
+
+/// Named host-side buffers of 32-bit words, with the largest value each holds as a u32
+/// (to check index lists without rescanning them).
+#[derive(Default)]
+pub struct Words {
+    names: Vec<String>,
+    data: Vec<Vec<f32>>,
+    max_u32: Vec<Option<u32>>,
+}
+
+impl Words {
+    /// The slot for `name`, created zeroed; a second declaration must agree on the size.
+    pub fn declare(&mut self, name: &str, len: usize) -> Result<usize> {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            check_len(name, len, self.data[i].len())?;
+            return Ok(i);
+        }
+        self.names.push(name.to_string());
+        self.data.push(vec![0.0; len]);
+        self.max_u32.push(None);
+        Ok(self.names.len() - 1)
+    }
+
+    pub fn index(&self, name: &str) -> Result<usize> {
+        self.names.iter().position(|n| n == name).ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+    }
+
+    pub fn get(&self, i: usize) -> &[f32] {
+        &self.data[i]
+    }
+
+    pub fn get_mut(&mut self, i: usize) -> &mut Vec<f32> {
+        self.max_u32[i] = None;
+        &mut self.data[i]
+    }
+
+    pub fn write(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        let i = self.index(name)?;
+        check_len(name, values.len(), self.data[i].len())?;
+        self.data[i].copy_from_slice(values);
+        self.max_u32[i] = values.iter().map(|v| v.to_bits()).max();
+        Ok(())
+    }
+
+    pub fn read(&self, name: &str) -> Result<Vec<f32>> {
+        Ok(self.data[self.index(name)?].clone())
+    }
+
+    pub fn read_u32_max(&self, name: &str) -> Option<u32> {
+        self.max_u32[self.index(name).ok()?]
+    }
+}

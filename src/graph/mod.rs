@@ -1,0 +1,305 @@
+//! The static graph: typed nodes with shapes known at build time, and reverse-mode
+//! autodiff that appends the backward pass to the same graph.
+
+mod autodiff;
+mod op;
+mod shape;
+
+pub use autodiff::backward;
+pub use op::{Act, BinaryOp, Op, Optimizer};
+pub use shape::{broadcast_shape, broadcast_strides, numel};
+
+use crate::error::{Error, Result};
+
+pub type NodeId = usize;
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Vec<usize>,
+}
+
+impl Node {
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+}
+
+/// A trainable tensor of the model: its place in the packed parameter buffer is decided
+/// by its position in `Graph::params`, so graphs built from the same model share them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub params: Vec<ParamSpec>,
+    param_nodes: Vec<NodeId>,
+}
+
+fn shape_err<T>(op: &str, detail: String) -> Result<T> {
+    Err(Error::shape(op, detail))
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        &self.nodes[id].shape
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>) -> NodeId {
+        self.nodes.push(Node { op, inputs, shape });
+        self.nodes.len() - 1
+    }
+
+    /// The node of the named input, if the graph has one.
+    pub fn input_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| matches!(&n.op, Op::Input { name: m } if m == name))
+    }
+
+    /// The node of parameter `index`.
+    pub fn param_node(&self, index: usize) -> NodeId {
+        self.param_nodes[index]
+    }
+
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<NodeId> {
+        if self.input_id(name).is_some() {
+            return shape_err("input", format!("an input named {name:?} exists already"));
+        }
+        if shape.is_empty() || shape.contains(&0) {
+            return shape_err("input", format!("{name:?} has an empty shape {shape:?}"));
+        }
+        Ok(self.push(Op::Input { name: name.to_string() }, vec![], shape.to_vec()))
+    }
+
+    pub fn fill(&mut self, shape: &[usize], value: f32) -> Result<NodeId> {
+        if shape.is_empty() || shape.contains(&0) {
+            return shape_err("fill", format!("empty shape {shape:?}"));
+        }
+        Ok(self.push(Op::Fill { value }, vec![], shape.to_vec()))
+    }
+
+    /// A trainable tensor. Declaring the same name twice returns the same node (and the
+    /// shapes must agree), so layers can be shared.
+    pub fn param(&mut self, name: &str, shape: &[usize]) -> Result<NodeId> {
+        if let Some(i) = self.params.iter().position(|p| p.name == name) {
+            if self.params[i].shape != shape {
+                return shape_err(
+                    "param",
+                    format!("{name:?} declared as {:?} and as {shape:?}", self.params[i].shape),
+                );
+            }
+            return Ok(self.param_nodes[i]);
+        }
+        if shape.is_empty() || shape.contains(&0) {
+            return shape_err("param", format!("{name:?} has an empty shape {shape:?}"));
+        }
+        let index = self.params.len();
+        self.params.push(ParamSpec { name: name.to_string(), shape: shape.to_vec() });
+        let id = self.push(Op::Param { index }, vec![], shape.to_vec());
+        self.param_nodes.push(id);
+        Ok(id)
+    }
+
+    /// `act(op(a) · op(b) + bias)`; `a`, `b` are 2-D, `bias` is `[n]`.
+    pub fn matmul_ex(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        bias: Option<NodeId>,
+        trans_a: bool,
+        trans_b: bool,
+        act: Act,
+    ) -> Result<NodeId> {
+        let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
+        if sa.len() != 2 || sb.len() != 2 {
+            return shape_err("matmul", format!("needs 2-D operands, got {sa:?} and {sb:?}"));
+        }
+        let (m, ka) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
+        let (kb, n) = if trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+        if ka != kb {
+            return shape_err(
+                "matmul",
+                format!("inner sizes differ: {sa:?}{} · {sb:?}{}", t(trans_a), t(trans_b)),
+            );
+        }
+        let mut inputs = vec![a, b];
+        if let Some(bias) = bias {
+            if self.shape(bias) != [n] {
+                return shape_err("matmul", format!("bias {:?} must be [{n}]", self.shape(bias)));
+            }
+            inputs.push(bias);
+        }
+        Ok(self.push(Op::MatMul { trans_a, trans_b, act }, inputs, vec![m, n]))
+    }
+
+    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.matmul_ex(a, b, None, false, false, Act::Identity)
+    }
+
+    /// A dense layer `act(x · w + b)` as one fused matmul.
+    pub fn linear(&mut self, x: NodeId, w: NodeId, b: NodeId, act: Act) -> Result<NodeId> {
+        self.matmul_ex(x, w, Some(b), false, false, act)
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let name = Op::Binary(op).name();
+        let shape = broadcast_shape(self.shape(a), self.shape(b))
+            .ok_or_else(|| Error::shape(name, format!("cannot broadcast {:?} with {:?}", self.shape(a), self.shape(b))))?;
+        Ok(self.push(Op::Binary(op), vec![a, b], shape))
+    }
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Add, a, b)
+    }
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Mul, a, b)
+    }
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.binary(BinaryOp::Div, a, b)
+    }
+
+    pub fn unary(&mut self, act: Act, x: NodeId) -> Result<NodeId> {
+        let shape = self.shape(x).to_vec();
+        Ok(self.push(Op::Unary(act), vec![x], shape))
+    }
+    pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.unary(Act::Relu, x)
+    }
+    pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
+        self.unary(Act::Sigmoid, x)
+    }
+    pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
+        self.unary(Act::Tanh, x)
+    }
+
+    pub(crate) fn act_grad(&mut self, act: Act, dy: NodeId, y: NodeId) -> Result<NodeId> {
+        let shape = self.shape(y).to_vec();
+        if self.shape(dy) != shape.as_slice() {
+            return shape_err("act_grad", format!("dy {:?} vs y {shape:?}", self.shape(dy)));
+        }
+        Ok(self.push(Op::ActGrad(act), vec![dy, y], shape))
+    }
+
+    /// Sum into `shape`, times `scale`; `shape` must broadcast to the input's shape.
+    pub fn reduce_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
+        if broadcast_shape(shape, self.shape(x)).as_deref() != Some(self.shape(x)) || shape.len() > self.shape(x).len() {
+            return shape_err("reduce", format!("{:?} does not reduce to {shape:?}", self.shape(x)));
+        }
+        Ok(self.push(Op::ReduceTo { scale }, vec![x], shape.to_vec()))
+    }
+
+    /// Broadcast to `shape`, times `scale`.
+    pub fn expand_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
+        if broadcast_shape(self.shape(x), shape).as_deref() != Some(shape) {
+            return shape_err("expand", format!("{:?} does not broadcast to {shape:?}", self.shape(x)));
+        }
+        Ok(self.push(Op::ExpandTo { scale }, vec![x], shape.to_vec()))
+    }
+
+    pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId> {
+        if numel(shape) != self.nodes[x].numel() {
+            return shape_err("reshape", format!("{:?} has a different size from {shape:?}", self.shape(x)));
+        }
+        Ok(self.push(Op::Reshape, vec![x], shape.to_vec()))
+    }
+
+    /// Sum along `axis`, removing it.
+    pub fn sum(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
+        let shape = self.shape(x).to_vec();
+        if axis >= shape.len() {
+            return shape_err("sum", format!("axis {axis} out of range for {shape:?}"));
+        }
+        let mut kept = shape.clone();
+        kept[axis] = 1;
+        let r = self.reduce_to(x, &kept, 1.0)?;
+        let mut out = shape;
+        out.remove(axis);
+        if out.is_empty() {
+            out.push(1);
+        }
+        self.reshape(r, &out)
+    }
+
+    /// The mean of all elements, as a `[1]` tensor.
+    pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
+        let n = self.nodes[x].numel();
+        self.reduce_to(x, &[1], 1.0 / n as f32)
+    }
+
+    pub fn bce_with_logits(&mut self, logits: NodeId, targets: NodeId, pos_weight: f32) -> Result<NodeId> {
+        let (sl, st) = (self.shape(logits), self.shape(targets));
+        if sl.len() != 2 || sl[1] != 1 || sl != st {
+            return shape_err("bce_with_logits", format!("logits {sl:?} and targets {st:?} must both be [batch, 1]"));
+        }
+        Ok(self.push(Op::BceWithLogits { pos_weight }, vec![logits, targets], vec![1]))
+    }
+
+    pub(crate) fn bce_with_logits_grad(&mut self, logits: NodeId, targets: NodeId, dloss: NodeId, pos_weight: f32) -> Result<NodeId> {
+        let shape = self.shape(logits).to_vec();
+        Ok(self.push(Op::BceWithLogitsGrad { pos_weight }, vec![logits, targets, dloss], shape))
+    }
+
+    /// `batch` rows of `table` (`[rows, features]`) picked by the current step's window of
+    /// `perm` (a u32 input of row indices).
+    pub fn gather_rows(&mut self, table: NodeId, perm: NodeId, batch: usize) -> Result<NodeId> {
+        let st = self.shape(table).to_vec();
+        if st.len() != 2 || self.shape(perm).len() != 1 || batch == 0 {
+            return shape_err("gather_rows", format!("table {st:?} must be 2-D, perm {:?} 1-D, batch > 0", self.shape(perm)));
+        }
+        if !matches!(self.nodes[perm].op, Op::Input { .. }) {
+            return shape_err("gather_rows", "the index list must be a graph input".into());
+        }
+        Ok(self.push(Op::GatherRows, vec![table, perm], vec![batch, st[1]]))
+    }
+
+    pub(crate) fn scatter_add_rows(&mut self, dy: NodeId, perm: NodeId, table_shape: &[usize]) -> Result<NodeId> {
+        Ok(self.push(Op::ScatterAddRows, vec![dy, perm], table_shape.to_vec()))
+    }
+
+    /// Concatenate 2-D tensors with the same number of rows along axis 1.
+    pub fn concat(&mut self, parts: &[NodeId]) -> Result<NodeId> {
+        let rows = match parts.first() {
+            Some(&p) => self.shape(p)[0],
+            None => return shape_err("concat", "nothing to concatenate".into()),
+        };
+        let mut cols = 0;
+        for &p in parts {
+            let s = self.shape(p);
+            if s.len() != 2 || s[0] != rows {
+                return shape_err("concat", format!("part {s:?} is not 2-D with {rows} rows"));
+            }
+            cols += s[1];
+        }
+        Ok(self.push(Op::Concat, parts.to_vec(), vec![rows, cols]))
+    }
+
+    pub(crate) fn slice_cols(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
+        let s = self.shape(x).to_vec();
+        if s.len() != 2 || start + len > s[1] || len == 0 {
+            return shape_err("slice_cols", format!("columns {start}..{} of {s:?}", start + len));
+        }
+        Ok(self.push(Op::SliceCols { start }, vec![x], vec![s[0], len]))
+    }
+}
+
+fn t(trans: bool) -> &'static str {
+    if trans {
+        "ᵀ"
+    } else {
+        ""
+    }
+}

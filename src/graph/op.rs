@@ -1,0 +1,134 @@
+//! The operations a graph can hold. Every op has a shape rule (in `graph::builder`), a
+//! vector-Jacobian rule (in `graph::autodiff`) and a kernel on each executor.
+
+use serde::{Deserialize, Serialize};
+
+/// An activation, applied on its own or fused into a matmul's epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Act {
+    Identity,
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Act {
+    /// The code the WGSL kernels switch on.
+    pub fn code(self) -> u32 {
+        match self {
+            Act::Identity => 0,
+            Act::Relu => 1,
+            Act::Sigmoid => 2,
+            Act::Tanh => 3,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinaryOp {
+    pub fn code(self) -> u32 {
+        match self {
+            BinaryOp::Add => 0,
+            BinaryOp::Sub => 1,
+            BinaryOp::Mul => 2,
+            BinaryOp::Div => 3,
+        }
+    }
+}
+
+/// Which optimizer the plan's update launch runs over the packed parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Optimizer {
+    Sgd { lr: f32, momentum: f32 },
+    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32 },
+    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+}
+
+impl Optimizer {
+    /// Slots of optimizer state per parameter (momentum; or first and second moment).
+    pub fn state_per_param(&self) -> usize {
+        match self {
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam { .. } | Optimizer::AdamW { .. } => 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Data written by the host: a resident table, an index permutation, labels.
+    Input { name: String },
+    /// A tensor filled with one value (the seed of the backward pass).
+    Fill { value: f32 },
+    /// A trainable tensor, stored in the packed parameter buffer at its layout offset.
+    Param { index: usize },
+    /// `act(op(a) · op(b) + bias)` with `op` a transpose when its flag is set.
+    /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row).
+    MatMul { trans_a: bool, trans_b: bool, act: Act },
+    /// Elementwise with numpy broadcasting (shapes aligned on the right).
+    Binary(BinaryOp),
+    /// Elementwise activation.
+    Unary(Act),
+    /// Inputs `[dy, y]` where `y = act(x)`: returns `dy * act'(x)` computed from `y`.
+    ActGrad(Act),
+    /// Sum into `shape` (which the input broadcasts from), times `scale`.
+    /// Covers sum along an axis, mean, and the gradient of broadcasting.
+    ReduceTo { scale: f32 },
+    /// Broadcast the input to this node's shape, times `scale`.
+    ExpandTo { scale: f32 },
+    /// The same data under another shape (no kernel; the plan aliases the storage).
+    Reshape,
+    /// Mean binary cross-entropy of logits `[b,1]` against targets `[b,1]`; output `[1]`.
+    /// Positives are weighted by `pos_weight`.
+    BceWithLogits { pos_weight: f32 },
+    /// Inputs `[logits, targets, dloss]`: the gradient of `BceWithLogits` w.r.t. logits.
+    BceWithLogitsGrad { pos_weight: f32 },
+    /// Rows of a resident table chosen by a window of an index list:
+    /// `out[b] = table[perm[step * batch + b]]`, where `step` is the executor's step
+    /// counter. Inputs `[table, perm]`; `perm` holds u32 row indices.
+    GatherRows,
+    /// Gradient of `GatherRows` w.r.t. the table: inputs `[dy, perm]`, rows summed into
+    /// a table-shaped output in a fixed order (deterministic, no atomics).
+    ScatterAddRows,
+    /// Concatenate along axis 1 of 2-D inputs.
+    Concat,
+    /// Columns `[start, start + len)` of a 2-D input.
+    SliceCols { start: usize },
+}
+
+impl Op {
+    /// A short name for error messages and profiles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Fill { .. } => "fill",
+            Op::Param { .. } => "param",
+            Op::MatMul { .. } => "matmul",
+            Op::Binary(BinaryOp::Add) => "add",
+            Op::Binary(BinaryOp::Sub) => "sub",
+            Op::Binary(BinaryOp::Mul) => "mul",
+            Op::Binary(BinaryOp::Div) => "div",
+            Op::Unary(Act::Relu) => "relu",
+            Op::Unary(Act::Sigmoid) => "sigmoid",
+            Op::Unary(Act::Tanh) => "tanh",
+            Op::Unary(Act::Identity) => "identity",
+            Op::ActGrad(_) => "act_grad",
+            Op::ReduceTo { .. } => "reduce",
+            Op::ExpandTo { .. } => "expand",
+            Op::Reshape => "reshape",
+            Op::BceWithLogits { .. } => "bce_with_logits",
+            Op::BceWithLogitsGrad { .. } => "bce_with_logits_grad",
+            Op::GatherRows => "gather_rows",
+            Op::ScatterAddRows => "scatter_add_rows",
+            Op::Concat => "concat",
+            Op::SliceCols { .. } => "slice_cols",
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! riskgrad: a static-graph compute engine with a wgpu (WGSL) executor and a native CPU
+//! executor, and the pieces of a credit-default model trainer built on it.
+
+pub mod cpu;
+pub mod error;
+pub mod exec;
+pub mod graph;
+pub mod plan;
+pub mod rng;
+
+pub use error::{Error, Result};
+pub mod data;
+pub mod metrics;

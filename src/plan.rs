@@ -1,0 +1,406 @@
+//! Compiles a graph into a flat list of kernel launches over planned storage.
+//!
+//! Every tensor lives in one of a few places: a transient *slot* (a buffer that is reused
+//! as soon as its last reader has run), a host-written *input*, the packed *parameter*
+//! and *gradient* buffers (same layout, so an optimizer step is one launch), or a named
+//! *state* that persists across steps (the loss sum, collected scores, the step counter).
+//! Both executors run the same `Plan`; neither looks at the graph again.
+
+use crate::error::{Error, Result};
+use crate::graph::{numel, Act, BinaryOp, Graph, NodeId, Op, Optimizer};
+use crate::graph::broadcast_strides;
+use std::collections::HashMap;
+
+/// Parameters are padded to this many f32 so each one starts on a 256-byte boundary,
+/// the largest storage-buffer offset alignment a WebGPU adapter may demand.
+pub const PARAM_ALIGN: usize = 64;
+/// Ranks up to this are handled by the broadcasting kernels.
+pub const MAX_RANK: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Storage {
+    Slot(usize),
+    Input(usize),
+    Params,
+    Grads,
+    State(usize),
+}
+
+/// A window of `len` 32-bit words at `offset` in a storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorRef {
+    pub storage: Storage,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// One kernel invocation with everything resolved: storage windows and sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kernel {
+    Fill { out: TensorRef, value: f32 },
+    /// `out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n])`, row-major storage.
+    MatMul { a: TensorRef, b: TensorRef, bias: Option<TensorRef>, out: TensorRef, m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act },
+    /// Broadcasting elementwise; shapes padded on the left to `MAX_RANK`, strides 0 on
+    /// broadcast axes.
+    Binary { op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef, shape: [usize; MAX_RANK], a_strides: [usize; MAX_RANK], b_strides: [usize; MAX_RANK] },
+    Unary { act: Act, x: TensorRef, out: TensorRef },
+    ActGrad { act: Act, dy: TensorRef, y: TensorRef, out: TensorRef },
+    /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
+    /// summed in index order, so results do not depend on the executor's threading.
+    Reduce { x: TensorRef, out: TensorRef, in_shape: [usize; MAX_RANK], out_shape: [usize; MAX_RANK], scale: f32 },
+    /// `out[i] = scale * x[broadcast index of i]`.
+    Expand { x: TensorRef, out: TensorRef, out_shape: [usize; MAX_RANK], x_strides: [usize; MAX_RANK], scale: f32 },
+    Bce { logits: TensorRef, targets: TensorRef, out: TensorRef, pos_weight: f32 },
+    BceGrad { logits: TensorRef, targets: TensorRef, dloss: TensorRef, out: TensorRef, pos_weight: f32 },
+    /// `out[b, :] = table[perm[step * batch + b], :]`.
+    Gather { table: TensorRef, perm: TensorRef, out: TensorRef, batch: usize, cols: usize },
+    /// `out[r, :] = sum over b with perm[step * batch + b] == r of dy[b, :]`.
+    ScatterAdd { dy: TensorRef, perm: TensorRef, out: TensorRef, batch: usize, cols: usize },
+    /// Copies a block of columns between row-major matrices with `rows` rows:
+    /// `out[r, dst_start + c] = x[r, src_start + c]` for `c < cols`.
+    CopyCols { x: TensorRef, out: TensorRef, rows: usize, cols: usize, src_cols: usize, src_start: usize, dst_cols: usize, dst_start: usize },
+    /// `acc[0] += x[0]` (the epoch's loss sum, read by the host at epoch end).
+    Accumulate { x: TensorRef, acc: TensorRef },
+    /// `out[step * x.len + i] = x[i]`: collects each step's outputs (validation scores).
+    Collect { x: TensorRef, out: TensorRef },
+    /// One update of every parameter from its gradient; `step` holds the step counters.
+    Optimize { optimizer: Optimizer, len: usize, step: TensorRef },
+    /// Advances the step counters: `[step within run, optimizer step]`.
+    AdvanceStep { step: TensorRef },
+}
+
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// The graph node this launch computes (`None` for step bookkeeping).
+    pub node: Option<NodeId>,
+    pub kernel: Kernel,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamLayout {
+    pub offsets: Vec<usize>,
+    pub lens: Vec<usize>,
+    pub total: usize,
+}
+
+impl ParamLayout {
+    pub fn new(graph: &Graph) -> Self {
+        let mut offsets = Vec::new();
+        let mut lens = Vec::new();
+        let mut total = 0;
+        for p in &graph.params {
+            offsets.push(total);
+            let len = numel(&p.shape);
+            lens.push(len);
+            total += len.div_ceil(PARAM_ALIGN) * PARAM_ALIGN;
+        }
+        ParamLayout { offsets, lens, total: total.max(PARAM_ALIGN) }
+    }
+}
+
+/// What a compiled plan must compute each step, besides its `outputs`.
+#[derive(Clone, Debug, Default)]
+pub struct PlanRequest {
+    /// Nodes whose values the host reads after a run; they get storage of their own.
+    pub keep: Vec<NodeId>,
+    /// A `[1]` loss added into the state `"loss_sum"` each step.
+    pub loss: Option<NodeId>,
+    /// Gradient nodes per parameter index, written into the packed gradient buffer.
+    pub grads: Vec<(usize, NodeId)>,
+    /// The update applied after the gradients, each step.
+    pub optimizer: Option<Optimizer>,
+    /// A node whose values are appended each step into the state `"collected"`, of
+    /// `steps` times its size.
+    pub collect: Option<(NodeId, usize)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputInfo {
+    pub name: String,
+    pub len: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct StateInfo {
+    pub name: String,
+    pub len: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub launches: Vec<Launch>,
+    /// Capacity in words of each transient slot.
+    pub slots: Vec<usize>,
+    pub inputs: Vec<InputInfo>,
+    pub states: Vec<StateInfo>,
+    pub layout: ParamLayout,
+    /// Words of optimizer state (momentum or Adam moments), 0 without an optimizer.
+    pub opt_state_len: usize,
+    /// Where each node's value lives, for nodes that were computed.
+    pub locations: HashMap<NodeId, TensorRef>,
+}
+
+pub const STEP_STATE: &str = "step";
+pub const LOSS_STATE: &str = "loss_sum";
+pub const COLLECT_STATE: &str = "collected";
+
+impl Plan {
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name == name)
+    }
+    pub fn state_index(&self, name: &str) -> Option<usize> {
+        self.states.iter().position(|s| s.name == name)
+    }
+    /// Where a kept node can be read after a run.
+    pub fn location(&self, node: NodeId) -> Result<TensorRef> {
+        self.locations.get(&node).copied().ok_or_else(|| Error::Other(format!("node {node} is not part of the plan")))
+    }
+}
+
+fn padded<const R: usize>(v: &[usize], fill: usize) -> [usize; R] {
+    let mut out = [fill; R];
+    out[R - v.len()..].copy_from_slice(v);
+    out
+}
+
+/// Transient slots handed out and taken back by liveness.
+#[derive(Default)]
+struct SlotPool {
+    capacity: Vec<usize>,
+    free: Vec<usize>,
+}
+
+impl SlotPool {
+    /// The smallest free slot that fits, else the largest free one grown, else a new one.
+    fn take(&mut self, len: usize) -> usize {
+        let fitting = self.free.iter().enumerate().filter(|(_, &s)| self.capacity[s] >= len).min_by_key(|(_, &s)| self.capacity[s]);
+        let pick = fitting.or_else(|| self.free.iter().enumerate().max_by_key(|(_, &s)| self.capacity[s]));
+        match pick.map(|(i, _)| i) {
+            Some(i) => {
+                let slot = self.free.swap_remove(i);
+                self.capacity[slot] = self.capacity[slot].max(len);
+                slot
+            }
+            None => {
+                self.capacity.push(len);
+                self.capacity.len() - 1
+            }
+        }
+    }
+    fn give_back(&mut self, slot: usize) {
+        self.free.push(slot);
+    }
+}
+
+/// Orders, places and lowers everything `request` needs from `graph`.
+pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
+    let layout = ParamLayout::new(graph);
+    let n = graph.nodes.len();
+
+    // Which nodes are needed: everything reachable backwards from what was asked for.
+    let mut roots: Vec<NodeId> = request.keep.clone();
+    roots.extend(request.loss);
+    roots.extend(request.grads.iter().map(|&(_, g)| g));
+    roots.extend(request.collect.map(|(c, _)| c));
+    let mut needed = vec![false; n];
+    let mut stack = roots.clone();
+    while let Some(id) = stack.pop() {
+        if !needed[id] {
+            needed[id] = true;
+            stack.extend(&graph.nodes[id].inputs);
+        }
+    }
+
+    // Reshapes are views: they share their source's storage, and keep it alive.
+    let mut alias_of: Vec<NodeId> = (0..n).collect();
+    for id in 0..n {
+        if graph.nodes[id].op == Op::Reshape {
+            alias_of[id] = alias_of[graph.nodes[id].inputs[0]];
+        }
+    }
+
+    // The last launch (in node order) that reads each storage root. Nodes the host reads,
+    // or that the step's bookkeeping reads, stay live to the end.
+    let mut last_use = vec![0usize; n];
+    for id in 0..n {
+        if needed[id] {
+            for &i in &graph.nodes[id].inputs {
+                last_use[alias_of[i]] = last_use[alias_of[i]].max(id);
+            }
+        }
+    }
+    for &r in &roots {
+        last_use[alias_of[r]] = usize::MAX;
+    }
+
+    // Gradients go straight into the packed buffer when nothing else reads them (so no
+    // kernel both reads and writes that buffer); otherwise they are copied there.
+    let mut grad_home: HashMap<NodeId, usize> = HashMap::new();
+    let mut grad_copies: Vec<(usize, NodeId)> = Vec::new();
+    let mut consumers = vec![0usize; n];
+    for id in 0..n {
+        if needed[id] {
+            for &i in &graph.nodes[id].inputs {
+                consumers[i] += 1;
+            }
+        }
+    }
+    for &(p, gnode) in &request.grads {
+        if graph.params.get(p).map(|s| &s.shape) != Some(&graph.nodes[gnode].shape) {
+            return Err(Error::shape("plan", format!("gradient node {gnode} does not match parameter {p}")));
+        }
+        let computes = !matches!(graph.nodes[gnode].op, Op::Input { .. } | Op::Param { .. } | Op::Reshape);
+        let read_elsewhere = consumers[gnode] > 0 || request.keep.contains(&gnode) || Some(gnode) == request.loss;
+        if computes && !read_elsewhere && !grad_home.contains_key(&gnode) {
+            grad_home.insert(gnode, p);
+        } else {
+            grad_copies.push((p, gnode));
+        }
+    }
+
+    let mut plan = Plan {
+        launches: Vec::new(),
+        slots: Vec::new(),
+        inputs: Vec::new(),
+        states: Vec::new(),
+        layout,
+        opt_state_len: 0,
+        locations: HashMap::new(),
+    };
+    let step = plan_state(&mut plan, STEP_STATE, 2);
+    let mut pool = SlotPool::default();
+    let mut loc: Vec<Option<TensorRef>> = vec![None; n];
+
+    for id in 0..n {
+        if !needed[id] {
+            continue;
+        }
+        let node = &graph.nodes[id];
+        let len = node.numel();
+        let here = match (&node.op, grad_home.get(&id)) {
+            (Op::Reshape, _) => TensorRef { len, ..loc[node.inputs[0]].expect("inputs precede their users") },
+            (Op::Input { name }, _) => {
+                let index = plan.inputs.len();
+                plan.inputs.push(InputInfo { name: name.clone(), len });
+                TensorRef { storage: Storage::Input(index), offset: 0, len }
+            }
+            (Op::Param { index }, _) => TensorRef { storage: Storage::Params, offset: plan.layout.offsets[*index], len },
+            (_, Some(&p)) => TensorRef { storage: Storage::Grads, offset: plan.layout.offsets[p], len },
+            _ => TensorRef { storage: Storage::Slot(pool.take(len)), offset: 0, len },
+        };
+        loc[id] = Some(here);
+        let ins: Vec<TensorRef> = node.inputs.iter().map(|&i| loc[i].expect("inputs precede their users")).collect();
+        lower(graph, id, &ins, here, &mut plan.launches)?;
+        // Free the slots whose last reader this was (after the output took its slot, so a
+        // kernel never reads and writes the same buffer).
+        for &i in node.inputs.iter().chain(std::iter::once(&id)) {
+            let root = alias_of[i];
+            if last_use[root] <= id && last_use[root] != usize::MAX {
+                if let Some(TensorRef { storage: Storage::Slot(s), .. }) = loc[root] {
+                    if !pool.free.contains(&s) {
+                        pool.give_back(s);
+                    }
+                }
+                last_use[root] = usize::MAX; // freed once
+            }
+        }
+    }
+
+    for (p, gnode) in grad_copies {
+        let x = loc[gnode].expect("gradient computed");
+        let len = x.len;
+        let out = TensorRef { storage: Storage::Grads, offset: plan.layout.offsets[p], len };
+        plan.launches.push(Launch { node: None, kernel: copy_all(x, out) });
+    }
+    if let Some(loss) = request.loss {
+        let acc = plan_state(&mut plan, LOSS_STATE, 1);
+        plan.launches.push(Launch { node: None, kernel: Kernel::Accumulate { x: loc[loss].expect("loss computed"), acc } });
+    }
+    if let Some((node, steps)) = request.collect {
+        let x = loc[node].expect("collected node computed");
+        let out = plan_state(&mut plan, COLLECT_STATE, x.len * steps);
+        plan.launches.push(Launch { node: None, kernel: Kernel::Collect { x, out } });
+    }
+    if let Some(optimizer) = request.optimizer {
+        if request.grads.len() != graph.params.len() {
+            return Err(Error::Other("an optimizer needs a gradient for every parameter".into()));
+        }
+        plan.opt_state_len = plan.layout.total * optimizer.state_per_param();
+        plan.launches.push(Launch { node: None, kernel: Kernel::Optimize { optimizer, len: plan.layout.total, step } });
+    }
+    plan.launches.push(Launch { node: None, kernel: Kernel::AdvanceStep { step } });
+    plan.slots = pool.capacity;
+    plan.locations = (0..n).filter_map(|i| loc[i].map(|l| (i, l))).collect();
+    Ok(plan)
+}
+
+fn plan_state(plan: &mut Plan, name: &str, len: usize) -> TensorRef {
+    let index = plan.states.len();
+    plan.states.push(StateInfo { name: name.to_string(), len });
+    TensorRef { storage: Storage::State(index), offset: 0, len }
+}
+
+fn copy_all(x: TensorRef, out: TensorRef) -> Kernel {
+    Kernel::CopyCols { x, out, rows: 1, cols: x.len, src_cols: x.len, src_start: 0, dst_cols: x.len, dst_start: 0 }
+}
+
+/// The launches that compute node `id` into `out`, given its inputs' places.
+fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches: &mut Vec<Launch>) -> Result<()> {
+    let node = &graph.nodes[id];
+    let shape_of = |k: usize| graph.shape(node.inputs[k]);
+    let mut push = |kernel| launches.push(Launch { node: Some(id), kernel });
+    if node.shape.len() > MAX_RANK {
+        return Err(Error::shape(node.op.name(), format!("rank of {:?} is over {MAX_RANK}", node.shape)));
+    }
+    match node.op {
+        Op::Input { .. } | Op::Param { .. } | Op::Reshape => {}
+        Op::Fill { value } => push(Kernel::Fill { out, value }),
+        Op::MatMul { trans_a, trans_b, act } => {
+            let sa = shape_of(0);
+            let k = if trans_a { sa[0] } else { sa[1] };
+            push(Kernel::MatMul { a: ins[0], b: ins[1], bias: ins.get(2).copied(), out, m: node.shape[0], n: node.shape[1], k, trans_a, trans_b, act })
+        }
+        Op::Binary(op) => push(Kernel::Binary {
+            op,
+            a: ins[0],
+            b: ins[1],
+            out,
+            shape: padded(&node.shape, 1),
+            a_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
+            b_strides: padded(&broadcast_strides(shape_of(1), &node.shape), 0),
+        }),
+        Op::Unary(act) => push(Kernel::Unary { act, x: ins[0], out }),
+        Op::ActGrad(act) => push(Kernel::ActGrad { act, dy: ins[0], y: ins[1], out }),
+        Op::ReduceTo { scale } => push(Kernel::Reduce { x: ins[0], out, in_shape: padded(shape_of(0), 1), out_shape: padded(&node.shape, 1), scale }),
+        Op::ExpandTo { scale } => push(Kernel::Expand { x: ins[0], out, out_shape: padded(&node.shape, 1), x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0), scale }),
+        Op::BceWithLogits { pos_weight } => push(Kernel::Bce { logits: ins[0], targets: ins[1], out, pos_weight }),
+        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceGrad { logits: ins[0], targets: ins[1], dloss: ins[2], out, pos_weight }),
+        Op::GatherRows => push(Kernel::Gather { table: ins[0], perm: ins[1], out, batch: node.shape[0], cols: node.shape[1] }),
+        Op::ScatterAddRows => {
+            let sd = shape_of(0);
+            push(Kernel::ScatterAdd { dy: ins[0], perm: ins[1], out, batch: sd[0], cols: sd[1] })
+        }
+        Op::Concat => {
+            let mut start = 0;
+            for (k, &x) in ins.iter().enumerate() {
+                let cols = shape_of(k)[1];
+                push(Kernel::CopyCols { x, out, rows: node.shape[0], cols, src_cols: cols, src_start: 0, dst_cols: node.shape[1], dst_start: start });
+                start += cols;
+            }
+        }
+        Op::SliceCols { start } => {
+            let src_cols = shape_of(0)[1];
+            push(Kernel::CopyCols { x: ins[0], out, rows: node.shape[0], cols: node.shape[1], src_cols, src_start: start, dst_cols: node.shape[1], dst_start: 0 })
+        }
+    }
+    Ok(())
+}
+
+/// Row-major strides of a padded shape.
+pub fn contiguous_strides(shape: &[usize; MAX_RANK]) -> [usize; MAX_RANK] {
+    let mut strides = [1; MAX_RANK];
+    for d in (0..MAX_RANK - 1).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
