@@ -23,8 +23,18 @@ pub trait Executor {
     fn write_opt_state(&mut self, state: &[f32]) -> Result<()>;
     /// The value of a node that the plan was asked to keep, after a run.
     fn read_node(&mut self, plan: usize, node: NodeId) -> Result<Vec<f32>>;
-    /// Runs `steps` steps of a plan; the step counter starts at 0.
-    fn run(&mut self, plan: usize, steps: usize) -> Result<()>;
+    /// Runs `steps` steps of a plan with the step counter (`"step"` state, element 0)
+    /// starting at `first_step`, so a long run can be split into parts that each gather
+    /// the right window of the index list. Element 1 (the optimizer's count) is kept.
+    fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()>;
+    /// Runs `steps` steps from step 0.
+    fn run(&mut self, plan: usize, steps: usize) -> Result<()> {
+        self.run_from(plan, 0, steps)
+    }
+    /// Whether `read` costs nothing (host memory), so progress can show running values.
+    fn reads_are_free(&self) -> bool {
+        false
+    }
 }
 
 /// u32 indices carried in f32 words bit for bit, as the kernels read them.
@@ -75,7 +85,8 @@ pub fn check_layout(plan: &Plan, current: usize, have_plans: bool) -> Result<()>
 /// Checks, before a run, that every gather's window stays inside its index list and
 /// every index inside its table (`max_index` gives the largest value written to an
 /// index input), and that collected outputs fit.
-pub fn check_run(plan: &Plan, steps: usize, max_index: impl Fn(&str) -> Option<u32>) -> Result<()> {
+pub fn check_run(plan: &Plan, first_step: usize, steps: usize, max_index: impl Fn(&str) -> Option<u32>) -> Result<()> {
+    let steps = first_step + steps; // the windows used reach this far
     for launch in &plan.launches {
         let (perm, batch, rows) = match launch.kernel {
             Kernel::Gather { table, perm, batch, cols, .. } => (perm, batch, table.len / cols),

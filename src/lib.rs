@@ -6,8 +6,11 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod plan;
+pub mod reference;
 pub mod rng;
 
 pub use error::{Error, Result};
 pub mod data;
 pub mod metrics;
+pub mod nn;
+pub mod train;

@@ -170,13 +170,17 @@ impl Executor for CpuExecutor {
         Ok(self.view(lp, t).to_vec())
     }
 
-    fn run(&mut self, plan: usize, steps: usize) -> Result<()> {
+    fn reads_are_free(&self) -> bool {
+        true
+    }
+
+    fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {
         let mut lp = self.plans.get_mut(plan).and_then(Option::take).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
         let result = (|| {
-            crate::exec::check_run(&lp.plan, steps, |name| self.named.read_u32_max(name))?;
+            crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.read_u32_max(name))?;
             let step = lp.plan.state_index(crate::plan::STEP_STATE).expect("every plan counts steps");
-            self.named.get_mut(lp.states[step])[0] = f32::from_bits(0);
-            for s in 0..steps {
+            self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
+            for s in first_step..first_step + steps {
                 self.run_step(&mut lp, s)?;
             }
             Ok(())

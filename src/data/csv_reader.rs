@@ -26,7 +26,12 @@ enum Role {
 /// column.
 pub fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let buffered = BufReader::new(file);
+    read_csv_from(BufReader::new(file), path, opts)
+}
+
+/// Like [`read_csv`], from bytes already open; `path` names them in messages and says by
+/// its extension whether they are gzip.
+pub fn read_csv_from(buffered: impl std::io::BufRead + 'static, path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let is_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     let input: Box<dyn Read> =
         if is_gz { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };

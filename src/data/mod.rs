@@ -11,7 +11,22 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-pub use csv_reader::read_csv;
+pub use csv_reader::{read_csv, read_csv_from};
+
+/// The bundled default dataset (UCI Taiwan credit-card default, CC BY 4.0; see
+/// data/README.md), compiled into the binary so `riskgrad train` works from anywhere.
+pub const BUNDLED_NAME: &str = "taiwan_default_of_credit_card_clients.csv.gz";
+const BUNDLED_BYTES: &[u8] = include_bytes!("../../data/taiwan_default_of_credit_card_clients.csv.gz");
+
+/// Reads the bundled Taiwan data: target `default payment next month`, id column `ID`.
+pub fn read_bundled(drop: &[String]) -> crate::error::Result<Dataset> {
+    let opts = ReadOptions {
+        target: TargetSpec::Name("default payment next month".into()),
+        drop: drop.to_vec(),
+        id_column: Some("ID".into()),
+    };
+    read_csv_from(std::io::Cursor::new(BUNDLED_BYTES), std::path::Path::new(BUNDLED_NAME), &opts)
+}
 pub use split::stratified_split;
 pub use standardize::Standardizer;
 

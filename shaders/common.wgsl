@@ -1,0 +1,63 @@
+// Numeric helpers shared by several kernel families. This file is prepended to
+// matmul.wgsl, elementwise.wgsl and loss.wgsl when they are compiled (see
+// src/gpu/shaders.rs); it holds no bindings and no entry points of its own.
+//
+// Activation codes follow `Act::code`: 0 identity, 1 relu, 2 sigmoid, 3 tanh.
+
+// Threads per workgroup of every 1-D kernel.
+const WG: u32 = 256u;
+
+// The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
+// (the grid wraps into y when more than 65535 groups are needed).
+fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG + lid;
+}
+
+// Written with one exp of a non-positive number, as the CPU kernel is: it never
+// overflows and never gives inf/inf.
+fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        return 1.0 / (1.0 + exp(-z));
+    }
+    let e = exp(z);
+    return e / (1.0 + e);
+}
+
+// tanh without the driver's builtin: some implementations compute (e^2x-1)/(e^2x+1),
+// which is NaN for large |x| and loses all relative precision near 0. A short odd
+// polynomial covers |x| < 0.3 (error < 1e-7 relative); beyond it exp(-2|x|) <= 0.55,
+// so 1 - t has no cancellation.
+fn tanh_stable(x: f32) -> f32 {
+    let a = abs(x);
+    if a < 0.3 {
+        let x2 = x * x;
+        return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
+    }
+    let t = exp(-2.0 * a);
+    return sign(x) * (1.0 - t) / (1.0 + t);
+}
+
+fn activate(act: u32, z: f32) -> f32 {
+    switch act {
+        case 1u: { return max(z, 0.0); }
+        case 2u: { return sigmoid(z); }
+        case 3u: { return tanh_stable(z); }
+        default: { return z; }
+    }
+}
+
+// act'(x) in terms of y = act(x).
+fn activation_slope(act: u32, y: f32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        case 3u: { return 1.0 - y * y; }
+        default: { return 1.0; }
+    }
+}
+
+// log(1 + exp(z)) without overflow. log(1 + u) for tiny u is off by at most u's
+// rounding (< 1e-7 absolute), well inside the loss tolerance.
+fn softplus(z: f32) -> f32 {
+    return max(z, 0.0) + log(1.0 + exp(-abs(z)));
+}

@@ -1,0 +1,158 @@
+//! A plain f64 interpreter of a graph, written from each op's definition with simple
+//! loops. It shares no code with the executors' kernels, so tests can hold the kernels
+//! (and the autodiff rules, through finite differences) against it.
+
+use crate::graph::{Act, BinaryOp, Graph, NodeId, Op};
+use std::collections::HashMap;
+
+/// Evaluates every node of `graph` at step `step` (the gather window), with the named
+/// inputs and the parameters (by parameter index) given. Index inputs hold row numbers.
+pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>], step: usize) -> Vec<Vec<f64>> {
+    let mut values: Vec<Vec<f64>> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let x = |k: usize| &values[node.inputs[k]];
+        let shape_of = |k: usize| graph.shape(node.inputs[k]);
+        let out = match &node.op {
+            Op::Input { name } => inputs[name].clone(),
+            Op::Param { index } => params[*index].clone(),
+            Op::Fill { value } => vec![*value as f64; node.numel()],
+            Op::MatMul { trans_a, trans_b, act } => {
+                let (m, n) = (node.shape[0], node.shape[1]);
+                let k = if *trans_a { shape_of(0)[0] } else { shape_of(0)[1] };
+                let a_at = |i: usize, p: usize| if *trans_a { x(0)[p * m + i] } else { x(0)[i * k + p] };
+                let b_at = |p: usize, j: usize| if *trans_b { x(1)[j * k + p] } else { x(1)[p * n + j] };
+                let mut out = vec![0.0; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut z: f64 = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
+                        if node.inputs.len() == 3 {
+                            z += x(2)[j];
+                        }
+                        out[i * n + j] = activate(*act, z);
+                    }
+                }
+                out
+            }
+            Op::Binary(op) => {
+                let (sa, sb) = (shape_of(0), shape_of(1));
+                (0..node.numel())
+                    .map(|i| {
+                        let a = x(0)[broadcast_index(i, &node.shape, sa)];
+                        let b = x(1)[broadcast_index(i, &node.shape, sb)];
+                        match op {
+                            BinaryOp::Add => a + b,
+                            BinaryOp::Sub => a - b,
+                            BinaryOp::Mul => a * b,
+                            BinaryOp::Div => a / b,
+                        }
+                    })
+                    .collect()
+            }
+            Op::Unary(act) => x(0).iter().map(|&z| activate(*act, z)).collect(),
+            Op::ActGrad(act) => x(0).iter().zip(x(1)).map(|(&d, &y)| d * slope_from_output(*act, y)).collect(),
+            Op::ReduceTo { scale } => {
+                let mut out = vec![0.0; node.numel()];
+                for i in 0..shape_of(0).iter().product() {
+                    out[broadcast_index(i, shape_of(0), &node.shape)] += x(0)[i];
+                }
+                out.iter().map(|v| v * *scale as f64).collect()
+            }
+            Op::ExpandTo { scale } => (0..node.numel()).map(|i| x(0)[broadcast_index(i, &node.shape, shape_of(0))] * *scale as f64).collect(),
+            Op::Reshape => x(0).clone(),
+            Op::BceWithLogits { pos_weight } => {
+                let pw = *pos_weight as f64;
+                let n = x(0).len() as f64;
+                vec![x(0).iter().zip(x(1)).map(|(&z, &y)| -(pw * y * sigmoid(z).ln() + (1.0 - y) * (1.0 - sigmoid(z)).ln())).sum::<f64>() / n]
+            }
+            Op::BceWithLogitsGrad { pos_weight } => {
+                let pw = *pos_weight as f64;
+                let n = x(0).len() as f64;
+                let d = x(2)[0];
+                x(0).iter().zip(x(1)).map(|(&z, &y)| d * (pw * y * (sigmoid(z) - 1.0) + (1.0 - y) * sigmoid(z)) / n).collect()
+            }
+            Op::GatherRows => {
+                let (batch, cols) = (node.shape[0], node.shape[1]);
+                let mut out = Vec::with_capacity(batch * cols);
+                for b in 0..batch {
+                    let row = x(1)[step * batch + b] as usize;
+                    out.extend_from_slice(&x(0)[row * cols..(row + 1) * cols]);
+                }
+                out
+            }
+            Op::ScatterAddRows => {
+                let (batch, cols) = (shape_of(0)[0], shape_of(0)[1]);
+                let mut out = vec![0.0; node.numel()];
+                for b in 0..batch {
+                    let row = x(1)[step * batch + b] as usize;
+                    for c in 0..cols {
+                        out[row * cols + c] += x(0)[b * cols + c];
+                    }
+                }
+                out
+            }
+            Op::Concat => {
+                let rows = node.shape[0];
+                let mut out = Vec::with_capacity(node.numel());
+                for r in 0..rows {
+                    for (k, _) in node.inputs.iter().enumerate() {
+                        let cols = shape_of(k)[1];
+                        out.extend_from_slice(&x(k)[r * cols..(r + 1) * cols]);
+                    }
+                }
+                out
+            }
+            Op::SliceCols { start } => {
+                let src_cols = shape_of(0)[1];
+                let (rows, cols) = (node.shape[0], node.shape[1]);
+                (0..rows * cols).map(|i| x(0)[(i / cols) * src_cols + start + i % cols]).collect()
+            }
+        };
+        debug_assert_eq!(out.len(), node.numel(), "{} produced the wrong size", node.op.name());
+        values.push(out);
+    }
+    values
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn activate(act: Act, z: f64) -> f64 {
+    match act {
+        Act::Identity => z,
+        Act::Relu => z.max(0.0),
+        Act::Sigmoid => sigmoid(z),
+        Act::Tanh => z.tanh(),
+    }
+}
+
+fn slope_from_output(act: Act, y: f64) -> f64 {
+    match act {
+        Act::Identity => 1.0,
+        Act::Relu => (y > 0.0) as u8 as f64,
+        Act::Sigmoid => y * (1.0 - y),
+        Act::Tanh => 1.0 - y * y,
+    }
+}
+
+/// The flat index into `from` (which broadcasts to `to`) of element `i` of `to`.
+fn broadcast_index(i: usize, to: &[usize], from: &[usize]) -> usize {
+    let pad = to.len() - from.len();
+    let mut rem = i;
+    let mut coords = vec![0; to.len()];
+    for d in (0..to.len()).rev() {
+        coords[d] = rem % to[d];
+        rem /= to[d];
+    }
+    let mut index = 0;
+    for d in 0..from.len() {
+        let c = if from[d] == 1 { 0 } else { coords[pad + d] };
+        index = index * from[d] + c;
+    }
+    index
+}
+
+/// The value of one node, by id, after `evaluate`.
+pub fn value(values: &[Vec<f64>], node: NodeId) -> &[f64] {
+    &values[node]
+}

@@ -1,0 +1,220 @@
+//! The training loop: builds the training and validation plans for a model, keeps the
+//! data resident on the executor, and runs epochs.
+//!
+//! Each epoch the host writes one shuffled index list and zeroes the loss sum; the
+//! executor runs every step (gather the minibatch, forward, backward, update) without
+//! reading anything back; at epoch end the host reads the loss sum and the validation
+//! scores.
+
+use crate::error::{Error, Result};
+use crate::exec::{indices_as_words, Executor};
+use crate::graph::{backward, Graph, Optimizer};
+use crate::metrics::{self, Summary};
+use crate::nn::{init_params, ModelSpec};
+use crate::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE};
+use crate::rng::Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Rows scored per validation step (the last chunk is padded with repeats).
+const EVAL_CHUNK: usize = 2048;
+
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub optimizer: Optimizer,
+    pub seed: u64,
+    pub pos_weight: f32,
+}
+
+/// Row-major features and 0/1 labels of one split.
+#[derive(Clone, Debug, Default)]
+pub struct Split {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+}
+
+impl Split {
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub validation: Summary,
+    pub seconds: f64,
+    /// Training rows per second of this epoch's steps (validation excluded).
+    pub rows_per_second: f64,
+}
+
+/// Called as an epoch's steps go by: `(steps done, steps in the epoch, running loss if
+/// the executor can read it for free)`.
+pub type StepProgress<'a> = dyn FnMut(usize, usize, Option<f64>) + 'a;
+
+pub struct Trainer<'e> {
+    exec: &'e mut dyn Executor,
+    config: TrainConfig,
+    train_plan: usize,
+    eval_plan: usize,
+    steps_per_epoch: usize,
+    n_train: usize,
+    n_val: usize,
+    val_y: Vec<f32>,
+    rng: Rng,
+    epoch: usize,
+}
+
+impl<'e> Trainer<'e> {
+    /// Compiles the plans, uploads both splits once and initializes the parameters.
+    pub fn new(exec: &'e mut dyn Executor, model: &ModelSpec, train: &Split, val: &Split, config: TrainConfig) -> Result<Self> {
+        let f = model.inputs();
+        if config.batch == 0 {
+            return Err(Error::flag("--batch", "must be at least 1"));
+        }
+        if train.rows() < config.batch {
+            return Err(Error::flag("--batch", format!("{} is larger than the {} training rows", config.batch, train.rows())));
+        }
+        if val.rows() == 0 {
+            return Err(Error::flag("--val-split", "leaves no validation rows"));
+        }
+        let steps_per_epoch = train.rows() / config.batch;
+
+        // Training step: gather, forward, loss, backward, update.
+        let mut g = Graph::new();
+        let table = g.input("train_x", &[train.rows(), f])?;
+        let labels = g.input("train_y", &[train.rows(), 1])?;
+        let perm = g.input("train_perm", &[steps_per_epoch * config.batch])?;
+        let x = g.gather_rows(table, perm, config.batch)?;
+        let y = g.gather_rows(labels, perm, config.batch)?;
+        let logits = model.build(&mut g, x)?;
+        let loss = g.bce_with_logits(logits, y, config.pos_weight)?;
+        let grads = backward(&mut g, loss, &[])?;
+        let grad_nodes = (0..g.params.len()).map(|p| (p, grads.of(g.param_node(p)).expect("every parameter reaches the loss"))).collect();
+        let train_plan = compile(&g, &PlanRequest { loss: Some(loss), grads: grad_nodes, optimizer: Some(config.optimizer), ..Default::default() })?;
+        let init = init_params(&g, &train_plan.layout, config.seed);
+
+        // Validation: forward only, probabilities collected chunk by chunk.
+        let chunk = EVAL_CHUNK.min(val.rows());
+        let eval_steps = val.rows().div_ceil(chunk);
+        let mut ge = Graph::new();
+        let vtable = ge.input("val_x", &[val.rows(), f])?;
+        let vperm = ge.input("val_perm", &[eval_steps * chunk])?;
+        let vx = ge.gather_rows(vtable, vperm, chunk)?;
+        let vlogits = model.build(&mut ge, vx)?;
+        let probs = ge.sigmoid(vlogits)?;
+        let eval_plan = compile(&ge, &PlanRequest { collect: Some((probs, eval_steps)), ..Default::default() })?;
+
+        let train_plan = exec.load(train_plan)?;
+        let eval_plan = exec.load(eval_plan)?;
+        exec.write("train_x", &train.x)?;
+        exec.write("train_y", &train.y)?;
+        exec.write("val_x", &val.x)?;
+        let val_rows: Vec<u32> = (0..(eval_steps * chunk) as u32).map(|i| i.min(val.rows() as u32 - 1)).collect();
+        exec.write("val_perm", &indices_as_words(&val_rows))?;
+        exec.write_params(&init)?;
+
+        Ok(Trainer {
+            exec,
+            rng: Rng::new(config.seed),
+            config,
+            train_plan,
+            eval_plan,
+            steps_per_epoch,
+            n_train: train.rows(),
+            n_val: val.rows(),
+            val_y: val.y.clone(),
+            epoch: 0,
+        })
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+
+    /// One pass over the training rows in a fresh shuffled order (the rows past the last
+    /// full batch sit this epoch out), then a validation pass.
+    pub fn epoch(&mut self, progress: &mut StepProgress) -> Result<EpochReport> {
+        self.epoch += 1;
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        self.rng.shuffle(&mut order);
+        order.truncate(self.steps_per_epoch * self.config.batch);
+        self.exec.write("train_perm", &indices_as_words(&order))?;
+        self.exec.write(LOSS_STATE, &[0.0])?;
+
+        let start = Instant::now();
+        // Steps go to the executor in a few runs so the progress bar moves; nothing is
+        // read back between runs unless the executor reads for free.
+        let runs = 20.min(self.steps_per_epoch);
+        let mut done = 0;
+        for r in 0..runs {
+            let until = self.steps_per_epoch * (r + 1) / runs;
+            self.run_train_steps(done, until - done)?;
+            done = until;
+            let running = if self.exec.reads_are_free() { Some(self.exec.read(LOSS_STATE)?[0] as f64 / done as f64) } else { None };
+            progress(done, self.steps_per_epoch, running);
+        }
+        let train_loss = self.exec.read(LOSS_STATE)?[0] as f64 / self.steps_per_epoch as f64;
+        let seconds = start.elapsed().as_secs_f64();
+        if !train_loss.is_finite() {
+            return Err(Error::Other(format!("epoch {}: the training loss is {train_loss}; lower --lr", self.epoch)));
+        }
+        let probs = self.predict_validation()?;
+        Ok(EpochReport {
+            epoch: self.epoch,
+            train_loss,
+            validation: metrics::summary(&probs, &self.val_y),
+            seconds,
+            rows_per_second: (self.steps_per_epoch * self.config.batch) as f64 / seconds,
+        })
+    }
+
+    /// Runs `count` training steps starting at step `first` of the epoch's index list.
+    fn run_train_steps(&mut self, first: usize, count: usize) -> Result<()> {
+        self.exec.run_from(self.train_plan, first, count)
+    }
+
+    /// Probabilities for every validation row, in order.
+    pub fn predict_validation(&mut self) -> Result<Vec<f32>> {
+        let steps = self.val_steps();
+        self.exec.run(self.eval_plan, steps)?;
+        let mut probs = self.exec.read(COLLECT_STATE)?;
+        probs.truncate(self.n_val);
+        Ok(probs)
+    }
+
+    fn val_steps(&self) -> usize {
+        let chunk = EVAL_CHUNK.min(self.n_val);
+        self.n_val.div_ceil(chunk)
+    }
+
+    pub fn params(&mut self) -> Result<Vec<f32>> {
+        self.exec.read_params()
+    }
+}
+
+/// Splits a dataset (stratified), standardizes both parts with statistics of the
+/// training part, and returns them with the fitted standardizer.
+pub fn prepare_splits(data: &crate::data::Dataset, val_fraction: f64, seed: u64) -> Result<(Split, Split, crate::data::Standardizer)> {
+    if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
+        return Err(Error::flag("--val-split", format!("{val_fraction} must be above 0 and below 1")));
+    }
+    let f = data.n_features();
+    let (train_rows, val_rows) = crate::data::stratified_split(&data.y, val_fraction, seed);
+    let take = |rows: &[u32]| {
+        let mut s = Split { x: Vec::with_capacity(rows.len() * f), y: Vec::with_capacity(rows.len()) };
+        for &r in rows {
+            s.x.extend_from_slice(data.row(r as usize));
+            s.y.push(data.y[r as usize]);
+        }
+        s
+    };
+    let (mut train, mut val) = (take(&train_rows), take(&val_rows));
+    let standardizer = crate::data::Standardizer::fit(&train.x, f, &(0..train.rows() as u32).collect::<Vec<_>>());
+    standardizer.apply(&mut train.x);
+    standardizer.apply(&mut val.x);
+    Ok((train, val, standardizer))
+}

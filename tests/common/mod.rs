@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: fresh random inputs and comparisons.
+#![allow(dead_code)]
+
+use riskgrad::graph::{Graph, NodeId, Op};
+use riskgrad::rng::Rng;
+use std::collections::HashMap;
+
+/// A seed from the test's name, so each test draws its own inputs.
+pub fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Values in ±[0.1, 1.1): random signs, bounded away from zero (never test on zeros, and
+/// keep ReLU kinks out of finite differences).
+pub fn random_values(rng: &mut Rng, len: usize) -> Vec<f64> {
+    (0..len).map(|_| {
+        let v = rng.range(0.1, 1.1);
+        if rng.uniform() < 0.5 { -v } else { v }
+    }).collect()
+}
+
+/// Random values for every input and parameter of `g`. Inputs whose name starts with
+/// `perm` get row indices `< rows` (the table's row count), targets get 0/1, inputs named
+/// `denominator` stay positive.
+pub fn random_feed(g: &Graph, rng: &mut Rng, rows: usize) -> (HashMap<String, Vec<f64>>, Vec<Vec<f64>>) {
+    let mut inputs = HashMap::new();
+    for node in &g.nodes {
+        if let Op::Input { name } = &node.op {
+            let n = node.numel();
+            let v = if name.starts_with("perm") {
+                (0..n).map(|_| rng.below(rows) as f64).collect()
+            } else if name.starts_with("target") {
+                (0..n).map(|_| (rng.uniform() < 0.4) as u8 as f64).collect()
+            } else if name.starts_with("denominator") {
+                (0..n).map(|_| rng.range(0.5, 2.0)).collect()
+            } else {
+                random_values(rng, n)
+            };
+            inputs.insert(name.clone(), v);
+        }
+    }
+    let params = g.params.iter().map(|p| random_values(rng, p.shape.iter().product())).collect();
+    (inputs, params)
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// Asserts `got` is within `rel * max(1, |want|)`-ish of `want`, element by element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64, abs: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = abs + rel * w.abs();
+        assert!(g.is_finite() && ((g as f64) - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (tol {tol:e})");
+    }
+}
+
+/// Loads `g` into an executor with all of `keep` readable, writes the feed, runs one step.
+pub fn run_once(ex: &mut dyn riskgrad::exec::Executor, g: &Graph, keep: &[NodeId], inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>]) -> usize {
+    let plan = riskgrad::plan::compile(g, &riskgrad::plan::PlanRequest { keep: keep.to_vec(), ..Default::default() }).expect("compile");
+    let layout = plan.layout.clone();
+    let h = ex.load(plan).expect("load");
+    for node in &g.nodes {
+        if let Op::Input { name } = &node.op {
+            let v = &inputs[name];
+            let words: Vec<f32> = if name.starts_with("perm") {
+                riskgrad::exec::indices_as_words(&v.iter().map(|&x| x as u32).collect::<Vec<_>>())
+            } else {
+                to_f32(v)
+            };
+            ex.write(name, &words).expect("write input");
+        }
+    }
+    let mut flat = vec![0.0f32; layout.total];
+    for (i, p) in params.iter().enumerate() {
+        flat[layout.offsets[i]..layout.offsets[i] + p.len()].copy_from_slice(&to_f32(p));
+    }
+    ex.write_params(&flat).expect("params");
+    ex.run(h, 1).expect("run");
+    h
+}

@@ -1,0 +1,229 @@
+//! Finite-difference checks of every op's vector-Jacobian rule, in f64 on the reference
+//! interpreter, and of the CPU executor's kernels (forward and backward) against it.
+
+mod common;
+
+use common::*;
+use riskgrad::cpu::CpuExecutor;
+use riskgrad::graph::{backward, Act, Graph, NodeId, Op};
+use riskgrad::reference::evaluate;
+use riskgrad::rng::Rng;
+
+/// Builds `out = f(g)`, reduces it to a scalar loss against fixed random weights, and
+/// checks d loss / d (every input and parameter) against central differences. Then runs
+/// the same graph (forward and backward) on the CPU executor against the f64 values.
+fn check(name: &str, rows: usize, build: impl Fn(&mut Graph) -> NodeId) {
+    let mut rng = Rng::new(seed_of(name));
+    let mut g = Graph::new();
+    let out = build(&mut g);
+    let weights = g.input("loss_weights", &g.shape(out).to_vec()).unwrap();
+    let weighted = g.mul(out, weights).unwrap();
+    let loss = g.mean(weighted).unwrap();
+    let wrt: Vec<NodeId> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(&n.op, Op::Input { name } if !name.starts_with("perm") && !name.starts_with("target") && name != "loss_weights"))
+        .map(|(i, _)| i)
+        .collect();
+    let forward_len = g.nodes.len();
+    let grads = backward(&mut g, loss, &wrt).unwrap();
+    let (mut inputs, mut params) = random_feed(&g, &mut rng, rows);
+    let values = evaluate(&g, &inputs, &params, 0);
+
+    let eps = 1e-6;
+    let mut grad_nodes = Vec::new();
+    for &id in &wrt {
+        let Op::Input { name: input } = g.nodes[id].op.clone() else { unreachable!() };
+        let analytic = &values[grads.of(id).unwrap_or_else(|| panic!("{name}: no gradient for {input}"))];
+        for i in 0..inputs[&input].len() {
+            let orig = inputs[&input][i];
+            inputs.get_mut(&input).unwrap()[i] = orig + eps;
+            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
+            inputs.get_mut(&input).unwrap()[i] = orig - eps;
+            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
+            inputs.get_mut(&input).unwrap()[i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps);
+            let tol = 1e-7 + 1e-5 * numeric.abs();
+            assert!((analytic[i] - numeric).abs() <= tol, "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}", analytic[i]);
+        }
+        grad_nodes.push(grads.of(id).unwrap());
+    }
+    for p in 0..params.len() {
+        let node = g.param_node(p);
+        let analytic = values[grads.of(node).expect("param gradient")].clone();
+        for i in 0..params[p].len() {
+            let orig = params[p][i];
+            params[p][i] = orig + eps;
+            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
+            params[p][i] = orig - eps;
+            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
+            params[p][i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps);
+            assert!((analytic[i] - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs(), "{name}: d loss/d param {p}[{i}]");
+        }
+        grad_nodes.push(grads.of(node).unwrap());
+    }
+
+    // Every node, forward and backward, on the CPU executor's f32 kernels.
+    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
+    let mut ex = CpuExecutor::new();
+    let h = run_once(&mut ex, &g, &keep, &inputs, &params);
+    for &id in &keep {
+        let got = ex_read(&mut ex, h, id);
+        let role = if id < forward_len { "forward" } else { "backward" };
+        assert_close(&format!("{name}: CPU {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
+    }
+}
+
+fn ex_read(ex: &mut CpuExecutor, h: usize, id: NodeId) -> Vec<f32> {
+    use riskgrad::exec::Executor;
+    ex.read_node(h, id).unwrap()
+}
+
+#[test]
+fn matmul_every_transpose_activation_and_bias() {
+    for (m, n, k) in [(1, 1, 1), (7, 5, 3), (3, 9, 33), (33, 2, 7)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for act in [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh] {
+                for with_bias in [false, true] {
+                    let name = format!("matmul {m}x{n}x{k} ta={ta} tb={tb} {act:?} bias={with_bias}");
+                    check(&name, 1, |g| {
+                        let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
+                        let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
+                        let bias = with_bias.then(|| g.input("bias", &[n]).unwrap());
+                        g.matmul_ex(a, b, bias, ta, tb, act).unwrap()
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    let cases: [(&[usize], &[usize]); 5] = [(&[7, 5], &[7, 5]), (&[7, 5], &[5]), (&[7, 1], &[1, 5]), (&[3, 4, 5], &[4, 1]), (&[1], &[2, 3, 1, 2])];
+    for (sa, sb) in cases {
+        check(&format!("add {sa:?} {sb:?}"), 1, |g| {
+            let a = g.input("a", sa).unwrap();
+            let b = g.input("b", sb).unwrap();
+            g.add(a, b).unwrap()
+        });
+        check(&format!("sub {sa:?} {sb:?}"), 1, |g| {
+            let a = g.input("a", sa).unwrap();
+            let b = g.input("b", sb).unwrap();
+            g.sub(a, b).unwrap()
+        });
+        check(&format!("mul {sa:?} {sb:?}"), 1, |g| {
+            let a = g.input("a", sa).unwrap();
+            let b = g.input("b", sb).unwrap();
+            g.mul(a, b).unwrap()
+        });
+        check(&format!("div {sa:?} {sb:?}"), 1, |g| {
+            let a = g.input("a", sa).unwrap();
+            let b = g.input("denominator", sb).unwrap();
+            g.div(a, b).unwrap()
+        });
+    }
+}
+
+#[test]
+fn activations() {
+    for act in [Act::Relu, Act::Sigmoid, Act::Tanh] {
+        for shape in [&[1][..], &[7][..], &[33, 3][..]] {
+            check(&format!("{act:?} {shape:?}"), 1, |g| {
+                let x = g.input("x", shape).unwrap();
+                g.unary(act, x).unwrap()
+            });
+        }
+    }
+}
+
+#[test]
+fn reductions_expansion_and_reshape() {
+    check("sum axis 0", 1, |g| {
+        let x = g.input("x", &[7, 5]).unwrap();
+        g.sum(x, 0).unwrap()
+    });
+    check("sum axis 1 of rank 3", 1, |g| {
+        let x = g.input("x", &[3, 4, 5]).unwrap();
+        g.sum(x, 1).unwrap()
+    });
+    check("mean", 1, |g| {
+        let x = g.input("x", &[33, 2]).unwrap();
+        g.mean(x).unwrap()
+    });
+    check("reduce_to scaled", 1, |g| {
+        let x = g.input("x", &[4, 3, 5]).unwrap();
+        g.reduce_to(x, &[3, 1], 0.5).unwrap()
+    });
+    check("expand_to", 1, |g| {
+        let x = g.input("x", &[3, 1]).unwrap();
+        g.expand_to(x, &[2, 3, 4], -1.5).unwrap()
+    });
+    check("reshape", 1, |g| {
+        let x = g.input("x", &[6, 4]).unwrap();
+        let r = g.reshape(x, &[3, 8]).unwrap();
+        g.tanh(r).unwrap()
+    });
+}
+
+#[test]
+fn bce_with_logits_plain_and_weighted() {
+    for (batch, pos_weight) in [(1, 1.0), (7, 1.0), (33, 3.5)] {
+        check(&format!("bce batch {batch} w {pos_weight}"), 1, |g| {
+            let z = g.input("z", &[batch, 1]).unwrap();
+            let t = g.input("target", &[batch, 1]).unwrap();
+            g.bce_with_logits(z, t, pos_weight).unwrap()
+        });
+    }
+}
+
+#[test]
+fn gather_rows_with_repeated_indices() {
+    // 9 table rows, batches of 12 indices: repeats are certain.
+    check("gather", 9, |g| {
+        let table = g.input("table", &[9, 4]).unwrap();
+        let perm = g.input("perm", &[12]).unwrap();
+        g.gather_rows(table, perm, 12).unwrap()
+    });
+}
+
+#[test]
+fn concat_of_three_parts() {
+    check("concat", 1, |g| {
+        let a = g.input("a", &[5, 2]).unwrap();
+        let b = g.input("b", &[5, 1]).unwrap();
+        let c = g.input("c", &[5, 3]).unwrap();
+        let cat = g.concat(&[a, b, c]).unwrap();
+        g.sigmoid(cat).unwrap()
+    });
+}
+
+#[test]
+fn a_small_network_with_parameters_used_twice() {
+    check("mlp", 1, |g| {
+        let x = g.input("x", &[6, 4]).unwrap();
+        let w1 = g.param("w1", &[4, 5]).unwrap();
+        let b1 = g.param("b1", &[5]).unwrap();
+        let w2 = g.param("w2", &[5, 1]).unwrap();
+        let h = g.linear(x, w1, b1, Act::Relu).unwrap();
+        assert!(g.linear(h, w1, b1, Act::Tanh).is_err(), "a [6,5]·[4,5] product must be refused");
+        let y = g.matmul(h, w2).unwrap();
+        // b1 a second time, broadcast along rows.
+        let b1_row = g.reshape(b1, &[1, 5]).unwrap();
+        let yy = g.matmul_ex(b1_row, w2, None, false, false, Act::Identity).unwrap();
+        g.add(y, yy).unwrap()
+    });
+}
+
+#[test]
+fn shape_errors_name_the_op_and_both_shapes() {
+    let mut g = Graph::new();
+    let a = g.input("a", &[3, 4]).unwrap();
+    let b = g.input("b", &[5, 2]).unwrap();
+    let msg = g.matmul(a, b).unwrap_err().to_string();
+    assert!(msg.contains("matmul") && msg.contains("[3, 4]") && msg.contains("[5, 2]"), "{msg}");
+    let msg = g.add(a, b).unwrap_err().to_string();
+    assert!(msg.contains("add") && msg.contains("[3, 4]") && msg.contains("[5, 2]"), "{msg}");
+}
