@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod error;
 pub mod exec;
+pub mod gpu;
 pub mod graph;
 pub mod plan;
 pub mod reference;

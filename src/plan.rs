@@ -331,6 +331,8 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     plan.launches.push(Launch { node: None, kernel: Kernel::AdvanceStep { step } });
     plan.slots = pool.capacity;
     plan.locations = (0..n).filter_map(|i| loc[i].map(|l| (i, l))).collect();
+    #[cfg(debug_assertions)]
+    verify(graph, &plan)?;
     Ok(plan)
 }
 
@@ -403,4 +405,43 @@ pub fn contiguous_strides(shape: &[usize; MAX_RANK]) -> [usize; MAX_RANK] {
         strides[d] = strides[d + 1] * shape[d + 1];
     }
     strides
+}
+
+/// Replays a plan's storage use and checks that every launch reads the value it means
+/// to read: no slot was handed to another tensor between a value's write and its last
+/// read, and no launch writes a buffer it also reads. A planner bug that reuses a live
+/// buffer fails here, before any kernel runs.
+pub fn verify(graph: &Graph, plan: &Plan) -> Result<()> {
+    // The node whose value each slot holds now.
+    let mut holder: HashMap<Storage, NodeId> = HashMap::new();
+    let root = |mut id: NodeId| {
+        while graph.nodes[id].op == Op::Reshape {
+            id = graph.nodes[id].inputs[0];
+        }
+        id
+    };
+    for launch in &plan.launches {
+        let Some(id) = launch.node else { continue };
+        let out = plan.location(id)?;
+        for &input in &graph.nodes[id].inputs {
+            let at = plan.location(input)?;
+            if at.storage == out.storage {
+                return Err(Error::Other(format!("launch for node {id} reads and writes {:?}", out.storage)));
+            }
+            if let Storage::Slot(_) = at.storage {
+                if holder.get(&at.storage) != Some(&root(input)) {
+                    return Err(Error::Other(format!(
+                        "node {id} ({}) reads node {input} from {:?}, which now holds node {:?}",
+                        graph.nodes[id].op.name(),
+                        at.storage,
+                        holder.get(&at.storage)
+                    )));
+                }
+            }
+        }
+        if let Storage::Slot(_) = out.storage {
+            holder.insert(out.storage, id);
+        }
+    }
+    Ok(())
 }

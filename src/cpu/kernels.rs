@@ -155,6 +155,27 @@ pub fn act_grad(act: Act, dy: &[f32], y: &[f32], out: &mut [f32]) {
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
 /// `scale`. Each output is summed in input index order, as the WGSL kernel does.
 pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shape: &[usize; MAX_RANK], scale: f32) {
+    // Fast paths for the shapes training produces (a bias gradient sums the leading
+    // rows, a row sum the trailing columns); both keep the per-output index order.
+    let kept = |d: usize| out_shape[d] == in_shape[d];
+    let split = (0..=MAX_RANK).find(|&d| (d..MAX_RANK).all(kept)).unwrap_or(MAX_RANK);
+    if (0..split).all(|d| out_shape[d] == 1) {
+        let cols: usize = in_shape[split..].iter().product();
+        out[..cols].fill(0.0);
+        for row in x.chunks_exact(cols) {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+        out[..cols].iter_mut().for_each(|o| *o *= scale);
+        return;
+    }
+    let split = (0..=MAX_RANK).rev().find(|&d| (0..d).all(kept)).unwrap_or(0);
+    if (split..MAX_RANK).all(|d| out_shape[d] == 1) {
+        let cols: usize = in_shape[split..].iter().product();
+        for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
+            *o = row.iter().fold(0.0f32, |acc, v| acc + v) * scale;
+        }
+        return;
+    }
     let in_strides = crate::plan::contiguous_strides(in_shape);
     let reduced: [usize; MAX_RANK] = std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
     let count: usize = reduced.iter().product();

@@ -1,0 +1,105 @@
+// Elementwise kernels, one invocation per output element over a 1-D index that may
+// wrap into a 2-D grid of workgroups (see flat_index in common.wgsl).
+//   fill      out[i] = value
+//   binary    out[i] = x[bcast_x(i)] (op) y[bcast_y(i)], rank-4 broadcasting by strides
+//   unary     out[i] = act(x[i])
+//   act_grad  out[i] = x[i] * act'(.) written in terms of y[i] = act(.)
+//   expand    out[i] = value * x[bcast_x(i)]
+//   copy_cols out[r, dst_start + c] = x[r, src_start + c] for r < rows, c < cols
+// Offsets are in 32-bit words from the start of each bound window.
+
+struct Params {
+    shape: vec4<u32>,     // output shape, padded on the left with 1
+    x_strides: vec4<u32>, // 0 on broadcast axes
+    y_strides: vec4<u32>,
+    n: u32,               // elements to write (copy_cols: rows * cols)
+    code: u32,            // BinaryOp::code or Act::code
+    off_x: u32,
+    off_y: u32,
+    off_out: u32,
+    value: f32,           // fill value, or expand's scale
+    rows: u32,            // copy_cols only, from here on
+    cols: u32,
+    src_cols: u32,
+    src_start: u32,
+    dst_cols: u32,
+    dst_start: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// The word offset of flat output index i in an operand with the given strides.
+fn broadcast_offset(i: u32, strides: vec4<u32>) -> u32 {
+    var rest = i;
+    let i3 = rest % p.shape.w;
+    rest /= p.shape.w;
+    let i2 = rest % p.shape.z;
+    rest /= p.shape.z;
+    let i1 = rest % p.shape.y;
+    rest /= p.shape.y;
+    let i0 = rest % p.shape.x;
+    return dot(vec4<u32>(i0, i1, i2, i3), strides);
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i < p.n {
+        out[p.off_out + i] = p.value;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let u = x[p.off_x + broadcast_offset(i, p.x_strides)];
+    let v = y[p.off_y + broadcast_offset(i, p.y_strides)];
+    var r: f32;
+    switch p.code {
+        case 0u: { r = u + v; }
+        case 1u: { r = u - v; }
+        case 2u: { r = u * v; }
+        default: { r = u / v; }
+    }
+    out[p.off_out + i] = r;
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i < p.n {
+        out[p.off_out + i] = activate(p.code, x[p.off_x + i]);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i < p.n {
+        out[p.off_out + i] = x[p.off_x + i] * activation_slope(p.code, y[p.off_y + i]);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i < p.n {
+        out[p.off_out + i] = p.value * x[p.off_x + broadcast_offset(i, p.x_strides)];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn copy_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i < p.n {
+        let r = i / p.cols;
+        let c = i % p.cols;
+        out[p.off_out + r * p.dst_cols + p.dst_start + c] = x[p.off_x + r * p.src_cols + p.src_start + c];
+    }
+}

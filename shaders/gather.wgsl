@@ -1,0 +1,69 @@
+// Row gathers driven by an index list and the step counter, and their adjoint.
+// `counters[off_step]` is the step within the current run (the executor's counter), so one
+// recorded command buffer serves every step of an epoch. Indices are u32 words.
+//   gather       out[b, c] = src[perm[s * batch + b], c]
+//   scatter_add  out[r, c] = Σ src[b, c] over b with perm[s * batch + b] == r, b in
+//                order: one invocation per output element, no float atomics, so the
+//                sum is deterministic (and equals the CPU's).
+//   collect      out[s * n + i] = src[i]
+
+struct Params {
+    n: u32,         // elements written
+    batch: u32,
+    cols: u32,
+    off_src: u32,
+    off_perm: u32,
+    off_step: u32,
+    off_out: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> perm: array<u32>;
+@group(0) @binding(3) var<storage, read> counters: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = index(wg, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let b = i / p.cols;
+    let c = i % p.cols;
+    let row = perm[p.off_perm + counters[p.off_step] * p.batch + b];
+    out[p.off_out + i] = src[p.off_src + row * p.cols + c];
+}
+
+@compute @workgroup_size(WG)
+fn scatter_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = index(wg, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let r = i / p.cols;
+    let c = i % p.cols;
+    let window = p.off_perm + counters[p.off_step] * p.batch;
+    var acc = 0.0;
+    for (var b = 0u; b < p.batch; b++) {
+        if perm[window + b] == r {
+            acc += src[p.off_src + b * p.cols + c];
+        }
+    }
+    out[p.off_out + i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn collect(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = index(wg, nwg, lid);
+    if i < p.n {
+        out[p.off_out + counters[p.off_step] * p.n + i] = src[p.off_src + i];
+    }
+}

@@ -1,0 +1,63 @@
+// Binary cross-entropy with logits, its gradient, and the loss accumulator.
+//   bce         out[0] = mean over i < n of pw * t * softplus(-z) + (1 - t) * softplus(z);
+//               one workgroup: invocation j sums i = j, j+256, ... in order, then a
+//               fixed pairwise tree (deterministic).
+//   bce_grad    out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
+//   accumulate  out[0] += logits[0]  (binding 1 holds the value to add)
+
+struct Params {
+    n: u32,
+    off_logits: u32,
+    off_targets: u32,
+    off_dloss: u32,
+    off_out: u32,
+    pos_weight: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
+@group(0) @binding(3) var<storage, read> dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn bce(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        let z = logits[p.off_logits + i];
+        let t = targets[p.off_targets + i];
+        acc += p.pos_weight * t * softplus(-z) + (1.0 - t) * softplus(z);
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        out[p.off_out] = partial[0] / f32(p.n);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn bce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let scale = dloss[p.off_dloss] / f32(p.n);
+    let s = sigmoid(logits[p.off_logits + i]);
+    let t = targets[p.off_targets + i];
+    out[p.off_out + i] = scale * (p.pos_weight * t * (s - 1.0) + (1.0 - t) * s);
+}
+
+@compute @workgroup_size(1)
+fn accumulate() {
+    out[p.off_out] += logits[p.off_logits];
+}

@@ -1,0 +1,141 @@
+// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n]), all row-major f32.
+//
+// Each 16x16 workgroup computes a 64x64 tile of `out`, each invocation a 4x4 block of
+// it held in registers (acc). The k axis is walked in steps of BK = 16: the workgroup
+// stages a 64x16 slice of op(a) and a 16x64 slice of op(b) in workgroup memory, k-major
+// and packed as vec4, so the inner loop is 2 vec4 loads for 16 multiply-adds. Loads
+// from global memory are laid out so neighbouring invocations read neighbouring
+// addresses whatever the transpose; anything outside the matrices reads as 0, so any
+// m, n, k works. Bias and activation are applied as the tile is written.
+//
+// Tiles are numbered row-major and the grid may wrap into y (more than 65535 tiles).
+// TRANS_A / TRANS_B are pipeline-overridable: four pipelines, no branches per element.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    off_a: u32,
+    off_b: u32,
+    off_bias: u32,
+    off_out: u32,
+    has_bias: u32,
+    tiles_n: u32,   // tiles along n
+    tiles: u32,     // tiles in all
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+const TILE: u32 = 64u;
+const BK: u32 = 16u;
+const VEC_PER_ROW: u32 = 16u; // TILE / 4
+
+// [BK][TILE] slices, 4 consecutive rows (of op(a)) or columns (of op(b)) per vec4.
+var<workgroup> a_tile: array<vec4<f32>, 256>;
+var<workgroup> b_tile: array<vec4<f32>, 256>;
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    if row >= p.m || kk >= p.k {
+        return 0.0;
+    }
+    if TRANS_A {
+        return a[p.off_a + kk * p.m + row];
+    }
+    return a[p.off_a + row * p.k + kk];
+}
+
+fn load_b(kk: u32, col: u32) -> f32 {
+    if kk >= p.k || col >= p.n {
+        return 0.0;
+    }
+    if TRANS_B {
+        return b[p.off_b + col * p.k + kk];
+    }
+    return b[p.off_b + kk * p.n + col];
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let tile = wg.y * nwg.x + wg.x;
+    if tile >= p.tiles {
+        return; // the whole workgroup: barriers stay uniform
+    }
+    let row0 = (tile / p.tiles_n) * TILE;
+    let col0 = (tile % p.tiles_n) * TILE;
+
+    var acc: array<vec4<f32>, 4>; // acc[i][j]: out[row0 + 4 lid.y + i, col0 + 4 lid.x + j]
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // 1024 values of each slice, 4 per invocation.
+        for (var r = 0u; r < 4u; r++) {
+            let e = li + r * 256u;
+            var row: u32;
+            var ka: u32;
+            if TRANS_A {
+                ka = e / TILE;
+                row = e % TILE; // a is [k][m]: consecutive e, consecutive m
+            } else {
+                row = e / BK;
+                ka = e % BK;    // a is [m][k]: consecutive e, consecutive k
+            }
+            a_tile[ka * VEC_PER_ROW + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka);
+            var col: u32;
+            var kb: u32;
+            if TRANS_B {
+                col = e / BK;
+                kb = e % BK;
+            } else {
+                kb = e / TILE;
+                col = e % TILE;
+            }
+            b_tile[kb * VEC_PER_ROW + col / 4u][col % 4u] = load_b(k0 + kb, col0 + col);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let av = a_tile[kk * VEC_PER_ROW + lid.y];
+            let bv = b_tile[kk * VEC_PER_ROW + lid.x];
+            acc[0] += av.x * bv;
+            acc[1] += av.y * bv;
+            acc[2] += av.z * bv;
+            acc[3] += av.w * bv;
+        }
+        workgroupBarrier();
+    }
+
+    // Epilogue: bias, activation, store (bounds-checked).
+    let col_base = col0 + 4u * lid.x;
+    var bias4 = vec4<f32>(0.0);
+    if p.has_bias != 0u {
+        for (var j = 0u; j < 4u; j++) {
+            if col_base + j < p.n {
+                bias4[j] = bias[p.off_bias + col_base + j];
+            }
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + 4u * lid.y + i;
+        if row >= p.m {
+            break;
+        }
+        let z = acc[i] + bias4;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col_base + j;
+            if col < p.n {
+                out[p.off_out + row * p.n + col] = activate(p.act, z[j]);
+            }
+        }
+    }
+}

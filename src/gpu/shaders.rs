@@ -1,0 +1,183 @@
+//! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
+//! pipelines built from them. `tests/shaders_validate.rs` checks this table with naga.
+
+/// A shader module as compiled: the family's file, with `common.wgsl` prepended when
+/// the family uses the shared helpers.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderModule {
+    pub file: &'static str,
+    pub source: &'static str,
+}
+
+macro_rules! with_common {
+    ($file:literal) => {
+        concat!(include_str!("../../shaders/common.wgsl"), "\n", include_str!(concat!("../../shaders/", $file)))
+    };
+}
+
+pub const COMMON: ShaderModule = ShaderModule { file: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
+
+/// Every kernel module, indexed by `Family as usize`.
+pub const MODULES: [ShaderModule; 6] = [
+    ShaderModule { file: "matmul.wgsl", source: with_common!("matmul.wgsl") },
+    ShaderModule { file: "elementwise.wgsl", source: with_common!("elementwise.wgsl") },
+    ShaderModule { file: "reduce.wgsl", source: include_str!("../../shaders/reduce.wgsl") },
+    ShaderModule { file: "loss.wgsl", source: with_common!("loss.wgsl") },
+    ShaderModule { file: "gather.wgsl", source: include_str!("../../shaders/gather.wgsl") },
+    ShaderModule { file: "optimizer.wgsl", source: include_str!("../../shaders/optimizer.wgsl") },
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    MatMul,
+    Elementwise,
+    Reduce,
+    Loss,
+    Gather,
+    Optimizer,
+}
+
+/// How a binding is used by the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// The bindings of a pipeline: binding 0 is always the launch's uniform parameters;
+/// these are the storage buffers after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// elementwise: x, y, out
+    Read2Write1,
+    /// reduce: x, out
+    Read1Write1,
+    /// matmul, loss, gather: three inputs, one output
+    Read3Write1,
+    /// params (rw), grads, optimizer state (rw), step counters
+    Optimizer,
+    /// the step counters (rw), at binding 5
+    Counters,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 5] = [Layout::Read2Write1, Layout::Read1Write1, Layout::Read3Write1, Layout::Optimizer, Layout::Counters];
+
+    pub fn storage_bindings(self) -> &'static [(u32, Access)] {
+        use Access::*;
+        match self {
+            Layout::Read2Write1 => &[(1, Read), (2, Read), (3, ReadWrite)],
+            Layout::Read1Write1 => &[(1, Read), (2, ReadWrite)],
+            Layout::Read3Write1 => &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
+            Layout::Optimizer => &[(1, ReadWrite), (2, Read), (3, ReadWrite), (4, Read)],
+            Layout::Counters => &[(5, ReadWrite)],
+        }
+    }
+}
+
+/// Every compute pipeline, in the order of `PIPELINES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pipe {
+    MatMulNN,
+    MatMulNT,
+    MatMulTN,
+    MatMulTT,
+    Fill,
+    Binary,
+    Unary,
+    ActGrad,
+    Expand,
+    CopyCols,
+    ReduceSerial,
+    ReduceTree,
+    Bce,
+    BceGrad,
+    Accumulate,
+    Gather,
+    ScatterAdd,
+    Collect,
+    Sgd,
+    Adam,
+    AdvanceStep,
+}
+
+impl Pipe {
+    pub fn matmul(trans_a: bool, trans_b: bool) -> Pipe {
+        match (trans_a, trans_b) {
+            (false, false) => Pipe::MatMulNN,
+            (false, true) => Pipe::MatMulNT,
+            (true, false) => Pipe::MatMulTN,
+            (true, true) => Pipe::MatMulTT,
+        }
+    }
+    pub fn spec(self) -> &'static PipelineSpec {
+        &PIPELINES[self as usize]
+    }
+}
+
+/// One compute pipeline: its module, entry point, override constants and bindings.
+#[derive(Debug)]
+pub struct PipelineSpec {
+    pub pipe: Pipe,
+    pub family: Family,
+    pub entry: &'static str,
+    pub constants: &'static [(&'static str, f64)],
+    pub layout: Layout,
+}
+
+impl PipelineSpec {
+    pub fn module(&self) -> ShaderModule {
+        MODULES[self.family as usize]
+    }
+}
+
+const fn spec(pipe: Pipe, family: Family, entry: &'static str, layout: Layout) -> PipelineSpec {
+    PipelineSpec { pipe, family, entry, constants: &[], layout }
+}
+
+const fn matmul(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
+    PipelineSpec { pipe, family: Family::MatMul, entry: "matmul", constants, layout: Layout::Read3Write1 }
+}
+
+pub const PIPELINES: [PipelineSpec; 21] = {
+    use Family::{Elementwise, Gather, Loss, Reduce};
+    use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};
+    [
+        matmul(Pipe::MatMulNN, &[("TRANS_A", 0.0), ("TRANS_B", 0.0)]),
+        matmul(Pipe::MatMulNT, &[("TRANS_A", 0.0), ("TRANS_B", 1.0)]),
+        matmul(Pipe::MatMulTN, &[("TRANS_A", 1.0), ("TRANS_B", 0.0)]),
+        matmul(Pipe::MatMulTT, &[("TRANS_A", 1.0), ("TRANS_B", 1.0)]),
+        spec(Pipe::Fill, Elementwise, "fill", Read2Write1),
+        spec(Pipe::Binary, Elementwise, "binary", Read2Write1),
+        spec(Pipe::Unary, Elementwise, "unary", Read2Write1),
+        spec(Pipe::ActGrad, Elementwise, "act_grad", Read2Write1),
+        spec(Pipe::Expand, Elementwise, "expand", Read2Write1),
+        spec(Pipe::CopyCols, Elementwise, "copy_cols", Read2Write1),
+        spec(Pipe::ReduceSerial, Reduce, "reduce_serial", Read1Write1),
+        spec(Pipe::ReduceTree, Reduce, "reduce_tree", Read1Write1),
+        spec(Pipe::Bce, Loss, "bce", Read3Write1),
+        spec(Pipe::BceGrad, Loss, "bce_grad", Read3Write1),
+        spec(Pipe::Accumulate, Loss, "accumulate", Read3Write1),
+        spec(Pipe::Gather, Gather, "gather", Read3Write1),
+        spec(Pipe::ScatterAdd, Gather, "scatter_add", Read3Write1),
+        spec(Pipe::Collect, Gather, "collect", Read3Write1),
+        spec(Pipe::Sgd, Family::Optimizer, "sgd", Layout::Optimizer),
+        spec(Pipe::Adam, Family::Optimizer, "adam", Layout::Optimizer),
+        spec(Pipe::AdvanceStep, Family::Optimizer, "advance_step", Counters),
+    ]
+};
+
+/// Bytes of each launch's uniform record; every `Params` struct in shaders/ fits.
+pub const UNIFORM_BYTES: u64 = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_table_is_indexed_by_pipe() {
+        for (i, p) in PIPELINES.iter().enumerate() {
+            assert_eq!(p.pipe as usize, i, "{:?}", p.pipe);
+        }
+    }
+}
