@@ -1,0 +1,73 @@
+//! Kernel and training-step benchmarks, run on any executor. They print what they
+//! measured; nothing here asserts a speed.
+
+use crate::error::Result;
+use crate::exec::Executor;
+use crate::graph::{Act, Graph};
+use crate::plan::{compile, PlanRequest, STEP_STATE};
+use crate::rng::Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub device: String,
+    /// Median seconds of one repetition over the timed rounds.
+    pub median_seconds: f64,
+    /// The figure of merit: GFLOP/s, GB/s or rows/s, named by `unit`.
+    pub rate: f64,
+    pub unit: &'static str,
+}
+
+/// Median of a non-empty list.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Times `reps` steps of a loaded plan per round (one submission on a GPU), waiting for
+/// completion by reading the step counter back; returns the median seconds per step.
+pub fn time_plan(exec: &mut dyn Executor, plan: usize, reps: usize, rounds: usize) -> Result<f64> {
+    exec.run(plan, 1)?; // warm-up: first-use costs stay out of the figure
+    exec.read(STEP_STATE)?;
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        exec.run(plan, reps)?;
+        exec.read(STEP_STATE)?;
+        times.push(start.elapsed().as_secs_f64() / reps as f64);
+    }
+    Ok(median(times))
+}
+
+/// `C = A·B + bias` for square `size`, with random operands.
+pub fn matmul(exec: &mut dyn Executor, size: usize, budget_flops: f64) -> Result<Measurement> {
+    let mut g = Graph::new();
+    let a = g.input("bench_a", &[size, size])?;
+    let b = g.input("bench_b", &[size, size])?;
+    let c = g.matmul_ex(a, b, None, false, false, Act::Identity)?;
+    let plan = compile(&g, &PlanRequest { keep: vec![c], ..Default::default() })?;
+    let h = exec.load(plan)?;
+    let mut rng = Rng::new(size as u64);
+    let data: Vec<f32> = (0..size * size).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+    exec.write("bench_a", &data)?;
+    exec.write("bench_b", &data)?;
+    let flops = 2.0 * (size as f64).powi(3);
+    let reps = ((budget_flops / flops) as usize).clamp(1, 200);
+    let seconds = time_plan(exec, h, reps, 5)?;
+    Ok(Measurement { name: format!("matmul {size}x{size}x{size}"), device: exec.device_name(), median_seconds: seconds, rate: flops / seconds / 1e9, unit: "GFLOP/s" })
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

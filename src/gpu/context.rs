@@ -1,0 +1,298 @@
+//! Adapter discovery and choice, device creation with the adapter's own limits, and
+//! every compute pipeline, built once per device. Headless: no surface is involved.
+
+use super::shaders::{Access, Layout, Pipe, MODULES, PIPELINES};
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// What `list_adapters` reports about one adapter, and what the CLI prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterSummary {
+    /// Position in `list_adapters`, what `DeviceChoice::Index` refers to.
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    /// A CPU rasterizer (lavapipe, llvmpipe, WARP, SwiftShader): correct, but slower than
+    /// the native CPU backend, so `Auto` never picks one.
+    pub is_software: bool,
+    pub f16: bool,
+    pub subgroups: bool,
+    pub timestamps: bool,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {} ({}, {}", self.index, self.name, self.backend, self.device_type)?;
+        if self.is_software {
+            write!(f, ", software")?;
+        }
+        write!(f, ")")
+    }
+}
+
+const SOFTWARE_NAMES: [&str; 5] = ["llvmpipe", "lavapipe", "swiftshader", "warp", "microsoft basic render"];
+
+fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let features = adapter.features();
+    let limits = adapter.limits();
+    let lower = info.name.to_lowercase();
+    AdapterSummary {
+        index,
+        is_software: info.device_type == wgpu::DeviceType::Cpu || SOFTWARE_NAMES.iter().any(|s| lower.contains(s)),
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        f16: features.contains(wgpu::Features::SHADER_F16),
+        subgroups: features.contains(wgpu::Features::SUBGROUP),
+        timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+    }
+}
+
+/// All adapters of an instance built from the environment (`WGPU_BACKEND` etc.), in a
+/// stable order, with their summaries.
+fn enumerate() -> Vec<(wgpu::Adapter, AdapterSummary)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters.into_iter().enumerate().map(|(i, a)| {
+        let s = summarize(i, &a);
+        (a, s)
+    }).collect()
+}
+
+/// Every adapter wgpu can see. Empty when there is none (no Vulkan, Metal, DX12 or GL).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    enumerate().into_iter().map(|(_, s)| s).collect()
+}
+
+/// Which device to run on, as the CLI's `--device` flag spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// A hardware GPU if there is one, else the CPU backend.
+    Auto,
+    /// The native CPU backend.
+    Cpu,
+    /// The best adapter of any kind, software rasterizers included; an error if none.
+    Gpu,
+    /// The adapter at this position of `list_adapters`.
+    Index(usize),
+    /// The first adapter whose name contains this, ignoring case.
+    Name(String),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim();
+        Ok(match t.to_ascii_lowercase().as_str() {
+            "" => return Err(Error::flag("--device", "empty; use auto, cpu, gpu, an adapter index or part of its name")),
+            "auto" => DeviceChoice::Auto,
+            "cpu" => DeviceChoice::Cpu,
+            "gpu" => DeviceChoice::Gpu,
+            d if d.bytes().all(|b| b.is_ascii_digit()) => {
+                DeviceChoice::Index(d.parse().map_err(|_| Error::flag("--device", format!("{t:?} is not an adapter index")))?)
+            }
+            _ => DeviceChoice::Name(t.to_string()),
+        })
+    }
+}
+
+/// Lower is better: hardware kinds first, then by backend (native APIs before GL).
+fn rank(s: &AdapterSummary) -> (u8, u8) {
+    let kind = match (s.is_software, s.device_type.as_str()) {
+        (true, _) => 4,
+        (false, "DiscreteGpu") => 0,
+        (false, "IntegratedGpu") => 1,
+        (false, "VirtualGpu") => 2,
+        _ => 3,
+    };
+    let backend = match s.backend.as_str() {
+        "Vulkan" | "Metal" | "Dx12" => 0,
+        "Gl" => 1,
+        _ => 2,
+    };
+    (kind, backend)
+}
+
+fn listing(all: &[AdapterSummary]) -> String {
+    if all.is_empty() {
+        return "wgpu found no adapter (no Vulkan, Metal, DX12 or GL driver; check WGPU_BACKEND)".into();
+    }
+    let lines: Vec<String> = all.iter().map(|s| format!("  {s}")).collect();
+    format!("adapters:\n{}", lines.join("\n"))
+}
+
+/// Picks an adapter and sets it up. `Cpu`, and `Auto` without a hardware GPU, give
+/// `Ok(None)`: the caller runs on the CPU backend.
+pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
+    if *choice == DeviceChoice::Cpu {
+        return Ok(None);
+    }
+    let mut found = enumerate();
+    let summaries: Vec<AdapterSummary> = found.iter().map(|(_, s)| s.clone()).collect();
+    let pick = match choice {
+        DeviceChoice::Cpu => unreachable!("handled above"),
+        DeviceChoice::Auto => summaries.iter().filter(|s| rank(s).0 <= 2).min_by_key(|s| rank(s)),
+        DeviceChoice::Gpu => {
+            let best = summaries.iter().min_by_key(|s| rank(s));
+            Some(best.ok_or_else(|| Error::Gpu(listing(&summaries)))?)
+        }
+        DeviceChoice::Index(i) => Some(
+            summaries
+                .get(*i)
+                .ok_or_else(|| Error::Gpu(format!("there is no adapter {i}; {}", listing(&summaries))))?,
+        ),
+        DeviceChoice::Name(name) => {
+            let lower = name.to_lowercase();
+            Some(
+                summaries
+                    .iter()
+                    .find(|s| s.name.to_lowercase().contains(&lower))
+                    .ok_or_else(|| Error::Gpu(format!("no adapter's name contains {name:?}; {}", listing(&summaries))))?,
+            )
+        }
+    };
+    let Some(index) = pick.map(|s| s.index) else { return Ok(None) };
+    let (adapter, info) = found.swap_remove(index);
+    GpuContext::new(adapter, info).map(Some)
+}
+
+/// What the kernels need of a device beyond WebGPU's guaranteed minimums.
+const NEED_STORAGE_BUFFERS: u32 = 5;
+const NEED_INVOCATIONS: u32 = 256;
+const NEED_WORKGROUP_BYTES: u32 = 8192;
+
+/// A device with every compute pipeline built. Shared (in an `Arc`) by executors.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: AdapterSummary,
+    /// The limits the device was created with.
+    pub limits: wgpu::Limits,
+    layouts: Vec<wgpu::BindGroupLayout>,
+    pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuContext").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl GpuContext {
+    /// Opens a device on `adapter`, asking for the adapter's own limits (so large
+    /// datasets bind as far as the hardware allows), and builds every pipeline.
+    pub fn new(adapter: wgpu::Adapter, info: AdapterSummary) -> Result<Self> {
+        let limits = adapter.limits();
+        let short = |what: &str, have: u32, need: u32| {
+            Error::Gpu(format!("{} offers {have} {what}; the kernels need {need}", info.name))
+        };
+        if limits.max_storage_buffers_per_shader_stage < NEED_STORAGE_BUFFERS {
+            return Err(short("storage buffers per shader stage", limits.max_storage_buffers_per_shader_stage, NEED_STORAGE_BUFFERS));
+        }
+        if limits.max_compute_invocations_per_workgroup < NEED_INVOCATIONS || limits.max_compute_workgroup_size_x < NEED_INVOCATIONS {
+            return Err(short("invocations per workgroup", limits.max_compute_invocations_per_workgroup, NEED_INVOCATIONS));
+        }
+        if limits.max_compute_workgroup_storage_size < NEED_WORKGROUP_BYTES {
+            return Err(short("bytes of workgroup memory", limits.max_compute_workgroup_storage_size, NEED_WORKGROUP_BYTES));
+        }
+        let desc = wgpu::DeviceDescriptor { label: Some("riskgrad"), required_limits: limits.clone(), ..Default::default() };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+
+        let scope = ErrorScope::push(&device);
+        let layouts: Vec<wgpu::BindGroupLayout> = Layout::ALL.iter().map(|&l| bind_group_layout(&device, l)).collect();
+        let modules: Vec<wgpu::ShaderModule> = MODULES
+            .iter()
+            .map(|m| device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(m.file), source: wgpu::ShaderSource::Wgsl(m.source.into()) }))
+            .collect();
+        let pipeline_layouts: Vec<wgpu::PipelineLayout> = layouts
+            .iter()
+            .map(|l| device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(l)], immediate_size: 0 }))
+            .collect();
+        let pipelines = PIPELINES
+            .iter()
+            .map(|spec| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(spec.entry),
+                    layout: Some(&pipeline_layouts[layout_index(spec.layout)]),
+                    module: &modules[spec.family as usize],
+                    entry_point: Some(spec.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: spec.constants, ..Default::default() },
+                    cache: None,
+                })
+            })
+            .collect();
+        scope.pop("building the compute pipelines")?;
+        Ok(GpuContext { device, queue, info, limits, layouts, pipelines })
+    }
+
+    pub fn pipeline(&self, pipe: Pipe) -> &wgpu::ComputePipeline {
+        &self.pipelines[pipe as usize]
+    }
+
+    pub fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
+        &self.layouts[layout_index(layout)]
+    }
+}
+
+fn layout_index(layout: Layout) -> usize {
+    Layout::ALL.iter().position(|&l| l == layout).expect("every layout is listed")
+}
+
+fn bind_group_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout {
+    let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    };
+    let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform)];
+    for &(binding, access) in layout.storage_bindings() {
+        entries.push(buffer(binding, wgpu::BufferBindingType::Storage { read_only: access == Access::Read }));
+    }
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("riskgrad"), entries: &entries })
+}
+
+/// Captures validation and out-of-memory errors of the calls made while it is pushed
+/// (on this thread), so they come back as `Error::Gpu` instead of wgpu's default
+/// handler, which panics.
+pub(crate) struct ErrorScope {
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScope {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        ErrorScope { oom, validation }
+    }
+
+    pub(crate) fn pop(self, doing: &str) -> Result<()> {
+        let validation = pollster::block_on(self.validation.pop());
+        let oom = pollster::block_on(self.oom.pop());
+        match validation.or(oom) {
+            None => Ok(()),
+            Some(e) => Err(Error::Gpu(format!("{doing}: {e}"))),
+        }
+    }
+}
