@@ -71,3 +71,38 @@ pub fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBench {
+    pub device: String,
+    /// Median over epochs of training rows per second (validation excluded).
+    pub rows_per_second: f64,
+    pub epochs: usize,
+    /// Seconds from `since` (process start) to the end of the first training step.
+    pub first_step_seconds: f64,
+    pub val_auc: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Trains the default MLP (64-32, batch 256, Adam 1e-3, seed 0) on the bundled Taiwan
+/// data and measures throughput; `since` is when the process started.
+pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant) -> Result<TrainBench> {
+    use crate::graph::Optimizer;
+    use crate::train::{prepare_splits, TrainConfig, Trainer};
+    let data = crate::data::read_bundled(&[])?;
+    let (train, val, _) = prepare_splits(&data, 0.2, 0)?;
+    let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
+    let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let device = exec.device_name();
+    let mut trainer = Trainer::new(exec, &model, &train, &val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    trainer.step_once()?;
+    let first_step_seconds = since.elapsed().as_secs_f64();
+    let mut rates = Vec::new();
+    let mut val_auc = f64::NAN;
+    for _ in 0..epochs {
+        let report = trainer.epoch(&mut |_, _, _| {})?;
+        rates.push(report.rows_per_second);
+        val_auc = report.validation.auc;
+    }
+    Ok(TrainBench { device, rows_per_second: median(rates), epochs, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
+}

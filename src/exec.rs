@@ -31,6 +31,11 @@ pub trait Executor {
     fn run(&mut self, plan: usize, steps: usize) -> Result<()> {
         self.run_from(plan, 0, steps)
     }
+    /// Host (CPU) seconds per step spent recording and submitting the last run, where
+    /// that is separate from the device's work (GPU executors).
+    fn host_seconds_per_step(&self) -> Option<f64> {
+        None
+    }
     /// Whether `read` costs nothing (host memory), so progress can show running values.
     fn reads_are_free(&self) -> bool {
         false

@@ -172,6 +172,18 @@ impl<'e> Trainer<'e> {
         })
     }
 
+    /// Runs one training step on the first batch of a fresh shuffle and waits for it
+    /// (benchmarks use it to time a cold start to the end of the first step).
+    pub fn step_once(&mut self) -> Result<f64> {
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        self.rng.shuffle(&mut order);
+        order.truncate(self.steps_per_epoch * self.config.batch);
+        self.exec.write("train_perm", &indices_as_words(&order))?;
+        self.exec.write(LOSS_STATE, &[0.0])?;
+        self.run_train_steps(0, 1)?;
+        Ok(self.exec.read(LOSS_STATE)?[0] as f64)
+    }
+
     /// Runs `count` training steps starting at step `first` of the epoch's index list.
     fn run_train_steps(&mut self, first: usize, count: usize) -> Result<()> {
         self.exec.run_from(self.train_plan, first, count)

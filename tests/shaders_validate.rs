@@ -29,10 +29,10 @@ fn every_shader_file_is_compiled() {
     assert!(!files.is_empty());
     for f in &files {
         assert!(f.ends_with(".wgsl"), "unexpected file in shaders/: {f}");
-        let known = f == COMMON.file || MODULES.iter().any(|m| &m.file == f);
+        let known = f == COMMON.file || MODULES.iter().any(|m| m.file == f);
         assert!(known, "shaders/{f} is not in riskgrad::gpu::shaders::MODULES, so it is never compiled");
         let on_disk = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-        let built = if f == COMMON.file { COMMON.source } else { MODULES.iter().find(|m| &m.file == f).unwrap().source };
+        let built = if f == COMMON.file { COMMON.source } else { MODULES.iter().find(|m| m.file == f).unwrap().source };
         assert!(built.ends_with(on_disk.as_str()), "{f}: the compiled source is not the file's text");
     }
     // The helpers alone are valid WGSL too.

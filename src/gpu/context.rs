@@ -5,6 +5,7 @@ use super::shaders::{Access, Layout, Pipe, MODULES, PIPELINES};
 use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 /// What `list_adapters` reports about one adapter, and what the CLI prints.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,10 +73,19 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
 fn enumerate() -> Vec<(wgpu::Adapter, AdapterSummary)> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    adapters.into_iter().enumerate().map(|(i, a)| {
-        let s = summarize(i, &a);
-        (a, s)
-    }).collect()
+    adapters
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let s = summarize(i, &a);
+            (a, s)
+        })
+        .collect()
+}
+
+/// Whether the adapter runs compute shaders at all (some GL ES drivers do not).
+fn can_compute(adapter: &wgpu::Adapter) -> bool {
+    adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
 }
 
 /// Every adapter wgpu can see. Empty when there is none (no Vulkan, Metal, DX12 or GL).
@@ -150,7 +160,7 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
     let summaries: Vec<AdapterSummary> = found.iter().map(|(_, s)| s.clone()).collect();
     let pick = match choice {
         DeviceChoice::Cpu => unreachable!("handled above"),
-        DeviceChoice::Auto => summaries.iter().filter(|s| rank(s).0 <= 2).min_by_key(|s| rank(s)),
+        DeviceChoice::Auto => summaries.iter().filter(|s| rank(s).0 <= 2 && can_compute(&found[s.index].0)).min_by_key(|s| rank(s)),
         DeviceChoice::Gpu => {
             let best = summaries.iter().min_by_key(|s| rank(s));
             Some(best.ok_or_else(|| Error::Gpu(listing(&summaries)))?)
@@ -189,6 +199,7 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     layouts: Vec<wgpu::BindGroupLayout>,
     pipelines: Vec<wgpu::ComputePipeline>,
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -201,6 +212,9 @@ impl GpuContext {
     /// Opens a device on `adapter`, asking for the adapter's own limits (so large
     /// datasets bind as far as the hardware allows), and builds every pipeline.
     pub fn new(adapter: wgpu::Adapter, info: AdapterSummary) -> Result<Self> {
+        if !can_compute(&adapter) {
+            return Err(Error::Gpu(format!("{} cannot run compute shaders", info.name)));
+        }
         let limits = adapter.limits();
         let short = |what: &str, have: u32, need: u32| {
             Error::Gpu(format!("{} offers {have} {what}; the kernels need {need}", info.name))
@@ -217,6 +231,14 @@ impl GpuContext {
         let desc = wgpu::DeviceDescriptor { label: Some("riskgrad"), required_limits: limits.clone(), ..Default::default() };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        // Errors outside an error scope would reach wgpu's default handler, which panics;
+        // keep the first one instead, for `take_error`.
+        let uncaptured: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
 
         let scope = ErrorScope::push(&device);
         let layouts: Vec<wgpu::BindGroupLayout> = Layout::ALL.iter().map(|&l| bind_group_layout(&device, l)).collect();
@@ -242,7 +264,15 @@ impl GpuContext {
             })
             .collect();
         scope.pop("building the compute pipelines")?;
-        Ok(GpuContext { device, queue, info, limits, layouts, pipelines })
+        Ok(GpuContext { device, queue, info, limits, layouts, pipelines, uncaptured })
+    }
+
+    /// An error the device reported outside any error scope (a lost device, say), once.
+    pub fn take_error(&self) -> Result<()> {
+        match self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
     }
 
     pub fn pipeline(&self, pipe: Pipe) -> &wgpu::ComputePipeline {

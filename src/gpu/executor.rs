@@ -1,0 +1,697 @@
+//! The GPU executor: runs a `Plan` with the WGSL kernels, same semantics as
+//! `cpu::CpuExecutor` (the reference in tests).
+//!
+//! Everything is prepared in `load`: one wgpu buffer per transient slot, named input or
+//! state, and for the packed parameters, gradients and optimizer state; one uniform
+//! buffer per plan holding every launch's parameters; one bind group per launch. `run`
+//! then only records `steps × launches` dispatches into one command encoder and submits
+//! it once; it reads nothing back. Kernels that depend on the step (gather, scatter-add,
+//! collect, the optimizer's bias correction) read the `"step"` state on the GPU, so one
+//! recording serves a whole epoch.
+
+use super::context::{ErrorScope, GpuContext};
+use super::shaders::{Access, Pipe, UNIFORM_BYTES};
+use crate::error::{Error, Result};
+use crate::exec::Executor;
+use crate::graph::{NodeId, Optimizer};
+use crate::plan::{contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Invocations per workgroup of the 1-D kernels (`WG` in the shaders).
+const WG: usize = 256;
+/// Output rows and columns per matmul workgroup (`TILE` in matmul.wgsl).
+const TILE: usize = 64;
+/// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
+/// use one workgroup per output; others one invocation per output.
+const TREE_MAX_OUTPUTS: usize = 4096;
+const TREE_MIN_COUNT: usize = 256;
+
+/// A host-named buffer (input or state), shared by every plan that names it.
+struct Named {
+    name: String,
+    len: usize,
+    buffer: wgpu::Buffer,
+    /// The largest word written from the host, as u32 (to check index lists).
+    max_u32: Option<u32>,
+}
+
+/// A buffer a launch binds: one of the plan's storages, or the optimizer state (which
+/// plans only reach through `Kernel::Optimize`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    Plan(Storage),
+    OptState,
+}
+
+/// A run of words of one buffer bound to a shader: from `start` (aligned to the
+/// adapter's storage offset alignment) for `words`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Window {
+    target: Target,
+    start: usize,
+    words: usize,
+}
+
+/// The storage bindings of a launch: binding number and window (`None`: unused).
+type Bindings = Vec<(u32, Option<Window>)>;
+
+/// One launch as the GPU runs it, before any wgpu object exists.
+#[derive(Clone, Debug)]
+struct Lowered {
+    pipe: Pipe,
+    params: Vec<u32>,
+    /// The window at each storage binding of the pipeline's layout; `None` binds a
+    /// small dummy buffer (the binding is not used by that entry point).
+    bindings: Bindings,
+    groups: [u32; 3],
+}
+
+struct LoadedPlan {
+    plan: Plan,
+    slots: Vec<wgpu::Buffer>,
+    /// Index into `GpuExecutor::named` of each plan input and state.
+    inputs: Vec<usize>,
+    states: Vec<usize>,
+    step: usize,
+    launches: Vec<Lowered>,
+    uniforms: wgpu::Buffer,
+    bind_groups: Vec<wgpu::BindGroup>,
+}
+
+/// Runs plans on one wgpu device. Plans loaded into one executor share the packed
+/// parameters, gradients, optimizer state and named inputs and states.
+pub struct GpuExecutor {
+    ctx: Arc<GpuContext>,
+    plans: Vec<LoadedPlan>,
+    params: Option<wgpu::Buffer>,
+    grads: Option<wgpu::Buffer>,
+    param_len: usize,
+    opt: Option<wgpu::Buffer>,
+    opt_len: usize,
+    named: Vec<Named>,
+    dummy: wgpu::Buffer,
+    poison: bool,
+    max_groups: u32,
+    host_time: Duration,
+    last_steps: usize,
+}
+
+impl GpuExecutor {
+    pub fn new(ctx: Arc<GpuContext>) -> Self {
+        let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+        GpuExecutor {
+            ctx,
+            plans: Vec::new(),
+            params: None,
+            grads: None,
+            param_len: 0,
+            opt: None,
+            opt_len: 0,
+            named: Vec::new(),
+            dummy,
+            poison: false,
+            max_groups,
+            host_time: Duration::ZERO,
+            last_steps: 0,
+        }
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// When on, buffers created by later `load`s start as NaN words instead of zeros:
+    /// transient slots, every parameter's gradient window, and named states other than
+    /// the step counter (which the executor itself keeps, as the CPU one does). A kernel
+    /// that fails to write its output then shows up as NaN. For tests.
+    pub fn set_poison(&mut self, on: bool) {
+        self.poison = on;
+    }
+
+    /// CPU time spent recording and submitting the last `run`.
+    pub fn host_time_of_last_run(&self) -> Duration {
+        self.host_time
+    }
+
+    /// Caps workgroups per grid dimension for later `load`s, so tests can exercise the
+    /// 2-D grids that large launches need with small data.
+    #[doc(hidden)]
+    pub fn limit_workgroups_per_dimension(&mut self, n: u32) {
+        self.max_groups = n.clamp(1, self.ctx.limits.max_compute_workgroups_per_dimension);
+    }
+
+    fn create_buffer(&self, label: &str, words: usize, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        let bytes = (words.max(4) as u64 * 4).next_multiple_of(16);
+        if bytes > self.ctx.limits.max_buffer_size {
+            return Err(Error::Gpu(format!(
+                "{label} needs {bytes} bytes, over {}'s largest buffer of {} bytes",
+                self.ctx.info.name, self.ctx.limits.max_buffer_size
+            )));
+        }
+        Ok(self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false }))
+    }
+
+    fn storage_buffer(&self, label: &str, words: usize) -> Result<wgpu::Buffer> {
+        use wgpu::BufferUsages as U;
+        self.create_buffer(label, words, U::STORAGE | U::COPY_DST | U::COPY_SRC)
+    }
+
+    fn fill_nan(&self, buffer: &wgpu::Buffer, offset: usize, words: usize) {
+        let nan = vec![f32::NAN; words];
+        self.ctx.queue.write_buffer(buffer, offset as u64 * 4, bytemuck::cast_slice(&nan));
+    }
+
+    fn buffer<'a>(&'a self, lp: &'a LoadedPlan, storage: Storage) -> &'a wgpu::Buffer {
+        match storage {
+            Storage::Slot(s) => &lp.slots[s],
+            Storage::Input(i) => &self.named[lp.inputs[i]].buffer,
+            Storage::State(i) => &self.named[lp.states[i]].buffer,
+            Storage::Params => self.params.as_ref().expect("created by the first load"),
+            Storage::Grads => self.grads.as_ref().expect("created by the first load"),
+        }
+    }
+
+    fn bind_groups(&self, lp: &LoadedPlan) -> Vec<wgpu::BindGroup> {
+        let stride = self.uniform_stride();
+        lp.launches
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &lp.uniforms,
+                        offset: i as u64 * stride,
+                        size: wgpu::BufferSize::new(UNIFORM_BYTES),
+                    }),
+                }];
+                for &(binding, window) in &l.bindings {
+                    let (buffer, offset, size) = match window {
+                        Some(w) => {
+                            let buffer = match w.target {
+                                Target::Plan(storage) => self.buffer(lp, storage),
+                                Target::OptState => self.opt.as_ref().expect("sized at load"),
+                            };
+                            (buffer, w.start as u64 * 4, w.words as u64 * 4)
+                        }
+                        None => (&self.dummy, 0, 16),
+                    };
+                    entries.push(wgpu::BindGroupEntry {
+                        binding,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: wgpu::BufferSize::new(size) }),
+                    });
+                }
+                let layout = self.ctx.bind_group_layout(l.pipe.spec().layout);
+                self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(l.pipe.spec().entry), layout, entries: &entries })
+            })
+            .collect()
+    }
+
+    fn uniform_stride(&self) -> u64 {
+        UNIFORM_BYTES.next_multiple_of(self.ctx.limits.min_uniform_buffer_offset_alignment as u64)
+    }
+
+    fn upload(&self, buffer: &wgpu::Buffer, data: &[f32]) -> Result<()> {
+        let scope = ErrorScope::push(&self.ctx.device);
+        self.ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        scope.pop("writing to the GPU")?;
+        self.ctx.take_error()
+    }
+
+    /// Copies `len` words at `offset` of `buffer` to the host.
+    fn read_words(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let staging = self.create_buffer("readback", len, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
+        let scope = ErrorScope::push(&self.ctx.device);
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
+        self.ctx.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        scope.pop("reading back")?;
+        self.ctx.take_error()?;
+        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let view = staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn named_index(&self, name: &str) -> Result<usize> {
+        self.named.iter().position(|n| n.name == name).ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+    }
+
+    /// The named buffer for `name`, created (zeroed, or poisoned if asked) when new; a
+    /// second declaration must agree on the size.
+    fn declare(&mut self, name: &str, len: usize, poison: bool) -> Result<usize> {
+        if let Some(i) = self.named.iter().position(|n| n.name == name) {
+            crate::exec::check_len(name, len, self.named[i].len)?;
+            return Ok(i);
+        }
+        let buffer = self.storage_buffer(name, len)?;
+        if poison {
+            self.fill_nan(&buffer, 0, len);
+        }
+        self.named.push(Named { name: name.to_string(), len, buffer, max_u32: None });
+        Ok(self.named.len() - 1)
+    }
+}
+
+impl Executor for GpuExecutor {
+    fn device_name(&self) -> String {
+        format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
+    }
+
+    fn load(&mut self, plan: Plan) -> Result<usize> {
+        crate::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
+        // Everything that can be refused is checked before a buffer is made.
+        let limits = Limits {
+            align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1),
+            max_binding_bytes: self.ctx.limits.max_storage_buffer_binding_size,
+            max_groups: self.max_groups,
+        };
+        let launches = plan.launches.iter().map(|l| lower(&l.kernel, &plan, &limits)).collect::<Result<Vec<_>>>()?;
+        for info in plan.inputs.iter().map(|i| (&i.name, i.len)).chain(plan.states.iter().map(|s| (&s.name, s.len))) {
+            if let Some(n) = self.named.iter().find(|n| &n.name == info.0) {
+                crate::exec::check_len(info.0, info.1, n.len)?;
+            }
+        }
+        let step_state = plan.state_index(STEP_STATE).ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
+
+        let scope = ErrorScope::push(&self.ctx.device);
+        // The plan's own buffers first: if one is refused, the executor is unchanged.
+        let poison = self.poison;
+        let slots = plan
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| {
+                let b = self.storage_buffer(&format!("slot {i}"), len)?;
+                if poison {
+                    self.fill_nan(&b, 0, len);
+                }
+                Ok(b)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stride = self.uniform_stride() as usize;
+        let mut records = vec![0u8; stride * launches.len().max(1)];
+        for (i, l) in launches.iter().enumerate() {
+            let bytes: &[u8] = bytemuck::cast_slice(&l.params);
+            records[i * stride..i * stride + bytes.len()].copy_from_slice(bytes);
+        }
+        let uniforms = self.create_buffer("launch parameters", records.len() / 4, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)?;
+        self.ctx.queue.write_buffer(&uniforms, 0, &records);
+        let shared = if self.plans.is_empty() {
+            let total = plan.layout.total;
+            let params = self.storage_buffer("parameters", total)?;
+            let grads = self.storage_buffer("gradients", total)?;
+            if poison {
+                // Only each parameter's own words: the padding between them is never
+                // written by a kernel and stays 0, as on the CPU, where the optimizer
+                // reads it.
+                for (&offset, &len) in plan.layout.offsets.iter().zip(&plan.layout.lens) {
+                    self.fill_nan(&grads, offset, len);
+                }
+            }
+            Some((params, grads))
+        } else {
+            None
+        };
+        let grew_opt = self.opt_len < plan.opt_state_len;
+        let opt = if grew_opt { Some(self.storage_buffer("optimizer state", plan.opt_state_len)?) } else { None };
+        let inputs = plan.inputs.iter().map(|i| self.declare(&i.name, i.len, false)).collect::<Result<Vec<_>>>()?;
+        let states = plan.states.iter().map(|s| self.declare(&s.name, s.len, poison && s.name != STEP_STATE)).collect::<Result<Vec<_>>>()?;
+        if let Some((params, grads)) = shared {
+            (self.params, self.grads, self.param_len) = (Some(params), Some(grads), plan.layout.total);
+        }
+        if let Some(opt) = opt {
+            (self.opt, self.opt_len) = (Some(opt), plan.opt_state_len);
+        }
+        let step = states[step_state];
+        let mut lp = LoadedPlan { plan, slots, inputs, states, step, launches, uniforms, bind_groups: Vec::new() };
+        if grew_opt {
+            // Bind groups of earlier plans point at the old optimizer state.
+            for i in 0..self.plans.len() {
+                let groups = self.bind_groups(&self.plans[i]);
+                self.plans[i].bind_groups = groups;
+            }
+        }
+        lp.bind_groups = self.bind_groups(&lp);
+        scope.pop("preparing the plan")?;
+        self.ctx.take_error()?;
+        self.plans.push(lp);
+        Ok(self.plans.len() - 1)
+    }
+
+    fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        let i = self.named_index(name)?;
+        crate::exec::check_len(name, data.len(), self.named[i].len)?;
+        self.upload(&self.named[i].buffer, data)?;
+        self.named[i].max_u32 = data.iter().map(|v| v.to_bits()).max();
+        Ok(())
+    }
+
+    fn read(&mut self, name: &str) -> Result<Vec<f32>> {
+        let n = &self.named[self.named_index(name)?];
+        self.read_words(&n.buffer, 0, n.len)
+    }
+
+    fn write_params(&mut self, params: &[f32]) -> Result<()> {
+        crate::exec::check_len("parameters", params.len(), self.param_len)?;
+        match &self.params {
+            Some(b) => self.upload(b, params),
+            None => Ok(()),
+        }
+    }
+
+    fn read_params(&mut self) -> Result<Vec<f32>> {
+        match &self.params {
+            Some(b) => self.read_words(b, 0, self.param_len),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn read_opt_state(&mut self) -> Result<Vec<f32>> {
+        match &self.opt {
+            Some(b) => self.read_words(b, 0, self.opt_len),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn write_opt_state(&mut self, state: &[f32]) -> Result<()> {
+        crate::exec::check_len("optimizer state", state.len(), self.opt_len)?;
+        match &self.opt {
+            Some(b) => self.upload(b, state),
+            None => Ok(()),
+        }
+    }
+
+    fn read_node(&mut self, plan: usize, node: NodeId) -> Result<Vec<f32>> {
+        let lp = self.plans.get(plan).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let t = lp.plan.location(node)?;
+        self.read_words(self.buffer(lp, t.storage), t.offset, t.len)
+    }
+
+    fn host_seconds_per_step(&self) -> Option<f64> {
+        (self.last_steps > 0).then(|| self.host_time.as_secs_f64() / self.last_steps as f64)
+    }
+
+    fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {
+        let lp = self.plans.get(plan).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.iter().find(|n| n.name == name).and_then(|n| n.max_u32))?;
+        if u32::try_from(first_step + steps).is_err() {
+            return Err(Error::Other(format!("{steps} steps from step {first_step} overflow the step counter")));
+        }
+        let first = first_step as u32;
+
+        let start = Instant::now();
+        let scope = ErrorScope::push(&self.ctx.device);
+        self.ctx.queue.write_buffer(&self.named[lp.step].buffer, 0, bytemuck::bytes_of(&first));
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+            for _ in 0..steps {
+                for (l, group) in lp.launches.iter().zip(&lp.bind_groups) {
+                    pass.set_pipeline(self.ctx.pipeline(l.pipe));
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+                }
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        let result = scope.pop("running the plan");
+        self.host_time = start.elapsed();
+        self.last_steps = steps;
+        result?;
+        self.ctx.take_error()
+    }
+}
+
+/// What lowering needs to know of the device.
+struct Limits {
+    align_words: usize,
+    max_binding_bytes: u64,
+    max_groups: u32,
+}
+
+impl Limits {
+    /// A grid of `groups` workgroups, wrapped into y past the per-dimension limit.
+    fn grid(&self, groups: usize) -> Result<[u32; 3]> {
+        let max = self.max_groups as usize;
+        let groups = groups.max(1);
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(Error::Gpu(format!("a launch of {groups} workgroups is over the device's {max}×{max} grid")));
+        }
+        Ok([x as u32, y as u32, 1])
+    }
+
+    fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
+        self.grid(invocations.div_ceil(WG))
+    }
+
+    /// The window binding `t`, and `t`'s offset inside it in words.
+    fn window(&self, t: TensorRef) -> Result<(Window, u32)> {
+        let start = t.offset / self.align_words * self.align_words;
+        let words = t.offset + t.len - start;
+        if words as u64 * 4 > self.max_binding_bytes {
+            return Err(Error::Gpu(format!(
+                "a tensor of {} bytes is over the device's storage binding limit of {} bytes",
+                t.len * 4,
+                self.max_binding_bytes
+            )));
+        }
+        Ok((Window { target: Target::Plan(t.storage), start, words }, u32c(t.offset - start)?))
+    }
+}
+
+fn u32c(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
+}
+
+fn vec4(v: &[usize; MAX_RANK]) -> Result<[u32; 4]> {
+    Ok([u32c(v[0])?, u32c(v[1])?, u32c(v[2])?, u32c(v[3])?])
+}
+
+/// One launch's uniform words, in the order of the shader's `Params` struct.
+#[derive(Default)]
+struct Record(Vec<u32>);
+
+impl Record {
+    fn u(mut self, v: u32) -> Self {
+        self.0.push(v);
+        self
+    }
+    fn n(self, v: usize) -> Result<Self> {
+        Ok(self.u(u32c(v)?))
+    }
+    fn f(self, v: f32) -> Self {
+        self.u(v.to_bits())
+    }
+    fn v4(mut self, v: [u32; 4]) -> Self {
+        self.0.extend(v);
+        self
+    }
+}
+
+/// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid.
+fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
+    let step_ref = || -> Result<TensorRef> {
+        let i = plan.state_index(STEP_STATE).ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
+        Ok(TensorRef { storage: Storage::State(i), offset: 0, len: plan.states[i].len })
+    };
+    let w = |t: TensorRef| lim.window(t);
+    let (pipe, record, bindings, groups): (Pipe, Record, Bindings, [u32; 3]) = match *kernel {
+        Kernel::MatMul { a, b, bias, out, m, n, k, trans_a, trans_b, act } => {
+            let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
+            let (wbias, obias) = match bias {
+                Some(t) => {
+                    let (wt, ot) = w(t)?;
+                    (Some(wt), ot)
+                }
+                None => (None, 0),
+            };
+            let tiles_n = n.div_ceil(TILE);
+            let tiles = m.div_ceil(TILE) * tiles_n;
+            let r = Record::default().n(m)?.n(n)?.n(k)?.u(act.code()).u(oa).u(ob).u(obias).u(oo).u(bias.is_some() as u32).n(tiles_n)?.n(tiles)?.u(0);
+            (Pipe::matmul(trans_a, trans_b), r, vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))], lim.grid(tiles)?)
+        }
+        Kernel::Fill { out, value } => {
+            let (wo, oo) = w(out)?;
+            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, 0, 0, 0, oo, value, [0; 6])?;
+            (Pipe::Fill, r, vec![(1, None), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::Binary { op, a, b, out, shape, a_strides, b_strides } => {
+            let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
+            let r = elementwise(vec4(&shape)?, vec4(&a_strides)?, vec4(&b_strides)?, out.len, op.code(), oa, ob, oo, 0.0, [0; 6])?;
+            (Pipe::Binary, r, vec![(1, Some(wa)), (2, Some(wb)), (3, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::Unary { act, x, out } => {
+            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
+            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, act.code(), ox, 0, oo, 0.0, [0; 6])?;
+            (Pipe::Unary, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::ActGrad { act, dy, y, out } => {
+            let ((wd, od), (wy, oy), (wo, oo)) = (w(dy)?, w(y)?, w(out)?);
+            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, act.code(), od, oy, oo, 0.0, [0; 6])?;
+            (Pipe::ActGrad, r, vec![(1, Some(wd)), (2, Some(wy)), (3, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::Expand { x, out, out_shape, x_strides, scale } => {
+            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
+            let r = elementwise(vec4(&out_shape)?, vec4(&x_strides)?, [0; 4], out.len, 0, ox, 0, oo, scale, [0; 6])?;
+            (Pipe::Expand, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::CopyCols { x, out, rows, cols, src_cols, src_start, dst_cols, dst_start } => {
+            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
+            let r = elementwise([1; 4], [0; 4], [0; 4], rows * cols, 0, ox, 0, oo, 0.0, [rows, cols, src_cols, src_start, dst_cols, dst_start])?;
+            (Pipe::CopyCols, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(rows * cols)?)
+        }
+        Kernel::Reduce { x, out, in_shape, out_shape, scale } => {
+            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
+            let reduced: [usize; MAX_RANK] = std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
+            let n_out: usize = out_shape.iter().product();
+            let count: usize = reduced.iter().product();
+            let r = Record::default()
+                .v4(vec4(&out_shape)?)
+                .v4(vec4(&reduced)?)
+                .v4(vec4(&contiguous_strides(&in_shape))?)
+                .n(n_out)?
+                .n(count)?
+                .u(ox)
+                .u(oo)
+                .f(scale)
+                .u(0)
+                .u(0)
+                .u(0);
+            let tree = n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT;
+            let (pipe, groups) = if tree { (Pipe::ReduceTree, lim.grid(n_out)?) } else { (Pipe::ReduceSerial, lim.grid_1d(n_out)?) };
+            (pipe, r, vec![(1, Some(wx)), (2, Some(wo))], groups)
+        }
+        Kernel::Bce { logits, targets, out, pos_weight } => {
+            let ((wl, ol), (wt, ot), (wo, oo)) = (w(logits)?, w(targets)?, w(out)?);
+            let r = Record::default().n(logits.len)?.u(ol).u(ot).u(0).u(oo).f(pos_weight).u(0).u(0);
+            (Pipe::Bce, r, vec![(1, Some(wl)), (2, Some(wt)), (3, None), (4, Some(wo))], [1, 1, 1])
+        }
+        Kernel::BceGrad { logits, targets, dloss, out, pos_weight } => {
+            let ((wl, ol), (wt, ot), (wd, od), (wo, oo)) = (w(logits)?, w(targets)?, w(dloss)?, w(out)?);
+            let r = Record::default().n(logits.len)?.u(ol).u(ot).u(od).u(oo).f(pos_weight).u(0).u(0);
+            (Pipe::BceGrad, r, vec![(1, Some(wl)), (2, Some(wt)), (3, Some(wd)), (4, Some(wo))], lim.grid_1d(logits.len)?)
+        }
+        Kernel::Accumulate { x, acc } => {
+            let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);
+            let r = Record::default().u(1).u(ox).u(0).u(0).u(oa).f(0.0).u(0).u(0);
+            (Pipe::Accumulate, r, vec![(1, Some(wx)), (2, None), (3, None), (4, Some(wa))], [1, 1, 1])
+        }
+        Kernel::Gather { table, perm, out, batch, cols } => {
+            let ((wt, ot), (wp, op), (ws, os), (wo, oo)) = (w(table)?, w(perm)?, w(step_ref()?)?, w(out)?);
+            let r = Record::default().n(out.len)?.n(batch)?.n(cols)?.u(ot).u(op).u(os).u(oo).u(0);
+            (Pipe::Gather, r, vec![(1, Some(wt)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::ScatterAdd { dy, perm, out, batch, cols } => {
+            let ((wd, od), (wp, op), (ws, os), (wo, oo)) = (w(dy)?, w(perm)?, w(step_ref()?)?, w(out)?);
+            let r = Record::default().n(out.len)?.n(batch)?.n(cols)?.u(od).u(op).u(os).u(oo).u(0);
+            (Pipe::ScatterAdd, r, vec![(1, Some(wd)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(out.len)?)
+        }
+        Kernel::Collect { x, out } => {
+            let ((wx, ox), (ws, os), (wo, oo)) = (w(x)?, w(step_ref()?)?, w(out)?);
+            let r = Record::default().n(x.len)?.u(0).u(0).u(ox).u(0).u(os).u(oo).u(0);
+            (Pipe::Collect, r, vec![(1, Some(wx)), (2, None), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(x.len)?)
+        }
+        Kernel::Optimize { optimizer, len, step } => {
+            let (ws, os) = w(step)?;
+            let whole = |storage| w(TensorRef { storage, offset: 0, len }).map(|(win, _)| win);
+            let (wp, wg) = (whole(Storage::Params)?, whole(Storage::Grads)?);
+            // Same size check as a plan storage's, then retargeted.
+            let (wstate, _) = w(TensorRef { storage: Storage::Params, offset: 0, len: len * optimizer.state_per_param() })?;
+            let wstate = Window { target: Target::OptState, ..wstate };
+            let (pipe, r) = match optimizer {
+                Optimizer::Sgd { lr, momentum } => (Pipe::Sgd, Record::default().n(len)?.u(os).f(lr).f(momentum).f(0.0).f(0.0).f(0.0).u(0)),
+                Optimizer::Adam { lr, beta1, beta2, eps } => (Pipe::Adam, Record::default().n(len)?.u(os).f(lr).f(beta1).f(beta2).f(eps).f(0.0).u(0)),
+                Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
+                    (Pipe::Adam, Record::default().n(len)?.u(os).f(lr).f(beta1).f(beta2).f(eps).f(weight_decay).u(0))
+                }
+            };
+            (pipe, r, vec![(1, Some(wp)), (2, Some(wg)), (3, Some(wstate)), (4, Some(ws))], lim.grid_1d(len)?)
+        }
+        Kernel::AdvanceStep { step } => {
+            let (ws, os) = w(step)?;
+            let r = Record::default().u(0).u(os).v4([0; 4]).u(0).u(0);
+            (Pipe::AdvanceStep, r, vec![(5, Some(ws))], [1, 1, 1])
+        }
+    };
+    check_bindings(pipe, &bindings, plan)?;
+    Ok(Lowered { pipe, params: record.0, bindings, groups })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn elementwise(
+    shape: [u32; 4],
+    x_strides: [u32; 4],
+    y_strides: [u32; 4],
+    n: usize,
+    code: u32,
+    off_x: u32,
+    off_y: u32,
+    off_out: u32,
+    value: f32,
+    copy: [usize; 6],
+) -> Result<Record> {
+    let mut r = Record::default().v4(shape).v4(x_strides).v4(y_strides).n(n)?.u(code).u(off_x).u(off_y).u(off_out).f(value);
+    for v in copy {
+        r = r.n(v)?;
+    }
+    Ok(r)
+}
+
+/// Which buffer a target resolves to: two plan storages that name the same input or
+/// state are one buffer.
+fn buffer_key(plan: &Plan, target: Target) -> String {
+    match target {
+        Target::Plan(Storage::Slot(s)) => format!("slot {s}"),
+        Target::Plan(Storage::Input(i)) => format!("{:?}", plan.inputs[i].name),
+        Target::Plan(Storage::State(i)) => format!("{:?}", plan.states[i].name),
+        Target::Plan(Storage::Params) => "the parameters".into(),
+        Target::Plan(Storage::Grads) => "the gradients".into(),
+        Target::OptState => "the optimizer state".into(),
+    }
+}
+
+/// wgpu refuses a dispatch that binds one buffer both writable and read: the plan never
+/// asks for that, and if it did the error says which launch.
+fn check_bindings(pipe: Pipe, bindings: &[(u32, Option<Window>)], plan: &Plan) -> Result<()> {
+    let access = pipe.spec().layout.storage_bindings();
+    for &(bw, ww) in bindings {
+        let Some(ww) = ww else { continue };
+        if access.iter().find(|a| a.0 == bw).map(|a| a.1) != Some(Access::ReadWrite) {
+            continue;
+        }
+        for &(br, wr) in bindings {
+            let Some(wr) = wr else { continue };
+            if br != bw && buffer_key(plan, wr.target) == buffer_key(plan, ww.target) {
+                return Err(Error::Gpu(format!(
+                    "the {} launch reads and writes {} (bindings {br} and {bw}); the plan must not",
+                    pipe.spec().entry,
+                    buffer_key(plan, ww.target)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
