@@ -62,7 +62,9 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::Gather { out, .. }
         | Kernel::ScatterAdd { out, .. }
         | Kernel::CopyCols { out, .. }
-        | Kernel::Collect { out, .. } => out,
+        | Kernel::Collect { out, .. }
+        | Kernel::RnnCell { out, .. }
+        | Kernel::RnnCellGrad { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
         Kernel::Optimize { len, .. } => TensorRef { storage: crate::plan::Storage::Params, offset: 0, len },

@@ -7,7 +7,7 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::error::{Error, Result};
-use crate::graph::{numel, Act, BinaryOp, Graph, NodeId, Op, Optimizer};
+use crate::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
 use crate::graph::broadcast_strides;
 use std::collections::HashMap;
 
@@ -32,6 +32,15 @@ pub struct TensorRef {
     pub storage: Storage,
     pub offset: usize,
     pub len: usize,
+}
+
+/// Columns `[col, col + width)` of a row-major matrix stored in `data` with `stride`
+/// words per row (the width is known to the kernel that reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColWindow {
+    pub data: TensorRef,
+    pub stride: usize,
+    pub col: usize,
 }
 
 /// One kernel invocation with everything resolved: storage windows and sizes.
@@ -67,6 +76,15 @@ pub enum Kernel {
     Optimize { optimizer: Optimizer, len: usize, step: TensorRef },
     /// Advances the step counters: `[step within run, optimizer step]`.
     AdvanceStep { step: TensorRef },
+    /// One recurrent step, `Op::RnnCell`: gate pre-activations `gx` (a window of
+    /// `G = gates·hidden` columns) plus `gh` (`[rows, G]`, or `[G]` for every row when
+    /// `gh_rows` is false), then the cell; absent inputs are zeros. `out` is packed as
+    /// `graph::Packing` says.
+    RnnCell { kind: CellKind, rows: usize, hidden: usize, gx: ColWindow, gh: Option<TensorRef>, gh_rows: bool, prev: Option<TensorRef>, out: TensorRef },
+    /// The backward of one recurrent step, `Op::RnnCellGrad`: `dh` is the sum of the
+    /// windows given (zero if none), `dc` the gradient of `c` (LSTM), `state` the cell's
+    /// packed output, `prev` its previous state. `out` is packed.
+    RnnCellGrad { kind: CellKind, rows: usize, hidden: usize, dh: [Option<ColWindow>; 2], dc: Option<TensorRef>, state: TensorRef, prev: Option<TensorRef>, out: TensorRef },
 }
 
 #[derive(Clone, Debug)]
@@ -211,10 +229,10 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
         }
     }
 
-    // Reshapes are views: they share their source's storage, and keep it alive.
+    // Reshapes and views share their source's storage, and keep it alive.
     let mut alias_of: Vec<NodeId> = (0..n).collect();
     for id in 0..n {
-        if graph.nodes[id].op == Op::Reshape {
+        if matches!(graph.nodes[id].op, Op::Reshape | Op::View { .. }) {
             alias_of[id] = alias_of[graph.nodes[id].inputs[0]];
         }
     }
@@ -249,7 +267,7 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
         if graph.params.get(p).map(|s| &s.shape) != Some(&graph.nodes[gnode].shape) {
             return Err(Error::shape("plan", format!("gradient node {gnode} does not match parameter {p}")));
         }
-        let computes = !matches!(graph.nodes[gnode].op, Op::Input { .. } | Op::Param { .. } | Op::Reshape);
+        let computes = !matches!(graph.nodes[gnode].op, Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. });
         let read_elsewhere = consumers[gnode] > 0 || request.keep.contains(&gnode) || Some(gnode) == request.loss;
         if computes && !read_elsewhere && !grad_home.contains_key(&gnode) {
             grad_home.insert(gnode, p);
@@ -279,6 +297,10 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
         let len = node.numel();
         let here = match (&node.op, grad_home.get(&id)) {
             (Op::Reshape, _) => TensorRef { len, ..loc[node.inputs[0]].expect("inputs precede their users") },
+            (Op::View { offset }, _) => {
+                let base = loc[node.inputs[0]].expect("inputs precede their users");
+                TensorRef { offset: base.offset + offset, len, ..base }
+            }
             (Op::Input { name }, _) => {
                 let index = plan.inputs.len();
                 plan.inputs.push(InputInfo { name: name.clone(), len });
@@ -355,7 +377,7 @@ fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches:
         return Err(Error::shape(node.op.name(), format!("rank of {:?} is over {MAX_RANK}", node.shape)));
     }
     match node.op {
-        Op::Input { .. } | Op::Param { .. } | Op::Reshape => {}
+        Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. } => {}
         Op::Fill { value } => push(Kernel::Fill { out, value }),
         Op::MatMul { trans_a, trans_b, act } => {
             let sa = shape_of(0);
@@ -394,6 +416,26 @@ fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches:
             let src_cols = shape_of(0)[1];
             push(Kernel::CopyCols { x: ins[0], out, rows: node.shape[0], cols: node.shape[1], src_cols, src_start: start, dst_cols: node.shape[1], dst_start: 0 })
         }
+        Op::RnnCell { kind, hidden, gx_col, has_gh, has_prev } => {
+            let (rows, stride) = (shape_of(0)[0], shape_of(0)[1]);
+            let gx = ColWindow { data: ins[0], stride, col: gx_col };
+            let gh = has_gh.then(|| ins[1]);
+            let gh_rows = has_gh && shape_of(1).len() == 2;
+            let prev = has_prev.then(|| ins[1 + has_gh as usize]);
+            push(Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, out })
+        }
+        Op::RnnCellGrad { kind, hidden, ref dh_cols, has_dc, has_prev } => {
+            let mut dh = [None; 2];
+            for (k, &col) in dh_cols.iter().enumerate() {
+                dh[k] = Some(ColWindow { data: ins[k], stride: shape_of(k)[1], col });
+            }
+            let at = dh_cols.len();
+            let dc = has_dc.then(|| ins[at]);
+            let state = ins[at + has_dc as usize];
+            let prev = has_prev.then(|| ins[at + has_dc as usize + 1]);
+            let rows = graph.packing(id)?.rows;
+            push(Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, out })
+        }
     }
     Ok(())
 }
@@ -415,7 +457,7 @@ pub fn verify(graph: &Graph, plan: &Plan) -> Result<()> {
     // The node whose value each slot holds now.
     let mut holder: HashMap<Storage, NodeId> = HashMap::new();
     let root = |mut id: NodeId| {
-        while graph.nodes[id].op == Op::Reshape {
+        while matches!(graph.nodes[id].op, Op::Reshape | Op::View { .. }) {
             id = graph.nodes[id].inputs[0];
         }
         id

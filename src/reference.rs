@@ -5,11 +5,13 @@
 use crate::graph::{Act, BinaryOp, Graph, NodeId, Op};
 use std::collections::HashMap;
 
+pub mod rnn;
+
 /// Evaluates every node of `graph` at step `step` (the gather window), with the named
 /// inputs and the parameters (by parameter index) given. Index inputs hold row numbers.
 pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>], step: usize) -> Vec<Vec<f64>> {
     let mut values: Vec<Vec<f64>> = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
+    for (id, node) in graph.nodes.iter().enumerate() {
         let x = |k: usize| &values[node.inputs[k]];
         let shape_of = |k: usize| graph.shape(node.inputs[k]);
         let out = match &node.op {
@@ -105,6 +107,34 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                 let src_cols = shape_of(0)[1];
                 let (rows, cols) = (node.shape[0], node.shape[1]);
                 (0..rows * cols).map(|i| x(0)[(i / cols) * src_cols + start + i % cols]).collect()
+            }
+            Op::View { offset } => x(0)[*offset..*offset + node.numel()].to_vec(),
+            Op::RnnCell { hidden, gx_col, has_gh, has_prev, .. } => {
+                let p = graph.packing(id).expect("a cell");
+                let w = shape_of(0)[1];
+                let g = p.kind.gates() * hidden;
+                let gh_rows = *has_gh && shape_of(1).len() == 2;
+                let gx = |r: usize, k: usize| x(0)[r * w + gx_col + k];
+                let gh = |r: usize, k: usize| match (*has_gh, gh_rows) {
+                    (false, _) => 0.0,
+                    (true, true) => x(1)[r * g + k],
+                    (true, false) => x(1)[k],
+                };
+                let prev_at = 1 + *has_gh as usize;
+                let prev = |r: usize, j: usize| if *has_prev { x(prev_at)[r * hidden + j] } else { 0.0 };
+                rnn::cell_forward(p, gx, gh, prev)
+            }
+            Op::RnnCellGrad { hidden, dh_cols, has_dc, has_prev, .. } => {
+                let p = graph.packing(id).expect("a cell gradient");
+                let dh = |r: usize, j: usize| {
+                    dh_cols.iter().enumerate().map(|(k, &col)| x(k)[r * shape_of(k)[1] + col + j]).sum::<f64>()
+                };
+                let at = dh_cols.len();
+                let dc = |r: usize, j: usize| if *has_dc { x(at)[r * hidden + j] } else { 0.0 };
+                let state = x(at + *has_dc as usize);
+                let prev_at = at + *has_dc as usize + 1;
+                let prev = |r: usize, j: usize| if *has_prev { x(prev_at)[r * hidden + j] } else { 0.0 };
+                rnn::cell_backward(p, dh, dc, state, prev)
             }
         };
         debug_assert_eq!(out.len(), node.numel(), "{} produced the wrong size", node.op.name());

@@ -1,6 +1,7 @@
 //! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
 
 pub mod kernels;
+pub mod rnn;
 
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Words};
@@ -106,6 +107,19 @@ impl CpuExecutor {
                 Kernel::AdvanceStep { .. } => {
                     dst[0] = f32::from_bits(dst[0].to_bits() + 1);
                     dst[1] = f32::from_bits(dst[1].to_bits() + 1);
+                }
+                Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, .. } => {
+                    let gx = rnn::Cols { data: v(gx.data), stride: gx.stride, col: gx.col };
+                    let gh = match gh {
+                        None => rnn::Gh::None,
+                        Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
+                        Some(t) => rnn::Gh::Bias(v(t)),
+                    };
+                    rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst)
+                }
+                Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, .. } => {
+                    let dh = dh.map(|w| w.map(|w| rnn::Cols { data: v(w.data), stride: w.stride, col: w.col }));
+                    rnn::cell_backward(kind, rows, hidden, dh, dc.map(v), v(state), prev.map(v), dst)
                 }
                 Kernel::Optimize { .. } => unreachable!("handled above"),
             }

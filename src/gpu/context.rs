@@ -186,7 +186,7 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
 }
 
 /// What the kernels need of a device beyond WebGPU's guaranteed minimums.
-const NEED_STORAGE_BUFFERS: u32 = 5;
+const NEED_STORAGE_BUFFERS: u32 = 6;
 const NEED_INVOCATIONS: u32 = 256;
 const NEED_WORKGROUP_BYTES: u32 = 8192;
 

@@ -13,7 +13,7 @@ use super::context::{ErrorScope, GpuContext};
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::graph::{NodeId, Optimizer};
+use crate::graph::{CellKind, NodeId, Optimizer};
 use crate::plan::{contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -635,9 +635,85 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             let r = Record::default().u(0).u(os).v4([0; 4]).u(0).u(0);
             (Pipe::AdvanceStep, r, vec![(5, Some(ws))], [1, 1, 1])
         }
+        Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, out } => {
+            let ((wx, ox), (wo, oo)) = (w(gx.data)?, w(out)?);
+            let (wh, oh) = optional(gh, &w)?;
+            let (wp, op) = optional(prev, &w)?;
+            let gh_mode = match gh {
+                None => 0,
+                Some(_) if gh_rows => 2,
+                Some(_) => 1,
+            };
+            let mut f = RnnFields { rows, hidden, off_out: oo, has_prev: prev.is_some(), off_prev: op, ..Default::default() };
+            (f.gx_stride, f.gx_col, f.off_gx, f.gh_mode, f.off_gh) = (gx.stride, gx.col, ox, gh_mode, oh);
+            let pipe = match kind {
+                CellKind::Lstm => Pipe::LstmCell,
+                CellKind::Gru => Pipe::GruCell,
+            };
+            (pipe, f.record()?, vec![(1, Some(wx)), (2, wh), (3, wp), (4, None), (5, None), (6, Some(wo))], lim.grid_1d(rows * hidden)?)
+        }
+        Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, out } => {
+            let ((ws, os), (wo, oo)) = (w(state)?, w(out)?);
+            let (wd0, od0) = optional(dh[0].map(|c| c.data), &w)?;
+            let (wd1, od1) = optional(dh[1].map(|c| c.data), &w)?;
+            let (wc, oc) = optional(dc, &w)?;
+            let (wp, op) = optional(prev, &w)?;
+            let mut f = RnnFields { rows, hidden, off_out: oo, has_prev: prev.is_some(), off_prev: op, off_state: os, ..Default::default() };
+            f.dh = [dh[0].map(|c| (c.stride, c.col, od0)), dh[1].map(|c| (c.stride, c.col, od1))];
+            (f.has_dc, f.off_dc) = (dc.is_some(), oc);
+            let pipe = match kind {
+                CellKind::Lstm => Pipe::LstmCellGrad,
+                CellKind::Gru => Pipe::GruCellGrad,
+            };
+            (pipe, f.record()?, vec![(1, wd0), (2, wd1), (3, wc), (4, Some(ws)), (5, wp), (6, Some(wo))], lim.grid_1d(rows * hidden)?)
+        }
     };
     check_bindings(pipe, &bindings, plan)?;
     Ok(Lowered { pipe, params: record.0, bindings, groups })
+}
+
+/// The window of an optional operand (`None` binds the dummy buffer) and the operand's
+/// offset inside it.
+fn optional(t: Option<TensorRef>, w: &impl Fn(TensorRef) -> Result<(Window, u32)>) -> Result<(Option<Window>, u32)> {
+    Ok(match t {
+        Some(t) => {
+            let (win, off) = w(t)?;
+            (Some(win), off)
+        }
+        None => (None, 0),
+    })
+}
+
+/// The uniform record of the recurrent kernels, in the order of rnn.wgsl's `Params`.
+#[derive(Default)]
+struct RnnFields {
+    rows: usize,
+    hidden: usize,
+    gx_stride: usize,
+    gx_col: usize,
+    off_gx: u32,
+    gh_mode: u32,
+    off_gh: u32,
+    has_prev: bool,
+    off_prev: u32,
+    off_out: u32,
+    /// Each `dh` window: row stride, first column, offset.
+    dh: [Option<(usize, usize, u32)>; 2],
+    has_dc: bool,
+    off_dc: u32,
+    off_state: u32,
+}
+
+impl RnnFields {
+    fn record(&self) -> Result<Record> {
+        let mut r = Record::default().n(self.rows)?.n(self.hidden)?.n(self.gx_stride)?.n(self.gx_col)?;
+        r = r.u(self.off_gx).u(self.gh_mode).u(self.off_gh).u(self.has_prev as u32).u(self.off_prev).u(self.off_out);
+        for dh in self.dh {
+            let (stride, col, off) = dh.unwrap_or((0, 0, 0));
+            r = r.u(dh.is_some() as u32).u(off).n(stride)?.n(col)?;
+        }
+        Ok(r.u(self.has_dc as u32).u(self.off_dc).u(self.off_state).u(0).u(0).u(0))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -18,13 +18,14 @@ macro_rules! with_common {
 pub const COMMON: ShaderModule = ShaderModule { file: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
 
 /// Every kernel module, indexed by `Family as usize`.
-pub const MODULES: [ShaderModule; 6] = [
+pub const MODULES: [ShaderModule; 7] = [
     ShaderModule { file: "matmul.wgsl", source: with_common!("matmul.wgsl") },
     ShaderModule { file: "elementwise.wgsl", source: with_common!("elementwise.wgsl") },
     ShaderModule { file: "reduce.wgsl", source: include_str!("../../shaders/reduce.wgsl") },
     ShaderModule { file: "loss.wgsl", source: with_common!("loss.wgsl") },
     ShaderModule { file: "gather.wgsl", source: include_str!("../../shaders/gather.wgsl") },
     ShaderModule { file: "optimizer.wgsl", source: include_str!("../../shaders/optimizer.wgsl") },
+    ShaderModule { file: "rnn.wgsl", source: with_common!("rnn.wgsl") },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,7 @@ pub enum Family {
     Loss,
     Gather,
     Optimizer,
+    Rnn,
 }
 
 /// How a binding is used by the shader.
@@ -58,10 +60,12 @@ pub enum Layout {
     Optimizer,
     /// the step counters (rw), at binding 5
     Counters,
+    /// recurrent cells: five inputs, one output
+    Read5Write1,
 }
 
 impl Layout {
-    pub const ALL: [Layout; 5] = [Layout::Read2Write1, Layout::Read1Write1, Layout::Read3Write1, Layout::Optimizer, Layout::Counters];
+    pub const ALL: [Layout; 6] = [Layout::Read2Write1, Layout::Read1Write1, Layout::Read3Write1, Layout::Optimizer, Layout::Counters, Layout::Read5Write1];
 
     pub fn storage_bindings(self) -> &'static [(u32, Access)] {
         use Access::*;
@@ -71,6 +75,7 @@ impl Layout {
             Layout::Read3Write1 => &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
             Layout::Optimizer => &[(1, ReadWrite), (2, Read), (3, ReadWrite), (4, Read)],
             Layout::Counters => &[(5, ReadWrite)],
+            Layout::Read5Write1 => &[(1, Read), (2, Read), (3, Read), (4, Read), (5, Read), (6, ReadWrite)],
         }
     }
 }
@@ -99,6 +104,10 @@ pub enum Pipe {
     Sgd,
     Adam,
     AdvanceStep,
+    LstmCell,
+    GruCell,
+    LstmCellGrad,
+    GruCellGrad,
 }
 
 impl Pipe {
@@ -139,7 +148,7 @@ const fn matmul(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> Pipeli
     PipelineSpec { pipe, family: Family::MatMul, entry: "matmul", constants, layout: Layout::Read3Write1 }
 }
 
-pub const PIPELINES: [PipelineSpec; 21] = {
+pub const PIPELINES: [PipelineSpec; 25] = {
     use Family::{Elementwise, Gather, Loss, Reduce};
     use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};
     [
@@ -164,6 +173,10 @@ pub const PIPELINES: [PipelineSpec; 21] = {
         spec(Pipe::Sgd, Family::Optimizer, "sgd", Layout::Optimizer),
         spec(Pipe::Adam, Family::Optimizer, "adam", Layout::Optimizer),
         spec(Pipe::AdvanceStep, Family::Optimizer, "advance_step", Counters),
+        spec(Pipe::LstmCell, Family::Rnn, "lstm_cell", Layout::Read5Write1),
+        spec(Pipe::GruCell, Family::Rnn, "gru_cell", Layout::Read5Write1),
+        spec(Pipe::LstmCellGrad, Family::Rnn, "lstm_cell_grad", Layout::Read5Write1),
+        spec(Pipe::GruCellGrad, Family::Rnn, "gru_cell_grad", Layout::Read5Write1),
     ]
 };
 

@@ -1,9 +1,22 @@
 //! Reverse-mode autodiff: a reverse walk over the graph that appends, for every node on a
 //! path from the parameters (or chosen inputs) to the loss, the nodes of its
 //! vector-Jacobian product. One `match` holds every rule.
+//!
+//! A node's gradient arrives in pieces, one per consumer, and is summed when the walk
+//! reaches the node (all its consumers come after it, so every piece is in by then).
+//! Whole pieces are added as they come. Two kinds of piece stay lazy, because summing
+//! them naively would copy or zero-pad: a column window of a wider gradient (what a
+//! concatenation hands each part) and a column block of this gradient (what a column
+//! slice, or a recurrent step reading its gates from a whole sequence's product, hands
+//! its source). Blocks side by side become one concatenation; windows become slices
+//! only if their consumer cannot read them in place (a recurrent backward step can).
+//!
+//! Recurrent cells have packed outputs read through views (see `graph::rnn`): the
+//! pieces reaching the views of `h` and `c` go to the cell's rule, not to the cell.
 
-use super::{Act, BinaryOp, Graph, NodeId, Op};
+use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 
 /// The gradient node of each forward node that has one.
 pub struct Gradients {
@@ -38,15 +51,41 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         };
     }
 
+    // The views through which each recurrent cell's packed output is read.
+    let mut views_of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for id in 0..forward_len {
+        if let (Op::View { .. }, Some(&src)) = (&g.nodes[id].op, g.nodes[id].inputs.first()) {
+            if matches!(g.nodes[src].op, Op::RnnCell { .. }) {
+                views_of.entry(src).or_default().push(id);
+            }
+        }
+    }
+
+    let mut pieces: Vec<Pieces> = vec![Pieces::default(); forward_len];
+    let seed = g.fill(&[1], 1.0)?;
+    pieces[loss].full = Some(seed);
     let mut grads: Vec<Option<NodeId>> = vec![None; forward_len];
-    grads[loss] = Some(g.fill(&[1], 1.0)?);
     for id in (0..forward_len).rev() {
-        let Some(dy) = grads[id] else { continue };
         if !needs[id] {
             continue;
         }
         let node = g.nodes[id].clone();
         let x = &node.inputs;
+        if matches!(node.op, Op::View { .. }) && views_of.get(&x[0]).is_some_and(|v| v.contains(&id)) {
+            continue; // a plane of a cell: the cell's rule takes its pieces
+        }
+        if matches!(node.op, Op::RnnCell { .. }) {
+            let views = views_of.remove(&id).unwrap_or_default();
+            for (input, piece) in rnn_cell_rule(g, id, &views, &mut pieces, &needs)? {
+                pieces[input].add(g, piece)?;
+            }
+            continue;
+        }
+        let shape = node.shape.clone();
+        let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else { continue };
+        grads[id] = Some(dy);
+        // Pieces that stay lazy (see the module docs), beside the whole ones below.
+        let mut lazy: Vec<(NodeId, Piece)> = Vec::new();
         let contributions: Vec<(NodeId, NodeId)> = match node.op {
             Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
             Op::MatMul { trans_a, trans_b, act } => {
@@ -131,34 +170,204 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
             }
             Op::Concat => {
                 let mut start = 0;
-                let mut out = Vec::new();
                 for &part in x {
-                    let cols = g.shape(part)[1];
                     if needs[part] {
-                        out.push((part, g.slice_cols(dy, start, cols)?));
+                        lazy.push((part, Piece::Cols { src: dy, start }));
                     }
-                    start += cols;
+                    start += g.shape(part)[1];
                 }
-                out
+                vec![]
             }
-            Op::ActGrad(_) | Op::BceWithLogitsGrad { .. } | Op::ScatterAddRows | Op::SliceCols { .. } => {
+            Op::SliceCols { start } => {
+                lazy.push((x[0], Piece::Block { node: dy, start }));
+                vec![]
+            }
+            Op::View { .. } => {
+                return Err(Error::Other(format!(
+                    "cannot differentiate through view node {id}: only the h and c planes of a recurrent cell carry gradients"
+                )))
+            }
+            Op::RnnCell { .. } => unreachable!("handled above"),
+            Op::ActGrad(_) | Op::BceWithLogitsGrad { .. } | Op::ScatterAddRows | Op::RnnCellGrad { .. } => {
                 return Err(Error::Other(format!(
                     "cannot differentiate through {} (second derivatives are not supported)",
                     node.op.name()
                 )))
             }
         };
-        for (input, d) in contributions {
-            if !needs[input] {
-                continue;
+        let whole = contributions.into_iter().map(|(input, d)| (input, Piece::Full(d)));
+        for (input, piece) in whole.chain(lazy) {
+            if needs[input] {
+                pieces[input].add(g, piece)?;
             }
-            grads[input] = Some(match grads[input] {
-                None => d,
-                Some(prev) => g.add(prev, d)?,
-            });
         }
     }
     Ok(Gradients { grads })
+}
+
+/// One piece of a node's gradient.
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    /// The whole gradient.
+    Full(NodeId),
+    /// Columns `[start, start + width)` of the 2-D `src`, `width` being this node's.
+    Cols { src: NodeId, start: usize },
+    /// `node` is columns `[start, start + its width)` of the gradient, zero elsewhere.
+    Block { node: NodeId, start: usize },
+}
+
+/// The pieces of one node's gradient received so far.
+#[derive(Clone, Debug, Default)]
+struct Pieces {
+    /// The sum of the whole pieces (added as they come, so they die early).
+    full: Option<NodeId>,
+    cols: Vec<(NodeId, usize)>,
+    blocks: Vec<(NodeId, usize)>,
+}
+
+impl Pieces {
+    fn is_empty(&self) -> bool {
+        self.full.is_none() && self.cols.is_empty() && self.blocks.is_empty()
+    }
+
+    fn add(&mut self, g: &mut Graph, piece: Piece) -> Result<()> {
+        match piece {
+            Piece::Full(d) => self.add_full(g, d)?,
+            Piece::Cols { src, start } => self.cols.push((src, start)),
+            Piece::Block { node, start } => self.blocks.push((node, start)),
+        }
+        Ok(())
+    }
+
+    fn add_full(&mut self, g: &mut Graph, d: NodeId) -> Result<()> {
+        self.full = Some(match self.full {
+            None => d,
+            Some(prev) => g.add(prev, d)?,
+        });
+        Ok(())
+    }
+
+    fn merge(&mut self, g: &mut Graph, other: Pieces) -> Result<()> {
+        if let Some(d) = other.full {
+            self.add_full(g, d)?;
+        }
+        self.cols.extend(other.cols);
+        self.blocks.extend(other.blocks);
+        Ok(())
+    }
+
+    /// The whole gradient of a node of `shape`, as one node (`None` without pieces).
+    fn sum(mut self, g: &mut Graph, shape: &[usize]) -> Result<Option<NodeId>> {
+        for (src, start) in std::mem::take(&mut self.cols) {
+            let d = g.slice_cols(src, start, shape[1])?;
+            self.add_full(g, d)?;
+        }
+        for d in assemble_blocks(g, shape, std::mem::take(&mut self.blocks))? {
+            self.add_full(g, d)?;
+        }
+        Ok(self.full)
+    }
+}
+
+/// Column blocks of a `shape` gradient as few whole tensors as possible: blocks that do
+/// not overlap go into one concatenation (gaps filled with zeros); overlapping ones
+/// start another.
+fn assemble_blocks(g: &mut Graph, shape: &[usize], mut blocks: Vec<(NodeId, usize)>) -> Result<Vec<NodeId>> {
+    if blocks.is_empty() {
+        return Ok(vec![]);
+    }
+    blocks.sort_by_key(|&(_, start)| start);
+    let (rows, width) = (shape[0], shape[1]);
+    // Each group: its blocks in column order, and where its last block ends.
+    let mut groups: Vec<(Vec<(NodeId, usize)>, usize)> = Vec::new();
+    for (node, start) in blocks {
+        let end = start + g.shape(node)[1];
+        match groups.iter_mut().find(|(_, last_end)| *last_end <= start) {
+            Some((members, last_end)) => {
+                members.push((node, start));
+                *last_end = end;
+            }
+            None => groups.push((vec![(node, start)], end)),
+        }
+    }
+    let mut out = Vec::new();
+    for (members, _) in groups {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for (node, start) in members {
+            if start > at {
+                parts.push(g.fill(&[rows, start - at], 0.0)?);
+            }
+            parts.push(node);
+            at = start + g.shape(node)[1];
+        }
+        if at < width {
+            parts.push(g.fill(&[rows, width - at], 0.0)?);
+        }
+        out.push(if parts.len() == 1 { parts[0] } else { g.concat(&parts)? });
+    }
+    Ok(out)
+}
+
+/// The rule of a recurrent cell: the pieces reaching the views of its `h` (and `c`)
+/// planes become one fused backward step, whose planes are the gradients of the cell's
+/// inputs. Up to two pieces of `dh` are read by the kernel where they lie (the
+/// recurrent matmul's product and a window of the next layer's input gradient), so
+/// they cost no add and no copy.
+fn rnn_cell_rule(g: &mut Graph, id: NodeId, views: &[NodeId], pieces: &mut [Pieces], needs: &[bool]) -> Result<Vec<(NodeId, Piece)>> {
+    let Op::RnnCell { kind, hidden, gx_col, has_gh, has_prev } = g.nodes[id].op.clone() else {
+        unreachable!("called for cells only")
+    };
+    let p = g.packing(id)?;
+    let plane = [p.rows, hidden];
+    let (mut dh, mut dc) = (Pieces::default(), Pieces::default());
+    for &v in views {
+        let got = std::mem::take(&mut pieces[v]);
+        if got.is_empty() {
+            continue;
+        }
+        let Op::View { offset } = g.nodes[v].op else { unreachable!("views_of holds views") };
+        let is_plane = g.shape(v) == plane;
+        if is_plane && offset == p.h() {
+            dh.merge(g, got)?;
+        } else if is_plane && kind == CellKind::Lstm && offset == p.c() {
+            dc.merge(g, got)?;
+        } else {
+            return Err(Error::Other(format!(
+                "cannot differentiate through view node {v} of cell {id}: only its h and c planes carry gradients"
+            )));
+        }
+    }
+    if dh.is_empty() && dc.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut dh_in: Vec<(NodeId, usize)> = dh.full.map(|d| (d, 0)).into_iter().chain(dh.cols.iter().copied()).collect();
+    if dh_in.len() > 2 || !dh.blocks.is_empty() {
+        dh_in = dh.sum(g, &plane)?.map(|d| (d, 0)).into_iter().collect();
+    }
+    let dc = dc.sum(g, &plane)?;
+    let grad = g.rnn_cell_grad(id, &dh_in, dc)?;
+
+    let x = g.nodes[id].inputs.clone();
+    let width = kind.gates() * hidden;
+    let mut out = Vec::new();
+    if needs[x[0]] {
+        let dgx = g.view(grad, p.dgx(), &[p.rows, width])?;
+        out.push((x[0], Piece::Block { node: dgx, start: gx_col }));
+    }
+    if has_gh && needs[x[1]] {
+        let dgh = g.view(grad, p.dgh(), &[p.rows, width])?;
+        // A `[G]` bias stands in for the product of a zero state: sum over the rows.
+        let d = if g.shape(x[1]).len() == 1 { g.reduce_to(dgh, &[width], 1.0)? } else { dgh };
+        out.push((x[1], Piece::Full(d)));
+    }
+    if has_prev {
+        let prev = x[1 + has_gh as usize];
+        if needs[prev] {
+            out.push((prev, Piece::Full(g.view(grad, p.dprev(), &plane)?)));
+        }
+    }
+    Ok(out)
 }
 
 /// The gradient of a broadcast operand: sum `d` back to the operand's shape (and apply

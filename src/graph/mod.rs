@@ -3,10 +3,12 @@
 
 mod autodiff;
 mod op;
+mod rnn;
 mod shape;
 
 pub use autodiff::backward;
-pub use op::{Act, BinaryOp, Op, Optimizer};
+pub use op::{Act, BinaryOp, CellKind, Op, Optimizer};
+pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
 use crate::error::{Error, Result};
@@ -287,7 +289,10 @@ impl Graph {
         Ok(self.push(Op::Concat, parts.to_vec(), vec![rows, cols]))
     }
 
-    pub(crate) fn slice_cols(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
+    /// Columns `[start, start + len)` of a 2-D tensor (a copy). Its gradient is placed
+    /// back into the full width, zero elsewhere; the slices of one tensor that autodiff
+    /// finds side by side are put back with one concatenation.
+    pub fn slice_cols(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
         let s = self.shape(x).to_vec();
         if s.len() != 2 || start + len > s[1] || len == 0 {
             return shape_err("slice_cols", format!("columns {start}..{} of {s:?}", start + len));

@@ -61,6 +61,16 @@ impl Optimizer {
     }
 }
 
+/// A recurrent cell: the gate order and equations are PyTorch's (see `graph::rnn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    /// Gates i, f, g, o; state (h, c).
+    Lstm,
+    /// Gates r, z, n; state h.
+    Gru,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Data written by the host: a resident table, an index permutation, labels.
@@ -101,6 +111,23 @@ pub enum Op {
     Concat,
     /// Columns `[start, start + len)` of a 2-D input.
     SliceCols { start: usize },
+    /// The input's words `[offset, offset + numel)` under this node's shape, with no copy
+    /// (the plan aliases the storage). Used to read the planes of packed outputs.
+    View { offset: usize },
+    /// One time step of a recurrent layer, all pointwise work fused: gate activations,
+    /// state update, hidden output. Inputs `[gx, gh?, prev?]`: `gx` is the input product
+    /// `x_t·W_ih + b_ih` read from columns `[gx_col, gx_col + G)` of a wider `[rows, W]`
+    /// matrix (every step of a sequence in one matmul output), `gh` the recurrent
+    /// product `h_{t-1}·W_hh + b_hh` (`[rows, G]`, or `[G]` broadcast when the previous
+    /// state is zero), `prev` the previous cell state (LSTM `c`) or hidden state (GRU
+    /// `h`); absent ones are zeros. The output is packed (see `graph::rnn::Packing`) and
+    /// read through `View`s.
+    RnnCell { kind: CellKind, hidden: usize, gx_col: usize, has_gh: bool, has_prev: bool },
+    /// The backward pointwise work of one step, fused. Inputs `[dh.., dc?, state,
+    /// prev?]`: up to two contributions to the gradient of `h` (each columns
+    /// `[col, col + hidden)` of a `[rows, W]` matrix, summed in the kernel), the gradient
+    /// of `c` (LSTM), the cell's packed output and its `prev` input. Packed output.
+    RnnCellGrad { kind: CellKind, hidden: usize, dh_cols: Vec<usize>, has_dc: bool, has_prev: bool },
 }
 
 impl Op {
@@ -129,6 +156,11 @@ impl Op {
             Op::ScatterAddRows => "scatter_add_rows",
             Op::Concat => "concat",
             Op::SliceCols { .. } => "slice_cols",
+            Op::View { .. } => "view",
+            Op::RnnCell { kind: CellKind::Lstm, .. } => "lstm_cell",
+            Op::RnnCell { kind: CellKind::Gru, .. } => "gru_cell",
+            Op::RnnCellGrad { kind: CellKind::Lstm, .. } => "lstm_cell_grad",
+            Op::RnnCellGrad { kind: CellKind::Gru, .. } => "gru_cell_grad",
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Model specs: how a model turns a batch of features into one logit per row, and how its
 //! parameters start.
 
+pub mod rnn;
+
 use crate::error::{Error, Result};
-use crate::graph::{Act, Graph, NodeId};
+use crate::graph::{Act, CellKind, Graph, NodeId};
 use crate::plan::ParamLayout;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,75 @@ use serde::{Deserialize, Serialize};
 pub enum ModelSpec {
     /// Dense layers with ReLU, then a dense layer to one logit.
     Mlp { inputs: usize, hidden: Vec<usize> },
+    /// Stacked LSTM layers over the payment-history block of the features; the last
+    /// hidden state beside the static features, then dense ReLU layers (`head`, often
+    /// none) and a dense layer to one logit.
+    Lstm(RecurrentSpec),
+    /// The same with GRU layers.
+    Gru(RecurrentSpec),
+}
+
+/// The sizes of a recurrent model. The feature matrix holds the `statics` static
+/// features first, then the sequence block, time-major and oldest step first: column
+/// `statics + t · channels + c`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentSpec {
+    pub statics: usize,
+    pub channels: usize,
+    pub steps: usize,
+    /// Hidden units of each recurrent layer, first to last.
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// Dense ReLU layers between the recurrent output (with the static features) and
+    /// the logit.
+    #[serde(default)]
+    pub head: Vec<usize>,
+}
+
+impl RecurrentSpec {
+    /// Recurrent layer sizes that work well on the bundled data (the peers' model).
+    pub const DEFAULT_HIDDEN: [usize; 2] = [64, 32];
+
+    /// Checks the sizes; `statics + channels · steps` is the number of feature columns.
+    pub fn new(statics: usize, channels: usize, steps: usize, hidden: &[usize], bidirectional: bool, head: &[usize]) -> Result<Self> {
+        if channels == 0 || steps == 0 {
+            return Err(Error::Other(format!("a recurrent model needs a sequence: {steps} steps of {channels} channels")));
+        }
+        if hidden.is_empty() || hidden.contains(&0) {
+            return Err(Error::flag("--hidden", format!("{hidden:?}: a recurrent model needs at least one layer, sizes positive")));
+        }
+        if head.contains(&0) {
+            return Err(Error::flag("--head", "dense layer sizes must be positive"));
+        }
+        Ok(RecurrentSpec { statics, channels, steps, hidden: hidden.to_vec(), bidirectional, head: head.to_vec() })
+    }
+
+    /// Appends the model for cells of `kind` to `g`, reading `x` (`[batch, inputs]`).
+    fn build(&self, g: &mut Graph, kind: CellKind, x: NodeId) -> Result<NodeId> {
+        let width = self.statics + self.channels * self.steps;
+        if g.shape(x).len() != 2 || g.shape(x)[1] != width {
+            return Err(Error::shape(kind.name(), format!("features {:?}: the model reads {width} columns", g.shape(x))));
+        }
+        let seq = if self.statics == 0 { x } else { g.slice_cols(x, self.statics, self.channels * self.steps)? };
+        let out = rnn::rnn_stack(g, kind, kind.name(), seq, self.steps, &self.hidden, self.bidirectional, None, false)?;
+        let mut h = out.last;
+        let mut width = out.width;
+        if self.statics > 0 {
+            let statics = g.slice_cols(x, 0, self.statics)?;
+            h = g.concat(&[h, statics])?;
+            width += self.statics;
+        }
+        for (i, &size) in self.head.iter().enumerate() {
+            let w = g.param(&format!("head{i}.weight"), &[width, size])?;
+            let b = g.param(&format!("head{i}.bias"), &[size])?;
+            h = g.linear(h, w, b, Act::Relu)?;
+            width = size;
+        }
+        let w = g.param("out.weight", &[width, 1])?;
+        let b = g.param("out.bias", &[1])?;
+        g.linear(h, w, b, Act::Identity)
+    }
 }
 
 impl ModelSpec {
@@ -26,10 +97,21 @@ impl ModelSpec {
         Ok(ModelSpec::Mlp { inputs, hidden: hidden.to_vec() })
     }
 
+    /// An LSTM model (see `RecurrentSpec::new`).
+    pub fn lstm(spec: RecurrentSpec) -> Self {
+        ModelSpec::Lstm(spec)
+    }
+
+    /// A GRU model (see `RecurrentSpec::new`).
+    pub fn gru(spec: RecurrentSpec) -> Self {
+        ModelSpec::Gru(spec)
+    }
+
     /// Number of feature columns the model reads.
     pub fn inputs(&self) -> usize {
         match self {
             ModelSpec::Mlp { inputs, .. } => *inputs,
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.statics + r.channels * r.steps,
         }
     }
 
@@ -49,6 +131,8 @@ impl ModelSpec {
                 }
                 Ok(h)
             }
+            ModelSpec::Lstm(r) => r.build(g, CellKind::Lstm, x),
+            ModelSpec::Gru(r) => r.build(g, CellKind::Gru, x),
         }
     }
 }
@@ -56,7 +140,8 @@ impl ModelSpec {
 /// Initial values for every parameter of `g`, packed by `layout`: uniform in
 /// ±1/sqrt(fan_in) for weights and biases alike, as PyTorch's `nn.Linear` does (so the
 /// peers start from the same distribution). `fan_in` is a weight's first dimension; a
-/// bias takes the fan-in of the weight of the same layer.
+/// bias takes the fan-in of the weight of the same layer. Recurrent layers start as
+/// PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`).
 pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed ^ 0x1D1D);
     let mut flat = vec![0.0f32; layout.total];
@@ -65,7 +150,7 @@ pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
             Some(layer) => g.params.iter().find(|q| q.name == format!("{layer}.weight")).map_or(p.shape[0], |w| w.shape[0]),
             None => p.shape[0],
         };
-        let bound = 1.0 / (fan_in as f64).sqrt();
+        let bound = rnn::init_bound(g, &p.name).unwrap_or(1.0 / (fan_in as f64).sqrt());
         for v in &mut flat[layout.offsets[i]..layout.offsets[i] + layout.lens[i]] {
             *v = rng.range(-bound, bound) as f32;
         }

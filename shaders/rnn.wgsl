@@ -1,0 +1,206 @@
+// Fused recurrent cells: all the pointwise work of one time step in one launch, and all
+// the backward pointwise work of one step in another. One invocation per (row, hidden
+// unit); the gate pre-activations come from the tiled matmul (matmul.wgsl).
+//
+// Equations (PyTorch's, both biases inside the products; see src/graph/rnn.rs):
+//   LSTM (i, f, g, o):  z = gx + gh;  c' = σ(z_f) c + σ(z_i) tanh(z_g);  h' = σ(z_o) tanh(c')
+//   GRU  (r, z, n):     r = σ(gx_r + gh_r);  z = σ(gx_z + gh_z);  n = tanh(gx_n + r gh_n)
+//                       h' = (1 − z) n + z h
+//
+// Packed outputs (planes of `rows` rows, back to back; src/graph/rnn.rs `Packing`):
+//   lstm_cell       h [H] | c [H] | i f g o [4H]
+//   gru_cell        h [H] | r z n gh_n [4H]
+//   lstm_cell_grad  dz [4H] | dc_prev [H]
+//   gru_cell_grad   dgx [3H] | dgh [3H] | dh_prev [H]
+// Operands: gx is read at columns [gx_col, gx_col + G) of a matrix with gx_stride words
+// per row (every step's input product in one matmul output); gh is absent (mode 0), a
+// bias broadcast to every row (1) or a [rows, G] matrix (2); dh0 and dh1 are windows of
+// wider matrices, summed; absent operands read as zeros. Offsets are in words from the
+// start of each bound window.
+
+struct Params {
+    rows: u32,
+    hidden: u32,
+    gx_stride: u32,
+    gx_col: u32,
+    off_gx: u32,
+    gh_mode: u32,
+    off_gh: u32,
+    has_prev: u32,
+    off_prev: u32,
+    off_out: u32,
+    has_dh0: u32,
+    off_dh0: u32,
+    dh0_stride: u32,
+    dh0_col: u32,
+    has_dh1: u32,
+    off_dh1: u32,
+    dh1_stride: u32,
+    dh1_col: u32,
+    has_dc: u32,
+    off_dc: u32,
+    off_state: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// Forward: in1 = gx, in2 = gh, in3 = prev. Backward: in1 = dh0, in2 = dh1, in3 = dc,
+// in4 = the cell's packed output, in5 = prev.
+@group(0) @binding(1) var<storage, read> in1: array<f32>;
+@group(0) @binding(2) var<storage, read> in2: array<f32>;
+@group(0) @binding(3) var<storage, read> in3: array<f32>;
+@group(0) @binding(4) var<storage, read> in4: array<f32>;
+@group(0) @binding(5) var<storage, read> in5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+// Gate block k of the recurrent product for (row r, unit j), zero when absent.
+fn gh_at(r: u32, k: u32, j: u32, width: u32) -> f32 {
+    let col = k * p.hidden + j;
+    switch p.gh_mode {
+        case 1u: { return in2[p.off_gh + col]; }
+        case 2u: { return in2[p.off_gh + r * width + col]; }
+        default: { return 0.0; }
+    }
+}
+
+// Gate block k of the input product.
+fn gx_at(r: u32, k: u32, j: u32) -> f32 {
+    return in1[p.off_gx + r * p.gx_stride + p.gx_col + k * p.hidden + j];
+}
+
+// The previous state (c for the LSTM, h for the GRU), zero when absent: in3 in the
+// forward kernels, in5 in the backward ones.
+fn prev_fwd(i: u32) -> f32 {
+    if p.has_prev != 0u {
+        return in3[p.off_prev + i];
+    }
+    return 0.0;
+}
+
+fn prev_bwd(i: u32) -> f32 {
+    if p.has_prev != 0u {
+        return in5[p.off_prev + i];
+    }
+    return 0.0;
+}
+
+// The summed gradient of h for (row r, unit j).
+fn dh_at(r: u32, j: u32) -> f32 {
+    var d = 0.0;
+    if p.has_dh0 != 0u {
+        d += in1[p.off_dh0 + r * p.dh0_stride + p.dh0_col + j];
+    }
+    if p.has_dh1 != 0u {
+        d += in2[p.off_dh1 + r * p.dh1_stride + p.dh1_col + j];
+    }
+    return d;
+}
+
+@compute @workgroup_size(WG)
+fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    let hh = p.hidden;
+    let plane = p.rows * hh;
+    if i >= plane {
+        return;
+    }
+    let r = i / hh;
+    let j = i % hh;
+    let w = 4u * hh;
+    let gi = sigmoid(gx_at(r, 0u, j) + gh_at(r, 0u, j, w));
+    let gf = sigmoid(gx_at(r, 1u, j) + gh_at(r, 1u, j, w));
+    let gg = tanh_stable(gx_at(r, 2u, j) + gh_at(r, 2u, j, w));
+    let go = sigmoid(gx_at(r, 3u, j) + gh_at(r, 3u, j, w));
+    let c = gf * prev_fwd(i) + gi * gg;
+    out[p.off_out + i] = go * tanh_stable(c);
+    out[p.off_out + plane + i] = c;
+    let saved = p.off_out + 2u * plane + r * w + j;
+    out[saved] = gi;
+    out[saved + hh] = gf;
+    out[saved + 2u * hh] = gg;
+    out[saved + 3u * hh] = go;
+}
+
+@compute @workgroup_size(WG)
+fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    let hh = p.hidden;
+    let plane = p.rows * hh;
+    if i >= plane {
+        return;
+    }
+    let r = i / hh;
+    let j = i % hh;
+    let w = 3u * hh;
+    let gr = sigmoid(gx_at(r, 0u, j) + gh_at(r, 0u, j, w));
+    let gz = sigmoid(gx_at(r, 1u, j) + gh_at(r, 1u, j, w));
+    let bn = gh_at(r, 2u, j, w);
+    let gn = tanh_stable(gx_at(r, 2u, j) + gr * bn);
+    out[p.off_out + i] = (1.0 - gz) * gn + gz * prev_fwd(i);
+    let saved = p.off_out + plane + r * 4u * hh + j;
+    out[saved] = gr;
+    out[saved + hh] = gz;
+    out[saved + 2u * hh] = gn;
+    out[saved + 3u * hh] = bn;
+}
+
+@compute @workgroup_size(WG)
+fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    let hh = p.hidden;
+    let plane = p.rows * hh;
+    if i >= plane {
+        return;
+    }
+    let r = i / hh;
+    let j = i % hh;
+    let saved = p.off_state + 2u * plane + r * 4u * hh + j;
+    let gi = in4[saved];
+    let gf = in4[saved + hh];
+    let gg = in4[saved + 2u * hh];
+    let go = in4[saved + 3u * hh];
+    let tc = tanh_stable(in4[p.off_state + plane + i]);
+    let dh = dh_at(r, j);
+    var dc = dh * go * (1.0 - tc * tc);
+    if p.has_dc != 0u {
+        dc += in3[p.off_dc + i];
+    }
+    let dz = p.off_out + r * 4u * hh + j;
+    out[dz] = dc * gg * gi * (1.0 - gi);
+    out[dz + hh] = dc * prev_bwd(i) * gf * (1.0 - gf);
+    out[dz + 2u * hh] = dc * gi * (1.0 - gg * gg);
+    out[dz + 3u * hh] = dh * tc * go * (1.0 - go);
+    out[p.off_out + 4u * plane + i] = dc * gf;
+}
+
+@compute @workgroup_size(WG)
+fn gru_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    let hh = p.hidden;
+    let plane = p.rows * hh;
+    if i >= plane {
+        return;
+    }
+    let r = i / hh;
+    let j = i % hh;
+    let saved = p.off_state + plane + r * 4u * hh + j;
+    let gr = in4[saved];
+    let gz = in4[saved + hh];
+    let gn = in4[saved + 2u * hh];
+    let bn = in4[saved + 3u * hh];
+    let dh = dh_at(r, j);
+    let dan = dh * (1.0 - gz) * (1.0 - gn * gn);
+    let dar = dan * bn * gr * (1.0 - gr);
+    let daz = dh * (prev_bwd(i) - gn) * gz * (1.0 - gz);
+    let dgx = p.off_out + r * 3u * hh + j;
+    out[dgx] = dar;
+    out[dgx + hh] = daz;
+    out[dgx + 2u * hh] = dan;
+    let dgh = dgx + 3u * plane;
+    out[dgh] = dar;
+    out[dgh + hh] = daz;
+    out[dgh + 2u * hh] = dan * gr;
+    out[p.off_out + 6u * plane + i] = dh * gz;
+}
