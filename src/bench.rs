@@ -106,3 +106,88 @@ pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant)
     }
     Ok(TrainBench { device, rows_per_second: median(rates), epochs, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
 }
+
+/// One recurrent training step measured three ways (see `lstm`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RnnBench {
+    pub name: String,
+    pub device: String,
+    pub batch: usize,
+    pub input: usize,
+    pub hidden: usize,
+    pub steps: usize,
+    /// Median seconds of one step, forward and backward through time: every launch.
+    pub step_seconds: f64,
+    /// The same step's matmul launches alone (same shapes and buffers).
+    pub matmul_seconds: f64,
+    /// Its fused cell launches alone (forward and backward).
+    pub cell_seconds: f64,
+    /// Kernel launches per step, and how many of them are matmuls and cells.
+    pub launches: usize,
+    pub matmul_launches: usize,
+    pub cell_launches: usize,
+}
+
+/// An LSTM layer (`batch` rows, `steps` steps of `input` features, `hidden` units)
+/// stepped forward and backward through time: gradients of every weight and of the
+/// input, no optimizer. Also times the step's matmuls alone and its fused cells alone
+/// (the same launches, filtered out of the compiled plan), and counts launches.
+pub fn lstm(exec: &mut dyn Executor, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
+    recurrent(exec, crate::graph::CellKind::Lstm, batch, input, hidden, steps)
+}
+
+/// `lstm`'s measurement for a GRU layer.
+pub fn gru(exec: &mut dyn Executor, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
+    recurrent(exec, crate::graph::CellKind::Gru, batch, input, hidden, steps)
+}
+
+fn recurrent(exec: &mut dyn Executor, kind: crate::graph::CellKind, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
+    use crate::plan::Kernel;
+    if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
+        return Err(crate::Error::Other(format!("bench {}: sizes must be positive", kind.name())));
+    }
+    let mut g = Graph::new();
+    let x = g.input("bench_seq", &[batch, steps * input])?;
+    let out = crate::nn::rnn::rnn_layer(&mut g, kind, "bench", x, steps, hidden, false, &[], true)?;
+    let seq = out.sequence.expect("asked for the sequence");
+    let loss = g.mean(seq)?;
+    let grads = crate::graph::backward(&mut g, loss, &[x])?;
+    let mut keep = vec![grads.of(x).expect("the input reaches the loss")];
+    keep.extend((0..g.params.len()).filter_map(|p| grads.of(g.param_node(p))));
+    let plan = compile(&g, &PlanRequest { keep, ..Default::default() })?;
+    let only = |pick: &dyn Fn(&Kernel) -> bool| {
+        let mut p = plan.clone();
+        p.launches.retain(|l| pick(&l.kernel) || matches!(l.kernel, Kernel::AdvanceStep { .. }));
+        p
+    };
+    let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
+    let cells = only(&|k| matches!(k, Kernel::RnnCell { .. } | Kernel::RnnCellGrad { .. }));
+    // Per step, without the step counter's own launch.
+    let count = |p: &crate::plan::Plan| p.launches.len() - 1;
+    let (launches, matmul_launches, cell_launches) = (count(&plan), count(&matmuls), count(&cells));
+    let layout = plan.layout.clone();
+    let full = exec.load(plan)?;
+    let mm = exec.load(matmuls)?;
+    let cl = exec.load(cells)?;
+    let mut rng = Rng::new(0xBE7C);
+    let data: Vec<f32> = (0..batch * steps * input).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+    exec.write("bench_seq", &data)?;
+    let bound = 1.0 / (hidden as f64).sqrt();
+    let params: Vec<f32> = (0..layout.total).map(|_| rng.range(-bound, bound) as f32).collect();
+    exec.write_params(&params)?;
+    let (reps, rounds) = (20, 7);
+    Ok(RnnBench {
+        name: format!("{} step", kind.name()),
+        device: exec.device_name(),
+        batch,
+        input,
+        hidden,
+        steps,
+        step_seconds: time_plan(exec, full, reps, rounds)?,
+        matmul_seconds: time_plan(exec, mm, reps, rounds)?,
+        cell_seconds: time_plan(exec, cl, reps, rounds)?,
+        launches,
+        matmul_launches,
+        cell_launches,
+    })
+}

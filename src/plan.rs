@@ -268,7 +268,10 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
             return Err(Error::shape("plan", format!("gradient node {gnode} does not match parameter {p}")));
         }
         let computes = !matches!(graph.nodes[gnode].op, Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. });
-        let read_elsewhere = consumers[gnode] > 0 || request.keep.contains(&gnode) || Some(gnode) == request.loss;
+        // A node that is the gradient of two parameters (the LSTM's two biases, which
+        // enter as one sum) is copied into both places: the copy reads it.
+        let shared = request.grads.iter().filter(|&&(_, other)| other == gnode).count() > 1;
+        let read_elsewhere = shared || consumers[gnode] > 0 || request.keep.contains(&gnode) || Some(gnode) == request.loss;
         if computes && !read_elsewhere && !grad_home.contains_key(&gnode) {
             grad_home.insert(gnode, p);
         } else {

@@ -46,14 +46,18 @@ const ROUND: f32 = 12_582_912.0;
 
 /// `e^x` within 2 ulp for |x| < 87 (saturating beyond), NaN for NaN. Branch-free so
 /// that loops over it vectorize: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes'
-/// minimax polynomial, 2^n put straight into the exponent bits.
+/// minimax polynomial, 2^n put straight into the exponent bits. n is read from the
+/// bits of the rounded sum (its low mantissa bits hold n), because `f32 as i32` is
+/// saturating in Rust and does not vectorize.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = (((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5) * r * r + r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
 
 #[inline(always)]
@@ -75,6 +79,64 @@ fn tanh(x: f32) -> f32 {
     t.copysign(x)
 }
 
+/// Units per block: the row loops load operands into local arrays of this many lanes,
+/// compute on them and store the results. With only locals in the arithmetic, the
+/// compiler vectorizes it without run-time aliasing checks between the many streams.
+const L: usize = 16;
+type Lanes = [f32; L];
+
+/// `src[j..j + n]`, zero-padded to a block.
+#[inline(always)]
+fn ld(src: &[f32], j: usize, n: usize) -> Lanes {
+    if n == L {
+        src[j..j + L].try_into().expect("a whole block")
+    } else {
+        let mut a = [0.0; L];
+        a[..n].copy_from_slice(&src[j..j + n]);
+        a
+    }
+}
+
+#[inline(always)]
+fn st(dst: &mut [f32], j: usize, n: usize, a: &Lanes) {
+    if n == L {
+        dst[j..j + L].copy_from_slice(a);
+    } else {
+        dst[j..j + n].copy_from_slice(&a[..n]);
+    }
+}
+
+/// `x[at..] + y[at..]` for one block (a function, not a closure: closures are not
+/// always inlined into the instruction-set-specific copies, and a call costs more than
+/// the block's arithmetic).
+#[inline(always)]
+fn sum2(x: &[f32], y: &[f32], at: usize, n: usize) -> Lanes {
+    zip(ld(x, at, n), ld(y, at, n), |a, b| a + b)
+}
+
+/// A block whose lane `k` is `$e` (a plain loop: `std::array::from_fn` is not always
+/// inlined into the instruction-set-specific copies).
+macro_rules! lanes {
+    (|$k:ident| $e:expr) => {{
+        let mut out: Lanes = [0.0; L];
+        for $k in 0..L {
+            out[$k] = $e;
+        }
+        out
+    }};
+}
+
+/// Lane-wise `f` of one or two blocks.
+#[inline(always)]
+fn map(a: Lanes, f: impl Fn(f32) -> f32) -> Lanes {
+    lanes!(|k| f(a[k]))
+}
+
+#[inline(always)]
+fn zip(a: Lanes, b: Lanes, f: impl Fn(f32, f32) -> f32) -> Lanes {
+    lanes!(|k| f(a[k], b[k]))
+}
+
 /// Per-row operands, already cut to length (zeros stand in for absent ones, so the loops
 /// have no branches).
 struct LstmFwdRow<'a> {
@@ -85,24 +147,20 @@ struct LstmFwdRow<'a> {
 
 #[inline(always)]
 fn lstm_forward_row(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32]) {
-    let (zx, zh) = (&a.zx[..4 * hh], &a.zh[..4 * hh]);
-    let cp = &a.c_prev[..hh];
-    let (h, c) = (&mut h[..hh], &mut c[..hh]);
-    let (si, rest) = saved[..4 * hh].split_at_mut(hh);
-    let (sf, rest) = rest.split_at_mut(hh);
-    let (sg, so) = rest.split_at_mut(hh);
-    for j in 0..hh {
-        let i = sigmoid(zx[j] + zh[j]);
-        let f = sigmoid(zx[hh + j] + zh[hh + j]);
-        let g = tanh(zx[2 * hh + j] + zh[2 * hh + j]);
-        let o = sigmoid(zx[3 * hh + j] + zh[3 * hh + j]);
-        let cn = f * cp[j] + i * g;
-        c[j] = cn;
-        h[j] = o * tanh(cn);
-        si[j] = i;
-        sf[j] = f;
-        sg[j] = g;
-        so[j] = o;
+    for j in (0..hh).step_by(L) {
+        let n = (hh - j).min(L);
+        let i = map(sum2(a.zx, a.zh, j, n), sigmoid);
+        let f = map(sum2(a.zx, a.zh, hh + j, n), sigmoid);
+        let g = map(sum2(a.zx, a.zh, 2 * hh + j, n), tanh);
+        let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid);
+        let cp = ld(a.c_prev, j, n);
+        let cn: Lanes = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
+        let hn = zip(o, cn, |o, c| o * tanh(c));
+        st(c, j, n, &cn);
+        st(h, j, n, &hn);
+        for (k, v) in [i, f, g, o].iter().enumerate() {
+            st(saved, k * hh + j, n, v);
+        }
     }
 }
 
@@ -114,22 +172,19 @@ struct GruFwdRow<'a> {
 
 #[inline(always)]
 fn gru_forward_row(hh: usize, a: GruFwdRow, h: &mut [f32], saved: &mut [f32]) {
-    let (zx, zh) = (&a.zx[..3 * hh], &a.zh[..3 * hh]);
-    let hp = &a.h_prev[..hh];
-    let h = &mut h[..hh];
-    let (sr, rest) = saved[..4 * hh].split_at_mut(hh);
-    let (sz, rest) = rest.split_at_mut(hh);
-    let (sn, sb) = rest.split_at_mut(hh);
-    for j in 0..hh {
-        let r = sigmoid(zx[j] + zh[j]);
-        let z = sigmoid(zx[hh + j] + zh[hh + j]);
-        let bn = zh[2 * hh + j];
-        let n = tanh(zx[2 * hh + j] + r * bn);
-        h[j] = (1.0 - z) * n + z * hp[j];
-        sr[j] = r;
-        sz[j] = z;
-        sn[j] = n;
-        sb[j] = bn;
+    for j in (0..hh).step_by(L) {
+        let n = (hh - j).min(L);
+        let r = map(sum2(a.zx, a.zh, j, n), sigmoid);
+        let z = map(sum2(a.zx, a.zh, hh + j, n), sigmoid);
+        let bn = ld(a.zh, 2 * hh + j, n);
+        let xn = ld(a.zx, 2 * hh + j, n);
+        let nn: Lanes = lanes!(|k| tanh(xn[k] + r[k] * bn[k]));
+        let hp = ld(a.h_prev, j, n);
+        let hn: Lanes = lanes!(|k| (1.0 - z[k]) * nn[k] + z[k] * hp[k]);
+        st(h, j, n, &hn);
+        for (k, v) in [r, z, nn, bn].iter().enumerate() {
+            st(saved, k * hh + j, n, v);
+        }
     }
 }
 
@@ -144,22 +199,22 @@ struct LstmBwdRow<'a> {
 
 #[inline(always)]
 fn lstm_backward_row(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_prev: &mut [f32]) {
-    let (dh0, dh1, dcn, c, cp) = (&a.dh0[..hh], &a.dh1[..hh], &a.dc[..hh], &a.c[..hh], &a.c_prev[..hh]);
-    let s = &a.saved[..4 * hh];
-    let (dzi, rest) = dz[..4 * hh].split_at_mut(hh);
-    let (dzf, rest) = rest.split_at_mut(hh);
-    let (dzg, dzo) = rest.split_at_mut(hh);
-    let dcp = &mut dc_prev[..hh];
-    for j in 0..hh {
-        let (i, f, g, o) = (s[j], s[hh + j], s[2 * hh + j], s[3 * hh + j]);
-        let dh = dh0[j] + dh1[j];
-        let tc = tanh(c[j]);
-        let dct = dcn[j] + dh * o * (1.0 - tc * tc);
-        dzi[j] = dct * g * i * (1.0 - i);
-        dzf[j] = dct * cp[j] * f * (1.0 - f);
-        dzg[j] = dct * i * (1.0 - g * g);
-        dzo[j] = dh * tc * o * (1.0 - o);
-        dcp[j] = dct * f;
+    for j in (0..hh).step_by(L) {
+        let n = (hh - j).min(L);
+        let (i, f, g, o) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
+        let dh = sum2(a.dh0, a.dh1, j, n);
+        let tc = map(ld(a.c, j, n), tanh);
+        let dcn = ld(a.dc, j, n);
+        let cp = ld(a.c_prev, j, n);
+        let dct: Lanes = lanes!(|k| dcn[k] + dh[k] * o[k] * (1.0 - tc[k] * tc[k]));
+        let dzi: Lanes = lanes!(|k| dct[k] * g[k] * i[k] * (1.0 - i[k]));
+        let dzf: Lanes = lanes!(|k| dct[k] * cp[k] * f[k] * (1.0 - f[k]));
+        let dzg: Lanes = lanes!(|k| dct[k] * i[k] * (1.0 - g[k] * g[k]));
+        let dzo: Lanes = lanes!(|k| dh[k] * tc[k] * o[k] * (1.0 - o[k]));
+        for (k, v) in [dzi, dzf, dzg, dzo].iter().enumerate() {
+            st(dz, k * hh + j, n, v);
+        }
+        st(dc_prev, j, n, &zip(dct, f, |d, f| d * f));
     }
 }
 
@@ -172,26 +227,22 @@ struct GruBwdRow<'a> {
 
 #[inline(always)]
 fn gru_backward_row(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &mut [f32], dh_prev: &mut [f32]) {
-    let (dh0, dh1, hp) = (&a.dh0[..hh], &a.dh1[..hh], &a.h_prev[..hh]);
-    let s = &a.saved[..4 * hh];
-    let (xr, rest) = dgx[..3 * hh].split_at_mut(hh);
-    let (xz, xn) = rest.split_at_mut(hh);
-    let (hr, rest) = dgh[..3 * hh].split_at_mut(hh);
-    let (hz, hn) = rest.split_at_mut(hh);
-    let dhp = &mut dh_prev[..hh];
-    for j in 0..hh {
-        let (r, z, n, bn) = (s[j], s[hh + j], s[2 * hh + j], s[3 * hh + j]);
-        let dh = dh0[j] + dh1[j];
-        let dan = dh * (1.0 - z) * (1.0 - n * n);
-        let dar = dan * bn * r * (1.0 - r);
-        let daz = dh * (hp[j] - n) * z * (1.0 - z);
-        xr[j] = dar;
-        xz[j] = daz;
-        xn[j] = dan;
-        hr[j] = dar;
-        hz[j] = daz;
-        hn[j] = dan * r;
-        dhp[j] = dh * z;
+    for j in (0..hh).step_by(L) {
+        let n = (hh - j).min(L);
+        let (r, z, nn, bn) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
+        let dh = sum2(a.dh0, a.dh1, j, n);
+        let hp = ld(a.h_prev, j, n);
+        let dan: Lanes = lanes!(|k| dh[k] * (1.0 - z[k]) * (1.0 - nn[k] * nn[k]));
+        let dar: Lanes = lanes!(|k| dan[k] * bn[k] * r[k] * (1.0 - r[k]));
+        let daz: Lanes = lanes!(|k| dh[k] * (hp[k] - nn[k]) * z[k] * (1.0 - z[k]));
+        let dhn = zip(dan, r, |d, r| d * r);
+        for (k, v) in [dar, daz, dan].iter().enumerate() {
+            st(dgx, k * hh + j, n, v);
+        }
+        for (k, v) in [dar, daz, dhn].iter().enumerate() {
+            st(dgh, k * hh + j, n, v);
+        }
+        st(dh_prev, j, n, &zip(dh, z, |d, z| d * z));
     }
 }
 
