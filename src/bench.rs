@@ -88,13 +88,14 @@ pub struct TrainBench {
 /// data and measures throughput; `since` is when the process started.
 pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant) -> Result<TrainBench> {
     use crate::graph::Optimizer;
-    use crate::train::{prepare_splits, TrainConfig, Trainer};
-    let data = crate::data::read_bundled(&[])?;
-    let (train, val, _) = prepare_splits(&data, 0.2, 0)?;
+    use crate::data::{prepare_bundled, PrepareOptions};
+    use crate::train::{TrainConfig, Trainer};
+    let data = prepare_bundled(&PrepareOptions::bundled())?;
+    let (train, val) = (&data.train, &data.val);
     let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
     let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let device = exec.device_name();
-    let mut trainer = Trainer::new(exec, &model, &train, &val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(exec, &model, train, val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
     trainer.step_once()?;
     let first_step_seconds = since.elapsed().as_secs_f64();
     let mut rates = Vec::new();

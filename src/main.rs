@@ -16,6 +16,9 @@ struct Cli {
 enum Command {
     /// List the GPU adapters wgpu finds, and the native CPU backend.
     Devices,
+    /// Show the schema inferred from a CSV: each column's type, missing and distinct
+    /// counts, range or top categories, and the target's positive rate.
+    Inspect(cmd::inspect::InspectArgs),
     /// Train a model on a CSV file (default: the bundled Taiwan credit-card data).
     Train(cmd::train::TrainArgs),
     /// Benchmark kernels on the chosen devices.
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => cmd::devices::run(),
+        Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Train(args) => cmd::train::run(&args),
         Command::Bench(args) => cmd::bench::run(&args, started),
     };

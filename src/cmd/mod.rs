@@ -1,5 +1,7 @@
 pub mod bench;
+pub mod data_args;
 pub mod devices;
+pub mod inspect;
 pub mod train;
 
 use riskgrad::cpu::CpuExecutor;

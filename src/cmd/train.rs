@@ -1,10 +1,11 @@
 //! `riskgrad train`
 
-use riskgrad::data::{read_bundled, read_csv, ReadOptions, TargetSpec};
+use super::data_args::DataArgs;
+use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::gpu::DeviceChoice;
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
-use riskgrad::train::{prepare_splits, EpochReport, TrainConfig, Trainer};
+use riskgrad::train::{EpochReport, TrainConfig, Trainer};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -30,16 +31,8 @@ pub enum OptimizerKind {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// CSV file (.csv or .csv.gz) with a header row. Default: the bundled UCI Taiwan
-    /// credit-card default data (30,000 rows).
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// Target column: a header name or a 0-based column index. Default: the last column.
-    #[arg(long, value_name = "COLUMN")]
-    pub target: Option<String>,
-    /// Columns to leave out, comma-separated (e.g. an ID column).
-    #[arg(long, value_name = "COLS", value_delimiter = ',')]
-    pub drop: Vec<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelKind,
     /// Hidden layer sizes, comma-separated.
@@ -95,22 +88,23 @@ struct MetricsFile<'a> {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let dataset = match &args.data {
-        None => read_bundled(&args.drop)?,
-        Some(path) => {
-            let target = match &args.target {
-                Some(t) => t.parse::<TargetSpec>()?,
-                None => TargetSpec::Last,
-            };
-            read_csv(path, &ReadOptions { target, drop: args.drop.clone(), id_column: None })?
-        }
+    let opts = args.data.options(args.val_split, args.seed)?;
+    let prepared = match &args.data.data {
+        None => prepare_bundled(&opts)?,
+        Some(path) => prepare(path, &opts)?,
     };
-    let data_name = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
-    let (train, val, _standardizer) = prepare_splits(&dataset, args.val_split, args.seed)?;
+    for dropped in &prepared.auto_dropped {
+        eprintln!("dropped column {:?} ({})", dropped.name, dropped.reason);
+    }
+    if prepared.rows_without_target > 0 {
+        eprintln!("left out {} rows without a target value", prepared.rows_without_target);
+    }
+    let data_name = args.data.name();
+    let (train, val) = (&prepared.train, &prepared.val);
     let model = match args.model {
-        ModelKind::Mlp => ModelSpec::mlp(dataset.n_features(), &args.hidden)?,
+        ModelKind::Mlp => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
     };
-    let pos_weight = parse_pos_weight(&args.pos_weight, &train.y)?;
+    let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
     let optimizer = match args.optimizer {
         OptimizerKind::Sgd => Optimizer::Sgd { lr: args.lr, momentum: args.momentum },
@@ -128,15 +122,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     eprintln!(
-        "{data_name}: {} rows, {} features, {:.1}% positive; training on {} rows, validating on {} | device: {device}",
-        dataset.n_rows(),
-        dataset.n_features(),
-        100.0 * dataset.positive_rate(),
+        "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; training on {} rows, validating on {} | device: {device}",
+        prepared.n_rows,
+        prepared.n_features(),
+        100.0 * (train.y.iter().chain(&val.y).sum::<f32>() as f64) / (train.rows() + val.rows()) as f64,
         train.rows(),
         val.rows()
     );
     let config = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed, pos_weight };
-    let mut trainer = Trainer::new(exec.as_mut(), &model, &train, &val, config)?;
+    let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
     let mut reports = Vec::new();
     for epoch in 1..=args.epochs {
         let bar = epoch_bar(epoch, args.epochs, trainer.steps_per_epoch());
@@ -188,14 +182,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_pos_weight(value: &str, train_y: &[f32]) -> Result<f32> {
+fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
     if value == "auto" {
-        let positives = train_y.iter().filter(|&&y| y > 0.5).count();
-        let negatives = train_y.len() - positives;
-        if positives == 0 {
-            return Err(Error::flag("--pos-weight", "auto needs positives in the training split"));
-        }
-        return Ok(negatives as f32 / positives as f32);
+        return Ok(auto);
     }
     match value.parse::<f32>() {
         Ok(w) if w > 0.0 && w.is_finite() => Ok(w),

@@ -129,10 +129,11 @@ macro_rules! gpu_or_skip {
 }
 
 
-/// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data.
+/// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data with
+/// the bundled preprocessing defaults, as `riskgrad train` does with no flags.
 pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize, seed: u64) -> Vec<riskgrad::train::EpochReport> {
-    let data = riskgrad::data::read_bundled(&[]).expect("bundled data");
-    let (train, val, _) = riskgrad::train::prepare_splits(&data, 0.2, seed).expect("split");
+    use riskgrad::data::{prepare_bundled, PrepareOptions};
+    let data = prepare_bundled(&PrepareOptions { seed, ..PrepareOptions::bundled() }).expect("bundled data");
     let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32]).unwrap();
     let config = riskgrad::train::TrainConfig {
         epochs,
@@ -141,7 +142,6 @@ pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize,
         seed,
         pos_weight: 1.0,
     };
-    let mut trainer = riskgrad::train::Trainer::new(exec, &model, &train, &val, config).expect("trainer");
+    let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config).expect("trainer");
     (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
 }
-
