@@ -1,1 +1,50 @@
-fn main() {}
+//! The riskgrad command line: train, list devices, benchmark kernels.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "riskgrad", version, about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the GPU adapters wgpu finds, and the native CPU backend.
+    Devices,
+    /// Show the schema inferred from a CSV: each column's type, missing and distinct
+    /// counts, range or top categories, and the target's positive rate.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Train a model on a CSV file (default: the bundled Taiwan credit-card data).
+    Train(cmd::train::TrainArgs),
+    /// Benchmark kernels on the chosen devices.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let started = std::time::Instant::now();
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // Mesa's device-select layer only picks a default adapter (riskgrad chooses its
+        // own) and warns on headless machines without XDG_RUNTIME_DIR. Set before any
+        // thread starts, so nothing else reads the environment concurrently.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Devices => cmd::devices::run(),
+        Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Train(args) => cmd::train::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args, started),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

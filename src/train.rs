@@ -207,26 +207,3 @@ impl<'e> Trainer<'e> {
         self.exec.read_params()
     }
 }
-
-/// Splits a dataset (stratified), standardizes both parts with statistics of the
-/// training part, and returns them with the fitted standardizer.
-pub fn prepare_splits(data: &crate::data::Dataset, val_fraction: f64, seed: u64) -> Result<(Split, Split, crate::data::Standardizer)> {
-    if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
-        return Err(Error::flag("--val-split", format!("{val_fraction} must be above 0 and below 1")));
-    }
-    let f = data.n_features();
-    let (train_rows, val_rows) = crate::data::stratified_split(&data.y, val_fraction, seed);
-    let take = |rows: &[u32]| {
-        let mut s = Split { x: Vec::with_capacity(rows.len() * f), y: Vec::with_capacity(rows.len()) };
-        for &r in rows {
-            s.x.extend_from_slice(data.row(r as usize));
-            s.y.push(data.y[r as usize]);
-        }
-        s
-    };
-    let (mut train, mut val) = (take(&train_rows), take(&val_rows));
-    let standardizer = crate::data::Standardizer::fit(&train.x, f, &(0..train.rows() as u32).collect::<Vec<_>>());
-    standardizer.apply(&mut train.x);
-    standardizer.apply(&mut val.x);
-    Ok((train, val, standardizer))
-}

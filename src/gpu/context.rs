@@ -162,7 +162,7 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
         DeviceChoice::Cpu => unreachable!("handled above"),
         DeviceChoice::Auto => summaries.iter().filter(|s| rank(s).0 <= 2 && can_compute(&found[s.index].0)).min_by_key(|s| rank(s)),
         DeviceChoice::Gpu => {
-            let best = summaries.iter().min_by_key(|s| rank(s));
+            let best = summaries.iter().filter(|s| can_compute(&found[s.index].0)).min_by_key(|s| rank(s));
             Some(best.ok_or_else(|| Error::Gpu(listing(&summaries)))?)
         }
         DeviceChoice::Index(i) => Some(
@@ -185,7 +185,8 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
     GpuContext::new(adapter, info).map(Some)
 }
 
-/// What the kernels need of a device beyond WebGPU's guaranteed minimums.
+/// What the kernels need of a device (WebGPU's default limits give more; some downlevel
+/// GL adapters less). Six: the recurrent cells' backward kernel reads five tensors.
 const NEED_STORAGE_BUFFERS: u32 = 6;
 const NEED_INVOCATIONS: u32 = 256;
 const NEED_WORKGROUP_BYTES: u32 = 8192;
