@@ -6,16 +6,16 @@
 //!     cargo run --release --example train_lstm -- [epochs] [gru]
 
 use riskgrad::cpu::CpuExecutor;
-use riskgrad::data::{read_bundled, Dataset};
+use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog, TargetSpec};
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
-use riskgrad::train::{prepare_splits, Split, TrainConfig, Trainer};
+use riskgrad::train::{Split, TrainConfig, Trainer};
 
 /// The feature matrix in the sequence models' layout: LIMIT_BAL, SEX, EDUCATION,
 /// MARRIAGE, AGE, then per month from April to September (PAY_6 … PAY_0) the repayment
 /// status, bill and payment.
-fn history_layout(data: &Dataset) -> riskgrad::Result<Vec<usize>> {
-    let at = |n: &str| data.feature_names.iter().position(|m| m == n).ok_or_else(|| riskgrad::Error::Other(format!("the data has no column {n}")));
+fn history_layout(names: &[String]) -> riskgrad::Result<Vec<usize>> {
+    let at = |n: &str| names.iter().position(|m| m == n).ok_or_else(|| riskgrad::Error::Other(format!("the data has no column {n}")));
     let mut cols = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"].iter().map(|n| at(n)).collect::<riskgrad::Result<Vec<_>>>()?;
     for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"].iter().enumerate() {
         let month = 6 - t;
@@ -32,10 +32,17 @@ fn main() -> riskgrad::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let gru = args.next().is_some_and(|s| s == "gru");
-    let data = read_bundled(&[])?;
-    let (train, val, _) = prepare_splits(&data, 0.2, 0)?;
-    let cols = history_layout(&data)?;
-    let (train, val) = (reorder(&train, data.n_features(), &cols), reorder(&val, data.n_features(), &cols));
+    // The peers' preparation: the 23 columns standardized on the training split, nothing
+    // else (no signed log, no one-hot codes).
+    let opts = PrepareOptions {
+        target: TargetSpec::Name("default payment next month".into()),
+        id_column: Some("ID".into()),
+        signed_log: SignedLog::Off,
+        ..Default::default()
+    };
+    let data = prepare_bundled(&opts)?;
+    let cols = history_layout(&data.feature_names)?;
+    let (train, val) = (reorder(&data.train, data.n_features(), &cols), reorder(&data.val, data.n_features(), &cols));
     let spec = RecurrentSpec::new(5, 3, 6, &RecurrentSpec::DEFAULT_HIDDEN, false, &[])?;
     let model = if gru { ModelSpec::gru(spec) } else { ModelSpec::lstm(spec) };
     let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };

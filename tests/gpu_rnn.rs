@@ -11,51 +11,14 @@
 mod common;
 mod rnn_common;
 
-use common::{random_feed, run_once, seed_of};
+use common::{context, random_feed, run_once, seed_of, take_turn};
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::gpu::{GpuContext, GpuExecutor};
 use riskgrad::graph::{backward, NodeId, Op};
 use riskgrad::rng::Rng;
 use rnn_common::{cases, StackCase};
-use std::sync::{Arc, OnceLock};
-
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-            return None;
-        }
-        match choose_adapter(&DeviceChoice::Gpu) {
-            Ok(Some(ctx)) => Some(Arc::new(ctx)),
-            Ok(None) => panic!("choose_adapter(Gpu) gave no device"),
-            Err(e) => panic!(
-                "the GPU tests need a wgpu adapter and found none: {e}\n\
-                 install Mesa's lavapipe (apt-get install mesa-vulkan-drivers), or set RISKGRAD_SKIP_GPU_TESTS=1 to skip them"
-            ),
-        }
-    })
-    .clone()
-}
-
-/// Tests take turns on the shared device (see gpu_kernels.rs for why).
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-macro_rules! gpu_or_skip {
-    () => {{
-        let turn = take_turn();
-        match context() {
-            Some(ctx) => (ctx, turn),
-            None => {
-                eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
-                return;
-            }
-        }
-    }};
-}
+use std::sync::Arc;
 
 fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
@@ -129,20 +92,14 @@ fn stacked_layers_match_cpu() {
 /// the same start: the GPU learns, and its losses follow the CPU's.
 #[test]
 fn lstm_model_trains_on_the_gpu() {
-    use riskgrad::data::read_bundled;
     use riskgrad::graph::Optimizer;
     use riskgrad::nn::{ModelSpec, RecurrentSpec};
     use riskgrad::train::{Split, TrainConfig, Trainer};
     let (ctx, _turn) = gpu_or_skip!();
-    let data = read_bundled(&[]).unwrap();
-    let (train, val, _) = riskgrad::train::prepare_splits(&data, 0.2, 0).unwrap();
     // Static columns, then the history time-major and oldest month first (the data
     // contract's layout), for the first rows of each split.
-    let layout = rnn_common::history_layout(&data.feature_names);
-    let take = |s: &Split, rows: usize| {
-        let s = rnn_common::reorder(s, data.n_features(), &layout);
-        Split { x: s.x[..rows * layout.len()].to_vec(), y: s.y[..rows].to_vec() }
-    };
+    let (train, val) = rnn_common::peer_splits(0);
+    let take = |s: &Split, rows: usize| Split { x: s.x[..rows * 23].to_vec(), y: s.y[..rows].to_vec() };
     let (train, val) = (take(&train, 6144), take(&val, 2048));
     let model = ModelSpec::lstm(RecurrentSpec::new(5, 3, 6, &[16, 8], false, &[]).unwrap());
     let config = TrainConfig { epochs: 3, batch: 256, optimizer: Optimizer::Adam { lr: 5e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, seed: 3, pos_weight: 1.0 };

@@ -5,17 +5,13 @@
 mod rnn_common;
 
 use riskgrad::cpu::CpuExecutor;
-use riskgrad::data::read_bundled;
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
-use riskgrad::train::{prepare_splits, TrainConfig, Trainer};
+use riskgrad::train::{TrainConfig, Trainer};
 
 #[test]
 fn lstm_reaches_auc_077_within_10_epochs_on_cpu() {
-    let data = read_bundled(&[]).expect("bundled data");
-    let (train, val, _) = prepare_splits(&data, 0.2, 0).expect("split");
-    let layout = rnn_common::history_layout(&data.feature_names);
-    let (train, val) = (rnn_common::reorder(&train, data.n_features(), &layout), rnn_common::reorder(&val, data.n_features(), &layout));
+    let (train, val) = rnn_common::peer_splits(0);
     let model = ModelSpec::lstm(RecurrentSpec::new(5, 3, 6, &RecurrentSpec::DEFAULT_HIDDEN, false, &[]).unwrap());
     let config = TrainConfig {
         epochs: 10,

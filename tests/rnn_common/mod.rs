@@ -130,6 +130,24 @@ pub fn history_layout(names: &[String]) -> Vec<usize> {
     cols
 }
 
+/// The bundled Taiwan data as the peers prepare it (peers/common.py): the 23 feature
+/// columns standardized on the training split, no other transformation, split 80/20
+/// stratified with `seed`; then reordered into the sequence models' layout.
+pub fn peer_splits(seed: u64) -> (riskgrad::train::Split, riskgrad::train::Split) {
+    use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog, TargetSpec};
+    let opts = PrepareOptions {
+        target: TargetSpec::Name("default payment next month".into()),
+        id_column: Some("ID".into()),
+        signed_log: SignedLog::Off,
+        seed,
+        ..Default::default()
+    };
+    let data = prepare_bundled(&opts).expect("bundled data");
+    assert_eq!(data.n_features(), 23, "{:?}", data.feature_names);
+    let layout = history_layout(&data.feature_names);
+    (reorder(&data.train, 23, &layout), reorder(&data.val, 23, &layout))
+}
+
 /// A split's rows with their columns in `cols` order.
 pub fn reorder(s: &riskgrad::train::Split, width: usize, cols: &[usize]) -> riskgrad::train::Split {
     riskgrad::train::Split { x: s.x.chunks_exact(width).flat_map(|row| cols.iter().map(|&c| row[c])).collect(), y: s.y.clone() }
