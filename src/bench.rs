@@ -142,8 +142,8 @@ pub struct RnnBench {
 }
 
 /// An LSTM layer (`batch` rows, `steps` steps of `input` features, `hidden` units)
-/// stepped forward and backward through time: gradients of every weight and of the
-/// input, no optimizer. Also times the step's matmuls alone and its fused cells alone
+/// stepped forward and backward through time, its whole sequence read out linearly into
+/// a mean: gradients of every weight and of the input, no optimizer. Also times the step's matmuls alone and its fused cells alone
 /// (the same launches, filtered out of the compiled plan), and counts launches.
 pub fn lstm(exec: &mut dyn Executor, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
     recurrent(exec, crate::graph::CellKind::Lstm, batch, input, hidden, steps)
@@ -162,8 +162,12 @@ fn recurrent(exec: &mut dyn Executor, kind: crate::graph::CellKind, batch: usize
     let mut g = Graph::new();
     let x = g.input("bench_seq", &[batch, steps * input])?;
     let out = crate::nn::rnn::rnn_layer(&mut g, kind, "bench", x, steps, hidden, false, &[], true)?;
+    // A scalar of every step's state (a linear read-out, as a next layer's input product
+    // would be), so the gradient enters at every step as in a stack.
     let seq = out.sequence.expect("asked for the sequence");
-    let loss = g.mean(seq)?;
+    let readout = g.param("bench.readout", &[steps * hidden, 1])?;
+    let score = g.matmul(seq, readout)?;
+    let loss = g.mean(score)?;
     let grads = crate::graph::backward(&mut g, loss, &[x])?;
     let mut keep = vec![grads.of(x).expect("the input reaches the loss")];
     keep.extend((0..g.params.len()).filter_map(|p| grads.of(g.param_node(p))));

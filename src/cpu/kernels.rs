@@ -58,9 +58,12 @@ pub fn softplus(z: f32) -> f32 {
 pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act) {
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
+    // Without a bias gemm overwrites `out` (no zero fill, no read of it): the recurrent
+    // products and every gradient matmul take that path.
     match bias {
         Some(bias) => out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
-        None => out.fill(0.0),
+        None if k == 0 => out.fill(0.0),
+        None => {}
     }
     // Strides (column, row) of op(a) [m,k] and op(b) [k,n] over their row-major storage.
     let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
@@ -70,7 +73,7 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: us
         // SAFETY: the pointers cover m*k, k*n and m*n elements (asserted above) with the
         // strides given; `out` does not overlap the operands (distinct borrows).
         unsafe {
-            gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, true, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, parallelism);
+            gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, bias.is_some(), a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, parallelism);
         }
     }
     if act != Act::Identity {

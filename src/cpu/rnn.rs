@@ -44,39 +44,74 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to an integer.
 const ROUND: f32 = 12_582_912.0;
 
-/// `e^x` within 2 ulp for |x| < 87 (saturating beyond), NaN for NaN. Branch-free so
-/// that loops over it vectorize: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes'
-/// minimax polynomial, 2^n put straight into the exponent bits. n is read from the
-/// bits of the rounded sum (its low mantissa bits hold n), because `f32 as i32` is
-/// saturating in Rust and does not vectorize.
+/// How `a·b + c` is computed: fused where the instruction set has FMA (one
+/// instruction, one rounding), plain in the baseline build (where `f32::mul_add` would
+/// be a slow library call).
+trait MulAdd {
+    fn ma(a: f32, b: f32, c: f32) -> f32;
+}
+
+struct Fused;
+struct Plain;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn ma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Plain {
+    #[inline(always)]
+    fn ma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// `e^x = (1 + m)·2^n` for |x| < 87 (saturating beyond; NaN stays NaN), as `(m, 2^n)`:
+/// x = n·ln2 + r with |r| ≤ ln2/2, `m = e^r − 1` by Cephes' minimax polynomial (within
+/// 2 ulp), 2^n put straight into the exponent bits. Branch-free, so loops over it
+/// vectorize; n is read from the bits of the rounded sum (its low mantissa bits hold n)
+/// because `f32 as i32` saturates in Rust and does not vectorize.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+fn exp_parts<M: MulAdd>(x: f32) -> (f32, f32) {
     let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
+    let t = M::ma(x, LOG2E, ROUND);
     let n = t - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = (((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5) * r * r + r + 1.0;
+    let r = M::ma(-n, LN2_LO, M::ma(-n, LN2_HI, x));
+    let mut q = M::ma(1.987_569_1e-4, r, 1.398_2e-3);
+    for c in [8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        q = M::ma(q, r, c);
+    }
+    let m = M::ma(q, r * r, r);
     let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
-    p * f32::from_bits(n_int.wrapping_add(127) << 23)
+    (m, f32::from_bits(n_int.wrapping_add(127) << 23))
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+fn exp<M: MulAdd>(x: f32) -> f32 {
+    let (m, s) = exp_parts::<M>(x);
+    M::ma(m, s, s)
 }
 
-/// tanh with full relative precision near 0 (an odd polynomial below 0.3, as the WGSL
-/// `tanh_stable`), and `(1 − e^{−2|x|}) / (1 + e^{−2|x|})` beyond, where there is no
-/// cancellation.
+/// `e^x − 1` without cancellation near 0: `m·2^n + (2^n − 1)`, the last term exact.
 #[inline(always)]
-fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let x2 = x * x;
-    let small = a * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
-    let e = exp(-2.0 * a);
-    let large = (1.0 - e) / (1.0 + e);
-    let t = if a < 0.3 { small } else { large };
-    t.copysign(x)
+fn expm1<M: MulAdd>(x: f32) -> f32 {
+    let (m, s) = exp_parts::<M>(x);
+    M::ma(m, s, s - 1.0)
+}
+
+#[inline(always)]
+fn sigmoid<M: MulAdd>(x: f32) -> f32 {
+    1.0 / (1.0 + exp::<M>(-x))
+}
+
+/// `tanh |x| = −u / (2 + u)` with `u = e^{−2|x|} − 1`, sign restored: full relative
+/// precision near 0 (where `1 − e^{−2|x|}` would cancel), exactly ±1 far out.
+#[inline(always)]
+fn tanh<M: MulAdd>(x: f32) -> f32 {
+    let u = expm1::<M>(-2.0 * x.abs());
+    (-u / (2.0 + u)).copysign(x)
 }
 
 /// Units per block: the row loops load operands into local arrays of this many lanes,
@@ -146,16 +181,16 @@ struct LstmFwdRow<'a> {
 }
 
 #[inline(always)]
-fn lstm_forward_row(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32]) {
+fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
-        let i = map(sum2(a.zx, a.zh, j, n), sigmoid);
-        let f = map(sum2(a.zx, a.zh, hh + j, n), sigmoid);
-        let g = map(sum2(a.zx, a.zh, 2 * hh + j, n), tanh);
-        let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid);
+        let i = map(sum2(a.zx, a.zh, j, n), sigmoid::<M>);
+        let f = map(sum2(a.zx, a.zh, hh + j, n), sigmoid::<M>);
+        let g = map(sum2(a.zx, a.zh, 2 * hh + j, n), tanh::<M>);
+        let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid::<M>);
         let cp = ld(a.c_prev, j, n);
         let cn: Lanes = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
-        let hn = zip(o, cn, |o, c| o * tanh(c));
+        let hn = zip(o, cn, |o, c| o * tanh::<M>(c));
         st(c, j, n, &cn);
         st(h, j, n, &hn);
         for (k, v) in [i, f, g, o].iter().enumerate() {
@@ -171,14 +206,14 @@ struct GruFwdRow<'a> {
 }
 
 #[inline(always)]
-fn gru_forward_row(hh: usize, a: GruFwdRow, h: &mut [f32], saved: &mut [f32]) {
+fn gru_forward_row<M: MulAdd>(hh: usize, a: GruFwdRow, h: &mut [f32], saved: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
-        let r = map(sum2(a.zx, a.zh, j, n), sigmoid);
-        let z = map(sum2(a.zx, a.zh, hh + j, n), sigmoid);
+        let r = map(sum2(a.zx, a.zh, j, n), sigmoid::<M>);
+        let z = map(sum2(a.zx, a.zh, hh + j, n), sigmoid::<M>);
         let bn = ld(a.zh, 2 * hh + j, n);
         let xn = ld(a.zx, 2 * hh + j, n);
-        let nn: Lanes = lanes!(|k| tanh(xn[k] + r[k] * bn[k]));
+        let nn: Lanes = lanes!(|k| tanh::<M>(xn[k] + r[k] * bn[k]));
         let hp = ld(a.h_prev, j, n);
         let hn: Lanes = lanes!(|k| (1.0 - z[k]) * nn[k] + z[k] * hp[k]);
         st(h, j, n, &hn);
@@ -198,12 +233,12 @@ struct LstmBwdRow<'a> {
 }
 
 #[inline(always)]
-fn lstm_backward_row(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_prev: &mut [f32]) {
+fn lstm_backward_row<M: MulAdd>(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_prev: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
         let (i, f, g, o) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
         let dh = sum2(a.dh0, a.dh1, j, n);
-        let tc = map(ld(a.c, j, n), tanh);
+        let tc = map(ld(a.c, j, n), tanh::<M>);
         let dcn = ld(a.dc, j, n);
         let cp = ld(a.c_prev, j, n);
         let dct: Lanes = lanes!(|k| dcn[k] + dh[k] * o[k] * (1.0 - tc[k] * tc[k]));
@@ -226,7 +261,7 @@ struct GruBwdRow<'a> {
 }
 
 #[inline(always)]
-fn gru_backward_row(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &mut [f32], dh_prev: &mut [f32]) {
+fn gru_backward_row<M: MulAdd>(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &mut [f32], dh_prev: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
         let (r, z, nn, bn) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
@@ -319,12 +354,12 @@ macro_rules! multiversion {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             unsafe fn avx512($($arg: $ty),*) {
-                $body($($arg),*)
+                $body::<Fused>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2($($arg: $ty),*) {
-                $body($($arg),*)
+                $body::<Fused>($($arg),*)
             }
             match isa {
                 // SAFETY: `isa()` picked these only where the processor has the features.
@@ -332,7 +367,7 @@ macro_rules! multiversion {
                 Isa::Avx512 => unsafe { avx512($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { avx2($($arg),*) },
-                Isa::Baseline => $body($($arg),*),
+                Isa::Baseline => $body::<Plain>($($arg),*),
             }
         }
     };
@@ -370,29 +405,29 @@ fn cols_or<'a>(m: Option<Cols<'a>>, r: usize, width: usize, zeros: &'a [f32]) ->
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lstm_forward_rows_body(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
+fn lstm_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
     let [h, c, saved] = planes else { unreachable!("three planes") };
     for k in 0..count {
         let r = first + k;
         let row = LstmFwdRow { zx: gx.row(r, 4 * hh), zh: gh_row(gh, r, 4 * hh, zeros), c_prev: row_or(prev, r, hh, zeros) };
-        lstm_forward_row(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..]);
+        lstm_forward_row::<M>(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..]);
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_forward_rows_body(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
+fn gru_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
     let [h, saved] = planes else { unreachable!("two planes") };
     for k in 0..count {
         let r = first + k;
         let row = GruFwdRow { zx: gx.row(r, 3 * hh), zh: gh_row(gh, r, 3 * hh, zeros), h_prev: row_or(prev, r, hh, zeros) };
-        gru_forward_row(hh, row, &mut h[k * hh..], &mut saved[k * 4 * hh..]);
+        gru_forward_row::<M>(hh, row, &mut h[k * hh..], &mut saved[k * 4 * hh..]);
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lstm_backward_rows_body(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
+fn lstm_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
     let [dz, dcp] = planes else { unreachable!("two planes") };
     let p = Packing::new(CellKind::Lstm, state.len() / (6 * hh), hh);
     for k in 0..count {
@@ -405,13 +440,13 @@ fn lstm_backward_rows_body(hh: usize, first: usize, count: usize, dh: [Option<Co
             saved: &state[p.saved() + r * 4 * hh..][..4 * hh],
             c_prev: row_or(prev, r, hh, zeros),
         };
-        lstm_backward_row(hh, row, &mut dz[k * 4 * hh..], &mut dcp[k * hh..]);
+        lstm_backward_row::<M>(hh, row, &mut dz[k * 4 * hh..], &mut dcp[k * hh..]);
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_backward_rows_body(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
+fn gru_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
     let [dgx, dgh, dhp] = planes else { unreachable!("three planes") };
     let p = Packing::new(CellKind::Gru, state.len() / (5 * hh), hh);
     for k in 0..count {
@@ -422,7 +457,7 @@ fn gru_backward_rows_body(hh: usize, first: usize, count: usize, dh: [Option<Col
             saved: &state[p.saved() + r * 4 * hh..][..4 * hh],
             h_prev: row_or(prev, r, hh, zeros),
         };
-        gru_backward_row(hh, row, &mut dgx[k * 3 * hh..], &mut dgh[k * 3 * hh..], &mut dhp[k * hh..]);
+        gru_backward_row::<M>(hh, row, &mut dgx[k * 3 * hh..], &mut dgh[k * 3 * hh..], &mut dhp[k * hh..]);
     }
 }
 
@@ -468,27 +503,36 @@ pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Col
 mod tests {
     use super::*;
 
-    #[test]
-    fn exp_sigmoid_and_tanh_are_accurate_across_the_range() {
+    fn accurate<M: MulAdd>() {
         let mut x = -100.0f32;
         while x <= 100.0 {
             let e = (x as f64).exp();
             if (-87.0..=88.0).contains(&x) {
-                let rel = ((exp(x) as f64 - e) / e).abs();
-                assert!(rel < 3e-7, "exp({x}): {} vs {e}", exp(x));
+                let rel = ((exp::<M>(x) as f64 - e) / e).abs();
+                assert!(rel < 3e-7, "exp({x}): {} vs {e}", exp::<M>(x));
+                let em1 = (x as f64).exp_m1();
+                assert!(((expm1::<M>(x) as f64 - em1) / em1).abs() < 3e-7, "expm1({x})");
             }
             let s = 1.0 / (1.0 + (-(x as f64)).exp());
-            assert!(((sigmoid(x) as f64 - s) / s.max(1e-30)).abs() < 1e-6 || (sigmoid(x) as f64 - s).abs() < 1e-37, "sigmoid({x})");
+            assert!(((sigmoid::<M>(x) as f64 - s) / s).abs() < 1e-6 || s < 1e-37, "sigmoid({x}): {} vs {s}", sigmoid::<M>(x));
             let t = (x as f64).tanh();
-            assert!((tanh(x) as f64 - t).abs() <= 1e-6 * t.abs().max(1e-30) + 1e-37 || (tanh(x) as f64 - t).abs() < 2e-7, "tanh({x}): {} vs {t}", tanh(x));
+            assert!((tanh::<M>(x) as f64 - t).abs() <= 1e-6 * t.abs(), "tanh({x}): {} vs {t}", tanh::<M>(x));
             x += 0.0137;
         }
-        for &tiny in &[1e-8f32, -3e-5, 0.299, -0.3, 0.301] {
+        for tiny in [1e-30f32, 1e-8, -3e-5, 0.299, -0.3, 0.301, 0.35, -0.347] {
             let t = (tiny as f64).tanh();
-            assert!(((tanh(tiny) as f64 - t) / t).abs() < 1e-6, "tanh({tiny})");
+            assert!(((tanh::<M>(tiny) as f64 - t) / t).abs() < 1e-6, "tanh({tiny})");
+            let em1 = (tiny as f64).exp_m1();
+            assert!(((expm1::<M>(tiny) as f64 - em1) / em1).abs() < 1e-6, "expm1({tiny})");
         }
-        assert!(exp(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
-        assert_eq!(sigmoid(-200.0), 0.0f32.max(sigmoid(-200.0)));
-        assert_eq!(tanh(50.0), 1.0);
+        assert!(exp::<M>(f32::NAN).is_nan() && sigmoid::<M>(f32::NAN).is_nan() && tanh::<M>(f32::NAN).is_nan());
+        assert_eq!((tanh::<M>(50.0), tanh::<M>(-50.0), tanh::<M>(0.0)), (1.0, -1.0, 0.0));
+        assert!(sigmoid::<M>(-200.0) >= 0.0 && sigmoid::<M>(200.0) == 1.0);
+    }
+
+    #[test]
+    fn exp_sigmoid_and_tanh_are_accurate_across_the_range() {
+        accurate::<Plain>();
+        accurate::<Fused>();
     }
 }
