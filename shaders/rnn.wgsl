@@ -8,7 +8,7 @@
 //                       h' = (1 − z) n + z h
 //
 // Packed outputs (planes of `rows` rows, back to back; src/graph/rnn.rs `Packing`):
-//   lstm_cell       h [H] | c [H] | i f g o [4H]
+//   lstm_cell       h [H] | c [H] | i f g o [4H] | tanh(c) [H]
 //   gru_cell        h [H] | r z n gh_n [4H]
 //   lstm_cell_grad  dz [4H] | dc_prev [H]
 //   gru_cell_grad   dgx [3H] | dgh [3H] | dh_prev [H]
@@ -114,8 +114,10 @@ fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let gg = tanh_stable(gx_at(r, 2u, j) + gh_at(r, 2u, j, w));
     let go = sigmoid(gx_at(r, 3u, j) + gh_at(r, 3u, j, w));
     let c = gf * prev_fwd(i) + gi * gg;
-    out[p.off_out + i] = go * tanh_stable(c);
+    let tc = tanh_stable(c);
+    out[p.off_out + i] = go * tc;
     out[p.off_out + plane + i] = c;
+    out[p.off_out + 6u * plane + i] = tc;
     let saved = p.off_out + 2u * plane + r * w + j;
     out[saved] = gi;
     out[saved + hh] = gf;
@@ -161,7 +163,7 @@ fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let gf = in4[saved + hh];
     let gg = in4[saved + 2u * hh];
     let go = in4[saved + 3u * hh];
-    let tc = tanh_stable(in4[p.off_state + plane + i]);
+    let tc = in4[p.off_state + 6u * plane + i];
     let dh = dh_at(r, j);
     var dc = dh * go * (1.0 - tc * tc);
     if p.has_dc != 0u {

@@ -181,7 +181,7 @@ struct LstmFwdRow<'a> {
 }
 
 #[inline(always)]
-fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32]) {
+fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32], tanh_c: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
         let i = map(sum2(a.zx, a.zh, j, n), sigmoid::<M>);
@@ -190,9 +190,10 @@ fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut 
         let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid::<M>);
         let cp = ld(a.c_prev, j, n);
         let cn: Lanes = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
-        let hn = zip(o, cn, |o, c| o * tanh::<M>(c));
+        let tc = map(cn, tanh::<M>);
         st(c, j, n, &cn);
-        st(h, j, n, &hn);
+        st(tanh_c, j, n, &tc);
+        st(h, j, n, &zip(o, tc, |o, t| o * t));
         for (k, v) in [i, f, g, o].iter().enumerate() {
             st(saved, k * hh + j, n, v);
         }
@@ -227,7 +228,7 @@ struct LstmBwdRow<'a> {
     dh0: &'a [f32],
     dh1: &'a [f32],
     dc: &'a [f32],
-    c: &'a [f32],
+    tanh_c: &'a [f32],
     saved: &'a [f32],
     c_prev: &'a [f32],
 }
@@ -238,7 +239,7 @@ fn lstm_backward_row<M: MulAdd>(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_pre
         let n = (hh - j).min(L);
         let (i, f, g, o) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
         let dh = sum2(a.dh0, a.dh1, j, n);
-        let tc = map(ld(a.c, j, n), tanh::<M>);
+        let tc = ld(a.tanh_c, j, n);
         let dcn = ld(a.dc, j, n);
         let cp = ld(a.c_prev, j, n);
         let dct: Lanes = lanes!(|k| dcn[k] + dh[k] * o[k] * (1.0 - tc[k] * tc[k]));
@@ -406,11 +407,11 @@ fn cols_or<'a>(m: Option<Cols<'a>>, r: usize, width: usize, zeros: &'a [f32]) ->
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn lstm_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
-    let [h, c, saved] = planes else { unreachable!("three planes") };
+    let [h, c, saved, tanh_c] = planes else { unreachable!("four planes") };
     for k in 0..count {
         let r = first + k;
         let row = LstmFwdRow { zx: gx.row(r, 4 * hh), zh: gh_row(gh, r, 4 * hh, zeros), c_prev: row_or(prev, r, hh, zeros) };
-        lstm_forward_row::<M>(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..]);
+        lstm_forward_row::<M>(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..], &mut tanh_c[k * hh..]);
     }
 }
 
@@ -429,14 +430,14 @@ fn gru_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: C
 #[allow(clippy::too_many_arguments)]
 fn lstm_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
     let [dz, dcp] = planes else { unreachable!("two planes") };
-    let p = Packing::new(CellKind::Lstm, state.len() / (6 * hh), hh);
+    let p = Packing::new(CellKind::Lstm, state.len() / (7 * hh), hh);
     for k in 0..count {
         let r = first + k;
         let row = LstmBwdRow {
             dh0: cols_or(dh[0], r, hh, zeros),
             dh1: cols_or(dh[1], r, hh, zeros),
             dc: row_or(dc, r, hh, zeros),
-            c: &state[p.c() + r * hh..][..hh],
+            tanh_c: &state[p.tanh_c() + r * hh..][..hh],
             saved: &state[p.saved() + r * 4 * hh..][..4 * hh],
             c_prev: row_or(prev, r, hh, zeros),
         };
@@ -470,7 +471,7 @@ pub fn cell_forward(kind: CellKind, rows: usize, hidden: usize, gx: Cols, gh: Gh
     let work = rows * hidden * kind.gates();
     let out = &mut out[..p.state_len()];
     match kind {
-        CellKind::Lstm => for_row_chunks(out, rows, &[hidden, hidden, 4 * hidden], work, |first, count, planes| {
+        CellKind::Lstm => for_row_chunks(out, rows, &[hidden, hidden, 4 * hidden, hidden], work, |first, count, planes| {
             lstm_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
         }),
         CellKind::Gru => for_row_chunks(out, rows, &[hidden, 4 * hidden], work, |first, count, planes| {

@@ -33,9 +33,10 @@
 //! the planes: the gradients reaching the views of `h` and `c` are handed to the cell's
 //! rule, which emits one `RnnCellGrad` node (again packed).
 //!
-//! Saved for backward: the four activated gates (LSTM) or r, z, n and the recurrent
-//! part of n's pre-activation `b_n` (GRU), plus the states themselves, which the forward
-//! pass needs anyway. `tanh(c_t)` is recomputed rather than stored.
+//! Saved for backward: the four activated gates and `tanh(c_t)` (LSTM), or r, z, n and
+//! the recurrent part of n's pre-activation `b_n` (GRU), plus the states themselves,
+//! which the forward pass needs anyway. Storing `tanh(c_t)` costs one write per unit
+//! and spares the backward step its only transcendental function.
 
 use super::{CellKind, Graph, NodeId, Op};
 use crate::error::{Error, Result};
@@ -94,9 +95,17 @@ impl Packing {
         }
     }
 
+    /// Forward (LSTM only): `tanh(c_t)` `[rows, hidden]`, after the saved gates.
+    pub fn tanh_c(&self) -> usize {
+        self.saved() + 4 * self.plane()
+    }
+
     /// Words of the forward output.
     pub fn state_len(&self) -> usize {
-        self.saved() + 4 * self.plane()
+        match self.kind {
+            CellKind::Lstm => self.tanh_c() + self.plane(),
+            CellKind::Gru => self.saved() + 4 * self.plane(),
+        }
     }
 
     /// Backward: the gradient of the input product `gx`, `[rows, G]`.

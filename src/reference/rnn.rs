@@ -127,6 +127,7 @@ pub fn cell_forward(p: Packing, gx: impl Fn(usize, usize) -> f64, gh: impl Fn(us
                     let c = f * prev(r, j) + i * g;
                     out[p.h() + at] = o * c.tanh();
                     out[p.c() + at] = c;
+                    out[p.tanh_c() + at] = c.tanh();
                     for (k, v) in [i, f, g, o].into_iter().enumerate() {
                         out[saved(k)] = v;
                     }
@@ -162,7 +163,7 @@ pub fn cell_backward(p: Packing, dh: impl Fn(usize, usize) -> f64, dc: impl Fn(u
             match p.kind {
                 CellKind::Lstm => {
                     let (i, f, gg, o) = (saved(0), saved(1), saved(2), saved(3));
-                    let tc = state[p.c() + at].tanh();
+                    let tc = state[p.tanh_c() + at];
                     let dc_total = dc(r, j) + dh * o * (1.0 - tc * tc);
                     let dz = [dc_total * gg * i * (1.0 - i), dc_total * prev(r, j) * f * (1.0 - f), dc_total * i * (1.0 - gg * gg), dh * tc * o * (1.0 - o)];
                     for (k, v) in dz.into_iter().enumerate() {
