@@ -54,8 +54,15 @@ pub fn softplus(z: f32) -> f32 {
 }
 
 /// `out[m,n] = act(op(a) · op(b) + bias)`, all row-major; `op` transposes when flagged.
+/// Large products are split across the thread pool.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act) {
+    matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, m * n * k >= PARALLEL_MATMUL_WORK)
+}
+
+/// `matmul` on the calling thread alone, or split across the pool when `parallel`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, parallel: bool) {
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
     // Without a bias gemm overwrites `out` (no zero fill, no read of it): the recurrent
@@ -68,7 +75,7 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: us
     // Strides (column, row) of op(a) [m,k] and op(b) [k,n] over their row-major storage.
     let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
-    let parallelism = if m * n * k >= PARALLEL_MATMUL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     if k > 0 {
         // SAFETY: the pointers cover m*k, k*n and m*n elements (asserted above) with the
         // strides given; `out` does not overlap the operands (distinct borrows).

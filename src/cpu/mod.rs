@@ -1,6 +1,7 @@
 //! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
 
 pub mod kernels;
+mod pairs;
 pub mod rnn;
 
 use crate::error::{Error, Result};
@@ -11,6 +12,8 @@ use crate::plan::{Kernel, Plan, Storage, TensorRef};
 /// are kept in the executor.
 struct LoadedPlan {
     plan: Plan,
+    /// Launches that run at once with the next one (see `pairs`).
+    pair_with_next: Vec<bool>,
     slots: Vec<Vec<f32>>,
     inputs: Vec<usize>,
     states: Vec<usize>,
@@ -67,8 +70,38 @@ impl CpuExecutor {
         } = buf;
     }
 
+    /// Runs launches `i` and `i + 1`, two independent matmuls, on two threads.
+    fn run_pair(&mut self, lp: &mut LoadedPlan, i: usize) {
+        let (Kernel::MatMul { a: a1, b: b1, bias: c1, out: o1, m: m1, n: n1, k: k1, trans_a: ta1, trans_b: tb1, act: f1 }, Kernel::MatMul { a: a2, b: b2, bias: c2, out: o2, m: m2, n: n2, k: k2, trans_a: ta2, trans_b: tb2, act: f2 }) =
+            (lp.plan.launches[i].kernel, lp.plan.launches[i + 1].kernel)
+        else {
+            unreachable!("pairs are matmuls")
+        };
+        let mut buf1 = self.take_buffer(lp, o1.storage);
+        let mut buf2 = self.take_buffer(lp, o2.storage);
+        {
+            let (d1, d2) = (&mut buf1[o1.offset..o1.offset + o1.len], &mut buf2[o2.offset..o2.offset + o2.len]);
+            let v = |t: TensorRef| self.view(lp, t);
+            rayon::join(
+                || kernels::matmul_on(v(a1), v(b1), c1.map(v), d1, m1, n1, k1, ta1, tb1, f1, false),
+                || kernels::matmul_on(v(a2), v(b2), c2.map(v), d2, m2, n2, k2, ta2, tb2, f2, false),
+            );
+        }
+        self.put_buffer(lp, o2.storage, buf2);
+        self.put_buffer(lp, o1.storage, buf1);
+    }
+
     fn run_step(&mut self, lp: &mut LoadedPlan, step: usize) -> Result<()> {
+        let mut next = 0;
         for i in 0..lp.plan.launches.len() {
+            if i < next {
+                continue; // ran as the second of a pair
+            }
+            if lp.pair_with_next[i] {
+                self.run_pair(lp, i);
+                next = i + 2;
+                continue;
+            }
             let kernel = lp.plan.launches[i].kernel;
             if let Kernel::Optimize { optimizer, len, step: counters } = kernel {
                 let t = self.view(lp, counters)[1].to_bits() + 1;
@@ -146,7 +179,8 @@ impl Executor for CpuExecutor {
         let inputs = plan.inputs.iter().map(|i| self.named.declare(&i.name, i.len)).collect::<Result<_>>()?;
         let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
         let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
-        self.plans.push(Some(LoadedPlan { plan, slots, inputs, states }));
+        let pair_with_next = if rayon::current_num_threads() > 1 { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
+        self.plans.push(Some(LoadedPlan { plan, pair_with_next, slots, inputs, states }));
         Ok(self.plans.len() - 1)
     }
 
