@@ -190,10 +190,10 @@ impl SavedModel {
                 (p.name.clone(), Dtype::F32, p.shape.clone(), f32_bytes(values))
             })
             .collect();
-        let mut meta = HashMap::new();
         // "pt" lets PyTorch-side loaders (transformers, safetensors.torch) take the file.
-        meta.insert("format".to_string(), "pt".to_string());
-        meta.insert("riskgrad_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        // One key only: safetensors writes the metadata map in hash order, and a second
+        // key would make two saves of the same weights differ byte for byte.
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
         let weights = serialize_tensors(&tensors, meta)?;
 
         let config = Config {

@@ -25,6 +25,8 @@ pub struct ReportInput<'a> {
 }
 
 const SIZE: (u32, u32) = (560, 420);
+/// The fine grid lines: faint, so the curves stand out.
+const LIGHT: RGBColor = RGBColor(238, 238, 238);
 /// Most points drawn for a curve; more would only make the SVG heavy.
 const MAX_CURVE_POINTS: usize = 800;
 
@@ -33,10 +35,13 @@ pub const PLOTS: [&str; 4] = ["roc.svg", "ks.svg", "training.svg", "calibration.
 
 /// Writes the four SVGs and report.html into `dir`; returns the paths written.
 pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
-    let curve = thin(&rate_curve(input.probs, input.labels));
+    let full = rate_curve(input.probs, input.labels);
+    let curve = thin(&full);
+    // The KS point is found on the whole curve (thinning could skip it).
+    let ks_point = full.iter().max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr))).copied();
     let svgs = [
         roc_svg(&curve, input.evaluation.auc)?,
-        ks_svg(&curve, input.probs, input.labels)?,
+        ks_svg(&curve, ks_point, input.probs, input.labels)?,
         training_svg(input.history, input.chosen_epoch)?,
         calibration_svg(input.evaluation)?,
     ];
@@ -80,7 +85,7 @@ fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("False positive rate").y_desc("True positive rate").draw().map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("False positive rate").y_desc("True positive rate").draw().map_err(plot_err)?;
         chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1))).map_err(plot_err)?;
         chart
             .draw_series(LineSeries::new(curve.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))
@@ -95,12 +100,11 @@ fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
 
 /// TPR and FPR against the share of applicants flagged (highest scores first); the KS
 /// statistic is the widest gap, marked with a vertical line.
-fn ks_svg(curve: &[RatePoint], probs: &[f32], labels: &[f32]) -> Result<String> {
+fn ks_svg(curve: &[RatePoint], best: Option<RatePoint>, probs: &[f32], labels: &[f32]) -> Result<String> {
     let n = probs.len().max(1) as f64;
     let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
     let n_neg = n - n_pos;
     let flagged = |p: &RatePoint| (p.tpr * n_pos + p.fpr * n_neg) / n;
-    let best = curve.iter().max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr))).copied();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -112,7 +116,7 @@ fn ks_svg(curve: &[RatePoint], probs: &[f32], labels: &[f32]) -> Result<String> 
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("Share of applicants flagged (highest scores first)").y_desc("Cumulative share").draw().map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("Share of applicants flagged (highest scores first)").y_desc("Cumulative share").draw().map_err(plot_err)?;
         let red = RGBColor(200, 40, 40);
         let green = RGBColor(30, 140, 60);
         chart
@@ -147,11 +151,12 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
         root.fill(&WHITE).map_err(plot_err)?;
         let (left, right) = root.split_horizontally(SIZE.0);
         let last = history.len().max(2) as f64;
+        // Legends go where the curve usually is not: loss falls, AUC rises.
         let series = [
-            (&left, "Training loss per epoch", "loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>(), BLUE),
-            (&right, "Validation AUC per epoch", "AUC", history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(), RGBColor(200, 40, 40)),
+            (&left, "Training loss per epoch", "loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>(), BLUE, SeriesLabelPosition::UpperRight),
+            (&right, "Validation AUC per epoch", "AUC", history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(), RGBColor(200, 40, 40), SeriesLabelPosition::LowerRight),
         ];
-        for (area, title, what, values, color) in series {
+        for (area, title, what, values, color, legend_at) in series {
             let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
             let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
             let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
@@ -163,7 +168,15 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
                 .y_label_area_size(60)
                 .build_cartesian_2d(0.5f64..last + 0.5, (lo - pad)..(hi + pad))
                 .map_err(plot_err)?;
-            chart.configure_mesh().x_desc("epoch").y_desc(what).x_labels(history.len().clamp(2, 12)).draw().map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .light_line_style(LIGHT)
+                .x_desc("epoch")
+                .y_desc(what)
+                .x_labels(history.len().clamp(2, 12))
+                .x_label_formatter(&|v| format!("{}", v.round() as i64))
+                .draw()
+                .map_err(plot_err)?;
             let points: Vec<(f64, f64)> = history.iter().zip(&values).filter(|(_, v)| v.is_finite()).map(|(r, &v)| (r.epoch as f64, v)).collect();
             chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(plot_err)?;
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
@@ -173,7 +186,7 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
                     .map_err(plot_err)?
                     .label(format!("saved: epoch {chosen}"))
                     .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
-                chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+                chart.configure_series_labels().position(legend_at).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
             }
         }
         root.present().map_err(plot_err)?;
@@ -196,7 +209,7 @@ fn calibration_svg(ev: &Evaluation) -> Result<String> {
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..top, 0f64..top)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("Mean predicted probability").y_desc("Observed default rate").draw().map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("Mean predicted probability").y_desc("Observed default rate").draw().map_err(plot_err)?;
         chart
             .draw_series(LineSeries::new([(0.0, 0.0), (top, top)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1)))
             .map_err(plot_err)?
@@ -298,7 +311,7 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
         let mark = if r.epoch == input.chosen_epoch { " (saved)" } else { "" };
         let _ = write!(
             h,
-            "<tr><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+            "<tr><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
             r.epoch,
             num(r.train_loss),
             num(r.validation.auc),
