@@ -186,7 +186,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
     let mut history = Vec::new();
     let mut best: Option<BestEpoch> = None;
-    let baseline = column_means(&train.x, prepared.n_features());
+    let baseline = column_means(&train.x, model.inputs());
     if let Some(ck) = &resume {
         trainer.import_state(&ck.state)?;
         history = ck.history.clone();
@@ -355,7 +355,9 @@ fn check_resumable(ck: &Checkpoint, now: &TrainSettings, model: &ModelSpec, pre:
     if ck.model != *model {
         return differ("--model/--hidden", format!("{:?}", ck.model), format!("{model:?}"));
     }
-    if ck.preprocessing != *pre || ck.settings.data != now.data {
+    // The fitted preprocessing (columns, categories, means and stds of the training
+    // split) stands for the data: a moved file with the same contents resumes.
+    if ck.preprocessing != *pre {
         return Err(Error::flag("--resume", "the data or its preprocessing flags differ from the checkpoint's; resume with the same --data and data flags"));
     }
     if was.batch != now.batch {
