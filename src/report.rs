@@ -304,7 +304,7 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
     h.push_str("</table>\n<h2>Plots</h2>\n");
     for (name, svg) in PLOTS.iter().zip(svgs) {
         // Plotters writes an XML-less <svg> element, which HTML takes inline as it is.
-        let _ = write!(h, "<figure id=\"{}\">{svg}</figure>\n", name.trim_end_matches(".svg"));
+        let _ = writeln!(h, "<figure id=\"{}\">{svg}</figure>", name.trim_end_matches(".svg"));
     }
     h.push_str("<h2>Epochs</h2>\n<table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>val AUC</th><th>val KS</th><th>val log loss</th><th>seconds</th></tr>");
     for r in input.history {

@@ -151,13 +151,27 @@ fn train_writes_a_report_that_renders() {
         return;
     };
     let png = dir.join("report.png");
-    let shot = Command::new(chromium)
+    let mut child = Command::new(chromium)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2600"])
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", dir.join("report.html").display()))
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .expect("run chromium");
-    assert!(shot.status.success(), "{}", stderr(&shot));
+    // A browser that hangs must not hold the test run forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish the screenshot in 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "chromium failed: {status}");
     let bytes = std::fs::read(&png).expect("a screenshot");
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 50_000, "{} bytes", bytes.len());
 }
