@@ -60,7 +60,8 @@ impl AtomicWriter {
         let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         name.push(".tmp");
         let tmp = path.with_file_name(name);
-        let file = std::fs::File::create(&tmp).map_err(|e| riskgrad::Error::io(&tmp, e))?;
+        // Named by the file the user asked for: the temporary name is ours.
+        let file = std::fs::File::create(&tmp).map_err(|e| riskgrad::Error::io(path, e))?;
         Ok(AtomicWriter { path: path.to_path_buf(), tmp, out: Some(std::io::BufWriter::new(file)) })
     }
 
