@@ -24,7 +24,8 @@ fn check(name: &str, build: impl Fn(&mut Graph) -> Vec<NodeId>) {
     let outs = build(&mut g);
     let mut terms = Vec::new();
     for (k, &out) in outs.iter().enumerate() {
-        let w = g.input(&format!("loss_weights{k}"), &g.shape(out).to_vec()).unwrap();
+        let shape = g.shape(out).to_vec();
+        let w = g.input(&format!("loss_weights{k}"), &shape).unwrap();
         let weighted = g.mul(out, w).unwrap();
         terms.push(g.mean(weighted).unwrap());
     }

@@ -60,6 +60,92 @@ pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: us
     matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, m * n * k >= PARALLEL_MATMUL_WORK)
 }
 
+/// Above this many multiply-adds a product is worth the whole pool (all its threads);
+/// from `PARALLEL_MATMUL_WORK` up to it, two lanes split it with less synchronisation.
+const LANES_MAX_WORK: usize = 1 << 24;
+
+/// `matmul` as the executor runs it: on one thread when small, in two lanes when
+/// medium, across the pool when large.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_auto(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, lanes: &super::lanes::Lanes) {
+    let work = m * n * k;
+    if lanes.two() && (PARALLEL_MATMUL_WORK..LANES_MAX_WORK).contains(&work) {
+        matmul_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, act, lanes)
+    } else {
+        matmul(a, b, bias, out, m, n, k, trans_a, trans_b, act)
+    }
+}
+
+/// Raw pointers handed to the other lane; the halves they address do not overlap.
+#[derive(Clone, Copy)]
+struct Ptrs {
+    out: *mut f32,
+    a: *const f32,
+    b: *const f32,
+}
+
+// SAFETY: each lane writes its own half of `out` and only reads `a` and `b`.
+unsafe impl Send for Ptrs {}
+unsafe impl Sync for Ptrs {}
+
+/// `matmul` in two halves of the output (its rows, or its columns when there are more
+/// of them), one per lane, each half on one thread.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, lanes: &super::lanes::Lanes) {
+    if !lanes.two() || k == 0 || m.max(n) < 16 {
+        return matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, false);
+    }
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
+    let out = &mut out[..m * n];
+    if let Some(bias) = bias {
+        out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n]));
+    }
+    let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
+    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
+    let p = Ptrs { out: out.as_mut_ptr(), a: a.as_ptr(), b: b.as_ptr() };
+    let read = bias.is_some();
+    // Rows [r0, r1) and columns [c0, c1) of `out`.
+    let block = move |r0: usize, r1: usize, c0: usize, c1: usize| {
+        let p = p;
+        // SAFETY: the block lies inside `out`, `a` and `b` (asserted above); the two
+        // lanes' blocks do not overlap, and `out` is borrowed mutably for this call.
+        unsafe {
+            gemm::gemm(
+                r1 - r0,
+                c1 - c0,
+                k,
+                p.out.add(r0 * n + c0),
+                1,
+                n as isize,
+                read,
+                p.a.offset(r0 as isize * a_rs),
+                a_cs,
+                a_rs,
+                p.b.offset(c0 as isize * b_cs),
+                b_cs,
+                b_rs,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    // Halves on a multiple of 16, the microkernels' tile.
+    if m >= n {
+        let h = (m / 2).next_multiple_of(16).min(m);
+        lanes.both(|| block(0, h, 0, n), || block(h, m, 0, n));
+    } else {
+        let h = (n / 2).next_multiple_of(16).min(n);
+        lanes.both(|| block(0, m, 0, h), || block(0, m, h, n));
+    }
+    if act != Act::Identity {
+        map_inplace(out, |z| activate(act, z));
+    }
+}
+
 /// `matmul` on the calling thread alone, or split across the pool when `parallel`.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, parallel: bool) {

@@ -1,6 +1,7 @@
 //! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
 
 pub mod kernels;
+pub mod lanes;
 mod pairs;
 pub mod rnn;
 
@@ -29,6 +30,8 @@ pub struct CpuExecutor {
     grads: Vec<f32>,
     opt_state: Vec<f32>,
     named: Words,
+    /// The calling thread and a helper, for splitting kernels (see `lanes`).
+    lanes: std::sync::Arc<lanes::Lanes>,
 }
 
 impl CpuExecutor {
@@ -82,7 +85,7 @@ impl CpuExecutor {
         {
             let (d1, d2) = (&mut buf1[o1.offset..o1.offset + o1.len], &mut buf2[o2.offset..o2.offset + o2.len]);
             let v = |t: TensorRef| self.view(lp, t);
-            rayon::join(
+            self.lanes.both(
                 || kernels::matmul_on(v(a1), v(b1), c1.map(v), d1, m1, n1, k1, ta1, tb1, f1, false),
                 || kernels::matmul_on(v(a2), v(b2), c2.map(v), d2, m2, n2, k2, ta2, tb2, f2, false),
             );
@@ -118,7 +121,7 @@ impl CpuExecutor {
             match kernel {
                 Kernel::Fill { value, .. } => dst.fill(value),
                 Kernel::MatMul { a, b, bias, m, n, k, trans_a, trans_b, act, .. } => {
-                    kernels::matmul(v(a), v(b), bias.map(v), dst, m, n, k, trans_a, trans_b, act)
+                    kernels::matmul_auto(v(a), v(b), bias.map(v), dst, m, n, k, trans_a, trans_b, act, &self.lanes)
                 }
                 Kernel::Binary { op, a, b, shape, a_strides, b_strides, .. } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
                 Kernel::Unary { act, x, .. } => kernels::unary(act, v(x), dst),
@@ -148,11 +151,11 @@ impl CpuExecutor {
                         Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
                         Some(t) => rnn::Gh::Bias(v(t)),
                     };
-                    rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst)
+                    rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
                 }
                 Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, .. } => {
                     let dh = dh.map(|w| w.map(|w| rnn::Cols { data: v(w.data), stride: w.stride, col: w.col }));
-                    rnn::cell_backward(kind, rows, hidden, dh, dc.map(v), v(state), prev.map(v), dst)
+                    rnn::cell_backward(kind, rows, hidden, dh, dc.map(v), v(state), prev.map(v), dst, &self.lanes)
                 }
                 Kernel::Optimize { .. } => unreachable!("handled above"),
             }
@@ -179,7 +182,7 @@ impl Executor for CpuExecutor {
         let inputs = plan.inputs.iter().map(|i| self.named.declare(&i.name, i.len)).collect::<Result<_>>()?;
         let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
         let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
-        let pair_with_next = if rayon::current_num_threads() > 1 { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
+        let pair_with_next = if self.lanes.two() { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
         self.plans.push(Some(LoadedPlan { plan, pair_with_next, slots, inputs, states }));
         Ok(self.plans.len() - 1)
     }
@@ -228,10 +231,9 @@ impl Executor for CpuExecutor {
             crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.read_u32_max(name))?;
             let step = lp.plan.state_index(crate::plan::STEP_STATE).expect("every plan counts steps");
             self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
-            for s in first_step..first_step + steps {
-                self.run_step(&mut lp, s)?;
-            }
-            Ok(())
+            // The helper lane spins, ready, for the length of the run.
+            let lanes = self.lanes.clone();
+            lanes.active(|| (first_step..first_step + steps).try_for_each(|s| self.run_step(&mut lp, s)))
         })();
         self.plans[plan] = Some(lp);
         result

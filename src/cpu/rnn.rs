@@ -8,8 +8,8 @@
 //! three times, for AVX-512, AVX2+FMA and the baseline, and the best one the processor
 //! runs is picked once. Rows are split across threads when there is enough work.
 
+use super::lanes::Lanes;
 use crate::graph::{CellKind, Packing};
-use rayon::prelude::*;
 
 /// Below this many gate values a step runs on one thread.
 const PARALLEL_GATES: usize = 1 << 15;
@@ -114,15 +114,15 @@ fn tanh<M: MulAdd>(x: f32) -> f32 {
     (-u / (2.0 + u)).copysign(x)
 }
 
-/// Units per block: the row loops load operands into local arrays of this many lanes,
+/// Units per block: the row loops load operands into local arrays of this many SIMD lanes,
 /// compute on them and store the results. With only locals in the arithmetic, the
 /// compiler vectorizes it without run-time aliasing checks between the many streams.
 const L: usize = 16;
-type Lanes = [f32; L];
+type Block = [f32; L];
 
 /// `src[j..j + n]`, zero-padded to a block.
 #[inline(always)]
-fn ld(src: &[f32], j: usize, n: usize) -> Lanes {
+fn ld(src: &[f32], j: usize, n: usize) -> Block {
     if n == L {
         src[j..j + L].try_into().expect("a whole block")
     } else {
@@ -133,7 +133,7 @@ fn ld(src: &[f32], j: usize, n: usize) -> Lanes {
 }
 
 #[inline(always)]
-fn st(dst: &mut [f32], j: usize, n: usize, a: &Lanes) {
+fn st(dst: &mut [f32], j: usize, n: usize, a: &Block) {
     if n == L {
         dst[j..j + L].copy_from_slice(a);
     } else {
@@ -145,7 +145,7 @@ fn st(dst: &mut [f32], j: usize, n: usize, a: &Lanes) {
 /// always inlined into the instruction-set-specific copies, and a call costs more than
 /// the block's arithmetic).
 #[inline(always)]
-fn sum2(x: &[f32], y: &[f32], at: usize, n: usize) -> Lanes {
+fn sum2(x: &[f32], y: &[f32], at: usize, n: usize) -> Block {
     zip(ld(x, at, n), ld(y, at, n), |a, b| a + b)
 }
 
@@ -153,7 +153,7 @@ fn sum2(x: &[f32], y: &[f32], at: usize, n: usize) -> Lanes {
 /// inlined into the instruction-set-specific copies).
 macro_rules! lanes {
     (|$k:ident| $e:expr) => {{
-        let mut out: Lanes = [0.0; L];
+        let mut out: Block = [0.0; L];
         for $k in 0..L {
             out[$k] = $e;
         }
@@ -163,12 +163,12 @@ macro_rules! lanes {
 
 /// Lane-wise `f` of one or two blocks.
 #[inline(always)]
-fn map(a: Lanes, f: impl Fn(f32) -> f32) -> Lanes {
+fn map(a: Block, f: impl Fn(f32) -> f32) -> Block {
     lanes!(|k| f(a[k]))
 }
 
 #[inline(always)]
-fn zip(a: Lanes, b: Lanes, f: impl Fn(f32, f32) -> f32) -> Lanes {
+fn zip(a: Block, b: Block, f: impl Fn(f32, f32) -> f32) -> Block {
     lanes!(|k| f(a[k], b[k]))
 }
 
@@ -189,7 +189,7 @@ fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut 
         let g = map(sum2(a.zx, a.zh, 2 * hh + j, n), tanh::<M>);
         let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid::<M>);
         let cp = ld(a.c_prev, j, n);
-        let cn: Lanes = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
+        let cn: Block = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
         let tc = map(cn, tanh::<M>);
         st(c, j, n, &cn);
         st(tanh_c, j, n, &tc);
@@ -214,9 +214,9 @@ fn gru_forward_row<M: MulAdd>(hh: usize, a: GruFwdRow, h: &mut [f32], saved: &mu
         let z = map(sum2(a.zx, a.zh, hh + j, n), sigmoid::<M>);
         let bn = ld(a.zh, 2 * hh + j, n);
         let xn = ld(a.zx, 2 * hh + j, n);
-        let nn: Lanes = lanes!(|k| tanh::<M>(xn[k] + r[k] * bn[k]));
+        let nn: Block = lanes!(|k| tanh::<M>(xn[k] + r[k] * bn[k]));
         let hp = ld(a.h_prev, j, n);
-        let hn: Lanes = lanes!(|k| (1.0 - z[k]) * nn[k] + z[k] * hp[k]);
+        let hn: Block = lanes!(|k| (1.0 - z[k]) * nn[k] + z[k] * hp[k]);
         st(h, j, n, &hn);
         for (k, v) in [r, z, nn, bn].iter().enumerate() {
             st(saved, k * hh + j, n, v);
@@ -242,11 +242,11 @@ fn lstm_backward_row<M: MulAdd>(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_pre
         let tc = ld(a.tanh_c, j, n);
         let dcn = ld(a.dc, j, n);
         let cp = ld(a.c_prev, j, n);
-        let dct: Lanes = lanes!(|k| dcn[k] + dh[k] * o[k] * (1.0 - tc[k] * tc[k]));
-        let dzi: Lanes = lanes!(|k| dct[k] * g[k] * i[k] * (1.0 - i[k]));
-        let dzf: Lanes = lanes!(|k| dct[k] * cp[k] * f[k] * (1.0 - f[k]));
-        let dzg: Lanes = lanes!(|k| dct[k] * i[k] * (1.0 - g[k] * g[k]));
-        let dzo: Lanes = lanes!(|k| dh[k] * tc[k] * o[k] * (1.0 - o[k]));
+        let dct: Block = lanes!(|k| dcn[k] + dh[k] * o[k] * (1.0 - tc[k] * tc[k]));
+        let dzi: Block = lanes!(|k| dct[k] * g[k] * i[k] * (1.0 - i[k]));
+        let dzf: Block = lanes!(|k| dct[k] * cp[k] * f[k] * (1.0 - f[k]));
+        let dzg: Block = lanes!(|k| dct[k] * i[k] * (1.0 - g[k] * g[k]));
+        let dzo: Block = lanes!(|k| dh[k] * tc[k] * o[k] * (1.0 - o[k]));
         for (k, v) in [dzi, dzf, dzg, dzo].iter().enumerate() {
             st(dz, k * hh + j, n, v);
         }
@@ -268,9 +268,9 @@ fn gru_backward_row<M: MulAdd>(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &m
         let (r, z, nn, bn) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
         let dh = sum2(a.dh0, a.dh1, j, n);
         let hp = ld(a.h_prev, j, n);
-        let dan: Lanes = lanes!(|k| dh[k] * (1.0 - z[k]) * (1.0 - nn[k] * nn[k]));
-        let dar: Lanes = lanes!(|k| dan[k] * bn[k] * r[k] * (1.0 - r[k]));
-        let daz: Lanes = lanes!(|k| dh[k] * (hp[k] - nn[k]) * z[k] * (1.0 - z[k]));
+        let dan: Block = lanes!(|k| dh[k] * (1.0 - z[k]) * (1.0 - nn[k] * nn[k]));
+        let dar: Block = lanes!(|k| dan[k] * bn[k] * r[k] * (1.0 - r[k]));
+        let daz: Block = lanes!(|k| dh[k] * (hp[k] - nn[k]) * z[k] * (1.0 - z[k]));
         let dhn = zip(dan, r, |d, r| d * r);
         for (k, v) in [dar, daz, dan].iter().enumerate() {
             st(dgx, k * hh + j, n, v);
@@ -302,20 +302,16 @@ fn split_planes<'a>(out: &'a mut [f32], rows: usize, widths: &[usize], chunk_row
     out
 }
 
-/// Runs `body(first_row, row_count, planes)` over row chunks, in parallel when the step
-/// is large enough.
-fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync) {
-    let threads = if work >= PARALLEL_GATES { rayon::current_num_threads().min(rows).max(1) } else { 1 };
-    let chunk_rows = rows.div_ceil(threads);
-    let chunks = split_planes(out, rows, widths, chunk_rows);
-    if chunks.len() == 1 {
-        let mut planes = chunks.into_iter().next().expect("one chunk");
-        body(0, rows, &mut planes);
-    } else {
-        chunks.into_par_iter().enumerate().for_each(|(k, mut planes)| {
-            let first = k * chunk_rows;
-            body(first, chunk_rows.min(rows - first), &mut planes)
-        });
+/// Runs `body(first_row, row_count, planes)` over the rows, in two halves on the two
+/// lanes when the step is large enough.
+fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, lanes: &Lanes, body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync) {
+    let halves = work >= PARALLEL_GATES && lanes.two() && rows > 1;
+    let chunk_rows = if halves { rows.div_ceil(2) } else { rows };
+    let mut chunks = split_planes(out, rows, widths, chunk_rows).into_iter();
+    let mut first = chunks.next().expect("a chunk");
+    match chunks.next() {
+        None => body(0, rows, &mut first),
+        Some(mut second) => lanes.both(|| body(0, chunk_rows, &mut first), || body(chunk_rows, rows - chunk_rows, &mut second)),
     }
 }
 
@@ -351,14 +347,17 @@ fn isa() -> Isa {
 /// the instruction set given.
 macro_rules! multiversion {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
         fn $name(isa: Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
                 $body::<Fused>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {
                 $body::<Fused>($($arg),*)
             }
@@ -463,18 +462,19 @@ fn gru_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: 
 }
 
 /// One fused recurrent step: `out` is packed as `Packing::new(kind, rows, hidden)`.
+/// Large steps are split in two halves of the rows, one per lane.
 #[allow(clippy::too_many_arguments)]
-pub fn cell_forward(kind: CellKind, rows: usize, hidden: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, out: &mut [f32]) {
+pub fn cell_forward(kind: CellKind, rows: usize, hidden: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, out: &mut [f32], lanes: &Lanes) {
     let p = Packing::new(kind, rows, hidden);
     let zeros = vec![0.0f32; 4 * hidden];
     let isa = isa();
     let work = rows * hidden * kind.gates();
     let out = &mut out[..p.state_len()];
     match kind {
-        CellKind::Lstm => for_row_chunks(out, rows, &[hidden, hidden, 4 * hidden, hidden], work, |first, count, planes| {
+        CellKind::Lstm => for_row_chunks(out, rows, &[hidden, hidden, 4 * hidden, hidden], work, lanes, |first, count, planes| {
             lstm_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
         }),
-        CellKind::Gru => for_row_chunks(out, rows, &[hidden, 4 * hidden], work, |first, count, planes| {
+        CellKind::Gru => for_row_chunks(out, rows, &[hidden, 4 * hidden], work, lanes, |first, count, planes| {
             gru_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
         }),
     }
@@ -483,7 +483,7 @@ pub fn cell_forward(kind: CellKind, rows: usize, hidden: usize, gx: Cols, gh: Gh
 /// The backward of one step: `dh` windows are summed; `state` is the cell's packed
 /// output; `out` is packed (`Packing::grad_len`).
 #[allow(clippy::too_many_arguments)]
-pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, out: &mut [f32]) {
+pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, out: &mut [f32], lanes: &Lanes) {
     let p = Packing::new(kind, rows, hidden);
     let zeros = vec![0.0f32; hidden];
     let isa = isa();
@@ -491,10 +491,10 @@ pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Col
     let out = &mut out[..p.grad_len()];
     let state = &state[..p.state_len()];
     match kind {
-        CellKind::Lstm => for_row_chunks(out, rows, &[4 * hidden, hidden], work, |first, count, planes| {
+        CellKind::Lstm => for_row_chunks(out, rows, &[4 * hidden, hidden], work, lanes, |first, count, planes| {
             lstm_backward_rows(isa, hidden, first, count, dh, dc, state, prev, &zeros, planes)
         }),
-        CellKind::Gru => for_row_chunks(out, rows, &[3 * hidden, 3 * hidden, hidden], work, |first, count, planes| {
+        CellKind::Gru => for_row_chunks(out, rows, &[3 * hidden, 3 * hidden, hidden], work, lanes, |first, count, planes| {
             gru_backward_rows(isa, hidden, first, count, dh, state, prev, &zeros, planes)
         }),
     }
