@@ -20,6 +20,10 @@ use riskgrad::rng::Rng;
 use rnn_common::{cases, StackCase};
 use std::sync::Arc;
 
+fn within(g: f32, c: f32, scale: f32) -> bool {
+    (g - c).abs() <= 1e-4 * c.abs() + 1e-5 * scale
+}
+
 fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
     let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -27,7 +31,8 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
         .iter()
         .zip(cpu)
         .enumerate()
-        .filter(|(_, (g, c))| !((*g - *c).abs() <= 1e-4 * c.abs() + 1e-5 * scale))
+        // Written so that NaN on either side fails.
+        .filter(|(_, (g, c))| !within(**g, **c, scale))
         .take(5)
         .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
         .collect();
@@ -45,8 +50,9 @@ fn check_case(ctx: &Arc<GpuContext>, case: &StackCase) {
     let what = format!("{case:?}");
     let mut built = case.build();
     let g = &mut built.graph;
-    let wseq = g.input("loss_weights_seq", &g.shape(built.sequence).to_vec()).unwrap();
-    let wlast = g.input("loss_weights_last", &g.shape(built.last).to_vec()).unwrap();
+    let (seq_shape, last_shape) = (g.shape(built.sequence).to_vec(), g.shape(built.last).to_vec());
+    let wseq = g.input("loss_weights_seq", &seq_shape).unwrap();
+    let wlast = g.input("loss_weights_last", &last_shape).unwrap();
     let a = g.mul(built.sequence, wseq).unwrap();
     let b = g.mul(built.last, wlast).unwrap();
     let (a, b) = (g.mean(a).unwrap(), g.mean(b).unwrap());
