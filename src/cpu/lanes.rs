@@ -47,8 +47,10 @@ pub struct Lanes {
 }
 
 impl Lanes {
-    /// Two lanes when the machine has at least two threads for us (the rayon pool's
-    /// size, which `RAYON_NUM_THREADS` sets), else one (`both` runs in order).
+    /// Two lanes when the rayon pool (sized by the machine, or `RAYON_NUM_THREADS`) has
+    /// exactly two threads; else one (`both` runs in order), and kernels split across
+    /// the pool as before: on a larger machine a medium product is worth more than two
+    /// threads.
     pub fn new() -> Self {
         let shared = Arc::new(Shared {
             state: AtomicU8::new(IDLE),
@@ -59,7 +61,7 @@ impl Lanes {
             sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let helper = (rayon::current_num_threads() > 1).then(|| {
+        let helper = (rayon::current_num_threads() == 2).then(|| {
             let s = shared.clone();
             std::thread::Builder::new().name("riskgrad-lane".into()).spawn(move || helper_loop(&s)).ok()
         });
@@ -91,7 +93,8 @@ impl Lanes {
         f()
     }
 
-    /// Runs `a` here and `b` on the helper if it is free to, else here after `a`.
+    /// Runs `a` here and `b` on the helper if it is free to, else here after `a`. Call it
+    /// from the thread that runs the plan, not from inside `a` or `b` (one job at a time).
     pub fn both(&self, a: impl FnOnce(), b: impl FnOnce() + Send) {
         if self.helper.is_none() || !self.shared.active.load(Ordering::Acquire) {
             a();

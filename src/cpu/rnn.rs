@@ -10,6 +10,7 @@
 
 use super::lanes::Lanes;
 use crate::graph::{CellKind, Packing};
+use rayon::prelude::*;
 
 /// Below this many gate values a step runs on one thread.
 const PARALLEL_GATES: usize = 1 << 15;
@@ -302,17 +303,23 @@ fn split_planes<'a>(out: &'a mut [f32], rows: usize, widths: &[usize], chunk_row
     out
 }
 
-/// Runs `body(first_row, row_count, planes)` over the rows, in two halves on the two
-/// lanes when the step is large enough.
+/// Runs `body(first_row, row_count, planes)` over the rows: when the step is large
+/// enough, in two halves on the two lanes, or in one chunk per thread of a larger pool.
 fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, lanes: &Lanes, body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync) {
-    let halves = work >= PARALLEL_GATES && lanes.two() && rows > 1;
-    let chunk_rows = if halves { rows.div_ceil(2) } else { rows };
-    let mut chunks = split_planes(out, rows, widths, chunk_rows).into_iter();
-    let mut first = chunks.next().expect("a chunk");
-    match chunks.next() {
-        None => body(0, rows, &mut first),
-        Some(mut second) => lanes.both(|| body(0, chunk_rows, &mut first), || body(chunk_rows, rows - chunk_rows, &mut second)),
+    let threads = if work >= PARALLEL_GATES { rayon::current_num_threads().min(rows).max(1) } else { 1 };
+    let chunk_rows = rows.div_ceil(threads);
+    let mut chunks = split_planes(out, rows, widths, chunk_rows);
+    if chunks.len() == 1 {
+        return body(0, rows, &mut chunks[0]);
     }
+    if lanes.two() && chunks.len() == 2 {
+        let (head, tail) = chunks.split_at_mut(1);
+        return lanes.both(|| body(0, chunk_rows, &mut head[0]), || body(chunk_rows, rows - chunk_rows, &mut tail[0]));
+    }
+    chunks.into_par_iter().enumerate().for_each(|(k, mut planes)| {
+        let first = k * chunk_rows;
+        body(first, chunk_rows.min(rows - first), &mut planes)
+    });
 }
 
 /// Which instruction set the row loops are compiled for.
