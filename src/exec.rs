@@ -62,7 +62,17 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::Gather { out, .. }
         | Kernel::ScatterAdd { out, .. }
         | Kernel::CopyCols { out, .. }
-        | Kernel::Collect { out, .. } => out,
+        | Kernel::Collect { out, .. }
+        | Kernel::Conv2d { out, .. }
+        | Kernel::Conv2dGradInput { out, .. }
+        | Kernel::Conv2dGradWeight { out, .. }
+        | Kernel::ConvGradBias { out, .. }
+        | Kernel::Transpose { out, .. }
+        | Kernel::PoolArgmax { out, .. }
+        | Kernel::PoolGather { out, .. }
+        | Kernel::MaxPoolGrad { out, .. }
+        | Kernel::AvgPool { out, .. }
+        | Kernel::AvgPoolGrad { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
         Kernel::Optimize { len, .. } => TensorRef { storage: crate::plan::Storage::Params, offset: 0, len },

@@ -2,11 +2,13 @@
 //! autodiff that appends the backward pass to the same graph.
 
 mod autodiff;
+mod conv;
 mod op;
 mod shape;
 
 pub use autodiff::backward;
-pub use op::{Act, BinaryOp, Op, Optimizer};
+pub use op::{Act, BinaryOp, ConvGeom, Op, Optimizer, PoolGeom};
+pub use conv::{conv_out_len, weight_grad_splits};
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,392 @@
+//! Convolution on the CPU as GEMM over an im2col matrix, in channels-last order inside:
+//! a chunk of images is turned from NCHW to NHWC, so each row of the im2col matrix (one
+//! output position) is a run of `kh·kw` contiguous copies of `c` channels, and the
+//! products `[positions × c·kh·kw] · [c·kh·kw × o]` go to the `gemm` crate. Many small
+//! images go into one product (the CNN's histories are 6 steps long), large ones one at
+//! a time, so the scratch stays within a fixed budget.
+//!
+//! Inside, the im2col columns are ordered `(kh, kw, c)`; weights are reordered to match
+//! (`[o, c, kh, kw]` to `[o, (kh, kw, c)]`) on the way in and out. The scratch is owned by
+//! the executor and sized when a plan is loaded: nothing is allocated per step.
+
+use super::kernels::activate;
+use crate::graph::Act;
+use crate::plan::{ConvShape, Kernel};
+
+/// Default scratch budget in f32 words for the chunk buffers of one convolution.
+pub const DEFAULT_CHUNK_WORDS: usize = 1 << 21;
+/// Products with at least this many multiply-adds use every core.
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// Words of scratch per image: NHWC copy, im2col rows and channels-last outputs.
+fn words_per_image(s: &ConvShape) -> usize {
+    s.in_plane() * s.c + s.out_plane() * (s.k() + s.o)
+}
+
+/// Images per chunk within `budget` words (at least one).
+pub fn images_per_chunk(s: &ConvShape, budget: usize) -> usize {
+    (budget / words_per_image(s).max(1)).clamp(1, s.n.max(1))
+}
+
+/// Scratch words `kernel` needs (0 for kernels that need none).
+pub fn scratch_words(kernel: &Kernel, budget: usize) -> usize {
+    match kernel {
+        Kernel::Conv2d { shape, .. } | Kernel::Conv2dGradInput { shape, .. } | Kernel::Conv2dGradWeight { shape, .. } => {
+            images_per_chunk(shape, budget) * words_per_image(shape) + 2 * shape.o * shape.k()
+        }
+        _ => 0,
+    }
+}
+
+/// The scratch of one call, cut into its parts.
+struct Parts<'a> {
+    /// `[g, h, w, c]`: images in channels-last order (input or input gradient).
+    xcl: &'a mut [f32],
+    /// `[g·oh·ow, kh·kw·c]`: im2col rows (or their gradient).
+    cols: &'a mut [f32],
+    /// `[g·oh·ow, o]`: outputs (or output gradients) in channels-last order.
+    ycl: &'a mut [f32],
+    /// `[o, kh·kw·c]`: weights in the im2col column order.
+    wo: &'a mut [f32],
+    /// `[o, kh·kw·c]`: the weight gradient being summed.
+    dw: &'a mut [f32],
+}
+
+fn split_scratch<'a>(scratch: &'a mut [f32], s: &ConvShape, g: usize) -> Parts<'a> {
+    let (xcl, rest) = scratch.split_at_mut(g * s.in_plane() * s.c);
+    let (cols, rest) = rest.split_at_mut(g * s.out_plane() * s.k());
+    let (ycl, rest) = rest.split_at_mut(g * s.out_plane() * s.o);
+    let (wo, rest) = rest.split_at_mut(s.o * s.k());
+    let (dw, _) = rest.split_at_mut(s.o * s.k());
+    Parts { xcl, cols, ycl, wo, dw }
+}
+
+/// A matrix view: element `(i, j)` at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+/// `dst[m×n] = (dst if accumulate) + lhs[m×k] · rhs[k×n]`, dst row-major with row
+/// stride `n`.
+fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let reach = |v: &Mat, rows: usize, cols: usize| (rows - 1) * v.rs + (cols - 1) * v.cs < v.data.len();
+    assert!(dst.len() >= m * n, "gemm output too small");
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!(reach(&lhs, m, k) && reach(&rhs, k, n), "gemm operand too small");
+    let parallelism = if m * n * k >= PARALLEL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: every element the strides reach lies inside its slice (asserted above);
+    // dst does not overlap the operands (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `[o, c, kh, kw]` to `[o, (kh, kw, c)]`.
+fn reorder_weights(w: &[f32], s: &ConvShape, wo: &mut [f32]) {
+    let taps = s.kh * s.kw;
+    for o in 0..s.o {
+        for c in 0..s.c {
+            for t in 0..taps {
+                wo[(o * taps + t) * s.c + c] = w[(o * s.c + c) * taps + t];
+            }
+        }
+    }
+}
+
+/// `[o, (kh, kw, c)]` to `[o, c, kh, kw]`.
+fn restore_weights(wo: &[f32], s: &ConvShape, w: &mut [f32]) {
+    let taps = s.kh * s.kw;
+    for o in 0..s.o {
+        for c in 0..s.c {
+            for t in 0..taps {
+                w[(o * s.c + c) * taps + t] = wo[(o * taps + t) * s.c + c];
+            }
+        }
+    }
+}
+
+/// `[g, c, plane]` (NCHW) to `[g, plane, c]`.
+fn to_channels_last(x: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]) {
+    for gi in 0..g {
+        let src = &x[gi * c * plane..(gi + 1) * c * plane];
+        let dst = &mut out[gi * c * plane..(gi + 1) * c * plane];
+        for ci in 0..c {
+            for (q, &v) in src[ci * plane..(ci + 1) * plane].iter().enumerate() {
+                dst[q * c + ci] = v;
+            }
+        }
+    }
+}
+
+/// The range of output positions along one axis whose tap `t` reads inside `0..len`:
+/// `0 <= o·stride + t·dilation − padding < len`.
+fn valid_outputs(t: usize, stride: usize, padding: usize, dilation: usize, len: usize, out_len: usize) -> (usize, usize) {
+    let shift = t * dilation;
+    let lo = if padding > shift { (padding - shift).div_ceil(stride) } else { 0 };
+    let hi = if len + padding > shift { (len + padding - shift - 1) / stride + 1 } else { 0 };
+    (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
+}
+
+/// im2col rows for `g` channels-last images: row `(gi, oh, ow)`, columns `(kh, kw, c)`,
+/// zeros where a tap falls in the padding.
+fn im2col(xcl: &[f32], s: &ConvShape, g: usize, cols: &mut [f32]) {
+    let (k, c, taps_w) = (s.k(), s.c, s.kw);
+    for gi in 0..g {
+        let img = &xcl[gi * s.in_plane() * c..(gi + 1) * s.in_plane() * c];
+        for oh in 0..s.oh {
+            for kh in 0..s.kh {
+                let ih = (oh * s.stride[0] + kh * s.dilation[0]) as isize - s.padding[0] as isize;
+                for kw in 0..taps_w {
+                    let (lo, hi) = valid_outputs(kw, s.stride[1], s.padding[1], s.dilation[1], s.w, s.ow);
+                    let col = (kh * taps_w + kw) * c;
+                    for ow in 0..s.ow {
+                        let row = ((gi * s.oh + oh) * s.ow + ow) * k;
+                        let dst = &mut cols[row + col..row + col + c];
+                        if ih < 0 || ih >= s.h as isize || ow < lo || ow >= hi {
+                            dst.fill(0.0);
+                        } else {
+                            let iw = ow * s.stride[1] + kw * s.dilation[1] - s.padding[1];
+                            let src = (ih as usize * s.w + iw) * c;
+                            dst.copy_from_slice(&img[src..src + c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds each row's taps back into channels-last images (zeroed
+/// first), rows in order, taps in order.
+fn col2im(cols: &[f32], s: &ConvShape, g: usize, xcl: &mut [f32]) {
+    let (k, c) = (s.k(), s.c);
+    xcl[..g * s.in_plane() * c].fill(0.0);
+    for gi in 0..g {
+        let img = &mut xcl[gi * s.in_plane() * c..(gi + 1) * s.in_plane() * c];
+        for oh in 0..s.oh {
+            for ow in 0..s.ow {
+                let row = &cols[((gi * s.oh + oh) * s.ow + ow) * k..][..k];
+                for kh in 0..s.kh {
+                    let ih = (oh * s.stride[0] + kh * s.dilation[0]) as isize - s.padding[0] as isize;
+                    if ih < 0 || ih >= s.h as isize {
+                        continue;
+                    }
+                    for kw in 0..s.kw {
+                        let iw = (ow * s.stride[1] + kw * s.dilation[1]) as isize - s.padding[1] as isize;
+                        if iw < 0 || iw >= s.w as isize {
+                            continue;
+                        }
+                        let dst = &mut img[(ih as usize * s.w + iw as usize) * c..][..c];
+                        let src = &row[(kh * s.kw + kw) * c..][..c];
+                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out = act(conv2d(x, w) + bias)`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32], s: &ConvShape, act: Act, scratch: &mut [f32], budget: usize) {
+    let g_max = images_per_chunk(s, budget);
+    let p = split_scratch(scratch, s, g_max);
+    let (k, plane, op) = (s.k(), s.out_plane(), s.out_plane());
+    reorder_weights(w, s, p.wo);
+    let wt = Mat { data: p.wo, rs: 1, cs: k }; // woᵀ: [k, o]
+    let mut n0 = 0;
+    while n0 < s.n {
+        let g = g_max.min(s.n - n0);
+        to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), p.xcl);
+        im2col(p.xcl, s, g, p.cols);
+        let cols = Mat { data: p.cols, rs: k, cs: 1 };
+        let out_chunk = &mut out[n0 * s.o * op..(n0 + g) * s.o * op];
+        if g == 1 {
+            // One image: the product lands in NCHW directly ([plane × o] with row
+            // stride 1 is [o × plane] row-major), bias first.
+            for (o, row) in out_chunk.chunks_exact_mut(plane).enumerate() {
+                row.fill(bias.map_or(0.0, |b| b[o]));
+            }
+            gemm_into_nchw(plane, s.o, k, out_chunk, cols, wt);
+            if act != Act::Identity {
+                out_chunk.iter_mut().for_each(|v| *v = activate(act, *v));
+            }
+        } else {
+            gemm(g * plane, s.o, k, p.ycl, false, cols, wt);
+            for gi in 0..g {
+                for o in 0..s.o {
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    let dst = &mut out_chunk[(gi * s.o + o) * plane..][..plane];
+                    for (q, d) in dst.iter_mut().enumerate() {
+                        *d = activate(act, p.ycl[(gi * plane + q) * s.o + o] + b);
+                    }
+                }
+            }
+        }
+        n0 += g;
+    }
+}
+
+/// `dst[o, q] += Σ_k lhs[q, k] · rhs[k, o]`, for one image written as NCHW.
+fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, rhs: Mat) {
+    assert!(dst.len() >= plane * o && (plane - 1) * lhs.rs + (k - 1) * lhs.cs < lhs.data.len() && (k - 1) * rhs.rs + (o - 1) * rhs.cs < rhs.data.len());
+    let parallelism = if plane * o * k >= PARALLEL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: extents asserted above; dst is a distinct borrow.
+    unsafe {
+        gemm::gemm(
+            plane,
+            o,
+            k,
+            dst.as_mut_ptr(),
+            plane as isize,
+            1,
+            true,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `[g, o, plane]` (NCHW) to `[g·plane, o]`.
+fn outputs_to_channels_last(dz: &[f32], g: usize, o: usize, plane: usize, out: &mut [f32]) {
+    for gi in 0..g {
+        for oi in 0..o {
+            let src = &dz[(gi * o + oi) * plane..][..plane];
+            for (q, &v) in src.iter().enumerate() {
+                out[(gi * plane + q) * o + oi] = v;
+            }
+        }
+    }
+}
+
+/// `[g, plane, c]` to `[g, c, plane]` (NCHW).
+fn from_channels_last(xcl: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]) {
+    for gi in 0..g {
+        for ci in 0..c {
+            let dst = &mut out[(gi * c + ci) * plane..][..plane];
+            for (q, d) in dst.iter_mut().enumerate() {
+                *d = xcl[(gi * plane + q) * c + ci];
+            }
+        }
+    }
+}
+
+/// `out` = the gradient of the convolution w.r.t. x, from `dz` (`[n,o,oh,ow]`).
+pub fn conv2d_grad_input(dz: &[f32], w: &[f32], out: &mut [f32], s: &ConvShape, scratch: &mut [f32], budget: usize) {
+    let g_max = images_per_chunk(s, budget);
+    let p = split_scratch(scratch, s, g_max);
+    let (k, plane) = (s.k(), s.out_plane());
+    reorder_weights(w, s, p.wo);
+    let wo = Mat { data: p.wo, rs: k, cs: 1 }; // [o, k]
+    let mut n0 = 0;
+    while n0 < s.n {
+        let g = g_max.min(s.n - n0);
+        outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, p.ycl);
+        gemm(g * plane, k, s.o, p.cols, false, Mat { data: p.ycl, rs: s.o, cs: 1 }, wo);
+        col2im(p.cols, s, g, p.xcl);
+        from_channels_last(p.xcl, g, s.c, s.in_plane(), &mut out[n0 * s.c * s.in_plane()..(n0 + g) * s.c * s.in_plane()]);
+        n0 += g;
+    }
+}
+
+/// `out[part]` = the gradient w.r.t. w summed over the part's images, for each of the
+/// `splits` parts (see `Op::Conv2dGradWeight`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape, splits: usize, scratch: &mut [f32], budget: usize) {
+    let g_max = images_per_chunk(s, budget);
+    let p = split_scratch(scratch, s, g_max);
+    let (k, plane) = (s.k(), s.out_plane());
+    for part in 0..splits {
+        let (first, end) = (part * s.n / splits, (part + 1) * s.n / splits);
+        p.dw.fill(0.0);
+        let mut n0 = first;
+        while n0 < end {
+            let g = g_max.min(end - n0);
+            to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), p.xcl);
+            im2col(p.xcl, s, g, p.cols);
+            outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, p.ycl);
+            // dw[o, k] += Σ_q dzcl[q, o] · cols[q, k]
+            let dzt = Mat { data: p.ycl, rs: 1, cs: s.o };
+            gemm(s.o, k, g * plane, p.dw, true, dzt, Mat { data: p.cols, rs: k, cs: 1 });
+            n0 += g;
+        }
+        restore_weights(p.dw, s, &mut out[part * s.o * k..(part + 1) * s.o * k]);
+    }
+}
+
+/// `out[o] = Σ_n Σ_p dz[n, o, p]`, summed in index order.
+pub fn conv_grad_bias(dz: &[f32], out: &mut [f32], n: usize, o: usize, plane: usize) {
+    out[..o].fill(0.0);
+    for ni in 0..n {
+        for (oi, acc) in out[..o].iter_mut().enumerate() {
+            *acc += dz[(ni * o + oi) * plane..][..plane].iter().sum::<f32>();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_output_ranges_match_a_scan() {
+        for len in 1..7 {
+            for stride in 1..4 {
+                for padding in 0..4 {
+                    for dilation in 1..3 {
+                        for t in 0..4 {
+                            let out_len = 9;
+                            let (lo, hi) = valid_outputs(t, stride, padding, dilation, len, out_len);
+                            for o in 0..out_len {
+                                let i = (o * stride + t * dilation) as isize - padding as isize;
+                                let inside = i >= 0 && i < len as isize;
+                                assert_eq!(inside, o >= lo && o < hi, "len {len} s {stride} p {padding} d {dilation} t {t} o {o}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
