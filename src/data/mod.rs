@@ -2,6 +2,7 @@
 //! feature standardisation.
 
 mod csv_reader;
+pub mod sequence;
 mod split;
 mod standardize;
 
