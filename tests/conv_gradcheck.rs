@@ -268,3 +268,44 @@ fn bad_geometry_is_a_clear_error() {
     assert!(g.transpose_last(flat).is_err());
     assert!(g.global_avg_pool(flat).is_err());
 }
+
+/// Shapes large enough for the CPU's parallel paths (convolutions split into lanes,
+/// pooling split over planes), with one, a few and all images per product: every node,
+/// forward and backward, against the f64 reference.
+#[test]
+fn cpu_lanes_and_chunks_match_the_reference() {
+    let cases: [(&str, [usize; 4], [usize; 4], ConvGeom); 3] = [
+        ("conv1d lanes", [6, 8, 1, 64], [16, 8, 1, 3], geom([1, 1], [0, 1], [1, 1])),
+        ("conv2d lanes strided", [5, 4, 19, 17], [12, 4, 3, 3], geom([2, 1], [1, 1], [1, 2])),
+        ("conv2d in parts", [9, 2, 32, 32], [4, 2, 3, 3], geom([1, 1], [1, 1], [1, 1])),
+    ];
+    for (name, xs, ws, gm) in cases {
+        let mut rng = Rng::new(seed_of(name));
+        let mut g = Graph::new();
+        let x = g.input("x", &xs).unwrap();
+        let w = g.input("w", &ws).unwrap();
+        let b = g.input("b", &[ws[0]]).unwrap();
+        let y = g.conv2d(x, w, Some(b), gm, Act::Relu).unwrap();
+        let pooled = g.max_pool2d(y, PoolGeom { kernel: [1, 2], stride: [1, 2], padding: [0, 1] }).unwrap();
+        let avg = g.avg_pool2d(y, PoolGeom { kernel: [1, 3], stride: [1, 1], padding: [0, 1] }).unwrap();
+        let a = g.mean(pooled).unwrap();
+        let c = g.mean(avg).unwrap();
+        let loss = g.add(a, c).unwrap();
+        let grads = backward(&mut g, loss, &[x, w, b]).unwrap();
+        let (inputs, params) = random_feed(&g, &mut rng, 1);
+        let values = evaluate(&g, &inputs, &params, 0);
+        let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. })).collect();
+        for budget in [None, Some(1), Some(40_000)] {
+            let mut ex = CpuExecutor::new();
+            if let Some(words) = budget {
+                ex.limit_conv_scratch(words);
+            }
+            let h = run_once(&mut ex, &g, &keep, &inputs, &params);
+            for &id in &keep {
+                let got = ex.read_node(h, id).unwrap();
+                assert_close(&format!("{name} budget {budget:?}: node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
+            }
+        }
+        assert!(grads.of(w).is_some());
+    }
+}

@@ -12,53 +12,114 @@
 use super::kernels::activate;
 use crate::graph::Act;
 use crate::plan::{ConvShape, Kernel};
+use rayon::prelude::*;
 
-/// Default scratch budget in f32 words for the chunk buffers of one convolution.
+/// Default scratch budget in f32 words for the chunk buffers of one lane.
 pub const DEFAULT_CHUNK_WORDS: usize = 1 << 21;
-/// Products with at least this many multiply-adds use every core.
+/// Convolutions with at least this many multiply-adds are split into lanes.
+const LANE_WORK: usize = 1 << 17;
+/// A single-lane convolution's products use every core from this many multiply-adds.
 const PARALLEL_WORK: usize = 1 << 20;
+/// Parallel convolutions split their images into this many lanes, each with its own
+/// scratch and single-threaded products: one fork-join per kernel instead of several
+/// inside each product. A fixed count (not the thread count) keeps the weight
+/// gradient's summation order, and so its bits, the same on every machine.
+const LANES: usize = 4;
 
 /// Words of scratch per image: NHWC copy, im2col rows and channels-last outputs.
 fn words_per_image(s: &ConvShape) -> usize {
     s.in_plane() * s.c + s.out_plane() * (s.k() + s.o)
 }
 
+/// Lanes a convolution is split into (1: not split).
+fn lanes(s: &ConvShape) -> usize {
+    if s.macs() >= LANE_WORK {
+        LANES.min(s.n).max(1)
+    } else {
+        1
+    }
+}
+
+/// Images per lane (the last lane may have fewer).
+fn images_per_lane(s: &ConvShape) -> usize {
+    s.n.div_ceil(lanes(s)).max(1)
+}
+
 /// Images per chunk within `budget` words (at least one).
 pub fn images_per_chunk(s: &ConvShape, budget: usize) -> usize {
-    (budget / words_per_image(s).max(1)).clamp(1, s.n.max(1))
+    (budget / words_per_image(s).max(1)).clamp(1, images_per_lane(s))
 }
 
 /// Scratch words `kernel` needs (0 for kernels that need none).
 pub fn scratch_words(kernel: &Kernel, budget: usize) -> usize {
     match kernel {
         Kernel::Conv2d { shape, .. } | Kernel::Conv2dGradInput { shape, .. } | Kernel::Conv2dGradWeight { shape, .. } => {
-            images_per_chunk(shape, budget) * words_per_image(shape) + 2 * shape.o * shape.k()
+            let lanes = lanes(shape);
+            lanes * images_per_chunk(shape, budget) * words_per_image(shape) + (1 + lanes) * shape.o * shape.k()
         }
         _ => 0,
     }
 }
 
-/// The scratch of one call, cut into its parts.
-struct Parts<'a> {
+/// A lane's chunk buffers.
+struct Lane<'a> {
     /// `[g, h, w, c]`: images in channels-last order (input or input gradient).
     xcl: &'a mut [f32],
     /// `[g·oh·ow, kh·kw·c]`: im2col rows (or their gradient).
     cols: &'a mut [f32],
     /// `[g·oh·ow, o]`: outputs (or output gradients) in channels-last order.
     ycl: &'a mut [f32],
-    /// `[o, kh·kw·c]`: weights in the im2col column order.
+}
+
+fn lane_parts<'a>(part: &'a mut [f32], s: &ConvShape, g: usize) -> Lane<'a> {
+    let (xcl, rest) = part.split_at_mut(g * s.in_plane() * s.c);
+    let (cols, rest) = rest.split_at_mut(g * s.out_plane() * s.k());
+    let (ycl, _) = rest.split_at_mut(g * s.out_plane() * s.o);
+    Lane { xcl, cols, ycl }
+}
+
+/// The scratch of one call: each lane's part, the reordered weights `[o, kh·kw·c]`, and
+/// one weight-gradient sum per lane.
+struct Scratch<'a> {
+    lanes: &'a mut [f32],
+    part_len: usize,
     wo: &'a mut [f32],
-    /// `[o, kh·kw·c]`: the weight gradient being summed.
     dw: &'a mut [f32],
 }
 
-fn split_scratch<'a>(scratch: &'a mut [f32], s: &ConvShape, g: usize) -> Parts<'a> {
-    let (xcl, rest) = scratch.split_at_mut(g * s.in_plane() * s.c);
-    let (cols, rest) = rest.split_at_mut(g * s.out_plane() * s.k());
-    let (ycl, rest) = rest.split_at_mut(g * s.out_plane() * s.o);
+fn split_scratch<'a>(scratch: &'a mut [f32], s: &ConvShape, g: usize) -> Scratch<'a> {
+    let part_len = g * words_per_image(s);
+    let (lanes_buf, rest) = scratch.split_at_mut(lanes(s) * part_len);
     let (wo, rest) = rest.split_at_mut(s.o * s.k());
-    let (dw, _) = rest.split_at_mut(s.o * s.k());
-    Parts { xcl, cols, ycl, wo, dw }
+    let (dw, _) = rest.split_at_mut(lanes(s) * s.o * s.k());
+    Scratch { lanes: lanes_buf, part_len, wo, dw }
+}
+
+/// Runs `f(lane, first image, images, lane buffers, lane's output)` for each lane, on all
+/// cores when there are several; `out` is cut per lane in `out_per_image` words per
+/// image.
+fn for_each_lane(
+    s: &ConvShape,
+    scr: &mut Scratch,
+    g: usize,
+    out: &mut [f32],
+    out_per_image: usize,
+    f: impl Fn(usize, usize, usize, Lane, &mut [f32]) + Sync,
+) {
+    let ipl = images_per_lane(s);
+    let run = |(lane, (part, out)): (usize, (&mut [f32], &mut [f32]))| {
+        let first = lane * ipl;
+        let count = ipl.min(s.n.saturating_sub(first));
+        if count > 0 {
+            f(lane, first, count, lane_parts(part, s, g), out);
+        }
+    };
+    let (part_len, out_len) = (scr.part_len.max(1), (ipl * out_per_image).max(1));
+    if lanes(s) > 1 {
+        scr.lanes.par_chunks_mut(part_len).zip(out.par_chunks_mut(out_len)).enumerate().for_each(run);
+    } else {
+        scr.lanes.chunks_mut(part_len).zip(out.chunks_mut(out_len)).enumerate().for_each(run);
+    }
 }
 
 /// A matrix view: element `(i, j)` at `data[i·rs + j·cs]`.
@@ -71,7 +132,7 @@ struct Mat<'a> {
 
 /// `dst[m×n] = (dst if accumulate) + lhs[m×k] · rhs[k×n]`, dst row-major with row
 /// stride `n`.
-fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat) {
+fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -84,7 +145,7 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Ma
         return;
     }
     assert!(reach(&lhs, m, k) && reach(&rhs, k, n), "gemm operand too small");
-    let parallelism = if m * n * k >= PARALLEL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: every element the strides reach lies inside its slice (asserted above);
     // dst does not overlap the operands (distinct borrows).
     unsafe {
@@ -136,15 +197,14 @@ fn restore_weights(wo: &[f32], s: &ConvShape, w: &mut [f32]) {
     }
 }
 
-/// `[g, c, plane]` (NCHW) to `[g, plane, c]`.
+/// `[g, c, plane]` (NCHW) to `[g, plane, c]`. The transposes here all write in order
+/// and read with a stride: strided stores cost more than strided loads.
 fn to_channels_last(x: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]) {
     for gi in 0..g {
         let src = &x[gi * c * plane..(gi + 1) * c * plane];
         let dst = &mut out[gi * c * plane..(gi + 1) * c * plane];
-        for ci in 0..c {
-            for (q, &v) in src[ci * plane..(ci + 1) * plane].iter().enumerate() {
-                dst[q * c + ci] = v;
-            }
+        for (q, row) in dst.chunks_exact_mut(c).enumerate() {
+            row.iter_mut().enumerate().for_each(|(ci, d)| *d = src[ci * plane + q]);
         }
     }
 }
@@ -177,8 +237,13 @@ fn im2col(xcl: &[f32], s: &ConvShape, g: usize, cols: &mut [f32]) {
                             dst.fill(0.0);
                         } else {
                             let iw = ow * s.stride[1] + kw * s.dilation[1] - s.padding[1];
-                            let src = (ih as usize * s.w + iw) * c;
-                            dst.copy_from_slice(&img[src..src + c]);
+                            let src = &img[(ih as usize * s.w + iw) * c..][..c];
+                            if c < 16 {
+                                // A call to memcpy costs more than a few floats.
+                                dst.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
+                            } else {
+                                dst.copy_from_slice(src);
+                            }
                         }
                     }
                 }
@@ -217,51 +282,72 @@ fn col2im(cols: &[f32], s: &ConvShape, g: usize, xcl: &mut [f32]) {
     }
 }
 
+/// Whether a single lane's products should use every core instead (one big image).
+fn gemm_parallel(s: &ConvShape) -> bool {
+    lanes(s) == 1 && s.macs() >= PARALLEL_WORK
+}
+
 /// `out = act(conv2d(x, w) + bias)`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32], s: &ConvShape, act: Act, scratch: &mut [f32], budget: usize) {
     let g_max = images_per_chunk(s, budget);
-    let p = split_scratch(scratch, s, g_max);
-    let (k, plane, op) = (s.k(), s.out_plane(), s.out_plane());
-    reorder_weights(w, s, p.wo);
-    let wt = Mat { data: p.wo, rs: 1, cs: k }; // woᵀ: [k, o]
-    let mut n0 = 0;
-    while n0 < s.n {
-        let g = g_max.min(s.n - n0);
-        to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), p.xcl);
-        im2col(p.xcl, s, g, p.cols);
-        let cols = Mat { data: p.cols, rs: k, cs: 1 };
-        let out_chunk = &mut out[n0 * s.o * op..(n0 + g) * s.o * op];
-        if g == 1 {
-            // One image: the product lands in NCHW directly ([plane × o] with row
-            // stride 1 is [o × plane] row-major), bias first.
-            for (o, row) in out_chunk.chunks_exact_mut(plane).enumerate() {
-                row.fill(bias.map_or(0.0, |b| b[o]));
-            }
-            gemm_into_nchw(plane, s.o, k, out_chunk, cols, wt);
-            if act != Act::Identity {
-                out_chunk.iter_mut().for_each(|v| *v = activate(act, *v));
-            }
-        } else {
-            gemm(g * plane, s.o, k, p.ycl, false, cols, wt);
-            for gi in 0..g {
-                for o in 0..s.o {
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    let dst = &mut out_chunk[(gi * s.o + o) * plane..][..plane];
-                    for (q, d) in dst.iter_mut().enumerate() {
-                        *d = activate(act, p.ycl[(gi * plane + q) * s.o + o] + b);
-                    }
+    let scr = split_scratch(scratch, s, g_max);
+    let (k, plane) = (s.k(), s.out_plane());
+    reorder_weights(w, s, scr.wo);
+    let wo: &[f32] = scr.wo;
+    let wt = Mat { data: wo, rs: 1, cs: k }; // woᵀ: [k, o]
+    let par = gemm_parallel(s);
+    let out = &mut out[..s.n * s.o * plane];
+    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.o * plane, |_, first, count, lane, out| {
+        let mut done = 0;
+        while done < count {
+            let g = g_max.min(count - done);
+            let n0 = first + done;
+            to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), lane.xcl);
+            im2col(lane.xcl, s, g, lane.cols);
+            let cols = Mat { data: lane.cols, rs: k, cs: 1 };
+            let out_chunk = &mut out[done * s.o * plane..(done + g) * s.o * plane];
+            if g == 1 {
+                // One image: the product lands in NCHW directly ([plane × o] with row
+                // stride 1 is [o × plane] row-major), bias first.
+                for (o, row) in out_chunk.chunks_exact_mut(plane).enumerate() {
+                    row.fill(bias.map_or(0.0, |b| b[o]));
                 }
+                gemm_into_nchw(plane, s.o, k, out_chunk, cols, wt, par);
+            } else {
+                gemm(g * plane, s.o, k, lane.ycl, false, cols, wt, par);
+                channels_last_to_nchw(lane.ycl, g, plane, s.o, bias, out_chunk);
             }
+            apply(act, out_chunk);
+            done += g;
         }
-        n0 += g;
+    });
+}
+
+/// `[g·plane, o]` plus `bias[o]` to `[g, o, plane]` (NCHW).
+fn channels_last_to_nchw(src: &[f32], g: usize, plane: usize, o: usize, bias: Option<&[f32]>, dst: &mut [f32]) {
+    for gi in 0..g {
+        let img = &src[gi * plane * o..(gi + 1) * plane * o];
+        for (oi, row) in dst[gi * o * plane..(gi + 1) * o * plane].chunks_exact_mut(plane).enumerate() {
+            let b = bias.map_or(0.0, |b| b[oi]);
+            row.iter_mut().enumerate().for_each(|(q, d)| *d = img[q * o + oi] + b);
+        }
+    }
+}
+
+/// `xs = act(xs)`, with the activation chosen once rather than per element.
+fn apply(act: Act, xs: &mut [f32]) {
+    match act {
+        Act::Identity => {}
+        Act::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
+        _ => xs.iter_mut().for_each(|v| *v = activate(act, *v)),
     }
 }
 
 /// `dst[o, q] += Σ_k lhs[q, k] · rhs[k, o]`, for one image written as NCHW.
-fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, rhs: Mat) {
+fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, rhs: Mat, parallel: bool) {
     assert!(dst.len() >= plane * o && (plane - 1) * lhs.rs + (k - 1) * lhs.cs < lhs.data.len() && (k - 1) * rhs.rs + (o - 1) * rhs.cs < rhs.data.len());
-    let parallelism = if plane * o * k >= PARALLEL_WORK { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: extents asserted above; dst is a distinct borrow.
     unsafe {
         gemm::gemm(
@@ -290,14 +376,7 @@ fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, r
 
 /// `[g, o, plane]` (NCHW) to `[g·plane, o]`.
 fn outputs_to_channels_last(dz: &[f32], g: usize, o: usize, plane: usize, out: &mut [f32]) {
-    for gi in 0..g {
-        for oi in 0..o {
-            let src = &dz[(gi * o + oi) * plane..][..plane];
-            for (q, &v) in src.iter().enumerate() {
-                out[(gi * plane + q) * o + oi] = v;
-            }
-        }
-    }
+    to_channels_last(dz, g, o, plane, out);
 }
 
 /// `[g, plane, c]` to `[g, c, plane]` (NCHW).
@@ -315,43 +394,71 @@ fn from_channels_last(xcl: &[f32], g: usize, c: usize, plane: usize, out: &mut [
 /// `out` = the gradient of the convolution w.r.t. x, from `dz` (`[n,o,oh,ow]`).
 pub fn conv2d_grad_input(dz: &[f32], w: &[f32], out: &mut [f32], s: &ConvShape, scratch: &mut [f32], budget: usize) {
     let g_max = images_per_chunk(s, budget);
-    let p = split_scratch(scratch, s, g_max);
+    let scr = split_scratch(scratch, s, g_max);
     let (k, plane) = (s.k(), s.out_plane());
-    reorder_weights(w, s, p.wo);
-    let wo = Mat { data: p.wo, rs: k, cs: 1 }; // [o, k]
-    let mut n0 = 0;
-    while n0 < s.n {
-        let g = g_max.min(s.n - n0);
-        outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, p.ycl);
-        gemm(g * plane, k, s.o, p.cols, false, Mat { data: p.ycl, rs: s.o, cs: 1 }, wo);
-        col2im(p.cols, s, g, p.xcl);
-        from_channels_last(p.xcl, g, s.c, s.in_plane(), &mut out[n0 * s.c * s.in_plane()..(n0 + g) * s.c * s.in_plane()]);
-        n0 += g;
-    }
+    reorder_weights(w, s, scr.wo);
+    let wo_data: &[f32] = scr.wo;
+    let wo = Mat { data: wo_data, rs: k, cs: 1 }; // [o, k]
+    let par = gemm_parallel(s);
+    let out = &mut out[..s.n * s.c * s.in_plane()];
+    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.c * s.in_plane(), |_, first, count, lane, out| {
+        let mut done = 0;
+        while done < count {
+            let g = g_max.min(count - done);
+            let n0 = first + done;
+            outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, lane.ycl);
+            gemm(g * plane, k, s.o, lane.cols, false, Mat { data: lane.ycl, rs: s.o, cs: 1 }, wo, par);
+            col2im(lane.cols, s, g, lane.xcl);
+            from_channels_last(lane.xcl, g, s.c, s.in_plane(), &mut out[done * s.c * s.in_plane()..(done + g) * s.c * s.in_plane()]);
+            done += g;
+        }
+    });
 }
 
 /// `out[part]` = the gradient w.r.t. w summed over the part's images, for each of the
-/// `splits` parts (see `Op::Conv2dGradWeight`).
+/// `splits` parts (see `Op::Conv2dGradWeight`). Within a part, each lane sums its images
+/// and the lanes' sums are added in lane order.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape, splits: usize, scratch: &mut [f32], budget: usize) {
     let g_max = images_per_chunk(s, budget);
-    let p = split_scratch(scratch, s, g_max);
-    let (k, plane) = (s.k(), s.out_plane());
+    let scr = split_scratch(scratch, s, g_max);
+    let (k, plane, ok) = (s.k(), s.out_plane(), s.o * s.k());
+    let par = gemm_parallel(s);
+    let (lanes_buf, part_len, sum, dw) = (scr.lanes, scr.part_len, scr.wo, scr.dw);
     for part in 0..splits {
         let (first, end) = (part * s.n / splits, (part + 1) * s.n / splits);
-        p.dw.fill(0.0);
-        let mut n0 = first;
-        while n0 < end {
-            let g = g_max.min(end - n0);
-            to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), p.xcl);
-            im2col(p.xcl, s, g, p.cols);
-            outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, p.ycl);
-            // dw[o, k] += Σ_q dzcl[q, o] · cols[q, k]
-            let dzt = Mat { data: p.ycl, rs: 1, cs: s.o };
-            gemm(s.o, k, g * plane, p.dw, true, dzt, Mat { data: p.cols, rs: k, cs: 1 });
-            n0 += g;
+        // The part's images, cut into lanes as a convolution of `end - first` images.
+        let sub = ConvShape { n: end - first, ..*s };
+        let ipl = images_per_lane(&sub).max(1);
+        let work = |(lane, (buf, dw)): (usize, (&mut [f32], &mut [f32]))| {
+            dw.fill(0.0);
+            let lane_first = first + lane * ipl;
+            let count = ipl.min(end.saturating_sub(lane_first));
+            let l = lane_parts(buf, s, g_max);
+            let mut done = 0;
+            while done < count {
+                let g = g_max.min(count - done);
+                let n0 = lane_first + done;
+                to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), l.xcl);
+                im2col(l.xcl, s, g, l.cols);
+                outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, l.ycl);
+                // dw[o, k] += Σ_q dzcl[q, o] · cols[q, k]
+                let dzt = Mat { data: l.ycl, rs: 1, cs: s.o };
+                gemm(s.o, k, g * plane, dw, true, dzt, Mat { data: l.cols, rs: k, cs: 1 }, par);
+                done += g;
+            }
+        };
+        let used = lanes(&sub).min(lanes(s));
+        if used > 1 {
+            lanes_buf.par_chunks_mut(part_len.max(1)).zip(dw.par_chunks_mut(ok)).take(used).enumerate().for_each(work);
+        } else {
+            lanes_buf.chunks_mut(part_len.max(1)).zip(dw.chunks_mut(ok)).take(used).enumerate().for_each(work);
         }
-        restore_weights(p.dw, s, &mut out[part * s.o * k..(part + 1) * s.o * k]);
+        sum.copy_from_slice(&dw[..ok]);
+        for lane_sum in dw.chunks(ok).take(used).skip(1) {
+            sum.iter_mut().zip(lane_sum).for_each(|(a, b)| *a += b);
+        }
+        restore_weights(sum, s, &mut out[part * ok..(part + 1) * ok]);
     }
 }
 

@@ -22,8 +22,9 @@ pub fn weight_grad_splits(n: usize, out_plane: usize, o: usize, k: usize) -> usi
     by_parallelism.min(by_length).min(n).max(1)
 }
 
-/// Positions in a plane are stored as f32 numbers by `MaxPoolArgmax`.
-const MAX_PLANE: usize = 1 << 24;
+/// Positions in a plane are stored as f32 numbers by `MaxPoolArgmax` (exact, and read
+/// back by the CPU kernels with a trick that needs them below 2^23).
+const MAX_PLANE: usize = 1 << 23;
 
 fn err<T>(op: &str, detail: String) -> Result<T> {
     Err(Error::shape(op, detail))
@@ -126,7 +127,7 @@ impl Graph {
             }
         }
         if s[2] * s[3] > MAX_PLANE {
-            return err(op, format!("planes of {}×{} are over the 2^24 positions an index can name", s[2], s[3]));
+            return err(op, format!("planes of {}×{} are over the 2^23 positions an index can name", s[2], s[3]));
         }
         let out = |a: usize| conv_out_len(s[2 + a], geom.kernel[a], geom.stride[a], geom.padding[a], 1);
         match (out(0), out(1)) {

@@ -136,8 +136,8 @@ pub enum Op {
     /// Swaps the last two axes (a batched transpose), e.g. `[B,T,C]` to `[B,C,T]`.
     Transpose,
     /// Where each max-pooling window of x (`[N,C,H,W]`) has its maximum: the flat index
-    /// `h * W + w` within its `(n, c)` plane, stored as an f32 number (exact below
-    /// 2^24). The first maximum in row-major window order wins a tie.
+    /// `h * W + w` within its `(n, c)` plane, stored as an f32 number (planes are at
+    /// most 2^23 positions). The first maximum in row-major window order wins a tie.
     MaxPoolArgmax { geom: PoolGeom },
     /// Inputs `[x, idx]` with idx from `MaxPoolArgmax`: `out[i] = x[plane(i), idx[i]]`,
     /// the max-pooled values.
