@@ -29,11 +29,28 @@ fn main() -> riskgrad::Result<()> {
     let mut trainer = Trainer::new(&mut exec, &model, &train, &val, TrainConfig { epochs, batch, optimizer, seed: 0, pos_weight: 1.0 })?;
     println!("{device}: {} training rows, batch {batch}", train.rows());
     let mut rates = Vec::new();
+    let cpu_start = cpu_seconds();
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {})?;
         println!("epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s", r.epoch, r.train_loss, r.validation.auc, r.rows_per_second);
         rates.push(r.rows_per_second);
     }
     println!("median {:.0} rows/s", riskgrad::bench::median(rates));
+    if let (Some(a), Some(b)) = (cpu_start, cpu_seconds()) {
+        // Less sensitive than wall time to other processes on the machine; includes the
+        // validation pass after each epoch.
+        let rows = (trainer.steps_per_epoch() * batch * epochs) as f64;
+        println!("{:.2} CPU seconds for {epochs} epochs: {:.0} rows per CPU second", b - a, rows / (b - a));
+    }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }

@@ -136,8 +136,11 @@ fn conv_weight_gradient_summed_in_parts() {
 
 #[test]
 fn max_pooling_routes_the_gradient_through_the_argmax() {
-    let cases: [(&str, [usize; 4], PoolGeom); 4] = [
+    let cases: [(&str, [usize; 4], PoolGeom); 6] = [
         ("max 2x2 stride 2", [2, 3, 4, 6], PoolGeom { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }),
+        // Planes of 16 or more columns take the CPU's row sweep.
+        ("max wide plane 2x3 padded", [1, 2, 3, 20], PoolGeom { kernel: [2, 3], stride: [1, 2], padding: [1, 1] }),
+        ("max wide plane 3x3 stride 1", [1, 1, 4, 17], PoolGeom { kernel: [3, 3], stride: [1, 1], padding: [1, 1] }),
         ("max 2x3 overlapping windows, padded", [2, 2, 5, 7], PoolGeom { kernel: [2, 3], stride: [2, 1], padding: [1, 1] }),
         ("max 3x3 stride 3 odd sizes", [1, 1, 7, 8], PoolGeom { kernel: [3, 3], stride: [3, 3], padding: [1, 0] }),
         ("max window as large as the input", [2, 1, 3, 3], PoolGeom { kernel: [3, 3], stride: [1, 1], padding: [0, 0] }),
@@ -165,6 +168,10 @@ fn average_pooling_and_global_average() {
     check("avg 3x2 overlapping, padded", |g| {
         let x = g.input("x", &[2, 2, 5, 7]).unwrap();
         g.avg_pool2d(x, PoolGeom { kernel: [3, 2], stride: [1, 2], padding: [1, 1] }).unwrap()
+    });
+    check("avg wide plane 3x3 padded", |g| {
+        let x = g.input("x", &[1, 2, 3, 21]).unwrap();
+        g.avg_pool2d(x, PoolGeom { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }).unwrap()
     });
     check("avg1d 3/2 padded", |g| {
         let x = g.input("x", &[3, 2, 7]).unwrap();
@@ -307,5 +314,30 @@ fn cpu_lanes_and_chunks_match_the_reference() {
             }
         }
         assert!(grads.of(w).is_some());
+    }
+}
+
+#[test]
+fn max_pool_ties_match_the_reference_on_both_cpu_paths() {
+    // Three distinct values: nearly every window has tied maxima. Narrow planes take the
+    // CPU's plane blocks, wide ones its row sweep.
+    let mut rng = Rng::new(seed_of("ties both paths"));
+    for (xs, gm) in [
+        ([3usize, 4, 6, 7], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
+        ([2, 3, 5, 19], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
+        ([2, 2, 1, 40], PoolGeom { kernel: [1, 4], stride: [1, 3], padding: [0, 2] }),
+    ] {
+        let mut g = Graph::new();
+        let x = g.input("x", &xs).unwrap();
+        let y = g.max_pool2d(x, gm).unwrap();
+        let idx = g.nodes[y].inputs[1];
+        let n: usize = xs.iter().product();
+        let xv: Vec<f64> = (0..n).map(|_| [-0.5, 0.25, 0.75][rng.below(3)]).collect();
+        let inputs = [("x".to_string(), xv)].into();
+        let want = evaluate(&g, &inputs, &[], 0);
+        let mut ex = CpuExecutor::new();
+        let h = run_once(&mut ex, &g, &[idx, y], &inputs, &[]);
+        assert_eq!(ex.read_node(h, idx).unwrap(), to_f32(&want[idx]), "{xs:?}: argmax");
+        assert_eq!(ex.read_node(h, y).unwrap(), to_f32(&want[y]), "{xs:?}: values");
     }
 }

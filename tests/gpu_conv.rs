@@ -203,8 +203,9 @@ fn conv_launches_wrap_into_a_second_grid_dimension() {
 #[test]
 fn pooling_forward_and_backward_match_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
-    let cases: [([usize; 4], PoolGeom); 6] = [
+    let cases: [([usize; 4], PoolGeom); 7] = [
         ([2, 3, 4, 6], PoolGeom { kernel: [2, 2], stride: [2, 2], padding: [0, 0] }),
+        ([2, 3, 5, 37], PoolGeom { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
         ([2, 2, 5, 7], PoolGeom { kernel: [2, 3], stride: [2, 1], padding: [1, 1] }),
         ([1, 1, 7, 8], PoolGeom { kernel: [3, 3], stride: [3, 3], padding: [1, 0] }),
         ([3, 2, 1, 9], PoolGeom { kernel: [1, 3], stride: [1, 2], padding: [0, 1] }),
@@ -236,6 +237,7 @@ fn max_pool_ties_pick_the_same_index_as_the_cpu() {
     for (xs, geom) in [
         ([3, 4, 6, 7], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
         ([5, 3, 1, 12], PoolGeom { kernel: [1, 4], stride: [1, 3], padding: [0, 2] }),
+        ([2, 3, 5, 19], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
     ] {
         // Three distinct values: nearly every window holds ties for its maximum.
         let n: usize = xs.iter().product();

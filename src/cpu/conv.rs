@@ -204,7 +204,7 @@ fn to_channels_last(x: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]
         let src = &x[gi * c * plane..(gi + 1) * c * plane];
         let dst = &mut out[gi * c * plane..(gi + 1) * c * plane];
         for (q, row) in dst.chunks_exact_mut(c).enumerate() {
-            row.iter_mut().enumerate().for_each(|(ci, d)| *d = src[ci * plane + q]);
+            row.iter_mut().zip(src[q..].iter().step_by(plane)).for_each(|(d, v)| *d = *v);
         }
     }
 }
@@ -330,7 +330,7 @@ fn channels_last_to_nchw(src: &[f32], g: usize, plane: usize, o: usize, bias: Op
         let img = &src[gi * plane * o..(gi + 1) * plane * o];
         for (oi, row) in dst[gi * o * plane..(gi + 1) * o * plane].chunks_exact_mut(plane).enumerate() {
             let b = bias.map_or(0.0, |b| b[oi]);
-            row.iter_mut().enumerate().for_each(|(q, d)| *d = img[q * o + oi] + b);
+            row.iter_mut().zip(img[oi..].iter().step_by(o)).for_each(|(d, v)| *d = v + b);
         }
     }
 }
@@ -382,11 +382,9 @@ fn outputs_to_channels_last(dz: &[f32], g: usize, o: usize, plane: usize, out: &
 /// `[g, plane, c]` to `[g, c, plane]` (NCHW).
 fn from_channels_last(xcl: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]) {
     for gi in 0..g {
-        for ci in 0..c {
-            let dst = &mut out[(gi * c + ci) * plane..][..plane];
-            for (q, d) in dst.iter_mut().enumerate() {
-                *d = xcl[(gi * plane + q) * c + ci];
-            }
+        let img = &xcl[gi * plane * c..(gi + 1) * plane * c];
+        for (ci, row) in out[gi * c * plane..(gi + 1) * c * plane].chunks_exact_mut(plane).enumerate() {
+            row.iter_mut().zip(img[ci..].iter().step_by(c)).for_each(|(d, v)| *d = *v);
         }
     }
 }

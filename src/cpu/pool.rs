@@ -60,7 +60,36 @@ pub fn argmax(x: &[f32], out: &mut [f32], s: &PoolShape) {
     for_planes(s, out, out_plane, |first, planes, out| argmax_planes(&x[first * in_plane..(first + planes) * in_plane], out, s, planes));
 }
 
+/// Planes at least this wide are swept a block of windows along a row at a time; narrower
+/// ones a block of planes at a time (strided across planes, but many windows per block).
+const ROW_SWEEP_WIDTH: usize = 16;
+
+/// The output columns `[lo, hi)` whose window's tap `t` reads inside the row.
+#[inline]
+fn tap_outputs(t: usize, stride: usize, padding: usize, len: usize, out_len: usize) -> (usize, usize) {
+    let lo = if padding > t { (padding - t).div_ceil(stride) } else { 0 };
+    let hi = if len + padding > t { (len + padding - t - 1) / stride + 1 } else { 0 };
+    (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
+}
+
+/// Calls `f(plane, window row, first window, windows, rows)` for each block of up to
+/// `PLANE_BLOCK` windows along each output row of each plane in `0..planes`.
+#[inline]
+fn for_each_row_block(s: &PoolShape, planes: usize, mut f: impl FnMut(usize, usize, usize, usize, (usize, usize))) {
+    for p in 0..planes {
+        for oh in 0..s.oh {
+            let rows = span(oh, s.kernel[0], s.stride[0], s.padding[0], s.h);
+            for ow0 in (0..s.ow).step_by(PLANE_BLOCK) {
+                f(p, oh, ow0, PLANE_BLOCK.min(s.ow - ow0), rows);
+            }
+        }
+    }
+}
+
 fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    if s.w >= ROW_SWEEP_WIDTH {
+        return argmax_rows(x, out, s, planes);
+    }
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     // Positions are kept as f32 (exact below 2^23, which the graph checks) so the select
     // can be arithmetic: `best += (q - best) · wins` is exact, and LLVM may not turn a
@@ -86,6 +115,59 @@ fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
             }
         }
         out[p0 * out_plane + i..].iter_mut().step_by(out_plane).zip(&best[..pb]).for_each(|(o, b)| *o = *b);
+    });
+}
+
+/// `argmax` for wide planes: the windows of a block along one output row side by side,
+/// each visiting its cells in row-major order (the same order, so the same winner).
+fn argmax_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    let mut best = [0f32; PLANE_BLOCK];
+    let mut best_v = [0f32; PLANE_BLOCK];
+    for_each_row_block(s, planes, |p, oh, ow0, nb, (h0, h1)| {
+        let plane = &x[p * in_plane..(p + 1) * in_plane];
+        for j in 0..nb {
+            let (w0, _) = span(ow0 + j, s.kernel[1], s.stride[1], s.padding[1], s.w);
+            best[j] = (h0 * s.w + w0) as f32;
+            best_v[j] = plane[h0 * s.w + w0];
+        }
+        for ih in h0..h1 {
+            for tw in 0..s.kernel[1] {
+                let (lo, hi) = tap_outputs(tw, s.stride[1], s.padding[1], s.w, s.ow);
+                let (lo, hi) = (lo.max(ow0), hi.min(ow0 + nb));
+                for ow in lo..hi {
+                    let (j, q) = (ow - ow0, ih * s.w + ow * s.stride[1] + tw - s.padding[1]);
+                    let v = plane[q];
+                    let wins = (v > best_v[j]) as u8 as f32;
+                    best[j] += (q as f32 - best[j]) * wins;
+                    best_v[j] = if v > best_v[j] { v } else { best_v[j] };
+                }
+            }
+        }
+        out[p * out_plane + oh * s.ow + ow0..][..nb].copy_from_slice(&best[..nb]);
+    });
+}
+
+/// `avg` for wide planes (see `argmax_rows`); each window sums its cells in row-major
+/// order, as `avg_planes` does.
+fn avg_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
+    let inv = 1.0 / (s.kernel[0] * s.kernel[1]) as f32;
+    let mut acc = [0f32; PLANE_BLOCK];
+    for_each_row_block(s, planes, |p, oh, ow0, nb, (h0, h1)| {
+        let plane = &x[p * in_plane..(p + 1) * in_plane];
+        acc[..nb].fill(0.0);
+        for ih in h0..h1 {
+            for tw in 0..s.kernel[1] {
+                let (lo, hi) = tap_outputs(tw, s.stride[1], s.padding[1], s.w, s.ow);
+                for ow in lo.max(ow0)..hi.min(ow0 + nb) {
+                    acc[ow - ow0] += plane[ih * s.w + ow * s.stride[1] + tw - s.padding[1]];
+                }
+            }
+        }
+        for (o, a) in out[p * out_plane + oh * s.ow + ow0..][..nb].iter_mut().zip(&acc[..nb]) {
+            *o = a * inv;
+        }
     });
 }
 
@@ -132,6 +214,9 @@ pub fn avg(x: &[f32], out: &mut [f32], s: &PoolShape) {
 }
 
 fn avg_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    if s.w >= ROW_SWEEP_WIDTH {
+        return avg_rows(x, out, s, planes);
+    }
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     let inv = 1.0 / (s.kernel[0] * s.kernel[1]) as f32;
     let mut acc = [0f32; PLANE_BLOCK];
