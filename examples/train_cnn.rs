@@ -6,27 +6,29 @@
 //!     cargo run --release --example train_cnn -- [epochs] [batch]
 
 use riskgrad::cpu::CpuExecutor;
-use riskgrad::data::read_bundled;
-use riskgrad::data::sequence::SequenceLayout;
+use riskgrad::data::sequence::{self, SequenceLayout};
+use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
-use riskgrad::train::{prepare_splits, TrainConfig, Trainer};
+use riskgrad::train::{TrainConfig, Trainer};
 
 fn main() -> riskgrad::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let batch = args.next().and_then(|s| s.parse().ok()).unwrap_or(256);
-    let mut data = read_bundled(&[])?;
-    // Statics first, then the history time-major and oldest month first.
+    // Every column numeric (the peer layout; one-hot codes would make the statics 12
+    // columns for the same AUC), then statics first and the history time-major, oldest
+    // month first.
+    let opts = sequence::prepare_options(PrepareOptions::bundled(), &[], true)?;
+    let mut data = prepare_bundled(&opts)?;
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None)?;
-    data.x = layout.reorder(&data.x)?;
-    data.feature_names = layout.feature_names();
-    let (train, val, _) = prepare_splits(&data, 0.2, 0)?;
+    layout.apply(&mut data)?;
+    let (train, val) = (&data.train, &data.val);
     let model = ModelSpec::cnn(layout.statics(), layout.channels(), layout.steps(), CnnLayers::default())?;
     let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let mut exec = CpuExecutor::new();
     let device = riskgrad::exec::Executor::device_name(&exec);
-    let mut trainer = Trainer::new(&mut exec, &model, &train, &val, TrainConfig { epochs, batch, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(&mut exec, &model, train, val, TrainConfig { epochs, batch, optimizer, seed: 0, pos_weight: 1.0 })?;
     println!("{device}: {} training rows, batch {batch}", train.rows());
     let mut rates = Vec::new();
     let cpu_start = cpu_seconds();

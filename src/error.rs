@@ -34,6 +34,10 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// Training blew up: the loss or the scores stopped being finite numbers.
+    #[error("epoch {epoch}: {what}; training stopped (try a lower --lr)")]
+    Diverged { epoch: usize, what: String },
+
     /// Anything else the engine refuses to do, with the reason.
     #[error("{0}")]
     Other(String),

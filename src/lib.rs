@@ -16,3 +16,8 @@ pub mod data;
 pub mod metrics;
 pub mod nn;
 pub mod train;
+pub mod checkpoint;
+pub mod explain;
+pub mod model_io;
+pub mod report;
+pub mod scoring;

@@ -1,4 +1,5 @@
-//! The riskgrad command line: train, list devices, benchmark kernels.
+//! The riskgrad command line: train, evaluate, predict, explain, list devices, benchmark
+//! kernels.
 
 mod cmd;
 
@@ -16,8 +17,18 @@ struct Cli {
 enum Command {
     /// List the GPU adapters wgpu finds, and the native CPU backend.
     Devices,
+    /// Show the schema inferred from a CSV: each column's type, missing and distinct
+    /// counts, range or top categories, and the target's positive rate.
+    Inspect(cmd::inspect::InspectArgs),
     /// Train a model on a CSV file (default: the bundled Taiwan credit-card data).
     Train(cmd::train::TrainArgs),
+    /// Metrics of a saved model on a labelled CSV: AUC with a bootstrap interval, KS,
+    /// Gini, log loss, Brier, threshold metrics, confusion matrix, calibration.
+    Eval(cmd::eval::EvalArgs),
+    /// Score a CSV file of any size with a saved model, in batches, into a CSV file.
+    Predict(cmd::predict::PredictArgs),
+    /// Reason codes per applicant (integrated gradients) and global importance.
+    Explain(cmd::explain::ExplainArgs),
     /// Benchmark kernels on the chosen devices.
     Bench(cmd::bench::BenchArgs),
 }
@@ -33,7 +44,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => cmd::devices::run(),
+        Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Train(args) => cmd::train::run(&args),
+        Command::Eval(args) => cmd::eval::run(&args),
+        Command::Predict(args) => cmd::predict::run(&args),
+        Command::Explain(args) => cmd::explain::run(&args),
         Command::Bench(args) => cmd::bench::run(&args, started),
     };
     match result {

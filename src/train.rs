@@ -11,9 +11,9 @@ use crate::exec::{indices_as_words, Executor};
 use crate::graph::{backward, Graph, Optimizer};
 use crate::metrics::{self, Summary};
 use crate::nn::{init_params, ModelSpec};
-use crate::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE};
+use crate::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 use crate::rng::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Rows scored per validation step (the last chunk is padded with repeats).
@@ -41,14 +41,33 @@ impl Split {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
+    #[serde(deserialize_with = "metrics::f64_or_nan")]
     pub train_loss: f64,
     pub validation: Summary,
     pub seconds: f64,
     /// Training rows per second of this epoch's steps (validation excluded).
     pub rows_per_second: f64,
+}
+
+/// Everything that decides how training goes on from the end of an epoch: restoring it
+/// into a fresh `Trainer` built from the same data, model and config continues the run
+/// exactly as if it had not stopped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The packed parameters (the executor's layout, padding included).
+    pub params: Vec<f32>,
+    /// Optimizer state (momentum or Adam moments), packed like the parameters.
+    pub opt_state: Vec<f32>,
+    /// The `"step"` state: step within the run, and the optimizer's step count (Adam's
+    /// bias correction depends on it).
+    pub step: [u32; 2],
+    /// The shuffling generator's state.
+    pub rng: u64,
 }
 
 /// Called as an epoch's steps go by: `(steps done, steps in the epoch, running loss if
@@ -160,9 +179,12 @@ impl<'e> Trainer<'e> {
         let train_loss = self.exec.read(LOSS_STATE)?[0] as f64 / self.steps_per_epoch as f64;
         let seconds = start.elapsed().as_secs_f64();
         if !train_loss.is_finite() {
-            return Err(Error::Other(format!("epoch {}: the training loss is {train_loss}; lower --lr", self.epoch)));
+            return Err(Error::Diverged { epoch: self.epoch, what: format!("the training loss is {train_loss}") });
         }
         let probs = self.predict_validation()?;
+        if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
+            return Err(Error::Diverged { epoch: self.epoch, what: format!("a validation score is {bad}") });
+        }
         Ok(EpochReport {
             epoch: self.epoch,
             train_loss,
@@ -206,27 +228,44 @@ impl<'e> Trainer<'e> {
     pub fn params(&mut self) -> Result<Vec<f32>> {
         self.exec.read_params()
     }
-}
 
-/// Splits a dataset (stratified), standardizes both parts with statistics of the
-/// training part, and returns them with the fitted standardizer.
-pub fn prepare_splits(data: &crate::data::Dataset, val_fraction: f64, seed: u64) -> Result<(Split, Split, crate::data::Standardizer)> {
-    if !(0.0..1.0).contains(&val_fraction) || val_fraction == 0.0 {
-        return Err(Error::flag("--val-split", format!("{val_fraction} must be above 0 and below 1")));
+    /// Replaces the parameters (e.g. with the best epoch's, for early stopping).
+    pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        self.exec.write_params(params)
     }
-    let f = data.n_features();
-    let (train_rows, val_rows) = crate::data::stratified_split(&data.y, val_fraction, seed);
-    let take = |rows: &[u32]| {
-        let mut s = Split { x: Vec::with_capacity(rows.len() * f), y: Vec::with_capacity(rows.len()) };
-        for &r in rows {
-            s.x.extend_from_slice(data.row(r as usize));
-            s.y.push(data.y[r as usize]);
-        }
-        s
-    };
-    let (mut train, mut val) = (take(&train_rows), take(&val_rows));
-    let standardizer = crate::data::Standardizer::fit(&train.x, f, &(0..train.rows() as u32).collect::<Vec<_>>());
-    standardizer.apply(&mut train.x);
-    standardizer.apply(&mut val.x);
-    Ok((train, val, standardizer))
+
+    /// Epochs completed so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// The labels of the validation rows, in the order of [`predict_validation`](Self::predict_validation).
+    pub fn validation_labels(&self) -> &[f32] {
+        &self.val_y
+    }
+
+    /// The state to checkpoint at the end of an epoch (reads the parameters and the
+    /// optimizer state back from the executor).
+    pub fn export_state(&mut self) -> Result<TrainerState> {
+        let step = self.exec.read(STEP_STATE)?;
+        let word = |i: usize| step.get(i).map(|v| v.to_bits()).ok_or_else(|| Error::Other("the step state is too short".into()));
+        Ok(TrainerState {
+            epoch: self.epoch,
+            params: self.exec.read_params()?,
+            opt_state: self.exec.read_opt_state()?,
+            step: [word(0)?, word(1)?],
+            rng: self.rng.state(),
+        })
+    }
+
+    /// Continues from `state` (taken from a trainer built from the same model, data and
+    /// config); the sizes must match this trainer's.
+    pub fn import_state(&mut self, state: &TrainerState) -> Result<()> {
+        self.exec.write_params(&state.params)?;
+        self.exec.write_opt_state(&state.opt_state)?;
+        self.exec.write(STEP_STATE, &state.step.map(f32::from_bits))?;
+        self.rng = Rng::from_state(state.rng);
+        self.epoch = state.epoch;
+        Ok(())
+    }
 }

@@ -282,9 +282,11 @@ fn bad_geometry_is_a_clear_error() {
 #[test]
 fn cpu_lanes_and_chunks_match_the_reference() {
     let cases: [(&str, [usize; 4], [usize; 4], ConvGeom); 3] = [
-        ("conv1d lanes", [6, 8, 1, 64], [16, 8, 1, 3], geom([1, 1], [0, 1], [1, 1])),
-        ("conv2d lanes strided", [5, 4, 19, 17], [12, 4, 3, 3], geom([2, 1], [1, 1], [1, 2])),
-        ("conv2d in parts", [9, 2, 32, 32], [4, 2, 3, 3], geom([1, 1], [1, 1], [1, 1])),
+        // Over 2^20 multiply-adds: split into lanes (6 and 7 images over 4 lanes).
+        ("conv1d lanes", [7, 16, 1, 128], [32, 16, 1, 3], geom([1, 1], [0, 1], [1, 1])),
+        ("conv2d lanes strided", [6, 8, 19, 17], [24, 8, 3, 3], geom([2, 1], [1, 1], [1, 2])),
+        // Weight gradient in parts; pooling over 147,456 values, split over planes.
+        ("conv2d in parts", [9, 2, 64, 64], [4, 2, 3, 3], geom([1, 1], [1, 1], [1, 1])),
     ];
     for (name, xs, ws, gm) in cases {
         let mut rng = Rng::new(seed_of(name));

@@ -12,62 +12,21 @@
 //! They share one device and take turns on it (see `take_turn`); tests that open more
 //! devices live in gpu_adapters.rs.
 
+mod common;
+use common::{context, take_turn};
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::{indices_as_words, Executor};
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::gpu::{GpuContext, GpuExecutor};
 use riskgrad::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
 use riskgrad::plan::{compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage, TensorRef, STEP_STATE};
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
 const ACTS: [Act; 4] = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
 const OPS: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
-
-/// One device for the whole file (pipelines are built once).
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-            return None;
-        }
-        match choose_adapter(&DeviceChoice::Gpu) {
-            Ok(Some(ctx)) => Some(Arc::new(ctx)),
-            Ok(None) => panic!("choose_adapter(Gpu) gave no device"),
-            Err(e) => panic!(
-                "the GPU tests need a wgpu adapter and found none: {e}\n\
-                 install Mesa's lavapipe (apt-get install mesa-vulkan-drivers), or set RISKGRAD_SKIP_GPU_TESTS=1 to skip them"
-            ),
-        }
-    })
-    .clone()
-}
-
-/// GPU tests take turns on the shared device. Under wgpu's GL backend one submission
-/// holds the GL context while llvmpipe compiles each pipeline on its first dispatch
-/// (seconds with a cold shader cache), and other threads waiting over a second for the
-/// context panic inside wgpu. The whole file runs in about a second either way.
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The shared context and this test's turn on it, or a return when GPU tests are
-/// skipped.
-macro_rules! gpu_or_skip {
-    () => {{
-        let turn = take_turn();
-        match context() {
-            Some(ctx) => (ctx, turn),
-            None => {
-                eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
-                return;
-            }
-        }
-    }};
-}
 
 fn rng_for(test: &str) -> Rng {
     Rng::new(test.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)))

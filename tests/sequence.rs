@@ -1,16 +1,23 @@
 //! Payment-history layout: the `--sequence` / `--time-order` flags, the bundled data's
 //! default, and the reordered matrix (statics first, then time-major, oldest first).
 
-use riskgrad::data::read_bundled;
-use riskgrad::data::sequence::{SequenceLayout, TimeOrder};
+use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
+use riskgrad::data::{prepare_bundled, PrepareOptions, Prepared};
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The bundled file prepared for a sequence model (every column numeric).
+fn bundled(drop: &[&str]) -> Prepared {
+    let opts = sequence::prepare_options(PrepareOptions { drop: names(drop), ..PrepareOptions::bundled() }, &[], true).unwrap();
+    prepare_bundled(&opts).unwrap()
+}
+
 #[test]
 fn bundled_data_default_matches_the_peer_layout() {
-    let data = read_bundled(&[]).unwrap();
+    let data = bundled(&[]);
+    assert_eq!(data.n_features(), 23, "{:?}", data.feature_names);
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).unwrap();
     assert_eq!((layout.statics(), layout.channels(), layout.steps()), (5, 3, 6));
     assert_eq!(layout.static_names, names(&["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"]));
@@ -34,16 +41,35 @@ fn bundled_data_default_matches_the_peer_layout() {
     let specs = names(&["PAY_6..2,PAY_0", "BILL_AMT6..1", "PAY_AMT6..1"]);
     assert_eq!(SequenceLayout::from_flags(&data.feature_names, &specs, Some(TimeOrder::OldestFirst)).unwrap(), layout);
 
-    // Values move with their names.
-    let x = layout.reorder(&data.x).unwrap();
+    // Values move with their names, in both splits.
+    let mut moved = data.clone();
+    layout.apply(&mut moved).unwrap();
+    assert_eq!(moved.feature_names, layout.feature_names());
     let f = data.n_features();
-    let reordered = layout.feature_names();
-    for row in [0, 1, 17, data.n_rows() - 1] {
-        for (j, name) in reordered.iter().enumerate() {
-            let i = data.feature_names.iter().position(|n| n == name).unwrap();
-            assert_eq!(x[row * f + j], data.x[row * f + i], "row {row} column {name}");
+    for (before, after) in [(&data.train, &moved.train), (&data.val, &moved.val)] {
+        for row in [0, 1, 17, before.rows() - 1] {
+            for (j, name) in moved.feature_names.iter().enumerate() {
+                let i = data.feature_names.iter().position(|n| n == name).unwrap();
+                assert_eq!(after.x[row * f + j], before.x[row * f + i], "row {row} column {name}");
+            }
         }
     }
+    // The layout is plain data: it goes through JSON unchanged, to be saved with a model.
+    let json = serde_json::to_string(&layout).unwrap();
+    assert_eq!(serde_json::from_str::<SequenceLayout>(&json).unwrap(), layout);
+}
+
+#[test]
+fn one_hot_columns_cannot_be_channels() {
+    // The bundled file's own preparation reads the PAY_x codes as categories.
+    let data = prepare_bundled(&PrepareOptions::bundled()).unwrap();
+    let e = SequenceLayout::from_flags(&data.feature_names, &names(&["PAY_0,PAY_2..6"]), None).unwrap_err().to_string();
+    assert!(e.contains("--sequence") && e.contains("categories") && e.contains("PAY_0"), "{e}");
+    // prepare_options makes named columns numeric and keeps other categories.
+    let opts = PrepareOptions { categorical: names(&["SEX", "PAY_2"]), ..PrepareOptions::default() };
+    let opts = sequence::prepare_options(opts, &names(&["PAY_0,PAY_2..6"]), false).unwrap();
+    assert_eq!(opts.categorical, names(&["SEX"]));
+    assert_eq!(opts.numeric, names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]));
 }
 
 #[test]
@@ -85,11 +111,11 @@ fn bad_sequences_are_clear_errors_naming_the_flag() {
 
 #[test]
 fn taiwan_copies_that_call_pay_0_pay_1_get_the_default_too() {
-    let data = read_bundled(&[]).unwrap();
+    let data = bundled(&[]);
     let renamed: Vec<String> = data.feature_names.iter().map(|n| if n == "PAY_0" { "PAY_1".to_string() } else { n.clone() }).collect();
     let layout = SequenceLayout::taiwan_default(&renamed).unwrap();
     assert_eq!(layout.channels[0], names(&["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_1"]));
     // Without a month, there is no default.
-    let dropped = read_bundled(&["BILL_AMT3".to_string()]).unwrap();
+    let dropped = bundled(&["BILL_AMT3"]);
     assert!(SequenceLayout::taiwan_default(&dropped.feature_names).is_none());
 }

@@ -3,23 +3,23 @@
 //! it trains on a GPU adapter (lavapipe in CI) the way it does on the CPU.
 
 use riskgrad::cpu::CpuExecutor;
-use riskgrad::data::read_bundled;
-use riskgrad::data::sequence::SequenceLayout;
+use riskgrad::data::sequence::{self, SequenceLayout};
+use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::exec::Executor;
 use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
-use riskgrad::train::{prepare_splits, EpochReport, Split, TrainConfig, Trainer};
+use riskgrad::train::{EpochReport, Split, TrainConfig, Trainer};
 
-/// The bundled data in the sequence layout, split and standardized, and the default CNN.
+/// The bundled data prepared for a sequence model and put in the sequence layout, and
+/// the default CNN.
 fn setup(seed: u64) -> (Split, Split, ModelSpec) {
-    let mut data = read_bundled(&[]).expect("bundled data");
+    let opts = PrepareOptions { seed, ..sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap() };
+    let mut data = prepare_bundled(&opts).expect("bundled data");
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).expect("default layout");
-    data.x = layout.reorder(&data.x).unwrap();
-    data.feature_names = layout.feature_names();
-    let (train, val, _) = prepare_splits(&data, 0.2, seed).expect("split");
+    layout.apply(&mut data).unwrap();
     let model = ModelSpec::cnn(layout.statics(), layout.channels(), layout.steps(), CnnLayers::default()).unwrap();
-    (train, val, model)
+    (data.train, data.val, model)
 }
 
 fn config(seed: u64, epochs: usize) -> TrainConfig {

@@ -1,27 +1,10 @@
 //! End to end on the bundled Taiwan data: the default MLP learns, and a seed fixes the
 //! run exactly. (The GPU twins of these tests are in gpu_train.rs.)
 
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::data::read_bundled;
-use riskgrad::exec::Executor;
-use riskgrad::graph::Optimizer;
-use riskgrad::nn::ModelSpec;
-use riskgrad::train::{prepare_splits, EpochReport, TrainConfig, Trainer};
+mod common;
 
-pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, seed: u64) -> Vec<EpochReport> {
-    let data = read_bundled(&[]).expect("bundled data");
-    let (train, val, _) = prepare_splits(&data, 0.2, seed).expect("split");
-    let model = ModelSpec::mlp(data.n_features(), &[64, 32]).unwrap();
-    let config = TrainConfig {
-        epochs,
-        batch: 256,
-        optimizer: Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-        seed,
-        pos_weight: 1.0,
-    };
-    let mut trainer = Trainer::new(exec, &model, &train, &val, config).expect("trainer");
-    (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
-}
+use common::train_default_mlp;
+use riskgrad::cpu::CpuExecutor;
 
 #[test]
 fn default_mlp_reaches_auc_076_in_5_epochs_on_cpu() {

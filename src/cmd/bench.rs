@@ -60,7 +60,10 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             let b = bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), started)?;
             println!("device: {}", b.device);
             println!("training throughput: {:.0} rows/s (median of {} epochs)", b.rows_per_second, b.epochs);
-            println!("process start to end of first training step: {:.3} s", b.first_step_seconds);
+            println!(
+                "process start to end of first training step: {:.3} s (data prepared {:.3} s, device ready and plans loaded {:.3} s)",
+                b.first_step_seconds, b.data_ready_seconds, b.plans_loaded_seconds
+            );
             println!("validation AUC after {} epochs: {:.4}", b.epochs, b.val_auc);
             if let Some(host) = exec.host_seconds_per_step() {
                 println!("host time per training step (recording + submitting): {:.1} µs", host * 1e6);

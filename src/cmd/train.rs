@@ -1,10 +1,15 @@
 //! `riskgrad train`
 
-use riskgrad::data::{read_bundled, read_csv, ReadOptions, TargetSpec};
+use super::data_args::DataArgs;
+use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::gpu::DeviceChoice;
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
-use riskgrad::train::{prepare_splits, EpochReport, TrainConfig, Trainer};
+use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
+use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::model_io::{SavedModel, TrainSettings};
+use riskgrad::report::{write_report, ReportInput};
+use riskgrad::train::{EpochReport, TrainConfig, Trainer};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -30,16 +35,8 @@ pub enum OptimizerKind {
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// CSV file (.csv or .csv.gz) with a header row. Default: the bundled UCI Taiwan
-    /// credit-card default data (30,000 rows).
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// Target column: a header name or a 0-based column index. Default: the last column.
-    #[arg(long, value_name = "COLUMN")]
-    pub target: Option<String>,
-    /// Columns to leave out, comma-separated (e.g. an ID column).
-    #[arg(long, value_name = "COLS", value_delimiter = ',')]
-    pub drop: Vec<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelKind,
     /// Hidden layer sizes, comma-separated.
@@ -74,9 +71,21 @@ pub struct TrainArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring> (see `riskgrad devices`).
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Directory for metrics.json (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "runs/latest")]
-    pub out: PathBuf,
+    /// The model directory to write (created if missing): model.safetensors and
+    /// config.json (the saved model), metrics.json, the report (report.html and SVG
+    /// plots) and checkpoint.safetensors (after every epoch). Default: runs/latest, or
+    /// the --resume directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in DIR, up to --epochs in all. Give the same
+    /// data and training flags as the first run (--lr may differ); with them the result
+    /// is the same as one uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Stop after N epochs without a better validation AUC, and save the best epoch's
+    /// weights (default: train all epochs, save the last).
+    #[arg(long, value_name = "N")]
+    pub early_stop: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -86,31 +95,52 @@ struct MetricsFile<'a> {
     model: &'a ModelSpec,
     device: String,
     epochs: &'a [EpochReport],
+    /// The epoch whose weights were saved (the last, or the best with --early-stop).
+    saved_epoch: usize,
+    /// The saved weights on the validation rows.
+    validation: &'a Evaluation,
+    resumed_from_epoch: Option<usize>,
     train_rows: usize,
     validation_rows: usize,
-    /// Training rows per second over all epochs (validation passes excluded).
+    /// Training rows per second over this run's epochs (validation passes excluded).
     train_rows_per_second: f64,
     seconds: f64,
 }
 
+/// Bootstrap resamples for the saved model's validation AUC interval.
+const BOOTSTRAP: usize = 1000;
+
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let dataset = match &args.data {
-        None => read_bundled(&args.drop)?,
-        Some(path) => {
-            let target = match &args.target {
-                Some(t) => t.parse::<TargetSpec>()?,
-                None => TargetSpec::Last,
-            };
-            read_csv(path, &ReadOptions { target, drop: args.drop.clone(), id_column: None })?
+    let out = args.out.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| PathBuf::from("runs/latest"));
+    let checkpoint_path = out.join(CHECKPOINT_FILE);
+    let resume = match &args.resume {
+        Some(dir) => {
+            let path = dir.join(CHECKPOINT_FILE);
+            if !path.exists() {
+                return Err(Error::flag("--resume", format!("{} holds no {CHECKPOINT_FILE}", dir.display())));
+            }
+            Some(Checkpoint::load(&path)?)
         }
+        None => None,
     };
-    let data_name = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
-    let (train, val, _standardizer) = prepare_splits(&dataset, args.val_split, args.seed)?;
+    let opts = args.data.options(args.val_split, args.seed)?;
+    let prepared = match &args.data.data {
+        None => prepare_bundled(&opts)?,
+        Some(path) => prepare(path, &opts)?,
+    };
+    for dropped in &prepared.auto_dropped {
+        eprintln!("dropped column {:?} ({})", dropped.name, dropped.reason);
+    }
+    if prepared.rows_without_target > 0 {
+        eprintln!("left out {} rows without a target value", prepared.rows_without_target);
+    }
+    let data_name = args.data.name();
+    let (train, val) = (&prepared.train, &prepared.val);
     let model = match args.model {
-        ModelKind::Mlp => ModelSpec::mlp(dataset.n_features(), &args.hidden)?,
+        ModelKind::Mlp => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
     };
-    let pos_weight = parse_pos_weight(&args.pos_weight, &train.y)?;
+    let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
     let optimizer = match args.optimizer {
         OptimizerKind::Sgd => Optimizer::Sgd { lr: args.lr, momentum: args.momentum },
@@ -123,22 +153,49 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.epochs == 0 {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    if args.early_stop == Some(0) {
+        return Err(Error::flag("--early-stop", "must be at least 1"));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
 
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
+    let settings = TrainSettings {
+        data: data_name.clone(),
+        optimizer,
+        batch: args.batch,
+        epochs: args.epochs,
+        seed: args.seed,
+        pos_weight,
+        val_split: args.val_split,
+        early_stop: args.early_stop,
+        device: device.clone(),
+    };
+    if let Some(ck) = &resume {
+        check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
+    }
     eprintln!(
-        "{data_name}: {} rows, {} features, {:.1}% positive; training on {} rows, validating on {} | device: {device}",
-        dataset.n_rows(),
-        dataset.n_features(),
-        100.0 * dataset.positive_rate(),
+        "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; training on {} rows, validating on {} | device: {device}",
+        prepared.n_rows,
+        prepared.n_features(),
+        100.0 * (train.y.iter().chain(&val.y).sum::<f32>() as f64) / (train.rows() + val.rows()) as f64,
         train.rows(),
         val.rows()
     );
     let config = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed, pos_weight };
-    let mut trainer = Trainer::new(exec.as_mut(), &model, &train, &val, config)?;
-    let mut reports = Vec::new();
-    for epoch in 1..=args.epochs {
+    let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
+    let mut history = Vec::new();
+    let mut best: Option<BestEpoch> = None;
+    let baseline = column_means(&train.x, model.inputs());
+    if let Some(ck) = &resume {
+        trainer.import_state(&ck.state)?;
+        history = ck.history.clone();
+        best = ck.best.clone();
+        eprintln!("resuming {} after epoch {}", args.resume.as_ref().map_or(String::new(), |d| d.display().to_string()), ck.state.epoch);
+    }
+    let first_epoch = trainer.epochs_done() + 1;
+    let mut ran = Vec::new();
+    for epoch in first_epoch..=args.epochs {
         let bar = epoch_bar(epoch, args.epochs, trainer.steps_per_epoch());
         let step_started = Instant::now();
         let rows_per_step = args.batch as f64;
@@ -147,55 +204,191 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             let rate = done as f64 * rows_per_step / step_started.elapsed().as_secs_f64();
             let loss = loss.map_or(String::new(), |l| format!("loss {l:.4}  "));
             bar.set_message(format!("{loss}{:.0} rows/s", rate));
-        })?;
+        });
         bar.finish_and_clear();
+        let report = match report {
+            Ok(r) => r,
+            Err(e @ Error::Diverged { .. }) => {
+                let kept = if checkpoint_path.exists() {
+                    format!("the last good checkpoint (epoch {}) is kept in {}", epoch - 1, checkpoint_path.display())
+                } else {
+                    "no epoch finished, so there is no checkpoint".to_string()
+                };
+                return Err(Error::Other(format!("{e}; {kept}")));
+            }
+            Err(e) => return Err(e),
+        };
         eprintln!(
             "epoch {:>3}/{}  train loss {:.4}  val AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
             report.epoch, args.epochs, report.train_loss, report.validation.auc, report.validation.ks, report.validation.log_loss, report.rows_per_second
         );
-        reports.push(report);
+        let auc = report.validation.auc;
+        ran.push(report.clone());
+        history.push(report);
+        if args.early_stop.is_some() && best.as_ref().is_none_or(|b| auc > b.auc) {
+            best = Some(BestEpoch { epoch, auc, params: trainer.params()? });
+        }
+        let ck = Checkpoint {
+            state: trainer.export_state()?,
+            history: history.clone(),
+            best: best.clone(),
+            settings: settings.clone(),
+            model: model.clone(),
+            preprocessing: prepared.preprocessor.clone(),
+            baseline: baseline.clone(),
+        };
+        ck.save(&checkpoint_path)?;
+        if let (Some(patience), Some(b)) = (args.early_stop, &best) {
+            if epoch - b.epoch >= patience {
+                eprintln!("stopping early: no better validation AUC than {:.4} (epoch {}) for {patience} epochs", b.auc, b.epoch);
+                break;
+            }
+        }
     }
-    let train_seconds: f64 = reports.iter().map(|r| r.seconds).sum();
-    let train_rows_per_second = (trainer.steps_per_epoch() * args.batch * args.epochs) as f64 / train_seconds;
+    if history.is_empty() {
+        return Err(Error::flag("--epochs", "no epoch to train or save"));
+    }
+    if ran.is_empty() {
+        return Err(Error::flag("--epochs", format!("the checkpoint already holds {} epochs; ask for more to resume", history.len())));
+    }
+
+    // The weights to save: the best epoch's with --early-stop, else the last.
+    let saved_epoch = match &best {
+        Some(b) => {
+            trainer.set_params(&b.params)?;
+            b.epoch
+        }
+        None => trainer.epochs_done(),
+    };
+    let probs = trainer.predict_validation()?;
+    let labels = trainer.validation_labels().to_vec();
+    let evaluation = evaluate(&probs, &labels, None, BOOTSTRAP, args.seed);
+    let saved = SavedModel {
+        model: model.clone(),
+        preprocessing: prepared.preprocessor.clone(),
+        feature_order: None,
+        baseline,
+        training: settings,
+        epoch: saved_epoch,
+        validation: Some(evaluation.clone()),
+        params: trainer.params()?,
+    };
+    saved.save(&out)?;
+
+    let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
+    let train_rows_per_second = (trainer.steps_per_epoch() * args.batch * ran.len()) as f64 / train_seconds;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
-        data: data_name,
+        data: data_name.clone(),
         model: &model,
-        device,
-        epochs: &reports,
+        device: device.clone(),
+        epochs: &history,
+        saved_epoch,
+        validation: &evaluation,
+        resumed_from_epoch: resume.as_ref().map(|c| c.state.epoch),
         train_rows: train.rows(),
         validation_rows: val.rows(),
         train_rows_per_second,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let path = args.out.join("metrics.json");
+    let path = out.join("metrics.json");
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
     super::write_atomically(&path, &json)?;
-    let last = reports.last().expect("at least one epoch");
-    let best = reports.iter().max_by(|a, b| a.validation.auc.total_cmp(&b.validation.auc)).expect("at least one epoch");
+    let report = ReportInput {
+        title: format!("riskgrad {} model on {data_name}", model_label(&model)),
+        details: vec![
+            ("data".into(), format!("{data_name}: {} training rows, {} validation rows, {} features", train.rows(), val.rows(), prepared.n_features())),
+            ("model".into(), model_label(&model)),
+            ("training".into(), format!("{:?}, batch {}, seed {}, pos_weight {pos_weight}", optimizer, args.batch, args.seed)),
+            ("epochs".into(), format!("{} trained; weights saved from epoch {saved_epoch}", history.len())),
+            ("device".into(), device),
+            ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
+        ],
+        history: &history,
+        chosen_epoch: saved_epoch,
+        probs: &probs,
+        labels: &labels,
+        evaluation: &evaluation,
+    };
+    write_report(&out, &report)?;
+    let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| format!(" (95% CI {lo:.4}-{hi:.4})"));
     println!(
-        "done in {:.1}s: final val AUC {:.4}, KS {:.4}, Gini {:.4}, log loss {:.4} (best AUC {:.4} at epoch {}); {:.0} training rows/s; wrote {}",
+        "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json and report.html to {}",
         started.elapsed().as_secs_f64(),
-        last.validation.auc,
-        last.validation.ks,
-        last.validation.gini,
-        last.validation.log_loss,
-        best.validation.auc,
-        best.epoch,
+        evaluation.auc,
+        evaluation.ks,
+        evaluation.gini,
+        evaluation.log_loss,
+        evaluation.brier,
         train_rows_per_second,
-        path.display()
+        out.display()
     );
     Ok(())
 }
 
-fn parse_pos_weight(value: &str, train_y: &[f32]) -> Result<f32> {
-    if value == "auto" {
-        let positives = train_y.iter().filter(|&&y| y > 0.5).count();
-        let negatives = train_y.len() - positives;
-        if positives == 0 {
-            return Err(Error::flag("--pos-weight", "auto needs positives in the training split"));
+/// A short name for the model, e.g. "mlp 64-32".
+fn model_label(model: &ModelSpec) -> String {
+    match model {
+        ModelSpec::Mlp { hidden, .. } => format!("mlp {}", hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")),
+        #[allow(unreachable_patterns)]
+        other => serde_json::to_value(other).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_default(),
+    }
+}
+
+/// Mean of each column of a row-major matrix (the explanation baseline).
+fn column_means(x: &[f32], cols: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f64; cols];
+    for row in x.chunks_exact(cols.max(1)) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += v as f64;
         }
-        return Ok(negatives as f32 / positives as f32);
+    }
+    let n = (x.len() / cols.max(1)).max(1) as f64;
+    sum.into_iter().map(|s| (s / n) as f32).collect()
+}
+
+/// A resumed run must train the same model on the same data the same way; only the
+/// learning rate, epochs, early stopping and device may change.
+fn check_resumable(ck: &Checkpoint, now: &TrainSettings, model: &ModelSpec, pre: &riskgrad::data::Preprocessor) -> Result<()> {
+    let was = &ck.settings;
+    let differ = |flag: &str, a: String, b: String| Err(Error::flag(flag, format!("is {b} here but {a} in the checkpoint; resume with the first run's flags")));
+    if ck.model != *model {
+        return differ("--model/--hidden", format!("{:?}", ck.model), format!("{model:?}"));
+    }
+    // The fitted preprocessing (columns, categories, means and stds of the training
+    // split) stands for the data: a moved file with the same contents resumes.
+    if ck.preprocessing != *pre {
+        return Err(Error::flag("--resume", "the data or its preprocessing flags differ from the checkpoint's; resume with the same --data and data flags"));
+    }
+    if was.batch != now.batch {
+        return differ("--batch", was.batch.to_string(), now.batch.to_string());
+    }
+    if was.seed != now.seed {
+        return differ("--seed", was.seed.to_string(), now.seed.to_string());
+    }
+    if was.val_split != now.val_split {
+        return differ("--val-split", was.val_split.to_string(), now.val_split.to_string());
+    }
+    if was.pos_weight != now.pos_weight {
+        return differ("--pos-weight", was.pos_weight.to_string(), now.pos_weight.to_string());
+    }
+    if without_lr(was.optimizer) != without_lr(now.optimizer) {
+        return differ("--optimizer", format!("{:?}", was.optimizer), format!("{:?}", now.optimizer));
+    }
+    Ok(())
+}
+
+fn without_lr(o: Optimizer) -> Optimizer {
+    match o {
+        Optimizer::Sgd { momentum, .. } => Optimizer::Sgd { lr: 0.0, momentum },
+        Optimizer::Adam { beta1, beta2, eps, .. } => Optimizer::Adam { lr: 0.0, beta1, beta2, eps },
+        Optimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => Optimizer::AdamW { lr: 0.0, beta1, beta2, eps, weight_decay },
+    }
+}
+
+fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
+    if value == "auto" {
+        return Ok(auto);
     }
     match value.parse::<f32>() {
         Ok(w) if w > 0.0 && w.is_finite() => Ok(w),

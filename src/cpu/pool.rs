@@ -18,7 +18,7 @@ fn span(o: usize, kernel: usize, stride: usize, padding: usize, len: usize) -> (
 const PLANE_BLOCK: usize = 64;
 
 /// Pooling over at least this many input values is split over the cores by planes.
-const PARALLEL_VALUES: usize = 1 << 15;
+const PARALLEL_VALUES: usize = 1 << 17;
 
 /// Runs `f(first plane, planes)` over blocks of whole planes, with `out` cut to match
 /// (`out_per_plane` words per plane); on every core for large inputs. Planes are

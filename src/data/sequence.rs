@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
+use super::{PrepareOptions, Prepared};
 use crate::error::{Error, Result};
 
 const SEQUENCE_FLAG: &str = "--sequence";
@@ -108,8 +111,46 @@ fn split_number(name: &str) -> (&str, &str) {
     name.split_at(cut)
 }
 
-/// Where every feature goes in the sequence models' layout (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The `--sequence` values of the Taiwan data's history, newest month first (`first_pay`
+/// is `PAY_0`, or `PAY_1` in copies that renamed it).
+pub fn taiwan_specs(first_pay: &str) -> Vec<String> {
+    vec![format!("{first_pay},PAY_2..6"), "BILL_AMT1..6".to_string(), "PAY_AMT1..6".to_string()]
+}
+
+/// Every column the `--sequence` values name.
+pub fn named_columns(specs: &[String]) -> Result<Vec<String>> {
+    Ok(specs.iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>()?.concat())
+}
+
+/// Preparation for a sequence model: each column of `specs` (the Taiwan history when
+/// `specs` is empty) is read as a number, since a one-hot encoded column cannot be a
+/// channel. On the bundled file every column is numeric, as the peer programs have it:
+/// the statics are the five columns LIMIT_BAL, SEX, EDUCATION, MARRIAGE, AGE.
+pub fn prepare_options(mut opts: PrepareOptions, specs: &[String], bundled: bool) -> Result<PrepareOptions> {
+    let columns = if specs.is_empty() {
+        let mut all = named_columns(&taiwan_specs("PAY_0"))?;
+        all.push("PAY_1".into());
+        all
+    } else {
+        named_columns(specs)?
+    };
+    if bundled {
+        opts.categorical.clear();
+    }
+    opts.categorical.retain(|c| !columns.contains(c));
+    if !specs.is_empty() {
+        for c in columns {
+            if !opts.numeric.contains(&c) {
+                opts.numeric.push(c);
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// Where every feature goes in the sequence models' layout (see the module docs). Saved
+/// with a model: prediction reorders its prepared features the same way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceLayout {
     /// The static features, in their original order.
     pub static_names: Vec<String>,
@@ -201,9 +242,19 @@ impl SequenceLayout {
     pub fn taiwan_default(feature_names: &[String]) -> Option<Self> {
         let has = |n: &str| feature_names.iter().any(|f| f == n);
         let first_pay = if has("PAY_0") { "PAY_0" } else { "PAY_1" };
-        let specs = [format!("{first_pay},PAY_2..6"), "BILL_AMT1..6".to_string(), "PAY_AMT1..6".to_string()];
-        let sequences = specs.iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>().ok()?;
+        let sequences = taiwan_specs(first_pay).iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>().ok()?;
         Self::new(feature_names, &sequences, TimeOrder::NewestFirst).ok()
+    }
+
+    /// Puts a prepared dataset's features (both splits and the names) in this layout.
+    pub fn apply(&self, prepared: &mut Prepared) -> Result<()> {
+        if prepared.feature_names.len() != self.source.len() {
+            return Err(Error::Other(format!("the layout has {} features, the data {}", self.source.len(), prepared.feature_names.len())));
+        }
+        prepared.train.x = self.reorder(&prepared.train.x)?;
+        prepared.val.x = self.reorder(&prepared.val.x)?;
+        prepared.feature_names = self.feature_names();
+        Ok(())
     }
 
     pub fn statics(&self) -> usize {
@@ -252,6 +303,10 @@ fn short_list(names: &[String]) -> String {
 }
 
 fn unknown_column(name: &str, features: &[String]) -> String {
+    let one_hot = format!("{name}=");
+    if features.iter().any(|f| f.starts_with(&one_hot)) {
+        return format!("column {name:?} was read as categories (one-hot {name}=…); a sequence needs numbers: prepare with sequence::prepare_options, or --numeric {name}");
+    }
     let lower = name.to_lowercase();
     if let Some(f) = features.iter().find(|f| f.to_lowercase() == lower) {
         return format!("no feature column {name:?} (did you mean {f:?}? names are case-sensitive)");

@@ -3,7 +3,9 @@
 
 use riskgrad::graph::{Graph, NodeId, Op};
 use riskgrad::rng::Rng;
+use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext};
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 /// A seed from the test's name, so each test draws its own inputs.
 pub fn seed_of(name: &str) -> u64 {
@@ -79,4 +81,67 @@ pub fn run_once(ex: &mut dyn riskgrad::exec::Executor, g: &Graph, keep: &[NodeId
     ex.write_params(&flat).expect("params");
     ex.run(h, 1).expect("run");
     h
+}
+
+/// One GPU device per test binary (pipelines are built once). Panics when no adapter
+/// is found: in CI a GPU test fails rather than skips; RISKGRAD_SKIP_GPU_TESTS=1 skips.
+pub fn context() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+            return None;
+        }
+        match choose_adapter(&DeviceChoice::Gpu) {
+            Ok(Some(ctx)) => Some(Arc::new(ctx)),
+            Ok(None) => panic!("choose_adapter(Gpu) gave no device"),
+            Err(e) => panic!(
+                "the GPU tests need a wgpu adapter and found none: {e}\n\
+                 install Mesa's lavapipe (apt-get install mesa-vulkan-drivers), or set RISKGRAD_SKIP_GPU_TESTS=1 to skip them"
+            ),
+        }
+    })
+    .clone()
+}
+
+/// GPU tests take turns on the shared device. Under wgpu's GL backend one submission
+/// holds the GL context while llvmpipe compiles each pipeline on its first dispatch
+/// (seconds with a cold shader cache), and other threads waiting over a second for the
+/// context panic inside wgpu. The whole file runs in about a second either way.
+pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The shared context and this test's turn on it, or a return when GPU tests are
+/// skipped.
+#[macro_export]
+macro_rules! gpu_or_skip {
+    () => {{
+        let turn = take_turn();
+        match context() {
+            Some(ctx) => (ctx, turn),
+            None => {
+                eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
+                return;
+            }
+        }
+    }};
+}
+
+
+/// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data with
+/// the bundled preprocessing defaults, as `riskgrad train` does with no flags.
+pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize, seed: u64) -> Vec<riskgrad::train::EpochReport> {
+    use riskgrad::data::{prepare_bundled, PrepareOptions};
+    let data = prepare_bundled(&PrepareOptions { seed, ..PrepareOptions::bundled() }).expect("bundled data");
+    let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32]).unwrap();
+    let config = riskgrad::train::TrainConfig {
+        epochs,
+        batch: 256,
+        optimizer: riskgrad::graph::Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        seed,
+        pos_weight: 1.0,
+    };
+    let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config).expect("trainer");
+    (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
 }

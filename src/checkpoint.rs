@@ -1,0 +1,130 @@
+//! A training checkpoint: one safetensors file holding the trainer's numeric state
+//! (parameters, optimizer state, step counters, and the best epoch's parameters for early
+//! stopping) with the rest (epoch, generator state, history, settings, preprocessing) as
+//! JSON in the file's metadata. One file, written to a temporary name and renamed, so a
+//! checkpoint is always whole.
+
+use crate::data::Preprocessor;
+use crate::error::{Error, Result};
+use crate::model_io::{f32_bytes, serialize_tensors, write_atomically, TrainSettings};
+use crate::nn::ModelSpec;
+use crate::train::{EpochReport, TrainerState};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const CHECKPOINT_VERSION: u32 = 1;
+const META_KEY: &str = "riskgrad_checkpoint";
+
+/// The best epoch so far by validation AUC, with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestEpoch {
+    pub epoch: usize,
+    pub auc: f64,
+    pub params: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub state: TrainerState,
+    pub history: Vec<EpochReport>,
+    pub best: Option<BestEpoch>,
+    pub settings: TrainSettings,
+    pub model: ModelSpec,
+    /// The preprocessing fitted when training started: a resumed run must fit the same one
+    /// (same data, same flags), which is how resuming checks it has the same data.
+    pub preprocessing: Preprocessor,
+    /// Model input column means of the training rows (the saved model's baseline).
+    pub baseline: Vec<f32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    format_version: u32,
+    riskgrad_version: String,
+    epoch: usize,
+    /// As a string: JSON numbers above 2^53 lose digits in many readers.
+    rng: String,
+    history: Vec<EpochReport>,
+    best_epoch: Option<usize>,
+    #[serde(default, deserialize_with = "crate::metrics::f64_or_nan")]
+    best_auc: f64,
+    settings: TrainSettings,
+    model: ModelSpec,
+    preprocessing: Preprocessor,
+    baseline: Vec<f32>,
+}
+
+impl Checkpoint {
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let meta = Meta {
+            format_version: CHECKPOINT_VERSION,
+            riskgrad_version: env!("CARGO_PKG_VERSION").to_string(),
+            epoch: self.state.epoch,
+            rng: self.state.rng.to_string(),
+            history: self.history.clone(),
+            best_epoch: self.best.as_ref().map(|b| b.epoch),
+            best_auc: self.best.as_ref().map_or(f64::NAN, |b| b.auc),
+            settings: self.settings.clone(),
+            model: self.model.clone(),
+            preprocessing: self.preprocessing.clone(),
+            baseline: self.baseline.clone(),
+        };
+        let json = serde_json::to_string(&meta).map_err(|e| Error::Other(format!("checkpoint: {e}")))?;
+        let mut tensors = vec![
+            ("params".to_string(), Dtype::F32, vec![self.state.params.len()], f32_bytes(&self.state.params)),
+            ("opt_state".to_string(), Dtype::F32, vec![self.state.opt_state.len()], f32_bytes(&self.state.opt_state)),
+            ("step".to_string(), Dtype::U32, vec![2], self.state.step.iter().flat_map(|s| s.to_le_bytes()).collect()),
+        ];
+        if let Some(best) = &self.best {
+            tensors.push(("best_params".to_string(), Dtype::F32, vec![best.params.len()], f32_bytes(&best.params)));
+        }
+        let bytes = serialize_tensors(&tensors, HashMap::from([(META_KEY.to_string(), json)]))?;
+        write_atomically(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |m: String| Error::Other(format!("{}: {m}", path.display()));
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a riskgrad checkpoint (truncated or corrupted?): {e}")))?;
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a complete safetensors file: {e}")))?;
+        let json = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| bad("no riskgrad checkpoint metadata".into()))?;
+        let head: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        let version = head.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(CHECKPOINT_VERSION as u64) {
+            return Err(bad(format!("checkpoint format {version:?} is not {CHECKPOINT_VERSION}, the one this riskgrad reads")));
+        }
+        let meta: Meta = serde_json::from_value(head).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        let preprocessing = Preprocessor::from_json(&serde_json::to_string(&meta.preprocessing).unwrap_or_default(), path)?;
+        let floats = |name: &str| -> Result<Option<Vec<f32>>> {
+            let Ok(t) = tensors.tensor(name) else { return Ok(None) };
+            if t.dtype() != Dtype::F32 || t.shape().len() != 1 {
+                return Err(bad(format!("tensor {name:?} is not a 1-D F32 tensor")));
+            }
+            Ok(Some(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        };
+        let need = |name: &str| floats(name)?.ok_or_else(|| bad(format!("tensor {name:?} is missing")));
+        let step = tensors.tensor("step").map_err(|_| bad("tensor \"step\" is missing".into()))?;
+        if step.dtype() != Dtype::U32 || step.shape() != [2] {
+            return Err(bad("tensor \"step\" is not 2 U32 values".into()));
+        }
+        let w: Vec<u32> = step.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let rng = meta.rng.parse::<u64>().map_err(|_| bad(format!("generator state {:?} is not a number", meta.rng)))?;
+        let best = match (meta.best_epoch, floats("best_params")?) {
+            (Some(epoch), Some(params)) => Some(BestEpoch { epoch, auc: meta.best_auc, params }),
+            (None, None) => None,
+            _ => return Err(bad("the best epoch and its parameters must come together".into())),
+        };
+        Ok(Checkpoint {
+            state: TrainerState { epoch: meta.epoch, params: need("params")?, opt_state: need("opt_state")?, step: [w[0], w[1]], rng },
+            history: meta.history,
+            best,
+            settings: meta.settings,
+            model: meta.model,
+            preprocessing,
+            baseline: meta.baseline,
+        })
+    }
+}

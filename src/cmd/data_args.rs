@@ -1,0 +1,94 @@
+//! The data flags shared by every command that reads a CSV.
+
+use riskgrad::data::{PrepareOptions, RareThreshold, SignedLog, TargetSpec};
+use riskgrad::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// CSV file (.csv or .csv.gz) with a header row. Default: the bundled UCI Taiwan
+    /// credit-card default data (30,000 rows).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Target column: a header name or a 0-based column index. Default: the last column.
+    /// Spelled 0/1, true/false, yes/no, y/n, good/bad, or any two values with --positive.
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The target value that means default (needed when it is not one of the usual
+    /// spellings).
+    #[arg(long, value_name = "VALUE")]
+    pub positive: Option<String>,
+    /// Columns to leave out, comma-separated.
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    pub drop: Vec<String>,
+    /// The ID column (kept for predictions, not a feature). Default: a column unique per
+    /// row and named like an ID is found and dropped automatically.
+    #[arg(long, value_name = "COLUMN")]
+    pub id: Option<String>,
+    /// Do not drop ID-like columns automatically.
+    #[arg(long)]
+    pub keep_ids: bool,
+    /// Numeric columns to treat as categories (one-hot), comma-separated.
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    pub categorical: Vec<String>,
+    /// Columns that must be numbers (a non-number is an error naming line and column).
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    pub numeric: Vec<String>,
+    /// Signed log transform of heavy-tailed amounts: auto (skewed columns with many
+    /// values), none, or a comma-separated list of columns.
+    #[arg(long, value_name = "auto|none|COLS", default_value = "auto")]
+    pub signed_log: String,
+    /// Categories seen in fewer training rows than this fold into "other" (a count, or a
+    /// fraction of the training rows when below 1).
+    #[arg(long, value_name = "N", default_value = "0.01")]
+    pub min_category_count: f64,
+}
+
+impl DataArgs {
+    pub fn is_bundled(&self) -> bool {
+        self.data.is_none()
+    }
+
+    /// What to show as the data's name.
+    pub fn name(&self) -> String {
+        self.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string())
+    }
+
+    /// The preparation the flags ask for; the bundled data starts from its known
+    /// target, ID column and codes.
+    pub fn options(&self, val_fraction: f64, seed: u64) -> Result<PrepareOptions> {
+        let mut opts = if self.is_bundled() { PrepareOptions::bundled() } else { PrepareOptions::default() };
+        if let Some(t) = &self.target {
+            opts.target = t.parse::<TargetSpec>()?;
+        }
+        if self.positive.is_some() {
+            opts.positive = self.positive.clone();
+        }
+        opts.drop = self.drop.clone();
+        if self.id.is_some() {
+            opts.id_column = self.id.clone();
+        }
+        opts.auto_id = !self.keep_ids;
+        if !self.categorical.is_empty() {
+            opts.categorical = self.categorical.clone();
+        }
+        opts.numeric = self.numeric.clone();
+        opts.signed_log = match self.signed_log.as_str() {
+            "auto" => SignedLog::Auto,
+            "none" | "off" => SignedLog::Off,
+            "" => return Err(Error::flag("--signed-log", "expected auto, none or column names")),
+            cols => SignedLog::Columns(cols.split(',').map(|c| c.trim().to_string()).collect()),
+        };
+        let m = self.min_category_count;
+        opts.rare = if !(m >= 0.0 && m.is_finite()) {
+            return Err(Error::flag("--min-category-count", format!("{m} is not a count or a fraction")));
+        } else if m < 1.0 {
+            RareThreshold::Fraction(m)
+        } else {
+            RareThreshold::Count(m as usize)
+        };
+        opts.val_fraction = val_fraction;
+        opts.seed = seed;
+        Ok(opts)
+    }
+}

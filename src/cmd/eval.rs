@@ -1,0 +1,137 @@
+//! `riskgrad eval`: a saved model's metrics on a labelled CSV file.
+
+use riskgrad::gpu::DeviceChoice;
+use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::scoring::{open_data, Scorer};
+use riskgrad::{Error, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// The model directory `riskgrad train --out` wrote.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// CSV file (.csv or .csv.gz) with the model's columns and the target. Default: the
+    /// bundled Taiwan file.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Scores at or above this count as predicted default. Default: the threshold that
+    /// maximizes KS on this data.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Bootstrap resamples for the AUC's 95% interval.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows scored per batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch: usize,
+    /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Serialize)]
+struct EvalOutput<'a> {
+    model: String,
+    data: String,
+    /// Rows left out because their target cell is empty.
+    rows_without_target: usize,
+    #[serde(flatten)]
+    evaluation: &'a Evaluation,
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    if let Some(t) = args.threshold {
+        if !t.is_finite() {
+            return Err(Error::flag("--threshold", format!("{t} is not a number")));
+        }
+    }
+    let model = super::load_model(&args.model)?;
+    let (probs, labels, skipped) = score_labelled(args, &model)?;
+    if probs.is_empty() {
+        return Err(Error::flag("--data", "has no rows with a target value"));
+    }
+    let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
+    let data = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
+    if args.json {
+        let out = EvalOutput { model: args.model.display().to_string(), data, rows_without_target: skipped, evaluation: &ev };
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
+    } else {
+        print!("{}", render(&ev, &data, skipped));
+    }
+    Ok(())
+}
+
+/// Scores every row that has a target; returns (probabilities, labels, rows skipped).
+fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    let mut reader = open_data(args.data.as_deref(), model)?.with_labels()?;
+    let mut exec = super::executor(&args.device)?;
+    let mut scorer = Scorer::new(exec.as_mut(), model, args.batch)?;
+    let (mut probs, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
+    while let Some(batch) = reader.next_batch(scorer.batch())? {
+        let p = scorer.score(&model.arrange(batch.x))?;
+        for (p, y) in p.into_iter().zip(batch.labels.unwrap_or_default()) {
+            if y.is_nan() {
+                skipped += 1;
+            } else {
+                probs.push(p);
+                labels.push(y);
+            }
+        }
+    }
+    Ok((probs, labels, skipped))
+}
+
+fn f(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The human-readable tables.
+pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{data}: {} rows, {} defaults ({:.1}%)", ev.rows, ev.positives, 100.0 * ev.positives as f64 / ev.rows.max(1) as f64);
+    if skipped > 0 {
+        let _ = writeln!(s, "left out {skipped} rows without a target value");
+    }
+    let ci = ev.auc_ci95.map_or("n/a".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]"));
+    let how = if ev.threshold_is_max_ks { "max KS" } else { "given" };
+    let _ = writeln!(s, "\n  AUC        {}   95% CI {ci} ({} bootstrap resamples)", f(ev.auc), ev.bootstrap_resamples);
+    for (k, v) in [("KS", ev.ks), ("Gini", ev.gini), ("log loss", ev.log_loss), ("Brier", ev.brier)] {
+        let _ = writeln!(s, "  {k:<10} {}", f(v));
+    }
+    let _ = writeln!(s, "\n  at threshold {:.4} ({how}): score >= threshold means predicted default", ev.threshold);
+    for (k, v) in [("accuracy", ev.accuracy), ("precision", ev.precision), ("recall", ev.recall), ("F1", ev.f1)] {
+        let _ = writeln!(s, "  {k:<10} {}", f(v));
+    }
+    let c = &ev.confusion;
+    let _ = writeln!(s, "\n  confusion matrix      predicted default   predicted no default");
+    let _ = writeln!(s, "  defaulted             {:>17}   {:>20}", c.true_positives, c.false_negatives);
+    let _ = writeln!(s, "  did not default       {:>17}   {:>20}", c.false_positives, c.true_negatives);
+    let _ = writeln!(s, "\n  calibration by score decile (1 = lowest scores)");
+    let _ = writeln!(s, "  decile    rows   score range          mean predicted   observed rate");
+    for b in &ev.calibration {
+        let _ = writeln!(
+            s,
+            "  {:>6}  {:>6}   {:.4} - {:.4}      {:>14}   {:>13}",
+            b.bin,
+            b.rows,
+            b.min_score,
+            b.max_score,
+            f(b.mean_score),
+            f(b.default_rate)
+        );
+    }
+    s
+}

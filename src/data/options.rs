@@ -1,0 +1,127 @@
+//! The choices a user can make about reading and preparing a file; one field per CLI flag.
+
+use serde::{Deserialize, Serialize};
+
+use super::TargetSpec;
+
+/// Which numeric columns get the signed log `sign(x) * ln(1 + |x|)` before standardising.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum SignedLog {
+    /// None (`--signed-log none`).
+    Off,
+    /// Heavy-tailed amounts, judged on the training rows: at least
+    /// [`SignedLog::AUTO_MIN_DISTINCT`] distinct values and a skewness of at least
+    /// [`SignedLog::AUTO_MIN_SKEW`] (`--signed-log auto`, the default: on the Taiwan file
+    /// it raised the default MLP's validation AUC after 5 epochs for each of 3 seeds, by
+    /// 0.001 to 0.006, and by 0.03 to 0.08 after the first epoch).
+    #[default]
+    Auto,
+    /// These columns (`--signed-log A,B`).
+    Columns(Vec<String>),
+}
+
+impl SignedLog {
+    /// Few distinct values means codes or counts, not amounts.
+    pub const AUTO_MIN_DISTINCT: usize = 20;
+    /// Taiwan's amounts have skewness 2.7 to 30; its ages, limits and codes below 1.1.
+    pub const AUTO_MIN_SKEW: f64 = 2.0;
+}
+
+/// How rare a category may be before it is folded into `other`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RareThreshold {
+    /// Fewer training rows than this.
+    Count(usize),
+    /// Fewer than this fraction of the training rows (rounded up, at least 1 row).
+    Fraction(f64),
+}
+
+impl Default for RareThreshold {
+    /// 1 % of the training rows: at most 100 one-hot columns per categorical column.
+    fn default() -> Self {
+        RareThreshold::Fraction(0.01)
+    }
+}
+
+impl RareThreshold {
+    /// The smallest training count a category needs to keep its own column.
+    pub fn min_count(self, n_train: usize) -> usize {
+        match self {
+            RareThreshold::Count(c) => c.max(1),
+            RareThreshold::Fraction(f) if f.is_finite() && f > 0.0 => {
+                ((f * n_train as f64).ceil() as usize).max(1)
+            }
+            RareThreshold::Fraction(_) => 1,
+        }
+    }
+}
+
+/// How to read, type and prepare a CSV file for training. `Default` is what `riskgrad
+/// train --data FILE` does with no other flag; [`PrepareOptions::bundled`] is the
+/// bundled Taiwan file's.
+#[derive(Clone, Debug)]
+pub struct PrepareOptions {
+    /// The target column (`--target`).
+    pub target: TargetSpec,
+    /// The target value that is the positive class (`--positive`); needed only when the two
+    /// values are not a known pair (0/1, true/false, yes/no, y/n, t/f, good/bad, 1/2).
+    pub positive: Option<String>,
+    /// Columns to leave out (`--drop`).
+    pub drop: Vec<String>,
+    /// A row-identifier column (`--id`): not a feature; prediction writes its values.
+    pub id_column: Option<String>,
+    /// Drop, with a note in [`Prepared::auto_dropped`](super::Prepared), a column that is
+    /// unique per row and named like an identifier (`id`, `ID`, `customer_id`, `LoanId`,
+    /// `Unnamed: 0`, ...). On unless `--keep-ids`.
+    pub auto_id: bool,
+    /// Columns to treat as categories even when they hold numbers (`--categorical`).
+    pub categorical: Vec<String>,
+    /// Columns that must hold numbers (`--numeric`): any other value is an error naming its
+    /// line and column, instead of turning the column into categories.
+    pub numeric: Vec<String>,
+    /// Signed log of heavy-tailed amounts (`--signed-log`).
+    pub signed_log: SignedLog,
+    /// Rare-category folding (`--min-category-count N` or a fraction).
+    pub rare: RareThreshold,
+    /// Fraction of rows held out for validation, stratified (`--val-split`).
+    pub val_fraction: f64,
+    /// Seed of the split (`--seed`).
+    pub seed: u64,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        PrepareOptions {
+            target: TargetSpec::Last,
+            positive: None,
+            drop: Vec::new(),
+            id_column: None,
+            auto_id: true,
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+            signed_log: SignedLog::default(),
+            rare: RareThreshold::default(),
+            val_fraction: 0.2,
+            seed: 0,
+        }
+    }
+}
+
+impl PrepareOptions {
+    /// The bundled Taiwan file: target `default payment next month`, id `ID`, the codes
+    /// SEX, EDUCATION, MARRIAGE and the repayment statuses PAY_0, PAY_2..PAY_6 as
+    /// categories, amounts through the automatic signed log. Measured with the default MLP
+    /// (64-32, Adam 1e-3, batch 256), validation AUC after 5 epochs, seeds 0/1/2: all
+    /// numeric 0.771/0.771/0.756; signed log 0.772/0.777/0.760; these defaults
+    /// 0.781/0.794/0.767.
+    pub fn bundled() -> Self {
+        let categorical = ["SEX", "EDUCATION", "MARRIAGE", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"];
+        PrepareOptions {
+            target: TargetSpec::Name("default payment next month".into()),
+            id_column: Some("ID".into()),
+            categorical: categorical.iter().map(|c| c.to_string()).collect(),
+            signed_log: SignedLog::Auto,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Prediction input: a CSV file read in batches of rows through a saved [`Preprocessor`],
+//! never whole. Columns are found by header name, so their order may differ from the
+//! training file's and extra columns are ignored; the target column need not be there.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+use super::cell::{category_key, is_missing, parse_number};
+use super::preprocess::{CategoricalStep, InputColumn, Preprocessor};
+use super::source::{data_err, find_column, show, CsvSource};
+use crate::error::Result;
+
+/// Rows of a prediction file, ready for the model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// The id column's values, or the 1-based data row number when the file has no id
+    /// column.
+    pub ids: Vec<String>,
+    /// Row-major, `ids.len() * n_features`.
+    pub x: Vec<f32>,
+    /// 0/1 targets, when asked for with [`PredictReader::with_labels`] (NaN where the cell
+    /// is missing).
+    pub labels: Option<Vec<f32>>,
+}
+
+impl Batch {
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Streams a CSV file through a fitted preprocessing.
+pub struct PredictReader<'p> {
+    pre: &'p Preprocessor,
+    src: CsvSource,
+    /// Per input: the header index of its column, and a category lookup for a categorical.
+    columns: Vec<(usize, Option<HashMap<&'p str, usize>>)>,
+    id_col: Option<usize>,
+    target_col: Option<usize>,
+    labels: bool,
+    rec: csv::ByteRecord,
+    rows_read: u64,
+}
+
+impl<'p> PredictReader<'p> {
+    /// Opens `path` (gzip when named `.gz` or starting with the gzip magic) and finds the
+    /// model's columns in its header; a missing one is an error listing them all.
+    pub fn open(path: &Path, pre: &'p Preprocessor) -> Result<Self> {
+        Self::from_source(CsvSource::open(path)?, pre)
+    }
+
+    /// Like [`open`](Self::open), from bytes already open; `path` names them in messages.
+    pub fn from_reader(reader: impl BufRead + 'static, path: &Path, pre: &'p Preprocessor) -> Result<Self> {
+        Self::from_source(CsvSource::from_reader(reader, path)?, pre)
+    }
+
+    fn from_source(src: CsvSource, pre: &'p Preprocessor) -> Result<Self> {
+        let missing: Vec<&str> =
+            pre.inputs.iter().map(|i| i.name()).filter(|n| find_column(&src.names, n).is_none()).collect();
+        if !missing.is_empty() {
+            return Err(data_err(
+                &src.path,
+                Some(1),
+                None,
+                format!("the model needs columns {missing:?}, not in this file; its columns are: {}", src.listing()),
+            ));
+        }
+        let columns = pre
+            .inputs
+            .iter()
+            .map(|i| {
+                let j = find_column(&src.names, i.name()).unwrap_or(0);
+                let lookup = match i {
+                    InputColumn::Categorical(s) => Some(s.lookup()),
+                    InputColumn::Numeric(_) => None,
+                };
+                (j, lookup)
+            })
+            .collect();
+        let id_col = pre.id_column.as_deref().and_then(|n| find_column(&src.names, n));
+        let target_col = find_column(&src.names, &pre.target);
+        Ok(PredictReader {
+            pre,
+            src,
+            columns,
+            id_col,
+            target_col,
+            labels: false,
+            rec: csv::ByteRecord::new(),
+            rows_read: 0,
+        })
+    }
+
+    /// Also read the target column into [`Batch::labels`] (for evaluation); a value that is
+    /// neither class is then an error naming its line. Errors if the file has no target.
+    pub fn with_labels(mut self) -> Result<Self> {
+        if self.target_col.is_none() {
+            return Err(data_err(
+                &self.src.path,
+                Some(1),
+                None,
+                format!("target column {:?} not found; columns are: {}", self.pre.target, self.src.listing()),
+            ));
+        }
+        self.labels = true;
+        Ok(self)
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.pre.n_features()
+    }
+
+    /// Whether the ids come from the file's id column (else they are row numbers).
+    pub fn has_id_column(&self) -> bool {
+        self.id_col.is_some()
+    }
+
+    /// The next at most `max_rows` rows (at least 1); `Ok(None)` after the last row.
+    pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>> {
+        let max_rows = max_rows.max(1);
+        let width = self.pre.n_features();
+        let mut batch = Batch {
+            ids: Vec::with_capacity(max_rows.min(1 << 16)),
+            x: Vec::with_capacity(max_rows.min(1 << 16) * width),
+            labels: self.labels.then(Vec::new),
+        };
+        while batch.ids.len() < max_rows {
+            let Some(line) = self.src.next(&mut self.rec)? else { break };
+            self.rows_read += 1;
+            let start = batch.x.len();
+            batch.x.resize(start + width, 0.0);
+            let mut off = start;
+            for ((j, lookup), input) in self.columns.iter().zip(&self.pre.inputs) {
+                let w = input.width();
+                let cell = self.rec.get(*j).unwrap_or(b"");
+                let out = &mut batch.x[off..off + w];
+                match (input, lookup) {
+                    (InputColumn::Numeric(s), _) => {
+                        let v = if is_missing(cell) {
+                            f32::NAN
+                        } else {
+                            parse_number(cell).ok_or_else(|| {
+                                self.src.err(line, *j, format!("not a number: {} (the model reads this column as numbers)", show(cell)))
+                            })?
+                        };
+                        s.encode(v, out);
+                    }
+                    (InputColumn::Categorical(s), Some(lookup)) => {
+                        let key = category_key(cell).map_err(|_| self.src.err(line, *j, format!("invalid UTF-8: {}", show(cell))))?;
+                        CategoricalStep::encode(s.slot(lookup, key.as_deref()), out);
+                    }
+                    (InputColumn::Categorical(_), None) => {}
+                }
+                off += w;
+            }
+            let id = match self.id_col {
+                Some(j) => {
+                    let cell = self.rec.get(j).unwrap_or(b"");
+                    std::str::from_utf8(cell)
+                        .map_err(|_| self.src.err(line, j, format!("invalid UTF-8: {}", show(cell))))?
+                        .to_string()
+                }
+                None => self.rows_read.to_string(),
+            };
+            batch.ids.push(id);
+            if let (Some(labels), Some(j)) = (batch.labels.as_mut(), self.target_col) {
+                let cell = self.rec.get(j).unwrap_or(b"");
+                let y = self.pre.target_encoding.label_cell(cell).ok_or_else(|| {
+                    self.src.err(
+                        line,
+                        j,
+                        format!(
+                            "target {} is neither {:?} nor {:?}",
+                            show(cell),
+                            self.pre.target_encoding.positive,
+                            self.pre.target_encoding.negative
+                        ),
+                    )
+                })?;
+                labels.push(y);
+            }
+        }
+        Ok((!batch.ids.is_empty()).then_some(batch))
+    }
+}

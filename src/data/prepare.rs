@@ -1,0 +1,153 @@
+//! The one call `riskgrad train` needs: read a file, type its columns, split it
+//! (stratified), fit the preprocessing on the training rows and produce both splits'
+//! feature matrices.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use super::options::PrepareOptions;
+use super::preprocess::Preprocessor;
+use super::schema::{infer_schema, AutoDropped, Schema};
+use super::source::data_err;
+use super::table::{read_table, read_table_from, RawTable, Values, MISSING_CODE};
+use super::{stratified_split, BUNDLED_BYTES, BUNDLED_NAME};
+use crate::error::{Error, Result};
+use crate::train::Split;
+
+/// A file ready to train on.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub train: Split,
+    pub val: Split,
+    /// Fitted on the training rows; save it with the model (`Preprocessor::save`).
+    pub preprocessor: Preprocessor,
+    /// One per feature column of `train.x` / `val.x`.
+    pub feature_names: Vec<String>,
+    pub schema: Schema,
+    /// Columns left out without being asked (print each: "dropped NAME (REASON)").
+    pub auto_dropped: Vec<AutoDropped>,
+    /// Data rows in the file.
+    pub n_rows: usize,
+    /// Rows left out because their target is missing.
+    pub rows_without_target: usize,
+    /// File row indices (0-based data rows) of each split, sorted.
+    pub train_rows: Vec<u32>,
+    pub val_rows: Vec<u32>,
+}
+
+impl Prepared {
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Negatives over positives of the training split (`--pos-weight auto`); 1 when the
+    /// split has no positives.
+    pub fn auto_pos_weight(&self) -> f32 {
+        let pos = self.train.y.iter().filter(|&&v| v > 0.5).count();
+        let neg = self.train.y.len() - pos;
+        if pos == 0 {
+            1.0
+        } else {
+            (neg as f64 / pos as f64) as f32
+        }
+    }
+}
+
+/// Reads and prepares a CSV file (gzip when named `.gz` or starting with the gzip magic).
+pub fn prepare(path: &Path, opts: &PrepareOptions) -> Result<Prepared> {
+    check_val_fraction(opts.val_fraction)?;
+    prepare_table(read_table(path, opts)?, opts)
+}
+
+/// Like [`prepare`], from bytes already open; `path` names them in messages.
+pub fn prepare_from(reader: impl BufRead + 'static, path: &Path, opts: &PrepareOptions) -> Result<Prepared> {
+    check_val_fraction(opts.val_fraction)?;
+    prepare_table(read_table_from(reader, path, opts)?, opts)
+}
+
+/// The bundled Taiwan file, prepared with `opts` (start from [`PrepareOptions::bundled`]).
+pub fn prepare_bundled(opts: &PrepareOptions) -> Result<Prepared> {
+    prepare_from(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), opts)
+}
+
+/// Reads a file's raw table and its schema, for `riskgrad inspect`.
+pub fn inspect(path: &Path, opts: &PrepareOptions) -> Result<Schema> {
+    let table = read_table(path, opts)?;
+    Ok(infer_schema(&table, opts))
+}
+
+/// [`inspect`] of the bundled file.
+pub fn inspect_bundled(opts: &PrepareOptions) -> Result<Schema> {
+    let table = read_table_from(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), opts)?;
+    Ok(infer_schema(&table, opts))
+}
+
+/// Prepares a table already read. Takes it by value and drops it before returning, so at
+/// most the table and the two splits' features are held at once.
+pub fn prepare_table(table: RawTable, opts: &PrepareOptions) -> Result<Prepared> {
+    check_val_fraction(opts.val_fraction)?;
+    let schema = infer_schema(&table, opts);
+    let encoding = match (&schema.target.encoding, &schema.target.problem) {
+        (Some(e), _) => e.clone(),
+        (None, problem) => {
+            return Err(data_err(
+                &table.path,
+                None,
+                Some(&schema.target.name),
+                problem.clone().unwrap_or_else(|| "the target cannot be read".into()),
+            ))
+        }
+    };
+
+    // Labels of the rows that have one; `labelled[i]` is the file row of label i.
+    let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
+        return Err(Error::Other("the target column was not read as text".into()));
+    };
+    let label_of: Vec<Option<f32>> = target.dict.iter().map(|k| encoding.label(k)).collect();
+    let mut labelled = Vec::with_capacity(table.n_rows);
+    let mut y_all = Vec::with_capacity(table.n_rows);
+    for (r, &code) in target.codes.iter().enumerate() {
+        if code == MISSING_CODE {
+            continue;
+        }
+        if let Some(Some(y)) = label_of.get(code as usize) {
+            labelled.push(r as u32);
+            y_all.push(*y);
+        }
+    }
+    let rows_without_target = table.n_rows - labelled.len();
+
+    let (train_idx, val_idx) = stratified_split(&y_all, opts.val_fraction, opts.seed);
+    let to_rows = |idx: &[u32]| -> Vec<u32> { idx.iter().filter_map(|&i| labelled.get(i as usize).copied()).collect() };
+    let labels = |idx: &[u32]| -> Vec<f32> { idx.iter().filter_map(|&i| y_all.get(i as usize).copied()).collect() };
+    let (train_rows, val_rows) = (to_rows(&train_idx), to_rows(&val_idx));
+    if train_rows.is_empty() {
+        return Err(data_err(&table.path, None, None, "no training rows left after the validation split"));
+    }
+
+    let preprocessor = Preprocessor::fit(&table, &schema, &encoding, &train_rows, opts)?;
+    let train = Split { x: preprocessor.transform_table(&table, &train_rows)?, y: labels(&train_idx) };
+    let val = Split { x: preprocessor.transform_table(&table, &val_rows)?, y: labels(&val_idx) };
+    let n_rows = table.n_rows;
+    drop(table);
+    Ok(Prepared {
+        train,
+        val,
+        feature_names: preprocessor.feature_names.clone(),
+        preprocessor,
+        auto_dropped: schema.auto_dropped(),
+        schema,
+        n_rows,
+        rows_without_target,
+        train_rows,
+        val_rows,
+    })
+}
+
+fn check_val_fraction(f: f64) -> Result<()> {
+    if f > 0.0 && f < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::flag("--val-split", format!("{f} must be above 0 and below 1")))
+    }
+}

@@ -1,0 +1,168 @@
+//! Opening a CSV source and walking its records: plain or gzip, the header checked once,
+//! every record checked for its field count, and every failure turned into an error that
+//! names the file, the line and, where there is one, the column.
+//!
+//! Both readers of this folder (the raw table and the prediction stream) go through here, so they agree on what a file is.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+
+use crate::error::{Error, Result};
+
+/// A CSV reader over a file or bytes, with the header already read and checked.
+pub(crate) struct CsvSource {
+    pub path: PathBuf,
+    pub names: Vec<String>,
+    rdr: csv::Reader<Box<dyn Read>>,
+    is_gz: bool,
+}
+
+impl CsvSource {
+    /// Opens `path`; gzip when the name ends in `.gz` or the bytes start with the gzip magic.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Self::from_reader(BufReader::with_capacity(1 << 16, file), path)
+    }
+
+    /// Like [`open`](Self::open), from bytes already open; `path` names them in messages.
+    pub fn from_reader(mut buffered: impl BufRead + 'static, path: &Path) -> Result<Self> {
+        let by_name = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        // Sniff the magic too, so a gzip file without `.gz` in its name still reads.
+        let head = buffered.fill_buf().map_err(|e| Error::io(path, e))?;
+        let by_magic = head.starts_with(&[0x1f, 0x8b]);
+        let is_gz = by_name || by_magic;
+        let input: Box<dyn Read> =
+            if is_gz { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            // Field counts are checked in `next`, to say which line is wrong and how.
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(1 << 16)
+            .from_reader(input);
+
+        let header = rdr.byte_headers().map_err(|e| csv_error(path, is_gz, e))?.clone();
+        if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
+            return Err(data_err(path, None, None, "empty file: no header row"));
+        }
+        let mut names: Vec<String> = Vec::with_capacity(header.len());
+        for (j, raw) in header.iter().enumerate() {
+            let name = std::str::from_utf8(raw).map_err(|_| {
+                data_err(path, Some(1), None, format!("header field {j} is not valid UTF-8"))
+            })?;
+            if let Some(k) = names.iter().position(|n| n == name) {
+                return Err(data_err(
+                    path,
+                    Some(1),
+                    Some(name),
+                    format!("duplicate column name (columns {k} and {j})"),
+                ));
+            }
+            names.push(name.to_string());
+        }
+        Ok(CsvSource { path: path.to_path_buf(), names, rdr, is_gz })
+    }
+
+    /// Reads the next record into `rec`; `Ok(None)` at the end, else its 1-based file line
+    /// (the header is line 1). A record whose field count differs from the header's is an
+    /// error naming its line.
+    pub fn next(&mut self, rec: &mut csv::ByteRecord) -> Result<Option<u64>> {
+        match self.rdr.read_byte_record(rec) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(csv_error(&self.path, self.is_gz, e)),
+        }
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() != self.names.len() {
+            return Err(data_err(
+                &self.path,
+                Some(line),
+                None,
+                format!("expected {} fields as in the header, found {}", self.names.len(), rec.len()),
+            ));
+        }
+        Ok(Some(line))
+    }
+
+    /// Builds an `Error::Data` at `line` and the column at `col`.
+    pub fn err(&self, line: u64, col: usize, message: impl Into<String>) -> Error {
+        data_err(&self.path, Some(line), self.names.get(col).map(String::as_str), message)
+    }
+
+    /// The header names as a quoted list, for messages about a column that is not there.
+    pub fn listing(&self) -> String {
+        listing(&self.names)
+    }
+}
+
+/// Column names as a quoted, comma-separated list.
+pub(crate) fn listing(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    quoted.join(", ")
+}
+
+/// The column a user named: the exact header name (after trimming), else the one name that
+/// matches ignoring ASCII case (`--target Default` for a column `default`).
+pub(crate) fn find_column(names: &[String], query: &str) -> Option<usize> {
+    let q = query.trim();
+    if let Some(j) = names.iter().position(|n| n == q) {
+        return Some(j);
+    }
+    let mut hits = names.iter().enumerate().filter(|(_, n)| n.eq_ignore_ascii_case(q));
+    match (hits.next(), hits.next()) {
+        (Some((j, _)), None) => Some(j),
+        _ => None,
+    }
+}
+
+/// A cell for an error message: quoted, lossy UTF-8, cut short if long.
+pub(crate) fn show(field: &[u8]) -> String {
+    let s = String::from_utf8_lossy(field);
+    if s.chars().count() > 40 {
+        let cut: String = s.chars().take(40).collect();
+        format!("{cut:?}...")
+    } else {
+        format!("{s:?}")
+    }
+}
+
+pub(crate) fn data_err(path: &Path, line: Option<u64>, column: Option<&str>, message: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        line,
+        column: column.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+/// Maps a csv crate error: read failures (including gzip decoding) to `Error::Io`, the rest
+/// to `Error::Data` with the line when the crate knows it.
+pub(crate) fn csv_error(path: &Path, is_gz: bool, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) if is_gz => Error::io(
+            path,
+            std::io::Error::new(
+                io.kind(),
+                format!("{io} (while decompressing: is the gzip file corrupt or truncated?)"),
+            ),
+        ),
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        csv::ErrorKind::Utf8 { pos, err } => data_err(
+            path,
+            pos.map(|p| p.line()).or(line),
+            None,
+            format!("invalid UTF-8 in field {}", err.field()),
+        ),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => data_err(
+            path,
+            pos.map(|p| p.line()).or(line),
+            None,
+            format!("expected {expected_len} fields, found {len}"),
+        ),
+        other => data_err(path, line, None, format!("{other:?}")),
+    }
+}

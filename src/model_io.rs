@@ -1,0 +1,392 @@
+//! A saved model: a directory with the weights in safetensors format (one tensor per
+//! parameter, named and shaped as the model's graph declares them, so PyTorch and other
+//! safetensors readers can open them) and `config.json` holding everything else: the
+//! architecture, the fitted preprocessing, the training settings, the validation
+//! metrics, the scoring baseline and the riskgrad version.
+//!
+//! Works for any [`ModelSpec`]: the parameter names and shapes come from the graph that
+//! `ModelSpec::build` makes, never from a list kept here.
+//!
+//! Loading checks everything before a model is used: the format and its version, the
+//! preprocessing, that every tensor is there with the right dtype and shape and nothing
+//! else is, that the values are finite, and a checksum that catches a corrupted or
+//! mismatched weights file. Each file is written to a temporary name and renamed, weights
+//! first, so a crash leaves either the old model or the new one (a crash between the two
+//! renames leaves a pair whose checksum disagrees, and loading says so).
+
+use crate::data::Preprocessor;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Optimizer, ParamSpec};
+use crate::metrics::Evaluation;
+use crate::nn::ModelSpec;
+use crate::plan::ParamLayout;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Version of the saved-model layout (config.json and the tensor naming). A reader
+/// refuses any other, naming the riskgrad version that wrote it.
+pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_NAME: &str = "riskgrad-model";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+
+/// How the model was trained (recorded for the user, and compared on `--resume`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// The data's name as the user gave it (a path, or the bundled file's name).
+    pub data: String,
+    pub optimizer: Optimizer,
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub pos_weight: f32,
+    pub val_split: f64,
+    /// `--early-stop N`: epochs without a better validation AUC before stopping.
+    pub early_stop: Option<usize>,
+    pub device: String,
+}
+
+/// A trained model with everything needed to score a raw CSV row.
+#[derive(Clone, Debug)]
+pub struct SavedModel {
+    pub model: ModelSpec,
+    pub preprocessing: Preprocessor,
+    /// Model input column `j` is preprocessed feature `feature_order[j]`; `None` when the
+    /// model reads the preprocessed features as they come. (Models that read a sequence
+    /// block in another order than the preprocessing writes it record the order here.)
+    pub feature_order: Option<Vec<usize>>,
+    /// Mean of each model input column over the training rows: the "average applicant"
+    /// that explanations start from.
+    pub baseline: Vec<f32>,
+    pub training: TrainSettings,
+    /// The epoch whose weights these are.
+    pub epoch: usize,
+    /// Validation metrics of these weights.
+    pub validation: Option<Evaluation>,
+    /// Packed as the executors hold them ([`param_layout`]).
+    pub params: Vec<f32>,
+}
+
+/// The parameters of `model` (names and shapes, in packing order) and their packing, from
+/// the graph the model builds.
+pub fn param_layout(model: &ModelSpec) -> Result<(Vec<ParamSpec>, ParamLayout)> {
+    let mut g = Graph::new();
+    let x = g.input("x", &[1, model.inputs()])?;
+    model.build(&mut g, x)?;
+    let layout = ParamLayout::new(&g);
+    Ok((g.params, layout))
+}
+
+#[derive(Serialize, Deserialize)]
+struct WeightsInfo {
+    file: String,
+    bytes: u64,
+    /// FNV-1a (64-bit) of the whole weights file, in hex.
+    fnv1a64: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ParamInfo {
+    name: String,
+    shape: Vec<usize>,
+}
+
+/// config.json as written. The preprocessing is read as plain JSON first and then through
+/// `Preprocessor::from_json`, which runs its own checks.
+#[derive(Serialize, Deserialize)]
+struct Config {
+    format: String,
+    format_version: u32,
+    riskgrad_version: String,
+    model: serde_json::Value,
+    preprocessing: serde_json::Value,
+    #[serde(default)]
+    feature_order: Option<Vec<usize>>,
+    baseline: Vec<f32>,
+    training: TrainSettings,
+    epoch: usize,
+    validation: Option<Evaluation>,
+    /// For the reader's information: each tensor in the weights file. Dense weights are
+    /// stored `[inputs, outputs]` (PyTorch's `nn.Linear` keeps the transpose).
+    parameters: Vec<ParamInfo>,
+    weights: WeightsInfo,
+}
+
+impl SavedModel {
+    /// Number of model input columns.
+    pub fn n_inputs(&self) -> usize {
+        self.model.inputs()
+    }
+
+    /// Reorders preprocessed rows (`rows × preprocessing.n_features()`) into the model's
+    /// input columns.
+    pub fn arrange(&self, x: Vec<f32>) -> Vec<f32> {
+        let Some(order) = &self.feature_order else { return x };
+        let width = self.preprocessing.n_features().max(1);
+        x.chunks_exact(width).flat_map(|row| order.iter().map(move |&j| row[j])).collect()
+    }
+
+    /// For each model input column, the index (in `preprocessing.inputs`) of the raw CSV
+    /// column it comes from: one-hot and missing-indicator features map to their column.
+    pub fn feature_sources(&self) -> Vec<usize> {
+        let mut source = Vec::with_capacity(self.preprocessing.n_features());
+        for (i, input) in self.preprocessing.inputs.iter().enumerate() {
+            source.extend(std::iter::repeat_n(i, input.width()));
+        }
+        match &self.feature_order {
+            Some(order) => order.iter().map(|&j| source[j]).collect(),
+            None => source,
+        }
+    }
+
+    /// The raw column names, indexed as [`feature_sources`](Self::feature_sources) values.
+    pub fn source_names(&self) -> Vec<String> {
+        self.preprocessing.inputs.iter().map(|i| i.name().to_string()).collect()
+    }
+
+    /// The model input columns' names.
+    pub fn feature_names(&self) -> Vec<String> {
+        let names = &self.preprocessing.feature_names;
+        match &self.feature_order {
+            Some(order) => order.iter().map(|&j| names[j].clone()).collect(),
+            None => names.clone(),
+        }
+    }
+
+    /// Checks that the parts agree with each other (sizes, order, finite numbers).
+    pub fn validate(&self) -> Result<()> {
+        let n_pre = self.preprocessing.n_features();
+        let inputs = self.model.inputs();
+        let bad = |m: String| Err(Error::Other(m));
+        match &self.feature_order {
+            None if n_pre != inputs => return bad(format!("the model reads {inputs} columns, the preprocessing writes {n_pre}")),
+            Some(order) if order.len() != inputs => return bad(format!("feature_order has {} entries, the model reads {inputs} columns", order.len())),
+            Some(order) if order.iter().any(|&j| j >= n_pre) => return bad(format!("feature_order names a feature past the preprocessing's {n_pre}")),
+            _ => {}
+        }
+        if self.baseline.len() != inputs || self.baseline.iter().any(|v| !v.is_finite()) {
+            return bad(format!("the baseline must be {inputs} finite numbers, got {}", self.baseline.len()));
+        }
+        let (_, layout) = param_layout(&self.model)?;
+        if self.params.len() != layout.total {
+            return bad(format!("{} parameter words, the model packs {}", self.params.len(), layout.total));
+        }
+        Ok(())
+    }
+
+    /// Writes `dir/model.safetensors` and `dir/config.json` (creating `dir`), each through
+    /// a temporary file and a rename.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let (specs, layout) = param_layout(&self.model)?;
+        let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let values = &self.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]];
+                (p.name.clone(), Dtype::F32, p.shape.clone(), f32_bytes(values))
+            })
+            .collect();
+        // "pt" lets PyTorch-side loaders (transformers, safetensors.torch) take the file.
+        // One key only: safetensors writes the metadata map in hash order, and a second
+        // key would make two saves of the same weights differ byte for byte.
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let weights = serialize_tensors(&tensors, meta)?;
+
+        let config = Config {
+            format: FORMAT_NAME.to_string(),
+            format_version: FORMAT_VERSION,
+            riskgrad_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: to_value(&self.model)?,
+            preprocessing: to_value(&self.preprocessing)?,
+            feature_order: self.feature_order.clone(),
+            baseline: self.baseline.clone(),
+            training: self.training.clone(),
+            epoch: self.epoch,
+            validation: self.validation.clone(),
+            parameters: specs.iter().map(|p| ParamInfo { name: p.name.clone(), shape: p.shape.clone() }).collect(),
+            weights: WeightsInfo { file: WEIGHTS_FILE.to_string(), bytes: weights.len() as u64, fnv1a64: format!("{:016x}", fnv1a64(&weights)) },
+        };
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(format!("config.json: {e}")))?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let config_path = dir.join(CONFIG_FILE);
+        let weights_tmp = write_temp(&weights_path, &weights)?;
+        let config_tmp = write_temp(&config_path, &json)?;
+        rename(&weights_tmp, &weights_path)?;
+        rename(&config_tmp, &config_path)
+    }
+
+    /// Reads and checks a model directory written by [`save`](Self::save).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join(CONFIG_FILE);
+        let weights_path = dir.join(WEIGHTS_FILE);
+        if !dir.is_dir() {
+            return Err(Error::Other(format!("{}: no such model directory", dir.display())));
+        }
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let bad_config = |m: String| Error::Other(format!("{}: {m}", config_path.display()));
+        // The format and version first, so a future layout is reported as such rather
+        // than as whatever field it no longer has.
+        let head: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad_config(format!("not JSON (line {}): {e}", e.line())))?;
+        if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+            return Err(bad_config(format!("not a riskgrad model config (its \"format\" is not {FORMAT_NAME:?})")));
+        }
+        let version = head.get("format_version").and_then(|v| v.as_u64());
+        if version != Some(FORMAT_VERSION as u64) {
+            let writer = head.get("riskgrad_version").and_then(|v| v.as_str()).unwrap_or("an unknown version");
+            let shown = version.map_or("missing".to_string(), |v| v.to_string());
+            return Err(bad_config(format!(
+                "model format version {shown} (written by riskgrad {writer}) is not {FORMAT_VERSION}, the one riskgrad {} reads",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+        let config: Config = serde_json::from_value(head).map_err(|e| bad_config(format!("{e}")))?;
+        let model: ModelSpec = serde_json::from_value(config.model).map_err(|e| bad_config(format!("\"model\": {e}")))?;
+        let preprocessing = Preprocessor::from_json(&config.preprocessing.to_string(), &config_path)?;
+
+        let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        let bad_weights = |m: String| Error::Other(format!("{}: {m}", weights_path.display()));
+        let tensors = SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad_weights(format!("not a complete safetensors file (truncated or corrupted?): {e}")))?;
+        let (specs, layout) = param_layout(&model)?;
+        let mut params = vec![0.0f32; layout.total];
+        for (i, spec) in specs.iter().enumerate() {
+            let t = tensors.tensor(&spec.name).map_err(|_| {
+                bad_weights(format!("tensor {:?} of the {} model is missing (the file holds {:?})", spec.name, model_kind(&model), sorted_names(&tensors)))
+            })?;
+            if t.dtype() != Dtype::F32 {
+                return Err(bad_weights(format!("tensor {:?} is {}, riskgrad stores F32", spec.name, t.dtype())));
+            }
+            if t.shape() != spec.shape.as_slice() {
+                return Err(bad_weights(format!("tensor {:?} has shape {:?}, the model needs {:?}", spec.name, t.shape(), spec.shape)));
+            }
+            let dst = &mut params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]];
+            for (d, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
+                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            if let Some(v) = dst.iter().find(|v| !v.is_finite()) {
+                return Err(bad_weights(format!("tensor {:?} holds {v}", spec.name)));
+            }
+        }
+        let extra: Vec<&str> = sorted_names(&tensors).into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
+        if !extra.is_empty() {
+            return Err(bad_weights(format!("tensors {extra:?} are not part of the {} model", model_kind(&model))));
+        }
+        let sum = format!("{:016x}", fnv1a64(&bytes));
+        if bytes.len() as u64 != config.weights.bytes || sum != config.weights.fnv1a64 {
+            return Err(bad_weights(format!(
+                "its checksum ({} bytes, {sum}) is not the one config.json records ({} bytes, {}): the file is corrupted or comes from another save",
+                bytes.len(),
+                config.weights.bytes,
+                config.weights.fnv1a64
+            )));
+        }
+        let saved = SavedModel {
+            model,
+            preprocessing,
+            feature_order: config.feature_order,
+            baseline: config.baseline,
+            training: config.training,
+            epoch: config.epoch,
+            validation: config.validation,
+            params,
+        };
+        saved.validate().map_err(|e| bad_config(e.to_string()))?;
+        Ok(saved)
+    }
+}
+
+fn model_kind(model: &ModelSpec) -> String {
+    serde_json::to_value(model).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_else(|| "saved".into())
+}
+
+fn sorted_names<'a>(t: &'a SafeTensors<'a>) -> Vec<&'a str> {
+    let mut names = t.names();
+    names.sort_unstable();
+    names
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| Error::Other(format!("cannot write the model config: {e}")))
+}
+
+/// Little-endian bytes of f32 values (safetensors' byte order).
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A safetensors file's bytes from `(name, dtype, shape, little-endian data)`, with
+/// string metadata.
+pub fn serialize_tensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Other(format!("tensor {name:?}: {e}")))
+        })
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| Error::Other(format!("safetensors: {e}")))
+}
+
+/// FNV-1a, 64-bit: a checksum to notice a damaged or swapped file (not a defence against
+/// anyone who means harm).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// `path` with `.tmp` appended to its file name.
+fn temp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` next to `path` under a temporary name, flushed to disk; returns that name.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let tmp = temp_name(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(&tmp, e)
+    })?;
+    Ok(tmp)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io(to, e))
+}
+
+/// Writes `bytes` to `path` through a flushed temporary file and a rename, so `path` is
+/// either its old contents or all of the new ones.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp(path, bytes)?;
+    rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_known_values() {
+        // Published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn temp_names_keep_the_extension() {
+        assert_eq!(temp_name(Path::new("d/model.safetensors")), Path::new("d/model.safetensors.tmp"));
+    }
+}

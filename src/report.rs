@@ -1,0 +1,345 @@
+//! The training report: SVG plots (ROC curve, KS curve, loss and AUC per epoch,
+//! calibration) drawn with plotters' SVG backend, and a self-contained report.html that
+//! shows them inline next to the metrics tables. Every file is written atomically.
+
+use crate::error::{Error, Result};
+use crate::metrics::{rate_curve, Evaluation, RatePoint};
+use crate::model_io::write_atomically;
+use crate::train::EpochReport;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What the report shows.
+pub struct ReportInput<'a> {
+    pub title: String,
+    /// Label/value lines shown under the title (data, model, device, ...).
+    pub details: Vec<(String, String)>,
+    pub history: &'a [EpochReport],
+    /// The epoch whose weights were saved (marked on the training plot).
+    pub chosen_epoch: usize,
+    /// Validation probabilities of the saved weights, and the labels.
+    pub probs: &'a [f32],
+    pub labels: &'a [f32],
+    pub evaluation: &'a Evaluation,
+}
+
+const SIZE: (u32, u32) = (560, 420);
+/// The fine grid lines: faint, so the curves stand out.
+const LIGHT: RGBColor = RGBColor(238, 238, 238);
+/// Most points drawn for a curve; more would only make the SVG heavy.
+const MAX_CURVE_POINTS: usize = 800;
+
+/// The plot file names, in the order report.html shows them.
+pub const PLOTS: [&str; 4] = ["roc.svg", "ks.svg", "training.svg", "calibration.svg"];
+
+/// Writes the four SVGs and report.html into `dir`; returns the paths written.
+pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
+    let full = rate_curve(input.probs, input.labels);
+    let curve = thin(&full);
+    // The KS point is found on the whole curve (thinning could skip it).
+    let ks_point = full.iter().max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr))).copied();
+    let svgs = [
+        roc_svg(&curve, input.evaluation.auc)?,
+        ks_svg(&curve, ks_point, input.probs, input.labels)?,
+        training_svg(input.history, input.chosen_epoch)?,
+        calibration_svg(input.evaluation)?,
+    ];
+    let mut written = Vec::new();
+    for (name, svg) in PLOTS.iter().zip(&svgs) {
+        let path = dir.join(name);
+        write_atomically(&path, svg.as_bytes())?;
+        written.push(path);
+    }
+    let path = dir.join("report.html");
+    write_atomically(&path, html(input, &svgs).as_bytes())?;
+    written.push(path);
+    Ok(written)
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
+    Error::Other(format!("drawing a report plot: {e:?}"))
+}
+
+/// Every k-th point (and the last), at most `MAX_CURVE_POINTS`.
+fn thin(curve: &[RatePoint]) -> Vec<RatePoint> {
+    let k = curve.len().div_ceil(MAX_CURVE_POINTS).max(1);
+    let mut out: Vec<RatePoint> = curve.iter().step_by(k).copied().collect();
+    if let (Some(last), Some(kept)) = (curve.last(), out.last()) {
+        if kept != last {
+            out.push(*last);
+        }
+    }
+    out
+}
+
+fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("ROC curve (validation)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("False positive rate").y_desc("True positive rate").draw().map_err(plot_err)?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1))).map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(curve.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(format!("model, AUC {auc:.4}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// TPR and FPR against the share of applicants flagged (highest scores first); the KS
+/// statistic is the widest gap, marked with a vertical line.
+fn ks_svg(curve: &[RatePoint], best: Option<RatePoint>, probs: &[f32], labels: &[f32]) -> Result<String> {
+    let n = probs.len().max(1) as f64;
+    let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    let n_neg = n - n_pos;
+    let flagged = |p: &RatePoint| (p.tpr * n_pos + p.fpr * n_neg) / n;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("KS curve (validation)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("Share of applicants flagged (highest scores first)").y_desc("Cumulative share").draw().map_err(plot_err)?;
+        let red = RGBColor(200, 40, 40);
+        let green = RGBColor(30, 140, 60);
+        chart
+            .draw_series(LineSeries::new(curve.iter().map(|p| (flagged(p), p.tpr)), red.stroke_width(2)))
+            .map_err(plot_err)?
+            .label("defaults caught (TPR)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(curve.iter().map(|p| (flagged(p), p.fpr)), green.stroke_width(2)))
+            .map_err(plot_err)?
+            .label("non-defaults flagged (FPR)")
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], green.stroke_width(2)));
+        if let Some(b) = best {
+            let x = flagged(&b);
+            chart
+                .draw_series(LineSeries::new([(x, b.fpr), (x, b.tpr)], BLACK.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(format!("KS {:.4} at score >= {:.4}", b.tpr - b.fpr, b.threshold))
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// Training loss (left) and validation AUC (right) per epoch; the saved epoch is marked.
+fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0 * 2, SIZE.1)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(SIZE.0);
+        let last = history.len().max(2) as f64;
+        // Legends go where the curve usually is not: loss falls, AUC rises.
+        let series = [
+            (&left, "Training loss per epoch", "loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>(), BLUE, SeriesLabelPosition::UpperRight),
+            (&right, "Validation AUC per epoch", "AUC", history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(), RGBColor(200, 40, 40), SeriesLabelPosition::LowerRight),
+        ];
+        for (area, title, what, values, color, legend_at) in series {
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+            let pad = ((hi - lo) * 0.1).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(42)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.5f64..last + 0.5, (lo - pad)..(hi + pad))
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .light_line_style(LIGHT)
+                .x_desc("epoch")
+                .y_desc(what)
+                .x_labels(history.len().clamp(2, 12))
+                .x_label_formatter(&|v| format!("{}", v.round() as i64))
+                .draw()
+                .map_err(plot_err)?;
+            let points: Vec<(f64, f64)> = history.iter().zip(&values).filter(|(_, v)| v.is_finite()).map(|(r, &v)| (r.epoch as f64, v)).collect();
+            chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(plot_err)?;
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
+            if let Some(&p) = points.iter().find(|p| p.0 as usize == chosen) {
+                chart
+                    .draw_series([Circle::new(p, 7, BLACK.stroke_width(2))])
+                    .map_err(plot_err)?
+                    .label(format!("saved: epoch {chosen}"))
+                    .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
+                chart.configure_series_labels().position(legend_at).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+            }
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// Observed default rate against the mean predicted probability, per score decile.
+fn calibration_svg(ev: &Evaluation) -> Result<String> {
+    let top = ev.calibration.iter().flat_map(|b| [b.mean_score, b.default_rate]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let top = (top * 1.1).clamp(0.05, 1.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Calibration by score decile (validation)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..top, 0f64..top)
+            .map_err(plot_err)?;
+        chart.configure_mesh().light_line_style(LIGHT).x_desc("Mean predicted probability").y_desc("Observed default rate").draw().map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (top, top)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1)))
+            .map_err(plot_err)?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(160, 160, 160)));
+        let points: Vec<(f64, f64)> = ev.calibration.iter().map(|b| (b.mean_score, b.default_rate)).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        chart.draw_series(LineSeries::new(points.iter().copied(), BLUE.stroke_width(2))).map_err(plot_err)?;
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+            .map_err(plot_err)?
+            .label("model (one point per decile)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// The page: title, details, metrics tables and the plots inline (so the file can be
+/// mailed or archived alone).
+fn html(input: &ReportInput, svgs: &[String; 4]) -> String {
+    let ev = input.evaluation;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
+body{{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}}\
+table{{border-collapse:collapse;margin:8px 24px 16px 0;display:inline-table;vertical-align:top}}\
+th,td{{border:1px solid #bbb;padding:3px 10px;text-align:right}}th{{background:#eee}}\
+td.l,th.l{{text-align:left}}figure{{display:inline-block;margin:8px}}\
+figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
+</style></head><body>\n<h1>{}</h1>\n",
+        escape(&input.title),
+        escape(&input.title)
+    );
+    h.push_str("<table>");
+    for (k, v) in &input.details {
+        let _ = write!(h, "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>", escape(k), escape(v));
+    }
+    h.push_str("</table>\n<h2>Validation metrics</h2>\n<table id=\"metrics\"><tr><th class=\"l\">metric</th><th>value</th></tr>");
+    let ci = ev.auc_ci95.map_or("n/a".to_string(), |(lo, hi)| format!("{lo:.4} – {hi:.4}"));
+    let threshold_note = if ev.threshold_is_max_ks { " (max KS)" } else { "" };
+    let rows: [(&str, String); 12] = [
+        ("rows", ev.rows.to_string()),
+        ("defaults", ev.positives.to_string()),
+        ("AUC", num(ev.auc)),
+        ("AUC 95% CI (bootstrap)", ci),
+        ("KS", num(ev.ks)),
+        ("Gini", num(ev.gini)),
+        ("log loss", num(ev.log_loss)),
+        ("Brier score", num(ev.brier)),
+        ("threshold", format!("{:.4}{threshold_note}", ev.threshold)),
+        ("accuracy", num(ev.accuracy)),
+        ("precision", num(ev.precision)),
+        ("recall / F1", format!("{} / {}", num(ev.recall), num(ev.f1))),
+    ];
+    for (k, v) in rows {
+        let _ = write!(h, "<tr><td class=\"l\">{k}</td><td>{}</td></tr>", escape(&v));
+    }
+    let c = &ev.confusion;
+    let _ = write!(
+        h,
+        "</table>\n<table id=\"confusion\"><tr><th></th><th>predicted default</th><th>predicted no default</th></tr>\
+<tr><th class=\"l\">defaulted</th><td>{}</td><td>{}</td></tr><tr><th class=\"l\">did not default</th><td>{}</td><td>{}</td></tr></table>\n",
+        c.true_positives, c.false_negatives, c.false_positives, c.true_negatives
+    );
+    h.push_str("<table id=\"calibration\"><tr><th>decile</th><th>rows</th><th>scores</th><th>mean predicted</th><th>observed rate</th></tr>");
+    for b in &ev.calibration {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.4} – {:.4}</td><td>{}</td><td>{}</td></tr>",
+            b.bin,
+            b.rows,
+            b.min_score,
+            b.max_score,
+            num(b.mean_score),
+            num(b.default_rate)
+        );
+    }
+    h.push_str("</table>\n<h2>Plots</h2>\n");
+    for (name, svg) in PLOTS.iter().zip(svgs) {
+        // Plotters writes an XML-less <svg> element, which HTML takes inline as it is.
+        let _ = writeln!(h, "<figure id=\"{}\">{svg}</figure>", name.trim_end_matches(".svg"));
+    }
+    h.push_str("<h2>Epochs</h2>\n<table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>val AUC</th><th>val KS</th><th>val log loss</th><th>seconds</th></tr>");
+    for r in input.history {
+        let mark = if r.epoch == input.chosen_epoch { " (saved)" } else { "" };
+        let _ = write!(
+            h,
+            "<tr><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            r.epoch,
+            num(r.train_loss),
+            num(r.validation.auc),
+            num(r.validation.ks),
+            num(r.validation.log_loss),
+            r.seconds
+        );
+    }
+    h.push_str("</table>\n</body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thin_keeps_ends_and_bounds_size() {
+        let curve: Vec<RatePoint> = (0..5000).map(|i| RatePoint { threshold: i as f32, tpr: i as f64 / 4999.0, fpr: 0.0 }).collect();
+        let t = thin(&curve);
+        assert!(t.len() <= MAX_CURVE_POINTS + 1);
+        assert_eq!(t.first(), curve.first());
+        assert_eq!(t.last(), curve.last());
+        assert_eq!(thin(&curve[..3]), curve[..3].to_vec());
+    }
+
+    #[test]
+    fn escape_html() {
+        assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+    }
+}

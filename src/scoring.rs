@@ -1,0 +1,78 @@
+//! Scoring with a saved model: a forward plan of fixed batch size on any executor, fed
+//! batch by batch, so any number of rows go through in constant memory.
+
+use crate::data::{PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
+use crate::error::{Error, Result};
+use crate::exec::Executor;
+use crate::graph::{Graph, NodeId};
+use crate::model_io::SavedModel;
+use crate::plan::{compile, PlanRequest};
+use std::path::Path;
+
+const INPUT: &str = "score_x";
+
+/// A loaded forward pass: `[batch, F]` features in, probabilities of default out.
+pub struct Scorer<'e> {
+    exec: &'e mut dyn Executor,
+    plan: usize,
+    probs: NodeId,
+    batch: usize,
+    features: usize,
+    pad: Vec<f32>,
+}
+
+impl<'e> Scorer<'e> {
+    /// Compiles the model's forward pass for `batch` rows, loads it and writes the weights.
+    pub fn new(exec: &'e mut dyn Executor, model: &SavedModel, batch: usize) -> Result<Self> {
+        if batch == 0 {
+            return Err(Error::flag("--batch", "must be at least 1"));
+        }
+        let features = model.n_inputs();
+        let mut g = Graph::new();
+        let x = g.input(INPUT, &[batch, features])?;
+        let logits = model.model.build(&mut g, x)?;
+        let probs = g.sigmoid(logits)?;
+        let plan = compile(&g, &PlanRequest { keep: vec![probs], ..Default::default() })?;
+        let plan = exec.load(plan)?;
+        exec.write_params(&model.params)?;
+        Ok(Scorer { exec, plan, probs, batch, features, pad: Vec::new() })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Probabilities for row-major `x` (any number of rows, in the model's column order),
+    /// `batch` rows per run; the last run is padded with zeros and cut.
+    pub fn score(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        if x.len() % self.features.max(1) != 0 {
+            return Err(Error::Other(format!("{} values are not whole rows of {} features", x.len(), self.features)));
+        }
+        let rows = x.len() / self.features.max(1);
+        let mut out = Vec::with_capacity(rows);
+        for chunk in x.chunks(self.batch * self.features) {
+            let n = chunk.len() / self.features;
+            if n == self.batch {
+                self.exec.write(INPUT, chunk)?;
+            } else {
+                self.pad.clear();
+                self.pad.extend_from_slice(chunk);
+                self.pad.resize(self.batch * self.features, 0.0);
+                self.exec.write(INPUT, &self.pad)?;
+            }
+            self.exec.run(self.plan, 1)?;
+            let p = self.exec.read_node(self.plan, self.probs)?;
+            out.extend_from_slice(&p[..n]);
+        }
+        Ok(out)
+    }
+}
+
+/// Opens a CSV file (or the bundled Taiwan file when `path` is None) for scoring with
+/// `model`'s preprocessing.
+pub fn open_data<'p>(path: Option<&Path>, model: &'p SavedModel) -> Result<PredictReader<'p>> {
+    match path {
+        Some(p) => PredictReader::open(p, &model.preprocessing),
+        None => PredictReader::from_reader(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), &model.preprocessing),
+    }
+}

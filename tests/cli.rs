@@ -1,0 +1,70 @@
+//! The command line end to end: what a user types, what comes out, and the exit code.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn riskgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_riskgrad")).args(args).env("NODEVICE_SELECT", "1").output().expect("run riskgrad")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("riskgrad-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn train_on_the_bundled_data_writes_metrics() {
+    let dir = temp_dir("train");
+    let out = riskgrad(&["train", "--device", "cpu", "--epochs", "2", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("val AUC"), "a line per epoch: {}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    let epochs = json["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs[1]["validation"]["auc"].as_f64().unwrap() > 0.7);
+    assert!(json["train_rows_per_second"].as_f64().unwrap() > 0.0);
+    assert!(!dir.join("metrics.tmp").exists(), "no temporary file left behind");
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_exit_2() {
+    for (args, flag) in [
+        (&["train", "--lr=-1"][..], "--lr"),
+        (&["train", "--batch", "0"][..], "--batch"),
+        (&["train", "--val-split", "1.5"][..], "--val-split"),
+        (&["train", "--pos-weight", "heavy"][..], "--pos-weight"),
+        (&["train", "--hidden", "64,0"][..], "--hidden"),
+        (&["train", "--epochs", "0"][..], "--epochs"),
+    ] {
+        let out = riskgrad(&[args, &["--device", "cpu", "--out", temp_dir("bad").to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{args:?} should name {flag}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_missing_data_file_is_named() {
+    let out = riskgrad(&["train", "--device", "cpu", "--data", "/nonexistent/loans.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/loans.csv"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_device_lists_what_there_is() {
+    let out = riskgrad(&["train", "--device", "no-such-gpu-anywhere", "--epochs", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-gpu-anywhere"), "{}", stderr(&out));
+}
+
+#[test]
+fn devices_lists_the_cpu_backend() {
+    let out = riskgrad(&["devices"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("native CPU backend"));
+}
