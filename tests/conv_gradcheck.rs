@@ -151,7 +151,9 @@ fn max_pooling_routes_the_gradient_through_the_argmax() {
             g.max_pool2d(x, gm).unwrap()
         });
     }
-    for (name, (kernel, stride, padding)) in [("max1d 2/2 (the CNN's)", (2, 2, 0)), ("max1d 3/2 padded", (3, 2, 1)), ("max1d 3/1", (3, 1, 1))] {
+    for (name, (kernel, stride, padding)) in
+        [("max1d 2/2 (the CNN's)", (2, 2, 0)), ("max1d 3/2 overlapping, unpadded", (3, 2, 0)), ("max1d 3/2 padded", (3, 2, 1)), ("max1d 3/1", (3, 1, 1))]
+    {
         check(name, |g| {
             let x = g.input("x", &[3, 2, 7]).unwrap();
             g.max_pool1d(x, kernel, stride, padding).unwrap()
@@ -320,14 +322,17 @@ fn cpu_lanes_and_chunks_match_the_reference() {
 }
 
 #[test]
-fn max_pool_ties_match_the_reference_on_both_cpu_paths() {
+fn max_pool_ties_match_the_reference_on_every_cpu_path() {
     // Three distinct values: nearly every window has tied maxima. Narrow planes take the
-    // CPU's plane blocks, wide ones its row sweep.
+    // CPU's plane blocks, wide ones its row sweep, unpadded 1-D windows its runs.
     let mut rng = Rng::new(seed_of("ties both paths"));
     for (xs, gm) in [
         ([3usize, 4, 6, 7], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
         ([2, 3, 5, 19], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
         ([2, 2, 1, 40], PoolGeom { kernel: [1, 4], stride: [1, 3], padding: [0, 2] }),
+        // 1-D without padding: each window a contiguous run.
+        ([3, 2, 1, 13], PoolGeom { kernel: [1, 3], stride: [1, 2], padding: [0, 0] }),
+        ([4, 3, 1, 12], PoolGeom { kernel: [1, 4], stride: [1, 4], padding: [0, 0] }),
     ] {
         let mut g = Graph::new();
         let x = g.input("x", &xs).unwrap();

@@ -238,6 +238,7 @@ fn max_pool_ties_pick_the_same_index_as_the_cpu() {
         ([3, 4, 6, 7], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
         ([5, 3, 1, 12], PoolGeom { kernel: [1, 4], stride: [1, 3], padding: [0, 2] }),
         ([2, 3, 5, 19], PoolGeom { kernel: [3, 3], stride: [1, 2], padding: [1, 1] }),
+        ([3, 2, 1, 13], PoolGeom { kernel: [1, 3], stride: [1, 2], padding: [0, 0] }),
     ] {
         // Three distinct values: nearly every window holds ties for its maximum.
         let n: usize = xs.iter().product();

@@ -86,7 +86,15 @@ fn for_each_row_block(s: &PoolShape, planes: usize, mut f: impl FnMut(usize, usi
     }
 }
 
+/// Whether every window is one contiguous run of a row: 1-D, no padding.
+fn runs(s: &PoolShape) -> bool {
+    s.h == 1 && s.kernel[0] == 1 && s.padding == [0, 0]
+}
+
 fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    if runs(s) {
+        return argmax_runs(x, out, s, planes);
+    }
     if s.w >= ROW_SWEEP_WIDTH {
         return argmax_rows(x, out, s, planes);
     }
@@ -116,6 +124,26 @@ fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
         }
         out[p0 * out_plane + i..].iter_mut().step_by(out_plane).zip(&best[..pb]).for_each(|(o, b)| *o = *b);
     });
+}
+
+/// `argmax` when each window is a run `[o·stride, o·stride + k)` of a row: plane after
+/// plane, window after window; the windows do not depend on each other, so their short
+/// scans overlap in the core.
+fn argmax_runs(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
+    let (k, stride) = (s.kernel[1], s.stride[1]);
+    for (plane, out) in x.chunks_exact(s.w).zip(out.chunks_exact_mut(s.ow)).take(planes) {
+        for (o, slot) in out.iter_mut().enumerate() {
+            let start = o * stride;
+            let window = &plane[start..start + k];
+            let (mut best, mut best_v) = (start as f32, window[0]);
+            for (t, &v) in window.iter().enumerate().skip(1) {
+                let wins = (v > best_v) as u8 as f32;
+                best += ((start + t) as f32 - best) * wins;
+                best_v = if v > best_v { v } else { best_v };
+            }
+            *slot = best;
+        }
+    }
 }
 
 /// `argmax` for wide planes: the windows of a block along one output row side by side,
