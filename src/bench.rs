@@ -192,14 +192,15 @@ pub fn conv(exec: &mut dyn Executor, case: &ConvCase, pass: ConvPass, budget_flo
     let y = g.conv2d(x, w, Some(b), geom, Act::Relu)?;
     let macs = g.nodes[y].numel() * case.c * case.kh * case.kw;
     // The gradients read a random dz; the forward node is then left out of the plan.
+    let y_shape = g.shape(y).to_vec();
     let out = match pass {
         ConvPass::Forward => y,
         ConvPass::GradInput => {
-            let dz = g.input(&format!("bench_dz {tag}"), &g.shape(y).to_vec())?;
+            let dz = g.input(&format!("bench_dz {tag}"), &y_shape)?;
             g.conv2d_grad_input(dz, w, &[case.n, case.c, case.h, case.w], geom)?
         }
         ConvPass::GradWeight => {
-            let dz = g.input(&format!("bench_dz {tag}"), &g.shape(y).to_vec())?;
+            let dz = g.input(&format!("bench_dz {tag}"), &y_shape)?;
             g.conv2d_grad_weight(dz, x, &[case.o, case.c, case.kh, case.kw], geom)?
         }
     };
@@ -269,10 +270,10 @@ pub fn pool(exec: &mut dyn Executor, case: &PoolCase, backward: bool, budget_byt
     }
     let (plan, bytes) = if backward {
         let mut gb = Graph::new();
-        let dy = gb.input(&format!("bench_dy {tag}"), &g.shape(y).to_vec())?;
+        let dy = gb.input(&format!("bench_dy {tag}"), g.shape(y))?;
         let dx = match &argmax {
             Some(_) => {
-                let idx = gb.input(&format!("bench_idx {tag}"), &g.shape(y).to_vec())?;
+                let idx = gb.input(&format!("bench_idx {tag}"), g.shape(y))?;
                 gb.max_pool_grad(dy, idx, &xs, case.geom())?
             }
             None => gb.avg_pool_grad(dy, &xs, case.geom())?,

@@ -20,7 +20,8 @@ fn check(name: &str, build: impl Fn(&mut Graph) -> NodeId) {
     let mut rng = Rng::new(seed_of(name));
     let mut g = Graph::new();
     let out = build(&mut g);
-    let weights = g.input("loss_weights", &g.shape(out).to_vec()).unwrap();
+    let out_shape = g.shape(out).to_vec();
+    let weights = g.input("loss_weights", &out_shape).unwrap();
     let weighted = g.mul(out, weights).unwrap();
     let loss = g.mean(weighted).unwrap();
     let wrt: Vec<NodeId> = g

@@ -74,13 +74,19 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
         .iter()
         .zip(cpu)
         .enumerate()
-        .filter(|(_, (g, c))| !((**g - **c).abs() <= RTOL * c.abs() + ATOL * scale))
+        // Negated on purpose: a NaN on either side fails.
+        .filter(|(_, (g, c))| {
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let bad = !((**g - **c).abs() <= RTOL * c.abs() + ATOL * scale);
+            bad
+        })
         .take(5)
         .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
         .collect();
     assert!(bad.is_empty(), "{what}: GPU differs from CPU at {}", bad.join(", "));
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Loads `plan` into a CPU and a poisoned GPU executor (`limit` caps workgroups per grid
 /// dimension), writes the same inputs to both, runs one step and compares `keep`.
 fn compare(ctx: &Arc<GpuContext>, what: &str, g: &Graph, plan: Plan, keep: &[NodeId], feed: &HashMap<String, Vec<f32>>, limit: Option<u32>, rng: &mut Rng) {
@@ -116,7 +122,8 @@ fn check_with_backward(ctx: &Arc<GpuContext>, what: &str, limit: Option<u32>, fe
     let mut rng = rng_for(what);
     let mut g = Graph::new();
     let out = build(&mut g);
-    let weights = g.input("loss_weights", &g.shape(out).to_vec()).unwrap();
+    let out_shape = g.shape(out).to_vec();
+    let weights = g.input("loss_weights", &out_shape).unwrap();
     let weighted = g.mul(out, weights).unwrap();
     let loss = g.mean(weighted).unwrap();
     let wrt: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if name != "loss_weights")).collect();
@@ -136,7 +143,8 @@ fn conv_geom(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> C
 #[test]
 fn conv2d_forward_and_both_gradients_match_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
-    let cases: [(&str, [usize; 4], [usize; 4], ConvGeom, Act); 10] = [
+    type Case = (&'static str, [usize; 4], [usize; 4], ConvGeom, Act);
+    let cases: [Case; 10] = [
         ("3x3 same", [2, 3, 5, 7], [4, 3, 3, 3], conv_geom([1, 1], [1, 1], [1, 1]), Act::Identity),
         ("stride 2", [2, 3, 7, 8], [3, 3, 2, 3], conv_geom([2, 2], [0, 0], [1, 1]), Act::Relu),
         ("stride 3 dilation 2 padding 2", [1, 2, 9, 11], [2, 2, 3, 3], conv_geom([3, 3], [2, 2], [2, 2]), Act::Tanh),

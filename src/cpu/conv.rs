@@ -135,6 +135,7 @@ struct Mat<'a> {
 
 /// `dst[m×n] = (dst if accumulate) + lhs[m×k] · rhs[k×n]`, dst row-major with row
 /// stride `n`.
+#[allow(clippy::too_many_arguments)]
 fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
     if m == 0 || n == 0 {
         return;
