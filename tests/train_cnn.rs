@@ -83,6 +83,28 @@ fn cnn_model_flags_are_checked() {
     }
 }
 
+#[test]
+fn cnn_parameters_as_a_saved_model_names_them() {
+    // Conv weights [out, in, kernel] as PyTorch's Conv1d keeps them; dense [in, out].
+    let spec = ModelSpec::cnn(5, 3, 6, CnnLayers::default()).unwrap();
+    let (params, _) = riskgrad::model_io::param_layout(&spec).unwrap();
+    let got: Vec<(&str, &[usize])> = params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
+    let want: Vec<(&str, &[usize])> = vec![
+        ("conv0.weight", &[32, 3, 3]),
+        ("conv0.bias", &[32]),
+        ("conv1.weight", &[64, 32, 3]),
+        ("conv1.bias", &[64]),
+        ("dense0.weight", &[64 * 3 + 5, 64]),
+        ("dense0.bias", &[64]),
+        ("dense1.weight", &[64, 1]),
+        ("dense1.bias", &[1]),
+    ];
+    assert_eq!(got, want);
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["kind"], "cnn");
+    assert_eq!(serde_json::from_value::<ModelSpec>(json).unwrap(), spec);
+}
+
 /// The default CNN trains on a GPU adapter: one epoch on the full data, each kernel of
 /// the step on the GPU, close to the same epoch on the CPU. Fails without an adapter
 /// unless RISKGRAD_SKIP_GPU_TESTS=1.
