@@ -82,6 +82,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBench {
     pub device: String,
+    pub features: usize,
     /// Median over epochs of training rows per second (validation excluded).
     pub rows_per_second: f64,
     pub epochs: usize,
@@ -95,12 +96,19 @@ pub struct TrainBench {
 }
 
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3, seed 0) on the bundled Taiwan
-/// data and measures throughput; `since` is when the process started.
-pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant) -> Result<TrainBench> {
+/// data and measures throughput; `since` is when the process started. With
+/// `peer_features` the data is prepared as the peer programs do (the 23 columns as
+/// numbers, standardized) instead of riskgrad's defaults (58 features after one-hot).
+pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, peer_features: bool, since: Instant) -> Result<TrainBench> {
     use crate::graph::Optimizer;
     use crate::data::{prepare_bundled, PrepareOptions};
     use crate::train::{TrainConfig, Trainer};
-    let data = prepare_bundled(&PrepareOptions::bundled())?;
+    let mut opts = PrepareOptions::bundled();
+    if peer_features {
+        opts.categorical.clear();
+        opts.signed_log = crate::data::SignedLog::Off;
+    }
+    let data = prepare_bundled(&opts)?;
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
     let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
@@ -117,7 +125,7 @@ pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant)
         rates.push(report.rows_per_second);
         val_auc = report.validation.auc;
     }
-    Ok(TrainBench { device, rows_per_second: median(rates), epochs, data_ready_seconds, plans_loaded_seconds, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
+    Ok(TrainBench { device, features: data.n_features(), rows_per_second: median(rates), epochs, data_ready_seconds, plans_loaded_seconds, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
 }
 
 /// A convolution to time: x `[n, c, h, w]`, `o` filters of `kh × kw`, one stride and
