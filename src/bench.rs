@@ -82,6 +82,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBench {
     pub device: String,
+    pub features: usize,
     /// Median over epochs of training rows per second (validation excluded).
     pub rows_per_second: f64,
     pub epochs: usize,
@@ -95,12 +96,19 @@ pub struct TrainBench {
 }
 
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3, seed 0) on the bundled Taiwan
-/// data and measures throughput; `since` is when the process started.
-pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant) -> Result<TrainBench> {
+/// data and measures throughput; `since` is when the process started. With
+/// `peer_features` the data is prepared as the peer programs do (the 23 columns as
+/// numbers, standardized) instead of riskgrad's defaults (58 features after one-hot).
+pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, peer_features: bool, since: Instant) -> Result<TrainBench> {
     use crate::graph::Optimizer;
     use crate::data::{prepare_bundled, PrepareOptions};
     use crate::train::{TrainConfig, Trainer};
-    let data = prepare_bundled(&PrepareOptions::bundled())?;
+    let mut opts = PrepareOptions::bundled();
+    if peer_features {
+        opts.categorical.clear();
+        opts.signed_log = crate::data::SignedLog::Off;
+    }
+    let data = prepare_bundled(&opts)?;
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
     let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
@@ -117,7 +125,204 @@ pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, since: Instant)
         rates.push(report.rows_per_second);
         val_auc = report.validation.auc;
     }
-    Ok(TrainBench { device, rows_per_second: median(rates), epochs, data_ready_seconds, plans_loaded_seconds, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
+    Ok(TrainBench { device, features: data.n_features(), rows_per_second: median(rates), epochs, data_ready_seconds, plans_loaded_seconds, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
+}
+
+/// A convolution to time: x `[n, c, h, w]`, `o` filters of `kh × kw`, one stride and
+/// one padding on both axes, no dilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ConvCase {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvCase {
+    /// The peer CNN's two layers at batch 256 (conv1d as `h = 1`), and an image-like
+    /// layer (32 images of 64×56×56, 64 filters of 3×3).
+    pub fn representative() -> Vec<ConvCase> {
+        vec![
+            ConvCase { n: 256, c: 3, h: 1, w: 6, o: 32, kh: 1, kw: 3, stride: 1, padding: 1 },
+            ConvCase { n: 256, c: 32, h: 1, w: 3, o: 64, kh: 1, kw: 3, stride: 1, padding: 1 },
+            ConvCase { n: 32, c: 64, h: 56, w: 56, o: 64, kh: 3, kw: 3, stride: 1, padding: 1 },
+        ]
+    }
+
+    fn geom(&self) -> crate::graph::ConvGeom {
+        let pad_h = if self.h == 1 { 0 } else { self.padding };
+        let stride_h = if self.h == 1 { 1 } else { self.stride };
+        crate::graph::ConvGeom { stride: [stride_h, self.stride], padding: [pad_h, self.padding], dilation: [1, 1] }
+    }
+
+    fn label(&self) -> String {
+        format!("{}x{}x{}x{} * {}x{}x{}x{} s{} p{}", self.n, self.c, self.h, self.w, self.o, self.c, self.kh, self.kw, self.stride, self.padding)
+    }
+}
+
+/// Which product of a convolution to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConvPass {
+    Forward,
+    GradInput,
+    GradWeight,
+}
+
+/// Loads `plan` and writes random values in ±1 to each of its inputs.
+fn load_with_random_inputs(exec: &mut dyn Executor, plan: crate::plan::Plan, seed: u64) -> Result<usize> {
+    let inputs = plan.inputs.clone();
+    let h = exec.load(plan)?;
+    let mut rng = Rng::new(seed);
+    for i in inputs {
+        let data: Vec<f32> = (0..i.len).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        exec.write(&i.name, &data)?;
+    }
+    Ok(h)
+}
+
+/// Times one pass of a convolution (forward with bias and ReLU; or the input or weight
+/// gradient, the latter with its parts summed). GFLOP/s counts 2 flops per
+/// multiply-add of the definition (`n·o·oh·ow·c·kh·kw` of them), whatever the kernel
+/// does.
+pub fn conv(exec: &mut dyn Executor, case: &ConvCase, pass: ConvPass, budget_flops: f64) -> Result<Measurement> {
+    let mut g = Graph::new();
+    let geom = case.geom();
+    // Input names per case and pass: an executor keeps every named input.
+    let tag = format!("{} {pass:?}", case.label());
+    let x = g.input(&format!("bench_x {tag}"), &[case.n, case.c, case.h, case.w])?;
+    let w = g.input(&format!("bench_w {tag}"), &[case.o, case.c, case.kh, case.kw])?;
+    let b = g.input(&format!("bench_b {tag}"), &[case.o])?;
+    let y = g.conv2d(x, w, Some(b), geom, Act::Relu)?;
+    let macs = g.nodes[y].numel() * case.c * case.kh * case.kw;
+    // The gradients read a random dz; the forward node is then left out of the plan.
+    let y_shape = g.shape(y).to_vec();
+    let out = match pass {
+        ConvPass::Forward => y,
+        ConvPass::GradInput => {
+            let dz = g.input(&format!("bench_dz {tag}"), &y_shape)?;
+            g.conv2d_grad_input(dz, w, &[case.n, case.c, case.h, case.w], geom)?
+        }
+        ConvPass::GradWeight => {
+            let dz = g.input(&format!("bench_dz {tag}"), &y_shape)?;
+            g.conv2d_grad_weight(dz, x, &[case.o, case.c, case.kh, case.kw], geom)?
+        }
+    };
+    let plan = compile(&g, &PlanRequest { keep: vec![out], ..Default::default() })?;
+    let h = load_with_random_inputs(exec, plan, macs as u64)?;
+    let flops = 2.0 * macs as f64;
+    let reps = ((budget_flops / flops) as usize).clamp(1, 500);
+    let seconds = time_plan(exec, h, reps, 5)?;
+    let what = match pass {
+        ConvPass::Forward => "conv forward",
+        ConvPass::GradInput => "conv grad input",
+        ConvPass::GradWeight => "conv grad weight",
+    };
+    Ok(Measurement { name: format!("{what} {}", case.label()), device: exec.device_name(), median_seconds: seconds, rate: flops / seconds / 1e9, unit: "GFLOP/s" })
+}
+
+/// A pooling op to time: x `[n, c, h, w]`, a `kh × kw` window, one stride and one
+/// padding on both axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolCase {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub max: bool,
+}
+
+impl PoolCase {
+    /// The peer CNN's max pool at batch 256, and 2×2 / 3×3 pools over image-like maps.
+    pub fn representative() -> Vec<PoolCase> {
+        vec![
+            PoolCase { n: 256, c: 32, h: 1, w: 6, kh: 1, kw: 2, stride: 2, padding: 0, max: true },
+            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 2, kw: 2, stride: 2, padding: 0, max: true },
+            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 3, kw: 3, stride: 2, padding: 1, max: true },
+            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 2, kw: 2, stride: 2, padding: 0, max: false },
+        ]
+    }
+
+    fn geom(&self) -> crate::graph::PoolGeom {
+        let (stride_h, pad_h) = if self.h == 1 { (1, 0) } else { (self.stride, self.padding) };
+        crate::graph::PoolGeom { kernel: [self.kh, self.kw], stride: [stride_h, self.stride], padding: [pad_h, self.padding] }
+    }
+}
+
+/// Times a pooling op forward (for max: the argmax and the gather) or backward (for
+/// max: from a recorded argmax). GB/s counts the bytes a pass must move at least: x
+/// read and y written forward; dy (and the argmax) read and dx written backward.
+pub fn pool(exec: &mut dyn Executor, case: &PoolCase, backward: bool, budget_bytes: f64) -> Result<Measurement> {
+    let xs = [case.n, case.c, case.h, case.w];
+    let tag = format!("{case:?} {backward}");
+    let mut g = Graph::new();
+    let x = g.input(&format!("bench_x {tag}"), &xs)?;
+    let y = if case.max { g.max_pool2d(x, case.geom())? } else { g.avg_pool2d(x, case.geom())? };
+    let (x_len, y_len) = (crate::graph::numel(&xs), g.nodes[y].numel());
+    let mut argmax = None;
+    if backward && case.max {
+        // The gradient reads the argmax the forward pass recorded: record it once, then
+        // time the gradient alone with it as an input.
+        let idx = g.nodes[y].inputs[1];
+        let h = load_with_random_inputs(exec, compile(&g, &PlanRequest { keep: vec![idx], ..Default::default() })?, x_len as u64)?;
+        exec.run(h, 1)?;
+        argmax = Some(exec.read_node(h, idx)?);
+    }
+    let (plan, bytes) = if backward {
+        let mut gb = Graph::new();
+        let dy = gb.input(&format!("bench_dy {tag}"), g.shape(y))?;
+        let dx = match &argmax {
+            Some(_) => {
+                let idx = gb.input(&format!("bench_idx {tag}"), g.shape(y))?;
+                gb.max_pool_grad(dy, idx, &xs, case.geom())?
+            }
+            None => gb.avg_pool_grad(dy, &xs, case.geom())?,
+        };
+        let idx_bytes = if argmax.is_some() { 4 * y_len } else { 0 };
+        (compile(&gb, &PlanRequest { keep: vec![dx], ..Default::default() })?, 4 * (y_len + x_len) + idx_bytes)
+    } else {
+        (compile(&g, &PlanRequest { keep: vec![y], ..Default::default() })?, 4 * (x_len + y_len))
+    };
+    let h = load_with_random_inputs(exec, plan, y_len as u64)?;
+    if let Some(idx) = argmax {
+        exec.write(&format!("bench_idx {tag}"), &idx)?;
+    }
+    let reps = ((budget_bytes / bytes as f64) as usize).clamp(1, 500);
+    let seconds = time_plan(exec, h, reps, 5)?;
+    let kind = if case.max { "max" } else { "avg" };
+    let dir = if backward { "backward" } else { "forward" };
+    let name = format!("{kind} pool {dir} {}x{}x{}x{} window {}x{} s{} p{}", case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding);
+    Ok(Measurement { name, device: exec.device_name(), median_seconds: seconds, rate: bytes as f64 / seconds / 1e9, unit: "GB/s" })
+}
+
+/// `riskgrad bench conv`: every representative convolution, each pass.
+pub fn conv_suite(exec: &mut dyn Executor, budget_flops: f64) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    for case in ConvCase::representative() {
+        for pass in [ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight] {
+            out.push(conv(exec, &case, pass, budget_flops)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `riskgrad bench pool`: every representative pooling op, forward and backward.
+pub fn pool_suite(exec: &mut dyn Executor, budget_bytes: f64) -> Result<Vec<Measurement>> {
+    let mut out = Vec::new();
+    for case in PoolCase::representative() {
+        for backward in [false, true] {
+            out.push(pool(exec, &case, backward, budget_bytes)?);
+        }
+    }
+    Ok(out)
 }
 
 /// One recurrent training step measured three ways (see `lstm`).

@@ -64,7 +64,17 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::CopyCols { out, .. }
         | Kernel::Collect { out, .. }
         | Kernel::RnnCell { out, .. }
-        | Kernel::RnnCellGrad { out, .. } => out,
+        | Kernel::RnnCellGrad { out, .. }
+        | Kernel::Conv2d { out, .. }
+        | Kernel::Conv2dGradInput { out, .. }
+        | Kernel::Conv2dGradWeight { out, .. }
+        | Kernel::ConvGradBias { out, .. }
+        | Kernel::Transpose { out, .. }
+        | Kernel::PoolArgmax { out, .. }
+        | Kernel::PoolGather { out, .. }
+        | Kernel::MaxPoolGrad { out, .. }
+        | Kernel::AvgPool { out, .. }
+        | Kernel::AvgPoolGrad { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
         Kernel::Optimize { len, .. } => TensorRef { storage: crate::plan::Storage::Params, offset: 0, len },

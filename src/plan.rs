@@ -43,6 +43,55 @@ pub struct ColWindow {
     pub col: usize,
 }
 
+/// A convolution with every size resolved: x `[n,c,h,w]`, w `[o,c,kh,kw]`, output
+/// `[n,o,oh,ow]`; stride, padding and dilation per axis `[h, w]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl ConvShape {
+    /// Terms summed per output: `c · kh · kw`.
+    pub fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    pub fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+    pub fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Multiply-adds of the forward pass (each backward kernel does as many).
+    pub fn macs(&self) -> usize {
+        self.n * self.o * self.out_plane() * self.k()
+    }
+}
+
+/// A pooling op with every size resolved: `planes` (`n·c`) planes of `h × w` in, of
+/// `oh × ow` out; window, stride and padding per axis `[h, w]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
 /// One kernel invocation with everything resolved: storage windows and sizes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kernel {
@@ -85,6 +134,24 @@ pub enum Kernel {
     /// windows given (zero if none), `dc` the gradient of `c` (LSTM), `state` the cell's
     /// packed output, `prev` its previous state. `out` is packed.
     RnnCellGrad { kind: CellKind, rows: usize, hidden: usize, dh: [Option<ColWindow>; 2], dc: Option<TensorRef>, state: TensorRef, prev: Option<TensorRef>, out: TensorRef },
+    /// `out = act(conv2d(x, w) + bias)` over NCHW.
+    Conv2d { x: TensorRef, w: TensorRef, bias: Option<TensorRef>, out: TensorRef, shape: ConvShape, act: Act },
+    /// `out` (x-shaped) = the gradient of a convolution w.r.t. x, from `dz` and `w`.
+    Conv2dGradInput { dz: TensorRef, w: TensorRef, out: TensorRef, shape: ConvShape },
+    /// `out` (`[splits, o, c·kh·kw]`) = the gradient w.r.t. w in parts over images.
+    Conv2dGradWeight { dz: TensorRef, x: TensorRef, out: TensorRef, shape: ConvShape, splits: usize },
+    /// `out[o] = Σ_n Σ_p dz[n, o, p]` for dz `[n, o, plane]`.
+    ConvGradBias { dz: TensorRef, out: TensorRef, n: usize, o: usize, plane: usize },
+    /// `out[b, j, i] = x[b, i, j]` for x `[batch, rows, cols]`.
+    Transpose { x: TensorRef, out: TensorRef, batch: usize, rows: usize, cols: usize },
+    /// `out` = the in-plane position of each window's first maximum, as f32 numbers.
+    PoolArgmax { x: TensorRef, out: TensorRef, shape: PoolShape },
+    /// `out[p, i] = x[p, idx[p, i]]` per plane p.
+    PoolGather { x: TensorRef, idx: TensorRef, out: TensorRef, planes: usize, in_plane: usize, out_plane: usize },
+    /// `out[p, j] = Σ dy[p, i]` over the windows i whose argmax is j, in window order.
+    MaxPoolGrad { dy: TensorRef, idx: TensorRef, out: TensorRef, shape: PoolShape },
+    AvgPool { x: TensorRef, out: TensorRef, shape: PoolShape },
+    AvgPoolGrad { dy: TensorRef, out: TensorRef, shape: PoolShape },
 }
 
 #[derive(Clone, Debug)]
@@ -439,8 +506,61 @@ fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches:
             let rows = graph.packing(id)?.rows;
             push(Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, out })
         }
+        Op::Conv2d { geom, act } => {
+            let shape = conv_shape(shape_of(0), shape_of(1), &node.shape, &geom);
+            push(Kernel::Conv2d { x: ins[0], w: ins[1], bias: ins.get(2).copied(), out, shape, act })
+        }
+        Op::Conv2dGradInput { geom } => {
+            let shape = conv_shape(&node.shape, shape_of(1), shape_of(0), &geom);
+            push(Kernel::Conv2dGradInput { dz: ins[0], w: ins[1], out, shape })
+        }
+        Op::Conv2dGradWeight { geom, kernel, splits } => {
+            let (sz, sx) = (shape_of(0), shape_of(1));
+            let shape = conv_shape(sx, &[sz[1], sx[1], kernel[0], kernel[1]], sz, &geom);
+            push(Kernel::Conv2dGradWeight { dz: ins[0], x: ins[1], out, shape, splits })
+        }
+        Op::ConvGradBias => {
+            let s = shape_of(0);
+            push(Kernel::ConvGradBias { dz: ins[0], out, n: s[0], o: s[1], plane: s[2..].iter().product() })
+        }
+        Op::Transpose => {
+            let s = shape_of(0);
+            let r = s.len();
+            push(Kernel::Transpose { x: ins[0], out, batch: s[..r - 2].iter().product(), rows: s[r - 2], cols: s[r - 1] })
+        }
+        Op::MaxPoolArgmax { geom } => push(Kernel::PoolArgmax { x: ins[0], out, shape: pool_shape(shape_of(0), &node.shape, &geom) }),
+        Op::PoolGather => {
+            let s = shape_of(0);
+            push(Kernel::PoolGather { x: ins[0], idx: ins[1], out, planes: s[0] * s[1], in_plane: s[2] * s[3], out_plane: node.shape[2] * node.shape[3] })
+        }
+        Op::MaxPoolGrad { geom } => push(Kernel::MaxPoolGrad { dy: ins[0], idx: ins[1], out, shape: pool_shape(&node.shape, shape_of(0), &geom) }),
+        Op::AvgPool { geom } => push(Kernel::AvgPool { x: ins[0], out, shape: pool_shape(shape_of(0), &node.shape, &geom) }),
+        Op::AvgPoolGrad { geom } => push(Kernel::AvgPoolGrad { dy: ins[0], out, shape: pool_shape(&node.shape, shape_of(0), &geom) }),
     }
     Ok(())
+}
+
+/// The sizes of a convolution with x `xs`, w `ws` and output `ys` (all 4-D).
+fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::graph::ConvGeom) -> ConvShape {
+    ConvShape {
+        n: xs[0],
+        c: xs[1],
+        h: xs[2],
+        w: xs[3],
+        o: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        oh: ys[2],
+        ow: ys[3],
+        stride: g.stride,
+        padding: g.padding,
+        dilation: g.dilation,
+    }
+}
+
+/// The sizes of a pooling op from x `xs` to `ys` (both 4-D).
+fn pool_shape(xs: &[usize], ys: &[usize], g: &crate::graph::PoolGeom) -> PoolShape {
+    PoolShape { planes: xs[0] * xs[1], h: xs[2], w: xs[3], oh: ys[2], ow: ys[3], kernel: g.kernel, stride: g.stride, padding: g.padding }
 }
 
 /// Row-major strides of a padded shape.

@@ -6,6 +6,7 @@ use crate::graph::{Act, BinaryOp, Graph, NodeId, Op};
 use std::collections::HashMap;
 
 pub mod rnn;
+pub mod conv;
 
 /// Evaluates every node of `graph` at step `step` (the gather window), with the named
 /// inputs and the parameters (by parameter index) given. Index inputs hold row numbers.
@@ -136,6 +137,34 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                 let prev = |r: usize, j: usize| if *has_prev { x(prev_at)[r * hidden + j] } else { 0.0 };
                 rnn::cell_backward(p, dh, dc, state, prev)
             }
+            Op::Conv2d { geom, act } => {
+                let bias = (node.inputs.len() == 3).then(|| x(2).as_slice());
+                let y = conv::conv2d(x(0), x(1), bias, shape_of(0), shape_of(1), &node.shape, geom);
+                y.into_iter().map(|z| activate(*act, z)).collect()
+            }
+            Op::Conv2dGradInput { geom } => conv::conv2d_grad_input(x(0), x(1), &node.shape, shape_of(1), shape_of(0), geom),
+            Op::Conv2dGradWeight { geom, kernel, splits } => {
+                let xs = shape_of(1);
+                let ws = [shape_of(0)[1], xs[1], kernel[0], kernel[1]];
+                conv::conv2d_grad_weight(x(0), x(1), xs, &ws, shape_of(0), geom, *splits)
+            }
+            Op::ConvGradBias => {
+                let s = shape_of(0);
+                conv::conv_grad_bias(x(0), s[0], s[1], s[2..].iter().product())
+            }
+            Op::Transpose => {
+                let s = shape_of(0);
+                let r = s.len();
+                conv::transpose(x(0), s[..r - 2].iter().product(), s[r - 2], s[r - 1])
+            }
+            Op::MaxPoolArgmax { geom } => conv::max_pool_argmax(x(0), shape_of(0), &node.shape, geom),
+            Op::PoolGather => {
+                let s = shape_of(0);
+                conv::pool_gather(x(0), x(1), s[0] * s[1], s[2] * s[3])
+            }
+            Op::MaxPoolGrad { .. } => conv::max_pool_grad(x(0), x(1), node.shape[0] * node.shape[1], node.shape[2] * node.shape[3]),
+            Op::AvgPool { geom } => conv::avg_pool(x(0), shape_of(0), &node.shape, geom),
+            Op::AvgPoolGrad { geom } => conv::avg_pool_grad(x(0), &node.shape, shape_of(0), geom),
         };
         debug_assert_eq!(out.len(), node.numel(), "{} produced the wrong size", node.op.name());
         values.push(out);

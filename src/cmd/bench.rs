@@ -30,6 +30,10 @@ pub enum BenchKind {
         device: DeviceChoice,
         #[arg(long, default_value_t = 10)]
         epochs: usize,
+        /// Prepare the data as the peer programs do (23 numeric columns, standardized)
+        /// rather than with riskgrad's defaults (one-hot codes, signed-log amounts).
+        #[arg(long)]
+        peer_features: bool,
     },
 }
 
@@ -55,10 +59,10 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             }
             Ok(())
         }
-        BenchKind::Train { device, epochs } => {
+        BenchKind::Train { device, epochs, peer_features } => {
             let mut exec = super::executor_strict(device)?;
-            let b = bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), started)?;
-            println!("device: {}", b.device);
+            let b = bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), *peer_features, started)?;
+            println!("device: {}; {} input features", b.device, b.features);
             println!("training throughput: {:.0} rows/s (median of {} epochs)", b.rows_per_second, b.epochs);
             println!(
                 "process start to end of first training step: {:.3} s (data prepared {:.3} s, device ready and plans loaded {:.3} s)",

@@ -1,10 +1,11 @@
 //! `riskgrad train`
 
 use super::data_args::DataArgs;
+use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::gpu::DeviceChoice;
 use riskgrad::graph::Optimizer;
-use riskgrad::nn::ModelSpec;
+use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
@@ -20,6 +21,16 @@ use std::time::Instant;
 pub enum ModelKind {
     /// Dense layers (sizes from --hidden) with ReLU.
     Mlp,
+    /// 1-D convolutions over the payment history (--sequence), pooling, then the static
+    /// features and a dense head (--conv-channels, --conv-kernel, --pool, --dense).
+    Cnn,
+}
+
+impl ModelKind {
+    /// Whether the model reads a payment-history tensor.
+    fn uses_sequences(self) -> bool {
+        !matches!(self, ModelKind::Mlp)
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
@@ -39,9 +50,29 @@ pub struct TrainArgs {
     pub data: DataArgs,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelKind,
-    /// Hidden layer sizes, comma-separated.
+    /// Hidden layer sizes of the mlp, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "64,32")]
     pub hidden: Vec<usize>,
+    /// Columns forming one channel of the payment history, for the sequence models:
+    /// a list or a range (`PAY_AMT1..6`); repeat the flag once per channel. Default for
+    /// the bundled data: PAY_x, BILL_AMTx, PAY_AMTx over six months.
+    #[arg(long, value_name = "COLS")]
+    pub sequence: Vec<String>,
+    /// Whether each --sequence lists its columns oldest-first or newest-first.
+    #[arg(long, value_name = "oldest-first|newest-first")]
+    pub time_order: Option<TimeOrder>,
+    /// Output channels of each conv layer of the cnn, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    pub conv_channels: Vec<usize>,
+    /// Kernel width of the cnn's conv layers (zero-padded to keep the length).
+    #[arg(long, default_value_t = 3)]
+    pub conv_kernel: usize,
+    /// Max-pooling window between the cnn's conv layers (1 for none).
+    #[arg(long, default_value_t = 2)]
+    pub pool: usize,
+    /// Dense layer sizes of the cnn's head, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    pub dense: Vec<usize>,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Rows per training step.
@@ -124,8 +155,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         None => None,
     };
-    let opts = args.data.options(args.val_split, args.seed)?;
-    let prepared = match &args.data.data {
+    let mut opts = args.data.options(args.val_split, args.seed)?;
+    if args.model.uses_sequences() {
+        opts = sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())?;
+    } else if !args.sequence.is_empty() || args.time_order.is_some() {
+        return Err(Error::flag("--sequence", "only the sequence models (--model cnn) read a payment history"));
+    }
+    let mut prepared = match &args.data.data {
         None => prepare_bundled(&opts)?,
         Some(path) => prepare(path, &opts)?,
     };
@@ -136,9 +172,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         eprintln!("left out {} rows without a target value", prepared.rows_without_target);
     }
     let data_name = args.data.name();
+    // Sequence models read the history in the layout of `SequenceLayout`; the saved
+    // model keeps the column order so prediction arranges raw rows the same way.
+    let layout = match args.model.uses_sequences() {
+        true => {
+            let layout = SequenceLayout::from_flags(&prepared.feature_names, &args.sequence, args.time_order)?;
+            layout.apply(&mut prepared)?;
+            Some(layout)
+        }
+        false => None,
+    };
     let (train, val) = (&prepared.train, &prepared.val);
-    let model = match args.model {
-        ModelKind::Mlp => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
+    let model = match (args.model, &layout) {
+        (ModelKind::Cnn, Some(l)) => ModelSpec::cnn(
+            l.statics(),
+            l.channels(),
+            l.steps(),
+            CnnLayers { conv: args.conv_channels.clone(), kernel: args.conv_kernel, pool: args.pool, dense: args.dense.clone() },
+        )?,
+        _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
     };
     let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
@@ -266,7 +318,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),
-        feature_order: None,
+        feature_order: layout.as_ref().map(|l| l.source.clone()),
         baseline,
         training: settings,
         epoch: saved_epoch,
@@ -329,10 +381,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// A short name for the model, e.g. "mlp 64-32".
 fn model_label(model: &ModelSpec) -> String {
     match model {
-        ModelSpec::Mlp { hidden, .. } => format!("mlp {}", hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")),
+        ModelSpec::Mlp { hidden, .. } => format!("mlp {}", dashed(hidden)),
+        ModelSpec::Cnn { layers, .. } => format!("cnn conv {} k{} pool {} dense {}", dashed(&layers.conv), layers.kernel, layers.pool, dashed(&layers.dense)),
         #[allow(unreachable_patterns)]
         other => serde_json::to_value(other).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_default(),
     }
+}
+
+fn dashed(sizes: &[usize]) -> String {
+    sizes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")
 }
 
 /// Mean of each column of a row-major matrix (the explanation baseline).

@@ -1,8 +1,10 @@
 //! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
 
+pub mod conv;
 pub mod kernels;
 pub mod lanes;
 mod pairs;
+pub mod pool;
 pub mod rnn;
 
 use crate::error::{Error, Result};
@@ -32,11 +34,26 @@ pub struct CpuExecutor {
     named: Words,
     /// The calling thread and a helper, for splitting kernels (see `lanes`).
     lanes: std::sync::Arc<lanes::Lanes>,
+    /// Working memory of the convolution kernels, sized by `load` for every plan.
+    scratch: Vec<f32>,
+    /// Words a convolution may use per chunk of images (`None`: the default).
+    conv_budget: Option<usize>,
 }
 
 impl CpuExecutor {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Caps the scratch of a convolution for later `load`s, so tests can exercise the
+    /// chunked path (images split over several products) with small data.
+    #[doc(hidden)]
+    pub fn limit_conv_scratch(&mut self, words: usize) {
+        self.conv_budget = Some(words.max(1));
+    }
+
+    fn conv_budget(&self) -> usize {
+        self.conv_budget.unwrap_or(conv::DEFAULT_CHUNK_WORDS)
     }
 
     fn buffer<'a>(&'a self, plan: &'a LoadedPlan, storage: Storage) -> &'a [f32] {
@@ -96,6 +113,8 @@ impl CpuExecutor {
 
     fn run_step(&mut self, lp: &mut LoadedPlan, step: usize) -> Result<()> {
         let mut next = 0;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let budget = self.conv_budget();
         for i in 0..lp.plan.launches.len() {
             if i < next {
                 continue; // ran as the second of a pair
@@ -158,9 +177,20 @@ impl CpuExecutor {
                     rnn::cell_backward(kind, rows, hidden, dh, dc.map(v), v(state), prev.map(v), dst, &self.lanes)
                 }
                 Kernel::Optimize { .. } => unreachable!("handled above"),
+                Kernel::Conv2d { x, w, bias, shape, act, .. } => conv::conv2d(v(x), v(w), bias.map(v), dst, &shape, act, &mut scratch, budget),
+                Kernel::Conv2dGradInput { dz, w, shape, .. } => conv::conv2d_grad_input(v(dz), v(w), dst, &shape, &mut scratch, budget),
+                Kernel::Conv2dGradWeight { dz, x, shape, splits, .. } => conv::conv2d_grad_weight(v(dz), v(x), dst, &shape, splits, &mut scratch, budget),
+                Kernel::ConvGradBias { dz, n, o, plane, .. } => conv::conv_grad_bias(v(dz), dst, n, o, plane),
+                Kernel::Transpose { x, batch, rows, cols, .. } => pool::transpose(v(x), dst, batch, rows, cols),
+                Kernel::PoolArgmax { x, shape, .. } => pool::argmax(v(x), dst, &shape),
+                Kernel::PoolGather { x, idx, planes, in_plane, out_plane, .. } => pool::gather(v(x), v(idx), dst, planes, in_plane, out_plane),
+                Kernel::MaxPoolGrad { dy, idx, shape, .. } => pool::max_grad(v(dy), v(idx), dst, &shape),
+                Kernel::AvgPool { x, shape, .. } => pool::avg(v(x), dst, &shape),
+                Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_grad(v(dy), dst, &shape),
             }
             self.put_buffer(lp, out.storage, buf);
         }
+        self.scratch = scratch;
         Ok(())
     }
 }
@@ -183,6 +213,10 @@ impl Executor for CpuExecutor {
         let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
         let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
         let pair_with_next = if self.lanes.two() { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
+        let scratch = plan.launches.iter().map(|l| conv::scratch_words(&l.kernel, self.conv_budget())).max().unwrap_or(0);
+        if self.scratch.len() < scratch {
+            self.scratch = vec![0.0; scratch];
+        }
         self.plans.push(Some(LoadedPlan { plan, pair_with_next, slots, inputs, states }));
         Ok(self.plans.len() - 1)
     }

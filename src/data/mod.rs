@@ -21,6 +21,7 @@ mod predict;
 mod prepare;
 mod preprocess;
 mod schema;
+pub mod sequence;
 mod source;
 mod split;
 mod table;

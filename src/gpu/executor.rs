@@ -9,6 +9,8 @@
 //! collect, the optimizer's bias correction) read the `"step"` state on the GPU, so one
 //! recording serves a whole epoch.
 
+mod conv_pool;
+
 use super::context::{ErrorScope, GpuContext};
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
 use crate::error::{Error, Result};
@@ -518,6 +520,10 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         Ok(TensorRef { storage: Storage::State(i), offset: 0, len: plan.states[i].len })
     };
     let w = |t: TensorRef| lim.window(t);
+    if let Some((pipe, record, bindings, groups)) = conv_pool::lower(kernel, lim)? {
+        check_bindings(pipe, &bindings, plan)?;
+        return Ok(Lowered { pipe, params: record.0, bindings, groups });
+    }
     let (pipe, record, bindings, groups): (Pipe, Record, Bindings, [u32; 3]) = match *kernel {
         Kernel::MatMul { a, b, bias, out, m, n, k, trans_a, trans_b, act } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
@@ -667,6 +673,16 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             };
             (pipe, f.record()?, vec![(1, wd0), (2, wd1), (3, wc), (4, Some(ws)), (5, wp), (6, Some(wo))], lim.grid_1d(rows * hidden)?)
         }
+        Kernel::Conv2d { .. }
+        | Kernel::Conv2dGradInput { .. }
+        | Kernel::Conv2dGradWeight { .. }
+        | Kernel::ConvGradBias { .. }
+        | Kernel::Transpose { .. }
+        | Kernel::PoolArgmax { .. }
+        | Kernel::PoolGather { .. }
+        | Kernel::MaxPoolGrad { .. }
+        | Kernel::AvgPool { .. }
+        | Kernel::AvgPoolGrad { .. } => unreachable!("lowered by conv_pool above"),
     };
     check_bindings(pipe, &bindings, plan)?;
     Ok(Lowered { pipe, params: record.0, bindings, groups })

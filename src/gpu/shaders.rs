@@ -18,7 +18,7 @@ macro_rules! with_common {
 pub const COMMON: ShaderModule = ShaderModule { file: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
 
 /// Every kernel module, indexed by `Family as usize`.
-pub const MODULES: [ShaderModule; 7] = [
+pub const MODULES: [ShaderModule; 9] = [
     ShaderModule { file: "matmul.wgsl", source: with_common!("matmul.wgsl") },
     ShaderModule { file: "elementwise.wgsl", source: with_common!("elementwise.wgsl") },
     ShaderModule { file: "reduce.wgsl", source: include_str!("../../shaders/reduce.wgsl") },
@@ -26,6 +26,8 @@ pub const MODULES: [ShaderModule; 7] = [
     ShaderModule { file: "gather.wgsl", source: include_str!("../../shaders/gather.wgsl") },
     ShaderModule { file: "optimizer.wgsl", source: include_str!("../../shaders/optimizer.wgsl") },
     ShaderModule { file: "rnn.wgsl", source: with_common!("rnn.wgsl") },
+    ShaderModule { file: "conv.wgsl", source: with_common!("conv.wgsl") },
+    ShaderModule { file: "pool.wgsl", source: include_str!("../../shaders/pool.wgsl") },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub enum Family {
     Gather,
     Optimizer,
     Rnn,
+    Conv,
+    Pool,
 }
 
 /// How a binding is used by the shader.
@@ -108,6 +112,15 @@ pub enum Pipe {
     GruCell,
     LstmCellGrad,
     GruCellGrad,
+    ConvForward,
+    ConvGradInput,
+    ConvGradWeight,
+    PoolArgmax,
+    PoolGather,
+    MaxPoolGrad,
+    AvgPool,
+    AvgPoolGrad,
+    Transpose,
 }
 
 impl Pipe {
@@ -148,7 +161,11 @@ const fn matmul(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> Pipeli
     PipelineSpec { pipe, family: Family::MatMul, entry: "matmul", constants, layout: Layout::Read3Write1 }
 }
 
-pub const PIPELINES: [PipelineSpec; 25] = {
+const fn conv(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
+    PipelineSpec { pipe, family: Family::Conv, entry: "conv", constants, layout: Layout::Read3Write1 }
+}
+
+pub const PIPELINES: [PipelineSpec; 34] = {
     use Family::{Elementwise, Gather, Loss, Reduce};
     use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};
     [
@@ -177,6 +194,15 @@ pub const PIPELINES: [PipelineSpec; 25] = {
         spec(Pipe::GruCell, Family::Rnn, "gru_cell", Layout::Read5Write1),
         spec(Pipe::LstmCellGrad, Family::Rnn, "lstm_cell_grad", Layout::Read5Write1),
         spec(Pipe::GruCellGrad, Family::Rnn, "gru_cell_grad", Layout::Read5Write1),
+        conv(Pipe::ConvForward, &[("MODE", 0.0)]),
+        conv(Pipe::ConvGradInput, &[("MODE", 1.0)]),
+        conv(Pipe::ConvGradWeight, &[("MODE", 2.0)]),
+        spec(Pipe::PoolArgmax, Family::Pool, "pool_argmax", Read2Write1),
+        spec(Pipe::PoolGather, Family::Pool, "pool_gather", Read2Write1),
+        spec(Pipe::MaxPoolGrad, Family::Pool, "max_pool_grad", Read2Write1),
+        spec(Pipe::AvgPool, Family::Pool, "avg_pool", Read2Write1),
+        spec(Pipe::AvgPoolGrad, Family::Pool, "avg_pool_grad", Read2Write1),
+        spec(Pipe::Transpose, Family::Pool, "transpose", Read2Write1),
     ]
 };
 

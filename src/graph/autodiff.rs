@@ -188,7 +188,46 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                 )))
             }
             Op::RnnCell { .. } => unreachable!("handled above"),
-            Op::ActGrad(_) | Op::BceWithLogitsGrad { .. } | Op::ScatterAddRows | Op::RnnCellGrad { .. } => {
+            Op::Conv2d { geom, act } => {
+                let dz = if act == Act::Identity { dy } else { g.act_grad(act, dy, id)? };
+                let (x_in, w) = (x[0], x[1]);
+                let mut out = Vec::new();
+                if needs[x_in] {
+                    let shape = g.shape(x_in).to_vec();
+                    out.push((x_in, g.conv2d_grad_input(dz, w, &shape, geom)?));
+                }
+                if needs[w] {
+                    let shape = g.shape(w).to_vec();
+                    out.push((w, g.conv2d_grad_weight(dz, x_in, &shape, geom)?));
+                }
+                if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
+                    out.push((bias, g.conv_grad_bias(dz)?));
+                }
+                out
+            }
+            Op::Transpose => vec![(x[0], g.transpose_last(dy)?)],
+            // An index is piecewise constant: no gradient flows through it.
+            Op::MaxPoolArgmax { .. } => vec![],
+            Op::PoolGather => {
+                let Op::MaxPoolArgmax { geom } = g.nodes[x[1]].op else {
+                    return Err(Error::Other("pool_gather must read the indices of a max_pool_argmax".into()));
+                };
+                let shape = g.shape(x[0]).to_vec();
+                vec![(x[0], g.max_pool_grad(dy, x[1], &shape, geom)?)]
+            }
+            Op::AvgPool { geom } => {
+                let shape = g.shape(x[0]).to_vec();
+                vec![(x[0], g.avg_pool_grad(dy, &shape, geom)?)]
+            }
+            Op::Conv2dGradInput { .. }
+            | Op::Conv2dGradWeight { .. }
+            | Op::ConvGradBias
+            | Op::MaxPoolGrad { .. }
+            | Op::AvgPoolGrad { .. }
+            | Op::ActGrad(_)
+            | Op::BceWithLogitsGrad { .. }
+            | Op::ScatterAddRows
+            | Op::RnnCellGrad { .. } => {
                 return Err(Error::Other(format!(
                     "cannot differentiate through {} (second derivatives are not supported)",
                     node.op.name()

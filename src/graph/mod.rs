@@ -2,12 +2,14 @@
 //! autodiff that appends the backward pass to the same graph.
 
 mod autodiff;
+mod conv;
 mod op;
 mod rnn;
 mod shape;
 
 pub use autodiff::backward;
-pub use op::{Act, BinaryOp, CellKind, Op, Optimizer};
+pub use op::{Act, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
+pub use conv::{conv_out_len, weight_grad_splits};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 

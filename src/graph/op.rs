@@ -71,6 +71,25 @@ pub enum CellKind {
     Gru,
 }
 
+/// Stride, zero padding and dilation of a 2-D convolution per axis `[h, w]`. A 1-D
+/// convolution is the `h = 1` case: `[1, s]`, `[0, p]`, `[1, d]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConvGeom {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+/// Window, stride and padding of a pooling op per axis `[h, w]`. Padding is never part
+/// of a max (it is -inf) and counts as zeros in an average (PyTorch's default,
+/// `count_include_pad`): the divisor is always the window's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolGeom {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Data written by the host: a resident table, an index permutation, labels.
@@ -128,6 +147,35 @@ pub enum Op {
     /// `[col, col + hidden)` of a `[rows, W]` matrix, summed in the kernel), the gradient
     /// of `c` (LSTM), the cell's packed output and its `prev` input. Packed output.
     RnnCellGrad { kind: CellKind, hidden: usize, dh_cols: Vec<usize>, has_dc: bool, has_prev: bool },
+    /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]` with x
+    /// `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output `[N,O,OH,OW]`. Cross-correlation,
+    /// as in every deep-learning library.
+    Conv2d { geom: ConvGeom, act: Act },
+    /// Inputs `[dz, w]`: the gradient of `Conv2d` w.r.t. x; the node's shape is x's.
+    Conv2dGradInput { geom: ConvGeom },
+    /// Inputs `[dz, x]`: the gradient of `Conv2d` w.r.t. w in `splits` parts,
+    /// `[splits, O, C*KH*KW]`; part `s` sums over the images `[s*N/S, (s+1)*N/S)`, so the
+    /// parts add up to the gradient. Parts let a GPU spread a long sum over many
+    /// workgroups (split-K); `ReduceTo` adds them.
+    Conv2dGradWeight { geom: ConvGeom, kernel: [usize; 2], splits: usize },
+    /// Input `[dz]` (`[N,O,H,W]`): `Σ over n, h, w of dz`, the bias gradient `[O]`.
+    ConvGradBias,
+    /// Swaps the last two axes (a batched transpose), e.g. `[B,T,C]` to `[B,C,T]`.
+    Transpose,
+    /// Where each max-pooling window of x (`[N,C,H,W]`) has its maximum: the flat index
+    /// `h * W + w` within its `(n, c)` plane, stored as an f32 number (planes are at
+    /// most 2^23 positions). The first maximum in row-major window order wins a tie.
+    MaxPoolArgmax { geom: PoolGeom },
+    /// Inputs `[x, idx]` with idx from `MaxPoolArgmax`: `out[i] = x[plane(i), idx[i]]`,
+    /// the max-pooled values.
+    PoolGather,
+    /// Inputs `[dy, idx]`: routes each pooled gradient to its argmax, summing where
+    /// windows overlap; the node's shape is x's.
+    MaxPoolGrad { geom: PoolGeom },
+    /// The mean of each window of x (`[N,C,H,W]`), zero padding included.
+    AvgPool { geom: PoolGeom },
+    /// Input `[dy]`: the gradient of `AvgPool`; the node's shape is x's.
+    AvgPoolGrad { geom: PoolGeom },
 }
 
 impl Op {
@@ -161,6 +209,16 @@ impl Op {
             Op::RnnCell { kind: CellKind::Gru, .. } => "gru_cell",
             Op::RnnCellGrad { kind: CellKind::Lstm, .. } => "lstm_cell_grad",
             Op::RnnCellGrad { kind: CellKind::Gru, .. } => "gru_cell_grad",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Conv2dGradInput { .. } => "conv2d_grad_input",
+            Op::Conv2dGradWeight { .. } => "conv2d_grad_weight",
+            Op::ConvGradBias => "conv_grad_bias",
+            Op::Transpose => "transpose",
+            Op::MaxPoolArgmax { .. } => "max_pool_argmax",
+            Op::PoolGather => "pool_gather",
+            Op::MaxPoolGrad { .. } => "max_pool_grad",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::AvgPoolGrad { .. } => "avg_pool_grad",
         }
     }
 }

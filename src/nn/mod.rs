@@ -9,6 +9,9 @@ use crate::plan::ParamLayout;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
+mod cnn;
+pub use cnn::CnnLayers;
+
 /// The architectures the CLI offers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -21,6 +24,10 @@ pub enum ModelSpec {
     Lstm(RecurrentSpec),
     /// The same with GRU layers.
     Gru(RecurrentSpec),
+    /// Conv1d + ReLU layers over the payment history (max pooling between them), then
+    /// the flattened result with the static features, dense ReLU layers and one logit.
+    /// Reads the layout of `data::sequence`: statics first, then steps × channels.
+    Cnn { statics: usize, channels: usize, steps: usize, layers: CnnLayers },
 }
 
 /// The sizes of a recurrent model. The feature matrix holds the `statics` static
@@ -48,7 +55,7 @@ impl RecurrentSpec {
     /// Checks the sizes; `statics + channels · steps` is the number of feature columns.
     pub fn new(statics: usize, channels: usize, steps: usize, hidden: &[usize], bidirectional: bool, head: &[usize]) -> Result<Self> {
         if channels == 0 || steps == 0 {
-            return Err(Error::Other(format!("a recurrent model needs a sequence: {steps} steps of {channels} channels")));
+            return Err(Error::flag("--sequence", format!("a recurrent model needs a sequence: {steps} steps of {channels} channels")));
         }
         if hidden.is_empty() || hidden.contains(&0) {
             return Err(Error::flag("--hidden", format!("{hidden:?}: a recurrent model needs at least one layer, sizes positive")));
@@ -107,11 +114,22 @@ impl ModelSpec {
         ModelSpec::Gru(spec)
     }
 
+    /// The CNN over `steps` steps of `channels` history channels and `statics` static
+    /// features (see `data::sequence::SequenceLayout`).
+    pub fn cnn(statics: usize, channels: usize, steps: usize, layers: CnnLayers) -> Result<Self> {
+        if channels == 0 || steps == 0 {
+            return Err(Error::flag("--sequence", "the cnn model needs at least one sequence of at least one step"));
+        }
+        layers.lengths(steps)?;
+        Ok(ModelSpec::Cnn { statics, channels, steps, layers })
+    }
+
     /// Number of feature columns the model reads.
     pub fn inputs(&self) -> usize {
         match self {
             ModelSpec::Mlp { inputs, .. } => *inputs,
             ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.statics + r.channels * r.steps,
+            ModelSpec::Cnn { statics, channels, steps, .. } => statics + channels * steps,
         }
     }
 
@@ -133,22 +151,25 @@ impl ModelSpec {
             }
             ModelSpec::Lstm(r) => r.build(g, CellKind::Lstm, x),
             ModelSpec::Gru(r) => r.build(g, CellKind::Gru, x),
+            ModelSpec::Cnn { statics, channels, steps, layers } => cnn::build(g, x, *statics, *channels, *steps, layers),
         }
     }
 }
 
 /// Initial values for every parameter of `g`, packed by `layout`: uniform in
-/// ±1/sqrt(fan_in) for weights and biases alike, as PyTorch's `nn.Linear` does (so the
-/// peers start from the same distribution). `fan_in` is a weight's first dimension; a
-/// bias takes the fan-in of the weight of the same layer. Recurrent layers start as
-/// PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`).
+/// ±1/sqrt(fan_in) for weights and biases alike, as PyTorch's `nn.Linear` and `nn.Conv1d`
+/// do (so the peers start from the same distribution). `fan_in` is a dense weight's
+/// first dimension (`[in, out]`) and a conv weight's `c·k` (`[o, c, k…]`, rank 3 or
+/// more); a bias takes the fan-in of the weight of the same layer. Recurrent layers start
+/// as PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`).
 pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
+    let fan_in_of = |shape: &[usize]| if shape.len() >= 3 { shape[1..].iter().product() } else { shape[0] };
     let mut rng = Rng::new(seed ^ 0x1D1D);
     let mut flat = vec![0.0f32; layout.total];
     for (i, p) in g.params.iter().enumerate() {
         let fan_in = match p.name.strip_suffix(".bias") {
-            Some(layer) => g.params.iter().find(|q| q.name == format!("{layer}.weight")).map_or(p.shape[0], |w| w.shape[0]),
-            None => p.shape[0],
+            Some(layer) => g.params.iter().find(|q| q.name == format!("{layer}.weight")).map_or(p.shape[0], |w| fan_in_of(&w.shape)),
+            None => fan_in_of(&p.shape),
         };
         let bound = rnn::init_bound(g, &p.name).unwrap_or(1.0 / (fan_in as f64).sqrt());
         for v in &mut flat[layout.offsets[i]..layout.offsets[i] + layout.lens[i]] {
