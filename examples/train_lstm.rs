@@ -10,23 +10,11 @@
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::Executor;
 use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
-use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog, TargetSpec};
+use riskgrad::data::sequence::{prepare_options, SequenceLayout};
+use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
-use riskgrad::train::{Split, TrainConfig, Trainer};
-
-/// The feature matrix in the sequence models' layout: LIMIT_BAL, SEX, EDUCATION,
-/// MARRIAGE, AGE, then per month from April to September (PAY_6 … PAY_0) the repayment
-/// status, bill and payment.
-fn history_layout(names: &[String]) -> riskgrad::Result<Vec<usize>> {
-    let at = |n: &str| names.iter().position(|m| m == n).ok_or_else(|| riskgrad::Error::Other(format!("the data has no column {n}")));
-    let mut cols = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"].iter().map(|n| at(n)).collect::<riskgrad::Result<Vec<_>>>()?;
-    for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"].iter().enumerate() {
-        let month = 6 - t;
-        cols.extend([at(pay)?, at(&format!("BILL_AMT{month}"))?, at(&format!("PAY_AMT{month}"))?]);
-    }
-    Ok(cols)
-}
+use riskgrad::train::{TrainConfig, Trainer};
 
 /// CPU seconds this process has used (all threads), to compare efficiency on a machine
 /// shared with other work, where wall-clock rates depend on the load.
@@ -50,27 +38,21 @@ fn cpu_seconds() -> f64 {
     }
 }
 
-fn reorder(s: &Split, width: usize, cols: &[usize]) -> Split {
-    Split { x: s.x.chunks_exact(width).flat_map(|row| cols.iter().map(|&c| row[c])).collect(), y: s.y.clone() }
-}
-
 fn main() -> riskgrad::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let gru = args.next().is_some_and(|s| s == "gru");
     let gpu = args.next().is_some_and(|s| s == "gpu");
-    // The peers' preparation: the 23 columns standardized on the training split, nothing
-    // else (no signed log, no one-hot codes).
-    let opts = PrepareOptions {
-        target: TargetSpec::Name("default payment next month".into()),
-        id_column: Some("ID".into()),
-        signed_log: SignedLog::Off,
-        ..Default::default()
-    };
-    let data = prepare_bundled(&opts)?;
-    let cols = history_layout(&data.feature_names)?;
-    let (train, val) = (reorder(&data.train, data.n_features(), &cols), reorder(&data.val, data.n_features(), &cols));
-    let spec = RecurrentSpec::new(5, 3, 6, &RecurrentSpec::DEFAULT_HIDDEN, false, &[])?;
+    // The peers' preparation: the 23 columns as numbers, standardized on the training
+    // split, nothing else (no signed log, no one-hot codes); then the sequence models'
+    // layout: the 5 static features, the history time-major, oldest month first.
+    let mut opts = prepare_options(PrepareOptions::bundled(), &[], true)?;
+    opts.signed_log = SignedLog::Off;
+    let mut data = prepare_bundled(&opts)?;
+    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None)?;
+    layout.apply(&mut data)?;
+    let (train, val) = (&data.train, &data.val);
+    let spec = RecurrentSpec::new(layout.statics(), layout.channels(), layout.steps(), &RecurrentSpec::DEFAULT_HIDDEN, false, &[])?;
     let model = if gru { ModelSpec::gru(spec) } else { ModelSpec::lstm(spec) };
     let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
     let mut exec: Box<dyn Executor> = if gpu {
@@ -80,7 +62,7 @@ fn main() -> riskgrad::Result<()> {
         Box::new(CpuExecutor::new())
     };
     println!("device: {}", exec.device_name());
-    let mut trainer = Trainer::new(exec.as_mut(), &model, &train, &val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
     let mut rates = Vec::new();
     let mut per_cpu = Vec::new();
     for _ in 0..epochs {

@@ -10,11 +10,22 @@
 //! the helper has not started it (it may not be running at all on a busy machine: then
 //! the caller does everything, no worse than one thread). A panic in `b` is carried
 //! back to the caller.
+//!
+//! On a machine busy with other work the helper can also be preempted halfway through a
+//! job, and the caller then waits for the scheduler (milliseconds, for a job of tens of
+//! microseconds). After a few such stalls the lanes stop splitting until splitting is
+//! switched on again. Whether to split at all is measured per plan (`Chooser`): two
+//! lanes win on an idle machine and lose to one thread where other work holds a core.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+
+/// A wait for the helper this long means it was preempted, not just a little behind.
+const STALL: std::time::Duration = std::time::Duration::from_micros(200);
+/// Stalls in one run after which the rest of the run is done on one thread.
+const MAX_STALLS: u32 = 3;
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;
@@ -36,6 +47,8 @@ struct Shared {
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     /// While set the helper spins for work; otherwise it sleeps on `wake`.
     active: AtomicBool,
+    /// Stalls seen in the current run (see the module docs).
+    stalls: AtomicU32,
     quit: AtomicBool,
     sleep: Mutex<()>,
     wake: Condvar,
@@ -57,6 +70,7 @@ impl Lanes {
             job: Mutex::new(None),
             panic: Mutex::new(None),
             active: AtomicBool::new(false),
+            stalls: AtomicU32::new(0),
             quit: AtomicBool::new(false),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
@@ -68,35 +82,37 @@ impl Lanes {
         Lanes { shared, helper: helper.flatten() }
     }
 
-    pub fn two(&self) -> bool {
+    /// Whether there is a helper at all (a 2-thread pool).
+    pub fn available(&self) -> bool {
         self.helper.is_some()
     }
 
-    /// Keeps the helper spinning while `f` runs (one run of a plan).
-    pub fn active<R>(&self, f: impl FnOnce() -> R) -> R {
-        if self.helper.is_none() {
-            return f();
+    /// Whether work is being split now (see `set_splitting`).
+    pub fn two(&self) -> bool {
+        self.helper.is_some() && self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops splitting: while on, the helper spins, ready for work; while off
+    /// it sleeps and `both` runs its halves in order here.
+    pub fn set_splitting(&self, on: bool) {
+        if self.helper.is_none() || on == self.shared.active.load(Ordering::Acquire) {
+            return;
         }
-        /// Lets the helper sleep again however `f` ends.
-        struct Inactive<'a>(&'a AtomicBool);
-        impl Drop for Inactive<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
+        if on {
+            self.shared.stalls.store(0, Ordering::Relaxed);
         }
-        self.shared.active.store(true, Ordering::Release);
-        let _inactive = Inactive(&self.shared.active);
-        {
+        self.shared.active.store(on, Ordering::Release);
+        if on {
             let _guard = self.shared.sleep.lock().unwrap_or_else(|p| p.into_inner());
             self.shared.wake.notify_one();
         }
-        f()
     }
 
     /// Runs `a` here and `b` on the helper if it is free to, else here after `a`. Call it
     /// from the thread that runs the plan, not from inside `a` or `b` (one job at a time).
     pub fn both(&self, a: impl FnOnce(), b: impl FnOnce() + Send) {
-        if self.helper.is_none() || !self.shared.active.load(Ordering::Acquire) {
+        let stalled = self.shared.stalls.load(Ordering::Relaxed) >= MAX_STALLS;
+        if stalled || !self.two() {
             a();
             b();
             return;
@@ -120,14 +136,18 @@ impl Lanes {
             call_b();
             return;
         }
+        let waited = std::time::Instant::now();
         let mut spins = 0u32;
         while self.shared.state.load(Ordering::Acquire) != DONE {
             spins += 1;
-            if spins < 4096 {
+            if spins < 256 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
+        }
+        if waited.elapsed() > STALL {
+            self.shared.stalls.fetch_add(1, Ordering::Relaxed);
         }
         self.shared.state.store(IDLE, Ordering::Release);
         if let Err(p) = ran_a {
@@ -183,11 +203,64 @@ fn helper_loop(s: &Shared) {
             continue;
         }
         spins += 1;
-        if spins < 1 << 14 {
+        if spins < 256 {
             std::hint::spin_loop();
         } else {
-            // A long wait (a serial stretch of the step): let others have the core.
+            // A serial stretch of the step. Yield between looks: alone on a core that
+            // costs a system call per look; sharing one (with the caller, on a busy
+            // machine) it hands the core over instead of spinning against it.
             std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether a plan's steps split across the two lanes, decided by measuring both ways
+/// rather than assumed: on an idle machine splitting wins, on one where other work holds
+/// a core it loses to one thread, and which is the case changes as other jobs come and
+/// go. So the chooser alternates: a trial of `TRIAL` steps each way, interleaved (both
+/// ways see the same load), then `EXPLOIT` steps the way whose median step was shorter
+/// (a median, because a preempted step is an outlier), then another trial.
+#[derive(Clone, Debug, Default)]
+pub struct Chooser {
+    /// Step times of the current trial, one thread and split.
+    trial: [Vec<f64>; 2],
+    /// Steps left to run the chosen way before the next trial, and that way.
+    exploit: usize,
+    split: bool,
+    /// Whether the step last picked belongs to a trial.
+    trying: bool,
+}
+
+impl Chooser {
+    const TRIAL: usize = 4;
+    const EXPLOIT: usize = 40;
+
+    /// Whether to split the next step.
+    pub fn pick(&mut self) -> bool {
+        self.trying = self.exploit == 0;
+        if !self.trying {
+            self.exploit -= 1;
+            return self.split;
+        }
+        // Trial: split, one thread, split, ...
+        self.trial[1].len() <= self.trial[0].len()
+    }
+
+    /// The time of the step just picked.
+    pub fn record(&mut self, split: bool, seconds: f64) {
+        if !self.trying {
+            return;
+        }
+        self.trial[split as usize].push(seconds);
+        if self.trial.iter().all(|t| t.len() >= Self::TRIAL) {
+            let median = |t: &mut Vec<f64>| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            };
+            let (one, two) = (median(&mut self.trial[0]), median(&mut self.trial[1]));
+            self.split = two < one;
+            self.exploit = Self::EXPLOIT;
+            self.trial = Default::default();
         }
     }
 }
@@ -202,29 +275,55 @@ mod tests {
         let mut hits = [0u32; 2];
         let (left, right) = hits.split_at_mut(1);
         lanes.both(|| left[0] += 1, || right[0] += 1);
-        lanes.active(|| {
-            for _ in 0..1000 {
-                let (l, r) = hits.split_at_mut(1);
-                lanes.both(|| l[0] += 1, || r[0] += 1);
-            }
-        });
+        lanes.set_splitting(true);
+        for _ in 0..1000 {
+            let (l, r) = hits.split_at_mut(1);
+            lanes.both(|| l[0] += 1, || r[0] += 1);
+        }
+        lanes.set_splitting(false);
         assert_eq!(hits, [1001, 1001]);
     }
 
     #[test]
     fn a_panic_in_the_helper_reaches_the_caller() {
         let lanes = Lanes::new();
+        lanes.set_splitting(true);
         let caught = catch_unwind(AssertUnwindSafe(|| {
-            lanes.active(|| {
-                for _ in 0..100 {
-                    lanes.both(|| std::thread::sleep(std::time::Duration::from_micros(50)), || panic!("boom"));
-                }
-            })
+            for _ in 0..100 {
+                lanes.both(|| std::thread::sleep(std::time::Duration::from_micros(50)), || panic!("boom"));
+            }
         }));
         assert!(caught.is_err());
         // Still usable afterwards.
         let mut x = 0;
-        lanes.active(|| lanes.both(|| (), || x += 1));
+        lanes.both(|| (), || x += 1);
+        lanes.set_splitting(false);
         assert_eq!(x, 1);
+    }
+
+    #[test]
+    fn the_chooser_tries_both_ways_then_keeps_the_faster() {
+        let mut c = Chooser::default();
+        let run = |c: &mut Chooser, split_cost: f64, steps: usize| -> usize {
+            (0..steps)
+                .filter(|_| {
+                    let p = c.pick();
+                    c.record(p, if p { split_cost } else { 1.0 });
+                    p
+                })
+                .count()
+        };
+        // A trial of 4 + 4 steps, then 40 steps of the faster way: 4 + 40 splits.
+        assert_eq!(run(&mut c, 0.5, 48), 44);
+        // Splitting becomes slower: the next trial notices.
+        assert_eq!(run(&mut c, 2.0, 48), 4);
+        // One preempted step in a trial does not decide it.
+        let mut c = Chooser::default();
+        let mut times = [0.5, 9.0, 0.5, 0.5].into_iter();
+        for _ in 0..8 {
+            let p = c.pick();
+            c.record(p, if p { times.next().unwrap() } else { 1.0 });
+        }
+        assert!(c.pick(), "the median split step (0.5) beats one thread (1.0)");
     }
 }

@@ -17,6 +17,8 @@ struct LoadedPlan {
     plan: Plan,
     /// Launches that run at once with the next one (see `pairs`).
     pair_with_next: Vec<bool>,
+    /// Whether this plan's steps run faster split across the lanes.
+    lanes: lanes::Chooser,
     slots: Vec<Vec<f32>>,
     inputs: Vec<usize>,
     states: Vec<usize>,
@@ -212,12 +214,12 @@ impl Executor for CpuExecutor {
         let inputs = plan.inputs.iter().map(|i| self.named.declare(&i.name, i.len)).collect::<Result<_>>()?;
         let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
         let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
-        let pair_with_next = if self.lanes.two() { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
+        let pair_with_next = if self.lanes.available() { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
         let scratch = plan.launches.iter().map(|l| conv::scratch_words(&l.kernel, self.conv_budget())).max().unwrap_or(0);
         if self.scratch.len() < scratch {
             self.scratch = vec![0.0; scratch];
         }
-        self.plans.push(Some(LoadedPlan { plan, pair_with_next, slots, inputs, states }));
+        self.plans.push(Some(LoadedPlan { plan, pair_with_next, lanes: lanes::Chooser::default(), slots, inputs, states }));
         Ok(self.plans.len() - 1)
     }
 
@@ -265,9 +267,21 @@ impl Executor for CpuExecutor {
             crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.read_u32_max(name))?;
             let step = lp.plan.state_index(crate::plan::STEP_STATE).expect("every plan counts steps");
             self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
-            // The helper lane spins, ready, for the length of the run.
+            if !self.lanes.available() {
+                return (first_step..first_step + steps).try_for_each(|s| self.run_step(&mut lp, s));
+            }
+            // Each step split across the lanes or not, whichever has been faster.
             let lanes = self.lanes.clone();
-            lanes.active(|| (first_step..first_step + steps).try_for_each(|s| self.run_step(&mut lp, s)))
+            let result = (first_step..first_step + steps).try_for_each(|s| {
+                let split = lp.lanes.pick();
+                lanes.set_splitting(split);
+                let started = std::time::Instant::now();
+                self.run_step(&mut lp, s)?;
+                lp.lanes.record(split, started.elapsed().as_secs_f64());
+                Ok(())
+            });
+            lanes.set_splitting(false);
+            result
         })();
         self.plans[plan] = Some(lp);
         result

@@ -117,38 +117,28 @@ pub fn cases(hidden: &[&[usize]], steps: &[usize], batch: usize, input: usize) -
     out
 }
 
-/// Column indices of the bundled data's features in the sequence models' order: the
-/// five static features, then per month (oldest first, April to September) PAY,
-/// BILL_AMT, PAY_AMT (the data contract's layout).
-pub fn history_layout(names: &[String]) -> Vec<usize> {
-    let at = |n: &str| names.iter().position(|m| m == n).unwrap_or_else(|| panic!("no column {n}"));
-    let mut cols: Vec<usize> = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"].iter().map(|n| at(n)).collect();
-    for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"].iter().enumerate() {
-        let month = 6 - t; // BILL_AMT6 (April) .. BILL_AMT1 (September)
-        cols.extend([at(pay), at(&format!("BILL_AMT{month}")), at(&format!("PAY_AMT{month}"))]);
-    }
-    cols
-}
-
 /// The bundled Taiwan data as the peers prepare it (peers/common.py): the 23 feature
-/// columns standardized on the training split, no other transformation, split 80/20
-/// stratified with `seed`; then reordered into the sequence models' layout.
+/// columns as numbers, standardized on the training split, no signed log; split 80/20
+/// stratified with `seed`; then put in the sequence models' layout by the shared
+/// `data::sequence` helper, checked here against the data contract written out by hand:
+/// the five static features, then per month, April (PAY_6, BILL_AMT6, PAY_AMT6) to
+/// September (PAY_0, BILL_AMT1, PAY_AMT1), repayment status, bill and payment.
 pub fn peer_splits(seed: u64) -> (riskgrad::train::Split, riskgrad::train::Split) {
-    use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog, TargetSpec};
-    let opts = PrepareOptions {
-        target: TargetSpec::Name("default payment next month".into()),
-        id_column: Some("ID".into()),
-        signed_log: SignedLog::Off,
-        seed,
-        ..Default::default()
-    };
-    let data = prepare_bundled(&opts).expect("bundled data");
+    use riskgrad::data::sequence::{prepare_options, SequenceLayout};
+    use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
+    let mut opts = prepare_options(PrepareOptions::bundled(), &[], true).expect("options");
+    opts.signed_log = SignedLog::Off;
+    opts.seed = seed;
+    let mut data = prepare_bundled(&opts).expect("bundled data");
     assert_eq!(data.n_features(), 23, "{:?}", data.feature_names);
-    let layout = history_layout(&data.feature_names);
-    (reorder(&data.train, 23, &layout), reorder(&data.val, 23, &layout))
-}
-
-/// A split's rows with their columns in `cols` order.
-pub fn reorder(s: &riskgrad::train::Split, width: usize, cols: &[usize]) -> riskgrad::train::Split {
-    riskgrad::train::Split { x: s.x.chunks_exact(width).flat_map(|row| cols.iter().map(|&c| row[c])).collect(), y: s.y.clone() }
+    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).expect("the Taiwan layout");
+    layout.apply(&mut data).expect("reorder");
+    let mut contract: Vec<String> = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"].iter().map(|s| s.to_string()).collect();
+    for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"].iter().enumerate() {
+        let month = 6 - t;
+        contract.extend([pay.to_string(), format!("BILL_AMT{month}"), format!("PAY_AMT{month}")]);
+    }
+    assert_eq!(data.feature_names, contract);
+    assert_eq!((layout.statics(), layout.channels(), layout.steps()), (5, 3, 6));
+    (data.train, data.val)
 }
