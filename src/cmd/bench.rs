@@ -23,6 +23,22 @@ pub enum BenchKind {
         #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
         devices: Vec<DeviceChoice>,
     },
+    /// Convolution GFLOP/s (forward, input and weight gradients) at the CNN's shapes and
+    /// an image-like 2-D layer, on each device.
+    Conv {
+        #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+        devices: Vec<DeviceChoice>,
+    },
+    /// Max and average pooling GB/s (forward and backward) on each device.
+    Pool {
+        #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+        devices: Vec<DeviceChoice>,
+    },
+    /// One LSTM layer's training step (forward + backward through time) against its
+    /// matmuls alone and its fused cells alone, and launches per step.
+    Lstm(RnnBenchArgs),
+    /// As lstm, for a GRU layer.
+    Gru(RnnBenchArgs),
     /// Training throughput of the default MLP (64-32, batch 256, Adam) on the bundled
     /// data: rows/s, time to the end of the first step, peak memory.
     Train {
@@ -37,27 +53,71 @@ pub enum BenchKind {
     },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct RnnBenchArgs {
+    #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+    devices: Vec<DeviceChoice>,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Features per step.
+    #[arg(long, default_value_t = 3)]
+    input: usize,
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    #[arg(long, default_value_t = 6)]
+    steps: usize,
+}
+
+/// An executor for each device the user listed; one that is not there is skipped with
+/// a line saying so.
+fn each_device(devices: &[DeviceChoice], mut body: impl FnMut(&mut dyn riskgrad::exec::Executor) -> Result<()>) -> Result<()> {
+    for choice in devices {
+        match super::executor_strict(choice) {
+            Ok(mut exec) => body(exec.as_mut())?,
+            Err(e) => eprintln!("skipping device {choice:?}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn print_measurement(m: &bench::Measurement) {
+    println!("{:<44} {:<40} {:>9.2} {}  ({:.3} ms)", m.name, m.device, m.rate, m.unit, m.median_seconds * 1e3);
+}
+
+fn rnn(kind: &str, args: &RnnBenchArgs) -> Result<()> {
+    each_device(&args.devices, |exec| {
+        let b = if kind == "lstm" { bench::lstm(exec, args.batch, args.input, args.hidden, args.steps)? } else { bench::gru(exec, args.batch, args.input, args.hidden, args.steps)? };
+        println!(
+            "{} on {}: step {:.3} ms (forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
+            b.name, b.device, b.step_seconds * 1e3, b.matmul_launches, b.matmul_seconds * 1e3, b.cell_launches, b.cell_seconds * 1e3, b.launches
+        );
+        Ok(())
+    })
+}
+
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     match &args.what {
+        BenchKind::Conv { devices } => each_device(devices, |exec| {
+            bench::conv_suite(exec, 2e9)?.iter().for_each(print_measurement);
+            Ok(())
+        }),
+        BenchKind::Pool { devices } => each_device(devices, |exec| {
+            bench::pool_suite(exec, 2e8)?.iter().for_each(print_measurement);
+            Ok(())
+        }),
+        BenchKind::Lstm(a) => rnn("lstm", a),
+        BenchKind::Gru(a) => rnn("gru", a),
         BenchKind::Matmul { sizes, devices } => {
             if sizes.contains(&0) {
                 return Err(Error::flag("--sizes", "sizes must be positive"));
             }
-            for choice in devices {
-                let mut exec = match super::executor_strict(choice) {
-                    Ok(exec) => exec,
-                    Err(e) => {
-                        eprintln!("skipping device {choice:?}: {e}");
-                        continue;
-                    }
-                };
+            each_device(devices, |exec| {
                 for &size in sizes {
                     // About 2 s of work per round on the CPU; a round is one submission.
-                    let m = bench::matmul(exec.as_mut(), size, 2e10)?;
-                    println!("{:<24} {:<40} {:>9.2} {}  ({:.3} ms)", m.name, m.device, m.rate, m.unit, m.median_seconds * 1e3);
+                    print_measurement(&bench::matmul(exec, size, 2e10)?);
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         }
         BenchKind::Train { device, epochs, peer_features } => {
             let mut exec = super::executor_strict(device)?;

@@ -5,7 +5,7 @@ use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::gpu::DeviceChoice;
 use riskgrad::graph::Optimizer;
-use riskgrad::nn::{CnnLayers, ModelSpec};
+use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
@@ -24,6 +24,11 @@ pub enum ModelKind {
     /// 1-D convolutions over the payment history (--sequence), pooling, then the static
     /// features and a dense head (--conv-channels, --conv-kernel, --pool, --dense).
     Cnn,
+    /// Stacked LSTM layers over the payment history (sizes from --hidden), the last
+    /// hidden state beside the static features, then the logit (--dense adds layers).
+    Lstm,
+    /// As lstm, with GRU cells.
+    Gru,
 }
 
 impl ModelKind {
@@ -50,7 +55,7 @@ pub struct TrainArgs {
     pub data: DataArgs,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelKind,
-    /// Hidden layer sizes of the mlp, comma-separated.
+    /// Hidden layer sizes of the mlp, or recurrent layer sizes of lstm/gru, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "64,32")]
     pub hidden: Vec<usize>,
     /// Columns forming one channel of the payment history, for the sequence models:
@@ -70,9 +75,13 @@ pub struct TrainArgs {
     /// Max-pooling window between the cnn's conv layers (1 for none).
     #[arg(long, default_value_t = 2)]
     pub pool: usize,
-    /// Dense layer sizes of the cnn's head, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "64")]
-    pub dense: Vec<usize>,
+    /// Dense ReLU layers of the sequence models' head, comma-separated. Default: 64 for
+    /// the cnn, none for lstm/gru.
+    #[arg(long, value_delimiter = ',')]
+    pub dense: Option<Vec<usize>>,
+    /// Run the lstm/gru layers in both directions.
+    #[arg(long)]
+    pub bidirectional: bool,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Rows per training step.
@@ -159,7 +168,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.model.uses_sequences() {
         opts = sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())?;
     } else if !args.sequence.is_empty() || args.time_order.is_some() {
-        return Err(Error::flag("--sequence", "only the sequence models (--model cnn) read a payment history"));
+        return Err(Error::flag("--sequence", "only the sequence models (--model cnn|lstm|gru) read a payment history"));
     }
     let mut prepared = match &args.data.data {
         None => prepare_bundled(&opts)?,
@@ -188,8 +197,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             l.statics(),
             l.channels(),
             l.steps(),
-            CnnLayers { conv: args.conv_channels.clone(), kernel: args.conv_kernel, pool: args.pool, dense: args.dense.clone() },
+            CnnLayers { conv: args.conv_channels.clone(), kernel: args.conv_kernel, pool: args.pool, dense: args.dense.clone().unwrap_or_else(|| CnnLayers::default().dense) },
         )?,
+        (ModelKind::Lstm | ModelKind::Gru, Some(l)) => {
+            let spec = RecurrentSpec::new(l.statics(), l.channels(), l.steps(), &args.hidden, args.bidirectional, args.dense.as_deref().unwrap_or(&[]))?;
+            if matches!(args.model, ModelKind::Lstm) {
+                ModelSpec::lstm(spec)
+            } else {
+                ModelSpec::gru(spec)
+            }
+        }
         _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
     };
     let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
@@ -383,8 +400,10 @@ fn model_label(model: &ModelSpec) -> String {
     match model {
         ModelSpec::Mlp { hidden, .. } => format!("mlp {}", dashed(hidden)),
         ModelSpec::Cnn { layers, .. } => format!("cnn conv {} k{} pool {} dense {}", dashed(&layers.conv), layers.kernel, layers.pool, dashed(&layers.dense)),
-        #[allow(unreachable_patterns)]
-        other => serde_json::to_value(other).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_default(),
+        ModelSpec::Lstm(r) | ModelSpec::Gru(r) => {
+            let kind = if matches!(model, ModelSpec::Lstm(_)) { "lstm" } else { "gru" };
+            format!("{}{kind} {}", if r.bidirectional { "bidirectional " } else { "" }, dashed(&r.hidden))
+        }
     }
 }
 
