@@ -11,52 +11,18 @@
 
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::gpu::{GpuContext, GpuExecutor};
+mod common;
+use common::{context, take_turn};
 use riskgrad::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
 use riskgrad::plan::{compile, Plan, PlanRequest};
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
 
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-            return None;
-        }
-        match choose_adapter(&DeviceChoice::Gpu) {
-            Ok(Some(ctx)) => Some(Arc::new(ctx)),
-            Ok(None) => panic!("choose_adapter(Gpu) gave no device"),
-            Err(e) => panic!(
-                "the GPU tests need a wgpu adapter and found none: {e}\n\
-                 install Mesa's lavapipe (apt-get install mesa-vulkan-drivers), or set RISKGRAD_SKIP_GPU_TESTS=1 to skip them"
-            ),
-        }
-    })
-    .clone()
-}
-
-/// Tests take turns on the shared device (see gpu_kernels.rs).
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-macro_rules! gpu_or_skip {
-    () => {{
-        let turn = take_turn();
-        match context() {
-            Some(ctx) => (ctx, turn),
-            None => {
-                eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
-                return;
-            }
-        }
-    }};
-}
 
 fn rng_for(test: &str) -> Rng {
     Rng::new(test.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)))
