@@ -31,39 +31,7 @@ fn check(name: &str, rows: usize, build: impl Fn(&mut Graph) -> NodeId) {
     let (mut inputs, mut params) = random_feed(&g, &mut rng, rows);
     let values = evaluate(&g, &inputs, &params, 0);
 
-    let eps = 1e-6;
-    let mut grad_nodes = Vec::new();
-    for &id in &wrt {
-        let Op::Input { name: input } = g.nodes[id].op.clone() else { unreachable!() };
-        let analytic = &values[grads.of(id).unwrap_or_else(|| panic!("{name}: no gradient for {input}"))];
-        for i in 0..inputs[&input].len() {
-            let orig = inputs[&input][i];
-            inputs.get_mut(&input).unwrap()[i] = orig + eps;
-            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            inputs.get_mut(&input).unwrap()[i] = orig - eps;
-            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            inputs.get_mut(&input).unwrap()[i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps);
-            let tol = 1e-7 + 1e-5 * numeric.abs();
-            assert!((analytic[i] - numeric).abs() <= tol, "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}", analytic[i]);
-        }
-        grad_nodes.push(grads.of(id).unwrap());
-    }
-    for p in 0..params.len() {
-        let node = g.param_node(p);
-        let analytic = values[grads.of(node).expect("param gradient")].clone();
-        for i in 0..params[p].len() {
-            let orig = params[p][i];
-            params[p][i] = orig + eps;
-            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            params[p][i] = orig - eps;
-            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            params[p][i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps);
-            assert!((analytic[i] - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs(), "{name}: d loss/d param {p}[{i}]");
-        }
-        grad_nodes.push(grads.of(node).unwrap());
-    }
+    check_finite_differences(&name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
 
     // Every node, forward and backward, on the CPU executor's f32 kernels.
     let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();

@@ -45,35 +45,7 @@ fn check(name: &str, build: impl Fn(&mut Graph) -> Vec<NodeId>) {
     let (mut inputs, mut params) = random_feed(&g, &mut rng, 1);
     let values = evaluate(&g, &inputs, &params, 0);
 
-    let eps = 1e-6;
-    let close = |analytic: f64, numeric: f64| (analytic - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs();
-    for &id in &wrt {
-        let Op::Input { name: input } = g.nodes[id].op.clone() else { unreachable!() };
-        let analytic = values[grads.of(id).unwrap_or_else(|| panic!("{name}: no gradient for {input}"))].clone();
-        for i in 0..inputs[&input].len() {
-            let orig = inputs[&input][i];
-            inputs.get_mut(&input).unwrap()[i] = orig + eps;
-            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            inputs.get_mut(&input).unwrap()[i] = orig - eps;
-            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            inputs.get_mut(&input).unwrap()[i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps);
-            assert!(close(analytic[i], numeric), "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}", analytic[i]);
-        }
-    }
-    for p in 0..params.len() {
-        let analytic = values[grads.of(g.param_node(p)).expect("param gradient")].clone();
-        for i in 0..params[p].len() {
-            let orig = params[p][i];
-            params[p][i] = orig + eps;
-            let plus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            params[p][i] = orig - eps;
-            let minus = evaluate(&g, &inputs, &params, 0)[loss][0];
-            params[p][i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps);
-            assert!(close(analytic[i], numeric), "{name}: d loss/d {}[{i}] autodiff {} vs finite difference {numeric}", g.params[p].name, analytic[i]);
-        }
-    }
+    check_finite_differences(&name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
 
     // Every node, forward and backward, on the CPU executor's f32 kernels.
     let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();

@@ -7,7 +7,7 @@ mod op;
 mod rnn;
 mod shape;
 
-pub use autodiff::backward;
+pub use autodiff::{backward, Gradients};
 pub use op::{Act, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
 pub use conv::{conv_out_len, weight_grad_splits};
 pub use rnn::Packing;

@@ -145,3 +145,50 @@ pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize,
     let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config).expect("trainer");
     (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
 }
+
+/// Checks the autodiff gradient of `loss` w.r.t. every `wrt` input and every parameter
+/// (the nodes in `grads`, evaluated in `values` by the f64 reference interpreter) against
+/// central finite differences of the same interpreter (step 1e-6, tolerance
+/// 1e-7 + 1e-5·|numeric|). `inputs` and `params` are restored after each nudge.
+#[allow(clippy::too_many_arguments)]
+pub fn check_finite_differences(
+    name: &str,
+    g: &Graph,
+    loss: NodeId,
+    wrt: &[NodeId],
+    grads: &riskgrad::graph::Gradients,
+    values: &[Vec<f64>],
+    inputs: &mut HashMap<String, Vec<f64>>,
+    params: &mut [Vec<f64>],
+) {
+    use riskgrad::reference::evaluate;
+    let eps = 1e-6;
+    let close = |analytic: f64, numeric: f64| (analytic - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs();
+    for &id in wrt {
+        let Op::Input { name: input } = g.nodes[id].op.clone() else { panic!("{name}: node {id} is not an input") };
+        let analytic = &values[grads.of(id).unwrap_or_else(|| panic!("{name}: no gradient for {input}"))];
+        for i in 0..inputs[&input].len() {
+            let orig = inputs[&input][i];
+            inputs.get_mut(&input).unwrap()[i] = orig + eps;
+            let plus = evaluate(g, inputs, params, 0)[loss][0];
+            inputs.get_mut(&input).unwrap()[i] = orig - eps;
+            let minus = evaluate(g, inputs, params, 0)[loss][0];
+            inputs.get_mut(&input).unwrap()[i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps);
+            assert!(close(analytic[i], numeric), "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}", analytic[i]);
+        }
+    }
+    for p in 0..params.len() {
+        let analytic = &values[grads.of(g.param_node(p)).unwrap_or_else(|| panic!("{name}: no gradient for parameter {p}"))];
+        for i in 0..params[p].len() {
+            let orig = params[p][i];
+            params[p][i] = orig + eps;
+            let plus = evaluate(g, inputs, params, 0)[loss][0];
+            params[p][i] = orig - eps;
+            let minus = evaluate(g, inputs, params, 0)[loss][0];
+            params[p][i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps);
+            assert!(close(analytic[i], numeric), "{name}: d loss/d {}[{i}] autodiff {} vs finite difference {numeric}", g.params[p].name, analytic[i]);
+        }
+    }
+}
