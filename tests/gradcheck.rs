@@ -68,6 +68,35 @@ fn matmul_every_transpose_activation_and_bias() {
     }
 }
 
+/// Products large enough for the CPU's threaded paths (two lanes from 2^20 multiply-adds,
+/// the whole pool from 2^24), with inner dimensions both small (a direct loop instead of
+/// gemm, up to 8) and not: the CPU executor against the f64 reference, forward and
+/// backward (the backward products transpose one operand).
+#[test]
+fn matmul_threaded_paths_match_the_reference() {
+    for (m, n, k) in [(1537, 257, 3), (4099, 513, 8), (1, 4097, 7), (513, 260, 9), (2053, 1031, 9)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true)] {
+            let name = format!("threaded matmul {m}x{n}x{k} ta={ta} tb={tb}");
+            let mut rng = Rng::new(seed_of(&name));
+            let mut g = Graph::new();
+            let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
+            let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
+            let bias = g.input("bias", &[n]).unwrap();
+            let z = g.matmul_ex(a, b, Some(bias), ta, tb, Act::Tanh).unwrap();
+            let loss = g.mean(z).unwrap();
+            backward(&mut g, loss, &[a, b, bias]).unwrap();
+            let (inputs, params) = random_feed(&g, &mut rng, 1);
+            let values = evaluate(&g, &inputs, &params, 0);
+            let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. })).collect();
+            let mut ex = CpuExecutor::new();
+            let h = run_once(&mut ex, &g, &keep, &inputs, &params);
+            for &id in &keep {
+                assert_close(&format!("{name}: node {id} ({})", g.nodes[id].op.name()), &ex_read(&mut ex, h, id), &values[id], 1e-4, 1e-5);
+            }
+        }
+    }
+}
+
 #[test]
 fn binary_ops_with_broadcasting() {
     let cases: [(&[usize], &[usize]); 5] = [(&[7, 5], &[7, 5]), (&[7, 5], &[5]), (&[7, 1], &[1, 5]), (&[3, 4, 5], &[4, 1]), (&[1], &[2, 3, 1, 2])];

@@ -3,6 +3,7 @@
 
 use crate::graph::{Act, BinaryOp, Optimizer};
 use crate::plan::MAX_RANK;
+use super::simd;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a matmul runs on one thread: splitting costs more.
@@ -95,6 +96,16 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
     if !lanes.two() || k == 0 || m.max(n) < 16 {
         return matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, false);
     }
+    if small_inner(k, trans_b) {
+        let out = &mut out[..m * n];
+        let h = m / 2;
+        let (top, bottom) = out.split_at_mut(h * n);
+        lanes.both(|| small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a), || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a));
+        if act != Act::Identity {
+            map_inplace(out, |z| activate(act, z));
+        }
+        return;
+    }
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
     if let Some(bias) = bias {
@@ -151,6 +162,18 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
 pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, parallel: bool) {
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
+    if small_inner(k, trans_b) {
+        let rows_per_chunk = (PARALLEL_MATMUL_WORK / (n * k).max(1)).max(1);
+        if parallel && m > rows_per_chunk {
+            out.par_chunks_mut(rows_per_chunk * n).enumerate().for_each(|(c, part)| small_k_matmul(a, b, bias, part, c * rows_per_chunk, m, n, k, trans_a));
+        } else {
+            small_k_matmul(a, b, bias, out, 0, m, n, k, trans_a);
+        }
+        if act != Act::Identity {
+            map_inplace(out, |z| activate(act, z));
+        }
+        return;
+    }
     // Without a bias gemm overwrites `out` (no zero fill, no read of it): the recurrent
     // products and every gradient matmul take that path.
     match bias {
@@ -171,6 +194,44 @@ pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m:
     }
     if act != Act::Identity {
         map_inplace(out, |z| activate(act, z));
+    }
+}
+
+/// Inner dimensions up to this go to `small_k_matmul` instead of gemm, whose packing
+/// costs more than the arithmetic there (the first recurrent layer's input product,
+/// `[batch·steps, 3] · [3, 4·hidden]`, ran at 6 GFLOP/s through gemm).
+const SMALL_K: usize = 8;
+
+fn small_inner(k: usize, trans_b: bool) -> bool {
+    (1..=SMALL_K).contains(&k) && !trans_b
+}
+
+/// Rows `[first, first + out.len() / n)` of `op(a) · b + bias` (`b` row-major `[k, n]`,
+/// `a` of `m` rows) into `out`: each output row starts as the bias and takes `k` scaled
+/// rows of `b`, a loop over the columns that vectorizes.
+#[allow(clippy::too_many_arguments)]
+fn small_k_matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, m: usize, n: usize, k: usize, trans_a: bool) {
+    let (a_cs, a_rs) = if trans_a { (m, 1) } else { (1, k) };
+    small_k_rows(simd::isa(), a, a_cs, a_rs, b, bias, out, first, n, k)
+}
+
+simd::multiversion!(small_k_rows, small_k_rows_body, (a: &[f32], a_cs: usize, a_rs: usize, b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, n: usize, k: usize));
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn small_k_rows_body<M: simd::MulAdd>(a: &[f32], a_cs: usize, a_rs: usize, b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, n: usize, k: usize) {
+    for (r, row) in out.chunks_exact_mut(n).enumerate() {
+        match bias {
+            Some(bias) => row.copy_from_slice(&bias[..n]),
+            None => row.fill(0.0),
+        }
+        let i = first + r;
+        for p in 0..k {
+            let scale = a[i * a_rs + p * a_cs];
+            for (o, &x) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *o = M::ma(scale, x, *o);
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod lanes;
 mod pairs;
 pub mod pool;
 pub mod rnn;
+mod simd;
 
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Words};

@@ -9,6 +9,9 @@
 //! runs is picked once. Rows are split across threads when there is enough work.
 
 use super::lanes::Lanes;
+use super::simd::{isa, multiversion, MulAdd};
+#[cfg(test)]
+use super::simd::{Fused, Plain};
 use crate::graph::{CellKind, Packing};
 use rayon::prelude::*;
 
@@ -44,30 +47,6 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to an integer.
 const ROUND: f32 = 12_582_912.0;
-
-/// How `a·b + c` is computed: fused where the instruction set has FMA (one
-/// instruction, one rounding), plain in the baseline build (where `f32::mul_add` would
-/// be a slow library call).
-trait MulAdd {
-    fn ma(a: f32, b: f32, c: f32) -> f32;
-}
-
-struct Fused;
-struct Plain;
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn ma(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-impl MulAdd for Plain {
-    #[inline(always)]
-    fn ma(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
 
 /// `e^x = (1 + m)·2^n` for |x| < 87 (saturating beyond; NaN stays NaN), as `(m, 2^n)`:
 /// x = n·ln2 + r with |r| ≤ ln2/2, `m = e^r − 1` by Cephes' minimax polynomial (within
@@ -320,64 +299,6 @@ fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, l
         let first = k * chunk_rows;
         body(first, chunk_rows.min(rows - first), &mut planes)
     });
-}
-
-/// Which instruction set the row loops are compiled for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Isa {
-    Baseline,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        *ISA.get_or_init(|| {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma") {
-                Isa::Avx512
-            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                Isa::Avx2
-            } else {
-                Isa::Baseline
-            }
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    Isa::Baseline
-}
-
-/// Defines `$name(isa, args)`, which runs the `#[inline(always)]` `$body` compiled for
-/// the instruction set given.
-macro_rules! multiversion {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
-        #[allow(clippy::too_many_arguments)]
-        fn $name(isa: Isa, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx512($($arg: $ty),*) {
-                $body::<Fused>($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx2($($arg: $ty),*) {
-                $body::<Fused>($($arg),*)
-            }
-            match isa {
-                // SAFETY: `isa()` picked these only where the processor has the features.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512($($arg),*) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { avx2($($arg),*) },
-                Isa::Baseline => $body::<Plain>($($arg),*),
-            }
-        }
-    };
 }
 
 multiversion!(lstm_forward_rows, lstm_forward_rows_body, (hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]));

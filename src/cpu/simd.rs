@@ -1,0 +1,89 @@
+//! Loops compiled for the instruction set the processor has: the body of a hot loop is
+//! written once as an `#[inline(always)]` function generic over `MulAdd`, and
+//! `multiversion!` compiles it for AVX-512, AVX2+FMA and the baseline, running the best
+//! one that `isa()` found (once, at first use). Used by the recurrent cells and the
+//! small-inner-dimension matmul, whose loops the compiler vectorizes.
+
+/// How `a·b + c` is computed: fused where the instruction set has FMA (one
+/// instruction, one rounding), plain in the baseline build (where `f32::mul_add` would
+/// be a slow library call).
+pub trait MulAdd {
+    fn ma(a: f32, b: f32, c: f32) -> f32;
+}
+
+pub struct Fused;
+pub struct Plain;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn ma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Plain {
+    #[inline(always)]
+    fn ma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// Which instruction set the row loops are compiled for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+pub fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma") {
+                Isa::Avx512
+            } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                Isa::Avx2
+            } else {
+                Isa::Baseline
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Isa::Baseline
+}
+
+/// Defines `$name(isa, args)`, which runs the `#[inline(always)]` `$body` compiled for
+/// the instruction set given.
+macro_rules! multiversion {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name(isa: $crate::cpu::simd::Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512($($arg: $ty),*) {
+                $body::<$crate::cpu::simd::Fused>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2($($arg: $ty),*) {
+                $body::<$crate::cpu::simd::Fused>($($arg),*)
+            }
+            match isa {
+                // SAFETY: `isa()` picked these only where the processor has the features.
+                #[cfg(target_arch = "x86_64")]
+                $crate::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::cpu::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::cpu::simd::Isa::Baseline => $body::<$crate::cpu::simd::Plain>($($arg),*),
+            }
+        }
+    };
+}
+
+pub(crate) use multiversion;
