@@ -2,9 +2,11 @@
 //! target spelling, prediction on new rows (unseen categories, missing numbers), and the
 //! ISLR file training to its AUC.
 
+mod common;
+
+use common::{fixture, TempFile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::data::{
@@ -14,29 +16,6 @@ use riskgrad::data::{
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-/// A fresh file in the temp dir, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, bytes: &[u8]) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("riskgrad-data-prepare-{}-{n}-{name}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn mixed_opts() -> PrepareOptions {
     PrepareOptions { target: "credit_risk".parse().unwrap(), rare: RareThreshold::Count(2), ..Default::default() }

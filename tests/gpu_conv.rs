@@ -13,44 +13,12 @@ use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::Executor;
 use riskgrad::gpu::{GpuContext, GpuExecutor};
 mod common;
-use common::{context, take_turn};
+use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
 use riskgrad::plan::{compile, Plan, PlanRequest};
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-const RTOL: f32 = 1e-4;
-const ATOL: f32 = 1e-5;
-
-
-fn rng_for(test: &str) -> Rng {
-    Rng::new(test.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)))
-}
-
-/// Values in ±[0.1, 1.1): random signs, never zero.
-fn values(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| (rng.range(0.1, 1.1) * if rng.uniform() < 0.5 { -1.0 } else { 1.0 }) as f32).collect()
-}
-
-fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let bad: Vec<String> = gpu
-        .iter()
-        .zip(cpu)
-        .enumerate()
-        // Negated on purpose: a NaN on either side fails.
-        .filter(|(_, (g, c))| {
-            #[allow(clippy::neg_cmp_op_on_partial_ord)]
-            let bad = !((**g - **c).abs() <= RTOL * c.abs() + ATOL * scale);
-            bad
-        })
-        .take(5)
-        .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
-        .collect();
-    assert!(bad.is_empty(), "{what}: GPU differs from CPU at {}", bad.join(", "));
-}
 
 #[allow(clippy::too_many_arguments)]
 /// Loads `plan` into a CPU and a poisoned GPU executor (`limit` caps workgroups per grid
@@ -78,7 +46,7 @@ fn compare(ctx: &Arc<GpuContext>, what: &str, g: &Graph, plan: Plan, keep: &[Nod
     for &k in keep {
         let c = cpu.read_node(hc, k).unwrap();
         let gv = gpu.read_node(hg, k).unwrap();
-        assert_close(&format!("{what}: node {k} ({})", g.nodes[k].op.name()), &gv, &c);
+        assert_matches_cpu(&format!("{what}: node {k} ({})", g.nodes[k].op.name()), &gv, &c);
     }
 }
 

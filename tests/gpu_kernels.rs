@@ -13,7 +13,7 @@
 //! devices live in gpu_adapters.rs.
 
 mod common;
-use common::{context, take_turn};
+use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::{indices_as_words, Executor};
 use riskgrad::gpu::{GpuContext, GpuExecutor};
@@ -23,38 +23,8 @@ use riskgrad::rng::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const RTOL: f32 = 1e-4;
-const ATOL: f32 = 1e-5;
 const ACTS: [Act; 4] = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
 const OPS: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
-
-fn rng_for(test: &str) -> Rng {
-    Rng::new(test.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)))
-}
-
-/// Values in ±[0.1, 1.1): random signs, never zero.
-fn values(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| (rng.range(0.1, 1.1) * if rng.uniform() < 0.5 { -1.0 } else { 1.0 }) as f32).collect()
-}
-
-fn within(g: f32, c: f32, scale: f32) -> bool {
-    (g - c).abs() <= RTOL * c.abs() + ATOL * scale
-}
-
-fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let bad: Vec<String> = gpu
-        .iter()
-        .zip(cpu)
-        .enumerate()
-        // Written so that NaN on either side fails.
-        .filter(|(_, (g, c))| !within(**g, **c, scale))
-        .take(5)
-        .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
-        .collect();
-    assert!(bad.is_empty(), "{what}: GPU differs from CPU at {}", bad.join(", "));
-}
 
 /// A CPU and a poisoned GPU executor with the same plans loaded; `limit` caps the
 /// workgroups per grid dimension to force 2-D grids.
@@ -95,12 +65,12 @@ impl Pair {
     fn check_node(&mut self, what: &str, plan: usize, node: NodeId) {
         let c = self.cpu.read_node(self.handles[plan], node).unwrap();
         let g = self.gpu.read_node(self.handles[plan], node).unwrap();
-        assert_close(what, &g, &c);
+        assert_matches_cpu(what, &g, &c);
     }
     fn check_named(&mut self, what: &str, name: &str) {
         let c = self.cpu.read(name).unwrap();
         let g = self.gpu.read(name).unwrap();
-        assert_close(&format!("{what}: {name}"), &g, &c);
+        assert_matches_cpu(&format!("{what}: {name}"), &g, &c);
     }
 }
 
@@ -415,9 +385,9 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     assert!(pair.gpu.host_time_of_last_run() > std::time::Duration::ZERO);
     assert!(pair.gpu.host_seconds_per_step().is_some_and(|s| s > 0.0));
     let (c, g_) = (pair.cpu.read_params().unwrap(), pair.gpu.read_params().unwrap());
-    assert_close(&format!("{what}: parameters"), &g_, &c);
+    assert_matches_cpu(&format!("{what}: parameters"), &g_, &c);
     let (c, g_) = (pair.cpu.read_opt_state().unwrap(), pair.gpu.read_opt_state().unwrap());
-    assert_close(&format!("{what}: optimizer state"), &g_, &c);
+    assert_matches_cpu(&format!("{what}: optimizer state"), &g_, &c);
     pair.check_named(&what, riskgrad::plan::LOSS_STATE);
     pair.check_named(&what, STEP_STATE);
 
@@ -549,9 +519,9 @@ fn a_later_plan_with_more_optimizer_state_keeps_earlier_plans_working() {
     pair.run_from(1, 0, 2);
     pair.run_from(0, 0, 1);
     let (c, g) = (pair.cpu.read_params().unwrap(), pair.gpu.read_params().unwrap());
-    assert_close("parameters", &g, &c);
+    assert_matches_cpu("parameters", &g, &c);
     let (c, g) = (pair.cpu.read_opt_state().unwrap(), pair.gpu.read_opt_state().unwrap());
     assert_eq!(c.len(), 2 * total);
-    assert_close("optimizer state", &g, &c);
+    assert_matches_cpu("optimizer state", &g, &c);
     pair.check_named("loss", riskgrad::plan::LOSS_STATE);
 }

@@ -11,7 +11,7 @@
 mod common;
 mod rnn_common;
 
-use common::{context, random_feed, run_once, seed_of, take_turn};
+use common::{assert_matches_cpu, context, random_feed, run_once, seed_of, take_turn};
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::Executor;
 use riskgrad::gpu::{GpuContext, GpuExecutor};
@@ -20,28 +20,9 @@ use riskgrad::rng::Rng;
 use rnn_common::{cases, StackCase};
 use std::sync::Arc;
 
-fn within(g: f32, c: f32, scale: f32) -> bool {
-    (g - c).abs() <= 1e-4 * c.abs() + 1e-5 * scale
-}
-
-fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
-    let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let bad: Vec<String> = gpu
-        .iter()
-        .zip(cpu)
-        .enumerate()
-        // Written so that NaN on either side fails.
-        .filter(|(_, (g, c))| !within(**g, **c, scale))
-        .take(5)
-        .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
-        .collect();
-    assert!(bad.is_empty(), "{what}: GPU differs at {}", bad.join(", "));
-}
-
 fn assert_close_f64(what: &str, gpu: &[f32], want: &[f64]) {
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-    assert_close(what, gpu, &want);
+    assert_matches_cpu(what, gpu, &want);
 }
 
 /// A stack with a random-weighted loss over its sequence and last state, differentiated
@@ -72,7 +53,7 @@ fn check_case(ctx: &Arc<GpuContext>, case: &StackCase) {
     for &id in &keep {
         let c = cpu.read_node(hc, id).unwrap();
         let gv = gpu.read_node(hg, id).unwrap();
-        assert_close(&format!("{what}: node {id} ({})", g.nodes[id].op.name()), &gv, &c);
+        assert_matches_cpu(&format!("{what}: node {id} ({})", g.nodes[id].op.name()), &gv, &c);
     }
     assert_close_f64(&format!("{what}: GPU sequence vs textbook"), &gpu.read_node(hg, built.sequence).unwrap(), &want_seq);
     assert_close_f64(&format!("{what}: GPU last vs textbook"), &gpu.read_node(hg, built.last).unwrap(), &want_last);

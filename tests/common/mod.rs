@@ -7,6 +7,30 @@ use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+/// A file under tests/fixtures.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A fresh file in the temp dir, removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, bytes: &[u8]) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("riskgrad-test-{}-{n}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A seed from the test's name, so each test draws its own inputs.
 pub fn seed_of(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
@@ -19,6 +43,35 @@ pub fn random_values(rng: &mut Rng, len: usize) -> Vec<f64> {
         let v = rng.range(0.1, 1.1);
         if rng.uniform() < 0.5 { -v } else { v }
     }).collect()
+}
+
+/// A generator seeded from the test's name.
+pub fn rng_for(test: &str) -> Rng {
+    Rng::new(seed_of(test))
+}
+
+/// `random_values` in f32, for feeding executors directly.
+pub fn values(rng: &mut Rng, len: usize) -> Vec<f32> {
+    to_f32(&random_values(rng, len))
+}
+
+/// Asserts a GPU result matches the CPU's: each element within 1e-4 of the CPU value
+/// plus 1e-5 of the largest CPU magnitude (at least 1). A NaN on either side fails.
+pub fn assert_matches_cpu(what: &str, gpu: &[f32], cpu: &[f32]) {
+    const RTOL: f32 = 1e-4;
+    const ATOL: f32 = 1e-5;
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let within = |g: f32, c: f32| (g - c).abs() <= RTOL * c.abs() + ATOL * scale;
+    let bad: Vec<String> = gpu
+        .iter()
+        .zip(cpu)
+        .enumerate()
+        .filter(|(_, (&g, &c))| !within(g, c))
+        .take(5)
+        .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
+        .collect();
+    assert!(bad.is_empty(), "{what}: GPU differs from CPU at {}", bad.join(", "));
 }
 
 /// Random values for every input and parameter of `g`. Inputs whose name starts with
