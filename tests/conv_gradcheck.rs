@@ -12,45 +12,10 @@ use riskgrad::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
 use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
-/// Builds `out = f(g)`, reduces it to a scalar loss against fixed random weights, checks
-/// d loss / d (every input and parameter) against central differences, then runs every
-/// node on the CPU executor against the f64 values, with the default scratch and with
-/// one image per product.
+/// `check_op_gradients` of one output, on the CPU with the default convolution scratch
+/// and with one image per product.
 fn check(name: &str, build: impl Fn(&mut Graph) -> NodeId) {
-    let mut rng = Rng::new(seed_of(name));
-    let mut g = Graph::new();
-    let out = build(&mut g);
-    let out_shape = g.shape(out).to_vec();
-    let weights = g.input("loss_weights", &out_shape).unwrap();
-    let weighted = g.mul(out, weights).unwrap();
-    let loss = g.mean(weighted).unwrap();
-    let wrt: Vec<NodeId> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| matches!(&n.op, Op::Input { name } if name != "loss_weights"))
-        .map(|(i, _)| i)
-        .collect();
-    let forward_len = g.nodes.len();
-    let grads = backward(&mut g, loss, &wrt).unwrap();
-    let (mut inputs, mut params) = random_feed(&g, &mut rng, 1);
-    let values = evaluate(&g, &inputs, &params, 0);
-
-    check_finite_differences(&name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
-
-    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
-    for (label, budget) in [("CPU", None), ("CPU one image per product", Some(1))] {
-        let mut ex = CpuExecutor::new();
-        if let Some(words) = budget {
-            ex.limit_conv_scratch(words);
-        }
-        let h = run_once(&mut ex, &g, &keep, &inputs, &params);
-        for &id in &keep {
-            let got = ex.read_node(h, id).unwrap();
-            let role = if id < forward_len { "forward" } else { "backward" };
-            assert_close(&format!("{name}: {label} {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
-        }
-    }
+    check_op_gradients(name, 1, |g| vec![build(g)], &[None, Some(1)]);
 }
 
 fn geom(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> ConvGeom {

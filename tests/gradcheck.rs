@@ -9,39 +9,9 @@ use riskgrad::graph::{backward, Act, Graph, NodeId, Op};
 use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
-/// Builds `out = f(g)`, reduces it to a scalar loss against fixed random weights, and
-/// checks d loss / d (every input and parameter) against central differences. Then runs
-/// the same graph (forward and backward) on the CPU executor against the f64 values.
+/// `check_op_gradients` of one output; `rows` is the row count of gathered tables.
 fn check(name: &str, rows: usize, build: impl Fn(&mut Graph) -> NodeId) {
-    let mut rng = Rng::new(seed_of(name));
-    let mut g = Graph::new();
-    let out = build(&mut g);
-    let weights = g.input("loss_weights", &g.shape(out).to_vec()).unwrap();
-    let weighted = g.mul(out, weights).unwrap();
-    let loss = g.mean(weighted).unwrap();
-    let wrt: Vec<NodeId> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| matches!(&n.op, Op::Input { name } if !name.starts_with("perm") && !name.starts_with("target") && name != "loss_weights"))
-        .map(|(i, _)| i)
-        .collect();
-    let forward_len = g.nodes.len();
-    let grads = backward(&mut g, loss, &wrt).unwrap();
-    let (mut inputs, mut params) = random_feed(&g, &mut rng, rows);
-    let values = evaluate(&g, &inputs, &params, 0);
-
-    check_finite_differences(&name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
-
-    // Every node, forward and backward, on the CPU executor's f32 kernels.
-    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
-    let mut ex = CpuExecutor::new();
-    let h = run_once(&mut ex, &g, &keep, &inputs, &params);
-    for &id in &keep {
-        let got = ex_read(&mut ex, h, id);
-        let role = if id < forward_len { "forward" } else { "backward" };
-        assert_close(&format!("{name}: CPU {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
-    }
+    check_op_gradients(name, rows, |g| vec![build(g)], &[None]);
 }
 
 fn ex_read(ex: &mut CpuExecutor, h: usize, id: NodeId) -> Vec<f32> {

@@ -7,55 +7,12 @@
 mod common;
 
 use common::*;
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
 use riskgrad::graph::{backward, CellKind, Graph, NodeId, Op};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};
-use riskgrad::reference::evaluate;
-use riskgrad::rng::Rng;
 
-/// Builds `outs = f(g)`, weights each output by fixed random values into a scalar loss,
-/// and checks d loss / d (every input and parameter) against central differences.
-/// Then runs the same graph (forward and backward) on the CPU executor against the f64
-/// values of every node.
+/// `check_op_gradients` of several outputs (a stack's sequence and its last state).
 fn check(name: &str, build: impl Fn(&mut Graph) -> Vec<NodeId>) {
-    let mut rng = Rng::new(seed_of(name));
-    let mut g = Graph::new();
-    let outs = build(&mut g);
-    let mut terms = Vec::new();
-    for (k, &out) in outs.iter().enumerate() {
-        let shape = g.shape(out).to_vec();
-        let w = g.input(&format!("loss_weights{k}"), &shape).unwrap();
-        let weighted = g.mul(out, w).unwrap();
-        terms.push(g.mean(weighted).unwrap());
-    }
-    let mut loss = terms[0];
-    for &t in &terms[1..] {
-        loss = g.add(loss, t).unwrap();
-    }
-    let wrt: Vec<NodeId> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| matches!(&n.op, Op::Input { name } if !name.starts_with("loss_weights")))
-        .map(|(i, _)| i)
-        .collect();
-    let forward_len = g.nodes.len();
-    let grads = backward(&mut g, loss, &wrt).unwrap();
-    let (mut inputs, mut params) = random_feed(&g, &mut rng, 1);
-    let values = evaluate(&g, &inputs, &params, 0);
-
-    check_finite_differences(&name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
-
-    // Every node, forward and backward, on the CPU executor's f32 kernels.
-    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
-    let mut ex = CpuExecutor::new();
-    let h = run_once(&mut ex, &g, &keep, &inputs, &params);
-    for &id in &keep {
-        let got = ex.read_node(h, id).unwrap();
-        let role = if id < forward_len { "forward" } else { "backward" };
-        assert_close(&format!("{name}: CPU {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
-    }
+    check_op_gradients(name, 1, build, &[None]);
 }
 
 /// Every configuration of one cell: both kinds, the recurrent product absent / a bias

@@ -199,6 +199,57 @@ pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize,
     (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
 }
 
+/// The op tests' gradient check. Weights each output of `build` by fixed random values
+/// into a scalar loss (the sum of the weighted outputs' means) and checks d loss / d
+/// (every input and parameter) against central differences in f64 on the reference
+/// interpreter (see `check_finite_differences`). Inputs named `perm…` (row indices) and
+/// `target…` (labels) are data, not differentiated. Then runs every node, forward and
+/// backward, on a CPU executor against the f64 values: once per entry of
+/// `conv_scratch` (`None`: the default scratch; `Some(words)`: convolutions capped to
+/// that much, to take their chunked path). `rows` is the row count of gathered tables.
+pub fn check_op_gradients(name: &str, rows: usize, build: impl FnOnce(&mut Graph) -> Vec<NodeId>, conv_scratch: &[Option<usize>]) {
+    use riskgrad::graph::backward;
+    use riskgrad::reference::evaluate;
+    let mut rng = Rng::new(seed_of(name));
+    let mut g = Graph::new();
+    let outs = build(&mut g);
+    let mut loss = None;
+    for (k, &out) in outs.iter().enumerate() {
+        let shape = g.shape(out).to_vec();
+        let weights = g.input(&format!("loss_weights{k}"), &shape).unwrap();
+        let weighted = g.mul(out, weights).unwrap();
+        let term = g.mean(weighted).unwrap();
+        loss = Some(match loss {
+            None => term,
+            Some(sum) => g.add(sum, term).unwrap(),
+        });
+    }
+    let loss = loss.expect("at least one output");
+    let data = |n: &str| n.starts_with("perm") || n.starts_with("target") || n.starts_with("loss_weights");
+    let wrt: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if !data(name))).collect();
+    let forward_len = g.nodes.len();
+    let grads = backward(&mut g, loss, &wrt).unwrap();
+    let (mut inputs, mut params) = random_feed(&g, &mut rng, rows);
+    let values = evaluate(&g, &inputs, &params, 0);
+
+    check_finite_differences(name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
+
+    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
+    for &scratch in conv_scratch {
+        let mut ex = riskgrad::cpu::CpuExecutor::new();
+        if let Some(words) = scratch {
+            ex.limit_conv_scratch(words);
+        }
+        let h = run_once(&mut ex, &g, &keep, &inputs, &params);
+        for &id in &keep {
+            let got = riskgrad::exec::Executor::read_node(&mut ex, h, id).unwrap();
+            let role = if id < forward_len { "forward" } else { "backward" };
+            let label = scratch.map_or("CPU".to_string(), |w| format!("CPU, convolution scratch {w} words"));
+            assert_close(&format!("{name}: {label} {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
+        }
+    }
+}
+
 /// Checks the autodiff gradient of `loss` w.r.t. every `wrt` input and every parameter
 /// (the nodes in `grads`, evaluated in `values` by the f64 reference interpreter) against
 /// central finite differences of the same interpreter (step 1e-6, tolerance
