@@ -260,6 +260,30 @@ fn explain_gives_reasons_and_a_summary() {
     assert_eq!(csv.lines().count(), 51);
 }
 
+/// On the file the model was trained on, eval scores by default only the rows training
+/// held out, and so reproduces the validation metrics training recorded; `--rows all`
+/// scores every row.
+#[test]
+fn eval_on_the_training_file_scores_the_held_out_rows() {
+    let dir = temp_dir("eval-rows");
+    assert!(train(&dir, &["--epochs", "1", "--val-split", "0.3", "--seed", "5"]).status.success());
+    let m = dir.to_str().unwrap();
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&ok(&[&["eval", "--model", m, "--device", "cpu", "--json", "--bootstrap", "10"], extra].concat()).stdout).unwrap()
+    };
+    let recorded = &json(&dir.join("metrics.json"))["validation"];
+    let held_out = eval(&[]);
+    assert_eq!(held_out["rows_scored"], "validation");
+    assert_eq!(held_out["rows"], 9000);
+    assert_eq!(held_out["positives"], recorded["positives"]);
+    for metric in ["auc", "ks", "log_loss", "brier"] {
+        let (got, want) = (held_out[metric].as_f64().unwrap(), recorded[metric].as_f64().unwrap());
+        assert!((got - want).abs() < 1e-6, "{metric}: eval {got}, training {want}");
+    }
+    let all = eval(&["--rows", "all"]);
+    assert_eq!((all["rows_scored"].as_str(), all["rows"].as_u64()), (Some("all"), Some(30_000)));
+}
+
 #[test]
 fn lifecycle_commands_fail_clearly() {
     let dir = temp_dir("fail");
@@ -277,6 +301,7 @@ fn lifecycle_commands_fail_clearly() {
         (vec!["predict", "--model", m, "--data", bad_csv.to_str().unwrap(), "--out", out_file.to_str().unwrap()], "bad.csv"),
         (vec!["predict", "--model", m, "--out", "/nonexistent/dir/scores.csv"], "/nonexistent/dir/scores.csv"),
         (vec!["eval", "--model", m, "--batch", "0"], "--batch"),
+        (vec!["eval", "--model", m, "--data", bad_csv.to_str().unwrap(), "--rows", "validation"], "--rows"),
         (vec!["explain", "--model", m, "--steps", "0"], "--steps"),
     ] {
         let out = riskgrad(&[&args[..], &["--device", "cpu"]].concat());

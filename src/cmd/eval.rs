@@ -16,6 +16,12 @@ pub struct EvalArgs {
     /// bundled Taiwan file.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
+    /// Which rows to score: `validation`, the rows held out when the model was trained
+    /// (only on the file it was trained on), or `all`. Default: `validation` on the
+    /// training file, so that rows the model learned from do not inflate its metrics;
+    /// `all` on any other file.
+    #[arg(long, value_enum, value_name = "ROWS")]
+    pub rows: Option<Rows>,
     /// Scores at or above this count as predicted default. Default: the threshold that
     /// maximizes KS on this data.
     #[arg(long)]
@@ -37,10 +43,18 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    All,
+    Validation,
+}
+
 #[derive(Serialize)]
 struct EvalOutput<'a> {
     model: String,
     data: String,
+    /// `all`, or `validation` (the rows held out in training).
+    rows_scored: &'static str,
     /// Rows left out because their target cell is empty.
     rows_without_target: usize,
     #[serde(flatten)]
@@ -54,16 +68,37 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
     let model = super::load_model(&args.model)?;
-    let (probs, labels, skipped) = score_labelled(args, &model)?;
+    let data = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
+    let trained_on_this = data == model.training.data;
+    let rows = match args.rows {
+        Some(Rows::Validation) if !trained_on_this => {
+            return Err(Error::flag(
+                "--rows",
+                format!("validation rows are known only on the file the model was trained on ({}), not on {data}", model.training.data),
+            ))
+        }
+        Some(rows) => rows,
+        None if trained_on_this => Rows::Validation,
+        None => Rows::All,
+    };
+    let (mut probs, mut labels, skipped) = score_labelled(args, &model)?;
+    if rows == Rows::Validation {
+        (probs, labels) = validation_rows(&probs, &labels, &model.training);
+    }
     if probs.is_empty() {
-        return Err(Error::flag("--data", "has no rows with a target value"));
+        let which = if rows == Rows::Validation { "validation rows" } else { "rows with a target value" };
+        return Err(Error::flag("--data", format!("{data} has no {which}")));
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
-    let data = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
+    let rows_scored = if rows == Rows::Validation { "validation" } else { "all" };
     if args.json {
-        let out = EvalOutput { model: args.model.display().to_string(), data, rows_without_target: skipped, evaluation: &ev };
+        let out = EvalOutput { model: args.model.display().to_string(), data, rows_scored, rows_without_target: skipped, evaluation: &ev };
         println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
     } else {
+        let data = match rows {
+            Rows::Validation => format!("{data}, validation rows (held out in training: {:.0}%, seed {})", 100.0 * model.training.val_split, model.training.seed),
+            Rows::All => data,
+        };
         print!("{}", render(&ev, &data, skipped));
     }
     Ok(())
@@ -87,6 +122,13 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
         }
     }
     Ok((probs, labels, skipped))
+}
+
+/// The rows of the training file that training held out: the same stratified split of
+/// the labelled rows, in file order, that `data::prepare` made.
+fn validation_rows(probs: &[f32], labels: &[f32], training: &riskgrad::model_io::TrainSettings) -> (Vec<f32>, Vec<f32>) {
+    let (_, val) = riskgrad::data::stratified_split(labels, training.val_split, training.seed);
+    val.iter().map(|&i| (probs[i as usize], labels[i as usize])).unzip()
 }
 
 fn f(v: f64) -> String {
