@@ -149,17 +149,24 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Ma
         return;
     }
     assert!(reach(&lhs, m, k) && reach(&rhs, k, n), "gemm operand too small");
+    gemm_raw(m, n, k, dst, (n, 1), accumulate, lhs, rhs, parallel);
+}
+
+/// gemm::gemm into `dst` with element `(i, j)` at `dst[i·row_stride + j·col_stride]`; the
+/// caller has checked that `m×n` lies inside `dst`, and the operands' extents.
+#[allow(clippy::too_many_arguments)]
+fn gemm_raw(m: usize, n: usize, k: usize, dst: &mut [f32], (row_stride, col_stride): (usize, usize), accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: every element the strides reach lies inside its slice (asserted above);
-    // dst does not overlap the operands (distinct borrows).
+    // SAFETY: every element the strides reach lies inside its slice (the callers assert
+    // it); dst does not overlap the operands (distinct borrows).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            col_stride as isize,
+            row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,
@@ -351,31 +358,8 @@ fn apply(act: Act, xs: &mut [f32]) {
 /// `dst[o, q] += Σ_k lhs[q, k] · rhs[k, o]`, for one image written as NCHW.
 fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, rhs: Mat, parallel: bool) {
     assert!(dst.len() >= plane * o && (plane - 1) * lhs.rs + (k - 1) * lhs.cs < lhs.data.len() && (k - 1) * rhs.rs + (o - 1) * rhs.cs < rhs.data.len());
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: extents asserted above; dst is a distinct borrow.
-    unsafe {
-        gemm::gemm(
-            plane,
-            o,
-            k,
-            dst.as_mut_ptr(),
-            plane as isize,
-            1,
-            true,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    // Output `(q, oi)` at `dst[oi·plane + q]`: rows of stride 1, columns of stride `plane`.
+    gemm_raw(plane, o, k, dst, (1, plane), true, lhs, rhs, parallel);
 }
 
 /// `[g, o, plane]` (NCHW) to `[g·plane, o]`.
