@@ -10,19 +10,19 @@ fn tap(o: usize, t: usize, stride: usize, padding: usize, dilation: usize, len: 
     (0..len as isize).contains(&i).then_some(i as usize)
 }
 
-/// `y[n,o,oh,ow] = bias[o] + Σ_c Σ_kh Σ_kw x[n,c,ih,iw] · w[o,c,kh,kw]` with
-/// `ih = oh·sh − ph + kh·dh` (likewise iw), positions outside x reading 0. `xs` is
-/// `[N,C,H,W]`, `ws` `[O,C,KH,KW]`, `ys` `[N,O,OH,OW]`. No activation.
-pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<f64> {
+/// Calls `visit(n, x index, w index, y index)` for every product `x[n,c,ih,iw] ·
+/// w[o,c,kh,kw]` that contributes to `y[n,o,oh,ow]`, with `ih = oh·sh − ph + kh·dh`
+/// (likewise iw), skipping positions outside x (they read 0). Loops in the order
+/// n, o, oh, ow, c, kh, kw. `xs` is `[N,C,H,W]`, `ws` `[O,C,KH,KW]`, `ys` `[N,O,OH,OW]`.
+fn each_product(xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, mut visit: impl FnMut(usize, usize, usize, usize)) {
     let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
     let (o, kh, kw) = (ws[0], ws[2], ws[3]);
     let (oh, ow) = (ys[2], ys[3]);
-    let mut y = vec![0.0; n * o * oh * ow];
     for ni in 0..n {
         for oi in 0..o {
             for yh in 0..oh {
                 for yw in 0..ow {
-                    let mut acc = bias.map_or(0.0, |b| b[oi]);
+                    let yi = ((ni * o + oi) * oh + yh) * ow + yw;
                     for ci in 0..c {
                         for th in 0..kh {
                             for tw in 0..kw {
@@ -32,80 +32,40 @@ pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, xs: &[usize], ws: &[us
                                 ) else {
                                     continue;
                                 };
-                                acc += x[((ni * c + ci) * h + ih) * wd + iw] * w[((oi * c + ci) * kh + th) * kw + tw];
+                                visit(ni, ((ni * c + ci) * h + ih) * wd + iw, ((oi * c + ci) * kh + th) * kw + tw, yi);
                             }
                         }
                     }
-                    y[((ni * o + oi) * oh + yh) * ow + yw] = acc;
                 }
             }
         }
     }
+}
+
+/// `y[n,o,oh,ow] = bias[o] + Σ_c Σ_kh Σ_kw x[n,c,ih,iw] · w[o,c,kh,kw]` (see
+/// `each_product`). No activation.
+pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<f64> {
+    let (o, plane) = (ys[1], ys[2] * ys[3]);
+    let mut y: Vec<f64> = (0..ys[0] * o * plane).map(|i| bias.map_or(0.0, |b| b[i / plane % o])).collect();
+    each_product(xs, ws, ys, g, |_, xi, wi, yi| y[yi] += x[xi] * w[wi]);
     y
 }
 
 /// The adjoint of `conv2d` in x: every product `x[n,c,ih,iw] · w[o,c,kh,kw]` that made
 /// `y[n,o,oh,ow]` sends `dy[n,o,oh,ow] · w[o,c,kh,kw]` back to `x[n,c,ih,iw]`.
 pub fn conv2d_grad_input(dy: &[f64], w: &[f64], xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<f64> {
-    let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
-    let (o, kh, kw) = (ws[0], ws[2], ws[3]);
-    let (oh, ow) = (ys[2], ys[3]);
-    let mut dx = vec![0.0; n * c * h * wd];
-    for ni in 0..n {
-        for oi in 0..o {
-            for yh in 0..oh {
-                for yw in 0..ow {
-                    let d = dy[((ni * o + oi) * oh + yh) * ow + yw];
-                    for ci in 0..c {
-                        for th in 0..kh {
-                            for tw in 0..kw {
-                                if let (Some(ih), Some(iw)) = (
-                                    tap(yh, th, g.stride[0], g.padding[0], g.dilation[0], h),
-                                    tap(yw, tw, g.stride[1], g.padding[1], g.dilation[1], wd),
-                                ) {
-                                    dx[((ni * c + ci) * h + ih) * wd + iw] += d * w[((oi * c + ci) * kh + th) * kw + tw];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut dx = vec![0.0; xs.iter().product()];
+    each_product(xs, ws, ys, g, |_, xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
 /// The adjoint of `conv2d` in w, in `splits` parts: part `s` sums over the images
 /// `[s·N/S, (s+1)·N/S)`. Output `[splits, O, C·KH·KW]`.
 pub fn conv2d_grad_weight(dy: &[f64], x: &[f64], xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, splits: usize) -> Vec<f64> {
-    let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
-    let (o, kh, kw) = (ws[0], ws[2], ws[3]);
-    let (oh, ow) = (ys[2], ys[3]);
-    let k = c * kh * kw;
-    let mut dw = vec![0.0; splits * o * k];
-    for s in 0..splits {
-        for ni in s * n / splits..(s + 1) * n / splits {
-            for oi in 0..o {
-                for yh in 0..oh {
-                    for yw in 0..ow {
-                        let d = dy[((ni * o + oi) * oh + yh) * ow + yw];
-                        for ci in 0..c {
-                            for th in 0..kh {
-                                for tw in 0..kw {
-                                    if let (Some(ih), Some(iw)) = (
-                                        tap(yh, th, g.stride[0], g.padding[0], g.dilation[0], h),
-                                        tap(yw, tw, g.stride[1], g.padding[1], g.dilation[1], wd),
-                                    ) {
-                                        dw[(s * o + oi) * k + (ci * kh + th) * kw + tw] += d * x[((ni * c + ci) * h + ih) * wd + iw];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let (n, per_split) = (xs[0], ws.iter().product::<usize>());
+    let split_of = |ni: usize| (0..splits).find(|&s| ni < (s + 1) * n / splits).expect("every image is in a part");
+    let mut dw = vec![0.0; splits * per_split];
+    each_product(xs, ws, ys, g, |ni, xi, wi, yi| dw[split_of(ni) * per_split + wi] += dy[yi] * x[xi]);
     dw
 }
 
