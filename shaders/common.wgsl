@@ -1,5 +1,5 @@
 // Numeric helpers shared by several kernel families. This file is prepended to
-// matmul.wgsl, elementwise.wgsl and loss.wgsl when they are compiled (see
+// most kernel files when they are compiled (see
 // src/gpu/shaders.rs); it holds no bindings and no entry points of its own.
 //
 // Activation codes follow `Act::code`: 0 identity, 1 relu, 2 sigmoid, 3 tanh.
@@ -60,4 +60,21 @@ fn activation_slope(act: u32, y: f32) -> f32 {
 // rounding (< 1e-7 absolute), well inside the loss tolerance.
 fn softplus(z: f32) -> f32 {
     return max(z, 0.0) + log(1.0 + exp(-abs(z)));
+}
+
+// One value from each of a workgroup's WG invocations, summed in a fixed pairwise tree,
+// so the sum repeats exactly run to run. Every invocation must call it, from control
+// flow uniform across the workgroup (it has barriers); each gets the sum back.
+var<workgroup> tree_partial: array<f32, WG>;
+
+fn workgroup_tree_sum(lid: u32, value: f32) -> f32 {
+    tree_partial[lid] = value;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            tree_partial[lid] += tree_partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return tree_partial[0];
 }

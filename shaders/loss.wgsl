@@ -22,8 +22,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> dloss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn bce(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
@@ -32,16 +30,9 @@ fn bce(@builtin(local_invocation_index) lid: u32) {
         let t = targets[p.off_targets + i];
         acc += p.pos_weight * t * softplus(-z) + (1.0 - t) * softplus(z);
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_tree_sum(lid, acc);
     if lid == 0u {
-        out[p.off_out] = partial[0] / f32(p.n);
+        out[p.off_out] = sum / f32(p.n);
     }
 }
 

@@ -23,8 +23,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-
 fn unravel(i: u32, shape: vec4<u32>) -> vec4<u32> {
     var rest = i;
     let i3 = rest % shape.w;
@@ -55,8 +53,6 @@ fn reduce_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     out[p.off_out + o] = acc * p.scale;
 }
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn reduce_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let o = wg.y * nwg.x + wg.x;
@@ -68,15 +64,8 @@ fn reduce_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     for (var r = lid; r < p.count; r += WG) {
         acc += x[input_offset(base, r)];
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_tree_sum(lid, acc);
     if lid == 0u {
-        out[p.off_out + o] = partial[0] * p.scale;
+        out[p.off_out + o] = sum * p.scale;
     }
 }

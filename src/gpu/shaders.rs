@@ -21,7 +21,7 @@ pub const COMMON: ShaderModule = ShaderModule { file: "common.wgsl", source: inc
 pub const MODULES: [ShaderModule; 9] = [
     ShaderModule { file: "matmul.wgsl", source: with_common!("matmul.wgsl") },
     ShaderModule { file: "elementwise.wgsl", source: with_common!("elementwise.wgsl") },
-    ShaderModule { file: "reduce.wgsl", source: include_str!("../../shaders/reduce.wgsl") },
+    ShaderModule { file: "reduce.wgsl", source: with_common!("reduce.wgsl") },
     ShaderModule { file: "loss.wgsl", source: with_common!("loss.wgsl") },
     ShaderModule { file: "gather.wgsl", source: include_str!("../../shaders/gather.wgsl") },
     ShaderModule { file: "optimizer.wgsl", source: include_str!("../../shaders/optimizer.wgsl") },
