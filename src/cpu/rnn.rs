@@ -31,6 +31,17 @@ impl<'a> Cols<'a> {
     fn row(&self, r: usize, width: usize) -> &'a [f32] {
         &self.data[r * self.stride + self.col..][..width]
     }
+
+    /// Prefetches row `r`'s window, if there is such a row. A window of a wide matrix
+    /// (a step's gate inputs among all steps') starts a whole matrix row after the last
+    /// one, where the hardware prefetcher does not look: without this hint each row
+    /// began with a cache miss, and the LSTM's forward cell took twice its time alone.
+    #[inline(always)]
+    fn prefetch_row(&self, r: usize, width: usize) {
+        if let Some(row) = self.data.get(r * self.stride + self.col..).and_then(|rest| rest.get(..width)) {
+            super::simd::prefetch(row);
+        }
+    }
 }
 
 /// The recurrent product of a step: absent (zero), one bias row for every row, or a
@@ -337,6 +348,7 @@ fn lstm_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: 
     let [h, c, saved, tanh_c] = planes else { unreachable!("four planes") };
     for k in 0..count {
         let r = first + k;
+        gx.prefetch_row(r + 1, 4 * hh);
         let row = LstmFwdRow { zx: gx.row(r, 4 * hh), zh: gh_row(gh, r, 4 * hh, zeros), c_prev: row_or(prev, r, hh, zeros) };
         lstm_forward_row::<M>(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..], &mut tanh_c[k * hh..]);
     }
@@ -348,6 +360,7 @@ fn gru_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: C
     let [h, saved] = planes else { unreachable!("two planes") };
     for k in 0..count {
         let r = first + k;
+        gx.prefetch_row(r + 1, 3 * hh);
         let row = GruFwdRow { zx: gx.row(r, 3 * hh), zh: gh_row(gh, r, 3 * hh, zeros), h_prev: row_or(prev, r, hh, zeros) };
         gru_forward_row::<M>(hh, row, &mut h[k * hh..], &mut saved[k * 4 * hh..]);
     }
@@ -360,6 +373,7 @@ fn lstm_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh:
     let p = Packing::new(CellKind::Lstm, state.len() / (7 * hh), hh);
     for k in 0..count {
         let r = first + k;
+        dh.iter().flatten().for_each(|w| w.prefetch_row(r + 1, hh));
         let row = LstmBwdRow {
             dh0: cols_or(dh[0], r, hh, zeros),
             dh1: cols_or(dh[1], r, hh, zeros),
@@ -379,6 +393,7 @@ fn gru_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: 
     let p = Packing::new(CellKind::Gru, state.len() / (5 * hh), hh);
     for k in 0..count {
         let r = first + k;
+        dh.iter().flatten().for_each(|w| w.prefetch_row(r + 1, hh));
         let row = GruBwdRow {
             dh0: cols_or(dh[0], r, hh, zeros),
             dh1: cols_or(dh[1], r, hh, zeros),
