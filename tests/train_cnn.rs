@@ -2,11 +2,14 @@
 //! backend (validation AUC ≥ 0.765 within 10 epochs), a seed fixes the run exactly, and
 //! it trains on a GPU adapter (lavapipe in CI) the way it does on the CPU.
 
+mod common;
+
+use common::{context, take_turn};
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::gpu::GpuExecutor;
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::train::{EpochReport, Split, TrainConfig, Trainer};
@@ -110,15 +113,8 @@ fn cnn_parameters_as_a_saved_model_names_them() {
 /// unless RISKGRAD_SKIP_GPU_TESTS=1.
 #[test]
 fn default_cnn_trains_on_the_gpu_like_on_the_cpu() {
-    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-        eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
-        return;
-    }
-    let ctx = match choose_adapter(&DeviceChoice::Gpu) {
-        Ok(Some(ctx)) => ctx,
-        other => panic!("this test needs a wgpu adapter (lavapipe is enough), or RISKGRAD_SKIP_GPU_TESTS=1: {:?}", other.err()),
-    };
-    let mut gpu = GpuExecutor::new(std::sync::Arc::new(ctx));
+    let (ctx, _turn) = gpu_or_skip!();
+    let mut gpu = GpuExecutor::new(ctx);
     let on_gpu = train(&mut gpu, 0, 1, |_| false);
     let on_cpu = train(&mut CpuExecutor::new(), 0, 1, |_| false);
     let (g, c) = (&on_gpu[0], &on_cpu[0]);
