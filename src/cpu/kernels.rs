@@ -96,8 +96,9 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
     if !lanes.two() || k == 0 || m.max(n) < 16 {
         return matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, false);
     }
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
+    let out = &mut out[..m * n];
     if small_inner(k, trans_b) {
-        let out = &mut out[..m * n];
         let h = m / 2;
         let (top, bottom) = out.split_at_mut(h * n);
         lanes.both(|| small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a), || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a));
@@ -106,8 +107,6 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
         }
         return;
     }
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
-    let out = &mut out[..m * n];
     if let Some(bias) = bias {
         out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n]));
     }
