@@ -282,6 +282,16 @@ fn eval_on_the_training_file_scores_the_held_out_rows() {
     }
     let all = eval(&["--rows", "all"]);
     assert_eq!((all["rows_scored"].as_str(), all["rows"].as_u64()), (Some("all"), Some(30_000)));
+
+    // Trained on a named file, evaluated on the same file written another way.
+    let file = taiwan_file();
+    let dir = temp_dir("eval-rows-file");
+    assert!(train(&dir, &["--epochs", "1", "--data", file.to_str().unwrap()]).status.success());
+    let parent = file.parent().unwrap();
+    let other_spelling = parent.join("..").join(parent.file_name().unwrap()).join(file.file_name().unwrap());
+    let out = ok(&["eval", "--model", dir.to_str().unwrap(), "--device", "cpu", "--json", "--bootstrap", "10", "--data", other_spelling.to_str().unwrap()]);
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((ev["rows_scored"].as_str(), ev["rows"].as_u64()), (Some("validation"), Some(6_000)));
 }
 
 #[test]

@@ -69,7 +69,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let model = super::load_model(&args.model)?;
     let data = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
-    let trained_on_this = data == model.training.data;
+    let trained_on_this = data == model.training.data || same_file(args.data.as_deref(), &model.training.data);
     let rows = match args.rows {
         Some(Rows::Validation) if !trained_on_this => {
             return Err(Error::flag(
@@ -122,6 +122,12 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
         }
     }
     Ok((probs, labels, skipped))
+}
+
+/// Whether `path` names the file recorded as `trained_on`, written another way.
+fn same_file(path: Option<&std::path::Path>, trained_on: &str) -> bool {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    path.and_then(canonical).is_some_and(|p| Some(p) == canonical(std::path::Path::new(trained_on)))
 }
 
 /// The rows of the training file that training held out: the same stratified split of

@@ -34,8 +34,8 @@ impl<'a> Cols<'a> {
 
     /// Prefetches row `r`'s window, if there is such a row. A window of a wide matrix
     /// (a step's gate inputs among all steps') starts a whole matrix row after the last
-    /// one, where the hardware prefetcher does not look: without this hint each row
-    /// began with a cache miss, and the LSTM's forward cell took twice its time alone.
+    /// one, where the hardware prefetcher does not look: without this hint perf put 18%
+    /// of the LSTM forward cell's samples on the first load of each row.
     #[inline(always)]
     fn prefetch_row(&self, r: usize, width: usize) {
         if let Some(row) = self.data.get(r * self.stride + self.col..).and_then(|rest| rest.get(..width)) {
