@@ -1,4 +1,5 @@
-// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n]), all row-major f32.
+// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major f32; bias is a row
+// [n] added to every row (has_bias 1) or a matrix [m,n] (has_bias 2), or absent (0).
 //
 // Each 16x16 workgroup computes a 64x64 tile of `out`, each invocation a 4x4 block of
 // it held in registers (acc). The k axis is walked in steps of BK = 16: the workgroup
@@ -118,7 +119,7 @@ fn matmul(
     // Epilogue: bias, activation, store (bounds-checked).
     let col_base = col0 + 4u * lid.x;
     var bias4 = vec4<f32>(0.0);
-    if p.has_bias != 0u {
+    if p.has_bias == 1u {
         for (var j = 0u; j < 4u; j++) {
             if col_base + j < p.n {
                 bias4[j] = bias[p.off_bias + col_base + j];
@@ -130,11 +131,14 @@ fn matmul(
         if row >= p.m {
             break;
         }
-        let z = acc[i] + bias4;
         for (var j = 0u; j < 4u; j++) {
             let col = col_base + j;
             if col < p.n {
-                out[p.off_out + row * p.n + col] = activate(p.act, z[j]);
+                var z = acc[i][j] + bias4[j];
+                if p.has_bias == 2u {
+                    z += bias[p.off_bias + row * p.n + col];
+                }
+                out[p.off_out + row * p.n + col] = activate(p.act, z);
             }
         }
     }

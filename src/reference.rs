@@ -29,7 +29,8 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                     for j in 0..n {
                         let mut z: f64 = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
                         if node.inputs.len() == 3 {
-                            z += x(2)[j];
+                            // A bias row, or a whole added matrix.
+                            z += if shape_of(2).len() == 2 { x(2)[i * n + j] } else { x(2)[j] };
                         }
                         out[i * n + j] = activate(*act, z);
                     }

@@ -98,16 +98,21 @@ fn matmul_matches_cpu_for_odd_shapes_transposes_bias_and_activations() {
     let mut case = 0;
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            // Every activation meets every transpose pair, with and without bias.
+            // Every activation meets every transpose pair, with no bias, a bias row and
+            // a whole added matrix.
             let act = ACTS[case % 4];
-            let with_bias = (case / 4) % 2 == 0;
+            let bias_shape: Option<Vec<usize>> = match (case / 4) % 3 {
+                0 => Some(vec![n]),
+                1 => None,
+                _ => Some(vec![m, n]),
+            };
             case += 1;
             let mut g = Graph::new();
             let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
             let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
-            let bias = with_bias.then(|| g.input("bias", &[n]).unwrap());
+            let bias = bias_shape.as_ref().map(|s| g.input("bias", s).unwrap());
             let y = g.matmul_ex(a, b, bias, ta, tb, act).unwrap();
-            let what = format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias={with_bias}");
+            let what = format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
             check_graph(&ctx, &what, &g, &[y], &HashMap::new(), &mut rng);
         }
     }

@@ -24,12 +24,13 @@ fn matmul_every_transpose_activation_and_bias() {
     for (m, n, k) in [(1, 1, 1), (7, 5, 3), (3, 9, 33), (33, 2, 7)] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for act in [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh] {
-                for with_bias in [false, true] {
-                    let name = format!("matmul {m}x{n}x{k} ta={ta} tb={tb} {act:?} bias={with_bias}");
+                // No bias, a bias row, a whole added matrix.
+                for bias_shape in [None, Some(vec![n]), Some(vec![m, n])] {
+                    let name = format!("matmul {m}x{n}x{k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
                     check(&name, 1, |g| {
                         let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
                         let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
-                        let bias = with_bias.then(|| g.input("bias", &[n]).unwrap());
+                        let bias = bias_shape.as_ref().map(|s| g.input("bias", s).unwrap());
                         g.matmul_ex(a, b, bias, ta, tb, act).unwrap()
                     });
                 }
@@ -40,8 +41,8 @@ fn matmul_every_transpose_activation_and_bias() {
 
 /// Products large enough for the CPU's threaded paths (two lanes from 2^20 multiply-adds,
 /// the whole pool from 2^24), with inner dimensions both small (a direct loop instead of
-/// gemm, up to 8) and not: the CPU executor against the f64 reference, forward and
-/// backward (the backward products transpose one operand).
+/// gemm, up to 8) and not, a bias row or an added matrix: the CPU executor against the
+/// f64 reference, forward and backward (the backward products transpose one operand).
 #[test]
 fn matmul_threaded_paths_match_the_reference() {
     for (m, n, k) in [(1537, 257, 3), (4099, 513, 8), (1, 4097, 7), (513, 260, 9), (2053, 1031, 9)] {
@@ -51,7 +52,8 @@ fn matmul_threaded_paths_match_the_reference() {
             let mut g = Graph::new();
             let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
             let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
-            let bias = g.input("bias", &[n]).unwrap();
+            // A bias row, or with a transposed A a whole added matrix.
+            let bias = g.input("bias", &if ta { vec![m, n] } else { vec![n] }).unwrap();
             let z = g.matmul_ex(a, b, Some(bias), ta, tb, Act::Tanh).unwrap();
             let loss = g.mean(z).unwrap();
             backward(&mut g, loss, &[a, b, bias]).unwrap();

@@ -55,6 +55,7 @@ pub fn softplus(z: f32) -> f32 {
 }
 
 /// `out[m,n] = act(op(a) · op(b) + bias)`, all row-major; `op` transposes when flagged.
+/// `bias` is `[n]` (every row) or `[m, n]` (a whole matrix added).
 /// Large products are split across the thread pool.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act) {
@@ -108,7 +109,7 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
         return;
     }
     if let Some(bias) = bias {
-        out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n]));
+        start_from_bias(out, bias, n);
     }
     let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
     let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
@@ -176,7 +177,7 @@ pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m:
     // Without a bias gemm overwrites `out` (no zero fill, no read of it): the recurrent
     // products and every gradient matmul take that path.
     match bias {
-        Some(bias) => out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&bias[..n])),
+        Some(bias) => start_from_bias(out, bias, n),
         None if k == 0 => out.fill(0.0),
         None => {}
     }
@@ -194,6 +195,23 @@ pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m:
     if act != Act::Identity {
         map_inplace(out, |z| activate(act, z));
     }
+}
+
+/// What a matmul adds to output row `i`: its bias (`[n]`, every row the same) or row `i`
+/// of an added matrix (`[m, n]`). The two agree where `m` is 1.
+#[inline(always)]
+fn bias_row(bias: &[f32], i: usize, n: usize) -> &[f32] {
+    if bias.len() > n {
+        &bias[i * n..][..n]
+    } else {
+        &bias[..n]
+    }
+}
+
+/// Sets each row of `out` (`n` wide) to what the product is added to, before a gemm
+/// that reads `out` and adds to it.
+fn start_from_bias(out: &mut [f32], bias: &[f32], n: usize) {
+    out.chunks_exact_mut(n).enumerate().for_each(|(i, row)| row.copy_from_slice(bias_row(bias, i, n)));
 }
 
 /// Inner dimensions up to this go to `small_k_matmul` instead of gemm, whose packing
@@ -220,11 +238,11 @@ simd::multiversion!(small_k_rows, small_k_rows_body, (a: &[f32], a_cs: usize, a_
 #[allow(clippy::too_many_arguments)]
 fn small_k_rows_body<M: simd::MulAdd>(a: &[f32], a_cs: usize, a_rs: usize, b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, n: usize, k: usize) {
     for (r, row) in out.chunks_exact_mut(n).enumerate() {
+        let i = first + r;
         match bias {
-            Some(bias) => row.copy_from_slice(&bias[..n]),
+            Some(bias) => row.copy_from_slice(bias_row(bias, i, n)),
             None => row.fill(0.0),
         }
-        let i = first + r;
         for p in 0..k {
             let scale = a[i * a_rs + p * a_cs];
             for (o, &x) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {

@@ -536,7 +536,9 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             };
             let tiles_n = n.div_ceil(TILE);
             let tiles = m.div_ceil(TILE) * tiles_n;
-            let r = Record::default().n(m)?.n(n)?.n(k)?.u(act.code()).u(oa).u(ob).u(obias).u(oo).u(bias.is_some() as u32).n(tiles_n)?.n(tiles)?.u(0);
+            // 0: no bias; 1: a bias row for every row; 2: a whole added matrix.
+            let bias_kind = bias.map_or(0, |t| if t.len > n { 2 } else { 1 });
+            let r = Record::default().n(m)?.n(n)?.n(k)?.u(act.code()).u(oa).u(ob).u(obias).u(oo).u(bias_kind).n(tiles_n)?.n(tiles)?.u(0);
             (Pipe::matmul(trans_a, trans_b), r, vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))], lim.grid(tiles)?)
         }
         Kernel::Fill { out, value } => {

@@ -111,8 +111,10 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                     out.push((b, db));
                 }
                 if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
-                    let n = g.shape(bias).to_vec();
-                    out.push((bias, g.reduce_to(dz, &n, 1.0)?));
+                    let shape = g.shape(bias).to_vec();
+                    // A row bias sums the rows; an added matrix takes dz as it is.
+                    let d = if shape == g.shape(id) { dz } else { g.reduce_to(dz, &shape, 1.0)? };
+                    out.push((bias, d));
                 }
                 out
             }
@@ -281,7 +283,7 @@ impl Pieces {
     fn add_full(&mut self, g: &mut Graph, d: NodeId) -> Result<()> {
         self.full = Some(match self.full {
             None => d,
-            Some(prev) => g.add(prev, d)?,
+            Some(prev) => g.accumulate(prev, d)?,
         });
         Ok(())
     }

@@ -62,6 +62,21 @@ impl Graph {
         &self.nodes[id].shape
     }
 
+    /// `sum + d` as one node where `d` is a plain product (a matmul without bias or
+    /// activation that nothing reads yet, made after `sum`): `sum` becomes its added
+    /// matrix, which the matmul kernels add as they write, with no launch of its own.
+    /// Otherwise an `add`. Autodiff sums gradient contributions with it: a recurrent
+    /// weight's gradient is one product per step.
+    pub(crate) fn accumulate(&mut self, sum: NodeId, d: NodeId) -> Result<NodeId> {
+        let plain_product = matches!(self.nodes[d].op, Op::MatMul { act: Act::Identity, .. }) && self.nodes[d].inputs.len() == 2;
+        let unread = self.nodes[d + 1..].iter().all(|n| !n.inputs.contains(&d));
+        if plain_product && unread && sum < d && self.shape(sum) == self.shape(d) {
+            self.nodes[d].inputs.push(sum);
+            return Ok(d);
+        }
+        self.add(sum, d)
+    }
+
     fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>) -> NodeId {
         self.nodes.push(Node { op, inputs, shape });
         self.nodes.len() - 1
@@ -116,7 +131,8 @@ impl Graph {
         Ok(id)
     }
 
-    /// `act(op(a) · op(b) + bias)`; `a`, `b` are 2-D, `bias` is `[n]`.
+    /// `act(op(a) · op(b) + bias)`; `a`, `b` are 2-D, `bias` is `[n]` (added to every
+    /// row) or `[m, n]` (a whole matrix added, as when gradients are summed into it).
     pub fn matmul_ex(
         &mut self,
         a: NodeId,
@@ -140,8 +156,8 @@ impl Graph {
         }
         let mut inputs = vec![a, b];
         if let Some(bias) = bias {
-            if self.shape(bias) != [n] {
-                return shape_err("matmul", format!("bias {:?} must be [{n}]", self.shape(bias)));
+            if self.shape(bias) != [n] && self.shape(bias) != [m, n] {
+                return shape_err("matmul", format!("bias {:?} must be [{n}] or [{m}, {n}]", self.shape(bias)));
             }
             inputs.push(bias);
         }
