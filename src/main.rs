@@ -21,7 +21,7 @@ enum Command {
     /// counts, range or top categories, and the target's positive rate.
     Inspect(cmd::inspect::InspectArgs),
     /// Train a model on a CSV file (default: the bundled Taiwan credit-card data).
-    Train(cmd::train::TrainArgs),
+    Train(Box<cmd::train::TrainArgs>),
     /// Metrics of a saved model on a labelled CSV: AUC with a bootstrap interval, KS,
     /// Gini, log loss, Brier, threshold metrics, confusion matrix, calibration.
     Eval(cmd::eval::EvalArgs),

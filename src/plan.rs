@@ -307,11 +307,9 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     // The last launch (in node order) that reads each storage root. Nodes the host reads,
     // or that the step's bookkeeping reads, stay live to the end.
     let mut last_use = vec![0usize; n];
-    for id in 0..n {
-        if needed[id] {
-            for &i in &graph.nodes[id].inputs {
-                last_use[alias_of[i]] = last_use[alias_of[i]].max(id);
-            }
+    for (id, node) in graph.nodes.iter().enumerate().filter(|&(id, _)| needed[id]) {
+        for &i in &node.inputs {
+            last_use[alias_of[i]] = last_use[alias_of[i]].max(id);
         }
     }
     for &r in &roots {
@@ -323,11 +321,9 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     let mut grad_home: HashMap<NodeId, usize> = HashMap::new();
     let mut grad_copies: Vec<(usize, NodeId)> = Vec::new();
     let mut consumers = vec![0usize; n];
-    for id in 0..n {
-        if needed[id] {
-            for &i in &graph.nodes[id].inputs {
-                consumers[i] += 1;
-            }
+    for (_, node) in graph.nodes.iter().enumerate().filter(|&(id, _)| needed[id]) {
+        for &i in &node.inputs {
+            consumers[i] += 1;
         }
     }
     for &(p, gnode) in &request.grads {

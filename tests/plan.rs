@@ -41,7 +41,7 @@ fn verify_catches_a_buffer_reused_while_live() {
         for &later in &order[i + 1..] {
             for &input in &g.nodes[later].inputs {
                 let (Some(&victim), Some(&out)) = (plan.locations.get(&input), plan.locations.get(&writer)) else { continue };
-                let written_before = order[..i].iter().any(|&n| n == input);
+                let written_before = order[..i].contains(&input);
                 if written_before && victim.storage != out.storage && matches!((victim.storage, out.storage), (Storage::Slot(_), Storage::Slot(_))) && !g.nodes[later].inputs.contains(&writer) {
                     let mut moved = out;
                     moved.storage = victim.storage;
