@@ -175,19 +175,21 @@ struct LstmFwdRow<'a> {
 fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32], tanh_c: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
+        // Each gate is saved as soon as it is computed (fewer blocks live at once).
         let i = map(sum2(a.zx, a.zh, j, n), sigmoid::<M>);
+        st(saved, j, n, &i);
         let f = map(sum2(a.zx, a.zh, hh + j, n), sigmoid::<M>);
+        st(saved, hh + j, n, &f);
         let g = map(sum2(a.zx, a.zh, 2 * hh + j, n), tanh::<M>);
+        st(saved, 2 * hh + j, n, &g);
         let o = map(sum2(a.zx, a.zh, 3 * hh + j, n), sigmoid::<M>);
+        st(saved, 3 * hh + j, n, &o);
         let cp = ld(a.c_prev, j, n);
         let cn: Block = lanes!(|k| f[k] * cp[k] + i[k] * g[k]);
         let tc = map(cn, tanh::<M>);
         st(c, j, n, &cn);
         st(tanh_c, j, n, &tc);
         st(h, j, n, &zip(o, tc, |o, t| o * t));
-        for (k, v) in [i, f, g, o].iter().enumerate() {
-            st(saved, k * hh + j, n, v);
-        }
     }
 }
 
@@ -202,16 +204,17 @@ fn gru_forward_row<M: MulAdd>(hh: usize, a: GruFwdRow, h: &mut [f32], saved: &mu
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
         let r = map(sum2(a.zx, a.zh, j, n), sigmoid::<M>);
+        st(saved, j, n, &r);
         let z = map(sum2(a.zx, a.zh, hh + j, n), sigmoid::<M>);
+        st(saved, hh + j, n, &z);
         let bn = ld(a.zh, 2 * hh + j, n);
+        st(saved, 3 * hh + j, n, &bn);
         let xn = ld(a.zx, 2 * hh + j, n);
         let nn: Block = lanes!(|k| tanh::<M>(xn[k] + r[k] * bn[k]));
+        st(saved, 2 * hh + j, n, &nn);
         let hp = ld(a.h_prev, j, n);
         let hn: Block = lanes!(|k| (1.0 - z[k]) * nn[k] + z[k] * hp[k]);
         st(h, j, n, &hn);
-        for (k, v) in [r, z, nn, bn].iter().enumerate() {
-            st(saved, k * hh + j, n, v);
-        }
     }
 }
 
@@ -262,13 +265,12 @@ fn gru_backward_row<M: MulAdd>(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &m
         let dan: Block = lanes!(|k| dh[k] * (1.0 - z[k]) * (1.0 - nn[k] * nn[k]));
         let dar: Block = lanes!(|k| dan[k] * bn[k] * r[k] * (1.0 - r[k]));
         let daz: Block = lanes!(|k| dh[k] * (hp[k] - nn[k]) * z[k] * (1.0 - z[k]));
-        let dhn = zip(dan, r, |d, r| d * r);
-        for (k, v) in [dar, daz, dan].iter().enumerate() {
-            st(dgx, k * hh + j, n, v);
-        }
-        for (k, v) in [dar, daz, dhn].iter().enumerate() {
-            st(dgh, k * hh + j, n, v);
-        }
+        st(dgx, j, n, &dar);
+        st(dgx, hh + j, n, &daz);
+        st(dgx, 2 * hh + j, n, &dan);
+        st(dgh, j, n, &dar);
+        st(dgh, hh + j, n, &daz);
+        st(dgh, 2 * hh + j, n, &zip(dan, r, |d, r| d * r));
         st(dh_prev, j, n, &zip(dh, z, |d, z| d * z));
     }
 }
