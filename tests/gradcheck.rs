@@ -186,6 +186,32 @@ fn a_small_network_with_parameters_used_twice() {
     });
 }
 
+/// Gradients summed from products, where a product is also handed on whole: `x` feeds
+/// both a product and a sum whose gradient is itself a product (`dh = dz·Wᵀ` goes to `x`
+/// and to `y` alike), and `w` is used in three products (a recurrent weight's pattern).
+/// Folding `x`'s sum into `dh` would corrupt `y`'s gradient; only fresh products fold.
+#[test]
+fn gradient_sums_of_products_shared_and_not() {
+    check_op_gradients(
+        "shared products",
+        1,
+        |g| {
+            let x = g.input("x", &[3, 4]).unwrap();
+            let y = g.input("y", &[3, 4]).unwrap();
+            let v = g.param("v", &[4, 2]).unwrap();
+            let w = g.param("w", &[4, 4]).unwrap();
+            let h = g.add(x, y).unwrap();
+            let z1 = g.matmul(h, w).unwrap();
+            let z2 = g.matmul(z1, w).unwrap();
+            let z3 = g.matmul_ex(z2, w, None, false, false, Act::Tanh).unwrap();
+            // Made last, so its piece of x's gradient is made first, before dh.
+            let u = g.matmul(x, v).unwrap();
+            vec![u, z3]
+        },
+        &[None],
+    );
+}
+
 #[test]
 fn shape_errors_name_the_op_and_both_shapes() {
     let mut g = Graph::new();

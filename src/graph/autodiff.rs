@@ -84,6 +84,8 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         let shape = node.shape.clone();
         let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else { continue };
         grads[id] = Some(dy);
+        // Nodes from here on are made by this rule (see `Pieces::add_product`).
+        let fresh = g.nodes.len();
         // Pieces that stay lazy (see the module docs), beside the whole ones below.
         let mut lazy: Vec<(NodeId, Piece)> = Vec::new();
         let contributions: Vec<(NodeId, NodeId)> = match node.op {
@@ -236,8 +238,11 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                 )))
             }
         };
-        let whole = contributions.into_iter().map(|(input, d)| (input, Piece::Full(d)));
-        for (input, piece) in whole.chain(lazy) {
+        // A product this rule made for one input alone may take that input's sum so far
+        // as its added matrix; anything else shared or older is summed by an add.
+        let own = |d: NodeId| d >= fresh && contributions.iter().filter(|&&(_, e)| e == d).count() == 1;
+        let whole: Vec<(NodeId, Piece)> = contributions.iter().map(|&(input, d)| (input, if own(d) { Piece::Product(d) } else { Piece::Full(d) })).collect();
+        for (input, piece) in whole.into_iter().chain(lazy) {
             if needs[input] {
                 pieces[input].add(g, piece)?;
             }
@@ -251,6 +256,9 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
 enum Piece {
     /// The whole gradient.
     Full(NodeId),
+    /// The whole gradient, a node that the rule made for this input alone: when it is a
+    /// plain product, the sum so far can be added inside it (`Graph::accumulate`).
+    Product(NodeId),
     /// Columns `[start, start + width)` of the 2-D `src`, `width` being this node's.
     Cols { src: NodeId, start: usize },
     /// `node` is columns `[start, start + its width)` of the gradient, zero elsewhere.
@@ -274,6 +282,12 @@ impl Pieces {
     fn add(&mut self, g: &mut Graph, piece: Piece) -> Result<()> {
         match piece {
             Piece::Full(d) => self.add_full(g, d)?,
+            Piece::Product(d) => {
+                self.full = Some(match self.full {
+                    None => d,
+                    Some(prev) => g.accumulate(prev, d)?,
+                })
+            }
             Piece::Cols { src, start } => self.cols.push((src, start)),
             Piece::Block { node, start } => self.blocks.push((node, start)),
         }
@@ -283,7 +297,7 @@ impl Pieces {
     fn add_full(&mut self, g: &mut Graph, d: NodeId) -> Result<()> {
         self.full = Some(match self.full {
             None => d,
-            Some(prev) => g.accumulate(prev, d)?,
+            Some(prev) => g.add(prev, d)?,
         });
         Ok(())
     }

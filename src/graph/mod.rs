@@ -65,8 +65,10 @@ impl Graph {
     /// `sum + d` as one node where `d` is a plain product (a matmul without bias or
     /// activation that nothing reads yet, made after `sum`): `sum` becomes its added
     /// matrix, which the matmul kernels add as they write, with no launch of its own.
-    /// Otherwise an `add`. Autodiff sums gradient contributions with it: a recurrent
-    /// weight's gradient is one product per step.
+    /// Otherwise an `add`. Autodiff sums a gradient's contributions with it only where
+    /// `d` is a product that its rule made for that input alone (a product also handed
+    /// to another input, as an add's rule hands on its gradient, must stay as it is): a
+    /// recurrent weight's gradient is one such product per step.
     pub(crate) fn accumulate(&mut self, sum: NodeId, d: NodeId) -> Result<NodeId> {
         let plain_product = matches!(self.nodes[d].op, Op::MatMul { act: Act::Identity, .. }) && self.nodes[d].inputs.len() == 2;
         let unread = self.nodes[d + 1..].iter().all(|n| !n.inputs.contains(&d));
