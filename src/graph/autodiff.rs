@@ -84,7 +84,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         let shape = node.shape.clone();
         let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else { continue };
         grads[id] = Some(dy);
-        // Nodes from here on are made by this rule (see `Pieces::add_product`).
+        // Nodes from here on are made by this rule (see `Piece::Product`).
         let fresh = g.nodes.len();
         // Pieces that stay lazy (see the module docs), beside the whole ones below.
         let mut lazy: Vec<(NodeId, Piece)> = Vec::new();
