@@ -4,7 +4,10 @@
 //!
 //! A node's gradient arrives in pieces, one per consumer, and is summed when the walk
 //! reaches the node (all its consumers come after it, so every piece is in by then).
-//! Whole pieces are added as they come. Two kinds of piece stay lazy, because summing
+//! Whole pieces are added as they come; a piece that is a plain product made by the
+//! rule for that input alone takes the sum so far as its added matrix instead of an add
+//! (`Graph::accumulate`: a recurrent weight's per-step gradients). Two kinds of piece
+//! stay lazy, because summing
 //! them naively would copy or zero-pad: a column window of a wider gradient (what a
 //! concatenation hands each part) and a column block of this gradient (what a column
 //! slice, or a recurrent step reading its gates from a whole sequence's product, hands
