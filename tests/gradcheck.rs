@@ -212,6 +212,43 @@ fn gradient_sums_of_products_shared_and_not() {
     );
 }
 
+/// Random graphs in which nodes are reused freely: products (plain, with an added
+/// matrix, with an activation), sums, differences, products of elements, activations
+/// and column slices of a concatenation, over two inputs and two weights that several
+/// products share. Each graph's gradients against finite differences and every node on
+/// the CPU, as for single ops: a test of how autodiff sums the pieces of a gradient.
+#[test]
+fn random_graphs_with_shared_nodes() {
+    for seed in 0..40u64 {
+        let mut rng = Rng::new(seed);
+        let ops: Vec<usize> = (0..7).map(|_| rng.below(7)).collect();
+        let picks: Vec<(usize, usize)> = (0..7).map(|_| (rng.below(64), rng.below(64))).collect();
+        check_op_gradients(&format!("random graph {seed}"), 1, |g| {
+            let mut pool = vec![g.input("x0", &[3, 4]).unwrap(), g.input("x1", &[3, 4]).unwrap()];
+            let w = [g.param("w0", &[4, 4]).unwrap(), g.param("w1", &[4, 4]).unwrap()];
+            for (&op, &(i, j)) in ops.iter().zip(&picks) {
+                let (a, b) = (pool[i % pool.len()], pool[j % pool.len()]);
+                let node = match op {
+                    0 => g.matmul(a, w[j % 2]).unwrap(),
+                    1 => g.matmul_ex(a, w[i % 2], Some(b), false, false, Act::Identity).unwrap(),
+                    2 => g.matmul_ex(a, w[j % 2], None, false, j % 3 == 0, Act::Tanh).unwrap(),
+                    3 => g.add(a, b).unwrap(),
+                    4 => g.sub(a, b).unwrap(),
+                    5 => g.mul(a, b).unwrap(),
+                    _ => {
+                        let both = g.concat(&[a, b]).unwrap();
+                        g.slice_cols(both, 2, 4).unwrap()
+                    }
+                };
+                pool.push(node);
+            }
+            // Every input and weight reaches the loss, whatever the draw used.
+            let (x0w0, x1w1) = (g.matmul(pool[0], w[0]).unwrap(), g.matmul(pool[1], w[1]).unwrap());
+            vec![pool[pool.len() - 1], pool[pool.len() - 3], x0w0, x1w1]
+        }, &[None]);
+    }
+}
+
 #[test]
 fn shape_errors_name_the_op_and_both_shapes() {
     let mut g = Graph::new();
