@@ -86,8 +86,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         (probs, labels) = validation_rows(&probs, &labels, &model.training);
     }
     if probs.is_empty() {
-        let which = if rows == Rows::Validation { "validation rows" } else { "rows with a target value" };
-        return Err(Error::flag("--data", format!("{data} has no {which}")));
+        return Err(match rows {
+            Rows::Validation => Error::flag("--rows", format!("{data} has no validation rows (the model was trained with --val-split {}); --rows all scores every row", model.training.val_split)),
+            Rows::All => Error::flag("--data", format!("{data} has no rows with a target value")),
+        });
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
     let rows_scored = if rows == Rows::Validation { "validation" } else { "all" };
