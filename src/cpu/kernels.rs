@@ -444,3 +444,40 @@ fn adam(params: &mut [f32], grads: &[f32], state: &mut [f32], t: u32, lr: f32, b
         params[i] -= lr * (weight_decay * params[i] + m_hat / (v_hat.sqrt() + eps));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::lanes::Lanes;
+
+    /// A product split into two halves of its rows or columns (the two lanes) gives the
+    /// bits of the whole product on one thread. The CPU executor decides by timing
+    /// whether to split, so anything else would make results vary from run to run.
+    #[test]
+    fn split_products_are_bit_identical_to_whole_ones() {
+        // Two lanes exist under a 2-thread pool, whatever this machine has.
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(split_products_check);
+    }
+
+    fn split_products_check() {
+        let lanes = Lanes::new();
+        assert!(lanes.available());
+        let mut rng = crate::rng::Rng::new(7);
+        let shapes = [(256, 64, 197), (777, 16, 58), (1536, 64, 128), (64, 256, 256), (256, 256, 64), (1537, 257, 3), (33, 1031, 40)];
+        for (m, n, k) in shapes {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+                let mut whole = vec![f32::NAN; m * n];
+                matmul_on(&a, &b, Some(&bias), &mut whole, m, n, k, ta, tb, Act::Tanh, false);
+                let mut split = vec![f32::NAN; m * n];
+                lanes.set_splitting(true);
+                matmul_lanes(&a, &b, Some(&bias), &mut split, m, n, k, ta, tb, Act::Tanh, &lanes);
+                lanes.set_splitting(false);
+                let differ = whole.iter().zip(&split).filter(|(w, s)| w.to_bits() != s.to_bits()).count();
+                assert_eq!(differ, 0, "{m}x{n}x{k} ta={ta} tb={tb}: {differ} outputs differ between the split and the whole product");
+            }
+        }
+    }
+}
