@@ -206,3 +206,15 @@ fn weights_from_another_save_of_the_same_model_are_caught() {
     assert!(e.contains("another save") || e.contains("corrupted"), "{e}");
     assert_ne!(fnv1a64(&std::fs::read(a.join(WEIGHTS_FILE)).unwrap()), 0);
 }
+
+/// config.json and metrics.json hold f64s (preprocessing statistics, metrics) that must
+/// read back to the same bits. serde_json's default float parser can be one unit in the
+/// last place off (it read this value as 0.4560499575065235); its `float_roundtrip`
+/// feature parses exactly.
+#[test]
+fn json_floats_read_back_exactly() {
+    for v in [0.45604995750652355f64, 1e-300, 0.1, 2.0f64.sqrt(), 123456.78901234567] {
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(serde_json::from_str::<f64>(&text).unwrap().to_bits(), v.to_bits(), "{text}");
+    }
+}
