@@ -99,13 +99,17 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
     }
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
+    product_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, lanes);
+    activate_all(act, out);
+}
+
+/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), in two halves on the lanes.
+#[allow(clippy::too_many_arguments)]
+fn product_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, lanes: &super::lanes::Lanes) {
     if small_inner(k, trans_b) {
         let h = m / 2;
         let (top, bottom) = out.split_at_mut(h * n);
         lanes.both(|| small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a), || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a));
-        if act != Act::Identity {
-            map_inplace(out, |z| activate(act, z));
-        }
         return;
     }
     if let Some(bias) = bias {
@@ -152,9 +156,6 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
         let h = (n / 2).next_multiple_of(16).min(n);
         lanes.both(|| block(0, m, 0, h), || block(0, m, h, n));
     }
-    if act != Act::Identity {
-        map_inplace(out, |z| activate(act, z));
-    }
 }
 
 /// `matmul` on the calling thread alone, or split across the pool when `parallel`.
@@ -162,15 +163,26 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
 pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, parallel: bool) {
     assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
     let out = &mut out[..m * n];
+    product_on(a, b, bias, out, m, n, k, trans_a, trans_b, parallel);
+    activate_all(act, out);
+}
+
+/// `act` applied to every element of `out` (nothing for the identity).
+fn activate_all(act: Act, out: &mut [f32]) {
+    if act != Act::Identity {
+        map_inplace(out, |z| activate(act, z));
+    }
+}
+
+/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), on this thread or the pool.
+#[allow(clippy::too_many_arguments)]
+fn product_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, parallel: bool) {
     if small_inner(k, trans_b) {
         let rows_per_chunk = (PARALLEL_MATMUL_WORK / (n * k).max(1)).max(1);
         if parallel && m > rows_per_chunk {
             out.par_chunks_mut(rows_per_chunk * n).enumerate().for_each(|(c, part)| small_k_matmul(a, b, bias, part, c * rows_per_chunk, m, n, k, trans_a));
         } else {
             small_k_matmul(a, b, bias, out, 0, m, n, k, trans_a);
-        }
-        if act != Act::Identity {
-            map_inplace(out, |z| activate(act, z));
         }
         return;
     }
@@ -191,9 +203,6 @@ pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m:
         unsafe {
             gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, bias.is_some(), a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, parallelism);
         }
-    }
-    if act != Act::Identity {
-        map_inplace(out, |z| activate(act, z));
     }
 }
 
