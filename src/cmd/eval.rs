@@ -43,7 +43,8 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum Rows {
     All,
     Validation,
@@ -54,7 +55,7 @@ struct EvalOutput<'a> {
     model: String,
     data: String,
     /// `all`, or `validation` (the rows held out in training).
-    rows_scored: &'static str,
+    rows_scored: Rows,
     /// Rows left out because their target cell is empty.
     rows_without_target: usize,
     #[serde(flatten)]
@@ -92,9 +93,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         });
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
-    let rows_scored = if rows == Rows::Validation { "validation" } else { "all" };
     if args.json {
-        let out = EvalOutput { model: args.model.display().to_string(), data, rows_scored, rows_without_target: skipped, evaluation: &ev };
+        let out = EvalOutput { model: args.model.display().to_string(), data, rows_scored: rows, rows_without_target: skipped, evaluation: &ev };
         println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
     } else {
         let data = match rows {
