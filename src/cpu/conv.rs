@@ -74,6 +74,25 @@ struct Lane<'a> {
     ycl: &'a mut [f32],
 }
 
+impl Lane<'_> {
+    /// Images `[n0, n0 + g)` of `x` (NCHW) as im2col rows in `cols` (through `xcl`).
+    fn load_cols(&mut self, x: &[f32], s: &ConvShape, n0: usize, g: usize) {
+        to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), self.xcl);
+        im2col(self.xcl, s, g, self.cols);
+    }
+}
+
+/// Runs `f(first image, images, images before it)` over the `count` images from `first`
+/// in chunks of at most `g_max` (what a lane's buffers hold at once).
+fn for_each_chunk(first: usize, count: usize, g_max: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let mut done = 0;
+    while done < count {
+        let g = g_max.min(count - done);
+        f(first + done, g, done);
+        done += g;
+    }
+}
+
 fn lane_parts<'a>(part: &'a mut [f32], s: &ConvShape, g: usize) -> Lane<'a> {
     let (xcl, rest) = part.split_at_mut(g * s.in_plane() * s.c);
     let (cols, rest) = rest.split_at_mut(g * s.out_plane() * s.k());
@@ -309,13 +328,9 @@ pub fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32], s: &C
     let wt = Mat { data: wo, rs: 1, cs: k }; // woᵀ: [k, o]
     let par = gemm_parallel(s);
     let out = &mut out[..s.n * s.o * plane];
-    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.o * plane, |_, first, count, lane, out| {
-        let mut done = 0;
-        while done < count {
-            let g = g_max.min(count - done);
-            let n0 = first + done;
-            to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), lane.xcl);
-            im2col(lane.xcl, s, g, lane.cols);
+    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.o * plane, |_, first, count, mut lane, out| {
+        for_each_chunk(first, count, g_max, |n0, g, done| {
+            lane.load_cols(x, s, n0, g);
             let cols = Mat { data: lane.cols, rs: k, cs: 1 };
             let out_chunk = &mut out[done * s.o * plane..(done + g) * s.o * plane];
             if g == 1 {
@@ -330,8 +345,7 @@ pub fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32], s: &C
                 channels_last_to_nchw(lane.ycl, g, plane, s.o, bias, out_chunk);
             }
             apply(act, out_chunk);
-            done += g;
-        }
+        });
     });
 }
 
@@ -388,16 +402,12 @@ pub fn conv2d_grad_input(dz: &[f32], w: &[f32], out: &mut [f32], s: &ConvShape, 
     let par = gemm_parallel(s);
     let out = &mut out[..s.n * s.c * s.in_plane()];
     for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.c * s.in_plane(), |_, first, count, lane, out| {
-        let mut done = 0;
-        while done < count {
-            let g = g_max.min(count - done);
-            let n0 = first + done;
+        for_each_chunk(first, count, g_max, |n0, g, done| {
             outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, lane.ycl);
             gemm(g * plane, k, s.o, lane.cols, false, Mat { data: lane.ycl, rs: s.o, cs: 1 }, wo, par);
             col2im(lane.cols, s, g, lane.xcl);
             from_channels_last(lane.xcl, g, s.c, s.in_plane(), &mut out[done * s.c * s.in_plane()..(done + g) * s.c * s.in_plane()]);
-            done += g;
-        }
+        });
     });
 }
 
@@ -420,19 +430,14 @@ pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape,
             dw.fill(0.0);
             let lane_first = first + lane * ipl;
             let count = ipl.min(end.saturating_sub(lane_first));
-            let l = lane_parts(buf, s, g_max);
-            let mut done = 0;
-            while done < count {
-                let g = g_max.min(count - done);
-                let n0 = lane_first + done;
-                to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), l.xcl);
-                im2col(l.xcl, s, g, l.cols);
+            let mut l = lane_parts(buf, s, g_max);
+            for_each_chunk(lane_first, count, g_max, |n0, g, _| {
+                l.load_cols(x, s, n0, g);
                 outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, l.ycl);
                 // dw[o, k] += Σ_q dzcl[q, o] · cols[q, k]
                 let dzt = Mat { data: l.ycl, rs: 1, cs: s.o };
                 gemm(s.o, k, g * plane, dw, true, dzt, Mat { data: l.cols, rs: k, cs: 1 }, par);
-                done += g;
-            }
+            });
         };
         let used = lanes(&sub).min(lanes(s));
         if used > 1 {
