@@ -296,6 +296,23 @@ fn eval_on_the_training_file_scores_the_held_out_rows() {
     assert_eq!((ev["rows_scored"].as_str(), ev["rows"].as_u64()), (Some("validation"), Some(6_000)));
 }
 
+/// When the training file has since shrunk so that its split holds no validation rows,
+/// eval says so, names --rows and points to --rows all, with exit code 2.
+#[test]
+fn eval_refuses_an_empty_validation_split() {
+    let dir = temp_dir("eval-empty-val");
+    let csv = dir.join("tiny.csv");
+    std::fs::write(&csv, "a,b,y\n1,2,0\n2,3,1\n3,1,0\n4,5,1\n5,2,0\n6,1,1\n").unwrap();
+    let (c, m) = (csv.to_str().unwrap(), dir.join("model"));
+    ok(&["train", "--device", "cpu", "--data", c, "--val-split", "0.34", "--epochs", "1", "--batch", "2", "--out", m.to_str().unwrap()]);
+    std::fs::write(&csv, "a,b,y\n1,2,0\n2,3,1\n").unwrap();
+    let out = riskgrad(&["eval", "--model", m.to_str().unwrap(), "--data", c, "--device", "cpu"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--rows") && err.contains("no validation rows") && err.contains("--rows all"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn lifecycle_commands_fail_clearly() {
     let dir = temp_dir("fail");
