@@ -10,7 +10,14 @@ use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 
 fn print(ms: &[Measurement]) {
     for m in ms {
-        println!("{:<62} {:<34} {:>9.2} {:<7} ({:.3} ms)", m.name, m.device, m.rate, m.unit, m.median_seconds * 1e3);
+        println!(
+            "{:<62} {:<34} {:>9.2} {:<7} ({:.3} ms)",
+            m.name,
+            m.device,
+            m.rate,
+            m.unit,
+            m.median_seconds * 1e3
+        );
     }
 }
 
@@ -23,7 +30,8 @@ fn main() -> riskgrad::Result<()> {
         execs.push(Box::new(CpuExecutor::new()));
     }
     if devices == "gpu" || devices == "both" {
-        let ctx = choose_adapter(&DeviceChoice::Gpu)?.ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
+        let ctx = choose_adapter(&DeviceChoice::Gpu)?
+            .ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
         execs.push(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))));
     }
     for exec in &mut execs {

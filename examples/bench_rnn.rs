@@ -14,14 +14,16 @@ fn executor(device: &str) -> riskgrad::Result<Box<dyn Executor>> {
         return Ok(Box::new(CpuExecutor::new()));
     }
     let choice: DeviceChoice = device.parse()?;
-    let ctx = choose_adapter(&choice)?.ok_or_else(|| riskgrad::Error::Gpu(format!("no adapter for {device:?}")))?;
+    let ctx = choose_adapter(&choice)?
+        .ok_or_else(|| riskgrad::Error::Gpu(format!("no adapter for {device:?}")))?;
     Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))))
 }
 
 fn main() -> riskgrad::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let device = args.first().map_or("cpu", |s| s.as_str());
-    let size = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let size =
+        |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (batch, hidden, steps, input) = (size(1, 256), size(2, 64), size(3, 6), size(4, 3));
     for kind in ["lstm", "gru"] {
         // A fresh executor per model: plans in one executor share one parameter layout.

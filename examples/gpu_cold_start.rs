@@ -8,7 +8,12 @@ use std::time::Instant;
 
 fn main() -> riskgrad::Result<()> {
     let start = Instant::now();
-    let ctx = choose_adapter(&DeviceChoice::Gpu)?.ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
-    println!("{}: device and pipelines ready in {:.3} s", ctx.info.name, start.elapsed().as_secs_f64());
+    let ctx = choose_adapter(&DeviceChoice::Gpu)?
+        .ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
+    println!(
+        "{}: device and pipelines ready in {:.3} s",
+        ctx.info.name,
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -24,17 +24,42 @@ fn main() -> riskgrad::Result<()> {
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None)?;
     layout.apply(&mut data)?;
     let (train, val) = (&data.train, &data.val);
-    let model = ModelSpec::cnn(layout.statics(), layout.channels(), layout.steps(), CnnLayers::default())?;
-    let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let model = ModelSpec::cnn(
+        layout.statics(),
+        layout.channels(),
+        layout.steps(),
+        CnnLayers::default(),
+    )?;
+    let optimizer = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let mut exec = CpuExecutor::new();
     let device = riskgrad::exec::Executor::device_name(&exec);
-    let mut trainer = Trainer::new(&mut exec, &model, train, val, TrainConfig { epochs, batch, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(
+        &mut exec,
+        &model,
+        train,
+        val,
+        TrainConfig {
+            epochs,
+            batch,
+            optimizer,
+            seed: 0,
+            pos_weight: 1.0,
+        },
+    )?;
     println!("{device}: {} training rows, batch {batch}", train.rows());
     let mut rates = Vec::new();
     let cpu_start = cpu_seconds();
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {})?;
-        println!("epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s", r.epoch, r.train_loss, r.validation.auc, r.rows_per_second);
+        println!(
+            "epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s",
+            r.epoch, r.train_loss, r.validation.auc, r.rows_per_second
+        );
         rates.push(r.rows_per_second);
     }
     println!("median {:.0} rows/s", riskgrad::bench::median(rates));
@@ -42,7 +67,11 @@ fn main() -> riskgrad::Result<()> {
         // Less sensitive than wall time to other processes on the machine; includes the
         // validation pass after each epoch.
         let rows = (trainer.steps_per_epoch() * batch * epochs) as f64;
-        println!("{:.2} CPU seconds for {epochs} epochs: {:.0} rows per CPU second", b - a, rows / (b - a));
+        println!(
+            "{:.2} CPU seconds for {epochs} epochs: {:.0} rows per CPU second",
+            b - a,
+            rows / (b - a)
+        );
     }
     Ok(())
 }

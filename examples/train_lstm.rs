@@ -8,10 +8,10 @@
 //! (`gpu` trains on the best wgpu adapter instead, software ones included.)
 
 use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::data::sequence::{prepare_options, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
+use riskgrad::exec::Executor;
+use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
 use riskgrad::train::{TrainConfig, Trainer};
@@ -52,17 +52,46 @@ fn main() -> riskgrad::Result<()> {
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None)?;
     layout.apply(&mut data)?;
     let (train, val) = (&data.train, &data.val);
-    let spec = RecurrentSpec::new(layout.statics(), layout.channels(), layout.steps(), &RecurrentSpec::DEFAULT_HIDDEN, false, &[])?;
-    let model = if gru { ModelSpec::gru(spec) } else { ModelSpec::lstm(spec) };
-    let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let spec = RecurrentSpec::new(
+        layout.statics(),
+        layout.channels(),
+        layout.steps(),
+        &RecurrentSpec::DEFAULT_HIDDEN,
+        false,
+        &[],
+    )?;
+    let model = if gru {
+        ModelSpec::gru(spec)
+    } else {
+        ModelSpec::lstm(spec)
+    };
+    let optimizer = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let mut exec: Box<dyn Executor> = if gpu {
-        let ctx = choose_adapter(&DeviceChoice::Gpu)?.ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
+        let ctx = choose_adapter(&DeviceChoice::Gpu)?
+            .ok_or_else(|| riskgrad::Error::Gpu("no adapter".into()))?;
         Box::new(GpuExecutor::new(std::sync::Arc::new(ctx)))
     } else {
         Box::new(CpuExecutor::new())
     };
     println!("device: {}", exec.device_name());
-    let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(
+        exec.as_mut(),
+        &model,
+        train,
+        val,
+        TrainConfig {
+            epochs,
+            batch: 256,
+            optimizer,
+            seed: 0,
+            pos_weight: 1.0,
+        },
+    )?;
     let mut rates = Vec::new();
     let mut per_cpu = Vec::new();
     for _ in 0..epochs {

@@ -10,16 +10,39 @@ use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};
 
 fn main() -> riskgrad::Result<()> {
-    let epochs = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let epochs = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let data = prepare_bundled(&PrepareOptions::bundled())?;
     let (train, val) = (&data.train, &data.val);
     let model = ModelSpec::mlp(data.n_features(), &[64, 32])?;
-    let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let optimizer = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let mut exec = CpuExecutor::new();
-    let mut trainer = Trainer::new(&mut exec, &model, train, val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(
+        &mut exec,
+        &model,
+        train,
+        val,
+        TrainConfig {
+            epochs,
+            batch: 256,
+            optimizer,
+            seed: 0,
+            pos_weight: 1.0,
+        },
+    )?;
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {})?;
-        println!("epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s", r.epoch, r.train_loss, r.validation.auc, r.rows_per_second);
+        println!(
+            "epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s",
+            r.epoch, r.train_loss, r.validation.auc, r.rows_per_second
+        );
     }
     Ok(())
 }

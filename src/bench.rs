@@ -59,16 +59,30 @@ pub fn matmul(exec: &mut dyn Executor, size: usize, budget_flops: f64) -> Result
     let a = g.input(&name_a, &[size, size])?;
     let b = g.input(&name_b, &[size, size])?;
     let c = g.matmul_ex(a, b, None, false, false, Act::Identity)?;
-    let plan = compile(&g, &PlanRequest { keep: vec![c], ..Default::default() })?;
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![c],
+            ..Default::default()
+        },
+    )?;
     let h = exec.load(plan)?;
     let mut rng = Rng::new(size as u64);
-    let data: Vec<f32> = (0..size * size).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+    let data: Vec<f32> = (0..size * size)
+        .map(|_| rng.range(-1.0, 1.0) as f32)
+        .collect();
     exec.write(&name_a, &data)?;
     exec.write(&name_b, &data)?;
     let flops = 2.0 * (size as f64).powi(3);
     let reps = ((budget_flops / flops) as usize).clamp(1, 200);
     let seconds = time_plan(exec, h, reps, 5)?;
-    Ok(Measurement { name: format!("matmul {size}x{size}x{size}"), device: exec.device_name(), median_seconds: seconds, rate: flops / seconds / 1e9, unit: "GFLOP/s" })
+    Ok(Measurement {
+        name: format!("matmul {size}x{size}x{size}"),
+        device: exec.device_name(),
+        median_seconds: seconds,
+        rate: flops / seconds / 1e9,
+        unit: "GFLOP/s",
+    })
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
@@ -99,9 +113,14 @@ pub struct TrainBench {
 /// data and measures throughput; `since` is when the process started. With
 /// `peer_features` the data is prepared as the peer programs do (the 23 columns as
 /// numbers, standardized) instead of riskgrad's defaults (58 features after one-hot).
-pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, peer_features: bool, since: Instant) -> Result<TrainBench> {
-    use crate::graph::Optimizer;
+pub fn train_default_mlp(
+    exec: &mut dyn Executor,
+    epochs: usize,
+    peer_features: bool,
+    since: Instant,
+) -> Result<TrainBench> {
     use crate::data::{prepare_bundled, PrepareOptions};
+    use crate::graph::Optimizer;
     use crate::train::{TrainConfig, Trainer};
     let mut opts = PrepareOptions::bundled();
     if peer_features {
@@ -112,9 +131,26 @@ pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, peer_features: 
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
     let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
-    let optimizer = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let optimizer = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let device = exec.device_name();
-    let mut trainer = Trainer::new(exec, &model, train, val, TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 })?;
+    let mut trainer = Trainer::new(
+        exec,
+        &model,
+        train,
+        val,
+        TrainConfig {
+            epochs,
+            batch: 256,
+            optimizer,
+            seed: 0,
+            pos_weight: 1.0,
+        },
+    )?;
     let plans_loaded_seconds = since.elapsed().as_secs_f64();
     trainer.step_once()?;
     let first_step_seconds = since.elapsed().as_secs_f64();
@@ -125,7 +161,17 @@ pub fn train_default_mlp(exec: &mut dyn Executor, epochs: usize, peer_features: 
         rates.push(report.rows_per_second);
         val_auc = report.validation.auc;
     }
-    Ok(TrainBench { device, features: data.n_features(), rows_per_second: median(rates), epochs, data_ready_seconds, plans_loaded_seconds, first_step_seconds, val_auc, peak_rss_mib: peak_rss_mib() })
+    Ok(TrainBench {
+        device,
+        features: data.n_features(),
+        rows_per_second: median(rates),
+        epochs,
+        data_ready_seconds,
+        plans_loaded_seconds,
+        first_step_seconds,
+        val_auc,
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// A convolution to time: x `[n, c, h, w]`, `o` filters of `kh × kw`, one stride and
@@ -148,20 +194,66 @@ impl ConvCase {
     /// layer (32 images of 64×56×56, 64 filters of 3×3).
     pub fn representative() -> Vec<ConvCase> {
         vec![
-            ConvCase { n: 256, c: 3, h: 1, w: 6, o: 32, kh: 1, kw: 3, stride: 1, padding: 1 },
-            ConvCase { n: 256, c: 32, h: 1, w: 3, o: 64, kh: 1, kw: 3, stride: 1, padding: 1 },
-            ConvCase { n: 32, c: 64, h: 56, w: 56, o: 64, kh: 3, kw: 3, stride: 1, padding: 1 },
+            ConvCase {
+                n: 256,
+                c: 3,
+                h: 1,
+                w: 6,
+                o: 32,
+                kh: 1,
+                kw: 3,
+                stride: 1,
+                padding: 1,
+            },
+            ConvCase {
+                n: 256,
+                c: 32,
+                h: 1,
+                w: 3,
+                o: 64,
+                kh: 1,
+                kw: 3,
+                stride: 1,
+                padding: 1,
+            },
+            ConvCase {
+                n: 32,
+                c: 64,
+                h: 56,
+                w: 56,
+                o: 64,
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                padding: 1,
+            },
         ]
     }
 
     fn geom(&self) -> crate::graph::ConvGeom {
         let pad_h = if self.h == 1 { 0 } else { self.padding };
         let stride_h = if self.h == 1 { 1 } else { self.stride };
-        crate::graph::ConvGeom { stride: [stride_h, self.stride], padding: [pad_h, self.padding], dilation: [1, 1] }
+        crate::graph::ConvGeom {
+            stride: [stride_h, self.stride],
+            padding: [pad_h, self.padding],
+            dilation: [1, 1],
+        }
     }
 
     fn label(&self) -> String {
-        format!("{}x{}x{}x{} * {}x{}x{}x{} s{} p{}", self.n, self.c, self.h, self.w, self.o, self.c, self.kh, self.kw, self.stride, self.padding)
+        format!(
+            "{}x{}x{}x{} * {}x{}x{}x{} s{} p{}",
+            self.n,
+            self.c,
+            self.h,
+            self.w,
+            self.o,
+            self.c,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.padding
+        )
     }
 }
 
@@ -174,7 +266,11 @@ pub enum ConvPass {
 }
 
 /// Loads `plan` and writes random values in ±1 to each of its inputs.
-fn load_with_random_inputs(exec: &mut dyn Executor, plan: crate::plan::Plan, seed: u64) -> Result<usize> {
+fn load_with_random_inputs(
+    exec: &mut dyn Executor,
+    plan: crate::plan::Plan,
+    seed: u64,
+) -> Result<usize> {
     let inputs = plan.inputs.clone();
     let h = exec.load(plan)?;
     let mut rng = Rng::new(seed);
@@ -189,13 +285,21 @@ fn load_with_random_inputs(exec: &mut dyn Executor, plan: crate::plan::Plan, see
 /// gradient, the latter with its parts summed). GFLOP/s counts 2 flops per
 /// multiply-add of the definition (`n·o·oh·ow·c·kh·kw` of them), whatever the kernel
 /// does.
-pub fn conv(exec: &mut dyn Executor, case: &ConvCase, pass: ConvPass, budget_flops: f64) -> Result<Measurement> {
+pub fn conv(
+    exec: &mut dyn Executor,
+    case: &ConvCase,
+    pass: ConvPass,
+    budget_flops: f64,
+) -> Result<Measurement> {
     let mut g = Graph::new();
     let geom = case.geom();
     // Input names per case and pass: an executor keeps every named input.
     let tag = format!("{} {pass:?}", case.label());
     let x = g.input(&format!("bench_x {tag}"), &[case.n, case.c, case.h, case.w])?;
-    let w = g.input(&format!("bench_w {tag}"), &[case.o, case.c, case.kh, case.kw])?;
+    let w = g.input(
+        &format!("bench_w {tag}"),
+        &[case.o, case.c, case.kh, case.kw],
+    )?;
     let b = g.input(&format!("bench_b {tag}"), &[case.o])?;
     let y = g.conv2d(x, w, Some(b), geom, Act::Relu)?;
     let macs = g.nodes[y].numel() * case.c * case.kh * case.kw;
@@ -212,7 +316,13 @@ pub fn conv(exec: &mut dyn Executor, case: &ConvCase, pass: ConvPass, budget_flo
             g.conv2d_grad_weight(dz, x, &[case.o, case.c, case.kh, case.kw], geom)?
         }
     };
-    let plan = compile(&g, &PlanRequest { keep: vec![out], ..Default::default() })?;
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![out],
+            ..Default::default()
+        },
+    )?;
     let h = load_with_random_inputs(exec, plan, macs as u64)?;
     let flops = 2.0 * macs as f64;
     let reps = ((budget_flops / flops) as usize).clamp(1, 500);
@@ -222,7 +332,13 @@ pub fn conv(exec: &mut dyn Executor, case: &ConvCase, pass: ConvPass, budget_flo
         ConvPass::GradInput => "conv grad input",
         ConvPass::GradWeight => "conv grad weight",
     };
-    Ok(Measurement { name: format!("{what} {}", case.label()), device: exec.device_name(), median_seconds: seconds, rate: flops / seconds / 1e9, unit: "GFLOP/s" })
+    Ok(Measurement {
+        name: format!("{what} {}", case.label()),
+        device: exec.device_name(),
+        median_seconds: seconds,
+        rate: flops / seconds / 1e9,
+        unit: "GFLOP/s",
+    })
 }
 
 /// A pooling op to time: x `[n, c, h, w]`, a `kh × kw` window, one stride and one
@@ -244,35 +360,102 @@ impl PoolCase {
     /// The peer CNN's max pool at batch 256, and 2×2 / 3×3 pools over image-like maps.
     pub fn representative() -> Vec<PoolCase> {
         vec![
-            PoolCase { n: 256, c: 32, h: 1, w: 6, kh: 1, kw: 2, stride: 2, padding: 0, max: true },
-            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 2, kw: 2, stride: 2, padding: 0, max: true },
-            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 3, kw: 3, stride: 2, padding: 1, max: true },
-            PoolCase { n: 32, c: 64, h: 56, w: 56, kh: 2, kw: 2, stride: 2, padding: 0, max: false },
+            PoolCase {
+                n: 256,
+                c: 32,
+                h: 1,
+                w: 6,
+                kh: 1,
+                kw: 2,
+                stride: 2,
+                padding: 0,
+                max: true,
+            },
+            PoolCase {
+                n: 32,
+                c: 64,
+                h: 56,
+                w: 56,
+                kh: 2,
+                kw: 2,
+                stride: 2,
+                padding: 0,
+                max: true,
+            },
+            PoolCase {
+                n: 32,
+                c: 64,
+                h: 56,
+                w: 56,
+                kh: 3,
+                kw: 3,
+                stride: 2,
+                padding: 1,
+                max: true,
+            },
+            PoolCase {
+                n: 32,
+                c: 64,
+                h: 56,
+                w: 56,
+                kh: 2,
+                kw: 2,
+                stride: 2,
+                padding: 0,
+                max: false,
+            },
         ]
     }
 
     fn geom(&self) -> crate::graph::PoolGeom {
-        let (stride_h, pad_h) = if self.h == 1 { (1, 0) } else { (self.stride, self.padding) };
-        crate::graph::PoolGeom { kernel: [self.kh, self.kw], stride: [stride_h, self.stride], padding: [pad_h, self.padding] }
+        let (stride_h, pad_h) = if self.h == 1 {
+            (1, 0)
+        } else {
+            (self.stride, self.padding)
+        };
+        crate::graph::PoolGeom {
+            kernel: [self.kh, self.kw],
+            stride: [stride_h, self.stride],
+            padding: [pad_h, self.padding],
+        }
     }
 }
 
 /// Times a pooling op forward (for max: the argmax and the gather) or backward (for
 /// max: from a recorded argmax). GB/s counts the bytes a pass must move at least: x
 /// read and y written forward; dy (and the argmax) read and dx written backward.
-pub fn pool(exec: &mut dyn Executor, case: &PoolCase, backward: bool, budget_bytes: f64) -> Result<Measurement> {
+pub fn pool(
+    exec: &mut dyn Executor,
+    case: &PoolCase,
+    backward: bool,
+    budget_bytes: f64,
+) -> Result<Measurement> {
     let xs = [case.n, case.c, case.h, case.w];
     let tag = format!("{case:?} {backward}");
     let mut g = Graph::new();
     let x = g.input(&format!("bench_x {tag}"), &xs)?;
-    let y = if case.max { g.max_pool2d(x, case.geom())? } else { g.avg_pool2d(x, case.geom())? };
+    let y = if case.max {
+        g.max_pool2d(x, case.geom())?
+    } else {
+        g.avg_pool2d(x, case.geom())?
+    };
     let (x_len, y_len) = (crate::graph::numel(&xs), g.nodes[y].numel());
     let mut argmax = None;
     if backward && case.max {
         // The gradient reads the argmax the forward pass recorded: record it once, then
         // time the gradient alone with it as an input.
         let idx = g.nodes[y].inputs[1];
-        let h = load_with_random_inputs(exec, compile(&g, &PlanRequest { keep: vec![idx], ..Default::default() })?, x_len as u64)?;
+        let h = load_with_random_inputs(
+            exec,
+            compile(
+                &g,
+                &PlanRequest {
+                    keep: vec![idx],
+                    ..Default::default()
+                },
+            )?,
+            x_len as u64,
+        )?;
         exec.run(h, 1)?;
         argmax = Some(exec.read_node(h, idx)?);
     }
@@ -287,9 +470,27 @@ pub fn pool(exec: &mut dyn Executor, case: &PoolCase, backward: bool, budget_byt
             None => gb.avg_pool_grad(dy, &xs, case.geom())?,
         };
         let idx_bytes = if argmax.is_some() { 4 * y_len } else { 0 };
-        (compile(&gb, &PlanRequest { keep: vec![dx], ..Default::default() })?, 4 * (y_len + x_len) + idx_bytes)
+        (
+            compile(
+                &gb,
+                &PlanRequest {
+                    keep: vec![dx],
+                    ..Default::default()
+                },
+            )?,
+            4 * (y_len + x_len) + idx_bytes,
+        )
     } else {
-        (compile(&g, &PlanRequest { keep: vec![y], ..Default::default() })?, 4 * (x_len + y_len))
+        (
+            compile(
+                &g,
+                &PlanRequest {
+                    keep: vec![y],
+                    ..Default::default()
+                },
+            )?,
+            4 * (x_len + y_len),
+        )
     };
     let h = load_with_random_inputs(exec, plan, y_len as u64)?;
     if let Some(idx) = argmax {
@@ -299,8 +500,17 @@ pub fn pool(exec: &mut dyn Executor, case: &PoolCase, backward: bool, budget_byt
     let seconds = time_plan(exec, h, reps, 5)?;
     let kind = if case.max { "max" } else { "avg" };
     let dir = if backward { "backward" } else { "forward" };
-    let name = format!("{kind} pool {dir} {}x{}x{}x{} window {}x{} s{} p{}", case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding);
-    Ok(Measurement { name, device: exec.device_name(), median_seconds: seconds, rate: bytes as f64 / seconds / 1e9, unit: "GB/s" })
+    let name = format!(
+        "{kind} pool {dir} {}x{}x{}x{} window {}x{} s{} p{}",
+        case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding
+    );
+    Ok(Measurement {
+        name,
+        device: exec.device_name(),
+        median_seconds: seconds,
+        rate: bytes as f64 / seconds / 1e9,
+        unit: "GB/s",
+    })
 }
 
 /// `riskgrad bench conv`: every representative convolution, each pass.
@@ -350,19 +560,55 @@ pub struct RnnBench {
 /// stepped forward and backward through time, its whole sequence read out linearly into
 /// a mean: gradients of every weight and of the input, no optimizer. Also times the step's matmuls alone and its fused cells alone
 /// (the same launches, filtered out of the compiled plan), and counts launches.
-pub fn lstm(exec: &mut dyn Executor, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
-    recurrent(exec, crate::graph::CellKind::Lstm, batch, input, hidden, steps)
+pub fn lstm(
+    exec: &mut dyn Executor,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    steps: usize,
+) -> Result<RnnBench> {
+    recurrent(
+        exec,
+        crate::graph::CellKind::Lstm,
+        batch,
+        input,
+        hidden,
+        steps,
+    )
 }
 
 /// `lstm`'s measurement for a GRU layer.
-pub fn gru(exec: &mut dyn Executor, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
-    recurrent(exec, crate::graph::CellKind::Gru, batch, input, hidden, steps)
+pub fn gru(
+    exec: &mut dyn Executor,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    steps: usize,
+) -> Result<RnnBench> {
+    recurrent(
+        exec,
+        crate::graph::CellKind::Gru,
+        batch,
+        input,
+        hidden,
+        steps,
+    )
 }
 
-fn recurrent(exec: &mut dyn Executor, kind: crate::graph::CellKind, batch: usize, input: usize, hidden: usize, steps: usize) -> Result<RnnBench> {
+fn recurrent(
+    exec: &mut dyn Executor,
+    kind: crate::graph::CellKind,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    steps: usize,
+) -> Result<RnnBench> {
     use crate::plan::Kernel;
     if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
-        return Err(crate::Error::Other(format!("bench {}: sizes must be positive", kind.name())));
+        return Err(crate::Error::Other(format!(
+            "bench {}: sizes must be positive",
+            kind.name()
+        )));
     }
     let mut g = Graph::new();
     let x = g.input("bench_seq", &[batch, steps * input])?;
@@ -376,10 +622,17 @@ fn recurrent(exec: &mut dyn Executor, kind: crate::graph::CellKind, batch: usize
     let grads = crate::graph::backward(&mut g, loss, &[x])?;
     let mut keep = vec![grads.of(x).expect("the input reaches the loss")];
     keep.extend((0..g.params.len()).filter_map(|p| grads.of(g.param_node(p))));
-    let plan = compile(&g, &PlanRequest { keep, ..Default::default() })?;
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep,
+            ..Default::default()
+        },
+    )?;
     let only = |pick: &dyn Fn(&Kernel) -> bool| {
         let mut p = plan.clone();
-        p.launches.retain(|l| pick(&l.kernel) || matches!(l.kernel, Kernel::AdvanceStep { .. }));
+        p.launches
+            .retain(|l| pick(&l.kernel) || matches!(l.kernel, Kernel::AdvanceStep { .. }));
         p
     };
     let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
@@ -392,10 +645,14 @@ fn recurrent(exec: &mut dyn Executor, kind: crate::graph::CellKind, batch: usize
     let mm = exec.load(matmuls)?;
     let cl = exec.load(cells)?;
     let mut rng = Rng::new(0xBE7C);
-    let data: Vec<f32> = (0..batch * steps * input).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+    let data: Vec<f32> = (0..batch * steps * input)
+        .map(|_| rng.range(-1.0, 1.0) as f32)
+        .collect();
     exec.write("bench_seq", &data)?;
     let bound = 1.0 / (hidden as f64).sqrt();
-    let params: Vec<f32> = (0..layout.total).map(|_| rng.range(-bound, bound) as f32).collect();
+    let params: Vec<f32> = (0..layout.total)
+        .map(|_| rng.range(-bound, bound) as f32)
+        .collect();
     exec.write_params(&params)?;
     let (reps, rounds) = (20, 7);
     Ok(RnnBench {

@@ -72,14 +72,39 @@ impl Checkpoint {
             preprocessing: self.preprocessing.clone(),
             baseline: self.baseline.clone(),
         };
-        let json = serde_json::to_string(&meta).map_err(|e| Error::Other(format!("checkpoint: {e}")))?;
+        let json =
+            serde_json::to_string(&meta).map_err(|e| Error::Other(format!("checkpoint: {e}")))?;
         let mut tensors = vec![
-            ("params".to_string(), Dtype::F32, vec![self.state.params.len()], f32_bytes(&self.state.params)),
-            ("opt_state".to_string(), Dtype::F32, vec![self.state.opt_state.len()], f32_bytes(&self.state.opt_state)),
-            ("step".to_string(), Dtype::U32, vec![2], self.state.step.iter().flat_map(|s| s.to_le_bytes()).collect()),
+            (
+                "params".to_string(),
+                Dtype::F32,
+                vec![self.state.params.len()],
+                f32_bytes(&self.state.params),
+            ),
+            (
+                "opt_state".to_string(),
+                Dtype::F32,
+                vec![self.state.opt_state.len()],
+                f32_bytes(&self.state.opt_state),
+            ),
+            (
+                "step".to_string(),
+                Dtype::U32,
+                vec![2],
+                self.state
+                    .step
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect(),
+            ),
         ];
         if let Some(best) = &self.best {
-            tensors.push(("best_params".to_string(), Dtype::F32, vec![best.params.len()], f32_bytes(&best.params)));
+            tensors.push((
+                "best_params".to_string(),
+                Dtype::F32,
+                vec![best.params.len()],
+                f32_bytes(&best.params),
+            ));
         }
         let bytes = serialize_tensors(&tensors, HashMap::from([(META_KEY.to_string(), json)]))?;
         write_atomically(path, &bytes)
@@ -88,37 +113,82 @@ impl Checkpoint {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let bad = |m: String| Error::Other(format!("{}: {m}", path.display()));
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a riskgrad checkpoint (truncated or corrupted?): {e}")))?;
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a complete safetensors file: {e}")))?;
-        let json = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| bad("no riskgrad checkpoint metadata".into()))?;
-        let head: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+            bad(format!(
+                "not a riskgrad checkpoint (truncated or corrupted?): {e}"
+            ))
+        })?;
+        let tensors = SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a complete safetensors file: {e}")))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(META_KEY))
+            .ok_or_else(|| bad("no riskgrad checkpoint metadata".into()))?;
+        let head: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
         let version = head.get("format_version").and_then(|v| v.as_u64());
         if version != Some(CHECKPOINT_VERSION as u64) {
             return Err(bad(format!("checkpoint format {version:?} is not {CHECKPOINT_VERSION}, the one this riskgrad reads")));
         }
-        let meta: Meta = serde_json::from_value(head).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
-        let preprocessing = Preprocessor::from_json(&serde_json::to_string(&meta.preprocessing).unwrap_or_default(), path)?;
+        let meta: Meta =
+            serde_json::from_value(head).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        let preprocessing = Preprocessor::from_json(
+            &serde_json::to_string(&meta.preprocessing).unwrap_or_default(),
+            path,
+        )?;
         let floats = |name: &str| -> Result<Option<Vec<f32>>> {
-            let Ok(t) = tensors.tensor(name) else { return Ok(None) };
+            let Ok(t) = tensors.tensor(name) else {
+                return Ok(None);
+            };
             if t.dtype() != Dtype::F32 || t.shape().len() != 1 {
                 return Err(bad(format!("tensor {name:?} is not a 1-D F32 tensor")));
             }
-            Ok(Some(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+            Ok(Some(
+                t.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ))
         };
-        let need = |name: &str| floats(name)?.ok_or_else(|| bad(format!("tensor {name:?} is missing")));
-        let step = tensors.tensor("step").map_err(|_| bad("tensor \"step\" is missing".into()))?;
+        let need =
+            |name: &str| floats(name)?.ok_or_else(|| bad(format!("tensor {name:?} is missing")));
+        let step = tensors
+            .tensor("step")
+            .map_err(|_| bad("tensor \"step\" is missing".into()))?;
         if step.dtype() != Dtype::U32 || step.shape() != [2] {
             return Err(bad("tensor \"step\" is not 2 U32 values".into()));
         }
-        let w: Vec<u32> = step.data().chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let rng = meta.rng.parse::<u64>().map_err(|_| bad(format!("generator state {:?} is not a number", meta.rng)))?;
+        let w: Vec<u32> = step
+            .data()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let rng = meta
+            .rng
+            .parse::<u64>()
+            .map_err(|_| bad(format!("generator state {:?} is not a number", meta.rng)))?;
         let best = match (meta.best_epoch, floats("best_params")?) {
-            (Some(epoch), Some(params)) => Some(BestEpoch { epoch, auc: meta.best_auc, params }),
+            (Some(epoch), Some(params)) => Some(BestEpoch {
+                epoch,
+                auc: meta.best_auc,
+                params,
+            }),
             (None, None) => None,
-            _ => return Err(bad("the best epoch and its parameters must come together".into())),
+            _ => {
+                return Err(bad(
+                    "the best epoch and its parameters must come together".into()
+                ))
+            }
         };
         Ok(Checkpoint {
-            state: TrainerState { epoch: meta.epoch, params: need("params")?, opt_state: need("opt_state")?, step: [w[0], w[1]], rng },
+            state: TrainerState {
+                epoch: meta.epoch,
+                params: need("params")?,
+                opt_state: need("opt_state")?,
+                step: [w[0], w[1]],
+                rng,
+            },
             history: meta.history,
             best,
             settings: meta.settings,

@@ -54,13 +54,22 @@ fn location(line: &Option<u64>, column: &Option<String>) -> String {
 
 impl Error {
     pub fn shape(op: &str, detail: impl Into<String>) -> Self {
-        Error::Shape { op: op.to_string(), detail: detail.into() }
+        Error::Shape {
+            op: op.to_string(),
+            detail: detail.into(),
+        }
     }
     pub fn flag(flag: &str, message: impl Into<String>) -> Self {
-        Error::Flag { flag: flag.to_string(), message: message.into() }
+        Error::Flag {
+            flag: flag.to_string(),
+            message: message.into(),
+        }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -77,13 +77,19 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::AvgPoolGrad { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
-        Kernel::Optimize { len, .. } => TensorRef { storage: crate::plan::Storage::Params, offset: 0, len },
+        Kernel::Optimize { len, .. } => TensorRef {
+            storage: crate::plan::Storage::Params,
+            offset: 0,
+            len,
+        },
     }
 }
 
 pub fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::Other(format!("{what}: got {got} values, the plan holds {want}")));
+        return Err(Error::Other(format!(
+            "{what}: got {got} values, the plan holds {want}"
+        )));
     }
     Ok(())
 }
@@ -102,28 +108,58 @@ pub fn check_layout(plan: &Plan, current: usize, have_plans: bool) -> Result<()>
 /// Checks, before a run, that every gather's window stays inside its index list and
 /// every index inside its table (`max_index` gives the largest value written to an
 /// index input), and that collected outputs fit.
-pub fn check_run(plan: &Plan, first_step: usize, steps: usize, max_index: impl Fn(&str) -> Option<u32>) -> Result<()> {
+pub fn check_run(
+    plan: &Plan,
+    first_step: usize,
+    steps: usize,
+    max_index: impl Fn(&str) -> Option<u32>,
+) -> Result<()> {
     let steps = first_step + steps; // the windows used reach this far
     for launch in &plan.launches {
         let (perm, batch, rows) = match launch.kernel {
-            Kernel::Gather { table, perm, batch, cols, .. } => (perm, batch, table.len / cols),
-            Kernel::ScatterAdd { perm, batch, out, cols, .. } => (perm, batch, out.len / cols),
+            Kernel::Gather {
+                table,
+                perm,
+                batch,
+                cols,
+                ..
+            } => (perm, batch, table.len / cols),
+            Kernel::ScatterAdd {
+                perm,
+                batch,
+                out,
+                cols,
+                ..
+            } => (perm, batch, out.len / cols),
             Kernel::Collect { x, out } => {
                 if steps * x.len > out.len {
-                    return Err(Error::Other(format!("{steps} steps collect more than the {} values planned", out.len)));
+                    return Err(Error::Other(format!(
+                        "{steps} steps collect more than the {} values planned",
+                        out.len
+                    )));
                 }
                 continue;
             }
             _ => continue,
         };
-        let crate::plan::Storage::Input(i) = perm.storage else { continue };
+        let crate::plan::Storage::Input(i) = perm.storage else {
+            continue;
+        };
         let name = &plan.inputs[i].name;
         if steps * batch > perm.len {
-            return Err(Error::Other(format!("{steps} steps of {batch} rows need {} indices, {name:?} has {}", steps * batch, perm.len)));
+            return Err(Error::Other(format!(
+                "{steps} steps of {batch} rows need {} indices, {name:?} has {}",
+                steps * batch,
+                perm.len
+            )));
         }
         match max_index(name) {
             Some(m) if (m as usize) < rows => {}
-            Some(m) => return Err(Error::Other(format!("index {m} in {name:?} is past the table's {rows} rows"))),
+            Some(m) => {
+                return Err(Error::Other(format!(
+                    "index {m} in {name:?} is past the table's {rows} rows"
+                )))
+            }
             None => return Err(Error::Other(format!("input {name:?} was not written"))),
         }
     }
@@ -153,7 +189,10 @@ impl Words {
     }
 
     pub fn index(&self, name: &str) -> Result<usize> {
-        self.names.iter().position(|n| n == name).ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
     }
 
     pub fn get(&self, i: usize) -> &[f32] {

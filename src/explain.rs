@@ -50,7 +50,12 @@ pub struct Explained {
 impl<'e> Explainer<'e> {
     /// Builds the gradient plan for `rows` applicants per run, `steps` points each (plus
     /// the applicant itself, for its score), loads it and scores the baseline.
-    pub fn new(exec: &'e mut dyn Executor, model: &SavedModel, rows: usize, steps: usize) -> Result<Self> {
+    pub fn new(
+        exec: &'e mut dyn Executor,
+        model: &SavedModel,
+        rows: usize,
+        steps: usize,
+    ) -> Result<Self> {
         if rows == 0 {
             return Err(Error::flag("--batch", "must be at least 1"));
         }
@@ -66,8 +71,16 @@ impl<'e> Explainer<'e> {
         // i's own gradient.
         let total = g.reduce_to(probs, &[1], 1.0)?;
         let grads = backward(&mut g, total, &[x])?;
-        let grad = grads.of(x).ok_or_else(|| Error::Other("the model's output does not depend on its input".into()))?;
-        let plan = compile(&g, &PlanRequest { keep: vec![grad, probs], ..Default::default() })?;
+        let grad = grads.of(x).ok_or_else(|| {
+            Error::Other("the model's output does not depend on its input".into())
+        })?;
+        let plan = compile(
+            &g,
+            &PlanRequest {
+                keep: vec![grad, probs],
+                ..Default::default()
+            },
+        )?;
         let plan = exec.load(plan)?;
         exec.write_params(&model.params)?;
         let mut e = Explainer {
@@ -102,11 +115,17 @@ impl<'e> Explainer<'e> {
     pub fn explain(&mut self, x: &[f32]) -> Result<Explained> {
         let f = self.features;
         if f == 0 || x.len() % f != 0 {
-            return Err(Error::Other(format!("{} values are not whole rows of {f} features", x.len())));
+            return Err(Error::Other(format!(
+                "{} values are not whole rows of {f} features",
+                x.len()
+            )));
         }
         let m = self.steps;
         let per_row = m + 1;
-        let mut out = Explained { scores: Vec::with_capacity(x.len() / f), attributions: Vec::with_capacity(x.len()) };
+        let mut out = Explained {
+            scores: Vec::with_capacity(x.len() / f),
+            attributions: Vec::with_capacity(x.len()),
+        };
         for chunk in x.chunks(self.rows * f) {
             let n = chunk.len() / f;
             // Per row: points b + α_k (x - b) with α_k = (k + 1/2) / m, then x itself.
@@ -115,10 +134,20 @@ impl<'e> Explainer<'e> {
             self.points.reserve(self.rows * per_row * f);
             for r in 0..self.rows {
                 for k in 0..per_row {
-                    let alpha = if k == m { 1.0 } else { (k as f32 + 0.5) / m as f32 };
+                    let alpha = if k == m {
+                        1.0
+                    } else {
+                        (k as f32 + 0.5) / m as f32
+                    };
                     for j in 0..f {
                         let b = self.baseline[j];
-                        let v = if r >= n { b } else if k == m { chunk[r * f + j] } else { b + alpha * (chunk[r * f + j] - b) };
+                        let v = if r >= n {
+                            b
+                        } else if k == m {
+                            chunk[r * f + j]
+                        } else {
+                            b + alpha * (chunk[r * f + j] - b)
+                        };
                         self.points.push(v);
                     }
                 }
@@ -131,8 +160,12 @@ impl<'e> Explainer<'e> {
                 out.scores.push(probs[r * per_row + m]);
                 for j in 0..f {
                     // Mean gradient along the path, summed in f64 in a fixed order.
-                    let mean: f64 = (0..m).map(|k| grad[(r * per_row + k) * f + j] as f64).sum::<f64>() / m as f64;
-                    out.attributions.push(((chunk[r * f + j] - self.baseline[j]) as f64 * mean) as f32);
+                    let mean: f64 = (0..m)
+                        .map(|k| grad[(r * per_row + k) * f + j] as f64)
+                        .sum::<f64>()
+                        / m as f64;
+                    out.attributions
+                        .push(((chunk[r * f + j] - self.baseline[j]) as f64 * mean) as f32);
                 }
             }
         }
@@ -168,7 +201,13 @@ pub struct Reason {
 pub fn top_reasons(row: &[f64], names: &[String], top: usize) -> Vec<Reason> {
     let mut idx: Vec<usize> = (0..row.len()).filter(|&i| row[i] > 0.0).collect();
     idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-    idx.into_iter().take(top).map(|i| Reason { column: names[i].clone(), contribution: row[i] }).collect()
+    idx.into_iter()
+        .take(top)
+        .map(|i| Reason {
+            column: names[i].clone(),
+            contribution: row[i],
+        })
+        .collect()
 }
 
 /// Importance of each raw column over many rows.
@@ -196,7 +235,13 @@ pub struct ImportanceSum {
 impl ImportanceSum {
     pub fn new(names: Vec<String>) -> Self {
         let n = names.len();
-        ImportanceSum { names, abs: vec![0.0; n], sum: vec![0.0; n], top: vec![0; n], rows: 0 }
+        ImportanceSum {
+            names,
+            abs: vec![0.0; n],
+            sum: vec![0.0; n],
+            top: vec![0; n],
+            rows: 0,
+        }
     }
 
     /// Adds one row of raw-column attributions and its reasons.
@@ -221,7 +266,12 @@ impl ImportanceSum {
     pub fn finish(&self) -> Vec<Importance> {
         let n = self.rows.max(1) as f64;
         let mut out: Vec<Importance> = (0..self.names.len())
-            .map(|i| Importance { column: self.names[i].clone(), mean_abs: self.abs[i] / n, mean: self.sum[i] / n, top_count: self.top[i] })
+            .map(|i| Importance {
+                column: self.names[i].clone(),
+                mean_abs: self.abs[i] / n,
+                mean: self.sum[i] / n,
+                top_count: self.top[i],
+            })
             .collect();
         out.sort_by(|a, b| b.mean_abs.total_cmp(&a.mean_abs));
         out
@@ -255,7 +305,23 @@ mod tests {
         s.add(&[1.0, -2.0], &top_reasons(&[1.0, -2.0], &names, 1));
         s.add(&[-1.0, 4.0], &top_reasons(&[-1.0, 4.0], &names, 1));
         let imp = s.finish();
-        assert_eq!(imp[0], Importance { column: "b".into(), mean_abs: 3.0, mean: 1.0, top_count: 1 });
-        assert_eq!(imp[1], Importance { column: "a".into(), mean_abs: 1.0, mean: 0.0, top_count: 1 });
+        assert_eq!(
+            imp[0],
+            Importance {
+                column: "b".into(),
+                mean_abs: 3.0,
+                mean: 1.0,
+                top_count: 1
+            }
+        );
+        assert_eq!(
+            imp[1],
+            Importance {
+                column: "a".into(),
+                mean_abs: 1.0,
+                mean: 0.0,
+                top_count: 1
+            }
+        );
     }
 }

@@ -12,12 +12,12 @@ pub mod reference;
 pub mod rng;
 
 pub use error::{Error, Result};
-pub mod data;
-pub mod metrics;
-pub mod nn;
-pub mod train;
 pub mod checkpoint;
+pub mod data;
 pub mod explain;
+pub mod metrics;
 pub mod model_io;
+pub mod nn;
 pub mod report;
 pub mod scoring;
+pub mod train;

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "riskgrad", version, about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU")]
+#[command(
+    name = "riskgrad",
+    version,
+    about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -7,13 +7,17 @@ use serde::{Deserialize, Serialize};
 
 /// Exact ROC AUC: probability that a random positive scores above a random negative, ties counting 1/2 (rank-sum / Mann–Whitney with average ranks). Returns NaN if one class is absent.
 pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
-    let Some(groups) = tie_groups(scores, labels) else { return f64::NAN };
+    let Some(groups) = tie_groups(scores, labels) else {
+        return f64::NAN;
+    };
     auc_of_groups(&groups)
 }
 
 /// Kolmogorov–Smirnov: max over thresholds of |TPR - FPR|, evaluating only between distinct score values (tied scores move together).
 pub fn ks(scores: &[f32], labels: &[f32]) -> f64 {
-    let Some(groups) = tie_groups(scores, labels) else { return f64::NAN };
+    let Some(groups) = tie_groups(scores, labels) else {
+        return f64::NAN;
+    };
     let (n_pos, n_neg) = totals(&groups);
     if n_pos == 0.0 || n_neg == 0.0 {
         return f64::NAN;
@@ -57,7 +61,12 @@ pub struct Summary {
 
 pub fn summary(probs: &[f32], labels: &[f32]) -> Summary {
     let auc = auc(probs, labels);
-    Summary { auc, ks: ks(probs, labels), gini: 2.0 * auc - 1.0, log_loss: log_loss(probs, labels) }
+    Summary {
+        auc,
+        ks: ks(probs, labels),
+        gini: 2.0 * auc - 1.0,
+        log_loss: log_loss(probs, labels),
+    }
 }
 
 /// (positives, negatives) per distinct score, in ascending score order; None for
@@ -66,8 +75,11 @@ fn tie_groups(scores: &[f32], labels: &[f32]) -> Option<Vec<(f64, f64)>> {
     if scores.len() != labels.len() || scores.is_empty() || scores.iter().any(|s| s.is_nan()) {
         return None;
     }
-    let mut pairs: Vec<(f32, bool)> =
-        scores.iter().zip(labels).map(|(&s, &y)| (s, y > 0.5)).collect();
+    let mut pairs: Vec<(f32, bool)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| (s, y > 0.5))
+        .collect();
     // No NaNs, so partial_cmp is total; it also treats -0.0 and 0.0 as the tie they are.
     pairs.sort_unstable_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     let mut groups: Vec<(f64, f64)> = Vec::new();
@@ -88,14 +100,20 @@ fn tie_groups(scores: &[f32], labels: &[f32]) -> Option<Vec<(f64, f64)>> {
 }
 
 fn totals(groups: &[(f64, f64)]) -> (f64, f64) {
-    groups.iter().fold((0.0, 0.0), |(p, n), &(gp, gn)| (p + gp, n + gn))
+    groups
+        .iter()
+        .fold((0.0, 0.0), |(p, n), &(gp, gn)| (p + gp, n + gn))
 }
 
 fn mean_of(probs: &[f32], labels: &[f32], f: impl Fn(f64, f64) -> f64) -> f64 {
     if probs.len() != labels.len() || probs.is_empty() {
         return f64::NAN;
     }
-    let sum: f64 = probs.iter().zip(labels).map(|(&p, &y)| f(p as f64, y as f64)).sum();
+    let sum: f64 = probs
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| f(p as f64, y as f64))
+        .sum();
     sum / probs.len() as f64
 }
 
@@ -138,24 +156,34 @@ impl Confusion {
     }
 
     pub fn accuracy(&self) -> f64 {
-        let all = self.true_positives + self.false_positives + self.true_negatives + self.false_negatives;
+        let all =
+            self.true_positives + self.false_positives + self.true_negatives + self.false_negatives;
         Self::ratio(self.true_positives + self.true_negatives, all)
     }
 
     /// NaN when nothing is predicted positive.
     pub fn precision(&self) -> f64 {
-        Self::ratio(self.true_positives, self.true_positives + self.false_positives)
+        Self::ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
 
     /// NaN when there are no positives.
     pub fn recall(&self) -> f64 {
-        Self::ratio(self.true_positives, self.true_positives + self.false_negatives)
+        Self::ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
     }
 
     /// Harmonic mean of precision and recall (`2TP / (2TP + FP + FN)`); NaN with no
     /// positives predicted or present.
     pub fn f1(&self) -> f64 {
-        Self::ratio(2 * self.true_positives, 2 * self.true_positives + self.false_positives + self.false_negatives)
+        Self::ratio(
+            2 * self.true_positives,
+            2 * self.true_positives + self.false_positives + self.false_negatives,
+        )
     }
 }
 
@@ -163,7 +191,9 @@ impl Confusion {
 /// one of the scores. None when a class is absent or the input is unusable.
 pub fn max_ks_threshold(scores: &[f32], labels: &[f32]) -> Option<f32> {
     let groups = scored_groups(scores, labels)?;
-    let (n_pos, n_neg) = groups.iter().fold((0.0, 0.0), |(p, n), g| (p + g.1, n + g.2));
+    let (n_pos, n_neg) = groups
+        .iter()
+        .fold((0.0, 0.0), |(p, n), g| (p + g.1, n + g.2));
     if n_pos == 0.0 || n_neg == 0.0 {
         return None;
     }
@@ -192,17 +222,29 @@ pub struct RatePoint {
 /// The ROC curve from (0, 0) to (1, 1), one point per distinct score, thresholds falling.
 /// Empty when a class is absent.
 pub fn rate_curve(scores: &[f32], labels: &[f32]) -> Vec<RatePoint> {
-    let Some(groups) = scored_groups(scores, labels) else { return Vec::new() };
-    let (n_pos, n_neg) = groups.iter().fold((0.0, 0.0), |(p, n), g| (p + g.1, n + g.2));
+    let Some(groups) = scored_groups(scores, labels) else {
+        return Vec::new();
+    };
+    let (n_pos, n_neg) = groups
+        .iter()
+        .fold((0.0, 0.0), |(p, n), g| (p + g.1, n + g.2));
     if n_pos == 0.0 || n_neg == 0.0 {
         return Vec::new();
     }
-    let mut out = vec![RatePoint { threshold: f32::INFINITY, tpr: 0.0, fpr: 0.0 }];
+    let mut out = vec![RatePoint {
+        threshold: f32::INFINITY,
+        tpr: 0.0,
+        fpr: 0.0,
+    }];
     let (mut pos_above, mut neg_above) = (0.0, 0.0);
     for &(score, pos, neg) in groups.iter().rev() {
         pos_above += pos;
         neg_above += neg;
-        out.push(RatePoint { threshold: score, tpr: pos_above / n_pos, fpr: neg_above / n_neg });
+        out.push(RatePoint {
+            threshold: score,
+            tpr: pos_above / n_pos,
+            fpr: neg_above / n_neg,
+        });
     }
     out
 }
@@ -225,7 +267,11 @@ pub struct CalibrationBin {
 /// Calibration by score quantile: `bins` bins of (nearly) equal row counts, lowest scores
 /// first; fewer bins when there are fewer rows. Empty for unusable input.
 pub fn calibration(probs: &[f32], labels: &[f32], bins: usize) -> Vec<CalibrationBin> {
-    if probs.len() != labels.len() || probs.is_empty() || bins == 0 || probs.iter().any(|p| p.is_nan()) {
+    if probs.len() != labels.len()
+        || probs.is_empty()
+        || bins == 0
+        || probs.iter().any(|p| p.is_nan())
+    {
         return Vec::new();
     }
     let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -256,8 +302,18 @@ pub fn calibration(probs: &[f32], labels: &[f32], bins: usize) -> Vec<Calibratio
 ///
 /// The scores are sorted once; a resample only counts how often each tie group is drawn,
 /// so each costs O(n) instead of a sort.
-pub fn auc_bootstrap_interval(scores: &[f32], labels: &[f32], resamples: usize, level: f64, seed: u64) -> Option<(f64, f64)> {
-    if scores.len() != labels.len() || scores.is_empty() || scores.iter().any(|s| s.is_nan()) || !(level > 0.0 && level < 1.0) {
+pub fn auc_bootstrap_interval(
+    scores: &[f32],
+    labels: &[f32],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    if scores.len() != labels.len()
+        || scores.is_empty()
+        || scores.iter().any(|s| s.is_nan())
+        || !(level > 0.0 && level < 1.0)
+    {
         return None;
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -337,7 +393,13 @@ pub struct Evaluation {
 
 /// Computes an [`Evaluation`]. `threshold: None` takes the max-KS threshold (0.5 when it is
 /// undefined); `seed` fixes the bootstrap.
-pub fn evaluate(probs: &[f32], labels: &[f32], threshold: Option<f32>, resamples: usize, seed: u64) -> Evaluation {
+pub fn evaluate(
+    probs: &[f32],
+    labels: &[f32],
+    threshold: Option<f32>,
+    resamples: usize,
+    seed: u64,
+) -> Evaluation {
     let (threshold, is_ks) = match threshold {
         Some(t) => (t, false),
         None => match max_ks_threshold(probs, labels) {
@@ -390,7 +452,11 @@ fn scored_groups(scores: &[f32], labels: &[f32]) -> Option<Vec<(f32, f64, f64)>>
     if scores.len() != labels.len() || scores.is_empty() || scores.iter().any(|s| s.is_nan()) {
         return None;
     }
-    let mut pairs: Vec<(f32, bool)> = scores.iter().zip(labels).map(|(&s, &y)| (s, y > 0.5)).collect();
+    let mut pairs: Vec<(f32, bool)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| (s, y > 0.5))
+        .collect();
     pairs.sort_unstable_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     let mut groups: Vec<(f32, f64, f64)> = Vec::new();
     for (s, positive) in pairs {
@@ -419,12 +485,18 @@ mod tests {
 
     #[test]
     fn auc_hand_cases() {
-        assert!(close(auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), 0.75));
+        assert!(close(
+            auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+            0.75
+        ));
         assert!(close(auc(&[0.5; 6], &[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]), 0.5));
         assert!(close(auc(&[0.1, 0.2, 0.3], &[0.0, 0.0, 1.0]), 1.0));
         assert!(close(auc(&[0.3, 0.2, 0.1], &[0.0, 0.0, 1.0]), 0.0));
         // One positive/negative pair tied at 0.5 (counts 1/2), the other 3 pairs won: 3.5 / 4.
-        assert!(close(auc(&[0.2, 0.5, 0.5, 0.9], &[0.0, 0.0, 1.0, 1.0]), 0.875));
+        assert!(close(
+            auc(&[0.2, 0.5, 0.5, 0.9], &[0.0, 0.0, 1.0, 1.0]),
+            0.875
+        ));
         // -0.0 and 0.0 are the same score: a tie.
         assert!(close(auc(&[-0.0, 0.0], &[1.0, 0.0]), 0.5));
     }
@@ -485,7 +557,13 @@ mod tests {
             for j in 0..s.len() {
                 if y[i] == 1.0 && y[j] == 0.0 {
                     pairs += 1.0;
-                    wins += if s[i] > s[j] { 1.0 } else if s[i] == s[j] { 0.5 } else { 0.0 };
+                    wins += if s[i] > s[j] {
+                        1.0
+                    } else if s[i] == s[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -498,8 +576,16 @@ mod tests {
         // Thresholds "score >= t" for every observed t, plus "nothing" (gap 0).
         let mut best = 0.0f64;
         for &t in s {
-            let tp = s.iter().zip(y).filter(|(&v, &l)| v >= t && l == 1.0).count() as f64;
-            let fp = s.iter().zip(y).filter(|(&v, &l)| v >= t && l == 0.0).count() as f64;
+            let tp = s
+                .iter()
+                .zip(y)
+                .filter(|(&v, &l)| v >= t && l == 1.0)
+                .count() as f64;
+            let fp = s
+                .iter()
+                .zip(y)
+                .filter(|(&v, &l)| v >= t && l == 0.0)
+                .count() as f64;
             best = best.max((tp / n_pos - fp / n_neg).abs());
         }
         best
@@ -513,7 +599,9 @@ mod tests {
             let levels = 1 + rng.below(8);
             let s: Vec<f32> = (0..n).map(|_| rng.below(levels) as f32 / 8.0).collect();
             let p_pos = rng.uniform();
-            let y: Vec<f32> = (0..n).map(|_| if rng.uniform() < p_pos { 1.0 } else { 0.0 }).collect();
+            let y: Vec<f32> = (0..n)
+                .map(|_| if rng.uniform() < p_pos { 1.0 } else { 0.0 })
+                .collect();
             let has_both = y.contains(&1.0) && y.contains(&0.0);
             let (a, k) = (auc(&s, &y), ks(&s, &y));
             if !has_both {
@@ -530,7 +618,15 @@ mod tests {
         let p = [0.9, 0.6, 0.5, 0.4, 0.1, 0.2];
         let y = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0];
         let c = Confusion::at(&p, &y, 0.5);
-        assert_eq!((c.true_positives, c.false_positives, c.true_negatives, c.false_negatives), (2, 1, 2, 1));
+        assert_eq!(
+            (
+                c.true_positives,
+                c.false_positives,
+                c.true_negatives,
+                c.false_negatives
+            ),
+            (2, 1, 2, 1)
+        );
         assert!(close(c.accuracy(), 4.0 / 6.0));
         assert!(close(c.precision(), 2.0 / 3.0));
         assert!(close(c.recall(), 2.0 / 3.0));
@@ -551,14 +647,16 @@ mod tests {
                 continue;
             };
             let c = Confusion::at(&s, &y, t);
-            let gap = c.recall() - c.false_positives as f64 / (c.false_positives + c.true_negatives) as f64;
+            let gap = c.recall()
+                - c.false_positives as f64 / (c.false_positives + c.true_negatives) as f64;
             // The signed maximum; the KS statistic is the absolute one, so it may be larger
             // only when the model is inverted.
             let best_signed = s
                 .iter()
                 .map(|&u| {
                     let c = Confusion::at(&s, &y, u);
-                    c.recall() - c.false_positives as f64 / (c.false_positives + c.true_negatives) as f64
+                    c.recall()
+                        - c.false_positives as f64 / (c.false_positives + c.true_negatives) as f64
                 })
                 .fold(f64::NEG_INFINITY, f64::max);
             assert!(close(gap, best_signed), "n={n}: {gap} vs {best_signed}");
@@ -570,12 +668,18 @@ mod tests {
     fn rate_curve_area_is_the_auc() {
         let mut rng = Rng::new(5);
         let s: Vec<f32> = (0..300).map(|_| rng.below(40) as f32 / 40.0).collect();
-        let y: Vec<f32> = s.iter().map(|&v| (rng.uniform() < v as f64) as u8 as f32).collect();
+        let y: Vec<f32> = s
+            .iter()
+            .map(|&v| (rng.uniform() < v as f64) as u8 as f32)
+            .collect();
         let curve = rate_curve(&s, &y);
         assert_eq!((curve[0].tpr, curve[0].fpr), (0.0, 0.0));
         let last = curve.last().unwrap();
         assert_eq!((last.tpr, last.fpr), (1.0, 1.0));
-        let area: f64 = curve.windows(2).map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0).sum();
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].fpr - w[0].fpr) * (w[1].tpr + w[0].tpr) / 2.0)
+            .sum();
         assert!(close(area, auc(&s, &y)));
         assert!(rate_curve(&s, &vec![1.0; s.len()]).is_empty());
     }
@@ -587,11 +691,18 @@ mod tests {
         let y = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0];
         let bins = calibration(&p, &y, 5);
         assert_eq!(bins.len(), 5);
-        assert_eq!((bins[0].min_score, bins[0].max_score, bins[0].rows), (0.05, 0.1, 2));
+        assert_eq!(
+            (bins[0].min_score, bins[0].max_score, bins[0].rows),
+            (0.05, 0.1, 2)
+        );
         assert!((bins[0].mean_score - 0.075).abs() < 1e-7 && bins[0].default_rate == 0.0);
         assert!((bins[1].mean_score - 0.25).abs() < 1e-7 && bins[1].default_rate == 0.5);
         assert!((bins[4].mean_score - 0.85).abs() < 1e-7 && bins[4].default_rate == 1.0);
-        assert_eq!(calibration(&p[..3], &y[..3], 10).len(), 3, "no more bins than rows");
+        assert_eq!(
+            calibration(&p[..3], &y[..3], 10).len(),
+            3,
+            "no more bins than rows"
+        );
         assert!(calibration(&[], &[], 10).is_empty());
     }
 
@@ -599,7 +710,10 @@ mod tests {
     fn bootstrap_interval_brackets_the_auc_and_is_seeded() {
         let mut rng = Rng::new(11);
         let s: Vec<f32> = (0..2000).map(|_| rng.uniform() as f32).collect();
-        let y: Vec<f32> = s.iter().map(|&v| (rng.uniform() < 0.2 + 0.5 * v as f64) as u8 as f32).collect();
+        let y: Vec<f32> = s
+            .iter()
+            .map(|&v| (rng.uniform() < 0.2 + 0.5 * v as f64) as u8 as f32)
+            .collect();
         let a = auc(&s, &y);
         let (lo, hi) = auc_bootstrap_interval(&s, &y, 500, 0.95, 1).unwrap();
         assert!(lo < a && a < hi, "{lo} < {a} < {hi}");
@@ -609,7 +723,10 @@ mod tests {
         assert_eq!(auc_bootstrap_interval(&s, &y, 500, 0.95, 1), Some((lo, hi)));
         assert_ne!(auc_bootstrap_interval(&s, &y, 500, 0.95, 2), Some((lo, hi)));
         // Perfect separation stays perfect in every resample.
-        assert_eq!(auc_bootstrap_interval(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0], 200, 0.95, 0), Some((1.0, 1.0)));
+        assert_eq!(
+            auc_bootstrap_interval(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0], 200, 0.95, 0),
+            Some((1.0, 1.0))
+        );
         assert!(auc_bootstrap_interval(&s, &y, 5, 0.95, 0).is_none());
     }
 

@@ -123,9 +123,13 @@ impl SavedModel {
     /// Reorders preprocessed rows (`rows × preprocessing.n_features()`) into the model's
     /// input columns.
     pub fn arrange(&self, x: Vec<f32>) -> Vec<f32> {
-        let Some(order) = &self.feature_order else { return x };
+        let Some(order) = &self.feature_order else {
+            return x;
+        };
         let width = self.preprocessing.n_features().max(1);
-        x.chunks_exact(width).flat_map(|row| order.iter().map(move |&j| row[j])).collect()
+        x.chunks_exact(width)
+            .flat_map(|row| order.iter().map(move |&j| row[j]))
+            .collect()
     }
 
     /// For each model input column, the index (in `preprocessing.inputs`) of the raw CSV
@@ -143,7 +147,11 @@ impl SavedModel {
 
     /// The raw column names, indexed as [`feature_sources`](Self::feature_sources) values.
     pub fn source_names(&self) -> Vec<String> {
-        self.preprocessing.inputs.iter().map(|i| i.name().to_string()).collect()
+        self.preprocessing
+            .inputs
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect()
     }
 
     /// The model input columns' names.
@@ -161,17 +169,37 @@ impl SavedModel {
         let inputs = self.model.inputs();
         let bad = |m: String| Err(Error::Other(m));
         match &self.feature_order {
-            None if n_pre != inputs => return bad(format!("the model reads {inputs} columns, the preprocessing writes {n_pre}")),
-            Some(order) if order.len() != inputs => return bad(format!("feature_order has {} entries, the model reads {inputs} columns", order.len())),
-            Some(order) if order.iter().any(|&j| j >= n_pre) => return bad(format!("feature_order names a feature past the preprocessing's {n_pre}")),
+            None if n_pre != inputs => {
+                return bad(format!(
+                    "the model reads {inputs} columns, the preprocessing writes {n_pre}"
+                ))
+            }
+            Some(order) if order.len() != inputs => {
+                return bad(format!(
+                    "feature_order has {} entries, the model reads {inputs} columns",
+                    order.len()
+                ))
+            }
+            Some(order) if order.iter().any(|&j| j >= n_pre) => {
+                return bad(format!(
+                    "feature_order names a feature past the preprocessing's {n_pre}"
+                ))
+            }
             _ => {}
         }
         if self.baseline.len() != inputs || self.baseline.iter().any(|v| !v.is_finite()) {
-            return bad(format!("the baseline must be {inputs} finite numbers, got {}", self.baseline.len()));
+            return bad(format!(
+                "the baseline must be {inputs} finite numbers, got {}",
+                self.baseline.len()
+            ));
         }
         let (_, layout) = param_layout(&self.model)?;
         if self.params.len() != layout.total {
-            return bad(format!("{} parameter words, the model packs {}", self.params.len(), layout.total));
+            return bad(format!(
+                "{} parameter words, the model packs {}",
+                self.params.len(),
+                layout.total
+            ));
         }
         Ok(())
     }
@@ -187,7 +215,12 @@ impl SavedModel {
             .enumerate()
             .map(|(i, p)| {
                 let values = &self.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]];
-                (p.name.clone(), Dtype::F32, p.shape.clone(), f32_bytes(values))
+                (
+                    p.name.clone(),
+                    Dtype::F32,
+                    p.shape.clone(),
+                    f32_bytes(values),
+                )
             })
             .collect();
         // "pt" lets PyTorch-side loaders (transformers, safetensors.torch) take the file.
@@ -207,10 +240,21 @@ impl SavedModel {
             training: self.training.clone(),
             epoch: self.epoch,
             validation: self.validation.clone(),
-            parameters: specs.iter().map(|p| ParamInfo { name: p.name.clone(), shape: p.shape.clone() }).collect(),
-            weights: WeightsInfo { file: WEIGHTS_FILE.to_string(), bytes: weights.len() as u64, fnv1a64: format!("{:016x}", fnv1a64(&weights)) },
+            parameters: specs
+                .iter()
+                .map(|p| ParamInfo {
+                    name: p.name.clone(),
+                    shape: p.shape.clone(),
+                })
+                .collect(),
+            weights: WeightsInfo {
+                file: WEIGHTS_FILE.to_string(),
+                bytes: weights.len() as u64,
+                fnv1a64: format!("{:016x}", fnv1a64(&weights)),
+            },
         };
-        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Other(format!("config.json: {e}")))?;
+        let json = serde_json::to_vec_pretty(&config)
+            .map_err(|e| Error::Other(format!("config.json: {e}")))?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let config_path = dir.join(CONFIG_FILE);
         let weights_tmp = write_temp(&weights_path, &weights)?;
@@ -224,45 +268,73 @@ impl SavedModel {
         let config_path = dir.join(CONFIG_FILE);
         let weights_path = dir.join(WEIGHTS_FILE);
         if !dir.is_dir() {
-            return Err(Error::Other(format!("{}: no such model directory", dir.display())));
+            return Err(Error::Other(format!(
+                "{}: no such model directory",
+                dir.display()
+            )));
         }
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
         let bad_config = |m: String| Error::Other(format!("{}: {m}", config_path.display()));
         // The format and version first, so a future layout is reported as such rather
         // than as whatever field it no longer has.
-        let head: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad_config(format!("not JSON (line {}): {e}", e.line())))?;
+        let head: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad_config(format!("not JSON (line {}): {e}", e.line())))?;
         if head.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
-            return Err(bad_config(format!("not a riskgrad model config (its \"format\" is not {FORMAT_NAME:?})")));
+            return Err(bad_config(format!(
+                "not a riskgrad model config (its \"format\" is not {FORMAT_NAME:?})"
+            )));
         }
         let version = head.get("format_version").and_then(|v| v.as_u64());
         if version != Some(FORMAT_VERSION as u64) {
-            let writer = head.get("riskgrad_version").and_then(|v| v.as_str()).unwrap_or("an unknown version");
+            let writer = head
+                .get("riskgrad_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("an unknown version");
             let shown = version.map_or("missing".to_string(), |v| v.to_string());
             return Err(bad_config(format!(
                 "model format version {shown} (written by riskgrad {writer}) is not {FORMAT_VERSION}, the one riskgrad {} reads",
                 env!("CARGO_PKG_VERSION")
             )));
         }
-        let config: Config = serde_json::from_value(head).map_err(|e| bad_config(format!("{e}")))?;
-        let model: ModelSpec = serde_json::from_value(config.model).map_err(|e| bad_config(format!("\"model\": {e}")))?;
-        let preprocessing = Preprocessor::from_json(&config.preprocessing.to_string(), &config_path)?;
+        let config: Config =
+            serde_json::from_value(head).map_err(|e| bad_config(format!("{e}")))?;
+        let model: ModelSpec = serde_json::from_value(config.model)
+            .map_err(|e| bad_config(format!("\"model\": {e}")))?;
+        let preprocessing =
+            Preprocessor::from_json(&config.preprocessing.to_string(), &config_path)?;
 
         let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
         let bad_weights = |m: String| Error::Other(format!("{}: {m}", weights_path.display()));
-        let tensors = SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad_weights(format!("not a complete safetensors file (truncated or corrupted?): {e}")))?;
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| {
+            bad_weights(format!(
+                "not a complete safetensors file (truncated or corrupted?): {e}"
+            ))
+        })?;
         let (specs, layout) = param_layout(&model)?;
         let mut params = vec![0.0f32; layout.total];
         for (i, spec) in specs.iter().enumerate() {
             let t = tensors.tensor(&spec.name).map_err(|_| {
-                bad_weights(format!("tensor {:?} of the {} model is missing (the file holds {:?})", spec.name, model_kind(&model), sorted_names(&tensors)))
+                bad_weights(format!(
+                    "tensor {:?} of the {} model is missing (the file holds {:?})",
+                    spec.name,
+                    model_kind(&model),
+                    sorted_names(&tensors)
+                ))
             })?;
             if t.dtype() != Dtype::F32 {
-                return Err(bad_weights(format!("tensor {:?} is {}, riskgrad stores F32", spec.name, t.dtype())));
+                return Err(bad_weights(format!(
+                    "tensor {:?} is {}, riskgrad stores F32",
+                    spec.name,
+                    t.dtype()
+                )));
             }
             if t.shape() != spec.shape.as_slice() {
-                return Err(bad_weights(format!("tensor {:?} has shape {:?}, the model needs {:?}", spec.name, t.shape(), spec.shape)));
+                return Err(bad_weights(format!(
+                    "tensor {:?} has shape {:?}, the model needs {:?}",
+                    spec.name,
+                    t.shape(),
+                    spec.shape
+                )));
             }
             let dst = &mut params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]];
             for (d, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
@@ -272,9 +344,15 @@ impl SavedModel {
                 return Err(bad_weights(format!("tensor {:?} holds {v}", spec.name)));
             }
         }
-        let extra: Vec<&str> = sorted_names(&tensors).into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
+        let extra: Vec<&str> = sorted_names(&tensors)
+            .into_iter()
+            .filter(|n| !specs.iter().any(|s| s.name == *n))
+            .collect();
         if !extra.is_empty() {
-            return Err(bad_weights(format!("tensors {extra:?} are not part of the {} model", model_kind(&model))));
+            return Err(bad_weights(format!(
+                "tensors {extra:?} are not part of the {} model",
+                model_kind(&model)
+            )));
         }
         let sum = format!("{:016x}", fnv1a64(&bytes));
         if bytes.len() as u64 != config.weights.bytes || sum != config.weights.fnv1a64 {
@@ -301,7 +379,10 @@ impl SavedModel {
 }
 
 fn model_kind(model: &ModelSpec) -> String {
-    serde_json::to_value(model).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string)).unwrap_or_else(|| "saved".into())
+    serde_json::to_value(model)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "saved".into())
 }
 
 fn sorted_names<'a>(t: &'a SafeTensors<'a>) -> Vec<&'a str> {
@@ -321,7 +402,10 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 /// A safetensors file's bytes from `(name, dtype, shape, little-endian data)`, with
 /// string metadata.
-pub fn serialize_tensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+pub fn serialize_tensors(
+    tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|(name, dtype, shape, data)| {
@@ -330,18 +414,24 @@ pub fn serialize_tensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metad
                 .map_err(|e| Error::Other(format!("tensor {name:?}: {e}")))
         })
         .collect::<Result<BTreeMap<_, _>>>()?;
-    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| Error::Other(format!("safetensors: {e}")))
+    safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|e| Error::Other(format!("safetensors: {e}")))
 }
 
 /// FNV-1a, 64-bit: a checksum to notice a damaged or swapped file (not a defence against
 /// anyone who means harm).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// `path` with `.tmp` appended to its file name.
 fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -387,6 +477,9 @@ mod tests {
 
     #[test]
     fn temp_names_keep_the_extension() {
-        assert_eq!(temp_name(Path::new("d/model.safetensors")), Path::new("d/model.safetensors.tmp"));
+        assert_eq!(
+            temp_name(Path::new("d/model.safetensors")),
+            Path::new("d/model.safetensors.tmp")
+        );
     }
 }

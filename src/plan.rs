@@ -7,8 +7,8 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::error::{Error, Result};
-use crate::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
 use crate::graph::broadcast_strides;
+use crate::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
 use std::collections::HashMap;
 
 /// Parameters are padded to this many f32 so each one starts on a 256-byte boundary,
@@ -95,63 +95,222 @@ pub struct PoolShape {
 /// One kernel invocation with everything resolved: storage windows and sizes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kernel {
-    Fill { out: TensorRef, value: f32 },
+    Fill {
+        out: TensorRef,
+        value: f32,
+    },
     /// `out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n])`, row-major storage.
-    MatMul { a: TensorRef, b: TensorRef, bias: Option<TensorRef>, out: TensorRef, m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act },
+    MatMul {
+        a: TensorRef,
+        b: TensorRef,
+        bias: Option<TensorRef>,
+        out: TensorRef,
+        m: usize,
+        n: usize,
+        k: usize,
+        trans_a: bool,
+        trans_b: bool,
+        act: Act,
+    },
     /// Broadcasting elementwise; shapes padded on the left to `MAX_RANK`, strides 0 on
     /// broadcast axes.
-    Binary { op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef, shape: [usize; MAX_RANK], a_strides: [usize; MAX_RANK], b_strides: [usize; MAX_RANK] },
-    Unary { act: Act, x: TensorRef, out: TensorRef },
-    ActGrad { act: Act, dy: TensorRef, y: TensorRef, out: TensorRef },
+    Binary {
+        op: BinaryOp,
+        a: TensorRef,
+        b: TensorRef,
+        out: TensorRef,
+        shape: [usize; MAX_RANK],
+        a_strides: [usize; MAX_RANK],
+        b_strides: [usize; MAX_RANK],
+    },
+    Unary {
+        act: Act,
+        x: TensorRef,
+        out: TensorRef,
+    },
+    ActGrad {
+        act: Act,
+        dy: TensorRef,
+        y: TensorRef,
+        out: TensorRef,
+    },
     /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
     /// summed in index order, so results do not depend on the executor's threading.
-    Reduce { x: TensorRef, out: TensorRef, in_shape: [usize; MAX_RANK], out_shape: [usize; MAX_RANK], scale: f32 },
+    Reduce {
+        x: TensorRef,
+        out: TensorRef,
+        in_shape: [usize; MAX_RANK],
+        out_shape: [usize; MAX_RANK],
+        scale: f32,
+    },
     /// `out[i] = scale * x[broadcast index of i]`.
-    Expand { x: TensorRef, out: TensorRef, out_shape: [usize; MAX_RANK], x_strides: [usize; MAX_RANK], scale: f32 },
-    Bce { logits: TensorRef, targets: TensorRef, out: TensorRef, pos_weight: f32 },
-    BceGrad { logits: TensorRef, targets: TensorRef, dloss: TensorRef, out: TensorRef, pos_weight: f32 },
+    Expand {
+        x: TensorRef,
+        out: TensorRef,
+        out_shape: [usize; MAX_RANK],
+        x_strides: [usize; MAX_RANK],
+        scale: f32,
+    },
+    Bce {
+        logits: TensorRef,
+        targets: TensorRef,
+        out: TensorRef,
+        pos_weight: f32,
+    },
+    BceGrad {
+        logits: TensorRef,
+        targets: TensorRef,
+        dloss: TensorRef,
+        out: TensorRef,
+        pos_weight: f32,
+    },
     /// `out[b, :] = table[perm[step * batch + b], :]`.
-    Gather { table: TensorRef, perm: TensorRef, out: TensorRef, batch: usize, cols: usize },
+    Gather {
+        table: TensorRef,
+        perm: TensorRef,
+        out: TensorRef,
+        batch: usize,
+        cols: usize,
+    },
     /// `out[r, :] = sum over b with perm[step * batch + b] == r of dy[b, :]`.
-    ScatterAdd { dy: TensorRef, perm: TensorRef, out: TensorRef, batch: usize, cols: usize },
+    ScatterAdd {
+        dy: TensorRef,
+        perm: TensorRef,
+        out: TensorRef,
+        batch: usize,
+        cols: usize,
+    },
     /// Copies a block of columns between row-major matrices with `rows` rows:
     /// `out[r, dst_start + c] = x[r, src_start + c]` for `c < cols`.
-    CopyCols { x: TensorRef, out: TensorRef, rows: usize, cols: usize, src_cols: usize, src_start: usize, dst_cols: usize, dst_start: usize },
+    CopyCols {
+        x: TensorRef,
+        out: TensorRef,
+        rows: usize,
+        cols: usize,
+        src_cols: usize,
+        src_start: usize,
+        dst_cols: usize,
+        dst_start: usize,
+    },
     /// `acc[0] += x[0]` (the epoch's loss sum, read by the host at epoch end).
-    Accumulate { x: TensorRef, acc: TensorRef },
+    Accumulate {
+        x: TensorRef,
+        acc: TensorRef,
+    },
     /// `out[step * x.len + i] = x[i]`: collects each step's outputs (validation scores).
-    Collect { x: TensorRef, out: TensorRef },
+    Collect {
+        x: TensorRef,
+        out: TensorRef,
+    },
     /// One update of every parameter from its gradient; `step` holds the step counters.
-    Optimize { optimizer: Optimizer, len: usize, step: TensorRef },
+    Optimize {
+        optimizer: Optimizer,
+        len: usize,
+        step: TensorRef,
+    },
     /// Advances the step counters: `[step within run, optimizer step]`.
-    AdvanceStep { step: TensorRef },
+    AdvanceStep {
+        step: TensorRef,
+    },
     /// One recurrent step, `Op::RnnCell`: gate pre-activations `gx` (a window of
     /// `G = gates·hidden` columns) plus `gh` (`[rows, G]`, or `[G]` for every row when
     /// `gh_rows` is false), then the cell; absent inputs are zeros. `out` is packed as
     /// `graph::Packing` says.
-    RnnCell { kind: CellKind, rows: usize, hidden: usize, gx: ColWindow, gh: Option<TensorRef>, gh_rows: bool, prev: Option<TensorRef>, out: TensorRef },
+    RnnCell {
+        kind: CellKind,
+        rows: usize,
+        hidden: usize,
+        gx: ColWindow,
+        gh: Option<TensorRef>,
+        gh_rows: bool,
+        prev: Option<TensorRef>,
+        out: TensorRef,
+    },
     /// The backward of one recurrent step, `Op::RnnCellGrad`: `dh` is the sum of the
     /// windows given (zero if none), `dc` the gradient of `c` (LSTM), `state` the cell's
     /// packed output, `prev` its previous state. `out` is packed.
-    RnnCellGrad { kind: CellKind, rows: usize, hidden: usize, dh: [Option<ColWindow>; 2], dc: Option<TensorRef>, state: TensorRef, prev: Option<TensorRef>, out: TensorRef },
+    RnnCellGrad {
+        kind: CellKind,
+        rows: usize,
+        hidden: usize,
+        dh: [Option<ColWindow>; 2],
+        dc: Option<TensorRef>,
+        state: TensorRef,
+        prev: Option<TensorRef>,
+        out: TensorRef,
+    },
     /// `out = act(conv2d(x, w) + bias)` over NCHW.
-    Conv2d { x: TensorRef, w: TensorRef, bias: Option<TensorRef>, out: TensorRef, shape: ConvShape, act: Act },
+    Conv2d {
+        x: TensorRef,
+        w: TensorRef,
+        bias: Option<TensorRef>,
+        out: TensorRef,
+        shape: ConvShape,
+        act: Act,
+    },
     /// `out` (x-shaped) = the gradient of a convolution w.r.t. x, from `dz` and `w`.
-    Conv2dGradInput { dz: TensorRef, w: TensorRef, out: TensorRef, shape: ConvShape },
+    Conv2dGradInput {
+        dz: TensorRef,
+        w: TensorRef,
+        out: TensorRef,
+        shape: ConvShape,
+    },
     /// `out` (`[splits, o, c·kh·kw]`) = the gradient w.r.t. w in parts over images.
-    Conv2dGradWeight { dz: TensorRef, x: TensorRef, out: TensorRef, shape: ConvShape, splits: usize },
+    Conv2dGradWeight {
+        dz: TensorRef,
+        x: TensorRef,
+        out: TensorRef,
+        shape: ConvShape,
+        splits: usize,
+    },
     /// `out[o] = Σ_n Σ_p dz[n, o, p]` for dz `[n, o, plane]`.
-    ConvGradBias { dz: TensorRef, out: TensorRef, n: usize, o: usize, plane: usize },
+    ConvGradBias {
+        dz: TensorRef,
+        out: TensorRef,
+        n: usize,
+        o: usize,
+        plane: usize,
+    },
     /// `out[b, j, i] = x[b, i, j]` for x `[batch, rows, cols]`.
-    Transpose { x: TensorRef, out: TensorRef, batch: usize, rows: usize, cols: usize },
+    Transpose {
+        x: TensorRef,
+        out: TensorRef,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+    },
     /// `out` = the in-plane position of each window's first maximum, as f32 numbers.
-    PoolArgmax { x: TensorRef, out: TensorRef, shape: PoolShape },
+    PoolArgmax {
+        x: TensorRef,
+        out: TensorRef,
+        shape: PoolShape,
+    },
     /// `out[p, i] = x[p, idx[p, i]]` per plane p.
-    PoolGather { x: TensorRef, idx: TensorRef, out: TensorRef, planes: usize, in_plane: usize, out_plane: usize },
+    PoolGather {
+        x: TensorRef,
+        idx: TensorRef,
+        out: TensorRef,
+        planes: usize,
+        in_plane: usize,
+        out_plane: usize,
+    },
     /// `out[p, j] = Σ dy[p, i]` over the windows i whose argmax is j, in window order.
-    MaxPoolGrad { dy: TensorRef, idx: TensorRef, out: TensorRef, shape: PoolShape },
-    AvgPool { x: TensorRef, out: TensorRef, shape: PoolShape },
-    AvgPoolGrad { dy: TensorRef, out: TensorRef, shape: PoolShape },
+    MaxPoolGrad {
+        dy: TensorRef,
+        idx: TensorRef,
+        out: TensorRef,
+        shape: PoolShape,
+    },
+    AvgPool {
+        x: TensorRef,
+        out: TensorRef,
+        shape: PoolShape,
+    },
+    AvgPoolGrad {
+        dy: TensorRef,
+        out: TensorRef,
+        shape: PoolShape,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -179,7 +338,11 @@ impl ParamLayout {
             lens.push(len);
             total += len.div_ceil(PARAM_ALIGN) * PARAM_ALIGN;
         }
-        ParamLayout { offsets, lens, total: total.max(PARAM_ALIGN) }
+        ParamLayout {
+            offsets,
+            lens,
+            total: total.max(PARAM_ALIGN),
+        }
     }
 }
 
@@ -238,7 +401,10 @@ impl Plan {
     }
     /// Where a kept node can be read after a run.
     pub fn location(&self, node: NodeId) -> Result<TensorRef> {
-        self.locations.get(&node).copied().ok_or_else(|| Error::Other(format!("node {node} is not part of the plan")))
+        self.locations
+            .get(&node)
+            .copied()
+            .ok_or_else(|| Error::Other(format!("node {node} is not part of the plan")))
     }
 }
 
@@ -258,8 +424,18 @@ struct SlotPool {
 impl SlotPool {
     /// The smallest free slot that fits, else the largest free one grown, else a new one.
     fn take(&mut self, len: usize) -> usize {
-        let fitting = self.free.iter().enumerate().filter(|(_, &s)| self.capacity[s] >= len).min_by_key(|(_, &s)| self.capacity[s]);
-        let pick = fitting.or_else(|| self.free.iter().enumerate().max_by_key(|(_, &s)| self.capacity[s]));
+        let fitting = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| self.capacity[s] >= len)
+            .min_by_key(|(_, &s)| self.capacity[s]);
+        let pick = fitting.or_else(|| {
+            self.free
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, &s)| self.capacity[s])
+        });
         match pick.map(|(i, _)| i) {
             Some(i) => {
                 let slot = self.free.swap_remove(i);
@@ -328,13 +504,27 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     }
     for &(p, gnode) in &request.grads {
         if graph.params.get(p).map(|s| &s.shape) != Some(&graph.nodes[gnode].shape) {
-            return Err(Error::shape("plan", format!("gradient node {gnode} does not match parameter {p}")));
+            return Err(Error::shape(
+                "plan",
+                format!("gradient node {gnode} does not match parameter {p}"),
+            ));
         }
-        let computes = !matches!(graph.nodes[gnode].op, Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. });
+        let computes = !matches!(
+            graph.nodes[gnode].op,
+            Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. }
+        );
         // A node that is the gradient of two parameters (the LSTM's two biases, which
         // enter as one sum) is copied into both places: the copy reads it.
-        let shared = request.grads.iter().filter(|&&(_, other)| other == gnode).count() > 1;
-        let read_elsewhere = shared || consumers[gnode] > 0 || request.keep.contains(&gnode) || Some(gnode) == request.loss;
+        let shared = request
+            .grads
+            .iter()
+            .filter(|&&(_, other)| other == gnode)
+            .count()
+            > 1;
+        let read_elsewhere = shared
+            || consumers[gnode] > 0
+            || request.keep.contains(&gnode)
+            || Some(gnode) == request.loss;
         if computes && !read_elsewhere && !grad_home.contains_key(&gnode) {
             grad_home.insert(gnode, p);
         } else {
@@ -362,29 +552,63 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
         let node = &graph.nodes[id];
         let len = node.numel();
         let here = match (&node.op, grad_home.get(&id)) {
-            (Op::Reshape, _) => TensorRef { len, ..loc[node.inputs[0]].expect("inputs precede their users") },
+            (Op::Reshape, _) => TensorRef {
+                len,
+                ..loc[node.inputs[0]].expect("inputs precede their users")
+            },
             (Op::View { offset }, _) => {
                 let base = loc[node.inputs[0]].expect("inputs precede their users");
-                TensorRef { offset: base.offset + offset, len, ..base }
+                TensorRef {
+                    offset: base.offset + offset,
+                    len,
+                    ..base
+                }
             }
             (Op::Input { name }, _) => {
                 let index = plan.inputs.len();
-                plan.inputs.push(InputInfo { name: name.clone(), len });
-                TensorRef { storage: Storage::Input(index), offset: 0, len }
+                plan.inputs.push(InputInfo {
+                    name: name.clone(),
+                    len,
+                });
+                TensorRef {
+                    storage: Storage::Input(index),
+                    offset: 0,
+                    len,
+                }
             }
-            (Op::Param { index }, _) => TensorRef { storage: Storage::Params, offset: plan.layout.offsets[*index], len },
-            (_, Some(&p)) => TensorRef { storage: Storage::Grads, offset: plan.layout.offsets[p], len },
-            _ => TensorRef { storage: Storage::Slot(pool.take(len)), offset: 0, len },
+            (Op::Param { index }, _) => TensorRef {
+                storage: Storage::Params,
+                offset: plan.layout.offsets[*index],
+                len,
+            },
+            (_, Some(&p)) => TensorRef {
+                storage: Storage::Grads,
+                offset: plan.layout.offsets[p],
+                len,
+            },
+            _ => TensorRef {
+                storage: Storage::Slot(pool.take(len)),
+                offset: 0,
+                len,
+            },
         };
         loc[id] = Some(here);
-        let ins: Vec<TensorRef> = node.inputs.iter().map(|&i| loc[i].expect("inputs precede their users")).collect();
+        let ins: Vec<TensorRef> = node
+            .inputs
+            .iter()
+            .map(|&i| loc[i].expect("inputs precede their users"))
+            .collect();
         lower(graph, id, &ins, here, &mut plan.launches)?;
         // Free the slots whose last reader this was (after the output took its slot, so a
         // kernel never reads and writes the same buffer).
         for &i in node.inputs.iter().chain(std::iter::once(&id)) {
             let root = alias_of[i];
             if last_use[root] <= id && last_use[root] != usize::MAX {
-                if let Some(TensorRef { storage: Storage::Slot(s), .. }) = loc[root] {
+                if let Some(TensorRef {
+                    storage: Storage::Slot(s),
+                    ..
+                }) = loc[root]
+                {
                     if !pool.free.contains(&s) {
                         pool.give_back(s);
                     }
@@ -397,26 +621,54 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     for (p, gnode) in grad_copies {
         let x = loc[gnode].expect("gradient computed");
         let len = x.len;
-        let out = TensorRef { storage: Storage::Grads, offset: plan.layout.offsets[p], len };
-        plan.launches.push(Launch { node: None, kernel: copy_all(x, out) });
+        let out = TensorRef {
+            storage: Storage::Grads,
+            offset: plan.layout.offsets[p],
+            len,
+        };
+        plan.launches.push(Launch {
+            node: None,
+            kernel: copy_all(x, out),
+        });
     }
     if let Some(loss) = request.loss {
         let acc = plan_state(&mut plan, LOSS_STATE, 1);
-        plan.launches.push(Launch { node: None, kernel: Kernel::Accumulate { x: loc[loss].expect("loss computed"), acc } });
+        plan.launches.push(Launch {
+            node: None,
+            kernel: Kernel::Accumulate {
+                x: loc[loss].expect("loss computed"),
+                acc,
+            },
+        });
     }
     if let Some((node, steps)) = request.collect {
         let x = loc[node].expect("collected node computed");
         let out = plan_state(&mut plan, COLLECT_STATE, x.len * steps);
-        plan.launches.push(Launch { node: None, kernel: Kernel::Collect { x, out } });
+        plan.launches.push(Launch {
+            node: None,
+            kernel: Kernel::Collect { x, out },
+        });
     }
     if let Some(optimizer) = request.optimizer {
         if request.grads.len() != graph.params.len() {
-            return Err(Error::Other("an optimizer needs a gradient for every parameter".into()));
+            return Err(Error::Other(
+                "an optimizer needs a gradient for every parameter".into(),
+            ));
         }
         plan.opt_state_len = plan.layout.total * optimizer.state_per_param();
-        plan.launches.push(Launch { node: None, kernel: Kernel::Optimize { optimizer, len: plan.layout.total, step } });
+        plan.launches.push(Launch {
+            node: None,
+            kernel: Kernel::Optimize {
+                optimizer,
+                len: plan.layout.total,
+                step,
+            },
+        });
     }
-    plan.launches.push(Launch { node: None, kernel: Kernel::AdvanceStep { step } });
+    plan.launches.push(Launch {
+        node: None,
+        kernel: Kernel::AdvanceStep { step },
+    });
     plan.slots = pool.capacity;
     plan.locations = (0..n).filter_map(|i| loc[i].map(|l| (i, l))).collect();
     #[cfg(debug_assertions)]
@@ -426,29 +678,74 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
 
 fn plan_state(plan: &mut Plan, name: &str, len: usize) -> TensorRef {
     let index = plan.states.len();
-    plan.states.push(StateInfo { name: name.to_string(), len });
-    TensorRef { storage: Storage::State(index), offset: 0, len }
+    plan.states.push(StateInfo {
+        name: name.to_string(),
+        len,
+    });
+    TensorRef {
+        storage: Storage::State(index),
+        offset: 0,
+        len,
+    }
 }
 
 fn copy_all(x: TensorRef, out: TensorRef) -> Kernel {
-    Kernel::CopyCols { x, out, rows: 1, cols: x.len, src_cols: x.len, src_start: 0, dst_cols: x.len, dst_start: 0 }
+    Kernel::CopyCols {
+        x,
+        out,
+        rows: 1,
+        cols: x.len,
+        src_cols: x.len,
+        src_start: 0,
+        dst_cols: x.len,
+        dst_start: 0,
+    }
 }
 
 /// The launches that compute node `id` into `out`, given its inputs' places.
-fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches: &mut Vec<Launch>) -> Result<()> {
+fn lower(
+    graph: &Graph,
+    id: NodeId,
+    ins: &[TensorRef],
+    out: TensorRef,
+    launches: &mut Vec<Launch>,
+) -> Result<()> {
     let node = &graph.nodes[id];
     let shape_of = |k: usize| graph.shape(node.inputs[k]);
-    let mut push = |kernel| launches.push(Launch { node: Some(id), kernel });
+    let mut push = |kernel| {
+        launches.push(Launch {
+            node: Some(id),
+            kernel,
+        })
+    };
     if node.shape.len() > MAX_RANK {
-        return Err(Error::shape(node.op.name(), format!("rank of {:?} is over {MAX_RANK}", node.shape)));
+        return Err(Error::shape(
+            node.op.name(),
+            format!("rank of {:?} is over {MAX_RANK}", node.shape),
+        ));
     }
     match node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. } => {}
         Op::Fill { value } => push(Kernel::Fill { out, value }),
-        Op::MatMul { trans_a, trans_b, act } => {
+        Op::MatMul {
+            trans_a,
+            trans_b,
+            act,
+        } => {
             let sa = shape_of(0);
             let k = if trans_a { sa[0] } else { sa[1] };
-            push(Kernel::MatMul { a: ins[0], b: ins[1], bias: ins.get(2).copied(), out, m: node.shape[0], n: node.shape[1], k, trans_a, trans_b, act })
+            push(Kernel::MatMul {
+                a: ins[0],
+                b: ins[1],
+                bias: ins.get(2).copied(),
+                out,
+                m: node.shape[0],
+                n: node.shape[1],
+                k,
+                trans_a,
+                trans_b,
+                act,
+            })
         }
         Op::Binary(op) => push(Kernel::Binary {
             op,
@@ -459,79 +756,237 @@ fn lower(graph: &Graph, id: NodeId, ins: &[TensorRef], out: TensorRef, launches:
             a_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
             b_strides: padded(&broadcast_strides(shape_of(1), &node.shape), 0),
         }),
-        Op::Unary(act) => push(Kernel::Unary { act, x: ins[0], out }),
-        Op::ActGrad(act) => push(Kernel::ActGrad { act, dy: ins[0], y: ins[1], out }),
-        Op::ReduceTo { scale } => push(Kernel::Reduce { x: ins[0], out, in_shape: padded(shape_of(0), 1), out_shape: padded(&node.shape, 1), scale }),
-        Op::ExpandTo { scale } => push(Kernel::Expand { x: ins[0], out, out_shape: padded(&node.shape, 1), x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0), scale }),
-        Op::BceWithLogits { pos_weight } => push(Kernel::Bce { logits: ins[0], targets: ins[1], out, pos_weight }),
-        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceGrad { logits: ins[0], targets: ins[1], dloss: ins[2], out, pos_weight }),
-        Op::GatherRows => push(Kernel::Gather { table: ins[0], perm: ins[1], out, batch: node.shape[0], cols: node.shape[1] }),
+        Op::Unary(act) => push(Kernel::Unary {
+            act,
+            x: ins[0],
+            out,
+        }),
+        Op::ActGrad(act) => push(Kernel::ActGrad {
+            act,
+            dy: ins[0],
+            y: ins[1],
+            out,
+        }),
+        Op::ReduceTo { scale } => push(Kernel::Reduce {
+            x: ins[0],
+            out,
+            in_shape: padded(shape_of(0), 1),
+            out_shape: padded(&node.shape, 1),
+            scale,
+        }),
+        Op::ExpandTo { scale } => push(Kernel::Expand {
+            x: ins[0],
+            out,
+            out_shape: padded(&node.shape, 1),
+            x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
+            scale,
+        }),
+        Op::BceWithLogits { pos_weight } => push(Kernel::Bce {
+            logits: ins[0],
+            targets: ins[1],
+            out,
+            pos_weight,
+        }),
+        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceGrad {
+            logits: ins[0],
+            targets: ins[1],
+            dloss: ins[2],
+            out,
+            pos_weight,
+        }),
+        Op::GatherRows => push(Kernel::Gather {
+            table: ins[0],
+            perm: ins[1],
+            out,
+            batch: node.shape[0],
+            cols: node.shape[1],
+        }),
         Op::ScatterAddRows => {
             let sd = shape_of(0);
-            push(Kernel::ScatterAdd { dy: ins[0], perm: ins[1], out, batch: sd[0], cols: sd[1] })
+            push(Kernel::ScatterAdd {
+                dy: ins[0],
+                perm: ins[1],
+                out,
+                batch: sd[0],
+                cols: sd[1],
+            })
         }
         Op::Concat => {
             let mut start = 0;
             for (k, &x) in ins.iter().enumerate() {
                 let cols = shape_of(k)[1];
-                push(Kernel::CopyCols { x, out, rows: node.shape[0], cols, src_cols: cols, src_start: 0, dst_cols: node.shape[1], dst_start: start });
+                push(Kernel::CopyCols {
+                    x,
+                    out,
+                    rows: node.shape[0],
+                    cols,
+                    src_cols: cols,
+                    src_start: 0,
+                    dst_cols: node.shape[1],
+                    dst_start: start,
+                });
                 start += cols;
             }
         }
         Op::SliceCols { start } => {
             let src_cols = shape_of(0)[1];
-            push(Kernel::CopyCols { x: ins[0], out, rows: node.shape[0], cols: node.shape[1], src_cols, src_start: start, dst_cols: node.shape[1], dst_start: 0 })
+            push(Kernel::CopyCols {
+                x: ins[0],
+                out,
+                rows: node.shape[0],
+                cols: node.shape[1],
+                src_cols,
+                src_start: start,
+                dst_cols: node.shape[1],
+                dst_start: 0,
+            })
         }
-        Op::RnnCell { kind, hidden, gx_col, has_gh, has_prev } => {
+        Op::RnnCell {
+            kind,
+            hidden,
+            gx_col,
+            has_gh,
+            has_prev,
+        } => {
             let (rows, stride) = (shape_of(0)[0], shape_of(0)[1]);
-            let gx = ColWindow { data: ins[0], stride, col: gx_col };
+            let gx = ColWindow {
+                data: ins[0],
+                stride,
+                col: gx_col,
+            };
             let gh = has_gh.then(|| ins[1]);
             let gh_rows = has_gh && shape_of(1).len() == 2;
             let prev = has_prev.then(|| ins[1 + has_gh as usize]);
-            push(Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, out })
+            push(Kernel::RnnCell {
+                kind,
+                rows,
+                hidden,
+                gx,
+                gh,
+                gh_rows,
+                prev,
+                out,
+            })
         }
-        Op::RnnCellGrad { kind, hidden, ref dh_cols, has_dc, has_prev } => {
+        Op::RnnCellGrad {
+            kind,
+            hidden,
+            ref dh_cols,
+            has_dc,
+            has_prev,
+        } => {
             let mut dh = [None; 2];
             for (k, &col) in dh_cols.iter().enumerate() {
-                dh[k] = Some(ColWindow { data: ins[k], stride: shape_of(k)[1], col });
+                dh[k] = Some(ColWindow {
+                    data: ins[k],
+                    stride: shape_of(k)[1],
+                    col,
+                });
             }
             let at = dh_cols.len();
             let dc = has_dc.then(|| ins[at]);
             let state = ins[at + has_dc as usize];
             let prev = has_prev.then(|| ins[at + has_dc as usize + 1]);
             let rows = graph.packing(id)?.rows;
-            push(Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, out })
+            push(Kernel::RnnCellGrad {
+                kind,
+                rows,
+                hidden,
+                dh,
+                dc,
+                state,
+                prev,
+                out,
+            })
         }
         Op::Conv2d { geom, act } => {
             let shape = conv_shape(shape_of(0), shape_of(1), &node.shape, &geom);
-            push(Kernel::Conv2d { x: ins[0], w: ins[1], bias: ins.get(2).copied(), out, shape, act })
+            push(Kernel::Conv2d {
+                x: ins[0],
+                w: ins[1],
+                bias: ins.get(2).copied(),
+                out,
+                shape,
+                act,
+            })
         }
         Op::Conv2dGradInput { geom } => {
             let shape = conv_shape(&node.shape, shape_of(1), shape_of(0), &geom);
-            push(Kernel::Conv2dGradInput { dz: ins[0], w: ins[1], out, shape })
+            push(Kernel::Conv2dGradInput {
+                dz: ins[0],
+                w: ins[1],
+                out,
+                shape,
+            })
         }
-        Op::Conv2dGradWeight { geom, kernel, splits } => {
+        Op::Conv2dGradWeight {
+            geom,
+            kernel,
+            splits,
+        } => {
             let (sz, sx) = (shape_of(0), shape_of(1));
             let shape = conv_shape(sx, &[sz[1], sx[1], kernel[0], kernel[1]], sz, &geom);
-            push(Kernel::Conv2dGradWeight { dz: ins[0], x: ins[1], out, shape, splits })
+            push(Kernel::Conv2dGradWeight {
+                dz: ins[0],
+                x: ins[1],
+                out,
+                shape,
+                splits,
+            })
         }
         Op::ConvGradBias => {
             let s = shape_of(0);
-            push(Kernel::ConvGradBias { dz: ins[0], out, n: s[0], o: s[1], plane: s[2..].iter().product() })
+            push(Kernel::ConvGradBias {
+                dz: ins[0],
+                out,
+                n: s[0],
+                o: s[1],
+                plane: s[2..].iter().product(),
+            })
         }
         Op::Transpose => {
             let s = shape_of(0);
             let r = s.len();
-            push(Kernel::Transpose { x: ins[0], out, batch: s[..r - 2].iter().product(), rows: s[r - 2], cols: s[r - 1] })
+            push(Kernel::Transpose {
+                x: ins[0],
+                out,
+                batch: s[..r - 2].iter().product(),
+                rows: s[r - 2],
+                cols: s[r - 1],
+            })
         }
-        Op::MaxPoolArgmax { geom } => push(Kernel::PoolArgmax { x: ins[0], out, shape: pool_shape(shape_of(0), &node.shape, &geom) }),
+        Op::MaxPoolArgmax { geom } => push(Kernel::PoolArgmax {
+            x: ins[0],
+            out,
+            shape: pool_shape(shape_of(0), &node.shape, &geom),
+        }),
         Op::PoolGather => {
             let s = shape_of(0);
-            push(Kernel::PoolGather { x: ins[0], idx: ins[1], out, planes: s[0] * s[1], in_plane: s[2] * s[3], out_plane: node.shape[2] * node.shape[3] })
+            push(Kernel::PoolGather {
+                x: ins[0],
+                idx: ins[1],
+                out,
+                planes: s[0] * s[1],
+                in_plane: s[2] * s[3],
+                out_plane: node.shape[2] * node.shape[3],
+            })
         }
-        Op::MaxPoolGrad { geom } => push(Kernel::MaxPoolGrad { dy: ins[0], idx: ins[1], out, shape: pool_shape(&node.shape, shape_of(0), &geom) }),
-        Op::AvgPool { geom } => push(Kernel::AvgPool { x: ins[0], out, shape: pool_shape(shape_of(0), &node.shape, &geom) }),
-        Op::AvgPoolGrad { geom } => push(Kernel::AvgPoolGrad { dy: ins[0], out, shape: pool_shape(&node.shape, shape_of(0), &geom) }),
+        Op::MaxPoolGrad { geom } => push(Kernel::MaxPoolGrad {
+            dy: ins[0],
+            idx: ins[1],
+            out,
+            shape: pool_shape(&node.shape, shape_of(0), &geom),
+        }),
+        Op::AvgPool { geom } => push(Kernel::AvgPool {
+            x: ins[0],
+            out,
+            shape: pool_shape(shape_of(0), &node.shape, &geom),
+        }),
+        Op::AvgPoolGrad { geom } => push(Kernel::AvgPoolGrad {
+            dy: ins[0],
+            out,
+            shape: pool_shape(&node.shape, shape_of(0), &geom),
+        }),
     }
     Ok(())
 }
@@ -556,7 +1011,16 @@ fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::graph::ConvGe
 
 /// The sizes of a pooling op from x `xs` to `ys` (both 4-D).
 fn pool_shape(xs: &[usize], ys: &[usize], g: &crate::graph::PoolGeom) -> PoolShape {
-    PoolShape { planes: xs[0] * xs[1], h: xs[2], w: xs[3], oh: ys[2], ow: ys[3], kernel: g.kernel, stride: g.stride, padding: g.padding }
+    PoolShape {
+        planes: xs[0] * xs[1],
+        h: xs[2],
+        w: xs[3],
+        oh: ys[2],
+        ow: ys[3],
+        kernel: g.kernel,
+        stride: g.stride,
+        padding: g.padding,
+    }
 }
 
 /// Row-major strides of a padded shape.
@@ -587,7 +1051,10 @@ pub fn verify(graph: &Graph, plan: &Plan) -> Result<()> {
         for &input in &graph.nodes[id].inputs {
             let at = plan.location(input)?;
             if at.storage == out.storage {
-                return Err(Error::Other(format!("launch for node {id} reads and writes {:?}", out.storage)));
+                return Err(Error::Other(format!(
+                    "launch for node {id} reads and writes {:?}",
+                    out.storage
+                )));
             }
             if let Storage::Slot(_) = at.storage {
                 if holder.get(&at.storage) != Some(&root(input)) {

@@ -5,12 +5,17 @@
 use crate::graph::{Act, BinaryOp, Graph, NodeId, Op};
 use std::collections::HashMap;
 
-pub mod rnn;
 pub mod conv;
+pub mod rnn;
 
 /// Evaluates every node of `graph` at step `step` (the gather window), with the named
 /// inputs and the parameters (by parameter index) given. Index inputs hold row numbers.
-pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>], step: usize) -> Vec<Vec<f64>> {
+pub fn evaluate(
+    graph: &Graph,
+    inputs: &HashMap<String, Vec<f64>>,
+    params: &[Vec<f64>],
+    step: usize,
+) -> Vec<Vec<f64>> {
     let mut values: Vec<Vec<f64>> = Vec::with_capacity(graph.nodes.len());
     for (id, node) in graph.nodes.iter().enumerate() {
         let x = |k: usize| &values[node.inputs[k]];
@@ -19,18 +24,42 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
             Op::Input { name } => inputs[name].clone(),
             Op::Param { index } => params[*index].clone(),
             Op::Fill { value } => vec![*value as f64; node.numel()],
-            Op::MatMul { trans_a, trans_b, act } => {
+            Op::MatMul {
+                trans_a,
+                trans_b,
+                act,
+            } => {
                 let (m, n) = (node.shape[0], node.shape[1]);
-                let k = if *trans_a { shape_of(0)[0] } else { shape_of(0)[1] };
-                let a_at = |i: usize, p: usize| if *trans_a { x(0)[p * m + i] } else { x(0)[i * k + p] };
-                let b_at = |p: usize, j: usize| if *trans_b { x(1)[j * k + p] } else { x(1)[p * n + j] };
+                let k = if *trans_a {
+                    shape_of(0)[0]
+                } else {
+                    shape_of(0)[1]
+                };
+                let a_at = |i: usize, p: usize| {
+                    if *trans_a {
+                        x(0)[p * m + i]
+                    } else {
+                        x(0)[i * k + p]
+                    }
+                };
+                let b_at = |p: usize, j: usize| {
+                    if *trans_b {
+                        x(1)[j * k + p]
+                    } else {
+                        x(1)[p * n + j]
+                    }
+                };
                 let mut out = vec![0.0; m * n];
                 for i in 0..m {
                     for j in 0..n {
                         let mut z: f64 = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
                         if node.inputs.len() == 3 {
                             // A bias row, or a whole added matrix.
-                            z += if shape_of(2).len() == 2 { x(2)[i * n + j] } else { x(2)[j] };
+                            z += if shape_of(2).len() == 2 {
+                                x(2)[i * n + j]
+                            } else {
+                                x(2)[j]
+                            };
                         }
                         out[i * n + j] = activate(*act, z);
                     }
@@ -53,7 +82,11 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                     .collect()
             }
             Op::Unary(act) => x(0).iter().map(|&z| activate(*act, z)).collect(),
-            Op::ActGrad(act) => x(0).iter().zip(x(1)).map(|(&d, &y)| d * slope_from_output(*act, y)).collect(),
+            Op::ActGrad(act) => x(0)
+                .iter()
+                .zip(x(1))
+                .map(|(&d, &y)| d * slope_from_output(*act, y))
+                .collect(),
             Op::ReduceTo { scale } => {
                 let mut out = vec![0.0; node.numel()];
                 for i in 0..shape_of(0).iter().product() {
@@ -61,18 +94,31 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                 }
                 out.iter().map(|v| v * *scale as f64).collect()
             }
-            Op::ExpandTo { scale } => (0..node.numel()).map(|i| x(0)[broadcast_index(i, &node.shape, shape_of(0))] * *scale as f64).collect(),
+            Op::ExpandTo { scale } => (0..node.numel())
+                .map(|i| x(0)[broadcast_index(i, &node.shape, shape_of(0))] * *scale as f64)
+                .collect(),
             Op::Reshape => x(0).clone(),
             Op::BceWithLogits { pos_weight } => {
                 let pw = *pos_weight as f64;
                 let n = x(0).len() as f64;
-                vec![x(0).iter().zip(x(1)).map(|(&z, &y)| -(pw * y * sigmoid(z).ln() + (1.0 - y) * (1.0 - sigmoid(z)).ln())).sum::<f64>() / n]
+                vec![
+                    x(0).iter()
+                        .zip(x(1))
+                        .map(|(&z, &y)| {
+                            -(pw * y * sigmoid(z).ln() + (1.0 - y) * (1.0 - sigmoid(z)).ln())
+                        })
+                        .sum::<f64>()
+                        / n,
+                ]
             }
             Op::BceWithLogitsGrad { pos_weight } => {
                 let pw = *pos_weight as f64;
                 let n = x(0).len() as f64;
                 let d = x(2)[0];
-                x(0).iter().zip(x(1)).map(|(&z, &y)| d * (pw * y * (sigmoid(z) - 1.0) + (1.0 - y) * sigmoid(z)) / n).collect()
+                x(0).iter()
+                    .zip(x(1))
+                    .map(|(&z, &y)| d * (pw * y * (sigmoid(z) - 1.0) + (1.0 - y) * sigmoid(z)) / n)
+                    .collect()
             }
             Op::GatherRows => {
                 let (batch, cols) = (node.shape[0], node.shape[1]);
@@ -108,10 +154,18 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
             Op::SliceCols { start } => {
                 let src_cols = shape_of(0)[1];
                 let (rows, cols) = (node.shape[0], node.shape[1]);
-                (0..rows * cols).map(|i| x(0)[(i / cols) * src_cols + start + i % cols]).collect()
+                (0..rows * cols)
+                    .map(|i| x(0)[(i / cols) * src_cols + start + i % cols])
+                    .collect()
             }
             Op::View { offset } => x(0)[*offset..*offset + node.numel()].to_vec(),
-            Op::RnnCell { hidden, gx_col, has_gh, has_prev, .. } => {
+            Op::RnnCell {
+                hidden,
+                gx_col,
+                has_gh,
+                has_prev,
+                ..
+            } => {
                 let p = graph.packing(id).expect("a cell");
                 let w = shape_of(0)[1];
                 let g = p.kind.gates() * hidden;
@@ -123,28 +177,64 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                     (true, false) => x(1)[k],
                 };
                 let prev_at = 1 + *has_gh as usize;
-                let prev = |r: usize, j: usize| if *has_prev { x(prev_at)[r * hidden + j] } else { 0.0 };
+                let prev = |r: usize, j: usize| {
+                    if *has_prev {
+                        x(prev_at)[r * hidden + j]
+                    } else {
+                        0.0
+                    }
+                };
                 rnn::cell_forward(p, gx, gh, prev)
             }
-            Op::RnnCellGrad { hidden, dh_cols, has_dc, has_prev, .. } => {
+            Op::RnnCellGrad {
+                hidden,
+                dh_cols,
+                has_dc,
+                has_prev,
+                ..
+            } => {
                 let p = graph.packing(id).expect("a cell gradient");
                 let dh = |r: usize, j: usize| {
-                    dh_cols.iter().enumerate().map(|(k, &col)| x(k)[r * shape_of(k)[1] + col + j]).sum::<f64>()
+                    dh_cols
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &col)| x(k)[r * shape_of(k)[1] + col + j])
+                        .sum::<f64>()
                 };
                 let at = dh_cols.len();
                 let dc = |r: usize, j: usize| if *has_dc { x(at)[r * hidden + j] } else { 0.0 };
                 let state = x(at + *has_dc as usize);
                 let prev_at = at + *has_dc as usize + 1;
-                let prev = |r: usize, j: usize| if *has_prev { x(prev_at)[r * hidden + j] } else { 0.0 };
+                let prev = |r: usize, j: usize| {
+                    if *has_prev {
+                        x(prev_at)[r * hidden + j]
+                    } else {
+                        0.0
+                    }
+                };
                 rnn::cell_backward(p, dh, dc, state, prev)
             }
             Op::Conv2d { geom, act } => {
                 let bias = (node.inputs.len() == 3).then(|| x(2).as_slice());
-                let y = conv::conv2d(x(0), x(1), bias, shape_of(0), shape_of(1), &node.shape, geom);
+                let y = conv::conv2d(
+                    x(0),
+                    x(1),
+                    bias,
+                    shape_of(0),
+                    shape_of(1),
+                    &node.shape,
+                    geom,
+                );
                 y.into_iter().map(|z| activate(*act, z)).collect()
             }
-            Op::Conv2dGradInput { geom } => conv::conv2d_grad_input(x(0), x(1), &node.shape, shape_of(1), shape_of(0), geom),
-            Op::Conv2dGradWeight { geom, kernel, splits } => {
+            Op::Conv2dGradInput { geom } => {
+                conv::conv2d_grad_input(x(0), x(1), &node.shape, shape_of(1), shape_of(0), geom)
+            }
+            Op::Conv2dGradWeight {
+                geom,
+                kernel,
+                splits,
+            } => {
                 let xs = shape_of(1);
                 let ws = [shape_of(0)[1], xs[1], kernel[0], kernel[1]];
                 conv::conv2d_grad_weight(x(0), x(1), xs, &ws, shape_of(0), geom, *splits)
@@ -158,16 +248,28 @@ pub fn evaluate(graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec
                 let r = s.len();
                 conv::transpose(x(0), s[..r - 2].iter().product(), s[r - 2], s[r - 1])
             }
-            Op::MaxPoolArgmax { geom } => conv::max_pool_argmax(x(0), shape_of(0), &node.shape, geom),
+            Op::MaxPoolArgmax { geom } => {
+                conv::max_pool_argmax(x(0), shape_of(0), &node.shape, geom)
+            }
             Op::PoolGather => {
                 let s = shape_of(0);
                 conv::pool_gather(x(0), x(1), s[0] * s[1], s[2] * s[3])
             }
-            Op::MaxPoolGrad { .. } => conv::max_pool_grad(x(0), x(1), node.shape[0] * node.shape[1], node.shape[2] * node.shape[3]),
+            Op::MaxPoolGrad { .. } => conv::max_pool_grad(
+                x(0),
+                x(1),
+                node.shape[0] * node.shape[1],
+                node.shape[2] * node.shape[3],
+            ),
             Op::AvgPool { geom } => conv::avg_pool(x(0), shape_of(0), &node.shape, geom),
             Op::AvgPoolGrad { geom } => conv::avg_pool_grad(x(0), &node.shape, shape_of(0), geom),
         };
-        debug_assert_eq!(out.len(), node.numel(), "{} produced the wrong size", node.op.name());
+        debug_assert_eq!(
+            out.len(),
+            node.numel(),
+            "{} produced the wrong size",
+            node.op.name()
+        );
         values.push(out);
     }
     values

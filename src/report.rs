@@ -38,7 +38,10 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
     let full = rate_curve(input.probs, input.labels);
     let curve = thin(&full);
     // The KS point is found on the whole curve (thinning could skip it).
-    let ks_point = full.iter().max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr))).copied();
+    let ks_point = full
+        .iter()
+        .max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr)))
+        .copied();
     let svgs = [
         roc_svg(&curve, input.evaluation.auc)?,
         ks_svg(&curve, ks_point, input.probs, input.labels)?,
@@ -85,14 +88,34 @@ fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(plot_err)?;
-        chart.configure_mesh().light_line_style(LIGHT).x_desc("False positive rate").y_desc("True positive rate").draw().map_err(plot_err)?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1))).map_err(plot_err)?;
         chart
-            .draw_series(LineSeries::new(curve.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc("False positive rate")
+            .y_desc("True positive rate")
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1),
+            ))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.fpr, p.tpr)),
+                BLUE.stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label(format!("model, AUC {auc:.4}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -100,7 +123,12 @@ fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
 
 /// TPR and FPR against the share of applicants flagged (highest scores first); the KS
 /// statistic is the widest gap, marked with a vertical line.
-fn ks_svg(curve: &[RatePoint], best: Option<RatePoint>, probs: &[f32], labels: &[f32]) -> Result<String> {
+fn ks_svg(
+    curve: &[RatePoint],
+    best: Option<RatePoint>,
+    probs: &[f32],
+    labels: &[f32],
+) -> Result<String> {
     let n = probs.len().max(1) as f64;
     let n_pos = labels.iter().filter(|&&y| y > 0.5).count() as f64;
     let n_neg = n - n_pos;
@@ -116,28 +144,53 @@ fn ks_svg(curve: &[RatePoint], best: Option<RatePoint>, probs: &[f32], labels: &
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..1f64, 0f64..1f64)
             .map_err(plot_err)?;
-        chart.configure_mesh().light_line_style(LIGHT).x_desc("Share of applicants flagged (highest scores first)").y_desc("Cumulative share").draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc("Share of applicants flagged (highest scores first)")
+            .y_desc("Cumulative share")
+            .draw()
+            .map_err(plot_err)?;
         let red = RGBColor(200, 40, 40);
         let green = RGBColor(30, 140, 60);
         chart
-            .draw_series(LineSeries::new(curve.iter().map(|p| (flagged(p), p.tpr)), red.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (flagged(p), p.tpr)),
+                red.stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label("defaults caught (TPR)")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red.stroke_width(2)));
         chart
-            .draw_series(LineSeries::new(curve.iter().map(|p| (flagged(p), p.fpr)), green.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (flagged(p), p.fpr)),
+                green.stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label("non-defaults flagged (FPR)")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], green.stroke_width(2)));
         if let Some(b) = best {
             let x = flagged(&b);
             chart
-                .draw_series(LineSeries::new([(x, b.fpr), (x, b.tpr)], BLACK.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    [(x, b.fpr), (x, b.tpr)],
+                    BLACK.stroke_width(2),
+                ))
                 .map_err(plot_err)?
-                .label(format!("KS {:.4} at score >= {:.4}", b.tpr - b.fpr, b.threshold))
+                .label(format!(
+                    "KS {:.4} at score >= {:.4}",
+                    b.tpr - b.fpr,
+                    b.threshold
+                ))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -153,12 +206,30 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
         let last = history.len().max(2) as f64;
         // Legends go where the curve usually is not: loss falls, AUC rises.
         let series = [
-            (&left, "Training loss per epoch", "loss", history.iter().map(|r| r.train_loss).collect::<Vec<_>>(), BLUE, SeriesLabelPosition::UpperRight),
-            (&right, "Validation AUC per epoch", "AUC", history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(), RGBColor(200, 40, 40), SeriesLabelPosition::LowerRight),
+            (
+                &left,
+                "Training loss per epoch",
+                "loss",
+                history.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+                BLUE,
+                SeriesLabelPosition::UpperRight,
+            ),
+            (
+                &right,
+                "Validation AUC per epoch",
+                "AUC",
+                history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(),
+                RGBColor(200, 40, 40),
+                SeriesLabelPosition::LowerRight,
+            ),
         ];
         for (area, title, what, values, color, legend_at) in series {
             let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-            let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = finite
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
             let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
             let pad = ((hi - lo) * 0.1).max(1e-3);
             let mut chart = ChartBuilder::on(area)
@@ -177,16 +248,34 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
                 .x_label_formatter(&|v| format!("{}", v.round() as i64))
                 .draw()
                 .map_err(plot_err)?;
-            let points: Vec<(f64, f64)> = history.iter().zip(&values).filter(|(_, v)| v.is_finite()).map(|(r, &v)| (r.epoch as f64, v)).collect();
-            chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2))).map_err(plot_err)?;
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
+            let points: Vec<(f64, f64)> = history
+                .iter()
+                .zip(&values)
+                .filter(|(_, v)| v.is_finite())
+                .map(|(r, &v)| (r.epoch as f64, v))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(plot_err)?;
             if let Some(&p) = points.iter().find(|p| p.0 as usize == chosen) {
                 chart
                     .draw_series([Circle::new(p, 7, BLACK.stroke_width(2))])
                     .map_err(plot_err)?
                     .label(format!("saved: epoch {chosen}"))
                     .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
-                chart.configure_series_labels().position(legend_at).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+                chart
+                    .configure_series_labels()
+                    .position(legend_at)
+                    .border_style(BLACK)
+                    .background_style(WHITE)
+                    .draw()
+                    .map_err(plot_err)?;
             }
         }
         root.present().map_err(plot_err)?;
@@ -196,40 +285,76 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
 
 /// Observed default rate against the mean predicted probability, per score decile.
 fn calibration_svg(ev: &Evaluation) -> Result<String> {
-    let top = ev.calibration.iter().flat_map(|b| [b.mean_score, b.default_rate]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let top = ev
+        .calibration
+        .iter()
+        .flat_map(|b| [b.mean_score, b.default_rate])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
     let top = (top * 1.1).clamp(0.05, 1.0);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Calibration by score decile (validation)", ("sans-serif", 20))
+            .caption(
+                "Calibration by score decile (validation)",
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(42)
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..top, 0f64..top)
             .map_err(plot_err)?;
-        chart.configure_mesh().light_line_style(LIGHT).x_desc("Mean predicted probability").y_desc("Observed default rate").draw().map_err(plot_err)?;
         chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (top, top)], ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1)))
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc("Mean predicted probability")
+            .y_desc("Observed default rate")
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (top, top)],
+                ShapeStyle::from(&RGBColor(160, 160, 160)).stroke_width(1),
+            ))
             .map_err(plot_err)?
             .label("perfect calibration")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(160, 160, 160)));
-        let points: Vec<(f64, f64)> = ev.calibration.iter().map(|b| (b.mean_score, b.default_rate)).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
-        chart.draw_series(LineSeries::new(points.iter().copied(), BLUE.stroke_width(2))).map_err(plot_err)?;
+        let points: Vec<(f64, f64)> = ev
+            .calibration
+            .iter()
+            .map(|b| (b.mean_score, b.default_rate))
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(plot_err)?;
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
             .map_err(plot_err)?
             .label("model (one point per decile)")
             .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn num(v: f64) -> String {
@@ -259,11 +384,22 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
     );
     h.push_str("<table>");
     for (k, v) in &input.details {
-        let _ = write!(h, "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>", escape(k), escape(v));
+        let _ = write!(
+            h,
+            "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>",
+            escape(k),
+            escape(v)
+        );
     }
     h.push_str("</table>\n<h2>Validation metrics</h2>\n<table id=\"metrics\"><tr><th class=\"l\">metric</th><th>value</th></tr>");
-    let ci = ev.auc_ci95.map_or("n/a".to_string(), |(lo, hi)| format!("{lo:.4} – {hi:.4}"));
-    let threshold_note = if ev.threshold_is_max_ks { " (max KS)" } else { "" };
+    let ci = ev
+        .auc_ci95
+        .map_or("n/a".to_string(), |(lo, hi)| format!("{lo:.4} – {hi:.4}"));
+    let threshold_note = if ev.threshold_is_max_ks {
+        " (max KS)"
+    } else {
+        ""
+    };
     let rows: [(&str, String); 12] = [
         ("rows", ev.rows.to_string()),
         ("defaults", ev.positives.to_string()),
@@ -276,10 +412,17 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
         ("threshold", format!("{:.4}{threshold_note}", ev.threshold)),
         ("accuracy", num(ev.accuracy)),
         ("precision", num(ev.precision)),
-        ("recall / F1", format!("{} / {}", num(ev.recall), num(ev.f1))),
+        (
+            "recall / F1",
+            format!("{} / {}", num(ev.recall), num(ev.f1)),
+        ),
     ];
     for (k, v) in rows {
-        let _ = write!(h, "<tr><td class=\"l\">{k}</td><td>{}</td></tr>", escape(&v));
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{k}</td><td>{}</td></tr>",
+            escape(&v)
+        );
     }
     let c = &ev.confusion;
     let _ = write!(
@@ -304,11 +447,19 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
     h.push_str("</table>\n<h2>Plots</h2>\n");
     for (name, svg) in PLOTS.iter().zip(svgs) {
         // Plotters writes an XML-less <svg> element, which HTML takes inline as it is.
-        let _ = writeln!(h, "<figure id=\"{}\">{svg}</figure>", name.trim_end_matches(".svg"));
+        let _ = writeln!(
+            h,
+            "<figure id=\"{}\">{svg}</figure>",
+            name.trim_end_matches(".svg")
+        );
     }
     h.push_str("<h2>Epochs</h2>\n<table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>val AUC</th><th>val KS</th><th>val log loss</th><th>seconds</th></tr>");
     for r in input.history {
-        let mark = if r.epoch == input.chosen_epoch { " (saved)" } else { "" };
+        let mark = if r.epoch == input.chosen_epoch {
+            " (saved)"
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr><td>{}{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
@@ -330,7 +481,13 @@ mod tests {
 
     #[test]
     fn thin_keeps_ends_and_bounds_size() {
-        let curve: Vec<RatePoint> = (0..5000).map(|i| RatePoint { threshold: i as f32, tpr: i as f64 / 4999.0, fpr: 0.0 }).collect();
+        let curve: Vec<RatePoint> = (0..5000)
+            .map(|i| RatePoint {
+                threshold: i as f32,
+                tpr: i as f64 / 4999.0,
+                fpr: 0.0,
+            })
+            .collect();
         let t = thin(&curve);
         assert!(t.len() <= MAX_CURVE_POINTS + 1);
         assert_eq!(t.first(), curve.first());

@@ -32,10 +32,23 @@ impl<'e> Scorer<'e> {
         let x = g.input(INPUT, &[batch, features])?;
         let logits = model.model.build(&mut g, x)?;
         let probs = g.sigmoid(logits)?;
-        let plan = compile(&g, &PlanRequest { keep: vec![probs], ..Default::default() })?;
+        let plan = compile(
+            &g,
+            &PlanRequest {
+                keep: vec![probs],
+                ..Default::default()
+            },
+        )?;
         let plan = exec.load(plan)?;
         exec.write_params(&model.params)?;
-        Ok(Scorer { exec, plan, probs, batch, features, pad: Vec::new() })
+        Ok(Scorer {
+            exec,
+            plan,
+            probs,
+            batch,
+            features,
+            pad: Vec::new(),
+        })
     }
 
     pub fn batch(&self) -> usize {
@@ -46,7 +59,11 @@ impl<'e> Scorer<'e> {
     /// `batch` rows per run; the last run is padded with zeros and cut.
     pub fn score(&mut self, x: &[f32]) -> Result<Vec<f32>> {
         if x.len() % self.features.max(1) != 0 {
-            return Err(Error::Other(format!("{} values are not whole rows of {} features", x.len(), self.features)));
+            return Err(Error::Other(format!(
+                "{} values are not whole rows of {} features",
+                x.len(),
+                self.features
+            )));
         }
         let rows = x.len() / self.features.max(1);
         let mut out = Vec::with_capacity(rows);
@@ -73,6 +90,10 @@ impl<'e> Scorer<'e> {
 pub fn open_data<'p>(path: Option<&Path>, model: &'p SavedModel) -> Result<PredictReader<'p>> {
     match path {
         Some(p) => PredictReader::open(p, &model.preprocessing),
-        None => PredictReader::from_reader(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), &model.preprocessing),
+        None => PredictReader::from_reader(
+            std::io::Cursor::new(BUNDLED_BYTES),
+            Path::new(BUNDLED_NAME),
+            &model.preprocessing,
+        ),
     }
 }

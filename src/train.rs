@@ -89,13 +89,26 @@ pub struct Trainer<'e> {
 
 impl<'e> Trainer<'e> {
     /// Compiles the plans, uploads both splits once and initializes the parameters.
-    pub fn new(exec: &'e mut dyn Executor, model: &ModelSpec, train: &Split, val: &Split, config: TrainConfig) -> Result<Self> {
+    pub fn new(
+        exec: &'e mut dyn Executor,
+        model: &ModelSpec,
+        train: &Split,
+        val: &Split,
+        config: TrainConfig,
+    ) -> Result<Self> {
         let f = model.inputs();
         if config.batch == 0 {
             return Err(Error::flag("--batch", "must be at least 1"));
         }
         if train.rows() < config.batch {
-            return Err(Error::flag("--batch", format!("{} is larger than the {} training rows", config.batch, train.rows())));
+            return Err(Error::flag(
+                "--batch",
+                format!(
+                    "{} is larger than the {} training rows",
+                    config.batch,
+                    train.rows()
+                ),
+            ));
         }
         if val.rows() == 0 {
             return Err(Error::flag("--val-split", "leaves no validation rows"));
@@ -112,8 +125,25 @@ impl<'e> Trainer<'e> {
         let logits = model.build(&mut g, x)?;
         let loss = g.bce_with_logits(logits, y, config.pos_weight)?;
         let grads = backward(&mut g, loss, &[])?;
-        let grad_nodes = (0..g.params.len()).map(|p| (p, grads.of(g.param_node(p)).expect("every parameter reaches the loss"))).collect();
-        let train_plan = compile(&g, &PlanRequest { loss: Some(loss), grads: grad_nodes, optimizer: Some(config.optimizer), ..Default::default() })?;
+        let grad_nodes = (0..g.params.len())
+            .map(|p| {
+                (
+                    p,
+                    grads
+                        .of(g.param_node(p))
+                        .expect("every parameter reaches the loss"),
+                )
+            })
+            .collect();
+        let train_plan = compile(
+            &g,
+            &PlanRequest {
+                loss: Some(loss),
+                grads: grad_nodes,
+                optimizer: Some(config.optimizer),
+                ..Default::default()
+            },
+        )?;
         let init = init_params(&g, &train_plan.layout, config.seed);
 
         // Validation: forward only, probabilities collected chunk by chunk.
@@ -125,14 +155,22 @@ impl<'e> Trainer<'e> {
         let vx = ge.gather_rows(vtable, vperm, chunk)?;
         let vlogits = model.build(&mut ge, vx)?;
         let probs = ge.sigmoid(vlogits)?;
-        let eval_plan = compile(&ge, &PlanRequest { collect: Some((probs, eval_steps)), ..Default::default() })?;
+        let eval_plan = compile(
+            &ge,
+            &PlanRequest {
+                collect: Some((probs, eval_steps)),
+                ..Default::default()
+            },
+        )?;
 
         let train_plan = exec.load(train_plan)?;
         let eval_plan = exec.load(eval_plan)?;
         exec.write("train_x", &train.x)?;
         exec.write("train_y", &train.y)?;
         exec.write("val_x", &val.x)?;
-        let val_rows: Vec<u32> = (0..(eval_steps * chunk) as u32).map(|i| i.min(val.rows() as u32 - 1)).collect();
+        let val_rows: Vec<u32> = (0..(eval_steps * chunk) as u32)
+            .map(|i| i.min(val.rows() as u32 - 1))
+            .collect();
         exec.write("val_perm", &indices_as_words(&val_rows))?;
         exec.write_params(&init)?;
 
@@ -173,17 +211,27 @@ impl<'e> Trainer<'e> {
             let until = self.steps_per_epoch * (r + 1) / runs;
             self.run_train_steps(done, until - done)?;
             done = until;
-            let running = if self.exec.reads_are_free() { Some(self.exec.read(LOSS_STATE)?[0] as f64 / done as f64) } else { None };
+            let running = if self.exec.reads_are_free() {
+                Some(self.exec.read(LOSS_STATE)?[0] as f64 / done as f64)
+            } else {
+                None
+            };
             progress(done, self.steps_per_epoch, running);
         }
         let train_loss = self.exec.read(LOSS_STATE)?[0] as f64 / self.steps_per_epoch as f64;
         let seconds = start.elapsed().as_secs_f64();
         if !train_loss.is_finite() {
-            return Err(Error::Diverged { epoch: self.epoch, what: format!("the training loss is {train_loss}") });
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                what: format!("the training loss is {train_loss}"),
+            });
         }
         let probs = self.predict_validation()?;
         if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
-            return Err(Error::Diverged { epoch: self.epoch, what: format!("a validation score is {bad}") });
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                what: format!("a validation score is {bad}"),
+            });
         }
         Ok(EpochReport {
             epoch: self.epoch,
@@ -248,7 +296,11 @@ impl<'e> Trainer<'e> {
     /// optimizer state back from the executor).
     pub fn export_state(&mut self) -> Result<TrainerState> {
         let step = self.exec.read(STEP_STATE)?;
-        let word = |i: usize| step.get(i).map(|v| v.to_bits()).ok_or_else(|| Error::Other("the step state is too short".into()));
+        let word = |i: usize| {
+            step.get(i)
+                .map(|v| v.to_bits())
+                .ok_or_else(|| Error::Other("the step state is too short".into()))
+        };
         Ok(TrainerState {
             epoch: self.epoch,
             params: self.exec.read_params()?,
@@ -263,7 +315,8 @@ impl<'e> Trainer<'e> {
     pub fn import_state(&mut self, state: &TrainerState) -> Result<()> {
         self.exec.write_params(&state.params)?;
         self.exec.write_opt_state(&state.opt_state)?;
-        self.exec.write(STEP_STATE, &state.step.map(f32::from_bits))?;
+        self.exec
+            .write(STEP_STATE, &state.step.map(f32::from_bits))?;
         self.rng = Rng::from_state(state.rng);
         self.epoch = state.epoch;
         Ok(())

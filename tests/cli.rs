@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad")).args(args).env("NODEVICE_SELECT", "1").output().expect("run riskgrad")
+    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run riskgrad")
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -20,15 +24,31 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn train_on_the_bundled_data_writes_metrics() {
     let dir = temp_dir("train");
-    let out = riskgrad(&["train", "--device", "cpu", "--epochs", "2", "--out", dir.to_str().unwrap()]);
+    let out = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("val AUC"), "a line per epoch: {}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        stderr(&out).contains("val AUC"),
+        "a line per epoch: {}",
+        stderr(&out)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
     let epochs = json["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2);
     assert!(epochs[1]["validation"]["auc"].as_f64().unwrap() > 0.7);
     assert!(json["train_rows_per_second"].as_f64().unwrap() > 0.0);
-    assert!(!dir.join("metrics.tmp").exists(), "no temporary file left behind");
+    assert!(
+        !dir.join("metrics.tmp").exists(),
+        "no temporary file left behind"
+    );
 }
 
 #[test]
@@ -41,25 +61,54 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["train", "--hidden", "64,0"][..], "--hidden"),
         (&["train", "--epochs", "0"][..], "--epochs"),
     ] {
-        let out = riskgrad(&[args, &["--device", "cpu", "--out", temp_dir("bad").to_str().unwrap()]].concat());
+        let out = riskgrad(
+            &[
+                args,
+                &[
+                    "--device",
+                    "cpu",
+                    "--out",
+                    temp_dir("bad").to_str().unwrap(),
+                ],
+            ]
+            .concat(),
+        );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(flag), "{args:?} should name {flag}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(flag),
+            "{args:?} should name {flag}: {}",
+            stderr(&out)
+        );
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     }
 }
 
 #[test]
 fn a_missing_data_file_is_named() {
-    let out = riskgrad(&["train", "--device", "cpu", "--data", "/nonexistent/loans.csv"]);
+    let out = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        "/nonexistent/loans.csv",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/loans.csv"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/loans.csv"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn an_unknown_device_lists_what_there_is() {
     let out = riskgrad(&["train", "--device", "no-such-gpu-anywhere", "--epochs", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no-such-gpu-anywhere"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-gpu-anywhere"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -28,7 +28,9 @@ fn prepare_err(path: &Path, opts: &PrepareOptions) -> (Error, String) {
 
 fn assert_data(e: &Error, msg: &str, line: Option<u64>, column: Option<&str>, text: &str) {
     match e {
-        Error::Data { line: l, column: c, .. } => {
+        Error::Data {
+            line: l, column: c, ..
+        } => {
             assert_eq!(*l, line, "{msg}");
             assert_eq!(c.as_deref(), column, "{msg}");
         }
@@ -72,40 +74,88 @@ fn wrong_number_of_fields_names_the_line() {
     assert_data(&e, &msg, Some(3), None, "found 3");
     let tmp = text_file("long.csv", "a,b,y\n1,2,0\n3,4,1\n5,6,0,9\n");
     let (e, msg) = prepare_err(&tmp.0, &PrepareOptions::default());
-    assert_data(&e, &msg, Some(4), None, "expected 3 fields as in the header, found 4");
+    assert_data(
+        &e,
+        &msg,
+        Some(4),
+        None,
+        "expected 3 fields as in the header, found 4",
+    );
 }
 
 #[test]
 fn text_in_a_column_forced_numeric_names_line_and_column() {
-    let opts = PrepareOptions { numeric: vec!["student".into()], target: "default".parse().unwrap(), ..Default::default() };
+    let opts = PrepareOptions {
+        numeric: vec!["student".into()],
+        target: "default".parse().unwrap(),
+        ..Default::default()
+    };
     let (e, msg) = prepare_err(&fixture("text_cell.csv"), &opts);
     assert_data(&e, &msg, Some(2), Some("student"), "not a number: \"No\"");
     // Missing values are fine in a numeric column.
     let tmp = text_file("na.csv", "a,y\n1,0\nNA,1\n,0\n3,1\n4,0\n");
-    let opts = PrepareOptions { numeric: vec!["a".into()], val_fraction: 0.4, ..Default::default() };
+    let opts = PrepareOptions {
+        numeric: vec!["a".into()],
+        val_fraction: 0.4,
+        ..Default::default()
+    };
     assert!(prepare(&tmp.0, &opts).is_ok());
 }
 
 #[test]
 fn unknown_columns_list_the_columns() {
     let path = fixture("small.csv");
-    let (e, msg) = prepare_err(&path, &PrepareOptions { target: "nope".parse().unwrap(), ..Default::default() });
+    let (e, msg) = prepare_err(
+        &path,
+        &PrepareOptions {
+            target: "nope".parse().unwrap(),
+            ..Default::default()
+        },
+    );
     assert_data(&e, &msg, Some(1), None, "target column \"nope\" not found");
-    assert!(msg.contains("\"LIMIT_BAL\"") && msg.contains("\"default payment next month\""), "{msg}");
-    let (e, msg) = prepare_err(&path, &PrepareOptions { target: TargetSpec::Index(9), ..Default::default() });
+    assert!(
+        msg.contains("\"LIMIT_BAL\"") && msg.contains("\"default payment next month\""),
+        "{msg}"
+    );
+    let (e, msg) = prepare_err(
+        &path,
+        &PrepareOptions {
+            target: TargetSpec::Index(9),
+            ..Default::default()
+        },
+    );
     assert_data(&e, &msg, Some(1), None, "index 9");
     for opts in [
-        PrepareOptions { drop: vec!["SEX".into()], ..Default::default() },
-        PrepareOptions { categorical: vec!["SEX".into()], ..Default::default() },
-        PrepareOptions { numeric: vec!["SEX".into()], ..Default::default() },
-        PrepareOptions { id_column: Some("SEX".into()), ..Default::default() },
+        PrepareOptions {
+            drop: vec!["SEX".into()],
+            ..Default::default()
+        },
+        PrepareOptions {
+            categorical: vec!["SEX".into()],
+            ..Default::default()
+        },
+        PrepareOptions {
+            numeric: vec!["SEX".into()],
+            ..Default::default()
+        },
+        PrepareOptions {
+            id_column: Some("SEX".into()),
+            ..Default::default()
+        },
     ] {
         let (e, msg) = prepare_err(&path, &opts);
         assert_data(&e, &msg, Some(1), None, "\"SEX\"");
         assert!(msg.contains("\"PAY_0\""), "{msg}");
     }
     // Case-insensitive names are found when only one column matches.
-    let p = prepare(&path, &PrepareOptions { target: "DEFAULT PAYMENT NEXT MONTH".parse().unwrap(), val_fraction: 0.4, ..Default::default() });
+    let p = prepare(
+        &path,
+        &PrepareOptions {
+            target: "DEFAULT PAYMENT NEXT MONTH".parse().unwrap(),
+            val_fraction: 0.4,
+            ..Default::default()
+        },
+    );
     assert!(p.is_ok(), "{p:?}");
 }
 
@@ -131,7 +181,10 @@ fn invalid_utf8_names_line_and_column() {
 #[test]
 fn truncated_or_corrupt_gzip() {
     let full = gzip(&std::fs::read(fixture("credit_mixed.csv")).unwrap());
-    let opts = PrepareOptions { target: "credit_risk".parse().unwrap(), ..Default::default() };
+    let opts = PrepareOptions {
+        target: "credit_risk".parse().unwrap(),
+        ..Default::default()
+    };
     for (name, bytes) in [
         ("half.csv.gz", &full[..full.len() / 2]),
         ("no-trailer.csv.gz", &full[..full.len() - 8]),
@@ -153,18 +206,50 @@ fn truncated_or_corrupt_gzip() {
 fn other_unusable_files() {
     // Only an id and a target: nothing to learn from.
     let tmp = text_file("noid.csv", "id,y\n1,0\n2,1\n3,0\n4,1\n");
-    let (e, msg) = prepare_err(&tmp.0, &PrepareOptions { val_fraction: 0.5, ..Default::default() });
+    let (e, msg) = prepare_err(
+        &tmp.0,
+        &PrepareOptions {
+            val_fraction: 0.5,
+            ..Default::default()
+        },
+    );
     assert_data(&e, &msg, None, None, "no feature columns");
     // Every target missing.
     let tmp = text_file("notarget.csv", "a,y\n1,\n2,NA\n");
     let (e, msg) = prepare_err(&tmp.0, &PrepareOptions::default());
     assert_data(&e, &msg, None, Some("y"), "no values");
     // A bad --val-split is a flag error.
-    let e = prepare(&fixture("small.csv"), &PrepareOptions { val_fraction: 1.0, ..Default::default() }).unwrap_err();
+    let e = prepare(
+        &fixture("small.csv"),
+        &PrepareOptions {
+            val_fraction: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Flag { .. }), "{e:?}");
     // The target cannot be dropped or forced.
-    let (e, msg) = prepare_err(&fixture("small.csv"), &PrepareOptions { drop: vec!["default payment next month".into()], ..Default::default() });
-    assert_data(&e, &msg, Some(1), Some("default payment next month"), "cannot be dropped");
-    let e = prepare(&fixture("small.csv"), &PrepareOptions { categorical: vec!["default payment next month".into()], ..Default::default() }).unwrap_err();
+    let (e, msg) = prepare_err(
+        &fixture("small.csv"),
+        &PrepareOptions {
+            drop: vec!["default payment next month".into()],
+            ..Default::default()
+        },
+    );
+    assert_data(
+        &e,
+        &msg,
+        Some(1),
+        Some("default payment next month"),
+        "cannot be dropped",
+    );
+    let e = prepare(
+        &fixture("small.csv"),
+        &PrepareOptions {
+            categorical: vec!["default payment next month".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Flag { .. }), "{e:?}");
 }

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use riskgrad::data::{infer_schema, prepare_from, read_table_from, render_schema, PredictReader, PrepareOptions, RareThreshold, SignedLog};
+use riskgrad::data::{
+    infer_schema, prepare_from, read_table_from, render_schema, PredictReader, PrepareOptions,
+    RareThreshold, SignedLog,
+};
 
 fn run_all(bytes: Vec<u8>, opts: &PrepareOptions) {
     let path = Path::new("fuzz.csv");
@@ -14,10 +17,14 @@ fn run_all(bytes: Vec<u8>, opts: &PrepareOptions) {
     if let Ok(p) = prepare_from(std::io::Cursor::new(bytes.clone()), path, opts) {
         assert_eq!(p.train.x.len(), p.train.rows() * p.n_features());
         assert_eq!(p.val.x.len(), p.val.rows() * p.n_features());
-        assert!(p.train.x.iter().chain(&p.val.x).all(|v| v.is_finite()), "non-finite feature");
+        assert!(
+            p.train.x.iter().chain(&p.val.x).all(|v| v.is_finite()),
+            "non-finite feature"
+        );
         // The same bytes through the saved preprocessing.
         let json = p.preprocessor.to_json();
-        let pre = riskgrad::data::Preprocessor::from_json(&json, Path::new("m.json")).expect("own JSON reads back");
+        let pre = riskgrad::data::Preprocessor::from_json(&json, Path::new("m.json"))
+            .expect("own JSON reads back");
         if let Ok(mut r) = PredictReader::from_reader(std::io::Cursor::new(bytes), path, &pre) {
             while let Ok(Some(b)) = r.next_batch(3) {
                 assert!(b.x.iter().all(|v| v.is_finite()));
@@ -61,27 +68,47 @@ fn target_cell(pair: (&'static str, &'static str)) -> impl Strategy<Value = Stri
 /// A header (unique names, sometimes named like ids, target last) and rows that mostly
 /// have the header's width.
 fn csv_text() -> impl Strategy<Value = (Vec<u8>, usize)> {
-    let pairs = prop_oneof![Just(("0", "1")), Just(("yes", "No")), Just(("good", "bad")), Just(("x", "z"))];
+    let pairs = prop_oneof![
+        Just(("0", "1")),
+        Just(("yes", "No")),
+        Just(("good", "bad")),
+        Just(("x", "z"))
+    ];
     (1usize..6, 0usize..40, pairs).prop_flat_map(|(features, rows, pair)| {
-        let names = prop::collection::vec(prop_oneof![Just("c"), Just("id"), Just("cust_id"), Just(""), Just("amt ")], features);
+        let names = prop::collection::vec(
+            prop_oneof![
+                Just("c"),
+                Just("id"),
+                Just("cust_id"),
+                Just(""),
+                Just("amt ")
+            ],
+            features,
+        );
         let row = (
             prop_oneof![400 => Just(features), 1 => 0..features + 3]
                 .prop_flat_map(|n| prop::collection::vec(cell(), n)),
             target_cell(pair),
         );
-        (names, prop::collection::vec(row, rows), any::<bool>()).prop_map(move |(names, rows, crlf)| {
-            let nl = if crlf { "\r\n" } else { "\n" };
-            let mut header: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{n}{i}")).collect();
-            header.push("y".into());
-            let mut text = header.join(",");
-            for (cells, target) in rows {
-                text.push_str(nl);
-                text.push_str(&cells.join(","));
-                text.push(',');
-                text.push_str(&target);
-            }
-            (text.into_bytes(), features + 1)
-        })
+        (names, prop::collection::vec(row, rows), any::<bool>()).prop_map(
+            move |(names, rows, crlf)| {
+                let nl = if crlf { "\r\n" } else { "\n" };
+                let mut header: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("{n}{i}"))
+                    .collect();
+                header.push("y".into());
+                let mut text = header.join(",");
+                for (cells, target) in rows {
+                    text.push_str(nl);
+                    text.push_str(&cells.join(","));
+                    text.push(',');
+                    text.push_str(&target);
+                }
+                (text.into_bytes(), features + 1)
+            },
+        )
     })
 }
 

@@ -10,15 +10,19 @@ use std::path::{Path, PathBuf};
 
 use riskgrad::cpu::CpuExecutor;
 use riskgrad::data::{
-    inspect, inspect_bundled, prepare, render_schema, ColumnKind, InputColumn, PredictReader, PrepareOptions,
-    Preprocessor, RareThreshold, SignedLog, TargetSpec,
+    inspect, inspect_bundled, prepare, render_schema, ColumnKind, InputColumn, PredictReader,
+    PrepareOptions, Preprocessor, RareThreshold, SignedLog, TargetSpec,
 };
 use riskgrad::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};
 
 fn mixed_opts() -> PrepareOptions {
-    PrepareOptions { target: "credit_risk".parse().unwrap(), rare: RareThreshold::Count(2), ..Default::default() }
+    PrepareOptions {
+        target: "credit_risk".parse().unwrap(),
+        rare: RareThreshold::Count(2),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -31,7 +35,12 @@ fn mixed_file_schema_and_features() {
     assert_eq!(p.auto_dropped[0].name, "loan_id");
     assert!(p.auto_dropped[0].reason.contains("ID"));
 
-    let kinds: Vec<(&str, ColumnKind)> = p.schema.columns.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+    let kinds: Vec<(&str, ColumnKind)> = p
+        .schema
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind))
+        .collect();
     use ColumnKind::*;
     assert_eq!(
         kinds,
@@ -48,7 +57,10 @@ fn mixed_file_schema_and_features() {
         ]
     );
     let enc = &p.preprocessor.target_encoding;
-    assert_eq!((enc.positive.as_str(), enc.negative.as_str()), ("bad", "good"));
+    assert_eq!(
+        (enc.positive.as_str(), enc.negative.as_str()),
+        ("bad", "good")
+    );
     assert_eq!(p.schema.target.positives, 11);
 
     // Features: numbers standardised, one-hot columns, indicators only where the training
@@ -57,7 +69,15 @@ fn mixed_file_schema_and_features() {
     assert_eq!(names.len(), p.n_features());
     assert_eq!(p.train.x.len(), p.train.rows() * names.len());
     assert_eq!(p.val.x.len(), p.val.rows() * names.len());
-    for want in ["checking=A11", "checking=other", "duration", "purpose=car", "purpose=other", "housing=for free", "housing=own"] {
+    for want in [
+        "checking=A11",
+        "checking=other",
+        "duration",
+        "purpose=car",
+        "purpose=other",
+        "housing=for free",
+        "housing=own",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
     assert!(!names.iter().any(|n| n == "duration_missing"));
@@ -75,7 +95,13 @@ fn mixed_file_schema_and_features() {
     }
     // Standardised numbers: mean 0 over the training rows.
     let j = names.iter().position(|n| n == "duration").unwrap();
-    let mean: f64 = p.train.x.chunks_exact(width).map(|r| r[j] as f64).sum::<f64>() / p.train.rows() as f64;
+    let mean: f64 = p
+        .train
+        .x
+        .chunks_exact(width)
+        .map(|r| r[j] as f64)
+        .sum::<f64>()
+        / p.train.rows() as f64;
     assert!(mean.abs() < 1e-5, "{mean}");
 }
 
@@ -101,7 +127,10 @@ fn inspect_renders_the_schema() {
     assert_eq!(amount.missing, 1);
     let bundled = render_schema(&inspect_bundled(&PrepareOptions::bundled()).unwrap());
     assert!(bundled.contains("30000 rows, 25 columns"), "{bundled}");
-    assert!(bundled.contains("6636 positives in 30000 rows (22.12 %)"), "{bundled}");
+    assert!(
+        bundled.contains("6636 positives in 30000 rows (22.12 %)"),
+        "{bundled}"
+    );
 }
 
 #[test]
@@ -122,12 +151,26 @@ fn every_target_spelling() {
         let mut text = String::from("x,status\n");
         // 12 rows: the positives are rows 0, 3, 6, 9.
         for i in 0..12 {
-            text.push_str(&format!("{},{}\n", i * 10, if i % 3 == 0 { pos } else { neg }));
+            text.push_str(&format!(
+                "{},{}\n",
+                i * 10,
+                if i % 3 == 0 { pos } else { neg }
+            ));
         }
         let tmp = TempFile::new("target.csv", text.as_bytes());
-        let opts = PrepareOptions { positive: flag.map(str::to_string), val_fraction: 0.25, ..Default::default() };
+        let opts = PrepareOptions {
+            positive: flag.map(str::to_string),
+            val_fraction: 0.25,
+            ..Default::default()
+        };
         let p = prepare(&tmp.0, &opts).unwrap_or_else(|e| panic!("{neg}/{pos}: {e}"));
-        let positives = p.train.y.iter().chain(&p.val.y).filter(|&&y| y == 1.0).count();
+        let positives = p
+            .train
+            .y
+            .iter()
+            .chain(&p.val.y)
+            .filter(|&&y| y == 1.0)
+            .count();
         assert_eq!(positives, 4, "{neg}/{pos}");
         for (rows, y) in [(&p.train_rows, &p.train.y), (&p.val_rows, &p.val.y)] {
             for (&r, &label) in rows.iter().zip(y) {
@@ -144,19 +187,38 @@ fn target_errors_list_what_was_found() {
         prepare(&tmp.0, opts).unwrap_err().to_string()
     };
     let e = err("x,y\n1,0\n2,0\n", &PrepareOptions::default());
-    assert!(e.contains("one class") && e.contains("\"0\" (2 rows)"), "{e}");
+    assert!(
+        e.contains("one class") && e.contains("\"0\" (2 rows)"),
+        "{e}"
+    );
     let e = err("x,y\n1,0\n2,1\n3,2\n", &PrepareOptions::default());
-    assert!(e.contains("3 distinct") && e.contains("\"2\" (1 rows)") && e.contains("\"y\""), "{e}");
+    assert!(
+        e.contains("3 distinct") && e.contains("\"2\" (1 rows)") && e.contains("\"y\""),
+        "{e}"
+    );
     let e = err("x,y\n1,paid\n2,late\n", &PrepareOptions::default());
     assert!(e.contains("--positive") && e.contains("\"late\""), "{e}");
-    let e = err("x,y\n1,paid\n2,late\n", &PrepareOptions { positive: Some("default".into()), ..Default::default() });
+    let e = err(
+        "x,y\n1,paid\n2,late\n",
+        &PrepareOptions {
+            positive: Some("default".into()),
+            ..Default::default()
+        },
+    );
     assert!(e.contains("\"default\"") && e.contains("\"paid\""), "{e}");
 }
 
 #[test]
 fn rows_without_a_target_are_left_out() {
     let tmp = TempFile::new("t.csv", b"x,y\n1,0\n2,1\n3,\n4,NA\n5,0\n6,1\n7,0\n8,1\n");
-    let p = prepare(&tmp.0, &PrepareOptions { val_fraction: 0.25, ..Default::default() }).unwrap();
+    let p = prepare(
+        &tmp.0,
+        &PrepareOptions {
+            val_fraction: 0.25,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(p.rows_without_target, 2);
     assert_eq!(p.train.rows() + p.val.rows(), 6);
     assert!(!p.train_rows.contains(&2) && !p.val_rows.contains(&3));
@@ -170,12 +232,26 @@ fn forced_categorical_and_signed_log() {
         ..mixed_opts()
     };
     let p = prepare(&fixture("credit_mixed.csv"), &opts).unwrap();
-    assert!(p.feature_names.iter().any(|n| n == "duration=12"), "{:?}", p.feature_names);
-    let amount = p.preprocessor.inputs.iter().find(|i| i.name() == "amount").unwrap();
+    assert!(
+        p.feature_names.iter().any(|n| n == "duration=12"),
+        "{:?}",
+        p.feature_names
+    );
+    let amount = p
+        .preprocessor
+        .inputs
+        .iter()
+        .find(|i| i.name() == "amount")
+        .unwrap();
     assert!(matches!(amount, InputColumn::Numeric(s) if s.signed_log));
     // --signed-log on a text column is a flag error.
-    let opts = PrepareOptions { signed_log: SignedLog::Columns(vec!["purpose".into()]), ..mixed_opts() };
-    let e = prepare(&fixture("credit_mixed.csv"), &opts).unwrap_err().to_string();
+    let opts = PrepareOptions {
+        signed_log: SignedLog::Columns(vec!["purpose".into()]),
+        ..mixed_opts()
+    };
+    let e = prepare(&fixture("credit_mixed.csv"), &opts)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--signed-log") && e.contains("purpose"), "{e}");
 }
 
@@ -214,7 +290,10 @@ fn prediction_stream_matches_training_features_after_json() {
         }
     }
     // Labels for evaluation.
-    let mut reader = PredictReader::open(&fixture("credit_mixed.csv"), &pre).unwrap().with_labels().unwrap();
+    let mut reader = PredictReader::open(&fixture("credit_mixed.csv"), &pre)
+        .unwrap()
+        .with_labels()
+        .unwrap();
     let b = reader.next_batch(100).unwrap().unwrap();
     assert_eq!(b.labels.unwrap().iter().filter(|&&y| y == 1.0).count(), 11);
     assert!(reader.next_batch(100).unwrap().is_none());
@@ -228,14 +307,22 @@ fn prediction_with_unseen_categories_missing_numbers_and_other_column_order() {
     assert_eq!(ids, ["P1", "P2", "P3"]);
     let w = pre.n_features();
     let names = &pre.feature_names;
-    let at = |row: usize, name: &str| x[row * w + names.iter().position(|n| n == name).unwrap_or_else(|| panic!("{name}"))];
+    let at = |row: usize, name: &str| {
+        x[row * w
+            + names
+                .iter()
+                .position(|n| n == name)
+                .unwrap_or_else(|| panic!("{name}"))]
+    };
     // "spaceship" and "A99" were never seen: other.
     assert_eq!(at(0, "purpose=other"), 1.0);
     assert_eq!(at(0, "purpose=car"), 0.0);
     assert_eq!(at(1, "checking=other"), 1.0);
     assert_eq!(at(1, "purpose=car"), 1.0);
     // A missing age: the training median, standardised, and the indicator.
-    let InputColumn::Numeric(age) = pre.inputs.iter().find(|i| i.name() == "age").unwrap() else { panic!() };
+    let InputColumn::Numeric(age) = pre.inputs.iter().find(|i| i.name() == "age").unwrap() else {
+        panic!()
+    };
     let mut want = [0f32; 2];
     age.encode(f32::NAN, &mut want);
     assert_eq!(at(1, "age"), want[0]);
@@ -244,13 +331,26 @@ fn prediction_with_unseen_categories_missing_numbers_and_other_column_order() {
         assert_eq!(at(0, "age_missing"), 0.0);
     }
     // A missing amount where the training rows had one: imputed with the indicator set.
-    let InputColumn::Numeric(amount) = pre.inputs.iter().find(|i| i.name() == "amount").unwrap() else { panic!() };
+    let InputColumn::Numeric(amount) = pre.inputs.iter().find(|i| i.name() == "amount").unwrap()
+    else {
+        panic!()
+    };
     let mut want = [0f32; 2];
     amount.encode(f32::NAN, &mut want);
     assert_eq!(at(1, "amount"), want[0]);
     // Row 3's missing savings: its missing column when training had one, else other.
     let savings_missing = names.iter().any(|n| n == "savings_missing");
-    assert_eq!(at(2, if savings_missing { "savings_missing" } else { "savings=other" }), 1.0);
+    assert_eq!(
+        at(
+            2,
+            if savings_missing {
+                "savings_missing"
+            } else {
+                "savings=other"
+            }
+        ),
+        1.0
+    );
     assert!(x.iter().all(|v| v.is_finite()));
 
     // A prediction file without a model column is an error naming it.
@@ -261,13 +361,23 @@ fn prediction_with_unseen_categories_missing_numbers_and_other_column_order() {
     let tmp = TempFile::new("text.csv", b"housing,age,loan_id,purpose,checking,amount,duration,savings\nown,30,P1,car,A11,lots,12,A61\n");
     let mut r = PredictReader::open(&tmp.0, pre).unwrap();
     let e = r.next_batch(10).unwrap_err().to_string();
-    assert!(e.contains("line 2") && e.contains("\"amount\"") && e.contains("lots"), "{e}");
+    assert!(
+        e.contains("line 2") && e.contains("\"amount\"") && e.contains("lots"),
+        "{e}"
+    );
 }
 
 #[test]
 fn prediction_ids_are_row_numbers_without_an_id_column() {
     let tmp = TempFile::new("noid.csv", b"x,k,y\n1,a,0\n2,b,1\n3,a,0\n4,b,1\n5,a,1\n");
-    let p = prepare(&tmp.0, &PrepareOptions { val_fraction: 0.4, ..Default::default() }).unwrap();
+    let p = prepare(
+        &tmp.0,
+        &PrepareOptions {
+            val_fraction: 0.4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let gz = {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(b"k,x\nb,10\nzz,NA\n").unwrap();
@@ -285,7 +395,12 @@ fn train_mlp(p: &riskgrad::data::Prepared, epochs: usize) -> f64 {
     let config = TrainConfig {
         epochs,
         batch: 256,
-        optimizer: Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        optimizer: Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
         seed: 0,
         pos_weight: 1.0,
     };
@@ -294,7 +409,10 @@ fn train_mlp(p: &riskgrad::data::Prepared, epochs: usize) -> f64 {
     let mut auc = 0.0;
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {}).unwrap();
-        eprintln!("epoch {} loss {:.4} val AUC {:.4}", r.epoch, r.train_loss, r.validation.auc);
+        eprintln!(
+            "epoch {} loss {:.4} val AUC {:.4}",
+            r.epoch, r.train_loss, r.validation.auc
+        );
         auc = r.validation.auc;
     }
     auc
@@ -302,17 +420,33 @@ fn train_mlp(p: &riskgrad::data::Prepared, epochs: usize) -> f64 {
 
 #[test]
 fn islr_default_trains_to_auc_093_in_10_epochs() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/islr_default_SIMULATED.csv");
-    let path = if path.exists() { path } else { PathBuf::from("/work/shared/data/islr_default_SIMULATED.csv") };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/islr_default_SIMULATED.csv");
+    let path = if path.exists() {
+        path
+    } else {
+        PathBuf::from("/work/shared/data/islr_default_SIMULATED.csv")
+    };
     if !path.exists() {
         eprintln!("skipped: {} not found", path.display());
         return;
     }
-    let opts = PrepareOptions { target: TargetSpec::Name("default".into()), ..Default::default() };
+    let opts = PrepareOptions {
+        target: TargetSpec::Name("default".into()),
+        ..Default::default()
+    };
     let p = prepare(&path, &opts).unwrap();
-    assert_eq!(p.feature_names, ["student=No", "student=Yes", "student=other", "balance", "income"]);
+    assert_eq!(
+        p.feature_names,
+        [
+            "student=No",
+            "student=Yes",
+            "student=other",
+            "balance",
+            "income"
+        ]
+    );
     assert_eq!(p.schema.target.positives, 333);
     let auc = train_mlp(&p, 10);
     assert!(auc >= 0.93, "validation AUC {auc} < 0.93");
 }
-

@@ -39,7 +39,13 @@ fn generate(rows: usize) -> PathBuf {
     let tmp = path.with_extension("csv.part");
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
     let mut header = vec!["id".to_string()];
-    header.extend((0..NUMERIC).map(|j| if j % 2 == 0 { format!("AMOUNT_{j}") } else { format!("X_{j}") }));
+    header.extend((0..NUMERIC).map(|j| {
+        if j % 2 == 0 {
+            format!("AMOUNT_{j}")
+        } else {
+            format!("X_{j}")
+        }
+    }));
     header.extend((0..TEXT).map(|j| format!("CAT_{j}")));
     header.push("default".into());
     writeln!(w, "{}", header.join(",")).unwrap();
@@ -94,14 +100,25 @@ fn generate(rows: usize) -> PathBuf {
 #[test]
 #[ignore = "a measurement on a generated 1M x 50 file (about 400 MB); run with --ignored --nocapture"]
 fn read_and_prepare_1m_by_50() {
-    let rows: usize = std::env::var("RISKGRAD_SCALE_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let rows: usize = std::env::var("RISKGRAD_SCALE_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let t = Instant::now();
     let path = generate(rows);
     let bytes = std::fs::metadata(&path).unwrap().len();
-    eprintln!("file {} ({:.0} MB), ready in {:.1} s", path.display(), bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+    eprintln!(
+        "file {} ({:.0} MB), ready in {:.1} s",
+        path.display(),
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
     let rss_start = peak_rss_mib();
 
-    let opts = PrepareOptions { target: "default".parse().unwrap(), ..Default::default() };
+    let opts = PrepareOptions {
+        target: "default".parse().unwrap(),
+        ..Default::default()
+    };
     let t = Instant::now();
     let table = read_table(&path, &opts).unwrap();
     let read_s = t.elapsed().as_secs_f64();
@@ -126,7 +143,11 @@ fn read_and_prepare_1m_by_50() {
     assert_eq!(p.auto_dropped.len(), 1, "the id column is found");
     assert_eq!(p.train.rows() + p.val.rows(), rows);
 
-    eprintln!("read:    {read_s:.2} s, {:.0} rows/s, {:.1} MB/s of CSV", rows as f64 / read_s, bytes as f64 / 1e6 / read_s);
+    eprintln!(
+        "read:    {read_s:.2} s, {:.0} rows/s, {:.1} MB/s of CSV",
+        rows as f64 / read_s,
+        bytes as f64 / 1e6 / read_s
+    );
     eprintln!("prepare: {prep_s:.2} s (schema, split, fit, transform) -> {features} features");
     eprintln!(
         "memory:  raw table {:.0} MiB; feature matrix (train + val) {matrix_mib:.0} MiB; peak RSS {rss_start:.0} MiB before reading, {rss_read:.0} after reading, {rss_prep:.0} after preparing = {:.2} x the feature matrix",
@@ -145,5 +166,8 @@ fn read_and_prepare_1m_by_50() {
     let pred_s = t.elapsed().as_secs_f64();
     assert_eq!(n, rows);
     eprintln!("predict: {pred_s:.2} s to stream every row through the preprocessing in batches of 8192, {:.0} rows/s", rows as f64 / pred_s);
-    assert!(rss_prep < 2.0 * matrix_mib + 64.0, "peak {rss_prep:.0} MiB is more than two feature matrices ({matrix_mib:.0} MiB each)");
+    assert!(
+        rss_prep < 2.0 * matrix_mib + 64.0,
+        "peak {rss_prep:.0} MiB is more than two feature matrices ({matrix_mib:.0} MiB each)"
+    );
 }

@@ -13,7 +13,10 @@ fn device_choice_parses_the_flag() {
     assert_eq!("CPU".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
     assert_eq!("gpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Gpu);
     assert_eq!("1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Index(1));
-    assert_eq!(" LLVMpipe ".parse::<DeviceChoice>().unwrap(), DeviceChoice::Name("LLVMpipe".into()));
+    assert_eq!(
+        " LLVMpipe ".parse::<DeviceChoice>().unwrap(),
+        DeviceChoice::Name("LLVMpipe".into())
+    );
     assert!("".parse::<DeviceChoice>().is_err());
     assert!(choose_adapter(&DeviceChoice::Cpu).unwrap().is_none());
 }
@@ -28,13 +31,20 @@ fn adapters_are_listed_chosen_and_refused_clearly() {
     assert!(!all.is_empty(), "no wgpu adapter: install Mesa's lavapipe (apt-get install mesa-vulkan-drivers) or set RISKGRAD_SKIP_GPU_TESTS=1");
     for (i, a) in all.iter().enumerate() {
         assert_eq!(a.index, i);
-        assert!(a.max_storage_buffer_binding_size > 0 && a.max_buffer_size > 0 && a.max_compute_workgroups_per_dimension > 0, "{a:?}");
+        assert!(
+            a.max_storage_buffer_binding_size > 0
+                && a.max_buffer_size > 0
+                && a.max_compute_workgroups_per_dimension > 0,
+            "{a:?}"
+        );
         if a.device_type == "Cpu" || a.name.to_lowercase().contains("llvmpipe") {
             assert!(a.is_software, "{a:?}");
         }
     }
 
-    let best = choose_adapter(&DeviceChoice::Gpu).unwrap().expect("Gpu gives a device when any adapter exists");
+    let best = choose_adapter(&DeviceChoice::Gpu)
+        .unwrap()
+        .expect("Gpu gives a device when any adapter exists");
     assert!(all.contains(&best.info), "{:?} not in {all:?}", best.info);
     // Hardware first: the software rasterizer only when there is nothing else.
     if best.info.is_software {
@@ -43,20 +53,38 @@ fn adapters_are_listed_chosen_and_refused_clearly() {
     // Auto never picks a software rasterizer: the CPU backend is faster than one.
     match choose_adapter(&DeviceChoice::Auto).unwrap() {
         Some(ctx) => assert!(!ctx.info.is_software, "{:?}", ctx.info),
-        None => assert!(all.iter().all(|a| a.is_software || a.device_type == "Other"), "{all:?}"),
+        None => assert!(
+            all.iter()
+                .all(|a| a.is_software || a.device_type == "Other"),
+            "{all:?}"
+        ),
     }
     drop(best);
 
     let last = all.last().unwrap();
-    let by_index = choose_adapter(&DeviceChoice::Index(last.index)).unwrap().unwrap();
+    let by_index = choose_adapter(&DeviceChoice::Index(last.index))
+        .unwrap()
+        .unwrap();
     assert_eq!(&by_index.info, last);
     drop(by_index);
-    let by_name = choose_adapter(&DeviceChoice::Name(all[0].name.to_uppercase())).unwrap().unwrap();
+    let by_name = choose_adapter(&DeviceChoice::Name(all[0].name.to_uppercase()))
+        .unwrap()
+        .unwrap();
     assert_eq!(by_name.info.name, all[0].name);
     drop(by_name);
 
-    let err = choose_adapter(&DeviceChoice::Index(9999)).unwrap_err().to_string();
-    assert!(err.contains("no adapter 9999") && err.contains(&all[0].name), "{err}");
-    let err = choose_adapter(&DeviceChoice::Name("no-such-adapter-xyz".into())).unwrap_err().to_string();
-    assert!(err.contains("no-such-adapter-xyz") && err.contains(&all[0].name), "{err}");
+    let err = choose_adapter(&DeviceChoice::Index(9999))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no adapter 9999") && err.contains(&all[0].name),
+        "{err}"
+    );
+    let err = choose_adapter(&DeviceChoice::Name("no-such-adapter-xyz".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-adapter-xyz") && err.contains(&all[0].name),
+        "{err}"
+    );
 }

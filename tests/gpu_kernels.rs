@@ -18,7 +18,10 @@ use riskgrad::cpu::CpuExecutor;
 use riskgrad::exec::{indices_as_words, Executor};
 use riskgrad::gpu::{GpuContext, GpuExecutor};
 use riskgrad::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
-use riskgrad::plan::{compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage, TensorRef, STEP_STATE};
+use riskgrad::plan::{
+    compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage,
+    TensorRef, STEP_STATE,
+};
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,12 +79,29 @@ impl Pair {
 
 /// Compiles `g` keeping `keep`, runs one step on both executors with random inputs
 /// (from `feed` where given) and compares the kept nodes.
-fn check_graph(ctx: &Arc<GpuContext>, what: &str, g: &Graph, keep: &[NodeId], feed: &HashMap<String, Vec<f32>>, rng: &mut Rng) {
-    let plan = compile(g, &PlanRequest { keep: keep.to_vec(), ..Default::default() }).unwrap();
+fn check_graph(
+    ctx: &Arc<GpuContext>,
+    what: &str,
+    g: &Graph,
+    keep: &[NodeId],
+    feed: &HashMap<String, Vec<f32>>,
+    rng: &mut Rng,
+) {
+    let plan = compile(
+        g,
+        &PlanRequest {
+            keep: keep.to_vec(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let inputs = plan.inputs.clone();
     let mut pair = Pair::new(ctx, vec![plan], None);
     for i in inputs {
-        let data = feed.get(&i.name).cloned().unwrap_or_else(|| values(rng, i.len));
+        let data = feed
+            .get(&i.name)
+            .cloned()
+            .unwrap_or_else(|| values(rng, i.len));
         pair.write(&i.name, &data);
     }
     pair.run_from(0, 0, 1);
@@ -94,7 +114,18 @@ fn check_graph(ctx: &Arc<GpuContext>, what: &str, g: &Graph, keep: &[NodeId], fe
 fn matmul_matches_cpu_for_odd_shapes_transposes_bias_and_activations() {
     let (ctx, _turn) = gpu_or_skip!();
     let mut rng = rng_for("matmul");
-    let shapes = [(1, 1, 1), (7, 33, 65), (33, 7, 257), (65, 257, 7), (257, 65, 33), (1, 257, 33), (257, 1, 65), (33, 65, 1), (7, 7, 7), (65, 65, 65)];
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 65),
+        (33, 7, 257),
+        (65, 257, 7),
+        (257, 65, 33),
+        (1, 257, 33),
+        (257, 1, 65),
+        (33, 65, 1),
+        (7, 7, 7),
+        (65, 65, 65),
+    ];
     let mut case = 0;
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -112,7 +143,8 @@ fn matmul_matches_cpu_for_odd_shapes_transposes_bias_and_activations() {
             let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
             let bias = bias_shape.as_ref().map(|s| g.input("bias", s).unwrap());
             let y = g.matmul_ex(a, b, bias, ta, tb, act).unwrap();
-            let what = format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
+            let what =
+                format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
             check_graph(&ctx, &what, &g, &[y], &HashMap::new(), &mut rng);
         }
     }
@@ -128,7 +160,14 @@ fn matmul_257_cube_all_transposes() {
         let b = g.input("b", &[257, 257]).unwrap();
         let bias = g.input("bias", &[257]).unwrap();
         let y = g.matmul_ex(a, b, Some(bias), ta, tb, Act::Tanh).unwrap();
-        check_graph(&ctx, &format!("matmul 257³ ta={ta} tb={tb}"), &g, &[y], &HashMap::new(), &mut rng);
+        check_graph(
+            &ctx,
+            &format!("matmul 257³ ta={ta} tb={tb}"),
+            &g,
+            &[y],
+            &HashMap::new(),
+            &mut rng,
+        );
     }
 }
 
@@ -151,35 +190,82 @@ fn binary_ops_broadcast_like_cpu() {
             let a = g.input("a", sa).unwrap();
             let b = g.input("b", sb).unwrap();
             let y = g.binary(op, a, b).unwrap();
-            check_graph(&ctx, &format!("{op:?} {sa:?} {sb:?}"), &g, &[y], &HashMap::new(), &mut rng);
+            check_graph(
+                &ctx,
+                &format!("{op:?} {sa:?} {sb:?}"),
+                &g,
+                &[y],
+                &HashMap::new(),
+                &mut rng,
+            );
         }
     }
 }
 
 /// A plan built by hand around `kernels`: inputs and states (the step counter comes
 /// first), slots, and the windows to read back under fake node ids 0, 1, ...
-fn hand_plan(inputs: &[(&str, usize)], states: &[(&str, usize)], slots: &[usize], kernels: Vec<Kernel>, keep: &[TensorRef]) -> Plan {
-    let step = TensorRef { storage: Storage::State(0), offset: 0, len: 2 };
-    let mut launches: Vec<Launch> = kernels.into_iter().map(|kernel| Launch { node: None, kernel }).collect();
-    launches.push(Launch { node: None, kernel: Kernel::AdvanceStep { step } });
-    let mut all_states = vec![StateInfo { name: STEP_STATE.into(), len: 2 }];
-    all_states.extend(states.iter().map(|&(n, len)| StateInfo { name: n.into(), len }));
+fn hand_plan(
+    inputs: &[(&str, usize)],
+    states: &[(&str, usize)],
+    slots: &[usize],
+    kernels: Vec<Kernel>,
+    keep: &[TensorRef],
+) -> Plan {
+    let step = TensorRef {
+        storage: Storage::State(0),
+        offset: 0,
+        len: 2,
+    };
+    let mut launches: Vec<Launch> = kernels
+        .into_iter()
+        .map(|kernel| Launch { node: None, kernel })
+        .collect();
+    launches.push(Launch {
+        node: None,
+        kernel: Kernel::AdvanceStep { step },
+    });
+    let mut all_states = vec![StateInfo {
+        name: STEP_STATE.into(),
+        len: 2,
+    }];
+    all_states.extend(states.iter().map(|&(n, len)| StateInfo {
+        name: n.into(),
+        len,
+    }));
     Plan {
         launches,
         slots: slots.to_vec(),
-        inputs: inputs.iter().map(|&(n, len)| InputInfo { name: n.into(), len }).collect(),
+        inputs: inputs
+            .iter()
+            .map(|&(n, len)| InputInfo {
+                name: n.into(),
+                len,
+            })
+            .collect(),
         states: all_states,
-        layout: ParamLayout { offsets: vec![], lens: vec![], total: 64 },
+        layout: ParamLayout {
+            offsets: vec![],
+            lens: vec![],
+            total: 64,
+        },
         opt_state_len: 0,
         locations: keep.iter().copied().enumerate().collect(),
     }
 }
 
 fn input(i: usize, len: usize) -> TensorRef {
-    TensorRef { storage: Storage::Input(i), offset: 0, len }
+    TensorRef {
+        storage: Storage::Input(i),
+        offset: 0,
+        len,
+    }
 }
 fn slot(i: usize, len: usize) -> TensorRef {
-    TensorRef { storage: Storage::Slot(i), offset: 0, len }
+    TensorRef {
+        storage: Storage::Slot(i),
+        offset: 0,
+        len,
+    }
 }
 
 #[test]
@@ -190,13 +276,53 @@ fn unary_and_act_grad_match_cpu() {
         for act in ACTS {
             // Unary over wide inputs (tanh and sigmoid saturate, relu has both signs);
             // ActGrad at offsets that are not aligned to anything.
-            let (x, dy, y) = (input(0, n), input(1, n), TensorRef { storage: Storage::Input(2), offset: 3, len: n });
-            let kernels = vec![Kernel::Unary { act, x, out: slot(0, n) }, Kernel::ActGrad { act, dy, y, out: TensorRef { storage: Storage::Slot(1), offset: 5, len: n } }];
-            let keep = [slot(0, n), TensorRef { storage: Storage::Slot(1), offset: 5, len: n }];
-            let plan = hand_plan(&[("x", n), ("dy", n), ("y", n + 3)], &[], &[n, n + 5], kernels, &keep);
+            let (x, dy, y) = (
+                input(0, n),
+                input(1, n),
+                TensorRef {
+                    storage: Storage::Input(2),
+                    offset: 3,
+                    len: n,
+                },
+            );
+            let kernels = vec![
+                Kernel::Unary {
+                    act,
+                    x,
+                    out: slot(0, n),
+                },
+                Kernel::ActGrad {
+                    act,
+                    dy,
+                    y,
+                    out: TensorRef {
+                        storage: Storage::Slot(1),
+                        offset: 5,
+                        len: n,
+                    },
+                },
+            ];
+            let keep = [
+                slot(0, n),
+                TensorRef {
+                    storage: Storage::Slot(1),
+                    offset: 5,
+                    len: n,
+                },
+            ];
+            let plan = hand_plan(
+                &[("x", n), ("dy", n), ("y", n + 3)],
+                &[],
+                &[n, n + 5],
+                kernels,
+                &keep,
+            );
             let mut pair = Pair::new(&ctx, vec![plan], None);
             // From ±1e-3 (tanh's polynomial range) to ±60 (saturation, exp overflow).
-            let wide: Vec<f32> = values(&mut rng, n).iter().map(|v| v * 10f32.powf(rng.range(-3.0, 1.8) as f32)).collect();
+            let wide: Vec<f32> = values(&mut rng, n)
+                .iter()
+                .map(|v| v * 10f32.powf(rng.range(-3.0, 1.8) as f32))
+                .collect();
             pair.write("x", &wide);
             pair.write("dy", &values(&mut rng, n));
             let ys: Vec<f32> = values(&mut rng, n + 3).iter().map(|v| v * 0.9).collect();
@@ -212,7 +338,24 @@ fn unary_and_act_grad_match_cpu() {
 fn fill_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
     for n in [1, 7, 33, 257, 70_000] {
-        let plan = hand_plan(&[], &[], &[n + 2], vec![Kernel::Fill { out: TensorRef { storage: Storage::Slot(0), offset: 2, len: n }, value: -2.75 }], &[TensorRef { storage: Storage::Slot(0), offset: 2, len: n }]);
+        let plan = hand_plan(
+            &[],
+            &[],
+            &[n + 2],
+            vec![Kernel::Fill {
+                out: TensorRef {
+                    storage: Storage::Slot(0),
+                    offset: 2,
+                    len: n,
+                },
+                value: -2.75,
+            }],
+            &[TensorRef {
+                storage: Storage::Slot(0),
+                offset: 2,
+                len: n,
+            }],
+        );
         let mut pair = Pair::new(&ctx, vec![plan], None);
         pair.run_from(0, 0, 1);
         pair.check_node(&format!("fill n={n}"), 0, 0);
@@ -240,7 +383,14 @@ fn reduce_matches_cpu_on_both_paths() {
         let mut g = Graph::new();
         let x = g.input("x", from).unwrap();
         let r = g.reduce_to(x, to, 0.37).unwrap();
-        check_graph(&ctx, &format!("reduce {from:?} -> {to:?}"), &g, &[r], &HashMap::new(), &mut rng);
+        check_graph(
+            &ctx,
+            &format!("reduce {from:?} -> {to:?}"),
+            &g,
+            &[r],
+            &HashMap::new(),
+            &mut rng,
+        );
     }
 }
 
@@ -248,12 +398,25 @@ fn reduce_matches_cpu_on_both_paths() {
 fn expand_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
     let mut rng = rng_for("expand");
-    let cases: [(&[usize], &[usize]); 5] = [(&[33], &[7, 33]), (&[7, 1], &[7, 33]), (&[1, 3, 1, 5], &[2, 3, 4, 5]), (&[1], &[257]), (&[1], &[1])];
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[33], &[7, 33]),
+        (&[7, 1], &[7, 33]),
+        (&[1, 3, 1, 5], &[2, 3, 4, 5]),
+        (&[1], &[257]),
+        (&[1], &[1]),
+    ];
     for (from, to) in cases {
         let mut g = Graph::new();
         let x = g.input("x", from).unwrap();
         let e = g.expand_to(x, to, -1.5).unwrap();
-        check_graph(&ctx, &format!("expand {from:?} -> {to:?}"), &g, &[e], &HashMap::new(), &mut rng);
+        check_graph(
+            &ctx,
+            &format!("expand {from:?} -> {to:?}"),
+            &g,
+            &[e],
+            &HashMap::new(),
+            &mut rng,
+        );
     }
 }
 
@@ -270,9 +433,28 @@ fn bce_loss_and_gradient_match_cpu() {
         let dlogits = grads.of(logits).unwrap();
         let mut feed = HashMap::new();
         // Logits from -40 to 40: softplus and sigmoid must not overflow.
-        feed.insert("logits".to_string(), (0..batch).map(|_| (rng.normal() * 4.0) as f32 + if rng.uniform() < 0.05 { 35.0 } else { 0.0 }).collect());
-        feed.insert("targets".to_string(), (0..batch).map(|_| (rng.uniform() < 0.4) as u8 as f32).collect());
-        check_graph(&ctx, &format!("bce batch={batch}"), &g, &[loss, dlogits], &feed, &mut rng);
+        feed.insert(
+            "logits".to_string(),
+            (0..batch)
+                .map(|_| {
+                    (rng.normal() * 4.0) as f32 + if rng.uniform() < 0.05 { 35.0 } else { 0.0 }
+                })
+                .collect(),
+        );
+        feed.insert(
+            "targets".to_string(),
+            (0..batch)
+                .map(|_| (rng.uniform() < 0.4) as u8 as f32)
+                .collect(),
+        );
+        check_graph(
+            &ctx,
+            &format!("bce batch={batch}"),
+            &g,
+            &[loss, dlogits],
+            &feed,
+            &mut rng,
+        );
     }
 }
 
@@ -284,15 +466,44 @@ fn gather_scatter_add_and_collect_follow_the_step_counter() {
         let steps = 3;
         let n = batch * cols;
         let kernels = vec![
-            Kernel::Gather { table: input(0, rows * cols), perm: input(1, steps * batch), out: slot(0, n), batch, cols },
-            Kernel::ScatterAdd { dy: input(2, n), perm: input(1, steps * batch), out: slot(1, rows * cols), batch, cols },
-            Kernel::Collect { x: slot(0, n), out: TensorRef { storage: Storage::State(1), offset: 0, len: steps * n } },
+            Kernel::Gather {
+                table: input(0, rows * cols),
+                perm: input(1, steps * batch),
+                out: slot(0, n),
+                batch,
+                cols,
+            },
+            Kernel::ScatterAdd {
+                dy: input(2, n),
+                perm: input(1, steps * batch),
+                out: slot(1, rows * cols),
+                batch,
+                cols,
+            },
+            Kernel::Collect {
+                x: slot(0, n),
+                out: TensorRef {
+                    storage: Storage::State(1),
+                    offset: 0,
+                    len: steps * n,
+                },
+            },
         ];
-        let plan = hand_plan(&[("table", rows * cols), ("perm", steps * batch), ("dy", n)], &[("collected", steps * n)], &[n, rows * cols], kernels, &[slot(0, n), slot(1, rows * cols)]);
+        let plan = hand_plan(
+            &[("table", rows * cols), ("perm", steps * batch), ("dy", n)],
+            &[("collected", steps * n)],
+            &[n, rows * cols],
+            kernels,
+            &[slot(0, n), slot(1, rows * cols)],
+        );
         let what = format!("rows={rows} cols={cols} batch={batch}");
         // Repeated indices: a handful of rows drawn many times.
-        let mut perm: Vec<u32> = (0..steps * batch).map(|_| rng.below(rows.min(5)) as u32).collect();
-        perm.iter_mut().step_by(3).for_each(|p| *p = (rows - 1) as u32);
+        let mut perm: Vec<u32> = (0..steps * batch)
+            .map(|_| rng.below(rows.min(5)) as u32)
+            .collect();
+        perm.iter_mut()
+            .step_by(3)
+            .for_each(|p| *p = (rows - 1) as u32);
         for first in [0, 1] {
             let mut pair = Pair::new(&ctx, vec![plan.clone()], None);
             pair.write("table", &values(&mut rng, rows * cols));
@@ -313,14 +524,37 @@ fn copy_cols_concat_and_slice_match_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
     let mut rng = rng_for("copy_cols");
     let mut g = Graph::new();
-    let parts: Vec<NodeId> = [3, 1, 33].iter().enumerate().map(|(i, &c)| g.input(&format!("p{i}"), &[7, c]).unwrap()).collect();
+    let parts: Vec<NodeId> = [3, 1, 33]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| g.input(&format!("p{i}"), &[7, c]).unwrap())
+        .collect();
     let cat = g.concat(&parts).unwrap();
     check_graph(&ctx, "concat", &g, &[cat], &HashMap::new(), &mut rng);
 
     let (rows, src_cols, start, cols) = (33, 9, 2, 4);
     let x = input(0, rows * src_cols);
-    let out = TensorRef { storage: Storage::Slot(0), offset: 1, len: rows * cols };
-    let plan = hand_plan(&[("x", rows * src_cols)], &[], &[rows * cols + 1], vec![Kernel::CopyCols { x, out, rows, cols, src_cols, src_start: start, dst_cols: cols, dst_start: 0 }], &[out]);
+    let out = TensorRef {
+        storage: Storage::Slot(0),
+        offset: 1,
+        len: rows * cols,
+    };
+    let plan = hand_plan(
+        &[("x", rows * src_cols)],
+        &[],
+        &[rows * cols + 1],
+        vec![Kernel::CopyCols {
+            x,
+            out,
+            rows,
+            cols,
+            src_cols,
+            src_start: start,
+            dst_cols: cols,
+            dst_start: 0,
+        }],
+        &[out],
+    );
     let mut pair = Pair::new(&ctx, vec![plan], None);
     pair.write("x", &values(&mut rng, rows * src_cols));
     pair.run_from(0, 0, 1);
@@ -342,7 +576,9 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
         let b3 = g.param("b3", &[1]).unwrap();
         let h = g.linear(x, w1, b1, Act::Tanh).unwrap();
         let h = g.linear(h, w2, b2, Act::Relu).unwrap();
-        let h = g.matmul_ex(h, w3, None, false, false, Act::Identity).unwrap();
+        let h = g
+            .matmul_ex(h, w3, None, false, false, Act::Identity)
+            .unwrap();
         let b3 = g.reshape(b3, &[1, 1]).unwrap();
         g.add(h, b3).unwrap()
     };
@@ -357,8 +593,20 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     let loss = g.bce_with_logits(logits, y, 1.7).unwrap();
     let grads = backward(&mut g, loss, &[table]).unwrap();
     let dtable = grads.of(table).unwrap();
-    let grads = (0..g.params.len()).map(|p| (p, grads.of(g.param_node(p)).unwrap())).collect();
-    let train = compile(&g, &PlanRequest { keep: vec![logits, dtable], loss: Some(loss), grads, optimizer: Some(optimizer), collect: None }).unwrap();
+    let grads = (0..g.params.len())
+        .map(|p| (p, grads.of(g.param_node(p)).unwrap()))
+        .collect();
+    let train = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![logits, dtable],
+            loss: Some(loss),
+            grads,
+            optimizer: Some(optimizer),
+            collect: None,
+        },
+    )
+    .unwrap();
 
     let mut e = Graph::new();
     let table_e = e.input("table", &[rows, features]).unwrap();
@@ -366,19 +614,41 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     let xe = e.gather_rows(table_e, perm_e, 13).unwrap();
     let le = model(&mut e, xe);
     let pe = e.sigmoid(le).unwrap();
-    let eval = compile(&e, &PlanRequest { collect: Some((pe, 5)), ..Default::default() }).unwrap();
+    let eval = compile(
+        &e,
+        &PlanRequest {
+            collect: Some((pe, 5)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
 
     let params_len = train.layout.total;
     let mut pair = Pair::new(ctx, vec![train, eval], limit);
     pair.write("table", &values(&mut rng, rows * features));
-    pair.write("labels", &(0..rows).map(|_| (rng.uniform() < 0.3) as u8 as f32).collect::<Vec<_>>());
-    pair.write("perm", &indices_as_words(&(0..steps * batch).map(|_| rng.below(rows) as u32).collect::<Vec<_>>()));
+    pair.write(
+        "labels",
+        &(0..rows)
+            .map(|_| (rng.uniform() < 0.3) as u8 as f32)
+            .collect::<Vec<_>>(),
+    );
+    pair.write(
+        "perm",
+        &indices_as_words(
+            &(0..steps * batch)
+                .map(|_| rng.below(rows) as u32)
+                .collect::<Vec<_>>(),
+        ),
+    );
     let mut order: Vec<u32> = (0..rows as u32).collect();
     rng.shuffle(&mut order);
     pair.write("perm_eval", &indices_as_words(&order));
     pair.write(riskgrad::plan::LOSS_STATE, &[0.25]);
     pair.write(riskgrad::plan::COLLECT_STATE, &values(&mut rng, 5 * 13));
-    let params: Vec<f32> = values(&mut rng, params_len).iter().map(|v| v * 0.5).collect();
+    let params: Vec<f32> = values(&mut rng, params_len)
+        .iter()
+        .map(|v| v * 0.5)
+        .collect();
     pair.write_params(&params);
 
     let what = format!("{optimizer:?} limit={limit:?}");
@@ -389,9 +659,15 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     pair.run_from(0, 1, steps - 1);
     assert!(pair.gpu.host_time_of_last_run() > std::time::Duration::ZERO);
     assert!(pair.gpu.host_seconds_per_step().is_some_and(|s| s > 0.0));
-    let (c, g_) = (pair.cpu.read_params().unwrap(), pair.gpu.read_params().unwrap());
+    let (c, g_) = (
+        pair.cpu.read_params().unwrap(),
+        pair.gpu.read_params().unwrap(),
+    );
     assert_matches_cpu(&format!("{what}: parameters"), &g_, &c);
-    let (c, g_) = (pair.cpu.read_opt_state().unwrap(), pair.gpu.read_opt_state().unwrap());
+    let (c, g_) = (
+        pair.cpu.read_opt_state().unwrap(),
+        pair.gpu.read_opt_state().unwrap(),
+    );
     assert_matches_cpu(&format!("{what}: optimizer state"), &g_, &c);
     pair.check_named(&what, riskgrad::plan::LOSS_STATE);
     pair.check_named(&what, STEP_STATE);
@@ -403,26 +679,65 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
 #[test]
 fn training_with_sgd_momentum_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
-    check_training(&ctx, Optimizer::Sgd { lr: 0.1, momentum: 0.9 }, None, "sgd");
+    check_training(
+        &ctx,
+        Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        },
+        None,
+        "sgd",
+    );
 }
 
 #[test]
 fn training_with_adam_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
-    check_training(&ctx, Optimizer::Adam { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, None, "adam");
+    check_training(
+        &ctx,
+        Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        None,
+        "adam",
+    );
 }
 
 #[test]
 fn training_with_adamw_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
-    check_training(&ctx, Optimizer::AdamW { lr: 0.01, beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0.05 }, None, "adamw");
+    check_training(
+        &ctx,
+        Optimizer::AdamW {
+            lr: 0.01,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 0.05,
+        },
+        None,
+        "adamw",
+    );
 }
 
 #[test]
 fn launches_past_the_grid_limit_wrap_into_a_second_dimension() {
     let (ctx, _turn) = gpu_or_skip!();
     // With at most 2 workgroups per dimension every multi-group launch needs y > 1.
-    check_training(&ctx, Optimizer::Adam { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, Some(2), "grid");
+    check_training(
+        &ctx,
+        Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        Some(2),
+        "grid",
+    );
     let mut rng = rng_for("grid matmul");
     let mut g = Graph::new();
     let a = g.input("a", &[257, 33]).unwrap();
@@ -433,10 +748,22 @@ fn launches_past_the_grid_limit_wrap_into_a_second_dimension() {
     let e = g.expand_to(r, &[4100, 3], 2.0).unwrap();
     let z = g.input("z", &[300, 20]).unwrap();
     let rz = g.reduce_to(z, &[1, 20], 0.5).unwrap();
-    let plan = compile(&g, &PlanRequest { keep: vec![y, r, e, rz], ..Default::default() }).unwrap();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![y, r, e, rz],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // 8 per dimension: 15 matmul tiles, 49 expand groups and 20 tree reductions all wrap.
     let mut pair = Pair::new(&ctx, vec![plan], Some(8));
-    for (name, len) in [("a", 257 * 33), ("b", 33 * 129), ("x", 4100 * 3), ("z", 300 * 20)] {
+    for (name, len) in [
+        ("a", 257 * 33),
+        ("b", 33 * 129),
+        ("x", 4100 * 3),
+        ("z", 300 * 20),
+    ] {
         pair.write(name, &values(&mut rng, len));
     }
     pair.run_from(0, 0, 1);
@@ -452,17 +779,31 @@ fn poison_shows_outputs_that_were_never_written() {
     let mut g = Graph::new();
     let a = g.input("a", &[7, 7]).unwrap();
     let y = g.relu(a).unwrap();
-    let plan = compile(&g, &PlanRequest { keep: vec![y], ..Default::default() }).unwrap();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![y],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut gpu = GpuExecutor::new(ctx.clone());
     gpu.set_poison(true);
     let h = gpu.load(plan.clone()).unwrap();
-    assert!(gpu.read_node(h, y).unwrap().iter().all(|v| v.is_nan()), "a poisoned slot reads as NaN before any run");
+    assert!(
+        gpu.read_node(h, y).unwrap().iter().all(|v| v.is_nan()),
+        "a poisoned slot reads as NaN before any run"
+    );
     gpu.write("a", &[0.5; 49]).unwrap();
     gpu.run(h, 1).unwrap();
     assert_eq!(gpu.read_node(h, y).unwrap(), vec![0.5; 49]);
     let mut plain = GpuExecutor::new(ctx.clone());
     let h = plain.load(plan).unwrap();
-    assert_eq!(plain.read_node(h, y).unwrap(), vec![0.0; 49], "without poison buffers start at zero");
+    assert_eq!(
+        plain.read_node(h, y).unwrap(),
+        vec![0.0; 49],
+        "without poison buffers start at zero"
+    );
 }
 
 #[test]
@@ -472,14 +813,23 @@ fn bad_requests_are_errors_not_panics() {
     let table = g.input("table", &[4, 2]).unwrap();
     let perm = g.input("perm", &[6]).unwrap();
     let x = g.gather_rows(table, perm, 3).unwrap();
-    let plan = compile(&g, &PlanRequest { keep: vec![x], ..Default::default() }).unwrap();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![x],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut gpu = GpuExecutor::new(ctx.clone());
     let h = gpu.load(plan).unwrap();
     assert!(gpu.run(h, 1).is_err(), "an unwritten index list is refused");
-    gpu.write("perm", &indices_as_words(&[0, 1, 2, 3, 4, 0])).unwrap();
+    gpu.write("perm", &indices_as_words(&[0, 1, 2, 3, 4, 0]))
+        .unwrap();
     let err = gpu.run(h, 2).unwrap_err().to_string();
     assert!(err.contains("past the table"), "{err}");
-    gpu.write("perm", &indices_as_words(&[0, 1, 2, 3, 3, 0])).unwrap();
+    gpu.write("perm", &indices_as_words(&[0, 1, 2, 3, 3, 0]))
+        .unwrap();
     assert!(gpu.run(h, 3).is_err(), "3 steps of 3 rows need 9 indices");
     gpu.run(h, 2).unwrap();
     assert!(gpu.write("perm", &[0.0; 5]).is_err());
@@ -494,8 +844,18 @@ fn bad_requests_are_errors_not_panics() {
     let mut g2 = Graph::new();
     let t2 = g2.input("table", &[5, 2]).unwrap();
     let y2 = g2.relu(t2).unwrap();
-    assert!(gpu.load(compile(&g2, &PlanRequest { keep: vec![y2], ..Default::default() }).unwrap()).is_err());
-
+    assert!(gpu
+        .load(
+            compile(
+                &g2,
+                &PlanRequest {
+                    keep: vec![y2],
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+        )
+        .is_err());
 }
 
 #[test]
@@ -510,10 +870,27 @@ fn a_later_plan_with_more_optimizer_state_keeps_earlier_plans_working() {
         let loss = g.mean(y).unwrap();
         let grads = backward(&mut g, loss, &[]).unwrap();
         let grads = vec![(0, grads.of(w).unwrap())];
-        compile(&g, &PlanRequest { loss: Some(loss), grads, optimizer: Some(optimizer), ..Default::default() }).unwrap()
+        compile(
+            &g,
+            &PlanRequest {
+                loss: Some(loss),
+                grads,
+                optimizer: Some(optimizer),
+                ..Default::default()
+            },
+        )
+        .unwrap()
     };
-    let sgd = plan_with(Optimizer::Sgd { lr: 0.5, momentum: 0.5 });
-    let adam = plan_with(Optimizer::Adam { lr: 0.05, beta1: 0.9, beta2: 0.99, eps: 1e-8 });
+    let sgd = plan_with(Optimizer::Sgd {
+        lr: 0.5,
+        momentum: 0.5,
+    });
+    let adam = plan_with(Optimizer::Adam {
+        lr: 0.05,
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+    });
     let total = sgd.layout.total;
     // Loading the Adam plan replaces the optimizer state with a larger (zeroed) one.
     let mut pair = Pair::new(&ctx, vec![sgd, adam], None);
@@ -523,9 +900,15 @@ fn a_later_plan_with_more_optimizer_state_keeps_earlier_plans_working() {
     pair.run_from(0, 0, 3);
     pair.run_from(1, 0, 2);
     pair.run_from(0, 0, 1);
-    let (c, g) = (pair.cpu.read_params().unwrap(), pair.gpu.read_params().unwrap());
+    let (c, g) = (
+        pair.cpu.read_params().unwrap(),
+        pair.gpu.read_params().unwrap(),
+    );
     assert_matches_cpu("parameters", &g, &c);
-    let (c, g) = (pair.cpu.read_opt_state().unwrap(), pair.gpu.read_opt_state().unwrap());
+    let (c, g) = (
+        pair.cpu.read_opt_state().unwrap(),
+        pair.gpu.read_opt_state().unwrap(),
+    );
     assert_eq!(c.len(), 2 * total);
     assert_matches_cpu("optimizer state", &g, &c);
     pair.check_named("loss", riskgrad::plan::LOSS_STATE);

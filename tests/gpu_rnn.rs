@@ -31,16 +31,23 @@ fn check_case(ctx: &Arc<GpuContext>, case: &StackCase) {
     let what = format!("{case:?}");
     let mut built = case.build();
     let g = &mut built.graph;
-    let (seq_shape, last_shape) = (g.shape(built.sequence).to_vec(), g.shape(built.last).to_vec());
+    let (seq_shape, last_shape) = (
+        g.shape(built.sequence).to_vec(),
+        g.shape(built.last).to_vec(),
+    );
     let wseq = g.input("loss_weights_seq", &seq_shape).unwrap();
     let wlast = g.input("loss_weights_last", &last_shape).unwrap();
     let a = g.mul(built.sequence, wseq).unwrap();
     let b = g.mul(built.last, wlast).unwrap();
     let (a, b) = (g.mean(a).unwrap(), g.mean(b).unwrap());
     let loss = g.add(a, b).unwrap();
-    let wrt: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if !name.starts_with("loss"))).collect();
+    let wrt: Vec<NodeId> = (0..g.nodes.len())
+        .filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if !name.starts_with("loss")))
+        .collect();
     backward(g, loss, &wrt).unwrap();
-    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
+    let keep: Vec<NodeId> = (0..g.nodes.len())
+        .filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. }))
+        .collect();
 
     let mut rng = Rng::new(seed_of(&what));
     let (inputs, params) = random_feed(g, &mut rng, 1);
@@ -53,10 +60,22 @@ fn check_case(ctx: &Arc<GpuContext>, case: &StackCase) {
     for &id in &keep {
         let c = cpu.read_node(hc, id).unwrap();
         let gv = gpu.read_node(hg, id).unwrap();
-        assert_matches_cpu(&format!("{what}: node {id} ({})", g.nodes[id].op.name()), &gv, &c);
+        assert_matches_cpu(
+            &format!("{what}: node {id} ({})", g.nodes[id].op.name()),
+            &gv,
+            &c,
+        );
     }
-    assert_close_f64(&format!("{what}: GPU sequence vs textbook"), &gpu.read_node(hg, built.sequence).unwrap(), &want_seq);
-    assert_close_f64(&format!("{what}: GPU last vs textbook"), &gpu.read_node(hg, built.last).unwrap(), &want_last);
+    assert_close_f64(
+        &format!("{what}: GPU sequence vs textbook"),
+        &gpu.read_node(hg, built.sequence).unwrap(),
+        &want_seq,
+    );
+    assert_close_f64(
+        &format!("{what}: GPU last vs textbook"),
+        &gpu.read_node(hg, built.last).unwrap(),
+        &want_last,
+    );
 }
 
 #[test]
@@ -86,24 +105,49 @@ fn lstm_model_trains_on_the_gpu() {
     // Static columns, then the history time-major and oldest month first (the data
     // contract's layout), for the first rows of each split.
     let (train, val) = rnn_common::peer_splits(0);
-    let take = |s: &Split, rows: usize| Split { x: s.x[..rows * 23].to_vec(), y: s.y[..rows].to_vec() };
+    let take = |s: &Split, rows: usize| Split {
+        x: s.x[..rows * 23].to_vec(),
+        y: s.y[..rows].to_vec(),
+    };
     let (train, val) = (take(&train, 6144), take(&val, 2048));
     let model = ModelSpec::lstm(RecurrentSpec::new(5, 3, 6, &[16, 8], false, &[]).unwrap());
-    let config = TrainConfig { epochs: 3, batch: 256, optimizer: Optimizer::Adam { lr: 5e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, seed: 3, pos_weight: 1.0 };
+    let config = TrainConfig {
+        epochs: 3,
+        batch: 256,
+        optimizer: Optimizer::Adam {
+            lr: 5e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed: 3,
+        pos_weight: 1.0,
+    };
     let mut losses = Vec::new();
     let mut aucs = Vec::new();
-    for exec in [&mut CpuExecutor::new() as &mut dyn Executor, &mut GpuExecutor::new(ctx.clone())] {
+    for exec in [
+        &mut CpuExecutor::new() as &mut dyn Executor,
+        &mut GpuExecutor::new(ctx.clone()),
+    ] {
         let mut trainer = Trainer::new(exec, &model, &train, &val, config.clone()).unwrap();
-        let reports: Vec<_> = (0..config.epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).unwrap()).collect();
+        let reports: Vec<_> = (0..config.epochs)
+            .map(|_| trainer.epoch(&mut |_, _, _| {}).unwrap())
+            .collect();
         losses.push(reports.iter().map(|r| r.train_loss).collect::<Vec<_>>());
         aucs.push(reports.last().unwrap().validation.auc);
     }
     let (cpu, gpu) = (&losses[0], &losses[1]);
     assert!(gpu[2] < gpu[0], "the GPU's loss went down: {gpu:?}");
     for (c, g) in cpu.iter().zip(gpu) {
-        assert!((c - g).abs() < 2e-3 * c, "GPU losses {gpu:?} follow the CPU's {cpu:?}");
+        assert!(
+            (c - g).abs() < 2e-3 * c,
+            "GPU losses {gpu:?} follow the CPU's {cpu:?}"
+        );
     }
     // 72 steps of a small model: well above chance, and the GPU's scores rank the
     // validation rows as the CPU's do.
-    assert!(aucs[1] > 0.65 && (aucs[0] - aucs[1]).abs() < 5e-3, "validation AUC on the CPU and the GPU: {aucs:?}");
+    assert!(
+        aucs[1] > 0.65 && (aucs[0] - aucs[1]).abs() < 5e-3,
+        "validation AUC on the CPU and the GPU: {aucs:?}"
+    );
 }

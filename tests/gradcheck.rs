@@ -26,7 +26,8 @@ fn matmul_every_transpose_activation_and_bias() {
             for act in [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh] {
                 // No bias, a bias row, a whole added matrix.
                 for bias_shape in [None, Some(vec![n]), Some(vec![m, n])] {
-                    let name = format!("matmul {m}x{n}x{k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
+                    let name =
+                        format!("matmul {m}x{n}x{k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}");
                     check(&name, 1, |g| {
                         let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
                         let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
@@ -45,7 +46,13 @@ fn matmul_every_transpose_activation_and_bias() {
 /// f64 reference, forward and backward (the backward products transpose one operand).
 #[test]
 fn matmul_threaded_paths_match_the_reference() {
-    for (m, n, k) in [(1537, 257, 3), (4099, 513, 8), (1, 4097, 7), (513, 260, 9), (2053, 1031, 9)] {
+    for (m, n, k) in [
+        (1537, 257, 3),
+        (4099, 513, 8),
+        (1, 4097, 7),
+        (513, 260, 9),
+        (2053, 1031, 9),
+    ] {
         for (ta, tb) in [(false, false), (true, false), (false, true)] {
             let name = format!("threaded matmul {m}x{n}x{k} ta={ta} tb={tb}");
             let mut rng = Rng::new(seed_of(&name));
@@ -53,17 +60,27 @@ fn matmul_threaded_paths_match_the_reference() {
             let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
             let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
             // A bias row, or with a transposed A a whole added matrix.
-            let bias = g.input("bias", &if ta { vec![m, n] } else { vec![n] }).unwrap();
+            let bias = g
+                .input("bias", &if ta { vec![m, n] } else { vec![n] })
+                .unwrap();
             let z = g.matmul_ex(a, b, Some(bias), ta, tb, Act::Tanh).unwrap();
             let loss = g.mean(z).unwrap();
             backward(&mut g, loss, &[a, b, bias]).unwrap();
             let (inputs, params) = random_feed(&g, &mut rng, 1);
             let values = evaluate(&g, &inputs, &params, 0);
-            let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. })).collect();
+            let keep: Vec<NodeId> = (0..g.nodes.len())
+                .filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. }))
+                .collect();
             let mut ex = CpuExecutor::new();
             let h = run_once(&mut ex, &g, &keep, &inputs, &params);
             for &id in &keep {
-                assert_close(&format!("{name}: node {id} ({})", g.nodes[id].op.name()), &ex_read(&mut ex, h, id), &values[id], 1e-4, 1e-5);
+                assert_close(
+                    &format!("{name}: node {id} ({})", g.nodes[id].op.name()),
+                    &ex_read(&mut ex, h, id),
+                    &values[id],
+                    1e-4,
+                    1e-5,
+                );
             }
         }
     }
@@ -71,7 +88,13 @@ fn matmul_threaded_paths_match_the_reference() {
 
 #[test]
 fn binary_ops_with_broadcasting() {
-    let cases: [(&[usize], &[usize]); 5] = [(&[7, 5], &[7, 5]), (&[7, 5], &[5]), (&[7, 1], &[1, 5]), (&[3, 4, 5], &[4, 1]), (&[1], &[2, 3, 1, 2])];
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[7, 5], &[7, 5]),
+        (&[7, 5], &[5]),
+        (&[7, 1], &[1, 5]),
+        (&[3, 4, 5], &[4, 1]),
+        (&[1], &[2, 3, 1, 2]),
+    ];
     for (sa, sb) in cases {
         check(&format!("add {sa:?} {sb:?}"), 1, |g| {
             let a = g.input("a", sa).unwrap();
@@ -177,11 +200,16 @@ fn a_small_network_with_parameters_used_twice() {
         let b1 = g.param("b1", &[5]).unwrap();
         let w2 = g.param("w2", &[5, 1]).unwrap();
         let h = g.linear(x, w1, b1, Act::Relu).unwrap();
-        assert!(g.linear(h, w1, b1, Act::Tanh).is_err(), "a [6,5]·[4,5] product must be refused");
+        assert!(
+            g.linear(h, w1, b1, Act::Tanh).is_err(),
+            "a [6,5]·[4,5] product must be refused"
+        );
         let y = g.matmul(h, w2).unwrap();
         // b1 a second time, broadcast along rows.
         let b1_row = g.reshape(b1, &[1, 5]).unwrap();
-        let yy = g.matmul_ex(b1_row, w2, None, false, false, Act::Identity).unwrap();
+        let yy = g
+            .matmul_ex(b1_row, w2, None, false, false, Act::Identity)
+            .unwrap();
         g.add(y, yy).unwrap()
     });
 }
@@ -223,29 +251,47 @@ fn random_graphs_with_shared_nodes() {
         let mut rng = Rng::new(seed);
         let ops: Vec<usize> = (0..7).map(|_| rng.below(7)).collect();
         let picks: Vec<(usize, usize)> = (0..7).map(|_| (rng.below(64), rng.below(64))).collect();
-        check_op_gradients(&format!("random graph {seed}"), 1, |g| {
-            let mut pool = vec![g.input("x0", &[3, 4]).unwrap(), g.input("x1", &[3, 4]).unwrap()];
-            let w = [g.param("w0", &[4, 4]).unwrap(), g.param("w1", &[4, 4]).unwrap()];
-            for (&op, &(i, j)) in ops.iter().zip(&picks) {
-                let (a, b) = (pool[i % pool.len()], pool[j % pool.len()]);
-                let node = match op {
-                    0 => g.matmul(a, w[j % 2]).unwrap(),
-                    1 => g.matmul_ex(a, w[i % 2], Some(b), false, false, Act::Identity).unwrap(),
-                    2 => g.matmul_ex(a, w[j % 2], None, false, j % 3 == 0, Act::Tanh).unwrap(),
-                    3 => g.add(a, b).unwrap(),
-                    4 => g.sub(a, b).unwrap(),
-                    5 => g.mul(a, b).unwrap(),
-                    _ => {
-                        let both = g.concat(&[a, b]).unwrap();
-                        g.slice_cols(both, 2, 4).unwrap()
-                    }
-                };
-                pool.push(node);
-            }
-            // Every input and weight reaches the loss, whatever the draw used.
-            let (x0w0, x1w1) = (g.matmul(pool[0], w[0]).unwrap(), g.matmul(pool[1], w[1]).unwrap());
-            vec![pool[pool.len() - 1], pool[pool.len() - 3], x0w0, x1w1]
-        }, &[None]);
+        check_op_gradients(
+            &format!("random graph {seed}"),
+            1,
+            |g| {
+                let mut pool = vec![
+                    g.input("x0", &[3, 4]).unwrap(),
+                    g.input("x1", &[3, 4]).unwrap(),
+                ];
+                let w = [
+                    g.param("w0", &[4, 4]).unwrap(),
+                    g.param("w1", &[4, 4]).unwrap(),
+                ];
+                for (&op, &(i, j)) in ops.iter().zip(&picks) {
+                    let (a, b) = (pool[i % pool.len()], pool[j % pool.len()]);
+                    let node = match op {
+                        0 => g.matmul(a, w[j % 2]).unwrap(),
+                        1 => g
+                            .matmul_ex(a, w[i % 2], Some(b), false, false, Act::Identity)
+                            .unwrap(),
+                        2 => g
+                            .matmul_ex(a, w[j % 2], None, false, j % 3 == 0, Act::Tanh)
+                            .unwrap(),
+                        3 => g.add(a, b).unwrap(),
+                        4 => g.sub(a, b).unwrap(),
+                        5 => g.mul(a, b).unwrap(),
+                        _ => {
+                            let both = g.concat(&[a, b]).unwrap();
+                            g.slice_cols(both, 2, 4).unwrap()
+                        }
+                    };
+                    pool.push(node);
+                }
+                // Every input and weight reaches the loss, whatever the draw used.
+                let (x0w0, x1w1) = (
+                    g.matmul(pool[0], w[0]).unwrap(),
+                    g.matmul(pool[1], w[1]).unwrap(),
+                );
+                vec![pool[pool.len() - 1], pool[pool.len() - 3], x0w0, x1w1]
+            },
+            &[None],
+        );
     }
 }
 
@@ -255,7 +301,13 @@ fn shape_errors_name_the_op_and_both_shapes() {
     let a = g.input("a", &[3, 4]).unwrap();
     let b = g.input("b", &[5, 2]).unwrap();
     let msg = g.matmul(a, b).unwrap_err().to_string();
-    assert!(msg.contains("matmul") && msg.contains("[3, 4]") && msg.contains("[5, 2]"), "{msg}");
+    assert!(
+        msg.contains("matmul") && msg.contains("[3, 4]") && msg.contains("[5, 2]"),
+        "{msg}"
+    );
     let msg = g.add(a, b).unwrap_err().to_string();
-    assert!(msg.contains("add") && msg.contains("[3, 4]") && msg.contains("[5, 2]"), "{msg}");
+    assert!(
+        msg.contains("add") && msg.contains("[3, 4]") && msg.contains("[5, 2]"),
+        "{msg}"
+    );
 }

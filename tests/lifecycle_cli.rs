@@ -11,7 +11,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad")).args(args).env("NODEVICE_SELECT", "1").output().expect("run riskgrad")
+    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run riskgrad")
 }
 
 fn ok(args: &[&str]) -> Output {
@@ -29,11 +33,28 @@ fn stdout(o: &Output) -> String {
 }
 
 fn train(dir: &Path, extra: &[&str]) -> Output {
-    riskgrad(&[&["train", "--device", "cpu", "--hidden", "16", "--out", dir.to_str().unwrap()], extra].concat())
+    riskgrad(
+        &[
+            &[
+                "train",
+                "--device",
+                "cpu",
+                "--hidden",
+                "16",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+            extra,
+        ]
+        .concat(),
+    )
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 /// The epochs of metrics.json without their timings.
@@ -44,7 +65,9 @@ fn history(dir: &Path) -> Vec<serde_json::Value> {
         .iter()
         .map(|e| {
             let mut e = e.clone();
-            e.as_object_mut().unwrap().retain(|k, _| k != "seconds" && k != "rows_per_second");
+            e.as_object_mut()
+                .unwrap()
+                .retain(|k, _| k != "seconds" && k != "rows_per_second");
             e
         })
         .collect()
@@ -56,19 +79,62 @@ fn resume_equals_an_uninterrupted_run() {
     let split = temp_dir("split");
     assert!(train(&whole, &["--epochs", "3"]).status.success());
     assert!(train(&split, &["--epochs", "1"]).status.success());
-    let resumed = riskgrad(&["train", "--device", "cpu", "--hidden", "16", "--epochs", "3", "--resume", split.to_str().unwrap()]);
+    let resumed = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--resume",
+        split.to_str().unwrap(),
+    ]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
-    assert!(stderr(&resumed).contains("after epoch 1"), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("after epoch 1"),
+        "{}",
+        stderr(&resumed)
+    );
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
-    assert!(weights(&whole) == weights(&split), "the same weights, bit for bit");
-    assert_eq!(history(&whole), history(&split), "the same losses and validation metrics per epoch");
+    assert!(
+        weights(&whole) == weights(&split),
+        "the same weights, bit for bit"
+    );
+    assert_eq!(
+        history(&whole),
+        history(&split),
+        "the same losses and validation metrics per epoch"
+    );
     assert_eq!(json(&split.join("metrics.json"))["resumed_from_epoch"], 1);
 
     // Other training flags than the checkpoint's are refused, naming the flag.
-    let other = riskgrad(&["train", "--device", "cpu", "--hidden", "16", "--epochs", "4", "--batch", "128", "--resume", split.to_str().unwrap()]);
+    let other = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "16",
+        "--epochs",
+        "4",
+        "--batch",
+        "128",
+        "--resume",
+        split.to_str().unwrap(),
+    ]);
     assert_eq!(other.status.code(), Some(2));
     assert!(stderr(&other).contains("--batch"), "{}", stderr(&other));
-    let done = riskgrad(&["train", "--device", "cpu", "--hidden", "16", "--epochs", "3", "--resume", split.to_str().unwrap()]);
+    let done = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--resume",
+        split.to_str().unwrap(),
+    ]);
     assert_eq!(done.status.code(), Some(2));
     assert!(stderr(&done).contains("--epochs"), "{}", stderr(&done));
     let none = riskgrad(&["train", "--device", "cpu", "--resume", "/nonexistent/run"]);
@@ -83,21 +149,49 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let checkpoint = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
     let model = std::fs::read(dir.join("model.safetensors")).unwrap();
     // Adam moves each weight by about lr per step: 1e30 overflows the activations.
-    let out = riskgrad(&["train", "--device", "cpu", "--hidden", "16", "--epochs", "3", "--lr", "1e30", "--resume", dir.to_str().unwrap()]);
+    let out = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e30",
+        "--resume",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let msg = stderr(&out);
-    assert!(msg.contains("epoch 2") && msg.contains("training stopped"), "{msg}");
-    assert!(msg.contains("last good checkpoint (epoch 1)") && msg.contains("checkpoint.safetensors"), "{msg}");
+    assert!(
+        msg.contains("epoch 2") && msg.contains("training stopped"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("last good checkpoint (epoch 1)") && msg.contains("checkpoint.safetensors"),
+        "{msg}"
+    );
     assert!(!msg.contains("panicked"), "{msg}");
-    assert!(std::fs::read(dir.join("checkpoint.safetensors")).unwrap() == checkpoint, "the checkpoint is untouched");
-    assert!(std::fs::read(dir.join("model.safetensors")).unwrap() == model, "the saved model is untouched");
+    assert!(
+        std::fs::read(dir.join("checkpoint.safetensors")).unwrap() == checkpoint,
+        "the checkpoint is untouched"
+    );
+    assert!(
+        std::fs::read(dir.join("model.safetensors")).unwrap() == model,
+        "the saved model is untouched"
+    );
     SavedModel::load(&dir).expect("the model there still loads");
 
     // From scratch: nothing finished, nothing to keep.
     let fresh = temp_dir("nan-fresh");
     let out = train(&fresh, &["--epochs", "2", "--lr", "1e30"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("NaN") || stderr(&out).contains("inf"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NaN") || stderr(&out).contains("inf"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!fresh.join("model.safetensors").exists());
 }
 
@@ -105,13 +199,28 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
 fn early_stop_saves_the_best_epoch() {
     let dir = temp_dir("early");
     // A high learning rate makes the validation AUC wander.
-    let out = train(&dir, &["--epochs", "8", "--lr", "0.03", "--early-stop", "2"]);
+    let out = train(
+        &dir,
+        &["--epochs", "8", "--lr", "0.03", "--early-stop", "2"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let metrics = json(&dir.join("metrics.json"));
     let epochs = metrics["epochs"].as_array().unwrap();
-    let aucs: Vec<f64> = epochs.iter().map(|e| e["validation"]["auc"].as_f64().unwrap()).collect();
-    let best = aucs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i + 1).unwrap();
-    assert_eq!(metrics["saved_epoch"].as_u64().unwrap() as usize, best, "AUCs {aucs:?}");
+    let aucs: Vec<f64> = epochs
+        .iter()
+        .map(|e| e["validation"]["auc"].as_f64().unwrap())
+        .collect();
+    let best = aucs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i + 1)
+        .unwrap();
+    assert_eq!(
+        metrics["saved_epoch"].as_u64().unwrap() as usize,
+        best,
+        "AUCs {aucs:?}"
+    );
     if aucs.len() < 8 {
         assert!(stderr(&out).contains("stopping early"), "{}", stderr(&out));
         assert_eq!(aucs.len(), best + 2, "stopped 2 epochs after the best");
@@ -121,7 +230,10 @@ fn early_stop_saves_the_best_epoch() {
     let saved = SavedModel::load(&dir).unwrap();
     assert_eq!(saved.epoch, best);
     assert_eq!(saved.validation.as_ref().unwrap().auc, aucs[best - 1]);
-    assert_eq!(metrics["validation"]["auc"].as_f64().unwrap(), aucs[best - 1]);
+    assert_eq!(
+        metrics["validation"]["auc"].as_f64().unwrap(),
+        aucs[best - 1]
+    );
 }
 
 /// The report's files are there and hold what they should. When Chromium is installed
@@ -134,17 +246,38 @@ fn train_writes_a_report_that_renders() {
     assert!(train(&dir, &["--epochs", "2"]).status.success());
     for name in ["roc.svg", "ks.svg", "training.svg", "calibration.svg"] {
         let svg = std::fs::read_to_string(dir.join(name)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{name}");
-        assert!(svg.contains("<polyline") || svg.contains("<path"), "{name} draws lines");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+        assert!(
+            svg.contains("<polyline") || svg.contains("<path"),
+            "{name} draws lines"
+        );
     }
-    assert!(std::fs::read_to_string(dir.join("roc.svg")).unwrap().contains("AUC 0."));
+    assert!(std::fs::read_to_string(dir.join("roc.svg"))
+        .unwrap()
+        .contains("AUC 0."));
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 4, "the four plots inline");
-    for id in ["id=\"metrics\"", "id=\"confusion\"", "id=\"calibration\"", "id=\"epochs\"", "AUC 95% CI", "Brier score", "KS"] {
+    for id in [
+        "id=\"metrics\"",
+        "id=\"confusion\"",
+        "id=\"calibration\"",
+        "id=\"epochs\"",
+        "AUC 95% CI",
+        "Brier score",
+        "KS",
+    ] {
         assert!(html.contains(id), "report.html lacks {id}");
     }
-    let auc = json(&dir.join("metrics.json"))["validation"]["auc"].as_f64().unwrap();
-    assert!(html.contains(&format!("{auc:.4}")), "the table shows the AUC {auc:.4}");
+    let auc = json(&dir.join("metrics.json"))["validation"]["auc"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        html.contains(&format!("{auc:.4}")),
+        "the table shows the AUC {auc:.4}"
+    );
 
     let Ok(chromium) = which("chromium") else {
         eprintln!("chromium is not installed: skipped rendering report.html");
@@ -152,7 +285,13 @@ fn train_writes_a_report_that_renders() {
     };
     let png = dir.join("report.png");
     let mut child = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2600"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,2600",
+        ])
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", dir.join("report.html").display()))
         .stdout(std::process::Stdio::null())
@@ -173,12 +312,19 @@ fn train_writes_a_report_that_renders() {
     };
     assert!(status.success(), "chromium failed: {status}");
     let bytes = std::fs::read(&png).expect("a screenshot");
-    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 50_000, "{} bytes", bytes.len());
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 50_000,
+        "{} bytes",
+        bytes.len()
+    );
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
 
 /// Predict's scores on the Taiwan file are eval's: the metrics computed from the
@@ -191,9 +337,28 @@ fn predict_gives_the_scores_eval_uses() {
     let (d, m) = (data.to_str().unwrap(), dir.to_str().unwrap());
     // The same batch size for both (777: the last batch is partial). A row's score may
     // differ in its last bit between batch sizes, as gemm blocks a product by its size.
-    let ev: serde_json::Value = serde_json::from_slice(&ok(&["eval", "--model", m, "--data", d, "--device", "cpu", "--json", "--batch", "777", "--rows", "all"]).stdout).unwrap();
+    let ev: serde_json::Value = serde_json::from_slice(
+        &ok(&[
+            "eval", "--model", m, "--data", d, "--device", "cpu", "--json", "--batch", "777",
+            "--rows", "all",
+        ])
+        .stdout,
+    )
+    .unwrap();
     let scores_path = dir.join("scores.csv");
-    ok(&["predict", "--model", m, "--data", d, "--device", "cpu", "--batch", "777", "--out", scores_path.to_str().unwrap()]);
+    ok(&[
+        "predict",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--device",
+        "cpu",
+        "--batch",
+        "777",
+        "--out",
+        scores_path.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&scores_path).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("ID,probability_of_default"));
@@ -210,23 +375,63 @@ fn predict_gives_the_scores_eval_uses() {
 
     // The labels, read through the saved preprocessing.
     let model = SavedModel::load(&dir).unwrap();
-    let mut reader = riskgrad::data::PredictReader::open(&data, &model.preprocessing).unwrap().with_labels().unwrap();
+    let mut reader = riskgrad::data::PredictReader::open(&data, &model.preprocessing)
+        .unwrap()
+        .with_labels()
+        .unwrap();
     let mut labels = Vec::new();
     while let Some(b) = reader.next_batch(5000).unwrap() {
         labels.extend(b.labels.unwrap());
     }
     assert_eq!(ev["rows"], 30_000);
-    assert_eq!(ev["auc"].as_f64().unwrap(), riskgrad::metrics::auc(&probs, &labels));
-    assert_eq!(ev["log_loss"].as_f64().unwrap(), riskgrad::metrics::log_loss(&probs, &labels));
-    assert_eq!(ev["brier"].as_f64().unwrap(), riskgrad::metrics::brier(&probs, &labels));
+    assert_eq!(
+        ev["auc"].as_f64().unwrap(),
+        riskgrad::metrics::auc(&probs, &labels)
+    );
+    assert_eq!(
+        ev["log_loss"].as_f64().unwrap(),
+        riskgrad::metrics::log_loss(&probs, &labels)
+    );
+    assert_eq!(
+        ev["brier"].as_f64().unwrap(),
+        riskgrad::metrics::brier(&probs, &labels)
+    );
     let ci = ev["auc_ci95"].as_array().unwrap();
-    assert!(ci[0].as_f64().unwrap() < ev["auc"].as_f64().unwrap() && ev["auc"].as_f64().unwrap() < ci[1].as_f64().unwrap());
+    assert!(
+        ci[0].as_f64().unwrap() < ev["auc"].as_f64().unwrap()
+            && ev["auc"].as_f64().unwrap() < ci[1].as_f64().unwrap()
+    );
     assert_eq!(ev["calibration"].as_array().unwrap().len(), 10);
     assert!(ev["threshold_is_max_ks"].as_bool().unwrap());
 
     // A given threshold is used as given; the table output names the metrics.
-    let table = stdout(&ok(&["eval", "--model", m, "--data", d, "--device", "cpu", "--threshold", "0.5", "--bootstrap", "100"]));
-    for word in ["AUC", "95% CI", "KS", "Gini", "log loss", "Brier", "threshold 0.5000", "precision", "recall", "F1", "confusion", "decile"] {
+    let table = stdout(&ok(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--device",
+        "cpu",
+        "--threshold",
+        "0.5",
+        "--bootstrap",
+        "100",
+    ]));
+    for word in [
+        "AUC",
+        "95% CI",
+        "KS",
+        "Gini",
+        "log loss",
+        "Brier",
+        "threshold 0.5000",
+        "precision",
+        "recall",
+        "F1",
+        "confusion",
+        "decile",
+    ] {
         assert!(table.contains(word), "eval's table lacks {word}:\n{table}");
     }
 }
@@ -237,7 +442,20 @@ fn explain_gives_reasons_and_a_summary() {
     assert!(train(&dir, &["--epochs", "1"]).status.success());
     let m = dir.to_str().unwrap();
     let d = taiwan_file();
-    let out = ok(&["explain", "--model", m, "--data", d.to_str().unwrap(), "--device", "cpu", "--rows", "20", "--top", "3", "--json"]);
+    let out = ok(&[
+        "explain",
+        "--model",
+        m,
+        "--data",
+        d.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--rows",
+        "20",
+        "--top",
+        "3",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 20);
@@ -245,10 +463,19 @@ fn explain_gives_reasons_and_a_summary() {
     for row in rows {
         let reasons = row["reasons"].as_array().unwrap();
         assert!(reasons.len() <= 3);
-        let c: Vec<f64> = reasons.iter().map(|r| r["contribution"].as_f64().unwrap()).collect();
-        assert!(c.windows(2).all(|w| w[0] >= w[1]) && c.iter().all(|&x| x > 0.0), "{c:?}");
+        let c: Vec<f64> = reasons
+            .iter()
+            .map(|r| r["contribution"].as_f64().unwrap())
+            .collect();
+        assert!(
+            c.windows(2).all(|w| w[0] >= w[1]) && c.iter().all(|&x| x > 0.0),
+            "{c:?}"
+        );
         for r in reasons {
-            assert!(columns.contains(&r["column"].as_str().unwrap().to_string()), "a raw column name: {r}");
+            assert!(
+                columns.contains(&r["column"].as_str().unwrap().to_string()),
+                "a raw column name: {r}"
+            );
         }
     }
     let importance = v["importance"].as_array().unwrap();
@@ -256,7 +483,19 @@ fn explain_gives_reasons_and_a_summary() {
     assert!(stderr(&out).contains("completeness gap"));
 
     let csv_path = dir.join("reasons.csv");
-    ok(&["explain", "--model", m, "--device", "cpu", "--rows", "50", "--top", "2", "--out", csv_path.to_str().unwrap()]);
+    ok(&[
+        "explain",
+        "--model",
+        m,
+        "--device",
+        "cpu",
+        "--rows",
+        "50",
+        "--top",
+        "2",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     assert!(csv.starts_with("id,score,reason_1,contribution_1,reason_2,contribution_2\n"));
     assert_eq!(csv.lines().count(), 51);
@@ -268,10 +507,32 @@ fn explain_gives_reasons_and_a_summary() {
 #[test]
 fn eval_on_the_training_file_scores_the_held_out_rows() {
     let dir = temp_dir("eval-rows");
-    assert!(train(&dir, &["--epochs", "1", "--val-split", "0.3", "--seed", "5"]).status.success());
+    assert!(train(
+        &dir,
+        &["--epochs", "1", "--val-split", "0.3", "--seed", "5"]
+    )
+    .status
+    .success());
     let m = dir.to_str().unwrap();
     let eval = |extra: &[&str]| -> serde_json::Value {
-        serde_json::from_slice(&ok(&[&["eval", "--model", m, "--device", "cpu", "--json", "--bootstrap", "10"], extra].concat()).stdout).unwrap()
+        serde_json::from_slice(
+            &ok(&[
+                &[
+                    "eval",
+                    "--model",
+                    m,
+                    "--device",
+                    "cpu",
+                    "--json",
+                    "--bootstrap",
+                    "10",
+                ],
+                extra,
+            ]
+            .concat())
+            .stdout,
+        )
+        .unwrap()
     };
     let recorded = &json(&dir.join("metrics.json"))["validation"];
     let held_out = eval(&[]);
@@ -279,21 +540,51 @@ fn eval_on_the_training_file_scores_the_held_out_rows() {
     assert_eq!(held_out["rows"], 9000);
     assert_eq!(held_out["positives"], recorded["positives"]);
     for metric in ["auc", "ks", "log_loss", "brier"] {
-        let (got, want) = (held_out[metric].as_f64().unwrap(), recorded[metric].as_f64().unwrap());
-        assert!((got - want).abs() < 1e-6, "{metric}: eval {got}, training {want}");
+        let (got, want) = (
+            held_out[metric].as_f64().unwrap(),
+            recorded[metric].as_f64().unwrap(),
+        );
+        assert!(
+            (got - want).abs() < 1e-6,
+            "{metric}: eval {got}, training {want}"
+        );
     }
     let all = eval(&["--rows", "all"]);
-    assert_eq!((all["rows_scored"].as_str(), all["rows"].as_u64()), (Some("all"), Some(30_000)));
+    assert_eq!(
+        (all["rows_scored"].as_str(), all["rows"].as_u64()),
+        (Some("all"), Some(30_000))
+    );
 
     // Trained on a named file, evaluated on the same file written another way.
     let file = taiwan_file();
     let dir = temp_dir("eval-rows-file");
-    assert!(train(&dir, &["--epochs", "1", "--data", file.to_str().unwrap()]).status.success());
+    assert!(
+        train(&dir, &["--epochs", "1", "--data", file.to_str().unwrap()])
+            .status
+            .success()
+    );
     let parent = file.parent().unwrap();
-    let other_spelling = parent.join("..").join(parent.file_name().unwrap()).join(file.file_name().unwrap());
-    let out = ok(&["eval", "--model", dir.to_str().unwrap(), "--device", "cpu", "--json", "--bootstrap", "10", "--data", other_spelling.to_str().unwrap()]);
+    let other_spelling = parent
+        .join("..")
+        .join(parent.file_name().unwrap())
+        .join(file.file_name().unwrap());
+    let out = ok(&[
+        "eval",
+        "--model",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--json",
+        "--bootstrap",
+        "10",
+        "--data",
+        other_spelling.to_str().unwrap(),
+    ]);
     let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((ev["rows_scored"].as_str(), ev["rows"].as_u64()), (Some("validation"), Some(6_000)));
+    assert_eq!(
+        (ev["rows_scored"].as_str(), ev["rows"].as_u64()),
+        (Some("validation"), Some(6_000))
+    );
 }
 
 /// When the training file has since shrunk so that its split holds no validation rows,
@@ -304,12 +595,37 @@ fn eval_refuses_an_empty_validation_split() {
     let csv = dir.join("tiny.csv");
     std::fs::write(&csv, "a,b,y\n1,2,0\n2,3,1\n3,1,0\n4,5,1\n5,2,0\n6,1,1\n").unwrap();
     let (c, m) = (csv.to_str().unwrap(), dir.join("model"));
-    ok(&["train", "--device", "cpu", "--data", c, "--val-split", "0.34", "--epochs", "1", "--batch", "2", "--out", m.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        c,
+        "--val-split",
+        "0.34",
+        "--epochs",
+        "1",
+        "--batch",
+        "2",
+        "--out",
+        m.to_str().unwrap(),
+    ]);
     std::fs::write(&csv, "a,b,y\n1,2,0\n2,3,1\n").unwrap();
-    let out = riskgrad(&["eval", "--model", m.to_str().unwrap(), "--data", c, "--device", "cpu"]);
+    let out = riskgrad(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--data",
+        c,
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("--rows") && err.contains("no validation rows") && err.contains("--rows all"), "{err}");
+    assert!(
+        err.contains("--rows") && err.contains("no validation rows") && err.contains("--rows all"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -324,20 +640,71 @@ fn lifecycle_commands_fail_clearly() {
     std::fs::write(&out_file, "previous contents").unwrap();
     for (args, needle) in [
         (vec!["eval", "--model", "/nonexistent/model"], "--model"),
-        (vec!["predict", "--model", "/nonexistent/model", "--out", "/tmp/x.csv"], "--model"),
+        (
+            vec![
+                "predict",
+                "--model",
+                "/nonexistent/model",
+                "--out",
+                "/tmp/x.csv",
+            ],
+            "--model",
+        ),
         (vec!["explain", "--model", m, "--top", "0"], "--top"),
-        (vec!["eval", "--model", m, "--data", bad_csv.to_str().unwrap()], "bad.csv"),
-        (vec!["predict", "--model", m, "--data", bad_csv.to_str().unwrap(), "--out", out_file.to_str().unwrap()], "bad.csv"),
-        (vec!["predict", "--model", m, "--out", "/nonexistent/dir/scores.csv"], "/nonexistent/dir/scores.csv"),
+        (
+            vec!["eval", "--model", m, "--data", bad_csv.to_str().unwrap()],
+            "bad.csv",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                m,
+                "--data",
+                bad_csv.to_str().unwrap(),
+                "--out",
+                out_file.to_str().unwrap(),
+            ],
+            "bad.csv",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                m,
+                "--out",
+                "/nonexistent/dir/scores.csv",
+            ],
+            "/nonexistent/dir/scores.csv",
+        ),
         (vec!["eval", "--model", m, "--batch", "0"], "--batch"),
-        (vec!["eval", "--model", m, "--data", bad_csv.to_str().unwrap(), "--rows", "validation"], "--rows"),
+        (
+            vec![
+                "eval",
+                "--model",
+                m,
+                "--data",
+                bad_csv.to_str().unwrap(),
+                "--rows",
+                "validation",
+            ],
+            "--rows",
+        ),
         (vec!["explain", "--model", m, "--steps", "0"], "--steps"),
     ] {
         let out = riskgrad(&[&args[..], &["--device", "cpu"]].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{args:?} should name {needle}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?} should name {needle}: {}",
+            stderr(&out)
+        );
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     }
-    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "previous contents", "a failed predict leaves the old file");
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        "previous contents",
+        "a failed predict leaves the old file"
+    );
     assert!(!dir.join("out.csv.tmp").exists());
 }

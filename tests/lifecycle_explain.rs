@@ -31,7 +31,10 @@ fn gaps(m: &SavedModel, x: &[f32], steps: usize) -> (f64, f64) {
         .zip(&out.scores)
         .map(|(a, &p)| (a.iter().map(|&v| v as f64).sum::<f64>() - (p as f64 - base)).abs())
         .collect();
-    (gaps.iter().copied().fold(0.0, f64::max), gaps.iter().sum::<f64>() / gaps.len() as f64)
+    (
+        gaps.iter().copied().fold(0.0, f64::max),
+        gaps.iter().sum::<f64>() / gaps.len() as f64,
+    )
 }
 
 /// Completeness, in probability units. With the default 64 midpoint steps on a ReLU MLP
@@ -92,15 +95,23 @@ fn input_gradients_match_finite_differences() {
     let logits = m.model.build(&mut g, input).unwrap();
     let probs = g.sigmoid(logits).unwrap();
     let (_, layout) = param_layout(&m.model).unwrap();
-    let params: Vec<Vec<f64>> =
-        (0..layout.lens.len()).map(|i| m.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]].iter().map(|&v| v as f64).collect()).collect();
+    let params: Vec<Vec<f64>> = (0..layout.lens.len())
+        .map(|i| {
+            m.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]]
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        })
+        .collect();
     let p = |row: &[f64]| -> f64 {
         let inputs = HashMap::from([("x".to_string(), row.to_vec())]);
         riskgrad::reference::evaluate(&g, &inputs, &params, 0)[probs][0]
     };
     let h = 1e-4;
     for r in 0..3 {
-        let mid: Vec<f64> = (0..f).map(|j| (m.baseline[j] + 0.5 * (x[r * f + j] - m.baseline[j])) as f64).collect();
+        let mid: Vec<f64> = (0..f)
+            .map(|j| (m.baseline[j] + 0.5 * (x[r * f + j] - m.baseline[j])) as f64)
+            .collect();
         for j in 0..f {
             let dx = (x[r * f + j] - m.baseline[j]) as f64;
             let (mut up, mut down) = (mid.clone(), mid.clone());
@@ -108,7 +119,10 @@ fn input_gradients_match_finite_differences() {
             down[j] -= h;
             let want = dx * (p(&up) - p(&down)) / (2.0 * h);
             let got = attr[r * f + j] as f64;
-            assert!((got - want).abs() <= 1e-5 + 1e-3 * want.abs(), "row {r} feature {j}: engine {got}, finite differences {want}");
+            assert!(
+                (got - want).abs() <= 1e-5 + 1e-3 * want.abs(),
+                "row {r} feature {j}: engine {got}, finite differences {want}"
+            );
         }
     }
 }
@@ -124,19 +138,38 @@ fn attributions_map_back_to_raw_columns() {
     // The bundled data one-hot encodes PAY_0 and friends: several features, one column.
     let pay0 = names.iter().position(|n| n == "PAY_0").unwrap();
     let feature_names = m.feature_names();
-    let pay0_features: Vec<&String> = feature_names.iter().zip(&sources).filter(|(_, &s)| s == pay0).map(|(n, _)| n).collect();
-    assert!(pay0_features.len() > 2 && pay0_features.iter().all(|n| n.starts_with("PAY_0")), "{pay0_features:?}");
+    let pay0_features: Vec<&String> = feature_names
+        .iter()
+        .zip(&sources)
+        .filter(|(_, &s)| s == pay0)
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        pay0_features.len() > 2 && pay0_features.iter().all(|n| n.starts_with("PAY_0")),
+        "{pay0_features:?}"
+    );
 
     let x = rows(0, 5);
     let mut exec = CpuExecutor::new();
-    let out = Explainer::new(&mut exec, &m, 5, 16).unwrap().explain(&x).unwrap();
+    let out = Explainer::new(&mut exec, &m, 5, 16)
+        .unwrap()
+        .explain(&x)
+        .unwrap();
     let per_column = by_source(&out.attributions, &sources, names.len());
     let f = m.n_inputs();
     for r in 0..5 {
-        let features: f64 = out.attributions[r * f..(r + 1) * f].iter().map(|&a| a as f64).sum();
-        let columns: f64 = per_column[r * names.len()..(r + 1) * names.len()].iter().sum();
+        let features: f64 = out.attributions[r * f..(r + 1) * f]
+            .iter()
+            .map(|&a| a as f64)
+            .sum();
+        let columns: f64 = per_column[r * names.len()..(r + 1) * names.len()]
+            .iter()
+            .sum();
         assert!((features - columns).abs() < 1e-9);
-        let pay0_sum: f64 = (0..f).filter(|&j| sources[j] == pay0).map(|j| out.attributions[r * f + j] as f64).sum();
+        let pay0_sum: f64 = (0..f)
+            .filter(|&j| sources[j] == pay0)
+            .map(|j| out.attributions[r * f + j] as f64)
+            .sum();
         assert!((per_column[r * names.len() + pay0] - pay0_sum).abs() < 1e-9);
     }
 }

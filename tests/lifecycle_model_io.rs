@@ -52,7 +52,11 @@ fn round_trip_scores_identically() {
     let val = &bundled().val;
     let before = score(m, &val.x);
     let after = score(&back, &val.x);
-    assert_eq!(bits(&before), bits(&after), "the loaded model scores exactly as the saved one");
+    assert_eq!(
+        bits(&before),
+        bits(&after),
+        "the loaded model scores exactly as the saved one"
+    );
     // The scorer (direct input, batches of 1000) against the trainer's validation plan
     // (gather, chunks of 2048): the same math on other batch shapes.
     for (i, (a, b)) in after.iter().zip(trainer_probs).enumerate() {
@@ -61,7 +65,11 @@ fn round_trip_scores_identically() {
     // Saving again writes the same bytes (nothing depends on time or hash order).
     let again = temp_dir("roundtrip-again");
     back.save(&again).unwrap();
-    assert!(std::fs::read(dir.join(WEIGHTS_FILE)).unwrap() == std::fs::read(again.join(WEIGHTS_FILE)).unwrap(), "the same bytes");
+    assert!(
+        std::fs::read(dir.join(WEIGHTS_FILE)).unwrap()
+            == std::fs::read(again.join(WEIGHTS_FILE)).unwrap(),
+        "the same bytes"
+    );
     assert!(!dir.join("model.safetensors.tmp").exists() && !dir.join("config.json.tmp").exists());
 }
 
@@ -74,17 +82,35 @@ fn weights_are_plain_safetensors_named_by_the_graph() {
     let (specs, layout) = param_layout(&m.model).unwrap();
     let mut names = st.names();
     names.sort();
-    assert_eq!(names, ["dense0.bias", "dense0.weight", "dense1.bias", "dense1.weight", "dense2.bias", "dense2.weight"]);
+    assert_eq!(
+        names,
+        [
+            "dense0.bias",
+            "dense0.weight",
+            "dense1.bias",
+            "dense1.weight",
+            "dense2.bias",
+            "dense2.weight"
+        ]
+    );
     let f = bundled().n_features();
     assert_eq!(st.tensor("dense0.weight").unwrap().shape(), [f, 16]);
     assert_eq!(st.tensor("dense2.weight").unwrap().shape(), [8, 1]);
     for (i, spec) in specs.iter().enumerate() {
         let t = st.tensor(&spec.name).unwrap();
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
-        let values: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-        assert_eq!(values, m.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]]);
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            values,
+            m.params[layout.offsets[i]..layout.offsets[i] + layout.lens[i]]
+        );
     }
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(CONFIG_FILE)).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(CONFIG_FILE)).unwrap()).unwrap();
     assert_eq!(config["format_version"], 1);
     assert_eq!(config["riskgrad_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(config["model"]["kind"], "mlp");
@@ -99,7 +125,10 @@ fn a_truncated_weights_file_is_a_clear_error() {
     for cut in [0, 4, 8 + 10, bytes.len() / 2, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let e = load_err(&dir);
-        assert!(e.contains("model.safetensors") && e.contains("truncated or corrupted"), "cut at {cut}: {e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains("truncated or corrupted"),
+            "cut at {cut}: {e}"
+        );
     }
 }
 
@@ -147,12 +176,18 @@ fn missing_or_misshapen_tensors_are_named() {
     };
     std::fs::write(&path, rebuild("dense1.weight", None)).unwrap();
     let e = load_err(&dir);
-    assert!(e.contains("\"dense1.weight\"") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("\"dense1.weight\"") && e.contains("missing"),
+        "{e}"
+    );
 
     // [16, 8] stored as [8, 16]: same bytes, wrong shape.
     std::fs::write(&path, rebuild("", Some(("dense1.weight", vec![8, 16])))).unwrap();
     let e = load_err(&dir);
-    assert!(e.contains("\"dense1.weight\"") && e.contains("[8, 16]") && e.contains("[16, 8]"), "{e}");
+    assert!(
+        e.contains("\"dense1.weight\"") && e.contains("[8, 16]") && e.contains("[16, 8]"),
+        "{e}"
+    );
 
     // Weights of another architecture beside this config.
     let other = temp_dir("shapes-other");
@@ -173,12 +208,18 @@ fn config_problems_are_named() {
     let future = text.replace("\"format_version\": 1", "\"format_version\": 99");
     std::fs::write(&path, &future).unwrap();
     let e = load_err(&dir);
-    assert!(e.contains("config.json") && e.contains("99") && e.contains("version"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("99") && e.contains("version"),
+        "{e}"
+    );
 
     let unknown_kind = text.replace("\"kind\": \"mlp\"", "\"kind\": \"transformer\"");
     std::fs::write(&path, &unknown_kind).unwrap();
     let e = load_err(&dir);
-    assert!(e.contains("config.json") && e.contains("transformer"), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("transformer"),
+        "{e}"
+    );
 
     std::fs::write(&path, &text[..text.len() / 2]).unwrap();
     let e = load_err(&dir);
@@ -213,8 +254,18 @@ fn weights_from_another_save_of_the_same_model_are_caught() {
 /// feature parses exactly.
 #[test]
 fn json_floats_read_back_exactly() {
-    for v in [0.45604995750652355f64, 1e-300, 0.1, 2.0f64.sqrt(), 123456.78901234567] {
+    for v in [
+        0.45604995750652355f64,
+        1e-300,
+        0.1,
+        2.0f64.sqrt(),
+        123456.78901234567,
+    ] {
         let text = serde_json::to_string(&v).unwrap();
-        assert_eq!(serde_json::from_str::<f64>(&text).unwrap().to_bits(), v.to_bits(), "{text}");
+        assert_eq!(
+            serde_json::from_str::<f64>(&text).unwrap().to_bits(),
+            v.to_bits(),
+            "{text}"
+        );
     }
 }

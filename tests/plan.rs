@@ -14,9 +14,24 @@ fn training_graph(hidden: &[usize]) -> (Graph, PlanRequest) {
     let logits = ModelSpec::mlp(9, hidden).unwrap().build(&mut g, x).unwrap();
     let loss = g.bce_with_logits(logits, y, 1.0).unwrap();
     let grads = backward(&mut g, loss, &[]).unwrap();
-    let grads = (0..g.params.len()).map(|p| (p, grads.of(g.param_node(p)).unwrap())).collect();
-    let opt = Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
-    (g, PlanRequest { loss: Some(loss), grads, optimizer: Some(opt), ..Default::default() })
+    let grads = (0..g.params.len())
+        .map(|p| (p, grads.of(g.param_node(p)).unwrap()))
+        .collect();
+    let opt = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    (
+        g,
+        PlanRequest {
+            loss: Some(loss),
+            grads,
+            optimizer: Some(opt),
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
@@ -25,8 +40,16 @@ fn training_plans_reuse_buffers_only_when_dead() {
         let (g, request) = training_graph(hidden);
         let plan = compile(&g, &request).unwrap();
         verify(&g, &plan).unwrap();
-        let tensors = plan.locations.values().filter(|t| matches!(t.storage, Storage::Slot(_))).count();
-        assert!(plan.slots.len() < tensors, "{hidden:?}: {} slots for {tensors} tensors: nothing was reused", plan.slots.len());
+        let tensors = plan
+            .locations
+            .values()
+            .filter(|t| matches!(t.storage, Storage::Slot(_)))
+            .count();
+        assert!(
+            plan.slots.len() < tensors,
+            "{hidden:?}: {} slots for {tensors} tensors: nothing was reused",
+            plan.slots.len()
+        );
     }
 }
 
@@ -40,9 +63,20 @@ fn verify_catches_a_buffer_reused_while_live() {
     'search: for (i, &writer) in order.iter().enumerate() {
         for &later in &order[i + 1..] {
             for &input in &g.nodes[later].inputs {
-                let (Some(&victim), Some(&out)) = (plan.locations.get(&input), plan.locations.get(&writer)) else { continue };
+                let (Some(&victim), Some(&out)) =
+                    (plan.locations.get(&input), plan.locations.get(&writer))
+                else {
+                    continue;
+                };
                 let written_before = order[..i].contains(&input);
-                if written_before && victim.storage != out.storage && matches!((victim.storage, out.storage), (Storage::Slot(_), Storage::Slot(_))) && !g.nodes[later].inputs.contains(&writer) {
+                if written_before
+                    && victim.storage != out.storage
+                    && matches!(
+                        (victim.storage, out.storage),
+                        (Storage::Slot(_), Storage::Slot(_))
+                    )
+                    && !g.nodes[later].inputs.contains(&writer)
+                {
                     let mut moved = out;
                     moved.storage = victim.storage;
                     plan.locations.insert(writer, moved);

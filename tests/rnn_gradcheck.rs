@@ -24,7 +24,8 @@ fn one_cell_every_input_and_configuration() {
         for hidden in [1, 3] {
             for gh_mode in 0..3 {
                 for has_prev in [false, true] {
-                    let name = format!("{kind:?} cell hidden {hidden} gh mode {gh_mode} prev {has_prev}");
+                    let name =
+                        format!("{kind:?} cell hidden {hidden} gh mode {gh_mode} prev {has_prev}");
                     check(&name, |g| {
                         let (rows, gw) = (2, kind.gates() * hidden);
                         // Columns 2.. of a matrix wider than the gates.
@@ -70,7 +71,13 @@ fn a_cell_whose_hidden_state_is_used_many_times() {
 }
 
 /// Initial states, one per layer and direction, as graph inputs with gradients.
-fn initial_states(g: &mut Graph, kind: CellKind, batch: usize, hidden: &[usize], dirs: usize) -> Vec<Vec<InitialState>> {
+fn initial_states(
+    g: &mut Graph,
+    kind: CellKind,
+    batch: usize,
+    hidden: &[usize],
+    dirs: usize,
+) -> Vec<Vec<InitialState>> {
     hidden
         .iter()
         .enumerate()
@@ -78,7 +85,8 @@ fn initial_states(g: &mut Graph, kind: CellKind, batch: usize, hidden: &[usize],
             (0..dirs)
                 .map(|d| InitialState {
                     h: g.input(&format!("h0_l{l}_d{d}"), &[batch, h]).unwrap(),
-                    c: (kind == CellKind::Lstm).then(|| g.input(&format!("c0_l{l}_d{d}"), &[batch, h]).unwrap()),
+                    c: (kind == CellKind::Lstm)
+                        .then(|| g.input(&format!("c0_l{l}_d{d}"), &[batch, h]).unwrap()),
                 })
                 .collect()
         })
@@ -100,11 +108,27 @@ fn stacked_backward_reads_dh_in_place() {
         backward(&mut g, loss, &[]).unwrap();
         let back = &g.nodes[forward_len..];
         let count = |f: &dyn Fn(&Op) -> bool| back.iter().filter(|n| f(&n.op)).count();
-        assert_eq!(count(&|op| matches!(op, Op::RnnCellGrad { .. })), 10, "{kind:?}: one backward step per step");
+        assert_eq!(
+            count(&|op| matches!(op, Op::RnnCellGrad { .. })),
+            10,
+            "{kind:?}: one backward step per step"
+        );
         // Layer 0's steps but the last read two pieces: from above and from the next step.
-        assert_eq!(count(&|op| matches!(op, Op::RnnCellGrad { dh_cols, .. } if dh_cols.len() == 2)), 4, "{kind:?}");
-        assert_eq!(count(&|op| matches!(op, Op::SliceCols { .. })), 0, "{kind:?}: no slice copies");
-        assert_eq!(count(&|op| matches!(op, Op::Concat)), 2, "{kind:?}: one gate-gradient concatenation per layer");
+        assert_eq!(
+            count(&|op| matches!(op, Op::RnnCellGrad { dh_cols, .. } if dh_cols.len() == 2)),
+            4,
+            "{kind:?}"
+        );
+        assert_eq!(
+            count(&|op| matches!(op, Op::SliceCols { .. })),
+            0,
+            "{kind:?}: no slice copies"
+        );
+        assert_eq!(
+            count(&|op| matches!(op, Op::Concat)),
+            2,
+            "{kind:?}: one gate-gradient concatenation per layer"
+        );
     }
 }
 
@@ -112,13 +136,27 @@ fn stacked_backward_reads_dh_in_place() {
 fn three_layers_five_steps_through_time() {
     for kind in [CellKind::Lstm, CellKind::Gru] {
         for with_init in [true, false] {
-            check(&format!("{kind:?} 3 layers 5 steps init {with_init}"), |g| {
-                let (batch, steps, features, hidden) = (2, 5, 2, [3, 2, 3]);
-                let x = g.input("x", &[batch, steps * features]).unwrap();
-                let init = with_init.then(|| initial_states(g, kind, batch, &hidden, 1));
-                let out = rnn_stack(g, kind, "rnn", x, steps, &hidden, false, init.as_deref(), true).unwrap();
-                vec![out.sequence.unwrap(), out.last]
-            });
+            check(
+                &format!("{kind:?} 3 layers 5 steps init {with_init}"),
+                |g| {
+                    let (batch, steps, features, hidden) = (2, 5, 2, [3, 2, 3]);
+                    let x = g.input("x", &[batch, steps * features]).unwrap();
+                    let init = with_init.then(|| initial_states(g, kind, batch, &hidden, 1));
+                    let out = rnn_stack(
+                        g,
+                        kind,
+                        "rnn",
+                        x,
+                        steps,
+                        &hidden,
+                        false,
+                        init.as_deref(),
+                        true,
+                    )
+                    .unwrap();
+                    vec![out.sequence.unwrap(), out.last]
+                },
+            );
         }
     }
 }
@@ -164,7 +202,10 @@ fn column_slices_side_by_side_overlapping_and_with_gaps() {
 #[test]
 fn recurrent_models_train_their_parameters_and_refuse_bad_shapes() {
     use riskgrad::nn::{ModelSpec, RecurrentSpec};
-    for spec in [ModelSpec::lstm(RecurrentSpec::new(2, 3, 2, &[3], false, &[]).unwrap()), ModelSpec::gru(RecurrentSpec::new(0, 2, 3, &[2, 2], true, &[4]).unwrap())] {
+    for spec in [
+        ModelSpec::lstm(RecurrentSpec::new(2, 3, 2, &[3], false, &[]).unwrap()),
+        ModelSpec::gru(RecurrentSpec::new(0, 2, 3, &[2, 2], true, &[4]).unwrap()),
+    ] {
         let name = format!("{spec:?}");
         check(&name, |g| {
             let x = g.input("x", &[2, spec.inputs()]).unwrap();
@@ -172,7 +213,11 @@ fn recurrent_models_train_their_parameters_and_refuse_bad_shapes() {
         });
         // The spec survives a JSON round trip, as saved models keep it.
         let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(serde_json::from_str::<ModelSpec>(&json).unwrap(), spec, "{json}");
+        assert_eq!(
+            serde_json::from_str::<ModelSpec>(&json).unwrap(),
+            spec,
+            "{json}"
+        );
     }
     assert!(RecurrentSpec::new(5, 3, 6, &[], false, &[]).is_err());
     assert!(RecurrentSpec::new(5, 3, 6, &[64, 0], false, &[]).is_err());
@@ -185,17 +230,27 @@ fn recurrent_models_train_their_parameters_and_refuse_bad_shapes() {
     let msg = spec.build(&mut g, x).unwrap_err().to_string();
     assert!(msg.contains("23 columns"), "{msg}");
     let gx = g.input("gx", &[4, 7]).unwrap();
-    let msg = g.rnn_cell(CellKind::Lstm, 2, gx, 0, None, None).unwrap_err().to_string();
+    let msg = g
+        .rnn_cell(CellKind::Lstm, 2, gx, 0, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("lstm") && msg.contains("[4, 7]"), "{msg}");
     let gx = g.input("gx8", &[4, 8]).unwrap();
     let bad_gh = g.input("gh", &[3, 8]).unwrap();
-    assert!(g.rnn_cell(CellKind::Lstm, 2, gx, 0, Some(bad_gh), None).is_err());
+    assert!(g
+        .rnn_cell(CellKind::Lstm, 2, gx, 0, Some(bad_gh), None)
+        .is_err());
     let bad_prev = g.input("prev", &[4, 3]).unwrap();
-    assert!(g.rnn_cell(CellKind::Lstm, 2, gx, 0, None, Some(bad_prev)).is_err());
+    assert!(g
+        .rnn_cell(CellKind::Lstm, 2, gx, 0, None, Some(bad_prev))
+        .is_err());
     let gru = g.rnn_cell(CellKind::Gru, 2, gx, 2, None, None).unwrap();
     assert!(g.cell_c(gru).is_err(), "a GRU has no c");
     assert!(g.view(gru, 0, &[100, 100]).is_err());
-    assert!(rnn_stack(&mut g, CellKind::Gru, "r", x, 3, &[2], false, None, false).is_err(), "10 columns are not 3 steps");
+    assert!(
+        rnn_stack(&mut g, CellKind::Gru, "r", x, 3, &[2], false, None, false).is_err(),
+        "10 columns are not 3 steps"
+    );
 }
 
 /// Only the h and c planes of a cell carry gradients; reading a saved gate and

@@ -10,7 +10,15 @@ fn names(v: &[&str]) -> Vec<String> {
 
 /// The bundled file prepared for a sequence model (every column numeric).
 fn bundled(drop: &[&str]) -> Prepared {
-    let opts = sequence::prepare_options(PrepareOptions { drop: names(drop), ..PrepareOptions::bundled() }, &[], true).unwrap();
+    let opts = sequence::prepare_options(
+        PrepareOptions {
+            drop: names(drop),
+            ..PrepareOptions::bundled()
+        },
+        &[],
+        true,
+    )
+    .unwrap();
     prepare_bundled(&opts).unwrap()
 }
 
@@ -19,27 +27,59 @@ fn bundled_data_default_matches_the_peer_layout() {
     let data = bundled(&[]);
     assert_eq!(data.n_features(), 23, "{:?}", data.feature_names);
     let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).unwrap();
-    assert_eq!((layout.statics(), layout.channels(), layout.steps()), (5, 3, 6));
-    assert_eq!(layout.static_names, names(&["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"]));
+    assert_eq!(
+        (layout.statics(), layout.channels(), layout.steps()),
+        (5, 3, 6)
+    );
+    assert_eq!(
+        layout.static_names,
+        names(&["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"])
+    );
     // Time-major, April (month 6) first: t = 0 is (PAY_6, BILL_AMT6, PAY_AMT6).
     let want = names(&[
-        "LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE",
-        "PAY_6", "BILL_AMT6", "PAY_AMT6",
-        "PAY_5", "BILL_AMT5", "PAY_AMT5",
-        "PAY_4", "BILL_AMT4", "PAY_AMT4",
-        "PAY_3", "BILL_AMT3", "PAY_AMT3",
-        "PAY_2", "BILL_AMT2", "PAY_AMT2",
-        "PAY_0", "BILL_AMT1", "PAY_AMT1",
+        "LIMIT_BAL",
+        "SEX",
+        "EDUCATION",
+        "MARRIAGE",
+        "AGE",
+        "PAY_6",
+        "BILL_AMT6",
+        "PAY_AMT6",
+        "PAY_5",
+        "BILL_AMT5",
+        "PAY_AMT5",
+        "PAY_4",
+        "BILL_AMT4",
+        "PAY_AMT4",
+        "PAY_3",
+        "BILL_AMT3",
+        "PAY_AMT3",
+        "PAY_2",
+        "BILL_AMT2",
+        "PAY_AMT2",
+        "PAY_0",
+        "BILL_AMT1",
+        "PAY_AMT1",
     ]);
     assert_eq!(layout.feature_names(), want);
 
     // The explicit flags of the issue give the same layout.
-    let specs = names(&["PAY_0,PAY_2,PAY_3,PAY_4,PAY_5,PAY_6", "BILL_AMT1..6", "PAY_AMT1..PAY_AMT6"]);
-    let explicit = SequenceLayout::from_flags(&data.feature_names, &specs, Some(TimeOrder::NewestFirst)).unwrap();
+    let specs = names(&[
+        "PAY_0,PAY_2,PAY_3,PAY_4,PAY_5,PAY_6",
+        "BILL_AMT1..6",
+        "PAY_AMT1..PAY_AMT6",
+    ]);
+    let explicit =
+        SequenceLayout::from_flags(&data.feature_names, &specs, Some(TimeOrder::NewestFirst))
+            .unwrap();
     assert_eq!(explicit, layout);
     // Listed oldest first instead.
     let specs = names(&["PAY_6..2,PAY_0", "BILL_AMT6..1", "PAY_AMT6..1"]);
-    assert_eq!(SequenceLayout::from_flags(&data.feature_names, &specs, Some(TimeOrder::OldestFirst)).unwrap(), layout);
+    assert_eq!(
+        SequenceLayout::from_flags(&data.feature_names, &specs, Some(TimeOrder::OldestFirst))
+            .unwrap(),
+        layout
+    );
 
     // Values move with their names, in both splits.
     let mut moved = data.clone();
@@ -50,26 +90,44 @@ fn bundled_data_default_matches_the_peer_layout() {
         for row in [0, 1, 17, before.rows() - 1] {
             for (j, name) in moved.feature_names.iter().enumerate() {
                 let i = data.feature_names.iter().position(|n| n == name).unwrap();
-                assert_eq!(after.x[row * f + j], before.x[row * f + i], "row {row} column {name}");
+                assert_eq!(
+                    after.x[row * f + j],
+                    before.x[row * f + i],
+                    "row {row} column {name}"
+                );
             }
         }
     }
     // The layout is plain data: it goes through JSON unchanged, to be saved with a model.
     let json = serde_json::to_string(&layout).unwrap();
-    assert_eq!(serde_json::from_str::<SequenceLayout>(&json).unwrap(), layout);
+    assert_eq!(
+        serde_json::from_str::<SequenceLayout>(&json).unwrap(),
+        layout
+    );
 }
 
 #[test]
 fn one_hot_columns_cannot_be_channels() {
     // The bundled file's own preparation reads the PAY_x codes as categories.
     let data = prepare_bundled(&PrepareOptions::bundled()).unwrap();
-    let e = SequenceLayout::from_flags(&data.feature_names, &names(&["PAY_0,PAY_2..6"]), None).unwrap_err().to_string();
-    assert!(e.contains("--sequence") && e.contains("categories") && e.contains("PAY_0"), "{e}");
+    let e = SequenceLayout::from_flags(&data.feature_names, &names(&["PAY_0,PAY_2..6"]), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--sequence") && e.contains("categories") && e.contains("PAY_0"),
+        "{e}"
+    );
     // prepare_options makes named columns numeric and keeps other categories.
-    let opts = PrepareOptions { categorical: names(&["SEX", "PAY_2"]), ..PrepareOptions::default() };
+    let opts = PrepareOptions {
+        categorical: names(&["SEX", "PAY_2"]),
+        ..PrepareOptions::default()
+    };
     let opts = sequence::prepare_options(opts, &names(&["PAY_0,PAY_2..6"]), false).unwrap();
     assert_eq!(opts.categorical, names(&["SEX"]));
-    assert_eq!(opts.numeric, names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]));
+    assert_eq!(
+        opts.numeric,
+        names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"])
+    );
 }
 
 #[test]
@@ -77,26 +135,48 @@ fn columns_outside_every_sequence_stay_static_in_their_order() {
     let features = names(&["a1", "z", "a2", "b1", "y", "b2", "a3", "b3"]);
     let layout = SequenceLayout::from_flags(&features, &names(&["a1..3", "b1..3"]), None).unwrap();
     assert_eq!(layout.static_names, names(&["z", "y"]));
-    assert_eq!(layout.feature_names(), names(&["z", "y", "a1", "b1", "a2", "b2", "a3", "b3"]));
+    assert_eq!(
+        layout.feature_names(),
+        names(&["z", "y", "a1", "b1", "a2", "b2", "a3", "b3"])
+    );
     assert_eq!(layout.source, vec![1, 4, 0, 3, 2, 5, 6, 7]);
     let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
-    assert_eq!(layout.reorder(&x).unwrap(), vec![1., 4., 0., 3., 2., 5., 6., 7., 9., 12., 8., 11., 10., 13., 14., 15.]);
+    assert_eq!(
+        layout.reorder(&x).unwrap(),
+        vec![1., 4., 0., 3., 2., 5., 6., 7., 9., 12., 8., 11., 10., 13., 14., 15.]
+    );
     assert!(layout.reorder(&x[..15]).is_err(), "a partial row");
 }
 
 #[test]
 fn bad_sequences_are_clear_errors_naming_the_flag() {
     let features = names(&["a1", "a2", "a3", "b1", "b2", "B3", "c"]);
-    let err = |specs: &[&str], order: Option<TimeOrder>| SequenceLayout::from_flags(&features, &names(specs), order).unwrap_err().to_string();
+    let err = |specs: &[&str], order: Option<TimeOrder>| {
+        SequenceLayout::from_flags(&features, &names(specs), order)
+            .unwrap_err()
+            .to_string()
+    };
 
     let e = err(&["a1..3", "b1..2"], None);
-    assert!(e.contains("--sequence") && e.contains("has 2 columns") && e.contains("has 3"), "{e}");
+    assert!(
+        e.contains("--sequence") && e.contains("has 2 columns") && e.contains("has 3"),
+        "{e}"
+    );
     let e = err(&["a1..3", "b1..3"], None);
-    assert!(e.contains("\"b3\"") && e.contains("did you mean \"B3\""), "{e}");
+    assert!(
+        e.contains("\"b3\"") && e.contains("did you mean \"B3\""),
+        "{e}"
+    );
     let e = err(&["a1..4"], None);
-    assert!(e.contains("no feature column \"a4\"") && e.contains("a1, a2"), "{e}");
+    assert!(
+        e.contains("no feature column \"a4\"") && e.contains("a1, a2"),
+        "{e}"
+    );
     let e = err(&["a1..3", "a3,b1,b2"], None);
-    assert!(e.contains("\"a3\"") && e.contains("sequences 1 and 2"), "{e}");
+    assert!(
+        e.contains("\"a3\"") && e.contains("sequences 1 and 2"),
+        "{e}"
+    );
     let e = err(&["a1,a2,a1"], None);
     assert!(e.contains("twice in sequence 1"), "{e}");
     let e = err(&["a1,,a2"], None);
@@ -112,9 +192,22 @@ fn bad_sequences_are_clear_errors_naming_the_flag() {
 #[test]
 fn taiwan_copies_that_call_pay_0_pay_1_get_the_default_too() {
     let data = bundled(&[]);
-    let renamed: Vec<String> = data.feature_names.iter().map(|n| if n == "PAY_0" { "PAY_1".to_string() } else { n.clone() }).collect();
+    let renamed: Vec<String> = data
+        .feature_names
+        .iter()
+        .map(|n| {
+            if n == "PAY_0" {
+                "PAY_1".to_string()
+            } else {
+                n.clone()
+            }
+        })
+        .collect();
     let layout = SequenceLayout::taiwan_default(&renamed).unwrap();
-    assert_eq!(layout.channels[0], names(&["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_1"]));
+    assert_eq!(
+        layout.channels[0],
+        names(&["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_1"])
+    );
     // Without a month, there is no default.
     let dropped = bundled(&["BILL_AMT3"]);
     assert!(SequenceLayout::taiwan_default(&dropped.feature_names).is_none());

@@ -11,7 +11,8 @@ const MAX_STORAGE_BUFFERS: usize = 8;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
 
 fn parse(m: &ShaderModule) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(m.source).unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
+    let module = naga::front::wgsl::parse_str(m.source)
+        .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
@@ -23,17 +24,32 @@ fn every_shader_file_is_compiled() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .expect("shaders/ exists")
-        .map(|e| e.expect("readable entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("readable entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty());
     for f in &files {
         assert!(f.ends_with(".wgsl"), "unexpected file in shaders/: {f}");
         let known = f == COMMON.file || MODULES.iter().any(|m| m.file == f);
-        assert!(known, "shaders/{f} is not in riskgrad::gpu::shaders::MODULES, so it is never compiled");
+        assert!(
+            known,
+            "shaders/{f} is not in riskgrad::gpu::shaders::MODULES, so it is never compiled"
+        );
         let on_disk = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-        let built = if f == COMMON.file { COMMON.source } else { MODULES.iter().find(|m| m.file == f).unwrap().source };
-        assert!(built.ends_with(on_disk.as_str()), "{f}: the compiled source is not the file's text");
+        let built = if f == COMMON.file {
+            COMMON.source
+        } else {
+            MODULES.iter().find(|m| m.file == f).unwrap().source
+        };
+        assert!(
+            built.ends_with(on_disk.as_str()),
+            "{f}: the compiled source is not the file's text"
+        );
     }
     // The helpers alone are valid WGSL too.
     parse(&COMMON);
@@ -50,11 +66,20 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
             constants.insert(k.to_string(), v);
         }
         let stage = naga::ShaderStage::Compute;
-        let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, Some((stage, spec.entry)), &constants)
-            .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            Some((stage, spec.entry)),
+            &constants,
+        )
+        .unwrap_or_else(|e| panic!("{what}: overrides: {e}"));
         let (module, info) = (module.into_owned(), info.into_owned());
 
-        let ep = module.entry_points.iter().position(|e| e.name == spec.entry).unwrap_or_else(|| panic!("{what}: no such entry point"));
+        let ep = module
+            .entry_points
+            .iter()
+            .position(|e| e.name == spec.entry)
+            .unwrap_or_else(|| panic!("{what}: no such entry point"));
         let uses = info.get_entry_point(ep);
         let mut storage = 0;
         let mut workgroup_bytes = 0;
@@ -64,32 +89,70 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
             }
             match var.space {
                 naga::AddressSpace::Storage { .. } => storage += 1,
-                naga::AddressSpace::WorkGroup => workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx()),
+                naga::AddressSpace::WorkGroup => {
+                    workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
+                }
                 _ => {}
             }
             // The executor's bind group layout must agree with the shader's bindings.
             if let (Some(b), naga::AddressSpace::Storage { access }) = (&var.binding, var.space) {
-                let declared = spec.layout.storage_bindings().iter().find(|&&(n, _)| n == b.binding);
+                let declared = spec
+                    .layout
+                    .storage_bindings()
+                    .iter()
+                    .find(|&&(n, _)| n == b.binding);
                 let writes = access.contains(naga::StorageAccess::STORE);
-                let want = if writes { riskgrad::gpu::shaders::Access::ReadWrite } else { riskgrad::gpu::shaders::Access::Read };
-                assert_eq!(declared.map(|d| d.1), Some(want), "{what}: binding {} vs layout {:?}", b.binding, spec.layout);
+                let want = if writes {
+                    riskgrad::gpu::shaders::Access::ReadWrite
+                } else {
+                    riskgrad::gpu::shaders::Access::Read
+                };
+                assert_eq!(
+                    declared.map(|d| d.1),
+                    Some(want),
+                    "{what}: binding {} vs layout {:?}",
+                    b.binding,
+                    spec.layout
+                );
             }
         }
-        assert!(storage <= MAX_STORAGE_BUFFERS, "{what}: {storage} storage buffers");
-        assert!(workgroup_bytes <= MAX_WORKGROUP_BYTES, "{what}: {workgroup_bytes} bytes of workgroup memory");
+        assert!(
+            storage <= MAX_STORAGE_BUFFERS,
+            "{what}: {storage} storage buffers"
+        );
+        assert!(
+            workgroup_bytes <= MAX_WORKGROUP_BYTES,
+            "{what}: {workgroup_bytes} bytes of workgroup memory"
+        );
         let wg = module.entry_points[ep].workgroup_size;
-        assert!(wg.iter().product::<u32>() <= 256 && wg[0] <= 256 && wg[1] <= 256 && wg[2] <= 64, "{what}: workgroup size {wg:?}");
+        assert!(
+            wg.iter().product::<u32>() <= 256 && wg[0] <= 256 && wg[1] <= 256 && wg[2] <= 64,
+            "{what}: workgroup size {wg:?}"
+        );
 
         let spv_opts = naga::back::spv::Options::default();
-        let spv_pipe = naga::back::spv::PipelineOptions { shader_stage: stage, entry_point: spec.entry.to_string() };
-        naga::back::spv::write_vec(&module, &info, &spv_opts, Some(&spv_pipe)).unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+        let spv_pipe = naga::back::spv::PipelineOptions {
+            shader_stage: stage,
+            entry_point: spec.entry.to_string(),
+        };
+        naga::back::spv::write_vec(&module, &info, &spv_opts, Some(&spv_pipe))
+            .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
 
-        let msl_opts = naga::back::msl::Options { lang_version: (2, 0), ..Default::default() };
-        let msl_pipe = naga::back::msl::PipelineOptions { entry_point: Some((stage, spec.entry.to_string())), ..Default::default() };
-        naga::back::msl::write_string(&module, &info, &msl_opts, &msl_pipe).unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+        let msl_opts = naga::back::msl::Options {
+            lang_version: (2, 0),
+            ..Default::default()
+        };
+        let msl_pipe = naga::back::msl::PipelineOptions {
+            entry_point: Some((stage, spec.entry.to_string())),
+            ..Default::default()
+        };
+        naga::back::msl::write_string(&module, &info, &msl_opts, &msl_pipe)
+            .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
 
         let hlsl_opts = naga::back::hlsl::Options::default();
-        let hlsl_pipe = naga::back::hlsl::PipelineOptions { entry_point: Some((stage, spec.entry.to_string())) };
+        let hlsl_pipe = naga::back::hlsl::PipelineOptions {
+            entry_point: Some((stage, spec.entry.to_string())),
+        };
         let mut hlsl = String::new();
         naga::back::hlsl::Writer::new(&mut hlsl, &hlsl_opts, &hlsl_pipe)
             .write(&module, &info, None)

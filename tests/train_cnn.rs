@@ -17,26 +17,56 @@ use riskgrad::train::{EpochReport, Split, TrainConfig, Trainer};
 /// The bundled data prepared for a sequence model and put in the sequence layout, and
 /// the default CNN.
 fn setup(seed: u64) -> (Split, Split, ModelSpec) {
-    let opts = PrepareOptions { seed, ..sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap() };
+    let opts = PrepareOptions {
+        seed,
+        ..sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap()
+    };
     let mut data = prepare_bundled(&opts).expect("bundled data");
-    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).expect("default layout");
+    let layout =
+        SequenceLayout::from_flags(&data.feature_names, &[], None).expect("default layout");
     layout.apply(&mut data).unwrap();
-    let model = ModelSpec::cnn(layout.statics(), layout.channels(), layout.steps(), CnnLayers::default()).unwrap();
+    let model = ModelSpec::cnn(
+        layout.statics(),
+        layout.channels(),
+        layout.steps(),
+        CnnLayers::default(),
+    )
+    .unwrap();
     (data.train, data.val, model)
 }
 
 fn config(seed: u64, epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch: 256, optimizer: Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, seed, pos_weight: 1.0 }
+    TrainConfig {
+        epochs,
+        batch: 256,
+        optimizer: Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed,
+        pos_weight: 1.0,
+    }
 }
 
 /// Trains until `stop` says so or `epochs` have run.
-fn train(exec: &mut dyn Executor, seed: u64, epochs: usize, stop: impl Fn(&EpochReport) -> bool) -> Vec<EpochReport> {
+fn train(
+    exec: &mut dyn Executor,
+    seed: u64,
+    epochs: usize,
+    stop: impl Fn(&EpochReport) -> bool,
+) -> Vec<EpochReport> {
     let (train, val, model) = setup(seed);
-    let mut trainer = Trainer::new(exec, &model, &train, &val, config(seed, epochs)).expect("trainer");
+    let mut trainer =
+        Trainer::new(exec, &model, &train, &val, config(seed, epochs)).expect("trainer");
     let mut reports = Vec::new();
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {}).expect("epoch");
-        eprintln!("epoch {} loss {:.5} auc {:.4}", r.epoch, r.train_loss, r.validation.auc);
+        eprintln!(
+            "epoch {} loss {:.5} auc {:.4}",
+            r.epoch, r.train_loss, r.validation.auc
+        );
         let done = stop(&r);
         reports.push(r);
         if done {
@@ -48,15 +78,33 @@ fn train(exec: &mut dyn Executor, seed: u64, epochs: usize, stop: impl Fn(&Epoch
 
 #[test]
 fn default_cnn_reaches_auc_0765_within_10_epochs_on_cpu() {
-    let reports = train(&mut CpuExecutor::new(), 0, 10, |r| r.validation.auc >= 0.765);
+    let reports = train(&mut CpuExecutor::new(), 0, 10, |r| {
+        r.validation.auc >= 0.765
+    });
     let last = reports.last().unwrap();
-    assert!(last.validation.auc >= 0.765, "validation AUC {} < 0.765 after {} epochs", last.validation.auc, reports.len());
-    assert!(reports.iter().all(|r| r.train_loss.is_finite() && r.train_loss < 0.6), "losses {:?}", reports.iter().map(|r| r.train_loss).collect::<Vec<_>>());
+    assert!(
+        last.validation.auc >= 0.765,
+        "validation AUC {} < 0.765 after {} epochs",
+        last.validation.auc,
+        reports.len()
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.train_loss.is_finite() && r.train_loss < 0.6),
+        "losses {:?}",
+        reports.iter().map(|r| r.train_loss).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn same_seed_gives_identical_cnn_losses_on_cpu() {
-    let losses = |seed| train(&mut CpuExecutor::new(), seed, 1, |_| false).iter().map(|r| r.train_loss).collect::<Vec<_>>();
+    let losses = |seed| {
+        train(&mut CpuExecutor::new(), seed, 1, |_| false)
+            .iter()
+            .map(|r| r.train_loss)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(losses(3), losses(3), "same seed, same losses");
     assert_ne!(losses(3), losses(4), "another seed, other losses");
 }
@@ -64,19 +112,59 @@ fn same_seed_gives_identical_cnn_losses_on_cpu() {
 #[test]
 fn cnn_model_flags_are_checked() {
     let bad = |layers: CnnLayers| ModelSpec::cnn(5, 3, 6, layers).unwrap_err().to_string();
-    assert!(bad(CnnLayers { conv: vec![], ..CnnLayers::default() }).contains("--conv-channels"));
-    assert!(bad(CnnLayers { conv: vec![32, 0], ..CnnLayers::default() }).contains("--conv-channels"));
-    assert!(bad(CnnLayers { dense: vec![0], ..CnnLayers::default() }).contains("--dense"));
-    assert!(bad(CnnLayers { kernel: 0, ..CnnLayers::default() }).contains("--conv-kernel"));
-    assert!(bad(CnnLayers { pool: 0, ..CnnLayers::default() }).contains("--pool"));
+    assert!(bad(CnnLayers {
+        conv: vec![],
+        ..CnnLayers::default()
+    })
+    .contains("--conv-channels"));
+    assert!(bad(CnnLayers {
+        conv: vec![32, 0],
+        ..CnnLayers::default()
+    })
+    .contains("--conv-channels"));
+    assert!(bad(CnnLayers {
+        dense: vec![0],
+        ..CnnLayers::default()
+    })
+    .contains("--dense"));
+    assert!(bad(CnnLayers {
+        kernel: 0,
+        ..CnnLayers::default()
+    })
+    .contains("--conv-kernel"));
+    assert!(bad(CnnLayers {
+        pool: 0,
+        ..CnnLayers::default()
+    })
+    .contains("--pool"));
     // Six steps pooled by 2 after each of 4 layers run out.
-    let e = bad(CnnLayers { conv: vec![8, 8, 8, 8], ..CnnLayers::default() });
+    let e = bad(CnnLayers {
+        conv: vec![8, 8, 8, 8],
+        ..CnnLayers::default()
+    });
     assert!(e.contains("--pool") && e.contains("no steps"), "{e}");
-    assert!(ModelSpec::cnn(5, 0, 6, CnnLayers::default()).unwrap_err().to_string().contains("--sequence"));
+    assert!(ModelSpec::cnn(5, 0, 6, CnnLayers::default())
+        .unwrap_err()
+        .to_string()
+        .contains("--sequence"));
     // Deeper stacks that still fit, no pooling, even kernels, no statics: all build.
     for (statics, layers) in [
-        (5, CnnLayers { conv: vec![8, 8, 8], ..CnnLayers::default() }),
-        (0, CnnLayers { conv: vec![4, 4, 4, 4], pool: 1, kernel: 2, dense: vec![] }),
+        (
+            5,
+            CnnLayers {
+                conv: vec![8, 8, 8],
+                ..CnnLayers::default()
+            },
+        ),
+        (
+            0,
+            CnnLayers {
+                conv: vec![4, 4, 4, 4],
+                pool: 1,
+                kernel: 2,
+                dense: vec![],
+            },
+        ),
     ] {
         let spec = ModelSpec::cnn(statics, 3, 6, layers).unwrap();
         let mut g = riskgrad::graph::Graph::new();
@@ -91,7 +179,10 @@ fn cnn_parameters_as_a_saved_model_names_them() {
     // Conv weights [out, in, kernel] as PyTorch's Conv1d keeps them; dense [in, out].
     let spec = ModelSpec::cnn(5, 3, 6, CnnLayers::default()).unwrap();
     let (params, _) = riskgrad::model_io::param_layout(&spec).unwrap();
-    let got: Vec<(&str, &[usize])> = params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
+    let got: Vec<(&str, &[usize])> = params
+        .iter()
+        .map(|p| (p.name.as_str(), p.shape.as_slice()))
+        .collect();
     let want: Vec<(&str, &[usize])> = vec![
         ("conv0.weight", &[32, 3, 3]),
         ("conv0.bias", &[32]),
@@ -118,10 +209,31 @@ fn default_cnn_trains_on_the_gpu_like_on_the_cpu() {
     let on_gpu = train(&mut gpu, 0, 1, |_| false);
     let on_cpu = train(&mut CpuExecutor::new(), 0, 1, |_| false);
     let (g, c) = (&on_gpu[0], &on_cpu[0]);
-    eprintln!("GPU ({}): loss {:.6} auc {:.5}; CPU: loss {:.6} auc {:.5}", gpu.device_name(), g.train_loss, g.validation.auc, c.train_loss, c.validation.auc);
+    eprintln!(
+        "GPU ({}): loss {:.6} auc {:.5}; CPU: loss {:.6} auc {:.5}",
+        gpu.device_name(),
+        g.train_loss,
+        g.validation.auc,
+        c.train_loss,
+        c.validation.auc
+    );
     // 93 Adam steps from the same start on the same batches: sums taken in another
     // order drift only slightly.
-    assert!((g.train_loss - c.train_loss).abs() < 1e-3 * c.train_loss, "GPU loss {} vs CPU {}", g.train_loss, c.train_loss);
-    assert!((g.validation.auc - c.validation.auc).abs() < 2e-3, "GPU AUC {} vs CPU {}", g.validation.auc, c.validation.auc);
-    assert!(g.validation.auc > 0.72, "the GPU-trained CNN learned: AUC {}", g.validation.auc);
+    assert!(
+        (g.train_loss - c.train_loss).abs() < 1e-3 * c.train_loss,
+        "GPU loss {} vs CPU {}",
+        g.train_loss,
+        c.train_loss
+    );
+    assert!(
+        (g.validation.auc - c.validation.auc).abs() < 2e-3,
+        "GPU AUC {} vs CPU {}",
+        g.validation.auc,
+        c.validation.auc
+    );
+    assert!(
+        g.validation.auc > 0.72,
+        "the GPU-trained CNN learned: AUC {}",
+        g.validation.auc
+    );
 }

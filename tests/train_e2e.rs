@@ -11,17 +11,36 @@ fn default_mlp_reaches_auc_076_in_5_epochs_on_cpu() {
     let reports = train_default_mlp(&mut CpuExecutor::new(), 5, 0);
     let last = reports.last().unwrap();
     for r in &reports {
-        eprintln!("epoch {} loss {:.5} auc {:.4}", r.epoch, r.train_loss, r.validation.auc);
+        eprintln!(
+            "epoch {} loss {:.5} auc {:.4}",
+            r.epoch, r.train_loss, r.validation.auc
+        );
     }
-    assert!(reports[0].train_loss > last.train_loss, "the loss went down");
-    assert!(last.validation.auc >= 0.76, "validation AUC {} < 0.76", last.validation.auc);
+    assert!(
+        reports[0].train_loss > last.train_loss,
+        "the loss went down"
+    );
+    assert!(
+        last.validation.auc >= 0.76,
+        "validation AUC {} < 0.76",
+        last.validation.auc
+    );
 }
 
 #[test]
 fn same_seed_gives_identical_losses_on_cpu() {
-    let a: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 7).iter().map(|r| r.train_loss).collect();
-    let b: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 7).iter().map(|r| r.train_loss).collect();
-    let c: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 8).iter().map(|r| r.train_loss).collect();
+    let a: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 7)
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
+    let b: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 7)
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
+    let c: Vec<f64> = train_default_mlp(&mut CpuExecutor::new(), 2, 8)
+        .iter()
+        .map(|r| r.train_loss)
+        .collect();
     assert_eq!(a, b, "same seed, same losses");
     assert_ne!(a, c, "another seed, other losses");
 }

@@ -70,7 +70,10 @@ pub struct RnnBenchArgs {
 
 /// An executor for each device the user listed; one that is not there is skipped with
 /// a line saying so.
-fn each_device(devices: &[DeviceChoice], mut body: impl FnMut(&mut dyn riskgrad::exec::Executor) -> Result<()>) -> Result<()> {
+fn each_device(
+    devices: &[DeviceChoice],
+    mut body: impl FnMut(&mut dyn riskgrad::exec::Executor) -> Result<()>,
+) -> Result<()> {
     for choice in devices {
         match super::executor_strict(choice) {
             Ok(mut exec) => body(exec.as_mut())?,
@@ -81,12 +84,23 @@ fn each_device(devices: &[DeviceChoice], mut body: impl FnMut(&mut dyn riskgrad:
 }
 
 fn print_measurement(m: &bench::Measurement) {
-    println!("{:<44} {:<40} {:>9.2} {}  ({:.3} ms)", m.name, m.device, m.rate, m.unit, m.median_seconds * 1e3);
+    println!(
+        "{:<44} {:<40} {:>9.2} {}  ({:.3} ms)",
+        m.name,
+        m.device,
+        m.rate,
+        m.unit,
+        m.median_seconds * 1e3
+    );
 }
 
 fn rnn(kind: &str, args: &RnnBenchArgs) -> Result<()> {
     each_device(&args.devices, |exec| {
-        let b = if kind == "lstm" { bench::lstm(exec, args.batch, args.input, args.hidden, args.steps)? } else { bench::gru(exec, args.batch, args.input, args.hidden, args.steps)? };
+        let b = if kind == "lstm" {
+            bench::lstm(exec, args.batch, args.input, args.hidden, args.steps)?
+        } else {
+            bench::gru(exec, args.batch, args.input, args.hidden, args.steps)?
+        };
         println!(
             "{} on {}: step {:.3} ms (forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
             b.name, b.device, b.step_seconds * 1e3, b.matmul_launches, b.matmul_seconds * 1e3, b.cell_launches, b.cell_seconds * 1e3, b.launches
@@ -98,11 +112,15 @@ fn rnn(kind: &str, args: &RnnBenchArgs) -> Result<()> {
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     match &args.what {
         BenchKind::Conv { devices } => each_device(devices, |exec| {
-            bench::conv_suite(exec, 2e9)?.iter().for_each(print_measurement);
+            bench::conv_suite(exec, 2e9)?
+                .iter()
+                .for_each(print_measurement);
             Ok(())
         }),
         BenchKind::Pool { devices } => each_device(devices, |exec| {
-            bench::pool_suite(exec, 2e8)?.iter().for_each(print_measurement);
+            bench::pool_suite(exec, 2e8)?
+                .iter()
+                .for_each(print_measurement);
             Ok(())
         }),
         BenchKind::Lstm(a) => rnn("lstm", a),
@@ -119,18 +137,29 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
                 Ok(())
             })
         }
-        BenchKind::Train { device, epochs, peer_features } => {
+        BenchKind::Train {
+            device,
+            epochs,
+            peer_features,
+        } => {
             let mut exec = super::executor_strict(device)?;
-            let b = bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), *peer_features, started)?;
+            let b =
+                bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), *peer_features, started)?;
             println!("device: {}; {} input features", b.device, b.features);
-            println!("training throughput: {:.0} rows/s (median of {} epochs)", b.rows_per_second, b.epochs);
+            println!(
+                "training throughput: {:.0} rows/s (median of {} epochs)",
+                b.rows_per_second, b.epochs
+            );
             println!(
                 "process start to end of first training step: {:.3} s (data prepared {:.3} s, device ready and plans loaded {:.3} s)",
                 b.first_step_seconds, b.data_ready_seconds, b.plans_loaded_seconds
             );
             println!("validation AUC after {} epochs: {:.4}", b.epochs, b.val_auc);
             if let Some(host) = exec.host_seconds_per_step() {
-                println!("host time per training step (recording + submitting): {:.1} µs", host * 1e6);
+                println!(
+                    "host time per training step (recording + submitting): {:.1} µs",
+                    host * 1e6
+                );
             }
             if let Some(rss) = b.peak_rss_mib {
                 println!("peak resident memory: {rss:.1} MiB");

@@ -51,13 +51,21 @@ impl DataArgs {
 
     /// What to show as the data's name.
     pub fn name(&self) -> String {
-        self.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string())
+        self.data
+            .as_ref()
+            .map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| {
+                p.display().to_string()
+            })
     }
 
     /// The preparation the flags ask for; the bundled data starts from its known
     /// target, ID column and codes.
     pub fn options(&self, val_fraction: f64, seed: u64) -> Result<PrepareOptions> {
-        let mut opts = if self.is_bundled() { PrepareOptions::bundled() } else { PrepareOptions::default() };
+        let mut opts = if self.is_bundled() {
+            PrepareOptions::bundled()
+        } else {
+            PrepareOptions::default()
+        };
         if let Some(t) = &self.target {
             opts.target = t.parse::<TargetSpec>()?;
         }
@@ -76,12 +84,20 @@ impl DataArgs {
         opts.signed_log = match self.signed_log.as_str() {
             "auto" => SignedLog::Auto,
             "none" | "off" => SignedLog::Off,
-            "" => return Err(Error::flag("--signed-log", "expected auto, none or column names")),
+            "" => {
+                return Err(Error::flag(
+                    "--signed-log",
+                    "expected auto, none or column names",
+                ))
+            }
             cols => SignedLog::Columns(cols.split(',').map(|c| c.trim().to_string()).collect()),
         };
         let m = self.min_category_count;
         opts.rare = if !(m >= 0.0 && m.is_finite()) {
-            return Err(Error::flag("--min-category-count", format!("{m} is not a count or a fraction")));
+            return Err(Error::flag(
+                "--min-category-count",
+                format!("{m} is not a count or a fraction"),
+            ));
         } else if m < 1.0 {
             RareThreshold::Fraction(m)
         } else {

@@ -9,7 +9,14 @@ pub fn run() -> Result<()> {
         println!("no wgpu adapters found (no Vulkan, Metal, DX12 or GL driver)");
     }
     for a in &adapters {
-        println!("[{}] {} ({}, {}{})", a.index, a.name, a.backend, a.device_type, if a.is_software { ", software" } else { "" });
+        println!(
+            "[{}] {} ({}, {}{})",
+            a.index,
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.is_software { ", software" } else { "" }
+        );
         println!("    driver: {} {}", a.driver, a.driver_info);
         println!(
             "    max storage binding {} MiB, max buffer {} MiB, {} storage buffers/stage, {} KiB workgroup memory, {} invocations/workgroup, {} workgroups/dim",
@@ -20,9 +27,17 @@ pub fn run() -> Result<()> {
             a.max_compute_invocations_per_workgroup,
             a.max_compute_workgroups_per_dimension
         );
-        println!("    f16: {}, subgroups: {}, timestamps: {}", yes(a.f16), yes(a.subgroups), yes(a.timestamps));
+        println!(
+            "    f16: {}, subgroups: {}, timestamps: {}",
+            yes(a.f16),
+            yes(a.subgroups),
+            yes(a.timestamps)
+        );
     }
-    println!("[cpu] native CPU backend ({} threads)", rayon::current_num_threads());
+    println!(
+        "[cpu] native CPU backend ({} threads)",
+        rayon::current_num_threads()
+    );
     println!();
     println!("--device auto picks a discrete GPU, then an integrated one, else the CPU backend;");
     println!("software adapters (llvmpipe, lavapipe, WARP) only when named: --device gpu, an index or a name.");

@@ -69,8 +69,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
     let model = super::load_model(&args.model)?;
-    let data = args.data.as_ref().map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| p.display().to_string());
-    let trained_on_this = data == model.training.data || same_file(args.data.as_deref(), &model.training.data);
+    let data = args
+        .data
+        .as_ref()
+        .map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| {
+            p.display().to_string()
+        });
+    let trained_on_this =
+        data == model.training.data || same_file(args.data.as_deref(), &model.training.data);
     let rows = match args.rows {
         Some(Rows::Validation) if !trained_on_this => {
             return Err(Error::flag(
@@ -94,11 +100,24 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
     if args.json {
-        let out = EvalOutput { model: args.model.display().to_string(), data, rows_scored: rows, rows_without_target: skipped, evaluation: &ev };
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
+        let out = EvalOutput {
+            model: args.model.display().to_string(),
+            data,
+            rows_scored: rows,
+            rows_without_target: skipped,
+            evaluation: &ev,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?
+        );
     } else {
         let data = match rows {
-            Rows::Validation => format!("{data}, validation rows (held out in training: {:.0}%, seed {})", 100.0 * model.training.val_split, model.training.seed),
+            Rows::Validation => format!(
+                "{data}, validation rows (held out in training: {:.0}%, seed {})",
+                100.0 * model.training.val_split,
+                model.training.seed
+            ),
             Rows::All => data,
         };
         print!("{}", render(&ev, &data, skipped));
@@ -107,7 +126,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 }
 
 /// Scores every row that has a target; returns (probabilities, labels, rows skipped).
-fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+fn score_labelled(
+    args: &EvalArgs,
+    model: &riskgrad::model_io::SavedModel,
+) -> Result<(Vec<f32>, Vec<f32>, usize)> {
     let mut reader = open_data(args.data.as_deref(), model)?.with_labels()?;
     let mut exec = super::executor(&args.device)?;
     let mut scorer = Scorer::new(exec.as_mut(), model, args.batch)?;
@@ -129,14 +151,21 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
 /// Whether `path` names the file recorded as `trained_on`, written another way.
 fn same_file(path: Option<&std::path::Path>, trained_on: &str) -> bool {
     let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
-    path.and_then(canonical).is_some_and(|p| Some(p) == canonical(std::path::Path::new(trained_on)))
+    path.and_then(canonical)
+        .is_some_and(|p| Some(p) == canonical(std::path::Path::new(trained_on)))
 }
 
 /// The rows of the training file that training held out: the same stratified split of
 /// the labelled rows, in file order, that `data::prepare` made.
-fn validation_rows(probs: &[f32], labels: &[f32], training: &riskgrad::model_io::TrainSettings) -> (Vec<f32>, Vec<f32>) {
+fn validation_rows(
+    probs: &[f32],
+    labels: &[f32],
+    training: &riskgrad::model_io::TrainSettings,
+) -> (Vec<f32>, Vec<f32>) {
     let (_, val) = riskgrad::data::stratified_split(labels, training.val_split, training.seed);
-    val.iter().map(|&i| (probs[i as usize], labels[i as usize])).unzip()
+    val.iter()
+        .map(|&i| (probs[i as usize], labels[i as usize]))
+        .unzip()
 }
 
 fn f(v: f64) -> String {
@@ -151,26 +180,71 @@ fn f(v: f64) -> String {
 pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{data}: {} rows, {} defaults ({:.1}%)", ev.rows, ev.positives, 100.0 * ev.positives as f64 / ev.rows.max(1) as f64);
+    let _ = writeln!(
+        s,
+        "{data}: {} rows, {} defaults ({:.1}%)",
+        ev.rows,
+        ev.positives,
+        100.0 * ev.positives as f64 / ev.rows.max(1) as f64
+    );
     if skipped > 0 {
         let _ = writeln!(s, "left out {skipped} rows without a target value");
     }
-    let ci = ev.auc_ci95.map_or("n/a".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]"));
-    let how = if ev.threshold_is_max_ks { "max KS" } else { "given" };
-    let _ = writeln!(s, "\n  AUC        {}   95% CI {ci} ({} bootstrap resamples)", f(ev.auc), ev.bootstrap_resamples);
-    for (k, v) in [("KS", ev.ks), ("Gini", ev.gini), ("log loss", ev.log_loss), ("Brier", ev.brier)] {
+    let ci = ev
+        .auc_ci95
+        .map_or("n/a".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]"));
+    let how = if ev.threshold_is_max_ks {
+        "max KS"
+    } else {
+        "given"
+    };
+    let _ = writeln!(
+        s,
+        "\n  AUC        {}   95% CI {ci} ({} bootstrap resamples)",
+        f(ev.auc),
+        ev.bootstrap_resamples
+    );
+    for (k, v) in [
+        ("KS", ev.ks),
+        ("Gini", ev.gini),
+        ("log loss", ev.log_loss),
+        ("Brier", ev.brier),
+    ] {
         let _ = writeln!(s, "  {k:<10} {}", f(v));
     }
-    let _ = writeln!(s, "\n  at threshold {:.4} ({how}): score >= threshold means predicted default", ev.threshold);
-    for (k, v) in [("accuracy", ev.accuracy), ("precision", ev.precision), ("recall", ev.recall), ("F1", ev.f1)] {
+    let _ = writeln!(
+        s,
+        "\n  at threshold {:.4} ({how}): score >= threshold means predicted default",
+        ev.threshold
+    );
+    for (k, v) in [
+        ("accuracy", ev.accuracy),
+        ("precision", ev.precision),
+        ("recall", ev.recall),
+        ("F1", ev.f1),
+    ] {
         let _ = writeln!(s, "  {k:<10} {}", f(v));
     }
     let c = &ev.confusion;
-    let _ = writeln!(s, "\n  confusion matrix      predicted default   predicted no default");
-    let _ = writeln!(s, "  defaulted             {:>17}   {:>20}", c.true_positives, c.false_negatives);
-    let _ = writeln!(s, "  did not default       {:>17}   {:>20}", c.false_positives, c.true_negatives);
+    let _ = writeln!(
+        s,
+        "\n  confusion matrix      predicted default   predicted no default"
+    );
+    let _ = writeln!(
+        s,
+        "  defaulted             {:>17}   {:>20}",
+        c.true_positives, c.false_negatives
+    );
+    let _ = writeln!(
+        s,
+        "  did not default       {:>17}   {:>20}",
+        c.false_positives, c.true_negatives
+    );
     let _ = writeln!(s, "\n  calibration by score decile (1 = lowest scores)");
-    let _ = writeln!(s, "  decile    rows   score range          mean predicted   observed rate");
+    let _ = writeln!(
+        s,
+        "  decile    rows   score range          mean predicted   observed rate"
+    );
     for b in &ev.calibration {
         let _ = writeln!(
             s,

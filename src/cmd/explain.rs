@@ -90,7 +90,9 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let limit = args.rows.unwrap_or(usize::MAX);
     let mut worst_gap = 0.0f64;
     while importance.rows() < limit {
-        let Some(batch) = reader.next_batch(args.batch.min(limit - importance.rows()))? else { break };
+        let Some(batch) = reader.next_batch(args.batch.min(limit - importance.rows()))? else {
+            break;
+        };
         let done = explainer.explain(&model.arrange(batch.x))?;
         let per_source = by_source(&done.attributions, &sources, names.len());
         for (r, id) in batch.ids.into_iter().enumerate() {
@@ -98,14 +100,19 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             let score = done.scores[r];
             // Completeness: a row's attributions add up to its score minus the
             // baseline's; the largest miss is reported so a user can judge --steps.
-            worst_gap = worst_gap.max((row.iter().sum::<f64>() - (score - baseline_score) as f64).abs());
+            worst_gap =
+                worst_gap.max((row.iter().sum::<f64>() - (score - baseline_score) as f64).abs());
             let reasons = top_reasons(row, &names, args.top);
             importance.add(row, &reasons);
             if let Some(w) = csv.as_mut() {
                 let mut line = format!("{},{score}", csv_field(&id));
                 for k in 0..args.top {
                     match reasons.get(k) {
-                        Some(reason) => line.push_str(&format!(",{},{:.6}", csv_field(&reason.column), reason.contribution)),
+                        Some(reason) => line.push_str(&format!(
+                            ",{},{:.6}",
+                            csv_field(&reason.column),
+                            reason.contribution
+                        )),
                         None => line.push_str(",,"),
                     }
                 }
@@ -126,12 +133,23 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     }
     let global = importance.finish();
     if args.json {
-        let out = JsonOut { baseline_score, steps: args.steps, rows: &out_rows, importance: &global };
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
+        let out = JsonOut {
+            baseline_score,
+            steps: args.steps,
+            rows: &out_rows,
+            importance: &global,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?
+        );
     } else {
         println!("\nglobal importance over {} rows (mean |contribution|, mean contribution, times a top-{} reason):", importance.rows(), args.top);
         for imp in global.iter().filter(|i| i.mean_abs > 0.0) {
-            println!("  {:<24} {:>8.4}  {:>+8.4}  {:>7}", imp.column, imp.mean_abs, imp.mean, imp.top_count);
+            println!(
+                "  {:<24} {:>8.4}  {:>+8.4}  {:>7}",
+                imp.column, imp.mean_abs, imp.mean, imp.top_count
+            );
         }
     }
     eprintln!("explained {} rows with {} steps; largest completeness gap |sum - (score - baseline)| = {worst_gap:.2e}", importance.rows(), args.steps);
@@ -142,8 +160,16 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
 }
 
 fn print_row(row: &Row) {
-    let reasons: Vec<String> = row.reasons.iter().map(|r| format!("{} (+{:.4})", r.column, r.contribution)).collect();
-    let shown = if reasons.is_empty() { "no column raised the score above the baseline".to_string() } else { reasons.join(", ") };
+    let reasons: Vec<String> = row
+        .reasons
+        .iter()
+        .map(|r| format!("{} (+{:.4})", r.column, r.contribution))
+        .collect();
+    let shown = if reasons.is_empty() {
+        "no column raised the score above the baseline".to_string()
+    } else {
+        reasons.join(", ")
+    };
     println!("{:>10}  score {:.4}  {shown}", row.id, row.score);
 }
 

@@ -34,7 +34,9 @@ pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
     }
     match choose_adapter(choice)? {
         Some(ctx) => Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx)))),
-        None => Err(riskgrad::Error::Gpu(format!("no adapter matches {choice:?}"))),
+        None => Err(riskgrad::Error::Gpu(format!(
+            "no adapter matches {choice:?}"
+        ))),
     }
 }
 
@@ -57,24 +59,35 @@ pub struct AtomicWriter {
 
 impl AtomicWriter {
     pub fn create(path: &std::path::Path) -> Result<Self> {
-        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".tmp");
         let tmp = path.with_file_name(name);
         // Named by the file the user asked for: the temporary name is ours.
         let file = std::fs::File::create(&tmp).map_err(|e| riskgrad::Error::io(path, e))?;
-        Ok(AtomicWriter { path: path.to_path_buf(), tmp, out: Some(std::io::BufWriter::new(file)) })
+        Ok(AtomicWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(std::io::BufWriter::new(file)),
+        })
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
         let out = self.out.as_mut().expect("open until commit");
-        out.write_all(bytes).map_err(|e| riskgrad::Error::io(&self.tmp, e))
+        out.write_all(bytes)
+            .map_err(|e| riskgrad::Error::io(&self.tmp, e))
     }
 
     pub fn commit(mut self) -> Result<()> {
         let out = self.out.take().expect("open until commit");
-        let file = out.into_inner().map_err(|e| riskgrad::Error::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| riskgrad::Error::io(&self.tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| riskgrad::Error::io(&self.tmp, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| riskgrad::Error::io(&self.tmp, e))?;
         std::fs::rename(&self.tmp, &self.path).map_err(|e| riskgrad::Error::io(&self.path, e))
     }
 }
@@ -91,7 +104,10 @@ impl Drop for AtomicWriter {
 /// not there.
 pub fn load_model(dir: &std::path::Path) -> Result<riskgrad::model_io::SavedModel> {
     if !dir.exists() {
-        return Err(riskgrad::Error::flag("--model", format!("{} does not exist", dir.display())));
+        return Err(riskgrad::Error::flag(
+            "--model",
+            format!("{} does not exist", dir.display()),
+        ));
     }
     riskgrad::model_io::SavedModel::load(dir)
 }

@@ -33,13 +33,24 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let model = super::load_model(&args.model)?;
     let mut reader = open_data(args.data.as_deref(), &model)?;
     if args.out.is_dir() {
-        return Err(Error::flag("--out", format!("{} is a directory; name a file", args.out.display())));
+        return Err(Error::flag(
+            "--out",
+            format!("{} is a directory; name a file", args.out.display()),
+        ));
     }
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     let mut scorer = Scorer::new(exec.as_mut(), &model, args.batch)?;
     let mut out = AtomicWriter::create(&args.out)?;
-    let id_header = if reader.has_id_column() { model.preprocessing.id_column.clone().unwrap_or_else(|| "id".into()) } else { "row".into() };
+    let id_header = if reader.has_id_column() {
+        model
+            .preprocessing
+            .id_column
+            .clone()
+            .unwrap_or_else(|| "id".into())
+    } else {
+        "row".into()
+    };
     out.write_all(format!("{},probability_of_default\n", csv_field(&id_header)).as_bytes())?;
     let mut rows = 0usize;
     let mut line = String::new();
@@ -57,7 +68,11 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         rows += probs.len();
     }
     out.commit()?;
-    eprintln!("scored {rows} rows in {:.1}s on {device}; wrote {}", started.elapsed().as_secs_f64(), args.out.display());
+    eprintln!(
+        "scored {rows} rows in {:.1}s on {device}; wrote {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
     Ok(())
 }
 

@@ -1,14 +1,14 @@
 //! `riskgrad train`
 
 use super::data_args::DataArgs;
+use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::gpu::DeviceChoice;
 use riskgrad::graph::Optimizer;
-use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
-use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
+use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{write_report, ReportInput};
 use riskgrad::train::{EpochReport, TrainConfig, Trainer};
 use riskgrad::{Error, Result};
@@ -152,13 +152,20 @@ const BOOTSTRAP: usize = 1000;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let out = args.out.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| PathBuf::from("runs/latest"));
+    let out = args
+        .out
+        .clone()
+        .or_else(|| args.resume.clone())
+        .unwrap_or_else(|| PathBuf::from("runs/latest"));
     let checkpoint_path = out.join(CHECKPOINT_FILE);
     let resume = match &args.resume {
         Some(dir) => {
             let path = dir.join(CHECKPOINT_FILE);
             if !path.exists() {
-                return Err(Error::flag("--resume", format!("{} holds no {CHECKPOINT_FILE}", dir.display())));
+                return Err(Error::flag(
+                    "--resume",
+                    format!("{} holds no {CHECKPOINT_FILE}", dir.display()),
+                ));
             }
             Some(Checkpoint::load(&path)?)
         }
@@ -168,7 +175,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.model.uses_sequences() {
         opts = sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())?;
     } else if !args.sequence.is_empty() || args.time_order.is_some() {
-        return Err(Error::flag("--sequence", "only the sequence models (--model cnn|lstm|gru) read a payment history"));
+        return Err(Error::flag(
+            "--sequence",
+            "only the sequence models (--model cnn|lstm|gru) read a payment history",
+        ));
     }
     let mut prepared = match &args.data.data {
         None => prepare_bundled(&opts)?,
@@ -178,14 +188,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         eprintln!("dropped column {:?} ({})", dropped.name, dropped.reason);
     }
     if prepared.rows_without_target > 0 {
-        eprintln!("left out {} rows without a target value", prepared.rows_without_target);
+        eprintln!(
+            "left out {} rows without a target value",
+            prepared.rows_without_target
+        );
     }
     let data_name = args.data.name();
     // Sequence models read the history in the layout of `SequenceLayout`; the saved
     // model keeps the column order so prediction arranges raw rows the same way.
     let layout = match args.model.uses_sequences() {
         true => {
-            let layout = SequenceLayout::from_flags(&prepared.feature_names, &args.sequence, args.time_order)?;
+            let layout = SequenceLayout::from_flags(
+                &prepared.feature_names,
+                &args.sequence,
+                args.time_order,
+            )?;
             layout.apply(&mut prepared)?;
             Some(layout)
         }
@@ -197,10 +214,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             l.statics(),
             l.channels(),
             l.steps(),
-            CnnLayers { conv: args.conv_channels.clone(), kernel: args.conv_kernel, pool: args.pool, dense: args.dense.clone().unwrap_or_else(|| CnnLayers::default().dense) },
+            CnnLayers {
+                conv: args.conv_channels.clone(),
+                kernel: args.conv_kernel,
+                pool: args.pool,
+                dense: args
+                    .dense
+                    .clone()
+                    .unwrap_or_else(|| CnnLayers::default().dense),
+            },
         )?,
         (ModelKind::Lstm | ModelKind::Gru, Some(l)) => {
-            let spec = RecurrentSpec::new(l.statics(), l.channels(), l.steps(), &args.hidden, args.bidirectional, args.dense.as_deref().unwrap_or(&[]))?;
+            let spec = RecurrentSpec::new(
+                l.statics(),
+                l.channels(),
+                l.steps(),
+                &args.hidden,
+                args.bidirectional,
+                args.dense.as_deref().unwrap_or(&[]),
+            )?;
             if matches!(args.model, ModelKind::Lstm) {
                 ModelSpec::lstm(spec)
             } else {
@@ -212,9 +244,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
     let optimizer = match args.optimizer {
-        OptimizerKind::Sgd => Optimizer::Sgd { lr: args.lr, momentum: args.momentum },
-        OptimizerKind::Adam => Optimizer::Adam { lr: args.lr, beta1, beta2, eps },
-        OptimizerKind::Adamw => Optimizer::AdamW { lr: args.lr, beta1, beta2, eps, weight_decay: args.weight_decay },
+        OptimizerKind::Sgd => Optimizer::Sgd {
+            lr: args.lr,
+            momentum: args.momentum,
+        },
+        OptimizerKind::Adam => Optimizer::Adam {
+            lr: args.lr,
+            beta1,
+            beta2,
+            eps,
+        },
+        OptimizerKind::Adamw => Optimizer::AdamW {
+            lr: args.lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay: args.weight_decay,
+        },
     };
     if !(args.lr > 0.0 && args.lr.is_finite()) {
         return Err(Error::flag("--lr", "must be a positive number"));
@@ -251,7 +297,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         train.rows(),
         val.rows()
     );
-    let config = TrainConfig { epochs: args.epochs, batch: args.batch, optimizer, seed: args.seed, pos_weight };
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch: args.batch,
+        optimizer,
+        seed: args.seed,
+        pos_weight,
+    };
     let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
     let mut history = Vec::new();
     let mut best: Option<BestEpoch> = None;
@@ -260,7 +312,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         trainer.import_state(&ck.state)?;
         history = ck.history.clone();
         best = ck.best.clone();
-        eprintln!("resuming {} after epoch {}", args.resume.as_ref().map_or(String::new(), |d| d.display().to_string()), ck.state.epoch);
+        eprintln!(
+            "resuming {} after epoch {}",
+            args.resume
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string()),
+            ck.state.epoch
+        );
     }
     let first_epoch = trainer.epochs_done() + 1;
     let mut ran = Vec::new();
@@ -279,7 +337,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Ok(r) => r,
             Err(e @ Error::Diverged { .. }) => {
                 let kept = if checkpoint_path.exists() {
-                    format!("the last good checkpoint (epoch {}) is kept in {}", epoch - 1, checkpoint_path.display())
+                    format!(
+                        "the last good checkpoint (epoch {}) is kept in {}",
+                        epoch - 1,
+                        checkpoint_path.display()
+                    )
                 } else {
                     "no epoch finished, so there is no checkpoint".to_string()
                 };
@@ -295,7 +357,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ran.push(report.clone());
         history.push(report);
         if args.early_stop.is_some() && best.as_ref().is_none_or(|b| auc > b.auc) {
-            best = Some(BestEpoch { epoch, auc, params: trainer.params()? });
+            best = Some(BestEpoch {
+                epoch,
+                auc,
+                params: trainer.params()?,
+            });
         }
         let ck = Checkpoint {
             state: trainer.export_state()?,
@@ -318,7 +384,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return Err(Error::flag("--epochs", "no epoch to train or save"));
     }
     if ran.is_empty() {
-        return Err(Error::flag("--epochs", format!("the checkpoint already holds {} epochs; ask for more to resume", history.len())));
+        return Err(Error::flag(
+            "--epochs",
+            format!(
+                "the checkpoint already holds {} epochs; ask for more to resume",
+                history.len()
+            ),
+        ));
     }
 
     // The weights to save: the best epoch's with --early-stop, else the last.
@@ -345,7 +417,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     saved.save(&out)?;
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
-    let train_rows_per_second = (trainer.steps_per_epoch() * args.batch * ran.len()) as f64 / train_seconds;
+    let train_rows_per_second =
+        (trainer.steps_per_epoch() * args.batch * ran.len()) as f64 / train_seconds;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: data_name.clone(),
@@ -366,10 +439,30 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let report = ReportInput {
         title: format!("riskgrad {} model on {data_name}", model_label(&model)),
         details: vec![
-            ("data".into(), format!("{data_name}: {} training rows, {} validation rows, {} features", train.rows(), val.rows(), prepared.n_features())),
+            (
+                "data".into(),
+                format!(
+                    "{data_name}: {} training rows, {} validation rows, {} features",
+                    train.rows(),
+                    val.rows(),
+                    prepared.n_features()
+                ),
+            ),
             ("model".into(), model_label(&model)),
-            ("training".into(), format!("{:?}, batch {}, seed {}, pos_weight {pos_weight}", optimizer, args.batch, args.seed)),
-            ("epochs".into(), format!("{} trained; weights saved from epoch {saved_epoch}", history.len())),
+            (
+                "training".into(),
+                format!(
+                    "{:?}, batch {}, seed {}, pos_weight {pos_weight}",
+                    optimizer, args.batch, args.seed
+                ),
+            ),
+            (
+                "epochs".into(),
+                format!(
+                    "{} trained; weights saved from epoch {saved_epoch}",
+                    history.len()
+                ),
+            ),
             ("device".into(), device),
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
         ],
@@ -380,7 +473,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         evaluation: &evaluation,
     };
     write_report(&out, &report)?;
-    let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| format!(" (95% CI {lo:.4}-{hi:.4})"));
+    let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| {
+        format!(" (95% CI {lo:.4}-{hi:.4})")
+    });
     println!(
         "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json and report.html to {}",
         started.elapsed().as_secs_f64(),
@@ -399,16 +494,38 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 fn model_label(model: &ModelSpec) -> String {
     match model {
         ModelSpec::Mlp { hidden, .. } => format!("mlp {}", dashed(hidden)),
-        ModelSpec::Cnn { layers, .. } => format!("cnn conv {} k{} pool {} dense {}", dashed(&layers.conv), layers.kernel, layers.pool, dashed(&layers.dense)),
+        ModelSpec::Cnn { layers, .. } => format!(
+            "cnn conv {} k{} pool {} dense {}",
+            dashed(&layers.conv),
+            layers.kernel,
+            layers.pool,
+            dashed(&layers.dense)
+        ),
         ModelSpec::Lstm(r) | ModelSpec::Gru(r) => {
-            let kind = if matches!(model, ModelSpec::Lstm(_)) { "lstm" } else { "gru" };
-            format!("{}{kind} {}", if r.bidirectional { "bidirectional " } else { "" }, dashed(&r.hidden))
+            let kind = if matches!(model, ModelSpec::Lstm(_)) {
+                "lstm"
+            } else {
+                "gru"
+            };
+            format!(
+                "{}{kind} {}",
+                if r.bidirectional {
+                    "bidirectional "
+                } else {
+                    ""
+                },
+                dashed(&r.hidden)
+            )
         }
     }
 }
 
 fn dashed(sizes: &[usize]) -> String {
-    sizes.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")
+    sizes
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// Mean of each column of a row-major matrix (the explanation baseline).
@@ -425,11 +542,25 @@ fn column_means(x: &[f32], cols: usize) -> Vec<f32> {
 
 /// A resumed run must train the same model on the same data the same way; only the
 /// learning rate, epochs, early stopping and device may change.
-fn check_resumable(ck: &Checkpoint, now: &TrainSettings, model: &ModelSpec, pre: &riskgrad::data::Preprocessor) -> Result<()> {
+fn check_resumable(
+    ck: &Checkpoint,
+    now: &TrainSettings,
+    model: &ModelSpec,
+    pre: &riskgrad::data::Preprocessor,
+) -> Result<()> {
     let was = &ck.settings;
-    let differ = |flag: &str, a: String, b: String| Err(Error::flag(flag, format!("is {b} here but {a} in the checkpoint; resume with the first run's flags")));
+    let differ = |flag: &str, a: String, b: String| {
+        Err(Error::flag(
+            flag,
+            format!("is {b} here but {a} in the checkpoint; resume with the first run's flags"),
+        ))
+    };
     if ck.model != *model {
-        return differ("--model/--hidden", format!("{:?}", ck.model), format!("{model:?}"));
+        return differ(
+            "--model/--hidden",
+            format!("{:?}", ck.model),
+            format!("{model:?}"),
+        );
     }
     // The fitted preprocessing (columns, categories, means and stds of the training
     // split) stands for the data: a moved file with the same contents resumes.
@@ -443,13 +574,25 @@ fn check_resumable(ck: &Checkpoint, now: &TrainSettings, model: &ModelSpec, pre:
         return differ("--seed", was.seed.to_string(), now.seed.to_string());
     }
     if was.val_split != now.val_split {
-        return differ("--val-split", was.val_split.to_string(), now.val_split.to_string());
+        return differ(
+            "--val-split",
+            was.val_split.to_string(),
+            now.val_split.to_string(),
+        );
     }
     if was.pos_weight != now.pos_weight {
-        return differ("--pos-weight", was.pos_weight.to_string(), now.pos_weight.to_string());
+        return differ(
+            "--pos-weight",
+            was.pos_weight.to_string(),
+            now.pos_weight.to_string(),
+        );
     }
     if without_lr(was.optimizer) != without_lr(now.optimizer) {
-        return differ("--optimizer", format!("{:?}", was.optimizer), format!("{:?}", now.optimizer));
+        return differ(
+            "--optimizer",
+            format!("{:?}", was.optimizer),
+            format!("{:?}", now.optimizer),
+        );
     }
     Ok(())
 }
@@ -457,8 +600,27 @@ fn check_resumable(ck: &Checkpoint, now: &TrainSettings, model: &ModelSpec, pre:
 fn without_lr(o: Optimizer) -> Optimizer {
     match o {
         Optimizer::Sgd { momentum, .. } => Optimizer::Sgd { lr: 0.0, momentum },
-        Optimizer::Adam { beta1, beta2, eps, .. } => Optimizer::Adam { lr: 0.0, beta1, beta2, eps },
-        Optimizer::AdamW { beta1, beta2, eps, weight_decay, .. } => Optimizer::AdamW { lr: 0.0, beta1, beta2, eps, weight_decay },
+        Optimizer::Adam {
+            beta1, beta2, eps, ..
+        } => Optimizer::Adam {
+            lr: 0.0,
+            beta1,
+            beta2,
+            eps,
+        },
+        Optimizer::AdamW {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            ..
+        } => Optimizer::AdamW {
+            lr: 0.0,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        },
     }
 }
 
@@ -468,16 +630,21 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
     }
     match value.parse::<f32>() {
         Ok(w) if w > 0.0 && w.is_finite() => Ok(w),
-        _ => Err(Error::flag("--pos-weight", format!("{value:?} is not a positive number or \"auto\""))),
+        _ => Err(Error::flag(
+            "--pos-weight",
+            format!("{value:?} is not a positive number or \"auto\""),
+        )),
     }
 }
 
 fn epoch_bar(epoch: usize, epochs: usize, steps: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(steps as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar

@@ -56,9 +56,12 @@ pub fn images_per_chunk(s: &ConvShape, budget: usize) -> usize {
 /// Scratch words `kernel` needs (0 for kernels that need none).
 pub fn scratch_words(kernel: &Kernel, budget: usize) -> usize {
     match kernel {
-        Kernel::Conv2d { shape, .. } | Kernel::Conv2dGradInput { shape, .. } | Kernel::Conv2dGradWeight { shape, .. } => {
+        Kernel::Conv2d { shape, .. }
+        | Kernel::Conv2dGradInput { shape, .. }
+        | Kernel::Conv2dGradWeight { shape, .. } => {
             let lanes = lanes(shape);
-            lanes * images_per_chunk(shape, budget) * words_per_image(shape) + (1 + lanes) * shape.o * shape.k()
+            lanes * images_per_chunk(shape, budget) * words_per_image(shape)
+                + (1 + lanes) * shape.o * shape.k()
         }
         _ => 0,
     }
@@ -77,14 +80,25 @@ struct Lane<'a> {
 impl Lane<'_> {
     /// Images `[n0, n0 + g)` of `x` (NCHW) as im2col rows in `cols` (through `xcl`).
     fn load_cols(&mut self, x: &[f32], s: &ConvShape, n0: usize, g: usize) {
-        to_channels_last(&x[n0 * s.c * s.in_plane()..], g, s.c, s.in_plane(), self.xcl);
+        to_channels_last(
+            &x[n0 * s.c * s.in_plane()..],
+            g,
+            s.c,
+            s.in_plane(),
+            self.xcl,
+        );
         im2col(self.xcl, s, g, self.cols);
     }
 }
 
 /// Runs `f(first image, images, images before it)` over the `count` images from `first`
 /// in chunks of at most `g_max` (what a lane's buffers hold at once).
-fn for_each_chunk(first: usize, count: usize, g_max: usize, mut f: impl FnMut(usize, usize, usize)) {
+fn for_each_chunk(
+    first: usize,
+    count: usize,
+    g_max: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
     let mut done = 0;
     while done < count {
         let g = g_max.min(count - done);
@@ -114,7 +128,12 @@ fn split_scratch<'a>(scratch: &'a mut [f32], s: &ConvShape, g: usize) -> Scratch
     let (lanes_buf, rest) = scratch.split_at_mut(lanes(s) * part_len);
     let (wo, rest) = rest.split_at_mut(s.o * s.k());
     let (dw, _) = rest.split_at_mut(lanes(s) * s.o * s.k());
-    Scratch { lanes: lanes_buf, part_len, wo, dw }
+    Scratch {
+        lanes: lanes_buf,
+        part_len,
+        wo,
+        dw,
+    }
 }
 
 /// Runs `f(lane, first image, images, lane buffers, lane's output)` for each lane, on all
@@ -138,9 +157,17 @@ fn for_each_lane(
     };
     let (part_len, out_len) = (scr.part_len.max(1), (ipl * out_per_image).max(1));
     if lanes(s) > 1 {
-        scr.lanes.par_chunks_mut(part_len).zip(out.par_chunks_mut(out_len)).enumerate().for_each(run);
+        scr.lanes
+            .par_chunks_mut(part_len)
+            .zip(out.par_chunks_mut(out_len))
+            .enumerate()
+            .for_each(run);
     } else {
-        scr.lanes.chunks_mut(part_len).zip(out.chunks_mut(out_len)).enumerate().for_each(run);
+        scr.lanes
+            .chunks_mut(part_len)
+            .zip(out.chunks_mut(out_len))
+            .enumerate()
+            .for_each(run);
     }
 }
 
@@ -155,11 +182,21 @@ struct Mat<'a> {
 /// `dst[m×n] = (dst if accumulate) + lhs[m×k] · rhs[k×n]`, dst row-major with row
 /// stride `n`.
 #[allow(clippy::too_many_arguments)]
-fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
+fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    parallel: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    let reach = |v: &Mat, rows: usize, cols: usize| (rows - 1) * v.rs + (cols - 1) * v.cs < v.data.len();
+    let reach =
+        |v: &Mat, rows: usize, cols: usize| (rows - 1) * v.rs + (cols - 1) * v.cs < v.data.len();
     assert!(dst.len() >= m * n, "gemm output too small");
     if k == 0 {
         if !accumulate {
@@ -167,15 +204,32 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Ma
         }
         return;
     }
-    assert!(reach(&lhs, m, k) && reach(&rhs, k, n), "gemm operand too small");
+    assert!(
+        reach(&lhs, m, k) && reach(&rhs, k, n),
+        "gemm operand too small"
+    );
     gemm_raw(m, n, k, dst, (n, 1), accumulate, lhs, rhs, parallel);
 }
 
 /// gemm::gemm into `dst` with element `(i, j)` at `dst[i·row_stride + j·col_stride]`; the
 /// caller has checked that `m×n` lies inside `dst`, and the operands' extents.
 #[allow(clippy::too_many_arguments)]
-fn gemm_raw(m: usize, n: usize, k: usize, dst: &mut [f32], (row_stride, col_stride): (usize, usize), accumulate: bool, lhs: Mat, rhs: Mat, parallel: bool) {
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    (row_stride, col_stride): (usize, usize),
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    parallel: bool,
+) {
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every element the strides reach lies inside its slice (the callers assert
     // it); dst does not overlap the operands (distinct borrows).
     unsafe {
@@ -234,17 +288,34 @@ fn to_channels_last(x: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]
         let src = &x[gi * c * plane..(gi + 1) * c * plane];
         let dst = &mut out[gi * c * plane..(gi + 1) * c * plane];
         for (q, row) in dst.chunks_exact_mut(c).enumerate() {
-            row.iter_mut().zip(src[q..].iter().step_by(plane)).for_each(|(d, v)| *d = *v);
+            row.iter_mut()
+                .zip(src[q..].iter().step_by(plane))
+                .for_each(|(d, v)| *d = *v);
         }
     }
 }
 
 /// The range of output positions along one axis whose tap `t` reads inside `0..len`:
 /// `0 <= o·stride + t·dilation − padding < len`.
-fn valid_outputs(t: usize, stride: usize, padding: usize, dilation: usize, len: usize, out_len: usize) -> (usize, usize) {
+fn valid_outputs(
+    t: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    len: usize,
+    out_len: usize,
+) -> (usize, usize) {
     let shift = t * dilation;
-    let lo = if padding > shift { (padding - shift).div_ceil(stride) } else { 0 };
-    let hi = if len + padding > shift { (len + padding - shift - 1) / stride + 1 } else { 0 };
+    let lo = if padding > shift {
+        (padding - shift).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = if len + padding > shift {
+        (len + padding - shift - 1) / stride + 1
+    } else {
+        0
+    };
     (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
 }
 
@@ -258,7 +329,8 @@ fn im2col(xcl: &[f32], s: &ConvShape, g: usize, cols: &mut [f32]) {
             for kh in 0..s.kh {
                 let ih = (oh * s.stride[0] + kh * s.dilation[0]) as isize - s.padding[0] as isize;
                 for kw in 0..taps_w {
-                    let (lo, hi) = valid_outputs(kw, s.stride[1], s.padding[1], s.dilation[1], s.w, s.ow);
+                    let (lo, hi) =
+                        valid_outputs(kw, s.stride[1], s.padding[1], s.dilation[1], s.w, s.ow);
                     let col = (kh * taps_w + kw) * c;
                     for ow in 0..s.ow {
                         let row = ((gi * s.oh + oh) * s.ow + ow) * k;
@@ -293,12 +365,14 @@ fn col2im(cols: &[f32], s: &ConvShape, g: usize, xcl: &mut [f32]) {
             for ow in 0..s.ow {
                 let row = &cols[((gi * s.oh + oh) * s.ow + ow) * k..][..k];
                 for kh in 0..s.kh {
-                    let ih = (oh * s.stride[0] + kh * s.dilation[0]) as isize - s.padding[0] as isize;
+                    let ih =
+                        (oh * s.stride[0] + kh * s.dilation[0]) as isize - s.padding[0] as isize;
                     if ih < 0 || ih >= s.h as isize {
                         continue;
                     }
                     for kw in 0..s.kw {
-                        let iw = (ow * s.stride[1] + kw * s.dilation[1]) as isize - s.padding[1] as isize;
+                        let iw = (ow * s.stride[1] + kw * s.dilation[1]) as isize
+                            - s.padding[1] as isize;
                         if iw < 0 || iw >= s.w as isize {
                             continue;
                         }
@@ -319,43 +393,79 @@ fn gemm_parallel(s: &ConvShape) -> bool {
 
 /// `out = act(conv2d(x, w) + bias)`.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32], s: &ConvShape, act: Act, scratch: &mut [f32], budget: usize) {
+pub fn conv2d(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    s: &ConvShape,
+    act: Act,
+    scratch: &mut [f32],
+    budget: usize,
+) {
     let g_max = images_per_chunk(s, budget);
     let scr = split_scratch(scratch, s, g_max);
     let (k, plane) = (s.k(), s.out_plane());
     reorder_weights(w, s, scr.wo);
     let wo: &[f32] = scr.wo;
-    let wt = Mat { data: wo, rs: 1, cs: k }; // woᵀ: [k, o]
+    let wt = Mat {
+        data: wo,
+        rs: 1,
+        cs: k,
+    }; // woᵀ: [k, o]
     let par = gemm_parallel(s);
     let out = &mut out[..s.n * s.o * plane];
-    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.o * plane, |_, first, count, mut lane, out| {
-        for_each_chunk(first, count, g_max, |n0, g, done| {
-            lane.load_cols(x, s, n0, g);
-            let cols = Mat { data: lane.cols, rs: k, cs: 1 };
-            let out_chunk = &mut out[done * s.o * plane..(done + g) * s.o * plane];
-            if g == 1 {
-                // One image: the product lands in NCHW directly ([plane × o] with row
-                // stride 1 is [o × plane] row-major), bias first.
-                for (o, row) in out_chunk.chunks_exact_mut(plane).enumerate() {
-                    row.fill(bias.map_or(0.0, |b| b[o]));
+    for_each_lane(
+        s,
+        &mut Scratch { wo: &mut [], ..scr },
+        g_max,
+        out,
+        s.o * plane,
+        |_, first, count, mut lane, out| {
+            for_each_chunk(first, count, g_max, |n0, g, done| {
+                lane.load_cols(x, s, n0, g);
+                let cols = Mat {
+                    data: lane.cols,
+                    rs: k,
+                    cs: 1,
+                };
+                let out_chunk = &mut out[done * s.o * plane..(done + g) * s.o * plane];
+                if g == 1 {
+                    // One image: the product lands in NCHW directly ([plane × o] with row
+                    // stride 1 is [o × plane] row-major), bias first.
+                    for (o, row) in out_chunk.chunks_exact_mut(plane).enumerate() {
+                        row.fill(bias.map_or(0.0, |b| b[o]));
+                    }
+                    gemm_into_nchw(plane, s.o, k, out_chunk, cols, wt, par);
+                } else {
+                    gemm(g * plane, s.o, k, lane.ycl, false, cols, wt, par);
+                    channels_last_to_nchw(lane.ycl, g, plane, s.o, bias, out_chunk);
                 }
-                gemm_into_nchw(plane, s.o, k, out_chunk, cols, wt, par);
-            } else {
-                gemm(g * plane, s.o, k, lane.ycl, false, cols, wt, par);
-                channels_last_to_nchw(lane.ycl, g, plane, s.o, bias, out_chunk);
-            }
-            apply(act, out_chunk);
-        });
-    });
+                apply(act, out_chunk);
+            });
+        },
+    );
 }
 
 /// `[g·plane, o]` plus `bias[o]` to `[g, o, plane]` (NCHW).
-fn channels_last_to_nchw(src: &[f32], g: usize, plane: usize, o: usize, bias: Option<&[f32]>, dst: &mut [f32]) {
+fn channels_last_to_nchw(
+    src: &[f32],
+    g: usize,
+    plane: usize,
+    o: usize,
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) {
     for gi in 0..g {
         let img = &src[gi * plane * o..(gi + 1) * plane * o];
-        for (oi, row) in dst[gi * o * plane..(gi + 1) * o * plane].chunks_exact_mut(plane).enumerate() {
+        for (oi, row) in dst[gi * o * plane..(gi + 1) * o * plane]
+            .chunks_exact_mut(plane)
+            .enumerate()
+        {
             let b = bias.map_or(0.0, |b| b[oi]);
-            row.iter_mut().zip(img[oi..].iter().step_by(o)).for_each(|(d, v)| *d = v + b);
+            row.iter_mut()
+                .zip(img[oi..].iter().step_by(o))
+                .for_each(|(d, v)| *d = v + b);
         }
     }
 }
@@ -370,8 +480,20 @@ fn apply(act: Act, xs: &mut [f32]) {
 }
 
 /// `dst[o, q] += Σ_k lhs[q, k] · rhs[k, o]`, for one image written as NCHW.
-fn gemm_into_nchw(plane: usize, o: usize, k: usize, dst: &mut [f32], lhs: Mat, rhs: Mat, parallel: bool) {
-    assert!(dst.len() >= plane * o && (plane - 1) * lhs.rs + (k - 1) * lhs.cs < lhs.data.len() && (k - 1) * rhs.rs + (o - 1) * rhs.cs < rhs.data.len());
+fn gemm_into_nchw(
+    plane: usize,
+    o: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: Mat,
+    rhs: Mat,
+    parallel: bool,
+) {
+    assert!(
+        dst.len() >= plane * o
+            && (plane - 1) * lhs.rs + (k - 1) * lhs.cs < lhs.data.len()
+            && (k - 1) * rhs.rs + (o - 1) * rhs.cs < rhs.data.len()
+    );
     // Output `(q, oi)` at `dst[oi·plane + q]`: rows of stride 1, columns of stride `plane`.
     gemm_raw(plane, o, k, dst, (1, plane), true, lhs, rhs, parallel);
 }
@@ -385,37 +507,87 @@ fn outputs_to_channels_last(dz: &[f32], g: usize, o: usize, plane: usize, out: &
 fn from_channels_last(xcl: &[f32], g: usize, c: usize, plane: usize, out: &mut [f32]) {
     for gi in 0..g {
         let img = &xcl[gi * plane * c..(gi + 1) * plane * c];
-        for (ci, row) in out[gi * c * plane..(gi + 1) * c * plane].chunks_exact_mut(plane).enumerate() {
-            row.iter_mut().zip(img[ci..].iter().step_by(c)).for_each(|(d, v)| *d = *v);
+        for (ci, row) in out[gi * c * plane..(gi + 1) * c * plane]
+            .chunks_exact_mut(plane)
+            .enumerate()
+        {
+            row.iter_mut()
+                .zip(img[ci..].iter().step_by(c))
+                .for_each(|(d, v)| *d = *v);
         }
     }
 }
 
 /// `out` = the gradient of the convolution w.r.t. x, from `dz` (`[n,o,oh,ow]`).
-pub fn conv2d_grad_input(dz: &[f32], w: &[f32], out: &mut [f32], s: &ConvShape, scratch: &mut [f32], budget: usize) {
+pub fn conv2d_grad_input(
+    dz: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    s: &ConvShape,
+    scratch: &mut [f32],
+    budget: usize,
+) {
     let g_max = images_per_chunk(s, budget);
     let scr = split_scratch(scratch, s, g_max);
     let (k, plane) = (s.k(), s.out_plane());
     reorder_weights(w, s, scr.wo);
     let wo_data: &[f32] = scr.wo;
-    let wo = Mat { data: wo_data, rs: k, cs: 1 }; // [o, k]
+    let wo = Mat {
+        data: wo_data,
+        rs: k,
+        cs: 1,
+    }; // [o, k]
     let par = gemm_parallel(s);
     let out = &mut out[..s.n * s.c * s.in_plane()];
-    for_each_lane(s, &mut Scratch { wo: &mut [], ..scr }, g_max, out, s.c * s.in_plane(), |_, first, count, lane, out| {
-        for_each_chunk(first, count, g_max, |n0, g, done| {
-            outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, lane.ycl);
-            gemm(g * plane, k, s.o, lane.cols, false, Mat { data: lane.ycl, rs: s.o, cs: 1 }, wo, par);
-            col2im(lane.cols, s, g, lane.xcl);
-            from_channels_last(lane.xcl, g, s.c, s.in_plane(), &mut out[done * s.c * s.in_plane()..(done + g) * s.c * s.in_plane()]);
-        });
-    });
+    for_each_lane(
+        s,
+        &mut Scratch { wo: &mut [], ..scr },
+        g_max,
+        out,
+        s.c * s.in_plane(),
+        |_, first, count, lane, out| {
+            for_each_chunk(first, count, g_max, |n0, g, done| {
+                outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, lane.ycl);
+                gemm(
+                    g * plane,
+                    k,
+                    s.o,
+                    lane.cols,
+                    false,
+                    Mat {
+                        data: lane.ycl,
+                        rs: s.o,
+                        cs: 1,
+                    },
+                    wo,
+                    par,
+                );
+                col2im(lane.cols, s, g, lane.xcl);
+                from_channels_last(
+                    lane.xcl,
+                    g,
+                    s.c,
+                    s.in_plane(),
+                    &mut out[done * s.c * s.in_plane()..(done + g) * s.c * s.in_plane()],
+                );
+            });
+        },
+    );
 }
 
 /// `out[part]` = the gradient w.r.t. w summed over the part's images, for each of the
 /// `splits` parts (see `Op::Conv2dGradWeight`). Within a part, each lane sums its images
 /// and the lanes' sums are added in lane order.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape, splits: usize, scratch: &mut [f32], budget: usize) {
+pub fn conv2d_grad_weight(
+    dz: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    s: &ConvShape,
+    splits: usize,
+    scratch: &mut [f32],
+    budget: usize,
+) {
     let g_max = images_per_chunk(s, budget);
     let scr = split_scratch(scratch, s, g_max);
     let (k, plane, ok) = (s.k(), s.out_plane(), s.o * s.k());
@@ -424,7 +596,10 @@ pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape,
     for part in 0..splits {
         let (first, end) = (part * s.n / splits, (part + 1) * s.n / splits);
         // The part's images, cut into lanes as a convolution of `end - first` images.
-        let sub = ConvShape { n: end - first, ..*s };
+        let sub = ConvShape {
+            n: end - first,
+            ..*s
+        };
         let ipl = images_per_lane(&sub).max(1);
         let work = |(lane, (buf, dw)): (usize, (&mut [f32], &mut [f32]))| {
             dw.fill(0.0);
@@ -435,15 +610,42 @@ pub fn conv2d_grad_weight(dz: &[f32], x: &[f32], out: &mut [f32], s: &ConvShape,
                 l.load_cols(x, s, n0, g);
                 outputs_to_channels_last(&dz[n0 * s.o * plane..], g, s.o, plane, l.ycl);
                 // dw[o, k] += Σ_q dzcl[q, o] · cols[q, k]
-                let dzt = Mat { data: l.ycl, rs: 1, cs: s.o };
-                gemm(s.o, k, g * plane, dw, true, dzt, Mat { data: l.cols, rs: k, cs: 1 }, par);
+                let dzt = Mat {
+                    data: l.ycl,
+                    rs: 1,
+                    cs: s.o,
+                };
+                gemm(
+                    s.o,
+                    k,
+                    g * plane,
+                    dw,
+                    true,
+                    dzt,
+                    Mat {
+                        data: l.cols,
+                        rs: k,
+                        cs: 1,
+                    },
+                    par,
+                );
             });
         };
         let used = lanes(&sub).min(lanes(s));
         if used > 1 {
-            lanes_buf.par_chunks_mut(part_len.max(1)).zip(dw.par_chunks_mut(ok)).take(used).enumerate().for_each(work);
+            lanes_buf
+                .par_chunks_mut(part_len.max(1))
+                .zip(dw.par_chunks_mut(ok))
+                .take(used)
+                .enumerate()
+                .for_each(work);
         } else {
-            lanes_buf.chunks_mut(part_len.max(1)).zip(dw.chunks_mut(ok)).take(used).enumerate().for_each(work);
+            lanes_buf
+                .chunks_mut(part_len.max(1))
+                .zip(dw.chunks_mut(ok))
+                .take(used)
+                .enumerate()
+                .for_each(work);
         }
         sum.copy_from_slice(&dw[..ok]);
         for lane_sum in dw.chunks(ok).take(used).skip(1) {
@@ -475,11 +677,16 @@ mod tests {
                     for dilation in 1..3 {
                         for t in 0..4 {
                             let out_len = 9;
-                            let (lo, hi) = valid_outputs(t, stride, padding, dilation, len, out_len);
+                            let (lo, hi) =
+                                valid_outputs(t, stride, padding, dilation, len, out_len);
                             for o in 0..out_len {
                                 let i = (o * stride + t * dilation) as isize - padding as isize;
                                 let inside = i >= 0 && i < len as isize;
-                                assert_eq!(inside, o >= lo && o < hi, "len {len} s {stride} p {padding} d {dilation} t {t} o {o}");
+                                assert_eq!(
+                                    inside,
+                                    o >= lo && o < hi,
+                                    "len {len} s {stride} p {padding} d {dilation} t {t} o {o}"
+                                );
                             }
                         }
                     }

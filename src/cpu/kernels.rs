@@ -1,9 +1,9 @@
 //! The CPU kernels: plain slices in, slices out, the same semantics as the WGSL kernels.
 //! They are also the reference the GPU kernels are tested against.
 
+use super::simd;
 use crate::graph::{Act, BinaryOp, Optimizer};
 use crate::plan::MAX_RANK;
-use super::simd;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a matmul runs on one thread: splitting costs more.
@@ -58,8 +58,31 @@ pub fn softplus(z: f32) -> f32 {
 /// `bias` is `[n]` (every row) or `[m, n]` (a whole matrix added).
 /// Large products are split across the thread pool.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act) {
-    matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, m * n * k >= PARALLEL_MATMUL_WORK)
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    act: Act,
+) {
+    matmul_on(
+        a,
+        b,
+        bias,
+        out,
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        act,
+        m * n * k >= PARALLEL_MATMUL_WORK,
+    )
 }
 
 /// Above this many multiply-adds a product is worth the whole pool (all its threads);
@@ -69,7 +92,19 @@ const LANES_MAX_WORK: usize = 1 << 24;
 /// `matmul` as the executor runs it: on one thread when small, in two lanes when
 /// medium, across the pool when large.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_auto(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, lanes: &super::lanes::Lanes) {
+pub fn matmul_auto(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    act: Act,
+    lanes: &super::lanes::Lanes,
+) {
     let work = m * n * k;
     if lanes.two() && (PARALLEL_MATMUL_WORK..LANES_MAX_WORK).contains(&work) {
         matmul_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, act, lanes)
@@ -93,11 +128,26 @@ unsafe impl Sync for Ptrs {}
 /// `matmul` in two halves of the output (its rows, or its columns when there are more
 /// of them), one per lane, each half on one thread.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, lanes: &super::lanes::Lanes) {
+pub fn matmul_lanes(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    act: Act,
+    lanes: &super::lanes::Lanes,
+) {
     if !lanes.two() || k == 0 || m.max(n) < 16 {
         return matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, false);
     }
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && out.len() >= m * n,
+        "matmul operands too small"
+    );
     let out = &mut out[..m * n];
     product_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, lanes);
     activate_all(act, out);
@@ -105,19 +155,45 @@ pub fn matmul_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32],
 
 /// `op(a) · op(b) + bias` into `out` (`m × n`, checked), in two halves on the lanes.
 #[allow(clippy::too_many_arguments)]
-fn product_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, lanes: &super::lanes::Lanes) {
+fn product_lanes(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    lanes: &super::lanes::Lanes,
+) {
     if small_inner(k, trans_b) {
         let h = m / 2;
         let (top, bottom) = out.split_at_mut(h * n);
-        lanes.both(|| small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a), || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a));
+        lanes.both(
+            || small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a),
+            || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a),
+        );
         return;
     }
     if let Some(bias) = bias {
         start_from_bias(out, bias, n);
     }
-    let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
-    let p = Ptrs { out: out.as_mut_ptr(), a: a.as_ptr(), b: b.as_ptr() };
+    let (a_cs, a_rs) = if trans_a {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (b_cs, b_rs) = if trans_b {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    let p = Ptrs {
+        out: out.as_mut_ptr(),
+        a: a.as_ptr(),
+        b: b.as_ptr(),
+    };
     let read = bias.is_some();
     // Rows [r0, r1) and columns [c0, c1) of `out`.
     let block = move |r0: usize, r1: usize, c0: usize, c1: usize| {
@@ -160,8 +236,23 @@ fn product_lanes(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m:
 
 /// `matmul` on the calling thread alone, or split across the pool when `parallel`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, act: Act, parallel: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n, "matmul operands too small");
+pub fn matmul_on(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    act: Act,
+    parallel: bool,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && out.len() >= m * n,
+        "matmul operands too small"
+    );
     let out = &mut out[..m * n];
     product_on(a, b, bias, out, m, n, k, trans_a, trans_b, parallel);
     activate_all(act, out);
@@ -176,11 +267,26 @@ fn activate_all(act: Act, out: &mut [f32]) {
 
 /// `op(a) · op(b) + bias` into `out` (`m × n`, checked), on this thread or the pool.
 #[allow(clippy::too_many_arguments)]
-fn product_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, parallel: bool) {
+fn product_on(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    parallel: bool,
+) {
     if small_inner(k, trans_b) {
         let rows_per_chunk = (PARALLEL_MATMUL_WORK / (n * k).max(1)).max(1);
         if parallel && m > rows_per_chunk {
-            out.par_chunks_mut(rows_per_chunk * n).enumerate().for_each(|(c, part)| small_k_matmul(a, b, bias, part, c * rows_per_chunk, m, n, k, trans_a));
+            out.par_chunks_mut(rows_per_chunk * n)
+                .enumerate()
+                .for_each(|(c, part)| {
+                    small_k_matmul(a, b, bias, part, c * rows_per_chunk, m, n, k, trans_a)
+                });
         } else {
             small_k_matmul(a, b, bias, out, 0, m, n, k, trans_a);
         }
@@ -194,14 +300,46 @@ fn product_on(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], m: us
         None => {}
     }
     // Strides (column, row) of op(a) [m,k] and op(b) [k,n] over their row-major storage.
-    let (a_cs, a_rs) = if trans_a { (m as isize, 1) } else { (1, k as isize) };
-    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let (a_cs, a_rs) = if trans_a {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (b_cs, b_rs) = if trans_b {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     if k > 0 {
         // SAFETY: the pointers cover m*k, k*n and m*n elements (asserted above) with the
         // strides given; `out` does not overlap the operands (distinct borrows).
         unsafe {
-            gemm::gemm(m, n, k, out.as_mut_ptr(), 1, n as isize, bias.is_some(), a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32, false, false, false, parallelism);
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                bias.is_some(),
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
         }
     }
 }
@@ -220,7 +358,9 @@ fn bias_row(bias: &[f32], i: usize, n: usize) -> &[f32] {
 /// Sets each row of `out` (`n` wide) to what the product is added to, before a gemm
 /// that reads `out` and adds to it.
 fn start_from_bias(out: &mut [f32], bias: &[f32], n: usize) {
-    out.chunks_exact_mut(n).enumerate().for_each(|(i, row)| row.copy_from_slice(bias_row(bias, i, n)));
+    out.chunks_exact_mut(n)
+        .enumerate()
+        .for_each(|(i, row)| row.copy_from_slice(bias_row(bias, i, n)));
 }
 
 /// Inner dimensions up to this go to `small_k_matmul` instead of gemm, whose packing
@@ -236,7 +376,17 @@ fn small_inner(k: usize, trans_b: bool) -> bool {
 /// `a` of `m` rows) into `out`: each output row starts as the bias and takes `k` scaled
 /// rows of `b`, a loop over the columns that vectorizes.
 #[allow(clippy::too_many_arguments)]
-fn small_k_matmul(a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, m: usize, n: usize, k: usize, trans_a: bool) {
+fn small_k_matmul(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    first: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+) {
     let (a_cs, a_rs) = if trans_a { (m, 1) } else { (1, k) };
     small_k_rows(simd::isa(), a, a_cs, a_rs, b, bias, out, first, n, k)
 }
@@ -245,7 +395,17 @@ simd::multiversion!(small_k_rows, small_k_rows_body, (a: &[f32], a_cs: usize, a_
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn small_k_rows_body<M: simd::MulAdd>(a: &[f32], a_cs: usize, a_rs: usize, b: &[f32], bias: Option<&[f32]>, out: &mut [f32], first: usize, n: usize, k: usize) {
+fn small_k_rows_body<M: simd::MulAdd>(
+    a: &[f32],
+    a_cs: usize,
+    a_rs: usize,
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    first: usize,
+    n: usize,
+    k: usize,
+) {
     for (r, row) in out.chunks_exact_mut(n).enumerate() {
         let i = first + r;
         match bias {
@@ -263,7 +423,8 @@ fn small_k_rows_body<M: simd::MulAdd>(a: &[f32], a_cs: usize, a_rs: usize, b: &[
 
 fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     if xs.len() >= PARALLEL_ELEMENTS {
-        xs.par_chunks_mut(PARALLEL_ELEMENTS / 4).for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
+        xs.par_chunks_mut(PARALLEL_ELEMENTS / 4)
+            .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
     } else {
         xs.iter_mut().for_each(|x| *x = f(*x));
     }
@@ -272,11 +433,20 @@ fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
 fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     let chunk = PARALLEL_ELEMENTS / 4;
     if out.len() >= PARALLEL_ELEMENTS {
-        out.par_chunks_mut(chunk).zip(a.par_chunks(chunk)).zip(b.par_chunks(chunk)).for_each(|((o, a), b)| {
-            o.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b))
-        });
+        out.par_chunks_mut(chunk)
+            .zip(a.par_chunks(chunk))
+            .zip(b.par_chunks(chunk))
+            .for_each(|((o, a), b)| {
+                o.iter_mut()
+                    .zip(a)
+                    .zip(b)
+                    .for_each(|((o, &a), &b)| *o = f(a, b))
+            });
     } else {
-        out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+        out.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &a), &b)| *o = f(a, b));
     }
 }
 
@@ -306,11 +476,21 @@ fn dot(idx: &[usize; MAX_RANK], strides: &[usize; MAX_RANK]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }
 
-pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32], shape: &[usize; MAX_RANK], a_strides: &[usize; MAX_RANK], b_strides: &[usize; MAX_RANK]) {
+pub fn binary(
+    op: BinaryOp,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    shape: &[usize; MAX_RANK],
+    a_strides: &[usize; MAX_RANK],
+    b_strides: &[usize; MAX_RANK],
+) {
     let len: usize = shape.iter().product();
     let contiguous = |s: &[usize; MAX_RANK]| *s == crate::plan::contiguous_strides(shape);
     if contiguous(a_strides) && contiguous(b_strides) {
-        return zip_map(&mut out[..len], &a[..len], &b[..len], |x, y| apply_binary(op, x, y));
+        return zip_map(&mut out[..len], &a[..len], &b[..len], |x, y| {
+            apply_binary(op, x, y)
+        });
     }
     // Broadcast along the last axis (the common `x + bias` shape) without index math.
     let inner = shape[MAX_RANK - 1];
@@ -337,11 +517,19 @@ pub fn act_grad(act: Act, dy: &[f32], y: &[f32], out: &mut [f32]) {
 
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
 /// `scale`. Each output is summed in input index order, as the WGSL kernel does.
-pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shape: &[usize; MAX_RANK], scale: f32) {
+pub fn reduce(
+    x: &[f32],
+    out: &mut [f32],
+    in_shape: &[usize; MAX_RANK],
+    out_shape: &[usize; MAX_RANK],
+    scale: f32,
+) {
     // Fast paths for the shapes training produces (a bias gradient sums the leading
     // rows, a row sum the trailing columns); both keep the per-output index order.
     let kept = |d: usize| out_shape[d] == in_shape[d];
-    let split = (0..=MAX_RANK).find(|&d| (d..MAX_RANK).all(kept)).unwrap_or(MAX_RANK);
+    let split = (0..=MAX_RANK)
+        .find(|&d| (d..MAX_RANK).all(kept))
+        .unwrap_or(MAX_RANK);
     if (0..split).all(|d| out_shape[d] == 1) {
         let cols: usize = in_shape[split..].iter().product();
         out[..cols].fill(0.0);
@@ -351,7 +539,10 @@ pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shap
         out[..cols].iter_mut().for_each(|o| *o *= scale);
         return;
     }
-    let split = (0..=MAX_RANK).rev().find(|&d| (0..d).all(kept)).unwrap_or(0);
+    let split = (0..=MAX_RANK)
+        .rev()
+        .find(|&d| (0..d).all(kept))
+        .unwrap_or(0);
     if (split..MAX_RANK).all(|d| out_shape[d] == 1) {
         let cols: usize = in_shape[split..].iter().product();
         for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
@@ -360,7 +551,8 @@ pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shap
         return;
     }
     let in_strides = crate::plan::contiguous_strides(in_shape);
-    let reduced: [usize; MAX_RANK] = std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
+    let reduced: [usize; MAX_RANK] =
+        std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
     let count: usize = reduced.iter().product();
     for (o, slot) in out.iter_mut().enumerate() {
         let base = unravel(o, out_shape);
@@ -374,7 +566,13 @@ pub fn reduce(x: &[f32], out: &mut [f32], in_shape: &[usize; MAX_RANK], out_shap
     }
 }
 
-pub fn expand(x: &[f32], out: &mut [f32], out_shape: &[usize; MAX_RANK], x_strides: &[usize; MAX_RANK], scale: f32) {
+pub fn expand(
+    x: &[f32],
+    out: &mut [f32],
+    out_shape: &[usize; MAX_RANK],
+    x_strides: &[usize; MAX_RANK],
+    scale: f32,
+) {
     for (i, o) in out.iter_mut().enumerate() {
         *o = scale * x[dot(&unravel(i, out_shape), x_strides)];
     }
@@ -382,7 +580,11 @@ pub fn expand(x: &[f32], out: &mut [f32], out_shape: &[usize; MAX_RANK], x_strid
 
 /// Mean of `pos_weight * y * softplus(-z) + (1 - y) * softplus(z)` over the batch.
 pub fn bce(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
-    let sum: f32 = logits.iter().zip(targets).map(|(&z, &y)| pos_weight * y * softplus(-z) + (1.0 - y) * softplus(z)).sum();
+    let sum: f32 = logits
+        .iter()
+        .zip(targets)
+        .map(|(&z, &y)| pos_weight * y * softplus(-z) + (1.0 - y) * softplus(z))
+        .sum();
     sum / logits.len() as f32
 }
 
@@ -395,7 +597,14 @@ pub fn bce_grad(logits: &[f32], targets: &[f32], dloss: f32, out: &mut [f32], po
 }
 
 /// `out[b, :] = table[perm[step * batch + b], :]`.
-pub fn gather(table: &[f32], perm: &[u32], out: &mut [f32], step: usize, batch: usize, cols: usize) {
+pub fn gather(
+    table: &[f32],
+    perm: &[u32],
+    out: &mut [f32],
+    step: usize,
+    batch: usize,
+    cols: usize,
+) {
     let window = &perm[step * batch..(step + 1) * batch];
     for (row, &src) in out.chunks_exact_mut(cols).zip(window) {
         let src = src as usize * cols;
@@ -405,17 +614,36 @@ pub fn gather(table: &[f32], perm: &[u32], out: &mut [f32], step: usize, batch: 
 
 /// `out[r, :] = Σ dy[b, :]` over the batch rows `b` that gathered table row `r`, in
 /// batch order.
-pub fn scatter_add(dy: &[f32], perm: &[u32], out: &mut [f32], step: usize, batch: usize, cols: usize) {
+pub fn scatter_add(
+    dy: &[f32],
+    perm: &[u32],
+    out: &mut [f32],
+    step: usize,
+    batch: usize,
+    cols: usize,
+) {
     out.fill(0.0);
     let window = &perm[step * batch..(step + 1) * batch];
     for (grad, &dst) in dy.chunks_exact(cols).zip(window) {
         let dst = dst as usize * cols;
-        out[dst..dst + cols].iter_mut().zip(grad).for_each(|(o, g)| *o += g);
+        out[dst..dst + cols]
+            .iter_mut()
+            .zip(grad)
+            .for_each(|(o, g)| *o += g);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn copy_cols(x: &[f32], out: &mut [f32], rows: usize, cols: usize, src_cols: usize, src_start: usize, dst_cols: usize, dst_start: usize) {
+pub fn copy_cols(
+    x: &[f32],
+    out: &mut [f32],
+    rows: usize,
+    cols: usize,
+    src_cols: usize,
+    src_start: usize,
+    dst_cols: usize,
+    dst_start: usize,
+) {
     for r in 0..rows {
         let src = &x[r * src_cols + src_start..][..cols];
         out[r * dst_cols + dst_start..][..cols].copy_from_slice(src);
@@ -423,7 +651,13 @@ pub fn copy_cols(x: &[f32], out: &mut [f32], rows: usize, cols: usize, src_cols:
 }
 
 /// One optimizer update over the packed buffers. `t` counts updates from 1.
-pub fn optimize(optimizer: Optimizer, params: &mut [f32], grads: &[f32], state: &mut [f32], t: u32) {
+pub fn optimize(
+    optimizer: Optimizer,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+    t: u32,
+) {
     let len = params.len();
     match optimizer {
         Optimizer::Sgd { lr, momentum } => {
@@ -432,14 +666,35 @@ pub fn optimize(optimizer: Optimizer, params: &mut [f32], grads: &[f32], state: 
                 *p -= lr * *buf;
             }
         }
-        Optimizer::Adam { lr, beta1, beta2, eps } => adam(params, grads, state, t, lr, beta1, beta2, eps, 0.0),
-        Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => adam(params, grads, state, t, lr, beta1, beta2, eps, weight_decay),
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => adam(params, grads, state, t, lr, beta1, beta2, eps, 0.0),
+        Optimizer::AdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => adam(params, grads, state, t, lr, beta1, beta2, eps, weight_decay),
     }
 }
 
 /// Adam as PyTorch defines it; `weight_decay` is AdamW's decoupled decay (0 for Adam).
 #[allow(clippy::too_many_arguments)]
-fn adam(params: &mut [f32], grads: &[f32], state: &mut [f32], t: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32) {
+fn adam(
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+    t: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+) {
     let len = params.len();
     let (m, v) = state.split_at_mut(len);
     let correction1 = 1.0 - beta1.powi(t as i32);
@@ -465,26 +720,66 @@ mod tests {
     #[test]
     fn split_products_are_bit_identical_to_whole_ones() {
         // Two lanes exist under a 2-thread pool, whatever this machine has.
-        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(split_products_check);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(split_products_check);
     }
 
     fn split_products_check() {
         let lanes = Lanes::new();
         assert!(lanes.available());
         let mut rng = crate::rng::Rng::new(7);
-        let shapes = [(256, 64, 197), (777, 16, 58), (1536, 64, 128), (64, 256, 256), (256, 256, 64), (1537, 257, 3), (33, 1031, 40)];
+        let shapes = [
+            (256, 64, 197),
+            (777, 16, 58),
+            (1536, 64, 128),
+            (64, 256, 256),
+            (256, 256, 64),
+            (1537, 257, 3),
+            (33, 1031, 40),
+        ];
         for (m, n, k) in shapes {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 let a: Vec<f32> = (0..m * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
                 let b: Vec<f32> = (0..k * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
                 let mut whole = vec![f32::NAN; m * n];
-                matmul_on(&a, &b, Some(&bias), &mut whole, m, n, k, ta, tb, Act::Tanh, false);
+                matmul_on(
+                    &a,
+                    &b,
+                    Some(&bias),
+                    &mut whole,
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    Act::Tanh,
+                    false,
+                );
                 let mut split = vec![f32::NAN; m * n];
                 lanes.set_splitting(true);
-                matmul_lanes(&a, &b, Some(&bias), &mut split, m, n, k, ta, tb, Act::Tanh, &lanes);
+                matmul_lanes(
+                    &a,
+                    &b,
+                    Some(&bias),
+                    &mut split,
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    Act::Tanh,
+                    &lanes,
+                );
                 lanes.set_splitting(false);
-                let differ = whole.iter().zip(&split).filter(|(w, s)| w.to_bits() != s.to_bits()).count();
+                let differ = whole
+                    .iter()
+                    .zip(&split)
+                    .filter(|(w, s)| w.to_bits() != s.to_bits())
+                    .count();
                 assert_eq!(differ, 0, "{m}x{n}x{k} ta={ta} tb={tb}: {differ} outputs differ between the split and the whole product");
             }
         }

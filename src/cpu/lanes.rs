@@ -77,9 +77,15 @@ impl Lanes {
         });
         let helper = (rayon::current_num_threads() == 2).then(|| {
             let s = shared.clone();
-            std::thread::Builder::new().name("riskgrad-lane".into()).spawn(move || helper_loop(&s)).ok()
+            std::thread::Builder::new()
+                .name("riskgrad-lane".into())
+                .spawn(move || helper_loop(&s))
+                .ok()
         });
-        Lanes { shared, helper: helper.flatten() }
+        Lanes {
+            shared,
+            helper: helper.flatten(),
+        }
     }
 
     /// Whether there is a helper at all (a 2-thread pool).
@@ -122,14 +128,27 @@ impl Lanes {
         let dyn_b: &mut (dyn FnMut() + Send) = &mut call_b;
         // SAFETY: the lifetime is erased to post the job; it is used only until this
         // function has seen it finished or taken it back, below, before `call_b` drops.
-        let job = Job(unsafe { std::mem::transmute::<*mut (dyn FnMut() + Send + '_), *mut (dyn FnMut() + Send + 'static)>(dyn_b) });
+        let job = Job(unsafe {
+            std::mem::transmute::<*mut (dyn FnMut() + Send + '_), *mut (dyn FnMut() + Send + 'static)>(
+                dyn_b,
+            )
+        });
         *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
         self.shared.state.store(POSTED, Ordering::Release);
         // `b` must be finished or taken back before this frame unwinds: catch `a`'s panic.
         let ran_a = catch_unwind(AssertUnwindSafe(a));
-        if self.shared.state.compare_exchange(POSTED, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .shared
+            .state
+            .compare_exchange(POSTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             // The helper never started it.
-            self.shared.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+            self.shared
+                .job
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             if let Err(p) = ran_a {
                 resume_unwind(p);
             }
@@ -153,7 +172,13 @@ impl Lanes {
         if let Err(p) = ran_a {
             resume_unwind(p);
         }
-        if let Some(p) = self.shared.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(p) = self
+            .shared
+            .panic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             resume_unwind(p);
         }
     }
@@ -185,11 +210,16 @@ fn helper_loop(s: &Shared) {
             let guard = s.sleep.lock().unwrap_or_else(|p| p.into_inner());
             if !s.active.load(Ordering::Acquire) && !s.quit.load(Ordering::Acquire) {
                 // Woken by `active` or `drop`; the timeout only bounds a missed wake-up.
-                let _ = s.wake.wait_timeout(guard, std::time::Duration::from_millis(50));
+                let _ = s
+                    .wake
+                    .wait_timeout(guard, std::time::Duration::from_millis(50));
             }
             continue;
         }
-        if s.state.compare_exchange(POSTED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if s.state
+            .compare_exchange(POSTED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             spins = 0;
             let job = s.job.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(Job(f)) = job {
@@ -290,7 +320,10 @@ mod tests {
         lanes.set_splitting(true);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             for _ in 0..100 {
-                lanes.both(|| std::thread::sleep(std::time::Duration::from_micros(50)), || panic!("boom"));
+                lanes.both(
+                    || std::thread::sleep(std::time::Duration::from_micros(50)),
+                    || panic!("boom"),
+                );
             }
         }));
         assert!(caught.is_err());
@@ -324,6 +357,9 @@ mod tests {
             let p = c.pick();
             c.record(p, if p { times.next().unwrap() } else { 1.0 });
         }
-        assert!(c.pick(), "the median split step (0.5) beats one thread (1.0)");
+        assert!(
+            c.pick(),
+            "the median split step (0.5) beats one thread (1.0)"
+        );
     }
 }

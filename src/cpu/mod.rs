@@ -95,15 +95,42 @@ impl CpuExecutor {
 
     /// Runs launches `i` and `i + 1`, two independent matmuls, on two threads.
     fn run_pair(&mut self, lp: &mut LoadedPlan, i: usize) {
-        let (Kernel::MatMul { a: a1, b: b1, bias: c1, out: o1, m: m1, n: n1, k: k1, trans_a: ta1, trans_b: tb1, act: f1 }, Kernel::MatMul { a: a2, b: b2, bias: c2, out: o2, m: m2, n: n2, k: k2, trans_a: ta2, trans_b: tb2, act: f2 }) =
-            (lp.plan.launches[i].kernel, lp.plan.launches[i + 1].kernel)
+        let (
+            Kernel::MatMul {
+                a: a1,
+                b: b1,
+                bias: c1,
+                out: o1,
+                m: m1,
+                n: n1,
+                k: k1,
+                trans_a: ta1,
+                trans_b: tb1,
+                act: f1,
+            },
+            Kernel::MatMul {
+                a: a2,
+                b: b2,
+                bias: c2,
+                out: o2,
+                m: m2,
+                n: n2,
+                k: k2,
+                trans_a: ta2,
+                trans_b: tb2,
+                act: f2,
+            },
+        ) = (lp.plan.launches[i].kernel, lp.plan.launches[i + 1].kernel)
         else {
             unreachable!("pairs are matmuls")
         };
         let mut buf1 = self.take_buffer(lp, o1.storage);
         let mut buf2 = self.take_buffer(lp, o2.storage);
         {
-            let (d1, d2) = (&mut buf1[o1.offset..o1.offset + o1.len], &mut buf2[o2.offset..o2.offset + o2.len]);
+            let (d1, d2) = (
+                &mut buf1[o1.offset..o1.offset + o1.len],
+                &mut buf2[o2.offset..o2.offset + o2.len],
+            );
             let v = |t: TensorRef| self.view(lp, t);
             self.lanes.both(
                 || kernels::matmul_on(v(a1), v(b1), c1.map(v), d1, m1, n1, k1, ta1, tb1, f1, false),
@@ -128,9 +155,20 @@ impl CpuExecutor {
                 continue;
             }
             let kernel = lp.plan.launches[i].kernel;
-            if let Kernel::Optimize { optimizer, len, step: counters } = kernel {
+            if let Kernel::Optimize {
+                optimizer,
+                len,
+                step: counters,
+            } = kernel
+            {
                 let t = self.view(lp, counters)[1].to_bits() + 1;
-                kernels::optimize(optimizer, &mut self.params[..len], &self.grads[..len], &mut self.opt_state, t);
+                kernels::optimize(
+                    optimizer,
+                    &mut self.params[..len],
+                    &self.grads[..len],
+                    &mut self.opt_state,
+                    t,
+                );
                 continue;
             }
             let out = crate::exec::output_of(&kernel);
@@ -142,21 +180,101 @@ impl CpuExecutor {
             let u32s = |t: TensorRef| -> &[u32] { bytemuck::cast_slice(self.view(lp, t)) };
             match kernel {
                 Kernel::Fill { value, .. } => dst.fill(value),
-                Kernel::MatMul { a, b, bias, m, n, k, trans_a, trans_b, act, .. } => {
-                    kernels::matmul_auto(v(a), v(b), bias.map(v), dst, m, n, k, trans_a, trans_b, act, &self.lanes)
-                }
-                Kernel::Binary { op, a, b, shape, a_strides, b_strides, .. } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
+                Kernel::MatMul {
+                    a,
+                    b,
+                    bias,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                    act,
+                    ..
+                } => kernels::matmul_auto(
+                    v(a),
+                    v(b),
+                    bias.map(v),
+                    dst,
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                    act,
+                    &self.lanes,
+                ),
+                Kernel::Binary {
+                    op,
+                    a,
+                    b,
+                    shape,
+                    a_strides,
+                    b_strides,
+                    ..
+                } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
                 Kernel::Unary { act, x, .. } => kernels::unary(act, v(x), dst),
                 Kernel::ActGrad { act, dy, y, .. } => kernels::act_grad(act, v(dy), v(y), dst),
-                Kernel::Reduce { x, in_shape, out_shape, scale, .. } => kernels::reduce(v(x), dst, &in_shape, &out_shape, scale),
-                Kernel::Expand { x, out_shape, x_strides, scale, .. } => kernels::expand(v(x), dst, &out_shape, &x_strides, scale),
-                Kernel::Bce { logits, targets, pos_weight, .. } => dst[0] = kernels::bce(v(logits), v(targets), pos_weight),
-                Kernel::BceGrad { logits, targets, dloss, pos_weight, .. } => kernels::bce_grad(v(logits), v(targets), v(dloss)[0], dst, pos_weight),
-                Kernel::Gather { table, perm, batch, cols, .. } => kernels::gather(v(table), u32s(perm), dst, step, batch, cols),
-                Kernel::ScatterAdd { dy, perm, batch, cols, .. } => kernels::scatter_add(v(dy), u32s(perm), dst, step, batch, cols),
-                Kernel::CopyCols { x, rows, cols, src_cols, src_start, dst_cols, dst_start, .. } => {
-                    kernels::copy_cols(v(x), dst, rows, cols, src_cols, src_start, dst_cols, dst_start)
-                }
+                Kernel::Reduce {
+                    x,
+                    in_shape,
+                    out_shape,
+                    scale,
+                    ..
+                } => kernels::reduce(v(x), dst, &in_shape, &out_shape, scale),
+                Kernel::Expand {
+                    x,
+                    out_shape,
+                    x_strides,
+                    scale,
+                    ..
+                } => kernels::expand(v(x), dst, &out_shape, &x_strides, scale),
+                Kernel::Bce {
+                    logits,
+                    targets,
+                    pos_weight,
+                    ..
+                } => dst[0] = kernels::bce(v(logits), v(targets), pos_weight),
+                Kernel::BceGrad {
+                    logits,
+                    targets,
+                    dloss,
+                    pos_weight,
+                    ..
+                } => kernels::bce_grad(v(logits), v(targets), v(dloss)[0], dst, pos_weight),
+                Kernel::Gather {
+                    table,
+                    perm,
+                    batch,
+                    cols,
+                    ..
+                } => kernels::gather(v(table), u32s(perm), dst, step, batch, cols),
+                Kernel::ScatterAdd {
+                    dy,
+                    perm,
+                    batch,
+                    cols,
+                    ..
+                } => kernels::scatter_add(v(dy), u32s(perm), dst, step, batch, cols),
+                Kernel::CopyCols {
+                    x,
+                    rows,
+                    cols,
+                    src_cols,
+                    src_start,
+                    dst_cols,
+                    dst_start,
+                    ..
+                } => kernels::copy_cols(
+                    v(x),
+                    dst,
+                    rows,
+                    cols,
+                    src_cols,
+                    src_start,
+                    dst_cols,
+                    dst_start,
+                ),
                 Kernel::Accumulate { x, .. } => dst[0] += v(x)[0],
                 Kernel::Collect { x, .. } => {
                     let n = x.len;
@@ -166,8 +284,21 @@ impl CpuExecutor {
                     dst[0] = f32::from_bits(dst[0].to_bits() + 1);
                     dst[1] = f32::from_bits(dst[1].to_bits() + 1);
                 }
-                Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, .. } => {
-                    let gx = rnn::Cols { data: v(gx.data), stride: gx.stride, col: gx.col };
+                Kernel::RnnCell {
+                    kind,
+                    rows,
+                    hidden,
+                    gx,
+                    gh,
+                    gh_rows,
+                    prev,
+                    ..
+                } => {
+                    let gx = rnn::Cols {
+                        data: v(gx.data),
+                        stride: gx.stride,
+                        col: gx.col,
+                    };
                     let gh = match gh {
                         None => rnn::Gh::None,
                         Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
@@ -175,19 +306,87 @@ impl CpuExecutor {
                     };
                     rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
                 }
-                Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, .. } => {
-                    let dh = dh.map(|w| w.map(|w| rnn::Cols { data: v(w.data), stride: w.stride, col: w.col }));
-                    rnn::cell_backward(kind, rows, hidden, dh, dc.map(v), v(state), prev.map(v), dst, &self.lanes)
+                Kernel::RnnCellGrad {
+                    kind,
+                    rows,
+                    hidden,
+                    dh,
+                    dc,
+                    state,
+                    prev,
+                    ..
+                } => {
+                    let dh = dh.map(|w| {
+                        w.map(|w| rnn::Cols {
+                            data: v(w.data),
+                            stride: w.stride,
+                            col: w.col,
+                        })
+                    });
+                    rnn::cell_backward(
+                        kind,
+                        rows,
+                        hidden,
+                        dh,
+                        dc.map(v),
+                        v(state),
+                        prev.map(v),
+                        dst,
+                        &self.lanes,
+                    )
                 }
                 Kernel::Optimize { .. } => unreachable!("handled above"),
-                Kernel::Conv2d { x, w, bias, shape, act, .. } => conv::conv2d(v(x), v(w), bias.map(v), dst, &shape, act, &mut scratch, budget),
-                Kernel::Conv2dGradInput { dz, w, shape, .. } => conv::conv2d_grad_input(v(dz), v(w), dst, &shape, &mut scratch, budget),
-                Kernel::Conv2dGradWeight { dz, x, shape, splits, .. } => conv::conv2d_grad_weight(v(dz), v(x), dst, &shape, splits, &mut scratch, budget),
-                Kernel::ConvGradBias { dz, n, o, plane, .. } => conv::conv_grad_bias(v(dz), dst, n, o, plane),
-                Kernel::Transpose { x, batch, rows, cols, .. } => pool::transpose(v(x), dst, batch, rows, cols),
+                Kernel::Conv2d {
+                    x,
+                    w,
+                    bias,
+                    shape,
+                    act,
+                    ..
+                } => conv::conv2d(
+                    v(x),
+                    v(w),
+                    bias.map(v),
+                    dst,
+                    &shape,
+                    act,
+                    &mut scratch,
+                    budget,
+                ),
+                Kernel::Conv2dGradInput { dz, w, shape, .. } => {
+                    conv::conv2d_grad_input(v(dz), v(w), dst, &shape, &mut scratch, budget)
+                }
+                Kernel::Conv2dGradWeight {
+                    dz,
+                    x,
+                    shape,
+                    splits,
+                    ..
+                } => {
+                    conv::conv2d_grad_weight(v(dz), v(x), dst, &shape, splits, &mut scratch, budget)
+                }
+                Kernel::ConvGradBias {
+                    dz, n, o, plane, ..
+                } => conv::conv_grad_bias(v(dz), dst, n, o, plane),
+                Kernel::Transpose {
+                    x,
+                    batch,
+                    rows,
+                    cols,
+                    ..
+                } => pool::transpose(v(x), dst, batch, rows, cols),
                 Kernel::PoolArgmax { x, shape, .. } => pool::argmax(v(x), dst, &shape),
-                Kernel::PoolGather { x, idx, planes, in_plane, out_plane, .. } => pool::gather(v(x), v(idx), dst, planes, in_plane, out_plane),
-                Kernel::MaxPoolGrad { dy, idx, shape, .. } => pool::max_grad(v(dy), v(idx), dst, &shape),
+                Kernel::PoolGather {
+                    x,
+                    idx,
+                    planes,
+                    in_plane,
+                    out_plane,
+                    ..
+                } => pool::gather(v(x), v(idx), dst, planes, in_plane, out_plane),
+                Kernel::MaxPoolGrad { dy, idx, shape, .. } => {
+                    pool::max_grad(v(dy), v(idx), dst, &shape)
+                }
                 Kernel::AvgPool { x, shape, .. } => pool::avg(v(x), dst, &shape),
                 Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_grad(v(dy), dst, &shape),
             }
@@ -212,15 +411,39 @@ impl Executor for CpuExecutor {
         if self.opt_state.len() < plan.opt_state_len {
             self.opt_state = vec![0.0; plan.opt_state_len];
         }
-        let inputs = plan.inputs.iter().map(|i| self.named.declare(&i.name, i.len)).collect::<Result<_>>()?;
-        let states = plan.states.iter().map(|s| self.named.declare(&s.name, s.len)).collect::<Result<_>>()?;
+        let inputs = plan
+            .inputs
+            .iter()
+            .map(|i| self.named.declare(&i.name, i.len))
+            .collect::<Result<_>>()?;
+        let states = plan
+            .states
+            .iter()
+            .map(|s| self.named.declare(&s.name, s.len))
+            .collect::<Result<_>>()?;
         let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
-        let pair_with_next = if self.lanes.available() { pairs::plan_pairs(&plan.launches) } else { vec![false; plan.launches.len()] };
-        let scratch = plan.launches.iter().map(|l| conv::scratch_words(&l.kernel, self.conv_budget())).max().unwrap_or(0);
+        let pair_with_next = if self.lanes.available() {
+            pairs::plan_pairs(&plan.launches)
+        } else {
+            vec![false; plan.launches.len()]
+        };
+        let scratch = plan
+            .launches
+            .iter()
+            .map(|l| conv::scratch_words(&l.kernel, self.conv_budget()))
+            .max()
+            .unwrap_or(0);
         if self.scratch.len() < scratch {
             self.scratch = vec![0.0; scratch];
         }
-        self.plans.push(Some(LoadedPlan { plan, pair_with_next, lanes: lanes::Chooser::default(), slots, inputs, states }));
+        self.plans.push(Some(LoadedPlan {
+            plan,
+            pair_with_next,
+            lanes: lanes::Chooser::default(),
+            slots,
+            inputs,
+            states,
+        }));
         Ok(self.plans.len() - 1)
     }
 
@@ -253,7 +476,11 @@ impl Executor for CpuExecutor {
     }
 
     fn read_node(&mut self, plan: usize, node: crate::graph::NodeId) -> Result<Vec<f32>> {
-        let lp = self.plans.get(plan).and_then(Option::as_ref).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let lp = self
+            .plans
+            .get(plan)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
         Ok(self.view(lp, t).to_vec())
     }
@@ -263,13 +490,23 @@ impl Executor for CpuExecutor {
     }
 
     fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {
-        let mut lp = self.plans.get_mut(plan).and_then(Option::take).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let mut lp = self
+            .plans
+            .get_mut(plan)
+            .and_then(Option::take)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
         let result = (|| {
-            crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.read_u32_max(name))?;
-            let step = lp.plan.state_index(crate::plan::STEP_STATE).expect("every plan counts steps");
+            crate::exec::check_run(&lp.plan, first_step, steps, |name| {
+                self.named.read_u32_max(name)
+            })?;
+            let step = lp
+                .plan
+                .state_index(crate::plan::STEP_STATE)
+                .expect("every plan counts steps");
             self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
             if !self.lanes.available() {
-                return (first_step..first_step + steps).try_for_each(|s| self.run_step(&mut lp, s));
+                return (first_step..first_step + steps)
+                    .try_for_each(|s| self.run_step(&mut lp, s));
             }
             // Each step split across the lanes or not, whichever has been faster.
             let lanes = self.lanes.clone();

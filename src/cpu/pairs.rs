@@ -14,7 +14,11 @@ use crate::plan::{Kernel, Launch, Storage, TensorRef};
 /// The storages a matmul reads.
 fn reads(k: &Kernel) -> Vec<Storage> {
     match *k {
-        Kernel::MatMul { a, b, bias, .. } => [Some(a), Some(b), bias].into_iter().flatten().map(|t: TensorRef| t.storage).collect(),
+        Kernel::MatMul { a, b, bias, .. } => [Some(a), Some(b), bias]
+            .into_iter()
+            .flatten()
+            .map(|t: TensorRef| t.storage)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -24,7 +28,9 @@ fn pairable(first: &Kernel, second: &Kernel) -> bool {
     let (Kernel::MatMul { out: o1, .. }, Kernel::MatMul { out: o2, .. }) = (first, second) else {
         return false;
     };
-    o1.storage != o2.storage && !reads(second).contains(&o1.storage) && !reads(first).contains(&o2.storage)
+    o1.storage != o2.storage
+        && !reads(second).contains(&o1.storage)
+        && !reads(first).contains(&o2.storage)
 }
 
 /// For each launch, whether it runs together with the next one. Pairs do not overlap:
@@ -49,21 +55,57 @@ mod tests {
     use crate::graph::Act;
 
     fn mm(a: Storage, b: Storage, out: Storage) -> Launch {
-        let t = |storage| TensorRef { storage, offset: 0, len: 4 };
-        Launch { node: None, kernel: Kernel::MatMul { a: t(a), b: t(b), bias: None, out: t(out), m: 2, n: 2, k: 2, trans_a: false, trans_b: false, act: Act::Identity } }
+        let t = |storage| TensorRef {
+            storage,
+            offset: 0,
+            len: 4,
+        };
+        Launch {
+            node: None,
+            kernel: Kernel::MatMul {
+                a: t(a),
+                b: t(b),
+                bias: None,
+                out: t(out),
+                m: 2,
+                n: 2,
+                k: 2,
+                trans_a: false,
+                trans_b: false,
+                act: Act::Identity,
+            },
+        }
     }
 
     #[test]
     fn only_independent_neighbours_pair() {
         use Storage::*;
         // dA and dB of one product: pair. A chain (the second reads the first): no.
-        let launches = [mm(Slot(0), Params, Slot(1)), mm(Slot(2), Slot(0), Slot(3)), mm(Slot(1), Params, Slot(4)), mm(Slot(4), Params, Slot(5))];
+        let launches = [
+            mm(Slot(0), Params, Slot(1)),
+            mm(Slot(2), Slot(0), Slot(3)),
+            mm(Slot(1), Params, Slot(4)),
+            mm(Slot(4), Params, Slot(5)),
+        ];
         assert_eq!(plan_pairs(&launches), vec![true, false, false, false]);
         // Writing the same storage (two gradients in the packed buffer): no.
-        assert_eq!(plan_pairs(&[mm(Slot(0), Slot(1), Grads), mm(Slot(0), Slot(2), Grads)]), vec![false, false]);
+        assert_eq!(
+            plan_pairs(&[mm(Slot(0), Slot(1), Grads), mm(Slot(0), Slot(2), Grads)]),
+            vec![false, false]
+        );
         // The second writes what the first reads: no.
-        assert_eq!(plan_pairs(&[mm(Slot(0), Slot(1), Slot(2)), mm(Slot(3), Slot(4), Slot(1))]), vec![false, false]);
+        assert_eq!(
+            plan_pairs(&[mm(Slot(0), Slot(1), Slot(2)), mm(Slot(3), Slot(4), Slot(1))]),
+            vec![false, false]
+        );
         // Three independent ones: the first two pair, the third runs alone.
-        assert_eq!(plan_pairs(&[mm(Slot(0), Params, Slot(1)), mm(Slot(0), Params, Slot(2)), mm(Slot(0), Params, Slot(3))]), vec![true, false, false]);
+        assert_eq!(
+            plan_pairs(&[
+                mm(Slot(0), Params, Slot(1)),
+                mm(Slot(0), Params, Slot(2)),
+                mm(Slot(0), Params, Slot(3))
+            ]),
+            vec![true, false, false]
+        );
     }
 }

@@ -23,14 +23,27 @@ const PARALLEL_VALUES: usize = 1 << 17;
 /// Runs `f(first plane, planes)` over blocks of whole planes, with `out` cut to match
 /// (`out_per_plane` words per plane); on every core for large inputs. Planes are
 /// independent, so the split changes no result.
-fn for_planes(s: &PoolShape, out: &mut [f32], out_per_plane: usize, f: impl Fn(usize, usize, &mut [f32]) + Sync) {
+fn for_planes(
+    s: &PoolShape,
+    out: &mut [f32],
+    out_per_plane: usize,
+    f: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
     let out = &mut out[..s.planes * out_per_plane];
-    let lanes = if s.planes * s.h * s.w >= PARALLEL_VALUES { rayon::current_num_threads().min(s.planes).max(1) } else { 1 };
+    let lanes = if s.planes * s.h * s.w >= PARALLEL_VALUES {
+        rayon::current_num_threads().min(s.planes).max(1)
+    } else {
+        1
+    };
     let per_lane = s.planes.div_ceil(lanes).max(1);
-    let run = |(lane, out): (usize, &mut [f32])| f(lane * per_lane, out.len() / out_per_plane.max(1), out);
+    let run = |(lane, out): (usize, &mut [f32])| {
+        f(lane * per_lane, out.len() / out_per_plane.max(1), out)
+    };
     if lanes > 1 {
         use rayon::prelude::*;
-        out.par_chunks_mut((per_lane * out_per_plane).max(1)).enumerate().for_each(run);
+        out.par_chunks_mut((per_lane * out_per_plane).max(1))
+            .enumerate()
+            .for_each(run);
     } else {
         run((0, out));
     }
@@ -40,7 +53,11 @@ fn for_planes(s: &PoolShape, out: &mut [f32], out_per_plane: usize, f: impl Fn(u
 /// of planes in `planes` and every window, windows in order. Plane numbers are
 /// relative to `planes.start`.
 #[inline]
-fn for_each_window(s: &PoolShape, planes: std::ops::Range<usize>, mut f: impl FnMut(usize, usize, usize, (usize, usize), (usize, usize))) {
+fn for_each_window(
+    s: &PoolShape,
+    planes: std::ops::Range<usize>,
+    mut f: impl FnMut(usize, usize, usize, (usize, usize), (usize, usize)),
+) {
     for p0 in (0..planes.len()).step_by(PLANE_BLOCK) {
         let pb = PLANE_BLOCK.min(planes.len() - p0);
         for oh in 0..s.oh {
@@ -57,7 +74,14 @@ fn for_each_window(s: &PoolShape, planes: std::ops::Range<usize>, mut f: impl Fn
 /// select is branch-free: which element wins is data, a branch would mispredict.
 pub fn argmax(x: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
-    for_planes(s, out, out_plane, |first, planes, out| argmax_planes(&x[first * in_plane..(first + planes) * in_plane], out, s, planes));
+    for_planes(s, out, out_plane, |first, planes, out| {
+        argmax_planes(
+            &x[first * in_plane..(first + planes) * in_plane],
+            out,
+            s,
+            planes,
+        )
+    });
 }
 
 /// Planes at least this wide are swept a block of windows along a row at a time; narrower
@@ -66,16 +90,34 @@ const ROW_SWEEP_WIDTH: usize = 16;
 
 /// The output columns `[lo, hi)` whose window's tap `t` reads inside the row.
 #[inline]
-fn tap_outputs(t: usize, stride: usize, padding: usize, len: usize, out_len: usize) -> (usize, usize) {
-    let lo = if padding > t { (padding - t).div_ceil(stride) } else { 0 };
-    let hi = if len + padding > t { (len + padding - t - 1) / stride + 1 } else { 0 };
+fn tap_outputs(
+    t: usize,
+    stride: usize,
+    padding: usize,
+    len: usize,
+    out_len: usize,
+) -> (usize, usize) {
+    let lo = if padding > t {
+        (padding - t).div_ceil(stride)
+    } else {
+        0
+    };
+    let hi = if len + padding > t {
+        (len + padding - t - 1) / stride + 1
+    } else {
+        0
+    };
     (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
 }
 
 /// Calls `f(plane, window row, first window, windows, rows)` for each block of up to
 /// `PLANE_BLOCK` windows along each output row of each plane in `0..planes`.
 #[inline]
-fn for_each_row_block(s: &PoolShape, planes: usize, mut f: impl FnMut(usize, usize, usize, usize, (usize, usize))) {
+fn for_each_row_block(
+    s: &PoolShape,
+    planes: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, (usize, usize)),
+) {
     for p in 0..planes {
         for oh in 0..s.oh {
             let rows = span(oh, s.kernel[0], s.stride[0], s.padding[0], s.h);
@@ -122,7 +164,11 @@ fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
                 }
             }
         }
-        out[p0 * out_plane + i..].iter_mut().step_by(out_plane).zip(&best[..pb]).for_each(|(o, b)| *o = *b);
+        out[p0 * out_plane + i..]
+            .iter_mut()
+            .step_by(out_plane)
+            .zip(&best[..pb])
+            .for_each(|(o, b)| *o = *b);
     });
 }
 
@@ -131,7 +177,11 @@ fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
 /// scans overlap in the core.
 fn argmax_runs(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     let (k, stride) = (s.kernel[1], s.stride[1]);
-    for (plane, out) in x.chunks_exact(s.w).zip(out.chunks_exact_mut(s.ow)).take(planes) {
+    for (plane, out) in x
+        .chunks_exact(s.w)
+        .zip(out.chunks_exact_mut(s.ow))
+        .take(planes)
+    {
         for (o, slot) in out.iter_mut().enumerate() {
             let start = o * stride;
             let window = &plane[start..start + k];
@@ -193,7 +243,10 @@ fn avg_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
                 }
             }
         }
-        for (o, a) in out[p * out_plane + oh * s.ow + ow0..][..nb].iter_mut().zip(&acc[..nb]) {
+        for (o, a) in out[p * out_plane + oh * s.ow + ow0..][..nb]
+            .iter_mut()
+            .zip(&acc[..nb])
+        {
             *o = a * inv;
         }
     });
@@ -207,8 +260,24 @@ fn position(i: f32) -> usize {
 }
 
 /// `out[p, i] = x[p, idx[p, i]]`.
-pub fn gather(x: &[f32], idx: &[f32], out: &mut [f32], planes: usize, in_plane: usize, out_plane: usize) {
-    let shape = PoolShape { planes, h: 1, w: in_plane, oh: 1, ow: out_plane, kernel: [1, 1], stride: [1, 1], padding: [0, 0] };
+pub fn gather(
+    x: &[f32],
+    idx: &[f32],
+    out: &mut [f32],
+    planes: usize,
+    in_plane: usize,
+    out_plane: usize,
+) {
+    let shape = PoolShape {
+        planes,
+        h: 1,
+        w: in_plane,
+        oh: 1,
+        ow: out_plane,
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+    };
     for_planes(&shape, out, out_plane, |first, count, out| {
         for p in 0..count {
             let plane = &x[(first + p) * in_plane..(first + p + 1) * in_plane];
@@ -238,7 +307,14 @@ pub fn max_grad(dy: &[f32], idx: &[f32], out: &mut [f32], s: &PoolShape) {
 /// (padding counts as zeros).
 pub fn avg(x: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
-    for_planes(s, out, out_plane, |first, planes, out| avg_planes(&x[first * in_plane..(first + planes) * in_plane], out, s, planes));
+    for_planes(s, out, out_plane, |first, planes, out| {
+        avg_planes(
+            &x[first * in_plane..(first + planes) * in_plane],
+            out,
+            s,
+            planes,
+        )
+    });
 }
 
 fn avg_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
@@ -267,7 +343,14 @@ fn avg_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
 /// Each window sends `dy / window size` to the cells it covers, windows in order.
 pub fn avg_grad(dy: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
-    for_planes(s, out, in_plane, |first, planes, out| avg_grad_planes(&dy[first * out_plane..(first + planes) * out_plane], out, s, planes));
+    for_planes(s, out, in_plane, |first, planes, out| {
+        avg_grad_planes(
+            &dy[first * out_plane..(first + planes) * out_plane],
+            out,
+            s,
+            planes,
+        )
+    });
 }
 
 fn avg_grad_planes(dy: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {

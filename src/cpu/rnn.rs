@@ -38,7 +38,11 @@ impl<'a> Cols<'a> {
     /// of the LSTM forward cell's samples on the first load of each row.
     #[inline(always)]
     fn prefetch_row(&self, r: usize, width: usize) {
-        if let Some(row) = self.data.get(r * self.stride + self.col..).and_then(|rest| rest.get(..width)) {
+        if let Some(row) = self
+            .data
+            .get(r * self.stride + self.col..)
+            .and_then(|rest| rest.get(..width))
+        {
             super::simd::prefetch(row);
         }
     }
@@ -172,7 +176,14 @@ struct LstmFwdRow<'a> {
 }
 
 #[inline(always)]
-fn lstm_forward_row<M: MulAdd>(hh: usize, a: LstmFwdRow, h: &mut [f32], c: &mut [f32], saved: &mut [f32], tanh_c: &mut [f32]) {
+fn lstm_forward_row<M: MulAdd>(
+    hh: usize,
+    a: LstmFwdRow,
+    h: &mut [f32],
+    c: &mut [f32],
+    saved: &mut [f32],
+    tanh_c: &mut [f32],
+) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
         // Each gate is saved as soon as it is computed (fewer blocks live at once).
@@ -231,7 +242,12 @@ struct LstmBwdRow<'a> {
 fn lstm_backward_row<M: MulAdd>(hh: usize, a: LstmBwdRow, dz: &mut [f32], dc_prev: &mut [f32]) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
-        let (i, f, g, o) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
+        let (i, f, g, o) = (
+            ld(a.saved, j, n),
+            ld(a.saved, hh + j, n),
+            ld(a.saved, 2 * hh + j, n),
+            ld(a.saved, 3 * hh + j, n),
+        );
         let dh = sum2(a.dh0, a.dh1, j, n);
         let tc = ld(a.tanh_c, j, n);
         let dcn = ld(a.dc, j, n);
@@ -256,10 +272,21 @@ struct GruBwdRow<'a> {
 }
 
 #[inline(always)]
-fn gru_backward_row<M: MulAdd>(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &mut [f32], dh_prev: &mut [f32]) {
+fn gru_backward_row<M: MulAdd>(
+    hh: usize,
+    a: GruBwdRow,
+    dgx: &mut [f32],
+    dgh: &mut [f32],
+    dh_prev: &mut [f32],
+) {
     for j in (0..hh).step_by(L) {
         let n = (hh - j).min(L);
-        let (r, z, nn, bn) = (ld(a.saved, j, n), ld(a.saved, hh + j, n), ld(a.saved, 2 * hh + j, n), ld(a.saved, 3 * hh + j, n));
+        let (r, z, nn, bn) = (
+            ld(a.saved, j, n),
+            ld(a.saved, hh + j, n),
+            ld(a.saved, 2 * hh + j, n),
+            ld(a.saved, 3 * hh + j, n),
+        );
         let dh = sum2(a.dh0, a.dh1, j, n);
         let hp = ld(a.h_prev, j, n);
         let dan: Block = lanes!(|k| dh[k] * (1.0 - z[k]) * (1.0 - nn[k] * nn[k]));
@@ -277,7 +304,12 @@ fn gru_backward_row<M: MulAdd>(hh: usize, a: GruBwdRow, dgx: &mut [f32], dgh: &m
 
 /// Splits a packed output into `chunks` blocks of `chunk_rows` rows, each the row
 /// range's part of every plane (planes of `widths[k]` words per row, back to back).
-fn split_planes<'a>(out: &'a mut [f32], rows: usize, widths: &[usize], chunk_rows: usize) -> Vec<Vec<&'a mut [f32]>> {
+fn split_planes<'a>(
+    out: &'a mut [f32],
+    rows: usize,
+    widths: &[usize],
+    chunk_rows: usize,
+) -> Vec<Vec<&'a mut [f32]>> {
     let mut per_plane: Vec<Vec<&'a mut [f32]>> = Vec::new();
     let mut rest = out;
     for &w in widths {
@@ -286,7 +318,9 @@ fn split_planes<'a>(out: &'a mut [f32], rows: usize, widths: &[usize], chunk_row
         per_plane.push(plane.chunks_mut(chunk_rows * w).collect());
     }
     let chunks = rows.div_ceil(chunk_rows);
-    let mut out: Vec<Vec<&'a mut [f32]>> = (0..chunks).map(|_| Vec::with_capacity(widths.len())).collect();
+    let mut out: Vec<Vec<&'a mut [f32]>> = (0..chunks)
+        .map(|_| Vec::with_capacity(widths.len()))
+        .collect();
     for plane in per_plane {
         for (k, part) in plane.into_iter().enumerate() {
             out[k].push(part);
@@ -297,8 +331,19 @@ fn split_planes<'a>(out: &'a mut [f32], rows: usize, widths: &[usize], chunk_row
 
 /// Runs `body(first_row, row_count, planes)` over the rows: when the step is large
 /// enough, in two halves on the two lanes, or in one chunk per thread of a larger pool.
-fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, lanes: &Lanes, body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync) {
-    let threads = if work >= PARALLEL_GATES { rayon::current_num_threads().min(rows).max(1) } else { 1 };
+fn for_row_chunks(
+    out: &mut [f32],
+    rows: usize,
+    widths: &[usize],
+    work: usize,
+    lanes: &Lanes,
+    body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync,
+) {
+    let threads = if work >= PARALLEL_GATES {
+        rayon::current_num_threads().min(rows).max(1)
+    } else {
+        1
+    };
     let chunk_rows = rows.div_ceil(threads);
     let mut chunks = split_planes(out, rows, widths, chunk_rows);
     if chunks.len() == 1 {
@@ -306,12 +351,18 @@ fn for_row_chunks(out: &mut [f32], rows: usize, widths: &[usize], work: usize, l
     }
     if lanes.two() && chunks.len() == 2 {
         let (head, tail) = chunks.split_at_mut(1);
-        return lanes.both(|| body(0, chunk_rows, &mut head[0]), || body(chunk_rows, rows - chunk_rows, &mut tail[0]));
+        return lanes.both(
+            || body(0, chunk_rows, &mut head[0]),
+            || body(chunk_rows, rows - chunk_rows, &mut tail[0]),
+        );
     }
-    chunks.into_par_iter().enumerate().for_each(|(k, mut planes)| {
-        let first = k * chunk_rows;
-        body(first, chunk_rows.min(rows - first), &mut planes)
-    });
+    chunks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, mut planes)| {
+            let first = k * chunk_rows;
+            body(first, chunk_rows.min(rows - first), &mut planes)
+        });
 }
 
 multiversion!(lstm_forward_rows, lstm_forward_rows_body, (hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]));
@@ -346,32 +397,81 @@ fn cols_or<'a>(m: Option<Cols<'a>>, r: usize, width: usize, zeros: &'a [f32]) ->
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lstm_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
-    let [h, c, saved, tanh_c] = planes else { unreachable!("four planes") };
+fn lstm_forward_rows_body<M: MulAdd>(
+    hh: usize,
+    first: usize,
+    count: usize,
+    gx: Cols,
+    gh: Gh,
+    prev: Option<&[f32]>,
+    zeros: &[f32],
+    planes: &mut [&mut [f32]],
+) {
+    let [h, c, saved, tanh_c] = planes else {
+        unreachable!("four planes")
+    };
     for k in 0..count {
         let r = first + k;
         gx.prefetch_row(r + 1, 4 * hh);
-        let row = LstmFwdRow { zx: gx.row(r, 4 * hh), zh: gh_row(gh, r, 4 * hh, zeros), c_prev: row_or(prev, r, hh, zeros) };
-        lstm_forward_row::<M>(hh, row, &mut h[k * hh..], &mut c[k * hh..], &mut saved[k * 4 * hh..], &mut tanh_c[k * hh..]);
+        let row = LstmFwdRow {
+            zx: gx.row(r, 4 * hh),
+            zh: gh_row(gh, r, 4 * hh, zeros),
+            c_prev: row_or(prev, r, hh, zeros),
+        };
+        lstm_forward_row::<M>(
+            hh,
+            row,
+            &mut h[k * hh..],
+            &mut c[k * hh..],
+            &mut saved[k * 4 * hh..],
+            &mut tanh_c[k * hh..],
+        );
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_forward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
-    let [h, saved] = planes else { unreachable!("two planes") };
+fn gru_forward_rows_body<M: MulAdd>(
+    hh: usize,
+    first: usize,
+    count: usize,
+    gx: Cols,
+    gh: Gh,
+    prev: Option<&[f32]>,
+    zeros: &[f32],
+    planes: &mut [&mut [f32]],
+) {
+    let [h, saved] = planes else {
+        unreachable!("two planes")
+    };
     for k in 0..count {
         let r = first + k;
         gx.prefetch_row(r + 1, 3 * hh);
-        let row = GruFwdRow { zx: gx.row(r, 3 * hh), zh: gh_row(gh, r, 3 * hh, zeros), h_prev: row_or(prev, r, hh, zeros) };
+        let row = GruFwdRow {
+            zx: gx.row(r, 3 * hh),
+            zh: gh_row(gh, r, 3 * hh, zeros),
+            h_prev: row_or(prev, r, hh, zeros),
+        };
         gru_forward_row::<M>(hh, row, &mut h[k * hh..], &mut saved[k * 4 * hh..]);
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lstm_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
-    let [dz, dcp] = planes else { unreachable!("two planes") };
+fn lstm_backward_rows_body<M: MulAdd>(
+    hh: usize,
+    first: usize,
+    count: usize,
+    dh: [Option<Cols>; 2],
+    dc: Option<&[f32]>,
+    state: &[f32],
+    prev: Option<&[f32]>,
+    zeros: &[f32],
+    planes: &mut [&mut [f32]],
+) {
+    let [dz, dcp] = planes else {
+        unreachable!("two planes")
+    };
     let p = Packing::new(CellKind::Lstm, state.len() / (7 * hh), hh);
     for k in 0..count {
         let r = first + k;
@@ -390,8 +490,19 @@ fn lstm_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh:
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: [Option<Cols>; 2], state: &[f32], prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]) {
-    let [dgx, dgh, dhp] = planes else { unreachable!("three planes") };
+fn gru_backward_rows_body<M: MulAdd>(
+    hh: usize,
+    first: usize,
+    count: usize,
+    dh: [Option<Cols>; 2],
+    state: &[f32],
+    prev: Option<&[f32]>,
+    zeros: &[f32],
+    planes: &mut [&mut [f32]],
+) {
+    let [dgx, dgh, dhp] = planes else {
+        unreachable!("three planes")
+    };
     let p = Packing::new(CellKind::Gru, state.len() / (5 * hh), hh);
     for k in 0..count {
         let r = first + k;
@@ -402,33 +513,72 @@ fn gru_backward_rows_body<M: MulAdd>(hh: usize, first: usize, count: usize, dh: 
             saved: &state[p.saved() + r * 4 * hh..][..4 * hh],
             h_prev: row_or(prev, r, hh, zeros),
         };
-        gru_backward_row::<M>(hh, row, &mut dgx[k * 3 * hh..], &mut dgh[k * 3 * hh..], &mut dhp[k * hh..]);
+        gru_backward_row::<M>(
+            hh,
+            row,
+            &mut dgx[k * 3 * hh..],
+            &mut dgh[k * 3 * hh..],
+            &mut dhp[k * hh..],
+        );
     }
 }
 
 /// One fused recurrent step: `out` is packed as `Packing::new(kind, rows, hidden)`.
 /// Large steps are split in two halves of the rows, one per lane.
 #[allow(clippy::too_many_arguments)]
-pub fn cell_forward(kind: CellKind, rows: usize, hidden: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, out: &mut [f32], lanes: &Lanes) {
+pub fn cell_forward(
+    kind: CellKind,
+    rows: usize,
+    hidden: usize,
+    gx: Cols,
+    gh: Gh,
+    prev: Option<&[f32]>,
+    out: &mut [f32],
+    lanes: &Lanes,
+) {
     let p = Packing::new(kind, rows, hidden);
     let zeros = vec![0.0f32; 4 * hidden];
     let isa = isa();
     let work = rows * hidden * kind.gates();
     let out = &mut out[..p.state_len()];
     match kind {
-        CellKind::Lstm => for_row_chunks(out, rows, &[hidden, hidden, 4 * hidden, hidden], work, lanes, |first, count, planes| {
-            lstm_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
-        }),
-        CellKind::Gru => for_row_chunks(out, rows, &[hidden, 4 * hidden], work, lanes, |first, count, planes| {
-            gru_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
-        }),
+        CellKind::Lstm => for_row_chunks(
+            out,
+            rows,
+            &[hidden, hidden, 4 * hidden, hidden],
+            work,
+            lanes,
+            |first, count, planes| {
+                lstm_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
+            },
+        ),
+        CellKind::Gru => for_row_chunks(
+            out,
+            rows,
+            &[hidden, 4 * hidden],
+            work,
+            lanes,
+            |first, count, planes| {
+                gru_forward_rows(isa, hidden, first, count, gx, gh, prev, &zeros, planes)
+            },
+        ),
     }
 }
 
 /// The backward of one step: `dh` windows are summed; `state` is the cell's packed
 /// output; `out` is packed (`Packing::grad_len`).
 #[allow(clippy::too_many_arguments)]
-pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Cols>; 2], dc: Option<&[f32]>, state: &[f32], prev: Option<&[f32]>, out: &mut [f32], lanes: &Lanes) {
+pub fn cell_backward(
+    kind: CellKind,
+    rows: usize,
+    hidden: usize,
+    dh: [Option<Cols>; 2],
+    dc: Option<&[f32]>,
+    state: &[f32],
+    prev: Option<&[f32]>,
+    out: &mut [f32],
+    lanes: &Lanes,
+) {
     let p = Packing::new(kind, rows, hidden);
     let zeros = vec![0.0f32; hidden];
     let isa = isa();
@@ -436,12 +586,28 @@ pub fn cell_backward(kind: CellKind, rows: usize, hidden: usize, dh: [Option<Col
     let out = &mut out[..p.grad_len()];
     let state = &state[..p.state_len()];
     match kind {
-        CellKind::Lstm => for_row_chunks(out, rows, &[4 * hidden, hidden], work, lanes, |first, count, planes| {
-            lstm_backward_rows(isa, hidden, first, count, dh, dc, state, prev, &zeros, planes)
-        }),
-        CellKind::Gru => for_row_chunks(out, rows, &[3 * hidden, 3 * hidden, hidden], work, lanes, |first, count, planes| {
-            gru_backward_rows(isa, hidden, first, count, dh, state, prev, &zeros, planes)
-        }),
+        CellKind::Lstm => for_row_chunks(
+            out,
+            rows,
+            &[4 * hidden, hidden],
+            work,
+            lanes,
+            |first, count, planes| {
+                lstm_backward_rows(
+                    isa, hidden, first, count, dh, dc, state, prev, &zeros, planes,
+                )
+            },
+        ),
+        CellKind::Gru => for_row_chunks(
+            out,
+            rows,
+            &[3 * hidden, 3 * hidden, hidden],
+            work,
+            lanes,
+            |first, count, planes| {
+                gru_backward_rows(isa, hidden, first, count, dh, state, prev, &zeros, planes)
+            },
+        ),
     }
 }
 
@@ -457,22 +623,46 @@ mod tests {
                 let rel = ((exp::<M>(x) as f64 - e) / e).abs();
                 assert!(rel < 3e-7, "exp({x}): {} vs {e}", exp::<M>(x));
                 let em1 = (x as f64).exp_m1();
-                assert!(((expm1::<M>(x) as f64 - em1) / em1).abs() < 3e-7, "expm1({x})");
+                assert!(
+                    ((expm1::<M>(x) as f64 - em1) / em1).abs() < 3e-7,
+                    "expm1({x})"
+                );
             }
             let s = 1.0 / (1.0 + (-(x as f64)).exp());
-            assert!(((sigmoid::<M>(x) as f64 - s) / s).abs() < 1e-6 || s < 1e-37, "sigmoid({x}): {} vs {s}", sigmoid::<M>(x));
+            assert!(
+                ((sigmoid::<M>(x) as f64 - s) / s).abs() < 1e-6 || s < 1e-37,
+                "sigmoid({x}): {} vs {s}",
+                sigmoid::<M>(x)
+            );
             let t = (x as f64).tanh();
-            assert!((tanh::<M>(x) as f64 - t).abs() <= 1e-6 * t.abs(), "tanh({x}): {} vs {t}", tanh::<M>(x));
+            assert!(
+                (tanh::<M>(x) as f64 - t).abs() <= 1e-6 * t.abs(),
+                "tanh({x}): {} vs {t}",
+                tanh::<M>(x)
+            );
             x += 0.0137;
         }
         for tiny in [1e-30f32, 1e-8, -3e-5, 0.299, -0.3, 0.301, 0.35, -0.347] {
             let t = (tiny as f64).tanh();
-            assert!(((tanh::<M>(tiny) as f64 - t) / t).abs() < 1e-6, "tanh({tiny})");
+            assert!(
+                ((tanh::<M>(tiny) as f64 - t) / t).abs() < 1e-6,
+                "tanh({tiny})"
+            );
             let em1 = (tiny as f64).exp_m1();
-            assert!(((expm1::<M>(tiny) as f64 - em1) / em1).abs() < 1e-6, "expm1({tiny})");
+            assert!(
+                ((expm1::<M>(tiny) as f64 - em1) / em1).abs() < 1e-6,
+                "expm1({tiny})"
+            );
         }
-        assert!(exp::<M>(f32::NAN).is_nan() && sigmoid::<M>(f32::NAN).is_nan() && tanh::<M>(f32::NAN).is_nan());
-        assert_eq!((tanh::<M>(50.0), tanh::<M>(-50.0), tanh::<M>(0.0)), (1.0, -1.0, 0.0));
+        assert!(
+            exp::<M>(f32::NAN).is_nan()
+                && sigmoid::<M>(f32::NAN).is_nan()
+                && tanh::<M>(f32::NAN).is_nan()
+        );
+        assert_eq!(
+            (tanh::<M>(50.0), tanh::<M>(-50.0), tanh::<M>(0.0)),
+            (1.0, -1.0, 0.0)
+        );
         assert!(sigmoid::<M>(-200.0) >= 0.0 && sigmoid::<M>(200.0) == 1.0);
     }
 

@@ -43,7 +43,10 @@ pub fn isa() -> Isa {
     {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("fma")
+            {
                 Isa::Avx512
             } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 Isa::Avx2
@@ -97,7 +100,11 @@ pub fn prefetch(data: &[f32]) {
     for line in data.chunks(16) {
         // SAFETY: a prefetch hint never faults and reads nothing the program sees; the
         // address is inside `data`.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) }
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;

@@ -52,7 +52,9 @@ mod tests {
 
     #[test]
     fn missing_spellings() {
-        for m in ["", "NA", "na", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "?"] {
+        for m in [
+            "", "NA", "na", "N/A", "n/a", "#N/A", "NaN", "nan", "NULL", "null", "?",
+        ] {
             assert!(is_missing(m.as_bytes()), "{m}");
         }
         for v in ["0", "N", "none", "NAN1", "??", "-", "Nab"] {
@@ -67,8 +69,24 @@ mod tests {
         assert_eq!(parse_number(b"+7"), Some(7.0));
         assert_eq!(parse_number(b".5"), Some(0.5));
         assert_eq!(parse_number(b"1e3"), Some(1000.0));
-        for bad in [&b""[..], b"abc", b"inf", b"-inf", b"NaN", b"1e300", b"1,5", b"\xff", b"12a", b"-"] {
-            assert_eq!(parse_number(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"abc",
+            b"inf",
+            b"-inf",
+            b"NaN",
+            b"1e300",
+            b"1,5",
+            b"\xff",
+            b"12a",
+            b"-",
+        ] {
+            assert_eq!(
+                parse_number(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

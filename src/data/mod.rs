@@ -30,10 +30,19 @@ mod target;
 pub use cell::{category_key, is_missing, parse_number};
 pub use options::{PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
-pub use prepare::{inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, Prepared};
-pub use preprocess::{signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor, FORMAT_VERSION};
-pub use schema::{infer_schema, render_schema, AutoDropped, ColumnKind, ColumnSchema, Schema, TargetSummary};
-pub use table::{looks_like_id, read_table, read_table_from, RawColumn, RawTable, Role, TextValues, Values, MAX_DISTINCT, MISSING_CODE};
+pub use prepare::{
+    inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, Prepared,
+};
+pub use preprocess::{
+    signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor, FORMAT_VERSION,
+};
+pub use schema::{
+    infer_schema, render_schema, AutoDropped, ColumnKind, ColumnSchema, Schema, TargetSummary,
+};
+pub use table::{
+    looks_like_id, read_table, read_table_from, RawColumn, RawTable, Role, TextValues, Values,
+    MAX_DISTINCT, MISSING_CODE,
+};
 pub use target::TargetEncoding;
 
 use std::fmt;
@@ -44,7 +53,8 @@ use crate::error::{Error, Result};
 /// The bundled default dataset (UCI Taiwan credit-card default, CC BY 4.0; see
 /// data/README.md), compiled into the binary so `riskgrad train` works from anywhere.
 pub const BUNDLED_NAME: &str = "taiwan_default_of_credit_card_clients.csv.gz";
-pub(crate) const BUNDLED_BYTES: &[u8] = include_bytes!("../../data/taiwan_default_of_credit_card_clients.csv.gz");
+pub(crate) const BUNDLED_BYTES: &[u8] =
+    include_bytes!("../../data/taiwan_default_of_credit_card_clients.csv.gz");
 
 pub use split::stratified_split;
 
@@ -102,7 +112,10 @@ mod tests {
             "default payment next month".parse::<TargetSpec>().unwrap(),
             TargetSpec::Name("default payment next month".into())
         );
-        assert_eq!("x1".parse::<TargetSpec>().unwrap(), TargetSpec::Name("x1".into()));
+        assert_eq!(
+            "x1".parse::<TargetSpec>().unwrap(),
+            TargetSpec::Name("x1".into())
+        );
         assert!("".parse::<TargetSpec>().is_err());
         assert!("99999999999999999999999".parse::<TargetSpec>().is_err());
         assert_eq!(TargetSpec::default(), TargetSpec::Last);

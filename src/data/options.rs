@@ -115,7 +115,17 @@ impl PrepareOptions {
     /// numeric 0.771/0.771/0.756; signed log 0.772/0.777/0.760; these defaults
     /// 0.781/0.794/0.767.
     pub fn bundled() -> Self {
-        let categorical = ["SEX", "EDUCATION", "MARRIAGE", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"];
+        let categorical = [
+            "SEX",
+            "EDUCATION",
+            "MARRIAGE",
+            "PAY_0",
+            "PAY_2",
+            "PAY_3",
+            "PAY_4",
+            "PAY_5",
+            "PAY_6",
+        ];
         PrepareOptions {
             target: TargetSpec::Name("default payment next month".into()),
             id_column: Some("ID".into()),

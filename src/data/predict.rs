@@ -51,19 +51,30 @@ impl<'p> PredictReader<'p> {
     }
 
     /// Like [`open`](Self::open), from bytes already open; `path` names them in messages.
-    pub fn from_reader(reader: impl BufRead + 'static, path: &Path, pre: &'p Preprocessor) -> Result<Self> {
+    pub fn from_reader(
+        reader: impl BufRead + 'static,
+        path: &Path,
+        pre: &'p Preprocessor,
+    ) -> Result<Self> {
         Self::from_source(CsvSource::from_reader(reader, path)?, pre)
     }
 
     fn from_source(src: CsvSource, pre: &'p Preprocessor) -> Result<Self> {
-        let missing: Vec<&str> =
-            pre.inputs.iter().map(|i| i.name()).filter(|n| find_column(&src.names, n).is_none()).collect();
+        let missing: Vec<&str> = pre
+            .inputs
+            .iter()
+            .map(|i| i.name())
+            .filter(|n| find_column(&src.names, n).is_none())
+            .collect();
         if !missing.is_empty() {
             return Err(data_err(
                 &src.path,
                 Some(1),
                 None,
-                format!("the model needs columns {missing:?}, not in this file; its columns are: {}", src.listing()),
+                format!(
+                    "the model needs columns {missing:?}, not in this file; its columns are: {}",
+                    src.listing()
+                ),
             ));
         }
         let columns = pre
@@ -78,7 +89,10 @@ impl<'p> PredictReader<'p> {
                 (j, lookup)
             })
             .collect();
-        let id_col = pre.id_column.as_deref().and_then(|n| find_column(&src.names, n));
+        let id_col = pre
+            .id_column
+            .as_deref()
+            .and_then(|n| find_column(&src.names, n));
         let target_col = find_column(&src.names, &pre.target);
         Ok(PredictReader {
             pre,
@@ -100,7 +114,11 @@ impl<'p> PredictReader<'p> {
                 &self.src.path,
                 Some(1),
                 None,
-                format!("target column {:?} not found; columns are: {}", self.pre.target, self.src.listing()),
+                format!(
+                    "target column {:?} not found; columns are: {}",
+                    self.pre.target,
+                    self.src.listing()
+                ),
             ));
         }
         self.labels = true;
@@ -126,7 +144,9 @@ impl<'p> PredictReader<'p> {
             labels: self.labels.then(Vec::new),
         };
         while batch.ids.len() < max_rows {
-            let Some(line) = self.src.next(&mut self.rec)? else { break };
+            let Some(line) = self.src.next(&mut self.rec)? else {
+                break;
+            };
             self.rows_read += 1;
             let start = batch.x.len();
             batch.x.resize(start + width, 0.0);
@@ -141,13 +161,23 @@ impl<'p> PredictReader<'p> {
                             f32::NAN
                         } else {
                             parse_number(cell).ok_or_else(|| {
-                                self.src.err(line, *j, format!("not a number: {} (the model reads this column as numbers)", show(cell)))
+                                self.src.err(
+                                    line,
+                                    *j,
+                                    format!(
+                                        "not a number: {} (the model reads this column as numbers)",
+                                        show(cell)
+                                    ),
+                                )
                             })?
                         };
                         s.encode(v, out);
                     }
                     (InputColumn::Categorical(s), Some(lookup)) => {
-                        let key = category_key(cell).map_err(|_| self.src.err(line, *j, format!("invalid UTF-8: {}", show(cell))))?;
+                        let key = category_key(cell).map_err(|_| {
+                            self.src
+                                .err(line, *j, format!("invalid UTF-8: {}", show(cell)))
+                        })?;
                         CategoricalStep::encode(s.slot(lookup, key.as_deref()), out);
                     }
                     (InputColumn::Categorical(_), None) => {}
@@ -158,7 +188,10 @@ impl<'p> PredictReader<'p> {
                 Some(j) => {
                     let cell = self.rec.get(j).unwrap_or(b"");
                     std::str::from_utf8(cell)
-                        .map_err(|_| self.src.err(line, j, format!("invalid UTF-8: {}", show(cell))))?
+                        .map_err(|_| {
+                            self.src
+                                .err(line, j, format!("invalid UTF-8: {}", show(cell)))
+                        })?
                         .to_string()
                 }
                 None => self.rows_read.to_string(),

@@ -60,14 +60,22 @@ pub fn prepare(path: &Path, opts: &PrepareOptions) -> Result<Prepared> {
 }
 
 /// Like [`prepare`], from bytes already open; `path` names them in messages.
-pub fn prepare_from(reader: impl BufRead + 'static, path: &Path, opts: &PrepareOptions) -> Result<Prepared> {
+pub fn prepare_from(
+    reader: impl BufRead + 'static,
+    path: &Path,
+    opts: &PrepareOptions,
+) -> Result<Prepared> {
     check_val_fraction(opts.val_fraction)?;
     prepare_table(read_table_from(reader, path, opts)?, opts)
 }
 
 /// The bundled Taiwan file, prepared with `opts` (start from [`PrepareOptions::bundled`]).
 pub fn prepare_bundled(opts: &PrepareOptions) -> Result<Prepared> {
-    prepare_from(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), opts)
+    prepare_from(
+        std::io::Cursor::new(BUNDLED_BYTES),
+        Path::new(BUNDLED_NAME),
+        opts,
+    )
 }
 
 /// Reads a file's raw table and its schema, for `riskgrad inspect`.
@@ -78,7 +86,11 @@ pub fn inspect(path: &Path, opts: &PrepareOptions) -> Result<Schema> {
 
 /// [`inspect`] of the bundled file.
 pub fn inspect_bundled(opts: &PrepareOptions) -> Result<Schema> {
-    let table = read_table_from(std::io::Cursor::new(BUNDLED_BYTES), Path::new(BUNDLED_NAME), opts)?;
+    let table = read_table_from(
+        std::io::Cursor::new(BUNDLED_BYTES),
+        Path::new(BUNDLED_NAME),
+        opts,
+    )?;
     Ok(infer_schema(&table, opts))
 }
 
@@ -94,14 +106,18 @@ pub fn prepare_table(table: RawTable, opts: &PrepareOptions) -> Result<Prepared>
                 &table.path,
                 None,
                 Some(&schema.target.name),
-                problem.clone().unwrap_or_else(|| "the target cannot be read".into()),
+                problem
+                    .clone()
+                    .unwrap_or_else(|| "the target cannot be read".into()),
             ))
         }
     };
 
     // Labels of the rows that have one; `labelled[i]` is the file row of label i.
     let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
-        return Err(Error::Other("the target column was not read as text".into()));
+        return Err(Error::Other(
+            "the target column was not read as text".into(),
+        ));
     };
     let label_of: Vec<Option<f32>> = target.dict.iter().map(|k| encoding.label(k)).collect();
     let mut labelled = Vec::with_capacity(table.n_rows);
@@ -118,16 +134,35 @@ pub fn prepare_table(table: RawTable, opts: &PrepareOptions) -> Result<Prepared>
     let rows_without_target = table.n_rows - labelled.len();
 
     let (train_idx, val_idx) = stratified_split(&y_all, opts.val_fraction, opts.seed);
-    let to_rows = |idx: &[u32]| -> Vec<u32> { idx.iter().filter_map(|&i| labelled.get(i as usize).copied()).collect() };
-    let labels = |idx: &[u32]| -> Vec<f32> { idx.iter().filter_map(|&i| y_all.get(i as usize).copied()).collect() };
+    let to_rows = |idx: &[u32]| -> Vec<u32> {
+        idx.iter()
+            .filter_map(|&i| labelled.get(i as usize).copied())
+            .collect()
+    };
+    let labels = |idx: &[u32]| -> Vec<f32> {
+        idx.iter()
+            .filter_map(|&i| y_all.get(i as usize).copied())
+            .collect()
+    };
     let (train_rows, val_rows) = (to_rows(&train_idx), to_rows(&val_idx));
     if train_rows.is_empty() {
-        return Err(data_err(&table.path, None, None, "no training rows left after the validation split"));
+        return Err(data_err(
+            &table.path,
+            None,
+            None,
+            "no training rows left after the validation split",
+        ));
     }
 
     let preprocessor = Preprocessor::fit(&table, &schema, &encoding, &train_rows, opts)?;
-    let train = Split { x: preprocessor.transform_table(&table, &train_rows)?, y: labels(&train_idx) };
-    let val = Split { x: preprocessor.transform_table(&table, &val_rows)?, y: labels(&val_idx) };
+    let train = Split {
+        x: preprocessor.transform_table(&table, &train_rows)?,
+        y: labels(&train_idx),
+    };
+    let val = Split {
+        x: preprocessor.transform_table(&table, &val_rows)?,
+        y: labels(&val_idx),
+    };
     let n_rows = table.n_rows;
     drop(table);
     Ok(Prepared {
@@ -148,6 +183,9 @@ fn check_val_fraction(f: f64) -> Result<()> {
     if f > 0.0 && f < 1.0 {
         Ok(())
     } else {
-        Err(Error::flag("--val-split", format!("{f} must be above 0 and below 1")))
+        Err(Error::flag(
+            "--val-split",
+            format!("{f} must be above 0 and below 1"),
+        ))
     }
 }

@@ -119,7 +119,11 @@ impl CategoricalStep {
 
     /// Feature offsets by category name, for [`slot`](Self::slot).
     pub fn lookup(&self) -> HashMap<&str, usize> {
-        self.categories.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect()
+        self.categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect()
     }
 
     /// The feature a value sets: its own, `other` for a rare or unseen value, `missing`
@@ -161,7 +165,9 @@ impl Preprocessor {
         let min_count = opts.rare.min_count(train_rows.len());
         let names = table.names();
         let log_columns: Vec<usize> = match &opts.signed_log {
-            SignedLog::Columns(list) => list.iter().filter_map(|n| find_column(&names, n)).collect(),
+            SignedLog::Columns(list) => {
+                list.iter().filter_map(|n| find_column(&names, n)).collect()
+            }
             _ => Vec::new(),
         };
         let mut inputs = Vec::new();
@@ -169,8 +175,11 @@ impl Preprocessor {
             let log_named = log_columns.contains(&j);
             match (sch.kind, &col.values) {
                 (ColumnKind::Numeric, Values::Numeric(v)) => {
-                    let log = log_named || (opts.signed_log == SignedLog::Auto && heavy_tailed(v, train_rows));
-                    inputs.push(InputColumn::Numeric(fit_numeric(&col.name, v, train_rows, log)));
+                    let log = log_named
+                        || (opts.signed_log == SignedLog::Auto && heavy_tailed(v, train_rows));
+                    inputs.push(InputColumn::Numeric(fit_numeric(
+                        &col.name, v, train_rows, log,
+                    )));
                 }
                 (ColumnKind::Categorical, Values::Text(t)) => {
                     if log_named {
@@ -179,7 +188,9 @@ impl Preprocessor {
                             format!("{:?} holds categories, not numbers", col.name),
                         ));
                     }
-                    inputs.push(InputColumn::Categorical(fit_categorical(&col.name, t, train_rows, min_count)));
+                    inputs.push(InputColumn::Categorical(fit_categorical(
+                        &col.name, t, train_rows, min_count,
+                    )));
                 }
                 _ => {}
             }
@@ -187,12 +198,26 @@ impl Preprocessor {
         if inputs.is_empty() {
             return Err(data_err(&table.path, None, None, "no feature columns left"));
         }
-        let id_column = schema.columns.iter().find(|c| c.kind == ColumnKind::Id).map(|c| c.name.clone());
-        Ok(Self::new(schema.target.name.clone(), target_encoding.clone(), id_column, inputs))
+        let id_column = schema
+            .columns
+            .iter()
+            .find(|c| c.kind == ColumnKind::Id)
+            .map(|c| c.name.clone());
+        Ok(Self::new(
+            schema.target.name.clone(),
+            target_encoding.clone(),
+            id_column,
+            inputs,
+        ))
     }
 
     /// Assembles a preprocessor from fitted steps (the feature names follow from them).
-    pub fn new(target: String, target_encoding: TargetEncoding, id_column: Option<String>, inputs: Vec<InputColumn>) -> Self {
+    pub fn new(
+        target: String,
+        target_encoding: TargetEncoding,
+        id_column: Option<String>,
+        inputs: Vec<InputColumn>,
+    ) -> Self {
         let mut feature_names = Vec::new();
         for input in &inputs {
             match input {
@@ -211,7 +236,14 @@ impl Preprocessor {
                 }
             }
         }
-        Preprocessor { format_version: FORMAT_VERSION, target, target_encoding, id_column, inputs, feature_names }
+        Preprocessor {
+            format_version: FORMAT_VERSION,
+            target,
+            target_encoding,
+            id_column,
+            inputs,
+            feature_names,
+        }
     }
 
     pub fn n_features(&self) -> usize {
@@ -248,26 +280,51 @@ impl Preprocessor {
     /// Reads [`to_json`](Self::to_json)'s output back; `path` names it in errors.
     pub fn from_json(json: &str, path: &Path) -> Result<Self> {
         let p: Preprocessor = serde_json::from_str(json).map_err(|e| {
-            data_err(path, Some(e.line() as u64), None, format!("not a riskgrad preprocessing file: {e}"))
+            data_err(
+                path,
+                Some(e.line() as u64),
+                None,
+                format!("not a riskgrad preprocessing file: {e}"),
+            )
         })?;
         if p.format_version != FORMAT_VERSION {
             return Err(data_err(
                 path,
                 None,
                 None,
-                format!("preprocessing format {} is not {FORMAT_VERSION}, the one this riskgrad reads", p.format_version),
+                format!(
+                    "preprocessing format {} is not {FORMAT_VERSION}, the one this riskgrad reads",
+                    p.format_version
+                ),
             ));
         }
-        let rebuilt = Preprocessor::new(p.target.clone(), p.target_encoding.clone(), p.id_column.clone(), p.inputs.clone());
+        let rebuilt = Preprocessor::new(
+            p.target.clone(),
+            p.target_encoding.clone(),
+            p.id_column.clone(),
+            p.inputs.clone(),
+        );
         if rebuilt.feature_names != p.feature_names {
-            return Err(data_err(path, None, None, "feature names do not match the input columns"));
+            return Err(data_err(
+                path,
+                None,
+                None,
+                "feature names do not match the input columns",
+            ));
         }
         let bad_number = p.inputs.iter().any(|i| match i {
-            InputColumn::Numeric(s) => !(s.median.is_finite() && s.mean.is_finite() && s.std.is_normal()),
+            InputColumn::Numeric(s) => {
+                !(s.median.is_finite() && s.mean.is_finite() && s.std.is_normal())
+            }
             InputColumn::Categorical(_) => false,
         });
         if bad_number {
-            return Err(data_err(path, None, None, "a median, mean or std is not a usable number"));
+            return Err(data_err(
+                path,
+                None,
+                None,
+                "a median, mean or std is not a usable number",
+            ));
         }
         Ok(p)
     }
@@ -288,14 +345,20 @@ impl Preprocessor {
 
 fn check_rows(table: &RawTable, rows: &[u32]) -> Result<()> {
     match rows.iter().find(|&&r| r as usize >= table.n_rows) {
-        Some(r) => Err(Error::Other(format!("row {r} is past the table's {} rows", table.n_rows))),
+        Some(r) => Err(Error::Other(format!(
+            "row {r} is past the table's {} rows",
+            table.n_rows
+        ))),
         None => Ok(()),
     }
 }
 
 /// Training values of a column, missing left out.
 fn train_values(v: &[f32], rows: &[u32]) -> Vec<f32> {
-    rows.iter().filter_map(|&r| v.get(r as usize).copied()).filter(|x| !x.is_nan()).collect()
+    rows.iter()
+        .filter_map(|&r| v.get(r as usize).copied())
+        .filter(|x| !x.is_nan())
+        .collect()
 }
 
 /// Median (mean of the two middle values for an even count); 0 with no values.
@@ -340,7 +403,9 @@ fn fit_numeric(name: &str, v: &[f32], rows: &[u32], log: bool) -> NumericStep {
     let n = rows.len() as f64;
     let mean = imputed().sum::<f64>() / n;
     let first = imputed().next().unwrap_or(0.0);
-    let (ss, constant) = imputed().fold((0.0, true), |(ss, c), x| (ss + (x - mean) * (x - mean), c && x == first));
+    let (ss, constant) = imputed().fold((0.0, true), |(ss, c), x| {
+        (ss + (x - mean) * (x - mean), c && x == first)
+    });
     let sd = (ss / n).sqrt() as f32;
     step.mean = mean as f32;
     // A constant column would divide by zero (or by rounding noise).
@@ -383,7 +448,12 @@ pub(crate) fn skewness(values: &[f32]) -> f64 {
     }
 }
 
-fn fit_categorical(name: &str, t: &super::table::TextValues, rows: &[u32], min_count: usize) -> CategoricalStep {
+fn fit_categorical(
+    name: &str,
+    t: &super::table::TextValues,
+    rows: &[u32],
+    min_count: usize,
+) -> CategoricalStep {
     let mut counts = vec![0usize; t.dict.len()];
     let mut missing = 0usize;
     for &r in rows {
@@ -397,8 +467,13 @@ fn fit_categorical(name: &str, t: &super::table::TextValues, rows: &[u32], min_c
             None => {}
         }
     }
-    let mut categories: Vec<&String> =
-        t.dict.iter().zip(&counts).filter(|(_, &n)| n >= min_count).map(|(v, _)| v).collect();
+    let mut categories: Vec<&String> = t
+        .dict
+        .iter()
+        .zip(&counts)
+        .filter(|(_, &n)| n >= min_count)
+        .map(|(v, _)| v)
+        .collect();
     categories.sort_by(|a, b| category_order(a, b));
     CategoricalStep {
         name: name.to_string(),
@@ -433,11 +508,23 @@ impl<'t> TableEncoder<'t> {
                 &table.path,
                 None,
                 None,
-                format!("column {:?} of the model is not in the file; columns are: {}", input.name(), super::source::listing(&table.names())),
+                format!(
+                    "column {:?} of the model is not in the file; columns are: {}",
+                    input.name(),
+                    super::source::listing(&table.names())
+                ),
             )
         })?;
         let mismatch = |what: &str| {
-            data_err(&table.path, None, Some(&col.name), format!("the model reads this column as {what}, but the file holds {}", describe(&col.values)))
+            data_err(
+                &table.path,
+                None,
+                Some(&col.name),
+                format!(
+                    "the model reads this column as {what}, but the file holds {}",
+                    describe(&col.values)
+                ),
+            )
         };
         match (input, &col.values) {
             (InputColumn::Numeric(_), Values::Numeric(v)) => Ok(TableEncoder::Numbers(v)),
@@ -448,8 +535,11 @@ impl<'t> TableEncoder<'t> {
                 Ok(TableEncoder::Codes(&t.codes, slots, s.slot(&lookup, None)))
             }
             (InputColumn::Categorical(s), Values::Numeric(v)) => {
-                let lookup: HashMap<String, usize> =
-                    s.lookup().into_iter().map(|(k, i)| (k.to_string(), i)).collect();
+                let lookup: HashMap<String, usize> = s
+                    .lookup()
+                    .into_iter()
+                    .map(|(k, i)| (k.to_string(), i))
+                    .collect();
                 let missing = s.slot(&s.lookup(), None);
                 Ok(TableEncoder::NumberCategories(v, lookup, missing))
             }
@@ -459,7 +549,9 @@ impl<'t> TableEncoder<'t> {
 
     fn encode(&self, input: &InputColumn, row: usize, out: &mut [f32]) {
         match (self, input) {
-            (TableEncoder::Numbers(v), InputColumn::Numeric(s)) => s.encode(v.get(row).copied().unwrap_or(f32::NAN), out),
+            (TableEncoder::Numbers(v), InputColumn::Numeric(s)) => {
+                s.encode(v.get(row).copied().unwrap_or(f32::NAN), out)
+            }
             (TableEncoder::Codes(codes, slots, missing), _) => {
                 let slot = match codes.get(row) {
                     Some(&MISSING_CODE) | None => *missing,
@@ -469,7 +561,10 @@ impl<'t> TableEncoder<'t> {
             }
             (TableEncoder::NumberCategories(v, lookup, missing), InputColumn::Categorical(s)) => {
                 let slot = match v.get(row) {
-                    Some(x) if !x.is_nan() => lookup.get(&number_key(*x)).copied().unwrap_or(s.categories.len()),
+                    Some(x) if !x.is_nan() => lookup
+                        .get(&number_key(*x))
+                        .copied()
+                        .unwrap_or(s.categories.len()),
                     _ => *missing,
                 };
                 CategoricalStep::encode(slot, out);
@@ -496,7 +591,12 @@ mod tests {
     use crate::data::table::read_table_from;
 
     fn table(text: &str, opts: &PrepareOptions) -> (RawTable, Schema) {
-        let t = read_table_from(std::io::Cursor::new(text.as_bytes().to_vec()), Path::new("p.csv"), opts).unwrap();
+        let t = read_table_from(
+            std::io::Cursor::new(text.as_bytes().to_vec()),
+            Path::new("p.csv"),
+            opts,
+        )
+        .unwrap();
         let s = infer_schema(&t, opts);
         (t, s)
     }
@@ -531,7 +631,9 @@ mod tests {
         // Row 4 (not fitted): 100.
         let text = "x,y\n1,0\nNA,1\n3,0\n8,1\n100,0\n";
         let (t, p) = fit(text, &PrepareOptions::default(), &[0, 1, 2, 3]);
-        let InputColumn::Numeric(s) = &p.inputs[0] else { panic!() };
+        let InputColumn::Numeric(s) = &p.inputs[0] else {
+            panic!()
+        };
         assert_eq!(s.median, 3.0);
         assert!(s.missing_indicator);
         assert_eq!(s.mean, 3.75);
@@ -547,7 +649,9 @@ mod tests {
         // Train rows have no missing; the held-out row's NA gets the median, no indicator.
         let text = "x,y\n2,0\n4,1\n9,0\nNA,1\n";
         let (t, p) = fit(text, &PrepareOptions::default(), &[0, 1, 2]);
-        let InputColumn::Numeric(s) = &p.inputs[0] else { panic!() };
+        let InputColumn::Numeric(s) = &p.inputs[0] else {
+            panic!()
+        };
         assert!(!s.missing_indicator);
         assert_eq!((s.median, s.mean), (4.0, 5.0));
         // var = (9 + 1 + 16) / 3
@@ -563,11 +667,19 @@ mod tests {
         // Column a logged by name: values 0, e-1, -(e-1) -> 0, 1, -1: mean 0, std sqrt(2/3).
         let e1 = std::f64::consts::E - 1.0;
         let text = format!("a,b,y\n0,1,0\n{e1},2,1\n{},3,0\n", -e1);
-        let opts = PrepareOptions { signed_log: SignedLog::Columns(vec!["a".into()]), ..Default::default() };
+        let opts = PrepareOptions {
+            signed_log: SignedLog::Columns(vec!["a".into()]),
+            ..Default::default()
+        };
         let (t, p) = fit(&text, &opts, &[0, 1, 2]);
         let sd = (2.0f64 / 3.0).sqrt();
-        close(&p.transform_table(&t, &[0, 1, 2]).unwrap(), &[0.0, -1.0 / sd, 1.0 / sd, 0.0, -1.0 / sd, 1.0 / sd]);
-        let InputColumn::Numeric(b) = &p.inputs[1] else { panic!() };
+        close(
+            &p.transform_table(&t, &[0, 1, 2]).unwrap(),
+            &[0.0, -1.0 / sd, 1.0 / sd, 0.0, -1.0 / sd, 1.0 / sd],
+        );
+        let InputColumn::Numeric(b) = &p.inputs[1] else {
+            panic!()
+        };
         assert!(!b.signed_log);
     }
 
@@ -575,12 +687,27 @@ mod tests {
     fn auto_signed_log_picks_heavy_tails() {
         let mut text = String::from("amount,age,y\n");
         for i in 0..200 {
-            let amount = if i % 50 == 0 { 1_000_000.0 } else { (i % 37) as f64 * 10.0 };
+            let amount = if i % 50 == 0 {
+                1_000_000.0
+            } else {
+                (i % 37) as f64 * 10.0
+            };
             text.push_str(&format!("{amount},{},{}\n", 20 + i % 40, i % 2));
         }
         let rows: Vec<u32> = (0..200).collect();
-        let (_, p) = fit(&text, &PrepareOptions { signed_log: SignedLog::Auto, ..Default::default() }, &rows);
-        let logs: Vec<bool> = p.inputs.iter().map(|i| matches!(i, InputColumn::Numeric(s) if s.signed_log)).collect();
+        let (_, p) = fit(
+            &text,
+            &PrepareOptions {
+                signed_log: SignedLog::Auto,
+                ..Default::default()
+            },
+            &rows,
+        );
+        let logs: Vec<bool> = p
+            .inputs
+            .iter()
+            .map(|i| matches!(i, InputColumn::Numeric(s) if s.signed_log))
+            .collect();
         assert_eq!(logs, [true, false]);
         assert!((skewness(&[1.0, 2.0, 3.0]) - 0.0).abs() < 1e-12);
         // {0, 0, 3}: mean 1, m2 = 2, m3 = (-1 -1 + 8)/3 = 2 -> 2 / 2^1.5
@@ -592,9 +719,20 @@ mod tests {
         // Train rows 0..8: car 4, home 2, boat 1, missing 1. Threshold 2 rows: car, home kept,
         // boat folds into other. Row 8 (held out): "plane", never seen -> other.
         let text = "purpose,y\ncar,0\ncar,1\nhome,0\ncar,0\nboat,1\nNA,0\nhome,1\ncar,0\nplane,1\n";
-        let opts = PrepareOptions { rare: RareThreshold::Count(2), ..Default::default() };
+        let opts = PrepareOptions {
+            rare: RareThreshold::Count(2),
+            ..Default::default()
+        };
         let (t, p) = fit(text, &opts, &[0, 1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(p.feature_names, ["purpose=car", "purpose=home", "purpose=other", "purpose_missing"]);
+        assert_eq!(
+            p.feature_names,
+            [
+                "purpose=car",
+                "purpose=home",
+                "purpose=other",
+                "purpose_missing"
+            ]
+        );
         let x = p.transform_table(&t, &[0, 2, 4, 5, 8]).unwrap();
         #[rustfmt::skip]
         assert_eq!(x, [
@@ -605,15 +743,25 @@ mod tests {
             0.0, 0.0, 1.0, 0.0,
         ]);
         // A fraction threshold: 30 % of 8 rows = 2.4 -> 3 rows: only car.
-        let opts = PrepareOptions { rare: RareThreshold::Fraction(0.3), ..Default::default() };
+        let opts = PrepareOptions {
+            rare: RareThreshold::Fraction(0.3),
+            ..Default::default()
+        };
         let (_, p) = fit(text, &opts, &[0, 1, 2, 3, 4, 5, 6, 7]);
-        assert_eq!(p.feature_names, ["purpose=car", "purpose=other", "purpose_missing"]);
+        assert_eq!(
+            p.feature_names,
+            ["purpose=car", "purpose=other", "purpose_missing"]
+        );
     }
 
     #[test]
     fn numeric_codes_forced_categorical_sort_as_numbers() {
         let text = "edu,y\n10,0\n2,1\n1,0\n2.0,1\n10,0\n1,1\n";
-        let opts = PrepareOptions { categorical: vec!["edu".into()], rare: RareThreshold::Count(1), ..Default::default() };
+        let opts = PrepareOptions {
+            categorical: vec!["edu".into()],
+            rare: RareThreshold::Count(1),
+            ..Default::default()
+        };
         let (t, p) = fit(text, &opts, &[0, 1, 2, 3, 4, 5]);
         assert_eq!(p.feature_names, ["edu=1", "edu=2", "edu=10", "edu=other"]);
         assert_eq!(p.transform_table(&t, &[3]).unwrap(), [0.0, 1.0, 0.0, 0.0]);
@@ -622,7 +770,11 @@ mod tests {
     #[test]
     fn json_round_trip_transforms_identically() {
         let text = "id,amount,kind,y\n1,10,a,no\n2,NA,b,yes\n3,2000,a,no\n4,35,,yes\n5,1,c,no\n";
-        let opts = PrepareOptions { signed_log: SignedLog::Columns(vec!["amount".into()]), rare: RareThreshold::Count(1), ..Default::default() };
+        let opts = PrepareOptions {
+            signed_log: SignedLog::Columns(vec!["amount".into()]),
+            rare: RareThreshold::Count(1),
+            ..Default::default()
+        };
         let (t, p) = fit(text, &opts, &[0, 1, 2, 3]);
         assert_eq!(p.id_column.as_deref(), Some("id"));
         let json = p.to_json();
@@ -631,11 +783,17 @@ mod tests {
         let rows = [0, 1, 2, 3, 4];
         let a = p.transform_table(&t, &rows).unwrap();
         let b = back.transform_table(&t, &rows).unwrap();
-        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
 
         assert!(Preprocessor::from_json("{", Path::new("m.json")).is_err());
         let wrong = json.replace("\"format_version\": 1", "\"format_version\": 99");
-        assert!(Preprocessor::from_json(&wrong, Path::new("m.json")).unwrap_err().to_string().contains("99"));
+        assert!(Preprocessor::from_json(&wrong, Path::new("m.json"))
+            .unwrap_err()
+            .to_string()
+            .contains("99"));
     }
 
     #[test]
@@ -643,7 +801,14 @@ mod tests {
         let (t, p) = fit("x,y\n1,0\n2,1\n", &PrepareOptions::default(), &[0, 1]);
         assert!(p.transform_table(&t, &[2]).is_err());
         let (t2, s2) = table("x,y\n1,0\n2,1\n", &PrepareOptions::default());
-        assert!(Preprocessor::fit(&t2, &s2, s2.target.encoding.as_ref().unwrap(), &[5], &PrepareOptions::default()).is_err());
+        assert!(Preprocessor::fit(
+            &t2,
+            &s2,
+            s2.target.encoding.as_ref().unwrap(),
+            &[5],
+            &PrepareOptions::default()
+        )
+        .is_err());
         let _ = t;
     }
 }

@@ -102,19 +102,28 @@ impl Schema {
         self.columns
             .iter()
             .filter(|c| c.kind == ColumnKind::Ignored || c.note.as_deref() == Some(AUTO_ID_NOTE))
-            .map(|c| AutoDropped { name: c.name.clone(), reason: c.note.clone().unwrap_or_default() })
+            .map(|c| AutoDropped {
+                name: c.name.clone(),
+                reason: c.note.clone().unwrap_or_default(),
+            })
             .collect()
     }
 
     /// Names of the feature columns (numeric or categorical), in file order.
     pub fn feature_columns(&self) -> impl Iterator<Item = &ColumnSchema> {
-        self.columns.iter().filter(|c| matches!(c.kind, ColumnKind::Numeric | ColumnKind::Categorical))
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.kind, ColumnKind::Numeric | ColumnKind::Categorical))
     }
 }
 
 /// Types each column of `table` and summarises it over all its rows.
 pub fn infer_schema(table: &RawTable, opts: &PrepareOptions) -> Schema {
-    let columns = table.columns.iter().map(|c| column_schema(c, opts)).collect();
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| column_schema(c, opts))
+        .collect();
     let target = match table.columns.get(table.target) {
         Some(c) => target_summary(c, opts),
         None => TargetSummary {
@@ -127,7 +136,12 @@ pub fn infer_schema(table: &RawTable, opts: &PrepareOptions) -> Schema {
             negatives: 0,
         },
     };
-    Schema { path: table.path.clone(), n_rows: table.n_rows, columns, target }
+    Schema {
+        path: table.path.clone(),
+        n_rows: table.n_rows,
+        columns,
+        target,
+    }
 }
 
 fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
@@ -143,21 +157,34 @@ fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
     match &c.values {
         Values::Numeric(v) => {
             s.distinct = Some(distinct_numbers(v));
-            s.range = v.iter().filter(|x| !x.is_nan()).fold(None, |r, &x| match r {
-                None => Some((x, x)),
-                Some((lo, hi)) => Some((lo.min(x), hi.max(x))),
-            });
+            s.range = v
+                .iter()
+                .filter(|x| !x.is_nan())
+                .fold(None, |r, &x| match r {
+                    None => Some((x, x)),
+                    Some((lo, hi)) => Some((lo.min(x), hi.max(x))),
+                });
             s.kind = ColumnKind::Numeric;
         }
         Values::Text(t) => {
             s.distinct = Some(t.dict.len());
             let mut order: Vec<usize> = (0..t.dict.len()).collect();
-            order.sort_by(|&a, &b| t.counts[b].cmp(&t.counts[a]).then_with(|| t.dict[a].cmp(&t.dict[b])));
-            s.top = order.iter().take(3).map(|&i| (t.dict[i].clone(), t.counts[i])).collect();
+            order.sort_by(|&a, &b| {
+                t.counts[b]
+                    .cmp(&t.counts[a])
+                    .then_with(|| t.dict[a].cmp(&t.dict[b]))
+            });
+            s.top = order
+                .iter()
+                .take(3)
+                .map(|&i| (t.dict[i].clone(), t.counts[i]))
+                .collect();
             s.kind = ColumnKind::Categorical;
         }
         Values::TooManyDistinct => {
-            s.note = Some(format!("text with more than {MAX_DISTINCT} distinct values"));
+            s.note = Some(format!(
+                "text with more than {MAX_DISTINCT} distinct values"
+            ));
         }
         Values::NotRead => {}
     }
@@ -212,8 +239,14 @@ fn target_summary(c: &RawColumn, opts: &PrepareOptions) -> TargetSummary {
     };
     match &c.values {
         Values::Text(v) => {
-            t.values = v.dict.iter().cloned().zip(v.counts.iter().copied()).collect();
-            t.values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            t.values = v
+                .dict
+                .iter()
+                .cloned()
+                .zip(v.counts.iter().copied())
+                .collect();
+            t.values
+                .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             match TargetEncoding::infer(&t.values, opts.positive.as_deref()) {
                 Ok(enc) => {
                     for (value, n) in &t.values {
@@ -229,7 +262,9 @@ fn target_summary(c: &RawColumn, opts: &PrepareOptions) -> TargetSummary {
             }
         }
         Values::TooManyDistinct => {
-            t.problem = Some(format!("the target has more than {MAX_DISTINCT} distinct values, it must have two"));
+            t.problem = Some(format!(
+                "the target has more than {MAX_DISTINCT} distinct values, it must have two"
+            ));
         }
         _ => t.problem = Some("the target column was not read".into()),
     }
@@ -267,12 +302,19 @@ pub fn render_schema(schema: &Schema) -> String {
             }
             let _ = write!(values, "[{note}]");
         }
-        let missing = if matches!(c.kind, ColumnKind::Dropped | ColumnKind::Id) && c.distinct.is_none() {
-            "-".into()
-        } else {
-            c.missing.to_string()
-        };
-        rows.push([display_name(&c.name), c.kind.label().into(), missing, distinct, values]);
+        let missing =
+            if matches!(c.kind, ColumnKind::Dropped | ColumnKind::Id) && c.distinct.is_none() {
+                "-".into()
+            } else {
+                c.missing.to_string()
+            };
+        rows.push([
+            display_name(&c.name),
+            c.kind.label().into(),
+            missing,
+            distinct,
+            values,
+        ]);
     }
     let mut widths = [0usize; 4];
     for r in &rows {
@@ -280,7 +322,12 @@ pub fn render_schema(schema: &Schema) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = format!("{}: {} rows, {} columns\n\n", schema.path.display(), schema.n_rows, schema.columns.len());
+    let mut out = format!(
+        "{}: {} rows, {} columns\n\n",
+        schema.path.display(),
+        schema.n_rows,
+        schema.columns.len()
+    );
     for r in &rows {
         let _ = writeln!(
             out,
@@ -317,7 +364,12 @@ pub fn render_schema(schema: &Schema) -> String {
             out.push('\n');
         }
         (None, problem) => {
-            let _ = writeln!(out, "target {:?}: {}", t.name, problem.as_deref().unwrap_or("unreadable"));
+            let _ = writeln!(
+                out,
+                "target {:?}: {}",
+                t.name,
+                problem.as_deref().unwrap_or("unreadable")
+            );
         }
     }
     out
@@ -339,7 +391,12 @@ mod tests {
     use std::path::Path;
 
     fn schema(text: &str, opts: &PrepareOptions) -> Schema {
-        let t = read_table_from(std::io::Cursor::new(text.as_bytes().to_vec()), Path::new("s.csv"), opts).unwrap();
+        let t = read_table_from(
+            std::io::Cursor::new(text.as_bytes().to_vec()),
+            Path::new("s.csv"),
+            opts,
+        )
+        .unwrap();
         infer_schema(&t, opts)
     }
 
@@ -351,7 +408,13 @@ mod tests {
 
     #[test]
     fn kinds_and_stats() {
-        let s = schema(TEXT, &PrepareOptions { drop: vec!["grade".into()], ..Default::default() });
+        let s = schema(
+            TEXT,
+            &PrepareOptions {
+                drop: vec!["grade".into()],
+                ..Default::default()
+            },
+        );
         let kinds: Vec<ColumnKind> = s.columns.iter().map(|c| c.kind).collect();
         use ColumnKind::*;
         assert_eq!(kinds, [Id, Numeric, Categorical, Ignored, Dropped, Target]);
@@ -359,21 +422,41 @@ mod tests {
         assert_eq!(s.columns[1].missing, 1);
         assert_eq!(s.columns[1].distinct, Some(3));
         assert_eq!(s.columns[1].range, Some((-5.0, 300.0)));
-        assert_eq!(s.columns[2].top, [("car".to_string(), 3), ("home".to_string(), 1)]);
+        assert_eq!(
+            s.columns[2].top,
+            [("car".to_string(), 3), ("home".to_string(), 1)]
+        );
         assert_eq!(s.columns[3].missing, 4);
         assert_eq!(
             s.auto_dropped(),
             [
-                AutoDropped { name: "customer_id".into(), reason: AUTO_ID_NOTE.into() },
-                AutoDropped { name: "empty".into(), reason: "every cell is missing".into() }
+                AutoDropped {
+                    name: "customer_id".into(),
+                    reason: AUTO_ID_NOTE.into()
+                },
+                AutoDropped {
+                    name: "empty".into(),
+                    reason: "every cell is missing".into()
+                }
             ]
         );
         assert_eq!(s.target.positives, 1);
         assert_eq!(s.target.negatives, 3);
         assert_eq!(s.target.positive_rate(), Some(0.25));
-        assert_eq!(s.feature_columns().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["amount", "purpose"]);
+        assert_eq!(
+            s.feature_columns()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["amount", "purpose"]
+        );
 
-        let s = schema(TEXT, &PrepareOptions { auto_id: false, ..Default::default() });
+        let s = schema(
+            TEXT,
+            &PrepareOptions {
+                auto_id: false,
+                ..Default::default()
+            },
+        );
         assert_eq!(s.columns[0].kind, Categorical);
     }
 
@@ -393,6 +476,10 @@ mod tests {
             assert!(out.contains(want), "{want:?} not in\n{out}");
         }
         let s = schema("a,y\n1,0\n2,0\n", &PrepareOptions::default());
-        assert!(render_schema(&s).contains("one class only"), "{}", render_schema(&s));
+        assert!(
+            render_schema(&s).contains("one class only"),
+            "{}",
+            render_schema(&s)
+        );
     }
 }

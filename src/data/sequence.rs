@@ -43,7 +43,10 @@ impl FromStr for TimeOrder {
         match s.trim().to_ascii_lowercase().as_str() {
             "oldest-first" => Ok(TimeOrder::OldestFirst),
             "newest-first" => Ok(TimeOrder::NewestFirst),
-            other => Err(Error::flag(ORDER_FLAG, format!("{other:?} is not oldest-first or newest-first"))),
+            other => Err(Error::flag(
+                ORDER_FLAG,
+                format!("{other:?} is not oldest-first or newest-first"),
+            )),
         }
     }
 }
@@ -66,7 +69,10 @@ pub fn parse_sequence(spec: &str) -> Result<Vec<String>> {
     for item in spec.split(',') {
         let item = item.trim();
         if item.is_empty() {
-            return Err(Error::flag(SEQUENCE_FLAG, format!("{spec:?} has an empty column name")));
+            return Err(Error::flag(
+                SEQUENCE_FLAG,
+                format!("{spec:?} has an empty column name"),
+            ));
         }
         match item.split_once("..") {
             None => names.push(item.to_string()),
@@ -78,7 +84,12 @@ pub fn parse_sequence(spec: &str) -> Result<Vec<String>> {
 
 /// `PREFIXa..b` or `PREFIXa..PREFIXb`.
 fn expand_range(spec: &str, from: &str, to: &str) -> Result<Vec<String>> {
-    let bad = |why: &str| Error::flag(SEQUENCE_FLAG, format!("range {from}..{to} in {spec:?}: {why}"));
+    let bad = |why: &str| {
+        Error::flag(
+            SEQUENCE_FLAG,
+            format!("range {from}..{to} in {spec:?}: {why}"),
+        )
+    };
     let (prefix, start_digits) = split_number(from);
     if start_digits.is_empty() {
         return Err(bad("the start must end in a number, as in BILL_AMT1..6"));
@@ -95,14 +106,28 @@ fn expand_range(spec: &str, from: &str, to: &str) -> Result<Vec<String>> {
     if end_digits.is_empty() {
         return Err(bad("the end is missing"));
     }
-    let parse = |d: &str| d.parse::<usize>().map_err(|_| bad("the numbers are too large"));
+    let parse = |d: &str| {
+        d.parse::<usize>()
+            .map_err(|_| bad("the numbers are too large"))
+    };
     let (a, b) = (parse(start_digits)?, parse(end_digits)?);
     if a.abs_diff(b) >= MAX_RANGE {
         return Err(bad(&format!("more than {MAX_RANGE} columns")));
     }
-    let width = if start_digits.len() > 1 && start_digits.starts_with('0') { start_digits.len() } else { 0 };
-    let numbers: Vec<usize> = if a <= b { (a..=b).collect() } else { (b..=a).rev().collect() };
-    Ok(numbers.into_iter().map(|i| format!("{prefix}{i:0width$}")).collect())
+    let width = if start_digits.len() > 1 && start_digits.starts_with('0') {
+        start_digits.len()
+    } else {
+        0
+    };
+    let numbers: Vec<usize> = if a <= b {
+        (a..=b).collect()
+    } else {
+        (b..=a).rev().collect()
+    };
+    Ok(numbers
+        .into_iter()
+        .map(|i| format!("{prefix}{i:0width$}"))
+        .collect())
 }
 
 /// A name's trailing decimal digits and what comes before them.
@@ -114,19 +139,31 @@ fn split_number(name: &str) -> (&str, &str) {
 /// The `--sequence` values of the Taiwan data's history, newest month first (`first_pay`
 /// is `PAY_0`, or `PAY_1` in copies that renamed it).
 pub fn taiwan_specs(first_pay: &str) -> Vec<String> {
-    vec![format!("{first_pay},PAY_2..6"), "BILL_AMT1..6".to_string(), "PAY_AMT1..6".to_string()]
+    vec![
+        format!("{first_pay},PAY_2..6"),
+        "BILL_AMT1..6".to_string(),
+        "PAY_AMT1..6".to_string(),
+    ]
 }
 
 /// Every column the `--sequence` values name.
 pub fn named_columns(specs: &[String]) -> Result<Vec<String>> {
-    Ok(specs.iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>()?.concat())
+    Ok(specs
+        .iter()
+        .map(|s| parse_sequence(s))
+        .collect::<Result<Vec<_>>>()?
+        .concat())
 }
 
 /// Preparation for a sequence model: each column of `specs` (the Taiwan history when
 /// `specs` is empty) is read as a number, since a one-hot encoded column cannot be a
 /// channel. On the bundled file every column is numeric, as the peer programs have it:
 /// the statics are the five columns LIMIT_BAL, SEX, EDUCATION, MARRIAGE, AGE.
-pub fn prepare_options(mut opts: PrepareOptions, specs: &[String], bundled: bool) -> Result<PrepareOptions> {
+pub fn prepare_options(
+    mut opts: PrepareOptions,
+    specs: &[String],
+    bundled: bool,
+) -> Result<PrepareOptions> {
     let columns = if specs.is_empty() {
         let mut all = named_columns(&taiwan_specs("PAY_0"))?;
         all.push("PAY_1".into());
@@ -164,7 +201,11 @@ impl SequenceLayout {
     /// The layout of `sequences` (one list of names per channel, as listed, in `order`)
     /// among `feature_names`. Every channel needs the same number of steps, every name
     /// must be a feature, and no feature may appear twice.
-    pub fn new(feature_names: &[String], sequences: &[Vec<String>], order: TimeOrder) -> Result<Self> {
+    pub fn new(
+        feature_names: &[String],
+        sequences: &[Vec<String>],
+        order: TimeOrder,
+    ) -> Result<Self> {
         let flag = |msg: String| Error::flag(SEQUENCE_FLAG, msg);
         if sequences.is_empty() {
             return Err(flag("no sequence given".into()));
@@ -184,7 +225,11 @@ impl SequenceLayout {
                 )));
             }
         }
-        let position: HashMap<&str, usize> = feature_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let position: HashMap<&str, usize> = feature_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         // The sequence each feature is in so far.
         let mut owner: Vec<Option<usize>> = vec![None; feature_names.len()];
         let mut chronological = Vec::with_capacity(sequences.len());
@@ -195,7 +240,11 @@ impl SequenceLayout {
                     return Err(flag(unknown_column(name, feature_names)));
                 };
                 if let Some(c0) = owner[i] {
-                    let place = if c0 == c { format!("twice in sequence {}", c + 1) } else { format!("in sequences {} and {}", c0 + 1, c + 1) };
+                    let place = if c0 == c {
+                        format!("twice in sequence {}", c + 1)
+                    } else {
+                        format!("in sequences {} and {}", c0 + 1, c + 1)
+                    };
                     return Err(flag(format!("column {name:?} appears {place}")));
                 }
                 owner[i] = Some(c);
@@ -206,24 +255,36 @@ impl SequenceLayout {
             }
             chronological.push(cols);
         }
-        let statics: Vec<usize> = (0..feature_names.len()).filter(|&i| owner[i].is_none()).collect();
+        let statics: Vec<usize> = (0..feature_names.len())
+            .filter(|&i| owner[i].is_none())
+            .collect();
         let mut source = statics.clone();
         for t in 0..steps {
             source.extend(chronological.iter().map(|cols| cols[t]));
         }
         Ok(SequenceLayout {
             static_names: statics.iter().map(|&i| feature_names[i].clone()).collect(),
-            channels: chronological.iter().map(|cols| cols.iter().map(|&i| feature_names[i].clone()).collect()).collect(),
+            channels: chronological
+                .iter()
+                .map(|cols| cols.iter().map(|&i| feature_names[i].clone()).collect())
+                .collect(),
             source,
         })
     }
 
     /// The layout the CLI flags ask for: `specs` (one per `--sequence`), listed in
     /// `order`; without any, the Taiwan data's default when its columns are there.
-    pub fn from_flags(feature_names: &[String], specs: &[String], order: Option<TimeOrder>) -> Result<Self> {
+    pub fn from_flags(
+        feature_names: &[String],
+        specs: &[String],
+        order: Option<TimeOrder>,
+    ) -> Result<Self> {
         if specs.is_empty() {
             if order.is_some() {
-                return Err(Error::flag(ORDER_FLAG, "applies to --sequence columns, and none were given"));
+                return Err(Error::flag(
+                    ORDER_FLAG,
+                    "applies to --sequence columns, and none were given",
+                ));
             }
             return Self::taiwan_default(feature_names).ok_or_else(|| {
                 Error::flag(
@@ -233,7 +294,10 @@ impl SequenceLayout {
                 )
             });
         }
-        let sequences = specs.iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>()?;
+        let sequences = specs
+            .iter()
+            .map(|s| parse_sequence(s))
+            .collect::<Result<Vec<_>>>()?;
         Self::new(feature_names, &sequences, order.unwrap_or_default())
     }
 
@@ -242,14 +306,22 @@ impl SequenceLayout {
     pub fn taiwan_default(feature_names: &[String]) -> Option<Self> {
         let has = |n: &str| feature_names.iter().any(|f| f == n);
         let first_pay = if has("PAY_0") { "PAY_0" } else { "PAY_1" };
-        let sequences = taiwan_specs(first_pay).iter().map(|s| parse_sequence(s)).collect::<Result<Vec<_>>>().ok()?;
+        let sequences = taiwan_specs(first_pay)
+            .iter()
+            .map(|s| parse_sequence(s))
+            .collect::<Result<Vec<_>>>()
+            .ok()?;
         Self::new(feature_names, &sequences, TimeOrder::NewestFirst).ok()
     }
 
     /// Puts a prepared dataset's features (both splits and the names) in this layout.
     pub fn apply(&self, prepared: &mut Prepared) -> Result<()> {
         if prepared.feature_names.len() != self.source.len() {
-            return Err(Error::Other(format!("the layout has {} features, the data {}", self.source.len(), prepared.feature_names.len())));
+            return Err(Error::Other(format!(
+                "the layout has {} features, the data {}",
+                self.source.len(),
+                prepared.feature_names.len()
+            )));
         }
         prepared.train.x = self.reorder(&prepared.train.x)?;
         prepared.val.x = self.reorder(&prepared.val.x)?;
@@ -282,7 +354,10 @@ impl SequenceLayout {
     pub fn reorder(&self, x: &[f32]) -> Result<Vec<f32>> {
         let f = self.source.len();
         if f == 0 || x.len() % f != 0 {
-            return Err(Error::Other(format!("a matrix of {} values is not rows of the layout's {f} features", x.len())));
+            return Err(Error::Other(format!(
+                "a matrix of {} values is not rows of the layout's {f} features",
+                x.len()
+            )));
         }
         let mut out = Vec::with_capacity(x.len());
         for row in x.chunks_exact(f) {
@@ -309,11 +384,20 @@ fn unknown_column(name: &str, features: &[String]) -> String {
     }
     let lower = name.to_lowercase();
     if let Some(f) = features.iter().find(|f| f.to_lowercase() == lower) {
-        return format!("no feature column {name:?} (did you mean {f:?}? names are case-sensitive)");
+        return format!(
+            "no feature column {name:?} (did you mean {f:?}? names are case-sensitive)"
+        );
     }
     let shown: Vec<&str> = features.iter().take(40).map(String::as_str).collect();
-    let more = if features.len() > 40 { format!(", … ({} in all)", features.len()) } else { String::new() };
-    format!("no feature column {name:?}; the features are {}{more}", shown.join(", "))
+    let more = if features.len() > 40 {
+        format!(", … ({} in all)", features.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "no feature column {name:?}; the features are {}{more}",
+        shown.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -326,12 +410,39 @@ mod tests {
 
     #[test]
     fn ranges_and_lists() {
-        assert_eq!(parse_sequence("BILL_AMT1..6").unwrap(), names(&["BILL_AMT1", "BILL_AMT2", "BILL_AMT3", "BILL_AMT4", "BILL_AMT5", "BILL_AMT6"]));
-        assert_eq!(parse_sequence("PAY_0, PAY_2..4").unwrap(), names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4"]));
-        assert_eq!(parse_sequence("X3..X1").unwrap(), names(&["X3", "X2", "X1"]));
-        assert_eq!(parse_sequence("m08..10").unwrap(), names(&["m08", "m09", "m10"]));
+        assert_eq!(
+            parse_sequence("BILL_AMT1..6").unwrap(),
+            names(&[
+                "BILL_AMT1",
+                "BILL_AMT2",
+                "BILL_AMT3",
+                "BILL_AMT4",
+                "BILL_AMT5",
+                "BILL_AMT6"
+            ])
+        );
+        assert_eq!(
+            parse_sequence("PAY_0, PAY_2..4").unwrap(),
+            names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4"])
+        );
+        assert_eq!(
+            parse_sequence("X3..X1").unwrap(),
+            names(&["X3", "X2", "X1"])
+        );
+        assert_eq!(
+            parse_sequence("m08..10").unwrap(),
+            names(&["m08", "m09", "m10"])
+        );
         assert_eq!(parse_sequence("a").unwrap(), names(&["a"]));
-        for bad in ["", "a,,b", "BILL..6", "A1..B3", "A1..", "A1..99999999999999999999999", "A1..200000"] {
+        for bad in [
+            "",
+            "a,,b",
+            "BILL..6",
+            "A1..B3",
+            "A1..",
+            "A1..99999999999999999999999",
+            "A1..200000",
+        ] {
             let e = parse_sequence(bad).unwrap_err().to_string();
             assert!(e.contains("--sequence"), "{bad:?}: {e}");
         }
@@ -339,8 +450,18 @@ mod tests {
 
     #[test]
     fn time_order_parses() {
-        assert_eq!("newest-first".parse::<TimeOrder>().unwrap(), TimeOrder::NewestFirst);
-        assert_eq!(" Oldest-First ".parse::<TimeOrder>().unwrap(), TimeOrder::OldestFirst);
-        assert!("backwards".parse::<TimeOrder>().unwrap_err().to_string().contains("--time-order"));
+        assert_eq!(
+            "newest-first".parse::<TimeOrder>().unwrap(),
+            TimeOrder::NewestFirst
+        );
+        assert_eq!(
+            " Oldest-First ".parse::<TimeOrder>().unwrap(),
+            TimeOrder::OldestFirst
+        );
+        assert!("backwards"
+            .parse::<TimeOrder>()
+            .unwrap_err()
+            .to_string()
+            .contains("--time-order"));
     }
 }

@@ -29,13 +29,18 @@ impl CsvSource {
 
     /// Like [`open`](Self::open), from bytes already open; `path` names them in messages.
     pub fn from_reader(mut buffered: impl BufRead + 'static, path: &Path) -> Result<Self> {
-        let by_name = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let by_name = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
         // Sniff the magic too, so a gzip file without `.gz` in its name still reads.
         let head = buffered.fill_buf().map_err(|e| Error::io(path, e))?;
         let by_magic = head.starts_with(&[0x1f, 0x8b]);
         let is_gz = by_name || by_magic;
-        let input: Box<dyn Read> =
-            if is_gz { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        let input: Box<dyn Read> = if is_gz {
+            Box::new(MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             // Field counts are checked in `next`, to say which line is wrong and how.
@@ -44,14 +49,22 @@ impl CsvSource {
             .buffer_capacity(1 << 16)
             .from_reader(input);
 
-        let header = rdr.byte_headers().map_err(|e| csv_error(path, is_gz, e))?.clone();
+        let header = rdr
+            .byte_headers()
+            .map_err(|e| csv_error(path, is_gz, e))?
+            .clone();
         if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
             return Err(data_err(path, None, None, "empty file: no header row"));
         }
         let mut names: Vec<String> = Vec::with_capacity(header.len());
         for (j, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw).map_err(|_| {
-                data_err(path, Some(1), None, format!("header field {j} is not valid UTF-8"))
+                data_err(
+                    path,
+                    Some(1),
+                    None,
+                    format!("header field {j} is not valid UTF-8"),
+                )
             })?;
             if let Some(k) = names.iter().position(|n| n == name) {
                 return Err(data_err(
@@ -63,7 +76,12 @@ impl CsvSource {
             }
             names.push(name.to_string());
         }
-        Ok(CsvSource { path: path.to_path_buf(), names, rdr, is_gz })
+        Ok(CsvSource {
+            path: path.to_path_buf(),
+            names,
+            rdr,
+            is_gz,
+        })
     }
 
     /// Reads the next record into `rec`; `Ok(None)` at the end, else its 1-based file line
@@ -81,7 +99,11 @@ impl CsvSource {
                 &self.path,
                 Some(line),
                 None,
-                format!("expected {} fields as in the header, found {}", self.names.len(), rec.len()),
+                format!(
+                    "expected {} fields as in the header, found {}",
+                    self.names.len(),
+                    rec.len()
+                ),
             ));
         }
         Ok(Some(line))
@@ -89,7 +111,12 @@ impl CsvSource {
 
     /// Builds an `Error::Data` at `line` and the column at `col`.
     pub fn err(&self, line: u64, col: usize, message: impl Into<String>) -> Error {
-        data_err(&self.path, Some(line), self.names.get(col).map(String::as_str), message)
+        data_err(
+            &self.path,
+            Some(line),
+            self.names.get(col).map(String::as_str),
+            message,
+        )
     }
 
     /// The header names as a quoted list, for messages about a column that is not there.
@@ -111,7 +138,10 @@ pub(crate) fn find_column(names: &[String], query: &str) -> Option<usize> {
     if let Some(j) = names.iter().position(|n| n == q) {
         return Some(j);
     }
-    let mut hits = names.iter().enumerate().filter(|(_, n)| n.eq_ignore_ascii_case(q));
+    let mut hits = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.eq_ignore_ascii_case(q));
     match (hits.next(), hits.next()) {
         (Some((j, _)), None) => Some(j),
         _ => None,
@@ -129,7 +159,12 @@ pub(crate) fn show(field: &[u8]) -> String {
     }
 }
 
-pub(crate) fn data_err(path: &Path, line: Option<u64>, column: Option<&str>, message: impl Into<String>) -> Error {
+pub(crate) fn data_err(
+    path: &Path,
+    line: Option<u64>,
+    column: Option<&str>,
+    message: impl Into<String>,
+) -> Error {
     Error::Data {
         path: path.to_path_buf(),
         line,
@@ -157,7 +192,11 @@ pub(crate) fn csv_error(path: &Path, is_gz: bool, e: csv::Error) -> Error {
             None,
             format!("invalid UTF-8 in field {}", err.field()),
         ),
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => data_err(
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => data_err(
             path,
             pos.map(|p| p.line()).or(line),
             None,

@@ -9,12 +9,17 @@ use crate::rng::Rng;
 /// on the size of the other class, and the first `round(val_fraction * class_count)` rows of
 /// each class go to validation. `val_fraction` is clamped to [0, 1] (NaN counts as 0).
 pub fn stratified_split(y: &[f32], val_fraction: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
-    let frac = if val_fraction.is_nan() { 0.0 } else { val_fraction.clamp(0.0, 1.0) };
+    let frac = if val_fraction.is_nan() {
+        0.0
+    } else {
+        val_fraction.clamp(0.0, 1.0)
+    };
     let mut train = Vec::with_capacity(y.len());
     let mut val = Vec::new();
     for positive in [false, true] {
-        let mut rows: Vec<u32> =
-            (0..y.len() as u32).filter(|&i| (y[i as usize] > 0.5) == positive).collect();
+        let mut rows: Vec<u32> = (0..y.len() as u32)
+            .filter(|&i| (y[i as usize] > 0.5) == positive)
+            .collect();
         Rng::new(seed).shuffle(&mut rows);
         let n_val = ((frac * rows.len() as f64).round() as usize).min(rows.len());
         val.extend_from_slice(&rows[..n_val]);
@@ -31,7 +36,15 @@ mod tests {
 
     fn labels(n: usize, n_pos: usize) -> Vec<f32> {
         // Positives spread through the file, not in a block.
-        (0..n).map(|i| if i * n_pos / n != (i + 1) * n_pos / n { 1.0 } else { 0.0 }).collect()
+        (0..n)
+            .map(|i| {
+                if i * n_pos / n != (i + 1) * n_pos / n {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -55,8 +68,14 @@ mod tests {
     #[test]
     fn deterministic_for_a_seed() {
         let y = labels(500, 60);
-        assert_eq!(stratified_split(&y, 0.25, 42), stratified_split(&y, 0.25, 42));
-        assert_ne!(stratified_split(&y, 0.25, 42).1, stratified_split(&y, 0.25, 43).1);
+        assert_eq!(
+            stratified_split(&y, 0.25, 42),
+            stratified_split(&y, 0.25, 42)
+        );
+        assert_ne!(
+            stratified_split(&y, 0.25, 42).1,
+            stratified_split(&y, 0.25, 43).1
+        );
     }
 
     #[test]

@@ -100,7 +100,11 @@ pub fn read_table(path: &Path, opts: &PrepareOptions) -> Result<RawTable> {
 }
 
 /// Like [`read_table`], from bytes already open; `path` names them in messages.
-pub fn read_table_from(reader: impl BufRead + 'static, path: &Path, opts: &PrepareOptions) -> Result<RawTable> {
+pub fn read_table_from(
+    reader: impl BufRead + 'static,
+    path: &Path,
+    opts: &PrepareOptions,
+) -> Result<RawTable> {
     read_from_source(CsvSource::from_reader(reader, path)?, opts)
 }
 
@@ -125,7 +129,12 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
         n_rows += 1;
     }
     if n_rows == 0 {
-        return Err(data_err(&src.path, None, None, "no data rows after the header"));
+        return Err(data_err(
+            &src.path,
+            None,
+            None,
+            "no data rows after the header",
+        ));
     }
     let columns = src
         .names
@@ -133,23 +142,38 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
         .zip(cols)
         .map(|(name, c)| c.finish(name.clone()))
         .collect();
-    Ok(RawTable { path: src.path.clone(), columns, n_rows, target })
+    Ok(RawTable {
+        path: src.path.clone(),
+        columns,
+        n_rows,
+        target,
+    })
 }
 
 /// Assigns a role to each column from the options, checking every name they mention.
 /// Returns the roles and the target's index.
-pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -> Result<(Vec<Role>, usize)> {
+pub(crate) fn plan_roles(
+    path: &Path,
+    names: &[String],
+    opts: &PrepareOptions,
+) -> Result<(Vec<Role>, usize)> {
     let not_found = |what: &str, missing: &[&str]| {
         data_err(
             path,
             Some(1),
             None,
-            format!("{what} {missing:?}: no such column; columns are: {}", super::source::listing(names)),
+            format!(
+                "{what} {missing:?}: no such column; columns are: {}",
+                super::source::listing(names)
+            ),
         )
     };
     let resolve = |what: &str, list: &[String]| -> Result<Vec<usize>> {
-        let missing: Vec<&str> =
-            list.iter().map(|s| s.trim()).filter(|s| find_column(names, s).is_none()).collect();
+        let missing: Vec<&str> = list
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| find_column(names, s).is_none())
+            .collect();
         if !missing.is_empty() {
             return Err(not_found(what, &missing));
         }
@@ -163,7 +187,10 @@ pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -
                 path,
                 Some(1),
                 None,
-                format!("target column {n:?} not found; columns are: {}", super::source::listing(names)),
+                format!(
+                    "target column {n:?} not found; columns are: {}",
+                    super::source::listing(names)
+                ),
             )
         })?,
         TargetSpec::Index(i) if *i < names.len() => *i,
@@ -173,10 +200,10 @@ pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -
                 Some(1),
                 None,
                 format!(
-                    "target column index {i} is out of range: the header has {} columns (0-based): {}",
-                    names.len(),
-                    super::source::listing(names)
-                ),
+                "target column index {i} is out of range: the header has {} columns (0-based): {}",
+                names.len(),
+                super::source::listing(names)
+            ),
             ))
         }
     };
@@ -186,17 +213,28 @@ pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -
         roles[j] = Role::Dropped;
     }
     if roles[target] == Role::Dropped {
-        return Err(data_err(path, Some(1), Some(&names[target]), "the target column cannot be dropped"));
+        return Err(data_err(
+            path,
+            Some(1),
+            Some(&names[target]),
+            "the target column cannot be dropped",
+        ));
     }
     let categorical = resolve("--categorical", &opts.categorical)?;
     let numeric = resolve("--numeric", &opts.numeric)?;
     if let SignedLog::Columns(list) = &opts.signed_log {
         resolve("--signed-log", list)?;
     }
-    for (flag, cols, role) in [("--categorical", &categorical, Role::Categorical), ("--numeric", &numeric, Role::Numeric)] {
+    for (flag, cols, role) in [
+        ("--categorical", &categorical, Role::Categorical),
+        ("--numeric", &numeric, Role::Numeric),
+    ] {
         for &j in cols {
             if j == target {
-                return Err(Error::flag(flag, format!("{:?} is the target column", names[j])));
+                return Err(Error::flag(
+                    flag,
+                    format!("{:?} is the target column", names[j]),
+                ));
             }
             match roles[j] {
                 Role::Auto => roles[j] = role,
@@ -218,11 +256,19 @@ pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -
                 path,
                 Some(1),
                 None,
-                format!("id column {id:?} not found; columns are: {}", super::source::listing(names)),
+                format!(
+                    "id column {id:?} not found; columns are: {}",
+                    super::source::listing(names)
+                ),
             )
         })?;
         if j == target {
-            return Err(data_err(path, Some(1), Some(id), "the id column cannot also be the target"));
+            return Err(data_err(
+                path,
+                Some(1),
+                Some(id),
+                "the id column cannot also be the target",
+            ));
         }
         // An id column that is also in `drop` still names the rows.
         roles[j] = Role::Id;
@@ -235,9 +281,12 @@ pub(crate) fn plan_roles(path: &Path, names: &[String], opts: &PrepareOptions) -
 /// and the unnamed index columns that R and pandas write (`""`, `Unnamed: 0`).
 pub fn looks_like_id(name: &str) -> bool {
     let lower = name.trim().to_ascii_lowercase();
-    const WHOLE: [&str; 11] =
-        ["", "id", "idx", "index", "key", "uuid", "guid", "rowid", "row", "no", "number"];
-    const SUFFIX: [&str; 9] = ["_id", "-id", " id", ".id", "_no", "_num", "_number", " number", "_key"];
+    const WHOLE: [&str; 11] = [
+        "", "id", "idx", "index", "key", "uuid", "guid", "rowid", "row", "no", "number",
+    ];
+    const SUFFIX: [&str; 9] = [
+        "_id", "-id", " id", ".id", "_no", "_num", "_number", " number", "_key",
+    ];
     if WHOLE.contains(&lower.as_str())
         || lower.starts_with("unnamed:")
         || lower.starts_with("id_")
@@ -248,9 +297,7 @@ pub fn looks_like_id(name: &str) -> bool {
     }
     // camelCase / PascalCase: `customerId`, `LoanID` (but not `PAID` or `valid`).
     let b = name.trim().as_bytes();
-    b.len() > 2
-        && (b.ends_with(b"Id") || b.ends_with(b"ID"))
-        && b[b.len() - 3].is_ascii_lowercase()
+    b.len() > 2 && (b.ends_with(b"Id") || b.ends_with(b"ID")) && b[b.len() - 3].is_ascii_lowercase()
 }
 
 /// Reads one column's cells as they stream by.
@@ -309,7 +356,10 @@ impl ColumnReader {
                 } else if let Some(x) = parse_number(cell) {
                     v.push(x);
                 } else if self.role == Role::Numeric {
-                    return Err(format!("not a number: {} (the column was declared numeric)", show(cell)));
+                    return Err(format!(
+                        "not a number: {} (the column was declared numeric)",
+                        show(cell)
+                    ));
                 } else {
                     // The first text cell: from here on the column is categories, and the
                     // numbers before it become categories under their canonical names.
@@ -318,7 +368,11 @@ impl ColumnReader {
                         let key = (!x.is_nan()).then(|| number_key(x));
                         text.push(key.as_deref())
                     });
-                    self.values = if fits { Building::Text(text) } else { Building::TooManyDistinct };
+                    self.values = if fits {
+                        Building::Text(text)
+                    } else {
+                        Building::TooManyDistinct
+                    };
                     return self.push_text(cell);
                 }
             }
@@ -345,7 +399,13 @@ impl ColumnReader {
             Building::TooManyDistinct => Values::TooManyDistinct,
             Building::NotRead => Values::NotRead,
         };
-        RawColumn { name, role: self.role, values, missing: self.missing, unique: self.unique }
+        RawColumn {
+            name,
+            role: self.role,
+            values,
+            missing: self.missing,
+            unique: self.unique,
+        }
     }
 }
 
@@ -389,7 +449,11 @@ impl TextBuilder {
                 *slot = k;
             }
         }
-        TextValues { codes: self.codes, dict, counts: self.counts }
+        TextValues {
+            codes: self.codes,
+            dict,
+            counts: self.counts,
+        }
     }
 }
 
@@ -398,42 +462,83 @@ mod tests {
     use super::*;
 
     fn read(text: &str, opts: &PrepareOptions) -> Result<RawTable> {
-        read_table_from(std::io::Cursor::new(text.as_bytes().to_vec()), Path::new("t.csv"), opts)
+        read_table_from(
+            std::io::Cursor::new(text.as_bytes().to_vec()),
+            Path::new("t.csv"),
+            opts,
+        )
     }
 
     #[test]
     fn id_names() {
-        for n in ["ID", "id", "Id", "customer_id", "Customer ID", "LoanID", "customerId", "id_loan", "Unnamed: 0", "", "row_no", "account_number", "index"] {
+        for n in [
+            "ID",
+            "id",
+            "Id",
+            "customer_id",
+            "Customer ID",
+            "LoanID",
+            "customerId",
+            "id_loan",
+            "Unnamed: 0",
+            "",
+            "row_no",
+            "account_number",
+            "index",
+        ] {
             assert!(looks_like_id(n), "{n:?}");
         }
-        for n in ["PAID", "valid", "bid", "AGE", "PAY_0", "idea", "default", "width"] {
+        for n in [
+            "PAID", "valid", "bid", "AGE", "PAY_0", "idea", "default", "width",
+        ] {
             assert!(!looks_like_id(n), "{n:?}");
         }
     }
 
     #[test]
     fn columns_become_text_on_the_first_word() {
-        let t = read("a,b,c,y\n1,x,NA,0\n2.5,2,,1\n,y,3,0\n", &PrepareOptions::default()).unwrap();
+        let t = read(
+            "a,b,c,y\n1,x,NA,0\n2.5,2,,1\n,y,3,0\n",
+            &PrepareOptions::default(),
+        )
+        .unwrap();
         assert_eq!(t.n_rows, 3);
         assert_eq!(t.target, 3);
-        let Values::Numeric(a) = &t.columns[0].values else { panic!() };
+        let Values::Numeric(a) = &t.columns[0].values else {
+            panic!()
+        };
         assert_eq!(a[..2], [1.0, 2.5]);
         assert!(a[2].is_nan());
         assert_eq!(t.columns[0].missing, 1);
-        let Values::Text(b) = &t.columns[1].values else { panic!() };
+        let Values::Text(b) = &t.columns[1].values else {
+            panic!()
+        };
         assert_eq!(b.dict, ["x", "2", "y"]);
         assert_eq!(b.codes, [0, 1, 2]);
-        let Values::Numeric(c) = &t.columns[2].values else { panic!() };
+        let Values::Numeric(c) = &t.columns[2].values else {
+            panic!()
+        };
         assert_eq!(t.columns[2].missing, 2);
         assert_eq!(c[2], 3.0);
-        let Values::Text(y) = &t.columns[3].values else { panic!() };
-        assert_eq!((y.dict.clone(), y.counts.clone()), (vec!["0".to_string(), "1".into()], vec![2, 1]));
+        let Values::Text(y) = &t.columns[3].values else {
+            panic!()
+        };
+        assert_eq!(
+            (y.dict.clone(), y.counts.clone()),
+            (vec!["0".to_string(), "1".into()], vec![2, 1])
+        );
     }
 
     #[test]
     fn numbers_seen_before_text_keep_their_names() {
-        let t = read("a,y\n1,0\n2.0,1\n,0\nA11,1\n1,0\n", &PrepareOptions::default()).unwrap();
-        let Values::Text(a) = &t.columns[0].values else { panic!() };
+        let t = read(
+            "a,y\n1,0\n2.0,1\n,0\nA11,1\n1,0\n",
+            &PrepareOptions::default(),
+        )
+        .unwrap();
+        let Values::Text(a) = &t.columns[0].values else {
+            panic!()
+        };
         assert_eq!(a.dict, ["1", "2", "A11"]);
         assert_eq!(a.codes, [0, 1, MISSING_CODE, 2, 0]);
         assert_eq!(a.counts, [2, 1, 1]);
@@ -441,22 +546,45 @@ mod tests {
 
     #[test]
     fn forced_roles_and_errors() {
-        let opts = PrepareOptions { categorical: vec!["a".into()], numeric: vec!["b".into()], ..Default::default() };
+        let opts = PrepareOptions {
+            categorical: vec!["a".into()],
+            numeric: vec!["b".into()],
+            ..Default::default()
+        };
         let t = read("a,b,y\n1,2,0\n3,,1\n", &opts).unwrap();
         assert!(matches!(&t.columns[0].values, Values::Text(v) if v.dict == ["1", "3"]));
-        let e = read("a,b,y\n1,2,0\n3,x,1\n", &opts).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("\"b\"") && e.contains("\"x\""), "{e}");
-        let both = PrepareOptions { categorical: vec!["a".into()], numeric: vec!["a".into()], ..Default::default() };
-        assert!(read("a,y\n1,0\n", &both).is_err());
-        let e = read("a,y\n1,0\n", &PrepareOptions { categorical: vec!["zz".into()], ..Default::default() })
+        let e = read("a,b,y\n1,2,0\n3,x,1\n", &opts)
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("\"b\"") && e.contains("\"x\""),
+            "{e}"
+        );
+        let both = PrepareOptions {
+            categorical: vec!["a".into()],
+            numeric: vec!["a".into()],
+            ..Default::default()
+        };
+        assert!(read("a,y\n1,0\n", &both).is_err());
+        let e = read(
+            "a,y\n1,0\n",
+            &PrepareOptions {
+                categorical: vec!["zz".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("zz") && e.contains("\"a\""), "{e}");
     }
 
     #[test]
     fn uniqueness_of_id_like_columns() {
-        let t = read("id,cust_id,x,y\n1,a,5,0\n2,a,6,1\n3,b,5,0\n", &PrepareOptions::default()).unwrap();
+        let t = read(
+            "id,cust_id,x,y\n1,a,5,0\n2,a,6,1\n3,b,5,0\n",
+            &PrepareOptions::default(),
+        )
+        .unwrap();
         assert_eq!(t.columns[0].unique, Some(true));
         assert_eq!(t.columns[1].unique, Some(false));
         assert_eq!(t.columns[2].unique, None);

@@ -34,27 +34,49 @@ impl TargetEncoding {
         let found = describe(&values);
         match values.len() {
             0 => return Err("the target column has no values (every cell is missing)".into()),
-            1 => return Err(format!("the target has one class only: {found}; it needs two")),
+            1 => {
+                return Err(format!(
+                    "the target has one class only: {found}; it needs two"
+                ))
+            }
             2 => {}
-            n => return Err(format!("the target has {n} distinct values, it must have two: {found}")),
+            n => {
+                return Err(format!(
+                    "the target has {n} distinct values, it must have two: {found}"
+                ))
+            }
         }
         let (a, b) = (values[0].0.as_str(), values[1].0.as_str());
         if let Some(p) = positive {
             let p = key_of(p.trim());
             return if same(&p, a) {
-                Ok(TargetEncoding { positive: a.into(), negative: b.into() })
+                Ok(TargetEncoding {
+                    positive: a.into(),
+                    negative: b.into(),
+                })
             } else if same(&p, b) {
-                Ok(TargetEncoding { positive: b.into(), negative: a.into() })
+                Ok(TargetEncoding {
+                    positive: b.into(),
+                    negative: a.into(),
+                })
             } else {
-                Err(format!("--positive {p:?} is not a value of the target, which has {found}"))
+                Err(format!(
+                    "--positive {p:?} is not a value of the target, which has {found}"
+                ))
             };
         }
         for (pos, neg) in KNOWN_PAIRS {
             if same(pos, a) && same(neg, b) {
-                return Ok(TargetEncoding { positive: a.into(), negative: b.into() });
+                return Ok(TargetEncoding {
+                    positive: a.into(),
+                    negative: b.into(),
+                });
             }
             if same(pos, b) && same(neg, a) {
-                return Ok(TargetEncoding { positive: b.into(), negative: a.into() });
+                return Ok(TargetEncoding {
+                    positive: b.into(),
+                    negative: a.into(),
+                });
             }
         }
         Err(format!(
@@ -115,7 +137,11 @@ fn merge_case(values: &[(String, usize)]) -> Vec<(String, usize)> {
 
 /// `"0" (23364 rows), "1" (6636 rows)`, the first ten values.
 fn describe(values: &[(String, usize)]) -> String {
-    let mut parts: Vec<String> = values.iter().take(10).map(|(v, n)| format!("{v:?} ({n} rows)")).collect();
+    let mut parts: Vec<String> = values
+        .iter()
+        .take(10)
+        .map(|(v, n)| format!("{v:?} ({n} rows)"))
+        .collect();
     if values.len() > 10 {
         parts.push(format!("and {} more", values.len() - 10));
     }
@@ -148,11 +174,17 @@ mod tests {
 
     #[test]
     fn positive_flag() {
-        assert_eq!(pos(&[("paid", 5), ("charged off", 2)], Some("Charged Off")).unwrap(), "charged off");
+        assert_eq!(
+            pos(&[("paid", 5), ("charged off", 2)], Some("Charged Off")).unwrap(),
+            "charged off"
+        );
         assert_eq!(pos(&[("0", 5), ("1", 2)], Some("0")).unwrap(), "0");
         assert_eq!(pos(&[("0", 5), ("1", 2)], Some("1.0")).unwrap(), "1");
         let e = pos(&[("paid", 5), ("charged off", 2)], None).unwrap_err();
-        assert!(e.contains("--positive") && e.contains("\"paid\" (5 rows)"), "{e}");
+        assert!(
+            e.contains("--positive") && e.contains("\"paid\" (5 rows)"),
+            "{e}"
+        );
         let e = pos(&[("paid", 5), ("late", 2)], Some("default")).unwrap_err();
         assert!(e.contains("\"default\"") && e.contains("\"late\""), "{e}");
     }
@@ -160,17 +192,29 @@ mod tests {
     #[test]
     fn wrong_class_counts() {
         let e = pos(&[("0", 5)], None).unwrap_err();
-        assert!(e.contains("one class") && e.contains("\"0\" (5 rows)"), "{e}");
+        assert!(
+            e.contains("one class") && e.contains("\"0\" (5 rows)"),
+            "{e}"
+        );
         let e = pos(&[("0", 5), ("1", 2), ("2", 1)], None).unwrap_err();
-        assert!(e.contains("3 distinct") && e.contains("\"2\" (1 rows)"), "{e}");
+        assert!(
+            e.contains("3 distinct") && e.contains("\"2\" (1 rows)"),
+            "{e}"
+        );
         assert!(pos(&[], None).unwrap_err().contains("no values"));
         // Case variants are one value.
-        assert_eq!(pos(&[("Yes", 3), ("yes", 1), ("No", 4)], None).unwrap(), "Yes");
+        assert_eq!(
+            pos(&[("Yes", 3), ("yes", 1), ("No", 4)], None).unwrap(),
+            "Yes"
+        );
     }
 
     #[test]
     fn labels() {
-        let e = TargetEncoding { positive: "Yes".into(), negative: "No".into() };
+        let e = TargetEncoding {
+            positive: "Yes".into(),
+            negative: "No".into(),
+        };
         assert_eq!(e.label("YES"), Some(1.0));
         assert_eq!(e.label("no"), Some(0.0));
         assert_eq!(e.label("maybe"), None);
@@ -178,7 +222,10 @@ mod tests {
         assert!(e.label_cell(b"NA").unwrap().is_nan());
         assert_eq!(e.label_cell(b"x"), None);
         assert_eq!(e.label_cell(b"\xff"), None);
-        let n = TargetEncoding { positive: "1".into(), negative: "0".into() };
+        let n = TargetEncoding {
+            positive: "1".into(),
+            negative: "0".into(),
+        };
         assert_eq!(n.label_cell(b"1.0"), Some(1.0));
         assert_eq!(n.label_cell(b"0"), Some(0.0));
     }

@@ -33,7 +33,11 @@ pub struct AdapterSummary {
 
 impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}] {} ({}, {}", self.index, self.name, self.backend, self.device_type)?;
+        write!(
+            f,
+            "[{}] {} ({}, {}",
+            self.index, self.name, self.backend, self.device_type
+        )?;
         if self.is_software {
             write!(f, ", software")?;
         }
@@ -41,7 +45,13 @@ impl fmt::Display for AdapterSummary {
     }
 }
 
-const SOFTWARE_NAMES: [&str; 5] = ["llvmpipe", "lavapipe", "swiftshader", "warp", "microsoft basic render"];
+const SOFTWARE_NAMES: [&str; 5] = [
+    "llvmpipe",
+    "lavapipe",
+    "swiftshader",
+    "warp",
+    "microsoft basic render",
+];
 
 fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();
@@ -50,7 +60,8 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let lower = info.name.to_lowercase();
     AdapterSummary {
         index,
-        is_software: info.device_type == wgpu::DeviceType::Cpu || SOFTWARE_NAMES.iter().any(|s| lower.contains(s)),
+        is_software: info.device_type == wgpu::DeviceType::Cpu
+            || SOFTWARE_NAMES.iter().any(|s| lower.contains(s)),
         name: info.name,
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
@@ -71,7 +82,8 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
 /// All adapters of an instance built from the environment (`WGPU_BACKEND` etc.), in a
 /// stable order, with their summaries.
 fn enumerate() -> Vec<(wgpu::Adapter, AdapterSummary)> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     adapters
         .into_iter()
@@ -85,7 +97,10 @@ fn enumerate() -> Vec<(wgpu::Adapter, AdapterSummary)> {
 
 /// Whether the adapter runs compute shaders at all (some GL ES drivers do not).
 fn can_compute(adapter: &wgpu::Adapter) -> bool {
-    adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
 }
 
 /// Every adapter wgpu can see. Empty when there is none (no Vulkan, Metal, DX12 or GL).
@@ -113,12 +128,19 @@ impl FromStr for DeviceChoice {
     fn from_str(s: &str) -> Result<Self> {
         let t = s.trim();
         Ok(match t.to_ascii_lowercase().as_str() {
-            "" => return Err(Error::flag("--device", "empty; use auto, cpu, gpu, an adapter index or part of its name")),
+            "" => {
+                return Err(Error::flag(
+                    "--device",
+                    "empty; use auto, cpu, gpu, an adapter index or part of its name",
+                ))
+            }
             "auto" => DeviceChoice::Auto,
             "cpu" => DeviceChoice::Cpu,
             "gpu" => DeviceChoice::Gpu,
             d if d.bytes().all(|b| b.is_ascii_digit()) => {
-                DeviceChoice::Index(d.parse().map_err(|_| Error::flag("--device", format!("{t:?} is not an adapter index")))?)
+                DeviceChoice::Index(d.parse().map_err(|_| {
+                    Error::flag("--device", format!("{t:?} is not an adapter index"))
+                })?)
             }
             _ => DeviceChoice::Name(t.to_string()),
         })
@@ -144,7 +166,8 @@ fn rank(s: &AdapterSummary) -> (u8, u8) {
 
 fn listing(all: &[AdapterSummary]) -> String {
     if all.is_empty() {
-        return "wgpu found no adapter (no Vulkan, Metal, DX12 or GL driver; check WGPU_BACKEND)".into();
+        return "wgpu found no adapter (no Vulkan, Metal, DX12 or GL driver; check WGPU_BACKEND)"
+            .into();
     }
     let lines: Vec<String> = all.iter().map(|s| format!("  {s}")).collect();
     format!("adapters:\n{}", lines.join("\n"))
@@ -160,27 +183,38 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
     let summaries: Vec<AdapterSummary> = found.iter().map(|(_, s)| s.clone()).collect();
     let pick = match choice {
         DeviceChoice::Cpu => unreachable!("handled above"),
-        DeviceChoice::Auto => summaries.iter().filter(|s| rank(s).0 <= 2 && can_compute(&found[s.index].0)).min_by_key(|s| rank(s)),
+        DeviceChoice::Auto => summaries
+            .iter()
+            .filter(|s| rank(s).0 <= 2 && can_compute(&found[s.index].0))
+            .min_by_key(|s| rank(s)),
         DeviceChoice::Gpu => {
-            let best = summaries.iter().filter(|s| can_compute(&found[s.index].0)).min_by_key(|s| rank(s));
+            let best = summaries
+                .iter()
+                .filter(|s| can_compute(&found[s.index].0))
+                .min_by_key(|s| rank(s));
             Some(best.ok_or_else(|| Error::Gpu(listing(&summaries)))?)
         }
-        DeviceChoice::Index(i) => Some(
-            summaries
-                .get(*i)
-                .ok_or_else(|| Error::Gpu(format!("there is no adapter {i}; {}", listing(&summaries))))?,
-        ),
+        DeviceChoice::Index(i) => Some(summaries.get(*i).ok_or_else(|| {
+            Error::Gpu(format!("there is no adapter {i}; {}", listing(&summaries)))
+        })?),
         DeviceChoice::Name(name) => {
             let lower = name.to_lowercase();
             Some(
                 summaries
                     .iter()
                     .find(|s| s.name.to_lowercase().contains(&lower))
-                    .ok_or_else(|| Error::Gpu(format!("no adapter's name contains {name:?}; {}", listing(&summaries))))?,
+                    .ok_or_else(|| {
+                        Error::Gpu(format!(
+                            "no adapter's name contains {name:?}; {}",
+                            listing(&summaries)
+                        ))
+                    })?,
             )
         }
     };
-    let Some(index) = pick.map(|s| s.index) else { return Ok(None) };
+    let Some(index) = pick.map(|s| s.index) else {
+        return Ok(None);
+    };
     let (adapter, info) = found.swap_remove(index);
     GpuContext::new(adapter, info).map(Some)
 }
@@ -205,7 +239,9 @@ pub struct GpuContext {
 
 impl fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GpuContext").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("GpuContext")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -214,22 +250,46 @@ impl GpuContext {
     /// datasets bind as far as the hardware allows), and builds every pipeline.
     pub fn new(adapter: wgpu::Adapter, info: AdapterSummary) -> Result<Self> {
         if !can_compute(&adapter) {
-            return Err(Error::Gpu(format!("{} cannot run compute shaders", info.name)));
+            return Err(Error::Gpu(format!(
+                "{} cannot run compute shaders",
+                info.name
+            )));
         }
         let limits = adapter.limits();
         let short = |what: &str, have: u32, need: u32| {
-            Error::Gpu(format!("{} offers {have} {what}; the kernels need {need}", info.name))
+            Error::Gpu(format!(
+                "{} offers {have} {what}; the kernels need {need}",
+                info.name
+            ))
         };
         if limits.max_storage_buffers_per_shader_stage < NEED_STORAGE_BUFFERS {
-            return Err(short("storage buffers per shader stage", limits.max_storage_buffers_per_shader_stage, NEED_STORAGE_BUFFERS));
+            return Err(short(
+                "storage buffers per shader stage",
+                limits.max_storage_buffers_per_shader_stage,
+                NEED_STORAGE_BUFFERS,
+            ));
         }
-        if limits.max_compute_invocations_per_workgroup < NEED_INVOCATIONS || limits.max_compute_workgroup_size_x < NEED_INVOCATIONS {
-            return Err(short("invocations per workgroup", limits.max_compute_invocations_per_workgroup, NEED_INVOCATIONS));
+        if limits.max_compute_invocations_per_workgroup < NEED_INVOCATIONS
+            || limits.max_compute_workgroup_size_x < NEED_INVOCATIONS
+        {
+            return Err(short(
+                "invocations per workgroup",
+                limits.max_compute_invocations_per_workgroup,
+                NEED_INVOCATIONS,
+            ));
         }
         if limits.max_compute_workgroup_storage_size < NEED_WORKGROUP_BYTES {
-            return Err(short("bytes of workgroup memory", limits.max_compute_workgroup_storage_size, NEED_WORKGROUP_BYTES));
+            return Err(short(
+                "bytes of workgroup memory",
+                limits.max_compute_workgroup_storage_size,
+                NEED_WORKGROUP_BYTES,
+            ));
         }
-        let desc = wgpu::DeviceDescriptor { label: Some("riskgrad"), required_limits: limits.clone(), ..Default::default() };
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("riskgrad"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
         // Errors outside an error scope would reach wgpu's default handler, which panics;
@@ -242,14 +302,28 @@ impl GpuContext {
         }));
 
         let scope = ErrorScope::push(&device);
-        let layouts: Vec<wgpu::BindGroupLayout> = Layout::ALL.iter().map(|&l| bind_group_layout(&device, l)).collect();
+        let layouts: Vec<wgpu::BindGroupLayout> = Layout::ALL
+            .iter()
+            .map(|&l| bind_group_layout(&device, l))
+            .collect();
         let modules: Vec<wgpu::ShaderModule> = MODULES
             .iter()
-            .map(|m| device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(m.file), source: wgpu::ShaderSource::Wgsl(m.source.into()) }))
+            .map(|m| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(m.file),
+                    source: wgpu::ShaderSource::Wgsl(m.source.into()),
+                })
+            })
             .collect();
         let pipeline_layouts: Vec<wgpu::PipelineLayout> = layouts
             .iter()
-            .map(|l| device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(l)], immediate_size: 0 }))
+            .map(|l| {
+                device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: None,
+                    bind_group_layouts: &[Some(l)],
+                    immediate_size: 0,
+                })
+            })
             .collect();
         let pipelines = PIPELINES
             .iter()
@@ -259,18 +333,34 @@ impl GpuContext {
                     layout: Some(&pipeline_layouts[layout_index(spec.layout)]),
                     module: &modules[spec.family as usize],
                     entry_point: Some(spec.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions { constants: spec.constants, ..Default::default() },
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: spec.constants,
+                        ..Default::default()
+                    },
                     cache: None,
                 })
             })
             .collect();
         scope.pop("building the compute pipelines")?;
-        Ok(GpuContext { device, queue, info, limits, layouts, pipelines, uncaptured })
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            layouts,
+            pipelines,
+            uncaptured,
+        })
     }
 
     /// An error the device reported outside any error scope (a lost device, say), once.
     pub fn take_error(&self) -> Result<()> {
-        match self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        match self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             Some(e) => Err(Error::Gpu(e)),
             None => Ok(()),
         }
@@ -286,21 +376,36 @@ impl GpuContext {
 }
 
 fn layout_index(layout: Layout) -> usize {
-    Layout::ALL.iter().position(|&l| l == layout).expect("every layout is listed")
+    Layout::ALL
+        .iter()
+        .position(|&l| l == layout)
+        .expect("every layout is listed")
 }
 
 fn bind_group_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout {
     let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
         count: None,
     };
     let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform)];
     for &(binding, access) in layout.storage_bindings() {
-        entries.push(buffer(binding, wgpu::BufferBindingType::Storage { read_only: access == Access::Read }));
+        entries.push(buffer(
+            binding,
+            wgpu::BufferBindingType::Storage {
+                read_only: access == Access::Read,
+            },
+        ));
     }
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("riskgrad"), entries: &entries })
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("riskgrad"),
+        entries: &entries,
+    })
 }
 
 /// Captures validation and out-of-memory errors of the calls made while it is pushed

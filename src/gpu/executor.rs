@@ -149,7 +149,12 @@ impl GpuExecutor {
         self.max_groups = n.clamp(1, self.ctx.limits.max_compute_workgroups_per_dimension);
     }
 
-    fn create_buffer(&self, label: &str, words: usize, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    fn create_buffer(
+        &self,
+        label: &str,
+        words: usize,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         let bytes = (words.max(4) as u64 * 4).next_multiple_of(16);
         if bytes > self.ctx.limits.max_buffer_size {
             return Err(Error::Gpu(format!(
@@ -157,7 +162,12 @@ impl GpuExecutor {
                 self.ctx.info.name, self.ctx.limits.max_buffer_size
             )));
         }
-        Ok(self.ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: bytes, usage, mapped_at_creation: false }))
+        Ok(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        }))
     }
 
     fn storage_buffer(&self, label: &str, words: usize) -> Result<wgpu::Buffer> {
@@ -167,7 +177,9 @@ impl GpuExecutor {
 
     fn fill_nan(&self, buffer: &wgpu::Buffer, offset: usize, words: usize) {
         let nan = vec![f32::NAN; words];
-        self.ctx.queue.write_buffer(buffer, offset as u64 * 4, bytemuck::cast_slice(&nan));
+        self.ctx
+            .queue
+            .write_buffer(buffer, offset as u64 * 4, bytemuck::cast_slice(&nan));
     }
 
     fn buffer<'a>(&'a self, lp: &'a LoadedPlan, storage: Storage) -> &'a wgpu::Buffer {
@@ -207,11 +219,21 @@ impl GpuExecutor {
                     };
                     entries.push(wgpu::BindGroupEntry {
                         binding,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: wgpu::BufferSize::new(size) }),
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer,
+                            offset,
+                            size: wgpu::BufferSize::new(size),
+                        }),
                     });
                 }
                 let layout = self.ctx.bind_group_layout(l.pipe.spec().layout);
-                self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(l.pipe.spec().entry), layout, entries: &entries })
+                self.ctx
+                    .device
+                    .create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(l.pipe.spec().entry),
+                        layout,
+                        entries: &entries,
+                    })
             })
             .collect()
     }
@@ -222,7 +244,9 @@ impl GpuExecutor {
 
     fn upload(&self, buffer: &wgpu::Buffer, data: &[f32]) -> Result<()> {
         let scope = ErrorScope::push(&self.ctx.device);
-        self.ctx.queue.write_buffer(buffer, 0, bytemuck::cast_slice(data));
+        self.ctx
+            .queue
+            .write_buffer(buffer, 0, bytemuck::cast_slice(data));
         scope.pop("writing to the GPU")?;
         self.ctx.take_error()
     }
@@ -233,9 +257,18 @@ impl GpuExecutor {
             return Ok(Vec::new());
         }
         let bytes = len as u64 * 4;
-        let staging = self.create_buffer("readback", len, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
+        let staging = self.create_buffer(
+            "readback",
+            len,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
         let scope = ErrorScope::push(&self.ctx.device);
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
         encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
         self.ctx.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -244,11 +277,16 @@ impl GpuExecutor {
         });
         scope.pop("reading back")?;
         self.ctx.take_error()?;
-        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         rx.recv()
             .map_err(|_| Error::Gpu("the readback was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-        let view = staging.get_mapped_range(0..bytes).map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let view = staging
+            .get_mapped_range(0..bytes)
+            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
@@ -256,7 +294,10 @@ impl GpuExecutor {
     }
 
     fn named_index(&self, name: &str) -> Result<usize> {
-        self.named.iter().position(|n| n.name == name).ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+        self.named
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
     }
 
     /// The named buffer for `name`, created (zeroed, or poisoned if asked) when new; a
@@ -270,7 +311,12 @@ impl GpuExecutor {
         if poison {
             self.fill_nan(&buffer, 0, len);
         }
-        self.named.push(Named { name: name.to_string(), len, buffer, max_u32: None });
+        self.named.push(Named {
+            name: name.to_string(),
+            len,
+            buffer,
+            max_u32: None,
+        });
         Ok(self.named.len() - 1)
     }
 }
@@ -288,13 +334,24 @@ impl Executor for GpuExecutor {
             max_binding_bytes: self.ctx.limits.max_storage_buffer_binding_size,
             max_groups: self.max_groups,
         };
-        let launches = plan.launches.iter().map(|l| lower(&l.kernel, &plan, &limits)).collect::<Result<Vec<_>>>()?;
-        for info in plan.inputs.iter().map(|i| (&i.name, i.len)).chain(plan.states.iter().map(|s| (&s.name, s.len))) {
+        let launches = plan
+            .launches
+            .iter()
+            .map(|l| lower(&l.kernel, &plan, &limits))
+            .collect::<Result<Vec<_>>>()?;
+        for info in plan
+            .inputs
+            .iter()
+            .map(|i| (&i.name, i.len))
+            .chain(plan.states.iter().map(|s| (&s.name, s.len)))
+        {
             if let Some(n) = self.named.iter().find(|n| &n.name == info.0) {
                 crate::exec::check_len(info.0, info.1, n.len)?;
             }
         }
-        let step_state = plan.state_index(STEP_STATE).ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
+        let step_state = plan
+            .state_index(STEP_STATE)
+            .ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
 
         let scope = ErrorScope::push(&self.ctx.device);
         // The plan's own buffers first: if one is refused, the executor is unchanged.
@@ -317,7 +374,11 @@ impl Executor for GpuExecutor {
             let bytes: &[u8] = bytemuck::cast_slice(&l.params);
             records[i * stride..i * stride + bytes.len()].copy_from_slice(bytes);
         }
-        let uniforms = self.create_buffer("launch parameters", records.len() / 4, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)?;
+        let uniforms = self.create_buffer(
+            "launch parameters",
+            records.len() / 4,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )?;
         self.ctx.queue.write_buffer(&uniforms, 0, &records);
         let shared = if self.plans.is_empty() {
             let total = plan.layout.total;
@@ -336,17 +397,39 @@ impl Executor for GpuExecutor {
             None
         };
         let grew_opt = self.opt_len < plan.opt_state_len;
-        let opt = if grew_opt { Some(self.storage_buffer("optimizer state", plan.opt_state_len)?) } else { None };
-        let inputs = plan.inputs.iter().map(|i| self.declare(&i.name, i.len, false)).collect::<Result<Vec<_>>>()?;
-        let states = plan.states.iter().map(|s| self.declare(&s.name, s.len, poison && s.name != STEP_STATE)).collect::<Result<Vec<_>>>()?;
+        let opt = if grew_opt {
+            Some(self.storage_buffer("optimizer state", plan.opt_state_len)?)
+        } else {
+            None
+        };
+        let inputs = plan
+            .inputs
+            .iter()
+            .map(|i| self.declare(&i.name, i.len, false))
+            .collect::<Result<Vec<_>>>()?;
+        let states = plan
+            .states
+            .iter()
+            .map(|s| self.declare(&s.name, s.len, poison && s.name != STEP_STATE))
+            .collect::<Result<Vec<_>>>()?;
         if let Some((params, grads)) = shared {
-            (self.params, self.grads, self.param_len) = (Some(params), Some(grads), plan.layout.total);
+            (self.params, self.grads, self.param_len) =
+                (Some(params), Some(grads), plan.layout.total);
         }
         if let Some(opt) = opt {
             (self.opt, self.opt_len) = (Some(opt), plan.opt_state_len);
         }
         let step = states[step_state];
-        let mut lp = LoadedPlan { plan, slots, inputs, states, step, launches, uniforms, bind_groups: Vec::new() };
+        let mut lp = LoadedPlan {
+            plan,
+            slots,
+            inputs,
+            states,
+            step,
+            launches,
+            uniforms,
+            bind_groups: Vec::new(),
+        };
         if grew_opt {
             // Bind groups of earlier plans point at the old optimizer state.
             for i in 0..self.plans.len() {
@@ -405,7 +488,10 @@ impl Executor for GpuExecutor {
     }
 
     fn read_node(&mut self, plan: usize, node: NodeId) -> Result<Vec<f32>> {
-        let lp = self.plans.get(plan).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let lp = self
+            .plans
+            .get(plan)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
         self.read_words(self.buffer(lp, t.storage), t.offset, t.len)
     }
@@ -415,19 +501,37 @@ impl Executor for GpuExecutor {
     }
 
     fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {
-        let lp = self.plans.get(plan).ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
-        crate::exec::check_run(&lp.plan, first_step, steps, |name| self.named.iter().find(|n| n.name == name).and_then(|n| n.max_u32))?;
+        let lp = self
+            .plans
+            .get(plan)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        crate::exec::check_run(&lp.plan, first_step, steps, |name| {
+            self.named
+                .iter()
+                .find(|n| n.name == name)
+                .and_then(|n| n.max_u32)
+        })?;
         if u32::try_from(first_step + steps).is_err() {
-            return Err(Error::Other(format!("{steps} steps from step {first_step} overflow the step counter")));
+            return Err(Error::Other(format!(
+                "{steps} steps from step {first_step} overflow the step counter"
+            )));
         }
         let first = first_step as u32;
 
         let start = Instant::now();
         let scope = ErrorScope::push(&self.ctx.device);
-        self.ctx.queue.write_buffer(&self.named[lp.step].buffer, 0, bytemuck::bytes_of(&first));
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        self.ctx
+            .queue
+            .write_buffer(&self.named[lp.step].buffer, 0, bytemuck::bytes_of(&first));
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("steps"),
+                timestamp_writes: None,
+            });
             for _ in 0..steps {
                 for (l, group) in lp.launches.iter().zip(&lp.bind_groups) {
                     pass.set_pipeline(self.ctx.pipeline(l.pipe));
@@ -460,7 +564,9 @@ impl Limits {
         let x = groups.min(max);
         let y = groups.div_ceil(x);
         if y > max {
-            return Err(Error::Gpu(format!("a launch of {groups} workgroups is over the device's {max}×{max} grid")));
+            return Err(Error::Gpu(format!(
+                "a launch of {groups} workgroups is over the device's {max}×{max} grid"
+            )));
         }
         Ok([x as u32, y as u32, 1])
     }
@@ -480,7 +586,14 @@ impl Limits {
                 self.max_binding_bytes
             )));
         }
-        Ok((Window { target: Target::Plan(t.storage), start, words }, u32c(t.offset - start)?))
+        Ok((
+            Window {
+                target: Target::Plan(t.storage),
+                start,
+                words,
+            },
+            u32c(t.offset - start)?,
+        ))
     }
 }
 
@@ -516,16 +629,38 @@ impl Record {
 /// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid.
 fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
     let step_ref = || -> Result<TensorRef> {
-        let i = plan.state_index(STEP_STATE).ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
-        Ok(TensorRef { storage: Storage::State(i), offset: 0, len: plan.states[i].len })
+        let i = plan
+            .state_index(STEP_STATE)
+            .ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
+        Ok(TensorRef {
+            storage: Storage::State(i),
+            offset: 0,
+            len: plan.states[i].len,
+        })
     };
     let w = |t: TensorRef| lim.window(t);
     if let Some((pipe, record, bindings, groups)) = conv_pool::lower(kernel, lim)? {
         check_bindings(pipe, &bindings, plan)?;
-        return Ok(Lowered { pipe, params: record.0, bindings, groups });
+        return Ok(Lowered {
+            pipe,
+            params: record.0,
+            bindings,
+            groups,
+        });
     }
     let (pipe, record, bindings, groups): (Pipe, Record, Bindings, [u32; 3]) = match *kernel {
-        Kernel::MatMul { a, b, bias, out, m, n, k, trans_a, trans_b, act } => {
+        Kernel::MatMul {
+            a,
+            b,
+            bias,
+            out,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            act,
+        } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
             let (wbias, obias) = match bias {
                 Some(t) => {
@@ -538,42 +673,174 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             let tiles = m.div_ceil(TILE) * tiles_n;
             // 0: no bias; 1: a bias row for every row; 2: a whole added matrix.
             let bias_kind = bias.map_or(0, |t| if t.len > n { 2 } else { 1 });
-            let r = Record::default().n(m)?.n(n)?.n(k)?.u(act.code()).u(oa).u(ob).u(obias).u(oo).u(bias_kind).n(tiles_n)?.n(tiles)?.u(0);
-            (Pipe::matmul(trans_a, trans_b), r, vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))], lim.grid(tiles)?)
+            let r = Record::default()
+                .n(m)?
+                .n(n)?
+                .n(k)?
+                .u(act.code())
+                .u(oa)
+                .u(ob)
+                .u(obias)
+                .u(oo)
+                .u(bias_kind)
+                .n(tiles_n)?
+                .n(tiles)?
+                .u(0);
+            (
+                Pipe::matmul(trans_a, trans_b),
+                r,
+                vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
+                lim.grid(tiles)?,
+            )
         }
         Kernel::Fill { out, value } => {
             let (wo, oo) = w(out)?;
             let r = elementwise([1; 4], [0; 4], [0; 4], out.len, 0, 0, 0, oo, value, [0; 6])?;
-            (Pipe::Fill, r, vec![(1, None), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+            (
+                Pipe::Fill,
+                r,
+                vec![(1, None), (2, None), (3, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
-        Kernel::Binary { op, a, b, out, shape, a_strides, b_strides } => {
+        Kernel::Binary {
+            op,
+            a,
+            b,
+            out,
+            shape,
+            a_strides,
+            b_strides,
+        } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
-            let r = elementwise(vec4(&shape)?, vec4(&a_strides)?, vec4(&b_strides)?, out.len, op.code(), oa, ob, oo, 0.0, [0; 6])?;
-            (Pipe::Binary, r, vec![(1, Some(wa)), (2, Some(wb)), (3, Some(wo))], lim.grid_1d(out.len)?)
+            let r = elementwise(
+                vec4(&shape)?,
+                vec4(&a_strides)?,
+                vec4(&b_strides)?,
+                out.len,
+                op.code(),
+                oa,
+                ob,
+                oo,
+                0.0,
+                [0; 6],
+            )?;
+            (
+                Pipe::Binary,
+                r,
+                vec![(1, Some(wa)), (2, Some(wb)), (3, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
         Kernel::Unary { act, x, out } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, act.code(), ox, 0, oo, 0.0, [0; 6])?;
-            (Pipe::Unary, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+            let r = elementwise(
+                [1; 4],
+                [0; 4],
+                [0; 4],
+                out.len,
+                act.code(),
+                ox,
+                0,
+                oo,
+                0.0,
+                [0; 6],
+            )?;
+            (
+                Pipe::Unary,
+                r,
+                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
         Kernel::ActGrad { act, dy, y, out } => {
             let ((wd, od), (wy, oy), (wo, oo)) = (w(dy)?, w(y)?, w(out)?);
-            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, act.code(), od, oy, oo, 0.0, [0; 6])?;
-            (Pipe::ActGrad, r, vec![(1, Some(wd)), (2, Some(wy)), (3, Some(wo))], lim.grid_1d(out.len)?)
+            let r = elementwise(
+                [1; 4],
+                [0; 4],
+                [0; 4],
+                out.len,
+                act.code(),
+                od,
+                oy,
+                oo,
+                0.0,
+                [0; 6],
+            )?;
+            (
+                Pipe::ActGrad,
+                r,
+                vec![(1, Some(wd)), (2, Some(wy)), (3, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
-        Kernel::Expand { x, out, out_shape, x_strides, scale } => {
+        Kernel::Expand {
+            x,
+            out,
+            out_shape,
+            x_strides,
+            scale,
+        } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise(vec4(&out_shape)?, vec4(&x_strides)?, [0; 4], out.len, 0, ox, 0, oo, scale, [0; 6])?;
-            (Pipe::Expand, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(out.len)?)
+            let r = elementwise(
+                vec4(&out_shape)?,
+                vec4(&x_strides)?,
+                [0; 4],
+                out.len,
+                0,
+                ox,
+                0,
+                oo,
+                scale,
+                [0; 6],
+            )?;
+            (
+                Pipe::Expand,
+                r,
+                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
-        Kernel::CopyCols { x, out, rows, cols, src_cols, src_start, dst_cols, dst_start } => {
+        Kernel::CopyCols {
+            x,
+            out,
+            rows,
+            cols,
+            src_cols,
+            src_start,
+            dst_cols,
+            dst_start,
+        } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise([1; 4], [0; 4], [0; 4], rows * cols, 0, ox, 0, oo, 0.0, [rows, cols, src_cols, src_start, dst_cols, dst_start])?;
-            (Pipe::CopyCols, r, vec![(1, Some(wx)), (2, None), (3, Some(wo))], lim.grid_1d(rows * cols)?)
+            let r = elementwise(
+                [1; 4],
+                [0; 4],
+                [0; 4],
+                rows * cols,
+                0,
+                ox,
+                0,
+                oo,
+                0.0,
+                [rows, cols, src_cols, src_start, dst_cols, dst_start],
+            )?;
+            (
+                Pipe::CopyCols,
+                r,
+                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
+                lim.grid_1d(rows * cols)?,
+            )
         }
-        Kernel::Reduce { x, out, in_shape, out_shape, scale } => {
+        Kernel::Reduce {
+            x,
+            out,
+            in_shape,
+            out_shape,
+            scale,
+        } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let reduced: [usize; MAX_RANK] = std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
+            let reduced: [usize; MAX_RANK] =
+                std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
             let n_out: usize = out_shape.iter().product();
             let count: usize = reduced.iter().product();
             let r = Record::default()
@@ -589,61 +856,248 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 .u(0)
                 .u(0);
             let tree = n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT;
-            let (pipe, groups) = if tree { (Pipe::ReduceTree, lim.grid(n_out)?) } else { (Pipe::ReduceSerial, lim.grid_1d(n_out)?) };
+            let (pipe, groups) = if tree {
+                (Pipe::ReduceTree, lim.grid(n_out)?)
+            } else {
+                (Pipe::ReduceSerial, lim.grid_1d(n_out)?)
+            };
             (pipe, r, vec![(1, Some(wx)), (2, Some(wo))], groups)
         }
-        Kernel::Bce { logits, targets, out, pos_weight } => {
+        Kernel::Bce {
+            logits,
+            targets,
+            out,
+            pos_weight,
+        } => {
             let ((wl, ol), (wt, ot), (wo, oo)) = (w(logits)?, w(targets)?, w(out)?);
-            let r = Record::default().n(logits.len)?.u(ol).u(ot).u(0).u(oo).f(pos_weight).u(0).u(0);
-            (Pipe::Bce, r, vec![(1, Some(wl)), (2, Some(wt)), (3, None), (4, Some(wo))], [1, 1, 1])
+            let r = Record::default()
+                .n(logits.len)?
+                .u(ol)
+                .u(ot)
+                .u(0)
+                .u(oo)
+                .f(pos_weight)
+                .u(0)
+                .u(0);
+            (
+                Pipe::Bce,
+                r,
+                vec![(1, Some(wl)), (2, Some(wt)), (3, None), (4, Some(wo))],
+                [1, 1, 1],
+            )
         }
-        Kernel::BceGrad { logits, targets, dloss, out, pos_weight } => {
-            let ((wl, ol), (wt, ot), (wd, od), (wo, oo)) = (w(logits)?, w(targets)?, w(dloss)?, w(out)?);
-            let r = Record::default().n(logits.len)?.u(ol).u(ot).u(od).u(oo).f(pos_weight).u(0).u(0);
-            (Pipe::BceGrad, r, vec![(1, Some(wl)), (2, Some(wt)), (3, Some(wd)), (4, Some(wo))], lim.grid_1d(logits.len)?)
+        Kernel::BceGrad {
+            logits,
+            targets,
+            dloss,
+            out,
+            pos_weight,
+        } => {
+            let ((wl, ol), (wt, ot), (wd, od), (wo, oo)) =
+                (w(logits)?, w(targets)?, w(dloss)?, w(out)?);
+            let r = Record::default()
+                .n(logits.len)?
+                .u(ol)
+                .u(ot)
+                .u(od)
+                .u(oo)
+                .f(pos_weight)
+                .u(0)
+                .u(0);
+            (
+                Pipe::BceGrad,
+                r,
+                vec![(1, Some(wl)), (2, Some(wt)), (3, Some(wd)), (4, Some(wo))],
+                lim.grid_1d(logits.len)?,
+            )
         }
         Kernel::Accumulate { x, acc } => {
             let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);
-            let r = Record::default().u(1).u(ox).u(0).u(0).u(oa).f(0.0).u(0).u(0);
-            (Pipe::Accumulate, r, vec![(1, Some(wx)), (2, None), (3, None), (4, Some(wa))], [1, 1, 1])
+            let r = Record::default()
+                .u(1)
+                .u(ox)
+                .u(0)
+                .u(0)
+                .u(oa)
+                .f(0.0)
+                .u(0)
+                .u(0);
+            (
+                Pipe::Accumulate,
+                r,
+                vec![(1, Some(wx)), (2, None), (3, None), (4, Some(wa))],
+                [1, 1, 1],
+            )
         }
-        Kernel::Gather { table, perm, out, batch, cols } => {
-            let ((wt, ot), (wp, op), (ws, os), (wo, oo)) = (w(table)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default().n(out.len)?.n(batch)?.n(cols)?.u(ot).u(op).u(os).u(oo).u(0);
-            (Pipe::Gather, r, vec![(1, Some(wt)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(out.len)?)
+        Kernel::Gather {
+            table,
+            perm,
+            out,
+            batch,
+            cols,
+        } => {
+            let ((wt, ot), (wp, op), (ws, os), (wo, oo)) =
+                (w(table)?, w(perm)?, w(step_ref()?)?, w(out)?);
+            let r = Record::default()
+                .n(out.len)?
+                .n(batch)?
+                .n(cols)?
+                .u(ot)
+                .u(op)
+                .u(os)
+                .u(oo)
+                .u(0);
+            (
+                Pipe::Gather,
+                r,
+                vec![(1, Some(wt)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
-        Kernel::ScatterAdd { dy, perm, out, batch, cols } => {
-            let ((wd, od), (wp, op), (ws, os), (wo, oo)) = (w(dy)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default().n(out.len)?.n(batch)?.n(cols)?.u(od).u(op).u(os).u(oo).u(0);
-            (Pipe::ScatterAdd, r, vec![(1, Some(wd)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(out.len)?)
+        Kernel::ScatterAdd {
+            dy,
+            perm,
+            out,
+            batch,
+            cols,
+        } => {
+            let ((wd, od), (wp, op), (ws, os), (wo, oo)) =
+                (w(dy)?, w(perm)?, w(step_ref()?)?, w(out)?);
+            let r = Record::default()
+                .n(out.len)?
+                .n(batch)?
+                .n(cols)?
+                .u(od)
+                .u(op)
+                .u(os)
+                .u(oo)
+                .u(0);
+            (
+                Pipe::ScatterAdd,
+                r,
+                vec![(1, Some(wd)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
+                lim.grid_1d(out.len)?,
+            )
         }
         Kernel::Collect { x, out } => {
             let ((wx, ox), (ws, os), (wo, oo)) = (w(x)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default().n(x.len)?.u(0).u(0).u(ox).u(0).u(os).u(oo).u(0);
-            (Pipe::Collect, r, vec![(1, Some(wx)), (2, None), (3, Some(ws)), (4, Some(wo))], lim.grid_1d(x.len)?)
+            let r = Record::default()
+                .n(x.len)?
+                .u(0)
+                .u(0)
+                .u(ox)
+                .u(0)
+                .u(os)
+                .u(oo)
+                .u(0);
+            (
+                Pipe::Collect,
+                r,
+                vec![(1, Some(wx)), (2, None), (3, Some(ws)), (4, Some(wo))],
+                lim.grid_1d(x.len)?,
+            )
         }
-        Kernel::Optimize { optimizer, len, step } => {
+        Kernel::Optimize {
+            optimizer,
+            len,
+            step,
+        } => {
             let (ws, os) = w(step)?;
-            let whole = |storage| w(TensorRef { storage, offset: 0, len }).map(|(win, _)| win);
+            let whole = |storage| {
+                w(TensorRef {
+                    storage,
+                    offset: 0,
+                    len,
+                })
+                .map(|(win, _)| win)
+            };
             let (wp, wg) = (whole(Storage::Params)?, whole(Storage::Grads)?);
             // Same size check as a plan storage's, then retargeted.
-            let (wstate, _) = w(TensorRef { storage: Storage::Params, offset: 0, len: len * optimizer.state_per_param() })?;
-            let wstate = Window { target: Target::OptState, ..wstate };
-            let (pipe, r) = match optimizer {
-                Optimizer::Sgd { lr, momentum } => (Pipe::Sgd, Record::default().n(len)?.u(os).f(lr).f(momentum).f(0.0).f(0.0).f(0.0).u(0)),
-                Optimizer::Adam { lr, beta1, beta2, eps } => (Pipe::Adam, Record::default().n(len)?.u(os).f(lr).f(beta1).f(beta2).f(eps).f(0.0).u(0)),
-                Optimizer::AdamW { lr, beta1, beta2, eps, weight_decay } => {
-                    (Pipe::Adam, Record::default().n(len)?.u(os).f(lr).f(beta1).f(beta2).f(eps).f(weight_decay).u(0))
-                }
+            let (wstate, _) = w(TensorRef {
+                storage: Storage::Params,
+                offset: 0,
+                len: len * optimizer.state_per_param(),
+            })?;
+            let wstate = Window {
+                target: Target::OptState,
+                ..wstate
             };
-            (pipe, r, vec![(1, Some(wp)), (2, Some(wg)), (3, Some(wstate)), (4, Some(ws))], lim.grid_1d(len)?)
+            let (pipe, r) = match optimizer {
+                Optimizer::Sgd { lr, momentum } => (
+                    Pipe::Sgd,
+                    Record::default()
+                        .n(len)?
+                        .u(os)
+                        .f(lr)
+                        .f(momentum)
+                        .f(0.0)
+                        .f(0.0)
+                        .f(0.0)
+                        .u(0),
+                ),
+                Optimizer::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                } => (
+                    Pipe::Adam,
+                    Record::default()
+                        .n(len)?
+                        .u(os)
+                        .f(lr)
+                        .f(beta1)
+                        .f(beta2)
+                        .f(eps)
+                        .f(0.0)
+                        .u(0),
+                ),
+                Optimizer::AdamW {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => (
+                    Pipe::Adam,
+                    Record::default()
+                        .n(len)?
+                        .u(os)
+                        .f(lr)
+                        .f(beta1)
+                        .f(beta2)
+                        .f(eps)
+                        .f(weight_decay)
+                        .u(0),
+                ),
+            };
+            (
+                pipe,
+                r,
+                vec![
+                    (1, Some(wp)),
+                    (2, Some(wg)),
+                    (3, Some(wstate)),
+                    (4, Some(ws)),
+                ],
+                lim.grid_1d(len)?,
+            )
         }
         Kernel::AdvanceStep { step } => {
             let (ws, os) = w(step)?;
             let r = Record::default().u(0).u(os).v4([0; 4]).u(0).u(0);
             (Pipe::AdvanceStep, r, vec![(5, Some(ws))], [1, 1, 1])
         }
-        Kernel::RnnCell { kind, rows, hidden, gx, gh, gh_rows, prev, out } => {
+        Kernel::RnnCell {
+            kind,
+            rows,
+            hidden,
+            gx,
+            gh,
+            gh_rows,
+            prev,
+            out,
+        } => {
             let ((wx, ox), (wo, oo)) = (w(gx.data)?, w(out)?);
             let (wh, oh) = optional(gh, &w)?;
             let (wp, op) = optional(prev, &w)?;
@@ -652,28 +1106,80 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 Some(_) if gh_rows => 2,
                 Some(_) => 1,
             };
-            let mut f = RnnFields { rows, hidden, off_out: oo, has_prev: prev.is_some(), off_prev: op, ..Default::default() };
-            (f.gx_stride, f.gx_col, f.off_gx, f.gh_mode, f.off_gh) = (gx.stride, gx.col, ox, gh_mode, oh);
+            let mut f = RnnFields {
+                rows,
+                hidden,
+                off_out: oo,
+                has_prev: prev.is_some(),
+                off_prev: op,
+                ..Default::default()
+            };
+            (f.gx_stride, f.gx_col, f.off_gx, f.gh_mode, f.off_gh) =
+                (gx.stride, gx.col, ox, gh_mode, oh);
             let pipe = match kind {
                 CellKind::Lstm => Pipe::LstmCell,
                 CellKind::Gru => Pipe::GruCell,
             };
-            (pipe, f.record()?, vec![(1, Some(wx)), (2, wh), (3, wp), (4, None), (5, None), (6, Some(wo))], lim.grid_1d(rows * hidden)?)
+            (
+                pipe,
+                f.record()?,
+                vec![
+                    (1, Some(wx)),
+                    (2, wh),
+                    (3, wp),
+                    (4, None),
+                    (5, None),
+                    (6, Some(wo)),
+                ],
+                lim.grid_1d(rows * hidden)?,
+            )
         }
-        Kernel::RnnCellGrad { kind, rows, hidden, dh, dc, state, prev, out } => {
+        Kernel::RnnCellGrad {
+            kind,
+            rows,
+            hidden,
+            dh,
+            dc,
+            state,
+            prev,
+            out,
+        } => {
             let ((ws, os), (wo, oo)) = (w(state)?, w(out)?);
             let (wd0, od0) = optional(dh[0].map(|c| c.data), &w)?;
             let (wd1, od1) = optional(dh[1].map(|c| c.data), &w)?;
             let (wc, oc) = optional(dc, &w)?;
             let (wp, op) = optional(prev, &w)?;
-            let mut f = RnnFields { rows, hidden, off_out: oo, has_prev: prev.is_some(), off_prev: op, off_state: os, ..Default::default() };
-            f.dh = [dh[0].map(|c| (c.stride, c.col, od0)), dh[1].map(|c| (c.stride, c.col, od1))];
+            let mut f = RnnFields {
+                rows,
+                hidden,
+                off_out: oo,
+                has_prev: prev.is_some(),
+                off_prev: op,
+                off_state: os,
+                ..Default::default()
+            };
+            f.dh = [
+                dh[0].map(|c| (c.stride, c.col, od0)),
+                dh[1].map(|c| (c.stride, c.col, od1)),
+            ];
             (f.has_dc, f.off_dc) = (dc.is_some(), oc);
             let pipe = match kind {
                 CellKind::Lstm => Pipe::LstmCellGrad,
                 CellKind::Gru => Pipe::GruCellGrad,
             };
-            (pipe, f.record()?, vec![(1, wd0), (2, wd1), (3, wc), (4, Some(ws)), (5, wp), (6, Some(wo))], lim.grid_1d(rows * hidden)?)
+            (
+                pipe,
+                f.record()?,
+                vec![
+                    (1, wd0),
+                    (2, wd1),
+                    (3, wc),
+                    (4, Some(ws)),
+                    (5, wp),
+                    (6, Some(wo)),
+                ],
+                lim.grid_1d(rows * hidden)?,
+            )
         }
         Kernel::Conv2d { .. }
         | Kernel::Conv2dGradInput { .. }
@@ -687,12 +1193,20 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         | Kernel::AvgPoolGrad { .. } => unreachable!("lowered by conv_pool above"),
     };
     check_bindings(pipe, &bindings, plan)?;
-    Ok(Lowered { pipe, params: record.0, bindings, groups })
+    Ok(Lowered {
+        pipe,
+        params: record.0,
+        bindings,
+        groups,
+    })
 }
 
 /// The window of an optional operand (`None` binds the dummy buffer) and the operand's
 /// offset inside it.
-fn optional(t: Option<TensorRef>, w: &impl Fn(TensorRef) -> Result<(Window, u32)>) -> Result<(Option<Window>, u32)> {
+fn optional(
+    t: Option<TensorRef>,
+    w: &impl Fn(TensorRef) -> Result<(Window, u32)>,
+) -> Result<(Option<Window>, u32)> {
     Ok(match t {
         Some(t) => {
             let (win, off) = w(t)?;
@@ -724,13 +1238,28 @@ struct RnnFields {
 
 impl RnnFields {
     fn record(&self) -> Result<Record> {
-        let mut r = Record::default().n(self.rows)?.n(self.hidden)?.n(self.gx_stride)?.n(self.gx_col)?;
-        r = r.u(self.off_gx).u(self.gh_mode).u(self.off_gh).u(self.has_prev as u32).u(self.off_prev).u(self.off_out);
+        let mut r = Record::default()
+            .n(self.rows)?
+            .n(self.hidden)?
+            .n(self.gx_stride)?
+            .n(self.gx_col)?;
+        r = r
+            .u(self.off_gx)
+            .u(self.gh_mode)
+            .u(self.off_gh)
+            .u(self.has_prev as u32)
+            .u(self.off_prev)
+            .u(self.off_out);
         for dh in self.dh {
             let (stride, col, off) = dh.unwrap_or((0, 0, 0));
             r = r.u(dh.is_some() as u32).u(off).n(stride)?.n(col)?;
         }
-        Ok(r.u(self.has_dc as u32).u(self.off_dc).u(self.off_state).u(0).u(0).u(0))
+        Ok(r.u(self.has_dc as u32)
+            .u(self.off_dc)
+            .u(self.off_state)
+            .u(0)
+            .u(0)
+            .u(0))
     }
 }
 
@@ -747,7 +1276,16 @@ fn elementwise(
     value: f32,
     copy: [usize; 6],
 ) -> Result<Record> {
-    let mut r = Record::default().v4(shape).v4(x_strides).v4(y_strides).n(n)?.u(code).u(off_x).u(off_y).u(off_out).f(value);
+    let mut r = Record::default()
+        .v4(shape)
+        .v4(x_strides)
+        .v4(y_strides)
+        .n(n)?
+        .u(code)
+        .u(off_x)
+        .u(off_y)
+        .u(off_out)
+        .f(value);
     for v in copy {
         r = r.n(v)?;
     }

@@ -11,23 +11,57 @@ pub struct ShaderModule {
 
 macro_rules! with_common {
     ($file:literal) => {
-        concat!(include_str!("../../shaders/common.wgsl"), "\n", include_str!(concat!("../../shaders/", $file)))
+        concat!(
+            include_str!("../../shaders/common.wgsl"),
+            "\n",
+            include_str!(concat!("../../shaders/", $file))
+        )
     };
 }
 
-pub const COMMON: ShaderModule = ShaderModule { file: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
+pub const COMMON: ShaderModule = ShaderModule {
+    file: "common.wgsl",
+    source: include_str!("../../shaders/common.wgsl"),
+};
 
 /// Every kernel module, indexed by `Family as usize`.
 pub const MODULES: [ShaderModule; 9] = [
-    ShaderModule { file: "matmul.wgsl", source: with_common!("matmul.wgsl") },
-    ShaderModule { file: "elementwise.wgsl", source: with_common!("elementwise.wgsl") },
-    ShaderModule { file: "reduce.wgsl", source: with_common!("reduce.wgsl") },
-    ShaderModule { file: "loss.wgsl", source: with_common!("loss.wgsl") },
-    ShaderModule { file: "gather.wgsl", source: include_str!("../../shaders/gather.wgsl") },
-    ShaderModule { file: "optimizer.wgsl", source: include_str!("../../shaders/optimizer.wgsl") },
-    ShaderModule { file: "rnn.wgsl", source: with_common!("rnn.wgsl") },
-    ShaderModule { file: "conv.wgsl", source: with_common!("conv.wgsl") },
-    ShaderModule { file: "pool.wgsl", source: include_str!("../../shaders/pool.wgsl") },
+    ShaderModule {
+        file: "matmul.wgsl",
+        source: with_common!("matmul.wgsl"),
+    },
+    ShaderModule {
+        file: "elementwise.wgsl",
+        source: with_common!("elementwise.wgsl"),
+    },
+    ShaderModule {
+        file: "reduce.wgsl",
+        source: with_common!("reduce.wgsl"),
+    },
+    ShaderModule {
+        file: "loss.wgsl",
+        source: with_common!("loss.wgsl"),
+    },
+    ShaderModule {
+        file: "gather.wgsl",
+        source: include_str!("../../shaders/gather.wgsl"),
+    },
+    ShaderModule {
+        file: "optimizer.wgsl",
+        source: include_str!("../../shaders/optimizer.wgsl"),
+    },
+    ShaderModule {
+        file: "rnn.wgsl",
+        source: with_common!("rnn.wgsl"),
+    },
+    ShaderModule {
+        file: "conv.wgsl",
+        source: with_common!("conv.wgsl"),
+    },
+    ShaderModule {
+        file: "pool.wgsl",
+        source: include_str!("../../shaders/pool.wgsl"),
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +103,14 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub const ALL: [Layout; 6] = [Layout::Read2Write1, Layout::Read1Write1, Layout::Read3Write1, Layout::Optimizer, Layout::Counters, Layout::Read5Write1];
+    pub const ALL: [Layout; 6] = [
+        Layout::Read2Write1,
+        Layout::Read1Write1,
+        Layout::Read3Write1,
+        Layout::Optimizer,
+        Layout::Counters,
+        Layout::Read5Write1,
+    ];
 
     pub fn storage_bindings(self) -> &'static [(u32, Access)] {
         use Access::*;
@@ -79,7 +120,14 @@ impl Layout {
             Layout::Read3Write1 => &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
             Layout::Optimizer => &[(1, ReadWrite), (2, Read), (3, ReadWrite), (4, Read)],
             Layout::Counters => &[(5, ReadWrite)],
-            Layout::Read5Write1 => &[(1, Read), (2, Read), (3, Read), (4, Read), (5, Read), (6, ReadWrite)],
+            Layout::Read5Write1 => &[
+                (1, Read),
+                (2, Read),
+                (3, Read),
+                (4, Read),
+                (5, Read),
+                (6, ReadWrite),
+            ],
         }
     }
 }
@@ -154,15 +202,33 @@ impl PipelineSpec {
 }
 
 const fn spec(pipe: Pipe, family: Family, entry: &'static str, layout: Layout) -> PipelineSpec {
-    PipelineSpec { pipe, family, entry, constants: &[], layout }
+    PipelineSpec {
+        pipe,
+        family,
+        entry,
+        constants: &[],
+        layout,
+    }
 }
 
 const fn matmul(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
-    PipelineSpec { pipe, family: Family::MatMul, entry: "matmul", constants, layout: Layout::Read3Write1 }
+    PipelineSpec {
+        pipe,
+        family: Family::MatMul,
+        entry: "matmul",
+        constants,
+        layout: Layout::Read3Write1,
+    }
 }
 
 const fn conv(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
-    PipelineSpec { pipe, family: Family::Conv, entry: "conv", constants, layout: Layout::Read3Write1 }
+    PipelineSpec {
+        pipe,
+        family: Family::Conv,
+        entry: "conv",
+        constants,
+        layout: Layout::Read3Write1,
+    }
 }
 
 pub const PIPELINES: [PipelineSpec; 34] = {
@@ -189,19 +255,49 @@ pub const PIPELINES: [PipelineSpec; 34] = {
         spec(Pipe::Collect, Gather, "collect", Read3Write1),
         spec(Pipe::Sgd, Family::Optimizer, "sgd", Layout::Optimizer),
         spec(Pipe::Adam, Family::Optimizer, "adam", Layout::Optimizer),
-        spec(Pipe::AdvanceStep, Family::Optimizer, "advance_step", Counters),
-        spec(Pipe::LstmCell, Family::Rnn, "lstm_cell", Layout::Read5Write1),
+        spec(
+            Pipe::AdvanceStep,
+            Family::Optimizer,
+            "advance_step",
+            Counters,
+        ),
+        spec(
+            Pipe::LstmCell,
+            Family::Rnn,
+            "lstm_cell",
+            Layout::Read5Write1,
+        ),
         spec(Pipe::GruCell, Family::Rnn, "gru_cell", Layout::Read5Write1),
-        spec(Pipe::LstmCellGrad, Family::Rnn, "lstm_cell_grad", Layout::Read5Write1),
-        spec(Pipe::GruCellGrad, Family::Rnn, "gru_cell_grad", Layout::Read5Write1),
+        spec(
+            Pipe::LstmCellGrad,
+            Family::Rnn,
+            "lstm_cell_grad",
+            Layout::Read5Write1,
+        ),
+        spec(
+            Pipe::GruCellGrad,
+            Family::Rnn,
+            "gru_cell_grad",
+            Layout::Read5Write1,
+        ),
         conv(Pipe::ConvForward, &[("MODE", 0.0)]),
         conv(Pipe::ConvGradInput, &[("MODE", 1.0)]),
         conv(Pipe::ConvGradWeight, &[("MODE", 2.0)]),
         spec(Pipe::PoolArgmax, Family::Pool, "pool_argmax", Read2Write1),
         spec(Pipe::PoolGather, Family::Pool, "pool_gather", Read2Write1),
-        spec(Pipe::MaxPoolGrad, Family::Pool, "max_pool_grad", Read2Write1),
+        spec(
+            Pipe::MaxPoolGrad,
+            Family::Pool,
+            "max_pool_grad",
+            Read2Write1,
+        ),
         spec(Pipe::AvgPool, Family::Pool, "avg_pool", Read2Write1),
-        spec(Pipe::AvgPoolGrad, Family::Pool, "avg_pool_grad", Read2Write1),
+        spec(
+            Pipe::AvgPoolGrad,
+            Family::Pool,
+            "avg_pool_grad",
+            Read2Write1,
+        ),
         spec(Pipe::Transpose, Family::Pool, "transpose", Read2Write1),
     ]
 };

@@ -37,7 +37,10 @@ impl Gradients {
 /// parameter and to the inputs listed in `wrt`.
 pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients> {
     if g.shape(loss) != [1] {
-        return Err(Error::shape("backward", format!("the loss must be [1], got {:?}", g.shape(loss))));
+        return Err(Error::shape(
+            "backward",
+            format!("the loss must be [1], got {:?}", g.shape(loss)),
+        ));
     }
     let forward_len = loss + 1;
     // Which nodes lie downstream of something we differentiate w.r.t.
@@ -74,7 +77,9 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         }
         let node = g.nodes[id].clone();
         let x = &node.inputs;
-        if matches!(node.op, Op::View { .. }) && views_of.get(&x[0]).is_some_and(|v| v.contains(&id)) {
+        if matches!(node.op, Op::View { .. })
+            && views_of.get(&x[0]).is_some_and(|v| v.contains(&id))
+        {
             continue; // a plane of a cell: the cell's rule takes its pieces
         }
         if matches!(node.op, Op::RnnCell { .. }) {
@@ -85,7 +90,9 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
             continue;
         }
         let shape = node.shape.clone();
-        let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else { continue };
+        let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else {
+            continue;
+        };
         grads[id] = Some(dy);
         // Nodes from here on are made by this rule (see `Piece::Product`).
         let fresh = g.nodes.len();
@@ -243,8 +250,21 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         };
         // A product this rule made for one input alone may take that input's sum so far
         // as its added matrix; anything else shared or older is summed by an add.
-        let own = |d: NodeId| d >= fresh && contributions.iter().filter(|&&(_, e)| e == d).count() == 1;
-        let whole: Vec<(NodeId, Piece)> = contributions.iter().map(|&(input, d)| (input, if own(d) { Piece::Product(d) } else { Piece::Full(d) })).collect();
+        let own =
+            |d: NodeId| d >= fresh && contributions.iter().filter(|&&(_, e)| e == d).count() == 1;
+        let whole: Vec<(NodeId, Piece)> = contributions
+            .iter()
+            .map(|&(input, d)| {
+                (
+                    input,
+                    if own(d) {
+                        Piece::Product(d)
+                    } else {
+                        Piece::Full(d)
+                    },
+                )
+            })
+            .collect();
         for (input, piece) in whole.into_iter().chain(lazy) {
             if needs[input] {
                 pieces[input].add(g, piece)?;
@@ -330,7 +350,11 @@ impl Pieces {
 /// Column blocks of a `shape` gradient as few whole tensors as possible: blocks that do
 /// not overlap go into one concatenation (gaps filled with zeros); overlapping ones
 /// start another.
-fn assemble_blocks(g: &mut Graph, shape: &[usize], mut blocks: Vec<(NodeId, usize)>) -> Result<Vec<NodeId>> {
+fn assemble_blocks(
+    g: &mut Graph,
+    shape: &[usize],
+    mut blocks: Vec<(NodeId, usize)>,
+) -> Result<Vec<NodeId>> {
     if blocks.is_empty() {
         return Ok(vec![]);
     }
@@ -362,7 +386,11 @@ fn assemble_blocks(g: &mut Graph, shape: &[usize], mut blocks: Vec<(NodeId, usiz
         if at < width {
             parts.push(g.fill(&[rows, width - at], 0.0)?);
         }
-        out.push(if parts.len() == 1 { parts[0] } else { g.concat(&parts)? });
+        out.push(if parts.len() == 1 {
+            parts[0]
+        } else {
+            g.concat(&parts)?
+        });
     }
     Ok(out)
 }
@@ -372,8 +400,21 @@ fn assemble_blocks(g: &mut Graph, shape: &[usize], mut blocks: Vec<(NodeId, usiz
 /// inputs. Up to two pieces of `dh` are read by the kernel where they lie (the
 /// recurrent matmul's product and a window of the next layer's input gradient), so
 /// they cost no add and no copy.
-fn rnn_cell_rule(g: &mut Graph, id: NodeId, views: &[NodeId], pieces: &mut [Pieces], needs: &[bool]) -> Result<Vec<(NodeId, Piece)>> {
-    let Op::RnnCell { kind, hidden, gx_col, has_gh, has_prev } = g.nodes[id].op.clone() else {
+fn rnn_cell_rule(
+    g: &mut Graph,
+    id: NodeId,
+    views: &[NodeId],
+    pieces: &mut [Pieces],
+    needs: &[bool],
+) -> Result<Vec<(NodeId, Piece)>> {
+    let Op::RnnCell {
+        kind,
+        hidden,
+        gx_col,
+        has_gh,
+        has_prev,
+    } = g.nodes[id].op.clone()
+    else {
         unreachable!("called for cells only")
     };
     let p = g.packing(id)?;
@@ -384,7 +425,9 @@ fn rnn_cell_rule(g: &mut Graph, id: NodeId, views: &[NodeId], pieces: &mut [Piec
         if got.is_empty() {
             continue;
         }
-        let Op::View { offset } = g.nodes[v].op else { unreachable!("views_of holds views") };
+        let Op::View { offset } = g.nodes[v].op else {
+            unreachable!("views_of holds views")
+        };
         let is_plane = g.shape(v) == plane;
         if is_plane && offset == p.h() {
             dh.merge(g, got)?;
@@ -399,7 +442,12 @@ fn rnn_cell_rule(g: &mut Graph, id: NodeId, views: &[NodeId], pieces: &mut [Piec
     if dh.is_empty() && dc.is_empty() {
         return Ok(vec![]);
     }
-    let mut dh_in: Vec<(NodeId, usize)> = dh.full.map(|d| (d, 0)).into_iter().chain(dh.cols.iter().copied()).collect();
+    let mut dh_in: Vec<(NodeId, usize)> = dh
+        .full
+        .map(|d| (d, 0))
+        .into_iter()
+        .chain(dh.cols.iter().copied())
+        .collect();
     if dh_in.len() > 2 || !dh.blocks.is_empty() {
         dh_in = dh.sum(g, &plane)?.map(|d| (d, 0)).into_iter().collect();
     }
@@ -411,12 +459,22 @@ fn rnn_cell_rule(g: &mut Graph, id: NodeId, views: &[NodeId], pieces: &mut [Piec
     let mut out = Vec::new();
     if needs[x[0]] {
         let dgx = g.view(grad, p.dgx(), &[p.rows, width])?;
-        out.push((x[0], Piece::Block { node: dgx, start: gx_col }));
+        out.push((
+            x[0],
+            Piece::Block {
+                node: dgx,
+                start: gx_col,
+            },
+        ));
     }
     if has_gh && needs[x[1]] {
         let dgh = g.view(grad, p.dgh(), &[p.rows, width])?;
         // A `[G]` bias stands in for the product of a zero state: sum over the rows.
-        let d = if g.shape(x[1]).len() == 1 { g.reduce_to(dgh, &[width], 1.0)? } else { dgh };
+        let d = if g.shape(x[1]).len() == 1 {
+            g.reduce_to(dgh, &[width], 1.0)?
+        } else {
+            dgh
+        };
         out.push((x[1], Piece::Full(d)));
     }
     if has_prev {

@@ -6,7 +6,13 @@ use crate::error::{Error, Result};
 
 /// Output length of a convolution or pooling window along one axis, or `None` when the
 /// (dilated) window does not fit in the padded input even once.
-pub fn conv_out_len(len: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+pub fn conv_out_len(
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Option<usize> {
     let span = dilation * (kernel - 1) + 1;
     let padded = len + 2 * padding;
     (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
@@ -32,16 +38,38 @@ fn err<T>(op: &str, detail: String) -> Result<T> {
 
 impl Graph {
     /// `act(conv2d(x, w) + bias)`: x `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`.
-    pub fn conv2d(&mut self, x: NodeId, w: NodeId, bias: Option<NodeId>, geom: ConvGeom, act: Act) -> Result<NodeId> {
+    pub fn conv2d(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        geom: ConvGeom,
+        act: Act,
+    ) -> Result<NodeId> {
         let (sx, sw) = (self.shape(x).to_vec(), self.shape(w).to_vec());
         if sx.len() != 4 || sw.len() != 4 {
-            return err("conv2d", format!("needs x [N,C,H,W] and w [O,C,KH,KW], got {sx:?} and {sw:?}"));
+            return err(
+                "conv2d",
+                format!("needs x [N,C,H,W] and w [O,C,KH,KW], got {sx:?} and {sw:?}"),
+            );
         }
         if sx[1] != sw[1] {
-            return err("conv2d", format!("x {sx:?} has {} channels, w {sw:?} expects {}", sx[1], sw[1]));
+            return err(
+                "conv2d",
+                format!(
+                    "x {sx:?} has {} channels, w {sw:?} expects {}",
+                    sx[1], sw[1]
+                ),
+            );
         }
         if geom.stride.contains(&0) || geom.dilation.contains(&0) {
-            return err("conv2d", format!("stride {:?} and dilation {:?} must be at least 1", geom.stride, geom.dilation));
+            return err(
+                "conv2d",
+                format!(
+                    "stride {:?} and dilation {:?} must be at least 1",
+                    geom.stride, geom.dilation
+                ),
+            );
         }
         let out = |axis: usize| {
             conv_out_len(sx[2 + axis], sw[2 + axis], geom.stride[axis], geom.padding[axis], geom.dilation[axis]).ok_or_else(|| {
@@ -58,7 +86,10 @@ impl Graph {
         let mut inputs = vec![x, w];
         if let Some(b) = bias {
             if self.shape(b) != [sw[0]] {
-                return err("conv2d", format!("bias {:?} must be [{}]", self.shape(b), sw[0]));
+                return err(
+                    "conv2d",
+                    format!("bias {:?} must be [{}]", self.shape(b), sw[0]),
+                );
             }
             inputs.push(b);
         }
@@ -68,31 +99,73 @@ impl Graph {
     /// `act(conv1d(x, w) + bias)` over `[N,C,L]` with w `[O,C,K]`: the `H = 1` case of
     /// `conv2d`, on the same kernels.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv1d(&mut self, x: NodeId, w: NodeId, bias: Option<NodeId>, stride: usize, padding: usize, dilation: usize, act: Act) -> Result<NodeId> {
+    pub fn conv1d(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        act: Act,
+    ) -> Result<NodeId> {
         let (sx, sw) = (self.shape(x).to_vec(), self.shape(w).to_vec());
         if sx.len() != 3 || sw.len() != 3 {
-            return err("conv1d", format!("needs x [N,C,L] and w [O,C,K], got {sx:?} and {sw:?}"));
+            return err(
+                "conv1d",
+                format!("needs x [N,C,L] and w [O,C,K], got {sx:?} and {sw:?}"),
+            );
         }
         let x4 = self.reshape(x, &[sx[0], sx[1], 1, sx[2]])?;
         let w4 = self.reshape(w, &[sw[0], sw[1], 1, sw[2]])?;
-        let geom = ConvGeom { stride: [1, stride], padding: [0, padding], dilation: [1, dilation] };
-        let y = self.conv2d(x4, w4, bias, geom, act).map_err(|e| rename(e, "conv1d"))?;
+        let geom = ConvGeom {
+            stride: [1, stride],
+            padding: [0, padding],
+            dilation: [1, dilation],
+        };
+        let y = self
+            .conv2d(x4, w4, bias, geom, act)
+            .map_err(|e| rename(e, "conv1d"))?;
         let sy = self.shape(y).to_vec();
         self.reshape(y, &[sy[0], sy[1], sy[3]])
     }
 
-    pub(crate) fn conv2d_grad_input(&mut self, dz: NodeId, w: NodeId, x_shape: &[usize], geom: ConvGeom) -> Result<NodeId> {
+    pub(crate) fn conv2d_grad_input(
+        &mut self,
+        dz: NodeId,
+        w: NodeId,
+        x_shape: &[usize],
+        geom: ConvGeom,
+    ) -> Result<NodeId> {
         Ok(self.push(Op::Conv2dGradInput { geom }, vec![dz, w], x_shape.to_vec()))
     }
 
     /// The weight gradient `[O,C,KH,KW]`: split parts (for long sums) added by a reduce.
-    pub(crate) fn conv2d_grad_weight(&mut self, dz: NodeId, x: NodeId, w_shape: &[usize], geom: ConvGeom) -> Result<NodeId> {
+    pub(crate) fn conv2d_grad_weight(
+        &mut self,
+        dz: NodeId,
+        x: NodeId,
+        w_shape: &[usize],
+        geom: ConvGeom,
+    ) -> Result<NodeId> {
         let (sz, sx) = (self.shape(dz).to_vec(), self.shape(x).to_vec());
         let k = w_shape[1] * w_shape[2] * w_shape[3];
         let splits = weight_grad_splits(sx[0], sz[2] * sz[3], w_shape[0], k);
         let kernel = [w_shape[2], w_shape[3]];
-        let parts = self.push(Op::Conv2dGradWeight { geom, kernel, splits }, vec![dz, x], vec![splits, w_shape[0], k]);
-        let summed = if splits > 1 { self.reduce_to(parts, &[1, w_shape[0], k], 1.0)? } else { parts };
+        let parts = self.push(
+            Op::Conv2dGradWeight {
+                geom,
+                kernel,
+                splits,
+            },
+            vec![dz, x],
+            vec![splits, w_shape[0], k],
+        );
+        let summed = if splits > 1 {
+            self.reduce_to(parts, &[1, w_shape[0], k], 1.0)?
+        } else {
+            parts
+        };
         self.reshape(summed, w_shape)
     }
 
@@ -118,21 +191,46 @@ impl Graph {
             return err(op, format!("needs x [N,C,H,W], got {s:?}"));
         }
         if geom.kernel.contains(&0) || geom.stride.contains(&0) {
-            return err(op, format!("window {:?} and stride {:?} must be at least 1", geom.kernel, geom.stride));
+            return err(
+                op,
+                format!(
+                    "window {:?} and stride {:?} must be at least 1",
+                    geom.kernel, geom.stride
+                ),
+            );
         }
         for a in 0..2 {
             // As in PyTorch: every window then holds at least one element of x.
             if 2 * geom.padding[a] > geom.kernel[a] {
-                return err(op, format!("padding {:?} is more than half the window {:?}", geom.padding, geom.kernel));
+                return err(
+                    op,
+                    format!(
+                        "padding {:?} is more than half the window {:?}",
+                        geom.padding, geom.kernel
+                    ),
+                );
             }
         }
         if s[2] * s[3] > MAX_PLANE {
-            return err(op, format!("planes of {}×{} are over the 2^23 positions an index can name", s[2], s[3]));
+            return err(
+                op,
+                format!(
+                    "planes of {}×{} are over the 2^23 positions an index can name",
+                    s[2], s[3]
+                ),
+            );
         }
-        let out = |a: usize| conv_out_len(s[2 + a], geom.kernel[a], geom.stride[a], geom.padding[a], 1);
+        let out =
+            |a: usize| conv_out_len(s[2 + a], geom.kernel[a], geom.stride[a], geom.padding[a], 1);
         match (out(0), out(1)) {
             (Some(oh), Some(ow)) => Ok(vec![s[0], s[1], oh, ow]),
-            _ => err(op, format!("a window of {:?} does not fit in {s:?} with padding {:?}", geom.kernel, geom.padding)),
+            _ => err(
+                op,
+                format!(
+                    "a window of {:?} does not fit in {s:?} with padding {:?}",
+                    geom.kernel, geom.padding
+                ),
+            ),
         }
     }
 
@@ -152,24 +250,52 @@ impl Graph {
     }
 
     /// Max pooling over `[N,C,L]`.
-    pub fn max_pool1d(&mut self, x: NodeId, kernel: usize, stride: usize, padding: usize) -> Result<NodeId> {
+    pub fn max_pool1d(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeId> {
         self.pool1d(x, kernel, stride, padding, true)
     }
 
     /// Average pooling over `[N,C,L]`.
-    pub fn avg_pool1d(&mut self, x: NodeId, kernel: usize, stride: usize, padding: usize) -> Result<NodeId> {
+    pub fn avg_pool1d(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeId> {
         self.pool1d(x, kernel, stride, padding, false)
     }
 
-    fn pool1d(&mut self, x: NodeId, kernel: usize, stride: usize, padding: usize, max: bool) -> Result<NodeId> {
+    fn pool1d(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        max: bool,
+    ) -> Result<NodeId> {
         let s = self.shape(x).to_vec();
         let op = if max { "max_pool1d" } else { "avg_pool1d" };
         if s.len() != 3 {
             return err(op, format!("needs x [N,C,L], got {s:?}"));
         }
         let x4 = self.reshape(x, &[s[0], s[1], 1, s[2]])?;
-        let geom = PoolGeom { kernel: [1, kernel], stride: [1, stride], padding: [0, padding] };
-        let y = if max { self.max_pool2d(x4, geom) } else { self.avg_pool2d(x4, geom) }.map_err(|e| rename(e, op))?;
+        let geom = PoolGeom {
+            kernel: [1, kernel],
+            stride: [1, stride],
+            padding: [0, padding],
+        };
+        let y = if max {
+            self.max_pool2d(x4, geom)
+        } else {
+            self.avg_pool2d(x4, geom)
+        }
+        .map_err(|e| rename(e, op))?;
         let sy = self.shape(y).to_vec();
         self.reshape(y, &[sy[0], sy[1], sy[3]])
     }
@@ -180,19 +306,39 @@ impl Graph {
         let x4 = match s.len() {
             4 => x,
             3 => self.reshape(x, &[s[0], s[1], 1, s[2]])?,
-            _ => return err("global_avg_pool", format!("needs [N,C,H,W] or [N,C,L], got {s:?}")),
+            _ => {
+                return err(
+                    "global_avg_pool",
+                    format!("needs [N,C,H,W] or [N,C,L], got {s:?}"),
+                )
+            }
         };
         let s4 = self.shape(x4).to_vec();
-        let geom = PoolGeom { kernel: [s4[2], s4[3]], stride: [1, 1], padding: [0, 0] };
+        let geom = PoolGeom {
+            kernel: [s4[2], s4[3]],
+            stride: [1, 1],
+            padding: [0, 0],
+        };
         let y = self.avg_pool2d(x4, geom)?;
         self.reshape(y, &[s[0], s[1]])
     }
 
-    pub(crate) fn max_pool_grad(&mut self, dy: NodeId, idx: NodeId, x_shape: &[usize], geom: PoolGeom) -> Result<NodeId> {
+    pub(crate) fn max_pool_grad(
+        &mut self,
+        dy: NodeId,
+        idx: NodeId,
+        x_shape: &[usize],
+        geom: PoolGeom,
+    ) -> Result<NodeId> {
         Ok(self.push(Op::MaxPoolGrad { geom }, vec![dy, idx], x_shape.to_vec()))
     }
 
-    pub(crate) fn avg_pool_grad(&mut self, dy: NodeId, x_shape: &[usize], geom: PoolGeom) -> Result<NodeId> {
+    pub(crate) fn avg_pool_grad(
+        &mut self,
+        dy: NodeId,
+        x_shape: &[usize],
+        geom: PoolGeom,
+    ) -> Result<NodeId> {
         Ok(self.push(Op::AvgPoolGrad { geom }, vec![dy], x_shape.to_vec()))
     }
 }

@@ -8,8 +8,8 @@ mod rnn;
 mod shape;
 
 pub use autodiff::{backward, Gradients};
-pub use op::{Act, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
 pub use conv::{conv_out_len, weight_grad_splits};
+pub use op::{Act, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
@@ -70,7 +70,13 @@ impl Graph {
     /// to another input, as an add's rule hands on its gradient, must stay as it is): a
     /// recurrent weight's gradient is one such product per step.
     pub(crate) fn accumulate(&mut self, sum: NodeId, d: NodeId) -> Result<NodeId> {
-        let plain_product = matches!(self.nodes[d].op, Op::MatMul { act: Act::Identity, .. }) && self.nodes[d].inputs.len() == 2;
+        let plain_product = matches!(
+            self.nodes[d].op,
+            Op::MatMul {
+                act: Act::Identity,
+                ..
+            }
+        ) && self.nodes[d].inputs.len() == 2;
         let unread = self.nodes[d + 1..].iter().all(|n| !n.inputs.contains(&d));
         if plain_product && unread && sum < d && self.shape(sum) == self.shape(d) {
             self.nodes[d].inputs.push(sum);
@@ -86,7 +92,9 @@ impl Graph {
 
     /// The node of the named input, if the graph has one.
     pub fn input_id(&self, name: &str) -> Option<NodeId> {
-        self.nodes.iter().position(|n| matches!(&n.op, Op::Input { name: m } if m == name))
+        self.nodes
+            .iter()
+            .position(|n| matches!(&n.op, Op::Input { name: m } if m == name))
     }
 
     /// The node of parameter `index`.
@@ -101,7 +109,13 @@ impl Graph {
         if shape.is_empty() || shape.contains(&0) {
             return shape_err("input", format!("{name:?} has an empty shape {shape:?}"));
         }
-        Ok(self.push(Op::Input { name: name.to_string() }, vec![], shape.to_vec()))
+        Ok(self.push(
+            Op::Input {
+                name: name.to_string(),
+            },
+            vec![],
+            shape.to_vec(),
+        ))
     }
 
     pub fn fill(&mut self, shape: &[usize], value: f32) -> Result<NodeId> {
@@ -118,7 +132,10 @@ impl Graph {
             if self.params[i].shape != shape {
                 return shape_err(
                     "param",
-                    format!("{name:?} declared as {:?} and as {shape:?}", self.params[i].shape),
+                    format!(
+                        "{name:?} declared as {:?} and as {shape:?}",
+                        self.params[i].shape
+                    ),
                 );
             }
             return Ok(self.param_nodes[i]);
@@ -127,7 +144,10 @@ impl Graph {
             return shape_err("param", format!("{name:?} has an empty shape {shape:?}"));
         }
         let index = self.params.len();
-        self.params.push(ParamSpec { name: name.to_string(), shape: shape.to_vec() });
+        self.params.push(ParamSpec {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+        });
         let id = self.push(Op::Param { index }, vec![], shape.to_vec());
         self.param_nodes.push(id);
         Ok(id)
@@ -146,24 +166,50 @@ impl Graph {
     ) -> Result<NodeId> {
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
         if sa.len() != 2 || sb.len() != 2 {
-            return shape_err("matmul", format!("needs 2-D operands, got {sa:?} and {sb:?}"));
+            return shape_err(
+                "matmul",
+                format!("needs 2-D operands, got {sa:?} and {sb:?}"),
+            );
         }
-        let (m, ka) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-        let (kb, n) = if trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+        let (m, ka) = if trans_a {
+            (sa[1], sa[0])
+        } else {
+            (sa[0], sa[1])
+        };
+        let (kb, n) = if trans_b {
+            (sb[1], sb[0])
+        } else {
+            (sb[0], sb[1])
+        };
         if ka != kb {
             return shape_err(
                 "matmul",
-                format!("inner sizes differ: {sa:?}{} · {sb:?}{}", t(trans_a), t(trans_b)),
+                format!(
+                    "inner sizes differ: {sa:?}{} · {sb:?}{}",
+                    t(trans_a),
+                    t(trans_b)
+                ),
             );
         }
         let mut inputs = vec![a, b];
         if let Some(bias) = bias {
             if self.shape(bias) != [n] && self.shape(bias) != [m, n] {
-                return shape_err("matmul", format!("bias {:?} must be [{n}] or [{m}, {n}]", self.shape(bias)));
+                return shape_err(
+                    "matmul",
+                    format!("bias {:?} must be [{n}] or [{m}, {n}]", self.shape(bias)),
+                );
             }
             inputs.push(bias);
         }
-        Ok(self.push(Op::MatMul { trans_a, trans_b, act }, inputs, vec![m, n]))
+        Ok(self.push(
+            Op::MatMul {
+                trans_a,
+                trans_b,
+                act,
+            },
+            inputs,
+            vec![m, n],
+        ))
     }
 
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
@@ -177,8 +223,16 @@ impl Graph {
 
     pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
         let name = Op::Binary(op).name();
-        let shape = broadcast_shape(self.shape(a), self.shape(b))
-            .ok_or_else(|| Error::shape(name, format!("cannot broadcast {:?} with {:?}", self.shape(a), self.shape(b))))?;
+        let shape = broadcast_shape(self.shape(a), self.shape(b)).ok_or_else(|| {
+            Error::shape(
+                name,
+                format!(
+                    "cannot broadcast {:?} with {:?}",
+                    self.shape(a),
+                    self.shape(b)
+                ),
+            )
+        })?;
         Ok(self.push(Op::Binary(op), vec![a, b], shape))
     }
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
@@ -211,15 +265,23 @@ impl Graph {
     pub(crate) fn act_grad(&mut self, act: Act, dy: NodeId, y: NodeId) -> Result<NodeId> {
         let shape = self.shape(y).to_vec();
         if self.shape(dy) != shape.as_slice() {
-            return shape_err("act_grad", format!("dy {:?} vs y {shape:?}", self.shape(dy)));
+            return shape_err(
+                "act_grad",
+                format!("dy {:?} vs y {shape:?}", self.shape(dy)),
+            );
         }
         Ok(self.push(Op::ActGrad(act), vec![dy, y], shape))
     }
 
     /// Sum into `shape`, times `scale`; `shape` must broadcast to the input's shape.
     pub fn reduce_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
-        if broadcast_shape(shape, self.shape(x)).as_deref() != Some(self.shape(x)) || shape.len() > self.shape(x).len() {
-            return shape_err("reduce", format!("{:?} does not reduce to {shape:?}", self.shape(x)));
+        if broadcast_shape(shape, self.shape(x)).as_deref() != Some(self.shape(x))
+            || shape.len() > self.shape(x).len()
+        {
+            return shape_err(
+                "reduce",
+                format!("{:?} does not reduce to {shape:?}", self.shape(x)),
+            );
         }
         Ok(self.push(Op::ReduceTo { scale }, vec![x], shape.to_vec()))
     }
@@ -227,14 +289,20 @@ impl Graph {
     /// Broadcast to `shape`, times `scale`.
     pub fn expand_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
         if broadcast_shape(self.shape(x), shape).as_deref() != Some(shape) {
-            return shape_err("expand", format!("{:?} does not broadcast to {shape:?}", self.shape(x)));
+            return shape_err(
+                "expand",
+                format!("{:?} does not broadcast to {shape:?}", self.shape(x)),
+            );
         }
         Ok(self.push(Op::ExpandTo { scale }, vec![x], shape.to_vec()))
     }
 
     pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId> {
         if numel(shape) != self.nodes[x].numel() {
-            return shape_err("reshape", format!("{:?} has a different size from {shape:?}", self.shape(x)));
+            return shape_err(
+                "reshape",
+                format!("{:?} has a different size from {shape:?}", self.shape(x)),
+            );
         }
         Ok(self.push(Op::Reshape, vec![x], shape.to_vec()))
     }
@@ -262,17 +330,39 @@ impl Graph {
         self.reduce_to(x, &[1], 1.0 / n as f32)
     }
 
-    pub fn bce_with_logits(&mut self, logits: NodeId, targets: NodeId, pos_weight: f32) -> Result<NodeId> {
+    pub fn bce_with_logits(
+        &mut self,
+        logits: NodeId,
+        targets: NodeId,
+        pos_weight: f32,
+    ) -> Result<NodeId> {
         let (sl, st) = (self.shape(logits), self.shape(targets));
         if sl.len() != 2 || sl[1] != 1 || sl != st {
-            return shape_err("bce_with_logits", format!("logits {sl:?} and targets {st:?} must both be [batch, 1]"));
+            return shape_err(
+                "bce_with_logits",
+                format!("logits {sl:?} and targets {st:?} must both be [batch, 1]"),
+            );
         }
-        Ok(self.push(Op::BceWithLogits { pos_weight }, vec![logits, targets], vec![1]))
+        Ok(self.push(
+            Op::BceWithLogits { pos_weight },
+            vec![logits, targets],
+            vec![1],
+        ))
     }
 
-    pub(crate) fn bce_with_logits_grad(&mut self, logits: NodeId, targets: NodeId, dloss: NodeId, pos_weight: f32) -> Result<NodeId> {
+    pub(crate) fn bce_with_logits_grad(
+        &mut self,
+        logits: NodeId,
+        targets: NodeId,
+        dloss: NodeId,
+        pos_weight: f32,
+    ) -> Result<NodeId> {
         let shape = self.shape(logits).to_vec();
-        Ok(self.push(Op::BceWithLogitsGrad { pos_weight }, vec![logits, targets, dloss], shape))
+        Ok(self.push(
+            Op::BceWithLogitsGrad { pos_weight },
+            vec![logits, targets, dloss],
+            shape,
+        ))
     }
 
     /// `batch` rows of `table` (`[rows, features]`) picked by the current step's window of
@@ -280,7 +370,13 @@ impl Graph {
     pub fn gather_rows(&mut self, table: NodeId, perm: NodeId, batch: usize) -> Result<NodeId> {
         let st = self.shape(table).to_vec();
         if st.len() != 2 || self.shape(perm).len() != 1 || batch == 0 {
-            return shape_err("gather_rows", format!("table {st:?} must be 2-D, perm {:?} 1-D, batch > 0", self.shape(perm)));
+            return shape_err(
+                "gather_rows",
+                format!(
+                    "table {st:?} must be 2-D, perm {:?} 1-D, batch > 0",
+                    self.shape(perm)
+                ),
+            );
         }
         if !matches!(self.nodes[perm].op, Op::Input { .. }) {
             return shape_err("gather_rows", "the index list must be a graph input".into());
@@ -288,7 +384,12 @@ impl Graph {
         Ok(self.push(Op::GatherRows, vec![table, perm], vec![batch, st[1]]))
     }
 
-    pub(crate) fn scatter_add_rows(&mut self, dy: NodeId, perm: NodeId, table_shape: &[usize]) -> Result<NodeId> {
+    pub(crate) fn scatter_add_rows(
+        &mut self,
+        dy: NodeId,
+        perm: NodeId,
+        table_shape: &[usize],
+    ) -> Result<NodeId> {
         Ok(self.push(Op::ScatterAddRows, vec![dy, perm], table_shape.to_vec()))
     }
 
@@ -315,7 +416,10 @@ impl Graph {
     pub fn slice_cols(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
         let s = self.shape(x).to_vec();
         if s.len() != 2 || start + len > s[1] || len == 0 {
-            return shape_err("slice_cols", format!("columns {start}..{} of {s:?}", start + len));
+            return shape_err(
+                "slice_cols",
+                format!("columns {start}..{} of {s:?}", start + len),
+            );
         }
         Ok(self.push(Op::SliceCols { start }, vec![x], vec![s[0], len]))
     }

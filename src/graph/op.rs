@@ -46,9 +46,23 @@ impl BinaryOp {
 /// Which optimizer the plan's update launch runs over the packed parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Optimizer {
-    Sgd { lr: f32, momentum: f32 },
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32 },
-    AdamW { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 },
+    Sgd {
+        lr: f32,
+        momentum: f32,
+    },
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+    },
+    AdamW {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
 }
 
 impl Optimizer {
@@ -100,7 +114,11 @@ pub enum Op {
     Param { index: usize },
     /// `act(op(a) · op(b) + bias)` with `op` a transpose when its flag is set.
     /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row).
-    MatMul { trans_a: bool, trans_b: bool, act: Act },
+    MatMul {
+        trans_a: bool,
+        trans_b: bool,
+        act: Act,
+    },
     /// Elementwise with numpy broadcasting (shapes aligned on the right).
     Binary(BinaryOp),
     /// Elementwise activation.
@@ -141,12 +159,24 @@ pub enum Op {
     /// state is zero), `prev` the previous cell state (LSTM `c`) or hidden state (GRU
     /// `h`); absent ones are zeros. The output is packed (see `graph::rnn::Packing`) and
     /// read through `View`s.
-    RnnCell { kind: CellKind, hidden: usize, gx_col: usize, has_gh: bool, has_prev: bool },
+    RnnCell {
+        kind: CellKind,
+        hidden: usize,
+        gx_col: usize,
+        has_gh: bool,
+        has_prev: bool,
+    },
     /// The backward pointwise work of one step, fused. Inputs `[dh.., dc?, state,
     /// prev?]`: up to two contributions to the gradient of `h` (each columns
     /// `[col, col + hidden)` of a `[rows, W]` matrix, summed in the kernel), the gradient
     /// of `c` (LSTM), the cell's packed output and its `prev` input. Packed output.
-    RnnCellGrad { kind: CellKind, hidden: usize, dh_cols: Vec<usize>, has_dc: bool, has_prev: bool },
+    RnnCellGrad {
+        kind: CellKind,
+        hidden: usize,
+        dh_cols: Vec<usize>,
+        has_dc: bool,
+        has_prev: bool,
+    },
     /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]` with x
     /// `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output `[N,O,OH,OW]`. Cross-correlation,
     /// as in every deep-learning library.
@@ -157,7 +187,11 @@ pub enum Op {
     /// `[splits, O, C*KH*KW]`; part `s` sums over the images `[s*N/S, (s+1)*N/S)`, so the
     /// parts add up to the gradient. Parts let a GPU spread a long sum over many
     /// workgroups (split-K); `ReduceTo` adds them.
-    Conv2dGradWeight { geom: ConvGeom, kernel: [usize; 2], splits: usize },
+    Conv2dGradWeight {
+        geom: ConvGeom,
+        kernel: [usize; 2],
+        splits: usize,
+    },
     /// Input `[dz]` (`[N,O,H,W]`): `Σ over n, h, w of dz`, the bias gradient `[O]`.
     ConvGradBias,
     /// Swaps the last two axes (a batched transpose), e.g. `[B,T,C]` to `[B,C,T]`.
@@ -205,10 +239,22 @@ impl Op {
             Op::Concat => "concat",
             Op::SliceCols { .. } => "slice_cols",
             Op::View { .. } => "view",
-            Op::RnnCell { kind: CellKind::Lstm, .. } => "lstm_cell",
-            Op::RnnCell { kind: CellKind::Gru, .. } => "gru_cell",
-            Op::RnnCellGrad { kind: CellKind::Lstm, .. } => "lstm_cell_grad",
-            Op::RnnCellGrad { kind: CellKind::Gru, .. } => "gru_cell_grad",
+            Op::RnnCell {
+                kind: CellKind::Lstm,
+                ..
+            } => "lstm_cell",
+            Op::RnnCell {
+                kind: CellKind::Gru,
+                ..
+            } => "gru_cell",
+            Op::RnnCellGrad {
+                kind: CellKind::Lstm,
+                ..
+            } => "lstm_cell_grad",
+            Op::RnnCellGrad {
+                kind: CellKind::Gru,
+                ..
+            } => "gru_cell_grad",
             Op::Conv2d { .. } => "conv2d",
             Op::Conv2dGradInput { .. } => "conv2d_grad_input",
             Op::Conv2dGradWeight { .. } => "conv2d_grad_weight",

@@ -147,7 +147,14 @@ impl Graph {
     pub fn view(&mut self, x: NodeId, offset: usize, shape: &[usize]) -> Result<NodeId> {
         let n: usize = shape.iter().product();
         if shape.is_empty() || n == 0 || offset + n > self.nodes[x].numel() {
-            return err("view", format!("words {offset}..{} of {:?} as {shape:?}", offset + n, self.shape(x)));
+            return err(
+                "view",
+                format!(
+                    "words {offset}..{} of {:?} as {shape:?}",
+                    offset + n,
+                    self.shape(x)
+                ),
+            );
         }
         Ok(self.push(Op::View { offset }, vec![x], shape.to_vec()))
     }
@@ -159,11 +166,20 @@ impl Graph {
                 let rows = self.shape(self.nodes[cell].inputs[0])[0];
                 Ok(Packing::new(*kind, rows, *hidden))
             }
-            Op::RnnCellGrad { kind, hidden, dh_cols, has_dc, .. } => {
+            Op::RnnCellGrad {
+                kind,
+                hidden,
+                dh_cols,
+                has_dc,
+                ..
+            } => {
                 let state = self.nodes[cell].inputs[dh_cols.len() + *has_dc as usize];
                 Ok(Packing::new(*kind, self.packing(state)?.rows, *hidden))
             }
-            other => err("packing", format!("node {cell} is a {}, not a recurrent cell", other.name())),
+            other => err(
+                "packing",
+                format!("node {cell} is a {}, not a recurrent cell", other.name()),
+            ),
         }
     }
 
@@ -171,12 +187,26 @@ impl Graph {
     /// `gx` is `[rows, W]` and the step reads its columns `[gx_col, gx_col + G)`; `gh` is
     /// `[rows, G]` or `[G]`; `prev` is `[rows, hidden]` (`c_{t-1}` for the LSTM,
     /// `h_{t-1}` for the GRU). Returns the packed node: read it with `cell_h`/`cell_c`.
-    pub fn rnn_cell(&mut self, kind: CellKind, hidden: usize, gx: NodeId, gx_col: usize, gh: Option<NodeId>, prev: Option<NodeId>) -> Result<NodeId> {
+    pub fn rnn_cell(
+        &mut self,
+        kind: CellKind,
+        hidden: usize,
+        gx: NodeId,
+        gx_col: usize,
+        gh: Option<NodeId>,
+        prev: Option<NodeId>,
+    ) -> Result<NodeId> {
         let name = kind.name();
         let g = kind.gates() * hidden;
         let sx = self.shape(gx).to_vec();
         if hidden == 0 || sx.len() != 2 || gx_col + g > sx[1] {
-            return err(name, format!("hidden {hidden}: gx {sx:?} must be 2-D with columns {gx_col}..{} inside it", gx_col + g));
+            return err(
+                name,
+                format!(
+                    "hidden {hidden}: gx {sx:?} must be 2-D with columns {gx_col}..{} inside it",
+                    gx_col + g
+                ),
+            );
         }
         let rows = sx[0];
         let mut inputs = vec![gx];
@@ -189,12 +219,28 @@ impl Graph {
         }
         if let Some(prev) = prev {
             if self.shape(prev) != [rows, hidden] {
-                return err(name, format!("previous state {:?} must be [{rows}, {hidden}]", self.shape(prev)));
+                return err(
+                    name,
+                    format!(
+                        "previous state {:?} must be [{rows}, {hidden}]",
+                        self.shape(prev)
+                    ),
+                );
             }
             inputs.push(prev);
         }
         let len = Packing::new(kind, rows, hidden).state_len();
-        Ok(self.push(Op::RnnCell { kind, hidden, gx_col, has_gh: gh.is_some(), has_prev: prev.is_some() }, inputs, vec![len]))
+        Ok(self.push(
+            Op::RnnCell {
+                kind,
+                hidden,
+                gx_col,
+                has_gh: gh.is_some(),
+                has_prev: prev.is_some(),
+            },
+            inputs,
+            vec![len],
+        ))
     }
 
     /// `h_t` of a cell node, `[rows, hidden]`.
@@ -207,7 +253,13 @@ impl Graph {
     pub fn cell_c(&mut self, cell: NodeId) -> Result<NodeId> {
         let p = self.packing(cell)?;
         if p.kind != CellKind::Lstm {
-            return err("cell_c", format!("node {cell} is a {} cell, which has no c state", p.kind.name()));
+            return err(
+                "cell_c",
+                format!(
+                    "node {cell} is a {} cell, which has no c state",
+                    p.kind.name()
+                ),
+            );
         }
         self.view(cell, p.c(), &[p.rows, p.hidden])
     }
@@ -215,26 +267,58 @@ impl Graph {
     /// The backward step of cell node `state`: `dh` lists up to two `(matrix, column)`
     /// contributions to the gradient of `h_t` (each read at columns `[column, column +
     /// hidden)`), `dc` the gradient of `c_t` (LSTM). The `prev` input is the cell's own.
-    pub(crate) fn rnn_cell_grad(&mut self, state: NodeId, dh: &[(NodeId, usize)], dc: Option<NodeId>) -> Result<NodeId> {
-        let Op::RnnCell { kind, hidden, has_gh, has_prev, .. } = self.nodes[state].op else {
-            return err("rnn_cell_grad", format!("node {state} is not a recurrent cell"));
+    pub(crate) fn rnn_cell_grad(
+        &mut self,
+        state: NodeId,
+        dh: &[(NodeId, usize)],
+        dc: Option<NodeId>,
+    ) -> Result<NodeId> {
+        let Op::RnnCell {
+            kind,
+            hidden,
+            has_gh,
+            has_prev,
+            ..
+        } = self.nodes[state].op
+        else {
+            return err(
+                "rnn_cell_grad",
+                format!("node {state} is not a recurrent cell"),
+            );
         };
         let p = self.packing(state)?;
         let name = "rnn_cell_grad";
         if dh.len() > 2 || (dc.is_some() && kind != CellKind::Lstm) {
-            return err(name, format!("{} dh contributions (at most 2), dc given: {}", dh.len(), dc.is_some()));
+            return err(
+                name,
+                format!(
+                    "{} dh contributions (at most 2), dc given: {}",
+                    dh.len(),
+                    dc.is_some()
+                ),
+            );
         }
         let mut inputs = Vec::new();
         for &(d, col) in dh {
             let s = self.shape(d);
             if s.len() != 2 || s[0] != p.rows || col + hidden > s[1] {
-                return err(name, format!("dh {s:?} must be [{}, W] with columns {col}..{} inside it", p.rows, col + hidden));
+                return err(
+                    name,
+                    format!(
+                        "dh {s:?} must be [{}, W] with columns {col}..{} inside it",
+                        p.rows,
+                        col + hidden
+                    ),
+                );
             }
             inputs.push(d);
         }
         if let Some(dc) = dc {
             if self.shape(dc) != [p.rows, hidden] {
-                return err(name, format!("dc {:?} must be [{}, {hidden}]", self.shape(dc), p.rows));
+                return err(
+                    name,
+                    format!("dc {:?} must be [{}, {hidden}]", self.shape(dc), p.rows),
+                );
             }
             inputs.push(dc);
         }
@@ -242,7 +326,13 @@ impl Graph {
         if has_prev {
             inputs.push(self.nodes[state].inputs[1 + has_gh as usize]);
         }
-        let op = Op::RnnCellGrad { kind, hidden, dh_cols: dh.iter().map(|d| d.1).collect(), has_dc: dc.is_some(), has_prev };
+        let op = Op::RnnCellGrad {
+            kind,
+            hidden,
+            dh_cols: dh.iter().map(|d| d.1).collect(),
+            has_dc: dc.is_some(),
+            has_prev,
+        };
         Ok(self.push(op, inputs, vec![p.grad_len()]))
     }
 }

@@ -27,7 +27,12 @@ impl Default for CnnLayers {
     /// The peer CNN: conv 32, pool 2, conv 64, dense 64 (kernel 3). It reaches a
     /// validation AUC of about 0.77 on the bundled data in 10 epochs.
     fn default() -> Self {
-        CnnLayers { conv: vec![32, 64], kernel: 3, pool: 2, dense: vec![64] }
+        CnnLayers {
+            conv: vec![32, 64],
+            kernel: 3,
+            pool: 2,
+            dense: vec![64],
+        }
     }
 }
 
@@ -35,10 +40,16 @@ impl CnnLayers {
     /// The history length after each conv layer (and its pooling), or the flag at fault.
     pub fn lengths(&self, steps: usize) -> Result<Vec<usize>> {
         if self.conv.is_empty() {
-            return Err(Error::flag("--conv-channels", "needs at least one conv layer"));
+            return Err(Error::flag(
+                "--conv-channels",
+                "needs at least one conv layer",
+            ));
         }
         if self.conv.contains(&0) {
-            return Err(Error::flag("--conv-channels", "layer sizes must be positive"));
+            return Err(Error::flag(
+                "--conv-channels",
+                "layer sizes must be positive",
+            ));
         }
         if self.dense.contains(&0) {
             return Err(Error::flag("--dense", "layer sizes must be positive"));
@@ -47,7 +58,10 @@ impl CnnLayers {
             return Err(Error::flag("--conv-kernel", "must be at least 1"));
         }
         if self.pool == 0 {
-            return Err(Error::flag("--pool", "must be at least 1 (1 for no pooling)"));
+            return Err(Error::flag(
+                "--pool",
+                "must be at least 1 (1 for no pooling)",
+            ));
         }
         let mut len = steps;
         let mut out = Vec::new();
@@ -55,7 +69,14 @@ impl CnnLayers {
             len = len + 2 * (self.kernel / 2) - self.kernel + 1;
             if i + 1 < self.conv.len() && self.pool > 1 {
                 if len < self.pool {
-                    return Err(Error::flag("--pool", format!("{} after conv layer {} leaves no steps of the {steps}-step history", self.pool, i + 1)));
+                    return Err(Error::flag(
+                        "--pool",
+                        format!(
+                            "{} after conv layer {} leaves no steps of the {steps}-step history",
+                            self.pool,
+                            i + 1
+                        ),
+                    ));
                 }
                 len /= self.pool;
             }
@@ -67,7 +88,14 @@ impl CnnLayers {
 
 /// Appends the CNN to `g` over `x` (`[batch, statics + steps·channels]`); returns the
 /// logits `[batch, 1]`.
-pub(super) fn build(g: &mut Graph, x: NodeId, statics: usize, channels: usize, steps: usize, layers: &CnnLayers) -> Result<NodeId> {
+pub(super) fn build(
+    g: &mut Graph,
+    x: NodeId,
+    statics: usize,
+    channels: usize,
+    steps: usize,
+    layers: &CnnLayers,
+) -> Result<NodeId> {
     let batch = g.shape(x)[0];
     let lengths = layers.lengths(steps)?;
     let history = g.slice_cols(x, statics, steps * channels)?;
@@ -94,7 +122,11 @@ pub(super) fn build(g: &mut Graph, x: NodeId, statics: usize, channels: usize, s
     for (i, &out) in layers.dense.iter().chain(std::iter::once(&1)).enumerate() {
         let w = g.param(&format!("dense{i}.weight"), &[z_width, out])?;
         let b = g.param(&format!("dense{i}.bias"), &[out])?;
-        let act = if i < layers.dense.len() { Act::Relu } else { Act::Identity };
+        let act = if i < layers.dense.len() {
+            Act::Relu
+        } else {
+            Act::Identity
+        };
         z = g.linear(z, w, b, act)?;
         z_width = out;
     }

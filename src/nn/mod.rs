@@ -27,7 +27,12 @@ pub enum ModelSpec {
     /// Conv1d + ReLU layers over the payment history (max pooling between them), then
     /// the flattened result with the static features, dense ReLU layers and one logit.
     /// Reads the layout of `data::sequence`: statics first, then steps × channels.
-    Cnn { statics: usize, channels: usize, steps: usize, layers: CnnLayers },
+    Cnn {
+        statics: usize,
+        channels: usize,
+        steps: usize,
+        layers: CnnLayers,
+    },
 }
 
 /// The sizes of a recurrent model. The feature matrix holds the `statics` static
@@ -53,27 +58,64 @@ impl RecurrentSpec {
     pub const DEFAULT_HIDDEN: [usize; 2] = [64, 32];
 
     /// Checks the sizes; `statics + channels · steps` is the number of feature columns.
-    pub fn new(statics: usize, channels: usize, steps: usize, hidden: &[usize], bidirectional: bool, head: &[usize]) -> Result<Self> {
+    pub fn new(
+        statics: usize,
+        channels: usize,
+        steps: usize,
+        hidden: &[usize],
+        bidirectional: bool,
+        head: &[usize],
+    ) -> Result<Self> {
         if channels == 0 || steps == 0 {
-            return Err(Error::flag("--sequence", format!("a recurrent model needs a sequence: {steps} steps of {channels} channels")));
+            return Err(Error::flag(
+                "--sequence",
+                format!("a recurrent model needs a sequence: {steps} steps of {channels} channels"),
+            ));
         }
         if hidden.is_empty() || hidden.contains(&0) {
-            return Err(Error::flag("--hidden", format!("{hidden:?}: a recurrent model needs at least one layer, sizes positive")));
+            return Err(Error::flag(
+                "--hidden",
+                format!("{hidden:?}: a recurrent model needs at least one layer, sizes positive"),
+            ));
         }
         if head.contains(&0) {
             return Err(Error::flag("--head", "dense layer sizes must be positive"));
         }
-        Ok(RecurrentSpec { statics, channels, steps, hidden: hidden.to_vec(), bidirectional, head: head.to_vec() })
+        Ok(RecurrentSpec {
+            statics,
+            channels,
+            steps,
+            hidden: hidden.to_vec(),
+            bidirectional,
+            head: head.to_vec(),
+        })
     }
 
     /// Appends the model for cells of `kind` to `g`, reading `x` (`[batch, inputs]`).
     fn build(&self, g: &mut Graph, kind: CellKind, x: NodeId) -> Result<NodeId> {
         let width = self.statics + self.channels * self.steps;
         if g.shape(x).len() != 2 || g.shape(x)[1] != width {
-            return Err(Error::shape(kind.name(), format!("features {:?}: the model reads {width} columns", g.shape(x))));
+            return Err(Error::shape(
+                kind.name(),
+                format!("features {:?}: the model reads {width} columns", g.shape(x)),
+            ));
         }
-        let seq = if self.statics == 0 { x } else { g.slice_cols(x, self.statics, self.channels * self.steps)? };
-        let out = rnn::rnn_stack(g, kind, kind.name(), seq, self.steps, &self.hidden, self.bidirectional, None, false)?;
+        let seq = if self.statics == 0 {
+            x
+        } else {
+            g.slice_cols(x, self.statics, self.channels * self.steps)?
+        };
+        let out = rnn::rnn_stack(
+            g,
+            kind,
+            kind.name(),
+            seq,
+            self.steps,
+            &self.hidden,
+            self.bidirectional,
+            None,
+            false,
+        )?;
         let mut h = out.last;
         let mut width = out.width;
         if self.statics > 0 {
@@ -101,7 +143,10 @@ impl ModelSpec {
         if hidden.contains(&0) {
             return Err(Error::flag("--hidden", "layer sizes must be positive"));
         }
-        Ok(ModelSpec::Mlp { inputs, hidden: hidden.to_vec() })
+        Ok(ModelSpec::Mlp {
+            inputs,
+            hidden: hidden.to_vec(),
+        })
     }
 
     /// An LSTM model (see `RecurrentSpec::new`).
@@ -118,10 +163,18 @@ impl ModelSpec {
     /// features (see `data::sequence::SequenceLayout`).
     pub fn cnn(statics: usize, channels: usize, steps: usize, layers: CnnLayers) -> Result<Self> {
         if channels == 0 || steps == 0 {
-            return Err(Error::flag("--sequence", "the cnn model needs at least one sequence of at least one step"));
+            return Err(Error::flag(
+                "--sequence",
+                "the cnn model needs at least one sequence of at least one step",
+            ));
         }
         layers.lengths(steps)?;
-        Ok(ModelSpec::Cnn { statics, channels, steps, layers })
+        Ok(ModelSpec::Cnn {
+            statics,
+            channels,
+            steps,
+            layers,
+        })
     }
 
     /// Number of feature columns the model reads.
@@ -129,7 +182,12 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp { inputs, .. } => *inputs,
             ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.statics + r.channels * r.steps,
-            ModelSpec::Cnn { statics, channels, steps, .. } => statics + channels * steps,
+            ModelSpec::Cnn {
+                statics,
+                channels,
+                steps,
+                ..
+            } => statics + channels * steps,
         }
     }
 
@@ -143,7 +201,11 @@ impl ModelSpec {
                 for (i, &out) in hidden.iter().chain(std::iter::once(&1)).enumerate() {
                     let w = g.param(&format!("dense{i}.weight"), &[width, out])?;
                     let b = g.param(&format!("dense{i}.bias"), &[out])?;
-                    let act = if i < hidden.len() { Act::Relu } else { Act::Identity };
+                    let act = if i < hidden.len() {
+                        Act::Relu
+                    } else {
+                        Act::Identity
+                    };
                     h = g.linear(h, w, b, act)?;
                     width = out;
                 }
@@ -151,7 +213,12 @@ impl ModelSpec {
             }
             ModelSpec::Lstm(r) => r.build(g, CellKind::Lstm, x),
             ModelSpec::Gru(r) => r.build(g, CellKind::Gru, x),
-            ModelSpec::Cnn { statics, channels, steps, layers } => cnn::build(g, x, *statics, *channels, *steps, layers),
+            ModelSpec::Cnn {
+                statics,
+                channels,
+                steps,
+                layers,
+            } => cnn::build(g, x, *statics, *channels, *steps, layers),
         }
     }
 }
@@ -163,12 +230,22 @@ impl ModelSpec {
 /// more); a bias takes the fan-in of the weight of the same layer. Recurrent layers start
 /// as PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`).
 pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
-    let fan_in_of = |shape: &[usize]| if shape.len() >= 3 { shape[1..].iter().product() } else { shape[0] };
+    let fan_in_of = |shape: &[usize]| {
+        if shape.len() >= 3 {
+            shape[1..].iter().product()
+        } else {
+            shape[0]
+        }
+    };
     let mut rng = Rng::new(seed ^ 0x1D1D);
     let mut flat = vec![0.0f32; layout.total];
     for (i, p) in g.params.iter().enumerate() {
         let fan_in = match p.name.strip_suffix(".bias") {
-            Some(layer) => g.params.iter().find(|q| q.name == format!("{layer}.weight")).map_or(p.shape[0], |w| fan_in_of(&w.shape)),
+            Some(layer) => g
+                .params
+                .iter()
+                .find(|q| q.name == format!("{layer}.weight"))
+                .map_or(p.shape[0], |w| fan_in_of(&w.shape)),
             None => fan_in_of(&p.shape),
         };
         let bound = rnn::init_bound(g, &p.name).unwrap_or(1.0 / (fan_in as f64).sqrt());

@@ -43,26 +43,49 @@ pub struct RnnOutput {
 /// One direction of one layer over `x` (`[batch, steps · input]`): the hidden state of
 /// each step, in step order.
 #[allow(clippy::too_many_arguments)]
-fn direction(g: &mut Graph, kind: CellKind, name: &str, x: NodeId, steps: usize, input: usize, hidden: usize, reverse: bool, init: Option<InitialState>) -> Result<Vec<NodeId>> {
+fn direction(
+    g: &mut Graph,
+    kind: CellKind,
+    name: &str,
+    x: NodeId,
+    steps: usize,
+    input: usize,
+    hidden: usize,
+    reverse: bool,
+    init: Option<InitialState>,
+) -> Result<Vec<NodeId>> {
     let batch = g.shape(x)[0];
     let gw = kind.gates() * hidden;
     let suffix = if reverse { "_reverse" } else { "" };
     let w_ih = g.param(&format!("{name}.weight_ih{suffix}"), &[input, gw])?;
     // Declared only where a recurrent product exists: a single step from a zero state
     // has none, and a parameter that never reaches the loss could not be trained.
-    let w_hh = if steps > 1 || init.is_some() { Some(g.param(&format!("{name}.weight_hh{suffix}"), &[hidden, gw])?) } else { None };
+    let w_hh = if steps > 1 || init.is_some() {
+        Some(g.param(&format!("{name}.weight_hh{suffix}"), &[hidden, gw])?)
+    } else {
+        None
+    };
     let b_ih = g.param(&format!("{name}.bias_ih{suffix}"), &[gw])?;
     let b_hh = g.param(&format!("{name}.bias_hh{suffix}"), &[gw])?;
     if let Some(s) = init {
         for (what, node) in [("h0", Some(s.h)), ("c0", s.c)] {
             if let Some(node) = node {
                 if g.shape(node) != [batch, hidden] {
-                    return Err(Error::shape(kind.name(), format!("{name}: {what} {:?} must be [{batch}, {hidden}]", g.shape(node))));
+                    return Err(Error::shape(
+                        kind.name(),
+                        format!(
+                            "{name}: {what} {:?} must be [{batch}, {hidden}]",
+                            g.shape(node)
+                        ),
+                    ));
                 }
             }
         }
         if (kind == CellKind::Lstm) != s.c.is_some() {
-            return Err(Error::shape(kind.name(), format!("{name}: an initial c is needed by the LSTM and only by it")));
+            return Err(Error::shape(
+                kind.name(),
+                format!("{name}: an initial c is needed by the LSTM and only by it"),
+            ));
         }
     }
 
@@ -81,7 +104,9 @@ fn direction(g: &mut Graph, kind: CellKind, name: &str, x: NodeId, steps: usize,
     for s in 0..steps {
         let t = if reverse { steps - 1 - s } else { s };
         let gh = match (h_prev.zip(w_hh), recurrent_bias) {
-            (Some((h, w_hh)), bias) => Some(g.matmul_ex(h, w_hh, bias, false, false, Act::Identity)?),
+            (Some((h, w_hh)), bias) => {
+                Some(g.matmul_ex(h, w_hh, bias, false, false, Act::Identity)?)
+            }
             // A zero state: the recurrent product is its bias.
             (None, bias) => bias,
         };
@@ -104,41 +129,102 @@ fn direction(g: &mut Graph, kind: CellKind, name: &str, x: NodeId, steps: usize,
 /// state per direction, or is empty for zeros. With `sequence` false only the final
 /// state is built.
 #[allow(clippy::too_many_arguments)]
-pub fn rnn_layer(g: &mut Graph, kind: CellKind, name: &str, x: NodeId, steps: usize, hidden: usize, bidirectional: bool, init: &[InitialState], sequence: bool) -> Result<RnnOutput> {
+pub fn rnn_layer(
+    g: &mut Graph,
+    kind: CellKind,
+    name: &str,
+    x: NodeId,
+    steps: usize,
+    hidden: usize,
+    bidirectional: bool,
+    init: &[InitialState],
+    sequence: bool,
+) -> Result<RnnOutput> {
     let sx = g.shape(x).to_vec();
     let dirs = 1 + bidirectional as usize;
     if steps == 0 || hidden == 0 || sx.len() != 2 || sx[1] % steps != 0 {
-        return Err(Error::shape(kind.name(), format!("{name}: input {sx:?} is not [batch, {steps} steps × features], hidden {hidden}")));
+        return Err(Error::shape(
+            kind.name(),
+            format!(
+                "{name}: input {sx:?} is not [batch, {steps} steps × features], hidden {hidden}"
+            ),
+        ));
     }
     if !init.is_empty() && init.len() != dirs {
-        return Err(Error::shape(kind.name(), format!("{name}: {} initial states for {dirs} directions", init.len())));
+        return Err(Error::shape(
+            kind.name(),
+            format!(
+                "{name}: {} initial states for {dirs} directions",
+                init.len()
+            ),
+        ));
     }
     let input = sx[1] / steps;
     let mut per_dir = Vec::new();
     for d in 0..dirs {
-        per_dir.push(direction(g, kind, name, x, steps, input, hidden, d == 1, init.get(d).copied())?);
+        per_dir.push(direction(
+            g,
+            kind,
+            name,
+            x,
+            steps,
+            input,
+            hidden,
+            d == 1,
+            init.get(d).copied(),
+        )?);
     }
-    let last = if bidirectional { g.concat(&[per_dir[0][steps - 1], per_dir[1][0]])? } else { per_dir[0][steps - 1] };
+    let last = if bidirectional {
+        g.concat(&[per_dir[0][steps - 1], per_dir[1][0]])?
+    } else {
+        per_dir[0][steps - 1]
+    };
     let sequence = if sequence {
-        let parts: Vec<NodeId> = (0..steps).flat_map(|t| per_dir.iter().map(move |hs| hs[t])).collect();
-        Some(if parts.len() == 1 { parts[0] } else { g.concat(&parts)? })
+        let parts: Vec<NodeId> = (0..steps)
+            .flat_map(|t| per_dir.iter().map(move |hs| hs[t]))
+            .collect();
+        Some(if parts.len() == 1 {
+            parts[0]
+        } else {
+            g.concat(&parts)?
+        })
     } else {
         None
     };
-    Ok(RnnOutput { sequence, last, width: dirs * hidden })
+    Ok(RnnOutput {
+        sequence,
+        last,
+        width: dirs * hidden,
+    })
 }
 
 /// Stacked layers named `{prefix}{i}`, each reading the previous one's sequence.
 /// `init`, when given, holds each layer's initial states (see `rnn_layer`). With
 /// `sequence` the last layer's whole sequence is returned too.
 #[allow(clippy::too_many_arguments)]
-pub fn rnn_stack(g: &mut Graph, kind: CellKind, prefix: &str, x: NodeId, steps: usize, hidden: &[usize], bidirectional: bool, init: Option<&[Vec<InitialState>]>, sequence: bool) -> Result<RnnOutput> {
+pub fn rnn_stack(
+    g: &mut Graph,
+    kind: CellKind,
+    prefix: &str,
+    x: NodeId,
+    steps: usize,
+    hidden: &[usize],
+    bidirectional: bool,
+    init: Option<&[Vec<InitialState>]>,
+    sequence: bool,
+) -> Result<RnnOutput> {
     if hidden.is_empty() {
-        return Err(Error::shape(kind.name(), "a recurrent stack needs at least one layer".to_string()));
+        return Err(Error::shape(
+            kind.name(),
+            "a recurrent stack needs at least one layer".to_string(),
+        ));
     }
     if let Some(init) = init {
         if init.len() != hidden.len() {
-            return Err(Error::shape(kind.name(), format!("{} initial states for {} layers", init.len(), hidden.len())));
+            return Err(Error::shape(
+                kind.name(),
+                format!("{} initial states for {} layers", init.len(), hidden.len()),
+            ));
         }
     }
     let mut input = x;
@@ -146,7 +232,17 @@ pub fn rnn_stack(g: &mut Graph, kind: CellKind, prefix: &str, x: NodeId, steps: 
     for (i, &h) in hidden.iter().enumerate() {
         let last_layer = i + 1 == hidden.len();
         let states = init.map_or(&[][..], |s| &s[i][..]);
-        let o = rnn_layer(g, kind, &format!("{prefix}{i}"), input, steps, h, bidirectional, states, sequence || !last_layer)?;
+        let o = rnn_layer(
+            g,
+            kind,
+            &format!("{prefix}{i}"),
+            input,
+            steps,
+            h,
+            bidirectional,
+            states,
+            sequence || !last_layer,
+        )?;
         if let Some(seq) = o.sequence {
             input = seq;
         }
@@ -160,17 +256,26 @@ pub fn rnn_stack(g: &mut Graph, kind: CellKind, prefix: &str, x: NodeId, steps: 
 /// any other parameter.
 pub fn init_bound(g: &Graph, name: &str) -> Option<f64> {
     const KINDS: [&str; 4] = [".weight_ih", ".weight_hh", ".bias_ih", ".bias_hh"];
-    let (layer, rest) = KINDS.iter().find_map(|k| name.find(k).map(|at| (&name[..at], &name[at + k.len()..])))?;
+    let (layer, rest) = KINDS
+        .iter()
+        .find_map(|k| name.find(k).map(|at| (&name[..at], &name[at + k.len()..])))?;
     if !(rest.is_empty() || rest == "_reverse") {
         return None;
     }
     // The hidden size is the rows of W_hh. A single step from a zero state has no W_hh;
     // then it is W_ih's columns over the gates, the kind read from the layer's name as
     // `ModelSpec` gives it (`gru0`, `lstm1`).
-    let hidden = match g.params.iter().find(|p| p.name == format!("{layer}.weight_hh{rest}")) {
+    let hidden = match g
+        .params
+        .iter()
+        .find(|p| p.name == format!("{layer}.weight_hh{rest}"))
+    {
         Some(w_hh) => w_hh.shape[0],
         None => {
-            let w_ih = g.params.iter().find(|p| p.name == format!("{layer}.weight_ih{rest}"))?;
+            let w_ih = g
+                .params
+                .iter()
+                .find(|p| p.name == format!("{layer}.weight_ih{rest}"))?;
             w_ih.shape[1] / if layer.starts_with("gru") { 3 } else { 4 }
         }
     };

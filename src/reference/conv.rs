@@ -5,7 +5,14 @@
 use crate::graph::{ConvGeom, PoolGeom};
 
 /// The input position `o * stride - padding + tap * dilation`, if it lies inside `len`.
-fn tap(o: usize, t: usize, stride: usize, padding: usize, dilation: usize, len: usize) -> Option<usize> {
+fn tap(
+    o: usize,
+    t: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    len: usize,
+) -> Option<usize> {
     let i = (o * stride + t * dilation) as isize - padding as isize;
     (0..len as isize).contains(&i).then_some(i as usize)
 }
@@ -14,7 +21,13 @@ fn tap(o: usize, t: usize, stride: usize, padding: usize, dilation: usize, len: 
 /// w[o,c,kh,kw]` that contributes to `y[n,o,oh,ow]`, with `ih = oh·sh − ph + kh·dh`
 /// (likewise iw), skipping positions outside x (they read 0). Loops in the order
 /// n, o, oh, ow, c, kh, kw. `xs` is `[N,C,H,W]`, `ws` `[O,C,KH,KW]`, `ys` `[N,O,OH,OW]`.
-fn each_product(xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, mut visit: impl FnMut(usize, usize, usize, usize)) {
+fn each_product(
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    g: &ConvGeom,
+    mut visit: impl FnMut(usize, usize, usize, usize),
+) {
     let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
     let (o, kh, kw) = (ws[0], ws[2], ws[3]);
     let (oh, ow) = (ys[2], ys[3]);
@@ -32,7 +45,12 @@ fn each_product(xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, mut visi
                                 ) else {
                                     continue;
                                 };
-                                visit(ni, ((ni * c + ci) * h + ih) * wd + iw, ((oi * c + ci) * kh + th) * kw + tw, yi);
+                                visit(
+                                    ni,
+                                    ((ni * c + ci) * h + ih) * wd + iw,
+                                    ((oi * c + ci) * kh + th) * kw + tw,
+                                    yi,
+                                );
                             }
                         }
                     }
@@ -44,16 +62,33 @@ fn each_product(xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, mut visi
 
 /// `y[n,o,oh,ow] = bias[o] + Σ_c Σ_kh Σ_kw x[n,c,ih,iw] · w[o,c,kh,kw]` (see
 /// `each_product`). No activation.
-pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<f64> {
+pub fn conv2d(
+    x: &[f64],
+    w: &[f64],
+    bias: Option<&[f64]>,
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    g: &ConvGeom,
+) -> Vec<f64> {
     let (o, plane) = (ys[1], ys[2] * ys[3]);
-    let mut y: Vec<f64> = (0..ys[0] * o * plane).map(|i| bias.map_or(0.0, |b| b[i / plane % o])).collect();
+    let mut y: Vec<f64> = (0..ys[0] * o * plane)
+        .map(|i| bias.map_or(0.0, |b| b[i / plane % o]))
+        .collect();
     each_product(xs, ws, ys, g, |_, xi, wi, yi| y[yi] += x[xi] * w[wi]);
     y
 }
 
 /// The adjoint of `conv2d` in x: every product `x[n,c,ih,iw] · w[o,c,kh,kw]` that made
 /// `y[n,o,oh,ow]` sends `dy[n,o,oh,ow] · w[o,c,kh,kw]` back to `x[n,c,ih,iw]`.
-pub fn conv2d_grad_input(dy: &[f64], w: &[f64], xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom) -> Vec<f64> {
+pub fn conv2d_grad_input(
+    dy: &[f64],
+    w: &[f64],
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    g: &ConvGeom,
+) -> Vec<f64> {
     let mut dx = vec![0.0; xs.iter().product()];
     each_product(xs, ws, ys, g, |_, xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
     dx
@@ -61,11 +96,25 @@ pub fn conv2d_grad_input(dy: &[f64], w: &[f64], xs: &[usize], ws: &[usize], ys: 
 
 /// The adjoint of `conv2d` in w, in `splits` parts: part `s` sums over the images
 /// `[s·N/S, (s+1)·N/S)`. Output `[splits, O, C·KH·KW]`.
-pub fn conv2d_grad_weight(dy: &[f64], x: &[f64], xs: &[usize], ws: &[usize], ys: &[usize], g: &ConvGeom, splits: usize) -> Vec<f64> {
+pub fn conv2d_grad_weight(
+    dy: &[f64],
+    x: &[f64],
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    g: &ConvGeom,
+    splits: usize,
+) -> Vec<f64> {
     let (n, per_split) = (xs[0], ws.iter().product::<usize>());
-    let split_of = |ni: usize| (0..splits).find(|&s| ni < (s + 1) * n / splits).expect("every image is in a part");
+    let split_of = |ni: usize| {
+        (0..splits)
+            .find(|&s| ni < (s + 1) * n / splits)
+            .expect("every image is in a part")
+    };
     let mut dw = vec![0.0; splits * per_split];
-    each_product(xs, ws, ys, g, |ni, xi, wi, yi| dw[split_of(ni) * per_split + wi] += dy[yi] * x[xi]);
+    each_product(xs, ws, ys, g, |ni, xi, wi, yi| {
+        dw[split_of(ni) * per_split + wi] += dy[yi] * x[xi]
+    });
     dw
 }
 
@@ -104,7 +153,10 @@ fn windows(xs: &[usize], ys: &[usize], g: &PoolGeom) -> Vec<Vec<usize>> {
             let mut cells = Vec::new();
             for th in 0..g.kernel[0] {
                 for tw in 0..g.kernel[1] {
-                    if let (Some(ih), Some(iw)) = (tap(yh, th, g.stride[0], g.padding[0], 1, h), tap(yw, tw, g.stride[1], g.padding[1], 1, w)) {
+                    if let (Some(ih), Some(iw)) = (
+                        tap(yh, th, g.stride[0], g.padding[0], 1, h),
+                        tap(yw, tw, g.stride[1], g.padding[1], 1, w),
+                    ) {
                         cells.push(ih * w + iw);
                     }
                 }
@@ -138,7 +190,9 @@ pub fn max_pool_argmax(x: &[f64], xs: &[usize], ys: &[usize], g: &PoolGeom) -> V
 /// `y[p, i] = x[p, idx[p, i]]` for each plane p.
 pub fn pool_gather(x: &[f64], idx: &[f64], planes: usize, in_plane: usize) -> Vec<f64> {
     let out_plane = idx.len() / planes;
-    (0..idx.len()).map(|i| x[(i / out_plane) * in_plane + idx[i] as usize]).collect()
+    (0..idx.len())
+        .map(|i| x[(i / out_plane) * in_plane + idx[i] as usize])
+        .collect()
 }
 
 /// `dx[p, idx[p, i]] += dy[p, i]`.

@@ -51,14 +51,28 @@ fn affine(x: &[f64], w: &[f64], b: &[f64], n: usize) -> Vec<f64> {
 /// step to the first. Returns the hidden state of every step, `[batch, steps, hidden]`
 /// (indexed by step, whichever way the layer ran), and the final `h` and `c`.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_layer(x: &[f64], batch: usize, steps: usize, input: usize, hidden: usize, w: &LayerWeights, h0: Option<&[f64]>, c0: Option<&[f64]>, reverse: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+pub fn lstm_layer(
+    x: &[f64],
+    batch: usize,
+    steps: usize,
+    input: usize,
+    hidden: usize,
+    w: &LayerWeights,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+    reverse: bool,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let g = 4 * hidden;
     let mut out = vec![0.0; batch * steps * hidden];
     let mut h_n = vec![0.0; batch * hidden];
     let mut c_n = vec![0.0; batch * hidden];
     for b in 0..batch {
-        let mut h: Vec<f64> = h0.map_or(vec![0.0; hidden], |v| v[b * hidden..(b + 1) * hidden].to_vec());
-        let mut c: Vec<f64> = c0.map_or(vec![0.0; hidden], |v| v[b * hidden..(b + 1) * hidden].to_vec());
+        let mut h: Vec<f64> = h0.map_or(vec![0.0; hidden], |v| {
+            v[b * hidden..(b + 1) * hidden].to_vec()
+        });
+        let mut c: Vec<f64> = c0.map_or(vec![0.0; hidden], |v| {
+            v[b * hidden..(b + 1) * hidden].to_vec()
+        });
         for s in 0..steps {
             let t = if reverse { steps - 1 - s } else { s };
             let xt = &x[(b * steps + t) * input..][..input];
@@ -83,12 +97,23 @@ pub fn lstm_layer(x: &[f64], batch: usize, steps: usize, input: usize, hidden: u
 /// A GRU layer, as `lstm_layer` (no `c`). Returns every step's hidden state and the
 /// final one.
 #[allow(clippy::too_many_arguments)]
-pub fn gru_layer(x: &[f64], batch: usize, steps: usize, input: usize, hidden: usize, w: &LayerWeights, h0: Option<&[f64]>, reverse: bool) -> (Vec<f64>, Vec<f64>) {
+pub fn gru_layer(
+    x: &[f64],
+    batch: usize,
+    steps: usize,
+    input: usize,
+    hidden: usize,
+    w: &LayerWeights,
+    h0: Option<&[f64]>,
+    reverse: bool,
+) -> (Vec<f64>, Vec<f64>) {
     let g = 3 * hidden;
     let mut out = vec![0.0; batch * steps * hidden];
     let mut h_n = vec![0.0; batch * hidden];
     for b in 0..batch {
-        let mut h: Vec<f64> = h0.map_or(vec![0.0; hidden], |v| v[b * hidden..(b + 1) * hidden].to_vec());
+        let mut h: Vec<f64> = h0.map_or(vec![0.0; hidden], |v| {
+            v[b * hidden..(b + 1) * hidden].to_vec()
+        });
         for s in 0..steps {
             let t = if reverse { steps - 1 - s } else { s };
             let xt = &x[(b * steps + t) * input..][..input];
@@ -113,7 +138,12 @@ pub fn gru_layer(x: &[f64], batch: usize, steps: usize, input: usize, hidden: us
 /// `RnnCell`: `gx(r, k)` and `gh(r, k)` give row `r`, column `k < G` of the two
 /// products (zero when absent), `prev(r, j)` the previous state. Returns the packed
 /// output.
-pub fn cell_forward(p: Packing, gx: impl Fn(usize, usize) -> f64, gh: impl Fn(usize, usize) -> f64, prev: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+pub fn cell_forward(
+    p: Packing,
+    gx: impl Fn(usize, usize) -> f64,
+    gh: impl Fn(usize, usize) -> f64,
+    prev: impl Fn(usize, usize) -> f64,
+) -> Vec<f64> {
     let (rows, hh) = (p.rows, p.hidden);
     let mut out = vec![0.0; p.state_len()];
     for r in 0..rows {
@@ -123,7 +153,12 @@ pub fn cell_forward(p: Packing, gx: impl Fn(usize, usize) -> f64, gh: impl Fn(us
             let saved = |k: usize| p.saved() + r * 4 * hh + k * hh + j;
             match p.kind {
                 CellKind::Lstm => {
-                    let (i, f, g, o) = (sigmoid(pre(0)), sigmoid(pre(1)), pre(2).tanh(), sigmoid(pre(3)));
+                    let (i, f, g, o) = (
+                        sigmoid(pre(0)),
+                        sigmoid(pre(1)),
+                        pre(2).tanh(),
+                        sigmoid(pre(3)),
+                    );
                     let c = f * prev(r, j) + i * g;
                     out[p.h() + at] = o * c.tanh();
                     out[p.c() + at] = c;
@@ -151,7 +186,13 @@ pub fn cell_forward(p: Packing, gx: impl Fn(usize, usize) -> f64, gh: impl Fn(us
 /// `RnnCellGrad`: `dh(r, j)` and `dc(r, j)` are the incoming gradients (zero when
 /// absent), `state` the cell's packed output, `prev(r, j)` its previous state. Returns
 /// the packed gradients.
-pub fn cell_backward(p: Packing, dh: impl Fn(usize, usize) -> f64, dc: impl Fn(usize, usize) -> f64, state: &[f64], prev: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+pub fn cell_backward(
+    p: Packing,
+    dh: impl Fn(usize, usize) -> f64,
+    dc: impl Fn(usize, usize) -> f64,
+    state: &[f64],
+    prev: impl Fn(usize, usize) -> f64,
+) -> Vec<f64> {
     let (rows, hh) = (p.rows, p.hidden);
     let g = p.kind.gates() * hh;
     let mut out = vec![0.0; p.grad_len()];
@@ -165,7 +206,12 @@ pub fn cell_backward(p: Packing, dh: impl Fn(usize, usize) -> f64, dc: impl Fn(u
                     let (i, f, gg, o) = (saved(0), saved(1), saved(2), saved(3));
                     let tc = state[p.tanh_c() + at];
                     let dc_total = dc(r, j) + dh * o * (1.0 - tc * tc);
-                    let dz = [dc_total * gg * i * (1.0 - i), dc_total * prev(r, j) * f * (1.0 - f), dc_total * i * (1.0 - gg * gg), dh * tc * o * (1.0 - o)];
+                    let dz = [
+                        dc_total * gg * i * (1.0 - i),
+                        dc_total * prev(r, j) * f * (1.0 - f),
+                        dc_total * i * (1.0 - gg * gg),
+                        dh * tc * o * (1.0 - o),
+                    ];
                     for (k, v) in dz.into_iter().enumerate() {
                         out[p.dgx() + r * g + k * hh + j] = v;
                     }

@@ -1,15 +1,17 @@
 //! Helpers shared by the integration tests: fresh random inputs and comparisons.
 #![allow(dead_code)]
 
+use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext};
 use riskgrad::graph::{Graph, NodeId, Op};
 use riskgrad::rng::Rng;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// A file under tests/fixtures.
 pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A fresh file in the temp dir, removed on drop.
@@ -19,7 +21,8 @@ impl TempFile {
     pub fn new(name: &str, bytes: &[u8]) -> Self {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("riskgrad-test-{}-{n}-{name}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("riskgrad-test-{}-{n}-{name}", std::process::id()));
         std::fs::write(&path, bytes).unwrap();
         TempFile(path)
     }
@@ -33,16 +36,24 @@ impl Drop for TempFile {
 
 /// A seed from the test's name, so each test draws its own inputs.
 pub fn seed_of(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Values in ±[0.1, 1.1): random signs, bounded away from zero (never test on zeros, and
 /// keep ReLU kinks out of finite differences).
 pub fn random_values(rng: &mut Rng, len: usize) -> Vec<f64> {
-    (0..len).map(|_| {
-        let v = rng.range(0.1, 1.1);
-        if rng.uniform() < 0.5 { -v } else { v }
-    }).collect()
+    (0..len)
+        .map(|_| {
+            let v = rng.range(0.1, 1.1);
+            if rng.uniform() < 0.5 {
+                -v
+            } else {
+                v
+            }
+        })
+        .collect()
 }
 
 /// A generator seeded from the test's name.
@@ -71,13 +82,21 @@ pub fn assert_matches_cpu(what: &str, gpu: &[f32], cpu: &[f32]) {
         .take(5)
         .map(|(i, (g, c))| format!("[{i}] gpu {g} cpu {c}"))
         .collect();
-    assert!(bad.is_empty(), "{what}: GPU differs from CPU at {}", bad.join(", "));
+    assert!(
+        bad.is_empty(),
+        "{what}: GPU differs from CPU at {}",
+        bad.join(", ")
+    );
 }
 
 /// Random values for every input and parameter of `g`. Inputs whose name starts with
 /// `perm` get row indices `< rows` (the table's row count), targets get 0/1, inputs named
 /// `denominator` stay positive.
-pub fn random_feed(g: &Graph, rng: &mut Rng, rows: usize) -> (HashMap<String, Vec<f64>>, Vec<Vec<f64>>) {
+pub fn random_feed(
+    g: &Graph,
+    rng: &mut Rng,
+    rows: usize,
+) -> (HashMap<String, Vec<f64>>, Vec<Vec<f64>>) {
     let mut inputs = HashMap::new();
     for node in &g.nodes {
         if let Op::Input { name } = &node.op {
@@ -94,7 +113,11 @@ pub fn random_feed(g: &Graph, rng: &mut Rng, rows: usize) -> (HashMap<String, Ve
             inputs.insert(name.clone(), v);
         }
     }
-    let params = g.params.iter().map(|p| random_values(rng, p.shape.iter().product())).collect();
+    let params = g
+        .params
+        .iter()
+        .map(|p| random_values(rng, p.shape.iter().product()))
+        .collect();
     (inputs, params)
 }
 
@@ -107,13 +130,29 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64, abs: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let tol = abs + rel * w.abs();
-        assert!(g.is_finite() && ((g as f64) - w).abs() <= tol, "{what}[{i}]: got {g}, want {w} (tol {tol:e})");
+        assert!(
+            g.is_finite() && ((g as f64) - w).abs() <= tol,
+            "{what}[{i}]: got {g}, want {w} (tol {tol:e})"
+        );
     }
 }
 
 /// Loads `g` into an executor with all of `keep` readable, writes the feed, runs one step.
-pub fn run_once(ex: &mut dyn riskgrad::exec::Executor, g: &Graph, keep: &[NodeId], inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>]) -> usize {
-    let plan = riskgrad::plan::compile(g, &riskgrad::plan::PlanRequest { keep: keep.to_vec(), ..Default::default() }).expect("compile");
+pub fn run_once(
+    ex: &mut dyn riskgrad::exec::Executor,
+    g: &Graph,
+    keep: &[NodeId],
+    inputs: &HashMap<String, Vec<f64>>,
+    params: &[Vec<f64>],
+) -> usize {
+    let plan = riskgrad::plan::compile(
+        g,
+        &riskgrad::plan::PlanRequest {
+            keep: keep.to_vec(),
+            ..Default::default()
+        },
+    )
+    .expect("compile");
     let layout = plan.layout.clone();
     let h = ex.load(plan).expect("load");
     for node in &g.nodes {
@@ -181,22 +220,37 @@ macro_rules! gpu_or_skip {
     }};
 }
 
-
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data with
 /// the bundled preprocessing defaults, as `riskgrad train` does with no flags.
-pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize, seed: u64) -> Vec<riskgrad::train::EpochReport> {
+pub fn train_default_mlp(
+    exec: &mut dyn riskgrad::exec::Executor,
+    epochs: usize,
+    seed: u64,
+) -> Vec<riskgrad::train::EpochReport> {
     use riskgrad::data::{prepare_bundled, PrepareOptions};
-    let data = prepare_bundled(&PrepareOptions { seed, ..PrepareOptions::bundled() }).expect("bundled data");
+    let data = prepare_bundled(&PrepareOptions {
+        seed,
+        ..PrepareOptions::bundled()
+    })
+    .expect("bundled data");
     let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32]).unwrap();
     let config = riskgrad::train::TrainConfig {
         epochs,
         batch: 256,
-        optimizer: riskgrad::graph::Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        optimizer: riskgrad::graph::Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
         seed,
         pos_weight: 1.0,
     };
-    let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config).expect("trainer");
-    (0..epochs).map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch")).collect()
+    let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config)
+        .expect("trainer");
+    (0..epochs)
+        .map(|_| trainer.epoch(&mut |_, _, _| {}).expect("epoch"))
+        .collect()
 }
 
 /// The op tests' gradient check. Weights each output of `build` by fixed random values
@@ -207,7 +261,12 @@ pub fn train_default_mlp(exec: &mut dyn riskgrad::exec::Executor, epochs: usize,
 /// backward, on a CPU executor against the f64 values: once per entry of
 /// `conv_scratch` (`None`: the default scratch; `Some(words)`: convolutions capped to
 /// that much, to take their chunked path). `rows` is the row count of gathered tables.
-pub fn check_op_gradients(name: &str, rows: usize, build: impl FnOnce(&mut Graph) -> Vec<NodeId>, conv_scratch: &[Option<usize>]) {
+pub fn check_op_gradients(
+    name: &str,
+    rows: usize,
+    build: impl FnOnce(&mut Graph) -> Vec<NodeId>,
+    conv_scratch: &[Option<usize>],
+) {
     use riskgrad::graph::backward;
     use riskgrad::reference::evaluate;
     let mut rng = Rng::new(seed_of(name));
@@ -225,16 +284,30 @@ pub fn check_op_gradients(name: &str, rows: usize, build: impl FnOnce(&mut Graph
         });
     }
     let loss = loss.expect("at least one output");
-    let data = |n: &str| n.starts_with("perm") || n.starts_with("target") || n.starts_with("loss_weights");
-    let wrt: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if !data(name))).collect();
+    let data =
+        |n: &str| n.starts_with("perm") || n.starts_with("target") || n.starts_with("loss_weights");
+    let wrt: Vec<NodeId> = (0..g.nodes.len())
+        .filter(|&i| matches!(&g.nodes[i].op, Op::Input { name } if !data(name)))
+        .collect();
     let forward_len = g.nodes.len();
     let grads = backward(&mut g, loss, &wrt).unwrap();
     let (mut inputs, mut params) = random_feed(&g, &mut rng, rows);
     let values = evaluate(&g, &inputs, &params, 0);
 
-    check_finite_differences(name, &g, loss, &wrt, &grads, &values, &mut inputs, &mut params);
+    check_finite_differences(
+        name,
+        &g,
+        loss,
+        &wrt,
+        &grads,
+        &values,
+        &mut inputs,
+        &mut params,
+    );
 
-    let keep: Vec<NodeId> = (0..g.nodes.len()).filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. })).collect();
+    let keep: Vec<NodeId> = (0..g.nodes.len())
+        .filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. }))
+        .collect();
     for &scratch in conv_scratch {
         let mut ex = riskgrad::cpu::CpuExecutor::new();
         if let Some(words) = scratch {
@@ -243,9 +316,24 @@ pub fn check_op_gradients(name: &str, rows: usize, build: impl FnOnce(&mut Graph
         let h = run_once(&mut ex, &g, &keep, &inputs, &params);
         for &id in &keep {
             let got = riskgrad::exec::Executor::read_node(&mut ex, h, id).unwrap();
-            let role = if id < forward_len { "forward" } else { "backward" };
-            let label = scratch.map_or("CPU".to_string(), |w| format!("CPU, convolution scratch {w} words"));
-            assert_close(&format!("{name}: {label} {role} node {id} ({})", g.nodes[id].op.name()), &got, &values[id], 1e-4, 1e-5);
+            let role = if id < forward_len {
+                "forward"
+            } else {
+                "backward"
+            };
+            let label = scratch.map_or("CPU".to_string(), |w| {
+                format!("CPU, convolution scratch {w} words")
+            });
+            assert_close(
+                &format!(
+                    "{name}: {label} {role} node {id} ({})",
+                    g.nodes[id].op.name()
+                ),
+                &got,
+                &values[id],
+                1e-4,
+                1e-5,
+            );
         }
     }
 }
@@ -267,10 +355,15 @@ pub fn check_finite_differences(
 ) {
     use riskgrad::reference::evaluate;
     let eps = 1e-6;
-    let close = |analytic: f64, numeric: f64| (analytic - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs();
+    let close =
+        |analytic: f64, numeric: f64| (analytic - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs();
     for &id in wrt {
-        let Op::Input { name: input } = g.nodes[id].op.clone() else { panic!("{name}: node {id} is not an input") };
-        let analytic = &values[grads.of(id).unwrap_or_else(|| panic!("{name}: no gradient for {input}"))];
+        let Op::Input { name: input } = g.nodes[id].op.clone() else {
+            panic!("{name}: node {id} is not an input")
+        };
+        let analytic = &values[grads
+            .of(id)
+            .unwrap_or_else(|| panic!("{name}: no gradient for {input}"))];
         for i in 0..inputs[&input].len() {
             let orig = inputs[&input][i];
             inputs.get_mut(&input).unwrap()[i] = orig + eps;
@@ -279,11 +372,17 @@ pub fn check_finite_differences(
             let minus = evaluate(g, inputs, params, 0)[loss][0];
             inputs.get_mut(&input).unwrap()[i] = orig;
             let numeric = (plus - minus) / (2.0 * eps);
-            assert!(close(analytic[i], numeric), "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}", analytic[i]);
+            assert!(
+                close(analytic[i], numeric),
+                "{name}: d loss/d {input}[{i}] autodiff {} vs finite difference {numeric}",
+                analytic[i]
+            );
         }
     }
     for p in 0..params.len() {
-        let analytic = &values[grads.of(g.param_node(p)).unwrap_or_else(|| panic!("{name}: no gradient for parameter {p}"))];
+        let analytic = &values[grads
+            .of(g.param_node(p))
+            .unwrap_or_else(|| panic!("{name}: no gradient for parameter {p}"))];
         for i in 0..params[p].len() {
             let orig = params[p][i];
             params[p][i] = orig + eps;
@@ -292,7 +391,12 @@ pub fn check_finite_differences(
             let minus = evaluate(g, inputs, params, 0)[loss][0];
             params[p][i] = orig;
             let numeric = (plus - minus) / (2.0 * eps);
-            assert!(close(analytic[i], numeric), "{name}: d loss/d {}[{i}] autodiff {} vs finite difference {numeric}", g.params[p].name, analytic[i]);
+            assert!(
+                close(analytic[i], numeric),
+                "{name}: d loss/d {}[{i}] autodiff {} vs finite difference {numeric}",
+                g.params[p].name,
+                analytic[i]
+            );
         }
     }
 }

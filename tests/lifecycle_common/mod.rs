@@ -22,8 +22,19 @@ pub fn bundled() -> &'static Prepared {
 pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
     let data = bundled();
     let model = ModelSpec::mlp(data.n_features(), hidden).unwrap();
-    let optimizer = Optimizer::Adam { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
-    let config = TrainConfig { epochs, batch: 256, optimizer, seed: 0, pos_weight: 1.0 };
+    let optimizer = Optimizer::Adam {
+        lr: 3e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let config = TrainConfig {
+        epochs,
+        batch: 256,
+        optimizer,
+        seed: 0,
+        pos_weight: 1.0,
+    };
     let mut exec = CpuExecutor::new();
     let mut trainer = Trainer::new(&mut exec, &model, &data.train, &data.val, config).unwrap();
     for _ in 0..epochs {
@@ -37,7 +48,10 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
             *b += v as f64;
         }
     }
-    let baseline = baseline.iter().map(|b| (b / data.train.rows() as f64) as f32).collect();
+    let baseline = baseline
+        .iter()
+        .map(|b| (b / data.train.rows() as f64) as f32)
+        .collect();
     let saved = SavedModel {
         model,
         preprocessing: data.preprocessor.clone(),
@@ -71,5 +85,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// The bundled Taiwan file in the repository.
 pub fn taiwan_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(riskgrad::data::BUNDLED_NAME)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(riskgrad::data::BUNDLED_NAME)
 }

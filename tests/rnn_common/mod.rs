@@ -34,7 +34,9 @@ impl StackCase {
 
     pub fn build(&self) -> Built {
         let mut g = Graph::new();
-        let x = g.input("x", &[self.batch, self.steps * self.input]).unwrap();
+        let x = g
+            .input("x", &[self.batch, self.steps * self.input])
+            .unwrap();
         let init: Option<Vec<Vec<InitialState>>> = self.with_init.then(|| {
             self.hidden
                 .iter()
@@ -43,21 +45,50 @@ impl StackCase {
                     (0..self.dirs())
                         .map(|d| InitialState {
                             h: g.input(&format!("h0_l{l}_d{d}"), &[self.batch, h]).unwrap(),
-                            c: (self.kind == CellKind::Lstm).then(|| g.input(&format!("c0_l{l}_d{d}"), &[self.batch, h]).unwrap()),
+                            c: (self.kind == CellKind::Lstm).then(|| {
+                                g.input(&format!("c0_l{l}_d{d}"), &[self.batch, h]).unwrap()
+                            }),
                         })
                         .collect()
                 })
                 .collect()
         });
-        let out = rnn_stack(&mut g, self.kind, "rnn", x, self.steps, &self.hidden, self.bidirectional, init.as_deref(), true).unwrap();
-        Built { graph: g, x, sequence: out.sequence.unwrap(), last: out.last }
+        let out = rnn_stack(
+            &mut g,
+            self.kind,
+            "rnn",
+            x,
+            self.steps,
+            &self.hidden,
+            self.bidirectional,
+            init.as_deref(),
+            true,
+        )
+        .unwrap();
+        Built {
+            graph: g,
+            x,
+            sequence: out.sequence.unwrap(),
+            last: out.last,
+        }
     }
 
     /// The textbook stack on the same inputs and parameters (parameters by index of
     /// `graph.params`). Returns the sequence and the final hidden state, laid out as the
     /// graph's outputs.
-    pub fn textbook(&self, graph: &Graph, inputs: &HashMap<String, Vec<f64>>, params: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
-        let by_name = |name: &str| graph.params.iter().position(|p| p.name == name).map(|i| params[i].clone());
+    pub fn textbook(
+        &self,
+        graph: &Graph,
+        inputs: &HashMap<String, Vec<f64>>,
+        params: &[Vec<f64>],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let by_name = |name: &str| {
+            graph
+                .params
+                .iter()
+                .position(|p| p.name == name)
+                .map(|i| params[i].clone())
+        };
         let (b, t) = (self.batch, self.steps);
         let mut x = inputs["x"].clone();
         let mut width = self.input;
@@ -93,7 +124,13 @@ impl StackCase {
                 }
                 finals.push(h_n);
             }
-            last = (0..b).flat_map(|r| finals.iter().flat_map(move |f| f[r * h..(r + 1) * h].to_vec())).collect();
+            last = (0..b)
+                .flat_map(|r| {
+                    finals
+                        .iter()
+                        .flat_map(move |f| f[r * h..(r + 1) * h].to_vec())
+                })
+                .collect();
             x = seq;
             width = dirs * h;
         }
@@ -109,7 +146,15 @@ pub fn cases(hidden: &[&[usize]], steps: &[usize], batch: usize, input: usize) -
         for &h in hidden {
             for &t in steps {
                 for (bidirectional, with_init) in [(false, false), (false, true), (true, true)] {
-                    out.push(StackCase { kind, batch, steps: t, input, hidden: h.to_vec(), bidirectional, with_init });
+                    out.push(StackCase {
+                        kind,
+                        batch,
+                        steps: t,
+                        input,
+                        hidden: h.to_vec(),
+                        bidirectional,
+                        with_init,
+                    });
                 }
             }
         }
@@ -131,14 +176,28 @@ pub fn peer_splits(seed: u64) -> (riskgrad::train::Split, riskgrad::train::Split
     opts.seed = seed;
     let mut data = prepare_bundled(&opts).expect("bundled data");
     assert_eq!(data.n_features(), 23, "{:?}", data.feature_names);
-    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).expect("the Taiwan layout");
+    let layout =
+        SequenceLayout::from_flags(&data.feature_names, &[], None).expect("the Taiwan layout");
     layout.apply(&mut data).expect("reorder");
-    let mut contract: Vec<String> = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"].iter().map(|s| s.to_string()).collect();
-    for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"].iter().enumerate() {
+    let mut contract: Vec<String> = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (t, pay) in ["PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0"]
+        .iter()
+        .enumerate()
+    {
         let month = 6 - t;
-        contract.extend([pay.to_string(), format!("BILL_AMT{month}"), format!("PAY_AMT{month}")]);
+        contract.extend([
+            pay.to_string(),
+            format!("BILL_AMT{month}"),
+            format!("PAY_AMT{month}"),
+        ]);
     }
     assert_eq!(data.feature_names, contract);
-    assert_eq!((layout.statics(), layout.channels(), layout.steps()), (5, 3, 6));
+    assert_eq!(
+        (layout.statics(), layout.channels(), layout.steps()),
+        (5, 3, 6)
+    );
     (data.train, data.val)
 }
