@@ -4,9 +4,9 @@
 //!     cargo run --release --example bench_conv -- [cpu|gpu|both] [conv|pool|all]
 
 use riskgrad::bench::{conv_suite, pool_suite, Measurement};
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 
 fn print(ms: &[Measurement]) {
     for m in ms {

@@ -5,9 +5,9 @@
 //!
 //!     cargo run --release --example bench_rnn -- [cpu|gpu] [batch hidden steps input]
 
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 
 fn executor(device: &str) -> riskgrad::Result<Box<dyn Executor>> {
     if device == "cpu" {

@@ -3,7 +3,7 @@
 //!
 //!     rm -rf ~/.cache/mesa_shader_cache && cargo run --release --example gpu_cold_start
 
-use riskgrad::gpu::{choose_adapter, DeviceChoice};
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice};
 use std::time::Instant;
 
 fn main() -> riskgrad::Result<()> {

@@ -5,10 +5,10 @@
 //!
 //!     cargo run --release --example train_cnn -- [epochs] [batch]
 
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::train::{TrainConfig, Trainer};
 
@@ -37,7 +37,7 @@ fn main() -> riskgrad::Result<()> {
         eps: 1e-8,
     };
     let mut exec = CpuExecutor::new();
-    let device = riskgrad::exec::Executor::device_name(&exec);
+    let device = riskgrad::engine::exec::Executor::device_name(&exec);
     let mut trainer = Trainer::new(
         &mut exec,
         &model,

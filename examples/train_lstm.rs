@@ -7,12 +7,12 @@
 //!
 //! (`gpu` trains on the best wgpu adapter instead, software ones included.)
 
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{prepare_options, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
 use riskgrad::train::{TrainConfig, Trainer};
 

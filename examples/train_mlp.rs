@@ -3,9 +3,9 @@
 //!
 //!     cargo run --release --example train_mlp -- [epochs]
 
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{prepare_bundled, PrepareOptions};
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};
 

@@ -2,9 +2,9 @@
 //! measured; nothing here asserts a speed.
 
 use crate::error::Result;
-use crate::exec::Executor;
-use crate::graph::{Act, Graph};
-use crate::plan::{compile, PlanRequest, STEP_STATE};
+use crate::engine::exec::Executor;
+use crate::engine::graph::{Act, Graph};
+use crate::engine::plan::{compile, PlanRequest, STEP_STATE};
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -120,7 +120,7 @@ pub fn train_default_mlp(
     since: Instant,
 ) -> Result<TrainBench> {
     use crate::data::{prepare_bundled, PrepareOptions};
-    use crate::graph::Optimizer;
+    use crate::engine::graph::Optimizer;
     use crate::train::{TrainConfig, Trainer};
     let mut opts = PrepareOptions::bundled();
     if peer_features {
@@ -230,10 +230,10 @@ impl ConvCase {
         ]
     }
 
-    fn geom(&self) -> crate::graph::ConvGeom {
+    fn geom(&self) -> crate::engine::graph::ConvGeom {
         let pad_h = if self.h == 1 { 0 } else { self.padding };
         let stride_h = if self.h == 1 { 1 } else { self.stride };
-        crate::graph::ConvGeom {
+        crate::engine::graph::ConvGeom {
             stride: [stride_h, self.stride],
             padding: [pad_h, self.padding],
             dilation: [1, 1],
@@ -268,7 +268,7 @@ pub enum ConvPass {
 /// Loads `plan` and writes random values in ±1 to each of its inputs.
 fn load_with_random_inputs(
     exec: &mut dyn Executor,
-    plan: crate::plan::Plan,
+    plan: crate::engine::plan::Plan,
     seed: u64,
 ) -> Result<usize> {
     let inputs = plan.inputs.clone();
@@ -407,13 +407,13 @@ impl PoolCase {
         ]
     }
 
-    fn geom(&self) -> crate::graph::PoolGeom {
+    fn geom(&self) -> crate::engine::graph::PoolGeom {
         let (stride_h, pad_h) = if self.h == 1 {
             (1, 0)
         } else {
             (self.stride, self.padding)
         };
-        crate::graph::PoolGeom {
+        crate::engine::graph::PoolGeom {
             kernel: [self.kh, self.kw],
             stride: [stride_h, self.stride],
             padding: [pad_h, self.padding],
@@ -439,7 +439,7 @@ pub fn pool(
     } else {
         g.avg_pool2d(x, case.geom())?
     };
-    let (x_len, y_len) = (crate::graph::numel(&xs), g.nodes[y].numel());
+    let (x_len, y_len) = (crate::engine::graph::numel(&xs), g.nodes[y].numel());
     let mut argmax = None;
     if backward && case.max {
         // The gradient reads the argmax the forward pass recorded: record it once, then
@@ -569,7 +569,7 @@ pub fn lstm(
 ) -> Result<RnnBench> {
     recurrent(
         exec,
-        crate::graph::CellKind::Lstm,
+        crate::engine::graph::CellKind::Lstm,
         batch,
         input,
         hidden,
@@ -587,7 +587,7 @@ pub fn gru(
 ) -> Result<RnnBench> {
     recurrent(
         exec,
-        crate::graph::CellKind::Gru,
+        crate::engine::graph::CellKind::Gru,
         batch,
         input,
         hidden,
@@ -597,13 +597,13 @@ pub fn gru(
 
 fn recurrent(
     exec: &mut dyn Executor,
-    kind: crate::graph::CellKind,
+    kind: crate::engine::graph::CellKind,
     batch: usize,
     input: usize,
     hidden: usize,
     steps: usize,
 ) -> Result<RnnBench> {
-    use crate::plan::Kernel;
+    use crate::engine::plan::Kernel;
     if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
         return Err(crate::Error::Other(format!(
             "bench {}: sizes must be positive",
@@ -619,7 +619,7 @@ fn recurrent(
     let readout = g.param("bench.readout", &[steps * hidden, 1])?;
     let score = g.matmul(seq, readout)?;
     let loss = g.mean(score)?;
-    let grads = crate::graph::backward(&mut g, loss, &[x])?;
+    let grads = crate::engine::graph::backward(&mut g, loss, &[x])?;
     let mut keep = vec![grads.of(x).expect("the input reaches the loss")];
     keep.extend((0..g.params.len()).filter_map(|p| grads.of(g.param_node(p))));
     let plan = compile(
@@ -638,7 +638,7 @@ fn recurrent(
     let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
     let cells = only(&|k| matches!(k, Kernel::RnnCell { .. } | Kernel::RnnCellGrad { .. }));
     // Per step, without the step counter's own launch.
-    let count = |p: &crate::plan::Plan| p.launches.len() - 1;
+    let count = |p: &crate::engine::plan::Plan| p.launches.len() - 1;
     let (launches, matmul_launches, cell_launches) = (count(&plan), count(&matmuls), count(&cells));
     let layout = plan.layout.clone();
     let full = exec.load(plan)?;

@@ -17,10 +17,10 @@
 //! the raw CSV column they came from, since reasons are given in the applicant's terms.
 
 use crate::error::{Error, Result};
-use crate::exec::Executor;
-use crate::graph::{backward, Graph, NodeId};
+use crate::engine::exec::Executor;
+use crate::engine::graph::{backward, Graph, NodeId};
 use crate::model_io::SavedModel;
-use crate::plan::{compile, PlanRequest};
+use crate::engine::plan::{compile, PlanRequest};
 use serde::Serialize;
 
 const INPUT: &str = "ig_points";

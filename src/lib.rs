@@ -2,12 +2,8 @@
 //! executor, and the pieces of a credit-default model trainer built on it.
 
 pub mod bench;
-pub mod cpu;
+pub mod engine;
 pub mod error;
-pub mod exec;
-pub mod gpu;
-pub mod graph;
-pub mod plan;
 pub mod reference;
 pub mod rng;
 

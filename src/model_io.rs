@@ -16,10 +16,10 @@
 
 use crate::data::Preprocessor;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Optimizer, ParamSpec};
+use crate::engine::graph::{Graph, Optimizer, ParamSpec};
 use crate::metrics::Evaluation;
 use crate::nn::ModelSpec;
-use crate::plan::ParamLayout;
+use crate::engine::plan::ParamLayout;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

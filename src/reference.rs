@@ -2,7 +2,7 @@
 //! loops. It shares no code with the executors' kernels, so tests can hold the kernels
 //! (and the autodiff rules, through finite differences) against it.
 
-use crate::graph::{Act, BinaryOp, Graph, NodeId, Op};
+use crate::engine::graph::{Act, BinaryOp, Graph, NodeId, Op};
 use std::collections::HashMap;
 
 pub mod conv;

@@ -3,10 +3,10 @@
 
 use crate::data::{PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
 use crate::error::{Error, Result};
-use crate::exec::Executor;
-use crate::graph::{Graph, NodeId};
+use crate::engine::exec::Executor;
+use crate::engine::graph::{Graph, NodeId};
 use crate::model_io::SavedModel;
-use crate::plan::{compile, PlanRequest};
+use crate::engine::plan::{compile, PlanRequest};
 use std::path::Path;
 
 const INPUT: &str = "score_x";

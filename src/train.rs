@@ -7,11 +7,11 @@
 //! scores.
 
 use crate::error::{Error, Result};
-use crate::exec::{indices_as_words, Executor};
-use crate::graph::{backward, Graph, Optimizer};
+use crate::engine::exec::{indices_as_words, Executor};
+use crate::engine::graph::{backward, Graph, Optimizer};
 use crate::metrics::{self, Summary};
 use crate::nn::{init_params, ModelSpec};
-use crate::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
+use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;

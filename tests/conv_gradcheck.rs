@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
 use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
@@ -130,7 +130,7 @@ fn conv1d_through_the_2d_kernels() {
 #[test]
 fn conv_weight_gradient_summed_in_parts() {
     // 8 images of 256 outputs: the weight gradient is computed in 2 parts.
-    assert_eq!(riskgrad::graph::weight_grad_splits(8, 256, 2, 3), 2);
+    assert_eq!(riskgrad::engine::graph::weight_grad_splits(8, 256, 2, 3), 2);
     check("conv1d weight gradient in parts", |g| {
         let x = g.input("x", &[8, 1, 256]).unwrap();
         let w = g.param("conv.weight", &[2, 1, 3]).unwrap();
@@ -324,9 +324,9 @@ fn max_pool_ties_go_to_the_first_position_in_the_window() {
     let idx = g.nodes[y].inputs[1];
     let xv = vec![1.0, 1.0, 2.0, 0.5, 1.0, 0.5, 2.0, 2.0];
     let mut ex = CpuExecutor::new();
-    let plan = riskgrad::plan::compile(
+    let plan = riskgrad::engine::plan::compile(
         &g,
-        &riskgrad::plan::PlanRequest {
+        &riskgrad::engine::plan::PlanRequest {
             keep: vec![y, idx],
             ..Default::default()
         },

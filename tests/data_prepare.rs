@@ -8,12 +8,12 @@ use common::{fixture, TempFile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{
     inspect, inspect_bundled, prepare, render_schema, ColumnKind, InputColumn, PredictReader,
     PrepareOptions, Preprocessor, RareThreshold, SignedLog, TargetSpec,
 };
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};
 

@@ -5,7 +5,7 @@
 //! Needs a wgpu adapter (lavapipe is enough) and fails without one, unless
 //! RISKGRAD_SKIP_GPU_TESTS=1.
 
-use riskgrad::gpu::{choose_adapter, list_adapters, DeviceChoice};
+use riskgrad::engine::gpu::{choose_adapter, list_adapters, DeviceChoice};
 
 #[test]
 fn device_choice_parses_the_flag() {

@@ -14,11 +14,11 @@
 
 mod common;
 use common::{assert_matches_cpu, context, rng_for, take_turn, values};
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::{indices_as_words, Executor};
-use riskgrad::gpu::{GpuContext, GpuExecutor};
-use riskgrad::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
-use riskgrad::plan::{
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::{indices_as_words, Executor};
+use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
+use riskgrad::engine::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
+use riskgrad::engine::plan::{
     compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage,
     TensorRef, STEP_STATE,
 };
@@ -643,8 +643,8 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     let mut order: Vec<u32> = (0..rows as u32).collect();
     rng.shuffle(&mut order);
     pair.write("perm_eval", &indices_as_words(&order));
-    pair.write(riskgrad::plan::LOSS_STATE, &[0.25]);
-    pair.write(riskgrad::plan::COLLECT_STATE, &values(&mut rng, 5 * 13));
+    pair.write(riskgrad::engine::plan::LOSS_STATE, &[0.25]);
+    pair.write(riskgrad::engine::plan::COLLECT_STATE, &values(&mut rng, 5 * 13));
     let params: Vec<f32> = values(&mut rng, params_len)
         .iter()
         .map(|v| v * 0.5)
@@ -669,11 +669,11 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
         pair.gpu.read_opt_state().unwrap(),
     );
     assert_matches_cpu(&format!("{what}: optimizer state"), &g_, &c);
-    pair.check_named(&what, riskgrad::plan::LOSS_STATE);
+    pair.check_named(&what, riskgrad::engine::plan::LOSS_STATE);
     pair.check_named(&what, STEP_STATE);
 
     pair.run_from(1, 0, 5);
-    pair.check_named(&what, riskgrad::plan::COLLECT_STATE);
+    pair.check_named(&what, riskgrad::engine::plan::COLLECT_STATE);
 }
 
 #[test]
@@ -895,7 +895,7 @@ fn a_later_plan_with_more_optimizer_state_keeps_earlier_plans_working() {
     // Loading the Adam plan replaces the optimizer state with a larger (zeroed) one.
     let mut pair = Pair::new(&ctx, vec![sgd, adam], None);
     pair.write("x", &values(&mut rng, 35));
-    pair.write(riskgrad::plan::LOSS_STATE, &[0.0]);
+    pair.write(riskgrad::engine::plan::LOSS_STATE, &[0.0]);
     pair.write_params(&values(&mut rng, total));
     pair.run_from(0, 0, 3);
     pair.run_from(1, 0, 2);
@@ -911,5 +911,5 @@ fn a_later_plan_with_more_optimizer_state_keeps_earlier_plans_working() {
     );
     assert_eq!(c.len(), 2 * total);
     assert_matches_cpu("optimizer state", &g, &c);
-    pair.check_named("loss", riskgrad::plan::LOSS_STATE);
+    pair.check_named("loss", riskgrad::engine::plan::LOSS_STATE);
 }

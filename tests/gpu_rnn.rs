@@ -12,10 +12,10 @@ mod common;
 mod rnn_common;
 
 use common::{assert_matches_cpu, context, random_feed, run_once, seed_of, take_turn};
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{GpuContext, GpuExecutor};
-use riskgrad::graph::{backward, NodeId, Op};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
+use riskgrad::engine::graph::{backward, NodeId, Op};
 use riskgrad::rng::Rng;
 use rnn_common::{cases, StackCase};
 use std::sync::Arc;
@@ -98,7 +98,7 @@ fn stacked_layers_match_cpu() {
 /// the same start: the GPU learns, and its losses follow the CPU's.
 #[test]
 fn lstm_model_trains_on_the_gpu() {
-    use riskgrad::graph::Optimizer;
+    use riskgrad::engine::graph::Optimizer;
     use riskgrad::nn::{ModelSpec, RecurrentSpec};
     use riskgrad::train::{Split, TrainConfig, Trainer};
     let (ctx, _turn) = gpu_or_skip!();

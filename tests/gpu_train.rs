@@ -4,8 +4,8 @@
 mod common;
 
 use common::{context, take_turn, train_default_mlp};
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::gpu::GpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::gpu::GpuExecutor;
 
 #[test]
 fn default_mlp_reaches_auc_076_in_5_epochs_on_the_gpu() {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::graph::{backward, Act, Graph, NodeId, Op};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::graph::{backward, Act, Graph, NodeId, Op};
 use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
@@ -15,7 +15,7 @@ fn check(name: &str, rows: usize, build: impl Fn(&mut Graph) -> NodeId) {
 }
 
 fn ex_read(ex: &mut CpuExecutor, h: usize, id: NodeId) -> Vec<f32> {
-    use riskgrad::exec::Executor;
+    use riskgrad::engine::exec::Executor;
     ex.read_node(h, id).unwrap()
 }
 

@@ -5,9 +5,9 @@
 mod lifecycle_common;
 
 use lifecycle_common::{bundled, trained};
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::explain::{by_source, Explainer};
-use riskgrad::graph::Graph;
+use riskgrad::engine::graph::Graph;
 use riskgrad::model_io::{param_layout, SavedModel};
 use riskgrad::scoring::Scorer;
 use std::collections::HashMap;

@@ -6,10 +6,10 @@ mod lifecycle_common;
 
 use common::{context, take_turn};
 use lifecycle_common::{bundled, trained};
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::explain::Explainer;
-use riskgrad::gpu::GpuExecutor;
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::gpu::GpuExecutor;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::scoring::Scorer;
 use riskgrad::train::{TrainConfig, Trainer};

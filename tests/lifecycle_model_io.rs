@@ -6,7 +6,7 @@
 mod lifecycle_common;
 
 use lifecycle_common::{bundled, temp_dir, trained};
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::model_io::{fnv1a64, param_layout, SavedModel, CONFIG_FILE, WEIGHTS_FILE};
 use riskgrad::scoring::Scorer;
 use safetensors::SafeTensors;

@@ -1,8 +1,8 @@
 //! The plan's buffer reuse: liveness must never hand a live buffer to another tensor.
 
-use riskgrad::graph::{backward, Graph, Optimizer};
+use riskgrad::engine::graph::{backward, Graph, Optimizer};
 use riskgrad::nn::ModelSpec;
-use riskgrad::plan::{compile, verify, PlanRequest, Storage};
+use riskgrad::engine::plan::{compile, verify, PlanRequest, Storage};
 
 fn training_graph(hidden: &[usize]) -> (Graph, PlanRequest) {
     let mut g = Graph::new();
@@ -99,6 +99,6 @@ fn gradients_land_in_the_packed_buffer() {
         let at = plan.location(*node).unwrap();
         assert_eq!(at.storage, Storage::Grads);
         assert_eq!(at.offset, plan.layout.offsets[*p]);
-        assert_eq!(at.offset % riskgrad::plan::PARAM_ALIGN, 0);
+        assert_eq!(at.offset % riskgrad::engine::plan::PARAM_ALIGN, 0);
     }
 }

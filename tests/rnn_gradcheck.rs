@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use riskgrad::graph::{backward, CellKind, Graph, NodeId, Op};
+use riskgrad::engine::graph::{backward, CellKind, Graph, NodeId, Op};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};
 
 /// `check_op_gradients` of several outputs (a stack's sequence and its last state).

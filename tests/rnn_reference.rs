@@ -6,8 +6,8 @@ mod common;
 mod rnn_common;
 
 use common::*;
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
 use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 use rnn_common::cases;

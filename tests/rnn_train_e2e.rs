@@ -4,8 +4,8 @@
 
 mod rnn_common;
 
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
 use riskgrad::train::{TrainConfig, Trainer};
 

@@ -5,7 +5,7 @@
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use riskgrad::gpu::shaders::{ShaderModule, COMMON, MODULES, PIPELINES};
+use riskgrad::engine::gpu::shaders::{ShaderModule, COMMON, MODULES, PIPELINES};
 
 const MAX_STORAGE_BUFFERS: usize = 8;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
@@ -38,7 +38,7 @@ fn every_shader_file_is_compiled() {
         let known = f == COMMON.file || MODULES.iter().any(|m| m.file == f);
         assert!(
             known,
-            "shaders/{f} is not in riskgrad::gpu::shaders::MODULES, so it is never compiled"
+            "shaders/{f} is not in riskgrad::engine::gpu::shaders::MODULES, so it is never compiled"
         );
         let on_disk = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
         let built = if f == COMMON.file {
@@ -103,9 +103,9 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
                     .find(|&&(n, _)| n == b.binding);
                 let writes = access.contains(naga::StorageAccess::STORE);
                 let want = if writes {
-                    riskgrad::gpu::shaders::Access::ReadWrite
+                    riskgrad::engine::gpu::shaders::Access::ReadWrite
                 } else {
-                    riskgrad::gpu::shaders::Access::Read
+                    riskgrad::engine::gpu::shaders::Access::Read
                 };
                 assert_eq!(
                     declared.map(|d| d.1),

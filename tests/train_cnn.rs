@@ -5,12 +5,12 @@
 mod common;
 
 use common::{context, take_turn};
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
-use riskgrad::exec::Executor;
-use riskgrad::gpu::GpuExecutor;
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::GpuExecutor;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::train::{EpochReport, Split, TrainConfig, Trainer};
 
@@ -167,7 +167,7 @@ fn cnn_model_flags_are_checked() {
         ),
     ] {
         let spec = ModelSpec::cnn(statics, 3, 6, layers).unwrap();
-        let mut g = riskgrad::graph::Graph::new();
+        let mut g = riskgrad::engine::graph::Graph::new();
         let x = g.input("x", &[7, spec.inputs()]).unwrap();
         let y = spec.build(&mut g, x).unwrap();
         assert_eq!(g.shape(y), [7, 1]);

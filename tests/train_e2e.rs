@@ -4,7 +4,7 @@
 mod common;
 
 use common::train_default_mlp;
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 
 #[test]
 fn default_mlp_reaches_auc_076_in_5_epochs_on_cpu() {

@@ -1,7 +1,7 @@
 //! `riskgrad bench`
 
 use riskgrad::bench;
-use riskgrad::gpu::DeviceChoice;
+use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::{Error, Result};
 use std::time::Instant;
 
@@ -72,7 +72,7 @@ pub struct RnnBenchArgs {
 /// a line saying so.
 fn each_device(
     devices: &[DeviceChoice],
-    mut body: impl FnMut(&mut dyn riskgrad::exec::Executor) -> Result<()>,
+    mut body: impl FnMut(&mut dyn riskgrad::engine::exec::Executor) -> Result<()>,
 ) -> Result<()> {
     for choice in devices {
         match super::executor_strict(choice) {

@@ -1,6 +1,6 @@
 //! `riskgrad devices`
 
-use riskgrad::gpu::list_adapters;
+use riskgrad::engine::gpu::list_adapters;
 use riskgrad::Result;
 
 pub fn run() -> Result<()> {

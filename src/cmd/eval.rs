@@ -1,6 +1,6 @@
 //! `riskgrad eval`: a saved model's metrics on a labelled CSV file.
 
-use riskgrad::gpu::DeviceChoice;
+use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::{Error, Result};

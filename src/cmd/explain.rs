@@ -3,7 +3,7 @@
 
 use super::AtomicWriter;
 use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
-use riskgrad::gpu::DeviceChoice;
+use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::scoring::open_data;
 use riskgrad::{Error, Result};
 use serde::Serialize;

@@ -7,9 +7,9 @@ pub mod inspect;
 pub mod predict;
 pub mod train;
 
-use riskgrad::cpu::CpuExecutor;
-use riskgrad::exec::Executor;
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::Result;
 
 /// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU

@@ -2,7 +2,7 @@
 //! as it goes (memory stays at one batch), into a temporary file renamed at the end.
 
 use super::AtomicWriter;
-use riskgrad::gpu::DeviceChoice;
+use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! turned channel-major (`[batch, channels, steps]`) for the convolutions.
 
 use crate::error::{Error, Result};
-use crate::graph::{Act, Graph, NodeId};
+use crate::engine::graph::{Act, Graph, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// The CNN's layer sizes.

@@ -4,8 +4,8 @@
 pub mod rnn;
 
 use crate::error::{Error, Result};
-use crate::graph::{Act, CellKind, Graph, NodeId};
-use crate::plan::ParamLayout;
+use crate::engine::graph::{Act, CellKind, Graph, NodeId};
+use crate::engine::plan::ParamLayout;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 

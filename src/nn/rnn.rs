@@ -18,7 +18,7 @@
 //! `_reverse` for the backward direction), stored input-major (`[input, G]`).
 
 use crate::error::{Error, Result};
-use crate::graph::{Act, CellKind, Graph, NodeId};
+use crate::engine::graph::{Act, CellKind, Graph, NodeId};
 
 /// A layer's initial state for one direction: `h0` and, for the LSTM, `c0`, each
 /// `[batch, hidden]`. Without one the state starts at zero.

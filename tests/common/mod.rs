@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: fresh random inputs and comparisons.
 #![allow(dead_code)]
 
-use riskgrad::gpu::{choose_adapter, DeviceChoice, GpuContext};
-use riskgrad::graph::{Graph, NodeId, Op};
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext};
+use riskgrad::engine::graph::{Graph, NodeId, Op};
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -139,15 +139,15 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64, abs: f64) {
 
 /// Loads `g` into an executor with all of `keep` readable, writes the feed, runs one step.
 pub fn run_once(
-    ex: &mut dyn riskgrad::exec::Executor,
+    ex: &mut dyn riskgrad::engine::exec::Executor,
     g: &Graph,
     keep: &[NodeId],
     inputs: &HashMap<String, Vec<f64>>,
     params: &[Vec<f64>],
 ) -> usize {
-    let plan = riskgrad::plan::compile(
+    let plan = riskgrad::engine::plan::compile(
         g,
-        &riskgrad::plan::PlanRequest {
+        &riskgrad::engine::plan::PlanRequest {
             keep: keep.to_vec(),
             ..Default::default()
         },
@@ -159,7 +159,7 @@ pub fn run_once(
         if let Op::Input { name } = &node.op {
             let v = &inputs[name];
             let words: Vec<f32> = if name.starts_with("perm") {
-                riskgrad::exec::indices_as_words(&v.iter().map(|&x| x as u32).collect::<Vec<_>>())
+                riskgrad::engine::exec::indices_as_words(&v.iter().map(|&x| x as u32).collect::<Vec<_>>())
             } else {
                 to_f32(v)
             };
@@ -223,7 +223,7 @@ macro_rules! gpu_or_skip {
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data with
 /// the bundled preprocessing defaults, as `riskgrad train` does with no flags.
 pub fn train_default_mlp(
-    exec: &mut dyn riskgrad::exec::Executor,
+    exec: &mut dyn riskgrad::engine::exec::Executor,
     epochs: usize,
     seed: u64,
 ) -> Vec<riskgrad::train::EpochReport> {
@@ -237,7 +237,7 @@ pub fn train_default_mlp(
     let config = riskgrad::train::TrainConfig {
         epochs,
         batch: 256,
-        optimizer: riskgrad::graph::Optimizer::Adam {
+        optimizer: riskgrad::engine::graph::Optimizer::Adam {
             lr: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
@@ -267,7 +267,7 @@ pub fn check_op_gradients(
     build: impl FnOnce(&mut Graph) -> Vec<NodeId>,
     conv_scratch: &[Option<usize>],
 ) {
-    use riskgrad::graph::backward;
+    use riskgrad::engine::graph::backward;
     use riskgrad::reference::evaluate;
     let mut rng = Rng::new(seed_of(name));
     let mut g = Graph::new();
@@ -309,13 +309,13 @@ pub fn check_op_gradients(
         .filter(|&i| !matches!(g.nodes[i].op, Op::Input { .. } | Op::Param { .. }))
         .collect();
     for &scratch in conv_scratch {
-        let mut ex = riskgrad::cpu::CpuExecutor::new();
+        let mut ex = riskgrad::engine::cpu::CpuExecutor::new();
         if let Some(words) = scratch {
             ex.limit_conv_scratch(words);
         }
         let h = run_once(&mut ex, &g, &keep, &inputs, &params);
         for &id in &keep {
-            let got = riskgrad::exec::Executor::read_node(&mut ex, h, id).unwrap();
+            let got = riskgrad::engine::exec::Executor::read_node(&mut ex, h, id).unwrap();
             let role = if id < forward_len {
                 "forward"
             } else {
@@ -348,7 +348,7 @@ pub fn check_finite_differences(
     g: &Graph,
     loss: NodeId,
     wrt: &[NodeId],
-    grads: &riskgrad::graph::Gradients,
+    grads: &riskgrad::engine::graph::Gradients,
     values: &[Vec<f64>],
     inputs: &mut HashMap<String, Vec<f64>>,
     params: &mut [Vec<f64>],

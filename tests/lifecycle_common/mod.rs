@@ -2,9 +2,9 @@
 //! `riskgrad train` saves it, and temporary directories.
 #![allow(dead_code)]
 
-use riskgrad::cpu::CpuExecutor;
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{prepare_bundled, PrepareOptions, Prepared};
-use riskgrad::graph::Optimizer;
+use riskgrad::engine::graph::Optimizer;
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};

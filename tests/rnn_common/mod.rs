@@ -2,7 +2,7 @@
 //! reference (`riskgrad::reference::rnn`), for the CPU and GPU comparison tests.
 #![allow(dead_code)]
 
-use riskgrad::graph::{CellKind, Graph, NodeId};
+use riskgrad::engine::graph::{CellKind, Graph, NodeId};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};
 use riskgrad::reference::rnn::{gru_layer, lstm_layer, LayerWeights};
 use std::collections::HashMap;

@@ -14,9 +14,9 @@ mod conv_pool;
 use super::context::{ErrorScope, GpuContext};
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
 use crate::error::{Error, Result};
-use crate::exec::Executor;
-use crate::graph::{CellKind, NodeId, Optimizer};
-use crate::plan::{contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
+use crate::engine::exec::Executor;
+use crate::engine::graph::{CellKind, NodeId, Optimizer};
+use crate::engine::plan::{contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -304,7 +304,7 @@ impl GpuExecutor {
     /// second declaration must agree on the size.
     fn declare(&mut self, name: &str, len: usize, poison: bool) -> Result<usize> {
         if let Some(i) = self.named.iter().position(|n| n.name == name) {
-            crate::exec::check_len(name, len, self.named[i].len)?;
+            crate::engine::exec::check_len(name, len, self.named[i].len)?;
             return Ok(i);
         }
         let buffer = self.storage_buffer(name, len)?;
@@ -327,7 +327,7 @@ impl Executor for GpuExecutor {
     }
 
     fn load(&mut self, plan: Plan) -> Result<usize> {
-        crate::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
+        crate::engine::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
         // Everything that can be refused is checked before a buffer is made.
         let limits = Limits {
             align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1),
@@ -346,7 +346,7 @@ impl Executor for GpuExecutor {
             .chain(plan.states.iter().map(|s| (&s.name, s.len)))
         {
             if let Some(n) = self.named.iter().find(|n| &n.name == info.0) {
-                crate::exec::check_len(info.0, info.1, n.len)?;
+                crate::engine::exec::check_len(info.0, info.1, n.len)?;
             }
         }
         let step_state = plan
@@ -446,7 +446,7 @@ impl Executor for GpuExecutor {
 
     fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
         let i = self.named_index(name)?;
-        crate::exec::check_len(name, data.len(), self.named[i].len)?;
+        crate::engine::exec::check_len(name, data.len(), self.named[i].len)?;
         self.upload(&self.named[i].buffer, data)?;
         self.named[i].max_u32 = data.iter().map(|v| v.to_bits()).max();
         Ok(())
@@ -458,7 +458,7 @@ impl Executor for GpuExecutor {
     }
 
     fn write_params(&mut self, params: &[f32]) -> Result<()> {
-        crate::exec::check_len("parameters", params.len(), self.param_len)?;
+        crate::engine::exec::check_len("parameters", params.len(), self.param_len)?;
         match &self.params {
             Some(b) => self.upload(b, params),
             None => Ok(()),
@@ -480,7 +480,7 @@ impl Executor for GpuExecutor {
     }
 
     fn write_opt_state(&mut self, state: &[f32]) -> Result<()> {
-        crate::exec::check_len("optimizer state", state.len(), self.opt_len)?;
+        crate::engine::exec::check_len("optimizer state", state.len(), self.opt_len)?;
         match &self.opt {
             Some(b) => self.upload(b, state),
             None => Ok(()),
@@ -505,7 +505,7 @@ impl Executor for GpuExecutor {
             .plans
             .get(plan)
             .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
-        crate::exec::check_run(&lp.plan, first_step, steps, |name| {
+        crate::engine::exec::check_run(&lp.plan, first_step, steps, |name| {
             self.named
                 .iter()
                 .find(|n| n.name == name)

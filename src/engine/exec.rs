@@ -1,8 +1,8 @@
 //! What both executors offer, and the checks they share.
 
 use crate::error::{Error, Result};
-use crate::graph::NodeId;
-use crate::plan::{Kernel, Plan, TensorRef};
+use crate::engine::graph::NodeId;
+use crate::engine::plan::{Kernel, Plan, TensorRef};
 
 /// Runs compiled plans. Plans loaded into one executor share the packed parameters,
 /// gradients and optimizer state, and their named inputs and states: a dataset written
@@ -78,7 +78,7 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
         Kernel::Optimize { len, .. } => TensorRef {
-            storage: crate::plan::Storage::Params,
+            storage: crate::engine::plan::Storage::Params,
             offset: 0,
             len,
         },
@@ -142,7 +142,7 @@ pub fn check_run(
             }
             _ => continue,
         };
-        let crate::plan::Storage::Input(i) = perm.storage else {
+        let crate::engine::plan::Storage::Input(i) = perm.storage else {
             continue;
         };
         let name = &plan.inputs[i].name;

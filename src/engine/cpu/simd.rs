@@ -64,26 +64,26 @@ pub fn isa() -> Isa {
 macro_rules! multiversion {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
         #[allow(clippy::too_many_arguments)]
-        fn $name(isa: $crate::cpu::simd::Isa, $($arg: $ty),*) {
+        fn $name(isa: $crate::engine::cpu::simd::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
-                $body::<$crate::cpu::simd::Fused>($($arg),*)
+                $body::<$crate::engine::cpu::simd::Fused>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {
-                $body::<$crate::cpu::simd::Fused>($($arg),*)
+                $body::<$crate::engine::cpu::simd::Fused>($($arg),*)
             }
             match isa {
                 // SAFETY: `isa()` picked these only where the processor has the features.
                 #[cfg(target_arch = "x86_64")]
-                $crate::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                $crate::engine::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                $crate::cpu::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
-                $crate::cpu::simd::Isa::Baseline => $body::<$crate::cpu::simd::Plain>($($arg),*),
+                $crate::engine::cpu::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::engine::cpu::simd::Isa::Baseline => $body::<$crate::engine::cpu::simd::Plain>($($arg),*),
             }
         }
     };

@@ -7,8 +7,8 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::error::{Error, Result};
-use crate::graph::broadcast_strides;
-use crate::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
+use crate::engine::graph::broadcast_strides;
+use crate::engine::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
 use std::collections::HashMap;
 
 /// Parameters are padded to this many f32 so each one starts on a 256-byte boundary,
@@ -992,7 +992,7 @@ fn lower(
 }
 
 /// The sizes of a convolution with x `xs`, w `ws` and output `ys` (all 4-D).
-fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::graph::ConvGeom) -> ConvShape {
+fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::engine::graph::ConvGeom) -> ConvShape {
     ConvShape {
         n: xs[0],
         c: xs[1],
@@ -1010,7 +1010,7 @@ fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::graph::ConvGe
 }
 
 /// The sizes of a pooling op from x `xs` to `ys` (both 4-D).
-fn pool_shape(xs: &[usize], ys: &[usize], g: &crate::graph::PoolGeom) -> PoolShape {
+fn pool_shape(xs: &[usize], ys: &[usize], g: &crate::engine::graph::PoolGeom) -> PoolShape {
     PoolShape {
         planes: xs[0] * xs[1],
         h: xs[2],

@@ -9,8 +9,8 @@ pub mod rnn;
 mod simd;
 
 use crate::error::{Error, Result};
-use crate::exec::{Executor, Words};
-use crate::plan::{Kernel, Plan, Storage, TensorRef};
+use crate::engine::exec::{Executor, Words};
+use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
 
 /// The storage of one loaded plan: its transient slots and where its inputs and states
 /// are kept in the executor.
@@ -171,7 +171,7 @@ impl CpuExecutor {
                 );
                 continue;
             }
-            let out = crate::exec::output_of(&kernel);
+            let out = crate::engine::exec::output_of(&kernel);
             // The output buffer is moved out while the kernel runs, so the inputs can be
             // borrowed beside it; the plan never reads and writes one buffer in a launch.
             let mut buf = self.take_buffer(lp, out.storage);
@@ -403,7 +403,7 @@ impl Executor for CpuExecutor {
     }
 
     fn load(&mut self, plan: Plan) -> Result<usize> {
-        crate::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
+        crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
         if self.plans.is_empty() {
             self.params = vec![0.0; plan.layout.total];
             self.grads = vec![0.0; plan.layout.total];
@@ -456,7 +456,7 @@ impl Executor for CpuExecutor {
     }
 
     fn write_params(&mut self, params: &[f32]) -> Result<()> {
-        crate::exec::check_len("parameters", params.len(), self.params.len())?;
+        crate::engine::exec::check_len("parameters", params.len(), self.params.len())?;
         self.params.copy_from_slice(params);
         Ok(())
     }
@@ -470,12 +470,12 @@ impl Executor for CpuExecutor {
     }
 
     fn write_opt_state(&mut self, state: &[f32]) -> Result<()> {
-        crate::exec::check_len("optimizer state", state.len(), self.opt_state.len())?;
+        crate::engine::exec::check_len("optimizer state", state.len(), self.opt_state.len())?;
         self.opt_state.copy_from_slice(state);
         Ok(())
     }
 
-    fn read_node(&mut self, plan: usize, node: crate::graph::NodeId) -> Result<Vec<f32>> {
+    fn read_node(&mut self, plan: usize, node: crate::engine::graph::NodeId) -> Result<Vec<f32>> {
         let lp = self
             .plans
             .get(plan)
@@ -496,12 +496,12 @@ impl Executor for CpuExecutor {
             .and_then(Option::take)
             .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
         let result = (|| {
-            crate::exec::check_run(&lp.plan, first_step, steps, |name| {
+            crate::engine::exec::check_run(&lp.plan, first_step, steps, |name| {
                 self.named.read_u32_max(name)
             })?;
             let step = lp
                 .plan
-                .state_index(crate::plan::STEP_STATE)
+                .state_index(crate::engine::plan::STEP_STATE)
                 .expect("every plan counts steps");
             self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
             if !self.lanes.available() {

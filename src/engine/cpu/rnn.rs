@@ -12,7 +12,7 @@ use super::lanes::Lanes;
 use super::simd::{isa, multiversion, MulAdd};
 #[cfg(test)]
 use super::simd::{Fused, Plain};
-use crate::graph::{CellKind, Packing};
+use crate::engine::graph::{CellKind, Packing};
 use rayon::prelude::*;
 
 /// Below this many gate values a step runs on one thread.

@@ -12,16 +12,16 @@ pub struct ShaderModule {
 macro_rules! with_common {
     ($file:literal) => {
         concat!(
-            include_str!("../../shaders/common.wgsl"),
+            include_str!("../../../shaders/common.wgsl"),
             "\n",
-            include_str!(concat!("../../shaders/", $file))
+            include_str!(concat!("../../../shaders/", $file))
         )
     };
 }
 
 pub const COMMON: ShaderModule = ShaderModule {
     file: "common.wgsl",
-    source: include_str!("../../shaders/common.wgsl"),
+    source: include_str!("../../../shaders/common.wgsl"),
 };
 
 /// Every kernel module, indexed by `Family as usize`.
@@ -44,11 +44,11 @@ pub const MODULES: [ShaderModule; 9] = [
     },
     ShaderModule {
         file: "gather.wgsl",
-        source: include_str!("../../shaders/gather.wgsl"),
+        source: include_str!("../../../shaders/gather.wgsl"),
     },
     ShaderModule {
         file: "optimizer.wgsl",
-        source: include_str!("../../shaders/optimizer.wgsl"),
+        source: include_str!("../../../shaders/optimizer.wgsl"),
     },
     ShaderModule {
         file: "rnn.wgsl",
@@ -60,7 +60,7 @@ pub const MODULES: [ShaderModule; 9] = [
     },
     ShaderModule {
         file: "pool.wgsl",
-        source: include_str!("../../shaders/pool.wgsl"),
+        source: include_str!("../../../shaders/pool.wgsl"),
     },
 ];
 

@@ -2,8 +2,8 @@
 //! They are also the reference the GPU kernels are tested against.
 
 use super::simd;
-use crate::graph::{Act, BinaryOp, Optimizer};
-use crate::plan::MAX_RANK;
+use crate::engine::graph::{Act, BinaryOp, Optimizer};
+use crate::engine::plan::MAX_RANK;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a matmul runs on one thread: splitting costs more.
@@ -486,7 +486,7 @@ pub fn binary(
     b_strides: &[usize; MAX_RANK],
 ) {
     let len: usize = shape.iter().product();
-    let contiguous = |s: &[usize; MAX_RANK]| *s == crate::plan::contiguous_strides(shape);
+    let contiguous = |s: &[usize; MAX_RANK]| *s == crate::engine::plan::contiguous_strides(shape);
     if contiguous(a_strides) && contiguous(b_strides) {
         return zip_map(&mut out[..len], &a[..len], &b[..len], |x, y| {
             apply_binary(op, x, y)
@@ -550,7 +550,7 @@ pub fn reduce(
         }
         return;
     }
-    let in_strides = crate::plan::contiguous_strides(in_shape);
+    let in_strides = crate::engine::plan::contiguous_strides(in_shape);
     let reduced: [usize; MAX_RANK] =
         std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
     let count: usize = reduced.iter().product();
@@ -712,7 +712,7 @@ fn adam(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::lanes::Lanes;
+    use crate::engine::cpu::lanes::Lanes;
 
     /// A product split into two halves of its rows or columns (the two lanes) gives the
     /// bits of the whole product on one thread. The CPU executor decides by timing

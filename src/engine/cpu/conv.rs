@@ -10,8 +10,8 @@
 //! the executor and sized when a plan is loaded: nothing is allocated per step.
 
 use super::kernels::activate;
-use crate::graph::Act;
-use crate::plan::{ConvShape, Kernel};
+use crate::engine::graph::Act;
+use crate::engine::plan::{ConvShape, Kernel};
 use rayon::prelude::*;
 
 /// Default scratch budget in f32 words for the chunk buffers of one lane.

@@ -4,8 +4,8 @@
 
 use super::{Bindings, Limits, Record, TILE, TREE_MAX_OUTPUTS, TREE_MIN_COUNT};
 use crate::error::Result;
-use crate::gpu::shaders::Pipe;
-use crate::plan::{ConvShape, Kernel, PoolShape, TensorRef};
+use crate::engine::gpu::shaders::Pipe;
+use crate::engine::plan::{ConvShape, Kernel, PoolShape, TensorRef};
 
 pub(super) type Lowered = (Pipe, Record, Bindings, [u32; 3]);
 

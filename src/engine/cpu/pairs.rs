@@ -9,7 +9,7 @@
 //! write two different storages and neither kernel may read the other's output
 //! storage at all.
 
-use crate::plan::{Kernel, Launch, Storage, TensorRef};
+use crate::engine::plan::{Kernel, Launch, Storage, TensorRef};
 
 /// The storages a matmul reads.
 fn reads(k: &Kernel) -> Vec<Storage> {
@@ -52,7 +52,7 @@ pub fn plan_pairs(launches: &[Launch]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Act;
+    use crate::engine::graph::Act;
 
     fn mm(a: Storage, b: Storage, out: Storage) -> Launch {
         let t = |storage| TensorRef {
