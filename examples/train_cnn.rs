@@ -5,9 +5,9 @@
 //!
 //!     cargo run --release --example train_cnn -- [epochs] [batch]
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::train::{TrainConfig, Trainer};

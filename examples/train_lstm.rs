@@ -7,9 +7,9 @@
 //!
 //! (`gpu` trains on the best wgpu adapter instead, software ones included.)
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{prepare_options, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::engine::graph::Optimizer;

@@ -3,8 +3,8 @@
 //!
 //!     cargo run --release --example train_mlp -- [epochs]
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{prepare_bundled, PrepareOptions};
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};

@@ -1,10 +1,10 @@
 //! Kernel and training-step benchmarks, run on any executor. They print what they
 //! measured; nothing here asserts a speed.
 
-use crate::error::Result;
 use crate::engine::exec::Executor;
 use crate::engine::graph::{Act, Graph};
 use crate::engine::plan::{compile, PlanRequest, STEP_STATE};
+use crate::error::Result;
 use crate::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;

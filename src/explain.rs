@@ -16,11 +16,11 @@
 //! Attributions of one-hot, missing-indicator and sequence features are summed back to
 //! the raw CSV column they came from, since reasons are given in the applicant's terms.
 
-use crate::error::{Error, Result};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{backward, Graph, NodeId};
-use crate::model_io::SavedModel;
 use crate::engine::plan::{compile, PlanRequest};
+use crate::error::{Error, Result};
+use crate::model_io::SavedModel;
 use serde::Serialize;
 
 const INPUT: &str = "ig_points";

@@ -15,11 +15,11 @@
 //! renames leaves a pair whose checksum disagrees, and loading says so).
 
 use crate::data::Preprocessor;
-use crate::error::{Error, Result};
 use crate::engine::graph::{Graph, Optimizer, ParamSpec};
+use crate::engine::plan::ParamLayout;
+use crate::error::{Error, Result};
 use crate::metrics::Evaluation;
 use crate::nn::ModelSpec;
-use crate::engine::plan::ParamLayout;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

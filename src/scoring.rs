@@ -2,11 +2,11 @@
 //! batch by batch, so any number of rows go through in constant memory.
 
 use crate::data::{PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
-use crate::error::{Error, Result};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{Graph, NodeId};
-use crate::model_io::SavedModel;
 use crate::engine::plan::{compile, PlanRequest};
+use crate::error::{Error, Result};
+use crate::model_io::SavedModel;
 use std::path::Path;
 
 const INPUT: &str = "score_x";

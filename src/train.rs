@@ -6,12 +6,12 @@
 //! reading anything back; at epoch end the host reads the loss sum and the validation
 //! scores.
 
-use crate::error::{Error, Result};
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, Optimizer};
+use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
+use crate::error::{Error, Result};
 use crate::metrics::{self, Summary};
 use crate::nn::{init_params, ModelSpec};
-use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;

@@ -2,8 +2,8 @@
 //! toward default the most, by integrated gradients) and a global importance summary.
 
 use super::AtomicWriter;
-use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
 use riskgrad::scoring::open_data;
 use riskgrad::{Error, Result};
 use serde::Serialize;

@@ -1,8 +1,8 @@
 //! What both executors offer, and the checks they share.
 
-use crate::error::{Error, Result};
 use crate::engine::graph::NodeId;
 use crate::engine::plan::{Kernel, Plan, TensorRef};
+use crate::error::{Error, Result};
 
 /// Runs compiled plans. Plans loaded into one executor share the packed parameters,
 /// gradients and optimizer state, and their named inputs and states: a dataset written

@@ -6,9 +6,9 @@
 //! *state* that persists across steps (the loss sum, collected scores, the step counter).
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
-use crate::error::{Error, Result};
 use crate::engine::graph::broadcast_strides;
 use crate::engine::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// Parameters are padded to this many f32 so each one starts on a 256-byte boundary,
@@ -992,7 +992,12 @@ fn lower(
 }
 
 /// The sizes of a convolution with x `xs`, w `ws` and output `ys` (all 4-D).
-fn conv_shape(xs: &[usize], ws: &[usize], ys: &[usize], g: &crate::engine::graph::ConvGeom) -> ConvShape {
+fn conv_shape(
+    xs: &[usize],
+    ws: &[usize],
+    ys: &[usize],
+    g: &crate::engine::graph::ConvGeom,
+) -> ConvShape {
     ConvShape {
         n: xs[0],
         c: xs[1],

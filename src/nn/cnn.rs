@@ -5,8 +5,8 @@
 //! with the static features first and the history time-major after them. The history is
 //! turned channel-major (`[batch, channels, steps]`) for the convolutions.
 
-use crate::error::{Error, Result};
 use crate::engine::graph::{Act, Graph, NodeId};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The CNN's layer sizes.

@@ -3,9 +3,9 @@
 
 pub mod rnn;
 
-use crate::error::{Error, Result};
 use crate::engine::graph::{Act, CellKind, Graph, NodeId};
 use crate::engine::plan::ParamLayout;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 

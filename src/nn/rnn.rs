@@ -17,8 +17,8 @@
 //! Parameter names follow PyTorch's (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, with
 //! `_reverse` for the backward direction), stored input-major (`[input, G]`).
 
-use crate::error::{Error, Result};
 use crate::engine::graph::{Act, CellKind, Graph, NodeId};
+use crate::error::{Error, Result};
 
 /// A layer's initial state for one direction: `h0` and, for the LSTM, `c0`, each
 /// `[batch, hidden]`. Without one the state starts at zero.

@@ -8,9 +8,9 @@ pub mod pool;
 pub mod rnn;
 mod simd;
 
-use crate::error::{Error, Result};
 use crate::engine::exec::{Executor, Words};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
+use crate::error::{Error, Result};
 
 /// The storage of one loaded plan: its transient slots and where its inputs and states
 /// are kept in the executor.

@@ -13,10 +13,12 @@ mod conv_pool;
 
 use super::context::{ErrorScope, GpuContext};
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
-use crate::error::{Error, Result};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{CellKind, NodeId, Optimizer};
-use crate::engine::plan::{contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
+use crate::engine::plan::{
+    contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE,
+};
+use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,9 @@
 //! and grids. The conv bias gradient reuses reduce.wgsl.
 
 use super::{Bindings, Limits, Record, TILE, TREE_MAX_OUTPUTS, TREE_MIN_COUNT};
-use crate::error::Result;
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::plan::{ConvShape, Kernel, PoolShape, TensorRef};
+use crate::error::Result;
 
 pub(super) type Lowered = (Pipe, Record, Bindings, [u32; 3]);
 

@@ -1,15 +1,15 @@
 //! The lifecycle on the GPU executor (lavapipe in CI): a saved model scores and explains
 //! there as on the CPU, and a trainer's exported state resumes there exactly.
 
-mod common;
-mod lifecycle_common;
+use crate::common;
+use crate::lifecycle_common;
 
 use common::{context, take_turn};
 use lifecycle_common::{bundled, trained};
 use riskgrad::engine::cpu::CpuExecutor;
-use riskgrad::explain::Explainer;
 use riskgrad::engine::gpu::GpuExecutor;
 use riskgrad::engine::graph::Optimizer;
+use riskgrad::explain::Explainer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::scoring::Scorer;
 use riskgrad::train::{TrainConfig, Trainer};

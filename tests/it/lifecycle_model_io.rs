@@ -3,7 +3,7 @@
 //! flipped bytes, missing or misshapen tensors, unknown versions) is a clear error that
 //! names what is wrong.
 
-mod lifecycle_common;
+use crate::lifecycle_common;
 
 use lifecycle_common::{bundled, temp_dir, trained};
 use riskgrad::engine::cpu::CpuExecutor;

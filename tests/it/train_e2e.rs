@@ -1,7 +1,7 @@
 //! End to end on the bundled Taiwan data: the default MLP learns, and a seed fixes the
 //! run exactly. (The GPU twins of these tests are in gpu_train.rs.)
 
-mod common;
+use crate::common;
 
 use common::train_default_mlp;
 use riskgrad::engine::cpu::CpuExecutor;

@@ -3,7 +3,7 @@
 //! loops), and the CPU executor's kernels (forward and backward, whole images per
 //! product and one image per product) against it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;

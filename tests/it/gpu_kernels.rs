@@ -12,7 +12,7 @@
 //! They share one device and take turns on it (see `take_turn`); tests that open more
 //! devices live in gpu_adapters.rs.
 
-mod common;
+use crate::common;
 use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::{indices_as_words, Executor};
@@ -644,7 +644,10 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     rng.shuffle(&mut order);
     pair.write("perm_eval", &indices_as_words(&order));
     pair.write(riskgrad::engine::plan::LOSS_STATE, &[0.25]);
-    pair.write(riskgrad::engine::plan::COLLECT_STATE, &values(&mut rng, 5 * 13));
+    pair.write(
+        riskgrad::engine::plan::COLLECT_STATE,
+        &values(&mut rng, 5 * 13),
+    );
     let params: Vec<f32> = values(&mut rng, params_len)
         .iter()
         .map(|v| v * 0.5)

@@ -1,8 +1,8 @@
 //! The plan's buffer reuse: liveness must never hand a live buffer to another tensor.
 
 use riskgrad::engine::graph::{backward, Graph, Optimizer};
-use riskgrad::nn::ModelSpec;
 use riskgrad::engine::plan::{compile, verify, PlanRequest, Storage};
+use riskgrad::nn::ModelSpec;
 
 fn training_graph(hidden: &[usize]) -> (Graph, PlanRequest) {
     let mut g = Graph::new();

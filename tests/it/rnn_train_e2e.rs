@@ -2,7 +2,7 @@
 //! 3 channels → LSTM 64 → LSTM 32, last hidden state beside the 5 static features →
 //! dense 1) learns on the CPU backend. (Its GPU twin is in gpu_rnn.rs.)
 
-mod rnn_common;
+use crate::rnn_common;
 
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;

@@ -1,9 +1,8 @@
 //! Shared by the lifecycle tests: a small model trained on the bundled data, saved the way
 //! `riskgrad train` saves it, and temporary directories.
-#![allow(dead_code)]
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{prepare_bundled, PrepareOptions, Prepared};
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::ModelSpec;

@@ -1,7 +1,7 @@
 //! End to end on the GPU executor (lavapipe in CI): the default MLP learns on the bundled
 //! data, a seed fixes the run exactly, and the result agrees with the CPU executor.
 
-mod common;
+use crate::common;
 
 use common::{context, take_turn, train_default_mlp};
 use riskgrad::engine::cpu::CpuExecutor;

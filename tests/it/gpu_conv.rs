@@ -9,11 +9,11 @@
 //! These tests need a wgpu adapter (Mesa's lavapipe is enough). Without one they fail,
 //! unless RISKGRAD_SKIP_GPU_TESTS=1.
 
+use crate::common;
+use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
-mod common;
-use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
 use riskgrad::engine::plan::{compile, Plan, PlanRequest};
 use riskgrad::rng::Rng;

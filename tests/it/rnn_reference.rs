@@ -2,8 +2,8 @@
 //! (`riskgrad::reference::rnn`): the graph interpreter's cells exactly, the CPU
 //! executor's within f32 rounding. (The GPU's twin is in gpu_rnn.rs.)
 
-mod common;
-mod rnn_common;
+use crate::common;
+use crate::rnn_common;
 
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;

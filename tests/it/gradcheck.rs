@@ -1,7 +1,7 @@
 //! Finite-difference checks of every op's vector-Jacobian rule, in f64 on the reference
 //! interpreter, and of the CPU executor's kernels (forward and backward) against it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;

@@ -2,12 +2,12 @@
 //! the baseline's), the engine's input gradients against finite differences on the f64
 //! reference interpreter, and the mapping back to raw columns.
 
-mod lifecycle_common;
+use crate::lifecycle_common;
 
 use lifecycle_common::{bundled, trained};
 use riskgrad::engine::cpu::CpuExecutor;
-use riskgrad::explain::{by_source, Explainer};
 use riskgrad::engine::graph::Graph;
+use riskgrad::explain::{by_source, Explainer};
 use riskgrad::model_io::{param_layout, SavedModel};
 use riskgrad::scoring::Scorer;
 use std::collections::HashMap;

@@ -2,12 +2,12 @@
 //! backend (validation AUC ≥ 0.765 within 10 epochs), a seed fixes the run exactly, and
 //! it trains on a GPU adapter (lavapipe in CI) the way it does on the CPU.
 
-mod common;
+use crate::common;
 
 use common::{context, take_turn};
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::GpuExecutor;
 use riskgrad::engine::graph::Optimizer;

@@ -3,7 +3,7 @@
 //! last good checkpoint; --early-stop saves the best epoch; eval, predict and explain
 //! agree with each other and fail clearly.
 
-mod lifecycle_common;
+use crate::lifecycle_common;
 
 use lifecycle_common::{taiwan_file, temp_dir};
 use riskgrad::model_io::SavedModel;

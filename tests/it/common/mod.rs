@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: fresh random inputs and comparisons.
-#![allow(dead_code)]
 
 use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext};
 use riskgrad::engine::graph::{Graph, NodeId, Op};
@@ -159,7 +158,9 @@ pub fn run_once(
         if let Op::Input { name } = &node.op {
             let v = &inputs[name];
             let words: Vec<f32> = if name.starts_with("perm") {
-                riskgrad::engine::exec::indices_as_words(&v.iter().map(|&x| x as u32).collect::<Vec<_>>())
+                riskgrad::engine::exec::indices_as_words(
+                    &v.iter().map(|&x| x as u32).collect::<Vec<_>>(),
+                )
             } else {
                 to_f32(v)
             };

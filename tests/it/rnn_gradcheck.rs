@@ -4,7 +4,7 @@
 //! the CPU executor's kernels held against the interpreter at every node; column
 //! slices' gradients; and bad shapes refused.
 
-mod common;
+use crate::common;
 
 use common::*;
 use riskgrad::engine::graph::{backward, CellKind, Graph, NodeId, Op};

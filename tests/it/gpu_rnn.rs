@@ -8,8 +8,8 @@
 //! These tests need a wgpu adapter (Mesa's lavapipe is enough). Without one they fail,
 //! unless RISKGRAD_SKIP_GPU_TESTS=1.
 
-mod common;
-mod rnn_common;
+use crate::common;
+use crate::rnn_common;
 
 use common::{assert_matches_cpu, context, random_feed, run_once, seed_of, take_turn};
 use riskgrad::engine::cpu::CpuExecutor;

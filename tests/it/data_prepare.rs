@@ -2,17 +2,17 @@
 //! target spelling, prediction on new rows (unseen categories, missing numbers), and the
 //! ISLR file training to its AUC.
 
-mod common;
+use crate::common;
 
 use common::{fixture, TempFile};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::data::{
     inspect, inspect_bundled, prepare, render_schema, ColumnKind, InputColumn, PredictReader,
     PrepareOptions, Preprocessor, RareThreshold, SignedLog, TargetSpec,
 };
+use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{TrainConfig, Trainer};

@@ -1,7 +1,7 @@
 //! Bad input to `prepare` and `inspect`: each gets an error that names the file and, where
 //! there is one, the line and the column; none panics. (The CLI exits with code 2 on these.)
 
-mod common;
+use crate::common;
 
 use common::{fixture, TempFile};
 use std::io::Write;

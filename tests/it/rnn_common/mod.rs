@@ -1,6 +1,5 @@
 //! Recurrent stacks built in the graph, and the same stacks run by the textbook f64
 //! reference (`riskgrad::reference::rnn`), for the CPU and GPU comparison tests.
-#![allow(dead_code)]
 
 use riskgrad::engine::graph::{CellKind, Graph, NodeId};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};

@@ -1,0 +1,36 @@
+//! The integration tests, linked into one binary: each file is a module. One binary
+//! instead of one per file keeps the link time and the disk a clean build needs small.
+
+// Helpers shared by several test modules; each module uses some of them.
+#[allow(dead_code)]
+#[macro_use]
+mod common;
+#[allow(dead_code)]
+mod lifecycle_common;
+#[allow(dead_code)]
+mod rnn_common;
+
+mod cli;
+mod conv_gradcheck;
+mod data_errors;
+mod data_fuzz;
+mod data_prepare;
+mod data_scale;
+mod gpu_adapters;
+mod gpu_conv;
+mod gpu_kernels;
+mod gpu_rnn;
+mod gpu_train;
+mod gradcheck;
+mod lifecycle_cli;
+mod lifecycle_explain;
+mod lifecycle_gpu;
+mod lifecycle_model_io;
+mod plan;
+mod rnn_gradcheck;
+mod rnn_reference;
+mod rnn_train_e2e;
+mod sequence;
+mod shaders_validate;
+mod train_cnn;
+mod train_e2e;
