@@ -6,7 +6,8 @@
 
 use crate::data::Preprocessor;
 use crate::error::{Error, Result};
-use crate::model_io::{f32_bytes, serialize_tensors, write_atomically, TrainSettings};
+use crate::files::write_atomically;
+use crate::model_io::{f32_bytes, serialize_tensors, TrainSettings};
 use crate::nn::ModelSpec;
 use crate::train::{EpochReport, TrainerState};
 use safetensors::{Dtype, SafeTensors};

@@ -26,7 +26,12 @@ pub enum Error {
         message: String,
     },
 
-    /// A command-line value that makes no sense.
+    /// A setting the caller chose that the library refuses: which one, and why. The CLI
+    /// shows it under the name of the flag that set it.
+    #[error("invalid {}: {message}", setting.describe())]
+    Invalid { setting: Setting, message: String },
+
+    /// A command-line value that makes no sense (raised by the CLI itself).
     #[error("invalid value for {flag}: {message}")]
     Flag { flag: String, message: String },
 
@@ -34,13 +39,90 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
-    /// Training blew up: the loss or the scores stopped being finite numbers.
-    #[error("epoch {epoch}: {what}; training stopped (try a lower --lr)")]
-    Diverged { epoch: usize, what: String },
+    /// Training blew up: the loss or the scores stopped being finite numbers. `kept` is
+    /// the last completed epoch and the checkpoint file that holds it, if this run (or the
+    /// run it resumed) left one.
+    #[error("epoch {epoch}: {what}; training stopped (try a lower learning rate){}", kept_note(.kept))]
+    Diverged {
+        epoch: usize,
+        what: String,
+        kept: Option<(usize, PathBuf)>,
+    },
 
     /// Anything else the engine refuses to do, with the reason.
     #[error("{0}")]
     Other(String),
+}
+
+fn kept_note(kept: &Option<(usize, PathBuf)>) -> String {
+    match kept {
+        Some((epoch, path)) => format!(
+            "; the last good checkpoint (epoch {epoch}) is kept in {}",
+            path.display()
+        ),
+        None => "; no epoch finished, so there is no checkpoint".into(),
+    }
+}
+
+/// The settings a library caller chooses, named in [`Error::Invalid`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// Rows per training, scoring or explaining step.
+    BatchSize,
+    /// Epochs of training in all.
+    Epochs,
+    /// Integrated-gradient steps of an explanation.
+    ExplainSteps,
+    /// The share of rows held out for validation.
+    ValidationSplit,
+    /// Hidden layer sizes (MLP) or recurrent layer sizes (LSTM/GRU).
+    HiddenSizes,
+    /// Dense layer sizes of a sequence model's head.
+    DenseSizes,
+    /// Output channels of the CNN's conv layers.
+    ConvChannels,
+    /// The CNN's kernel width.
+    ConvKernel,
+    /// The CNN's pooling window.
+    Pool,
+    /// The columns forming a sequence model's time series.
+    Sequence,
+    /// Whether the sequence columns are oldest- or newest-first.
+    TimeOrder,
+    /// Columns forced to be categorical.
+    Categorical,
+    /// Columns forced to be numeric.
+    Numeric,
+    /// Columns given a signed log transform.
+    SignedLog,
+    /// The target column.
+    Target,
+    /// The device to run on.
+    Device,
+}
+
+impl Setting {
+    /// What the setting is, in words, for messages outside the CLI.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Setting::BatchSize => "batch size",
+            Setting::Epochs => "number of epochs",
+            Setting::ExplainSteps => "number of integrated-gradient steps",
+            Setting::ValidationSplit => "validation split",
+            Setting::HiddenSizes => "hidden layer sizes",
+            Setting::DenseSizes => "dense layer sizes",
+            Setting::ConvChannels => "conv channels",
+            Setting::ConvKernel => "conv kernel width",
+            Setting::Pool => "pooling window",
+            Setting::Sequence => "sequence columns",
+            Setting::TimeOrder => "time order",
+            Setting::Categorical => "categorical columns",
+            Setting::Numeric => "numeric columns",
+            Setting::SignedLog => "signed-log columns",
+            Setting::Target => "target column",
+            Setting::Device => "device",
+        }
+    }
 }
 
 fn location(line: &Option<u64>, column: &Option<String>) -> String {
@@ -59,6 +141,14 @@ impl Error {
             detail: detail.into(),
         }
     }
+    /// A refused setting (see [`Setting`]).
+    pub fn invalid(setting: Setting, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            setting,
+            message: message.into(),
+        }
+    }
+    /// A refused command-line value; for the CLI only.
     pub fn flag(flag: &str, message: impl Into<String>) -> Self {
         Error::Flag {
             flag: flag.to_string(),

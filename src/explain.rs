@@ -19,7 +19,7 @@
 use crate::engine::exec::Executor;
 use crate::engine::graph::{backward, Graph, NodeId};
 use crate::engine::plan::{compile, PlanRequest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model_io::SavedModel;
 use serde::Serialize;
 
@@ -57,10 +57,10 @@ impl<'e> Explainer<'e> {
         steps: usize,
     ) -> Result<Self> {
         if rows == 0 {
-            return Err(Error::flag("--batch", "must be at least 1"));
+            return Err(Error::invalid(Setting::BatchSize, "must be at least 1"));
         }
         if steps == 0 {
-            return Err(Error::flag("--steps", "must be at least 1"));
+            return Err(Error::invalid(Setting::ExplainSteps, "must be at least 1"));
         }
         let features = model.n_inputs();
         let mut g = Graph::new();

@@ -7,10 +7,11 @@ pub mod error;
 pub mod reference;
 pub mod rng;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Setting};
 pub mod checkpoint;
 pub mod data;
 pub mod explain;
+pub mod files;
 pub mod metrics;
 pub mod model_io;
 pub mod nn;

@@ -18,12 +18,13 @@ use crate::data::Preprocessor;
 use crate::engine::graph::{Graph, Optimizer, ParamSpec};
 use crate::engine::plan::ParamLayout;
 use crate::error::{Error, Result};
+use crate::files::AtomicWriter;
 use crate::metrics::Evaluation;
 use crate::nn::ModelSpec;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Version of the saved-model layout (config.json and the tensor naming). A reader
 /// refuses any other, naming the riskgrad version that wrote it.
@@ -257,10 +258,14 @@ impl SavedModel {
             .map_err(|e| Error::Other(format!("config.json: {e}")))?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let config_path = dir.join(CONFIG_FILE);
-        let weights_tmp = write_temp(&weights_path, &weights)?;
-        let config_tmp = write_temp(&config_path, &json)?;
-        rename(&weights_tmp, &weights_path)?;
-        rename(&config_tmp, &config_path)
+        // Both files are written in full before either is renamed into place; the config
+        // holds the weights' checksum, so a crash between the renames is caught on load.
+        let mut weights_file = AtomicWriter::create(&weights_path)?;
+        weights_file.write_all(&weights)?;
+        let mut config_file = AtomicWriter::create(&config_path)?;
+        config_file.write_all(&json)?;
+        weights_file.commit()?;
+        config_file.commit()
     }
 
     /// Reads and checks a model directory written by [`save`](Self::save).
@@ -426,43 +431,6 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// `path` with `.tmp` appended to its file name.
-fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Writes `bytes` next to `path` under a temporary name, flushed to disk; returns that name.
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    use std::io::Write;
-    let tmp = temp_name(path);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(&tmp, e)
-    })?;
-    Ok(tmp)
-}
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| Error::io(to, e))
-}
-
-/// Writes `bytes` to `path` through a flushed temporary file and a rename, so `path` is
-/// either its old contents or all of the new ones.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = write_temp(path, bytes)?;
-    rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,13 +441,5 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
-    }
-
-    #[test]
-    fn temp_names_keep_the_extension() {
-        assert_eq!(
-            temp_name(Path::new("d/model.safetensors")),
-            Path::new("d/model.safetensors.tmp")
-        );
     }
 }

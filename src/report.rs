@@ -3,8 +3,8 @@
 //! shows them inline next to the metrics tables. Every file is written atomically.
 
 use crate::error::{Error, Result};
+use crate::files::write_atomically;
 use crate::metrics::{rate_curve, Evaluation, RatePoint};
-use crate::model_io::write_atomically;
 use crate::train::EpochReport;
 use plotters::prelude::*;
 use std::fmt::Write as _;

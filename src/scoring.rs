@@ -5,7 +5,7 @@ use crate::data::{PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{Graph, NodeId};
 use crate::engine::plan::{compile, PlanRequest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::model_io::SavedModel;
 use std::path::Path;
 
@@ -25,7 +25,7 @@ impl<'e> Scorer<'e> {
     /// Compiles the model's forward pass for `batch` rows, loads it and writes the weights.
     pub fn new(exec: &'e mut dyn Executor, model: &SavedModel, batch: usize) -> Result<Self> {
         if batch == 0 {
-            return Err(Error::flag("--batch", "must be at least 1"));
+            return Err(Error::invalid(Setting::BatchSize, "must be at least 1"));
         }
         let features = model.n_inputs();
         let mut g = Graph::new();

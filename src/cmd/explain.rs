@@ -1,9 +1,9 @@
 //! `riskgrad explain`: reason codes per applicant (the columns that pushed the score
 //! toward default the most, by integrated gradients) and a global importance summary.
 
-use super::AtomicWriter;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
+use riskgrad::files::AtomicWriter;
 use riskgrad::scoring::open_data;
 use riskgrad::{Error, Result};
 use serde::Serialize;

@@ -7,97 +7,24 @@ pub mod inspect;
 pub mod predict;
 pub mod train;
 
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
-use riskgrad::Result;
+use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::engine::{select_executor, WhenNoGpu};
+use riskgrad::{Error, Result, Setting};
 
 /// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU
 /// backend (saying so when the user did not ask for it).
 pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    if *choice == DeviceChoice::Cpu {
-        return Ok(Box::new(CpuExecutor::new()));
+    let selected = select_executor(choice, WhenNoGpu::UseCpu)?;
+    if selected.fell_back_to_cpu {
+        eprintln!("no hardware GPU adapter found: using the native CPU backend (name a software adapter with --device to use it)");
     }
-    match choose_adapter(choice)? {
-        Some(ctx) => Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx)))),
-        None => {
-            eprintln!("no hardware GPU adapter found: using the native CPU backend (name a software adapter with --device to use it)");
-            Ok(Box::new(CpuExecutor::new()))
-        }
-    }
+    Ok(selected.executor)
 }
 
 /// The executor for a device the user named on purpose (benchmarks): no fallback.
 pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    if *choice == DeviceChoice::Cpu {
-        return Ok(Box::new(CpuExecutor::new()));
-    }
-    match choose_adapter(choice)? {
-        Some(ctx) => Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx)))),
-        None => Err(riskgrad::Error::Gpu(format!(
-            "no adapter matches {choice:?}"
-        ))),
-    }
-}
-
-/// Writes `contents` to `path` through a temporary file and a rename, so an existing file
-/// is never left half-written.
-pub fn write_atomically(path: &std::path::Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(|e| riskgrad::Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| riskgrad::Error::io(path, e))
-}
-
-/// A file written through a temporary name: `commit` renames it into place; dropped
-/// without `commit` (an error on the way), the temporary file is removed and whatever
-/// was at `path` before stays as it was.
-pub struct AtomicWriter {
-    path: std::path::PathBuf,
-    tmp: std::path::PathBuf,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-}
-
-impl AtomicWriter {
-    pub fn create(path: &std::path::Path) -> Result<Self> {
-        let mut name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        name.push(".tmp");
-        let tmp = path.with_file_name(name);
-        // Named by the file the user asked for: the temporary name is ours.
-        let file = std::fs::File::create(&tmp).map_err(|e| riskgrad::Error::io(path, e))?;
-        Ok(AtomicWriter {
-            path: path.to_path_buf(),
-            tmp,
-            out: Some(std::io::BufWriter::new(file)),
-        })
-    }
-
-    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let out = self.out.as_mut().expect("open until commit");
-        out.write_all(bytes)
-            .map_err(|e| riskgrad::Error::io(&self.tmp, e))
-    }
-
-    pub fn commit(mut self) -> Result<()> {
-        let out = self.out.take().expect("open until commit");
-        let file = out
-            .into_inner()
-            .map_err(|e| riskgrad::Error::io(&self.tmp, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| riskgrad::Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| riskgrad::Error::io(&self.path, e))
-    }
-}
-
-impl Drop for AtomicWriter {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
+    Ok(select_executor(choice, WhenNoGpu::Refuse)?.executor)
 }
 
 /// Loads a saved model for a command, naming the `--model` flag when the directory is
@@ -110,4 +37,37 @@ pub fn load_model(dir: &std::path::Path) -> Result<riskgrad::model_io::SavedMode
         ));
     }
     riskgrad::model_io::SavedModel::load(dir)
+}
+
+/// The flag that sets each library setting.
+fn flag_of(setting: Setting) -> &'static str {
+    match setting {
+        Setting::BatchSize => "--batch",
+        Setting::Epochs => "--epochs",
+        Setting::ExplainSteps => "--steps",
+        Setting::ValidationSplit => "--val-split",
+        Setting::HiddenSizes => "--hidden",
+        Setting::DenseSizes => "--dense",
+        Setting::ConvChannels => "--conv-channels",
+        Setting::ConvKernel => "--conv-kernel",
+        Setting::Pool => "--pool",
+        Setting::Sequence => "--sequence",
+        Setting::TimeOrder => "--time-order",
+        Setting::Categorical => "--categorical",
+        Setting::Numeric => "--numeric",
+        Setting::SignedLog => "--signed-log",
+        Setting::Target => "--target",
+        Setting::Device => "--device",
+    }
+}
+
+/// An error as the command line shows it: library settings under their flag names.
+pub fn message(error: &Error) -> String {
+    match error {
+        Error::Invalid { setting, message } => {
+            format!("invalid value for {}: {message}", flag_of(*setting))
+        }
+        Error::Diverged { .. } => error.to_string().replace("learning rate", "--lr"),
+        _ => error.to_string(),
+    }
 }

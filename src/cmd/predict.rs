@@ -1,8 +1,8 @@
 //! `riskgrad predict`: scores a CSV file of any size in batches, writing one line per row
 //! as it goes (memory stays at one batch), into a temporary file renamed at the end.
 
-use super::AtomicWriter;
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::files::AtomicWriter;
 use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;

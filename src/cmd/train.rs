@@ -1,7 +1,7 @@
 //! `riskgrad train`
 
 use super::data_args::DataArgs;
-use riskgrad::checkpoint::{BestEpoch, Checkpoint, CHECKPOINT_FILE};
+use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::engine::gpu::DeviceChoice;
@@ -10,7 +10,9 @@ use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{write_report, ReportInput};
-use riskgrad::train::{EpochReport, TrainConfig, Trainer};
+use riskgrad::train::{
+    fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, TrainConfig, Trainer,
+};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -305,102 +307,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         pos_weight,
     };
     let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
-    let mut history = Vec::new();
-    let mut best: Option<BestEpoch> = None;
     let baseline = column_means(&train.x, model.inputs());
-    if let Some(ck) = &resume {
-        trainer.import_state(&ck.state)?;
-        history = ck.history.clone();
-        best = ck.best.clone();
-        eprintln!(
-            "resuming {} after epoch {}",
-            args.resume
-                .as_ref()
-                .map_or(String::new(), |d| d.display().to_string()),
-            ck.state.epoch
-        );
+    if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
+        eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
     }
-    let first_epoch = trainer.epochs_done() + 1;
-    let mut ran = Vec::new();
-    for epoch in first_epoch..=args.epochs {
-        let bar = epoch_bar(epoch, args.epochs, trainer.steps_per_epoch());
-        let step_started = Instant::now();
-        let rows_per_step = args.batch as f64;
-        let report = trainer.epoch(&mut |done, _total, loss| {
-            bar.set_position(done as u64);
-            let rate = done as f64 * rows_per_step / step_started.elapsed().as_secs_f64();
-            let loss = loss.map_or(String::new(), |l| format!("loss {l:.4}  "));
-            bar.set_message(format!("{loss}{:.0} rows/s", rate));
-        });
-        bar.finish_and_clear();
-        let report = match report {
-            Ok(r) => r,
-            Err(e @ Error::Diverged { .. }) => {
-                let kept = if checkpoint_path.exists() {
-                    format!(
-                        "the last good checkpoint (epoch {}) is kept in {}",
-                        epoch - 1,
-                        checkpoint_path.display()
-                    )
-                } else {
-                    "no epoch finished, so there is no checkpoint".to_string()
-                };
-                return Err(Error::Other(format!("{e}; {kept}")));
-            }
-            Err(e) => return Err(e),
-        };
-        eprintln!(
-            "epoch {:>3}/{}  train loss {:.4}  val AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
-            report.epoch, args.epochs, report.train_loss, report.validation.auc, report.validation.ks, report.validation.log_loss, report.rows_per_second
-        );
-        let auc = report.validation.auc;
-        ran.push(report.clone());
-        history.push(report);
-        if args.early_stop.is_some() && best.as_ref().is_none_or(|b| auc > b.auc) {
-            best = Some(BestEpoch {
-                epoch,
-                auc,
-                params: trainer.params()?,
-            });
-        }
-        let ck = Checkpoint {
-            state: trainer.export_state()?,
-            history: history.clone(),
-            best: best.clone(),
+    let options = FitOptions {
+        epochs: args.epochs,
+        early_stop: args.early_stop,
+        checkpoint: Some(CheckpointTarget {
+            path: checkpoint_path.clone(),
             settings: settings.clone(),
             model: model.clone(),
             preprocessing: prepared.preprocessor.clone(),
             baseline: baseline.clone(),
-        };
-        ck.save(&checkpoint_path)?;
-        if let (Some(patience), Some(b)) = (args.early_stop, &best) {
-            if epoch - b.epoch >= patience {
-                eprintln!("stopping early: no better validation AUC than {:.4} (epoch {}) for {patience} epochs", b.auc, b.epoch);
-                break;
-            }
-        }
-    }
-    if history.is_empty() {
-        return Err(Error::flag("--epochs", "no epoch to train or save"));
-    }
-    if ran.is_empty() {
-        return Err(Error::flag(
-            "--epochs",
-            format!(
-                "the checkpoint already holds {} epochs; ask for more to resume",
-                history.len()
-            ),
-        ));
-    }
-
-    // The weights to save: the best epoch's with --early-stop, else the last.
-    let saved_epoch = match &best {
-        Some(b) => {
-            trainer.set_params(&b.params)?;
-            b.epoch
-        }
-        None => trainer.epochs_done(),
+        }),
     };
+    let mut progress = EpochProgress::new(args.batch);
+    let outcome = fit(&mut trainer, &options, resume.as_ref(), &mut |event| {
+        progress.show(event)
+    })?;
+    let (history, saved_epoch) = (&outcome.history, outcome.kept_epoch);
+    let ran = outcome.ran();
     let probs = trainer.predict_validation()?;
     let labels = trainer.validation_labels().to_vec();
     let evaluation = evaluate(&probs, &labels, None, BOOTSTRAP, args.seed);
@@ -424,7 +351,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         data: data_name.clone(),
         model: &model,
         device: device.clone(),
-        epochs: &history,
+        epochs: history,
         saved_epoch,
         validation: &evaluation,
         resumed_from_epoch: resume.as_ref().map(|c| c.state.epoch),
@@ -435,7 +362,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let path = out.join("metrics.json");
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
-    super::write_atomically(&path, &json)?;
+    riskgrad::files::write_atomically(&path, &json)?;
     let report = ReportInput {
         title: format!("riskgrad {} model on {data_name}", model_label(&model)),
         details: vec![
@@ -466,7 +393,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ("device".into(), device),
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
         ],
-        history: &history,
+        history,
         chosen_epoch: saved_epoch,
         probs: &probs,
         labels: &labels,
@@ -637,15 +564,75 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
     }
 }
 
-fn epoch_bar(epoch: usize, epochs: usize, steps: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
+/// Draws an epoch's progress bar from `fit`'s events and prints each epoch's line.
+struct EpochProgress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    rows_per_step: f64,
+    epochs: usize,
+}
+
+impl EpochProgress {
+    fn new(batch: usize) -> Self {
+        EpochProgress {
+            bar: None,
+            started: Instant::now(),
+            rows_per_step: batch as f64,
+            epochs: 0,
+        }
+    }
+
+    fn show(&mut self, event: FitEvent) {
+        match event {
+            FitEvent::EpochStart {
+                epoch,
+                epochs,
+                steps,
+            } => {
+                let bar = indicatif::ProgressBar::new(steps as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} steps  {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{epoch}/{epochs}"));
+                self.bar = Some(bar);
+                self.started = Instant::now();
+                self.epochs = epochs;
+            }
+            FitEvent::Steps { done, loss, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(done as u64);
+                    let rate = done as f64 * self.rows_per_step
+                        / self.started.elapsed().as_secs_f64();
+                    let loss = loss.map_or(String::new(), |l| format!("loss {l:.4}  "));
+                    bar.set_message(format!("{loss}{rate:.0} rows/s"));
+                }
+            }
+            FitEvent::EpochEnd(report) => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "epoch {:>3}/{}  train loss {:.4}  val AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
+                    report.epoch,
+                    self.epochs,
+                    report.train_loss,
+                    report.validation.auc,
+                    report.validation.ks,
+                    report.validation.log_loss,
+                    report.rows_per_second
+                );
+            }
+            FitEvent::EarlyStop {
+                best_epoch,
+                best_auc,
+                patience,
+            } => eprintln!(
+                "stopping early: no better validation AUC than {best_auc:.4} (epoch {best_epoch}) for {patience} epochs"
+            ),
+        }
+    }
 }

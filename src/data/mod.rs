@@ -48,7 +48,7 @@ pub use target::TargetEncoding;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// The bundled default dataset (UCI Taiwan credit-card default, CC BY 4.0; see
 /// data/README.md), compiled into the binary so `riskgrad train` works from anywhere.
@@ -78,13 +78,12 @@ impl FromStr for TargetSpec {
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
         if s.is_empty() {
-            return Err(Error::flag("--target", "empty column name"));
+            return Err(Error::invalid(Setting::Target, "empty column name"));
         }
         if s.bytes().all(|b| b.is_ascii_digit()) {
-            return s
-                .parse()
-                .map(TargetSpec::Index)
-                .map_err(|_| Error::flag("--target", format!("column index {s} is too large")));
+            return s.parse().map(TargetSpec::Index).map_err(|_| {
+                Error::invalid(Setting::Target, format!("column index {s} is too large"))
+            });
         }
         Ok(TargetSpec::Name(s.to_string()))
     }

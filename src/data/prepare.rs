@@ -11,7 +11,7 @@ use super::schema::{infer_schema, AutoDropped, Schema};
 use super::source::data_err;
 use super::table::{read_table, read_table_from, RawTable, Values, MISSING_CODE};
 use super::{stratified_split, BUNDLED_BYTES, BUNDLED_NAME};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::train::Split;
 
 /// A file ready to train on.
@@ -183,8 +183,8 @@ fn check_val_fraction(f: f64) -> Result<()> {
     if f > 0.0 && f < 1.0 {
         Ok(())
     } else {
-        Err(Error::flag(
-            "--val-split",
+        Err(Error::invalid(
+            Setting::ValidationSplit,
             format!("{f} must be above 0 and below 1"),
         ))
     }

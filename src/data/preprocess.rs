@@ -23,7 +23,7 @@ use super::schema::{ColumnKind, Schema};
 use super::source::{data_err, find_column};
 use super::table::{RawTable, Values, MISSING_CODE};
 use super::target::TargetEncoding;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Version of the JSON layout; a reader refuses other versions instead of misreading them.
 pub const FORMAT_VERSION: u32 = 1;
@@ -183,8 +183,8 @@ impl Preprocessor {
                 }
                 (ColumnKind::Categorical, Values::Text(t)) => {
                     if log_named {
-                        return Err(Error::flag(
-                            "--signed-log",
+                        return Err(Error::invalid(
+                            Setting::SignedLog,
                             format!("{:?} holds categories, not numbers", col.name),
                         ));
                     }

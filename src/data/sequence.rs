@@ -20,10 +20,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::{PrepareOptions, Prepared};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
-const SEQUENCE_FLAG: &str = "--sequence";
-const ORDER_FLAG: &str = "--time-order";
 /// A range longer than this is a typo, not a history.
 const MAX_RANGE: usize = 100_000;
 
@@ -43,8 +41,8 @@ impl FromStr for TimeOrder {
         match s.trim().to_ascii_lowercase().as_str() {
             "oldest-first" => Ok(TimeOrder::OldestFirst),
             "newest-first" => Ok(TimeOrder::NewestFirst),
-            other => Err(Error::flag(
-                ORDER_FLAG,
+            other => Err(Error::invalid(
+                Setting::TimeOrder,
                 format!("{other:?} is not oldest-first or newest-first"),
             )),
         }
@@ -69,8 +67,8 @@ pub fn parse_sequence(spec: &str) -> Result<Vec<String>> {
     for item in spec.split(',') {
         let item = item.trim();
         if item.is_empty() {
-            return Err(Error::flag(
-                SEQUENCE_FLAG,
+            return Err(Error::invalid(
+                Setting::Sequence,
                 format!("{spec:?} has an empty column name"),
             ));
         }
@@ -85,8 +83,8 @@ pub fn parse_sequence(spec: &str) -> Result<Vec<String>> {
 /// `PREFIXa..b` or `PREFIXa..PREFIXb`.
 fn expand_range(spec: &str, from: &str, to: &str) -> Result<Vec<String>> {
     let bad = |why: &str| {
-        Error::flag(
-            SEQUENCE_FLAG,
+        Error::invalid(
+            Setting::Sequence,
             format!("range {from}..{to} in {spec:?}: {why}"),
         )
     };
@@ -206,7 +204,7 @@ impl SequenceLayout {
         sequences: &[Vec<String>],
         order: TimeOrder,
     ) -> Result<Self> {
-        let flag = |msg: String| Error::flag(SEQUENCE_FLAG, msg);
+        let flag = |msg: String| Error::invalid(Setting::Sequence, msg);
         if sequences.is_empty() {
             return Err(flag("no sequence given".into()));
         }
@@ -281,14 +279,13 @@ impl SequenceLayout {
     ) -> Result<Self> {
         if specs.is_empty() {
             if order.is_some() {
-                return Err(Error::flag(
-                    ORDER_FLAG,
+                return Err(Error::invalid(
+                    Setting::TimeOrder,
                     "applies to --sequence columns, and none were given",
                 ));
             }
             return Self::taiwan_default(feature_names).ok_or_else(|| {
-                Error::flag(
-                    SEQUENCE_FLAG,
+                Error::invalid(Setting::Sequence,
                     "this model reads time series: name the columns of each channel, one flag per channel, \
                      e.g. --sequence 'BILL_AMT1..6' --sequence 'PAY_AMT1..6' --time-order newest-first",
                 )

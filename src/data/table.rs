@@ -15,7 +15,7 @@ use super::cell::{category_key, is_missing, number_key, parse_number};
 use super::options::{PrepareOptions, SignedLog};
 use super::source::{data_err, find_column, show, CsvSource};
 use super::TargetSpec;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// Code of a missing cell in a text column.
 pub const MISSING_CODE: u32 = u32::MAX;
@@ -225,14 +225,14 @@ pub(crate) fn plan_roles(
     if let SignedLog::Columns(list) = &opts.signed_log {
         resolve("--signed-log", list)?;
     }
-    for (flag, cols, role) in [
-        ("--categorical", &categorical, Role::Categorical),
-        ("--numeric", &numeric, Role::Numeric),
+    for (setting, cols, role) in [
+        (Setting::Categorical, &categorical, Role::Categorical),
+        (Setting::Numeric, &numeric, Role::Numeric),
     ] {
         for &j in cols {
             if j == target {
-                return Err(Error::flag(
-                    flag,
+                return Err(Error::invalid(
+                    setting,
                     format!("{:?} is the target column", names[j]),
                 ));
             }
@@ -240,8 +240,8 @@ pub(crate) fn plan_roles(
                 Role::Auto => roles[j] = role,
                 Role::Dropped => {}
                 _ => {
-                    return Err(Error::flag(
-                        flag,
+                    return Err(Error::invalid(
+                        setting,
                         format!("{:?} is in both --categorical and --numeric", names[j]),
                     ))
                 }

@@ -7,3 +7,49 @@ pub mod exec;
 pub mod gpu;
 pub mod graph;
 pub mod plan;
+
+use crate::error::{Error, Result};
+use cpu::CpuExecutor;
+use exec::Executor;
+use gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+
+/// What [`select_executor`] does when the choice finds no GPU adapter to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenNoGpu {
+    /// Run on the native CPU backend (training and scoring: a result either way).
+    UseCpu,
+    /// Fail (benchmarks: the user named a device on purpose).
+    Refuse,
+}
+
+/// The executor a device choice selects.
+pub struct Selected {
+    /// The executor to run plans on.
+    pub executor: Box<dyn Executor>,
+    /// True when a GPU was asked for (or `auto` looked for one) and none qualified, so
+    /// the CPU backend stands in: the caller should say so.
+    pub fell_back_to_cpu: bool,
+}
+
+/// The one place that turns a device choice into an executor: `cpu` is the native
+/// backend; `auto` a hardware GPU when one qualifies; `gpu`, an index or a name that
+/// adapter. With no adapter, `when_no_gpu` decides.
+pub fn select_executor(choice: &DeviceChoice, when_no_gpu: WhenNoGpu) -> Result<Selected> {
+    if *choice == DeviceChoice::Cpu {
+        return Ok(Selected {
+            executor: Box::new(CpuExecutor::new()),
+            fell_back_to_cpu: false,
+        });
+    }
+    match (choose_adapter(choice)?, when_no_gpu) {
+        (Some(ctx), _) => Ok(Selected {
+            executor: Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))),
+            fell_back_to_cpu: false,
+        }),
+        (None, WhenNoGpu::UseCpu) => Ok(Selected {
+            executor: Box::new(CpuExecutor::new()),
+            fell_back_to_cpu: true,
+        }),
+        (None, WhenNoGpu::Refuse) => Err(Error::Gpu(format!("no adapter matches {choice:?}"))),
+    }
+}

@@ -6,7 +6,7 @@
 //! turned channel-major (`[batch, channels, steps]`) for the convolutions.
 
 use crate::engine::graph::{Act, Graph, NodeId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use serde::{Deserialize, Serialize};
 
 /// The CNN's layer sizes.
@@ -40,26 +40,29 @@ impl CnnLayers {
     /// The history length after each conv layer (and its pooling), or the flag at fault.
     pub fn lengths(&self, steps: usize) -> Result<Vec<usize>> {
         if self.conv.is_empty() {
-            return Err(Error::flag(
-                "--conv-channels",
+            return Err(Error::invalid(
+                Setting::ConvChannels,
                 "needs at least one conv layer",
             ));
         }
         if self.conv.contains(&0) {
-            return Err(Error::flag(
-                "--conv-channels",
+            return Err(Error::invalid(
+                Setting::ConvChannels,
                 "layer sizes must be positive",
             ));
         }
         if self.dense.contains(&0) {
-            return Err(Error::flag("--dense", "layer sizes must be positive"));
+            return Err(Error::invalid(
+                Setting::DenseSizes,
+                "layer sizes must be positive",
+            ));
         }
         if self.kernel == 0 {
-            return Err(Error::flag("--conv-kernel", "must be at least 1"));
+            return Err(Error::invalid(Setting::ConvKernel, "must be at least 1"));
         }
         if self.pool == 0 {
-            return Err(Error::flag(
-                "--pool",
+            return Err(Error::invalid(
+                Setting::Pool,
                 "must be at least 1 (1 for no pooling)",
             ));
         }
@@ -69,8 +72,8 @@ impl CnnLayers {
             len = len + 2 * (self.kernel / 2) - self.kernel + 1;
             if i + 1 < self.conv.len() && self.pool > 1 {
                 if len < self.pool {
-                    return Err(Error::flag(
-                        "--pool",
+                    return Err(Error::invalid(
+                        Setting::Pool,
                         format!(
                             "{} after conv layer {} leaves no steps of the {steps}-step history",
                             self.pool,

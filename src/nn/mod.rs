@@ -5,7 +5,7 @@ pub mod rnn;
 
 use crate::engine::graph::{Act, CellKind, Graph, NodeId};
 use crate::engine::plan::ParamLayout;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -67,19 +67,22 @@ impl RecurrentSpec {
         head: &[usize],
     ) -> Result<Self> {
         if channels == 0 || steps == 0 {
-            return Err(Error::flag(
-                "--sequence",
+            return Err(Error::invalid(
+                Setting::Sequence,
                 format!("a recurrent model needs a sequence: {steps} steps of {channels} channels"),
             ));
         }
         if hidden.is_empty() || hidden.contains(&0) {
-            return Err(Error::flag(
-                "--hidden",
+            return Err(Error::invalid(
+                Setting::HiddenSizes,
                 format!("{hidden:?}: a recurrent model needs at least one layer, sizes positive"),
             ));
         }
         if head.contains(&0) {
-            return Err(Error::flag("--head", "dense layer sizes must be positive"));
+            return Err(Error::invalid(
+                Setting::DenseSizes,
+                "dense layer sizes must be positive",
+            ));
         }
         Ok(RecurrentSpec {
             statics,
@@ -141,7 +144,10 @@ impl ModelSpec {
             return Err(Error::Other("the data has no feature columns".into()));
         }
         if hidden.contains(&0) {
-            return Err(Error::flag("--hidden", "layer sizes must be positive"));
+            return Err(Error::invalid(
+                Setting::HiddenSizes,
+                "layer sizes must be positive",
+            ));
         }
         Ok(ModelSpec::Mlp {
             inputs,
@@ -163,8 +169,8 @@ impl ModelSpec {
     /// features (see `data::sequence::SequenceLayout`).
     pub fn cnn(statics: usize, channels: usize, steps: usize, layers: CnnLayers) -> Result<Self> {
         if channels == 0 || steps == 0 {
-            return Err(Error::flag(
-                "--sequence",
+            return Err(Error::invalid(
+                Setting::Sequence,
                 "the cnn model needs at least one sequence of at least one step",
             ));
         }

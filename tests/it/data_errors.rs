@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use riskgrad::data::{inspect, prepare, PrepareOptions, TargetSpec};
-use riskgrad::error::Error;
+use riskgrad::error::{Error, Setting};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -218,7 +218,7 @@ fn other_unusable_files() {
     let tmp = text_file("notarget.csv", "a,y\n1,\n2,NA\n");
     let (e, msg) = prepare_err(&tmp.0, &PrepareOptions::default());
     assert_data(&e, &msg, None, Some("y"), "no values");
-    // A bad --val-split is a flag error.
+    // A bad validation split is a refused setting, named as such.
     let e = prepare(
         &fixture("small.csv"),
         &PrepareOptions {
@@ -227,7 +227,16 @@ fn other_unusable_files() {
         },
     )
     .unwrap_err();
-    assert!(matches!(e, Error::Flag { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                setting: Setting::ValidationSplit,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // The target cannot be dropped or forced.
     let (e, msg) = prepare_err(
         &fixture("small.csv"),
@@ -251,5 +260,14 @@ fn other_unusable_files() {
         },
     )
     .unwrap_err();
-    assert!(matches!(e, Error::Flag { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                setting: Setting::Categorical,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

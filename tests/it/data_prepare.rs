@@ -244,15 +244,23 @@ fn forced_categorical_and_signed_log() {
         .find(|i| i.name() == "amount")
         .unwrap();
     assert!(matches!(amount, InputColumn::Numeric(s) if s.signed_log));
-    // --signed-log on a text column is a flag error.
+    // A signed log on a text column is a refused setting.
     let opts = PrepareOptions {
         signed_log: SignedLog::Columns(vec!["purpose".into()]),
         ..mixed_opts()
     };
-    let e = prepare(&fixture("credit_mixed.csv"), &opts)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("--signed-log") && e.contains("purpose"), "{e}");
+    let e = prepare(&fixture("credit_mixed.csv"), &opts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            riskgrad::Error::Invalid {
+                setting: riskgrad::Setting::SignedLog,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("purpose"), "{e}");
 }
 
 /// Reads every row of `path` through the saved preprocessing.

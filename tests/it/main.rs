@@ -16,6 +16,7 @@ mod data_errors;
 mod data_fuzz;
 mod data_prepare;
 mod data_scale;
+mod fit;
 mod gpu_adapters;
 mod gpu_conv;
 mod gpu_kernels;

@@ -114,7 +114,7 @@ fn one_hot_columns_cannot_be_channels() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("--sequence") && e.contains("categories") && e.contains("PAY_0"),
+        e.contains("invalid sequence columns") && e.contains("categories") && e.contains("PAY_0"),
         "{e}"
     );
     // prepare_options makes named columns numeric and keeps other categories.
@@ -159,7 +159,9 @@ fn bad_sequences_are_clear_errors_naming_the_flag() {
 
     let e = err(&["a1..3", "b1..2"], None);
     assert!(
-        e.contains("--sequence") && e.contains("has 2 columns") && e.contains("has 3"),
+        e.contains("invalid sequence columns")
+            && e.contains("has 2 columns")
+            && e.contains("has 3"),
         "{e}"
     );
     let e = err(&["a1..3", "b1..3"], None);
@@ -184,9 +186,12 @@ fn bad_sequences_are_clear_errors_naming_the_flag() {
 
     // No flags: only the Taiwan columns have a default.
     let e = err(&[], None);
-    assert!(e.contains("--sequence") && e.contains("time series"), "{e}");
+    assert!(
+        e.contains("invalid sequence columns") && e.contains("time series"),
+        "{e}"
+    );
     let e = err(&[], Some(TimeOrder::NewestFirst));
-    assert!(e.contains("--time-order"), "{e}");
+    assert!(e.contains("invalid time order"), "{e}");
 }
 
 #[test]

@@ -116,37 +116,40 @@ fn cnn_model_flags_are_checked() {
         conv: vec![],
         ..CnnLayers::default()
     })
-    .contains("--conv-channels"));
+    .contains("invalid conv channels"));
     assert!(bad(CnnLayers {
         conv: vec![32, 0],
         ..CnnLayers::default()
     })
-    .contains("--conv-channels"));
+    .contains("invalid conv channels"));
     assert!(bad(CnnLayers {
         dense: vec![0],
         ..CnnLayers::default()
     })
-    .contains("--dense"));
+    .contains("invalid dense layer sizes"));
     assert!(bad(CnnLayers {
         kernel: 0,
         ..CnnLayers::default()
     })
-    .contains("--conv-kernel"));
+    .contains("invalid conv kernel width"));
     assert!(bad(CnnLayers {
         pool: 0,
         ..CnnLayers::default()
     })
-    .contains("--pool"));
+    .contains("invalid pooling window"));
     // Six steps pooled by 2 after each of 4 layers run out.
     let e = bad(CnnLayers {
         conv: vec![8, 8, 8, 8],
         ..CnnLayers::default()
     });
-    assert!(e.contains("--pool") && e.contains("no steps"), "{e}");
+    assert!(
+        e.contains("invalid pooling window") && e.contains("no steps"),
+        "{e}"
+    );
     assert!(ModelSpec::cnn(5, 0, 6, CnnLayers::default())
         .unwrap_err()
         .to_string()
-        .contains("--sequence"));
+        .contains("invalid sequence columns"));
     // Deeper stacks that still fit, no pooling, even kernels, no statics: all build.
     for (statics, layers) in [
         (

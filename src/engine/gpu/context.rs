@@ -2,7 +2,7 @@
 //! every compute pipeline, built once per device. Headless: no surface is involved.
 
 use super::shaders::{Access, Layout, Pipe, MODULES, PIPELINES};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -129,8 +129,8 @@ impl FromStr for DeviceChoice {
         let t = s.trim();
         Ok(match t.to_ascii_lowercase().as_str() {
             "" => {
-                return Err(Error::flag(
-                    "--device",
+                return Err(Error::invalid(
+                    Setting::Device,
                     "empty; use auto, cpu, gpu, an adapter index or part of its name",
                 ))
             }
@@ -139,7 +139,7 @@ impl FromStr for DeviceChoice {
             "gpu" => DeviceChoice::Gpu,
             d if d.bytes().all(|b| b.is_ascii_digit()) => {
                 DeviceChoice::Index(d.parse().map_err(|_| {
-                    Error::flag("--device", format!("{t:?} is not an adapter index"))
+                    Error::invalid(Setting::Device, format!("{t:?} is not an adapter index"))
                 })?)
             }
             _ => DeviceChoice::Name(t.to_string()),

@@ -9,7 +9,11 @@
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
-use crate::error::{Error, Result};
+mod fit;
+
+pub use fit::{fit, CheckpointTarget, FitEvent, FitOptions, FitOutcome};
+
+use crate::error::{Error, Result, Setting};
 use crate::metrics::{self, Summary};
 use crate::nn::{init_params, ModelSpec};
 use crate::rng::Rng;
@@ -98,11 +102,11 @@ impl<'e> Trainer<'e> {
     ) -> Result<Self> {
         let f = model.inputs();
         if config.batch == 0 {
-            return Err(Error::flag("--batch", "must be at least 1"));
+            return Err(Error::invalid(Setting::BatchSize, "must be at least 1"));
         }
         if train.rows() < config.batch {
-            return Err(Error::flag(
-                "--batch",
+            return Err(Error::invalid(
+                Setting::BatchSize,
                 format!(
                     "{} is larger than the {} training rows",
                     config.batch,
@@ -111,7 +115,10 @@ impl<'e> Trainer<'e> {
             ));
         }
         if val.rows() == 0 {
-            return Err(Error::flag("--val-split", "leaves no validation rows"));
+            return Err(Error::invalid(
+                Setting::ValidationSplit,
+                "leaves no validation rows",
+            ));
         }
         let steps_per_epoch = train.rows() / config.batch;
 
@@ -224,6 +231,7 @@ impl<'e> Trainer<'e> {
             return Err(Error::Diverged {
                 epoch: self.epoch,
                 what: format!("the training loss is {train_loss}"),
+                kept: None,
             });
         }
         let probs = self.predict_validation()?;
@@ -231,6 +239,7 @@ impl<'e> Trainer<'e> {
             return Err(Error::Diverged {
                 epoch: self.epoch,
                 what: format!("a validation score is {bad}"),
+                kept: None,
             });
         }
         Ok(EpochReport {

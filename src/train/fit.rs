@@ -1,0 +1,195 @@
+//! `fit`: the training loop as a library function. It runs a [`Trainer`]'s epochs, keeps
+//! the best epoch for early stopping, writes a checkpoint after every epoch, stops on a
+//! loss that is no longer a number, and tells its caller what happens through
+//! [`FitEvent`]s. The CLI draws progress bars from those events; examples and tests
+//! just train.
+
+use super::{EpochReport, Trainer};
+use crate::checkpoint::{BestEpoch, Checkpoint};
+use crate::data::Preprocessor;
+use crate::error::{Error, Result, Setting};
+use crate::model_io::TrainSettings;
+use crate::nn::ModelSpec;
+use std::path::PathBuf;
+
+/// How long to train and what to keep.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    /// Epochs in all, counting those of a resumed checkpoint.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation AUC, and keep the best
+    /// epoch's weights; `None` trains every epoch and keeps the last.
+    pub early_stop: Option<usize>,
+    /// Where to write a checkpoint after every epoch, and what it records.
+    pub checkpoint: Option<CheckpointTarget>,
+}
+
+/// A checkpoint file and the run's description saved in it (so a resumed run can check
+/// it trains the same model on the same data the same way).
+#[derive(Clone, Debug)]
+pub struct CheckpointTarget {
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// The run's settings.
+    pub settings: TrainSettings,
+    /// The model trained.
+    pub model: ModelSpec,
+    /// The preprocessing fitted on the training rows.
+    pub preprocessing: Preprocessor,
+    /// Model input column means of the training rows.
+    pub baseline: Vec<f32>,
+}
+
+/// What `fit` reports as it goes.
+#[derive(Debug)]
+pub enum FitEvent<'a> {
+    /// An epoch begins: its number, the epochs in all, and its steps.
+    EpochStart {
+        /// The epoch about to run (1-based).
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// Optimizer steps in this epoch.
+        steps: usize,
+    },
+    /// Steps done so far in this epoch, and the running loss where reading it is free.
+    Steps {
+        /// Steps done.
+        done: usize,
+        /// Steps in the epoch.
+        total: usize,
+        /// The mean training loss so far, if the executor reads it for free.
+        loss: Option<f64>,
+    },
+    /// An epoch finished (training and validation pass).
+    EpochEnd(&'a EpochReport),
+    /// Training stops before the last epoch: no better validation AUC for `patience`
+    /// epochs since `best_epoch`.
+    EarlyStop {
+        /// The best epoch so far.
+        best_epoch: usize,
+        /// Its validation AUC.
+        best_auc: f64,
+        /// The patience that ran out.
+        patience: usize,
+    },
+}
+
+/// What a finished `fit` leaves: the trainer holds the weights to save.
+#[derive(Clone, Debug)]
+pub struct FitOutcome {
+    /// Every epoch's report, those of a resumed checkpoint first.
+    pub history: Vec<EpochReport>,
+    /// How many of them this call ran.
+    pub epochs_run: usize,
+    /// The epoch whose weights the trainer now holds (the best with early stopping,
+    /// else the last).
+    pub kept_epoch: usize,
+}
+
+impl FitOutcome {
+    /// The reports of the epochs this call ran.
+    pub fn ran(&self) -> &[EpochReport] {
+        &self.history[self.history.len() - self.epochs_run..]
+    }
+}
+
+/// Trains `trainer` to `options.epochs` epochs in all, continuing from `resume` when
+/// given (a checkpoint of the same model, data and settings: see [`Checkpoint`]).
+///
+/// Errors: [`Error::Diverged`] when the training loss or a validation score stops being
+/// finite (naming the last checkpoint this run kept); an error when there is no epoch
+/// left to run.
+pub fn fit(
+    trainer: &mut Trainer,
+    options: &FitOptions,
+    resume: Option<&Checkpoint>,
+    on_event: &mut dyn FnMut(FitEvent),
+) -> Result<FitOutcome> {
+    let mut history = Vec::new();
+    let mut best: Option<BestEpoch> = None;
+    if let Some(ck) = resume {
+        trainer.import_state(&ck.state)?;
+        history = ck.history.clone();
+        best = ck.best.clone();
+    }
+    let first = trainer.epochs_done() + 1;
+    if first > options.epochs {
+        return Err(Error::invalid(
+            Setting::Epochs,
+            format!(
+                "the checkpoint already holds {} epochs; ask for more to resume",
+                trainer.epochs_done()
+            ),
+        ));
+    }
+    let mut epochs_run = 0;
+    for epoch in first..=options.epochs {
+        on_event(FitEvent::EpochStart {
+            epoch,
+            epochs: options.epochs,
+            steps: trainer.steps_per_epoch(),
+        });
+        let report =
+            trainer.epoch(&mut |done, total, loss| on_event(FitEvent::Steps { done, total, loss }));
+        let report = match report {
+            Ok(r) => r,
+            Err(Error::Diverged { epoch, what, .. }) => {
+                // Only a checkpoint this run wrote, or the one it resumed in place, is
+                // named: a file some other run left at the path is not this run's.
+                let done = trainer.epochs_done() - 1;
+                let kept = options.checkpoint.as_ref().and_then(|target| {
+                    let ours = epochs_run > 0 || (resume.is_some() && target.path.exists());
+                    (ours && done > 0).then(|| (done, target.path.clone()))
+                });
+                return Err(Error::Diverged { epoch, what, kept });
+            }
+            Err(e) => return Err(e),
+        };
+        on_event(FitEvent::EpochEnd(&report));
+        let auc = report.validation.auc;
+        history.push(report);
+        epochs_run += 1;
+        if options.early_stop.is_some() && best.as_ref().is_none_or(|b| auc > b.auc) {
+            best = Some(BestEpoch {
+                epoch,
+                auc,
+                params: trainer.params()?,
+            });
+        }
+        if let Some(target) = &options.checkpoint {
+            Checkpoint {
+                state: trainer.export_state()?,
+                history: history.clone(),
+                best: best.clone(),
+                settings: target.settings.clone(),
+                model: target.model.clone(),
+                preprocessing: target.preprocessing.clone(),
+                baseline: target.baseline.clone(),
+            }
+            .save(&target.path)?;
+        }
+        if let (Some(patience), Some(b)) = (options.early_stop, &best) {
+            if epoch - b.epoch >= patience {
+                on_event(FitEvent::EarlyStop {
+                    best_epoch: b.epoch,
+                    best_auc: b.auc,
+                    patience,
+                });
+                break;
+            }
+        }
+    }
+    let kept_epoch = match &best {
+        Some(b) => {
+            trainer.set_params(&b.params)?;
+            b.epoch
+        }
+        None => trainer.epochs_done(),
+    };
+    Ok(FitOutcome {
+        history,
+        epochs_run,
+        kept_epoch,
+    })
+}

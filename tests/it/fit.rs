@@ -1,0 +1,195 @@
+//! The library training loop `train::fit`: events in order, early stopping keeps the best
+//! epoch's weights, a resumed fit continues bit for bit, and divergence names only a
+//! checkpoint this run wrote.
+
+use crate::common::{fixture, rng_for};
+use riskgrad::checkpoint::Checkpoint;
+use riskgrad::data::{prepare, PrepareOptions};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::graph::Optimizer;
+use riskgrad::model_io::TrainSettings;
+use riskgrad::nn::ModelSpec;
+use riskgrad::train::{fit, CheckpointTarget, FitEvent, FitOptions, Split, TrainConfig, Trainer};
+use riskgrad::Error;
+
+const FEATURES: usize = 5;
+
+/// Rows whose default odds follow a known logistic rule of the first three features,
+/// with noise, so a model learns but not perfectly.
+fn table(test: &str, rows: usize) -> Split {
+    let mut rng = rng_for(test);
+    let mut split = Split::default();
+    for _ in 0..rows {
+        let x: Vec<f32> = (0..FEATURES).map(|_| rng.normal() as f32).collect();
+        let logit = 1.5 * x[0] - x[1] + 0.5 * x[2] * x[0];
+        let p = 1.0 / (1.0 + (-logit as f64).exp());
+        split.y.push((rng.uniform() < p) as u8 as f32);
+        split.x.extend(x);
+    }
+    split
+}
+
+fn config(lr: f32) -> TrainConfig {
+    TrainConfig {
+        epochs: 0,
+        batch: 32,
+        optimizer: Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed: 3,
+        pos_weight: 1.0,
+    }
+}
+
+fn model() -> ModelSpec {
+    ModelSpec::mlp(FEATURES, &[7, 5]).unwrap()
+}
+
+#[test]
+fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
+    let (train, val) = (table("fit_train", 403), table("fit_val", 157));
+    let mut exec = CpuExecutor::new();
+    // A high learning rate makes the validation AUC wander, so the best epoch is rarely
+    // the last; patience 2 stops the run after two epochs without a better one.
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.05)).unwrap();
+    let options = FitOptions {
+        epochs: 12,
+        early_stop: Some(2),
+        checkpoint: None,
+    };
+    let mut log = Vec::new();
+    let outcome = fit(&mut trainer, &options, None, &mut |e| {
+        log.push(match e {
+            FitEvent::EpochStart { epoch, .. } => format!("start {epoch}"),
+            FitEvent::Steps { done, total, .. } => {
+                assert!(done <= total && done > 0);
+                "steps".to_string()
+            }
+            FitEvent::EpochEnd(r) => format!("end {}", r.epoch),
+            FitEvent::EarlyStop { best_epoch, .. } => format!("stop {best_epoch}"),
+        })
+    })
+    .unwrap();
+    let aucs: Vec<f64> = outcome.history.iter().map(|r| r.validation.auc).collect();
+    let best = 1
+        + (0..aucs.len())
+            .max_by(|&a, &b| aucs[a].total_cmp(&aucs[b]).then(b.cmp(&a)))
+            .unwrap();
+    assert_eq!(outcome.kept_epoch, best, "AUCs {aucs:?}");
+    assert_eq!(outcome.epochs_run, outcome.history.len());
+    let ends: Vec<&String> = log.iter().filter(|l| l.starts_with("end")).collect();
+    assert_eq!(ends.len(), outcome.epochs_run);
+    for epoch in 1..=outcome.epochs_run {
+        let start = log
+            .iter()
+            .position(|l| *l == format!("start {epoch}"))
+            .unwrap();
+        let end = log
+            .iter()
+            .position(|l| *l == format!("end {epoch}"))
+            .unwrap();
+        assert!(start < end && log[start + 1] == "steps", "{log:?}");
+    }
+    if outcome.epochs_run < 12 {
+        assert_eq!(log.last().unwrap(), &format!("stop {best}"), "{log:?}");
+    }
+    // The trainer holds the kept epoch's weights: scoring them gives that epoch's AUC.
+    let probs = trainer.predict_validation().unwrap();
+    let auc = riskgrad::metrics::summary(&probs, trainer.validation_labels()).auc;
+    assert_eq!(auc, aucs[best - 1]);
+}
+
+fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarget {
+    CheckpointTarget {
+        path,
+        settings: TrainSettings {
+            data: "synthetic".into(),
+            optimizer: config(0.01).optimizer,
+            batch: 32,
+            epochs: 4,
+            seed: 3,
+            pos_weight: 1.0,
+            val_split: 0.2,
+            early_stop: None,
+            device: "cpu".into(),
+        },
+        model: model(),
+        // Any fitted preprocessing will do: the checkpoint only records it.
+        preprocessing: prepare(&fixture("small.csv"), &PrepareOptions::default())
+            .unwrap()
+            .preprocessor,
+        baseline: vec![0.0; train.x.len() / train.rows()],
+    }
+}
+
+#[test]
+fn a_resumed_fit_continues_bit_for_bit() {
+    let (train, val) = (table("fit_resume_train", 301), table("fit_resume_val", 99));
+    let dir = std::env::temp_dir().join(format!("riskgrad-fit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let run = |epochs: usize, resume: Option<&Checkpoint>| {
+        let mut exec = CpuExecutor::new();
+        let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+        let options = FitOptions {
+            epochs,
+            early_stop: None,
+            checkpoint: Some(checkpoint_target(path.clone(), &train)),
+        };
+        let outcome = fit(&mut trainer, &options, resume, &mut |_| {}).unwrap();
+        (outcome, trainer.params().unwrap())
+    };
+    let (whole, whole_params) = run(4, None);
+    let (first, _) = run(2, None);
+    assert_eq!(first.epochs_run, 2);
+    let ck = Checkpoint::load(&path).unwrap();
+    let (rest, rest_params) = run(4, Some(&ck));
+    assert_eq!(rest.epochs_run, 2);
+    assert_eq!(rest.history.len(), 4);
+    assert_eq!(rest_params, whole_params);
+    let losses = |o: &riskgrad::train::FitOutcome| -> Vec<f64> {
+        o.history.iter().map(|r| r.train_loss).collect()
+    };
+    assert_eq!(losses(&rest), losses(&whole));
+    // Nothing left to run is a refused setting, not a silent success.
+    let ck = Checkpoint::load(&path).unwrap();
+    let mut exec = CpuExecutor::new();
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+    let options = FitOptions {
+        epochs: 3,
+        early_stop: None,
+        checkpoint: None,
+    };
+    let e = fit(&mut trainer, &options, Some(&ck), &mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn divergence_names_only_a_checkpoint_this_run_wrote() {
+    let (train, val) = (
+        table("fit_diverge_train", 257),
+        table("fit_diverge_val", 64),
+    );
+    let mut exec = CpuExecutor::new();
+    let mut sgd = config(0.0);
+    sgd.optimizer = Optimizer::Sgd {
+        lr: 1e30,
+        momentum: 0.9,
+    };
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, sgd).unwrap();
+    let options = FitOptions {
+        epochs: 5,
+        early_stop: None,
+        checkpoint: None,
+    };
+    let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
+    match &e {
+        Error::Diverged { kept, .. } => assert_eq!(*kept, None),
+        other => panic!("expected divergence, got {other:?}"),
+    }
+    assert!(e.to_string().contains("no epoch finished"), "{e}");
+}
