@@ -71,6 +71,8 @@ pub enum Setting {
     BatchSize,
     /// Epochs of training in all.
     Epochs,
+    /// Epochs without a better validation AUC before training stops.
+    EarlyStop,
     /// Integrated-gradient steps of an explanation.
     ExplainSteps,
     /// The share of rows held out for validation.
@@ -107,6 +109,7 @@ impl Setting {
         match self {
             Setting::BatchSize => "batch size",
             Setting::Epochs => "number of epochs",
+            Setting::EarlyStop => "early-stopping patience",
             Setting::ExplainSteps => "number of integrated-gradient steps",
             Setting::ValidationSplit => "validation split",
             Setting::HiddenSizes => "hidden layer sizes",

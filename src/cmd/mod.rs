@@ -44,6 +44,7 @@ fn flag_of(setting: Setting) -> &'static str {
     match setting {
         Setting::BatchSize => "--batch",
         Setting::Epochs => "--epochs",
+        Setting::EarlyStop => "--early-stop",
         Setting::ExplainSteps => "--steps",
         Setting::ValidationSplit => "--val-split",
         Setting::HiddenSizes => "--hidden",

@@ -626,6 +626,7 @@ impl EpochProgress {
                     report.rows_per_second
                 );
             }
+            FitEvent::Warning(message) => eprintln!("warning: {message}"),
             FitEvent::EarlyStop {
                 best_epoch,
                 best_auc,

@@ -63,6 +63,8 @@ pub enum FitEvent<'a> {
     },
     /// An epoch finished (training and validation pass).
     EpochEnd(&'a EpochReport),
+    /// Something the caller should tell the user, training goes on.
+    Warning(String),
     /// Training stops before the last epoch: no better validation AUC for `patience`
     /// epochs since `best_epoch`.
     EarlyStop {
@@ -106,6 +108,17 @@ pub fn fit(
     resume: Option<&Checkpoint>,
     on_event: &mut dyn FnMut(FitEvent),
 ) -> Result<FitOutcome> {
+    if let Some(problem) = unrankable(trainer.validation_labels()) {
+        if options.early_stop.is_some() {
+            return Err(Error::invalid(
+                Setting::EarlyStop,
+                format!("early stopping compares validation AUCs, and {problem}"),
+            ));
+        }
+        on_event(FitEvent::Warning(format!(
+            "{problem}: the validation AUC and KS will be NaN"
+        )));
+    }
     let mut history = Vec::new();
     let mut best: Option<BestEpoch> = None;
     if let Some(ck) = resume {
@@ -192,4 +205,18 @@ pub fn fit(
         epochs_run,
         kept_epoch,
     })
+}
+
+/// Why validation labels cannot rank a model (AUC needs both classes), if they cannot.
+fn unrankable(labels: &[f32]) -> Option<String> {
+    let positives = labels.iter().filter(|&&y| y > 0.5).count();
+    match (labels.len(), positives) {
+        (n, _) if n < 2 => Some(format!(
+            "the validation split holds {n} row{}",
+            if n == 1 { "" } else { "s" }
+        )),
+        (n, 0) => Some(format!("the {n} validation rows are all non-defaults")),
+        (n, p) if p == n => Some(format!("the {n} validation rows are all defaults")),
+        _ => None,
+    }
 }

@@ -20,6 +20,25 @@ use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// An epoch whose mean training loss is over this many times [`reference_loss`] has
+/// diverged (a finite blow-up, e.g. a learning rate so large that scores saturate).
+pub const DIVERGED_FACTOR: f64 = 10.0;
+
+/// The training loss any sane model stays near or below: the larger of the weighted
+/// binary cross-entropy of predicting the rows' positive share for every row and that of
+/// predicting 0.5 (which an untrained network is close to). `w` weighs the positives.
+pub fn reference_loss(labels: &[f32], pos_weight: f32) -> f64 {
+    let n = labels.len().max(1) as f64;
+    let positives = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    let negatives = n - positives;
+    let w = pos_weight as f64;
+    // Clamped away from 0 and 1 so a one-class split still has a finite reference.
+    let p = (positives / n).clamp(1e-6, 1.0 - 1e-6);
+    let base_rate = -(w * positives * p.ln() + negatives * (1.0 - p).ln()) / n;
+    let coin = (w * positives + negatives) * std::f64::consts::LN_2 / n;
+    base_rate.max(coin)
+}
+
 /// Rows scored per validation step (the last chunk is padded with repeats).
 const EVAL_CHUNK: usize = 2048;
 
@@ -87,6 +106,8 @@ pub struct Trainer<'e> {
     n_train: usize,
     n_val: usize,
     val_y: Vec<f32>,
+    /// [`reference_loss`] of the training rows: an epoch far above it has diverged.
+    reference_loss: f64,
     rng: Rng,
     epoch: usize,
 }
@@ -183,6 +204,7 @@ impl<'e> Trainer<'e> {
 
         Ok(Trainer {
             exec,
+            reference_loss: reference_loss(&train.y, config.pos_weight),
             rng: Rng::new(config.seed),
             config,
             train_plan,
@@ -231,6 +253,17 @@ impl<'e> Trainer<'e> {
             return Err(Error::Diverged {
                 epoch: self.epoch,
                 what: format!("the training loss is {train_loss}"),
+                kept: None,
+            });
+        }
+        if train_loss > DIVERGED_FACTOR * self.reference_loss {
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                what: format!(
+                    "the training loss {train_loss:.4e} is over {DIVERGED_FACTOR} times {:.4}, \
+                     the loss of a constant prediction",
+                    self.reference_loss
+                ),
                 kept: None,
             });
         }

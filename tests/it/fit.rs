@@ -70,6 +70,7 @@ fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
             }
             FitEvent::EpochEnd(r) => format!("end {}", r.epoch),
             FitEvent::EarlyStop { best_epoch, .. } => format!("stop {best_epoch}"),
+            FitEvent::Warning(w) => panic!("no warning expected: {w}"),
         })
     })
     .unwrap();
@@ -192,4 +193,62 @@ fn divergence_names_only_a_checkpoint_this_run_wrote() {
         other => panic!("expected divergence, got {other:?}"),
     }
     assert!(e.to_string().contains("no epoch finished"), "{e}");
+}
+
+#[test]
+fn a_finite_blow_up_is_caught_against_the_constant_prediction() {
+    // Hand-computed reference: 1 positive in 4 rows, positive weight 2. Predicting the
+    // rate 1/4: -(2·ln(1/4) + 3·ln(3/4))/4 = 0.908909; predicting 0.5: (2 + 3)·ln 2/4 =
+    // 0.86643. The reference is the larger.
+    let r = riskgrad::train::reference_loss(&[0.0, 1.0, 0.0, 0.0], 2.0);
+    assert!((r - 0.908_909).abs() < 1e-5, "{r}");
+    // Adam moves every weight by about the learning rate each step: with 1e10 the
+    // scores saturate and the loss is huge but finite.
+    let (train, val) = (table("fit_blowup_train", 256), table("fit_blowup_val", 64));
+    let mut exec = CpuExecutor::new();
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(1e10)).unwrap();
+    let options = FitOptions {
+        epochs: 3,
+        early_stop: None,
+        checkpoint: None,
+    };
+    let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::Diverged { epoch: 1, .. }), "{e:?}");
+    assert!(e.to_string().contains("times"), "{e}");
+}
+
+#[test]
+fn validation_rows_of_one_class_warn_and_refuse_early_stopping() {
+    let train = table("fit_one_class_train", 128);
+    let mut val = table("fit_one_class_val", 40);
+    val.y.iter_mut().for_each(|y| *y = 0.0);
+    let mut exec = CpuExecutor::new();
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+    let mut options = FitOptions {
+        epochs: 1,
+        early_stop: Some(2),
+        checkpoint: None,
+    };
+    let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Invalid {
+                setting: riskgrad::Setting::EarlyStop,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("all non-defaults"), "{e}");
+    options.early_stop = None;
+    let mut warnings = Vec::new();
+    fit(&mut trainer, &options, None, &mut |e| {
+        if let FitEvent::Warning(w) = e {
+            warnings.push(w)
+        }
+    })
+    .unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("NaN"), "{warnings:?}");
 }
