@@ -1,9 +1,9 @@
 //! `riskgrad explain`: reason codes per applicant (the columns that pushed the score
 //! toward default the most, by integrated gradients) and a global importance summary.
 
+use super::output::open_output;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
-use riskgrad::files::AtomicWriter;
 use riskgrad::scoring::open_data;
 use riskgrad::{Error, Result};
 use serde::Serialize;
@@ -62,6 +62,12 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     if args.rows == Some(0) {
         return Err(Error::flag("--rows", "must be at least 1"));
     }
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.data.as_deref());
+    let out = match &args.out {
+        Some(path) => Some(open_output(path, &inputs)?),
+        None => None,
+    };
     let model = super::load_model(&args.model)?;
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let names = model.source_names();
@@ -71,9 +77,8 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let baseline_score = explainer.baseline_score();
     let mut importance = ImportanceSum::new(names.clone());
     let mut out_rows = Vec::new();
-    let mut csv = match &args.out {
-        Some(path) => {
-            let mut w = AtomicWriter::create(path)?;
+    let mut csv = match out {
+        Some(mut w) => {
             let mut header = String::from("id,score");
             for k in 1..=args.top {
                 header.push_str(&format!(",reason_{k},contribution_{k}"));

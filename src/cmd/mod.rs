@@ -4,6 +4,7 @@ pub mod devices;
 pub mod eval;
 pub mod explain;
 pub mod inspect;
+pub mod output;
 pub mod predict;
 pub mod train;
 

@@ -1,10 +1,10 @@
 //! `riskgrad predict`: scores a CSV file of any size in batches, writing one line per row
 //! as it goes (memory stays at one batch), into a temporary file renamed at the end.
 
+use super::output::open_output;
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::files::AtomicWriter;
 use riskgrad::scoring::{open_data, Scorer};
-use riskgrad::{Error, Result};
+use riskgrad::Result;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -30,18 +30,14 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.data.as_deref());
+    let mut out = open_output(&args.out, &inputs)?;
     let model = super::load_model(&args.model)?;
     let mut reader = open_data(args.data.as_deref(), &model)?;
-    if args.out.is_dir() {
-        return Err(Error::flag(
-            "--out",
-            format!("{} is a directory; name a file", args.out.display()),
-        ));
-    }
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     let mut scorer = Scorer::new(exec.as_mut(), &model, args.batch)?;
-    let mut out = AtomicWriter::create(&args.out)?;
     let id_header = if reader.has_id_column() {
         model
             .preprocessing

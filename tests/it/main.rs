@@ -11,6 +11,7 @@ mod lifecycle_common;
 mod rnn_common;
 
 mod cli;
+mod cli_outputs;
 mod conv_gradcheck;
 mod data_errors;
 mod data_fuzz;

@@ -1,0 +1,89 @@
+//! Where a command may write its `--out` file: a new file, or an existing regular file
+//! that is none of the command's inputs. Checked before any work is done, so a mistyped
+//! path can never destroy the data being scored, the model scoring it, a device file or
+//! whatever a symbolic link points at.
+
+use riskgrad::files::AtomicWriter;
+use riskgrad::{Error, Result};
+use std::path::Path;
+
+/// Opens `out` for an atomic write after checking it against `inputs` (files, or
+/// directories standing for every file in them).
+pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
+    let refuse = |why: String| Err(Error::flag("--out", format!("{}: {why}", out.display())));
+    if out.as_os_str().is_empty() {
+        return Err(Error::flag("--out", "is empty; name a file"));
+    }
+    match std::fs::symlink_metadata(out) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return refuse(
+                "is a symbolic link; name the file itself (riskgrad never writes through a link)"
+                    .into(),
+            )
+        }
+        Ok(meta) if meta.is_dir() => return refuse("is a directory; name a file".into()),
+        Ok(meta) if !meta.is_file() => {
+            return refuse(
+                "is not a regular file (a device, pipe or socket); name a regular file".into(),
+            )
+        }
+        Ok(meta) => {
+            for input in inputs {
+                if let Some(same) = same_file_in(&meta, input) {
+                    return refuse(format!(
+                        "is {}, an input of this command; name another file",
+                        same.display()
+                    ));
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(out, e)),
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return refuse(format!("the directory {} does not exist", dir.display()));
+    }
+    AtomicWriter::create(out).map_err(|e| match e {
+        Error::Io { source, .. } => Error::flag(
+            "--out",
+            format!(
+                "cannot create a file in {} ({source}); name a file in a writable directory",
+                dir.display()
+            ),
+        ),
+        e => e,
+    })
+}
+
+/// The input path that is the same file as `meta` describes: `input` itself, or, for a
+/// directory, any file in it.
+fn same_file_in(meta: &std::fs::Metadata, input: &Path) -> Option<std::path::PathBuf> {
+    let Ok(input_meta) = std::fs::metadata(input) else {
+        return None;
+    };
+    if input_meta.is_dir() {
+        let entries = std::fs::read_dir(input).ok()?;
+        return entries
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| same_file(meta, &m)));
+    }
+    same_file(meta, &input_meta).then(|| input.to_path_buf())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Without inode numbers, a file is itself when size and modification time agree; a
+/// false match only refuses a path, it never overwrites one.
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}

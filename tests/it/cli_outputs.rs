@@ -1,0 +1,118 @@
+//! `--out` of predict and explain never destroys anything the user had: not the data
+//! being scored, not a file of the model, not what a symbolic link points at, not a
+//! device or a pipe. Each refusal comes before any work, names --out, and leaves every
+//! file as it was.
+
+use crate::lifecycle_common::{taiwan_file, temp_dir};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn riskgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run riskgrad")
+}
+
+fn refused(args: &[&str], needle: &str) {
+    let out = riskgrad(args);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {msg}");
+    assert!(
+        msg.contains("--out") && msg.contains(needle),
+        "{args:?}: {msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+}
+
+fn snapshot(paths: &[&Path]) -> Vec<Vec<u8>> {
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+#[test]
+fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
+    let dir = temp_dir("outputs");
+    let model = dir.join("model");
+    let data = dir.join("applicants.csv.gz");
+    std::fs::copy(taiwan_file(), &data).unwrap();
+    let status = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        model.to_str().unwrap(),
+    ])
+    .status;
+    assert!(status.success());
+    let config = model.join("config.json");
+    let weights = model.join("model.safetensors");
+    let before = snapshot(&[&data, &config, &weights]);
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    fn predict<'a>(m: &'a str, d: &'a str, out: &'a str) -> Vec<&'a str> {
+        vec!["predict", "--model", m, "--data", d, "--out", out]
+    }
+
+    refused(&predict(m, d, d), "input");
+    refused(&predict(m, d, config.to_str().unwrap()), "input");
+    refused(&predict(m, d, weights.to_str().unwrap()), "input");
+    let hard_link = dir.join("same-data.csv.gz");
+    std::fs::hard_link(&data, &hard_link).unwrap();
+    refused(&predict(m, d, hard_link.to_str().unwrap()), "input");
+    refused(
+        &[
+            "explain", "--model", m, "--data", d, "--rows", "2", "--out", d,
+        ],
+        "input",
+    );
+
+    #[cfg(unix)]
+    {
+        let link = dir.join("scores-link.csv");
+        let target = dir.join("precious.txt");
+        std::fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        refused(&predict(m, d, link.to_str().unwrap()), "symbolic link");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        let fifo = dir.join("pipe");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        refused(&predict(m, d, fifo.to_str().unwrap()), "not a regular file");
+        refused(&predict(m, d, "/dev/null"), "not a regular file");
+    }
+    refused(&predict(m, d, m), "directory");
+    let missing = dir.join("no-such-dir").join("scores.csv");
+    refused(&predict(m, d, missing.to_str().unwrap()), "does not exist");
+
+    assert_eq!(snapshot(&[&data, &config, &weights]), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A new file, and an existing regular file that is no input, are written.
+    let scores = dir.join("scores.csv");
+    std::fs::write(&scores, "old scores").unwrap();
+    let out = riskgrad(&predict(m, d, scores.to_str().unwrap()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&scores).unwrap();
+    assert!(
+        written.starts_with("ID,probability_of_default"),
+        "{written:.80}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
