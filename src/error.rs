@@ -35,6 +35,15 @@ pub enum Error {
     #[error("invalid value for {flag}: {message}")]
     Flag { flag: String, message: String },
 
+    /// A saved model directory that cannot be used (missing, damaged, another format
+    /// version); `source` says what is wrong with it.
+    #[error("{source}")]
+    BadModel {
+        dir: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The GPU could not be set up or a kernel could not run.
     #[error("GPU: {0}")]
     Gpu(String),

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 #[command(
     name = "riskgrad",
     version,
-    about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU"
+    about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU",
+    after_help = "Exit status: 0 success; 1 internal error or a device that failed; 2 a bad flag or value; \
+3 input data that cannot be used, or a file that cannot be read or written; 4 a model directory that \
+cannot be used; 5 training diverged."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", cmd::message(&e));
-            ExitCode::from(2)
+            ExitCode::from(cmd::exit_code(&e))
         }
     }
 }

@@ -268,8 +268,19 @@ impl SavedModel {
         config_file.commit()
     }
 
-    /// Reads and checks a model directory written by [`save`](Self::save).
+    /// Reads and checks a model directory written by [`save`](Self::save); any failure
+    /// is an [`Error::BadModel`].
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::read(dir).map_err(|e| match e {
+            e @ Error::BadModel { .. } => e,
+            e => Error::BadModel {
+                dir: dir.to_path_buf(),
+                source: Box::new(e),
+            },
+        })
+    }
+
+    fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
         let weights_path = dir.join(WEIGHTS_FILE);
         if !dir.is_dir() {

@@ -32,10 +32,13 @@ pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
 /// not there.
 pub fn load_model(dir: &std::path::Path) -> Result<riskgrad::model_io::SavedModel> {
     if !dir.exists() {
-        return Err(riskgrad::Error::flag(
-            "--model",
-            format!("{} does not exist", dir.display()),
-        ));
+        return Err(Error::BadModel {
+            dir: dir.to_path_buf(),
+            source: Box::new(Error::flag(
+                "--model",
+                format!("{} does not exist", dir.display()),
+            )),
+        });
     }
     riskgrad::model_io::SavedModel::load(dir)
 }
@@ -70,6 +73,32 @@ pub fn message(error: &Error) -> String {
             format!("invalid value for {}: {message}", flag_of(*setting))
         }
         Error::Diverged { .. } => error.to_string().replace("learning rate", "--lr"),
+        Error::BadModel { source, .. } => message(source),
         _ => error.to_string(),
+    }
+}
+
+/// Exit statuses, one per kind of failure (listed in `riskgrad --help` and the README).
+pub mod exit {
+    /// An internal error, or a device that failed.
+    pub const INTERNAL: u8 = 1;
+    /// A flag or value that makes no sense (clap's own usage errors use 2 as well).
+    pub const USAGE: u8 = 2;
+    /// Input data that cannot be used, or a file that cannot be read or written.
+    pub const DATA: u8 = 3;
+    /// A model directory that cannot be used.
+    pub const MODEL: u8 = 4;
+    /// Training diverged (the loss stopped being a finite, sane number).
+    pub const DIVERGED: u8 = 5;
+}
+
+/// The exit status for an error.
+pub fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Flag { .. } | Error::Invalid { .. } => exit::USAGE,
+        Error::Data { .. } | Error::Io { .. } => exit::DATA,
+        Error::BadModel { .. } => exit::MODEL,
+        Error::Diverged { .. } => exit::DIVERGED,
+        Error::Shape { .. } | Error::Gpu(_) | Error::Other(_) => exit::INTERNAL,
     }
 }

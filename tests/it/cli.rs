@@ -92,7 +92,7 @@ fn a_missing_data_file_is_named() {
         "--data",
         "/nonexistent/loans.csv",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3), "unreadable input data exits 3");
     assert!(
         stderr(&out).contains("/nonexistent/loans.csv"),
         "{}",

@@ -162,7 +162,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         "--resume",
         dir.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let msg = stderr(&out);
     assert!(
         msg.contains("epoch 2") && msg.contains("training stopped"),
@@ -186,7 +186,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     // From scratch: nothing finished, nothing to keep.
     let fresh = temp_dir("nan-fresh");
     let out = train(&fresh, &["--epochs", "2", "--lr", "1e30"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(5), "a diverged run exits 5");
     assert!(
         stderr(&out).contains("NaN") || stderr(&out).contains("inf"),
         "{}",
@@ -636,10 +636,12 @@ fn lifecycle_commands_fail_clearly() {
     let m = dir.to_str().unwrap();
     let bad_csv = dir.join("bad.csv");
     std::fs::write(&bad_csv, "a,b\n1,2\n").unwrap();
-    let out_file = dir.join("out.csv");
+    // Outside the model directory: every file in there is an input of predict.
+    let out_dir = temp_dir("fail-out");
+    let out_file = out_dir.join("out.csv");
     std::fs::write(&out_file, "previous contents").unwrap();
-    for (args, needle) in [
-        (vec!["eval", "--model", "/nonexistent/model"], "--model"),
+    for (args, needle, code) in [
+        (vec!["eval", "--model", "/nonexistent/model"], "--model", 4),
         (
             vec![
                 "predict",
@@ -649,11 +651,13 @@ fn lifecycle_commands_fail_clearly() {
                 "/tmp/x.csv",
             ],
             "--model",
+            4,
         ),
-        (vec!["explain", "--model", m, "--top", "0"], "--top"),
+        (vec!["explain", "--model", m, "--top", "0"], "--top", 2),
         (
             vec!["eval", "--model", m, "--data", bad_csv.to_str().unwrap()],
             "bad.csv",
+            3,
         ),
         (
             vec![
@@ -666,6 +670,7 @@ fn lifecycle_commands_fail_clearly() {
                 out_file.to_str().unwrap(),
             ],
             "bad.csv",
+            3,
         ),
         (
             vec![
@@ -676,8 +681,9 @@ fn lifecycle_commands_fail_clearly() {
                 "/nonexistent/dir/scores.csv",
             ],
             "/nonexistent/dir/scores.csv",
+            2,
         ),
-        (vec!["eval", "--model", m, "--batch", "0"], "--batch"),
+        (vec!["eval", "--model", m, "--batch", "0"], "--batch", 2),
         (
             vec![
                 "eval",
@@ -689,11 +695,12 @@ fn lifecycle_commands_fail_clearly() {
                 "validation",
             ],
             "--rows",
+            2,
         ),
-        (vec!["explain", "--model", m, "--steps", "0"], "--steps"),
+        (vec!["explain", "--model", m, "--steps", "0"], "--steps", 2),
     ] {
         let out = riskgrad(&[&args[..], &["--device", "cpu"]].concat());
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains(needle),
             "{args:?} should name {needle}: {}",
@@ -706,5 +713,5 @@ fn lifecycle_commands_fail_clearly() {
         "previous contents",
         "a failed predict leaves the old file"
     );
-    assert!(!dir.join("out.csv.tmp").exists());
+    assert!(!out_dir.join("out.csv.tmp").exists());
 }

@@ -195,7 +195,10 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
             Some(best.ok_or_else(|| Error::Gpu(listing(&summaries)))?)
         }
         DeviceChoice::Index(i) => Some(summaries.get(*i).ok_or_else(|| {
-            Error::Gpu(format!("there is no adapter {i}; {}", listing(&summaries)))
+            Error::invalid(
+                Setting::Device,
+                format!("there is no adapter {i}; {}", listing(&summaries)),
+            )
         })?),
         DeviceChoice::Name(name) => {
             let lower = name.to_lowercase();
@@ -204,10 +207,13 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
                     .iter()
                     .find(|s| s.name.to_lowercase().contains(&lower))
                     .ok_or_else(|| {
-                        Error::Gpu(format!(
-                            "no adapter's name contains {name:?}; {}",
-                            listing(&summaries)
-                        ))
+                        Error::invalid(
+                            Setting::Device,
+                            format!(
+                                "no adapter's name contains {name:?}; {}",
+                                listing(&summaries)
+                            ),
+                        )
                     })?,
             )
         }
