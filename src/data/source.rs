@@ -18,6 +18,30 @@ pub(crate) struct CsvSource {
     pub names: Vec<String>,
     rdr: csv::Reader<Box<dyn Read>>,
     is_gz: bool,
+    /// Added to the csv crate's line numbers: 1 in CRLF files, whose records it places
+    /// one line early (it counts a line at the `\n` that starts the next record).
+    line_offset: u64,
+}
+
+/// Whether a stream's first line ends in `\r\n`, found as the bytes go by.
+struct LineEndSniffer<R> {
+    inner: R,
+    first_line_crlf: std::rc::Rc<std::cell::Cell<Option<bool>>>,
+    last_was_cr: bool,
+}
+
+impl<R: Read> Read for LineEndSniffer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.first_line_crlf.get().is_none() && n > 0 {
+            match buf[..n].iter().position(|&b| b == b'\n') {
+                Some(0) => self.first_line_crlf.set(Some(self.last_was_cr)),
+                Some(i) => self.first_line_crlf.set(Some(buf[i - 1] == b'\r')),
+                None => self.last_was_cr = buf[n - 1] == b'\r',
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl CsvSource {
@@ -41,6 +65,12 @@ impl CsvSource {
         } else {
             Box::new(buffered)
         };
+        let first_line_crlf = std::rc::Rc::new(std::cell::Cell::new(None));
+        let input: Box<dyn Read> = Box::new(LineEndSniffer {
+            inner: input,
+            first_line_crlf: first_line_crlf.clone(),
+            last_was_cr: false,
+        });
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             // Field counts are checked in `next`, to say which line is wrong and how.
@@ -81,6 +111,7 @@ impl CsvSource {
             names,
             rdr,
             is_gz,
+            line_offset: first_line_crlf.get().unwrap_or(false) as u64,
         })
     }
 
@@ -91,9 +122,24 @@ impl CsvSource {
         match self.rdr.read_byte_record(rec) {
             Ok(true) => {}
             Ok(false) => return Ok(None),
-            Err(e) => return Err(csv_error(&self.path, self.is_gz, e)),
+            Err(e) => {
+                return Err(match csv_error(&self.path, self.is_gz, e) {
+                    Error::Data {
+                        path,
+                        line,
+                        column,
+                        message,
+                    } => Error::Data {
+                        path,
+                        line: line.map(|l| l + self.line_offset),
+                        column,
+                        message,
+                    },
+                    e => e,
+                })
+            }
         }
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(0, |p| p.line() + self.line_offset);
         if rec.len() != self.names.len() {
             return Err(data_err(
                 &self.path,

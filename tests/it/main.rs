@@ -15,6 +15,7 @@ mod cli_outputs;
 mod conv_gradcheck;
 mod data_errors;
 mod data_fuzz;
+mod data_lines;
 mod data_prepare;
 mod data_scale;
 mod fit;
