@@ -64,8 +64,11 @@ struct EvalOutput<'a> {
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(t) = args.threshold {
-        if !t.is_finite() {
-            return Err(Error::flag("--threshold", format!("{t} is not a number")));
+        if !(0.0..=1.0).contains(&t) {
+            return Err(Error::flag(
+                "--threshold",
+                format!("{t} is not a probability between 0 and 1"),
+            ));
         }
     }
     let model = super::load_model(&args.model)?;

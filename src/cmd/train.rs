@@ -264,7 +264,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             weight_decay: args.weight_decay,
         },
     };
-    if !(args.lr > 0.0 && args.lr.is_finite()) {
+    if args.lr.is_infinite() {
+        return Err(Error::flag(
+            "--lr",
+            "is beyond the range of a 32-bit float (about 3.4e38); try 1e-3",
+        ));
+    }
+    if !(args.lr > 0.0) {
         return Err(Error::flag("--lr", "must be a positive number"));
     }
     if args.epochs == 0 {

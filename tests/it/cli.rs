@@ -55,6 +55,7 @@ fn train_on_the_bundled_data_writes_metrics() {
 fn bad_flags_name_the_flag_and_exit_2() {
     for (args, flag) in [
         (&["train", "--lr=-1"][..], "--lr"),
+        (&["train", "--lr", "1e39"][..], "range of a 32-bit float"),
         (&["train", "--batch", "0"][..], "--batch"),
         (&["train", "--val-split", "1.5"][..], "--val-split"),
         (&["train", "--pos-weight", "heavy"][..], "--pos-weight"),

@@ -698,6 +698,11 @@ fn lifecycle_commands_fail_clearly() {
             2,
         ),
         (vec!["explain", "--model", m, "--steps", "0"], "--steps", 2),
+        (
+            vec!["eval", "--model", m, "--threshold", "1.5"],
+            "between 0 and 1",
+            2,
+        ),
     ] {
         let out = riskgrad(&[&args[..], &["--device", "cpu"]].concat());
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
