@@ -5,6 +5,8 @@
 //!
 //!     cargo run --release --example train_cnn -- [epochs] [batch]
 
+mod common;
+
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::engine::cpu::CpuExecutor;
@@ -62,7 +64,7 @@ fn main() -> riskgrad::Result<()> {
         );
         rates.push(r.rows_per_second);
     }
-    println!("median {:.0} rows/s", riskgrad::bench::median(rates));
+    println!("median {:.0} rows/s", common::median(rates));
     if let (Some(a), Some(b)) = (cpu_start, cpu_seconds()) {
         // Less sensitive than wall time to other processes on the machine; includes the
         // validation pass after each epoch.

@@ -1,7 +1,6 @@
 //! riskgrad: a static-graph compute engine with a wgpu (WGSL) executor and a native CPU
 //! executor, and the pieces of a credit-default model trainer built on it.
 
-pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod reference;

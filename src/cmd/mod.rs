@@ -27,19 +27,6 @@ pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
     }
 }
 
-/// The executor for a device the user named on purpose (benchmarks): no fallback.
-pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    if *choice == DeviceChoice::Cpu {
-        return Ok(Box::new(CpuExecutor::new()));
-    }
-    match choose_adapter(choice)? {
-        Some(ctx) => Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx)))),
-        None => Err(riskgrad::Error::Gpu(format!(
-            "no adapter matches {choice:?}"
-        ))),
-    }
-}
-
 /// Writes `contents` to `path` through a temporary file and a rename, so an existing file
 /// is never left half-written.
 pub fn write_atomically(path: &std::path::Path, contents: &[u8]) -> Result<()> {
