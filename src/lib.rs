@@ -3,7 +3,6 @@
 
 pub mod engine;
 pub mod error;
-pub mod reference;
 pub mod rng;
 
 pub use error::{Error, Result};

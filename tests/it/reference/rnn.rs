@@ -20,7 +20,7 @@
 //! graph interpreter runs for `RnnCell` and `RnnCellGrad`; the backward formulas are
 //! held against finite differences of the forward ones in tests/rnn_gradcheck.rs.
 
-use crate::engine::graph::{CellKind, Packing};
+use riskgrad::engine::graph::{CellKind, Packing};
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
