@@ -1,6 +1,8 @@
 //! riskgrad: a static-graph compute engine with a wgpu (WGSL) executor and a native CPU
 //! executor, and the pieces of a credit-default model trainer built on it.
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod error;
 pub mod rng;

@@ -329,14 +329,17 @@ impl SequenceLayout {
         Ok(())
     }
 
+    /// Static features, which come first in the reordered rows.
     pub fn statics(&self) -> usize {
         self.static_names.len()
     }
 
+    /// Features per step.
     pub fn channels(&self) -> usize {
         self.channels.len()
     }
 
+    /// Steps in the sequence.
     pub fn steps(&self) -> usize {
         self.channels.first().map_or(0, Vec::len)
     }
