@@ -1,5 +1,5 @@
 //! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
-//! pipelines built from them. `tests/shaders_validate.rs` checks this table with naga.
+//! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
 /// A shader module as compiled: the family's file, with `common.wgsl` prepended when
 /// the family uses the shared helpers.

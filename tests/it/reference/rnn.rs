@@ -18,7 +18,7 @@
 //! nothing with the graph, the autodiff or the kernels: the fused kernels of both
 //! executors are compared with them. `cell_forward` and `cell_backward` are what the
 //! graph interpreter runs for `RnnCell` and `RnnCellGrad`; the backward formulas are
-//! held against finite differences of the forward ones in tests/rnn_gradcheck.rs.
+//! held against finite differences of the forward ones in tests/it/rnn_gradcheck.rs.
 
 use riskgrad::engine::graph::{CellKind, Packing};
 
