@@ -5,6 +5,8 @@
 //!
 //!     cargo run --release --example train_cnn -- [epochs] [batch]
 
+mod common;
+
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::engine::cpu::CpuExecutor;
@@ -53,7 +55,7 @@ fn main() -> riskgrad::Result<()> {
     )?;
     println!("{device}: {} training rows, batch {batch}", train.rows());
     let mut rates = Vec::new();
-    let cpu_start = cpu_seconds();
+    let cpu_start = common::cpu_seconds();
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {})?;
         println!(
@@ -62,8 +64,8 @@ fn main() -> riskgrad::Result<()> {
         );
         rates.push(r.rows_per_second);
     }
-    println!("median {:.0} rows/s", riskgrad::bench::median(rates));
-    if let (Some(a), Some(b)) = (cpu_start, cpu_seconds()) {
+    println!("median {:.0} rows/s", common::median(rates));
+    if let (Some(a), Some(b)) = (cpu_start, common::cpu_seconds()) {
         // Less sensitive than wall time to other processes on the machine; includes the
         // validation pass after each epoch.
         let rows = (trainer.steps_per_epoch() * batch * epochs) as f64;
@@ -74,14 +76,4 @@ fn main() -> riskgrad::Result<()> {
         );
     }
     Ok(())
-}
-
-/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }

@@ -7,6 +7,8 @@
 //!
 //! (`gpu` trains on the best wgpu adapter instead, software ones included.)
 
+mod common;
+
 use riskgrad::data::sequence::{prepare_options, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions, SignedLog};
 use riskgrad::engine::cpu::CpuExecutor;
@@ -15,28 +17,6 @@ use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{ModelSpec, RecurrentSpec};
 use riskgrad::train::{TrainConfig, Trainer};
-
-/// CPU seconds this process has used (all threads), to compare efficiency on a machine
-/// shared with other work, where wall-clock rates depend on the load.
-fn cpu_seconds() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: a valid pointer to a timespec; the call only writes it.
-    let ok = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
-    if ok {
-        ts.sec as f64 + ts.nsec as f64 * 1e-9
-    } else {
-        f64::NAN
-    }
-}
 
 fn main() -> riskgrad::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -95,10 +75,14 @@ fn main() -> riskgrad::Result<()> {
     let mut rates = Vec::new();
     let mut per_cpu = Vec::new();
     for _ in 0..epochs {
-        let cpu = cpu_seconds();
+        let cpu = common::cpu_seconds();
         let r = trainer.epoch(&mut |_, _, _| {})?;
-        // CPU time of the training steps and the validation pass together.
-        let rows_per_cpu_second = train.rows() as f64 / (cpu_seconds() - cpu);
+        // CPU time of the training steps and the validation pass together; only where
+        // the platform reports it.
+        let rows_per_cpu_second = match (cpu, common::cpu_seconds()) {
+            (Some(a), Some(b)) => train.rows() as f64 / (b - a),
+            _ => f64::NAN,
+        };
         println!(
             "epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s  ({:.0} rows per CPU-second)",
             r.epoch, r.train_loss, r.validation.auc, r.rows_per_second, rows_per_cpu_second
@@ -106,14 +90,10 @@ fn main() -> riskgrad::Result<()> {
         rates.push(r.rows_per_second);
         per_cpu.push(rows_per_cpu_second);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     println!(
         "median {:.0} rows/s, {:.0} rows per CPU-second, over {epochs} epochs ({} CPU threads)",
-        median(&mut rates),
-        median(&mut per_cpu),
+        common::median(rates),
+        common::median(per_cpu),
         rayon::current_num_threads()
     );
     Ok(())

@@ -15,24 +15,35 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The checkpoint's file name in the output directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// Version of the checkpoint layout; a reader refuses any other.
 pub const CHECKPOINT_VERSION: u32 = 1;
 const META_KEY: &str = "riskgrad_checkpoint";
 
 /// The best epoch so far by validation AUC, with its parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BestEpoch {
+    /// Its number, from 1.
     pub epoch: usize,
+    /// Its validation AUC.
     pub auc: f64,
+    /// Its parameters, packed.
     pub params: Vec<f32>,
 }
 
+/// Everything a stopped training run needs to go on as if it had not stopped.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
+    /// The trainer's numeric state at the end of the last epoch.
     pub state: TrainerState,
+    /// A report per epoch so far.
     pub history: Vec<EpochReport>,
+    /// The best epoch so far, for early stopping and the saved model.
     pub best: Option<BestEpoch>,
+    /// The run's settings, compared with the resuming command's.
     pub settings: TrainSettings,
+    /// The model being trained.
     pub model: ModelSpec,
     /// The preprocessing fitted when training started: a resumed run must fit the same one
     /// (same data, same flags), which is how resuming checks it has the same data.
@@ -59,6 +70,7 @@ struct Meta {
 }
 
 impl Checkpoint {
+    /// Writes the checkpoint to `path` (atomically: a crash leaves the old one).
     pub fn save(&self, path: &Path) -> Result<()> {
         let meta = Meta {
             format_version: CHECKPOINT_VERSION,
@@ -111,6 +123,7 @@ impl Checkpoint {
         write_atomically(path, &bytes)
     }
 
+    /// Reads a checkpoint `save` wrote; another layout version is an error naming it.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let bad = |m: String| Error::Other(format!("{}: {m}", path.display()));

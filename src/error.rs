@@ -3,16 +3,24 @@
 
 use std::path::PathBuf;
 
+/// Everything the library can fail with; each variant says what went wrong and where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tensor shape that an op cannot accept, found while the graph is built.
     #[error("shape error in {op}: {detail}")]
-    Shape { op: String, detail: String },
+    Shape {
+        /// The op being added.
+        op: String,
+        /// What is wrong with the shapes.
+        detail: String,
+    },
 
     /// A file could not be opened, read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
@@ -20,26 +28,42 @@ pub enum Error {
     /// Input data that cannot be used, with the place it was found.
     #[error("{path}{}: {message}", location(.line, .column))]
     Data {
+        /// The file (or the bundled data's name).
         path: PathBuf,
+        /// The line in the file, when one line is at fault.
         line: Option<u64>,
+        /// The column's name, when one column is at fault.
         column: Option<String>,
+        /// What is wrong.
         message: String,
     },
 
     /// A setting the caller chose that the library refuses: which one, and why. The CLI
     /// shows it under the name of the flag that set it.
     #[error("invalid {}: {message}", setting.describe())]
-    Invalid { setting: Setting, message: String },
+    Invalid {
+        /// The setting refused.
+        setting: Setting,
+        /// Why.
+        message: String,
+    },
 
     /// A command-line value that makes no sense (raised by the CLI itself).
     #[error("invalid value for {flag}: {message}")]
-    Flag { flag: String, message: String },
+    Flag {
+        /// The flag, as typed (`--lr`).
+        flag: String,
+        /// Why its value is refused.
+        message: String,
+    },
 
     /// A saved model directory that cannot be used (missing, damaged, another format
     /// version); `source` says what is wrong with it.
     #[error("{source}")]
     BadModel {
+        /// The model directory.
         dir: PathBuf,
+        /// What is wrong with it.
         #[source]
         source: Box<Error>,
     },
@@ -48,13 +72,15 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
-    /// Training blew up: the loss or the scores stopped being finite numbers. `kept` is
-    /// the last completed epoch and the checkpoint file that holds it, if this run (or the
-    /// run it resumed) left one.
+    /// Training blew up: the loss stopped being a finite, sane number.
     #[error("epoch {epoch}: {what}; training stopped (try a lower learning rate){}", kept_note(.kept))]
     Diverged {
+        /// The epoch it happened in.
         epoch: usize,
+        /// Which number went wrong, and how.
         what: String,
+        /// The last completed epoch and the checkpoint file that holds it, if this run
+        /// (or the run it resumed in place) left one.
         kept: Option<(usize, PathBuf)>,
     },
 
@@ -147,6 +173,7 @@ fn location(line: &Option<u64>, column: &Option<String>) -> String {
 }
 
 impl Error {
+    /// A [`Error::Shape`] for `op`.
     pub fn shape(op: &str, detail: impl Into<String>) -> Self {
         Error::Shape {
             op: op.to_string(),
@@ -160,13 +187,14 @@ impl Error {
             message: message.into(),
         }
     }
-    /// A refused command-line value; for the CLI only.
+    /// A refused command-line value ([`Error::Flag`]); for the CLI only.
     pub fn flag(flag: &str, message: impl Into<String>) -> Self {
         Error::Flag {
             flag: flag.to_string(),
             message: message.into(),
         }
     }
+    /// A [`Error::Io`] naming `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -175,4 +203,5 @@ impl Error {
     }
 }
 
+/// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -192,7 +192,9 @@ pub fn by_source(attr: &[f32], sources: &[usize], n_sources: usize) -> Vec<f64> 
 /// baseline's.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Reason {
+    /// The raw column's name.
     pub column: String,
+    /// Its attribution, in probability.
     pub contribution: f64,
 }
 
@@ -213,6 +215,7 @@ pub fn top_reasons(row: &[f64], names: &[String], top: usize) -> Vec<Reason> {
 /// Importance of each raw column over many rows.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Importance {
+    /// The raw column's name.
     pub column: String,
     /// Mean |attribution|: how much the column moves scores either way.
     pub mean_abs: f64,
@@ -233,6 +236,7 @@ pub struct ImportanceSum {
 }
 
 impl ImportanceSum {
+    /// Empty sums for the raw columns `names`.
     pub fn new(names: Vec<String>) -> Self {
         let n = names.len();
         ImportanceSum {
@@ -258,6 +262,7 @@ impl ImportanceSum {
         self.rows += 1;
     }
 
+    /// Rows added so far.
     pub fn rows(&self) -> usize {
         self.rows
     }

@@ -1,10 +1,10 @@
 //! riskgrad: a static-graph compute engine with a wgpu (WGSL) executor and a native CPU
 //! executor, and the pieces of a credit-default model trainer built on it.
 
-pub mod bench;
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod error;
-pub mod reference;
 pub mod rng;
 
 pub use error::{Error, Result, Setting};

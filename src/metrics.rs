@@ -46,19 +46,24 @@ pub fn brier(probs: &[f32], labels: &[f32]) -> f64 {
     mean_of(probs, labels, |p, y| (p - y) * (p - y))
 }
 
+/// The metrics reported after every epoch.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Summary {
+    /// Area under the ROC curve.
     #[serde(deserialize_with = "f64_or_nan")]
     pub auc: f64,
+    /// Kolmogorov-Smirnov statistic: the largest gap between the classes' score CDFs.
     #[serde(deserialize_with = "f64_or_nan")]
     pub ks: f64,
     /// 2 * auc - 1.
     #[serde(deserialize_with = "f64_or_nan")]
     pub gini: f64,
+    /// Mean binary cross-entropy of the probabilities.
     #[serde(deserialize_with = "f64_or_nan")]
     pub log_loss: f64,
 }
 
+/// The [`Summary`] of probabilities `probs` against 0/1 `labels`.
 pub fn summary(probs: &[f32], labels: &[f32]) -> Summary {
     let auc = auc(probs, labels);
     Summary {
@@ -127,13 +132,18 @@ pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Erro
 /// Counts of a yes/no decision "score >= threshold means default".
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Confusion {
+    /// Defaults predicted as defaults.
     pub true_positives: u64,
+    /// Non-defaults predicted as defaults.
     pub false_positives: u64,
+    /// Non-defaults predicted as non-defaults.
     pub true_negatives: u64,
+    /// Defaults predicted as non-defaults.
     pub false_negatives: u64,
 }
 
 impl Confusion {
+    /// The counts for the decision "probability >= `threshold`".
     pub fn at(probs: &[f32], labels: &[f32], threshold: f32) -> Self {
         let mut c = Confusion::default();
         for (&p, &y) in probs.iter().zip(labels) {
@@ -155,6 +165,7 @@ impl Confusion {
         }
     }
 
+    /// Share of rows decided right (NaN with no rows).
     pub fn accuracy(&self) -> f64 {
         let all =
             self.true_positives + self.false_positives + self.true_negatives + self.false_negatives;
@@ -214,8 +225,11 @@ pub fn max_ks_threshold(scores: &[f32], labels: &[f32]) -> Option<f32> {
 /// negatives scored at or above it.
 #[derive(Serialize, Clone, Copy, Debug, PartialEq)]
 pub struct RatePoint {
+    /// The score cut.
     pub threshold: f32,
+    /// True positive rate: share of the positives at or above it.
     pub tpr: f64,
+    /// False positive rate: share of the negatives at or above it.
     pub fpr: f64,
 }
 
@@ -254,9 +268,13 @@ pub fn rate_curve(scores: &[f32], labels: &[f32]) -> Vec<RatePoint> {
 pub struct CalibrationBin {
     /// 1 = the lowest scores.
     pub bin: usize,
+    /// Rows in the bin.
     pub rows: usize,
+    /// Lowest score in the bin.
     pub min_score: f32,
+    /// Highest score in the bin.
     pub max_score: f32,
+    /// Mean score of the bin: the default rate the model predicts for it.
     #[serde(deserialize_with = "f64_or_nan")]
     pub mean_score: f64,
     /// The share of the bin's rows that defaulted.
@@ -359,33 +377,46 @@ pub fn auc_bootstrap_interval(
 /// Everything `riskgrad eval` reports for one set of scores.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Evaluation {
+    /// Rows scored.
     pub rows: usize,
+    /// Rows labelled as defaults.
     pub positives: usize,
+    /// Area under the ROC curve.
     #[serde(deserialize_with = "f64_or_nan")]
     pub auc: f64,
     /// Bootstrap 95 % interval of the AUC (absent when it could not be computed).
     pub auc_ci95: Option<(f64, f64)>,
+    /// Resamples behind the interval.
     pub bootstrap_resamples: usize,
+    /// Kolmogorov-Smirnov statistic.
     #[serde(deserialize_with = "f64_or_nan")]
     pub ks: f64,
+    /// 2 * auc - 1.
     #[serde(deserialize_with = "f64_or_nan")]
     pub gini: f64,
+    /// Mean binary cross-entropy.
     #[serde(deserialize_with = "f64_or_nan")]
     pub log_loss: f64,
+    /// Mean squared error of the probabilities.
     #[serde(deserialize_with = "f64_or_nan")]
     pub brier: f64,
     /// "score >= threshold" counts as predicted default.
     pub threshold: f32,
     /// Whether the threshold is the max-KS one (no `--threshold` given).
     pub threshold_is_max_ks: bool,
+    /// Share of rows decided right at the threshold.
     #[serde(deserialize_with = "f64_or_nan")]
     pub accuracy: f64,
+    /// Share of the predicted defaults that defaulted.
     #[serde(deserialize_with = "f64_or_nan")]
     pub precision: f64,
+    /// Share of the defaults predicted.
     #[serde(deserialize_with = "f64_or_nan")]
     pub recall: f64,
+    /// Harmonic mean of precision and recall.
     #[serde(deserialize_with = "f64_or_nan")]
     pub f1: f64,
+    /// The counts at the threshold.
     pub confusion: Confusion,
     /// By score decile, lowest scores first.
     pub calibration: Vec<CalibrationBin>,

@@ -29,8 +29,11 @@ use std::path::Path;
 /// Version of the saved-model layout (config.json and the tensor naming). A reader
 /// refuses any other, naming the riskgrad version that wrote it.
 pub const FORMAT_VERSION: u32 = 1;
+/// The `format` field of config.json, which tells a saved model from other JSON.
 pub const FORMAT_NAME: &str = "riskgrad-model";
+/// The weights' file name in a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The configuration's file name in a model directory.
 pub const CONFIG_FILE: &str = "config.json";
 
 /// How the model was trained (recorded for the user, and compared on `--resume`).
@@ -38,21 +41,30 @@ pub const CONFIG_FILE: &str = "config.json";
 pub struct TrainSettings {
     /// The data's name as the user gave it (a path, or the bundled file's name).
     pub data: String,
+    /// The update rule and its hyperparameters.
     pub optimizer: Optimizer,
+    /// Rows per training step.
     pub batch: usize,
+    /// Epochs asked for.
     pub epochs: usize,
+    /// Seed of the split, the initial weights and the shuffles.
     pub seed: u64,
+    /// Weight of the positive class in the loss.
     pub pos_weight: f32,
+    /// Fraction of the rows held out for validation.
     pub val_split: f64,
     /// `--early-stop N`: epochs without a better validation AUC before stopping.
     pub early_stop: Option<usize>,
+    /// The device it trained on, by name.
     pub device: String,
 }
 
 /// A trained model with everything needed to score a raw CSV row.
 #[derive(Clone, Debug)]
 pub struct SavedModel {
+    /// The architecture.
     pub model: ModelSpec,
+    /// How a raw row becomes the model's features (fitted on the training rows).
     pub preprocessing: Preprocessor,
     /// Model input column `j` is preprocessed feature `feature_order[j]`; `None` when the
     /// model reads the preprocessed features as they come. (Models that read a sequence
@@ -61,6 +73,7 @@ pub struct SavedModel {
     /// Mean of each model input column over the training rows: the "average applicant"
     /// that explanations start from.
     pub baseline: Vec<f32>,
+    /// How it was trained.
     pub training: TrainSettings,
     /// The epoch whose weights these are.
     pub epoch: usize,

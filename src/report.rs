@@ -12,15 +12,19 @@ use std::path::{Path, PathBuf};
 
 /// What the report shows.
 pub struct ReportInput<'a> {
+    /// The page's heading.
     pub title: String,
     /// Label/value lines shown under the title (data, model, device, ...).
     pub details: Vec<(String, String)>,
+    /// A report per epoch trained.
     pub history: &'a [EpochReport],
     /// The epoch whose weights were saved (marked on the training plot).
     pub chosen_epoch: usize,
     /// Validation probabilities of the saved weights, and the labels.
     pub probs: &'a [f32],
+    /// The 0/1 labels of those rows.
     pub labels: &'a [f32],
+    /// The saved weights' metrics on the validation rows.
     pub evaluation: &'a Evaluation,
 }
 

@@ -2,14 +2,17 @@
 //! because runs must be bit-identical across dependency upgrades: a saved seed has to
 //! reproduce the same split, initial weights and shuffles forever.
 
+/// The generator; the same seed gives the same numbers on every platform and version.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator started from `seed` (mixed, so nearby seeds give unrelated streams).
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The next 64 uniformly random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -24,6 +27,7 @@ impl Rng {
         self.0
     }
 
+    /// A generator resumed from a saved [`state`](Self::state).
     pub fn from_state(state: u64) -> Self {
         Rng(state)
     }

@@ -51,6 +51,7 @@ impl<'e> Scorer<'e> {
         })
     }
 
+    /// Rows per forward pass (the plan's fixed batch).
     pub fn batch(&self) -> usize {
         self.batch
     }

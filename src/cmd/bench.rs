@@ -1,7 +1,10 @@
-//! `riskgrad bench`
+//! `riskgrad bench`: the command's flags. The suites themselves are in `suites`, which
+//! the `cargo bench` targets (benches/) include too.
 
-use riskgrad::bench;
+mod suites;
+
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::engine::graph::CellKind;
 use riskgrad::{Error, Result};
 use std::time::Instant;
 
@@ -68,73 +71,28 @@ pub struct RnnBenchArgs {
     steps: usize,
 }
 
-/// An executor for each device the user listed; one that is not there is skipped with
-/// a line saying so.
-fn each_device(
-    devices: &[DeviceChoice],
-    mut body: impl FnMut(&mut dyn riskgrad::engine::exec::Executor) -> Result<()>,
-) -> Result<()> {
-    for choice in devices {
-        match super::executor_strict(choice) {
-            Ok(mut exec) => body(exec.as_mut())?,
-            Err(e) => eprintln!("skipping device {choice:?}: {e}"),
-        }
-    }
-    Ok(())
-}
-
-fn print_measurement(m: &bench::Measurement) {
-    println!(
-        "{:<44} {:<40} {:>9.2} {}  ({:.3} ms)",
-        m.name,
-        m.device,
-        m.rate,
-        m.unit,
-        m.median_seconds * 1e3
-    );
-}
-
-fn rnn(kind: &str, args: &RnnBenchArgs) -> Result<()> {
-    each_device(&args.devices, |exec| {
-        let b = if kind == "lstm" {
-            bench::lstm(exec, args.batch, args.input, args.hidden, args.steps)?
-        } else {
-            bench::gru(exec, args.batch, args.input, args.hidden, args.steps)?
-        };
-        println!(
-            "{} on {}: step {:.3} ms (forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
-            b.name, b.device, b.step_seconds * 1e3, b.matmul_launches, b.matmul_seconds * 1e3, b.cell_launches, b.cell_seconds * 1e3, b.launches
-        );
-        Ok(())
-    })
-}
-
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     match &args.what {
-        BenchKind::Conv { devices } => each_device(devices, |exec| {
-            bench::conv_suite(exec, 2e9)?
+        BenchKind::Conv { devices } => suites::each_device(devices, |exec| {
+            suites::conv_suite(exec, suites::CONV_BUDGET_FLOPS)?
                 .iter()
-                .for_each(print_measurement);
+                .for_each(suites::print_measurement);
             Ok(())
         }),
-        BenchKind::Pool { devices } => each_device(devices, |exec| {
-            bench::pool_suite(exec, 2e8)?
+        BenchKind::Pool { devices } => suites::each_device(devices, |exec| {
+            suites::pool_suite(exec, suites::POOL_BUDGET_BYTES)?
                 .iter()
-                .for_each(print_measurement);
+                .for_each(suites::print_measurement);
             Ok(())
         }),
-        BenchKind::Lstm(a) => rnn("lstm", a),
-        BenchKind::Gru(a) => rnn("gru", a),
+        BenchKind::Lstm(a) => rnn(CellKind::Lstm, a),
+        BenchKind::Gru(a) => rnn(CellKind::Gru, a),
         BenchKind::Matmul { sizes, devices } => {
             if sizes.contains(&0) {
                 return Err(Error::flag("--sizes", "sizes must be positive"));
             }
-            each_device(devices, |exec| {
-                for &size in sizes {
-                    // About 2 s of work per round on the CPU; a round is one submission.
-                    print_measurement(&bench::matmul(exec, size, 2e10)?);
-                }
-                Ok(())
+            suites::each_device(devices, |exec| {
+                suites::matmul_suite(exec, sizes, suites::MATMUL_BUDGET_FLOPS)
             })
         }
         BenchKind::Train {
@@ -142,29 +100,26 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             epochs,
             peer_features,
         } => {
-            let mut exec = super::executor_strict(device)?;
-            let b =
-                bench::train_default_mlp(exec.as_mut(), (*epochs).max(1), *peer_features, started)?;
-            println!("device: {}; {} input features", b.device, b.features);
-            println!(
-                "training throughput: {:.0} rows/s (median of {} epochs)",
-                b.rows_per_second, b.epochs
-            );
-            println!(
-                "process start to end of first training step: {:.3} s (data prepared {:.3} s, device ready and plans loaded {:.3} s)",
-                b.first_step_seconds, b.data_ready_seconds, b.plans_loaded_seconds
-            );
-            println!("validation AUC after {} epochs: {:.4}", b.epochs, b.val_auc);
-            if let Some(host) = exec.host_seconds_per_step() {
-                println!(
-                    "host time per training step (recording + submitting): {:.1} µs",
-                    host * 1e6
-                );
-            }
-            if let Some(rss) = b.peak_rss_mib {
-                println!("peak resident memory: {rss:.1} MiB");
-            }
+            let mut exec = suites::executor_strict(device)?;
+            let b = suites::train_default_mlp(
+                exec.as_mut(),
+                (*epochs).max(1),
+                *peer_features,
+                started,
+            )?;
+            suites::print_train(&b, exec.as_ref());
             Ok(())
         }
     }
+}
+
+fn rnn(kind: CellKind, args: &RnnBenchArgs) -> Result<()> {
+    suites::recurrent_on_devices(
+        kind,
+        &args.devices,
+        args.batch,
+        args.input,
+        args.hidden,
+        args.steps,
+    )
 }

@@ -23,11 +23,6 @@ pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
     Ok(selected.executor)
 }
 
-/// The executor for a device the user named on purpose (benchmarks): no fallback.
-pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    Ok(select_executor(choice, WhenNoGpu::Refuse)?.executor)
-}
-
 /// Loads a saved model for a command, naming the `--model` flag when the directory is
 /// not there.
 pub fn load_model(dir: &std::path::Path) -> Result<riskgrad::model_io::SavedModel> {

@@ -25,6 +25,7 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Rows in the batch.
     pub fn rows(&self) -> usize {
         self.ids.len()
     }
@@ -125,6 +126,7 @@ impl<'p> PredictReader<'p> {
         Ok(self)
     }
 
+    /// Features per row the preprocessing writes.
     pub fn n_features(&self) -> usize {
         self.pre.n_features()
     }

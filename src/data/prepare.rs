@@ -17,12 +17,15 @@ use crate::train::Split;
 /// A file ready to train on.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// The training rows, preprocessed.
     pub train: Split,
+    /// The validation rows, preprocessed.
     pub val: Split,
     /// Fitted on the training rows; save it with the model (`Preprocessor::save`).
     pub preprocessor: Preprocessor,
     /// One per feature column of `train.x` / `val.x`.
     pub feature_names: Vec<String>,
+    /// The inferred schema of the file.
     pub schema: Schema,
     /// Columns left out without being asked (print each: "dropped NAME (REASON)").
     pub auto_dropped: Vec<AutoDropped>,
@@ -32,10 +35,12 @@ pub struct Prepared {
     pub rows_without_target: usize,
     /// File row indices (0-based data rows) of each split, sorted.
     pub train_rows: Vec<u32>,
+    /// File row indices of the validation split, sorted.
     pub val_rows: Vec<u32>,
 }
 
 impl Prepared {
+    /// Feature columns per row.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }

@@ -31,9 +31,11 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The whole fitted preprocessing of one model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessor {
+    /// Layout version ([`FORMAT_VERSION`]) of the saved JSON.
     pub format_version: u32,
     /// The target column's name and its 0/1 coding.
     pub target: String,
+    /// How the target's values map to 0/1.
     pub target_encoding: TargetEncoding,
     /// The row-identifier column of the training file, if it had one (prediction writes its
     /// values next to the scores when the file has it).
@@ -48,11 +50,14 @@ pub struct Preprocessor {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InputColumn {
+    /// Standardized, with an optional missing flag.
     Numeric(NumericStep),
+    /// One-hot over the frequent values, the rest as `NAME=other`.
     Categorical(CategoricalStep),
 }
 
 impl InputColumn {
+    /// The raw column's name.
     pub fn name(&self) -> &str {
         match self {
             InputColumn::Numeric(s) => &s.name,
@@ -69,20 +74,25 @@ impl InputColumn {
     }
 }
 
+/// How a numeric column becomes features: impute, optionally log, standardize.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NumericStep {
+    /// The raw column's name.
     pub name: String,
     /// Training median, in the column's own units (before any log).
     pub median: f32,
     /// Whether a `NAME_missing` 0/1 feature follows.
     pub missing_indicator: bool,
+    /// Whether values go through `signed_log` before standardizing.
     pub signed_log: bool,
     /// Mean and std of the imputed (and logged) training values.
     pub mean: f32,
+    /// Standard deviation, as `mean`.
     pub std: f32,
 }
 
 impl NumericStep {
+    /// Output features: 1, or 2 with the missing flag.
     pub fn width(&self) -> usize {
         1 + self.missing_indicator as usize
     }
@@ -103,8 +113,10 @@ impl NumericStep {
     }
 }
 
+/// How a text column becomes one-hot features.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalStep {
+    /// The raw column's name.
     pub name: String,
     /// Values with their own one-hot feature, in feature order; `NAME=other` follows them.
     pub categories: Vec<String>,
@@ -113,6 +125,7 @@ pub struct CategoricalStep {
 }
 
 impl CategoricalStep {
+    /// Output features: one per category, `other`, and the missing flag if any.
     pub fn width(&self) -> usize {
         self.categories.len() + 1 + self.missing_indicator as usize
     }
@@ -246,6 +259,7 @@ impl Preprocessor {
         }
     }
 
+    /// Output features per row.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
     }
@@ -337,6 +351,7 @@ impl Preprocessor {
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 
+    /// Reads a preprocessor `save` wrote (another layout version is an error).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_json(&text, path)

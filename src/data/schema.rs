@@ -15,8 +15,11 @@ use super::target::TargetEncoding;
 /// What a column is used as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ColumnKind {
+    /// Used as a number.
     Numeric,
+    /// Used as categories (one-hot).
     Categorical,
+    /// The label the model learns.
     Target,
     /// A row identifier: named in the options, or found (unique per row, named like one).
     Id,
@@ -39,12 +42,16 @@ impl ColumnKind {
     }
 }
 
+/// One column's inferred use and statistics.
 #[derive(Clone, Debug, Serialize)]
 pub struct ColumnSchema {
+    /// The column's name in the header.
     pub name: String,
+    /// What it is used as.
     pub kind: ColumnKind,
     /// Why the column has its kind, where that is not plain from its values.
     pub note: Option<String>,
+    /// Missing cells.
     pub missing: usize,
     /// Distinct non-missing values; `None` for a column that was not read, and for text
     /// with more than [`MAX_DISTINCT`] values.
@@ -58,14 +65,19 @@ pub struct ColumnSchema {
 /// The target column's values and what they mean.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetSummary {
+    /// The target column's name.
     pub name: String,
     /// Distinct values with their row counts, most frequent first.
     pub values: Vec<(String, usize)>,
+    /// Rows whose target is missing (left out of training).
     pub missing: usize,
     /// How values map to 0/1; `None` when `problem` says why not.
     pub encoding: Option<TargetEncoding>,
+    /// Why the values cannot be read as 0/1, if they cannot.
     pub problem: Option<String>,
+    /// Rows labelled 1.
     pub positives: usize,
+    /// Rows labelled 0.
     pub negatives: usize,
 }
 
@@ -77,18 +89,25 @@ impl TargetSummary {
     }
 }
 
+/// What a file holds and how each column will be used.
 #[derive(Clone, Debug, Serialize)]
 pub struct Schema {
+    /// The file.
     pub path: PathBuf,
+    /// Data rows (header excluded).
     pub n_rows: usize,
+    /// Every column, in file order.
     pub columns: Vec<ColumnSchema>,
+    /// The target column.
     pub target: TargetSummary,
 }
 
 /// A column left out without being asked to, and why (for the CLI to print).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AutoDropped {
+    /// The column's name.
     pub name: String,
+    /// Why it was left out.
     pub reason: String,
 }
 

@@ -326,14 +326,17 @@ impl SequenceLayout {
         Ok(())
     }
 
+    /// Static features, which come first in the reordered rows.
     pub fn statics(&self) -> usize {
         self.static_names.len()
     }
 
+    /// Features per step.
     pub fn channels(&self) -> usize {
         self.channels.len()
     }
 
+    /// Steps in the sequence.
     pub fn steps(&self) -> usize {
         self.channels.first().map_or(0, Vec::len)
     }
@@ -440,8 +443,17 @@ mod tests {
             "A1..99999999999999999999999",
             "A1..200000",
         ] {
-            let e = parse_sequence(bad).unwrap_err().to_string();
-            assert!(e.contains("--sequence"), "{bad:?}: {e}");
+            let e = parse_sequence(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Invalid {
+                        setting: Setting::Sequence,
+                        ..
+                    }
+                ),
+                "{bad:?}: {e:?}"
+            );
         }
     }
 
@@ -455,10 +467,12 @@ mod tests {
             " Oldest-First ".parse::<TimeOrder>().unwrap(),
             TimeOrder::OldestFirst
         );
-        assert!("backwards"
-            .parse::<TimeOrder>()
-            .unwrap_err()
-            .to_string()
-            .contains("--time-order"));
+        assert!(matches!(
+            "backwards".parse::<TimeOrder>().unwrap_err(),
+            Error::Invalid {
+                setting: Setting::TimeOrder,
+                ..
+            }
+        ));
     }
 }

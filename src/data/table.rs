@@ -33,6 +33,7 @@ pub enum Role {
     Numeric,
     /// Forced categorical (`--categorical`).
     Categorical,
+    /// The target column (`--target`).
     Target,
     /// The row-identifier column named in the options.
     Id,
@@ -45,6 +46,7 @@ pub enum Role {
 pub enum Values {
     /// NaN for a missing cell.
     Numeric(Vec<f32>),
+    /// Category codes into a dictionary.
     Text(TextValues),
     /// Text with more than [`MAX_DISTINCT`] distinct values: not kept.
     TooManyDistinct,
@@ -56,15 +58,22 @@ pub enum Values {
 /// rows hold each entry.
 #[derive(Clone, Debug, Default)]
 pub struct TextValues {
+    /// One code per row.
     pub codes: Vec<u32>,
+    /// The distinct values, by code.
     pub dict: Vec<String>,
+    /// Rows holding each code.
     pub counts: Vec<usize>,
 }
 
+/// One column of a raw table: its role and its values as read.
 #[derive(Clone, Debug)]
 pub struct RawColumn {
+    /// The header's name.
     pub name: String,
+    /// What the options make of it.
     pub role: Role,
+    /// The values as read.
     pub values: Values,
     /// Missing cells (0 for a column not read).
     pub missing: usize,
@@ -76,18 +85,23 @@ pub struct RawColumn {
 /// A whole CSV file, column by column.
 #[derive(Clone, Debug)]
 pub struct RawTable {
+    /// The file.
     pub path: PathBuf,
+    /// Every column, in file order.
     pub columns: Vec<RawColumn>,
+    /// Data rows.
     pub n_rows: usize,
     /// Index of the target column in `columns`.
     pub target: usize,
 }
 
 impl RawTable {
+    /// The column named `name`, if there is one.
     pub fn column(&self, name: &str) -> Option<&RawColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The column names, in file order.
     pub fn names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }

@@ -20,7 +20,9 @@ const KNOWN_PAIRS: [(&str, &str); 7] = [
 /// `1.0` and `01` are one value) ignoring case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetEncoding {
+    /// The value that means 1 (default), as a category name.
     pub positive: String,
+    /// The value that means 0.
     pub negative: String,
 }
 

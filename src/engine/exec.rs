@@ -17,9 +17,14 @@ pub trait Executor {
     fn write(&mut self, name: &str, data: &[f32]) -> Result<()>;
     /// Reads a named input or state back to the host.
     fn read(&mut self, name: &str) -> Result<Vec<f32>>;
+    /// Overwrites the packed parameters (the plans' `ParamLayout`, padding included).
     fn write_params(&mut self, params: &[f32]) -> Result<()>;
+    /// Reads the packed parameters back.
     fn read_params(&mut self) -> Result<Vec<f32>>;
+    /// Reads the optimizer state back (momentum or Adam moments, packed like the
+    /// parameters).
     fn read_opt_state(&mut self) -> Result<Vec<f32>>;
+    /// Overwrites the optimizer state, as `read_opt_state` returned it.
     fn write_opt_state(&mut self, state: &[f32]) -> Result<()>;
     /// The value of a node that the plan was asked to keep, after a run.
     fn read_node(&mut self, plan: usize, node: NodeId) -> Result<Vec<f32>>;
@@ -85,6 +90,7 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
     }
 }
 
+/// An error unless `got == want` (a buffer of the wrong size for `what`).
 pub fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
         return Err(Error::Other(format!(
@@ -188,6 +194,7 @@ impl Words {
         Ok(self.names.len() - 1)
     }
 
+    /// The slot of `name`; an error naming it when no plan declared it.
     pub fn index(&self, name: &str) -> Result<usize> {
         self.names
             .iter()
@@ -195,15 +202,18 @@ impl Words {
             .ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
     }
 
+    /// The words of slot `i`.
     pub fn get(&self, i: usize) -> &[f32] {
         &self.data[i]
     }
 
+    /// The words of slot `i`, to overwrite (forgets its recorded maximum).
     pub fn get_mut(&mut self, i: usize) -> &mut Vec<f32> {
         self.max_u32[i] = None;
         &mut self.data[i]
     }
 
+    /// Overwrites `name`'s words with `values` (same length) and records their maximum.
     pub fn write(&mut self, name: &str, values: &[f32]) -> Result<()> {
         let i = self.index(name)?;
         check_len(name, values.len(), self.data[i].len())?;
@@ -212,10 +222,12 @@ impl Words {
         Ok(())
     }
 
+    /// A copy of `name`'s words.
     pub fn read(&self, name: &str) -> Result<Vec<f32>> {
         Ok(self.data[self.index(name)?].clone())
     }
 
+    /// The largest value written into `name` as a u32 bit pattern (`None` when unknown).
     pub fn read_u32_max(&self, name: &str) -> Option<u32> {
         self.max_u32[self.index(name).ok()?]
     }

@@ -17,20 +17,29 @@ pub const PARAM_ALIGN: usize = 64;
 /// Ranks up to this are handled by the broadcasting kernels.
 pub const MAX_RANK: usize = 4;
 
+/// Where a tensor's words live (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Storage {
+    /// A transient buffer, by index into `Plan::slots`.
     Slot(usize),
+    /// A host-written input, by index into `Plan::inputs`.
     Input(usize),
+    /// The packed parameters.
     Params,
+    /// The packed gradients, laid out as the parameters.
     Grads,
+    /// A persistent named state, by index into `Plan::states`.
     State(usize),
 }
 
 /// A window of `len` 32-bit words at `offset` in a storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TensorRef {
+    /// Which storage.
     pub storage: Storage,
+    /// First word.
     pub offset: usize,
+    /// Words.
     pub len: usize,
 }
 
@@ -38,13 +47,17 @@ pub struct TensorRef {
 /// words per row (the width is known to the kernel that reads it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ColWindow {
+    /// The whole matrix.
     pub data: TensorRef,
+    /// Words per row.
     pub stride: usize,
+    /// First column of the window.
     pub col: usize,
 }
 
 /// A convolution with every size resolved: x `[n,c,h,w]`, w `[o,c,kh,kw]`, output
 /// `[n,o,oh,ow]`; stride, padding and dilation per axis `[h, w]`.
+#[allow(missing_docs)] // the fields are the sizes the doc above names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
     pub n: usize,
@@ -66,9 +79,11 @@ impl ConvShape {
     pub fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
+    /// Positions per input plane: `h · w`.
     pub fn in_plane(&self) -> usize {
         self.h * self.w
     }
+    /// Positions per output plane: `oh · ow`.
     pub fn out_plane(&self) -> usize {
         self.oh * self.ow
     }
@@ -80,6 +95,7 @@ impl ConvShape {
 
 /// A pooling op with every size resolved: `planes` (`n·c`) planes of `h × w` in, of
 /// `oh × ow` out; window, stride and padding per axis `[h, w]`.
+#[allow(missing_docs)] // the fields are the sizes the doc above names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
     pub planes: usize,
@@ -92,13 +108,14 @@ pub struct PoolShape {
     pub padding: [usize; 2],
 }
 
-/// One kernel invocation with everything resolved: storage windows and sizes.
+/// One kernel invocation with everything resolved: storage windows and sizes. Each
+/// variant's doc gives its formula; the fields are the names it uses (inputs, `out`, and
+/// sizes), so they go without docs of their own.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kernel {
-    Fill {
-        out: TensorRef,
-        value: f32,
-    },
+    /// `out[i] = value`.
+    Fill { out: TensorRef, value: f32 },
     /// `out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n])`, row-major storage.
     MatMul {
         a: TensorRef,
@@ -123,11 +140,13 @@ pub enum Kernel {
         a_strides: [usize; MAX_RANK],
         b_strides: [usize; MAX_RANK],
     },
+    /// `out = act(x)`.
     Unary {
         act: Act,
         x: TensorRef,
         out: TensorRef,
     },
+    /// `out = dy · act'`, the derivative taken from the activation's output `y`.
     ActGrad {
         act: Act,
         dy: TensorRef,
@@ -151,12 +170,15 @@ pub enum Kernel {
         x_strides: [usize; MAX_RANK],
         scale: f32,
     },
+    /// `out[0]` = mean binary cross-entropy of `logits` against `targets`, positives
+    /// weighted by `pos_weight`.
     Bce {
         logits: TensorRef,
         targets: TensorRef,
         out: TensorRef,
         pos_weight: f32,
     },
+    /// `out` = `dloss[0]` times the gradient of `Bce` w.r.t. the logits.
     BceGrad {
         logits: TensorRef,
         targets: TensorRef,
@@ -193,15 +215,9 @@ pub enum Kernel {
         dst_start: usize,
     },
     /// `acc[0] += x[0]` (the epoch's loss sum, read by the host at epoch end).
-    Accumulate {
-        x: TensorRef,
-        acc: TensorRef,
-    },
+    Accumulate { x: TensorRef, acc: TensorRef },
     /// `out[step * x.len + i] = x[i]`: collects each step's outputs (validation scores).
-    Collect {
-        x: TensorRef,
-        out: TensorRef,
-    },
+    Collect { x: TensorRef, out: TensorRef },
     /// One update of every parameter from its gradient; `step` holds the step counters.
     Optimize {
         optimizer: Optimizer,
@@ -209,9 +225,7 @@ pub enum Kernel {
         step: TensorRef,
     },
     /// Advances the step counters: `[step within run, optimizer step]`.
-    AdvanceStep {
-        step: TensorRef,
-    },
+    AdvanceStep { step: TensorRef },
     /// One recurrent step, `Op::RnnCell`: gate pre-activations `gx` (a window of
     /// `G = gates·hidden` columns) plus `gh` (`[rows, G]`, or `[G]` for every row when
     /// `gh_rows` is false), then the cell; absent inputs are zeros. `out` is packed as
@@ -301,11 +315,13 @@ pub enum Kernel {
         out: TensorRef,
         shape: PoolShape,
     },
+    /// `out` = the mean of each window (padding counts as zeros in the window).
     AvgPool {
         x: TensorRef,
         out: TensorRef,
         shape: PoolShape,
     },
+    /// `out[p, j] = Σ dy[p, i] / window size` over the windows i that cover j.
     AvgPoolGrad {
         dy: TensorRef,
         out: TensorRef,
@@ -313,21 +329,28 @@ pub enum Kernel {
     },
 }
 
+/// One step of a plan: a kernel, and the node it computes.
 #[derive(Clone, Debug)]
 pub struct Launch {
     /// The graph node this launch computes (`None` for step bookkeeping).
     pub node: Option<NodeId>,
+    /// What to run.
     pub kernel: Kernel,
 }
 
+/// Where each parameter sits in the packed parameter (and gradient) buffer.
 #[derive(Clone, Debug)]
 pub struct ParamLayout {
+    /// First word of each parameter, in the graph's parameter order.
     pub offsets: Vec<usize>,
+    /// Words of each parameter (without padding).
     pub lens: Vec<usize>,
+    /// Words of the whole buffer, padding included.
     pub total: usize,
 }
 
 impl ParamLayout {
+    /// The layout of `graph`'s parameters, each aligned to [`PARAM_ALIGN`].
     pub fn new(graph: &Graph) -> Self {
         let mut offsets = Vec::new();
         let mut lens = Vec::new();
@@ -362,25 +385,37 @@ pub struct PlanRequest {
     pub collect: Option<(NodeId, usize)>,
 }
 
+/// A host-written input of a plan.
 #[derive(Clone, Debug)]
 pub struct InputInfo {
+    /// The graph input's name (the executor shares inputs of one name across plans).
     pub name: String,
+    /// Words.
     pub len: usize,
 }
 
+/// A persistent state of a plan (see [`STEP_STATE`], [`LOSS_STATE`], [`COLLECT_STATE`]).
 #[derive(Clone, Debug)]
 pub struct StateInfo {
+    /// The state's name.
     pub name: String,
+    /// Words.
     pub len: usize,
 }
 
+/// A compiled graph: the launches of one step over planned storage. Both executors run
+/// it as it is.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// The kernels of one step, in order.
     pub launches: Vec<Launch>,
     /// Capacity in words of each transient slot.
     pub slots: Vec<usize>,
+    /// The host-written inputs.
     pub inputs: Vec<InputInfo>,
+    /// The persistent states.
     pub states: Vec<StateInfo>,
+    /// The packed parameters' layout.
     pub layout: ParamLayout,
     /// Words of optimizer state (momentum or Adam moments), 0 without an optimizer.
     pub opt_state_len: usize,
@@ -388,14 +423,19 @@ pub struct Plan {
     pub locations: HashMap<NodeId, TensorRef>,
 }
 
+/// The step counters, `[step within run, optimizer step]` (two u32 words).
 pub const STEP_STATE: &str = "step";
+/// The running sum of the loss over an epoch's steps.
 pub const LOSS_STATE: &str = "loss_sum";
+/// Each step's collected outputs (validation scores), one after another.
 pub const COLLECT_STATE: &str = "collected";
 
 impl Plan {
+    /// Index of the input named `name` in `inputs`.
     pub fn input_index(&self, name: &str) -> Option<usize> {
         self.inputs.iter().position(|i| i.name == name)
     }
+    /// Index of the state named `name` in `states`.
     pub fn state_index(&self, name: &str) -> Option<usize> {
         self.states.iter().position(|s| s.name == name)
     }

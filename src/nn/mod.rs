@@ -17,7 +17,12 @@ pub use cnn::CnnLayers;
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {
     /// Dense layers with ReLU, then a dense layer to one logit.
-    Mlp { inputs: usize, hidden: Vec<usize> },
+    Mlp {
+        /// Features per row.
+        inputs: usize,
+        /// Widths of the hidden layers, first to last.
+        hidden: Vec<usize>,
+    },
     /// Stacked LSTM layers over the payment-history block of the features; the last
     /// hidden state beside the static features, then dense ReLU layers (`head`, often
     /// none) and a dense layer to one logit.
@@ -28,9 +33,13 @@ pub enum ModelSpec {
     /// the flattened result with the static features, dense ReLU layers and one logit.
     /// Reads the layout of `data::sequence`: statics first, then steps × channels.
     Cnn {
+        /// Static features, first in each row.
         statics: usize,
+        /// Features per step of the history.
         channels: usize,
+        /// Steps of the history.
         steps: usize,
+        /// The convolution and dense layers.
         layers: CnnLayers,
     },
 }
@@ -40,11 +49,15 @@ pub enum ModelSpec {
 /// `statics + t · channels + c`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecurrentSpec {
+    /// Static (per-applicant) features, read beside the recurrent output.
     pub statics: usize,
+    /// Features per step of the sequence.
     pub channels: usize,
+    /// Steps in the sequence.
     pub steps: usize,
     /// Hidden units of each recurrent layer, first to last.
     pub hidden: Vec<usize>,
+    /// Whether each layer also runs the sequence backwards.
     #[serde(default)]
     pub bidirectional: bool,
     /// Dense ReLU layers between the recurrent output (with the static features) and
@@ -139,6 +152,8 @@ impl RecurrentSpec {
 }
 
 impl ModelSpec {
+    /// A multilayer perceptron: `inputs` features, dense ReLU layers of the `hidden`
+    /// widths, one logit.
     pub fn mlp(inputs: usize, hidden: &[usize]) -> Result<Self> {
         if inputs == 0 {
             return Err(Error::Other("the data has no feature columns".into()));

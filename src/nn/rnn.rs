@@ -24,7 +24,9 @@ use crate::error::{Error, Result};
 /// `[batch, hidden]`. Without one the state starts at zero.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InitialState {
+    /// The hidden state before the first step.
     pub h: NodeId,
+    /// The LSTM's cell state before the first step (`None` for a GRU).
     pub c: Option<NodeId>,
 }
 

@@ -42,34 +42,48 @@ pub fn reference_loss(labels: &[f32], pos_weight: f32) -> f64 {
 /// Rows scored per validation step (the last chunk is padded with repeats).
 const EVAL_CHUNK: usize = 2048;
 
+/// How to train: the settings a `Trainer` is built with.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Passes over the training rows.
     pub epochs: usize,
+    /// Rows per training step.
     pub batch: usize,
+    /// The update rule and its hyperparameters.
     pub optimizer: Optimizer,
+    /// Seeds the initial weights and the shuffles.
     pub seed: u64,
+    /// Weight of the positive (default) class in the loss; 1 weighs both alike.
     pub pos_weight: f32,
 }
 
 /// Row-major features and 0/1 labels of one split.
 #[derive(Clone, Debug, Default)]
 pub struct Split {
+    /// Features, `rows × features`, row-major.
     pub x: Vec<f32>,
+    /// Labels, one per row.
     pub y: Vec<f32>,
 }
 
 impl Split {
+    /// Number of rows.
     pub fn rows(&self) -> usize {
         self.y.len()
     }
 }
 
+/// What one epoch did: its loss, the validation metrics after it, and its speed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochReport {
+    /// The epoch's number, from 1.
     pub epoch: usize,
+    /// Mean training loss over the epoch's steps.
     #[serde(deserialize_with = "metrics::f64_or_nan")]
     pub train_loss: f64,
+    /// Metrics on the validation split after the epoch.
     pub validation: Summary,
+    /// Wall seconds of the epoch, validation included.
     pub seconds: f64,
     /// Training rows per second of this epoch's steps (validation excluded).
     pub rows_per_second: f64,
@@ -97,6 +111,8 @@ pub struct TrainerState {
 /// the executor can read it for free)`.
 pub type StepProgress<'a> = dyn FnMut(usize, usize, Option<f64>) + 'a;
 
+/// Trains one model on one executor: holds the compiled training and scoring plans, the
+/// data on the device and the epoch count.
 pub struct Trainer<'e> {
     exec: &'e mut dyn Executor,
     config: TrainConfig,
@@ -217,6 +233,7 @@ impl<'e> Trainer<'e> {
         })
     }
 
+    /// Training steps in one epoch (full batches only).
     pub fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
     }
@@ -315,6 +332,7 @@ impl<'e> Trainer<'e> {
         self.n_val.div_ceil(chunk)
     }
 
+    /// The current parameters, packed (the executor's layout).
     pub fn params(&mut self) -> Result<Vec<f32>> {
         self.exec.read_params()
     }

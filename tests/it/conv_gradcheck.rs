@@ -5,11 +5,11 @@
 
 use crate::common;
 
+use crate::reference::evaluate;
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
-use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
 /// `check_op_gradients` of one output, on the CPU with the default convolution scratch

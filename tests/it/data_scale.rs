@@ -3,7 +3,7 @@
 //! memory next to the size of the feature matrix it produced. A measurement, not a
 //! pass/fail timing test, so it is ignored by default:
 //!
-//!     cargo test --release --test data_scale -- --ignored --nocapture
+//!     cargo test --release --test it data_scale -- --ignored --nocapture
 //!
 //! `RISKGRAD_SCALE_ROWS` changes the row count; the file is written once to the temp dir
 //! and reused.

@@ -3,10 +3,10 @@
 
 use crate::common;
 
+use crate::reference::evaluate;
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::{backward, Act, Graph, NodeId, Op};
-use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 
 /// `check_op_gradients` of one output; `rows` is the row count of gathered tables.

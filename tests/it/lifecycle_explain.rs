@@ -105,7 +105,7 @@ fn input_gradients_match_finite_differences() {
         .collect();
     let p = |row: &[f64]| -> f64 {
         let inputs = HashMap::from([("x".to_string(), row.to_vec())]);
-        riskgrad::reference::evaluate(&g, &inputs, &params, 0)[probs][0]
+        crate::reference::evaluate(&g, &inputs, &params, 0)[probs][0]
     };
     let h = 1e-4;
     for r in 0..3 {

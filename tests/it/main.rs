@@ -7,6 +7,8 @@
 mod common;
 #[allow(dead_code)]
 mod lifecycle_common;
+// The f64 interpreter every kernel and gradient is checked against (the test oracle).
+mod reference;
 #[allow(dead_code)]
 mod rnn_common;
 

@@ -1,14 +1,14 @@
 //! The fused recurrent kernels against the textbook f64 LSTM and GRU
-//! (`riskgrad::reference::rnn`): the graph interpreter's cells exactly, the CPU
+//! (`crate::reference::rnn`): the graph interpreter's cells exactly, the CPU
 //! executor's within f32 rounding. (The GPU's twin is in gpu_rnn.rs.)
 
 use crate::common;
 use crate::rnn_common;
 
+use crate::reference::evaluate;
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
-use riskgrad::reference::evaluate;
 use riskgrad::rng::Rng;
 use rnn_common::cases;
 

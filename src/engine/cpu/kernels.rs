@@ -11,6 +11,7 @@ const PARALLEL_MATMUL_WORK: usize = 1 << 20;
 /// Elementwise work is split across threads only above this many elements.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
+/// `act(z)` for one value.
 #[inline]
 pub fn activate(act: Act, z: f32) -> f32 {
     match act {
@@ -38,6 +39,7 @@ pub fn activation_slope(act: Act, y: f32) -> f32 {
     }
 }
 
+/// `1 / (1 + e^-z)`, without overflow for large `|z|`.
 #[inline]
 pub fn sigmoid(z: f32) -> f32 {
     if z >= 0.0 {
@@ -476,6 +478,7 @@ fn dot(idx: &[usize; MAX_RANK], strides: &[usize; MAX_RANK]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }
 
+/// `Kernel::Binary`: `out = op(a, b)` with broadcast strides over `shape`.
 pub fn binary(
     op: BinaryOp,
     a: &[f32],
@@ -504,12 +507,14 @@ pub fn binary(
     }
 }
 
+/// `Kernel::Unary`: `out = act(x)`.
 pub fn unary(act: Act, x: &[f32], out: &mut [f32]) {
     let n = out.len();
     out.copy_from_slice(&x[..n]);
     map_inplace(out, |z| activate(act, z));
 }
 
+/// `Kernel::ActGrad`: `out = dy · act'`, the derivative taken from the output `y`.
 pub fn act_grad(act: Act, dy: &[f32], y: &[f32], out: &mut [f32]) {
     let n = out.len();
     zip_map(out, &dy[..n], &y[..n], |d, y| d * activation_slope(act, y));
@@ -566,6 +571,7 @@ pub fn reduce(
     }
 }
 
+/// `Kernel::Expand`: `out[i] = scale · x[broadcast index of i]`.
 pub fn expand(
     x: &[f32],
     out: &mut [f32],
@@ -588,6 +594,8 @@ pub fn bce(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
     sum / logits.len() as f32
 }
 
+/// `Kernel::BceGrad`: the gradient of the mean weighted cross-entropy w.r.t. `logits`,
+/// times `dloss`.
 pub fn bce_grad(logits: &[f32], targets: &[f32], dloss: f32, out: &mut [f32], pos_weight: f32) {
     let scale = dloss / logits.len() as f32;
     for ((o, &z), &y) in out.iter_mut().zip(logits).zip(targets) {
@@ -633,6 +641,7 @@ pub fn scatter_add(
     }
 }
 
+/// `Kernel::CopyCols`: copies `cols` columns of `x` into `out` (see the kernel's doc).
 #[allow(clippy::too_many_arguments)]
 pub fn copy_cols(
     x: &[f32],

@@ -54,6 +54,8 @@ struct Shared {
     wake: Condvar,
 }
 
+/// The two lanes: the calling thread and its spinning helper (see the module docs);
+/// dropping it stops the helper.
 pub struct Lanes {
     shared: Arc<Shared>,
     helper: Option<JoinHandle<()>>,

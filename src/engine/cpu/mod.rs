@@ -44,6 +44,7 @@ pub struct CpuExecutor {
 }
 
 impl CpuExecutor {
+    /// An executor with no plans loaded.
     pub fn new() -> Self {
         Self::default()
     }

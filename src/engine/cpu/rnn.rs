@@ -21,8 +21,11 @@ const PARALLEL_GATES: usize = 1 << 15;
 /// Columns `[col, col + width)` of a row-major matrix with `stride` words per row.
 #[derive(Clone, Copy, Debug)]
 pub struct Cols<'a> {
+    /// The whole matrix.
     pub data: &'a [f32],
+    /// Words per row.
     pub stride: usize,
+    /// First column of the window.
     pub col: usize,
 }
 
@@ -52,8 +55,11 @@ impl<'a> Cols<'a> {
 /// matrix.
 #[derive(Clone, Copy, Debug)]
 pub enum Gh<'a> {
+    /// No recurrent product (the first step from a zero state).
     None,
+    /// One row of `G` values added to every row.
     Bias(&'a [f32]),
+    /// A `[rows, G]` matrix.
     Rows(&'a [f32]),
 }
 

@@ -12,22 +12,36 @@ use std::sync::{Arc, Mutex};
 pub struct AdapterSummary {
     /// Position in `list_adapters`, what `DeviceChoice::Index` refers to.
     pub index: usize,
+    /// The adapter's name as the driver reports it.
     pub name: String,
+    /// The graphics API (Vulkan, Metal, Dx12, Gl).
     pub backend: String,
+    /// Discrete, integrated, virtual or CPU.
     pub device_type: String,
+    /// The driver's name.
     pub driver: String,
+    /// The driver's version details.
     pub driver_info: String,
     /// A CPU rasterizer (lavapipe, llvmpipe, WARP, SwiftShader): correct, but slower than
     /// the native CPU backend, so `Auto` never picks one.
     pub is_software: bool,
+    /// Whether shaders may use f16 (`SHADER_F16`).
     pub f16: bool,
+    /// Whether shaders may use subgroup operations.
     pub subgroups: bool,
+    /// Whether GPU timestamps can be queried.
     pub timestamps: bool,
+    /// Largest storage buffer one binding may see, in bytes (wgpu's limits follow).
     pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Storage buffers one shader stage may bind.
     pub max_storage_buffers_per_shader_stage: u32,
+    /// Workgroup memory, in bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Threads per workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroups per dispatch axis.
     pub max_compute_workgroups_per_dimension: u32,
 }
 
@@ -233,8 +247,11 @@ const NEED_WORKGROUP_BYTES: u32 = 8192;
 
 /// A device with every compute pipeline built. Shared (in an `Arc`) by executors.
 pub struct GpuContext {
+    /// The logical device.
     pub device: wgpu::Device,
+    /// Its submission queue.
     pub queue: wgpu::Queue,
+    /// The adapter it was opened on.
     pub info: AdapterSummary,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
@@ -372,10 +389,12 @@ impl GpuContext {
         }
     }
 
+    /// The built pipeline `pipe`.
     pub fn pipeline(&self, pipe: Pipe) -> &wgpu::ComputePipeline {
         &self.pipelines[pipe as usize]
     }
 
+    /// The bind group layout for `layout`.
     pub fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
         &self.layouts[layout_index(layout)]
     }

@@ -102,6 +102,7 @@ pub struct GpuExecutor {
 }
 
 impl GpuExecutor {
+    /// An executor on `ctx`'s device, with no plans loaded.
     pub fn new(ctx: Arc<GpuContext>) -> Self {
         let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
@@ -127,6 +128,7 @@ impl GpuExecutor {
         }
     }
 
+    /// The device it runs on.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
     }

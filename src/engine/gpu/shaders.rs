@@ -1,11 +1,13 @@
 //! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
-//! pipelines built from them. `tests/shaders_validate.rs` checks this table with naga.
+//! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
 /// A shader module as compiled: the family's file, with `common.wgsl` prepended when
 /// the family uses the shared helpers.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderModule {
+    /// The file's name in `shaders/`.
     pub file: &'static str,
+    /// The WGSL text.
     pub source: &'static str,
 }
 
@@ -19,6 +21,7 @@ macro_rules! with_common {
     };
 }
 
+/// The shared helpers (`common.wgsl`) on their own, for validation.
 pub const COMMON: ShaderModule = ShaderModule {
     file: "common.wgsl",
     source: include_str!("../../../shaders/common.wgsl"),
@@ -64,6 +67,8 @@ pub const MODULES: [ShaderModule; 9] = [
     },
 ];
 
+/// A kernel family: one WGSL file each, named like the variant.
+#[allow(missing_docs)] // the variants are the files' names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     MatMul,
@@ -80,7 +85,9 @@ pub enum Family {
 /// How a binding is used by the shader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// Read-only storage.
     Read,
+    /// Read-write storage.
     ReadWrite,
 }
 
@@ -103,6 +110,7 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Every layout, for building their bind group layouts up front.
     pub const ALL: [Layout; 6] = [
         Layout::Read2Write1,
         Layout::Read1Write1,
@@ -112,6 +120,7 @@ impl Layout {
         Layout::Read5Write1,
     ];
 
+    /// The storage bindings, each with its access.
     pub fn storage_bindings(self) -> &'static [(u32, Access)] {
         use Access::*;
         match self {
@@ -133,6 +142,7 @@ impl Layout {
 }
 
 /// Every compute pipeline, in the order of `PIPELINES`.
+#[allow(missing_docs)] // each is named after the kernel it runs
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pipe {
     MatMulNN,
@@ -172,6 +182,7 @@ pub enum Pipe {
 }
 
 impl Pipe {
+    /// The matmul pipeline for the transpose flags.
     pub fn matmul(trans_a: bool, trans_b: bool) -> Pipe {
         match (trans_a, trans_b) {
             (false, false) => Pipe::MatMulNN,
@@ -180,6 +191,7 @@ impl Pipe {
             (true, true) => Pipe::MatMulTT,
         }
     }
+    /// Its entry in [`PIPELINES`].
     pub fn spec(self) -> &'static PipelineSpec {
         &PIPELINES[self as usize]
     }
@@ -188,14 +200,20 @@ impl Pipe {
 /// One compute pipeline: its module, entry point, override constants and bindings.
 #[derive(Debug)]
 pub struct PipelineSpec {
+    /// The pipeline it builds.
     pub pipe: Pipe,
+    /// The module it comes from.
     pub family: Family,
+    /// The entry point's name.
     pub entry: &'static str,
+    /// WGSL `override` constants, by name.
     pub constants: &'static [(&'static str, f64)],
+    /// Its bindings.
     pub layout: Layout,
 }
 
 impl PipelineSpec {
+    /// The shader module its entry point is in.
     pub fn module(&self) -> ShaderModule {
         MODULES[self.family as usize]
     }
@@ -231,6 +249,7 @@ const fn conv(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> Pipeline
     }
 }
 
+/// Every pipeline, indexed by `Pipe as usize`.
 pub const PIPELINES: [PipelineSpec; 34] = {
     use Family::{Elementwise, Gather, Loss, Reduce};
     use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};

@@ -130,7 +130,9 @@ impl Graph {
         self.reshape(y, &[sy[0], sy[1], sy[3]])
     }
 
-    pub(crate) fn conv2d_grad_input(
+    /// The input gradient of a convolution (x-shaped `x_shape`) from `dz` and the
+    /// weights `w`; autodiff adds it, and benchmarks time it on its own.
+    pub fn conv2d_grad_input(
         &mut self,
         dz: NodeId,
         w: NodeId,
@@ -141,7 +143,7 @@ impl Graph {
     }
 
     /// The weight gradient `[O,C,KH,KW]`: split parts (for long sums) added by a reduce.
-    pub(crate) fn conv2d_grad_weight(
+    pub fn conv2d_grad_weight(
         &mut self,
         dz: NodeId,
         x: NodeId,
@@ -323,7 +325,9 @@ impl Graph {
         self.reshape(y, &[s[0], s[1]])
     }
 
-    pub(crate) fn max_pool_grad(
+    /// The input gradient of a max pool (`x_shape`) from `dy` and the argmax `idx` the
+    /// forward pass recorded.
+    pub fn max_pool_grad(
         &mut self,
         dy: NodeId,
         idx: NodeId,
@@ -333,7 +337,8 @@ impl Graph {
         Ok(self.push(Op::MaxPoolGrad { geom }, vec![dy, idx], x_shape.to_vec()))
     }
 
-    pub(crate) fn avg_pool_grad(
+    /// The input gradient of an average pool (`x_shape`) from `dy`.
+    pub fn avg_pool_grad(
         &mut self,
         dy: NodeId,
         x_shape: &[usize],

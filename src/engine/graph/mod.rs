@@ -15,16 +15,22 @@ pub use shape::{broadcast_shape, broadcast_strides, numel};
 
 use crate::error::{Error, Result};
 
+/// A node's index in `Graph::nodes`.
 pub type NodeId = usize;
 
+/// One operation of a graph: its op, the nodes it reads and its output shape.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// What it computes.
     pub op: Op,
+    /// The nodes it reads, in the op's order.
     pub inputs: Vec<NodeId>,
+    /// Its output's shape.
     pub shape: Vec<usize>,
 }
 
 impl Node {
+    /// Elements of its output.
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
@@ -34,13 +40,19 @@ impl Node {
 /// by its position in `Graph::params`, so graphs built from the same model share them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
+    /// The parameter's name in saved models (`layer.weight`).
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
 }
 
+/// A static computation graph: nodes in the order they were added (inputs before their
+/// readers), and the model's parameters.
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
+    /// Every node; a node's id is its index.
     pub nodes: Vec<Node>,
+    /// The trainable parameters, in packing order.
     pub params: Vec<ParamSpec>,
     param_nodes: Vec<NodeId>,
 }
@@ -50,14 +62,17 @@ fn shape_err<T>(op: &str, detail: String) -> Result<T> {
 }
 
 impl Graph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The node `id`.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id]
     }
 
+    /// The output shape of node `id`.
     pub fn shape(&self, id: NodeId) -> &[usize] {
         &self.nodes[id].shape
     }
@@ -102,6 +117,7 @@ impl Graph {
         self.param_nodes[index]
     }
 
+    /// A host-written input named `name` (unique in the graph) of `shape`.
     pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<NodeId> {
         if self.input_id(name).is_some() {
             return shape_err("input", format!("an input named {name:?} exists already"));
@@ -118,6 +134,7 @@ impl Graph {
         ))
     }
 
+    /// A tensor of `shape` with every element `value`.
     pub fn fill(&mut self, shape: &[usize], value: f32) -> Result<NodeId> {
         if shape.is_empty() || shape.contains(&0) {
             return shape_err("fill", format!("empty shape {shape:?}"));
@@ -212,6 +229,7 @@ impl Graph {
         ))
     }
 
+    /// `a · b` for 2-D `a`, `b` (no bias, no activation).
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.matmul_ex(a, b, None, false, false, Act::Identity)
     }
@@ -221,6 +239,7 @@ impl Graph {
         self.matmul_ex(x, w, Some(b), false, false, act)
     }
 
+    /// `op(a, b)` elementwise, with numpy broadcasting.
     pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
         let name = Op::Binary(op).name();
         let shape = broadcast_shape(self.shape(a), self.shape(b)).ok_or_else(|| {
@@ -235,29 +254,37 @@ impl Graph {
         })?;
         Ok(self.push(Op::Binary(op), vec![a, b], shape))
     }
+    /// `a + b`, broadcasting.
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.binary(BinaryOp::Add, a, b)
     }
+    /// `a - b`, broadcasting.
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.binary(BinaryOp::Sub, a, b)
     }
+    /// `a * b`, broadcasting.
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.binary(BinaryOp::Mul, a, b)
     }
+    /// `a / b`, broadcasting.
     pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
         self.binary(BinaryOp::Div, a, b)
     }
 
+    /// `act(x)` elementwise.
     pub fn unary(&mut self, act: Act, x: NodeId) -> Result<NodeId> {
         let shape = self.shape(x).to_vec();
         Ok(self.push(Op::Unary(act), vec![x], shape))
     }
+    /// `max(x, 0)` elementwise.
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
         self.unary(Act::Relu, x)
     }
+    /// `1 / (1 + e^-x)` elementwise.
     pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
         self.unary(Act::Sigmoid, x)
     }
+    /// `tanh(x)` elementwise.
     pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
         self.unary(Act::Tanh, x)
     }
@@ -297,6 +324,7 @@ impl Graph {
         Ok(self.push(Op::ExpandTo { scale }, vec![x], shape.to_vec()))
     }
 
+    /// `x` under another shape of as many elements (no copy).
     pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId> {
         if numel(shape) != self.nodes[x].numel() {
             return shape_err(
@@ -330,6 +358,8 @@ impl Graph {
         self.reduce_to(x, &[1], 1.0 / n as f32)
     }
 
+    /// Mean binary cross-entropy of `logits` against 0/1 `targets` (both `[b, 1]`),
+    /// positives weighted by `pos_weight`; output `[1]`.
     pub fn bce_with_logits(
         &mut self,
         logits: NodeId,

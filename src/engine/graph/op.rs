@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 /// An activation, applied on its own or fused into a matmul's epilogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Act {
+    /// `x`: no activation.
     Identity,
+    /// `max(x, 0)`.
     Relu,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `tanh(x)`.
     Tanh,
 }
 
@@ -24,15 +28,21 @@ impl Act {
     }
 }
 
+/// An elementwise operation of two tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
+    /// `a / b`.
     Div,
 }
 
 impl BinaryOp {
+    /// The code the WGSL kernels switch on.
     pub fn code(self) -> u32 {
         match self {
             BinaryOp::Add => 0,
@@ -46,21 +56,35 @@ impl BinaryOp {
 /// Which optimizer the plan's update launch runs over the packed parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Optimizer {
+    /// Stochastic gradient descent with heavy-ball momentum.
     Sgd {
+        /// Learning rate.
         lr: f32,
+        /// Momentum factor (0 for plain SGD).
         momentum: f32,
     },
+    /// Adam (Kingma & Ba), with bias correction.
     Adam {
+        /// Learning rate.
         lr: f32,
+        /// Decay of the first-moment estimate.
         beta1: f32,
+        /// Decay of the second-moment estimate.
         beta2: f32,
+        /// Added to the denominator's square root.
         eps: f32,
     },
+    /// Adam with decoupled weight decay (Loshchilov & Hutter).
     AdamW {
+        /// Learning rate.
         lr: f32,
+        /// Decay of the first-moment estimate.
         beta1: f32,
+        /// Decay of the second-moment estimate.
         beta2: f32,
+        /// Added to the denominator's square root.
         eps: f32,
+        /// Weight decay per step, scaled by the learning rate.
         weight_decay: f32,
     },
 }
@@ -89,8 +113,11 @@ pub enum CellKind {
 /// convolution is the `h = 1` case: `[1, s]`, `[0, p]`, `[1, d]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConvGeom {
+    /// Step between output positions.
     pub stride: [usize; 2],
+    /// Zeros added on each side.
     pub padding: [usize; 2],
+    /// Step between the kernel's taps.
     pub dilation: [usize; 2],
 }
 
@@ -99,11 +126,17 @@ pub struct ConvGeom {
 /// `count_include_pad`): the divisor is always the window's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PoolGeom {
+    /// Window size.
     pub kernel: [usize; 2],
+    /// Step between windows.
     pub stride: [usize; 2],
+    /// Padding on each side.
     pub padding: [usize; 2],
 }
 
+/// What a graph node computes; its inputs are the node's `inputs`. Each variant's doc
+/// says what it reads and writes; the fields are the settings it names.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Data written by the host: a resident table, an index permutation, labels.

@@ -50,6 +50,7 @@ impl CellKind {
         }
     }
 
+    /// The kind's lowercase name (`lstm`, `gru`), as in model files and messages.
     pub fn name(self) -> &'static str {
         match self {
             CellKind::Lstm => "lstm",
@@ -62,12 +63,16 @@ impl CellKind {
 /// Each plane is a row-major matrix with `rows` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packing {
+    /// The cell.
     pub kind: CellKind,
+    /// Rows (batch) of each state.
     pub rows: usize,
+    /// Hidden units.
     pub hidden: usize,
 }
 
 impl Packing {
+    /// The packing of a `kind` cell's outputs for `rows × hidden` states.
     pub fn new(kind: CellKind, rows: usize, hidden: usize) -> Self {
         Packing { kind, rows, hidden }
     }

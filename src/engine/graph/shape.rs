@@ -1,5 +1,6 @@
 //! Shape arithmetic shared by the graph builder and the kernels.
 
+/// Elements of a tensor of `shape`.
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }

@@ -268,8 +268,8 @@ pub fn check_op_gradients(
     build: impl FnOnce(&mut Graph) -> Vec<NodeId>,
     conv_scratch: &[Option<usize>],
 ) {
+    use crate::reference::evaluate;
     use riskgrad::engine::graph::backward;
-    use riskgrad::reference::evaluate;
     let mut rng = Rng::new(seed_of(name));
     let mut g = Graph::new();
     let outs = build(&mut g);
@@ -354,7 +354,7 @@ pub fn check_finite_differences(
     inputs: &mut HashMap<String, Vec<f64>>,
     params: &mut [Vec<f64>],
 ) {
-    use riskgrad::reference::evaluate;
+    use crate::reference::evaluate;
     let eps = 1e-6;
     let close =
         |analytic: f64, numeric: f64| (analytic - numeric).abs() <= 1e-7 + 1e-5 * numeric.abs();

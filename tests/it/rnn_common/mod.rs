@@ -1,9 +1,9 @@
 //! Recurrent stacks built in the graph, and the same stacks run by the textbook f64
-//! reference (`riskgrad::reference::rnn`), for the CPU and GPU comparison tests.
+//! reference (`crate::reference::rnn`), for the CPU and GPU comparison tests.
 
+use crate::reference::rnn::{gru_layer, lstm_layer, LayerWeights};
 use riskgrad::engine::graph::{CellKind, Graph, NodeId};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};
-use riskgrad::reference::rnn::{gru_layer, lstm_layer, LayerWeights};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 //! no im2col, no tiling, no reordering. The kernels of both executors are held against
 //! these.
 
-use crate::engine::graph::{ConvGeom, PoolGeom};
+use riskgrad::engine::graph::{ConvGeom, PoolGeom};
 
 /// The input position `o * stride - padding + tap * dilation`, if it lies inside `len`.
 fn tap(

@@ -18,9 +18,9 @@
 //! nothing with the graph, the autodiff or the kernels: the fused kernels of both
 //! executors are compared with them. `cell_forward` and `cell_backward` are what the
 //! graph interpreter runs for `RnnCell` and `RnnCellGrad`; the backward formulas are
-//! held against finite differences of the forward ones in tests/rnn_gradcheck.rs.
+//! held against finite differences of the forward ones in tests/it/rnn_gradcheck.rs.
 
-use crate::engine::graph::{CellKind, Packing};
+use riskgrad::engine::graph::{CellKind, Packing};
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())

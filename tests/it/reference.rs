@@ -2,7 +2,7 @@
 //! loops. It shares no code with the executors' kernels, so tests can hold the kernels
 //! (and the autodiff rules, through finite differences) against it.
 
-use crate::engine::graph::{Act, BinaryOp, Graph, NodeId, Op};
+use riskgrad::engine::graph::{Act, BinaryOp, Graph, Op};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -312,9 +312,4 @@ fn broadcast_index(i: usize, to: &[usize], from: &[usize]) -> usize {
         index = index * from[d] + c;
     }
     index
-}
-
-/// The value of one node, by id, after `evaluate`.
-pub fn value(values: &[Vec<f64>], node: NodeId) -> &[f64] {
-    &values[node]
 }

@@ -1,13 +1,45 @@
-//! Kernel and training-step benchmarks, run on any executor. They print what they
-//! measured; nothing here asserts a speed.
+//! Kernel and training-step benchmarks, run on any executor, and the lines that report
+//! them. Nothing here asserts a speed. `riskgrad bench` (src/cmd/bench.rs) and the
+//! `cargo bench` targets (benches/, which include this file by path) run the same code,
+//! so this file uses only the library's public API.
 
-use crate::engine::exec::Executor;
-use crate::engine::graph::{Act, Graph};
-use crate::engine::plan::{compile, PlanRequest, STEP_STATE};
-use crate::error::Result;
-use crate::rng::Rng;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::engine::graph::{Act, CellKind, Graph};
+use riskgrad::engine::plan::{compile, PlanRequest, STEP_STATE};
+use riskgrad::engine::{select_executor, WhenNoGpu};
+use riskgrad::error::Result;
+use riskgrad::rng::Rng;
 use serde::Serialize;
 use std::time::Instant;
+
+/// Work per timed round of `riskgrad bench matmul`: about 2 s on the CPU; a round is one
+/// submission on a GPU.
+pub const MATMUL_BUDGET_FLOPS: f64 = 2e10;
+/// Work per timed round of `riskgrad bench conv`.
+pub const CONV_BUDGET_FLOPS: f64 = 2e9;
+/// Bytes moved per timed round of `riskgrad bench pool`.
+pub const POOL_BUDGET_BYTES: f64 = 2e8;
+
+/// The executor for a device the user named on purpose: no fallback to the CPU.
+pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
+    Ok(select_executor(choice, WhenNoGpu::Refuse)?.executor)
+}
+
+/// Runs `body` on an executor for each device listed; one that is not there is skipped
+/// with a line saying so.
+pub fn each_device(
+    devices: &[DeviceChoice],
+    mut body: impl FnMut(&mut dyn Executor) -> Result<()>,
+) -> Result<()> {
+    for choice in devices {
+        match executor_strict(choice) {
+            Ok(mut exec) => body(exec.as_mut())?,
+            Err(e) => eprintln!("skipping device {choice:?}: {e}"),
+        }
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
@@ -18,6 +50,18 @@ pub struct Measurement {
     /// The figure of merit: GFLOP/s, GB/s or rows/s, named by `unit`.
     pub rate: f64,
     pub unit: &'static str,
+}
+
+/// One line per measurement: name, device, rate and unit, milliseconds per repetition.
+pub fn print_measurement(m: &Measurement) {
+    println!(
+        "{:<44} {:<40} {:>9.2} {}  ({:.3} ms)",
+        m.name,
+        m.device,
+        m.rate,
+        m.unit,
+        m.median_seconds * 1e3
+    );
 }
 
 /// Median of a non-empty list.
@@ -109,6 +153,30 @@ pub struct TrainBench {
     pub peak_rss_mib: Option<f64>,
 }
 
+/// Prints a training benchmark; `exec` is the executor it ran on (for its host time per
+/// step, where it keeps one).
+pub fn print_train(b: &TrainBench, exec: &dyn Executor) {
+    println!("device: {}; {} input features", b.device, b.features);
+    println!(
+        "training throughput: {:.0} rows/s (median of {} epochs)",
+        b.rows_per_second, b.epochs
+    );
+    println!(
+        "process start to end of first training step: {:.3} s (data prepared {:.3} s, device ready and plans loaded {:.3} s)",
+        b.first_step_seconds, b.data_ready_seconds, b.plans_loaded_seconds
+    );
+    println!("validation AUC after {} epochs: {:.4}", b.epochs, b.val_auc);
+    if let Some(host) = exec.host_seconds_per_step() {
+        println!(
+            "host time per training step (recording + submitting): {:.1} µs",
+            host * 1e6
+        );
+    }
+    if let Some(rss) = b.peak_rss_mib {
+        println!("peak resident memory: {rss:.1} MiB");
+    }
+}
+
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3, seed 0) on the bundled Taiwan
 /// data and measures throughput; `since` is when the process started. With
 /// `peer_features` the data is prepared as the peer programs do (the 23 columns as
@@ -119,18 +187,18 @@ pub fn train_default_mlp(
     peer_features: bool,
     since: Instant,
 ) -> Result<TrainBench> {
-    use crate::data::{prepare_bundled, PrepareOptions};
-    use crate::engine::graph::Optimizer;
-    use crate::train::{TrainConfig, Trainer};
+    use riskgrad::data::{prepare_bundled, PrepareOptions};
+    use riskgrad::engine::graph::Optimizer;
+    use riskgrad::train::{TrainConfig, Trainer};
     let mut opts = PrepareOptions::bundled();
     if peer_features {
         opts.categorical.clear();
-        opts.signed_log = crate::data::SignedLog::Off;
+        opts.signed_log = riskgrad::data::SignedLog::Off;
     }
     let data = prepare_bundled(&opts)?;
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
-    let model = crate::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
+    let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
     let optimizer = Optimizer::Adam {
         lr: 1e-3,
         beta1: 0.9,
@@ -230,10 +298,10 @@ impl ConvCase {
         ]
     }
 
-    fn geom(&self) -> crate::engine::graph::ConvGeom {
+    fn geom(&self) -> riskgrad::engine::graph::ConvGeom {
         let pad_h = if self.h == 1 { 0 } else { self.padding };
         let stride_h = if self.h == 1 { 1 } else { self.stride };
-        crate::engine::graph::ConvGeom {
+        riskgrad::engine::graph::ConvGeom {
             stride: [stride_h, self.stride],
             padding: [pad_h, self.padding],
             dilation: [1, 1],
@@ -268,7 +336,7 @@ pub enum ConvPass {
 /// Loads `plan` and writes random values in ±1 to each of its inputs.
 fn load_with_random_inputs(
     exec: &mut dyn Executor,
-    plan: crate::engine::plan::Plan,
+    plan: riskgrad::engine::plan::Plan,
     seed: u64,
 ) -> Result<usize> {
     let inputs = plan.inputs.clone();
@@ -407,13 +475,13 @@ impl PoolCase {
         ]
     }
 
-    fn geom(&self) -> crate::engine::graph::PoolGeom {
+    fn geom(&self) -> riskgrad::engine::graph::PoolGeom {
         let (stride_h, pad_h) = if self.h == 1 {
             (1, 0)
         } else {
             (self.stride, self.padding)
         };
-        crate::engine::graph::PoolGeom {
+        riskgrad::engine::graph::PoolGeom {
             kernel: [self.kh, self.kw],
             stride: [stride_h, self.stride],
             padding: [pad_h, self.padding],
@@ -439,7 +507,7 @@ pub fn pool(
     } else {
         g.avg_pool2d(x, case.geom())?
     };
-    let (x_len, y_len) = (crate::engine::graph::numel(&xs), g.nodes[y].numel());
+    let (x_len, y_len) = (riskgrad::engine::graph::numel(&xs), g.nodes[y].numel());
     let mut argmax = None;
     if backward && case.max {
         // The gradient reads the argmax the forward pass recorded: record it once, then
@@ -513,6 +581,15 @@ pub fn pool(
     })
 }
 
+/// `riskgrad bench matmul`: each square size in turn, a line printed as each is measured
+/// (the large sizes take a while).
+pub fn matmul_suite(exec: &mut dyn Executor, sizes: &[usize], budget_flops: f64) -> Result<()> {
+    for &size in sizes {
+        print_measurement(&matmul(exec, size, budget_flops)?);
+    }
+    Ok(())
+}
+
 /// `riskgrad bench conv`: every representative convolution, each pass.
 pub fn conv_suite(exec: &mut dyn Executor, budget_flops: f64) -> Result<Vec<Measurement>> {
     let mut out = Vec::new();
@@ -535,7 +612,7 @@ pub fn pool_suite(exec: &mut dyn Executor, budget_bytes: f64) -> Result<Vec<Meas
     Ok(out)
 }
 
-/// One recurrent training step measured three ways (see `lstm`).
+/// One recurrent training step measured three ways (see `recurrent`).
 #[derive(Clone, Debug, Serialize)]
 pub struct RnnBench {
     pub name: String,
@@ -556,70 +633,56 @@ pub struct RnnBench {
     pub cell_launches: usize,
 }
 
-/// An LSTM layer (`batch` rows, `steps` steps of `input` features, `hidden` units)
-/// stepped forward and backward through time, its whole sequence read out linearly into
-/// a mean: gradients of every weight and of the input, no optimizer. Also times the step's matmuls alone and its fused cells alone
-/// (the same launches, filtered out of the compiled plan), and counts launches.
-pub fn lstm(
-    exec: &mut dyn Executor,
+/// `recurrent` on each device listed, a line for each.
+pub fn recurrent_on_devices(
+    kind: CellKind,
+    devices: &[DeviceChoice],
     batch: usize,
     input: usize,
     hidden: usize,
     steps: usize,
-) -> Result<RnnBench> {
-    recurrent(
-        exec,
-        crate::engine::graph::CellKind::Lstm,
-        batch,
-        input,
-        hidden,
-        steps,
-    )
+) -> Result<()> {
+    each_device(devices, |exec| {
+        let b = recurrent(exec, kind, batch, input, hidden, steps)?;
+        println!(
+            "{} on {}: step {:.3} ms (forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
+            b.name, b.device, b.step_seconds * 1e3, b.matmul_launches, b.matmul_seconds * 1e3, b.cell_launches, b.cell_seconds * 1e3, b.launches
+        );
+        Ok(())
+    })
 }
 
-/// `lstm`'s measurement for a GRU layer.
-pub fn gru(
+/// A recurrent layer of `kind` (LSTM or GRU; `batch` rows, `steps` steps of `input`
+/// features, `hidden` units) stepped forward and backward through time, its whole
+/// sequence read out linearly into a mean: gradients of every weight and of the input, no
+/// optimizer. Also times the step's matmuls alone and its fused cells alone (the same
+/// launches, filtered out of the compiled plan), and counts launches.
+pub fn recurrent(
     exec: &mut dyn Executor,
+    kind: CellKind,
     batch: usize,
     input: usize,
     hidden: usize,
     steps: usize,
 ) -> Result<RnnBench> {
-    recurrent(
-        exec,
-        crate::engine::graph::CellKind::Gru,
-        batch,
-        input,
-        hidden,
-        steps,
-    )
-}
-
-fn recurrent(
-    exec: &mut dyn Executor,
-    kind: crate::engine::graph::CellKind,
-    batch: usize,
-    input: usize,
-    hidden: usize,
-    steps: usize,
-) -> Result<RnnBench> {
-    use crate::engine::plan::Kernel;
+    use riskgrad::engine::plan::Kernel;
     if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
-        return Err(crate::Error::Other(format!(
+        return Err(riskgrad::Error::Other(format!(
             "bench {}: sizes must be positive",
             kind.name()
         )));
     }
     let mut g = Graph::new();
     let x = g.input("bench_seq", &[batch, steps * input])?;
-    let out = crate::nn::rnn::rnn_layer(&mut g, kind, "bench", x, steps, hidden, false, &[], true)?;
+    let out =
+        riskgrad::nn::rnn::rnn_layer(&mut g, kind, "bench", x, steps, hidden, false, &[], true)?;
     // A scalar of every step's state (a linear read-out, as a next layer's input product
     // would be), so the gradient enters at every step as in a stack.
     let seq = out.sequence.expect("asked for the sequence");
     let readout = g.param("bench.readout", &[steps * hidden, 1])?;
     let score = g.matmul(seq, readout)?;
     let loss = g.mean(score)?;
-    let grads = crate::engine::graph::backward(&mut g, loss, &[x])?;
+    let grads = riskgrad::engine::graph::backward(&mut g, loss, &[x])?;
     let mut keep = vec![grads.of(x).expect("the input reaches the loss")];
     keep.extend((0..g.params.len()).filter_map(|p| grads.of(g.param_node(p))));
     let plan = compile(
@@ -638,7 +701,7 @@ fn recurrent(
     let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
     let cells = only(&|k| matches!(k, Kernel::RnnCell { .. } | Kernel::RnnCellGrad { .. }));
     // Per step, without the step counter's own launch.
-    let count = |p: &crate::engine::plan::Plan| p.launches.len() - 1;
+    let count = |p: &riskgrad::engine::plan::Plan| p.launches.len() - 1;
     let (launches, matmul_launches, cell_launches) = (count(&plan), count(&matmuls), count(&cells));
     let layout = plan.layout.clone();
     let full = exec.load(plan)?;
