@@ -10,6 +10,7 @@ mod lifecycle_common;
 #[allow(dead_code)]
 mod rnn_common;
 
+mod activations;
 mod cli;
 mod conv_gradcheck;
 mod data_errors;
