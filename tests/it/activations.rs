@@ -436,17 +436,17 @@ fn train_with_gelu_then_predict() {
 
 /// Removes every `key` field in `v`; whether there was one.
 fn remove_key(v: &mut serde_json::Value, key: &str) -> bool {
-    match v {
-        serde_json::Value::Object(map) => {
-            let here = map.remove(key).is_some();
-            map.values_mut()
-                .fold(here, |any, child| remove_key(child, key) || any)
-        }
-        serde_json::Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |any, child| remove_key(child, key) || any),
-        _ => false,
-    }
+    let (here, children): (bool, Vec<&mut serde_json::Value>) = match v {
+        serde_json::Value::Object(map) => (map.remove(key).is_some(), map.values_mut().collect()),
+        serde_json::Value::Array(items) => (false, items.iter_mut().collect()),
+        _ => return false,
+    };
+    // Every child is visited (no short-circuit): all the fields go.
+    let below = children
+        .into_iter()
+        .filter_map(|c| remove_key(c, key).then_some(()))
+        .count();
+    here || below > 0
 }
 
 #[test]
