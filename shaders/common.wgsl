@@ -2,7 +2,9 @@
 // most kernel files when they are compiled (see
 // src/gpu/shaders.rs); it holds no bindings and no entry points of its own.
 //
-// Activation codes follow `Act::code`: 0 identity, 1 relu, 2 sigmoid, 3 tanh.
+// Activation codes follow `Act::code`: 0 identity, 1 relu, 2 sigmoid, 3 tanh,
+// 4 leaky_relu, 5 gelu, 6 silu. The formulas are those of `Act::eval` / `Act::slope`
+// (src/engine/graph/act.rs).
 
 // Threads per workgroup of every 1-D kernel.
 const WG: u32 = 256u;
@@ -37,21 +39,40 @@ fn tanh_stable(x: f32) -> f32 {
     return sign(x) * (1.0 - t) / (1.0 + t);
 }
 
+// GELU's tanh argument sqrt(2/pi) * (x + 0.044715 x^3).
+fn gelu_inner(x: f32) -> f32 {
+    return 0.7978845608028654 * (x + 0.044715 * x * x * x);
+}
+
 fn activate(act: u32, z: f32) -> f32 {
     switch act {
         case 1u: { return max(z, 0.0); }
         case 2u: { return sigmoid(z); }
         case 3u: { return tanh_stable(z); }
+        case 4u: { return select(0.01 * z, z, z > 0.0); }
+        case 5u: { return 0.5 * z * (1.0 + tanh_stable(gelu_inner(z))); }
+        case 6u: { return z * sigmoid(z); }
         default: { return z; }
     }
 }
 
-// act'(x) in terms of y = act(x).
-fn activation_slope(act: u32, y: f32) -> f32 {
+// act'(x) in terms of v: the output y = act(x) for codes 0-4, the input x itself for
+// gelu and silu (`Act::slope_from`).
+fn activation_slope(act: u32, v: f32) -> f32 {
     switch act {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return y * (1.0 - y); }
-        case 3u: { return 1.0 - y * y; }
+        case 1u: { return select(0.0, 1.0, v > 0.0); }
+        case 2u: { return v * (1.0 - v); }
+        case 3u: { return 1.0 - v * v; }
+        case 4u: { return select(0.01, 1.0, v > 0.0); }
+        case 5u: {
+            let t = tanh_stable(gelu_inner(v));
+            let du = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * v * v);
+            return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+        }
+        case 6u: {
+            let s = sigmoid(v);
+            return s * (1.0 + v * (1.0 - s));
+        }
         default: { return 1.0; }
     }
 }

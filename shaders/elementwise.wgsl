@@ -3,7 +3,7 @@
 //   fill      out[i] = value
 //   binary    out[i] = x[bcast_x(i)] (op) y[bcast_y(i)], rank-4 broadcasting by strides
 //   unary     out[i] = act(x[i])
-//   act_grad  out[i] = x[i] * act'(.) written in terms of y[i] = act(.)
+//   act_grad  out[i] = x[i] * act'(.) from y[i]: act's output, or its input (gelu, silu)
 //   expand    out[i] = value * x[bcast_x(i)]
 //   copy_cols out[r, dst_start + c] = x[r, src_start + c] for r < rows, c < cols
 // Offsets are in 32-bit words from the start of each bound window.

@@ -5,7 +5,7 @@ use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::engine::graph::Optimizer;
+use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Hidden layer sizes of the mlp, or recurrent layer sizes of lstm/gru, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "64,32")]
     pub hidden: Vec<usize>,
+    /// Activation of the hidden layers: the mlp's, the cnn's conv and dense layers, the
+    /// dense head of lstm/gru (not the recurrent cells' gates). Saved with the model.
+    #[arg(long, value_name = "ACT", default_value = "relu", value_parser = hidden_activations())]
+    pub activation: Act,
     /// Columns forming one channel of the payment history, for the sequence models:
     /// a list or a range (`PAY_AMT1..6`); repeat the flag once per channel. Default for
     /// the bundled data: PAY_x, BILL_AMTx, PAY_AMTx over six months.
@@ -242,7 +246,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             }
         }
         _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
-    };
+    }
+    .with_activation(args.activation);
     let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
     let optimizer = match args.optimizer {
@@ -642,4 +647,16 @@ impl EpochProgress {
             ),
         }
     }
+}
+
+/// The choices of `--activation`, by `Act::name`: every activation but identity (a stack
+/// of linear layers is one linear layer).
+fn hidden_activations() -> impl clap::builder::TypedValueParser<Value = Act> {
+    use clap::builder::TypedValueParser;
+    let names = Act::ALL
+        .into_iter()
+        .filter(|&a| a != Act::Identity)
+        .map(Act::name);
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| name.parse::<Act>().expect("every offered name parses"))
 }

@@ -12,14 +12,15 @@ use serde::{Deserialize, Serialize};
 /// The CNN's layer sizes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CnnLayers {
-    /// Output channels of each conv layer (each with ReLU).
+    /// Output channels of each conv layer (each with the model's activation).
     pub conv: Vec<usize>,
     /// Kernel width of every conv layer, zero-padded by `kernel / 2` on each side (an
     /// odd kernel keeps the length).
     pub kernel: usize,
     /// Max pooling (window and stride) between conv layers; 1 for none.
     pub pool: usize,
-    /// Dense ReLU layers after flattening and concatenating the statics, before the logit.
+    /// Dense layers (with the model's activation) after flattening and concatenating the
+    /// statics, before the logit.
     pub dense: Vec<usize>,
 }
 
@@ -89,8 +90,9 @@ impl CnnLayers {
     }
 }
 
-/// Appends the CNN to `g` over `x` (`[batch, statics + steps·channels]`); returns the
-/// logits `[batch, 1]`.
+/// Appends the CNN to `g` over `x` (`[batch, statics + steps·channels]`), `act` in its
+/// hidden layers; returns the logits `[batch, 1]`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     g: &mut Graph,
     x: NodeId,
@@ -98,6 +100,7 @@ pub(super) fn build(
     channels: usize,
     steps: usize,
     layers: &CnnLayers,
+    act: Act,
 ) -> Result<NodeId> {
     let batch = g.shape(x)[0];
     let lengths = layers.lengths(steps)?;
@@ -108,7 +111,7 @@ pub(super) fn build(
     for (i, &out) in layers.conv.iter().enumerate() {
         let w = g.param(&format!("conv{i}.weight"), &[out, width, layers.kernel])?;
         let b = g.param(&format!("conv{i}.bias"), &[out])?;
-        h = g.conv1d(h, w, Some(b), 1, layers.kernel / 2, 1, Act::Relu)?;
+        h = g.conv1d(h, w, Some(b), 1, layers.kernel / 2, 1, act)?;
         if i + 1 < layers.conv.len() && layers.pool > 1 {
             h = g.max_pool1d(h, layers.pool, layers.pool, 0)?;
         }
@@ -125,12 +128,12 @@ pub(super) fn build(
     for (i, &out) in layers.dense.iter().chain(std::iter::once(&1)).enumerate() {
         let w = g.param(&format!("dense{i}.weight"), &[z_width, out])?;
         let b = g.param(&format!("dense{i}.bias"), &[out])?;
-        let act = if i < layers.dense.len() {
-            Act::Relu
+        let layer_act = if i < layers.dense.len() {
+            act
         } else {
             Act::Identity
         };
-        z = g.linear(z, w, b, act)?;
+        z = g.linear(z, w, b, layer_act)?;
         z_width = out;
     }
     Ok(z)

@@ -12,16 +12,21 @@ use serde::{Deserialize, Serialize};
 mod cnn;
 pub use cnn::CnnLayers;
 
-/// The architectures the CLI offers.
+/// The architectures the CLI offers. Each hidden layer applies the model's `activation`
+/// (ReLU unless chosen otherwise with `with_activation`; a saved model from before the
+/// choice existed has none recorded and loads as ReLU).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {
-    /// Dense layers with ReLU, then a dense layer to one logit.
+    /// Dense layers with the activation, then a dense layer to one logit.
     Mlp {
         /// Features per row.
         inputs: usize,
         /// Widths of the hidden layers, first to last.
         hidden: Vec<usize>,
+        /// The hidden layers' activation (relu in models saved before it was a choice).
+        #[serde(default = "relu")]
+        activation: Act,
     },
     /// Stacked LSTM layers over the payment-history block of the features; the last
     /// hidden state beside the static features, then dense ReLU layers (`head`, often
@@ -29,9 +34,10 @@ pub enum ModelSpec {
     Lstm(RecurrentSpec),
     /// The same with GRU layers.
     Gru(RecurrentSpec),
-    /// Conv1d + ReLU layers over the payment history (max pooling between them), then
-    /// the flattened result with the static features, dense ReLU layers and one logit.
-    /// Reads the layout of `data::sequence`: statics first, then steps × channels.
+    /// Conv1d layers with the activation over the payment history (max pooling between
+    /// them), then the flattened result with the static features, dense layers with the
+    /// activation and one logit. Reads the layout of `data::sequence`: statics first,
+    /// then steps × channels.
     Cnn {
         /// Static features, first in each row.
         statics: usize,
@@ -41,7 +47,16 @@ pub enum ModelSpec {
         steps: usize,
         /// The convolution and dense layers.
         layers: CnnLayers,
+        /// The conv and dense layers' activation (relu in models saved before it was a
+        /// choice).
+        #[serde(default = "relu")]
+        activation: Act,
     },
+}
+
+/// The hidden layers' activation of a model saved without one.
+fn relu() -> Act {
+    Act::Relu
 }
 
 /// The sizes of a recurrent model. The feature matrix holds the `statics` static
@@ -60,10 +75,13 @@ pub struct RecurrentSpec {
     /// Whether each layer also runs the sequence backwards.
     #[serde(default)]
     pub bidirectional: bool,
-    /// Dense ReLU layers between the recurrent output (with the static features) and
-    /// the logit.
+    /// Dense layers between the recurrent output (with the static features) and the
+    /// logit.
     #[serde(default)]
     pub head: Vec<usize>,
+    /// The activation of the `head` layers (the cells' gates keep theirs).
+    #[serde(default = "relu")]
+    pub activation: Act,
 }
 
 impl RecurrentSpec {
@@ -104,6 +122,7 @@ impl RecurrentSpec {
             hidden: hidden.to_vec(),
             bidirectional,
             head: head.to_vec(),
+            activation: Act::Relu,
         })
     }
 
@@ -142,7 +161,7 @@ impl RecurrentSpec {
         for (i, &size) in self.head.iter().enumerate() {
             let w = g.param(&format!("head{i}.weight"), &[width, size])?;
             let b = g.param(&format!("head{i}.bias"), &[size])?;
-            h = g.linear(h, w, b, Act::Relu)?;
+            h = g.linear(h, w, b, self.activation)?;
             width = size;
         }
         let w = g.param("out.weight", &[width, 1])?;
@@ -167,6 +186,7 @@ impl ModelSpec {
         Ok(ModelSpec::Mlp {
             inputs,
             hidden: hidden.to_vec(),
+            activation: Act::Relu,
         })
     }
 
@@ -195,7 +215,28 @@ impl ModelSpec {
             channels,
             steps,
             layers,
+            activation: Act::Relu,
         })
+    }
+
+    /// The same model with `act` in its hidden layers, in place of ReLU: the dense and
+    /// conv layers (not the output layer, nor the recurrent cells' gates).
+    pub fn with_activation(mut self, act: Act) -> Self {
+        match &mut self {
+            ModelSpec::Mlp { activation, .. } | ModelSpec::Cnn { activation, .. } => {
+                *activation = act
+            }
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.activation = act,
+        }
+        self
+    }
+
+    /// The activation of the hidden layers (see `with_activation`).
+    pub fn activation(&self) -> Act {
+        match self {
+            ModelSpec::Mlp { activation, .. } | ModelSpec::Cnn { activation, .. } => *activation,
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.activation,
+        }
     }
 
     /// Number of feature columns the model reads.
@@ -216,14 +257,18 @@ impl ModelSpec {
     /// `[batch, 1]`.
     pub fn build(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
         match self {
-            ModelSpec::Mlp { inputs, hidden } => {
+            ModelSpec::Mlp {
+                inputs,
+                hidden,
+                activation,
+            } => {
                 let mut h = x;
                 let mut width = *inputs;
                 for (i, &out) in hidden.iter().chain(std::iter::once(&1)).enumerate() {
                     let w = g.param(&format!("dense{i}.weight"), &[width, out])?;
                     let b = g.param(&format!("dense{i}.bias"), &[out])?;
                     let act = if i < hidden.len() {
-                        Act::Relu
+                        *activation
                     } else {
                         Act::Identity
                     };
@@ -239,7 +284,8 @@ impl ModelSpec {
                 channels,
                 steps,
                 layers,
-            } => cnn::build(g, x, *statics, *channels, *steps, layers),
+                activation,
+            } => cnn::build(g, x, *statics, *channels, *steps, layers, *activation),
         }
     }
 }

@@ -12,6 +12,7 @@ mod reference;
 #[allow(dead_code)]
 mod rnn_common;
 
+mod activations;
 mod cli;
 mod cli_outputs;
 mod conv_gradcheck;

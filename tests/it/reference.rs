@@ -1,8 +1,11 @@
 //! A plain f64 interpreter of a graph, written from each op's definition with simple
 //! loops. It shares no code with the executors' kernels, so tests can hold the kernels
-//! (and the autodiff rules, through finite differences) against it.
+//! (and the autodiff rules, through finite differences) against it. The one exception
+//! is the activations' formulas: `Act::eval` and `Act::slope` are written once, generic
+//! over the float type, and evaluated here in f64; tests pin them to published values,
+//! to finite differences and to the independent WGSL.
 
-use riskgrad::engine::graph::{Act, BinaryOp, Graph, Op};
+use riskgrad::engine::graph::{BinaryOp, Graph, Op};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -61,7 +64,7 @@ pub fn evaluate(
                                 x(2)[j]
                             };
                         }
-                        out[i * n + j] = activate(*act, z);
+                        out[i * n + j] = act.eval(z);
                     }
                 }
                 out
@@ -81,11 +84,11 @@ pub fn evaluate(
                     })
                     .collect()
             }
-            Op::Unary(act) => x(0).iter().map(|&z| activate(*act, z)).collect(),
+            Op::Unary(act) => x(0).iter().map(|&z| act.eval(z)).collect(),
             Op::ActGrad(act) => x(0)
                 .iter()
                 .zip(x(1))
-                .map(|(&d, &y)| d * slope_from_output(*act, y))
+                .map(|(&d, &v)| d * act.slope(v))
                 .collect(),
             Op::ReduceTo { scale } => {
                 let mut out = vec![0.0; node.numel()];
@@ -225,7 +228,7 @@ pub fn evaluate(
                     &node.shape,
                     geom,
                 );
-                y.into_iter().map(|z| activate(*act, z)).collect()
+                y.into_iter().map(|z| act.eval(z)).collect()
             }
             Op::Conv2dGradInput { geom } => {
                 conv::conv2d_grad_input(x(0), x(1), &node.shape, shape_of(1), shape_of(0), geom)
@@ -277,24 +280,6 @@ pub fn evaluate(
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
-}
-
-fn activate(act: Act, z: f64) -> f64 {
-    match act {
-        Act::Identity => z,
-        Act::Relu => z.max(0.0),
-        Act::Sigmoid => sigmoid(z),
-        Act::Tanh => z.tanh(),
-    }
-}
-
-fn slope_from_output(act: Act, y: f64) -> f64 {
-    match act {
-        Act::Identity => 1.0,
-        Act::Relu => (y > 0.0) as u8 as f64,
-        Act::Sigmoid => y * (1.0 - y),
-        Act::Tanh => 1.0 - y * y,
-    }
 }
 
 /// The flat index into `from` (which broadcasts to `to`) of element `i` of `to`.

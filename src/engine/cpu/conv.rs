@@ -9,7 +9,6 @@
 //! (`[o, c, kh, kw]` to `[o, (kh, kw, c)]`) on the way in and out. The scratch is owned by
 //! the executor and sized when a plan is loaded: nothing is allocated per step.
 
-use super::kernels::activate;
 use crate::engine::graph::Act;
 use crate::engine::plan::{ConvShape, Kernel};
 use rayon::prelude::*;
@@ -475,7 +474,7 @@ fn apply(act: Act, xs: &mut [f32]) {
     match act {
         Act::Identity => {}
         Act::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
-        _ => xs.iter_mut().for_each(|v| *v = activate(act, *v)),
+        _ => xs.iter_mut().for_each(|v| *v = act.eval(*v)),
     }
 }
 

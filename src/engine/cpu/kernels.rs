@@ -11,43 +11,10 @@ const PARALLEL_MATMUL_WORK: usize = 1 << 20;
 /// Elementwise work is split across threads only above this many elements.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
-/// `act(z)` for one value.
-#[inline]
-pub fn activate(act: Act, z: f32) -> f32 {
-    match act {
-        Act::Identity => z,
-        Act::Relu => z.max(0.0),
-        Act::Sigmoid => sigmoid(z),
-        Act::Tanh => z.tanh(),
-    }
-}
-
-/// `act'(x)` written in terms of the output `y = act(x)`.
-#[inline]
-pub fn activation_slope(act: Act, y: f32) -> f32 {
-    match act {
-        Act::Identity => 1.0,
-        Act::Relu => {
-            if y > 0.0 {
-                1.0
-            } else {
-                0.0
-            }
-        }
-        Act::Sigmoid => y * (1.0 - y),
-        Act::Tanh => 1.0 - y * y,
-    }
-}
-
 /// `1 / (1 + e^-z)`, without overflow for large `|z|`.
 #[inline]
 pub fn sigmoid(z: f32) -> f32 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
+    Act::Sigmoid.eval(z)
 }
 
 /// `log(1 + exp(z))` without overflow.
@@ -263,7 +230,7 @@ pub fn matmul_on(
 /// `act` applied to every element of `out` (nothing for the identity).
 fn activate_all(act: Act, out: &mut [f32]) {
     if act != Act::Identity {
-        map_inplace(out, |z| activate(act, z));
+        map_inplace(out, |z| act.eval(z));
     }
 }
 
@@ -511,13 +478,14 @@ pub fn binary(
 pub fn unary(act: Act, x: &[f32], out: &mut [f32]) {
     let n = out.len();
     out.copy_from_slice(&x[..n]);
-    map_inplace(out, |z| activate(act, z));
+    map_inplace(out, |z| act.eval(z));
 }
 
-/// `Kernel::ActGrad`: `out = dy · act'`, the derivative taken from the output `y`.
-pub fn act_grad(act: Act, dy: &[f32], y: &[f32], out: &mut [f32]) {
+/// `dy · act'(x)` from `v`, the output `y = act(x)` or the input `x` as
+/// `act.slope_from()` says.
+pub fn act_grad(act: Act, dy: &[f32], v: &[f32], out: &mut [f32]) {
     let n = out.len();
-    zip_map(out, &dy[..n], &y[..n], |d, y| d * activation_slope(act, y));
+    zip_map(out, &dy[..n], &v[..n], |d, v| d * act.slope(v));
 }
 
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times

@@ -17,7 +17,7 @@
 //! Recurrent cells have packed outputs read through views (see `graph::rnn`): the
 //! pieces reaching the views of `h` and `c` go to the cell's rule, not to the cell.
 
-use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op};
+use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, SlopeFrom};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -101,7 +101,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         let contributions: Vec<(NodeId, NodeId)> = match node.op {
             Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
             Op::MatMul { trans_a, trans_b, act } => {
-                let dz = if act == Act::Identity { dy } else { g.act_grad(act, dy, id)? };
+                let dz = through_act(g, act, dy, id, None)?;
                 let (a, b) = (x[0], x[1]);
                 let mut out = Vec::new();
                 if needs[a] {
@@ -160,7 +160,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                 out
             }
             Op::Unary(act) => {
-                let dx = if act == Act::Identity { dy } else { g.act_grad(act, dy, id)? };
+                let dx = through_act(g, act, dy, id, Some(x[0]))?;
                 vec![(x[0], dx)]
             }
             Op::ReduceTo { scale } => {
@@ -203,7 +203,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
             }
             Op::RnnCell { .. } => unreachable!("handled above"),
             Op::Conv2d { geom, act } => {
-                let dz = if act == Act::Identity { dy } else { g.act_grad(act, dy, id)? };
+                let dz = through_act(g, act, dy, id, None)?;
                 let (x_in, w) = (x[0], x[1]);
                 let mut out = Vec::new();
                 if needs[x_in] {
@@ -495,4 +495,31 @@ fn reduce_if_needed(g: &mut Graph, d: NodeId, operand: NodeId, scale: f32) -> Re
     } else {
         g.reduce_to(d, &shape, scale)
     }
+}
+
+/// The gradient through `y = act(x)` (node `y`): `dy · act'(x)`, read from `y` or from
+/// the pre-activation `x` as `act.slope_from()` says. `x` is `None` for an activation
+/// fused into a product's epilogue, where the graph builders only fuse activations that
+/// need no `x`.
+fn through_act(
+    g: &mut Graph,
+    act: Act,
+    dy: NodeId,
+    y: NodeId,
+    x: Option<NodeId>,
+) -> Result<NodeId> {
+    if act == Act::Identity {
+        return Ok(dy);
+    }
+    let v = match (act.slope_from(), x) {
+        (SlopeFrom::Output, _) => y,
+        (SlopeFrom::Input, Some(x)) => x,
+        (SlopeFrom::Input, None) => {
+            return Err(Error::Other(format!(
+                "cannot differentiate node {y}: {} fused into a product keeps no pre-activation (build it with Graph::matmul_ex or Graph::conv2d, which split it off)",
+                act.name()
+            )))
+        }
+    };
+    g.act_grad(act, dy, v)
 }

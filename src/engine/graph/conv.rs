@@ -37,7 +37,8 @@ fn err<T>(op: &str, detail: String) -> Result<T> {
 }
 
 impl Graph {
-    /// `act(conv2d(x, w) + bias)`: x `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`.
+    /// `act(conv2d(x, w) + bias)`: x `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`. One fused
+    /// node, or the convolution and a `Unary` for GELU and SiLU (`SlopeFrom`).
     pub fn conv2d(
         &mut self,
         x: NodeId,
@@ -93,7 +94,8 @@ impl Graph {
             }
             inputs.push(b);
         }
-        Ok(self.push(Op::Conv2d { geom, act }, inputs, vec![sx[0], sw[0], oh, ow]))
+        let op_with = |act| Op::Conv2d { geom, act };
+        Ok(self.push_with_act(act, op_with, inputs, vec![sx[0], sw[0], oh, ow]))
     }
 
     /// `act(conv1d(x, w) + bias)` over `[N,C,L]` with w `[O,C,K]`: the `H = 1` case of

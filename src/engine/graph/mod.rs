@@ -1,15 +1,17 @@
 //! The static graph: typed nodes with shapes known at build time, and reverse-mode
 //! autodiff that appends the backward pass to the same graph.
 
+mod act;
 mod autodiff;
 mod conv;
 mod op;
 mod rnn;
 mod shape;
 
+pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
 pub use conv::{conv_out_len, weight_grad_splits};
-pub use op::{Act, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
+pub use op::{BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
@@ -105,6 +107,26 @@ impl Graph {
         self.nodes.len() - 1
     }
 
+    /// Pushes a product whose epilogue applies `act` (`op_with(act)`, e.g. a matmul):
+    /// fused when `act`'s slope comes from its output, else the product with no
+    /// activation followed by a `Unary(act)`, so the pre-activation the gradient reads
+    /// stays in the graph (see `SlopeFrom`).
+    fn push_with_act(
+        &mut self,
+        act: Act,
+        op_with: impl Fn(Act) -> Op,
+        inputs: Vec<NodeId>,
+        shape: Vec<usize>,
+    ) -> NodeId {
+        match act.slope_from() {
+            SlopeFrom::Output => self.push(op_with(act), inputs, shape),
+            SlopeFrom::Input => {
+                let z = self.push(op_with(Act::Identity), inputs, shape.clone());
+                self.push(Op::Unary(act), vec![z], shape)
+            }
+        }
+    }
+
     /// The node of the named input, if the graph has one.
     pub fn input_id(&self, name: &str) -> Option<NodeId> {
         self.nodes
@@ -172,6 +194,7 @@ impl Graph {
 
     /// `act(op(a) · op(b) + bias)`; `a`, `b` are 2-D, `bias` is `[n]` (added to every
     /// row) or `[m, n]` (a whole matrix added, as when gradients are summed into it).
+    /// One fused node, or the product and a `Unary` for GELU and SiLU (`SlopeFrom`).
     pub fn matmul_ex(
         &mut self,
         a: NodeId,
@@ -218,15 +241,12 @@ impl Graph {
             }
             inputs.push(bias);
         }
-        Ok(self.push(
-            Op::MatMul {
-                trans_a,
-                trans_b,
-                act,
-            },
-            inputs,
-            vec![m, n],
-        ))
+        let op_with = |act| Op::MatMul {
+            trans_a,
+            trans_b,
+            act,
+        };
+        Ok(self.push_with_act(act, op_with, inputs, vec![m, n]))
     }
 
     /// `a · b` for 2-D `a`, `b` (no bias, no activation).
@@ -289,15 +309,17 @@ impl Graph {
         self.unary(Act::Tanh, x)
     }
 
-    pub(crate) fn act_grad(&mut self, act: Act, dy: NodeId, y: NodeId) -> Result<NodeId> {
-        let shape = self.shape(y).to_vec();
+    /// `dy · act'(x)`, with `v` the output `y = act(x)` or the input `x` as
+    /// `act.slope_from()` says.
+    pub(crate) fn act_grad(&mut self, act: Act, dy: NodeId, v: NodeId) -> Result<NodeId> {
+        let shape = self.shape(v).to_vec();
         if self.shape(dy) != shape.as_slice() {
             return shape_err(
                 "act_grad",
-                format!("dy {:?} vs y {shape:?}", self.shape(dy)),
+                format!("dy {:?} vs {} {shape:?}", self.shape(dy), act.name()),
             );
         }
-        Ok(self.push(Op::ActGrad(act), vec![dy, y], shape))
+        Ok(self.push(Op::ActGrad(act), vec![dy, v], shape))
     }
 
     /// Sum into `shape`, times `scale`; `shape` must broadcast to the input's shape.

@@ -1,32 +1,8 @@
 //! The operations a graph can hold. Every op has a shape rule (in `graph::builder`), a
 //! vector-Jacobian rule (in `graph::autodiff`) and a kernel on each executor.
 
+use super::act::Act;
 use serde::{Deserialize, Serialize};
-
-/// An activation, applied on its own or fused into a matmul's epilogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Act {
-    /// `x`: no activation.
-    Identity,
-    /// `max(x, 0)`.
-    Relu,
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `tanh(x)`.
-    Tanh,
-}
-
-impl Act {
-    /// The code the WGSL kernels switch on.
-    pub fn code(self) -> u32 {
-        match self {
-            Act::Identity => 0,
-            Act::Relu => 1,
-            Act::Sigmoid => 2,
-            Act::Tanh => 3,
-        }
-    }
-}
 
 /// An elementwise operation of two tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +123,9 @@ pub enum Op {
     Param { index: usize },
     /// `act(op(a) · op(b) + bias)` with `op` a transpose when its flag is set.
     /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row).
+    /// The product is not stored, so autodiff can only fuse an `act` whose slope comes
+    /// from its output (`SlopeFrom::Output`); `Graph::matmul_ex` emits the product and
+    /// a separate `Unary` for the others (GELU, SiLU).
     MatMul {
         trans_a: bool,
         trans_b: bool,
@@ -156,7 +135,8 @@ pub enum Op {
     Binary(BinaryOp),
     /// Elementwise activation.
     Unary(Act),
-    /// Inputs `[dy, y]` where `y = act(x)`: returns `dy * act'(x)` computed from `y`.
+    /// Inputs `[dy, v]`: returns `dy * act'(x)`, where `v` is the output `y = act(x)` or
+    /// the pre-activation `x` itself, as `act.slope_from()` says (`Act::slope`).
     ActGrad(Act),
     /// Sum into `shape` (which the input broadcasts from), times `scale`.
     /// Covers sum along an axis, mean, and the gradient of broadcasting.
@@ -212,7 +192,8 @@ pub enum Op {
     },
     /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]` with x
     /// `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output `[N,O,OH,OW]`. Cross-correlation,
-    /// as in every deep-learning library.
+    /// as in every deep-learning library. `act` is fused only when its slope comes from
+    /// its output, as for `MatMul`; `Graph::conv2d` splits off the others.
     Conv2d { geom: ConvGeom, act: Act },
     /// Inputs `[dz, w]`: the gradient of `Conv2d` w.r.t. x; the node's shape is x's.
     Conv2dGradInput { geom: ConvGeom },
@@ -257,10 +238,7 @@ impl Op {
             Op::Binary(BinaryOp::Sub) => "sub",
             Op::Binary(BinaryOp::Mul) => "mul",
             Op::Binary(BinaryOp::Div) => "div",
-            Op::Unary(Act::Relu) => "relu",
-            Op::Unary(Act::Sigmoid) => "sigmoid",
-            Op::Unary(Act::Tanh) => "tanh",
-            Op::Unary(Act::Identity) => "identity",
+            Op::Unary(act) => act.name(),
             Op::ActGrad(_) => "act_grad",
             Op::ReduceTo { .. } => "reduce",
             Op::ExpandTo { .. } => "expand",
