@@ -13,7 +13,21 @@ pub enum Act {
 }
 
 impl Act {
-    /// The code the WGSL kernels switch on.
+    /// Every activation; the GPU test checks each one's code against common.wgsl.
+    pub const ALL: [Act; 4] = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
+
+    /// The activation's lower-case name; common.wgsl declares its code as
+    /// `ACT_<NAME>` (e.g. `ACT_RELU`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::Identity => "identity",
+            Act::Relu => "relu",
+            Act::Sigmoid => "sigmoid",
+            Act::Tanh => "tanh",
+        }
+    }
+
+    /// The code the WGSL kernels switch on (`ACT_<NAME>` in common.wgsl).
     pub fn code(self) -> u32 {
         match self {
             Act::Identity => 0,
@@ -24,6 +38,7 @@ impl Act {
     }
 }
 
+/// An elementwise operation of two tensors (with broadcasting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     Add,
@@ -33,6 +48,21 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every binary operation; the GPU test checks each one's code against common.wgsl.
+    pub const ALL: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
+
+    /// The operation's lower-case name; common.wgsl declares its code as
+    /// `BINARY_<NAME>` (e.g. `BINARY_ADD`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+
+    /// The code the WGSL kernels switch on (`BINARY_<NAME>` in common.wgsl).
     pub fn code(self) -> u32 {
         match self {
             BinaryOp::Add => 0,
