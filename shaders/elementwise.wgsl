@@ -24,9 +24,6 @@ struct ElementwiseParams {
     src_start: u32,
     dst_cols: u32,
     dst_start: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;

@@ -100,9 +100,6 @@ kernel_params! {
         src_start: u32,
         dst_cols: u32,
         dst_start: u32,
-        _pad0: u32,
-        _pad1: u32,
-        _pad2: u32,
     }
 
     /// reduce.wgsl: sums over the reduced axes, times `scale`.
