@@ -1,13 +1,48 @@
-// Numeric helpers shared by several kernel families. This file is prepended to
-// most kernel files when they are compiled (see
-// src/gpu/shaders.rs); it holds no bindings and no entry points of its own.
-//
-// Activation codes follow `Act::code`: 0 identity, 1 relu, 2 sigmoid, 3 tanh,
-// 4 leaky_relu, 5 gelu, 6 silu. The formulas are those of `Act::eval` / `Act::slope`
-// (src/engine/graph/act.rs).
+// Definitions shared by every kernel family. This file is prepended to each kernel
+// file when it is compiled (see src/engine/gpu/shaders.rs); it holds no bindings and
+// no entry points of its own. The constants the host uses too have a Rust twin of the
+// same name (src/engine/gpu/kernel_params.rs, `Act::code`, `BinaryOp::code`), checked
+// equal by tests/it/kernel_params.rs. The activations' formulas are those of
+// `Act::eval` / `Act::slope` (src/engine/graph/act.rs).
 
 // Threads per workgroup of every 1-D kernel.
 const WG: u32 = 256u;
+
+// The tiled matmul and convolution: a 16x16 workgroup computes a TILE x TILE block of
+// the output, walking k in steps of BK staged in workgroup memory as vec4.
+const TILE: u32 = 64u;
+const BK: u32 = 16u;
+const VEC_PER_ROW: u32 = 16u; // TILE / 4
+
+// Activation codes (`Act::code`).
+const ACT_IDENTITY: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_SIGMOID: u32 = 2u;
+const ACT_TANH: u32 = 3u;
+const ACT_LEAKY_RELU: u32 = 4u;
+const ACT_GELU: u32 = 5u;
+const ACT_SILU: u32 = 6u;
+
+// Binary operation codes (`BinaryOp::code`).
+const BINARY_ADD: u32 = 0u;
+const BINARY_SUB: u32 = 1u;
+const BINARY_MUL: u32 = 2u;
+const BINARY_DIV: u32 = 3u;
+
+// matmul's `has_bias`: none, a row added to every row, or a whole added matrix.
+const BIAS_NONE: u32 = 0u;
+const BIAS_ROW: u32 = 1u;
+const BIAS_MATRIX: u32 = 2u;
+
+// rnn's `gh_mode`: no recurrent product, one row broadcast to every row, or a matrix.
+const GH_ABSENT: u32 = 0u;
+const GH_BROADCAST: u32 = 1u;
+const GH_MATRIX: u32 = 2u;
+
+// conv's MODE (a pipeline override): which product of the convolution it computes.
+const CONV_FORWARD: u32 = 0u;
+const CONV_GRAD_INPUT: u32 = 1u;
+const CONV_GRAD_WEIGHT: u32 = 2u;
 
 // The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
 // (the grid wraps into y when more than 65535 groups are needed).
@@ -46,12 +81,12 @@ fn gelu_inner(x: f32) -> f32 {
 
 fn activate(act: u32, z: f32) -> f32 {
     switch act {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return sigmoid(z); }
-        case 3u: { return tanh_stable(z); }
-        case 4u: { return select(0.01 * z, z, z > 0.0); }
-        case 5u: { return 0.5 * z * (1.0 + tanh_stable(gelu_inner(z))); }
-        case 6u: { return z * sigmoid(z); }
+        case ACT_RELU: { return max(z, 0.0); }
+        case ACT_SIGMOID: { return sigmoid(z); }
+        case ACT_TANH: { return tanh_stable(z); }
+        case ACT_LEAKY_RELU: { return select(0.01 * z, z, z > 0.0); }
+        case ACT_GELU: { return 0.5 * z * (1.0 + tanh_stable(gelu_inner(z))); }
+        case ACT_SILU: { return z * sigmoid(z); }
         default: { return z; }
     }
 }
@@ -60,16 +95,16 @@ fn activate(act: u32, z: f32) -> f32 {
 // gelu and silu (`Act::slope_from`).
 fn activation_slope(act: u32, v: f32) -> f32 {
     switch act {
-        case 1u: { return select(0.0, 1.0, v > 0.0); }
-        case 2u: { return v * (1.0 - v); }
-        case 3u: { return 1.0 - v * v; }
-        case 4u: { return select(0.01, 1.0, v > 0.0); }
-        case 5u: {
+        case ACT_RELU: { return select(0.0, 1.0, v > 0.0); }
+        case ACT_SIGMOID: { return v * (1.0 - v); }
+        case ACT_TANH: { return 1.0 - v * v; }
+        case ACT_LEAKY_RELU: { return select(0.01, 1.0, v > 0.0); }
+        case ACT_GELU: {
             let t = tanh_stable(gelu_inner(v));
             let du = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * v * v);
             return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
         }
-        case 6u: {
+        case ACT_SILU: {
             let s = sigmoid(v);
             return s * (1.0 + v * (1.0 - s));
         }

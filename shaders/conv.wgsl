@@ -1,24 +1,24 @@
 // 2-D convolution over NCHW as implicit GEMM: the tiled matmul of matmul.wgsl (64x64
 // output tile per 16x16 workgroup, 4x4 outputs per invocation in registers, k in steps
 // of 16 staged as vec4 in workgroup memory), with operands gathered straight from the
-// tensors instead of a materialized im2col matrix. MODE (a pipeline override) picks
-// which product:
+// tensors instead of a materialized im2col matrix. MODE (a pipeline override, one of
+// the CONV_* codes of common.wgsl) picks which product:
 //
-//   MODE 0  forward       out[n,o,p]   rows o,  cols (n,p),       k (c,kh,kw)
-//                         A = w [o, k] (a), B = im2col(x) (b); bias and activation
-//                         applied as the tile is written
-//   MODE 1  grad input    dx[n,c,q]    rows c,  cols (n,ih,iw),   k (o,kh,kw)
-//                         A = w read as [c, (o,kh,kw)] (a), B = dz where the tap lines
-//                         up with an output position, else 0 (b)
-//   MODE 2  grad weight   dw[s,o,k]    rows o,  cols (c,kh,kw),   k (n,p) over the
-//                         images of split s: A = dz [o, (n,p)] (a), B = im2col(x) (b)
+//   CONV_FORWARD      out[n,o,p]   rows o,  cols (n,p),       k (c,kh,kw)
+//                     A = w [o, k] (a), B = im2col(x) (b); bias and activation
+//                     applied as the tile is written
+//   CONV_GRAD_INPUT   dx[n,c,q]    rows c,  cols (n,ih,iw),   k (o,kh,kw)
+//                     A = w read as [c, (o,kh,kw)] (a), B = dz where the tap lines
+//                     up with an output position, else 0 (b)
+//   CONV_GRAD_WEIGHT  dw[s,o,k]    rows o,  cols (c,kh,kw),   k (n,p) over the
+//                     images of split s: A = dz [o, (n,p)] (a), B = im2col(x) (b)
 //
 // Here p = oh*OW + ow is an output position and q = ih*W + iw an input position. Values
 // outside the tensors (padding, partial tiles, taps between strided outputs) read as 0.
 // Tiles are numbered row-major within a split, splits one after the other, and the
 // grid may wrap into y.
 
-struct Params {
+struct ConvParams {
     n: u32,
     c: u32,
     h: u32,
@@ -49,17 +49,13 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-override MODE: u32 = 0u;
-
-const TILE: u32 = 64u;
-const BK: u32 = 16u;
-const VEC_PER_ROW: u32 = 16u; // TILE / 4
+override MODE: u32 = CONV_FORWARD;
 
 var<workgroup> a_tile: array<vec4<f32>, 256>;
 var<workgroup> b_tile: array<vec4<f32>, 256>;
@@ -104,10 +100,10 @@ fn load_a(row: u32, kk: u32, kdim: u32, n0: u32) -> f32 {
     }
     let taps = p.kh * p.kw;
     switch MODE {
-        case 0u: {
+        case CONV_FORWARD: {
             return a[p.off_a + row * kdim + kk];
         }
-        case 1u: {
+        case CONV_GRAD_INPUT: {
             // w[o, c, kh, kw] with row = c, kk = (o, tap)
             let o = kk / taps;
             return a[p.off_a + (o * p.c + row) * taps + kk % taps];
@@ -128,7 +124,7 @@ fn load_b(kk: u32, col: u32, kdim: u32, n0: u32) -> f32 {
     }
     let taps = p.kh * p.kw;
     switch MODE {
-        case 0u: {
+        case CONV_FORWARD: {
             // kk = (c, kh, kw), col = (n, oh, ow)
             let plane = p.oh * p.ow;
             let n = col / plane;
@@ -136,7 +132,7 @@ fn load_b(kk: u32, col: u32, kdim: u32, n0: u32) -> f32 {
             let t = kk % taps;
             return im2col(n, kk / taps, t / p.kw, t % p.kw, pos / p.ow, pos % p.ow);
         }
-        case 1u: {
+        case CONV_GRAD_INPUT: {
             // kk = (o, kh, kw), col = (n, ih, iw): dz[n, o, oh, ow] where the tap lines up
             let plane = p.h * p.w;
             let n = col / plane;
@@ -164,11 +160,11 @@ fn load_b(kk: u32, col: u32, kdim: u32, n0: u32) -> f32 {
 // Where product element (row, col) goes in `out`, for split `s`.
 fn out_index(row: u32, col: u32, s: u32) -> u32 {
     switch MODE {
-        case 0u: {
+        case CONV_FORWARD: {
             let plane = p.oh * p.ow;
             return p.off_out + ((col / plane) * p.o + row) * plane + col % plane;
         }
-        case 1u: {
+        case CONV_GRAD_INPUT: {
             let plane = p.h * p.w;
             return p.off_out + ((col / plane) * p.c + row) * plane + col % plane;
         }
@@ -194,12 +190,12 @@ fn conv(
     let row0 = (tile / p.tiles_n) * TILE;
     let col0 = (tile % p.tiles_n) * TILE;
 
-    // The length of the sum, and for MODE 2 the images of this split.
+    // The length of the sum, and for CONV_GRAD_WEIGHT the images of this split.
     var kdim: u32;
     var n0 = 0u;
     switch MODE {
-        case 0u: { kdim = p.c * p.kh * p.kw; }
-        case 1u: { kdim = p.o * p.kh * p.kw; }
+        case CONV_FORWARD: { kdim = p.c * p.kh * p.kw; }
+        case CONV_GRAD_INPUT: { kdim = p.o * p.kh * p.kw; }
         default: {
             n0 = s * p.n / p.splits;
             kdim = ((s + 1u) * p.n / p.splits - n0) * p.oh * p.ow;
@@ -211,13 +207,13 @@ fn conv(
         for (var r = 0u; r < 4u; r++) {
             let e = li + r * 256u;
             // A: consecutive invocations walk k; B: consecutive invocations walk the
-            // columns, except in MODE 2 where k = (n, p) is the contiguous axis of x.
+            // columns, except in CONV_GRAD_WEIGHT where k = (n, p) is the contiguous axis of x.
             let row = e / BK;
             let ka = e % BK;
             a_tile[ka * VEC_PER_ROW + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka, kdim, n0);
             var kb: u32;
             var col: u32;
-            if MODE == 2u {
+            if MODE == CONV_GRAD_WEIGHT {
                 col = e / BK;
                 kb = e % BK;
             } else {
@@ -245,14 +241,14 @@ fn conv(
             break;
         }
         var b0 = 0.0;
-        if MODE == 0u && p.has_bias != 0u {
+        if MODE == CONV_FORWARD && p.has_bias != 0u {
             b0 = bias[p.off_bias + row];
         }
         for (var j = 0u; j < 4u; j++) {
             let col = col_base + j;
             if col < p.cols {
                 var v = acc[i][j];
-                if MODE == 0u {
+                if MODE == CONV_FORWARD {
                     v = activate(p.act, v + b0);
                 }
                 out[out_index(row, col, s)] = v;

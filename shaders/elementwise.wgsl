@@ -8,7 +8,7 @@
 //   copy_cols out[r, dst_start + c] = x[r, src_start + c] for r < rows, c < cols
 // Offsets are in 32-bit words from the start of each bound window.
 
-struct Params {
+struct ElementwiseParams {
     shape: vec4<u32>,     // output shape, padded on the left with 1
     x_strides: vec4<u32>, // 0 on broadcast axes
     y_strides: vec4<u32>,
@@ -26,7 +26,7 @@ struct Params {
     dst_start: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ElementwiseParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -62,9 +62,9 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let v = y[p.off_y + broadcast_offset(i, p.y_strides)];
     var r: f32;
     switch p.code {
-        case 0u: { r = u + v; }
-        case 1u: { r = u - v; }
-        case 2u: { r = u * v; }
+        case BINARY_ADD: { r = u + v; }
+        case BINARY_SUB: { r = u - v; }
+        case BINARY_MUL: { r = u * v; }
         default: { r = u / v; }
     }
     out[p.off_out + i] = r;

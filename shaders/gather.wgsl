@@ -7,7 +7,7 @@
 //                sum is deterministic (and equals the CPU's).
 //   collect      out[s * n + i] = src[i]
 
-struct Params {
+struct GatherParams {
     n: u32,         // elements written
     batch: u32,
     cols: u32,
@@ -18,21 +18,15 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GatherParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read> perm: array<u32>;
 @group(0) @binding(3) var<storage, read> counters: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }
@@ -44,7 +38,7 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 
 @compute @workgroup_size(WG)
 fn scatter_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }
@@ -62,7 +56,7 @@ fn scatter_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 @compute @workgroup_size(WG)
 fn collect(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i < p.n {
         out[p.off_out + counters[p.off_step] * p.n + i] = src[p.off_src + i];
     }

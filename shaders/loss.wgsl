@@ -5,7 +5,7 @@
 //   bce_grad    out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
 //   accumulate  out[0] += logits[0]  (binding 1 holds the value to add)
 
-struct Params {
+struct LossParams {
     n: u32,
     off_logits: u32,
     off_targets: u32,
@@ -16,7 +16,7 @@ struct Params {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: LossParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> dloss: array<f32>;

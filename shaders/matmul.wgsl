@@ -1,5 +1,6 @@
 // out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major f32; bias is a row
-// [n] added to every row (has_bias 1) or a matrix [m,n] (has_bias 2), or absent (0).
+// [n] added to every row (has_bias BIAS_ROW) or a matrix [m,n] (BIAS_MATRIX), or
+// absent (BIAS_NONE).
 //
 // Each 16x16 workgroup computes a 64x64 tile of `out`, each invocation a 4x4 block of
 // it held in registers (acc). The k axis is walked in steps of BK = 16: the workgroup
@@ -12,7 +13,7 @@
 // Tiles are numbered row-major and the grid may wrap into y (more than 65535 tiles).
 // TRANS_A / TRANS_B are pipeline-overridable: four pipelines, no branches per element.
 
-struct Params {
+struct MatMulParams {
     m: u32,
     n: u32,
     k: u32,
@@ -27,7 +28,7 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatMulParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -35,10 +36,6 @@ struct Params {
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
-
-const TILE: u32 = 64u;
-const BK: u32 = 16u;
-const VEC_PER_ROW: u32 = 16u; // TILE / 4
 
 // [BK][TILE] slices, 4 consecutive rows (of op(a)) or columns (of op(b)) per vec4.
 var<workgroup> a_tile: array<vec4<f32>, 256>;
@@ -119,7 +116,7 @@ fn matmul(
     // Epilogue: bias, activation, store (bounds-checked).
     let col_base = col0 + 4u * lid.x;
     var bias4 = vec4<f32>(0.0);
-    if p.has_bias == 1u {
+    if p.has_bias == BIAS_ROW {
         for (var j = 0u; j < 4u; j++) {
             if col_base + j < p.n {
                 bias4[j] = bias[p.off_bias + col_base + j];
@@ -135,7 +132,7 @@ fn matmul(
             let col = col_base + j;
             if col < p.n {
                 var z = acc[i][j] + bias4[j];
-                if p.has_bias == 2u {
+                if p.has_bias == BIAS_MATRIX {
                     z += bias[p.off_bias + row * p.n + col];
                 }
                 out[p.off_out + row * p.n + col] = activate(p.act, z);

@@ -5,7 +5,7 @@
 //   adam          PyTorch's Adam; weight_decay > 0 makes it AdamW (decoupled decay)
 //   advance_step  step[0] += 1, step[1] += 1
 
-struct Params {
+struct OptimizerParams {
     len: u32,
     off_step: u32,
     lr: f32,
@@ -16,18 +16,12 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: OptimizerParams;
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<storage, read> counters: array<u32>;
 @group(0) @binding(5) var<storage, read_write> counters_rw: array<u32>;
-
-const WG: u32 = 256u;
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG + lid;
-}
 
 // x^n by binary powering, the same sequence of f32 products as Rust's `powi`, so the
 // bias corrections agree with the CPU exactly; pow() = exp2(n log2 x) would lose
@@ -51,7 +45,7 @@ fn powi(x: f32, n: u32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.len {
         return;
     }
@@ -62,7 +56,7 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.len {
         return;
     }

@@ -9,7 +9,7 @@
 //   avg_pool_grad  out[pl, q] = sum of x[pl, i] / window size over windows covering q
 //   transpose      out[b, j, i] = x[b, i, j]      (planes = batch, h = rows, w = cols)
 
-struct Params {
+struct PoolParams {
     n: u32,        // values written
     planes: u32,
     h: u32,
@@ -28,16 +28,10 @@ struct Params {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-const WG: u32 = 256u;
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG + lid;
-}
 
 // The input rows [lo, hi) window `o` covers along an axis of length `len`.
 fn span(o: u32, k: u32, stride: u32, pad: u32, len: u32) -> vec2<u32> {
@@ -59,7 +53,7 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out_len: u32) -> vec2<u32> {
 
 @compute @workgroup_size(WG)
 fn pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }
@@ -85,7 +79,7 @@ fn pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 @compute @workgroup_size(WG)
 fn pool_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }
@@ -96,7 +90,7 @@ fn pool_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 @compute @workgroup_size(WG)
 fn max_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = index(wg, nwg, lid);
+    let j = flat_index(wg, nwg, lid);
     if j >= p.n {
         return;
     }
@@ -120,7 +114,7 @@ fn max_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(WG)
 fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }
@@ -140,7 +134,7 @@ fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 
 @compute @workgroup_size(WG)
 fn avg_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = index(wg, nwg, lid);
+    let j = flat_index(wg, nwg, lid);
     if j >= p.n {
         return;
     }
@@ -162,7 +156,7 @@ fn avg_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // One invocation per output element: writes are contiguous, reads strided.
-    let i = index(wg, nwg, lid);
+    let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
     }

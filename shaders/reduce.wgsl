@@ -5,7 +5,7 @@
 //   reduce_tree    one workgroup per output: invocation t sums elements t, t+256, ...
 //                  in order, then a fixed pairwise tree; for few outputs with long sums.
 
-struct Params {
+struct ReduceParams {
     out_shape: vec4<u32>,
     reduced: vec4<u32>,    // extent of each reduced axis, 1 on kept axes
     in_strides: vec4<u32>, // row-major strides of the input
@@ -19,7 +19,7 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ReduceParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
@@ -41,7 +41,7 @@ fn input_offset(base: vec4<u32>, r: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn reduce_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = (wg.y * nwg.x + wg.x) * WG + lid;
+    let o = flat_index(wg, nwg, lid);
     if o >= p.n_out {
         return;
     }

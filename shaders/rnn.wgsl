@@ -13,12 +13,12 @@
 //   lstm_cell_grad  dz [4H] | dc_prev [H]
 //   gru_cell_grad   dgx [3H] | dgh [3H] | dh_prev [H]
 // Operands: gx is read at columns [gx_col, gx_col + G) of a matrix with gx_stride words
-// per row (every step's input product in one matmul output); gh is absent (mode 0), a
-// bias broadcast to every row (1) or a [rows, G] matrix (2); dh0 and dh1 are windows of
-// wider matrices, summed; absent operands read as zeros. Offsets are in words from the
-// start of each bound window.
+// per row (every step's input product in one matmul output); gh is absent (gh_mode
+// GH_ABSENT), a bias broadcast to every row (GH_BROADCAST) or a [rows, G] matrix
+// (GH_MATRIX); dh0 and dh1 are windows of wider matrices, summed; absent operands
+// read as zeros. Offsets are in words from the start of each bound window.
 
-struct Params {
+struct RnnParams {
     rows: u32,
     hidden: u32,
     gx_stride: u32,
@@ -45,7 +45,7 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: RnnParams;
 // Forward: in1 = gx, in2 = gh, in3 = prev. Backward: in1 = dh0, in2 = dh1, in3 = dc,
 // in4 = the cell's packed output, in5 = prev.
 @group(0) @binding(1) var<storage, read> in1: array<f32>;
@@ -59,8 +59,8 @@ struct Params {
 fn gh_at(r: u32, k: u32, j: u32, width: u32) -> f32 {
     let col = k * p.hidden + j;
     switch p.gh_mode {
-        case 1u: { return in2[p.off_gh + col]; }
-        case 2u: { return in2[p.off_gh + r * width + col]; }
+        case GH_BROADCAST: { return in2[p.off_gh + col]; }
+        case GH_MATRIX: { return in2[p.off_gh + r * width + col]; }
         default: { return 0.0; }
     }
 }

@@ -7,6 +7,7 @@
 use crate::common;
 use crate::lifecycle_common::temp_dir;
 
+use crate::reference::evaluate;
 use common::*;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
@@ -14,7 +15,6 @@ use riskgrad::engine::gpu::GpuExecutor;
 use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, SlopeFrom};
 use riskgrad::engine::plan::{compile, PlanRequest};
 use riskgrad::model_io::SavedModel;
-use crate::reference::evaluate;
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
 use std::process::{Command, Output};

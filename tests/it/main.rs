@@ -28,6 +28,7 @@ mod gpu_kernels;
 mod gpu_rnn;
 mod gpu_train;
 mod gradcheck;
+mod kernel_params;
 mod lifecycle_cli;
 mod lifecycle_explain;
 mod lifecycle_gpu;

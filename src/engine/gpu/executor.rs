@@ -12,6 +12,11 @@
 mod conv_pool;
 
 use super::context::{ErrorScope, GpuContext};
+use super::kernel_params::{
+    ElementwiseParams, GatherParams, KernelParams, LossParams, MatMulParams, OptimizerParams,
+    ReduceParams, RnnParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, GH_ABSENT, GH_BROADCAST, GH_MATRIX,
+    TILE, WG,
+};
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{CellKind, NodeId, Optimizer};
@@ -22,10 +27,6 @@ use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Invocations per workgroup of the 1-D kernels (`WG` in the shaders).
-const WG: usize = 256;
-/// Output rows and columns per matmul workgroup (`TILE` in matmul.wgsl).
-const TILE: usize = 64;
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
 /// use one workgroup per output; others one invocation per output.
 const TREE_MAX_OUTPUTS: usize = 4096;
@@ -64,7 +65,8 @@ type Bindings = Vec<(u32, Option<Window>)>;
 #[derive(Clone, Debug)]
 struct Lowered {
     pipe: Pipe,
-    params: Vec<u32>,
+    /// The launch's uniform record (a `KernelParams` struct's bytes).
+    params: Vec<u8>,
     /// The window at each storage binding of the pipeline's layout; `None` binds a
     /// small dummy buffer (the binding is not used by that entry point).
     bindings: Bindings,
@@ -375,8 +377,7 @@ impl Executor for GpuExecutor {
         let stride = self.uniform_stride() as usize;
         let mut records = vec![0u8; stride * launches.len().max(1)];
         for (i, l) in launches.iter().enumerate() {
-            let bytes: &[u8] = bytemuck::cast_slice(&l.params);
-            records[i * stride..i * stride + bytes.len()].copy_from_slice(bytes);
+            records[i * stride..i * stride + l.params.len()].copy_from_slice(&l.params);
         }
         let uniforms = self.create_buffer(
             "launch parameters",
@@ -576,7 +577,7 @@ impl Limits {
     }
 
     fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
-        self.grid(invocations.div_ceil(WG))
+        self.grid(invocations.div_ceil(WG as usize))
     }
 
     /// The window binding `t`, and `t`'s offset inside it in words.
@@ -609,25 +610,9 @@ fn vec4(v: &[usize; MAX_RANK]) -> Result<[u32; 4]> {
     Ok([u32c(v[0])?, u32c(v[1])?, u32c(v[2])?, u32c(v[3])?])
 }
 
-/// One launch's uniform words, in the order of the shader's `Params` struct.
-#[derive(Default)]
-struct Record(Vec<u32>);
-
-impl Record {
-    fn u(mut self, v: u32) -> Self {
-        self.0.push(v);
-        self
-    }
-    fn n(self, v: usize) -> Result<Self> {
-        Ok(self.u(u32c(v)?))
-    }
-    fn f(self, v: f32) -> Self {
-        self.u(v.to_bits())
-    }
-    fn v4(mut self, v: [u32; 4]) -> Self {
-        self.0.extend(v);
-        self
-    }
+/// A launch's uniform record: the bytes of its kernel's params struct.
+fn record<P: KernelParams>(params: P) -> Vec<u8> {
+    bytemuck::bytes_of(&params).to_vec()
 }
 
 /// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid.
@@ -643,16 +628,16 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         })
     };
     let w = |t: TensorRef| lim.window(t);
-    if let Some((pipe, record, bindings, groups)) = conv_pool::lower(kernel, lim)? {
+    if let Some((pipe, params, bindings, groups)) = conv_pool::lower(kernel, lim)? {
         check_bindings(pipe, &bindings, plan)?;
         return Ok(Lowered {
             pipe,
-            params: record.0,
+            params,
             bindings,
             groups,
         });
     }
-    let (pipe, record, bindings, groups): (Pipe, Record, Bindings, [u32; 3]) = match *kernel {
+    let (pipe, params, bindings, groups): (Pipe, Vec<u8>, Bindings, [u32; 3]) = match *kernel {
         Kernel::MatMul {
             a,
             b,
@@ -673,23 +658,27 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 }
                 None => (None, 0),
             };
-            let tiles_n = n.div_ceil(TILE);
-            let tiles = m.div_ceil(TILE) * tiles_n;
-            // 0: no bias; 1: a bias row for every row; 2: a whole added matrix.
-            let bias_kind = bias.map_or(0, |t| if t.len > n { 2 } else { 1 });
-            let r = Record::default()
-                .n(m)?
-                .n(n)?
-                .n(k)?
-                .u(act.code())
-                .u(oa)
-                .u(ob)
-                .u(obias)
-                .u(oo)
-                .u(bias_kind)
-                .n(tiles_n)?
-                .n(tiles)?
-                .u(0);
+            let tiles_n = n.div_ceil(TILE as usize);
+            let tiles = m.div_ceil(TILE as usize) * tiles_n;
+            let has_bias = match bias {
+                None => BIAS_NONE,
+                Some(t) if t.len > n => BIAS_MATRIX,
+                Some(_) => BIAS_ROW,
+            };
+            let r = record(MatMulParams {
+                m: u32c(m)?,
+                n: u32c(n)?,
+                k: u32c(k)?,
+                act: act.code(),
+                off_a: oa,
+                off_b: ob,
+                off_bias: obias,
+                off_out: oo,
+                has_bias,
+                tiles_n: u32c(tiles_n)?,
+                tiles: u32c(tiles)?,
+                ..Default::default()
+            });
             (
                 Pipe::matmul(trans_a, trans_b),
                 r,
@@ -699,7 +688,13 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::Fill { out, value } => {
             let (wo, oo) = w(out)?;
-            let r = elementwise([1; 4], [0; 4], [0; 4], out.len, 0, 0, 0, oo, value, [0; 6])?;
+            let r = record(ElementwiseParams {
+                shape: [1; 4],
+                n: u32c(out.len)?,
+                off_out: oo,
+                value,
+                ..Default::default()
+            });
             (
                 Pipe::Fill,
                 r,
@@ -717,18 +712,17 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             b_strides,
         } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
-            let r = elementwise(
-                vec4(&shape)?,
-                vec4(&a_strides)?,
-                vec4(&b_strides)?,
-                out.len,
-                op.code(),
-                oa,
-                ob,
-                oo,
-                0.0,
-                [0; 6],
-            )?;
+            let r = record(ElementwiseParams {
+                shape: vec4(&shape)?,
+                x_strides: vec4(&a_strides)?,
+                y_strides: vec4(&b_strides)?,
+                n: u32c(out.len)?,
+                code: op.code(),
+                off_x: oa,
+                off_y: ob,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::Binary,
                 r,
@@ -738,18 +732,14 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::Unary { act, x, out } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise(
-                [1; 4],
-                [0; 4],
-                [0; 4],
-                out.len,
-                act.code(),
-                ox,
-                0,
-                oo,
-                0.0,
-                [0; 6],
-            )?;
+            let r = record(ElementwiseParams {
+                shape: [1; 4],
+                n: u32c(out.len)?,
+                code: act.code(),
+                off_x: ox,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::Unary,
                 r,
@@ -759,18 +749,15 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::ActGrad { act, dy, y, out } => {
             let ((wd, od), (wy, oy), (wo, oo)) = (w(dy)?, w(y)?, w(out)?);
-            let r = elementwise(
-                [1; 4],
-                [0; 4],
-                [0; 4],
-                out.len,
-                act.code(),
-                od,
-                oy,
-                oo,
-                0.0,
-                [0; 6],
-            )?;
+            let r = record(ElementwiseParams {
+                shape: [1; 4],
+                n: u32c(out.len)?,
+                code: act.code(),
+                off_x: od,
+                off_y: oy,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::ActGrad,
                 r,
@@ -786,18 +773,15 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             scale,
         } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise(
-                vec4(&out_shape)?,
-                vec4(&x_strides)?,
-                [0; 4],
-                out.len,
-                0,
-                ox,
-                0,
-                oo,
-                scale,
-                [0; 6],
-            )?;
+            let r = record(ElementwiseParams {
+                shape: vec4(&out_shape)?,
+                x_strides: vec4(&x_strides)?,
+                n: u32c(out.len)?,
+                off_x: ox,
+                off_out: oo,
+                value: scale,
+                ..Default::default()
+            });
             (
                 Pipe::Expand,
                 r,
@@ -816,18 +800,19 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             dst_start,
         } => {
             let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = elementwise(
-                [1; 4],
-                [0; 4],
-                [0; 4],
-                rows * cols,
-                0,
-                ox,
-                0,
-                oo,
-                0.0,
-                [rows, cols, src_cols, src_start, dst_cols, dst_start],
-            )?;
+            let r = record(ElementwiseParams {
+                shape: [1; 4],
+                n: u32c(rows * cols)?,
+                off_x: ox,
+                off_out: oo,
+                rows: u32c(rows)?,
+                cols: u32c(cols)?,
+                src_cols: u32c(src_cols)?,
+                src_start: u32c(src_start)?,
+                dst_cols: u32c(dst_cols)?,
+                dst_start: u32c(dst_start)?,
+                ..Default::default()
+            });
             (
                 Pipe::CopyCols,
                 r,
@@ -847,18 +832,17 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
             let n_out: usize = out_shape.iter().product();
             let count: usize = reduced.iter().product();
-            let r = Record::default()
-                .v4(vec4(&out_shape)?)
-                .v4(vec4(&reduced)?)
-                .v4(vec4(&contiguous_strides(&in_shape))?)
-                .n(n_out)?
-                .n(count)?
-                .u(ox)
-                .u(oo)
-                .f(scale)
-                .u(0)
-                .u(0)
-                .u(0);
+            let r = record(ReduceParams {
+                out_shape: vec4(&out_shape)?,
+                reduced: vec4(&reduced)?,
+                in_strides: vec4(&contiguous_strides(&in_shape))?,
+                n_out: u32c(n_out)?,
+                count: u32c(count)?,
+                off_x: ox,
+                off_out: oo,
+                scale,
+                ..Default::default()
+            });
             let tree = n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT;
             let (pipe, groups) = if tree {
                 (Pipe::ReduceTree, lim.grid(n_out)?)
@@ -874,15 +858,14 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             pos_weight,
         } => {
             let ((wl, ol), (wt, ot), (wo, oo)) = (w(logits)?, w(targets)?, w(out)?);
-            let r = Record::default()
-                .n(logits.len)?
-                .u(ol)
-                .u(ot)
-                .u(0)
-                .u(oo)
-                .f(pos_weight)
-                .u(0)
-                .u(0);
+            let r = record(LossParams {
+                n: u32c(logits.len)?,
+                off_logits: ol,
+                off_targets: ot,
+                off_out: oo,
+                pos_weight,
+                ..Default::default()
+            });
             (
                 Pipe::Bce,
                 r,
@@ -899,15 +882,15 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         } => {
             let ((wl, ol), (wt, ot), (wd, od), (wo, oo)) =
                 (w(logits)?, w(targets)?, w(dloss)?, w(out)?);
-            let r = Record::default()
-                .n(logits.len)?
-                .u(ol)
-                .u(ot)
-                .u(od)
-                .u(oo)
-                .f(pos_weight)
-                .u(0)
-                .u(0);
+            let r = record(LossParams {
+                n: u32c(logits.len)?,
+                off_logits: ol,
+                off_targets: ot,
+                off_dloss: od,
+                off_out: oo,
+                pos_weight,
+                ..Default::default()
+            });
             (
                 Pipe::BceGrad,
                 r,
@@ -917,15 +900,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::Accumulate { x, acc } => {
             let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);
-            let r = Record::default()
-                .u(1)
-                .u(ox)
-                .u(0)
-                .u(0)
-                .u(oa)
-                .f(0.0)
-                .u(0)
-                .u(0);
+            let r = record(LossParams {
+                n: 1,
+                off_logits: ox,
+                off_out: oa,
+                ..Default::default()
+            });
             (
                 Pipe::Accumulate,
                 r,
@@ -942,15 +922,16 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         } => {
             let ((wt, ot), (wp, op), (ws, os), (wo, oo)) =
                 (w(table)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default()
-                .n(out.len)?
-                .n(batch)?
-                .n(cols)?
-                .u(ot)
-                .u(op)
-                .u(os)
-                .u(oo)
-                .u(0);
+            let r = record(GatherParams {
+                n: u32c(out.len)?,
+                batch: u32c(batch)?,
+                cols: u32c(cols)?,
+                off_src: ot,
+                off_perm: op,
+                off_step: os,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::Gather,
                 r,
@@ -967,15 +948,16 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         } => {
             let ((wd, od), (wp, op), (ws, os), (wo, oo)) =
                 (w(dy)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default()
-                .n(out.len)?
-                .n(batch)?
-                .n(cols)?
-                .u(od)
-                .u(op)
-                .u(os)
-                .u(oo)
-                .u(0);
+            let r = record(GatherParams {
+                n: u32c(out.len)?,
+                batch: u32c(batch)?,
+                cols: u32c(cols)?,
+                off_src: od,
+                off_perm: op,
+                off_step: os,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::ScatterAdd,
                 r,
@@ -985,15 +967,13 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::Collect { x, out } => {
             let ((wx, ox), (ws, os), (wo, oo)) = (w(x)?, w(step_ref()?)?, w(out)?);
-            let r = Record::default()
-                .n(x.len)?
-                .u(0)
-                .u(0)
-                .u(ox)
-                .u(0)
-                .u(os)
-                .u(oo)
-                .u(0);
+            let r = record(GatherParams {
+                n: u32c(x.len)?,
+                off_src: ox,
+                off_step: os,
+                off_out: oo,
+                ..Default::default()
+            });
             (
                 Pipe::Collect,
                 r,
@@ -1026,18 +1006,19 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 target: Target::OptState,
                 ..wstate
             };
-            let (pipe, r) = match optimizer {
+            let base = OptimizerParams {
+                len: u32c(len)?,
+                off_step: os,
+                ..Default::default()
+            };
+            let (pipe, params) = match optimizer {
                 Optimizer::Sgd { lr, momentum } => (
                     Pipe::Sgd,
-                    Record::default()
-                        .n(len)?
-                        .u(os)
-                        .f(lr)
-                        .f(momentum)
-                        .f(0.0)
-                        .f(0.0)
-                        .f(0.0)
-                        .u(0),
+                    OptimizerParams {
+                        lr,
+                        beta1: momentum,
+                        ..base
+                    },
                 ),
                 Optimizer::Adam {
                     lr,
@@ -1046,15 +1027,13 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                     eps,
                 } => (
                     Pipe::Adam,
-                    Record::default()
-                        .n(len)?
-                        .u(os)
-                        .f(lr)
-                        .f(beta1)
-                        .f(beta2)
-                        .f(eps)
-                        .f(0.0)
-                        .u(0),
+                    OptimizerParams {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        ..base
+                    },
                 ),
                 Optimizer::AdamW {
                     lr,
@@ -1064,20 +1043,19 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                     weight_decay,
                 } => (
                     Pipe::Adam,
-                    Record::default()
-                        .n(len)?
-                        .u(os)
-                        .f(lr)
-                        .f(beta1)
-                        .f(beta2)
-                        .f(eps)
-                        .f(weight_decay)
-                        .u(0),
+                    OptimizerParams {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        ..base
+                    },
                 ),
             };
             (
                 pipe,
-                r,
+                record(params),
                 vec![
                     (1, Some(wp)),
                     (2, Some(wg)),
@@ -1089,7 +1067,10 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         }
         Kernel::AdvanceStep { step } => {
             let (ws, os) = w(step)?;
-            let r = Record::default().u(0).u(os).v4([0; 4]).u(0).u(0);
+            let r = record(OptimizerParams {
+                off_step: os,
+                ..Default::default()
+            });
             (Pipe::AdvanceStep, r, vec![(5, Some(ws))], [1, 1, 1])
         }
         Kernel::RnnCell {
@@ -1106,27 +1087,30 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             let (wh, oh) = optional(gh, &w)?;
             let (wp, op) = optional(prev, &w)?;
             let gh_mode = match gh {
-                None => 0,
-                Some(_) if gh_rows => 2,
-                Some(_) => 1,
+                None => GH_ABSENT,
+                Some(_) if gh_rows => GH_MATRIX,
+                Some(_) => GH_BROADCAST,
             };
-            let mut f = RnnFields {
-                rows,
-                hidden,
-                off_out: oo,
-                has_prev: prev.is_some(),
+            let r = record(RnnParams {
+                rows: u32c(rows)?,
+                hidden: u32c(hidden)?,
+                gx_stride: u32c(gx.stride)?,
+                gx_col: u32c(gx.col)?,
+                off_gx: ox,
+                gh_mode,
+                off_gh: oh,
+                has_prev: prev.is_some() as u32,
                 off_prev: op,
+                off_out: oo,
                 ..Default::default()
-            };
-            (f.gx_stride, f.gx_col, f.off_gx, f.gh_mode, f.off_gh) =
-                (gx.stride, gx.col, ox, gh_mode, oh);
+            });
             let pipe = match kind {
                 CellKind::Lstm => Pipe::LstmCell,
                 CellKind::Gru => Pipe::GruCell,
             };
             (
                 pipe,
-                f.record()?,
+                r,
                 vec![
                     (1, Some(wx)),
                     (2, wh),
@@ -1153,27 +1137,41 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             let (wd1, od1) = optional(dh[1].map(|c| c.data), &w)?;
             let (wc, oc) = optional(dc, &w)?;
             let (wp, op) = optional(prev, &w)?;
-            let mut f = RnnFields {
-                rows,
-                hidden,
-                off_out: oo,
-                has_prev: prev.is_some(),
+            // Each dh window: present, offset, row stride, first column.
+            let dh_window = |i: usize, off: u32| -> Result<[u32; 4]> {
+                Ok(match dh[i] {
+                    Some(c) => [1, off, u32c(c.stride)?, u32c(c.col)?],
+                    None => [0; 4],
+                })
+            };
+            let [has_dh0, off_dh0, dh0_stride, dh0_col] = dh_window(0, od0)?;
+            let [has_dh1, off_dh1, dh1_stride, dh1_col] = dh_window(1, od1)?;
+            let r = record(RnnParams {
+                rows: u32c(rows)?,
+                hidden: u32c(hidden)?,
+                has_prev: prev.is_some() as u32,
                 off_prev: op,
+                off_out: oo,
+                has_dh0,
+                off_dh0,
+                dh0_stride,
+                dh0_col,
+                has_dh1,
+                off_dh1,
+                dh1_stride,
+                dh1_col,
+                has_dc: dc.is_some() as u32,
+                off_dc: oc,
                 off_state: os,
                 ..Default::default()
-            };
-            f.dh = [
-                dh[0].map(|c| (c.stride, c.col, od0)),
-                dh[1].map(|c| (c.stride, c.col, od1)),
-            ];
-            (f.has_dc, f.off_dc) = (dc.is_some(), oc);
+            });
             let pipe = match kind {
                 CellKind::Lstm => Pipe::LstmCellGrad,
                 CellKind::Gru => Pipe::GruCellGrad,
             };
             (
                 pipe,
-                f.record()?,
+                r,
                 vec![
                     (1, wd0),
                     (2, wd1),
@@ -1199,7 +1197,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
     check_bindings(pipe, &bindings, plan)?;
     Ok(Lowered {
         pipe,
-        params: record.0,
+        params,
         bindings,
         groups,
     })
@@ -1218,82 +1216,6 @@ fn optional(
         }
         None => (None, 0),
     })
-}
-
-/// The uniform record of the recurrent kernels, in the order of rnn.wgsl's `Params`.
-#[derive(Default)]
-struct RnnFields {
-    rows: usize,
-    hidden: usize,
-    gx_stride: usize,
-    gx_col: usize,
-    off_gx: u32,
-    gh_mode: u32,
-    off_gh: u32,
-    has_prev: bool,
-    off_prev: u32,
-    off_out: u32,
-    /// Each `dh` window: row stride, first column, offset.
-    dh: [Option<(usize, usize, u32)>; 2],
-    has_dc: bool,
-    off_dc: u32,
-    off_state: u32,
-}
-
-impl RnnFields {
-    fn record(&self) -> Result<Record> {
-        let mut r = Record::default()
-            .n(self.rows)?
-            .n(self.hidden)?
-            .n(self.gx_stride)?
-            .n(self.gx_col)?;
-        r = r
-            .u(self.off_gx)
-            .u(self.gh_mode)
-            .u(self.off_gh)
-            .u(self.has_prev as u32)
-            .u(self.off_prev)
-            .u(self.off_out);
-        for dh in self.dh {
-            let (stride, col, off) = dh.unwrap_or((0, 0, 0));
-            r = r.u(dh.is_some() as u32).u(off).n(stride)?.n(col)?;
-        }
-        Ok(r.u(self.has_dc as u32)
-            .u(self.off_dc)
-            .u(self.off_state)
-            .u(0)
-            .u(0)
-            .u(0))
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn elementwise(
-    shape: [u32; 4],
-    x_strides: [u32; 4],
-    y_strides: [u32; 4],
-    n: usize,
-    code: u32,
-    off_x: u32,
-    off_y: u32,
-    off_out: u32,
-    value: f32,
-    copy: [usize; 6],
-) -> Result<Record> {
-    let mut r = Record::default()
-        .v4(shape)
-        .v4(x_strides)
-        .v4(y_strides)
-        .n(n)?
-        .u(code)
-        .u(off_x)
-        .u(off_y)
-        .u(off_out)
-        .f(value);
-    for v in copy {
-        r = r.n(v)?;
-    }
-    Ok(r)
 }
 
 /// Which buffer a target resolves to: two plan storages that name the same input or

@@ -1,8 +1,10 @@
 //! The wgpu executor: adapter choice and limits (`context`), the WGSL kernels and their
-//! pipelines (`shaders`), and the `Executor` that runs plans on the GPU (`executor`).
+//! pipelines (`shaders`), the host's mirror of their parameter structs and shared
+//! constants (`kernel_params`), and the `Executor` that runs plans on the GPU (`executor`).
 
 pub mod context;
 pub mod executor;
+pub mod kernel_params;
 pub mod shaders;
 
 pub use context::{choose_adapter, list_adapters, AdapterSummary, DeviceChoice, GpuContext};

@@ -1,8 +1,10 @@
 //! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
 //! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
-/// A shader module as compiled: the family's file, with `common.wgsl` prepended when
-/// the family uses the shared helpers.
+use super::kernel_params::{CONV_FORWARD, CONV_GRAD_INPUT, CONV_GRAD_WEIGHT};
+
+/// A shader module as compiled: the family's file with `common.wgsl` (the shared
+/// constants and helpers) prepended.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderModule {
     /// The file's name in `shaders/`.
@@ -47,11 +49,11 @@ pub const MODULES: [ShaderModule; 9] = [
     },
     ShaderModule {
         file: "gather.wgsl",
-        source: include_str!("../../../shaders/gather.wgsl"),
+        source: with_common!("gather.wgsl"),
     },
     ShaderModule {
         file: "optimizer.wgsl",
-        source: include_str!("../../../shaders/optimizer.wgsl"),
+        source: with_common!("optimizer.wgsl"),
     },
     ShaderModule {
         file: "rnn.wgsl",
@@ -63,7 +65,7 @@ pub const MODULES: [ShaderModule; 9] = [
     },
     ShaderModule {
         file: "pool.wgsl",
-        source: include_str!("../../../shaders/pool.wgsl"),
+        source: with_common!("pool.wgsl"),
     },
 ];
 
@@ -299,9 +301,9 @@ pub const PIPELINES: [PipelineSpec; 34] = {
             "gru_cell_grad",
             Layout::Read5Write1,
         ),
-        conv(Pipe::ConvForward, &[("MODE", 0.0)]),
-        conv(Pipe::ConvGradInput, &[("MODE", 1.0)]),
-        conv(Pipe::ConvGradWeight, &[("MODE", 2.0)]),
+        conv(Pipe::ConvForward, &[("MODE", CONV_FORWARD as f64)]),
+        conv(Pipe::ConvGradInput, &[("MODE", CONV_GRAD_INPUT as f64)]),
+        conv(Pipe::ConvGradWeight, &[("MODE", CONV_GRAD_WEIGHT as f64)]),
         spec(Pipe::PoolArgmax, Family::Pool, "pool_argmax", Read2Write1),
         spec(Pipe::PoolGather, Family::Pool, "pool_gather", Read2Write1),
         spec(
@@ -321,7 +323,7 @@ pub const PIPELINES: [PipelineSpec; 34] = {
     ]
 };
 
-/// Bytes of each launch's uniform record; every `Params` struct in shaders/ fits.
+/// Bytes of each launch's uniform record; every params struct (`kernel_params`) fits.
 pub const UNIFORM_BYTES: u64 = 128;
 
 #[cfg(test)]

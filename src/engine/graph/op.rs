@@ -4,7 +4,7 @@
 use super::act::Act;
 use serde::{Deserialize, Serialize};
 
-/// An elementwise operation of two tensors.
+/// An elementwise operation of two tensors (with broadcasting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     /// `a + b`.
@@ -18,7 +18,21 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    /// The code the WGSL kernels switch on.
+    /// Every binary operation; the GPU test checks each one's code against common.wgsl.
+    pub const ALL: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
+
+    /// The operation's lower-case name; common.wgsl declares its code as
+    /// `BINARY_<NAME>` (e.g. `BINARY_ADD`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+
+    /// The code the WGSL kernels switch on (`BINARY_<NAME>` in common.wgsl).
     pub fn code(self) -> u32 {
         match self {
             BinaryOp::Add => 0,

@@ -1,13 +1,15 @@
 //! How the GPU runs the convolution, pooling and transpose kernels: their uniform
-//! records (in the order of the `Params` structs of conv.wgsl and pool.wgsl), bindings
-//! and grids. The conv bias gradient reuses reduce.wgsl.
+//! records (`ConvParams`, `PoolParams`), bindings and grids. The conv bias gradient
+//! reuses reduce.wgsl.
 
-use super::{Bindings, Limits, Record, TILE, TREE_MAX_OUTPUTS, TREE_MIN_COUNT};
+use super::{record, Bindings, Limits, TREE_MAX_OUTPUTS, TREE_MIN_COUNT};
+use crate::engine::gpu::kernel_params::{ConvParams, PoolParams, ReduceParams, TILE};
 use crate::engine::gpu::shaders::Pipe;
+use crate::engine::graph::Act;
 use crate::engine::plan::{ConvShape, Kernel, PoolShape, TensorRef};
 use crate::error::Result;
 
-pub(super) type Lowered = (Pipe, Record, Bindings, [u32; 3]);
+pub(super) type Lowered = (Pipe, Vec<u8>, Bindings, [u32; 3]);
 
 /// The launch of a convolution, pooling or transpose kernel; `None` for other kernels.
 pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
@@ -39,7 +41,7 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             None,
             out,
             &shape,
-            0,
+            Act::Identity.code(),
             shape.c,
             shape.n * shape.in_plane(),
             1,
@@ -58,7 +60,7 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             None,
             out,
             &shape,
-            0,
+            Act::Identity.code(),
             shape.o,
             shape.k(),
             splits,
@@ -72,18 +74,17 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             plane,
         } => {
             let ((wx, ox), (wo, oo)) = (lim.window(dz)?, lim.window(out)?);
-            let r = Record::default()
-                .v4([1, 1, u32c(o)?, 1])
-                .v4([1, u32c(n)?, 1, u32c(plane)?])
-                .v4([u32c(n * o * plane)?, u32c(o * plane)?, u32c(plane)?, 1])
-                .n(o)?
-                .n(n * plane)?
-                .u(ox)
-                .u(oo)
-                .f(1.0)
-                .u(0)
-                .u(0)
-                .u(0);
+            let r = record(ReduceParams {
+                out_shape: [1, 1, u32c(o)?, 1],
+                reduced: [1, u32c(n)?, 1, u32c(plane)?],
+                in_strides: [u32c(n * o * plane)?, u32c(o * plane)?, u32c(plane)?, 1],
+                n_out: u32c(o)?,
+                count: u32c(n * plane)?,
+                off_x: ox,
+                off_out: oo,
+                scale: 1.0,
+                ..Default::default()
+            });
             let tree = o < TREE_MAX_OUTPUTS && n * plane >= TREE_MIN_COUNT;
             let (pipe, groups) = if tree {
                 (Pipe::ReduceTree, lim.grid(o)?)
@@ -178,42 +179,37 @@ fn conv(
         }
         None => (None, 0),
     };
-    let tiles_n = cols.div_ceil(TILE);
-    let tiles = m.div_ceil(TILE) * tiles_n;
-    let mut r = Record::default();
-    for v in [
-        s.n,
-        s.c,
-        s.h,
-        s.w,
-        s.o,
-        s.kh,
-        s.kw,
-        s.oh,
-        s.ow,
-        s.stride[0],
-        s.stride[1],
-        s.padding[0],
-        s.padding[1],
-        s.dilation[0],
-        s.dilation[1],
-    ] {
-        r = r.n(v)?;
-    }
-    let r = r
-        .u(act)
-        .u(oa)
-        .u(ob)
-        .u(obias)
-        .u(oo)
-        .u(bias.is_some() as u32)
-        .n(m)?
-        .n(cols)?
-        .n(tiles_n)?
-        .n(tiles)?
-        .n(splits)?
-        .u(0)
-        .u(0);
+    let tiles_n = cols.div_ceil(TILE as usize);
+    let tiles = m.div_ceil(TILE as usize) * tiles_n;
+    let r = record(ConvParams {
+        n: u32c(s.n)?,
+        c: u32c(s.c)?,
+        h: u32c(s.h)?,
+        w: u32c(s.w)?,
+        o: u32c(s.o)?,
+        kh: u32c(s.kh)?,
+        kw: u32c(s.kw)?,
+        oh: u32c(s.oh)?,
+        ow: u32c(s.ow)?,
+        stride_h: u32c(s.stride[0])?,
+        stride_w: u32c(s.stride[1])?,
+        pad_h: u32c(s.padding[0])?,
+        pad_w: u32c(s.padding[1])?,
+        dil_h: u32c(s.dilation[0])?,
+        dil_w: u32c(s.dilation[1])?,
+        act,
+        off_a: oa,
+        off_b: ob,
+        off_bias: obias,
+        off_out: oo,
+        has_bias: bias.is_some() as u32,
+        m: u32c(m)?,
+        cols: u32c(cols)?,
+        tiles_n: u32c(tiles_n)?,
+        tiles: u32c(tiles)?,
+        splits: u32c(splits)?,
+        ..Default::default()
+    });
     Ok((
         pipe,
         r,
@@ -240,24 +236,24 @@ fn pool(
         }
         None => (None, 0),
     };
-    let mut r = Record::default();
-    for v in [
-        n,
-        s.planes,
-        s.h,
-        s.w,
-        s.oh,
-        s.ow,
-        s.kernel[0],
-        s.kernel[1],
-        s.stride[0],
-        s.stride[1],
-        s.padding[0],
-        s.padding[1],
-    ] {
-        r = r.n(v)?;
-    }
-    let r = r.u(ox).u(oy).u(oo).u(0);
+    let r = record(PoolParams {
+        n: u32c(n)?,
+        planes: u32c(s.planes)?,
+        h: u32c(s.h)?,
+        w: u32c(s.w)?,
+        oh: u32c(s.oh)?,
+        ow: u32c(s.ow)?,
+        kh: u32c(s.kernel[0])?,
+        kw: u32c(s.kernel[1])?,
+        stride_h: u32c(s.stride[0])?,
+        stride_w: u32c(s.stride[1])?,
+        pad_h: u32c(s.padding[0])?,
+        pad_w: u32c(s.padding[1])?,
+        off_x: ox,
+        off_y: oy,
+        off_out: oo,
+        ..Default::default()
+    });
     Ok((
         pipe,
         r,
