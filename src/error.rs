@@ -95,6 +95,8 @@ pub enum Setting {
     Numeric,
     /// Columns given a signed log transform.
     SignedLog,
+    /// How numeric columns become features.
+    NumericEncoding,
     /// The target column.
     Target,
     /// The device to run on.
@@ -119,6 +121,7 @@ impl Setting {
             Setting::Categorical => "categorical columns",
             Setting::Numeric => "numeric columns",
             Setting::SignedLog => "signed-log columns",
+            Setting::NumericEncoding => "numeric encoding",
             Setting::Target => "target column",
             Setting::Device => "device",
         }

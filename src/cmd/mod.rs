@@ -56,6 +56,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::Categorical => "--categorical",
         Setting::Numeric => "--numeric",
         Setting::SignedLog => "--signed-log",
+        Setting::NumericEncoding => "--numeric-encoding",
         Setting::Target => "--target",
         Setting::Device => "--device",
     }

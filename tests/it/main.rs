@@ -14,6 +14,7 @@ mod cli;
 mod conv_gradcheck;
 mod data_errors;
 mod data_fuzz;
+mod data_ple;
 mod data_prepare;
 mod data_scale;
 mod fit;
