@@ -6,6 +6,7 @@ pub mod explain;
 pub mod inspect;
 pub mod predict;
 pub mod train;
+pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;

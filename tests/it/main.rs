@@ -28,6 +28,7 @@ mod lifecycle_cli;
 mod lifecycle_explain;
 mod lifecycle_gpu;
 mod lifecycle_model_io;
+mod logistic;
 mod plan;
 mod rnn_gradcheck;
 mod rnn_reference;
