@@ -132,6 +132,8 @@ pub enum Setting {
     Numeric,
     /// Columns given a signed log transform.
     SignedLog,
+    /// How numeric columns become features.
+    NumericEncoding,
     /// The target column.
     Target,
     /// The device to run on.
@@ -157,6 +159,7 @@ impl Setting {
             Setting::Categorical => "categorical columns",
             Setting::Numeric => "numeric columns",
             Setting::SignedLog => "signed-log columns",
+            Setting::NumericEncoding => "numeric encoding",
             Setting::Target => "target column",
             Setting::Device => "device",
         }

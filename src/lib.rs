@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod explain;
 pub mod files;
+pub mod logistic;
 pub mod metrics;
 pub mod model_io;
 pub mod nn;

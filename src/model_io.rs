@@ -57,6 +57,11 @@ pub struct TrainSettings {
     pub early_stop: Option<usize>,
     /// The device it trained on, by name.
     pub device: String,
+    /// Set when the weights were solved for rather than trained by `optimizer` (then
+    /// `optimizer`, `batch` and `epochs` say nothing): e.g. `--model logistic`'s
+    /// "newton (irls), l2 1, 7 steps". Absent in models saved before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver: Option<String>,
 }
 
 /// A trained model with everything needed to score a raw CSV row.

@@ -1,6 +1,6 @@
 //! The data flags shared by every command that reads a CSV.
 
-use riskgrad::data::{PrepareOptions, RareThreshold, SignedLog, TargetSpec};
+use riskgrad::data::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog, TargetSpec};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;
 
@@ -42,6 +42,11 @@ pub struct DataArgs {
     /// fraction of the training rows when below 1).
     #[arg(long, value_name = "N", default_value = "0.01")]
     pub min_category_count: f64,
+    /// How numeric columns become features: standard ((x - mean) / std) or ple
+    /// (piecewise-linear encoding over up to 16 quantile bins of the training rows, one
+    /// feature per bin). Saved with the model.
+    #[arg(long, value_name = "standard|ple", default_value = "standard")]
+    pub numeric_encoding: String,
 }
 
 impl DataArgs {
@@ -103,6 +108,7 @@ impl DataArgs {
         } else {
             RareThreshold::Count(m as usize)
         };
+        opts.numeric_encoding = self.numeric_encoding.parse::<NumericEncoding>()?;
         opts.val_fraction = val_fraction;
         opts.seed = seed;
         Ok(opts)

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod output;
 pub mod predict;
 pub mod train;
+pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
@@ -56,6 +57,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::Categorical => "--categorical",
         Setting::Numeric => "--numeric",
         Setting::SignedLog => "--signed-log",
+        Setting::NumericEncoding => "--numeric-encoding",
         Setting::Target => "--target",
         Setting::Device => "--device",
     }

@@ -28,13 +28,14 @@ mod table;
 mod target;
 
 pub use cell::{category_key, is_missing, parse_number};
-pub use options::{PrepareOptions, RareThreshold, SignedLog};
+pub use options::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
 pub use prepare::{
     inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, Prepared,
 };
 pub use preprocess::{
-    signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor, FORMAT_VERSION,
+    piecewise_linear, signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor,
+    FORMAT_VERSION,
 };
 pub use schema::{
     infer_schema, render_schema, AutoDropped, ColumnKind, ColumnSchema, Schema, TargetSummary,
@@ -56,7 +57,7 @@ pub const BUNDLED_NAME: &str = "taiwan_default_of_credit_card_clients.csv.gz";
 pub(crate) const BUNDLED_BYTES: &[u8] =
     include_bytes!("../../data/taiwan_default_of_credit_card_clients.csv.gz");
 
-pub use split::stratified_split;
+pub use split::{fold_rows, stratified_folds, stratified_split};
 
 /// Which column holds the 0/1 target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

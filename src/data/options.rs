@@ -27,6 +27,41 @@ impl SignedLog {
     pub const AUTO_MIN_SKEW: f64 = 2.0;
 }
 
+/// How each numeric column becomes features (`--numeric-encoding`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumericEncoding {
+    /// One feature: `(x - mean) / std` of the training rows.
+    #[default]
+    Standard,
+    /// Piecewise-linear encoding over quantile bins of the training rows (Gorishniy,
+    /// Rubachev and Babenko, NeurIPS 2022): one feature per bin, 0 below it, 1 above it
+    /// and linear inside, so a network sees where in the distribution a value lies.
+    Ple,
+}
+
+impl NumericEncoding {
+    /// Most quantile bins per column (fewer when the column has fewer distinct values).
+    pub const PLE_MAX_BINS: usize = 16;
+    /// Fewest training rows per bin on average: small tables get fewer, wider bins.
+    pub const PLE_MIN_ROWS_PER_BIN: usize = 40;
+}
+
+impl std::str::FromStr for NumericEncoding {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s.trim() {
+            "standard" => Ok(NumericEncoding::Standard),
+            "ple" => Ok(NumericEncoding::Ple),
+            other => Err(crate::error::Error::invalid(
+                crate::error::Setting::NumericEncoding,
+                format!("{other:?} is not standard or ple"),
+            )),
+        }
+    }
+}
+
 /// How rare a category may be before it is folded into `other`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RareThreshold {
@@ -83,6 +118,8 @@ pub struct PrepareOptions {
     pub signed_log: SignedLog,
     /// Rare-category folding (`--min-category-count N` or a fraction).
     pub rare: RareThreshold,
+    /// How numeric columns become features (`--numeric-encoding`).
+    pub numeric_encoding: NumericEncoding,
     /// Fraction of rows held out for validation, stratified (`--val-split`).
     pub val_fraction: f64,
     /// Seed of the split (`--seed`).
@@ -101,6 +138,7 @@ impl Default for PrepareOptions {
             numeric: Vec::new(),
             signed_log: SignedLog::default(),
             rare: RareThreshold::default(),
+            numeric_encoding: NumericEncoding::default(),
             val_fraction: 0.2,
             seed: 0,
         }

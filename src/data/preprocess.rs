@@ -7,6 +7,8 @@
 //!   column when the training rows had any missing), optionally the signed log
 //!   `sign(x) ln(1 + |x|)`, then `(x - mean) / std` with the training mean and population
 //!   std of the imputed values (std 1 for a constant column, as [`super::Standardizer`]);
+//!   or, with `--numeric-encoding ple`, instead of standardising, the piecewise-linear
+//!   encoding over quantile bins of the training rows ([`piecewise_linear`]);
 //! - categorical: one-hot `NAME=VALUE` for each value with at least the rare threshold of
 //!   training rows, and `NAME=other` for the rest and for values never seen in training;
 //!   a missing value gets its own `NAME_missing` column when the training rows had any,
@@ -18,7 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::cell::number_key;
-use super::options::{PrepareOptions, SignedLog};
+use super::options::{NumericEncoding, PrepareOptions, SignedLog};
 use super::schema::{ColumnKind, Schema};
 use super::source::{data_err, find_column};
 use super::table::{RawTable, Values, MISSING_CODE};
@@ -89,12 +91,24 @@ pub struct NumericStep {
     pub mean: f32,
     /// Standard deviation, as `mean`.
     pub std: f32,
+    /// Piecewise-linear encoding instead of standardising: the bin edges (quantiles of
+    /// the imputed, logged training values, strictly increasing, at least two), one
+    /// feature per bin. Absent: standardised (and in files saved before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ple_edges: Option<Vec<f32>>,
 }
 
 impl NumericStep {
-    /// Output features: 1, or 2 with the missing flag.
+    /// Features of the value itself (1, or one per PLE bin).
+    pub fn value_width(&self) -> usize {
+        self.ple_edges
+            .as_ref()
+            .map_or(1, |e| e.len().saturating_sub(1))
+    }
+
+    /// Output features: the value's, and 1 more with the missing flag.
     pub fn width(&self) -> usize {
-        1 + self.missing_indicator as usize
+        self.value_width() + self.missing_indicator as usize
     }
 
     /// Writes the features of value `v` (NaN = missing) into `out` (`width()` long).
@@ -102,15 +116,63 @@ impl NumericStep {
         let missing = v.is_nan();
         let x = if missing { self.median } else { v };
         let x = if self.signed_log { signed_log(x) } else { x };
-        if let Some(o) = out.first_mut() {
-            *o = ((x as f64 - self.mean as f64) / self.std as f64) as f32;
+        let values = self.value_width().min(out.len());
+        match &self.ple_edges {
+            None => {
+                if let Some(o) = out.first_mut() {
+                    *o = ((x as f64 - self.mean as f64) / self.std as f64) as f32;
+                }
+            }
+            Some(edges) => piecewise_linear(x, edges, &mut out[..values]),
         }
         if self.missing_indicator {
-            if let Some(o) = out.get_mut(1) {
+            if let Some(o) = out.get_mut(values) {
                 *o = missing as u8 as f32;
             }
         }
     }
+}
+
+/// The piecewise-linear encoding of `x` over bins `[edges[t], edges[t+1]]`: bin `t` is 1
+/// when `x` is past it, 0 when `x` is before it, and the fraction of the bin below `x`
+/// inside it. The first bin extends below the lowest edge (negative values) and the last
+/// above the highest (values above 1), so values outside the training range still order.
+pub fn piecewise_linear(x: f32, edges: &[f32], out: &mut [f32]) {
+    let bins = edges.len().saturating_sub(1);
+    for (t, o) in out.iter_mut().enumerate().take(bins) {
+        let (lo, hi) = (edges[t] as f64, edges[t + 1] as f64);
+        let frac = (x as f64 - lo) / (hi - lo);
+        *o = if t > 0 && frac < 0.0 {
+            0.0
+        } else if t + 1 < bins && frac > 1.0 {
+            1.0
+        } else {
+            frac as f32
+        };
+    }
+}
+
+/// Bin edges for the piecewise-linear encoding: `bins + 1` quantiles of `values`
+/// (sorted here), duplicates removed; `None` when the values have fewer than two
+/// distinct numbers (a constant column is standardised instead).
+fn quantile_edges(mut values: Vec<f64>, bins: usize) -> Option<Vec<f32>> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 || bins == 0 {
+        return None;
+    }
+    let mut edges: Vec<f32> = Vec::with_capacity(bins + 1);
+    for q in 0..=bins {
+        // The value at rank q/bins of the sorted list (linear between neighbours).
+        let pos = q as f64 * (n - 1) as f64 / bins as f64;
+        let (i, frac) = (pos.floor() as usize, pos.fract());
+        let v = values[i] + frac * (values[(i + 1).min(n - 1)] - values[i]);
+        let v = v as f32;
+        if edges.last().is_none_or(|&last| v > last) {
+            edges.push(v);
+        }
+    }
+    (edges.len() >= 2).then_some(edges)
 }
 
 /// How a text column becomes one-hot features.
@@ -176,6 +238,8 @@ impl Preprocessor {
     ) -> Result<Self> {
         check_rows(table, train_rows)?;
         let min_count = opts.rare.min_count(train_rows.len());
+        let ple_bins = (train_rows.len() / NumericEncoding::PLE_MIN_ROWS_PER_BIN)
+            .clamp(2, NumericEncoding::PLE_MAX_BINS);
         let names = table.names();
         let log_columns: Vec<usize> = match &opts.signed_log {
             SignedLog::Columns(list) => {
@@ -190,9 +254,11 @@ impl Preprocessor {
                 (ColumnKind::Numeric, Values::Numeric(v)) => {
                     let log = log_named
                         || (opts.signed_log == SignedLog::Auto && heavy_tailed(v, train_rows));
-                    inputs.push(InputColumn::Numeric(fit_numeric(
-                        &col.name, v, train_rows, log,
-                    )));
+                    let mut step = fit_numeric(&col.name, v, train_rows, log);
+                    if opts.numeric_encoding == NumericEncoding::Ple {
+                        step.ple_edges = quantile_edges(imputed(&step, v, train_rows), ple_bins);
+                    }
+                    inputs.push(InputColumn::Numeric(step));
                 }
                 (ColumnKind::Categorical, Values::Text(t)) => {
                     if log_named {
@@ -235,7 +301,11 @@ impl Preprocessor {
         for input in &inputs {
             match input {
                 InputColumn::Numeric(s) => {
-                    feature_names.push(s.name.clone());
+                    match s.value_width() {
+                        1 if s.ple_edges.is_none() => feature_names.push(s.name.clone()),
+                        bins => feature_names
+                            .extend((1..=bins).map(|t| format!("{}_bin{t}of{bins}", s.name))),
+                    }
                     if s.missing_indicator {
                         feature_names.push(format!("{}_missing", s.name));
                     }
@@ -329,6 +399,11 @@ impl Preprocessor {
         let bad_number = p.inputs.iter().any(|i| match i {
             InputColumn::Numeric(s) => {
                 !(s.median.is_finite() && s.mean.is_finite() && s.std.is_normal())
+                    || s.ple_edges.as_ref().is_some_and(|e| {
+                        e.len() < 2
+                            || e.iter().any(|v| !v.is_finite())
+                            || e.windows(2).any(|w| w[0] >= w[1])
+                    })
             }
             InputColumn::Categorical(_) => false,
         });
@@ -337,7 +412,7 @@ impl Preprocessor {
                 path,
                 None,
                 None,
-                "a median, mean or std is not a usable number",
+                "a median, mean, std or bin edge is not a usable number",
             ));
         }
         Ok(p)
@@ -392,6 +467,17 @@ pub(crate) fn median(mut values: Vec<f32>) -> f32 {
     }
 }
 
+/// The training values as `encode` sees them: missing ones imputed, then logged.
+fn imputed(step: &NumericStep, v: &[f32], rows: &[u32]) -> Vec<f64> {
+    rows.iter()
+        .map(|&r| {
+            let x = v.get(r as usize).copied().unwrap_or(f32::NAN);
+            let x = if x.is_nan() { step.median } else { x };
+            (if step.signed_log { signed_log(x) } else { x }) as f64
+        })
+        .collect()
+}
+
 fn fit_numeric(name: &str, v: &[f32], rows: &[u32], log: bool) -> NumericStep {
     let values = train_values(v, rows);
     let missing_indicator = values.len() < rows.len();
@@ -402,6 +488,7 @@ fn fit_numeric(name: &str, v: &[f32], rows: &[u32], log: bool) -> NumericStep {
         signed_log: log,
         mean: 0.0,
         std: 1.0,
+        ple_edges: None,
     };
     if rows.is_empty() {
         return step;

@@ -1,4 +1,4 @@
-//! Stratified train/validation split.
+//! Stratified train/validation split and stratified K-fold assignment.
 
 use crate::rng::Rng;
 
@@ -28,6 +28,37 @@ pub fn stratified_split(y: &[f32], val_fraction: f64, seed: u64) -> (Vec<u32>, V
     train.sort_unstable();
     val.sort_unstable();
     (train, val)
+}
+
+/// Stratified K-fold assignment: returns each row's fold in `0..k`.
+///
+/// Each class's rows (in file order, `y > 0.5` positive) are shuffled with their own
+/// fresh `Rng::new(seed)` and dealt out round-robin, the negatives continuing where the
+/// positives stopped, so every fold gets `floor` or `ceil` of each class's share and
+/// fold sizes differ by at most one row. Reproducible from `seed`; `k` is clamped to at
+/// least 1.
+pub fn stratified_folds(y: &[f32], k: usize, seed: u64) -> Vec<u32> {
+    let k = k.max(1);
+    let mut fold = vec![0u32; y.len()];
+    let mut next = 0usize;
+    for positive in [true, false] {
+        let mut rows: Vec<u32> = (0..y.len() as u32)
+            .filter(|&i| (y[i as usize] > 0.5) == positive)
+            .collect();
+        Rng::new(seed).shuffle(&mut rows);
+        for r in rows {
+            fold[r as usize] = (next % k) as u32;
+            next += 1;
+        }
+    }
+    fold
+}
+
+/// The rows of fold `f` and the rest, as `(train_rows, held_out_rows)`, both sorted.
+pub fn fold_rows(folds: &[u32], f: u32) -> (Vec<u32>, Vec<u32>) {
+    let (held, train): (Vec<u32>, Vec<u32>) =
+        (0..folds.len() as u32).partition(|&i| folds[i as usize] == f);
+    (train, held)
 }
 
 #[cfg(test)]
@@ -90,5 +121,42 @@ mod tests {
         assert_eq!(stratified_split(&y, f64::NAN, 1).1.len(), 0);
         assert_eq!(stratified_split(&y, 7.0, 1).1.len(), 8);
         assert_eq!(stratified_split(&[], 0.2, 1), (vec![], vec![]));
+    }
+
+    #[test]
+    fn folds_stratified_complete_reproducible() {
+        for (n, n_pos, k) in [(1000, 221, 5), (997, 37, 10), (13, 4, 3), (5, 5, 2)] {
+            let y = labels(n, n_pos);
+            let folds = stratified_folds(&y, k, 11);
+            assert_eq!(folds.len(), n);
+            assert!(folds.iter().all(|&f| (f as usize) < k));
+            let share = n_pos as f64 / n as f64;
+            let mut covered = vec![0usize; n];
+            for f in 0..k as u32 {
+                let (train, held) = fold_rows(&folds, f);
+                assert_eq!(train.len() + held.len(), n);
+                for &r in &held {
+                    covered[r as usize] += 1;
+                }
+                // Positives within one row of the fold's share of the overall rate.
+                let pos = held.iter().filter(|&&r| y[r as usize] > 0.5).count() as f64;
+                assert!(
+                    (pos - share * held.len() as f64).abs() <= 1.0 + 1e-9,
+                    "n {n} k {k} fold {f}: {pos} positives of {}",
+                    held.len()
+                );
+                // Fold sizes within one row of n / k.
+                assert!((held.len() as f64 - n as f64 / k as f64).abs() < 1.0);
+            }
+            assert!(
+                covered.iter().all(|&c| c == 1),
+                "every row in exactly one fold"
+            );
+            assert_eq!(folds, stratified_folds(&y, k, 11));
+        }
+        let y = labels(500, 60);
+        assert_ne!(stratified_folds(&y, 5, 1), stratified_folds(&y, 5, 2));
+        assert_eq!(stratified_folds(&y, 0, 1), vec![0; 500]);
+        assert!(stratified_folds(&[], 5, 1).is_empty());
     }
 }

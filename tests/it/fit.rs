@@ -116,6 +116,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             val_split: 0.2,
             early_stop: None,
             device: "cpu".into(),
+            solver: None,
         },
         model: model(),
         // Any fitted preprocessing will do: the checkpoint only records it.

@@ -1,0 +1,132 @@
+//! `riskgrad train --model logistic`: the L2 logistic regression solved on the prepared
+//! features (no epochs, no optimizer), saved as a one-layer MLP so every other command
+//! reads it as any model.
+
+use super::train::TrainArgs;
+use riskgrad::data::Prepared;
+use riskgrad::logistic::{fit_logistic, DEFAULT_L2};
+use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::model_io::{SavedModel, TrainSettings};
+use riskgrad::nn::ModelSpec;
+use riskgrad::{Error, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Serialize)]
+struct MetricsFile<'a> {
+    riskgrad_version: &'static str,
+    data: String,
+    model: &'a ModelSpec,
+    solver: &'a str,
+    newton_steps: usize,
+    /// The solved weights on the validation rows.
+    validation: &'a Evaluation,
+    train_rows: usize,
+    validation_rows: usize,
+    seconds: f64,
+}
+
+/// The challenger's figures beside a network's (metrics.json `challenger`).
+#[derive(Serialize)]
+pub struct Challenger {
+    /// What was fitted.
+    pub model: String,
+    /// Its AUC on the same validation rows as the network's.
+    pub validation_auc: f64,
+}
+
+/// Fits the logistic challenger on the network's training split and scores it on the
+/// same validation rows: seconds, so every run can show whether the network earns its
+/// keep.
+pub fn challenger(
+    train: &riskgrad::train::Split,
+    val: &riskgrad::train::Split,
+    n_features: usize,
+    pos_weight: f32,
+) -> Result<Challenger> {
+    let fit = fit_logistic(
+        &train.x,
+        &train.y,
+        n_features,
+        DEFAULT_L2,
+        pos_weight as f64,
+    )?;
+    let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
+    Ok(Challenger {
+        model: format!("logistic regression, l2 {DEFAULT_L2}"),
+        validation_auc: riskgrad::metrics::auc(&probs, &val.y),
+    })
+}
+
+/// Fits, saves the model and metrics.json in `out`, prints the validation figures.
+pub fn run(
+    args: &TrainArgs,
+    prepared: &Prepared,
+    pos_weight: f32,
+    out: &Path,
+    started: Instant,
+) -> Result<()> {
+    let (train, val) = (&prepared.train, &prepared.val);
+    let fit = fit_logistic(
+        &train.x,
+        &train.y,
+        prepared.n_features(),
+        DEFAULT_L2,
+        pos_weight as f64,
+    )?;
+    let model = fit.model_spec()?;
+    let solver = format!("newton (irls), l2 {DEFAULT_L2}, {} steps", fit.iterations);
+    let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
+    let evaluation = evaluate(&probs, &val.y, None, super::train::BOOTSTRAP, args.seed);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let saved = SavedModel {
+        model: model.clone(),
+        preprocessing: prepared.preprocessor.clone(),
+        feature_order: None,
+        baseline: super::train::column_means(&train.x, model.inputs()),
+        training: TrainSettings {
+            data: args.data.name(),
+            optimizer: riskgrad::engine::graph::Optimizer::Sgd {
+                lr: 0.0,
+                momentum: 0.0,
+            },
+            batch: train.rows(),
+            epochs: 1,
+            seed: args.seed,
+            pos_weight,
+            val_split: args.val_split,
+            early_stop: None,
+            device: "cpu (f64 solver)".into(),
+            solver: Some(solver.clone()),
+        },
+        epoch: 1,
+        validation: Some(evaluation.clone()),
+        params: fit.params()?,
+    };
+    saved.save(out)?;
+    let metrics = MetricsFile {
+        riskgrad_version: env!("CARGO_PKG_VERSION"),
+        data: args.data.name(),
+        model: &model,
+        solver: &solver,
+        newton_steps: fit.iterations,
+        validation: &evaluation,
+        train_rows: train.rows(),
+        validation_rows: val.rows(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
+    riskgrad::files::write_atomically(&out.join("metrics.json"), &json)?;
+    println!(
+        "done in {:.1}s: logistic regression ({solver}): val AUC {:.4}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; wrote the model and metrics.json to {}",
+        started.elapsed().as_secs_f64(),
+        evaluation.auc,
+        evaluation.ks,
+        evaluation.gini,
+        evaluation.log_loss,
+        evaluation.brier,
+        out.display()
+    );
+    Ok(())
+}
