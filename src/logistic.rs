@@ -118,7 +118,7 @@ pub fn fit_logistic(
     if y.is_empty() {
         return Err(Error::Other("logistic regression: no training rows".into()));
     }
-    if !(l2 > 0.0 && l2.is_finite()) || !(pos_weight > 0.0 && pos_weight.is_finite()) {
+    if !(l2 > 0.0 && l2.is_finite() && pos_weight > 0.0 && pos_weight.is_finite()) {
         return Err(Error::Other(format!(
             "logistic regression: l2 {l2} and pos_weight {pos_weight} must be positive"
         )));

@@ -291,7 +291,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "is beyond the range of a 32-bit float (about 3.4e38); try 1e-3",
         ));
     }
-    if !(args.lr > 0.0) {
+    if args.lr.is_nan() || args.lr <= 0.0 {
         return Err(Error::flag("--lr", "must be a positive number"));
     }
     if args.epochs == 0 {
