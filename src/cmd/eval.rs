@@ -133,11 +133,17 @@ fn score_labelled(
     args: &EvalArgs,
     model: &riskgrad::model_io::SavedModel,
 ) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    if args.batch == 0 {
+        return Err(Error::flag("--batch", "must be at least 1"));
+    }
     let mut reader = open_data(args.data.as_deref(), model)?.with_labels()?;
     let mut exec = super::executor(&args.device)?;
-    let mut scorer = Scorer::new(exec.as_mut(), model, args.batch)?;
+    // The plan holds one batch: never more rows than the file has.
+    let mut next = reader.next_batch(args.batch)?;
+    let plan_rows = next.as_ref().map_or(1, |b| b.ids.len().max(1));
+    let mut scorer = Scorer::new(exec.as_mut(), model, plan_rows)?;
     let (mut probs, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
-    while let Some(batch) = reader.next_batch(scorer.batch())? {
+    while let Some(batch) = next {
         let p = scorer.score(&model.arrange(batch.x))?;
         for (p, y) in p.into_iter().zip(batch.labels.unwrap_or_default()) {
             if y.is_nan() {
@@ -147,6 +153,7 @@ fn score_labelled(
                 labels.push(y);
             }
         }
+        next = reader.next_batch(scorer.batch())?;
     }
     Ok((probs, labels, skipped))
 }

@@ -55,12 +55,28 @@ struct JsonOut<'a> {
     importance: &'a [Importance],
 }
 
+/// Points (applicant rows on the path from the baseline) in one explaining run: 2^22,
+/// about 1 GB of activations for a 64-wide model, far past where more steps help.
+const MAX_POINTS_PER_RUN: usize = 1 << 22;
+
 pub fn run(args: &ExplainArgs) -> Result<()> {
     if args.top == 0 {
         return Err(Error::flag("--top", "must be at least 1"));
     }
     if args.rows == Some(0) {
         return Err(Error::flag("--rows", "must be at least 1"));
+    }
+    // One run holds batch × (steps + 1) points of every feature.
+    let points = args.batch.saturating_mul(args.steps.saturating_add(1));
+    if points > MAX_POINTS_PER_RUN {
+        return Err(Error::flag(
+            if args.steps > MAX_POINTS_PER_RUN / 2 { "--steps" } else { "--batch" },
+            format!(
+                "--batch {} × (--steps {} + 1) is {points} points per run, over the {MAX_POINTS_PER_RUN} \
+                 riskgrad allows; integrated gradients converge by a few hundred steps",
+                args.batch, args.steps
+            ),
+        ));
     }
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.data.as_deref());

@@ -4,7 +4,7 @@
 use super::output::open_output;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::scoring::{open_data, Scorer};
-use riskgrad::Result;
+use riskgrad::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,9 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    if args.batch == 0 {
+        return Err(Error::flag("--batch", "must be at least 1"));
+    }
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.data.as_deref());
     let mut out = open_output(&args.out, &inputs)?;
@@ -37,7 +40,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
-    let mut scorer = Scorer::new(exec.as_mut(), &model, args.batch)?;
+    // The plan holds one batch: never more rows than the file has.
+    let mut next = reader.next_batch(args.batch)?;
+    let plan_rows = next.as_ref().map_or(1, |b| b.ids.len().max(1));
+    let mut scorer = Scorer::new(exec.as_mut(), &model, plan_rows)?;
     let id_header = if reader.has_id_column() {
         model
             .preprocessing
@@ -50,7 +56,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     out.write_all(format!("{},probability_of_default\n", csv_field(&id_header)).as_bytes())?;
     let mut rows = 0usize;
     let mut line = String::new();
-    while let Some(batch) = reader.next_batch(scorer.batch())? {
+    while let Some(batch) = next {
         let probs = scorer.score(&model.arrange(batch.x))?;
         line.clear();
         for (id, p) in batch.ids.iter().zip(&probs) {
@@ -62,6 +68,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         }
         out.write_all(line.as_bytes())?;
         rows += probs.len();
+        next = reader.next_batch(scorer.batch())?;
     }
     out.commit()?;
     eprintln!(

@@ -94,9 +94,10 @@ pub struct TrainArgs {
     pub bidirectional: bool,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
-    /// Rows per training step.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
+    /// Rows per training step [default: 256, or all the training rows when there are
+    /// fewer].
+    #[arg(long, value_name = "ROWS")]
+    pub batch: Option<usize>,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
@@ -159,11 +160,34 @@ struct MetricsFile<'a> {
     seconds: f64,
 }
 
+/// Rows per training step unless --batch says otherwise.
+const DEFAULT_BATCH: usize = 256;
+
 /// Bootstrap resamples for the saved model's validation AUC interval.
 pub(super) const BOOTSTRAP: usize = 1000;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
+    // Flags that need no data are checked before any is read, and nothing is created
+    // until training starts.
+    if args.lr.is_infinite() {
+        return Err(Error::flag(
+            "--lr",
+            "is beyond the range of a 32-bit float (about 3.4e38); try 1e-3",
+        ));
+    }
+    if args.lr.is_nan() || args.lr <= 0.0 {
+        return Err(Error::flag("--lr", "must be a positive number"));
+    }
+    if args.epochs == 0 {
+        return Err(Error::flag("--epochs", "must be at least 1"));
+    }
+    if args.early_stop == Some(0) {
+        return Err(Error::flag("--early-stop", "must be at least 1"));
+    }
+    if args.batch == Some(0) {
+        return Err(Error::flag("--batch", "must be at least 1"));
+    }
     let out = args
         .out
         .clone()
@@ -285,29 +309,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             weight_decay: args.weight_decay,
         },
     };
-    if args.lr.is_infinite() {
-        return Err(Error::flag(
-            "--lr",
-            "is beyond the range of a 32-bit float (about 3.4e38); try 1e-3",
-        ));
-    }
-    if args.lr.is_nan() || args.lr <= 0.0 {
-        return Err(Error::flag("--lr", "must be a positive number"));
-    }
-    if args.epochs == 0 {
-        return Err(Error::flag("--epochs", "must be at least 1"));
-    }
-    if args.early_stop == Some(0) {
-        return Err(Error::flag("--early-stop", "must be at least 1"));
-    }
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-
+    let batch = match args.batch {
+        Some(rows) => rows,
+        None if train.rows() < DEFAULT_BATCH => {
+            eprintln!(
+                "note: {} training rows are fewer than the default batch of {DEFAULT_BATCH}, so each step takes all of them (set --batch to choose)",
+                train.rows()
+            );
+            train.rows().max(1)
+        }
+        None => DEFAULT_BATCH,
+    };
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     let settings = TrainSettings {
         data: data_name.clone(),
         optimizer,
-        batch: args.batch,
+        batch,
         epochs: args.epochs,
         seed: args.seed,
         pos_weight,
@@ -329,7 +347,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     let config = TrainConfig {
         epochs: args.epochs,
-        batch: args.batch,
+        batch,
         optimizer,
         seed: args.seed,
         pos_weight,
@@ -350,7 +368,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             baseline: baseline.clone(),
         }),
     };
-    let mut progress = EpochProgress::new(args.batch);
+    // Every flag and the data have passed their checks: the run begins here.
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let mut progress = EpochProgress::new(batch);
     let outcome = fit(&mut trainer, &options, resume.as_ref(), &mut |event| {
         progress.show(event)
     })?;
@@ -374,7 +394,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
     let train_rows_per_second =
-        (trainer.steps_per_epoch() * args.batch * ran.len()) as f64 / train_seconds;
+        (trainer.steps_per_epoch() * batch * ran.len()) as f64 / train_seconds;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: data_name.clone(),
@@ -410,7 +430,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "training".into(),
                 format!(
                     "{:?}, batch {}, seed {}, pos_weight {pos_weight}",
-                    optimizer, args.batch, args.seed
+                    optimizer, batch, args.seed
                 ),
             ),
             (

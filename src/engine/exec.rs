@@ -47,6 +47,21 @@ pub trait Executor {
     }
 }
 
+/// `len` zero words, or an error naming `what` when the memory cannot be had: a plan
+/// sized beyond the machine is refused, never an abort.
+pub fn zeroed_words(len: usize, what: &str) -> Result<Vec<f32>> {
+    let mut words = Vec::new();
+    words.try_reserve_exact(len).map_err(|_| {
+        Error::Other(format!(
+            "{what} needs {:.1} GB of memory, which this machine cannot allocate; use fewer \
+             rows per step",
+            len as f64 * 4.0 / 1e9
+        ))
+    })?;
+    words.resize(len, 0.0);
+    Ok(words)
+}
+
 /// u32 indices carried in f32 words bit for bit, as the kernels read them.
 pub fn indices_as_words(indices: &[u32]) -> Vec<f32> {
     indices.iter().map(|&i| f32::from_bits(i)).collect()
@@ -188,8 +203,9 @@ impl Words {
             check_len(name, len, self.data[i].len())?;
             return Ok(i);
         }
+        let words = zeroed_words(len, name)?;
         self.names.push(name.to_string());
-        self.data.push(vec![0.0; len]);
+        self.data.push(words);
         self.max_u32.push(None);
         Ok(self.names.len() - 1)
     }

@@ -15,6 +15,7 @@ mod rnn_common;
 mod activations;
 mod cli;
 mod cli_outputs;
+mod cli_sizes;
 mod conv_gradcheck;
 mod data_errors;
 mod data_fuzz;

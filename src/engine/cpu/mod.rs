@@ -8,7 +8,7 @@ pub mod pool;
 pub mod rnn;
 mod simd;
 
-use crate::engine::exec::{Executor, Words};
+use crate::engine::exec::{zeroed_words, Executor, Words};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
 use crate::error::{Error, Result};
 
@@ -406,11 +406,11 @@ impl Executor for CpuExecutor {
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
         if self.plans.is_empty() {
-            self.params = vec![0.0; plan.layout.total];
-            self.grads = vec![0.0; plan.layout.total];
+            self.params = zeroed_words(plan.layout.total, "the parameters")?;
+            self.grads = zeroed_words(plan.layout.total, "the gradients")?;
         }
         if self.opt_state.len() < plan.opt_state_len {
-            self.opt_state = vec![0.0; plan.opt_state_len];
+            self.opt_state = zeroed_words(plan.opt_state_len, "the optimizer state")?;
         }
         let inputs = plan
             .inputs
@@ -422,7 +422,11 @@ impl Executor for CpuExecutor {
             .iter()
             .map(|s| self.named.declare(&s.name, s.len))
             .collect::<Result<_>>()?;
-        let slots = plan.slots.iter().map(|&len| vec![0.0; len]).collect();
+        let slots = plan
+            .slots
+            .iter()
+            .map(|&len| zeroed_words(len, "an intermediate tensor"))
+            .collect::<Result<_>>()?;
         let pair_with_next = if self.lanes.available() {
             pairs::plan_pairs(&plan.launches)
         } else {
@@ -435,7 +439,7 @@ impl Executor for CpuExecutor {
             .max()
             .unwrap_or(0);
         if self.scratch.len() < scratch {
-            self.scratch = vec![0.0; scratch];
+            self.scratch = zeroed_words(scratch, "the convolution scratch space")?;
         }
         self.plans.push(Some(LoadedPlan {
             plan,

@@ -1,0 +1,121 @@
+//! Sizes come from the data, never from a flag alone: a file smaller than the default
+//! batch trains with a note, scoring plans never hold more rows than the file has, absurd
+//! sizes are refused with the flag named, and a refused flag leaves nothing behind.
+
+use crate::common::fixture;
+use crate::lifecycle_common::temp_dir;
+use std::process::{Command, Output};
+
+fn riskgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run riskgrad")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn small_files_train_with_the_default_batch_and_huge_batches_score_them() {
+    let dir = temp_dir("sizes");
+    let model = dir.join("model");
+    let data = fixture("credit_mixed.csv");
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    // 40 rows, 32 for training: under the default batch of 256.
+    let out = riskgrad(&[
+        "train", "--data", d, "--device", "cpu", "--hidden", "4", "--epochs", "2", "--out", m,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fewer than the default batch"),
+        "{}",
+        stderr(&out)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["training"]["batch"], 32, "{config}");
+
+    // A batch of ten million on a 40-row file plans 40 rows (it used to reserve
+    // gigabytes); the scores are those of a batch that fits.
+    let scores = |batch: &str, name: &str| {
+        let path = dir.join(name);
+        let out = riskgrad(&[
+            "predict",
+            "--model",
+            m,
+            "--data",
+            d,
+            "--device",
+            "cpu",
+            "--batch",
+            batch,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert_eq!(scores("10000000", "huge.csv"), scores("40", "fits.csv"));
+    let out = riskgrad(&[
+        "eval", "--model", m, "--data", d, "--device", "cpu", "--batch", "10000000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Explaining with an absurd number of steps is refused before any work.
+    let out = riskgrad(&[
+        "explain",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--device",
+        "cpu",
+        "--steps",
+        "100000000",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--steps") && !stderr(&out).contains("panicked"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_refused_flag_creates_no_output_directory() {
+    let dir = temp_dir("refused");
+    for flags in [
+        &["--batch", "0"][..],
+        &["--epochs", "0"],
+        &["--lr", "-1"],
+        &["--device", "no-such-adapter-anywhere"],
+        &["--batch", "100000000"],
+    ] {
+        let out_dir = dir.join("run");
+        let out = riskgrad(
+            &[
+                &[
+                    "train",
+                    "--data",
+                    fixture("credit_mixed.csv").to_str().unwrap(),
+                ][..],
+                flags,
+                &["--out", out_dir.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        assert!(!out_dir.exists(), "{flags:?} left {}", out_dir.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
+    let e = riskgrad::engine::exec::zeroed_words(usize::MAX / 8, "a test tensor").unwrap_err();
+    assert!(e.to_string().contains("a test tensor"), "{e}");
+    assert_eq!(
+        riskgrad::engine::exec::zeroed_words(5, "small").unwrap(),
+        vec![0.0; 5]
+    );
+}
