@@ -92,8 +92,10 @@ pub struct TrainArgs {
     /// Run the lstm/gru layers in both directions.
     #[arg(long)]
     pub bidirectional: bool,
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Epochs in all [default: enough for about 300 optimizer steps, at least 5 and at
+    /// most 30: 5 for the bundled data, more for small tables].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Rows per training step [default: 256, or all the training rows when there are
     /// fewer].
     #[arg(long, value_name = "ROWS")]
@@ -163,6 +165,24 @@ struct MetricsFile<'a> {
 /// Rows per training step unless --batch says otherwise.
 const DEFAULT_BATCH: usize = 256;
 
+/// Optimizer steps the default number of epochs aims at: a small table gets as many
+/// epochs as it takes (5 epochs of batch 256 are 20 steps on 1,000 rows, far too few to
+/// learn; BENCHMARKS.md, "Accuracy against baselines").
+const TARGET_STEPS: usize = 300;
+/// Fewest epochs the default picks (the bundled data's 5: 470 steps already).
+const MIN_DEFAULT_EPOCHS: usize = 5;
+/// Most epochs the default picks: past about 30 passes over a small table the network
+/// overfits it (German credit: 0.761 AUC at 30 epochs, 0.723 at 100; see BENCHMARKS.md).
+const MAX_DEFAULT_EPOCHS: usize = 30;
+
+/// The default number of epochs for `rows` training rows in batches of `batch`.
+fn data_aware_epochs(rows: usize, batch: usize) -> usize {
+    let steps_per_epoch = (rows / batch.max(1)).max(1);
+    TARGET_STEPS
+        .div_ceil(steps_per_epoch)
+        .clamp(MIN_DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS)
+}
+
 /// Bootstrap resamples for the saved model's validation AUC interval.
 pub(super) const BOOTSTRAP: usize = 1000;
 
@@ -179,7 +199,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.lr.is_nan() || args.lr <= 0.0 {
         return Err(Error::flag("--lr", "must be a positive number"));
     }
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
     if args.early_stop == Some(0) {
@@ -320,13 +340,26 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         None => DEFAULT_BATCH,
     };
+    let epochs = match args.epochs {
+        Some(epochs) => epochs,
+        None => {
+            let epochs = data_aware_epochs(train.rows(), batch);
+            if epochs > MIN_DEFAULT_EPOCHS {
+                eprintln!(
+                    "note: {epochs} epochs, so that {} training rows in batches of {batch} get about {TARGET_STEPS} optimizer steps (set --epochs to choose)",
+                    train.rows()
+                );
+            }
+            epochs
+        }
+    };
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     let settings = TrainSettings {
         data: data_name.clone(),
         optimizer,
         batch,
-        epochs: args.epochs,
+        epochs,
         seed: args.seed,
         pos_weight,
         val_split: args.val_split,
@@ -346,7 +379,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         val.rows()
     );
     let config = TrainConfig {
-        epochs: args.epochs,
+        epochs,
         batch,
         optimizer,
         seed: args.seed,
@@ -358,7 +391,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
     }
     let options = FitOptions {
-        epochs: args.epochs,
+        epochs,
         early_stop: args.early_stop,
         checkpoint: Some(CheckpointTarget {
             path: checkpoint_path.clone(),
