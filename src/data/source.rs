@@ -86,6 +86,26 @@ impl CsvSource {
         if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
             return Err(data_err(path, None, None, "empty file: no header row"));
         }
+        if header.len() == 1 {
+            let only = String::from_utf8_lossy(&header[0]).into_owned();
+            if let Some(sep) = [';', '\t', '|'].into_iter().find(|&c| only.contains(c)) {
+                let shown = if sep == '\t' {
+                    "tab".to_string()
+                } else {
+                    format!("{sep:?}")
+                };
+                return Err(data_err(
+                    path,
+                    Some(1),
+                    None,
+                    format!(
+                        "the header is one column that holds {shown} characters: the file seems to be \
+                         {shown}-separated, and riskgrad reads comma-separated files; save it with commas \
+                         (e.g. pandas: df.to_csv(path, index=False))"
+                    ),
+                ));
+            }
+        }
         let mut names: Vec<String> = Vec::with_capacity(header.len());
         for (j, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw).map_err(|_| {

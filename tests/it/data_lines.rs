@@ -44,3 +44,18 @@ fn crlf_and_lf_files_name_the_same_lines() {
         }
     }
 }
+
+#[test]
+fn a_file_with_another_separator_is_named_as_such() {
+    for (sep, word) in [(";", "';'"), ("\t", "tab"), ("|", "'|'")] {
+        let text = format!("a{sep}b{sep}y\n1{sep}2{sep}0\n3{sep}4{sep}1\n");
+        let file = TempFile::new("separated.csv", text.as_bytes());
+        let e = prepare(&file.0, &PrepareOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Data { line: Some(1), .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(word) && msg.contains("comma-separated"),
+            "{msg}"
+        );
+    }
+}
