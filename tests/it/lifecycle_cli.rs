@@ -686,6 +686,19 @@ fn lifecycle_commands_fail_clearly() {
         (vec!["eval", "--model", m, "--batch", "0"], "--batch", 2),
         (
             vec![
+                "predict",
+                "--model",
+                m,
+                "--batch",
+                "0",
+                "--out",
+                "/tmp/never.csv",
+            ],
+            "--batch",
+            2,
+        ),
+        (
+            vec![
                 "eval",
                 "--model",
                 m,
