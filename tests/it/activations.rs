@@ -5,6 +5,7 @@
 //! `riskgrad train --activation` through to `predict`.
 
 use crate::common;
+use crate::common::{riskgrad, stderr};
 use crate::lifecycle_common::temp_dir;
 
 use crate::reference::evaluate;
@@ -17,7 +18,6 @@ use riskgrad::engine::plan::{compile, PlanRequest};
 use riskgrad::model_io::SavedModel;
 use riskgrad::rng::Rng;
 use std::collections::HashMap;
-use std::process::{Command, Output};
 
 /// Values from Python's `math` (independent of the crate's formulas): GELU's tanh form,
 /// `x / (1 + exp(-x))`, and the rest by definition.
@@ -350,18 +350,6 @@ fn gpu_fused_matmul_and_conv_match_cpu() {
         let feed = feed_for(&g, &mut rng, "bias");
         gpu_matches_cpu(&ctx, &name, &g, &feed);
     }
-}
-
-fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("run riskgrad")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// `predict`'s scores for the model in `dir`.

@@ -1,24 +1,12 @@
 //! The command line end to end: what a user types, what comes out, and the exit code.
 
+use crate::common::{riskgrad, stderr};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("run riskgrad")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("riskgrad-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

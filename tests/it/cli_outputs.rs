@@ -3,17 +3,10 @@
 //! device or a pipe. Each refusal comes before any work, names --out, and leaves every
 //! file as it was.
 
+use crate::common::riskgrad;
 use crate::lifecycle_common::{taiwan_file, temp_dir};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("run riskgrad")
-}
+use std::process::Command;
 
 fn refused(args: &[&str], needle: &str) {
     let out = riskgrad(args);

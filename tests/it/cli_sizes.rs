@@ -3,20 +3,8 @@
 //! sizes are refused with the flag named, and a refused flag leaves nothing behind.
 
 use crate::common::fixture;
+use crate::common::{riskgrad, stderr};
 use crate::lifecycle_common::temp_dir;
-use std::process::{Command, Output};
-
-fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("run riskgrad")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn small_files_train_with_the_default_batch_and_huge_batches_score_them() {

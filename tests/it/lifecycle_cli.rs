@@ -3,6 +3,7 @@
 //! last good checkpoint; --early-stop saves the best epoch; eval, predict and explain
 //! agree with each other and fail clearly.
 
+use crate::common::{riskgrad, stderr};
 use crate::lifecycle_common;
 
 use lifecycle_common::{taiwan_file, temp_dir};
@@ -10,22 +11,10 @@ use riskgrad::model_io::SavedModel;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn riskgrad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(args)
-        .env("NODEVICE_SELECT", "1")
-        .output()
-        .expect("run riskgrad")
-}
-
 fn ok(args: &[&str]) -> Output {
     let out = riskgrad(args);
     assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
     out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn stdout(o: &Output) -> String {

@@ -401,3 +401,17 @@ pub fn check_finite_differences(
         }
     }
 }
+
+/// Runs the riskgrad binary with `args` (Mesa's device-select layer quiet).
+pub fn riskgrad(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("run riskgrad")
+}
+
+/// A command's standard error as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
