@@ -1,7 +1,7 @@
 //! Scoring with a saved model: a forward plan of fixed batch size on any executor, fed
 //! batch by batch, so any number of rows go through in constant memory.
 
-use crate::data::{PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
+use crate::data::{Batch, PredictReader, BUNDLED_BYTES, BUNDLED_NAME};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{Graph, NodeId};
 use crate::engine::plan::{compile, PlanRequest};
@@ -49,6 +49,21 @@ impl<'e> Scorer<'e> {
             features,
             pad: Vec::new(),
         })
+    }
+
+    /// Reads the first batch of up to `batch` rows from `reader` and builds a scorer for
+    /// it: the plan holds `batch` rows, or fewer when the data ends sooner, so a large
+    /// `batch` never reserves memory for rows the file does not have. Returns the batch
+    /// read (`None` for a file without rows) beside the scorer.
+    pub fn for_first_batch(
+        exec: &'e mut dyn Executor,
+        model: &SavedModel,
+        reader: &mut PredictReader,
+        batch: usize,
+    ) -> Result<(Self, Option<Batch>)> {
+        let first = reader.next_batch(batch)?;
+        let plan_rows = first.as_ref().map_or(1, |b| b.ids.len().max(1));
+        Ok((Scorer::new(exec, model, plan_rows)?, first))
     }
 
     /// Rows per forward pass (the plan's fixed batch).

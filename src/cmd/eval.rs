@@ -138,10 +138,8 @@ fn score_labelled(
     }
     let mut reader = open_data(args.data.as_deref(), model)?.with_labels()?;
     let mut exec = super::executor(&args.device)?;
-    // The plan holds one batch: never more rows than the file has.
-    let mut next = reader.next_batch(args.batch)?;
-    let plan_rows = next.as_ref().map_or(1, |b| b.ids.len().max(1));
-    let mut scorer = Scorer::new(exec.as_mut(), model, plan_rows)?;
+    let (mut scorer, mut next) =
+        Scorer::for_first_batch(exec.as_mut(), model, &mut reader, args.batch)?;
     let (mut probs, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
     while let Some(batch) = next {
         let p = scorer.score(&model.arrange(batch.x))?;

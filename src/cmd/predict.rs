@@ -40,10 +40,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
-    // The plan holds one batch: never more rows than the file has.
-    let mut next = reader.next_batch(args.batch)?;
-    let plan_rows = next.as_ref().map_or(1, |b| b.ids.len().max(1));
-    let mut scorer = Scorer::new(exec.as_mut(), &model, plan_rows)?;
+    let (mut scorer, mut next) =
+        Scorer::for_first_batch(exec.as_mut(), &model, &mut reader, args.batch)?;
     let id_header = if reader.has_id_column() {
         model
             .preprocessing
