@@ -73,7 +73,7 @@ pub enum Error {
     Gpu(String),
 
     /// Training blew up: the loss stopped being a finite, sane number.
-    #[error("epoch {epoch}: {what}; training stopped (try a lower learning rate){}", kept_note(.kept))]
+    #[error("epoch {epoch}: {what}; training stopped{}", kept_note(.kept))]
     Diverged {
         /// The epoch it happened in.
         epoch: usize,

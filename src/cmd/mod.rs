@@ -69,7 +69,7 @@ pub fn message(error: &Error) -> String {
         Error::Invalid { setting, message } => {
             format!("invalid value for {}: {message}", flag_of(*setting))
         }
-        Error::Diverged { .. } => error.to_string().replace("learning rate", "--lr"),
+        Error::Diverged { .. } => format!("{error}; try a lower --lr"),
         Error::BadModel { source, .. } => message(source),
         _ => error.to_string(),
     }

@@ -154,7 +154,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let msg = stderr(&out);
     assert!(
-        msg.contains("epoch 2") && msg.contains("training stopped"),
+        msg.contains("epoch 2") && msg.contains("training stopped") && msg.contains("--lr"),
         "{msg}"
     );
     assert!(
