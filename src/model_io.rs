@@ -55,6 +55,11 @@ pub struct TrainSettings {
     pub val_split: f64,
     /// `--early-stop N`: epochs without a better validation AUC before stopping.
     pub early_stop: Option<usize>,
+    /// Fraction of the training rows set aside to decide early stopping (then the
+    /// validation rows are never seen before the final scoring); absent when early
+    /// stopping watched the validation rows, as in models saved before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_split: Option<f64>,
     /// The device it trained on, by name.
     pub device: String,
     /// Set when the weights were solved for rather than trained by `optimizer` (then

@@ -18,6 +18,8 @@ pub struct ReportInput<'a> {
     pub details: Vec<(String, String)>,
     /// A report per epoch trained.
     pub history: &'a [EpochReport],
+    /// The rows the epochs' figures are on, e.g. "stopping rows" or "validation rows".
+    pub epoch_rows: &'a str,
     /// The epoch whose weights were saved (marked on the training plot).
     pub chosen_epoch: usize,
     /// Validation probabilities of the saved weights, and the labels.
@@ -26,6 +28,44 @@ pub struct ReportInput<'a> {
     pub labels: &'a [f32],
     /// The saved weights' metrics on the validation rows.
     pub evaluation: &'a Evaluation,
+    /// Another model scored on the same rows (the logistic-regression challenger): its
+    /// name and probabilities, drawn on the ROC plot beside the model's.
+    pub challenger: Option<(&'a str, &'a [f32])>,
+    /// Cross-validation figures, one row per fold, shown as a table with their mean and
+    /// standard deviation.
+    pub folds: Option<&'a FoldTable>,
+}
+
+/// Figures per cross-validation fold: named columns, one row of values per fold.
+#[derive(Clone, Debug, Default)]
+pub struct FoldTable {
+    /// Column headings, e.g. "AUC", "KS", "log loss".
+    pub columns: Vec<String>,
+    /// One row per fold, a value per column.
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl FoldTable {
+    /// Mean and (sample) standard deviation of each column over the folds.
+    pub fn mean_std(&self) -> Vec<(f64, f64)> {
+        (0..self.columns.len())
+            .map(|c| {
+                let v: Vec<f64> = self.rows.iter().map(|r| r[c]).collect();
+                mean_std(&v)
+            })
+            .collect()
+    }
+}
+
+/// The mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    let var = match values.len() {
+        0 | 1 => 0.0,
+        _ => values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0),
+    };
+    (mean, var.sqrt())
 }
 
 const SIZE: (u32, u32) = (560, 420);
@@ -47,9 +87,13 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
         .max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr)))
         .copied();
     let svgs = [
-        roc_svg(&curve, input.evaluation.auc)?,
+        roc_svg(
+            &curve,
+            input.evaluation.auc,
+            challenger_curve(input).as_ref(),
+        )?,
         ks_svg(&curve, ks_point, input.probs, input.labels)?,
-        training_svg(input.history, input.chosen_epoch)?,
+        training_svg(input.history, input.chosen_epoch, input.epoch_rows)?,
         calibration_svg(input.evaluation)?,
     ];
     let mut written = Vec::new();
@@ -80,7 +124,21 @@ fn thin(curve: &[RatePoint]) -> Vec<RatePoint> {
     out
 }
 
-fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
+/// The challenger's thinned ROC curve, its name and AUC, when there is one.
+fn challenger_curve(input: &ReportInput) -> Option<(Vec<RatePoint>, String)> {
+    let (name, probs) = input.challenger?;
+    let auc = crate::metrics::auc(probs, input.labels);
+    Some((
+        thin(&rate_curve(probs, input.labels)),
+        format!("{name}, AUC {auc:.4}"),
+    ))
+}
+
+fn roc_svg(
+    curve: &[RatePoint],
+    auc: f64,
+    challenger: Option<&(Vec<RatePoint>, String)>,
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -113,6 +171,19 @@ fn roc_svg(curve: &[RatePoint], auc: f64) -> Result<String> {
             .map_err(plot_err)?
             .label(format!("model, AUC {auc:.4}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        if let Some((points, label)) = challenger {
+            let orange = RGBColor(230, 120, 0);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().map(|p| (p.fpr, p.tpr)),
+                    orange.stroke_width(2),
+                ))
+                .map_err(plot_err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], orange.stroke_width(2))
+                });
+        }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
@@ -200,8 +271,10 @@ fn ks_svg(
     Ok(svg)
 }
 
-/// Training loss (left) and validation AUC (right) per epoch; the saved epoch is marked.
-fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
+/// Training loss (left) and the AUC on `rows` (right) per epoch; the saved epoch is
+/// marked.
+fn training_svg(history: &[EpochReport], chosen: usize, rows: &str) -> Result<String> {
+    let auc_title = format!("AUC per epoch ({rows})");
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (SIZE.0 * 2, SIZE.1)).into_drawing_area();
@@ -220,7 +293,7 @@ fn training_svg(history: &[EpochReport], chosen: usize) -> Result<String> {
             ),
             (
                 &right,
-                "Validation AUC per epoch",
+                auc_title.as_str(),
                 "AUC",
                 history.iter().map(|r| r.validation.auc).collect::<Vec<_>>(),
                 RGBColor(200, 40, 40),
@@ -457,7 +530,30 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
             name.trim_end_matches(".svg")
         );
     }
-    h.push_str("<h2>Epochs</h2>\n<table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>val AUC</th><th>val KS</th><th>val log loss</th><th>seconds</th></tr>");
+    if let Some(folds) = input.folds {
+        h.push_str("<h2>Cross-validation</h2>\n<table id=\"folds\"><tr><th>fold</th>");
+        for c in &folds.columns {
+            let _ = write!(h, "<th>{}</th>", escape(c));
+        }
+        h.push_str("</tr>");
+        for (i, row) in folds.rows.iter().enumerate() {
+            let _ = write!(h, "<tr><td>{}</td>", i + 1);
+            for v in row {
+                let _ = write!(h, "<td>{}</td>", num(*v));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("<tr><th>mean ± std</th>");
+        for (mean, std) in folds.mean_std() {
+            let _ = write!(h, "<th>{} ± {}</th>", num(mean), num(std));
+        }
+        h.push_str("</tr></table>\n");
+    }
+    let _ = write!(
+        h,
+        "<h2>Epochs</h2>\n<p>AUC, KS and log loss on the {}.</p>\n<table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>AUC</th><th>KS</th><th>log loss</th><th>seconds</th></tr>",
+        escape(input.epoch_rows)
+    );
     for r in input.history {
         let mark = if r.epoch == input.chosen_epoch {
             " (saved)"

@@ -7,6 +7,7 @@ use crate::engine::graph::{Graph, NodeId};
 use crate::engine::plan::{compile, PlanRequest};
 use crate::error::{Error, Result, Setting};
 use crate::model_io::SavedModel;
+use crate::nn::ModelSpec;
 use std::path::Path;
 
 const INPUT: &str = "score_x";
@@ -24,13 +25,24 @@ pub struct Scorer<'e> {
 impl<'e> Scorer<'e> {
     /// Compiles the model's forward pass for `batch` rows, loads it and writes the weights.
     pub fn new(exec: &'e mut dyn Executor, model: &SavedModel, batch: usize) -> Result<Self> {
+        Scorer::for_weights(exec, &model.model, &model.params, batch)
+    }
+
+    /// As [`new`](Self::new), from an architecture and its packed weights (e.g. a model
+    /// just trained, before it is saved).
+    pub fn for_weights(
+        exec: &'e mut dyn Executor,
+        model: &ModelSpec,
+        params: &[f32],
+        batch: usize,
+    ) -> Result<Self> {
         if batch == 0 {
             return Err(Error::invalid(Setting::BatchSize, "must be at least 1"));
         }
-        let features = model.n_inputs();
+        let features = model.inputs();
         let mut g = Graph::new();
         let x = g.input(INPUT, &[batch, features])?;
-        let logits = model.model.build(&mut g, x)?;
+        let logits = model.build(&mut g, x)?;
         let probs = g.sigmoid(logits)?;
         let plan = compile(
             &g,
@@ -40,7 +52,7 @@ impl<'e> Scorer<'e> {
             },
         )?;
         let plan = exec.load(plan)?;
-        exec.write_params(&model.params)?;
+        exec.write_params(params)?;
         Ok(Scorer {
             exec,
             plan,

@@ -10,6 +10,7 @@ use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{write_report, ReportInput};
+use riskgrad::scoring::Scorer;
 use riskgrad::train::{
     fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, TrainConfig, Trainer,
 };
@@ -92,8 +93,9 @@ pub struct TrainArgs {
     /// Run the lstm/gru layers in both directions.
     #[arg(long)]
     pub bidirectional: bool,
-    /// Epochs in all [default: enough for about 300 optimizer steps, at least 5 and at
-    /// most 30: 5 for the bundled data, more for small tables].
+    /// Epochs in all, or at most with early stopping [default: with early stopping,
+    /// enough for about 1,000 optimizer steps, at least 10 and at most 100 (14 for the
+    /// bundled data); with --early-stop off, about 300 steps, at least 5 and at most 30].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Rows per training step [default: 256, or all the training rows when there are
@@ -135,11 +137,44 @@ pub struct TrainArgs {
     /// is the same as one uninterrupted run.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Stop after N epochs without a better validation AUC, and save the best epoch's
-    /// weights (default: train all epochs, save the last).
-    #[arg(long, value_name = "N")]
-    pub early_stop: Option<usize>,
+    /// Stop after N epochs without a better AUC on the stopping rows (--stop-split) and
+    /// save the best epoch's weights; `off` trains every epoch on all the training rows
+    /// and saves the last [default: 5].
+    #[arg(long, value_name = "N|off")]
+    pub early_stop: Option<EarlyStop>,
+    /// Fraction of the training rows set aside (stratified) to decide early stopping:
+    /// the model is fitted on the rest and its figures are on the validation rows,
+    /// which early stopping never sees.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
+    pub stop_split: f64,
 }
+
+/// `--early-stop`: a patience in epochs, or off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EarlyStop {
+    /// Train every epoch and keep the last.
+    Off,
+    /// Stop after this many epochs without a better AUC on the stopping rows.
+    Patience(usize),
+}
+
+impl std::str::FromStr for EarlyStop {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" | "none" | "no" => Ok(EarlyStop::Off),
+            _ => match s.parse::<usize>() {
+                Ok(0) => Err("must be at least 1 (or off)".into()),
+                Ok(n) => Ok(EarlyStop::Patience(n)),
+                Err(_) => Err(format!("{s:?} is neither a number of epochs nor off")),
+            },
+        }
+    }
+}
+
+/// Epochs without a better stopping-rows AUC before training stops, unless --early-stop
+/// says otherwise.
+const DEFAULT_PATIENCE: usize = 5;
 
 #[derive(Serialize)]
 struct MetricsFile<'a> {
@@ -147,12 +182,21 @@ struct MetricsFile<'a> {
     data: String,
     model: &'a ModelSpec,
     device: String,
+    /// Each epoch's loss, and its figures on `epoch_figures_on`.
     epochs: &'a [EpochReport],
-    /// The epoch whose weights were saved (the last, or the best with --early-stop).
+    /// The rows each epoch's figures are computed on: "stopping rows" (carved from the
+    /// training rows for early stopping) or "validation rows" (with --early-stop off).
+    epoch_figures_on: &'static str,
+    /// The epoch whose weights were saved (the best with early stopping, else the last).
     saved_epoch: usize,
     /// The saved weights on the validation rows.
     validation: &'a Evaluation,
     resumed_from_epoch: Option<usize>,
+    /// Rows the model was fitted on (the training rows less the stopping rows).
+    fit_rows: usize,
+    /// Training rows set aside to decide early stopping.
+    stopping_rows: usize,
+    /// The training split: fitting and stopping rows together.
     train_rows: usize,
     validation_rows: usize,
     /// Training rows per second over this run's epochs (validation passes excluded).
@@ -165,22 +209,74 @@ struct MetricsFile<'a> {
 /// Rows per training step unless --batch says otherwise.
 const DEFAULT_BATCH: usize = 256;
 
-/// Optimizer steps the default number of epochs aims at: a small table gets as many
-/// epochs as it takes (5 epochs of batch 256 are 20 steps on 1,000 rows, far too few to
-/// learn; BENCHMARKS.md, "Accuracy against baselines").
-const TARGET_STEPS: usize = 300;
-/// Fewest epochs the default picks (the bundled data's 5: 470 steps already).
-const MIN_DEFAULT_EPOCHS: usize = 5;
-/// Most epochs the default picks: past about 30 passes over a small table the network
-/// overfits it (German credit: 0.761 AUC at 30 epochs, 0.723 at 100; see BENCHMARKS.md).
-const MAX_DEFAULT_EPOCHS: usize = 30;
+/// How many epochs the default picks: enough for `steps` optimizer steps, within
+/// `[min, max]` epochs. A small table needs many epochs (5 epochs of batch 256 are 20
+/// steps on 1,000 rows, far too few to learn; BENCHMARKS.md, "Accuracy against
+/// baselines"), a large one few.
+struct EpochBudget {
+    steps: usize,
+    min: usize,
+    max: usize,
+}
 
-/// The default number of epochs for `rows` training rows in batches of `batch`.
-fn data_aware_epochs(rows: usize, batch: usize) -> usize {
-    let steps_per_epoch = (rows / batch.max(1)).max(1);
-    TARGET_STEPS
-        .div_ceil(steps_per_epoch)
-        .clamp(MIN_DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS)
+/// With early stopping the epochs are a ceiling: the run stops when the stopping rows'
+/// AUC stops improving, and keeps the best epoch.
+const BUDGET_EARLY_STOP: EpochBudget = EpochBudget {
+    steps: 1000,
+    min: 10,
+    max: 100,
+};
+/// Without it every epoch counts: past about 30 passes over a small table the network
+/// overfits it (German credit: 0.761 AUC at 30 epochs, 0.723 at 100; see BENCHMARKS.md).
+const BUDGET_ALL_EPOCHS: EpochBudget = EpochBudget {
+    steps: 300,
+    min: 5,
+    max: 30,
+};
+
+impl EpochBudget {
+    /// The epochs for `rows` training rows in batches of `batch`.
+    fn epochs(&self, rows: usize, batch: usize) -> usize {
+        let steps_per_epoch = (rows / batch.max(1)).max(1);
+        self.steps
+            .div_ceil(steps_per_epoch)
+            .clamp(self.min, self.max)
+    }
+}
+
+/// Rows per forward pass when scoring the validation rows after training.
+const SCORE_CHUNK: usize = 4096;
+
+/// The training settings this run took from the data rather than from a flag, as
+/// phrases for the run's first lines (config.json saves them all).
+fn chosen_defaults(
+    args: &TrainArgs,
+    batch: usize,
+    epochs: usize,
+    patience: Option<usize>,
+    fit_rows: usize,
+) -> Vec<String> {
+    let mut chosen = Vec::new();
+    if args.batch.is_none() {
+        chosen.push(match batch < DEFAULT_BATCH {
+            true => format!("batch {batch} (every training row: fewer than {DEFAULT_BATCH})"),
+            false => format!("batch {batch}"),
+        });
+    }
+    if args.epochs.is_none() {
+        let steps = epochs * (fit_rows / batch.max(1)).max(1);
+        chosen.push(match patience {
+            Some(_) => format!("at most {epochs} epochs ({steps} optimizer steps)"),
+            None => format!("{epochs} epochs ({steps} optimizer steps)"),
+        });
+    }
+    if let (None, Some(p)) = (args.early_stop, patience) {
+        chosen.push(format!(
+            "early stopping after {p} epochs without a better AUC on {:.0}% of the training rows (--stop-split), keeping the best epoch",
+            100.0 * args.stop_split
+        ));
+    }
+    chosen
 }
 
 /// Bootstrap resamples for the saved model's validation AUC interval.
@@ -202,8 +298,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.epochs == Some(0) {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }
-    if args.early_stop == Some(0) {
-        return Err(Error::flag("--early-stop", "must be at least 1"));
+    if !(args.stop_split > 0.0 && args.stop_split < 1.0) {
+        return Err(Error::flag(
+            "--stop-split",
+            format!("{} must be above 0 and below 1", args.stop_split),
+        ));
     }
     if args.batch == Some(0) {
         return Err(Error::flag("--batch", "must be at least 1"));
@@ -329,30 +428,38 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             weight_decay: args.weight_decay,
         },
     };
-    let batch = match args.batch {
-        Some(rows) => rows,
-        None if train.rows() < DEFAULT_BATCH => {
+    // Early stopping decides on rows carved from the training split, so the validation
+    // rows the model is reported on are seen only once, at the end.
+    let mut patience = match args.early_stop {
+        Some(EarlyStop::Off) => None,
+        Some(EarlyStop::Patience(n)) => Some(n),
+        None => Some(DEFAULT_PATIENCE),
+    };
+    let mut carved = patience.map(|_| train.carve(args.stop_split, args.seed));
+    if let (None, Some((_, stop))) = (args.early_stop, &carved) {
+        // The default gives way on a table too small for it; an asked-for patience is
+        // refused by `fit` with the reason.
+        if let Some(problem) = riskgrad::train::unrankable(&stop.y) {
             eprintln!(
-                "note: {} training rows are fewer than the default batch of {DEFAULT_BATCH}, so each step takes all of them (set --batch to choose)",
-                train.rows()
+                "note: no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
             );
-            train.rows().max(1)
+            (patience, carved) = (None, None);
         }
-        None => DEFAULT_BATCH,
+    }
+    let (fit_rows, epoch_rows) = match &carved {
+        Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
+        None => (train, val),
     };
-    let epochs = match args.epochs {
-        Some(epochs) => epochs,
-        None => {
-            let epochs = data_aware_epochs(train.rows(), batch);
-            if epochs > MIN_DEFAULT_EPOCHS {
-                eprintln!(
-                    "note: {epochs} epochs, so that {} training rows in batches of {batch} get about {TARGET_STEPS} optimizer steps (set --epochs to choose)",
-                    train.rows()
-                );
-            }
-            epochs
-        }
+    let batch = args
+        .batch
+        .unwrap_or(DEFAULT_BATCH.min(fit_rows.rows().max(1)));
+    let budget = match patience {
+        Some(_) => BUDGET_EARLY_STOP,
+        None => BUDGET_ALL_EPOCHS,
     };
+    let epochs = args
+        .epochs
+        .unwrap_or_else(|| budget.epochs(fit_rows.rows(), batch));
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
     let settings = TrainSettings {
@@ -363,21 +470,41 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         seed: args.seed,
         pos_weight,
         val_split: args.val_split,
-        early_stop: args.early_stop,
+        early_stop: patience,
+        stop_split: carved.as_ref().map(|_| args.stop_split),
         device: device.clone(),
         solver: None,
     };
     if let Some(ck) = &resume {
         check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
     }
+    let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
     eprintln!(
-        "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; training on {} rows, validating on {} | device: {device}",
+        "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; {} | device: {device}",
         prepared.n_rows,
         prepared.n_features(),
-        100.0 * (train.y.iter().chain(&val.y).sum::<f32>() as f64) / (train.rows() + val.rows()) as f64,
-        train.rows(),
-        val.rows()
+        100.0 * positives / (train.rows() + val.rows()) as f64,
+        match &carved {
+            Some((fit_rows, stop_rows)) => format!(
+                "fitting on {} rows, early stopping on {}, validating on {}",
+                fit_rows.rows(),
+                stop_rows.rows(),
+                val.rows()
+            ),
+            None => format!(
+                "training on {} rows, validating on {}",
+                train.rows(),
+                val.rows()
+            ),
+        }
     );
+    let defaults = chosen_defaults(args, batch, epochs, patience, fit_rows.rows());
+    if !defaults.is_empty() {
+        eprintln!(
+            "defaults chosen for this data (flags choose otherwise): {}",
+            defaults.join("; ")
+        );
+    }
     let config = TrainConfig {
         epochs,
         batch,
@@ -385,14 +512,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         seed: args.seed,
         pos_weight,
     };
-    let mut trainer = Trainer::new(exec.as_mut(), &model, train, val, config)?;
+    let mut trainer = Trainer::new(exec.as_mut(), &model, fit_rows, epoch_rows, config)?;
     let baseline = column_means(&train.x, model.inputs());
     if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
         eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
     }
     let options = FitOptions {
         epochs,
-        early_stop: args.early_stop,
+        early_stop: patience,
         checkpoint: Some(CheckpointTarget {
             path: checkpoint_path.clone(),
             settings: settings.clone(),
@@ -403,14 +530,28 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     // Every flag and the data have passed their checks: the run begins here.
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let mut progress = EpochProgress::new(batch);
+    let epoch_rows_name = match carved {
+        Some(_) => "stop",
+        None => "val",
+    };
+    let mut progress = EpochProgress::new(batch, epoch_rows_name);
     let outcome = fit(&mut trainer, &options, resume.as_ref(), &mut |event| {
         progress.show(event)
     })?;
     let (history, saved_epoch) = (&outcome.history, outcome.kept_epoch);
     let ran = outcome.ran();
-    let probs = trainer.predict_validation()?;
-    let labels = trainer.validation_labels().to_vec();
+    let steps_per_epoch = trainer.steps_per_epoch();
+    let params = trainer.params()?;
+    let probs = match &carved {
+        // The validation rows, never seen by the trainer, scored once with the kept weights.
+        Some(_) => {
+            drop(trainer);
+            let chunk = val.rows().clamp(1, SCORE_CHUNK);
+            Scorer::for_weights(exec.as_mut(), &model, &params, chunk)?.score(&val.x)?
+        }
+        None => trainer.predict_validation()?,
+    };
+    let labels = val.y.clone();
     let evaluation = evaluate(&probs, &labels, None, BOOTSTRAP, args.seed);
     let challenger = super::train_logistic::challenger(train, val, model.inputs(), pos_weight)?;
     let saved = SavedModel {
@@ -421,22 +562,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         training: settings,
         epoch: saved_epoch,
         validation: Some(evaluation.clone()),
-        params: trainer.params()?,
+        params,
     };
     saved.save(&out)?;
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
-    let train_rows_per_second =
-        (trainer.steps_per_epoch() * batch * ran.len()) as f64 / train_seconds;
+    let train_rows_per_second = (steps_per_epoch * batch * ran.len()) as f64 / train_seconds;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: data_name.clone(),
         model: &model,
         device: device.clone(),
         epochs: history,
+        epoch_figures_on: match carved {
+            Some(_) => "stopping rows",
+            None => "validation rows",
+        },
         saved_epoch,
         validation: &evaluation,
         resumed_from_epoch: resume.as_ref().map(|c| c.state.epoch),
+        fit_rows: fit_rows.rows(),
+        stopping_rows: carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
         train_rows: train.rows(),
         validation_rows: val.rows(),
         train_rows_per_second,
@@ -477,10 +623,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
         ],
         history,
+        epoch_rows: match carved {
+            Some(_) => "stopping rows (carved from the training rows)",
+            None => "validation rows",
+        },
         chosen_epoch: saved_epoch,
         probs: &probs,
         labels: &labels,
         evaluation: &evaluation,
+        challenger: Some(("logistic challenger", &challenger.probs)),
+        folds: None,
     };
     write_report(&out, &report)?;
     eprintln!(
@@ -590,6 +742,13 @@ fn check_resumable(
     if was.seed != now.seed {
         return differ("--seed", was.seed.to_string(), now.seed.to_string());
     }
+    if was.stop_split != now.stop_split {
+        return differ(
+            "--early-stop/--stop-split",
+            format!("{:?}", was.stop_split),
+            format!("{:?}", now.stop_split),
+        );
+    }
     if was.val_split != now.val_split {
         return differ(
             "--val-split",
@@ -657,15 +816,18 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
 /// Draws an epoch's progress bar from `fit`'s events and prints each epoch's line.
 struct EpochProgress {
     bar: Option<indicatif::ProgressBar>,
+    /// What the epoch figures are computed on: "val", or "stop" for the stopping rows.
+    rows_name: &'static str,
     started: Instant,
     rows_per_step: f64,
     epochs: usize,
 }
 
 impl EpochProgress {
-    fn new(batch: usize) -> Self {
+    fn new(batch: usize, rows_name: &'static str) -> Self {
         EpochProgress {
             bar: None,
+            rows_name,
             started: Instant::now(),
             rows_per_step: batch as f64,
             epochs: 0,
@@ -706,10 +868,11 @@ impl EpochProgress {
                     bar.finish_and_clear();
                 }
                 eprintln!(
-                    "epoch {:>3}/{}  train loss {:.4}  val AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
+                    "epoch {:>3}/{}  train loss {:.4}  {} AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
                     report.epoch,
                     self.epochs,
                     report.train_loss,
+                    self.rows_name,
                     report.validation.auc,
                     report.validation.ks,
                     report.validation.log_loss,
@@ -722,7 +885,7 @@ impl EpochProgress {
                 best_auc,
                 patience,
             } => eprintln!(
-                "stopping early: no better validation AUC than {best_auc:.4} (epoch {best_epoch}) for {patience} epochs"
+                "stopping early: no better stopping-rows AUC than {best_auc:.4} (epoch {best_epoch}) for {patience} epochs"
             ),
         }
     }

@@ -34,6 +34,9 @@ pub struct Challenger {
     pub model: String,
     /// Its AUC on the same validation rows as the network's.
     pub validation_auc: f64,
+    /// Its probabilities for those rows (for the report's ROC plot).
+    #[serde(skip)]
+    pub probs: Vec<f32>,
 }
 
 /// Fits the logistic challenger on the network's training split and scores it on the
@@ -56,6 +59,7 @@ pub fn challenger(
     Ok(Challenger {
         model: format!("logistic regression, l2 {DEFAULT_L2}"),
         validation_auc: riskgrad::metrics::auc(&probs, &val.y),
+        probs,
     })
 }
 
@@ -97,6 +101,7 @@ pub fn run(
             pos_weight,
             val_split: args.val_split,
             early_stop: None,
+            stop_split: None,
             device: "cpu (f64 solver)".into(),
             solver: Some(solver.clone()),
         },

@@ -208,7 +208,7 @@ pub fn fit(
 }
 
 /// Why validation labels cannot rank a model (AUC needs both classes), if they cannot.
-fn unrankable(labels: &[f32]) -> Option<String> {
+pub fn unrankable(labels: &[f32]) -> Option<String> {
     let positives = labels.iter().filter(|&&y| y > 0.5).count();
     match (labels.len(), positives) {
         (n, _) if n < 2 => Some(format!(

@@ -11,7 +11,7 @@ use crate::engine::graph::{backward, Graph, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 mod fit;
 
-pub use fit::{fit, CheckpointTarget, FitEvent, FitOptions, FitOutcome};
+pub use fit::{fit, unrankable, CheckpointTarget, FitEvent, FitOptions, FitOutcome};
 
 use crate::error::{Error, Result, Setting};
 use crate::metrics::{self, Summary};
@@ -70,6 +70,26 @@ impl Split {
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.y.len()
+    }
+
+    /// Splits off `fraction` of the rows (stratified by the label, reproducible from
+    /// `seed`, as `data::stratified_split`) for early stopping: returns `(rows to fit,
+    /// rows that decide when to stop)`. The held-out rows a model is reported on stay out
+    /// of both, so its figures are on rows early stopping never saw.
+    pub fn carve(&self, fraction: f64, seed: u64) -> (Split, Split) {
+        let features = self.x.len() / self.rows().max(1);
+        let (fit, stop) = crate::data::stratified_split(&self.y, fraction, seed);
+        let take = |rows: &[u32]| Split {
+            x: rows
+                .iter()
+                .flat_map(|&r| {
+                    let r = r as usize;
+                    self.x[r * features..(r + 1) * features].iter().copied()
+                })
+                .collect(),
+            y: rows.iter().map(|&r| self.y[r as usize]).collect(),
+        };
+        (take(&fit), take(&stop))
     }
 }
 

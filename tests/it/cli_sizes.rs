@@ -14,11 +14,23 @@ fn small_files_train_with_the_default_batch_and_huge_batches_score_them() {
     let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
     // 40 rows, 32 for training: under the default batch of 256.
     let out = riskgrad(&[
-        "train", "--data", d, "--device", "cpu", "--hidden", "4", "--epochs", "2", "--out", m,
+        "train",
+        "--data",
+        d,
+        "--device",
+        "cpu",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--early-stop",
+        "off",
+        "--out",
+        m,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("fewer than the default batch"),
+        stderr(&out).contains("batch 32 (every training row: fewer than 256)"),
         "{}",
         stderr(&out)
     );
@@ -144,9 +156,11 @@ fn defaults_on_a_small_table_reach_the_logistic_baseline() {
     ]);
     let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
     assert!(out.status.success(), "{text}");
+    // The defaults chosen are said up front: more epochs than a large table gets, and
+    // early stopping on rows carved from the training split.
     assert!(
-        text.contains("30 epochs"),
-        "the default chose more epochs: {text}"
+        text.contains("at most 100 epochs") && text.contains("early stopping after 5 epochs"),
+        "the defaults chosen: {text}"
     );
     let side = text
         .lines()
@@ -162,5 +176,53 @@ fn defaults_on_a_small_table_reach_the_logistic_baseline() {
         mlp >= logistic - 0.02,
         "mlp {mlp} vs logistic {logistic}: {side}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Default early stopping gives way, with a note, when the stopping rows carved from a
+/// tiny training split cannot rank a model (here they hold no default); asked for, it
+/// is refused with the reason.
+#[test]
+fn default_early_stopping_gives_way_on_a_table_too_small_for_it() {
+    let dir = temp_dir("tiny-stop");
+    let mut csv = String::from("a,b,default\n");
+    for i in 0..30 {
+        let y = u8::from(i % 15 == 7);
+        csv.push_str(&format!("{},{},{y}\n", i * 7 % 11, i % 4));
+    }
+    let data = dir.join("tiny.csv");
+    std::fs::write(&data, csv).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out_dir = dir.join(name);
+        let args = [
+            &[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--hidden",
+                "4",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ][..],
+            extra,
+        ]
+        .concat();
+        (riskgrad(&args), out_dir)
+    };
+    let (out, model) = run(&[], "default");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: no early stopping"),
+        "{}",
+        stderr(&out)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    assert!(config["training"]["early_stop"].is_null(), "{config}");
+    let (out, _) = run(&["--early-stop", "3"], "asked");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--early-stop"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -115,6 +115,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             pos_weight: 1.0,
             val_split: 0.2,
             early_stop: None,
+            stop_split: None,
             device: "cpu".into(),
             solver: None,
         },

@@ -185,15 +185,25 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
-fn early_stop_saves_the_best_epoch() {
+fn early_stop_saves_the_best_epoch_and_reports_on_rows_it_never_saw() {
     let dir = temp_dir("early");
-    // A high learning rate makes the validation AUC wander.
+    // A high learning rate makes the stopping rows' AUC wander.
     let out = train(
         &dir,
         &["--epochs", "8", "--lr", "0.03", "--early-stop", "2"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let metrics = json(&dir.join("metrics.json"));
+    assert_eq!(metrics["epoch_figures_on"], "stopping rows");
+    // The stopping rows are 20% of the training rows, carved out of them: the model is
+    // fitted on the rest and scored on the validation rows, which are neither.
+    let rows = |k: &str| metrics[k].as_u64().unwrap() as usize;
+    assert_eq!(rows("fit_rows") + rows("stopping_rows"), rows("train_rows"));
+    assert_eq!(rows("stopping_rows"), rows("train_rows") / 5);
+    assert_eq!(
+        rows("validation_rows"),
+        metrics["validation"]["rows"].as_u64().unwrap() as usize
+    );
     let epochs = metrics["epochs"].as_array().unwrap();
     let aucs: Vec<f64> = epochs
         .iter()
@@ -214,15 +224,41 @@ fn early_stop_saves_the_best_epoch() {
         assert!(stderr(&out).contains("stopping early"), "{}", stderr(&out));
         assert_eq!(aucs.len(), best + 2, "stopped 2 epochs after the best");
     }
-    // The saved weights are the best epoch's: they score the validation rows as that
-    // epoch did.
     let saved = SavedModel::load(&dir).unwrap();
     assert_eq!(saved.epoch, best);
-    assert_eq!(saved.validation.as_ref().unwrap().auc, aucs[best - 1]);
-    assert_eq!(
-        metrics["validation"]["auc"].as_f64().unwrap(),
-        aucs[best - 1]
+    assert_eq!(saved.training.early_stop, Some(2));
+    assert_eq!(saved.training.stop_split, Some(0.2));
+    // The saved weights are the best epoch's, and the figures saved with them are the
+    // validation rows'.
+    let saved_auc = saved.validation.as_ref().unwrap().auc;
+    assert_eq!(metrics["validation"]["auc"].as_f64().unwrap(), saved_auc);
+    assert_ne!(
+        saved_auc,
+        aucs[best - 1],
+        "scored on other rows than the stopping rows"
     );
+
+    // With early stopping off, every epoch trains on all the training rows and is scored
+    // on the validation rows, and the last epoch is saved.
+    let off = temp_dir("early-off");
+    let out = train(&off, &["--epochs", "3", "--early-stop", "off"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics = json(&off.join("metrics.json"));
+    assert_eq!(metrics["epoch_figures_on"], "validation rows");
+    assert_eq!(metrics["stopping_rows"], 0);
+    assert_eq!(metrics["saved_epoch"], 3);
+    assert_eq!(
+        metrics["validation"]["auc"],
+        metrics["epochs"][2]["validation"]["auc"]
+    );
+    let saved = SavedModel::load(&off).unwrap();
+    assert_eq!(
+        (saved.training.early_stop, saved.training.stop_split),
+        (None, None)
+    );
+    for d in [dir, off] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 /// The report's files are there and hold what they should. When Chromium is installed

@@ -122,6 +122,7 @@ fn saved_model_scores_as_the_fit_on_both_executors() {
             pos_weight: 1.0,
             val_split: 0.2,
             early_stop: None,
+            stop_split: None,
             device: "cpu".into(),
             solver: Some("newton".into()),
         },

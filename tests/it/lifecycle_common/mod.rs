@@ -65,6 +65,7 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
             pos_weight: 1.0,
             val_split: 0.2,
             early_stop: None,
+            stop_split: None,
             device: "cpu".into(),
             solver: None,
         },
