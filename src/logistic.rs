@@ -223,29 +223,52 @@ fn gradient_hessian(
         .par_chunks(CHUNK_ROWS * p)
         .zip(y.par_chunks(CHUNK_ROWS))
         .map(|(xc, yc)| {
+            let rows = yc.len();
             let mut g = vec![0.0f64; d];
             let mut h = vec![0.0f64; d * d];
-            let mut row64 = vec![1.0f64; d];
-            for (row, &t) in xc.chunks_exact(p).zip(yc) {
-                for (r, &v) in row64.iter_mut().zip(row) {
-                    *r = v as f64;
+            // The chunk's rows with a trailing 1 (the bias), and the same rows scaled by
+            // each row's curvature: the Hessian is their product, one GEMM per chunk.
+            let mut a = vec![0.0f64; rows * d];
+            let mut scaled = vec![0.0f64; rows * d];
+            for (r, (row, &t)) in xc.chunks_exact(p).zip(yc).enumerate() {
+                let ar = &mut a[r * d..(r + 1) * d];
+                for (dst, &v) in ar.iter_mut().zip(row) {
+                    *dst = v as f64;
                 }
+                ar[p] = 1.0;
                 let prob = sigmoid(linear(theta, row));
                 let w = if t > 0.5 { pos_weight } else { 1.0 };
                 let residual = w * (prob - t as f64);
                 let curvature = w * prob * (1.0 - prob);
-                for a in 0..d {
-                    g[a] += residual * row64[a];
-                    let ca = curvature * row64[a];
-                    if ca == 0.0 {
-                        continue;
-                    }
-                    // Upper triangle only; mirrored below.
-                    let h_row = &mut h[a * d..(a + 1) * d];
-                    for b in a..d {
-                        h_row[b] += ca * row64[b];
-                    }
+                for ((gj, &v), sj) in g.iter_mut().zip(ar.iter()).zip(&mut scaled[r * d..]) {
+                    *gj += residual * v;
+                    *sj = curvature * v;
                 }
+            }
+            // SAFETY: h is d×d, a and scaled rows×d, all row-major and distinct; h[i][j] =
+            // Σ_r a[r][i] · scaled[r][j]. Serial, so the sum's order is fixed.
+            unsafe {
+                gemm::gemm(
+                    d,
+                    d,
+                    rows,
+                    h.as_mut_ptr(),
+                    1,
+                    d as isize,
+                    false,
+                    a.as_ptr(),
+                    d as isize,
+                    1,
+                    scaled.as_ptr(),
+                    1,
+                    d as isize,
+                    0.0f64,
+                    1.0f64,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
             }
             (g, h)
         })
