@@ -65,8 +65,7 @@ impl<'e> Explainer<'e> {
         let features = model.n_inputs();
         let mut g = Graph::new();
         let x = g.input(INPUT, &[rows * (steps + 1), features])?;
-        let logits = model.model.build(&mut g, x)?;
-        let probs = g.sigmoid(logits)?;
+        let probs = model.model.build_probability(&mut g, x)?;
         // Rows do not interact in a model's forward pass, so d(sum of p)/d(row i) is row
         // i's own gradient.
         let total = g.reduce_to(probs, &[1], 1.0)?;

@@ -60,6 +60,11 @@ pub struct TrainSettings {
     /// stopping watched the validation rows, as in models saved before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_split: Option<f64>,
+    /// Set for a cross-validation ensemble (`--cv K --ensemble`): the folds, each a
+    /// member trained on the other folds' rows. Then no row of the data was held out
+    /// from all the members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv_folds: Option<usize>,
     /// The device it trained on, by name.
     pub device: String,
     /// Set when the weights were solved for rather than trained by `optimizer` (then
@@ -98,7 +103,7 @@ pub struct SavedModel {
 pub fn param_layout(model: &ModelSpec) -> Result<(Vec<ParamSpec>, ParamLayout)> {
     let mut g = Graph::new();
     let x = g.input("x", &[1, model.inputs()])?;
-    model.build(&mut g, x)?;
+    model.build_probability(&mut g, x)?;
     let layout = ParamLayout::new(&g);
     Ok((g.params, layout))
 }

@@ -42,8 +42,7 @@ impl<'e> Scorer<'e> {
         let features = model.inputs();
         let mut g = Graph::new();
         let x = g.input(INPUT, &[batch, features])?;
-        let logits = model.build(&mut g, x)?;
-        let probs = g.sigmoid(logits)?;
+        let probs = model.build_probability(&mut g, x)?;
         let plan = compile(
             &g,
             &PlanRequest {

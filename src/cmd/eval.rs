@@ -91,6 +91,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         None if trained_on_this => Rows::Validation,
         None => Rows::All,
     };
+    if let (Some(k), Rows::Validation) = (model.training.cv_folds, rows) {
+        return Err(Error::flag(
+            "--rows",
+            format!("the model is a {k}-fold cross-validation ensemble: every row of {data} trained some of its members, so none was held out (its out-of-fold figures are in the metrics.json written beside it); --rows all scores the rows anyway"),
+        ));
+    }
     let (mut probs, mut labels, skipped) = score_labelled(args, &model)?;
     if rows == Rows::Validation {
         (probs, labels) = validation_rows(&probs, &labels, &model.training);

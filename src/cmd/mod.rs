@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod cross_validate;
 pub mod data_args;
 pub mod devices;
 pub mod eval;

@@ -4,6 +4,8 @@ use super::data_args::DataArgs;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
+use riskgrad::data::{PrepareOptions, Prepared};
+use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::metrics::{evaluate, Evaluation};
@@ -12,11 +14,11 @@ use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{write_report, ReportInput};
 use riskgrad::scoring::Scorer;
 use riskgrad::train::{
-    fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, TrainConfig, Trainer,
+    fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome, TrainConfig, Trainer,
 };
 use riskgrad::{Error, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
@@ -98,8 +100,8 @@ pub struct TrainArgs {
     /// bundled data); with --early-stop off, about 300 steps, at least 5 and at most 30].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Rows per training step [default: 256, or all the training rows when there are
-    /// fewer].
+    /// Rows per training step [default: a sixteenth of the rows fitted on, at least 32
+    /// and at most 256 (256 for the bundled data)].
     #[arg(long, value_name = "ROWS")]
     pub batch: Option<usize>,
     /// Learning rate.
@@ -139,7 +141,8 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     /// Stop after N epochs without a better AUC on the stopping rows (--stop-split) and
     /// save the best epoch's weights; `off` trains every epoch on all the training rows
-    /// and saves the last [default: 5].
+    /// and saves the last [default: 5 epochs, or as many as make 50 optimizer steps when
+    /// that is more].
     #[arg(long, value_name = "N|off")]
     pub early_stop: Option<EarlyStop>,
     /// Fraction of the training rows set aside (stratified) to decide early stopping:
@@ -147,6 +150,19 @@ pub struct TrainArgs {
     /// which early stopping never sees.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
     pub stop_split: f64,
+    /// Cross-validate instead of one split: train K models on stratified folds (each
+    /// fold held out once, the rest trained on as one run would) and report each fold's
+    /// AUC, KS and log loss, their mean and standard deviation, beside the logistic
+    /// challenger's on the same folds. Writes folds.csv (each row's fold and
+    /// out-of-fold score), metrics.json and report.html; no model unless --ensemble.
+    #[arg(long, value_name = "K")]
+    pub cv: Option<usize>,
+    /// With --cv: save the K fold models as one model that scores their mean
+    /// probability (eval, predict and explain read it as any model). The preprocessing
+    /// is then fitted once on all the rows (their features, not their labels), so that
+    /// the fold models share it.
+    #[arg(long, requires = "cv")]
+    pub ensemble: bool,
 }
 
 /// `--early-stop`: a patience in epochs, or off.
@@ -206,8 +222,21 @@ struct MetricsFile<'a> {
     seconds: f64,
 }
 
-/// Rows per training step unless --batch says otherwise.
+/// Rows per training step unless --batch says otherwise, on tables large enough.
 const DEFAULT_BATCH: usize = 256;
+/// Smallest default batch: a small table gets batches of about a sixteenth of its rows
+/// (more steps per epoch, and the noise of small batches regularizes), down to this.
+const MIN_DEFAULT_BATCH: usize = 32;
+
+/// The default rows per step for `rows` training rows.
+fn default_batch(rows: usize) -> usize {
+    (rows / 16)
+        .clamp(MIN_DEFAULT_BATCH, DEFAULT_BATCH)
+        .min(rows.max(1))
+}
+
+/// Fewest optimizer steps the default early stopping waits for a better AUC.
+const PATIENCE_STEPS: usize = 50;
 
 /// How many epochs the default picks: enough for `steps` optimizer steps, within
 /// `[min, max]` epochs. A small table needs many epochs (5 epochs of batch 256 are 20
@@ -258,8 +287,8 @@ fn chosen_defaults(
 ) -> Vec<String> {
     let mut chosen = Vec::new();
     if args.batch.is_none() {
-        chosen.push(match batch < DEFAULT_BATCH {
-            true => format!("batch {batch} (every training row: fewer than {DEFAULT_BATCH})"),
+        chosen.push(match batch == fit_rows {
+            true => format!("batch {batch} (every training row)"),
             false => format!("batch {batch}"),
         });
     }
@@ -272,7 +301,7 @@ fn chosen_defaults(
     }
     if let (None, Some(p)) = (args.early_stop, patience) {
         chosen.push(format!(
-            "early stopping after {p} epochs without a better AUC on {:.0}% of the training rows (--stop-split), keeping the best epoch",
+            "early stopping after {p} epochs (at least {PATIENCE_STEPS} steps) without a better AUC on {:.0}% of the training rows (--stop-split), keeping the best epoch",
             100.0 * args.stop_split
         ));
     }
@@ -286,6 +315,64 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     // Flags that need no data are checked before any is read, and nothing is created
     // until training starts.
+    check_flags(args)?;
+    if args.cv.is_some() {
+        return super::cross_validate::run(args, started);
+    }
+    let out = args
+        .out
+        .clone()
+        .or_else(|| args.resume.clone())
+        .unwrap_or_else(|| PathBuf::from("runs/latest"));
+    let resume = match &args.resume {
+        Some(dir) => {
+            let path = dir.join(CHECKPOINT_FILE);
+            if !path.exists() {
+                return Err(Error::flag(
+                    "--resume",
+                    format!("{} holds no {CHECKPOINT_FILE}", dir.display()),
+                ));
+            }
+            Some(Checkpoint::load(&path)?)
+        }
+        None => None,
+    };
+    let opts = prepare_options(args)?;
+    let mut prepared = match &args.data.data {
+        None => prepare_bundled(&opts)?,
+        Some(path) => prepare(path, &opts)?,
+    };
+    report_dropped(&prepared);
+    if matches!(args.model, ModelKind::Logistic) {
+        if args.resume.is_some() {
+            return Err(Error::flag(
+                "--resume",
+                "a logistic model is solved in one go; there is nothing to resume",
+            ));
+        }
+        let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
+        return super::train_logistic::run(args, &prepared, pos_weight, &out, started);
+    }
+    if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
+        eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
+    }
+    let mut exec = super::executor(&args.device)?;
+    let trained = train_network(
+        args,
+        &mut prepared,
+        Run {
+            exec: exec.as_mut(),
+            resume: resume.as_ref(),
+            checkpoint: Some(out.join(CHECKPOINT_FILE)),
+            out: &out,
+            verbose: true,
+        },
+    )?;
+    write_single_run(args, &prepared, &trained, resume.as_ref(), &out, started)
+}
+
+/// Checks the flags that need no data.
+fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.lr.is_infinite() {
         return Err(Error::flag(
             "--lr",
@@ -307,38 +394,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.batch == Some(0) {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
-    let out = args
-        .out
-        .clone()
-        .or_else(|| args.resume.clone())
-        .unwrap_or_else(|| PathBuf::from("runs/latest"));
-    let checkpoint_path = out.join(CHECKPOINT_FILE);
-    let resume = match &args.resume {
-        Some(dir) => {
-            let path = dir.join(CHECKPOINT_FILE);
-            if !path.exists() {
-                return Err(Error::flag(
-                    "--resume",
-                    format!("{} holds no {CHECKPOINT_FILE}", dir.display()),
-                ));
-            }
-            Some(Checkpoint::load(&path)?)
-        }
-        None => None,
-    };
-    let mut opts = args.data.options(args.val_split, args.seed)?;
-    if args.model.uses_sequences() {
-        opts = sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())?;
-    } else if !args.sequence.is_empty() || args.time_order.is_some() {
+    if !args.model.uses_sequences() && (!args.sequence.is_empty() || args.time_order.is_some()) {
         return Err(Error::flag(
             "--sequence",
             "only the sequence models (--model cnn|lstm|gru) read a payment history",
         ));
     }
-    let mut prepared = match &args.data.data {
-        None => prepare_bundled(&opts)?,
-        Some(path) => prepare(path, &opts)?,
-    };
+    super::cross_validate::check_flags(args)
+}
+
+/// The data options the flags give (with the payment-history columns for the sequence
+/// models).
+pub(super) fn prepare_options(args: &TrainArgs) -> Result<PrepareOptions> {
+    let opts = args.data.options(args.val_split, args.seed)?;
+    match args.model.uses_sequences() {
+        true => sequence::prepare_options(opts, &args.sequence, args.data.is_bundled()),
+        false => Ok(opts),
+    }
+}
+
+/// Prints the columns left out without being asked, and the rows without a target.
+pub(super) fn report_dropped(prepared: &Prepared) {
     for dropped in &prepared.auto_dropped {
         eprintln!("dropped column {:?} ({})", dropped.name, dropped.reason);
     }
@@ -348,16 +424,48 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             prepared.rows_without_target
         );
     }
-    if matches!(args.model, ModelKind::Logistic) {
-        if args.resume.is_some() {
-            return Err(Error::flag(
-                "--resume",
-                "a logistic model is solved in one go; there is nothing to resume",
-            ));
-        }
-        let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
-        return super::train_logistic::run(args, &prepared, pos_weight, &out, started);
-    }
+}
+
+/// Where and how [`train_network`] runs.
+pub(super) struct Run<'a> {
+    pub exec: &'a mut dyn Executor,
+    /// The checkpoint a resumed run continues from.
+    pub resume: Option<&'a Checkpoint>,
+    /// Where to write a checkpoint after every epoch.
+    pub checkpoint: Option<PathBuf>,
+    /// The output directory, created once every check has passed.
+    pub out: &'a Path,
+    /// Print the run's first lines and every epoch (a cross-validation fold prints less).
+    pub verbose: bool,
+}
+
+/// A network trained on one prepared split.
+pub(super) struct TrainedNetwork {
+    pub model: ModelSpec,
+    pub layout: Option<SequenceLayout>,
+    pub settings: TrainSettings,
+    /// The kept weights (the best epoch's with early stopping, else the last).
+    pub params: Vec<f32>,
+    pub outcome: FitOutcome,
+    /// The kept weights' probabilities for the validation rows, in order.
+    pub probs: Vec<f32>,
+    /// Rows the model was fitted on, and the training rows set aside for early stopping.
+    pub fit_rows: usize,
+    pub stopping_rows: usize,
+    pub steps_per_epoch: usize,
+    /// Model input column means of the training rows (the explanation baseline).
+    pub baseline: Vec<f32>,
+    pub device: String,
+}
+
+/// Builds the model the flags describe for `prepared` and trains it: early stopping on
+/// rows carved from the training split (unless --early-stop off), then the validation
+/// rows scored once with the kept weights.
+pub(super) fn train_network(
+    args: &TrainArgs,
+    prepared: &mut Prepared,
+    run: Run,
+) -> Result<TrainedNetwork> {
     let data_name = args.data.name();
     // Sequence models read the history in the layout of `SequenceLayout`; the saved
     // model keeps the column order so prediction arranges raw rows the same way.
@@ -368,13 +476,162 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 &args.sequence,
                 args.time_order,
             )?;
-            layout.apply(&mut prepared)?;
+            layout.apply(prepared)?;
             Some(layout)
         }
         false => None,
     };
+    let model = model_spec(args, &layout, prepared.n_features())?;
     let (train, val) = (&prepared.train, &prepared.val);
-    let model = match (args.model, &layout) {
+    let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
+    let optimizer = optimizer(args);
+    // Early stopping decides on rows carved from the training split, so the validation
+    // rows the model is reported on are seen only once, at the end.
+    let mut patience = match args.early_stop {
+        Some(EarlyStop::Off) => None,
+        Some(EarlyStop::Patience(n)) => Some(n),
+        None => Some(DEFAULT_PATIENCE),
+    };
+    let mut carved = patience.map(|_| train.carve(args.stop_split, args.seed));
+    if let (None, Some((_, stop))) = (args.early_stop, &carved) {
+        // The default gives way on a table too small for it; an asked-for patience is
+        // refused by `fit` with the reason.
+        if let Some(problem) = riskgrad::train::unrankable(&stop.y) {
+            eprintln!(
+                "note: no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
+            );
+            (patience, carved) = (None, None);
+        }
+    }
+    let (fit_rows, epoch_rows) = match &carved {
+        Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
+        None => (train, val),
+    };
+    let batch = args.batch.unwrap_or_else(|| default_batch(fit_rows.rows()));
+    let budget = match patience {
+        Some(_) => BUDGET_EARLY_STOP,
+        None => BUDGET_ALL_EPOCHS,
+    };
+    let epochs = args
+        .epochs
+        .unwrap_or_else(|| budget.epochs(fit_rows.rows(), batch));
+    // A default patience of a few epochs is a few steps on a small table, where the
+    // stopping rows' AUC still jumps about: it waits at least PATIENCE_STEPS steps.
+    if let (None, Some(p)) = (args.early_stop, patience.as_mut()) {
+        let steps_per_epoch = (fit_rows.rows() / batch.max(1)).max(1);
+        *p = (*p).max(PATIENCE_STEPS.div_ceil(steps_per_epoch));
+    }
+    let exec = run.exec;
+    let device = exec.device_name();
+    let settings = TrainSettings {
+        data: data_name.clone(),
+        optimizer,
+        batch,
+        epochs,
+        seed: args.seed,
+        pos_weight,
+        val_split: args.val_split,
+        early_stop: patience,
+        stop_split: carved.as_ref().map(|_| args.stop_split),
+        cv_folds: None,
+        device: device.clone(),
+        solver: None,
+    };
+    if let Some(ck) = run.resume {
+        check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
+    }
+    if run.verbose {
+        let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
+        eprintln!(
+            "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; {} | device: {device}",
+            prepared.n_rows,
+            prepared.n_features(),
+            100.0 * positives / (train.rows() + val.rows()) as f64,
+            match &carved {
+                Some((fit_rows, stop_rows)) => format!(
+                    "fitting on {} rows, early stopping on {}, validating on {}",
+                    fit_rows.rows(),
+                    stop_rows.rows(),
+                    val.rows()
+                ),
+                None => format!(
+                    "training on {} rows, validating on {}",
+                    train.rows(),
+                    val.rows()
+                ),
+            }
+        );
+        let defaults = chosen_defaults(args, batch, epochs, patience, fit_rows.rows());
+        if !defaults.is_empty() {
+            eprintln!(
+                "defaults chosen for this data (flags choose otherwise): {}",
+                defaults.join("; ")
+            );
+        }
+    }
+    let config = TrainConfig {
+        epochs,
+        batch,
+        optimizer,
+        seed: args.seed,
+        pos_weight,
+    };
+    let mut trainer = Trainer::new(&mut *exec, &model, fit_rows, epoch_rows, config)?;
+    let baseline = column_means(&train.x, model.inputs());
+    let options = FitOptions {
+        epochs,
+        early_stop: patience,
+        checkpoint: run.checkpoint.map(|path| CheckpointTarget {
+            path,
+            settings: settings.clone(),
+            model: model.clone(),
+            preprocessing: prepared.preprocessor.clone(),
+            baseline: baseline.clone(),
+        }),
+    };
+    // Every flag and the data have passed their checks: the run begins here.
+    std::fs::create_dir_all(run.out).map_err(|e| Error::io(run.out, e))?;
+    let epoch_rows_name = match carved {
+        Some(_) => "stop",
+        None => "val",
+    };
+    let mut progress = EpochProgress::new(batch, epoch_rows_name, run.verbose);
+    let outcome = fit(&mut trainer, &options, run.resume, &mut |event| {
+        progress.show(event)
+    })?;
+    let steps_per_epoch = trainer.steps_per_epoch();
+    let params = trainer.params()?;
+    let probs = match &carved {
+        // The validation rows, never seen by the trainer, scored once with the kept weights.
+        Some(_) => {
+            drop(trainer);
+            let chunk = val.rows().clamp(1, SCORE_CHUNK);
+            Scorer::for_weights(exec, &model, &params, chunk)?.score(&val.x)?
+        }
+        None => trainer.predict_validation()?,
+    };
+    Ok(TrainedNetwork {
+        model,
+        layout,
+        settings,
+        params,
+        outcome,
+        probs,
+        fit_rows: fit_rows.rows(),
+        stopping_rows: carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
+        steps_per_epoch,
+        baseline,
+        device,
+    })
+}
+
+/// The architecture the flags describe, for `features` input columns.
+fn model_spec(
+    args: &TrainArgs,
+    layout: &Option<SequenceLayout>,
+    features: usize,
+) -> Result<ModelSpec> {
+    Ok(match (args.model, layout) {
         (ModelKind::Cnn, Some(l)) => ModelSpec::cnn(
             l.statics(),
             l.channels(),
@@ -404,12 +661,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 ModelSpec::gru(spec)
             }
         }
-        _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
+        _ => ModelSpec::mlp(features, &args.hidden)?,
     }
-    .with_activation(args.activation);
-    let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
+    .with_activation(args.activation))
+}
+
+/// The update rule the flags describe.
+fn optimizer(args: &TrainArgs) -> Optimizer {
     let (beta1, beta2, eps) = (0.9, 0.999, 1e-8);
-    let optimizer = match args.optimizer {
+    match args.optimizer {
         OptimizerKind::Sgd => Optimizer::Sgd {
             lr: args.lr,
             momentum: args.momentum,
@@ -427,162 +687,62 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             eps,
             weight_decay: args.weight_decay,
         },
-    };
-    // Early stopping decides on rows carved from the training split, so the validation
-    // rows the model is reported on are seen only once, at the end.
-    let mut patience = match args.early_stop {
-        Some(EarlyStop::Off) => None,
-        Some(EarlyStop::Patience(n)) => Some(n),
-        None => Some(DEFAULT_PATIENCE),
-    };
-    let mut carved = patience.map(|_| train.carve(args.stop_split, args.seed));
-    if let (None, Some((_, stop))) = (args.early_stop, &carved) {
-        // The default gives way on a table too small for it; an asked-for patience is
-        // refused by `fit` with the reason.
-        if let Some(problem) = riskgrad::train::unrankable(&stop.y) {
-            eprintln!(
-                "note: no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
-            );
-            (patience, carved) = (None, None);
-        }
     }
-    let (fit_rows, epoch_rows) = match &carved {
-        Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
-        None => (train, val),
-    };
-    let batch = args
-        .batch
-        .unwrap_or(DEFAULT_BATCH.min(fit_rows.rows().max(1)));
-    let budget = match patience {
-        Some(_) => BUDGET_EARLY_STOP,
-        None => BUDGET_ALL_EPOCHS,
-    };
-    let epochs = args
-        .epochs
-        .unwrap_or_else(|| budget.epochs(fit_rows.rows(), batch));
-    let mut exec = super::executor(&args.device)?;
-    let device = exec.device_name();
-    let settings = TrainSettings {
-        data: data_name.clone(),
-        optimizer,
-        batch,
-        epochs,
-        seed: args.seed,
-        pos_weight,
-        val_split: args.val_split,
-        early_stop: patience,
-        stop_split: carved.as_ref().map(|_| args.stop_split),
-        device: device.clone(),
-        solver: None,
-    };
-    if let Some(ck) = &resume {
-        check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
-    }
-    let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
-    eprintln!(
-        "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; {} | device: {device}",
-        prepared.n_rows,
-        prepared.n_features(),
-        100.0 * positives / (train.rows() + val.rows()) as f64,
-        match &carved {
-            Some((fit_rows, stop_rows)) => format!(
-                "fitting on {} rows, early stopping on {}, validating on {}",
-                fit_rows.rows(),
-                stop_rows.rows(),
-                val.rows()
-            ),
-            None => format!(
-                "training on {} rows, validating on {}",
-                train.rows(),
-                val.rows()
-            ),
-        }
-    );
-    let defaults = chosen_defaults(args, batch, epochs, patience, fit_rows.rows());
-    if !defaults.is_empty() {
-        eprintln!(
-            "defaults chosen for this data (flags choose otherwise): {}",
-            defaults.join("; ")
-        );
-    }
-    let config = TrainConfig {
-        epochs,
-        batch,
-        optimizer,
-        seed: args.seed,
-        pos_weight,
-    };
-    let mut trainer = Trainer::new(exec.as_mut(), &model, fit_rows, epoch_rows, config)?;
-    let baseline = column_means(&train.x, model.inputs());
-    if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
-        eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
-    }
-    let options = FitOptions {
-        epochs,
-        early_stop: patience,
-        checkpoint: Some(CheckpointTarget {
-            path: checkpoint_path.clone(),
-            settings: settings.clone(),
-            model: model.clone(),
-            preprocessing: prepared.preprocessor.clone(),
-            baseline: baseline.clone(),
-        }),
-    };
-    // Every flag and the data have passed their checks: the run begins here.
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let epoch_rows_name = match carved {
-        Some(_) => "stop",
-        None => "val",
-    };
-    let mut progress = EpochProgress::new(batch, epoch_rows_name);
-    let outcome = fit(&mut trainer, &options, resume.as_ref(), &mut |event| {
-        progress.show(event)
-    })?;
-    let (history, saved_epoch) = (&outcome.history, outcome.kept_epoch);
-    let ran = outcome.ran();
-    let steps_per_epoch = trainer.steps_per_epoch();
-    let params = trainer.params()?;
-    let probs = match &carved {
-        // The validation rows, never seen by the trainer, scored once with the kept weights.
-        Some(_) => {
-            drop(trainer);
-            let chunk = val.rows().clamp(1, SCORE_CHUNK);
-            Scorer::for_weights(exec.as_mut(), &model, &params, chunk)?.score(&val.x)?
-        }
-        None => trainer.predict_validation()?,
-    };
-    let labels = val.y.clone();
-    let evaluation = evaluate(&probs, &labels, None, BOOTSTRAP, args.seed);
-    let challenger = super::train_logistic::challenger(train, val, model.inputs(), pos_weight)?;
+}
+
+/// Saves a single run's model, metrics.json and report, and prints its figures beside
+/// the logistic challenger's.
+fn write_single_run(
+    args: &TrainArgs,
+    prepared: &Prepared,
+    trained: &TrainedNetwork,
+    resume: Option<&Checkpoint>,
+    out: &Path,
+    started: Instant,
+) -> Result<()> {
+    let (train, val) = (&prepared.train, &prepared.val);
+    let TrainedNetwork {
+        model, settings, ..
+    } = trained;
+    let data_name = args.data.name();
+    let (history, saved_epoch) = (&trained.outcome.history, trained.outcome.kept_epoch);
+    let ran = trained.outcome.ran();
+    let probs = &trained.probs;
+    let labels = &val.y;
+    let evaluation = evaluate(probs, labels, None, BOOTSTRAP, args.seed);
+    let challenger =
+        super::train_logistic::challenger(train, val, model.inputs(), settings.pos_weight)?;
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),
-        feature_order: layout.as_ref().map(|l| l.source.clone()),
-        baseline,
-        training: settings,
+        feature_order: trained.layout.as_ref().map(|l| l.source.clone()),
+        baseline: trained.baseline.clone(),
+        training: settings.clone(),
         epoch: saved_epoch,
         validation: Some(evaluation.clone()),
-        params,
+        params: trained.params.clone(),
     };
-    saved.save(&out)?;
+    saved.save(out)?;
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
-    let train_rows_per_second = (steps_per_epoch * batch * ran.len()) as f64 / train_seconds;
+    let train_rows_per_second =
+        (trained.steps_per_epoch * settings.batch * ran.len()) as f64 / train_seconds;
+    let carved = trained.stopping_rows > 0;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: data_name.clone(),
-        model: &model,
-        device: device.clone(),
+        model,
+        device: trained.device.clone(),
         epochs: history,
         epoch_figures_on: match carved {
-            Some(_) => "stopping rows",
-            None => "validation rows",
+            true => "stopping rows",
+            false => "validation rows",
         },
         saved_epoch,
         validation: &evaluation,
-        resumed_from_epoch: resume.as_ref().map(|c| c.state.epoch),
-        fit_rows: fit_rows.rows(),
-        stopping_rows: carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
+        resumed_from_epoch: resume.map(|c| c.state.epoch),
+        fit_rows: trained.fit_rows,
+        stopping_rows: trained.stopping_rows,
         train_rows: train.rows(),
         validation_rows: val.rows(),
         train_rows_per_second,
@@ -593,23 +753,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
     riskgrad::files::write_atomically(&path, &json)?;
     let report = ReportInput {
-        title: format!("riskgrad {} model on {data_name}", model_label(&model)),
+        title: format!("riskgrad {} model on {data_name}", model_label(model)),
         details: vec![
             (
                 "data".into(),
                 format!(
-                    "{data_name}: {} training rows, {} validation rows, {} features",
+                    "{data_name}: {} training rows ({} fitted, {} for early stopping), {} validation rows, {} features",
                     train.rows(),
+                    trained.fit_rows,
+                    trained.stopping_rows,
                     val.rows(),
                     prepared.n_features()
                 ),
             ),
-            ("model".into(), model_label(&model)),
+            ("model".into(), model_label(model)),
             (
                 "training".into(),
                 format!(
-                    "{:?}, batch {}, seed {}, pos_weight {pos_weight}",
-                    optimizer, batch, args.seed
+                    "{:?}, batch {}, seed {}, pos_weight {}",
+                    settings.optimizer, settings.batch, args.seed, settings.pos_weight
                 ),
             ),
             (
@@ -619,25 +781,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     history.len()
                 ),
             ),
-            ("device".into(), device),
+            ("device".into(), trained.device.clone()),
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
         ],
         history,
         epoch_rows: match carved {
-            Some(_) => "stopping rows (carved from the training rows)",
-            None => "validation rows",
+            true => "stopping rows (carved from the training rows)",
+            false => "validation rows",
         },
         chosen_epoch: saved_epoch,
-        probs: &probs,
-        labels: &labels,
+        probs,
+        labels,
         evaluation: &evaluation,
         challenger: Some(("logistic challenger", &challenger.probs)),
         folds: None,
     };
-    write_report(&out, &report)?;
+    write_report(out, &report)?;
     eprintln!(
         "val AUC side by side: {} {:.4} | challenger ({}) {:.4}",
-        model_label(&model),
+        model_label(model),
         evaluation.auc,
         challenger.model,
         challenger.validation_auc
@@ -660,7 +822,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 }
 
 /// A short name for the model, e.g. "mlp 64-32".
-fn model_label(model: &ModelSpec) -> String {
+pub(super) fn model_label(model: &ModelSpec) -> String {
     match model {
         ModelSpec::Mlp { hidden, .. } => format!("mlp {}", dashed(hidden)),
         ModelSpec::Cnn { layers, .. } => format!(
@@ -685,6 +847,9 @@ fn model_label(model: &ModelSpec) -> String {
                 },
                 dashed(&r.hidden)
             )
+        }
+        ModelSpec::Ensemble { members, model } => {
+            format!("ensemble of {members} {}", model_label(model))
         }
     }
 }
@@ -818,16 +983,19 @@ struct EpochProgress {
     bar: Option<indicatif::ProgressBar>,
     /// What the epoch figures are computed on: "val", or "stop" for the stopping rows.
     rows_name: &'static str,
+    /// Draw bars and print every epoch; otherwise only warnings.
+    verbose: bool,
     started: Instant,
     rows_per_step: f64,
     epochs: usize,
 }
 
 impl EpochProgress {
-    fn new(batch: usize, rows_name: &'static str) -> Self {
+    fn new(batch: usize, rows_name: &'static str, verbose: bool) -> Self {
         EpochProgress {
             bar: None,
             rows_name,
+            verbose,
             started: Instant::now(),
             rows_per_step: batch as f64,
             epochs: 0,
@@ -835,6 +1003,9 @@ impl EpochProgress {
     }
 
     fn show(&mut self, event: FitEvent) {
+        if !self.verbose && !matches!(event, FitEvent::Warning(_)) {
+            return;
+        }
         match event {
             FitEvent::EpochStart {
                 epoch,

@@ -102,6 +102,7 @@ pub fn run(
             val_split: args.val_split,
             early_stop: None,
             stop_split: None,
+            cv_folds: None,
             device: "cpu (f64 solver)".into(),
             solver: Some(solver.clone()),
         },

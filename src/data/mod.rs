@@ -31,7 +31,8 @@ pub use cell::{category_key, is_missing, parse_number};
 pub use options::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
 pub use prepare::{
-    inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, Prepared,
+    inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, LabelledTable,
+    Prepared,
 };
 pub use preprocess::{
     piecewise_linear, signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor,

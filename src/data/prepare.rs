@@ -10,7 +10,7 @@ use super::preprocess::Preprocessor;
 use super::schema::{infer_schema, AutoDropped, Schema};
 use super::source::data_err;
 use super::table::{read_table, read_table_from, RawTable, Values, MISSING_CODE};
-use super::{stratified_split, BUNDLED_BYTES, BUNDLED_NAME};
+use super::{stratified_split, TargetEncoding, BUNDLED_BYTES, BUNDLED_NAME};
 use crate::error::{Error, Result, Setting};
 use crate::train::Split;
 
@@ -103,85 +103,157 @@ pub fn inspect_bundled(opts: &PrepareOptions) -> Result<Schema> {
 /// most the table and the two splits' features are held at once.
 pub fn prepare_table(table: RawTable, opts: &PrepareOptions) -> Result<Prepared> {
     check_val_fraction(opts.val_fraction)?;
-    let schema = infer_schema(&table, opts);
-    let encoding = match (&schema.target.encoding, &schema.target.problem) {
-        (Some(e), _) => e.clone(),
-        (None, problem) => {
+    let labelled = LabelledTable::new(table, opts)?;
+    let (train_idx, val_idx) = stratified_split(&labelled.y, opts.val_fraction, opts.seed);
+    labelled.prepare_split(&train_idx, &val_idx, opts)
+}
+
+/// A file read and typed, with its labelled rows found: what each split of it (one
+/// train/validation split, or the folds of a cross-validation) is prepared from.
+pub struct LabelledTable {
+    table: RawTable,
+    schema: Schema,
+    encoding: TargetEncoding,
+    /// `labelled[i]` is the file row (0-based data row) of label `i`.
+    labelled: Vec<u32>,
+    y: Vec<f32>,
+}
+
+impl LabelledTable {
+    /// Reads `path` (the bundled Taiwan file when `None`) and finds its labels.
+    pub fn read(path: Option<&Path>, opts: &PrepareOptions) -> Result<Self> {
+        let table = match path {
+            Some(p) => read_table(p, opts)?,
+            None => read_table_from(
+                std::io::Cursor::new(BUNDLED_BYTES),
+                Path::new(BUNDLED_NAME),
+                opts,
+            )?,
+        };
+        LabelledTable::new(table, opts)
+    }
+
+    /// Types `table`'s columns and reads its target.
+    pub fn new(table: RawTable, opts: &PrepareOptions) -> Result<Self> {
+        let schema = infer_schema(&table, opts);
+        let encoding = match (&schema.target.encoding, &schema.target.problem) {
+            (Some(e), _) => e.clone(),
+            (None, problem) => {
+                return Err(data_err(
+                    &table.path,
+                    None,
+                    Some(&schema.target.name),
+                    problem
+                        .clone()
+                        .unwrap_or_else(|| "the target cannot be read".into()),
+                ))
+            }
+        };
+        let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
+            return Err(Error::Other(
+                "the target column was not read as text".into(),
+            ));
+        };
+        let label_of: Vec<Option<f32>> = target.dict.iter().map(|k| encoding.label(k)).collect();
+        let mut labelled = Vec::with_capacity(table.n_rows);
+        let mut y = Vec::with_capacity(table.n_rows);
+        for (r, &code) in target.codes.iter().enumerate() {
+            if code == MISSING_CODE {
+                continue;
+            }
+            if let Some(Some(label)) = label_of.get(code as usize) {
+                labelled.push(r as u32);
+                y.push(*label);
+            }
+        }
+        Ok(LabelledTable {
+            table,
+            schema,
+            encoding,
+            labelled,
+            y,
+        })
+    }
+
+    /// The 0/1 label of each labelled row, in file order (what folds are drawn from).
+    pub fn labels(&self) -> &[f32] {
+        &self.y
+    }
+
+    /// The file row (0-based data row) of each label.
+    pub fn file_rows(&self) -> &[u32] {
+        &self.labelled
+    }
+
+    /// Fits the preprocessing on the labelled rows `train_idx` (indices into
+    /// [`labels`](Self::labels)) and prepares them and `val_idx`.
+    pub fn prepare_split(
+        &self,
+        train_idx: &[u32],
+        val_idx: &[u32],
+        opts: &PrepareOptions,
+    ) -> Result<Prepared> {
+        let preprocessor = self.fit_preprocessor(train_idx, opts)?;
+        self.prepare_split_with(preprocessor, train_idx, val_idx)
+    }
+
+    /// The preprocessing fitted on the labelled rows `idx` (it reads their features,
+    /// never their labels).
+    pub fn fit_preprocessor(&self, idx: &[u32], opts: &PrepareOptions) -> Result<Preprocessor> {
+        let rows = self.file_rows_of(idx);
+        if rows.is_empty() {
             return Err(data_err(
-                &table.path,
+                &self.table.path,
                 None,
-                Some(&schema.target.name),
-                problem
-                    .clone()
-                    .unwrap_or_else(|| "the target cannot be read".into()),
-            ))
+                None,
+                "no training rows left after the validation split",
+            ));
         }
-    };
-
-    // Labels of the rows that have one; `labelled[i]` is the file row of label i.
-    let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
-        return Err(Error::Other(
-            "the target column was not read as text".into(),
-        ));
-    };
-    let label_of: Vec<Option<f32>> = target.dict.iter().map(|k| encoding.label(k)).collect();
-    let mut labelled = Vec::with_capacity(table.n_rows);
-    let mut y_all = Vec::with_capacity(table.n_rows);
-    for (r, &code) in target.codes.iter().enumerate() {
-        if code == MISSING_CODE {
-            continue;
-        }
-        if let Some(Some(y)) = label_of.get(code as usize) {
-            labelled.push(r as u32);
-            y_all.push(*y);
-        }
-    }
-    let rows_without_target = table.n_rows - labelled.len();
-
-    let (train_idx, val_idx) = stratified_split(&y_all, opts.val_fraction, opts.seed);
-    let to_rows = |idx: &[u32]| -> Vec<u32> {
-        idx.iter()
-            .filter_map(|&i| labelled.get(i as usize).copied())
-            .collect()
-    };
-    let labels = |idx: &[u32]| -> Vec<f32> {
-        idx.iter()
-            .filter_map(|&i| y_all.get(i as usize).copied())
-            .collect()
-    };
-    let (train_rows, val_rows) = (to_rows(&train_idx), to_rows(&val_idx));
-    if train_rows.is_empty() {
-        return Err(data_err(
-            &table.path,
-            None,
-            None,
-            "no training rows left after the validation split",
-        ));
+        Preprocessor::fit(&self.table, &self.schema, &self.encoding, &rows, opts)
     }
 
-    let preprocessor = Preprocessor::fit(&table, &schema, &encoding, &train_rows, opts)?;
-    let train = Split {
-        x: preprocessor.transform_table(&table, &train_rows)?,
-        y: labels(&train_idx),
-    };
-    let val = Split {
-        x: preprocessor.transform_table(&table, &val_rows)?,
-        y: labels(&val_idx),
-    };
-    let n_rows = table.n_rows;
-    drop(table);
-    Ok(Prepared {
-        train,
-        val,
-        feature_names: preprocessor.feature_names.clone(),
-        preprocessor,
-        auto_dropped: schema.auto_dropped(),
-        schema,
-        n_rows,
-        rows_without_target,
-        train_rows,
-        val_rows,
-    })
+    fn file_rows_of(&self, idx: &[u32]) -> Vec<u32> {
+        idx.iter()
+            .filter_map(|&i| self.labelled.get(i as usize).copied())
+            .collect()
+    }
+
+    /// Prepares the labelled rows `train_idx` and `val_idx` with a fitted `preprocessor`.
+    pub fn prepare_split_with(
+        &self,
+        preprocessor: Preprocessor,
+        train_idx: &[u32],
+        val_idx: &[u32],
+    ) -> Result<Prepared> {
+        let table = &self.table;
+        let to_rows = |idx: &[u32]| self.file_rows_of(idx);
+        let labels = |idx: &[u32]| -> Vec<f32> {
+            idx.iter()
+                .filter_map(|&i| self.y.get(i as usize).copied())
+                .collect()
+        };
+        let (train_rows, val_rows) = (to_rows(train_idx), to_rows(val_idx));
+        let train = Split {
+            x: preprocessor.transform_table(table, &train_rows)?,
+            y: labels(train_idx),
+        };
+        let val = Split {
+            x: preprocessor.transform_table(table, &val_rows)?,
+            y: labels(val_idx),
+        };
+        Ok(Prepared {
+            train,
+            val,
+            feature_names: preprocessor.feature_names.clone(),
+            preprocessor,
+            auto_dropped: self.schema.auto_dropped(),
+            schema: self.schema.clone(),
+            n_rows: table.n_rows,
+            rows_without_target: table.n_rows - self.labelled.len(),
+            train_rows,
+            val_rows,
+        })
+    }
 }
 
 fn check_val_fraction(f: f64) -> Result<()> {

@@ -52,6 +52,15 @@ pub enum ModelSpec {
         #[serde(default = "relu")]
         activation: Act,
     },
+    /// The mean probability of `members` copies of `model`, each with its own weights
+    /// (`--cv K --ensemble`: one member per fold). Member `k`'s parameters are named
+    /// `member{k}.` and the member's own names.
+    Ensemble {
+        /// How many copies.
+        members: usize,
+        /// The architecture of each.
+        model: Box<ModelSpec>,
+    },
 }
 
 /// The hidden layers' activation of a model saved without one.
@@ -227,6 +236,7 @@ impl ModelSpec {
                 *activation = act
             }
             ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.activation = act,
+            ModelSpec::Ensemble { model, .. } => **model = (**model).clone().with_activation(act),
         }
         self
     }
@@ -236,6 +246,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Mlp { activation, .. } | ModelSpec::Cnn { activation, .. } => *activation,
             ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.activation,
+            ModelSpec::Ensemble { model, .. } => model.activation(),
         }
     }
 
@@ -250,11 +261,49 @@ impl ModelSpec {
                 steps,
                 ..
             } => statics + channels * steps,
+            ModelSpec::Ensemble { model, .. } => model.inputs(),
         }
     }
 
+    /// An ensemble of `members` copies of `model` (see [`ModelSpec::Ensemble`]).
+    pub fn ensemble(model: ModelSpec, members: usize) -> Result<Self> {
+        if members == 0 || matches!(model, ModelSpec::Ensemble { .. }) {
+            return Err(Error::Other(
+                "an ensemble holds one or more models that are not ensembles".into(),
+            ));
+        }
+        Ok(ModelSpec::Ensemble {
+            members,
+            model: Box::new(model),
+        })
+    }
+
+    /// Appends the model to `g`, reading `x` (`[batch, inputs]`); returns the probability
+    /// of default per row, `[batch, 1]`: the sigmoid of [`build`](Self::build)'s logits,
+    /// or an ensemble's mean of its members' probabilities.
+    pub fn build_probability(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
+        let ModelSpec::Ensemble { members, model } = self else {
+            let logits = self.build(g, x)?;
+            return g.sigmoid(logits);
+        };
+        let mut sum = None;
+        for k in 0..*members {
+            g.set_param_scope(&format!("member{k}."));
+            let p = model.build_probability(g, x)?;
+            sum = Some(match sum {
+                None => p,
+                Some(s) => g.add(s, p)?,
+            });
+        }
+        g.set_param_scope("");
+        let sum = sum.ok_or_else(|| Error::Other("an ensemble without members".into()))?;
+        let shape = g.shape(sum).to_vec();
+        g.reduce_to(sum, &shape, 1.0 / *members as f32)
+    }
+
     /// Appends the model to `g`, reading `x` (`[batch, inputs]`); returns the logits
-    /// `[batch, 1]`.
+    /// `[batch, 1]`. An ensemble has no logit of its own (it averages probabilities):
+    /// score it with [`build_probability`](Self::build_probability).
     pub fn build(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
         match self {
             ModelSpec::Mlp {
@@ -286,8 +335,44 @@ impl ModelSpec {
                 layers,
                 activation,
             } => cnn::build(g, x, *statics, *channels, *steps, layers, *activation),
+            ModelSpec::Ensemble { .. } => Err(Error::Other(
+                "an ensemble is scored by its mean probability, not trained as one model".into(),
+            )),
         }
     }
+}
+
+/// Packs the weights of an ensemble's members (each packed as its model's layout) into
+/// the ensemble's layout.
+pub fn pack_ensemble(ensemble: &ModelSpec, members: &[Vec<f32>]) -> Result<Vec<f32>> {
+    let ModelSpec::Ensemble { members: k, model } = ensemble else {
+        return Err(Error::Other("not an ensemble".into()));
+    };
+    if members.len() != *k {
+        return Err(Error::Other(format!(
+            "an ensemble of {k} got {} members' weights",
+            members.len()
+        )));
+    }
+    let (member_specs, member_layout) = crate::model_io::param_layout(model)?;
+    let (_, layout) = crate::model_io::param_layout(ensemble)?;
+    let per = member_specs.len();
+    let mut packed = vec![0.0f32; layout.total];
+    for (m, weights) in members.iter().enumerate() {
+        if weights.len() != member_layout.total {
+            return Err(Error::Other(format!(
+                "member {m} has {} weights, its model {}",
+                weights.len(),
+                member_layout.total
+            )));
+        }
+        for j in 0..per {
+            let (from, len) = (member_layout.offsets[j], member_layout.lens[j]);
+            let to = layout.offsets[m * per + j];
+            packed[to..to + len].copy_from_slice(&weights[from..from + len]);
+        }
+    }
+    Ok(packed)
 }
 
 /// Initial values for every parameter of `g`, packed by `layout`: uniform in

@@ -30,7 +30,7 @@ fn small_files_train_with_the_default_batch_and_huge_batches_score_them() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("batch 32 (every training row: fewer than 256)"),
+        stderr(&out).contains("batch 32 (every training row)"),
         "{}",
         stderr(&out)
     );
@@ -159,7 +159,8 @@ fn defaults_on_a_small_table_reach_the_logistic_baseline() {
     // The defaults chosen are said up front: more epochs than a large table gets, and
     // early stopping on rows carved from the training split.
     assert!(
-        text.contains("at most 100 epochs") && text.contains("early stopping after 5 epochs"),
+        text.contains("batch 60; at most 63 epochs")
+            && text.contains("early stopping after 5 epochs"),
         "the defaults chosen: {text}"
     );
     let side = text

@@ -116,6 +116,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             val_split: 0.2,
             early_stop: None,
             stop_split: None,
+            cv_folds: None,
             device: "cpu".into(),
             solver: None,
         },

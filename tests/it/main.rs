@@ -17,6 +17,7 @@ mod cli;
 mod cli_outputs;
 mod cli_sizes;
 mod conv_gradcheck;
+mod cross_validation;
 mod data_errors;
 mod data_fuzz;
 mod data_lines;

@@ -57,6 +57,8 @@ pub struct Graph {
     /// The trainable parameters, in packing order.
     pub params: Vec<ParamSpec>,
     param_nodes: Vec<NodeId>,
+    /// Prefixed to the names `param` is given (see `set_param_scope`).
+    param_scope: String,
 }
 
 fn shape_err<T>(op: &str, detail: String) -> Result<T> {
@@ -164,9 +166,18 @@ impl Graph {
         Ok(self.push(Op::Fill { value }, vec![], shape.to_vec()))
     }
 
+    /// Prefixes `scope` to the name of every parameter declared from now on (`""` for
+    /// none), so the same builder can add several independent copies of a model, e.g.
+    /// `member0.dense0.weight`, `member1.dense0.weight`.
+    pub fn set_param_scope(&mut self, scope: &str) {
+        self.param_scope = scope.to_string();
+    }
+
     /// A trainable tensor. Declaring the same name twice returns the same node (and the
     /// shapes must agree), so layers can be shared.
     pub fn param(&mut self, name: &str, shape: &[usize]) -> Result<NodeId> {
+        let scoped = format!("{}{name}", self.param_scope);
+        let name = scoped.as_str();
         if let Some(i) = self.params.iter().position(|p| p.name == name) {
             if self.params[i].shape != shape {
                 return shape_err(
