@@ -155,7 +155,7 @@ pub enum Kernel {
     },
     /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
     /// summed in index order, so results do not depend on the executor's threading.
-    Reduce {
+    ReduceTo {
         x: TensorRef,
         out: TensorRef,
         in_shape: [usize; MAX_RANK],
@@ -163,7 +163,7 @@ pub enum Kernel {
         scale: f32,
     },
     /// `out[i] = scale * x[broadcast index of i]`.
-    Expand {
+    ExpandTo {
         x: TensorRef,
         out: TensorRef,
         out_shape: [usize; MAX_RANK],
@@ -172,14 +172,14 @@ pub enum Kernel {
     },
     /// `out[0]` = mean binary cross-entropy of `logits` against `targets`, positives
     /// weighted by `pos_weight`.
-    Bce {
+    BceWithLogits {
         logits: TensorRef,
         targets: TensorRef,
         out: TensorRef,
         pos_weight: f32,
     },
-    /// `out` = `dloss[0]` times the gradient of `Bce` w.r.t. the logits.
-    BceGrad {
+    /// `out` = `dloss[0]` times the gradient of `BceWithLogits` w.r.t. the logits.
+    BceWithLogitsGrad {
         logits: TensorRef,
         targets: TensorRef,
         dloss: TensorRef,
@@ -187,7 +187,7 @@ pub enum Kernel {
         pos_weight: f32,
     },
     /// `out[b, :] = table[perm[step * batch + b], :]`.
-    Gather {
+    GatherRows {
         table: TensorRef,
         perm: TensorRef,
         out: TensorRef,
@@ -195,7 +195,7 @@ pub enum Kernel {
         cols: usize,
     },
     /// `out[r, :] = sum over b with perm[step * batch + b] == r of dy[b, :]`.
-    ScatterAdd {
+    ScatterAddRows {
         dy: TensorRef,
         perm: TensorRef,
         out: TensorRef,
@@ -294,7 +294,7 @@ pub enum Kernel {
         cols: usize,
     },
     /// `out` = the in-plane position of each window's first maximum, as f32 numbers.
-    PoolArgmax {
+    MaxPoolArgmax {
         x: TensorRef,
         out: TensorRef,
         shape: PoolShape,
@@ -807,34 +807,34 @@ fn lower(
             y: ins[1],
             out,
         }),
-        Op::ReduceTo { scale } => push(Kernel::Reduce {
+        Op::ReduceTo { scale } => push(Kernel::ReduceTo {
             x: ins[0],
             out,
             in_shape: padded(shape_of(0), 1),
             out_shape: padded(&node.shape, 1),
             scale,
         }),
-        Op::ExpandTo { scale } => push(Kernel::Expand {
+        Op::ExpandTo { scale } => push(Kernel::ExpandTo {
             x: ins[0],
             out,
             out_shape: padded(&node.shape, 1),
             x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
             scale,
         }),
-        Op::BceWithLogits { pos_weight } => push(Kernel::Bce {
+        Op::BceWithLogits { pos_weight } => push(Kernel::BceWithLogits {
             logits: ins[0],
             targets: ins[1],
             out,
             pos_weight,
         }),
-        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceGrad {
+        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceWithLogitsGrad {
             logits: ins[0],
             targets: ins[1],
             dloss: ins[2],
             out,
             pos_weight,
         }),
-        Op::GatherRows => push(Kernel::Gather {
+        Op::GatherRows => push(Kernel::GatherRows {
             table: ins[0],
             perm: ins[1],
             out,
@@ -843,7 +843,7 @@ fn lower(
         }),
         Op::ScatterAddRows => {
             let sd = shape_of(0);
-            push(Kernel::ScatterAdd {
+            push(Kernel::ScatterAddRows {
                 dy: ins[0],
                 perm: ins[1],
                 out,
@@ -995,7 +995,7 @@ fn lower(
                 cols: s[r - 1],
             })
         }
-        Op::MaxPoolArgmax { geom } => push(Kernel::PoolArgmax {
+        Op::MaxPoolArgmax { geom } => push(Kernel::MaxPoolArgmax {
             x: ins[0],
             out,
             shape: pool_shape(shape_of(0), &node.shape, &geom),

@@ -328,7 +328,7 @@ impl Graph {
             || shape.len() > self.shape(x).len()
         {
             return shape_err(
-                "reduce",
+                "reduce_to",
                 format!("{:?} does not reduce to {shape:?}", self.shape(x)),
             );
         }
@@ -339,7 +339,7 @@ impl Graph {
     pub fn expand_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
         if broadcast_shape(self.shape(x), shape).as_deref() != Some(shape) {
             return shape_err(
-                "expand",
+                "expand_to",
                 format!("{:?} does not broadcast to {shape:?}", self.shape(x)),
             );
         }
