@@ -7,7 +7,10 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::engine::graph::broadcast_strides;
-use crate::engine::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
+use crate::engine::graph::{
+    numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs, RnnCellGradInputs,
+    RnnCellInputs,
+};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -772,12 +775,13 @@ fn lower(
             trans_b,
             act,
         } => {
-            let sa = shape_of(0);
+            let at = ProductInputs::of(ins.len());
+            let sa = shape_of(at.a);
             let k = if trans_a { sa[0] } else { sa[1] };
             push(Kernel::MatMul {
-                a: ins[0],
-                b: ins[1],
-                bias: ins.get(2).copied(),
+                a: ins[at.a],
+                b: ins[at.b],
+                bias: at.bias.map(|k| ins[k]),
                 out,
                 m: node.shape[0],
                 n: node.shape[1],
@@ -888,15 +892,16 @@ fn lower(
             has_gh,
             has_prev,
         } => {
-            let (rows, stride) = (shape_of(0)[0], shape_of(0)[1]);
+            let at = RnnCellInputs::new(has_gh, has_prev);
+            let (rows, stride) = (shape_of(at.gx)[0], shape_of(at.gx)[1]);
             let gx = ColWindow {
-                data: ins[0],
+                data: ins[at.gx],
                 stride,
                 col: gx_col,
             };
-            let gh = has_gh.then(|| ins[1]);
-            let gh_rows = has_gh && shape_of(1).len() == 2;
-            let prev = has_prev.then(|| ins[1 + has_gh as usize]);
+            let gh = at.gh.map(|k| ins[k]);
+            let gh_rows = at.gh.is_some_and(|k| shape_of(k).len() == 2);
+            let prev = at.prev.map(|k| ins[k]);
             push(Kernel::RnnCell {
                 kind,
                 rows,
@@ -915,18 +920,18 @@ fn lower(
             has_dc,
             has_prev,
         } => {
+            let at = RnnCellGradInputs::new(dh_cols.len(), has_dc, has_prev);
             let mut dh = [None; 2];
-            for (k, &col) in dh_cols.iter().enumerate() {
-                dh[k] = Some(ColWindow {
+            for (slot, (k, &col)) in dh.iter_mut().zip(at.dh.clone().zip(dh_cols)) {
+                *slot = Some(ColWindow {
                     data: ins[k],
                     stride: shape_of(k)[1],
                     col,
                 });
             }
-            let at = dh_cols.len();
-            let dc = has_dc.then(|| ins[at]);
-            let state = ins[at + has_dc as usize];
-            let prev = has_prev.then(|| ins[at + has_dc as usize + 1]);
+            let dc = at.dc.map(|k| ins[k]);
+            let state = ins[at.state];
+            let prev = at.prev.map(|k| ins[k]);
             let rows = graph.packing(id)?.rows;
             push(Kernel::RnnCellGrad {
                 kind,
@@ -940,11 +945,12 @@ fn lower(
             })
         }
         Op::Conv2d { geom, act } => {
-            let shape = conv_shape(shape_of(0), shape_of(1), &node.shape, &geom);
+            let at = ProductInputs::of(ins.len());
+            let shape = conv_shape(shape_of(at.a), shape_of(at.b), &node.shape, &geom);
             push(Kernel::Conv2d {
-                x: ins[0],
-                w: ins[1],
-                bias: ins.get(2).copied(),
+                x: ins[at.a],
+                w: ins[at.b],
+                bias: at.bias.map(|k| ins[k]),
                 out,
                 shape,
                 act,

@@ -17,7 +17,7 @@
 //! Recurrent cells have packed outputs read through views (see `graph::rnn`): the
 //! pieces reaching the views of `h` and `c` go to the cell's rule, not to the cell.
 
-use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, SlopeFrom};
+use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, SlopeFrom};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -102,7 +102,8 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
             Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
             Op::MatMul { trans_a, trans_b, act } => {
                 let dz = through_act(g, act, dy, id, None)?;
-                let (a, b) = (x[0], x[1]);
+                let at = ProductInputs::of(x.len());
+                let (a, b) = (x[at.a], x[at.b]);
                 let mut out = Vec::new();
                 if needs[a] {
                     // d op(A) = dz · op(B)ᵀ; stored transposed when A is.
@@ -122,7 +123,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                     };
                     out.push((b, db));
                 }
-                if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
+                if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
                     let shape = g.shape(bias).to_vec();
                     // A row bias sums the rows; an added matrix takes dz as it is.
                     let d = if shape == g.shape(id) { dz } else { g.reduce_to(dz, &shape, 1.0)? };
@@ -204,7 +205,8 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
             Op::RnnCell { .. } => unreachable!("handled above"),
             Op::Conv2d { geom, act } => {
                 let dz = through_act(g, act, dy, id, None)?;
-                let (x_in, w) = (x[0], x[1]);
+                let at = ProductInputs::of(x.len());
+                let (x_in, w) = (x[at.a], x[at.b]);
                 let mut out = Vec::new();
                 if needs[x_in] {
                     let shape = g.shape(x_in).to_vec();
@@ -214,7 +216,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
                     let shape = g.shape(w).to_vec();
                     out.push((w, g.conv2d_grad_weight(dz, x_in, &shape, geom)?));
                 }
-                if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
+                if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
                     out.push((bias, g.conv_grad_bias(dz)?));
                 }
                 out
@@ -455,33 +457,32 @@ fn rnn_cell_rule(
     let grad = g.rnn_cell_grad(id, &dh_in, dc)?;
 
     let x = g.nodes[id].inputs.clone();
+    let at = RnnCellInputs::new(has_gh, has_prev);
     let width = kind.gates() * hidden;
     let mut out = Vec::new();
-    if needs[x[0]] {
+    let gx = x[at.gx];
+    if needs[gx] {
         let dgx = g.view(grad, p.dgx(), &[p.rows, width])?;
         out.push((
-            x[0],
+            gx,
             Piece::Block {
                 node: dgx,
                 start: gx_col,
             },
         ));
     }
-    if has_gh && needs[x[1]] {
+    if let Some(gh) = at.gh.map(|k| x[k]).filter(|&gh| needs[gh]) {
         let dgh = g.view(grad, p.dgh(), &[p.rows, width])?;
         // A `[G]` bias stands in for the product of a zero state: sum over the rows.
-        let d = if g.shape(x[1]).len() == 1 {
+        let d = if g.shape(gh).len() == 1 {
             g.reduce_to(dgh, &[width], 1.0)?
         } else {
             dgh
         };
-        out.push((x[1], Piece::Full(d)));
+        out.push((gh, Piece::Full(d)));
     }
-    if has_prev {
-        let prev = x[1 + has_gh as usize];
-        if needs[prev] {
-            out.push((prev, Piece::Full(g.view(grad, p.dprev(), &plane)?)));
-        }
+    if let Some(prev) = at.prev.map(|k| x[k]).filter(|&prev| needs[prev]) {
+        out.push((prev, Piece::Full(g.view(grad, p.dprev(), &plane)?)));
     }
     Ok(out)
 }

@@ -11,7 +11,10 @@ mod shape;
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
 pub use conv::{conv_out_len, weight_grad_splits};
-pub use op::{BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
+pub use op::{
+    BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom, ProductInputs, RnnCellGradInputs,
+    RnnCellInputs,
+};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
