@@ -1,5 +1,7 @@
-//! The operations a graph can hold. Every op has a shape rule (in `graph::builder`), a
-//! vector-Jacobian rule (in `graph::autodiff`) and a kernel on each executor.
+//! The operations a graph can hold, and where each op's inputs sit (`ProductInputs`,
+//! `RnnCellInputs`, `RnnCellGradInputs`). Every op has a shape rule (its builder method
+//! on `Graph`), a vector-Jacobian rule (`graph::autodiff::vjp`) and a kernel on each
+//! executor.
 
 use super::act::Act;
 use serde::{Deserialize, Serialize};
