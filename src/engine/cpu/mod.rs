@@ -311,7 +311,7 @@ impl CpuExecutor {
                         Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
                         Some(t) => rnn::Gh::Bias(v(t)),
                     };
-                    rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
+                    rnn::rnn_cell(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
                 }
                 Kernel::RnnCellGrad {
                     kind,
@@ -330,7 +330,7 @@ impl CpuExecutor {
                             col: w.col,
                         })
                     });
-                    rnn::cell_backward(
+                    rnn::rnn_cell_grad(
                         kind,
                         rows,
                         hidden,
