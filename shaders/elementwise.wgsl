@@ -4,7 +4,7 @@
 //   binary    out[i] = x[bcast_x(i)] (op) y[bcast_y(i)], rank-4 broadcasting by strides
 //   unary     out[i] = act(x[i])
 //   act_grad  out[i] = x[i] * act'(.) from y[i]: act's output, or its input (gelu, silu)
-//   expand    out[i] = value * x[bcast_x(i)]
+//   expand_to out[i] = value * x[bcast_x(i)]
 //   copy_cols out[r, dst_start + c] = x[r, src_start + c] for r < rows, c < cols
 // Offsets are in 32-bit words from the start of each bound window.
 
@@ -17,7 +17,7 @@ struct ElementwiseParams {
     off_x: u32,
     off_y: u32,
     off_out: u32,
-    value: f32,           // fill value, or expand's scale
+    value: f32,           // fill value, or expand_to's scale
     rows: u32,            // copy_cols only, from here on
     cols: u32,
     src_cols: u32,
@@ -87,7 +87,7 @@ fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 @compute @workgroup_size(WG)
-fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn expand_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
         out[p.off_out + i] = p.value * x[p.off_x + broadcast_offset(i, p.x_strides)];

@@ -1,11 +1,11 @@
 // Row gathers driven by an index list and the step counter, and their adjoint.
 // `counters[off_step]` is the step within the current run (the executor's counter), so one
 // recorded command buffer serves every step of an epoch. Indices are u32 words.
-//   gather       out[b, c] = src[perm[s * batch + b], c]
-//   scatter_add  out[r, c] = Σ src[b, c] over b with perm[s * batch + b] == r, b in
-//                order: one invocation per output element, no float atomics, so the
-//                sum is deterministic (and equals the CPU's).
-//   collect      out[s * n + i] = src[i]
+//   gather_rows       out[b, c] = src[perm[s * batch + b], c]
+//   scatter_add_rows  out[r, c] = Σ src[b, c] over b with perm[s * batch + b] == r, b in
+//                     order: one invocation per output element, no float atomics, so
+//                     the sum is deterministic (and equals the CPU's).
+//   collect           out[s * n + i] = src[i]
 
 struct GatherParams {
     n: u32,         // elements written
@@ -25,7 +25,7 @@ struct GatherParams {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;
@@ -37,7 +37,7 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 @compute @workgroup_size(WG)
-fn scatter_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;

@@ -1,9 +1,12 @@
 // Binary cross-entropy with logits, its gradient, and the loss accumulator.
-//   bce         out[0] = mean over i < n of pw * t * softplus(-z) + (1 - t) * softplus(z);
-//               one workgroup: invocation j sums i = j, j+256, ... in order, then a
-//               fixed pairwise tree (deterministic).
-//   bce_grad    out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
-//   accumulate  out[0] += logits[0]  (binding 1 holds the value to add)
+//   bce_with_logits
+//       out[0] = mean over i < n of pw * t * softplus(-z) + (1 - t) * softplus(z);
+//       one workgroup: invocation j sums i = j, j+256, ... in order, then a fixed
+//       pairwise tree (deterministic).
+//   bce_with_logits_grad
+//       out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
+//   accumulate
+//       out[0] += logits[0]  (binding 1 holds the value to add)
 
 struct LossParams {
     n: u32,
@@ -23,7 +26,7 @@ struct LossParams {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(WG)
-fn bce(@builtin(local_invocation_index) lid: u32) {
+fn bce_with_logits(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < p.n; i += WG) {
         let z = logits[p.off_logits + i];
@@ -37,7 +40,7 @@ fn bce(@builtin(local_invocation_index) lid: u32) {
 }
 
 @compute @workgroup_size(WG)
-fn bce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn bce_with_logits_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;

@@ -1,13 +1,13 @@
 // Pooling over planes of h x w (one plane per (n, c)), and the batched transpose. One
 // invocation per value written; windows are scanned row-major, as on the CPU, which
 // fixes the argmax on ties (the first maximum wins) and the order of every sum.
-//   pool_argmax    out[pl, i] = in-plane position of window i's first maximum, as f32
-//   pool_gather    out[pl, i] = x[pl, y[pl, i]]                 (y: the argmax)
-//   max_pool_grad  out[pl, q] = sum of x[pl, i] over windows i with y[pl, i] == q
-//                  (x: dy), windows in order: a gather, no atomics
-//   avg_pool       out[pl, i] = sum of window i / window size (padding counts as 0)
-//   avg_pool_grad  out[pl, q] = sum of x[pl, i] / window size over windows covering q
-//   transpose      out[b, j, i] = x[b, i, j]      (planes = batch, h = rows, w = cols)
+//   max_pool_argmax  out[pl, i] = in-plane position of window i's first maximum, as f32
+//   pool_gather      out[pl, i] = x[pl, y[pl, i]]                 (y: the argmax)
+//   max_pool_grad    out[pl, q] = sum of x[pl, i] over windows i with y[pl, i] == q
+//                    (x: dy), windows in order: a gather, no atomics
+//   avg_pool         out[pl, i] = sum of window i / window size (padding counts as 0)
+//   avg_pool_grad    out[pl, q] = sum of x[pl, i] / window size over windows covering q
+//   transpose        out[b, j, i] = x[b, i, j]      (planes = batch, h = rows, w = cols)
 
 struct PoolParams {
     n: u32,        // values written
@@ -52,7 +52,7 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out_len: u32) -> vec2<u32> {
 }
 
 @compute @workgroup_size(WG)
-fn pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn max_pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
         return;

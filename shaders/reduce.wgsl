@@ -1,9 +1,10 @@
 // out[o] = scale * Σ x over the reduced axes (those where out_shape is 1 and in_shape is
 // not), each output summed in a fixed order, so results repeat exactly run to run.
-//   reduce_serial  one invocation per output, summing in input index order (the CPU
-//                  kernel's order); for many outputs or short sums.
-//   reduce_tree    one workgroup per output: invocation t sums elements t, t+256, ...
-//                  in order, then a fixed pairwise tree; for few outputs with long sums.
+//   reduce_to_serial  one invocation per output, summing in input index order (the CPU
+//                     kernel's order); for many outputs or short sums.
+//   reduce_to_tree    one workgroup per output: invocation t sums elements t, t+256, ...
+//                     in order, then a fixed pairwise tree; for few outputs with long
+//                     sums.
 
 struct ReduceParams {
     out_shape: vec4<u32>,
@@ -40,7 +41,7 @@ fn input_offset(base: vec4<u32>, r: u32) -> u32 {
 }
 
 @compute @workgroup_size(WG)
-fn reduce_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn reduce_to_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let o = flat_index(wg, nwg, lid);
     if o >= p.n_out {
         return;
@@ -54,7 +55,7 @@ fn reduce_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @compute @workgroup_size(WG)
-fn reduce_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn reduce_to_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let o = wg.y * nwg.x + wg.x;
     if o >= p.n_out {
         return; // the whole workgroup

@@ -75,12 +75,12 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::Binary { out, .. }
         | Kernel::Unary { out, .. }
         | Kernel::ActGrad { out, .. }
-        | Kernel::Reduce { out, .. }
-        | Kernel::Expand { out, .. }
-        | Kernel::Bce { out, .. }
-        | Kernel::BceGrad { out, .. }
-        | Kernel::Gather { out, .. }
-        | Kernel::ScatterAdd { out, .. }
+        | Kernel::ReduceTo { out, .. }
+        | Kernel::ExpandTo { out, .. }
+        | Kernel::BceWithLogits { out, .. }
+        | Kernel::BceWithLogitsGrad { out, .. }
+        | Kernel::GatherRows { out, .. }
+        | Kernel::ScatterAddRows { out, .. }
         | Kernel::CopyCols { out, .. }
         | Kernel::Collect { out, .. }
         | Kernel::RnnCell { out, .. }
@@ -90,7 +90,7 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::Conv2dGradWeight { out, .. }
         | Kernel::ConvGradBias { out, .. }
         | Kernel::Transpose { out, .. }
-        | Kernel::PoolArgmax { out, .. }
+        | Kernel::MaxPoolArgmax { out, .. }
         | Kernel::PoolGather { out, .. }
         | Kernel::MaxPoolGrad { out, .. }
         | Kernel::AvgPool { out, .. }
@@ -138,14 +138,14 @@ pub fn check_run(
     let steps = first_step + steps; // the windows used reach this far
     for launch in &plan.launches {
         let (perm, batch, rows) = match launch.kernel {
-            Kernel::Gather {
+            Kernel::GatherRows {
                 table,
                 perm,
                 batch,
                 cols,
                 ..
             } => (perm, batch, table.len / cols),
-            Kernel::ScatterAdd {
+            Kernel::ScatterAddRows {
                 perm,
                 batch,
                 out,

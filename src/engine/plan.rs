@@ -7,7 +7,10 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::engine::graph::broadcast_strides;
-use crate::engine::graph::{numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer};
+use crate::engine::graph::{
+    numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs, RnnCellGradInputs,
+    RnnCellInputs,
+};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -155,7 +158,7 @@ pub enum Kernel {
     },
     /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
     /// summed in index order, so results do not depend on the executor's threading.
-    Reduce {
+    ReduceTo {
         x: TensorRef,
         out: TensorRef,
         in_shape: [usize; MAX_RANK],
@@ -163,7 +166,7 @@ pub enum Kernel {
         scale: f32,
     },
     /// `out[i] = scale * x[broadcast index of i]`.
-    Expand {
+    ExpandTo {
         x: TensorRef,
         out: TensorRef,
         out_shape: [usize; MAX_RANK],
@@ -172,14 +175,14 @@ pub enum Kernel {
     },
     /// `out[0]` = mean binary cross-entropy of `logits` against `targets`, positives
     /// weighted by `pos_weight`.
-    Bce {
+    BceWithLogits {
         logits: TensorRef,
         targets: TensorRef,
         out: TensorRef,
         pos_weight: f32,
     },
-    /// `out` = `dloss[0]` times the gradient of `Bce` w.r.t. the logits.
-    BceGrad {
+    /// `out` = `dloss[0]` times the gradient of `BceWithLogits` w.r.t. the logits.
+    BceWithLogitsGrad {
         logits: TensorRef,
         targets: TensorRef,
         dloss: TensorRef,
@@ -187,7 +190,7 @@ pub enum Kernel {
         pos_weight: f32,
     },
     /// `out[b, :] = table[perm[step * batch + b], :]`.
-    Gather {
+    GatherRows {
         table: TensorRef,
         perm: TensorRef,
         out: TensorRef,
@@ -195,7 +198,7 @@ pub enum Kernel {
         cols: usize,
     },
     /// `out[r, :] = sum over b with perm[step * batch + b] == r of dy[b, :]`.
-    ScatterAdd {
+    ScatterAddRows {
         dy: TensorRef,
         perm: TensorRef,
         out: TensorRef,
@@ -294,7 +297,7 @@ pub enum Kernel {
         cols: usize,
     },
     /// `out` = the in-plane position of each window's first maximum, as f32 numbers.
-    PoolArgmax {
+    MaxPoolArgmax {
         x: TensorRef,
         out: TensorRef,
         shape: PoolShape,
@@ -772,12 +775,13 @@ fn lower(
             trans_b,
             act,
         } => {
-            let sa = shape_of(0);
+            let at = ProductInputs::of(ins.len());
+            let sa = shape_of(at.a);
             let k = if trans_a { sa[0] } else { sa[1] };
             push(Kernel::MatMul {
-                a: ins[0],
-                b: ins[1],
-                bias: ins.get(2).copied(),
+                a: ins[at.a],
+                b: ins[at.b],
+                bias: at.bias.map(|k| ins[k]),
                 out,
                 m: node.shape[0],
                 n: node.shape[1],
@@ -807,34 +811,34 @@ fn lower(
             y: ins[1],
             out,
         }),
-        Op::ReduceTo { scale } => push(Kernel::Reduce {
+        Op::ReduceTo { scale } => push(Kernel::ReduceTo {
             x: ins[0],
             out,
             in_shape: padded(shape_of(0), 1),
             out_shape: padded(&node.shape, 1),
             scale,
         }),
-        Op::ExpandTo { scale } => push(Kernel::Expand {
+        Op::ExpandTo { scale } => push(Kernel::ExpandTo {
             x: ins[0],
             out,
             out_shape: padded(&node.shape, 1),
             x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
             scale,
         }),
-        Op::BceWithLogits { pos_weight } => push(Kernel::Bce {
+        Op::BceWithLogits { pos_weight } => push(Kernel::BceWithLogits {
             logits: ins[0],
             targets: ins[1],
             out,
             pos_weight,
         }),
-        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceGrad {
+        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceWithLogitsGrad {
             logits: ins[0],
             targets: ins[1],
             dloss: ins[2],
             out,
             pos_weight,
         }),
-        Op::GatherRows => push(Kernel::Gather {
+        Op::GatherRows => push(Kernel::GatherRows {
             table: ins[0],
             perm: ins[1],
             out,
@@ -843,7 +847,7 @@ fn lower(
         }),
         Op::ScatterAddRows => {
             let sd = shape_of(0);
-            push(Kernel::ScatterAdd {
+            push(Kernel::ScatterAddRows {
                 dy: ins[0],
                 perm: ins[1],
                 out,
@@ -888,15 +892,16 @@ fn lower(
             has_gh,
             has_prev,
         } => {
-            let (rows, stride) = (shape_of(0)[0], shape_of(0)[1]);
+            let at = RnnCellInputs::new(has_gh, has_prev);
+            let (rows, stride) = (shape_of(at.gx)[0], shape_of(at.gx)[1]);
             let gx = ColWindow {
-                data: ins[0],
+                data: ins[at.gx],
                 stride,
                 col: gx_col,
             };
-            let gh = has_gh.then(|| ins[1]);
-            let gh_rows = has_gh && shape_of(1).len() == 2;
-            let prev = has_prev.then(|| ins[1 + has_gh as usize]);
+            let gh = at.gh.map(|k| ins[k]);
+            let gh_rows = at.gh.is_some_and(|k| shape_of(k).len() == 2);
+            let prev = at.prev.map(|k| ins[k]);
             push(Kernel::RnnCell {
                 kind,
                 rows,
@@ -915,18 +920,18 @@ fn lower(
             has_dc,
             has_prev,
         } => {
+            let at = RnnCellGradInputs::new(dh_cols.len(), has_dc, has_prev);
             let mut dh = [None; 2];
-            for (k, &col) in dh_cols.iter().enumerate() {
-                dh[k] = Some(ColWindow {
+            for (slot, (k, &col)) in dh.iter_mut().zip(at.dh.clone().zip(dh_cols)) {
+                *slot = Some(ColWindow {
                     data: ins[k],
                     stride: shape_of(k)[1],
                     col,
                 });
             }
-            let at = dh_cols.len();
-            let dc = has_dc.then(|| ins[at]);
-            let state = ins[at + has_dc as usize];
-            let prev = has_prev.then(|| ins[at + has_dc as usize + 1]);
+            let dc = at.dc.map(|k| ins[k]);
+            let state = ins[at.state];
+            let prev = at.prev.map(|k| ins[k]);
             let rows = graph.packing(id)?.rows;
             push(Kernel::RnnCellGrad {
                 kind,
@@ -940,11 +945,12 @@ fn lower(
             })
         }
         Op::Conv2d { geom, act } => {
-            let shape = conv_shape(shape_of(0), shape_of(1), &node.shape, &geom);
+            let at = ProductInputs::of(ins.len());
+            let shape = conv_shape(shape_of(at.a), shape_of(at.b), &node.shape, &geom);
             push(Kernel::Conv2d {
-                x: ins[0],
-                w: ins[1],
-                bias: ins.get(2).copied(),
+                x: ins[at.a],
+                w: ins[at.b],
+                bias: at.bias.map(|k| ins[k]),
                 out,
                 shape,
                 act,
@@ -995,7 +1001,7 @@ fn lower(
                 cols: s[r - 1],
             })
         }
-        Op::MaxPoolArgmax { geom } => push(Kernel::PoolArgmax {
+        Op::MaxPoolArgmax { geom } => push(Kernel::MaxPoolArgmax {
             x: ins[0],
             out,
             shape: pool_shape(shape_of(0), &node.shape, &geom),

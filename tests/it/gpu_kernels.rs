@@ -466,14 +466,14 @@ fn gather_scatter_add_and_collect_follow_the_step_counter() {
         let steps = 3;
         let n = batch * cols;
         let kernels = vec![
-            Kernel::Gather {
+            Kernel::GatherRows {
                 table: input(0, rows * cols),
                 perm: input(1, steps * batch),
                 out: slot(0, n),
                 batch,
                 cols,
             },
-            Kernel::ScatterAdd {
+            Kernel::ScatterAddRows {
                 dy: input(2, n),
                 perm: input(1, steps * batch),
                 out: slot(1, rows * cols),

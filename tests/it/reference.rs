@@ -5,7 +5,9 @@
 //! over the float type, and evaluated here in f64; tests pin them to published values,
 //! to finite differences and to the independent WGSL.
 
-use riskgrad::engine::graph::{BinaryOp, Graph, Op};
+use riskgrad::engine::graph::{
+    BinaryOp, Graph, Op, ProductInputs, RnnCellGradInputs, RnnCellInputs,
+};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -32,36 +34,37 @@ pub fn evaluate(
                 trans_b,
                 act,
             } => {
+                let at = ProductInputs::of(node.inputs.len());
                 let (m, n) = (node.shape[0], node.shape[1]);
                 let k = if *trans_a {
-                    shape_of(0)[0]
+                    shape_of(at.a)[0]
                 } else {
-                    shape_of(0)[1]
+                    shape_of(at.a)[1]
                 };
                 let a_at = |i: usize, p: usize| {
                     if *trans_a {
-                        x(0)[p * m + i]
+                        x(at.a)[p * m + i]
                     } else {
-                        x(0)[i * k + p]
+                        x(at.a)[i * k + p]
                     }
                 };
                 let b_at = |p: usize, j: usize| {
                     if *trans_b {
-                        x(1)[j * k + p]
+                        x(at.b)[j * k + p]
                     } else {
-                        x(1)[p * n + j]
+                        x(at.b)[p * n + j]
                     }
                 };
                 let mut out = vec![0.0; m * n];
                 for i in 0..m {
                     for j in 0..n {
                         let mut z: f64 = (0..k).map(|p| a_at(i, p) * b_at(p, j)).sum();
-                        if node.inputs.len() == 3 {
+                        if let Some(bias) = at.bias {
                             // A bias row, or a whole added matrix.
-                            z += if shape_of(2).len() == 2 {
-                                x(2)[i * n + j]
+                            z += if shape_of(bias).len() == 2 {
+                                x(bias)[i * n + j]
                             } else {
-                                x(2)[j]
+                                x(bias)[j]
                             };
                         }
                         out[i * n + j] = act.eval(z);
@@ -170,22 +173,18 @@ pub fn evaluate(
                 ..
             } => {
                 let p = graph.packing(id).expect("a cell");
-                let w = shape_of(0)[1];
+                let at = RnnCellInputs::new(*has_gh, *has_prev);
+                let w = shape_of(at.gx)[1];
                 let g = p.kind.gates() * hidden;
-                let gh_rows = *has_gh && shape_of(1).len() == 2;
-                let gx = |r: usize, k: usize| x(0)[r * w + gx_col + k];
-                let gh = |r: usize, k: usize| match (*has_gh, gh_rows) {
-                    (false, _) => 0.0,
-                    (true, true) => x(1)[r * g + k],
-                    (true, false) => x(1)[k],
+                let gx = |r: usize, k: usize| x(at.gx)[r * w + gx_col + k];
+                let gh = |r: usize, k: usize| match at.gh {
+                    None => 0.0,
+                    Some(i) if shape_of(i).len() == 2 => x(i)[r * g + k],
+                    Some(i) => x(i)[k],
                 };
-                let prev_at = 1 + *has_gh as usize;
-                let prev = |r: usize, j: usize| {
-                    if *has_prev {
-                        x(prev_at)[r * hidden + j]
-                    } else {
-                        0.0
-                    }
+                let prev = |r: usize, j: usize| match at.prev {
+                    Some(i) => x(i)[r * hidden + j],
+                    None => 0.0,
                 };
                 rnn::cell_forward(p, gx, gh, prev)
             }
@@ -197,34 +196,34 @@ pub fn evaluate(
                 ..
             } => {
                 let p = graph.packing(id).expect("a cell gradient");
+                let at = RnnCellGradInputs::new(dh_cols.len(), *has_dc, *has_prev);
                 let dh = |r: usize, j: usize| {
-                    dh_cols
-                        .iter()
-                        .enumerate()
+                    at.dh
+                        .clone()
+                        .zip(dh_cols)
                         .map(|(k, &col)| x(k)[r * shape_of(k)[1] + col + j])
                         .sum::<f64>()
                 };
-                let at = dh_cols.len();
-                let dc = |r: usize, j: usize| if *has_dc { x(at)[r * hidden + j] } else { 0.0 };
-                let state = x(at + *has_dc as usize);
-                let prev_at = at + *has_dc as usize + 1;
-                let prev = |r: usize, j: usize| {
-                    if *has_prev {
-                        x(prev_at)[r * hidden + j]
-                    } else {
-                        0.0
-                    }
+                let dc = |r: usize, j: usize| match at.dc {
+                    Some(i) => x(i)[r * hidden + j],
+                    None => 0.0,
+                };
+                let state = x(at.state);
+                let prev = |r: usize, j: usize| match at.prev {
+                    Some(i) => x(i)[r * hidden + j],
+                    None => 0.0,
                 };
                 rnn::cell_backward(p, dh, dc, state, prev)
             }
             Op::Conv2d { geom, act } => {
-                let bias = (node.inputs.len() == 3).then(|| x(2).as_slice());
+                let at = ProductInputs::of(node.inputs.len());
+                let bias = at.bias.map(|k| x(k).as_slice());
                 let y = conv::conv2d(
-                    x(0),
-                    x(1),
+                    x(at.a),
+                    x(at.b),
                     bias,
-                    shape_of(0),
-                    shape_of(1),
+                    shape_of(at.a),
+                    shape_of(at.b),
                     &node.shape,
                     geom,
                 );

@@ -490,7 +490,7 @@ pub fn act_grad(act: Act, dy: &[f32], v: &[f32], out: &mut [f32]) {
 
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
 /// `scale`. Each output is summed in input index order, as the WGSL kernel does.
-pub fn reduce(
+pub fn reduce_to(
     x: &[f32],
     out: &mut [f32],
     in_shape: &[usize; MAX_RANK],
@@ -539,8 +539,8 @@ pub fn reduce(
     }
 }
 
-/// `Kernel::Expand`: `out[i] = scale · x[broadcast index of i]`.
-pub fn expand(
+/// `Kernel::ExpandTo`: `out[i] = scale · x[broadcast index of i]`.
+pub fn expand_to(
     x: &[f32],
     out: &mut [f32],
     out_shape: &[usize; MAX_RANK],
@@ -553,7 +553,7 @@ pub fn expand(
 }
 
 /// Mean of `pos_weight * y * softplus(-z) + (1 - y) * softplus(z)` over the batch.
-pub fn bce(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
+pub fn bce_with_logits(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
     let sum: f32 = logits
         .iter()
         .zip(targets)
@@ -562,9 +562,15 @@ pub fn bce(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
     sum / logits.len() as f32
 }
 
-/// `Kernel::BceGrad`: the gradient of the mean weighted cross-entropy w.r.t. `logits`,
-/// times `dloss`.
-pub fn bce_grad(logits: &[f32], targets: &[f32], dloss: f32, out: &mut [f32], pos_weight: f32) {
+/// `Kernel::BceWithLogitsGrad`: the gradient of the mean weighted cross-entropy w.r.t.
+/// `logits`, times `dloss`.
+pub fn bce_with_logits_grad(
+    logits: &[f32],
+    targets: &[f32],
+    dloss: f32,
+    out: &mut [f32],
+    pos_weight: f32,
+) {
     let scale = dloss / logits.len() as f32;
     for ((o, &z), &y) in out.iter_mut().zip(logits).zip(targets) {
         let p = sigmoid(z);
@@ -573,7 +579,7 @@ pub fn bce_grad(logits: &[f32], targets: &[f32], dloss: f32, out: &mut [f32], po
 }
 
 /// `out[b, :] = table[perm[step * batch + b], :]`.
-pub fn gather(
+pub fn gather_rows(
     table: &[f32],
     perm: &[u32],
     out: &mut [f32],
@@ -590,7 +596,7 @@ pub fn gather(
 
 /// `out[r, :] = Σ dy[b, :]` over the batch rows `b` that gathered table row `r`, in
 /// batch order.
-pub fn scatter_add(
+pub fn scatter_add_rows(
     dy: &[f32],
     perm: &[u32],
     out: &mut [f32],

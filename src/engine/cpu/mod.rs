@@ -216,47 +216,53 @@ impl CpuExecutor {
                 } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
                 Kernel::Unary { act, x, .. } => kernels::unary(act, v(x), dst),
                 Kernel::ActGrad { act, dy, y, .. } => kernels::act_grad(act, v(dy), v(y), dst),
-                Kernel::Reduce {
+                Kernel::ReduceTo {
                     x,
                     in_shape,
                     out_shape,
                     scale,
                     ..
-                } => kernels::reduce(v(x), dst, &in_shape, &out_shape, scale),
-                Kernel::Expand {
+                } => kernels::reduce_to(v(x), dst, &in_shape, &out_shape, scale),
+                Kernel::ExpandTo {
                     x,
                     out_shape,
                     x_strides,
                     scale,
                     ..
-                } => kernels::expand(v(x), dst, &out_shape, &x_strides, scale),
-                Kernel::Bce {
+                } => kernels::expand_to(v(x), dst, &out_shape, &x_strides, scale),
+                Kernel::BceWithLogits {
                     logits,
                     targets,
                     pos_weight,
                     ..
-                } => dst[0] = kernels::bce(v(logits), v(targets), pos_weight),
-                Kernel::BceGrad {
+                } => dst[0] = kernels::bce_with_logits(v(logits), v(targets), pos_weight),
+                Kernel::BceWithLogitsGrad {
                     logits,
                     targets,
                     dloss,
                     pos_weight,
                     ..
-                } => kernels::bce_grad(v(logits), v(targets), v(dloss)[0], dst, pos_weight),
-                Kernel::Gather {
+                } => kernels::bce_with_logits_grad(
+                    v(logits),
+                    v(targets),
+                    v(dloss)[0],
+                    dst,
+                    pos_weight,
+                ),
+                Kernel::GatherRows {
                     table,
                     perm,
                     batch,
                     cols,
                     ..
-                } => kernels::gather(v(table), u32s(perm), dst, step, batch, cols),
-                Kernel::ScatterAdd {
+                } => kernels::gather_rows(v(table), u32s(perm), dst, step, batch, cols),
+                Kernel::ScatterAddRows {
                     dy,
                     perm,
                     batch,
                     cols,
                     ..
-                } => kernels::scatter_add(v(dy), u32s(perm), dst, step, batch, cols),
+                } => kernels::scatter_add_rows(v(dy), u32s(perm), dst, step, batch, cols),
                 Kernel::CopyCols {
                     x,
                     rows,
@@ -305,7 +311,7 @@ impl CpuExecutor {
                         Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
                         Some(t) => rnn::Gh::Bias(v(t)),
                     };
-                    rnn::cell_forward(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
+                    rnn::rnn_cell(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
                 }
                 Kernel::RnnCellGrad {
                     kind,
@@ -324,7 +330,7 @@ impl CpuExecutor {
                             col: w.col,
                         })
                     });
-                    rnn::cell_backward(
+                    rnn::rnn_cell_grad(
                         kind,
                         rows,
                         hidden,
@@ -376,7 +382,7 @@ impl CpuExecutor {
                     cols,
                     ..
                 } => pool::transpose(v(x), dst, batch, rows, cols),
-                Kernel::PoolArgmax { x, shape, .. } => pool::argmax(v(x), dst, &shape),
+                Kernel::MaxPoolArgmax { x, shape, .. } => pool::max_pool_argmax(v(x), dst, &shape),
                 Kernel::PoolGather {
                     x,
                     idx,
@@ -384,12 +390,12 @@ impl CpuExecutor {
                     in_plane,
                     out_plane,
                     ..
-                } => pool::gather(v(x), v(idx), dst, planes, in_plane, out_plane),
+                } => pool::pool_gather(v(x), v(idx), dst, planes, in_plane, out_plane),
                 Kernel::MaxPoolGrad { dy, idx, shape, .. } => {
-                    pool::max_grad(v(dy), v(idx), dst, &shape)
+                    pool::max_pool_grad(v(dy), v(idx), dst, &shape)
                 }
-                Kernel::AvgPool { x, shape, .. } => pool::avg(v(x), dst, &shape),
-                Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_grad(v(dy), dst, &shape),
+                Kernel::AvgPool { x, shape, .. } => pool::avg_pool(v(x), dst, &shape),
+                Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_pool_grad(v(dy), dst, &shape),
             }
             self.put_buffer(lp, out.storage, buf);
         }

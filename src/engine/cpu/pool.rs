@@ -72,7 +72,7 @@ fn for_each_window(
 
 /// For each window, the in-plane position of its first maximum, as an f32 number. The
 /// select is branch-free: which element wins is data, a branch would mispredict.
-pub fn argmax(x: &[f32], out: &mut [f32], s: &PoolShape) {
+pub fn max_pool_argmax(x: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     for_planes(s, out, out_plane, |first, planes, out| {
         argmax_planes(
@@ -172,7 +172,7 @@ fn argmax_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     });
 }
 
-/// `argmax` when each window is a run `[o·stride, o·stride + k)` of a row: plane after
+/// `max_pool_argmax` when each window is a run `[o·stride, o·stride + k)` of a row: plane after
 /// plane, window after window; the windows do not depend on each other, so their short
 /// scans overlap in the core.
 fn argmax_runs(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
@@ -196,7 +196,7 @@ fn argmax_runs(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     }
 }
 
-/// `argmax` for wide planes: the windows of a block along one output row side by side,
+/// `max_pool_argmax` for wide planes: the windows of a block along one output row side by side,
 /// each visiting its cells in row-major order (the same order, so the same winner).
 fn argmax_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
@@ -226,7 +226,7 @@ fn argmax_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     });
 }
 
-/// `avg` for wide planes (see `argmax_rows`); each window sums its cells in row-major
+/// `avg_pool` for wide planes (see `argmax_rows`); each window sums its cells in row-major
 /// order, as `avg_planes` does.
 fn avg_rows(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
@@ -260,7 +260,7 @@ fn position(i: f32) -> usize {
 }
 
 /// `out[p, i] = x[p, idx[p, i]]`.
-pub fn gather(
+pub fn pool_gather(
     x: &[f32],
     idx: &[f32],
     out: &mut [f32],
@@ -290,7 +290,7 @@ pub fn gather(
 }
 
 /// `out[p, idx[p, i]] += dy[p, i]` over a zeroed `out`, windows in order.
-pub fn max_grad(dy: &[f32], idx: &[f32], out: &mut [f32], s: &PoolShape) {
+pub fn max_pool_grad(dy: &[f32], idx: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     for_planes(s, out, in_plane, |first, count, out| {
         out.fill(0.0);
@@ -305,7 +305,7 @@ pub fn max_grad(dy: &[f32], idx: &[f32], out: &mut [f32], s: &PoolShape) {
 
 /// The sum of each window (rows in order, then columns) over the window's full size
 /// (padding counts as zeros).
-pub fn avg(x: &[f32], out: &mut [f32], s: &PoolShape) {
+pub fn avg_pool(x: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     for_planes(s, out, out_plane, |first, planes, out| {
         avg_planes(
@@ -341,7 +341,7 @@ fn avg_planes(x: &[f32], out: &mut [f32], s: &PoolShape, planes: usize) {
 }
 
 /// Each window sends `dy / window size` to the cells it covers, windows in order.
-pub fn avg_grad(dy: &[f32], out: &mut [f32], s: &PoolShape) {
+pub fn avg_pool_grad(dy: &[f32], out: &mut [f32], s: &PoolShape) {
     let (in_plane, out_plane) = (s.h * s.w, s.oh * s.ow);
     for_planes(s, out, in_plane, |first, planes, out| {
         avg_grad_planes(

@@ -532,7 +532,7 @@ fn gru_backward_rows_body<M: MulAdd>(
 /// One fused recurrent step: `out` is packed as `Packing::new(kind, rows, hidden)`.
 /// Large steps are split in two halves of the rows, one per lane.
 #[allow(clippy::too_many_arguments)]
-pub fn cell_forward(
+pub fn rnn_cell(
     kind: CellKind,
     rows: usize,
     hidden: usize,
@@ -574,7 +574,7 @@ pub fn cell_forward(
 /// The backward of one step: `dh` windows are summed; `state` is the cell's packed
 /// output; `out` is packed (`Packing::grad_len`).
 #[allow(clippy::too_many_arguments)]
-pub fn cell_backward(
+pub fn rnn_cell_grad(
     kind: CellKind,
     rows: usize,
     hidden: usize,

@@ -19,18 +19,13 @@ use super::kernel_params::{
 };
 use super::shaders::{Access, Pipe, UNIFORM_BYTES};
 use crate::engine::exec::Executor;
-use crate::engine::graph::{CellKind, NodeId, Optimizer};
+use crate::engine::graph::{NodeId, Optimizer};
 use crate::engine::plan::{
     contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE,
 };
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
-/// use one workgroup per output; others one invocation per output.
-const TREE_MAX_OUTPUTS: usize = 4096;
-const TREE_MIN_COUNT: usize = 256;
 
 /// A host-named buffer (input or state), shared by every plan that names it.
 struct Named {
@@ -628,7 +623,8 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         })
     };
     let w = |t: TensorRef| lim.window(t);
-    if let Some((pipe, params, bindings, groups)) = conv_pool::lower(kernel, lim)? {
+    let pipe = Pipe::of(kernel);
+    if let Some((params, bindings, groups)) = conv_pool::lower(kernel, pipe, lim)? {
         check_bindings(pipe, &bindings, plan)?;
         return Ok(Lowered {
             pipe,
@@ -637,7 +633,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             groups,
         });
     }
-    let (pipe, params, bindings, groups): (Pipe, Vec<u8>, Bindings, [u32; 3]) = match *kernel {
+    let (params, bindings, groups): conv_pool::Encoded = match *kernel {
         Kernel::MatMul {
             a,
             b,
@@ -646,8 +642,8 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             m,
             n,
             k,
-            trans_a,
-            trans_b,
+            trans_a: _,
+            trans_b: _,
             act,
         } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
@@ -680,7 +676,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::matmul(trans_a, trans_b),
                 r,
                 vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
                 lim.grid(tiles)?,
@@ -696,7 +691,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Fill,
                 r,
                 vec![(1, None), (2, None), (3, Some(wo))],
                 lim.grid_1d(out.len)?,
@@ -724,7 +718,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Binary,
                 r,
                 vec![(1, Some(wa)), (2, Some(wb)), (3, Some(wo))],
                 lim.grid_1d(out.len)?,
@@ -741,7 +734,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Unary,
                 r,
                 vec![(1, Some(wx)), (2, None), (3, Some(wo))],
                 lim.grid_1d(out.len)?,
@@ -759,13 +751,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::ActGrad,
                 r,
                 vec![(1, Some(wd)), (2, Some(wy)), (3, Some(wo))],
                 lim.grid_1d(out.len)?,
             )
         }
-        Kernel::Expand {
+        Kernel::ExpandTo {
             x,
             out,
             out_shape,
@@ -783,7 +774,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Expand,
                 r,
                 vec![(1, Some(wx)), (2, None), (3, Some(wo))],
                 lim.grid_1d(out.len)?,
@@ -814,13 +804,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::CopyCols,
                 r,
                 vec![(1, Some(wx)), (2, None), (3, Some(wo))],
                 lim.grid_1d(rows * cols)?,
             )
         }
-        Kernel::Reduce {
+        Kernel::ReduceTo {
             x,
             out,
             in_shape,
@@ -843,15 +832,14 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 scale,
                 ..Default::default()
             });
-            let tree = n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT;
-            let (pipe, groups) = if tree {
-                (Pipe::ReduceTree, lim.grid(n_out)?)
+            let groups = if pipe == Pipe::ReduceToTree {
+                lim.grid(n_out)?
             } else {
-                (Pipe::ReduceSerial, lim.grid_1d(n_out)?)
+                lim.grid_1d(n_out)?
             };
-            (pipe, r, vec![(1, Some(wx)), (2, Some(wo))], groups)
+            (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
         }
-        Kernel::Bce {
+        Kernel::BceWithLogits {
             logits,
             targets,
             out,
@@ -867,13 +855,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Bce,
                 r,
                 vec![(1, Some(wl)), (2, Some(wt)), (3, None), (4, Some(wo))],
                 [1, 1, 1],
             )
         }
-        Kernel::BceGrad {
+        Kernel::BceWithLogitsGrad {
             logits,
             targets,
             dloss,
@@ -892,7 +879,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::BceGrad,
                 r,
                 vec![(1, Some(wl)), (2, Some(wt)), (3, Some(wd)), (4, Some(wo))],
                 lim.grid_1d(logits.len)?,
@@ -907,13 +893,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Accumulate,
                 r,
                 vec![(1, Some(wx)), (2, None), (3, None), (4, Some(wa))],
                 [1, 1, 1],
             )
         }
-        Kernel::Gather {
+        Kernel::GatherRows {
             table,
             perm,
             out,
@@ -933,13 +918,12 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Gather,
                 r,
                 vec![(1, Some(wt)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
                 lim.grid_1d(out.len)?,
             )
         }
-        Kernel::ScatterAdd {
+        Kernel::ScatterAddRows {
             dy,
             perm,
             out,
@@ -959,7 +943,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::ScatterAdd,
                 r,
                 vec![(1, Some(wd)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
                 lim.grid_1d(out.len)?,
@@ -975,7 +958,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 ..Default::default()
             });
             (
-                Pipe::Collect,
                 r,
                 vec![(1, Some(wx)), (2, None), (3, Some(ws)), (4, Some(wo))],
                 lim.grid_1d(x.len)?,
@@ -1011,50 +993,40 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 off_step: os,
                 ..Default::default()
             };
-            let (pipe, params) = match optimizer {
-                Optimizer::Sgd { lr, momentum } => (
-                    Pipe::Sgd,
-                    OptimizerParams {
-                        lr,
-                        beta1: momentum,
-                        ..base
-                    },
-                ),
+            let params = match optimizer {
+                Optimizer::Sgd { lr, momentum } => OptimizerParams {
+                    lr,
+                    beta1: momentum,
+                    ..base
+                },
                 Optimizer::Adam {
                     lr,
                     beta1,
                     beta2,
                     eps,
-                } => (
-                    Pipe::Adam,
-                    OptimizerParams {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        ..base
-                    },
-                ),
+                } => OptimizerParams {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    ..base
+                },
                 Optimizer::AdamW {
                     lr,
                     beta1,
                     beta2,
                     eps,
                     weight_decay,
-                } => (
-                    Pipe::Adam,
-                    OptimizerParams {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        ..base
-                    },
-                ),
+                } => OptimizerParams {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    ..base
+                },
             };
             (
-                pipe,
                 record(params),
                 vec![
                     (1, Some(wp)),
@@ -1071,10 +1043,10 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 off_step: os,
                 ..Default::default()
             });
-            (Pipe::AdvanceStep, r, vec![(5, Some(ws))], [1, 1, 1])
+            (r, vec![(5, Some(ws))], [1, 1, 1])
         }
         Kernel::RnnCell {
-            kind,
+            kind: _,
             rows,
             hidden,
             gx,
@@ -1104,12 +1076,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 off_out: oo,
                 ..Default::default()
             });
-            let pipe = match kind {
-                CellKind::Lstm => Pipe::LstmCell,
-                CellKind::Gru => Pipe::GruCell,
-            };
             (
-                pipe,
                 r,
                 vec![
                     (1, Some(wx)),
@@ -1123,7 +1090,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
             )
         }
         Kernel::RnnCellGrad {
-            kind,
+            kind: _,
             rows,
             hidden,
             dh,
@@ -1165,12 +1132,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 off_state: os,
                 ..Default::default()
             });
-            let pipe = match kind {
-                CellKind::Lstm => Pipe::LstmCellGrad,
-                CellKind::Gru => Pipe::GruCellGrad,
-            };
             (
-                pipe,
                 r,
                 vec![
                     (1, wd0),
@@ -1188,7 +1150,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         | Kernel::Conv2dGradWeight { .. }
         | Kernel::ConvGradBias { .. }
         | Kernel::Transpose { .. }
-        | Kernel::PoolArgmax { .. }
+        | Kernel::MaxPoolArgmax { .. }
         | Kernel::PoolGather { .. }
         | Kernel::MaxPoolGrad { .. }
         | Kernel::AvgPool { .. }

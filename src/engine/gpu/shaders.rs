@@ -2,6 +2,8 @@
 //! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
 use super::kernel_params::{CONV_FORWARD, CONV_GRAD_INPUT, CONV_GRAD_WEIGHT};
+use crate::engine::graph::{CellKind, Optimizer};
+use crate::engine::plan::Kernel;
 
 /// A shader module as compiled: the family's file with `common.wgsl` (the shared
 /// constants and helpers) prepended.
@@ -143,7 +145,9 @@ impl Layout {
     }
 }
 
-/// Every compute pipeline, in the order of `PIPELINES`.
+/// Every compute pipeline, in the order of `PIPELINES`. Each is named after the kernel
+/// (and the graph op) it runs, with a suffix where one kernel has several variants
+/// (`MatMulNT`, `ReduceToTree`); its WGSL entry point is the same name in snake case.
 #[allow(missing_docs)] // each is named after the kernel it runs
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pipe {
@@ -155,15 +159,15 @@ pub enum Pipe {
     Binary,
     Unary,
     ActGrad,
-    Expand,
+    ExpandTo,
     CopyCols,
-    ReduceSerial,
-    ReduceTree,
-    Bce,
-    BceGrad,
+    ReduceToSerial,
+    ReduceToTree,
+    BceWithLogits,
+    BceWithLogitsGrad,
     Accumulate,
-    Gather,
-    ScatterAdd,
+    GatherRows,
+    ScatterAddRows,
     Collect,
     Sgd,
     Adam,
@@ -172,10 +176,10 @@ pub enum Pipe {
     GruCell,
     LstmCellGrad,
     GruCellGrad,
-    ConvForward,
-    ConvGradInput,
-    ConvGradWeight,
-    PoolArgmax,
+    Conv2d,
+    Conv2dGradInput,
+    Conv2dGradWeight,
+    MaxPoolArgmax,
     PoolGather,
     MaxPoolGrad,
     AvgPool,
@@ -183,7 +187,79 @@ pub enum Pipe {
     Transpose,
 }
 
+/// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
+/// run on `ReduceToTree` (one workgroup per output); others on `ReduceToSerial`.
+const TREE_MAX_OUTPUTS: usize = 4096;
+const TREE_MIN_COUNT: usize = 256;
+
 impl Pipe {
+    /// The pipeline that runs `kernel`: the one place a plan's launch becomes a GPU
+    /// entry point (the executor then fills in its record, bindings and grid).
+    pub fn of(kernel: &Kernel) -> Pipe {
+        match *kernel {
+            Kernel::Fill { .. } => Pipe::Fill,
+            Kernel::MatMul {
+                trans_a, trans_b, ..
+            } => Pipe::matmul(trans_a, trans_b),
+            Kernel::Binary { .. } => Pipe::Binary,
+            Kernel::Unary { .. } => Pipe::Unary,
+            Kernel::ActGrad { .. } => Pipe::ActGrad,
+            Kernel::ReduceTo {
+                in_shape,
+                out_shape,
+                ..
+            } => {
+                let n_out = out_shape.iter().product();
+                let count = (0..in_shape.len())
+                    .filter(|&d| out_shape[d] == 1)
+                    .map(|d| in_shape[d])
+                    .product();
+                Pipe::reduce_to(n_out, count)
+            }
+            Kernel::ExpandTo { .. } => Pipe::ExpandTo,
+            Kernel::BceWithLogits { .. } => Pipe::BceWithLogits,
+            Kernel::BceWithLogitsGrad { .. } => Pipe::BceWithLogitsGrad,
+            Kernel::GatherRows { .. } => Pipe::GatherRows,
+            Kernel::ScatterAddRows { .. } => Pipe::ScatterAddRows,
+            Kernel::CopyCols { .. } => Pipe::CopyCols,
+            Kernel::Accumulate { .. } => Pipe::Accumulate,
+            Kernel::Collect { .. } => Pipe::Collect,
+            Kernel::Optimize { optimizer, .. } => match optimizer {
+                Optimizer::Sgd { .. } => Pipe::Sgd,
+                Optimizer::Adam { .. } | Optimizer::AdamW { .. } => Pipe::Adam,
+            },
+            Kernel::AdvanceStep { .. } => Pipe::AdvanceStep,
+            Kernel::RnnCell { kind, .. } => match kind {
+                CellKind::Lstm => Pipe::LstmCell,
+                CellKind::Gru => Pipe::GruCell,
+            },
+            Kernel::RnnCellGrad { kind, .. } => match kind {
+                CellKind::Lstm => Pipe::LstmCellGrad,
+                CellKind::Gru => Pipe::GruCellGrad,
+            },
+            Kernel::Conv2d { .. } => Pipe::Conv2d,
+            Kernel::Conv2dGradInput { .. } => Pipe::Conv2dGradInput,
+            Kernel::Conv2dGradWeight { .. } => Pipe::Conv2dGradWeight,
+            // The bias gradient is a reduction: Σ over images and positions.
+            Kernel::ConvGradBias { n, o, plane, .. } => Pipe::reduce_to(o, n * plane),
+            Kernel::Transpose { .. } => Pipe::Transpose,
+            Kernel::MaxPoolArgmax { .. } => Pipe::MaxPoolArgmax,
+            Kernel::PoolGather { .. } => Pipe::PoolGather,
+            Kernel::MaxPoolGrad { .. } => Pipe::MaxPoolGrad,
+            Kernel::AvgPool { .. } => Pipe::AvgPool,
+            Kernel::AvgPoolGrad { .. } => Pipe::AvgPoolGrad,
+        }
+    }
+
+    /// The reduction pipeline for `n_out` outputs of `count` summands each.
+    fn reduce_to(n_out: usize, count: usize) -> Pipe {
+        if n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT {
+            Pipe::ReduceToTree
+        } else {
+            Pipe::ReduceToSerial
+        }
+    }
+
     /// The matmul pipeline for the transpose flags.
     pub fn matmul(trans_a: bool, trans_b: bool) -> Pipe {
         match (trans_a, trans_b) {
@@ -264,15 +340,30 @@ pub const PIPELINES: [PipelineSpec; 34] = {
         spec(Pipe::Binary, Elementwise, "binary", Read2Write1),
         spec(Pipe::Unary, Elementwise, "unary", Read2Write1),
         spec(Pipe::ActGrad, Elementwise, "act_grad", Read2Write1),
-        spec(Pipe::Expand, Elementwise, "expand", Read2Write1),
+        spec(Pipe::ExpandTo, Elementwise, "expand_to", Read2Write1),
         spec(Pipe::CopyCols, Elementwise, "copy_cols", Read2Write1),
-        spec(Pipe::ReduceSerial, Reduce, "reduce_serial", Read1Write1),
-        spec(Pipe::ReduceTree, Reduce, "reduce_tree", Read1Write1),
-        spec(Pipe::Bce, Loss, "bce", Read3Write1),
-        spec(Pipe::BceGrad, Loss, "bce_grad", Read3Write1),
+        spec(
+            Pipe::ReduceToSerial,
+            Reduce,
+            "reduce_to_serial",
+            Read1Write1,
+        ),
+        spec(Pipe::ReduceToTree, Reduce, "reduce_to_tree", Read1Write1),
+        spec(Pipe::BceWithLogits, Loss, "bce_with_logits", Read3Write1),
+        spec(
+            Pipe::BceWithLogitsGrad,
+            Loss,
+            "bce_with_logits_grad",
+            Read3Write1,
+        ),
         spec(Pipe::Accumulate, Loss, "accumulate", Read3Write1),
-        spec(Pipe::Gather, Gather, "gather", Read3Write1),
-        spec(Pipe::ScatterAdd, Gather, "scatter_add", Read3Write1),
+        spec(Pipe::GatherRows, Gather, "gather_rows", Read3Write1),
+        spec(
+            Pipe::ScatterAddRows,
+            Gather,
+            "scatter_add_rows",
+            Read3Write1,
+        ),
         spec(Pipe::Collect, Gather, "collect", Read3Write1),
         spec(Pipe::Sgd, Family::Optimizer, "sgd", Layout::Optimizer),
         spec(Pipe::Adam, Family::Optimizer, "adam", Layout::Optimizer),
@@ -301,10 +392,15 @@ pub const PIPELINES: [PipelineSpec; 34] = {
             "gru_cell_grad",
             Layout::Read5Write1,
         ),
-        conv(Pipe::ConvForward, &[("MODE", CONV_FORWARD as f64)]),
-        conv(Pipe::ConvGradInput, &[("MODE", CONV_GRAD_INPUT as f64)]),
-        conv(Pipe::ConvGradWeight, &[("MODE", CONV_GRAD_WEIGHT as f64)]),
-        spec(Pipe::PoolArgmax, Family::Pool, "pool_argmax", Read2Write1),
+        conv(Pipe::Conv2d, &[("MODE", CONV_FORWARD as f64)]),
+        conv(Pipe::Conv2dGradInput, &[("MODE", CONV_GRAD_INPUT as f64)]),
+        conv(Pipe::Conv2dGradWeight, &[("MODE", CONV_GRAD_WEIGHT as f64)]),
+        spec(
+            Pipe::MaxPoolArgmax,
+            Family::Pool,
+            "max_pool_argmax",
+            Read2Write1,
+        ),
         spec(Pipe::PoolGather, Family::Pool, "pool_gather", Read2Write1),
         spec(
             Pipe::MaxPoolGrad,

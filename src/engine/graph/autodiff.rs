@@ -1,23 +1,30 @@
-//! Reverse-mode autodiff: a reverse walk over the graph that appends, for every node on a
-//! path from the parameters (or chosen inputs) to the loss, the nodes of its
-//! vector-Jacobian product. One `match` holds every rule.
+//! Reverse-mode autodiff in three parts: a reverse walk over the graph, a table of
+//! vector-Jacobian rules, and a rewrite pass.
 //!
-//! A node's gradient arrives in pieces, one per consumer, and is summed when the walk
-//! reaches the node (all its consumers come after it, so every piece is in by then).
-//! Whole pieces are added as they come; a piece that is a plain product made by the
-//! rule for that input alone takes the sum so far as its added matrix instead of an add
-//! (`Graph::accumulate`: a recurrent weight's per-step gradients). Two kinds of piece
-//! stay lazy, because summing
-//! them naively would copy or zero-pad: a column window of a wider gradient (what a
-//! concatenation hands each part) and a column block of this gradient (what a column
-//! slice, or a recurrent step reading its gates from a whole sequence's product, hands
-//! its source). Blocks side by side become one concatenation; windows become slices
-//! only if their consumer cannot read them in place (a recurrent backward step can).
+//! The walk (`backward`) visits, from the loss back, every node on a path from the
+//! parameters (or chosen inputs) to the loss. A node's gradient arrives in pieces, one
+//! per consumer, and is summed when the walk reaches it (all its consumers come after
+//! it, so every piece is in by then); then its rule runs.
 //!
-//! Recurrent cells have packed outputs read through views (see `graph::rnn`): the
-//! pieces reaching the views of `h` and `c` go to the cell's rule, not to the cell.
+//! The rules (`vjp`) are one `match`, an arm per op: given the node and its gradient
+//! `dy`, the arm appends the nodes of its vector-Jacobian product and returns one
+//! piece per input. Whole pieces are summed with plain `add`s as they come. Two kinds
+//! of piece stay lazy, because summing them naively would copy or zero-pad: a column
+//! window of a wider gradient (what a concatenation hands each part) and a column block
+//! of this gradient (what a column slice, or a recurrent step reading its gates from a
+//! whole sequence's product, hands its source). Blocks side by side become one
+//! concatenation; windows become slices only if their consumer cannot read them in
+//! place (a recurrent backward step can). Recurrent cells have packed outputs read
+//! through views (see `graph::rnn`): the pieces reaching the views of `h` and `c` go to
+//! the cell's rule (`rnn_cell_rule`), not to the cell.
+//!
+//! The pass (`fuse::sum_into_products`) then rewrites the appended nodes: an `add`
+//! whose second operand is a plain product read by nothing else becomes that product
+//! with the sum as its added matrix, so a recurrent weight's per-step gradient products
+//! are summed in the matmul epilogues with no add launches. No rule knows about it.
 
-use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, SlopeFrom};
+use super::fuse;
+use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, SlopeFrom};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -67,6 +74,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         }
     }
 
+    let appended_from = g.nodes.len();
     let mut pieces: Vec<Pieces> = vec![Pieces::default(); forward_len];
     let seed = g.fill(&[1], 1.0)?;
     pieces[loss].full = Some(seed);
@@ -75,203 +83,195 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         if !needs[id] {
             continue;
         }
-        let node = g.nodes[id].clone();
-        let x = &node.inputs;
+        let node = &g.nodes[id];
         if matches!(node.op, Op::View { .. })
-            && views_of.get(&x[0]).is_some_and(|v| v.contains(&id))
+            && views_of
+                .get(&node.inputs[0])
+                .is_some_and(|v| v.contains(&id))
         {
             continue; // a plane of a cell: the cell's rule takes its pieces
         }
-        if matches!(node.op, Op::RnnCell { .. }) {
+        let out = if matches!(node.op, Op::RnnCell { .. }) {
             let views = views_of.remove(&id).unwrap_or_default();
-            for (input, piece) in rnn_cell_rule(g, id, &views, &mut pieces, &needs)? {
-                pieces[input].add(g, piece)?;
-            }
-            continue;
-        }
-        let shape = node.shape.clone();
-        let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else {
-            continue;
+            rnn_cell_rule(g, id, &views, &mut pieces, &needs)?
+        } else {
+            let shape = node.shape.clone();
+            let Some(dy) = std::mem::take(&mut pieces[id]).sum(g, &shape)? else {
+                continue;
+            };
+            grads[id] = Some(dy);
+            vjp(g, id, dy, &needs)?
         };
-        grads[id] = Some(dy);
-        // Nodes from here on are made by this rule (see `Piece::Product`).
-        let fresh = g.nodes.len();
-        // Pieces that stay lazy (see the module docs), beside the whole ones below.
-        let mut lazy: Vec<(NodeId, Piece)> = Vec::new();
-        let contributions: Vec<(NodeId, NodeId)> = match node.op {
-            Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
-            Op::MatMul { trans_a, trans_b, act } => {
-                let dz = through_act(g, act, dy, id, None)?;
-                let (a, b) = (x[0], x[1]);
-                let mut out = Vec::new();
-                if needs[a] {
-                    // d op(A) = dz · op(B)ᵀ; stored transposed when A is.
-                    let da = if trans_a {
-                        g.matmul_ex(b, dz, None, trans_b, true, Act::Identity)?
-                    } else {
-                        g.matmul_ex(dz, b, None, false, !trans_b, Act::Identity)?
-                    };
-                    out.push((a, da));
-                }
-                if needs[b] {
-                    // d op(B) = op(A)ᵀ · dz; stored transposed when B is.
-                    let db = if trans_b {
-                        g.matmul_ex(dz, a, None, true, trans_a, Act::Identity)?
-                    } else {
-                        g.matmul_ex(a, dz, None, !trans_a, false, Act::Identity)?
-                    };
-                    out.push((b, db));
-                }
-                if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
-                    let shape = g.shape(bias).to_vec();
-                    // A row bias sums the rows; an added matrix takes dz as it is.
-                    let d = if shape == g.shape(id) { dz } else { g.reduce_to(dz, &shape, 1.0)? };
-                    out.push((bias, d));
-                }
-                out
-            }
-            Op::Binary(op) => {
-                let (a, b) = (x[0], x[1]);
-                let (da, db) = match op {
-                    BinaryOp::Add => (Some((dy, 1.0)), Some((dy, 1.0))),
-                    BinaryOp::Sub => (Some((dy, 1.0)), Some((dy, -1.0))),
-                    BinaryOp::Mul => (
-                        needs[a].then(|| g.mul(dy, b)).transpose()?.map(|t| (t, 1.0)),
-                        needs[b].then(|| g.mul(dy, a)).transpose()?.map(|t| (t, 1.0)),
-                    ),
-                    BinaryOp::Div => {
-                        // y = a / b:  da = dy / b,  db = -dy · y / b
-                        let da = needs[a].then(|| g.div(dy, b)).transpose()?.map(|t| (t, 1.0));
-                        let db = if needs[b] {
-                            let t = g.mul(dy, id)?;
-                            Some((g.div(t, b)?, -1.0))
-                        } else {
-                            None
-                        };
-                        (da, db)
-                    }
-                };
-                let mut out = Vec::new();
-                for (input, d) in [(a, da), (b, db)] {
-                    if let (true, Some((t, scale))) = (needs[input], d) {
-                        out.push((input, reduce_if_needed(g, t, input, scale)?));
-                    }
-                }
-                out
-            }
-            Op::Unary(act) => {
-                let dx = through_act(g, act, dy, id, Some(x[0]))?;
-                vec![(x[0], dx)]
-            }
-            Op::ReduceTo { scale } => {
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.expand_to(dy, &shape, scale)?)]
-            }
-            Op::ExpandTo { scale } => {
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.reduce_to(dy, &shape, scale)?)]
-            }
-            Op::Reshape => {
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.reshape(dy, &shape)?)]
-            }
-            Op::BceWithLogits { pos_weight } => {
-                vec![(x[0], g.bce_with_logits_grad(x[0], x[1], dy, pos_weight)?)]
-            }
-            Op::GatherRows => {
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.scatter_add_rows(dy, x[1], &shape)?)]
-            }
-            Op::Concat => {
-                let mut start = 0;
-                for &part in x {
-                    if needs[part] {
-                        lazy.push((part, Piece::Cols { src: dy, start }));
-                    }
-                    start += g.shape(part)[1];
-                }
-                vec![]
-            }
-            Op::SliceCols { start } => {
-                lazy.push((x[0], Piece::Block { node: dy, start }));
-                vec![]
-            }
-            Op::View { .. } => {
-                return Err(Error::Other(format!(
-                    "cannot differentiate through view node {id}: only the h and c planes of a recurrent cell carry gradients"
-                )))
-            }
-            Op::RnnCell { .. } => unreachable!("handled above"),
-            Op::Conv2d { geom, act } => {
-                let dz = through_act(g, act, dy, id, None)?;
-                let (x_in, w) = (x[0], x[1]);
-                let mut out = Vec::new();
-                if needs[x_in] {
-                    let shape = g.shape(x_in).to_vec();
-                    out.push((x_in, g.conv2d_grad_input(dz, w, &shape, geom)?));
-                }
-                if needs[w] {
-                    let shape = g.shape(w).to_vec();
-                    out.push((w, g.conv2d_grad_weight(dz, x_in, &shape, geom)?));
-                }
-                if let Some(&bias) = x.get(2).filter(|&&bias| needs[bias]) {
-                    out.push((bias, g.conv_grad_bias(dz)?));
-                }
-                out
-            }
-            Op::Transpose => vec![(x[0], g.transpose_last(dy)?)],
-            // An index is piecewise constant: no gradient flows through it.
-            Op::MaxPoolArgmax { .. } => vec![],
-            Op::PoolGather => {
-                let Op::MaxPoolArgmax { geom } = g.nodes[x[1]].op else {
-                    return Err(Error::Other("pool_gather must read the indices of a max_pool_argmax".into()));
-                };
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.max_pool_grad(dy, x[1], &shape, geom)?)]
-            }
-            Op::AvgPool { geom } => {
-                let shape = g.shape(x[0]).to_vec();
-                vec![(x[0], g.avg_pool_grad(dy, &shape, geom)?)]
-            }
-            Op::Conv2dGradInput { .. }
-            | Op::Conv2dGradWeight { .. }
-            | Op::ConvGradBias
-            | Op::MaxPoolGrad { .. }
-            | Op::AvgPoolGrad { .. }
-            | Op::ActGrad(_)
-            | Op::BceWithLogitsGrad { .. }
-            | Op::ScatterAddRows
-            | Op::RnnCellGrad { .. } => {
-                return Err(Error::Other(format!(
-                    "cannot differentiate through {} (second derivatives are not supported)",
-                    node.op.name()
-                )))
-            }
-        };
-        // A product this rule made for one input alone may take that input's sum so far
-        // as its added matrix; anything else shared or older is summed by an add.
-        let own =
-            |d: NodeId| d >= fresh && contributions.iter().filter(|&&(_, e)| e == d).count() == 1;
-        let whole: Vec<(NodeId, Piece)> = contributions
-            .iter()
-            .map(|&(input, d)| {
-                (
-                    input,
-                    if own(d) {
-                        Piece::Product(d)
-                    } else {
-                        Piece::Full(d)
-                    },
-                )
-            })
-            .collect();
-        for (input, piece) in whole.into_iter().chain(lazy) {
+        for (input, piece) in out {
             if needs[input] {
                 pieces[input].add(g, piece)?;
             }
         }
     }
+    // Every gradient handed out must keep its meaning through the rewrite.
+    let held: Vec<NodeId> = grads.iter().flatten().copied().collect();
+    let new_id = fuse::sum_into_products(g, appended_from, &held);
+    for d in grads.iter_mut().flatten() {
+        *d = new_id[*d];
+    }
     Ok(Gradients { grads })
+}
+
+/// The vector-Jacobian rule of node `id` (any op but `RnnCell`, see `rnn_cell_rule`),
+/// whose gradient is `dy`: appends the nodes of the product and returns each input's
+/// piece of its gradient. `needs` says which inputs want one.
+fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(NodeId, Piece)>> {
+    let node = g.nodes[id].clone();
+    let x = &node.inputs;
+    let full = |d: NodeId| Piece::Full(d);
+    Ok(match node.op {
+        Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
+        Op::MatMul { trans_a, trans_b, act } => {
+            let dz = through_act(g, act, dy, id, None)?;
+            let at = ProductInputs::of(x.len());
+            let (a, b) = (x[at.a], x[at.b]);
+            let mut out = Vec::new();
+            if needs[a] {
+                // d op(A) = dz · op(B)ᵀ; stored transposed when A is.
+                let da = if trans_a {
+                    g.matmul_ex(b, dz, None, trans_b, true, Act::Identity)?
+                } else {
+                    g.matmul_ex(dz, b, None, false, !trans_b, Act::Identity)?
+                };
+                out.push((a, full(da)));
+            }
+            if needs[b] {
+                // d op(B) = op(A)ᵀ · dz; stored transposed when B is.
+                let db = if trans_b {
+                    g.matmul_ex(dz, a, None, true, trans_a, Act::Identity)?
+                } else {
+                    g.matmul_ex(a, dz, None, !trans_a, false, Act::Identity)?
+                };
+                out.push((b, full(db)));
+            }
+            if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
+                let shape = g.shape(bias).to_vec();
+                // A row bias sums the rows; an added matrix takes dz as it is.
+                let d = if shape == g.shape(id) { dz } else { g.reduce_to(dz, &shape, 1.0)? };
+                out.push((bias, full(d)));
+            }
+            out
+        }
+        Op::Binary(op) => {
+            let (a, b) = (x[0], x[1]);
+            let (da, db) = match op {
+                BinaryOp::Add => (Some((dy, 1.0)), Some((dy, 1.0))),
+                BinaryOp::Sub => (Some((dy, 1.0)), Some((dy, -1.0))),
+                BinaryOp::Mul => (
+                    needs[a].then(|| g.mul(dy, b)).transpose()?.map(|t| (t, 1.0)),
+                    needs[b].then(|| g.mul(dy, a)).transpose()?.map(|t| (t, 1.0)),
+                ),
+                BinaryOp::Div => {
+                    // y = a / b:  da = dy / b,  db = -dy · y / b
+                    let da = needs[a].then(|| g.div(dy, b)).transpose()?.map(|t| (t, 1.0));
+                    let db = if needs[b] {
+                        let t = g.mul(dy, id)?;
+                        Some((g.div(t, b)?, -1.0))
+                    } else {
+                        None
+                    };
+                    (da, db)
+                }
+            };
+            let mut out = Vec::new();
+            for (input, d) in [(a, da), (b, db)] {
+                if let (true, Some((t, scale))) = (needs[input], d) {
+                    out.push((input, full(reduce_if_needed(g, t, input, scale)?)));
+                }
+            }
+            out
+        }
+        Op::Unary(act) => {
+            let dx = through_act(g, act, dy, id, Some(x[0]))?;
+            vec![(x[0], full(dx))]
+        }
+        Op::ReduceTo { scale } => {
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.expand_to(dy, &shape, scale)?))]
+        }
+        Op::ExpandTo { scale } => {
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.reduce_to(dy, &shape, scale)?))]
+        }
+        Op::Reshape => {
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.reshape(dy, &shape)?))]
+        }
+        Op::BceWithLogits { pos_weight } => {
+            vec![(x[0], full(g.bce_with_logits_grad(x[0], x[1], dy, pos_weight)?))]
+        }
+        Op::GatherRows => {
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.scatter_add_rows(dy, x[1], &shape)?))]
+        }
+        Op::Concat => {
+            let mut out = Vec::new();
+            let mut start = 0;
+            for &part in x {
+                out.push((part, Piece::Cols { src: dy, start }));
+                start += g.shape(part)[1];
+            }
+            out
+        }
+        Op::SliceCols { start } => vec![(x[0], Piece::Block { node: dy, start })],
+        Op::View { .. } => {
+            return Err(Error::Other(format!(
+                "cannot differentiate through view node {id}: only the h and c planes of a recurrent cell carry gradients"
+            )))
+        }
+        Op::RnnCell { .. } => unreachable!("the walk calls rnn_cell_rule"),
+        Op::Conv2d { geom, act } => {
+            let dz = through_act(g, act, dy, id, None)?;
+            let at = ProductInputs::of(x.len());
+            let (x_in, w) = (x[at.a], x[at.b]);
+            let mut out = Vec::new();
+            if needs[x_in] {
+                let shape = g.shape(x_in).to_vec();
+                out.push((x_in, full(g.conv2d_grad_input(dz, w, &shape, geom)?)));
+            }
+            if needs[w] {
+                let shape = g.shape(w).to_vec();
+                out.push((w, full(g.conv2d_grad_weight(dz, x_in, &shape, geom)?)));
+            }
+            if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
+                out.push((bias, full(g.conv_grad_bias(dz)?)));
+            }
+            out
+        }
+        Op::Transpose => vec![(x[0], full(g.transpose_last(dy)?))],
+        // An index is piecewise constant: no gradient flows through it.
+        Op::MaxPoolArgmax { .. } => vec![],
+        Op::PoolGather => {
+            let Op::MaxPoolArgmax { geom } = g.nodes[x[1]].op else {
+                return Err(Error::Other("pool_gather must read the indices of a max_pool_argmax".into()));
+            };
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.max_pool_grad(dy, x[1], &shape, geom)?))]
+        }
+        Op::AvgPool { geom } => {
+            let shape = g.shape(x[0]).to_vec();
+            vec![(x[0], full(g.avg_pool_grad(dy, &shape, geom)?))]
+        }
+        Op::Conv2dGradInput { .. }
+        | Op::Conv2dGradWeight { .. }
+        | Op::ConvGradBias
+        | Op::MaxPoolGrad { .. }
+        | Op::AvgPoolGrad { .. }
+        | Op::ActGrad(_)
+        | Op::BceWithLogitsGrad { .. }
+        | Op::ScatterAddRows
+        | Op::RnnCellGrad { .. } => {
+            return Err(Error::Other(format!(
+                "cannot differentiate through {} (second derivatives are not supported)",
+                node.op.name()
+            )))
+        }
+    })
 }
 
 /// One piece of a node's gradient.
@@ -279,9 +279,6 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
 enum Piece {
     /// The whole gradient.
     Full(NodeId),
-    /// The whole gradient, a node that the rule made for this input alone: when it is a
-    /// plain product, the sum so far can be added inside it (`Graph::accumulate`).
-    Product(NodeId),
     /// Columns `[start, start + width)` of the 2-D `src`, `width` being this node's.
     Cols { src: NodeId, start: usize },
     /// `node` is columns `[start, start + its width)` of the gradient, zero elsewhere.
@@ -305,12 +302,6 @@ impl Pieces {
     fn add(&mut self, g: &mut Graph, piece: Piece) -> Result<()> {
         match piece {
             Piece::Full(d) => self.add_full(g, d)?,
-            Piece::Product(d) => {
-                self.full = Some(match self.full {
-                    None => d,
-                    Some(prev) => g.accumulate(prev, d)?,
-                })
-            }
             Piece::Cols { src, start } => self.cols.push((src, start)),
             Piece::Block { node, start } => self.blocks.push((node, start)),
         }
@@ -455,33 +446,32 @@ fn rnn_cell_rule(
     let grad = g.rnn_cell_grad(id, &dh_in, dc)?;
 
     let x = g.nodes[id].inputs.clone();
+    let at = RnnCellInputs::new(has_gh, has_prev);
     let width = kind.gates() * hidden;
     let mut out = Vec::new();
-    if needs[x[0]] {
+    let gx = x[at.gx];
+    if needs[gx] {
         let dgx = g.view(grad, p.dgx(), &[p.rows, width])?;
         out.push((
-            x[0],
+            gx,
             Piece::Block {
                 node: dgx,
                 start: gx_col,
             },
         ));
     }
-    if has_gh && needs[x[1]] {
+    if let Some(gh) = at.gh.map(|k| x[k]).filter(|&gh| needs[gh]) {
         let dgh = g.view(grad, p.dgh(), &[p.rows, width])?;
         // A `[G]` bias stands in for the product of a zero state: sum over the rows.
-        let d = if g.shape(x[1]).len() == 1 {
+        let d = if g.shape(gh).len() == 1 {
             g.reduce_to(dgh, &[width], 1.0)?
         } else {
             dgh
         };
-        out.push((x[1], Piece::Full(d)));
+        out.push((gh, Piece::Full(d)));
     }
-    if has_prev {
-        let prev = x[1 + has_gh as usize];
-        if needs[prev] {
-            out.push((prev, Piece::Full(g.view(grad, p.dprev(), &plane)?)));
-        }
+    if let Some(prev) = at.prev.map(|k| x[k]).filter(|&prev| needs[prev]) {
+        out.push((prev, Piece::Full(g.view(grad, p.dprev(), &plane)?)));
     }
     Ok(out)
 }

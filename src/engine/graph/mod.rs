@@ -1,9 +1,11 @@
-//! The static graph: typed nodes with shapes known at build time, and reverse-mode
-//! autodiff that appends the backward pass to the same graph.
+//! The static graph: typed nodes with shapes known at build time, reverse-mode
+//! autodiff that appends the backward pass to the same graph, and the rewrite pass
+//! that fuses what autodiff emits (`fuse`).
 
 mod act;
 mod autodiff;
 mod conv;
+mod fuse;
 mod op;
 mod rnn;
 mod shape;
@@ -11,7 +13,10 @@ mod shape;
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
 pub use conv::{conv_out_len, weight_grad_splits};
-pub use op::{BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom};
+pub use op::{
+    BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom, ProductInputs, RnnCellGradInputs,
+    RnnCellInputs,
+};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
@@ -79,29 +84,6 @@ impl Graph {
     /// The output shape of node `id`.
     pub fn shape(&self, id: NodeId) -> &[usize] {
         &self.nodes[id].shape
-    }
-
-    /// `sum + d` as one node where `d` is a plain product (a matmul without bias or
-    /// activation that nothing reads yet, made after `sum`): `sum` becomes its added
-    /// matrix, which the matmul kernels add as they write, with no launch of its own.
-    /// Otherwise an `add`. Autodiff sums a gradient's contributions with it only where
-    /// `d` is a product that its rule made for that input alone (a product also handed
-    /// to another input, as an add's rule hands on its gradient, must stay as it is): a
-    /// recurrent weight's gradient is one such product per step.
-    pub(crate) fn accumulate(&mut self, sum: NodeId, d: NodeId) -> Result<NodeId> {
-        let plain_product = matches!(
-            self.nodes[d].op,
-            Op::MatMul {
-                act: Act::Identity,
-                ..
-            }
-        ) && self.nodes[d].inputs.len() == 2;
-        let unread = self.nodes[d + 1..].iter().all(|n| !n.inputs.contains(&d));
-        if plain_product && unread && sum < d && self.shape(sum) == self.shape(d) {
-            self.nodes[d].inputs.push(sum);
-            return Ok(d);
-        }
-        self.add(sum, d)
     }
 
     fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>) -> NodeId {
@@ -339,7 +321,7 @@ impl Graph {
             || shape.len() > self.shape(x).len()
         {
             return shape_err(
-                "reduce",
+                "reduce_to",
                 format!("{:?} does not reduce to {shape:?}", self.shape(x)),
             );
         }
@@ -350,7 +332,7 @@ impl Graph {
     pub fn expand_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
         if broadcast_shape(self.shape(x), shape).as_deref() != Some(shape) {
             return shape_err(
-                "expand",
+                "expand_to",
                 format!("{:?} does not broadcast to {shape:?}", self.shape(x)),
             );
         }

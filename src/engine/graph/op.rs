@@ -1,5 +1,7 @@
-//! The operations a graph can hold. Every op has a shape rule (in `graph::builder`), a
-//! vector-Jacobian rule (in `graph::autodiff`) and a kernel on each executor.
+//! The operations a graph can hold, and where each op's inputs sit (`ProductInputs`,
+//! `RnnCellInputs`, `RnnCellGradInputs`). Every op has a shape rule (its builder method
+//! on `Graph`), a vector-Jacobian rule (`graph::autodiff::vjp`) and a kernel on each
+//! executor.
 
 use super::act::Act;
 use serde::{Deserialize, Serialize};
@@ -124,6 +126,94 @@ pub struct PoolGeom {
     pub padding: [usize; 2],
 }
 
+/// Where each input of a `MatMul` or `Conv2d` node sits among the node's `inputs`: the
+/// two operands, then the optional bias (a `[n]` row or, for `MatMul`, a whole added
+/// matrix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductInputs {
+    /// `a` of a matmul, `x` of a convolution.
+    pub a: usize,
+    /// `b` of a matmul, `w` of a convolution.
+    pub b: usize,
+    /// The bias, when the node has one.
+    pub bias: Option<usize>,
+}
+
+impl ProductInputs {
+    /// The positions for a product with or without a bias.
+    pub fn new(has_bias: bool) -> Self {
+        ProductInputs {
+            a: 0,
+            b: 1,
+            bias: has_bias.then_some(2),
+        }
+    }
+
+    /// The positions in a product node with `n` inputs (2, or 3 with a bias).
+    pub fn of(n: usize) -> Self {
+        Self::new(n == 3)
+    }
+}
+
+/// Where each input of an `RnnCell` node sits among the node's `inputs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnnCellInputs {
+    /// The input product `gx` (always present).
+    pub gx: usize,
+    /// The recurrent product `gh`, when the op has one.
+    pub gh: Option<usize>,
+    /// The previous state, when the op has one.
+    pub prev: Option<usize>,
+    /// How many inputs the node has.
+    pub len: usize,
+}
+
+impl RnnCellInputs {
+    /// The positions for a cell with or without `gh` and `prev`: `[gx, gh?, prev?]`.
+    pub fn new(has_gh: bool, has_prev: bool) -> Self {
+        let gh = has_gh.then_some(1);
+        let prev = has_prev.then_some(1 + has_gh as usize);
+        RnnCellInputs {
+            gx: 0,
+            gh,
+            prev,
+            len: 1 + has_gh as usize + has_prev as usize,
+        }
+    }
+}
+
+/// Where each input of an `RnnCellGrad` node sits among the node's `inputs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnCellGradInputs {
+    /// The contributions to the gradient of `h`, one per entry of `dh_cols`.
+    pub dh: std::ops::Range<usize>,
+    /// The gradient of `c` (LSTM), when the op has one.
+    pub dc: Option<usize>,
+    /// The forward cell's packed output.
+    pub state: usize,
+    /// The forward cell's previous state, when it had one.
+    pub prev: Option<usize>,
+    /// How many inputs the node has.
+    pub len: usize,
+}
+
+impl RnnCellGradInputs {
+    /// The positions for `dh` contributions and optional `dc` and `prev`:
+    /// `[dh.., dc?, state, prev?]`.
+    pub fn new(dh: usize, has_dc: bool, has_prev: bool) -> Self {
+        let dc = has_dc.then_some(dh);
+        let state = dh + has_dc as usize;
+        let prev = has_prev.then_some(state + 1);
+        RnnCellGradInputs {
+            dh: 0..dh,
+            dc,
+            state,
+            prev,
+            len: state + 1 + has_prev as usize,
+        }
+    }
+}
+
 /// What a graph node computes; its inputs are the node's `inputs`. Each variant's doc
 /// says what it reads and writes; the fields are the settings it names.
 #[allow(missing_docs)]
@@ -136,7 +226,8 @@ pub enum Op {
     /// A trainable tensor, stored in the packed parameter buffer at its layout offset.
     Param { index: usize },
     /// `act(op(a) · op(b) + bias)` with `op` a transpose when its flag is set.
-    /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row).
+    /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row, or a
+    /// whole `[m, n]` matrix added); `ProductInputs` says where each is.
     /// The product is not stored, so autodiff can only fuse an `act` whose slope comes
     /// from its output (`SlopeFrom::Output`); `Graph::matmul_ex` emits the product and
     /// a separate `Unary` for the others (GELU, SiLU).
@@ -185,7 +276,7 @@ pub enum Op {
     /// product `h_{t-1}·W_hh + b_hh` (`[rows, G]`, or `[G]` broadcast when the previous
     /// state is zero), `prev` the previous cell state (LSTM `c`) or hidden state (GRU
     /// `h`); absent ones are zeros. The output is packed (see `graph::rnn::Packing`) and
-    /// read through `View`s.
+    /// read through `View`s. `RnnCellInputs` says where each input is.
     RnnCell {
         kind: CellKind,
         hidden: usize,
@@ -197,6 +288,7 @@ pub enum Op {
     /// prev?]`: up to two contributions to the gradient of `h` (each columns
     /// `[col, col + hidden)` of a `[rows, W]` matrix, summed in the kernel), the gradient
     /// of `c` (LSTM), the cell's packed output and its `prev` input. Packed output.
+    /// `RnnCellGradInputs` says where each input is.
     RnnCellGrad {
         kind: CellKind,
         hidden: usize,
@@ -204,8 +296,9 @@ pub enum Op {
         has_dc: bool,
         has_prev: bool,
     },
-    /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]` with x
-    /// `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output `[N,O,OH,OW]`. Cross-correlation,
+    /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]`
+    /// (`ProductInputs`) with x `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output
+    /// `[N,O,OH,OW]`. Cross-correlation,
     /// as in every deep-learning library. `act` is fused only when its slope comes from
     /// its output, as for `MatMul`; `Graph::conv2d` splits off the others.
     Conv2d { geom: ConvGeom, act: Act },
@@ -241,6 +334,29 @@ pub enum Op {
 }
 
 impl Op {
+    /// Where an `RnnCell`'s inputs sit (`None` for other ops).
+    pub fn rnn_cell_inputs(&self) -> Option<RnnCellInputs> {
+        match *self {
+            Op::RnnCell {
+                has_gh, has_prev, ..
+            } => Some(RnnCellInputs::new(has_gh, has_prev)),
+            _ => None,
+        }
+    }
+
+    /// Where an `RnnCellGrad`'s inputs sit (`None` for other ops).
+    pub fn rnn_cell_grad_inputs(&self) -> Option<RnnCellGradInputs> {
+        match self {
+            Op::RnnCellGrad {
+                dh_cols,
+                has_dc,
+                has_prev,
+                ..
+            } => Some(RnnCellGradInputs::new(dh_cols.len(), *has_dc, *has_prev)),
+            _ => None,
+        }
+    }
+
     /// A short name for error messages and profiles.
     pub fn name(&self) -> &'static str {
         match self {
@@ -254,8 +370,8 @@ impl Op {
             Op::Binary(BinaryOp::Div) => "div",
             Op::Unary(act) => act.name(),
             Op::ActGrad(_) => "act_grad",
-            Op::ReduceTo { .. } => "reduce",
-            Op::ExpandTo { .. } => "expand",
+            Op::ReduceTo { .. } => "reduce_to",
+            Op::ExpandTo { .. } => "expand_to",
             Op::Reshape => "reshape",
             Op::BceWithLogits { .. } => "bce_with_logits",
             Op::BceWithLogitsGrad { .. } => "bce_with_logits_grad",

@@ -38,7 +38,7 @@
 //! which the forward pass needs anyway. Storing `tanh(c_t)` costs one write per unit
 //! and spares the backward step its only transcendental function.
 
-use super::{CellKind, Graph, NodeId, Op};
+use super::{CellKind, Graph, NodeId, Op, RnnCellGradInputs, RnnCellInputs};
 use crate::error::{Error, Result};
 
 impl CellKind {
@@ -166,19 +166,27 @@ impl Graph {
 
     /// The packing of a cell node (`RnnCell`) or of its backward node.
     pub fn packing(&self, cell: NodeId) -> Result<Packing> {
-        match &self.nodes[cell].op {
-            Op::RnnCell { kind, hidden, .. } => {
-                let rows = self.shape(self.nodes[cell].inputs[0])[0];
-                Ok(Packing::new(*kind, rows, *hidden))
+        let node = &self.nodes[cell];
+        match &node.op {
+            Op::RnnCell {
+                kind,
+                hidden,
+                has_gh,
+                has_prev,
+                ..
+            } => {
+                let gx = node.inputs[RnnCellInputs::new(*has_gh, *has_prev).gx];
+                Ok(Packing::new(*kind, self.shape(gx)[0], *hidden))
             }
             Op::RnnCellGrad {
                 kind,
                 hidden,
                 dh_cols,
                 has_dc,
-                ..
+                has_prev,
             } => {
-                let state = self.nodes[cell].inputs[dh_cols.len() + *has_dc as usize];
+                let at = RnnCellGradInputs::new(dh_cols.len(), *has_dc, *has_prev);
+                let state = node.inputs[at.state];
                 Ok(Packing::new(*kind, self.packing(state)?.rows, *hidden))
             }
             other => err(
@@ -214,15 +222,17 @@ impl Graph {
             );
         }
         let rows = sx[0];
-        let mut inputs = vec![gx];
-        if let Some(gh) = gh {
+        let at = RnnCellInputs::new(gh.is_some(), prev.is_some());
+        let mut inputs = vec![gx; at.len];
+        inputs[at.gx] = gx;
+        if let (Some(gh), Some(k)) = (gh, at.gh) {
             let sh = self.shape(gh);
             if sh != [g] && sh != [rows, g] {
                 return err(name, format!("gh {sh:?} must be [{rows}, {g}] or [{g}]"));
             }
-            inputs.push(gh);
+            inputs[k] = gh;
         }
-        if let Some(prev) = prev {
+        if let (Some(prev), Some(k)) = (prev, at.prev) {
             if self.shape(prev) != [rows, hidden] {
                 return err(
                     name,
@@ -232,7 +242,7 @@ impl Graph {
                     ),
                 );
             }
-            inputs.push(prev);
+            inputs[k] = prev;
         }
         let len = Packing::new(kind, rows, hidden).state_len();
         Ok(self.push(
@@ -303,8 +313,9 @@ impl Graph {
                 ),
             );
         }
-        let mut inputs = Vec::new();
-        for &(d, col) in dh {
+        let at = RnnCellGradInputs::new(dh.len(), dc.is_some(), has_prev);
+        let mut inputs = vec![state; at.len];
+        for (k, &(d, col)) in at.dh.clone().zip(dh) {
             let s = self.shape(d);
             if s.len() != 2 || s[0] != p.rows || col + hidden > s[1] {
                 return err(
@@ -316,20 +327,20 @@ impl Graph {
                     ),
                 );
             }
-            inputs.push(d);
+            inputs[k] = d;
         }
-        if let Some(dc) = dc {
+        if let (Some(dc), Some(k)) = (dc, at.dc) {
             if self.shape(dc) != [p.rows, hidden] {
                 return err(
                     name,
                     format!("dc {:?} must be [{}, {hidden}]", self.shape(dc), p.rows),
                 );
             }
-            inputs.push(dc);
+            inputs[k] = dc;
         }
-        inputs.push(state);
-        if has_prev {
-            inputs.push(self.nodes[state].inputs[1 + has_gh as usize]);
+        inputs[at.state] = state;
+        if let (Some(k), Some(prev)) = (at.prev, RnnCellInputs::new(has_gh, has_prev).prev) {
+            inputs[k] = self.nodes[state].inputs[prev];
         }
         let op = Op::RnnCellGrad {
             kind,

@@ -1,18 +1,20 @@
 //! How the GPU runs the convolution, pooling and transpose kernels: their uniform
 //! records (`ConvParams`, `PoolParams`), bindings and grids. The conv bias gradient
-//! reuses reduce.wgsl.
+//! reuses reduce.wgsl. Which pipeline each kernel runs is `Pipe::of`'s choice.
 
-use super::{record, Bindings, Limits, TREE_MAX_OUTPUTS, TREE_MIN_COUNT};
+use super::{record, Bindings, Limits};
 use crate::engine::gpu::kernel_params::{ConvParams, PoolParams, ReduceParams, TILE};
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::graph::Act;
 use crate::engine::plan::{ConvShape, Kernel, PoolShape, TensorRef};
 use crate::error::Result;
 
-pub(super) type Lowered = (Pipe, Vec<u8>, Bindings, [u32; 3]);
+/// A launch's uniform record, bindings and grid.
+pub(super) type Encoded = (Vec<u8>, Bindings, [u32; 3]);
 
-/// The launch of a convolution, pooling or transpose kernel; `None` for other kernels.
-pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
+/// The launch of a convolution, pooling or transpose kernel on `pipe` (`Pipe::of`);
+/// `None` for other kernels.
+pub(super) fn lower(kernel: &Kernel, pipe: Pipe, lim: &Limits) -> Result<Option<Encoded>> {
     Ok(Some(match *kernel {
         Kernel::Conv2d {
             x,
@@ -22,7 +24,6 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             shape,
             act,
         } => conv(
-            Pipe::ConvForward,
             w,
             x,
             bias,
@@ -35,7 +36,6 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             lim,
         )?,
         Kernel::Conv2dGradInput { dz, w, out, shape } => conv(
-            Pipe::ConvGradInput,
             w,
             dz,
             None,
@@ -54,7 +54,6 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
             shape,
             splits,
         } => conv(
-            Pipe::ConvGradWeight,
             dz,
             x,
             None,
@@ -85,13 +84,12 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
                 scale: 1.0,
                 ..Default::default()
             });
-            let tree = o < TREE_MAX_OUTPUTS && n * plane >= TREE_MIN_COUNT;
-            let (pipe, groups) = if tree {
-                (Pipe::ReduceTree, lim.grid(o)?)
+            let groups = if pipe == Pipe::ReduceToTree {
+                lim.grid(o)?
             } else {
-                (Pipe::ReduceSerial, lim.grid_1d(o)?)
+                lim.grid_1d(o)?
             };
-            (pipe, r, vec![(1, Some(wx)), (2, Some(wo))], groups)
+            (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
         }
         Kernel::Transpose {
             x,
@@ -110,11 +108,9 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
                 stride: [1, 1],
                 padding: [0, 0],
             };
-            pool(Pipe::Transpose, x, None, out, &s, out.len, lim)?
+            pool(x, None, out, &s, out.len, lim)?
         }
-        Kernel::PoolArgmax { x, out, shape } => {
-            pool(Pipe::PoolArgmax, x, None, out, &shape, out.len, lim)?
-        }
+        Kernel::MaxPoolArgmax { x, out, shape } => pool(x, None, out, &shape, out.len, lim)?,
         Kernel::PoolGather {
             x,
             idx,
@@ -133,20 +129,16 @@ pub(super) fn lower(kernel: &Kernel, lim: &Limits) -> Result<Option<Lowered>> {
                 stride: [1, 1],
                 padding: [0, 0],
             };
-            pool(Pipe::PoolGather, x, Some(idx), out, &s, out.len, lim)?
+            pool(x, Some(idx), out, &s, out.len, lim)?
         }
         Kernel::MaxPoolGrad {
             dy,
             idx,
             out,
             shape,
-        } => pool(Pipe::MaxPoolGrad, dy, Some(idx), out, &shape, out.len, lim)?,
-        Kernel::AvgPool { x, out, shape } => {
-            pool(Pipe::AvgPool, x, None, out, &shape, out.len, lim)?
-        }
-        Kernel::AvgPoolGrad { dy, out, shape } => {
-            pool(Pipe::AvgPoolGrad, dy, None, out, &shape, out.len, lim)?
-        }
+        } => pool(dy, Some(idx), out, &shape, out.len, lim)?,
+        Kernel::AvgPool { x, out, shape } => pool(x, None, out, &shape, out.len, lim)?,
+        Kernel::AvgPoolGrad { dy, out, shape } => pool(dy, None, out, &shape, out.len, lim)?,
         _ => return Ok(None),
     }))
 }
@@ -159,7 +151,6 @@ fn u32c(v: usize) -> Result<u32> {
 /// conv.wgsl), `m × cols` outputs per split.
 #[allow(clippy::too_many_arguments)]
 fn conv(
-    pipe: Pipe,
     a: TensorRef,
     b: TensorRef,
     bias: Option<TensorRef>,
@@ -170,7 +161,7 @@ fn conv(
     cols: usize,
     splits: usize,
     lim: &Limits,
-) -> Result<Lowered> {
+) -> Result<Encoded> {
     let ((wa, oa), (wb, ob), (wo, oo)) = (lim.window(a)?, lim.window(b)?, lim.window(out)?);
     let (wbias, obias) = match bias {
         Some(t) => {
@@ -211,7 +202,6 @@ fn conv(
         ..Default::default()
     });
     Ok((
-        pipe,
         r,
         vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
         lim.grid(tiles * splits)?,
@@ -220,14 +210,13 @@ fn conv(
 
 /// A pooling-family launch with one invocation per value written (`n` of them).
 fn pool(
-    pipe: Pipe,
     x: TensorRef,
     y: Option<TensorRef>,
     out: TensorRef,
     s: &PoolShape,
     n: usize,
     lim: &Limits,
-) -> Result<Lowered> {
+) -> Result<Encoded> {
     let ((wx, ox), (wo, oo)) = (lim.window(x)?, lim.window(out)?);
     let (wy, oy) = match y {
         Some(t) => {
@@ -255,7 +244,6 @@ fn pool(
         ..Default::default()
     });
     Ok((
-        pipe,
         r,
         vec![(1, Some(wx)), (2, wy), (3, Some(wo))],
         lim.grid_1d(n)?,
