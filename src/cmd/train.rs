@@ -24,7 +24,7 @@ use std::time::Instant;
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
-    /// Dense layers (sizes from --hidden) with ReLU.
+    /// Dense layers (sizes from --hidden) with the --activation (ReLU by default).
     Mlp,
     /// 1-D convolutions over the payment history (--sequence), pooling, then the static
     /// features and a dense head (--conv-channels, --conv-kernel, --pool, --dense).

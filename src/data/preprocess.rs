@@ -238,8 +238,15 @@ impl Preprocessor {
     ) -> Result<Self> {
         check_rows(table, train_rows)?;
         let min_count = opts.rare.min_count(train_rows.len());
-        let ple_bins = (train_rows.len() / NumericEncoding::PLE_MIN_ROWS_PER_BIN)
-            .clamp(2, NumericEncoding::PLE_MAX_BINS);
+        let numeric_columns = table
+            .columns
+            .iter()
+            .zip(&schema.columns)
+            .filter(|(c, sch)| {
+                sch.kind == ColumnKind::Numeric && matches!(c.values, Values::Numeric(_))
+            })
+            .count();
+        let ple_bins = NumericEncoding::ple_bins(train_rows.len(), numeric_columns);
         let names = table.names();
         let log_columns: Vec<usize> = match &opts.signed_log {
             SignedLog::Columns(list) => {
