@@ -22,6 +22,8 @@ pub struct AtomicWriter {
     path: PathBuf,
     tmp: PathBuf,
     out: Option<std::io::BufWriter<std::fs::File>>,
+    /// Set once `sync` has put every byte on disk: only the rename is left.
+    synced: bool,
 }
 
 impl AtomicWriter {
@@ -34,6 +36,7 @@ impl AtomicWriter {
             path: path.to_path_buf(),
             tmp,
             out: Some(std::io::BufWriter::new(file)),
+            synced: false,
         })
     }
 
@@ -43,18 +46,29 @@ impl AtomicWriter {
         out.write_all(bytes).map_err(|e| Error::io(&self.tmp, e))
     }
 
+    /// Flushes the temporary file and syncs it to disk, so that a full disk shows here,
+    /// before anything is renamed. On an error the temporary file is removed.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.synced {
+            return Ok(());
+        }
+        let out = self.out.as_mut().expect("open until commit");
+        let synced = out
+            .flush()
+            .and_then(|()| out.get_ref().sync_all())
+            .map_err(|e| Error::io(&self.tmp, e));
+        if synced.is_err() {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        self.synced = synced.is_ok();
+        synced
+    }
+
     /// Syncs the temporary file, renames it over the target and syncs the directory.
     pub fn commit(mut self) -> Result<()> {
-        let out = self.out.take().expect("open until commit");
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        let synced = file.sync_all().map_err(|e| Error::io(&self.tmp, e));
-        drop(file);
-        if let Err(e) = synced {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(e);
-        }
+        self.sync()?;
+        drop(self.out.take());
         if let Err(e) = std::fs::rename(&self.tmp, &self.path) {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(Error::io(&self.path, e));
@@ -63,10 +77,80 @@ impl AtomicWriter {
     }
 }
 
+/// Files that belong together (a model directory's weights, config, metrics and report):
+/// each is written and synced under its temporary name first, and only when all of them
+/// are on disk are they renamed into place, in the order added. A full disk or an error
+/// while writing any of them leaves every old file as it was; the renames, which need no
+/// space, come last. Put the file that makes the set count (a model's config.json) last.
+#[derive(Default)]
+pub struct FileSet {
+    staged: Vec<AtomicWriter>,
+}
+
+impl FileSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes `bytes` for `path` under its temporary name and syncs them.
+    pub fn add(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut w = AtomicWriter::create(path)?;
+        w.write_all(bytes)?;
+        w.sync()?;
+        self.staged.push(w);
+        Ok(())
+    }
+
+    /// Adds a writer already filled (e.g. one written in pieces), syncing it.
+    pub fn add_writer(&mut self, mut writer: AtomicWriter) -> Result<()> {
+        writer.sync()?;
+        self.staged.push(writer);
+        Ok(())
+    }
+
+    /// Renames every file into place, in the order added.
+    pub fn commit(self) -> Result<()> {
+        for w in self.staged {
+            w.commit()?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for AtomicWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The lock file a [`DirLock`] holds in its directory.
+pub const LOCK_FILE: &str = ".riskgrad.lock";
+
+/// One process's claim on a directory (a model directory being written): the operating
+/// system's exclusive lock on `DIR/.riskgrad.lock`, released when this is dropped or the
+/// process ends, however it ends (so a killed run leaves no stale lock). The file itself
+/// stays; it is empty.
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Takes the lock of `dir` (which must exist); `None` when another process holds it.
+    pub fn try_acquire(dir: &Path) -> Result<Option<DirLock>> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DirLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::data::Preprocessor;
 use crate::engine::graph::{Graph, Optimizer, ParamSpec};
 use crate::engine::plan::ParamLayout;
 use crate::error::{Error, Result};
-use crate::files::AtomicWriter;
+use crate::files::FileSet;
 use crate::metrics::Evaluation;
 use crate::nn::ModelSpec;
 use safetensors::{Dtype, SafeTensors};
@@ -236,6 +236,15 @@ impl SavedModel {
     /// Writes `dir/model.safetensors` and `dir/config.json` (creating `dir`), each through
     /// a temporary file and a rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut files = FileSet::new();
+        self.stage(dir, &mut files)?;
+        files.commit()
+    }
+
+    /// Writes the weights and config.json into `files` (config.json last), for a caller
+    /// that commits them with the rest of a run's files: nothing replaces the model in
+    /// `dir` until [`FileSet::commit`].
+    pub fn stage(&self, dir: &Path, files: &mut FileSet) -> Result<()> {
         self.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let (specs, layout) = param_layout(&self.model)?;
@@ -288,12 +297,8 @@ impl SavedModel {
         let config_path = dir.join(CONFIG_FILE);
         // Both files are written in full before either is renamed into place; the config
         // holds the weights' checksum, so a crash between the renames is caught on load.
-        let mut weights_file = AtomicWriter::create(&weights_path)?;
-        weights_file.write_all(&weights)?;
-        let mut config_file = AtomicWriter::create(&config_path)?;
-        config_file.write_all(&json)?;
-        weights_file.commit()?;
-        config_file.commit()
+        files.add(&weights_path, &weights)?;
+        files.add(&config_path, &json)
     }
 
     /// Reads and checks a model directory written by [`save`](Self::save); any failure

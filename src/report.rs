@@ -3,7 +3,6 @@
 //! shows them inline next to the metrics tables. Every file is written atomically.
 
 use crate::error::{Error, Result};
-use crate::files::write_atomically;
 use crate::metrics::{rate_curve, Evaluation, RatePoint};
 use crate::train::EpochReport;
 use plotters::prelude::*;
@@ -79,6 +78,19 @@ pub const PLOTS: [&str; 4] = ["roc.svg", "ks.svg", "training.svg", "calibration.
 
 /// Writes the four SVGs and report.html into `dir`; returns the paths written.
 pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
+    let mut files = crate::files::FileSet::new();
+    let written = stage_report(dir, input, &mut files)?;
+    files.commit()?;
+    Ok(written)
+}
+
+/// Draws the report into `files` (committed by the caller with the rest of a run's
+/// files); returns the paths it will have.
+pub fn stage_report(
+    dir: &Path,
+    input: &ReportInput,
+    files: &mut crate::files::FileSet,
+) -> Result<Vec<PathBuf>> {
     let full = rate_curve(input.probs, input.labels);
     let curve = thin(&full);
     // The KS point is found on the whole curve (thinning could skip it).
@@ -99,11 +111,11 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (name, svg) in PLOTS.iter().zip(&svgs) {
         let path = dir.join(name);
-        write_atomically(&path, svg.as_bytes())?;
+        files.add(&path, svg.as_bytes())?;
         written.push(path);
     }
     let path = dir.join("report.html");
-    write_atomically(&path, html(input, &svgs).as_bytes())?;
+    files.add(&path, html(input, &svgs).as_bytes())?;
     written.push(path);
     Ok(written)
 }

@@ -10,11 +10,11 @@ use super::train::{
 };
 use super::train_logistic::challenger;
 use riskgrad::data::{fold_rows, stratified_folds, LabelledTable};
-use riskgrad::files::{write_atomically, AtomicWriter};
+use riskgrad::files::{AtomicWriter, FileSet};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::SavedModel;
 use riskgrad::nn::{pack_ensemble, ModelSpec};
-use riskgrad::report::{write_report, FoldTable, ReportInput};
+use riskgrad::report::{stage_report, FoldTable, ReportInput};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -140,6 +140,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     let mut last: Option<TrainedNetwork> = None;
     let mut baseline_sum: Vec<f64> = Vec::new();
     let mut baseline_rows = 0usize;
+    let mut lock = None;
     for f in 0..k {
         let fold_started = Instant::now();
         let (train_idx, held_idx) = fold_rows(&folds, f as u32);
@@ -160,6 +161,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
                 checkpoint: None,
                 out: &out,
                 verbose: false,
+                lock: &mut lock,
             },
         )?;
         let ev = evaluate(&trained.probs, &prepared.val.y, None, 0, args.seed);
@@ -223,31 +225,10 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         spread(&|f| f.challenger_auc),
     );
 
-    // Outputs: the ensemble first (the largest write), then the figures.
-    if let Some(preprocessing) = shared {
-        let model = ModelSpec::ensemble(last.model.clone(), k)?;
-        let params = pack_ensemble(&model, &members)?;
-        let mut training = last.settings.clone();
-        training.cv_folds = Some(k);
-        SavedModel {
-            model,
-            preprocessing,
-            feature_order: last.layout.as_ref().map(|l| l.source.clone()),
-            baseline: baseline_sum
-                .iter()
-                .map(|s| (s / baseline_rows.max(1) as f64) as f32)
-                .collect(),
-            training,
-            epoch: last.outcome.kept_epoch,
-            validation: Some(pooled.clone()),
-            params,
-        }
-        .save(&out)?;
-    }
-    if !args.ensemble {
-        remove_stale_model(&out)?;
-    }
-    write_folds(&out, &table, &folds, &oof, &oof_challenger)?;
+    // Every file is written in full before any replaces an earlier run's (see FileSet);
+    // an ensemble's config.json goes last.
+    let mut files = FileSet::new();
+    files.add_writer(folds_file(&out, &table, &folds, &oof, &oof_challenger)?)?;
     let metrics = CvMetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: data_name.clone(),
@@ -269,7 +250,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
-    write_atomically(&out.join("metrics.json"), &json)?;
+    files.add(&out.join("metrics.json"), &json)?;
     let fold_table = FoldTable {
         columns: ["AUC", "KS", "log loss", "challenger AUC"]
             .map(String::from)
@@ -280,7 +261,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             .collect(),
     };
     let label = model_label(&last.model);
-    write_report(
+    stage_report(
         &out,
         &ReportInput {
             title: format!("riskgrad {label}, {k}-fold cross-validation on {data_name}"),
@@ -311,7 +292,36 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             challenger: Some(("logistic challenger", &oof_challenger)),
             folds: Some(&fold_table),
         },
+        &mut files,
     )?;
+    match shared {
+        Some(preprocessing) => {
+            let model = ModelSpec::ensemble(last.model.clone(), k)?;
+            let params = pack_ensemble(&model, &members)?;
+            let mut training = last.settings.clone();
+            training.cv_folds = Some(k);
+            SavedModel {
+                model,
+                preprocessing,
+                feature_order: last.layout.as_ref().map(|l| l.source.clone()),
+                baseline: baseline_sum
+                    .iter()
+                    .map(|s| (s / baseline_rows.max(1) as f64) as f32)
+                    .collect(),
+                training,
+                epoch: last.outcome.kept_epoch,
+                validation: Some(pooled.clone()),
+                params,
+            }
+            .stage(&out, &mut files)?;
+        }
+        None => {}
+    }
+    files.commit()?;
+    if !args.ensemble {
+        remove_stale_model(&out)?;
+    }
+
     let m = &metrics;
     println!(
         "done in {:.1}s: {k}-fold cross-validation of {label}: AUC {:.4} ± {:.4}, KS {:.4} ± {:.4}, log loss {:.4} ± {:.4} | challenger (logistic regression) AUC {:.4} ± {:.4}; wrote {}{FOLDS_FILE}, metrics.json and report.html to {}",
@@ -357,13 +367,13 @@ fn remove_stale_model(out: &std::path::Path) -> Result<()> {
 
 /// Writes folds.csv: each labelled row's file row (0-based data row), its fold (0-based)
 /// and its out-of-fold scores, the network's and the challenger's.
-fn write_folds(
+fn folds_file(
     out: &std::path::Path,
     table: &LabelledTable,
     folds: &[u32],
     oof: &[f32],
     oof_challenger: &[f32],
-) -> Result<()> {
+) -> Result<AtomicWriter> {
     let mut w = AtomicWriter::create(&out.join(FOLDS_FILE))?;
     let mut buf = String::from("row,fold,score,challenger_score\n");
     for (i, &row) in table.file_rows().iter().enumerate() {
@@ -374,5 +384,5 @@ fn write_folds(
         }
     }
     w.write_all(buf.as_bytes())?;
-    w.commit()
+    Ok(w)
 }

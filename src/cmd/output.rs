@@ -3,7 +3,7 @@
 //! path can never destroy the data being scored, the model scoring it, a device file or
 //! whatever a symbolic link points at.
 
-use riskgrad::files::AtomicWriter;
+use riskgrad::files::{AtomicWriter, DirLock, LOCK_FILE};
 use riskgrad::{Error, Result};
 use std::path::Path;
 
@@ -86,4 +86,20 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
+/// Creates the model directory `out` if needed and takes its lock for this run, so that
+/// two trainings into one directory do not interleave their files.
+pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    DirLock::try_acquire(out)?.ok_or_else(|| {
+        Error::flag(
+            "--out",
+            format!(
+                "{} is being written by another riskgrad run (it holds {}); wait for that run to end or choose another --out",
+                out.display(),
+                out.join(LOCK_FILE).display()
+            ),
+        )
+    })
 }

@@ -1,6 +1,7 @@
 //! `riskgrad train`
 
 use super::data_args::DataArgs;
+use super::output::claim_model_dir;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
@@ -8,10 +9,11 @@ use riskgrad::data::{PrepareOptions, Prepared};
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
+use riskgrad::files::{DirLock, FileSet};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
-use riskgrad::report::{write_report, ReportInput};
+use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
 use riskgrad::train::{
     fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome, TrainConfig, Trainer,
@@ -357,6 +359,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
     }
     let mut exec = super::executor(&args.device)?;
+    let mut lock = None;
     let trained = train_network(
         args,
         &mut prepared,
@@ -366,6 +369,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             checkpoint: Some(out.join(CHECKPOINT_FILE)),
             out: &out,
             verbose: true,
+            lock: &mut lock,
         },
     )?;
     write_single_run(args, &prepared, &trained, resume.as_ref(), &out, started)
@@ -433,8 +437,11 @@ pub(super) struct Run<'a> {
     pub resume: Option<&'a Checkpoint>,
     /// Where to write a checkpoint after every epoch.
     pub checkpoint: Option<PathBuf>,
-    /// The output directory, created once every check has passed.
+    /// The output directory, created and locked once every check has passed.
     pub out: &'a Path,
+    /// The output directory's lock: taken by the first training that gets this far, and
+    /// held by the caller until its files are written.
+    pub lock: &'a mut Option<DirLock>,
     /// Print the run's first lines and every epoch (a cross-validation fold prints less).
     pub verbose: bool,
 }
@@ -590,7 +597,9 @@ pub(super) fn train_network(
         }),
     };
     // Every flag and the data have passed their checks: the run begins here.
-    std::fs::create_dir_all(run.out).map_err(|e| Error::io(run.out, e))?;
+    if run.lock.is_none() {
+        *run.lock = Some(claim_model_dir(run.out)?);
+    }
     let epoch_rows_name = match carved {
         Some(_) => "stop",
         None => "val",
@@ -722,7 +731,9 @@ fn write_single_run(
         validation: Some(evaluation.clone()),
         params: trained.params.clone(),
     };
-    saved.save(out)?;
+    // The run's files are written in full before any replaces an earlier run's, the
+    // model's config.json last: a full disk or an error leaves the old model whole.
+    let mut files = FileSet::new();
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
     let train_rows_per_second =
@@ -749,9 +760,8 @@ fn write_single_run(
         challenger: &challenger,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let path = out.join("metrics.json");
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
-    riskgrad::files::write_atomically(&path, &json)?;
+    files.add(&out.join("metrics.json"), &json)?;
     let report = ReportInput {
         title: format!("riskgrad {} model on {data_name}", model_label(model)),
         details: vec![
@@ -796,7 +806,9 @@ fn write_single_run(
         challenger: Some(("logistic challenger", &challenger.probs)),
         folds: None,
     };
-    write_report(out, &report)?;
+    stage_report(out, &report, &mut files)?;
+    saved.stage(out, &mut files)?;
+    files.commit()?;
     eprintln!(
         "val AUC side by side: {} {:.4} | challenger ({}) {:.4}",
         model_label(model),

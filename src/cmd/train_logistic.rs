@@ -83,7 +83,7 @@ pub fn run(
     let solver = format!("newton (irls), l2 {DEFAULT_L2}, {} steps", fit.iterations);
     let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
     let evaluation = evaluate(&probs, &val.y, None, super::train::BOOTSTRAP, args.seed);
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _lock = super::output::claim_model_dir(out)?;
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),
@@ -110,7 +110,7 @@ pub fn run(
         validation: Some(evaluation.clone()),
         params: fit.params()?,
     };
-    saved.save(out)?;
+    let mut files = riskgrad::files::FileSet::new();
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: args.data.name(),
@@ -123,7 +123,9 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
     };
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
-    riskgrad::files::write_atomically(&out.join("metrics.json"), &json)?;
+    files.add(&out.join("metrics.json"), &json)?;
+    saved.stage(out, &mut files)?;
+    files.commit()?;
     println!(
         "done in {:.1}s: logistic regression ({solver}): val AUC {:.4}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; wrote the model and metrics.json to {}",
         started.elapsed().as_secs_f64(),

@@ -109,3 +109,68 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A training that fails while writing its files (here: the report's temporary file
+/// cannot be created) leaves the previous model, its metrics and its report exactly as
+/// they were, loadable; and a directory another run is writing is refused up front.
+#[test]
+fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
+    let dir = temp_dir("transactional");
+    let model = dir.join("model");
+    let data = crate::common::fixture("credit_mixed.csv");
+    let train = |seed: &str| {
+        riskgrad(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+            "--out",
+            model.to_str().unwrap(),
+        ])
+    };
+    let first = train("1");
+    assert!(first.status.success(), "{}", crate::common::stderr(&first));
+    let files = ["model.safetensors", "config.json", "metrics.json", "report.html"];
+    let paths: Vec<_> = files.iter().map(|f| model.join(f)).collect();
+    let path_refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let before = snapshot(&path_refs);
+
+    // The report's temporary name is taken by a directory: the save fails there, after
+    // the metrics were written and before the model was.
+    let blocker = model.join("report.html.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let failed = train("2");
+    assert_eq!(failed.status.code(), Some(3), "{}", crate::common::stderr(&failed));
+    assert_eq!(snapshot(&path_refs), before, "an earlier run's file was replaced");
+    riskgrad::model_io::SavedModel::load(&model).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(&model)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") && n != "report.html.tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    std::fs::remove_dir(&blocker).unwrap();
+
+    // While another process holds the directory's lock, a training into it is refused
+    // before it starts, naming --out and the lock; once released, it goes through.
+    let lock = riskgrad::files::DirLock::try_acquire(&model)
+        .unwrap()
+        .expect("no one else holds it");
+    let busy = train("2");
+    let msg = crate::common::stderr(&busy);
+    assert_eq!(busy.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("--out") && msg.contains(".riskgrad.lock"), "{msg}");
+    assert_eq!(snapshot(&path_refs), before);
+    drop(lock);
+    let second = train("2");
+    assert!(second.status.success(), "{}", crate::common::stderr(&second));
+    assert_ne!(snapshot(&path_refs), before, "the new run's files are in place");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
