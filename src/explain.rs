@@ -113,7 +113,7 @@ impl<'e> Explainer<'e> {
     /// of rows.
     pub fn explain(&mut self, x: &[f32]) -> Result<Explained> {
         let f = self.features;
-        if f == 0 || x.len() % f != 0 {
+        if f == 0 || !x.len().is_multiple_of(f) {
             return Err(Error::Other(format!(
                 "{} values are not whole rows of {f} features",
                 x.len()

@@ -85,7 +85,7 @@ impl<'e> Scorer<'e> {
     /// Probabilities for row-major `x` (any number of rows, in the model's column order),
     /// `batch` rows per run; the last run is padded with zeros and cut.
     pub fn score(&mut self, x: &[f32]) -> Result<Vec<f32>> {
-        if x.len() % self.features.max(1) != 0 {
+        if !x.len().is_multiple_of(self.features.max(1)) {
             return Err(Error::Other(format!(
                 "{} values are not whole rows of {} features",
                 x.len(),

@@ -294,28 +294,25 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         },
         &mut files,
     )?;
-    match shared {
-        Some(preprocessing) => {
-            let model = ModelSpec::ensemble(last.model.clone(), k)?;
-            let params = pack_ensemble(&model, &members)?;
-            let mut training = last.settings.clone();
-            training.cv_folds = Some(k);
-            SavedModel {
-                model,
-                preprocessing,
-                feature_order: last.layout.as_ref().map(|l| l.source.clone()),
-                baseline: baseline_sum
-                    .iter()
-                    .map(|s| (s / baseline_rows.max(1) as f64) as f32)
-                    .collect(),
-                training,
-                epoch: last.outcome.kept_epoch,
-                validation: Some(pooled.clone()),
-                params,
-            }
-            .stage(&out, &mut files)?;
+    if let Some(preprocessing) = shared {
+        let model = ModelSpec::ensemble(last.model.clone(), k)?;
+        let params = pack_ensemble(&model, &members)?;
+        let mut training = last.settings.clone();
+        training.cv_folds = Some(k);
+        SavedModel {
+            model,
+            preprocessing,
+            feature_order: last.layout.as_ref().map(|l| l.source.clone()),
+            baseline: baseline_sum
+                .iter()
+                .map(|s| (s / baseline_rows.max(1) as f64) as f32)
+                .collect(),
+            training,
+            epoch: last.outcome.kept_epoch,
+            validation: Some(pooled.clone()),
+            params,
         }
-        None => {}
+        .stage(&out, &mut files)?;
     }
     files.commit()?;
     if !args.ensemble {

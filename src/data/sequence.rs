@@ -353,7 +353,7 @@ impl SequenceLayout {
     /// A row-major matrix with the original columns, reordered into this layout.
     pub fn reorder(&self, x: &[f32]) -> Result<Vec<f32>> {
         let f = self.source.len();
-        if f == 0 || x.len() % f != 0 {
+        if f == 0 || !x.len().is_multiple_of(f) {
             return Err(Error::Other(format!(
                 "a matrix of {} values is not rows of the layout's {f} features",
                 x.len()

@@ -144,7 +144,7 @@ pub fn rnn_layer(
 ) -> Result<RnnOutput> {
     let sx = g.shape(x).to_vec();
     let dirs = 1 + bidirectional as usize;
-    if steps == 0 || hidden == 0 || sx.len() != 2 || sx[1] % steps != 0 {
+    if steps == 0 || hidden == 0 || sx.len() != 2 || !sx[1].is_multiple_of(steps) {
         return Err(Error::shape(
             kind.name(),
             format!(

@@ -137,7 +137,12 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     };
     let first = train("1");
     assert!(first.status.success(), "{}", crate::common::stderr(&first));
-    let files = ["model.safetensors", "config.json", "metrics.json", "report.html"];
+    let files = [
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "report.html",
+    ];
     let paths: Vec<_> = files.iter().map(|f| model.join(f)).collect();
     let path_refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
     let before = snapshot(&path_refs);
@@ -147,8 +152,17 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     let blocker = model.join("report.html.tmp");
     std::fs::create_dir(&blocker).unwrap();
     let failed = train("2");
-    assert_eq!(failed.status.code(), Some(3), "{}", crate::common::stderr(&failed));
-    assert_eq!(snapshot(&path_refs), before, "an earlier run's file was replaced");
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "{}",
+        crate::common::stderr(&failed)
+    );
+    assert_eq!(
+        snapshot(&path_refs),
+        before,
+        "an earlier run's file was replaced"
+    );
     riskgrad::model_io::SavedModel::load(&model).unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(&model)
         .unwrap()
@@ -166,11 +180,22 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     let busy = train("2");
     let msg = crate::common::stderr(&busy);
     assert_eq!(busy.status.code(), Some(2), "{msg}");
-    assert!(msg.contains("--out") && msg.contains(".riskgrad.lock"), "{msg}");
+    assert!(
+        msg.contains("--out") && msg.contains(".riskgrad.lock"),
+        "{msg}"
+    );
     assert_eq!(snapshot(&path_refs), before);
     drop(lock);
     let second = train("2");
-    assert!(second.status.success(), "{}", crate::common::stderr(&second));
-    assert_ne!(snapshot(&path_refs), before, "the new run's files are in place");
+    assert!(
+        second.status.success(),
+        "{}",
+        crate::common::stderr(&second)
+    );
+    assert_ne!(
+        snapshot(&path_refs),
+        before,
+        "the new run's files are in place"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
