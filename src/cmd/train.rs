@@ -20,8 +20,9 @@ use riskgrad::train::{
 };
 use riskgrad::{Error, Result};
 use serde::Serialize;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -990,9 +991,20 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
     }
 }
 
-/// Draws an epoch's progress bar from `fit`'s events and prints each epoch's line.
+/// Most time between two progress lines of a headless run (stderr not a terminal), unless
+/// `RISKGRAD_PROGRESS_SECONDS` says otherwise.
+const HEADLESS_PROGRESS: Duration = Duration::from_secs(10);
+
+/// Draws an epoch's progress bar from `fit`'s events and prints each epoch's line; with
+/// no terminal, a plain line at least every `HEADLESS_PROGRESS` instead of the bar.
 struct EpochProgress {
     bar: Option<indicatif::ProgressBar>,
+    /// stderr is not a terminal (a headless run's log, where no bar is drawn): print a
+    /// plain progress line every `headless_every` instead.
+    headless: bool,
+    headless_every: Duration,
+    last_line: Instant,
+    epoch: usize,
     /// What the epoch figures are computed on: "val", or "stop" for the stopping rows.
     rows_name: &'static str,
     /// Draw bars and print every epoch; otherwise only warnings.
@@ -1004,8 +1016,17 @@ struct EpochProgress {
 
 impl EpochProgress {
     fn new(batch: usize, rows_name: &'static str, verbose: bool) -> Self {
+        let headless_every = std::env::var("RISKGRAD_PROGRESS_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map_or(HEADLESS_PROGRESS, Duration::from_secs_f64);
         EpochProgress {
             bar: None,
+            headless: !std::io::stderr().is_terminal(),
+            headless_every,
+            last_line: Instant::now(),
+            epoch: 0,
             rows_name,
             verbose,
             started: Instant::now(),
@@ -1036,8 +1057,19 @@ impl EpochProgress {
                 self.bar = Some(bar);
                 self.started = Instant::now();
                 self.epochs = epochs;
+                self.epoch = epoch;
             }
-            FitEvent::Steps { done, loss, .. } => {
+            FitEvent::Steps { done, total, loss } => {
+                if self.headless && self.last_line.elapsed() >= self.headless_every {
+                    self.last_line = Instant::now();
+                    let rate =
+                        done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
+                    let loss = loss.map_or(String::new(), |l| format!(", loss {l:.4}"));
+                    eprintln!(
+                        "epoch {}/{}: step {done}/{total}{loss}, {rate:.0} rows/s",
+                        self.epoch, self.epochs
+                    );
+                }
                 if let Some(bar) = &self.bar {
                     bar.set_position(done as u64);
                     let rate = done as f64 * self.rows_per_step
@@ -1050,6 +1082,7 @@ impl EpochProgress {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
+                self.last_line = Instant::now();
                 eprintln!(
                     "epoch {:>3}/{}  train loss {:.4}  {} AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
                     report.epoch,

@@ -269,9 +269,13 @@ impl<'e> Trainer<'e> {
         self.exec.write(LOSS_STATE, &[0.0])?;
 
         let start = Instant::now();
-        // Steps go to the executor in a few runs so the progress bar moves; nothing is
-        // read back between runs unless the executor reads for free.
-        let runs = 20.min(self.steps_per_epoch);
+        // Steps go to the executor in runs of at most 100 (and at least 20 runs), so the
+        // progress bar moves and a headless log gets a line every few seconds even in a
+        // long epoch; nothing is read back between runs unless the executor reads for
+        // free.
+        let runs = (self.steps_per_epoch / 100)
+            .max(20)
+            .min(self.steps_per_epoch);
         let mut done = 0;
         for r in 0..runs {
             let until = self.steps_per_epoch * (r + 1) / runs;

@@ -106,3 +106,45 @@ fn devices_lists_the_cpu_backend() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("native CPU backend"));
 }
+
+/// A headless run (stderr not a terminal, as under a job scheduler) draws no bar, so it
+/// prints plain progress lines instead, at most `RISKGRAD_PROGRESS_SECONDS` apart (10 s
+/// by default; 0 here, so every run of steps prints one).
+#[test]
+fn a_headless_run_logs_plain_progress_lines() {
+    let dir = temp_dir("headless");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(["train", "--device", "cpu", "--epochs", "1", "--hidden", "8"])
+        .arg("--out")
+        .arg(&dir)
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_PROGRESS_SECONDS", "0")
+        .output()
+        .unwrap();
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("epoch 1/1: step "))
+        .collect();
+    assert!(lines.len() >= 5, "{text}");
+    // The steps only go forward, and the last line is the epoch's last step.
+    let steps: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            l["epoch 1/1: step ".len()..]
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert!(lines.last().unwrap().contains(&format!(
+        "step {}/{}",
+        steps[steps.len() - 1],
+        steps[steps.len() - 1]
+    )));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
