@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::files::write_atomically;
 use crate::model_io::{f32_bytes, serialize_tensors, TrainSettings};
 use crate::nn::ModelSpec;
-use crate::train::{EpochReport, TrainerState};
+use crate::train::{EpochReport, MidEpoch, TrainerState};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -67,6 +67,19 @@ struct Meta {
     model: ModelSpec,
     preprocessing: Preprocessor,
     baseline: Vec<f32>,
+    /// Set when the run stopped inside an epoch (absent in checkpoints taken at an
+    /// epoch's end, as all were before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    within_epoch: Option<MidEpochMeta>,
+}
+
+/// [`MidEpoch`] in the metadata: the generator state as a string (as `rng`) and the
+/// loss sum as its f32 bits, so both come back exactly.
+#[derive(Serialize, Deserialize)]
+struct MidEpochMeta {
+    steps_done: usize,
+    rng_before_shuffle: String,
+    loss_sum_bits: u32,
 }
 
 impl Checkpoint {
@@ -84,6 +97,11 @@ impl Checkpoint {
             model: self.model.clone(),
             preprocessing: self.preprocessing.clone(),
             baseline: self.baseline.clone(),
+            within_epoch: self.state.within_epoch.map(|m| MidEpochMeta {
+                steps_done: m.steps_done,
+                rng_before_shuffle: m.rng_before_shuffle.to_string(),
+                loss_sum_bits: m.loss_sum.to_bits(),
+            }),
         };
         let json =
             serde_json::to_string(&meta).map_err(|e| Error::Other(format!("checkpoint: {e}")))?;
@@ -195,6 +213,17 @@ impl Checkpoint {
                 ))
             }
         };
+        let within_epoch = match &meta.within_epoch {
+            Some(m) => Some(MidEpoch {
+                steps_done: m.steps_done,
+                rng_before_shuffle: m
+                    .rng_before_shuffle
+                    .parse()
+                    .map_err(|_| bad("the mid-epoch generator state is not a number".into()))?,
+                loss_sum: f32::from_bits(m.loss_sum_bits),
+            }),
+            None => None,
+        };
         Ok(Checkpoint {
             state: TrainerState {
                 epoch: meta.epoch,
@@ -202,6 +231,7 @@ impl Checkpoint {
                 opt_state: need("opt_state")?,
                 step: [w[0], w[1]],
                 rng,
+                within_epoch,
             },
             history: meta.history,
             best,

@@ -68,6 +68,20 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// Training stopped on request (e.g. SIGTERM) in the middle of a run; `checkpoint`
+    /// is where it can be continued from.
+    #[error("stopped at epoch {epoch}, step {step} of {steps}{}", checkpoint_note(.checkpoint))]
+    Interrupted {
+        /// The epoch in progress.
+        epoch: usize,
+        /// Its steps done.
+        step: usize,
+        /// Its steps in all.
+        steps: usize,
+        /// The checkpoint written at that point, if the run keeps one.
+        checkpoint: Option<PathBuf>,
+    },
+
     /// The GPU could not be set up or a kernel could not run.
     #[error("GPU: {0}")]
     Gpu(String),
@@ -208,3 +222,9 @@ impl Error {
 
 /// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn checkpoint_note(checkpoint: &Option<PathBuf>) -> String {
+    checkpoint.as_ref().map_or(String::new(), |p| {
+        format!("; the checkpoint {} holds that point", p.display())
+    })
+}

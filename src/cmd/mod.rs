@@ -7,6 +7,7 @@ pub mod explain;
 pub mod inspect;
 pub mod output;
 pub mod predict;
+pub mod signals;
 pub mod train;
 pub mod train_logistic;
 
@@ -71,6 +72,14 @@ pub fn message(error: &Error) -> String {
             format!("invalid value for {}: {message}", flag_of(*setting))
         }
         Error::Diverged { .. } => format!("{error}; try a lower --lr"),
+        Error::Interrupted {
+            checkpoint: Some(path),
+            ..
+        } => format!(
+            "{error}; continue with `riskgrad train --resume {}` and the same flags",
+            path.parent()
+                .map_or(".".into(), |d| d.display().to_string())
+        ),
         Error::BadModel { source, .. } => message(source),
         _ => error.to_string(),
     }
@@ -88,6 +97,9 @@ pub mod exit {
     pub const MODEL: u8 = 4;
     /// Training diverged (the loss stopped being a finite, sane number).
     pub const DIVERGED: u8 = 5;
+    /// Stopped by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as a
+    /// shell reports a process the signal ended; this one when it cannot be told.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// The exit status for an error.
@@ -97,6 +109,7 @@ pub fn exit_code(error: &Error) -> u8 {
         Error::Data { .. } | Error::Io { .. } => exit::DATA,
         Error::BadModel { .. } => exit::MODEL,
         Error::Diverged { .. } => exit::DIVERGED,
+        Error::Interrupted { .. } => signals::exit_status().unwrap_or(exit::INTERRUPTED),
         Error::Shape { .. } | Error::Gpu(_) | Error::Other(_) => exit::INTERNAL,
     }
 }

@@ -357,7 +357,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return super::train_logistic::run(args, &prepared, pos_weight, &out, started);
     }
     if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
-        eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch);
+        match ck.state.within_epoch {
+            Some(m) => eprintln!(
+                "resuming {} in epoch {}, after step {}",
+                dir.display(),
+                ck.state.epoch + 1,
+                m.steps_done
+            ),
+            None => eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch),
+        }
     }
     let mut exec = super::executor(&args.device)?;
     let mut lock = None;
@@ -596,6 +604,7 @@ pub(super) fn train_network(
             preprocessing: prepared.preprocessor.clone(),
             baseline: baseline.clone(),
         }),
+        stop: super::signals::stop_request(),
     };
     // Every flag and the data have passed their checks: the run begins here.
     if run.lock.is_none() {

@@ -4,13 +4,15 @@
 //! [`FitEvent`]s. The CLI draws progress bars from those events; examples and tests
 //! just train.
 
-use super::{EpochReport, Trainer};
+use super::{EpochEnd, EpochReport, Trainer};
 use crate::checkpoint::{BestEpoch, Checkpoint};
 use crate::data::Preprocessor;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
 use crate::nn::ModelSpec;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// How long to train and what to keep.
 #[derive(Clone, Debug)]
@@ -22,7 +24,15 @@ pub struct FitOptions {
     pub early_stop: Option<usize>,
     /// Where to write a checkpoint after every epoch, and what it records.
     pub checkpoint: Option<CheckpointTarget>,
+    /// Set from elsewhere (a signal handler) to stop soon: the current run of steps
+    /// finishes, a checkpoint of that point is written, and `fit` returns
+    /// [`Error::Interrupted`]. Resuming from it gives the same result as a run that never
+    /// stopped.
+    pub stop: Option<StopRequest>,
 }
+
+/// A flag another thread or a signal handler sets to ask a running `fit` to stop.
+pub type StopRequest = Arc<AtomicBool>;
 
 /// A checkpoint file and the run's description saved in it (so a resumed run can check
 /// it trains the same model on the same data the same way).
@@ -143,10 +153,29 @@ pub fn fit(
             epochs: options.epochs,
             steps: trainer.steps_per_epoch(),
         });
-        let report =
-            trainer.epoch(&mut |done, total, loss| on_event(FitEvent::Steps { done, total, loss }));
-        let report = match report {
-            Ok(r) => r,
+        let stop = || {
+            options
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+        };
+        let end = trainer.epoch_until(
+            &mut |done, total, loss| on_event(FitEvent::Steps { done, total, loss }),
+            &stop,
+        );
+        let report = match end {
+            Ok(EpochEnd::Done(r)) => r,
+            Ok(EpochEnd::Stopped { steps_done, steps }) => {
+                if let Some(target) = &options.checkpoint {
+                    save_checkpoint(trainer, target, &history, &best)?;
+                }
+                return Err(Error::Interrupted {
+                    epoch,
+                    step: steps_done,
+                    steps,
+                    checkpoint: options.checkpoint.as_ref().map(|t| t.path.clone()),
+                });
+            }
             Err(Error::Diverged { epoch, what, .. }) => {
                 // Only a checkpoint this run wrote, or the one it resumed in place, is
                 // named: a file some other run left at the path is not this run's.
@@ -171,16 +200,7 @@ pub fn fit(
             });
         }
         if let Some(target) = &options.checkpoint {
-            Checkpoint {
-                state: trainer.export_state()?,
-                history: history.clone(),
-                best: best.clone(),
-                settings: target.settings.clone(),
-                model: target.model.clone(),
-                preprocessing: target.preprocessing.clone(),
-                baseline: target.baseline.clone(),
-            }
-            .save(&target.path)?;
+            save_checkpoint(trainer, target, &history, &best)?;
         }
         if let (Some(patience), Some(b)) = (options.early_stop, &best) {
             if epoch - b.epoch >= patience {
@@ -205,6 +225,25 @@ pub fn fit(
         epochs_run,
         kept_epoch,
     })
+}
+
+/// Writes the trainer's state now (an epoch's end, or where a stop request found it).
+fn save_checkpoint(
+    trainer: &mut Trainer,
+    target: &CheckpointTarget,
+    history: &[EpochReport],
+    best: &Option<BestEpoch>,
+) -> Result<()> {
+    Checkpoint {
+        state: trainer.export_state()?,
+        history: history.to_vec(),
+        best: best.clone(),
+        settings: target.settings.clone(),
+        model: target.model.clone(),
+        preprocessing: target.preprocessing.clone(),
+        baseline: target.baseline.clone(),
+    }
+    .save(&target.path)
 }
 
 /// Why validation labels cannot rank a model (AUC needs both classes), if they cannot.

@@ -11,7 +11,7 @@ use crate::engine::graph::{backward, Graph, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 mod fit;
 
-pub use fit::{fit, unrankable, CheckpointTarget, FitEvent, FitOptions, FitOutcome};
+pub use fit::{fit, unrankable, CheckpointTarget, FitEvent, FitOptions, FitOutcome, StopRequest};
 
 use crate::error::{Error, Result, Setting};
 use crate::metrics::{self, Summary};
@@ -125,6 +125,36 @@ pub struct TrainerState {
     pub step: [u32; 2],
     /// The shuffling generator's state.
     pub rng: u64,
+    /// Set when the run stopped inside an epoch (a stop request, e.g. SIGTERM): where,
+    /// so that the next epoch call finishes that epoch as if nothing had happened.
+    pub within_epoch: Option<MidEpoch>,
+}
+
+/// Where a run stopped inside epoch `TrainerState::epoch + 1`: enough to redo that
+/// epoch's shuffle and go on from the next step with the same result.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MidEpoch {
+    /// Steps of the epoch already done.
+    pub steps_done: usize,
+    /// The shuffling generator's state before the epoch's shuffle.
+    pub rng_before_shuffle: u64,
+    /// The epoch's training-loss sum so far (the executor's loss accumulator).
+    pub loss_sum: f32,
+}
+
+/// How an epoch call ended.
+#[derive(Debug)]
+pub enum EpochEnd {
+    /// The epoch ran to its end.
+    Done(EpochReport),
+    /// A stop was requested: the epoch stopped after `steps_done` of `steps` steps, and
+    /// [`Trainer::export_state`] now describes that point.
+    Stopped {
+        /// Steps of the epoch done.
+        steps_done: usize,
+        /// Steps in the epoch.
+        steps: usize,
+    },
 }
 
 /// Called as an epoch's steps go by: `(steps done, steps in the epoch, running loss if
@@ -146,6 +176,9 @@ pub struct Trainer<'e> {
     reference_loss: f64,
     rng: Rng,
     epoch: usize,
+    /// Where the epoch in progress stopped (after a stop request, or imported from a
+    /// checkpoint taken then): the next epoch call picks it up.
+    within_epoch: Option<MidEpoch>,
 }
 
 impl<'e> Trainer<'e> {
@@ -250,6 +283,7 @@ impl<'e> Trainer<'e> {
             n_val: val.rows(),
             val_y: val.y.clone(),
             epoch: 0,
+            within_epoch: None,
         })
     }
 
@@ -261,24 +295,58 @@ impl<'e> Trainer<'e> {
     /// One pass over the training rows in a fresh shuffled order (the rows past the last
     /// full batch sit this epoch out), then a validation pass.
     pub fn epoch(&mut self, progress: &mut StepProgress) -> Result<EpochReport> {
+        match self.epoch_until(progress, &|| false)? {
+            EpochEnd::Done(report) => Ok(report),
+            EpochEnd::Stopped { .. } => unreachable!("no stop was requested"),
+        }
+    }
+
+    /// As [`epoch`](Self::epoch), checking `stop` after every run of steps: when it says
+    /// so, the epoch stops there (see [`EpochEnd::Stopped`]). An epoch that stopped is
+    /// finished by the next call, with the same result as if it had not stopped.
+    pub fn epoch_until(
+        &mut self,
+        progress: &mut StepProgress,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<EpochEnd> {
+        let resumed = self.within_epoch.take();
+        if let Some(m) = resumed {
+            self.rng = Rng::from_state(m.rng_before_shuffle);
+        }
+        let rng_before_shuffle = self.rng.state();
         self.epoch += 1;
         let mut order: Vec<u32> = (0..self.n_train as u32).collect();
         self.rng.shuffle(&mut order);
         order.truncate(self.steps_per_epoch * self.config.batch);
         self.exec.write("train_perm", &indices_as_words(&order))?;
-        self.exec.write(LOSS_STATE, &[0.0])?;
+        self.exec
+            .write(LOSS_STATE, &[resumed.map_or(0.0, |m| m.loss_sum)])?;
 
         let start = Instant::now();
         // Steps go to the executor in runs of at most 100 (and at least 20 runs), so the
-        // progress bar moves and a headless log gets a line every few seconds even in a
-        // long epoch; nothing is read back between runs unless the executor reads for
-        // free.
-        let runs = (self.steps_per_epoch / 100)
-            .max(20)
-            .min(self.steps_per_epoch);
-        let mut done = 0;
+        // progress bar moves, a headless log gets a line every few seconds even in a
+        // long epoch, and a stop request is seen soon; nothing is read back between runs
+        // unless the executor reads for free.
+        let steps = self.steps_per_epoch;
+        let runs = (steps / 100).max(20).min(steps);
+        let mut done = resumed.map_or(0, |m| m.steps_done);
         for r in 0..runs {
-            let until = self.steps_per_epoch * (r + 1) / runs;
+            let until = steps * (r + 1) / runs;
+            if until <= done {
+                continue;
+            }
+            if stop() {
+                self.epoch -= 1;
+                self.within_epoch = Some(MidEpoch {
+                    steps_done: done,
+                    rng_before_shuffle,
+                    loss_sum: self.exec.read(LOSS_STATE)?[0],
+                });
+                return Ok(EpochEnd::Stopped {
+                    steps_done: done,
+                    steps,
+                });
+            }
             self.run_train_steps(done, until - done)?;
             done = until;
             let running = if self.exec.reads_are_free() {
@@ -286,7 +354,7 @@ impl<'e> Trainer<'e> {
             } else {
                 None
             };
-            progress(done, self.steps_per_epoch, running);
+            progress(done, steps, running);
         }
         let train_loss = self.exec.read(LOSS_STATE)?[0] as f64 / self.steps_per_epoch as f64;
         let seconds = start.elapsed().as_secs_f64();
@@ -316,13 +384,13 @@ impl<'e> Trainer<'e> {
                 kept: None,
             });
         }
-        Ok(EpochReport {
+        Ok(EpochEnd::Done(EpochReport {
             epoch: self.epoch,
             train_loss,
             validation: metrics::summary(&probs, &self.val_y),
             seconds,
             rows_per_second: (self.steps_per_epoch * self.config.batch) as f64 / seconds,
-        })
+        }))
     }
 
     /// Runs one training step on the first batch of a fresh shuffle and waits for it
@@ -391,6 +459,7 @@ impl<'e> Trainer<'e> {
             opt_state: self.exec.read_opt_state()?,
             step: [word(0)?, word(1)?],
             rng: self.rng.state(),
+            within_epoch: self.within_epoch,
         })
     }
 
@@ -403,6 +472,7 @@ impl<'e> Trainer<'e> {
             .write(STEP_STATE, &state.step.map(f32::from_bits))?;
         self.rng = Rng::from_state(state.rng);
         self.epoch = state.epoch;
+        self.within_epoch = state.within_epoch;
         Ok(())
     }
 }

@@ -59,6 +59,7 @@ fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
         epochs: 12,
         early_stop: Some(2),
         checkpoint: None,
+        stop: None,
     };
     let mut log = Vec::new();
     let outcome = fit(&mut trainer, &options, None, &mut |e| {
@@ -142,6 +143,7 @@ fn a_resumed_fit_continues_bit_for_bit() {
             epochs,
             early_stop: None,
             checkpoint: Some(checkpoint_target(path.clone(), &train)),
+            stop: None,
         };
         let outcome = fit(&mut trainer, &options, resume, &mut |_| {}).unwrap();
         (outcome, trainer.params().unwrap())
@@ -166,6 +168,7 @@ fn a_resumed_fit_continues_bit_for_bit() {
         epochs: 3,
         early_stop: None,
         checkpoint: None,
+        stop: None,
     };
     let e = fit(&mut trainer, &options, Some(&ck), &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
@@ -189,6 +192,7 @@ fn divergence_names_only_a_checkpoint_this_run_wrote() {
         epochs: 5,
         early_stop: None,
         checkpoint: None,
+        stop: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     match &e {
@@ -214,6 +218,7 @@ fn a_finite_blow_up_is_caught_against_the_constant_prediction() {
         epochs: 3,
         early_stop: None,
         checkpoint: None,
+        stop: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Diverged { epoch: 1, .. }), "{e:?}");
@@ -231,6 +236,7 @@ fn validation_rows_of_one_class_warn_and_refuse_early_stopping() {
         epochs: 1,
         early_stop: Some(2),
         checkpoint: None,
+        stop: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     assert!(
@@ -254,4 +260,78 @@ fn validation_rows_of_one_class_warn_and_refuse_early_stopping() {
     .unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("NaN"), "{warnings:?}");
+}
+
+/// A stop request in the middle of an epoch (what SIGTERM sets) ends `fit` with a
+/// checkpoint of that very step; resuming from it, twice over, gives the weights and
+/// losses of a run that never stopped, bit for bit.
+#[test]
+fn a_fit_stopped_mid_epoch_resumes_bit_for_bit() {
+    use riskgrad::train::{FitEvent, StopRequest};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (train, val) = (table("fit_stop_train", 301), table("fit_stop_val", 99));
+    let dir = std::env::temp_dir().join(format!("riskgrad-fit-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    // Stops once `at` (epoch, step) is reached, if given.
+    let run = |at: Option<(usize, usize)>, resume: Option<&Checkpoint>| {
+        let mut exec = CpuExecutor::new();
+        let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+        let stop: StopRequest = std::sync::Arc::new(AtomicBool::new(false));
+        let options = FitOptions {
+            epochs: 4,
+            early_stop: None,
+            checkpoint: Some(checkpoint_target(path.clone(), &train)),
+            stop: Some(stop.clone()),
+        };
+        let mut epoch = 0;
+        let result = fit(&mut trainer, &options, resume, &mut |e| match e {
+            FitEvent::EpochStart { epoch: n, .. } => epoch = n,
+            FitEvent::Steps { done, .. } if at.is_some_and(|a| a <= (epoch, done)) => {
+                stop.store(true, Ordering::SeqCst)
+            }
+            _ => {}
+        });
+        (result, trainer.params().unwrap())
+    };
+    let (whole, whole_params) = run(None, None);
+    let whole = whole.unwrap();
+
+    let (stopped, _) = run(Some((2, 3)), None);
+    match stopped.unwrap_err() {
+        Error::Interrupted {
+            epoch,
+            step,
+            steps,
+            checkpoint,
+        } => {
+            assert_eq!((epoch, step), (2, 3));
+            assert_eq!(steps, 301 / 32);
+            assert_eq!(checkpoint.as_deref(), Some(path.as_path()));
+        }
+        e => panic!("{e:?}"),
+    }
+    let ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.state.epoch, 1);
+    assert_eq!(ck.state.within_epoch.unwrap().steps_done, 3);
+    assert_eq!(ck.history.len(), 1);
+    // Stopped again, in the next epoch, from the resumed run.
+    let (again, _) = run(Some((3, 5)), Some(&ck));
+    assert!(matches!(
+        again.unwrap_err(),
+        Error::Interrupted {
+            epoch: 3,
+            step: 5,
+            ..
+        }
+    ));
+    let ck = Checkpoint::load(&path).unwrap();
+    let (rest, rest_params) = run(None, Some(&ck));
+    let rest = rest.unwrap();
+    assert_eq!(rest_params, whole_params);
+    let losses = |o: &riskgrad::train::FitOutcome| -> Vec<u64> {
+        o.history.iter().map(|r| r.train_loss.to_bits()).collect()
+    };
+    assert_eq!(losses(&rest), losses(&whole));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -758,3 +758,84 @@ fn lifecycle_commands_fail_clearly() {
     );
     assert!(!out_dir.join("out.csv.tmp").exists());
 }
+
+/// SIGTERM (a scheduler's or a spot instance's notice) in the middle of an epoch: the
+/// run finishes its current steps, writes a checkpoint there, says how to continue and
+/// exits 143; continued with --resume, it ends with the same model as a run never
+/// stopped.
+#[cfg(unix)]
+#[test]
+fn sigterm_checkpoints_mid_epoch_and_the_resumed_run_is_the_same() {
+    use std::io::{BufRead, BufReader};
+    let whole = temp_dir("sigterm-whole");
+    let stopped = temp_dir("sigterm-stopped");
+    let flags = |dir: &Path| {
+        vec![
+            "train".to_string(),
+            "--device".into(),
+            "cpu".into(),
+            "--hidden".into(),
+            "8".into(),
+            "--epochs".into(),
+            "12".into(),
+            "--early-stop".into(),
+            "off".into(),
+            "--out".into(),
+            dir.to_str().unwrap().into(),
+        ]
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(flags(&stopped))
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_PROGRESS_SECONDS", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.starts_with("epoch 2/12: step ") {
+            break;
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{log}");
+    assert!(
+        log.contains("stopped at epoch 2, step") && log.contains("--resume"),
+        "{log}"
+    );
+    let ck =
+        riskgrad::checkpoint::Checkpoint::load(&stopped.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.state.epoch, 1, "{log}");
+    assert!(ck.state.within_epoch.is_some(), "{log}");
+    assert!(!stopped.join("model.safetensors").exists());
+
+    let mut resume = flags(&stopped);
+    resume.extend(["--resume".into(), stopped.to_str().unwrap().into()]);
+    let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
+    let out = riskgrad(&resume);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: Vec<String> = flags(&whole);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    assert!(riskgrad(&all).status.success());
+    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(
+        weights(&whole) == weights(&stopped),
+        "the resumed model differs"
+    );
+    for d in [whole, stopped] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
