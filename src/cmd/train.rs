@@ -16,7 +16,8 @@ use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
 use riskgrad::train::{
-    fit, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome, TrainConfig, Trainer,
+    fit, CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
+    TrainConfig, Trainer,
 };
 use riskgrad::{Error, Result};
 use serde::Serialize;
@@ -153,6 +154,12 @@ pub struct TrainArgs {
     /// which early stopping never sees.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
     pub stop_split: f64,
+    /// Also write the checkpoint inside epochs this often, so that a crash or a kill
+    /// loses at most that much: a duration (`90s`, `10m`, `1h`) or a number of optimizer
+    /// steps (`500`). Default: at each epoch's end only (SIGTERM and Ctrl-C checkpoint
+    /// where they stop the run in any case).
+    #[arg(long, value_name = "DURATION|STEPS")]
+    pub checkpoint_every: Option<CheckpointEveryArg>,
     /// Cross-validate instead of one split: train K models on stratified folds (each
     /// fold held out once, the rest trained on as one run would) and report each fold's
     /// AUC, KS and log loss, their mean and standard deviation, beside the logistic
@@ -166,6 +173,40 @@ pub struct TrainArgs {
     /// the fold models share it.
     #[arg(long, requires = "cv")]
     pub ensemble: bool,
+}
+
+/// `--checkpoint-every`: a duration or a number of steps.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointEveryArg(CheckpointEvery);
+
+impl std::str::FromStr for CheckpointEveryArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad =
+            || format!("{s:?} is neither a number of steps (500) nor a duration (90s, 10m, 1h)");
+        let every = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+            None => CheckpointEvery::Steps(s.parse::<usize>().map_err(|_| bad())?),
+            Some(at) => {
+                let value: f64 = s[..at].parse().map_err(|_| bad())?;
+                let unit = match &s[at..] {
+                    "s" => 1.0,
+                    "m" => 60.0,
+                    "h" => 3600.0,
+                    _ => return Err(bad()),
+                };
+                let seconds = value * unit;
+                if !seconds.is_finite() || seconds > 1e9 {
+                    return Err(bad());
+                }
+                CheckpointEvery::Time(Duration::from_secs_f64(seconds))
+            }
+        };
+        match every {
+            CheckpointEvery::Steps(0) => Err("must be at least 1 step".into()),
+            CheckpointEvery::Time(d) if d.is_zero() => Err("must be longer than 0 s".into()),
+            every => Ok(CheckpointEveryArg(every)),
+        }
+    }
 }
 
 /// `--early-stop`: a patience in epochs, or off.
@@ -605,6 +646,7 @@ pub(super) fn train_network(
             baseline: baseline.clone(),
         }),
         stop: super::signals::stop_request(),
+        checkpoint_every: args.checkpoint_every.map(|c| c.0),
     };
     // Every flag and the data have passed their checks: the run begins here.
     if run.lock.is_none() {
@@ -1105,6 +1147,11 @@ impl EpochProgress {
                 );
             }
             FitEvent::Warning(message) => eprintln!("warning: {message}"),
+            FitEvent::Checkpointed { epoch, step } => {
+                if self.headless {
+                    eprintln!("epoch {epoch}/{}: checkpoint written at step {step}", self.epochs);
+                }
+            }
             FitEvent::EarlyStop {
                 best_epoch,
                 best_auc,

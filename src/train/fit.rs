@@ -10,9 +10,11 @@ use crate::data::Preprocessor;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
 use crate::nn::ModelSpec;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long to train and what to keep.
 #[derive(Clone, Debug)]
@@ -29,6 +31,19 @@ pub struct FitOptions {
     /// [`Error::Interrupted`]. Resuming from it gives the same result as a run that never
     /// stopped.
     pub stop: Option<StopRequest>,
+    /// Also checkpoint inside an epoch this often (with a `checkpoint` target), so a
+    /// crash or a kill loses at most that much. Pausing to checkpoint changes nothing
+    /// in the result.
+    pub checkpoint_every: Option<CheckpointEvery>,
+}
+
+/// How often [`fit`] checkpoints inside an epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CheckpointEvery {
+    /// After this much wall time.
+    Time(Duration),
+    /// After this many optimizer steps.
+    Steps(usize),
 }
 
 /// A flag another thread or a signal handler sets to ask a running `fit` to stop.
@@ -73,6 +88,13 @@ pub enum FitEvent<'a> {
     },
     /// An epoch finished (training and validation pass).
     EpochEnd(&'a EpochReport),
+    /// A checkpoint was written inside an epoch (`FitOptions::checkpoint_every`).
+    Checkpointed {
+        /// The epoch in progress.
+        epoch: usize,
+        /// Its steps done.
+        step: usize,
+    },
     /// Something the caller should tell the user, training goes on.
     Warning(String),
     /// Training stops before the last epoch: no better validation AUC for `patience`
@@ -147,27 +169,58 @@ pub fn fit(
         ));
     }
     let mut epochs_run = 0;
-    for epoch in first..=options.epochs {
-        on_event(FitEvent::EpochStart {
-            epoch,
-            epochs: options.epochs,
-            steps: trainer.steps_per_epoch(),
-        });
-        let stop = || {
-            options
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::SeqCst))
+    let signalled = || {
+        options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+    };
+    // Steps and time since the last checkpoint, for `checkpoint_every`.
+    let since_checkpoint = Cell::new((Instant::now(), 0usize));
+    let mut epoch = first;
+    // Set when the epoch in progress paused for a checkpoint and goes on.
+    let mut paused = false;
+    while epoch <= options.epochs {
+        if !paused {
+            on_event(FitEvent::EpochStart {
+                epoch,
+                epochs: options.epochs,
+                steps: trainer.steps_per_epoch(),
+            });
+        }
+        paused = false;
+        let checkpoint_due = || {
+            let (at, steps) = since_checkpoint.get();
+            options.checkpoint.is_some()
+                && match options.checkpoint_every {
+                    Some(CheckpointEvery::Time(d)) => at.elapsed() >= d,
+                    Some(CheckpointEvery::Steps(n)) => steps >= n,
+                    None => false,
+                }
         };
+        let last_done = Cell::new(trainer.mid_epoch_steps());
         let end = trainer.epoch_until(
-            &mut |done, total, loss| on_event(FitEvent::Steps { done, total, loss }),
-            &stop,
+            &mut |done, total, loss| {
+                let (at, steps) = since_checkpoint.get();
+                since_checkpoint.set((at, steps + done - last_done.replace(done)));
+                on_event(FitEvent::Steps { done, total, loss })
+            },
+            &|| signalled() || checkpoint_due(),
         );
         let report = match end {
             Ok(EpochEnd::Done(r)) => r,
             Ok(EpochEnd::Stopped { steps_done, steps }) => {
                 if let Some(target) = &options.checkpoint {
                     save_checkpoint(trainer, target, &history, &best)?;
+                }
+                since_checkpoint.set((Instant::now(), 0));
+                if !signalled() {
+                    on_event(FitEvent::Checkpointed {
+                        epoch,
+                        step: steps_done,
+                    });
+                    paused = true;
+                    continue;
                 }
                 return Err(Error::Interrupted {
                     epoch,
@@ -201,6 +254,7 @@ pub fn fit(
         }
         if let Some(target) = &options.checkpoint {
             save_checkpoint(trainer, target, &history, &best)?;
+            since_checkpoint.set((Instant::now(), 0));
         }
         if let (Some(patience), Some(b)) = (options.early_stop, &best) {
             if epoch - b.epoch >= patience {
@@ -212,6 +266,7 @@ pub fn fit(
                 break;
             }
         }
+        epoch += 1;
     }
     let kept_epoch = match &best {
         Some(b) => {

@@ -11,7 +11,10 @@ use crate::engine::graph::{backward, Graph, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 mod fit;
 
-pub use fit::{fit, unrankable, CheckpointTarget, FitEvent, FitOptions, FitOutcome, StopRequest};
+pub use fit::{
+    fit, unrankable, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome,
+    StopRequest,
+};
 
 use crate::error::{Error, Result, Setting};
 use crate::metrics::{self, Summary};
@@ -432,6 +435,11 @@ impl<'e> Trainer<'e> {
     /// Replaces the parameters (e.g. with the best epoch's, for early stopping).
     pub fn set_params(&mut self, params: &[f32]) -> Result<()> {
         self.exec.write_params(params)
+    }
+
+    /// Steps done of the epoch in progress, when it stopped inside one (else 0).
+    pub fn mid_epoch_steps(&self) -> usize {
+        self.within_epoch.map_or(0, |m| m.steps_done)
     }
 
     /// Epochs completed so far.

@@ -90,6 +90,11 @@ fn a_refused_flag_creates_no_output_directory() {
         &["--lr", "-1"],
         &["--device", "no-such-adapter-anywhere"],
         &["--batch", "100000000"],
+        &["--checkpoint-every", "0"],
+        &["--checkpoint-every", "10 minutes"],
+        &["--checkpoint-every", "0s"],
+        &["--stop-split", "1.5"],
+        &["--early-stop", "0"],
     ] {
         let out_dir = dir.join("run");
         let out = riskgrad(

@@ -60,6 +60,7 @@ fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
         early_stop: Some(2),
         checkpoint: None,
         stop: None,
+        checkpoint_every: None,
     };
     let mut log = Vec::new();
     let outcome = fit(&mut trainer, &options, None, &mut |e| {
@@ -72,6 +73,7 @@ fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
             FitEvent::EpochEnd(r) => format!("end {}", r.epoch),
             FitEvent::EarlyStop { best_epoch, .. } => format!("stop {best_epoch}"),
             FitEvent::Warning(w) => panic!("no warning expected: {w}"),
+            FitEvent::Checkpointed { .. } => panic!("no checkpoint inside an epoch asked for"),
         })
     })
     .unwrap();
@@ -144,6 +146,7 @@ fn a_resumed_fit_continues_bit_for_bit() {
             early_stop: None,
             checkpoint: Some(checkpoint_target(path.clone(), &train)),
             stop: None,
+            checkpoint_every: None,
         };
         let outcome = fit(&mut trainer, &options, resume, &mut |_| {}).unwrap();
         (outcome, trainer.params().unwrap())
@@ -169,6 +172,7 @@ fn a_resumed_fit_continues_bit_for_bit() {
         early_stop: None,
         checkpoint: None,
         stop: None,
+        checkpoint_every: None,
     };
     let e = fit(&mut trainer, &options, Some(&ck), &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
@@ -193,6 +197,7 @@ fn divergence_names_only_a_checkpoint_this_run_wrote() {
         early_stop: None,
         checkpoint: None,
         stop: None,
+        checkpoint_every: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     match &e {
@@ -219,6 +224,7 @@ fn a_finite_blow_up_is_caught_against_the_constant_prediction() {
         early_stop: None,
         checkpoint: None,
         stop: None,
+        checkpoint_every: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Diverged { epoch: 1, .. }), "{e:?}");
@@ -237,6 +243,7 @@ fn validation_rows_of_one_class_warn_and_refuse_early_stopping() {
         early_stop: Some(2),
         checkpoint: None,
         stop: None,
+        checkpoint_every: None,
     };
     let e = fit(&mut trainer, &options, None, &mut |_| {}).unwrap_err();
     assert!(
@@ -283,6 +290,7 @@ fn a_fit_stopped_mid_epoch_resumes_bit_for_bit() {
             early_stop: None,
             checkpoint: Some(checkpoint_target(path.clone(), &train)),
             stop: Some(stop.clone()),
+            checkpoint_every: None,
         };
         let mut epoch = 0;
         let result = fit(&mut trainer, &options, resume, &mut |e| match e {
@@ -333,5 +341,49 @@ fn a_fit_stopped_mid_epoch_resumes_bit_for_bit() {
         o.history.iter().map(|r| r.train_loss.to_bits()).collect()
     };
     assert_eq!(losses(&rest), losses(&whole));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Checkpoints inside epochs (`checkpoint_every`) pause and go on: the result is the
+/// same as without them, and each leaves a checkpoint that resumes to that result.
+#[test]
+fn checkpoints_every_few_steps_change_nothing() {
+    use riskgrad::train::{CheckpointEvery, FitEvent};
+    let (train, val) = (table("fit_every_train", 301), table("fit_every_val", 99));
+    let dir = std::env::temp_dir().join(format!("riskgrad-fit-every-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let run = |every: Option<CheckpointEvery>, epochs: usize, resume: Option<&Checkpoint>| {
+        let mut exec = CpuExecutor::new();
+        let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+        let options = FitOptions {
+            epochs,
+            early_stop: None,
+            checkpoint: Some(checkpoint_target(path.clone(), &train)),
+            stop: None,
+            checkpoint_every: every,
+        };
+        let mut inside = Vec::new();
+        let mut starts = 0;
+        let outcome = fit(&mut trainer, &options, resume, &mut |e| match e {
+            FitEvent::Checkpointed { epoch, step } => inside.push((epoch, step)),
+            FitEvent::EpochStart { .. } => starts += 1,
+            _ => {}
+        })
+        .unwrap();
+        (outcome, trainer.params().unwrap(), inside, starts)
+    };
+    let (plain, plain_params, none, _) = run(None, 3, None);
+    assert!(none.is_empty());
+    // 9 steps an epoch: a checkpoint after steps 4 and 8 of each (the epoch's end
+    // writes its own and restarts the count).
+    let (every, every_params, inside, starts) = run(Some(CheckpointEvery::Steps(4)), 3, None);
+    assert_eq!(inside, [(1, 4), (1, 8), (2, 4), (2, 8), (3, 4), (3, 8)]);
+    assert_eq!(starts, 3, "a pause is not a new epoch");
+    assert_eq!(every_params, plain_params);
+    let bits = |o: &riskgrad::train::FitOutcome| -> Vec<u64> {
+        o.history.iter().map(|r| r.train_loss.to_bits()).collect()
+    };
+    assert_eq!(bits(&every), bits(&plain));
     std::fs::remove_dir_all(&dir).unwrap();
 }
