@@ -1,6 +1,8 @@
 //! The data flags shared by every command that reads a CSV.
 
-use riskgrad::data::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog, TargetSpec};
+use riskgrad::data::{
+    NumericEncoding, OddCells, PrepareOptions, RareThreshold, Schema, SignedLog, TargetSpec,
+};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;
 
@@ -31,9 +33,17 @@ pub struct DataArgs {
     /// Numeric columns to treat as categories (one-hot), comma-separated.
     #[arg(long, value_name = "COLS", value_delimiter = ',')]
     pub categorical: Vec<String>,
-    /// Columns that must be numbers (a non-number is an error naming line and column).
+    /// Columns that must be numbers: a few cells that are not are read as missing (with a
+    /// note), more are an error naming line and column.
     #[arg(long, value_name = "COLS", value_delimiter = ',')]
     pub numeric: Vec<String>,
+    /// Refuse the odd cells of a numeric column (text, or numbers beyond f32's range)
+    /// with an error naming file, line and column, instead of reading them as missing.
+    /// Without it, a column whose non-missing cells are numbers in all but at most 1 % of
+    /// them or 5 cells, whichever is more (and at most a tenth), is numeric, and its odd
+    /// cells are read as missing with a note.
+    #[arg(long)]
+    pub strict: bool,
     /// Signed log transform of heavy-tailed amounts: auto (skewed columns with many
     /// values), none, or a comma-separated list of columns.
     #[arg(long, value_name = "auto|none|COLS", default_value = "auto")]
@@ -89,6 +99,7 @@ impl DataArgs {
             opts.categorical = self.categorical.clone();
         }
         opts.numeric = self.numeric.clone();
+        opts.strict = self.strict;
         opts.signed_log = match self.signed_log.as_str() {
             "auto" => SignedLog::Auto,
             "none" | "off" => SignedLog::Off,
@@ -115,5 +126,21 @@ impl DataArgs {
         opts.val_fraction = val_fraction;
         opts.seed = seed;
         Ok(opts)
+    }
+}
+
+/// Prints one note per numeric column whose odd cells were read as missing (see
+/// `--strict`), as training and `inspect` read them.
+pub fn report_odd_cells(schema: &Schema) {
+    for odd in schema.odd_cells() {
+        eprintln!("note: {odd}; --strict makes this an error");
+    }
+}
+
+/// Prints one note per numeric column whose odd cells a prediction read as missing, as
+/// training did.
+pub fn report_predict_odd_cells<'a>(odd: impl Iterator<Item = &'a OddCells>) {
+    for odd in odd {
+        eprintln!("note: {odd}, as in training");
     }
 }

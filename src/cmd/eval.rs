@@ -159,6 +159,7 @@ fn score_labelled(
         }
         next = reader.next_batch(scorer.batch())?;
     }
+    super::data_args::report_predict_odd_cells(reader.odd_cells());
     Ok((probs, labels, skipped))
 }
 

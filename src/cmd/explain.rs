@@ -152,6 +152,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     if let Some(w) = csv {
         w.commit()?;
     }
+    super::data_args::report_predict_odd_cells(reader.odd_cells());
     let global = importance.finish();
     if args.json {
         let out = JsonOut {

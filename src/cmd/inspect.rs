@@ -18,5 +18,6 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     };
     println!("{}", args.data.name());
     print!("{}", render_schema(&schema));
+    super::data_args::report_odd_cells(&schema);
     Ok(())
 }

@@ -37,26 +37,50 @@ pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
                 }
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // A parent that is not a directory is said so below.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) => {}
         Err(e) => return Err(Error::io(out, e)),
     }
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if !dir.is_dir() {
-        return refuse(format!("the directory {} does not exist", dir.display()));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return refuse(format!("{} is not a directory", dir.display())),
+        Err(_) => return refuse(format!("the directory {} does not exist", dir.display())),
     }
     AtomicWriter::create(out).map_err(|e| match e {
         Error::Io { source, .. } => Error::flag(
             "--out",
             format!(
-                "cannot create a file in {} ({source}); name a file in a writable directory",
-                dir.display()
+                "{}: cannot create a file in {} ({}); name a file in a writable directory",
+                out.display(),
+                dir.display(),
+                why_not_writable(&source)
             ),
         ),
         e => e,
     })
+}
+
+/// Why a file could not be created in an existing directory, in words: the system's own
+/// text for a missing file would read as if the directory were not there.
+fn why_not_writable(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::ReadOnlyFilesystem => "a read-only file system".into(),
+        ErrorKind::NotFound => {
+            "it takes no new files: a virtual file system such as /proc or /sys".into()
+        }
+        ErrorKind::StorageFull => "the disk is full".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// The input path that is the same file as `meta` describes: `input` itself, or, for a

@@ -69,6 +69,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         next = reader.next_batch(scorer.batch())?;
     }
     out.commit()?;
+    super::data_args::report_predict_odd_cells(reader.odd_cells());
     eprintln!(
         "scored {rows} rows in {:.1}s on {device}; wrote {}",
         started.elapsed().as_secs_f64(),

@@ -27,7 +27,7 @@ mod split;
 mod table;
 mod target;
 
-pub use cell::{category_key, is_missing, parse_number};
+pub use cell::{category_key, is_missing, parse_number, read_number, strip_thousands, NumberCell};
 pub use options::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
 pub use prepare::{
@@ -42,8 +42,8 @@ pub use schema::{
     infer_schema, render_schema, AutoDropped, ColumnKind, ColumnSchema, Schema, TargetSummary,
 };
 pub use table::{
-    looks_like_id, read_table, read_table_from, RawColumn, RawTable, Role, TextValues, Values,
-    MAX_DISTINCT, MISSING_CODE,
+    looks_like_id, numeric_despite, read_table, read_table_from, OddCells, RawColumn, RawTable,
+    Role, TextValues, Values, MAX_DISTINCT, MISSING_CODE, ODD_CELLS_LISTED,
 };
 pub use target::TargetEncoding;
 

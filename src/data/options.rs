@@ -126,6 +126,13 @@ pub struct PrepareOptions {
     /// Columns that must hold numbers (`--numeric`): any other value is an error naming its
     /// line and column, instead of turning the column into categories.
     pub numeric: Vec<String>,
+    /// Columns a sequence model reads as one channel's time steps (`--sequence`): read as
+    /// numbers, like `numeric`, but a name not in the file is blamed on the sequence.
+    pub sequence: Vec<String>,
+    /// Refuse, naming file, line and column, the cells a numeric column would otherwise
+    /// read as missing (`--strict`): text within the share
+    /// [`numeric_despite`](super::numeric_despite) allows, and numbers beyond f32's range.
+    pub strict: bool,
     /// Signed log of heavy-tailed amounts (`--signed-log`).
     pub signed_log: SignedLog,
     /// Rare-category folding (`--min-category-count N` or a fraction).
@@ -148,6 +155,8 @@ impl Default for PrepareOptions {
             auto_id: true,
             categorical: Vec::new(),
             numeric: Vec::new(),
+            sequence: Vec::new(),
+            strict: false,
             signed_log: SignedLog::default(),
             rare: RareThreshold::default(),
             numeric_encoding: NumericEncoding::default(),

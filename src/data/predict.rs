@@ -1,14 +1,17 @@
 //! Prediction input: a CSV file read in batches of rows through a saved [`Preprocessor`],
 //! never whole. Columns are found by header name, so their order may differ from the
 //! training file's and extra columns are ignored; the target column need not be there.
+//! A numeric column's cell that is not a number, or is beyond f32's range, is read as
+//! missing, as in training, and counted ([`PredictReader::odd_cells`]).
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
 
-use super::cell::{category_key, is_missing, parse_number};
+use super::cell::{category_key, is_missing, read_number, NumberCell};
 use super::preprocess::{CategoricalStep, InputColumn, Preprocessor};
 use super::source::{data_err, find_column, show, CsvSource};
+use super::table::OddCells;
 use crate::error::Result;
 
 /// Rows of a prediction file, ready for the model.
@@ -42,6 +45,8 @@ pub struct PredictReader<'p> {
     labels: bool,
     rec: csv::ByteRecord,
     rows_read: u64,
+    /// Per input: its odd cells so far (only numeric inputs have any).
+    odd: Vec<OddCells>,
 }
 
 impl<'p> PredictReader<'p> {
@@ -104,6 +109,7 @@ impl<'p> PredictReader<'p> {
             labels: false,
             rec: csv::ByteRecord::new(),
             rows_read: 0,
+            odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
         })
     }
 
@@ -136,6 +142,12 @@ impl<'p> PredictReader<'p> {
         self.id_col.is_some()
     }
 
+    /// The numeric columns with cells read as missing so far because they are not numbers
+    /// or beyond f32's range (as training reads them), for a note per column.
+    pub fn odd_cells(&self) -> impl Iterator<Item = &OddCells> {
+        self.odd.iter().filter(|o| o.count() > 0)
+    }
+
     /// The next at most `max_rows` rows (at least 1); `Ok(None)` after the last row.
     pub fn next_batch(&mut self, max_rows: usize) -> Result<Option<Batch>> {
         let max_rows = max_rows.max(1);
@@ -153,7 +165,12 @@ impl<'p> PredictReader<'p> {
             let start = batch.x.len();
             batch.x.resize(start + width, 0.0);
             let mut off = start;
-            for ((j, lookup), input) in self.columns.iter().zip(&self.pre.inputs) {
+            for (((j, lookup), input), odd) in self
+                .columns
+                .iter()
+                .zip(&self.pre.inputs)
+                .zip(self.odd.iter_mut())
+            {
                 let w = input.width();
                 let cell = self.rec.get(*j).unwrap_or(b"");
                 let out = &mut batch.x[off..off + w];
@@ -162,16 +179,13 @@ impl<'p> PredictReader<'p> {
                         let v = if is_missing(cell) {
                             f32::NAN
                         } else {
-                            parse_number(cell).ok_or_else(|| {
-                                self.src.err(
-                                    line,
-                                    *j,
-                                    format!(
-                                        "not a number: {} (the model reads this column as numbers)",
-                                        show(cell)
-                                    ),
-                                )
-                            })?
+                            match read_number(cell) {
+                                NumberCell::Number(v) => v,
+                                kind => {
+                                    odd.add(line, cell, kind);
+                                    f32::NAN
+                                }
+                            }
                         };
                         s.encode(v, out);
                     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::options::PrepareOptions;
-use super::table::{RawColumn, RawTable, Role, Values, MAX_DISTINCT};
+use super::table::{OddCells, RawColumn, RawTable, Role, Values, MAX_DISTINCT};
 use super::target::TargetEncoding;
 
 /// What a column is used as.
@@ -60,6 +60,9 @@ pub struct ColumnSchema {
     pub range: Option<(f32, f32)>,
     /// The three most frequent values of a text column, with their row counts.
     pub top: Vec<(String, usize)>,
+    /// A numeric column's cells read as missing although they hold something (counted in
+    /// `missing`): print each with its `Display` as a note.
+    pub odd: Option<OddCells>,
 }
 
 /// The target column's values and what they mean.
@@ -128,6 +131,15 @@ impl Schema {
             .collect()
     }
 
+    /// The feature columns whose odd cells are read as missing (text in a column of
+    /// numbers, numbers beyond f32's range), for the CLI to print one note each.
+    pub fn odd_cells(&self) -> impl Iterator<Item = &OddCells> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Numeric)
+            .filter_map(|c| c.odd.as_ref())
+    }
+
     /// Names of the feature columns (numeric or categorical), in file order.
     pub fn feature_columns(&self) -> impl Iterator<Item = &ColumnSchema> {
         self.columns
@@ -172,6 +184,7 @@ fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
         distinct: None,
         range: None,
         top: Vec::new(),
+        odd: c.odd.clone(),
     };
     match &c.values {
         Values::Numeric(v) => {

@@ -175,8 +175,8 @@ pub fn prepare_options(
     opts.categorical.retain(|c| !columns.contains(c));
     if !specs.is_empty() {
         for c in columns {
-            if !opts.numeric.contains(&c) {
-                opts.numeric.push(c);
+            if !opts.sequence.contains(&c) {
+                opts.sequence.push(c);
             }
         }
     }

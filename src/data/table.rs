@@ -1,7 +1,10 @@
 //! The raw table: a CSV file read once, record by record, into one compact array per
-//! column. A column is read as numbers (f32, NaN for missing) until a cell that is not a
-//! number and not a missing value turns it into text (u32 codes into a dictionary); a
-//! column forced numeric errors instead, one forced categorical is text from the start.
+//! column. A column is read as numbers (f32, NaN for missing); from the first cell that
+//! is neither a number nor missing on, it is also kept as text (u32 codes into a
+//! dictionary), and at the end of the file [`numeric_despite`] decides which it is: a
+//! few odd cells in a column of numbers are read as missing and reported
+//! ([`OddCells`]), more make it categories. A column forced numeric errors when it has
+//! more, one forced categorical is text from the start.
 //! Nothing is fitted here: the table keeps every row so that the split, the schema and the
 //! preprocessing can each look at the rows they need.
 
@@ -11,7 +14,9 @@ use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::cell::{category_key, is_missing, number_key, parse_number};
+use serde::Serialize;
+
+use super::cell::{category_key, is_missing, number_key, read_number, NumberCell};
 use super::options::{PrepareOptions, SignedLog};
 use super::source::{data_err, find_column, show, CsvSource};
 use super::TargetSpec;
@@ -23,6 +28,127 @@ pub const MISSING_CODE: u32 = u32::MAX;
 /// A text column with more distinct values than this stops keeping its values: it is free
 /// text or an identifier, not a category, and keeping it would cost memory per row.
 pub const MAX_DISTINCT: usize = 65_536;
+
+/// Whether a column of `non_missing` cells, `not_numbers` of which are not numbers, is a
+/// numeric column all the same (its odd cells read as missing) rather than categories:
+/// when the odd cells are at most 1 % of the non-missing cells or at most 5 cells,
+/// whichever allows more, and never more than a tenth of them (so a short column of
+/// words stays categories). Numbers beyond f32's range are numbers here: they never make
+/// a column categorical.
+pub fn numeric_despite(not_numbers: usize, non_missing: usize) -> bool {
+    (not_numbers <= 5 || not_numbers * 100 <= non_missing) && not_numbers * 10 <= non_missing
+}
+
+/// How many odd cells [`OddCells`] lists by line.
+pub const ODD_CELLS_LISTED: usize = 5;
+
+/// The cells of a numeric column that are read as missing although they are not empty
+/// or a missing spelling: text (within the share [`numeric_despite`] allows) and numbers
+/// beyond f32's range. Counted, with the first few, for the user to see.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OddCells {
+    /// The column's name.
+    pub column: String,
+    /// Cells that are not numbers (`abc`, `1,5`).
+    pub not_numbers: usize,
+    /// Numbers beyond f32's range (`1e308`, `inf`).
+    pub out_of_range: usize,
+    /// The first [`ODD_CELLS_LISTED`] of them: the 1-based file line and the cell as
+    /// shown in messages (quoted).
+    pub first: Vec<(u64, String)>,
+    /// Whether the first one is out of range (else it is not a number).
+    #[serde(skip)]
+    first_out_of_range: bool,
+}
+
+impl OddCells {
+    /// None yet, in column `column`.
+    pub fn new(column: &str) -> Self {
+        OddCells {
+            column: column.to_string(),
+            ..OddCells::default()
+        }
+    }
+
+    /// All the odd cells.
+    pub fn count(&self) -> usize {
+        self.not_numbers + self.out_of_range
+    }
+
+    pub(crate) fn add(&mut self, line: u64, cell: &[u8], kind: NumberCell) {
+        match kind {
+            NumberCell::OutOfRange => self.out_of_range += 1,
+            _ => self.not_numbers += 1,
+        }
+        if self.first.is_empty() {
+            self.first_out_of_range = kind == NumberCell::OutOfRange;
+        }
+        if self.first.len() < ODD_CELLS_LISTED {
+            self.first.push((line, show(cell)));
+        }
+    }
+
+    /// The error for a column whose odd cells are refused: at the first one, `why` they
+    /// are (`--strict`, or a column declared numeric with too many).
+    fn refusal(&self, path: &Path, why: &str) -> Option<Error> {
+        let (line, cell) = self.first.first()?;
+        let what = if self.first_out_of_range {
+            format!("beyond f32's range (±3.4e38): {cell}")
+        } else {
+            format!("not a number: {cell}")
+        };
+        let lines: Vec<String> = self.first.iter().map(|(l, _)| l.to_string()).collect();
+        let more = if self.count() > self.first.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let n = self.count();
+        Some(data_err(
+            path,
+            Some(*line),
+            Some(&self.column),
+            format!(
+                "{what} ({n} {} of this numeric column cannot be read as numbers, on lines {}{more}); {why}",
+                if n == 1 { "cell" } else { "cells" },
+                lines.join(", ")
+            ),
+        ))
+    }
+}
+
+impl std::fmt::Display for OddCells {
+    /// `column "LIMIT_BAL": 2 cells are not numbers, read as missing (line 14: "abc",
+    /// line 907: "x")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const RANGE: &str = "beyond f32's range (±3.4e38)";
+        let (t, r) = (self.not_numbers, self.out_of_range);
+        let text = if t == 1 {
+            "1 cell is not a number".to_string()
+        } else {
+            format!("{t} cells are not numbers")
+        };
+        write!(f, "column {:?}: ", self.column)?;
+        match (t, r) {
+            (_, 0) => write!(f, "{text}")?,
+            (0, 1) => write!(f, "1 cell is {RANGE}")?,
+            (0, _) => write!(f, "{r} cells are {RANGE}")?,
+            (_, 1) => write!(f, "{text} and 1 is {RANGE}")?,
+            _ => write!(f, "{text} and {r} are {RANGE}")?,
+        }
+        let listed: Vec<String> = self
+            .first
+            .iter()
+            .map(|(line, cell)| format!("line {line}: {cell}"))
+            .collect();
+        let more = if self.count() > self.first.len() {
+            ", …"
+        } else {
+            ""
+        };
+        write!(f, ", read as missing ({}{more})", listed.join(", "))
+    }
+}
 
 /// What the options make of a column before any value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +206,9 @@ pub struct RawColumn {
     /// For a column named like an identifier: whether every row has its own non-missing
     /// value. `None` for other columns.
     pub unique: Option<bool>,
+    /// For a numeric column: the cells read as missing that are not empty or a missing
+    /// spelling (counted in `missing` too). `None` when there are none.
+    pub odd: Option<OddCells>,
 }
 
 /// A whole CSV file, column by column.
@@ -138,7 +267,7 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
             return Err(src.err(line, 0, "more than 4294967295 rows"));
         }
         for (j, (field, col)) in rec.iter().zip(cols.iter_mut()).enumerate() {
-            col.push(field).map_err(|msg| src.err(line, j, msg))?;
+            col.push(field, line).map_err(|msg| src.err(line, j, msg))?;
         }
         n_rows += 1;
     }
@@ -154,8 +283,8 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
         .names
         .iter()
         .zip(cols)
-        .map(|(name, c)| c.finish(name.clone()))
-        .collect();
+        .map(|(name, c)| c.finish(name.clone(), &src.path, opts.strict))
+        .collect::<Result<Vec<_>>>()?;
     Ok(RawTable {
         path: src.path.clone(),
         columns,
@@ -235,7 +364,28 @@ pub(crate) fn plan_roles(
         ));
     }
     let categorical = resolve("--categorical", &opts.categorical)?;
-    let numeric = resolve("--numeric", &opts.numeric)?;
+    let mut numeric = resolve("--numeric", &opts.numeric)?;
+    let unknown: Vec<&str> = opts
+        .sequence
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| find_column(names, s).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::invalid(
+            Setting::Sequence,
+            format!(
+                "{unknown:?}: no such column in {}; columns are: {}",
+                path.display(),
+                super::source::listing(names)
+            ),
+        ));
+    }
+    for j in opts.sequence.iter().filter_map(|s| find_column(names, s)) {
+        if !numeric.contains(&j) {
+            numeric.push(j);
+        }
+    }
     if let SignedLog::Columns(list) = &opts.signed_log {
         resolve("--signed-log", list)?;
     }
@@ -322,10 +472,18 @@ struct ColumnReader {
     /// Hashes of the values seen, while the column is named like an id and still unique.
     seen: Option<HashSet<u64>>,
     unique: Option<bool>,
+    /// The cells of a numeric column that are not numbers, so far.
+    odd: OddCells,
 }
 
 enum Building {
-    Numeric(Vec<f32>),
+    /// Numbers, NaN for missing and odd cells; `text` is the same column as categories,
+    /// kept from its first cell that is not a number on (for a column not forced
+    /// numeric), in case too many are not.
+    Numeric {
+        v: Vec<f32>,
+        text: Option<Box<Building>>,
+    },
     Text(TextBuilder),
     TooManyDistinct,
     NotRead,
@@ -334,7 +492,10 @@ enum Building {
 impl ColumnReader {
     fn new(role: Role, id_like: bool) -> Self {
         let values = match role {
-            Role::Auto | Role::Numeric => Building::Numeric(Vec::new()),
+            Role::Auto | Role::Numeric => Building::Numeric {
+                v: Vec::new(),
+                text: None,
+            },
             Role::Categorical | Role::Target => Building::Text(TextBuilder::default()),
             Role::Id | Role::Dropped => Building::NotRead,
         };
@@ -345,11 +506,13 @@ impl ColumnReader {
             missing: 0,
             seen: tracked.then(HashSet::new),
             unique: tracked.then_some(true),
+            odd: OddCells::default(),
         }
     }
 
-    /// Takes one (trimmed) cell. `Err` is the message for an error at this cell.
-    fn push(&mut self, cell: &[u8]) -> std::result::Result<(), String> {
+    /// Takes one (trimmed) cell, at 1-based file line `line`. `Err` is the message for an
+    /// error at this cell.
+    fn push(&mut self, cell: &[u8], line: u64) -> std::result::Result<(), String> {
         if matches!(self.values, Building::NotRead) {
             return Ok(());
         }
@@ -364,63 +527,104 @@ impl ColumnReader {
             }
         }
         match &mut self.values {
-            Building::Numeric(v) => {
-                if missing {
-                    v.push(f32::NAN);
-                } else if let Some(x) = parse_number(cell) {
-                    v.push(x);
-                } else if self.role == Role::Numeric {
-                    return Err(format!(
-                        "not a number: {} (the column was declared numeric)",
-                        show(cell)
-                    ));
+            Building::Numeric { v, text } => {
+                let read = if missing {
+                    None
                 } else {
-                    // The first text cell: from here on the column is categories, and the
-                    // numbers before it become categories under their canonical names.
-                    let mut text = TextBuilder::default();
-                    let fits = v.iter().all(|&x| {
-                        let key = (!x.is_nan()).then(|| number_key(x));
-                        text.push(key.as_deref())
-                    });
-                    self.values = if fits {
-                        Building::Text(text)
-                    } else {
-                        Building::TooManyDistinct
-                    };
-                    return self.push_text(cell);
+                    Some(read_number(cell))
+                };
+                match read {
+                    None => v.push(f32::NAN),
+                    Some(NumberCell::Number(x)) => v.push(x),
+                    Some(kind) => {
+                        v.push(f32::NAN);
+                        self.odd.add(line, cell, kind);
+                        if kind == NumberCell::NotNumber
+                            && text.is_none()
+                            && self.role != Role::Numeric
+                        {
+                            // The first text cell: from here on the column is kept as
+                            // categories too, the numbers before it under their canonical
+                            // names (this cell is pushed below).
+                            let mut t = TextBuilder::default();
+                            let fits = v[..v.len() - 1].iter().all(|&x| {
+                                let key = (!x.is_nan()).then(|| number_key(x));
+                                t.push(key.as_deref())
+                            });
+                            *text = Some(Box::new(if fits {
+                                Building::Text(t)
+                            } else {
+                                Building::TooManyDistinct
+                            }));
+                            return push_text(text.as_deref_mut(), cell);
+                        }
+                    }
+                }
+                push_text(text.as_deref_mut(), cell)
+            }
+            Building::Text(_) => push_text(Some(&mut self.values), cell),
+            Building::TooManyDistinct | Building::NotRead => Ok(()),
+        }
+    }
+
+    fn finish(self, name: String, path: &Path, strict: bool) -> Result<RawColumn> {
+        let mut odd = self.odd;
+        odd.column = name.clone();
+        let mut missing = self.missing;
+        let values = match self.values {
+            Building::Numeric { v, text } => {
+                let non_missing = v.len() - missing;
+                let numeric = numeric_despite(odd.not_numbers, non_missing);
+                match text {
+                    Some(text) if !numeric => match *text {
+                        Building::Text(t) => Values::Text(t.finish()),
+                        _ => Values::TooManyDistinct,
+                    },
+                    _ => {
+                        let why = if !numeric {
+                            Some("the column was declared numeric; read it as categories with --categorical, or fix the cells")
+                        } else if strict {
+                            Some("--strict refuses them; without it they are read as missing")
+                        } else {
+                            None
+                        };
+                        if let Some(e) = why.and_then(|why| odd.refusal(path, why)) {
+                            return Err(e);
+                        }
+                        missing += odd.count();
+                        Values::Numeric(v)
+                    }
                 }
             }
-            Building::Text(_) => return self.push_text(cell),
-            Building::TooManyDistinct | Building::NotRead => {}
-        }
-        Ok(())
-    }
-
-    fn push_text(&mut self, cell: &[u8]) -> std::result::Result<(), String> {
-        let key = category_key(cell).map_err(|_| format!("invalid UTF-8: {}", show(cell)))?;
-        if let Building::Text(t) = &mut self.values {
-            if !t.push(key.as_deref()) {
-                self.values = Building::TooManyDistinct;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, name: String) -> RawColumn {
-        let values = match self.values {
-            Building::Numeric(v) => Values::Numeric(v),
             Building::Text(t) => Values::Text(t.finish()),
             Building::TooManyDistinct => Values::TooManyDistinct,
             Building::NotRead => Values::NotRead,
         };
-        RawColumn {
+        let odd = (matches!(values, Values::Numeric(_)) && odd.count() > 0).then_some(odd);
+        Ok(RawColumn {
             name,
             role: self.role,
             values,
-            missing: self.missing,
+            missing,
             unique: self.unique,
+            odd,
+        })
+    }
+}
+
+/// Adds a cell to a column kept as text (nothing for `None` or a column past
+/// [`MAX_DISTINCT`]).
+fn push_text(values: Option<&mut Building>, cell: &[u8]) -> std::result::Result<(), String> {
+    let Some(values) = values else {
+        return Ok(());
+    };
+    let key = category_key(cell).map_err(|_| format!("invalid UTF-8: {}", show(cell)))?;
+    if let Building::Text(t) = values {
+        if !t.push(key.as_deref()) {
+            *values = Building::TooManyDistinct;
         }
     }
+    Ok(())
 }
 
 #[derive(Default)]

@@ -83,6 +83,22 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
     refused(&predict(m, d, m), "directory");
     let missing = dir.join("no-such-dir").join("scores.csv");
     refused(&predict(m, d, missing.to_str().unwrap()), "does not exist");
+    // A parent that is a file, and a directory that takes no files: said so, not the
+    // system's "No such file or directory".
+    let under_a_file = data.join("scores.csv");
+    refused(
+        &predict(m, d, under_a_file.to_str().unwrap()),
+        "is not a directory",
+    );
+    if Path::new("/proc/version").is_file() {
+        refused(
+            &predict(m, d, "/proc/version"),
+            "cannot create a file in /proc",
+        );
+        let out = riskgrad(&predict(m, d, "/proc/version"));
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(!msg.contains("No such file"), "{msg}");
+    }
 
     assert_eq!(snapshot(&[&data, &config, &weights]), before);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)

@@ -21,6 +21,7 @@ mod cross_validation;
 mod data_errors;
 mod data_fuzz;
 mod data_lines;
+mod data_odd_cells;
 mod data_ple;
 mod data_prepare;
 mod data_scale;

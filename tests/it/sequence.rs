@@ -117,7 +117,8 @@ fn one_hot_columns_cannot_be_channels() {
         e.contains("invalid sequence columns") && e.contains("categories") && e.contains("PAY_0"),
         "{e}"
     );
-    // prepare_options makes named columns numeric and keeps other categories.
+    // prepare_options makes named columns numeric (as sequence columns, so that an
+    // unknown one is blamed on --sequence) and keeps other categories.
     let opts = PrepareOptions {
         categorical: names(&["SEX", "PAY_2"]),
         ..PrepareOptions::default()
@@ -125,7 +126,7 @@ fn one_hot_columns_cannot_be_channels() {
     let opts = sequence::prepare_options(opts, &names(&["PAY_0,PAY_2..6"]), false).unwrap();
     assert_eq!(opts.categorical, names(&["SEX"]));
     assert_eq!(
-        opts.numeric,
+        opts.sequence,
         names(&["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"])
     );
 }
@@ -216,4 +217,43 @@ fn taiwan_copies_that_call_pay_0_pay_1_get_the_default_too() {
     // Without a month, there is no default.
     let dropped = bundled(&["BILL_AMT3"]);
     assert!(SequenceLayout::taiwan_default(&dropped.feature_names).is_none());
+}
+
+#[test]
+fn an_unknown_sequence_column_is_blamed_on_the_sequence() {
+    use riskgrad::error::{Error, Setting};
+    let opts = sequence::prepare_options(
+        PrepareOptions::default(),
+        &names(&["LIMIT_BAL,AMT9"]),
+        false,
+    )
+    .unwrap();
+    let small = crate::common::fixture("small.csv");
+    let e = riskgrad::data::prepare(&small, &opts).unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid { setting: Setting::Sequence, message } if message.contains("AMT9") && message.contains("LIMIT_BAL")),
+        "{e:?}"
+    );
+
+    let out_dir = std::env::temp_dir().join(format!("riskgrad-seq-{}", std::process::id()));
+    let out = crate::common::riskgrad(&[
+        "train",
+        "--model",
+        "lstm",
+        "--device",
+        "cpu",
+        "--data",
+        small.to_str().unwrap(),
+        "--sequence",
+        "LIMIT_BAL,AMT9",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let msg = crate::common::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("--sequence") && msg.contains("AMT9") && !msg.contains("--numeric"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
 }
