@@ -24,6 +24,7 @@ mod data_lines;
 mod data_ple;
 mod data_prepare;
 mod data_scale;
+mod dropout;
 mod fit;
 mod gpu_adapters;
 mod gpu_conv;
