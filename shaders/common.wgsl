@@ -50,6 +50,24 @@ fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.y * nwg.x + wg.x) * WG + lid;
 }
 
+// A 32-bit integer mix (Wellons' lowbias32, a murmur3-style finalizer): a bijection
+// whose output bits each depend on every input bit.
+fn mix32(x: u32) -> u32 {
+    var h = x;
+    h ^= h >> 16u;
+    h *= 0x7feb352du;
+    h ^= h >> 15u;
+    h *= 0x846ca68bu;
+    h ^= h >> 16u;
+    return h;
+}
+
+// The mask word of element i of a dropout with `seed` at optimizer step `step`; the
+// twin of `graph::dropout_hash` (src/engine/graph/op.rs), checked equal bit for bit.
+fn dropout_hash(seed: u32, step: u32, i: u32) -> u32 {
+    return mix32(mix32(mix32(seed) ^ step) ^ i);
+}
+
 // Written with one exp of a non-positive number, as the CPU kernel is: it never
 // overflows and never gives inf/inf.
 fn sigmoid(z: f32) -> f32 {

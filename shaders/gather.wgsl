@@ -1,11 +1,14 @@
-// Row gathers driven by an index list and the step counter, and their adjoint.
-// `counters[off_step]` is the step within the current run (the executor's counter), so one
+// The kernels driven by the step counters: row gathers by an index list and their
+// adjoint, collect, dropout. `counters[off_step]` is the step within the current run (the
+// executor's counter) and `counters[off_step + 1]` the optimizer's step count, so one
 // recorded command buffer serves every step of an epoch. Indices are u32 words.
 //   gather_rows       out[b, c] = src[perm[s * batch + b], c]
 //   scatter_add_rows  out[r, c] = Σ src[b, c] over b with perm[s * batch + b] == r, b in
 //                     order: one invocation per output element, no float atomics, so
 //                     the sum is deterministic (and equals the CPU's).
 //   collect           out[s * n + i] = src[i]
+//   dropout           out[i] = src[i] * scale if dropout_hash(seed, t, i) >= threshold,
+//                     else 0, with t the optimizer's step count (no perm bound)
 
 struct GatherParams {
     n: u32,         // elements written
@@ -15,7 +18,11 @@ struct GatherParams {
     off_perm: u32,
     off_step: u32,
     off_out: u32,
-    _pad: u32,
+    seed: u32,      // dropout only, from here on
+    threshold: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: GatherParams;
@@ -60,4 +67,14 @@ fn collect(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if i < p.n {
         out[p.off_out + counters[p.off_step] * p.n + i] = src[p.off_src + i];
     }
+}
+
+@compute @workgroup_size(WG)
+fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_index(wg, nwg, lid);
+    if i >= p.n {
+        return;
+    }
+    let keep = dropout_hash(p.seed, counters[p.off_step + 1u], i) >= p.threshold;
+    out[p.off_out + i] = select(0.0, src[p.off_src + i] * p.scale, keep);
 }

@@ -130,6 +130,8 @@ pub enum Setting {
     HiddenSizes,
     /// Dense layer sizes of a sequence model's head.
     DenseSizes,
+    /// The dropout probability after the hidden layers.
+    Dropout,
     /// Output channels of the CNN's conv layers.
     ConvChannels,
     /// The CNN's kernel width.
@@ -165,6 +167,7 @@ impl Setting {
             Setting::ValidationSplit => "validation split",
             Setting::HiddenSizes => "hidden layer sizes",
             Setting::DenseSizes => "dense layer sizes",
+            Setting::Dropout => "dropout probability",
             Setting::ConvChannels => "conv channels",
             Setting::ConvKernel => "conv kernel width",
             Setting::Pool => "pooling window",

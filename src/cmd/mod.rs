@@ -51,6 +51,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::ValidationSplit => "--val-split",
         Setting::HiddenSizes => "--hidden",
         Setting::DenseSizes => "--dense",
+        Setting::Dropout => "--dropout",
         Setting::ConvChannels => "--conv-channels",
         Setting::ConvKernel => "--conv-kernel",
         Setting::Pool => "--pool",

@@ -119,6 +119,10 @@ pub struct TrainArgs {
     /// Decoupled weight decay for --optimizer adamw.
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f32,
+    /// Dropout probability after each hidden layer of the mlp (and the dense head of
+    /// cnn/lstm/gru), in training only: at least 0, below 1. Saved with the model.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub dropout: f32,
     /// Weight of the positive class in the loss: a number, or "auto" for
     /// negatives/positives of the training split.
     #[arg(long, default_value = "1")]
@@ -448,6 +452,7 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.batch == Some(0) {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
+    riskgrad::nn::check_dropout(args.dropout)?;
     if !args.model.uses_sequences() && (!args.sequence.is_empty() || args.time_order.is_some()) {
         return Err(Error::flag(
             "--sequence",
@@ -692,7 +697,7 @@ fn model_spec(
     layout: &Option<SequenceLayout>,
     features: usize,
 ) -> Result<ModelSpec> {
-    Ok(match (args.model, layout) {
+    match (args.model, layout) {
         (ModelKind::Cnn, Some(l)) => ModelSpec::cnn(
             l.statics(),
             l.channels(),
@@ -724,7 +729,8 @@ fn model_spec(
         }
         _ => ModelSpec::mlp(features, &args.hidden)?,
     }
-    .with_activation(args.activation))
+    .with_activation(args.activation)
+    .with_dropout(args.dropout)
 }
 
 /// The update rule the flags describe.

@@ -94,7 +94,8 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::PoolGather { out, .. }
         | Kernel::MaxPoolGrad { out, .. }
         | Kernel::AvgPool { out, .. }
-        | Kernel::AvgPoolGrad { out, .. } => out,
+        | Kernel::AvgPoolGrad { out, .. }
+        | Kernel::Dropout { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
         Kernel::AdvanceStep { step } => step,
         Kernel::Optimize { len, .. } => TensorRef {

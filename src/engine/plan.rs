@@ -8,8 +8,8 @@
 
 use crate::engine::graph::broadcast_strides;
 use crate::engine::graph::{
-    numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs, RnnCellGradInputs,
-    RnnCellInputs,
+    dropout_threshold, numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs,
+    RnnCellGradInputs, RnnCellInputs,
 };
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -330,6 +330,16 @@ pub enum Kernel {
         out: TensorRef,
         shape: PoolShape,
     },
+    /// `out[i] = x[i] · scale` where `dropout_hash(seed, step[1], i) >= threshold`, else
+    /// 0 (`Op::Dropout`; `step` holds the step counters, word 1 the optimizer's count).
+    Dropout {
+        x: TensorRef,
+        out: TensorRef,
+        step: TensorRef,
+        seed: u32,
+        threshold: u32,
+        scale: f32,
+    },
 }
 
 /// One step of a plan: a kernel, and the node it computes.
@@ -641,7 +651,7 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
             .iter()
             .map(|&i| loc[i].expect("inputs precede their users"))
             .collect();
-        lower(graph, id, &ins, here, &mut plan.launches)?;
+        lower(graph, id, &ins, here, step, &mut plan.launches)?;
         // Free the slots whose last reader this was (after the output took its slot, so a
         // kernel never reads and writes the same buffer).
         for &i in node.inputs.iter().chain(std::iter::once(&id)) {
@@ -745,12 +755,14 @@ fn copy_all(x: TensorRef, out: TensorRef) -> Kernel {
     }
 }
 
-/// The launches that compute node `id` into `out`, given its inputs' places.
+/// The launches that compute node `id` into `out`, given its inputs' places and the
+/// step counters'.
 fn lower(
     graph: &Graph,
     id: NodeId,
     ins: &[TensorRef],
     out: TensorRef,
+    step: TensorRef,
     launches: &mut Vec<Launch>,
 ) -> Result<()> {
     let node = &graph.nodes[id];
@@ -1032,6 +1044,14 @@ fn lower(
             dy: ins[0],
             out,
             shape: pool_shape(&node.shape, shape_of(0), &geom),
+        }),
+        Op::Dropout { p, seed } => push(Kernel::Dropout {
+            x: ins[0],
+            out,
+            step,
+            seed,
+            threshold: dropout_threshold(p),
+            scale: (1.0 / (1.0 - p as f64)) as f32,
         }),
     }
     Ok(())

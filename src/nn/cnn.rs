@@ -101,6 +101,7 @@ pub(super) fn build(
     steps: usize,
     layers: &CnnLayers,
     act: Act,
+    drop: super::HiddenDropout,
 ) -> Result<NodeId> {
     let batch = g.shape(x)[0];
     let lengths = layers.lengths(steps)?;
@@ -134,6 +135,9 @@ pub(super) fn build(
             Act::Identity
         };
         z = g.linear(z, w, b, layer_act)?;
+        if i < layers.dense.len() {
+            z = drop.after(g, z, i)?;
+        }
         z_width = out;
     }
     Ok(z)

@@ -27,6 +27,10 @@ pub enum ModelSpec {
         /// The hidden layers' activation (relu in models saved before it was a choice).
         #[serde(default = "relu")]
         activation: Act,
+        /// Dropout probability after each hidden layer, in training only (0 in models
+        /// saved before it was a choice; see [`ModelSpec::build_training`]).
+        #[serde(default)]
+        dropout: f32,
     },
     /// Stacked LSTM layers over the payment-history block of the features; the last
     /// hidden state beside the static features, then dense ReLU layers (`head`, often
@@ -51,6 +55,9 @@ pub enum ModelSpec {
         /// choice).
         #[serde(default = "relu")]
         activation: Act,
+        /// Dropout probability after each dense layer of the head, in training only.
+        #[serde(default)]
+        dropout: f32,
     },
     /// The mean probability of `members` copies of `model`, each with its own weights
     /// (`--cv K --ensemble`: one member per fold). Member `k`'s parameters are named
@@ -91,6 +98,9 @@ pub struct RecurrentSpec {
     /// The activation of the `head` layers (the cells' gates keep theirs).
     #[serde(default = "relu")]
     pub activation: Act,
+    /// Dropout probability after each `head` layer, in training only.
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl RecurrentSpec {
@@ -132,11 +142,18 @@ impl RecurrentSpec {
             bidirectional,
             head: head.to_vec(),
             activation: Act::Relu,
+            dropout: 0.0,
         })
     }
 
     /// Appends the model for cells of `kind` to `g`, reading `x` (`[batch, inputs]`).
-    fn build(&self, g: &mut Graph, kind: CellKind, x: NodeId) -> Result<NodeId> {
+    fn build(
+        &self,
+        g: &mut Graph,
+        kind: CellKind,
+        x: NodeId,
+        drop: HiddenDropout,
+    ) -> Result<NodeId> {
         let width = self.statics + self.channels * self.steps;
         if g.shape(x).len() != 2 || g.shape(x)[1] != width {
             return Err(Error::shape(
@@ -171,6 +188,7 @@ impl RecurrentSpec {
             let w = g.param(&format!("head{i}.weight"), &[width, size])?;
             let b = g.param(&format!("head{i}.bias"), &[size])?;
             h = g.linear(h, w, b, self.activation)?;
+            h = drop.after(g, h, i)?;
             width = size;
         }
         let w = g.param("out.weight", &[width, 1])?;
@@ -196,6 +214,7 @@ impl ModelSpec {
             inputs,
             hidden: hidden.to_vec(),
             activation: Act::Relu,
+            dropout: 0.0,
         })
     }
 
@@ -225,6 +244,7 @@ impl ModelSpec {
             steps,
             layers,
             activation: Act::Relu,
+            dropout: 0.0,
         })
     }
 
@@ -247,6 +267,28 @@ impl ModelSpec {
             ModelSpec::Mlp { activation, .. } | ModelSpec::Cnn { activation, .. } => *activation,
             ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.activation,
             ModelSpec::Ensemble { model, .. } => model.activation(),
+        }
+    }
+
+    /// The same model with dropout probability `p` after each hidden dense layer in
+    /// training (the mlp's hidden layers, the dense head of the cnn, lstm and gru); 0
+    /// for none. Scoring never drops (see [`build_training`](Self::build_training)).
+    pub fn with_dropout(mut self, p: f32) -> Result<Self> {
+        check_dropout(p)?;
+        match &mut self {
+            ModelSpec::Mlp { dropout, .. } | ModelSpec::Cnn { dropout, .. } => *dropout = p,
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.dropout = p,
+            ModelSpec::Ensemble { model, .. } => **model = (**model).clone().with_dropout(p)?,
+        }
+        Ok(self)
+    }
+
+    /// The dropout probability of the hidden layers in training (see `with_dropout`).
+    pub fn dropout(&self) -> f32 {
+        match self {
+            ModelSpec::Mlp { dropout, .. } | ModelSpec::Cnn { dropout, .. } => *dropout,
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.dropout,
+            ModelSpec::Ensemble { model, .. } => model.dropout(),
         }
     }
 
@@ -302,14 +344,36 @@ impl ModelSpec {
     }
 
     /// Appends the model to `g`, reading `x` (`[batch, inputs]`); returns the logits
-    /// `[batch, 1]`. An ensemble has no logit of its own (it averages probabilities):
-    /// score it with [`build_probability`](Self::build_probability).
+    /// `[batch, 1]`. This is the model that scores: no dropout. An ensemble has no logit
+    /// of its own (it averages probabilities): score it with
+    /// [`build_probability`](Self::build_probability).
     pub fn build(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
+        self.build_with(g, x, HiddenDropout::NONE)
+    }
+
+    /// [`build`](Self::build) for a training step: the same nodes and parameters, with
+    /// the model's dropout after its hidden layers. `seed` (the run's) picks the masks,
+    /// which change with the optimizer step (`Op::Dropout`).
+    pub fn build_training(&self, g: &mut Graph, x: NodeId, seed: u64) -> Result<NodeId> {
+        let p = self.dropout();
+        check_dropout(p)?;
+        self.build_with(
+            g,
+            x,
+            HiddenDropout {
+                p,
+                seed: (seed ^ (seed >> 32)) as u32,
+            },
+        )
+    }
+
+    fn build_with(&self, g: &mut Graph, x: NodeId, drop: HiddenDropout) -> Result<NodeId> {
         match self {
             ModelSpec::Mlp {
                 inputs,
                 hidden,
                 activation,
+                ..
             } => {
                 let mut h = x;
                 let mut width = *inputs;
@@ -322,23 +386,58 @@ impl ModelSpec {
                         Act::Identity
                     };
                     h = g.linear(h, w, b, act)?;
+                    if i < hidden.len() {
+                        h = drop.after(g, h, i)?;
+                    }
                     width = out;
                 }
                 Ok(h)
             }
-            ModelSpec::Lstm(r) => r.build(g, CellKind::Lstm, x),
-            ModelSpec::Gru(r) => r.build(g, CellKind::Gru, x),
+            ModelSpec::Lstm(r) => r.build(g, CellKind::Lstm, x, drop),
+            ModelSpec::Gru(r) => r.build(g, CellKind::Gru, x, drop),
             ModelSpec::Cnn {
                 statics,
                 channels,
                 steps,
                 layers,
                 activation,
-            } => cnn::build(g, x, *statics, *channels, *steps, layers, *activation),
+                ..
+            } => cnn::build(g, x, *statics, *channels, *steps, layers, *activation, drop),
             ModelSpec::Ensemble { .. } => Err(Error::Other(
                 "an ensemble is scored by its mean probability, not trained as one model".into(),
             )),
         }
+    }
+}
+
+/// Refuses a dropout probability outside `[0, 1)`.
+pub fn check_dropout(p: f32) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            Setting::Dropout,
+            format!("{p} must be at least 0 and below 1"),
+        ))
+    }
+}
+
+/// The dropout a graph applies after each hidden layer: none when scoring.
+#[derive(Clone, Copy, Debug)]
+struct HiddenDropout {
+    p: f32,
+    seed: u32,
+}
+
+impl HiddenDropout {
+    const NONE: HiddenDropout = HiddenDropout { p: 0.0, seed: 0 };
+
+    /// `h` after dropout, for hidden layer `layer` (each layer draws its own masks).
+    fn after(self, g: &mut Graph, h: NodeId, layer: usize) -> Result<NodeId> {
+        let seed = self
+            .seed
+            .wrapping_add((layer as u32 + 1).wrapping_mul(0x9e37_79b9));
+        g.dropout(h, self.p, seed)
     }
 }
 

@@ -222,7 +222,7 @@ impl<'e> Trainer<'e> {
         let perm = g.input("train_perm", &[steps_per_epoch * config.batch])?;
         let x = g.gather_rows(table, perm, config.batch)?;
         let y = g.gather_rows(labels, perm, config.batch)?;
-        let logits = model.build(&mut g, x)?;
+        let logits = model.build_training(&mut g, x, config.seed)?;
         let loss = g.bce_with_logits(logits, y, config.pos_weight)?;
         let grads = backward(&mut g, loss, &[])?;
         let grad_nodes = (0..g.params.len())

@@ -519,6 +519,58 @@ fn gather_scatter_add_and_collect_follow_the_step_counter() {
     }
 }
 
+/// Dropout at sizes that fill no workgroup evenly, from unaligned windows, at optimizer
+/// counts from 0 to near the top of u32: the GPU's mask (common.wgsl's `dropout_hash`)
+/// and its kept values equal the CPU's bit for bit.
+#[test]
+fn dropout_matches_cpu_bit_for_bit() {
+    let (ctx, _turn) = gpu_or_skip!();
+    let mut rng = rng_for("dropout");
+    for (n, p) in [(1, 0.5), (7, 0.1), (33, 0.3), (257, 0.5), (70_001, 0.9)] {
+        let x = TensorRef {
+            storage: Storage::Input(0),
+            offset: 3,
+            len: n,
+        };
+        let out = TensorRef {
+            storage: Storage::Slot(0),
+            offset: 5,
+            len: n,
+        };
+        let step = TensorRef {
+            storage: Storage::State(0),
+            offset: 0,
+            len: 2,
+        };
+        let kernels = vec![Kernel::Dropout {
+            x,
+            out,
+            step,
+            seed: rng.next_u64() as u32,
+            threshold: riskgrad::engine::graph::dropout_threshold(p),
+            scale: (1.0 / (1.0 - p as f64)) as f32,
+        }];
+        let plan = hand_plan(&[("x", n + 3)], &[], &[n + 5], kernels, &[out]);
+        for count in [0u32, 1, 0x9e37_79b9, u32::MAX - 1] {
+            let mut pair = Pair::new(&ctx, vec![plan.clone()], None);
+            pair.write("x", &values(&mut rng, n + 3));
+            pair.write(STEP_STATE, &[f32::from_bits(0), f32::from_bits(count)]);
+            pair.run_from(0, 0, 1);
+            let c = pair.cpu.read_node(pair.handles[0], 0).unwrap();
+            let g = pair.gpu.read_node(pair.handles[0], 0).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&g), bits(&c), "dropout n={n} p={p} count={count}");
+            let kept = c.iter().filter(|&&v| v != 0.0).count();
+            if n > 1000 {
+                assert!((kept as f64 / n as f64 - (1.0 - p as f64)).abs() < 0.01);
+            }
+            // The counters as words (near the top of u32 they are NaN as floats).
+            let (cs, gs) = (pair.cpu.read(STEP_STATE), pair.gpu.read(STEP_STATE));
+            assert_eq!(bits(&gs.unwrap()), bits(&cs.unwrap()), "step counters");
+        }
+    }
+}
+
 #[test]
 fn copy_cols_concat_and_slice_match_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
@@ -567,7 +619,8 @@ fn copy_cols_concat_and_slice_match_cpu() {
 fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32>, test: &str) {
     let mut rng = rng_for(test);
     let (rows, features, batch, steps) = (65, 5, 7, 4);
-    let model = |g: &mut Graph, x: NodeId| -> NodeId {
+    // Training drops a third of the first layer's units (a fresh mask each step).
+    let model = |g: &mut Graph, x: NodeId, training: bool| -> NodeId {
         let w1 = g.param("w1", &[features, 33]).unwrap();
         let b1 = g.param("b1", &[33]).unwrap();
         let w2 = g.param("w2", &[33, 7]).unwrap();
@@ -575,6 +628,8 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
         let w3 = g.param("w3", &[7, 1]).unwrap();
         let b3 = g.param("b3", &[1]).unwrap();
         let h = g.linear(x, w1, b1, Act::Tanh).unwrap();
+        let p = if training { 1.0 / 3.0 } else { 0.0 };
+        let h = g.dropout(h, p, 17).unwrap();
         let h = g.linear(h, w2, b2, Act::Relu).unwrap();
         let h = g
             .matmul_ex(h, w3, None, false, false, Act::Identity)
@@ -589,7 +644,7 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     let perm = g.input("perm", &[steps * batch]).unwrap();
     let x = g.gather_rows(table, perm, batch).unwrap();
     let y = g.gather_rows(labels, perm, batch).unwrap();
-    let logits = model(&mut g, x);
+    let logits = model(&mut g, x, true);
     let loss = g.bce_with_logits(logits, y, 1.7).unwrap();
     let grads = backward(&mut g, loss, &[table]).unwrap();
     let dtable = grads.of(table).unwrap();
@@ -612,7 +667,7 @@ fn check_training(ctx: &Arc<GpuContext>, optimizer: Optimizer, limit: Option<u32
     let table_e = e.input("table", &[rows, features]).unwrap();
     let perm_e = e.input("perm_eval", &[rows]).unwrap();
     let xe = e.gather_rows(table_e, perm_e, 13).unwrap();
-    let le = model(&mut e, xe);
+    let le = model(&mut e, xe, false);
     let pe = e.sigmoid(le).unwrap();
     let eval = compile(
         &e,

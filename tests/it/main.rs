@@ -25,6 +25,7 @@ mod data_odd_cells;
 mod data_ple;
 mod data_prepare;
 mod data_scale;
+mod dropout;
 mod fit;
 mod gpu_adapters;
 mod gpu_conv;

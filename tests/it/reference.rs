@@ -13,8 +13,10 @@ use std::collections::HashMap;
 pub mod conv;
 pub mod rnn;
 
-/// Evaluates every node of `graph` at step `step` (the gather window), with the named
-/// inputs and the parameters (by parameter index) given. Index inputs hold row numbers.
+/// Evaluates every node of `graph` at step `step` (the gather window, and the optimizer
+/// step a dropout mask is drawn for: on a fresh executor's first plan the two counters
+/// are equal), with the named inputs and the parameters (by parameter index) given.
+/// Index inputs hold row numbers.
 pub fn evaluate(
     graph: &Graph,
     inputs: &HashMap<String, Vec<f64>>,
@@ -265,6 +267,21 @@ pub fn evaluate(
             ),
             Op::AvgPool { geom } => conv::avg_pool(x(0), shape_of(0), &node.shape, geom),
             Op::AvgPoolGrad { geom } => conv::avg_pool_grad(x(0), &node.shape, shape_of(0), geom),
+            Op::Dropout { p, seed } => {
+                let threshold = (*p as f64 * 4_294_967_296.0).round();
+                let scale = 1.0 / (1.0 - *p as f64);
+                x(0).iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let word = dropout_word(*seed as u64, step as u64, i as u64);
+                        if word as f64 >= threshold {
+                            v * scale
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            }
         };
         debug_assert_eq!(
             out.len(),
@@ -275,6 +292,22 @@ pub fn evaluate(
         values.push(out);
     }
     values
+}
+
+/// Dropout's mask word for element `i` at `step`, from the op's definition (three rounds
+/// of Wellons' lowbias32 mix over seed, step and index), in 64-bit arithmetic masked to
+/// 32 bits rather than the kernels' wrapping u32 operations.
+pub fn dropout_word(seed: u64, step: u64, i: u64) -> u64 {
+    const LOW: u64 = 0xffff_ffff;
+    let mix = |mut h: u64| {
+        h &= LOW;
+        h ^= h >> 16;
+        h = (h * 0x7feb_352d) & LOW;
+        h ^= h >> 15;
+        h = (h * 0x846c_a68b) & LOW;
+        h ^ (h >> 16)
+    };
+    mix(mix(mix(seed) ^ (step & LOW)) ^ (i & LOW))
 }
 
 fn sigmoid(z: f64) -> f64 {

@@ -2,7 +2,7 @@
 //! They are also the reference the GPU kernels are tested against.
 
 use super::simd;
-use crate::engine::graph::{Act, BinaryOp, Optimizer};
+use crate::engine::graph::{dropout_hash, Act, BinaryOp, Optimizer};
 use crate::engine::plan::MAX_RANK;
 use rayon::prelude::*;
 
@@ -575,6 +575,34 @@ pub fn bce_with_logits_grad(
     for ((o, &z), &y) in out.iter_mut().zip(logits).zip(targets) {
         let p = sigmoid(z);
         *o = scale * (pos_weight * y * (p - 1.0) + (1.0 - y) * p);
+    }
+}
+
+/// Inverted dropout: `out[i] = x[i] · scale` where `dropout_hash(seed, step, i) >=
+/// threshold`, else 0 (`Op::Dropout`; `step` is the optimizer's step count).
+pub fn dropout(x: &[f32], out: &mut [f32], seed: u32, step: u32, threshold: u32, scale: f32) {
+    let n = out.len();
+    let keep = |i: usize, v: f32| {
+        if dropout_hash(seed, step, i as u32) >= threshold {
+            v * scale
+        } else {
+            0.0
+        }
+    };
+    if n >= PARALLEL_ELEMENTS {
+        let chunk = PARALLEL_ELEMENTS / 4;
+        out.par_chunks_mut(chunk)
+            .zip(x[..n].par_chunks(chunk))
+            .enumerate()
+            .for_each(|(c, (o, x))| {
+                for (j, (o, &v)) in o.iter_mut().zip(x).enumerate() {
+                    *o = keep(c * chunk + j, v);
+                }
+            });
+    } else {
+        for (i, (o, &v)) in out.iter_mut().zip(&x[..n]).enumerate() {
+            *o = keep(i, v);
+        }
     }
 }
 

@@ -396,6 +396,17 @@ impl CpuExecutor {
                 }
                 Kernel::AvgPool { x, shape, .. } => pool::avg_pool(v(x), dst, &shape),
                 Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_pool_grad(v(dy), dst, &shape),
+                Kernel::Dropout {
+                    x,
+                    step: counters,
+                    seed,
+                    threshold,
+                    scale,
+                    ..
+                } => {
+                    let step = v(counters)[1].to_bits();
+                    kernels::dropout(v(x), dst, seed, step, threshold, scale)
+                }
             }
             self.put_buffer(lp, out.storage, buf);
         }

@@ -136,7 +136,8 @@ kernel_params! {
         _pad1: u32,
     }
 
-    /// gather.wgsl: row gathers by the step's window of an index list, and their adjoint.
+    /// gather.wgsl: the kernels that read the step counters: row gathers by the step's
+    /// window of an index list and their adjoint, collect, dropout.
     GatherParams {
         n: u32,
         batch: u32,
@@ -145,7 +146,11 @@ kernel_params! {
         off_perm: u32,
         off_step: u32,
         off_out: u32,
-        _pad: u32,
+        seed: u32,
+        threshold: u32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
     }
 
     /// optimizer.wgsl: SGD, Adam(W) and the step counters.

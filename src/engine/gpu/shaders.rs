@@ -185,6 +185,7 @@ pub enum Pipe {
     AvgPool,
     AvgPoolGrad,
     Transpose,
+    Dropout,
 }
 
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
@@ -248,6 +249,7 @@ impl Pipe {
             Kernel::MaxPoolGrad { .. } => Pipe::MaxPoolGrad,
             Kernel::AvgPool { .. } => Pipe::AvgPool,
             Kernel::AvgPoolGrad { .. } => Pipe::AvgPoolGrad,
+            Kernel::Dropout { .. } => Pipe::Dropout,
         }
     }
 
@@ -328,7 +330,7 @@ const fn conv(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> Pipeline
 }
 
 /// Every pipeline, indexed by `Pipe as usize`.
-pub const PIPELINES: [PipelineSpec; 34] = {
+pub const PIPELINES: [PipelineSpec; 35] = {
     use Family::{Elementwise, Gather, Loss, Reduce};
     use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};
     [
@@ -416,6 +418,7 @@ pub const PIPELINES: [PipelineSpec; 34] = {
             Read2Write1,
         ),
         spec(Pipe::Transpose, Family::Pool, "transpose", Read2Write1),
+        spec(Pipe::Dropout, Gather, "dropout", Read3Write1),
     ]
 };
 

@@ -244,6 +244,9 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             out
         }
         Op::Transpose => vec![(x[0], full(g.transpose_last(dy)?))],
+        // The mask depends only on (seed, step, index), and the backward pass runs in
+        // the forward's step: the same mask and scale applied to dy.
+        Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
         // An index is piecewise constant: no gradient flows through it.
         Op::MaxPoolArgmax { .. } => vec![],
         Op::PoolGather => {

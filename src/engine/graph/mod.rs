@@ -14,8 +14,8 @@ pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
 pub use conv::{conv_out_len, weight_grad_splits};
 pub use op::{
-    BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom, ProductInputs, RnnCellGradInputs,
-    RnnCellInputs,
+    dropout_hash, dropout_threshold, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom,
+    ProductInputs, RnnCellGradInputs, RnnCellInputs,
 };
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
@@ -436,6 +436,21 @@ impl Graph {
         table_shape: &[usize],
     ) -> Result<NodeId> {
         Ok(self.push(Op::ScatterAddRows, vec![dy, perm], table_shape.to_vec()))
+    }
+
+    /// Inverted dropout of `x` with drop probability `p` (`Op::Dropout`); `seed` tells
+    /// one dropout layer's masks from another's. `p = 0` is the identity and adds no node.
+    pub fn dropout(&mut self, x: NodeId, p: f32, seed: u32) -> Result<NodeId> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Other(format!(
+                "a dropout probability must be at least 0 and below 1, got {p}"
+            )));
+        }
+        if p == 0.0 {
+            return Ok(x);
+        }
+        let shape = self.shape(x).to_vec();
+        Ok(self.push(Op::Dropout { p, seed }, vec![x], shape))
     }
 
     /// Concatenate 2-D tensors with the same number of rows along axis 1.
