@@ -3,7 +3,7 @@
 // t = step[1] + 1. Adam's moments live in one buffer: m at [0, len), v at [len, 2 len).
 //   sgd           buf = momentum * buf + g;  p -= lr * buf
 //   adam          PyTorch's Adam; weight_decay > 0 makes it AdamW (decoupled decay)
-//   advance_step  step[0] += 1, step[1] += 1
+//   advance_step  step[0] += 1, and step[1] += 1 when len is 2 (plans that update)
 
 struct OptimizerParams {
     len: u32,
@@ -77,5 +77,7 @@ fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(1)
 fn advance_step() {
     counters_rw[p.off_step] += 1u;
-    counters_rw[p.off_step + 1u] += 1u;
+    if p.len > 1u {
+        counters_rw[p.off_step + 1u] += 1u;
+    }
 }

@@ -472,8 +472,10 @@ pub(super) fn prepare_options(args: &TrainArgs) -> Result<PrepareOptions> {
     }
 }
 
-/// Prints the columns left out without being asked, and the rows without a target.
+/// Prints the cells read as missing because they are not numbers in a numeric column,
+/// the columns left out without being asked, and the rows without a target.
 pub(super) fn report_dropped(prepared: &Prepared) {
+    super::data_args::report_odd_cells(&prepared.schema);
     for dropped in &prepared.auto_dropped {
         eprintln!("dropped column {:?} ({})", dropped.name, dropped.reason);
     }

@@ -97,7 +97,7 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
         | Kernel::AvgPoolGrad { out, .. }
         | Kernel::Dropout { out, .. } => out,
         Kernel::Accumulate { acc, .. } => acc,
-        Kernel::AdvanceStep { step } => step,
+        Kernel::AdvanceStep { step, .. } => step,
         Kernel::Optimize { len, .. } => TensorRef {
             storage: crate::engine::plan::Storage::Params,
             offset: 0,

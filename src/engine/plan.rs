@@ -227,8 +227,10 @@ pub enum Kernel {
         len: usize,
         step: TensorRef,
     },
-    /// Advances the step counters: `[step within run, optimizer step]`.
-    AdvanceStep { step: TensorRef },
+    /// Advances the step counters `[step within run, optimizer step]`: the first always,
+    /// the second only in a plan that updates the parameters (a validation plan shares
+    /// the counters and must not move Adam's bias correction or dropout's masks).
+    AdvanceStep { step: TensorRef, counters: u32 },
     /// One recurrent step, `Op::RnnCell`: gate pre-activations `gx` (a window of
     /// `G = gates·hidden` columns) plus `gh` (`[rows, G]`, or `[G]` for every row when
     /// `gh_rows` is false), then the cell; absent inputs are zeros. `out` is packed as
@@ -720,7 +722,10 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     }
     plan.launches.push(Launch {
         node: None,
-        kernel: Kernel::AdvanceStep { step },
+        kernel: Kernel::AdvanceStep {
+            step,
+            counters: if request.optimizer.is_some() { 2 } else { 1 },
+        },
     });
     plan.slots = pool.capacity;
     plan.locations = (0..n).filter_map(|i| loc[i].map(|l| (i, l))).collect();

@@ -162,8 +162,12 @@ fn each_step_draws_a_fresh_mask_from_the_optimizer_count() {
     let mut rng = rng_for("fresh masks");
     ex.write("x", &values(&mut rng, n)).unwrap();
     let mut masks = Vec::new();
-    for _ in 0..3 {
-        ex.run(h, 1).unwrap(); // the window counter restarts at 0; the count goes on
+    for count in 0..3u32 {
+        // A plan without an update leaves the optimizer count alone (a training plan
+        // advances it every step): set it as training would have.
+        ex.write(STEP_STATE, &[f32::from_bits(0), f32::from_bits(count)])
+            .unwrap();
+        ex.run(h, 1).unwrap();
         let out = ex.read_node(h, d).unwrap();
         masks.push(out.iter().map(|&v| v != 0.0).collect::<Vec<_>>());
     }

@@ -387,3 +387,18 @@ fn checkpoints_every_few_steps_change_nothing() {
     assert_eq!(bits(&every), bits(&plain));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The validation pass shares the step counters with training but updates nothing: the
+/// optimizer's step count (Adam's bias correction, dropout's masks) counts training
+/// steps only. It used to grow by the validation steps every epoch too.
+#[test]
+fn validation_passes_leave_the_optimizer_step_count_alone() {
+    let (train, val) = (table("count_train", 301), table("count_val", 99));
+    let mut exec = CpuExecutor::new();
+    let mut trainer = Trainer::new(&mut exec, &model(), &train, &val, config(0.01)).unwrap();
+    for _ in 0..3 {
+        trainer.epoch(&mut |_, _, _| {}).unwrap();
+    }
+    let state = trainer.export_state().unwrap();
+    assert_eq!(state.step[1] as usize, 3 * trainer.steps_per_epoch());
+}

@@ -222,7 +222,7 @@ fn hand_plan(
         .collect();
     launches.push(Launch {
         node: None,
-        kernel: Kernel::AdvanceStep { step },
+        kernel: Kernel::AdvanceStep { step, counters: 2 },
     });
     let mut all_states = vec![StateInfo {
         name: STEP_STATE.into(),

@@ -287,9 +287,10 @@ impl CpuExecutor {
                     let n = x.len;
                     dst[step * n..(step + 1) * n].copy_from_slice(v(x))
                 }
-                Kernel::AdvanceStep { .. } => {
-                    dst[0] = f32::from_bits(dst[0].to_bits() + 1);
-                    dst[1] = f32::from_bits(dst[1].to_bits() + 1);
+                Kernel::AdvanceStep { counters, .. } => {
+                    for c in &mut dst[..counters as usize] {
+                        *c = f32::from_bits(c.to_bits().wrapping_add(1));
+                    }
                 }
                 Kernel::RnnCell {
                     kind,

@@ -1062,10 +1062,11 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 lim.grid_1d(len)?,
             )
         }
-        Kernel::AdvanceStep { step } => {
+        Kernel::AdvanceStep { step, counters } => {
             let (ws, os) = w(step)?;
             let r = record(OptimizerParams {
                 off_step: os,
+                len: counters,
                 ..Default::default()
             });
             (r, vec![(5, Some(ws))], [1, 1, 1])
