@@ -61,6 +61,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            cmd::log::event(
+                "error",
+                serde_json::json!({"message": cmd::message(&e), "exit": cmd::exit_code(&e)}),
+            );
             eprintln!("error: {}", cmd::message(&e));
             ExitCode::from(cmd::exit_code(&e))
         }

@@ -4,6 +4,7 @@
 //! logistic challenger's on the same folds; with `--ensemble`, saves the fold models as
 //! one model scoring their mean probability.
 
+use super::log::event;
 use super::train::{
     model_label, prepare_options, report_dropped, train_network, ModelKind, Run, TrainArgs,
     TrainedNetwork, BOOTSTRAP,
@@ -17,6 +18,7 @@ use riskgrad::nn::{pack_ensemble, ModelSpec};
 use riskgrad::report::{stage_report, FoldTable, ReportInput};
 use riskgrad::{Error, Result};
 use serde::Serialize;
+use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -127,6 +129,11 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     // (categories, bins), and an executor holds plans of one model.
     let device = super::executor(&args.device)?.device_name();
     let data_name = args.data.name();
+    event(
+        "start",
+        json!({"data": data_name, "rows": y.len(), "positive_share": positives as f64 / y.len() as f64,
+               "folds": k, "seed": args.seed, "device": device}),
+    );
     eprintln!(
         "{data_name}: {} rows with a target, {:.1}% positive; {k}-fold cross-validation (stratified, seed {}) | device: {device}",
         y.len(),
@@ -197,6 +204,10 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             fig.saved_epoch,
             fig.epochs_trained,
             fig.seconds
+        );
+        event(
+            "fold",
+            serde_json::to_value(&fig).unwrap_or(serde_json::Value::Null),
         );
         figures.push(fig);
         if args.ensemble {
@@ -320,7 +331,13 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     }
 
     let m = &metrics;
-    println!(
+    event(
+        "done",
+        json!({"folds": k, "auc": m.auc, "ks": m.ks, "log_loss": m.log_loss,
+               "challenger_auc": m.challenger_auc, "ensemble": args.ensemble,
+               "seconds": started.elapsed().as_secs_f64(), "out": out.display().to_string()}),
+    );
+    let done = format!(
         "done in {:.1}s: {k}-fold cross-validation of {label}: AUC {:.4} ± {:.4}, KS {:.4} ± {:.4}, log loss {:.4} ± {:.4} | challenger (logistic regression) AUC {:.4} ± {:.4}; wrote {}{FOLDS_FILE}, metrics.json and report.html to {}",
         started.elapsed().as_secs_f64(),
         m.auc.mean,
@@ -338,6 +355,11 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         },
         out.display()
     );
+    // stdout holds only JSON objects with --log json; the person's line goes to stderr.
+    match super::log::json() {
+        true => eprintln!("{done}"),
+        false => println!("{done}"),
+    }
     if !args.ensemble {
         eprintln!("note: no model saved (add --ensemble to save the {k} fold models as one)");
     }

@@ -5,6 +5,7 @@ pub mod devices;
 pub mod eval;
 pub mod explain;
 pub mod inspect;
+pub mod log;
 pub mod output;
 pub mod predict;
 pub mod signals;

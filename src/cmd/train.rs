@@ -1,6 +1,7 @@
 //! `riskgrad train`
 
 use super::data_args::DataArgs;
+use super::log::{event, LogFormat};
 use super::output::claim_model_dir;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
@@ -21,6 +22,7 @@ use riskgrad::train::{
 };
 use riskgrad::{Error, Result};
 use serde::Serialize;
+use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -158,6 +160,11 @@ pub struct TrainArgs {
     /// which early stopping never sees.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.2)]
     pub stop_split: f64,
+    /// `json` also writes one JSON object per event (start, progress, epoch, checkpoint,
+    /// warning, early_stop, done, error) to stdout, for log collectors; the lines for a
+    /// person stay on stderr. Fields: README, "Logs for machines".
+    #[arg(long, value_enum, default_value = "text")]
+    pub log: LogFormat,
     /// Also write the checkpoint inside epochs this often, so that a crash or a kill
     /// loses at most that much: a duration (`90s`, `10m`, `1h`) or a number of optimizer
     /// steps (`500`). Default: at each epoch's end only (SIGTERM and Ctrl-C checkpoint
@@ -363,6 +370,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     // Flags that need no data are checked before any is read, and nothing is created
     // until training starts.
+    super::log::set(args.log);
     check_flags(args)?;
     if args.cv.is_some() {
         return super::cross_validate::run(args, started);
@@ -625,6 +633,24 @@ pub(super) fn train_network(
                 ),
             }
         );
+        event(
+            "start",
+            json!({
+                "data": data_name,
+                "rows": prepared.n_rows,
+                "features": prepared.n_features(),
+                "positive_share": positives / (train.rows() + val.rows()) as f64,
+                "fit_rows": fit_rows.rows(),
+                "stopping_rows": carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
+                "validation_rows": val.rows(),
+                "device": device,
+                "model": model_label(&model),
+                "batch": batch,
+                "epochs": epochs,
+                "early_stop": patience,
+                "resumed_from_epoch": run.resume.map(|c| c.state.epoch),
+            }),
+        );
         let defaults = chosen_defaults(args, batch, epochs, patience, fit_rows.rows());
         if !defaults.is_empty() {
             eprintln!(
@@ -879,7 +905,7 @@ fn write_single_run(
     let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| {
         format!(" (95% CI {lo:.4}-{hi:.4})")
     });
-    println!(
+    let done = format!(
         "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json and report.html to {}",
         started.elapsed().as_secs_f64(),
         evaluation.auc,
@@ -890,6 +916,18 @@ fn write_single_run(
         train_rows_per_second,
         out.display()
     );
+    event(
+        "done",
+        json!({"saved_epoch": saved_epoch, "auc": evaluation.auc, "auc_ci95": evaluation.auc_ci95,
+               "ks": evaluation.ks, "gini": evaluation.gini, "log_loss": evaluation.log_loss,
+               "brier": evaluation.brier, "challenger_auc": challenger.validation_auc,
+               "seconds": started.elapsed().as_secs_f64(), "out": out.display().to_string()}),
+    );
+    // stdout holds only JSON objects with --log json; the person's line goes to stderr.
+    match super::log::json() {
+        true => eprintln!("{done}"),
+        false => println!("{done}"),
+    }
     Ok(())
 }
 
@@ -1094,11 +1132,11 @@ impl EpochProgress {
         }
     }
 
-    fn show(&mut self, event: FitEvent) {
-        if !self.verbose && !matches!(event, FitEvent::Warning(_)) {
+    fn show(&mut self, fit_event: FitEvent) {
+        if !self.verbose && !matches!(fit_event, FitEvent::Warning(_)) {
             return;
         }
-        match event {
+        match fit_event {
             FitEvent::EpochStart {
                 epoch,
                 epochs,
@@ -1119,20 +1157,29 @@ impl EpochProgress {
                 self.epoch = epoch;
             }
             FitEvent::Steps { done, total, loss } => {
-                if self.headless && self.last_line.elapsed() >= self.headless_every {
+                if (self.headless || super::log::json())
+                    && self.last_line.elapsed() >= self.headless_every
+                {
                     self.last_line = Instant::now();
                     let rate =
                         done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
-                    let loss = loss.map_or(String::new(), |l| format!(", loss {l:.4}"));
-                    eprintln!(
-                        "epoch {}/{}: step {done}/{total}{loss}, {rate:.0} rows/s",
-                        self.epoch, self.epochs
+                    event(
+                        "progress",
+                        json!({"epoch": self.epoch, "epochs": self.epochs, "step": done,
+                               "steps": total, "loss": loss, "rows_per_second": rate}),
                     );
+                    if self.headless {
+                        let loss = loss.map_or(String::new(), |l| format!(", loss {l:.4}"));
+                        eprintln!(
+                            "epoch {}/{}: step {done}/{total}{loss}, {rate:.0} rows/s",
+                            self.epoch, self.epochs
+                        );
+                    }
                 }
                 if let Some(bar) = &self.bar {
                     bar.set_position(done as u64);
-                    let rate = done as f64 * self.rows_per_step
-                        / self.started.elapsed().as_secs_f64();
+                    let rate =
+                        done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
                     let loss = loss.map_or(String::new(), |l| format!("loss {l:.4}  "));
                     bar.set_message(format!("{loss}{rate:.0} rows/s"));
                 }
@@ -1142,6 +1189,15 @@ impl EpochProgress {
                     bar.finish_and_clear();
                 }
                 self.last_line = Instant::now();
+                event(
+                    "epoch",
+                    json!({"epoch": report.epoch, "epochs": self.epochs,
+                           "train_loss": report.train_loss,
+                           "figures_on": if self.rows_name == "stop" { "stopping rows" } else { "validation rows" },
+                           "auc": report.validation.auc, "ks": report.validation.ks,
+                           "log_loss": report.validation.log_loss,
+                           "seconds": report.seconds, "rows_per_second": report.rows_per_second}),
+                );
                 eprintln!(
                     "epoch {:>3}/{}  train loss {:.4}  {} AUC {:.4}  KS {:.4}  log loss {:.4}  {:.0} rows/s",
                     report.epoch,
@@ -1154,19 +1210,32 @@ impl EpochProgress {
                     report.rows_per_second
                 );
             }
-            FitEvent::Warning(message) => eprintln!("warning: {message}"),
+            FitEvent::Warning(message) => {
+                event("warning", json!({ "message": message }));
+                eprintln!("warning: {message}")
+            }
             FitEvent::Checkpointed { epoch, step } => {
+                event("checkpoint", json!({ "epoch": epoch, "step": step }));
                 if self.headless {
-                    eprintln!("epoch {epoch}/{}: checkpoint written at step {step}", self.epochs);
+                    eprintln!(
+                        "epoch {epoch}/{}: checkpoint written at step {step}",
+                        self.epochs
+                    );
                 }
             }
             FitEvent::EarlyStop {
                 best_epoch,
                 best_auc,
                 patience,
-            } => eprintln!(
-                "stopping early: no better stopping-rows AUC than {best_auc:.4} (epoch {best_epoch}) for {patience} epochs"
-            ),
+            } => {
+                event(
+                    "early_stop",
+                    json!({"best_epoch": best_epoch, "best_auc": best_auc, "patience": patience}),
+                );
+                eprintln!(
+                    "stopping early: no better stopping-rows AUC than {best_auc:.4} (epoch {best_epoch}) for {patience} epochs"
+                )
+            }
         }
     }
 }

@@ -148,3 +148,82 @@ fn a_headless_run_logs_plain_progress_lines() {
     )));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--log json`: stdout holds one JSON object per line and nothing else: a start event,
+/// an epoch event per epoch with the documented fields, and a done event (or an error
+/// event with the exit status); cross-validation adds one event per fold.
+#[test]
+fn log_json_writes_one_event_per_line_on_stdout() {
+    let data = crate::common::fixture("credit_mixed.csv");
+    let dir = temp_dir("log-json");
+    let run = |extra: &[&str]| {
+        let out = riskgrad(
+            &[
+                &[
+                    "train",
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--device",
+                    "cpu",
+                    "--hidden",
+                    "4",
+                    "--log",
+                    "json",
+                    "--out",
+                    dir.to_str().unwrap(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
+        let events: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect();
+        (out, events)
+    };
+    let kinds = |events: &[serde_json::Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (out, events) = run(&["--epochs", "3", "--early-stop", "off"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(kinds(&events), ["start", "epoch", "epoch", "epoch", "done"]);
+    for e in &events {
+        assert!(e["time"].as_f64().unwrap() > 1.6e9, "{e}");
+    }
+    assert_eq!(events[0]["validation_rows"], 8);
+    for key in [
+        "epoch",
+        "epochs",
+        "train_loss",
+        "figures_on",
+        "auc",
+        "ks",
+        "log_loss",
+        "seconds",
+        "rows_per_second",
+    ] {
+        assert!(!events[1][key].is_null(), "{key}: {}", events[1]);
+    }
+    assert_eq!(events[4]["saved_epoch"], 3);
+    assert!(
+        stderr(&out).contains("done in"),
+        "the person's line is on stderr"
+    );
+
+    let (out, events) = run(&["--lr", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(kinds(&events), ["error"]);
+    assert_eq!(events[0]["exit"], 2);
+    assert!(events[0]["message"].as_str().unwrap().contains("--lr"));
+
+    let (out, events) = run(&["--cv", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(kinds(&events), ["start", "fold", "fold", "done"]);
+    assert!(events[1]["auc"].is_number() || events[1]["auc"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+}
