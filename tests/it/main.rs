@@ -39,6 +39,7 @@ mod lifecycle_explain;
 mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
+mod mutation_fuzz;
 mod plan;
 mod rnn_gradcheck;
 mod rnn_reference;
