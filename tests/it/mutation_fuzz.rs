@@ -7,7 +7,6 @@
 use crate::common::{fixture, riskgrad};
 use crate::lifecycle_common::temp_dir;
 use riskgrad::rng::Rng;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
