@@ -1,6 +1,6 @@
 //! The command line end to end: what a user types, what comes out, and the exit code.
 
-use crate::common::{riskgrad, stderr};
+use crate::common::{riskgrad, stderr, train_small};
 use std::path::PathBuf;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -157,25 +157,7 @@ fn log_json_writes_one_event_per_line_on_stdout() {
     let data = crate::common::fixture("credit_mixed.csv");
     let dir = temp_dir("log-json");
     let run = |extra: &[&str]| {
-        let out = riskgrad(
-            &[
-                &[
-                    "train",
-                    "--data",
-                    data.to_str().unwrap(),
-                    "--device",
-                    "cpu",
-                    "--hidden",
-                    "4",
-                    "--log",
-                    "json",
-                    "--out",
-                    dir.to_str().unwrap(),
-                ][..],
-                extra,
-            ]
-            .concat(),
-        );
+        let out = train_small(&data, &dir, &[&["--log", "json"][..], extra].concat());
         let events: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
             .unwrap()
             .lines()

@@ -3,7 +3,7 @@
 //! device or a pipe. Each refusal comes before any work, names --out, and leaves every
 //! file as it was.
 
-use crate::common::riskgrad;
+use crate::common::{riskgrad, train_small};
 use crate::lifecycle_common::{taiwan_file, temp_dir};
 use std::path::Path;
 use std::process::Command;
@@ -134,23 +134,7 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     let dir = temp_dir("transactional");
     let model = dir.join("model");
     let data = crate::common::fixture("credit_mixed.csv");
-    let train = |seed: &str| {
-        riskgrad(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--hidden",
-            "4",
-            "--epochs",
-            "2",
-            "--seed",
-            seed,
-            "--out",
-            model.to_str().unwrap(),
-        ])
-    };
+    let train = |seed: &str| train_small(&data, &model, &["--epochs", "2", "--seed", seed]);
     let first = train("1");
     assert!(first.status.success(), "{}", crate::common::stderr(&first));
     let files = [

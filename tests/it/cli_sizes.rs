@@ -3,7 +3,7 @@
 //! sizes are refused with the flag named, and a refused flag leaves nothing behind.
 
 use crate::common::fixture;
-use crate::common::{riskgrad, stderr};
+use crate::common::{riskgrad, stderr, train_small};
 use crate::lifecycle_common::temp_dir;
 
 #[test]
@@ -200,22 +200,7 @@ fn default_early_stopping_gives_way_on_a_table_too_small_for_it() {
     std::fs::write(&data, csv).unwrap();
     let run = |extra: &[&str], name: &str| {
         let out_dir = dir.join(name);
-        let args = [
-            &[
-                "train",
-                "--data",
-                data.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--hidden",
-                "4",
-                "--out",
-                out_dir.to_str().unwrap(),
-            ][..],
-            extra,
-        ]
-        .concat();
-        (riskgrad(&args), out_dir)
+        (train_small(&data, &out_dir, extra), out_dir)
     };
     let (out, model) = run(&[], "default");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -4,7 +4,7 @@
 //! or a clear error and its documented exit status: never a panic, an abort, a signal or
 //! a hang. Seeded, so a failure repeats; bounded to seconds.
 
-use crate::common::{fixture, riskgrad};
+use crate::common::{fixture, train_small};
 use crate::lifecycle_common::temp_dir;
 use riskgrad::rng::Rng;
 use std::process::{Command, Stdio};
@@ -131,20 +131,9 @@ fn mutated_data_and_model_files_never_crash_any_command() {
     let dir = temp_dir("mutation-fuzz");
     let data = fixture("credit_mixed.csv");
     let good_model = dir.join("model");
-    let out = riskgrad(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--hidden",
-        "4",
-        "--epochs",
-        "2",
-        "--out",
-        good_model.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    assert!(train_small(&data, &good_model, &["--epochs", "2"])
+        .status
+        .success());
     let clean = std::fs::read(&data).unwrap();
     let mut rng = Rng::new(0xF022);
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();

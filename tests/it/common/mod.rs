@@ -411,6 +411,20 @@ pub fn riskgrad(args: &[&str]) -> std::process::Output {
         .expect("run riskgrad")
 }
 
+/// `riskgrad train` of a small network (`--hidden 4`) on the CPU backend: `data`, into
+/// `out`, with `extra` flags.
+pub fn train_small(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let base = [
+        "train", "--data", data, "--device", "cpu", "--hidden", "4", "--out", out,
+    ];
+    riskgrad(&[&base[..], extra].concat())
+}
+
 /// A command's standard error as text.
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
