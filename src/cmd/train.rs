@@ -460,6 +460,17 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.batch == Some(0) {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
+    if let Some(out) = &args.out {
+        if out.exists() && !out.is_dir() {
+            return Err(Error::flag(
+                "--out",
+                format!(
+                    "{} is a file; a model is written as a directory (model.safetensors, config.json, metrics.json, the report): name a new or existing directory",
+                    out.display()
+                ),
+            ));
+        }
+    }
     riskgrad::nn::check_dropout(args.dropout)?;
     if !args.model.uses_sequences() && (!args.sequence.is_empty() || args.time_order.is_some()) {
         return Err(Error::flag(

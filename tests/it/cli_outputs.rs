@@ -199,3 +199,21 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `train --out` naming a file (here its own data file) is refused before any work,
+/// naming --out, and the file is left as it was.
+#[test]
+fn train_out_naming_a_file_is_refused() {
+    let dir = temp_dir("train-out-file");
+    let data = dir.join("loans.csv");
+    std::fs::copy(crate::common::fixture("credit_mixed.csv"), &data).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    for extra in [&[][..], &["--cv", "3"]] {
+        let out = train_small(&data, &data, extra);
+        let msg = crate::common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        assert!(msg.contains("--out") && msg.contains("is a file"), "{msg}");
+        assert_eq!(std::fs::read(&data).unwrap(), before);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
