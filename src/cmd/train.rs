@@ -600,6 +600,7 @@ pub(super) fn train_network(
         cv_folds: None,
         device: device.clone(),
         solver: None,
+        val_rows: Some(prepared.val_fingerprints.clone()),
     };
     if let Some(ck) = run.resume {
         check_resumable(ck, &settings, &model, &prepared.preprocessor)?;

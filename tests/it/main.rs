@@ -26,6 +26,7 @@ mod data_ple;
 mod data_prepare;
 mod data_scale;
 mod dropout;
+mod eval_rows;
 mod fit;
 mod gpu_adapters;
 mod gpu_conv;
