@@ -41,6 +41,7 @@ mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
 mod plan;
+mod resume_messages;
 mod rnn_gradcheck;
 mod rnn_reference;
 mod rnn_train_e2e;
