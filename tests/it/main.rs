@@ -47,5 +47,6 @@ mod rnn_reference;
 mod rnn_train_e2e;
 mod sequence;
 mod shaders_validate;
+mod software_adapter;
 mod train_cnn;
 mod train_e2e;
