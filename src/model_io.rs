@@ -14,7 +14,7 @@
 //! first, so a crash leaves either the old model or the new one (a crash between the two
 //! renames leaves a pair whose checksum disagrees, and loading says so).
 
-use crate::data::Preprocessor;
+use crate::data::{Preprocessor, RowFingerprints};
 use crate::engine::graph::{Graph, Optimizer, ParamSpec};
 use crate::engine::plan::ParamLayout;
 use crate::error::{Error, Result};
@@ -72,6 +72,11 @@ pub struct TrainSettings {
     /// "newton (irls), l2 1, 7 steps". Absent in models saved before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver: Option<String>,
+    /// Fingerprints of the validation rows' raw cells, by which `eval` finds them in a
+    /// file by content (whatever their order, and among rows added since). Absent in
+    /// models saved before it existed, and in a cross-validation ensemble.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_rows: Option<RowFingerprints>,
 }
 
 /// A trained model with everything needed to score a raw CSV row.
@@ -470,9 +475,19 @@ pub fn serialize_tensors(
 /// FNV-1a, 64-bit: a checksum to notice a damaged or swapped file (not a defence against
 /// anyone who means harm).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    fnv1a64_extend(FNV1A64_START, bytes)
+}
+
+/// The state [`fnv1a64`] starts from (its offset basis), for hashing in pieces with
+/// [`fnv1a64_extend`].
+pub const FNV1A64_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes` continued from `state`: `fnv1a64_extend(fnv1a64(a), b)` is
+/// `fnv1a64(a ++ b)`.
+pub fn fnv1a64_extend(state: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(state, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -485,5 +500,6 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+        assert_eq!(fnv1a64_extend(fnv1a64(b"foo"), b"bar"), fnv1a64(b"foobar"));
     }
 }

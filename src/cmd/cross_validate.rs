@@ -310,6 +310,8 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         let params = pack_ensemble(&model, &members)?;
         let mut training = last.settings.clone();
         training.cv_folds = Some(k);
+        // Every row trained some member: none is held out, so no fingerprints.
+        training.val_rows = None;
         SavedModel {
             model,
             preprocessing,

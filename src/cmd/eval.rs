@@ -17,9 +17,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Which rows to score: `validation`, the rows held out when the model was trained
-    /// (only on the file it was trained on), or `all`. Default: `validation` on the
-    /// training file, so that rows the model learned from do not inflate its metrics;
-    /// `all` on any other file.
+    /// (found in the file by their cells' content, whatever their order), or `all`.
+    /// Default: `validation` when the file holds any of them, so that rows the model
+    /// learned from do not inflate its metrics; `all` on a file that holds none (with a
+    /// note), except the training file's path, where that is an error.
     #[arg(long, value_enum, value_name = "ROWS")]
     pub rows: Option<Rows>,
     /// Scores at or above this count as predicted default. Default: the threshold that
@@ -56,6 +57,13 @@ struct EvalOutput<'a> {
     data: String,
     /// `all`, or `validation` (the rows held out in training).
     rows_scored: Rows,
+    /// With `validation`: whether the rows were found by content (the fingerprints saved
+    /// with the model), rather than by position (a model saved before them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation_rows_verified: Option<bool>,
+    /// Rows held out in training that the file no longer holds (found by content).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation_rows_not_found: Option<usize>,
     /// Rows left out because their target cell is empty.
     rows_without_target: usize,
     #[serde(flatten)]
@@ -80,27 +88,89 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         });
     let trained_on_this =
         data == model.training.data || same_file(args.data.as_deref(), &model.training.data);
-    let rows = match args.rows {
-        Some(Rows::Validation) if !trained_on_this => {
-            return Err(Error::flag(
-                "--rows",
-                format!("validation rows are known only on the file the model was trained on ({}), not on {data}", model.training.data),
-            ))
-        }
+    // Where the rows held out in training would be if this is the training file: found
+    // by content when the model saved their fingerprints, else by position.
+    let by_position = match args.rows {
         Some(rows) => rows,
         None if trained_on_this => Rows::Validation,
         None => Rows::All,
     };
-    if let (Some(k), Rows::Validation) = (model.training.cv_folds, rows) {
+    if let (Some(k), Rows::Validation) = (model.training.cv_folds, by_position) {
         return Err(Error::flag(
             "--rows",
             format!("the model is a {k}-fold cross-validation ensemble: every row of {data} trained some of its members, so none was held out (its out-of-fold figures are in the metrics.json written beside it); --rows all scores the rows anyway"),
         ));
     }
-    let (mut probs, mut labels, skipped) = score_labelled(args, &model)?;
-    if rows == Rows::Validation {
-        (probs, labels) = validation_rows(&probs, &labels, &model.training);
+    let saved = model.training.val_rows.as_ref();
+    if saved.is_none() && args.rows == Some(Rows::Validation) && !trained_on_this {
+        return Err(Error::flag(
+            "--rows",
+            format!("validation rows are known only on the file the model was trained on ({}), not on {data}", model.training.data),
+        ));
     }
+    let scored = score_labelled(args, &model)?;
+    let skipped = scored.skipped;
+    let (selection, probs, labels) = match (saved, args.rows) {
+        (_, Some(Rows::All)) => (Selection::All, scored.probs, scored.labels),
+        (Some(saved), _) => {
+            let mut matcher = saved.matcher();
+            let keep: Vec<bool> = scored
+                .fingerprints
+                .iter()
+                .map(|&f| matcher.take(f))
+                .collect();
+            let found = saved.len() - matcher.not_found();
+            if found == 0 && (args.rows == Some(Rows::Validation) || trained_on_this) {
+                return Err(Error::flag(
+                    "--rows",
+                    format!(
+                        "{data} has no validation rows: none of its rows is one of the {} held out when the model was trained on {} (they are found by their cells' content), so it is not that file as it was; --rows all scores every row",
+                        saved.len(),
+                        model.training.data
+                    ),
+                ));
+            }
+            if found == 0 {
+                eprintln!(
+                    "note: scoring every row of {data}: none of them is one of the {} rows held out when the model was trained on {} (they may be new rows, or rows it trained on)",
+                    saved.len(),
+                    model.training.data
+                );
+                (Selection::All, scored.probs, scored.labels)
+            } else {
+                let not_found = matcher.not_found();
+                if not_found > 0 {
+                    eprintln!(
+                        "note: {not_found} of the {} rows held out in training are not in {data} (changed or removed); scoring the {found} found",
+                        saved.len()
+                    );
+                }
+                let pick = |v: Vec<f32>| -> Vec<f32> {
+                    v.into_iter()
+                        .zip(&keep)
+                        .filter_map(|(v, &k)| k.then_some(v))
+                        .collect()
+                };
+                (
+                    Selection::ByContent { not_found },
+                    pick(scored.probs),
+                    pick(scored.labels),
+                )
+            }
+        }
+        (None, _) if by_position == Rows::Validation => {
+            eprintln!(
+                "note: this model was saved without its validation rows' fingerprints (before riskgrad recorded them), so eval cannot verify that {data} is unchanged: it scores the rows at the validation positions of the split"
+            );
+            let (p, l) = validation_rows(&scored.probs, &scored.labels, &model.training);
+            (Selection::ByPosition, p, l)
+        }
+        (None, _) => (Selection::All, scored.probs, scored.labels),
+    };
+    let rows = match selection {
+        Selection::All => Rows::All,
+        _ => Rows::Validation,
+    };
     if probs.is_empty() {
         return Err(match rows {
             Rows::Validation => Error::flag("--rows", format!("{data} has no validation rows (the model was trained with --val-split {}); --rows all scores every row", model.training.val_split)),
@@ -113,6 +183,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             model: args.model.display().to_string(),
             data,
             rows_scored: rows,
+            validation_rows_verified: (rows == Rows::Validation)
+                .then_some(matches!(selection, Selection::ByContent { .. })),
+            validation_rows_not_found: match selection {
+                Selection::ByContent { not_found } => Some(not_found),
+                _ => None,
+            },
             rows_without_target: skipped,
             evaluation: &ev,
         };
@@ -121,46 +197,84 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?
         );
     } else {
-        let data = match rows {
-            Rows::Validation => format!(
-                "{data}, validation rows (held out in training: {:.0}%, seed {})",
+        let data = match selection {
+            Selection::ByContent { not_found: 0 } => format!(
+                "{data}, validation rows (held out in training, found by content: {:.0}%, seed {})",
                 100.0 * model.training.val_split,
                 model.training.seed
             ),
-            Rows::All => data,
+            Selection::ByContent { not_found } => format!(
+                "{data}, validation rows (held out in training, found by content; {not_found} not in this file)"
+            ),
+            Selection::ByPosition => format!(
+                "{data}, rows at the validation positions (held out in training if the file is unchanged: {:.0}%, seed {})",
+                100.0 * model.training.val_split,
+                model.training.seed
+            ),
+            Selection::All => data,
         };
         print!("{}", render(&ev, &data, skipped));
     }
     Ok(())
 }
 
-/// Scores every row that has a target; returns (probabilities, labels, rows skipped).
-fn score_labelled(
-    args: &EvalArgs,
-    model: &riskgrad::model_io::SavedModel,
-) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+/// Which rows `eval` scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Selection {
+    /// Every row with a target.
+    All,
+    /// The rows held out in training, found by their fingerprints; `not_found` of them
+    /// are not in the file.
+    ByContent { not_found: usize },
+    /// The rows at the validation positions of the split (a model saved without
+    /// fingerprints): held out only if the file is unchanged.
+    ByPosition,
+}
+
+/// The rows of a file that have a target, scored.
+struct Scored {
+    probs: Vec<f32>,
+    labels: Vec<f32>,
+    /// Each row's fingerprint (`riskgrad::data::RowFingerprints`).
+    fingerprints: Vec<u64>,
+    /// Rows left out because their target cell is empty.
+    skipped: usize,
+}
+
+/// Scores every row that has a target.
+fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Result<Scored> {
     if args.batch == 0 {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
-    let mut reader = open_data(args.data.as_deref(), model)?.with_labels()?;
+    let mut reader = open_data(args.data.as_deref(), model)?
+        .with_labels()?
+        .with_fingerprints();
     let mut exec = super::executor(&args.device)?;
     let (mut scorer, mut next) =
         Scorer::for_first_batch(exec.as_mut(), model, &mut reader, args.batch)?;
-    let (mut probs, mut labels, mut skipped) = (Vec::new(), Vec::new(), 0);
+    let mut out = Scored {
+        probs: Vec::new(),
+        labels: Vec::new(),
+        fingerprints: Vec::new(),
+        skipped: 0,
+    };
     while let Some(batch) = next {
         let p = scorer.score(&model.arrange(batch.x))?;
-        for (p, y) in p.into_iter().zip(batch.labels.unwrap_or_default()) {
+        let labels = batch.labels.unwrap_or_default();
+        let fingerprints = batch.fingerprints.unwrap_or_default();
+        for ((p, y), f) in p.into_iter().zip(labels).zip(fingerprints) {
             if y.is_nan() {
-                skipped += 1;
+                out.skipped += 1;
             } else {
-                probs.push(p);
-                labels.push(y);
+                out.probs.push(p);
+                out.labels.push(y);
+                out.fingerprints.push(f);
             }
         }
         next = reader.next_batch(scorer.batch())?;
     }
     super::data_args::report_predict_odd_cells(reader.odd_cells());
-    Ok((probs, labels, skipped))
+    Ok(out)
 }
 
 /// Whether `path` names the file recorded as `trained_on`, written another way.
@@ -170,8 +284,9 @@ fn same_file(path: Option<&std::path::Path>, trained_on: &str) -> bool {
         .is_some_and(|p| Some(p) == canonical(std::path::Path::new(trained_on)))
 }
 
-/// The rows of the training file that training held out: the same stratified split of
-/// the labelled rows, in file order, that `data::prepare` made.
+/// The rows of the training file that training held out, if the file is unchanged: the
+/// same stratified split of the labelled rows, in file order, that `data::prepare` made
+/// (for models saved without the rows' fingerprints).
 fn validation_rows(
     probs: &[f32],
     labels: &[f32],

@@ -14,15 +14,21 @@ pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::engine::{select_executor, WhenNoGpu};
+use riskgrad::engine::{select_executor, software_adapter_note, WhenNoGpu};
 use riskgrad::{Error, Result, Setting};
 
 /// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU
-/// backend (saying so when the user did not ask for it).
+/// backend (saying so when the user did not ask for it). A software adapter (lavapipe
+/// and the like) gets one line saying so and how to reach the GPU instead.
 pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
     let selected = select_executor(choice, WhenNoGpu::UseCpu)?;
     if selected.fell_back_to_cpu {
-        eprintln!("no hardware GPU adapter found: using the native CPU backend (name a software adapter with --device to use it)");
+        eprintln!("no hardware GPU adapter found: using the native CPU backend (for a GPU, install its Vulkan driver, or in a container add `graphics` to NVIDIA_DRIVER_CAPABILITIES; name a software adapter with --device to use it)");
+    }
+    // Once per process: a cross-validation opens an executor per fold.
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if let Some(name) = &selected.software_adapter {
+        SAID.call_once(|| eprintln!("{}", software_adapter_note(name)));
     }
     Ok(selected.executor)
 }

@@ -619,6 +619,7 @@ pub(super) fn train_network(
         cv_folds: None,
         device: device.clone(),
         solver: None,
+        val_rows: Some(prepared.val_fingerprints.clone()),
     };
     if let Some(ck) = run.resume {
         check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
@@ -1010,12 +1011,37 @@ fn check_resumable(
             format!("is {b} here but {a} in the checkpoint; resume with the first run's flags"),
         ))
     };
-    if ck.model != *model {
+    // The seed and the split decide which rows train, and so the fitted preprocessing:
+    // named first, before the preprocessing is blamed on the data.
+    if was.seed != now.seed {
+        return differ("--seed", was.seed.to_string(), now.seed.to_string());
+    }
+    if was.val_split != now.val_split {
         return differ(
-            "--model/--hidden",
-            format!("{:?}", ck.model),
-            format!("{model:?}"),
+            "--val-split",
+            was.val_split.to_string(),
+            now.val_split.to_string(),
         );
+    }
+    if was.stop_split != now.stop_split {
+        let split = |s: Option<f64>| match s {
+            Some(f) => format!("{f} (with --early-stop)"),
+            None => "unused (no --early-stop)".into(),
+        };
+        return differ(
+            "--early-stop/--stop-split",
+            split(was.stop_split),
+            split(now.stop_split),
+        );
+    }
+    if let Some((flag, was, now)) = model_difference(&ck.model, model) {
+        if flag == "--data" {
+            return Err(Error::flag(
+                "--resume",
+                format!("the data gives {now} here but {was} in the checkpoint (another file, or other data flags); resume with the same --data and data flags"),
+            ));
+        }
+        return differ(flag, was, now);
     }
     // The fitted preprocessing (columns, categories, means and stds of the training
     // split) stands for the data: a moved file with the same contents resumes.
@@ -1025,23 +1051,6 @@ fn check_resumable(
     if was.batch != now.batch {
         return differ("--batch", was.batch.to_string(), now.batch.to_string());
     }
-    if was.seed != now.seed {
-        return differ("--seed", was.seed.to_string(), now.seed.to_string());
-    }
-    if was.stop_split != now.stop_split {
-        return differ(
-            "--early-stop/--stop-split",
-            format!("{:?}", was.stop_split),
-            format!("{:?}", now.stop_split),
-        );
-    }
-    if was.val_split != now.val_split {
-        return differ(
-            "--val-split",
-            was.val_split.to_string(),
-            now.val_split.to_string(),
-        );
-    }
     if was.pos_weight != now.pos_weight {
         return differ(
             "--pos-weight",
@@ -1050,13 +1059,174 @@ fn check_resumable(
         );
     }
     if without_lr(was.optimizer) != without_lr(now.optimizer) {
-        return differ(
-            "--optimizer",
-            format!("{:?}", was.optimizer),
-            format!("{:?}", now.optimizer),
+        let (a, b) = (
+            optimizer_words(was.optimizer),
+            optimizer_words(now.optimizer),
         );
+        let flag = match (was.optimizer, now.optimizer) {
+            (Optimizer::Sgd { .. }, Optimizer::Sgd { .. }) => "--momentum",
+            (Optimizer::AdamW { .. }, Optimizer::AdamW { .. }) => "--weight-decay",
+            _ => "--optimizer",
+        };
+        return differ(flag, a, b);
     }
     Ok(())
+}
+
+/// An optimizer as its flags say it, without the learning rate (which `--resume` may
+/// change): `sgd, momentum 0.9`, `adamw, weight decay 0.01`.
+fn optimizer_words(o: Optimizer) -> String {
+    match o {
+        Optimizer::Sgd { momentum, .. } => format!("sgd, momentum {momentum}"),
+        Optimizer::Adam { beta1, beta2, .. } => format!("adam (betas {beta1}, {beta2})"),
+        Optimizer::AdamW {
+            beta1,
+            beta2,
+            weight_decay,
+            ..
+        } => format!("adamw (betas {beta1}, {beta2}), weight decay {weight_decay}"),
+    }
+}
+
+/// The first thing that differs between the checkpoint's model `was` and this run's
+/// `now`, in words: the flag that sets it, its value in the checkpoint and here. `--data`
+/// stands for the input features the data gives (their count, and for the sequence
+/// models their layout). `None` when the models are the same.
+fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, String, String)> {
+    fn sizes(v: &[usize]) -> String {
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+        }
+    }
+    fn kind(m: &ModelSpec) -> &'static str {
+        match m {
+            ModelSpec::Mlp { .. } => "mlp",
+            ModelSpec::Lstm(_) => "lstm",
+            ModelSpec::Gru(_) => "gru",
+            ModelSpec::Cnn { .. } => "cnn",
+            ModelSpec::Ensemble { .. } => "a cross-validation ensemble",
+        }
+    }
+    fn sequence(statics: usize, channels: usize, steps: usize) -> String {
+        format!(
+            "{} input features ({statics} static, a history of {steps} steps of {channels} channels)",
+            statics + channels * steps
+        )
+    }
+    type Field = (&'static str, String, String);
+    let first = |fields: Vec<Field>| fields.into_iter().find(|(_, a, b)| a != b);
+    let common = |act: (Act, Act), dropout: (f32, f32)| -> Vec<Field> {
+        vec![
+            ("--activation", act.0.name().into(), act.1.name().into()),
+            ("--dropout", dropout.0.to_string(), dropout.1.to_string()),
+        ]
+    };
+    use ModelSpec::*;
+    match (was, now) {
+        _ if was == now => None,
+        (
+            Mlp {
+                inputs: i0,
+                hidden: h0,
+                activation: a0,
+                dropout: d0,
+            },
+            Mlp {
+                inputs: i1,
+                hidden: h1,
+                activation: a1,
+                dropout: d1,
+            },
+        ) => first(
+            [
+                vec![
+                    (
+                        "--data",
+                        format!("{i0} input features"),
+                        format!("{i1} input features"),
+                    ),
+                    ("--hidden", sizes(h0), sizes(h1)),
+                ],
+                common((*a0, *a1), (*d0, *d1)),
+            ]
+            .concat(),
+        ),
+        (Lstm(r0), Lstm(r1)) | (Gru(r0), Gru(r1)) => {
+            let on = |b: bool| if b { "on" } else { "off" }.to_string();
+            first(
+                [
+                    vec![
+                        (
+                            "--data",
+                            sequence(r0.statics, r0.channels, r0.steps),
+                            sequence(r1.statics, r1.channels, r1.steps),
+                        ),
+                        ("--hidden", sizes(&r0.hidden), sizes(&r1.hidden)),
+                        (
+                            "--bidirectional",
+                            on(r0.bidirectional),
+                            on(r1.bidirectional),
+                        ),
+                        ("--dense", sizes(&r0.head), sizes(&r1.head)),
+                    ],
+                    common((r0.activation, r1.activation), (r0.dropout, r1.dropout)),
+                ]
+                .concat(),
+            )
+        }
+        (
+            Cnn {
+                statics: s0,
+                channels: c0,
+                steps: t0,
+                layers: l0,
+                activation: a0,
+                dropout: d0,
+            },
+            Cnn {
+                statics: s1,
+                channels: c1,
+                steps: t1,
+                layers: l1,
+                activation: a1,
+                dropout: d1,
+            },
+        ) => first(
+            [
+                vec![
+                    ("--data", sequence(*s0, *c0, *t0), sequence(*s1, *c1, *t1)),
+                    ("--conv-channels", sizes(&l0.conv), sizes(&l1.conv)),
+                    (
+                        "--conv-kernel",
+                        l0.kernel.to_string(),
+                        l1.kernel.to_string(),
+                    ),
+                    ("--pool", l0.pool.to_string(), l1.pool.to_string()),
+                    ("--dense", sizes(&l0.dense), sizes(&l1.dense)),
+                ],
+                common((*a0, *a1), (*d0, *d1)),
+            ]
+            .concat(),
+        ),
+        (
+            Ensemble {
+                members: k0,
+                model: m0,
+            },
+            Ensemble {
+                members: k1,
+                model: m1,
+            },
+        ) if k0 == k1 => model_difference(m0, m1),
+        (Ensemble { members: k0, .. }, Ensemble { members: k1, .. }) => {
+            Some(("--cv", k0.to_string(), k1.to_string()))
+        }
+        _ => Some(("--model", kind(was).into(), kind(now).into())),
+    }
+    // Equal fields but unequal models cannot happen; say so in words all the same.
+    .or_else(|| (was != now).then(|| ("--model", "another model".into(), "this one".into())))
 }
 
 fn without_lr(o: Optimizer) -> Optimizer {

@@ -105,6 +105,7 @@ pub fn run(
             cv_folds: None,
             device: "cpu (f64 solver)".into(),
             solver: Some(solver.clone()),
+            val_rows: Some(prepared.val_fingerprints.clone()),
         },
         epoch: 1,
         validation: Some(evaluation.clone()),

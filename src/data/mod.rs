@@ -16,6 +16,7 @@
 //! training and prediction read a value the same way.
 
 mod cell;
+mod fingerprint;
 mod options;
 mod predict;
 mod prepare;
@@ -28,6 +29,7 @@ mod table;
 mod target;
 
 pub use cell::{category_key, is_missing, parse_number, read_number, strip_thousands, NumberCell};
+pub use fingerprint::{RowFingerprints, RowMatcher};
 pub use options::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
 pub use prepare::{

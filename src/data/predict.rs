@@ -25,6 +25,9 @@ pub struct Batch {
     /// 0/1 targets, when asked for with [`PredictReader::with_labels`] (NaN where the cell
     /// is missing).
     pub labels: Option<Vec<f32>>,
+    /// Each row's fingerprint (`data::fingerprint`), when asked for with
+    /// [`PredictReader::with_fingerprints`].
+    pub fingerprints: Option<Vec<u64>>,
 }
 
 impl Batch {
@@ -43,6 +46,7 @@ pub struct PredictReader<'p> {
     id_col: Option<usize>,
     target_col: Option<usize>,
     labels: bool,
+    fingerprints: bool,
     rec: csv::ByteRecord,
     rows_read: u64,
     /// Per input: its odd cells so far (only numeric inputs have any).
@@ -107,6 +111,7 @@ impl<'p> PredictReader<'p> {
             id_col,
             target_col,
             labels: false,
+            fingerprints: false,
             rec: csv::ByteRecord::new(),
             rows_read: 0,
             odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
@@ -130,6 +135,13 @@ impl<'p> PredictReader<'p> {
         }
         self.labels = true;
         Ok(self)
+    }
+
+    /// Also fingerprint each row into [`Batch::fingerprints`] (to find rows saved with a
+    /// model by their content).
+    pub fn with_fingerprints(mut self) -> Self {
+        self.fingerprints = true;
+        self
     }
 
     /// Features per row the preprocessing writes.
@@ -156,6 +168,7 @@ impl<'p> PredictReader<'p> {
             ids: Vec::with_capacity(max_rows.min(1 << 16)),
             x: Vec::with_capacity(max_rows.min(1 << 16) * width),
             labels: self.labels.then(Vec::new),
+            fingerprints: self.fingerprints.then(Vec::new),
         };
         while batch.ids.len() < max_rows {
             let Some(line) = self.src.next(&mut self.rec)? else {
@@ -213,6 +226,9 @@ impl<'p> PredictReader<'p> {
                 None => self.rows_read.to_string(),
             };
             batch.ids.push(id);
+            if let Some(f) = batch.fingerprints.as_mut() {
+                f.push(self.src.fingerprint(&self.rec));
+            }
             if let (Some(labels), Some(j)) = (batch.labels.as_mut(), self.target_col) {
                 let cell = self.rec.get(j).unwrap_or(b"");
                 let y = self.pre.target_encoding.label_cell(cell).ok_or_else(|| {

@@ -37,6 +37,9 @@ pub struct Prepared {
     pub train_rows: Vec<u32>,
     /// File row indices of the validation split, sorted.
     pub val_rows: Vec<u32>,
+    /// The fingerprints of the validation rows' raw cells (save them with the model in
+    /// `TrainSettings::val_rows`, so that `eval` can find these rows by content).
+    pub val_fingerprints: crate::data::RowFingerprints,
 }
 
 impl Prepared {
@@ -251,6 +254,12 @@ impl LabelledTable {
             n_rows: table.n_rows,
             rows_without_target: table.n_rows - self.labelled.len(),
             train_rows,
+            val_fingerprints: crate::data::RowFingerprints::new(
+                val_rows
+                    .iter()
+                    .filter_map(|&r| table.row_fingerprints.get(r as usize).copied())
+                    .collect(),
+            ),
             val_rows,
         })
     }

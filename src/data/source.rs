@@ -21,6 +21,8 @@ pub(crate) struct CsvSource {
     /// Added to the csv crate's line numbers: 1 in CRLF files, whose records it places
     /// one line early (it counts a line at the `\n` that starts the next record).
     line_offset: u64,
+    /// The columns in the order row fingerprints visit them.
+    fingerprint_order: Vec<usize>,
 }
 
 /// Whether a stream's first line ends in `\r\n`, found as the bytes go by.
@@ -128,6 +130,7 @@ impl CsvSource {
         }
         Ok(CsvSource {
             path: path.to_path_buf(),
+            fingerprint_order: super::fingerprint::fingerprint_order(&names),
             names,
             rdr,
             is_gz,
@@ -173,6 +176,11 @@ impl CsvSource {
             ));
         }
         Ok(Some(line))
+    }
+
+    /// The fingerprint of a record read by [`next`](Self::next) (see `data::fingerprint`).
+    pub fn fingerprint(&self, rec: &csv::ByteRecord) -> u64 {
+        super::fingerprint::row_fingerprint(&self.names, &self.fingerprint_order, rec)
     }
 
     /// Builds an `Error::Data` at `line` and the column at `col`.

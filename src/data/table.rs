@@ -222,6 +222,8 @@ pub struct RawTable {
     pub n_rows: usize,
     /// Index of the target column in `columns`.
     pub target: usize,
+    /// Each data row's fingerprint (`data::fingerprint`), in file order.
+    pub row_fingerprints: Vec<u64>,
 }
 
 impl RawTable {
@@ -262,6 +264,7 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
 
     let mut rec = csv::ByteRecord::new();
     let mut n_rows = 0usize;
+    let mut row_fingerprints = Vec::new();
     while let Some(line) = src.next(&mut rec)? {
         if n_rows >= u32::MAX as usize {
             return Err(src.err(line, 0, "more than 4294967295 rows"));
@@ -269,6 +272,7 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
         for (j, (field, col)) in rec.iter().zip(cols.iter_mut()).enumerate() {
             col.push(field, line).map_err(|msg| src.err(line, j, msg))?;
         }
+        row_fingerprints.push(src.fingerprint(&rec));
         n_rows += 1;
     }
     if n_rows == 0 {
@@ -290,6 +294,7 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
         columns,
         n_rows,
         target,
+        row_fingerprints,
     })
 }
 

@@ -29,6 +29,23 @@ pub struct Selected {
     /// True when a GPU was asked for (or `auto` looked for one) and none qualified, so
     /// the CPU backend stands in: the caller should say so.
     pub fell_back_to_cpu: bool,
+    /// The adapter's name when it is a software rasterizer (lavapipe, llvmpipe,
+    /// SwiftShader, WARP): it runs on the CPU, far slower than a GPU, and is chosen only
+    /// when named or when no hardware adapter is there. The caller should say so
+    /// ([`software_adapter_note`]).
+    pub software_adapter: Option<String>,
+}
+
+/// One line for a run on the software adapter `name`: what it is, and the usual fix (the
+/// GPU's Vulkan driver, or in a container the `graphics` capability that makes the NVIDIA
+/// container runtime mount its Vulkan ICD).
+pub fn software_adapter_note(name: &str) -> String {
+    format!(
+        "note: {name} is a software Vulkan adapter that runs on the CPU, far slower than a GPU: \
+         install the GPU's Vulkan driver, or in a container add `graphics` to \
+         NVIDIA_DRIVER_CAPABILITIES (docker run --gpus all -e \
+         NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics)"
+    )
 }
 
 /// The one place that turns a device choice into an executor: `cpu` is the native
@@ -39,16 +56,19 @@ pub fn select_executor(choice: &DeviceChoice, when_no_gpu: WhenNoGpu) -> Result<
         return Ok(Selected {
             executor: Box::new(CpuExecutor::new()),
             fell_back_to_cpu: false,
+            software_adapter: None,
         });
     }
     match (choose_adapter(choice)?, when_no_gpu) {
         (Some(ctx), _) => Ok(Selected {
+            software_adapter: ctx.info.is_software.then(|| ctx.info.name.clone()),
             executor: Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))),
             fell_back_to_cpu: false,
         }),
         (None, WhenNoGpu::UseCpu) => Ok(Selected {
             executor: Box::new(CpuExecutor::new()),
             fell_back_to_cpu: true,
+            software_adapter: None,
         }),
         (None, WhenNoGpu::Refuse) => Err(Error::Gpu(format!("no adapter matches {choice:?}"))),
     }

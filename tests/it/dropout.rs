@@ -345,6 +345,7 @@ fn a_model_trained_with_dropout_scores_the_same_without_it() {
             cv_folds: None,
             device: "cpu".into(),
             solver: None,
+            val_rows: None,
         },
         epoch: 2,
         validation: None,

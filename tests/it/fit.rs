@@ -122,6 +122,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             cv_folds: None,
             device: "cpu".into(),
             solver: None,
+            val_rows: None,
         },
         model: model(),
         // Any fitted preprocessing will do: the checkpoint only records it.

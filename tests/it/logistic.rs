@@ -126,6 +126,7 @@ fn saved_model_scores_as_the_fit_on_both_executors() {
             cv_folds: None,
             device: "cpu".into(),
             solver: Some("newton".into()),
+            val_rows: None,
         },
         epoch: 1,
         validation: None,

@@ -69,6 +69,7 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
             cv_folds: None,
             device: "cpu".into(),
             solver: None,
+            val_rows: None,
         },
         epoch: epochs,
         validation: None,

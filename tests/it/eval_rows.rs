@@ -1,0 +1,202 @@
+//! `eval` finds the rows a model held out in training by their content (the fingerprints
+//! saved in config.json), not by their position: reordering the training file or adding
+//! a row to it scores the same held-out rows, and a file that holds none of them is never
+//! said to be validation rows.
+
+use crate::common::{riskgrad, stderr};
+use crate::lifecycle_common::temp_dir;
+use riskgrad::rng::Rng;
+use std::path::Path;
+
+/// A header and `n` random rows of a small credit-like table whose label depends on the
+/// features with noise, so that a model scores its training rows better than others.
+pub fn rows(seed: u64, n: usize) -> (String, Vec<String>) {
+    let mut rng = Rng::new(seed);
+    let rows = (0..n)
+        .map(|_| {
+            let (a, b, c) = (rng.normal(), rng.normal(), rng.uniform());
+            let cat = ["north", "south", "east"][rng.below(3)];
+            let y = (a + 0.5 * b + rng.normal() > 0.3) as u8;
+            format!("{a:.5},{b:.5},{c:.5},{cat},{y}")
+        })
+        .collect();
+    ("a,b,c,region,default\n".to_string(), rows)
+}
+
+pub fn write(path: &Path, header: &str, rows: &[String]) {
+    std::fs::write(path, format!("{header}{}\n", rows.join("\n"))).unwrap();
+}
+
+fn eval(model: &Path, data: &Path, extra: &[&str]) -> std::process::Output {
+    riskgrad(
+        &[
+            &[
+                "eval",
+                "--model",
+                model.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--json",
+                "--bootstrap",
+                "10",
+            ],
+            extra,
+        ]
+        .concat(),
+    )
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn eval_finds_the_held_out_rows_by_content() {
+    let dir = temp_dir("eval-content");
+    let (csv, model) = (dir.join("train.csv"), dir.join("model"));
+    let (header, original) = rows(11, 500);
+    write(&csv, &header, &original);
+    let trained = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        csv.to_str().unwrap(),
+        "--hidden",
+        "32",
+        "--epochs",
+        "8",
+        "--batch",
+        "16",
+        "--seed",
+        "3",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("metrics.json")).unwrap()).unwrap();
+    let want_auc = recorded["validation"]["auc"].as_f64().unwrap();
+    let same_rows = |ev: &serde_json::Value, what: &str| {
+        assert_eq!(ev["rows_scored"], "validation", "{what}");
+        assert_eq!(ev["validation_rows_verified"], true, "{what}");
+        assert_eq!(ev["rows"], 100, "{what}");
+        assert_eq!(
+            ev["positives"], recorded["validation"]["positives"],
+            "{what}"
+        );
+        let auc = ev["auc"].as_f64().unwrap();
+        assert!(
+            (auc - want_auc).abs() < 1e-6,
+            "{what}: AUC {auc}, training {want_auc}"
+        );
+    };
+    let unchanged = json(&eval(&model, &csv, &[]));
+    same_rows(&unchanged, "the training file");
+    assert_eq!(unchanged["validation_rows_not_found"], 0);
+    // Other rows score otherwise: the test can tell them apart.
+    let all = json(&eval(&model, &csv, &["--rows", "all"]));
+    assert_eq!(
+        (all["rows_scored"].as_str(), all["rows"].as_u64()),
+        (Some("all"), Some(500))
+    );
+    assert!(
+        (all["auc"].as_f64().unwrap() - want_auc).abs() > 1e-4,
+        "{all} vs {want_auc}"
+    );
+
+    // The same file with its rows reordered, then with a row added.
+    let mut reordered = original.clone();
+    reordered.reverse();
+    reordered.swap(3, 250);
+    write(&csv, &header, &reordered);
+    same_rows(&json(&eval(&model, &csv, &[])), "rows reordered");
+    reordered.insert(7, "0.1,0.2,0.3,north,1".into());
+    write(&csv, &header, &reordered);
+    same_rows(&json(&eval(&model, &csv, &[])), "a row added");
+
+    // A row held out changed: the others are scored, and the missing one is counted.
+    let mut changed = original.clone();
+    let val_pos = (0..50)
+        .find(|&i| {
+            let mut fewer = original.clone();
+            fewer.remove(i);
+            write(&csv, &header, &fewer);
+            json(&eval(&model, &csv, &[]))["validation_rows_not_found"] == 1
+        })
+        .unwrap();
+    let mut cells: Vec<&str> = original[val_pos].split(',').collect();
+    cells[2] = "0.77777";
+    changed[val_pos] = cells.join(",");
+    write(&csv, &header, &changed);
+    let ev = json(&eval(&model, &csv, &[]));
+    assert_eq!(
+        (
+            ev["rows"].as_u64(),
+            ev["validation_rows_not_found"].as_u64()
+        ),
+        (Some(99), Some(1))
+    );
+
+    // Other rows at the training file's path: not the training file, no held-out claim.
+    let (_, other) = rows(12, 500);
+    write(&csv, &header, &other);
+    let refused = eval(&model, &csv, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("no validation rows") && err.contains("--rows all"),
+        "{err}"
+    );
+    let refused = eval(&model, &csv, &["--rows", "validation"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(
+        json(&eval(&model, &csv, &["--rows", "all"]))["rows_scored"],
+        "all"
+    );
+    // ... and at another path: all its rows, with a note that none was held out.
+    let elsewhere = dir.join("other.csv");
+    write(&elsewhere, &header, &other);
+    let out = eval(&model, &elsewhere, &[]);
+    let ev = json(&out);
+    assert_eq!(
+        (ev["rows_scored"].as_str(), ev["rows"].as_u64()),
+        (Some("all"), Some(500))
+    );
+    assert!(ev.get("validation_rows_verified").is_none(), "{ev}");
+    assert!(
+        stderr(&out).contains("none of them is one of the 100 rows held out"),
+        "{}",
+        stderr(&out)
+    );
+    let text = riskgrad(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        elsewhere.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--bootstrap",
+        "10",
+    ]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(!String::from_utf8_lossy(&text.stdout).contains("held out"));
+
+    // A model saved before the fingerprints: the rows by position, said to be unverified.
+    write(&csv, &header, &original);
+    let config = model.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(cfg["training"]["val_rows"].as_str().unwrap().len() == 16 * 100);
+    cfg["training"].as_object_mut().unwrap().remove("val_rows");
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let out = eval(&model, &csv, &[]);
+    let ev = json(&out);
+    assert_eq!(ev["validation_rows_verified"], false);
+    assert!((ev["auc"].as_f64().unwrap() - want_auc).abs() < 1e-6);
+    assert!(stderr(&out).contains("cannot verify"), "{}", stderr(&out));
+}

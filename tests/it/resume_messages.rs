@@ -1,0 +1,69 @@
+//! `train --resume` with other flags or other data: the message names what differs, in
+//! words and by its flag, never as a debug dump of the model.
+
+use crate::common::{riskgrad, stderr};
+use crate::eval_rows::{rows, write};
+use crate::lifecycle_common::temp_dir;
+
+#[test]
+fn resume_names_what_differs() {
+    let dir = temp_dir("resume-differs");
+    let (csv, model) = (dir.join("train.csv"), dir.join("model"));
+    let (header, original) = rows(21, 200);
+    write(&csv, &header, &original);
+    let (c, m) = (csv.to_str().unwrap(), model.to_str().unwrap());
+    let base = ["train", "--device", "cpu", "--data", c, "--batch", "16"];
+    let first = riskgrad(&[&base[..], &["--epochs", "1", "--hidden", "8,4", "--out", m]].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let resume = |extra: &[&str]| {
+        let out = riskgrad(&[&base[..], &["--epochs", "2", "--resume", m], extra].concat());
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    for (extra, words) in [
+        (
+            &["--hidden", "8,2"][..],
+            &["--hidden", "is 8,2 here but 8,4"][..],
+        ),
+        (
+            &["--hidden", "8,4", "--activation", "tanh"],
+            &["--activation", "tanh", "relu"],
+        ),
+        (
+            &["--hidden", "8,4", "--dropout", "0.25"],
+            &["--dropout", "0.25", "but 0 in"],
+        ),
+        (
+            &["--hidden", "8,4", "--seed", "9"],
+            &["--seed", "is 9 here but 0"],
+        ),
+        (
+            &["--hidden", "8,4", "--val-split", "0.3"],
+            &["--val-split", "0.3"],
+        ),
+        (
+            &["--hidden", "8,4", "--optimizer", "sgd"],
+            &["--optimizer", "sgd", "adam"],
+        ),
+    ] {
+        let err = resume(extra);
+        for w in words {
+            assert!(err.contains(w), "{extra:?}: {w:?} not in: {err}");
+        }
+        assert!(
+            !err.contains('{') && !err.contains("Some("),
+            "{extra:?}: {err}"
+        );
+    }
+    // Other data: a column more gives the model more inputs; the data is named.
+    let extra_col: Vec<String> = original.iter().map(|r| format!("1.5,{r}")).collect();
+    write(&csv, &format!("extra,{header}"), &extra_col);
+    let err = resume(&["--hidden", "8,4"]);
+    assert!(
+        err.contains("--resume")
+            && err.contains("the data gives")
+            && err.contains("input features here but"),
+        "{err}"
+    );
+    assert!(!err.contains('{') && !err.contains("--hidden"), "{err}");
+}
