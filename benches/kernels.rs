@@ -13,25 +13,21 @@ mod suites;
 
 fn main() -> riskgrad::Result<()> {
     let devices = common::devices()?;
-    // The short run: a tenth of the work per round, and the smaller matmuls.
-    let (scale, sizes): (f64, &[usize]) = if common::full() {
+    // The short run: a fifth of the command's time per case, and the smaller matmuls.
+    let (budget, sizes): (f64, &[usize]) = if common::full() {
         (1.0, &[128, 256, 512, 1024, 2048])
     } else {
-        (0.1, &[128, 256, 512])
+        (0.2, &[128, 256, 512])
     };
+    let timing = suites::Timing {
+        budget_seconds: budget,
+    };
+    let mut cases = Vec::new();
     for suite in common::selected(&["matmul", "conv", "pool"]) {
-        suites::each_device(&devices, |exec| match suite {
-            "matmul" => suites::matmul_suite(exec, sizes, scale * suites::MATMUL_BUDGET_FLOPS),
-            "conv" => {
-                let measured = suites::conv_suite(exec, scale * suites::CONV_BUDGET_FLOPS)?;
-                measured.iter().for_each(suites::print_measurement);
-                Ok(())
-            }
-            _ => {
-                let measured = suites::pool_suite(exec, scale * suites::POOL_BUDGET_BYTES)?;
-                measured.iter().for_each(suites::print_measurement);
-                Ok(())
-            }
+        suites::each_device(&devices, |exec, device| match suite {
+            "matmul" => suites::matmul_suite(exec, device, sizes, &timing, &mut cases),
+            "conv" => suites::conv_suite(exec, device, &timing, &mut cases),
+            _ => suites::pool_suite(exec, device, &timing, &mut cases),
         })?;
     }
     Ok(())

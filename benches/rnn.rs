@@ -16,13 +16,17 @@ mod suites;
 
 fn main() -> riskgrad::Result<()> {
     let devices = common::devices()?;
+    let timing = suites::Timing {
+        budget_seconds: 0.5,
+    };
+    let mut cases = Vec::new();
     for suite in common::selected(&["lstm", "gru"]) {
         let kind = if suite == "lstm" {
             CellKind::Lstm
         } else {
             CellKind::Gru
         };
-        suites::recurrent_on_devices(kind, &devices, 256, 3, 64, 6)?;
+        suites::recurrent_on_devices(kind, &devices, 256, 3, 64, 6, &timing, &mut cases)?;
     }
     Ok(())
 }

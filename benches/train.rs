@@ -20,8 +20,8 @@ fn main() -> riskgrad::Result<()> {
         // Times to the first step count from here, not from the process start: a
         // second device's would include the first one's run.
         let started = std::time::Instant::now();
-        let mut exec = match suites::executor_strict(&device) {
-            Ok(exec) => exec,
+        let mut exec = match suites::open_device(&device) {
+            Ok((exec, _)) => exec,
             Err(e) => {
                 eprintln!("skipping device {device:?}: {e}");
                 continue;

@@ -13,7 +13,8 @@ use std::process::ExitCode;
     about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU",
     after_help = "Exit status: 0 success; 1 internal error or a device that failed; 2 a bad flag or value; \
 3 input data that cannot be used, or a file that cannot be read or written; 4 a model directory that \
-cannot be used; 5 training diverged."
+cannot be used; 5 training diverged; 6 `bench compare --fail-on-slow` found a case slower than its \
+threshold."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -1,12 +1,15 @@
-//! `riskgrad bench`: the command's flags. The suites themselves are in `suites`, which
-//! the `cargo bench` targets (benches/) include too.
+//! `riskgrad bench`: the command's flags, `--json` reports and `bench compare`. The
+//! suites themselves are in `suites`, which the `cargo bench` targets (benches/) include
+//! too.
 
 mod suites;
 
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::CellKind;
 use riskgrad::{Error, Result};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+use suites::{Case, Report, Stats, Timing};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -14,9 +17,43 @@ pub struct BenchArgs {
     pub what: BenchKind,
 }
 
+/// Where the results go, besides the text on standard output.
+#[derive(clap::Args, Debug)]
+pub struct OutputArgs {
+    /// Also write the results as one JSON document to FILE (fields in README,
+    /// "Benchmarks"), written atomically.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// How long each case is measured.
+#[derive(clap::Args, Debug)]
+pub struct TimingArgs {
+    /// Seconds of timed samples per case, after warm-up: samples are taken until the
+    /// budget is spent (at least 5 of them), or, past 20, until their interquartile range
+    /// is within 1 % of their median.
+    #[arg(long, value_name = "SECONDS", default_value_t = suites::DEFAULT_BUDGET_SECONDS)]
+    budget: f64,
+}
+
+impl TimingArgs {
+    fn timing(&self) -> Result<Timing> {
+        if !(self.budget.is_finite() && self.budget > 0.0) {
+            return Err(Error::flag(
+                "--budget",
+                "the budget must be a positive number of seconds",
+            ));
+        }
+        Ok(Timing {
+            budget_seconds: self.budget,
+        })
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchKind {
-    /// Square f32 matmul GFLOP/s on each device.
+    /// Square f32 matmul GFLOP/s on each device, each size's output checked against an
+    /// f64 reference before it is timed.
     Matmul {
         /// Matrix sizes, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024,2048")]
@@ -25,17 +62,29 @@ pub enum BenchKind {
         /// backend and the best GPU adapter, software ones included.
         #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
         devices: Vec<DeviceChoice>,
+        #[command(flatten)]
+        timing: TimingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Convolution GFLOP/s (forward, input and weight gradients) at the CNN's shapes and
     /// an image-like 2-D layer, on each device.
     Conv {
         #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
         devices: Vec<DeviceChoice>,
+        #[command(flatten)]
+        timing: TimingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Max and average pooling GB/s (forward and backward) on each device.
     Pool {
         #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
         devices: Vec<DeviceChoice>,
+        #[command(flatten)]
+        timing: TimingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// One LSTM layer's training step (forward + backward through time) against its
     /// matmuls alone and its fused cells alone, and launches per step.
@@ -43,7 +92,8 @@ pub enum BenchKind {
     /// As lstm, for a GRU layer.
     Gru(RnnBenchArgs),
     /// Training throughput of the default MLP (64-32, batch 256, Adam) on the bundled
-    /// data: rows/s, time to the end of the first step, peak memory.
+    /// data: rows/s, time to the end of the first step, peak memory. Each epoch is one
+    /// sample.
     Train {
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
@@ -53,6 +103,35 @@ pub enum BenchKind {
         /// rather than with riskgrad's defaults (one-hot codes, signed-log amounts).
         #[arg(long)]
         peer_features: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Compare two `--json` results case by case: both medians, NEW/BASE, and a verdict.
+    ///
+    /// Cases are matched by suite, kernel, shape, dtype, variant and device (name and
+    /// backend; --any-device leaves the device out, to compare two devices). The verdict:
+    /// UNSURE when either run has fewer than 5 samples or was not timed (wrong); else SAME
+    /// when the two interquartile ranges overlap or the ratio is within --threshold of 1;
+    /// else SLOW when NEW's median is the larger, FAST when it is the smaller.
+    #[command(
+        after_help = "Exit status: 0 the comparison was made; 3 a file that cannot be read or is not a \
+riskgrad bench JSON document; 6 with --fail-on-slow, a case SLOW by more than PCT %."
+    )]
+    Compare {
+        /// The baseline results.
+        base: PathBuf,
+        /// The results to judge against it.
+        new: PathBuf,
+        /// Ratios within this many percent of 1 are SAME whatever the spreads.
+        #[arg(long, value_name = "PCT", default_value_t = 5.0)]
+        threshold: f64,
+        /// Exit with status 6 when any case is SLOW by more than PCT % (NEW/BASE above
+        /// 1 + PCT/100).
+        #[arg(long, value_name = "PCT")]
+        fail_on_slow: Option<f64>,
+        /// Match cases without their device (two GPUs, or a GPU against the CPU).
+        #[arg(long)]
+        any_device: bool,
     },
 }
 
@@ -69,38 +148,61 @@ pub struct RnnBenchArgs {
     hidden: usize,
     #[arg(long, default_value_t = 6)]
     steps: usize,
+    #[command(flatten)]
+    timing: TimingArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
-    match &args.what {
-        BenchKind::Conv { devices } => suites::each_device(devices, |exec| {
-            suites::conv_suite(exec, suites::CONV_BUDGET_FLOPS)?
-                .iter()
-                .for_each(suites::print_measurement);
-            Ok(())
-        }),
-        BenchKind::Pool { devices } => suites::each_device(devices, |exec| {
-            suites::pool_suite(exec, suites::POOL_BUDGET_BYTES)?
-                .iter()
-                .for_each(suites::print_measurement);
-            Ok(())
-        }),
-        BenchKind::Lstm(a) => rnn(CellKind::Lstm, a),
-        BenchKind::Gru(a) => rnn(CellKind::Gru, a),
-        BenchKind::Matmul { sizes, devices } => {
+    let mut cases = Vec::new();
+    let (output, budget) = match &args.what {
+        BenchKind::Conv {
+            devices,
+            timing,
+            output,
+        } => {
+            let t = timing.timing()?;
+            suites::each_device(devices, |exec, device| {
+                suites::conv_suite(exec, device, &t, &mut cases)
+            })?;
+            (output, Some(t.budget_seconds))
+        }
+        BenchKind::Pool {
+            devices,
+            timing,
+            output,
+        } => {
+            let t = timing.timing()?;
+            suites::each_device(devices, |exec, device| {
+                suites::pool_suite(exec, device, &t, &mut cases)
+            })?;
+            (output, Some(t.budget_seconds))
+        }
+        BenchKind::Lstm(a) => (&a.output, Some(rnn(CellKind::Lstm, a, &mut cases)?)),
+        BenchKind::Gru(a) => (&a.output, Some(rnn(CellKind::Gru, a, &mut cases)?)),
+        BenchKind::Matmul {
+            sizes,
+            devices,
+            timing,
+            output,
+        } => {
             if sizes.contains(&0) {
                 return Err(Error::flag("--sizes", "sizes must be positive"));
             }
-            suites::each_device(devices, |exec| {
-                suites::matmul_suite(exec, sizes, suites::MATMUL_BUDGET_FLOPS)
-            })
+            let t = timing.timing()?;
+            suites::each_device(devices, |exec, device| {
+                suites::matmul_suite(exec, device, sizes, &t, &mut cases)
+            })?;
+            (output, Some(t.budget_seconds))
         }
         BenchKind::Train {
             device,
             epochs,
             peer_features,
+            output,
         } => {
-            let mut exec = suites::executor_strict(device)?;
+            let (mut exec, info) = suites::open_device(device)?;
             let b = suites::train_default_mlp(
                 exec.as_mut(),
                 (*epochs).max(1),
@@ -108,12 +210,32 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
                 started,
             )?;
             suites::print_train(&b, exec.as_ref());
-            Ok(())
+            cases.push(b.case(&info));
+            (output, None)
         }
+        BenchKind::Compare {
+            base,
+            new,
+            threshold,
+            fail_on_slow,
+            any_device,
+        } => return compare(base, new, *threshold, *fail_on_slow, *any_device),
+    };
+    let wrong = cases.iter().filter(|c| c.status != "ok").count();
+    if let Some(path) = &output.json {
+        Report::new(cases, budget).write(path)?;
     }
+    if wrong > 0 {
+        return Err(Error::Other(format!(
+            "{wrong} case(s) disagreed with the reference and were not timed"
+        )));
+    }
+    Ok(())
 }
 
-fn rnn(kind: CellKind, args: &RnnBenchArgs) -> Result<()> {
+/// Runs an LSTM or GRU bench; returns the budget used.
+fn rnn(kind: CellKind, args: &RnnBenchArgs, cases: &mut Vec<Case>) -> Result<f64> {
+    let t = args.timing.timing()?;
     suites::recurrent_on_devices(
         kind,
         &args.devices,
@@ -121,5 +243,206 @@ fn rnn(kind: CellKind, args: &RnnBenchArgs) -> Result<()> {
         args.input,
         args.hidden,
         args.steps,
-    )
+        &t,
+        cases,
+    )?;
+    Ok(t.budget_seconds)
+}
+
+/// Reads a `--json` report, naming the file in any error (exit status 3).
+fn read_report(path: &Path) -> Result<Report> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |line: Option<u64>, message: String| Error::Data {
+        path: path.to_path_buf(),
+        line,
+        column: None,
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| bad(Some(e.line() as u64), format!("not JSON: {e}")))?;
+    match value.get("schema").and_then(|s| s.as_u64()) {
+        Some(s) if s == suites::SCHEMA as u64 => {}
+        Some(s) => {
+            return Err(bad(
+                None,
+                format!(
+                    "a bench report of schema {s}; this riskgrad reads schema {}",
+                    suites::SCHEMA
+                ),
+            ))
+        }
+        None => {
+            return Err(bad(
+                None,
+                "not a riskgrad bench report (no \"schema\" number; write one with `riskgrad bench ... --json FILE`)".into(),
+            ))
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| bad(None, format!("not a riskgrad bench report: {e}")))
+}
+
+/// A comparison's verdict on one case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Fast,
+    Slow,
+    Same,
+    Unsure,
+}
+
+impl Verdict {
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Fast => "FAST",
+            Verdict::Slow => "SLOW",
+            Verdict::Same => "SAME",
+            Verdict::Unsure => "UNSURE",
+        }
+    }
+}
+
+/// The rule of `bench compare` (its --help and README state it): UNSURE with fewer than
+/// `MIN_SAMPLES` samples on either side; SAME when the interquartile ranges overlap or
+/// the ratio of medians is within `threshold` (a fraction) of 1; else SLOW or FAST.
+pub fn verdict(base: &Stats, new: &Stats, threshold: f64) -> Verdict {
+    if base.samples < suites::MIN_SAMPLES || new.samples < suites::MIN_SAMPLES {
+        return Verdict::Unsure;
+    }
+    let ratio = new.median / base.median;
+    let overlap = base.q1 <= new.q3 && new.q1 <= base.q3;
+    if overlap || (ratio - 1.0).abs() <= threshold {
+        Verdict::Same
+    } else if ratio > 1.0 {
+        Verdict::Slow
+    } else {
+        Verdict::Fast
+    }
+}
+
+/// Seconds in the unit that suits them.
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.3} µs", s * 1e6)
+    }
+}
+
+fn compare(
+    base_path: &Path,
+    new_path: &Path,
+    threshold_pct: f64,
+    fail_on_slow: Option<f64>,
+    any_device: bool,
+) -> Result<()> {
+    if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
+        return Err(Error::flag(
+            "--threshold",
+            "must be a percentage, 0 or more",
+        ));
+    }
+    if fail_on_slow.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+        return Err(Error::flag(
+            "--fail-on-slow",
+            "must be a percentage, 0 or more",
+        ));
+    }
+    let (base, new) = (read_report(base_path)?, read_report(new_path)?);
+    let key = |c: &Case| {
+        let device = if any_device {
+            String::new()
+        } else {
+            format!("{} ({})", c.device.name, c.device.backend)
+        };
+        (
+            c.suite.clone(),
+            c.kernel.clone(),
+            c.shape.clone(),
+            c.dtype.clone(),
+            c.variant.clone(),
+            device,
+        )
+    };
+    let threshold = threshold_pct / 100.0;
+    println!(
+        "{:<8} {:<44} {:<24} {:>12} {:>12} {:>7}  verdict",
+        "suite", "case", "device", "base", "new", "new/base"
+    );
+    let mut worst_slow: Option<f64> = None;
+    let mut failing = 0;
+    let mut matched = vec![false; new.cases.len()];
+    for b in &base.cases {
+        let name = format!("{} {} {} {}", b.kernel, b.variant, b.shape, b.dtype);
+        let device = if any_device {
+            String::from("-")
+        } else {
+            suites::device_label(&b.device)
+        };
+        let Some(i) = new.cases.iter().position(|n| key(n) == key(b)) else {
+            println!(
+                "{:<8} {name:<44} {device:<24} only in {}",
+                b.suite,
+                base_path.display()
+            );
+            continue;
+        };
+        matched[i] = true;
+        let n = &new.cases[i];
+        match (&b.stats, &n.stats) {
+            (Some(bs), Some(ns)) => {
+                let ratio = ns.median / bs.median;
+                let v = verdict(bs, ns, threshold);
+                if v == Verdict::Slow {
+                    worst_slow = Some(worst_slow.map_or(ratio, |w| w.max(ratio)));
+                    if fail_on_slow.is_some_and(|p| ratio > 1.0 + p / 100.0) {
+                        failing += 1;
+                    }
+                }
+                println!(
+                    "{:<8} {name:<44} {device:<24} {:>12} {:>12} {ratio:>7.3}x  {}",
+                    b.suite,
+                    seconds(bs.median),
+                    seconds(ns.median),
+                    v.label()
+                );
+            }
+            _ => println!(
+                "{:<8} {name:<44} {device:<24} {:>12} {:>12} {:>8}  UNSURE (not timed: {} in base, {} in new)",
+                b.suite,
+                b.stats.as_ref().map_or("-".into(), |s| seconds(s.median)),
+                n.stats.as_ref().map_or("-".into(), |s| seconds(s.median)),
+                "-",
+                b.status,
+                n.status
+            ),
+        }
+    }
+    for (n, _) in new.cases.iter().zip(&matched).filter(|(_, m)| !**m) {
+        let name = format!("{} {} {} {}", n.kernel, n.variant, n.shape, n.dtype);
+        let device = if any_device {
+            String::from("-")
+        } else {
+            suites::device_label(&n.device)
+        };
+        println!(
+            "{:<8} {name:<44} {device:<24} only in {}",
+            n.suite,
+            new_path.display()
+        );
+    }
+    if let Some(pct) = fail_on_slow {
+        if failing > 0 {
+            println!(
+                "{failing} case(s) SLOW by more than {pct} % (worst {:.3}x)",
+                worst_slow.unwrap_or(f64::NAN)
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            std::process::exit(super::exit::SLOWER.into());
+        }
+    }
+    Ok(())
 }

@@ -105,6 +105,8 @@ pub mod exit {
     pub const MODEL: u8 = 4;
     /// Training diverged (the loss stopped being a finite, sane number).
     pub const DIVERGED: u8 = 5;
+    /// `riskgrad bench compare --fail-on-slow`: a case slower than the threshold.
+    pub const SLOWER: u8 = 6;
     /// Stopped by a signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as a
     /// shell reports a process the signal ended; this one when it cannot be told.
     pub const INTERRUPTED: u8 = 130;

@@ -4,99 +4,405 @@
 //! so this file uses only the library's public API.
 
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 use riskgrad::engine::graph::{Act, CellKind, Graph};
 use riskgrad::engine::plan::{compile, PlanRequest, STEP_STATE};
 use riskgrad::engine::{select_executor, WhenNoGpu};
 use riskgrad::error::Result;
 use riskgrad::rng::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// Work per timed round of `riskgrad bench matmul`: about 2 s on the CPU; a round is one
-/// submission on a GPU.
-pub const MATMUL_BUDGET_FLOPS: f64 = 2e10;
-/// Work per timed round of `riskgrad bench conv`.
-pub const CONV_BUDGET_FLOPS: f64 = 2e9;
-/// Bytes moved per timed round of `riskgrad bench pool`.
-pub const POOL_BUDGET_BYTES: f64 = 2e8;
+/// The version of the JSON document `--json` writes (`Report`); it changes only when a
+/// field changes meaning or goes away.
+pub const SCHEMA: u32 = 1;
+/// Timed samples a case takes at least, whatever the budget; `bench compare` calls a
+/// case with fewer UNSURE.
+pub const MIN_SAMPLES: usize = 5;
+/// Timed samples a case takes at most.
+pub const MAX_SAMPLES: usize = 1000;
+/// Past 20 samples, a case stops early once its interquartile range is within this
+/// fraction of its median.
+pub const TARGET_RELATIVE_IQR: f64 = 0.01;
+/// Default seconds of timed samples per case (`--budget`).
+pub const DEFAULT_BUDGET_SECONDS: f64 = 1.0;
 
-/// The executor for a device the user named on purpose: no fallback to the CPU.
-pub fn executor_strict(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    Ok(select_executor(choice, WhenNoGpu::Refuse)?.executor)
+/// How long each case is measured: samples until `budget_seconds` have passed (at least
+/// `MIN_SAMPLES`), or until the spread is within `TARGET_RELATIVE_IQR`.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub budget_seconds: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            budget_seconds: DEFAULT_BUDGET_SECONDS,
+        }
+    }
+}
+
+/// Seconds of one repetition of a case, over its timed samples (each sample the mean of
+/// `reps_per_sample` repetitions in one submission).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// First and third quartiles, and their difference.
+    pub q1: f64,
+    pub q3: f64,
+    pub iqr: f64,
+    pub samples: usize,
+    pub reps_per_sample: usize,
+}
+
+impl Stats {
+    /// The statistics of a non-empty list of seconds per repetition.
+    pub fn of(xs: &[f64], reps_per_sample: usize) -> Stats {
+        let mut v = xs.to_vec();
+        v.sort_by(f64::total_cmp);
+        let (q1, q3) = (quantile(&v, 0.25), quantile(&v, 0.75));
+        Stats {
+            median: quantile(&v, 0.5),
+            min: v[0],
+            max: v[v.len() - 1],
+            q1,
+            q3,
+            iqr: q3 - q1,
+            samples: v.len(),
+            reps_per_sample,
+        }
+    }
+}
+
+/// The `q` quantile of a sorted non-empty list, interpolated linearly between ranks.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Median of a non-empty list.
+pub fn median(xs: Vec<f64>) -> f64 {
+    Stats::of(&xs, 1).median
+}
+
+/// The device a case ran on, as the JSON names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The adapter's name, or "cpu" for the native CPU backend.
+    pub name: String,
+    /// Vulkan, Metal, Dx12, Gl; "native" for the CPU backend.
+    pub backend: String,
+    /// Discrete, integrated, virtual or CPU (wgpu's words); "cpu" for the CPU backend.
+    pub device_type: String,
+    /// The driver and its version details; empty for the CPU backend.
+    pub driver: String,
+    /// Worker threads of the CPU backend; null on a GPU.
+    pub threads: Option<usize>,
+}
+
+impl DeviceInfo {
+    fn cpu() -> DeviceInfo {
+        DeviceInfo {
+            name: "cpu".into(),
+            backend: "native".into(),
+            device_type: "cpu".into(),
+            driver: String::new(),
+            threads: Some(rayon::current_num_threads()),
+        }
+    }
+}
+
+/// The executor for a device the user named on purpose (no fallback to the CPU), and
+/// what the device is.
+pub fn open_device(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo)> {
+    if *choice == DeviceChoice::Cpu {
+        let exec = select_executor(choice, WhenNoGpu::Refuse)?.executor;
+        return Ok((exec, DeviceInfo::cpu()));
+    }
+    match choose_adapter(choice)? {
+        Some(ctx) => {
+            let a = &ctx.info;
+            let info = DeviceInfo {
+                name: a.name.clone(),
+                backend: a.backend.clone(),
+                device_type: a.device_type.clone(),
+                driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
+                threads: None,
+            };
+            Ok((Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))), info))
+        }
+        // No adapter: the selector's own refusal.
+        None => Err(select_executor(choice, WhenNoGpu::Refuse)
+            .err()
+            .unwrap_or_else(|| riskgrad::Error::Gpu(format!("no adapter matches {choice:?}")))),
+    }
 }
 
 /// Runs `body` on an executor for each device listed; one that is not there is skipped
 /// with a line saying so.
 pub fn each_device(
     devices: &[DeviceChoice],
-    mut body: impl FnMut(&mut dyn Executor) -> Result<()>,
+    mut body: impl FnMut(&mut dyn Executor, &DeviceInfo) -> Result<()>,
 ) -> Result<()> {
     for choice in devices {
-        match executor_strict(choice) {
-            Ok(mut exec) => body(exec.as_mut())?,
+        match open_device(choice) {
+            Ok((mut exec, info)) => body(exec.as_mut(), &info)?,
             Err(e) => eprintln!("skipping device {choice:?}: {e}"),
         }
     }
     Ok(())
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Measurement {
-    pub name: String,
-    pub device: String,
-    /// Median seconds of one repetition over the timed rounds.
-    pub median_seconds: f64,
-    /// The figure of merit: GFLOP/s, GB/s or rows/s, named by `unit`.
-    pub rate: f64,
-    pub unit: &'static str,
+/// One measured case: what ran where, its statistics, and its figure of merit. The JSON
+/// of `riskgrad bench --json` holds a list of these (fields in README, "Benchmarks").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Case {
+    /// The `riskgrad bench` subcommand: matmul, conv, pool, lstm, gru, train.
+    pub suite: String,
+    pub kernel: String,
+    pub shape: String,
+    pub dtype: String,
+    pub variant: String,
+    pub device: DeviceInfo,
+    /// "ok", or "wrong" when the output disagreed with the reference (then not timed).
+    pub status: String,
+    /// Seconds per repetition; null when not timed.
+    pub stats: Option<Stats>,
+    /// Work of one repetition, in `work_unit`s (flop, byte, row).
+    pub work: f64,
+    pub work_unit: String,
+    /// `work` over the median time, in `unit` (GFLOP/s, GB/s, rows/s); null when not timed.
+    pub rate: Option<f64>,
+    pub unit: String,
+    /// Largest absolute difference from the reference, and the tolerance it was held
+    /// to; null where the case is not checked.
+    pub max_error: Option<f64>,
+    pub tolerance: Option<f64>,
 }
 
-/// One line per measurement: name, device, rate and unit, milliseconds per repetition.
-pub fn print_measurement(m: &Measurement) {
-    println!(
-        "{:<44} {:<40} {:>9.2} {}  ({:.3} ms)",
-        m.name,
-        m.device,
-        m.rate,
-        m.unit,
-        m.median_seconds * 1e3
-    );
-}
-
-/// Median of a non-empty list.
-pub fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+impl Case {
+    /// The line `riskgrad bench` prints for a case.
+    pub fn line(&self) -> String {
+        let name = format!("{} {} {}", self.kernel, self.variant, self.shape);
+        let device = device_label(&self.device);
+        match (&self.stats, self.rate) {
+            (Some(s), Some(rate)) => format!(
+                "{name:<52} {device:<32} {rate:>10.2} {}  (median {:.3} ms, IQR {:.3} ms, {} samples)",
+                self.unit,
+                s.median * 1e3,
+                s.iqr * 1e3,
+                s.samples
+            ),
+            _ => format!(
+                "{name:<52} {device:<32} WRONG: max error {:.3e} against the reference, tolerance {:.1e}; not timed",
+                self.max_error.unwrap_or(f64::NAN),
+                self.tolerance.unwrap_or(f64::NAN)
+            ),
+        }
     }
 }
 
-/// Times `reps` steps of a loaded plan per round (one submission on a GPU), waiting for
-/// completion by reading the step counter back; returns the median seconds per step.
-pub fn time_plan(exec: &mut dyn Executor, plan: usize, reps: usize, rounds: usize) -> Result<f64> {
-    exec.run(plan, 1)?; // warm-up: first-use costs stay out of the figure
+/// A device as the text output names it.
+pub fn device_label(d: &DeviceInfo) -> String {
+    match d.threads {
+        Some(t) => format!("CPU ({t} threads)"),
+        None => format!("{} ({})", d.name, d.backend),
+    }
+}
+
+/// Prints a case and adds it to `out`.
+pub fn record(out: &mut Vec<Case>, case: Case) {
+    println!("{}", case.line());
+    out.push(case);
+}
+
+/// The machine a report was measured on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    /// The CPU model (/proc/cpuinfo's "model name"); null where unknown.
+    pub cpu: Option<String>,
+    /// Logical cores.
+    pub cores: usize,
+    /// The operating system: its family ("linux"), release and distribution where known.
+    pub os: String,
+    pub arch: String,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn this() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        });
+        let mut os = std::env::consts::OS.to_string();
+        if let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+            os = format!("{os} {}", release.trim());
+        }
+        let pretty = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            });
+        if let Some(p) = pretty {
+            os = format!("{os} ({p})");
+        }
+        Machine {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os,
+            arch: std::env::consts::ARCH.to_string(),
+        }
+    }
+}
+
+/// riskgrad's build.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Build {
+    pub version: String,
+}
+
+/// The document `riskgrad bench --json FILE` writes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: u32,
+    pub riskgrad: Build,
+    /// The command line that made it.
+    pub command: String,
+    /// Seconds since 1970 (UTC) when it was written.
+    pub created_unix: u64,
+    pub machine: Machine,
+    /// The `--budget` per case, in seconds; null for `bench train` (its epochs decide).
+    pub budget_seconds: Option<f64>,
+    pub cases: Vec<Case>,
+}
+
+impl Report {
+    /// A report of `cases` measured on this machine.
+    pub fn new(cases: Vec<Case>, budget_seconds: Option<f64>) -> Report {
+        Report {
+            schema: SCHEMA,
+            riskgrad: Build {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            machine: Machine::this(),
+            budget_seconds,
+            cases,
+        }
+    }
+
+    /// Writes the report as JSON to `path`, atomically.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| riskgrad::Error::Other(format!("bench report as JSON: {e}")))?;
+        text.push('\n');
+        riskgrad::files::write_atomically(path, text.as_bytes())
+    }
+}
+
+/// Runs a loaded plan until the step counter reads back, returning the wall seconds.
+fn run_waiting(exec: &mut dyn Executor, plan: usize, reps: usize) -> Result<f64> {
+    let start = Instant::now();
+    exec.run(plan, reps)?;
     exec.read(STEP_STATE)?;
-    let mut times = Vec::with_capacity(rounds);
-    let budget = Instant::now();
-    // At least 3 rounds; past 10 s of measuring, stop there (slow adapters, big sizes).
-    for round in 0..rounds {
-        if round >= 3 && budget.elapsed().as_secs_f64() > 10.0 {
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Times steps of a loaded plan: one warm-up step (first-use costs stay out), then
+/// samples of `reps` steps in one submission (a GPU's) until the budget is spent (at
+/// least `MIN_SAMPLES`) or the spread is within `TARGET_RELATIVE_IQR`. `reps` is sized so
+/// a sample takes about a twentieth of the budget; reading the step counter back waits
+/// for completion.
+pub fn time_plan(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Result<Stats> {
+    let probe = run_waiting(exec, plan, 1)?;
+    let probe = probe.min(run_waiting(exec, plan, 1)?);
+    let target = timing.budget_seconds / 20.0;
+    let reps = ((target / probe.max(1e-7)) as usize).clamp(1, 10_000);
+    if reps > 1 {
+        run_waiting(exec, plan, reps)?; // warm-up at the sample's size
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MAX_SAMPLES {
+        times.push(run_waiting(exec, plan, reps)? / reps as f64);
+        let n = times.len();
+        if n < MIN_SAMPLES {
+            continue;
+        }
+        if start.elapsed().as_secs_f64() >= timing.budget_seconds {
             break;
         }
-        let start = Instant::now();
-        exec.run(plan, reps)?;
-        exec.read(STEP_STATE)?;
-        times.push(start.elapsed().as_secs_f64() / reps as f64);
+        if n >= 20 {
+            let s = Stats::of(&times, reps);
+            if s.iqr <= TARGET_RELATIVE_IQR * s.median {
+                break;
+            }
+        }
     }
-    Ok(median(times))
+    Ok(Stats::of(&times, reps))
 }
 
-/// `C = A·B + bias` for square `size`, with random operands.
-pub fn matmul(exec: &mut dyn Executor, size: usize, budget_flops: f64) -> Result<Measurement> {
+/// A case measured (or found wrong): `work` per repetition in `work_unit`, the rate in
+/// `unit` as `work / seconds / scale`.
+struct Measured<'a> {
+    suite: &'a str,
+    kernel: String,
+    shape: String,
+    variant: String,
+    work: f64,
+    work_unit: &'a str,
+    unit: &'a str,
+    scale: f64,
+}
+
+impl Measured<'_> {
+    fn case(self, device: &DeviceInfo, stats: Option<Stats>, check: Option<(f64, f64)>) -> Case {
+        // A NaN error is wrong too.
+        let wrong = check.is_some_and(|(err, tol)| err.is_nan() || err > tol);
+        let stats = if wrong { None } else { stats };
+        Case {
+            suite: self.suite.into(),
+            kernel: self.kernel,
+            shape: self.shape,
+            dtype: "f32".into(),
+            variant: self.variant,
+            device: device.clone(),
+            status: if wrong { "wrong" } else { "ok" }.into(),
+            rate: stats.as_ref().map(|s| self.work / s.median / self.scale),
+            stats,
+            work: self.work,
+            work_unit: self.work_unit.into(),
+            unit: self.unit.into(),
+            max_error: check.map(|c| c.0),
+            tolerance: check.map(|c| c.1),
+        }
+    }
+}
+
+/// Set (to anything) by tests only: the matmul check sees every output off by one, so a
+/// wrong kernel's path (reported, never timed) can be exercised.
+pub const INJECT_WRONG_ENV: &str = "RISKGRAD_BENCH_INJECT_WRONG";
+
+/// `C = A·A` for square `size`, with random operands. Before timing, 64 entries of the
+/// output are checked against an f64 dot product; a wrong output is reported and not
+/// timed.
+pub fn matmul(
+    exec: &mut dyn Executor,
+    device: &DeviceInfo,
+    size: usize,
+    timing: &Timing,
+) -> Result<Case> {
     let mut g = Graph::new();
     // Names carry the size: one executor serves every size, and named inputs are shared.
     let (name_a, name_b) = (format!("bench_a_{size}"), format!("bench_b_{size}"));
@@ -117,16 +423,41 @@ pub fn matmul(exec: &mut dyn Executor, size: usize, budget_flops: f64) -> Result
         .collect();
     exec.write(&name_a, &data)?;
     exec.write(&name_b, &data)?;
-    let flops = 2.0 * (size as f64).powi(3);
-    let reps = ((budget_flops / flops) as usize).clamp(1, 200);
-    let seconds = time_plan(exec, h, reps, 5)?;
-    Ok(Measurement {
-        name: format!("matmul {size}x{size}x{size}"),
-        device: exec.device_name(),
-        median_seconds: seconds,
-        rate: flops / seconds / 1e9,
+    exec.run(h, 1)?;
+    let mut out = exec.read_node(h, c)?;
+    if std::env::var_os(INJECT_WRONG_ENV).is_some() {
+        out.iter_mut().for_each(|v| *v += 1.0);
+    }
+    let mut max_error = 0f64;
+    for _ in 0..64 {
+        let (i, j) = (rng.below(size), rng.below(size));
+        let want: f64 = (0..size)
+            .map(|k| data[i * size + k] as f64 * data[k * size + j] as f64)
+            .sum();
+        let error = (out[i * size + j] as f64 - want).abs();
+        // A NaN stays: the output is wrong.
+        if error.is_nan() || error > max_error {
+            max_error = error;
+        }
+    }
+    // f32 sums of `size` products of values in ±1.
+    let tolerance = 2e-5 * size as f64 + 1e-4;
+    let measured = Measured {
+        suite: "matmul",
+        kernel: "matmul".into(),
+        shape: format!("{size}x{size}x{size}"),
+        variant: "default".into(),
+        work: 2.0 * (size as f64).powi(3),
+        work_unit: "flop",
         unit: "GFLOP/s",
-    })
+        scale: 1e9,
+    };
+    let stats = if max_error <= tolerance {
+        Some(time_plan(exec, h, timing)?)
+    } else {
+        None
+    };
+    Ok(measured.case(device, stats, Some((max_error, tolerance))))
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
@@ -151,6 +482,36 @@ pub struct TrainBench {
     pub first_step_seconds: f64,
     pub val_auc: f64,
     pub peak_rss_mib: Option<f64>,
+    /// Training rows per epoch, and each epoch's seconds of training steps (validation
+    /// excluded).
+    pub train_rows: usize,
+    pub epoch_seconds: Vec<f64>,
+    pub peer_features: bool,
+}
+
+impl TrainBench {
+    /// The benchmark as a case (a repetition is one epoch's training steps).
+    pub fn case(&self, device: &DeviceInfo) -> Case {
+        Measured {
+            suite: "train",
+            kernel: "mlp 64-32".into(),
+            shape: format!(
+                "rows {} features {} batch 256",
+                self.train_rows, self.features
+            ),
+            variant: if self.peer_features {
+                "adam peer-features"
+            } else {
+                "adam"
+            }
+            .into(),
+            work: self.train_rows as f64,
+            work_unit: "row",
+            unit: "rows/s",
+            scale: 1.0,
+        }
+        .case(device, Some(Stats::of(&self.epoch_seconds, 1)), None)
+    }
 }
 
 /// Prints a training benchmark; `exec` is the executor it ran on (for its host time per
@@ -223,10 +584,12 @@ pub fn train_default_mlp(
     trainer.step_once()?;
     let first_step_seconds = since.elapsed().as_secs_f64();
     let mut rates = Vec::new();
+    let mut epoch_seconds = Vec::new();
     let mut val_auc = f64::NAN;
     for _ in 0..epochs {
         let report = trainer.epoch(&mut |_, _, _| {})?;
         rates.push(report.rows_per_second);
+        epoch_seconds.push(train.rows() as f64 / report.rows_per_second);
         val_auc = report.validation.auc;
     }
     Ok(TrainBench {
@@ -239,6 +602,9 @@ pub fn train_default_mlp(
         first_step_seconds,
         val_auc,
         peak_rss_mib: peak_rss_mib(),
+        train_rows: train.rows(),
+        epoch_seconds,
+        peer_features,
     })
 }
 
@@ -355,10 +721,11 @@ fn load_with_random_inputs(
 /// does.
 pub fn conv(
     exec: &mut dyn Executor,
+    device: &DeviceInfo,
     case: &ConvCase,
     pass: ConvPass,
-    budget_flops: f64,
-) -> Result<Measurement> {
+    timing: &Timing,
+) -> Result<Case> {
     let mut g = Graph::new();
     let geom = case.geom();
     // Input names per case and pass: an executor keeps every named input.
@@ -392,21 +759,23 @@ pub fn conv(
         },
     )?;
     let h = load_with_random_inputs(exec, plan, macs as u64)?;
-    let flops = 2.0 * macs as f64;
-    let reps = ((budget_flops / flops) as usize).clamp(1, 500);
-    let seconds = time_plan(exec, h, reps, 5)?;
-    let what = match pass {
-        ConvPass::Forward => "conv forward",
-        ConvPass::GradInput => "conv grad input",
-        ConvPass::GradWeight => "conv grad weight",
+    let stats = time_plan(exec, h, timing)?;
+    let variant = match pass {
+        ConvPass::Forward => "forward",
+        ConvPass::GradInput => "grad_input",
+        ConvPass::GradWeight => "grad_weight",
     };
-    Ok(Measurement {
-        name: format!("{what} {}", case.label()),
-        device: exec.device_name(),
-        median_seconds: seconds,
-        rate: flops / seconds / 1e9,
+    let measured = Measured {
+        suite: "conv",
+        kernel: "conv2d".into(),
+        shape: case.label(),
+        variant: variant.into(),
+        work: 2.0 * macs as f64,
+        work_unit: "flop",
         unit: "GFLOP/s",
-    })
+        scale: 1e9,
+    };
+    Ok(measured.case(device, Some(stats), None))
 }
 
 /// A pooling op to time: x `[n, c, h, w]`, a `kh × kw` window, one stride and one
@@ -494,10 +863,11 @@ impl PoolCase {
 /// read and y written forward; dy (and the argmax) read and dx written backward.
 pub fn pool(
     exec: &mut dyn Executor,
+    device: &DeviceInfo,
     case: &PoolCase,
     backward: bool,
-    budget_bytes: f64,
-) -> Result<Measurement> {
+    timing: &Timing,
+) -> Result<Case> {
     let xs = [case.n, case.c, case.h, case.w];
     let tag = format!("{case:?} {backward}");
     let mut g = Graph::new();
@@ -564,52 +934,66 @@ pub fn pool(
     if let Some(idx) = argmax {
         exec.write(&format!("bench_idx {tag}"), &idx)?;
     }
-    let reps = ((budget_bytes / bytes as f64) as usize).clamp(1, 500);
-    let seconds = time_plan(exec, h, reps, 5)?;
-    let kind = if case.max { "max" } else { "avg" };
-    let dir = if backward { "backward" } else { "forward" };
-    let name = format!(
-        "{kind} pool {dir} {}x{}x{}x{} window {}x{} s{} p{}",
-        case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding
-    );
-    Ok(Measurement {
-        name,
-        device: exec.device_name(),
-        median_seconds: seconds,
-        rate: bytes as f64 / seconds / 1e9,
+    let stats = time_plan(exec, h, timing)?;
+    let measured = Measured {
+        suite: "pool",
+        kernel: if case.max { "max_pool2d" } else { "avg_pool2d" }.into(),
+        shape: format!(
+            "{}x{}x{}x{} window {}x{} s{} p{}",
+            case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding
+        ),
+        variant: if backward { "backward" } else { "forward" }.into(),
+        work: bytes as f64,
+        work_unit: "byte",
         unit: "GB/s",
-    })
+        scale: 1e9,
+    };
+    Ok(measured.case(device, Some(stats), None))
 }
 
 /// `riskgrad bench matmul`: each square size in turn, a line printed as each is measured
 /// (the large sizes take a while).
-pub fn matmul_suite(exec: &mut dyn Executor, sizes: &[usize], budget_flops: f64) -> Result<()> {
+pub fn matmul_suite(
+    exec: &mut dyn Executor,
+    device: &DeviceInfo,
+    sizes: &[usize],
+    timing: &Timing,
+    out: &mut Vec<Case>,
+) -> Result<()> {
     for &size in sizes {
-        print_measurement(&matmul(exec, size, budget_flops)?);
+        record(out, matmul(exec, device, size, timing)?);
     }
     Ok(())
 }
 
 /// `riskgrad bench conv`: every representative convolution, each pass.
-pub fn conv_suite(exec: &mut dyn Executor, budget_flops: f64) -> Result<Vec<Measurement>> {
-    let mut out = Vec::new();
+pub fn conv_suite(
+    exec: &mut dyn Executor,
+    device: &DeviceInfo,
+    timing: &Timing,
+    out: &mut Vec<Case>,
+) -> Result<()> {
     for case in ConvCase::representative() {
         for pass in [ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight] {
-            out.push(conv(exec, &case, pass, budget_flops)?);
+            record(out, conv(exec, device, &case, pass, timing)?);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `riskgrad bench pool`: every representative pooling op, forward and backward.
-pub fn pool_suite(exec: &mut dyn Executor, budget_bytes: f64) -> Result<Vec<Measurement>> {
-    let mut out = Vec::new();
+pub fn pool_suite(
+    exec: &mut dyn Executor,
+    device: &DeviceInfo,
+    timing: &Timing,
+    out: &mut Vec<Case>,
+) -> Result<()> {
     for case in PoolCase::representative() {
         for backward in [false, true] {
-            out.push(pool(exec, &case, backward, budget_bytes)?);
+            record(out, pool(exec, device, &case, backward, timing)?);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One recurrent training step measured three ways (see `recurrent`).
@@ -621,19 +1005,51 @@ pub struct RnnBench {
     pub input: usize,
     pub hidden: usize,
     pub steps: usize,
-    /// Median seconds of one step, forward and backward through time: every launch.
-    pub step_seconds: f64,
+    /// Seconds of one step, forward and backward through time: every launch.
+    pub step: Stats,
     /// The same step's matmul launches alone (same shapes and buffers).
-    pub matmul_seconds: f64,
+    pub matmuls: Stats,
     /// Its fused cell launches alone (forward and backward).
-    pub cell_seconds: f64,
+    pub cells: Stats,
     /// Kernel launches per step, and how many of them are matmuls and cells.
     pub launches: usize,
     pub matmul_launches: usize,
     pub cell_launches: usize,
 }
 
-/// `recurrent` on each device listed, a line for each.
+impl RnnBench {
+    /// The step, its matmuls alone and its cells alone as three cases (rows/s: batch
+    /// rows through one training step).
+    pub fn cases(&self, device: &DeviceInfo) -> Vec<Case> {
+        let kernel = self.name.trim_end_matches(" step").to_string();
+        [
+            ("step", &self.step),
+            ("matmuls", &self.matmuls),
+            ("cells", &self.cells),
+        ]
+        .into_iter()
+        .map(|(variant, stats)| {
+            Measured {
+                suite: if kernel == "gru" { "gru" } else { "lstm" },
+                kernel: kernel.clone(),
+                shape: format!(
+                    "batch {} steps {} input {} hidden {}",
+                    self.batch, self.steps, self.input, self.hidden
+                ),
+                variant: variant.into(),
+                work: self.batch as f64,
+                work_unit: "row",
+                unit: "rows/s",
+                scale: 1.0,
+            }
+            .case(device, Some(stats.clone()), None)
+        })
+        .collect()
+    }
+}
+
+/// `recurrent` on each device listed, a line for each, its cases added to `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn recurrent_on_devices(
     kind: CellKind,
     devices: &[DeviceChoice],
@@ -641,13 +1057,16 @@ pub fn recurrent_on_devices(
     input: usize,
     hidden: usize,
     steps: usize,
+    timing: &Timing,
+    out: &mut Vec<Case>,
 ) -> Result<()> {
-    each_device(devices, |exec| {
-        let b = recurrent(exec, kind, batch, input, hidden, steps)?;
+    each_device(devices, |exec, device| {
+        let b = recurrent(exec, kind, batch, input, hidden, steps, timing)?;
         println!(
-            "{} on {}: step {:.3} ms (forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
-            b.name, b.device, b.step_seconds * 1e3, b.matmul_launches, b.matmul_seconds * 1e3, b.cell_launches, b.cell_seconds * 1e3, b.launches
+            "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
+            b.name, b.device, b.step.median * 1e3, b.step.iqr * 1e3, b.step.samples, b.matmul_launches, b.matmuls.median * 1e3, b.cell_launches, b.cells.median * 1e3, b.launches
         );
+        out.extend(b.cases(device));
         Ok(())
     })
 }
@@ -664,6 +1083,7 @@ pub fn recurrent(
     input: usize,
     hidden: usize,
     steps: usize,
+    timing: &Timing,
 ) -> Result<RnnBench> {
     use riskgrad::engine::plan::Kernel;
     if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
@@ -717,7 +1137,6 @@ pub fn recurrent(
         .map(|_| rng.range(-bound, bound) as f32)
         .collect();
     exec.write_params(&params)?;
-    let (reps, rounds) = (20, 7);
     Ok(RnnBench {
         name: format!("{} step", kind.name()),
         device: exec.device_name(),
@@ -725,9 +1144,9 @@ pub fn recurrent(
         input,
         hidden,
         steps,
-        step_seconds: time_plan(exec, full, reps, rounds)?,
-        matmul_seconds: time_plan(exec, mm, reps, rounds)?,
-        cell_seconds: time_plan(exec, cl, reps, rounds)?,
+        step: time_plan(exec, full, timing)?,
+        matmuls: time_plan(exec, mm, timing)?,
+        cells: time_plan(exec, cl, timing)?,
         launches,
         matmul_launches,
         cell_launches,

@@ -1,0 +1,308 @@
+//! `riskgrad bench --json` and `riskgrad bench compare`: the report holds every field the
+//! README documents, a wrong kernel is reported and never timed, and compare's verdicts
+//! follow its stated rule. No assertion here is about a speed.
+
+use crate::common::{riskgrad, stderr, TempFile};
+use serde_json::{json, Value};
+
+/// A fresh path in the temp dir for a command to write (removed on drop).
+fn out_path(name: &str) -> TempFile {
+    let f = TempFile::new(name, b"");
+    std::fs::remove_file(&f.0).unwrap();
+    f
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the report was written"))
+        .expect("the report is JSON")
+}
+
+/// Every field README's "Benchmarks" section documents, with its type.
+fn assert_documented_fields(doc: &Value) {
+    assert_eq!(doc["schema"], json!(1));
+    assert!(doc["riskgrad"]["version"].is_string());
+    assert!(doc["command"].is_string());
+    assert!(doc["created_unix"].as_u64().unwrap() > 0);
+    let m = &doc["machine"];
+    assert!(m["cpu"].is_string() || m["cpu"].is_null(), "{m}");
+    assert!(m["cores"].as_u64().unwrap() >= 1);
+    assert!(m["os"].as_str().unwrap().contains(std::env::consts::OS));
+    assert_eq!(m["arch"], json!(std::env::consts::ARCH));
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for c in cases {
+        for key in [
+            "suite",
+            "kernel",
+            "shape",
+            "dtype",
+            "variant",
+            "status",
+            "work_unit",
+            "unit",
+        ] {
+            assert!(c[key].is_string(), "{key} in {c}");
+        }
+        assert_eq!(c["dtype"], json!("f32"));
+        let d = &c["device"];
+        assert_eq!(d["name"], json!("cpu"));
+        assert_eq!(d["backend"], json!("native"));
+        assert_eq!(d["device_type"], json!("cpu"));
+        assert!(d["driver"].is_string());
+        assert!(d["threads"].as_u64().unwrap() >= 1);
+        assert!(c["work"].as_f64().unwrap() > 0.0);
+        assert!(
+            c.get("max_error").is_some() && c.get("tolerance").is_some(),
+            "{c}"
+        );
+        assert_eq!(c["status"], json!("ok"));
+        let s = &c["stats"];
+        let get = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("stats.{k} in {c}"));
+        let (min, q1, med, q3, max) = (get("min"), get("q1"), get("median"), get("q3"), get("max"));
+        assert!(
+            min > 0.0 && min <= q1 && q1 <= med && med <= q3 && q3 <= max,
+            "{s}"
+        );
+        assert!(
+            (get("iqr") - (q3 - q1)).abs() <= 1e-12 * q3.max(1e-30),
+            "{s}"
+        );
+        assert!(s["samples"].as_u64().unwrap() >= 5, "{s}");
+        assert!(s["reps_per_sample"].as_u64().unwrap() >= 1);
+        let rate = c["rate"].as_f64().unwrap();
+        assert!(rate.is_finite() && rate > 0.0);
+    }
+}
+
+#[test]
+fn matmul_json_holds_every_documented_field_and_checks_the_output() {
+    let out = out_path("bench-matmul.json");
+    let path = out.0.to_str().unwrap();
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "8,16",
+        "--devices",
+        "cpu",
+        "--budget",
+        "0.01",
+        "--json",
+        path,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("median") && text.contains("IQR"), "{text}");
+    let doc = read_json(&out.0);
+    assert_documented_fields(&doc);
+    assert_eq!(doc["budget_seconds"], json!(0.01));
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for (c, size) in cases.iter().zip([8, 16]) {
+        assert_eq!(c["suite"], json!("matmul"));
+        assert_eq!(c["shape"], json!(format!("{size}x{size}x{size}")));
+        assert_eq!(c["unit"], json!("GFLOP/s"));
+        assert_eq!(c["work"], json!(2.0 * (size as f64).powi(3)));
+        // matmul is checked against the reference before it is timed.
+        assert!(c["max_error"].as_f64().unwrap() <= c["tolerance"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn lstm_json_has_a_case_per_variant() {
+    let out = out_path("bench-lstm.json");
+    let o = riskgrad(&[
+        "bench",
+        "lstm",
+        "--devices",
+        "cpu",
+        "--batch",
+        "4",
+        "--hidden",
+        "4",
+        "--steps",
+        "2",
+        "--budget",
+        "0.01",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = read_json(&out.0);
+    assert_documented_fields(&doc);
+    let variants: Vec<&str> = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants, ["step", "matmuls", "cells"]);
+    assert!(
+        doc["cases"][0]["max_error"].is_null(),
+        "the lstm suite is not checked"
+    );
+}
+
+#[test]
+fn a_wrong_kernel_is_reported_and_never_timed() {
+    let out = out_path("bench-wrong.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args([
+            "bench",
+            "matmul",
+            "--sizes",
+            "8",
+            "--devices",
+            "cpu",
+            "--budget",
+            "0.01",
+        ])
+        .arg("--json")
+        .arg(&out.0)
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("disagreed with the reference"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("WRONG"));
+    let doc = read_json(&out.0);
+    let c = &doc["cases"][0];
+    assert_eq!(c["status"], json!("wrong"));
+    assert!(c["stats"].is_null() && c["rate"].is_null(), "{c}");
+    assert!(c["max_error"].as_f64().unwrap() > c["tolerance"].as_f64().unwrap());
+}
+
+/// A report of one case per (kernel, median seconds), a tight spread around each.
+fn report(cases: &[(&str, f64)], samples: u64) -> Value {
+    let cases: Vec<Value> = cases
+        .iter()
+        .map(|&(kernel, median)| {
+            json!({
+                "suite": "matmul", "kernel": kernel, "shape": "64x64x64", "dtype": "f32",
+                "variant": "default",
+                "device": {"name": "cpu", "backend": "native", "device_type": "cpu",
+                           "driver": "", "threads": 4},
+                "status": "ok",
+                "stats": {"median": median, "min": 0.9 * median, "max": 1.1 * median,
+                          "q1": 0.95 * median, "q3": 1.05 * median, "iqr": 0.1 * median,
+                          "samples": samples, "reps_per_sample": 10},
+                "work": 524288.0, "work_unit": "flop", "rate": 524288.0 / median / 1e9,
+                "unit": "GFLOP/s", "max_error": 1e-6, "tolerance": 1e-3
+            })
+        })
+        .collect();
+    json!({
+        "schema": 1, "riskgrad": {"version": "0.0.0"}, "command": "riskgrad bench matmul",
+        "created_unix": 1, "budget_seconds": 1.0,
+        "machine": {"cpu": "test", "cores": 4, "os": "linux", "arch": "x86_64"},
+        "cases": cases
+    })
+}
+
+fn file(name: &str, doc: &Value) -> TempFile {
+    TempFile::new(name, doc.to_string().as_bytes())
+}
+
+/// The verdict `compare` prints on the line of `kernel`.
+fn verdict_of(stdout: &str, kernel: &str) -> String {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&format!(" {kernel} ")))
+        .unwrap_or_else(|| panic!("no line for {kernel} in\n{stdout}"));
+    line.split_whitespace().last().unwrap().to_string()
+}
+
+#[test]
+fn compare_labels_a_planted_slowdown_slow_and_identical_runs_same() {
+    let base = file(
+        "base.json",
+        &report(&[("a", 1e-3), ("b", 2e-3), ("c", 1e-3)], 20),
+    );
+    // a twice as slow, b unchanged, c twice as fast.
+    let new = file(
+        "new.json",
+        &report(&[("a", 2e-3), ("b", 2e-3), ("c", 0.5e-3)], 20),
+    );
+    let (b, n) = (base.0.to_str().unwrap(), new.0.to_str().unwrap());
+    let o = riskgrad(&["bench", "compare", b, n]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(verdict_of(&text, "a"), "SLOW");
+    assert_eq!(verdict_of(&text, "b"), "SAME");
+    assert_eq!(verdict_of(&text, "c"), "FAST");
+    let o = riskgrad(&["bench", "compare", b, b]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    for k in ["a", "b", "c"] {
+        assert_eq!(verdict_of(&text, k), "SAME");
+    }
+}
+
+#[test]
+fn compare_with_few_samples_is_unsure_and_lists_unmatched_cases() {
+    let base = file("few-base.json", &report(&[("a", 1e-3), ("gone", 1e-3)], 3));
+    let new = file("few-new.json", &report(&[("a", 2e-3), ("added", 1e-3)], 20));
+    let o = riskgrad(&[
+        "bench",
+        "compare",
+        base.0.to_str().unwrap(),
+        new.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(verdict_of(&text, "a"), "UNSURE");
+    let gone = text.lines().find(|l| l.contains(" gone ")).unwrap();
+    assert!(
+        gone.contains("only in") && gone.contains("few-base.json"),
+        "{gone}"
+    );
+    let added = text.lines().find(|l| l.contains(" added ")).unwrap();
+    assert!(
+        added.contains("only in") && added.contains("few-new.json"),
+        "{added}"
+    );
+}
+
+#[test]
+fn fail_on_slow_exits_6_past_its_threshold_only() {
+    let base = file("fos-base.json", &report(&[("a", 1e-3)], 20));
+    let new = file("fos-new.json", &report(&[("a", 2e-3)], 20));
+    let (b, n) = (base.0.to_str().unwrap(), new.0.to_str().unwrap());
+    let o = riskgrad(&["bench", "compare", b, n, "--fail-on-slow", "10"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SLOW by more than 10"));
+    // 2x is 100 % slower: within a 150 % allowance.
+    let o = riskgrad(&["bench", "compare", b, n, "--fail-on-slow", "150"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = riskgrad(&["bench", "compare", b, b, "--fail-on-slow", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn compare_names_a_missing_or_bad_file() {
+    let good = file("good.json", &report(&[("a", 1e-3)], 20));
+    let garbage = TempFile::new("garbage.json", b"{ this is not json");
+    let no_schema = TempFile::new("noschema.json", b"{\"cases\": []}");
+    let old_schema = file("schema99.json", &json!({"schema": 99, "cases": []}));
+    let g = good.0.to_str().unwrap();
+    let missing = std::env::temp_dir().join("riskgrad-test-no-such-report.json");
+    for (bad, says) in [
+        (missing.as_path(), "No such file"),
+        (garbage.0.as_path(), "not JSON"),
+        (no_schema.0.as_path(), "not a riskgrad bench report"),
+        (old_schema.0.as_path(), "schema 99"),
+    ] {
+        let name = bad.to_str().unwrap();
+        for args in [[g, name], [name, g]] {
+            let o = riskgrad(&["bench", "compare", args[0], args[1]]);
+            assert_eq!(o.status.code(), Some(3), "{name}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(name) && err.contains(says), "{err}");
+        }
+    }
+}
