@@ -49,6 +49,13 @@ fn main() -> ExitCode {
         // thread starts, so nothing else reads the environment concurrently.
         std::env::set_var("NODEVICE_SELECT", "1");
     }
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`riskgrad bench | head`)
+    // panicked; a command-line tool ends quietly there, as the default action does.
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => cmd::devices::run(),
