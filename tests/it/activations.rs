@@ -5,7 +5,7 @@
 //! `riskgrad train --activation` through to `predict`.
 
 use crate::common;
-use crate::common::{riskgrad, stderr};
+use crate::common::{predict_cpu, riskgrad, stderr};
 use crate::lifecycle_common::temp_dir;
 
 use crate::reference::evaluate;
@@ -352,27 +352,6 @@ fn gpu_fused_matmul_and_conv_match_cpu() {
     }
 }
 
-/// `predict`'s scores for the model in `dir`.
-fn predict(dir: &std::path::Path, data: &str, out: &std::path::Path) -> Vec<String> {
-    let o = riskgrad(&[
-        "predict",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        data,
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "predict: {}", stderr(&o));
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
 /// `train --activation gelu` saves the activation and `predict` uses it: the scores
 /// change when config.json is edited to relu, and a config.json without the field (as
 /// written before the flag existed) loads as relu.
@@ -401,14 +380,14 @@ fn train_with_gelu_then_predict() {
     assert!(o.status.success(), "train: {}", stderr(&o));
     let saved = SavedModel::load(&dir).unwrap();
     assert_eq!(saved.model.activation(), Act::Gelu);
-    let gelu = predict(&dir, data, &dir.join("gelu.csv"));
-    assert_eq!(gelu.len(), 41, "a header and a line per row");
+    let gelu = predict_cpu(&dir, data, &dir.join("gelu.csv"));
+    assert_eq!(gelu.lines().count(), 41, "a header and a line per row");
 
     let config = dir.join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("\"gelu\""), "{text}");
     std::fs::write(&config, text.replace("\"gelu\"", "\"relu\"")).unwrap();
-    let relu = predict(&dir, data, &dir.join("relu.csv"));
+    let relu = predict_cpu(&dir, data, &dir.join("relu.csv"));
     assert_ne!(gelu, relu, "predict uses the saved activation");
 
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -419,7 +398,7 @@ fn train_with_gelu_then_predict() {
         SavedModel::load(&dir).unwrap().model.activation(),
         Act::Relu
     );
-    assert_eq!(predict(&dir, data, &dir.join("old.csv")), relu);
+    assert_eq!(predict_cpu(&dir, data, &dir.join("old.csv")), relu);
 }
 
 /// Removes every `key` field in `v`; whether there was one.

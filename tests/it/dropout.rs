@@ -375,23 +375,6 @@ fn a_model_trained_with_dropout_scores_the_same_without_it() {
     assert_eq!(bits(&old_scores), bits(&with_field));
 }
 
-/// `predict`'s output for the model in `dir`.
-fn predict(dir: &std::path::Path, data: &str, out: &std::path::Path) -> String {
-    let o = riskgrad(&[
-        "predict",
-        "--model",
-        dir.to_str().unwrap(),
-        "--data",
-        data,
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "predict: {}", stderr(&o));
-    std::fs::read_to_string(out).unwrap()
-}
-
 /// `train --dropout` saves the probability in config.json with the model, and
 /// `predict` scores the same with the field removed (as written before the flag).
 #[test]
@@ -418,7 +401,7 @@ fn train_with_dropout_then_predict() {
     ]);
     assert!(o.status.success(), "train: {}", stderr(&o));
     assert_eq!(SavedModel::load(&dir).unwrap().model.dropout(), 0.5);
-    let with_field = predict(&dir, data, &dir.join("with.csv"));
+    let with_field = predict_cpu(&dir, data, &dir.join("with.csv"));
 
     let config = dir.join(CONFIG_FILE);
     let mut json: serde_json::Value =
@@ -427,7 +410,10 @@ fn train_with_dropout_then_predict() {
     json["model"].as_object_mut().unwrap().remove("dropout");
     std::fs::write(&config, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     assert_eq!(SavedModel::load(&dir).unwrap().model.dropout(), 0.0);
-    assert_eq!(predict(&dir, data, &dir.join("without.csv")), with_field);
+    assert_eq!(
+        predict_cpu(&dir, data, &dir.join("without.csv")),
+        with_field
+    );
 }
 
 #[test]

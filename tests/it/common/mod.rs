@@ -425,6 +425,24 @@ pub fn train_small(
     riskgrad(&[&base[..], extra].concat())
 }
 
+/// `riskgrad predict` with the model in `dir` on `data` (CPU backend), into `out`;
+/// returns what it wrote.
+pub fn predict_cpu(dir: &std::path::Path, data: &str, out: &std::path::Path) -> String {
+    let o = riskgrad(&[
+        "predict",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        data,
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "predict: {}", stderr(&o));
+    std::fs::read_to_string(out).unwrap()
+}
+
 /// A command's standard error as text.
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
