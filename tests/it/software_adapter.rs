@@ -63,4 +63,21 @@ fn a_software_adapter_is_named_with_the_fix() {
         "{}",
         stderr(&cpu)
     );
+    // bench says it too: its figures on this adapter are the CPU's.
+    let bench = riskgrad(&[
+        "bench",
+        "matmul",
+        "--devices",
+        "gpu",
+        "--sizes",
+        "32",
+        "--budget",
+        "0.01",
+    ]);
+    assert!(bench.status.success(), "{}", stderr(&bench));
+    assert!(
+        stderr(&bench).contains("software Vulkan adapter"),
+        "{}",
+        stderr(&bench)
+    );
 }

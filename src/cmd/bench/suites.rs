@@ -125,6 +125,10 @@ pub fn open_device(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceIn
     match choose_adapter(choice)? {
         Some(ctx) => {
             let a = &ctx.info;
+            if a.is_software {
+                // Figures from a software adapter are the CPU's, not a GPU's: say so.
+                eprintln!("{}", riskgrad::engine::software_adapter_note(&a.name));
+            }
             let info = DeviceInfo {
                 name: a.name.clone(),
                 backend: a.backend.clone(),
