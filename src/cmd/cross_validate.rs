@@ -126,8 +126,13 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         false => None,
     };
     // One executor per fold: each fold's preprocessing may give another feature count
-    // (categories, bins), and an executor holds plans of one model.
-    let device = super::executor(&args.device)?.device_name();
+    // (categories, bins), and an executor holds plans of one model. The first is opened
+    // here, to name the device, and serves the first fold.
+    let mut first_exec = Some(super::executor(&args.device)?);
+    let device = first_exec
+        .as_ref()
+        .map(|e| e.device_name())
+        .unwrap_or_default();
     let data_name = args.data.name();
     event(
         "start",
@@ -158,7 +163,10 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         if f == 0 {
             report_dropped(&prepared);
         }
-        let mut exec = super::executor(&args.device)?;
+        let mut exec = match first_exec.take() {
+            Some(exec) => exec,
+            None => super::executor(&args.device)?,
+        };
         let trained = train_network(
             args,
             &mut prepared,

@@ -1338,12 +1338,11 @@ impl EpochProgress {
                 self.epoch = epoch;
             }
             FitEvent::Steps { done, total, loss } => {
+                let rate = done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
                 if (self.headless || super::log::json())
                     && self.last_line.elapsed() >= self.headless_every
                 {
                     self.last_line = Instant::now();
-                    let rate =
-                        done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
                     event(
                         "progress",
                         json!({"epoch": self.epoch, "epochs": self.epochs, "step": done,
@@ -1359,8 +1358,6 @@ impl EpochProgress {
                 }
                 if let Some(bar) = &self.bar {
                     bar.set_position(done as u64);
-                    let rate =
-                        done as f64 * self.rows_per_step / self.started.elapsed().as_secs_f64();
                     let loss = loss.map_or(String::new(), |l| format!("loss {l:.4}  "));
                     bar.set_message(format!("{loss}{rate:.0} rows/s"));
                 }
