@@ -154,6 +154,8 @@ pub enum Setting {
     Target,
     /// The device to run on.
     Device,
+    /// Columns the model must be monotone in.
+    Monotone,
 }
 
 impl Setting {
@@ -179,6 +181,7 @@ impl Setting {
             Setting::NumericEncoding => "numeric encoding",
             Setting::Target => "target column",
             Setting::Device => "device",
+            Setting::Monotone => "monotone constraints",
         }
     }
 }

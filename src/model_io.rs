@@ -20,6 +20,7 @@ use crate::engine::plan::ParamLayout;
 use crate::error::{Error, Result};
 use crate::files::FileSet;
 use crate::metrics::Evaluation;
+use crate::nn::monotone::{Direction, MonotoneConstraint};
 use crate::nn::ModelSpec;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -179,6 +180,28 @@ impl SavedModel {
         }
     }
 
+    /// The raw columns the model is held monotone in (see `nn::monotone`), read back
+    /// from the signs of their value features, in column order.
+    pub fn monotone_constraints(&self) -> Vec<MonotoneConstraint> {
+        let signs = self.model.monotone();
+        let names = self.source_names();
+        let mut out: Vec<MonotoneConstraint> = Vec::new();
+        for (&source, &sign) in self.feature_sources().iter().zip(signs) {
+            let direction = match sign {
+                1 => Direction::Increasing,
+                -1 => Direction::Decreasing,
+                _ => continue,
+            };
+            if out.last().is_none_or(|c| c.column != names[source]) {
+                out.push(MonotoneConstraint {
+                    column: names[source].clone(),
+                    direction,
+                });
+            }
+        }
+        out
+    }
+
     /// The raw column names, indexed as [`feature_sources`](Self::feature_sources) values.
     pub fn source_names(&self) -> Vec<String> {
         self.preprocessing
@@ -225,6 +248,14 @@ impl SavedModel {
             return bad(format!(
                 "the baseline must be {inputs} finite numbers, got {}",
                 self.baseline.len()
+            ));
+        }
+        let signs = self.model.monotone();
+        if !signs.is_empty()
+            && (signs.len() != inputs || signs.iter().any(|s| !(-1..=1).contains(s)))
+        {
+            return bad(format!(
+                "the monotone signs must be {inputs} of -1, 0 and 1, got {signs:?}"
             ));
         }
         let (_, layout) = param_layout(&self.model)?;

@@ -97,6 +97,10 @@ impl DataArgs {
         opts.auto_id = !self.keep_ids;
         if !self.categorical.is_empty() {
             opts.categorical = self.categorical.clone();
+        } else {
+            // A column the user names in --numeric leaves the bundled data's default
+            // categorical list (e.g. PAY_0, to constrain it with --monotone).
+            opts.categorical.retain(|c| !self.numeric.contains(c));
         }
         opts.numeric = self.numeric.clone();
         opts.strict = self.strict;

@@ -58,6 +58,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::ValidationSplit => "--val-split",
         Setting::HiddenSizes => "--hidden",
         Setting::DenseSizes => "--dense",
+        Setting::Monotone => "--monotone",
         Setting::Dropout => "--dropout",
         Setting::ConvChannels => "--conv-channels",
         Setting::ConvKernel => "--conv-kernel",

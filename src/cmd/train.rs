@@ -13,6 +13,7 @@ use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::files::{DirLock, FileSet};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
+use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
@@ -125,6 +126,17 @@ pub struct TrainArgs {
     /// cnn/lstm/gru), in training only: at least 0, below 1. Saved with the model.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub dropout: f32,
+    /// Hold the mlp monotone in numeric columns, by construction: COL:+1 (the probability
+    /// of default never falls as COL rises) or COL:-1 (never rises), comma-separated,
+    /// e.g. --monotone PAY_0:+1,LIMIT_BAL:-1. A missing value is not ordered: its
+    /// indicator stays free.
+    #[arg(
+        long,
+        value_name = "COL:±1,...",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub monotone: Vec<MonotoneConstraint>,
     /// Weight of the positive class in the loss: a number, or "auto" for
     /// negatives/positives of the training split.
     #[arg(long, default_value = "1")]
@@ -472,6 +484,12 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         }
     }
     riskgrad::nn::check_dropout(args.dropout)?;
+    if !args.monotone.is_empty() && !matches!(args.model, ModelKind::Mlp) {
+        return Err(Error::flag(
+            "--monotone",
+            "monotone constraints apply to the mlp (--model mlp) only",
+        ));
+    }
     if !args.model.uses_sequences() && (!args.sequence.is_empty() || args.time_order.is_some()) {
         return Err(Error::flag(
             "--sequence",
@@ -564,7 +582,7 @@ pub(super) fn train_network(
         }
         false => None,
     };
-    let model = model_spec(args, &layout, prepared.n_features())?;
+    let model = model_spec(args, &layout, prepared)?;
     let (train, val) = (&prepared.train, &prepared.val);
     let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
     let optimizer = optimizer(args);
@@ -670,6 +688,17 @@ pub(super) fn train_network(
                 defaults.join("; ")
             );
         }
+        if !args.monotone.is_empty() {
+            let said: Vec<String> = args
+                .monotone
+                .iter()
+                .map(|c| format!("{} {}", c.column, c.direction.describe()))
+                .collect();
+            eprintln!(
+                "monotone by construction in: {} (probability of default)",
+                said.join(", ")
+            );
+        }
     }
     let config = TrainConfig {
         epochs,
@@ -735,9 +764,9 @@ pub(super) fn train_network(
 fn model_spec(
     args: &TrainArgs,
     layout: &Option<SequenceLayout>,
-    features: usize,
+    prepared: &Prepared,
 ) -> Result<ModelSpec> {
-    match (args.model, layout) {
+    let spec = match (args.model, layout) {
         (ModelKind::Cnn, Some(l)) => ModelSpec::cnn(
             l.statics(),
             l.channels(),
@@ -767,10 +796,14 @@ fn model_spec(
                 ModelSpec::gru(spec)
             }
         }
-        _ => ModelSpec::mlp(features, &args.hidden)?,
+        _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
     }
     .with_activation(args.activation)
-    .with_dropout(args.dropout)
+    .with_dropout(args.dropout)?;
+    if args.monotone.is_empty() {
+        return Ok(spec);
+    }
+    spec.with_monotone(feature_signs(&prepared.preprocessor, &args.monotone)?)
 }
 
 /// The update rule the flags describe.
@@ -1115,6 +1148,13 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
             statics + channels * steps
         )
     }
+    fn signs(monotone: &[i8]) -> String {
+        let count = |s: i8| monotone.iter().filter(|&&m| m == s).count();
+        match (count(1), count(-1)) {
+            (0, 0) => "no constraint".into(),
+            (up, down) => format!("{up} features increasing, {down} decreasing"),
+        }
+    }
     type Field = (&'static str, String, String);
     let first = |fields: Vec<Field>| fields.into_iter().find(|(_, a, b)| a != b);
     let common = |act: (Act, Act), dropout: (f32, f32)| -> Vec<Field> {
@@ -1132,12 +1172,14 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                 hidden: h0,
                 activation: a0,
                 dropout: d0,
+                monotone: m0,
             },
             Mlp {
                 inputs: i1,
                 hidden: h1,
                 activation: a1,
                 dropout: d1,
+                monotone: m1,
             },
         ) => first(
             [
@@ -1148,6 +1190,7 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                         format!("{i1} input features"),
                     ),
                     ("--hidden", sizes(h0), sizes(h1)),
+                    ("--monotone", signs(m0), signs(m1)),
                 ],
                 common((*a0, *a1), (*d0, *d1)),
             ]

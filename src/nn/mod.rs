@@ -1,6 +1,7 @@
 //! Model specs: how a model turns a batch of features into one logit per row, and how its
 //! parameters start.
 
+pub mod monotone;
 pub mod rnn;
 
 use crate::engine::graph::{Act, CellKind, Graph, NodeId};
@@ -31,6 +32,12 @@ pub enum ModelSpec {
         /// saved before it was a choice; see [`ModelSpec::build_training`]).
         #[serde(default)]
         dropout: f32,
+        /// Per input column, the sign its weights are held to (`+1`: the probability of
+        /// default never falls as it rises, `-1`: never rises, `0`: free), built as
+        /// `monotone` says; empty (as in models saved before constraints existed) when
+        /// no column is constrained.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        monotone: Vec<i8>,
     },
     /// Stacked LSTM layers over the payment-history block of the features; the last
     /// hidden state beside the static features, then dense ReLU layers (`head`, often
@@ -215,7 +222,60 @@ impl ModelSpec {
             hidden: hidden.to_vec(),
             activation: Act::Relu,
             dropout: 0.0,
+            monotone: Vec::new(),
         })
+    }
+
+    /// The same MLP held monotone in its input columns as `signs` says (one per input
+    /// column: `+1`, `-1` or `0`; see [`monotone::feature_signs`]). Only the MLP (and an
+    /// ensemble of them) can be constrained; signs all 0 constrain nothing.
+    pub fn with_monotone(mut self, signs: Vec<i8>) -> Result<Self> {
+        let refuse = |msg: String| Err(Error::invalid(Setting::Monotone, msg));
+        match &mut self {
+            ModelSpec::Mlp {
+                inputs,
+                monotone,
+                activation,
+                ..
+            } => {
+                if signs.len() != *inputs {
+                    return refuse(format!(
+                        "{} signs for a model of {inputs} input columns",
+                        signs.len()
+                    ));
+                }
+                if signs.iter().any(|s| !(-1..=1).contains(s)) {
+                    return refuse("a sign must be -1, 0 or +1".into());
+                }
+                if signs.iter().any(|&s| s != 0) {
+                    monotone::check_activation(*activation)?;
+                    *monotone = signs;
+                } else {
+                    monotone.clear();
+                }
+            }
+            ModelSpec::Ensemble { model, .. } => {
+                **model = (**model).clone().with_monotone(signs)?
+            }
+            ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => {
+                if signs.iter().any(|&s| s != 0) {
+                    return refuse(
+                        "monotone constraints apply to the mlp (--model mlp) only".into(),
+                    );
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The sign each input column is held to (see [`with_monotone`](Self::with_monotone));
+    /// empty when none is constrained.
+    pub fn monotone(&self) -> &[i8] {
+        match self {
+            ModelSpec::Mlp { monotone, .. } => monotone,
+            ModelSpec::Ensemble { model, .. } => model.monotone(),
+            ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => &[],
+        }
     }
 
     /// An LSTM model (see `RecurrentSpec::new`).
@@ -369,6 +429,16 @@ impl ModelSpec {
 
     fn build_with(&self, g: &mut Graph, x: NodeId, drop: HiddenDropout) -> Result<NodeId> {
         match self {
+            ModelSpec::Mlp {
+                hidden,
+                activation,
+                monotone: signs,
+                ..
+            } if !signs.is_empty() => {
+                monotone::build_mlp(g, x, hidden, *activation, signs, |g, h, i| {
+                    drop.after(g, h, i)
+                })
+            }
             ModelSpec::Mlp {
                 inputs,
                 hidden,
