@@ -156,6 +156,8 @@ pub enum Setting {
     Device,
     /// Columns the model must be monotone in.
     Monotone,
+    /// The column holding each row's date.
+    Date,
 }
 
 impl Setting {
@@ -182,6 +184,7 @@ impl Setting {
             Setting::Target => "target column",
             Setting::Device => "device",
             Setting::Monotone => "monotone constraints",
+            Setting::Date => "date column",
         }
     }
 }

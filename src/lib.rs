@@ -14,6 +14,7 @@ pub mod explain;
 pub mod files;
 pub mod logistic;
 pub mod metrics;
+pub mod model_card;
 pub mod model_io;
 pub mod nn;
 pub mod report;

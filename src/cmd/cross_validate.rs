@@ -6,13 +6,14 @@
 
 use super::log::event;
 use super::train::{
-    model_label, prepare_options, report_dropped, train_network, ModelKind, Run, TrainArgs,
-    TrainedNetwork, BOOTSTRAP,
+    card_data, model_label, prepare_options, report_dropped, train_network, ModelKind, Run,
+    TrainArgs, TrainedNetwork, BOOTSTRAP,
 };
 use super::train_logistic::challenger;
 use riskgrad::data::{fold_rows, stratified_folds, LabelledTable};
 use riskgrad::files::{AtomicWriter, FileSet};
 use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::model_card::{self, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::SavedModel;
 use riskgrad::nn::{pack_ensemble, ModelSpec};
 use riskgrad::report::{stage_report, FoldTable, ReportInput};
@@ -107,6 +108,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/latest"));
     let opts = prepare_options(args)?;
+    let dates = super::train::date_range_of(args)?;
     let table = LabelledTable::read(args.data.data.as_deref(), &opts)?;
     let y = table.labels().to_vec();
     let positives = y.iter().filter(|&&v| v > 0.5).count();
@@ -153,6 +155,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     let mut baseline_sum: Vec<f64> = Vec::new();
     let mut baseline_rows = 0usize;
     let mut lock = None;
+    let mut card_facts = None;
     for f in 0..k {
         let fold_started = Instant::now();
         let (train_idx, held_idx) = fold_rows(&folds, f as u32);
@@ -162,6 +165,13 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         };
         if f == 0 {
             report_dropped(&prepared);
+            if args.ensemble {
+                let split = format!(
+                    "{k} stratified folds (seed {}): each member trained on the rows of the other folds",
+                    args.seed
+                );
+                card_facts = Some(card_data(args, &prepared, split, dates.clone()));
+            }
         }
         let mut exec = match first_exec.take() {
             Some(exec) => exec,
@@ -320,7 +330,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         training.cv_folds = Some(k);
         // Every row trained some member: none is held out, so no fingerprints.
         training.val_rows = None;
-        SavedModel {
+        let saved = SavedModel {
             model,
             preprocessing,
             feature_order: last.layout.as_ref().map(|l| l.source.clone()),
@@ -332,8 +342,22 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             epoch: last.outcome.kept_epoch,
             validation: Some(pooled.clone()),
             params,
+        };
+        if let Some(data) = card_facts {
+            let card = model_card::render(&CardInput {
+                model: &saved,
+                data,
+                validation: CardValidation::CrossValidated {
+                    folds: &fold_table,
+                    pooled: &pooled,
+                },
+                epochs: None,
+                stability: None,
+                written_on: model_card::today(),
+            });
+            files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
         }
-        .stage(&out, &mut files)?;
+        saved.stage(&out, &mut files)?;
     }
     files.commit()?;
     if !args.ensemble {
@@ -383,6 +407,7 @@ fn remove_stale_model(out: &std::path::Path) -> Result<()> {
         riskgrad::model_io::WEIGHTS_FILE,
         riskgrad::model_io::CONFIG_FILE,
         riskgrad::checkpoint::CHECKPOINT_FILE,
+        MODEL_CARD_FILE,
     ] {
         let path = out.join(name);
         match std::fs::remove_file(&path) {

@@ -59,6 +59,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::HiddenSizes => "--hidden",
         Setting::DenseSizes => "--dense",
         Setting::Monotone => "--monotone",
+        Setting::Date => "--date",
         Setting::Dropout => "--dropout",
         Setting::ConvChannels => "--conv-channels",
         Setting::ConvKernel => "--conv-kernel",

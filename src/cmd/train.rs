@@ -4,6 +4,7 @@ use super::data_args::DataArgs;
 use super::log::{event, LogFormat};
 use super::output::claim_model_dir;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
+use riskgrad::data::dates::{date_range, DateRange};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{PrepareOptions, Prepared};
@@ -12,6 +13,7 @@ use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::files::{DirLock, FileSet};
 use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::model_card::{self, CardData, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
@@ -190,6 +192,10 @@ pub struct TrainArgs {
     /// out-of-fold score), metrics.json and report.html; no model unless --ensemble.
     #[arg(long, value_name = "K")]
     pub cv: Option<usize>,
+    /// The column holding each row's date (written year first: 2024-03-31, 2024-03,
+    /// 20240331): left out of the features, its range recorded in model_card.md.
+    #[arg(long, value_name = "COL")]
+    pub date: Option<String>,
     /// With --cv: save the K fold models as one model that scores their mean
     /// probability (eval, predict and explain read it as any model). The preprocessing
     /// is then fitted once on all the rows (their features, not their labels), so that
@@ -406,6 +412,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         None => None,
     };
     let opts = prepare_options(args)?;
+    let dates = date_range_of(args)?;
     let mut prepared = match &args.data.data {
         None => prepare_bundled(&opts)?,
         Some(path) => prepare(path, &opts)?,
@@ -419,7 +426,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
         let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
-        return super::train_logistic::run(args, &prepared, pos_weight, &out, started);
+        return super::train_logistic::run(args, &prepared, pos_weight, dates, &out, started);
     }
     if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
         match ck.state.within_epoch {
@@ -446,7 +453,73 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             lock: &mut lock,
         },
     )?;
-    write_single_run(args, &prepared, &trained, resume.as_ref(), &out, started)
+    write_single_run(
+        args,
+        &prepared,
+        &trained,
+        resume.as_ref(),
+        dates,
+        &out,
+        started,
+    )
+}
+
+/// The `--date` column's range (read before training, so a bad date stops the run
+/// before it starts).
+pub(super) fn date_range_of(args: &TrainArgs) -> Result<Option<DateRange>> {
+    let Some(column) = &args.date else {
+        return Ok(None);
+    };
+    match &args.data.data {
+        None => Err(Error::flag(
+            "--date",
+            "the bundled Taiwan data has no date column",
+        )),
+        Some(path) => date_range(path, column).map(Some),
+    }
+}
+
+/// What the model card says of the data: the file, its rows, the split in words, and
+/// every column left out with why.
+pub(super) fn card_data(
+    args: &TrainArgs,
+    prepared: &Prepared,
+    split: String,
+    date_range: Option<DateRange>,
+) -> CardData {
+    let labelled = prepared.train.rows() + prepared.val.rows();
+    let positives = prepared
+        .train
+        .y
+        .iter()
+        .chain(&prepared.val.y)
+        .filter(|&&y| y > 0.5)
+        .count();
+    let mut dropped: Vec<(String, String)> = prepared
+        .auto_dropped
+        .iter()
+        .map(|d| (d.name.clone(), d.reason.clone()))
+        .collect();
+    for name in &args.data.drop {
+        dropped.push((name.clone(), "--drop".into()));
+    }
+    if let Some(date) = &args.date {
+        dropped.push((date.clone(), "the date, --date".into()));
+    }
+    if let Some(id) = &prepared.preprocessor.id_column {
+        if !dropped.iter().any(|(n, _)| n == id) {
+            dropped.push((id.clone(), "row identifier, kept for predictions".into()));
+        }
+    }
+    CardData {
+        name: args.data.name(),
+        rows: prepared.n_rows,
+        rows_without_target: prepared.rows_without_target,
+        positive_share: positives as f64 / labelled.max(1) as f64,
+        date_range,
+        split,
+        dropped,
+    }
 }
 
 /// Checks the flags that need no data.
@@ -502,7 +575,12 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
 /// The data options the flags give (with the payment-history columns for the sequence
 /// models).
 pub(super) fn prepare_options(args: &TrainArgs) -> Result<PrepareOptions> {
-    let opts = args.data.options(args.val_split, args.seed)?;
+    let mut opts = args.data.options(args.val_split, args.seed)?;
+    if let Some(date) = &args.date {
+        if !opts.drop.contains(date) {
+            opts.drop.push(date.clone());
+        }
+    }
     match args.model.uses_sequences() {
         true => sequence::prepare_options(opts, &args.sequence, args.data.is_bundled()),
         false => Ok(opts),
@@ -837,6 +915,7 @@ fn write_single_run(
     prepared: &Prepared,
     trained: &TrainedNetwork,
     resume: Option<&Checkpoint>,
+    dates: Option<DateRange>,
     out: &Path,
     started: Instant,
 ) -> Result<()> {
@@ -938,6 +1017,25 @@ fn write_single_run(
         folds: None,
     };
     stage_report(out, &report, &mut files)?;
+    let split = format!(
+        "{} fitted, {} for early stopping, {} validation; stratified at random (seed {})",
+        trained.fit_rows,
+        trained.stopping_rows,
+        val.rows(),
+        args.seed
+    );
+    let card = model_card::render(&CardInput {
+        model: &saved,
+        data: card_data(args, prepared, split, dates),
+        validation: CardValidation::Holdout {
+            model: &evaluation,
+            challenger: Some((challenger.model.clone(), challenger.validation_auc)),
+        },
+        epochs: Some((history.len(), saved_epoch)),
+        stability: None,
+        written_on: model_card::today(),
+    });
+    files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     eprintln!(
@@ -951,7 +1049,7 @@ fn write_single_run(
         format!(" (95% CI {lo:.4}-{hi:.4})")
     });
     let done = format!(
-        "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json and report.html to {}",
+        "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json, model_card.md and report.html to {}",
         started.elapsed().as_secs_f64(),
         evaluation.auc,
         evaluation.ks,

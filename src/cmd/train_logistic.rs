@@ -3,9 +3,11 @@
 //! reads it as any model.
 
 use super::train::TrainArgs;
+use riskgrad::data::dates::DateRange;
 use riskgrad::data::Prepared;
 use riskgrad::logistic::{fit_logistic, DEFAULT_L2};
 use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::model_card::{self, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::ModelSpec;
 use riskgrad::{Error, Result};
@@ -68,6 +70,7 @@ pub fn run(
     args: &TrainArgs,
     prepared: &Prepared,
     pos_weight: f32,
+    dates: Option<DateRange>,
     out: &Path,
     started: Instant,
 ) -> Result<()> {
@@ -125,10 +128,28 @@ pub fn run(
     };
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
     files.add(&out.join("metrics.json"), &json)?;
+    let split = format!(
+        "{} fitted, {} validation; stratified at random (seed {})",
+        train.rows(),
+        val.rows(),
+        args.seed
+    );
+    let card = model_card::render(&CardInput {
+        model: &saved,
+        data: super::train::card_data(args, prepared, split, dates),
+        validation: CardValidation::Holdout {
+            model: &evaluation,
+            challenger: None,
+        },
+        epochs: None,
+        stability: None,
+        written_on: model_card::today(),
+    });
+    files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     println!(
-        "done in {:.1}s: logistic regression ({solver}): val AUC {:.4}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; wrote the model and metrics.json to {}",
+        "done in {:.1}s: logistic regression ({solver}): val AUC {:.4}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; wrote the model, metrics.json and model_card.md to {}",
         started.elapsed().as_secs_f64(),
         evaluation.auc,
         evaluation.ks,

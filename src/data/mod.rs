@@ -16,6 +16,7 @@
 //! training and prediction read a value the same way.
 
 mod cell;
+pub mod dates;
 mod fingerprint;
 mod options;
 mod predict;

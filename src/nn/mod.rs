@@ -544,6 +544,24 @@ pub fn pack_ensemble(ensemble: &ModelSpec, members: &[Vec<f32>]) -> Result<Vec<f
     Ok(packed)
 }
 
+impl ModelSpec {
+    /// Initial values for the parameters of this model's graph `g` ([`init_params`]),
+    /// with the output weights of a monotone MLP scaled down (see
+    /// `monotone::OUTPUT_INIT_SCALE`).
+    pub fn initial_params(&self, g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
+        let mut flat = init_params(g, layout, seed);
+        if let ModelSpec::Mlp {
+            hidden, monotone, ..
+        } = self
+        {
+            if !monotone.is_empty() {
+                monotone::scale_output_init(g, layout, hidden.len(), &mut flat);
+            }
+        }
+        flat
+    }
+}
+
 /// Initial values for every parameter of `g`, packed by `layout`: uniform in
 /// ±1/sqrt(fan_in) for weights and biases alike, as PyTorch's `nn.Linear` and `nn.Conv1d`
 /// do (so the peers start from the same distribution). `fan_in` is a dense weight's

@@ -7,7 +7,7 @@
 //! scores.
 
 use crate::engine::exec::{indices_as_words, Executor};
-use crate::engine::graph::{backward, Graph, Optimizer};
+use crate::engine::graph::{backward, Graph, NodeId, Op, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
 mod fit;
 
@@ -18,7 +18,7 @@ pub use fit::{
 
 use crate::error::{Error, Result, Setting};
 use crate::metrics::{self, Summary};
-use crate::nn::{init_params, ModelSpec};
+use crate::nn::ModelSpec;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -244,7 +244,17 @@ impl<'e> Trainer<'e> {
                 ..Default::default()
             },
         )?;
-        let init = init_params(&g, &train_plan.layout, config.seed);
+        let mut init = model.initial_params(&g, &train_plan.layout, config.seed);
+        if std::env::var("RG_PRIOR").is_ok() || !model.monotone().is_empty() {
+            start_at_the_prior(
+                &g,
+                logits,
+                &train_plan.layout,
+                &train.y,
+                config.pos_weight,
+                &mut init,
+            );
+        }
 
         // Validation: forward only, probabilities collected chunk by chunk.
         let chunk = EVAL_CHUNK.min(val.rows());
@@ -483,4 +493,30 @@ impl<'e> Trainer<'e> {
         self.within_epoch = state.within_epoch;
         Ok(())
     }
+}
+
+/// Sets the bias of the layer that makes `logits` (when it has one) to the log-odds of a
+/// default among `labels`, weighted by `pos_weight` as the loss weighs them: the model
+/// starts from the base rate instead of spending its first steps learning it.
+fn start_at_the_prior(
+    g: &Graph,
+    logits: NodeId,
+    layout: &crate::engine::plan::ParamLayout,
+    labels: &[f32],
+    pos_weight: f32,
+    init: &mut [f32],
+) {
+    let node = &g.nodes[logits];
+    let Some(&bias) = node.inputs.get(2) else {
+        return;
+    };
+    let Op::Param { index } = g.nodes[bias].op else {
+        return;
+    };
+    let positives = labels.iter().filter(|&&y| y > 0.5).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 || layout.lens[index] != 1 {
+        return;
+    }
+    init[layout.offsets[index]] = (pos_weight as f64 * positives / negatives).ln() as f32;
 }

@@ -41,6 +41,7 @@ mod lifecycle_explain;
 mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
+mod model_card;
 mod monotone;
 mod mutation_fuzz;
 mod plan;

@@ -1,0 +1,136 @@
+//! The date range of a column (`train --date COL`), for the model card: every date must
+//! be written year first, so that the earliest and latest are found without guessing
+//! whether 03/04 is March or April.
+
+use super::source::CsvSource;
+use crate::error::{Error, Result, Setting};
+use std::path::Path;
+
+/// The dates a column spans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    /// The column.
+    pub column: String,
+    /// The earliest date, as written in the file.
+    pub first: String,
+    /// The latest date, as written.
+    pub last: String,
+    /// Rows with no date (an empty cell).
+    pub missing: usize,
+}
+
+/// A date written year first: `2024-03-31`, `2024/03/31`, `20240331`, `2024-03` or
+/// `2024`, with anything after a `T` or a space (a time) ignored. Returns (year, month,
+/// day), a missing month or day as 0, or `None` when the text is not such a date.
+pub fn parse_year_first(text: &str) -> Option<(u32, u32, u32)> {
+    let date = text.trim().split(['T', ' ']).next()?;
+    let parts: Vec<&str> = if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) {
+        vec![&date[..4], &date[4..6], &date[6..]]
+    } else {
+        date.split(['-', '/', '.']).collect()
+    };
+    let number = |s: &str, width: std::ops::RangeInclusive<usize>| {
+        (width.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let year = number(parts.first()?, 4..=4)?;
+    let month = match parts.get(1) {
+        Some(m) => number(m, 1..=2).filter(|m| (1..=12).contains(m))?,
+        None => 0,
+    };
+    let day = match parts.get(2) {
+        Some(d) => number(d, 1..=2).filter(|d| (1..=31).contains(d))?,
+        None => 0,
+    };
+    (parts.len() <= 3 && (day == 0 || month > 0)).then_some((year, month, day))
+}
+
+/// The earliest and latest dates of `column` in the CSV file `path`. Refuses a column
+/// the file does not have, a cell that is not a date written year first (naming its
+/// line), and a column without a date.
+pub fn date_range(path: &Path, column: &str) -> Result<DateRange> {
+    let mut src = CsvSource::open(path)?;
+    let Some(col) = src.names.iter().position(|n| n == column) else {
+        return Err(Error::invalid(
+            Setting::Date,
+            format!(
+                "{} has no column {column:?} ({})",
+                path.display(),
+                src.listing()
+            ),
+        ));
+    };
+    let mut rec = csv::ByteRecord::new();
+    let mut range: Option<((u32, u32, u32), String, (u32, u32, u32), String)> = None;
+    let mut missing = 0;
+    while let Some(line) = src.next(&mut rec)? {
+        let cell = String::from_utf8_lossy(rec.get(col).unwrap_or_default());
+        let cell = cell.trim();
+        if cell.is_empty() {
+            missing += 1;
+            continue;
+        }
+        let Some(date) = parse_year_first(cell) else {
+            return Err(src.err(
+                line,
+                col,
+                format!("--date: {cell:?} is not a date written year first (e.g. 2024-03-31, 2024/03/31, 20240331, 2024-03)"),
+            ));
+        };
+        match &mut range {
+            None => range = Some((date, cell.to_string(), date, cell.to_string())),
+            Some((lo, lo_text, hi, hi_text)) => {
+                if date < *lo {
+                    (*lo, *lo_text) = (date, cell.to_string());
+                }
+                if date > *hi {
+                    (*hi, *hi_text) = (date, cell.to_string());
+                }
+            }
+        }
+    }
+    let Some((_, first, _, last)) = range else {
+        return Err(Error::invalid(
+            Setting::Date,
+            format!("the column {column:?} of {} holds no date", path.display()),
+        ));
+    };
+    Ok(DateRange {
+        column: column.to_string(),
+        first,
+        last,
+        missing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn year_first_dates_parse_and_others_do_not() {
+        assert_eq!(parse_year_first("2024-03-31"), Some((2024, 3, 31)));
+        assert_eq!(parse_year_first("2024/3/1"), Some((2024, 3, 1)));
+        assert_eq!(parse_year_first("20240331"), Some((2024, 3, 31)));
+        assert_eq!(parse_year_first("2024-03"), Some((2024, 3, 0)));
+        assert_eq!(parse_year_first("2024"), Some((2024, 0, 0)));
+        assert_eq!(
+            parse_year_first("2024-03-31T12:00:00Z"),
+            Some((2024, 3, 31))
+        );
+        assert_eq!(parse_year_first("2024-03-31 12:00"), Some((2024, 3, 31)));
+        for bad in [
+            "03/31/2024",
+            "31.03.2024",
+            "2024-13-01",
+            "2024-02-32",
+            "yesterday",
+            "2024-03-31-1",
+            "24-03-31",
+            "",
+        ] {
+            assert_eq!(parse_year_first(bad), None, "{bad:?}");
+        }
+    }
+}
