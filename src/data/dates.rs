@@ -46,6 +46,9 @@ pub fn parse_year_first(text: &str) -> Option<(u32, u32, u32)> {
     (parts.len() <= 3 && (day == 0 || month > 0)).then_some((year, month, day))
 }
 
+/// A date as (year, month, day) and as written.
+type Dated = ((u32, u32, u32), String);
+
 /// The earliest and latest dates of `column` in the CSV file `path`. Refuses a column
 /// the file does not have, a cell that is not a date written year first (naming its
 /// line), and a column without a date.
@@ -62,7 +65,8 @@ pub fn date_range(path: &Path, column: &str) -> Result<DateRange> {
         ));
     };
     let mut rec = csv::ByteRecord::new();
-    let mut range: Option<((u32, u32, u32), String, (u32, u32, u32), String)> = None;
+    // The earliest and latest so far, each parsed and as written.
+    let mut range: Option<(Dated, Dated)> = None;
     let mut missing = 0;
     while let Some(line) = src.next(&mut rec)? {
         let cell = String::from_utf8_lossy(rec.get(col).unwrap_or_default());
@@ -78,19 +82,19 @@ pub fn date_range(path: &Path, column: &str) -> Result<DateRange> {
                 format!("--date: {cell:?} is not a date written year first (e.g. 2024-03-31, 2024/03/31, 20240331, 2024-03)"),
             ));
         };
+        let here = (date, cell.to_string());
         match &mut range {
-            None => range = Some((date, cell.to_string(), date, cell.to_string())),
-            Some((lo, lo_text, hi, hi_text)) => {
-                if date < *lo {
-                    (*lo, *lo_text) = (date, cell.to_string());
-                }
-                if date > *hi {
-                    (*hi, *hi_text) = (date, cell.to_string());
+            None => range = Some((here.clone(), here)),
+            Some((first, last)) => {
+                if here.0 < first.0 {
+                    *first = here;
+                } else if here.0 > last.0 {
+                    *last = here;
                 }
             }
         }
     }
-    let Some((_, first, _, last)) = range else {
+    let Some(((_, first), (_, last))) = range else {
         return Err(Error::invalid(
             Setting::Date,
             format!("the column {column:?} of {} holds no date", path.display()),
