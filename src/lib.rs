@@ -18,4 +18,5 @@ pub mod model_io;
 pub mod nn;
 pub mod report;
 pub mod scoring;
+pub mod stability;
 pub mod train;

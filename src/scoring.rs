@@ -10,13 +10,18 @@ use crate::model_io::SavedModel;
 use crate::nn::ModelSpec;
 use std::path::Path;
 
-const INPUT: &str = "score_x";
+/// The input's name: one per batch size, so that scorers of several sizes can share an
+/// executor (its named inputs are shared by its plans, each name with one size).
+fn input_name(batch: usize) -> String {
+    format!("score_x{batch}")
+}
 
 /// A loaded forward pass: `[batch, F]` features in, probabilities of default out.
 pub struct Scorer<'e> {
     exec: &'e mut dyn Executor,
     plan: usize,
     probs: NodeId,
+    input: String,
     batch: usize,
     features: usize,
     pad: Vec<f32>,
@@ -41,7 +46,8 @@ impl<'e> Scorer<'e> {
         }
         let features = model.inputs();
         let mut g = Graph::new();
-        let x = g.input(INPUT, &[batch, features])?;
+        let input = input_name(batch);
+        let x = g.input(&input, &[batch, features])?;
         let probs = model.build_probability(&mut g, x)?;
         let plan = compile(
             &g,
@@ -56,6 +62,7 @@ impl<'e> Scorer<'e> {
             exec,
             plan,
             probs,
+            input,
             batch,
             features,
             pad: Vec::new(),
@@ -97,12 +104,12 @@ impl<'e> Scorer<'e> {
         for chunk in x.chunks(self.batch * self.features) {
             let n = chunk.len() / self.features;
             if n == self.batch {
-                self.exec.write(INPUT, chunk)?;
+                self.exec.write(&self.input, chunk)?;
             } else {
                 self.pad.clear();
                 self.pad.extend_from_slice(chunk);
                 self.pad.resize(self.batch * self.features, 0.0);
-                self.exec.write(INPUT, &self.pad)?;
+                self.exec.write(&self.input, &self.pad)?;
             }
             self.exec.run(self.plan, 1)?;
             let p = self.exec.read_node(self.plan, self.probs)?;

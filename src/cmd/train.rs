@@ -16,6 +16,7 @@ use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
+use riskgrad::stability::Baseline;
 use riskgrad::train::{
     fit, CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
     TrainConfig, Trainer,
@@ -434,7 +435,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             lock: &mut lock,
         },
     )?;
-    write_single_run(args, &prepared, &trained, resume.as_ref(), &out, started)
+    // The training rows' score and column distributions, for `riskgrad monitor`.
+    let stability = Baseline::scored(
+        exec.as_mut(),
+        &trained.model,
+        &trained.params,
+        &[&prepared.train.x],
+        prepared.profile.clone(),
+    )?;
+    write_single_run(
+        args,
+        &prepared,
+        &trained,
+        &stability,
+        resume.as_ref(),
+        &out,
+        started,
+    )
 }
 
 /// Checks the flags that need no data.
@@ -803,6 +820,7 @@ fn write_single_run(
     args: &TrainArgs,
     prepared: &Prepared,
     trained: &TrainedNetwork,
+    stability: &Baseline,
     resume: Option<&Checkpoint>,
     out: &Path,
     started: Instant,
@@ -905,6 +923,7 @@ fn write_single_run(
         folds: None,
     };
     stage_report(out, &report, &mut files)?;
+    stability.stage(out, &mut files)?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     eprintln!(

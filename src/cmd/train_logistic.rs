@@ -8,6 +8,7 @@ use riskgrad::logistic::{fit_logistic, DEFAULT_L2};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::ModelSpec;
+use riskgrad::stability::Baseline;
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -84,6 +85,10 @@ pub fn run(
     let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
     let evaluation = evaluate(&probs, &val.y, None, super::train::BOOTSTRAP, args.seed);
     let _lock = super::output::claim_model_dir(out)?;
+    let params = fit.params()?;
+    // The training rows' score and column distributions, for `riskgrad monitor`.
+    let train_probs: Vec<f32> = fit.predict(&train.x).iter().map(|&p| p as f32).collect();
+    let stability = Baseline::new(&train_probs, prepared.profile.clone(), &params);
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),
@@ -109,7 +114,7 @@ pub fn run(
         },
         epoch: 1,
         validation: Some(evaluation.clone()),
-        params: fit.params()?,
+        params,
     };
     let mut files = riskgrad::files::FileSet::new();
     let metrics = MetricsFile {
@@ -125,6 +130,7 @@ pub fn run(
     };
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
     files.add(&out.join("metrics.json"), &json)?;
+    stability.stage(out, &mut files)?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     println!(
