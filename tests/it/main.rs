@@ -41,6 +41,7 @@ mod lifecycle_explain;
 mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
+mod monitor;
 mod mutation_fuzz;
 mod plan;
 mod resume_messages;
