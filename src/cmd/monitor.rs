@@ -93,9 +93,10 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     let report = monitor.report();
     if report.rows < FEW_ROWS {
         eprintln!(
-            "note: {} has {} rows: shares per bin from fewer than about {FEW_ROWS} rows are mostly noise, and so are the indices",
+            "note: {} has only {} row{}: shares per bin from fewer than about {FEW_ROWS} rows are mostly noise, and so are the indices",
             args.data.display(),
-            report.rows
+            report.rows,
+            if report.rows == 1 { "" } else { "s" }
         );
     }
     print!("{}", text(&report, &args.model, &args.data));

@@ -304,7 +304,7 @@ fn monitor_refuses_hostile_inputs_with_clear_errors() {
     let one = write(&dir, "one.csv", "income,age,region\n50000,30,north\n");
     let o = monitor(&model, &one, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("1 rows"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has only 1 row:"), "{}", stderr(&o));
     assert!(stdout(&o).contains("score PSI"));
 
     // Every age missing: the column is reported as shifted (all in its missing bin).
