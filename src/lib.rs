@@ -19,4 +19,5 @@ pub mod model_io;
 pub mod nn;
 pub mod report;
 pub mod scoring;
+pub mod stability;
 pub mod train;

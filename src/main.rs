@@ -1,5 +1,5 @@
-//! The riskgrad command line: train, evaluate, predict, explain, list devices, benchmark
-//! kernels.
+//! The riskgrad command line: train, evaluate, predict, explain, monitor, list devices,
+//! benchmark kernels.
 
 mod cmd;
 
@@ -37,6 +37,9 @@ enum Command {
     Predict(cmd::predict::PredictArgs),
     /// Reason codes per applicant (integrated gradients) and global importance.
     Explain(cmd::explain::ExplainArgs),
+    /// How far a new file has moved from the model's training rows: the score's
+    /// population stability index (PSI) and every input column's (CSI), with their bands.
+    Monitor(cmd::monitor::MonitorArgs),
     /// Benchmark kernels on the chosen devices.
     Bench(cmd::bench::BenchArgs),
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(&args),
         Command::Predict(args) => cmd::predict::run(&args),
         Command::Explain(args) => cmd::explain::run(&args),
+        Command::Monitor(args) => cmd::monitor::run(&args),
         Command::Bench(args) => cmd::bench::run(&args, started),
     };
     match result {

@@ -11,6 +11,7 @@ use crate::metrics::Evaluation;
 use crate::model_io::SavedModel;
 use crate::nn::ModelSpec;
 use crate::report::FoldTable;
+use crate::stability::Baseline;
 use std::fmt::Write as _;
 
 /// The model card's file name in a model directory.
@@ -65,9 +66,8 @@ pub struct CardInput<'a> {
     pub validation: CardValidation<'a>,
     /// Epochs trained and the one kept, when the model was trained by epochs.
     pub epochs: Option<(usize, usize)>,
-    /// What the stability baseline saved with the model holds, in words (none when
-    /// the model has none).
-    pub stability: Option<String>,
+    /// The stability baseline saved with the model (stability.json), if any.
+    pub stability: Option<&'a Baseline>,
     /// The UTC date the card was written, `YYYY-MM-DD`.
     pub written_on: String,
 }
@@ -103,9 +103,15 @@ pub fn render(input: &CardInput) -> String {
     section_constraints(&mut s, m);
     section_validation(&mut s, &input.validation);
     let _ = writeln!(s, "## Stability baseline\n");
-    match &input.stability {
-        Some(text) => {
-            let _ = writeln!(s, "{text}\n");
+    match input.stability {
+        Some(b) => {
+            let _ = writeln!(
+                s,
+                "Saved in stability.json: the score's distribution over {} training rows in {} bins (its training deciles), and each of the {} input columns' (numbers in training-decile bins, categories by value, missing apart). Compare new applicants with `riskgrad monitor --model DIR --data NEW.csv`: a population stability index below 0.1 is stable, 0.1 to 0.25 worth watching, above 0.25 a shift.\n",
+                b.rows,
+                b.score.fractions.len(),
+                b.columns.len()
+            );
         }
         None => {
             let _ = writeln!(s, "None saved with this model.\n");

@@ -10,13 +10,18 @@ use crate::model_io::SavedModel;
 use crate::nn::ModelSpec;
 use std::path::Path;
 
-const INPUT: &str = "score_x";
+/// The input's name: one per batch size, so that scorers of several sizes can share an
+/// executor (its named inputs are shared by its plans, each name with one size).
+fn input_name(batch: usize) -> String {
+    format!("score_x{batch}")
+}
 
 /// A loaded forward pass: `[batch, F]` features in, probabilities of default out.
 pub struct Scorer<'e> {
     exec: &'e mut dyn Executor,
     plan: usize,
     probs: NodeId,
+    input: String,
     batch: usize,
     features: usize,
     pad: Vec<f32>,
@@ -41,7 +46,8 @@ impl<'e> Scorer<'e> {
         }
         let features = model.inputs();
         let mut g = Graph::new();
-        let x = g.input(INPUT, &[batch, features])?;
+        let input = input_name(batch);
+        let x = g.input(&input, &[batch, features])?;
         let probs = model.build_probability(&mut g, x)?;
         let plan = compile(
             &g,
@@ -56,6 +62,7 @@ impl<'e> Scorer<'e> {
             exec,
             plan,
             probs,
+            input,
             batch,
             features,
             pad: Vec::new(),
@@ -97,12 +104,12 @@ impl<'e> Scorer<'e> {
         for chunk in x.chunks(self.batch * self.features) {
             let n = chunk.len() / self.features;
             if n == self.batch {
-                self.exec.write(INPUT, chunk)?;
+                self.exec.write(&self.input, chunk)?;
             } else {
                 self.pad.clear();
                 self.pad.extend_from_slice(chunk);
                 self.pad.resize(self.batch * self.features, 0.0);
-                self.exec.write(INPUT, &self.pad)?;
+                self.exec.write(&self.input, &self.pad)?;
             }
             self.exec.run(self.plan, 1)?;
             let p = self.exec.read_node(self.plan, self.probs)?;
@@ -122,5 +129,80 @@ pub fn open_data<'p>(path: Option<&Path>, model: &'p SavedModel) -> Result<Predi
             Path::new(BUNDLED_NAME),
             &model.preprocessing,
         ),
+    }
+}
+
+/// Scorecard points: the probability of default as points on a scale where `base`
+/// points stand for good:bad odds of `odds`:1 and every `pdo` points double the odds
+/// (`600:50:20` is 600 points at 50:1, 620 at 100:1, 580 at 25:1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointsScale {
+    /// `pdo / ln 2`: points per unit of log-odds.
+    factor: f64,
+    /// `base − factor · ln(odds)`: the points at even odds.
+    offset: f64,
+}
+
+/// How close to 0 or 1 a probability is taken for points: `p` is clipped to
+/// `[POINTS_EPSILON, 1 − POINTS_EPSILON]`, so a probability of exactly 0 or 1 (an f32
+/// sigmoid rounds to them) still gets finite points.
+pub const POINTS_EPSILON: f64 = 1e-6;
+
+impl PointsScale {
+    /// The scale with `base` points at odds `odds`:1 and `pdo` points to double the odds;
+    /// the reason in words when the numbers cannot make one (every number finite, odds
+    /// and pdo above 0).
+    pub fn new(base: f64, odds: f64, pdo: f64) -> std::result::Result<Self, String> {
+        if !(base.is_finite() && odds.is_finite() && pdo.is_finite()) {
+            return Err("base, odds and pdo must be finite numbers".into());
+        }
+        if odds <= 0.0 {
+            return Err(format!(
+                "the odds must be above 0 (good:bad, e.g. 50 for 50:1), not {odds}"
+            ));
+        }
+        if pdo <= 0.0 {
+            return Err(format!(
+                "the points to double the odds must be above 0, not {pdo}"
+            ));
+        }
+        let factor = pdo / std::f64::consts::LN_2;
+        Ok(PointsScale {
+            factor,
+            offset: base - factor * odds.ln(),
+        })
+    }
+
+    /// The points of probability of default `p`: `offset + factor · ln((1 − p) / p)`,
+    /// with `p` clipped to [`POINTS_EPSILON`] from 0 and 1 (a NaN is taken as 1/2).
+    pub fn points(&self, p: f32) -> f64 {
+        let p = match p.is_nan() {
+            true => 0.5,
+            false => (p as f64).clamp(POINTS_EPSILON, 1.0 - POINTS_EPSILON),
+        };
+        self.offset + self.factor * ((1.0 - p) / p).ln()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_of_known_probabilities() {
+        let scale = PointsScale::new(600.0, 50.0, 20.0).unwrap();
+        // Good:bad odds of 50:1 are p = 1/51: the base points.
+        assert!((scale.points(1.0 / 51.0) - 600.0).abs() < 1e-4);
+        // 100:1 is 20 points more, 25:1 20 fewer, 1:1 (p = 1/2) the offset,
+        // 600 − 20 log2(50) = 487.1229.
+        assert!((scale.points(1.0 / 101.0) - 620.0).abs() < 1e-3);
+        assert!((scale.points(1.0 / 26.0) - 580.0).abs() < 1e-3);
+        assert!((scale.points(0.5) - 487.122_88).abs() < 1e-4);
+        // 0 and 1 are clipped: finite, at the ends of the scale.
+        let (top, bottom) = (scale.points(0.0), scale.points(1.0));
+        assert!((top - 885.755).abs() < 1e-2 && (bottom - 88.491).abs() < 1e-2);
+        assert!(PointsScale::new(600.0, 0.0, 20.0).is_err());
+        assert!(PointsScale::new(600.0, 50.0, -20.0).is_err());
+        assert!(PointsScale::new(f64::NAN, 50.0, 20.0).is_err());
     }
 }

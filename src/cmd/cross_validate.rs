@@ -17,6 +17,7 @@ use riskgrad::model_card::{self, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::SavedModel;
 use riskgrad::nn::{pack_ensemble, ModelSpec};
 use riskgrad::report::{stage_report, FoldTable, ReportInput};
+use riskgrad::stability::Baseline;
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use serde_json::json;
@@ -123,8 +124,9 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     }
     let folds = stratified_folds(&y, k, args.seed);
     // An ensemble's members must read the same features: one preprocessing for all.
+    let every_row: Vec<u32> = (0..y.len() as u32).collect();
     let shared = match args.ensemble {
-        true => Some(table.fit_preprocessor(&(0..y.len() as u32).collect::<Vec<_>>(), &opts)?),
+        true => Some(table.fit_preprocessor(&every_row, &opts)?),
         false => None,
     };
     // One executor per fold: each fold's preprocessing may give another feature count
@@ -156,6 +158,9 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     let mut baseline_rows = 0usize;
     let mut lock = None;
     let mut card_facts = None;
+    // With --ensemble, the last fold's rows (all of them, under the shared
+    // preprocessing) are scored by the ensemble for its stability baseline.
+    let mut last_prepared = None;
     for f in 0..k {
         let fold_started = Instant::now();
         let (train_idx, held_idx) = fold_rows(&folds, f as u32);
@@ -240,6 +245,9 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             members.push(trained.params.clone());
         }
         last = Some(trained);
+        if args.ensemble {
+            last_prepared = Some(prepared);
+        }
     }
     let last = last.expect("at least two folds ran");
     let pooled = evaluate(&oof, &y, None, BOOTSTRAP, args.seed);
@@ -326,6 +334,19 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     if let Some(preprocessing) = shared {
         let model = ModelSpec::ensemble(last.model.clone(), k)?;
         let params = pack_ensemble(&model, &members)?;
+        // Every row's ensemble score and column distribution, for `riskgrad monitor`.
+        let rows = last_prepared
+            .as_ref()
+            .expect("--ensemble keeps the last fold");
+        let mut exec = super::executor(&args.device)?;
+        let stability = Baseline::scored(
+            exec.as_mut(),
+            &model,
+            &params,
+            &[&rows.train.x, &rows.val.x],
+            table.profile(&preprocessing, &every_row)?,
+        )?;
+        stability.stage(&out, &mut files)?;
         let mut training = last.settings.clone();
         training.cv_folds = Some(k);
         // Every row trained some member: none is held out, so no fingerprints.
@@ -352,7 +373,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
                     pooled: &pooled,
                 },
                 epochs: None,
-                stability: None,
+                stability: Some(&stability),
                 written_on: model_card::today(),
             });
             files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
@@ -408,6 +429,7 @@ fn remove_stale_model(out: &std::path::Path) -> Result<()> {
         riskgrad::model_io::CONFIG_FILE,
         riskgrad::checkpoint::CHECKPOINT_FILE,
         MODEL_CARD_FILE,
+        riskgrad::stability::STABILITY_FILE,
     ] {
         let path = out.join(name);
         match std::fs::remove_file(&path) {

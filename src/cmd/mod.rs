@@ -6,6 +6,7 @@ pub mod eval;
 pub mod explain;
 pub mod inspect;
 pub mod log;
+pub mod monitor;
 pub mod output;
 pub mod predict;
 pub mod signals;

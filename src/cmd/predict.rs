@@ -3,7 +3,7 @@
 
 use super::output::open_output;
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::scoring::{open_data, Scorer};
+use riskgrad::scoring::{open_data, PointsScale, Scorer};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Where to write the scores (CSV: the ID column, or the row number when the file
-    /// has none, and probability_of_default).
+    /// has none, and probability_of_default; with --points, points too).
     #[arg(long, value_name = "SCORES.csv")]
     pub out: PathBuf,
     /// Rows scored per batch.
@@ -26,6 +26,43 @@ pub struct PredictArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Add a `points` column, as scorecards scale them: BASE points at good:bad odds of
+    /// ODDS:1, PDO more points each time the odds double (600:50:20 gives 600 at 50:1,
+    /// 620 at 100:1). Points = BASE - PDO/ln2 * ln(ODDS) + PDO/ln2 * ln((1-p)/p), p
+    /// clipped to 1e-6 from 0 and 1, rounded to 2 decimals.
+    #[arg(long, value_name = "BASE:ODDS:PDO")]
+    pub points: Option<String>,
+}
+
+/// `--points BASE:ODDS:PDO` read into a scale; errors name the flag.
+fn parse_points(value: &str) -> Result<PointsScale> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let [base, odds, pdo] = parts[..] else {
+        return Err(Error::flag(
+            "--points",
+            format!(
+                "{value:?} has {} parts; give BASE:ODDS:PDO, e.g. 600:50:20 (600 points at odds of 50:1, 20 more to double them)",
+                parts.len()
+            ),
+        ));
+    };
+    let number = |what: &str, s: &str| {
+        s.trim().parse::<f64>().map_err(|_| {
+            Error::flag(
+                "--points",
+                format!(
+                    "{what} {s:?} in {value:?} is not a number; give BASE:ODDS:PDO, e.g. 600:50:20"
+                ),
+            )
+        })
+    };
+    let (base, odds, pdo) = (
+        number("BASE", base)?,
+        number("ODDS", odds)?,
+        number("PDO", pdo)?,
+    );
+    PointsScale::new(base, odds, pdo)
+        .map_err(|why| Error::flag("--points", format!("{value:?}: {why}")))
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {
@@ -33,6 +70,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
+    let points = args.points.as_deref().map(parse_points).transpose()?;
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.data.as_deref());
     let mut out = open_output(&args.out, &inputs)?;
@@ -51,7 +89,14 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     } else {
         "row".into()
     };
-    out.write_all(format!("{},probability_of_default\n", csv_field(&id_header)).as_bytes())?;
+    let points_header = if points.is_some() { ",points" } else { "" };
+    out.write_all(
+        format!(
+            "{},probability_of_default{points_header}\n",
+            csv_field(&id_header)
+        )
+        .as_bytes(),
+    )?;
     let mut rows = 0usize;
     let mut line = String::new();
     while let Some(batch) = next {
@@ -62,6 +107,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             line.push_str(&csv_field(id));
             line.push(',');
             line.push_str(&p.to_string());
+            if let Some(scale) = &points {
+                line.push_str(&format!(",{:.2}", scale.points(*p)));
+            }
             line.push('\n');
         }
         out.write_all(line.as_bytes())?;

@@ -19,6 +19,7 @@ use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
+use riskgrad::stability::Baseline;
 use riskgrad::train::{
     fit, CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
     TrainConfig, Trainer,
@@ -453,10 +454,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             lock: &mut lock,
         },
     )?;
+    // The training rows' score and column distributions, for `riskgrad monitor`.
+    let stability = Baseline::scored(
+        exec.as_mut(),
+        &trained.model,
+        &trained.params,
+        &[&prepared.train.x],
+        prepared.profile.clone(),
+    )?;
     write_single_run(
         args,
         &prepared,
         &trained,
+        &stability,
         resume.as_ref(),
         dates,
         &out,
@@ -914,6 +924,7 @@ fn write_single_run(
     args: &TrainArgs,
     prepared: &Prepared,
     trained: &TrainedNetwork,
+    stability: &Baseline,
     resume: Option<&Checkpoint>,
     dates: Option<DateRange>,
     out: &Path,
@@ -1032,10 +1043,11 @@ fn write_single_run(
             challenger: Some((challenger.model.clone(), challenger.validation_auc)),
         },
         epochs: Some((history.len(), saved_epoch)),
-        stability: None,
+        stability: Some(stability),
         written_on: model_card::today(),
     });
     files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
+    stability.stage(out, &mut files)?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     eprintln!(

@@ -10,6 +10,7 @@ use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_card::{self, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::ModelSpec;
+use riskgrad::stability::Baseline;
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -87,6 +88,10 @@ pub fn run(
     let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
     let evaluation = evaluate(&probs, &val.y, None, super::train::BOOTSTRAP, args.seed);
     let _lock = super::output::claim_model_dir(out)?;
+    let params = fit.params()?;
+    // The training rows' score and column distributions, for `riskgrad monitor`.
+    let train_probs: Vec<f32> = fit.predict(&train.x).iter().map(|&p| p as f32).collect();
+    let stability = Baseline::new(&train_probs, prepared.profile.clone(), &params);
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),
@@ -112,7 +117,7 @@ pub fn run(
         },
         epoch: 1,
         validation: Some(evaluation.clone()),
-        params: fit.params()?,
+        params,
     };
     let mut files = riskgrad::files::FileSet::new();
     let metrics = MetricsFile {
@@ -142,10 +147,11 @@ pub fn run(
             challenger: None,
         },
         epochs: None,
-        stability: None,
+        stability: Some(&stability),
         written_on: model_card::today(),
     });
     files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
+    stability.stage(out, &mut files)?;
     saved.stage(out, &mut files)?;
     files.commit()?;
     println!(

@@ -9,6 +9,7 @@
 //!   ─► target (which value is the positive class)
 //!   ─► split (stratified rows) ─► preprocess (fitted on train rows; JSON with the model)
 //!   ─► prepare (the above in one call for `train`)
+//!   ─► profile (each input column's training distribution, for stability monitoring)
 //! predict: saved Preprocessor + CSV ─► batches of (ids, features), streaming
 //! ```
 //!
@@ -22,6 +23,7 @@ mod options;
 mod predict;
 mod prepare;
 mod preprocess;
+mod profile;
 mod schema;
 pub mod sequence;
 mod source;
@@ -40,6 +42,10 @@ pub use prepare::{
 pub use preprocess::{
     piecewise_linear, signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor,
     FORMAT_VERSION,
+};
+pub use profile::{
+    decile_cuts, fit_profile, fractions, value_bin, value_labels, ColumnBins, ColumnProfile,
+    RawCell, DECILES,
 };
 pub use schema::{
     infer_schema, render_schema, AutoDropped, ColumnKind, ColumnSchema, Schema, TargetSummary,

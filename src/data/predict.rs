@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::cell::{category_key, is_missing, read_number, NumberCell};
 use super::preprocess::{CategoricalStep, InputColumn, Preprocessor};
+use super::profile::RawCell;
 use super::source::{data_err, find_column, show, CsvSource};
 use super::table::OddCells;
 use crate::error::Result;
@@ -28,6 +29,9 @@ pub struct Batch {
     /// Each row's fingerprint (`data::fingerprint`), when asked for with
     /// [`PredictReader::with_fingerprints`].
     pub fingerprints: Option<Vec<u64>>,
+    /// Each row's cells of the model's input columns as read, before encoding
+    /// (row-major, `ids.len() * inputs`), when asked for with [`PredictReader::with_raw`].
+    pub raw: Option<Vec<RawCell>>,
 }
 
 impl Batch {
@@ -47,6 +51,7 @@ pub struct PredictReader<'p> {
     target_col: Option<usize>,
     labels: bool,
     fingerprints: bool,
+    raw: bool,
     rec: csv::ByteRecord,
     rows_read: u64,
     /// Per input: its odd cells so far (only numeric inputs have any).
@@ -112,6 +117,7 @@ impl<'p> PredictReader<'p> {
             target_col,
             labels: false,
             fingerprints: false,
+            raw: false,
             rec: csv::ByteRecord::new(),
             rows_read: 0,
             odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
@@ -144,6 +150,13 @@ impl<'p> PredictReader<'p> {
         self
     }
 
+    /// Also keep each input cell as read into [`Batch::raw`] (to bin a new file's columns
+    /// as the training rows were, `profile`).
+    pub fn with_raw(mut self) -> Self {
+        self.raw = true;
+        self
+    }
+
     /// Features per row the preprocessing writes.
     pub fn n_features(&self) -> usize {
         self.pre.n_features()
@@ -169,6 +182,7 @@ impl<'p> PredictReader<'p> {
             x: Vec::with_capacity(max_rows.min(1 << 16) * width),
             labels: self.labels.then(Vec::new),
             fingerprints: self.fingerprints.then(Vec::new),
+            raw: self.raw.then(Vec::new),
         };
         while batch.ids.len() < max_rows {
             let Some(line) = self.src.next(&mut self.rec)? else {
@@ -201,6 +215,12 @@ impl<'p> PredictReader<'p> {
                             }
                         };
                         s.encode(v, out);
+                        if let Some(raw) = batch.raw.as_mut() {
+                            raw.push(match v.is_nan() {
+                                true => RawCell::Missing,
+                                false => RawCell::Number(v),
+                            });
+                        }
                     }
                     (InputColumn::Categorical(s), Some(lookup)) => {
                         let key = category_key(cell).map_err(|_| {
@@ -208,8 +228,20 @@ impl<'p> PredictReader<'p> {
                                 .err(line, *j, format!("invalid UTF-8: {}", show(cell)))
                         })?;
                         CategoricalStep::encode(s.slot(lookup, key.as_deref()), out);
+                        if let Some(raw) = batch.raw.as_mut() {
+                            raw.push(match key.as_deref() {
+                                None => RawCell::Missing,
+                                Some(k) => RawCell::Category(
+                                    lookup.get(k).copied().unwrap_or(s.categories.len()),
+                                ),
+                            });
+                        }
                     }
-                    (InputColumn::Categorical(_), None) => {}
+                    (InputColumn::Categorical(_), None) => {
+                        if let Some(raw) = batch.raw.as_mut() {
+                            raw.push(RawCell::Missing);
+                        }
+                    }
                 }
                 off += w;
             }

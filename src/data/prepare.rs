@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::options::PrepareOptions;
 use super::preprocess::Preprocessor;
+use super::profile::{fit_profile, ColumnProfile};
 use super::schema::{infer_schema, AutoDropped, Schema};
 use super::source::data_err;
 use super::table::{read_table, read_table_from, RawTable, Values, MISSING_CODE};
@@ -40,6 +41,9 @@ pub struct Prepared {
     /// The fingerprints of the validation rows' raw cells (save them with the model in
     /// `TrainSettings::val_rows`, so that `eval` can find these rows by content).
     pub val_fingerprints: crate::data::RowFingerprints,
+    /// Each input column's distribution over the training rows (save it with the model
+    /// for `riskgrad monitor`; `stability::Baseline`).
+    pub profile: Vec<ColumnProfile>,
 }
 
 impl Prepared {
@@ -215,6 +219,12 @@ impl LabelledTable {
         Preprocessor::fit(&self.table, &self.schema, &self.encoding, &rows, opts)
     }
 
+    /// The distribution of each of `pre`'s input columns over the labelled rows `idx`
+    /// (what a model fitted on them saves for stability monitoring).
+    pub fn profile(&self, pre: &Preprocessor, idx: &[u32]) -> Result<Vec<ColumnProfile>> {
+        fit_profile(&self.table, pre, &self.file_rows_of(idx))
+    }
+
     fn file_rows_of(&self, idx: &[u32]) -> Vec<u32> {
         idx.iter()
             .filter_map(|&i| self.labelled.get(i as usize).copied())
@@ -244,7 +254,9 @@ impl LabelledTable {
             x: preprocessor.transform_table(table, &val_rows)?,
             y: labels(val_idx),
         };
+        let profile = fit_profile(table, &preprocessor, &train_rows)?;
         Ok(Prepared {
+            profile,
             train,
             val,
             feature_names: preprocessor.feature_names.clone(),

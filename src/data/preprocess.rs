@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::number_key;
 use super::options::{NumericEncoding, PrepareOptions, SignedLog};
+use super::profile::RawCell;
 use super::schema::{ColumnKind, Schema};
 use super::source::{data_err, find_column};
 use super::table::{RawTable, Values, MISSING_CODE};
@@ -602,7 +603,7 @@ fn category_order(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// One input column of a table, ready to encode rows.
-enum TableEncoder<'t> {
+pub(super) enum TableEncoder<'t> {
     Numbers(&'t [f32]),
     /// Slot per text code, and the slot of a missing cell.
     Codes(&'t [u32], Vec<usize>, usize),
@@ -611,7 +612,7 @@ enum TableEncoder<'t> {
 }
 
 impl<'t> TableEncoder<'t> {
-    fn new(input: &InputColumn, table: &'t RawTable) -> Result<Self> {
+    pub(super) fn new(input: &InputColumn, table: &'t RawTable) -> Result<Self> {
         let col = table.column(input.name()).ok_or_else(|| {
             data_err(
                 &table.path,
@@ -653,6 +654,41 @@ impl<'t> TableEncoder<'t> {
                 Ok(TableEncoder::NumberCategories(v, lookup, missing))
             }
             (InputColumn::Categorical(_), _) => Err(mismatch("categories")),
+        }
+    }
+
+    /// Row `row`'s cell as the model reads it, before encoding (for the column's
+    /// training distribution, `profile`).
+    pub(super) fn cell(&self, input: &InputColumn, row: usize) -> RawCell {
+        match (self, input) {
+            (TableEncoder::Numbers(v), _) => match v.get(row) {
+                Some(x) if !x.is_nan() => RawCell::Number(*x),
+                _ => RawCell::Missing,
+            },
+            (TableEncoder::Codes(codes, slots, _), InputColumn::Categorical(s)) => {
+                match codes.get(row) {
+                    Some(&MISSING_CODE) | None => RawCell::Missing,
+                    Some(&c) => RawCell::Category(
+                        slots
+                            .get(c as usize)
+                            .copied()
+                            .unwrap_or(s.categories.len())
+                            .min(s.categories.len()),
+                    ),
+                }
+            }
+            (TableEncoder::NumberCategories(v, lookup, _), InputColumn::Categorical(s)) => {
+                match v.get(row) {
+                    Some(x) if !x.is_nan() => RawCell::Category(
+                        lookup
+                            .get(&number_key(*x))
+                            .copied()
+                            .unwrap_or(s.categories.len()),
+                    ),
+                    _ => RawCell::Missing,
+                }
+            }
+            _ => RawCell::Missing,
         }
     }
 

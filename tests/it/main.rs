@@ -42,6 +42,7 @@ mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
 mod model_card;
+mod monitor;
 mod monotone;
 mod mutation_fuzz;
 mod plan;
