@@ -16,6 +16,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod model_io;
 pub mod nn;
+pub mod reasons;
 pub mod report;
 pub mod scoring;
 pub mod train;

@@ -28,6 +28,7 @@ mod data_prepare;
 mod data_scale;
 mod dropout;
 mod eval_rows;
+mod explain_reasons;
 mod fit;
 mod gpu_adapters;
 mod gpu_conv;
