@@ -11,6 +11,7 @@ pub use error::{Error, Result, Setting};
 pub mod checkpoint;
 pub mod data;
 pub mod explain;
+pub mod fairness;
 pub mod files;
 pub mod logistic;
 pub mod metrics;

@@ -10,9 +10,15 @@ use std::path::Path;
 /// Opens `out` for an atomic write after checking it against `inputs` (files, or
 /// directories standing for every file in them).
 pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
-    let refuse = |why: String| Err(Error::flag("--out", format!("{}: {why}", out.display())));
+    open_output_of("--out", out, inputs)
+}
+
+/// [`open_output`] for a file named by another flag (`eval --report`), which the
+/// messages name.
+pub fn open_output_of(flag: &str, out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
+    let refuse = |why: String| Err(Error::flag(flag, format!("{}: {why}", out.display())));
     if out.as_os_str().is_empty() {
-        return Err(Error::flag("--out", "is empty; name a file"));
+        return Err(Error::flag(flag, "is empty; name a file"));
     }
     match std::fs::symlink_metadata(out) {
         Ok(meta) if meta.file_type().is_symlink() => {
@@ -56,7 +62,7 @@ pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
     }
     AtomicWriter::create(out).map_err(|e| match e {
         Error::Io { source, .. } => Error::flag(
-            "--out",
+            flag,
             format!(
                 "{}: cannot create a file in {} ({}); name a file in a writable directory",
                 out.display(),

@@ -28,6 +28,9 @@ pub struct Batch {
     /// Each row's fingerprint (`data::fingerprint`), when asked for with
     /// [`PredictReader::with_fingerprints`].
     pub fingerprints: Option<Vec<u64>>,
+    /// The cells of the column asked for with [`PredictReader::with_cells_of`], trimmed
+    /// (`None` where the cell is missing).
+    pub cells: Option<Vec<Option<String>>>,
 }
 
 impl Batch {
@@ -47,6 +50,8 @@ pub struct PredictReader<'p> {
     target_col: Option<usize>,
     labels: bool,
     fingerprints: bool,
+    /// The header index of the column [`with_cells_of`](Self::with_cells_of) asked for.
+    cells_col: Option<usize>,
     rec: csv::ByteRecord,
     rows_read: u64,
     /// Per input: its odd cells so far (only numeric inputs have any).
@@ -112,6 +117,7 @@ impl<'p> PredictReader<'p> {
             target_col,
             labels: false,
             fingerprints: false,
+            cells_col: None,
             rec: csv::ByteRecord::new(),
             rows_read: 0,
             odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
@@ -144,6 +150,26 @@ impl<'p> PredictReader<'p> {
         self
     }
 
+    /// Also read the cells of column `name` (found as a model's columns are: by exact
+    /// name, else ignoring case) into [`Batch::cells`], e.g. a protected attribute the
+    /// model may or may not use. Errors naming the column when the file lacks it.
+    pub fn with_cells_of(mut self, name: &str) -> Result<Self> {
+        let Some(j) = find_column(&self.src.names, name) else {
+            return Err(data_err(
+                &self.src.path,
+                Some(1),
+                None,
+                format!(
+                    "no column {:?} in this file; its columns are: {}",
+                    name.trim(),
+                    self.src.listing()
+                ),
+            ));
+        };
+        self.cells_col = Some(j);
+        Ok(self)
+    }
+
     /// Features per row the preprocessing writes.
     pub fn n_features(&self) -> usize {
         self.pre.n_features()
@@ -169,6 +195,7 @@ impl<'p> PredictReader<'p> {
             x: Vec::with_capacity(max_rows.min(1 << 16) * width),
             labels: self.labels.then(Vec::new),
             fingerprints: self.fingerprints.then(Vec::new),
+            cells: self.cells_col.map(|_| Vec::new()),
         };
         while batch.ids.len() < max_rows {
             let Some(line) = self.src.next(&mut self.rec)? else {
@@ -228,6 +255,14 @@ impl<'p> PredictReader<'p> {
             batch.ids.push(id);
             if let Some(f) = batch.fingerprints.as_mut() {
                 f.push(self.src.fingerprint(&self.rec));
+            }
+            if let (Some(cells), Some(j)) = (batch.cells.as_mut(), self.cells_col) {
+                let cell = self.rec.get(j).unwrap_or(b"");
+                let text = std::str::from_utf8(cell).map_err(|_| {
+                    self.src
+                        .err(line, j, format!("invalid UTF-8: {}", show(cell)))
+                })?;
+                cells.push((!is_missing(cell)).then(|| text.to_string()));
             }
             if let (Some(labels), Some(j)) = (batch.labels.as_mut(), self.target_col) {
                 let cell = self.rec.get(j).unwrap_or(b"");

@@ -27,6 +27,7 @@ mod data_ple;
 mod data_prepare;
 mod data_scale;
 mod dropout;
+mod eval_fairness;
 mod eval_rows;
 mod explain_reasons;
 mod fit;
