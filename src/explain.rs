@@ -13,8 +13,10 @@
 //! `i` is that row's own `∂p/∂x`), and `graph::backward` w.r.t. that input, run on the
 //! chosen executor.
 //!
-//! Attributions of one-hot, missing-indicator and sequence features are summed back to
-//! the raw CSV column they came from, since reasons are given in the applicant's terms.
+//! Attributions of one-hot, missing-indicator, piecewise-linear bin and sequence features
+//! are summed back to the raw CSV column they came from ([`by_source`] with
+//! [`SavedModel::feature_sources`]), since reasons are given in the applicant's terms;
+//! [`crate::reasons`] turns those columns into reason codes and texts.
 
 use crate::engine::exec::Executor;
 use crate::engine::graph::{backward, Graph, NodeId};
@@ -247,14 +249,15 @@ impl ImportanceSum {
         }
     }
 
-    /// Adds one row of raw-column attributions and its reasons.
-    pub fn add(&mut self, row: &[f64], reasons: &[Reason]) {
+    /// Adds one row of raw-column attributions and the columns of its top reasons (each
+    /// [`Reason::column`], or every column of a coded reason).
+    pub fn add<'a>(&mut self, row: &[f64], top_columns: impl IntoIterator<Item = &'a str>) {
         for (i, &a) in row.iter().enumerate() {
             self.abs[i] += a.abs();
             self.sum[i] += a;
         }
-        for r in reasons {
-            if let Some(i) = self.names.iter().position(|n| *n == r.column) {
+        for column in top_columns {
+            if let Some(i) = self.names.iter().position(|n| n == column) {
                 self.top[i] += 1;
             }
         }
@@ -306,8 +309,10 @@ mod tests {
     fn importance_means() {
         let names: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
         let mut s = ImportanceSum::new(names.clone());
-        s.add(&[1.0, -2.0], &top_reasons(&[1.0, -2.0], &names, 1));
-        s.add(&[-1.0, 4.0], &top_reasons(&[-1.0, 4.0], &names, 1));
+        for row in [[1.0, -2.0], [-1.0, 4.0]] {
+            let top = top_reasons(&row, &names, 1);
+            s.add(&row, top.iter().map(|r| r.column.as_str()));
+        }
         let imp = s.finish();
         assert_eq!(
             imp[0],

@@ -1,8 +1,13 @@
 //! The training report: SVG plots (ROC curve, KS curve, loss and AUC per epoch,
 //! calibration) drawn with plotters' SVG backend, and a self-contained report.html that
 //! shows them inline next to the metrics tables. Every file is written atomically.
+//!
+//! An evaluation's page (`riskgrad eval --report`, [`eval_report_html`]) is the same
+//! page without the training history, plus the fairness table by protected group
+//! ([`fairness_html`]) when the evaluation has one.
 
 use crate::error::{Error, Result};
+use crate::fairness::{Fairness, Grouping, FOUR_FIFTHS};
 use crate::metrics::{rate_curve, Evaluation, RatePoint};
 use crate::train::EpochReport;
 use plotters::prelude::*;
@@ -118,6 +123,104 @@ pub fn stage_report(
     files.add(&path, html(input, &svgs).as_bytes())?;
     written.push(path);
     Ok(written)
+}
+
+/// What an evaluation's page shows.
+pub struct EvalReportInput<'a> {
+    /// The page's heading.
+    pub title: String,
+    /// Label/value lines shown under the title (model, data, rows scored, ...).
+    pub details: Vec<(String, String)>,
+    /// The probabilities scored.
+    pub probs: &'a [f32],
+    /// The 0/1 labels of those rows.
+    pub labels: &'a [f32],
+    /// Their metrics.
+    pub evaluation: &'a Evaluation,
+    /// The fairness check by protected group, when one was asked for.
+    pub fairness: Option<&'a Fairness>,
+}
+
+/// The self-contained HTML page of an evaluation: details, metrics tables, the ROC, KS
+/// and calibration plots inline, and the fairness table when there is one.
+pub fn eval_report_html(input: &EvalReportInput) -> Result<String> {
+    let full = rate_curve(input.probs, input.labels);
+    let curve = thin(&full);
+    let ks_point = full
+        .iter()
+        .max_by(|a, b| (a.tpr - a.fpr).total_cmp(&(b.tpr - b.fpr)))
+        .copied();
+    let svgs = [
+        ("roc", roc_svg(&curve, input.evaluation.auc, None)?),
+        ("ks", ks_svg(&curve, ks_point, input.probs, input.labels)?),
+        ("calibration", calibration_svg(input.evaluation)?),
+    ];
+    let mut h = page_start(&input.title, &input.details);
+    metrics_tables(&mut h, "Metrics", input.evaluation);
+    if let Some(f) = input.fairness {
+        h.push_str(&fairness_html(f));
+    }
+    h.push_str("<h2>Plots</h2>\n");
+    for (id, svg) in &svgs {
+        let _ = writeln!(h, "<figure id=\"{id}\">{svg}</figure>");
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// The fairness section of a report page: a heading, how to read it, and a table
+/// (`id="fairness"`) of each group's rows, default rate, mean prediction, approval rate,
+/// adverse impact ratio (flagged below 0.8, the most favoured group marked) and AUC.
+pub fn fairness_html(f: &Fairness) -> String {
+    let mut h = String::new();
+    let grouping = match f.grouping {
+        Grouping::Values => "one group per value",
+        Grouping::QuantileBins => "quantile bins of about equal rows",
+    };
+    let reference = f.most_favoured.as_deref().map_or(
+        "no group has any approval, so the ratios are undefined".to_string(),
+        |g| format!("the most favoured group is {}", escape(g)),
+    );
+    let _ = write!(
+        h,
+        "<h2>Fairness by {col}</h2>\n<p>{col}: {grouping}, missing values a group of their own. \
+An applicant is approved when the predicted probability of default is below {t:.4}. \
+The adverse impact ratio is a group's approval rate over the most favoured group's; \
+below {FOUR_FIFTHS} it is flagged (the four-fifths rule); {reference}.</p>\n",
+        col = escape(&f.column),
+        t = f.threshold,
+    );
+    h.push_str(
+        "<table id=\"fairness\"><tr><th class=\"l\">group</th><th>rows</th><th>default rate</th>\
+<th>mean predicted</th><th>approval rate</th><th>adverse impact ratio</th><th>AUC</th></tr>",
+    );
+    for g in &f.groups {
+        let mark = if g.most_favoured {
+            " (most favoured)"
+        } else if g.flagged {
+            " ⚑ below 0.8"
+        } else {
+            ""
+        };
+        let style = if g.flagged {
+            " style=\"background:#fdd\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            "<tr{style}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{mark}</td><td>{}</td></tr>",
+            escape(&g.group),
+            g.rows,
+            num(g.default_rate),
+            num(g.mean_predicted),
+            num(g.approval_rate),
+            num(g.adverse_impact_ratio),
+            num(g.auc)
+        );
+    }
+    h.push_str("</table>\n");
+    h
 }
 
 fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
@@ -454,10 +557,8 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The page: title, details, metrics tables and the plots inline (so the file can be
-/// mailed or archived alone).
-fn html(input: &ReportInput, svgs: &[String; 4]) -> String {
-    let ev = input.evaluation;
+/// The page's start: its head (title, styles), the heading and the details table.
+fn page_start(title: &str, details: &[(String, String)]) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -468,11 +569,11 @@ th,td{{border:1px solid #bbb;padding:3px 10px;text-align:right}}th{{background:#
 td.l,th.l{{text-align:left}}figure{{display:inline-block;margin:8px}}\
 figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
 </style></head><body>\n<h1>{}</h1>\n",
-        escape(&input.title),
-        escape(&input.title)
+        escape(title),
+        escape(title)
     );
     h.push_str("<table>");
-    for (k, v) in &input.details {
+    for (k, v) in details {
         let _ = write!(
             h,
             "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>",
@@ -480,7 +581,17 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
             escape(v)
         );
     }
-    h.push_str("</table>\n<h2>Validation metrics</h2>\n<table id=\"metrics\"><tr><th class=\"l\">metric</th><th>value</th></tr>");
+    h.push_str("</table>\n");
+    h
+}
+
+/// The metrics table, the confusion matrix and the calibration table under `heading`.
+fn metrics_tables(h: &mut String, heading: &str, ev: &Evaluation) {
+    let _ = write!(
+        h,
+        "<h2>{}</h2>\n<table id=\"metrics\"><tr><th class=\"l\">metric</th><th>value</th></tr>",
+        escape(heading)
+    );
     let ci = ev
         .auc_ci95
         .map_or("n/a".to_string(), |(lo, hi)| format!("{lo:.4} – {hi:.4}"));
@@ -533,7 +644,15 @@ figure svg{{border:1px solid #ddd}}h2{{margin-top:28px}}\
             num(b.default_rate)
         );
     }
-    h.push_str("</table>\n<h2>Plots</h2>\n");
+    h.push_str("</table>\n");
+}
+
+/// The page: title, details, metrics tables and the plots inline (so the file can be
+/// mailed or archived alone).
+fn html(input: &ReportInput, svgs: &[String; 4]) -> String {
+    let mut h = page_start(&input.title, &input.details);
+    metrics_tables(&mut h, "Validation metrics", input.evaluation);
+    h.push_str("<h2>Plots</h2>\n");
     for (name, svg) in PLOTS.iter().zip(svgs) {
         // Plotters writes an XML-less <svg> element, which HTML takes inline as it is.
         let _ = writeln!(

@@ -1,7 +1,11 @@
-//! `riskgrad eval`: a saved model's metrics on a labelled CSV file.
+//! `riskgrad eval`: a saved model's metrics on a labelled CSV file, optionally the
+//! fairness check by a protected column (`--protected`), and an HTML page (`--report`).
 
+use super::output::open_output_for;
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::fairness::{fairness, group_cells, Fairness, Grouping, FOUR_FIFTHS};
 use riskgrad::metrics::{evaluate, Evaluation};
+use riskgrad::report::{eval_report_html, EvalReportInput};
 use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::{Error, Result};
 use serde::Serialize;
@@ -33,6 +37,23 @@ pub struct EvalArgs {
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A protected attribute (e.g. SEX, AGE): a column of the data file, an input of the
+    /// model or not. Adds the fairness check per group of its values: rows, default
+    /// rate, mean predicted probability, approval rate at the threshold (approved: score
+    /// below it), adverse impact ratio against the most favoured group (flagged below
+    /// 0.8, the four-fifths rule), AUC and calibration. Missing cells form their own
+    /// group.
+    #[arg(long, value_name = "COLUMN")]
+    pub protected: Option<String>,
+    /// With --protected: a numeric column with more than N distinct values (an age, an
+    /// income) is cut at its quantiles into at most N groups of about equal rows; a
+    /// text column, or one with N values or fewer, has a group per value.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "protected")]
+    pub protected_bins: usize,
+    /// Also write a self-contained HTML page of the evaluation here: the metrics, ROC,
+    /// KS and calibration plots, and the fairness table with --protected.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +89,9 @@ struct EvalOutput<'a> {
     rows_without_target: usize,
     #[serde(flatten)]
     evaluation: &'a Evaluation,
+    /// The fairness check by the `--protected` column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fairness: Option<&'a Fairness>,
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -79,7 +103,22 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             ));
         }
     }
+    if args.protected.is_some() && args.protected_bins < 2 {
+        return Err(Error::flag(
+            "--protected-bins",
+            format!(
+                "{} is too few: groups need at least 2 bins",
+                args.protected_bins
+            ),
+        ));
+    }
     let model = super::load_model(&args.model)?;
+    let mut inputs = vec![args.model.as_path()];
+    inputs.extend(args.data.as_deref());
+    let report = match &args.report {
+        Some(path) => Some(open_output_for("--report", path, &inputs)?),
+        None => None,
+    };
     let data = args
         .data
         .as_ref()
@@ -110,14 +149,16 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let scored = score_labelled(args, &model)?;
     let skipped = scored.skipped;
-    let (selection, probs, labels) = match (saved, args.rows) {
-        (_, Some(Rows::All)) => (Selection::All, scored.probs, scored.labels),
+    // The rows scored: every row with a target, or those picked by index.
+    let (selection, pick): (Selection, Option<Vec<usize>>) = match (saved, args.rows) {
+        (_, Some(Rows::All)) => (Selection::All, None),
         (Some(saved), _) => {
             let mut matcher = saved.matcher();
-            let keep: Vec<bool> = scored
+            let keep: Vec<usize> = scored
                 .fingerprints
                 .iter()
-                .map(|&f| matcher.take(f))
+                .enumerate()
+                .filter_map(|(i, &f)| matcher.take(f).then_some(i))
                 .collect();
             let found = saved.len() - matcher.not_found();
             if found == 0 && (args.rows == Some(Rows::Validation) || trained_on_this) {
@@ -136,7 +177,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                     saved.len(),
                     model.training.data
                 );
-                (Selection::All, scored.probs, scored.labels)
+                (Selection::All, None)
             } else {
                 let not_found = matcher.not_found();
                 if not_found > 0 {
@@ -145,28 +186,23 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                         saved.len()
                     );
                 }
-                let pick = |v: Vec<f32>| -> Vec<f32> {
-                    v.into_iter()
-                        .zip(&keep)
-                        .filter_map(|(v, &k)| k.then_some(v))
-                        .collect()
-                };
-                (
-                    Selection::ByContent { not_found },
-                    pick(scored.probs),
-                    pick(scored.labels),
-                )
+                (Selection::ByContent { not_found }, Some(keep))
             }
         }
         (None, _) if by_position == Rows::Validation => {
             eprintln!(
                 "note: this model was saved without its validation rows' fingerprints (before riskgrad recorded them), so eval cannot verify that {data} is unchanged: it scores the rows at the validation positions of the split"
             );
-            let (p, l) = validation_rows(&scored.probs, &scored.labels, &model.training);
-            (Selection::ByPosition, p, l)
+            (
+                Selection::ByPosition,
+                Some(validation_rows(&scored.labels, &model.training)),
+            )
         }
-        (None, _) => (Selection::All, scored.probs, scored.labels),
+        (None, _) => (Selection::All, None),
     };
+    let probs = picked(scored.probs, pick.as_deref());
+    let labels = picked(scored.labels, pick.as_deref());
+    let cells = picked(scored.cells, pick.as_deref());
     let rows = match selection {
         Selection::All => Rows::All,
         _ => Rows::Validation,
@@ -178,6 +214,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         });
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
+    let fair = args.protected.as_deref().map(|column| {
+        let groups = group_cells(&cells, args.protected_bins);
+        fairness(column.trim(), &groups, &probs, &labels, ev.threshold)
+    });
+    let mut data_shown = data.clone();
     if args.json {
         let out = EvalOutput {
             model: args.model.display().to_string(),
@@ -191,6 +232,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             },
             rows_without_target: skipped,
             evaluation: &ev,
+            fairness: fair.as_ref(),
         };
         println!(
             "{}",
@@ -214,8 +256,37 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             Selection::All => data,
         };
         print!("{}", render(&ev, &data, skipped));
+        if let Some(f) = &fair {
+            print!("{}", render_fairness(f));
+        }
+        data_shown = data;
+    }
+    if let (Some(w), Some(path)) = (report, &args.report) {
+        let page = eval_report_html(&EvalReportInput {
+            title: format!("riskgrad eval: {}", args.model.display()),
+            details: vec![
+                ("model".into(), args.model.display().to_string()),
+                ("data".into(), data_shown),
+            ],
+            probs: &probs,
+            labels: &labels,
+            evaluation: &ev,
+            fairness: fair.as_ref(),
+        })?;
+        let mut w = w;
+        w.write_all(page.as_bytes())?;
+        w.commit()?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `v` at the indices `pick` (in their order), or all of it.
+fn picked<T: Clone>(v: Vec<T>, pick: Option<&[usize]>) -> Vec<T> {
+    match pick {
+        None => v,
+        Some(ix) => ix.iter().filter_map(|&i| v.get(i).cloned()).collect(),
+    }
 }
 
 /// Which rows `eval` scored.
@@ -237,6 +308,8 @@ struct Scored {
     labels: Vec<f32>,
     /// Each row's fingerprint (`riskgrad::data::RowFingerprints`).
     fingerprints: Vec<u64>,
+    /// Each row's cell of the `--protected` column (empty without one).
+    cells: Vec<Option<String>>,
     /// Rows left out because their target cell is empty.
     skipped: usize,
 }
@@ -249,6 +322,22 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
     let mut reader = open_data(args.data.as_deref(), model)?
         .with_labels()?
         .with_fingerprints();
+    if let Some(column) = &args.protected {
+        reader = reader.with_cells_of(column).map_err(|e| match e {
+            Error::Data {
+                path,
+                line,
+                column,
+                message,
+            } => Error::Data {
+                path,
+                line,
+                column,
+                message: format!("--protected: {message}"),
+            },
+            e => e,
+        })?;
+    }
     let mut exec = super::executor(&args.device)?;
     let (mut scorer, mut next) =
         Scorer::for_first_batch(exec.as_mut(), model, &mut reader, args.batch)?;
@@ -256,19 +345,25 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
         probs: Vec::new(),
         labels: Vec::new(),
         fingerprints: Vec::new(),
+        cells: Vec::new(),
         skipped: 0,
     };
     while let Some(batch) = next {
         let p = scorer.score(&model.arrange(batch.x))?;
         let labels = batch.labels.unwrap_or_default();
         let fingerprints = batch.fingerprints.unwrap_or_default();
+        let mut cells = batch.cells.map(Vec::into_iter);
         for ((p, y), f) in p.into_iter().zip(labels).zip(fingerprints) {
+            let cell = cells.as_mut().and_then(Iterator::next);
             if y.is_nan() {
                 out.skipped += 1;
             } else {
                 out.probs.push(p);
                 out.labels.push(y);
                 out.fingerprints.push(f);
+                if args.protected.is_some() {
+                    out.cells.push(cell.flatten());
+                }
             }
         }
         next = reader.next_batch(scorer.batch())?;
@@ -286,16 +381,10 @@ fn same_file(path: Option<&std::path::Path>, trained_on: &str) -> bool {
 
 /// The rows of the training file that training held out, if the file is unchanged: the
 /// same stratified split of the labelled rows, in file order, that `data::prepare` made
-/// (for models saved without the rows' fingerprints).
-fn validation_rows(
-    probs: &[f32],
-    labels: &[f32],
-    training: &riskgrad::model_io::TrainSettings,
-) -> (Vec<f32>, Vec<f32>) {
+/// (for models saved without the rows' fingerprints). Indices into `labels`.
+fn validation_rows(labels: &[f32], training: &riskgrad::model_io::TrainSettings) -> Vec<usize> {
     let (_, val) = riskgrad::data::stratified_split(labels, training.val_split, training.seed);
-    val.iter()
-        .map(|&i| (probs[i as usize], labels[i as usize]))
-        .unzip()
+    val.iter().map(|&i| i as usize).collect()
 }
 
 fn f(v: f64) -> String {
@@ -386,6 +475,72 @@ pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
             f(b.mean_score),
             f(b.default_rate)
         );
+    }
+    s
+}
+
+/// The fairness table of `eval`'s text output.
+pub fn render_fairness(fair: &Fairness) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let how = match fair.grouping {
+        Grouping::Values => "a group per value",
+        Grouping::QuantileBins => "quantile bins",
+    };
+    let _ = writeln!(
+        s,
+        "\n  fairness by {} ({how}): approved = score below {:.4}; AIR = approval rate / the most favoured group's",
+        fair.column, fair.threshold
+    );
+    let width = fair
+        .groups
+        .iter()
+        .map(|g| g.group.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "  {:<width$}  {:>7}  {:>12}  {:>14}  {:>13}  {:>7}  {:>7}",
+        "group", "rows", "default rate", "mean predicted", "approval rate", "AIR", "AUC"
+    );
+    for g in &fair.groups {
+        let mark = if g.most_favoured {
+            "  most favoured"
+        } else if g.flagged {
+            "  FLAGGED"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:>7}  {:>12}  {:>14}  {:>13}  {:>7}  {:>7}{mark}",
+            g.group,
+            g.rows,
+            f(g.default_rate),
+            f(g.mean_predicted),
+            f(g.approval_rate),
+            f(g.adverse_impact_ratio),
+            f(g.auc)
+        );
+    }
+    match (fair.most_favoured.as_deref(), fair.flagged.len()) {
+        (None, _) => {
+            let _ = writeln!(s, "  no group has any approval at this threshold: adverse impact ratios are undefined");
+        }
+        (Some(_), 0) => {
+            let _ = writeln!(
+                s,
+                "  no group's adverse impact ratio is below {FOUR_FIFTHS} (four-fifths rule)"
+            );
+        }
+        (Some(_), n) => {
+            let _ = writeln!(
+                s,
+                "  FLAGGED: {n} group(s) with an adverse impact ratio below {FOUR_FIFTHS} (four-fifths rule): {}",
+                fair.flagged.join(", ")
+            );
+        }
     }
     s
 }

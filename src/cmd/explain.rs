@@ -1,9 +1,11 @@
 //! `riskgrad explain`: reason codes per applicant (the columns that pushed the score
-//! toward default the most, by integrated gradients) and a global importance summary.
+//! toward default the most, by integrated gradients) and a global importance summary;
+//! with `--reasons FILE`, the reasons as the file's codes and texts.
 
 use super::output::open_output;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::explain::{by_source, top_reasons, Explainer, Importance, ImportanceSum, Reason};
+use riskgrad::reasons::{CodedReason, ReasonCodes};
 use riskgrad::scoring::open_data;
 use riskgrad::{Error, Result};
 use serde::Serialize;
@@ -17,9 +19,17 @@ pub struct ExplainArgs {
     /// CSV file (.csv or .csv.gz) of applicants. Default: the bundled Taiwan file.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Reasons per applicant.
+    /// Reasons per applicant: the columns (or, with --reasons, the codes) that raised
+    /// the probability of default the most; fewer when fewer raised it at all.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
+    /// A CSV file with the header `column,code,text` and a row per input column of the
+    /// model, giving each a reason code and the text a decline letter shows (columns may
+    /// share a code; their contributions are then summed). Reasons are then given as
+    /// codes and texts. A model column the file leaves out is reported under its own
+    /// name, with a warning.
+    #[arg(long, value_name = "FILE")]
+    pub reasons: Option<PathBuf>,
     /// Explain only the first N rows (each costs --steps forward and backward passes).
     #[arg(long, value_name = "N")]
     pub rows: Option<usize>,
@@ -44,13 +54,44 @@ pub struct ExplainArgs {
 struct Row {
     id: String,
     score: f32,
-    reasons: Vec<Reason>,
+    reasons: Reasons,
+}
+
+/// A row's reasons: raw columns, or with `--reasons` the file's codes.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Reasons {
+    Columns(Vec<Reason>),
+    Coded(Vec<CodedReason>),
+}
+
+impl Reasons {
+    fn is_empty(&self) -> bool {
+        match self {
+            Reasons::Columns(r) => r.is_empty(),
+            Reasons::Coded(r) => r.is_empty(),
+        }
+    }
+
+    /// The raw columns behind the reasons (for the importance's top counts).
+    fn columns(&self) -> Vec<&str> {
+        match self {
+            Reasons::Columns(r) => r.iter().map(|r| r.column.as_str()).collect(),
+            Reasons::Coded(r) => r
+                .iter()
+                .flat_map(|r| r.columns.iter().map(String::as_str))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct JsonOut<'a> {
     baseline_score: f32,
     steps: usize,
+    /// With `--reasons`: the model columns the file gives no reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    columns_without_reason: Option<&'a [String]>,
     rows: &'a [Row],
     importance: &'a [Importance],
 }
@@ -80,6 +121,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     }
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.data.as_deref());
+    inputs.extend(args.reasons.as_deref());
     let out = match &args.out {
         Some(path) => Some(open_output(path, &inputs)?),
         None => None,
@@ -88,6 +130,22 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let names = model.source_names();
     let sources = model.feature_sources();
+    let codes = match &args.reasons {
+        Some(path) => {
+            let codes = ReasonCodes::read(path, &names)?;
+            if !codes.uncovered().is_empty() {
+                let list: Vec<String> =
+                    codes.uncovered().iter().map(|c| format!("{c:?}")).collect();
+                eprintln!(
+                    "warning: {} gives no reason for the model's input column(s) {}: each is reported under its own name as code and text",
+                    path.display(),
+                    list.join(", ")
+                );
+            }
+            Some(codes)
+        }
+        None => None,
+    };
     let mut exec = super::executor(&args.device)?;
     let mut explainer = Explainer::new(exec.as_mut(), &model, args.batch, args.steps)?;
     let baseline_score = explainer.baseline_score();
@@ -97,7 +155,13 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         Some(mut w) => {
             let mut header = String::from("id,score");
             for k in 1..=args.top {
-                header.push_str(&format!(",reason_{k},contribution_{k}"));
+                if codes.is_some() {
+                    header.push_str(&format!(
+                        ",reason_{k}_code,reason_{k}_text,reason_{k}_contribution"
+                    ));
+                } else {
+                    header.push_str(&format!(",reason_{k},contribution_{k}"));
+                }
             }
             header.push('\n');
             w.write_all(header.as_bytes())?;
@@ -123,18 +187,32 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             // baseline's; the largest miss is reported so a user can judge --steps.
             worst_gap =
                 worst_gap.max((row.iter().sum::<f64>() - (score - baseline_score) as f64).abs());
-            let reasons = top_reasons(row, &names, args.top);
-            importance.add(row, &reasons);
+            let reasons = match &codes {
+                Some(codes) => Reasons::Coded(codes.top(row, args.top)),
+                None => Reasons::Columns(top_reasons(row, &names, args.top)),
+            };
+            importance.add(row, reasons.columns());
             if let Some(w) = csv.as_mut() {
                 let mut line = format!("{},{score}", csv_field(&id));
                 for k in 0..args.top {
-                    match reasons.get(k) {
-                        Some(reason) => line.push_str(&format!(
-                            ",{},{:.6}",
-                            csv_field(&reason.column),
-                            reason.contribution
-                        )),
-                        None => line.push_str(",,"),
+                    match &reasons {
+                        Reasons::Columns(r) => match r.get(k) {
+                            Some(reason) => line.push_str(&format!(
+                                ",{},{:.6}",
+                                csv_field(&reason.column),
+                                reason.contribution
+                            )),
+                            None => line.push_str(",,"),
+                        },
+                        Reasons::Coded(r) => match r.get(k) {
+                            Some(reason) => line.push_str(&format!(
+                                ",{},{},{:.6}",
+                                csv_field(&reason.code),
+                                csv_field(&reason.text),
+                                reason.contribution
+                            )),
+                            None => line.push_str(",,,"),
+                        },
                     }
                 }
                 line.push('\n');
@@ -158,6 +236,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         let out = JsonOut {
             baseline_score,
             steps: args.steps,
+            columns_without_reason: codes.as_ref().map(|c| c.uncovered()),
             rows: &out_rows,
             importance: &global,
         };
@@ -182,17 +261,39 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
 }
 
 fn print_row(row: &Row) {
-    let reasons: Vec<String> = row
-        .reasons
-        .iter()
-        .map(|r| format!("{} (+{:.4})", r.column, r.contribution))
-        .collect();
-    let shown = if reasons.is_empty() {
-        "no column raised the score above the baseline".to_string()
-    } else {
-        reasons.join(", ")
-    };
-    println!("{:>10}  score {:.4}  {shown}", row.id, row.score);
+    if row.reasons.is_empty() {
+        println!(
+            "{:>10}  score {:.4}  no column raised the score above the baseline",
+            row.id, row.score
+        );
+        return;
+    }
+    match &row.reasons {
+        Reasons::Columns(reasons) => {
+            let shown: Vec<String> = reasons
+                .iter()
+                .map(|r| format!("{} (+{:.4})", r.column, r.contribution))
+                .collect();
+            println!(
+                "{:>10}  score {:.4}  {}",
+                row.id,
+                row.score,
+                shown.join(", ")
+            );
+        }
+        Reasons::Coded(reasons) => {
+            println!("{:>10}  score {:.4}", row.id, row.score);
+            for (k, r) in reasons.iter().enumerate() {
+                println!(
+                    "{:>14}. {}  {}  (+{:.4})",
+                    k + 1,
+                    r.code,
+                    r.text,
+                    r.contribution
+                );
+            }
+        }
+    }
 }
 
 fn csv_field(s: &str) -> String {

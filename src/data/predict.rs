@@ -32,6 +32,9 @@ pub struct Batch {
     /// Each row's cells of the model's input columns as read, before encoding
     /// (row-major, `ids.len() * inputs`), when asked for with [`PredictReader::with_raw`].
     pub raw: Option<Vec<RawCell>>,
+    /// The cells of the column asked for with [`PredictReader::with_cells_of`], trimmed
+    /// (`None` where the cell is missing).
+    pub cells: Option<Vec<Option<String>>>,
 }
 
 impl Batch {
@@ -52,6 +55,8 @@ pub struct PredictReader<'p> {
     labels: bool,
     fingerprints: bool,
     raw: bool,
+    /// The header index of the column [`with_cells_of`](Self::with_cells_of) asked for.
+    cells_col: Option<usize>,
     rec: csv::ByteRecord,
     rows_read: u64,
     /// Per input: its odd cells so far (only numeric inputs have any).
@@ -118,6 +123,7 @@ impl<'p> PredictReader<'p> {
             labels: false,
             fingerprints: false,
             raw: false,
+            cells_col: None,
             rec: csv::ByteRecord::new(),
             rows_read: 0,
             odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
@@ -157,6 +163,26 @@ impl<'p> PredictReader<'p> {
         self
     }
 
+    /// Also read the cells of column `name` (found as a model's columns are: by exact
+    /// name, else ignoring case) into [`Batch::cells`], e.g. a protected attribute the
+    /// model may or may not use. Errors naming the column when the file lacks it.
+    pub fn with_cells_of(mut self, name: &str) -> Result<Self> {
+        let Some(j) = find_column(&self.src.names, name) else {
+            return Err(data_err(
+                &self.src.path,
+                Some(1),
+                None,
+                format!(
+                    "no column {:?} in this file; its columns are: {}",
+                    name.trim(),
+                    self.src.listing()
+                ),
+            ));
+        };
+        self.cells_col = Some(j);
+        Ok(self)
+    }
+
     /// Features per row the preprocessing writes.
     pub fn n_features(&self) -> usize {
         self.pre.n_features()
@@ -183,6 +209,7 @@ impl<'p> PredictReader<'p> {
             labels: self.labels.then(Vec::new),
             fingerprints: self.fingerprints.then(Vec::new),
             raw: self.raw.then(Vec::new),
+            cells: self.cells_col.map(|_| Vec::new()),
         };
         while batch.ids.len() < max_rows {
             let Some(line) = self.src.next(&mut self.rec)? else {
@@ -260,6 +287,14 @@ impl<'p> PredictReader<'p> {
             batch.ids.push(id);
             if let Some(f) = batch.fingerprints.as_mut() {
                 f.push(self.src.fingerprint(&self.rec));
+            }
+            if let (Some(cells), Some(j)) = (batch.cells.as_mut(), self.cells_col) {
+                let cell = self.rec.get(j).unwrap_or(b"");
+                let text = std::str::from_utf8(cell).map_err(|_| {
+                    self.src
+                        .err(line, j, format!("invalid UTF-8: {}", show(cell)))
+                })?;
+                cells.push((!is_missing(cell)).then(|| text.to_string()));
             }
             if let (Some(labels), Some(j)) = (batch.labels.as_mut(), self.target_col) {
                 let cell = self.rec.get(j).unwrap_or(b"");
