@@ -283,7 +283,11 @@ fn a_model_trained_against_the_data_still_obeys_its_constraint() {
     let data = rising_table(&dir);
     for (constraint, sign) in [("x:-1", -1.0), ("x:+1", 1.0)] {
         let model = dir.join(format!("model{sign}"));
-        let o = train_small(&data, &model, &["--monotone", constraint, "--epochs", "15"]);
+        let o = train_small(
+            &data,
+            &model,
+            &["--monotone", constraint, "--epochs", "30", "--lr", "0.01"],
+        );
         assert!(o.status.success(), "{constraint}: {}", stderr(&o));
         let saved = SavedModel::load(&model).unwrap();
         assert_eq!(
