@@ -245,16 +245,14 @@ impl<'e> Trainer<'e> {
             },
         )?;
         let mut init = model.initial_params(&g, &train_plan.layout, config.seed);
-        if std::env::var("RG_PRIOR").is_ok() || !model.monotone().is_empty() {
-            start_at_the_prior(
-                &g,
-                logits,
-                &train_plan.layout,
-                &train.y,
-                config.pos_weight,
-                &mut init,
-            );
-        }
+        start_at_the_prior(
+            &g,
+            logits,
+            &train_plan.layout,
+            &train.y,
+            config.pos_weight,
+            &mut init,
+        );
 
         // Validation: forward only, probabilities collected chunk by chunk.
         let chunk = EVAL_CHUNK.min(val.rows());
