@@ -148,6 +148,9 @@ pub struct PointsScale {
 /// sigmoid rounds to them) still gets finite points.
 pub const POINTS_EPSILON: f64 = 1e-6;
 
+/// The largest base or points-to-double-the-odds a points scale takes.
+pub const MAX_POINTS: f64 = 1e6;
+
 impl PointsScale {
     /// The scale with `base` points at odds `odds`:1 and `pdo` points to double the odds;
     /// the reason in words when the numbers cannot make one (every number finite, odds
@@ -164,6 +167,13 @@ impl PointsScale {
         if pdo <= 0.0 {
             return Err(format!(
                 "the points to double the odds must be above 0, not {pdo}"
+            ));
+        }
+        // Scorecards live in the hundreds or thousands; past a million points the
+        // figures are a typo, not a scale.
+        if base.abs() > MAX_POINTS || pdo > MAX_POINTS {
+            return Err(format!(
+                "base {base} and pdo {pdo} must be within ±{MAX_POINTS} points (e.g. 600:50:20)"
             ));
         }
         let factor = pdo / std::f64::consts::LN_2;

@@ -94,6 +94,9 @@ struct EvalOutput<'a> {
     fairness: Option<&'a Fairness>,
 }
 
+/// The most groups `--protected` compares (a text column with more is refused).
+const MAX_PROTECTED_GROUPS: usize = 100;
+
 pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(t) = args.threshold {
         if !(0.0..=1.0).contains(&t) {
@@ -214,10 +217,30 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         });
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
-    let fair = args.protected.as_deref().map(|column| {
-        let groups = group_cells(&cells, args.protected_bins);
-        fairness(column.trim(), &groups, &probs, &labels, ev.threshold)
-    });
+    let fair = match args.protected.as_deref() {
+        None => None,
+        Some(column) => {
+            let groups = group_cells(&cells, args.protected_bins);
+            // A text column of (nearly) one value per row is an identifier or a name,
+            // not a protected characteristic: thousands of one-row groups say nothing.
+            if groups.labels.len() > MAX_PROTECTED_GROUPS {
+                return Err(Error::flag(
+                    "--protected",
+                    format!(
+                        "{column} has {} distinct values; a fairness check compares a few groups (at most {MAX_PROTECTED_GROUPS}): name a column of groups, or a numeric one to cut into --protected-bins",
+                        groups.labels.len()
+                    ),
+                ));
+            }
+            Some(fairness(
+                column.trim(),
+                &groups,
+                &probs,
+                &labels,
+                ev.threshold,
+            ))
+        }
+    };
     let mut data_shown = data.clone();
     if args.json {
         let out = EvalOutput {

@@ -480,6 +480,14 @@ pub(super) fn date_range_of(args: &TrainArgs) -> Result<Option<DateRange>> {
     let Some(column) = &args.date else {
         return Ok(None);
     };
+    if args.data.target.as_deref() == Some(column.as_str()) {
+        return Err(Error::flag(
+            "--date",
+            format!(
+                "{column} is the target (--target); name the column that holds each row's date"
+            ),
+        ));
+    }
     match &args.data.data {
         None => Err(Error::flag(
             "--date",

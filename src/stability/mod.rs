@@ -182,10 +182,9 @@ impl Baseline {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(bad(format!(
-                    "not there: the model was saved without its training distributions (by a riskgrad before {}), so there is nothing to compare a new file with; train it again with this riskgrad to monitor it",
-                    env!("CARGO_PKG_VERSION")
-                )))
+                return Err(bad(
+                    "not there: the model was saved without its training distributions (by an earlier riskgrad, or the file was removed), so there is nothing to compare a new file with; train it again with this riskgrad to monitor it".into(),
+                ))
             }
             Err(e) => return Err(Error::io(&path, e)),
         };

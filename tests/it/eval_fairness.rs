@@ -6,7 +6,7 @@
 
 use crate::common::{riskgrad, stderr};
 use crate::eval_rows::{rows, write};
-use crate::lifecycle_common::temp_dir;
+use crate::lifecycle_common::{taiwan_file, temp_dir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -262,4 +262,59 @@ fn a_missing_protected_column_in_the_bundled_file() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("\"RACE\"") && err.contains("taiwan"), "{err}");
+}
+
+/// An identifier-like text column (a value per row) is refused, not split into
+/// thousands of one-row groups; the ID, numeric, still gets its quantile bins.
+#[test]
+fn a_column_of_a_value_per_row_is_refused() {
+    let model = taiwan_model();
+    let dir = temp_dir("fairness-names");
+    let mut csv = String::new();
+    let text = {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(taiwan_file()).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    for (i, line) in text.lines().take(600).enumerate() {
+        let name = if i == 0 {
+            "name".to_string()
+        } else {
+            format!("person{i}")
+        };
+        csv.push_str(&format!("{line},{name}\n"));
+    }
+    let data = dir.join("named.csv");
+    std::fs::write(&data, csv).unwrap();
+    let data = data.to_str().unwrap();
+    let out = eval(
+        model,
+        &["--data", data, "--rows", "all", "--protected", "name"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--protected") && err.contains("599 distinct values"),
+        "{err}"
+    );
+    let v = json(&eval(
+        model,
+        &[
+            "--data",
+            data,
+            "--rows",
+            "all",
+            "--protected",
+            "ID",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        check_consistent(&v).len(),
+        5,
+        "the numeric ID in 5 quantile bins"
+    );
 }
