@@ -466,9 +466,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         args,
         &prepared,
         &trained,
-        &stability,
-        resume.as_ref(),
-        dates,
+        RunRecord {
+            stability: &stability,
+            resume: resume.as_ref(),
+            dates,
+        },
         &out,
         started,
     )
@@ -926,18 +928,31 @@ fn optimizer(args: &TrainArgs) -> Optimizer {
     }
 }
 
-/// Saves a single run's model, metrics.json and report, and prints its figures beside
-/// the logistic challenger's.
+/// What a single run saves beside the network, and what its files say of the run.
+struct RunRecord<'a> {
+    /// The training rows' distributions (stability.json).
+    stability: &'a Baseline,
+    /// The checkpoint the run resumed from.
+    resume: Option<&'a Checkpoint>,
+    /// `--date`'s range, for the model card.
+    dates: Option<DateRange>,
+}
+
+/// Saves a single run's model, metrics.json, model card and report, and prints its
+/// figures beside the logistic challenger's.
 fn write_single_run(
     args: &TrainArgs,
     prepared: &Prepared,
     trained: &TrainedNetwork,
-    stability: &Baseline,
-    resume: Option<&Checkpoint>,
-    dates: Option<DateRange>,
+    record: RunRecord,
     out: &Path,
     started: Instant,
 ) -> Result<()> {
+    let RunRecord {
+        stability,
+        resume,
+        dates,
+    } = record;
     let (train, val) = (&prepared.train, &prepared.val);
     let TrainedNetwork {
         model, settings, ..
