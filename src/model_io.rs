@@ -186,7 +186,7 @@ impl SavedModel {
         let signs = self.model.monotone();
         let names = self.source_names();
         let mut out: Vec<MonotoneConstraint> = Vec::new();
-        for (&source, &sign) in self.feature_sources().iter().zip(signs) {
+        for (&source, &sign) in self.feature_sources().iter().zip(&signs) {
             let direction = match sign {
                 1 => Direction::Increasing,
                 -1 => Direction::Decreasing,

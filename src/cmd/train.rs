@@ -7,7 +7,7 @@ use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::dates::{date_range, DateRange};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
-use riskgrad::data::{PrepareOptions, Prepared};
+use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
@@ -577,10 +577,10 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         }
     }
     riskgrad::nn::check_dropout(args.dropout)?;
-    if !args.monotone.is_empty() && !matches!(args.model, ModelKind::Mlp) {
+    if !args.monotone.is_empty() && matches!(args.model, ModelKind::Logistic) {
         return Err(Error::flag(
             "--monotone",
-            "monotone constraints apply to the mlp (--model mlp) only",
+            "monotone constraints apply to the networks (mlp, and cnn, lstm and gru in their static features), not to --model logistic",
         ));
     }
     if !args.model.uses_sequences() && (!args.sequence.is_empty() || args.time_order.is_some()) {
@@ -601,10 +601,22 @@ pub(super) fn prepare_options(args: &TrainArgs) -> Result<PrepareOptions> {
             opts.drop.push(date.clone());
         }
     }
-    match args.model.uses_sequences() {
-        true => sequence::prepare_options(opts, &args.sequence, args.data.is_bundled()),
-        false => Ok(opts),
+    if !args.model.uses_sequences() {
+        return Ok(opts);
     }
+    // A history is one feature per column and step; piecewise-linear bins would make
+    // several, which no sequence layout can read.
+    match args.data.numeric_encoding.as_deref().map(str::trim) {
+        None => opts.numeric_encoding = NumericEncoding::Standard,
+        Some("ple") => {
+            return Err(Error::flag(
+                "--numeric-encoding",
+                "ple gives several features per column, and a sequence model (cnn, lstm, gru) reads one per column and step: use standard (the default for these models)",
+            ))
+        }
+        Some(_) => {}
+    }
+    sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())
 }
 
 /// Prints the cells read as missing because they are not numbers in a numeric column,
@@ -901,7 +913,13 @@ fn model_spec(
     if args.monotone.is_empty() {
         return Ok(spec);
     }
-    spec.with_monotone(feature_signs(&prepared.preprocessor, &args.monotone)?)
+    // Signs per preprocessed feature, then in the model's column order.
+    let signs = feature_signs(&prepared.preprocessor, &args.monotone)?;
+    let signs = match layout {
+        Some(l) => l.source.iter().map(|&j| signs[j]).collect(),
+        None => signs,
+    };
+    spec.with_monotone(signs)
 }
 
 /// The update rule the flags describe.
@@ -1294,6 +1312,7 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
         vec![
             ("--activation", act.0.name().into(), act.1.name().into()),
             ("--dropout", dropout.0.to_string(), dropout.1.to_string()),
+            ("--monotone", signs(&was.monotone()), signs(&now.monotone())),
         ]
     };
     use ModelSpec::*;
@@ -1305,14 +1324,14 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                 hidden: h0,
                 activation: a0,
                 dropout: d0,
-                monotone: m0,
+                ..
             },
             Mlp {
                 inputs: i1,
                 hidden: h1,
                 activation: a1,
                 dropout: d1,
-                monotone: m1,
+                ..
             },
         ) => first(
             [
@@ -1323,7 +1342,6 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                         format!("{i1} input features"),
                     ),
                     ("--hidden", sizes(h0), sizes(h1)),
-                    ("--monotone", signs(m0), signs(m1)),
                 ],
                 common((*a0, *a1), (*d0, *d1)),
             ]
@@ -1360,6 +1378,7 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                 layers: l0,
                 activation: a0,
                 dropout: d0,
+                ..
             },
             Cnn {
                 statics: s1,
@@ -1368,6 +1387,7 @@ fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, S
                 layers: l1,
                 activation: a1,
                 dropout: d1,
+                ..
             },
         ) => first(
             [

@@ -90,17 +90,17 @@ impl CnnLayers {
     }
 }
 
-/// Appends the CNN to `g` over `x` (`[batch, statics + steps·channels]`), `act` in its
-/// hidden layers; returns the logits `[batch, 1]`.
-#[allow(clippy::too_many_arguments)]
+/// Appends the CNN to `g` over `x` (`[batch, statics + steps·channels]`, the sizes given
+/// as `(statics, channels, steps)`), `act` in its hidden layers, the head monotone in
+/// the statics as `monotone` says (one sign per static feature; empty for none); returns
+/// the logits `[batch, 1]`.
 pub(super) fn build(
     g: &mut Graph,
     x: NodeId,
-    statics: usize,
-    channels: usize,
-    steps: usize,
+    (statics, channels, steps): (usize, usize, usize),
     layers: &CnnLayers,
     act: Act,
+    monotone: &[i8],
     drop: super::HiddenDropout,
 ) -> Result<NodeId> {
     let batch = g.shape(x)[0];
@@ -125,6 +125,20 @@ pub(super) fn build(
         let s = g.slice_cols(x, 0, statics)?;
         z = g.concat(&[z, s])?;
         z_width += statics;
+    }
+    if !monotone.is_empty() {
+        // The conv output is free; the statics after it take their signs.
+        let mut signs = vec![0i8; flat_width];
+        signs.extend(monotone);
+        return super::monotone::build_dense(
+            g,
+            z,
+            &layers.dense,
+            act,
+            &signs,
+            |i| format!("dense{i}"),
+            |g, h, i| drop.after(g, h, i),
+        );
     }
     for (i, &out) in layers.dense.iter().chain(std::iter::once(&1)).enumerate() {
         let w = g.param(&format!("dense{i}.weight"), &[z_width, out])?;

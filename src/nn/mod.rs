@@ -65,6 +65,10 @@ pub enum ModelSpec {
         /// Dropout probability after each dense layer of the head, in training only.
         #[serde(default)]
         dropout: f32,
+        /// Per static feature, the sign its head weights are held to (see
+        /// `Mlp::monotone`); empty when none is constrained.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        monotone: Vec<i8>,
     },
     /// The mean probability of `members` copies of `model`, each with its own weights
     /// (`--cv K --ensemble`: one member per fold). Member `k`'s parameters are named
@@ -108,6 +112,10 @@ pub struct RecurrentSpec {
     /// Dropout probability after each `head` layer, in training only.
     #[serde(default)]
     pub dropout: f32,
+    /// Per static feature, the sign its head weights are held to (see
+    /// `ModelSpec::Mlp::monotone`); empty when none is constrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monotone: Vec<i8>,
 }
 
 impl RecurrentSpec {
@@ -150,6 +158,7 @@ impl RecurrentSpec {
             head: head.to_vec(),
             activation: Act::Relu,
             dropout: 0.0,
+            monotone: Vec::new(),
         })
     }
 
@@ -191,6 +200,24 @@ impl RecurrentSpec {
             h = g.concat(&[h, statics])?;
             width += self.statics;
         }
+        if !self.monotone.is_empty() {
+            // The recurrent output is free; the statics after it take their signs.
+            let mut signs = vec![0i8; width - self.statics];
+            signs.extend(&self.monotone);
+            let head_len = self.head.len();
+            return monotone::build_dense(
+                g,
+                h,
+                &self.head,
+                self.activation,
+                &signs,
+                |i| match i < head_len {
+                    true => format!("head{i}"),
+                    false => "out".into(),
+                },
+                |g, h, i| drop.after(g, h, i),
+            );
+        }
         for (i, &size) in self.head.iter().enumerate() {
             let w = g.param(&format!("head{i}.weight"), &[width, size])?;
             let b = g.param(&format!("head{i}.bias"), &[size])?;
@@ -226,9 +253,10 @@ impl ModelSpec {
         })
     }
 
-    /// The same MLP held monotone in its input columns as `signs` says (one per input
-    /// column: `+1`, `-1` or `0`; see [`monotone::feature_signs`]). Only the MLP (and an
-    /// ensemble of them) can be constrained; signs all 0 constrain nothing.
+    /// The same model held monotone in its input columns as `signs` says (one per input
+    /// column, in the model's order: `+1`, `-1` or `0`; see [`monotone::feature_signs`]).
+    /// The MLP can be constrained in any column, a sequence model (cnn, lstm, gru) in its
+    /// static features only; signs all 0 constrain nothing.
     pub fn with_monotone(mut self, signs: Vec<i8>) -> Result<Self> {
         let refuse = |msg: String| Err(Error::invalid(Setting::Monotone, msg));
         match &mut self {
@@ -258,23 +286,72 @@ impl ModelSpec {
                 **model = (**model).clone().with_monotone(signs)?
             }
             ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => {
-                if signs.iter().any(|&s| s != 0) {
+                let (inputs, statics, act) = (self.inputs(), self.statics(), self.activation());
+                if signs.len() != inputs {
+                    return refuse(format!(
+                        "{} signs for a model of {inputs} input columns",
+                        signs.len()
+                    ));
+                }
+                if signs.iter().any(|s| !(-1..=1).contains(s)) {
+                    return refuse("a sign must be -1, 0 or +1".into());
+                }
+                if signs[statics..].iter().any(|&s| s != 0) {
                     return refuse(
-                        "monotone constraints apply to the mlp (--model mlp) only".into(),
+                        "a sequence model is monotone only in its static features, not in the columns of its --sequence history".into(),
                     );
+                }
+                let kept = match signs[..statics].iter().any(|&s| s != 0) {
+                    true => {
+                        monotone::check_activation(act)?;
+                        signs[..statics].to_vec()
+                    }
+                    false => Vec::new(),
+                };
+                match &mut self {
+                    ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.monotone = kept,
+                    ModelSpec::Cnn { monotone, .. } => *monotone = kept,
+                    _ => {}
                 }
             }
         }
         Ok(self)
     }
 
-    /// The sign each input column is held to (see [`with_monotone`](Self::with_monotone));
-    /// empty when none is constrained.
-    pub fn monotone(&self) -> &[i8] {
+    /// Static features of a sequence model (read beside its history); 0 for the others.
+    fn statics(&self) -> usize {
         match self {
-            ModelSpec::Mlp { monotone, .. } => monotone,
-            ModelSpec::Ensemble { model, .. } => model.monotone(),
-            ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => &[],
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => r.statics,
+            ModelSpec::Cnn { statics, .. } => *statics,
+            ModelSpec::Mlp { .. } => 0,
+            ModelSpec::Ensemble { model, .. } => model.statics(),
+        }
+    }
+
+    /// The sign each input column is held to, in the model's column order (see
+    /// [`with_monotone`](Self::with_monotone)); empty when none is constrained.
+    pub fn monotone(&self) -> Vec<i8> {
+        let statics = match self {
+            ModelSpec::Mlp { monotone, .. } => return monotone.clone(),
+            ModelSpec::Ensemble { model, .. } => return model.monotone(),
+            ModelSpec::Lstm(r) | ModelSpec::Gru(r) => &r.monotone,
+            ModelSpec::Cnn { monotone, .. } => monotone,
+        };
+        if statics.is_empty() {
+            return Vec::new();
+        }
+        let mut signs = statics.clone();
+        signs.resize(self.inputs(), 0);
+        signs
+    }
+
+    /// The name of the weight of the layer that makes the logit.
+    fn output_weight(&self) -> Option<String> {
+        match self {
+            ModelSpec::Mlp { hidden, .. } => Some(format!("dense{}.weight", hidden.len())),
+            ModelSpec::Cnn { layers, .. } => Some(format!("dense{}.weight", layers.dense.len())),
+            ModelSpec::Lstm(_) | ModelSpec::Gru(_) => Some("out.weight".into()),
+            ModelSpec::Ensemble { .. } => None,
         }
     }
 
@@ -305,6 +382,7 @@ impl ModelSpec {
             layers,
             activation: Act::Relu,
             dropout: 0.0,
+            monotone: Vec::new(),
         })
     }
 
@@ -434,11 +512,15 @@ impl ModelSpec {
                 activation,
                 monotone: signs,
                 ..
-            } if !signs.is_empty() => {
-                monotone::build_mlp(g, x, hidden, *activation, signs, |g, h, i| {
-                    drop.after(g, h, i)
-                })
-            }
+            } if !signs.is_empty() => monotone::build_dense(
+                g,
+                x,
+                hidden,
+                *activation,
+                signs,
+                |i| format!("dense{i}"),
+                |g, h, i| drop.after(g, h, i),
+            ),
             ModelSpec::Mlp {
                 inputs,
                 hidden,
@@ -471,8 +553,17 @@ impl ModelSpec {
                 steps,
                 layers,
                 activation,
+                monotone: signs,
                 ..
-            } => cnn::build(g, x, *statics, *channels, *steps, layers, *activation, drop),
+            } => cnn::build(
+                g,
+                x,
+                (*statics, *channels, *steps),
+                layers,
+                *activation,
+                signs,
+                drop,
+            ),
             ModelSpec::Ensemble { .. } => Err(Error::Other(
                 "an ensemble is scored by its mean probability, not trained as one model".into(),
             )),
@@ -550,13 +641,8 @@ impl ModelSpec {
     /// `monotone::OUTPUT_INIT_SCALE`).
     pub fn initial_params(&self, g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
         let mut flat = init_params(g, layout, seed);
-        if let ModelSpec::Mlp {
-            hidden, monotone, ..
-        } = self
-        {
-            if !monotone.is_empty() {
-                monotone::scale_output_init(g, layout, hidden.len(), &mut flat);
-            }
+        if let (false, Some(weight)) = (self.monotone().is_empty(), self.output_weight()) {
+            monotone::scale_output_init(g, layout, &weight, &mut flat);
         }
         flat
     }

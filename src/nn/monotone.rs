@@ -171,17 +171,11 @@ pub fn check_activation(act: Act) -> Result<()> {
 /// the first epochs were spent undoing it, and early stopping kept an untrained epoch.
 pub const OUTPUT_INIT_SCALE: f32 = 0.1;
 
-/// Scales the output layer's (layer `hidden_layers`) initial weights in `flat` by
-/// [`OUTPUT_INIT_SCALE`].
-pub(super) fn scale_output_init(
-    g: &Graph,
-    layout: &ParamLayout,
-    hidden_layers: usize,
-    flat: &mut [f32],
-) {
-    let name = format!("dense{hidden_layers}.weight");
+/// Scales the initial values in `flat` of the parameter named `weight` (the output
+/// layer's weight) by [`OUTPUT_INIT_SCALE`].
+pub(super) fn scale_output_init(g: &Graph, layout: &ParamLayout, weight: &str, flat: &mut [f32]) {
     for (i, p) in g.params.iter().enumerate() {
-        if p.name.ends_with(&name) {
+        if p.name == weight {
             let (at, len) = (layout.offsets[i], layout.lens[i]);
             flat[at..at + len]
                 .iter_mut()
@@ -268,44 +262,56 @@ fn monotone_activation(g: &mut Graph, z: NodeId, act: Act) -> Result<NodeId> {
     g.concat(&[hc, hv, hs])
 }
 
-/// The monotone MLP over `x` `[batch, inputs]`: `signs` per input column (see
-/// [`feature_signs`]), then the same layers and parameter names as the plain MLP
-/// (`dense{i}.weight` `[in, out]`, `dense{i}.bias`), with the weights signed as the
+/// A monotone stack of dense layers over `x` `[batch, inputs]` (the MLP, or the head of
+/// a sequence model over its recurrent or conv output beside the static features):
+/// `signs` per input column (see [`feature_signs`]), the hidden layers of the `hidden`
+/// widths, then one logit. Layer `i`'s parameters are `{name(i)}.weight` `[in, out]` and
+/// `{name(i)}.bias`, as in the unconstrained model, with the weights signed as the
 /// module docs say. `after_hidden` applies after each hidden layer's activation (the
 /// training graph's dropout). Returns the logits `[batch, 1]`.
-pub(super) fn build_mlp(
+pub(super) fn build_dense(
     g: &mut Graph,
     x: NodeId,
     hidden: &[usize],
     act: Act,
     signs: &[i8],
+    name: impl Fn(usize) -> String,
     mut after_hidden: impl FnMut(&mut Graph, NodeId, usize) -> Result<NodeId>,
 ) -> Result<NodeId> {
     check_activation(act)?;
     let mut h = x;
     let mut width = signs.len();
     for (i, &out) in hidden.iter().enumerate() {
-        let z = layer(g, h, i, width, out, signs)?;
+        let z = layer(g, h, &name(i), i == 0, width, out, signs)?;
         h = monotone_activation(g, z, act)?;
         h = after_hidden(g, h, i)?;
         width = out;
     }
-    layer(g, h, hidden.len(), width, 1, signs)
+    layer(
+        g,
+        h,
+        &name(hidden.len()),
+        hidden.is_empty(),
+        width,
+        1,
+        signs,
+    )
 }
 
-/// Layer `i`'s pre-activations `h · w + b`, its weight signed: by `signs` per row in the
+/// A layer's pre-activations `h · w + b`, its weight signed: by `signs` per row in the
 /// first layer, `|w|` in the others.
 fn layer(
     g: &mut Graph,
     h: NodeId,
-    i: usize,
+    name: &str,
+    first: bool,
     width: usize,
     out: usize,
     signs: &[i8],
 ) -> Result<NodeId> {
-    let w = g.param(&format!("dense{i}.weight"), &[width, out])?;
-    let b = g.param(&format!("dense{i}.bias"), &[out])?;
-    if i == 0 {
+    let w = g.param(&format!("{name}.weight"), &[width, out])?;
+    let b = g.param(&format!("{name}.bias"), &[out])?;
+    if first {
         let wt = first_weight_transposed(g, w, signs)?;
         g.matmul_ex(h, wt, Some(b), false, true, Act::Identity)
     } else {

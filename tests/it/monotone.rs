@@ -39,6 +39,7 @@ fn spec(hidden: &[usize], act: Act, signs: &[i8]) -> ModelSpec {
 }
 
 fn scores(exec: &mut dyn Executor, model: &ModelSpec, params: &[f32], x: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), ROWS * model.inputs());
     Scorer::for_weights(exec, model, params, ROWS)
         .unwrap()
         .score(x)
@@ -54,7 +55,8 @@ fn moves(
     params: &[f32],
     rng: &mut Rng,
 ) -> (f32, f32) {
-    let x: Vec<f32> = (0..ROWS * FEATURES)
+    let features = model.inputs();
+    let x: Vec<f32> = (0..ROWS * features)
         .map(|_| rng.range(-3.0, 3.0) as f32)
         .collect();
     let base = scores(exec, model, params, &x);
@@ -64,7 +66,7 @@ fn moves(
             continue;
         }
         let mut raised = x.clone();
-        for row in raised.chunks_exact_mut(FEATURES) {
+        for row in raised.chunks_exact_mut(features) {
             row[j] += rng.range(0.01, 4.0) as f32;
         }
         for (after, before) in scores(exec, model, params, &raised).iter().zip(&base) {
@@ -334,7 +336,10 @@ fn monotone_flag_errors_name_the_flag() {
             vec!["--monotone", "x:+1", "--activation", "gelu"],
             "non-decreasing activation",
         ),
-        (vec!["--monotone", "x:+1", "--model", "logistic"], "mlp"),
+        (
+            vec!["--monotone", "x:+1", "--model", "logistic"],
+            "not to --model logistic",
+        ),
     ] {
         let o = train_small(&data, &out, &flags);
         let err = stderr(&o);
@@ -346,4 +351,123 @@ fn monotone_flag_errors_name_the_flag() {
         assert!(!err.contains("panicked"), "{flags:?}: {err}");
     }
     assert!(!out.join("config.json").exists());
+}
+
+/// The sequence models, monotone in their static features (3 of them, before a history
+/// of 4 steps of 2 channels): signs for the statics, the history free.
+fn sequence_cases() -> Vec<(ModelSpec, Vec<i8>)> {
+    use riskgrad::nn::{CnnLayers, RecurrentSpec};
+    let spec = RecurrentSpec::new(3, 2, 4, &[5], false, &[4]).unwrap();
+    let bare = RecurrentSpec::new(3, 2, 4, &[3], true, &[]).unwrap();
+    let cnn = ModelSpec::cnn(
+        3,
+        2,
+        4,
+        CnnLayers {
+            conv: vec![3],
+            kernel: 3,
+            pool: 1,
+            dense: vec![4],
+        },
+    )
+    .unwrap();
+    let mut signs = vec![1i8, 0, -1];
+    signs.resize(11, 0);
+    [
+        ModelSpec::lstm(spec.clone()),
+        ModelSpec::gru(spec),
+        ModelSpec::gru(bare),
+        cnn,
+    ]
+    .into_iter()
+    .map(|m| (m.with_monotone(signs.clone()).unwrap(), signs.clone()))
+    .collect()
+}
+
+#[test]
+fn sequence_models_never_move_the_score_against_a_static_constraint() {
+    let mut rng = rng_for("monotone sequence models");
+    for (model, signs) in sequence_cases() {
+        assert_eq!(model.monotone(), signs);
+        let mut cpu = CpuExecutor::new();
+        let mut moved = 0.0f32;
+        for trial in 0..4 {
+            let params = random_params(&model, &mut rng);
+            let (against, along) = moves(&mut cpu, &model, &signs, &params, &mut rng);
+            assert!(
+                against <= 1e-6,
+                "{model:?} trial {trial}: moved against by {against}"
+            );
+            moved = moved.max(along);
+        }
+        assert!(moved > 1e-3, "{model:?}: no score moved ({moved})");
+    }
+    // A history column cannot be constrained.
+    let spec = riskgrad::nn::RecurrentSpec::new(3, 2, 4, &[5], false, &[]).unwrap();
+    let mut signs = vec![0i8; 11];
+    signs[5] = 1;
+    let err = ModelSpec::lstm(spec).with_monotone(signs).unwrap_err();
+    assert!(err.to_string().contains("static features"), "{err}");
+}
+
+#[test]
+fn gpu_scores_of_monotone_sequence_models_match_the_cpu() {
+    let (ctx, _turn) = crate::gpu_or_skip!();
+    let mut rng = rng_for("monotone sequence gpu vs cpu");
+    for (model, _) in sequence_cases() {
+        let params = random_params(&model, &mut rng);
+        let x: Vec<f32> = (0..ROWS * model.inputs())
+            .map(|_| rng.range(-3.0, 3.0) as f32)
+            .collect();
+        let mut gpu = GpuExecutor::new(ctx.clone());
+        gpu.set_poison(true);
+        assert_matches_cpu(
+            &format!("{model:?}"),
+            &scores(&mut gpu, &model, &params, &x),
+            &scores(&mut CpuExecutor::new(), &model, &params, &x),
+        );
+    }
+}
+
+#[test]
+fn sequence_model_gradients_match_finite_differences() {
+    for (k, (model, _)) in sequence_cases().into_iter().enumerate() {
+        check_op_gradients(
+            &format!("monotone sequence case {k}"),
+            ROWS,
+            |g| {
+                let x = g.input("x", &[3, model.inputs()]).unwrap();
+                vec![model.build(g, x).unwrap()]
+            },
+            &[None],
+        );
+    }
+}
+
+#[test]
+fn a_sequence_model_takes_constraints_on_its_statics_through_the_cli() {
+    let dir = temp_dir("monotone_sequence_cli");
+    let out = dir.join("gru");
+    let run = |extra: &[&str]| {
+        let base = [
+            "train", "--model", "gru", "--device", "cpu", "--hidden", "4", "--epochs", "1", "--out",
+        ];
+        riskgrad(&[&base[..], &[out.to_str().unwrap()], extra].concat())
+    };
+    let o = run(&["--monotone", "LIMIT_BAL:-1,AGE:+1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = SavedModel::load(&out).unwrap();
+    let names: Vec<String> = saved
+        .monotone_constraints()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(names, ["LIMIT_BAL:-1", "AGE:+1"]);
+    let o = run(&["--monotone", "PAY_AMT1:-1"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--monotone") && err.contains("--sequence history"),
+        "{err}"
+    );
 }
