@@ -84,7 +84,7 @@ impl PeakArgs {
                 }
                 Ok(PeakSource::File {
                     path: path.display().to_string(),
-                    report,
+                    report: Box::new(report),
                 })
             }
         }

@@ -99,7 +99,7 @@ pub enum PeakSource {
     /// A short measurement per device, once per process.
     Measure,
     /// The `bench peak --json` report read from `path`; a device it lacks is measured.
-    File { path: String, report: Report },
+    File { path: String, report: Box<Report> },
 }
 
 impl PeakSource {
@@ -289,7 +289,7 @@ fn case(
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.2} MiB", bytes as f64 / (1 << 20) as f64)
