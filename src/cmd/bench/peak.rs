@@ -21,8 +21,11 @@ use std::time::Instant;
 /// Default size of the bandwidth kernels' buffer, in MiB (`--buffer-mib`): far larger
 /// than any cache, capped on a GPU by its largest storage binding.
 pub const DEFAULT_BUFFER_MIB: u64 = 256;
-/// Seconds of samples per kernel of the short measurement behind % of peak.
+/// Seconds of samples per kernel of the short measurement behind % of peak, and its
+/// buffer in MiB: still twice a large L3, a quarter of `bench peak`'s default so a slow
+/// device (lavapipe: about 2 ns a byte) spends seconds on it rather than tens of them.
 const QUICK_BUDGET_SECONDS: f64 = 0.1;
+const QUICK_BUFFER_MIB: u64 = 64;
 
 /// The GPU kernel's fma iterations per invocation (4 chains of vec4: 32 flops each).
 const GPU_ITERS: u32 = 1024;
@@ -161,7 +164,7 @@ pub fn quick_peaks(target: &Target, device: &DeviceInfo) -> Result<Peaks> {
     let timing = Timing {
         budget_seconds: QUICK_BUDGET_SECONDS,
     };
-    let cases = peak_cases(target, device, DEFAULT_BUFFER_MIB << 20, false, &timing)?;
+    let cases = peak_cases(target, device, QUICK_BUFFER_MIB << 20, false, &timing)?;
     Ok(Peaks::of_cases(&cases, "measured"))
 }
 
