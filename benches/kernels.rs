@@ -24,11 +24,15 @@ fn main() -> riskgrad::Result<()> {
     };
     let mut cases = Vec::new();
     for suite in common::selected(&["matmul", "conv", "pool"]) {
-        suites::each_device(&devices, |exec, device| match suite {
-            "matmul" => suites::matmul_suite(exec, device, sizes, &timing, &mut cases),
-            "conv" => suites::conv_suite(exec, device, &timing, &mut cases),
-            _ => suites::pool_suite(exec, device, &timing, &mut cases),
-        })?;
+        suites::each_device(
+            &devices,
+            &suites::peak::PeakSource::Measure,
+            |exec, device| match suite {
+                "matmul" => suites::matmul_suite(exec, device, sizes, &timing, &mut cases),
+                "conv" => suites::conv_suite(exec, device, &timing, &mut cases),
+                _ => suites::pool_suite(exec, device, &timing, &mut cases),
+            },
+        )?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use riskgrad::engine::graph::CellKind;
 use riskgrad::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use suites::peak::PeakSource;
 use suites::{Case, Report, Stats, Timing};
 
 #[derive(clap::Args, Debug)]
@@ -50,8 +51,65 @@ impl TimingArgs {
     }
 }
 
+/// The ceilings of % of peak.
+#[derive(clap::Args, Debug)]
+pub struct PeakArgs {
+    /// Leave out % of peak: no peak measurement before the cases (`peak` and
+    /// `percent_of_peak` are null in the JSON).
+    #[arg(long, conflicts_with = "peak")]
+    no_peak: bool,
+    /// Take each device's peaks from a saved `riskgrad bench peak --json FILE` instead of
+    /// a short measurement (a device the file lacks is measured).
+    #[arg(long, value_name = "FILE")]
+    peak: Option<PathBuf>,
+}
+
+impl PeakArgs {
+    fn source(&self) -> Result<PeakSource> {
+        if self.no_peak {
+            return Ok(PeakSource::Off);
+        }
+        match &self.peak {
+            None => Ok(PeakSource::Measure),
+            Some(path) => {
+                let report = read_report(path)?;
+                if !report.cases.iter().any(|c| c.suite == "peak") {
+                    return Err(Error::flag(
+                        "--peak",
+                        format!(
+                            "{} holds no peak cases; write one with `riskgrad bench peak --json FILE`",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(PeakSource::File {
+                    path: path.display().to_string(),
+                    report: Box::new(report),
+                })
+            }
+        }
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchKind {
+    /// Each device's measured peaks, in the manner of vkpeak and clpeak: fma GFLOP/s (f32;
+    /// f16 where the adapter has SHADER_F16) from long independent fma chains, and GB/s of
+    /// a copy (read + write) and a read over a buffer far larger than the caches. Each
+    /// kernel's output is checked against a host reference before it is timed. The other
+    /// suites report their figures as a percentage of these.
+    Peak {
+        #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+        devices: Vec<DeviceChoice>,
+        /// Size of the copy and read kernels' buffer, in MiB (on a GPU at most its
+        /// largest storage binding).
+        #[arg(long, value_name = "MIB", default_value_t = suites::peak::DEFAULT_BUFFER_MIB)]
+        buffer_mib: u64,
+        #[command(flatten)]
+        timing: TimingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Square f32 matmul GFLOP/s on each device, each size's output checked against an
     /// f64 reference before it is timed.
     Matmul {
@@ -65,6 +123,8 @@ pub enum BenchKind {
         #[command(flatten)]
         timing: TimingArgs,
         #[command(flatten)]
+        peaks: PeakArgs,
+        #[command(flatten)]
         output: OutputArgs,
     },
     /// Convolution GFLOP/s (forward, input and weight gradients) at the CNN's shapes and
@@ -75,6 +135,8 @@ pub enum BenchKind {
         #[command(flatten)]
         timing: TimingArgs,
         #[command(flatten)]
+        peaks: PeakArgs,
+        #[command(flatten)]
         output: OutputArgs,
     },
     /// Max and average pooling GB/s (forward and backward) on each device.
@@ -83,6 +145,8 @@ pub enum BenchKind {
         devices: Vec<DeviceChoice>,
         #[command(flatten)]
         timing: TimingArgs,
+        #[command(flatten)]
+        peaks: PeakArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -157,13 +221,37 @@ pub struct RnnBenchArgs {
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
-        BenchKind::Conv {
+        BenchKind::Peak {
             devices,
+            buffer_mib,
             timing,
             output,
         } => {
+            if *buffer_mib == 0 || *buffer_mib > 1 << 20 {
+                return Err(Error::flag(
+                    "--buffer-mib",
+                    "the buffer must be 1 MiB to 1 TiB",
+                ));
+            }
             let t = timing.timing()?;
-            suites::each_device(devices, |exec, device| {
+            for choice in devices {
+                match suites::open_target(choice) {
+                    Ok((target, info)) => {
+                        suites::peak::peak_suite(&target, &info, buffer_mib << 20, &t, &mut cases)?
+                    }
+                    Err(e) => eprintln!("skipping device {choice:?}: {e}"),
+                }
+            }
+            (output, Some(t.budget_seconds))
+        }
+        BenchKind::Conv {
+            devices,
+            timing,
+            peaks,
+            output,
+        } => {
+            let t = timing.timing()?;
+            suites::each_device(devices, &peaks.source()?, |exec, device| {
                 suites::conv_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -171,10 +259,11 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
         BenchKind::Pool {
             devices,
             timing,
+            peaks,
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, |exec, device| {
+            suites::each_device(devices, &peaks.source()?, |exec, device| {
                 suites::pool_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -185,13 +274,14 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             sizes,
             devices,
             timing,
+            peaks,
             output,
         } => {
             if sizes.contains(&0) {
                 return Err(Error::flag("--sizes", "sizes must be positive"));
             }
             let t = timing.timing()?;
-            suites::each_device(devices, |exec, device| {
+            suites::each_device(devices, &peaks.source()?, |exec, device| {
                 suites::matmul_suite(exec, device, sizes, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))

@@ -17,8 +17,14 @@ fn read_json(path: &std::path::Path) -> Value {
         .expect("the report is JSON")
 }
 
-/// Every field README's "Benchmarks" section documents, with its type.
+/// Every field README's "Benchmarks" section documents, with its type, for a report of
+/// the CPU backend's cases.
 fn assert_documented_fields(doc: &Value) {
+    assert_documented_fields_on(doc, true)
+}
+
+/// As `assert_documented_fields`, for a report of `cpu` cases or else GPU ones.
+fn assert_documented_fields_on(doc: &Value, cpu: bool) {
     assert_eq!(doc["schema"], json!(1));
     assert!(doc["riskgrad"]["version"].is_string());
     assert!(doc["command"].is_string());
@@ -43,13 +49,49 @@ fn assert_documented_fields(doc: &Value) {
         ] {
             assert!(c[key].is_string(), "{key} in {c}");
         }
-        assert_eq!(c["dtype"], json!("f32"));
+        let dtype = c["dtype"].as_str().unwrap();
+        if c["suite"] == json!("peak") {
+            assert!(["f32", "f16", "u32"].contains(&dtype), "{c}");
+        } else {
+            assert_eq!(dtype, "f32");
+        }
         let d = &c["device"];
-        assert_eq!(d["name"], json!("cpu"));
-        assert_eq!(d["backend"], json!("native"));
-        assert_eq!(d["device_type"], json!("cpu"));
-        assert!(d["driver"].is_string());
-        assert!(d["threads"].as_u64().unwrap() >= 1);
+        for key in ["name", "backend", "device_type", "driver"] {
+            assert!(d[key].is_string(), "device.{key} in {c}");
+        }
+        if cpu {
+            assert_eq!(d["name"], json!("cpu"));
+            assert_eq!(d["backend"], json!("native"));
+            assert_eq!(d["device_type"], json!("cpu"));
+            assert!(d["threads"].as_u64().unwrap() >= 1);
+        } else {
+            assert_ne!(d["backend"], json!("native"), "{c}");
+            assert!(d["threads"].is_null(), "{c}");
+        }
+        // % of peak: present, null or not (the peak kernels have no ceiling themselves).
+        for key in ["intensity", "peak", "percent_of_peak"] {
+            assert!(c.get(key).is_some(), "{key} in {c}");
+        }
+        if let Some(i) = c["intensity"].as_f64() {
+            assert!(i.is_finite() && i >= 0.0, "{c}");
+        }
+        let p = &c["peak"];
+        if !p.is_null() {
+            assert!(
+                ["fma", "copy", "read"].contains(&p["kernel"].as_str().unwrap()),
+                "{p}"
+            );
+            assert!(p["dtype"].is_string() && p["source"].is_string(), "{p}");
+            assert_eq!(p["unit"], c["unit"], "{c}");
+            let (rate, peak) = (c["rate"].as_f64().unwrap(), p["value"].as_f64().unwrap());
+            let pct = c["percent_of_peak"].as_f64().unwrap();
+            assert!(
+                (pct - rate / peak * 100.0).abs() <= 1e-9 * pct.abs().max(1.0),
+                "{c}"
+            );
+        } else {
+            assert!(c["percent_of_peak"].is_null(), "{c}");
+        }
         assert!(c["work"].as_f64().unwrap() > 0.0);
         assert!(
             c.get("max_error").is_some() && c.get("tolerance").is_some(),
@@ -87,6 +129,7 @@ fn matmul_json_holds_every_documented_field_and_checks_the_output() {
         "cpu",
         "--budget",
         "0.01",
+        "--no-peak",
         "--json",
         path,
     ]);
@@ -105,7 +148,177 @@ fn matmul_json_holds_every_documented_field_and_checks_the_output() {
         assert_eq!(c["work"], json!(2.0 * (size as f64).powi(3)));
         // matmul is checked against the reference before it is timed.
         assert!(c["max_error"].as_f64().unwrap() <= c["tolerance"].as_f64().unwrap());
+        // 2n³ flops over 3n² words: n/6 flop per byte; no ceiling with --no-peak.
+        assert!((c["intensity"].as_f64().unwrap() - size as f64 / 6.0).abs() < 1e-12);
+        assert!(c["peak"].is_null() && c["percent_of_peak"].is_null(), "{c}");
     }
+}
+
+/// `bench peak` on `devices` with a small buffer: its report, checked for every
+/// documented field, and its cases.
+fn short_peak(devices: &str, out: &TempFile, cpu: bool) -> Vec<Value> {
+    let o = riskgrad(&[
+        "bench",
+        "peak",
+        "--devices",
+        devices,
+        "--budget",
+        "0.01",
+        "--buffer-mib",
+        "4",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = read_json(&out.0);
+    assert_documented_fields_on(&doc, cpu);
+    let cases = doc["cases"].as_array().unwrap().clone();
+    for c in &cases {
+        assert_eq!(c["suite"], json!("peak"));
+        // Each kernel's output was checked before it was timed.
+        assert_eq!(c["status"], json!("ok"));
+        assert!(c["max_error"].as_f64().unwrap() <= c["tolerance"].as_f64().unwrap());
+        let unit = if c["kernel"] == json!("fma") {
+            "GFLOP/s"
+        } else {
+            "GB/s"
+        };
+        assert_eq!(c["unit"], json!(unit), "{c}");
+        assert!(c["intensity"].is_null() && c["peak"].is_null(), "{c}");
+    }
+    let kernels: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| (c["kernel"].as_str().unwrap(), c["dtype"].as_str().unwrap()))
+        .collect();
+    for want in [("fma", "f32"), ("copy", "u32"), ("read", "u32")] {
+        assert!(kernels.contains(&want), "{want:?} in {kernels:?}");
+    }
+    cases
+}
+
+#[test]
+fn peak_json_on_the_cpu_backend_holds_every_field_and_checked_kernels() {
+    let out = out_path("bench-peak-cpu.json");
+    let cases = short_peak("cpu", &out, true);
+    assert_eq!(cases.len(), 3, "no f16 on the CPU backend");
+    // The copy and read move the whole 4 MiB buffer (copy: read and written).
+    let work = |k: &str| cases.iter().find(|c| c["kernel"] == json!(k)).unwrap()["work"].clone();
+    assert_eq!(work("copy"), json!(2.0 * 4.0 * 1048576.0));
+    assert_eq!(work("read"), json!(4.0 * 1048576.0));
+}
+
+/// On the GPU (lavapipe in CI): fails, rather than skips, without an adapter.
+#[test]
+fn peak_json_on_the_gpu_holds_every_field_and_checked_kernels() {
+    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+        eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
+        return;
+    }
+    let _turn = crate::common::take_turn();
+    let out = out_path("bench-peak-gpu.json");
+    let cases = short_peak("gpu", &out, false);
+    let f16 = riskgrad::engine::gpu::list_adapters()
+        .iter()
+        .any(|a| a.f16 && cases[0]["device"]["name"] == json!(a.name));
+    let has_f16 = cases
+        .iter()
+        .any(|c| c["kernel"] == json!("fma") && c["dtype"] == json!("f16"));
+    assert_eq!(
+        has_f16, f16,
+        "an f16 case exactly where the adapter has SHADER_F16"
+    );
+}
+
+#[test]
+fn a_wrong_peak_kernel_is_reported_and_never_timed() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args([
+            "bench",
+            "peak",
+            "--devices",
+            "cpu",
+            "--budget",
+            "0.01",
+            "--buffer-mib",
+            "1",
+        ])
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches("WRONG").count(), 3, "{text}");
+}
+
+#[test]
+fn percent_of_peak_is_the_rate_over_the_saved_peak() {
+    let peak = out_path("bench-peak-for-matmul.json");
+    short_peak("cpu", &peak, true);
+    let fma = read_json(&peak.0)["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kernel"] == json!("fma"))
+        .unwrap()["rate"]
+        .as_f64()
+        .unwrap();
+    let out = out_path("bench-matmul-peak.json");
+    let p = peak.0.to_str().unwrap();
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "16",
+        "--devices",
+        "cpu",
+        "--budget",
+        "0.01",
+        "--peak",
+        p,
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("% of fma f32"));
+    let doc = read_json(&out.0);
+    assert_documented_fields(&doc);
+    let c = &doc["cases"][0];
+    assert_eq!(c["peak"]["kernel"], json!("fma"));
+    assert_eq!(c["peak"]["dtype"], json!("f32"));
+    assert_eq!(c["peak"]["unit"], json!("GFLOP/s"));
+    assert_eq!(c["peak"]["source"], json!(p));
+    assert_eq!(c["peak"]["value"].as_f64().unwrap(), fma);
+    let pct = c["rate"].as_f64().unwrap() / fma * 100.0;
+    assert!((c["percent_of_peak"].as_f64().unwrap() - pct).abs() <= 1e-9 * pct);
+}
+
+#[test]
+fn peak_flags_are_checked() {
+    // A report without peak cases.
+    let matmul = file("no-peaks.json", &report(&[("a", 1e-3)], 20));
+    let m = matmul.0.to_str().unwrap();
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "8",
+        "--devices",
+        "cpu",
+        "--peak",
+        m,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--peak") && stderr(&o).contains("no peak cases"),
+        "{}",
+        stderr(&o)
+    );
+    let o = riskgrad(&["bench", "matmul", "--no-peak", "--peak", m]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = riskgrad(&["bench", "peak", "--devices", "cpu", "--buffer-mib", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--buffer-mib"), "{}", stderr(&o));
 }
 
 #[test]
@@ -156,6 +369,7 @@ fn a_wrong_kernel_is_reported_and_never_timed() {
             "cpu",
             "--budget",
             "0.01",
+            "--no-peak",
         ])
         .arg("--json")
         .arg(&out.0)

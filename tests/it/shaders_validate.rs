@@ -5,15 +5,19 @@
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use riskgrad::engine::gpu::shaders::{ShaderModule, COMMON, MODULES, PIPELINES};
+use riskgrad::engine::gpu::shaders::{ShaderModule, BENCH_MODULES, COMMON, MODULES, PIPELINES};
 
 const MAX_STORAGE_BUFFERS: usize = 8;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
 
 fn parse(m: &ShaderModule) -> (naga::Module, naga::valid::ModuleInfo) {
+    parse_with(m, Capabilities::default())
+}
+
+fn parse_with(m: &ShaderModule, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(m.source)
         .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
     (module, info)
@@ -35,16 +39,21 @@ fn every_shader_file_is_compiled() {
     assert!(!files.is_empty());
     for f in &files {
         assert!(f.ends_with(".wgsl"), "unexpected file in shaders/: {f}");
-        let known = f == COMMON.file || MODULES.iter().any(|m| m.file == f);
+        let known = f == COMMON.file || MODULES.iter().chain(&BENCH_MODULES).any(|m| m.file == f);
         assert!(
             known,
-            "shaders/{f} is not in riskgrad::engine::gpu::shaders::MODULES, so it is never compiled"
+            "shaders/{f} is not in riskgrad::engine::gpu::shaders::MODULES or BENCH_MODULES, so it is never compiled"
         );
         let on_disk = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
         let built = if f == COMMON.file {
             COMMON.source
         } else {
-            MODULES.iter().find(|m| m.file == f).unwrap().source
+            MODULES
+                .iter()
+                .chain(&BENCH_MODULES)
+                .find(|m| m.file == f)
+                .unwrap()
+                .source
         };
         assert!(
             built.ends_with(on_disk.as_str()),
@@ -158,4 +167,46 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
     }
+}
+
+/// The bench's peak kernels (built outside the engine's pipeline table) validate and
+/// translate for every backend too; the f16 module with the f16 capability it needs.
+#[test]
+fn the_peak_kernels_validate_and_translate() {
+    for (m, entries) in BENCH_MODULES.iter().zip([
+        &["fma_f32", "copy_words", "read_words"][..],
+        &["fma_f16"][..],
+    ]) {
+        let (module, info) = parse_with(m, Capabilities::SHADER_FLOAT16);
+        for &entry in entries {
+            let what = format!("{}:{entry}", m.file);
+            assert!(
+                module.entry_points.iter().any(|e| e.name == entry),
+                "{what}: no such entry point"
+            );
+            let stage = naga::ShaderStage::Compute;
+            naga::back::spv::write_vec(
+                &module,
+                &info,
+                &naga::back::spv::Options::default(),
+                Some(&naga::back::spv::PipelineOptions {
+                    shader_stage: stage,
+                    entry_point: entry.to_string(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+            let msl_opts = naga::back::msl::Options {
+                lang_version: (2, 1),
+                ..Default::default()
+            };
+            let msl_pipe = naga::back::msl::PipelineOptions {
+                entry_point: Some((stage, entry.to_string())),
+                ..Default::default()
+            };
+            naga::back::msl::write_string(&module, &info, &msl_opts, &msl_pipe)
+                .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+        }
+    }
+    // The f32 module needs no capability beyond the defaults.
+    parse(&BENCH_MODULES[0]);
 }

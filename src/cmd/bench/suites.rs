@@ -3,14 +3,20 @@
 //! `cargo bench` targets (benches/, which include this file by path) run the same code,
 //! so this file uses only the library's public API.
 
+// The peak kernels (`bench peak`, and the ceilings of % of peak), beside this file.
+#[path = "peak.rs"]
+pub mod peak;
+
+use peak::{PeakSource, Peaks, Target};
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use riskgrad::engine::gpu::{choose_adapter, AdapterSummary, DeviceChoice, GpuExecutor};
 use riskgrad::engine::graph::{Act, CellKind, Graph};
 use riskgrad::engine::plan::{compile, PlanRequest, STEP_STATE};
 use riskgrad::engine::{select_executor, WhenNoGpu};
 use riskgrad::error::Result;
 use riskgrad::rng::Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The version of the JSON document `--json` writes (`Report`); it changes only when a
@@ -89,7 +95,7 @@ pub fn median(xs: Vec<f64>) -> f64 {
 }
 
 /// The device a case ran on, as the JSON names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// The adapter's name, or "cpu" for the native CPU backend.
     pub name: String,
@@ -101,6 +107,10 @@ pub struct DeviceInfo {
     pub driver: String,
     /// Worker threads of the CPU backend; null on a GPU.
     pub threads: Option<usize>,
+    /// The device's measured peaks, the ceilings of each case's % of peak; not written
+    /// (each case names the ceiling it used in its own `peak`).
+    #[serde(skip)]
+    pub peaks: Option<Arc<Peaks>>,
 }
 
 impl DeviceInfo {
@@ -111,6 +121,22 @@ impl DeviceInfo {
             device_type: "cpu".into(),
             driver: String::new(),
             threads: Some(rayon::current_num_threads()),
+            peaks: None,
+        }
+    }
+
+    fn of_adapter(a: &AdapterSummary) -> DeviceInfo {
+        if a.is_software {
+            // Figures from a software adapter are the CPU's, not a GPU's: say so.
+            eprintln!("{}", riskgrad::engine::software_adapter_note(&a.name));
+        }
+        DeviceInfo {
+            name: a.name.clone(),
+            backend: a.backend.clone(),
+            device_type: a.device_type.clone(),
+            driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
+            threads: None,
+            peaks: None,
         }
     }
 }
@@ -118,46 +144,108 @@ impl DeviceInfo {
 /// The executor for a device the user named on purpose (no fallback to the CPU), and
 /// what the device is.
 pub fn open_device(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo)> {
+    open(choice).map(|(exec, info, _)| (exec, info))
+}
+
+/// As `open_device`, with the device as the peak kernels see it.
+fn open(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo, Target)> {
     if *choice == DeviceChoice::Cpu {
         let exec = select_executor(choice, WhenNoGpu::Refuse)?.executor;
-        return Ok((exec, DeviceInfo::cpu()));
+        return Ok((exec, DeviceInfo::cpu(), Target::Cpu));
     }
     match choose_adapter(choice)? {
         Some(ctx) => {
-            let a = &ctx.info;
-            if a.is_software {
-                // Figures from a software adapter are the CPU's, not a GPU's: say so.
-                eprintln!("{}", riskgrad::engine::software_adapter_note(&a.name));
-            }
-            let info = DeviceInfo {
-                name: a.name.clone(),
-                backend: a.backend.clone(),
-                device_type: a.device_type.clone(),
-                driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
-                threads: None,
-            };
-            Ok((Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))), info))
+            let info = DeviceInfo::of_adapter(&ctx.info);
+            let target = Target::Gpu(ctx.adapter.clone(), ctx.info.clone());
+            Ok((Box::new(GpuExecutor::new(Arc::new(ctx))), info, target))
         }
-        // No adapter: the selector's own refusal.
-        None => Err(select_executor(choice, WhenNoGpu::Refuse)
-            .err()
-            .unwrap_or_else(|| riskgrad::Error::Gpu(format!("no adapter matches {choice:?}")))),
+        None => Err(no_adapter(choice)),
+    }
+}
+
+/// No adapter matches `choice`: the selector's own refusal.
+fn no_adapter(choice: &DeviceChoice) -> riskgrad::Error {
+    select_executor(choice, WhenNoGpu::Refuse)
+        .err()
+        .unwrap_or_else(|| riskgrad::Error::Gpu(format!("no adapter matches {choice:?}")))
+}
+
+/// The device `choice` names for the peak kernels alone (no engine executor, whose
+/// pipelines a peak measurement does not need), and what it is.
+pub fn open_target(choice: &DeviceChoice) -> Result<(Target, DeviceInfo)> {
+    if *choice == DeviceChoice::Cpu {
+        return Ok((Target::Cpu, DeviceInfo::cpu()));
+    }
+    match riskgrad::engine::gpu::pick_adapter(choice)? {
+        Some((adapter, summary)) => {
+            let info = DeviceInfo::of_adapter(&summary);
+            Ok((Target::Gpu(adapter, summary), info))
+        }
+        None => Err(no_adapter(choice)),
     }
 }
 
 /// Runs `body` on an executor for each device listed; one that is not there is skipped
-/// with a line saying so.
+/// with a line saying so. Each device's peaks (the ceilings of % of peak) come from
+/// `peaks` first: measured briefly once per process, read from a saved `bench peak`,
+/// or none.
 pub fn each_device(
     devices: &[DeviceChoice],
+    peaks: &PeakSource,
     mut body: impl FnMut(&mut dyn Executor, &DeviceInfo) -> Result<()>,
 ) -> Result<()> {
     for choice in devices {
-        match open_device(choice) {
-            Ok((mut exec, info)) => body(exec.as_mut(), &info)?,
+        match open(choice) {
+            Ok((mut exec, mut info, target)) => {
+                info.peaks = peaks.for_device(&target, &info);
+                body(exec.as_mut(), &info)?
+            }
             Err(e) => eprintln!("skipping device {choice:?}: {e}"),
         }
     }
     Ok(())
+}
+
+/// The ceiling a case's rate was held against (`Case::peak`): one of its device's peaks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeakRef {
+    /// The peak kernel: `fma`, `copy` or `read`.
+    pub kernel: String,
+    pub dtype: String,
+    pub value: f64,
+    /// `GFLOP/s` or `GB/s`, the unit of the case's rate.
+    pub unit: String,
+    /// `measured` (a short measurement in this process) or the `--peak` file read.
+    pub source: String,
+}
+
+/// Which peak bounds a kind of case: compute-bound kernels the f32 fma rate,
+/// memory-bound ones (all of which read and write) the copy bandwidth; `None` where the
+/// figure has no ceiling (rows/s). The read peak bounds no suite yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ceiling {
+    Fma,
+    Copy,
+    None,
+}
+
+impl Ceiling {
+    /// The device's peak of this kind, as a case names it.
+    fn of(self, device: &DeviceInfo) -> Option<PeakRef> {
+        let p = device.peaks.as_ref()?;
+        let (kernel, value, unit) = match self {
+            Ceiling::Fma => ("fma", p.fma?, "GFLOP/s"),
+            Ceiling::Copy => ("copy", p.copy?, "GB/s"),
+            Ceiling::None => return None,
+        };
+        Some(PeakRef {
+            kernel: kernel.into(),
+            dtype: "f32".into(),
+            value,
+            unit: unit.into(),
+            source: p.source.clone(),
+        })
+    }
 }
 
 /// One measured case: what ran where, its statistics, and its figure of merit. The JSON
@@ -185,21 +273,44 @@ pub struct Case {
     /// to; null where the case is not checked.
     pub max_error: Option<f64>,
     pub tolerance: Option<f64>,
+    /// Arithmetic intensity: flops per byte of the least traffic (inputs read once, the
+    /// output written once); null where meaningless (rows/s, the peak kernels).
+    #[serde(default)]
+    pub intensity: Option<f64>,
+    /// The device peak the rate is held against; null with `--no-peak`, where the figure
+    /// has no ceiling, or where the peak could not be measured.
+    #[serde(default)]
+    pub peak: Option<PeakRef>,
+    /// `rate / peak.value * 100`; null when either is.
+    #[serde(default)]
+    pub percent_of_peak: Option<f64>,
 }
 
 impl Case {
     /// The line `riskgrad bench` prints for a case.
     pub fn line(&self) -> String {
-        let name = format!("{} {} {}", self.kernel, self.variant, self.shape);
+        let mut name = format!("{} {} {}", self.kernel, self.variant, self.shape);
+        if self.dtype != "f32" {
+            name = format!("{name} {}", self.dtype);
+        }
         let device = device_label(&self.device);
         match (&self.stats, self.rate) {
-            (Some(s), Some(rate)) => format!(
-                "{name:<52} {device:<32} {rate:>10.2} {}  (median {:.3} ms, IQR {:.3} ms, {} samples)",
-                self.unit,
-                s.median * 1e3,
-                s.iqr * 1e3,
-                s.samples
-            ),
+            (Some(s), Some(rate)) => {
+                let mut line = format!(
+                    "{name:<52} {device:<32} {rate:>10.2} {}  (median {:.3} ms, IQR {:.3} ms, {} samples)",
+                    self.unit,
+                    s.median * 1e3,
+                    s.iqr * 1e3,
+                    s.samples
+                );
+                if let (Some(pct), Some(p)) = (self.percent_of_peak, &self.peak) {
+                    line += &format!("  {pct:.1}% of {} {}", p.kernel, p.dtype);
+                }
+                if let Some(i) = self.intensity {
+                    line += &format!("  {i:.2} flop/B");
+                }
+                line
+            }
             _ => format!(
                 "{name:<52} {device:<32} WRONG: max error {:.3e} against the reference, tolerance {:.1e}; not timed",
                 self.max_error.unwrap_or(f64::NAN),
@@ -323,23 +434,29 @@ fn run_waiting(exec: &mut dyn Executor, plan: usize, reps: usize) -> Result<f64>
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Times steps of a loaded plan: one warm-up step (first-use costs stay out), then
-/// samples of `reps` steps in one submission (a GPU's) until the budget is spent (at
-/// least `MIN_SAMPLES`) or the spread is within `TARGET_RELATIVE_IQR`. `reps` is sized so
-/// a sample takes about a twentieth of the budget; reading the step counter back waits
-/// for completion.
+/// Times steps of a loaded plan (`time_reps`); reading the step counter back waits for
+/// completion.
 pub fn time_plan(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Result<Stats> {
-    let probe = run_waiting(exec, plan, 1)?;
-    let probe = probe.min(run_waiting(exec, plan, 1)?);
+    time_reps(|reps| run_waiting(exec, plan, reps), timing)
+}
+
+/// Times `run(reps)`, which runs `reps` repetitions (in one submission, on a GPU), waits
+/// for them, and returns the wall seconds: one warm-up repetition (first-use costs stay
+/// out), then samples of `reps` repetitions until the budget is spent (at least
+/// `MIN_SAMPLES`) or the spread is within `TARGET_RELATIVE_IQR`. `reps` is sized so a
+/// sample takes about a twentieth of the budget.
+pub fn time_reps(mut run: impl FnMut(usize) -> Result<f64>, timing: &Timing) -> Result<Stats> {
+    let probe = run(1)?;
+    let probe = probe.min(run(1)?);
     let target = timing.budget_seconds / 20.0;
     let reps = ((target / probe.max(1e-7)) as usize).clamp(1, 10_000);
     if reps > 1 {
-        run_waiting(exec, plan, reps)?; // warm-up at the sample's size
+        run(reps)?; // warm-up at the sample's size
     }
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < MAX_SAMPLES {
-        times.push(run_waiting(exec, plan, reps)? / reps as f64);
+        times.push(run(reps)? / reps as f64);
         let n = times.len();
         if n < MIN_SAMPLES {
             continue;
@@ -363,11 +480,16 @@ struct Measured<'a> {
     suite: &'a str,
     kernel: String,
     shape: String,
+    dtype: &'a str,
     variant: String,
     work: f64,
     work_unit: &'a str,
     unit: &'a str,
     scale: f64,
+    /// Flops per byte of least traffic, where meaningful.
+    intensity: Option<f64>,
+    /// The peak the rate is a percentage of.
+    ceiling: Ceiling,
 }
 
 impl Measured<'_> {
@@ -375,15 +497,20 @@ impl Measured<'_> {
         // A NaN error is wrong too.
         let wrong = check.is_some_and(|(err, tol)| err.is_nan() || err > tol);
         let stats = if wrong { None } else { stats };
+        let rate = stats.as_ref().map(|s| self.work / s.median / self.scale);
+        let peak = self.ceiling.of(device);
         Case {
             suite: self.suite.into(),
             kernel: self.kernel,
             shape: self.shape,
-            dtype: "f32".into(),
+            dtype: self.dtype.into(),
             variant: self.variant,
             device: device.clone(),
             status: if wrong { "wrong" } else { "ok" }.into(),
-            rate: stats.as_ref().map(|s| self.work / s.median / self.scale),
+            rate,
+            percent_of_peak: rate.zip(peak.as_ref()).map(|(r, p)| r / p.value * 100.0),
+            peak,
+            intensity: self.intensity,
             stats,
             work: self.work,
             work_unit: self.work_unit.into(),
@@ -450,11 +577,15 @@ pub fn matmul(
         suite: "matmul",
         kernel: "matmul".into(),
         shape: format!("{size}x{size}x{size}"),
+        dtype: "f32",
         variant: "default".into(),
         work: 2.0 * (size as f64).powi(3),
         work_unit: "flop",
         unit: "GFLOP/s",
         scale: 1e9,
+        // A and B read, C written: 3 n² words.
+        intensity: Some(2.0 * (size as f64).powi(3) / (12.0 * (size * size) as f64)),
+        ceiling: Ceiling::Fma,
     };
     let stats = if max_error <= tolerance {
         Some(time_plan(exec, h, timing)?)
@@ -509,10 +640,13 @@ impl TrainBench {
                 "adam"
             }
             .into(),
+            dtype: "f32",
             work: self.train_rows as f64,
             work_unit: "row",
             unit: "rows/s",
             scale: 1.0,
+            intensity: None,
+            ceiling: Ceiling::None,
         }
         .case(device, Some(Stats::of(&self.epoch_seconds, 1)), None)
     }
@@ -741,7 +875,12 @@ pub fn conv(
     )?;
     let b = g.input(&format!("bench_b {tag}"), &[case.o])?;
     let y = g.conv2d(x, w, Some(b), geom, Act::Relu)?;
-    let macs = g.nodes[y].numel() * case.c * case.kh * case.kw;
+    let y_len = g.nodes[y].numel();
+    let macs = y_len * case.c * case.kh * case.kw;
+    let (x_len, w_len) = (
+        case.n * case.c * case.h * case.w,
+        case.o * case.c * case.kh * case.kw,
+    );
     // The gradients read a random dz; the forward node is then left out of the plan.
     let y_shape = g.shape(y).to_vec();
     let out = match pass {
@@ -769,15 +908,25 @@ pub fn conv(
         ConvPass::GradInput => "grad_input",
         ConvPass::GradWeight => "grad_weight",
     };
+    // Least traffic in words: forward reads x, w and the bias and writes y; the input
+    // gradient reads dz and w and writes dx; the weight gradient reads dz and x, writes dw.
+    let words = match pass {
+        ConvPass::Forward => x_len + w_len + case.o + y_len,
+        ConvPass::GradInput => y_len + w_len + x_len,
+        ConvPass::GradWeight => y_len + x_len + w_len,
+    };
     let measured = Measured {
         suite: "conv",
         kernel: "conv2d".into(),
         shape: case.label(),
+        dtype: "f32",
         variant: variant.into(),
         work: 2.0 * macs as f64,
         work_unit: "flop",
         unit: "GFLOP/s",
         scale: 1e9,
+        intensity: Some(2.0 * macs as f64 / (4 * words) as f64),
+        ceiling: Ceiling::Fma,
     };
     Ok(measured.case(device, Some(stats), None))
 }
@@ -939,6 +1088,14 @@ pub fn pool(
         exec.write(&format!("bench_idx {tag}"), &idx)?;
     }
     let stats = time_plan(exec, h, timing)?;
+    // Operations, counting a compare (max) or an add (average) as a flop: one per window
+    // element forward; backward, one add per dy for max, per window element for average.
+    let window = (case.kh * case.kw) as f64;
+    let flop = if backward && case.max {
+        y_len as f64
+    } else {
+        y_len as f64 * window
+    };
     let measured = Measured {
         suite: "pool",
         kernel: if case.max { "max_pool2d" } else { "avg_pool2d" }.into(),
@@ -946,11 +1103,15 @@ pub fn pool(
             "{}x{}x{}x{} window {}x{} s{} p{}",
             case.n, case.c, case.h, case.w, case.kh, case.kw, case.stride, case.padding
         ),
+        dtype: "f32",
         variant: if backward { "backward" } else { "forward" }.into(),
         work: bytes as f64,
         work_unit: "byte",
         unit: "GB/s",
         scale: 1e9,
+        intensity: Some(flop / bytes as f64),
+        // Pooling reads and writes: held against the copy bandwidth.
+        ceiling: Ceiling::Copy,
     };
     Ok(measured.case(device, Some(stats), None))
 }
@@ -1040,11 +1201,14 @@ impl RnnBench {
                     "batch {} steps {} input {} hidden {}",
                     self.batch, self.steps, self.input, self.hidden
                 ),
+                dtype: "f32",
                 variant: variant.into(),
                 work: self.batch as f64,
                 work_unit: "row",
                 unit: "rows/s",
                 scale: 1.0,
+                intensity: None,
+                ceiling: Ceiling::None,
             }
             .case(device, Some(stats.clone()), None)
         })
@@ -1064,7 +1228,7 @@ pub fn recurrent_on_devices(
     timing: &Timing,
     out: &mut Vec<Case>,
 ) -> Result<()> {
-    each_device(devices, |exec, device| {
+    each_device(devices, &PeakSource::Off, |exec, device| {
         let b = recurrent(exec, kind, batch, input, hidden, steps, timing)?;
         println!(
             "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",

@@ -190,6 +190,15 @@ fn listing(all: &[AdapterSummary]) -> String {
 /// Picks an adapter and sets it up. `Cpu`, and `Auto` without a hardware GPU, give
 /// `Ok(None)`: the caller runs on the CPU backend.
 pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
+    match pick_adapter(choice)? {
+        Some((adapter, info)) => GpuContext::new(adapter, info).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The adapter `choose_adapter` would set up, without opening a device on it (for code
+/// that builds its own pipelines, as `riskgrad bench peak` does).
+pub fn pick_adapter(choice: &DeviceChoice) -> Result<Option<(wgpu::Adapter, AdapterSummary)>> {
     if *choice == DeviceChoice::Cpu {
         return Ok(None);
     }
@@ -235,8 +244,7 @@ pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
     let Some(index) = pick.map(|s| s.index) else {
         return Ok(None);
     };
-    let (adapter, info) = found.swap_remove(index);
-    GpuContext::new(adapter, info).map(Some)
+    Ok(Some(found.swap_remove(index)))
 }
 
 /// What the kernels need of a device (WebGPU's default limits give more; some downlevel
@@ -255,6 +263,8 @@ pub struct GpuContext {
     pub info: AdapterSummary,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// The adapter the device was opened on (a benchmark opens its own device there).
+    pub adapter: wgpu::Adapter,
     layouts: Vec<wgpu::BindGroupLayout>,
     pipelines: Vec<wgpu::ComputePipeline>,
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -370,6 +380,7 @@ impl GpuContext {
             queue,
             info,
             limits,
+            adapter,
             layouts,
             pipelines,
             uncaptured,

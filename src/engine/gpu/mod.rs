@@ -7,5 +7,7 @@ pub mod executor;
 pub mod kernel_params;
 pub mod shaders;
 
-pub use context::{choose_adapter, list_adapters, AdapterSummary, DeviceChoice, GpuContext};
+pub use context::{
+    choose_adapter, list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext,
+};
 pub use executor::GpuExecutor;

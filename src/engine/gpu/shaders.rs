@@ -71,6 +71,22 @@ pub const MODULES: [ShaderModule; 9] = [
     },
 ];
 
+/// The peak-throughput kernels of `riskgrad bench peak` (fma chains, copy, read): not
+/// engine kernels, so not in `MODULES` or `PIPELINES`. The bench builds them on a device
+/// of its own; `peak_f16.wgsl` (it enables f16) only where the adapter has SHADER_F16.
+/// Neither includes `common.wgsl`. Validated with the rest in
+/// `tests/it/shaders_validate.rs`.
+pub const BENCH_MODULES: [ShaderModule; 2] = [
+    ShaderModule {
+        file: "peak.wgsl",
+        source: include_str!("../../../shaders/peak.wgsl"),
+    },
+    ShaderModule {
+        file: "peak_f16.wgsl",
+        source: include_str!("../../../shaders/peak_f16.wgsl"),
+    },
+];
+
 /// A kernel family: one WGSL file each, named like the variant.
 #[allow(missing_docs)] // the variants are the files' names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
