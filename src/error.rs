@@ -26,12 +26,15 @@ pub enum Error {
     },
 
     /// Input data that cannot be used, with the place it was found.
-    #[error("{path}{}: {message}", location(.line, .column))]
+    #[error("{path}{}: {message}", location(.line, .row, .column))]
     Data {
         /// The file (or the bundled data's name).
         path: PathBuf,
-        /// The line in the file, when one line is at fault.
+        /// The line in the file, when one line of a text file (CSV) is at fault.
         line: Option<u64>,
+        /// The 1-based data row, when one row of a file without lines (Parquet) is at
+        /// fault.
+        row: Option<u64>,
         /// The column's name, when one column is at fault.
         column: Option<String>,
         /// What is wrong.
@@ -189,12 +192,15 @@ impl Setting {
     }
 }
 
-fn location(line: &Option<u64>, column: &Option<String>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(", line {l}, column {c:?}"),
-        (Some(l), None) => format!(", line {l}"),
-        (None, Some(c)) => format!(", column {c:?}"),
+fn location(line: &Option<u64>, row: &Option<u64>, column: &Option<String>) -> String {
+    let place = match (line, row) {
+        (Some(l), _) => format!(", line {l}"),
+        (None, Some(r)) => format!(", row {r}"),
         (None, None) => String::new(),
+    };
+    match column {
+        Some(c) => format!("{place}, column {c:?}"),
+        None => place,
     }
 }
 

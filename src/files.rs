@@ -118,6 +118,24 @@ impl FileSet {
     }
 }
 
+/// Bytes written through [`AtomicWriter::write_all`], for writers that take any
+/// `std::io::Write` (a Parquet writer); errors are the file system's own.
+impl Write for AtomicWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.out.as_mut() {
+            Some(out) => out.write(buf),
+            None => Err(std::io::Error::other("the file was already closed")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for AtomicWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {

@@ -80,6 +80,7 @@ impl ReasonCodes {
         let err = |line: u64, field: Option<&str>, message: String| Error::Data {
             path: path.to_path_buf(),
             line: Some(line),
+            row: None,
             column: field.map(str::to_string),
             message,
         };
@@ -104,6 +105,7 @@ impl ReasonCodes {
                 return Err(Error::Data {
                     path: path.to_path_buf(),
                     line: None,
+                    row: None,
                     column: None,
                     message: "is empty: a reasons file starts with the header column,code,text"
                         .into(),

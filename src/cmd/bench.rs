@@ -345,6 +345,7 @@ fn read_report(path: &Path) -> Result<Report> {
     let bad = |line: Option<u64>, message: String| Error::Data {
         path: path.to_path_buf(),
         line,
+        row: None,
         column: None,
         message,
     };

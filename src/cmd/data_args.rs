@@ -1,4 +1,4 @@
-//! The data flags shared by every command that reads a CSV.
+//! The data flags shared by every command that reads a data file (CSV or Parquet).
 
 use riskgrad::data::{
     NumericEncoding, OddCells, PrepareOptions, RareThreshold, Schema, SignedLog, TargetSpec,
@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// CSV file (.csv or .csv.gz) with a header row. Default: the bundled UCI Taiwan
-    /// credit-card default data (30,000 rows).
+    /// Data file: CSV (.csv or .csv.gz) with a header row, or Parquet (.parquet, or a
+    /// directory whose .parquet files, in name order, share one schema). Default: the
+    /// bundled UCI Taiwan credit-card default data (30,000 rows).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Target column: a header name or a 0-based column index. Default: the last column.

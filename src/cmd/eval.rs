@@ -16,8 +16,9 @@ pub struct EvalArgs {
     /// The model directory `riskgrad train --out` wrote.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// CSV file (.csv or .csv.gz) with the model's columns and the target. Default: the
-    /// bundled Taiwan file.
+    /// Data file with the model's columns and the target: CSV (.csv or .csv.gz) or
+    /// Parquet (.parquet, or a directory of .parquet files). Default: the bundled Taiwan
+    /// file.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Which rows to score: `validation`, the rows held out when the model was trained
@@ -350,11 +351,13 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
             Error::Data {
                 path,
                 line,
+                row,
                 column,
                 message,
             } => Error::Data {
                 path,
                 line,
+                row,
                 column,
                 message: format!("--protected: {message}"),
             },

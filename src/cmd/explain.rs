@@ -16,7 +16,8 @@ pub struct ExplainArgs {
     /// The model directory `riskgrad train --out` wrote.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// CSV file (.csv or .csv.gz) of applicants. Default: the bundled Taiwan file.
+    /// Data file of applicants: CSV (.csv or .csv.gz) or Parquet (.parquet, or a
+    /// directory of .parquet files). Default: the bundled Taiwan file.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Reasons per applicant: the columns (or, with --reasons, the codes) that raised

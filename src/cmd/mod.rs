@@ -9,6 +9,7 @@ pub mod log;
 pub mod monitor;
 pub mod output;
 pub mod predict;
+pub mod scores_out;
 pub mod signals;
 pub mod train;
 pub mod train_logistic;

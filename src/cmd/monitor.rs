@@ -27,8 +27,9 @@ pub struct MonitorArgs {
     /// training rows' distributions).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// The new CSV file (.csv or .csv.gz) to compare with the training rows: the model's
-    /// input columns, in any order (the target may be absent).
+    /// The new data file to compare with the training rows, CSV (.csv or .csv.gz) or
+    /// Parquet (.parquet, or a directory of .parquet files): the model's input columns,
+    /// in any order (the target may be absent).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Also write the report as one JSON document (fields: README, "Stability
@@ -79,6 +80,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         return Err(Error::Data {
             path: args.data.clone(),
             line: None,
+            row: None,
             column: None,
             message: "no data rows: nothing to compare with the training rows".into(),
         });

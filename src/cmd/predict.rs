@@ -1,7 +1,9 @@
-//! `riskgrad predict`: scores a CSV file of any size in batches, writing one line per row
-//! as it goes (memory stays at one batch), into a temporary file renamed at the end.
+//! `riskgrad predict`: scores a data file (CSV or Parquet) of any size in batches, writing
+//! the rows as it goes (memory stays at one batch, or one Parquet row group), into a
+//! temporary file renamed at the end.
 
 use super::output::open_output;
+use super::scores_out::ScoresOut;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::scoring::{open_data, PointsScale, Scorer};
 use riskgrad::{Error, Result};
@@ -12,13 +14,16 @@ pub struct PredictArgs {
     /// The model directory `riskgrad train --out` wrote.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// CSV file (.csv or .csv.gz) with the model's columns (the target may be absent).
-    /// Default: the bundled Taiwan file.
+    /// Data file with the model's columns (the target may be absent): CSV (.csv or
+    /// .csv.gz), or Parquet (.parquet, or a directory of .parquet files). Default: the
+    /// bundled Taiwan file.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Where to write the scores (CSV: the ID column, or the row number when the file
-    /// has none, and probability_of_default; with --points, points too).
-    #[arg(long, value_name = "SCORES.csv")]
+    /// Where to write the scores: the ID column, or the row number when the file has
+    /// none, and probability_of_default; with --points, points too. CSV, or Parquet when
+    /// the name ends in .parquet (the id as text or the row number as int64,
+    /// probability_of_default as float32, points as float64; snappy-compressed).
+    #[arg(long, value_name = "SCORES.csv|SCORES.parquet")]
     pub out: PathBuf,
     /// Rows scored per batch.
     #[arg(long, default_value_t = 4096)]
@@ -73,7 +78,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let points = args.points.as_deref().map(parse_points).transpose()?;
     let mut inputs = vec![args.model.as_path()];
     inputs.extend(args.data.as_deref());
-    let mut out = open_output(&args.out, &inputs)?;
+    let out = open_output(&args.out, &inputs)?;
     let model = super::load_model(&args.model)?;
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let mut exec = super::executor(&args.device)?;
@@ -89,30 +94,17 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     } else {
         "row".into()
     };
-    let points_header = if points.is_some() { ",points" } else { "" };
-    out.write_all(
-        format!(
-            "{},probability_of_default{points_header}\n",
-            csv_field(&id_header)
-        )
-        .as_bytes(),
+    let mut out = ScoresOut::create(
+        out,
+        &args.out,
+        &id_header,
+        !reader.has_id_column(),
+        points.is_some(),
     )?;
     let mut rows = 0usize;
-    let mut line = String::new();
     while let Some(batch) = next {
         let probs = scorer.score(&model.arrange(batch.x))?;
-        line.clear();
-        for (id, p) in batch.ids.iter().zip(&probs) {
-            // `{}` prints the shortest text that reads back as the same f32.
-            line.push_str(&csv_field(id));
-            line.push(',');
-            line.push_str(&p.to_string());
-            if let Some(scale) = &points {
-                line.push_str(&format!(",{:.2}", scale.points(*p)));
-            }
-            line.push('\n');
-        }
-        out.write_all(line.as_bytes())?;
+        out.write(&batch.ids, &probs, points.as_ref())?;
         rows += probs.len();
         next = reader.next_batch(scorer.batch())?;
     }
@@ -124,13 +116,4 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }

@@ -2,7 +2,7 @@
 //! be written year first, so that the earliest and latest are found without guessing
 //! whether 03/04 is March or April.
 
-use super::source::CsvSource;
+use super::source::Source;
 use crate::error::{Error, Result, Setting};
 use std::path::Path;
 
@@ -49,12 +49,13 @@ pub fn parse_year_first(text: &str) -> Option<(u32, u32, u32)> {
 /// A date as (year, month, day) and as written.
 type Dated = ((u32, u32, u32), String);
 
-/// The earliest and latest dates of `column` in the CSV file `path`. Refuses a column
+/// The earliest and latest dates of `column` in the data file `path` (CSV or Parquet,
+/// whose dates and timestamps read as year-first text). Refuses a column
 /// the file does not have, a cell that is not a date written year first (naming its
 /// line), and a column without a date.
 pub fn date_range(path: &Path, column: &str) -> Result<DateRange> {
-    let mut src = CsvSource::open(path)?;
-    let Some(col) = src.names.iter().position(|n| n == column) else {
+    let mut src = Source::open(path)?;
+    let Some(col) = src.names().iter().position(|n| n == column) else {
         return Err(Error::invalid(
             Setting::Date,
             format!(

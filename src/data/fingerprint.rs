@@ -5,7 +5,10 @@
 //! A row's fingerprint covers every cell of the record, each with its column's header
 //! name, in the order of the names (so moving a column keeps the fingerprints; renaming
 //! one or changing any cell, the target's included, changes them). Cells are hashed as
-//! the CSV reader gives them: unquoted, line endings gone, nothing trimmed.
+//! the CSV reader gives them: unquoted, line endings gone, nothing trimmed. A Parquet
+//! row is hashed from the text cells `data::parquet` renders (the text pandas' `to_csv`
+//! writes), so a table saved both ways fingerprints alike; that module says where
+//! pandas' text can differ (timestamps).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;

@@ -1,16 +1,17 @@
-//! Training data: credit CSV files as they come (text categories, missing cells, ID
-//! columns, targets spelled many ways) turned into the model's f32 features.
+//! Training data: credit CSV and Parquet files as they come (text categories, missing
+//! cells, ID columns, targets spelled many ways) turned into the model's f32 features.
 //!
 //! The flow, one module per step:
 //!
 //! ```text
-//! source (open, gzip, records, errors) ─► table (raw columns: f32 or text codes)
+//! source (CSV or Parquet as records of text cells; errors) ─► table (raw columns:
+//!   f32 or text codes)
 //!   ─► schema (each column's type and summary; render for `inspect`)
 //!   ─► target (which value is the positive class)
 //!   ─► split (stratified rows) ─► preprocess (fitted on train rows; JSON with the model)
 //!   ─► prepare (the above in one call for `train`)
 //!   ─► profile (each input column's training distribution, for stability monitoring)
-//! predict: saved Preprocessor + CSV ─► batches of (ids, features), streaming
+//! predict: saved Preprocessor + data file ─► batches of (ids, features), streaming
 //! ```
 //!
 //! `cell` says what one cell means (missing, number, category name) for every path, so
@@ -20,6 +21,7 @@ mod cell;
 pub mod dates;
 mod fingerprint;
 mod options;
+mod parquet;
 mod predict;
 mod prepare;
 mod preprocess;

@@ -1,4 +1,5 @@
-//! Prediction input: a CSV file read in batches of rows through a saved [`Preprocessor`],
+//! Prediction input: a data file (CSV or Parquet, `source::Source`) read in batches of
+//! rows through a saved [`Preprocessor`],
 //! never whole. Columns are found by header name, so their order may differ from the
 //! training file's and extra columns are ignored; the target column need not be there.
 //! A numeric column's cell that is not a number, or is beyond f32's range, is read as
@@ -11,7 +12,7 @@ use std::path::Path;
 use super::cell::{category_key, is_missing, read_number, NumberCell};
 use super::preprocess::{CategoricalStep, InputColumn, Preprocessor};
 use super::profile::RawCell;
-use super::source::{data_err, find_column, show, CsvSource};
+use super::source::{find_column, show, Source};
 use super::table::OddCells;
 use crate::error::Result;
 
@@ -44,10 +45,10 @@ impl Batch {
     }
 }
 
-/// Streams a CSV file through a fitted preprocessing.
+/// Streams a data file through a fitted preprocessing.
 pub struct PredictReader<'p> {
     pre: &'p Preprocessor,
-    src: CsvSource,
+    src: Source,
     /// Per input: the header index of its column, and a category lookup for a categorical.
     columns: Vec<(usize, Option<HashMap<&'p str, usize>>)>,
     id_col: Option<usize>,
@@ -64,32 +65,32 @@ pub struct PredictReader<'p> {
 }
 
 impl<'p> PredictReader<'p> {
-    /// Opens `path` (gzip when named `.gz` or starting with the gzip magic) and finds the
-    /// model's columns in its header; a missing one is an error listing them all.
+    /// Opens `path` (CSV, gzip when named `.gz` or starting with the gzip magic; Parquet,
+    /// a `.parquet` file or a directory of them) and finds the model's columns in its
+    /// header; a missing one is an error listing them all.
     pub fn open(path: &Path, pre: &'p Preprocessor) -> Result<Self> {
-        Self::from_source(CsvSource::open(path)?, pre)
+        Self::from_source(Source::open(path)?, pre)
     }
 
-    /// Like [`open`](Self::open), from bytes already open; `path` names them in messages.
+    /// Like [`open`](Self::open), from CSV bytes already open; `path` names them in
+    /// messages.
     pub fn from_reader(
         reader: impl BufRead + 'static,
         path: &Path,
         pre: &'p Preprocessor,
     ) -> Result<Self> {
-        Self::from_source(CsvSource::from_reader(reader, path)?, pre)
+        Self::from_source(Source::from_reader(reader, path)?, pre)
     }
 
-    fn from_source(src: CsvSource, pre: &'p Preprocessor) -> Result<Self> {
+    fn from_source(src: Source, pre: &'p Preprocessor) -> Result<Self> {
         let missing: Vec<&str> = pre
             .inputs
             .iter()
             .map(|i| i.name())
-            .filter(|n| find_column(&src.names, n).is_none())
+            .filter(|n| find_column(src.names(), n).is_none())
             .collect();
         if !missing.is_empty() {
-            return Err(data_err(
-                &src.path,
-                Some(1),
+            return Err(src.header_err(
                 None,
                 format!(
                     "the model needs columns {missing:?}, not in this file; its columns are: {}",
@@ -101,7 +102,7 @@ impl<'p> PredictReader<'p> {
             .inputs
             .iter()
             .map(|i| {
-                let j = find_column(&src.names, i.name()).unwrap_or(0);
+                let j = find_column(src.names(), i.name()).unwrap_or(0);
                 let lookup = match i {
                     InputColumn::Categorical(s) => Some(s.lookup()),
                     InputColumn::Numeric(_) => None,
@@ -112,8 +113,8 @@ impl<'p> PredictReader<'p> {
         let id_col = pre
             .id_column
             .as_deref()
-            .and_then(|n| find_column(&src.names, n));
-        let target_col = find_column(&src.names, &pre.target);
+            .and_then(|n| find_column(src.names(), n));
+        let target_col = find_column(src.names(), &pre.target);
         Ok(PredictReader {
             pre,
             src,
@@ -134,9 +135,7 @@ impl<'p> PredictReader<'p> {
     /// neither class is then an error naming its line. Errors if the file has no target.
     pub fn with_labels(mut self) -> Result<Self> {
         if self.target_col.is_none() {
-            return Err(data_err(
-                &self.src.path,
-                Some(1),
+            return Err(self.src.header_err(
                 None,
                 format!(
                     "target column {:?} not found; columns are: {}",
@@ -167,10 +166,8 @@ impl<'p> PredictReader<'p> {
     /// name, else ignoring case) into [`Batch::cells`], e.g. a protected attribute the
     /// model may or may not use. Errors naming the column when the file lacks it.
     pub fn with_cells_of(mut self, name: &str) -> Result<Self> {
-        let Some(j) = find_column(&self.src.names, name) else {
-            return Err(data_err(
-                &self.src.path,
-                Some(1),
+        let Some(j) = find_column(self.src.names(), name) else {
+            return Err(self.src.header_err(
                 None,
                 format!(
                     "no column {:?} in this file; its columns are: {}",
@@ -236,7 +233,7 @@ impl<'p> PredictReader<'p> {
                             match read_number(cell) {
                                 NumberCell::Number(v) => v,
                                 kind => {
-                                    odd.add(line, cell, kind);
+                                    odd.add(|| self.src.place(line), cell, kind);
                                     f32::NAN
                                 }
                             }

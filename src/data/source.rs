@@ -1,8 +1,11 @@
-//! Opening a CSV source and walking its records: plain or gzip, the header checked once,
-//! every record checked for its field count, and every failure turned into an error that
-//! names the file, the line and, where there is one, the column.
+//! Opening a data source and walking its records: a CSV file (plain or gzip, the header
+//! checked once, every record checked for its field count) or Parquet (a file or a
+//! directory of them, `data::parquet`), and every failure turned into an error that names
+//! the file, the line (CSV) or data row (Parquet) and, where there is one, the column.
 //!
-//! Both readers of this folder (the raw table and the prediction stream) go through here, so they agree on what a file is.
+//! Every reader of this folder (the raw table, the prediction stream, the date range)
+//! goes through [`Source`], so they agree on what a file is, and a Parquet row is read
+//! as the same text cells a CSV record would hold.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -10,7 +13,154 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
+use super::parquet::{is_parquet, ParquetSource};
 use crate::error::{Error, Result};
+
+/// A source of data rows: a header of column names, then records of text cells.
+pub(crate) enum Source {
+    /// A CSV file (or bytes), plain or gzip.
+    Csv(CsvSource),
+    /// A Parquet file or a directory of them.
+    Parquet(ParquetSource),
+}
+
+impl Source {
+    /// Opens `path`: Parquet when it is a directory, is named `.parquet` or starts with
+    /// the Parquet magic bytes, else CSV (gzip when named `.gz` or starting with the gzip
+    /// magic).
+    pub fn open(path: &Path) -> Result<Self> {
+        if is_parquet(path) {
+            ParquetSource::open(path).map(Source::Parquet)
+        } else {
+            CsvSource::open(path).map(Source::Csv)
+        }
+    }
+
+    /// CSV from bytes already open; `path` names them in messages.
+    pub fn from_reader(reader: impl BufRead + 'static, path: &Path) -> Result<Self> {
+        CsvSource::from_reader(reader, path).map(Source::Csv)
+    }
+
+    /// The file or directory as given.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Csv(s) => &s.path,
+            Source::Parquet(s) => &s.path,
+        }
+    }
+
+    /// The column names, in file order.
+    pub fn names(&self) -> &[String] {
+        match self {
+            Source::Csv(s) => &s.names,
+            Source::Parquet(s) => &s.names,
+        }
+    }
+
+    /// Reads the next record into `rec`, one cell per column; `Ok(None)` at the end, else
+    /// its position: the 1-based file line of a CSV record (the header is line 1), the
+    /// 1-based data row of a Parquet row in its file. Pass it to [`err`](Self::err) and
+    /// [`place`](Self::place) for this record.
+    pub fn next(&mut self, rec: &mut csv::ByteRecord) -> Result<Option<u64>> {
+        match self {
+            Source::Csv(s) => s.next(rec),
+            Source::Parquet(s) => s.next(rec),
+        }
+    }
+
+    /// Where the record at `pos` (the last one read) is.
+    pub fn place(&self, pos: u64) -> Place {
+        match self {
+            Source::Csv(s) => Place {
+                path: s.path.clone(),
+                line: Some(pos),
+                row: None,
+                name_file: false,
+            },
+            Source::Parquet(s) => s.place(pos),
+        }
+    }
+
+    /// The fingerprint of a record read by [`next`](Self::next) (see `data::fingerprint`).
+    pub fn fingerprint(&self, rec: &csv::ByteRecord) -> u64 {
+        let (names, order) = match self {
+            Source::Csv(s) => (&s.names, &s.fingerprint_order),
+            Source::Parquet(s) => (&s.names, &s.fingerprint_order),
+        };
+        super::fingerprint::row_fingerprint(names, order, rec)
+    }
+
+    /// Builds an `Error::Data` at the record at `pos` (the last one read) and the column
+    /// at `col`.
+    pub fn err(&self, pos: u64, col: usize, message: impl Into<String>) -> Error {
+        self.place(pos)
+            .err(self.names().get(col).map(String::as_str), message)
+    }
+
+    /// Builds an `Error::Data` about the header (the column names): line 1 of a CSV file,
+    /// no row of a Parquet one.
+    pub fn header_err(&self, column: Option<&str>, message: impl Into<String>) -> Error {
+        let line = matches!(self, Source::Csv(_)).then_some(1);
+        data_err(self.path(), line, column, message)
+    }
+
+    /// The header names as a quoted list, for messages about a column that is not there.
+    pub fn listing(&self) -> String {
+        listing(self.names())
+    }
+}
+
+/// Where a record was read: a CSV file's line, or a Parquet file's data row (in a
+/// directory, which file), kept for messages that come after the reading (odd cells).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// The file.
+    pub path: PathBuf,
+    /// The 1-based line, in a CSV file.
+    pub line: Option<u64>,
+    /// The 1-based data row, in a Parquet file.
+    pub row: Option<u64>,
+    /// Whether messages name the file beside the row (a file of a directory).
+    pub name_file: bool,
+}
+
+impl Place {
+    /// An `Error::Data` here, at `column`.
+    pub fn err(&self, column: Option<&str>, message: impl Into<String>) -> Error {
+        Error::Data {
+            path: self.path.clone(),
+            line: self.line,
+            row: self.row,
+            column: column.map(str::to_string),
+            message: message.into(),
+        }
+    }
+
+    /// The position's number: the line or the row.
+    pub fn number(&self) -> u64 {
+        self.line.or(self.row).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Place {
+    /// `line 14`, `row 14`, or `row 14 of part-2.parquet` in a directory.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.row) {
+            (Some(l), _) => write!(f, "line {l}"),
+            (None, Some(r)) if self.name_file => write!(
+                f,
+                "row {r} of {}",
+                self.path
+                    .file_name()
+                    .map_or(self.path.display().to_string(), |n| n
+                        .to_string_lossy()
+                        .into_owned())
+            ),
+            (None, Some(r)) => write!(f, "row {r}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
 
 /// A CSV reader over a file or bytes, with the header already read and checked.
 pub(crate) struct CsvSource {
@@ -22,7 +172,7 @@ pub(crate) struct CsvSource {
     /// one line early (it counts a line at the `\n` that starts the next record).
     line_offset: u64,
     /// The columns in the order row fingerprints visit them.
-    fingerprint_order: Vec<usize>,
+    pub fingerprint_order: Vec<usize>,
 }
 
 /// Whether a stream's first line ends in `\r\n`, found as the bytes go by.
@@ -150,11 +300,13 @@ impl CsvSource {
                     Error::Data {
                         path,
                         line,
+                        row,
                         column,
                         message,
                     } => Error::Data {
                         path,
                         line: line.map(|l| l + self.line_offset),
+                        row,
                         column,
                         message,
                     },
@@ -176,26 +328,6 @@ impl CsvSource {
             ));
         }
         Ok(Some(line))
-    }
-
-    /// The fingerprint of a record read by [`next`](Self::next) (see `data::fingerprint`).
-    pub fn fingerprint(&self, rec: &csv::ByteRecord) -> u64 {
-        super::fingerprint::row_fingerprint(&self.names, &self.fingerprint_order, rec)
-    }
-
-    /// Builds an `Error::Data` at `line` and the column at `col`.
-    pub fn err(&self, line: u64, col: usize, message: impl Into<String>) -> Error {
-        data_err(
-            &self.path,
-            Some(line),
-            self.names.get(col).map(String::as_str),
-            message,
-        )
-    }
-
-    /// The header names as a quoted list, for messages about a column that is not there.
-    pub fn listing(&self) -> String {
-        listing(&self.names)
     }
 }
 
@@ -242,6 +374,7 @@ pub(crate) fn data_err(
     Error::Data {
         path: path.to_path_buf(),
         line,
+        row: None,
         column: column.map(str::to_string),
         message: message.into(),
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::cell::{category_key, is_missing, number_key, read_number, NumberCell};
 use super::options::{PrepareOptions, SignedLog};
-use super::source::{data_err, find_column, show, CsvSource};
+use super::source::{data_err, find_column, show, Place, Source};
 use super::TargetSpec;
 use crate::error::{Error, Result, Setting};
 
@@ -53,12 +53,15 @@ pub struct OddCells {
     pub not_numbers: usize,
     /// Numbers beyond f32's range (`1e308`, `inf`).
     pub out_of_range: usize,
-    /// The first [`ODD_CELLS_LISTED`] of them: the 1-based file line and the cell as
-    /// shown in messages (quoted).
+    /// The first [`ODD_CELLS_LISTED`] of them: the 1-based file line (CSV) or data row
+    /// (Parquet) and the cell as shown in messages (quoted).
     pub first: Vec<(u64, String)>,
     /// Whether the first one is out of range (else it is not a number).
     #[serde(skip)]
     first_out_of_range: bool,
+    /// Where each of `first` is (file, line or row).
+    #[serde(skip)]
+    places: Vec<Place>,
 }
 
 impl OddCells {
@@ -75,7 +78,8 @@ impl OddCells {
         self.not_numbers + self.out_of_range
     }
 
-    pub(crate) fn add(&mut self, line: u64, cell: &[u8], kind: NumberCell) {
+    /// Counts an odd cell of kind `kind`, read at `place` (asked only for the first few).
+    pub(crate) fn add(&mut self, place: impl FnOnce() -> Place, cell: &[u8], kind: NumberCell) {
         match kind {
             NumberCell::OutOfRange => self.out_of_range += 1,
             _ => self.not_numbers += 1,
@@ -84,42 +88,52 @@ impl OddCells {
             self.first_out_of_range = kind == NumberCell::OutOfRange;
         }
         if self.first.len() < ODD_CELLS_LISTED {
-            self.first.push((line, show(cell)));
+            let place = place();
+            self.first.push((place.number(), show(cell)));
+            self.places.push(place);
         }
     }
 
     /// The error for a column whose odd cells are refused: at the first one, `why` they
     /// are (`--strict`, or a column declared numeric with too many).
-    fn refusal(&self, path: &Path, why: &str) -> Option<Error> {
-        let (line, cell) = self.first.first()?;
+    fn refusal(&self, why: &str) -> Option<Error> {
+        let (_, cell) = self.first.first()?;
+        let place = self.places.first()?;
         let what = if self.first_out_of_range {
             format!("beyond f32's range (±3.4e38): {cell}")
         } else {
             format!("not a number: {cell}")
         };
-        let lines: Vec<String> = self.first.iter().map(|(l, _)| l.to_string()).collect();
+        let (unit, at) = match (place.line, place.name_file) {
+            (Some(_), _) => ("lines", self.numbers()),
+            (None, false) => ("rows", self.numbers()),
+            (None, true) => ("", self.places.iter().map(Place::to_string).collect()),
+        };
         let more = if self.count() > self.first.len() {
             ", …"
         } else {
             ""
         };
         let n = self.count();
-        Some(data_err(
-            path,
-            Some(*line),
+        Some(place.err(
             Some(&self.column),
             format!(
-                "{what} ({n} {} of this numeric column cannot be read as numbers, on lines {}{more}); {why}",
+                "{what} ({n} {} of this numeric column cannot be read as numbers, on {unit}{}{}{more}); {why}",
                 if n == 1 { "cell" } else { "cells" },
-                lines.join(", ")
+                if unit.is_empty() { "" } else { " " },
+                at.join(", ")
             ),
         ))
+    }
+
+    fn numbers(&self) -> Vec<String> {
+        self.first.iter().map(|(n, _)| n.to_string()).collect()
     }
 }
 
 impl std::fmt::Display for OddCells {
     /// `column "LIMIT_BAL": 2 cells are not numbers, read as missing (line 14: "abc",
-    /// line 907: "x")`.
+    /// line 907: "x")`; `row 14` in a Parquet file.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const RANGE: &str = "beyond f32's range (±3.4e38)";
         let (t, r) = (self.not_numbers, self.out_of_range);
@@ -139,7 +153,11 @@ impl std::fmt::Display for OddCells {
         let listed: Vec<String> = self
             .first
             .iter()
-            .map(|(line, cell)| format!("line {line}: {cell}"))
+            .enumerate()
+            .map(|(k, (line, cell))| match self.places.get(k) {
+                Some(place) => format!("{place}: {cell}"),
+                None => format!("line {line}: {cell}"),
+            })
             .collect();
         let more = if self.count() > self.first.len() {
             ", …"
@@ -238,25 +256,26 @@ impl RawTable {
     }
 }
 
-/// Reads a CSV file (gzip when named `.gz` or starting with the gzip magic) into a
-/// [`RawTable`], streaming: only the column arrays grow.
+/// Reads a data file into a [`RawTable`], streaming: only the column arrays grow. CSV
+/// (gzip when named `.gz` or starting with the gzip magic), or Parquet: a `.parquet`
+/// file or a directory of them (see `data::parquet`).
 pub fn read_table(path: &Path, opts: &PrepareOptions) -> Result<RawTable> {
-    read_from_source(CsvSource::open(path)?, opts)
+    read_from_source(Source::open(path)?, opts)
 }
 
-/// Like [`read_table`], from bytes already open; `path` names them in messages.
+/// Like [`read_table`], from CSV bytes already open; `path` names them in messages.
 pub fn read_table_from(
     reader: impl BufRead + 'static,
     path: &Path,
     opts: &PrepareOptions,
 ) -> Result<RawTable> {
-    read_from_source(CsvSource::from_reader(reader, path)?, opts)
+    read_from_source(Source::from_reader(reader, path)?, opts)
 }
 
-fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTable> {
-    let (roles, target) = plan_roles(&src.path, &src.names, opts)?;
+fn read_from_source(mut src: Source, opts: &PrepareOptions) -> Result<RawTable> {
+    let (roles, target) = plan_roles(&src, opts)?;
     let mut cols: Vec<ColumnReader> = src
-        .names
+        .names()
         .iter()
         .zip(&roles)
         .map(|(name, &role)| ColumnReader::new(role, looks_like_id(name)))
@@ -270,27 +289,27 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
             return Err(src.err(line, 0, "more than 4294967295 rows"));
         }
         for (j, (field, col)) in rec.iter().zip(cols.iter_mut()).enumerate() {
-            col.push(field, line).map_err(|msg| src.err(line, j, msg))?;
+            col.push(field, || src.place(line))
+                .map_err(|msg| src.err(line, j, msg))?;
         }
         row_fingerprints.push(src.fingerprint(&rec));
         n_rows += 1;
     }
     if n_rows == 0 {
-        return Err(data_err(
-            &src.path,
-            None,
-            None,
-            "no data rows after the header",
-        ));
+        let what = match src {
+            Source::Csv(_) => "no data rows after the header",
+            Source::Parquet(_) => "no data rows",
+        };
+        return Err(data_err(src.path(), None, None, what));
     }
     let columns = src
-        .names
+        .names()
         .iter()
         .zip(cols)
-        .map(|(name, c)| c.finish(name.clone(), &src.path, opts.strict))
+        .map(|(name, c)| c.finish(name.clone(), opts.strict))
         .collect::<Result<Vec<_>>>()?;
     Ok(RawTable {
-        path: src.path.clone(),
+        path: src.path().to_path_buf(),
         columns,
         n_rows,
         target,
@@ -300,15 +319,10 @@ fn read_from_source(mut src: CsvSource, opts: &PrepareOptions) -> Result<RawTabl
 
 /// Assigns a role to each column from the options, checking every name they mention.
 /// Returns the roles and the target's index.
-pub(crate) fn plan_roles(
-    path: &Path,
-    names: &[String],
-    opts: &PrepareOptions,
-) -> Result<(Vec<Role>, usize)> {
+pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Role>, usize)> {
+    let (path, names) = (src.path(), src.names());
     let not_found = |what: &str, missing: &[&str]| {
-        data_err(
-            path,
-            Some(1),
+        src.header_err(
             None,
             format!(
                 "{what} {missing:?}: no such column; columns are: {}",
@@ -331,9 +345,7 @@ pub(crate) fn plan_roles(
     let target = match &opts.target {
         TargetSpec::Last => names.len().saturating_sub(1),
         TargetSpec::Name(n) => find_column(names, n).ok_or_else(|| {
-            data_err(
-                path,
-                Some(1),
+            src.header_err(
                 None,
                 format!(
                     "target column {n:?} not found; columns are: {}",
@@ -343,9 +355,7 @@ pub(crate) fn plan_roles(
         })?,
         TargetSpec::Index(i) if *i < names.len() => *i,
         TargetSpec::Index(i) => {
-            return Err(data_err(
-                path,
-                Some(1),
+            return Err(src.header_err(
                 None,
                 format!(
                 "target column index {i} is out of range: the header has {} columns (0-based): {}",
@@ -361,12 +371,7 @@ pub(crate) fn plan_roles(
         roles[j] = Role::Dropped;
     }
     if roles[target] == Role::Dropped {
-        return Err(data_err(
-            path,
-            Some(1),
-            Some(&names[target]),
-            "the target column cannot be dropped",
-        ));
+        return Err(src.header_err(Some(&names[target]), "the target column cannot be dropped"));
     }
     let categorical = resolve("--categorical", &opts.categorical)?;
     let mut numeric = resolve("--numeric", &opts.numeric)?;
@@ -421,9 +426,7 @@ pub(crate) fn plan_roles(
 
     if let Some(id) = &opts.id_column {
         let j = find_column(names, id).ok_or_else(|| {
-            data_err(
-                path,
-                Some(1),
+            src.header_err(
                 None,
                 format!(
                     "id column {id:?} not found; columns are: {}",
@@ -432,12 +435,7 @@ pub(crate) fn plan_roles(
             )
         })?;
         if j == target {
-            return Err(data_err(
-                path,
-                Some(1),
-                Some(id),
-                "the id column cannot also be the target",
-            ));
+            return Err(src.header_err(Some(id), "the id column cannot also be the target"));
         }
         // An id column that is also in `drop` still names the rows.
         roles[j] = Role::Id;
@@ -515,9 +513,13 @@ impl ColumnReader {
         }
     }
 
-    /// Takes one (trimmed) cell, at 1-based file line `line`. `Err` is the message for an
-    /// error at this cell.
-    fn push(&mut self, cell: &[u8], line: u64) -> std::result::Result<(), String> {
+    /// Takes one (trimmed) cell, read at `place`. `Err` is the message for an error at
+    /// this cell.
+    fn push(
+        &mut self,
+        cell: &[u8],
+        place: impl FnOnce() -> Place,
+    ) -> std::result::Result<(), String> {
         if matches!(self.values, Building::NotRead) {
             return Ok(());
         }
@@ -543,7 +545,7 @@ impl ColumnReader {
                     Some(NumberCell::Number(x)) => v.push(x),
                     Some(kind) => {
                         v.push(f32::NAN);
-                        self.odd.add(line, cell, kind);
+                        self.odd.add(place, cell, kind);
                         if kind == NumberCell::NotNumber
                             && text.is_none()
                             && self.role != Role::Numeric
@@ -572,7 +574,7 @@ impl ColumnReader {
         }
     }
 
-    fn finish(self, name: String, path: &Path, strict: bool) -> Result<RawColumn> {
+    fn finish(self, name: String, strict: bool) -> Result<RawColumn> {
         let mut odd = self.odd;
         odd.column = name.clone();
         let mut missing = self.missing;
@@ -593,7 +595,7 @@ impl ColumnReader {
                         } else {
                             None
                         };
-                        if let Some(e) = why.and_then(|why| odd.refusal(path, why)) {
+                        if let Some(e) = why.and_then(|why| odd.refusal(why)) {
                             return Err(e);
                         }
                         missing += odd.count();

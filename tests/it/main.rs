@@ -47,6 +47,7 @@ mod model_card;
 mod monitor;
 mod monotone;
 mod mutation_fuzz;
+mod parquet;
 mod plan;
 mod resume_messages;
 mod rnn_gradcheck;
