@@ -487,18 +487,9 @@ fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// `YYYY-MM-DD` (UTC) of `secs` seconds after the Unix epoch (Hinnant's civil-from-days).
+/// `YYYY-MM-DD` (UTC) of `secs` seconds after the Unix epoch.
 pub fn utc_date(secs: u64) -> String {
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}-{month:02}-{day:02}")
+    crate::data::dates::date_of_days((secs / 86_400) as i64)
 }
 
 /// Today's UTC date, `YYYY-MM-DD`.

@@ -49,6 +49,21 @@ pub fn parse_year_first(text: &str) -> Option<(u32, u32, u32)> {
 /// A date as (year, month, day) and as written.
 type Dated = ((u32, u32, u32), String);
 
+/// The date `days` after 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; the
+/// civil-from-days algorithm of H. Hinnant).
+pub fn date_of_days(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// The earliest and latest dates of `column` in the data file `path` (CSV or Parquet,
 /// whose dates and timestamps read as year-first text). Refuses a column
 /// the file does not have, a cell that is not a date written year first (naming its

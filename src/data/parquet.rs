@@ -562,19 +562,9 @@ fn push_decimal(out: &mut Vec<u8>, int: &str, scale: i8) {
     out.extend_from_slice(frac.as_bytes());
 }
 
-/// Appends the date `days` after 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian; the
-/// civil-from-days algorithm of H. Hinnant).
+/// Appends the date `days` after 1970-01-01 as `YYYY-MM-DD`.
 fn push_date(out: &mut Vec<u8>, days: i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(out, "{year:04}-{month:02}-{day:02}");
+    out.extend_from_slice(super::dates::date_of_days(days).as_bytes());
 }
 
 #[cfg(test)]
