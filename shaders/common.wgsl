@@ -22,6 +22,7 @@ const ACT_TANH: u32 = 3u;
 const ACT_LEAKY_RELU: u32 = 4u;
 const ACT_GELU: u32 = 5u;
 const ACT_SILU: u32 = 6u;
+const ACT_SIN: u32 = 7u;
 
 // Binary operation codes (`BinaryOp::code`).
 const BINARY_ADD: u32 = 0u;
@@ -105,12 +106,13 @@ fn activate(act: u32, z: f32) -> f32 {
         case ACT_LEAKY_RELU: { return select(0.01 * z, z, z > 0.0); }
         case ACT_GELU: { return 0.5 * z * (1.0 + tanh_stable(gelu_inner(z))); }
         case ACT_SILU: { return z * sigmoid(z); }
+        case ACT_SIN: { return sin(z); }
         default: { return z; }
     }
 }
 
 // act'(x) in terms of v: the output y = act(x) for codes 0-4, the input x itself for
-// gelu and silu (`Act::slope_from`).
+// gelu, silu and sin (`Act::slope_from`).
 fn activation_slope(act: u32, v: f32) -> f32 {
     switch act {
         case ACT_RELU: { return select(0.0, 1.0, v > 0.0); }
@@ -126,6 +128,7 @@ fn activation_slope(act: u32, v: f32) -> f32 {
             let s = sigmoid(v);
             return s * (1.0 + v * (1.0 - s));
         }
+        case ACT_SIN: { return cos(v); }
         default: { return 1.0; }
     }
 }

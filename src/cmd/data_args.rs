@@ -55,12 +55,14 @@ pub struct DataArgs {
     pub min_category_count: f64,
     /// How numeric columns become features: ple (piecewise-linear encoding over quantile
     /// bins of the training rows, one feature per bin: up to 16 bins, at least 40 rows
-    /// each, at most 160 such features in all) or standard ((x - mean) / std). Saved with
-    /// the model. ple is the default: in 5-fold cross-validation it matched or beat
-    /// standard on 3 of 5 credit tables and was within 0.005 on the others
-    /// (BENCHMARKS.md). Default: ple, but standard for the history columns of the
-    /// sequence models (cnn, lstm, gru), which read one feature per column and step.
-    #[arg(long, value_name = "ple|standard")]
+    /// each, at most 160 such features in all), standard ((x - mean) / std) or periodic
+    /// (standardised, then a learned embedding of sines in the mlp: 8 frequency pairs
+    /// and 16 outputs per column). Saved with the model. ple is the default: in 5-fold
+    /// cross-validation it matched or beat standard on 3 of 5 credit tables and was
+    /// within 0.005 on the others (BENCHMARKS.md). Default: ple, but standard for the
+    /// history columns of the sequence models (cnn, lstm, gru), which read one feature
+    /// per column and step.
+    #[arg(long, value_name = "ple|standard|periodic")]
     pub numeric_encoding: Option<String>,
 }
 
@@ -76,6 +78,14 @@ impl DataArgs {
             .map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| {
                 p.display().to_string()
             })
+    }
+
+    /// The `--numeric-encoding` asked for (ple when none is).
+    pub fn encoding(&self) -> Result<NumericEncoding> {
+        match &self.numeric_encoding {
+            Some(name) => name.parse::<NumericEncoding>(),
+            None => Ok(NumericEncoding::Ple),
+        }
     }
 
     /// The preparation the flags ask for; the bundled data starts from its known
@@ -128,10 +138,7 @@ impl DataArgs {
         } else {
             RareThreshold::Count(m as usize)
         };
-        opts.numeric_encoding = match &self.numeric_encoding {
-            Some(name) => name.parse::<NumericEncoding>()?,
-            None => NumericEncoding::Ple,
-        };
+        opts.numeric_encoding = self.encoding()?;
         opts.val_fraction = val_fraction;
         opts.seed = seed;
         Ok(opts)

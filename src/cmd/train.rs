@@ -16,6 +16,7 @@ use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_card::{self, CardData, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::{SavedModel, TrainSettings};
 use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
+use riskgrad::nn::periodic::{self, PeriodicEmbedding};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
@@ -614,6 +615,12 @@ pub(super) fn prepare_options(args: &TrainArgs) -> Result<PrepareOptions> {
                 "ple gives several features per column, and a sequence model (cnn, lstm, gru) reads one per column and step: use standard (the default for these models)",
             ))
         }
+        Some("periodic") => {
+            return Err(Error::flag(
+                "--numeric-encoding",
+                "periodic embeds the features of an mlp; a sequence model (cnn, lstm, gru) reads standardised numbers: use standard (the default for these models)",
+            ))
+        }
         Some(_) => {}
     }
     sequence::prepare_options(opts, &args.sequence, args.data.is_bundled())
@@ -910,6 +917,13 @@ fn model_spec(
     }
     .with_activation(args.activation)
     .with_dropout(args.dropout)?;
+    let spec = match args.data.encoding()? {
+        NumericEncoding::Periodic => spec.with_periodic(PeriodicEmbedding::new(
+            periodic::numeric_features(&prepared.preprocessor),
+            prepared.n_features(),
+        )?)?,
+        NumericEncoding::Standard | NumericEncoding::Ple => spec,
+    };
     if args.monotone.is_empty() {
         return Ok(spec);
     }
@@ -1615,12 +1629,13 @@ impl EpochProgress {
 }
 
 /// The choices of `--activation`, by `Act::name`: every activation but identity (a stack
-/// of linear layers is one linear layer).
+/// of linear layers is one linear layer) and sin (the periodic embedding's, not a hidden
+/// layer's).
 fn hidden_activations() -> impl clap::builder::TypedValueParser<Value = Act> {
     use clap::builder::TypedValueParser;
     let names = Act::ALL
         .into_iter()
-        .filter(|&a| a != Act::Identity)
+        .filter(|&a| !matches!(a, Act::Identity | Act::Sin))
         .map(Act::name);
     clap::builder::PossibleValuesParser::new(names)
         .map(|name| name.parse::<Act>().expect("every offered name parses"))

@@ -38,6 +38,9 @@ pub enum NumericEncoding {
     /// Rubachev and Babenko, NeurIPS 2022): one feature per bin, 0 below it, 1 above it
     /// and linear inside, so a network sees where in the distribution a value lies.
     Ple,
+    /// Standardised as `Standard` here; the MLP then learns a periodic embedding of each
+    /// numeric feature (`nn::periodic`).
+    Periodic,
 }
 
 impl NumericEncoding {
@@ -66,9 +69,10 @@ impl std::str::FromStr for NumericEncoding {
         match s.trim() {
             "standard" => Ok(NumericEncoding::Standard),
             "ple" => Ok(NumericEncoding::Ple),
+            "periodic" => Ok(NumericEncoding::Periodic),
             other => Err(crate::error::Error::invalid(
                 crate::error::Setting::NumericEncoding,
-                format!("{other:?} is not standard or ple"),
+                format!("{other:?} is not standard, ple or periodic"),
             )),
         }
     }

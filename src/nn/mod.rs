@@ -2,12 +2,14 @@
 //! parameters start.
 
 pub mod monotone;
+pub mod periodic;
 pub mod rnn;
 
 use crate::engine::graph::{Act, CellKind, Graph, NodeId};
 use crate::engine::plan::ParamLayout;
 use crate::error::{Error, Result, Setting};
 use crate::rng::Rng;
+use periodic::PeriodicEmbedding;
 use serde::{Deserialize, Serialize};
 
 mod cnn;
@@ -38,6 +40,10 @@ pub enum ModelSpec {
         /// no column is constrained.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         monotone: Vec<i8>,
+        /// A learned periodic embedding of the numeric features in front of the dense
+        /// layers (`--numeric-encoding periodic`); none in models saved before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        periodic: Option<PeriodicEmbedding>,
     },
     /// Stacked LSTM layers over the payment-history block of the features; the last
     /// hidden state beside the static features, then dense ReLU layers (`head`, often
@@ -80,6 +86,9 @@ pub enum ModelSpec {
         model: Box<ModelSpec>,
     },
 }
+
+/// Why a monotone MLP takes no periodic embedding.
+const NOT_MONOTONE: &str = "periodic features are not monotone in their column: with --monotone use --numeric-encoding standard or ple";
 
 /// The hidden layers' activation of a model saved without one.
 fn relu() -> Act {
@@ -250,7 +259,40 @@ impl ModelSpec {
             activation: Act::Relu,
             dropout: 0.0,
             monotone: Vec::new(),
+            periodic: None,
         })
+    }
+
+    /// The same MLP (or ensemble of MLPs) reading `embedding` of its numeric features
+    /// (see [`periodic`]); the other models and a monotone MLP refuse it.
+    pub fn with_periodic(mut self, embedding: PeriodicEmbedding) -> Result<Self> {
+        let refuse = |msg: &str| Err(Error::invalid(Setting::NumericEncoding, msg));
+        match &mut self {
+            ModelSpec::Mlp {
+                monotone, periodic, ..
+            } => {
+                if !monotone.is_empty() {
+                    return refuse(NOT_MONOTONE);
+                }
+                *periodic = Some(embedding);
+            }
+            ModelSpec::Ensemble { model, .. } => {
+                **model = (**model).clone().with_periodic(embedding)?
+            }
+            ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => {
+                return refuse("periodic embeds the features of an mlp; a sequence model (cnn, lstm, gru) reads standardised numbers (the default for these models)");
+            }
+        }
+        Ok(self)
+    }
+
+    /// The periodic embedding in front of the model's dense layers, if any.
+    pub fn periodic(&self) -> Option<&PeriodicEmbedding> {
+        match self {
+            ModelSpec::Mlp { periodic, .. } => periodic.as_ref(),
+            ModelSpec::Ensemble { model, .. } => model.periodic(),
+            ModelSpec::Lstm(_) | ModelSpec::Gru(_) | ModelSpec::Cnn { .. } => None,
+        }
     }
 
     /// The same model held monotone in its input columns as `signs` says (one per input
@@ -264,8 +306,12 @@ impl ModelSpec {
                 inputs,
                 monotone,
                 activation,
+                periodic,
                 ..
             } => {
+                if periodic.is_some() && signs.iter().any(|&s| s != 0) {
+                    return refuse(NOT_MONOTONE.into());
+                }
                 if signs.len() != *inputs {
                     return refuse(format!(
                         "{} signs for a model of {inputs} input columns",
@@ -525,10 +571,13 @@ impl ModelSpec {
                 inputs,
                 hidden,
                 activation,
+                periodic,
                 ..
             } => {
-                let mut h = x;
-                let mut width = *inputs;
+                let (mut h, mut width) = match periodic {
+                    Some(p) => (p.build(g, x)?, p.outputs(*inputs)),
+                    None => (x, *inputs),
+                };
                 for (i, &out) in hidden.iter().chain(std::iter::once(&1)).enumerate() {
                     let w = g.param(&format!("dense{i}.weight"), &[width, out])?;
                     let b = g.param(&format!("dense{i}.bias"), &[out])?;
@@ -638,11 +687,15 @@ pub fn pack_ensemble(ensemble: &ModelSpec, members: &[Vec<f32>]) -> Result<Vec<f
 impl ModelSpec {
     /// Initial values for the parameters of this model's graph `g` ([`init_params`]),
     /// with the output weights of a monotone MLP scaled down (see
-    /// `monotone::OUTPUT_INIT_SCALE`).
+    /// `monotone::OUTPUT_INIT_SCALE`) and a periodic embedding's frequencies and phases
+    /// as [`PeriodicEmbedding::initialise`] sets them.
     pub fn initial_params(&self, g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
         let mut flat = init_params(g, layout, seed);
         if let (false, Some(weight)) = (self.monotone().is_empty(), self.output_weight()) {
             monotone::scale_output_init(g, layout, &weight, &mut flat);
+        }
+        if let Some(periodic) = self.periodic() {
+            periodic.initialise(g, layout, seed, &mut flat);
         }
         flat
     }

@@ -154,7 +154,7 @@ pub fn feature_signs(pre: &Preprocessor, constraints: &[MonotoneConstraint]) -> 
 /// activation to be).
 pub fn check_activation(act: Act) -> Result<()> {
     match act {
-        Act::Gelu | Act::Silu => Err(Error::invalid(
+        Act::Gelu | Act::Silu | Act::Sin => Err(Error::invalid(
             Setting::Monotone,
             format!(
                 "a monotone model needs a non-decreasing activation, and {act} is not one (use relu, leaky_relu, tanh or sigmoid)"

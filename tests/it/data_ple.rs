@@ -139,12 +139,12 @@ fn standard_files_omit_the_field_and_bad_edges_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("bin edge") && e.contains("bad.json"), "{e}");
-    let e = "periodic"
+    let e = "fourier"
         .parse::<NumericEncoding>()
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("numeric encoding") && e.contains("periodic"),
+        e.contains("numeric encoding") && e.contains("fourier") && e.contains("periodic"),
         "{e}"
     );
 }

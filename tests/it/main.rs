@@ -48,6 +48,7 @@ mod monitor;
 mod monotone;
 mod mutation_fuzz;
 mod parquet;
+mod periodic;
 mod plan;
 mod resume_messages;
 mod rnn_gradcheck;

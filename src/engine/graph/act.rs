@@ -33,6 +33,9 @@ pub enum Act {
     Gelu = 5,
     /// SiLU (swish): `x · sigmoid(x)`.
     Silu = 6,
+    /// `sin(x)`: the periodic embedding's features (`nn::periodic`), not a hidden
+    /// layer's activation (the CLI does not offer it for `--activation`).
+    Sin = 7,
 }
 
 /// Which value `Op::ActGrad` reads to compute `act'(x)`.
@@ -56,7 +59,7 @@ const GELU_CUBIC: f64 = 0.044715;
 
 impl Act {
     /// Every activation, in code order: what the CLI offers and the tests iterate over.
-    pub const ALL: [Act; 7] = [
+    pub const ALL: [Act; 8] = [
         Act::Identity,
         Act::Relu,
         Act::Sigmoid,
@@ -64,6 +67,7 @@ impl Act {
         Act::LeakyRelu,
         Act::Gelu,
         Act::Silu,
+        Act::Sin,
     ];
 
     /// The name used on the command line, in saved models and in profiles.
@@ -76,6 +80,7 @@ impl Act {
             Act::LeakyRelu => "leaky_relu",
             Act::Gelu => "gelu",
             Act::Silu => "silu",
+            Act::Sin => "sin",
         }
     }
 
@@ -87,7 +92,7 @@ impl Act {
     /// Which value the derivative is computed from (see [`SlopeFrom`]).
     pub fn slope_from(self) -> SlopeFrom {
         match self {
-            Act::Gelu | Act::Silu => SlopeFrom::Input,
+            Act::Gelu | Act::Silu | Act::Sin => SlopeFrom::Input,
             Act::Identity | Act::Relu | Act::Sigmoid | Act::Tanh | Act::LeakyRelu => {
                 SlopeFrom::Output
             }
@@ -112,6 +117,7 @@ impl Act {
             }
             Act::Gelu => half * x * (one + gelu_inner(x).tanh()),
             Act::Silu => x * sigmoid(x),
+            Act::Sin => x.sin(),
         }
     }
 
@@ -148,6 +154,7 @@ impl Act {
                 let s = sigmoid(v);
                 s * (one + v * (one - s))
             }
+            Act::Sin => v.cos(),
         }
     }
 }
@@ -222,6 +229,10 @@ pub trait Real:
     fn tanh(self) -> Self;
     /// The larger of the two (the other when `self` is NaN), as `f32::max`.
     fn max(self, other: Self) -> Self;
+    /// The sine (radians).
+    fn sin(self) -> Self;
+    /// The cosine (radians).
+    fn cos(self) -> Self;
 }
 
 macro_rules! impl_real {
@@ -242,6 +253,14 @@ macro_rules! impl_real {
             #[inline]
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
+            }
+            #[inline]
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            #[inline]
+            fn cos(self) -> Self {
+                <$t>::cos(self)
             }
         }
     };
