@@ -45,6 +45,25 @@ pub trait Executor {
     fn reads_are_free(&self) -> bool {
         false
     }
+    /// Runs step `step` of a plan as `run_from(plan, step, 1)` does, timing each launch
+    /// on its own: seconds per launch, in the plan's order. The GPU executor reads device
+    /// timestamps around each launch (then each gets its own compute pass, so the sum can
+    /// exceed a normal step's time); the CPU executor reads the host clock, and two
+    /// launches it runs side by side share their time equally. `None` where launches
+    /// cannot be timed (an adapter without TIMESTAMP_QUERY).
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+        let _ = (plan, step);
+        Ok(None)
+    }
+}
+
+/// A kernel's family name, the `Kernel` variant's own (`MatMul`, `ReduceTo`, ...): what
+/// a per-launch time is reported under. Read from the derived `Debug` so that adding a
+/// kernel needs no name table here.
+pub fn kernel_name(kernel: &Kernel) -> String {
+    let text = format!("{kernel:?}");
+    let end = text.find([' ', '{', '(']).unwrap_or(text.len());
+    text[..end].to_string()
 }
 
 /// `len` zero words, or an error naming `what` when the memory cannot be had: a plan

@@ -171,6 +171,8 @@ pub struct Trainer<'e> {
     config: TrainConfig,
     train_plan: usize,
     eval_plan: usize,
+    /// The kernel name of each launch of the training plan (`exec::kernel_name`).
+    launch_names: Vec<String>,
     steps_per_epoch: usize,
     n_train: usize,
     n_val: usize,
@@ -271,6 +273,11 @@ impl<'e> Trainer<'e> {
             },
         )?;
 
+        let launch_names = train_plan
+            .launches
+            .iter()
+            .map(|l| crate::engine::exec::kernel_name(&l.kernel))
+            .collect();
         let train_plan = exec.load(train_plan)?;
         let eval_plan = exec.load(eval_plan)?;
         exec.write("train_x", &train.x)?;
@@ -289,6 +296,7 @@ impl<'e> Trainer<'e> {
             config,
             train_plan,
             eval_plan,
+            launch_names,
             steps_per_epoch,
             n_train: train.rows(),
             n_val: val.rows(),
@@ -414,6 +422,16 @@ impl<'e> Trainer<'e> {
         self.exec.write(LOSS_STATE, &[0.0])?;
         self.run_train_steps(0, 1)?;
         Ok(self.exec.read(LOSS_STATE)?[0] as f64)
+    }
+
+    /// Runs the training step on the first batch of the last shuffle (call
+    /// [`step_once`](Self::step_once) or an epoch first) with each launch timed on its
+    /// own (`Executor::time_launches`); each launch's kernel name and seconds, in order,
+    /// or `None` where the executor cannot time launches. The step updates the weights as
+    /// any step does: for benchmarks, not inside a training run.
+    pub fn time_step_launches(&mut self) -> Result<Option<Vec<(String, f64)>>> {
+        let times = self.exec.time_launches(self.train_plan, 0)?;
+        Ok(times.map(|t| self.launch_names.iter().cloned().zip(t).collect()))
     }
 
     /// Runs `count` training steps starting at step `first` of the epoch's index list.

@@ -38,6 +38,7 @@ mod gpu_rnn;
 mod gpu_train;
 mod gradcheck;
 mod kernel_params;
+mod launch_times;
 mod lifecycle_cli;
 mod lifecycle_explain;
 mod lifecycle_gpu;

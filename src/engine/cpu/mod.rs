@@ -142,14 +142,31 @@ impl CpuExecutor {
         self.put_buffer(lp, o1.storage, buf1);
     }
 
-    fn run_step(&mut self, lp: &mut LoadedPlan, step: usize) -> Result<()> {
+    /// Runs one step; with `times`, pushes each launch's seconds onto it (a pair's time
+    /// split equally between its two launches).
+    fn run_step(
+        &mut self,
+        lp: &mut LoadedPlan,
+        step: usize,
+        mut times: Option<&mut Vec<f64>>,
+    ) -> Result<()> {
         let mut next = 0;
         let mut scratch = std::mem::take(&mut self.scratch);
         let budget = self.conv_budget();
+        // The launches since the clock was last read: 1, or 2 after a pair.
+        let mut clock = (std::time::Instant::now(), 0usize);
+        let mut lap = |clock: &mut (std::time::Instant, usize), launches: usize| {
+            if let Some(times) = times.as_deref_mut() {
+                let seconds = clock.0.elapsed().as_secs_f64() / clock.1.max(1) as f64;
+                times.extend(std::iter::repeat_n(seconds, clock.1));
+                *clock = (std::time::Instant::now(), launches);
+            }
+        };
         for i in 0..lp.plan.launches.len() {
             if i < next {
                 continue; // ran as the second of a pair
             }
+            lap(&mut clock, 1 + lp.pair_with_next[i] as usize);
             if lp.pair_with_next[i] {
                 self.run_pair(lp, i);
                 next = i + 2;
@@ -411,6 +428,7 @@ impl CpuExecutor {
             }
             self.put_buffer(lp, out.storage, buf);
         }
+        lap(&mut clock, 0);
         self.scratch = scratch;
         Ok(())
     }
@@ -529,7 +547,7 @@ impl Executor for CpuExecutor {
             self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
             if !self.lanes.available() {
                 return (first_step..first_step + steps)
-                    .try_for_each(|s| self.run_step(&mut lp, s));
+                    .try_for_each(|s| self.run_step(&mut lp, s, None));
             }
             // Each step split across the lanes or not, whichever has been faster.
             let lanes = self.lanes.clone();
@@ -537,7 +555,7 @@ impl Executor for CpuExecutor {
                 let split = lp.lanes.pick();
                 lanes.set_splitting(split);
                 let started = std::time::Instant::now();
-                self.run_step(&mut lp, s)?;
+                self.run_step(&mut lp, s, None)?;
                 lp.lanes.record(split, started.elapsed().as_secs_f64());
                 Ok(())
             });
@@ -546,5 +564,32 @@ impl Executor for CpuExecutor {
         })();
         self.plans[plan] = Some(lp);
         result
+    }
+
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+        let mut lp = self
+            .plans
+            .get_mut(plan)
+            .and_then(Option::take)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        let mut times = Vec::with_capacity(lp.plan.launches.len());
+        let result = (|| {
+            crate::engine::exec::check_run(&lp.plan, step, 1, |name| {
+                self.named.read_u32_max(name)
+            })?;
+            let counter = lp
+                .plan
+                .state_index(crate::engine::plan::STEP_STATE)
+                .expect("every plan counts steps");
+            self.named.get_mut(lp.states[counter])[0] = f32::from_bits(step as u32);
+            // Split across the lanes as a normal run would be now.
+            let split = self.lanes.available() && lp.lanes.pick();
+            self.lanes.set_splitting(split);
+            let result = self.run_step(&mut lp, step, Some(&mut times));
+            self.lanes.set_splitting(false);
+            result
+        })();
+        self.plans[plan] = Some(lp);
+        result.map(|()| Some(times))
     }
 }

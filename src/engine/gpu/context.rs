@@ -321,6 +321,9 @@ impl GpuContext {
         let desc = wgpu::DeviceDescriptor {
             label: Some("riskgrad"),
             required_limits: limits.clone(),
+            // Device timestamps time each launch (`Executor::time_launches`) where the
+            // adapter has them; nothing else depends on a feature.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))

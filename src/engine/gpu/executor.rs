@@ -547,6 +547,85 @@ impl Executor for GpuExecutor {
         result?;
         self.ctx.take_error()
     }
+
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+        if !self
+            .ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok(None);
+        }
+        let lp = self
+            .plans
+            .get(plan)
+            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+        crate::engine::exec::check_run(&lp.plan, step, 1, |name| {
+            self.named
+                .iter()
+                .find(|n| n.name == name)
+                .and_then(|n| n.max_u32)
+        })?;
+        let step = u32::try_from(step)
+            .map_err(|_| Error::Other(format!("step {step} overflows the step counter")))?;
+        let n = lp.launches.len();
+        // A query set holds at most 4096 queries (wgpu's limit): a set per 2048 launches,
+        // each resolved at a multiple of 256 bytes (2048 × 16) as resolving requires.
+        const PER_SET: usize = 2048;
+        let device = &self.ctx.device;
+        let scope = ErrorScope::push(device);
+        self.ctx
+            .queue
+            .write_buffer(&self.named[lp.step].buffer, 0, bytemuck::bytes_of(&step));
+        let sets: Vec<(wgpu::QuerySet, u32)> = (0..n.div_ceil(PER_SET))
+            .map(|k| {
+                let count = (2 * (n - k * PER_SET).min(PER_SET)) as u32;
+                let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("launch timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                });
+                (set, count)
+            })
+            .collect();
+        use wgpu::BufferUsages as U;
+        let resolved =
+            self.create_buffer("launch timestamps", 4 * n, U::QUERY_RESOLVE | U::COPY_SRC)?;
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("timed step"),
+        });
+        for (i, (l, group)) in lp.launches.iter().zip(&lp.bind_groups).enumerate() {
+            let at = (2 * (i % PER_SET)) as u32;
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed launch"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &sets[i / PER_SET].0,
+                    beginning_of_pass_write_index: Some(at),
+                    end_of_pass_write_index: Some(at + 1),
+                }),
+            });
+            pass.set_pipeline(self.ctx.pipeline(l.pipe));
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+        }
+        for (k, (set, count)) in sets.iter().enumerate() {
+            encoder.resolve_query_set(set, 0..*count, &resolved, (k * PER_SET * 16) as u64);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        scope.pop("timing each launch")?;
+        self.ctx.take_error()?;
+        let words = self.read_words(&resolved, 0, 4 * n)?;
+        // Each timestamp is a u64 in two little-endian words.
+        let tick =
+            |q: usize| words[2 * q].to_bits() as u64 | (words[2 * q + 1].to_bits() as u64) << 32;
+        let seconds_per_tick = self.ctx.queue.get_timestamp_period() as f64 * 1e-9;
+        Ok(Some(
+            (0..n)
+                .map(|i| tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * seconds_per_tick)
+                .collect(),
+        ))
+    }
 }
 
 /// What lowering needs to know of the device.
