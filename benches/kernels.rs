@@ -34,5 +34,5 @@ fn main() -> riskgrad::Result<()> {
             },
         )?;
     }
-    Ok(())
+    common::write_json("kernels", cases, Some(budget))
 }

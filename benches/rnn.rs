@@ -28,5 +28,5 @@ fn main() -> riskgrad::Result<()> {
         };
         suites::recurrent_on_devices(kind, &devices, 256, 3, 64, 6, &timing, &mut cases)?;
     }
-    Ok(())
+    common::write_json("rnn", cases, Some(timing.budget_seconds))
 }

@@ -7,6 +7,9 @@
 //!   (default `cpu`; `cpu,gpu` adds the best GPU adapter);
 //! - `RISKGRAD_BENCH_FULL=1`: the budgets and sizes of `riskgrad bench` instead of the
 //!   short default run (a tenth of the work per round, fewer sizes and epochs).
+//!
+//! Each target writes its cases as `riskgrad bench --json` does, to
+//! `target/riskgrad-bench/TARGET.json` (under `CARGO_TARGET_DIR` when it is set).
 
 use riskgrad::engine::gpu::DeviceChoice;
 
@@ -33,6 +36,25 @@ pub fn devices() -> riskgrad::Result<Vec<DeviceChoice>> {
         .split(',')
         .map(str::parse)
         .collect()
+}
+
+/// Writes `cases` as `riskgrad bench --json` would, to `target/riskgrad-bench/NAME.json`,
+/// and says where.
+pub fn write_json(
+    name: &str,
+    cases: Vec<crate::suites::Case>,
+    budget_seconds: Option<f64>,
+) -> riskgrad::Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("riskgrad-bench");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| riskgrad::Error::Other(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{name}.json"));
+    crate::suites::Report::new(cases, budget_seconds).write(&path)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// Whether `RISKGRAD_BENCH_FULL=1` asks for `riskgrad bench`'s full run.

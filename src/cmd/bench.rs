@@ -155,10 +155,15 @@ pub enum BenchKind {
     Lstm(RnnBenchArgs),
     /// As lstm, for a GRU layer.
     Gru(RnnBenchArgs),
-    /// Training throughput of the default MLP (64-32, batch 256, Adam) on the bundled
-    /// data: rows/s, time to the end of the first step, peak memory. Each epoch is one
-    /// sample.
+    /// Training throughput of a model (batch 256, Adam) on the bundled data: rows/s, time
+    /// to the end of the first step, peak memory, and where one step's time goes by
+    /// kernel family (each launch timed alone: device timestamps on a GPU, the host clock
+    /// on the CPU). Each epoch is one sample.
     Train {
+        /// The model: mlp (64-32), cnn (the default CNN), lstm or gru (layers of 64 and
+        /// 32); the last three over the payment history.
+        #[arg(long, value_enum, default_value = "mlp")]
+        model: suites::BenchModel,
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
         #[arg(long, default_value_t = 10)]
@@ -287,14 +292,16 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             (output, Some(t.budget_seconds))
         }
         BenchKind::Train {
+            model,
             device,
             epochs,
             peer_features,
             output,
         } => {
             let (mut exec, info) = suites::open_device(device)?;
-            let b = suites::train_default_mlp(
+            let b = suites::train_model(
                 exec.as_mut(),
+                *model,
                 (*epochs).max(1),
                 *peer_features,
                 started,

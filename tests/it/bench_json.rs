@@ -520,3 +520,59 @@ fn compare_names_a_missing_or_bad_file() {
         }
     }
 }
+
+/// `bench train --model gru` on the CPU backend: one sample per epoch, and a breakdown names the recurrent kernels, one entry per kernel family, with
+/// shares that add up to the whole step. `--model` refuses a model it does not run.
+#[test]
+fn train_json_holds_a_breakdown_by_kernel() {
+    let out = out_path("bench-train.json");
+    let o = riskgrad(&[
+        "bench",
+        "train",
+        "--model",
+        "gru",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("one training step by kernel"), "{text}");
+    let doc = read_json(&out.0);
+    assert_eq!(doc["schema"], json!(1));
+    let case = &doc["cases"][0];
+    assert_eq!(case["stats"]["samples"], json!(1), "one sample per epoch");
+    assert!(case["rate"].as_f64().unwrap() > 0.0, "{case}");
+    assert_eq!(case["suite"], json!("train"));
+    assert_eq!(case["kernel"], json!("gru 64-32"));
+    let b = &case["breakdown"];
+    assert_eq!(b["clock"], json!("host clock"));
+    assert!(b["steps"].as_u64().unwrap() >= 1, "{b}");
+    let kernels = b["kernels"].as_array().unwrap();
+    let names: Vec<&str> = kernels
+        .iter()
+        .map(|k| k["kernel"].as_str().unwrap())
+        .collect();
+    for family in ["RnnCell", "RnnCellGrad", "MatMul", "Optimize"] {
+        assert!(names.contains(&family), "{family} in {names:?}");
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "one entry per family: {names:?}");
+    let percent: f64 = kernels.iter().map(|k| k["percent"].as_f64().unwrap()).sum();
+    assert!((percent - 100.0).abs() < 1e-6, "{percent}");
+    assert!(
+        kernels
+            .iter()
+            .all(|k| k["launches"].as_u64().unwrap() >= 1 && k["seconds"].as_f64().unwrap() >= 0.0),
+        "{b}"
+    );
+
+    let o = riskgrad(&["bench", "train", "--model", "logistic"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+}

@@ -284,6 +284,10 @@ pub struct Case {
     /// `rate / peak.value * 100`; null when either is.
     #[serde(default)]
     pub percent_of_peak: Option<f64>,
+    /// `bench train` only: one training step's time by kernel family; absent elsewhere
+    /// and where launches cannot be timed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 impl Case {
@@ -517,6 +521,7 @@ impl Measured<'_> {
             unit: self.unit.into(),
             max_error: check.map(|c| c.0),
             tolerance: check.map(|c| c.1),
+            breakdown: None,
         }
     }
 }
@@ -603,8 +608,98 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The models `bench train` runs, at the sizes the peers' scripts use.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchModel {
+    /// Dense 64-32 over the prepared features.
+    Mlp,
+    /// The default CNN over the payment history.
+    Cnn,
+    /// LSTM layers of 64 and 32 over the payment history.
+    Lstm,
+    /// GRU layers of 64 and 32 over the payment history.
+    Gru,
+}
+
+impl BenchModel {
+    /// The model's name in the output and the JSON's `kernel` field.
+    pub fn label(self) -> &'static str {
+        match self {
+            BenchModel::Mlp => "mlp 64-32",
+            BenchModel::Cnn => "cnn",
+            BenchModel::Lstm => "lstm 64-32",
+            BenchModel::Gru => "gru 64-32",
+        }
+    }
+}
+
+/// One kernel family's share of a training step (`bench train`'s breakdown).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KernelTime {
+    /// The `plan::Kernel` variant (MatMul, ReduceTo, RnnCell, ...).
+    pub kernel: String,
+    /// Its launches in one step.
+    pub launches: usize,
+    /// Seconds per step, summed over its launches (each launch's median over the timed
+    /// steps).
+    pub seconds: f64,
+    /// `seconds` over the whole step's, in percent.
+    pub percent: f64,
+}
+
+/// Where a step's time goes, kernel family by family, largest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Breakdown {
+    /// "device timestamps" (GPU) or "host clock" (CPU).
+    pub clock: String,
+    /// Timed steps each launch's median is taken over.
+    pub steps: usize,
+    pub kernels: Vec<KernelTime>,
+}
+
+impl Breakdown {
+    /// Groups per-launch times (one list per timed step, each `(kernel, seconds)` in
+    /// launch order) by kernel.
+    pub fn of(timed: &[Vec<(String, f64)>], clock: &str) -> Breakdown {
+        let mut kernels: Vec<KernelTime> = Vec::new();
+        if let Some(first) = timed.first() {
+            for (i, (name, _)) in first.iter().enumerate() {
+                let seconds = median(timed.iter().map(|step| step[i].1).collect());
+                match kernels.iter_mut().find(|k| &k.kernel == name) {
+                    Some(k) => {
+                        k.launches += 1;
+                        k.seconds += seconds;
+                    }
+                    None => kernels.push(KernelTime {
+                        kernel: name.clone(),
+                        launches: 1,
+                        seconds,
+                        percent: 0.0,
+                    }),
+                }
+            }
+        }
+        let total: f64 = kernels.iter().map(|k| k.seconds).sum();
+        for k in &mut kernels {
+            k.percent = if total > 0.0 {
+                k.seconds / total * 100.0
+            } else {
+                0.0
+            };
+        }
+        kernels.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        Breakdown {
+            clock: clock.into(),
+            steps: timed.len(),
+            kernels,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainBench {
+    pub model: BenchModel,
     pub device: String,
     pub features: usize,
     /// Median over epochs of training rows per second (validation excluded).
@@ -622,16 +717,18 @@ pub struct TrainBench {
     pub train_rows: usize,
     pub epoch_seconds: Vec<f64>,
     pub peer_features: bool,
+    /// Where one step's time goes; `None` where launches cannot be timed.
+    pub breakdown: Option<Breakdown>,
 }
 
 impl TrainBench {
     /// The benchmark as a case (a repetition is one epoch's training steps).
     pub fn case(&self, device: &DeviceInfo) -> Case {
-        Measured {
+        let mut case = Measured {
             suite: "train",
-            kernel: "mlp 64-32".into(),
+            kernel: self.model.label().into(),
             shape: format!(
-                "rows {} features {} batch 256",
+                "rows {} features {} batch {TRAIN_BATCH}",
                 self.train_rows, self.features
             ),
             variant: if self.peer_features {
@@ -648,14 +745,21 @@ impl TrainBench {
             intensity: None,
             ceiling: Ceiling::None,
         }
-        .case(device, Some(Stats::of(&self.epoch_seconds, 1)), None)
+        .case(device, Some(Stats::of(&self.epoch_seconds, 1)), None);
+        case.breakdown = self.breakdown.clone();
+        case
     }
 }
 
 /// Prints a training benchmark; `exec` is the executor it ran on (for its host time per
 /// step, where it keeps one).
 pub fn print_train(b: &TrainBench, exec: &dyn Executor) {
-    println!("device: {}; {} input features", b.device, b.features);
+    println!(
+        "{} on {}; {} input features",
+        b.model.label(),
+        b.device,
+        b.features
+    );
     println!(
         "training throughput: {:.0} rows/s (median of {} epochs)",
         b.rows_per_second, b.epochs
@@ -674,30 +778,83 @@ pub fn print_train(b: &TrainBench, exec: &dyn Executor) {
     if let Some(rss) = b.peak_rss_mib {
         println!("peak resident memory: {rss:.1} MiB");
     }
+    match &b.breakdown {
+        Some(d) => {
+            let total: f64 = d.kernels.iter().map(|k| k.seconds).sum();
+            println!(
+                "one training step by kernel ({}, each launch alone, median of {} steps): {:.1} µs",
+                d.clock,
+                d.steps,
+                total * 1e6
+            );
+            for k in &d.kernels {
+                println!(
+                    "  {:<20} {:>4} launches {:>10.1} µs {:>6.1}%",
+                    k.kernel,
+                    k.launches,
+                    k.seconds * 1e6,
+                    k.percent
+                );
+            }
+        }
+        None => println!("per-kernel times: this device has no timestamp queries"),
+    }
 }
 
-/// Trains the default MLP (64-32, batch 256, Adam 1e-3, seed 0) on the bundled Taiwan
-/// data and measures throughput; `since` is when the process started. With
-/// `peer_features` the data is prepared as the peer programs do (the 23 columns as
-/// numbers, standardized) instead of riskgrad's defaults (58 features after one-hot).
-pub fn train_default_mlp(
+/// Rows per training step in `bench train` (the peers' batch).
+pub const TRAIN_BATCH: usize = 256;
+/// Training steps timed launch by launch for the breakdown.
+const TIMED_STEPS: usize = 10;
+
+/// Trains `which` (batch 256, Adam 1e-3, seed 0) on the bundled Taiwan data and measures
+/// throughput, then times the launches of a few more steps; `since` is when the process
+/// started. With `peer_features` the MLP's data is prepared as the peer programs do (the
+/// 23 columns as numbers, standardized) instead of riskgrad's defaults (58 features
+/// after one-hot); the sequence models always read the columns as numbers.
+pub fn train_model(
     exec: &mut dyn Executor,
+    which: BenchModel,
     epochs: usize,
     peer_features: bool,
     since: Instant,
 ) -> Result<TrainBench> {
+    use riskgrad::data::sequence::{self, SequenceLayout};
     use riskgrad::data::{prepare_bundled, PrepareOptions};
     use riskgrad::engine::graph::Optimizer;
+    use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
     use riskgrad::train::{TrainConfig, Trainer};
     let mut opts = PrepareOptions::bundled();
     if peer_features {
         opts.categorical.clear();
         opts.signed_log = riskgrad::data::SignedLog::Off;
     }
-    let data = prepare_bundled(&opts)?;
+    if which != BenchModel::Mlp {
+        opts = sequence::prepare_options(opts, &[], true)?;
+    }
+    let mut data = prepare_bundled(&opts)?;
+    let model = match which {
+        BenchModel::Mlp => ModelSpec::mlp(data.n_features(), &[64, 32])?,
+        _ => {
+            let l = SequenceLayout::taiwan_default(&data.feature_names).ok_or_else(|| {
+                riskgrad::Error::Other("the bundled data lacks its payment history".into())
+            })?;
+            l.apply(&mut data)?;
+            let (statics, channels, steps) = (l.statics(), l.channels(), l.steps());
+            match which {
+                BenchModel::Cnn => ModelSpec::cnn(statics, channels, steps, CnnLayers::default())?,
+                BenchModel::Lstm | BenchModel::Gru => {
+                    let spec = RecurrentSpec::new(statics, channels, steps, &[64, 32], false, &[])?;
+                    match which {
+                        BenchModel::Lstm => ModelSpec::lstm(spec),
+                        _ => ModelSpec::gru(spec),
+                    }
+                }
+                BenchModel::Mlp => unreachable!("handled above"),
+            }
+        }
+    };
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
-    let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
     let optimizer = Optimizer::Adam {
         lr: 1e-3,
         beta1: 0.9,
@@ -705,6 +862,12 @@ pub fn train_default_mlp(
         eps: 1e-8,
     };
     let device = exec.device_name();
+    // Only the CPU executor's memory is the host's.
+    let clock = if exec.reads_are_free() {
+        "host clock"
+    } else {
+        "device timestamps"
+    };
     let mut trainer = Trainer::new(
         exec,
         &model,
@@ -712,7 +875,7 @@ pub fn train_default_mlp(
         val,
         TrainConfig {
             epochs,
-            batch: 256,
+            batch: TRAIN_BATCH,
             optimizer,
             seed: 0,
             pos_weight: 1.0,
@@ -730,7 +893,16 @@ pub fn train_default_mlp(
         epoch_seconds.push(train.rows() as f64 / report.rows_per_second);
         val_auc = report.validation.auc;
     }
+    // After the figures above: the timed steps move the weights.
+    let mut timed = Vec::new();
+    for _ in 0..TIMED_STEPS {
+        match trainer.time_step_launches()? {
+            Some(launches) => timed.push(launches),
+            None => break,
+        }
+    }
     Ok(TrainBench {
+        model: which,
         device,
         features: data.n_features(),
         rows_per_second: median(rates),
@@ -743,6 +915,7 @@ pub fn train_default_mlp(
         train_rows: train.rows(),
         epoch_seconds,
         peer_features,
+        breakdown: (!timed.is_empty()).then(|| Breakdown::of(&timed, clock)),
     })
 }
 
