@@ -576,3 +576,59 @@ fn train_json_holds_a_breakdown_by_kernel() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
 }
+
+/// `bench pool` on lavapipe: each case's output is checked against the CPU backend's
+/// before it is timed, and timed by device timestamps with the wall clock beside; a wrong
+/// kernel (injected) is reported wrong and never timed. (`bench conv` takes the same path,
+/// `check_against_cpu` and `time_plan`, at sizes too slow for a test on lavapipe.)
+#[test]
+fn gpu_cases_are_checked_against_the_cpu_and_timed_by_timestamps() {
+    use crate::common::{context, take_turn};
+    let (_ctx, _turn) = crate::gpu_or_skip!();
+    {
+        let suite = "pool";
+        let out = out_path(&format!("bench-gpu-{suite}.json"));
+        let o = riskgrad(&[
+            "bench",
+            suite,
+            "--devices",
+            "gpu",
+            "--budget",
+            "0.02",
+            "--no-peak",
+            "--json",
+            out.0.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{suite}: {}", stderr(&o));
+        let doc = read_json(&out.0);
+        for c in doc["cases"].as_array().unwrap() {
+            assert_eq!(c["status"], json!("ok"), "{c}");
+            let (error, tolerance) = (
+                c["max_error"].as_f64().unwrap(),
+                c["tolerance"].as_f64().unwrap(),
+            );
+            assert!(error <= tolerance, "{c}");
+            assert_eq!(c["clock"], json!("device timestamps"), "{c}");
+            assert!(c["stats"]["median"].as_f64().unwrap() > 0.0, "{c}");
+            assert!(c["wall_stats"]["median"].as_f64().unwrap() > 0.0, "{c}");
+        }
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args([
+            "bench",
+            "pool",
+            "--devices",
+            "gpu",
+            "--budget",
+            "0.01",
+            "--no-peak",
+        ])
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches("WRONG").count(), 8, "{text}");
+    assert!(!text.contains("GB/s "), "nothing wrong is timed: {text}");
+}

@@ -284,13 +284,34 @@ pub struct Case {
     /// `rate / peak.value * 100`; null when either is.
     #[serde(default)]
     pub percent_of_peak: Option<f64>,
+    /// Which clock `stats` come from: "device timestamps" (a GPU with TIMESTAMP_QUERY:
+    /// the launches' own time) or "wall clock".
+    #[serde(default = "wall_clock")]
+    pub clock: String,
+    /// The wall clock's statistics beside device timestamps; null when `stats` are the
+    /// wall clock's.
+    #[serde(default)]
+    pub wall_stats: Option<Stats>,
     /// `bench train` only: one training step's time by kernel family; absent elsewhere
     /// and where launches cannot be timed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<Breakdown>,
 }
 
+fn wall_clock() -> String {
+    "wall clock".into()
+}
+
 impl Case {
+    /// The case with its statistics from `time` (device timestamps or the wall clock).
+    fn timed_by(mut self, time: Option<&PlanTime>) -> Case {
+        if let Some(wall) = time.and_then(|t| t.wall.clone()) {
+            self.clock = "device timestamps".into();
+            self.wall_stats = Some(wall);
+        }
+        self
+    }
+
     /// The line `riskgrad bench` prints for a case.
     pub fn line(&self) -> String {
         let mut name = format!("{} {} {}", self.kernel, self.variant, self.shape);
@@ -312,6 +333,9 @@ impl Case {
                 }
                 if let Some(i) = self.intensity {
                     line += &format!("  {i:.2} flop/B");
+                }
+                if let Some(w) = &self.wall_stats {
+                    line += &format!("  [device timestamps; wall {:.3} ms]", w.median * 1e3);
                 }
                 line
             }
@@ -438,10 +462,89 @@ fn run_waiting(exec: &mut dyn Executor, plan: usize, reps: usize) -> Result<f64>
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Times steps of a loaded plan (`time_reps`); reading the step counter back waits for
-/// completion.
-pub fn time_plan(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Result<Stats> {
+/// Times steps of a loaded plan by the wall clock (`time_reps`); reading the step
+/// counter back waits for completion.
+pub fn time_plan_wall(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Result<Stats> {
     time_reps(|reps| run_waiting(exec, plan, reps), timing)
+}
+
+/// A plan's time per step, and by which clock.
+pub struct PlanTime {
+    /// From device timestamps where the device has them, else from the wall clock.
+    pub stats: Stats,
+    /// The wall clock's, beside device timestamps; `None` when `stats` is the wall's.
+    pub wall: Option<Stats>,
+}
+
+/// Times steps of a loaded plan: on a GPU with TIMESTAMP_QUERY, the device's own time
+/// (the sum of the step's launches, from timestamps, one step per sample after one
+/// warm-up) with the wall clock's beside it, half the budget each; elsewhere the wall
+/// clock's alone.
+pub fn time_plan(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Result<PlanTime> {
+    // Only the CPU executor's memory is the host's: its "launch times" are host clocks.
+    if exec.reads_are_free() || exec.time_launches(plan, 0)?.is_none() {
+        return Ok(PlanTime {
+            stats: time_plan_wall(exec, plan, timing)?,
+            wall: None,
+        });
+    }
+    let half = Timing {
+        budget_seconds: timing.budget_seconds / 2.0,
+    };
+    let wall = time_plan_wall(exec, plan, &half)?;
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < MAX_SAMPLES
+        && (samples.len() < MIN_SAMPLES || start.elapsed().as_secs_f64() < half.budget_seconds)
+    {
+        let launches = exec.time_launches(plan, 0)?.unwrap_or_default();
+        samples.push(launches.iter().sum::<f64>());
+    }
+    Ok(PlanTime {
+        stats: Stats::of(&samples, 1),
+        wall: Some(wall),
+    })
+}
+
+/// On a GPU, runs a loaded plan once and compares its `out` with the CPU backend's run of
+/// `plan` on the same random inputs (`load_with_random_inputs` from `seed`, then
+/// `extra`): the largest absolute difference and the tolerance, 1e-3 of the CPU output's
+/// largest magnitude (at least 1e-3). `None` on the CPU backend, whose kernels the test
+/// suite holds against f64 references.
+fn check_against_cpu(
+    exec: &mut dyn Executor,
+    (h, plan): (usize, riskgrad::engine::plan::Plan),
+    out: riskgrad::engine::graph::NodeId,
+    seed: u64,
+    extra: &[(String, Vec<f32>)],
+) -> Result<Option<(f64, f64)>> {
+    if exec.reads_are_free() {
+        return Ok(None);
+    }
+    exec.run(h, 1)?;
+    let mut got = exec.read_node(h, out)?;
+    if std::env::var_os(INJECT_WRONG_ENV).is_some() {
+        got.iter_mut().for_each(|v| *v += 1.0);
+    }
+    let mut cpu = riskgrad::engine::cpu::CpuExecutor::new();
+    let hc = load_with_random_inputs(&mut cpu, plan, seed)?;
+    for (name, data) in extra {
+        cpu.write(name, data)?;
+    }
+    cpu.run(hc, 1)?;
+    let want = cpu.read_node(hc, out)?;
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
+    let error = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (*g as f64 - *w as f64).abs())
+        .fold(0.0f64, |m, e| if e.is_nan() || e > m { e } else { m });
+    let error = if got.len() == want.len() {
+        error
+    } else {
+        f64::NAN
+    };
+    Ok(Some((error, 1e-3 * scale)))
 }
 
 /// Times `run(reps)`, which runs `reps` repetitions (in one submission, on a GPU), waits
@@ -522,6 +625,8 @@ impl Measured<'_> {
             max_error: check.map(|c| c.0),
             tolerance: check.map(|c| c.1),
             breakdown: None,
+            clock: wall_clock(),
+            wall_stats: None,
         }
     }
 }
@@ -592,12 +697,18 @@ pub fn matmul(
         intensity: Some(2.0 * (size as f64).powi(3) / (12.0 * (size * size) as f64)),
         ceiling: Ceiling::Fma,
     };
-    let stats = if max_error <= tolerance {
+    let time = if max_error <= tolerance {
         Some(time_plan(exec, h, timing)?)
     } else {
         None
     };
-    Ok(measured.case(device, stats, Some((max_error, tolerance))))
+    Ok(measured
+        .case(
+            device,
+            time.as_ref().map(|t| t.stats.clone()),
+            Some((max_error, tolerance)),
+        )
+        .timed_by(time.as_ref()))
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; `None` elsewhere).
@@ -1074,8 +1185,15 @@ pub fn conv(
             ..Default::default()
         },
     )?;
-    let h = load_with_random_inputs(exec, plan, macs as u64)?;
-    let stats = time_plan(exec, h, timing)?;
+    let seed = macs as u64;
+    let h = load_with_random_inputs(exec, plan.clone(), seed)?;
+    let check = check_against_cpu(exec, (h, plan), out, seed, &[])?;
+    let wrong = check.is_some_and(|(e, t)| e.is_nan() || e > t);
+    let time = if wrong {
+        None
+    } else {
+        Some(time_plan(exec, h, timing)?)
+    };
     let variant = match pass {
         ConvPass::Forward => "forward",
         ConvPass::GradInput => "grad_input",
@@ -1101,7 +1219,9 @@ pub fn conv(
         intensity: Some(2.0 * macs as f64 / (4 * words) as f64),
         ceiling: Ceiling::Fma,
     };
-    Ok(measured.case(device, Some(stats), None))
+    Ok(measured
+        .case(device, time.as_ref().map(|t| t.stats.clone()), check)
+        .timed_by(time.as_ref()))
 }
 
 /// A pooling op to time: x `[n, c, h, w]`, a `kh × kw` window, one stride and one
@@ -1223,7 +1343,7 @@ pub fn pool(
         exec.run(h, 1)?;
         argmax = Some(exec.read_node(h, idx)?);
     }
-    let (plan, bytes) = if backward {
+    let (plan, bytes, out) = if backward {
         let mut gb = Graph::new();
         let dy = gb.input(&format!("bench_dy {tag}"), g.shape(y))?;
         let dx = match &argmax {
@@ -1243,6 +1363,7 @@ pub fn pool(
                 },
             )?,
             4 * (y_len + x_len) + idx_bytes,
+            dx,
         )
     } else {
         (
@@ -1254,13 +1375,25 @@ pub fn pool(
                 },
             )?,
             4 * (x_len + y_len),
+            y,
         )
     };
-    let h = load_with_random_inputs(exec, plan, y_len as u64)?;
-    if let Some(idx) = argmax {
-        exec.write(&format!("bench_idx {tag}"), &idx)?;
+    let seed = y_len as u64;
+    let h = load_with_random_inputs(exec, plan.clone(), seed)?;
+    let extra: Vec<(String, Vec<f32>)> = argmax
+        .map(|idx| (format!("bench_idx {tag}"), idx))
+        .into_iter()
+        .collect();
+    for (name, data) in &extra {
+        exec.write(name, data)?;
     }
-    let stats = time_plan(exec, h, timing)?;
+    let check = check_against_cpu(exec, (h, plan), out, seed, &extra)?;
+    let wrong = check.is_some_and(|(e, t)| e.is_nan() || e > t);
+    let time = if wrong {
+        None
+    } else {
+        Some(time_plan(exec, h, timing)?)
+    };
     // Operations, counting a compare (max) or an add (average) as a flop: one per window
     // element forward; backward, one add per dy for max, per window element for average.
     let window = (case.kh * case.kw) as f64;
@@ -1286,7 +1419,9 @@ pub fn pool(
         // Pooling reads and writes: held against the copy bandwidth.
         ceiling: Ceiling::Copy,
     };
-    Ok(measured.case(device, Some(stats), None))
+    Ok(measured
+        .case(device, time.as_ref().map(|t| t.stats.clone()), check)
+        .timed_by(time.as_ref()))
 }
 
 /// `riskgrad bench matmul`: each square size in turn, a line printed as each is measured
@@ -1485,9 +1620,9 @@ pub fn recurrent(
         input,
         hidden,
         steps,
-        step: time_plan(exec, full, timing)?,
-        matmuls: time_plan(exec, mm, timing)?,
-        cells: time_plan(exec, cl, timing)?,
+        step: time_plan_wall(exec, full, timing)?,
+        matmuls: time_plan_wall(exec, mm, timing)?,
+        cells: time_plan_wall(exec, cl, timing)?,
         launches,
         matmul_launches,
         cell_launches,
