@@ -582,6 +582,33 @@ mod tests {
         );
     }
 
+    /// The fallback where directories cannot be exchanged (other OSes, some file
+    /// systems): the staged files are renamed into the old directory, which keeps its
+    /// other files, and the staging directory goes.
+    #[test]
+    fn without_the_exchange_the_files_are_renamed_in_one_by_one() {
+        let root = std::env::temp_dir().join(format!("riskgrad-burst-{}", std::process::id()));
+        let dir = root.join("model");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "old config").unwrap();
+        std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+        let mut files = FileSet::replacing(&dir).unwrap();
+        files
+            .add(&dir.join("metrics.json"), b"new metrics")
+            .unwrap();
+        files.add(&dir.join("config.json"), b"new config").unwrap();
+        let staging = files.whole.take().expect("a staging directory");
+        let staged = staging.path.clone();
+        staging.rename_each().unwrap();
+        drop(staging);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("metrics.json"), "new metrics");
+        assert_eq!(read("config.json"), "new config");
+        assert_eq!(read("notes.txt"), "kept");
+        assert!(!staged.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn a_dropped_writer_leaves_the_old_file_and_no_temporary() {
         let dir = std::env::temp_dir().join(format!("riskgrad-files-{}", std::process::id()));
