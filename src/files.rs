@@ -2,7 +2,9 @@
 //! half-written: the bytes go to a temporary file beside the target, which is synced to
 //! disk and then renamed over the target; the directory is synced too, so the rename
 //! itself survives a power cut. The target is always either all of its old contents or
-//! all of the new ones.
+//! all of the new ones. A model directory goes one step further ([`FileSet::replacing`]):
+//! the new one is built beside it and swapped in whole, so a reader sees the old model or
+//! the new one, never a mix; [`DirLock`] keeps two runs from writing one directory.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -75,49 +77,402 @@ impl AtomicWriter {
         }
         sync_dir_of(&self.path)
     }
-}
 
-/// Files that belong together (a model directory's weights, config, metrics and report):
-/// each is written and synced under its temporary name first, and only when all of them
-/// are on disk are they renamed into place, in the order added. A full disk or an error
-/// while writing any of them leaves every old file as it was; the renames, which need no
-/// space, come last. Put the file that makes the set count (a model's config.json) last.
-#[derive(Default)]
-pub struct FileSet {
-    staged: Vec<AtomicWriter>,
-}
-
-impl FileSet {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Writes `bytes` for `path` under its temporary name and syncs them.
-    pub fn add(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut w = AtomicWriter::create(path)?;
-        w.write_all(bytes)?;
-        w.sync()?;
-        self.staged.push(w);
-        Ok(())
-    }
-
-    /// Adds a writer already filled (e.g. one written in pieces), syncing it.
-    pub fn add_writer(&mut self, mut writer: AtomicWriter) -> Result<()> {
-        writer.sync()?;
-        self.staged.push(writer);
-        Ok(())
-    }
-
-    /// Renames every file into place, in the order added.
-    pub fn commit(self) -> Result<()> {
-        for w in self.staged {
-            w.commit()?;
+    /// Syncs the temporary file and renames it to `target` (a staging directory's file on
+    /// the same file system) instead of its own path.
+    fn move_to(mut self, target: &Path) -> Result<()> {
+        self.sync()?;
+        drop(self.out.take());
+        if let Err(e) = std::fs::rename(&self.tmp, target) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(Error::io(&self.path, e));
         }
         Ok(())
     }
 }
 
+/// Files that belong together (a model directory's weights, config, metrics and report),
+/// written in full before any of them is seen. Two ways:
+///
+/// - [`FileSet::replacing`] a whole directory (a model directory): the new directory is
+///   built as a sibling, `.NAME.staging-PID`, with every file of the set plus whatever
+///   the old directory holds that the set does not write (a checkpoint, the user's own
+///   files: hard-linked, or copied where a link fails); it is synced, then swapped in by
+///   one rename (on Linux `renameat2(RENAME_EXCHANGE)`; a plain rename when the directory
+///   is new), and the old tree is removed. Before the swap nothing in the directory
+///   changed; after it every new file is there at once.
+/// - [`FileSet::new`], files beside others (and the fallback where the swap cannot be
+///   done: another OS, a file system without the exchange, a directory that is a mount
+///   point): each file is synced under a temporary name and the renames, which need no
+///   space, come in a burst at the end, in the order added. Put the file that makes the
+///   set count (a model's config.json) last: a crash within the burst is caught there.
+///
+/// A full disk or an error while writing any file leaves every old file as it was;
+/// dropped without [`FileSet::commit`], the set removes what it wrote.
+#[derive(Default)]
+pub struct FileSet {
+    /// Files written beside their targets, renamed in a burst by `commit`.
+    staged: Vec<AtomicWriter>,
+    /// The staging directory, when the set replaces a whole directory.
+    whole: Option<Staging>,
+}
+
+/// A directory being built beside the one it will replace.
+struct Staging {
+    /// The directory as the caller names it: the files added must be in it.
+    named: PathBuf,
+    /// Its real path, links resolved: what the swap replaces.
+    real: PathBuf,
+    /// The sibling the new tree is built in; after the swap it holds the old tree. It is
+    /// removed on drop, whichever it holds.
+    path: PathBuf,
+    /// The file names the set writes, in the order added.
+    names: Vec<std::ffi::OsString>,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl FileSet {
+    /// An empty set of files that go beside others, renamed in a burst.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty set that replaces the whole directory `dir` (created if new; a symbolic
+    /// link is followed, and the directory it names is replaced): see the type's docs.
+    /// Where a sibling cannot be written (no write permission beside `dir`) or `dir` is a
+    /// mount point, the set falls back to the burst of [`FileSet::new`].
+    pub fn replacing(dir: &Path) -> Result<Self> {
+        let real = real_dir(dir)?;
+        if let Ok(meta) = std::fs::metadata(&real) {
+            if !meta.is_dir() {
+                return Err(Error::io(
+                    dir,
+                    std::io::Error::other("not a directory; a model is written as one"),
+                ));
+            }
+            if is_mount_point(&real, &meta) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                return Ok(Self::new());
+            }
+        }
+        let path = sibling(&real, &format!("{STAGING}{}", std::process::id()))?;
+        // A leftover of an earlier process that had our id: it is not a model.
+        let _ = std::fs::remove_dir_all(&path);
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                return Ok(Self::new());
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        Ok(FileSet {
+            staged: Vec::new(),
+            whole: Some(Staging {
+                named: dir.to_path_buf(),
+                real,
+                path,
+                names: Vec::new(),
+            }),
+        })
+    }
+
+    /// Writes `bytes` for `path` (under its temporary name, or into the staging
+    /// directory) and syncs them.
+    pub fn add(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        match &mut self.whole {
+            Some(staging) => {
+                let target = staging.place(path)?;
+                let written = std::fs::File::create(&target).and_then(|mut f| {
+                    f.write_all(bytes)?;
+                    f.sync_all()
+                });
+                written.map_err(|e| Error::io(path, e))
+            }
+            None => {
+                let mut w = AtomicWriter::create(path)?;
+                w.write_all(bytes)?;
+                w.sync()?;
+                self.staged.push(w);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a writer already filled (e.g. one written in pieces), syncing it.
+    pub fn add_writer(&mut self, mut writer: AtomicWriter) -> Result<()> {
+        match &mut self.whole {
+            Some(staging) => {
+                let target = staging.place(&writer.path.clone())?;
+                writer.move_to(&target)
+            }
+            None => {
+                writer.sync()?;
+                self.staged.push(writer);
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts the files in place: the directory swapped in one step, or each file renamed
+    /// over its old one in the order added.
+    pub fn commit(self) -> Result<()> {
+        for w in self.staged {
+            w.commit()?;
+        }
+        match self.whole {
+            Some(staging) => staging.swap_in(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Staging {
+    /// Where `path` (a file of the directory being replaced) is written in the staging
+    /// directory; records its name.
+    fn place(&mut self, path: &Path) -> Result<PathBuf> {
+        let name = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) if parent == self.named => name.to_os_string(),
+            _ => {
+                return Err(Error::Other(format!(
+                    "{} is not a file of {}, the directory this set replaces",
+                    path.display(),
+                    self.named.display()
+                )))
+            }
+        };
+        if !self.names.contains(&name) {
+            self.names.push(name.clone());
+        }
+        Ok(self.path.join(name))
+    }
+
+    /// Completes the staging directory with what the old one holds beyond this set's
+    /// files, syncs it and swaps it in; then the old tree is removed (on drop).
+    fn swap_in(self) -> Result<()> {
+        let old_exists = std::fs::symlink_metadata(&self.real).is_ok();
+        if old_exists {
+            carry_over(&self.real, &self.path, &self.names)?;
+            if let Ok(meta) = std::fs::metadata(&self.real) {
+                let _ = std::fs::set_permissions(&self.path, meta.permissions());
+            }
+        }
+        sync_dir(&self.path)?;
+        let swapped = match old_exists {
+            true => exchange(&self.path, &self.real),
+            false => std::fs::rename(&self.path, &self.real),
+        };
+        match swapped {
+            Ok(()) => sync_dir_of(&self.real),
+            Err(e) if exchange_unsupported(&e) => self.rename_each(),
+            Err(e) => Err(Error::io(&self.real, e)),
+        }
+    }
+
+    /// The fallback where the directories cannot be exchanged: each staged file renamed
+    /// into the old directory in the order added (config.json last).
+    fn rename_each(&self) -> Result<()> {
+        for name in &self.names {
+            let target = self.real.join(name);
+            std::fs::rename(self.path.join(name), &target)
+                .map_err(|e| Error::io(self.named.join(name), e))?;
+        }
+        sync_dir(&self.real)
+    }
+}
+
+/// The directory `dir` names, with every symbolic link resolved. A directory that does
+/// not exist yet gets its parent created and resolved.
+pub fn real_dir(dir: &Path) -> Result<PathBuf> {
+    match std::fs::canonicalize(dir) {
+        Ok(real) => Ok(real),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let name = dir.file_name().ok_or_else(|| Error::io(dir, e))?;
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            let parent = std::fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
+            Ok(parent.join(name))
+        }
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// The name of a sibling of the directory `real`: `.NAME<suffix>` beside it.
+fn sibling(real: &Path, suffix: &str) -> Result<PathBuf> {
+    let name = real.file_name().ok_or_else(|| {
+        Error::io(
+            real,
+            std::io::Error::other("the root directory cannot be a model directory"),
+        )
+    })?;
+    let mut sibling = std::ffi::OsString::from(".");
+    sibling.push(name);
+    sibling.push(suffix);
+    Ok(real.with_file_name(sibling))
+}
+
+/// What the staging directory's name adds to the model directory's (then a process id).
+const STAGING: &str = ".staging-";
+
+/// Removes the staging directories that runs into `dir` left when they were killed (a
+/// half-built new tree, or an old tree not yet removed). Only the holder of `dir`'s
+/// [`DirLock`] may call it: any other run's staging directory would be in use.
+fn remove_leftover_staging(real: &Path) {
+    let (Some(parent), Ok(prefix)) = (real.parent(), sibling(real, STAGING)) else {
+        return;
+    };
+    let Some(prefix) = prefix.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix(&prefix).unwrap_or("");
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The lock file a model directory had inside it before the lock moved beside it; not
+/// carried into a new tree.
+const OLD_LOCK_FILE: &str = ".riskgrad.lock";
+
+/// Links (or copies) into `to` every entry of `from` that is not one of `written` (the
+/// set's own files) or a temporary file of one of them.
+fn carry_over(from: &Path, to: &Path, written: &[std::ffi::OsString]) -> Result<()> {
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io(from, e))?;
+    for entry in entries {
+        let name = entry.map_err(|e| Error::io(from, e))?.file_name();
+        let ours = written.iter().any(|w| {
+            let mut tmp = w.clone();
+            tmp.push(".tmp");
+            name == *w || name == tmp
+        });
+        if !ours && name != OLD_LOCK_FILE {
+            carry_entry(&from.join(&name), &to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// One entry carried into the new tree: a file hard-linked (copied where the link
+/// fails), a directory rebuilt entry by entry, a symbolic link recreated as it reads.
+fn carry_entry(from: &Path, to: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(from).map_err(|e| Error::io(from, e))?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        std::fs::create_dir(to).map_err(|e| Error::io(to, e))?;
+        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+            let name = entry.map_err(|e| Error::io(from, e))?.file_name();
+            carry_entry(&from.join(&name), &to.join(&name))?;
+        }
+        let _ = std::fs::set_permissions(to, meta.permissions());
+        return sync_dir(to);
+    }
+    #[cfg(unix)]
+    if kind.is_symlink() {
+        let target = std::fs::read_link(from).map_err(|e| Error::io(from, e))?;
+        return std::os::unix::fs::symlink(target, to).map_err(|e| Error::io(to, e));
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    // Only a regular file is copied: reading a pipe or a device could block or never end.
+    if !kind.is_file() {
+        return Err(Error::io(
+            from,
+            std::io::Error::other(
+                "cannot be linked into the new model directory, and only regular files are copied",
+            ),
+        ));
+    }
+    std::fs::copy(from, to)
+        .and_then(|_| std::fs::File::open(to)?.sync_all())
+        .map_err(|e| Error::io(to, e))
+}
+
+/// Swaps the directories `a` and `b` in one step.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// No exchange outside Linux: the caller renames file by file.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Whether an exchange failed because it cannot be done here (the system or the file
+/// system lacks it, or a directory is a mount point), not because of the files.
+fn exchange_unsupported(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::Unsupported {
+        return true;
+    }
+    #[cfg(unix)]
+    if let Some(code) = e.raw_os_error() {
+        return [
+            libc::EINVAL,
+            libc::ENOSYS,
+            libc::EOPNOTSUPP,
+            libc::ENOTSUP,
+            libc::EXDEV,
+            libc::EBUSY,
+        ]
+        .contains(&code);
+    }
+    false
+}
+
+/// Whether the directory `real` is a mount point: another file system than its parent's,
+/// so no sibling can be renamed over it.
+fn is_mount_point(real: &Path, meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        real.parent()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|parent| parent.dev() != meta.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (real, meta);
+        false
+    }
+}
 /// Bytes written through [`AtomicWriter::write_all`], for writers that take any
 /// `std::io::Write` (a Parquet writer); errors are the file system's own.
 impl Write for AtomicWriter {
@@ -144,21 +499,22 @@ impl Drop for AtomicWriter {
     }
 }
 
-/// The lock file a [`DirLock`] holds in its directory.
-pub const LOCK_FILE: &str = ".riskgrad.lock";
-
 /// One process's claim on a directory (a model directory being written): the operating
-/// system's exclusive lock on `DIR/.riskgrad.lock`, released when this is dropped or the
-/// process ends, however it ends (so a killed run leaves no stale lock). The file itself
-/// stays; it is empty.
+/// system's exclusive lock on a file beside it, `.NAME.riskgrad.lock` ([`lock_path`]),
+/// released when this is dropped or the process ends, however it ends (so a killed run
+/// leaves no stale lock). The lock is beside the directory, not in it, so that it stays
+/// where it is when a [`FileSet::replacing`] swaps a new directory in. The file stays;
+/// it is empty.
 pub struct DirLock {
     _file: std::fs::File,
 }
 
 impl DirLock {
-    /// Takes the lock of `dir` (which must exist); `None` when another process holds it.
+    /// Takes the lock of `dir` (a symbolic link is followed to the directory it names);
+    /// `None` when another process holds it. Whoever takes it also removes the staging
+    /// directories runs into `dir` left behind when they were killed.
     pub fn try_acquire(dir: &Path) -> Result<Option<DirLock>> {
-        let path = dir.join(LOCK_FILE);
+        let path = lock_path(dir)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -166,11 +522,20 @@ impl DirLock {
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(DirLock { _file: file })),
+            Ok(()) => {
+                remove_leftover_staging(&real_dir(dir)?);
+                Ok(Some(DirLock { _file: file }))
+            }
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
     }
+}
+
+/// The lock file of the directory `dir`: `.NAME.riskgrad.lock` beside the directory
+/// `dir` names (links resolved).
+pub fn lock_path(dir: &Path) -> Result<PathBuf> {
+    sibling(&real_dir(dir)?, ".riskgrad.lock")
 }
 
 /// `path` with `.tmp` appended to its file name.
@@ -187,10 +552,14 @@ pub fn temp_name(path: &Path) -> PathBuf {
 /// cannot open a directory as a file (Windows) skip this: their renames are durable
 /// through the file system's own journal.
 pub fn sync_dir_of(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => sync_dir(d),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Syncs the directory `dir` itself (its entries), where the platform can.
+fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
@@ -211,6 +580,33 @@ mod tests {
             temp_name(Path::new("d/model.safetensors")),
             Path::new("d/model.safetensors.tmp")
         );
+    }
+
+    /// The fallback where directories cannot be exchanged (other OSes, some file
+    /// systems): the staged files are renamed into the old directory, which keeps its
+    /// other files, and the staging directory goes.
+    #[test]
+    fn without_the_exchange_the_files_are_renamed_in_one_by_one() {
+        let root = std::env::temp_dir().join(format!("riskgrad-burst-{}", std::process::id()));
+        let dir = root.join("model");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), "old config").unwrap();
+        std::fs::write(dir.join("notes.txt"), "kept").unwrap();
+        let mut files = FileSet::replacing(&dir).unwrap();
+        files
+            .add(&dir.join("metrics.json"), b"new metrics")
+            .unwrap();
+        files.add(&dir.join("config.json"), b"new config").unwrap();
+        let staging = files.whole.take().expect("a staging directory");
+        let staged = staging.path.clone();
+        staging.rename_each().unwrap();
+        drop(staging);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read("metrics.json"), "new metrics");
+        assert_eq!(read("config.json"), "new config");
+        assert_eq!(read("notes.txt"), "kept");
+        assert!(!staged.exists());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

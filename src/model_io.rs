@@ -269,10 +269,11 @@ impl SavedModel {
         Ok(())
     }
 
-    /// Writes `dir/model.safetensors` and `dir/config.json` (creating `dir`), each through
-    /// a temporary file and a rename.
+    /// Writes `dir/model.safetensors` and `dir/config.json` (creating `dir`): the
+    /// directory is replaced in one step, its other files carried over
+    /// ([`FileSet::replacing`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let mut files = FileSet::new();
+        let mut files = FileSet::replacing(dir)?;
         self.stage(dir, &mut files)?;
         files.commit()
     }

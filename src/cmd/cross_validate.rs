@@ -264,7 +264,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
 
     // Every file is written in full before any replaces an earlier run's (see FileSet);
     // an ensemble's config.json goes last.
-    let mut files = FileSet::new();
+    let mut files = FileSet::replacing(&out)?;
     files.add_writer(folds_file(&out, &table, &folds, &oof, &oof_challenger)?)?;
     let metrics = CvMetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),

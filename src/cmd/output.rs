@@ -3,7 +3,7 @@
 //! path can never destroy the data being scored, the model scoring it, a device file or
 //! whatever a symbolic link points at.
 
-use riskgrad::files::{AtomicWriter, DirLock, LOCK_FILE};
+use riskgrad::files::{lock_path, AtomicWriter, DirLock};
 use riskgrad::{Error, Result};
 use std::path::Path;
 
@@ -122,14 +122,15 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 /// two trainings into one directory do not interleave their files.
 pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    DirLock::try_acquire(out)?.ok_or_else(|| {
-        Error::flag(
+    match DirLock::try_acquire(out)? {
+        Some(lock) => Ok(lock),
+        None => Err(Error::flag(
             "--out",
             format!(
                 "{} is being written by another riskgrad run (it holds {}); wait for that run to end or choose another --out",
                 out.display(),
-                out.join(LOCK_FILE).display()
+                lock_path(out)?.display()
             ),
-        )
-    })
+        )),
+    }
 }

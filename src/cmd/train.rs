@@ -1009,7 +1009,7 @@ fn write_single_run(
     };
     // The run's files are written in full before any replaces an earlier run's, the
     // model's config.json last: a full disk or an error leaves the old model whole.
-    let mut files = FileSet::new();
+    let mut files = FileSet::replacing(out)?;
 
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
     let train_rows_per_second =

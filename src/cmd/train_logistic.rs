@@ -119,7 +119,7 @@ pub fn run(
         validation: Some(evaluation.clone()),
         params,
     };
-    let mut files = riskgrad::files::FileSet::new();
+    let mut files = riskgrad::files::FileSet::replacing(out)?;
     let metrics = MetricsFile {
         riskgrad_version: env!("CARGO_PKG_VERSION"),
         data: args.data.name(),

@@ -126,9 +126,10 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A training that fails while writing its files (here: the report's temporary file
-/// cannot be created) leaves the previous model, its metrics and its report exactly as
-/// they were, loadable; and a directory another run is writing is refused up front.
+/// A training that fails while writing its files (here: report.html is larger than the
+/// process may write, as on a full disk) leaves the previous model, its metrics and its
+/// report exactly as they were, loadable; and a directory another run is writing is
+/// refused up front.
 #[test]
 fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     let dir = temp_dir("transactional");
@@ -147,30 +148,35 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
     let path_refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
     let before = snapshot(&path_refs);
 
-    // The report's temporary name is taken by a directory: the save fails there, after
-    // the metrics were written and before the model was.
-    let blocker = model.join("report.html.tmp");
-    std::fs::create_dir(&blocker).unwrap();
-    let failed = train("2");
-    assert_eq!(
-        failed.status.code(),
-        Some(3),
-        "{}",
-        crate::common::stderr(&failed)
-    );
-    assert_eq!(
-        snapshot(&path_refs),
-        before,
-        "an earlier run's file was replaced"
-    );
-    riskgrad::model_io::SavedModel::load(&model).unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(&model)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp") && n != "report.html.tmp")
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-    std::fs::remove_dir(&blocker).unwrap();
+    // The save fails at report.html, after the metrics were written and before the
+    // model was (a file-size limit: unix only).
+    #[cfg(unix)]
+    {
+        let failed = crate::model_dir_swap::train_with_files_limited(
+            &data,
+            &model,
+            &["--epochs", "2", "--seed", "2"],
+            false,
+        );
+        assert_eq!(
+            failed.status.code(),
+            Some(3),
+            "{}",
+            crate::common::stderr(&failed)
+        );
+        assert_eq!(
+            snapshot(&path_refs),
+            before,
+            "an earlier run's file was replaced"
+        );
+        riskgrad::model_io::SavedModel::load(&model).unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(&model)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
 
     // While another process holds the directory's lock, a training into it is refused
     // before it starts, naming --out and the lock; once released, it goes through.

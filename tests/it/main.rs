@@ -45,6 +45,7 @@ mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
 mod model_card;
+mod model_dir_swap;
 mod monitor;
 mod monotone;
 mod mutation_fuzz;
