@@ -41,9 +41,9 @@ const FREQUENCY: &str = "periodic.frequency";
 const PHASE: &str = "periodic.phase";
 
 impl PeriodicEmbedding {
-    /// Pairs per feature. With the next two, the best of seven settings in 5-fold
+    /// Pairs per feature. With the next two, the best of eight settings in 5-fold
     /// cross-validation on the bundled data (k, d, σ from 4–16, 8–24, 0.01–1; all
-    /// within 0.003 of each other; BENCHMARKS.md).
+    /// within 0.003 of each other but σ = 0.01; BENCHMARKS.md).
     pub const FREQUENCIES: usize = 8;
     /// Outputs per feature.
     pub const WIDTH: usize = 16;
