@@ -9,7 +9,6 @@ use crate::data::dates::DateRange;
 use crate::data::{InputColumn, Preprocessor};
 use crate::metrics::Evaluation;
 use crate::model_io::SavedModel;
-use crate::nn::ModelSpec;
 use crate::report::FoldTable;
 use crate::stability::Baseline;
 use std::fmt::Write as _;
@@ -76,7 +75,7 @@ pub struct CardInput<'a> {
 pub fn render(input: &CardInput) -> String {
     let m = input.model;
     let mut s = String::new();
-    let label = describe_model(&m.model);
+    let label = m.model.describe();
     let _ = writeln!(s, "# Model card: {label}, probability of default\n");
     let _ = writeln!(
         s,
@@ -211,7 +210,7 @@ fn section_model(s: &mut String, m: &SavedModel, epochs: Option<(usize, usize)>)
     let t = &m.training;
     let _ = writeln!(s, "## Model and settings\n");
     let _ = writeln!(s, "| | |\n|---|---|");
-    let _ = writeln!(s, "| model | {} |", describe_model(&m.model));
+    let _ = writeln!(s, "| model | {} |", m.model.describe());
     let _ = writeln!(s, "| parameters | {} |", m.params.len());
     match &t.solver {
         Some(solver) => {
@@ -419,58 +418,6 @@ fn section_limits(s: &mut String, input: &CardInput) {
         let _ = writeln!(s, "- {l}");
     }
     let _ = writeln!(s, "- Further limits known to the owner: _to complete_.");
-}
-
-fn describe_model(model: &ModelSpec) -> String {
-    match model {
-        ModelSpec::Mlp { hidden, .. } if hidden.is_empty() => {
-            "logistic regression (no hidden layer)".into()
-        }
-        ModelSpec::Mlp {
-            hidden,
-            activation,
-            dropout,
-            ..
-        } => format!(
-            "MLP, hidden layers {}, {activation}{}",
-            dashed(hidden),
-            dropout_text(*dropout)
-        ),
-        ModelSpec::Cnn {
-            layers,
-            activation,
-            dropout,
-            ..
-        } => format!(
-            "CNN over the payment history, conv {} (kernel {}, pool {}), dense {}, {activation}{}",
-            dashed(&layers.conv),
-            layers.kernel,
-            layers.pool,
-            dashed(&layers.dense),
-            dropout_text(*dropout)
-        ),
-        ModelSpec::Lstm(r) => format!("LSTM {} over the payment history", dashed(&r.hidden)),
-        ModelSpec::Gru(r) => format!("GRU {} over the payment history", dashed(&r.hidden)),
-        ModelSpec::Ensemble { members, model } => {
-            format!("ensemble of {members} × {}", describe_model(model))
-        }
-    }
-}
-
-fn dashed(sizes: &[usize]) -> String {
-    sizes
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-fn dropout_text(p: f32) -> String {
-    if p > 0.0 {
-        format!(", dropout {p}")
-    } else {
-        String::new()
-    }
 }
 
 fn describe_target(pre: &Preprocessor) -> String {

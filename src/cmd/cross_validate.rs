@@ -6,8 +6,8 @@
 
 use super::log::event;
 use super::train::{
-    card_data, model_label, prepare_options, report_dropped, train_network, ModelKind, Run,
-    TrainArgs, TrainedNetwork, BOOTSTRAP,
+    card_data, prepare_options, report_dropped, train_network, ModelKind, Run, TrainArgs,
+    TrainedNetwork, BOOTSTRAP,
 };
 use super::train_logistic::challenger;
 use riskgrad::data::{fold_rows, stratified_folds, LabelledTable};
@@ -297,7 +297,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
             .map(|f| vec![f.auc, f.ks, f.log_loss, f.challenger_auc])
             .collect(),
     };
-    let label = model_label(&last.model);
+    let label = last.model.label();
     stage_report(
         &out,
         &ReportInput {

@@ -791,7 +791,7 @@ pub(super) fn train_network(
                 "stopping_rows": carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
                 "validation_rows": val.rows(),
                 "device": device,
-                "model": model_label(&model),
+                "model": model.label(),
                 "batch": batch,
                 "epochs": epochs,
                 "early_stop": patience,
@@ -1039,7 +1039,7 @@ fn write_single_run(
     let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
     files.add(&out.join("metrics.json"), &json)?;
     let report = ReportInput {
-        title: format!("riskgrad {} model on {data_name}", model_label(model)),
+        title: format!("riskgrad {} model on {data_name}", model.label()),
         details: vec![
             (
                 "data".into(),
@@ -1052,7 +1052,7 @@ fn write_single_run(
                     prepared.n_features()
                 ),
             ),
-            ("model".into(), model_label(model)),
+            ("model".into(), model.label()),
             (
                 "training".into(),
                 format!(
@@ -1107,7 +1107,7 @@ fn write_single_run(
     files.commit()?;
     eprintln!(
         "val AUC side by side: {} {:.4} | challenger ({}) {:.4}",
-        model_label(model),
+        model.label(),
         evaluation.auc,
         challenger.model,
         challenger.validation_auc
@@ -1139,47 +1139,6 @@ fn write_single_run(
         false => println!("{done}"),
     }
     Ok(())
-}
-
-/// A short name for the model, e.g. "mlp 64-32".
-pub(super) fn model_label(model: &ModelSpec) -> String {
-    match model {
-        ModelSpec::Mlp { hidden, .. } => format!("mlp {}", dashed(hidden)),
-        ModelSpec::Cnn { layers, .. } => format!(
-            "cnn conv {} k{} pool {} dense {}",
-            dashed(&layers.conv),
-            layers.kernel,
-            layers.pool,
-            dashed(&layers.dense)
-        ),
-        ModelSpec::Lstm(r) | ModelSpec::Gru(r) => {
-            let kind = if matches!(model, ModelSpec::Lstm(_)) {
-                "lstm"
-            } else {
-                "gru"
-            };
-            format!(
-                "{}{kind} {}",
-                if r.bidirectional {
-                    "bidirectional "
-                } else {
-                    ""
-                },
-                dashed(&r.hidden)
-            )
-        }
-        ModelSpec::Ensemble { members, model } => {
-            format!("ensemble of {members} {}", model_label(model))
-        }
-    }
-}
-
-fn dashed(sizes: &[usize]) -> String {
-    sizes
-        .iter()
-        .map(|h| h.to_string())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 /// Mean of each column of a row-major matrix (the explanation baseline).

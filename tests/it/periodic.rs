@@ -130,6 +130,11 @@ fn train_periodic_then_predict_eval_explain() {
     let embedding = saved.model.periodic().expect("the embedding is saved");
     // duration, amount and age are the numeric columns.
     assert_eq!(embedding.features.len(), 3, "{embedding:?}");
+    let card = std::fs::read_to_string(dir.join("model_card.md")).unwrap();
+    assert!(
+        card.contains("periodic embedding of 3 numeric features"),
+        "{card}"
+    );
 
     let data = data.to_str().unwrap();
     let scores = predict_cpu(&dir, data, &dir.join("scores.csv"));
