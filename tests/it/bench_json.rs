@@ -577,8 +577,8 @@ fn train_json_holds_a_breakdown_by_kernel() {
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
 }
 
-/// `bench pool` on lavapipe: each case's output is checked against the CPU backend's
-/// before it is timed, and timed by device timestamps with the wall clock beside; a wrong
+/// `bench pool` (and `bench gru`/`lstm`) on lavapipe: each case's output is checked
+/// against the CPU backend's before it is timed, and timed by device timestamps with the wall clock beside; a wrong
 /// kernel (injected) is reported wrong and never timed. (`bench conv` takes the same path,
 /// `check_against_cpu` and `time_plan`, at sizes too slow for a test on lavapipe.)
 #[test]
@@ -631,4 +631,31 @@ fn gpu_cases_are_checked_against_the_cpu_and_timed_by_timestamps() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("WRONG").count(), 8, "{text}");
     assert!(!text.contains("GB/s "), "nothing wrong is timed: {text}");
+    // A recurrent step: every gradient against the CPU backend's, wrong ones not timed.
+    let out = out_path("bench-gpu-gru.json");
+    let o = riskgrad(&[
+        "bench",
+        "gru",
+        "--devices",
+        "gpu",
+        "--budget",
+        "0.01",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for c in read_json(&out.0)["cases"].as_array().unwrap() {
+        let error = c["max_error"].as_f64().unwrap();
+        assert!(error <= c["tolerance"].as_f64().unwrap(), "{c}");
+        assert_eq!(c["status"], json!("ok"), "{c}");
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(["bench", "lstm", "--devices", "gpu", "--budget", "0.01"])
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches("WRONG").count(), 3, "{text}");
 }

@@ -532,11 +532,17 @@ fn check_against_cpu(
         cpu.write(name, data)?;
     }
     cpu.run(hc, 1)?;
-    let want = cpu.read_node(hc, out)?;
+    Ok(Some(largest_difference(&got, &cpu.read_node(hc, out)?)))
+}
+
+/// The largest absolute difference of `got` from `want` (NaN if either has a NaN there,
+/// or their lengths differ), and the tolerance it is held to: 1e-3 of `want`'s largest
+/// magnitude, at least 1e-3.
+fn largest_difference(got: &[f32], want: &[f32]) -> (f64, f64) {
     let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
     let error = got
         .iter()
-        .zip(&want)
+        .zip(want)
         .map(|(g, w)| (*g as f64 - *w as f64).abs())
         .fold(0.0f64, |m, e| if e.is_nan() || e > m { e } else { m });
     let error = if got.len() == want.len() {
@@ -544,7 +550,7 @@ fn check_against_cpu(
     } else {
         f64::NAN
     };
-    Ok(Some((error, 1e-3 * scale)))
+    (error, 1e-3 * scale)
 }
 
 /// Times `run(reps)`, which runs `reps` repetitions (in one submission, on a GPU), waits
@@ -1478,12 +1484,17 @@ pub struct RnnBench {
     pub input: usize,
     pub hidden: usize,
     pub steps: usize,
-    /// Seconds of one step, forward and backward through time: every launch.
-    pub step: Stats,
+    /// Seconds of one step, forward and backward through time: every launch. The three
+    /// are `None` when the step's outputs disagreed with the CPU backend's (not timed).
+    pub step: Option<Stats>,
     /// The same step's matmul launches alone (same shapes and buffers).
-    pub matmuls: Stats,
+    pub matmuls: Option<Stats>,
     /// Its fused cell launches alone (forward and backward).
-    pub cells: Stats,
+    pub cells: Option<Stats>,
+    /// On a GPU, the largest difference of the step's gradients from the CPU backend's
+    /// and its tolerance (the worst gradient relative to its tolerance); `None` on the
+    /// CPU backend.
+    pub check: Option<(f64, f64)>,
     /// Kernel launches per step, and how many of them are matmuls and cells.
     pub launches: usize,
     pub matmul_launches: usize,
@@ -1518,7 +1529,7 @@ impl RnnBench {
                 intensity: None,
                 ceiling: Ceiling::None,
             }
-            .case(device, Some(stats.clone()), None)
+            .case(device, stats.clone(), self.check)
         })
         .collect()
     }
@@ -1538,10 +1549,17 @@ pub fn recurrent_on_devices(
 ) -> Result<()> {
     each_device(devices, &PeakSource::Off, |exec, device| {
         let b = recurrent(exec, kind, batch, input, hidden, steps, timing)?;
-        println!(
-            "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
-            b.name, b.device, b.step.median * 1e3, b.step.iqr * 1e3, b.step.samples, b.matmul_launches, b.matmuls.median * 1e3, b.cell_launches, b.cells.median * 1e3, b.launches
-        );
+        match (&b.step, &b.matmuls, &b.cells) {
+            (Some(step), Some(matmuls), Some(cells)) => println!(
+                "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
+                b.name, b.device, step.median * 1e3, step.iqr * 1e3, step.samples, b.matmul_launches, matmuls.median * 1e3, b.cell_launches, cells.median * 1e3, b.launches
+            ),
+            _ => {
+                for case in b.cases(device) {
+                    println!("{}", case.line());
+                }
+            }
+        }
         out.extend(b.cases(device));
         Ok(())
     })
@@ -1584,7 +1602,7 @@ pub fn recurrent(
     let plan = compile(
         &g,
         &PlanRequest {
-            keep,
+            keep: keep.clone(),
             ..Default::default()
         },
     )?;
@@ -1600,6 +1618,7 @@ pub fn recurrent(
     let count = |p: &riskgrad::engine::plan::Plan| p.launches.len() - 1;
     let (launches, matmul_launches, cell_launches) = (count(&plan), count(&matmuls), count(&cells));
     let layout = plan.layout.clone();
+    let reference = plan.clone();
     let full = exec.load(plan)?;
     let mm = exec.load(matmuls)?;
     let cl = exec.load(cells)?;
@@ -1613,16 +1632,48 @@ pub fn recurrent(
         .map(|_| rng.range(-bound, bound) as f32)
         .collect();
     exec.write_params(&params)?;
+    // On a GPU, every gradient of one step against the CPU backend's, before timing.
+    let check = if exec.reads_are_free() {
+        None
+    } else {
+        let mut cpu = riskgrad::engine::cpu::CpuExecutor::new();
+        let hc = cpu.load(reference)?;
+        cpu.write("bench_seq", &data)?;
+        cpu.write_params(&params)?;
+        cpu.run(hc, 1)?;
+        exec.run(full, 1)?;
+        let mut worst = (0.0f64, 1.0f64);
+        for &node in &keep {
+            let mut got = exec.read_node(full, node)?;
+            if std::env::var_os(INJECT_WRONG_ENV).is_some() {
+                got.iter_mut().for_each(|v| *v += 1.0);
+            }
+            let (error, tolerance) = largest_difference(&got, &cpu.read_node(hc, node)?);
+            if error.is_nan() || error / tolerance > worst.0 / worst.1 {
+                worst = (error, tolerance);
+            }
+        }
+        Some(worst)
+    };
+    let wrong = check.is_some_and(|(e, t)| e.is_nan() || e > t);
+    let device = exec.device_name();
+    let mut time = |plan: usize| -> Result<Option<Stats>> {
+        Ok(match wrong {
+            true => None,
+            false => Some(time_plan_wall(exec, plan, timing)?),
+        })
+    };
     Ok(RnnBench {
         name: format!("{} step", kind.name()),
-        device: exec.device_name(),
+        device,
         batch,
         input,
         hidden,
         steps,
-        step: time_plan_wall(exec, full, timing)?,
-        matmuls: time_plan_wall(exec, mm, timing)?,
-        cells: time_plan_wall(exec, cl, timing)?,
+        step: time(full)?,
+        matmuls: time(mm)?,
+        cells: time(cl)?,
+        check,
         launches,
         matmul_launches,
         cell_launches,
