@@ -124,6 +124,9 @@ pub fn id_header(reader: &PredictReader, model: &SavedModel) -> String {
     }
 }
 
+/// Takes each batch of scores: the rows' ids and probabilities, in order.
+pub type ScoresSink<'s> = dyn FnMut(&[String], &[f32]) -> Result<()> + 's;
+
 /// Scores every row of `reader` with `model`, `batch` rows per forward pass, handing
 /// each batch's ids and probabilities to `sink` in order; returns the rows scored.
 pub fn score_rows(
@@ -131,7 +134,7 @@ pub fn score_rows(
     model: &SavedModel,
     reader: &mut PredictReader,
     batch: usize,
-    sink: &mut dyn FnMut(&[String], &[f32]) -> Result<()>,
+    sink: &mut ScoresSink,
 ) -> Result<usize> {
     let (mut scorer, mut next) = Scorer::for_first_batch(exec, model, reader, batch)?;
     let mut rows = 0usize;
