@@ -176,14 +176,9 @@ fn devices(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     cpu.set_item("name", "native CPU backend")?;
     cpu.set_item("backend", "native")?;
     cpu.set_item("device_type", "cpu")?;
-    cpu.set_item("threads", rayon_threads())?;
+    cpu.set_item("threads", rayon::current_num_threads())?;
     list.append(cpu)?;
     Ok(list)
-}
-
-/// The CPU backend's worker threads.
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 const STREAM: &CStr = c"arrow_array_stream";
@@ -283,7 +278,7 @@ impl Scorer {
         let schema = scores.schema();
         let out =
             FFI_ArrowArrayStream::new(Box::new(RecordBatchIterator::new([Ok(scores)], schema)));
-        Ok(PyCapsule::new_with_value(py, out, STREAM)?)
+        PyCapsule::new_with_value(py, out, STREAM)
     }
 
     /// The model's input columns, in its order.
