@@ -20,11 +20,13 @@ VENV_PY="$WORK/venv/bin/python"
 
 cargo fmt --manifest-path Cargo.toml --check
 cargo clippy --manifest-path Cargo.toml -- -D warnings
-# The CLI the tests compare against (no-op when `cargo test` already built it).
-cargo build --manifest-path "$ROOT/Cargo.toml" --bin riskgrad
+# The CLI the tests compare against: the one `cargo test` built (a `cargo build` now
+# would compile wgpu again, without the dev-dependencies' features), else build it.
+CLI="$CARGO_TARGET_DIR/debug/riskgrad"
+[ -x "$CLI" ] || cargo build --manifest-path "$ROOT/Cargo.toml" --bin riskgrad
 "$WORK/venv/bin/maturin" build --profile dev --interpreter "$VENV_PY" --out "$WORK/dist"
 "$VENV_PY" -m pip install -q "$WORK"/dist/riskgrad-*.whl
 # From outside python/, so the tests import the installed wheel, not the sources.
 cd "$WORK"
-RISKGRAD_CLI="$CARGO_TARGET_DIR/debug/riskgrad" "$VENV_PY" -m pytest -q "$ROOT/python/tests"
+RISKGRAD_CLI="$CLI" "$VENV_PY" -m pytest -q "$ROOT/python/tests"
 echo "python package: built, installed and tested in $(( $(date +%s) - started ))s"
