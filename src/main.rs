@@ -1,7 +1,7 @@
 //! The riskgrad command line: train, evaluate, predict, explain, monitor, list devices,
 //! benchmark kernels.
 
-mod cmd;
+use riskgrad::cli as cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -99,6 +99,12 @@ struct EvalOutput<'a> {
 const MAX_PROTECTED_GROUPS: usize = 100;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    run_with(args, &mut |doc| println!("{doc}"))
+}
+
+/// [`run`], handing the `--json` document to `emit_json` instead of printing it (the
+/// Python package returns it as a dict).
+pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> {
     if let Some(t) = args.threshold {
         if !(0.0..=1.0).contains(&t) {
             return Err(Error::flag(
@@ -258,10 +264,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             evaluation: &ev,
             fairness: fair.as_ref(),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?
-        );
+        emit_json(&serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
     } else {
         let data = match selection {
             Selection::ByContent { not_found: 0 } => format!(

@@ -102,6 +102,12 @@ struct JsonOut<'a> {
 const MAX_POINTS_PER_RUN: usize = 1 << 22;
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
+    run_with(args, &mut |doc| println!("{doc}"))
+}
+
+/// [`run`], handing the `--json` document to `emit_json` instead of printing it (the
+/// Python package returns it as a dict).
+pub fn run_with(args: &ExplainArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> {
     if args.top == 0 {
         return Err(Error::flag("--top", "must be at least 1"));
     }
@@ -241,10 +247,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             rows: &out_rows,
             importance: &global,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?
-        );
+        emit_json(&serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
     } else {
         println!("\nglobal importance over {} rows (mean |contribution|, mean contribution, times a top-{} reason):", importance.rows(), args.top);
         for imp in global.iter().filter(|i| i.mean_abs > 0.0) {

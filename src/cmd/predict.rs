@@ -4,7 +4,10 @@
 
 use super::output::open_output;
 use super::scores_out::ScoresOut;
+use riskgrad::data::PredictReader;
+use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::model_io::SavedModel;
 use riskgrad::scoring::{open_data, PointsScale, Scorer};
 use riskgrad::{Error, Result};
 use std::path::PathBuf;
@@ -40,7 +43,7 @@ pub struct PredictArgs {
 }
 
 /// `--points BASE:ODDS:PDO` read into a scale; errors name the flag.
-fn parse_points(value: &str) -> Result<PointsScale> {
+pub fn parse_points(value: &str) -> Result<PointsScale> {
     let parts: Vec<&str> = value.split(':').collect();
     let [base, odds, pdo] = parts[..] else {
         return Err(Error::flag(
@@ -83,31 +86,20 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut reader = open_data(args.data.as_deref(), &model)?;
     let mut exec = super::executor(&args.device)?;
     let device = exec.device_name();
-    let (mut scorer, mut next) =
-        Scorer::for_first_batch(exec.as_mut(), &model, &mut reader, args.batch)?;
-    let id_header = if reader.has_id_column() {
-        model
-            .preprocessing
-            .id_column
-            .clone()
-            .unwrap_or_else(|| "id".into())
-    } else {
-        "row".into()
-    };
     let mut out = ScoresOut::create(
         out,
         &args.out,
-        &id_header,
+        &id_header(&reader, &model),
         !reader.has_id_column(),
         points.is_some(),
     )?;
-    let mut rows = 0usize;
-    while let Some(batch) = next {
-        let probs = scorer.score(&model.arrange(batch.x))?;
-        out.write(&batch.ids, &probs, points.as_ref())?;
-        rows += probs.len();
-        next = reader.next_batch(scorer.batch())?;
-    }
+    let rows = score_rows(
+        exec.as_mut(),
+        &model,
+        &mut reader,
+        args.batch,
+        &mut |ids, probs| out.write(ids, probs, points.as_ref()),
+    )?;
     out.commit()?;
     super::data_args::report_predict_odd_cells(reader.odd_cells());
     eprintln!(
@@ -116,4 +108,41 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The scores' id column: the model's id column when the data has it, else `row` (the
+/// 1-based data row numbers).
+pub fn id_header(reader: &PredictReader, model: &SavedModel) -> String {
+    if reader.has_id_column() {
+        model
+            .preprocessing
+            .id_column
+            .clone()
+            .unwrap_or_else(|| "id".into())
+    } else {
+        "row".into()
+    }
+}
+
+/// Takes each batch of scores: the rows' ids and probabilities, in order.
+pub type ScoresSink<'s> = dyn FnMut(&[String], &[f32]) -> Result<()> + 's;
+
+/// Scores every row of `reader` with `model`, `batch` rows per forward pass, handing
+/// each batch's ids and probabilities to `sink` in order; returns the rows scored.
+pub fn score_rows(
+    exec: &mut dyn Executor,
+    model: &SavedModel,
+    reader: &mut PredictReader,
+    batch: usize,
+    sink: &mut ScoresSink,
+) -> Result<usize> {
+    let (mut scorer, mut next) = Scorer::for_first_batch(exec, model, reader, batch)?;
+    let mut rows = 0usize;
+    while let Some(batch) = next {
+        let probs = scorer.score(&model.arrange(batch.x))?;
+        sink(&batch.ids, &probs)?;
+        rows += probs.len();
+        next = reader.next_batch(scorer.batch())?;
+    }
+    Ok(rows)
 }

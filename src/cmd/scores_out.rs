@@ -73,19 +73,7 @@ impl ScoresOut {
                 text: String::new(),
             });
         }
-        let id_type = if row_ids {
-            DataType::Int64
-        } else {
-            DataType::Utf8
-        };
-        let mut fields = vec![
-            Field::new(id_header, id_type, false),
-            Field::new("probability_of_default", DataType::Float32, false),
-        ];
-        if points {
-            fields.push(Field::new("points", DataType::Float64, false));
-        }
-        let schema = Arc::new(Schema::new(fields));
+        let schema = scores_schema(id_header, row_ids, points);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -129,35 +117,7 @@ impl ScoresOut {
                 row_ids,
                 path,
             } => {
-                let id: ArrayRef = if *row_ids {
-                    let rows = ids
-                        .iter()
-                        .map(|id| {
-                            id.parse::<i64>().map_err(|_| {
-                                Error::Other(format!("row number {id:?} is not a number"))
-                            })
-                        })
-                        .collect::<Result<Vec<i64>>>()?;
-                    Arc::new(Int64Array::from(rows))
-                } else {
-                    Arc::new(StringArray::from_iter_values(ids))
-                };
-                let mut columns =
-                    vec![id, Arc::new(Float32Array::from(probs.to_vec())) as ArrayRef];
-                if let Some(scale) = points {
-                    // The CSV's 2-decimal text read back, so both files hold one value.
-                    let points: Vec<f64> = probs
-                        .iter()
-                        .map(|&p| {
-                            format!("{:.2}", scale.points(p))
-                                .parse()
-                                .unwrap_or(f64::NAN)
-                        })
-                        .collect();
-                    columns.push(Arc::new(Float64Array::from(points)));
-                }
-                let batch = RecordBatch::try_new(schema.clone(), columns)
-                    .map_err(|e| Error::Other(format!("scores batch: {e}")))?;
+                let batch = scores_batch(schema, *row_ids, ids, probs, points)?;
                 writer.write(&batch).map_err(|e| parquet_err(path, e))
             }
         }
@@ -173,6 +133,63 @@ impl ScoresOut {
                 .commit(),
         }
     }
+}
+
+/// The columns of scores as Arrow (a Parquet scores file, the Python package's
+/// predictions): the id column `id_header` (text, or the row number as int64 when
+/// `row_ids`), probability_of_default as float32, and with `points` points as float64.
+pub fn scores_schema(id_header: &str, row_ids: bool, points: bool) -> Arc<Schema> {
+    let id_type = if row_ids {
+        DataType::Int64
+    } else {
+        DataType::Utf8
+    };
+    let mut fields = vec![
+        Field::new(id_header, id_type, false),
+        Field::new("probability_of_default", DataType::Float32, false),
+    ];
+    if points {
+        fields.push(Field::new("points", DataType::Float64, false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// One batch of scores as a record batch of `schema` ([`scores_schema`]): each row's
+/// id and probability, and its points with a scale (the CSV's 2-decimal value).
+pub fn scores_batch(
+    schema: &Arc<Schema>,
+    row_ids: bool,
+    ids: &[String],
+    probs: &[f32],
+    points: Option<&PointsScale>,
+) -> Result<RecordBatch> {
+    let id: ArrayRef = if row_ids {
+        let rows = ids
+            .iter()
+            .map(|id| {
+                id.parse::<i64>()
+                    .map_err(|_| Error::Other(format!("row number {id:?} is not a number")))
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        Arc::new(Int64Array::from(rows))
+    } else {
+        Arc::new(StringArray::from_iter_values(ids))
+    };
+    let mut columns = vec![id, Arc::new(Float32Array::from(probs.to_vec())) as ArrayRef];
+    if let Some(scale) = points {
+        // The CSV's 2-decimal text read back, so both files hold one value.
+        let points: Vec<f64> = probs
+            .iter()
+            .map(|&p| {
+                format!("{:.2}", scale.points(p))
+                    .parse()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        columns.push(Arc::new(Float64Array::from(points)));
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::Other(format!("scores batch: {e}")))
 }
 
 /// A Parquet writer's failure (the disk's, mostly) as an error naming the file.

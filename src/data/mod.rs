@@ -17,6 +17,7 @@
 //! `cell` says what one cell means (missing, number, category name) for every path, so
 //! training and prediction read a value the same way.
 
+mod arrow;
 mod cell;
 pub mod dates;
 mod fingerprint;

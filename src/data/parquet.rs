@@ -120,22 +120,7 @@ impl ParquetSource {
             let b = builder(other)?;
             check_same_schema(&files[0], &schema, other, b.schema())?;
         }
-        let mut names: Vec<String> = Vec::with_capacity(schema.fields().len());
-        for (j, f) in schema.fields().iter().enumerate() {
-            let name = f.name().trim();
-            if let Some(k) = names.iter().position(|n| n == name) {
-                return Err(data_err(
-                    &files[0],
-                    None,
-                    Some(name),
-                    format!("duplicate column name (columns {k} and {j})"),
-                ));
-            }
-            names.push(name.to_string());
-        }
-        if names.is_empty() {
-            return Err(data_err(&files[0], None, None, "no columns"));
-        }
+        let names = column_names(&files[0], &schema)?;
         Ok(ParquetSource {
             path: path.to_path_buf(),
             fingerprint_order: super::fingerprint::fingerprint_order(&names),
@@ -167,13 +152,7 @@ impl ParquetSource {
         let i = self.next_in_batch;
         self.next_in_batch += 1;
         self.row_in_file += 1;
-        rec.clear();
-        let mut cell = Vec::with_capacity(32);
-        for col in &self.columns {
-            cell.clear();
-            write_cell(col.as_ref(), i, &mut cell);
-            rec.push_field(cell.trim_ascii());
-        }
+        write_row(&self.columns, i, rec);
         Ok(Some(self.row_in_file))
     }
 
@@ -216,23 +195,7 @@ impl ParquetSource {
     }
 
     fn set_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        self.columns.clear();
-        for (j, col) in batch.columns().iter().enumerate() {
-            // A dictionary column (a pandas categorical) is read as its values.
-            let col = match col.as_any_dictionary_opt() {
-                Some(dict) => arrow_select::take::take(dict.values().as_ref(), dict.keys(), None)
-                    .map_err(|e| {
-                    data_err(
-                        self.current(),
-                        None,
-                        self.names.get(j).map(String::as_str),
-                        format!("cannot decode the dictionary column: {e}"),
-                    )
-                })?,
-                None => col.clone(),
-            };
-            self.columns.push(col);
-        }
+        self.columns = batch_columns(&batch, self.current(), &self.names)?;
         self.batch_rows = batch.num_rows();
         self.next_in_batch = 0;
         Ok(())
@@ -246,6 +209,66 @@ impl ParquetSource {
             row: Some(row),
             name_file: self.in_dir,
         }
+    }
+}
+
+/// The column names of `schema` (trimmed, as a CSV header's are), each once; `path`
+/// names the data in errors.
+pub(crate) fn column_names(path: &Path, schema: &Schema) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(schema.fields().len());
+    for (j, f) in schema.fields().iter().enumerate() {
+        let name = f.name().trim();
+        if let Some(k) = names.iter().position(|n| n == name) {
+            return Err(data_err(
+                path,
+                None,
+                Some(name),
+                format!("duplicate column name (columns {k} and {j})"),
+            ));
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(data_err(path, None, None, "no columns"));
+    }
+    Ok(names)
+}
+
+/// The columns of `batch` ready for [`write_row`]: a dictionary column (a pandas
+/// categorical) decoded to its values. `path` and `names` name it in errors.
+pub(crate) fn batch_columns(
+    batch: &RecordBatch,
+    path: &Path,
+    names: &[String],
+) -> Result<Vec<ArrayRef>> {
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (j, col) in batch.columns().iter().enumerate() {
+        let col = match col.as_any_dictionary_opt() {
+            Some(dict) => arrow_select::take::take(dict.values().as_ref(), dict.keys(), None)
+                .map_err(|e| {
+                    data_err(
+                        path,
+                        None,
+                        names.get(j).map(String::as_str),
+                        format!("cannot decode the dictionary column: {e}"),
+                    )
+                })?,
+            None => col.clone(),
+        };
+        columns.push(col);
+    }
+    Ok(columns)
+}
+
+/// Row `i` of `columns` into `rec`, one text cell per column (see the module docs),
+/// trimmed as CSV cells are.
+pub(crate) fn write_row(columns: &[ArrayRef], i: usize, rec: &mut csv::ByteRecord) {
+    rec.clear();
+    let mut cell = Vec::with_capacity(32);
+    for col in columns {
+        cell.clear();
+        write_cell(col.as_ref(), i, &mut cell);
+        rec.push_field(cell.trim_ascii());
     }
 }
 
@@ -266,7 +289,7 @@ fn not_parquet(file: &Path, e: parquet::errors::ParquetError) -> Error {
 }
 
 /// Refuses a column of a type whose values riskgrad cannot take as cells.
-fn check_types(file: &Path, schema: &Schema) -> Result<()> {
+pub(crate) fn check_types(file: &Path, schema: &Schema) -> Result<()> {
     for f in schema.fields() {
         if let Some(why) = unsupported(f.data_type()) {
             return Err(data_err(

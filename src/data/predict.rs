@@ -82,6 +82,19 @@ impl<'p> PredictReader<'p> {
         Self::from_source(Source::from_reader(reader, path)?, pre)
     }
 
+    /// Like [`open`](Self::open), from Arrow record batches in memory (all of `schema`),
+    /// read as the same table saved as Parquet would be; `name` names them in messages
+    /// (`pandas DataFrame`).
+    pub fn from_batches(
+        name: &str,
+        schema: arrow_schema::SchemaRef,
+        batches: Vec<arrow_array::RecordBatch>,
+        pre: &'p Preprocessor,
+    ) -> Result<Self> {
+        let src = super::arrow::ArrowSource::new(name, schema, batches)?;
+        Self::from_source(Source::Arrow(src), pre)
+    }
+
     fn from_source(src: Source, pre: &'p Preprocessor) -> Result<Self> {
         let missing: Vec<&str> = pre
             .inputs

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
+use super::arrow::ArrowSource;
 use super::parquet::{is_parquet, ParquetSource};
 use crate::error::{Error, Result};
 
@@ -22,6 +23,8 @@ pub(crate) enum Source {
     Csv(CsvSource),
     /// A Parquet file or a directory of them.
     Parquet(ParquetSource),
+    /// Arrow record batches in memory (from Python: a DataFrame, a Table).
+    Arrow(ArrowSource),
 }
 
 impl Source {
@@ -46,6 +49,7 @@ impl Source {
         match self {
             Source::Csv(s) => &s.path,
             Source::Parquet(s) => &s.path,
+            Source::Arrow(s) => s.path(),
         }
     }
 
@@ -54,6 +58,7 @@ impl Source {
         match self {
             Source::Csv(s) => &s.names,
             Source::Parquet(s) => &s.names,
+            Source::Arrow(s) => &s.names,
         }
     }
 
@@ -65,6 +70,7 @@ impl Source {
         match self {
             Source::Csv(s) => s.next(rec),
             Source::Parquet(s) => s.next(rec),
+            Source::Arrow(s) => s.next(rec),
         }
     }
 
@@ -78,6 +84,7 @@ impl Source {
                 name_file: false,
             },
             Source::Parquet(s) => s.place(pos),
+            Source::Arrow(s) => s.place(pos),
         }
     }
 
@@ -86,6 +93,7 @@ impl Source {
         let (names, order) = match self {
             Source::Csv(s) => (&s.names, &s.fingerprint_order),
             Source::Parquet(s) => (&s.names, &s.fingerprint_order),
+            Source::Arrow(s) => (&s.names, &s.fingerprint_order),
         };
         super::fingerprint::row_fingerprint(names, order, rec)
     }

@@ -298,7 +298,7 @@ fn read_from_source(mut src: Source, opts: &PrepareOptions) -> Result<RawTable> 
     if n_rows == 0 {
         let what = match src {
             Source::Csv(_) => "no data rows after the header",
-            Source::Parquet(_) => "no data rows",
+            Source::Parquet(_) | Source::Arrow(_) => "no data rows",
         };
         return Err(data_err(src.path(), None, None, what));
     }

@@ -13,6 +13,7 @@ mod reference;
 mod rnn_common;
 
 mod activations;
+mod arrow_source;
 mod bench_json;
 mod cli;
 mod cli_outputs;
