@@ -2,6 +2,7 @@
 //! suites themselves are in `suites`, which the `cargo bench` targets (benches/) include
 //! too.
 
+mod page;
 mod suites;
 
 use riskgrad::engine::gpu::DeviceChoice;
@@ -175,6 +176,41 @@ pub enum BenchKind {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Every suite on every device in one command: peaks, matmul, conv, pool, lstm, gru
+    /// and training, written to DIR as results.json (as --json writes) and index.html
+    /// (matmul GFLOP/s against size, a roofline per device, training rows/s per model and
+    /// device, every case in a table). `--budget` is per case; the whole run takes about
+    /// (cases × 2 × budget) plus the training epochs: minutes on a laptop.
+    All {
+        /// The directory to write results.json and index.html into (created if new).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+        devices: Vec<DeviceChoice>,
+        /// The suites to run, comma-separated (default: all of them).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "peak,matmul,conv,pool,lstm,gru,train"
+        )]
+        suites: Vec<AllSuite>,
+        /// Matrix sizes of the matmul suite.
+        #[arg(long, value_delimiter = ',', default_value = "128,256,512,1024")]
+        sizes: Vec<usize>,
+        /// The models of the train suite.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_enum,
+            default_value = "mlp,cnn,lstm,gru"
+        )]
+        models: Vec<suites::BenchModel>,
+        /// Epochs per model in the train suite (one sample each).
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[command(flatten)]
+        timing: TimingArgs,
+    },
     /// Compare two `--json` results case by case: both medians, NEW/BASE, and a verdict.
     ///
     /// Cases are matched by suite, kernel, shape, dtype, variant and device (name and
@@ -202,6 +238,18 @@ riskgrad bench JSON document; 6 with --fail-on-slow, a case SLOW by more than PC
         #[arg(long)]
         any_device: bool,
     },
+}
+
+/// The suites `bench all` can run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllSuite {
+    Peak,
+    Matmul,
+    Conv,
+    Pool,
+    Lstm,
+    Gru,
+    Train,
 }
 
 #[derive(clap::Args, Debug)]
@@ -310,6 +358,25 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             cases.push(b.case(&info));
             (output, None)
         }
+        BenchKind::All {
+            out,
+            devices,
+            suites,
+            sizes,
+            models,
+            epochs,
+            timing,
+        } => {
+            return all(
+                out,
+                devices,
+                suites,
+                sizes,
+                models,
+                *epochs,
+                &timing.timing()?,
+            )
+        }
         BenchKind::Compare {
             base,
             new,
@@ -322,6 +389,107 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     if let Some(path) = &output.json {
         Report::new(cases, budget).write(path)?;
     }
+    if wrong > 0 {
+        return Err(Error::Other(format!(
+            "{wrong} case(s) disagreed with the reference and were not timed"
+        )));
+    }
+    Ok(())
+}
+
+/// `bench all`: the chosen suites on every device, then DIR/results.json and
+/// DIR/index.html. The peaks measured first are the ceilings of the later suites' % of
+/// peak and the page's roofline.
+fn all(
+    out: &Path,
+    devices: &[DeviceChoice],
+    chosen: &[AllSuite],
+    sizes: &[usize],
+    models: &[suites::BenchModel],
+    epochs: usize,
+    t: &Timing,
+) -> Result<()> {
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(Error::flag("--sizes", "sizes must be positive"));
+    }
+    if epochs == 0 {
+        return Err(Error::flag("--epochs", "must be at least 1"));
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(Error::flag(
+            "--out",
+            format!("{} is not a directory", out.display()),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let has = |s: AllSuite| chosen.contains(&s);
+    let mut cases = Vec::new();
+    if has(AllSuite::Peak) {
+        for choice in devices {
+            match suites::open_target(choice) {
+                Ok((target, info)) => suites::peak::peak_suite(
+                    &target,
+                    &info,
+                    suites::peak::DEFAULT_BUFFER_MIB << 20,
+                    t,
+                    &mut cases,
+                )?,
+                Err(e) => eprintln!("skipping device {choice:?}: {e}"),
+            }
+        }
+    }
+    let peaks = match cases.is_empty() {
+        true => PeakSource::Off,
+        false => PeakSource::File {
+            path: "this run's bench peak".into(),
+            report: Box::new(Report::new(cases.clone(), Some(t.budget_seconds))),
+        },
+    };
+    suites::each_device(devices, &peaks, |exec, device| {
+        if has(AllSuite::Matmul) {
+            suites::matmul_suite(exec, device, sizes, t, &mut cases)?;
+        }
+        if has(AllSuite::Conv) {
+            suites::conv_suite(exec, device, t, &mut cases)?;
+        }
+        if has(AllSuite::Pool) {
+            suites::pool_suite(exec, device, t, &mut cases)?;
+        }
+        Ok(())
+    })?;
+    for (suite, kind) in [
+        (AllSuite::Lstm, CellKind::Lstm),
+        (AllSuite::Gru, CellKind::Gru),
+    ] {
+        if has(suite) {
+            suites::recurrent_on_devices(kind, devices, 256, 3, 64, 6, t, &mut cases)?;
+        }
+    }
+    if has(AllSuite::Train) {
+        for choice in devices {
+            for &model in models {
+                let (mut exec, info) = match suites::open_device(choice) {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        eprintln!("skipping device {choice:?}: {e}");
+                        break;
+                    }
+                };
+                let b = suites::train_model(exec.as_mut(), model, epochs, false, Instant::now())?;
+                suites::print_train(&b, exec.as_ref());
+                cases.push(b.case(&info));
+            }
+        }
+    }
+    let wrong = cases.iter().filter(|c| c.status != "ok").count();
+    let report = Report::new(cases, Some(t.budget_seconds));
+    report.write(&out.join("results.json"))?;
+    riskgrad::files::write_atomically(&out.join("index.html"), page::html(&report)?.as_bytes())?;
+    println!(
+        "wrote {} and {}",
+        out.join("results.json").display(),
+        out.join("index.html").display()
+    );
     if wrong > 0 {
         return Err(Error::Other(format!(
             "{wrong} case(s) disagreed with the reference and were not timed"

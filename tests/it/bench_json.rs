@@ -659,3 +659,66 @@ fn gpu_cases_are_checked_against_the_cpu_and_timed_by_timestamps() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("WRONG").count(), 3, "{text}");
 }
+
+/// `bench all --out DIR` on the CPU backend (a short run of three suites): results.json
+/// holds the cases of each suite as `--json` writes them, and index.html the matmul plot,
+/// the CPU's roofline from its measured peaks and the training plot, with every case in
+/// its table. An `--out` that is a file is refused before anything runs.
+#[test]
+fn bench_all_writes_results_and_a_page() {
+    let dir = crate::lifecycle_common::temp_dir("bench-all");
+    let out = dir.join("bench");
+    let o = riskgrad(&[
+        "bench",
+        "all",
+        "--out",
+        out.to_str().unwrap(),
+        "--devices",
+        "cpu",
+        "--suites",
+        "peak,matmul,train",
+        "--sizes",
+        "64,96",
+        "--models",
+        "mlp",
+        "--epochs",
+        "1",
+        "--budget",
+        "0.01",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = read_json(&out.join("results.json"));
+    assert_eq!(doc["schema"], json!(1));
+    let cases = doc["cases"].as_array().unwrap();
+    for suite in ["peak", "matmul", "train"] {
+        assert!(
+            cases.iter().any(|c| c["suite"] == json!(suite)),
+            "{suite} in {doc}"
+        );
+    }
+    let matmul: Vec<&Value> = cases.iter().filter(|c| c["suite"] == "matmul").collect();
+    assert_eq!(matmul.len(), 2, "one case per size");
+    assert!(
+        matmul.iter().all(|c| c["peak"]["source"] != json!(null)),
+        "% of peak against this run's peaks: {matmul:?}"
+    );
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(
+        page.matches("<svg").count(),
+        3,
+        "matmul, roofline, training"
+    );
+    assert!(page.contains("Roofline: CPU"), "the CPU's roofline");
+    assert_eq!(
+        page.matches("<tr><td").count(),
+        cases.len(),
+        "a table row per case"
+    );
+
+    let file = dir.join("a-file");
+    std::fs::write(&file, "keep").unwrap();
+    let o = riskgrad(&["bench", "all", "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+}
