@@ -12,6 +12,17 @@ fn out_path(name: &str) -> TempFile {
     f
 }
 
+/// Runs `riskgrad ARGS` with every checked kernel's output made wrong
+/// (`RISKGRAD_BENCH_INJECT_WRONG`, a test-only switch of the bench suites).
+fn injected_wrong(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
+        .output()
+        .unwrap()
+}
+
 fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("the report was written"))
         .expect("the report is JSON")
@@ -231,21 +242,16 @@ fn peak_json_on_the_gpu_holds_every_field_and_checked_kernels() {
 
 #[test]
 fn a_wrong_peak_kernel_is_reported_and_never_timed() {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args([
-            "bench",
-            "peak",
-            "--devices",
-            "cpu",
-            "--budget",
-            "0.01",
-            "--buffer-mib",
-            "1",
-        ])
-        .env("NODEVICE_SELECT", "1")
-        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
-        .output()
-        .unwrap();
+    let o = injected_wrong(&[
+        "bench",
+        "peak",
+        "--devices",
+        "cpu",
+        "--budget",
+        "0.01",
+        "--buffer-mib",
+        "1",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("WRONG").count(), 3, "{text}");
@@ -359,24 +365,19 @@ fn lstm_json_has_a_case_per_variant() {
 #[test]
 fn a_wrong_kernel_is_reported_and_never_timed() {
     let out = out_path("bench-wrong.json");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args([
-            "bench",
-            "matmul",
-            "--sizes",
-            "8",
-            "--devices",
-            "cpu",
-            "--budget",
-            "0.01",
-            "--no-peak",
-        ])
-        .arg("--json")
-        .arg(&out.0)
-        .env("NODEVICE_SELECT", "1")
-        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
-        .output()
-        .unwrap();
+    let o = injected_wrong(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "8",
+        "--devices",
+        "cpu",
+        "--budget",
+        "0.01",
+        "--no-peak",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("disagreed with the reference"),
@@ -613,20 +614,15 @@ fn gpu_cases_are_checked_against_the_cpu_and_timed_by_timestamps() {
             assert!(c["wall_stats"]["median"].as_f64().unwrap() > 0.0, "{c}");
         }
     }
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args([
-            "bench",
-            "pool",
-            "--devices",
-            "gpu",
-            "--budget",
-            "0.01",
-            "--no-peak",
-        ])
-        .env("NODEVICE_SELECT", "1")
-        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
-        .output()
-        .unwrap();
+    let o = injected_wrong(&[
+        "bench",
+        "pool",
+        "--devices",
+        "gpu",
+        "--budget",
+        "0.01",
+        "--no-peak",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("WRONG").count(), 8, "{text}");
@@ -649,12 +645,7 @@ fn gpu_cases_are_checked_against_the_cpu_and_timed_by_timestamps() {
         assert!(error <= c["tolerance"].as_f64().unwrap(), "{c}");
         assert_eq!(c["status"], json!("ok"), "{c}");
     }
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
-        .args(["bench", "lstm", "--devices", "gpu", "--budget", "0.01"])
-        .env("NODEVICE_SELECT", "1")
-        .env("RISKGRAD_BENCH_INJECT_WRONG", "1")
-        .output()
-        .unwrap();
+    let o = injected_wrong(&["bench", "lstm", "--devices", "gpu", "--budget", "0.01"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(text.matches("WRONG").count(), 3, "{text}");

@@ -531,6 +531,52 @@ impl Executor for CpuExecutor {
     }
 
     fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {
+        self.with_plan(plan, first_step, steps, |this, lp| {
+            if !this.lanes.available() {
+                return (first_step..first_step + steps)
+                    .try_for_each(|s| this.run_step(lp, s, None));
+            }
+            // Each step split across the lanes or not, whichever has been faster.
+            let lanes = this.lanes.clone();
+            let result = (first_step..first_step + steps).try_for_each(|s| {
+                let split = lp.lanes.pick();
+                lanes.set_splitting(split);
+                let started = std::time::Instant::now();
+                this.run_step(lp, s, None)?;
+                lp.lanes.record(split, started.elapsed().as_secs_f64());
+                Ok(())
+            });
+            lanes.set_splitting(false);
+            result
+        })
+    }
+
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+        let mut times = Vec::new();
+        self.with_plan(plan, step, 1, |this, lp| {
+            // Split across the lanes as a normal run would be now.
+            let split = this.lanes.available() && lp.lanes.pick();
+            this.lanes.set_splitting(split);
+            let result = this.run_step(lp, step, Some(&mut times));
+            this.lanes.set_splitting(false);
+            result
+        })?;
+        Ok(Some(times))
+    }
+}
+
+impl CpuExecutor {
+    /// Takes plan `plan` out for `run` (so its buffers and the executor's can be
+    /// borrowed side by side), after checking that `steps` steps from `first_step` fit
+    /// its index lists and setting the step counter to `first_step`; puts it back after,
+    /// whatever `run` returned.
+    fn with_plan(
+        &mut self,
+        plan: usize,
+        first_step: usize,
+        steps: usize,
+        run: impl FnOnce(&mut Self, &mut LoadedPlan) -> Result<()>,
+    ) -> Result<()> {
         let mut lp = self
             .plans
             .get_mut(plan)
@@ -540,56 +586,14 @@ impl Executor for CpuExecutor {
             crate::engine::exec::check_run(&lp.plan, first_step, steps, |name| {
                 self.named.read_u32_max(name)
             })?;
-            let step = lp
-                .plan
-                .state_index(crate::engine::plan::STEP_STATE)
-                .expect("every plan counts steps");
-            self.named.get_mut(lp.states[step])[0] = f32::from_bits(first_step as u32);
-            if !self.lanes.available() {
-                return (first_step..first_step + steps)
-                    .try_for_each(|s| self.run_step(&mut lp, s, None));
-            }
-            // Each step split across the lanes or not, whichever has been faster.
-            let lanes = self.lanes.clone();
-            let result = (first_step..first_step + steps).try_for_each(|s| {
-                let split = lp.lanes.pick();
-                lanes.set_splitting(split);
-                let started = std::time::Instant::now();
-                self.run_step(&mut lp, s, None)?;
-                lp.lanes.record(split, started.elapsed().as_secs_f64());
-                Ok(())
-            });
-            lanes.set_splitting(false);
-            result
-        })();
-        self.plans[plan] = Some(lp);
-        result
-    }
-
-    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
-        let mut lp = self
-            .plans
-            .get_mut(plan)
-            .and_then(Option::take)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
-        let mut times = Vec::with_capacity(lp.plan.launches.len());
-        let result = (|| {
-            crate::engine::exec::check_run(&lp.plan, step, 1, |name| {
-                self.named.read_u32_max(name)
-            })?;
             let counter = lp
                 .plan
                 .state_index(crate::engine::plan::STEP_STATE)
                 .expect("every plan counts steps");
-            self.named.get_mut(lp.states[counter])[0] = f32::from_bits(step as u32);
-            // Split across the lanes as a normal run would be now.
-            let split = self.lanes.available() && lp.lanes.pick();
-            self.lanes.set_splitting(split);
-            let result = self.run_step(&mut lp, step, Some(&mut times));
-            self.lanes.set_splitting(false);
-            result
+            self.named.get_mut(lp.states[counter])[0] = f32::from_bits(first_step as u32);
+            run(self, &mut lp)
         })();
         self.plans[plan] = Some(lp);
-        result.map(|()| Some(times))
+        result
     }
 }
