@@ -469,6 +469,7 @@ pub fn time_plan_wall(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> 
 }
 
 /// A plan's time per step, and by which clock.
+#[derive(Clone, Debug, Serialize)]
 pub struct PlanTime {
     /// From device timestamps where the device has them, else from the wall clock.
     pub stats: Stats,
@@ -1486,11 +1487,11 @@ pub struct RnnBench {
     pub steps: usize,
     /// Seconds of one step, forward and backward through time: every launch. The three
     /// are `None` when the step's outputs disagreed with the CPU backend's (not timed).
-    pub step: Option<Stats>,
+    pub step: Option<PlanTime>,
     /// The same step's matmul launches alone (same shapes and buffers).
-    pub matmuls: Option<Stats>,
+    pub matmuls: Option<PlanTime>,
     /// Its fused cell launches alone (forward and backward).
-    pub cells: Option<Stats>,
+    pub cells: Option<PlanTime>,
     /// On a GPU, the largest difference of the step's gradients from the CPU backend's
     /// and its tolerance (the worst gradient relative to its tolerance); `None` on the
     /// CPU backend.
@@ -1529,7 +1530,8 @@ impl RnnBench {
                 intensity: None,
                 ceiling: Ceiling::None,
             }
-            .case(device, stats.clone(), self.check)
+            .case(device, stats.as_ref().map(|t| t.stats.clone()), self.check)
+            .timed_by(stats.as_ref())
         })
         .collect()
     }
@@ -1551,8 +1553,9 @@ pub fn recurrent_on_devices(
         let b = recurrent(exec, kind, batch, input, hidden, steps, timing)?;
         match (&b.step, &b.matmuls, &b.cells) {
             (Some(step), Some(matmuls), Some(cells)) => println!(
-                "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step",
-                b.name, b.device, step.median * 1e3, step.iqr * 1e3, step.samples, b.matmul_launches, matmuls.median * 1e3, b.cell_launches, cells.median * 1e3, b.launches
+                "{} on {}: step {:.3} ms (IQR {:.3} ms, {} samples; forward + backward through time); its {} matmul launches alone {:.3} ms, its {} fused cell launches alone {:.3} ms; {} launches per step ({})",
+                b.name, b.device, step.stats.median * 1e3, step.stats.iqr * 1e3, step.stats.samples, b.matmul_launches, matmuls.stats.median * 1e3, b.cell_launches, cells.stats.median * 1e3, b.launches,
+                if step.wall.is_some() { "device timestamps" } else { "wall clock" }
             ),
             _ => {
                 for case in b.cases(device) {
@@ -1657,10 +1660,10 @@ pub fn recurrent(
     };
     let wrong = check.is_some_and(|(e, t)| e.is_nan() || e > t);
     let device = exec.device_name();
-    let mut time = |plan: usize| -> Result<Option<Stats>> {
+    let mut time = |plan: usize| -> Result<Option<PlanTime>> {
         Ok(match wrong {
             true => None,
-            false => Some(time_plan_wall(exec, plan, timing)?),
+            false => Some(time_plan(exec, plan, timing)?),
         })
     };
     Ok(RnnBench {
