@@ -421,6 +421,27 @@ fn all(
             format!("{} is not a directory", out.display()),
         ));
     }
+    // Only an earlier `bench all`'s files are replaced: a directory's own index.html or
+    // results.json (a web page, another tool's results) is the user's.
+    for (name, mark) in [
+        ("index.html", page::TITLE),
+        ("results.json", "\"created_unix\""),
+    ] {
+        let path = out.join(name);
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            let ours = meta.is_file()
+                && std::fs::read_to_string(&path).is_ok_and(|text| text.contains(mark));
+            if !ours {
+                return Err(Error::flag(
+                    "--out",
+                    format!(
+                        "{} is not from an earlier `riskgrad bench all`, and would be replaced: choose another directory",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let has = |s: AllSuite| chosen.contains(&s);
     let mut cases = Vec::new();

@@ -712,4 +712,16 @@ fn bench_all_writes_results_and_a_page() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+
+    // A directory with the user's own index.html is refused before anything runs.
+    let site = dir.join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<html>mine</html>").unwrap();
+    let o = riskgrad(&["bench", "all", "--out", site.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not from an earlier"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(site.join("index.html")).unwrap(),
+        "<html>mine</html>"
+    );
 }

@@ -9,6 +9,8 @@ use riskgrad::{Error, Result};
 use std::fmt::Write as _;
 
 const SIZE: (u32, u32) = (640, 420);
+/// The page's title: `bench all` replaces an index.html only when it holds this.
+pub const TITLE: &str = "<title>riskgrad bench all</title>";
 const COLORS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 120, 0),
@@ -26,7 +28,7 @@ pub fn html(report: &Report) -> Result<String> {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>riskgrad bench all</title>\n<style>\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{TITLE}\n<style>\
 body{{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}}\
 table{{border-collapse:collapse;margin:8px 0 16px}}th,td{{border:1px solid #bbb;padding:3px 8px;text-align:right}}\
 th{{background:#eee}}td.l,th.l{{text-align:left}}figure{{display:inline-block;margin:8px}}\
