@@ -542,7 +542,8 @@ fn calibration_svg(ev: &Evaluation) -> Result<String> {
     Ok(svg)
 }
 
-fn escape(s: &str) -> String {
+/// `s` as HTML text (also inside an attribute's quotes): `&`, `<`, `>` and `"` escaped.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

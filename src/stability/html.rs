@@ -3,6 +3,7 @@
 //! chart of each bin's share of the training rows beside its share of the new rows.
 
 use super::{Band, Shift, StabilityReport, SHIFTED_ABOVE, WATCH_FROM};
+use crate::report::escape;
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 560.0;
@@ -186,13 +187,6 @@ fn shorten(label: &str) -> String {
 }
 
 /// Text safe inside HTML and SVG elements and attributes.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 use super::suites::{device_label, Case, Report};
 use plotters::prelude::*;
+use riskgrad::report::escape;
 use riskgrad::{Error, Result};
 use std::fmt::Write as _;
 
@@ -335,11 +336,4 @@ fn training_svg(cases: &[Case]) -> Result<Option<String>> {
         root.present().map_err(plot_err)?;
     }
     Ok(Some(svg))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
