@@ -103,8 +103,7 @@ impl Checkpoint {
                 loss_sum_bits: m.loss_sum.to_bits(),
             }),
         };
-        let json =
-            serde_json::to_string(&meta).map_err(|e| Error::Other(format!("checkpoint: {e}")))?;
+        let json = serde_json::to_string(&meta).map_err(Error::internal)?;
         let mut tensors = vec![
             (
                 "params".to_string(),
@@ -144,7 +143,7 @@ impl Checkpoint {
     /// Reads a checkpoint `save` wrote; another layout version is an error naming it.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |m: String| Error::Other(format!("{}: {m}", path.display()));
+        let bad = |m: String| Error::corrupt(path, m);
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
             bad(format!(
                 "not a riskgrad checkpoint (truncated or corrupted?): {e}"

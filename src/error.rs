@@ -101,9 +101,63 @@ pub enum Error {
         kept: Option<(usize, PathBuf)>,
     },
 
-    /// Anything else the engine refuses to do, with the reason.
+    /// A file riskgrad wrote (a model's config.json or weights, a checkpoint, a
+    /// stability baseline) that cannot be read back: damaged, edited by hand, or of
+    /// another format version.
+    #[error("{}: {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Numbers handed to the library whose count does not fit what they go with (a
+    /// matrix that is not whole rows of the model's features, a weight vector of
+    /// another model).
+    #[error("{what}: {got} values, expected {expected}")]
+    SizeMismatch {
+        /// What was handed over, and what it must fit.
+        what: String,
+        /// The values given.
+        got: usize,
+        /// The values it must have.
+        expected: usize,
+    },
+
+    /// A row-major matrix handed to the library whose values are not whole rows.
+    #[error("{values} values are not whole rows of {width} {what}")]
+    NotWholeRows {
+        /// What a row holds ("features", "columns").
+        what: &'static str,
+        /// The values given.
+        values: usize,
+        /// The values a row must have.
+        width: usize,
+    },
+
+    /// Memory this machine could not allocate, and what it was for.
+    #[error(
+        "{what} needs {:.1} GB of memory, which this machine cannot allocate; use fewer rows per step",
+        *bytes as f64 / 1e9
+    )]
+    OutOfMemory {
+        /// What needed it.
+        what: String,
+        /// How much, in bytes.
+        bytes: u64,
+    },
+
+    /// A graph asks for something the engine does not do (a second derivative, a
+    /// gradient through a view that carries none).
     #[error("{0}")]
-    Other(String),
+    Unsupported(String),
+
+    /// A broken invariant: the library was called against its contract (a plan or an
+    /// input that does not exist, a plan that overwrites what it still reads), or a
+    /// kernel gave a wrong result. A bug in riskgrad, its caller or the device.
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn kept_note(kept: &Option<(usize, PathBuf)>) -> String {
@@ -161,6 +215,8 @@ pub enum Setting {
     Monotone,
     /// The column holding each row's date.
     Date,
+    /// Threads of the CPU backend.
+    Threads,
 }
 
 impl Setting {
@@ -188,6 +244,7 @@ impl Setting {
             Setting::Device => "device",
             Setting::Monotone => "monotone constraints",
             Setting::Date => "date column",
+            Setting::Threads => "number of CPU threads",
         }
     }
 }
@@ -224,6 +281,25 @@ impl Error {
         Error::Flag {
             flag: flag.to_string(),
             message: message.into(),
+        }
+    }
+    /// An [`Error::Internal`], from anything that describes itself.
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        Error::Internal(what.to_string())
+    }
+    /// An [`Error::Corrupt`] for the file `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    /// An [`Error::SizeMismatch`].
+    pub fn size_mismatch(what: impl Into<String>, got: usize, expected: usize) -> Self {
+        Error::SizeMismatch {
+            what: what.into(),
+            got,
+            expected,
         }
     }
     /// A [`Error::Io`] naming `path`.

@@ -73,7 +73,7 @@ impl<'e> Explainer<'e> {
         let total = g.reduce_to(probs, &[1], 1.0)?;
         let grads = backward(&mut g, total, &[x])?;
         let grad = grads.of(x).ok_or_else(|| {
-            Error::Other("the model's output does not depend on its input".into())
+            Error::Unsupported("the model's output does not depend on its input".into())
         })?;
         let plan = compile(
             &g,
@@ -116,10 +116,11 @@ impl<'e> Explainer<'e> {
     pub fn explain(&mut self, x: &[f32]) -> Result<Explained> {
         let f = self.features;
         if f == 0 || !x.len().is_multiple_of(f) {
-            return Err(Error::Other(format!(
-                "{} values are not whole rows of {f} features",
-                x.len()
-            )));
+            return Err(Error::NotWholeRows {
+                what: "features",
+                values: x.len(),
+                width: f,
+            });
         }
         let m = self.steps;
         let per_row = m + 1;

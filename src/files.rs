@@ -244,7 +244,7 @@ impl Staging {
         let name = match (path.parent(), path.file_name()) {
             (Some(parent), Some(name)) if parent == self.named => name.to_os_string(),
             _ => {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "{} is not a file of {}, the directory this set replaces",
                     path.display(),
                     self.named.display()

@@ -54,7 +54,7 @@ impl LogisticFit {
             let values: Vec<f32> = match spec.name.as_str() {
                 "dense0.weight" => self.weights.iter().map(|&w| w as f32).collect(),
                 "dense0.bias" => vec![self.bias as f32],
-                other => return Err(Error::Other(format!("unexpected parameter {other}"))),
+                other => return Err(Error::Internal(format!("unexpected parameter {other}"))),
             };
             packed[layout.offsets[i]..layout.offsets[i] + layout.lens[i]].copy_from_slice(&values);
         }
@@ -109,17 +109,19 @@ pub fn fit_logistic(
 ) -> Result<LogisticFit> {
     let p = n_features;
     if p == 0 || x.len() != y.len() * p {
-        return Err(Error::Other(format!(
-            "logistic regression: {} values are not {} rows of {p} features",
+        return Err(Error::size_mismatch(
+            format!("logistic regression's {} rows of {p} features", y.len()),
             x.len(),
-            y.len()
-        )));
+            y.len() * p,
+        ));
     }
     if y.is_empty() {
-        return Err(Error::Other("logistic regression: no training rows".into()));
+        return Err(Error::Internal(
+            "logistic regression: no training rows".into(),
+        ));
     }
     if !(l2 > 0.0 && l2.is_finite() && pos_weight > 0.0 && pos_weight.is_finite()) {
-        return Err(Error::Other(format!(
+        return Err(Error::Internal(format!(
             "logistic regression: l2 {l2} and pos_weight {pos_weight} must be positive"
         )));
     }
@@ -299,7 +301,7 @@ fn solve_spd(mut a: Vec<f64>, b: &[f64], d: usize) -> Result<Vec<f64>> {
             diag -= a[j * d + k] * a[j * d + k];
         }
         if diag.is_nan() || diag <= 0.0 {
-            return Err(Error::Other(
+            return Err(Error::Internal(
                 "logistic regression: the Hessian is not positive definite".into(),
             ));
         }

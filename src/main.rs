@@ -19,6 +19,12 @@ threshold."
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads of the native CPU backend (kernels, and the host work that splits over
+    /// cores). Default: one per core (or RAYON_NUM_THREADS). With 2, small kernels are
+    /// split between the caller and one spinning helper; with more, the large products
+    /// split over the pool. Accepted by every command
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -60,7 +66,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let result = match cli.command {
+    let threads = cli
+        .threads
+        .map_or(Ok(()), riskgrad::engine::cpu::use_threads);
+    let result = threads.and_then(|()| match cli.command {
         Command::Devices => cmd::devices::run(),
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Train(args) => cmd::train::run(&args),
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(&args),
         Command::Monitor(args) => cmd::monitor::run(&args),
         Command::Bench(args) => cmd::bench::run(&args, started),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

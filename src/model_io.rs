@@ -224,7 +224,7 @@ impl SavedModel {
     pub fn validate(&self) -> Result<()> {
         let n_pre = self.preprocessing.n_features();
         let inputs = self.model.inputs();
-        let bad = |m: String| Err(Error::Other(m));
+        let bad = |m: String| Err(Error::Internal(m));
         match &self.feature_order {
             None if n_pre != inputs => {
                 return bad(format!(
@@ -328,8 +328,7 @@ impl SavedModel {
                 fnv1a64: format!("{:016x}", fnv1a64(&weights)),
             },
         };
-        let json = serde_json::to_vec_pretty(&config)
-            .map_err(|e| Error::Other(format!("config.json: {e}")))?;
+        let json = serde_json::to_vec_pretty(&config).map_err(Error::internal)?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let config_path = dir.join(CONFIG_FILE);
         // Both files are written in full before either is renamed into place; the config
@@ -354,13 +353,10 @@ impl SavedModel {
         let config_path = dir.join(CONFIG_FILE);
         let weights_path = dir.join(WEIGHTS_FILE);
         if !dir.is_dir() {
-            return Err(Error::Other(format!(
-                "{}: no such model directory",
-                dir.display()
-            )));
+            return Err(Error::corrupt(dir, "no such model directory"));
         }
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let bad_config = |m: String| Error::Other(format!("{}: {m}", config_path.display()));
+        let bad_config = |m: String| Error::corrupt(&config_path, m);
         // The format and version first, so a future layout is reported as such rather
         // than as whatever field it no longer has.
         let head: serde_json::Value = serde_json::from_str(&text)
@@ -390,7 +386,7 @@ impl SavedModel {
             Preprocessor::from_json(&config.preprocessing.to_string(), &config_path)?;
 
         let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
-        let bad_weights = |m: String| Error::Other(format!("{}: {m}", weights_path.display()));
+        let bad_weights = |m: String| Error::corrupt(&weights_path, m);
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| {
             bad_weights(format!(
                 "not a complete safetensors file (truncated or corrupted?): {e}"
@@ -478,7 +474,7 @@ fn sorted_names<'a>(t: &'a SafeTensors<'a>) -> Vec<&'a str> {
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(v).map_err(|e| Error::Other(format!("cannot write the model config: {e}")))
+    serde_json::to_value(v).map_err(Error::internal)
 }
 
 /// Little-endian bytes of f32 values (safetensors' byte order).
@@ -497,11 +493,11 @@ pub fn serialize_tensors(
         .map(|(name, dtype, shape, data)| {
             safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| Error::Other(format!("tensor {name:?}: {e}")))
+                .map_err(|e| Error::Internal(format!("tensor {name:?}: {e}")))
         })
         .collect::<Result<BTreeMap<_, _>>>()?;
     safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| Error::Other(format!("safetensors: {e}")))
+        .map_err(|e| Error::Internal(format!("safetensors: {e}")))
 }
 
 /// FNV-1a, 64-bit: a checksum to notice a damaged or swapped file (not a defence against

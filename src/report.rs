@@ -224,7 +224,7 @@ below {FOUR_FIFTHS} it is flagged (the four-fifths rule); {reference}.</p>\n",
 }
 
 fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Other(format!("drawing a report plot: {e:?}"))
+    Error::Internal(format!("drawing a report plot: {e:?}"))
 }
 
 /// Every k-th point (and the last), at most `MAX_CURVE_POINTS`.

@@ -93,11 +93,11 @@ impl<'e> Scorer<'e> {
     /// `batch` rows per run; the last run is padded with zeros and cut.
     pub fn score(&mut self, x: &[f32]) -> Result<Vec<f32>> {
         if !x.len().is_multiple_of(self.features.max(1)) {
-            return Err(Error::Other(format!(
-                "{} values are not whole rows of {} features",
-                x.len(),
-                self.features
-            )));
+            return Err(Error::NotWholeRows {
+                what: "features",
+                values: x.len(),
+                width: self.features,
+            });
         }
         let rows = x.len() / self.features.max(1);
         let mut out = Vec::with_capacity(rows);

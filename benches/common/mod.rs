@@ -49,8 +49,7 @@ pub fn write_json(
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("riskgrad-bench");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| riskgrad::Error::Other(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| riskgrad::Error::io(&dir, e))?;
     let path = dir.join(format!("{name}.json"));
     crate::suites::Report::new(cases, budget_seconds).write(&path)?;
     println!("wrote {}", path.display());

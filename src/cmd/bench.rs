@@ -390,7 +390,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
         Report::new(cases, budget).write(path)?;
     }
     if wrong > 0 {
-        return Err(Error::Other(format!(
+        return Err(Error::Internal(format!(
             "{wrong} case(s) disagreed with the reference and were not timed"
         )));
     }
@@ -512,7 +512,7 @@ fn all(
         out.join("index.html").display()
     );
     if wrong > 0 {
-        return Err(Error::Other(format!(
+        return Err(Error::Internal(format!(
             "{wrong} case(s) disagreed with the reference and were not timed"
         )));
     }

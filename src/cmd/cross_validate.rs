@@ -286,7 +286,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         ensemble: args.ensemble,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&metrics).map_err(Error::internal)?;
     files.add(&out.join("metrics.json"), &json)?;
     let fold_table = FoldTable {
         columns: ["AUC", "KS", "log loss", "challenger AUC"]

@@ -35,8 +35,8 @@ pub fn run() -> Result<()> {
         );
     }
     println!(
-        "[cpu] native CPU backend ({} threads)",
-        rayon::current_num_threads()
+        "[cpu] native CPU backend ({})",
+        riskgrad::engine::cpu::thread_count()
     );
     println!();
     println!("--device auto picks a discrete GPU, then an integrated one, else the CPU backend;");

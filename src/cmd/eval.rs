@@ -264,7 +264,7 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
             evaluation: &ev,
             fairness: fair.as_ref(),
         };
-        emit_json(&serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
+        emit_json(&serde_json::to_string_pretty(&out).map_err(Error::internal)?);
     } else {
         let data = match selection {
             Selection::ByContent { not_found: 0 } => format!(

@@ -247,7 +247,7 @@ pub fn run_with(args: &ExplainArgs, emit_json: &mut dyn FnMut(&str)) -> Result<(
             rows: &out_rows,
             importance: &global,
         };
-        emit_json(&serde_json::to_string_pretty(&out).map_err(|e| Error::Other(e.to_string()))?);
+        emit_json(&serde_json::to_string_pretty(&out).map_err(Error::internal)?);
     } else {
         println!("\nglobal importance over {} rows (mean |contribution|, mean contribution, times a top-{} reason):", importance.rows(), args.top);
         for imp in global.iter().filter(|i| i.mean_abs > 0.0) {

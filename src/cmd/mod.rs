@@ -62,6 +62,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::DenseSizes => "--dense",
         Setting::Monotone => "--monotone",
         Setting::Date => "--date",
+        Setting::Threads => "--threads",
         Setting::Dropout => "--dropout",
         Setting::ConvChannels => "--conv-channels",
         Setting::ConvKernel => "--conv-kernel",
@@ -121,9 +122,15 @@ pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Flag { .. } | Error::Invalid { .. } => exit::USAGE,
         Error::Data { .. } | Error::Io { .. } => exit::DATA,
-        Error::BadModel { .. } => exit::MODEL,
+        Error::BadModel { .. } | Error::Corrupt { .. } => exit::MODEL,
         Error::Diverged { .. } => exit::DIVERGED,
         Error::Interrupted { .. } => signals::exit_status().unwrap_or(exit::INTERRUPTED),
-        Error::Shape { .. } | Error::Gpu(_) | Error::Other(_) => exit::INTERNAL,
+        Error::Shape { .. }
+        | Error::Gpu(_)
+        | Error::SizeMismatch { .. }
+        | Error::NotWholeRows { .. }
+        | Error::OutOfMemory { .. }
+        | Error::Unsupported(_)
+        | Error::Internal(_) => exit::INTERNAL,
     }
 }

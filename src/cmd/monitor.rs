@@ -104,7 +104,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     print!("{}", text(&report, &args.model, &args.data));
     if let Some(mut w) = json_out {
         let doc = json_document(&report, &args.model, &args.data);
-        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(Error::internal)?;
         w.write_all(&bytes)?;
         w.write_all(b"\n")?;
         w.commit()?;

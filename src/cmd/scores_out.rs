@@ -168,7 +168,7 @@ pub fn scores_batch(
             .iter()
             .map(|id| {
                 id.parse::<i64>()
-                    .map_err(|_| Error::Other(format!("row number {id:?} is not a number")))
+                    .map_err(|_| Error::Internal(format!("row number {id:?} is not a number")))
             })
             .collect::<Result<Vec<i64>>>()?;
         Arc::new(Int64Array::from(rows))
@@ -189,7 +189,7 @@ pub fn scores_batch(
         columns.push(Arc::new(Float64Array::from(points)));
     }
     RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::Other(format!("scores batch: {e}")))
+        .map_err(|e| Error::Internal(format!("scores batch: {e}")))
 }
 
 /// A Parquet writer's failure (the disk's, mostly) as an error naming the file.

@@ -1036,7 +1036,7 @@ fn write_single_run(
         challenger: &challenger,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&metrics).map_err(Error::internal)?;
     files.add(&out.join("metrics.json"), &json)?;
     let report = ReportInput {
         title: format!("riskgrad {} model on {data_name}", model.label()),

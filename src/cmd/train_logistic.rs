@@ -131,7 +131,7 @@ pub fn run(
         validation_rows: val.rows(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    let json = serde_json::to_vec_pretty(&metrics).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&metrics).map_err(Error::internal)?;
     files.add(&out.join("metrics.json"), &json)?;
     let split = format!(
         "{} fitted, {} validation; stratified at random (seed {})",

@@ -157,7 +157,7 @@ impl LabelledTable {
             }
         };
         let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
-            return Err(Error::Other(
+            return Err(Error::Internal(
                 "the target column was not read as text".into(),
             ));
         };

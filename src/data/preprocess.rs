@@ -443,7 +443,7 @@ impl Preprocessor {
 
 fn check_rows(table: &RawTable, rows: &[u32]) -> Result<()> {
     match rows.iter().find(|&&r| r as usize >= table.n_rows) {
-        Some(r) => Err(Error::Other(format!(
+        Some(r) => Err(Error::Internal(format!(
             "row {r} is past the table's {} rows",
             table.n_rows
         ))),

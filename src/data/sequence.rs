@@ -314,11 +314,11 @@ impl SequenceLayout {
     /// Puts a prepared dataset's features (both splits and the names) in this layout.
     pub fn apply(&self, prepared: &mut Prepared) -> Result<()> {
         if prepared.feature_names.len() != self.source.len() {
-            return Err(Error::Other(format!(
-                "the layout has {} features, the data {}",
+            return Err(Error::size_mismatch(
+                "the sequence layout's features",
+                prepared.feature_names.len(),
                 self.source.len(),
-                prepared.feature_names.len()
-            )));
+            ));
         }
         prepared.train.x = self.reorder(&prepared.train.x)?;
         prepared.val.x = self.reorder(&prepared.val.x)?;
@@ -354,10 +354,11 @@ impl SequenceLayout {
     pub fn reorder(&self, x: &[f32]) -> Result<Vec<f32>> {
         let f = self.source.len();
         if f == 0 || !x.len().is_multiple_of(f) {
-            return Err(Error::Other(format!(
-                "a matrix of {} values is not rows of the layout's {f} features",
-                x.len()
-            )));
+            return Err(Error::NotWholeRows {
+                what: "features",
+                values: x.len(),
+                width: f,
+            });
         }
         let mut out = Vec::with_capacity(x.len());
         for row in x.chunks_exact(f) {

@@ -70,13 +70,12 @@ pub fn kernel_name(kernel: &Kernel) -> String {
 /// sized beyond the machine is refused, never an abort.
 pub fn zeroed_words(len: usize, what: &str) -> Result<Vec<f32>> {
     let mut words = Vec::new();
-    words.try_reserve_exact(len).map_err(|_| {
-        Error::Other(format!(
-            "{what} needs {:.1} GB of memory, which this machine cannot allocate; use fewer \
-             rows per step",
-            len as f64 * 4.0 / 1e9
-        ))
-    })?;
+    words
+        .try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory {
+            what: what.to_string(),
+            bytes: len as u64 * 4,
+        })?;
     words.resize(len, 0.0);
     Ok(words)
 }
@@ -128,9 +127,7 @@ pub fn output_of(kernel: &Kernel) -> TensorRef {
 /// An error unless `got == want` (a buffer of the wrong size for `what`).
 pub fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::Other(format!(
-            "{what}: got {got} values, the plan holds {want}"
-        )));
+        return Err(Error::size_mismatch(what, got, want));
     }
     Ok(())
 }
@@ -138,7 +135,7 @@ pub fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
 /// Plans in one executor must share one parameter layout.
 pub fn check_layout(plan: &Plan, current: usize, have_plans: bool) -> Result<()> {
     if have_plans && plan.layout.total != current {
-        return Err(Error::Other(format!(
+        return Err(Error::Internal(format!(
             "plan has {} parameter words, the executor's other plans {current}: they must come from the same model",
             plan.layout.total
         )));
@@ -174,7 +171,7 @@ pub fn check_run(
             } => (perm, batch, out.len / cols),
             Kernel::Collect { x, out } => {
                 if steps * x.len > out.len {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Internal(format!(
                         "{steps} steps collect more than the {} values planned",
                         out.len
                     )));
@@ -188,7 +185,7 @@ pub fn check_run(
         };
         let name = &plan.inputs[i].name;
         if steps * batch > perm.len {
-            return Err(Error::Other(format!(
+            return Err(Error::Internal(format!(
                 "{steps} steps of {batch} rows need {} indices, {name:?} has {}",
                 steps * batch,
                 perm.len
@@ -197,11 +194,11 @@ pub fn check_run(
         match max_index(name) {
             Some(m) if (m as usize) < rows => {}
             Some(m) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "index {m} in {name:?} is past the table's {rows} rows"
                 )))
             }
-            None => return Err(Error::Other(format!("input {name:?} was not written"))),
+            None => return Err(Error::Internal(format!("input {name:?} was not written"))),
         }
     }
     Ok(())
@@ -235,7 +232,7 @@ impl Words {
         self.names
             .iter()
             .position(|n| n == name)
-            .ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+            .ok_or_else(|| Error::Internal(format!("no plan has an input or state named {name:?}")))
     }
 
     /// The words of slot `i`.

@@ -459,7 +459,7 @@ impl Plan {
         self.locations
             .get(&node)
             .copied()
-            .ok_or_else(|| Error::Other(format!("node {node} is not part of the plan")))
+            .ok_or_else(|| Error::Internal(format!("node {node} is not part of the plan")))
     }
 }
 
@@ -706,7 +706,7 @@ pub fn compile(graph: &Graph, request: &PlanRequest) -> Result<Plan> {
     }
     if let Some(optimizer) = request.optimizer {
         if request.grads.len() != graph.params.len() {
-            return Err(Error::Other(
+            return Err(Error::Internal(
                 "an optimizer needs a gradient for every parameter".into(),
             ));
         }
@@ -1127,14 +1127,14 @@ pub fn verify(graph: &Graph, plan: &Plan) -> Result<()> {
         for &input in &graph.nodes[id].inputs {
             let at = plan.location(input)?;
             if at.storage == out.storage {
-                return Err(Error::Other(format!(
+                return Err(Error::Internal(format!(
                     "launch for node {id} reads and writes {:?}",
                     out.storage
                 )));
             }
             if let Storage::Slot(_) = at.storage {
                 if holder.get(&at.storage) != Some(&root(input)) {
-                    return Err(Error::Other(format!(
+                    return Err(Error::Internal(format!(
                         "node {id} ({}) reads node {input} from {:?}, which now holds node {:?}",
                         graph.nodes[id].op.name(),
                         at.storage,

@@ -246,7 +246,7 @@ impl ModelSpec {
     /// widths, one logit.
     pub fn mlp(inputs: usize, hidden: &[usize]) -> Result<Self> {
         if inputs == 0 {
-            return Err(Error::Other("the data has no feature columns".into()));
+            return Err(Error::Internal("the data has no feature columns".into()));
         }
         if hidden.contains(&0) {
             return Err(Error::invalid(
@@ -495,7 +495,7 @@ impl ModelSpec {
     /// An ensemble of `members` copies of `model` (see [`ModelSpec::Ensemble`]).
     pub fn ensemble(model: ModelSpec, members: usize) -> Result<Self> {
         if members == 0 || matches!(model, ModelSpec::Ensemble { .. }) {
-            return Err(Error::Other(
+            return Err(Error::Internal(
                 "an ensemble holds one or more models that are not ensembles".into(),
             ));
         }
@@ -523,7 +523,7 @@ impl ModelSpec {
             });
         }
         g.set_param_scope("");
-        let sum = sum.ok_or_else(|| Error::Other("an ensemble without members".into()))?;
+        let sum = sum.ok_or_else(|| Error::Internal("an ensemble without members".into()))?;
         let shape = g.shape(sum).to_vec();
         g.reduce_to(sum, &shape, 1.0 / *members as f32)
     }
@@ -614,7 +614,7 @@ impl ModelSpec {
                 signs,
                 drop,
             ),
-            ModelSpec::Ensemble { .. } => Err(Error::Other(
+            ModelSpec::Ensemble { .. } => Err(Error::Internal(
                 "an ensemble is scored by its mean probability, not trained as one model".into(),
             )),
         }
@@ -656,13 +656,14 @@ impl HiddenDropout {
 /// the ensemble's layout.
 pub fn pack_ensemble(ensemble: &ModelSpec, members: &[Vec<f32>]) -> Result<Vec<f32>> {
     let ModelSpec::Ensemble { members: k, model } = ensemble else {
-        return Err(Error::Other("not an ensemble".into()));
+        return Err(Error::Internal("not an ensemble".into()));
     };
     if members.len() != *k {
-        return Err(Error::Other(format!(
-            "an ensemble of {k} got {} members' weights",
-            members.len()
-        )));
+        return Err(Error::size_mismatch(
+            format!("the members' weights of an ensemble of {k}"),
+            members.len(),
+            *k,
+        ));
     }
     let (member_specs, member_layout) = crate::model_io::param_layout(model)?;
     let (_, layout) = crate::model_io::param_layout(ensemble)?;
@@ -670,11 +671,11 @@ pub fn pack_ensemble(ensemble: &ModelSpec, members: &[Vec<f32>]) -> Result<Vec<f
     let mut packed = vec![0.0f32; layout.total];
     for (m, weights) in members.iter().enumerate() {
         if weights.len() != member_layout.total {
-            return Err(Error::Other(format!(
-                "member {m} has {} weights, its model {}",
+            return Err(Error::size_mismatch(
+                format!("the weights of ensemble member {m}"),
                 weights.len(),
-                member_layout.total
-            )));
+                member_layout.total,
+            ));
         }
         for j in 0..per {
             let (from, len) = (member_layout.offsets[j], member_layout.lens[j]);

@@ -84,7 +84,7 @@ impl PeriodicEmbedding {
     pub fn build(&self, g: &mut Graph, x: NodeId) -> Result<NodeId> {
         let (rows, inputs) = match *g.shape(x) {
             [rows, inputs] => (rows, inputs),
-            ref other => return Err(Error::Other(format!("periodic input {other:?}"))),
+            ref other => return Err(Error::Internal(format!("periodic input {other:?}"))),
         };
         let embedded = columns(g, x, &runs(&self.features))?;
         let (f, m, d) = (self.features.len(), 2 * self.frequencies, self.width);

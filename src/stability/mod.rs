@@ -165,8 +165,7 @@ impl Baseline {
     /// Writes `dir/stability.json` into `files` (add it before the model's config.json,
     /// which makes the set count).
     pub fn stage(&self, dir: &Path, files: &mut FileSet) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Other(format!("{STABILITY_FILE}: {e}")))?;
+        let json = serde_json::to_vec_pretty(self).map_err(Error::internal)?;
         files.add(&dir.join(STABILITY_FILE), &json)
     }
 
@@ -177,7 +176,7 @@ impl Baseline {
         let path = dir.join(STABILITY_FILE);
         let bad = |m: String| Error::BadModel {
             dir: dir.to_path_buf(),
-            source: Box::new(Error::Other(format!("{}: {m}", path.display()))),
+            source: Box::new(Error::corrupt(&path, m)),
         };
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -295,11 +294,14 @@ impl<'b> Monitor<'b> {
     pub fn add(&mut self, scores: &[f32], cells: &[RawCell]) -> Result<()> {
         let width = self.columns.len();
         if cells.len() != scores.len() * width {
-            return Err(Error::Other(format!(
-                "{} cells are not {} rows of {width} columns",
+            return Err(Error::size_mismatch(
+                format!(
+                    "input cells of {} scored rows of {width} columns",
+                    scores.len()
+                ),
                 cells.len(),
-                scores.len()
-            )));
+                scores.len() * width,
+            ));
         }
         for &p in scores {
             // A probability is never NaN; were one, it would count in the top bin.

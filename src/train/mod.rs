@@ -485,7 +485,7 @@ impl<'e> Trainer<'e> {
         let word = |i: usize| {
             step.get(i)
                 .map(|v| v.to_bits())
-                .ok_or_else(|| Error::Other("the step state is too short".into()))
+                .ok_or_else(|| Error::Internal("the step state is too short".into()))
         };
         Ok(TrainerState {
             epoch: self.epoch,

@@ -60,5 +60,6 @@ mod rnn_train_e2e;
 mod sequence;
 mod shaders_validate;
 mod software_adapter;
+mod threads;
 mod train_cnn;
 mod train_e2e;

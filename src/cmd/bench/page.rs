@@ -20,7 +20,7 @@ const COLORS: [RGBColor; 4] = [
 ];
 
 fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Other(format!("drawing a bench plot: {e:?}"))
+    Error::Internal(format!("drawing a bench plot: {e:?}"))
 }
 
 /// The page for `report`.

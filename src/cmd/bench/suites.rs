@@ -448,7 +448,7 @@ impl Report {
     /// Writes the report as JSON to `path`, atomically.
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self)
-            .map_err(|e| riskgrad::Error::Other(format!("bench report as JSON: {e}")))?;
+            .map_err(|e| riskgrad::Error::Internal(format!("bench report as JSON: {e}")))?;
         text.push('\n');
         riskgrad::files::write_atomically(path, text.as_bytes())
     }
@@ -954,7 +954,7 @@ pub fn train_model(
         BenchModel::Mlp => ModelSpec::mlp(data.n_features(), &[64, 32])?,
         _ => {
             let l = SequenceLayout::taiwan_default(&data.feature_names).ok_or_else(|| {
-                riskgrad::Error::Other("the bundled data lacks its payment history".into())
+                riskgrad::Error::Internal("the bundled data lacks its payment history".into())
             })?;
             l.apply(&mut data)?;
             let (statics, channels, steps) = (l.statics(), l.channels(), l.steps());
@@ -1584,7 +1584,7 @@ pub fn recurrent(
 ) -> Result<RnnBench> {
     use riskgrad::engine::plan::Kernel;
     if batch == 0 || input == 0 || hidden == 0 || steps == 0 {
-        return Err(riskgrad::Error::Other(format!(
+        return Err(riskgrad::Error::Internal(format!(
             "bench {}: sizes must be positive",
             kind.name()
         )));

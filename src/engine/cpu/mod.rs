@@ -10,7 +10,52 @@ mod simd;
 
 use crate::engine::exec::{zeroed_words, Executor, Words};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
+
+/// The most threads [`use_threads`] accepts: far beyond any machine's cores, well
+/// below what an operating system refuses to start.
+pub const MAX_THREADS: usize = 1024;
+
+/// Runs the CPU backend's kernels on `threads` threads, for the rest of the process:
+/// the caller and `threads - 1` others (with 2, the spinning helper lane of `lanes`;
+/// with more, the rayon pool that large products split over). Call it before any
+/// executor is made. Without it the pool takes the machine's cores (or
+/// `RAYON_NUM_THREADS`).
+///
+/// Errors: a count of 0 or over [`MAX_THREADS`], or a pool already started with
+/// another count.
+pub fn use_threads(threads: usize) -> Result<()> {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(Error::invalid(
+            Setting::Threads,
+            format!("{threads} must be between 1 and {MAX_THREADS}"),
+        ));
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("riskgrad-cpu-{i}"))
+        .build_global()
+    {
+        Ok(()) => Ok(()),
+        Err(_) if rayon::current_num_threads() == threads => Ok(()),
+        Err(e) => Err(Error::invalid(
+            Setting::Threads,
+            format!(
+                "the CPU backend already runs on {} threads: {e}",
+                rayon::current_num_threads()
+            ),
+        )),
+    }
+}
+
+/// "1 thread", "2 threads": the CPU backend's pool, as the device name and `devices`
+/// give it.
+pub fn thread_count() -> String {
+    match rayon::current_num_threads() {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    }
+}
 
 /// The storage of one loaded plan: its transient slots and where its inputs and states
 /// are kept in the executor.
@@ -436,7 +481,7 @@ impl CpuExecutor {
 
 impl Executor for CpuExecutor {
     fn device_name(&self) -> String {
-        format!("CPU ({} threads)", rayon::current_num_threads())
+        format!("CPU ({})", thread_count())
     }
 
     fn load(&mut self, plan: Plan) -> Result<usize> {
@@ -521,7 +566,7 @@ impl Executor for CpuExecutor {
             .plans
             .get(plan)
             .and_then(Option::as_ref)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+            .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
         Ok(self.view(lp, t).to_vec())
     }
@@ -581,7 +626,7 @@ impl CpuExecutor {
             .plans
             .get_mut(plan)
             .and_then(Option::take)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+            .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let result = (|| {
             crate::engine::exec::check_run(&lp.plan, first_step, steps, |name| {
                 self.named.read_u32_max(name)

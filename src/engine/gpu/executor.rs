@@ -298,7 +298,7 @@ impl GpuExecutor {
         self.named
             .iter()
             .position(|n| n.name == name)
-            .ok_or_else(|| Error::Other(format!("no plan has an input or state named {name:?}")))
+            .ok_or_else(|| Error::Internal(format!("no plan has an input or state named {name:?}")))
     }
 
     /// The named buffer for `name`, created (zeroed, or poisoned if asked) when new; a
@@ -491,7 +491,7 @@ impl Executor for GpuExecutor {
         let lp = self
             .plans
             .get(plan)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+            .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
         self.read_words(self.buffer(lp, t.storage), t.offset, t.len)
     }
@@ -504,7 +504,7 @@ impl Executor for GpuExecutor {
         let lp = self
             .plans
             .get(plan)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+            .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         crate::engine::exec::check_run(&lp.plan, first_step, steps, |name| {
             self.named
                 .iter()
@@ -512,7 +512,7 @@ impl Executor for GpuExecutor {
                 .and_then(|n| n.max_u32)
         })?;
         if u32::try_from(first_step + steps).is_err() {
-            return Err(Error::Other(format!(
+            return Err(Error::Internal(format!(
                 "{steps} steps from step {first_step} overflow the step counter"
             )));
         }
@@ -560,7 +560,7 @@ impl Executor for GpuExecutor {
         let lp = self
             .plans
             .get(plan)
-            .ok_or_else(|| Error::Other(format!("no plan {plan}")))?;
+            .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         crate::engine::exec::check_run(&lp.plan, step, 1, |name| {
             self.named
                 .iter()
@@ -568,7 +568,7 @@ impl Executor for GpuExecutor {
                 .and_then(|n| n.max_u32)
         })?;
         let step = u32::try_from(step)
-            .map_err(|_| Error::Other(format!("step {step} overflows the step counter")))?;
+            .map_err(|_| Error::Internal(format!("step {step} overflows the step counter")))?;
         let n = lp.launches.len();
         // A query set holds at most 4096 queries (wgpu's limit): a set per 2048 launches,
         // each resolved at a multiple of 256 bytes (2048 × 16) as resolving requires.

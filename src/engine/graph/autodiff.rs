@@ -220,7 +220,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
         }
         Op::SliceCols { start } => vec![(x[0], Piece::Block { node: dy, start })],
         Op::View { .. } => {
-            return Err(Error::Other(format!(
+            return Err(Error::Unsupported(format!(
                 "cannot differentiate through view node {id}: only the h and c planes of a recurrent cell carry gradients"
             )))
         }
@@ -251,7 +251,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
         Op::MaxPoolArgmax { .. } => vec![],
         Op::PoolGather => {
             let Op::MaxPoolArgmax { geom } = g.nodes[x[1]].op else {
-                return Err(Error::Other("pool_gather must read the indices of a max_pool_argmax".into()));
+                return Err(Error::Unsupported("pool_gather must read the indices of a max_pool_argmax".into()));
             };
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.max_pool_grad(dy, x[1], &shape, geom)?))]
@@ -269,7 +269,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
         | Op::BceWithLogitsGrad { .. }
         | Op::ScatterAddRows
         | Op::RnnCellGrad { .. } => {
-            return Err(Error::Other(format!(
+            return Err(Error::Unsupported(format!(
                 "cannot differentiate through {} (second derivatives are not supported)",
                 node.op.name()
             )))
@@ -428,7 +428,7 @@ fn rnn_cell_rule(
         } else if is_plane && kind == CellKind::Lstm && offset == p.c() {
             dc.merge(g, got)?;
         } else {
-            return Err(Error::Other(format!(
+            return Err(Error::Unsupported(format!(
                 "cannot differentiate through view node {v} of cell {id}: only its h and c planes carry gradients"
             )));
         }
@@ -508,7 +508,7 @@ fn through_act(
         (SlopeFrom::Output, _) => y,
         (SlopeFrom::Input, Some(x)) => x,
         (SlopeFrom::Input, None) => {
-            return Err(Error::Other(format!(
+            return Err(Error::Unsupported(format!(
                 "cannot differentiate node {y}: {} fused into a product keeps no pre-activation (build it with Graph::matmul_ex or Graph::conv2d, which split it off)",
                 act.name()
             )))

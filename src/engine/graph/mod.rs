@@ -20,7 +20,7 @@ pub use op::{
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 
 /// A node's index in `Graph::nodes`.
 pub type NodeId = usize;
@@ -442,9 +442,10 @@ impl Graph {
     /// one dropout layer's masks from another's. `p = 0` is the identity and adds no node.
     pub fn dropout(&mut self, x: NodeId, p: f32, seed: u32) -> Result<NodeId> {
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::Other(format!(
-                "a dropout probability must be at least 0 and below 1, got {p}"
-            )));
+            return Err(Error::invalid(
+                Setting::Dropout,
+                format!("{p} must be at least 0 and below 1"),
+            ));
         }
         if p == 0.0 {
             return Ok(x);
