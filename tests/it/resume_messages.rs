@@ -67,3 +67,33 @@ fn resume_names_what_differs() {
     );
     assert!(!err.contains('{') && !err.contains("--hidden"), "{err}");
 }
+
+/// A damaged checkpoint is a model directory that cannot be used (exit 4), named, and
+/// left as it was.
+#[test]
+fn a_damaged_checkpoint_is_refused_naming_it() {
+    let dir = temp_dir("resume-damaged");
+    let (csv, model) = (dir.join("train.csv"), dir.join("model"));
+    let (header, original) = rows(23, 120);
+    write(&csv, &header, &original);
+    let (c, m) = (csv.to_str().unwrap(), model.to_str().unwrap());
+    let base = [
+        "train", "--device", "cpu", "--data", c, "--batch", "16", "--hidden", "4",
+    ];
+    let first = riskgrad(&[&base[..], &["--epochs", "1", "--out", m]].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let checkpoint = model.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    let out = riskgrad(&[&base[..], &["--epochs", "2", "--resume", m]].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("checkpoint.safetensors"), "{err}");
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        bytes,
+        "the checkpoint was touched"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
