@@ -1,7 +1,7 @@
 //! What both executors offer, and the checks they share.
 
 use crate::engine::graph::NodeId;
-use crate::engine::plan::{Kernel, Plan, TensorRef};
+use crate::engine::plan::{Kernel, Plan};
 use crate::error::{Error, Result};
 
 /// Runs compiled plans. Plans loaded into one executor share the packed parameters,
@@ -83,45 +83,6 @@ pub fn zeroed_words(len: usize, what: &str) -> Result<Vec<f32>> {
 /// u32 indices carried in f32 words bit for bit, as the kernels read them.
 pub fn indices_as_words(indices: &[u32]) -> Vec<f32> {
     indices.iter().map(|&i| f32::from_bits(i)).collect()
-}
-
-/// The window a kernel writes.
-pub fn output_of(kernel: &Kernel) -> TensorRef {
-    match *kernel {
-        Kernel::Fill { out, .. }
-        | Kernel::MatMul { out, .. }
-        | Kernel::Binary { out, .. }
-        | Kernel::Unary { out, .. }
-        | Kernel::ActGrad { out, .. }
-        | Kernel::ReduceTo { out, .. }
-        | Kernel::ExpandTo { out, .. }
-        | Kernel::BceWithLogits { out, .. }
-        | Kernel::BceWithLogitsGrad { out, .. }
-        | Kernel::GatherRows { out, .. }
-        | Kernel::ScatterAddRows { out, .. }
-        | Kernel::CopyCols { out, .. }
-        | Kernel::Collect { out, .. }
-        | Kernel::RnnCell { out, .. }
-        | Kernel::RnnCellGrad { out, .. }
-        | Kernel::Conv2d { out, .. }
-        | Kernel::Conv2dGradInput { out, .. }
-        | Kernel::Conv2dGradWeight { out, .. }
-        | Kernel::ConvGradBias { out, .. }
-        | Kernel::Transpose { out, .. }
-        | Kernel::MaxPoolArgmax { out, .. }
-        | Kernel::PoolGather { out, .. }
-        | Kernel::MaxPoolGrad { out, .. }
-        | Kernel::AvgPool { out, .. }
-        | Kernel::AvgPoolGrad { out, .. }
-        | Kernel::Dropout { out, .. } => out,
-        Kernel::Accumulate { acc, .. } => acc,
-        Kernel::AdvanceStep { step, .. } => step,
-        Kernel::Optimize { len, .. } => TensorRef {
-            storage: crate::engine::plan::Storage::Params,
-            offset: 0,
-            len,
-        },
-    }
 }
 
 /// An error unless `got == want` (a buffer of the wrong size for `what`).

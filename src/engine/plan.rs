@@ -344,6 +344,47 @@ pub enum Kernel {
     },
 }
 
+impl Kernel {
+    /// The window this kernel writes.
+    pub fn output(&self) -> TensorRef {
+        match *self {
+            Kernel::Fill { out, .. }
+            | Kernel::MatMul { out, .. }
+            | Kernel::Binary { out, .. }
+            | Kernel::Unary { out, .. }
+            | Kernel::ActGrad { out, .. }
+            | Kernel::ReduceTo { out, .. }
+            | Kernel::ExpandTo { out, .. }
+            | Kernel::BceWithLogits { out, .. }
+            | Kernel::BceWithLogitsGrad { out, .. }
+            | Kernel::GatherRows { out, .. }
+            | Kernel::ScatterAddRows { out, .. }
+            | Kernel::CopyCols { out, .. }
+            | Kernel::Collect { out, .. }
+            | Kernel::RnnCell { out, .. }
+            | Kernel::RnnCellGrad { out, .. }
+            | Kernel::Conv2d { out, .. }
+            | Kernel::Conv2dGradInput { out, .. }
+            | Kernel::Conv2dGradWeight { out, .. }
+            | Kernel::ConvGradBias { out, .. }
+            | Kernel::Transpose { out, .. }
+            | Kernel::MaxPoolArgmax { out, .. }
+            | Kernel::PoolGather { out, .. }
+            | Kernel::MaxPoolGrad { out, .. }
+            | Kernel::AvgPool { out, .. }
+            | Kernel::AvgPoolGrad { out, .. }
+            | Kernel::Dropout { out, .. } => out,
+            Kernel::Accumulate { acc, .. } => acc,
+            Kernel::AdvanceStep { step, .. } => step,
+            Kernel::Optimize { len, .. } => TensorRef {
+                storage: Storage::Params,
+                offset: 0,
+                len,
+            },
+        }
+    }
+}
+
 /// One step of a plan: a kernel, and the node it computes.
 #[derive(Clone, Debug)]
 pub struct Launch {

@@ -234,7 +234,7 @@ impl CpuExecutor {
                 );
                 continue;
             }
-            let out = crate::engine::exec::output_of(&kernel);
+            let out = kernel.output();
             // The output buffer is moved out while the kernel runs, so the inputs can be
             // borrowed beside it; the plan never reads and writes one buffer in a launch.
             let mut buf = self.take_buffer(lp, out.storage);
