@@ -102,8 +102,8 @@ pub enum Error {
     },
 
     /// A file riskgrad wrote (a model's config.json or weights, a checkpoint, a
-    /// stability baseline) that cannot be read back: damaged, edited by hand, or of
-    /// another format version.
+    /// stability baseline), or the model directory holding them, that is missing or
+    /// cannot be read back: damaged, edited by hand, or of another format version.
     #[error("{}: {message}", path.display())]
     Corrupt {
         /// The file.
