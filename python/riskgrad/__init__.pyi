@@ -49,7 +49,8 @@ class Model:
     @property
     def config(self) -> Dict[str, Any]: ...
     def save(self, directory: _PathLike) -> Model:
-        """Writes the model directory to ``directory``; returns the model read there."""
+        """Writes the model directory to ``directory`` as ``riskgrad train --out`` does
+        (under its lock, swapped in whole); returns the model read there."""
     @overload
     def predict(self, batch: pa.Table, *, points: Optional[str] = ..., device: str = ..., batch_rows: int = ...) -> pa.Table: ...
     @overload

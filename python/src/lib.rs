@@ -148,6 +148,15 @@ fn run_explain(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     Ok(doc)
 }
 
+/// Saves a copy of the model directory `from` as `to` as the CLI writes a model
+/// directory: under `to`'s lock, staged beside it and swapped in at once
+/// (`cli::output::copy_model_dir`), the GIL released.
+#[pyfunction]
+fn save_model(py: Python<'_>, from: PathBuf, to: PathBuf) -> PyResult<()> {
+    py.detach(|| cli::output::copy_model_dir(&from, &to))
+        .map_err(raise)
+}
+
 /// The GPU adapters wgpu finds and the native CPU backend, as `riskgrad devices`
 /// lists them: one dict each.
 #[pyfunction]
@@ -296,6 +305,7 @@ fn _riskgrad(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_eval, m)?)?;
     m.add_function(wrap_pyfunction!(run_explain, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(save_model, m)?)?;
     m.add_class::<Scorer>()?;
     m.add("RiskgradError", py.get_type::<RiskgradError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;
