@@ -16,10 +16,11 @@ with files whose row counts are multiples of 4096, the scores are those of
 """
 
 import argparse
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Tuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -28,16 +29,19 @@ import riskgrad
 #: Rows per Arrow batch: riskgrad predict's default --batch.
 BATCH_ROWS = 4096
 
-#: The models this Python worker has loaded, by directory. Spark reuses its Python
-#: workers across tasks (spark.python.worker.reuse, on by default), so a model is read
-#: once per worker process, not once per partition.
-_MODELS: Dict[str, riskgrad.Model] = {}
+#: The models this Python worker has loaded, by directory and threads. Spark reuses its
+#: Python workers across tasks (spark.python.worker.reuse, on by default), so a model is
+#: read once per worker process, not once per partition.
+_MODELS: Dict[Tuple[str, int], riskgrad.Model] = {}
 
 
 def _model(model_dir: str) -> riskgrad.Model:
-    if model_dir not in _MODELS:
-        _MODELS[model_dir] = riskgrad.Model.load(model_dir)
-    return _MODELS[model_dir]
+    # As many scoring threads as the task has CPUs (spark.task.cpus, 1 by default): each
+    # of an executor's task slots runs a worker, and they share the machine's cores.
+    threads = TaskContext.get().cpus()
+    if (model_dir, threads) not in _MODELS:
+        _MODELS[model_dir, threads] = riskgrad.Model.load(model_dir, threads=threads)
+    return _MODELS[model_dir, threads]
 
 
 def scorer(model_dir: str, device: str = "cpu"):

@@ -132,16 +132,27 @@ class Model:
     and ``explain`` are ``riskgrad predict``, ``eval`` and ``explain`` over it.
     """
 
-    def __init__(self, directory: Union[str, os.PathLike], _owned: Optional[tempfile.TemporaryDirectory] = None):
+    def __init__(
+        self,
+        directory: Union[str, os.PathLike],
+        _owned: Optional[tempfile.TemporaryDirectory] = None,
+        threads: Optional[int] = None,
+    ):
         self._dir = Path(directory)
         self._owned = _owned
-        self._scorer = _riskgrad.Scorer(str(self._dir))
+        self._threads = threads
+        self._scorer = _riskgrad.Scorer(str(self._dir), threads)
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike]) -> "Model":
+    def load(cls, directory: Union[str, os.PathLike], *, threads: Optional[int] = None) -> "Model":
         """Loads the model directory ``directory`` (written by ``riskgrad train`` or
-        ``Model.save``). Raises ``ModelError`` when it is missing or damaged."""
-        return cls(directory)
+        ``Model.save``). Raises ``ModelError`` when it is missing or damaged.
+
+        ``threads``: the CPU threads ``predict`` scores with on the CPU backend (default:
+        every core, or ``RAYON_NUM_THREADS``). Give it the CPUs a Ray actor or Spark task
+        was granted (1 for ``num_cpus=1``), so that actors sharing a machine do not each
+        spread over all of its cores."""
+        return cls(directory, threads=threads)
 
     @property
     def directory(self) -> Path:
@@ -172,7 +183,7 @@ class Model:
         whole or not at all. Saving onto the model's own directory changes nothing.
         Returns the model read from ``directory``."""
         _riskgrad.save_model(str(self._dir), os.fspath(directory))
-        return Model(directory)
+        return Model(directory, threads=self._threads)
 
     def predict(
         self,

@@ -36,10 +36,11 @@ def devices() -> List[Dict[str, Any]]:
 
 class Model:
     """A saved model directory, as ``riskgrad train --out`` writes it."""
-    def __init__(self, directory: _PathLike) -> None: ...
+    def __init__(self, directory: _PathLike, threads: Optional[int] = ...) -> None: ...
     @classmethod
-    def load(cls, directory: _PathLike) -> Model:
-        """Loads a model directory; ``ModelError`` when missing or damaged."""
+    def load(cls, directory: _PathLike, *, threads: Optional[int] = ...) -> Model:
+        """Loads a model directory; ``ModelError`` when missing or damaged. ``threads``:
+        the CPU threads ``predict`` scores with (default every core)."""
     @property
     def directory(self) -> Path: ...
     @property
