@@ -350,8 +350,8 @@ fn remove_leftover_staging(real: &Path) {
 }
 
 /// The lock file a model directory had inside it before the lock moved beside it; not
-/// carried into a new tree.
-const OLD_LOCK_FILE: &str = ".riskgrad.lock";
+/// carried into a new tree, nor copied with a model.
+pub const OLD_LOCK_FILE: &str = ".riskgrad.lock";
 
 /// Links (or copies) into `to` every entry of `from` that is not one of `written` (the
 /// set's own files) or a temporary file of one of them.

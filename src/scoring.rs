@@ -80,8 +80,32 @@ impl<'e> Scorer<'e> {
         batch: usize,
     ) -> Result<(Self, Option<Batch>)> {
         let first = reader.next_batch(batch)?;
-        let plan_rows = first.as_ref().map_or(1, |b| b.ids.len().max(1));
-        Ok((Scorer::new(exec, model, plan_rows)?, first))
+        Ok((Scorer::new(exec, model, plan_rows(first.as_ref()))?, first))
+    }
+
+    /// The loaded plan, to score with it again later on the same executor
+    /// ([`KeptPlans`]).
+    fn loaded(&self) -> LoadedPlan {
+        LoadedPlan {
+            plan: self.plan,
+            probs: self.probs,
+            input: self.input.clone(),
+            batch: self.batch,
+            features: self.features,
+        }
+    }
+
+    /// A scorer over `loaded`, a plan loaded earlier into `exec` (the same executor).
+    fn resume(exec: &'e mut dyn Executor, loaded: &LoadedPlan) -> Self {
+        Scorer {
+            exec,
+            plan: loaded.plan,
+            probs: loaded.probs,
+            input: loaded.input.clone(),
+            batch: loaded.batch,
+            features: loaded.features,
+            pad: Vec::new(),
+        }
     }
 
     /// Rows per forward pass (the plan's fixed batch).
@@ -116,6 +140,61 @@ impl<'e> Scorer<'e> {
             out.extend_from_slice(&p[..n]);
         }
         Ok(out)
+    }
+}
+
+/// The rows of the plan that scores data whose first batch is `first`: its rows, so a
+/// large batch never reserves memory for rows the data does not have (one for no rows).
+pub fn plan_rows(first: Option<&Batch>) -> usize {
+    first.map_or(1, |b| b.ids.len().max(1))
+}
+
+/// A scorer's plan apart from its executor (the executor keeps the plan itself).
+struct LoadedPlan {
+    plan: usize,
+    probs: NodeId,
+    input: String,
+    batch: usize,
+    features: usize,
+}
+
+/// An executor kept with the forward passes of one model loaded into it, one per batch
+/// size: for a caller that scores many tables with one model (the Python package's
+/// `predict`, called per batch by Ray or Spark), so that a call neither opens an executor
+/// nor compiles and loads a plan. An executor cannot unload plans, so it keeps at most
+/// `MAX_PLANS` sizes; a call of another size gets `None` and scores as before, on an
+/// executor of its own.
+pub struct KeptPlans {
+    exec: Box<dyn Executor>,
+    plans: Vec<LoadedPlan>,
+}
+
+impl KeptPlans {
+    /// The batch sizes kept: a stream of equal batches and a short last one, with room
+    /// for a second stream's sizes.
+    pub const MAX_PLANS: usize = 4;
+
+    /// Keeps `exec` (which holds no plan yet) for the forward passes of one model.
+    pub fn new(exec: Box<dyn Executor>) -> Self {
+        KeptPlans {
+            exec,
+            plans: Vec::new(),
+        }
+    }
+
+    /// A scorer of `model` (always the same model for one `KeptPlans`) for `batch` rows:
+    /// the plan loaded for that size earlier, else one compiled and loaded now; `None`
+    /// when `MAX_PLANS` other sizes are loaded already.
+    pub fn scorer(&mut self, model: &SavedModel, batch: usize) -> Result<Option<Scorer<'_>>> {
+        if let Some(k) = self.plans.iter().position(|p| p.batch == batch) {
+            return Ok(Some(Scorer::resume(self.exec.as_mut(), &self.plans[k])));
+        }
+        if self.plans.len() >= Self::MAX_PLANS {
+            return Ok(None);
+        }
+        let scorer = Scorer::new(self.exec.as_mut(), model, batch)?;
+        self.plans.push(scorer.loaded());
+        Ok(Some(scorer))
     }
 }
 

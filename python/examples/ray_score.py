@@ -22,11 +22,16 @@ import riskgrad
 BATCH_ROWS = 4096
 
 
-class Scorer:
-    """A Ray actor's scorer: the model is loaded once, when the actor starts."""
+#: CPUs each actor is granted, and so the threads it scores with.
+ACTOR_CPUS = 1
 
-    def __init__(self, model_dir: str, device: str = "auto"):
-        self.model = riskgrad.Model.load(model_dir)
+
+class Scorer:
+    """A Ray actor's scorer: the model is loaded once, when the actor starts, to score on
+    as many threads as the actor has CPUs (else every actor spreads over every core)."""
+
+    def __init__(self, model_dir: str, device: str = "auto", threads: int = ACTOR_CPUS):
+        self.model = riskgrad.Model.load(model_dir, threads=threads)
         self.device = device
 
     def __call__(self, batch):
@@ -39,7 +44,8 @@ def score(model_dir: str, data_dir: str, actors: int, gpus: float = 0.0):
     options = {"num_gpus": gpus} if gpus else {}
     return ds.map_batches(
         Scorer,
-        fn_constructor_args=(model_dir, "gpu" if gpus else "cpu"),
+        fn_constructor_args=(model_dir, "gpu" if gpus else "cpu", ACTOR_CPUS),
+        num_cpus=ACTOR_CPUS,
         batch_format="pyarrow",
         batch_size=BATCH_ROWS,
         concurrency=actors,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -42,10 +41,6 @@ __all__ = [
     "StoppedError",
     "InternalError",
 ]
-
-#: The file lock the CLI keeps in a model directory while it writes it.
-_LOCK_FILE = ".riskgrad.lock"
-
 
 def devices() -> List[Dict[str, Any]]:
     """The GPU adapters riskgrad finds and its native CPU backend (``riskgrad devices``).
@@ -130,20 +125,6 @@ def _is_pandas(data: Any) -> bool:
     return type(data).__module__.startswith("pandas") and hasattr(data, "columns")
 
 
-def _copy_model_dir(src: Path, dst: Path) -> None:
-    """Copies a model directory's files (not its lock) into `dst`, config.json last: the
-    CLI reads a directory whose config.json names weights it does not hold as damaged."""
-    dst.mkdir(parents=True, exist_ok=True)
-    files = sorted(
-        (p for p in src.iterdir() if p.is_file() and p.name != _LOCK_FILE),
-        key=lambda p: p.name == "config.json",
-    )
-    for f in files:
-        tmp = dst / (f.name + ".partial")
-        shutil.copyfile(f, tmp)
-        os.replace(tmp, dst / f.name)
-
-
 class Model:
     """A saved riskgrad model: the directory ``riskgrad train --out`` writes.
 
@@ -151,16 +132,27 @@ class Model:
     and ``explain`` are ``riskgrad predict``, ``eval`` and ``explain`` over it.
     """
 
-    def __init__(self, directory: Union[str, os.PathLike], _owned: Optional[tempfile.TemporaryDirectory] = None):
+    def __init__(
+        self,
+        directory: Union[str, os.PathLike],
+        _owned: Optional[tempfile.TemporaryDirectory] = None,
+        threads: Optional[int] = None,
+    ):
         self._dir = Path(directory)
         self._owned = _owned
-        self._scorer = _riskgrad.Scorer(str(self._dir))
+        self._threads = threads
+        self._scorer = _riskgrad.Scorer(str(self._dir), threads)
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike]) -> "Model":
+    def load(cls, directory: Union[str, os.PathLike], *, threads: Optional[int] = None) -> "Model":
         """Loads the model directory ``directory`` (written by ``riskgrad train`` or
-        ``Model.save``). Raises ``ModelError`` when it is missing or damaged."""
-        return cls(directory)
+        ``Model.save``). Raises ``ModelError`` when it is missing or damaged.
+
+        ``threads``: the CPU threads ``predict`` scores with on the CPU backend (default:
+        every core, or ``RAYON_NUM_THREADS``). Give it the CPUs a Ray actor or Spark task
+        was granted (1 for ``num_cpus=1``), so that actors sharing a machine do not each
+        spread over all of its cores."""
+        return cls(directory, threads=threads)
 
     @property
     def directory(self) -> Path:
@@ -184,14 +176,14 @@ class Model:
         return json.loads((self._dir / "config.json").read_text())
 
     def save(self, directory: Union[str, os.PathLike]) -> "Model":
-        """Writes the model directory to ``directory`` (created if missing), files as the
-        CLI wrote them; returns the model read from there."""
-        dst = Path(directory)
-        if dst.exists() and not dst.is_dir():
-            raise UsageError(f"{dst} is a file; a model is saved as a directory")
-        if dst.resolve() != self._dir.resolve():
-            _copy_model_dir(self._dir, dst)
-        return Model(dst)
+        """Writes the model directory to ``directory`` (created if missing) as
+        ``riskgrad train --out`` writes one: under its lock (``.NAME.riskgrad.lock``
+        beside it; a ``UsageError`` while another run or save holds it), the files
+        staged beside it and swapped in at once, so an existing model there is replaced
+        whole or not at all. Saving onto the model's own directory changes nothing.
+        Returns the model read from ``directory``."""
+        _riskgrad.save_model(str(self._dir), os.fspath(directory))
+        return Model(directory, threads=self._threads)
 
     def predict(
         self,

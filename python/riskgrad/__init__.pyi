@@ -36,10 +36,11 @@ def devices() -> List[Dict[str, Any]]:
 
 class Model:
     """A saved model directory, as ``riskgrad train --out`` writes it."""
-    def __init__(self, directory: _PathLike) -> None: ...
+    def __init__(self, directory: _PathLike, threads: Optional[int] = ...) -> None: ...
     @classmethod
-    def load(cls, directory: _PathLike) -> Model:
-        """Loads a model directory; ``ModelError`` when missing or damaged."""
+    def load(cls, directory: _PathLike, *, threads: Optional[int] = ...) -> Model:
+        """Loads a model directory; ``ModelError`` when missing or damaged. ``threads``:
+        the CPU threads ``predict`` scores with (default every core)."""
     @property
     def directory(self) -> Path: ...
     @property
@@ -49,7 +50,8 @@ class Model:
     @property
     def config(self) -> Dict[str, Any]: ...
     def save(self, directory: _PathLike) -> Model:
-        """Writes the model directory to ``directory``; returns the model read there."""
+        """Writes the model directory to ``directory`` as ``riskgrad train --out`` does
+        (under its lock, swapped in whole); returns the model read there."""
     @overload
     def predict(self, batch: pa.Table, *, points: Optional[str] = ..., device: str = ..., batch_rows: int = ...) -> pa.Table: ...
     @overload

@@ -8,7 +8,7 @@
 
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
@@ -19,9 +19,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict, PyList};
 use riskgrad::cli::{self, eval::EvalArgs, explain::ExplainArgs, train::TrainArgs};
 use riskgrad::data::PredictReader;
+use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::{select_executor, WhenNoGpu};
 use riskgrad::model_io::SavedModel;
+use riskgrad::scoring::{plan_rows, KeptPlans, Scorer as ScoringPass};
 
 create_exception!(
     _riskgrad,
@@ -148,6 +150,15 @@ fn run_explain(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
     Ok(doc)
 }
 
+/// Saves a copy of the model directory `from` as `to` as the CLI writes a model
+/// directory: under `to`'s lock, staged beside it and swapped in at once
+/// (`cli::output::copy_model_dir`), the GIL released.
+#[pyfunction]
+fn save_model(py: Python<'_>, from: PathBuf, to: PathBuf) -> PyResult<()> {
+    py.detach(|| cli::output::copy_model_dir(&from, &to))
+        .map_err(raise)
+}
+
 /// The GPU adapters wgpu finds and the native CPU backend, as `riskgrad devices`
 /// lists them: one dict each.
 #[pyfunction]
@@ -189,17 +200,46 @@ struct Scorer {
     model: SavedModel,
     /// Whether the device note (a CPU fallback, a software adapter) was printed.
     said: Mutex<bool>,
+    /// The executor of the last device asked for, with the model's plans loaded into
+    /// it: a Ray actor or Spark worker calls `predict` once per batch, and opening an
+    /// executor and compiling the plan each time cost a fifth of a 4096-row call.
+    kept: Mutex<Option<(DeviceChoice, KeptPlans)>>,
+    /// The model's own thread pool when `threads` was given: a Ray actor or Spark task
+    /// granted one CPU scores on one thread instead of every core of the machine (which
+    /// the other actors are scoring on too).
+    pool: Option<rayon::ThreadPool>,
 }
 
 #[pymethods]
 impl Scorer {
     /// Loads the model directory `dir` (as `riskgrad predict --model DIR` does).
+    /// `threads`: the CPU threads it scores with on the CPU backend (default: the
+    /// process's pool, every core or `RAYON_NUM_THREADS`).
     #[new]
-    fn new(py: Python<'_>, dir: PathBuf) -> PyResult<Self> {
+    #[pyo3(signature = (dir, threads=None))]
+    fn new(py: Python<'_>, dir: PathBuf, threads: Option<usize>) -> PyResult<Self> {
         let model = py.detach(|| cli::load_model(&dir)).map_err(raise)?;
+        let pool = match threads {
+            None => None,
+            Some(0) => {
+                return Err(raise(riskgrad::Error::flag(
+                    "threads",
+                    "must be at least 1",
+                )))
+            }
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|k| format!("riskgrad-score-{k}"))
+                    .build()
+                    .map_err(|e| InternalError::new_err(format!("threads={n}: {e}")))?,
+            ),
+        };
         Ok(Scorer {
             model,
             said: Mutex::new(false),
+            kept: Mutex::new(None),
+            pool,
         })
     }
 
@@ -244,35 +284,67 @@ impl Scorer {
             .map_err(|e| DataError::new_err(format!("{name}: {e}")))?;
         let model = &self.model;
         let said = &self.said;
-        let scores = py
-            .detach(move || -> riskgrad::Result<RecordBatch> {
-                let mut reader =
-                    PredictReader::from_batches(name, schema, batches, &model.preprocessing)?;
-                let mut exec = {
-                    let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
-                    match *said {
-                        // The CLI's notes (a CPU fallback, a software adapter) once per model.
-                        false => {
-                            *said = true;
-                            cli::executor(&choice)?
-                        }
-                        true => select_executor(&choice, WhenNoGpu::UseCpu)?.executor,
+        let kept = &self.kept;
+        let score = move || -> riskgrad::Result<RecordBatch> {
+            let mut reader =
+                PredictReader::from_batches(name, schema, batches, &model.preprocessing)?;
+            let open = || {
+                let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
+                match *said {
+                    // The CLI's notes (a CPU fallback, a software adapter) once per model.
+                    false => {
+                        *said = true;
+                        cli::executor(&choice)
                     }
-                };
-                let row_ids = !reader.has_id_column();
-                let schema = cli::scores_out::scores_schema(
-                    &cli::predict::id_header(&reader, model),
-                    row_ids,
-                    points.is_some(),
-                );
-                let (mut ids, mut probs) = (Vec::new(), Vec::new());
-                cli::predict::score_rows(exec.as_mut(), model, &mut reader, batch, &mut |i, p| {
-                    ids.extend_from_slice(i);
-                    probs.extend_from_slice(p);
-                    Ok(())
-                })?;
-                cli::data_args::report_predict_odd_cells(reader.odd_cells());
-                cli::scores_out::scores_batch(&schema, row_ids, &ids, &probs, points.as_ref())
+                    true => Ok(select_executor(&choice, WhenNoGpu::UseCpu)?.executor),
+                }
+            };
+            let row_ids = !reader.has_id_column();
+            let schema = cli::scores_out::scores_schema(
+                &cli::predict::id_header(&reader, model),
+                row_ids,
+                points.is_some(),
+            );
+            let (mut ids, mut probs) = (Vec::new(), Vec::new());
+            let mut sink = |i: &[String], p: &[f32]| {
+                ids.extend_from_slice(i);
+                probs.extend_from_slice(p);
+                Ok(())
+            };
+            let first = reader.next_batch(batch)?;
+            let rows = plan_rows(first.as_ref());
+            // The model's kept executor and plans when no other thread is scoring
+            // with them (else, or for a batch size beyond those kept, an executor of
+            // this call's own, as the CLI opens one per run).
+            let mut kept = match kept.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(slot) = kept.as_deref_mut() {
+                if slot.as_ref().is_none_or(|(c, _)| *c != choice) {
+                    *slot = Some((choice.clone(), KeptPlans::new(open()?)));
+                }
+            }
+            let mut own: Option<Box<dyn Executor>> = None;
+            let scorer = match kept.as_deref_mut().and_then(|slot| slot.as_mut()) {
+                Some((_, plans)) => plans.scorer(model, rows)?,
+                None => None,
+            };
+            let scorer = match scorer {
+                Some(scorer) => scorer,
+                None => ScoringPass::new(own.insert(open()?).as_mut(), model, rows)?,
+            };
+            cli::predict::score_from(scorer, first, model, &mut reader, &mut sink)?;
+            cli::data_args::report_predict_odd_cells(reader.odd_cells());
+            cli::scores_out::scores_batch(&schema, row_ids, &ids, &probs, points.as_ref())
+        };
+        // In the model's pool, if it has one: the CPU kernels split their work across
+        // the pool they run in, and the executor sizes its lanes by it.
+        let scores = py
+            .detach(|| match &self.pool {
+                Some(pool) => pool.install(score),
+                None => score(),
             })
             .map_err(raise)?;
         let schema = scores.schema();
@@ -296,6 +368,7 @@ fn _riskgrad(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_eval, m)?)?;
     m.add_function(wrap_pyfunction!(run_explain, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(save_model, m)?)?;
     m.add_class::<Scorer>()?;
     m.add("RiskgradError", py.get_type::<RiskgradError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;

@@ -3,7 +3,7 @@
 //! path can never destroy the data being scored, the model scoring it, a device file or
 //! whatever a symbolic link points at.
 
-use riskgrad::files::{lock_path, AtomicWriter, DirLock};
+use riskgrad::files::{lock_path, real_dir, AtomicWriter, DirLock, FileSet, OLD_LOCK_FILE};
 use riskgrad::{Error, Result};
 use std::path::Path;
 
@@ -133,4 +133,39 @@ pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
             ),
         )),
     }
+}
+
+/// Saves a copy of the model directory `from` as `to` the way a training writes one:
+/// `from` is checked to load as a model, `to`'s lock is taken (the message of a second
+/// training into it when another run holds it), and `from`'s files are staged beside `to`
+/// and swapped in at once ([`FileSet::replacing`]), so `to` is the old model or the new
+/// one, never a mix. A model saved onto its own directory is left as it is.
+pub fn copy_model_dir(from: &Path, to: &Path) -> Result<()> {
+    super::load_model(from)?;
+    if std::fs::metadata(to).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::io(
+            to,
+            std::io::Error::other("not a directory; a model is saved as one"),
+        ));
+    }
+    let _lock = claim_model_dir(to)?;
+    if real_dir(from)? == real_dir(to)? {
+        return Ok(());
+    }
+    // Every file of the model, config.json last (it makes the directory a model).
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let path = entry.map_err(|e| Error::io(from, e))?.path();
+        let name = path.file_name().unwrap_or_default();
+        if name != OLD_LOCK_FILE && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            names.push(name.to_os_string());
+        }
+    }
+    names.sort_by_key(|n| (n == "config.json", n.clone()));
+    let mut files = FileSet::replacing(to)?;
+    for name in names {
+        let bytes = std::fs::read(from.join(&name)).map_err(|e| Error::io(from.join(&name), e))?;
+        files.add(&to.join(&name), &bytes)?;
+    }
+    files.commit()
 }

@@ -4,7 +4,7 @@
 
 use super::output::open_output;
 use super::scores_out::ScoresOut;
-use riskgrad::data::PredictReader;
+use riskgrad::data::{Batch, PredictReader};
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::model_io::SavedModel;
@@ -136,7 +136,20 @@ pub fn score_rows(
     batch: usize,
     sink: &mut ScoresSink,
 ) -> Result<usize> {
-    let (mut scorer, mut next) = Scorer::for_first_batch(exec, model, reader, batch)?;
+    let (scorer, first) = Scorer::for_first_batch(exec, model, reader, batch)?;
+    score_from(scorer, first, model, reader, sink)
+}
+
+/// [`score_rows`] with the scorer ready and the first batch read (`None`: no rows):
+/// scores it and every batch after it, `scorer.batch()` rows per forward pass.
+pub fn score_from(
+    mut scorer: Scorer,
+    first: Option<Batch>,
+    model: &SavedModel,
+    reader: &mut PredictReader,
+    sink: &mut ScoresSink,
+) -> Result<usize> {
+    let mut next = first;
     let mut rows = 0usize;
     while let Some(batch) = next {
         let probs = scorer.score(&model.arrange(batch.x))?;

@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 
 /// Runs compiled plans. Plans loaded into one executor share the packed parameters,
 /// gradients and optimizer state, and their named inputs and states: a dataset written
-/// once serves both the training plan and the validation plan.
-pub trait Executor {
+/// once serves both the training plan and the validation plan. An executor can move to
+/// another thread (a Python model keeps its executor across calls made from any thread).
+pub trait Executor: Send {
     /// What the user sees in logs, e.g. the adapter name.
     fn device_name(&self) -> String;
     /// Prepares a plan (buffers, pipelines) and returns its handle.

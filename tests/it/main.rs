@@ -46,6 +46,7 @@ mod lifecycle_gpu;
 mod lifecycle_model_io;
 mod logistic;
 mod model_card;
+mod model_copy;
 mod model_dir_swap;
 mod monitor;
 mod monotone;
