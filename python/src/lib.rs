@@ -221,10 +221,13 @@ impl Scorer {
         let model = py.detach(|| cli::load_model(&dir)).map_err(raise)?;
         let pool = match threads {
             None => None,
-            Some(0) => {
+            Some(n) if !(1..=riskgrad::engine::cpu::MAX_THREADS).contains(&n) => {
                 return Err(raise(riskgrad::Error::flag(
                     "threads",
-                    "must be at least 1",
+                    format!(
+                        "{n} must be between 1 and {}",
+                        riskgrad::engine::cpu::MAX_THREADS
+                    ),
                 )))
             }
             Some(n) => Some(
