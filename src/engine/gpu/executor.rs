@@ -7,7 +7,9 @@
 //! then only records `steps × launches` dispatches into one command encoder and submits
 //! it once; it reads nothing back. Kernels that depend on the step (gather, scatter-add,
 //! collect, the optimizer's bias correction) read the `"step"` state on the GPU, so one
-//! recording serves a whole epoch.
+//! recording serves a whole epoch. A plan launch is one GPU launch, except a row gather
+//! (or scatter) over a table larger than one storage binding: a launch per run of rows
+//! that fits one (`Limits::row_pieces`).
 
 mod conv_pool;
 
@@ -32,8 +34,10 @@ use std::time::{Duration, Instant};
 /// whose binding limit is larger than the table at hand. Ignored unless a number.
 pub const BINDING_LIMIT_VAR: &str = "RISKGRAD_GPU_MAX_BINDING_BYTES";
 
-/// The smallest binding cap `limit_binding_bytes` or `BINDING_LIMIT_VAR` may set: a few
-/// 256-byte alignment units, so a cap cannot refuse a plan's small tensors.
+/// The smallest binding cap `limit_binding_bytes` or `BINDING_LIMIT_VAR` may set: 16
+/// units of the largest storage offset alignment (256 bytes), so a piece's aligned
+/// window always has room for rows. Any tensor other than a gathered table or a
+/// scattered table gradient must still fit the cap whole.
 pub const MIN_BINDING_BYTES: u64 = 4096;
 
 /// A host-named buffer (input or state), shared by every plan that names it.
