@@ -6,6 +6,10 @@
 //   scatter_add_rows  out[r, c] = Σ src[b, c] over b with perm[s * batch + b] == r, b in
 //                     order: one invocation per output element, no float atomics, so
 //                     the sum is deterministic (and equals the CPU's).
+// A table larger than one storage binding is split by rows into pieces, one launch per
+// piece (the executor's `row_pieces`): gather_rows then writes only the batch rows whose
+// index falls in [first_row, end_row), and scatter_add_rows computes only those table
+// rows; the pieces together write every element once, with the same values.
 //   collect           out[s * n + i] = src[i]
 //   dropout           out[i] = src[i] * scale if dropout_hash(seed, t, i) >= threshold,
 //                     else 0, with t the optimizer's step count (no perm bound)
@@ -18,11 +22,11 @@ struct GatherParams {
     off_perm: u32,
     off_step: u32,
     off_out: u32,
-    seed: u32,      // dropout only, from here on
+    seed: u32,      // dropout only
     threshold: u32,
     scale: f32,
-    _pad0: u32,
-    _pad1: u32,
+    first_row: u32, // gather_rows and scatter_add_rows: the table rows this launch
+    end_row: u32,   // binds (src or out starts at row first_row), end exclusive
 }
 
 @group(0) @binding(0) var<uniform> p: GatherParams;
@@ -40,7 +44,10 @@ fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let b = i / p.cols;
     let c = i % p.cols;
     let row = perm[p.off_perm + counters[p.off_step] * p.batch + b];
-    out[p.off_out + i] = src[p.off_src + row * p.cols + c];
+    if row < p.first_row || row >= p.end_row {
+        return;
+    }
+    out[p.off_out + i] = src[p.off_src + (row - p.first_row) * p.cols + c];
 }
 
 @compute @workgroup_size(WG)
@@ -49,7 +56,7 @@ fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if i >= p.n {
         return;
     }
-    let r = i / p.cols;
+    let r = p.first_row + i / p.cols;
     let c = i % p.cols;
     let window = p.off_perm + counters[p.off_step] * p.batch;
     var acc = 0.0;

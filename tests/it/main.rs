@@ -36,6 +36,7 @@ mod gpu_adapters;
 mod gpu_conv;
 mod gpu_kernels;
 mod gpu_rnn;
+mod gpu_split_table;
 mod gpu_train;
 mod gradcheck;
 mod kernel_params;

@@ -7,7 +7,9 @@
 //! then only records `steps × launches` dispatches into one command encoder and submits
 //! it once; it reads nothing back. Kernels that depend on the step (gather, scatter-add,
 //! collect, the optimizer's bias correction) read the `"step"` state on the GPU, so one
-//! recording serves a whole epoch.
+//! recording serves a whole epoch. A plan launch is one GPU launch, except a row gather
+//! (or scatter) over a table larger than one storage binding: a launch per run of rows
+//! that fits one (`Limits::row_pieces`).
 
 mod conv_pool;
 
@@ -26,6 +28,17 @@ use crate::engine::plan::{
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The environment variable that caps the bytes one storage binding may see, below the
+/// device's own limit: for tests and benchmarks of the split row gathers on a device
+/// whose binding limit is larger than the table at hand. Ignored unless a number.
+pub const BINDING_LIMIT_VAR: &str = "RISKGRAD_GPU_MAX_BINDING_BYTES";
+
+/// The smallest binding cap `limit_binding_bytes` or `BINDING_LIMIT_VAR` may set: 16
+/// units of the largest storage offset alignment (256 bytes), so a piece's aligned
+/// window always has room for rows. Any tensor other than a gathered table or a
+/// scattered table gradient must still fit the cap whole.
+pub const MIN_BINDING_BYTES: u64 = 4096;
 
 /// A host-named buffer (input or state), shared by every plan that names it.
 struct Named {
@@ -76,6 +89,8 @@ struct LoadedPlan {
     states: Vec<usize>,
     step: usize,
     launches: Vec<Lowered>,
+    /// The plan launch each launch comes from (a split row gather is several launches).
+    origins: Vec<usize>,
     uniforms: wgpu::Buffer,
     bind_groups: Vec<wgpu::BindGroup>,
 }
@@ -94,6 +109,7 @@ pub struct GpuExecutor {
     dummy: wgpu::Buffer,
     poison: bool,
     max_groups: u32,
+    max_binding_bytes: u64,
     host_time: Duration,
     last_steps: usize,
 }
@@ -108,6 +124,13 @@ impl GpuExecutor {
             mapped_at_creation: false,
         });
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+        let device_binding = ctx.limits.max_storage_buffer_binding_size;
+        let max_binding_bytes = match std::env::var(BINDING_LIMIT_VAR) {
+            Ok(v) => v.trim().parse::<u64>().map_or(device_binding, |b| {
+                b.clamp(MIN_BINDING_BYTES, device_binding)
+            }),
+            Err(_) => device_binding,
+        };
         GpuExecutor {
             ctx,
             plans: Vec::new(),
@@ -120,6 +143,7 @@ impl GpuExecutor {
             dummy,
             poison: false,
             max_groups,
+            max_binding_bytes,
             host_time: Duration::ZERO,
             last_steps: 0,
         }
@@ -148,6 +172,17 @@ impl GpuExecutor {
     #[doc(hidden)]
     pub fn limit_workgroups_per_dimension(&mut self, n: u32) {
         self.max_groups = n.clamp(1, self.ctx.limits.max_compute_workgroups_per_dimension);
+    }
+
+    /// Caps the bytes one storage binding may see for later `load`s (at least
+    /// `MIN_BINDING_BYTES`, at most the device's limit), so tests can exercise the
+    /// split row gathers of tables larger than a binding with small data.
+    #[doc(hidden)]
+    pub fn limit_binding_bytes(&mut self, bytes: u64) {
+        self.max_binding_bytes = bytes.clamp(
+            MIN_BINDING_BYTES,
+            self.ctx.limits.max_storage_buffer_binding_size,
+        );
     }
 
     fn create_buffer(
@@ -332,14 +367,16 @@ impl Executor for GpuExecutor {
         // Everything that can be refused is checked before a buffer is made.
         let limits = Limits {
             align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1),
-            max_binding_bytes: self.ctx.limits.max_storage_buffer_binding_size,
+            max_binding_bytes: self.max_binding_bytes,
             max_groups: self.max_groups,
         };
-        let launches = plan
-            .launches
-            .iter()
-            .map(|l| lower(&l.kernel, &plan, &limits))
-            .collect::<Result<Vec<_>>>()?;
+        let (mut launches, mut origins) = (Vec::new(), Vec::new());
+        for (i, l) in plan.launches.iter().enumerate() {
+            for lowered in lower(&l.kernel, &plan, &limits)? {
+                launches.push(lowered);
+                origins.push(i);
+            }
+        }
         for info in plan
             .inputs
             .iter()
@@ -427,6 +464,7 @@ impl Executor for GpuExecutor {
             states,
             step,
             launches,
+            origins,
             uniforms,
             bind_groups: Vec::new(),
         };
@@ -620,12 +658,22 @@ impl Executor for GpuExecutor {
         let tick =
             |q: usize| words[2 * q].to_bits() as u64 | (words[2 * q + 1].to_bits() as u64) << 32;
         let seconds_per_tick = self.ctx.queue.get_timestamp_period() as f64 * 1e-9;
-        Ok(Some(
-            (0..n)
-                .map(|i| tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * seconds_per_tick)
-                .collect(),
-        ))
+        // A plan launch lowered into several (a split row gather) reports their sum.
+        let mut seconds = vec![0.0; lp.plan.launches.len()];
+        for (i, &origin) in lp.origins.iter().enumerate() {
+            seconds[origin] +=
+                tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * seconds_per_tick;
+        }
+        Ok(Some(seconds))
     }
+}
+
+/// A run of rows of a table and the window that binds them.
+struct RowPiece {
+    rows: std::ops::Range<usize>,
+    window: Window,
+    /// Where row `rows.start` begins inside `window`, in words.
+    offset: u32,
 }
 
 /// What lowering needs to know of the device.
@@ -652,6 +700,47 @@ impl Limits {
 
     fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
         self.grid(invocations.div_ceil(WG as usize))
+    }
+
+    /// A row-major table `t` of `cols` words a row, in runs of whole rows that each fit
+    /// one storage binding: the whole table in one piece where it fits (the window
+    /// `window` would give), else as many rows a piece as an aligned window can hold.
+    fn row_pieces(&self, t: TensorRef, cols: usize) -> Result<Vec<RowPiece>> {
+        let rows = t.len / cols.max(1);
+        if let Ok((window, offset)) = self.window(t) {
+            return Ok(vec![RowPiece {
+                rows: 0..rows,
+                window,
+                offset,
+            }]);
+        }
+        let max_words = (self.max_binding_bytes / 4) as usize;
+        let mut pieces = Vec::new();
+        let mut first = 0;
+        while first < rows {
+            let from = t.offset + first * cols;
+            let start = from / self.align_words * self.align_words;
+            let fit = max_words.saturating_sub(from - start) / cols;
+            if fit == 0 {
+                return Err(Error::Gpu(format!(
+                    "a table row of {} bytes is over the device's storage binding limit of {} bytes",
+                    cols * 4,
+                    self.max_binding_bytes
+                )));
+            }
+            let end = rows.min(first + fit);
+            pieces.push(RowPiece {
+                rows: first..end,
+                window: Window {
+                    target: Target::Plan(t.storage),
+                    start,
+                    words: t.offset + end * cols - start,
+                },
+                offset: u32c(from - start)?,
+            });
+            first = end;
+        }
+        Ok(pieces)
     }
 
     /// The window binding `t`, and `t`'s offset inside it in words.
@@ -689,30 +778,138 @@ fn record<P: KernelParams>(params: P) -> Vec<u8> {
     bytemuck::bytes_of(&params).to_vec()
 }
 
-/// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid.
-fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
-    let step_ref = || -> Result<TensorRef> {
-        let i = plan
-            .state_index(STEP_STATE)
-            .ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
-        Ok(TensorRef {
-            storage: Storage::State(i),
-            offset: 0,
-            len: plan.states[i].len,
-        })
+/// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid of each
+/// launch. One launch, except for a row gather or scatter over a table larger than one
+/// storage binding: a launch per piece of the table (`Limits::row_pieces`).
+fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Vec<Lowered>> {
+    let pipe = Pipe::of(kernel);
+    let encoded = match conv_pool::lower(kernel, pipe, lim)? {
+        Some(e) => vec![e],
+        None => match row_kernel(kernel, plan, lim)? {
+            Some(pieces) => pieces,
+            None => vec![lower_one(kernel, plan, lim)?],
+        },
     };
+    encoded
+        .into_iter()
+        .map(|(params, bindings, groups)| {
+            check_bindings(pipe, &bindings, plan)?;
+            Ok(Lowered {
+                pipe,
+                params,
+                bindings,
+                groups,
+            })
+        })
+        .collect()
+}
+
+/// The step counters' window: the kernels of gather.wgsl read the step there.
+fn step_ref(plan: &Plan) -> Result<TensorRef> {
+    let i = plan
+        .state_index(STEP_STATE)
+        .ok_or_else(|| Error::Gpu("the plan has no step counter".into()))?;
+    Ok(TensorRef {
+        storage: Storage::State(i),
+        offset: 0,
+        len: plan.states[i].len,
+    })
+}
+
+/// The launches of `GatherRows` (its table split by rows where it is over one binding)
+/// and `ScatterAddRows` (its output, the table's gradient, split the same way); `None`
+/// for other kernels.
+fn row_kernel(
+    kernel: &Kernel,
+    plan: &Plan,
+    lim: &Limits,
+) -> Result<Option<Vec<conv_pool::Encoded>>> {
+    let w = |t: TensorRef| lim.window(t);
+    let (ws, os) = w(step_ref(plan)?)?;
+    Ok(Some(match *kernel {
+        Kernel::GatherRows {
+            table,
+            perm,
+            out,
+            batch,
+            cols,
+        } => {
+            let ((wp, op), (wo, oo)) = (w(perm)?, w(out)?);
+            lim.row_pieces(table, cols)?
+                .into_iter()
+                .map(|piece| {
+                    let r = record(GatherParams {
+                        n: u32c(out.len)?,
+                        batch: u32c(batch)?,
+                        cols: u32c(cols)?,
+                        off_src: piece.offset,
+                        off_perm: op,
+                        off_step: os,
+                        off_out: oo,
+                        first_row: u32c(piece.rows.start)?,
+                        end_row: u32c(piece.rows.end)?,
+                        ..Default::default()
+                    });
+                    Ok((
+                        r,
+                        vec![
+                            (1, Some(piece.window)),
+                            (2, Some(wp)),
+                            (3, Some(ws)),
+                            (4, Some(wo)),
+                        ],
+                        lim.grid_1d(out.len)?,
+                    ))
+                })
+                .collect::<Result<_>>()?
+        }
+        Kernel::ScatterAddRows {
+            dy,
+            perm,
+            out,
+            batch,
+            cols,
+        } => {
+            let ((wd, od), (wp, op)) = (w(dy)?, w(perm)?);
+            lim.row_pieces(out, cols)?
+                .into_iter()
+                .map(|piece| {
+                    let n = piece.rows.len() * cols;
+                    let r = record(GatherParams {
+                        n: u32c(n)?,
+                        batch: u32c(batch)?,
+                        cols: u32c(cols)?,
+                        off_src: od,
+                        off_perm: op,
+                        off_step: os,
+                        off_out: piece.offset,
+                        first_row: u32c(piece.rows.start)?,
+                        end_row: u32c(piece.rows.end)?,
+                        ..Default::default()
+                    });
+                    Ok((
+                        r,
+                        vec![
+                            (1, Some(wd)),
+                            (2, Some(wp)),
+                            (3, Some(ws)),
+                            (4, Some(piece.window)),
+                        ],
+                        lim.grid_1d(n)?,
+                    ))
+                })
+                .collect::<Result<_>>()?
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// How the GPU runs a kernel that is one launch with whole-tensor windows.
+fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<conv_pool::Encoded> {
+    let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
     let pipe = Pipe::of(kernel);
-    if let Some((params, bindings, groups)) = conv_pool::lower(kernel, pipe, lim)? {
-        check_bindings(pipe, &bindings, plan)?;
-        return Ok(Lowered {
-            pipe,
-            params,
-            bindings,
-            groups,
-        });
-    }
-    let (params, bindings, groups): conv_pool::Encoded = match *kernel {
+    Ok(match *kernel {
         Kernel::MatMul {
             a,
             b,
@@ -977,56 +1174,6 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
                 [1, 1, 1],
             )
         }
-        Kernel::GatherRows {
-            table,
-            perm,
-            out,
-            batch,
-            cols,
-        } => {
-            let ((wt, ot), (wp, op), (ws, os), (wo, oo)) =
-                (w(table)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = record(GatherParams {
-                n: u32c(out.len)?,
-                batch: u32c(batch)?,
-                cols: u32c(cols)?,
-                off_src: ot,
-                off_perm: op,
-                off_step: os,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wt)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
-        Kernel::ScatterAddRows {
-            dy,
-            perm,
-            out,
-            batch,
-            cols,
-        } => {
-            let ((wd, od), (wp, op), (ws, os), (wo, oo)) =
-                (w(dy)?, w(perm)?, w(step_ref()?)?, w(out)?);
-            let r = record(GatherParams {
-                n: u32c(out.len)?,
-                batch: u32c(batch)?,
-                cols: u32c(cols)?,
-                off_src: od,
-                off_perm: op,
-                off_step: os,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wd)), (2, Some(wp)), (3, Some(ws)), (4, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
         Kernel::Collect { x, out } => {
             let ((wx, ox), (ws, os), (wo, oo)) = (w(x)?, w(step_ref()?)?, w(out)?);
             let r = record(GatherParams {
@@ -1259,14 +1406,10 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Lowered> {
         | Kernel::PoolGather { .. }
         | Kernel::MaxPoolGrad { .. }
         | Kernel::AvgPool { .. }
-        | Kernel::AvgPoolGrad { .. } => unreachable!("lowered by conv_pool above"),
-    };
-    check_bindings(pipe, &bindings, plan)?;
-    Ok(Lowered {
-        pipe,
-        params,
-        bindings,
-        groups,
+        | Kernel::AvgPoolGrad { .. } => unreachable!("lowered by conv_pool"),
+        Kernel::GatherRows { .. } | Kernel::ScatterAddRows { .. } => {
+            unreachable!("lowered by row_kernel")
+        }
     })
 }
 

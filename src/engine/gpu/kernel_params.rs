@@ -149,8 +149,8 @@ kernel_params! {
         seed: u32,
         threshold: u32,
         scale: f32,
-        _pad0: u32,
-        _pad1: u32,
+        first_row: u32,
+        end_row: u32,
     }
 
     /// optimizer.wgsl: SGD, Adam(W) and the step counters.
