@@ -223,6 +223,20 @@ below {FOUR_FIFTHS} it is flagged (the four-fifths rule); {reference}.</p>\n",
     h
 }
 
+/// The legend of every riskgrad plot (the report's and the bench page's): a white box
+/// with a black border at `at`. Returns plotters' own error, for each caller's message.
+pub fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
     Error::Internal(format!("drawing a report plot: {e:?}"))
 }
@@ -299,13 +313,7 @@ fn roc_svg(
                     PathElement::new([(x, y), (x + 20, y)], orange.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -374,13 +382,7 @@ fn ks_svg(
                 ))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -461,13 +463,7 @@ fn training_svg(history: &[EpochReport], chosen: usize, rows: &str) -> Result<St
                     .map_err(plot_err)?
                     .label(format!("saved: epoch {chosen}"))
                     .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
-                chart
-                    .configure_series_labels()
-                    .position(legend_at)
-                    .border_style(BLACK)
-                    .background_style(WHITE)
-                    .draw()
-                    .map_err(plot_err)?;
+                draw_legend(&mut chart, legend_at).map_err(plot_err)?;
             }
         }
         root.present().map_err(plot_err)?;
@@ -530,13 +526,7 @@ fn calibration_svg(ev: &Evaluation) -> Result<String> {
             .map_err(plot_err)?
             .label("model (one point per decile)")
             .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)

@@ -5,7 +5,7 @@
 
 use super::suites::{device_label, Case, Report};
 use plotters::prelude::*;
-use riskgrad::report::escape;
+use riskgrad::report::{draw_legend, escape};
 use riskgrad::{Error, Result};
 use std::fmt::Write as _;
 
@@ -182,13 +182,7 @@ fn matmul_svg(cases: &[Case], devices: &[String]) -> Result<Option<String>> {
                 .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(Some(svg))
@@ -273,13 +267,7 @@ fn roofline_svg(cases: &[Case], device: &str) -> Result<Option<String>> {
                 .label(*suite)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(Some(svg))
