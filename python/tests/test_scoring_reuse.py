@@ -35,6 +35,7 @@ def test_a_model_with_its_own_threads_scores_as_the_cli(trained, frame, data_csv
         assert model.save(tmp_path / f"t{threads}")._threads == threads
 
 
-def test_zero_threads_is_refused(trained):
-    with pytest.raises(riskgrad.UsageError, match="threads"):
-        riskgrad.Model.load(trained.directory, threads=0)
+def test_thread_counts_the_cli_refuses_are_refused(trained):
+    for n in (0, 1025):
+        with pytest.raises(riskgrad.UsageError, match=f"threads.*{n} must be between 1 and 1024"):
+            riskgrad.Model.load(trained.directory, threads=n)
