@@ -26,7 +26,7 @@ pub enum Error {
     },
 
     /// Input data that cannot be used, with the place it was found.
-    #[error("{path}{}: {message}", location(.line, .row, .column))]
+    #[error("{path}{}: {}{message}", location(.line, .row, .column), about(.setting))]
     Data {
         /// The file (or the bundled data's name).
         path: PathBuf,
@@ -37,6 +37,10 @@ pub enum Error {
         row: Option<u64>,
         /// The column's name, when one column is at fault.
         column: Option<String>,
+        /// The caller's setting the data contradicts (a column it named that is not
+        /// there, a positive class the target does not have), shown before the message:
+        /// in words by the library, as its flag by the CLI.
+        setting: Option<Setting>,
         /// What is wrong.
         message: String,
     },
@@ -217,6 +221,13 @@ pub enum Setting {
     Date,
     /// Threads of the CPU backend.
     Threads,
+    /// The target's value that means a default (the positive class).
+    Positive,
+    /// Columns left out of the model.
+    Drop,
+    /// Whether cells that are not numbers in a numeric column are refused rather than
+    /// read as missing.
+    Strict,
 }
 
 impl Setting {
@@ -245,8 +256,15 @@ impl Setting {
             Setting::Monotone => "monotone constraints",
             Setting::Date => "date column",
             Setting::Threads => "number of CPU threads",
+            Setting::Positive => "positive class",
+            Setting::Drop => "dropped columns",
+            Setting::Strict => "strict reading",
         }
     }
+}
+
+fn about(setting: &Option<Setting>) -> String {
+    setting.map_or(String::new(), |s| format!("{}: ", s.describe()))
 }
 
 fn location(line: &Option<u64>, row: &Option<u64>, column: &Option<String>) -> String {
@@ -267,6 +285,50 @@ impl Error {
         Error::Shape {
             op: op.to_string(),
             detail: detail.into(),
+        }
+    }
+    /// The error as shown to someone who knows the settings by other names (the CLI's
+    /// flags): `name_of` names the setting of an [`Error::Invalid`] or [`Error::Data`].
+    pub fn naming_settings(&self, name_of: impl Fn(Setting) -> String) -> String {
+        match self {
+            Error::Invalid { setting, message } => {
+                format!("invalid value for {}: {message}", name_of(*setting))
+            }
+            Error::Data {
+                path,
+                line,
+                row,
+                column,
+                setting: Some(setting),
+                message,
+            } => format!(
+                "{}{}: {}: {message}",
+                path.display(),
+                location(line, row, column),
+                name_of(*setting)
+            ),
+            _ => self.to_string(),
+        }
+    }
+    /// This error, when it is an [`Error::Data`], marked as contradicting `setting`.
+    pub fn about(self, setting: Setting) -> Self {
+        match self {
+            Error::Data {
+                path,
+                line,
+                row,
+                column,
+                message,
+                ..
+            } => Error::Data {
+                path,
+                line,
+                row,
+                column,
+                setting: Some(setting),
+                message,
+            },
+            other => other,
         }
     }
     /// A refused setting (see [`Setting`]).

@@ -82,6 +82,7 @@ impl ReasonCodes {
             line: Some(line),
             row: None,
             column: field.map(str::to_string),
+            setting: None,
             message,
         };
         let mut rdr = csv::ReaderBuilder::new()
@@ -107,6 +108,7 @@ impl ReasonCodes {
                     line: None,
                     row: None,
                     column: None,
+                    setting: None,
                     message: "is empty: a reasons file starts with the header column,code,text"
                         .into(),
                 })

@@ -543,6 +543,7 @@ fn read_report(path: &Path) -> Result<Report> {
         line,
         row: None,
         column: None,
+        setting: None,
         message,
     };
     let value: serde_json::Value = serde_json::from_str(&text)

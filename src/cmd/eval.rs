@@ -350,21 +350,11 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
         .with_labels()?
         .with_fingerprints();
     if let Some(column) = &args.protected {
-        reader = reader.with_cells_of(column).map_err(|e| match e {
-            Error::Data {
-                path,
-                line,
-                row,
-                column,
-                message,
-            } => Error::Data {
-                path,
-                line,
-                row,
-                column,
-                message: format!("--protected: {message}"),
-            },
-            e => e,
+        reader = reader.with_cells_of(column).map_err(|mut e| {
+            if let Error::Data { message, .. } = &mut e {
+                *message = format!("--protected: {message}");
+            }
+            e
         })?;
     }
     let mut exec = super::executor(&args.device)?;

@@ -75,14 +75,17 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::NumericEncoding => "--numeric-encoding",
         Setting::Target => "--target",
         Setting::Device => "--device",
+        Setting::Positive => "--positive",
+        Setting::Drop => "--drop",
+        Setting::Strict => "--strict",
     }
 }
 
 /// An error as the command line shows it: library settings under their flag names.
 pub fn message(error: &Error) -> String {
     match error {
-        Error::Invalid { setting, message } => {
-            format!("invalid value for {}: {message}", flag_of(*setting))
+        Error::Invalid { .. } | Error::Data { .. } => {
+            error.naming_settings(|setting| flag_of(setting).to_string())
         }
         Error::Diverged { .. } => format!("{error}; try a lower --lr"),
         Error::Interrupted {

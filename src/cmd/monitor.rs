@@ -82,6 +82,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             line: None,
             row: None,
             column: None,
+            setting: None,
             message: "no data rows: nothing to compare with the training rows".into(),
         });
     }

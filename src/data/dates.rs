@@ -92,11 +92,13 @@ pub fn date_range(path: &Path, column: &str) -> Result<DateRange> {
             continue;
         }
         let Some(date) = parse_year_first(cell) else {
-            return Err(src.err(
-                line,
-                col,
-                format!("--date: {cell:?} is not a date written year first (e.g. 2024-03-31, 2024/03/31, 20240331, 2024-03)"),
-            ));
+            return Err(src
+                .err(
+                    line,
+                    col,
+                    format!("{cell:?} is not a date written year first (e.g. 2024-03-31, 2024/03/31, 20240331, 2024-03)"),
+                )
+                .about(Setting::Date));
         };
         let here = (date, cell.to_string());
         match &mut range {

@@ -143,17 +143,22 @@ impl LabelledTable {
     /// Types `table`'s columns and reads its target.
     pub fn new(table: RawTable, opts: &PrepareOptions) -> Result<Self> {
         let schema = infer_schema(&table, opts);
-        let encoding = match (&schema.target.encoding, &schema.target.problem) {
+        let target = &schema.target;
+        let encoding = match (&target.encoding, &target.problem) {
             (Some(e), _) => e.clone(),
             (None, problem) => {
-                return Err(data_err(
+                let err = data_err(
                     &table.path,
                     None,
-                    Some(&schema.target.name),
+                    Some(&target.name),
                     problem
                         .clone()
                         .unwrap_or_else(|| "the target cannot be read".into()),
-                ))
+                );
+                return Err(match target.problem_about {
+                    Some(setting) => err.about(setting),
+                    None => err,
+                });
             }
         };
         let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::options::PrepareOptions;
 use super::table::{OddCells, RawColumn, RawTable, Role, Values, MAX_DISTINCT};
 use super::target::TargetEncoding;
+use crate::error::Setting;
 
 /// What a column is used as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -78,6 +79,9 @@ pub struct TargetSummary {
     pub encoding: Option<TargetEncoding>,
     /// Why the values cannot be read as 0/1, if they cannot.
     pub problem: Option<String>,
+    /// The caller's setting the problem is with (the positive class it named), if any.
+    #[serde(skip)]
+    pub problem_about: Option<Setting>,
     /// Rows labelled 1.
     pub positives: usize,
     /// Rows labelled 0.
@@ -163,6 +167,7 @@ pub fn infer_schema(table: &RawTable, opts: &PrepareOptions) -> Schema {
             missing: 0,
             encoding: None,
             problem: Some("no target column".into()),
+            problem_about: None,
             positives: 0,
             negatives: 0,
         },
@@ -223,7 +228,7 @@ fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
     match c.role {
         Role::Dropped => {
             s.kind = ColumnKind::Dropped;
-            s.note = Some("--drop".into());
+            s.note = Some("on request".into());
         }
         Role::Id => {
             s.kind = ColumnKind::Id;
@@ -266,6 +271,7 @@ fn target_summary(c: &RawColumn, opts: &PrepareOptions) -> TargetSummary {
         missing: c.missing,
         encoding: None,
         problem: None,
+        problem_about: None,
         positives: 0,
         negatives: 0,
     };
@@ -290,7 +296,10 @@ fn target_summary(c: &RawColumn, opts: &PrepareOptions) -> TargetSummary {
                     }
                     t.encoding = Some(enc);
                 }
-                Err(msg) => t.problem = Some(msg),
+                Err(problem) => {
+                    t.problem = Some(problem.message);
+                    t.problem_about = problem.about;
+                }
             }
         }
         Values::TooManyDistinct => {

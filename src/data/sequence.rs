@@ -281,13 +281,13 @@ impl SequenceLayout {
             if order.is_some() {
                 return Err(Error::invalid(
                     Setting::TimeOrder,
-                    "applies to --sequence columns, and none were given",
+                    "applies to sequence columns, and none were given",
                 ));
             }
             return Self::taiwan_default(feature_names).ok_or_else(|| {
                 Error::invalid(Setting::Sequence,
-                    "this model reads time series: name the columns of each channel, one flag per channel, \
-                     e.g. --sequence 'BILL_AMT1..6' --sequence 'PAY_AMT1..6' --time-order newest-first",
+                    "this model reads time series: name the columns of each channel, e.g. 'BILL_AMT1..6' \
+                     for one channel and 'PAY_AMT1..6' for another, and their time order",
                 )
             });
         }
@@ -381,7 +381,7 @@ fn short_list(names: &[String]) -> String {
 fn unknown_column(name: &str, features: &[String]) -> String {
     let one_hot = format!("{name}=");
     if features.iter().any(|f| f.starts_with(&one_hot)) {
-        return format!("column {name:?} was read as categories (one-hot {name}=…); a sequence needs numbers: prepare with sequence::prepare_options, or --numeric {name}");
+        return format!("column {name:?} was read as categories (one-hot {name}=…); a sequence needs numbers: prepare with sequence::prepare_options, or declare it numeric");
     }
     let lower = name.to_lowercase();
     if let Some(f) = features.iter().find(|f| f.to_lowercase() == lower) {

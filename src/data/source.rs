@@ -140,6 +140,7 @@ impl Place {
             line: self.line,
             row: self.row,
             column: column.map(str::to_string),
+            setting: None,
             message: message.into(),
         }
     }
@@ -304,22 +305,11 @@ impl CsvSource {
             Ok(true) => {}
             Ok(false) => return Ok(None),
             Err(e) => {
-                return Err(match csv_error(&self.path, self.is_gz, e) {
-                    Error::Data {
-                        path,
-                        line,
-                        row,
-                        column,
-                        message,
-                    } => Error::Data {
-                        path,
-                        line: line.map(|l| l + self.line_offset),
-                        row,
-                        column,
-                        message,
-                    },
-                    e => e,
-                })
+                let mut e = csv_error(&self.path, self.is_gz, e);
+                if let Error::Data { line, .. } = &mut e {
+                    *line = line.map(|l| l + self.line_offset);
+                }
+                return Err(e);
             }
         }
         let line = rec.position().map_or(0, |p| p.line() + self.line_offset);
@@ -384,6 +374,7 @@ pub(crate) fn data_err(
         line,
         row: None,
         column: column.map(str::to_string),
+        setting: None,
         message: message.into(),
     }
 }

@@ -321,23 +321,24 @@ fn read_from_source(mut src: Source, opts: &PrepareOptions) -> Result<RawTable> 
 /// Returns the roles and the target's index.
 pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Role>, usize)> {
     let (path, names) = (src.path(), src.names());
-    let not_found = |what: &str, missing: &[&str]| {
+    let not_found = |setting: Setting, missing: &[&str]| {
         src.header_err(
             None,
             format!(
-                "{what} {missing:?}: no such column; columns are: {}",
+                "{missing:?}: no such column; columns are: {}",
                 super::source::listing(names)
             ),
         )
+        .about(setting)
     };
-    let resolve = |what: &str, list: &[String]| -> Result<Vec<usize>> {
+    let resolve = |setting: Setting, list: &[String]| -> Result<Vec<usize>> {
         let missing: Vec<&str> = list
             .iter()
             .map(|s| s.trim())
             .filter(|s| find_column(names, s).is_none())
             .collect();
         if !missing.is_empty() {
-            return Err(not_found(what, &missing));
+            return Err(not_found(setting, &missing));
         }
         Ok(list.iter().filter_map(|s| find_column(names, s)).collect())
     };
@@ -367,14 +368,14 @@ pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Rol
     };
 
     let mut roles = vec![Role::Auto; names.len()];
-    for j in resolve("cannot drop", &opts.drop)? {
+    for j in resolve(Setting::Drop, &opts.drop)? {
         roles[j] = Role::Dropped;
     }
     if roles[target] == Role::Dropped {
         return Err(src.header_err(Some(&names[target]), "the target column cannot be dropped"));
     }
-    let categorical = resolve("--categorical", &opts.categorical)?;
-    let mut numeric = resolve("--numeric", &opts.numeric)?;
+    let categorical = resolve(Setting::Categorical, &opts.categorical)?;
+    let mut numeric = resolve(Setting::Numeric, &opts.numeric)?;
     let unknown: Vec<&str> = opts
         .sequence
         .iter()
@@ -397,7 +398,7 @@ pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Rol
         }
     }
     if let SignedLog::Columns(list) = &opts.signed_log {
-        resolve("--signed-log", list)?;
+        resolve(Setting::SignedLog, list)?;
     }
     for (setting, cols, role) in [
         (Setting::Categorical, &categorical, Role::Categorical),
@@ -416,7 +417,7 @@ pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Rol
                 _ => {
                     return Err(Error::invalid(
                         setting,
-                        format!("{:?} is in both --categorical and --numeric", names[j]),
+                        format!("{:?} is declared both categorical and numeric", names[j]),
                     ))
                 }
             }
@@ -589,14 +590,16 @@ impl ColumnReader {
                     },
                     _ => {
                         let why = if !numeric {
-                            Some("the column was declared numeric; read it as categories with --categorical, or fix the cells")
+                            Some((Setting::Numeric, "the column was declared numeric; declare it categorical instead, or fix the cells"))
                         } else if strict {
-                            Some("--strict refuses them; without it they are read as missing")
+                            Some((Setting::Strict, "the strict reading refuses them; without it they are read as missing"))
                         } else {
                             None
                         };
-                        if let Some(e) = why.and_then(|why| odd.refusal(why)) {
-                            return Err(e);
+                        if let Some((setting, e)) =
+                            why.and_then(|(setting, why)| Some((setting, odd.refusal(why)?)))
+                        {
+                            return Err(e.about(setting));
                         }
                         missing += odd.count();
                         Values::Numeric(v)

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cell::category_key;
+use crate::error::Setting;
 
 /// Two-valued spellings whose positive class is known, as (positive, negative), compared
 /// ignoring case. `2`/`1` is the Statlog German credit coding (1 = good, 2 = bad).
@@ -15,6 +16,25 @@ const KNOWN_PAIRS: [(&str, &str); 7] = [
     ("bad", "good"),
     ("2", "1"),
 ];
+
+/// Why a target cannot be read as 0/1, and the caller's setting it concerns when the
+/// fix is a setting (naming the positive class).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetProblem {
+    /// What is wrong, in words.
+    pub message: String,
+    /// The setting that would fix it, or that the data contradicts.
+    pub about: Option<Setting>,
+}
+
+impl TargetProblem {
+    fn in_data(message: impl Into<String>) -> Self {
+        TargetProblem {
+            message: message.into(),
+            about: None,
+        }
+    }
+}
 
 /// How target cells map to 0/1. Values are compared by their category names (so `1`,
 /// `1.0` and `01` are one value) ignoring case.
@@ -31,21 +51,28 @@ impl TargetEncoding {
     /// (missing excluded). `positive` is the user's `--positive`. The error lists what was
     /// found: one class only, more than two values, an unknown pair without `--positive`,
     /// or a `--positive` that is not one of the two values.
-    pub fn infer(values: &[(String, usize)], positive: Option<&str>) -> Result<Self, String> {
+    pub fn infer(
+        values: &[(String, usize)],
+        positive: Option<&str>,
+    ) -> Result<Self, TargetProblem> {
         let values = merge_case(values);
         let found = describe(&values);
         match values.len() {
-            0 => return Err("the target column has no values (every cell is missing)".into()),
-            1 => {
-                return Err(format!(
-                    "the target has one class only: {found}; it needs two"
+            0 => {
+                return Err(TargetProblem::in_data(
+                    "the target column has no values (every cell is missing)",
                 ))
+            }
+            1 => {
+                return Err(TargetProblem::in_data(format!(
+                    "the target has one class only: {found}; it needs two"
+                )))
             }
             2 => {}
             n => {
-                return Err(format!(
+                return Err(TargetProblem::in_data(format!(
                     "the target has {n} distinct values, it must have two: {found}"
-                ))
+                )))
             }
         }
         let (a, b) = (values[0].0.as_str(), values[1].0.as_str());
@@ -62,9 +89,12 @@ impl TargetEncoding {
                     negative: a.into(),
                 })
             } else {
-                Err(format!(
-                    "--positive {p:?} is not a value of the target, which has {found}"
-                ))
+                Err(TargetProblem {
+                    message: format!(
+                        "the positive class {p:?} is not a value of the target, which has {found}"
+                    ),
+                    about: Some(Setting::Positive),
+                })
             };
         }
         for (pos, neg) in KNOWN_PAIRS {
@@ -81,9 +111,12 @@ impl TargetEncoding {
                 });
             }
         }
-        Err(format!(
-            "the target has {found}: say which is the positive class (the default) with --positive VALUE"
-        ))
+        Err(TargetProblem {
+            message: format!(
+                "the target has {found}: say which is the positive class (the default)"
+            ),
+            about: Some(Setting::Positive),
+        })
     }
 
     /// 1.0 for the positive value, 0.0 for the negative one, `None` for anything else
@@ -159,7 +192,9 @@ mod tests {
     }
 
     fn pos(v: &[(&str, usize)], positive: Option<&str>) -> Result<String, String> {
-        TargetEncoding::infer(&vals(v), positive).map(|e| e.positive)
+        TargetEncoding::infer(&vals(v), positive)
+            .map(|e| e.positive)
+            .map_err(|p| p.message)
     }
 
     #[test]
@@ -184,7 +219,7 @@ mod tests {
         assert_eq!(pos(&[("0", 5), ("1", 2)], Some("1.0")).unwrap(), "1");
         let e = pos(&[("paid", 5), ("charged off", 2)], None).unwrap_err();
         assert!(
-            e.contains("--positive") && e.contains("\"paid\" (5 rows)"),
+            e.contains("the positive class") && e.contains("\"paid\" (5 rows)"),
             "{e}"
         );
         let e = pos(&[("paid", 5), ("late", 2)], Some("default")).unwrap_err();

@@ -89,7 +89,7 @@ pub enum ModelSpec {
 }
 
 /// Why a monotone MLP takes no periodic embedding.
-const NOT_MONOTONE: &str = "periodic features are not monotone in their column: with --monotone use --numeric-encoding standard or ple";
+const NOT_MONOTONE: &str = "periodic features are not monotone in their column: with monotone constraints use the standard or ple numeric encoding";
 
 /// The hidden layers' activation of a model saved without one.
 fn relu() -> Act {
@@ -345,7 +345,7 @@ impl ModelSpec {
                 }
                 if signs[statics..].iter().any(|&s| s != 0) {
                     return refuse(
-                        "a sequence model is monotone only in its static features, not in the columns of its --sequence history".into(),
+                        "a sequence model is monotone only in its static features, not in the columns of its sequence history".into(),
                     );
                 }
                 let kept = match signs[..statics].iter().any(|&s| s != 0) {

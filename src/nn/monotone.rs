@@ -141,7 +141,7 @@ pub fn feature_signs(pre: &Preprocessor, constraints: &[MonotoneConstraint]) -> 
             }
             InputColumn::Categorical(_) => {
                 return refuse(format!(
-                    "cannot constrain {0}: it is read as categorical, and categories have no order (to read it as numbers, add --numeric {0})",
+                    "cannot constrain {0}: it is read as categorical, and categories have no order (to read it as numbers, declare it numeric)",
                     c.column
                 ))
             }

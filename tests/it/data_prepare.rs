@@ -197,7 +197,10 @@ fn target_errors_list_what_was_found() {
         "{e}"
     );
     let e = err("x,y\n1,paid\n2,late\n", &PrepareOptions::default());
-    assert!(e.contains("--positive") && e.contains("\"late\""), "{e}");
+    assert!(
+        e.contains("positive class: ") && e.contains("\"late\"") && !e.contains("--"),
+        "{e}"
+    );
     let e = err(
         "x,y\n1,paid\n2,late\n",
         &PrepareOptions {

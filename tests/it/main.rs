@@ -60,6 +60,7 @@ mod rnn_gradcheck;
 mod rnn_reference;
 mod rnn_train_e2e;
 mod sequence;
+mod setting_names;
 mod shaders_validate;
 mod software_adapter;
 mod threads;

@@ -467,7 +467,7 @@ fn a_sequence_model_takes_constraints_on_its_statics_through_the_cli() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("--monotone") && err.contains("--sequence history"),
+        err.contains("--monotone") && err.contains("its sequence history"),
         "{err}"
     );
 }
