@@ -1,15 +1,14 @@
-//! Trains the peer CNN on the bundled Taiwan data with the library API on the native CPU
-//! executor, and prints rows/s per epoch: history [batch, 3 channels, 6 months] →
+//! Trains the peer CNN on the bundled Taiwan data with the library API (native CPU
+//! executor unless a device is named), and prints rows/s per epoch: history [batch, 3 channels, 6 months] →
 //! conv1d(3→32, k3, pad 1) ReLU → max pool 2 → conv1d(32→64, k3, pad 1) ReLU → flatten
 //! → concat the 5 static features → dense 64 ReLU → dense 1; Adam 1e-3, batch 256.
 //!
-//!     cargo run --release --example train_cnn -- [epochs] [batch]
+//!     cargo run --release --example train_cnn -- [epochs] [batch] [cpu|gpu|auto|ADAPTER]
 
 mod common;
 
 use riskgrad::data::sequence::{self, SequenceLayout};
 use riskgrad::data::{prepare_bundled, PrepareOptions};
-use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
 use riskgrad::train::{TrainConfig, Trainer};
@@ -18,6 +17,7 @@ fn main() -> riskgrad::Result<()> {
     let mut args = std::env::args().skip(1);
     let epochs = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let batch = args.next().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let mut exec = common::executor(args.next())?;
     // Every column numeric (the peer layout; one-hot codes would make the statics 12
     // columns for the same AUC), then statics first and the history time-major, oldest
     // month first.
@@ -38,10 +38,8 @@ fn main() -> riskgrad::Result<()> {
         beta2: 0.999,
         eps: 1e-8,
     };
-    let mut exec = CpuExecutor::new();
-    let device = riskgrad::engine::exec::Executor::device_name(&exec);
     let mut trainer = Trainer::new(
-        &mut exec,
+        exec.as_mut(),
         &model,
         train,
         val,
@@ -53,17 +51,16 @@ fn main() -> riskgrad::Result<()> {
             pos_weight: 1.0,
         },
     )?;
-    println!("{device}: {} training rows, batch {batch}", train.rows());
+    println!("{} training rows, batch {batch}", train.rows());
     let mut rates = Vec::new();
     let cpu_start = common::cpu_seconds();
-    for _ in 0..epochs {
-        let r = trainer.epoch(&mut |_, _, _| {})?;
+    common::train_epochs(&mut trainer, epochs, &mut || {}, &mut |r| {
         println!(
             "epoch {:>2}  loss {:.4}  val AUC {:.4}  {:>9.0} rows/s",
             r.epoch, r.train_loss, r.validation.auc, r.rows_per_second
         );
         rates.push(r.rows_per_second);
-    }
+    })?;
     println!("median {:.0} rows/s", common::median(rates));
     if let (Some(a), Some(b)) = (cpu_start, common::cpu_seconds()) {
         // Less sensitive than wall time to other processes on the machine; includes the
