@@ -106,7 +106,11 @@ impl<'p> PredictReader<'p> {
             return Err(src.header_err(
                 None,
                 format!(
-                    "the model needs columns {missing:?}, not in this file; its columns are: {}",
+                    "the model needs columns {missing:?}, not in this {}; its columns are: {}",
+                    match src {
+                        Source::Arrow(_) => "table",
+                        _ => "file",
+                    },
                     src.listing()
                 ),
             ));

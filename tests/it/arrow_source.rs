@@ -122,7 +122,7 @@ fn batches_without_a_model_column_are_an_error_naming_them() {
     .to_string();
     assert!(err.contains("pyarrow Table"), "{err}");
     assert!(
-        err.contains("the model needs columns [\"amount\"]"),
+        err.contains("the model needs columns [\"amount\"], not in this table"),
         "{err}"
     );
     // A nested column is refused as in a Parquet file, naming it.
