@@ -18,7 +18,12 @@ from typing import Any, Dict, List, Optional, Union
 
 import pyarrow as pa
 
-from . import _riskgrad
+# Mesa's device-select layer only picks a default adapter (riskgrad chooses its own) and
+# prints "XDG_RUNTIME_DIR is invalid" on headless machines; the CLI turns it off the
+# same way. Set before the extension first enumerates adapters.
+os.environ.setdefault("NODEVICE_SELECT", "1")
+
+from . import _riskgrad  # noqa: E402
 from ._riskgrad import (
     DataError,
     DivergedError,
