@@ -825,6 +825,11 @@ pub(super) fn train_network(
         pos_weight,
     };
     let mut trainer = Trainer::new(&mut *exec, &model, fit_rows, epoch_rows, config)?;
+    if let (Some(rows), true) = (trainer.streamed_rows(), run.verbose) {
+        eprintln!(
+            "note: the training table is larger than {device} holds in one buffer: its rows are copied in {rows} at a time, in the order the steps take them (the same result, somewhat slower)"
+        );
+    }
     let baseline = column_means(&train.x, model.inputs());
     let options = FitOptions {
         epochs,

@@ -46,6 +46,12 @@ pub trait Executor: Send {
     fn reads_are_free(&self) -> bool {
         false
     }
+    /// The largest named input this executor can hold, in bytes, where it has a limit (a
+    /// GPU's largest buffer): a training table over it is streamed through an input of
+    /// this size instead of held whole (`train::Trainer`).
+    fn largest_input_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Runs step `step` of a plan as `run_from(plan, step, 1)` does, timing each launch
     /// on its own: seconds per launch, in the plan's order. The GPU executor reads device
     /// timestamps around each launch (then each gets its own compute pass, so the sum can

@@ -4,7 +4,9 @@
 //! Each epoch the host writes one shuffled index list and zeroes the loss sum; the
 //! executor runs every step (gather the minibatch, forward, backward, update) without
 //! reading anything back; at epoch end the host reads the loss sum and the validation
-//! scores.
+//! scores. A table over the executor's largest input (a GPU's largest buffer) is
+//! streamed instead: the host copies each chunk of steps' rows in, in the shuffled
+//! order, before those steps run (`Streamed`); the results are the same bits.
 
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, NodeId, Op, Optimizer};
@@ -176,6 +178,8 @@ pub struct Trainer<'e> {
     steps_per_epoch: usize,
     n_train: usize,
     n_val: usize,
+    /// Validation rows scored per step of the scoring plan.
+    eval_chunk: usize,
     val_y: Vec<f32>,
     /// [`reference_loss`] of the training rows: an epoch far above it has diverged.
     reference_loss: f64,
@@ -184,6 +188,89 @@ pub struct Trainer<'e> {
     /// Where the epoch in progress stopped (after a stop request, or imported from a
     /// checkpoint taken then): the next epoch call picks it up.
     within_epoch: Option<MidEpoch>,
+    /// Set when the training table is over the executor's largest input.
+    train_stream: Option<Streamed<'e>>,
+    /// Set when the validation table is.
+    val_stream: Option<Streamed<'e>>,
+}
+
+/// A table the executor cannot hold whole, streamed through an input of `rows` rows (a
+/// whole number of steps): the host copies the rows of the next steps in before they
+/// run, in the order the steps take them, and the steps' index list is the same each
+/// time (the position within the chunk). The kernels see what they would see of the
+/// whole table, so a streamed run computes exactly what a resident one does.
+struct Streamed<'a> {
+    x: &'a [f32],
+    y: Option<&'a [f32]>,
+    features: usize,
+    /// Rows the executor holds at a time.
+    rows: usize,
+    /// The rows in the order the steps take them (the epoch's shuffle; validation: as
+    /// they come).
+    order: Vec<u32>,
+    /// The chunk the executor holds now (`None`: none yet, or a new order).
+    loaded: Option<usize>,
+}
+
+impl Streamed<'_> {
+    /// Makes sure chunk `c` (rows `c·rows ..` of the order) is on the executor in the
+    /// inputs `x_name` and `y_name`.
+    fn load(
+        &mut self,
+        exec: &mut dyn Executor,
+        c: usize,
+        x_name: &str,
+        y_name: &str,
+    ) -> Result<()> {
+        if self.loaded == Some(c) {
+            return Ok(());
+        }
+        let f = self.features;
+        let start = (c * self.rows).min(self.order.len());
+        let rows = &self.order[start..(start + self.rows).min(self.order.len())];
+        // A last, shorter chunk leaves the rest as it was: no step reads it.
+        let mut x = vec![0.0; self.rows * f];
+        for (dst, &r) in x.chunks_exact_mut(f).zip(rows) {
+            let r = r as usize;
+            dst.copy_from_slice(&self.x[r * f..(r + 1) * f]);
+        }
+        exec.write(x_name, &x)?;
+        if let Some(labels) = self.y {
+            let mut y = vec![0.0; self.rows];
+            for (dst, &r) in y.iter_mut().zip(rows) {
+                *dst = labels[r as usize];
+            }
+            exec.write(y_name, &y)?;
+        }
+        self.loaded = Some(c);
+        Ok(())
+    }
+}
+
+/// Rows of a table to hold on `exec` at a time: `None` when the whole table fits its
+/// largest input, else the most whole steps of `step_rows` that do. Errors when one
+/// step's rows do not fit.
+fn rows_held(
+    exec: &dyn Executor,
+    rows: usize,
+    features: usize,
+    step_rows: usize,
+) -> Result<Option<usize>> {
+    let row_bytes = (features.max(1) * 4) as u64;
+    let Some(limit) = exec.largest_input_bytes() else {
+        return Ok(None);
+    };
+    if rows as u64 * row_bytes <= limit {
+        return Ok(None);
+    }
+    let steps = (limit / row_bytes) as usize / step_rows;
+    if steps == 0 {
+        return Err(Error::OutOfMemory {
+            what: format!("one step's {step_rows} rows of {features} features"),
+            bytes: step_rows as u64 * row_bytes,
+        });
+    }
+    Ok(Some(steps * step_rows))
 }
 
 impl<'e> Trainer<'e> {
@@ -191,8 +278,8 @@ impl<'e> Trainer<'e> {
     pub fn new(
         exec: &'e mut dyn Executor,
         model: &ModelSpec,
-        train: &Split,
-        val: &Split,
+        train: &'e Split,
+        val: &'e Split,
         config: TrainConfig,
     ) -> Result<Self> {
         let f = model.inputs();
@@ -216,11 +303,14 @@ impl<'e> Trainer<'e> {
             ));
         }
         let steps_per_epoch = train.rows() / config.batch;
+        // Tables over the executor's largest input are streamed (see `Streamed`).
+        let train_held = rows_held(exec, train.rows(), f, config.batch)?;
+        let train_rows = train_held.unwrap_or(train.rows());
 
         // Training step: gather, forward, loss, backward, update.
         let mut g = Graph::new();
-        let table = g.input("train_x", &[train.rows(), f])?;
-        let labels = g.input("train_y", &[train.rows(), 1])?;
+        let table = g.input("train_x", &[train_rows, f])?;
+        let labels = g.input("train_y", &[train_rows, 1])?;
         let perm = g.input("train_perm", &[steps_per_epoch * config.batch])?;
         let x = g.gather_rows(table, perm, config.batch)?;
         let y = g.gather_rows(labels, perm, config.batch)?;
@@ -257,10 +347,18 @@ impl<'e> Trainer<'e> {
         );
 
         // Validation: forward only, probabilities collected chunk by chunk.
-        let chunk = EVAL_CHUNK.min(val.rows());
+        // Rows scored per step: fewer where the executor cannot hold that many.
+        let row_bytes = (f.max(1) * 4) as u64;
+        let chunk = match exec.largest_input_bytes() {
+            Some(limit) => EVAL_CHUNK.min((limit / row_bytes) as usize),
+            None => EVAL_CHUNK,
+        }
+        .clamp(1, val.rows());
         let eval_steps = val.rows().div_ceil(chunk);
+        let val_held = rows_held(exec, val.rows(), f, chunk)?;
+        let val_rows = val_held.unwrap_or(val.rows());
         let mut ge = Graph::new();
-        let vtable = ge.input("val_x", &[val.rows(), f])?;
+        let vtable = ge.input("val_x", &[val_rows, f])?;
         let vperm = ge.input("val_perm", &[eval_steps * chunk])?;
         let vx = ge.gather_rows(vtable, vperm, chunk)?;
         let vlogits = model.build(&mut ge, vx)?;
@@ -280,13 +378,42 @@ impl<'e> Trainer<'e> {
             .collect();
         let train_plan = exec.load(train_plan)?;
         let eval_plan = exec.load(eval_plan)?;
-        exec.write("train_x", &train.x)?;
-        exec.write("train_y", &train.y)?;
-        exec.write("val_x", &val.x)?;
-        let val_rows: Vec<u32> = (0..(eval_steps * chunk) as u32)
-            .map(|i| i.min(val.rows() as u32 - 1))
+        let streamed = |split: &'e Split, rows: usize, labels: bool| Streamed {
+            x: &split.x,
+            y: labels.then_some(&split.y[..]),
+            features: f,
+            rows,
+            order: (0..split.rows() as u32).collect(),
+            loaded: None,
+        };
+        let train_stream = match train_held {
+            None => {
+                exec.write("train_x", &train.x)?;
+                exec.write("train_y", &train.y)?;
+                None
+            }
+            Some(rows) => {
+                // Each step's rows sit at their position within the chunk.
+                let within: Vec<u32> = (0..steps_per_epoch * config.batch)
+                    .map(|i| (i % rows) as u32)
+                    .collect();
+                exec.write("train_perm", &indices_as_words(&within))?;
+                Some(streamed(train, rows, true))
+            }
+        };
+        // The last chunk is padded with the last row, scored again and dropped.
+        let held = val_held.unwrap_or(usize::MAX);
+        let val_order: Vec<u32> = (0..eval_steps * chunk)
+            .map(|i| (i.min(val.rows() - 1) % held) as u32)
             .collect();
-        exec.write("val_perm", &indices_as_words(&val_rows))?;
+        exec.write("val_perm", &indices_as_words(&val_order))?;
+        let val_stream = match val_held {
+            None => {
+                exec.write("val_x", &val.x)?;
+                None
+            }
+            Some(rows) => Some(streamed(val, rows, false)),
+        };
         exec.write_params(&init)?;
 
         Ok(Trainer {
@@ -300,10 +427,19 @@ impl<'e> Trainer<'e> {
             steps_per_epoch,
             n_train: train.rows(),
             n_val: val.rows(),
+            eval_chunk: chunk,
             val_y: val.y.clone(),
             epoch: 0,
             within_epoch: None,
+            train_stream,
+            val_stream,
         })
+    }
+
+    /// Training rows the executor holds at a time when the training table is streamed
+    /// (over its largest input), else `None`.
+    pub fn streamed_rows(&self) -> Option<usize> {
+        self.train_stream.as_ref().map(|s| s.rows)
     }
 
     /// Training steps in one epoch (full batches only).
@@ -334,10 +470,7 @@ impl<'e> Trainer<'e> {
         }
         let rng_before_shuffle = self.rng.state();
         self.epoch += 1;
-        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
-        self.rng.shuffle(&mut order);
-        order.truncate(self.steps_per_epoch * self.config.batch);
-        self.exec.write("train_perm", &indices_as_words(&order))?;
+        self.shuffle()?;
         self.exec
             .write(LOSS_STATE, &[resumed.map_or(0.0, |m| m.loss_sum)])?;
 
@@ -415,10 +548,7 @@ impl<'e> Trainer<'e> {
     /// Runs one training step on the first batch of a fresh shuffle and waits for it
     /// (benchmarks use it to time a cold start to the end of the first step).
     pub fn step_once(&mut self) -> Result<f64> {
-        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
-        self.rng.shuffle(&mut order);
-        order.truncate(self.steps_per_epoch * self.config.batch);
-        self.exec.write("train_perm", &indices_as_words(&order))?;
+        self.shuffle()?;
         self.exec.write(LOSS_STATE, &[0.0])?;
         self.run_train_steps(0, 1)?;
         Ok(self.exec.read(LOSS_STATE)?[0] as f64)
@@ -434,23 +564,48 @@ impl<'e> Trainer<'e> {
         Ok(times.map(|t| self.launch_names.iter().cloned().zip(t).collect()))
     }
 
-    /// Runs `count` training steps starting at step `first` of the epoch's index list.
+    /// A fresh shuffle of the training rows for the next epoch's steps: the executor's
+    /// index list, or the order a streamed table's chunks are copied in.
+    fn shuffle(&mut self) -> Result<()> {
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        self.rng.shuffle(&mut order);
+        order.truncate(self.steps_per_epoch * self.config.batch);
+        match &mut self.train_stream {
+            None => self.exec.write("train_perm", &indices_as_words(&order)),
+            Some(stream) => {
+                stream.order = order;
+                stream.loaded = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `count` training steps starting at step `first` of the epoch's index list;
+    /// a streamed table's chunks are copied in as the steps reach them.
     fn run_train_steps(&mut self, first: usize, count: usize) -> Result<()> {
-        self.exec.run_from(self.train_plan, first, count)
+        let batch = self.config.batch;
+        run_streamed(
+            &mut *self.exec,
+            self.train_plan,
+            first..first + count,
+            self.train_stream.as_mut().map(|s| (s, batch)),
+            ("train_x", "train_y"),
+        )
     }
 
     /// Probabilities for every validation row, in order.
     pub fn predict_validation(&mut self) -> Result<Vec<f32>> {
-        let steps = self.val_steps();
-        self.exec.run(self.eval_plan, steps)?;
+        let (steps, chunk) = (self.n_val.div_ceil(self.eval_chunk), self.eval_chunk);
+        run_streamed(
+            &mut *self.exec,
+            self.eval_plan,
+            0..steps,
+            self.val_stream.as_mut().map(|s| (s, chunk)),
+            ("val_x", ""),
+        )?;
         let mut probs = self.exec.read(COLLECT_STATE)?;
         probs.truncate(self.n_val);
         Ok(probs)
-    }
-
-    fn val_steps(&self) -> usize {
-        let chunk = EVAL_CHUNK.min(self.n_val);
-        self.n_val.div_ceil(chunk)
     }
 
     /// The current parameters, packed (the executor's layout).
@@ -509,6 +664,30 @@ impl<'e> Trainer<'e> {
         self.within_epoch = state.within_epoch;
         Ok(())
     }
+}
+
+/// Runs `steps` of `plan` (each taking `step_rows` rows); with a streamed table, in runs
+/// that stay within one chunk, each copied in first.
+fn run_streamed(
+    exec: &mut dyn Executor,
+    plan: usize,
+    steps: std::ops::Range<usize>,
+    stream: Option<(&mut Streamed, usize)>,
+    (x_name, y_name): (&str, &str),
+) -> Result<()> {
+    let Some((stream, step_rows)) = stream else {
+        return exec.run_from(plan, steps.start, steps.len());
+    };
+    let per_chunk = stream.rows / step_rows;
+    let mut step = steps.start;
+    while step < steps.end {
+        let chunk = step / per_chunk;
+        stream.load(exec, chunk, x_name, y_name)?;
+        let until = steps.end.min((chunk + 1) * per_chunk);
+        exec.run_from(plan, step, until - step)?;
+        step = until;
+    }
+    Ok(())
 }
 
 /// Sets the bias of the layer that makes `logits` (when it has one) to the log-odds of a

@@ -63,6 +63,7 @@ mod sequence;
 mod setting_names;
 mod shaders_validate;
 mod software_adapter;
+mod streamed_tables;
 mod threads;
 mod train_cnn;
 mod train_e2e;

@@ -86,6 +86,9 @@ pub struct CpuExecutor {
     scratch: Vec<f32>,
     /// Words a convolution may use per chunk of images (`None`: the default).
     conv_budget: Option<usize>,
+    /// A cap on a named input's bytes, which host memory does not have; for tests of
+    /// the streamed training tables (`limit_input_bytes`).
+    input_limit: Option<u64>,
 }
 
 impl CpuExecutor {
@@ -99,6 +102,13 @@ impl CpuExecutor {
     #[doc(hidden)]
     pub fn limit_conv_scratch(&mut self, words: usize) {
         self.conv_budget = Some(words.max(1));
+    }
+
+    /// Reports `bytes` as its largest input (`Executor::largest_input_bytes`), so tests
+    /// can exercise the streamed training tables on the CPU backend with small data.
+    #[doc(hidden)]
+    pub fn limit_input_bytes(&mut self, bytes: u64) {
+        self.input_limit = Some(bytes);
     }
 
     fn conv_budget(&self) -> usize {
@@ -573,6 +583,10 @@ impl Executor for CpuExecutor {
 
     fn reads_are_free(&self) -> bool {
         true
+    }
+
+    fn largest_input_bytes(&self) -> Option<u64> {
+        self.input_limit
     }
 
     fn run_from(&mut self, plan: usize, first_step: usize, steps: usize) -> Result<()> {

@@ -34,6 +34,12 @@ use std::time::{Duration, Instant};
 /// whose binding limit is larger than the table at hand. Ignored unless a number.
 pub const BINDING_LIMIT_VAR: &str = "RISKGRAD_GPU_MAX_BINDING_BYTES";
 
+/// The environment variable that caps the bytes of one named input below the device's
+/// largest buffer: a training table over it is streamed through the executor in chunks
+/// (`train::Trainer`); for tests and benchmarks of streaming on a device whose memory
+/// holds the table at hand. Ignored unless a number.
+pub const INPUT_LIMIT_VAR: &str = "RISKGRAD_GPU_MAX_INPUT_BYTES";
+
 /// The smallest binding cap `limit_binding_bytes` or `BINDING_LIMIT_VAR` may set: 16
 /// units of the largest storage offset alignment (256 bytes), so a piece's aligned
 /// window always has room for rows. Any tensor other than a gathered table or a
@@ -110,6 +116,8 @@ pub struct GpuExecutor {
     poison: bool,
     max_groups: u32,
     max_binding_bytes: u64,
+    /// The largest named input it reports (`Executor::largest_input_bytes`).
+    max_input_bytes: u64,
     host_time: Duration,
     last_steps: usize,
 }
@@ -131,8 +139,15 @@ impl GpuExecutor {
             }),
             Err(_) => device_binding,
         };
+        let max_input_bytes = std::env::var(INPUT_LIMIT_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(ctx.limits.max_buffer_size, |b| {
+                b.min(ctx.limits.max_buffer_size)
+            });
         GpuExecutor {
             ctx,
+            max_input_bytes,
             plans: Vec::new(),
             params: None,
             grads: None,
@@ -183,6 +198,13 @@ impl GpuExecutor {
             MIN_BINDING_BYTES,
             self.ctx.limits.max_storage_buffer_binding_size,
         );
+    }
+
+    /// Reports at most `bytes` as its largest input for later trainers (see
+    /// `INPUT_LIMIT_VAR`), so tests can exercise streamed training tables.
+    #[doc(hidden)]
+    pub fn limit_input_bytes(&mut self, bytes: u64) {
+        self.max_input_bytes = bytes.min(self.ctx.limits.max_buffer_size);
     }
 
     fn create_buffer(
@@ -532,6 +554,10 @@ impl Executor for GpuExecutor {
             .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
         self.read_words(self.buffer(lp, t.storage), t.offset, t.len)
+    }
+
+    fn largest_input_bytes(&self) -> Option<u64> {
+        Some(self.max_input_bytes)
     }
 
     fn host_seconds_per_step(&self) -> Option<f64> {
