@@ -7,7 +7,7 @@ use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::software_adapter_note;
 use riskgrad::nn::ModelSpec;
-use riskgrad::train::device_race::{choose_for_training, Source, TrainingDevice};
+use riskgrad::train::device_race::{auto_races, choose_for_training, Source, TrainingDevice};
 use riskgrad::train::{Split, TrainConfig};
 use riskgrad::Result;
 
@@ -35,7 +35,7 @@ impl RunDevice {
     /// The device's name before any model is known, opening it early; `None` for an
     /// `auto` that the first model's race decides.
     pub fn name_before_training(&mut self) -> Result<Option<String>> {
-        if self.asked == DeviceChoice::Auto {
+        if self.asked == DeviceChoice::Auto && auto_races()? {
             return Ok(None);
         }
         let exec = super::executor(&self.asked)?;

@@ -219,6 +219,12 @@ pub fn choose_for_training(
     }))
 }
 
+/// Whether `auto` has an adapter to race against the CPU backend (else it takes the CPU
+/// backend without timing).
+pub fn auto_races() -> Result<bool> {
+    Ok(race_candidate()?.is_some())
+}
+
 /// The adapter `auto` races: the best hardware one, or under [`INCLUDE_SOFTWARE_VAR`]
 /// the best of any kind.
 fn race_candidate() -> Result<Option<(wgpu::Adapter, AdapterSummary)>> {
