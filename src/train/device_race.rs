@@ -35,9 +35,10 @@ pub const CACHE_FILE: &str = "device-auto.json";
 /// Choices the cache keeps (the most recent): one per model shape and machine.
 const CACHE_ENTRIES: usize = 64;
 
-/// Runs of steps before timing (pipelines built, caches and clocks warm), after one
-/// lone step.
-const WARM_UP_RUNS: usize = 1;
+/// A device whose warm-up run is this many times slower a step than the other's median
+/// has lost: it is not timed further (a software adapter, at 100 times, would take
+/// seconds).
+const CLEARLY_SLOWER: f64 = 2.0;
 /// Timed runs at most; their median decides.
 const TIMED_RUNS: usize = 5;
 /// Timed runs stop after this many seconds (at least one runs): a device many times
@@ -194,9 +195,10 @@ pub fn choose_for_training(
         }));
     }
     let gpu = TrainingDevice::Gpu(Arc::new(GpuContext::new(adapter, info.clone())?));
+    let cpu = seconds_per_step(&TrainingDevice::Cpu, model, train, val, config, None)?;
     let times = StepTimes {
-        cpu: seconds_per_step(&TrainingDevice::Cpu, model, train, val, config)?,
-        gpu: seconds_per_step(&gpu, model, train, val, config)?,
+        cpu,
+        gpu: seconds_per_step(&gpu, model, train, val, config, Some(cpu))?,
     };
     let side = times.faster();
     let entry = CacheEntry { key, side, times };
@@ -239,13 +241,17 @@ fn race_candidate() -> Result<Option<(wgpu::Adapter, AdapterSummary)>> {
 }
 
 /// The median seconds of one training step on `device`, on a throwaway trainer over the
-/// first rows of `train` (enough for one run of steps).
+/// first rows of `train` (enough for one run of steps): one lone step and one run of
+/// steps warm it up (pipelines built, caches and clocks warm), then up to [`TIMED_RUNS`]
+/// runs are timed. When the warm-up run is [`CLEARLY_SLOWER`] than `rival` seconds a
+/// step, its figure is returned untimed further.
 fn seconds_per_step(
     device: &TrainingDevice,
     model: &ModelSpec,
     train: &Split,
     val: &Split,
     config: &TrainConfig,
+    rival: Option<f64>,
 ) -> Result<f64> {
     let rows = |split: &Split, n: usize| {
         let n = n.min(split.rows());
@@ -261,8 +267,9 @@ fn seconds_per_step(
     let mut trainer = Trainer::new(exec.as_mut(), model, &train, &val, config.clone())?;
     trainer.step_once()?;
     let steps = STEPS_PER_RUN.min(trainer.steps_per_epoch());
-    for _ in 0..WARM_UP_RUNS {
-        trainer.time_steps(steps)?;
+    let warm_up = trainer.time_steps(steps)? / steps as f64;
+    if rival.is_some_and(|r| warm_up > CLEARLY_SLOWER * r) {
+        return Ok(warm_up);
     }
     let mut per_step = Vec::with_capacity(TIMED_RUNS);
     let mut spent = 0.0;
