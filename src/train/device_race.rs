@@ -179,6 +179,7 @@ pub fn choose_for_training(
     let Some((adapter, info)) = race_candidate()? else {
         return Ok(None);
     };
+    let adapter_name = format!("{} ({})", info.name, info.backend);
     let key = cache_key(&info, rayon::current_num_threads(), model, config.batch);
     let path = cache_dir().map(|d| d.join(CACHE_FILE));
     if let Some(hit) = path.as_deref().and_then(|p| lookup(p, &key)) {
@@ -189,7 +190,7 @@ pub fn choose_for_training(
         return Ok(Some(AutoChoice {
             device,
             side: hit.side,
-            adapter: format!("{} ({})", info.name, info.backend),
+            adapter: adapter_name,
             times: hit.times,
             source: Source::Cached(path.expect("a hit has a file")),
         }));
@@ -215,7 +216,7 @@ pub fn choose_for_training(
             Side::Gpu => gpu,
         },
         side,
-        adapter: format!("{} ({})", info.name, info.backend),
+        adapter: adapter_name,
         times,
         source,
     }))
