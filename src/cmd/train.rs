@@ -152,6 +152,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub val_split: f64,
     /// auto | cpu | gpu | <adapter index> | <adapter name substring> (see `riskgrad devices`).
+    ///
     /// auto: with a hardware GPU, times a few training steps of this model on it and on
     /// the CPU backend and takes the faster (cached per model shape and machine in
     /// $RISKGRAD_CACHE_DIR or the user's cache directory); without one, the CPU backend.
