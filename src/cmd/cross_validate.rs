@@ -6,8 +6,8 @@
 
 use super::log::event;
 use super::train::{
-    card_data, prepare_options, report_dropped, train_network, ModelKind, Run, TrainArgs,
-    TrainedNetwork, BOOTSTRAP,
+    card_data, prepare_options, report_dropped, train_network, ModelKind, Run, RunDevice,
+    TrainArgs, TrainedNetwork, BOOTSTRAP,
 };
 use super::train_logistic::challenger;
 use riskgrad::data::{fold_rows, stratified_folds, LabelledTable};
@@ -130,21 +130,23 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         false => None,
     };
     // One executor per fold: each fold's preprocessing may give another feature count
-    // (categories, bins), and an executor holds plans of one model. The first is opened
-    // here, to name the device, and serves the first fold.
-    let mut first_exec = Some(super::executor(&args.device)?);
-    let device = first_exec
-        .as_ref()
-        .map(|e| e.device_name())
-        .unwrap_or_default();
+    // (categories, bins), and an executor holds plans of one model. A named device is
+    // opened here, to name it, and serves the first fold; `auto` is decided on the first
+    // fold's model, and every fold takes the winner.
+    let mut run_device = RunDevice::new(&args.device);
+    let named = run_device.name_before_training()?;
+    let said_device = named
+        .clone()
+        .unwrap_or_else(|| "auto (decided on the first fold)".into());
+    let mut device = named.unwrap_or_default();
     let data_name = args.data.name();
     event(
         "start",
         json!({"data": data_name, "rows": y.len(), "positive_share": positives as f64 / y.len() as f64,
-               "folds": k, "seed": args.seed, "device": device}),
+               "folds": k, "seed": args.seed, "device": said_device}),
     );
     eprintln!(
-        "{data_name}: {} rows with a target, {:.1}% positive; {k}-fold cross-validation (stratified, seed {}) | device: {device}",
+        "{data_name}: {} rows with a target, {:.1}% positive; {k}-fold cross-validation (stratified, seed {}) | device: {said_device}",
         y.len(),
         100.0 * positives as f64 / y.len() as f64,
         args.seed
@@ -178,15 +180,11 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
                 card_facts = Some(card_data(args, &prepared, split, dates.clone()));
             }
         }
-        let mut exec = match first_exec.take() {
-            Some(exec) => exec,
-            None => super::executor(&args.device)?,
-        };
         let trained = train_network(
             args,
             &mut prepared,
             Run {
-                exec: exec.as_mut(),
+                device: &mut run_device,
                 resume: None,
                 checkpoint: None,
                 out: &out,
@@ -194,6 +192,9 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
                 lock: &mut lock,
             },
         )?;
+        if device.is_empty() {
+            device = trained.device.clone();
+        }
         let ev = evaluate(&trained.probs, &prepared.val.y, None, 0, args.seed);
         let lr = challenger(
             &prepared.train,

@@ -12,6 +12,7 @@ pub mod predict;
 pub mod scores_out;
 pub mod signals;
 pub mod train;
+pub mod train_device;
 pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;

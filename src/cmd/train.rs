@@ -3,12 +3,12 @@
 use super::data_args::DataArgs;
 use super::log::{event, LogFormat};
 use super::output::claim_model_dir;
+pub(super) use super::train_device::RunDevice;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::dates::{date_range, DateRange};
 use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
-use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::files::{DirLock, FileSet};
@@ -152,6 +152,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub val_split: f64,
     /// auto | cpu | gpu | <adapter index> | <adapter name substring> (see `riskgrad devices`).
+    ///
+    /// auto: with a hardware GPU, times a few training steps of this model on it and on
+    /// the CPU backend and takes the faster (cached per model shape and machine in
+    /// $RISKGRAD_CACHE_DIR or the user's cache directory); without one, the CPU backend.
+    /// Software adapters (lavapipe, llvmpipe) only when named. Scoring commands (eval,
+    /// predict, explain, monitor) take a hardware GPU for auto without timing.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// The model directory to write (created if missing): model.safetensors and
@@ -441,13 +447,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             None => eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch),
         }
     }
-    let mut exec = super::executor(&args.device)?;
+    let mut device = RunDevice::new(&args.device);
     let mut lock = None;
     let trained = train_network(
         args,
         &mut prepared,
         Run {
-            exec: exec.as_mut(),
+            device: &mut device,
             resume: resume.as_ref(),
             checkpoint: Some(out.join(CHECKPOINT_FILE)),
             out: &out,
@@ -457,7 +463,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     )?;
     // The training rows' score and column distributions, for `riskgrad monitor`.
     let stability = Baseline::scored(
-        exec.as_mut(),
+        device.current().expect("training opened it"),
         &trained.model,
         &trained.params,
         &[&prepared.train.x],
@@ -643,7 +649,8 @@ pub(super) fn report_dropped(prepared: &Prepared) {
 
 /// Where and how [`train_network`] runs.
 pub(super) struct Run<'a> {
-    pub exec: &'a mut dyn Executor,
+    /// The device to open an executor on (`auto` races on this model the first time).
+    pub device: &'a mut RunDevice,
     /// The checkpoint a resumed run continues from.
     pub resume: Option<&'a Checkpoint>,
     /// Where to write a checkpoint after every epoch.
@@ -739,7 +746,16 @@ pub(super) fn train_network(
         let steps_per_epoch = (fit_rows.rows() / batch.max(1)).max(1);
         *p = (*p).max(PATIENCE_STEPS.div_ceil(steps_per_epoch));
     }
-    let exec = run.exec;
+    let config = TrainConfig {
+        epochs,
+        batch,
+        optimizer,
+        seed: args.seed,
+        pos_weight,
+    };
+    run.device.open(&model, fit_rows, epoch_rows, &config)?;
+    let device_choice = run.device.reason().map(str::to_string);
+    let exec = run.device.current().expect("just opened");
     let device = exec.device_name();
     let settings = TrainSettings {
         data: data_name.clone(),
@@ -753,6 +769,7 @@ pub(super) fn train_network(
         stop_split: carved.as_ref().map(|_| args.stop_split),
         cv_folds: None,
         device: device.clone(),
+        device_choice: device_choice.clone(),
         solver: None,
         val_rows: Some(prepared.val_fingerprints.clone()),
     };
@@ -791,6 +808,7 @@ pub(super) fn train_network(
                 "stopping_rows": carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
                 "validation_rows": val.rows(),
                 "device": device,
+                "device_choice": device_choice,
                 "model": model.label(),
                 "batch": batch,
                 "epochs": epochs,
@@ -817,13 +835,6 @@ pub(super) fn train_network(
             );
         }
     }
-    let config = TrainConfig {
-        epochs,
-        batch,
-        optimizer,
-        seed: args.seed,
-        pos_weight,
-    };
     let mut trainer = Trainer::new(&mut *exec, &model, fit_rows, epoch_rows, config)?;
     if let (Some(rows), true) = (trainer.streamed_rows(), run.verbose) {
         eprintln!(

@@ -112,6 +112,7 @@ pub fn run(
             stop_split: None,
             cv_folds: None,
             device: "cpu (f64 solver)".into(),
+            device_choice: None,
             solver: Some(solver.clone()),
             val_rows: Some(prepared.val_fingerprints.clone()),
         },

@@ -11,6 +11,7 @@
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, NodeId, Op, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
+pub mod device_race;
 mod fit;
 
 pub use fit::{
@@ -552,6 +553,16 @@ impl<'e> Trainer<'e> {
         self.exec.write(LOSS_STATE, &[0.0])?;
         self.run_train_steps(0, 1)?;
         Ok(self.exec.read(LOSS_STATE)?[0] as f64)
+    }
+
+    /// Runs the first `count` steps of the last shuffle (call [`step_once`](Self::step_once)
+    /// first) as training submits them, and waits for them: their wall seconds. For
+    /// timing (the device race); the weights move as in any step.
+    pub fn time_steps(&mut self, count: usize) -> Result<f64> {
+        let start = Instant::now();
+        self.run_train_steps(0, count.min(self.steps_per_epoch))?;
+        self.exec.read(LOSS_STATE)?;
+        Ok(start.elapsed().as_secs_f64())
     }
 
     /// Runs the training step on the first batch of the last shuffle (call

@@ -344,6 +344,7 @@ fn a_model_trained_with_dropout_scores_the_same_without_it() {
             stop_split: None,
             cv_folds: None,
             device: "cpu".into(),
+            device_choice: None,
             solver: None,
             val_rows: None,
         },

@@ -121,6 +121,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             stop_split: None,
             cv_folds: None,
             device: "cpu".into(),
+            device_choice: None,
             solver: None,
             val_rows: None,
         },

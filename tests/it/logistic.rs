@@ -125,6 +125,7 @@ fn saved_model_scores_as_the_fit_on_both_executors() {
             stop_split: None,
             cv_folds: None,
             device: "cpu".into(),
+            device_choice: None,
             solver: Some("newton".into()),
             val_rows: None,
         },

@@ -27,6 +27,7 @@ mod data_odd_cells;
 mod data_ple;
 mod data_prepare;
 mod data_scale;
+mod device_auto;
 mod dropout;
 mod eval_fairness;
 mod eval_rows;

@@ -4,7 +4,6 @@
 //! the CPU backend and on the GPU, with a stop and resume inside a chunk as well.
 
 use crate::common::{context, rng_for, take_turn};
-use crate::gpu_or_skip;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::GpuExecutor;

@@ -68,6 +68,7 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
             stop_split: None,
             cv_folds: None,
             device: "cpu".into(),
+            device_choice: None,
             solver: None,
             val_rows: None,
         },

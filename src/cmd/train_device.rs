@@ -1,0 +1,97 @@
+//! The device a `train` run opens its executors on: `--device` as given, except that
+//! `auto` is decided once per run, by timing the first model trained on the CPU backend
+//! and the best adapter (`riskgrad::train::device_race`); a cross-validation's folds all
+//! take the winner.
+
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::engine::software_adapter_note;
+use riskgrad::nn::ModelSpec;
+use riskgrad::train::device_race::{auto_races, choose_for_training, Source, TrainingDevice};
+use riskgrad::train::{Split, TrainConfig};
+use riskgrad::Result;
+
+/// See the module docs.
+pub(super) struct RunDevice {
+    asked: DeviceChoice,
+    /// `auto`'s winner and why, once the race (or the cache) has decided.
+    decided: Option<(TrainingDevice, String)>,
+    /// Opened before training, to name the device early; the next `open` hands it out.
+    opened: Option<Box<dyn Executor>>,
+    /// The executor the last `open` handed out.
+    current: Option<Box<dyn Executor>>,
+}
+
+impl RunDevice {
+    pub fn new(asked: &DeviceChoice) -> Self {
+        RunDevice {
+            asked: asked.clone(),
+            decided: None,
+            opened: None,
+            current: None,
+        }
+    }
+
+    /// The device's name before any model is known, opening it early; `None` for an
+    /// `auto` that the first model's race decides.
+    pub fn name_before_training(&mut self) -> Result<Option<String>> {
+        if self.asked == DeviceChoice::Auto && auto_races()? {
+            return Ok(None);
+        }
+        let exec = super::executor(&self.asked)?;
+        let name = exec.device_name();
+        self.opened = Some(exec);
+        Ok(Some(name))
+    }
+
+    /// Opens a fresh executor to train `model` on ([`current`](Self::current); the
+    /// previous one is dropped first), deciding
+    /// `auto` on this model's steps the first time (`train` and `val` as the run's,
+    /// `config` its batch, optimizer and seed).
+    pub fn open(
+        &mut self,
+        model: &ModelSpec,
+        train: &Split,
+        val: &Split,
+        config: &TrainConfig,
+    ) -> Result<()> {
+        self.current = None;
+        let exec = match (self.opened.take(), &self.decided) {
+            (Some(exec), _) => exec,
+            (None, Some((device, _))) => device.executor(),
+            (None, None) if self.asked == DeviceChoice::Auto => {
+                match choose_for_training(model, train, val, config)? {
+                    Some(choice) => {
+                        eprintln!("{}", choice.line());
+                        if let Source::NotCached(why) = &choice.source {
+                            eprintln!("note: the device choice is not cached ({why}): the next run times it again");
+                        }
+                        if let Some(name) = choice.device.software_adapter() {
+                            eprintln!("{}", software_adapter_note(name));
+                        }
+                        let exec = choice.device.executor();
+                        self.decided = Some((choice.device.clone(), choice.reason()));
+                        exec
+                    }
+                    None => super::executor(&self.asked)?,
+                }
+            }
+            (None, None) => super::executor(&self.asked)?,
+        };
+        self.current = Some(exec);
+        Ok(())
+    }
+
+    /// The executor the last [`open`](Self::open) opened.
+    pub fn current(&mut self) -> Option<&mut dyn Executor> {
+        match &mut self.current {
+            Some(exec) => Some(exec.as_mut()),
+            None => None,
+        }
+    }
+
+    /// Why `auto` took the device it did, when it raced for it.
+    pub fn reason(&self) -> Option<&str> {
+        self.decided.as_ref().map(|(_, why)| why.as_str())
+    }
+}
