@@ -25,13 +25,14 @@ use riskgrad::{Error, Result, Setting};
 /// and the like) gets one line saying so and how to reach the GPU instead.
 pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
     let selected = select_executor(choice, WhenNoGpu::UseCpu)?;
+    // Each note once per process: a cross-validation opens an executor per fold.
+    static NO_GPU_SAID: std::sync::Once = std::sync::Once::new();
     if selected.fell_back_to_cpu {
-        eprintln!("no hardware GPU adapter found: using the native CPU backend (for a GPU, install its Vulkan driver, or in a container add `graphics` to NVIDIA_DRIVER_CAPABILITIES; name a software adapter with --device to use it)");
+        NO_GPU_SAID.call_once(|| eprintln!("no hardware GPU adapter found: using the native CPU backend (for a GPU, install its Vulkan driver, or in a container add `graphics` to NVIDIA_DRIVER_CAPABILITIES; name a software adapter with --device to use it)"));
     }
-    // Once per process: a cross-validation opens an executor per fold.
-    static SAID: std::sync::Once = std::sync::Once::new();
+    static SOFTWARE_SAID: std::sync::Once = std::sync::Once::new();
     if let Some(name) = &selected.software_adapter {
-        SAID.call_once(|| eprintln!("{}", software_adapter_note(name)));
+        SOFTWARE_SAID.call_once(|| eprintln!("{}", software_adapter_note(name)));
     }
     Ok(selected.executor)
 }

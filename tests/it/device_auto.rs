@@ -260,3 +260,22 @@ fn cross_validation_races_once_for_all_folds() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_cross_validation_without_a_race_says_once_that_there_is_no_gpu() {
+    let (ctx, _turn) = gpu_or_skip!();
+    if !ctx.info.is_software {
+        eprintln!("{} is a hardware adapter: auto races it", ctx.info.name);
+        return;
+    }
+    let s = Setup::new("cv-no-race");
+    let cache = s.cache_dir();
+    let o = s.train("auto", "cv", &cache, false, &["--cv", "3"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        err.matches("no hardware GPU adapter found").count(),
+        1,
+        "one note for three folds: {err}"
+    );
+}
