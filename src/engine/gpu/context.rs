@@ -1,5 +1,6 @@
-//! Adapter discovery and choice, device creation with the adapter's own limits, and
-//! every compute pipeline, built once per device. Headless: no surface is involved.
+//! Adapter discovery and choice, device creation with the adapter's own limits, and the
+//! compute pipelines, each built once per device when a plan first needs it. Headless:
+//! no surface is involved.
 
 use super::shaders::{Access, Layout, Pipe, MODULES, PIPELINES};
 use crate::error::{Error, Result, Setting};
@@ -253,7 +254,9 @@ const NEED_STORAGE_BUFFERS: u32 = 6;
 const NEED_INVOCATIONS: u32 = 256;
 const NEED_WORKGROUP_BYTES: u32 = 8192;
 
-/// A device with every compute pipeline built. Shared (in an `Arc`) by executors.
+/// A device, its shader modules, and its compute pipelines, each built the first time a
+/// plan needs it (`prepare`): a model uses about half of them, and building one is where
+/// a driver compiles the shader. Shared (in an `Arc`) by executors.
 pub struct GpuContext {
     /// The logical device.
     pub device: wgpu::Device,
@@ -266,7 +269,10 @@ pub struct GpuContext {
     /// The adapter the device was opened on (a benchmark opens its own device there).
     pub adapter: wgpu::Adapter,
     layouts: Vec<wgpu::BindGroupLayout>,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    modules: Vec<wgpu::ShaderModule>,
+    pipeline_layouts: Vec<wgpu::PipelineLayout>,
+    /// Indexed by `Pipe as usize`; set by `prepare`.
+    pipelines: Vec<std::sync::OnceLock<wgpu::ComputePipeline>>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
@@ -280,7 +286,7 @@ impl fmt::Debug for GpuContext {
 
 impl GpuContext {
     /// Opens a device on `adapter`, asking for the adapter's own limits (so large
-    /// datasets bind as far as the hardware allows), and builds every pipeline.
+    /// datasets bind as far as the hardware allows), and checks its shader modules.
     pub fn new(adapter: wgpu::Adapter, info: AdapterSummary) -> Result<Self> {
         if !can_compute(&adapter) {
             return Err(Error::Gpu(format!(
@@ -361,23 +367,7 @@ impl GpuContext {
                 })
             })
             .collect();
-        let pipelines = PIPELINES
-            .iter()
-            .map(|spec| {
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(spec.entry),
-                    layout: Some(&pipeline_layouts[layout_index(spec.layout)]),
-                    module: &modules[spec.family as usize],
-                    entry_point: Some(spec.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: spec.constants,
-                        ..Default::default()
-                    },
-                    cache: None,
-                })
-            })
-            .collect();
-        scope.pop("building the compute pipelines")?;
+        scope.pop("loading the shader modules")?;
         Ok(GpuContext {
             device,
             queue,
@@ -385,7 +375,9 @@ impl GpuContext {
             limits,
             adapter,
             layouts,
-            pipelines,
+            modules,
+            pipeline_layouts,
+            pipelines: PIPELINES.iter().map(|_| Default::default()).collect(),
             uncaptured,
         })
     }
@@ -403,9 +395,46 @@ impl GpuContext {
         }
     }
 
-    /// The built pipeline `pipe`.
-    pub fn pipeline(&self, pipe: Pipe) -> &wgpu::ComputePipeline {
-        &self.pipelines[pipe as usize]
+    /// Builds each of `pipes` not built yet (a plan's, as it is loaded).
+    pub fn prepare(&self, pipes: impl IntoIterator<Item = Pipe>) -> Result<()> {
+        for pipe in pipes {
+            let slot = &self.pipelines[pipe as usize];
+            if slot.get().is_some() {
+                continue;
+            }
+            let spec = pipe.spec();
+            let scope = ErrorScope::push(&self.device);
+            let built = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(spec.entry),
+                    layout: Some(&self.pipeline_layouts[layout_index(spec.layout)]),
+                    module: &self.modules[spec.family as usize],
+                    entry_point: Some(spec.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: spec.constants,
+                        ..Default::default()
+                    },
+                    cache: None,
+                });
+            scope.pop(&format!("building the {pipe:?} pipeline"))?;
+            // Another executor on this device may have built it meanwhile: either will do.
+            let _ = slot.set(built);
+        }
+        Ok(())
+    }
+
+    /// Builds every pipeline (what a cold start of the whole engine costs).
+    pub fn prepare_all(&self) -> Result<()> {
+        self.prepare(PIPELINES.iter().map(|spec| spec.pipe))
+    }
+
+    /// The pipeline `pipe`, which a `prepare` call built (a plan's load prepares its
+    /// pipelines before anything runs).
+    pub fn pipeline(&self, pipe: Pipe) -> Result<&wgpu::ComputePipeline> {
+        self.pipelines[pipe as usize]
+            .get()
+            .ok_or_else(|| Error::internal(format!("the {pipe:?} pipeline was never prepared")))
     }
 
     /// The bind group layout for `layout`.

@@ -399,6 +399,8 @@ impl Executor for GpuExecutor {
                 origins.push(i);
             }
         }
+        self.ctx
+            .prepare(launches.iter().map(|l: &Lowered| l.pipe))?;
         for info in plan
             .inputs
             .iter()
@@ -598,7 +600,7 @@ impl Executor for GpuExecutor {
             });
             for _ in 0..steps {
                 for (l, group) in lp.launches.iter().zip(&lp.bind_groups) {
-                    pass.set_pipeline(self.ctx.pipeline(l.pipe));
+                    pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
                     pass.set_bind_group(0, group, &[]);
                     pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
                 }
@@ -669,7 +671,7 @@ impl Executor for GpuExecutor {
                     end_of_pass_write_index: Some(at + 1),
                 }),
             });
-            pass.set_pipeline(self.ctx.pipeline(l.pipe));
+            pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
         }

@@ -185,7 +185,12 @@ pub fn context() -> Option<Arc<GpuContext>> {
             return None;
         }
         match choose_adapter(&DeviceChoice::Gpu) {
-            Ok(Some(ctx)) => Some(Arc::new(ctx)),
+            // Every pipeline built up front, so a test run compiles each one on the
+            // adapter even where no test's plan uses it.
+            Ok(Some(ctx)) => {
+                ctx.prepare_all().expect("every pipeline builds");
+                Some(Arc::new(ctx))
+            }
             Ok(None) => panic!("choose_adapter(Gpu) gave no device"),
             Err(e) => panic!(
                 "the GPU tests need a wgpu adapter and found none: {e}\n\
