@@ -311,25 +311,11 @@ impl Error {
         }
     }
     /// This error, when it is an [`Error::Data`], marked as contradicting `setting`.
-    pub fn about(self, setting: Setting) -> Self {
-        match self {
-            Error::Data {
-                path,
-                line,
-                row,
-                column,
-                message,
-                ..
-            } => Error::Data {
-                path,
-                line,
-                row,
-                column,
-                setting: Some(setting),
-                message,
-            },
-            other => other,
+    pub fn about(mut self, setting: Setting) -> Self {
+        if let Error::Data { setting: about, .. } = &mut self {
+            *about = Some(setting);
         }
+        self
     }
     /// A refused setting (see [`Setting`]).
     pub fn invalid(setting: Setting, message: impl Into<String>) -> Self {
