@@ -13,7 +13,7 @@ use super::{Split, TrainConfig, Trainer};
 use crate::engine::cpu::CpuExecutor;
 use crate::engine::exec::Executor;
 use crate::engine::gpu::{pick_adapter, AdapterSummary, DeviceChoice, GpuContext, GpuExecutor};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::nn::ModelSpec;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -116,6 +116,9 @@ pub enum Source {
     NotCached(String),
     /// Read from the cache file.
     Cached(PathBuf),
+    /// The adapter failed while it was opened or timed (the message says how): the CPU
+    /// backend takes the run, and nothing is cached.
+    AdapterFailed(String),
 }
 
 /// What `auto` chose for a training, and why.
@@ -137,6 +140,13 @@ impl AutoChoice {
     /// against 1.9 ms on llvmpipe (Vulkan)".
     pub fn reason(&self) -> String {
         let ms = |s: f64| format!("{:.3} ms", s * 1e3);
+        if let Source::AdapterFailed(why) = &self.source {
+            return format!(
+                "the CPU backend, {} a step; {} failed while it was timed: {why}",
+                ms(self.times.cpu),
+                self.adapter
+            );
+        }
         match self.side {
             Side::Cpu => format!(
                 "the CPU backend, {} a step against {} on {}",
@@ -159,6 +169,7 @@ impl AutoChoice {
             Source::Measured(path) => format!("measured; cached in {}", path.display()),
             Source::NotCached(_) => "measured; not cached".to_string(),
             Source::Cached(path) => format!("cached in {}", path.display()),
+            Source::AdapterFailed(_) => "not cached".to_string(),
         };
         format!("device auto: {} ({source})", self.reason())
     }
@@ -195,11 +206,43 @@ pub fn choose_for_training(
             source: Source::Cached(path.expect("a hit has a file")),
         }));
     }
-    let gpu = TrainingDevice::Gpu(Arc::new(GpuContext::new(adapter, info.clone())?));
     let cpu = seconds_per_step(&TrainingDevice::Cpu, model, train, val, config, None)?;
+    let raced = GpuContext::new(adapter, info.clone()).and_then(|ctx| {
+        let gpu = TrainingDevice::Gpu(Arc::new(ctx));
+        Ok((
+            seconds_per_step(&gpu, model, train, val, config, Some(cpu))?,
+            gpu,
+        ))
+    });
+    let (gpu_seconds, gpu) = match raced {
+        Ok(raced) => raced,
+        // `auto` may always take the CPU backend: an adapter that cannot open or run this
+        // model (a driver fault, too little memory) hands it the run, and nothing is
+        // cached, so the next run tries the adapter again.
+        Err(
+            e @ (Error::Gpu(_)
+            | Error::OutOfMemory { .. }
+            | Error::Invalid {
+                setting: Setting::BatchSize,
+                ..
+            }),
+        ) => {
+            return Ok(Some(AutoChoice {
+                device: TrainingDevice::Cpu,
+                side: Side::Cpu,
+                adapter: adapter_name,
+                times: StepTimes {
+                    cpu,
+                    gpu: f64::INFINITY,
+                },
+                source: Source::AdapterFailed(e.to_string()),
+            }))
+        }
+        Err(e) => return Err(e),
+    };
     let times = StepTimes {
         cpu,
-        gpu: seconds_per_step(&gpu, model, train, val, config, Some(cpu))?,
+        gpu: gpu_seconds,
     };
     let side = times.faster();
     let entry = CacheEntry { key, side, times };

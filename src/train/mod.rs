@@ -266,10 +266,14 @@ fn rows_held(
     }
     let steps = (limit / row_bytes) as usize / step_rows;
     if steps == 0 {
-        return Err(Error::OutOfMemory {
-            what: format!("one step's {step_rows} rows of {features} features"),
-            bytes: step_rows as u64 * row_bytes,
-        });
+        return Err(Error::invalid(
+            Setting::BatchSize,
+            format!(
+                "one step's {step_rows} rows of {features} features ({} bytes) are more \
+                 than the device holds in one buffer ({limit} bytes); use fewer rows per step",
+                step_rows as u64 * row_bytes
+            ),
+        ));
     }
     Ok(Some(steps * step_rows))
 }

@@ -40,6 +40,20 @@ impl Setup {
         include_software: bool,
         extra: &[&str],
     ) -> Output {
+        self.command(device, out, cache, include_software, extra)
+            .output()
+            .expect("run riskgrad")
+    }
+
+    /// The command `train` runs.
+    fn command(
+        &self,
+        device: &str,
+        out: &str,
+        cache: &Path,
+        include_software: bool,
+        extra: &[&str],
+    ) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"));
         let out = self.dir.join(out);
         cmd.args([
@@ -68,7 +82,7 @@ impl Setup {
         if include_software {
             cmd.env(INCLUDE_SOFTWARE_VAR, "1");
         }
-        cmd.output().expect("run riskgrad")
+        cmd
     }
 
     fn weights(&self, out: &str) -> Vec<u8> {
@@ -278,4 +292,34 @@ fn a_cross_validation_without_a_race_says_once_that_there_is_no_gpu() {
         1,
         "one note for three folds: {err}"
     );
+}
+
+#[test]
+fn an_adapter_that_fails_in_the_race_hands_the_run_to_the_cpu_backend() {
+    let (_ctx, _turn) = gpu_or_skip!();
+    let s = Setup::new("adapter-fails");
+    let cache = s.cache_dir();
+    // An adapter that cannot hold one step's rows fails the race's trainer.
+    let o = s
+        .command("auto", "model", &cache, true, &[])
+        .env(riskgrad::engine::gpu::executor::INPUT_LIMIT_VAR, "64")
+        .output()
+        .expect("run riskgrad");
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let lines = race_lines(&o);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("device auto: the CPU backend,")
+            && lines[0].contains("failed while it was timed")
+            && lines[0].contains("one step's 16 rows")
+            && lines[0].contains("more than the device holds in one buffer")
+            && lines[0].ends_with("(not cached)"),
+        "{}",
+        lines[0]
+    );
+    assert!(!cache.join(CACHE_FILE).exists(), "a failure is not cached");
+    let o = s.train("cpu", "cpu", &cache, false, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s.weights("model"), s.weights("cpu"));
 }

@@ -10,7 +10,7 @@ use riskgrad::engine::gpu::GpuExecutor;
 use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::{EpochEnd, Split, TrainConfig, Trainer};
-use riskgrad::Error;
+use riskgrad::{Error, Setting};
 
 const FEATURES: usize = 6;
 
@@ -131,7 +131,7 @@ fn a_streamed_table_trains_exactly_as_a_resident_one_on_the_gpu() {
 }
 
 #[test]
-fn a_cap_below_one_step_is_refused_with_what_it_needs() {
+fn a_cap_below_one_step_is_refused_naming_the_batch() {
     let (tr, val) = tables();
     let mut exec = CpuExecutor::new();
     exec.limit_input_bytes(bytes(23));
@@ -140,8 +140,19 @@ fn a_cap_below_one_step_is_refused_with_what_it_needs() {
         .err()
         .expect("one step's rows do not fit");
     assert!(
-        matches!(&e, Error::OutOfMemory { bytes, .. } if *bytes == self::bytes(24)),
+        matches!(
+            &e,
+            Error::Invalid {
+                setting: Setting::BatchSize,
+                ..
+            }
+        ),
         "{e:?}"
     );
-    assert!(e.to_string().contains("one step's 24 rows"), "{e}");
+    let says = format!(
+        "one step's 24 rows of 6 features ({} bytes) are more than the device holds in one buffer ({} bytes)",
+        bytes(24),
+        bytes(23)
+    );
+    assert!(e.to_string().contains(&says), "{e}");
 }
