@@ -229,7 +229,7 @@ impl Streamed<'_> {
         let f = self.features;
         let start = (c * self.rows).min(self.order.len());
         let rows = &self.order[start..(start + self.rows).min(self.order.len())];
-        // A last, shorter chunk leaves the rest as it was: no step reads it.
+        // A last, shorter chunk is padded with zeros, which no step reads.
         let mut x = vec![0.0; self.rows * f];
         for (dst, &r) in x.chunks_exact_mut(f).zip(rows) {
             let r = r as usize;
