@@ -232,7 +232,7 @@ fn an_unwritable_cache_still_trains_and_says_so() {
 }
 
 #[test]
-fn without_the_variable_a_software_adapter_is_not_raced() {
+fn without_the_variable_a_software_adapter_is_not_raced_and_the_cpu_is_said_once() {
     let (ctx, _turn) = gpu_or_skip!();
     if !ctx.info.is_software {
         eprintln!("{} is a hardware adapter: auto races it", ctx.info.name);
@@ -258,6 +258,15 @@ fn without_the_variable_a_software_adapter_is_not_raced() {
         .as_str()
         .unwrap()
         .starts_with("CPU"));
+    // A cross-validation opens a device per fold and says so once.
+    let o = s.train("auto", "cv", &cache, false, &["--cv", "3"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        err.matches("no hardware GPU adapter found").count(),
+        1,
+        "one note for three folds: {err}"
+    );
 }
 
 #[test]
@@ -272,25 +281,6 @@ fn cross_validation_races_once_for_all_folds() {
         stderr(&o).contains("| device: auto (decided on the first fold)"),
         "{}",
         stderr(&o)
-    );
-}
-
-#[test]
-fn a_cross_validation_without_a_race_says_once_that_there_is_no_gpu() {
-    let (ctx, _turn) = gpu_or_skip!();
-    if !ctx.info.is_software {
-        eprintln!("{} is a hardware adapter: auto races it", ctx.info.name);
-        return;
-    }
-    let s = Setup::new("cv-no-race");
-    let cache = s.cache_dir();
-    let o = s.train("auto", "cv", &cache, false, &["--cv", "3"]);
-    let err = stderr(&o);
-    assert!(o.status.success(), "{err}");
-    assert_eq!(
-        err.matches("no hardware GPU adapter found").count(),
-        1,
-        "one note for three folds: {err}"
     );
 }
 
