@@ -1,12 +1,10 @@
 //! The command line end to end: what a user types, what comes out, and the exit code.
 
-use crate::common::{riskgrad, stderr, train_small};
-use std::path::PathBuf;
+use crate::common::{riskgrad, stderr, train_small, TempDir};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("riskgrad-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// Where a command may create its output directory; removed when dropped.
+fn temp_dir(name: &str) -> TempDir {
+    TempDir::unmade(name)
 }
 
 #[test]
@@ -116,7 +114,7 @@ fn a_headless_run_logs_plain_progress_lines() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
         .args(["train", "--device", "cpu", "--epochs", "1", "--hidden", "8"])
         .arg("--out")
-        .arg(&dir)
+        .arg(&*dir)
         .env("NODEVICE_SELECT", "1")
         .env("RISKGRAD_PROGRESS_SECONDS", "0")
         .output()
@@ -146,7 +144,6 @@ fn a_headless_run_logs_plain_progress_lines() {
         steps[steps.len() - 1],
         steps[steps.len() - 1]
     )));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--log json`: stdout holds one JSON object per line and nothing else: a start event,
@@ -207,5 +204,4 @@ fn log_json_writes_one_event_per_line_on_stdout() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(kinds(&events), ["start", "fold", "fold", "done"]);
     assert!(events[1]["auc"].is_number() || events[1]["auc"].is_null());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -123,7 +123,6 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
         written.starts_with("ID,probability_of_default"),
         "{written:.80}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A training that fails while writing its files (here: report.html is larger than the
@@ -203,7 +202,6 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
         before,
         "the new run's files are in place"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `train --out` naming a file (here its own data file) is refused before any work,
@@ -221,5 +219,4 @@ fn train_out_naming_a_file_is_refused() {
         assert!(msg.contains("--out") && msg.contains("is a file"), "{msg}");
         assert_eq!(std::fs::read(&data).unwrap(), before);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -78,7 +78,6 @@ fn small_files_train_with_the_default_batch_and_huge_batches_score_them() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--steps") && !stderr(&out).contains("panicked"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -112,7 +111,6 @@ fn a_refused_flag_creates_no_output_directory() {
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
         assert!(!out_dir.exists(), "{flags:?} left {}", out_dir.display());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -182,7 +180,6 @@ fn defaults_on_a_small_table_reach_the_logistic_baseline() {
         mlp >= logistic - 0.02,
         "mlp {mlp} vs logistic {logistic}: {side}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Default early stopping gives way, with a note, when the stopping rows carved from a
@@ -215,5 +212,4 @@ fn default_early_stopping_gives_way_on_a_table_too_small_for_it() {
     let (out, _) = run(&["--early-stop", "3"], "asked");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--early-stop"), "{}", stderr(&out));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

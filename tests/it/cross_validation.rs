@@ -138,7 +138,6 @@ fn folds_are_stratified_reproducible_and_reported_with_mean_and_spread() {
         folds_csv(&other).iter().map(|r| r.1).collect::<Vec<_>>(),
         rows.iter().map(|r| r.1).collect::<Vec<_>>()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -236,7 +235,6 @@ fn an_ensemble_scores_the_mean_of_its_fold_models_and_works_as_any_model() {
         "eval", "--model", m, "--data", d, "--device", "cpu", "--rows", "all",
     ]);
     assert!(all.status.success(), "{}", stderr(&all));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -256,5 +254,4 @@ fn cross_validation_flags_are_checked() {
         assert!(stderr(&run).contains(named), "{flags:?}: {}", stderr(&run));
         assert!(!out.exists(), "{flags:?} left {}", out.display());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

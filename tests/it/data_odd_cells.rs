@@ -306,8 +306,7 @@ fn prediction_reads_odd_cells_as_training_does() {
 #[test]
 fn predict_scores_an_odd_cell_like_a_missing_one() {
     let (odd_file, empty_file) = pair("predict_cli", 5, "#VALUE!", "");
-    let dir = std::env::temp_dir().join(format!("riskgrad-odd-model-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::common::TempDir::unmade("odd-model");
     let model = dir.to_str().unwrap();
     let out = riskgrad(&[
         "train",
@@ -326,7 +325,7 @@ fn predict_scores_an_odd_cell_like_a_missing_one() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let score = |data: &Path, name: &str| {
-        let csv = std::env::temp_dir().join(format!("riskgrad-{}-{name}", std::process::id()));
+        let csv = dir.with_file_name(name);
         let out = riskgrad(&[
             "predict",
             "--device",
@@ -351,5 +350,4 @@ fn predict_scores_an_odd_cell_like_a_missing_one() {
         note.contains("LIMIT_BAL") && note.contains("line 7") && note.contains("#VALUE!"),
         "{note}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,7 @@
 //! that checks nothing is raced without it), and point RISKGRAD_CACHE_DIR at a temporary
 //! directory. No timing is asserted: the winner is read from what the run says.
 
-use crate::common::{context, stderr, take_turn};
+use crate::common::{context, stderr, take_turn, TempDir};
 use crate::eval_rows::{rows, write};
 use crate::lifecycle_common::temp_dir;
 use riskgrad::train::device_race::{CACHE_DIR_VAR, CACHE_FILE, INCLUDE_SOFTWARE_VAR};
@@ -13,7 +13,7 @@ use std::process::Output;
 
 /// A small table and a directory for the runs' models and cache.
 struct Setup {
-    dir: PathBuf,
+    dir: TempDir,
     csv: PathBuf,
 }
 

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 fn taiwan_model() -> &'static PathBuf {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let dir = temp_dir("fairness-taiwan");
+        let dir = crate::common::once_dir("fairness-taiwan");
         let out = riskgrad(&[
             "train",
             "--device",

@@ -43,7 +43,7 @@ fn mixed_rows(seed: u64, n: usize) -> String {
 fn mixed_model() -> &'static (PathBuf, PathBuf) {
     static MODEL: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let dir = temp_dir("reasons-mixed");
+        let dir = crate::common::once_dir("reasons-mixed");
         let data = dir.join("mixed.csv");
         std::fs::write(&data, mixed_rows(41, 600)).unwrap();
         let model = dir.join("model");

@@ -137,8 +137,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
 #[test]
 fn a_resumed_fit_continues_bit_for_bit() {
     let (train, val) = (table("fit_resume_train", 301), table("fit_resume_val", 99));
-    let dir = std::env::temp_dir().join(format!("riskgrad-fit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("fit");
     let path = dir.join("checkpoint.safetensors");
     let run = |epochs: usize, resume: Option<&Checkpoint>| {
         let mut exec = CpuExecutor::new();
@@ -178,7 +177,6 @@ fn a_resumed_fit_continues_bit_for_bit() {
     };
     let e = fit(&mut trainer, &options, Some(&ck), &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -279,8 +277,7 @@ fn a_fit_stopped_mid_epoch_resumes_bit_for_bit() {
     use riskgrad::train::{FitEvent, StopRequest};
     use std::sync::atomic::{AtomicBool, Ordering};
     let (train, val) = (table("fit_stop_train", 301), table("fit_stop_val", 99));
-    let dir = std::env::temp_dir().join(format!("riskgrad-fit-stop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("fit-stop");
     let path = dir.join("checkpoint.safetensors");
     // Stops once `at` (epoch, step) is reached, if given.
     let run = |at: Option<(usize, usize)>, resume: Option<&Checkpoint>| {
@@ -340,7 +337,6 @@ fn a_fit_stopped_mid_epoch_resumes_bit_for_bit() {
     let rest = rest.unwrap();
     assert_eq!(rest_params, whole_params);
     assert_eq!(loss_bits(&rest), loss_bits(&whole));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Every epoch's training loss, as bits (to compare runs exactly).
@@ -359,8 +355,7 @@ fn loss_bits(outcome: &riskgrad::train::FitOutcome) -> Vec<u64> {
 fn checkpoints_every_few_steps_change_nothing() {
     use riskgrad::train::{CheckpointEvery, FitEvent};
     let (train, val) = (table("fit_every_train", 301), table("fit_every_val", 99));
-    let dir = std::env::temp_dir().join(format!("riskgrad-fit-every-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("fit-every");
     let path = dir.join("checkpoint.safetensors");
     let run = |every: Option<CheckpointEvery>| {
         let mut exec = CpuExecutor::new();
@@ -391,7 +386,6 @@ fn checkpoints_every_few_steps_change_nothing() {
     assert_eq!(starts, 3, "a pause is not a new epoch");
     assert_eq!(every_params, plain_params);
     assert_eq!(loss_bits(&every), loss_bits(&plain));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The validation pass shares the step counters with training but updates nothing: the

@@ -256,9 +256,6 @@ fn early_stop_saves_the_best_epoch_and_reports_on_rows_it_never_saw() {
         (saved.training.early_stop, saved.training.stop_split),
         (None, None)
     );
-    for d in [dir, off] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
 }
 
 /// The report's files are there and hold what they should. When Chromium is installed
@@ -837,7 +834,4 @@ fn sigterm_checkpoints_mid_epoch_and_the_resumed_run_is_the_same() {
         weights(&whole) == weights(&stopped),
         "the resumed model differs"
     );
-    for d in [whole, stopped] {
-        std::fs::remove_dir_all(d).unwrap();
-    }
 }

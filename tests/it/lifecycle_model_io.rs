@@ -19,7 +19,7 @@ fn model() -> &'static (SavedModel, Vec<f32>) {
     M.get_or_init(|| trained(&[16, 8], 1))
 }
 
-fn saved_copy(name: &str) -> std::path::PathBuf {
+fn saved_copy(name: &str) -> crate::common::TempDir {
     let dir = temp_dir(name);
     model().0.save(&dir).unwrap();
     dir

@@ -133,11 +133,9 @@ fn saved_model_scores_as_the_fit_on_both_executors() {
         validation: None,
         params: fit.params().unwrap(),
     };
-    let dir = std::env::temp_dir().join(format!("riskgrad-logistic-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::common::TempDir::unmade("logistic");
     model.save(&dir).unwrap();
     let back = SavedModel::load(&dir).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(back.training.solver.as_deref(), Some("newton"));
 
     let score = |exec: &mut dyn Executor| -> Vec<f32> {

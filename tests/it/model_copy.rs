@@ -2,17 +2,10 @@
 //! model replaces it whole, a locked destination is refused with the training's message,
 //! and a model copied onto its own directory is left as it is.
 
-use crate::common::{fixture, train_small};
+use crate::common::{fixture, train_small, TempDir};
 use riskgrad::cli::output::copy_model_dir;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("riskgrad-copy-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
 
 /// Each regular file of `dir` by name, with its bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -34,7 +27,7 @@ fn train(data: &Path, out: &Path, seed: &str) {
 
 #[test]
 fn a_copy_replaces_a_model_whole_under_its_lock() {
-    let dir = temp_dir("whole");
+    let dir = TempDir::new("copy-whole");
     let data = fixture("credit_mixed.csv");
     let (a, b) = (dir.join("a"), dir.join("b"));
     train(&data, &a, "1");
@@ -90,5 +83,4 @@ fn a_copy_replaces_a_model_whole_under_its_lock() {
     let err = copy_model_dir(&dir.join("missing"), &b).unwrap_err();
     assert_eq!(riskgrad::cli::exit_code(&err), riskgrad::cli::exit::MODEL);
     assert_eq!(files(&b), copied);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -128,7 +128,6 @@ fn a_replaced_directory_changes_in_one_step_and_keeps_what_it_did_not_write() {
     files.commit().unwrap();
     assert_eq!(std::fs::read(fresh.join("config.json")).unwrap(), b"first");
     assert!(staging_leftovers(&fresh).is_empty());
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 /// Runs `riskgrad train` (small, on the CPU) into `out` with files limited to 64 KiB:
@@ -256,5 +255,4 @@ fn a_save_that_fails_or_is_killed_leaves_the_previous_model_byte_for_byte() {
         root.canonicalize().unwrap().join(".model.riskgrad.lock")
     );
     assert!(!model.join(".riskgrad.lock").exists());
-    std::fs::remove_dir_all(&root).unwrap();
 }

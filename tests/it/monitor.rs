@@ -246,7 +246,6 @@ fn monitor_end_to_end_same_data_is_stable_and_a_shift_is_flagged() {
     let region = &doc["columns"][2]["bins"][3];
     assert_eq!(region["bin"], "other/unseen");
     assert!(region["new"].as_f64().unwrap() >= 0.5);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -352,7 +351,6 @@ fn monitor_refuses_hostile_inputs_with_clear_errors() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -392,7 +390,6 @@ fn the_logistic_model_and_a_cross_validation_ensemble_save_their_baseline() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!model.join(STABILITY_FILE).exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -451,5 +448,4 @@ fn predict_points_scale_the_probabilities_and_bad_scales_name_the_flag() {
         assert!(msg.contains("--points"), "{bad:?}: {msg}");
         assert!(!msg.contains("panicked"), "{msg}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -129,7 +129,7 @@ fn train(data: &Path, out: &Path) {
 fn taiwan() -> &'static Taiwan {
     static ONCE: OnceLock<Taiwan> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let dir = temp_dir("parquet-taiwan");
+        let dir = crate::common::once_dir("parquet-taiwan");
         let csv = taiwan_file();
         let (names, rows) = read_csv(&csv);
         let parquet = dir.join("taiwan.parquet");

@@ -95,5 +95,4 @@ fn a_damaged_checkpoint_is_refused_naming_it() {
         bytes,
         "the checkpoint was touched"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

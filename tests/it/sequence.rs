@@ -235,7 +235,7 @@ fn an_unknown_sequence_column_is_blamed_on_the_sequence() {
         "{e:?}"
     );
 
-    let out_dir = std::env::temp_dir().join(format!("riskgrad-seq-{}", std::process::id()));
+    let out_dir = crate::common::TempDir::unmade("seq");
     let out = crate::common::riskgrad(&[
         "train",
         "--model",
@@ -255,5 +255,4 @@ fn an_unknown_sequence_column_is_blamed_on_the_sequence() {
         msg.contains("--sequence") && msg.contains("AMT9") && !msg.contains("--numeric"),
         "{msg}"
     );
-    let _ = std::fs::remove_dir_all(&out_dir);
 }

@@ -40,7 +40,6 @@ fn training_gives_the_same_weights_on_one_two_and_three_threads() {
     let one = weights_with("1", &dir);
     assert_eq!(one, weights_with("2", &dir), "1 and 2 threads differ");
     assert_eq!(one, weights_with("3", &dir), "1 and 3 threads differ");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

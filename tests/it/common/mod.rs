@@ -33,6 +33,64 @@ impl Drop for TempFile {
     }
 }
 
+/// A fresh directory in the temp dir, removed with everything in it when dropped (a test
+/// run leaves nothing behind). It reads as its path: `dir.join(..)`, `&dir`.
+pub struct TempDir {
+    _root: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// A fresh, empty directory.
+    pub fn new(name: &str) -> Self {
+        let root = Self::root(name);
+        TempDir {
+            path: root.path().to_path_buf(),
+            _root: root,
+        }
+    }
+
+    /// A path where nothing exists yet, inside a fresh directory: for commands that must
+    /// create their output directory themselves.
+    pub fn unmade(name: &str) -> Self {
+        let root = Self::root(name);
+        TempDir {
+            path: root.path().join(name),
+            _root: root,
+        }
+    }
+
+    fn root(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("riskgrad-{name}-"))
+            .tempdir()
+            .expect("a temporary directory")
+    }
+}
+
+/// A directory for a fixture made once per test run and kept in a static (statics are
+/// never dropped): under cargo's `target/tmp`, emptied first, so runs reuse one place
+/// instead of leaving a directory each in the temp dir.
+pub fn once_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// A seed from the test's name, so each test draws its own inputs.
 pub fn seed_of(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

@@ -79,12 +79,9 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
     (saved, probs)
 }
 
-/// A fresh, empty temporary directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("riskgrad-life-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty temporary directory for one test, removed when it is dropped.
+pub fn temp_dir(name: &str) -> crate::common::TempDir {
+    crate::common::TempDir::new(name)
 }
 
 /// The bundled Taiwan file in the repository.
