@@ -248,6 +248,13 @@ impl Streamed<'_> {
     }
 }
 
+/// How many rows of `features` f32 values fit `exec`'s largest input (`None`: no limit).
+fn rows_that_fit(exec: &dyn Executor, features: usize) -> Option<usize> {
+    let row_bytes = (features.max(1) * 4) as u64;
+    exec.largest_input_bytes()
+        .map(|limit| usize::try_from(limit / row_bytes).unwrap_or(usize::MAX))
+}
+
 /// Rows of a table to hold on `exec` at a time: `None` when the whole table fits its
 /// largest input, else the most whole steps of `step_rows` that do. Errors when one
 /// step's rows do not fit.
@@ -257,21 +264,18 @@ fn rows_held(
     features: usize,
     step_rows: usize,
 ) -> Result<Option<usize>> {
-    let row_bytes = (features.max(1) * 4) as u64;
-    let Some(limit) = exec.largest_input_bytes() else {
+    let Some(fit) = rows_that_fit(exec, features).filter(|&fit| fit < rows) else {
         return Ok(None);
     };
-    if rows as u64 * row_bytes <= limit {
-        return Ok(None);
-    }
-    let steps = (limit / row_bytes) as usize / step_rows;
+    let steps = fit / step_rows;
     if steps == 0 {
+        let limit = exec.largest_input_bytes().unwrap_or(u64::MAX);
         return Err(Error::invalid(
             Setting::BatchSize,
             format!(
                 "one step's {step_rows} rows of {features} features ({} bytes) are more \
                  than the device holds in one buffer ({limit} bytes); use fewer rows per step",
-                step_rows as u64 * row_bytes
+                step_rows as u64 * (features.max(1) * 4) as u64
             ),
         ));
     }
@@ -353,12 +357,9 @@ impl<'e> Trainer<'e> {
 
         // Validation: forward only, probabilities collected chunk by chunk.
         // Rows scored per step: fewer where the executor cannot hold that many.
-        let row_bytes = (f.max(1) * 4) as u64;
-        let chunk = match exec.largest_input_bytes() {
-            Some(limit) => EVAL_CHUNK.min((limit / row_bytes) as usize),
-            None => EVAL_CHUNK,
-        }
-        .clamp(1, val.rows());
+        let chunk = rows_that_fit(exec, f)
+            .map_or(EVAL_CHUNK, |fit| EVAL_CHUNK.min(fit))
+            .clamp(1, val.rows());
         let eval_steps = val.rows().div_ceil(chunk);
         let val_held = rows_held(exec, val.rows(), f, chunk)?;
         let val_rows = val_held.unwrap_or(val.rows());
