@@ -142,7 +142,8 @@ pub enum Error {
 
     /// Memory this machine could not allocate, and what it was for.
     #[error(
-        "{what} needs {:.1} GB of memory, which this machine cannot allocate; use fewer rows per step",
+        "{what} would take {:.1} GB of memory, more than this machine can allocate; a smaller \
+         model or fewer rows per step needs less",
         *bytes as f64 / 1e9
     )]
     OutOfMemory {

@@ -691,15 +691,15 @@ impl ModelSpec {
     /// with the output weights of a monotone MLP scaled down (see
     /// `monotone::OUTPUT_INIT_SCALE`) and a periodic embedding's frequencies and phases
     /// as [`PeriodicEmbedding::initialise`] sets them.
-    pub fn initial_params(&self, g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
-        let mut flat = init_params(g, layout, seed);
+    pub fn initial_params(&self, g: &Graph, layout: &ParamLayout, seed: u64) -> Result<Vec<f32>> {
+        let mut flat = init_params(g, layout, seed)?;
         if let (false, Some(weight)) = (self.monotone().is_empty(), self.output_weight()) {
             monotone::scale_output_init(g, layout, &weight, &mut flat);
         }
         if let Some(periodic) = self.periodic() {
             periodic.initialise(g, layout, seed, &mut flat);
         }
-        flat
+        Ok(flat)
     }
 }
 
@@ -708,8 +708,9 @@ impl ModelSpec {
 /// do (so the peers start from the same distribution). `fan_in` is a dense weight's
 /// first dimension (`[in, out]`) and a conv weight's `c·k` (`[o, c, k…]`, rank 3 or
 /// more); a bias takes the fan-in of the weight of the same layer. Recurrent layers start
-/// as PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`).
-pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
+/// as PyTorch's do, U(±1/sqrt(hidden)) (see `rnn::init_bound`). A model too large for
+/// the machine's memory is an error, not an abort.
+pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Result<Vec<f32>> {
     let fan_in_of = |shape: &[usize]| {
         if shape.len() >= 3 {
             shape[1..].iter().product()
@@ -718,7 +719,7 @@ pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
         }
     };
     let mut rng = Rng::new(seed ^ 0x1D1D);
-    let mut flat = vec![0.0f32; layout.total];
+    let mut flat = crate::engine::exec::zeroed_words(layout.total, "the model's parameters")?;
     for (i, p) in g.params.iter().enumerate() {
         let fan_in = match p.name.strip_suffix(".bias") {
             Some(layer) => g
@@ -733,5 +734,5 @@ pub fn init_params(g: &Graph, layout: &ParamLayout, seed: u64) -> Vec<f32> {
             *v = rng.range(-bound, bound) as f32;
         }
     }
-    flat
+    Ok(flat)
 }

@@ -345,7 +345,7 @@ impl<'e> Trainer<'e> {
                 ..Default::default()
             },
         )?;
-        let mut init = model.initial_params(&g, &train_plan.layout, config.seed);
+        let mut init = model.initial_params(&g, &train_plan.layout, config.seed)?;
         start_at_the_prior(
             &g,
             logits,

@@ -123,6 +123,37 @@ fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
     );
 }
 
+/// Layers so wide that their weights (10^16 of them) exceed any machine's address space:
+/// the run ends with an error naming the parameters, never an allocator abort, and leaves
+/// no output directory.
+#[test]
+fn a_model_too_large_for_memory_is_refused_cleanly() {
+    let dir = temp_dir("too-large");
+    let out_dir = dir.join("run");
+    let out = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        fixture("credit_mixed.csv").to_str().unwrap(),
+        "--hidden",
+        "100000000,100000000",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the model's parameters") && err.contains("GB of memory"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("memory allocation of"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}
+
 /// With no training flags, a small table gets enough optimizer steps to learn: on 1,500
 /// rows whose default odds follow a known logistic rule, the default MLP's validation AUC
 /// is within 0.02 of the logistic-regression challenger fitted on the same split (before

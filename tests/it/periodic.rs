@@ -80,7 +80,7 @@ fn frequencies_and_phases_start_as_sines_and_cosines() {
     let x = g.input("x", &[ROWS, FEATURES]).unwrap();
     model.build(&mut g, x).unwrap();
     let (_, layout) = param_layout(&model).unwrap();
-    let flat = model.initial_params(&g, &layout, 7);
+    let flat = model.initial_params(&g, &layout, 7).unwrap();
     let values = |name: &str| {
         let i = g.params.iter().position(|p| p.name == name).unwrap();
         flat[layout.offsets[i]..layout.offsets[i] + layout.lens[i]].to_vec()
@@ -103,7 +103,7 @@ fn frequencies_and_phases_start_as_sines_and_cosines() {
     assert!(frequency.iter().all(|c| c.abs() <= bound), "{frequency:?}");
     assert!(frequency.iter().any(|&c| c != 0.0), "{frequency:?}");
     // Another seed draws other frequencies.
-    assert_ne!(model.initial_params(&g, &layout, 8), flat);
+    assert_ne!(model.initial_params(&g, &layout, 8).unwrap(), flat);
 }
 
 /// `train --numeric-encoding periodic` saves the embedding; the saved model scores the
