@@ -84,7 +84,7 @@ pub fn run(
         pos_weight as f64,
     )?;
     let model = fit.model_spec()?;
-    let solver = format!("newton (irls), l2 {DEFAULT_L2}, {} steps", fit.iterations);
+    let solver = format!("{}, l2 {DEFAULT_L2}, {} steps", fit.solver, fit.iterations);
     let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
     let evaluation = evaluate(&probs, &val.y, None, super::train::BOOTSTRAP, args.seed);
     let _lock = super::output::claim_model_dir(out)?;
