@@ -21,6 +21,7 @@ use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::scoring::Scorer;
 use riskgrad::stability::Baseline;
+use riskgrad::train::defaults::{schedule, Schedule, Stopping, PATIENCE_STEPS};
 use riskgrad::train::{
     fit, CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
     TrainConfig, Trainer,
@@ -269,10 +270,6 @@ impl std::str::FromStr for EarlyStop {
     }
 }
 
-/// Epochs without a better stopping-rows AUC before training stops, unless --early-stop
-/// says otherwise.
-const DEFAULT_PATIENCE: usize = 5;
-
 #[derive(Serialize)]
 struct MetricsFile<'a> {
     riskgrad_version: &'static str,
@@ -301,57 +298,6 @@ struct MetricsFile<'a> {
     /// The logistic-regression challenger on the same split.
     challenger: &'a super::train_logistic::Challenger,
     seconds: f64,
-}
-
-/// Rows per training step unless --batch says otherwise, on tables large enough.
-const DEFAULT_BATCH: usize = 256;
-/// Smallest default batch: a small table gets batches of about a sixteenth of its rows
-/// (more steps per epoch, and the noise of small batches regularizes), down to this.
-const MIN_DEFAULT_BATCH: usize = 32;
-
-/// The default rows per step for `rows` training rows.
-fn default_batch(rows: usize) -> usize {
-    (rows / 16)
-        .clamp(MIN_DEFAULT_BATCH, DEFAULT_BATCH)
-        .min(rows.max(1))
-}
-
-/// Fewest optimizer steps the default early stopping waits for a better AUC.
-const PATIENCE_STEPS: usize = 50;
-
-/// How many epochs the default picks: enough for `steps` optimizer steps, within
-/// `[min, max]` epochs. A small table needs many epochs (5 epochs of batch 256 are 20
-/// steps on 1,000 rows, far too few to learn; BENCHMARKS.md, "Accuracy against
-/// baselines"), a large one few.
-struct EpochBudget {
-    steps: usize,
-    min: usize,
-    max: usize,
-}
-
-/// With early stopping the epochs are a ceiling: the run stops when the stopping rows'
-/// AUC stops improving, and keeps the best epoch.
-const BUDGET_EARLY_STOP: EpochBudget = EpochBudget {
-    steps: 1000,
-    min: 10,
-    max: 100,
-};
-/// Without it every epoch counts: past about 30 passes over a small table the network
-/// overfits it (German credit: 0.761 AUC at 30 epochs, 0.723 at 100; see BENCHMARKS.md).
-const BUDGET_ALL_EPOCHS: EpochBudget = EpochBudget {
-    steps: 300,
-    min: 5,
-    max: 30,
-};
-
-impl EpochBudget {
-    /// The epochs for `rows` training rows in batches of `batch`.
-    fn epochs(&self, rows: usize, batch: usize) -> usize {
-        let steps_per_epoch = (rows / batch.max(1)).max(1);
-        self.steps
-            .div_ceil(steps_per_epoch)
-            .clamp(self.min, self.max)
-    }
 }
 
 /// Rows per forward pass when scoring the validation rows after training.
@@ -712,40 +658,31 @@ pub(super) fn train_network(
     let optimizer = optimizer(args);
     // Early stopping decides on rows carved from the training split, so the validation
     // rows the model is reported on are seen only once, at the end.
-    let mut patience = match args.early_stop {
-        Some(EarlyStop::Off) => None,
-        Some(EarlyStop::Patience(n)) => Some(n),
-        None => Some(DEFAULT_PATIENCE),
+    let mut stopping = match args.early_stop {
+        Some(EarlyStop::Off) => Stopping::Off,
+        Some(EarlyStop::Patience(n)) => Stopping::Patience(n),
+        None => Stopping::Default,
     };
-    let mut carved = patience.map(|_| train.carve(args.stop_split, args.seed));
-    if let (None, Some((_, stop))) = (args.early_stop, &carved) {
+    let mut carved = (stopping != Stopping::Off).then(|| train.carve(args.stop_split, args.seed));
+    if let (Stopping::Default, Some((_, stop))) = (stopping, &carved) {
         // The default gives way on a table too small for it; an asked-for patience is
         // refused by `fit` with the reason.
         if let Some(problem) = riskgrad::train::unrankable(&stop.y) {
             eprintln!(
                 "note: no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
             );
-            (patience, carved) = (None, None);
+            (stopping, carved) = (Stopping::Off, None);
         }
     }
     let (fit_rows, epoch_rows) = match &carved {
         Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
         None => (train, val),
     };
-    let batch = args.batch.unwrap_or_else(|| default_batch(fit_rows.rows()));
-    let budget = match patience {
-        Some(_) => BUDGET_EARLY_STOP,
-        None => BUDGET_ALL_EPOCHS,
-    };
-    let epochs = args
-        .epochs
-        .unwrap_or_else(|| budget.epochs(fit_rows.rows(), batch));
-    // A default patience of a few epochs is a few steps on a small table, where the
-    // stopping rows' AUC still jumps about: it waits at least PATIENCE_STEPS steps.
-    if let (None, Some(p)) = (args.early_stop, patience.as_mut()) {
-        let steps_per_epoch = (fit_rows.rows() / batch.max(1)).max(1);
-        *p = (*p).max(PATIENCE_STEPS.div_ceil(steps_per_epoch));
-    }
+    let Schedule {
+        batch,
+        epochs,
+        patience,
+    } = schedule(fit_rows.rows(), args.batch, args.epochs, stopping);
     let config = TrainConfig {
         epochs,
         batch,

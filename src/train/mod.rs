@@ -11,6 +11,7 @@
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, NodeId, Op, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
+pub mod defaults;
 pub mod device_race;
 mod fit;
 
