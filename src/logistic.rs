@@ -264,6 +264,14 @@ fn linear(theta: &[f64], row: &[f32]) -> f64 {
             .sum::<f64>()
 }
 
+/// One row's weighted residual `w·(q − y)` (its gradient's scale) and curvature
+/// `w·q·(1 − q)` (its Hessian's), `q` the row's probability under `theta`.
+fn residual_curvature(theta: &[f64], row: &[f32], t: f32, pos_weight: f64) -> (f64, f64) {
+    let prob = sigmoid(linear(theta, row));
+    let w = if t > 0.5 { pos_weight } else { 1.0 };
+    (w * (prob - t as f64), w * prob * (1.0 - prob))
+}
+
 /// Gradient (length `p + 1`) and Hessian (`(p + 1)²`, row-major) of the weighted log loss,
 /// the last coordinate being the bias. Summed per fixed chunk of rows, then chunk by chunk
 /// in order, so the result does not depend on the thread count.
@@ -292,10 +300,7 @@ fn gradient_hessian(
                     *dst = v as f64;
                 }
                 ar[p] = 1.0;
-                let prob = sigmoid(linear(theta, row));
-                let w = if t > 0.5 { pos_weight } else { 1.0 };
-                let residual = w * (prob - t as f64);
-                let curvature = w * prob * (1.0 - prob);
+                let (residual, curvature) = residual_curvature(theta, row, t, pos_weight);
                 for ((gj, &v), sj) in g.iter_mut().zip(ar.iter()).zip(&mut scaled[r * d..]) {
                     *gj += residual * v;
                     *sj = curvature * v;
@@ -364,14 +369,12 @@ fn gradient_curvature(
             let mut g = vec![0.0f64; p + 1];
             let mut curvature = Vec::with_capacity(yc.len());
             for (row, &t) in xc.chunks_exact(p).zip(yc) {
-                let prob = sigmoid(linear(theta, row));
-                let w = if t > 0.5 { pos_weight } else { 1.0 };
-                let residual = w * (prob - t as f64);
+                let (residual, c) = residual_curvature(theta, row, t, pos_weight);
                 for (gj, &v) in g.iter_mut().zip(row) {
                     *gj += residual * v as f64;
                 }
                 g[p] += residual;
-                curvature.push(w * prob * (1.0 - prob));
+                curvature.push(c);
             }
             (g, curvature)
         })
