@@ -7,10 +7,14 @@
 //! variant runs on scratch buffers of that shape holding fresh random data; a variant
 //! whose output disagrees with the default's is dropped (and noted), never chosen; the
 //! rest are timed (wall clock around submit and wait, a batch of launches per run, the
-//! median of [`TIMED_RUNS`] runs after a warm-up) and the fastest wins. The choices are
-//! kept on the device's context for the process and, in [`TuneMode::Cached`] and
-//! [`TuneMode::Full`], in a JSON file the caller names, keyed by adapter, driver,
-//! riskgrad version and shape, so the next run starts without tuning.
+//! median of [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow
+//! launches, one for a variant already twice the fastest) and the fastest wins. The
+//! choices are kept on the device's context for the process and, in
+//! [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the caller names, keyed
+//! by adapter, driver, riskgrad version and shape, so the next run starts without
+//! tuning. Wall clock, not timestamp queries: a credit model's matmuls are tiny, and
+//! what a variant costs there includes its launch (workgroup count, setup), which a
+//! batch of launches back to back measures as a recorded epoch runs them.
 //!
 //! The engine knows no cache directory and no file-writing policy: the caller hands
 //! both in ([`Tuning`]).
@@ -28,6 +32,12 @@ use std::time::Instant;
 
 /// Timed runs per variant; their median decides.
 pub const TIMED_RUNS: usize = 5;
+/// Timed runs of a variant whose single launch takes over `LONG_LAUNCH_SECONDS`.
+const TIMED_RUNS_LONG: usize = 3;
+const LONG_LAUNCH_SECONDS: f64 = 0.01;
+/// A variant whose first timed launch is this many times the fastest so far is not timed
+/// further.
+const CLEARLY_SLOWER: f64 = 2.0;
 /// A timed run launches the kernel enough times to last about this long (at most
 /// [`MAX_LAUNCHES_PER_RUN`]), so that a tiny matmul's time is not all submit and wait.
 const RUN_SECONDS: f64 = 0.002;
@@ -394,7 +404,13 @@ impl Tuner {
                 .all(|(x, y)| x.to_bits() == y.to_bits());
             let dropped = disagreement(&got, &reference);
             let seconds = match &dropped {
-                None => Some(bench.seconds(ctx, variant)?),
+                None => {
+                    let best = times
+                        .iter()
+                        .filter_map(|t: &VariantTime| t.seconds)
+                        .reduce(f64::min);
+                    Some(bench.seconds(ctx, variant, best)?)
+                }
                 Some(why) => {
                     self.note(&format!(
                         "note: matmul variant {} dropped on {} at {}: {why}",
@@ -583,21 +599,31 @@ impl Scratch {
         read_back(ctx, &self.out, self.out_len)
     }
 
-    /// Median seconds of one launch of `variant`, after a warm-up run.
-    fn seconds(&self, ctx: &GpuContext, variant: usize) -> Result<f64> {
-        let warm = Instant::now();
+    /// Median seconds of one launch of `variant` (its output run was the warm-up, and
+    /// built the pipeline where the driver compiles at first dispatch). One run alone
+    /// decides when it is already over [`CLEARLY_SLOWER`] times the `best` so far: on a
+    /// software adapter a launch of a large shape takes tenths of a second.
+    fn seconds(&self, ctx: &GpuContext, variant: usize, best: Option<f64>) -> Result<f64> {
+        let first = Instant::now();
         self.run(ctx, variant, 1)?;
-        let once = warm.elapsed().as_secs_f64();
+        let once = first.elapsed().as_secs_f64();
+        if best.is_some_and(|b| once > CLEARLY_SLOWER * b) {
+            return Ok(once);
+        }
         let launches =
             ((RUN_SECONDS / once.max(1e-6)).ceil() as usize).clamp(1, MAX_LAUNCHES_PER_RUN);
-        let mut runs = Vec::with_capacity(TIMED_RUNS);
-        for _ in 0..TIMED_RUNS {
+        let runs = match once > LONG_LAUNCH_SECONDS {
+            true => TIMED_RUNS_LONG,
+            false => TIMED_RUNS,
+        };
+        let mut times = vec![once];
+        for _ in 1..runs {
             let t = Instant::now();
             self.run(ctx, variant, launches)?;
-            runs.push(t.elapsed().as_secs_f64() / launches as f64);
+            times.push(t.elapsed().as_secs_f64() / launches as f64);
         }
-        runs.sort_by(f64::total_cmp);
-        Ok(runs[runs.len() / 2])
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
     }
 }
 
