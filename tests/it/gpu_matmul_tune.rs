@@ -226,6 +226,16 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
     let c = case((19, 23, 41), (false, false), 1, Act::Tanh, "cache");
     let cpu = run_cpu(&c);
 
+    // With its budget spent (none at all), `cached` tunes nothing and stores nothing:
+    // the shape runs the default variant.
+    ctx.set_tuning(Tuning {
+        budget_seconds: Some(0.0),
+        ..cached(&file.0, None)
+    });
+    assert_matches_cpu("over budget", &run_gpu(&ctx, &c), &cpu);
+    assert!(ctx.tune_choices().is_empty());
+    assert!(!file.0.exists());
+
     ctx.set_tuning(cached(&file.0, None));
     assert_matches_cpu("first run", &run_gpu(&ctx, &c), &cpu);
     let first = ctx.tune_choices();

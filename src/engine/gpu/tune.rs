@@ -30,6 +30,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Seconds of tuning a process spends in `TuneMode::Cached` by default
+/// ([`Tuning::new`]): about a quarter of the cold start of the default MLP on lavapipe
+/// (DESIGN.md, "Matmul variants and the autotuner").
+pub const CACHED_BUDGET_SECONDS: f64 = 1.0;
 /// Timed runs per variant; their median decides.
 pub const TIMED_RUNS: usize = 5;
 /// Timed runs of a variant whose single launch takes over `LONG_LAUNCH_SECONDS`.
@@ -53,7 +57,8 @@ pub enum TuneMode {
     /// Never: every matmul runs the default variant, and no cache is read or written.
     #[default]
     Off,
-    /// Choices come from the cache file; shapes it lacks are tuned and stored.
+    /// Choices come from the cache file; shapes it lacks are tuned (within the
+    /// setting's budget of seconds a process) and stored.
     Cached,
     /// Every shape is tuned again (once per process), and the cache file rewritten.
     Full,
@@ -92,6 +97,10 @@ pub struct Tuning {
     pub write: Option<WriteFile>,
     /// Where notes go (a dropped variant, an unwritable cache); `None`: nowhere.
     pub note: Option<fn(&str)>,
+    /// `Cached` tunes shapes until this many seconds are spent in the process (a shape
+    /// under way finishes); the rest run the default variant and are tuned by a later
+    /// run, so a first run on a slow adapter starts soon. `None`: no limit.
+    pub budget_seconds: Option<f64>,
     /// Every matmul runs this variant, untuned (tests of each variant's kernel).
     #[doc(hidden)]
     pub force_variant: Option<usize>,
@@ -101,7 +110,8 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// `mode`, with the cache in `cache_file` written by `write` and notes to `note`.
+    /// `mode`, with the cache in `cache_file` written by `write` and notes to `note`, and
+    /// [`CACHED_BUDGET_SECONDS`] of tuning a process in `Cached`.
     pub fn new(
         mode: TuneMode,
         cache_file: Option<PathBuf>,
@@ -113,6 +123,7 @@ impl Tuning {
             cache_file,
             write,
             note,
+            budget_seconds: Some(CACHED_BUDGET_SECONDS),
             ..Default::default()
         }
     }
@@ -240,6 +251,8 @@ pub struct Tuner {
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
     noted_unwritable: bool,
+    /// Seconds spent tuning in this process.
+    spent: f64,
 }
 
 impl Tuner {
@@ -295,8 +308,14 @@ impl Tuner {
                     times: Vec::new(),
                     seconds: 0.0,
                 },
+                None if self.over_budget() => {
+                    // The default for this run, undecided: a later run tunes it.
+                    out.push(DEFAULT_MATMUL_VARIANT);
+                    continue;
+                }
                 None => {
                     let c = self.measure(ctx, shape)?;
+                    self.spent += c.seconds;
                     self.remember(key, c.variant);
                     stored = true;
                     c
@@ -309,6 +328,12 @@ impl Tuner {
             self.store();
         }
         Ok(out)
+    }
+
+    /// Whether `Cached` has spent its budget for this process.
+    fn over_budget(&self) -> bool {
+        self.tuning.mode == TuneMode::Cached
+            && self.tuning.budget_seconds.is_some_and(|b| self.spent >= b)
     }
 
     fn entries(&mut self) -> &mut Vec<CacheEntry> {
