@@ -324,3 +324,14 @@ fn training_gives_the_same_bytes_with_tuning_off_and_full() {
     );
     ctx.set_tuning(Tuning::default());
 }
+
+#[test]
+fn a_bad_tune_mode_names_the_flag_and_its_values() {
+    let out = common::riskgrad(&["train", "--tune", "fast"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("--tune") && err.contains("off, cached or full"),
+        "{err}"
+    );
+}
