@@ -2,16 +2,29 @@
 // [n] added to every row (has_bias BIAS_ROW) or a matrix [m,n] (BIAS_MATRIX), or
 // absent (BIAS_NONE).
 //
-// Each 16x16 workgroup computes a 64x64 tile of `out`, each invocation a 4x4 block of
-// it held in registers (acc). The k axis is walked in steps of BK = 16: the workgroup
-// stages a 64x16 slice of op(a) and a 16x64 slice of op(b) in workgroup memory, k-major
-// and packed as vec4, so the inner loop is 2 vec4 loads for 16 multiply-adds. Loads
-// from global memory are laid out so neighbouring invocations read neighbouring
-// addresses whatever the transpose; anything outside the matrices reads as 0, so any
-// m, n, k works. Bias and activation are applied as the tile is written.
+// This file is compiled once per matmul variant (src/engine/gpu/shaders.rs,
+// `MATMUL_VARIANTS`), each time with a few `const` lines of its own put before it:
+//   MM_SIDE    the workgroup is MM_SIDE x MM_SIDE invocations; each computes a 4x4 block
+//              of `out` held in registers (acc), so the workgroup's output tile is
+//              MM_TILE = 4 MM_SIDE square (the default: 16, a 64x64 tile);
+//   MM_STAGED  true: the k axis is walked in steps of BK = 16, the workgroup staging a
+//              MM_TILE x 16 slice of op(a) and a 16 x MM_TILE slice of op(b) in
+//              workgroup memory, k-major and packed as vec4, so the inner loop is 2 vec4
+//              loads for 16 multiply-adds; loads from global memory are laid out so
+//              neighbouring invocations read neighbouring addresses whatever the
+//              transpose. false: each invocation reads its operands from global memory
+//              itself (no workgroup memory, no barriers);
+//   MM_BROKEN  adds 1 to every output: a deliberately wrong variant, only for the test
+//              that proves the autotuner drops a variant that disagrees (false in all
+//              others, where the compiler removes it).
+// Every variant sums over k in index order, one multiply-add per k into the same
+// accumulator expression, so all give the default's bits. Anything outside the
+// matrices reads as 0, so any m, n, k works. Bias and activation are applied as the
+// tile is written.
 //
 // Tiles are numbered row-major and the grid may wrap into y (more than 65535 tiles).
-// TRANS_A / TRANS_B are pipeline-overridable: four pipelines, no branches per element.
+// TRANS_A / TRANS_B are pipeline-overridable: four pipelines a variant, no branches per
+// element.
 
 struct MatMulParams {
     m: u32,
@@ -37,9 +50,13 @@ struct MatMulParams {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
-// [BK][TILE] slices, 4 consecutive rows (of op(a)) or columns (of op(b)) per vec4.
-var<workgroup> a_tile: array<vec4<f32>, 256>;
-var<workgroup> b_tile: array<vec4<f32>, 256>;
+const MM_TILE: u32 = 4u * MM_SIDE;
+// Values of each staged slice one invocation loads per step of k.
+const MM_LOADS: u32 = MM_TILE * BK / (MM_SIDE * MM_SIDE);
+
+// [BK][MM_TILE] slices, 4 consecutive rows (of op(a)) or columns (of op(b)) per vec4.
+var<workgroup> a_tile: array<vec4<f32>, BK * MM_SIDE>;
+var<workgroup> b_tile: array<vec4<f32>, BK * MM_SIDE>;
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if row >= p.m || kk >= p.k {
@@ -61,7 +78,7 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return b[p.off_b + kk * p.n + col];
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(MM_SIDE, MM_SIDE)
 fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -72,45 +89,57 @@ fn matmul(
     if tile >= p.tiles {
         return; // the whole workgroup: barriers stay uniform
     }
-    let row0 = (tile / p.tiles_n) * TILE;
-    let col0 = (tile % p.tiles_n) * TILE;
+    let row0 = (tile / p.tiles_n) * MM_TILE;
+    let col0 = (tile % p.tiles_n) * MM_TILE;
 
     var acc: array<vec4<f32>, 4>; // acc[i][j]: out[row0 + 4 lid.y + i, col0 + 4 lid.x + j]
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // 1024 values of each slice, 4 per invocation.
-        for (var r = 0u; r < 4u; r++) {
-            let e = li + r * 256u;
-            var row: u32;
-            var ka: u32;
-            if TRANS_A {
-                ka = e / TILE;
-                row = e % TILE; // a is [k][m]: consecutive e, consecutive m
-            } else {
-                row = e / BK;
-                ka = e % BK;    // a is [m][k]: consecutive e, consecutive k
+    if MM_STAGED {
+        for (var k0 = 0u; k0 < p.k; k0 += BK) {
+            for (var r = 0u; r < MM_LOADS; r++) {
+                let e = li + r * MM_SIDE * MM_SIDE;
+                var row: u32;
+                var ka: u32;
+                if TRANS_A {
+                    ka = e / MM_TILE;
+                    row = e % MM_TILE; // a is [k][m]: consecutive e, consecutive m
+                } else {
+                    row = e / BK;
+                    ka = e % BK;    // a is [m][k]: consecutive e, consecutive k
+                }
+                a_tile[ka * MM_SIDE + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka);
+                var col: u32;
+                var kb: u32;
+                if TRANS_B {
+                    col = e / BK;
+                    kb = e % BK;
+                } else {
+                    kb = e / MM_TILE;
+                    col = e % MM_TILE;
+                }
+                b_tile[kb * MM_SIDE + col / 4u][col % 4u] = load_b(k0 + kb, col0 + col);
             }
-            a_tile[ka * VEC_PER_ROW + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka);
-            var col: u32;
-            var kb: u32;
-            if TRANS_B {
-                col = e / BK;
-                kb = e % BK;
-            } else {
-                kb = e / TILE;
-                col = e % TILE;
+            workgroupBarrier();
+            for (var kk = 0u; kk < BK; kk++) {
+                let av = a_tile[kk * MM_SIDE + lid.y];
+                let bv = b_tile[kk * MM_SIDE + lid.x];
+                acc[0] += av.x * bv;
+                acc[1] += av.y * bv;
+                acc[2] += av.z * bv;
+                acc[3] += av.w * bv;
             }
-            b_tile[kb * VEC_PER_ROW + col / 4u][col % 4u] = load_b(k0 + kb, col0 + col);
+            workgroupBarrier();
         }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            let av = a_tile[kk * VEC_PER_ROW + lid.y];
-            let bv = b_tile[kk * VEC_PER_ROW + lid.x];
+    } else {
+        let r = row0 + 4u * lid.y;
+        let c = col0 + 4u * lid.x;
+        for (var kk = 0u; kk < p.k; kk++) {
+            let av = vec4<f32>(load_a(r, kk), load_a(r + 1u, kk), load_a(r + 2u, kk), load_a(r + 3u, kk));
+            let bv = vec4<f32>(load_b(kk, c), load_b(kk, c + 1u), load_b(kk, c + 2u), load_b(kk, c + 3u));
             acc[0] += av.x * bv;
             acc[1] += av.y * bv;
             acc[2] += av.z * bv;
             acc[3] += av.w * bv;
         }
-        workgroupBarrier();
     }
 
     // Epilogue: bias, activation, store (bounds-checked).
@@ -135,7 +164,11 @@ fn matmul(
                 if p.has_bias == BIAS_MATRIX {
                     z += bias[p.off_bias + row * p.n + col];
                 }
-                out[p.off_out + row * p.n + col] = activate(p.act, z);
+                var y = activate(p.act, z);
+                if MM_BROKEN {
+                    y += 1.0;
+                }
+                out[p.off_out + row * p.n + col] = y;
             }
         }
     }

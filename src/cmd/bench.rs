@@ -17,6 +17,10 @@ use suites::{Case, Report, Stats, Timing};
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchKind,
+    /// off | cached | full: how GPU executors pick among the matmul kernel variants (as
+    /// `train --tune`; `bench tune` always measures them all).
+    #[arg(long, global = true, default_value = super::DEFAULT_TUNE.name(), value_parser = super::parse_tune)]
+    pub tune: riskgrad::engine::gpu::tune::TuneMode,
 }
 
 /// Where the results go, besides the text on standard output.
@@ -176,6 +180,17 @@ pub enum BenchKind {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Each GPU matmul variant's time on every matmul shape of the default MLP's training
+    /// and scoring plans (batch 256, the bundled data) and on square matmuls of --sizes:
+    /// which variant won each shape, and which were dropped for disagreeing with the
+    /// default. Measures every shape afresh (as `--tune full`) and writes no cache.
+    Tune {
+        #[arg(long, default_value = "gpu")]
+        device: DeviceChoice,
+        /// Square matmul sizes to tune besides the MLP's shapes.
+        #[arg(long, value_delimiter = ',', default_value = "256,1024")]
+        sizes: Vec<usize>,
+    },
     /// Every suite on every device in one command: peaks, matmul, conv, pool, lstm, gru
     /// and training, written to DIR as results.json (as --json writes) and index.html
     /// (matmul GFLOP/s against size, a roofline per device, training rows/s per model and
@@ -272,6 +287,7 @@ pub struct RnnBenchArgs {
 }
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
+    suites::set_tuning(super::tuning(args.tune));
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
         BenchKind::Peak {
@@ -358,6 +374,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             cases.push(b.case(&info));
             (output, None)
         }
+        BenchKind::Tune { device, sizes } => return tune(device, sizes),
         BenchKind::All {
             out,
             devices,
@@ -394,6 +411,107 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             "{wrong} case(s) disagreed with the reference and were not timed"
         )));
     }
+    Ok(())
+}
+
+/// `bench tune`: see `BenchKind::Tune`.
+fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
+    use riskgrad::engine::exec::Executor;
+    use riskgrad::engine::gpu::shaders::MATMUL_VARIANTS;
+    use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+    use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
+    use riskgrad::engine::graph::{Act, Graph};
+    use riskgrad::engine::plan::{compile, PlanRequest};
+    if sizes.contains(&0) {
+        return Err(Error::flag("--sizes", "sizes must be positive"));
+    }
+    let ctx = choose_adapter(choice)?
+        .ok_or_else(|| Error::flag("--device", "bench tune needs a GPU adapter"))?;
+    fn note(line: &str) {
+        eprintln!("{line}");
+    }
+    ctx.set_tuning(Tuning::new(TuneMode::Full, None, None, Some(note)));
+    let ctx = std::sync::Arc::new(ctx);
+    let mut exec = GpuExecutor::new(ctx.clone());
+    println!("matmul variants on {}", exec.device_name());
+    // The default MLP's plans (loading them tunes their shapes).
+    let data = riskgrad::data::prepare_bundled(&riskgrad::data::PrepareOptions::bundled())?;
+    let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
+    let config = riskgrad::train::TrainConfig {
+        epochs: 1,
+        batch: 256,
+        optimizer: riskgrad::engine::graph::Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed: 0,
+        pos_weight: 1.0,
+    };
+    let started = Instant::now();
+    riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)?;
+    let mlp_seconds = started.elapsed().as_secs_f64();
+    let mlp_shapes = ctx.tune_choices().len();
+    for &n in sizes {
+        let mut g = Graph::new();
+        let a = g.input("a", &[n, n])?;
+        let b = g.input("b", &[n, n])?;
+        let y = g.matmul_ex(a, b, None, false, false, Act::Identity)?;
+        let plan = compile(
+            &g,
+            &PlanRequest {
+                keep: vec![y],
+                ..Default::default()
+            },
+        )?;
+        GpuExecutor::new(ctx.clone()).load(plan)?;
+    }
+    let mut choices = ctx.tune_choices();
+    choices.sort_by_key(|c| (c.shape.m * c.shape.n * c.shape.k, c.shape.key()));
+    let names: Vec<&str> = MATMUL_VARIANTS
+        .iter()
+        .filter(|v| !v.test_only)
+        .map(|v| v.name)
+        .collect();
+    print!("{:<28}", "shape (m x n x k, op, bias, act)");
+    for name in &names {
+        print!(" {name:>14}");
+    }
+    println!("  winner (µs per launch; GFLOP/s of the winner)");
+    for c in &choices {
+        print!("{:<28}", c.shape.key());
+        for t in &c.times {
+            let cell = match (t.seconds, &t.dropped) {
+                (Some(s), _) => format!("{:.1}", s * 1e6),
+                (None, Some(_)) => "dropped".into(),
+                (None, None) => "-".into(),
+            };
+            print!(" {cell:>14}");
+        }
+        let best = c
+            .times
+            .iter()
+            .find(|t| t.variant == c.variant)
+            .and_then(|t| t.seconds)
+            .unwrap_or(f64::NAN);
+        let flops = 2.0 * (c.shape.m * c.shape.n * c.shape.k) as f64;
+        println!(
+            "  {} ({:.2})",
+            MATMUL_VARIANTS[c.variant].name,
+            flops / best / 1e9
+        );
+        for t in &c.times {
+            if let Some(why) = &t.dropped {
+                println!("    {} dropped: {why}", MATMUL_VARIANTS[t.variant].name);
+            }
+        }
+    }
+    let tuning: f64 = choices.iter().map(|c| c.seconds).sum();
+    println!(
+        "{mlp_shapes} shapes of the default MLP tuned in {mlp_seconds:.2} s (pipeline builds included); {:.2} s of tuning in all",
+        tuning
+    );
     Ok(())
 }
 

@@ -16,15 +16,49 @@ pub mod train_device;
 pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::engine::{select_executor, software_adapter_note, WhenNoGpu};
+use riskgrad::engine::{select_executor_tuned, software_adapter_note, WhenNoGpu};
 use riskgrad::{Error, Result, Setting};
+
+/// `--tune`'s default: tune a shape the first time it is met on an adapter, then read
+/// the choice from the cache (DESIGN.md, "Matmul variants and the autotuner", has the
+/// cold-start measurements behind it).
+pub const DEFAULT_TUNE: TuneMode = TuneMode::Cached;
+
+/// The matmul cache file in riskgrad's cache directory (the one `--device auto`'s
+/// choices are kept in).
+pub const TUNE_CACHE_FILE: &str = "gpu-tune.json";
+
+/// The GPU matmul tuning for `mode`: the cache in riskgrad's cache directory, written
+/// atomically, notes to standard error.
+pub fn tuning(mode: TuneMode) -> Tuning {
+    fn note(line: &str) {
+        eprintln!("{line}");
+    }
+    fn write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+        riskgrad::files::write_atomically(path, bytes)
+    }
+    let file = riskgrad::train::device_race::cache_dir().map(|d| d.join(TUNE_CACHE_FILE));
+    Tuning::new(mode, file, Some(write), Some(note))
+}
+
+/// `--tune`'s value.
+pub fn parse_tune(s: &str) -> std::result::Result<TuneMode, String> {
+    TuneMode::parse(s).ok_or_else(|| format!("{s:?} is not off, cached or full"))
+}
 
 /// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU
 /// backend (saying so when the user did not ask for it). A software adapter (lavapipe
-/// and the like) gets one line saying so and how to reach the GPU instead.
+/// and the like) gets one line saying so and how to reach the GPU instead. A GPU's
+/// matmuls tune as [`DEFAULT_TUNE`].
 pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    let selected = select_executor(choice, WhenNoGpu::UseCpu)?;
+    executor_tuned(choice, DEFAULT_TUNE)
+}
+
+/// As [`executor`], with the GPU matmuls tuned as `tune` says (`--tune`).
+pub fn executor_tuned(choice: &DeviceChoice, tune: TuneMode) -> Result<Box<dyn Executor>> {
+    let selected = select_executor_tuned(choice, WhenNoGpu::UseCpu, tuning(tune))?;
     // Each note once per process: a cross-validation opens an executor per fold.
     static NO_GPU_SAID: std::sync::Once = std::sync::Once::new();
     if selected.fell_back_to_cpu {

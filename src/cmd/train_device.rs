@@ -4,6 +4,7 @@
 //! take the winner.
 
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::tune::TuneMode;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::software_adapter_note;
 use riskgrad::nn::ModelSpec;
@@ -14,6 +15,8 @@ use riskgrad::Result;
 /// See the module docs.
 pub(super) struct RunDevice {
     asked: DeviceChoice,
+    /// How a GPU's matmuls choose their variants (`--tune`).
+    tune: TuneMode,
     /// `auto`'s winner and why, once the race (or the cache) has decided.
     decided: Option<(TrainingDevice, String)>,
     /// Opened before training, to name the device early; the next `open` hands it out.
@@ -23,9 +26,10 @@ pub(super) struct RunDevice {
 }
 
 impl RunDevice {
-    pub fn new(asked: &DeviceChoice) -> Self {
+    pub fn new(asked: &DeviceChoice, tune: TuneMode) -> Self {
         RunDevice {
             asked: asked.clone(),
+            tune,
             decided: None,
             opened: None,
             current: None,
@@ -38,7 +42,7 @@ impl RunDevice {
         if self.asked == DeviceChoice::Auto && auto_races()? {
             return Ok(None);
         }
-        let exec = super::executor(&self.asked)?;
+        let exec = super::executor_tuned(&self.asked, self.tune)?;
         let name = exec.device_name();
         self.opened = Some(exec);
         Ok(Some(name))
@@ -69,14 +73,17 @@ impl RunDevice {
                         if let Some(name) = choice.device.software_adapter() {
                             eprintln!("{}", software_adapter_note(name));
                         }
+                        if let TrainingDevice::Gpu(ctx) = &choice.device {
+                            ctx.set_tuning(super::tuning(self.tune));
+                        }
                         let exec = choice.device.executor();
                         self.decided = Some((choice.device.clone(), choice.reason()));
                         exec
                     }
-                    None => super::executor(&self.asked)?,
+                    None => super::executor_tuned(&self.asked, self.tune)?,
                 }
             }
-            (None, None) => super::executor(&self.asked)?,
+            (None, None) => super::executor_tuned(&self.asked, self.tune)?,
         };
         self.current = Some(exec);
         Ok(())

@@ -11,6 +11,7 @@ pub mod plan;
 use crate::error::{Error, Result};
 use cpu::CpuExecutor;
 use exec::Executor;
+use gpu::tune::Tuning;
 use gpu::{choose_adapter, DeviceChoice, GpuExecutor};
 
 /// What [`select_executor`] does when the choice finds no GPU adapter to run on.
@@ -50,8 +51,19 @@ pub fn software_adapter_note(name: &str) -> String {
 
 /// The one place that turns a device choice into an executor: `cpu` is the native
 /// backend; `auto` a hardware GPU when one qualifies; `gpu`, an index or a name that
-/// adapter. With no adapter, `when_no_gpu` decides.
+/// adapter. With no adapter, `when_no_gpu` decides. A GPU runs its default matmul
+/// kernels (no tuning: see [`select_executor_tuned`]).
 pub fn select_executor(choice: &DeviceChoice, when_no_gpu: WhenNoGpu) -> Result<Selected> {
+    select_executor_tuned(choice, when_no_gpu, Tuning::default())
+}
+
+/// As [`select_executor`], with a GPU's matmuls choosing their variants as `tuning`
+/// says (`gpu::tune`).
+pub fn select_executor_tuned(
+    choice: &DeviceChoice,
+    when_no_gpu: WhenNoGpu,
+    tuning: Tuning,
+) -> Result<Selected> {
     if *choice == DeviceChoice::Cpu {
         return Ok(Selected {
             executor: Box::new(CpuExecutor::new()),
@@ -61,7 +73,10 @@ pub fn select_executor(choice: &DeviceChoice, when_no_gpu: WhenNoGpu) -> Result<
     }
     match (choose_adapter(choice)?, when_no_gpu) {
         (Some(ctx), _) => Ok(Selected {
-            software_adapter: ctx.info.is_software.then(|| ctx.info.name.clone()),
+            software_adapter: {
+                ctx.set_tuning(tuning);
+                ctx.info.is_software.then(|| ctx.info.name.clone())
+            },
             executor: Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))),
             fell_back_to_cpu: false,
         }),

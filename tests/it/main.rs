@@ -36,6 +36,7 @@ mod fit;
 mod gpu_adapters;
 mod gpu_conv;
 mod gpu_kernels;
+mod gpu_matmul_tune;
 mod gpu_rnn;
 mod gpu_split_table;
 mod gpu_train;

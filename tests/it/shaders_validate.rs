@@ -5,7 +5,9 @@
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use riskgrad::engine::gpu::shaders::{ShaderModule, BENCH_MODULES, COMMON, MODULES, PIPELINES};
+use riskgrad::engine::gpu::shaders::{
+    PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON, MATMUL_VARIANTS, MODULES, PIPELINES,
+};
 
 const MAX_STORAGE_BUFFERS: usize = 8;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
@@ -64,12 +66,39 @@ fn every_shader_file_is_compiled() {
     parse(&COMMON);
 }
 
+/// Every pipeline the executor can build: each table entry, a matmul's in every variant.
+fn every_pipeline() -> Vec<(&'static PipelineSpec, PipeKey)> {
+    PIPELINES
+        .iter()
+        .flat_map(|spec| {
+            let variants = match spec.pipe.is_matmul() {
+                true => MATMUL_VARIANTS.len(),
+                false => 1,
+            };
+            (0..variants).map(move |variant| {
+                (
+                    spec,
+                    PipeKey {
+                        pipe: spec.pipe,
+                        variant,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn every_pipeline_validates_translates_and_fits_default_limits() {
-    for spec in &PIPELINES {
-        let m = spec.module();
+    let all = every_pipeline();
+    assert_eq!(all.len(), PIPELINES.len() + 4 * (MATMUL_VARIANTS.len() - 1));
+    for (spec, key) in all {
+        let m = key.module();
         let (module, info) = parse(&m);
-        let what = format!("{}:{} {:?}", m.file, spec.entry, spec.constants);
+        let what = format!(
+            "{}:{} variant {} {:?}",
+            m.file, spec.entry, key.variant, spec.constants
+        );
         let mut constants = PipelineConstants::default();
         for &(k, v) in spec.constants {
             constants.insert(k.to_string(), v);

@@ -9,6 +9,7 @@ pub mod peak;
 
 use peak::{PeakSource, Peaks, Target};
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::gpu::{choose_adapter, AdapterSummary, DeviceChoice, GpuExecutor};
 use riskgrad::engine::graph::{Act, CellKind, Graph};
 use riskgrad::engine::plan::{compile, PlanRequest, STEP_STATE};
@@ -141,6 +142,23 @@ impl DeviceInfo {
     }
 }
 
+/// How the GPU executors the suites open tune their matmuls (`riskgrad bench --tune`;
+/// off until set, as in the `cargo bench` targets).
+static TUNING: std::sync::Mutex<Option<Tuning>> = std::sync::Mutex::new(None);
+
+/// Sets how the GPU executors opened from now on tune their matmuls.
+pub fn set_tuning(tuning: Tuning) {
+    *TUNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(tuning);
+}
+
+fn tuning() -> Tuning {
+    TUNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
 /// The executor for a device the user named on purpose (no fallback to the CPU), and
 /// what the device is.
 pub fn open_device(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo)> {
@@ -157,6 +175,7 @@ fn open(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo, Target)
         Some(ctx) => {
             let info = DeviceInfo::of_adapter(&ctx.info);
             let target = Target::Gpu(ctx.adapter.clone(), ctx.info.clone());
+            ctx.set_tuning(tuning());
             Ok((Box::new(GpuExecutor::new(Arc::new(ctx))), info, target))
         }
         None => Err(no_adapter(choice)),

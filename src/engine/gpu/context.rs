@@ -2,7 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Layout, Pipe, MODULES, PIPELINES};
+use super::shaders::{Access, Layout, PipeKey, MATMUL_VARIANTS, MODULES, PIPELINES};
 use crate::error::{Error, Result, Setting};
 use std::fmt;
 use std::str::FromStr;
@@ -273,6 +273,12 @@ pub struct GpuContext {
     pipeline_layouts: Vec<wgpu::PipelineLayout>,
     /// Indexed by `Pipe as usize`; set by `prepare`.
     pipelines: Vec<std::sync::OnceLock<wgpu::ComputePipeline>>,
+    /// The matmul variants other than the default: their modules (indexed by variant)
+    /// and pipelines (by `variant * 4 + transpose flags`), each made when first needed.
+    variant_modules: Vec<std::sync::OnceLock<wgpu::ShaderModule>>,
+    variant_pipelines: Vec<std::sync::OnceLock<wgpu::ComputePipeline>>,
+    /// The matmul autotuner's choices on this device (shared by its executors).
+    pub(crate) tuner: Mutex<super::tune::Tuner>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
@@ -378,6 +384,11 @@ impl GpuContext {
             modules,
             pipeline_layouts,
             pipelines: PIPELINES.iter().map(|_| Default::default()).collect(),
+            variant_modules: MATMUL_VARIANTS.iter().map(|_| Default::default()).collect(),
+            variant_pipelines: (0..MATMUL_VARIANTS.len() * 4)
+                .map(|_| Default::default())
+                .collect(),
+            tuner: Mutex::default(),
             uncaptured,
         })
     }
@@ -396,20 +407,32 @@ impl GpuContext {
     }
 
     /// Builds each of `pipes` not built yet (a plan's, as it is loaded).
-    pub fn prepare(&self, pipes: impl IntoIterator<Item = Pipe>) -> Result<()> {
-        for pipe in pipes {
-            let slot = &self.pipelines[pipe as usize];
+    pub fn prepare<P: Into<PipeKey>>(&self, pipes: impl IntoIterator<Item = P>) -> Result<()> {
+        for key in pipes {
+            let key: PipeKey = key.into();
+            let slot = self.slot(key);
             if slot.get().is_some() {
                 continue;
             }
-            let spec = pipe.spec();
+            let spec = key.pipe.spec();
             let scope = ErrorScope::push(&self.device);
+            let module = match key.variant {
+                0 => &self.modules[spec.family as usize],
+                v => self.variant_modules[v].get_or_init(|| {
+                    let m = MATMUL_VARIANTS[v].module;
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(MATMUL_VARIANTS[v].name),
+                            source: wgpu::ShaderSource::Wgsl(m.source.into()),
+                        })
+                }),
+            };
             let built = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(spec.entry),
                     layout: Some(&self.pipeline_layouts[layout_index(spec.layout)]),
-                    module: &self.modules[spec.family as usize],
+                    module,
                     entry_point: Some(spec.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: spec.constants,
@@ -417,24 +440,51 @@ impl GpuContext {
                     },
                     cache: None,
                 });
-            scope.pop(&format!("building the {pipe:?} pipeline"))?;
+            scope.pop(&format!("building the {key:?} pipeline"))?;
             // Another executor on this device may have built it meanwhile: either will do.
             let _ = slot.set(built);
         }
         Ok(())
     }
 
-    /// Builds every pipeline (what a cold start of the whole engine costs).
+    fn slot(&self, key: PipeKey) -> &std::sync::OnceLock<wgpu::ComputePipeline> {
+        match key.variant {
+            0 => &self.pipelines[key.pipe as usize],
+            // The four matmul pipes come first in `Pipe`'s order.
+            v => &self.variant_pipelines[v * 4 + key.pipe as usize],
+        }
+    }
+
+    /// Builds every pipeline of the default variants (what a cold start of the whole
+    /// engine costs).
     pub fn prepare_all(&self) -> Result<()> {
         self.prepare(PIPELINES.iter().map(|spec| spec.pipe))
     }
 
-    /// The pipeline `pipe`, which a `prepare` call built (a plan's load prepares its
+    /// The pipeline `key`, which a `prepare` call built (a plan's load prepares its
     /// pipelines before anything runs).
-    pub fn pipeline(&self, pipe: Pipe) -> Result<&wgpu::ComputePipeline> {
-        self.pipelines[pipe as usize]
+    pub fn pipeline(&self, key: impl Into<PipeKey>) -> Result<&wgpu::ComputePipeline> {
+        let key = key.into();
+        self.slot(key)
             .get()
-            .ok_or_else(|| Error::internal(format!("the {pipe:?} pipeline was never prepared")))
+            .ok_or_else(|| Error::internal(format!("the {key:?} pipeline was never prepared")))
+    }
+
+    /// Sets how this device's executors choose their matmul variants (see `tune`); the
+    /// choices made so far are forgotten. Until called: `TuneMode::Off`.
+    pub fn set_tuning(&self, tuning: super::tune::Tuning) {
+        self.tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(tuning);
+    }
+
+    /// Every matmul variant choice made or read on this device so far.
+    pub fn tune_choices(&self) -> Vec<super::tune::ShapeChoice> {
+        self.tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .choices()
     }
 
     /// The bind group layout for `layout`.

@@ -15,11 +15,11 @@ mod conv_pool;
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
-    ElementwiseParams, GatherParams, KernelParams, LossParams, MatMulParams, OptimizerParams,
-    ReduceParams, RnnParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, GH_ABSENT, GH_BROADCAST, GH_MATRIX,
-    TILE, WG,
+    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, ReduceParams,
+    RnnParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, GH_ABSENT, GH_BROADCAST, GH_MATRIX, WG,
 };
-use super::shaders::{Access, Pipe, UNIFORM_BYTES};
+use super::shaders::{Access, Pipe, PipeKey, UNIFORM_BYTES};
+use super::tune::{matmul_params, MatMulShape};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
 use crate::engine::plan::{
@@ -78,7 +78,7 @@ type Bindings = Vec<(u32, Option<Window>)>;
 /// One launch as the GPU runs it, before any wgpu object exists.
 #[derive(Clone, Debug)]
 struct Lowered {
-    pipe: Pipe,
+    pipe: PipeKey,
     /// The launch's uniform record (a `KernelParams` struct's bytes).
     params: Vec<u8>,
     /// The window at each storage binding of the pipeline's layout; `None` binds a
@@ -284,11 +284,11 @@ impl GpuExecutor {
                         }),
                     });
                 }
-                let layout = self.ctx.bind_group_layout(l.pipe.spec().layout);
+                let layout = self.ctx.bind_group_layout(l.pipe.pipe.spec().layout);
                 self.ctx
                     .device
                     .create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(l.pipe.spec().entry),
+                        label: Some(l.pipe.pipe.spec().entry),
                         layout,
                         entries: &entries,
                     })
@@ -392,9 +392,27 @@ impl Executor for GpuExecutor {
             max_binding_bytes: self.max_binding_bytes,
             max_groups: self.max_groups,
         };
+        // Each matmul's variant: the autotuner's choice for its shape (tuning the shapes
+        // this device has not met yet, unless tuning is off).
+        let shapes: Vec<MatMulShape> = plan
+            .launches
+            .iter()
+            .filter_map(|l| matmul_shape(&l.kernel))
+            .collect();
+        let chosen = self
+            .ctx
+            .tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .choose(&self.ctx, &shapes)?;
+        let mut chosen = chosen.into_iter();
         let (mut launches, mut origins) = (Vec::new(), Vec::new());
         for (i, l) in plan.launches.iter().enumerate() {
-            for lowered in lower(&l.kernel, &plan, &limits)? {
+            let variant = match matmul_shape(&l.kernel) {
+                Some(_) => chosen.next().expect("one choice per matmul"),
+                None => 0,
+            };
+            for lowered in lower(&l.kernel, &plan, &limits, variant)? {
                 launches.push(lowered);
                 origins.push(i);
             }
@@ -809,13 +827,14 @@ fn record<P: KernelParams>(params: P) -> Vec<u8> {
 /// How the GPU runs `kernel` of `plan`: pipeline, parameters, bindings, grid of each
 /// launch. One launch, except for a row gather or scatter over a table larger than one
 /// storage binding: a launch per piece of the table (`Limits::row_pieces`).
-fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Vec<Lowered>> {
-    let pipe = Pipe::of(kernel);
+fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Result<Vec<Lowered>> {
+    let key = PipeKey::of(kernel, variant);
+    let pipe = key.pipe;
     let encoded = match conv_pool::lower(kernel, pipe, lim)? {
         Some(e) => vec![e],
         None => match row_kernel(kernel, plan, lim)? {
             Some(pieces) => pieces,
-            None => vec![lower_one(kernel, plan, lim)?],
+            None => vec![lower_one(kernel, plan, lim, key.variant)?],
         },
     };
     encoded
@@ -823,7 +842,7 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Vec<Lowered>> {
         .map(|(params, bindings, groups)| {
             check_bindings(pipe, &bindings, plan)?;
             Ok(Lowered {
-                pipe,
+                pipe: key,
                 params,
                 bindings,
                 groups,
@@ -933,22 +952,47 @@ fn row_kernel(
 }
 
 /// How the GPU runs a kernel that is one launch with whole-tensor windows.
-fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<conv_pool::Encoded> {
+/// The shape the autotuner decides a matmul launch's variant by; `None` for other kernels.
+fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
+    match *kernel {
+        Kernel::MatMul {
+            bias,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            act,
+            ..
+        } => Some(MatMulShape {
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            bias: match bias {
+                None => BIAS_NONE,
+                Some(t) if t.len > n => BIAS_MATRIX,
+                Some(_) => BIAS_ROW,
+            },
+            act: act.code(),
+        }),
+        _ => None,
+    }
+}
+
+fn lower_one(
+    kernel: &Kernel,
+    plan: &Plan,
+    lim: &Limits,
+    matmul_variant: usize,
+) -> Result<conv_pool::Encoded> {
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
     let pipe = Pipe::of(kernel);
     Ok(match *kernel {
         Kernel::MatMul {
-            a,
-            b,
-            bias,
-            out,
-            m,
-            n,
-            k,
-            trans_a: _,
-            trans_b: _,
-            act,
+            a, b, bias, out, ..
         } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
             let (wbias, obias) = match bias {
@@ -958,27 +1002,9 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<conv_pool::En
                 }
                 None => (None, 0),
             };
-            let tiles_n = n.div_ceil(TILE as usize);
-            let tiles = m.div_ceil(TILE as usize) * tiles_n;
-            let has_bias = match bias {
-                None => BIAS_NONE,
-                Some(t) if t.len > n => BIAS_MATRIX,
-                Some(_) => BIAS_ROW,
-            };
-            let r = record(MatMulParams {
-                m: u32c(m)?,
-                n: u32c(n)?,
-                k: u32c(k)?,
-                act: act.code(),
-                off_a: oa,
-                off_b: ob,
-                off_bias: obias,
-                off_out: oo,
-                has_bias,
-                tiles_n: u32c(tiles_n)?,
-                tiles: u32c(tiles)?,
-                ..Default::default()
-            });
+            let shape = matmul_shape(kernel).expect("a matmul");
+            let (params, tiles) = matmul_params(&shape, matmul_variant, [oa, ob, obias, oo])?;
+            let r = record(params);
             (
                 r,
                 vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],

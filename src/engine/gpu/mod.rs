@@ -1,11 +1,12 @@
 //! The wgpu executor: adapter choice and limits (`context`), the WGSL kernels and their
-//! pipelines (`shaders`), the host's mirror of their parameter structs and shared
+//! pipelines (`shaders`), the matmul autotuner (`tune`), the host's mirror of their parameter structs and shared
 //! constants (`kernel_params`), and the `Executor` that runs plans on the GPU (`executor`).
 
 pub mod context;
 pub mod executor;
 pub mod kernel_params;
 pub mod shaders;
+pub mod tune;
 
 pub use context::{
     choose_adapter, list_adapters, pick_adapter, AdapterSummary, DeviceChoice, GpuContext,

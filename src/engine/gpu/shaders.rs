@@ -25,6 +25,94 @@ macro_rules! with_common {
     };
 }
 
+/// matmul.wgsl as one variant compiles it: `common.wgsl`, then the variant's constants
+/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), then the file.
+macro_rules! matmul_variant {
+    ($side:literal, $staged:literal, $broken:literal) => {
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            "\n// This matmul variant's constants.\nconst MM_SIDE: u32 = ",
+            $side,
+            "u;\nconst MM_STAGED: bool = ",
+            $staged,
+            ";\nconst MM_BROKEN: bool = ",
+            $broken,
+            ";\n",
+            include_str!("../../../shaders/matmul.wgsl")
+        )
+    };
+}
+
+/// One configuration of the matmul kernel: its own shader module (matmul.wgsl with the
+/// variant's constants), built into four pipelines (the transpose flags). Every variant
+/// sums over k in index order, so each gives the default's bits; which runs a launch is
+/// the autotuner's choice (`tune`).
+#[derive(Clone, Copy, Debug)]
+pub struct MatMulVariant {
+    /// A short name for logs and `riskgrad bench tune`.
+    pub name: &'static str,
+    /// Side of the output tile a workgroup computes (4 × the workgroup's side).
+    pub tile: u32,
+    /// The compiled module.
+    pub module: ShaderModule,
+    /// A deliberately wrong variant (adds 1 to every output), a candidate only when a
+    /// test asks for it, to prove the autotuner drops a variant that disagrees.
+    pub test_only: bool,
+}
+
+/// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
+/// autotuner checks the others against).
+pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
+    MatMulVariant {
+        name: "tile64-staged",
+        tile: 64,
+        module: ShaderModule {
+            file: "matmul.wgsl",
+            source: matmul_variant!("16", "true", "false"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
+        name: "tile32-staged",
+        tile: 32,
+        module: ShaderModule {
+            file: "matmul.wgsl",
+            source: matmul_variant!("8", "true", "false"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
+        name: "tile64-direct",
+        tile: 64,
+        module: ShaderModule {
+            file: "matmul.wgsl",
+            source: matmul_variant!("16", "false", "false"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
+        name: "tile32-direct",
+        tile: 32,
+        module: ShaderModule {
+            file: "matmul.wgsl",
+            source: matmul_variant!("8", "false", "false"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
+        name: "broken-for-tests",
+        tile: 64,
+        module: ShaderModule {
+            file: "matmul.wgsl",
+            source: matmul_variant!("16", "true", "true"),
+        },
+        test_only: true,
+    },
+];
+
+/// The default matmul variant's index in [`MATMUL_VARIANTS`].
+pub const DEFAULT_MATMUL_VARIANT: usize = 0;
+
 /// The shared helpers (`common.wgsl`) on their own, for validation.
 pub const COMMON: ShaderModule = ShaderModule {
     file: "common.wgsl",
@@ -33,10 +121,7 @@ pub const COMMON: ShaderModule = ShaderModule {
 
 /// Every kernel module, indexed by `Family as usize`.
 pub const MODULES: [ShaderModule; 9] = [
-    ShaderModule {
-        file: "matmul.wgsl",
-        source: with_common!("matmul.wgsl"),
-    },
+    MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].module,
     ShaderModule {
         file: "elementwise.wgsl",
         source: with_common!("elementwise.wgsl"),
@@ -204,6 +289,42 @@ pub enum Pipe {
     Dropout,
 }
 
+/// A pipeline as built: the kernel's [`Pipe`] and, for a matmul, which of
+/// [`MATMUL_VARIANTS`] (every other kernel has only the default, 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipeKey {
+    /// The entry point and its constants.
+    pub pipe: Pipe,
+    /// The matmul variant; 0 for any other pipe.
+    pub variant: usize,
+}
+
+impl PipeKey {
+    /// The pipeline that runs `kernel`, a matmul as `matmul_variant`: the one place a
+    /// plan's launch becomes a GPU pipeline (through [`Pipe::of`]).
+    pub fn of(kernel: &Kernel, matmul_variant: usize) -> PipeKey {
+        let pipe = Pipe::of(kernel);
+        PipeKey {
+            pipe,
+            variant: if pipe.is_matmul() { matmul_variant } else { 0 },
+        }
+    }
+
+    /// The shader module its entry point is in.
+    pub fn module(&self) -> ShaderModule {
+        match self.pipe.is_matmul() {
+            true => MATMUL_VARIANTS[self.variant].module,
+            false => self.pipe.spec().module(),
+        }
+    }
+}
+
+impl From<Pipe> for PipeKey {
+    fn from(pipe: Pipe) -> PipeKey {
+        PipeKey { pipe, variant: 0 }
+    }
+}
+
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
 /// run on `ReduceToTree` (one workgroup per output); others on `ReduceToSerial`.
 const TREE_MAX_OUTPUTS: usize = 4096;
@@ -287,6 +408,14 @@ impl Pipe {
             (true, true) => Pipe::MatMulTT,
         }
     }
+    /// Whether it is one of the four matmul pipelines (which come in variants).
+    pub fn is_matmul(self) -> bool {
+        matches!(
+            self,
+            Pipe::MatMulNN | Pipe::MatMulNT | Pipe::MatMulTN | Pipe::MatMulTT
+        )
+    }
+
     /// Its entry in [`PIPELINES`].
     pub fn spec(self) -> &'static PipelineSpec {
         &PIPELINES[self as usize]

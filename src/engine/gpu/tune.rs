@@ -1,0 +1,713 @@
+//! The matmul autotuner: which of [`MATMUL_VARIANTS`] runs each matmul shape on this
+//! adapter. No variant is fastest everywhere (a 64×64 tile leaves most of a GPU idle on
+//! the [256,58]·[58,64] products of a credit MLP; workgroup-memory staging pays on some
+//! adapters and not on others), so the executor measures on the adapter at hand.
+//!
+//! For each shape a plan's load meets that is not decided yet ([`Tuner::choose`]): every
+//! variant runs on scratch buffers of that shape holding fresh random data; a variant
+//! whose output disagrees with the default's is dropped (and noted), never chosen; the
+//! rest are timed (wall clock around submit and wait, a batch of launches per run, the
+//! median of [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow
+//! launches, one for a variant already twice the fastest) and the fastest wins. The
+//! choices are kept on the device's context for the process and, in
+//! [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the caller names, keyed
+//! by adapter, driver, riskgrad version and shape, so the next run starts without
+//! tuning. Wall clock, not timestamp queries: a credit model's matmuls are tiny, and
+//! what a variant costs there includes its launch (workgroup count, setup), which a
+//! batch of launches back to back measures as a recorded epoch runs them.
+//!
+//! The engine knows no cache directory and no file-writing policy: the caller hands
+//! both in ([`Tuning`]).
+
+use super::context::{ErrorScope, GpuContext};
+use super::kernel_params::{MatMulParams, BIAS_MATRIX, BIAS_NONE};
+use super::shaders::{
+    Layout, Pipe, PipeKey, DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS, UNIFORM_BYTES,
+};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Seconds of tuning a process spends in `TuneMode::Cached` by default
+/// ([`Tuning::new`]): about a quarter of the cold start of the default MLP on lavapipe
+/// (DESIGN.md, "Matmul variants and the autotuner").
+pub const CACHED_BUDGET_SECONDS: f64 = 1.0;
+/// Timed runs per variant; their median decides.
+pub const TIMED_RUNS: usize = 5;
+/// Timed runs of a variant whose single launch takes over `LONG_LAUNCH_SECONDS`.
+const TIMED_RUNS_LONG: usize = 3;
+const LONG_LAUNCH_SECONDS: f64 = 0.01;
+/// A variant whose first timed launch is this many times the fastest so far is not timed
+/// further.
+const CLEARLY_SLOWER: f64 = 2.0;
+/// A timed run launches the kernel enough times to last about this long (at most
+/// [`MAX_LAUNCHES_PER_RUN`]), so that a tiny matmul's time is not all submit and wait.
+const RUN_SECONDS: f64 = 0.002;
+const MAX_LAUNCHES_PER_RUN: usize = 64;
+/// Entries the cache file keeps (the most recent): shapes × adapters.
+pub const CACHE_ENTRIES: usize = 512;
+/// The cache file's format; another one is ignored (and rewritten).
+const CACHE_VERSION: u32 = 1;
+
+/// When the autotuner runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TuneMode {
+    /// Never: every matmul runs the default variant, and no cache is read or written.
+    #[default]
+    Off,
+    /// Choices come from the cache file; shapes it lacks are tuned (within the
+    /// setting's budget of seconds a process) and stored.
+    Cached,
+    /// Every shape is tuned again (once per process), and the cache file rewritten.
+    Full,
+}
+
+impl TuneMode {
+    /// The mode's name as `--tune` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TuneMode::Off => "off",
+            TuneMode::Cached => "cached",
+            TuneMode::Full => "full",
+        }
+    }
+
+    /// The mode `--tune` names (`off`, `cached` or `full`), if any.
+    pub fn parse(s: &str) -> Option<TuneMode> {
+        [TuneMode::Off, TuneMode::Cached, TuneMode::Full]
+            .into_iter()
+            .find(|m| m.name() == s.trim().to_ascii_lowercase())
+    }
+}
+
+/// Writes a file whole (the caller's atomic writer, `riskgrad::files::write_atomically`).
+pub type WriteFile = fn(&Path, &[u8]) -> Result<()>;
+
+/// How the executors of one device choose their matmul variants.
+#[derive(Clone, Debug, Default)]
+pub struct Tuning {
+    /// When to tune.
+    pub mode: TuneMode,
+    /// The cache file (`gpu-tune.json` in the user's cache directory); `None`: choices
+    /// last for the process only.
+    pub cache_file: Option<PathBuf>,
+    /// Writes the cache file; `None`: it is only read.
+    pub write: Option<WriteFile>,
+    /// Where notes go (a dropped variant, an unwritable cache); `None`: nowhere.
+    pub note: Option<fn(&str)>,
+    /// `Cached` tunes shapes until this many seconds are spent in the process (a shape
+    /// under way finishes); the rest run the default variant and are tuned by a later
+    /// run, so a first run on a slow adapter starts soon. `None`: no limit.
+    pub budget_seconds: Option<f64>,
+    /// Every matmul runs this variant, untuned (tests of each variant's kernel).
+    #[doc(hidden)]
+    pub force_variant: Option<usize>,
+    /// The test-only variants are candidates too (the test that a wrong one is dropped).
+    #[doc(hidden)]
+    pub include_test_variants: bool,
+}
+
+impl Tuning {
+    /// `mode`, with the cache in `cache_file` written by `write` and notes to `note`, and
+    /// [`CACHED_BUDGET_SECONDS`] of tuning a process in `Cached`.
+    pub fn new(
+        mode: TuneMode,
+        cache_file: Option<PathBuf>,
+        write: Option<WriteFile>,
+        note: Option<fn(&str)>,
+    ) -> Self {
+        Tuning {
+            mode,
+            cache_file,
+            write,
+            note,
+            budget_seconds: Some(CACHED_BUDGET_SECONDS),
+            ..Default::default()
+        }
+    }
+}
+
+/// What decides a matmul's variant: its sizes, transposes, bias kind and activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatMulShape {
+    /// Rows of the output.
+    pub m: usize,
+    /// Columns of the output.
+    pub n: usize,
+    /// The summed axis.
+    pub k: usize,
+    /// Whether `a` is stored transposed.
+    pub trans_a: bool,
+    /// Whether `b` is stored transposed.
+    pub trans_b: bool,
+    /// `BIAS_NONE`, `BIAS_ROW` or `BIAS_MATRIX` (kernel_params).
+    pub bias: u32,
+    /// The activation's code (`Act::code`).
+    pub act: u32,
+}
+
+impl MatMulShape {
+    /// The shape as the cache and `riskgrad bench tune` name it, e.g.
+    /// `256x64x58 NT bias1 act1`.
+    pub fn key(&self) -> String {
+        let t = |b: bool| if b { 'T' } else { 'N' };
+        format!(
+            "{}x{}x{} {}{} bias{} act{}",
+            self.m,
+            self.n,
+            self.k,
+            t(self.trans_a),
+            t(self.trans_b),
+            self.bias,
+            self.act
+        )
+    }
+
+    fn pipe(&self) -> Pipe {
+        Pipe::matmul(self.trans_a, self.trans_b)
+    }
+}
+
+/// The uniform record of a matmul launch of `shape` run as `variant` (the tile count
+/// depends on the variant's tile); the offsets are in words inside each binding.
+pub(crate) fn matmul_params(
+    shape: &MatMulShape,
+    variant: usize,
+    offsets: [u32; 4],
+) -> Result<(MatMulParams, usize)> {
+    let u = |v: usize| {
+        u32::try_from(v)
+            .map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
+    };
+    let tile = MATMUL_VARIANTS[variant].tile as usize;
+    let tiles_n = shape.n.div_ceil(tile);
+    let tiles = shape.m.div_ceil(tile) * tiles_n;
+    let [off_a, off_b, off_bias, off_out] = offsets;
+    Ok((
+        MatMulParams {
+            m: u(shape.m)?,
+            n: u(shape.n)?,
+            k: u(shape.k)?,
+            act: shape.act,
+            off_a,
+            off_b,
+            off_bias,
+            off_out,
+            has_bias: shape.bias,
+            tiles_n: u(tiles_n)?,
+            tiles: u(tiles)?,
+            _pad: 0,
+        },
+        tiles,
+    ))
+}
+
+/// One variant's result on one shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantTime {
+    /// Index into [`MATMUL_VARIANTS`].
+    pub variant: usize,
+    /// Median seconds of one launch; `None` when dropped.
+    pub seconds: Option<f64>,
+    /// Why it was dropped (its output disagreed with the default's); `None` if kept.
+    pub dropped: Option<String>,
+    /// Whether its output had the default's exact bits.
+    pub exact: bool,
+}
+
+/// How one shape's variant was decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeChoice {
+    /// The shape.
+    pub shape: MatMulShape,
+    /// The chosen variant (index into [`MATMUL_VARIANTS`]).
+    pub variant: usize,
+    /// Each candidate's time, when measured now; empty when read from the cache.
+    pub times: Vec<VariantTime>,
+    /// Seconds the tuning took (pipeline builds included); 0 from the cache.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    entries: Vec<CacheEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CacheEntry {
+    key: String,
+    variant: String,
+}
+
+/// The autotuner's state on one device: the setting, and the choices made or read in
+/// this process. Lives in the device's [`GpuContext`].
+#[derive(Debug, Default)]
+pub struct Tuner {
+    tuning: Tuning,
+    decided: HashMap<MatMulShape, ShapeChoice>,
+    /// The cache file's entries once read (an unreadable or corrupt file reads empty).
+    cache: Option<Vec<CacheEntry>>,
+    noted_unwritable: bool,
+    /// Seconds spent tuning in this process.
+    spent: f64,
+}
+
+impl Tuner {
+    /// Replaces the setting; choices made under the previous one are forgotten.
+    pub fn set(&mut self, tuning: Tuning) {
+        *self = Tuner {
+            tuning,
+            ..Default::default()
+        };
+    }
+
+    /// The setting.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// Every choice made or read in this process, in no particular order.
+    pub fn choices(&self) -> Vec<ShapeChoice> {
+        self.decided.values().cloned().collect()
+    }
+
+    fn note(&self, line: &str) {
+        if let Some(note) = self.tuning.note {
+            note(line);
+        }
+    }
+
+    /// The variant each of `shapes` runs as, tuning those not decided yet (and storing
+    /// them in the cache file, once for all of them).
+    pub fn choose(&mut self, ctx: &GpuContext, shapes: &[MatMulShape]) -> Result<Vec<usize>> {
+        if let Some(v) = self.tuning.force_variant {
+            return Ok(vec![v; shapes.len()]);
+        }
+        if self.tuning.mode == TuneMode::Off {
+            return Ok(vec![DEFAULT_MATMUL_VARIANT; shapes.len()]);
+        }
+        let mut stored = false;
+        let mut out = Vec::with_capacity(shapes.len());
+        for shape in shapes {
+            if let Some(c) = self.decided.get(shape) {
+                out.push(c.variant);
+                continue;
+            }
+            let key = cache_key(ctx, shape);
+            let cached = match self.tuning.mode {
+                TuneMode::Cached => self.cached(&key),
+                _ => None,
+            };
+            let choice = match cached {
+                Some(variant) => ShapeChoice {
+                    shape: *shape,
+                    variant,
+                    times: Vec::new(),
+                    seconds: 0.0,
+                },
+                None if self.over_budget() => {
+                    // The default for this run, undecided: a later run tunes it.
+                    out.push(DEFAULT_MATMUL_VARIANT);
+                    continue;
+                }
+                None => {
+                    let c = self.measure(ctx, shape)?;
+                    self.spent += c.seconds;
+                    self.remember(key, c.variant);
+                    stored = true;
+                    c
+                }
+            };
+            out.push(choice.variant);
+            self.decided.insert(*shape, choice);
+        }
+        if stored {
+            self.store();
+        }
+        Ok(out)
+    }
+
+    /// Whether `Cached` has spent its budget for this process.
+    fn over_budget(&self) -> bool {
+        self.tuning.mode == TuneMode::Cached
+            && self.tuning.budget_seconds.is_some_and(|b| self.spent >= b)
+    }
+
+    fn entries(&mut self) -> &mut Vec<CacheEntry> {
+        let path = self.tuning.cache_file.clone();
+        self.cache.get_or_insert_with(|| {
+            let read = path.and_then(|p| std::fs::read(p).ok());
+            read.and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+                .filter(|f| f.version == CACHE_VERSION)
+                .map(|f| f.entries)
+                .unwrap_or_default()
+        })
+    }
+
+    fn cached(&mut self, key: &str) -> Option<usize> {
+        let name = self
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.key == key)?
+            .variant
+            .clone();
+        // A variant that no longer exists (or is test-only) is a miss.
+        MATMUL_VARIANTS
+            .iter()
+            .position(|v| v.name == name && !v.test_only)
+    }
+
+    fn remember(&mut self, key: String, variant: usize) {
+        let entries = self.entries();
+        entries.retain(|e| e.key != key);
+        entries.push(CacheEntry {
+            key,
+            variant: MATMUL_VARIANTS[variant].name.to_string(),
+        });
+        let excess = entries.len().saturating_sub(CACHE_ENTRIES);
+        entries.drain(..excess);
+    }
+
+    /// Writes the cache file; a failure is one note per process, and work goes on.
+    fn store(&mut self) {
+        let (Some(path), Some(write)) = (self.tuning.cache_file.clone(), self.tuning.write) else {
+            return;
+        };
+        let file = CacheFile {
+            version: CACHE_VERSION,
+            entries: self.entries().clone(),
+        };
+        let written = serde_json::to_vec_pretty(&file)
+            .map_err(|e| Error::Internal(e.to_string()))
+            .and_then(|bytes| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                        path: dir.to_path_buf(),
+                        source: e,
+                    })?;
+                }
+                write(&path, &bytes)
+            });
+        if let Err(e) = written {
+            if !self.noted_unwritable {
+                self.noted_unwritable = true;
+                self.note(&format!(
+                    "note: the matmul tuning cache {} cannot be written ({e}): the next run tunes again",
+                    path.display()
+                ));
+            }
+        }
+    }
+
+    /// Runs every candidate variant on `shape` and picks the fastest that agrees with
+    /// the default.
+    fn measure(&self, ctx: &GpuContext, shape: &MatMulShape) -> Result<ShapeChoice> {
+        let start = Instant::now();
+        let candidates: Vec<usize> = (0..MATMUL_VARIANTS.len())
+            .filter(|&v| !MATMUL_VARIANTS[v].test_only || self.tuning.include_test_variants)
+            .collect();
+        ctx.prepare(candidates.iter().map(|&variant| PipeKey {
+            pipe: shape.pipe(),
+            variant,
+        }))?;
+        let bench = Scratch::new(ctx, shape)?;
+        let reference = bench.output(ctx, DEFAULT_MATMUL_VARIANT)?;
+        let mut times = Vec::new();
+        for &variant in &candidates {
+            let got = if variant == DEFAULT_MATMUL_VARIANT {
+                reference.clone()
+            } else {
+                bench.output(ctx, variant)?
+            };
+            let exact = got
+                .iter()
+                .zip(&reference)
+                .all(|(x, y)| x.to_bits() == y.to_bits());
+            let dropped = disagreement(&got, &reference);
+            let seconds = match &dropped {
+                None => {
+                    let best = times
+                        .iter()
+                        .filter_map(|t: &VariantTime| t.seconds)
+                        .reduce(f64::min);
+                    Some(bench.seconds(ctx, variant, best)?)
+                }
+                Some(why) => {
+                    self.note(&format!(
+                        "note: matmul variant {} dropped on {} at {}: {why}",
+                        MATMUL_VARIANTS[variant].name,
+                        ctx.info.name,
+                        shape.key()
+                    ));
+                    None
+                }
+            };
+            times.push(VariantTime {
+                variant,
+                seconds,
+                dropped,
+                exact,
+            });
+        }
+        let variant = times
+            .iter()
+            .filter_map(|t| t.seconds.map(|s| (s, t.variant)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(DEFAULT_MATMUL_VARIANT, |(_, v)| v);
+        Ok(ShapeChoice {
+            shape: *shape,
+            variant,
+            times,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Why `got` is not the default's output `want`, if it is not: a value off by more than
+/// a rounding's worth (the variants sum in the same order, so on most adapters the bits
+/// agree; this allows for a compiler that contracts differently), or not finite where
+/// the default's is.
+fn disagreement(got: &[f32], want: &[f32]) -> Option<String> {
+    let (i, (x, y)) = got.iter().zip(want).enumerate().find(|(_, (x, y))| {
+        let close = (*x - *y).abs() <= 1e-4 * (1.0 + y.abs());
+        !close // a NaN is never close
+    })?;
+    Some(format!("output {i} is {x}, the default variant's is {y}"))
+}
+
+/// The cache key of `shape` on `ctx`'s adapter: adapter, driver, riskgrad version, shape.
+fn cache_key(ctx: &GpuContext, shape: &MatMulShape) -> String {
+    format!(
+        "{} | {} {} | riskgrad {} | {}",
+        ctx.info.name,
+        ctx.info.driver,
+        ctx.info.driver_info,
+        env!("CARGO_PKG_VERSION"),
+        shape.key()
+    )
+}
+
+/// Scratch buffers of one shape, filled with random data, and a launch on them.
+struct Scratch {
+    shape: MatMulShape,
+    a: wgpu::Buffer,
+    b: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    out: wgpu::Buffer,
+    out_len: usize,
+}
+
+impl Scratch {
+    fn new(ctx: &GpuContext, shape: &MatMulShape) -> Result<Self> {
+        let bias_len = match shape.bias {
+            BIAS_NONE => 1,
+            BIAS_MATRIX => shape.m * shape.n,
+            _ => shape.n,
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (shape.m * 31 + shape.n * 17 + shape.k) as u64;
+        let mut random = |len: usize| -> Vec<f32> {
+            (0..len.max(1))
+                .map(|_| {
+                    // xorshift64*: fresh values in [-1, 1).
+                    seed ^= seed >> 12;
+                    seed ^= seed << 25;
+                    seed ^= seed >> 27;
+                    let r = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+                    r as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect()
+        };
+        let scope = ErrorScope::push(&ctx.device);
+        let upload = |label: &str, data: &[f32]| {
+            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (data.len() as u64 * 4).next_multiple_of(16),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            ctx.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+            buffer
+        };
+        let out_len = shape.m * shape.n;
+        let scratch = Scratch {
+            shape: *shape,
+            a: upload("tuning a", &random(shape.m * shape.k)),
+            b: upload("tuning b", &random(shape.k * shape.n)),
+            bias: upload("tuning bias", &random(bias_len)),
+            out: upload("tuning out", &vec![f32::NAN; out_len.max(1)]),
+            out_len,
+        };
+        scope.pop("making the tuning buffers")?;
+        Ok(scratch)
+    }
+
+    /// A bind group and grid for `variant`.
+    fn launch(&self, ctx: &GpuContext, variant: usize) -> Result<(wgpu::BindGroup, [u32; 3])> {
+        let (params, tiles) = matmul_params(&self.shape, variant, [0; 4])?;
+        let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tuning params"),
+            size: UNIFORM_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue
+            .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            }
+        }
+        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("tuning"),
+            layout: ctx.bind_group_layout(Layout::Read3Write1),
+            entries: &[
+                entry(0, &uniform),
+                entry(1, &self.a),
+                entry(2, &self.b),
+                entry(3, &self.bias),
+                entry(4, &self.out),
+            ],
+        });
+        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let x = tiles.clamp(1, max);
+        Ok((group, [x as u32, tiles.div_ceil(x).max(1) as u32, 1]))
+    }
+
+    /// Runs `variant` `times` times in one submission and waits for it.
+    fn run(&self, ctx: &GpuContext, variant: usize, times: usize) -> Result<()> {
+        let (group, grid) = self.launch(ctx, variant)?;
+        let pipeline = ctx.pipeline(PipeKey {
+            pipe: self.shape.pipe(),
+            variant,
+        })?;
+        let scope = ErrorScope::push(&ctx.device);
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("tuning"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("tuning"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            for _ in 0..times {
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            }
+        }
+        ctx.queue.submit([encoder.finish()]);
+        scope.pop("running a matmul variant")?;
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        ctx.take_error()
+    }
+
+    /// `variant`'s output, after poisoning the output buffer.
+    fn output(&self, ctx: &GpuContext, variant: usize) -> Result<Vec<f32>> {
+        ctx.queue.write_buffer(
+            &self.out,
+            0,
+            bytemuck::cast_slice(&vec![f32::NAN; self.out_len.max(1)]),
+        );
+        self.run(ctx, variant, 1)?;
+        read_back(ctx, &self.out, self.out_len)
+    }
+
+    /// Median seconds of one launch of `variant` (its output run was the warm-up, and
+    /// built the pipeline where the driver compiles at first dispatch). One run alone
+    /// decides when it is already over [`CLEARLY_SLOWER`] times the `best` so far: on a
+    /// software adapter a launch of a large shape takes tenths of a second.
+    fn seconds(&self, ctx: &GpuContext, variant: usize, best: Option<f64>) -> Result<f64> {
+        let first = Instant::now();
+        self.run(ctx, variant, 1)?;
+        let once = first.elapsed().as_secs_f64();
+        if best.is_some_and(|b| once > CLEARLY_SLOWER * b) {
+            return Ok(once);
+        }
+        let launches =
+            ((RUN_SECONDS / once.max(1e-6)).ceil() as usize).clamp(1, MAX_LAUNCHES_PER_RUN);
+        let runs = match once > LONG_LAUNCH_SECONDS {
+            true => TIMED_RUNS_LONG,
+            false => TIMED_RUNS,
+        };
+        let mut times = vec![once];
+        for _ in 1..runs {
+            let t = Instant::now();
+            self.run(ctx, variant, launches)?;
+            times.push(t.elapsed().as_secs_f64() / launches as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+}
+
+/// Copies `len` words of `buffer` to the host.
+fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let bytes = len as u64 * 4;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("tuning readback"),
+        size: bytes.next_multiple_of(16),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("tuning readback"),
+        });
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+    let view = staging
+        .get_mapped_range(0..bytes)
+        .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+    let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+    drop(view);
+    staging.unmap();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_as_the_flag_spells_them() {
+        for m in [TuneMode::Off, TuneMode::Cached, TuneMode::Full] {
+            assert_eq!(TuneMode::parse(m.name()), Some(m));
+        }
+        assert_eq!(TuneMode::parse("fast"), None);
+    }
+
+    #[test]
+    fn a_disagreeing_output_is_named_and_an_equal_one_is_not() {
+        assert_eq!(disagreement(&[1.0, 2.0], &[1.0, 2.0]), None);
+        assert!(disagreement(&[1.0, 3.0], &[1.0, 2.0])
+            .unwrap()
+            .contains("output 1"));
+        assert!(disagreement(&[f32::NAN], &[1.0]).is_some());
+    }
+}

@@ -1,0 +1,337 @@
+//! The matmul variants and their autotuner (src/engine/gpu/tune.rs): every variant
+//! against the CPU kernel (and bit for bit against the default variant) at awkward
+//! sizes, outputs poisoned first; a deliberately wrong variant dropped and never chosen;
+//! the choice cache read, rewritten when corrupt, and survived when unwritable; and the
+//! same training bytes with tuning off and with every shape re-tuned.
+//!
+//! These tests open a device of their own (they change its tuning setting, which the
+//! shared one of `common::context` must not see), one test at a time (`take_turn`).
+
+use crate::common;
+use common::{assert_matches_cpu, rng_for, take_turn, values, TempFile};
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::shaders::{DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS};
+use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::engine::graph::{Act, Graph};
+use riskgrad::engine::plan::{compile, Plan, PlanRequest};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// This file's own device; `None` when GPU tests are skipped.
+fn device() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+            return None;
+        }
+        let ctx = choose_adapter(&DeviceChoice::Gpu)
+            .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
+            .expect("an adapter");
+        Some(Arc::new(ctx))
+    })
+    .clone()
+}
+
+macro_rules! device_or_skip {
+    () => {{
+        let turn = take_turn();
+        match device() {
+            Some(ctx) => (ctx, turn),
+            None => {
+                eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
+                return;
+            }
+        }
+    }};
+}
+
+/// A matmul plan with random inputs: `out = act(op(a) op(b) + bias)`.
+struct Case {
+    plan: Plan,
+    out: riskgrad::engine::graph::NodeId,
+    inputs: Vec<(String, Vec<f32>)>,
+    what: String,
+}
+
+/// `bias`: 0 none, 1 a row, 2 a matrix.
+fn case(
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    bias: u8,
+    act: Act,
+    seed: &str,
+) -> Case {
+    let mut rng = rng_for(seed);
+    let mut g = Graph::new();
+    let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
+    let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
+    let bias_shape = match bias {
+        0 => None,
+        1 => Some(vec![n]),
+        _ => Some(vec![m, n]),
+    };
+    let bias_node = bias_shape.as_ref().map(|s| g.input("bias", s).unwrap());
+    let out = g.matmul_ex(a, b, bias_node, ta, tb, act).unwrap();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![out],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let inputs = plan
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), values(&mut rng, i.len)))
+        .collect();
+    Case {
+        plan,
+        out,
+        inputs,
+        what: format!("m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}"),
+    }
+}
+
+/// Runs `c` on a fresh poisoned executor of `ctx` (under its current tuning).
+fn run_gpu(ctx: &Arc<GpuContext>, c: &Case) -> Vec<f32> {
+    let mut gpu = GpuExecutor::new(ctx.clone());
+    gpu.set_poison(true);
+    let h = gpu.load(c.plan.clone()).unwrap();
+    for (name, data) in &c.inputs {
+        gpu.write(name, data).unwrap();
+    }
+    gpu.run_from(h, 0, 1).unwrap();
+    gpu.read_node(h, c.out).unwrap()
+}
+
+fn run_cpu(c: &Case) -> Vec<f32> {
+    let mut cpu = CpuExecutor::new();
+    let h = cpu.load(c.plan.clone()).unwrap();
+    for (name, data) in &c.inputs {
+        cpu.write(name, data).unwrap();
+    }
+    cpu.run_from(h, 0, 1).unwrap();
+    cpu.read_node(h, c.out).unwrap()
+}
+
+fn forced(variant: usize) -> Tuning {
+    Tuning {
+        force_variant: Some(variant),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
+    let (ctx, _turn) = device_or_skip!();
+    // m, n, k not multiples of any tile; a single row and column; k past one BK step.
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 65),
+        (33, 7, 17),
+        (65, 37, 7),
+        (70, 1, 33),
+        (1, 70, 58),
+    ];
+    let acts = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
+    let mut i = 0;
+    for &(m, n, k) in &shapes {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let c = case((m, n, k), (ta, tb), (i % 3) as u8, acts[i % 4], "variants");
+            i += 1;
+            let cpu = run_cpu(&c);
+            ctx.set_tuning(forced(DEFAULT_MATMUL_VARIANT));
+            let default = run_gpu(&ctx, &c);
+            assert_matches_cpu(&format!("default variant {}", c.what), &default, &cpu);
+            for (v, variant) in MATMUL_VARIANTS.iter().enumerate() {
+                if variant.test_only || v == DEFAULT_MATMUL_VARIANT {
+                    continue;
+                }
+                ctx.set_tuning(forced(v));
+                let got = run_gpu(&ctx, &c);
+                let what = format!("variant {} {}", variant.name, c.what);
+                assert_matches_cpu(&what, &got, &cpu);
+                // Each sums over k in the default's order: the same bits.
+                let differ = got
+                    .iter()
+                    .zip(&default)
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(differ, None, "{what}: not the default variant's bits");
+            }
+        }
+    }
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn the_tuner_drops_a_wrong_variant_and_never_chooses_it() {
+    let (ctx, _turn) = device_or_skip!();
+    static NOTES: AtomicUsize = AtomicUsize::new(0);
+    fn note(line: &str) {
+        assert!(line.contains("broken-for-tests"), "{line}");
+        NOTES.fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.set_tuning(Tuning {
+        mode: TuneMode::Full,
+        note: Some(note),
+        include_test_variants: true,
+        ..Default::default()
+    });
+    let broken = MATMUL_VARIANTS.iter().position(|v| v.test_only).unwrap();
+    let cases = [
+        case((37, 70, 19), (false, true), 1, Act::Relu, "tuner a"),
+        case((5, 9, 66), (true, false), 0, Act::Identity, "tuner b"),
+    ];
+    for c in &cases {
+        let got = run_gpu(&ctx, c);
+        assert_matches_cpu(&format!("tuned {}", c.what), &got, &run_cpu(c));
+    }
+    let choices = ctx.tune_choices();
+    assert_eq!(choices.len(), cases.len());
+    for c in &choices {
+        assert_ne!(c.variant, broken, "{}", c.shape.key());
+        let t = c.times.iter().find(|t| t.variant == broken).unwrap();
+        assert!(t.dropped.is_some() && t.seconds.is_none(), "{t:?}");
+        // Every other variant agreed and was timed.
+        assert_eq!(
+            c.times.iter().filter(|t| t.seconds.is_some()).count(),
+            MATMUL_VARIANTS.len() - 1
+        );
+    }
+    assert_eq!(NOTES.load(Ordering::Relaxed), cases.len());
+    ctx.set_tuning(Tuning::default());
+}
+
+fn write(path: &std::path::Path, bytes: &[u8]) -> riskgrad::Result<()> {
+    riskgrad::files::write_atomically(path, bytes)
+}
+
+fn cached(path: &std::path::Path, note: Option<fn(&str)>) -> Tuning {
+    Tuning::new(
+        TuneMode::Cached,
+        Some(path.to_path_buf()),
+        Some(write),
+        note,
+    )
+}
+
+#[test]
+fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    std::fs::remove_file(&file.0).unwrap();
+    let c = case((19, 23, 41), (false, false), 1, Act::Tanh, "cache");
+    let cpu = run_cpu(&c);
+
+    // With its budget spent (none at all), `cached` tunes nothing and stores nothing:
+    // the shape runs the default variant.
+    ctx.set_tuning(Tuning {
+        budget_seconds: Some(0.0),
+        ..cached(&file.0, None)
+    });
+    assert_matches_cpu("over budget", &run_gpu(&ctx, &c), &cpu);
+    assert!(ctx.tune_choices().is_empty());
+    assert!(!file.0.exists());
+
+    ctx.set_tuning(cached(&file.0, None));
+    assert_matches_cpu("first run", &run_gpu(&ctx, &c), &cpu);
+    let first = ctx.tune_choices();
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].times.is_empty(), "the first run measures");
+    let text = std::fs::read_to_string(&file.0).unwrap();
+    assert!(text.contains(&first[0].shape.key()), "{text}");
+    assert!(text.contains(&ctx.info.name), "keyed by adapter: {text}");
+
+    // A second run (a fresh setting forgets the process's choices) reads the file.
+    ctx.set_tuning(cached(&file.0, None));
+    assert_matches_cpu("second run", &run_gpu(&ctx, &c), &cpu);
+    let second = ctx.tune_choices();
+    assert!(
+        second[0].times.is_empty(),
+        "read from the cache, not measured"
+    );
+    assert_eq!(second[0].variant, first[0].variant);
+
+    // `full` ignores the cache.
+    ctx.set_tuning(Tuning::new(
+        TuneMode::Full,
+        Some(file.0.clone()),
+        Some(write),
+        None,
+    ));
+    run_gpu(&ctx, &c);
+    assert!(!ctx.tune_choices()[0].times.is_empty(), "full re-measures");
+
+    // A corrupt file is no hit: measured again, and the file rewritten whole.
+    std::fs::write(&file.0, b"{ not json").unwrap();
+    ctx.set_tuning(cached(&file.0, None));
+    assert_matches_cpu("after corruption", &run_gpu(&ctx, &c), &cpu);
+    assert!(!ctx.tune_choices()[0].times.is_empty());
+    let text = std::fs::read_to_string(&file.0).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "{text}"
+    );
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn an_unwritable_cache_is_one_note_and_work_goes_on() {
+    let (ctx, _turn) = device_or_skip!();
+    static NOTES: AtomicUsize = AtomicUsize::new(0);
+    fn note(line: &str) {
+        assert!(line.contains("cannot be written"), "{line}");
+        NOTES.fetch_add(1, Ordering::Relaxed);
+    }
+    // A directory under a plain file cannot be made.
+    let blocker = TempFile::new("not-a-dir", b"x");
+    let path = blocker.0.join("gpu-tune.json");
+    ctx.set_tuning(cached(&path, Some(note)));
+    for (i, seed) in ["unwritable a", "unwritable b"].iter().enumerate() {
+        let c = case((9 + i, 13, 29), (false, true), 2, Act::Sigmoid, seed);
+        assert_matches_cpu(&c.what, &run_gpu(&ctx, &c), &run_cpu(&c));
+    }
+    assert_eq!(ctx.tune_choices().len(), 2);
+    assert_eq!(NOTES.load(Ordering::Relaxed), 1, "one note per process");
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn training_gives_the_same_bytes_with_tuning_off_and_full() {
+    let (ctx, _turn) = device_or_skip!();
+    let train = |tuning: Tuning| {
+        ctx.set_tuning(tuning);
+        let mut exec = GpuExecutor::new(ctx.clone());
+        common::train_default_mlp(&mut exec, 1, 7);
+        exec.read_params().unwrap()
+    };
+    let off = train(Tuning::default());
+    let full = train(Tuning {
+        mode: TuneMode::Full,
+        ..Default::default()
+    });
+    assert!(!ctx.tune_choices().is_empty(), "the default MLP was tuned");
+    let differ = off
+        .iter()
+        .zip(&full)
+        .position(|(x, y)| x.to_bits() != y.to_bits());
+    assert_eq!(
+        differ, None,
+        "trained parameters differ between --tune off and full"
+    );
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn a_bad_tune_mode_names_the_flag_and_its_values() {
+    let out = common::riskgrad(&["train", "--tune", "fast"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("--tune") && err.contains("off, cached or full"),
+        "{err}"
+    );
+}
