@@ -346,9 +346,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             peaks,
             output,
         } => {
-            if sizes.contains(&0) {
-                return Err(Error::flag("--sizes", "sizes must be positive"));
-            }
+            check_sizes(sizes)?;
             let t = timing.timing()?;
             suites::each_device(devices, &peaks.source()?, |exec, device| {
                 suites::matmul_suite(exec, device, sizes, &t, &mut cases)
@@ -415,6 +413,24 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
 }
 
 /// `bench tune`: see `BenchKind::Tune`.
+/// Largest square matmul size a suite takes: three 8192² f32 matrices are 0.8 GB, and
+/// checking the output against the f64 reference is 5.5·10^11 multiply-adds.
+const MAX_SIZE: usize = 8192;
+
+/// `--sizes` of the matmul suites: at least one, each from 1 to [`MAX_SIZE`].
+fn check_sizes(sizes: &[usize]) -> Result<()> {
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(Error::flag("--sizes", "sizes must be positive"));
+    }
+    match sizes.iter().find(|&&n| n > MAX_SIZE) {
+        Some(n) => Err(Error::flag(
+            "--sizes",
+            format!("{n} is over {MAX_SIZE}, the largest square matmul the suite runs"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     use riskgrad::engine::exec::Executor;
     use riskgrad::engine::gpu::shaders::MATMUL_VARIANTS;
@@ -422,9 +438,7 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
     use riskgrad::engine::graph::{Act, Graph};
     use riskgrad::engine::plan::{compile, PlanRequest};
-    if sizes.contains(&0) {
-        return Err(Error::flag("--sizes", "sizes must be positive"));
-    }
+    check_sizes(sizes)?;
     let ctx = choose_adapter(choice)?
         .ok_or_else(|| Error::flag("--device", "bench tune needs a GPU adapter"))?;
     fn note(line: &str) {
@@ -527,9 +541,7 @@ fn all(
     epochs: usize,
     t: &Timing,
 ) -> Result<()> {
-    if sizes.is_empty() || sizes.contains(&0) {
-        return Err(Error::flag("--sizes", "sizes must be positive"));
-    }
+    check_sizes(sizes)?;
     if epochs == 0 {
         return Err(Error::flag("--epochs", "must be at least 1"));
     }

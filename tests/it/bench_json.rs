@@ -325,6 +325,15 @@ fn peak_flags_are_checked() {
     let o = riskgrad(&["bench", "peak", "--devices", "cpu", "--buffer-mib", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--buffer-mib"), "{}", stderr(&o));
+    // A size whose matrices no machine holds is refused by name, not an allocation
+    // failure after the peak measurement; so is a size of 0, in every matmul suite.
+    for suite in [&["matmul", "--devices", "cpu"][..], &["tune"]] {
+        for size in ["1000000", "0"] {
+            let o = riskgrad(&[&["bench"], suite, &["--sizes", size]].concat());
+            assert_eq!(o.status.code(), Some(2), "{suite:?} {size}: {}", stderr(&o));
+            assert!(stderr(&o).contains("--sizes"), "{}", stderr(&o));
+        }
+    }
 }
 
 #[test]
