@@ -393,6 +393,48 @@ impl GpuContext {
         })
     }
 
+    /// Copies `len` words at `offset` of `buffer` to the host (the executor's reads and
+    /// the autotuner's output checks).
+    pub fn read_words(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let scope = ErrorScope::push(&self.device);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.next_multiple_of(16),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        scope.pop("reading back")?;
+        self.take_error()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let view = staging
+            .get_mapped_range(0..bytes)
+            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
     /// An error the device reported outside any error scope (a lost device, say), once.
     pub fn take_error(&self) -> Result<()> {
         match self

@@ -309,48 +309,6 @@ impl GpuExecutor {
         self.ctx.take_error()
     }
 
-    /// Copies `len` words at `offset` of `buffer` to the host.
-    fn read_words(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = len as u64 * 4;
-        let staging = self.create_buffer(
-            "readback",
-            len,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        )?;
-        let scope = ErrorScope::push(&self.ctx.device);
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
-        encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
-        self.ctx.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
-        });
-        scope.pop("reading back")?;
-        self.ctx.take_error()?;
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("the readback was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-        let view = staging
-            .get_mapped_range(0..bytes)
-            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(out)
-    }
-
     fn named_index(&self, name: &str) -> Result<usize> {
         self.named
             .iter()
@@ -534,7 +492,7 @@ impl Executor for GpuExecutor {
 
     fn read(&mut self, name: &str) -> Result<Vec<f32>> {
         let n = &self.named[self.named_index(name)?];
-        self.read_words(&n.buffer, 0, n.len)
+        self.ctx.read_words(&n.buffer, 0, n.len)
     }
 
     fn write_params(&mut self, params: &[f32]) -> Result<()> {
@@ -547,14 +505,14 @@ impl Executor for GpuExecutor {
 
     fn read_params(&mut self) -> Result<Vec<f32>> {
         match &self.params {
-            Some(b) => self.read_words(b, 0, self.param_len),
+            Some(b) => self.ctx.read_words(b, 0, self.param_len),
             None => Ok(Vec::new()),
         }
     }
 
     fn read_opt_state(&mut self) -> Result<Vec<f32>> {
         match &self.opt {
-            Some(b) => self.read_words(b, 0, self.opt_len),
+            Some(b) => self.ctx.read_words(b, 0, self.opt_len),
             None => Ok(Vec::new()),
         }
     }
@@ -573,7 +531,8 @@ impl Executor for GpuExecutor {
             .get(plan)
             .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
-        self.read_words(self.buffer(lp, t.storage), t.offset, t.len)
+        self.ctx
+            .read_words(self.buffer(lp, t.storage), t.offset, t.len)
     }
 
     fn largest_input_bytes(&self) -> Option<u64> {
@@ -699,7 +658,7 @@ impl Executor for GpuExecutor {
         self.ctx.queue.submit([encoder.finish()]);
         scope.pop("timing each launch")?;
         self.ctx.take_error()?;
-        let words = self.read_words(&resolved, 0, 4 * n)?;
+        let words = self.ctx.read_words(&resolved, 0, 4 * n)?;
         // Each timestamp is a u64 in two little-endian words.
         let tick =
             |q: usize| words[2 * q].to_bits() as u64 | (words[2 * q + 1].to_bits() as u64) << 32;

@@ -621,7 +621,7 @@ impl Scratch {
             bytemuck::cast_slice(&vec![f32::NAN; self.out_len.max(1)]),
         );
         self.run(ctx, variant, 1)?;
-        read_back(ctx, &self.out, self.out_len)
+        ctx.read_words(&self.out, 0, self.out_len)
     }
 
     /// Median seconds of one launch of `variant` (its output run was the warm-up, and
@@ -650,44 +650,6 @@ impl Scratch {
         times.sort_by(f64::total_cmp);
         Ok(times[times.len() / 2])
     }
-}
-
-/// Copies `len` words of `buffer` to the host.
-fn read_back(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let bytes = len as u64 * 4;
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("tuning readback"),
-        size: bytes.next_multiple_of(16),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = ctx
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("tuning readback"),
-        });
-    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-    ctx.queue.submit([encoder.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("the readback was dropped".into()))?
-        .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-    let view = staging
-        .get_mapped_range(0..bytes)
-        .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-    let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-    drop(view);
-    staging.unmap();
-    Ok(out)
 }
 
 #[cfg(test)]
