@@ -72,14 +72,14 @@ pub fn select_executor_tuned(
         });
     }
     match (choose_adapter(choice)?, when_no_gpu) {
-        (Some(ctx), _) => Ok(Selected {
-            software_adapter: {
-                ctx.set_tuning(tuning);
-                ctx.info.is_software.then(|| ctx.info.name.clone())
-            },
-            executor: Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))),
-            fell_back_to_cpu: false,
-        }),
+        (Some(ctx), _) => {
+            ctx.set_tuning(tuning);
+            Ok(Selected {
+                software_adapter: ctx.info.is_software.then(|| ctx.info.name.clone()),
+                executor: Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))),
+                fell_back_to_cpu: false,
+            })
+        }
         (None, WhenNoGpu::UseCpu) => Ok(Selected {
             executor: Box::new(CpuExecutor::new()),
             fell_back_to_cpu: true,

@@ -688,19 +688,24 @@ struct Limits {
     max_groups: u32,
 }
 
+/// A grid of `groups` workgroups, wrapped into y past `max_groups` a dimension.
+pub(super) fn grid(groups: usize, max_groups: u32) -> Result<[u32; 3]> {
+    let max = max_groups as usize;
+    let groups = groups.max(1);
+    let x = groups.min(max);
+    let y = groups.div_ceil(x);
+    if y > max {
+        return Err(Error::Gpu(format!(
+            "a launch of {groups} workgroups is over the device's {max}×{max} grid"
+        )));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
 impl Limits {
-    /// A grid of `groups` workgroups, wrapped into y past the per-dimension limit.
+    /// A grid of `groups` workgroups on this device.
     fn grid(&self, groups: usize) -> Result<[u32; 3]> {
-        let max = self.max_groups as usize;
-        let groups = groups.max(1);
-        let x = groups.min(max);
-        let y = groups.div_ceil(x);
-        if y > max {
-            return Err(Error::Gpu(format!(
-                "a launch of {groups} workgroups is over the device's {max}×{max} grid"
-            )));
-        }
-        Ok([x as u32, y as u32, 1])
+        grid(groups, self.max_groups)
     }
 
     fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
@@ -770,7 +775,8 @@ impl Limits {
     }
 }
 
-fn u32c(v: usize) -> Result<u32> {
+/// `v` as a kernel's 32-bit index or size, or an error when it does not fit.
+pub(super) fn u32c(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
 }
 

@@ -408,6 +408,7 @@ impl Pipe {
             (true, true) => Pipe::MatMulTT,
         }
     }
+
     /// Whether it is one of the four matmul pipelines (which come in variants).
     pub fn is_matmul(self) -> bool {
         matches!(

@@ -25,6 +25,7 @@ use super::shaders::{
     Layout, Pipe, PipeKey, DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS, UNIFORM_BYTES,
 };
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -177,10 +178,7 @@ pub(crate) fn matmul_params(
     variant: usize,
     offsets: [u32; 4],
 ) -> Result<(MatMulParams, usize)> {
-    let u = |v: usize| {
-        u32::try_from(v)
-            .map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
-    };
+    let u = super::executor::u32c;
     let tile = MATMUL_VARIANTS[variant].tile as usize;
     let tiles_n = shape.n.div_ceil(tile);
     let tiles = shape.m.div_ceil(tile) * tiles_n;
@@ -508,17 +506,10 @@ impl Scratch {
             BIAS_MATRIX => shape.m * shape.n,
             _ => shape.n,
         };
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (shape.m * 31 + shape.n * 17 + shape.k) as u64;
+        let mut rng = Rng::new((shape.m * 31 + shape.n * 17 + shape.k) as u64);
         let mut random = |len: usize| -> Vec<f32> {
             (0..len.max(1))
-                .map(|_| {
-                    // xorshift64*: fresh values in [-1, 1).
-                    seed ^= seed >> 12;
-                    seed ^= seed << 25;
-                    seed ^= seed >> 27;
-                    let r = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-                    r as f32 / (1u64 << 23) as f32 - 1.0
-                })
+                .map(|_| rng.range(-1.0, 1.0) as f32)
                 .collect()
         };
         let scope = ErrorScope::push(&ctx.device);
@@ -576,9 +567,8 @@ impl Scratch {
                 entry(4, &self.out),
             ],
         });
-        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        let x = tiles.clamp(1, max);
-        Ok((group, [x as u32, tiles.div_ceil(x).max(1) as u32, 1]))
+        let grid = super::executor::grid(tiles, ctx.limits.max_compute_workgroups_per_dimension)?;
+        Ok((group, grid))
     }
 
     /// Runs `variant` `times` times in one submission and waits for it.
