@@ -451,18 +451,7 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     // The default MLP's plans (loading them tunes their shapes).
     let data = riskgrad::data::prepare_bundled(&riskgrad::data::PrepareOptions::bundled())?;
     let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
-    let config = riskgrad::train::TrainConfig {
-        epochs: 1,
-        batch: 256,
-        optimizer: riskgrad::engine::graph::Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        seed: 0,
-        pos_weight: 1.0,
-    };
+    let config = suites::train_config(1);
     let started = Instant::now();
     riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)?;
     let mlp_seconds = started.elapsed().as_secs_f64();

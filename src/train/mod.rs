@@ -249,11 +249,15 @@ impl Streamed<'_> {
     }
 }
 
+/// Bytes of one row of `features` f32 values.
+fn row_bytes(features: usize) -> u64 {
+    (features.max(1) * 4) as u64
+}
+
 /// How many rows of `features` f32 values fit `exec`'s largest input (`None`: no limit).
 fn rows_that_fit(exec: &dyn Executor, features: usize) -> Option<usize> {
-    let row_bytes = (features.max(1) * 4) as u64;
     exec.largest_input_bytes()
-        .map(|limit| usize::try_from(limit / row_bytes).unwrap_or(usize::MAX))
+        .map(|limit| usize::try_from(limit / row_bytes(features)).unwrap_or(usize::MAX))
 }
 
 /// Rows of a table to hold on `exec` at a time: `None` when the whole table fits its
@@ -276,7 +280,7 @@ fn rows_held(
             format!(
                 "one step's {step_rows} rows of {features} features ({} bytes) are more \
                  than the device holds in one buffer ({limit} bytes); use fewer rows per step",
-                step_rows as u64 * (features.max(1) * 4) as u64
+                step_rows as u64 * row_bytes(features)
             ),
         ));
     }

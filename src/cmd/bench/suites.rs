@@ -940,6 +940,22 @@ pub fn print_train(b: &TrainBench, exec: &dyn Executor) {
 
 /// Rows per training step in `bench train` (the peers' batch).
 pub const TRAIN_BATCH: usize = 256;
+
+/// How the benchmarks train: batches of [`TRAIN_BATCH`], Adam at 1e-3, seed 0.
+pub fn train_config(epochs: usize) -> riskgrad::train::TrainConfig {
+    riskgrad::train::TrainConfig {
+        epochs,
+        batch: TRAIN_BATCH,
+        optimizer: riskgrad::engine::graph::Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed: 0,
+        pos_weight: 1.0,
+    }
+}
 /// Training steps timed launch by launch for the breakdown.
 const TIMED_STEPS: usize = 10;
 
@@ -957,9 +973,8 @@ pub fn train_model(
 ) -> Result<TrainBench> {
     use riskgrad::data::sequence::{self, SequenceLayout};
     use riskgrad::data::{prepare_bundled, PrepareOptions};
-    use riskgrad::engine::graph::Optimizer;
     use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
-    use riskgrad::train::{TrainConfig, Trainer};
+    use riskgrad::train::Trainer;
     let mut opts = PrepareOptions::bundled();
     if peer_features {
         opts.categorical.clear();
@@ -992,12 +1007,6 @@ pub fn train_model(
     };
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
-    let optimizer = Optimizer::Adam {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
     let device = exec.device_name();
     // Only the CPU executor's memory is the host's.
     let clock = if exec.reads_are_free() {
@@ -1005,19 +1014,7 @@ pub fn train_model(
     } else {
         "device timestamps"
     };
-    let mut trainer = Trainer::new(
-        exec,
-        &model,
-        train,
-        val,
-        TrainConfig {
-            epochs,
-            batch: TRAIN_BATCH,
-            optimizer,
-            seed: 0,
-            pos_weight: 1.0,
-        },
-    )?;
+    let mut trainer = Trainer::new(exec, &model, train, val, train_config(epochs))?;
     let plans_loaded_seconds = since.elapsed().as_secs_f64();
     trainer.step_once()?;
     let first_step_seconds = since.elapsed().as_secs_f64();
