@@ -103,8 +103,8 @@ impl AtomicWriter {
 ///   changed; after it every new file is there at once.
 /// - [`FileSet::new`], files beside others (and the fallback where the swap cannot be
 ///   done: another OS, a file system without the exchange, a directory that is a mount
-///   point): each file is synced under a temporary name and the renames, which need no
-///   space, come in a burst at the end, in the order added. Put the file that makes the
+///   point or holds the working directory): each file is synced under a temporary name
+///   and the renames, which need no space, come in a burst at the end, in the order added. Put the file that makes the
 ///   set count (a model's config.json) last: a crash within the burst is caught there.
 ///
 /// A full disk or an error while writing any file leaves every old file as it was;
@@ -144,8 +144,9 @@ impl FileSet {
 
     /// An empty set that replaces the whole directory `dir` (created if new; a symbolic
     /// link is followed, and the directory it names is replaced): see the type's docs.
-    /// Where a sibling cannot be written (no write permission beside `dir`) or `dir` is a
-    /// mount point, the set falls back to the burst of [`FileSet::new`].
+    /// Where a sibling cannot be written (no write permission beside `dir`), or `dir` is a
+    /// mount point or holds the working directory, the set falls back to the burst of
+    /// [`FileSet::new`].
     pub fn replacing(dir: &Path) -> Result<Self> {
         let real = real_dir(dir)?;
         if let Ok(meta) = std::fs::metadata(&real) {
@@ -155,7 +156,9 @@ impl FileSet {
                     std::io::Error::other("not a directory; a model is written as one"),
                 ));
             }
-            if is_mount_point(&real, &meta) {
+            // A mount point cannot be renamed; a directory that holds the process's working
+            // directory (`--out .`) would leave the user's shell in the removed old tree.
+            if is_mount_point(&real, &meta) || holds_working_dir(&real) {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 return Ok(Self::new());
             }
@@ -289,6 +292,13 @@ impl Staging {
         }
         sync_dir(&self.real)
     }
+}
+
+/// Whether the process's working directory is `real` or inside it.
+fn holds_working_dir(real: &Path) -> bool {
+    std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .is_ok_and(|cwd| cwd.starts_with(real))
 }
 
 /// The directory `dir` names, with every symbolic link resolved. A directory that does

@@ -1,9 +1,13 @@
 //! Where a command may write its `--out` file: a new file, or an existing regular file
 //! that is none of the command's inputs. Checked before any work is done, so a mistyped
 //! path can never destroy the data being scored, the model scoring it, a device file or
-//! whatever a symbolic link points at.
+//! whatever a symbolic link points at. And where `train` may write its model directory:
+//! a new or empty one, or an earlier model's.
 
+use super::cross_validate::FOLDS_FILE;
+use riskgrad::checkpoint::CHECKPOINT_FILE;
 use riskgrad::files::{lock_path, real_dir, AtomicWriter, DirLock, FileSet, OLD_LOCK_FILE};
+use riskgrad::model_io::WEIGHTS_FILE;
 use riskgrad::{Error, Result};
 use std::path::Path;
 
@@ -121,6 +125,7 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 /// Creates the model directory `out` if needed and takes its lock for this run, so that
 /// two trainings into one directory do not interleave their files.
 pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
+    check_model_dir_target(out)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     match DirLock::try_acquire(out)? {
         Some(lock) => Ok(lock),
@@ -133,6 +138,46 @@ pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
             ),
         )),
     }
+}
+
+/// Files only riskgrad writes into a model directory: one of them marks a directory as a
+/// model's, a cross-validation's or a killed run's (its checkpoint).
+const MODEL_DIR_MARKERS: [&str; 3] = [WEIGHTS_FILE, CHECKPOINT_FILE, FOLDS_FILE];
+
+/// Refuses a model directory `out` that exists, holds files and is no riskgrad output (a
+/// home directory, the data's directory, a project with `.git`, `--out .`): a model
+/// directory is replaced whole, its other files carried over by a rebuild of the whole
+/// tree, which is no way to treat a directory that is not a model's. A new directory, an
+/// empty one and an earlier model's pass.
+pub fn check_model_dir_target(out: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        // New, or not a directory or unreadable: the writing says which, with the path.
+        return Ok(());
+    };
+    if MODEL_DIR_MARKERS.iter().any(|m| out.join(m).exists()) {
+        return Ok(());
+    }
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != OLD_LOCK_FILE)
+        .take(4)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = match names.len() {
+        4 => format!("{}, ...", names[..3].join(", ")),
+        _ => names.join(", "),
+    };
+    Err(Error::flag(
+        "--out",
+        format!(
+            "{} already holds files that are not a riskgrad model ({shown}); a model directory is replaced whole, so name a new or empty directory, or an earlier model's",
+            out.display()
+        ),
+    ))
 }
 
 /// Saves a copy of the model directory `from` as `to` the way a training writes one:

@@ -534,6 +534,7 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
                 ),
             ));
         }
+        super::output::check_model_dir_target(out)?;
     }
     riskgrad::nn::check_dropout(args.dropout)?;
     if !args.monotone.is_empty() && matches!(args.model, ModelKind::Logistic) {

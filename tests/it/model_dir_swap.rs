@@ -256,3 +256,60 @@ fn a_save_that_fails_or_is_killed_leaves_the_previous_model_byte_for_byte() {
     );
     assert!(!model.join(".riskgrad.lock").exists());
 }
+
+/// `--out` naming a directory that holds other files and no riskgrad output (the data's
+/// directory, a project with `.git`, `--out .`) is refused before anything is read or
+/// written, naming the flag and some of the files; the directory is left as it was. A
+/// model directory that is the working directory (`cd model && riskgrad train --out .`)
+/// is written in place, not swapped, so the user's shell is not left in a removed tree.
+#[cfg(unix)]
+#[test]
+fn a_directory_that_is_not_a_model_is_refused_and_the_working_directory_kept() {
+    let root = temp_dir("not-a-model");
+    let project = root.join("project");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    std::fs::write(project.join(".git").join("HEAD"), "ref: refs/heads/main").unwrap();
+    let data = project.join("data.csv");
+    std::fs::copy(fixture("credit_mixed.csv"), &data).unwrap();
+    let before = tree(&project);
+    let old_inode = inode(&project);
+    for out in [project.clone(), project.join(".")] {
+        let refused = train_small(&data, &out, &["--epochs", "1"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        let message = stderr(&refused);
+        for part in ["--out", "not a riskgrad model", ".git", "data.csv"] {
+            assert!(message.contains(part), "{part:?} missing from {message}");
+        }
+        assert_eq!(
+            tree(&project),
+            before,
+            "a refused run changed the directory"
+        );
+        assert_eq!(inode(&project), old_inode);
+        assert!(staging_leftovers(&project).is_empty());
+    }
+
+    // An empty directory is a fine model directory; run again from inside it.
+    let model = root.join("model");
+    std::fs::create_dir(&model).unwrap();
+    let first = train_small(&data, &model, &["--epochs", "1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let model_inode = inode(&model);
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(["train", "--data", data.to_str().unwrap(), "--device", "cpu"])
+        .args([
+            "--hidden", "4", "--epochs", "1", "--seed", "3", "--out", ".",
+        ])
+        .current_dir(&model)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        inode(&model),
+        model_inode,
+        "the working directory was written in place, not swapped"
+    );
+    SavedModel::load(&model).unwrap();
+    assert!(staging_leftovers(&model).is_empty());
+}
