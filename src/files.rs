@@ -31,6 +31,19 @@ pub struct AtomicWriter {
 impl AtomicWriter {
     /// Opens the temporary file `<path>.tmp` for writing.
     pub fn create(path: &Path) -> Result<Self> {
+        // The rename at the end replaces whatever `path` names: never a device, pipe,
+        // socket or directory (as root, `--json /dev/full` once replaced the device).
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            let kind = meta.file_type();
+            if !(kind.is_file() || kind.is_symlink()) {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::other(
+                        "not a regular file (a directory, device, pipe or socket): riskgrad writes a file by replacing it, and will not replace this",
+                    ),
+                ));
+            }
+        }
         let tmp = temp_name(path);
         // Named by the file the user asked for: the temporary name is ours.
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;

@@ -255,6 +255,24 @@ riskgrad bench JSON document; 6 with --fail-on-slow, a case SLOW by more than PC
     },
 }
 
+impl BenchKind {
+    /// The `--json` file the suite writes its results to, if one was named.
+    fn json_out(&self) -> Option<&std::path::Path> {
+        let output = match self {
+            BenchKind::Peak { output, .. }
+            | BenchKind::Conv { output, .. }
+            | BenchKind::Pool { output, .. }
+            | BenchKind::Matmul { output, .. }
+            | BenchKind::Train { output, .. } => output,
+            BenchKind::Lstm(a) | BenchKind::Gru(a) => &a.output,
+            BenchKind::Tune { .. } | BenchKind::All { .. } | BenchKind::Compare { .. } => {
+                return None
+            }
+        };
+        output.json.as_deref()
+    }
+}
+
 /// The suites `bench all` can run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllSuite {
@@ -288,6 +306,9 @@ pub struct RnnBenchArgs {
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     suites::set_tuning(super::tuning(args.tune));
+    if let Some(json) = args.what.json_out() {
+        super::output::check_output_for("--json", json, &[])?;
+    }
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
         BenchKind::Peak {

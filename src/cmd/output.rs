@@ -20,6 +20,25 @@ pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
 /// [`open_output`] for an output named by another flag (`--json`, `--html`), which its
 /// refusals name.
 pub fn open_output_for(flag: &str, out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
+    let dir = check_output_for(flag, out, inputs)?;
+    AtomicWriter::create(out).map_err(|e| match e {
+        Error::Io { source, .. } => Error::flag(
+            flag,
+            format!(
+                "{}: cannot create a file in {} ({}); name a file in a writable directory",
+                out.display(),
+                dir.display(),
+                why_not_writable(&source)
+            ),
+        ),
+        e => e,
+    })
+}
+
+/// The checks of [`open_output_for`], creating nothing: for a command that works a while
+/// before it writes (`bench --json`), so that a bad path is refused at once. Returns the
+/// directory the file goes in.
+pub fn check_output_for<'a>(flag: &str, out: &'a Path, inputs: &[&Path]) -> Result<&'a Path> {
     let refuse = |why: String| Err(Error::flag(flag, format!("{}: {why}", out.display())));
     if out.as_os_str().is_empty() {
         return Err(Error::flag(flag, "is empty; name a file"));
@@ -64,18 +83,7 @@ pub fn open_output_for(flag: &str, out: &Path, inputs: &[&Path]) -> Result<Atomi
         Ok(_) => return refuse(format!("{} is not a directory", dir.display())),
         Err(_) => return refuse(format!("the directory {} does not exist", dir.display())),
     }
-    AtomicWriter::create(out).map_err(|e| match e {
-        Error::Io { source, .. } => Error::flag(
-            flag,
-            format!(
-                "{}: cannot create a file in {} ({}); name a file in a writable directory",
-                out.display(),
-                dir.display(),
-                why_not_writable(&source)
-            ),
-        ),
-        e => e,
-    })
+    Ok(dir)
 }
 
 /// Why a file could not be created in an existing directory, in words: the system's own

@@ -378,6 +378,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(path) => prepare(path, &opts)?,
     };
     report_dropped(&prepared);
+    if let Some(problem) = riskgrad::train::unrankable(&prepared.val.y) {
+        eprintln!(
+            "note: {problem}: the model trains, but its AUC and KS there are not defined (NaN); a larger --val-split gives figures"
+        );
+    }
     if matches!(args.model, ModelKind::Logistic) {
         if args.resume.is_some() {
             return Err(Error::flag(

@@ -112,6 +112,7 @@ pub fn prepare_table(table: RawTable, opts: &PrepareOptions) -> Result<Prepared>
     check_val_fraction(opts.val_fraction)?;
     let labelled = LabelledTable::new(table, opts)?;
     let (train_idx, val_idx) = stratified_split(&labelled.y, opts.val_fraction, opts.seed);
+    labelled.check_split_classes(&train_idx, opts.val_fraction)?;
     labelled.prepare_split(&train_idx, &val_idx, opts)
 }
 
@@ -228,6 +229,28 @@ impl LabelledTable {
     /// (what a model fitted on them saves for stability monitoring).
     pub fn profile(&self, pre: &Preprocessor, idx: &[u32]) -> Result<Vec<ColumnProfile>> {
         fit_profile(&self.table, pre, &self.file_rows_of(idx))
+    }
+
+    /// Refuses a split that leaves the training rows without both classes: a model cannot
+    /// learn from one (`--val-split 0.999`). Validation rows of one class are the
+    /// caller's to note: the model trains, and AUC and KS are not defined on them.
+    fn check_split_classes(&self, train_idx: &[u32], fraction: f64) -> Result<()> {
+        let positives = train_idx
+            .iter()
+            .filter(|&&i| self.y[i as usize] > 0.5)
+            .count();
+        let what = match (train_idx.len(), positives) {
+            (0, _) => "no training rows".to_string(),
+            (1, p) => format!("1 training row, {}", ["a non-default", "a default"][p]),
+            (n, 0) => format!("{n} training rows, none of them a default"),
+            (n, p) if p == n => format!("{n} training rows, all of them defaults"),
+            _ => return Ok(()),
+        };
+        let message = format!(
+            "{fraction} leaves {what}; a model needs both classes to learn from: a smaller \
+             split, or more labelled rows"
+        );
+        Err(data_err(&self.table.path, None, None, message).about(Setting::ValidationSplit))
     }
 
     fn file_rows_of(&self, idx: &[u32]) -> Vec<u32> {

@@ -184,6 +184,46 @@ pub(crate) struct CsvSource {
     pub fingerprint_order: Vec<usize>,
 }
 
+/// The most bytes one CSV line may hold. A credit table's widest rows are kilobytes;
+/// without a bound, a file with no line ends (a binary file, `/dev/zero`) would be read
+/// into memory until the machine ran out.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// The error a [`LineLengthGuard`] stops the reading with.
+#[derive(Debug)]
+struct LineTooLong;
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a line longer than {} MB", MAX_LINE_BYTES >> 20)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Fails the read once a line runs past [`MAX_LINE_BYTES`] (decompressed bytes).
+struct LineLengthGuard<R> {
+    inner: R,
+    since_line_end: usize,
+}
+
+impl<R: Read> Read for LineLengthGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.since_line_end = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => n - i - 1,
+            None => self.since_line_end + n,
+        };
+        if self.since_line_end > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                LineTooLong,
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Whether a stream's first line ends in `\r\n`, found as the bytes go by.
 struct LineEndSniffer<R> {
     inner: R,
@@ -228,7 +268,10 @@ impl CsvSource {
         };
         let first_line_crlf = std::rc::Rc::new(std::cell::Cell::new(None));
         let input: Box<dyn Read> = Box::new(LineEndSniffer {
-            inner: input,
+            inner: LineLengthGuard {
+                inner: input,
+                since_line_end: 0,
+            },
             first_line_crlf: first_line_crlf.clone(),
             last_was_cr: false,
         });
@@ -384,6 +427,16 @@ pub(crate) fn data_err(
 pub(crate) fn csv_error(path: &Path, is_gz: bool, e: csv::Error) -> Error {
     let line = e.position().map(|p| p.line());
     match e.into_kind() {
+        csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|e| e.is::<LineTooLong>()) => data_err(
+            path,
+            line,
+            None,
+            format!(
+                "{} without an end: this does not look like a CSV file (riskgrad reads \
+                     comma-separated text, plain or gzip, and Parquet)",
+                LineTooLong
+            ),
+        ),
         csv::ErrorKind::Io(io) if is_gz => Error::io(
             path,
             std::io::Error::new(

@@ -271,3 +271,60 @@ fn other_unusable_files() {
         "{e:?}"
     );
 }
+
+/// A validation split that leaves the training rows without both classes is refused as
+/// about the split, naming what is left: the model could not learn from one class (it
+/// trained on one row before).
+#[test]
+fn a_split_that_leaves_the_training_rows_one_class_is_refused() {
+    // 30 rows, 6 of them defaults.
+    let mut text = String::from("x,y\n");
+    for i in 0..30 {
+        text.push_str(&format!("{}.5,{}\n", i * 7 % 11, (i % 5 == 0) as u8));
+    }
+    let tmp = text_file("one-class-side.csv", &text);
+    for (fraction, expected) in [
+        (0.92, "0.92 leaves 2 training rows, none of them a default"),
+        (0.97, "1 training row, a non-default"),
+        (0.999_999, "no training rows"),
+    ] {
+        let opts = PrepareOptions {
+            val_fraction: fraction,
+            ..Default::default()
+        };
+        let (e, msg) = prepare_err(&tmp.0, &opts);
+        assert!(
+            matches!(
+                e,
+                Error::Data {
+                    setting: Some(Setting::ValidationSplit),
+                    ..
+                }
+            ),
+            "{fraction}: {e:?}"
+        );
+        assert!(msg.contains(expected), "{fraction}: {msg}");
+    }
+    // One class among the validation rows only: prepared (the CLI notes it).
+    let prepared = prepare(
+        &tmp.0,
+        &PrepareOptions {
+            val_fraction: 0.04,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(prepared.val.y, vec![0.0]);
+    assert_eq!(prepared.train.y.len(), 29);
+}
+
+/// A file with no line ends (a device, a binary blob) is refused once a line passes the
+/// reader's bound, instead of being read into memory until the machine runs out.
+#[cfg(unix)]
+#[test]
+fn a_file_without_line_ends_is_refused_not_read_into_memory() {
+    let e = inspect(Path::new("/dev/zero"), &PrepareOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Data { .. }), "{e:?}");
+    assert!(msg.contains("/dev/zero") && msg.contains("64 MB"), "{msg}");
+}

@@ -65,6 +65,8 @@ mod sequence;
 mod setting_names;
 mod shaders_validate;
 mod software_adapter;
+#[cfg(unix)]
+mod special_files;
 mod streamed_tables;
 mod threads;
 mod train_cnn;
