@@ -24,7 +24,7 @@ use super::options::{NumericEncoding, PrepareOptions, SignedLog};
 use super::profile::RawCell;
 use super::schema::{ColumnKind, Schema};
 use super::source::{data_err, find_column};
-use super::table::{RawTable, Values, MISSING_CODE};
+use super::table::{RawColumn, RawTable, Values, MISSING_CODE};
 use super::target::TargetEncoding;
 use crate::error::{Error, Result, Setting};
 
@@ -349,8 +349,9 @@ impl Preprocessor {
         let width = self.n_features();
         let mut encoders = Vec::with_capacity(self.inputs.len());
         let mut offset = 0;
+        let columns = table.columns_by_name();
         for input in &self.inputs {
-            encoders.push((offset, TableEncoder::new(input, table)?));
+            encoders.push((offset, TableEncoder::new(input, table, &columns)?));
             offset += input.width();
         }
         let mut out = vec![0f32; rows.len() * width];
@@ -612,8 +613,13 @@ pub(super) enum TableEncoder<'t> {
 }
 
 impl<'t> TableEncoder<'t> {
-    pub(super) fn new(input: &InputColumn, table: &'t RawTable) -> Result<Self> {
-        let col = table.column(input.name()).ok_or_else(|| {
+    /// The encoder of `input`'s column of `table` (`columns`: its columns by name).
+    pub(super) fn new(
+        input: &InputColumn,
+        table: &'t RawTable,
+        columns: &HashMap<&str, &'t RawColumn>,
+    ) -> Result<Self> {
+        let col = *columns.get(input.name()).ok_or_else(|| {
             data_err(
                 &table.path,
                 None,

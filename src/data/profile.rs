@@ -238,8 +238,9 @@ pub fn fit_profile(
 ) -> Result<Vec<ColumnProfile>> {
     let mut profile = Vec::with_capacity(pre.inputs.len());
     let mut cells = Vec::with_capacity(rows.len());
+    let columns = table.columns_by_name();
     for input in &pre.inputs {
-        let encoder = TableEncoder::new(input, table)?;
+        let encoder = TableEncoder::new(input, table, &columns)?;
         cells.clear();
         cells.extend(rows.iter().map(|&r| encoder.cell(input, r as usize)));
         let categories = match input {
