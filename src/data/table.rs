@@ -245,6 +245,12 @@ pub struct RawTable {
 }
 
 impl RawTable {
+    /// The column named `name`, if there is one (a scan: to find many, use
+    /// [`columns_by_name`](Self::columns_by_name)).
+    pub fn column(&self, name: &str) -> Option<&RawColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
     /// Every column by its name, to find many of them (one lookup each, not a scan: a
     /// table of 200,000 columns took minutes with a scan per column).
     pub fn columns_by_name(&self) -> HashMap<&str, &RawColumn> {
