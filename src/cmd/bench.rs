@@ -472,23 +472,24 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     }
     let mut choices = ctx.tune_choices();
     choices.sort_by_key(|c| (c.shape.m * c.shape.n * c.shape.k, c.shape.key()));
-    let names: Vec<&str> = MATMUL_VARIANTS
-        .iter()
-        .filter(|v| !v.test_only)
-        .map(|v| v.name)
+    let variants: Vec<usize> = (0..MATMUL_VARIANTS.len())
+        .filter(|&v| !MATMUL_VARIANTS[v].test_only)
         .collect();
     print!("{:<28}", "shape (m x n x k, op, bias, act)");
-    for name in &names {
-        print!(" {name:>14}");
+    for &v in &variants {
+        print!(" {:>14}", MATMUL_VARIANTS[v].name);
     }
     println!("  winner (µs per launch; GFLOP/s of the winner)");
     for c in &choices {
         print!("{:<28}", c.shape.key());
-        for t in &c.times {
-            let cell = match (t.seconds, &t.dropped) {
-                (Some(s), _) => format!("{:.1}", s * 1e6),
-                (None, Some(_)) => "dropped".into(),
-                (None, None) => "-".into(),
+        for &v in &variants {
+            let cell = match c.times.iter().find(|t| t.variant == v) {
+                Some(t) => match (t.seconds, &t.dropped) {
+                    (Some(s), _) => format!("{:.1}", s * 1e6),
+                    (None, Some(_)) => "dropped".into(),
+                    (None, None) => "-".into(),
+                },
+                None => "-".into(),
             };
             print!(" {cell:>14}");
         }

@@ -1,7 +1,8 @@
 //! The matmul variants and their autotuner (src/engine/gpu/tune.rs): every variant
 //! against the CPU kernel (and bit for bit against the default variant) at awkward
 //! sizes, outputs poisoned first; a deliberately wrong variant dropped and never chosen;
-//! the choice cache read, rewritten when corrupt, and survived when unwritable; and the
+//! the choice cache read, rewritten when corrupt, and survived when unwritable; a
+//! budget that stops a shape part-way and a later run that completes it; and the
 //! same training bytes with tuning off and with every shape re-tuned.
 //!
 //! These tests open a device of their own (they change its tuning setting, which the
@@ -226,17 +227,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
     let c = case((19, 23, 41), (false, false), 1, Act::Tanh, "cache");
     let cpu = run_cpu(&c);
 
-    // With its budget spent (none at all), `cached` tunes nothing and stores nothing:
-    // the shape runs the default variant.
-    ctx.set_tuning(Tuning {
-        budget_seconds: Some(0.0),
-        ..cached(&file.0, None)
-    });
-    assert_matches_cpu("over budget", &run_gpu(&ctx, &c), &cpu);
-    assert!(ctx.tune_choices().is_empty());
-    assert!(!file.0.exists());
-
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("first run", &run_gpu(&ctx, &c), &cpu);
     let first = ctx.tune_choices();
     assert_eq!(first.len(), 1);
@@ -246,7 +237,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
     assert!(text.contains(&ctx.info.name), "keyed by adapter: {text}");
 
     // A second run (a fresh setting forgets the process's choices) reads the file.
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("second run", &run_gpu(&ctx, &c), &cpu);
     let second = ctx.tune_choices();
     assert!(
@@ -267,7 +258,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
 
     // A corrupt file is no hit: measured again, and the file rewritten whole.
     std::fs::write(&file.0, b"{ not json").unwrap();
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("after corruption", &run_gpu(&ctx, &c), &cpu);
     assert!(!ctx.tune_choices()[0].times.is_empty());
     let text = std::fs::read_to_string(&file.0).unwrap();
@@ -275,6 +266,124 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
         serde_json::from_str::<serde_json::Value>(&text).is_ok(),
         "{text}"
     );
+    ctx.set_tuning(Tuning::default());
+}
+
+/// `cached` with no budget limit.
+fn unlimited(path: &std::path::Path) -> Tuning {
+    Tuning {
+        budget_seconds: None,
+        ..cached(path, None)
+    }
+}
+
+/// The cache file's entries.
+fn cache_entries(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    file["entries"].as_array().unwrap().clone()
+}
+
+fn candidates() -> Vec<usize> {
+    (0..MATMUL_VARIANTS.len())
+        .filter(|&v| !MATMUL_VARIANTS[v].test_only)
+        .collect()
+}
+
+#[test]
+fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    std::fs::remove_file(&file.0).unwrap();
+    let c = case((21, 18, 37), (true, false), 1, Act::Relu, "partial");
+    let other = case(
+        (12, 29, 11),
+        (false, false),
+        0,
+        Act::Identity,
+        "partial other",
+    );
+
+    // A budget of 0 is spent as soon as the first shape's default (the reference,
+    // always measured) has run: that shape keeps the default, marked partial, and the
+    // next shape is not begun.
+    ctx.set_tuning(Tuning {
+        budget_seconds: Some(0.0),
+        ..cached(&file.0, None)
+    });
+    assert_matches_cpu("partial", &run_gpu(&ctx, &c), &run_cpu(&c));
+    assert_matches_cpu("not begun", &run_gpu(&ctx, &other), &run_cpu(&other));
+    let first = ctx.tune_choices();
+    assert_eq!(first.len(), 1, "only the first shape was begun");
+    let measured: Vec<usize> = first[0].times.iter().map(|t| t.variant).collect();
+    assert_eq!(measured, [DEFAULT_MATMUL_VARIANT], "the default alone");
+    assert_eq!(first[0].variant, DEFAULT_MATMUL_VARIANT);
+    assert!(!first[0].complete);
+    let entries = cache_entries(&file.0);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let default_name = MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name;
+    assert_eq!(entries[0]["measured"], serde_json::json!([default_name]));
+
+    // A later run with budget measures the rest (the default again, as the reference)
+    // and completes the entry.
+    ctx.set_tuning(unlimited(&file.0));
+    assert_matches_cpu("completed", &run_gpu(&ctx, &c), &run_cpu(&c));
+    let second = ctx.tune_choices();
+    let mut measured: Vec<usize> = second[0].times.iter().map(|t| t.variant).collect();
+    assert_eq!(measured[0], DEFAULT_MATMUL_VARIANT, "the reference first");
+    measured.sort();
+    assert_eq!(measured, candidates(), "each variant once");
+    assert!(second[0].complete);
+    let entries = cache_entries(&file.0);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].get("measured").is_none(), "{entries:?}");
+    assert_eq!(
+        entries[0]["variant"],
+        MATMUL_VARIANTS[second[0].variant].name
+    );
+
+    // A complete entry is read, never measured again.
+    ctx.set_tuning(unlimited(&file.0));
+    run_gpu(&ctx, &c);
+    let third = ctx.tune_choices();
+    assert!(third[0].times.is_empty() && third[0].complete, "{third:?}");
+    assert_eq!(third[0].variant, second[0].variant);
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn a_cache_file_without_partial_entries_loads_as_complete() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    let c = case((17, 26, 9), (false, true), 2, Act::Tanh, "old format");
+    // The shape's key as the tuner writes it.
+    ctx.set_tuning(Tuning::new(
+        TuneMode::Full,
+        Some(file.0.clone()),
+        Some(write),
+        None,
+    ));
+    run_gpu(&ctx, &c);
+    let key = cache_entries(&file.0)[0]["key"].clone();
+    // The format before entries could be partial: a key and a variant, nothing else.
+    // Name a variant the tuner would not pick on its own often, to see it read.
+    let variant = MATMUL_VARIANTS.len() - 2;
+    assert!(!MATMUL_VARIANTS[variant].test_only && variant != DEFAULT_MATMUL_VARIANT);
+    let old = serde_json::json!({
+        "version": 1,
+        "entries": [{ "key": key, "variant": MATMUL_VARIANTS[variant].name }],
+    });
+    std::fs::write(&file.0, old.to_string()).unwrap();
+    ctx.set_tuning(unlimited(&file.0));
+    assert_matches_cpu("old format", &run_gpu(&ctx, &c), &run_cpu(&c));
+    let choices = ctx.tune_choices();
+    assert_eq!(choices.len(), 1);
+    assert!(
+        choices[0].times.is_empty(),
+        "read, not measured: {choices:?}"
+    );
+    assert!(choices[0].complete);
+    assert_eq!(choices[0].variant, variant);
     ctx.set_tuning(Tuning::default());
 }
 
@@ -289,7 +398,10 @@ fn an_unwritable_cache_is_one_note_and_work_goes_on() {
     // A directory under a plain file cannot be made.
     let blocker = TempFile::new("not-a-dir", b"x");
     let path = blocker.0.join("gpu-tune.json");
-    ctx.set_tuning(cached(&path, Some(note)));
+    ctx.set_tuning(Tuning {
+        budget_seconds: None,
+        ..cached(&path, Some(note))
+    });
     for (i, seed) in ["unwritable a", "unwritable b"].iter().enumerate() {
         let c = case((9 + i, 13, 29), (false, true), 2, Act::Sigmoid, seed);
         assert_matches_cpu(&c.what, &run_gpu(&ctx, &c), &run_cpu(&c));
