@@ -17,10 +17,8 @@ use suites::{Case, Report, Stats, Timing};
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchKind,
-    /// off | cached | full: how GPU executors pick among the matmul kernel variants (as
-    /// `train --tune`; `bench tune` always measures them all).
-    #[arg(long, global = true, default_value = super::DEFAULT_TUNE.name(), value_parser = super::parse_tune)]
-    pub tune: riskgrad::engine::gpu::tune::TuneMode,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
 }
 
 /// Where the results go, besides the text on standard output.
@@ -287,7 +285,7 @@ pub struct RnnBenchArgs {
 }
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
-    suites::set_tuning(super::tuning(args.tune));
+    suites::set_tuning(super::tuning(args.tune.mode));
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
         BenchKind::Peak {

@@ -447,3 +447,29 @@ fn a_bad_tune_mode_names_the_flag_and_its_values() {
         "{err}"
     );
 }
+
+#[test]
+fn every_command_that_runs_a_gpu_takes_tune() {
+    for command in ["train", "predict", "eval", "explain", "monitor", "bench"] {
+        // `--help` after the flag: clap has parsed (and checked) `--tune` by then.
+        let ok = common::riskgrad(&[command, "--tune", "off", "--help"]);
+        let out = String::from_utf8_lossy(&ok.stdout);
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{command}: {}",
+            common::stderr(&ok)
+        );
+        assert!(
+            out.contains("--tune") && out.contains("how a GPU picks among its matmul kernel"),
+            "{command} --help: {out}"
+        );
+        let bad = common::riskgrad(&[command, "--tune", "bogus", "--help"]);
+        let err = common::stderr(&bad);
+        assert_eq!(bad.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("--tune") && err.contains("off, cached or full"),
+            "{command}: {err}"
+        );
+    }
+}
