@@ -5,6 +5,7 @@
 mod page;
 mod suites;
 
+use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::CellKind;
 use riskgrad::{Error, Result};
@@ -285,7 +286,7 @@ pub struct RnnBenchArgs {
 }
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
-    suites::set_tuning(super::tuning(args.tune.mode));
+    let tuning = super::tuning(args.tune.mode);
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
         BenchKind::Peak {
@@ -318,7 +319,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::conv_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -330,13 +331,16 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::pool_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
         }
-        BenchKind::Lstm(a) => (&a.output, Some(rnn(CellKind::Lstm, a, &mut cases)?)),
-        BenchKind::Gru(a) => (&a.output, Some(rnn(CellKind::Gru, a, &mut cases)?)),
+        BenchKind::Lstm(a) => (
+            &a.output,
+            Some(rnn(CellKind::Lstm, a, &tuning, &mut cases)?),
+        ),
+        BenchKind::Gru(a) => (&a.output, Some(rnn(CellKind::Gru, a, &tuning, &mut cases)?)),
         BenchKind::Matmul {
             sizes,
             devices,
@@ -346,7 +350,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
         } => {
             check_sizes(sizes)?;
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::matmul_suite(exec, device, sizes, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -358,7 +362,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             peer_features,
             output,
         } => {
-            let (mut exec, info) = suites::open_device(device)?;
+            let (mut exec, info) = suites::open_device(device, &tuning)?;
             let b = suites::train_model(
                 exec.as_mut(),
                 *model,
@@ -388,6 +392,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
                 models,
                 *epochs,
                 &timing.timing()?,
+                &tuning,
             )
         }
         BenchKind::Compare {
@@ -519,7 +524,8 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
 
 /// `bench all`: the chosen suites on every device, then DIR/results.json and
 /// DIR/index.html. The peaks measured first are the ceilings of the later suites' % of
-/// peak and the page's roofline.
+/// peak and the page's roofline. GPU matmuls tune as `tuning` says.
+#[allow(clippy::too_many_arguments)]
 fn all(
     out: &Path,
     devices: &[DeviceChoice],
@@ -528,6 +534,7 @@ fn all(
     models: &[suites::BenchModel],
     epochs: usize,
     t: &Timing,
+    tuning: &Tuning,
 ) -> Result<()> {
     check_sizes(sizes)?;
     if epochs == 0 {
@@ -584,7 +591,7 @@ fn all(
             report: Box::new(Report::new(cases.clone(), Some(t.budget_seconds))),
         },
     };
-    suites::each_device(devices, &peaks, |exec, device| {
+    suites::each_device(devices, tuning, &peaks, |exec, device| {
         if has(AllSuite::Matmul) {
             suites::matmul_suite(exec, device, sizes, t, &mut cases)?;
         }
@@ -601,13 +608,13 @@ fn all(
         (AllSuite::Gru, CellKind::Gru),
     ] {
         if has(suite) {
-            suites::recurrent_on_devices(kind, devices, 256, 3, 64, 6, t, &mut cases)?;
+            suites::recurrent_on_devices(kind, devices, tuning, 256, 3, 64, 6, t, &mut cases)?;
         }
     }
     if has(AllSuite::Train) {
         for choice in devices {
             for &model in models {
-                let (mut exec, info) = match suites::open_device(choice) {
+                let (mut exec, info) = match suites::open_device(choice, tuning) {
                     Ok(opened) => opened,
                     Err(e) => {
                         eprintln!("skipping device {choice:?}: {e}");
@@ -638,11 +645,12 @@ fn all(
 }
 
 /// Runs an LSTM or GRU bench; returns the budget used.
-fn rnn(kind: CellKind, args: &RnnBenchArgs, cases: &mut Vec<Case>) -> Result<f64> {
+fn rnn(kind: CellKind, args: &RnnBenchArgs, tuning: &Tuning, cases: &mut Vec<Case>) -> Result<f64> {
     let t = args.timing.timing()?;
     suites::recurrent_on_devices(
         kind,
         &args.devices,
+        tuning,
         args.batch,
         args.input,
         args.hidden,
