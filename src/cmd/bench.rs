@@ -437,7 +437,7 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     use riskgrad::engine::exec::Executor;
     use riskgrad::engine::gpu::shaders::MATMUL_VARIANTS;
-    use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+    use riskgrad::engine::gpu::tune::TuneMode;
     use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
     use riskgrad::engine::graph::{Act, Graph};
     use riskgrad::engine::plan::{compile, PlanRequest};

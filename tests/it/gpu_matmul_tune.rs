@@ -473,3 +473,57 @@ fn every_command_that_runs_a_gpu_takes_tune() {
         );
     }
 }
+
+/// `riskgrad ARGS` with riskgrad's cache directory at `cache`.
+fn riskgrad_cached_in(cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_CACHE_DIR", cache)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bench_matmul_names_the_variant_that_ran() {
+    let (_ctx, _turn) = device_or_skip!();
+    let cache = common::TempDir::new("bench-variant");
+    for mode in ["off", "full"] {
+        let out = cache.join(format!("bench-{mode}.json"));
+        let o = riskgrad_cached_in(
+            &cache,
+            &[
+                "bench",
+                "--tune",
+                mode,
+                "matmul",
+                "--sizes",
+                "40",
+                "--devices",
+                "gpu",
+                "--budget",
+                "0.01",
+                "--no-peak",
+                "--json",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let label = doc["cases"][0]["variant"].clone();
+        let want = match mode {
+            "off" => MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name.to_string(),
+            // What the tuner chose for the shape, as it stored it.
+            _ => {
+                let entries = cache_entries(&cache.join("gpu-tune.json"));
+                let entry = entries
+                    .iter()
+                    .find(|e| e["key"].as_str().unwrap().contains("40x40x40 NN"))
+                    .unwrap_or_else(|| panic!("{entries:?}"));
+                entry["variant"].as_str().unwrap().to_string()
+            }
+        };
+        assert_eq!(label, serde_json::json!(want), "--tune {mode}");
+    }
+}

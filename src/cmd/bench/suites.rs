@@ -708,7 +708,7 @@ pub fn matmul(
         kernel: "matmul".into(),
         shape: format!("{size}x{size}x{size}"),
         dtype: "f32",
-        variant: "default".into(),
+        variant: variant.into(),
         work: 2.0 * (size as f64).powi(3),
         work_unit: "flop",
         unit: "GFLOP/s",
