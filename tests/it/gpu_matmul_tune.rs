@@ -527,3 +527,20 @@ fn bench_matmul_names_the_variant_that_ran() {
         assert_eq!(label, serde_json::json!(want), "--tune {mode}");
     }
 }
+
+#[test]
+fn each_variant_runs_its_own_shader_module() {
+    let (ctx, _turn) = device_or_skip!();
+    // The test-only variant differs from the default only in its module (it adds 1 to
+    // every output, after the activation): built from any other module, it would agree.
+    let broken = MATMUL_VARIANTS.iter().position(|v| v.test_only).unwrap();
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let c = case((11, 14, 23), (ta, tb), 1, Act::Identity, "own module");
+        let cpu = run_cpu(&c);
+        ctx.set_tuning(forced(broken));
+        let got = run_gpu(&ctx, &c);
+        let want: Vec<f32> = cpu.iter().map(|x| x + 1.0).collect();
+        assert_matches_cpu(&format!("broken variant {}", c.what), &got, &want);
+    }
+    ctx.set_tuning(Tuning::default());
+}
