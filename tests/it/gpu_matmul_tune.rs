@@ -544,3 +544,84 @@ fn each_variant_runs_its_own_shader_module() {
     }
     ctx.set_tuning(Tuning::default());
 }
+
+/// `riskgrad train` of a small network on the GPU with `--tune mode`, riskgrad's cache
+/// directory at `cache`: the saved weights' bytes and standard error.
+fn train_on_gpu(cache: &std::path::Path, out: &std::path::Path, mode: &str) -> (Vec<u8>, String) {
+    let data = common::fixture("credit_mixed.csv");
+    let o = riskgrad_cached_in(
+        cache,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "gpu",
+            "--hidden",
+            "5",
+            "--epochs",
+            "2",
+            "--early-stop",
+            "off",
+            "--seed",
+            "3",
+            "--tune",
+            mode,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "--tune {mode}: {err}");
+    (std::fs::read(out.join("model.safetensors")).unwrap(), err)
+}
+
+#[test]
+fn a_hostile_tune_cache_never_fails_a_training_or_changes_its_weights() {
+    let (_ctx, _turn) = device_or_skip!();
+    let dir = common::TempDir::new("hostile-tune-cache");
+    let (off, _) = train_on_gpu(&dir.join("cache-off"), &dir.join("model-off"), "off");
+    // A cache file as the tuner writes it, then cut in half.
+    let good = dir.join("cache-good");
+    let (full, _) = train_on_gpu(&good, &dir.join("model-full"), "full");
+    assert_eq!(full, off, "--tune full changed the weights");
+    let written = std::fs::read(good.join("gpu-tune.json")).unwrap();
+
+    let truncated = dir.join("cache-truncated");
+    std::fs::create_dir_all(&truncated).unwrap();
+    std::fs::write(
+        truncated.join("gpu-tune.json"),
+        &written[..written.len() / 2],
+    )
+    .unwrap();
+    // gpu-tune.json a directory: unreadable, and cannot be replaced.
+    let directory = dir.join("cache-directory");
+    std::fs::create_dir_all(directory.join("gpu-tune.json")).unwrap();
+    // The cache directory a plain file: nothing under it can be written (a read-only
+    // directory would not stop root, whom the tests may run as).
+    let blocked = dir.join("cache-blocked");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+
+    for (what, cache, notes) in [
+        ("truncated", &truncated, 0),
+        ("a directory", &directory, 1),
+        ("unwritable", &blocked, 1),
+    ] {
+        let (weights, err) = train_on_gpu(cache, &dir.join(format!("model {what}")), "cached");
+        assert_eq!(weights, off, "a cache file {what} changed the weights");
+        let said = err.matches("tuning cache").count();
+        assert_eq!(said, notes, "a cache file {what}: {err}");
+    }
+    // The truncated file was rewritten whole; the directory is left as it was.
+    let text = std::fs::read_to_string(truncated.join("gpu-tune.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "{text}"
+    );
+    assert!(directory.join("gpu-tune.json").is_dir());
+    let left: Vec<_> = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "nothing left beside it: {left:?}");
+}
