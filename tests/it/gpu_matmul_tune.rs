@@ -305,8 +305,8 @@ fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it()
     );
 
     // A budget of 0 is spent as soon as the first shape's default (the reference,
-    // always measured) has run: that shape keeps the default, marked partial, and the
-    // next shape is not begun.
+    // always run) has run: that shape keeps the default, untimed, marked partial, and
+    // the next shape is not begun.
     ctx.set_tuning(Tuning {
         budget_seconds: Some(0.0),
         ..cached(&file.0, None)
@@ -317,6 +317,10 @@ fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it()
     assert_eq!(first.len(), 1, "only the first shape was begun");
     let measured: Vec<usize> = first[0].times.iter().map(|t| t.variant).collect();
     assert_eq!(measured, [DEFAULT_MATMUL_VARIANT], "the default alone");
+    assert_eq!(
+        first[0].times[0].seconds, None,
+        "nothing to compare it with"
+    );
     assert_eq!(first[0].variant, DEFAULT_MATMUL_VARIANT);
     assert!(!first[0].complete);
     let entries = cache_entries(&file.0);

@@ -11,7 +11,8 @@
 //! [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow launches, one
 //! for a variant already twice the fastest) and the fastest wins. In
 //! [`TuneMode::Cached`] the process's budget is checked before each variant after the
-//! default: once it is spent the shape takes the fastest variant measured so far, and
+//! default (room for one more like the last): once it is spent the shape takes the
+//! fastest variant measured so far, and
 //! its cache entry is marked partial (the variants measured), for a later run with
 //! budget left to complete. The choices are kept on the device's context for the
 //! process and, in [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the
@@ -102,11 +103,12 @@ pub struct Tuning {
     pub write: Option<WriteFile>,
     /// Where notes go (a dropped variant, an unwritable cache); `None`: nowhere.
     pub note: Option<fn(&str)>,
-    /// `Cached` tunes until more than this many seconds are spent in the process,
-    /// checked before each variant after a shape's default: a shape stopped part-way
-    /// takes the fastest variant measured, shapes not begun run the default, and a later
-    /// run completes them, so a first run on a slow adapter starts soon (0: only the
-    /// first shape's default is measured). `None`: no limit.
+    /// `Cached` tunes within this many seconds a process, checked before each variant
+    /// after a shape's default (begun only if one more like the last still fits): a
+    /// shape stopped part-way takes the fastest variant measured, shapes met once the
+    /// budget is spent run the default, and a later run completes them, so a first run
+    /// on a slow adapter starts soon (0: only the first shape's default is measured).
+    /// `None`: no limit.
     pub budget_seconds: Option<f64>,
     /// Every matmul runs this variant, untuned (tests of each variant's kernel).
     #[doc(hidden)]
@@ -213,7 +215,8 @@ pub(crate) fn matmul_params(
 pub struct VariantTime {
     /// Index into [`MATMUL_VARIANTS`].
     pub variant: usize,
-    /// Median seconds of one launch; `None` when dropped.
+    /// Median seconds of one launch; `None` when dropped, and for the default when the
+    /// budget stopped the shape before any other variant (nothing to compare it with).
     pub seconds: Option<f64>,
     /// Why it was dropped (its output disagreed with the default's); `None` if kept.
     pub dropped: Option<String>,
@@ -435,9 +438,10 @@ impl Tuner {
     }
 
     /// Measures the candidate variants on `shape` in order, the default first, and picks
-    /// the fastest that agrees with the default. After the default the budget is checked
-    /// before each variant. `earlier`, a partial cache entry: its choice is timed again
-    /// right after the default and only the variants it lacks are measured. Also returns
+    /// the fastest that agrees with the default. After the default's output each
+    /// variant is begun only while the budget has room for it (as long as the one before
+    /// took). `earlier`, a partial cache entry: its choice is timed again right after the
+    /// default and only the variants it lacks are measured. Also returns
     /// every variant measured so far (earlier included), or `None` when nothing new was
     /// (the budget ran out first: `earlier`'s choice stands).
     fn measure(
@@ -462,21 +466,37 @@ impl Tuner {
             new
         });
         let bench = Scratch::new(ctx, shape)?;
-        let mut reference = Vec::new();
-        let mut times: Vec<VariantTime> = Vec::new();
-        for variant in queue {
-            if variant != DEFAULT_MATMUL_VARIANT && self.budget_spent(start.elapsed().as_secs_f64())
-            {
-                break;
-            }
+        let prepare = |variant| {
             ctx.prepare([PipeKey {
                 pipe: shape.pipe(),
                 variant,
-            }])?;
-            let got = bench.output(ctx, variant)?;
-            if variant == DEFAULT_MATMUL_VARIANT {
-                reference = got.clone();
+            }])
+        };
+        prepare(DEFAULT_MATMUL_VARIANT)?;
+        let reference = bench.output(ctx, DEFAULT_MATMUL_VARIANT)?;
+        // The default is timed only once another variant is to be compared with it (a
+        // launch of a large shape on a software adapter takes seconds).
+        let mut times = vec![VariantTime {
+            variant: DEFAULT_MATMUL_VARIANT,
+            seconds: None,
+            dropped: None,
+            exact: true,
+        }];
+        // What measuring the previous variant took (its pipeline build included).
+        let mut last = start.elapsed().as_secs_f64();
+        for variant in queue.into_iter().filter(|&v| v != DEFAULT_MATMUL_VARIANT) {
+            // Begun only if the budget would hold one more variant like the last: a
+            // variant is not stopped part-way, so a check for a spent budget alone lets
+            // the last one overrun it (on lavapipe by a 0.7 s pipeline compile).
+            let so_far = start.elapsed().as_secs_f64();
+            if self.budget_spent(so_far + last) {
+                break;
             }
+            if times[0].seconds.is_none() {
+                times[0].seconds = Some(bench.seconds(ctx, DEFAULT_MATMUL_VARIANT, None)?);
+            }
+            prepare(variant)?;
+            let got = bench.output(ctx, variant)?;
             let exact = got
                 .iter()
                 .zip(&reference)
@@ -503,6 +523,7 @@ impl Tuner {
                 dropped,
                 exact,
             });
+            last = start.elapsed().as_secs_f64() - so_far;
         }
         let mut measured = before.to_vec();
         let mut learned = earlier.is_none();
