@@ -6,6 +6,7 @@
 //! `RISKGRAD_BENCH_FULL`).
 
 mod common;
+use riskgrad::engine::gpu::tune::Tuning;
 // The suites `riskgrad bench` runs; each target uses only some of them.
 #[allow(dead_code)]
 #[path = "../src/cmd/bench/suites.rs"]
@@ -26,6 +27,7 @@ fn main() -> riskgrad::Result<()> {
     for suite in common::selected(&["matmul", "conv", "pool"]) {
         suites::each_device(
             &devices,
+            &Tuning::default(),
             &suites::peak::PeakSource::Measure,
             |exec, device| match suite {
                 "matmul" => suites::matmul_suite(exec, device, sizes, &timing, &mut cases),

@@ -5,6 +5,7 @@
 //!
 //! Devices as in benches/common (`RISKGRAD_BENCH_DEVICES`); one run is short already.
 
+use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::graph::CellKind;
 
 #[allow(dead_code)] // `full`: one run of these is short already
@@ -26,7 +27,17 @@ fn main() -> riskgrad::Result<()> {
         } else {
             CellKind::Gru
         };
-        suites::recurrent_on_devices(kind, &devices, 256, 3, 64, 6, &timing, &mut cases)?;
+        suites::recurrent_on_devices(
+            kind,
+            &devices,
+            &Tuning::default(),
+            256,
+            3,
+            64,
+            6,
+            &timing,
+            &mut cases,
+        )?;
     }
     common::write_json("rnn", cases, Some(timing.budget_seconds))
 }

@@ -11,6 +11,7 @@ mod common;
 #[path = "../src/cmd/bench/suites.rs"]
 mod suites;
 
+use riskgrad::engine::gpu::tune::Tuning;
 use suites::BenchModel;
 
 fn main() -> riskgrad::Result<()> {
@@ -29,7 +30,7 @@ fn main() -> riskgrad::Result<()> {
             // Times to the first step count from here, not from the process start: a
             // second run's would include the first one's.
             let started = std::time::Instant::now();
-            let (mut exec, info) = match suites::open_device(&device) {
+            let (mut exec, info) = match suites::open_device(&device, &Tuning::default()) {
                 Ok(opened) => opened,
                 Err(e) => {
                     eprintln!("skipping device {device:?}: {e}");

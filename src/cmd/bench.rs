@@ -5,6 +5,7 @@
 mod page;
 mod suites;
 
+use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::CellKind;
 use riskgrad::{Error, Result};
@@ -17,10 +18,8 @@ use suites::{Case, Report, Stats, Timing};
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchKind,
-    /// off | cached | full: how GPU executors pick among the matmul kernel variants (as
-    /// `train --tune`; `bench tune` always measures them all).
-    #[arg(long, global = true, default_value = super::DEFAULT_TUNE.name(), value_parser = super::parse_tune)]
-    pub tune: riskgrad::engine::gpu::tune::TuneMode,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
 }
 
 /// Where the results go, besides the text on standard output.
@@ -305,10 +304,10 @@ pub struct RnnBenchArgs {
 }
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
-    suites::set_tuning(super::tuning(args.tune));
     if let Some(json) = args.what.json_out() {
         super::output::check_output_for("--json", json, &[])?;
     }
+    let tuning = super::tuning(args.tune.mode);
     let mut cases = Vec::new();
     let (output, budget) = match &args.what {
         BenchKind::Peak {
@@ -341,7 +340,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::conv_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -353,13 +352,16 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::pool_suite(exec, device, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
         }
-        BenchKind::Lstm(a) => (&a.output, Some(rnn(CellKind::Lstm, a, &mut cases)?)),
-        BenchKind::Gru(a) => (&a.output, Some(rnn(CellKind::Gru, a, &mut cases)?)),
+        BenchKind::Lstm(a) => (
+            &a.output,
+            Some(rnn(CellKind::Lstm, a, &tuning, &mut cases)?),
+        ),
+        BenchKind::Gru(a) => (&a.output, Some(rnn(CellKind::Gru, a, &tuning, &mut cases)?)),
         BenchKind::Matmul {
             sizes,
             devices,
@@ -369,7 +371,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
         } => {
             check_sizes(sizes)?;
             let t = timing.timing()?;
-            suites::each_device(devices, &peaks.source()?, |exec, device| {
+            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
                 suites::matmul_suite(exec, device, sizes, &t, &mut cases)
             })?;
             (output, Some(t.budget_seconds))
@@ -381,7 +383,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             peer_features,
             output,
         } => {
-            let (mut exec, info) = suites::open_device(device)?;
+            let (mut exec, info) = suites::open_device(device, &tuning)?;
             let b = suites::train_model(
                 exec.as_mut(),
                 *model,
@@ -411,6 +413,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
                 models,
                 *epochs,
                 &timing.timing()?,
+                &tuning,
             )
         }
         BenchKind::Compare {
@@ -455,7 +458,7 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     use riskgrad::engine::exec::Executor;
     use riskgrad::engine::gpu::shaders::MATMUL_VARIANTS;
-    use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+    use riskgrad::engine::gpu::tune::TuneMode;
     use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
     use riskgrad::engine::graph::{Act, Graph};
     use riskgrad::engine::plan::{compile, PlanRequest};
@@ -493,23 +496,24 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     }
     let mut choices = ctx.tune_choices();
     choices.sort_by_key(|c| (c.shape.m * c.shape.n * c.shape.k, c.shape.key()));
-    let names: Vec<&str> = MATMUL_VARIANTS
-        .iter()
-        .filter(|v| !v.test_only)
-        .map(|v| v.name)
+    let variants: Vec<usize> = (0..MATMUL_VARIANTS.len())
+        .filter(|&v| !MATMUL_VARIANTS[v].test_only)
         .collect();
     print!("{:<28}", "shape (m x n x k, op, bias, act)");
-    for name in &names {
-        print!(" {name:>14}");
+    for &v in &variants {
+        print!(" {:>14}", MATMUL_VARIANTS[v].name);
     }
     println!("  winner (µs per launch; GFLOP/s of the winner)");
     for c in &choices {
         print!("{:<28}", c.shape.key());
-        for t in &c.times {
-            let cell = match (t.seconds, &t.dropped) {
-                (Some(s), _) => format!("{:.1}", s * 1e6),
-                (None, Some(_)) => "dropped".into(),
-                (None, None) => "-".into(),
+        for &v in &variants {
+            let cell = match c.times.iter().find(|t| t.variant == v) {
+                Some(t) => match (t.seconds, &t.dropped) {
+                    (Some(s), _) => format!("{:.1}", s * 1e6),
+                    (None, Some(_)) => "dropped".into(),
+                    (None, None) => "-".into(),
+                },
+                None => "-".into(),
             };
             print!(" {cell:>14}");
         }
@@ -541,7 +545,8 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
 
 /// `bench all`: the chosen suites on every device, then DIR/results.json and
 /// DIR/index.html. The peaks measured first are the ceilings of the later suites' % of
-/// peak and the page's roofline.
+/// peak and the page's roofline. GPU matmuls tune as `tuning` says.
+#[allow(clippy::too_many_arguments)]
 fn all(
     out: &Path,
     devices: &[DeviceChoice],
@@ -550,6 +555,7 @@ fn all(
     models: &[suites::BenchModel],
     epochs: usize,
     t: &Timing,
+    tuning: &Tuning,
 ) -> Result<()> {
     check_sizes(sizes)?;
     if epochs == 0 {
@@ -606,7 +612,7 @@ fn all(
             report: Box::new(Report::new(cases.clone(), Some(t.budget_seconds))),
         },
     };
-    suites::each_device(devices, &peaks, |exec, device| {
+    suites::each_device(devices, tuning, &peaks, |exec, device| {
         if has(AllSuite::Matmul) {
             suites::matmul_suite(exec, device, sizes, t, &mut cases)?;
         }
@@ -623,13 +629,13 @@ fn all(
         (AllSuite::Gru, CellKind::Gru),
     ] {
         if has(suite) {
-            suites::recurrent_on_devices(kind, devices, 256, 3, 64, 6, t, &mut cases)?;
+            suites::recurrent_on_devices(kind, devices, tuning, 256, 3, 64, 6, t, &mut cases)?;
         }
     }
     if has(AllSuite::Train) {
         for choice in devices {
             for &model in models {
-                let (mut exec, info) = match suites::open_device(choice) {
+                let (mut exec, info) = match suites::open_device(choice, tuning) {
                     Ok(opened) => opened,
                     Err(e) => {
                         eprintln!("skipping device {choice:?}: {e}");
@@ -660,11 +666,12 @@ fn all(
 }
 
 /// Runs an LSTM or GRU bench; returns the budget used.
-fn rnn(kind: CellKind, args: &RnnBenchArgs, cases: &mut Vec<Case>) -> Result<f64> {
+fn rnn(kind: CellKind, args: &RnnBenchArgs, tuning: &Tuning, cases: &mut Vec<Case>) -> Result<f64> {
     let t = args.timing.timing()?;
     suites::recurrent_on_devices(
         kind,
         &args.devices,
+        tuning,
         args.batch,
         args.input,
         args.hidden,

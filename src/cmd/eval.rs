@@ -64,6 +64,8 @@ pub struct EvalArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
 }
 
 #[derive(clap::ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,7 +359,7 @@ fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Re
             e
         })?;
     }
-    let mut exec = super::executor(&args.device)?;
+    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let (mut scorer, mut next) =
         Scorer::for_first_batch(exec.as_mut(), model, &mut reader, args.batch)?;
     let mut out = Scored {

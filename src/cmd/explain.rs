@@ -49,6 +49,8 @@ pub struct ExplainArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
 }
 
 #[derive(Serialize)]
@@ -153,7 +155,7 @@ pub fn run_with(args: &ExplainArgs, emit_json: &mut dyn FnMut(&str)) -> Result<(
         }
         None => None,
     };
-    let mut exec = super::executor(&args.device)?;
+    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let mut explainer = Explainer::new(exec.as_mut(), &model, args.batch, args.steps)?;
     let baseline_score = explainer.baseline_score();
     let mut importance = ImportanceSum::new(names.clone());

@@ -48,15 +48,22 @@ pub fn parse_tune(s: &str) -> std::result::Result<TuneMode, String> {
     TuneMode::parse(s).ok_or_else(|| format!("{s:?} is not off, cached or full"))
 }
 
-/// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU
-/// backend (saying so when the user did not ask for it). A software adapter (lavapipe
-/// and the like) gets one line saying so and how to reach the GPU instead. A GPU's
-/// matmuls tune as [`DEFAULT_TUNE`].
-pub fn executor(choice: &DeviceChoice) -> Result<Box<dyn Executor>> {
-    executor_tuned(choice, DEFAULT_TUNE)
+/// `--tune`, the one definition every command that can run a GPU flattens in.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TuneArg {
+    /// off | cached | full: how a GPU picks among its matmul kernel variants. cached
+    /// measures each matmul shape the first time it meets it on an adapter and keeps the
+    /// fastest variant in gpu-tune.json in the cache directory; full measures again; off
+    /// runs the default kernel. Every variant gives the same bits.
+    // Global: `bench --tune` reaches every bench subcommand.
+    #[arg(long = "tune", id = "tune", global = true, default_value = DEFAULT_TUNE.name(), value_parser = parse_tune)]
+    pub mode: TuneMode,
 }
 
-/// As [`executor`], with the GPU matmuls tuned as `tune` says (`--tune`).
+/// The executor for `--device`: a GPU adapter when one qualifies, else the native CPU
+/// backend (saying so when the user did not ask for it), with the GPU matmuls tuned as
+/// `tune` says (`--tune`). A software adapter (lavapipe and the like) gets one line
+/// saying so and how to reach the GPU instead.
 pub fn executor_tuned(choice: &DeviceChoice, tune: TuneMode) -> Result<Box<dyn Executor>> {
     let selected = select_executor_tuned(choice, WhenNoGpu::UseCpu, tuning(tune))?;
     // Each note once per process: a cross-validation opens an executor per fold.

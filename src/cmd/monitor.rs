@@ -46,6 +46,8 @@ pub struct MonitorArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
 }
 
 pub fn run(args: &MonitorArgs) -> Result<()> {
@@ -73,7 +75,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     let model = super::load_model(&args.model)?;
     let baseline = Baseline::load(&args.model, &model)?;
     let mut reader = open_data(Some(&args.data), &model)?.with_raw();
-    let mut exec = super::executor(&args.device)?;
+    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let (mut scorer, mut next) =
         Scorer::for_first_batch(exec.as_mut(), &model, &mut reader, args.batch)?;
     if next.is_none() {

@@ -34,6 +34,8 @@ pub struct PredictArgs {
     /// auto | cpu | gpu | <adapter index> | <adapter name substring>.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
     /// Add a `points` column, as scorecards scale them: BASE points at good:bad odds of
     /// ODDS:1, PDO more points each time the odds double (600:50:20 gives 600 at 50:1,
     /// 620 at 100:1). Points = BASE - PDO/ln2 * ln(ODDS) + PDO/ln2 * ln((1-p)/p), p
@@ -84,7 +86,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let out = open_output(&args.out, &inputs)?;
     let model = super::load_model(&args.model)?;
     let mut reader = open_data(args.data.as_deref(), &model)?;
-    let mut exec = super::executor(&args.device)?;
+    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let device = exec.device_name();
     let mut out = ScoresOut::create(
         out,

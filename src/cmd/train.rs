@@ -161,12 +161,8 @@ pub struct TrainArgs {
     /// predict, explain, monitor) take a hardware GPU for auto without timing.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// off | cached | full: how a GPU picks among its matmul kernel variants. cached
-    /// measures each matmul shape the first time it meets it on an adapter and keeps the
-    /// fastest variant in gpu-tune.json in the cache directory; full measures again; off
-    /// runs the default kernel. Every variant gives the same bits.
-    #[arg(long, default_value = super::DEFAULT_TUNE.name(), value_parser = super::parse_tune)]
-    pub tune: riskgrad::engine::gpu::tune::TuneMode,
+    #[command(flatten)]
+    pub tune: super::TuneArg,
     /// The model directory to write (created if missing): model.safetensors and
     /// config.json (the saved model), metrics.json, the report (report.html and SVG
     /// plots) and checkpoint.safetensors (after every epoch). Default: runs/latest, or
@@ -404,7 +400,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             None => eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch),
         }
     }
-    let mut device = RunDevice::new(&args.device, args.tune);
+    let mut device = RunDevice::new(&args.device, args.tune.mode);
     let mut lock = None;
     let trained = train_network(
         args,

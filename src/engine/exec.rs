@@ -62,6 +62,13 @@ pub trait Executor: Send {
         let _ = (plan, step);
         Ok(None)
     }
+    /// The kernel variant each matmul launch of a loaded plan runs, in the plan's order
+    /// (a GPU's matmuls, chosen by its autotuner at the load: `gpu::tune`); empty where
+    /// the executor has no variants.
+    fn matmul_variants(&self, plan: usize) -> Vec<&'static str> {
+        let _ = plan;
+        Vec::new()
+    }
 }
 
 /// A kernel's family name, the `Kernel` variant's own (`MatMul`, `ReduceTo`, ...): what

@@ -1,7 +1,8 @@
 //! The matmul variants and their autotuner (src/engine/gpu/tune.rs): every variant
 //! against the CPU kernel (and bit for bit against the default variant) at awkward
 //! sizes, outputs poisoned first; a deliberately wrong variant dropped and never chosen;
-//! the choice cache read, rewritten when corrupt, and survived when unwritable; and the
+//! the choice cache read, rewritten when corrupt, and survived when unwritable; a
+//! budget that stops a shape part-way and a later run that completes it; and the
 //! same training bytes with tuning off and with every shape re-tuned.
 //!
 //! These tests open a device of their own (they change its tuning setting, which the
@@ -226,17 +227,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
     let c = case((19, 23, 41), (false, false), 1, Act::Tanh, "cache");
     let cpu = run_cpu(&c);
 
-    // With its budget spent (none at all), `cached` tunes nothing and stores nothing:
-    // the shape runs the default variant.
-    ctx.set_tuning(Tuning {
-        budget_seconds: Some(0.0),
-        ..cached(&file.0, None)
-    });
-    assert_matches_cpu("over budget", &run_gpu(&ctx, &c), &cpu);
-    assert!(ctx.tune_choices().is_empty());
-    assert!(!file.0.exists());
-
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("first run", &run_gpu(&ctx, &c), &cpu);
     let first = ctx.tune_choices();
     assert_eq!(first.len(), 1);
@@ -246,7 +237,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
     assert!(text.contains(&ctx.info.name), "keyed by adapter: {text}");
 
     // A second run (a fresh setting forgets the process's choices) reads the file.
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("second run", &run_gpu(&ctx, &c), &cpu);
     let second = ctx.tune_choices();
     assert!(
@@ -267,7 +258,7 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
 
     // A corrupt file is no hit: measured again, and the file rewritten whole.
     std::fs::write(&file.0, b"{ not json").unwrap();
-    ctx.set_tuning(cached(&file.0, None));
+    ctx.set_tuning(unlimited(&file.0));
     assert_matches_cpu("after corruption", &run_gpu(&ctx, &c), &cpu);
     assert!(!ctx.tune_choices()[0].times.is_empty());
     let text = std::fs::read_to_string(&file.0).unwrap();
@@ -275,6 +266,128 @@ fn choices_are_cached_on_disk_and_a_corrupt_cache_is_measured_again() {
         serde_json::from_str::<serde_json::Value>(&text).is_ok(),
         "{text}"
     );
+    ctx.set_tuning(Tuning::default());
+}
+
+/// `cached` with no budget limit.
+fn unlimited(path: &std::path::Path) -> Tuning {
+    Tuning {
+        budget_seconds: None,
+        ..cached(path, None)
+    }
+}
+
+/// The cache file's entries.
+fn cache_entries(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    file["entries"].as_array().unwrap().clone()
+}
+
+fn candidates() -> Vec<usize> {
+    (0..MATMUL_VARIANTS.len())
+        .filter(|&v| !MATMUL_VARIANTS[v].test_only)
+        .collect()
+}
+
+#[test]
+fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    std::fs::remove_file(&file.0).unwrap();
+    let c = case((21, 18, 37), (true, false), 1, Act::Relu, "partial");
+    let other = case(
+        (12, 29, 11),
+        (false, false),
+        0,
+        Act::Identity,
+        "partial other",
+    );
+
+    // A budget of 0 is spent as soon as the first shape's default (the reference,
+    // always run) has run: that shape keeps the default, untimed, marked partial, and
+    // the next shape is not begun.
+    ctx.set_tuning(Tuning {
+        budget_seconds: Some(0.0),
+        ..cached(&file.0, None)
+    });
+    assert_matches_cpu("partial", &run_gpu(&ctx, &c), &run_cpu(&c));
+    assert_matches_cpu("not begun", &run_gpu(&ctx, &other), &run_cpu(&other));
+    let first = ctx.tune_choices();
+    assert_eq!(first.len(), 1, "only the first shape was begun");
+    let measured: Vec<usize> = first[0].times.iter().map(|t| t.variant).collect();
+    assert_eq!(measured, [DEFAULT_MATMUL_VARIANT], "the default alone");
+    assert_eq!(
+        first[0].times[0].seconds, None,
+        "nothing to compare it with"
+    );
+    assert_eq!(first[0].variant, DEFAULT_MATMUL_VARIANT);
+    assert!(!first[0].complete);
+    let entries = cache_entries(&file.0);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let default_name = MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name;
+    assert_eq!(entries[0]["measured"], serde_json::json!([default_name]));
+
+    // A later run with budget measures the rest (the default again, as the reference)
+    // and completes the entry.
+    ctx.set_tuning(unlimited(&file.0));
+    assert_matches_cpu("completed", &run_gpu(&ctx, &c), &run_cpu(&c));
+    let second = ctx.tune_choices();
+    let mut measured: Vec<usize> = second[0].times.iter().map(|t| t.variant).collect();
+    assert_eq!(measured[0], DEFAULT_MATMUL_VARIANT, "the reference first");
+    measured.sort();
+    assert_eq!(measured, candidates(), "each variant once");
+    assert!(second[0].complete);
+    let entries = cache_entries(&file.0);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].get("measured").is_none(), "{entries:?}");
+    assert_eq!(
+        entries[0]["variant"],
+        MATMUL_VARIANTS[second[0].variant].name
+    );
+
+    // A complete entry is read, never measured again.
+    ctx.set_tuning(unlimited(&file.0));
+    run_gpu(&ctx, &c);
+    let third = ctx.tune_choices();
+    assert!(third[0].times.is_empty() && third[0].complete, "{third:?}");
+    assert_eq!(third[0].variant, second[0].variant);
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn a_cache_file_without_partial_entries_loads_as_complete() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    let c = case((17, 26, 9), (false, true), 2, Act::Tanh, "old format");
+    // The shape's key as the tuner writes it.
+    ctx.set_tuning(Tuning::new(
+        TuneMode::Full,
+        Some(file.0.clone()),
+        Some(write),
+        None,
+    ));
+    run_gpu(&ctx, &c);
+    let key = cache_entries(&file.0)[0]["key"].clone();
+    // The format before entries could be partial: a key and a variant, nothing else.
+    // Name a variant the tuner would not pick on its own often, to see it read.
+    let variant = MATMUL_VARIANTS.len() - 2;
+    assert!(!MATMUL_VARIANTS[variant].test_only && variant != DEFAULT_MATMUL_VARIANT);
+    let old = serde_json::json!({
+        "version": 1,
+        "entries": [{ "key": key, "variant": MATMUL_VARIANTS[variant].name }],
+    });
+    std::fs::write(&file.0, old.to_string()).unwrap();
+    ctx.set_tuning(unlimited(&file.0));
+    assert_matches_cpu("old format", &run_gpu(&ctx, &c), &run_cpu(&c));
+    let choices = ctx.tune_choices();
+    assert_eq!(choices.len(), 1);
+    assert!(
+        choices[0].times.is_empty(),
+        "read, not measured: {choices:?}"
+    );
+    assert!(choices[0].complete);
+    assert_eq!(choices[0].variant, variant);
     ctx.set_tuning(Tuning::default());
 }
 
@@ -289,7 +402,10 @@ fn an_unwritable_cache_is_one_note_and_work_goes_on() {
     // A directory under a plain file cannot be made.
     let blocker = TempFile::new("not-a-dir", b"x");
     let path = blocker.0.join("gpu-tune.json");
-    ctx.set_tuning(cached(&path, Some(note)));
+    ctx.set_tuning(Tuning {
+        budget_seconds: None,
+        ..cached(&path, Some(note))
+    });
     for (i, seed) in ["unwritable a", "unwritable b"].iter().enumerate() {
         let c = case((9 + i, 13, 29), (false, true), 2, Act::Sigmoid, seed);
         assert_matches_cpu(&c.what, &run_gpu(&ctx, &c), &run_cpu(&c));
@@ -334,4 +450,182 @@ fn a_bad_tune_mode_names_the_flag_and_its_values() {
         err.contains("--tune") && err.contains("off, cached or full"),
         "{err}"
     );
+}
+
+#[test]
+fn every_command_that_runs_a_gpu_takes_tune() {
+    for command in ["train", "predict", "eval", "explain", "monitor", "bench"] {
+        // `--help` after the flag: clap has parsed (and checked) `--tune` by then.
+        let ok = common::riskgrad(&[command, "--tune", "off", "--help"]);
+        let out = String::from_utf8_lossy(&ok.stdout);
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{command}: {}",
+            common::stderr(&ok)
+        );
+        assert!(
+            out.contains("--tune") && out.contains("how a GPU picks among its matmul kernel"),
+            "{command} --help: {out}"
+        );
+        let bad = common::riskgrad(&[command, "--tune", "bogus", "--help"]);
+        let err = common::stderr(&bad);
+        assert_eq!(bad.status.code(), Some(2), "{command}: {err}");
+        assert!(
+            err.contains("--tune") && err.contains("off, cached or full"),
+            "{command}: {err}"
+        );
+    }
+}
+
+/// `riskgrad ARGS` with riskgrad's cache directory at `cache`.
+fn riskgrad_cached_in(cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .env("RISKGRAD_CACHE_DIR", cache)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bench_matmul_names_the_variant_that_ran() {
+    let (_ctx, _turn) = device_or_skip!();
+    let cache = common::TempDir::new("bench-variant");
+    for mode in ["off", "full"] {
+        let out = cache.join(format!("bench-{mode}.json"));
+        let o = riskgrad_cached_in(
+            &cache,
+            &[
+                "bench",
+                "--tune",
+                mode,
+                "matmul",
+                "--sizes",
+                "40",
+                "--devices",
+                "gpu",
+                "--budget",
+                "0.01",
+                "--no-peak",
+                "--json",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let label = doc["cases"][0]["variant"].clone();
+        let want = match mode {
+            "off" => MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name.to_string(),
+            // What the tuner chose for the shape, as it stored it.
+            _ => {
+                let entries = cache_entries(&cache.join("gpu-tune.json"));
+                let entry = entries
+                    .iter()
+                    .find(|e| e["key"].as_str().unwrap().contains("40x40x40 NN"))
+                    .unwrap_or_else(|| panic!("{entries:?}"));
+                entry["variant"].as_str().unwrap().to_string()
+            }
+        };
+        assert_eq!(label, serde_json::json!(want), "--tune {mode}");
+    }
+}
+
+#[test]
+fn each_variant_runs_its_own_shader_module() {
+    let (ctx, _turn) = device_or_skip!();
+    // The test-only variant differs from the default only in its module (it adds 1 to
+    // every output, after the activation): built from any other module, it would agree.
+    let broken = MATMUL_VARIANTS.iter().position(|v| v.test_only).unwrap();
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let c = case((11, 14, 23), (ta, tb), 1, Act::Identity, "own module");
+        let cpu = run_cpu(&c);
+        ctx.set_tuning(forced(broken));
+        let got = run_gpu(&ctx, &c);
+        let want: Vec<f32> = cpu.iter().map(|x| x + 1.0).collect();
+        assert_matches_cpu(&format!("broken variant {}", c.what), &got, &want);
+    }
+    ctx.set_tuning(Tuning::default());
+}
+
+/// `riskgrad train` of a small network on the GPU with `--tune mode`, riskgrad's cache
+/// directory at `cache`: the saved weights' bytes and standard error.
+fn train_on_gpu(cache: &std::path::Path, out: &std::path::Path, mode: &str) -> (Vec<u8>, String) {
+    let data = common::fixture("credit_mixed.csv");
+    let o = riskgrad_cached_in(
+        cache,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "gpu",
+            "--hidden",
+            "5",
+            "--epochs",
+            "2",
+            "--early-stop",
+            "off",
+            "--seed",
+            "3",
+            "--tune",
+            mode,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "--tune {mode}: {err}");
+    (std::fs::read(out.join("model.safetensors")).unwrap(), err)
+}
+
+#[test]
+fn a_hostile_tune_cache_never_fails_a_training_or_changes_its_weights() {
+    let (_ctx, _turn) = device_or_skip!();
+    let dir = common::TempDir::new("hostile-tune-cache");
+    let (off, _) = train_on_gpu(&dir.join("cache-off"), &dir.join("model-off"), "off");
+    // A cache file as the tuner writes it, then cut in half.
+    let good = dir.join("cache-good");
+    let (full, _) = train_on_gpu(&good, &dir.join("model-full"), "full");
+    assert_eq!(full, off, "--tune full changed the weights");
+    let written = std::fs::read(good.join("gpu-tune.json")).unwrap();
+
+    let truncated = dir.join("cache-truncated");
+    std::fs::create_dir_all(&truncated).unwrap();
+    std::fs::write(
+        truncated.join("gpu-tune.json"),
+        &written[..written.len() / 2],
+    )
+    .unwrap();
+    // gpu-tune.json a directory: unreadable, and cannot be replaced.
+    let directory = dir.join("cache-directory");
+    std::fs::create_dir_all(directory.join("gpu-tune.json")).unwrap();
+    // The cache directory a plain file: nothing under it can be written (a read-only
+    // directory would not stop root, whom the tests may run as).
+    let blocked = dir.join("cache-blocked");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+
+    for (what, cache, notes) in [
+        ("truncated", &truncated, 0),
+        ("a directory", &directory, 1),
+        ("unwritable", &blocked, 1),
+    ] {
+        let (weights, err) = train_on_gpu(cache, &dir.join(format!("model {what}")), "cached");
+        assert_eq!(weights, off, "a cache file {what} changed the weights");
+        let said = err.matches("tuning cache").count();
+        assert_eq!(said, notes, "a cache file {what}: {err}");
+    }
+    // The truncated file was rewritten whole; the directory is left as it was.
+    let text = std::fs::read_to_string(truncated.join("gpu-tune.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "{text}"
+    );
+    assert!(directory.join("gpu-tune.json").is_dir());
+    let left: Vec<_> = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "nothing left beside it: {left:?}");
 }

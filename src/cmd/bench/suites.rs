@@ -142,31 +142,18 @@ impl DeviceInfo {
     }
 }
 
-/// How the GPU executors the suites open tune their matmuls (`riskgrad bench --tune`;
-/// off until set, as in the `cargo bench` targets).
-static TUNING: std::sync::Mutex<Option<Tuning>> = std::sync::Mutex::new(None);
-
-/// Sets how the GPU executors opened from now on tune their matmuls.
-pub fn set_tuning(tuning: Tuning) {
-    *TUNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(tuning);
-}
-
-fn tuning() -> Tuning {
-    TUNING
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_default()
-}
-
-/// The executor for a device the user named on purpose (no fallback to the CPU), and
-/// what the device is.
-pub fn open_device(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo)> {
-    open(choice).map(|(exec, info, _)| (exec, info))
+/// The executor for a device the user named on purpose (no fallback to the CPU), its
+/// GPU matmuls tuned as `tuning` says (`riskgrad bench --tune`; the `cargo bench`
+/// targets pass `Tuning::default()`, off), and what the device is.
+pub fn open_device(
+    choice: &DeviceChoice,
+    tuning: &Tuning,
+) -> Result<(Box<dyn Executor>, DeviceInfo)> {
+    open(choice, tuning).map(|(exec, info, _)| (exec, info))
 }
 
 /// As `open_device`, with the device as the peak kernels see it.
-fn open(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo, Target)> {
+fn open(choice: &DeviceChoice, tuning: &Tuning) -> Result<(Box<dyn Executor>, DeviceInfo, Target)> {
     if *choice == DeviceChoice::Cpu {
         let exec = select_executor(choice, WhenNoGpu::Refuse)?.executor;
         return Ok((exec, DeviceInfo::cpu(), Target::Cpu));
@@ -175,7 +162,7 @@ fn open(choice: &DeviceChoice) -> Result<(Box<dyn Executor>, DeviceInfo, Target)
         Some(ctx) => {
             let info = DeviceInfo::of_adapter(&ctx.info);
             let target = Target::Gpu(ctx.adapter.clone(), ctx.info.clone());
-            ctx.set_tuning(tuning());
+            ctx.set_tuning(tuning.clone());
             Ok((Box::new(GpuExecutor::new(Arc::new(ctx))), info, target))
         }
         None => Err(no_adapter(choice)),
@@ -204,17 +191,18 @@ pub fn open_target(choice: &DeviceChoice) -> Result<(Target, DeviceInfo)> {
     }
 }
 
-/// Runs `body` on an executor for each device listed; one that is not there is skipped
-/// with a line saying so. Each device's peaks (the ceilings of % of peak) come from
-/// `peaks` first: measured briefly once per process, read from a saved `bench peak`,
-/// or none.
+/// Runs `body` on an executor for each device listed (GPU matmuls tuned as `tuning`
+/// says); one that is not there is skipped with a line saying so. Each device's peaks
+/// (the ceilings of % of peak) come from `peaks` first: measured briefly once per
+/// process, read from a saved `bench peak`, or none.
 pub fn each_device(
     devices: &[DeviceChoice],
+    tuning: &Tuning,
     peaks: &PeakSource,
     mut body: impl FnMut(&mut dyn Executor, &DeviceInfo) -> Result<()>,
 ) -> Result<()> {
     for choice in devices {
-        match open(choice) {
+        match open(choice, tuning) {
             Ok((mut exec, mut info, target)) => {
                 info.peaks = peaks.for_device(&target, &info);
                 body(exec.as_mut(), &info)?
@@ -709,12 +697,18 @@ pub fn matmul(
     }
     // f32 sums of `size` products of values in ±1.
     let tolerance = 2e-5 * size as f64 + 1e-4;
+    // On a GPU, the kernel variant its autotuner chose for this shape.
+    let variant = exec
+        .matmul_variants(h)
+        .first()
+        .copied()
+        .unwrap_or("default");
     let measured = Measured {
         suite: "matmul",
         kernel: "matmul".into(),
         shape: format!("{size}x{size}x{size}"),
         dtype: "f32",
-        variant: "default".into(),
+        variant: variant.into(),
         work: 2.0 * (size as f64).powi(3),
         work_unit: "flop",
         unit: "GFLOP/s",
@@ -1553,11 +1547,13 @@ impl RnnBench {
     }
 }
 
-/// `recurrent` on each device listed, a line for each, its cases added to `out`.
+/// `recurrent` on each device listed (GPU matmuls tuned as `tuning` says), a line for
+/// each, its cases added to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn recurrent_on_devices(
     kind: CellKind,
     devices: &[DeviceChoice],
+    tuning: &Tuning,
     batch: usize,
     input: usize,
     hidden: usize,
@@ -1565,7 +1561,7 @@ pub fn recurrent_on_devices(
     timing: &Timing,
     out: &mut Vec<Case>,
 ) -> Result<()> {
-    each_device(devices, &PeakSource::Off, |exec, device| {
+    each_device(devices, tuning, &PeakSource::Off, |exec, device| {
         let b = recurrent(exec, kind, batch, input, hidden, steps, timing)?;
         match (&b.step, &b.matmuls, &b.cells) {
             (Some(step), Some(matmuls), Some(cells)) => println!(

@@ -2,7 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Layout, PipeKey, MATMUL_VARIANTS, MODULES, PIPELINES};
+use super::shaders::{Access, Layout, PipeKey, ShaderModule, MATMUL_VARIANTS, MODULES, PIPELINES};
 use crate::error::{Error, Result, Setting};
 use std::fmt;
 use std::str::FromStr;
@@ -458,17 +458,7 @@ impl GpuContext {
             }
             let spec = key.pipe.spec();
             let scope = ErrorScope::push(&self.device);
-            let module = match key.variant {
-                0 => &self.modules[spec.family as usize],
-                v => self.variant_modules[v].get_or_init(|| {
-                    let m = MATMUL_VARIANTS[v].module;
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(MATMUL_VARIANTS[v].name),
-                            source: wgpu::ShaderSource::Wgsl(m.source.into()),
-                        })
-                }),
-            };
+            let module = self.compiled(key.module());
             let built = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -487,6 +477,26 @@ impl GpuContext {
             let _ = slot.set(built);
         }
         Ok(())
+    }
+
+    /// The device's compilation of `module` (which `PipeKey::module` chose): one of the
+    /// kernel modules made with the device, or a matmul variant's, made when first asked
+    /// for.
+    fn compiled(&self, module: ShaderModule) -> &wgpu::ShaderModule {
+        if let Some(i) = MODULES.iter().position(|m| m.source == module.source) {
+            return &self.modules[i];
+        }
+        let v = MATMUL_VARIANTS
+            .iter()
+            .position(|m| m.module.source == module.source)
+            .expect("every shader module is a kernel's or a matmul variant's");
+        self.variant_modules[v].get_or_init(|| {
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(MATMUL_VARIANTS[v].name),
+                    source: wgpu::ShaderSource::Wgsl(module.source.into()),
+                })
+        })
     }
 
     fn slot(&self, key: PipeKey) -> &std::sync::OnceLock<wgpu::ComputePipeline> {

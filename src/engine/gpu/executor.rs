@@ -18,7 +18,7 @@ use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, ReduceParams,
     RnnParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, GH_ABSENT, GH_BROADCAST, GH_MATRIX, WG,
 };
-use super::shaders::{Access, Pipe, PipeKey, UNIFORM_BYTES};
+use super::shaders::{Access, Pipe, PipeKey, MATMUL_VARIANTS, UNIFORM_BYTES};
 use super::tune::{matmul_params, MatMulShape};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
@@ -340,6 +340,17 @@ impl GpuExecutor {
 impl Executor for GpuExecutor {
     fn device_name(&self) -> String {
         format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
+    }
+
+    fn matmul_variants(&self, plan: usize) -> Vec<&'static str> {
+        let Some(p) = self.plans.get(plan) else {
+            return Vec::new();
+        };
+        p.launches
+            .iter()
+            .filter(|l| l.pipe.pipe.is_matmul())
+            .map(|l| MATMUL_VARIANTS[l.pipe.variant].name)
+            .collect()
     }
 
     fn load(&mut self, plan: Plan) -> Result<usize> {

@@ -3,16 +3,21 @@
 //! the [256,58]·[58,64] products of a credit MLP; workgroup-memory staging pays on some
 //! adapters and not on others), so the executor measures on the adapter at hand.
 //!
-//! For each shape a plan's load meets that is not decided yet ([`Tuner::choose`]): every
-//! variant runs on scratch buffers of that shape holding fresh random data; a variant
-//! whose output disagrees with the default's is dropped (and noted), never chosen; the
-//! rest are timed (wall clock around submit and wait, a batch of launches per run, the
-//! median of [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow
-//! launches, one for a variant already twice the fastest) and the fastest wins. The
-//! choices are kept on the device's context for the process and, in
-//! [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the caller names, keyed
-//! by adapter, driver, riskgrad version and shape, so the next run starts without
-//! tuning. Wall clock, not timestamp queries: a credit model's matmuls are tiny, and
+//! For each shape a plan's load meets that is not decided yet ([`Tuner::choose`]): the
+//! variants run in [`MATMUL_VARIANTS`]' order (the default first, as the reference) on
+//! scratch buffers of that shape holding fresh random data; a variant whose output
+//! disagrees with the default's is dropped (and noted), never chosen; the rest are timed
+//! (wall clock around submit and wait, a batch of launches per run, the median of
+//! [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow launches, one
+//! for a variant already twice the fastest) and the fastest wins. In
+//! [`TuneMode::Cached`] the process's budget is checked before each variant after the
+//! default (room for one more like the last): once it is spent the shape takes the
+//! fastest variant measured so far, and
+//! its cache entry is marked partial (the variants measured), for a later run with
+//! budget left to complete. The choices are kept on the device's context for the
+//! process and, in [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the
+//! caller names, keyed by adapter, driver, riskgrad version and shape, so the next run
+//! starts without tuning. Wall clock, not timestamp queries: a credit model's matmuls are tiny, and
 //! what a variant costs there includes its launch (workgroup count, setup), which a
 //! batch of launches back to back measures as a recorded epoch runs them.
 //!
@@ -98,9 +103,12 @@ pub struct Tuning {
     pub write: Option<WriteFile>,
     /// Where notes go (a dropped variant, an unwritable cache); `None`: nowhere.
     pub note: Option<fn(&str)>,
-    /// `Cached` tunes shapes until this many seconds are spent in the process (a shape
-    /// under way finishes); the rest run the default variant and are tuned by a later
-    /// run, so a first run on a slow adapter starts soon. `None`: no limit.
+    /// `Cached` tunes within this many seconds a process, checked before each variant
+    /// after a shape's default (begun only if one more like the last still fits): a
+    /// shape stopped part-way takes the fastest variant measured, shapes met once the
+    /// budget is spent run the default, and a later run completes them, so a first run
+    /// on a slow adapter starts soon (0: only the first shape's default is measured).
+    /// `None`: no limit.
     pub budget_seconds: Option<f64>,
     /// Every matmul runs this variant, untuned (tests of each variant's kernel).
     #[doc(hidden)]
@@ -207,7 +215,8 @@ pub(crate) fn matmul_params(
 pub struct VariantTime {
     /// Index into [`MATMUL_VARIANTS`].
     pub variant: usize,
-    /// Median seconds of one launch; `None` when dropped.
+    /// Median seconds of one launch; `None` when dropped, and for the default when the
+    /// budget stopped the shape before any other variant (nothing to compare it with).
     pub seconds: Option<f64>,
     /// Why it was dropped (its output disagreed with the default's); `None` if kept.
     pub dropped: Option<String>,
@@ -222,10 +231,14 @@ pub struct ShapeChoice {
     pub shape: MatMulShape,
     /// The chosen variant (index into [`MATMUL_VARIANTS`]).
     pub variant: usize,
-    /// Each candidate's time, when measured now; empty when read from the cache.
+    /// Each variant measured now, in the order measured (the default first); empty
+    /// when read from the cache.
     pub times: Vec<VariantTime>,
     /// Seconds the tuning took (pipeline builds included); 0 from the cache.
     pub seconds: f64,
+    /// Whether every candidate has been measured on this shape, now or by an earlier run
+    /// (a partial choice is completed by a later `Cached` run with budget left).
+    pub complete: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -238,6 +251,17 @@ struct CacheFile {
 struct CacheEntry {
     key: String,
     variant: String,
+    /// The variants measured when the budget stopped the shape's tuning part-way;
+    /// absent when all were (as in files written before partial entries existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    measured: Option<Vec<String>>,
+}
+
+/// A cache entry as the tuner uses it.
+struct CacheHit {
+    variant: usize,
+    /// The variants measured, for a partial entry (those still known); `None`: complete.
+    measured: Option<Vec<usize>>,
 }
 
 /// The autotuner's state on one device: the setting, and the choices made or read in
@@ -295,27 +319,30 @@ impl Tuner {
                 continue;
             }
             let key = cache_key(ctx, shape);
-            let cached = match self.tuning.mode {
+            let hit = match self.tuning.mode {
                 TuneMode::Cached => self.cached(&key),
                 _ => None,
             };
-            let choice = match cached {
-                Some(variant) => ShapeChoice {
+            let choice = match hit {
+                Some(hit) if hit.measured.is_none() || self.budget_spent(0.0) => ShapeChoice {
                     shape: *shape,
-                    variant,
+                    variant: hit.variant,
                     times: Vec::new(),
                     seconds: 0.0,
+                    complete: hit.measured.is_none(),
                 },
-                None if self.over_budget() => {
+                None if self.budget_spent(0.0) => {
                     // The default for this run, undecided: a later run tunes it.
                     out.push(DEFAULT_MATMUL_VARIANT);
                     continue;
                 }
-                None => {
-                    let c = self.measure(ctx, shape)?;
+                hit => {
+                    let (c, measured) = self.measure(ctx, shape, hit.as_ref())?;
                     self.spent += c.seconds;
-                    self.remember(key, c.variant);
-                    stored = true;
+                    if let Some(measured) = measured {
+                        self.remember(key, c.variant, (!c.complete).then_some(measured));
+                        stored = true;
+                    }
                     c
                 }
             };
@@ -328,10 +355,14 @@ impl Tuner {
         Ok(out)
     }
 
-    /// Whether `Cached` has spent its budget for this process.
-    fn over_budget(&self) -> bool {
+    /// Whether `Cached` has spent its budget for this process, counting `more` seconds
+    /// not yet added to it (the shape under way).
+    fn budget_spent(&self, more: f64) -> bool {
         self.tuning.mode == TuneMode::Cached
-            && self.tuning.budget_seconds.is_some_and(|b| self.spent >= b)
+            && self
+                .tuning
+                .budget_seconds
+                .is_some_and(|b| self.spent + more > b)
     }
 
     fn entries(&mut self) -> &mut Vec<CacheEntry> {
@@ -345,26 +376,31 @@ impl Tuner {
         })
     }
 
-    fn cached(&mut self, key: &str) -> Option<usize> {
-        let name = self
-            .entries()
-            .iter()
-            .rev()
-            .find(|e| e.key == key)?
-            .variant
-            .clone();
+    fn cached(&mut self, key: &str) -> Option<CacheHit> {
+        let entry = self.entries().iter().rev().find(|e| e.key == key)?.clone();
+        let index = |name: &str| {
+            MATMUL_VARIANTS
+                .iter()
+                .position(|v| v.name == name && !v.test_only)
+        };
         // A variant that no longer exists (or is test-only) is a miss.
-        MATMUL_VARIANTS
-            .iter()
-            .position(|v| v.name == name && !v.test_only)
+        let variant = index(&entry.variant)?;
+        // A measured variant no longer known is measured again.
+        let measured = entry
+            .measured
+            .map(|names| names.iter().filter_map(|n| index(n)).collect());
+        Some(CacheHit { variant, measured })
     }
 
-    fn remember(&mut self, key: String, variant: usize) {
+    /// Stores `variant` for `key`; `measured`: the variants measured, when not all were.
+    fn remember(&mut self, key: String, variant: usize, measured: Option<Vec<usize>>) {
+        let name = |v: usize| MATMUL_VARIANTS[v].name.to_string();
         let entries = self.entries();
         entries.retain(|e| e.key != key);
         entries.push(CacheEntry {
             key,
-            variant: MATMUL_VARIANTS[variant].name.to_string(),
+            variant: name(variant),
+            measured: measured.map(|m| m.into_iter().map(name).collect()),
         });
         let excess = entries.len().saturating_sub(CACHE_ENTRIES);
         entries.drain(..excess);
@@ -401,26 +437,66 @@ impl Tuner {
         }
     }
 
-    /// Runs every candidate variant on `shape` and picks the fastest that agrees with
-    /// the default.
-    fn measure(&self, ctx: &GpuContext, shape: &MatMulShape) -> Result<ShapeChoice> {
+    /// Measures the candidate variants on `shape` in order, the default first, and picks
+    /// the fastest that agrees with the default. After the default's output each
+    /// variant is begun only while the budget has room for it (as long as the one before
+    /// took). `earlier`, a partial cache entry: its choice is timed again right after the
+    /// default and only the variants it lacks are measured. Also returns
+    /// every variant measured so far (earlier included), or `None` when nothing new was
+    /// (the budget ran out first: `earlier`'s choice stands).
+    fn measure(
+        &self,
+        ctx: &GpuContext,
+        shape: &MatMulShape,
+        earlier: Option<&CacheHit>,
+    ) -> Result<(ShapeChoice, Option<Vec<usize>>)> {
         let start = Instant::now();
         let candidates: Vec<usize> = (0..MATMUL_VARIANTS.len())
             .filter(|&v| !MATMUL_VARIANTS[v].test_only || self.tuning.include_test_variants)
             .collect();
-        ctx.prepare(candidates.iter().map(|&variant| PipeKey {
-            pipe: shape.pipe(),
-            variant,
-        }))?;
+        let before: &[usize] = earlier.and_then(|e| e.measured.as_deref()).unwrap_or(&[]);
+        let mut queue = vec![DEFAULT_MATMUL_VARIANT];
+        queue.extend(earlier.map(|e| e.variant));
+        queue.extend(candidates.iter().filter(|v| !before.contains(v)));
+        // Each once, where it first appears (an earlier choice may be the default).
+        let mut seen = Vec::new();
+        queue.retain(|v| {
+            let new = !seen.contains(v);
+            seen.push(*v);
+            new
+        });
         let bench = Scratch::new(ctx, shape)?;
+        let prepare = |variant| {
+            ctx.prepare([PipeKey {
+                pipe: shape.pipe(),
+                variant,
+            }])
+        };
+        prepare(DEFAULT_MATMUL_VARIANT)?;
         let reference = bench.output(ctx, DEFAULT_MATMUL_VARIANT)?;
-        let mut times = Vec::new();
-        for &variant in &candidates {
-            let got = if variant == DEFAULT_MATMUL_VARIANT {
-                reference.clone()
-            } else {
-                bench.output(ctx, variant)?
-            };
+        // The default is timed only once another variant is to be compared with it (a
+        // launch of a large shape on a software adapter takes seconds).
+        let mut times = vec![VariantTime {
+            variant: DEFAULT_MATMUL_VARIANT,
+            seconds: None,
+            dropped: None,
+            exact: true,
+        }];
+        // What measuring the previous variant took (its pipeline build included).
+        let mut last = start.elapsed().as_secs_f64();
+        for variant in queue.into_iter().filter(|&v| v != DEFAULT_MATMUL_VARIANT) {
+            // Begun only if the budget would hold one more variant like the last: a
+            // variant is not stopped part-way, so a check for a spent budget alone lets
+            // the last one overrun it (on lavapipe by a 0.7 s pipeline compile).
+            let so_far = start.elapsed().as_secs_f64();
+            if self.budget_spent(so_far + last) {
+                break;
+            }
+            if times[0].seconds.is_none() {
+                times[0].seconds = Some(bench.seconds(ctx, DEFAULT_MATMUL_VARIANT, None)?);
+            }
+            prepare(variant)?;
+            let got = bench.output(ctx, variant)?;
             let exact = got
                 .iter()
                 .zip(&reference)
@@ -428,10 +504,7 @@ impl Tuner {
             let dropped = disagreement(&got, &reference);
             let seconds = match &dropped {
                 None => {
-                    let best = times
-                        .iter()
-                        .filter_map(|t: &VariantTime| t.seconds)
-                        .reduce(f64::min);
+                    let best = times.iter().filter_map(|t| t.seconds).reduce(f64::min);
                     Some(bench.seconds(ctx, variant, best)?)
                 }
                 Some(why) => {
@@ -450,18 +523,34 @@ impl Tuner {
                 dropped,
                 exact,
             });
+            last = start.elapsed().as_secs_f64() - so_far;
         }
-        let variant = times
+        let mut measured = before.to_vec();
+        let mut learned = earlier.is_none();
+        for t in &times {
+            if !measured.contains(&t.variant) {
+                measured.push(t.variant);
+                learned = true;
+            }
+        }
+        let complete = candidates.iter().all(|v| measured.contains(v));
+        let fastest = times
             .iter()
             .filter_map(|t| t.seconds.map(|s| (s, t.variant)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map_or(DEFAULT_MATMUL_VARIANT, |(_, v)| v);
-        Ok(ShapeChoice {
+        let variant = match (learned, earlier) {
+            (false, Some(e)) => e.variant,
+            _ => fastest,
+        };
+        let choice = ShapeChoice {
             shape: *shape,
             variant,
             times,
             seconds: start.elapsed().as_secs_f64(),
-        })
+            complete,
+        };
+        Ok((choice, learned.then_some(measured)))
     }
 }
 
