@@ -12,14 +12,14 @@
 //! for a variant already twice the fastest) and the fastest wins. In
 //! [`TuneMode::Cached`] the process's budget is checked before each variant after the
 //! default (room for one more like the last): once it is spent the shape takes the
-//! fastest variant measured so far, and
-//! its cache entry is marked partial (the variants measured), for a later run with
-//! budget left to complete. The choices are kept on the device's context for the
-//! process and, in [`TuneMode::Cached`] and [`TuneMode::Full`], in a JSON file the
-//! caller names, keyed by adapter, driver, riskgrad version and shape, so the next run
-//! starts without tuning. Wall clock, not timestamp queries: a credit model's matmuls are tiny, and
-//! what a variant costs there includes its launch (workgroup count, setup), which a
-//! batch of launches back to back measures as a recorded epoch runs them.
+//! fastest variant measured so far, and its cache entry is marked partial (the variants
+//! measured), for a later run with budget left to complete. The choices are kept on the
+//! device's context for the process and, in [`TuneMode::Cached`] and
+//! [`TuneMode::Full`], in a JSON file the caller names, keyed by adapter, driver,
+//! riskgrad version and shape, so the next run starts without tuning. Wall clock, not
+//! timestamp queries: a credit model's matmuls are tiny, and what a variant costs there
+//! includes its launch (workgroup count, setup), which a batch of launches back to back
+//! measures as a recorded epoch runs them.
 //!
 //! The engine knows no cache directory and no file-writing policy: the caller hands
 //! both in ([`Tuning`]).
