@@ -734,3 +734,42 @@ fn bench_all_writes_results_and_a_page() {
         "<html>mine</html>"
     );
 }
+
+/// A matmul case is the same product whichever kernel variant the GPU's tuner chose, so a
+/// tuned run is compared with an untuned (or older, `default`) one, both variants named;
+/// another suite's variant is different work and is matched only to itself.
+#[test]
+fn compare_matches_matmul_cases_across_tuned_variants_only() {
+    let base = report(&[("a", 1e-3)], 20);
+    let mut new = report(&[("a", 0.5e-3)], 20);
+    new["cases"][0]["variant"] = json!("tile32-direct");
+    let (base_file, new_file) = (file("tuned-base.json", &base), file("tuned-new.json", &new));
+    let o = riskgrad(&[
+        "bench",
+        "compare",
+        base_file.0.to_str().unwrap(),
+        new_file.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(verdict_of(&text, "a"), "FAST");
+    assert!(text.contains("default->tile32-direct"), "{text}");
+    assert!(!text.contains("only in"), "{text}");
+
+    let (mut conv_base, mut conv_new) = (base.clone(), new.clone());
+    conv_base["cases"][0]["suite"] = json!("conv");
+    conv_new["cases"][0]["suite"] = json!("conv");
+    let (b, n) = (
+        file("conv-base.json", &conv_base),
+        file("conv-new.json", &conv_new),
+    );
+    let o = riskgrad(&[
+        "bench",
+        "compare",
+        b.0.to_str().unwrap(),
+        n.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(text.matches("only in").count(), 2, "{text}");
+}
