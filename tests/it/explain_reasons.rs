@@ -418,3 +418,22 @@ fn an_applicant_whose_columns_all_lowered_the_score_has_no_reasons() {
     let shown = String::from_utf8_lossy(&text.stdout);
     assert!(shown.contains("no column raised the score"), "{shown}");
 }
+
+/// A file with a header and no rows is a data error naming the file (exit 3, as monitor
+/// says it), not "--data has no rows", and the `--out` file is not written.
+#[test]
+fn explain_of_a_file_without_rows_names_it_and_writes_nothing() {
+    let (_, model) = mixed_model();
+    let dir = temp_dir("explain-empty");
+    let data = dir.join("header-only.csv");
+    std::fs::write(&data, "id,income,util,region,age,default\n").unwrap();
+    let out = dir.join("reasons.csv");
+    let o = explain(model, &data, &["--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let message = stderr(&o);
+    assert!(
+        message.contains("header-only.csv") && message.contains("no data rows"),
+        "{message}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
