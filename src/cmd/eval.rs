@@ -32,7 +32,7 @@ pub struct EvalArgs {
     /// maximizes KS on this data.
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Bootstrap resamples for the AUC's 95% interval.
+    /// Bootstrap resamples for the AUC's 95% interval (at most 100000).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
     /// Seed of the bootstrap.
@@ -106,6 +106,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
 /// [`run`], handing the `--json` document to `emit_json` instead of printing it (the
 /// Python package returns it as a dict).
+/// The most bootstrap resamples `--bootstrap` accepts: each one resamples every row, so
+/// 10^8 of them ran for hours with no sign of progress.
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> {
     if let Some(t) = args.threshold {
         if !(0.0..=1.0).contains(&t) {
@@ -114,6 +118,15 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
                 format!("{t} is not a probability between 0 and 1"),
             ));
         }
+    }
+    if args.bootstrap > MAX_BOOTSTRAP {
+        return Err(Error::flag(
+            "--bootstrap",
+            format!(
+                "{} resamples is more than the {MAX_BOOTSTRAP} riskgrad allows (each scores every row again); 10000 is plenty for a 95% interval",
+                args.bootstrap
+            ),
+        ));
     }
     if args.protected.is_some() && args.protected_bins < 2 {
         return Err(Error::flag(

@@ -740,6 +740,12 @@ fn lifecycle_commands_fail_clearly() {
             "between 0 and 1",
             2,
         ),
+        // Refused at once: it ran for hours before.
+        (
+            vec!["eval", "--model", m, "--bootstrap", "100000000"],
+            "--bootstrap",
+            2,
+        ),
     ] {
         let out = riskgrad(&[&args[..], &["--device", "cpu"]].concat());
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
