@@ -682,6 +682,20 @@ pub(super) fn train_network(
             (stopping, carved) = (Stopping::Off, None);
         }
     }
+    if let Some((fit_rows, _)) = &carved {
+        // Only a --stop-split of 0.5 or more can leave a class wholly to the stopping
+        // rows (each class keeps round((1 - f) n) of its n rows to fit on).
+        let labels = fit_rows.y.iter().copied();
+        if let Some(what) = riskgrad::data::one_class_rows(labels, "training") {
+            return Err(Error::flag(
+                "--stop-split",
+                format!(
+                    "{} leaves to fit on {what}; the rest decide when to stop. A model needs both classes to learn from: a smaller split",
+                    args.stop_split
+                ),
+            ));
+        }
+    }
     let (fit_rows, epoch_rows) = match &carved {
         Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
         None => (train, val),
@@ -1391,6 +1405,12 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
         return Ok(auto);
     }
     match value.parse::<f32>() {
+        Ok(w) if w > MAX_POS_WEIGHT && w.is_finite() => Err(Error::flag(
+            "--pos-weight",
+            format!(
+                "{value} is over {MAX_POS_WEIGHT:e}: the non-defaults would all but vanish from the loss (below f32's precision); this data's own ratio (auto) is {auto:.2}"
+            ),
+        )),
         Ok(w) if w > 0.0 && w.is_finite() => Ok(w),
         _ => Err(Error::flag(
             "--pos-weight",
@@ -1398,6 +1418,10 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
         )),
     }
 }
+
+/// The largest `--pos-weight`: past it the challenger's Newton solve broke down (1e30)
+/// and the network learned nothing from the non-defaults (1e8: val AUC 0.51).
+const MAX_POS_WEIGHT: f32 = 1e6;
 
 /// Most time between two progress lines of a headless run (stderr not a terminal), unless
 /// `RISKGRAD_PROGRESS_SECONDS` says otherwise.

@@ -70,7 +70,7 @@ pub const BUNDLED_NAME: &str = "taiwan_default_of_credit_card_clients.csv.gz";
 pub(crate) const BUNDLED_BYTES: &[u8] =
     include_bytes!("../../data/taiwan_default_of_credit_card_clients.csv.gz");
 
-pub use split::{fold_rows, stratified_folds, stratified_split};
+pub use split::{fold_rows, one_class_rows, stratified_folds, stratified_split};
 
 /// Which column holds the 0/1 target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use super::preprocess::Preprocessor;
 use super::profile::{fit_profile, ColumnProfile};
 use super::schema::{infer_schema, AutoDropped, Schema};
 use super::source::data_err;
+use super::split::one_class_rows;
 use super::table::{read_table, read_table_from, RawTable, Values, MISSING_CODE};
 use super::{stratified_split, TargetEncoding, BUNDLED_BYTES, BUNDLED_NAME};
 use crate::error::{Error, Result, Setting};
@@ -235,16 +236,9 @@ impl LabelledTable {
     /// learn from one (`--val-split 0.999`). Validation rows of one class are the
     /// caller's to note: the model trains, and AUC and KS are not defined on them.
     fn check_split_classes(&self, train_idx: &[u32], fraction: f64) -> Result<()> {
-        let positives = train_idx
-            .iter()
-            .filter(|&&i| self.y[i as usize] > 0.5)
-            .count();
-        let what = match (train_idx.len(), positives) {
-            (0, _) => "no training rows".to_string(),
-            (1, p) => format!("1 training row, {}", ["a non-default", "a default"][p]),
-            (n, 0) => format!("{n} training rows, none of them a default"),
-            (n, p) if p == n => format!("{n} training rows, all of them defaults"),
-            _ => return Ok(()),
+        let labels = train_idx.iter().map(|&i| self.y[i as usize]);
+        let Some(what) = one_class_rows(labels, "training") else {
+            return Ok(());
         };
         let message = format!(
             "{fraction} leaves {what}; a model needs both classes to learn from: a smaller \

@@ -30,6 +30,24 @@ pub fn stratified_split(y: &[f32], val_fraction: f64, seed: u64) -> (Vec<u32>, V
     (train, val)
 }
 
+/// When `labels` (the rows of a `side`, e.g. "training") lack a class, what is there in
+/// words: "no training rows", "1 training row, a non-default", "2 training rows, none
+/// of them a default"; `None` when both classes are there.
+pub fn one_class_rows(labels: impl ExactSizeIterator<Item = f32>, side: &str) -> Option<String> {
+    let n = labels.len();
+    let positives = labels.filter(|&y| y > 0.5).count();
+    match (n, positives) {
+        (0, _) => Some(format!("no {side} rows")),
+        (1, p) => Some(format!(
+            "1 {side} row, {}",
+            ["a non-default", "a default"][p]
+        )),
+        (n, 0) => Some(format!("{n} {side} rows, none of them a default")),
+        (n, p) if p == n => Some(format!("{n} {side} rows, all of them defaults")),
+        _ => None,
+    }
+}
+
 /// Stratified K-fold assignment: returns each row's fold in `0..k`.
 ///
 /// Each class's rows (in file order, `y > 0.5` positive) are shuffled with their own

@@ -94,6 +94,10 @@ fn a_refused_flag_creates_no_output_directory() {
         &["--checkpoint-every", "0s"],
         &["--stop-split", "1.5"],
         &["--early-stop", "0"],
+        // Leaves one class to fit on: it trained 100 epochs on one row before.
+        &["--stop-split", "0.999"],
+        // Broke the challenger's Newton solve after the network had trained (exit 1).
+        &["--pos-weight", "1e30"],
     ] {
         let out_dir = dir.join("run");
         let out = riskgrad(
