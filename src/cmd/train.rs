@@ -142,8 +142,8 @@ pub struct TrainArgs {
         allow_hyphen_values = true
     )]
     pub monotone: Vec<MonotoneConstraint>,
-    /// Weight of the positive class in the loss: a number, or "auto" for
-    /// negatives/positives of the training split.
+    /// Weight of the positive class in the loss: a number above 0 and at most 1e6, or
+    /// "auto" for negatives/positives of the training split.
     #[arg(long, default_value = "1")]
     pub pos_weight: String,
     /// Seed for the split, the initial weights and the shuffles.
