@@ -20,8 +20,9 @@ use pyo3::types::{PyCapsule, PyDict, PyList};
 use riskgrad::cli::{self, eval::EvalArgs, explain::ExplainArgs, train::TrainArgs};
 use riskgrad::data::PredictReader;
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::engine::{select_executor, WhenNoGpu};
+use riskgrad::engine::{select_executor_tuned, WhenNoGpu};
 use riskgrad::model_io::SavedModel;
 use riskgrad::scoring::{plan_rows, KeptPlans, Scorer as ScoringPass};
 
@@ -294,12 +295,19 @@ impl Scorer {
             let open = || {
                 let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
                 match *said {
-                    // The CLI's notes (a CPU fallback, a software adapter) once per model.
+                    // The CLI's notes (a CPU fallback, a software adapter, the tuner's)
+                    // once per model; the matmuls tuned as the CLI's default either way.
                     false => {
                         *said = true;
-                        cli::executor(&choice)
+                        cli::executor_tuned(&choice, cli::DEFAULT_TUNE)
                     }
-                    true => Ok(select_executor(&choice, WhenNoGpu::UseCpu)?.executor),
+                    true => {
+                        let quiet = Tuning {
+                            note: None,
+                            ..cli::tuning(cli::DEFAULT_TUNE)
+                        };
+                        Ok(select_executor_tuned(&choice, WhenNoGpu::UseCpu, quiet)?.executor)
+                    }
                 }
             };
             let row_ids = !reader.has_id_column();
