@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod exec;
 pub mod gpu;
 pub mod graph;
+pub mod ops;
 pub mod plan;
 
 use crate::error::{Error, Result};

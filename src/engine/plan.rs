@@ -11,6 +11,7 @@ use crate::engine::graph::{
     dropout_threshold, numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs,
     RnnCellGradInputs, RnnCellInputs,
 };
+use crate::engine::ops::pool::PoolKernel;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -94,21 +95,6 @@ impl ConvShape {
     pub fn macs(&self) -> usize {
         self.n * self.o * self.out_plane() * self.k()
     }
-}
-
-/// A pooling op with every size resolved: `planes` (`n·c`) planes of `h × w` in, of
-/// `oh × ow` out; window, stride and padding per axis `[h, w]`.
-#[allow(missing_docs)] // the fields are the sizes the doc above names
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolShape {
-    pub planes: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
 }
 
 /// One kernel invocation with everything resolved: storage windows and sizes. Each
@@ -290,48 +276,8 @@ pub enum Kernel {
         o: usize,
         plane: usize,
     },
-    /// `out[b, j, i] = x[b, i, j]` for x `[batch, rows, cols]`.
-    Transpose {
-        x: TensorRef,
-        out: TensorRef,
-        batch: usize,
-        rows: usize,
-        cols: usize,
-    },
-    /// `out` = the in-plane position of each window's first maximum, as f32 numbers.
-    MaxPoolArgmax {
-        x: TensorRef,
-        out: TensorRef,
-        shape: PoolShape,
-    },
-    /// `out[p, i] = x[p, idx[p, i]]` per plane p.
-    PoolGather {
-        x: TensorRef,
-        idx: TensorRef,
-        out: TensorRef,
-        planes: usize,
-        in_plane: usize,
-        out_plane: usize,
-    },
-    /// `out[p, j] = Σ dy[p, i]` over the windows i whose argmax is j, in window order.
-    MaxPoolGrad {
-        dy: TensorRef,
-        idx: TensorRef,
-        out: TensorRef,
-        shape: PoolShape,
-    },
-    /// `out` = the mean of each window (padding counts as zeros in the window).
-    AvgPool {
-        x: TensorRef,
-        out: TensorRef,
-        shape: PoolShape,
-    },
-    /// `out[p, j] = Σ dy[p, i] / window size` over the windows i that cover j.
-    AvgPoolGrad {
-        dy: TensorRef,
-        out: TensorRef,
-        shape: PoolShape,
-    },
+    /// A launch of the pooling family (`engine::ops::pool`).
+    Pool(PoolKernel),
     /// `out[i] = x[i] · scale` where `dropout_hash(seed, step[1], i) >= threshold`, else
     /// 0 (`Op::Dropout`; `step` holds the step counters, word 1 the optimizer's count).
     Dropout {
@@ -367,13 +313,8 @@ impl Kernel {
             | Kernel::Conv2dGradInput { out, .. }
             | Kernel::Conv2dGradWeight { out, .. }
             | Kernel::ConvGradBias { out, .. }
-            | Kernel::Transpose { out, .. }
-            | Kernel::MaxPoolArgmax { out, .. }
-            | Kernel::PoolGather { out, .. }
-            | Kernel::MaxPoolGrad { out, .. }
-            | Kernel::AvgPool { out, .. }
-            | Kernel::AvgPoolGrad { out, .. }
             | Kernel::Dropout { out, .. } => out,
+            Kernel::Pool(ref k) => k.output(),
             Kernel::Accumulate { acc, .. } => acc,
             Kernel::AdvanceStep { step, .. } => step,
             Kernel::Optimize { len, .. } => TensorRef {
@@ -1048,49 +989,10 @@ fn lower(
                 plane: s[2..].iter().product(),
             })
         }
-        Op::Transpose => {
-            let s = shape_of(0);
-            let r = s.len();
-            push(Kernel::Transpose {
-                x: ins[0],
-                out,
-                batch: s[..r - 2].iter().product(),
-                rows: s[r - 2],
-                cols: s[r - 1],
-            })
+        Op::Pool(op) => {
+            let in_shapes: Vec<&[usize]> = (0..ins.len()).map(shape_of).collect();
+            push(Kernel::Pool(op.lower(ins, &in_shapes, &node.shape, out)))
         }
-        Op::MaxPoolArgmax { geom } => push(Kernel::MaxPoolArgmax {
-            x: ins[0],
-            out,
-            shape: pool_shape(shape_of(0), &node.shape, &geom),
-        }),
-        Op::PoolGather => {
-            let s = shape_of(0);
-            push(Kernel::PoolGather {
-                x: ins[0],
-                idx: ins[1],
-                out,
-                planes: s[0] * s[1],
-                in_plane: s[2] * s[3],
-                out_plane: node.shape[2] * node.shape[3],
-            })
-        }
-        Op::MaxPoolGrad { geom } => push(Kernel::MaxPoolGrad {
-            dy: ins[0],
-            idx: ins[1],
-            out,
-            shape: pool_shape(&node.shape, shape_of(0), &geom),
-        }),
-        Op::AvgPool { geom } => push(Kernel::AvgPool {
-            x: ins[0],
-            out,
-            shape: pool_shape(shape_of(0), &node.shape, &geom),
-        }),
-        Op::AvgPoolGrad { geom } => push(Kernel::AvgPoolGrad {
-            dy: ins[0],
-            out,
-            shape: pool_shape(&node.shape, shape_of(0), &geom),
-        }),
         Op::Dropout { p, seed } => push(Kernel::Dropout {
             x: ins[0],
             out,
@@ -1123,20 +1025,6 @@ fn conv_shape(
         stride: g.stride,
         padding: g.padding,
         dilation: g.dilation,
-    }
-}
-
-/// The sizes of a pooling op from x `xs` to `ys` (both 4-D).
-fn pool_shape(xs: &[usize], ys: &[usize], g: &crate::engine::graph::PoolGeom) -> PoolShape {
-    PoolShape {
-        planes: xs[0] * xs[1],
-        h: xs[2],
-        w: xs[3],
-        oh: ys[2],
-        ow: ys[3],
-        kernel: g.kernel,
-        stride: g.stride,
-        padding: g.padding,
     }
 }
 

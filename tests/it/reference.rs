@@ -11,6 +11,7 @@ use riskgrad::engine::graph::{
 use std::collections::HashMap;
 
 pub mod conv;
+pub mod pool;
 pub mod rnn;
 
 /// Evaluates every node of `graph` at step `step` (the gather window, and the optimizer
@@ -247,26 +248,11 @@ pub fn evaluate(
                 let s = shape_of(0);
                 conv::conv_grad_bias(x(0), s[0], s[1], s[2..].iter().product())
             }
-            Op::Transpose => {
-                let s = shape_of(0);
-                let r = s.len();
-                conv::transpose(x(0), s[..r - 2].iter().product(), s[r - 2], s[r - 1])
+            Op::Pool(op) => {
+                let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
+                let shapes: Vec<_> = (0..node.inputs.len()).map(shape_of).collect();
+                pool::evaluate(op, &xs, &shapes, &node.shape)
             }
-            Op::MaxPoolArgmax { geom } => {
-                conv::max_pool_argmax(x(0), shape_of(0), &node.shape, geom)
-            }
-            Op::PoolGather => {
-                let s = shape_of(0);
-                conv::pool_gather(x(0), x(1), s[0] * s[1], s[2] * s[3])
-            }
-            Op::MaxPoolGrad { .. } => conv::max_pool_grad(
-                x(0),
-                x(1),
-                node.shape[0] * node.shape[1],
-                node.shape[2] * node.shape[3],
-            ),
-            Op::AvgPool { geom } => conv::avg_pool(x(0), shape_of(0), &node.shape, geom),
-            Op::AvgPoolGrad { geom } => conv::avg_pool_grad(x(0), &node.shape, shape_of(0), geom),
             Op::Dropout { p, seed } => {
                 let threshold = (*p as f64 * 4_294_967_296.0).round();
                 let scale = 1.0 / (1.0 - *p as f64);

@@ -6,7 +6,7 @@
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use riskgrad::engine::gpu::shaders::{
-    PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON, MATMUL_VARIANTS, MODULES, PIPELINES,
+    Pipe, PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON, MATMUL_VARIANTS, MODULES,
 };
 
 const MAX_STORAGE_BUFFERS: usize = 8;
@@ -68,30 +68,34 @@ fn every_shader_file_is_compiled() {
 
 /// Every pipeline the executor can build: each table entry, a matmul's in every variant.
 fn every_pipeline() -> Vec<(&'static PipelineSpec, PipeKey)> {
-    PIPELINES
-        .iter()
-        .flat_map(|spec| {
-            let variants = match spec.pipe.is_matmul() {
+    Pipe::all()
+        .into_iter()
+        .flat_map(|pipe| {
+            let variants = match pipe.is_matmul() {
                 true => MATMUL_VARIANTS.len(),
                 false => 1,
             };
-            (0..variants).map(move |variant| {
-                (
-                    spec,
-                    PipeKey {
-                        pipe: spec.pipe,
-                        variant,
-                    },
-                )
-            })
+            (0..variants).map(move |variant| (pipe.spec(), PipeKey { pipe, variant }))
         })
         .collect()
 }
 
 #[test]
+fn pipe_names_are_unique() {
+    let mut names: Vec<_> = Pipe::all().iter().map(|p| p.name()).collect();
+    let n = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "two pipes share a name: {names:?}");
+}
+
+#[test]
 fn every_pipeline_validates_translates_and_fits_default_limits() {
     let all = every_pipeline();
-    assert_eq!(all.len(), PIPELINES.len() + 4 * (MATMUL_VARIANTS.len() - 1));
+    assert_eq!(
+        all.len(),
+        Pipe::all().len() + 4 * (MATMUL_VARIANTS.len() - 1)
+    );
     for (spec, key) in all {
         let m = key.module();
         let (module, info) = parse(&m);

@@ -448,27 +448,7 @@ impl CpuExecutor {
                 Kernel::ConvGradBias {
                     dz, n, o, plane, ..
                 } => conv::conv_grad_bias(v(dz), dst, n, o, plane),
-                Kernel::Transpose {
-                    x,
-                    batch,
-                    rows,
-                    cols,
-                    ..
-                } => pool::transpose(v(x), dst, batch, rows, cols),
-                Kernel::MaxPoolArgmax { x, shape, .. } => pool::max_pool_argmax(v(x), dst, &shape),
-                Kernel::PoolGather {
-                    x,
-                    idx,
-                    planes,
-                    in_plane,
-                    out_plane,
-                    ..
-                } => pool::pool_gather(v(x), v(idx), dst, planes, in_plane, out_plane),
-                Kernel::MaxPoolGrad { dy, idx, shape, .. } => {
-                    pool::max_pool_grad(v(dy), v(idx), dst, &shape)
-                }
-                Kernel::AvgPool { x, shape, .. } => pool::avg_pool(v(x), dst, &shape),
-                Kernel::AvgPoolGrad { dy, shape, .. } => pool::avg_pool_grad(v(dy), dst, &shape),
+                Kernel::Pool(k) => k.run_cpu(v, dst),
                 Kernel::Dropout {
                     x,
                     step: counters,

@@ -1,7 +1,7 @@
 //! Pooling and the batched transpose on the CPU: one pass per output, windows scanned in
 //! row-major order (which fixes the argmax on ties, and the order of every sum).
 
-use crate::engine::plan::PoolShape;
+use crate::engine::ops::pool::PoolShape;
 
 /// The input rows (or columns) `[lo, hi)` window `o` covers along one axis.
 #[inline]

@@ -2,7 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Layout, PipeKey, ShaderModule, MATMUL_VARIANTS, MODULES, PIPELINES};
+use super::shaders::{Access, Layout, Pipe, PipeKey, ShaderModule, MATMUL_VARIANTS, MODULES};
 use crate::error::{Error, Result, Setting};
 use std::fmt;
 use std::str::FromStr;
@@ -272,7 +272,7 @@ pub struct GpuContext {
     modules: Vec<wgpu::ShaderModule>,
     pipeline_layouts: Vec<wgpu::PipelineLayout>,
     /// Indexed by `Pipe as usize`; set by `prepare`.
-    pipelines: Vec<std::sync::OnceLock<wgpu::ComputePipeline>>,
+    pipelines: std::collections::HashMap<Pipe, std::sync::OnceLock<wgpu::ComputePipeline>>,
     /// The matmul variants other than the default: their modules (indexed by variant)
     /// and pipelines (by `variant * 4 + transpose flags`), each made when first needed.
     variant_modules: Vec<std::sync::OnceLock<wgpu::ShaderModule>>,
@@ -383,7 +383,10 @@ impl GpuContext {
             layouts,
             modules,
             pipeline_layouts,
-            pipelines: PIPELINES.iter().map(|_| Default::default()).collect(),
+            pipelines: Pipe::all()
+                .into_iter()
+                .map(|p| (p, Default::default()))
+                .collect(),
             variant_modules: MATMUL_VARIANTS.iter().map(|_| Default::default()).collect(),
             variant_pipelines: (0..MATMUL_VARIANTS.len() * 4)
                 .map(|_| Default::default())
@@ -501,16 +504,21 @@ impl GpuContext {
 
     fn slot(&self, key: PipeKey) -> &std::sync::OnceLock<wgpu::ComputePipeline> {
         match key.variant {
-            0 => &self.pipelines[key.pipe as usize],
-            // The four matmul pipes come first in `Pipe`'s order.
-            v => &self.variant_pipelines[v * 4 + key.pipe as usize],
+            0 => &self.pipelines[&key.pipe],
+            v => {
+                let i = key
+                    .pipe
+                    .matmul_index()
+                    .expect("only a matmul pipe has variants");
+                &self.variant_pipelines[v * 4 + i]
+            }
         }
     }
 
     /// Builds every pipeline of the default variants (what a cold start of the whole
     /// engine costs).
     pub fn prepare_all(&self) -> Result<()> {
-        self.prepare(PIPELINES.iter().map(|spec| spec.pipe))
+        self.prepare(Pipe::all())
     }
 
     /// The pipeline `key`, which a `prepare` call built (a plan's load prepares its

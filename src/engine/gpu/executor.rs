@@ -58,7 +58,7 @@ struct Named {
 /// A buffer a launch binds: one of the plan's storages, or the optimizer state (which
 /// plans only reach through `Kernel::Optimize`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Target {
+pub(crate) enum Target {
     Plan(Storage),
     OptState,
 }
@@ -66,14 +66,17 @@ enum Target {
 /// A run of words of one buffer bound to a shader: from `start` (aligned to the
 /// adapter's storage offset alignment) for `words`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Window {
+pub(crate) struct Window {
     target: Target,
     start: usize,
     words: usize,
 }
 
 /// The storage bindings of a launch: binding number and window (`None`: unused).
-type Bindings = Vec<(u32, Option<Window>)>;
+pub(crate) type Bindings = Vec<(u32, Option<Window>)>;
+
+/// A launch's uniform record, bindings and grid.
+pub(crate) type Encoded = (Vec<u8>, Bindings, [u32; 3]);
 
 /// One launch as the GPU runs it, before any wgpu object exists.
 #[derive(Clone, Debug)]
@@ -693,7 +696,7 @@ struct RowPiece {
 }
 
 /// What lowering needs to know of the device.
-struct Limits {
+pub(crate) struct Limits {
     align_words: usize,
     max_binding_bytes: u64,
     max_groups: u32,
@@ -715,11 +718,12 @@ pub(super) fn grid(groups: usize, max_groups: u32) -> Result<[u32; 3]> {
 
 impl Limits {
     /// A grid of `groups` workgroups on this device.
-    fn grid(&self, groups: usize) -> Result<[u32; 3]> {
+    pub(crate) fn grid(&self, groups: usize) -> Result<[u32; 3]> {
         grid(groups, self.max_groups)
     }
 
-    fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
+    /// A grid of one invocation per `invocations`, in workgroups of `WG`.
+    pub(crate) fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
         self.grid(invocations.div_ceil(WG as usize))
     }
 
@@ -765,7 +769,7 @@ impl Limits {
     }
 
     /// The window binding `t`, and `t`'s offset inside it in words.
-    fn window(&self, t: TensorRef) -> Result<(Window, u32)> {
+    pub(crate) fn window(&self, t: TensorRef) -> Result<(Window, u32)> {
         let start = t.offset / self.align_words * self.align_words;
         let words = t.offset + t.len - start;
         if words as u64 * 4 > self.max_binding_bytes {
@@ -787,7 +791,7 @@ impl Limits {
 }
 
 /// `v` as a kernel's 32-bit index or size, or an error when it does not fit.
-pub(super) fn u32c(v: usize) -> Result<u32> {
+pub(crate) fn u32c(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
 }
 
@@ -796,7 +800,7 @@ fn vec4(v: &[usize; MAX_RANK]) -> Result<[u32; 4]> {
 }
 
 /// A launch's uniform record: the bytes of its kernel's params struct.
-fn record<P: KernelParams>(params: P) -> Vec<u8> {
+pub(crate) fn record<P: KernelParams>(params: P) -> Vec<u8> {
     bytemuck::bytes_of(&params).to_vec()
 }
 
@@ -842,11 +846,7 @@ fn step_ref(plan: &Plan) -> Result<TensorRef> {
 /// The launches of `GatherRows` (its table split by rows where it is over one binding)
 /// and `ScatterAddRows` (its output, the table's gradient, split the same way); `None`
 /// for other kernels.
-fn row_kernel(
-    kernel: &Kernel,
-    plan: &Plan,
-    lim: &Limits,
-) -> Result<Option<Vec<conv_pool::Encoded>>> {
+fn row_kernel(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Option<Vec<Encoded>>> {
     let w = |t: TensorRef| lim.window(t);
     let (ws, os) = w(step_ref(plan)?)?;
     Ok(Some(match *kernel {
@@ -957,12 +957,7 @@ fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
     }
 }
 
-fn lower_one(
-    kernel: &Kernel,
-    plan: &Plan,
-    lim: &Limits,
-    matmul_variant: usize,
-) -> Result<conv_pool::Encoded> {
+fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) -> Result<Encoded> {
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
     let pipe = Pipe::of(kernel);
@@ -1138,7 +1133,7 @@ fn lower_one(
                 scale,
                 ..Default::default()
             });
-            let groups = if pipe == Pipe::ReduceToTree {
+            let groups = if pipe == Pipe::REDUCE_TO_TREE {
                 lim.grid(n_out)?
             } else {
                 lim.grid_1d(n_out)?
@@ -1430,13 +1425,8 @@ fn lower_one(
         Kernel::Conv2d { .. }
         | Kernel::Conv2dGradInput { .. }
         | Kernel::Conv2dGradWeight { .. }
-        | Kernel::ConvGradBias { .. }
-        | Kernel::Transpose { .. }
-        | Kernel::MaxPoolArgmax { .. }
-        | Kernel::PoolGather { .. }
-        | Kernel::MaxPoolGrad { .. }
-        | Kernel::AvgPool { .. }
-        | Kernel::AvgPoolGrad { .. } => unreachable!("lowered by conv_pool"),
+        | Kernel::ConvGradBias { .. } => unreachable!("lowered by conv_pool"),
+        Kernel::Pool(ref k) => k.encode(lim)?,
         Kernel::GatherRows { .. } | Kernel::ScatterAddRows { .. } => {
             unreachable!("lowered by row_kernel")
         }

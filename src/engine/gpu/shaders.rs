@@ -249,47 +249,292 @@ impl Layout {
     }
 }
 
-/// Every compute pipeline, in the order of `PIPELINES`. Each is named after the kernel
-/// (and the graph op) it runs, with a suffix where one kernel has several variants
-/// (`MatMulNT`, `ReduceToTree`); its WGSL entry point is the same name in snake case.
+/// One compute pipeline as a table row: its name, the module and entry point it is built
+/// from, the WGSL `override` constants it sets, and its bindings. A pipe is named after
+/// the kernel (and the graph op) it runs, with a suffix where one kernel has several
+/// pipes (`matmul_nt`, `reduce_to_tree`); its entry point is that name unless one entry
+/// serves several pipes through constants (`matmul`, `conv`).
+#[derive(Debug)]
+pub struct PipelineSpec {
+    /// The pipe's name, unique among pipes (a test checks).
+    pub name: &'static str,
+    /// The module it comes from.
+    pub family: Family,
+    /// The entry point's name.
+    pub entry: &'static str,
+    /// WGSL `override` constants, by name.
+    pub constants: &'static [(&'static str, f64)],
+    /// Its bindings.
+    pub layout: Layout,
+}
+
+impl PipelineSpec {
+    /// The shader module its entry point is in.
+    pub fn module(&self) -> ShaderModule {
+        MODULES[self.family as usize]
+    }
+}
+
+/// A compute pipeline: a reference to its [`PipelineSpec`], declared as a constant
+/// beside the kernel it runs (the core kernels' here, an op family's in its
+/// `engine::ops` module). Pipes are equal when their names are.
+#[derive(Clone, Copy)]
+pub struct Pipe(pub &'static PipelineSpec);
+
+/// A [`Pipe`] constant: `pipe!(name, Family, Layout)` for an entry point of the pipe's
+/// name, or `pipe!(name, Family, Layout, entry, [("CONST", value), ..])`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! pipe {
+    ($name:literal, $family:ident, $layout:ident) => {
+        $crate::engine::gpu::shaders::Pipe(&$crate::engine::gpu::shaders::PipelineSpec {
+            name: $name,
+            family: $crate::engine::gpu::shaders::Family::$family,
+            entry: $name,
+            constants: &[],
+            layout: $crate::engine::gpu::shaders::Layout::$layout,
+        })
+    };
+    ($name:literal, $family:ident, $layout:ident, $entry:literal, [$(($k:literal, $v:expr)),*]) => {
+        $crate::engine::gpu::shaders::Pipe(&$crate::engine::gpu::shaders::PipelineSpec {
+            name: $name,
+            family: $crate::engine::gpu::shaders::Family::$family,
+            entry: $entry,
+            constants: &[$(($k, $v as f64)),*],
+            layout: $crate::engine::gpu::shaders::Layout::$layout,
+        })
+    };
+}
+
+impl PartialEq for Pipe {
+    fn eq(&self, other: &Pipe) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Pipe {}
+
+impl std::hash::Hash for Pipe {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state)
+    }
+}
+
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
 #[allow(missing_docs)] // each is named after the kernel it runs
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Pipe {
-    MatMulNN,
-    MatMulNT,
-    MatMulTN,
-    MatMulTT,
-    Fill,
-    Binary,
-    Unary,
-    ActGrad,
-    ExpandTo,
-    CopyCols,
-    ReduceToSerial,
-    ReduceToTree,
-    BceWithLogits,
-    BceWithLogitsGrad,
-    Accumulate,
-    GatherRows,
-    ScatterAddRows,
-    Collect,
-    Sgd,
-    Adam,
-    AdvanceStep,
-    LstmCell,
-    GruCell,
-    LstmCellGrad,
-    GruCellGrad,
-    Conv2d,
-    Conv2dGradInput,
-    Conv2dGradWeight,
-    MaxPoolArgmax,
-    PoolGather,
-    MaxPoolGrad,
-    AvgPool,
-    AvgPoolGrad,
-    Transpose,
-    Dropout,
+impl Pipe {
+    pub const MATMUL_NN: Pipe = pipe!(
+        "matmul_nn",
+        MatMul,
+        Read3Write1,
+        "matmul",
+        [("TRANS_A", 0), ("TRANS_B", 0)]
+    );
+    pub const MATMUL_NT: Pipe = pipe!(
+        "matmul_nt",
+        MatMul,
+        Read3Write1,
+        "matmul",
+        [("TRANS_A", 0), ("TRANS_B", 1)]
+    );
+    pub const MATMUL_TN: Pipe = pipe!(
+        "matmul_tn",
+        MatMul,
+        Read3Write1,
+        "matmul",
+        [("TRANS_A", 1), ("TRANS_B", 0)]
+    );
+    pub const MATMUL_TT: Pipe = pipe!(
+        "matmul_tt",
+        MatMul,
+        Read3Write1,
+        "matmul",
+        [("TRANS_A", 1), ("TRANS_B", 1)]
+    );
+    pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
+    pub const BINARY: Pipe = pipe!("binary", Elementwise, Read2Write1);
+    pub const UNARY: Pipe = pipe!("unary", Elementwise, Read2Write1);
+    pub const ACT_GRAD: Pipe = pipe!("act_grad", Elementwise, Read2Write1);
+    pub const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
+    pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
+    pub const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
+    pub const REDUCE_TO_TREE: Pipe = pipe!("reduce_to_tree", Reduce, Read1Write1);
+    pub const ACCUMULATE: Pipe = pipe!("accumulate", Loss, Read3Write1);
+    pub const COLLECT: Pipe = pipe!("collect", Gather, Read3Write1);
+    pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
+    pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
+    pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
+    pub const BCE_WITH_LOGITS: Pipe = pipe!("bce_with_logits", Loss, Read3Write1);
+    pub const BCE_WITH_LOGITS_GRAD: Pipe = pipe!("bce_with_logits_grad", Loss, Read3Write1);
+    pub const GATHER_ROWS: Pipe = pipe!("gather_rows", Gather, Read3Write1);
+    pub const SCATTER_ADD_ROWS: Pipe = pipe!("scatter_add_rows", Gather, Read3Write1);
+    pub const DROPOUT: Pipe = pipe!("dropout", Gather, Read3Write1);
+    pub const LSTM_CELL: Pipe = pipe!("lstm_cell", Rnn, Read5Write1);
+    pub const GRU_CELL: Pipe = pipe!("gru_cell", Rnn, Read5Write1);
+    pub const LSTM_CELL_GRAD: Pipe = pipe!("lstm_cell_grad", Rnn, Read5Write1);
+    pub const GRU_CELL_GRAD: Pipe = pipe!("gru_cell_grad", Rnn, Read5Write1);
+    pub const CONV2D: Pipe = pipe!(
+        "conv2d",
+        Conv,
+        Read3Write1,
+        "conv",
+        [("MODE", CONV_FORWARD)]
+    );
+    pub const CONV2D_GRAD_INPUT: Pipe = pipe!(
+        "conv2d_grad_input",
+        Conv,
+        Read3Write1,
+        "conv",
+        [("MODE", CONV_GRAD_INPUT)]
+    );
+    pub const CONV2D_GRAD_WEIGHT: Pipe = pipe!(
+        "conv2d_grad_weight",
+        Conv,
+        Read3Write1,
+        "conv",
+        [("MODE", CONV_GRAD_WEIGHT)]
+    );
+
+    /// The four matmul pipes, in the order `matmul(trans_a, trans_b)` indexes them.
+    pub const MATMUL: [Pipe; 4] = [
+        Pipe::MATMUL_NN,
+        Pipe::MATMUL_NT,
+        Pipe::MATMUL_TN,
+        Pipe::MATMUL_TT,
+    ];
+
+    /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
+    const CORE: [Pipe; 29] = [
+        Pipe::MATMUL_NN,
+        Pipe::MATMUL_NT,
+        Pipe::MATMUL_TN,
+        Pipe::MATMUL_TT,
+        Pipe::FILL,
+        Pipe::BINARY,
+        Pipe::UNARY,
+        Pipe::ACT_GRAD,
+        Pipe::EXPAND_TO,
+        Pipe::COPY_COLS,
+        Pipe::REDUCE_TO_SERIAL,
+        Pipe::REDUCE_TO_TREE,
+        Pipe::ACCUMULATE,
+        Pipe::COLLECT,
+        Pipe::SGD,
+        Pipe::ADAM,
+        Pipe::ADVANCE_STEP,
+        Pipe::BCE_WITH_LOGITS,
+        Pipe::BCE_WITH_LOGITS_GRAD,
+        Pipe::GATHER_ROWS,
+        Pipe::SCATTER_ADD_ROWS,
+        Pipe::DROPOUT,
+        Pipe::LSTM_CELL,
+        Pipe::GRU_CELL,
+        Pipe::LSTM_CELL_GRAD,
+        Pipe::GRU_CELL_GRAD,
+        Pipe::CONV2D,
+        Pipe::CONV2D_GRAD_INPUT,
+        Pipe::CONV2D_GRAD_WEIGHT,
+    ];
+
+    /// Every pipe the executor can build: the core kernels', then each op family's.
+    pub fn all() -> Vec<Pipe> {
+        use crate::engine::ops;
+        [&Pipe::CORE[..], ops::pool::PIPES].concat()
+    }
+
+    /// Its table row.
+    pub fn spec(self) -> &'static PipelineSpec {
+        self.0
+    }
+
+    /// The pipe's name (unique).
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// The pipeline that runs `kernel`: the one place a plan's launch becomes a GPU
+    /// entry point (the executor then fills in its record, bindings and grid).
+    pub fn of(kernel: &Kernel) -> Pipe {
+        match *kernel {
+            Kernel::Fill { .. } => Pipe::FILL,
+            Kernel::MatMul {
+                trans_a, trans_b, ..
+            } => Pipe::matmul(trans_a, trans_b),
+            Kernel::Binary { .. } => Pipe::BINARY,
+            Kernel::Unary { .. } => Pipe::UNARY,
+            Kernel::ActGrad { .. } => Pipe::ACT_GRAD,
+            Kernel::ReduceTo {
+                in_shape,
+                out_shape,
+                ..
+            } => {
+                let n_out = out_shape.iter().product();
+                let count = (0..in_shape.len())
+                    .filter(|&d| out_shape[d] == 1)
+                    .map(|d| in_shape[d])
+                    .product();
+                Pipe::reduce_to(n_out, count)
+            }
+            Kernel::ExpandTo { .. } => Pipe::EXPAND_TO,
+            Kernel::CopyCols { .. } => Pipe::COPY_COLS,
+            Kernel::Accumulate { .. } => Pipe::ACCUMULATE,
+            Kernel::Collect { .. } => Pipe::COLLECT,
+            Kernel::Optimize { optimizer, .. } => match optimizer {
+                Optimizer::Sgd { .. } => Pipe::SGD,
+                Optimizer::Adam { .. } | Optimizer::AdamW { .. } => Pipe::ADAM,
+            },
+            Kernel::AdvanceStep { .. } => Pipe::ADVANCE_STEP,
+            Kernel::BceWithLogits { .. } => Pipe::BCE_WITH_LOGITS,
+            Kernel::BceWithLogitsGrad { .. } => Pipe::BCE_WITH_LOGITS_GRAD,
+            Kernel::GatherRows { .. } => Pipe::GATHER_ROWS,
+            Kernel::ScatterAddRows { .. } => Pipe::SCATTER_ADD_ROWS,
+            Kernel::Dropout { .. } => Pipe::DROPOUT,
+            Kernel::RnnCell { kind, .. } => match kind {
+                CellKind::Lstm => Pipe::LSTM_CELL,
+                CellKind::Gru => Pipe::GRU_CELL,
+            },
+            Kernel::RnnCellGrad { kind, .. } => match kind {
+                CellKind::Lstm => Pipe::LSTM_CELL_GRAD,
+                CellKind::Gru => Pipe::GRU_CELL_GRAD,
+            },
+            Kernel::Conv2d { .. } => Pipe::CONV2D,
+            Kernel::Conv2dGradInput { .. } => Pipe::CONV2D_GRAD_INPUT,
+            Kernel::Conv2dGradWeight { .. } => Pipe::CONV2D_GRAD_WEIGHT,
+            // The bias gradient is a reduction: Σ over images and positions.
+            Kernel::ConvGradBias { n, o, plane, .. } => Pipe::reduce_to(o, n * plane),
+            Kernel::Pool(ref k) => k.pipe(),
+        }
+    }
+
+    /// The reduction pipeline for `n_out` outputs of `count` summands each.
+    pub fn reduce_to(n_out: usize, count: usize) -> Pipe {
+        if n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT {
+            Pipe::REDUCE_TO_TREE
+        } else {
+            Pipe::REDUCE_TO_SERIAL
+        }
+    }
+
+    /// The matmul pipeline for the transpose flags.
+    pub fn matmul(trans_a: bool, trans_b: bool) -> Pipe {
+        Pipe::MATMUL[trans_a as usize * 2 + trans_b as usize]
+    }
+
+    /// Where it is in [`Pipe::MATMUL`], for one of the four matmul pipelines (which
+    /// come in variants).
+    pub fn matmul_index(self) -> Option<usize> {
+        Pipe::MATMUL.iter().position(|&p| p == self)
+    }
+
+    /// Whether it is one of the four matmul pipelines.
+    pub fn is_matmul(self) -> bool {
+        self.matmul_index().is_some()
+    }
 }
 
 /// A pipeline as built: the kernel's [`Pipe`] and, for a matmul, which of
@@ -329,259 +574,9 @@ impl From<Pipe> for PipeKey {
 }
 
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
-/// run on `ReduceToTree` (one workgroup per output); others on `ReduceToSerial`.
+/// run on `reduce_to_tree` (one workgroup per output); others on `reduce_to_serial`.
 const TREE_MAX_OUTPUTS: usize = 4096;
 const TREE_MIN_COUNT: usize = 256;
 
-impl Pipe {
-    /// The pipeline that runs `kernel`: the one place a plan's launch becomes a GPU
-    /// entry point (the executor then fills in its record, bindings and grid).
-    pub fn of(kernel: &Kernel) -> Pipe {
-        match *kernel {
-            Kernel::Fill { .. } => Pipe::Fill,
-            Kernel::MatMul {
-                trans_a, trans_b, ..
-            } => Pipe::matmul(trans_a, trans_b),
-            Kernel::Binary { .. } => Pipe::Binary,
-            Kernel::Unary { .. } => Pipe::Unary,
-            Kernel::ActGrad { .. } => Pipe::ActGrad,
-            Kernel::ReduceTo {
-                in_shape,
-                out_shape,
-                ..
-            } => {
-                let n_out = out_shape.iter().product();
-                let count = (0..in_shape.len())
-                    .filter(|&d| out_shape[d] == 1)
-                    .map(|d| in_shape[d])
-                    .product();
-                Pipe::reduce_to(n_out, count)
-            }
-            Kernel::ExpandTo { .. } => Pipe::ExpandTo,
-            Kernel::BceWithLogits { .. } => Pipe::BceWithLogits,
-            Kernel::BceWithLogitsGrad { .. } => Pipe::BceWithLogitsGrad,
-            Kernel::GatherRows { .. } => Pipe::GatherRows,
-            Kernel::ScatterAddRows { .. } => Pipe::ScatterAddRows,
-            Kernel::CopyCols { .. } => Pipe::CopyCols,
-            Kernel::Accumulate { .. } => Pipe::Accumulate,
-            Kernel::Collect { .. } => Pipe::Collect,
-            Kernel::Optimize { optimizer, .. } => match optimizer {
-                Optimizer::Sgd { .. } => Pipe::Sgd,
-                Optimizer::Adam { .. } | Optimizer::AdamW { .. } => Pipe::Adam,
-            },
-            Kernel::AdvanceStep { .. } => Pipe::AdvanceStep,
-            Kernel::RnnCell { kind, .. } => match kind {
-                CellKind::Lstm => Pipe::LstmCell,
-                CellKind::Gru => Pipe::GruCell,
-            },
-            Kernel::RnnCellGrad { kind, .. } => match kind {
-                CellKind::Lstm => Pipe::LstmCellGrad,
-                CellKind::Gru => Pipe::GruCellGrad,
-            },
-            Kernel::Conv2d { .. } => Pipe::Conv2d,
-            Kernel::Conv2dGradInput { .. } => Pipe::Conv2dGradInput,
-            Kernel::Conv2dGradWeight { .. } => Pipe::Conv2dGradWeight,
-            // The bias gradient is a reduction: Σ over images and positions.
-            Kernel::ConvGradBias { n, o, plane, .. } => Pipe::reduce_to(o, n * plane),
-            Kernel::Transpose { .. } => Pipe::Transpose,
-            Kernel::MaxPoolArgmax { .. } => Pipe::MaxPoolArgmax,
-            Kernel::PoolGather { .. } => Pipe::PoolGather,
-            Kernel::MaxPoolGrad { .. } => Pipe::MaxPoolGrad,
-            Kernel::AvgPool { .. } => Pipe::AvgPool,
-            Kernel::AvgPoolGrad { .. } => Pipe::AvgPoolGrad,
-            Kernel::Dropout { .. } => Pipe::Dropout,
-        }
-    }
-
-    /// The reduction pipeline for `n_out` outputs of `count` summands each.
-    fn reduce_to(n_out: usize, count: usize) -> Pipe {
-        if n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT {
-            Pipe::ReduceToTree
-        } else {
-            Pipe::ReduceToSerial
-        }
-    }
-
-    /// The matmul pipeline for the transpose flags.
-    pub fn matmul(trans_a: bool, trans_b: bool) -> Pipe {
-        match (trans_a, trans_b) {
-            (false, false) => Pipe::MatMulNN,
-            (false, true) => Pipe::MatMulNT,
-            (true, false) => Pipe::MatMulTN,
-            (true, true) => Pipe::MatMulTT,
-        }
-    }
-
-    /// Whether it is one of the four matmul pipelines (which come in variants).
-    pub fn is_matmul(self) -> bool {
-        matches!(
-            self,
-            Pipe::MatMulNN | Pipe::MatMulNT | Pipe::MatMulTN | Pipe::MatMulTT
-        )
-    }
-
-    /// Its entry in [`PIPELINES`].
-    pub fn spec(self) -> &'static PipelineSpec {
-        &PIPELINES[self as usize]
-    }
-}
-
-/// One compute pipeline: its module, entry point, override constants and bindings.
-#[derive(Debug)]
-pub struct PipelineSpec {
-    /// The pipeline it builds.
-    pub pipe: Pipe,
-    /// The module it comes from.
-    pub family: Family,
-    /// The entry point's name.
-    pub entry: &'static str,
-    /// WGSL `override` constants, by name.
-    pub constants: &'static [(&'static str, f64)],
-    /// Its bindings.
-    pub layout: Layout,
-}
-
-impl PipelineSpec {
-    /// The shader module its entry point is in.
-    pub fn module(&self) -> ShaderModule {
-        MODULES[self.family as usize]
-    }
-}
-
-const fn spec(pipe: Pipe, family: Family, entry: &'static str, layout: Layout) -> PipelineSpec {
-    PipelineSpec {
-        pipe,
-        family,
-        entry,
-        constants: &[],
-        layout,
-    }
-}
-
-const fn matmul(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
-    PipelineSpec {
-        pipe,
-        family: Family::MatMul,
-        entry: "matmul",
-        constants,
-        layout: Layout::Read3Write1,
-    }
-}
-
-const fn conv(pipe: Pipe, constants: &'static [(&'static str, f64)]) -> PipelineSpec {
-    PipelineSpec {
-        pipe,
-        family: Family::Conv,
-        entry: "conv",
-        constants,
-        layout: Layout::Read3Write1,
-    }
-}
-
-/// Every pipeline, indexed by `Pipe as usize`.
-pub const PIPELINES: [PipelineSpec; 35] = {
-    use Family::{Elementwise, Gather, Loss, Reduce};
-    use Layout::{Counters, Read1Write1, Read2Write1, Read3Write1};
-    [
-        matmul(Pipe::MatMulNN, &[("TRANS_A", 0.0), ("TRANS_B", 0.0)]),
-        matmul(Pipe::MatMulNT, &[("TRANS_A", 0.0), ("TRANS_B", 1.0)]),
-        matmul(Pipe::MatMulTN, &[("TRANS_A", 1.0), ("TRANS_B", 0.0)]),
-        matmul(Pipe::MatMulTT, &[("TRANS_A", 1.0), ("TRANS_B", 1.0)]),
-        spec(Pipe::Fill, Elementwise, "fill", Read2Write1),
-        spec(Pipe::Binary, Elementwise, "binary", Read2Write1),
-        spec(Pipe::Unary, Elementwise, "unary", Read2Write1),
-        spec(Pipe::ActGrad, Elementwise, "act_grad", Read2Write1),
-        spec(Pipe::ExpandTo, Elementwise, "expand_to", Read2Write1),
-        spec(Pipe::CopyCols, Elementwise, "copy_cols", Read2Write1),
-        spec(
-            Pipe::ReduceToSerial,
-            Reduce,
-            "reduce_to_serial",
-            Read1Write1,
-        ),
-        spec(Pipe::ReduceToTree, Reduce, "reduce_to_tree", Read1Write1),
-        spec(Pipe::BceWithLogits, Loss, "bce_with_logits", Read3Write1),
-        spec(
-            Pipe::BceWithLogitsGrad,
-            Loss,
-            "bce_with_logits_grad",
-            Read3Write1,
-        ),
-        spec(Pipe::Accumulate, Loss, "accumulate", Read3Write1),
-        spec(Pipe::GatherRows, Gather, "gather_rows", Read3Write1),
-        spec(
-            Pipe::ScatterAddRows,
-            Gather,
-            "scatter_add_rows",
-            Read3Write1,
-        ),
-        spec(Pipe::Collect, Gather, "collect", Read3Write1),
-        spec(Pipe::Sgd, Family::Optimizer, "sgd", Layout::Optimizer),
-        spec(Pipe::Adam, Family::Optimizer, "adam", Layout::Optimizer),
-        spec(
-            Pipe::AdvanceStep,
-            Family::Optimizer,
-            "advance_step",
-            Counters,
-        ),
-        spec(
-            Pipe::LstmCell,
-            Family::Rnn,
-            "lstm_cell",
-            Layout::Read5Write1,
-        ),
-        spec(Pipe::GruCell, Family::Rnn, "gru_cell", Layout::Read5Write1),
-        spec(
-            Pipe::LstmCellGrad,
-            Family::Rnn,
-            "lstm_cell_grad",
-            Layout::Read5Write1,
-        ),
-        spec(
-            Pipe::GruCellGrad,
-            Family::Rnn,
-            "gru_cell_grad",
-            Layout::Read5Write1,
-        ),
-        conv(Pipe::Conv2d, &[("MODE", CONV_FORWARD as f64)]),
-        conv(Pipe::Conv2dGradInput, &[("MODE", CONV_GRAD_INPUT as f64)]),
-        conv(Pipe::Conv2dGradWeight, &[("MODE", CONV_GRAD_WEIGHT as f64)]),
-        spec(
-            Pipe::MaxPoolArgmax,
-            Family::Pool,
-            "max_pool_argmax",
-            Read2Write1,
-        ),
-        spec(Pipe::PoolGather, Family::Pool, "pool_gather", Read2Write1),
-        spec(
-            Pipe::MaxPoolGrad,
-            Family::Pool,
-            "max_pool_grad",
-            Read2Write1,
-        ),
-        spec(Pipe::AvgPool, Family::Pool, "avg_pool", Read2Write1),
-        spec(
-            Pipe::AvgPoolGrad,
-            Family::Pool,
-            "avg_pool_grad",
-            Read2Write1,
-        ),
-        spec(Pipe::Transpose, Family::Pool, "transpose", Read2Write1),
-        spec(Pipe::Dropout, Gather, "dropout", Read3Write1),
-    ]
-};
-
 /// Bytes of each launch's uniform record; every params struct (`kernel_params`) fits.
 pub const UNIFORM_BYTES: u64 = 128;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pipeline_table_is_indexed_by_pipe() {
-        for (i, p) in PIPELINES.iter().enumerate() {
-            assert_eq!(p.pipe as usize, i, "{:?}", p.pipe);
-        }
-    }
-}

@@ -243,28 +243,17 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             }
             out
         }
-        Op::Transpose => vec![(x[0], full(g.transpose_last(dy)?))],
         // The mask depends only on (seed, step, index), and the backward pass runs in
         // the forward's step: the same mask and scale applied to dy.
         Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
-        // An index is piecewise constant: no gradient flows through it.
-        Op::MaxPoolArgmax { .. } => vec![],
-        Op::PoolGather => {
-            let Op::MaxPoolArgmax { geom } = g.nodes[x[1]].op else {
-                return Err(Error::Unsupported("pool_gather must read the indices of a max_pool_argmax".into()));
-            };
-            let shape = g.shape(x[0]).to_vec();
-            vec![(x[0], full(g.max_pool_grad(dy, x[1], &shape, geom)?))]
-        }
-        Op::AvgPool { geom } => {
-            let shape = g.shape(x[0]).to_vec();
-            vec![(x[0], full(g.avg_pool_grad(dy, &shape, geom)?))]
-        }
+        Op::Pool(op) => op
+            .vjp(g, x, dy)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Conv2dGradInput { .. }
         | Op::Conv2dGradWeight { .. }
         | Op::ConvGradBias
-        | Op::MaxPoolGrad { .. }
-        | Op::AvgPoolGrad { .. }
         | Op::ActGrad(_)
         | Op::BceWithLogitsGrad { .. }
         | Op::ScatterAddRows

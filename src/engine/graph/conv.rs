@@ -1,7 +1,8 @@
-//! Graph builders for convolution and pooling, with their shape rules. 1-D versions are
-//! the `H = 1` case of the 2-D ops, reached through reshapes (which cost nothing).
+//! Graph builders for convolution, with their shape rules. 1-D versions are the `H = 1`
+//! case of the 2-D ops, reached through reshapes (which cost nothing). Pooling's are in
+//! `engine::ops::pool`.
 
-use super::{Act, ConvGeom, Graph, NodeId, Op, PoolGeom};
+use super::{Act, ConvGeom, Graph, NodeId, Op};
 use crate::error::{Error, Result};
 
 /// Output length of a convolution or pooling window along one axis, or `None` when the
@@ -27,10 +28,6 @@ pub fn weight_grad_splits(n: usize, out_plane: usize, o: usize, k: usize) -> usi
     let by_length = n * out_plane / 1024;
     by_parallelism.min(by_length).min(n).max(1)
 }
-
-/// Positions in a plane are stored as f32 numbers by `MaxPoolArgmax` (exact, and read
-/// back by the CPU kernels with a trick that needs them below 2^23).
-const MAX_PLANE: usize = 1 << 23;
 
 fn err<T>(op: &str, detail: String) -> Result<T> {
     Err(Error::shape(op, detail))
@@ -177,181 +174,10 @@ impl Graph {
         let o = self.shape(dz)[1];
         Ok(self.push(Op::ConvGradBias, vec![dz], vec![o]))
     }
-
-    /// Swaps the last two axes of a tensor of rank 2 or more.
-    pub fn transpose_last(&mut self, x: NodeId) -> Result<NodeId> {
-        let mut s = self.shape(x).to_vec();
-        if s.len() < 2 {
-            return err("transpose", format!("needs at least 2 axes, got {s:?}"));
-        }
-        let r = s.len();
-        s.swap(r - 2, r - 1);
-        Ok(self.push(Op::Transpose, vec![x], s))
-    }
-
-    fn pool_shape(&self, op: &str, x: NodeId, geom: &PoolGeom) -> Result<Vec<usize>> {
-        let s = self.shape(x).to_vec();
-        if s.len() != 4 {
-            return err(op, format!("needs x [N,C,H,W], got {s:?}"));
-        }
-        if geom.kernel.contains(&0) || geom.stride.contains(&0) {
-            return err(
-                op,
-                format!(
-                    "window {:?} and stride {:?} must be at least 1",
-                    geom.kernel, geom.stride
-                ),
-            );
-        }
-        for a in 0..2 {
-            // As in PyTorch: every window then holds at least one element of x.
-            if 2 * geom.padding[a] > geom.kernel[a] {
-                return err(
-                    op,
-                    format!(
-                        "padding {:?} is more than half the window {:?}",
-                        geom.padding, geom.kernel
-                    ),
-                );
-            }
-        }
-        if s[2] * s[3] > MAX_PLANE {
-            return err(
-                op,
-                format!(
-                    "planes of {}×{} are over the 2^23 positions an index can name",
-                    s[2], s[3]
-                ),
-            );
-        }
-        let out =
-            |a: usize| conv_out_len(s[2 + a], geom.kernel[a], geom.stride[a], geom.padding[a], 1);
-        match (out(0), out(1)) {
-            (Some(oh), Some(ow)) => Ok(vec![s[0], s[1], oh, ow]),
-            _ => err(
-                op,
-                format!(
-                    "a window of {:?} does not fit in {s:?} with padding {:?}",
-                    geom.kernel, geom.padding
-                ),
-            ),
-        }
-    }
-
-    /// Max pooling over `[N,C,H,W]`: the argmax of each window (kept for the backward
-    /// pass), then the values it points at.
-    pub fn max_pool2d(&mut self, x: NodeId, geom: PoolGeom) -> Result<NodeId> {
-        let shape = self.pool_shape("max_pool", x, &geom)?;
-        let idx = self.push(Op::MaxPoolArgmax { geom }, vec![x], shape.clone());
-        Ok(self.push(Op::PoolGather, vec![x, idx], shape))
-    }
-
-    /// Average pooling over `[N,C,H,W]` (the divisor is the window size, padding
-    /// included).
-    pub fn avg_pool2d(&mut self, x: NodeId, geom: PoolGeom) -> Result<NodeId> {
-        let shape = self.pool_shape("avg_pool", x, &geom)?;
-        Ok(self.push(Op::AvgPool { geom }, vec![x], shape))
-    }
-
-    /// Max pooling over `[N,C,L]`.
-    pub fn max_pool1d(
-        &mut self,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<NodeId> {
-        self.pool1d(x, kernel, stride, padding, true)
-    }
-
-    /// Average pooling over `[N,C,L]`.
-    pub fn avg_pool1d(
-        &mut self,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<NodeId> {
-        self.pool1d(x, kernel, stride, padding, false)
-    }
-
-    fn pool1d(
-        &mut self,
-        x: NodeId,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        max: bool,
-    ) -> Result<NodeId> {
-        let s = self.shape(x).to_vec();
-        let op = if max { "max_pool1d" } else { "avg_pool1d" };
-        if s.len() != 3 {
-            return err(op, format!("needs x [N,C,L], got {s:?}"));
-        }
-        let x4 = self.reshape(x, &[s[0], s[1], 1, s[2]])?;
-        let geom = PoolGeom {
-            kernel: [1, kernel],
-            stride: [1, stride],
-            padding: [0, padding],
-        };
-        let y = if max {
-            self.max_pool2d(x4, geom)
-        } else {
-            self.avg_pool2d(x4, geom)
-        }
-        .map_err(|e| rename(e, op))?;
-        let sy = self.shape(y).to_vec();
-        self.reshape(y, &[sy[0], sy[1], sy[3]])
-    }
-
-    /// The mean over every position of `[N,C,H,W]` or `[N,C,L]`, as `[N,C]`.
-    pub fn global_avg_pool(&mut self, x: NodeId) -> Result<NodeId> {
-        let s = self.shape(x).to_vec();
-        let x4 = match s.len() {
-            4 => x,
-            3 => self.reshape(x, &[s[0], s[1], 1, s[2]])?,
-            _ => {
-                return err(
-                    "global_avg_pool",
-                    format!("needs [N,C,H,W] or [N,C,L], got {s:?}"),
-                )
-            }
-        };
-        let s4 = self.shape(x4).to_vec();
-        let geom = PoolGeom {
-            kernel: [s4[2], s4[3]],
-            stride: [1, 1],
-            padding: [0, 0],
-        };
-        let y = self.avg_pool2d(x4, geom)?;
-        self.reshape(y, &[s[0], s[1]])
-    }
-
-    /// The input gradient of a max pool (`x_shape`) from `dy` and the argmax `idx` the
-    /// forward pass recorded.
-    pub fn max_pool_grad(
-        &mut self,
-        dy: NodeId,
-        idx: NodeId,
-        x_shape: &[usize],
-        geom: PoolGeom,
-    ) -> Result<NodeId> {
-        Ok(self.push(Op::MaxPoolGrad { geom }, vec![dy, idx], x_shape.to_vec()))
-    }
-
-    /// The input gradient of an average pool (`x_shape`) from `dy`.
-    pub fn avg_pool_grad(
-        &mut self,
-        dy: NodeId,
-        x_shape: &[usize],
-        geom: PoolGeom,
-    ) -> Result<NodeId> {
-        Ok(self.push(Op::AvgPoolGrad { geom }, vec![dy], x_shape.to_vec()))
-    }
 }
 
 /// A shape error of a 2-D op reached through its 1-D wrapper, named as the caller knows it.
-fn rename(e: Error, op: &str) -> Error {
+pub(crate) fn rename(e: Error, op: &str) -> Error {
     match e {
         Error::Shape { detail, .. } => Error::shape(op, detail),
         other => other,

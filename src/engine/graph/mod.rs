@@ -10,12 +10,14 @@ mod op;
 mod rnn;
 mod shape;
 
+pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
+pub(crate) use conv::rename;
 pub use conv::{conv_out_len, weight_grad_splits};
 pub use op::{
-    dropout_hash, dropout_threshold, BinaryOp, CellKind, ConvGeom, Op, Optimizer, PoolGeom,
-    ProductInputs, RnnCellGradInputs, RnnCellInputs,
+    dropout_hash, dropout_threshold, BinaryOp, CellKind, ConvGeom, Op, Optimizer, ProductInputs,
+    RnnCellGradInputs, RnnCellInputs,
 };
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
@@ -86,7 +88,7 @@ impl Graph {
         &self.nodes[id].shape
     }
 
-    fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>) -> NodeId {
+    pub(crate) fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Vec<usize>) -> NodeId {
         self.nodes.push(Node { op, inputs, shape });
         self.nodes.len() - 1
     }

@@ -4,6 +4,7 @@
 //! executor.
 
 use super::act::Act;
+use crate::engine::ops::pool::PoolOp;
 use serde::{Deserialize, Serialize};
 
 /// An elementwise operation of two tensors (with broadcasting).
@@ -111,19 +112,6 @@ pub struct ConvGeom {
     pub padding: [usize; 2],
     /// Step between the kernel's taps.
     pub dilation: [usize; 2],
-}
-
-/// Window, stride and padding of a pooling op per axis `[h, w]`. Padding is never part
-/// of a max (it is -inf) and counts as zeros in an average (PyTorch's default,
-/// `count_include_pad`): the divisor is always the window's size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PoolGeom {
-    /// Window size.
-    pub kernel: [usize; 2],
-    /// Step between windows.
-    pub stride: [usize; 2],
-    /// Padding on each side.
-    pub padding: [usize; 2],
 }
 
 /// Where each input of a `MatMul` or `Conv2d` node sits among the node's `inputs`: the
@@ -315,22 +303,8 @@ pub enum Op {
     },
     /// Input `[dz]` (`[N,O,H,W]`): `Σ over n, h, w of dz`, the bias gradient `[O]`.
     ConvGradBias,
-    /// Swaps the last two axes (a batched transpose), e.g. `[B,T,C]` to `[B,C,T]`.
-    Transpose,
-    /// Where each max-pooling window of x (`[N,C,H,W]`) has its maximum: the flat index
-    /// `h * W + w` within its `(n, c)` plane, stored as an f32 number (planes are at
-    /// most 2^23 positions). The first maximum in row-major window order wins a tie.
-    MaxPoolArgmax { geom: PoolGeom },
-    /// Inputs `[x, idx]` with idx from `MaxPoolArgmax`: `out[i] = x[plane(i), idx[i]]`,
-    /// the max-pooled values.
-    PoolGather,
-    /// Inputs `[dy, idx]`: routes each pooled gradient to its argmax, summing where
-    /// windows overlap; the node's shape is x's.
-    MaxPoolGrad { geom: PoolGeom },
-    /// The mean of each window of x (`[N,C,H,W]`), zero padding included.
-    AvgPool { geom: PoolGeom },
-    /// Input `[dy]`: the gradient of `AvgPool`; the node's shape is x's.
-    AvgPoolGrad { geom: PoolGeom },
+    /// Pooling and the batched transpose (`engine::ops::pool`).
+    Pool(PoolOp),
     /// Inverted dropout: `out[i] = x[i] / (1 - p)` where `dropout_hash(seed, step, i) >=
     /// dropout_threshold(p)`, else 0, with `step` the executor's optimizer step counter (word 1 of the `"step"`
     /// state), so each training step draws a fresh mask and a run repeats exactly. The
@@ -430,12 +404,7 @@ impl Op {
             Op::Conv2dGradInput { .. } => "conv2d_grad_input",
             Op::Conv2dGradWeight { .. } => "conv2d_grad_weight",
             Op::ConvGradBias => "conv_grad_bias",
-            Op::Transpose => "transpose",
-            Op::MaxPoolArgmax { .. } => "max_pool_argmax",
-            Op::PoolGather => "pool_gather",
-            Op::MaxPoolGrad { .. } => "max_pool_grad",
-            Op::AvgPool { .. } => "avg_pool",
-            Op::AvgPoolGrad { .. } => "avg_pool_grad",
+            Op::Pool(op) => op.name(),
             Op::Dropout { .. } => "dropout",
         }
     }

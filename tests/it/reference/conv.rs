@@ -1,11 +1,10 @@
-//! Convolution and pooling in f64, written as the definitions read: one loop per index,
-//! no im2col, no tiling, no reordering. The kernels of both executors are held against
-//! these.
+//! Convolution in f64, written as the definitions read: one loop per index, no im2col,
+//! no tiling, no reordering. The kernels of both executors are held against these.
 
-use riskgrad::engine::graph::{ConvGeom, PoolGeom};
+use riskgrad::engine::graph::ConvGeom;
 
 /// The input position `o * stride - padding + tap * dilation`, if it lies inside `len`.
-fn tap(
+pub(super) fn tap(
     o: usize,
     t: usize,
     stride: usize,
@@ -129,108 +128,4 @@ pub fn conv_grad_bias(dy: &[f64], n: usize, o: usize, plane: usize) -> Vec<f64> 
         }
     }
     db
-}
-
-/// `y[b, j, i] = x[b, i, j]` for x `[batch, rows, cols]`.
-pub fn transpose(x: &[f64], batch: usize, rows: usize, cols: usize) -> Vec<f64> {
-    let mut y = vec![0.0; x.len()];
-    for b in 0..batch {
-        for i in 0..rows {
-            for j in 0..cols {
-                y[(b * cols + j) * rows + i] = x[(b * rows + i) * cols + j];
-            }
-        }
-    }
-    y
-}
-
-/// For each window (in output order), the positions of x it covers, row-major.
-fn windows(xs: &[usize], ys: &[usize], g: &PoolGeom) -> Vec<Vec<usize>> {
-    let (h, w) = (xs[2], xs[3]);
-    let mut out = Vec::new();
-    for yh in 0..ys[2] {
-        for yw in 0..ys[3] {
-            let mut cells = Vec::new();
-            for th in 0..g.kernel[0] {
-                for tw in 0..g.kernel[1] {
-                    if let (Some(ih), Some(iw)) = (
-                        tap(yh, th, g.stride[0], g.padding[0], 1, h),
-                        tap(yw, tw, g.stride[1], g.padding[1], 1, w),
-                    ) {
-                        cells.push(ih * w + iw);
-                    }
-                }
-            }
-            out.push(cells);
-        }
-    }
-    out
-}
-
-/// Position (within its plane) of the first maximum of each window.
-pub fn max_pool_argmax(x: &[f64], xs: &[usize], ys: &[usize], g: &PoolGeom) -> Vec<f64> {
-    let planes = xs[0] * xs[1];
-    let plane = xs[2] * xs[3];
-    let wins = windows(xs, ys, g);
-    let mut idx = Vec::with_capacity(planes * wins.len());
-    for p in 0..planes {
-        for cells in &wins {
-            let mut best = cells[0];
-            for &q in &cells[1..] {
-                if x[p * plane + q] > x[p * plane + best] {
-                    best = q;
-                }
-            }
-            idx.push(best as f64);
-        }
-    }
-    idx
-}
-
-/// `y[p, i] = x[p, idx[p, i]]` for each plane p.
-pub fn pool_gather(x: &[f64], idx: &[f64], planes: usize, in_plane: usize) -> Vec<f64> {
-    let out_plane = idx.len() / planes;
-    (0..idx.len())
-        .map(|i| x[(i / out_plane) * in_plane + idx[i] as usize])
-        .collect()
-}
-
-/// `dx[p, idx[p, i]] += dy[p, i]`.
-pub fn max_pool_grad(dy: &[f64], idx: &[f64], planes: usize, in_plane: usize) -> Vec<f64> {
-    let out_plane = idx.len() / planes;
-    let mut dx = vec![0.0; planes * in_plane];
-    for i in 0..idx.len() {
-        dx[(i / out_plane) * in_plane + idx[i] as usize] += dy[i];
-    }
-    dx
-}
-
-/// The sum of each window divided by the window's full size.
-pub fn avg_pool(x: &[f64], xs: &[usize], ys: &[usize], g: &PoolGeom) -> Vec<f64> {
-    let (planes, plane) = (xs[0] * xs[1], xs[2] * xs[3]);
-    let size = (g.kernel[0] * g.kernel[1]) as f64;
-    let wins = windows(xs, ys, g);
-    let mut y = Vec::with_capacity(planes * wins.len());
-    for p in 0..planes {
-        for cells in &wins {
-            y.push(cells.iter().map(|&q| x[p * plane + q]).sum::<f64>() / size);
-        }
-    }
-    y
-}
-
-/// Each window sends `dy / window size` to every cell of x it covers.
-pub fn avg_pool_grad(dy: &[f64], xs: &[usize], ys: &[usize], g: &PoolGeom) -> Vec<f64> {
-    let (planes, plane) = (xs[0] * xs[1], xs[2] * xs[3]);
-    let size = (g.kernel[0] * g.kernel[1]) as f64;
-    let wins = windows(xs, ys, g);
-    let mut dx = vec![0.0; planes * plane];
-    for p in 0..planes {
-        for (i, cells) in wins.iter().enumerate() {
-            for &q in cells {
-                dx[p * plane + q] += dy[p * wins.len() + i] / size;
-            }
-        }
-    }
-    dx
 }

@@ -2,15 +2,12 @@
 //! records (`ConvParams`, `PoolParams`), bindings and grids. The conv bias gradient
 //! reuses reduce.wgsl. Which pipeline each kernel runs is `Pipe::of`'s choice.
 
-use super::{record, Bindings, Limits};
-use crate::engine::gpu::kernel_params::{ConvParams, PoolParams, ReduceParams, TILE};
+use super::{record, Encoded, Limits};
+use crate::engine::gpu::kernel_params::{ConvParams, ReduceParams, TILE};
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::graph::Act;
-use crate::engine::plan::{ConvShape, Kernel, PoolShape, TensorRef};
+use crate::engine::plan::{ConvShape, Kernel, TensorRef};
 use crate::error::Result;
-
-/// A launch's uniform record, bindings and grid.
-pub(super) type Encoded = (Vec<u8>, Bindings, [u32; 3]);
 
 /// The launch of a convolution, pooling or transpose kernel on `pipe` (`Pipe::of`);
 /// `None` for other kernels.
@@ -84,61 +81,13 @@ pub(super) fn lower(kernel: &Kernel, pipe: Pipe, lim: &Limits) -> Result<Option<
                 scale: 1.0,
                 ..Default::default()
             });
-            let groups = if pipe == Pipe::ReduceToTree {
+            let groups = if pipe == Pipe::REDUCE_TO_TREE {
                 lim.grid(o)?
             } else {
                 lim.grid_1d(o)?
             };
             (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
         }
-        Kernel::Transpose {
-            x,
-            out,
-            batch,
-            rows,
-            cols,
-        } => {
-            let s = PoolShape {
-                planes: batch,
-                h: rows,
-                w: cols,
-                oh: cols,
-                ow: rows,
-                kernel: [1, 1],
-                stride: [1, 1],
-                padding: [0, 0],
-            };
-            pool(x, None, out, &s, out.len, lim)?
-        }
-        Kernel::MaxPoolArgmax { x, out, shape } => pool(x, None, out, &shape, out.len, lim)?,
-        Kernel::PoolGather {
-            x,
-            idx,
-            out,
-            planes,
-            in_plane,
-            out_plane,
-        } => {
-            let s = PoolShape {
-                planes,
-                h: in_plane,
-                w: 1,
-                oh: out_plane,
-                ow: 1,
-                kernel: [1, 1],
-                stride: [1, 1],
-                padding: [0, 0],
-            };
-            pool(x, Some(idx), out, &s, out.len, lim)?
-        }
-        Kernel::MaxPoolGrad {
-            dy,
-            idx,
-            out,
-            shape,
-        } => pool(dy, Some(idx), out, &shape, out.len, lim)?,
-        Kernel::AvgPool { x, out, shape } => pool(x, None, out, &shape, out.len, lim)?,
-        Kernel::AvgPoolGrad { dy, out, shape } => pool(dy, None, out, &shape, out.len, lim)?,
         _ => return Ok(None),
     }))
 }
@@ -205,47 +154,5 @@ fn conv(
         r,
         vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
         lim.grid(tiles * splits)?,
-    ))
-}
-
-/// A pooling-family launch with one invocation per value written (`n` of them).
-fn pool(
-    x: TensorRef,
-    y: Option<TensorRef>,
-    out: TensorRef,
-    s: &PoolShape,
-    n: usize,
-    lim: &Limits,
-) -> Result<Encoded> {
-    let ((wx, ox), (wo, oo)) = (lim.window(x)?, lim.window(out)?);
-    let (wy, oy) = match y {
-        Some(t) => {
-            let (wt, ot) = lim.window(t)?;
-            (Some(wt), ot)
-        }
-        None => (None, 0),
-    };
-    let r = record(PoolParams {
-        n: u32c(n)?,
-        planes: u32c(s.planes)?,
-        h: u32c(s.h)?,
-        w: u32c(s.w)?,
-        oh: u32c(s.oh)?,
-        ow: u32c(s.ow)?,
-        kh: u32c(s.kernel[0])?,
-        kw: u32c(s.kernel[1])?,
-        stride_h: u32c(s.stride[0])?,
-        stride_w: u32c(s.stride[1])?,
-        pad_h: u32c(s.padding[0])?,
-        pad_w: u32c(s.padding[1])?,
-        off_x: ox,
-        off_y: oy,
-        off_out: oo,
-        ..Default::default()
-    });
-    Ok((
-        r,
-        vec![(1, Some(wx)), (2, wy), (3, Some(wo))],
-        lim.grid_1d(n)?,
     ))
 }
