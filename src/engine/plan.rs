@@ -11,6 +11,7 @@ use crate::engine::graph::{
     dropout_threshold, numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs,
     RnnCellGradInputs, RnnCellInputs,
 };
+use crate::engine::ops::conv::ConvKernel;
 use crate::engine::ops::pool::PoolKernel;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -57,44 +58,6 @@ pub struct ColWindow {
     pub stride: usize,
     /// First column of the window.
     pub col: usize,
-}
-
-/// A convolution with every size resolved: x `[n,c,h,w]`, w `[o,c,kh,kw]`, output
-/// `[n,o,oh,ow]`; stride, padding and dilation per axis `[h, w]`.
-#[allow(missing_docs)] // the fields are the sizes the doc above names
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvShape {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub o: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub dilation: [usize; 2],
-}
-
-impl ConvShape {
-    /// Terms summed per output: `c · kh · kw`.
-    pub fn k(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-    /// Positions per input plane: `h · w`.
-    pub fn in_plane(&self) -> usize {
-        self.h * self.w
-    }
-    /// Positions per output plane: `oh · ow`.
-    pub fn out_plane(&self) -> usize {
-        self.oh * self.ow
-    }
-    /// Multiply-adds of the forward pass (each backward kernel does as many).
-    pub fn macs(&self) -> usize {
-        self.n * self.o * self.out_plane() * self.k()
-    }
 }
 
 /// One kernel invocation with everything resolved: storage windows and sizes. Each
@@ -244,38 +207,8 @@ pub enum Kernel {
         prev: Option<TensorRef>,
         out: TensorRef,
     },
-    /// `out = act(conv2d(x, w) + bias)` over NCHW.
-    Conv2d {
-        x: TensorRef,
-        w: TensorRef,
-        bias: Option<TensorRef>,
-        out: TensorRef,
-        shape: ConvShape,
-        act: Act,
-    },
-    /// `out` (x-shaped) = the gradient of a convolution w.r.t. x, from `dz` and `w`.
-    Conv2dGradInput {
-        dz: TensorRef,
-        w: TensorRef,
-        out: TensorRef,
-        shape: ConvShape,
-    },
-    /// `out` (`[splits, o, c·kh·kw]`) = the gradient w.r.t. w in parts over images.
-    Conv2dGradWeight {
-        dz: TensorRef,
-        x: TensorRef,
-        out: TensorRef,
-        shape: ConvShape,
-        splits: usize,
-    },
-    /// `out[o] = Σ_n Σ_p dz[n, o, p]` for dz `[n, o, plane]`.
-    ConvGradBias {
-        dz: TensorRef,
-        out: TensorRef,
-        n: usize,
-        o: usize,
-        plane: usize,
-    },
+    /// A launch of the convolution family (`engine::ops::conv`).
+    Conv(ConvKernel),
     /// A launch of the pooling family (`engine::ops::pool`).
     Pool(PoolKernel),
     /// `out[i] = x[i] · scale` where `dropout_hash(seed, step[1], i) >= threshold`, else
@@ -309,11 +242,8 @@ impl Kernel {
             | Kernel::Collect { out, .. }
             | Kernel::RnnCell { out, .. }
             | Kernel::RnnCellGrad { out, .. }
-            | Kernel::Conv2d { out, .. }
-            | Kernel::Conv2dGradInput { out, .. }
-            | Kernel::Conv2dGradWeight { out, .. }
-            | Kernel::ConvGradBias { out, .. }
             | Kernel::Dropout { out, .. } => out,
+            Kernel::Conv(ref k) => k.output(),
             Kernel::Pool(ref k) => k.output(),
             Kernel::Accumulate { acc, .. } => acc,
             Kernel::AdvanceStep { step, .. } => step,
@@ -754,6 +684,7 @@ fn lower(
 ) -> Result<()> {
     let node = &graph.nodes[id];
     let shape_of = |k: usize| graph.shape(node.inputs[k]);
+    let in_shapes: Vec<&[usize]> = (0..ins.len()).map(shape_of).collect();
     let mut push = |kernel| {
         launches.push(Launch {
             node: Some(id),
@@ -943,56 +874,8 @@ fn lower(
                 out,
             })
         }
-        Op::Conv2d { geom, act } => {
-            let at = ProductInputs::of(ins.len());
-            let shape = conv_shape(shape_of(at.a), shape_of(at.b), &node.shape, &geom);
-            push(Kernel::Conv2d {
-                x: ins[at.a],
-                w: ins[at.b],
-                bias: at.bias.map(|k| ins[k]),
-                out,
-                shape,
-                act,
-            })
-        }
-        Op::Conv2dGradInput { geom } => {
-            let shape = conv_shape(&node.shape, shape_of(1), shape_of(0), &geom);
-            push(Kernel::Conv2dGradInput {
-                dz: ins[0],
-                w: ins[1],
-                out,
-                shape,
-            })
-        }
-        Op::Conv2dGradWeight {
-            geom,
-            kernel,
-            splits,
-        } => {
-            let (sz, sx) = (shape_of(0), shape_of(1));
-            let shape = conv_shape(sx, &[sz[1], sx[1], kernel[0], kernel[1]], sz, &geom);
-            push(Kernel::Conv2dGradWeight {
-                dz: ins[0],
-                x: ins[1],
-                out,
-                shape,
-                splits,
-            })
-        }
-        Op::ConvGradBias => {
-            let s = shape_of(0);
-            push(Kernel::ConvGradBias {
-                dz: ins[0],
-                out,
-                n: s[0],
-                o: s[1],
-                plane: s[2..].iter().product(),
-            })
-        }
-        Op::Pool(op) => {
-            let in_shapes: Vec<&[usize]> = (0..ins.len()).map(shape_of).collect();
-            push(Kernel::Pool(op.lower(ins, &in_shapes, &node.shape, out)))
-        }
+        Op::Conv(op) => push(Kernel::Conv(op.lower(ins, &in_shapes, &node.shape, out))),
+        Op::Pool(op) => push(Kernel::Pool(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Dropout { p, seed } => push(Kernel::Dropout {
             x: ins[0],
             out,
@@ -1003,29 +886,6 @@ fn lower(
         }),
     }
     Ok(())
-}
-
-/// The sizes of a convolution with x `xs`, w `ws` and output `ys` (all 4-D).
-fn conv_shape(
-    xs: &[usize],
-    ws: &[usize],
-    ys: &[usize],
-    g: &crate::engine::graph::ConvGeom,
-) -> ConvShape {
-    ConvShape {
-        n: xs[0],
-        c: xs[1],
-        h: xs[2],
-        w: xs[3],
-        o: ws[0],
-        kh: ws[2],
-        kw: ws[3],
-        oh: ys[2],
-        ow: ys[3],
-        stride: g.stride,
-        padding: g.padding,
-        dilation: g.dilation,
-    }
 }
 
 /// Row-major strides of a padded shape.

@@ -218,35 +218,10 @@ pub fn evaluate(
                 };
                 rnn::cell_backward(p, dh, dc, state, prev)
             }
-            Op::Conv2d { geom, act } => {
-                let at = ProductInputs::of(node.inputs.len());
-                let bias = at.bias.map(|k| x(k).as_slice());
-                let y = conv::conv2d(
-                    x(at.a),
-                    x(at.b),
-                    bias,
-                    shape_of(at.a),
-                    shape_of(at.b),
-                    &node.shape,
-                    geom,
-                );
-                y.into_iter().map(|z| act.eval(z)).collect()
-            }
-            Op::Conv2dGradInput { geom } => {
-                conv::conv2d_grad_input(x(0), x(1), &node.shape, shape_of(1), shape_of(0), geom)
-            }
-            Op::Conv2dGradWeight {
-                geom,
-                kernel,
-                splits,
-            } => {
-                let xs = shape_of(1);
-                let ws = [shape_of(0)[1], xs[1], kernel[0], kernel[1]];
-                conv::conv2d_grad_weight(x(0), x(1), xs, &ws, shape_of(0), geom, *splits)
-            }
-            Op::ConvGradBias => {
-                let s = shape_of(0);
-                conv::conv_grad_bias(x(0), s[0], s[1], s[2..].iter().product())
+            Op::Conv(op) => {
+                let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
+                let shapes: Vec<_> = (0..node.inputs.len()).map(shape_of).collect();
+                conv::evaluate(op, &xs, &shapes, &node.shape)
             }
             Op::Pool(op) => {
                 let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();

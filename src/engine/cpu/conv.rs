@@ -10,7 +10,7 @@
 //! the executor and sized when a plan is loaded: nothing is allocated per step.
 
 use crate::engine::graph::Act;
-use crate::engine::plan::{ConvShape, Kernel};
+use crate::engine::ops::conv::{ConvKernel, ConvShape};
 use rayon::prelude::*;
 
 /// Default scratch budget in f32 words for the chunk buffers of one lane.
@@ -53,16 +53,14 @@ pub fn images_per_chunk(s: &ConvShape, budget: usize) -> usize {
 }
 
 /// Scratch words `kernel` needs (0 for kernels that need none).
-pub fn scratch_words(kernel: &Kernel, budget: usize) -> usize {
-    match kernel {
-        Kernel::Conv2d { shape, .. }
-        | Kernel::Conv2dGradInput { shape, .. }
-        | Kernel::Conv2dGradWeight { shape, .. } => {
+pub fn scratch_words(kernel: &ConvKernel, budget: usize) -> usize {
+    match kernel.shape() {
+        Some(shape) => {
             let lanes = lanes(shape);
             lanes * images_per_chunk(shape, budget) * words_per_image(shape)
                 + (1 + lanes) * shape.o * shape.k()
         }
-        _ => 0,
+        None => 0,
     }
 }
 

@@ -416,38 +416,7 @@ impl CpuExecutor {
                     )
                 }
                 Kernel::Optimize { .. } => unreachable!("handled above"),
-                Kernel::Conv2d {
-                    x,
-                    w,
-                    bias,
-                    shape,
-                    act,
-                    ..
-                } => conv::conv2d(
-                    v(x),
-                    v(w),
-                    bias.map(v),
-                    dst,
-                    &shape,
-                    act,
-                    &mut scratch,
-                    budget,
-                ),
-                Kernel::Conv2dGradInput { dz, w, shape, .. } => {
-                    conv::conv2d_grad_input(v(dz), v(w), dst, &shape, &mut scratch, budget)
-                }
-                Kernel::Conv2dGradWeight {
-                    dz,
-                    x,
-                    shape,
-                    splits,
-                    ..
-                } => {
-                    conv::conv2d_grad_weight(v(dz), v(x), dst, &shape, splits, &mut scratch, budget)
-                }
-                Kernel::ConvGradBias {
-                    dz, n, o, plane, ..
-                } => conv::conv_grad_bias(v(dz), dst, n, o, plane),
+                Kernel::Conv(k) => k.run_cpu(v, dst, &mut scratch, budget),
                 Kernel::Pool(k) => k.run_cpu(v, dst),
                 Kernel::Dropout {
                     x,
@@ -506,7 +475,10 @@ impl Executor for CpuExecutor {
         let scratch = plan
             .launches
             .iter()
-            .map(|l| conv::scratch_words(&l.kernel, self.conv_budget()))
+            .map(|l| match &l.kernel {
+                Kernel::Conv(k) => conv::scratch_words(k, self.conv_budget()),
+                _ => 0,
+            })
             .max()
             .unwrap_or(0);
         if self.scratch.len() < scratch {

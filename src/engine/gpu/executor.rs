@@ -11,8 +11,6 @@
 //! (or scatter) over a table larger than one storage binding: a launch per run of rows
 //! that fits one (`Limits::row_pieces`).
 
-mod conv_pool;
-
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, ReduceParams,
@@ -810,12 +808,9 @@ pub(crate) fn record<P: KernelParams>(params: P) -> Vec<u8> {
 fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Result<Vec<Lowered>> {
     let key = PipeKey::of(kernel, variant);
     let pipe = key.pipe;
-    let encoded = match conv_pool::lower(kernel, pipe, lim)? {
-        Some(e) => vec![e],
-        None => match row_kernel(kernel, plan, lim)? {
-            Some(pieces) => pieces,
-            None => vec![lower_one(kernel, plan, lim, key.variant)?],
-        },
+    let encoded = match row_kernel(kernel, plan, lim)? {
+        Some(pieces) => pieces,
+        None => vec![lower_one(kernel, plan, lim, key.variant)?],
     };
     encoded
         .into_iter()
@@ -1422,10 +1417,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
                 lim.grid_1d(rows * hidden)?,
             )
         }
-        Kernel::Conv2d { .. }
-        | Kernel::Conv2dGradInput { .. }
-        | Kernel::Conv2dGradWeight { .. }
-        | Kernel::ConvGradBias { .. } => unreachable!("lowered by conv_pool"),
+        Kernel::Conv(ref k) => k.encode(lim)?,
         Kernel::Pool(ref k) => k.encode(lim)?,
         Kernel::GatherRows { .. } | Kernel::ScatterAddRows { .. } => {
             unreachable!("lowered by row_kernel")

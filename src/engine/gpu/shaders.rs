@@ -1,7 +1,6 @@
 //! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
 //! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
-use super::kernel_params::{CONV_FORWARD, CONV_GRAD_INPUT, CONV_GRAD_WEIGHT};
 use crate::engine::graph::{CellKind, Optimizer};
 use crate::engine::plan::Kernel;
 
@@ -378,27 +377,6 @@ impl Pipe {
     pub const GRU_CELL: Pipe = pipe!("gru_cell", Rnn, Read5Write1);
     pub const LSTM_CELL_GRAD: Pipe = pipe!("lstm_cell_grad", Rnn, Read5Write1);
     pub const GRU_CELL_GRAD: Pipe = pipe!("gru_cell_grad", Rnn, Read5Write1);
-    pub const CONV2D: Pipe = pipe!(
-        "conv2d",
-        Conv,
-        Read3Write1,
-        "conv",
-        [("MODE", CONV_FORWARD)]
-    );
-    pub const CONV2D_GRAD_INPUT: Pipe = pipe!(
-        "conv2d_grad_input",
-        Conv,
-        Read3Write1,
-        "conv",
-        [("MODE", CONV_GRAD_INPUT)]
-    );
-    pub const CONV2D_GRAD_WEIGHT: Pipe = pipe!(
-        "conv2d_grad_weight",
-        Conv,
-        Read3Write1,
-        "conv",
-        [("MODE", CONV_GRAD_WEIGHT)]
-    );
 
     /// The four matmul pipes, in the order `matmul(trans_a, trans_b)` indexes them.
     pub const MATMUL: [Pipe; 4] = [
@@ -409,7 +387,7 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 29] = [
+    const CORE: [Pipe; 26] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
@@ -436,15 +414,12 @@ impl Pipe {
         Pipe::GRU_CELL,
         Pipe::LSTM_CELL_GRAD,
         Pipe::GRU_CELL_GRAD,
-        Pipe::CONV2D,
-        Pipe::CONV2D_GRAD_INPUT,
-        Pipe::CONV2D_GRAD_WEIGHT,
     ];
 
     /// Every pipe the executor can build: the core kernels', then each op family's.
     pub fn all() -> Vec<Pipe> {
         use crate::engine::ops;
-        [&Pipe::CORE[..], ops::pool::PIPES].concat()
+        [&Pipe::CORE[..], ops::conv::PIPES, ops::pool::PIPES].concat()
     }
 
     /// Its table row.
@@ -502,11 +477,7 @@ impl Pipe {
                 CellKind::Lstm => Pipe::LSTM_CELL_GRAD,
                 CellKind::Gru => Pipe::GRU_CELL_GRAD,
             },
-            Kernel::Conv2d { .. } => Pipe::CONV2D,
-            Kernel::Conv2dGradInput { .. } => Pipe::CONV2D_GRAD_INPUT,
-            Kernel::Conv2dGradWeight { .. } => Pipe::CONV2D_GRAD_WEIGHT,
-            // The bias gradient is a reduction: Σ over images and positions.
-            Kernel::ConvGradBias { n, o, plane, .. } => Pipe::reduce_to(o, n * plane),
+            Kernel::Conv(ref k) => k.pipe(),
             Kernel::Pool(ref k) => k.pipe(),
         }
     }

@@ -225,36 +225,20 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             )))
         }
         Op::RnnCell { .. } => unreachable!("the walk calls rnn_cell_rule"),
-        Op::Conv2d { geom, act } => {
-            let dz = through_act(g, act, dy, id, None)?;
-            let at = ProductInputs::of(x.len());
-            let (x_in, w) = (x[at.a], x[at.b]);
-            let mut out = Vec::new();
-            if needs[x_in] {
-                let shape = g.shape(x_in).to_vec();
-                out.push((x_in, full(g.conv2d_grad_input(dz, w, &shape, geom)?)));
-            }
-            if needs[w] {
-                let shape = g.shape(w).to_vec();
-                out.push((w, full(g.conv2d_grad_weight(dz, x_in, &shape, geom)?)));
-            }
-            if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
-                out.push((bias, full(g.conv_grad_bias(dz)?)));
-            }
-            out
-        }
         // The mask depends only on (seed, step, index), and the backward pass runs in
         // the forward's step: the same mask and scale applied to dy.
         Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
-        Op::Pool(op) => op
-            .vjp(g, x, dy)?
+        Op::Conv(op) => op
+            .vjp(g, id, x, dy, needs)?
             .into_iter()
             .map(|(input, d)| (input, full(d)))
             .collect(),
-        Op::Conv2dGradInput { .. }
-        | Op::Conv2dGradWeight { .. }
-        | Op::ConvGradBias
-        | Op::ActGrad(_)
+        Op::Pool(op) => op
+            .vjp(g, id, x, dy, needs)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
+        Op::ActGrad(_)
         | Op::BceWithLogitsGrad { .. }
         | Op::ScatterAddRows
         | Op::RnnCellGrad { .. } => {
@@ -483,7 +467,7 @@ fn reduce_if_needed(g: &mut Graph, d: NodeId, operand: NodeId, scale: f32) -> Re
 /// the pre-activation `x` as `act.slope_from()` says. `x` is `None` for an activation
 /// fused into a product's epilogue, where the graph builders only fuse activations that
 /// need no `x`.
-fn through_act(
+pub(crate) fn through_act(
     g: &mut Graph,
     act: Act,
     dy: NodeId,

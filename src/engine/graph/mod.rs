@@ -3,20 +3,19 @@
 //! that fuses what autodiff emits (`fuse`).
 
 mod act;
-mod autodiff;
-mod conv;
+pub(crate) mod autodiff;
 mod fuse;
 mod op;
 mod rnn;
 mod shape;
 
+pub(crate) use crate::engine::ops::conv::rename;
+pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
-pub(crate) use conv::rename;
-pub use conv::{conv_out_len, weight_grad_splits};
 pub use op::{
-    dropout_hash, dropout_threshold, BinaryOp, CellKind, ConvGeom, Op, Optimizer, ProductInputs,
+    dropout_hash, dropout_threshold, BinaryOp, CellKind, Op, Optimizer, ProductInputs,
     RnnCellGradInputs, RnnCellInputs,
 };
 pub use rnn::Packing;
@@ -97,7 +96,7 @@ impl Graph {
     /// fused when `act`'s slope comes from its output, else the product with no
     /// activation followed by a `Unary(act)`, so the pre-activation the gradient reads
     /// stays in the graph (see `SlopeFrom`).
-    fn push_with_act(
+    pub(crate) fn push_with_act(
         &mut self,
         act: Act,
         op_with: impl Fn(Act) -> Op,

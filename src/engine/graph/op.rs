@@ -4,6 +4,7 @@
 //! executor.
 
 use super::act::Act;
+use crate::engine::ops::conv::ConvOp;
 use crate::engine::ops::pool::PoolOp;
 use serde::{Deserialize, Serialize};
 
@@ -100,18 +101,6 @@ pub enum CellKind {
     Lstm,
     /// Gates r, z, n; state h.
     Gru,
-}
-
-/// Stride, zero padding and dilation of a 2-D convolution per axis `[h, w]`. A 1-D
-/// convolution is the `h = 1` case: `[1, s]`, `[0, p]`, `[1, d]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ConvGeom {
-    /// Step between output positions.
-    pub stride: [usize; 2],
-    /// Zeros added on each side.
-    pub padding: [usize; 2],
-    /// Step between the kernel's taps.
-    pub dilation: [usize; 2],
 }
 
 /// Where each input of a `MatMul` or `Conv2d` node sits among the node's `inputs`: the
@@ -284,25 +273,8 @@ pub enum Op {
         has_dc: bool,
         has_prev: bool,
     },
-    /// `act(conv(x, w) + bias)` over NCHW: inputs `[x, w]` or `[x, w, bias]`
-    /// (`ProductInputs`) with x `[N,C,H,W]`, w `[O,C,KH,KW]`, bias `[O]`; output
-    /// `[N,O,OH,OW]`. Cross-correlation,
-    /// as in every deep-learning library. `act` is fused only when its slope comes from
-    /// its output, as for `MatMul`; `Graph::conv2d` splits off the others.
-    Conv2d { geom: ConvGeom, act: Act },
-    /// Inputs `[dz, w]`: the gradient of `Conv2d` w.r.t. x; the node's shape is x's.
-    Conv2dGradInput { geom: ConvGeom },
-    /// Inputs `[dz, x]`: the gradient of `Conv2d` w.r.t. w in `splits` parts,
-    /// `[splits, O, C*KH*KW]`; part `s` sums over the images `[s*N/S, (s+1)*N/S)`, so the
-    /// parts add up to the gradient. Parts let a GPU spread a long sum over many
-    /// workgroups (split-K); `ReduceTo` adds them.
-    Conv2dGradWeight {
-        geom: ConvGeom,
-        kernel: [usize; 2],
-        splits: usize,
-    },
-    /// Input `[dz]` (`[N,O,H,W]`): `Σ over n, h, w of dz`, the bias gradient `[O]`.
-    ConvGradBias,
+    /// Convolution and its gradients (`engine::ops::conv`).
+    Conv(ConvOp),
     /// Pooling and the batched transpose (`engine::ops::pool`).
     Pool(PoolOp),
     /// Inverted dropout: `out[i] = x[i] / (1 - p)` where `dropout_hash(seed, step, i) >=
@@ -400,10 +372,7 @@ impl Op {
                 kind: CellKind::Gru,
                 ..
             } => "gru_cell_grad",
-            Op::Conv2d { .. } => "conv2d",
-            Op::Conv2dGradInput { .. } => "conv2d_grad_input",
-            Op::Conv2dGradWeight { .. } => "conv2d_grad_weight",
-            Op::ConvGradBias => "conv_grad_bias",
+            Op::Conv(op) => op.name(),
             Op::Pool(op) => op.name(),
             Op::Dropout { .. } => "dropout",
         }

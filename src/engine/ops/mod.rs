@@ -4,4 +4,5 @@
 //! (`Kernel`), autodiff and both executors hold one arm per family that hands the work
 //! to it. DESIGN.md's "Adding an op" says which files an op touches.
 
+pub mod conv;
 pub mod pool;

@@ -81,12 +81,15 @@ impl PoolOp {
     }
 
     /// The vector-Jacobian rule of node `id` (inputs `x`, gradient `dy`): each input's
-    /// gradient, as nodes appended to `g`.
+    /// gradient, as nodes appended to `g` (every op here has one differentiable input,
+    /// so `needs` is the caller's to apply).
     pub(crate) fn vjp(
         &self,
         g: &mut Graph,
+        _id: NodeId,
         x: &[NodeId],
         dy: NodeId,
+        _needs: &[bool],
     ) -> Result<Vec<(NodeId, NodeId)>> {
         Ok(match *self {
             // An index is piecewise constant: no gradient flows through it.

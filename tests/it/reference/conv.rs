@@ -1,7 +1,36 @@
 //! Convolution in f64, written as the definitions read: one loop per index, no im2col,
 //! no tiling, no reordering. The kernels of both executors are held against these.
 
-use riskgrad::engine::graph::ConvGeom;
+use riskgrad::engine::graph::{ConvGeom, ConvOp, ProductInputs};
+
+/// The value of a node of `op` with inputs `x` of shapes `in_shapes` and output `shape`.
+pub fn evaluate(op: &ConvOp, x: &[&Vec<f64>], in_shapes: &[&[usize]], shape: &[usize]) -> Vec<f64> {
+    match *op {
+        ConvOp::Conv2d { geom, act } => {
+            let at = ProductInputs::of(x.len());
+            let bias = at.bias.map(|k| x[k].as_slice());
+            let (xs, ws) = (in_shapes[at.a], in_shapes[at.b]);
+            let y = conv2d(x[at.a], x[at.b], bias, xs, ws, shape, &geom);
+            y.into_iter().map(|z| act.eval(z)).collect()
+        }
+        ConvOp::Conv2dGradInput { geom } => {
+            conv2d_grad_input(x[0], x[1], shape, in_shapes[1], in_shapes[0], &geom)
+        }
+        ConvOp::Conv2dGradWeight {
+            geom,
+            kernel,
+            splits,
+        } => {
+            let xs = in_shapes[1];
+            let ws = [in_shapes[0][1], xs[1], kernel[0], kernel[1]];
+            conv2d_grad_weight(x[0], x[1], xs, &ws, in_shapes[0], &geom, splits)
+        }
+        ConvOp::ConvGradBias => {
+            let s = in_shapes[0];
+            conv_grad_bias(x[0], s[0], s[1], s[2..].iter().product())
+        }
+    }
+}
 
 /// The input position `o * stride - padding + tap * dilation`, if it lies inside `len`.
 pub(super) fn tap(
