@@ -12,6 +12,7 @@ use crate::engine::graph::{
     RnnCellGradInputs, RnnCellInputs,
 };
 use crate::engine::ops::conv::ConvKernel;
+use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::pool::PoolKernel;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -122,22 +123,8 @@ pub enum Kernel {
         x_strides: [usize; MAX_RANK],
         scale: f32,
     },
-    /// `out[0]` = mean binary cross-entropy of `logits` against `targets`, positives
-    /// weighted by `pos_weight`.
-    BceWithLogits {
-        logits: TensorRef,
-        targets: TensorRef,
-        out: TensorRef,
-        pos_weight: f32,
-    },
-    /// `out` = `dloss[0]` times the gradient of `BceWithLogits` w.r.t. the logits.
-    BceWithLogitsGrad {
-        logits: TensorRef,
-        targets: TensorRef,
-        dloss: TensorRef,
-        out: TensorRef,
-        pos_weight: f32,
-    },
+    /// A launch of the loss family (`engine::ops::loss`).
+    Loss(LossKernel),
     /// `out[b, :] = table[perm[step * batch + b], :]`.
     GatherRows {
         table: TensorRef,
@@ -234,8 +221,6 @@ impl Kernel {
             | Kernel::ActGrad { out, .. }
             | Kernel::ReduceTo { out, .. }
             | Kernel::ExpandTo { out, .. }
-            | Kernel::BceWithLogits { out, .. }
-            | Kernel::BceWithLogitsGrad { out, .. }
             | Kernel::GatherRows { out, .. }
             | Kernel::ScatterAddRows { out, .. }
             | Kernel::CopyCols { out, .. }
@@ -243,6 +228,7 @@ impl Kernel {
             | Kernel::RnnCell { out, .. }
             | Kernel::RnnCellGrad { out, .. }
             | Kernel::Dropout { out, .. } => out,
+            Kernel::Loss(ref k) => k.output(),
             Kernel::Conv(ref k) => k.output(),
             Kernel::Pool(ref k) => k.output(),
             Kernel::Accumulate { acc, .. } => acc,
@@ -755,19 +741,7 @@ fn lower(
             x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
             scale,
         }),
-        Op::BceWithLogits { pos_weight } => push(Kernel::BceWithLogits {
-            logits: ins[0],
-            targets: ins[1],
-            out,
-            pos_weight,
-        }),
-        Op::BceWithLogitsGrad { pos_weight } => push(Kernel::BceWithLogitsGrad {
-            logits: ins[0],
-            targets: ins[1],
-            dloss: ins[2],
-            out,
-            pos_weight,
-        }),
+        Op::Loss(op) => push(Kernel::Loss(op.lower(ins, out))),
         Op::GatherRows => push(Kernel::GatherRows {
             table: ins[0],
             perm: ins[1],

@@ -11,6 +11,7 @@ use riskgrad::engine::graph::{
 use std::collections::HashMap;
 
 pub mod conv;
+pub mod loss;
 pub mod pool;
 pub mod rnn;
 
@@ -107,27 +108,9 @@ pub fn evaluate(
                 .map(|i| x(0)[broadcast_index(i, &node.shape, shape_of(0))] * *scale as f64)
                 .collect(),
             Op::Reshape => x(0).clone(),
-            Op::BceWithLogits { pos_weight } => {
-                let pw = *pos_weight as f64;
-                let n = x(0).len() as f64;
-                vec![
-                    x(0).iter()
-                        .zip(x(1))
-                        .map(|(&z, &y)| {
-                            -(pw * y * sigmoid(z).ln() + (1.0 - y) * (1.0 - sigmoid(z)).ln())
-                        })
-                        .sum::<f64>()
-                        / n,
-                ]
-            }
-            Op::BceWithLogitsGrad { pos_weight } => {
-                let pw = *pos_weight as f64;
-                let n = x(0).len() as f64;
-                let d = x(2)[0];
-                x(0).iter()
-                    .zip(x(1))
-                    .map(|(&z, &y)| d * (pw * y * (sigmoid(z) - 1.0) + (1.0 - y) * sigmoid(z)) / n)
-                    .collect()
+            Op::Loss(op) => {
+                let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
+                loss::evaluate(op, &xs)
             }
             Op::GatherRows => {
                 let (batch, cols) = (node.shape[0], node.shape[1]);
@@ -269,10 +252,6 @@ pub fn dropout_word(seed: u64, step: u64, i: u64) -> u64 {
         h ^ (h >> 16)
     };
     mix(mix(mix(seed) ^ (step & LOW)) ^ (i & LOW))
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// The flat index into `from` (which broadcasts to `to`) of element `i` of `to`.

@@ -562,7 +562,7 @@ pub fn bce_with_logits(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 
     sum / logits.len() as f32
 }
 
-/// `Kernel::BceWithLogitsGrad`: the gradient of the mean weighted cross-entropy w.r.t.
+/// `LossKernel::BceWithLogitsGrad`: the gradient of the mean weighted cross-entropy w.r.t.
 /// `logits`, times `dloss`.
 pub fn bce_with_logits_grad(
     logits: &[f32],

@@ -302,25 +302,7 @@ impl CpuExecutor {
                     scale,
                     ..
                 } => kernels::expand_to(v(x), dst, &out_shape, &x_strides, scale),
-                Kernel::BceWithLogits {
-                    logits,
-                    targets,
-                    pos_weight,
-                    ..
-                } => dst[0] = kernels::bce_with_logits(v(logits), v(targets), pos_weight),
-                Kernel::BceWithLogitsGrad {
-                    logits,
-                    targets,
-                    dloss,
-                    pos_weight,
-                    ..
-                } => kernels::bce_with_logits_grad(
-                    v(logits),
-                    v(targets),
-                    v(dloss)[0],
-                    dst,
-                    pos_weight,
-                ),
+                Kernel::Loss(k) => k.run_cpu(v, dst),
                 Kernel::GatherRows {
                     table,
                     perm,

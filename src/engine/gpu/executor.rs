@@ -1135,51 +1135,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
             };
             (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
         }
-        Kernel::BceWithLogits {
-            logits,
-            targets,
-            out,
-            pos_weight,
-        } => {
-            let ((wl, ol), (wt, ot), (wo, oo)) = (w(logits)?, w(targets)?, w(out)?);
-            let r = record(LossParams {
-                n: u32c(logits.len)?,
-                off_logits: ol,
-                off_targets: ot,
-                off_out: oo,
-                pos_weight,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wl)), (2, Some(wt)), (3, None), (4, Some(wo))],
-                [1, 1, 1],
-            )
-        }
-        Kernel::BceWithLogitsGrad {
-            logits,
-            targets,
-            dloss,
-            out,
-            pos_weight,
-        } => {
-            let ((wl, ol), (wt, ot), (wd, od), (wo, oo)) =
-                (w(logits)?, w(targets)?, w(dloss)?, w(out)?);
-            let r = record(LossParams {
-                n: u32c(logits.len)?,
-                off_logits: ol,
-                off_targets: ot,
-                off_dloss: od,
-                off_out: oo,
-                pos_weight,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wl)), (2, Some(wt)), (3, Some(wd)), (4, Some(wo))],
-                lim.grid_1d(logits.len)?,
-            )
-        }
+        Kernel::Loss(ref k) => k.encode(lim)?,
         Kernel::Accumulate { x, acc } => {
             let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);
             let r = record(LossParams {

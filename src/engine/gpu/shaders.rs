@@ -368,8 +368,6 @@ impl Pipe {
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
-    pub const BCE_WITH_LOGITS: Pipe = pipe!("bce_with_logits", Loss, Read3Write1);
-    pub const BCE_WITH_LOGITS_GRAD: Pipe = pipe!("bce_with_logits_grad", Loss, Read3Write1);
     pub const GATHER_ROWS: Pipe = pipe!("gather_rows", Gather, Read3Write1);
     pub const SCATTER_ADD_ROWS: Pipe = pipe!("scatter_add_rows", Gather, Read3Write1);
     pub const DROPOUT: Pipe = pipe!("dropout", Gather, Read3Write1);
@@ -387,7 +385,7 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 26] = [
+    const CORE: [Pipe; 24] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
@@ -405,8 +403,6 @@ impl Pipe {
         Pipe::SGD,
         Pipe::ADAM,
         Pipe::ADVANCE_STEP,
-        Pipe::BCE_WITH_LOGITS,
-        Pipe::BCE_WITH_LOGITS_GRAD,
         Pipe::GATHER_ROWS,
         Pipe::SCATTER_ADD_ROWS,
         Pipe::DROPOUT,
@@ -419,7 +415,13 @@ impl Pipe {
     /// Every pipe the executor can build: the core kernels', then each op family's.
     pub fn all() -> Vec<Pipe> {
         use crate::engine::ops;
-        [&Pipe::CORE[..], ops::conv::PIPES, ops::pool::PIPES].concat()
+        [
+            &Pipe::CORE[..],
+            ops::conv::PIPES,
+            ops::loss::PIPES,
+            ops::pool::PIPES,
+        ]
+        .concat()
     }
 
     /// Its table row.
@@ -464,8 +466,7 @@ impl Pipe {
                 Optimizer::Adam { .. } | Optimizer::AdamW { .. } => Pipe::ADAM,
             },
             Kernel::AdvanceStep { .. } => Pipe::ADVANCE_STEP,
-            Kernel::BceWithLogits { .. } => Pipe::BCE_WITH_LOGITS,
-            Kernel::BceWithLogitsGrad { .. } => Pipe::BCE_WITH_LOGITS_GRAD,
+            Kernel::Loss(ref k) => k.pipe(),
             Kernel::GatherRows { .. } => Pipe::GATHER_ROWS,
             Kernel::ScatterAddRows { .. } => Pipe::SCATTER_ADD_ROWS,
             Kernel::Dropout { .. } => Pipe::DROPOUT,

@@ -57,10 +57,8 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         needs[id] = match node.op {
             Op::Param { .. } => true,
             Op::Input { .. } => wrt.contains(&id),
-            // Index lists and targets carry no gradient.
-            Op::GatherRows => needs[node.inputs[0]],
-            Op::BceWithLogits { .. } => needs[node.inputs[0]],
-            _ => node.inputs.iter().any(|&i| needs[i]),
+            _ => (node.inputs.iter().enumerate())
+                .any(|(k, &i)| needs[i] && node.op.passes_gradient(k)),
         };
     }
 
@@ -202,9 +200,6 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.reshape(dy, &shape)?))]
         }
-        Op::BceWithLogits { pos_weight } => {
-            vec![(x[0], full(g.bce_with_logits_grad(x[0], x[1], dy, pos_weight)?))]
-        }
         Op::GatherRows => {
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.scatter_add_rows(dy, x[1], &shape)?))]
@@ -228,6 +223,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
         // The mask depends only on (seed, step, index), and the backward pass runs in
         // the forward's step: the same mask and scale applied to dy.
         Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
+        Op::Loss(op) => op
+            .vjp(g, id, x, dy, needs)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Conv(op) => op
             .vjp(g, id, x, dy, needs)?
             .into_iter()
@@ -239,7 +239,6 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             .map(|(input, d)| (input, full(d)))
             .collect(),
         Op::ActGrad(_)
-        | Op::BceWithLogitsGrad { .. }
         | Op::ScatterAddRows
         | Op::RnnCellGrad { .. } => {
             return Err(Error::Unsupported(format!(

@@ -11,6 +11,7 @@ mod shape;
 
 pub(crate) use crate::engine::ops::conv::rename;
 pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
+pub use crate::engine::ops::loss::LossOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
@@ -372,43 +373,6 @@ impl Graph {
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         let n = self.nodes[x].numel();
         self.reduce_to(x, &[1], 1.0 / n as f32)
-    }
-
-    /// Mean binary cross-entropy of `logits` against 0/1 `targets` (both `[b, 1]`),
-    /// positives weighted by `pos_weight`; output `[1]`.
-    pub fn bce_with_logits(
-        &mut self,
-        logits: NodeId,
-        targets: NodeId,
-        pos_weight: f32,
-    ) -> Result<NodeId> {
-        let (sl, st) = (self.shape(logits), self.shape(targets));
-        if sl.len() != 2 || sl[1] != 1 || sl != st {
-            return shape_err(
-                "bce_with_logits",
-                format!("logits {sl:?} and targets {st:?} must both be [batch, 1]"),
-            );
-        }
-        Ok(self.push(
-            Op::BceWithLogits { pos_weight },
-            vec![logits, targets],
-            vec![1],
-        ))
-    }
-
-    pub(crate) fn bce_with_logits_grad(
-        &mut self,
-        logits: NodeId,
-        targets: NodeId,
-        dloss: NodeId,
-        pos_weight: f32,
-    ) -> Result<NodeId> {
-        let shape = self.shape(logits).to_vec();
-        Ok(self.push(
-            Op::BceWithLogitsGrad { pos_weight },
-            vec![logits, targets, dloss],
-            shape,
-        ))
     }
 
     /// `batch` rows of `table` (`[rows, features]`) picked by the current step's window of

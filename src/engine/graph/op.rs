@@ -5,6 +5,7 @@
 
 use super::act::Act;
 use crate::engine::ops::conv::ConvOp;
+use crate::engine::ops::loss::LossOp;
 use crate::engine::ops::pool::PoolOp;
 use serde::{Deserialize, Serialize};
 
@@ -227,11 +228,8 @@ pub enum Op {
     ExpandTo { scale: f32 },
     /// The same data under another shape (no kernel; the plan aliases the storage).
     Reshape,
-    /// Mean binary cross-entropy of logits `[b,1]` against targets `[b,1]`; output `[1]`.
-    /// Positives are weighted by `pos_weight`.
-    BceWithLogits { pos_weight: f32 },
-    /// Inputs `[logits, targets, dloss]`: the gradient of `BceWithLogits` w.r.t. logits.
-    BceWithLogitsGrad { pos_weight: f32 },
+    /// The training loss and its gradient (`engine::ops::loss`).
+    Loss(LossOp),
     /// Rows of a resident table chosen by a window of an index list:
     /// `out[b] = table[perm[step * batch + b]]`, where `step` is the executor's step
     /// counter. Inputs `[table, perm]`; `perm` holds u32 row indices.
@@ -310,6 +308,16 @@ pub fn dropout_threshold(p: f32) -> u32 {
 }
 
 impl Op {
+    /// Whether a gradient flows through the node's input `k` (index lists and targets
+    /// carry none).
+    pub fn passes_gradient(&self, k: usize) -> bool {
+        match self {
+            Op::Loss(op) => op.passes_gradient(k),
+            Op::GatherRows => k == 0,
+            _ => true,
+        }
+    }
+
     /// Where an `RnnCell`'s inputs sit (`None` for other ops).
     pub fn rnn_cell_inputs(&self) -> Option<RnnCellInputs> {
         match *self {
@@ -349,8 +357,7 @@ impl Op {
             Op::ReduceTo { .. } => "reduce_to",
             Op::ExpandTo { .. } => "expand_to",
             Op::Reshape => "reshape",
-            Op::BceWithLogits { .. } => "bce_with_logits",
-            Op::BceWithLogitsGrad { .. } => "bce_with_logits_grad",
+            Op::Loss(op) => op.name(),
             Op::GatherRows => "gather_rows",
             Op::ScatterAddRows => "scatter_add_rows",
             Op::Concat => "concat",

@@ -5,4 +5,5 @@
 //! to it. DESIGN.md's "Adding an op" says which files an op touches.
 
 pub mod conv;
+pub mod loss;
 pub mod pool;
