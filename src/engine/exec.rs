@@ -130,20 +130,7 @@ pub fn check_run(
     let steps = first_step + steps; // the windows used reach this far
     for launch in &plan.launches {
         let (perm, batch, rows) = match launch.kernel {
-            Kernel::GatherRows {
-                table,
-                perm,
-                batch,
-                cols,
-                ..
-            } => (perm, batch, table.len / cols),
-            Kernel::ScatterAddRows {
-                perm,
-                batch,
-                out,
-                cols,
-                ..
-            } => (perm, batch, out.len / cols),
+            Kernel::Gather(ref k) => k.indices(),
             Kernel::Collect { x, out } => {
                 if steps * x.len > out.len {
                     return Err(Error::Internal(format!(

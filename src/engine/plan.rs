@@ -12,6 +12,7 @@ use crate::engine::graph::{
     RnnCellGradInputs, RnnCellInputs,
 };
 use crate::engine::ops::conv::ConvKernel;
+use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::pool::PoolKernel;
 use crate::error::{Error, Result};
@@ -125,22 +126,8 @@ pub enum Kernel {
     },
     /// A launch of the loss family (`engine::ops::loss`).
     Loss(LossKernel),
-    /// `out[b, :] = table[perm[step * batch + b], :]`.
-    GatherRows {
-        table: TensorRef,
-        perm: TensorRef,
-        out: TensorRef,
-        batch: usize,
-        cols: usize,
-    },
-    /// `out[r, :] = sum over b with perm[step * batch + b] == r of dy[b, :]`.
-    ScatterAddRows {
-        dy: TensorRef,
-        perm: TensorRef,
-        out: TensorRef,
-        batch: usize,
-        cols: usize,
-    },
+    /// A launch of the row-gather family (`engine::ops::gather`).
+    Gather(GatherKernel),
     /// Copies a block of columns between row-major matrices with `rows` rows:
     /// `out[r, dst_start + c] = x[r, src_start + c]` for `c < cols`.
     CopyCols {
@@ -221,13 +208,12 @@ impl Kernel {
             | Kernel::ActGrad { out, .. }
             | Kernel::ReduceTo { out, .. }
             | Kernel::ExpandTo { out, .. }
-            | Kernel::GatherRows { out, .. }
-            | Kernel::ScatterAddRows { out, .. }
             | Kernel::CopyCols { out, .. }
             | Kernel::Collect { out, .. }
             | Kernel::RnnCell { out, .. }
             | Kernel::RnnCellGrad { out, .. }
             | Kernel::Dropout { out, .. } => out,
+            Kernel::Gather(ref k) => k.output(),
             Kernel::Loss(ref k) => k.output(),
             Kernel::Conv(ref k) => k.output(),
             Kernel::Pool(ref k) => k.output(),
@@ -742,23 +728,7 @@ fn lower(
             scale,
         }),
         Op::Loss(op) => push(Kernel::Loss(op.lower(ins, out))),
-        Op::GatherRows => push(Kernel::GatherRows {
-            table: ins[0],
-            perm: ins[1],
-            out,
-            batch: node.shape[0],
-            cols: node.shape[1],
-        }),
-        Op::ScatterAddRows => {
-            let sd = shape_of(0);
-            push(Kernel::ScatterAddRows {
-                dy: ins[0],
-                perm: ins[1],
-                out,
-                batch: sd[0],
-                cols: sd[1],
-            })
-        }
+        Op::Gather(op) => push(Kernel::Gather(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Concat => {
             let mut start = 0;
             for (k, &x) in ins.iter().enumerate() {

@@ -18,6 +18,7 @@ use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::{indices_as_words, Executor};
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
+use riskgrad::engine::ops::gather::GatherKernel;
 use riskgrad::engine::plan::{
     compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage,
     TensorRef, STEP_STATE,
@@ -466,20 +467,20 @@ fn gather_scatter_add_and_collect_follow_the_step_counter() {
         let steps = 3;
         let n = batch * cols;
         let kernels = vec![
-            Kernel::GatherRows {
+            Kernel::Gather(GatherKernel::GatherRows {
                 table: input(0, rows * cols),
                 perm: input(1, steps * batch),
                 out: slot(0, n),
                 batch,
                 cols,
-            },
-            Kernel::ScatterAddRows {
+            }),
+            Kernel::Gather(GatherKernel::ScatterAddRows {
                 dy: input(2, n),
                 perm: input(1, steps * batch),
                 out: slot(1, rows * cols),
                 batch,
                 cols,
-            },
+            }),
             Kernel::Collect {
                 x: slot(0, n),
                 out: TensorRef {

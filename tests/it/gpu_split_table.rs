@@ -11,6 +11,7 @@ use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::{indices_as_words, Executor};
 use riskgrad::engine::gpu::executor::MIN_BINDING_BYTES;
 use riskgrad::engine::gpu::GpuExecutor;
+use riskgrad::engine::ops::gather::GatherKernel;
 use riskgrad::engine::plan::{
     InputInfo, Kernel, Launch, ParamLayout, Plan, StateInfo, Storage, TensorRef, STEP_STATE,
 };
@@ -41,20 +42,20 @@ fn gather_scatter_plan(rows: usize, cols: usize, batch: usize, steps: usize, lea
         len: 2,
     };
     let kernels = [
-        Kernel::GatherRows {
+        Kernel::Gather(GatherKernel::GatherRows {
             table,
             perm,
             out: gathered,
             batch,
             cols,
-        },
-        Kernel::ScatterAddRows {
+        }),
+        Kernel::Gather(GatherKernel::ScatterAddRows {
             dy: input(2, 0, n),
             perm,
             out: scattered,
             batch,
             cols,
-        },
+        }),
         Kernel::AdvanceStep { step, counters: 2 },
     ];
     let info = |name: &str, len| InputInfo {

@@ -11,6 +11,7 @@ use riskgrad::engine::graph::{
 use std::collections::HashMap;
 
 pub mod conv;
+pub mod gather;
 pub mod loss;
 pub mod pool;
 pub mod rnn;
@@ -112,25 +113,10 @@ pub fn evaluate(
                 let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
                 loss::evaluate(op, &xs)
             }
-            Op::GatherRows => {
-                let (batch, cols) = (node.shape[0], node.shape[1]);
-                let mut out = Vec::with_capacity(batch * cols);
-                for b in 0..batch {
-                    let row = x(1)[step * batch + b] as usize;
-                    out.extend_from_slice(&x(0)[row * cols..(row + 1) * cols]);
-                }
-                out
-            }
-            Op::ScatterAddRows => {
-                let (batch, cols) = (shape_of(0)[0], shape_of(0)[1]);
-                let mut out = vec![0.0; node.numel()];
-                for b in 0..batch {
-                    let row = x(1)[step * batch + b] as usize;
-                    for c in 0..cols {
-                        out[row * cols + c] += x(0)[b * cols + c];
-                    }
-                }
-                out
+            Op::Gather(op) => {
+                let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
+                let shapes: Vec<_> = (0..node.inputs.len()).map(shape_of).collect();
+                gather::evaluate(op, &xs, &shapes, &node.shape, step)
             }
             Op::Concat => {
                 let rows = node.shape[0];

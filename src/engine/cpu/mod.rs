@@ -250,7 +250,6 @@ impl CpuExecutor {
             let mut buf = self.take_buffer(lp, out.storage);
             let dst = &mut buf[out.offset..out.offset + out.len];
             let v = |t: TensorRef| self.view(lp, t);
-            let u32s = |t: TensorRef| -> &[u32] { bytemuck::cast_slice(self.view(lp, t)) };
             match kernel {
                 Kernel::Fill { value, .. } => dst.fill(value),
                 Kernel::MatMul {
@@ -303,20 +302,7 @@ impl CpuExecutor {
                     ..
                 } => kernels::expand_to(v(x), dst, &out_shape, &x_strides, scale),
                 Kernel::Loss(k) => k.run_cpu(v, dst),
-                Kernel::GatherRows {
-                    table,
-                    perm,
-                    batch,
-                    cols,
-                    ..
-                } => kernels::gather_rows(v(table), u32s(perm), dst, step, batch, cols),
-                Kernel::ScatterAddRows {
-                    dy,
-                    perm,
-                    batch,
-                    cols,
-                    ..
-                } => kernels::scatter_add_rows(v(dy), u32s(perm), dst, step, batch, cols),
+                Kernel::Gather(k) => k.run_cpu(v, dst, step),
                 Kernel::CopyCols {
                     x,
                     rows,

@@ -686,11 +686,11 @@ impl Executor for GpuExecutor {
 }
 
 /// A run of rows of a table and the window that binds them.
-struct RowPiece {
-    rows: std::ops::Range<usize>,
-    window: Window,
+pub(crate) struct RowPiece {
+    pub(crate) rows: std::ops::Range<usize>,
+    pub(crate) window: Window,
     /// Where row `rows.start` begins inside `window`, in words.
-    offset: u32,
+    pub(crate) offset: u32,
 }
 
 /// What lowering needs to know of the device.
@@ -728,7 +728,7 @@ impl Limits {
     /// A row-major table `t` of `cols` words a row, in runs of whole rows that each fit
     /// one storage binding: the whole table in one piece where it fits (the window
     /// `window` would give), else as many rows a piece as an aligned window can hold.
-    fn row_pieces(&self, t: TensorRef, cols: usize) -> Result<Vec<RowPiece>> {
+    pub(crate) fn row_pieces(&self, t: TensorRef, cols: usize) -> Result<Vec<RowPiece>> {
         let rows = t.len / cols.max(1);
         if let Ok((window, offset)) = self.window(t) {
             return Ok(vec![RowPiece {
@@ -808,9 +808,9 @@ pub(crate) fn record<P: KernelParams>(params: P) -> Vec<u8> {
 fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Result<Vec<Lowered>> {
     let key = PipeKey::of(kernel, variant);
     let pipe = key.pipe;
-    let encoded = match row_kernel(kernel, plan, lim)? {
-        Some(pieces) => pieces,
-        None => vec![lower_one(kernel, plan, lim, key.variant)?],
+    let encoded = match kernel {
+        Kernel::Gather(ref k) => k.encode(lim, step_ref(plan)?)?,
+        _ => vec![lower_one(kernel, plan, lim, key.variant)?],
     };
     encoded
         .into_iter()
@@ -836,90 +836,6 @@ fn step_ref(plan: &Plan) -> Result<TensorRef> {
         offset: 0,
         len: plan.states[i].len,
     })
-}
-
-/// The launches of `GatherRows` (its table split by rows where it is over one binding)
-/// and `ScatterAddRows` (its output, the table's gradient, split the same way); `None`
-/// for other kernels.
-fn row_kernel(kernel: &Kernel, plan: &Plan, lim: &Limits) -> Result<Option<Vec<Encoded>>> {
-    let w = |t: TensorRef| lim.window(t);
-    let (ws, os) = w(step_ref(plan)?)?;
-    Ok(Some(match *kernel {
-        Kernel::GatherRows {
-            table,
-            perm,
-            out,
-            batch,
-            cols,
-        } => {
-            let ((wp, op), (wo, oo)) = (w(perm)?, w(out)?);
-            lim.row_pieces(table, cols)?
-                .into_iter()
-                .map(|piece| {
-                    let r = record(GatherParams {
-                        n: u32c(out.len)?,
-                        batch: u32c(batch)?,
-                        cols: u32c(cols)?,
-                        off_src: piece.offset,
-                        off_perm: op,
-                        off_step: os,
-                        off_out: oo,
-                        first_row: u32c(piece.rows.start)?,
-                        end_row: u32c(piece.rows.end)?,
-                        ..Default::default()
-                    });
-                    Ok((
-                        r,
-                        vec![
-                            (1, Some(piece.window)),
-                            (2, Some(wp)),
-                            (3, Some(ws)),
-                            (4, Some(wo)),
-                        ],
-                        lim.grid_1d(out.len)?,
-                    ))
-                })
-                .collect::<Result<_>>()?
-        }
-        Kernel::ScatterAddRows {
-            dy,
-            perm,
-            out,
-            batch,
-            cols,
-        } => {
-            let ((wd, od), (wp, op)) = (w(dy)?, w(perm)?);
-            lim.row_pieces(out, cols)?
-                .into_iter()
-                .map(|piece| {
-                    let n = piece.rows.len() * cols;
-                    let r = record(GatherParams {
-                        n: u32c(n)?,
-                        batch: u32c(batch)?,
-                        cols: u32c(cols)?,
-                        off_src: od,
-                        off_perm: op,
-                        off_step: os,
-                        off_out: piece.offset,
-                        first_row: u32c(piece.rows.start)?,
-                        end_row: u32c(piece.rows.end)?,
-                        ..Default::default()
-                    });
-                    Ok((
-                        r,
-                        vec![
-                            (1, Some(wd)),
-                            (2, Some(wp)),
-                            (3, Some(ws)),
-                            (4, Some(piece.window)),
-                        ],
-                        lim.grid_1d(n)?,
-                    ))
-                })
-                .collect::<Result<_>>()?
-        }
-        _ => return Ok(None),
-    }))
 }
 
 /// How the GPU runs a kernel that is one launch with whole-tensor windows.
@@ -1375,9 +1291,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
         }
         Kernel::Conv(ref k) => k.encode(lim)?,
         Kernel::Pool(ref k) => k.encode(lim)?,
-        Kernel::GatherRows { .. } | Kernel::ScatterAddRows { .. } => {
-            unreachable!("lowered by row_kernel")
-        }
+        Kernel::Gather(_) => unreachable!("lowered by GatherKernel::encode"),
     })
 }
 

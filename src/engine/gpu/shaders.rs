@@ -418,6 +418,7 @@ impl Pipe {
         [
             &Pipe::CORE[..],
             ops::conv::PIPES,
+            ops::gather::PIPES,
             ops::loss::PIPES,
             ops::pool::PIPES,
         ]
@@ -467,8 +468,7 @@ impl Pipe {
             },
             Kernel::AdvanceStep { .. } => Pipe::ADVANCE_STEP,
             Kernel::Loss(ref k) => k.pipe(),
-            Kernel::GatherRows { .. } => Pipe::GATHER_ROWS,
-            Kernel::ScatterAddRows { .. } => Pipe::SCATTER_ADD_ROWS,
+            Kernel::Gather(ref k) => k.pipe(),
             Kernel::Dropout { .. } => Pipe::DROPOUT,
             Kernel::RnnCell { kind, .. } => match kind {
                 CellKind::Lstm => Pipe::LSTM_CELL,

@@ -200,10 +200,6 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.reshape(dy, &shape)?))]
         }
-        Op::GatherRows => {
-            let shape = g.shape(x[0]).to_vec();
-            vec![(x[0], full(g.scatter_add_rows(dy, x[1], &shape)?))]
-        }
         Op::Concat => {
             let mut out = Vec::new();
             let mut start = 0;
@@ -223,6 +219,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
         // The mask depends only on (seed, step, index), and the backward pass runs in
         // the forward's step: the same mask and scale applied to dy.
         Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
+        Op::Gather(op) => op
+            .vjp(g, id, x, dy, needs)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Loss(op) => op
             .vjp(g, id, x, dy, needs)?
             .into_iter()
@@ -239,7 +240,6 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             .map(|(input, d)| (input, full(d)))
             .collect(),
         Op::ActGrad(_)
-        | Op::ScatterAddRows
         | Op::RnnCellGrad { .. } => {
             return Err(Error::Unsupported(format!(
                 "cannot differentiate through {} (second derivatives are not supported)",

@@ -11,6 +11,7 @@ mod shape;
 
 pub(crate) use crate::engine::ops::conv::rename;
 pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
+pub use crate::engine::ops::gather::GatherOp;
 pub use crate::engine::ops::loss::LossOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
@@ -373,34 +374,6 @@ impl Graph {
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         let n = self.nodes[x].numel();
         self.reduce_to(x, &[1], 1.0 / n as f32)
-    }
-
-    /// `batch` rows of `table` (`[rows, features]`) picked by the current step's window of
-    /// `perm` (a u32 input of row indices).
-    pub fn gather_rows(&mut self, table: NodeId, perm: NodeId, batch: usize) -> Result<NodeId> {
-        let st = self.shape(table).to_vec();
-        if st.len() != 2 || self.shape(perm).len() != 1 || batch == 0 {
-            return shape_err(
-                "gather_rows",
-                format!(
-                    "table {st:?} must be 2-D, perm {:?} 1-D, batch > 0",
-                    self.shape(perm)
-                ),
-            );
-        }
-        if !matches!(self.nodes[perm].op, Op::Input { .. }) {
-            return shape_err("gather_rows", "the index list must be a graph input".into());
-        }
-        Ok(self.push(Op::GatherRows, vec![table, perm], vec![batch, st[1]]))
-    }
-
-    pub(crate) fn scatter_add_rows(
-        &mut self,
-        dy: NodeId,
-        perm: NodeId,
-        table_shape: &[usize],
-    ) -> Result<NodeId> {
-        Ok(self.push(Op::ScatterAddRows, vec![dy, perm], table_shape.to_vec()))
     }
 
     /// Inverted dropout of `x` with drop probability `p` (`Op::Dropout`); `seed` tells

@@ -5,6 +5,7 @@
 
 use super::act::Act;
 use crate::engine::ops::conv::ConvOp;
+use crate::engine::ops::gather::GatherOp;
 use crate::engine::ops::loss::LossOp;
 use crate::engine::ops::pool::PoolOp;
 use serde::{Deserialize, Serialize};
@@ -230,13 +231,9 @@ pub enum Op {
     Reshape,
     /// The training loss and its gradient (`engine::ops::loss`).
     Loss(LossOp),
-    /// Rows of a resident table chosen by a window of an index list:
-    /// `out[b] = table[perm[step * batch + b]]`, where `step` is the executor's step
-    /// counter. Inputs `[table, perm]`; `perm` holds u32 row indices.
-    GatherRows,
-    /// Gradient of `GatherRows` w.r.t. the table: inputs `[dy, perm]`, rows summed into
-    /// a table-shaped output in a fixed order (deterministic, no atomics).
-    ScatterAddRows,
+    /// Row gathers by the step's window of an index list, and their adjoint
+    /// (`engine::ops::gather`).
+    Gather(GatherOp),
     /// Concatenate along axis 1 of 2-D inputs.
     Concat,
     /// Columns `[start, start + len)` of a 2-D input.
@@ -313,7 +310,7 @@ impl Op {
     pub fn passes_gradient(&self, k: usize) -> bool {
         match self {
             Op::Loss(op) => op.passes_gradient(k),
-            Op::GatherRows => k == 0,
+            Op::Gather(op) => op.passes_gradient(k),
             _ => true,
         }
     }
@@ -358,8 +355,7 @@ impl Op {
             Op::ExpandTo { .. } => "expand_to",
             Op::Reshape => "reshape",
             Op::Loss(op) => op.name(),
-            Op::GatherRows => "gather_rows",
-            Op::ScatterAddRows => "scatter_add_rows",
+            Op::Gather(op) => op.name(),
             Op::Concat => "concat",
             Op::SliceCols { .. } => "slice_cols",
             Op::View { .. } => "view",

@@ -5,5 +5,6 @@
 //! to it. DESIGN.md's "Adding an op" says which files an op touches.
 
 pub mod conv;
+pub mod gather;
 pub mod loss;
 pub mod pool;
