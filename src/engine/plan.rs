@@ -8,10 +8,11 @@
 
 use crate::engine::graph::broadcast_strides;
 use crate::engine::graph::{
-    dropout_threshold, numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs,
-    RnnCellGradInputs, RnnCellInputs,
+    numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs, RnnCellGradInputs,
+    RnnCellInputs,
 };
 use crate::engine::ops::conv::ConvKernel;
+use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::pool::PoolKernel;
@@ -185,16 +186,8 @@ pub enum Kernel {
     Conv(ConvKernel),
     /// A launch of the pooling family (`engine::ops::pool`).
     Pool(PoolKernel),
-    /// `out[i] = x[i] · scale` where `dropout_hash(seed, step[1], i) >= threshold`, else
-    /// 0 (`Op::Dropout`; `step` holds the step counters, word 1 the optimizer's count).
-    Dropout {
-        x: TensorRef,
-        out: TensorRef,
-        step: TensorRef,
-        seed: u32,
-        threshold: u32,
-        scale: f32,
-    },
+    /// Inverted dropout (`engine::ops::dropout`).
+    Dropout(DropoutKernel),
 }
 
 impl Kernel {
@@ -212,7 +205,7 @@ impl Kernel {
             | Kernel::Collect { out, .. }
             | Kernel::RnnCell { out, .. }
             | Kernel::RnnCellGrad { out, .. }
-            | Kernel::Dropout { out, .. } => out,
+            | Kernel::Dropout(DropoutKernel { out, .. }) => out,
             Kernel::Gather(ref k) => k.output(),
             Kernel::Loss(ref k) => k.output(),
             Kernel::Conv(ref k) => k.output(),
@@ -820,14 +813,7 @@ fn lower(
         }
         Op::Conv(op) => push(Kernel::Conv(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Pool(op) => push(Kernel::Pool(op.lower(ins, &in_shapes, &node.shape, out))),
-        Op::Dropout { p, seed } => push(Kernel::Dropout {
-            x: ins[0],
-            out,
-            step,
-            seed,
-            threshold: dropout_threshold(p),
-            scale: (1.0 / (1.0 - p as f64)) as f32,
-        }),
+        Op::Dropout(op) => push(Kernel::Dropout(op.lower(ins[0], out, step))),
     }
     Ok(())
 }

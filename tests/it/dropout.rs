@@ -209,7 +209,7 @@ fn dropout_nodes(model: &ModelSpec, seed: u64) -> (usize, usize) {
             .nodes
             .iter()
             .filter_map(|n| match n.op {
-                Op::Dropout { seed, .. } => Some(seed),
+                Op::Dropout(op) => Some(op.seed),
                 _ => None,
             })
             .collect();

@@ -18,6 +18,7 @@ use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::{indices_as_words, Executor};
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
+use riskgrad::engine::ops::dropout::DropoutKernel;
 use riskgrad::engine::ops::gather::GatherKernel;
 use riskgrad::engine::plan::{
     compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage,
@@ -543,14 +544,14 @@ fn dropout_matches_cpu_bit_for_bit() {
             offset: 0,
             len: 2,
         };
-        let kernels = vec![Kernel::Dropout {
+        let kernels = vec![Kernel::Dropout(DropoutKernel {
             x,
             out,
             step,
             seed: rng.next_u64() as u32,
             threshold: riskgrad::engine::graph::dropout_threshold(p),
             scale: (1.0 / (1.0 - p as f64)) as f32,
-        }];
+        })];
         let plan = hand_plan(&[("x", n + 3)], &[], &[n + 5], kernels, &[out]);
         for count in [0u32, 1, 0x9e37_79b9, u32::MAX - 1] {
             let mut pair = Pair::new(&ctx, vec![plan.clone()], None);

@@ -6,7 +6,7 @@
 //! to finite differences and to the independent WGSL.
 
 use riskgrad::engine::graph::{
-    BinaryOp, Graph, Op, ProductInputs, RnnCellGradInputs, RnnCellInputs,
+    BinaryOp, DropoutOp, Graph, Op, ProductInputs, RnnCellGradInputs, RnnCellInputs,
 };
 use std::collections::HashMap;
 
@@ -197,7 +197,7 @@ pub fn evaluate(
                 let shapes: Vec<_> = (0..node.inputs.len()).map(shape_of).collect();
                 pool::evaluate(op, &xs, &shapes, &node.shape)
             }
-            Op::Dropout { p, seed } => {
+            Op::Dropout(DropoutOp { p, seed }) => {
                 let threshold = (*p as f64 * 4_294_967_296.0).round();
                 let scale = 1.0 / (1.0 - *p as f64);
                 x(0).iter()

@@ -579,7 +579,7 @@ pub fn bce_with_logits_grad(
 }
 
 /// Inverted dropout: `out[i] = x[i] · scale` where `dropout_hash(seed, step, i) >=
-/// threshold`, else 0 (`Op::Dropout`; `step` is the optimizer's step count).
+/// threshold`, else 0 (`ops::dropout`; `step` is the optimizer's step count).
 pub fn dropout(x: &[f32], out: &mut [f32], seed: u32, step: u32, threshold: u32, scale: f32) {
     let n = out.len();
     let keep = |i: usize, v: f32| {

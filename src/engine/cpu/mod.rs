@@ -386,17 +386,7 @@ impl CpuExecutor {
                 Kernel::Optimize { .. } => unreachable!("handled above"),
                 Kernel::Conv(k) => k.run_cpu(v, dst, &mut scratch, budget),
                 Kernel::Pool(k) => k.run_cpu(v, dst),
-                Kernel::Dropout {
-                    x,
-                    step: counters,
-                    seed,
-                    threshold,
-                    scale,
-                    ..
-                } => {
-                    let step = v(counters)[1].to_bits();
-                    kernels::dropout(v(x), dst, seed, step, threshold, scale)
-                }
+                Kernel::Dropout(k) => k.run_cpu(v, dst),
             }
             self.put_buffer(lp, out.storage, buf);
         }

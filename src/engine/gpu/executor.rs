@@ -1081,31 +1081,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
                 lim.grid_1d(x.len)?,
             )
         }
-        Kernel::Dropout {
-            x,
-            out,
-            step,
-            seed,
-            threshold,
-            scale,
-        } => {
-            let ((wx, ox), (ws, os), (wo, oo)) = (w(x)?, w(step)?, w(out)?);
-            let r = record(GatherParams {
-                n: u32c(out.len)?,
-                off_src: ox,
-                off_step: os,
-                off_out: oo,
-                seed,
-                threshold,
-                scale,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wx)), (2, None), (3, Some(ws)), (4, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
+        Kernel::Dropout(ref k) => k.encode(lim)?,
         Kernel::Optimize {
             optimizer,
             len,

@@ -2,6 +2,7 @@
 //! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
 use crate::engine::graph::{CellKind, Optimizer};
+use crate::engine::ops;
 use crate::engine::plan::Kernel;
 
 /// A shader module as compiled: the family's file with `common.wgsl` (the shared
@@ -368,9 +369,6 @@ impl Pipe {
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
-    pub const GATHER_ROWS: Pipe = pipe!("gather_rows", Gather, Read3Write1);
-    pub const SCATTER_ADD_ROWS: Pipe = pipe!("scatter_add_rows", Gather, Read3Write1);
-    pub const DROPOUT: Pipe = pipe!("dropout", Gather, Read3Write1);
     pub const LSTM_CELL: Pipe = pipe!("lstm_cell", Rnn, Read5Write1);
     pub const GRU_CELL: Pipe = pipe!("gru_cell", Rnn, Read5Write1);
     pub const LSTM_CELL_GRAD: Pipe = pipe!("lstm_cell_grad", Rnn, Read5Write1);
@@ -385,7 +383,7 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 24] = [
+    const CORE: [Pipe; 21] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
@@ -403,9 +401,6 @@ impl Pipe {
         Pipe::SGD,
         Pipe::ADAM,
         Pipe::ADVANCE_STEP,
-        Pipe::GATHER_ROWS,
-        Pipe::SCATTER_ADD_ROWS,
-        Pipe::DROPOUT,
         Pipe::LSTM_CELL,
         Pipe::GRU_CELL,
         Pipe::LSTM_CELL_GRAD,
@@ -414,10 +409,10 @@ impl Pipe {
 
     /// Every pipe the executor can build: the core kernels', then each op family's.
     pub fn all() -> Vec<Pipe> {
-        use crate::engine::ops;
         [
             &Pipe::CORE[..],
             ops::conv::PIPES,
+            &[ops::dropout::PIPE],
             ops::gather::PIPES,
             ops::loss::PIPES,
             ops::pool::PIPES,
@@ -469,7 +464,7 @@ impl Pipe {
             Kernel::AdvanceStep { .. } => Pipe::ADVANCE_STEP,
             Kernel::Loss(ref k) => k.pipe(),
             Kernel::Gather(ref k) => k.pipe(),
-            Kernel::Dropout { .. } => Pipe::DROPOUT,
+            Kernel::Dropout(_) => ops::dropout::PIPE,
             Kernel::RnnCell { kind, .. } => match kind {
                 CellKind::Lstm => Pipe::LSTM_CELL,
                 CellKind::Gru => Pipe::GRU_CELL,

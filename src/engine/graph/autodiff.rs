@@ -216,9 +216,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             )))
         }
         Op::RnnCell { .. } => unreachable!("the walk calls rnn_cell_rule"),
-        // The mask depends only on (seed, step, index), and the backward pass runs in
-        // the forward's step: the same mask and scale applied to dy.
-        Op::Dropout { p, seed } => vec![(x[0], full(g.dropout(dy, p, seed)?))],
+        Op::Dropout(op) => op
+            .vjp(g, x, dy)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Gather(op) => op
             .vjp(g, id, x, dy, needs)?
             .into_iter()

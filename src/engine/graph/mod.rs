@@ -11,19 +11,17 @@ mod shape;
 
 pub(crate) use crate::engine::ops::conv::rename;
 pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
+pub use crate::engine::ops::dropout::{dropout_hash, dropout_threshold, DropoutOp};
 pub use crate::engine::ops::gather::GatherOp;
 pub use crate::engine::ops::loss::LossOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
-pub use op::{
-    dropout_hash, dropout_threshold, BinaryOp, CellKind, Op, Optimizer, ProductInputs,
-    RnnCellGradInputs, RnnCellInputs,
-};
+pub use op::{BinaryOp, CellKind, Op, Optimizer, ProductInputs, RnnCellGradInputs, RnnCellInputs};
 pub use rnn::Packing;
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
-use crate::error::{Error, Result, Setting};
+use crate::error::{Error, Result};
 
 /// A node's index in `Graph::nodes`.
 pub type NodeId = usize;
@@ -374,22 +372,6 @@ impl Graph {
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         let n = self.nodes[x].numel();
         self.reduce_to(x, &[1], 1.0 / n as f32)
-    }
-
-    /// Inverted dropout of `x` with drop probability `p` (`Op::Dropout`); `seed` tells
-    /// one dropout layer's masks from another's. `p = 0` is the identity and adds no node.
-    pub fn dropout(&mut self, x: NodeId, p: f32, seed: u32) -> Result<NodeId> {
-        if !(0.0..1.0).contains(&p) {
-            return Err(Error::invalid(
-                Setting::Dropout,
-                format!("{p} must be at least 0 and below 1"),
-            ));
-        }
-        if p == 0.0 {
-            return Ok(x);
-        }
-        let shape = self.shape(x).to_vec();
-        Ok(self.push(Op::Dropout { p, seed }, vec![x], shape))
     }
 
     /// Concatenate 2-D tensors with the same number of rows along axis 1.

@@ -5,6 +5,7 @@
 
 use super::act::Act;
 use crate::engine::ops::conv::ConvOp;
+use crate::engine::ops::dropout::DropoutOp;
 use crate::engine::ops::gather::GatherOp;
 use crate::engine::ops::loss::LossOp;
 use crate::engine::ops::pool::PoolOp;
@@ -272,36 +273,8 @@ pub enum Op {
     Conv(ConvOp),
     /// Pooling and the batched transpose (`engine::ops::pool`).
     Pool(PoolOp),
-    /// Inverted dropout: `out[i] = x[i] / (1 - p)` where `dropout_hash(seed, step, i) >=
-    /// dropout_threshold(p)`, else 0, with `step` the executor's optimizer step counter (word 1 of the `"step"`
-    /// state), so each training step draws a fresh mask and a run repeats exactly. The
-    /// mask is a pure function of `(seed, step, i)`: the op is linear in x with a
-    /// diagonal 0-or-`1/(1-p)` Jacobian, and its gradient is the same op applied to dy.
-    Dropout { p: f32, seed: u32 },
-}
-
-/// The mask word of element `i` of a dropout with `seed` at optimizer step `step`: a
-/// murmur3-style 32-bit mix (Wellons' lowbias32) applied three times, folding in the
-/// seed, the step and the index. For a fixed seed and step it is a bijection of `i`.
-/// shaders/common.wgsl holds its WGSL twin, `dropout_hash`; the GPU test checks that
-/// they agree bit for bit.
-pub fn dropout_hash(seed: u32, step: u32, i: u32) -> u32 {
-    fn mix(mut h: u32) -> u32 {
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x7feb_352d);
-        h ^= h >> 15;
-        h = h.wrapping_mul(0x846c_a68b);
-        h ^ (h >> 16)
-    }
-    mix(mix(mix(seed) ^ step) ^ i)
-}
-
-/// The mask words below which a dropout with drop probability `p` zeroes an element:
-/// `p · 2^32`, rounded (a word is uniform on `[0, 2^32)`).
-pub fn dropout_threshold(p: f32) -> u32 {
-    (p as f64 * 4_294_967_296.0)
-        .round()
-        .clamp(0.0, u32::MAX as f64) as u32
+    /// Inverted dropout (`engine::ops::dropout`).
+    Dropout(DropoutOp),
 }
 
 impl Op {
@@ -377,7 +350,7 @@ impl Op {
             } => "gru_cell_grad",
             Op::Conv(op) => op.name(),
             Op::Pool(op) => op.name(),
-            Op::Dropout { .. } => "dropout",
+            Op::Dropout(_) => "dropout",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! to it. DESIGN.md's "Adding an op" says which files an op touches.
 
 pub mod conv;
+pub mod dropout;
 pub mod gather;
 pub mod loss;
 pub mod pool;
