@@ -76,8 +76,14 @@ pub trait Executor: Send {
 /// kernel needs no name table here.
 pub fn kernel_name(kernel: &Kernel) -> String {
     let text = format!("{kernel:?}");
-    let end = text.find([' ', '{', '(']).unwrap_or(text.len());
-    text[..end].to_string()
+    let ident = |t: &str| t[..t.find([' ', '{', '(']).unwrap_or(t.len())].to_string();
+    let outer = ident(&text);
+    // An op family's launch (`Pool(AvgPool { .. })`) goes by its own variant's name; a
+    // family of one op (`Dropout(DropoutKernel { .. })`) by the family's.
+    match text[outer.len()..].strip_prefix('(').map(ident) {
+        Some(inner) if !inner.ends_with("Kernel") => inner,
+        _ => outer,
+    }
 }
 
 /// `len` zero words, or an error naming `what` when the memory cannot be had: a plan

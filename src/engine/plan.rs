@@ -7,15 +7,13 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::engine::graph::broadcast_strides;
-use crate::engine::graph::{
-    numel, Act, BinaryOp, CellKind, Graph, NodeId, Op, Optimizer, ProductInputs, RnnCellGradInputs,
-    RnnCellInputs,
-};
+use crate::engine::graph::{numel, Act, BinaryOp, Graph, NodeId, Op, Optimizer, ProductInputs};
 use crate::engine::ops::conv::ConvKernel;
 use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::pool::PoolKernel;
+use crate::engine::ops::rnn::RnnKernel;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -49,18 +47,6 @@ pub struct TensorRef {
     pub offset: usize,
     /// Words.
     pub len: usize,
-}
-
-/// Columns `[col, col + width)` of a row-major matrix stored in `data` with `stride`
-/// words per row (the width is known to the kernel that reads it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColWindow {
-    /// The whole matrix.
-    pub data: TensorRef,
-    /// Words per row.
-    pub stride: usize,
-    /// First column of the window.
-    pub col: usize,
 }
 
 /// One kernel invocation with everything resolved: storage windows and sizes. Each
@@ -155,33 +141,8 @@ pub enum Kernel {
     /// the second only in a plan that updates the parameters (a validation plan shares
     /// the counters and must not move Adam's bias correction or dropout's masks).
     AdvanceStep { step: TensorRef, counters: u32 },
-    /// One recurrent step, `Op::RnnCell`: gate pre-activations `gx` (a window of
-    /// `G = gates·hidden` columns) plus `gh` (`[rows, G]`, or `[G]` for every row when
-    /// `gh_rows` is false), then the cell; absent inputs are zeros. `out` is packed as
-    /// `graph::Packing` says.
-    RnnCell {
-        kind: CellKind,
-        rows: usize,
-        hidden: usize,
-        gx: ColWindow,
-        gh: Option<TensorRef>,
-        gh_rows: bool,
-        prev: Option<TensorRef>,
-        out: TensorRef,
-    },
-    /// The backward of one recurrent step, `Op::RnnCellGrad`: `dh` is the sum of the
-    /// windows given (zero if none), `dc` the gradient of `c` (LSTM), `state` the cell's
-    /// packed output, `prev` its previous state. `out` is packed.
-    RnnCellGrad {
-        kind: CellKind,
-        rows: usize,
-        hidden: usize,
-        dh: [Option<ColWindow>; 2],
-        dc: Option<TensorRef>,
-        state: TensorRef,
-        prev: Option<TensorRef>,
-        out: TensorRef,
-    },
+    /// A launch of the recurrent-cell family (`engine::ops::rnn`).
+    Rnn(RnnKernel),
     /// A launch of the convolution family (`engine::ops::conv`).
     Conv(ConvKernel),
     /// A launch of the pooling family (`engine::ops::pool`).
@@ -203,11 +164,10 @@ impl Kernel {
             | Kernel::ExpandTo { out, .. }
             | Kernel::CopyCols { out, .. }
             | Kernel::Collect { out, .. }
-            | Kernel::RnnCell { out, .. }
-            | Kernel::RnnCellGrad { out, .. }
             | Kernel::Dropout(DropoutKernel { out, .. }) => out,
             Kernel::Gather(ref k) => k.output(),
             Kernel::Loss(ref k) => k.output(),
+            Kernel::Rnn(ref k) => k.output(),
             Kernel::Conv(ref k) => k.output(),
             Kernel::Pool(ref k) => k.output(),
             Kernel::Accumulate { acc, .. } => acc,
@@ -752,65 +712,7 @@ fn lower(
                 dst_start: 0,
             })
         }
-        Op::RnnCell {
-            kind,
-            hidden,
-            gx_col,
-            has_gh,
-            has_prev,
-        } => {
-            let at = RnnCellInputs::new(has_gh, has_prev);
-            let (rows, stride) = (shape_of(at.gx)[0], shape_of(at.gx)[1]);
-            let gx = ColWindow {
-                data: ins[at.gx],
-                stride,
-                col: gx_col,
-            };
-            let gh = at.gh.map(|k| ins[k]);
-            let gh_rows = at.gh.is_some_and(|k| shape_of(k).len() == 2);
-            let prev = at.prev.map(|k| ins[k]);
-            push(Kernel::RnnCell {
-                kind,
-                rows,
-                hidden,
-                gx,
-                gh,
-                gh_rows,
-                prev,
-                out,
-            })
-        }
-        Op::RnnCellGrad {
-            kind,
-            hidden,
-            ref dh_cols,
-            has_dc,
-            has_prev,
-        } => {
-            let at = RnnCellGradInputs::new(dh_cols.len(), has_dc, has_prev);
-            let mut dh = [None; 2];
-            for (slot, (k, &col)) in dh.iter_mut().zip(at.dh.clone().zip(dh_cols)) {
-                *slot = Some(ColWindow {
-                    data: ins[k],
-                    stride: shape_of(k)[1],
-                    col,
-                });
-            }
-            let dc = at.dc.map(|k| ins[k]);
-            let state = ins[at.state];
-            let prev = at.prev.map(|k| ins[k]);
-            let rows = graph.packing(id)?.rows;
-            push(Kernel::RnnCellGrad {
-                kind,
-                rows,
-                hidden,
-                dh,
-                dc,
-                state,
-                prev,
-                out,
-            })
-        }
+        Op::Rnn(ref op) => push(Kernel::Rnn(op.lower(graph, id, ins, &in_shapes, out)?)),
         Op::Conv(op) => push(Kernel::Conv(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Pool(op) => push(Kernel::Pool(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Dropout(op) => push(Kernel::Dropout(op.lower(ins[0], out, step))),

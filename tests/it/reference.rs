@@ -5,9 +5,7 @@
 //! over the float type, and evaluated here in f64; tests pin them to published values,
 //! to finite differences and to the independent WGSL.
 
-use riskgrad::engine::graph::{
-    BinaryOp, DropoutOp, Graph, Op, ProductInputs, RnnCellGradInputs, RnnCellInputs,
-};
+use riskgrad::engine::graph::{BinaryOp, DropoutOp, Graph, Op, ProductInputs};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -137,55 +135,11 @@ pub fn evaluate(
                     .collect()
             }
             Op::View { offset } => x(0)[*offset..*offset + node.numel()].to_vec(),
-            Op::RnnCell {
-                hidden,
-                gx_col,
-                has_gh,
-                has_prev,
-                ..
-            } => {
-                let p = graph.packing(id).expect("a cell");
-                let at = RnnCellInputs::new(*has_gh, *has_prev);
-                let w = shape_of(at.gx)[1];
-                let g = p.kind.gates() * hidden;
-                let gx = |r: usize, k: usize| x(at.gx)[r * w + gx_col + k];
-                let gh = |r: usize, k: usize| match at.gh {
-                    None => 0.0,
-                    Some(i) if shape_of(i).len() == 2 => x(i)[r * g + k],
-                    Some(i) => x(i)[k],
-                };
-                let prev = |r: usize, j: usize| match at.prev {
-                    Some(i) => x(i)[r * hidden + j],
-                    None => 0.0,
-                };
-                rnn::cell_forward(p, gx, gh, prev)
-            }
-            Op::RnnCellGrad {
-                hidden,
-                dh_cols,
-                has_dc,
-                has_prev,
-                ..
-            } => {
-                let p = graph.packing(id).expect("a cell gradient");
-                let at = RnnCellGradInputs::new(dh_cols.len(), *has_dc, *has_prev);
-                let dh = |r: usize, j: usize| {
-                    at.dh
-                        .clone()
-                        .zip(dh_cols)
-                        .map(|(k, &col)| x(k)[r * shape_of(k)[1] + col + j])
-                        .sum::<f64>()
-                };
-                let dc = |r: usize, j: usize| match at.dc {
-                    Some(i) => x(i)[r * hidden + j],
-                    None => 0.0,
-                };
-                let state = x(at.state);
-                let prev = |r: usize, j: usize| match at.prev {
-                    Some(i) => x(i)[r * hidden + j],
-                    None => 0.0,
-                };
-                rnn::cell_backward(p, dh, dc, state, prev)
+            Op::Rnn(op) => {
+                let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();
+                let shapes: Vec<_> = (0..node.inputs.len()).map(shape_of).collect();
+                let packing = graph.packing(id).expect("a cell or its gradient");
+                rnn::evaluate(op, packing, &xs, &shapes)
             }
             Op::Conv(op) => {
                 let xs: Vec<_> = (0..node.inputs.len()).map(x).collect();

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::*;
-use riskgrad::engine::graph::{backward, CellKind, Graph, NodeId, Op};
+use riskgrad::engine::graph::{backward, CellKind, Graph, NodeId, Op, RnnOp};
 use riskgrad::nn::rnn::{rnn_stack, InitialState};
 
 /// `check_op_gradients` of several outputs (a stack's sequence and its last state).
@@ -109,13 +109,15 @@ fn stacked_backward_reads_dh_in_place() {
         let back = &g.nodes[forward_len..];
         let count = |f: &dyn Fn(&Op) -> bool| back.iter().filter(|n| f(&n.op)).count();
         assert_eq!(
-            count(&|op| matches!(op, Op::RnnCellGrad { .. })),
+            count(&|op| matches!(op, Op::Rnn(RnnOp::RnnCellGrad { .. }))),
             10,
             "{kind:?}: one backward step per step"
         );
         // Layer 0's steps but the last read two pieces: from above and from the next step.
         assert_eq!(
-            count(&|op| matches!(op, Op::RnnCellGrad { dh_cols, .. } if dh_cols.len() == 2)),
+            count(
+                &|op| matches!(op, Op::Rnn(RnnOp::RnnCellGrad { dh_cols, .. }) if dh_cols.len() == 2)
+            ),
             4,
             "{kind:?}"
         );

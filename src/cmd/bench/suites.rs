@@ -1628,7 +1628,7 @@ pub fn recurrent(
         p
     };
     let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
-    let cells = only(&|k| matches!(k, Kernel::RnnCell { .. } | Kernel::RnnCellGrad { .. }));
+    let cells = only(&|k| matches!(k, Kernel::Rnn(_)));
     // Per step, without the step counter's own launch.
     let count = |p: &riskgrad::engine::plan::Plan| p.launches.len() - 1;
     let (launches, matmul_launches, cell_launches) = (count(&plan), count(&matmuls), count(&cells));

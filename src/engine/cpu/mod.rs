@@ -332,57 +332,7 @@ impl CpuExecutor {
                         *c = f32::from_bits(c.to_bits().wrapping_add(1));
                     }
                 }
-                Kernel::RnnCell {
-                    kind,
-                    rows,
-                    hidden,
-                    gx,
-                    gh,
-                    gh_rows,
-                    prev,
-                    ..
-                } => {
-                    let gx = rnn::Cols {
-                        data: v(gx.data),
-                        stride: gx.stride,
-                        col: gx.col,
-                    };
-                    let gh = match gh {
-                        None => rnn::Gh::None,
-                        Some(t) if gh_rows => rnn::Gh::Rows(v(t)),
-                        Some(t) => rnn::Gh::Bias(v(t)),
-                    };
-                    rnn::rnn_cell(kind, rows, hidden, gx, gh, prev.map(v), dst, &self.lanes)
-                }
-                Kernel::RnnCellGrad {
-                    kind,
-                    rows,
-                    hidden,
-                    dh,
-                    dc,
-                    state,
-                    prev,
-                    ..
-                } => {
-                    let dh = dh.map(|w| {
-                        w.map(|w| rnn::Cols {
-                            data: v(w.data),
-                            stride: w.stride,
-                            col: w.col,
-                        })
-                    });
-                    rnn::rnn_cell_grad(
-                        kind,
-                        rows,
-                        hidden,
-                        dh,
-                        dc.map(v),
-                        v(state),
-                        prev.map(v),
-                        dst,
-                        &self.lanes,
-                    )
-                }
+                Kernel::Rnn(k) => k.run_cpu(v, dst, &self.lanes),
                 Kernel::Optimize { .. } => unreachable!("handled above"),
                 Kernel::Conv(k) => k.run_cpu(v, dst, &mut scratch, budget),
                 Kernel::Pool(k) => k.run_cpu(v, dst),

@@ -14,7 +14,7 @@
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, ReduceParams,
-    RnnParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, GH_ABSENT, GH_BROADCAST, GH_MATRIX, WG,
+    BIAS_MATRIX, BIAS_NONE, BIAS_ROW, WG,
 };
 use super::shaders::{Access, Pipe, PipeKey, MATMUL_VARIANTS, UNIFORM_BYTES};
 use super::tune::{matmul_params, MatMulShape};
@@ -766,6 +766,18 @@ impl Limits {
         Ok(pieces)
     }
 
+    /// The window binding `t` and `t`'s offset inside it, for an optional operand
+    /// (`None` binds the dummy buffer, at offset 0).
+    pub(crate) fn window_opt(&self, t: Option<TensorRef>) -> Result<(Option<Window>, u32)> {
+        Ok(match t {
+            Some(t) => {
+                let (window, offset) = self.window(t)?;
+                (Some(window), offset)
+            }
+            None => (None, 0),
+        })
+    }
+
     /// The window binding `t`, and `t`'s offset inside it in words.
     pub(crate) fn window(&self, t: TensorRef) -> Result<(Window, u32)> {
         let start = t.offset / self.align_words * self.align_words;
@@ -877,13 +889,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
             a, b, bias, out, ..
         } => {
             let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
-            let (wbias, obias) = match bias {
-                Some(t) => {
-                    let (wt, ot) = w(t)?;
-                    (Some(wt), ot)
-                }
-                None => (None, 0),
-            };
+            let (wbias, obias) = lim.window_opt(bias)?;
             let shape = matmul_shape(kernel).expect("a matmul");
             let (params, tiles) = matmul_params(&shape, matmul_variant, [oa, ob, obias, oo])?;
             let r = record(params);
@@ -1165,124 +1171,10 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
             });
             (r, vec![(5, Some(ws))], [1, 1, 1])
         }
-        Kernel::RnnCell {
-            kind: _,
-            rows,
-            hidden,
-            gx,
-            gh,
-            gh_rows,
-            prev,
-            out,
-        } => {
-            let ((wx, ox), (wo, oo)) = (w(gx.data)?, w(out)?);
-            let (wh, oh) = optional(gh, &w)?;
-            let (wp, op) = optional(prev, &w)?;
-            let gh_mode = match gh {
-                None => GH_ABSENT,
-                Some(_) if gh_rows => GH_MATRIX,
-                Some(_) => GH_BROADCAST,
-            };
-            let r = record(RnnParams {
-                rows: u32c(rows)?,
-                hidden: u32c(hidden)?,
-                gx_stride: u32c(gx.stride)?,
-                gx_col: u32c(gx.col)?,
-                off_gx: ox,
-                gh_mode,
-                off_gh: oh,
-                has_prev: prev.is_some() as u32,
-                off_prev: op,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![
-                    (1, Some(wx)),
-                    (2, wh),
-                    (3, wp),
-                    (4, None),
-                    (5, None),
-                    (6, Some(wo)),
-                ],
-                lim.grid_1d(rows * hidden)?,
-            )
-        }
-        Kernel::RnnCellGrad {
-            kind: _,
-            rows,
-            hidden,
-            dh,
-            dc,
-            state,
-            prev,
-            out,
-        } => {
-            let ((ws, os), (wo, oo)) = (w(state)?, w(out)?);
-            let (wd0, od0) = optional(dh[0].map(|c| c.data), &w)?;
-            let (wd1, od1) = optional(dh[1].map(|c| c.data), &w)?;
-            let (wc, oc) = optional(dc, &w)?;
-            let (wp, op) = optional(prev, &w)?;
-            // Each dh window: present, offset, row stride, first column.
-            let dh_window = |i: usize, off: u32| -> Result<[u32; 4]> {
-                Ok(match dh[i] {
-                    Some(c) => [1, off, u32c(c.stride)?, u32c(c.col)?],
-                    None => [0; 4],
-                })
-            };
-            let [has_dh0, off_dh0, dh0_stride, dh0_col] = dh_window(0, od0)?;
-            let [has_dh1, off_dh1, dh1_stride, dh1_col] = dh_window(1, od1)?;
-            let r = record(RnnParams {
-                rows: u32c(rows)?,
-                hidden: u32c(hidden)?,
-                has_prev: prev.is_some() as u32,
-                off_prev: op,
-                off_out: oo,
-                has_dh0,
-                off_dh0,
-                dh0_stride,
-                dh0_col,
-                has_dh1,
-                off_dh1,
-                dh1_stride,
-                dh1_col,
-                has_dc: dc.is_some() as u32,
-                off_dc: oc,
-                off_state: os,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![
-                    (1, wd0),
-                    (2, wd1),
-                    (3, wc),
-                    (4, Some(ws)),
-                    (5, wp),
-                    (6, Some(wo)),
-                ],
-                lim.grid_1d(rows * hidden)?,
-            )
-        }
+        Kernel::Rnn(ref k) => k.encode(lim)?,
         Kernel::Conv(ref k) => k.encode(lim)?,
         Kernel::Pool(ref k) => k.encode(lim)?,
         Kernel::Gather(_) => unreachable!("lowered by GatherKernel::encode"),
-    })
-}
-
-/// The window of an optional operand (`None` binds the dummy buffer) and the operand's
-/// offset inside it.
-fn optional(
-    t: Option<TensorRef>,
-    w: &impl Fn(TensorRef) -> Result<(Window, u32)>,
-) -> Result<(Option<Window>, u32)> {
-    Ok(match t {
-        Some(t) => {
-            let (win, off) = w(t)?;
-            (Some(win), off)
-        }
-        None => (None, 0),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The WGSL sources (one file per kernel family in `shaders/`) and the table of compute
 //! pipelines built from them. `tests/it/shaders_validate.rs` checks this table with naga.
 
-use crate::engine::graph::{CellKind, Optimizer};
+use crate::engine::graph::Optimizer;
 use crate::engine::ops;
 use crate::engine::plan::Kernel;
 
@@ -369,11 +369,6 @@ impl Pipe {
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
-    pub const LSTM_CELL: Pipe = pipe!("lstm_cell", Rnn, Read5Write1);
-    pub const GRU_CELL: Pipe = pipe!("gru_cell", Rnn, Read5Write1);
-    pub const LSTM_CELL_GRAD: Pipe = pipe!("lstm_cell_grad", Rnn, Read5Write1);
-    pub const GRU_CELL_GRAD: Pipe = pipe!("gru_cell_grad", Rnn, Read5Write1);
-
     /// The four matmul pipes, in the order `matmul(trans_a, trans_b)` indexes them.
     pub const MATMUL: [Pipe; 4] = [
         Pipe::MATMUL_NN,
@@ -383,7 +378,7 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 21] = [
+    const CORE: [Pipe; 17] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
@@ -401,10 +396,6 @@ impl Pipe {
         Pipe::SGD,
         Pipe::ADAM,
         Pipe::ADVANCE_STEP,
-        Pipe::LSTM_CELL,
-        Pipe::GRU_CELL,
-        Pipe::LSTM_CELL_GRAD,
-        Pipe::GRU_CELL_GRAD,
     ];
 
     /// Every pipe the executor can build: the core kernels', then each op family's.
@@ -416,6 +407,7 @@ impl Pipe {
             ops::gather::PIPES,
             ops::loss::PIPES,
             ops::pool::PIPES,
+            ops::rnn::PIPES,
         ]
         .concat()
     }
@@ -465,14 +457,7 @@ impl Pipe {
             Kernel::Loss(ref k) => k.pipe(),
             Kernel::Gather(ref k) => k.pipe(),
             Kernel::Dropout(_) => ops::dropout::PIPE,
-            Kernel::RnnCell { kind, .. } => match kind {
-                CellKind::Lstm => Pipe::LSTM_CELL,
-                CellKind::Gru => Pipe::GRU_CELL,
-            },
-            Kernel::RnnCellGrad { kind, .. } => match kind {
-                CellKind::Lstm => Pipe::LSTM_CELL_GRAD,
-                CellKind::Gru => Pipe::GRU_CELL_GRAD,
-            },
+            Kernel::Rnn(ref k) => k.pipe(),
             Kernel::Conv(ref k) => k.pipe(),
             Kernel::Pool(ref k) => k.pipe(),
         }

@@ -24,7 +24,9 @@
 //! are summed in the matmul epilogues with no add launches. No rule knows about it.
 
 use super::fuse;
-use super::{Act, BinaryOp, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, SlopeFrom};
+use super::{
+    Act, BinaryOp, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, RnnOp, SlopeFrom,
+};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -66,7 +68,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
     let mut views_of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
     for id in 0..forward_len {
         if let (Op::View { .. }, Some(&src)) = (&g.nodes[id].op, g.nodes[id].inputs.first()) {
-            if matches!(g.nodes[src].op, Op::RnnCell { .. }) {
+            if matches!(g.nodes[src].op, Op::Rnn(RnnOp::RnnCell { .. })) {
                 views_of.entry(src).or_default().push(id);
             }
         }
@@ -89,7 +91,7 @@ pub fn backward(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Gradients
         {
             continue; // a plane of a cell: the cell's rule takes its pieces
         }
-        let out = if matches!(node.op, Op::RnnCell { .. }) {
+        let out = if matches!(node.op, Op::Rnn(RnnOp::RnnCell { .. })) {
             let views = views_of.remove(&id).unwrap_or_default();
             rnn_cell_rule(g, id, &views, &mut pieces, &needs)?
         } else {
@@ -215,7 +217,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
                 "cannot differentiate through view node {id}: only the h and c planes of a recurrent cell carry gradients"
             )))
         }
-        Op::RnnCell { .. } => unreachable!("the walk calls rnn_cell_rule"),
+        Op::Rnn(RnnOp::RnnCell { .. }) => unreachable!("the walk calls rnn_cell_rule"),
         Op::Dropout(op) => op
             .vjp(g, x, dy)?
             .into_iter()
@@ -241,8 +243,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             .into_iter()
             .map(|(input, d)| (input, full(d)))
             .collect(),
-        Op::ActGrad(_)
-        | Op::RnnCellGrad { .. } => {
+        Op::ActGrad(_) | Op::Rnn(RnnOp::RnnCellGrad { .. }) => {
             return Err(Error::Unsupported(format!(
                 "cannot differentiate through {} (second derivatives are not supported)",
                 node.op.name()
@@ -375,13 +376,13 @@ fn rnn_cell_rule(
     pieces: &mut [Pieces],
     needs: &[bool],
 ) -> Result<Vec<(NodeId, Piece)>> {
-    let Op::RnnCell {
+    let Op::Rnn(RnnOp::RnnCell {
         kind,
         hidden,
         gx_col,
         has_gh,
         has_prev,
-    } = g.nodes[id].op.clone()
+    }) = g.nodes[id].op.clone()
     else {
         unreachable!("called for cells only")
     };

@@ -6,7 +6,6 @@ mod act;
 pub(crate) mod autodiff;
 mod fuse;
 mod op;
-mod rnn;
 mod shape;
 
 pub(crate) use crate::engine::ops::conv::rename;
@@ -15,10 +14,10 @@ pub use crate::engine::ops::dropout::{dropout_hash, dropout_threshold, DropoutOp
 pub use crate::engine::ops::gather::GatherOp;
 pub use crate::engine::ops::loss::LossOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
+pub use crate::engine::ops::rnn::{CellKind, Packing, RnnCellGradInputs, RnnCellInputs, RnnOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
-pub use op::{BinaryOp, CellKind, Op, Optimizer, ProductInputs, RnnCellGradInputs, RnnCellInputs};
-pub use rnn::Packing;
+pub use op::{BinaryOp, Op, Optimizer, ProductInputs};
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
 use crate::error::{Error, Result};
@@ -372,6 +371,23 @@ impl Graph {
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId> {
         let n = self.nodes[x].numel();
         self.reduce_to(x, &[1], 1.0 / n as f32)
+    }
+
+    /// Words `[offset, offset + numel(shape))` of `x` as a tensor of `shape`, without a
+    /// copy. Only the planes of recurrent cells (`cell_h`, `cell_c`) can carry gradients.
+    pub fn view(&mut self, x: NodeId, offset: usize, shape: &[usize]) -> Result<NodeId> {
+        let n: usize = shape.iter().product();
+        if shape.is_empty() || n == 0 || offset + n > self.nodes[x].numel() {
+            return shape_err(
+                "view",
+                format!(
+                    "words {offset}..{} of {:?} as {shape:?}",
+                    offset + n,
+                    self.shape(x)
+                ),
+            );
+        }
+        Ok(self.push(Op::View { offset }, vec![x], shape.to_vec()))
     }
 
     /// Concatenate 2-D tensors with the same number of rows along axis 1.

@@ -9,6 +9,7 @@ use crate::engine::ops::dropout::DropoutOp;
 use crate::engine::ops::gather::GatherOp;
 use crate::engine::ops::loss::LossOp;
 use crate::engine::ops::pool::PoolOp;
+use crate::engine::ops::rnn::RnnOp;
 use serde::{Deserialize, Serialize};
 
 /// An elementwise operation of two tensors (with broadcasting).
@@ -96,16 +97,6 @@ impl Optimizer {
     }
 }
 
-/// A recurrent cell: the gate order and equations are PyTorch's (see `graph::rnn`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CellKind {
-    /// Gates i, f, g, o; state (h, c).
-    Lstm,
-    /// Gates r, z, n; state h.
-    Gru,
-}
-
 /// Where each input of a `MatMul` or `Conv2d` node sits among the node's `inputs`: the
 /// two operands, then the optional bias (a `[n]` row or, for `MatMul`, a whole added
 /// matrix).
@@ -132,65 +123,6 @@ impl ProductInputs {
     /// The positions in a product node with `n` inputs (2, or 3 with a bias).
     pub fn of(n: usize) -> Self {
         Self::new(n == 3)
-    }
-}
-
-/// Where each input of an `RnnCell` node sits among the node's `inputs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RnnCellInputs {
-    /// The input product `gx` (always present).
-    pub gx: usize,
-    /// The recurrent product `gh`, when the op has one.
-    pub gh: Option<usize>,
-    /// The previous state, when the op has one.
-    pub prev: Option<usize>,
-    /// How many inputs the node has.
-    pub len: usize,
-}
-
-impl RnnCellInputs {
-    /// The positions for a cell with or without `gh` and `prev`: `[gx, gh?, prev?]`.
-    pub fn new(has_gh: bool, has_prev: bool) -> Self {
-        let gh = has_gh.then_some(1);
-        let prev = has_prev.then_some(1 + has_gh as usize);
-        RnnCellInputs {
-            gx: 0,
-            gh,
-            prev,
-            len: 1 + has_gh as usize + has_prev as usize,
-        }
-    }
-}
-
-/// Where each input of an `RnnCellGrad` node sits among the node's `inputs`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RnnCellGradInputs {
-    /// The contributions to the gradient of `h`, one per entry of `dh_cols`.
-    pub dh: std::ops::Range<usize>,
-    /// The gradient of `c` (LSTM), when the op has one.
-    pub dc: Option<usize>,
-    /// The forward cell's packed output.
-    pub state: usize,
-    /// The forward cell's previous state, when it had one.
-    pub prev: Option<usize>,
-    /// How many inputs the node has.
-    pub len: usize,
-}
-
-impl RnnCellGradInputs {
-    /// The positions for `dh` contributions and optional `dc` and `prev`:
-    /// `[dh.., dc?, state, prev?]`.
-    pub fn new(dh: usize, has_dc: bool, has_prev: bool) -> Self {
-        let dc = has_dc.then_some(dh);
-        let state = dh + has_dc as usize;
-        let prev = has_prev.then_some(state + 1);
-        RnnCellGradInputs {
-            dh: 0..dh,
-            dc,
-            state,
-            prev,
-            len: state + 1 + has_prev as usize,
-        }
     }
 }
 
@@ -242,33 +174,8 @@ pub enum Op {
     /// The input's words `[offset, offset + numel)` under this node's shape, with no copy
     /// (the plan aliases the storage). Used to read the planes of packed outputs.
     View { offset: usize },
-    /// One time step of a recurrent layer, all pointwise work fused: gate activations,
-    /// state update, hidden output. Inputs `[gx, gh?, prev?]`: `gx` is the input product
-    /// `x_t·W_ih + b_ih` read from columns `[gx_col, gx_col + G)` of a wider `[rows, W]`
-    /// matrix (every step of a sequence in one matmul output), `gh` the recurrent
-    /// product `h_{t-1}·W_hh + b_hh` (`[rows, G]`, or `[G]` broadcast when the previous
-    /// state is zero), `prev` the previous cell state (LSTM `c`) or hidden state (GRU
-    /// `h`); absent ones are zeros. The output is packed (see `graph::rnn::Packing`) and
-    /// read through `View`s. `RnnCellInputs` says where each input is.
-    RnnCell {
-        kind: CellKind,
-        hidden: usize,
-        gx_col: usize,
-        has_gh: bool,
-        has_prev: bool,
-    },
-    /// The backward pointwise work of one step, fused. Inputs `[dh.., dc?, state,
-    /// prev?]`: up to two contributions to the gradient of `h` (each columns
-    /// `[col, col + hidden)` of a `[rows, W]` matrix, summed in the kernel), the gradient
-    /// of `c` (LSTM), the cell's packed output and its `prev` input. Packed output.
-    /// `RnnCellGradInputs` says where each input is.
-    RnnCellGrad {
-        kind: CellKind,
-        hidden: usize,
-        dh_cols: Vec<usize>,
-        has_dc: bool,
-        has_prev: bool,
-    },
+    /// Recurrent cells, one time step each, forward and backward (`engine::ops::rnn`).
+    Rnn(RnnOp),
     /// Convolution and its gradients (`engine::ops::conv`).
     Conv(ConvOp),
     /// Pooling and the batched transpose (`engine::ops::pool`).
@@ -285,29 +192,6 @@ impl Op {
             Op::Loss(op) => op.passes_gradient(k),
             Op::Gather(op) => op.passes_gradient(k),
             _ => true,
-        }
-    }
-
-    /// Where an `RnnCell`'s inputs sit (`None` for other ops).
-    pub fn rnn_cell_inputs(&self) -> Option<RnnCellInputs> {
-        match *self {
-            Op::RnnCell {
-                has_gh, has_prev, ..
-            } => Some(RnnCellInputs::new(has_gh, has_prev)),
-            _ => None,
-        }
-    }
-
-    /// Where an `RnnCellGrad`'s inputs sit (`None` for other ops).
-    pub fn rnn_cell_grad_inputs(&self) -> Option<RnnCellGradInputs> {
-        match self {
-            Op::RnnCellGrad {
-                dh_cols,
-                has_dc,
-                has_prev,
-                ..
-            } => Some(RnnCellGradInputs::new(dh_cols.len(), *has_dc, *has_prev)),
-            _ => None,
         }
     }
 
@@ -332,22 +216,7 @@ impl Op {
             Op::Concat => "concat",
             Op::SliceCols { .. } => "slice_cols",
             Op::View { .. } => "view",
-            Op::RnnCell {
-                kind: CellKind::Lstm,
-                ..
-            } => "lstm_cell",
-            Op::RnnCell {
-                kind: CellKind::Gru,
-                ..
-            } => "gru_cell",
-            Op::RnnCellGrad {
-                kind: CellKind::Lstm,
-                ..
-            } => "lstm_cell_grad",
-            Op::RnnCellGrad {
-                kind: CellKind::Gru,
-                ..
-            } => "gru_cell_grad",
+            Op::Rnn(op) => op.name(),
             Op::Conv(op) => op.name(),
             Op::Pool(op) => op.name(),
             Op::Dropout(_) => "dropout",

@@ -477,13 +477,7 @@ fn implicit_gemm(
     lim: &Limits,
 ) -> Result<Encoded> {
     let ((wa, oa), (wb, ob), (wo, oo)) = (lim.window(a)?, lim.window(b)?, lim.window(out)?);
-    let (wbias, obias) = match bias {
-        Some(t) => {
-            let (wt, ot) = lim.window(t)?;
-            (Some(wt), ot)
-        }
-        None => (None, 0),
-    };
+    let (wbias, obias) = lim.window_opt(bias)?;
     let tiles_n = cols.div_ceil(TILE as usize);
     let tiles = m.div_ceil(TILE as usize) * tiles_n;
     let r = record(ConvParams {

@@ -172,13 +172,7 @@ impl LossKernel {
         };
         let ((wl, ol), (wt, ot), (wo, oo)) =
             (lim.window(logits)?, lim.window(targets)?, lim.window(out)?);
-        let (wd, od) = match dloss {
-            Some(t) => {
-                let (w, o) = lim.window(t)?;
-                (Some(w), o)
-            }
-            None => (None, 0),
-        };
+        let (wd, od) = lim.window_opt(dloss)?;
         let r = record(LossParams {
             n: u32c(logits.len)?,
             off_logits: ol,

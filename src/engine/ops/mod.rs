@@ -9,3 +9,4 @@ pub mod dropout;
 pub mod gather;
 pub mod loss;
 pub mod pool;
+pub mod rnn;

@@ -381,13 +381,7 @@ impl PoolKernel {
         let n = out.len;
         let u = u32c;
         let ((wx, ox), (wo, oo)) = (lim.window(x)?, lim.window(out)?);
-        let (wy, oy) = match y {
-            Some(t) => {
-                let (wt, ot) = lim.window(t)?;
-                (Some(wt), ot)
-            }
-            None => (None, 0),
-        };
+        let (wy, oy) = lim.window_opt(y)?;
         let r = record(PoolParams {
             n: u(n)?,
             planes: u(s.planes)?,

@@ -20,7 +20,61 @@
 //! graph interpreter runs for `RnnCell` and `RnnCellGrad`; the backward formulas are
 //! held against finite differences of the forward ones in tests/it/rnn_gradcheck.rs.
 
-use riskgrad::engine::graph::{CellKind, Packing};
+use riskgrad::engine::graph::{CellKind, Packing, RnnCellGradInputs, RnnCellInputs, RnnOp};
+
+/// The value of a node of `op` with packing `p`, inputs `x` of shapes `in_shapes`.
+pub fn evaluate(op: &RnnOp, p: Packing, x: &[&Vec<f64>], in_shapes: &[&[usize]]) -> Vec<f64> {
+    match *op {
+        RnnOp::RnnCell {
+            hidden,
+            gx_col,
+            has_gh,
+            has_prev,
+            ..
+        } => {
+            let at = RnnCellInputs::new(has_gh, has_prev);
+            let w = in_shapes[at.gx][1];
+            let g = p.kind.gates() * hidden;
+            let gx = |r: usize, k: usize| x[at.gx][r * w + gx_col + k];
+            let gh = |r: usize, k: usize| match at.gh {
+                None => 0.0,
+                Some(i) if in_shapes[i].len() == 2 => x[i][r * g + k],
+                Some(i) => x[i][k],
+            };
+            let prev = |r: usize, j: usize| match at.prev {
+                Some(i) => x[i][r * hidden + j],
+                None => 0.0,
+            };
+            cell_forward(p, gx, gh, prev)
+        }
+        RnnOp::RnnCellGrad {
+            hidden,
+            ref dh_cols,
+            has_dc,
+            has_prev,
+            ..
+        } => {
+            let at = RnnCellGradInputs::new(dh_cols.len(), has_dc, has_prev);
+            let dh = |r: usize, j: usize| {
+                at.dh
+                    .clone()
+                    .zip(dh_cols)
+                    .map(|(k, &col)| x[k][r * in_shapes[k][1] + col + j])
+                    .sum::<f64>()
+            };
+            let dc = |r: usize, j: usize| match at.dc {
+                Some(i) => x[i][r * hidden + j],
+                None => 0.0,
+            };
+            let state = x[at.state];
+            let prev = |r: usize, j: usize| match at.prev {
+                Some(i) => x[i][r * hidden + j],
+                None => 0.0,
+            };
+            cell_backward(p, dh, dc, state, prev)
+        }
+    }
+}
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
