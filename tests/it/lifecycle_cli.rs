@@ -781,6 +781,10 @@ fn sigterm_checkpoints_mid_epoch_and_the_resumed_run_is_the_same() {
             "cpu".into(),
             "--hidden".into(),
             "8".into(),
+            // 3000 steps an epoch: the notice lands well inside epoch 2 (at batch 256 an
+            // epoch took 10 ms, and a busy machine let it end before the signal came).
+            "--batch".into(),
+            "8".into(),
             "--epochs".into(),
             "12".into(),
             "--early-stop".into(),

@@ -1,5 +1,5 @@
-//! CPU kernels of the fused recurrent cells (`Kernel::RnnCell`, `Kernel::RnnCellGrad`).
-//! The equations are in `graph::rnn`, the packed layouts in `graph::Packing`.
+//! CPU kernels of the fused recurrent cells (`RnnKernel::RnnCell`, `RnnKernel::RnnCellGrad`).
+//! The equations are in `ops::rnn`, the packed layouts in `ops::rnn::Packing`.
 //!
 //! Each kernel is one pass over the rows: per row, slices of every operand and plain
 //! index loops over the hidden units, which the compiler turns into SIMD code. The

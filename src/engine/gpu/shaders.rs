@@ -160,7 +160,7 @@ pub const MODULES: [ShaderModule; 9] = [
 ];
 
 /// The peak-throughput kernels of `riskgrad bench peak` (fma chains, copy, read): not
-/// engine kernels, so not in `MODULES` or `PIPELINES`. The bench builds them on a device
+/// engine kernels, so not in `MODULES` or `Pipe::all`. The bench builds them on a device
 /// of its own; `peak_f16.wgsl` (it enables f16) only where the adapter has SHADER_F16.
 /// Neither includes `common.wgsl`. Validated with the rest in
 /// `tests/it/shaders_validate.rs`.

@@ -15,7 +15,7 @@
 //! whole sequence's product, hands its source). Blocks side by side become one
 //! concatenation; windows become slices only if their consumer cannot read them in
 //! place (a recurrent backward step can). Recurrent cells have packed outputs read
-//! through views (see `graph::rnn`): the pieces reaching the views of `h` and `c` go to
+//! through views (see `ops::rnn`): the pieces reaching the views of `h` and `c` go to
 //! the cell's rule (`rnn_cell_rule`), not to the cell.
 //!
 //! The pass (`fuse::sum_into_products`) then rewrites the appended nodes: an `add`

@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::pipe;
 use serde::{Deserialize, Serialize};
 
-/// A recurrent cell: the gate order and equations are PyTorch's (see `graph::rnn`).
+/// A recurrent cell: the gate order and equations are PyTorch's (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CellKind {
@@ -233,7 +233,7 @@ pub enum RnnOp {
     /// matrix (every step of a sequence in one matmul output), `gh` the recurrent
     /// product `h_{t-1}·W_hh + b_hh` (`[rows, G]`, or `[G]` broadcast when the previous
     /// state is zero), `prev` the previous cell state (LSTM `c`) or hidden state (GRU
-    /// `h`); absent ones are zeros. The output is packed (see `graph::rnn::Packing`) and
+    /// `h`); absent ones are zeros. The output is packed (see [`Packing`]) and
     /// read through `View`s. `RnnCellInputs` says where each input is.
     RnnCell {
         /// LSTM or GRU.
