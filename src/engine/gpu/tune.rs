@@ -1,6 +1,6 @@
 //! The matmul autotuner: which of [`MATMUL_VARIANTS`] runs each matmul shape on this
 //! adapter. No variant is fastest everywhere (a 64×64 tile leaves most of a GPU idle on
-//! the [256,58]·[58,64] products of a credit MLP; workgroup-memory staging pays on some
+//! the `[256,58]·[58,64]` products of a credit MLP; workgroup-memory staging pays on some
 //! adapters and not on others), so the executor measures on the adapter at hand.
 //!
 //! For each shape a plan's load meets that is not decided yet ([`Tuner::choose`]): the

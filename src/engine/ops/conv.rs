@@ -1,9 +1,9 @@
 //! Convolution (2-D over NCHW; 1-D is its `H = 1` case, reached through reshapes that
 //! cost nothing): every fact of these ops in one file. For each op: its graph variant
 //! ([`ConvOp`]) and builder on [`Graph`] with the shape rule, its vector-Jacobian rule
-//! ([`ConvOp::vjp`]), its launch with every size resolved ([`ConvKernel`], from
-//! [`ConvOp::lower`]), the CPU kernel it calls (`engine::cpu::conv`), and its GPU
-//! pipeline, uniform record and grid ([`ConvKernel::encode`]; the entry point is
+//! (`ConvOp::vjp`), its launch with every size resolved ([`ConvKernel`], from
+//! `ConvOp::lower`), the CPU kernel it calls (`engine::cpu::conv`), and its GPU
+//! pipeline, uniform record and grid (`ConvKernel::encode`; the entry point is
 //! shaders/conv.wgsl's implicit GEMM, the f64 reference tests/it/reference/conv.rs).
 
 use crate::engine::cpu::conv as cpu;

@@ -1,9 +1,9 @@
 //! Pooling over planes, and the batched transpose (a gather of the same shape): every
 //! fact of these ops in one file. For each op: its graph variant ([`PoolOp`]) and
 //! builder on [`Graph`] with the shape rule, its vector-Jacobian rule
-//! ([`PoolOp::vjp`]), its launch with every size resolved ([`PoolKernel`], from
-//! [`PoolOp::lower`]), the CPU kernel it calls (`engine::cpu::pool`), and its GPU
-//! pipeline, uniform record and grid ([`PoolKernel::encode`]; the entry points are in
+//! (`PoolOp::vjp`), its launch with every size resolved ([`PoolKernel`], from
+//! `PoolOp::lower`), the CPU kernel it calls (`engine::cpu::pool`), and its GPU
+//! pipeline, uniform record and grid (`PoolKernel::encode`; the entry points are in
 //! shaders/pool.wgsl, the f64 reference in tests/it/reference/conv.rs).
 
 use crate::engine::cpu::pool as cpu;
