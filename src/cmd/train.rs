@@ -502,6 +502,47 @@ pub(super) fn card_data(
     }
 }
 
+/// The flags that set up or train a network and that `args` gives other values than
+/// their defaults (which clap supplies: `train` parsed with no flags), by name.
+fn network_flags_given(args: &TrainArgs) -> Vec<&'static str> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    let Ok(defaults) = <Defaults as clap::Parser>::try_parse_from(["train"]) else {
+        return Vec::new();
+    };
+    let settings = |a: &TrainArgs| -> Vec<(&'static str, String)> {
+        vec![
+            ("--hidden", format!("{:?}", a.hidden)),
+            ("--activation", format!("{:?}", a.activation)),
+            ("--dropout", format!("{:?}", a.dropout)),
+            ("--epochs", format!("{:?}", a.epochs)),
+            ("--batch", format!("{:?}", a.batch)),
+            ("--lr", format!("{:?}", a.lr)),
+            ("--optimizer", format!("{:?}", a.optimizer)),
+            ("--momentum", format!("{:?}", a.momentum)),
+            ("--weight-decay", format!("{:?}", a.weight_decay)),
+            ("--early-stop", format!("{:?}", a.early_stop)),
+            ("--stop-split", format!("{:?}", a.stop_split)),
+            ("--checkpoint-every", format!("{:?}", a.checkpoint_every)),
+            ("--conv-channels", format!("{:?}", a.conv_channels)),
+            ("--conv-kernel", format!("{:?}", a.conv_kernel)),
+            ("--pool", format!("{:?}", a.pool)),
+            ("--dense", format!("{:?}", a.dense)),
+            ("--bidirectional", format!("{:?}", a.bidirectional)),
+            ("--device", format!("{:?}", a.device)),
+        ]
+    };
+    settings(args)
+        .into_iter()
+        .zip(settings(&defaults.args))
+        .filter(|(given, default)| given.1 != default.1)
+        .map(|(given, _)| given.0)
+        .collect()
+}
+
 /// Checks the flags that need no data.
 fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.lr.is_infinite() {
@@ -538,6 +579,15 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         super::output::check_model_dir_target(out)?;
     }
     riskgrad::nn::check_dropout(args.dropout)?;
+    if matches!(args.model, ModelKind::Logistic) {
+        let unused = network_flags_given(args);
+        if !unused.is_empty() {
+            eprintln!(
+                "note: --model logistic is solved in one go on the prepared features; it does not use {}, which set up and train the networks",
+                unused.join(", ")
+            );
+        }
+    }
     if !args.monotone.is_empty() && matches!(args.model, ModelKind::Logistic) {
         return Err(Error::flag(
             "--monotone",

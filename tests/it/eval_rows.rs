@@ -200,3 +200,37 @@ fn eval_finds_the_held_out_rows_by_content() {
     assert!((ev["auc"].as_f64().unwrap() - want_auc).abs() < 1e-6);
     assert!(stderr(&out).contains("cannot verify"), "{}", stderr(&out));
 }
+
+/// A file whose rows have no target value is a data error naming the file (exit 3), as
+/// an empty file is to explain and monitor; it used to be called a bad `--data` flag.
+#[test]
+fn a_file_without_target_values_is_a_data_error() {
+    let dir = temp_dir("eval-unlabelled");
+    let (csv, model) = (dir.join("train.csv"), dir.join("model"));
+    let (header, labelled) = rows(5, 200);
+    write(&csv, &header, &labelled);
+    let trained = riskgrad(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--model",
+        "logistic",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let unlabelled: Vec<String> = labelled[..20]
+        .iter()
+        .map(|r| format!("{},", &r[..r.rfind(',').unwrap()]))
+        .collect();
+    let data = dir.join("unlabelled.csv");
+    write(&data, &header, &unlabelled);
+    let out = eval(&model, &data, &["--rows", "all"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("unlabelled.csv") && text.contains("no rows with a target value"),
+        "{text}"
+    );
+    assert!(!text.contains("--data"), "{text}");
+}

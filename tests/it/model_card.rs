@@ -83,8 +83,31 @@ fn logistic_and_ensemble_models_have_cards_and_a_plain_cross_validation_none() {
     let dir = temp_dir("card_kinds");
     let data = dated_table(&dir, None);
     let out = dir.join("logistic");
-    let o = train_small(&data, &out, &["--model", "logistic"]);
+    let o = train_small(
+        &data,
+        &out,
+        &["--model", "logistic", "--lr", "0.5", "--seed", "3"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
+    // The network flags it was given are named, not silently dropped; --seed it uses.
+    let note = stderr(&o)
+        .lines()
+        .find(|l| l.starts_with("note: --model logistic"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no note of the unused flags: {}", stderr(&o)));
+    for flag in ["--hidden", "--device", "--lr"] {
+        assert!(note.contains(flag), "{note}");
+    }
+    assert!(!note.contains("--seed"), "{note}");
+    let plain = dir.join("logistic-plain");
+    let (d, p) = (data.to_str().unwrap(), plain.to_str().unwrap());
+    let o = riskgrad(&["train", "--data", d, "--model", "logistic", "--out", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("note: --model logistic"),
+        "{}",
+        stderr(&o)
+    );
     let text = card(&out);
     assert!(
         text.contains("logistic regression (no hidden layer)"),
