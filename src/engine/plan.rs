@@ -7,9 +7,10 @@
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
 use crate::engine::graph::broadcast_strides;
-use crate::engine::graph::{numel, Act, BinaryOp, Graph, NodeId, Op, Optimizer, ProductInputs};
+use crate::engine::graph::{numel, Act, Graph, NodeId, Op, Optimizer, ProductInputs};
 use crate::engine::ops::conv::ConvKernel;
 use crate::engine::ops::dropout::DropoutKernel;
+use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::pool::PoolKernel;
@@ -70,30 +71,8 @@ pub enum Kernel {
         trans_b: bool,
         act: Act,
     },
-    /// Broadcasting elementwise; shapes padded on the left to `MAX_RANK`, strides 0 on
-    /// broadcast axes.
-    Binary {
-        op: BinaryOp,
-        a: TensorRef,
-        b: TensorRef,
-        out: TensorRef,
-        shape: [usize; MAX_RANK],
-        a_strides: [usize; MAX_RANK],
-        b_strides: [usize; MAX_RANK],
-    },
-    /// `out = act(x)`.
-    Unary {
-        act: Act,
-        x: TensorRef,
-        out: TensorRef,
-    },
-    /// `out = dy · act'`, the derivative taken from the activation's output `y`.
-    ActGrad {
-        act: Act,
-        dy: TensorRef,
-        y: TensorRef,
-        out: TensorRef,
-    },
+    /// An elementwise map (`engine::ops::elementwise`).
+    Elementwise(ElementwiseKernel),
     /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
     /// summed in index order, so results do not depend on the executor's threading.
     ReduceTo {
@@ -157,14 +136,12 @@ impl Kernel {
         match *self {
             Kernel::Fill { out, .. }
             | Kernel::MatMul { out, .. }
-            | Kernel::Binary { out, .. }
-            | Kernel::Unary { out, .. }
-            | Kernel::ActGrad { out, .. }
             | Kernel::ReduceTo { out, .. }
             | Kernel::ExpandTo { out, .. }
             | Kernel::CopyCols { out, .. }
             | Kernel::Collect { out, .. }
             | Kernel::Dropout(DropoutKernel { out, .. }) => out,
+            Kernel::Elementwise(ref k) => k.output(),
             Kernel::Gather(ref k) => k.output(),
             Kernel::Loss(ref k) => k.output(),
             Kernel::Rnn(ref k) => k.output(),
@@ -300,7 +277,7 @@ impl Plan {
     }
 }
 
-fn padded<const R: usize>(v: &[usize], fill: usize) -> [usize; R] {
+pub(crate) fn padded<const R: usize>(v: &[usize], fill: usize) -> [usize; R] {
     let mut out = [fill; R];
     out[R - v.len()..].copy_from_slice(v);
     out
@@ -646,26 +623,12 @@ fn lower(
                 act,
             })
         }
-        Op::Binary(op) => push(Kernel::Binary {
-            op,
-            a: ins[0],
-            b: ins[1],
+        Op::Elementwise(op) => push(Kernel::Elementwise(op.lower(
+            ins,
+            &in_shapes,
+            &node.shape,
             out,
-            shape: padded(&node.shape, 1),
-            a_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
-            b_strides: padded(&broadcast_strides(shape_of(1), &node.shape), 0),
-        }),
-        Op::Unary(act) => push(Kernel::Unary {
-            act,
-            x: ins[0],
-            out,
-        }),
-        Op::ActGrad(act) => push(Kernel::ActGrad {
-            act,
-            dy: ins[0],
-            y: ins[1],
-            out,
-        }),
+        ))),
         Op::ReduceTo { scale } => push(Kernel::ReduceTo {
             x: ins[0],
             out,

@@ -13,7 +13,9 @@ use common::*;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::GpuExecutor;
-use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op, SlopeFrom};
+use riskgrad::engine::graph::{
+    backward, Act, ConvGeom, ElementwiseOp, Graph, NodeId, Op, SlopeFrom,
+};
 use riskgrad::engine::plan::{compile, PlanRequest};
 use riskgrad::model_io::SavedModel;
 use riskgrad::rng::Rng;
@@ -173,7 +175,7 @@ fn only_output_slope_activations_are_fused() {
             }
             SlopeFrom::Input => {
                 let z = g.node(y).inputs[0];
-                g.node(y).op == Op::Unary(act)
+                g.node(y).op == Op::Elementwise(ElementwiseOp::Unary(act))
                     && matches!(
                         g.node(z).op,
                         Op::MatMul {

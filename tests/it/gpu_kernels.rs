@@ -19,6 +19,7 @@ use riskgrad::engine::exec::{indices_as_words, Executor};
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
 use riskgrad::engine::ops::dropout::DropoutKernel;
+use riskgrad::engine::ops::elementwise::ElementwiseKernel;
 use riskgrad::engine::ops::gather::GatherKernel;
 use riskgrad::engine::plan::{
     compile, InputInfo, Kernel, Launch, ParamLayout, Plan, PlanRequest, StateInfo, Storage,
@@ -288,12 +289,12 @@ fn unary_and_act_grad_match_cpu() {
                 },
             );
             let kernels = vec![
-                Kernel::Unary {
+                Kernel::Elementwise(ElementwiseKernel::Unary {
                     act,
                     x,
                     out: slot(0, n),
-                },
-                Kernel::ActGrad {
+                }),
+                Kernel::Elementwise(ElementwiseKernel::ActGrad {
                     act,
                     dy,
                     y,
@@ -302,7 +303,7 @@ fn unary_and_act_grad_match_cpu() {
                         offset: 5,
                         len: n,
                     },
-                },
+                }),
             ];
             let keep = [
                 slot(0, n),

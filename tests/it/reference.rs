@@ -5,7 +5,7 @@
 //! over the float type, and evaluated here in f64; tests pin them to published values,
 //! to finite differences and to the independent WGSL.
 
-use riskgrad::engine::graph::{BinaryOp, DropoutOp, Graph, Op, ProductInputs};
+use riskgrad::engine::graph::{BinaryOp, DropoutOp, ElementwiseOp, Graph, Op, ProductInputs};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -75,7 +75,7 @@ pub fn evaluate(
                 }
                 out
             }
-            Op::Binary(op) => {
+            Op::Elementwise(ElementwiseOp::Binary(op)) => {
                 let (sa, sb) = (shape_of(0), shape_of(1));
                 (0..node.numel())
                     .map(|i| {
@@ -90,8 +90,10 @@ pub fn evaluate(
                     })
                     .collect()
             }
-            Op::Unary(act) => x(0).iter().map(|&z| act.eval(z)).collect(),
-            Op::ActGrad(act) => x(0)
+            Op::Elementwise(ElementwiseOp::Unary(act)) => {
+                x(0).iter().map(|&z| act.eval(z)).collect()
+            }
+            Op::Elementwise(ElementwiseOp::ActGrad(act)) => x(0)
                 .iter()
                 .zip(x(1))
                 .map(|(&d, &v)| d * act.slope(v))

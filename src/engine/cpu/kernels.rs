@@ -445,7 +445,7 @@ fn dot(idx: &[usize; MAX_RANK], strides: &[usize; MAX_RANK]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
 }
 
-/// `Kernel::Binary`: `out = op(a, b)` with broadcast strides over `shape`.
+/// `ElementwiseKernel::Binary`: `out = op(a, b)` with broadcast strides over `shape`.
 pub fn binary(
     op: BinaryOp,
     a: &[f32],
@@ -474,7 +474,7 @@ pub fn binary(
     }
 }
 
-/// `Kernel::Unary`: `out = act(x)`.
+/// `ElementwiseKernel::Unary`: `out = act(x)`.
 pub fn unary(act: Act, x: &[f32], out: &mut [f32]) {
     let n = out.len();
     out.copy_from_slice(&x[..n]);

@@ -276,17 +276,7 @@ impl CpuExecutor {
                     act,
                     &self.lanes,
                 ),
-                Kernel::Binary {
-                    op,
-                    a,
-                    b,
-                    shape,
-                    a_strides,
-                    b_strides,
-                    ..
-                } => kernels::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
-                Kernel::Unary { act, x, .. } => kernels::unary(act, v(x), dst),
-                Kernel::ActGrad { act, dy, y, .. } => kernels::act_grad(act, v(dy), v(y), dst),
+                Kernel::Elementwise(k) => k.run_cpu(v, dst),
                 Kernel::ReduceTo {
                     x,
                     in_shape,

@@ -805,7 +805,7 @@ pub(crate) fn u32c(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Gpu(format!("{v} is too large for a 32-bit kernel index")))
 }
 
-fn vec4(v: &[usize; MAX_RANK]) -> Result<[u32; 4]> {
+pub(crate) fn vec4(v: &[usize; MAX_RANK]) -> Result<[u32; 4]> {
     Ok([u32c(v[0])?, u32c(v[1])?, u32c(v[2])?, u32c(v[3])?])
 }
 
@@ -914,66 +914,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
                 lim.grid_1d(out.len)?,
             )
         }
-        Kernel::Binary {
-            op,
-            a,
-            b,
-            out,
-            shape,
-            a_strides,
-            b_strides,
-        } => {
-            let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
-            let r = record(ElementwiseParams {
-                shape: vec4(&shape)?,
-                x_strides: vec4(&a_strides)?,
-                y_strides: vec4(&b_strides)?,
-                n: u32c(out.len)?,
-                code: op.code(),
-                off_x: oa,
-                off_y: ob,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wa)), (2, Some(wb)), (3, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
-        Kernel::Unary { act, x, out } => {
-            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = record(ElementwiseParams {
-                shape: [1; 4],
-                n: u32c(out.len)?,
-                code: act.code(),
-                off_x: ox,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
-        Kernel::ActGrad { act, dy, y, out } => {
-            let ((wd, od), (wy, oy), (wo, oo)) = (w(dy)?, w(y)?, w(out)?);
-            let r = record(ElementwiseParams {
-                shape: [1; 4],
-                n: u32c(out.len)?,
-                code: act.code(),
-                off_x: od,
-                off_y: oy,
-                off_out: oo,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wd)), (2, Some(wy)), (3, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
+        Kernel::Elementwise(ref k) => k.encode(lim)?,
         Kernel::ExpandTo {
             x,
             out,

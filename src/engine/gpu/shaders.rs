@@ -357,9 +357,6 @@ impl Pipe {
         [("TRANS_A", 1), ("TRANS_B", 1)]
     );
     pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
-    pub const BINARY: Pipe = pipe!("binary", Elementwise, Read2Write1);
-    pub const UNARY: Pipe = pipe!("unary", Elementwise, Read2Write1);
-    pub const ACT_GRAD: Pipe = pipe!("act_grad", Elementwise, Read2Write1);
     pub const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
     pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
     pub const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
@@ -378,15 +375,12 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 17] = [
+    const CORE: [Pipe; 14] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
         Pipe::MATMUL_TT,
         Pipe::FILL,
-        Pipe::BINARY,
-        Pipe::UNARY,
-        Pipe::ACT_GRAD,
         Pipe::EXPAND_TO,
         Pipe::COPY_COLS,
         Pipe::REDUCE_TO_SERIAL,
@@ -404,6 +398,7 @@ impl Pipe {
             &Pipe::CORE[..],
             ops::conv::PIPES,
             &[ops::dropout::PIPE],
+            ops::elementwise::PIPES,
             ops::gather::PIPES,
             ops::loss::PIPES,
             ops::pool::PIPES,
@@ -430,9 +425,7 @@ impl Pipe {
             Kernel::MatMul {
                 trans_a, trans_b, ..
             } => Pipe::matmul(trans_a, trans_b),
-            Kernel::Binary { .. } => Pipe::BINARY,
-            Kernel::Unary { .. } => Pipe::UNARY,
-            Kernel::ActGrad { .. } => Pipe::ACT_GRAD,
+            Kernel::Elementwise(ref k) => k.pipe(),
             Kernel::ReduceTo {
                 in_shape,
                 out_shape,

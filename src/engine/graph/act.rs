@@ -12,7 +12,7 @@ use std::fmt;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 use std::str::FromStr;
 
-/// An activation, applied on its own (`Op::Unary`) or fused into a matmul's or a
+/// An activation, applied on its own (`ElementwiseOp::Unary`) or fused into a matmul's or a
 /// convolution's epilogue. Its discriminant is the code the WGSL kernels switch on.
 /// Saved (e.g. in a model's config.json) under its [`Act::name`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub enum Act {
     Sin = 7,
 }
 
-/// Which value `Op::ActGrad` reads to compute `act'(x)`.
+/// Which value `ElementwiseOp::ActGrad` reads to compute `act'(x)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlopeFrom {
     /// The output `y = act(x)`: the pre-activation need not be kept, so the activation

@@ -24,9 +24,7 @@
 //! are summed in the matmul epilogues with no add launches. No rule knows about it.
 
 use super::fuse;
-use super::{
-    Act, BinaryOp, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, RnnOp, SlopeFrom,
-};
+use super::{Act, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, RnnOp, SlopeFrom};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -157,39 +155,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             }
             out
         }
-        Op::Binary(op) => {
-            let (a, b) = (x[0], x[1]);
-            let (da, db) = match op {
-                BinaryOp::Add => (Some((dy, 1.0)), Some((dy, 1.0))),
-                BinaryOp::Sub => (Some((dy, 1.0)), Some((dy, -1.0))),
-                BinaryOp::Mul => (
-                    needs[a].then(|| g.mul(dy, b)).transpose()?.map(|t| (t, 1.0)),
-                    needs[b].then(|| g.mul(dy, a)).transpose()?.map(|t| (t, 1.0)),
-                ),
-                BinaryOp::Div => {
-                    // y = a / b:  da = dy / b,  db = -dy · y / b
-                    let da = needs[a].then(|| g.div(dy, b)).transpose()?.map(|t| (t, 1.0));
-                    let db = if needs[b] {
-                        let t = g.mul(dy, id)?;
-                        Some((g.div(t, b)?, -1.0))
-                    } else {
-                        None
-                    };
-                    (da, db)
-                }
-            };
-            let mut out = Vec::new();
-            for (input, d) in [(a, da), (b, db)] {
-                if let (true, Some((t, scale))) = (needs[input], d) {
-                    out.push((input, full(reduce_if_needed(g, t, input, scale)?)));
-                }
-            }
-            out
-        }
-        Op::Unary(act) => {
-            let dx = through_act(g, act, dy, id, Some(x[0]))?;
-            vec![(x[0], full(dx))]
-        }
+        Op::Elementwise(op) => op
+            .vjp(g, id, x, dy, needs)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::ReduceTo { scale } => {
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.expand_to(dy, &shape, scale)?))]
@@ -243,7 +213,7 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             .into_iter()
             .map(|(input, d)| (input, full(d)))
             .collect(),
-        Op::ActGrad(_) | Op::Rnn(RnnOp::RnnCellGrad { .. }) => {
+        Op::Rnn(RnnOp::RnnCellGrad { .. }) => {
             return Err(Error::Unsupported(format!(
                 "cannot differentiate through {} (second derivatives are not supported)",
                 node.op.name()
@@ -456,7 +426,12 @@ fn rnn_cell_rule(
 
 /// The gradient of a broadcast operand: sum `d` back to the operand's shape (and apply
 /// `scale`), or pass it through when nothing was broadcast and there is nothing to scale.
-fn reduce_if_needed(g: &mut Graph, d: NodeId, operand: NodeId, scale: f32) -> Result<NodeId> {
+pub(crate) fn reduce_if_needed(
+    g: &mut Graph,
+    d: NodeId,
+    operand: NodeId,
+    scale: f32,
+) -> Result<NodeId> {
     let shape = g.shape(operand).to_vec();
     if g.shape(d) == shape.as_slice() && scale == 1.0 {
         Ok(d)

@@ -8,7 +8,7 @@
 //! with `sum` as its added matrix, and the add disappears. A recurrent weight's gradient
 //! is one such product per step: the whole sum runs in the products' epilogues.
 
-use super::{Act, BinaryOp, Graph, NodeId, Op};
+use super::{Act, BinaryOp, ElementwiseOp, Graph, NodeId, Op};
 
 /// Folds every `add(sum, d)` among the nodes from `from` on into `d`, where `d` is a
 /// plain product (a `MatMul` with two inputs and no activation) made after `sum`, with
@@ -47,7 +47,7 @@ pub(crate) fn sum_into_products(g: &mut Graph, from: NodeId, outside: &[NodeId])
                 ..
             }
         ) && g.nodes[d].inputs.len() == 2;
-        if node.op == Op::Binary(BinaryOp::Add)
+        if node.op == Op::Elementwise(ElementwiseOp::Binary(BinaryOp::Add))
             && d >= from
             && plain_product
             && readers[d] == 1
@@ -97,11 +97,11 @@ fn compact(g: &mut Graph, from: NodeId, removed: &[bool], stands_for: &[NodeId])
 
 #[cfg(test)]
 mod tests {
-    use super::super::{backward, BinaryOp, Graph, Op};
+    use super::super::{backward, BinaryOp, ElementwiseOp, Graph, Op};
     use super::sum_into_products;
 
     fn adds(g: &Graph) -> usize {
-        let add = Op::Binary(BinaryOp::Add);
+        let add = Op::Elementwise(ElementwiseOp::Binary(BinaryOp::Add));
         g.nodes.iter().filter(|n| n.op == add).count()
     }
 

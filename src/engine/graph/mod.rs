@@ -11,13 +11,14 @@ mod shape;
 pub(crate) use crate::engine::ops::conv::rename;
 pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
 pub use crate::engine::ops::dropout::{dropout_hash, dropout_threshold, DropoutOp};
+pub use crate::engine::ops::elementwise::{BinaryOp, ElementwiseOp};
 pub use crate::engine::ops::gather::GatherOp;
 pub use crate::engine::ops::loss::LossOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use crate::engine::ops::rnn::{CellKind, Packing, RnnCellGradInputs, RnnCellInputs, RnnOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
 pub use autodiff::{backward, Gradients};
-pub use op::{BinaryOp, Op, Optimizer, ProductInputs};
+pub use op::{Op, Optimizer, ProductInputs};
 pub use shape::{broadcast_shape, broadcast_strides, numel};
 
 use crate::error::{Error, Result};
@@ -106,7 +107,7 @@ impl Graph {
             SlopeFrom::Output => self.push(op_with(act), inputs, shape),
             SlopeFrom::Input => {
                 let z = self.push(op_with(Act::Identity), inputs, shape.clone());
-                self.push(Op::Unary(act), vec![z], shape)
+                self.push(Op::Elementwise(ElementwiseOp::Unary(act)), vec![z], shape)
             }
         }
     }
@@ -250,69 +251,6 @@ impl Graph {
     /// A dense layer `act(x · w + b)` as one fused matmul.
     pub fn linear(&mut self, x: NodeId, w: NodeId, b: NodeId, act: Act) -> Result<NodeId> {
         self.matmul_ex(x, w, Some(b), false, false, act)
-    }
-
-    /// `op(a, b)` elementwise, with numpy broadcasting.
-    pub fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let name = Op::Binary(op).name();
-        let shape = broadcast_shape(self.shape(a), self.shape(b)).ok_or_else(|| {
-            Error::shape(
-                name,
-                format!(
-                    "cannot broadcast {:?} with {:?}",
-                    self.shape(a),
-                    self.shape(b)
-                ),
-            )
-        })?;
-        Ok(self.push(Op::Binary(op), vec![a, b], shape))
-    }
-    /// `a + b`, broadcasting.
-    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.binary(BinaryOp::Add, a, b)
-    }
-    /// `a - b`, broadcasting.
-    pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.binary(BinaryOp::Sub, a, b)
-    }
-    /// `a * b`, broadcasting.
-    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.binary(BinaryOp::Mul, a, b)
-    }
-    /// `a / b`, broadcasting.
-    pub fn div(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.binary(BinaryOp::Div, a, b)
-    }
-
-    /// `act(x)` elementwise.
-    pub fn unary(&mut self, act: Act, x: NodeId) -> Result<NodeId> {
-        let shape = self.shape(x).to_vec();
-        Ok(self.push(Op::Unary(act), vec![x], shape))
-    }
-    /// `max(x, 0)` elementwise.
-    pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
-        self.unary(Act::Relu, x)
-    }
-    /// `1 / (1 + e^-x)` elementwise.
-    pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
-        self.unary(Act::Sigmoid, x)
-    }
-    /// `tanh(x)` elementwise.
-    pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
-        self.unary(Act::Tanh, x)
-    }
-
-    /// `dy · act'(x)`, with `v` the output `y = act(x)` or the input `x` as
-    /// `act.slope_from()` says.
-    pub(crate) fn act_grad(&mut self, act: Act, dy: NodeId, v: NodeId) -> Result<NodeId> {
-        let shape = self.shape(v).to_vec();
-        if self.shape(dy) != shape.as_slice() {
-            return shape_err(
-                "act_grad",
-                format!("dy {:?} vs {} {shape:?}", self.shape(dy), act.name()),
-            );
-        }
-        Ok(self.push(Op::ActGrad(act), vec![dy, v], shape))
     }
 
     /// Sum into `shape`, times `scale`; `shape` must broadcast to the input's shape.

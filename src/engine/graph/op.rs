@@ -6,50 +6,12 @@
 use super::act::Act;
 use crate::engine::ops::conv::ConvOp;
 use crate::engine::ops::dropout::DropoutOp;
+use crate::engine::ops::elementwise::ElementwiseOp;
 use crate::engine::ops::gather::GatherOp;
 use crate::engine::ops::loss::LossOp;
 use crate::engine::ops::pool::PoolOp;
 use crate::engine::ops::rnn::RnnOp;
 use serde::{Deserialize, Serialize};
-
-/// An elementwise operation of two tensors (with broadcasting).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-}
-
-impl BinaryOp {
-    /// Every binary operation; the GPU test checks each one's code against common.wgsl.
-    pub const ALL: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
-
-    /// The operation's lower-case name; common.wgsl declares its code as
-    /// `BINARY_<NAME>` (e.g. `BINARY_ADD`).
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-        }
-    }
-
-    /// The code the WGSL kernels switch on (`BINARY_<NAME>` in common.wgsl).
-    pub fn code(self) -> u32 {
-        match self {
-            BinaryOp::Add => 0,
-            BinaryOp::Sub => 1,
-            BinaryOp::Mul => 2,
-            BinaryOp::Div => 3,
-        }
-    }
-}
 
 /// Which optimizer the plan's update launch runs over the packed parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,13 +110,9 @@ pub enum Op {
         trans_b: bool,
         act: Act,
     },
-    /// Elementwise with numpy broadcasting (shapes aligned on the right).
-    Binary(BinaryOp),
-    /// Elementwise activation.
-    Unary(Act),
-    /// Inputs `[dy, v]`: returns `dy * act'(x)`, where `v` is the output `y = act(x)` or
-    /// the pre-activation `x` itself, as `act.slope_from()` says (`Act::slope`).
-    ActGrad(Act),
+    /// Elementwise maps: binary ops, activations and their gradients
+    /// (`engine::ops::elementwise`).
+    Elementwise(ElementwiseOp),
     /// Sum into `shape` (which the input broadcasts from), times `scale`.
     /// Covers sum along an axis, mean, and the gradient of broadcasting.
     ReduceTo { scale: f32 },
@@ -202,12 +160,7 @@ impl Op {
             Op::Fill { .. } => "fill",
             Op::Param { .. } => "param",
             Op::MatMul { .. } => "matmul",
-            Op::Binary(BinaryOp::Add) => "add",
-            Op::Binary(BinaryOp::Sub) => "sub",
-            Op::Binary(BinaryOp::Mul) => "mul",
-            Op::Binary(BinaryOp::Div) => "div",
-            Op::Unary(act) => act.name(),
-            Op::ActGrad(_) => "act_grad",
+            Op::Elementwise(op) => op.name(),
             Op::ReduceTo { .. } => "reduce_to",
             Op::ExpandTo { .. } => "expand_to",
             Op::Reshape => "reshape",

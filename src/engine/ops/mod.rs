@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod dropout;
+pub mod elementwise;
 pub mod gather;
 pub mod loss;
 pub mod pool;
