@@ -6,8 +6,8 @@
 //! *state* that persists across steps (the loss sum, collected scores, the step counter).
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
-use crate::engine::graph::broadcast_strides;
 use crate::engine::graph::{numel, Act, Graph, NodeId, Op, Optimizer, ProductInputs};
+use crate::engine::ops::broadcast::BroadcastKernel;
 use crate::engine::ops::conv::ConvKernel;
 use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
@@ -73,23 +73,8 @@ pub enum Kernel {
     },
     /// An elementwise map (`engine::ops::elementwise`).
     Elementwise(ElementwiseKernel),
-    /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
-    /// summed in index order, so results do not depend on the executor's threading.
-    ReduceTo {
-        x: TensorRef,
-        out: TensorRef,
-        in_shape: [usize; MAX_RANK],
-        out_shape: [usize; MAX_RANK],
-        scale: f32,
-    },
-    /// `out[i] = scale * x[broadcast index of i]`.
-    ExpandTo {
-        x: TensorRef,
-        out: TensorRef,
-        out_shape: [usize; MAX_RANK],
-        x_strides: [usize; MAX_RANK],
-        scale: f32,
-    },
+    /// A sum to a shape or a broadcast from one (`engine::ops::broadcast`).
+    Broadcast(BroadcastKernel),
     /// A launch of the loss family (`engine::ops::loss`).
     Loss(LossKernel),
     /// A launch of the row-gather family (`engine::ops::gather`).
@@ -136,11 +121,10 @@ impl Kernel {
         match *self {
             Kernel::Fill { out, .. }
             | Kernel::MatMul { out, .. }
-            | Kernel::ReduceTo { out, .. }
-            | Kernel::ExpandTo { out, .. }
             | Kernel::CopyCols { out, .. }
             | Kernel::Collect { out, .. }
             | Kernel::Dropout(DropoutKernel { out, .. }) => out,
+            Kernel::Broadcast(ref k) => k.output(),
             Kernel::Elementwise(ref k) => k.output(),
             Kernel::Gather(ref k) => k.output(),
             Kernel::Loss(ref k) => k.output(),
@@ -629,20 +613,12 @@ fn lower(
             &node.shape,
             out,
         ))),
-        Op::ReduceTo { scale } => push(Kernel::ReduceTo {
-            x: ins[0],
+        Op::Broadcast(op) => push(Kernel::Broadcast(op.lower(
+            ins,
+            &in_shapes,
+            &node.shape,
             out,
-            in_shape: padded(shape_of(0), 1),
-            out_shape: padded(&node.shape, 1),
-            scale,
-        }),
-        Op::ExpandTo { scale } => push(Kernel::ExpandTo {
-            x: ins[0],
-            out,
-            out_shape: padded(&node.shape, 1),
-            x_strides: padded(&broadcast_strides(shape_of(0), &node.shape), 0),
-            scale,
-        }),
+        ))),
         Op::Loss(op) => push(Kernel::Loss(op.lower(ins, out))),
         Op::Gather(op) => push(Kernel::Gather(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Concat => {

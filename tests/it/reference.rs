@@ -5,7 +5,9 @@
 //! over the float type, and evaluated here in f64; tests pin them to published values,
 //! to finite differences and to the independent WGSL.
 
-use riskgrad::engine::graph::{BinaryOp, DropoutOp, ElementwiseOp, Graph, Op, ProductInputs};
+use riskgrad::engine::graph::{
+    BinaryOp, BroadcastOp, DropoutOp, ElementwiseOp, Graph, Op, ProductInputs,
+};
 use std::collections::HashMap;
 
 pub mod conv;
@@ -98,14 +100,14 @@ pub fn evaluate(
                 .zip(x(1))
                 .map(|(&d, &v)| d * act.slope(v))
                 .collect(),
-            Op::ReduceTo { scale } => {
+            Op::Broadcast(BroadcastOp::ReduceTo { scale }) => {
                 let mut out = vec![0.0; node.numel()];
                 for i in 0..shape_of(0).iter().product() {
                     out[broadcast_index(i, shape_of(0), &node.shape)] += x(0)[i];
                 }
                 out.iter().map(|v| v * *scale as f64).collect()
             }
-            Op::ExpandTo { scale } => (0..node.numel())
+            Op::Broadcast(BroadcastOp::ExpandTo { scale }) => (0..node.numel())
                 .map(|i| x(0)[broadcast_index(i, &node.shape, shape_of(0))] * *scale as f64)
                 .collect(),
             Op::Reshape => x(0).clone(),

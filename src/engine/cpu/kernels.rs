@@ -539,7 +539,7 @@ pub fn reduce_to(
     }
 }
 
-/// `Kernel::ExpandTo`: `out[i] = scale · x[broadcast index of i]`.
+/// `BroadcastKernel::ExpandTo`: `out[i] = scale · x[broadcast index of i]`.
 pub fn expand_to(
     x: &[f32],
     out: &mut [f32],

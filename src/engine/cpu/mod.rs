@@ -277,20 +277,7 @@ impl CpuExecutor {
                     &self.lanes,
                 ),
                 Kernel::Elementwise(k) => k.run_cpu(v, dst),
-                Kernel::ReduceTo {
-                    x,
-                    in_shape,
-                    out_shape,
-                    scale,
-                    ..
-                } => kernels::reduce_to(v(x), dst, &in_shape, &out_shape, scale),
-                Kernel::ExpandTo {
-                    x,
-                    out_shape,
-                    x_strides,
-                    scale,
-                    ..
-                } => kernels::expand_to(v(x), dst, &out_shape, &x_strides, scale),
+                Kernel::Broadcast(k) => k.run_cpu(v, dst),
                 Kernel::Loss(k) => k.run_cpu(v, dst),
                 Kernel::Gather(k) => k.run_cpu(v, dst, step),
                 Kernel::CopyCols {

@@ -13,16 +13,14 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
-    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, ReduceParams,
-    BIAS_MATRIX, BIAS_NONE, BIAS_ROW, WG,
+    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, BIAS_MATRIX,
+    BIAS_NONE, BIAS_ROW, WG,
 };
 use super::shaders::{Access, Pipe, PipeKey, MATMUL_VARIANTS, UNIFORM_BYTES};
 use super::tune::{matmul_params, MatMulShape};
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
-use crate::engine::plan::{
-    contiguous_strides, Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE,
-};
+use crate::engine::plan::{Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -883,7 +881,6 @@ fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
 fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) -> Result<Encoded> {
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
-    let pipe = Pipe::of(kernel);
     Ok(match *kernel {
         Kernel::MatMul {
             a, b, bias, out, ..
@@ -915,29 +912,6 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
             )
         }
         Kernel::Elementwise(ref k) => k.encode(lim)?,
-        Kernel::ExpandTo {
-            x,
-            out,
-            out_shape,
-            x_strides,
-            scale,
-        } => {
-            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let r = record(ElementwiseParams {
-                shape: vec4(&out_shape)?,
-                x_strides: vec4(&x_strides)?,
-                n: u32c(out.len)?,
-                off_x: ox,
-                off_out: oo,
-                value: scale,
-                ..Default::default()
-            });
-            (
-                r,
-                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
-                lim.grid_1d(out.len)?,
-            )
-        }
         Kernel::CopyCols {
             x,
             out,
@@ -968,36 +942,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
                 lim.grid_1d(rows * cols)?,
             )
         }
-        Kernel::ReduceTo {
-            x,
-            out,
-            in_shape,
-            out_shape,
-            scale,
-        } => {
-            let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-            let reduced: [usize; MAX_RANK] =
-                std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
-            let n_out: usize = out_shape.iter().product();
-            let count: usize = reduced.iter().product();
-            let r = record(ReduceParams {
-                out_shape: vec4(&out_shape)?,
-                reduced: vec4(&reduced)?,
-                in_strides: vec4(&contiguous_strides(&in_shape))?,
-                n_out: u32c(n_out)?,
-                count: u32c(count)?,
-                off_x: ox,
-                off_out: oo,
-                scale,
-                ..Default::default()
-            });
-            let groups = if pipe == Pipe::REDUCE_TO_TREE {
-                lim.grid(n_out)?
-            } else {
-                lim.grid_1d(n_out)?
-            };
-            (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
-        }
+        Kernel::Broadcast(ref k) => k.encode(lim)?,
         Kernel::Loss(ref k) => k.encode(lim)?,
         Kernel::Accumulate { x, acc } => {
             let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);

@@ -357,10 +357,7 @@ impl Pipe {
         [("TRANS_A", 1), ("TRANS_B", 1)]
     );
     pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
-    pub const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
     pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
-    pub const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
-    pub const REDUCE_TO_TREE: Pipe = pipe!("reduce_to_tree", Reduce, Read1Write1);
     pub const ACCUMULATE: Pipe = pipe!("accumulate", Loss, Read3Write1);
     pub const COLLECT: Pipe = pipe!("collect", Gather, Read3Write1);
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
@@ -375,16 +372,13 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 14] = [
+    const CORE: [Pipe; 11] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
         Pipe::MATMUL_TN,
         Pipe::MATMUL_TT,
         Pipe::FILL,
-        Pipe::EXPAND_TO,
         Pipe::COPY_COLS,
-        Pipe::REDUCE_TO_SERIAL,
-        Pipe::REDUCE_TO_TREE,
         Pipe::ACCUMULATE,
         Pipe::COLLECT,
         Pipe::SGD,
@@ -396,6 +390,7 @@ impl Pipe {
     pub fn all() -> Vec<Pipe> {
         [
             &Pipe::CORE[..],
+            ops::broadcast::PIPES,
             ops::conv::PIPES,
             &[ops::dropout::PIPE],
             ops::elementwise::PIPES,
@@ -426,19 +421,7 @@ impl Pipe {
                 trans_a, trans_b, ..
             } => Pipe::matmul(trans_a, trans_b),
             Kernel::Elementwise(ref k) => k.pipe(),
-            Kernel::ReduceTo {
-                in_shape,
-                out_shape,
-                ..
-            } => {
-                let n_out = out_shape.iter().product();
-                let count = (0..in_shape.len())
-                    .filter(|&d| out_shape[d] == 1)
-                    .map(|d| in_shape[d])
-                    .product();
-                Pipe::reduce_to(n_out, count)
-            }
-            Kernel::ExpandTo { .. } => Pipe::EXPAND_TO,
+            Kernel::Broadcast(ref k) => k.pipe(),
             Kernel::CopyCols { .. } => Pipe::COPY_COLS,
             Kernel::Accumulate { .. } => Pipe::ACCUMULATE,
             Kernel::Collect { .. } => Pipe::COLLECT,
@@ -453,15 +436,6 @@ impl Pipe {
             Kernel::Rnn(ref k) => k.pipe(),
             Kernel::Conv(ref k) => k.pipe(),
             Kernel::Pool(ref k) => k.pipe(),
-        }
-    }
-
-    /// The reduction pipeline for `n_out` outputs of `count` summands each.
-    pub fn reduce_to(n_out: usize, count: usize) -> Pipe {
-        if n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT {
-            Pipe::REDUCE_TO_TREE
-        } else {
-            Pipe::REDUCE_TO_SERIAL
         }
     }
 
@@ -517,11 +491,6 @@ impl From<Pipe> for PipeKey {
         PipeKey { pipe, variant: 0 }
     }
 }
-
-/// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
-/// run on `reduce_to_tree` (one workgroup per output); others on `reduce_to_serial`.
-const TREE_MAX_OUTPUTS: usize = 4096;
-const TREE_MIN_COUNT: usize = 256;
 
 /// Bytes of each launch's uniform record; every params struct (`kernel_params`) fits.
 pub const UNIFORM_BYTES: u64 = 128;

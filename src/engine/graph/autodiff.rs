@@ -160,14 +160,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             .into_iter()
             .map(|(input, d)| (input, full(d)))
             .collect(),
-        Op::ReduceTo { scale } => {
-            let shape = g.shape(x[0]).to_vec();
-            vec![(x[0], full(g.expand_to(dy, &shape, scale)?))]
-        }
-        Op::ExpandTo { scale } => {
-            let shape = g.shape(x[0]).to_vec();
-            vec![(x[0], full(g.reduce_to(dy, &shape, scale)?))]
-        }
+        Op::Broadcast(op) => op
+            .vjp(g, x, dy)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Reshape => {
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.reshape(dy, &shape)?))]

@@ -8,6 +8,7 @@ mod fuse;
 mod op;
 mod shape;
 
+pub use crate::engine::ops::broadcast::BroadcastOp;
 pub(crate) use crate::engine::ops::conv::rename;
 pub use crate::engine::ops::conv::{conv_out_len, weight_grad_splits, ConvGeom, ConvOp};
 pub use crate::engine::ops::dropout::{dropout_hash, dropout_threshold, DropoutOp};
@@ -251,30 +252,6 @@ impl Graph {
     /// A dense layer `act(x · w + b)` as one fused matmul.
     pub fn linear(&mut self, x: NodeId, w: NodeId, b: NodeId, act: Act) -> Result<NodeId> {
         self.matmul_ex(x, w, Some(b), false, false, act)
-    }
-
-    /// Sum into `shape`, times `scale`; `shape` must broadcast to the input's shape.
-    pub fn reduce_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
-        if broadcast_shape(shape, self.shape(x)).as_deref() != Some(self.shape(x))
-            || shape.len() > self.shape(x).len()
-        {
-            return shape_err(
-                "reduce_to",
-                format!("{:?} does not reduce to {shape:?}", self.shape(x)),
-            );
-        }
-        Ok(self.push(Op::ReduceTo { scale }, vec![x], shape.to_vec()))
-    }
-
-    /// Broadcast to `shape`, times `scale`.
-    pub fn expand_to(&mut self, x: NodeId, shape: &[usize], scale: f32) -> Result<NodeId> {
-        if broadcast_shape(self.shape(x), shape).as_deref() != Some(shape) {
-            return shape_err(
-                "expand_to",
-                format!("{:?} does not broadcast to {shape:?}", self.shape(x)),
-            );
-        }
-        Ok(self.push(Op::ExpandTo { scale }, vec![x], shape.to_vec()))
     }
 
     /// `x` under another shape of as many elements (no copy).

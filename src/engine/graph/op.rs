@@ -4,6 +4,7 @@
 //! executor.
 
 use super::act::Act;
+use crate::engine::ops::broadcast::BroadcastOp;
 use crate::engine::ops::conv::ConvOp;
 use crate::engine::ops::dropout::DropoutOp;
 use crate::engine::ops::elementwise::ElementwiseOp;
@@ -113,11 +114,8 @@ pub enum Op {
     /// Elementwise maps: binary ops, activations and their gradients
     /// (`engine::ops::elementwise`).
     Elementwise(ElementwiseOp),
-    /// Sum into `shape` (which the input broadcasts from), times `scale`.
-    /// Covers sum along an axis, mean, and the gradient of broadcasting.
-    ReduceTo { scale: f32 },
-    /// Broadcast the input to this node's shape, times `scale`.
-    ExpandTo { scale: f32 },
+    /// Sums to a shape and broadcasts from one (`engine::ops::broadcast`).
+    Broadcast(BroadcastOp),
     /// The same data under another shape (no kernel; the plan aliases the storage).
     Reshape,
     /// The training loss and its gradient (`engine::ops::loss`).
@@ -161,8 +159,7 @@ impl Op {
             Op::Param { .. } => "param",
             Op::MatMul { .. } => "matmul",
             Op::Elementwise(op) => op.name(),
-            Op::ReduceTo { .. } => "reduce_to",
-            Op::ExpandTo { .. } => "expand_to",
+            Op::Broadcast(op) => op.name(),
             Op::Reshape => "reshape",
             Op::Loss(op) => op.name(),
             Op::Gather(op) => op.name(),

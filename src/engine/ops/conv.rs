@@ -14,6 +14,7 @@ use crate::engine::gpu::kernel_params::{
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::graph::autodiff::through_act;
 use crate::engine::graph::{Act, Graph, NodeId, Op, ProductInputs};
+use crate::engine::ops::broadcast::{is_tree, reduce_pipe};
 use crate::engine::plan::TensorRef;
 use crate::error::{Error, Result};
 use crate::pipe;
@@ -375,7 +376,7 @@ impl ConvKernel {
             ConvKernel::Conv2dGradInput { .. } => CONV2D_GRAD_INPUT,
             ConvKernel::Conv2dGradWeight { .. } => CONV2D_GRAD_WEIGHT,
             // The bias gradient is a reduction: Σ over images and positions.
-            ConvKernel::ConvGradBias { n, o, plane, .. } => Pipe::reduce_to(o, n * plane),
+            ConvKernel::ConvGradBias { n, o, plane, .. } => reduce_pipe(o, n * plane),
         }
     }
 
@@ -450,7 +451,7 @@ impl ConvKernel {
                     scale: 1.0,
                     ..Default::default()
                 });
-                let groups = if self.pipe() == Pipe::REDUCE_TO_TREE {
+                let groups = if is_tree(self.pipe()) {
                     lim.grid(o)?
                 } else {
                     lim.grid_1d(o)?

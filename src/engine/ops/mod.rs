@@ -4,6 +4,7 @@
 //! (`Kernel`), autodiff and both executors hold one arm per family that hands the work
 //! to it. DESIGN.md's "Adding an op" says which files an op touches.
 
+pub mod broadcast;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;
