@@ -848,7 +848,6 @@ fn step_ref(plan: &Plan) -> Result<TensorRef> {
     })
 }
 
-/// How the GPU runs a kernel that is one launch with whole-tensor windows.
 /// The shape the autotuner decides a matmul launch's variant by; `None` for other kernels.
 fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
     match *kernel {
@@ -878,6 +877,7 @@ fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
     }
 }
 
+/// How the GPU runs a kernel that is one launch with whole-tensor windows.
 fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) -> Result<Encoded> {
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
