@@ -6,13 +6,14 @@
 //! *state* that persists across steps (the loss sum, collected scores, the step counter).
 //! Both executors run the same `Plan`; neither looks at the graph again.
 
-use crate::engine::graph::{numel, Act, Graph, NodeId, Op, Optimizer, ProductInputs};
+use crate::engine::graph::{numel, Graph, NodeId, Op, Optimizer};
 use crate::engine::ops::broadcast::BroadcastKernel;
 use crate::engine::ops::conv::ConvKernel;
 use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
+use crate::engine::ops::matmul::MatMulKernel;
 use crate::engine::ops::pool::PoolKernel;
 use crate::engine::ops::rnn::RnnKernel;
 use crate::error::{Error, Result};
@@ -58,19 +59,8 @@ pub struct TensorRef {
 pub enum Kernel {
     /// `out[i] = value`.
     Fill { out: TensorRef, value: f32 },
-    /// `out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias[n])`, row-major storage.
-    MatMul {
-        a: TensorRef,
-        b: TensorRef,
-        bias: Option<TensorRef>,
-        out: TensorRef,
-        m: usize,
-        n: usize,
-        k: usize,
-        trans_a: bool,
-        trans_b: bool,
-        act: Act,
-    },
+    /// A matrix product with its epilogue (`engine::ops::matmul`).
+    MatMul(MatMulKernel),
     /// An elementwise map (`engine::ops::elementwise`).
     Elementwise(ElementwiseKernel),
     /// A sum to a shape or a broadcast from one (`engine::ops::broadcast`).
@@ -120,7 +110,7 @@ impl Kernel {
     pub fn output(&self) -> TensorRef {
         match *self {
             Kernel::Fill { out, .. }
-            | Kernel::MatMul { out, .. }
+            | Kernel::MatMul(MatMulKernel { out, .. })
             | Kernel::CopyCols { out, .. }
             | Kernel::Collect { out, .. }
             | Kernel::Dropout(DropoutKernel { out, .. }) => out,
@@ -586,27 +576,7 @@ fn lower(
     match node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Reshape | Op::View { .. } => {}
         Op::Fill { value } => push(Kernel::Fill { out, value }),
-        Op::MatMul {
-            trans_a,
-            trans_b,
-            act,
-        } => {
-            let at = ProductInputs::of(ins.len());
-            let sa = shape_of(at.a);
-            let k = if trans_a { sa[0] } else { sa[1] };
-            push(Kernel::MatMul {
-                a: ins[at.a],
-                b: ins[at.b],
-                bias: at.bias.map(|k| ins[k]),
-                out,
-                m: node.shape[0],
-                n: node.shape[1],
-                k,
-                trans_a,
-                trans_b,
-                act,
-            })
-        }
+        Op::MatMul(op) => push(Kernel::MatMul(op.lower(ins, &in_shapes, &node.shape, out))),
         Op::Elementwise(op) => push(Kernel::Elementwise(op.lower(
             ins,
             &in_shapes,

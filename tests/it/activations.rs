@@ -14,7 +14,7 @@ use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::GpuExecutor;
 use riskgrad::engine::graph::{
-    backward, Act, ConvGeom, ElementwiseOp, Graph, NodeId, Op, SlopeFrom,
+    backward, Act, ConvGeom, ElementwiseOp, Graph, MatMulOp, NodeId, Op, SlopeFrom,
 };
 use riskgrad::engine::plan::{compile, PlanRequest};
 use riskgrad::model_io::SavedModel;
@@ -171,17 +171,17 @@ fn only_output_slope_activations_are_fused() {
         let y = g.matmul_ex(a, b, None, false, false, act).unwrap();
         let fused = match act.slope_from() {
             SlopeFrom::Output => {
-                matches!(g.node(y).op, Op::MatMul { act: fused, .. } if fused == act)
+                matches!(g.node(y).op, Op::MatMul(MatMulOp { act: fused, .. }) if fused == act)
             }
             SlopeFrom::Input => {
                 let z = g.node(y).inputs[0];
                 g.node(y).op == Op::Elementwise(ElementwiseOp::Unary(act))
                     && matches!(
                         g.node(z).op,
-                        Op::MatMul {
+                        Op::MatMul(MatMulOp {
                             act: Act::Identity,
                             ..
-                        }
+                        })
                     )
             }
         };

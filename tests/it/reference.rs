@@ -6,7 +6,7 @@
 //! to finite differences and to the independent WGSL.
 
 use riskgrad::engine::graph::{
-    BinaryOp, BroadcastOp, DropoutOp, ElementwiseOp, Graph, Op, ProductInputs,
+    BinaryOp, BroadcastOp, DropoutOp, ElementwiseOp, Graph, MatMulOp, Op, ProductInputs,
 };
 use std::collections::HashMap;
 
@@ -34,11 +34,11 @@ pub fn evaluate(
             Op::Input { name } => inputs[name].clone(),
             Op::Param { index } => params[*index].clone(),
             Op::Fill { value } => vec![*value as f64; node.numel()],
-            Op::MatMul {
+            Op::MatMul(MatMulOp {
                 trans_a,
                 trans_b,
                 act,
-            } => {
+            }) => {
                 let at = ProductInputs::of(node.inputs.len());
                 let (m, n) = (node.shape[0], node.shape[1]);
                 let k = if *trans_a {

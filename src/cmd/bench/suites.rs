@@ -1627,7 +1627,7 @@ pub fn recurrent(
             .retain(|l| pick(&l.kernel) || matches!(l.kernel, Kernel::AdvanceStep { .. }));
         p
     };
-    let matmuls = only(&|k| matches!(k, Kernel::MatMul { .. }));
+    let matmuls = only(&|k| matches!(k, Kernel::MatMul(_)));
     let cells = only(&|k| matches!(k, Kernel::Rnn(_)));
     // Per step, without the step counter's own launch.
     let count = |p: &riskgrad::engine::plan::Plan| p.launches.len() - 1;

@@ -9,6 +9,7 @@ pub mod rnn;
 mod simd;
 
 use crate::engine::exec::{zeroed_words, Executor, Words};
+use crate::engine::ops::matmul::MatMulKernel;
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
 use crate::error::{Error, Result, Setting};
 
@@ -152,7 +153,7 @@ impl CpuExecutor {
     /// Runs launches `i` and `i + 1`, two independent matmuls, on two threads.
     fn run_pair(&mut self, lp: &mut LoadedPlan, i: usize) {
         let (
-            Kernel::MatMul {
+            Kernel::MatMul(MatMulKernel {
                 a: a1,
                 b: b1,
                 bias: c1,
@@ -163,8 +164,8 @@ impl CpuExecutor {
                 trans_a: ta1,
                 trans_b: tb1,
                 act: f1,
-            },
-            Kernel::MatMul {
+            }),
+            Kernel::MatMul(MatMulKernel {
                 a: a2,
                 b: b2,
                 bias: c2,
@@ -175,7 +176,7 @@ impl CpuExecutor {
                 trans_a: ta2,
                 trans_b: tb2,
                 act: f2,
-            },
+            }),
         ) = (lp.plan.launches[i].kernel, lp.plan.launches[i + 1].kernel)
         else {
             unreachable!("pairs are matmuls")
@@ -252,30 +253,7 @@ impl CpuExecutor {
             let v = |t: TensorRef| self.view(lp, t);
             match kernel {
                 Kernel::Fill { value, .. } => dst.fill(value),
-                Kernel::MatMul {
-                    a,
-                    b,
-                    bias,
-                    m,
-                    n,
-                    k,
-                    trans_a,
-                    trans_b,
-                    act,
-                    ..
-                } => kernels::matmul_auto(
-                    v(a),
-                    v(b),
-                    bias.map(v),
-                    dst,
-                    m,
-                    n,
-                    k,
-                    trans_a,
-                    trans_b,
-                    act,
-                    &self.lanes,
-                ),
+                Kernel::MatMul(k) => k.run_cpu(v, dst, &self.lanes),
                 Kernel::Elementwise(k) => k.run_cpu(v, dst),
                 Kernel::Broadcast(k) => k.run_cpu(v, dst),
                 Kernel::Loss(k) => k.run_cpu(v, dst),

@@ -9,12 +9,13 @@
 //! write two different storages and neither kernel may read the other's output
 //! storage at all.
 
+use crate::engine::ops::matmul::MatMulKernel;
 use crate::engine::plan::{Kernel, Launch, Storage, TensorRef};
 
 /// The storages a matmul reads.
 fn reads(k: &Kernel) -> Vec<Storage> {
     match *k {
-        Kernel::MatMul { a, b, bias, .. } => [Some(a), Some(b), bias]
+        Kernel::MatMul(MatMulKernel { a, b, bias, .. }) => [Some(a), Some(b), bias]
             .into_iter()
             .flatten()
             .map(|t: TensorRef| t.storage)
@@ -25,7 +26,11 @@ fn reads(k: &Kernel) -> Vec<Storage> {
 
 /// Whether launches `i` and `i + 1` are independent matmuls that may run at once.
 fn pairable(first: &Kernel, second: &Kernel) -> bool {
-    let (Kernel::MatMul { out: o1, .. }, Kernel::MatMul { out: o2, .. }) = (first, second) else {
+    let (
+        Kernel::MatMul(MatMulKernel { out: o1, .. }),
+        Kernel::MatMul(MatMulKernel { out: o2, .. }),
+    ) = (first, second)
+    else {
         return false;
     };
     o1.storage != o2.storage
@@ -62,7 +67,7 @@ mod tests {
         };
         Launch {
             node: None,
-            kernel: Kernel::MatMul {
+            kernel: Kernel::MatMul(MatMulKernel {
                 a: t(a),
                 b: t(b),
                 bias: None,
@@ -73,7 +78,7 @@ mod tests {
                 trans_a: false,
                 trans_b: false,
                 act: Act::Identity,
-            },
+            }),
         }
     }
 

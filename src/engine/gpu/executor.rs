@@ -13,11 +13,10 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
-    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, BIAS_MATRIX,
-    BIAS_NONE, BIAS_ROW, WG,
+    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, WG,
 };
 use super::shaders::{Access, Pipe, PipeKey, MATMUL_VARIANTS, UNIFORM_BYTES};
-use super::tune::{matmul_params, MatMulShape};
+use super::tune::MatMulShape;
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
@@ -850,29 +849,8 @@ fn step_ref(plan: &Plan) -> Result<TensorRef> {
 
 /// The shape the autotuner decides a matmul launch's variant by; `None` for other kernels.
 fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
-    match *kernel {
-        Kernel::MatMul {
-            bias,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            act,
-            ..
-        } => Some(MatMulShape {
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            bias: match bias {
-                None => BIAS_NONE,
-                Some(t) if t.len > n => BIAS_MATRIX,
-                Some(_) => BIAS_ROW,
-            },
-            act: act.code(),
-        }),
+    match kernel {
+        Kernel::MatMul(k) => Some(k.shape()),
         _ => None,
     }
 }
@@ -882,20 +860,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
     Ok(match *kernel {
-        Kernel::MatMul {
-            a, b, bias, out, ..
-        } => {
-            let ((wa, oa), (wb, ob), (wo, oo)) = (w(a)?, w(b)?, w(out)?);
-            let (wbias, obias) = lim.window_opt(bias)?;
-            let shape = matmul_shape(kernel).expect("a matmul");
-            let (params, tiles) = matmul_params(&shape, matmul_variant, [oa, ob, obias, oo])?;
-            let r = record(params);
-            (
-                r,
-                vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
-                lim.grid(tiles)?,
-            )
-        }
+        Kernel::MatMul(ref k) => k.encode(lim, matmul_variant)?,
         Kernel::Fill { out, value } => {
             let (wo, oo) = w(out)?;
             let r = record(ElementwiseParams {

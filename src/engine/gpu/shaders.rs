@@ -417,9 +417,7 @@ impl Pipe {
     pub fn of(kernel: &Kernel) -> Pipe {
         match *kernel {
             Kernel::Fill { .. } => Pipe::FILL,
-            Kernel::MatMul {
-                trans_a, trans_b, ..
-            } => Pipe::matmul(trans_a, trans_b),
+            Kernel::MatMul(ref k) => k.pipe(),
             Kernel::Elementwise(ref k) => k.pipe(),
             Kernel::Broadcast(ref k) => k.pipe(),
             Kernel::CopyCols { .. } => Pipe::COPY_COLS,

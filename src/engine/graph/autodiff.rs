@@ -24,7 +24,7 @@
 //! are summed in the matmul epilogues with no add launches. No rule knows about it.
 
 use super::fuse;
-use super::{Act, CellKind, Graph, NodeId, Op, ProductInputs, RnnCellInputs, RnnOp, SlopeFrom};
+use super::{Act, CellKind, Graph, NodeId, Op, RnnCellInputs, RnnOp, SlopeFrom};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -124,37 +124,11 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
     let full = |d: NodeId| Piece::Full(d);
     Ok(match node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
-        Op::MatMul { trans_a, trans_b, act } => {
-            let dz = through_act(g, act, dy, id, None)?;
-            let at = ProductInputs::of(x.len());
-            let (a, b) = (x[at.a], x[at.b]);
-            let mut out = Vec::new();
-            if needs[a] {
-                // d op(A) = dz · op(B)ᵀ; stored transposed when A is.
-                let da = if trans_a {
-                    g.matmul_ex(b, dz, None, trans_b, true, Act::Identity)?
-                } else {
-                    g.matmul_ex(dz, b, None, false, !trans_b, Act::Identity)?
-                };
-                out.push((a, full(da)));
-            }
-            if needs[b] {
-                // d op(B) = op(A)ᵀ · dz; stored transposed when B is.
-                let db = if trans_b {
-                    g.matmul_ex(dz, a, None, true, trans_a, Act::Identity)?
-                } else {
-                    g.matmul_ex(a, dz, None, !trans_a, false, Act::Identity)?
-                };
-                out.push((b, full(db)));
-            }
-            if let Some(bias) = at.bias.map(|k| x[k]).filter(|&bias| needs[bias]) {
-                let shape = g.shape(bias).to_vec();
-                // A row bias sums the rows; an added matrix takes dz as it is.
-                let d = if shape == g.shape(id) { dz } else { g.reduce_to(dz, &shape, 1.0)? };
-                out.push((bias, full(d)));
-            }
-            out
-        }
+        Op::MatMul(op) => op
+            .vjp(g, id, x, dy, needs)?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect(),
         Op::Elementwise(op) => op
             .vjp(g, id, x, dy, needs)?
             .into_iter()

@@ -8,7 +8,7 @@
 //! with `sum` as its added matrix, and the add disappears. A recurrent weight's gradient
 //! is one such product per step: the whole sum runs in the products' epilogues.
 
-use super::{Act, BinaryOp, ElementwiseOp, Graph, NodeId, Op};
+use super::{Act, BinaryOp, ElementwiseOp, Graph, MatMulOp, NodeId, Op};
 
 /// Folds every `add(sum, d)` among the nodes from `from` on into `d`, where `d` is a
 /// plain product (a `MatMul` with two inputs and no activation) made after `sum`, with
@@ -42,10 +42,10 @@ pub(crate) fn sum_into_products(g: &mut Graph, from: NodeId, outside: &[NodeId])
         };
         let plain_product = matches!(
             g.nodes[d].op,
-            Op::MatMul {
+            Op::MatMul(MatMulOp {
                 act: Act::Identity,
                 ..
-            }
+            })
         ) && g.nodes[d].inputs.len() == 2;
         if node.op == Op::Elementwise(ElementwiseOp::Binary(BinaryOp::Add))
             && d >= from
@@ -118,7 +118,7 @@ mod tests {
         let loss = g.mean(z3).unwrap();
         let grads = backward(&mut g, loss, &[]).unwrap();
         let dw = grads.of(w).unwrap();
-        assert!(matches!(g.nodes[dw].op, Op::MatMul { .. }));
+        assert!(matches!(g.nodes[dw].op, Op::MatMul(_)));
         assert_eq!(
             g.nodes[dw].inputs.len(),
             3,

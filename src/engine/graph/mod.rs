@@ -15,6 +15,7 @@ pub use crate::engine::ops::dropout::{dropout_hash, dropout_threshold, DropoutOp
 pub use crate::engine::ops::elementwise::{BinaryOp, ElementwiseOp};
 pub use crate::engine::ops::gather::GatherOp;
 pub use crate::engine::ops::loss::LossOp;
+pub use crate::engine::ops::matmul::MatMulOp;
 pub use crate::engine::ops::pool::{PoolGeom, PoolOp};
 pub use crate::engine::ops::rnn::{CellKind, Packing, RnnCellGradInputs, RnnCellInputs, RnnOp};
 pub use act::{Act, Real, SlopeFrom, LEAKY_RELU_SLOPE};
@@ -187,73 +188,6 @@ impl Graph {
         Ok(id)
     }
 
-    /// `act(op(a) · op(b) + bias)`; `a`, `b` are 2-D, `bias` is `[n]` (added to every
-    /// row) or `[m, n]` (a whole matrix added, as when gradients are summed into it).
-    /// One fused node, or the product and a `Unary` for GELU and SiLU (`SlopeFrom`).
-    pub fn matmul_ex(
-        &mut self,
-        a: NodeId,
-        b: NodeId,
-        bias: Option<NodeId>,
-        trans_a: bool,
-        trans_b: bool,
-        act: Act,
-    ) -> Result<NodeId> {
-        let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
-        if sa.len() != 2 || sb.len() != 2 {
-            return shape_err(
-                "matmul",
-                format!("needs 2-D operands, got {sa:?} and {sb:?}"),
-            );
-        }
-        let (m, ka) = if trans_a {
-            (sa[1], sa[0])
-        } else {
-            (sa[0], sa[1])
-        };
-        let (kb, n) = if trans_b {
-            (sb[1], sb[0])
-        } else {
-            (sb[0], sb[1])
-        };
-        if ka != kb {
-            return shape_err(
-                "matmul",
-                format!(
-                    "inner sizes differ: {sa:?}{} · {sb:?}{}",
-                    t(trans_a),
-                    t(trans_b)
-                ),
-            );
-        }
-        let mut inputs = vec![a, b];
-        if let Some(bias) = bias {
-            if self.shape(bias) != [n] && self.shape(bias) != [m, n] {
-                return shape_err(
-                    "matmul",
-                    format!("bias {:?} must be [{n}] or [{m}, {n}]", self.shape(bias)),
-                );
-            }
-            inputs.push(bias);
-        }
-        let op_with = |act| Op::MatMul {
-            trans_a,
-            trans_b,
-            act,
-        };
-        Ok(self.push_with_act(act, op_with, inputs, vec![m, n]))
-    }
-
-    /// `a · b` for 2-D `a`, `b` (no bias, no activation).
-    pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.matmul_ex(a, b, None, false, false, Act::Identity)
-    }
-
-    /// A dense layer `act(x · w + b)` as one fused matmul.
-    pub fn linear(&mut self, x: NodeId, w: NodeId, b: NodeId, act: Act) -> Result<NodeId> {
-        self.matmul_ex(x, w, Some(b), false, false, act)
-    }
-
     /// `x` under another shape of as many elements (no copy).
     pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId> {
         if numel(shape) != self.nodes[x].numel() {
@@ -334,13 +268,5 @@ impl Graph {
             );
         }
         Ok(self.push(Op::SliceCols { start }, vec![x], vec![s[0], len]))
-    }
-}
-
-fn t(trans: bool) -> &'static str {
-    if trans {
-        "ᵀ"
-    } else {
-        ""
     }
 }

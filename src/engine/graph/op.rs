@@ -1,15 +1,16 @@
-//! The operations a graph can hold, and where each op's inputs sit (`ProductInputs`,
-//! `RnnCellInputs`, `RnnCellGradInputs`). Every op has a shape rule (its builder method
-//! on `Graph`), a vector-Jacobian rule (`graph::autodiff::vjp`) and a kernel on each
-//! executor.
+//! The operations a graph can hold: the core ops (inputs, parameters, fills, and the
+//! layout ops the planner and the autodiff walk treat specially) declared here, and one
+//! variant per op family of `engine::ops`, whose module declares the rest (shape rules,
+//! vector-Jacobian rules, kernels). `ProductInputs` says where a product's inputs sit
+//! (matmul and convolution share it).
 
-use super::act::Act;
 use crate::engine::ops::broadcast::BroadcastOp;
 use crate::engine::ops::conv::ConvOp;
 use crate::engine::ops::dropout::DropoutOp;
 use crate::engine::ops::elementwise::ElementwiseOp;
 use crate::engine::ops::gather::GatherOp;
 use crate::engine::ops::loss::LossOp;
+use crate::engine::ops::matmul::MatMulOp;
 use crate::engine::ops::pool::PoolOp;
 use crate::engine::ops::rnn::RnnOp;
 use serde::{Deserialize, Serialize};
@@ -100,17 +101,8 @@ pub enum Op {
     Fill { value: f32 },
     /// A trainable tensor, stored in the packed parameter buffer at its layout offset.
     Param { index: usize },
-    /// `act(op(a) · op(b) + bias)` with `op` a transpose when its flag is set.
-    /// Inputs `[a, b]` or `[a, b, bias]` (bias of shape `[n]`, added to every row, or a
-    /// whole `[m, n]` matrix added); `ProductInputs` says where each is.
-    /// The product is not stored, so autodiff can only fuse an `act` whose slope comes
-    /// from its output (`SlopeFrom::Output`); `Graph::matmul_ex` emits the product and
-    /// a separate `Unary` for the others (GELU, SiLU).
-    MatMul {
-        trans_a: bool,
-        trans_b: bool,
-        act: Act,
-    },
+    /// A matrix product with its epilogue (`engine::ops::matmul`).
+    MatMul(MatMulOp),
     /// Elementwise maps: binary ops, activations and their gradients
     /// (`engine::ops::elementwise`).
     Elementwise(ElementwiseOp),
@@ -157,7 +149,7 @@ impl Op {
             Op::Input { .. } => "input",
             Op::Fill { .. } => "fill",
             Op::Param { .. } => "param",
-            Op::MatMul { .. } => "matmul",
+            Op::MatMul(_) => "matmul",
             Op::Elementwise(op) => op.name(),
             Op::Broadcast(op) => op.name(),
             Op::Reshape => "reshape",

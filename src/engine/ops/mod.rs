@@ -10,5 +10,6 @@ pub mod dropout;
 pub mod elementwise;
 pub mod gather;
 pub mod loss;
+pub mod matmul;
 pub mod pool;
 pub mod rnn;
