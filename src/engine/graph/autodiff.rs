@@ -6,9 +6,10 @@
 //! per consumer, and is summed when the walk reaches it (all its consumers come after
 //! it, so every piece is in by then); then its rule runs.
 //!
-//! The rules (`vjp`) are one `match`, an arm per op: given the node and its gradient
-//! `dy`, the arm appends the nodes of its vector-Jacobian product and returns one
-//! piece per input. Whole pieces are summed with plain `add`s as they come. Two kinds
+//! The rules (`vjp`): given the node and its gradient `dy`, a rule appends the nodes of
+//! its vector-Jacobian product and returns one piece per input. An op family's rule is
+//! its op's `vjp` in `engine::ops` (`family_rule` asks it), the core ops' are the arms of
+//! one `match` here. Whole pieces are summed with plain `add`s as they come. Two kinds
 //! of piece stay lazy, because summing them naively would copy or zero-pad: a column
 //! window of a wider gradient (what a concatenation hands each part) and a column block
 //! of this gradient (what a column slice, or a recurrent step reading its gates from a
@@ -122,23 +123,14 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
     let node = g.nodes[id].clone();
     let x = &node.inputs;
     let full = |d: NodeId| Piece::Full(d);
+    if let Some(rule) = family_rule(g, &node.op, id, x, dy, needs) {
+        return Ok(rule?
+            .into_iter()
+            .map(|(input, d)| (input, full(d)))
+            .collect());
+    }
     Ok(match node.op {
         Op::Input { .. } | Op::Param { .. } | Op::Fill { .. } => vec![],
-        Op::MatMul(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Elementwise(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Broadcast(op) => op
-            .vjp(g, x, dy)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
         Op::Reshape => {
             let shape = g.shape(x[0]).to_vec();
             vec![(x[0], full(g.reshape(dy, &shape)?))]
@@ -159,37 +151,43 @@ fn vjp(g: &mut Graph, id: NodeId, dy: NodeId, needs: &[bool]) -> Result<Vec<(Nod
             )))
         }
         Op::Rnn(RnnOp::RnnCell { .. }) => unreachable!("the walk calls rnn_cell_rule"),
-        Op::Dropout(op) => op
-            .vjp(g, x, dy)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Gather(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Loss(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Conv(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
-        Op::Pool(op) => op
-            .vjp(g, id, x, dy, needs)?
-            .into_iter()
-            .map(|(input, d)| (input, full(d)))
-            .collect(),
+        Op::MatMul(_)
+        | Op::Elementwise(_)
+        | Op::Broadcast(_)
+        | Op::Dropout(_)
+        | Op::Gather(_)
+        | Op::Loss(_)
+        | Op::Conv(_)
+        | Op::Pool(_) => unreachable!("family_rule answers for the op families"),
         Op::Rnn(RnnOp::RnnCellGrad { .. }) => {
             return Err(Error::Unsupported(format!(
                 "cannot differentiate through {} (second derivatives are not supported)",
                 node.op.name()
             )))
         }
+    })
+}
+
+/// The rule of an op family's node (`engine::ops`), whose gradients are whole tensors;
+/// `None` for the core ops and the recurrent cells.
+fn family_rule(
+    g: &mut Graph,
+    op: &Op,
+    id: NodeId,
+    x: &[NodeId],
+    dy: NodeId,
+    needs: &[bool],
+) -> Option<Result<Vec<(NodeId, NodeId)>>> {
+    Some(match op {
+        Op::MatMul(op) => op.vjp(g, id, x, dy, needs),
+        Op::Elementwise(op) => op.vjp(g, id, x, dy, needs),
+        Op::Broadcast(op) => op.vjp(g, id, x, dy, needs),
+        Op::Dropout(op) => op.vjp(g, id, x, dy, needs),
+        Op::Gather(op) => op.vjp(g, id, x, dy, needs),
+        Op::Loss(op) => op.vjp(g, id, x, dy, needs),
+        Op::Conv(op) => op.vjp(g, id, x, dy, needs),
+        Op::Pool(op) => op.vjp(g, id, x, dy, needs),
+        _ => return None,
     })
 }
 

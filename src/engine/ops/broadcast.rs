@@ -44,8 +44,10 @@ impl BroadcastOp {
     pub(crate) fn vjp(
         &self,
         g: &mut Graph,
+        _id: NodeId,
         x: &[NodeId],
         dy: NodeId,
+        _needs: &[bool],
     ) -> Result<Vec<(NodeId, NodeId)>> {
         let shape = g.shape(x[0]).to_vec();
         Ok(vec![(

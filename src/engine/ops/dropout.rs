@@ -36,8 +36,10 @@ impl DropoutOp {
     pub(crate) fn vjp(
         &self,
         g: &mut Graph,
+        _id: NodeId,
         x: &[NodeId],
         dy: NodeId,
+        _needs: &[bool],
     ) -> Result<Vec<(NodeId, NodeId)>> {
         Ok(vec![(x[0], g.dropout(dy, self.p, self.seed)?)])
     }
