@@ -363,6 +363,7 @@ impl Pipe {
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
+
     /// The four matmul pipes, in the order `matmul(trans_a, trans_b)` indexes them.
     pub const MATMUL: [Pipe; 4] = [
         Pipe::MATMUL_NN,
@@ -371,7 +372,8 @@ impl Pipe {
         Pipe::MATMUL_TT,
     ];
 
-    /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
+    /// The pipes of the core kernels (those of `plan::Kernel` outside the op families)
+    /// and the matmul's, which sit here beside their variants (`MATMUL_VARIANTS`).
     const CORE: [Pipe; 11] = [
         Pipe::MATMUL_NN,
         Pipe::MATMUL_NT,
