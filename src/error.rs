@@ -188,6 +188,8 @@ pub enum Setting {
     ExplainSteps,
     /// The share of rows held out for validation.
     ValidationSplit,
+    /// The share of the training rows set aside to decide early stopping.
+    StopSplit,
     /// Hidden layer sizes (MLP) or recurrent layer sizes (LSTM/GRU).
     HiddenSizes,
     /// Dense layer sizes of a sequence model's head.
@@ -240,6 +242,7 @@ impl Setting {
             Setting::EarlyStop => "early-stopping patience",
             Setting::ExplainSteps => "number of integrated-gradient steps",
             Setting::ValidationSplit => "validation split",
+            Setting::StopSplit => "early-stopping split",
             Setting::HiddenSizes => "hidden layer sizes",
             Setting::DenseSizes => "dense layer sizes",
             Setting::Dropout => "dropout probability",

@@ -101,6 +101,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::EarlyStop => "--early-stop",
         Setting::ExplainSteps => "--steps",
         Setting::ValidationSplit => "--val-split",
+        Setting::StopSplit => "--stop-split",
         Setting::HiddenSizes => "--hidden",
         Setting::DenseSizes => "--dense",
         Setting::Monotone => "--monotone",

@@ -19,12 +19,11 @@ use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
 use riskgrad::nn::periodic::{self, PeriodicEmbedding};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::report::{stage_report, ReportInput};
-use riskgrad::scoring::Scorer;
 use riskgrad::stability::Baseline;
-use riskgrad::train::defaults::{schedule, Schedule, Stopping, PATIENCE_STEPS};
+use riskgrad::train::defaults::{Schedule, Stopping, PATIENCE_STEPS};
+use riskgrad::train::network::{NetworkPlan, NetworkRequest, TrainedWeights};
 use riskgrad::train::{
-    fit, CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
-    TrainConfig, Trainer,
+    CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
 };
 use riskgrad::{Error, Result};
 use serde::Serialize;
@@ -301,9 +300,6 @@ struct MetricsFile<'a> {
     challenger: &'a super::train_logistic::Challenger,
     seconds: f64,
 }
-
-/// Rows per forward pass when scoring the validation rows after training.
-const SCORE_CHUNK: usize = 4096;
 
 /// The training settings this run took from the data rather than from a flag, as
 /// phrases for the run's first lines (config.json saves them all).
@@ -687,9 +683,10 @@ pub(super) struct TrainedNetwork {
     pub device: String,
 }
 
-/// Builds the model the flags describe for `prepared` and trains it: early stopping on
-/// rows carved from the training split (unless --early-stop off), then the validation
-/// rows scored once with the kept weights.
+/// Builds the model the flags describe for `prepared` and trains it with the library's
+/// `train::network` (early stopping on rows carved from the training split unless
+/// --early-stop off, then the validation rows scored once with the kept weights), saying
+/// what the run is as it starts and showing its epochs.
 pub(super) fn train_network(
     args: &TrainArgs,
     prepared: &mut Prepared,
@@ -712,70 +709,44 @@ pub(super) fn train_network(
     };
     let model = model_spec(args, &layout, prepared)?;
     let (train, val) = (&prepared.train, &prepared.val);
-    let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
-    let optimizer = optimizer(args);
-    // Early stopping decides on rows carved from the training split, so the validation
-    // rows the model is reported on are seen only once, at the end.
-    let mut stopping = match args.early_stop {
-        Some(EarlyStop::Off) => Stopping::Off,
-        Some(EarlyStop::Patience(n)) => Stopping::Patience(n),
-        None => Stopping::Default,
+    let request = NetworkRequest {
+        stopping: match args.early_stop {
+            Some(EarlyStop::Off) => Stopping::Off,
+            Some(EarlyStop::Patience(n)) => Stopping::Patience(n),
+            None => Stopping::Default,
+        },
+        stop_split: args.stop_split,
+        batch: args.batch,
+        epochs: args.epochs,
+        optimizer: optimizer(args),
+        pos_weight: parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?,
+        seed: args.seed,
     };
-    let mut carved = (stopping != Stopping::Off).then(|| train.carve(args.stop_split, args.seed));
-    if let (Stopping::Default, Some((_, stop))) = (stopping, &carved) {
-        // The default gives way on a table too small for it; an asked-for patience is
-        // refused by `fit` with the reason.
-        if let Some(problem) = riskgrad::train::unrankable(&stop.y) {
-            eprintln!(
-                "note: no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
-            );
-            (stopping, carved) = (Stopping::Off, None);
-        }
+    let plan = NetworkPlan::new(train, &request)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
     }
-    if let Some((fit_rows, _)) = &carved {
-        // Only a --stop-split of 0.5 or more can leave a class wholly to the stopping
-        // rows (each class keeps round((1 - f) n) of its n rows to fit on).
-        let labels = fit_rows.y.iter().copied();
-        if let Some(what) = riskgrad::data::one_class_rows(labels, "training") {
-            return Err(Error::flag(
-                "--stop-split",
-                format!(
-                    "{} leaves to fit on {what}; the rest decide when to stop. A model needs both classes to learn from: a smaller split",
-                    args.stop_split
-                ),
-            ));
-        }
-    }
-    let (fit_rows, epoch_rows) = match &carved {
-        Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
-        None => (train, val),
-    };
+    let (fit_rows, epoch_rows) = plan.rows(train, val);
     let Schedule {
         batch,
         epochs,
         patience,
-    } = schedule(fit_rows.rows(), args.batch, args.epochs, stopping);
-    let config = TrainConfig {
-        epochs,
-        batch,
-        optimizer,
-        seed: args.seed,
-        pos_weight,
-    };
-    run.device.open(&model, fit_rows, epoch_rows, &config)?;
+    } = plan.schedule;
+    run.device
+        .open(&model, fit_rows, epoch_rows, &plan.config)?;
     let device_choice = run.device.reason().map(str::to_string);
     let exec = run.device.current().expect("just opened");
     let device = exec.device_name();
     let settings = TrainSettings {
         data: data_name.clone(),
-        optimizer,
+        optimizer: request.optimizer,
         batch,
         epochs,
         seed: args.seed,
-        pos_weight,
+        pos_weight: request.pos_weight,
         val_split: args.val_split,
         early_stop: patience,
-        stop_split: carved.as_ref().map(|_| args.stop_split),
+        stop_split: plan.carves().then_some(args.stop_split),
         cv_folds: None,
         device: device.clone(),
         device_choice: device_choice.clone(),
@@ -792,14 +763,14 @@ pub(super) fn train_network(
             prepared.n_rows,
             prepared.n_features(),
             100.0 * positives / (train.rows() + val.rows()) as f64,
-            match &carved {
-                Some((fit_rows, stop_rows)) => format!(
+            match plan.carves() {
+                true => format!(
                     "fitting on {} rows, early stopping on {}, validating on {}",
                     fit_rows.rows(),
-                    stop_rows.rows(),
+                    epoch_rows.rows(),
                     val.rows()
                 ),
-                None => format!(
+                false => format!(
                     "training on {} rows, validating on {}",
                     train.rows(),
                     val.rows()
@@ -814,7 +785,7 @@ pub(super) fn train_network(
                 "features": prepared.n_features(),
                 "positive_share": positives / (train.rows() + val.rows()) as f64,
                 "fit_rows": fit_rows.rows(),
-                "stopping_rows": carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
+                "stopping_rows": plan.stopping_rows(),
                 "validation_rows": val.rows(),
                 "device": device,
                 "device_choice": device_choice,
@@ -844,12 +815,6 @@ pub(super) fn train_network(
             );
         }
     }
-    let mut trainer = Trainer::new(&mut *exec, &model, fit_rows, epoch_rows, config)?;
-    if let (Some(rows), true) = (trainer.streamed_rows(), run.verbose) {
-        eprintln!(
-            "note: the training table is larger than {device} holds in one buffer: its rows are copied in {rows} at a time, in the order the steps take them (the same result, somewhat slower)"
-        );
-    }
     let baseline = column_means(&train.x, model.inputs());
     let options = FitOptions {
         epochs,
@@ -864,29 +829,37 @@ pub(super) fn train_network(
         stop: super::signals::stop_request(),
         checkpoint_every: args.checkpoint_every.map(|c| c.0),
     };
-    // Every flag and the data have passed their checks: the run begins here.
-    if run.lock.is_none() {
-        *run.lock = Some(claim_model_dir(run.out)?);
-    }
-    let epoch_rows_name = match carved {
-        Some(_) => "stop",
-        None => "val",
+    let epoch_rows_name = match plan.carves() {
+        true => "stop",
+        false => "val",
     };
     let mut progress = EpochProgress::new(batch, epoch_rows_name, run.verbose);
-    let outcome = fit(&mut trainer, &options, run.resume, &mut |event| {
-        progress.show(event)
-    })?;
-    let steps_per_epoch = trainer.steps_per_epoch();
-    let params = trainer.params()?;
-    let probs = match &carved {
-        // The validation rows, never seen by the trainer, scored once with the kept weights.
-        Some(_) => {
-            drop(trainer);
-            let chunk = val.rows().clamp(1, SCORE_CHUNK);
-            Scorer::for_weights(exec, &model, &params, chunk)?.score(&val.x)?
-        }
-        None => trainer.predict_validation()?,
-    };
+    let (verbose, out, lock) = (run.verbose, run.out, run.lock);
+    let TrainedWeights {
+        params,
+        outcome,
+        probs,
+        steps_per_epoch,
+    } = plan.train(
+        exec,
+        &model,
+        (train, val),
+        &options,
+        run.resume,
+        &mut |streamed| {
+            if let (Some(rows), true) = (streamed, verbose) {
+                eprintln!(
+                    "note: the training table is larger than {device} holds in one buffer: its rows are copied in {rows} at a time, in the order the steps take them (the same result, somewhat slower)"
+                );
+            }
+            // Every flag and the data have passed their checks: the run begins here.
+            if lock.is_none() {
+                *lock = Some(claim_model_dir(out)?);
+            }
+            Ok(())
+        },
+        &mut |event| progress.show(event),
+    )?;
     Ok(TrainedNetwork {
         model,
         layout,
@@ -895,7 +868,7 @@ pub(super) fn train_network(
         outcome,
         probs,
         fit_rows: fit_rows.rows(),
-        stopping_rows: carved.as_ref().map_or(0, |(_, stop)| stop.rows()),
+        stopping_rows: plan.stopping_rows(),
         steps_per_epoch,
         baseline,
         device,

@@ -14,6 +14,7 @@ use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_
 pub mod defaults;
 pub mod device_race;
 mod fit;
+pub mod network;
 
 pub use fit::{
     fit, unrankable, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome,

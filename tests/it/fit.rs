@@ -402,3 +402,85 @@ fn validation_passes_leave_the_optimizer_step_count_alone() {
     let state = trainer.export_state().unwrap();
     assert_eq!(state.step[1] as usize, 3 * trainer.steps_per_epoch());
 }
+
+/// `train::network`: the plan carves the stopping rows from the training split (none
+/// with early stopping off), refuses a split that leaves one class to fit on as a typed
+/// setting error, and the run's validation scores are the kept weights' on rows the
+/// trainer never saw.
+#[test]
+fn a_network_plan_carves_its_stopping_rows_and_scores_the_kept_weights() {
+    use riskgrad::train::defaults::Stopping;
+    use riskgrad::train::network::{NetworkPlan, NetworkRequest};
+    let (train, val) = (table("plan_train", 401), table("plan_val", 151));
+    let request = NetworkRequest {
+        stopping: Stopping::Patience(2),
+        stop_split: 0.25,
+        batch: Some(32),
+        epochs: Some(6),
+        optimizer: config(0.01).optimizer,
+        pos_weight: 1.0,
+        seed: 7,
+    };
+    let plan = NetworkPlan::new(&train, &request).unwrap();
+    let (fit_rows, stop_rows) = plan.rows(&train, &val);
+    assert!(plan.carves());
+    assert_eq!(fit_rows.rows() + stop_rows.rows(), train.rows());
+    assert_eq!(plan.stopping_rows(), stop_rows.rows());
+    assert!((stop_rows.rows() as f64 - 0.25 * 401.0).abs() <= 2.0);
+    assert_eq!((plan.schedule.batch, plan.schedule.epochs), (32, 6));
+
+    let off = NetworkRequest {
+        stopping: Stopping::Off,
+        ..request
+    };
+    let plan_off = NetworkPlan::new(&train, &off).unwrap();
+    assert!(!plan_off.carves() && plan_off.stopping_rows() == 0);
+    assert_eq!(plan_off.rows(&train, &val).0.rows(), train.rows());
+
+    let greedy = NetworkRequest {
+        stop_split: 0.999,
+        ..request
+    };
+    match NetworkPlan::new(&train, &greedy) {
+        Err(Error::Invalid { setting, .. }) => {
+            assert_eq!(setting, riskgrad::Setting::StopSplit)
+        }
+        Err(other) => panic!("the wrong error: {other}"),
+        Ok(_) => panic!("a split leaving one class to fit on was accepted"),
+    }
+
+    let options = FitOptions {
+        epochs: plan.schedule.epochs,
+        early_stop: plan.schedule.patience,
+        checkpoint: None,
+        stop: None,
+        checkpoint_every: None,
+    };
+    let mut exec = CpuExecutor::new();
+    let mut started = 0;
+    let trained = plan
+        .train(
+            &mut exec,
+            &model(),
+            (&train, &val),
+            &options,
+            None,
+            &mut |streamed| {
+                assert_eq!(streamed, None, "a small table is resident");
+                started += 1;
+                Ok(())
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(started, 1);
+    assert_eq!(trained.probs.len(), val.rows());
+    let scored = riskgrad::scoring::Scorer::for_weights(&mut exec, &model(), &trained.params, 64)
+        .unwrap()
+        .score(&val.x)
+        .unwrap();
+    assert_eq!(
+        scored, trained.probs,
+        "the kept weights score the validation rows"
+    );
+}

@@ -1,0 +1,180 @@
+//! One network trained on a prepared split, as `riskgrad train` trains it: early
+//! stopping decides on rows carved from the training split (so the validation rows are
+//! scored once, at the end, with the kept weights), the schedule comes from the table's
+//! size where the caller gives none, [`fit`] runs the epochs, and the validation rows
+//! are scored with the kept weights.
+//!
+//! In two steps, so that a caller can open its device for the rows the run will train
+//! on and say what the run will be before it starts: [`NetworkPlan::new`] carves the
+//! rows and chooses the schedule (no device yet), [`NetworkPlan::train`] trains.
+
+use super::defaults::{schedule, Schedule, Stopping};
+use super::fit::{fit, FitEvent, FitOptions, FitOutcome};
+use super::{Split, TrainConfig, Trainer};
+use crate::checkpoint::Checkpoint;
+use crate::engine::exec::Executor;
+use crate::engine::graph::Optimizer;
+use crate::error::{Error, Result, Setting};
+use crate::nn::ModelSpec;
+use crate::scoring::Scorer;
+
+/// Rows per forward pass when scoring the validation rows after training.
+const SCORE_CHUNK: usize = 4096;
+
+/// How to train: everything the caller decides, typed (the CLI from its flags).
+#[derive(Clone, Copy, Debug)]
+pub struct NetworkRequest {
+    /// Early stopping: off, a given patience, or the default.
+    pub stopping: Stopping,
+    /// The fraction of the training rows carved off to decide early stopping.
+    pub stop_split: f64,
+    /// Rows per step; `None`: chosen from the table.
+    pub batch: Option<usize>,
+    /// Epochs (a ceiling with early stopping); `None`: chosen from the table.
+    pub epochs: Option<usize>,
+    /// The optimizer and its settings.
+    pub optimizer: Optimizer,
+    /// The weight of a positive's loss term.
+    pub pos_weight: f32,
+    /// The seed of the carve, the initial weights and the shuffles.
+    pub seed: u64,
+}
+
+/// A run planned on a training split: the rows it fits on and decides on, its schedule
+/// and configuration.
+pub struct NetworkPlan {
+    /// The rows fitted on and the rows early stopping decides on, carved from the
+    /// training split; `None` without early stopping.
+    carved: Option<(Split, Split)>,
+    /// Rows per step, epochs, patience.
+    pub schedule: Schedule,
+    /// What the trainer runs with.
+    pub config: TrainConfig,
+    /// What the caller should tell the user about the plan (early stopping given up on a
+    /// table too small for it).
+    pub notes: Vec<String>,
+}
+
+/// What [`NetworkPlan::train`] gives back.
+pub struct TrainedWeights {
+    /// The kept weights (the best epoch's with early stopping, else the last).
+    pub params: Vec<f32>,
+    /// The epochs run, and which was kept.
+    pub outcome: FitOutcome,
+    /// The kept weights' probabilities for the validation rows, in order.
+    pub probs: Vec<f32>,
+    /// Optimizer steps per epoch.
+    pub steps_per_epoch: usize,
+}
+
+impl NetworkPlan {
+    /// Plans a run on `train` as `request` says.
+    ///
+    /// Errors: a `stop_split` that leaves one class to fit on (`Setting::StopSplit`).
+    pub fn new(train: &Split, request: &NetworkRequest) -> Result<NetworkPlan> {
+        let mut stopping = request.stopping;
+        let mut carved =
+            (stopping != Stopping::Off).then(|| train.carve(request.stop_split, request.seed));
+        let mut notes = Vec::new();
+        if let (Stopping::Default, Some((_, stop))) = (stopping, &carved) {
+            // The default gives way on a table too small for it; an asked-for patience
+            // is refused by `fit` with the reason.
+            if let Some(problem) = super::unrankable(&stop.y) {
+                notes.push(format!(
+                    "no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
+                ));
+                (stopping, carved) = (Stopping::Off, None);
+            }
+        }
+        if let Some((fit_rows, _)) = &carved {
+            // Only a split of 0.5 or more can leave a class wholly to the stopping rows
+            // (each class keeps round((1 - f) n) of its n rows to fit on).
+            let labels = fit_rows.y.iter().copied();
+            if let Some(what) = crate::data::one_class_rows(labels, "training") {
+                return Err(Error::invalid(
+                    Setting::StopSplit,
+                    format!(
+                        "{} leaves to fit on {what}; the rest decide when to stop. A model needs both classes to learn from: a smaller split",
+                        request.stop_split
+                    ),
+                ));
+            }
+        }
+        let fit_rows = carved.as_ref().map_or(train.rows(), |(fit, _)| fit.rows());
+        let schedule = schedule(fit_rows, request.batch, request.epochs, stopping);
+        let config = TrainConfig {
+            epochs: schedule.epochs,
+            batch: schedule.batch,
+            optimizer: request.optimizer,
+            seed: request.seed,
+            pos_weight: request.pos_weight,
+        };
+        Ok(NetworkPlan {
+            carved,
+            schedule,
+            config,
+            notes,
+        })
+    }
+
+    /// The rows the run fits on and the rows its epochs are judged on: the carved rows,
+    /// or without early stopping the whole `train` and `val`.
+    pub fn rows<'a>(&'a self, train: &'a Split, val: &'a Split) -> (&'a Split, &'a Split) {
+        match &self.carved {
+            Some((fit, stop)) => (fit, stop),
+            None => (train, val),
+        }
+    }
+
+    /// Whether early stopping decides on carved rows.
+    pub fn carves(&self) -> bool {
+        self.carved.is_some()
+    }
+
+    /// The training rows set aside for early stopping (0 without it).
+    pub fn stopping_rows(&self) -> usize {
+        self.carved.as_ref().map_or(0, |(_, stop)| stop.rows())
+    }
+
+    /// Trains `model` on `exec` as planned (`train` and `val` as given to [`new`](Self::new)
+    /// and the caller's split), from `resume` when given. `on_start` runs once the data is
+    /// on the device, before the first step (an error from it stops the run), and hears
+    /// how many rows at a time a table too large for the device is copied in; `on_event`
+    /// hears the epochs go by. Then scores the validation rows with the kept
+    /// weights.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        &self,
+        exec: &mut dyn Executor,
+        model: &ModelSpec,
+        (train, val): (&Split, &Split),
+        options: &FitOptions,
+        resume: Option<&Checkpoint>,
+        on_start: &mut dyn FnMut(Option<usize>) -> Result<()>,
+        on_event: &mut dyn FnMut(FitEvent),
+    ) -> Result<TrainedWeights> {
+        let (fit_rows, epoch_rows) = self.rows(train, val);
+        let mut trainer =
+            Trainer::new(&mut *exec, model, fit_rows, epoch_rows, self.config.clone())?;
+        on_start(trainer.streamed_rows())?;
+        let outcome = fit(&mut trainer, options, resume, on_event)?;
+        let steps_per_epoch = trainer.steps_per_epoch();
+        let params = trainer.params()?;
+        let probs = match &self.carved {
+            // The validation rows, never seen by the trainer, scored once with the kept
+            // weights.
+            Some(_) => {
+                drop(trainer);
+                let chunk = val.rows().clamp(1, SCORE_CHUNK);
+                Scorer::for_weights(exec, model, &params, chunk)?.score(&val.x)?
+            }
+            None => trainer.predict_validation()?,
+        };
+        Ok(TrainedWeights {
+            params,
+            outcome,
+            probs,
+            steps_per_epoch,
+        })
+    }
+}
