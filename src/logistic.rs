@@ -489,6 +489,42 @@ fn solve_spd(mut a: Vec<f64>, b: &[f64], d: usize) -> Result<Vec<f64>> {
     Ok(z)
 }
 
+/// The challenger's figures beside a network's (metrics.json `challenger`).
+#[derive(serde::Serialize)]
+pub struct Challenger {
+    /// What was fitted.
+    pub model: String,
+    /// Its AUC on the same validation rows as the network's.
+    pub validation_auc: f64,
+    /// Its probabilities for those rows (for the report's ROC plot).
+    #[serde(skip)]
+    pub probs: Vec<f32>,
+}
+
+/// Fits the logistic challenger on the network's training split and scores it on the
+/// same validation rows: seconds, so every run can show whether the network earns its
+/// keep.
+pub fn challenger(
+    train: &crate::train::Split,
+    val: &crate::train::Split,
+    n_features: usize,
+    pos_weight: f32,
+) -> Result<Challenger> {
+    let fit = fit_logistic(
+        &train.x,
+        &train.y,
+        n_features,
+        DEFAULT_L2,
+        pos_weight as f64,
+    )?;
+    let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
+    Ok(Challenger {
+        model: format!("logistic regression, l2 {DEFAULT_L2}"),
+        validation_auc: crate::metrics::auc(&probs, &val.y),
+        probs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,9 @@ use super::train::{
     card_data, prepare_options, report_dropped, train_network, ModelKind, Run, RunDevice,
     TrainArgs, TrainedNetwork, BOOTSTRAP,
 };
-use super::train_logistic::challenger;
 use riskgrad::data::{fold_rows, stratified_folds, LabelledTable};
 use riskgrad::files::{AtomicWriter, FileSet};
+use riskgrad::logistic::challenger;
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::model_card::{self, CardInput, CardValidation, MODEL_CARD_FILE};
 use riskgrad::model_io::SavedModel;

@@ -297,7 +297,7 @@ struct MetricsFile<'a> {
     /// Training rows per second over this run's epochs (validation passes excluded).
     train_rows_per_second: f64,
     /// The logistic-regression challenger on the same split.
-    challenger: &'a super::train_logistic::Challenger,
+    challenger: &'a riskgrad::logistic::Challenger,
     seconds: f64,
 }
 
@@ -994,7 +994,7 @@ fn write_single_run(
     let labels = &val.y;
     let evaluation = evaluate(probs, labels, None, BOOTSTRAP, args.seed);
     let challenger =
-        super::train_logistic::challenger(train, val, model.inputs(), settings.pos_weight)?;
+        riskgrad::logistic::challenger(train, val, model.inputs(), settings.pos_weight)?;
     let saved = SavedModel {
         model: model.clone(),
         preprocessing: prepared.preprocessor.clone(),

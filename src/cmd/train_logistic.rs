@@ -30,42 +30,6 @@ struct MetricsFile<'a> {
     seconds: f64,
 }
 
-/// The challenger's figures beside a network's (metrics.json `challenger`).
-#[derive(Serialize)]
-pub struct Challenger {
-    /// What was fitted.
-    pub model: String,
-    /// Its AUC on the same validation rows as the network's.
-    pub validation_auc: f64,
-    /// Its probabilities for those rows (for the report's ROC plot).
-    #[serde(skip)]
-    pub probs: Vec<f32>,
-}
-
-/// Fits the logistic challenger on the network's training split and scores it on the
-/// same validation rows: seconds, so every run can show whether the network earns its
-/// keep.
-pub fn challenger(
-    train: &riskgrad::train::Split,
-    val: &riskgrad::train::Split,
-    n_features: usize,
-    pos_weight: f32,
-) -> Result<Challenger> {
-    let fit = fit_logistic(
-        &train.x,
-        &train.y,
-        n_features,
-        DEFAULT_L2,
-        pos_weight as f64,
-    )?;
-    let probs: Vec<f32> = fit.predict(&val.x).iter().map(|&p| p as f32).collect();
-    Ok(Challenger {
-        model: format!("logistic regression, l2 {DEFAULT_L2}"),
-        validation_auc: riskgrad::metrics::auc(&probs, &val.y),
-        probs,
-    })
-}
-
 /// Fits, saves the model and metrics.json in `out`, prints the validation figures.
 pub fn run(
     args: &TrainArgs,
