@@ -85,7 +85,8 @@ def _flags(options: Dict[str, Any]) -> List[str]:
 class _Data:
     """A data argument as the CLI takes it: a path as is; a pandas DataFrame or a pyarrow
     Table or RecordBatch written to a temporary Parquet file (read back exactly as
-    ``--data`` reads that table), removed on exit."""
+    ``--data`` reads that table), removed on exit. An error that names the temporary
+    file is raised again naming what the caller passed ("the pandas DataFrame")."""
 
     def __init__(self, data: Any):
         self._dir: Optional[tempfile.TemporaryDirectory] = None
@@ -97,6 +98,7 @@ class _Data:
             import pyarrow.parquet as pq
 
             table = _as_table(data)
+            self.label = "the pandas DataFrame" if _is_pandas(data) else "the pyarrow table"
             self._dir = tempfile.TemporaryDirectory(prefix="riskgrad-")
             self.path = os.path.join(self._dir.name, "data.parquet")
             pq.write_table(table, self.path)
@@ -104,12 +106,22 @@ class _Data:
     def argv(self) -> List[str]:
         return [] if self.path is None else ["--data", self.path]
 
+    def train_argv(self) -> List[str]:
+        """As `argv`, with the name `train` records for a table in memory."""
+        label = ["--data-label", self.label] if self._dir is not None else []
+        return self.argv() + label
+
     def __enter__(self) -> "_Data":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        if self._dir is not None:
-            self._dir.cleanup()
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._dir is None:
+            return
+        self._dir.cleanup()
+        if isinstance(exc, RiskgradError) and self.path and self.path in str(exc):
+            renamed = type(exc)(str(exc).replace(self.path, self.label))
+            renamed.exit_status = getattr(exc, "exit_status", None)
+            raise renamed from None
 
 
 def _as_table(data: Any) -> pa.Table:
@@ -120,7 +132,13 @@ def _as_table(data: Any) -> pa.Table:
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if _is_pandas(data):
-        return pa.Table.from_pandas(data, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            # A column pyarrow cannot type (numbers and text mixed in an object column).
+            error = DataError(f"the pandas DataFrame: {e}")
+            error.exit_status = 3
+            raise error from None
     raise TypeError(
         f"data must be a path, a pandas DataFrame or a pyarrow Table or RecordBatch, not {type(data).__name__}"
     )
@@ -280,7 +298,7 @@ def train(
         owned = tempfile.TemporaryDirectory(prefix="riskgrad-model-")
         out = owned.name
     with _Data(data) as d:
-        argv = d.argv() + ["--model", model, "--out", os.fspath(out)]
+        argv = d.train_argv() + ["--model", model, "--out", os.fspath(out)]
         if target is not None:
             argv += ["--target", str(target)]
         _riskgrad.run_train(argv + _flags(options))

@@ -132,3 +132,25 @@ def test_devices_lists_the_cpu_backend_and_the_cli_adapters(cli):
     listed = run_cli("devices").stdout
     for d in found[:-1]:
         assert f"[{d['index']}] {d['name']}" in listed
+
+
+def test_errors_about_a_table_in_memory_name_it_not_its_temporary_file(trained, frame, tmp_path):
+    # The table reaches the CLI as a temporary Parquet file; the message names the
+    # DataFrame the caller passed.
+    unlabelled = frame.assign(**{TARGET: float("nan")})
+    with pytest.raises(riskgrad.DataError) as e:
+        riskgrad.train(unlabelled, target=TARGET, out=tmp_path / "n", device="cpu")
+    assert e.value.exit_status == 3
+    assert "the pandas DataFrame" in str(e.value) and "data.parquet" not in str(e.value)
+    # What the model records as its data is the DataFrame too, not a file that is gone.
+    model = riskgrad.train(frame, target=TARGET, out=tmp_path / "named", device="cpu", epochs=1)
+    assert model.metrics["data"] == "the pandas DataFrame"
+    assert "data.parquet" not in (model.directory / "model_card.md").read_text()
+    # A column pyarrow cannot type (text among numbers) is a DataError too, not
+    # pyarrow's own exception.
+    mixed = frame.copy()
+    mixed["LIMIT_BAL"] = mixed["LIMIT_BAL"].astype(object)
+    mixed.loc[mixed.index[3], "LIMIT_BAL"] = "n/a"
+    with pytest.raises(riskgrad.DataError, match="LIMIT_BAL") as e:
+        trained.predict(mixed, device="cpu")
+    assert e.value.exit_status == 3

@@ -64,6 +64,10 @@ pub struct DataArgs {
     /// per column and step.
     #[arg(long, value_name = "ple|standard|periodic")]
     pub numeric_encoding: Option<String>,
+    /// What to call the data in the run's lines, metrics.json and model card instead of
+    /// its path: the Python package's name for a table it hands over as a temporary file.
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub data_label: Option<String>,
 }
 
 impl DataArgs {
@@ -73,6 +77,9 @@ impl DataArgs {
 
     /// What to show as the data's name.
     pub fn name(&self) -> String {
+        if let Some(label) = &self.data_label {
+            return label.clone();
+        }
         self.data
             .as_ref()
             .map_or(format!("bundled {}", riskgrad::data::BUNDLED_NAME), |p| {
