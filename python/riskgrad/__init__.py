@@ -134,8 +134,9 @@ def _as_table(data: Any) -> pa.Table:
     if _is_pandas(data):
         try:
             return pa.Table.from_pandas(data, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            # A column pyarrow cannot type (numbers and text mixed in an object column).
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as e:
+            # A column pyarrow cannot type (numbers and text mixed in an object column),
+            # or two columns of one name.
             error = DataError(f"the pandas DataFrame: {e}")
             error.exit_status = 3
             raise error from None
