@@ -4,7 +4,7 @@
 //! (`PoolOp::vjp`), its launch with every size resolved ([`PoolKernel`], from
 //! `PoolOp::lower`), the CPU kernel it calls (`engine::cpu::pool`), and its GPU
 //! pipeline, uniform record and grid (`PoolKernel::encode`; the entry points are in
-//! shaders/pool.wgsl, the f64 reference in tests/it/reference/conv.rs).
+//! shaders/pool.wgsl, the f64 reference in tests/it/reference/pool.rs).
 
 use crate::engine::cpu::pool as cpu;
 use crate::engine::gpu::executor::{record, u32c, Encoded, Limits};
