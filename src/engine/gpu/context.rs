@@ -2,7 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Layout, Pipe, PipeKey, ShaderModule, MATMUL_VARIANTS, MODULES};
+use super::shaders::{Access, Layout, Pipe, PipeKey, MATMUL_VARIANTS, MODULES};
 use crate::error::{Error, Result, Setting};
 use std::fmt;
 use std::str::FromStr;
@@ -461,7 +461,7 @@ impl GpuContext {
             }
             let spec = key.pipe.spec();
             let scope = ErrorScope::push(&self.device);
-            let module = self.compiled(key.module());
+            let module = self.compiled(key);
             let built = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -482,24 +482,20 @@ impl GpuContext {
         Ok(())
     }
 
-    /// The device's compilation of `module` (which `PipeKey::module` chose): one of the
-    /// kernel modules made with the device, or a matmul variant's, made when first asked
-    /// for.
-    fn compiled(&self, module: ShaderModule) -> &wgpu::ShaderModule {
-        if let Some(i) = MODULES.iter().position(|m| m.source == module.source) {
-            return &self.modules[i];
+    /// The device's compilation of `key`'s module (`PipeKey::module`): its family's,
+    /// made with the device (a matmul's default variant is the matmul family's), or a
+    /// matmul variant's, made when first asked for.
+    fn compiled(&self, key: PipeKey) -> &wgpu::ShaderModule {
+        match key.variant {
+            0 => &self.modules[key.pipe.spec().family as usize],
+            v => self.variant_modules[v].get_or_init(|| {
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(MATMUL_VARIANTS[v].name),
+                        source: wgpu::ShaderSource::Wgsl(key.module().source.into()),
+                    })
+            }),
         }
-        let v = MATMUL_VARIANTS
-            .iter()
-            .position(|m| m.module.source == module.source)
-            .expect("every shader module is a kernel's or a matmul variant's");
-        self.variant_modules[v].get_or_init(|| {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(MATMUL_VARIANTS[v].name),
-                    source: wgpu::ShaderSource::Wgsl(module.source.into()),
-                })
-        })
     }
 
     fn slot(&self, key: PipeKey) -> &std::sync::OnceLock<wgpu::ComputePipeline> {
