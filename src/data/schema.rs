@@ -242,7 +242,12 @@ fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
         Role::Auto | Role::Numeric | Role::Categorical => {
             if s.distinct == Some(0) {
                 s.kind = ColumnKind::Ignored;
-                s.note = Some("every cell is missing".into());
+                // A numeric column reads `inf` and 1e39 as missing (`cell::read_number`).
+                let out_of_range = c.odd.as_ref().map_or(0, |o| o.out_of_range);
+                s.note = Some(match out_of_range {
+                    0 => "every cell is missing".into(),
+                    _ => "every cell is missing or a number out of f32's range, such as inf".into(),
+                });
             } else if c.role == Role::Categorical {
                 s.note = Some("declared categorical".into());
             } else if c.role == Role::Numeric {
@@ -446,6 +451,19 @@ mod tests {
         c2,NA,car,,2,yes\n\
         c3,300,home,NA,1,no\n\
         c4,-5,car,,3,No\n";
+
+    #[test]
+    fn a_column_of_infinities_is_dropped_saying_so() {
+        let s = schema(
+            "x,big,y\n1,inf,0\n2,,1\n3,-1e39,0\n4,inf,1\n",
+            &PrepareOptions::default(),
+        );
+        assert_eq!(s.columns[1].kind, ColumnKind::Ignored);
+        assert_eq!(
+            s.columns[1].note.as_deref(),
+            Some("every cell is missing or a number out of f32's range, such as inf")
+        );
+    }
 
     #[test]
     fn kinds_and_stats() {
