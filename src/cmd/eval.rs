@@ -104,12 +104,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     run_with(args, &mut |doc| println!("{doc}"))
 }
 
-/// [`run`], handing the `--json` document to `emit_json` instead of printing it (the
-/// Python package returns it as a dict).
 /// The most bootstrap resamples `--bootstrap` accepts: each one resamples every row, so
 /// 10^8 of them ran for hours with no sign of progress.
 pub const MAX_BOOTSTRAP: usize = 100_000;
 
+/// [`run`], handing the `--json` document to `emit_json` instead of printing it (the
+/// Python package returns it as a dict).
 pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> {
     if let Some(t) = args.threshold {
         if !(0.0..=1.0).contains(&t) {
