@@ -339,6 +339,17 @@ impl Error {
     pub fn internal(what: impl std::fmt::Display) -> Self {
         Error::Internal(what.to_string())
     }
+    /// An [`Error::Data`] about the file `path` as a whole (no line, row or column).
+    pub fn data_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            line: None,
+            row: None,
+            column: None,
+            setting: None,
+            message: message.into(),
+        }
+    }
     /// An [`Error::Corrupt`] for the file `path`.
     pub fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Corrupt {

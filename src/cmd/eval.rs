@@ -237,14 +237,10 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
             Rows::Validation => Error::flag("--rows", format!("{data} has no validation rows (the model was trained with --val-split {}); --rows all scores every row", model.training.val_split)),
             // A file without labels is a data error, as an empty one is to explain and
             // monitor.
-            Rows::All => Error::Data {
-                path: args.data.clone().unwrap_or_default(),
-                line: None,
-                row: None,
-                column: None,
-                setting: None,
-                message: "no rows with a target value: nothing to evaluate".into(),
-            },
+            Rows::All => Error::data_file(
+                args.data.clone().unwrap_or_default(),
+                "no rows with a target value: nothing to evaluate",
+            ),
         });
     }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);

@@ -236,14 +236,10 @@ pub fn run_with(args: &ExplainArgs, emit_json: &mut dyn FnMut(&str)) -> Result<(
     if importance.rows() == 0 {
         // Only a file can be empty (the bundled data is not), and it is named: the
         // message used to say "--data has no rows" without saying which file.
-        return Err(Error::Data {
-            path: args.data.clone().unwrap_or_default(),
-            line: None,
-            row: None,
-            column: None,
-            setting: None,
-            message: "no data rows: nothing to explain".into(),
-        });
+        return Err(Error::data_file(
+            args.data.clone().unwrap_or_default(),
+            "no data rows: nothing to explain",
+        ));
     }
     if let Some(w) = csv {
         w.commit()?;

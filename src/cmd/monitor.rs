@@ -79,14 +79,10 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     let (mut scorer, mut next) =
         Scorer::for_first_batch(exec.as_mut(), &model, &mut reader, args.batch)?;
     if next.is_none() {
-        return Err(Error::Data {
-            path: args.data.clone(),
-            line: None,
-            row: None,
-            column: None,
-            setting: None,
-            message: "no data rows: nothing to compare with the training rows".into(),
-        });
+        return Err(Error::data_file(
+            &args.data,
+            "no data rows: nothing to compare with the training rows",
+        ));
     }
     let mut monitor = Monitor::new(&baseline);
     while let Some(batch) = next {

@@ -372,13 +372,8 @@ impl Pipe {
         Pipe::MATMUL_TT,
     ];
 
-    /// The pipes of the core kernels (those of `plan::Kernel` outside the op families)
-    /// and the matmul's, which sit here beside their variants (`MATMUL_VARIANTS`).
-    const CORE: [Pipe; 11] = [
-        Pipe::MATMUL_NN,
-        Pipe::MATMUL_NT,
-        Pipe::MATMUL_TN,
-        Pipe::MATMUL_TT,
+    /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
+    const CORE: [Pipe; 7] = [
         Pipe::FILL,
         Pipe::COPY_COLS,
         Pipe::ACCUMULATE,
@@ -388,9 +383,11 @@ impl Pipe {
         Pipe::ADVANCE_STEP,
     ];
 
-    /// Every pipe the executor can build: the core kernels', then each op family's.
+    /// Every pipe the executor can build: the matmul's (which sit here beside their
+    /// variants, `MATMUL_VARIANTS`), the core kernels', then each op family's.
     pub fn all() -> Vec<Pipe> {
         [
+            &Pipe::MATMUL[..],
             &Pipe::CORE[..],
             ops::broadcast::PIPES,
             ops::conv::PIPES,
