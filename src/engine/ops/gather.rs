@@ -190,34 +190,34 @@ impl GatherKernel {
     /// whose index falls in their run; a scatter's each sum into their run of the table.
     pub(crate) fn encode(&self, lim: &Limits, step: TensorRef) -> Result<Vec<Encoded>> {
         let (ws, os) = lim.window(step)?;
-        let (src, perm, out, batch, cols, table) = match *self {
+        // A gather reads each run of the table into the whole batch; a scatter sums the
+        // whole batch into each run of the table. `batch_side` is bound whole.
+        let (table, batch_side, perm, batch, cols, gathering) = match *self {
             GatherKernel::GatherRows {
                 table,
                 perm,
                 out,
                 batch,
                 cols,
-            } => (table, perm, out, batch, cols, table),
+            } => (table, out, perm, batch, cols, true),
             GatherKernel::ScatterAddRows {
                 dy,
                 perm,
                 out,
                 batch,
                 cols,
-            } => (dy, perm, out, batch, cols, out),
+            } => (out, dy, perm, batch, cols, false),
         };
-        let gathering = matches!(self, GatherKernel::GatherRows { .. });
+        let whole = lim.window(batch_side)?;
         let (wp, op) = lim.window(perm)?;
         lim.row_pieces(table, cols)?
             .into_iter()
             .map(|piece| {
-                // A gather writes the whole batch from each piece of its source; a
-                // scatter writes its piece of the table from the whole batch.
+                let run = (piece.window, piece.offset);
                 let ((w_src, o_src), (w_out, o_out), n) = if gathering {
-                    ((piece.window, piece.offset), lim.window(out)?, out.len)
+                    (run, whole, batch_side.len)
                 } else {
-                    let n = piece.rows.len() * cols;
-                    (lim.window(src)?, (piece.window, piece.offset), n)
+                    (whole, run, piece.rows.len() * cols)
                 };
                 let r = record(GatherParams {
                     n: u32c(n)?,
