@@ -231,6 +231,30 @@ pub enum Setting {
     /// Whether cells that are not numbers in a numeric column are refused rather than
     /// read as missing.
     Strict,
+    /// The seed of the split, the initial weights and the shuffles.
+    Seed,
+    /// The weight of a default's loss term.
+    PosWeight,
+    /// The update rule.
+    Optimizer,
+    /// SGD's momentum.
+    Momentum,
+    /// AdamW's weight decay.
+    WeightDecay,
+    /// The kind of model (mlp, cnn, lstm, gru, logistic).
+    Model,
+    /// The hidden layers' activation.
+    Activation,
+    /// Whether a recurrent layer also reads the history backwards.
+    Bidirectional,
+    /// Cross-validation's number of folds.
+    Folds,
+    /// The checkpoint a run continues from.
+    Resume,
+    /// Which rows of a labelled file to evaluate (all, or those held out in training).
+    Rows,
+    /// The protected column of a fairness check.
+    Protected,
 }
 
 impl Setting {
@@ -263,6 +287,18 @@ impl Setting {
             Setting::Positive => "positive class",
             Setting::Drop => "dropped columns",
             Setting::Strict => "strict reading",
+            Setting::Seed => "seed",
+            Setting::PosWeight => "positive-class weight",
+            Setting::Optimizer => "optimizer",
+            Setting::Momentum => "momentum",
+            Setting::WeightDecay => "weight decay",
+            Setting::Model => "model kind",
+            Setting::Activation => "activation",
+            Setting::Bidirectional => "bidirectional reading",
+            Setting::Folds => "number of cross-validation folds",
+            Setting::Resume => "checkpoint to resume",
+            Setting::Rows => "rows to evaluate",
+            Setting::Protected => "protected column",
         }
     }
 }

@@ -9,6 +9,7 @@ extern crate self as riskgrad;
 
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod rng;
 
 pub use error::{Error, Result, Setting};

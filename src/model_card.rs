@@ -6,7 +6,7 @@
 //! left as marked blanks, not invented.
 
 use crate::data::dates::DateRange;
-use crate::data::{InputColumn, Preprocessor};
+use crate::data::{InputColumn, Prepared, Preprocessor};
 use crate::metrics::Evaluation;
 use crate::model_io::SavedModel;
 use crate::report::FoldTable;
@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 pub const MODEL_CARD_FILE: &str = "model_card.md";
 
 /// What the run knows about its data.
+#[derive(Clone)]
 pub struct CardData {
     /// The file as the user named it (or the bundled file's name).
     pub name: String,
@@ -33,6 +34,48 @@ pub struct CardData {
     pub split: String,
     /// Columns left out, each with why.
     pub dropped: Vec<(String, String)>,
+}
+
+impl CardData {
+    /// What the card says of `prepared` (named `name`): its rows, the split in words,
+    /// and every column left out with why: those the preprocessing dropped, then
+    /// `dropped_by_caller` (each with the reason to show), then the row identifier.
+    pub fn of(
+        prepared: &Prepared,
+        name: String,
+        split: String,
+        date_range: Option<DateRange>,
+        dropped_by_caller: &[(String, String)],
+    ) -> CardData {
+        let labelled = prepared.train.rows() + prepared.val.rows();
+        let positives = prepared
+            .train
+            .y
+            .iter()
+            .chain(&prepared.val.y)
+            .filter(|&&y| y > 0.5)
+            .count();
+        let mut dropped: Vec<(String, String)> = prepared
+            .auto_dropped
+            .iter()
+            .map(|d| (d.name.clone(), d.reason.clone()))
+            .collect();
+        dropped.extend(dropped_by_caller.iter().cloned());
+        if let Some(id) = &prepared.preprocessor.id_column {
+            if !dropped.iter().any(|(n, _)| n == id) {
+                dropped.push((id.clone(), "row identifier, kept for predictions".into()));
+            }
+        }
+        CardData {
+            name,
+            rows: prepared.n_rows,
+            rows_without_target: prepared.rows_without_target,
+            positive_share: positives as f64 / labelled.max(1) as f64,
+            date_range,
+            split,
+            dropped,
+        }
+    }
 }
 
 /// How the model was validated.

@@ -3,10 +3,12 @@
 
 use super::output::open_output_for;
 use riskgrad::engine::gpu::DeviceChoice;
-use riskgrad::fairness::{fairness, group_cells, Fairness, Grouping, FOUR_FIFTHS};
+use riskgrad::eval::{
+    fairness_by, open_labelled, pick_rows, same_file, score_labelled, Picked, RowsAsked, Selection,
+};
+use riskgrad::fairness::{Fairness, Grouping, FOUR_FIFTHS};
 use riskgrad::metrics::{evaluate, Evaluation};
 use riskgrad::report::{eval_report_html, EvalReportInput};
-use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -97,9 +99,6 @@ struct EvalOutput<'a> {
     fairness: Option<&'a Fairness>,
 }
 
-/// The most groups `--protected` compares (a text column with more is refused).
-const MAX_PROTECTED_GROUPS: usize = 100;
-
 pub fn run(args: &EvalArgs) -> Result<()> {
     run_with(args, &mut |doc| println!("{doc}"))
 }
@@ -152,121 +151,39 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
         });
     let trained_on_this =
         data == model.training.data || same_file(args.data.as_deref(), &model.training.data);
-    // Where the rows held out in training would be if this is the training file: found
-    // by content when the model saved their fingerprints, else by position.
-    let by_position = match args.rows {
-        Some(rows) => rows,
-        None if trained_on_this => Rows::Validation,
-        None => Rows::All,
-    };
-    if let (Some(k), Rows::Validation) = (model.training.cv_folds, by_position) {
-        return Err(Error::flag(
-            "--rows",
-            format!("the model is a {k}-fold cross-validation ensemble: every row of {data} trained some of its members, so none was held out (its out-of-fold figures are in the metrics.json written beside it); --rows all scores the rows anyway"),
-        ));
+    let asked = args.rows.map(|rows| match rows {
+        Rows::All => RowsAsked::All,
+        Rows::Validation => RowsAsked::Validation,
+    });
+    let reader = open_labelled(args.data.as_deref(), &model, args.protected.as_deref())?;
+    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
+    let scores = score_labelled(exec.as_mut(), &model, reader, args.batch)?;
+    super::data_args::report_predict_odd_cells(scores.odd_cells.iter());
+    let skipped = scores.skipped;
+    let Picked {
+        selection,
+        probs,
+        labels,
+        cells,
+        notes,
+    } = pick_rows(scores, &model, &data, asked, trained_on_this)?;
+    for note in notes {
+        eprintln!("note: {note}");
     }
-    let saved = model.training.val_rows.as_ref();
-    if saved.is_none() && args.rows == Some(Rows::Validation) && !trained_on_this {
-        return Err(Error::flag(
-            "--rows",
-            format!("validation rows are known only on the file the model was trained on ({}), not on {data}", model.training.data),
-        ));
-    }
-    let scored = score_labelled(args, &model)?;
-    let skipped = scored.skipped;
-    // The rows scored: every row with a target, or those picked by index.
-    let (selection, pick): (Selection, Option<Vec<usize>>) = match (saved, args.rows) {
-        (_, Some(Rows::All)) => (Selection::All, None),
-        (Some(saved), _) => {
-            let mut matcher = saved.matcher();
-            let keep: Vec<usize> = scored
-                .fingerprints
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &f)| matcher.take(f).then_some(i))
-                .collect();
-            let found = saved.len() - matcher.not_found();
-            if found == 0 && (args.rows == Some(Rows::Validation) || trained_on_this) {
-                return Err(Error::flag(
-                    "--rows",
-                    format!(
-                        "{data} has no validation rows: none of its rows is one of the {} held out when the model was trained on {} (they are found by their cells' content), so it is not that file as it was; --rows all scores every row",
-                        saved.len(),
-                        model.training.data
-                    ),
-                ));
-            }
-            if found == 0 {
-                eprintln!(
-                    "note: scoring every row of {data}: none of them is one of the {} rows held out when the model was trained on {} (they may be new rows, or rows it trained on)",
-                    saved.len(),
-                    model.training.data
-                );
-                (Selection::All, None)
-            } else {
-                let not_found = matcher.not_found();
-                if not_found > 0 {
-                    eprintln!(
-                        "note: {not_found} of the {} rows held out in training are not in {data} (changed or removed); scoring the {found} found",
-                        saved.len()
-                    );
-                }
-                (Selection::ByContent { not_found }, Some(keep))
-            }
-        }
-        (None, _) if by_position == Rows::Validation => {
-            eprintln!(
-                "note: this model was saved without its validation rows' fingerprints (before riskgrad recorded them), so eval cannot verify that {data} is unchanged: it scores the rows at the validation positions of the split"
-            );
-            (
-                Selection::ByPosition,
-                Some(validation_rows(&scored.labels, &model.training)),
-            )
-        }
-        (None, _) => (Selection::All, None),
-    };
-    let probs = picked(scored.probs, pick.as_deref());
-    let labels = picked(scored.labels, pick.as_deref());
-    let cells = picked(scored.cells, pick.as_deref());
     let rows = match selection {
         Selection::All => Rows::All,
         _ => Rows::Validation,
     };
-    if probs.is_empty() {
-        return Err(match rows {
-            Rows::Validation => Error::flag("--rows", format!("{data} has no validation rows (the model was trained with --val-split {}); --rows all scores every row", model.training.val_split)),
-            // A file without labels is a data error, as an empty one is to explain and
-            // monitor.
-            Rows::All => Error::data_file(
-                args.data.clone().unwrap_or_default(),
-                "no rows with a target value: nothing to evaluate",
-            ),
-        });
-    }
     let ev = evaluate(&probs, &labels, args.threshold, args.bootstrap, args.seed);
     let fair = match args.protected.as_deref() {
         None => None,
-        Some(column) => {
-            let groups = group_cells(&cells, args.protected_bins);
-            // A text column of (nearly) one value per row is an identifier or a name,
-            // not a protected characteristic: thousands of one-row groups say nothing.
-            if groups.labels.len() > MAX_PROTECTED_GROUPS {
-                return Err(Error::flag(
-                    "--protected",
-                    format!(
-                        "{column} has {} distinct values; a fairness check compares a few groups (at most {MAX_PROTECTED_GROUPS}): name a column of groups, or a numeric one to cut into --protected-bins",
-                        groups.labels.len()
-                    ),
-                ));
-            }
-            Some(fairness(
-                column.trim(),
-                &groups,
-                &probs,
-                &labels,
-                ev.threshold,
-            ))
-        }
+        Some(column) => Some(fairness_by(
+            column,
+            &cells,
+            args.protected_bins,
+            (&probs, &labels),
+            ev.threshold,
+        )?),
     };
     let mut data_shown = data.clone();
     if args.json {
@@ -326,104 +243,6 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// `v` at the indices `pick` (in their order), or all of it.
-fn picked<T: Clone>(v: Vec<T>, pick: Option<&[usize]>) -> Vec<T> {
-    match pick {
-        None => v,
-        Some(ix) => ix.iter().filter_map(|&i| v.get(i).cloned()).collect(),
-    }
-}
-
-/// Which rows `eval` scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Selection {
-    /// Every row with a target.
-    All,
-    /// The rows held out in training, found by their fingerprints; `not_found` of them
-    /// are not in the file.
-    ByContent { not_found: usize },
-    /// The rows at the validation positions of the split (a model saved without
-    /// fingerprints): held out only if the file is unchanged.
-    ByPosition,
-}
-
-/// The rows of a file that have a target, scored.
-struct Scored {
-    probs: Vec<f32>,
-    labels: Vec<f32>,
-    /// Each row's fingerprint (`riskgrad::data::RowFingerprints`).
-    fingerprints: Vec<u64>,
-    /// Each row's cell of the `--protected` column (empty without one).
-    cells: Vec<Option<String>>,
-    /// Rows left out because their target cell is empty.
-    skipped: usize,
-}
-
-/// Scores every row that has a target.
-fn score_labelled(args: &EvalArgs, model: &riskgrad::model_io::SavedModel) -> Result<Scored> {
-    if args.batch == 0 {
-        return Err(Error::flag("--batch", "must be at least 1"));
-    }
-    let mut reader = open_data(args.data.as_deref(), model)?
-        .with_labels()?
-        .with_fingerprints();
-    if let Some(column) = &args.protected {
-        reader = reader.with_cells_of(column).map_err(|mut e| {
-            if let Error::Data { message, .. } = &mut e {
-                *message = format!("--protected: {message}");
-            }
-            e
-        })?;
-    }
-    let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
-    let (mut scorer, mut next) =
-        Scorer::for_first_batch(exec.as_mut(), model, &mut reader, args.batch)?;
-    let mut out = Scored {
-        probs: Vec::new(),
-        labels: Vec::new(),
-        fingerprints: Vec::new(),
-        cells: Vec::new(),
-        skipped: 0,
-    };
-    while let Some(batch) = next {
-        let p = scorer.score(&model.arrange(batch.x))?;
-        let labels = batch.labels.unwrap_or_default();
-        let fingerprints = batch.fingerprints.unwrap_or_default();
-        let mut cells = batch.cells.map(Vec::into_iter);
-        for ((p, y), f) in p.into_iter().zip(labels).zip(fingerprints) {
-            let cell = cells.as_mut().and_then(Iterator::next);
-            if y.is_nan() {
-                out.skipped += 1;
-            } else {
-                out.probs.push(p);
-                out.labels.push(y);
-                out.fingerprints.push(f);
-                if args.protected.is_some() {
-                    out.cells.push(cell.flatten());
-                }
-            }
-        }
-        next = reader.next_batch(scorer.batch())?;
-    }
-    super::data_args::report_predict_odd_cells(reader.odd_cells());
-    Ok(out)
-}
-
-/// Whether `path` names the file recorded as `trained_on`, written another way.
-fn same_file(path: Option<&std::path::Path>, trained_on: &str) -> bool {
-    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
-    path.and_then(canonical)
-        .is_some_and(|p| Some(p) == canonical(std::path::Path::new(trained_on)))
-}
-
-/// The rows of the training file that training held out, if the file is unchanged: the
-/// same stratified split of the labelled rows, in file order, that `data::prepare` made
-/// (for models saved without the rows' fingerprints). Indices into `labels`.
-fn validation_rows(labels: &[f32], training: &riskgrad::model_io::TrainSettings) -> Vec<usize> {
-    let (_, val) = riskgrad::data::stratified_split(labels, training.val_split, training.seed);
-    val.iter().map(|&i| i as usize).collect()
 }
 
 fn f(v: f64) -> String {

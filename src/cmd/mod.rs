@@ -122,12 +122,31 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::Positive => "--positive",
         Setting::Drop => "--drop",
         Setting::Strict => "--strict",
+        Setting::Seed => "--seed",
+        Setting::PosWeight => "--pos-weight",
+        Setting::Optimizer => "--optimizer",
+        Setting::Momentum => "--momentum",
+        Setting::WeightDecay => "--weight-decay",
+        Setting::Model => "--model",
+        Setting::Activation => "--activation",
+        Setting::Bidirectional => "--bidirectional",
+        Setting::Folds => "--cv",
+        Setting::Resume => "--resume",
+        Setting::Rows => "--rows",
+        Setting::Protected => "--protected",
     }
 }
 
 /// An error as the command line shows it: library settings under their flag names.
 pub fn message(error: &Error) -> String {
     match error {
+        Error::Invalid {
+            setting: Setting::Rows,
+            ..
+        } => format!(
+            "{}; --rows all scores every row",
+            error.naming_settings(|setting| flag_of(setting).to_string())
+        ),
         Error::Invalid { .. } | Error::Data { .. } => {
             error.naming_settings(|setting| flag_of(setting).to_string())
         }

@@ -4,10 +4,10 @@
 //! whatever a symbolic link points at. And where `train` may write its model directory:
 //! a new or empty one, or an earlier model's.
 
-use super::cross_validate::FOLDS_FILE;
 use riskgrad::checkpoint::CHECKPOINT_FILE;
 use riskgrad::files::{lock_path, real_dir, AtomicWriter, DirLock, FileSet, OLD_LOCK_FILE};
 use riskgrad::model_io::WEIGHTS_FILE;
+use riskgrad::train::cross_validation::FOLDS_FILE;
 use riskgrad::{Error, Result};
 use std::path::Path;
 

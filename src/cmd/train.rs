@@ -11,20 +11,18 @@ use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
-use riskgrad::files::{DirLock, FileSet};
-use riskgrad::metrics::{evaluate, Evaluation};
-use riskgrad::model_card::{self, CardData, CardInput, CardValidation, MODEL_CARD_FILE};
-use riskgrad::model_io::{SavedModel, TrainSettings};
+use riskgrad::files::DirLock;
+use riskgrad::model_io::TrainSettings;
 use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
 use riskgrad::nn::periodic::{self, PeriodicEmbedding};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
-use riskgrad::report::{stage_report, ReportInput};
 use riskgrad::stability::Baseline;
 use riskgrad::train::defaults::{Schedule, Stopping, PATIENCE_STEPS};
-use riskgrad::train::network::{NetworkPlan, NetworkRequest, TrainedWeights};
-use riskgrad::train::{
-    CheckpointEvery, CheckpointTarget, EpochReport, FitEvent, FitOptions, FitOutcome,
+use riskgrad::train::model_dir::{save_network_run, NetworkRunFigures, RunFacts};
+use riskgrad::train::network::{
+    column_means, NetworkPlan, NetworkRequest, TrainedNetwork, TrainedWeights,
 };
+use riskgrad::train::{CheckpointEvery, CheckpointTarget, FitEvent, FitOptions};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use serde_json::json;
@@ -271,36 +269,6 @@ impl std::str::FromStr for EarlyStop {
     }
 }
 
-#[derive(Serialize)]
-struct MetricsFile<'a> {
-    riskgrad_version: &'static str,
-    data: String,
-    model: &'a ModelSpec,
-    device: String,
-    /// Each epoch's loss, and its figures on `epoch_figures_on`.
-    epochs: &'a [EpochReport],
-    /// The rows each epoch's figures are computed on: "stopping rows" (carved from the
-    /// training rows for early stopping) or "validation rows" (with --early-stop off).
-    epoch_figures_on: &'static str,
-    /// The epoch whose weights were saved (the best with early stopping, else the last).
-    saved_epoch: usize,
-    /// The saved weights on the validation rows.
-    validation: &'a Evaluation,
-    resumed_from_epoch: Option<usize>,
-    /// Rows the model was fitted on (the training rows less the stopping rows).
-    fit_rows: usize,
-    /// Training rows set aside to decide early stopping.
-    stopping_rows: usize,
-    /// The training split: fitting and stopping rows together.
-    train_rows: usize,
-    validation_rows: usize,
-    /// Training rows per second over this run's epochs (validation passes excluded).
-    train_rows_per_second: f64,
-    /// The logistic-regression challenger on the same split.
-    challenger: &'a riskgrad::logistic::Challenger,
-    seconds: f64,
-}
-
 /// The training settings this run took from the data rather than from a flag, as
 /// phrases for the run's first lines (config.json saves them all).
 fn chosen_defaults(
@@ -332,9 +300,6 @@ fn chosen_defaults(
     }
     chosen
 }
-
-/// Bootstrap resamples for the saved model's validation AUC interval.
-pub(super) const BOOTSTRAP: usize = 1000;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
@@ -383,7 +348,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
         let pos_weight = parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?;
-        return super::train_logistic::run(args, &prepared, pos_weight, dates, &out, started);
+        let facts = run_facts(args, dates, started);
+        return super::train_logistic::run(args, &prepared, pos_weight, &facts, &out);
     }
     if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
         match ck.state.within_epoch {
@@ -419,16 +385,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         prepared.profile.clone(),
     )?;
     write_single_run(
-        args,
+        &run_facts(args, dates, started),
         &prepared,
         &trained,
-        RunRecord {
-            stability: &stability,
-            resume: resume.as_ref(),
-            dates,
-        },
+        &stability,
+        resume.as_ref(),
         &out,
-        started,
     )
 }
 
@@ -455,46 +417,28 @@ pub(super) fn date_range_of(args: &TrainArgs) -> Result<Option<DateRange>> {
     }
 }
 
-/// What the model card says of the data: the file, its rows, the split in words, and
-/// every column left out with why.
-pub(super) fn card_data(
+/// What the run's files record that the flags say: the data's name, the columns the
+/// flags left out (for the model card), the dates, the seed.
+pub(super) fn run_facts(
     args: &TrainArgs,
-    prepared: &Prepared,
-    split: String,
     date_range: Option<DateRange>,
-) -> CardData {
-    let labelled = prepared.train.rows() + prepared.val.rows();
-    let positives = prepared
-        .train
-        .y
+    started: Instant,
+) -> RunFacts {
+    let mut dropped_by_caller: Vec<(String, String)> = args
+        .data
+        .drop
         .iter()
-        .chain(&prepared.val.y)
-        .filter(|&&y| y > 0.5)
-        .count();
-    let mut dropped: Vec<(String, String)> = prepared
-        .auto_dropped
-        .iter()
-        .map(|d| (d.name.clone(), d.reason.clone()))
+        .map(|name| (name.clone(), "--drop".into()))
         .collect();
-    for name in &args.data.drop {
-        dropped.push((name.clone(), "--drop".into()));
-    }
     if let Some(date) = &args.date {
-        dropped.push((date.clone(), "the date, --date".into()));
+        dropped_by_caller.push((date.clone(), "the date, --date".into()));
     }
-    if let Some(id) = &prepared.preprocessor.id_column {
-        if !dropped.iter().any(|(n, _)| n == id) {
-            dropped.push((id.clone(), "row identifier, kept for predictions".into()));
-        }
-    }
-    CardData {
-        name: args.data.name(),
-        rows: prepared.n_rows,
-        rows_without_target: prepared.rows_without_target,
-        positive_share: positives as f64 / labelled.max(1) as f64,
+    RunFacts {
+        data_name: args.data.name(),
+        dropped_by_caller,
         date_range,
-        split,
-        dropped,
+        seed: args.seed,
+        started,
     }
 }
 
@@ -664,25 +608,6 @@ pub(super) struct Run<'a> {
     pub verbose: bool,
 }
 
-/// A network trained on one prepared split.
-pub(super) struct TrainedNetwork {
-    pub model: ModelSpec,
-    pub layout: Option<SequenceLayout>,
-    pub settings: TrainSettings,
-    /// The kept weights (the best epoch's with early stopping, else the last).
-    pub params: Vec<f32>,
-    pub outcome: FitOutcome,
-    /// The kept weights' probabilities for the validation rows, in order.
-    pub probs: Vec<f32>,
-    /// Rows the model was fitted on, and the training rows set aside for early stopping.
-    pub fit_rows: usize,
-    pub stopping_rows: usize,
-    pub steps_per_epoch: usize,
-    /// Model input column means of the training rows (the explanation baseline).
-    pub baseline: Vec<f32>,
-    pub device: String,
-}
-
 /// Builds the model the flags describe for `prepared` and trains it with the library's
 /// `train::network` (early stopping on rows carved from the training split unless
 /// --early-stop off, then the validation rows scored once with the kept weights), saying
@@ -754,7 +679,7 @@ pub(super) fn train_network(
         val_rows: Some(prepared.val_fingerprints.clone()),
     };
     if let Some(ck) = run.resume {
-        check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
+        riskgrad::train::resume::check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
     }
     if run.verbose {
         let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
@@ -958,154 +883,26 @@ fn optimizer(args: &TrainArgs) -> Optimizer {
     }
 }
 
-/// What a single run saves beside the network, and what its files say of the run.
-struct RunRecord<'a> {
-    /// The training rows' distributions (stability.json).
-    stability: &'a Baseline,
-    /// The checkpoint the run resumed from.
-    resume: Option<&'a Checkpoint>,
-    /// `--date`'s range, for the model card.
-    dates: Option<DateRange>,
-}
-
-/// Saves a single run's model, metrics.json, model card and report, and prints its
-/// figures beside the logistic challenger's.
+/// Saves a single run's model, metrics.json, model card and report (the library's
+/// `train::model_dir`), and prints its figures beside the logistic challenger's.
 fn write_single_run(
-    args: &TrainArgs,
+    facts: &RunFacts,
     prepared: &Prepared,
     trained: &TrainedNetwork,
-    record: RunRecord,
+    stability: &Baseline,
+    resume: Option<&Checkpoint>,
     out: &Path,
-    started: Instant,
 ) -> Result<()> {
-    let RunRecord {
-        stability,
-        resume,
-        dates,
-    } = record;
-    let (train, val) = (&prepared.train, &prepared.val);
-    let TrainedNetwork {
-        model, settings, ..
-    } = trained;
-    let data_name = args.data.name();
-    let (history, saved_epoch) = (&trained.outcome.history, trained.outcome.kept_epoch);
-    let ran = trained.outcome.ran();
-    let probs = &trained.probs;
-    let labels = &val.y;
-    let evaluation = evaluate(probs, labels, None, BOOTSTRAP, args.seed);
-    let challenger =
-        riskgrad::logistic::challenger(train, val, model.inputs(), settings.pos_weight)?;
-    let saved = SavedModel {
-        model: model.clone(),
-        preprocessing: prepared.preprocessor.clone(),
-        feature_order: trained.layout.as_ref().map(|l| l.source.clone()),
-        baseline: trained.baseline.clone(),
-        training: settings.clone(),
-        epoch: saved_epoch,
-        validation: Some(evaluation.clone()),
-        params: trained.params.clone(),
-    };
-    // The run's files are written in full before any replaces an earlier run's, the
-    // model's config.json last: a full disk or an error leaves the old model whole.
-    let mut files = FileSet::replacing(out)?;
-
-    let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
-    let train_rows_per_second =
-        (trained.steps_per_epoch * settings.batch * ran.len()) as f64 / train_seconds;
-    let carved = trained.stopping_rows > 0;
-    let metrics = MetricsFile {
-        riskgrad_version: env!("CARGO_PKG_VERSION"),
-        data: data_name.clone(),
-        model,
-        device: trained.device.clone(),
-        epochs: history,
-        epoch_figures_on: match carved {
-            true => "stopping rows",
-            false => "validation rows",
-        },
-        saved_epoch,
-        validation: &evaluation,
-        resumed_from_epoch: resume.map(|c| c.state.epoch),
-        fit_rows: trained.fit_rows,
-        stopping_rows: trained.stopping_rows,
-        train_rows: train.rows(),
-        validation_rows: val.rows(),
+    let resumed_from_epoch = resume.map(|c| c.state.epoch);
+    let NetworkRunFigures {
+        evaluation,
+        challenger,
         train_rows_per_second,
-        challenger: &challenger,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    let json = serde_json::to_vec_pretty(&metrics).map_err(Error::internal)?;
-    files.add(&out.join("metrics.json"), &json)?;
-    let report = ReportInput {
-        title: format!("riskgrad {} model on {data_name}", model.label()),
-        details: vec![
-            (
-                "data".into(),
-                format!(
-                    "{data_name}: {} training rows ({} fitted, {} for early stopping), {} validation rows, {} features",
-                    train.rows(),
-                    trained.fit_rows,
-                    trained.stopping_rows,
-                    val.rows(),
-                    prepared.n_features()
-                ),
-            ),
-            ("model".into(), model.label()),
-            (
-                "training".into(),
-                format!(
-                    "{:?}, batch {}, seed {}, pos_weight {}",
-                    settings.optimizer, settings.batch, args.seed, settings.pos_weight
-                ),
-            ),
-            (
-                "epochs".into(),
-                format!(
-                    "{} trained; weights saved from epoch {saved_epoch}",
-                    history.len()
-                ),
-            ),
-            ("device".into(), trained.device.clone()),
-            ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
-        ],
-        history,
-        epoch_rows: match carved {
-            true => "stopping rows (carved from the training rows)",
-            false => "validation rows",
-        },
-        chosen_epoch: saved_epoch,
-        probs,
-        labels,
-        evaluation: &evaluation,
-        challenger: Some(("logistic challenger", &challenger.probs)),
-        folds: None,
-    };
-    stage_report(out, &report, &mut files)?;
-    let split = format!(
-        "{} fitted, {} for early stopping, {} validation; stratified at random (seed {})",
-        trained.fit_rows,
-        trained.stopping_rows,
-        val.rows(),
-        args.seed
-    );
-    let card = model_card::render(&CardInput {
-        model: &saved,
-        data: card_data(args, prepared, split, dates),
-        validation: CardValidation::Holdout {
-            model: &evaluation,
-            challenger: Some((challenger.model.clone(), challenger.validation_auc)),
-        },
-        epochs: Some((history.len(), saved_epoch)),
-        stability: Some(stability),
-        written_on: model_card::today(),
-    });
-    files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
-    stability.stage(out, &mut files)?;
-    saved.stage(out, &mut files)?;
-    files.commit()?;
+    } = save_network_run(out, facts, prepared, trained, stability, resumed_from_epoch)?;
+    let saved_epoch = trained.outcome.kept_epoch;
     eprintln!(
         "val AUC side by side: {} {:.4} | challenger ({}) {:.4}",
-        model.label(),
+        trained.model.label(),
         evaluation.auc,
         challenger.model,
         challenger.validation_auc
@@ -1113,9 +910,9 @@ fn write_single_run(
     let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| {
         format!(" (95% CI {lo:.4}-{hi:.4})")
     });
+    let seconds = facts.started.elapsed().as_secs_f64();
     let done = format!(
-        "done in {:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json, model_card.md and report.html to {}",
-        started.elapsed().as_secs_f64(),
+        "done in {seconds:.1}s: saved epoch {saved_epoch}: val AUC {:.4}{ci}, KS {:.4}, Gini {:.4}, log loss {:.4}, Brier {:.4}; {:.0} training rows/s; wrote the model, metrics.json, model_card.md and report.html to {}",
         evaluation.auc,
         evaluation.ks,
         evaluation.gini,
@@ -1129,7 +926,7 @@ fn write_single_run(
         json!({"saved_epoch": saved_epoch, "auc": evaluation.auc, "auc_ci95": evaluation.auc_ci95,
                "ks": evaluation.ks, "gini": evaluation.gini, "log_loss": evaluation.log_loss,
                "brier": evaluation.brier, "challenger_auc": challenger.validation_auc,
-               "seconds": started.elapsed().as_secs_f64(), "out": out.display().to_string()}),
+               "seconds": seconds, "out": out.display().to_string()}),
     );
     // stdout holds only JSON objects with --log json; the person's line goes to stderr.
     match super::log::json() {
@@ -1137,290 +934,6 @@ fn write_single_run(
         false => println!("{done}"),
     }
     Ok(())
-}
-
-/// Mean of each column of a row-major matrix (the explanation baseline).
-pub(super) fn column_means(x: &[f32], cols: usize) -> Vec<f32> {
-    let mut sum = vec![0.0f64; cols];
-    for row in x.chunks_exact(cols.max(1)) {
-        for (s, &v) in sum.iter_mut().zip(row) {
-            *s += v as f64;
-        }
-    }
-    let n = (x.len() / cols.max(1)).max(1) as f64;
-    sum.into_iter().map(|s| (s / n) as f32).collect()
-}
-
-/// A resumed run must train the same model on the same data the same way; only the
-/// learning rate, epochs, early stopping and device may change.
-fn check_resumable(
-    ck: &Checkpoint,
-    now: &TrainSettings,
-    model: &ModelSpec,
-    pre: &riskgrad::data::Preprocessor,
-) -> Result<()> {
-    let was = &ck.settings;
-    let differ = |flag: &str, a: String, b: String| {
-        Err(Error::flag(
-            flag,
-            format!("is {b} here but {a} in the checkpoint; resume with the first run's flags"),
-        ))
-    };
-    // The seed and the split decide which rows train, and so the fitted preprocessing:
-    // named first, before the preprocessing is blamed on the data.
-    if was.seed != now.seed {
-        return differ("--seed", was.seed.to_string(), now.seed.to_string());
-    }
-    if was.val_split != now.val_split {
-        return differ(
-            "--val-split",
-            was.val_split.to_string(),
-            now.val_split.to_string(),
-        );
-    }
-    if was.stop_split != now.stop_split {
-        let split = |s: Option<f64>| match s {
-            Some(f) => format!("{f} (with --early-stop)"),
-            None => "unused (no --early-stop)".into(),
-        };
-        return differ(
-            "--early-stop/--stop-split",
-            split(was.stop_split),
-            split(now.stop_split),
-        );
-    }
-    if let Some((flag, was, now)) = model_difference(&ck.model, model) {
-        if flag == "--data" {
-            return Err(Error::flag(
-                "--resume",
-                format!("the data gives {now} here but {was} in the checkpoint (another file, or other data flags); resume with the same --data and data flags"),
-            ));
-        }
-        return differ(flag, was, now);
-    }
-    // The fitted preprocessing (columns, categories, means and stds of the training
-    // split) stands for the data: a moved file with the same contents resumes.
-    if ck.preprocessing != *pre {
-        return Err(Error::flag("--resume", "the data or its preprocessing flags differ from the checkpoint's; resume with the same --data and data flags"));
-    }
-    if was.batch != now.batch {
-        return differ("--batch", was.batch.to_string(), now.batch.to_string());
-    }
-    if was.pos_weight != now.pos_weight {
-        return differ(
-            "--pos-weight",
-            was.pos_weight.to_string(),
-            now.pos_weight.to_string(),
-        );
-    }
-    if without_lr(was.optimizer) != without_lr(now.optimizer) {
-        let (a, b) = (
-            optimizer_words(was.optimizer),
-            optimizer_words(now.optimizer),
-        );
-        let flag = match (was.optimizer, now.optimizer) {
-            (Optimizer::Sgd { .. }, Optimizer::Sgd { .. }) => "--momentum",
-            (Optimizer::AdamW { .. }, Optimizer::AdamW { .. }) => "--weight-decay",
-            _ => "--optimizer",
-        };
-        return differ(flag, a, b);
-    }
-    Ok(())
-}
-
-/// An optimizer as its flags say it, without the learning rate (which `--resume` may
-/// change): `sgd, momentum 0.9`, `adamw, weight decay 0.01`.
-fn optimizer_words(o: Optimizer) -> String {
-    match o {
-        Optimizer::Sgd { momentum, .. } => format!("sgd, momentum {momentum}"),
-        Optimizer::Adam { beta1, beta2, .. } => format!("adam (betas {beta1}, {beta2})"),
-        Optimizer::AdamW {
-            beta1,
-            beta2,
-            weight_decay,
-            ..
-        } => format!("adamw (betas {beta1}, {beta2}), weight decay {weight_decay}"),
-    }
-}
-
-/// The first thing that differs between the checkpoint's model `was` and this run's
-/// `now`, in words: the flag that sets it, its value in the checkpoint and here. `--data`
-/// stands for the input features the data gives (their count, and for the sequence
-/// models their layout). `None` when the models are the same.
-fn model_difference(was: &ModelSpec, now: &ModelSpec) -> Option<(&'static str, String, String)> {
-    fn sizes(v: &[usize]) -> String {
-        if v.is_empty() {
-            "none".into()
-        } else {
-            v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
-        }
-    }
-    fn kind(m: &ModelSpec) -> &'static str {
-        match m {
-            ModelSpec::Mlp { .. } => "mlp",
-            ModelSpec::Lstm(_) => "lstm",
-            ModelSpec::Gru(_) => "gru",
-            ModelSpec::Cnn { .. } => "cnn",
-            ModelSpec::Ensemble { .. } => "a cross-validation ensemble",
-        }
-    }
-    fn sequence(statics: usize, channels: usize, steps: usize) -> String {
-        format!(
-            "{} input features ({statics} static, a history of {steps} steps of {channels} channels)",
-            statics + channels * steps
-        )
-    }
-    fn signs(monotone: &[i8]) -> String {
-        let count = |s: i8| monotone.iter().filter(|&&m| m == s).count();
-        match (count(1), count(-1)) {
-            (0, 0) => "no constraint".into(),
-            (up, down) => format!("{up} features increasing, {down} decreasing"),
-        }
-    }
-    type Field = (&'static str, String, String);
-    let first = |fields: Vec<Field>| fields.into_iter().find(|(_, a, b)| a != b);
-    let common = |act: (Act, Act), dropout: (f32, f32)| -> Vec<Field> {
-        vec![
-            ("--activation", act.0.name().into(), act.1.name().into()),
-            ("--dropout", dropout.0.to_string(), dropout.1.to_string()),
-            ("--monotone", signs(&was.monotone()), signs(&now.monotone())),
-        ]
-    };
-    use ModelSpec::*;
-    match (was, now) {
-        _ if was == now => None,
-        (
-            Mlp {
-                inputs: i0,
-                hidden: h0,
-                activation: a0,
-                dropout: d0,
-                ..
-            },
-            Mlp {
-                inputs: i1,
-                hidden: h1,
-                activation: a1,
-                dropout: d1,
-                ..
-            },
-        ) => first(
-            [
-                vec![
-                    (
-                        "--data",
-                        format!("{i0} input features"),
-                        format!("{i1} input features"),
-                    ),
-                    ("--hidden", sizes(h0), sizes(h1)),
-                ],
-                common((*a0, *a1), (*d0, *d1)),
-            ]
-            .concat(),
-        ),
-        (Lstm(r0), Lstm(r1)) | (Gru(r0), Gru(r1)) => {
-            let on = |b: bool| if b { "on" } else { "off" }.to_string();
-            first(
-                [
-                    vec![
-                        (
-                            "--data",
-                            sequence(r0.statics, r0.channels, r0.steps),
-                            sequence(r1.statics, r1.channels, r1.steps),
-                        ),
-                        ("--hidden", sizes(&r0.hidden), sizes(&r1.hidden)),
-                        (
-                            "--bidirectional",
-                            on(r0.bidirectional),
-                            on(r1.bidirectional),
-                        ),
-                        ("--dense", sizes(&r0.head), sizes(&r1.head)),
-                    ],
-                    common((r0.activation, r1.activation), (r0.dropout, r1.dropout)),
-                ]
-                .concat(),
-            )
-        }
-        (
-            Cnn {
-                statics: s0,
-                channels: c0,
-                steps: t0,
-                layers: l0,
-                activation: a0,
-                dropout: d0,
-                ..
-            },
-            Cnn {
-                statics: s1,
-                channels: c1,
-                steps: t1,
-                layers: l1,
-                activation: a1,
-                dropout: d1,
-                ..
-            },
-        ) => first(
-            [
-                vec![
-                    ("--data", sequence(*s0, *c0, *t0), sequence(*s1, *c1, *t1)),
-                    ("--conv-channels", sizes(&l0.conv), sizes(&l1.conv)),
-                    (
-                        "--conv-kernel",
-                        l0.kernel.to_string(),
-                        l1.kernel.to_string(),
-                    ),
-                    ("--pool", l0.pool.to_string(), l1.pool.to_string()),
-                    ("--dense", sizes(&l0.dense), sizes(&l1.dense)),
-                ],
-                common((*a0, *a1), (*d0, *d1)),
-            ]
-            .concat(),
-        ),
-        (
-            Ensemble {
-                members: k0,
-                model: m0,
-            },
-            Ensemble {
-                members: k1,
-                model: m1,
-            },
-        ) if k0 == k1 => model_difference(m0, m1),
-        (Ensemble { members: k0, .. }, Ensemble { members: k1, .. }) => {
-            Some(("--cv", k0.to_string(), k1.to_string()))
-        }
-        _ => Some(("--model", kind(was).into(), kind(now).into())),
-    }
-    // Equal fields but unequal models cannot happen; say so in words all the same.
-    .or_else(|| (was != now).then(|| ("--model", "another model".into(), "this one".into())))
-}
-
-fn without_lr(o: Optimizer) -> Optimizer {
-    match o {
-        Optimizer::Sgd { momentum, .. } => Optimizer::Sgd { lr: 0.0, momentum },
-        Optimizer::Adam {
-            beta1, beta2, eps, ..
-        } => Optimizer::Adam {
-            lr: 0.0,
-            beta1,
-            beta2,
-            eps,
-        },
-        Optimizer::AdamW {
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            ..
-        } => Optimizer::AdamW {
-            lr: 0.0,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        },
-    }
 }
 
 fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {

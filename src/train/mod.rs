@@ -11,10 +11,13 @@
 use crate::engine::exec::{indices_as_words, Executor};
 use crate::engine::graph::{backward, Graph, NodeId, Op, Optimizer};
 use crate::engine::plan::{compile, PlanRequest, COLLECT_STATE, LOSS_STATE, STEP_STATE};
+pub mod cross_validation;
 pub mod defaults;
 pub mod device_race;
 mod fit;
+pub mod model_dir;
 pub mod network;
+pub mod resume;
 
 pub use fit::{
     fit, unrankable, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome,

@@ -12,9 +12,11 @@ use super::defaults::{schedule, Schedule, Stopping};
 use super::fit::{fit, FitEvent, FitOptions, FitOutcome};
 use super::{Split, TrainConfig, Trainer};
 use crate::checkpoint::Checkpoint;
+use crate::data::sequence::SequenceLayout;
 use crate::engine::exec::Executor;
 use crate::engine::graph::Optimizer;
 use crate::error::{Error, Result, Setting};
+use crate::model_io::TrainSettings;
 use crate::nn::ModelSpec;
 use crate::scoring::Scorer;
 
@@ -177,4 +179,44 @@ impl NetworkPlan {
             steps_per_epoch,
         })
     }
+}
+
+/// A network trained on one prepared split, with what its files and messages say of the
+/// run.
+pub struct TrainedNetwork {
+    /// The architecture trained.
+    pub model: ModelSpec,
+    /// A sequence model's column layout (`None` for an MLP).
+    pub layout: Option<SequenceLayout>,
+    /// The settings saved with the model.
+    pub settings: TrainSettings,
+    /// The kept weights (the best epoch's with early stopping, else the last).
+    pub params: Vec<f32>,
+    /// The epochs run, and which was kept.
+    pub outcome: FitOutcome,
+    /// The kept weights' probabilities for the validation rows, in order.
+    pub probs: Vec<f32>,
+    /// Rows the model was fitted on.
+    pub fit_rows: usize,
+    /// Training rows set aside to decide early stopping (0 without it).
+    pub stopping_rows: usize,
+    /// Optimizer steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Model input column means of the training rows (the explanation baseline).
+    pub baseline: Vec<f32>,
+    /// The device's name.
+    pub device: String,
+}
+
+/// Mean of each column of the row-major matrix `x` of `cols` columns (a model's
+/// explanation baseline).
+pub fn column_means(x: &[f32], cols: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f64; cols];
+    for row in x.chunks_exact(cols.max(1)) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += v as f64;
+        }
+    }
+    let n = (x.len() / cols.max(1)).max(1) as f64;
+    sum.into_iter().map(|s| (s / n) as f32).collect()
 }
