@@ -317,3 +317,31 @@ fn without_lr(o: Optimizer) -> Optimizer {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_difference_names_its_setting_or_the_data() {
+        let mlp = |inputs, hidden: &[usize]| ModelSpec::mlp(inputs, hidden).unwrap();
+        let base = mlp(10, &[8, 4]);
+        assert_eq!(model_difference(&base, &base), None);
+        let first = |now: &ModelSpec| model_difference(&base, now).map(|d| d.0);
+        assert_eq!(
+            first(&mlp(10, &[8, 2])),
+            Some(Difference::Setting(Setting::HiddenSizes))
+        );
+        // The data comes first: other inputs and other layers is the data's doing.
+        assert_eq!(first(&mlp(12, &[8, 2])), Some(Difference::Data));
+        assert_eq!(
+            first(&base.clone().with_activation(Act::Tanh)),
+            Some(Difference::Setting(Setting::Activation))
+        );
+        let (was, now) = match model_difference(&base, &base.clone().with_dropout(0.25).unwrap()) {
+            Some((Difference::Setting(Setting::Dropout), was, now)) => (was, now),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((was.as_str(), now.as_str()), ("0", "0.25"));
+    }
+}
