@@ -153,28 +153,10 @@ pub fn pick_rows(
     asked: Option<RowsAsked>,
     trained_on_this: bool,
 ) -> Result<Picked> {
+    check_rows_asked(model, data, asked, trained_on_this)?;
     let training = &model.training;
-    let by_position = match asked {
-        Some(rows) => rows,
-        None if trained_on_this => RowsAsked::Validation,
-        None => RowsAsked::All,
-    };
-    if let (Some(k), RowsAsked::Validation) = (training.cv_folds, by_position) {
-        return Err(Error::invalid(
-            Setting::Rows,
-            format!("the model is a {k}-fold cross-validation ensemble: every row of {data} trained some of its members, so none was held out (its out-of-fold figures are in the metrics.json written beside it)"),
-        ));
-    }
+    let by_position = by_position(asked, trained_on_this);
     let saved = training.val_rows.as_ref();
-    if saved.is_none() && asked == Some(RowsAsked::Validation) && !trained_on_this {
-        return Err(Error::invalid(
-            Setting::Rows,
-            format!(
-                "validation rows are known only on the file the model was trained on ({}), not on {data}",
-                training.data
-            ),
-        ));
-    }
     let mut notes = Vec::new();
     let (selection, pick): (Selection, Option<Vec<usize>>) = match (saved, asked) {
         (_, Some(RowsAsked::All)) => (Selection::All, None),
@@ -251,6 +233,47 @@ pub fn pick_rows(
         ));
     }
     Ok(picked)
+}
+
+/// Where the held-out rows are looked for when the caller does not say: in the
+/// training file, by default.
+fn by_position(asked: Option<RowsAsked>, trained_on_this: bool) -> RowsAsked {
+    match asked {
+        Some(rows) => rows,
+        None if trained_on_this => RowsAsked::Validation,
+        None => RowsAsked::All,
+    }
+}
+
+/// The refusals of [`pick_rows`] that need no scores: validation rows asked of a
+/// cross-validation ensemble, or of another file than the one a model without
+/// fingerprints was trained on. A caller checks them before scoring anything.
+pub fn check_rows_asked(
+    model: &SavedModel,
+    data: &str,
+    asked: Option<RowsAsked>,
+    trained_on_this: bool,
+) -> Result<()> {
+    let training = &model.training;
+    if let (Some(k), RowsAsked::Validation) =
+        (training.cv_folds, by_position(asked, trained_on_this))
+    {
+        return Err(Error::invalid(
+            Setting::Rows,
+            format!("the model is a {k}-fold cross-validation ensemble: every row of {data} trained some of its members, so none was held out (its out-of-fold figures are in the metrics.json written beside it)"),
+        ));
+    }
+    let saved = training.val_rows.as_ref();
+    if saved.is_none() && asked == Some(RowsAsked::Validation) && !trained_on_this {
+        return Err(Error::invalid(
+            Setting::Rows,
+            format!(
+                "validation rows are known only on the file the model was trained on ({}), not on {data}",
+                training.data
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The fairness check by the protected column `column` whose cells are `cells` (cut

@@ -4,7 +4,8 @@
 use super::output::open_output_for;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::eval::{
-    fairness_by, open_labelled, pick_rows, same_file, score_labelled, Picked, RowsAsked, Selection,
+    check_rows_asked, fairness_by, open_labelled, pick_rows, same_file, score_labelled, Picked,
+    RowsAsked, Selection,
 };
 use riskgrad::fairness::{Fairness, Grouping, FOUR_FIFTHS};
 use riskgrad::metrics::{evaluate, Evaluation};
@@ -127,6 +128,9 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
             ),
         ));
     }
+    if args.batch == 0 {
+        return Err(Error::flag("--batch", "must be at least 1"));
+    }
     if args.protected.is_some() && args.protected_bins < 2 {
         return Err(Error::flag(
             "--protected-bins",
@@ -155,6 +159,7 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
         Rows::All => RowsAsked::All,
         Rows::Validation => RowsAsked::Validation,
     });
+    check_rows_asked(&model, &data, asked, trained_on_this)?;
     let reader = open_labelled(args.data.as_deref(), &model, args.protected.as_deref())?;
     let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let scores = score_labelled(exec.as_mut(), &model, reader, args.batch)?;

@@ -335,7 +335,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(path) => prepare(path, &opts)?,
     };
     report_dropped(&prepared);
-    if let Some(problem) = riskgrad::train::unrankable(&prepared.val.y) {
+    if let Some(problem) = riskgrad::train::unrankable(&prepared.val.y, "validation") {
         eprintln!(
             "note: {problem}: the model trains, but its AUC and KS there are not defined (NaN); a larger --val-split gives figures"
         );

@@ -289,7 +289,7 @@ impl CrossValidated {
             folds_asked: k,
             seed: cv.seed,
             preprocessing_fitted: match self.ensemble.is_some() {
-                true => "once, on every row (--ensemble)",
+                true => "once, on every row (an ensemble)",
                 false => "per fold, on its training rows",
             },
             folds: &self.figures,

@@ -140,7 +140,7 @@ pub fn fit(
     resume: Option<&Checkpoint>,
     on_event: &mut dyn FnMut(FitEvent),
 ) -> Result<FitOutcome> {
-    if let Some(problem) = unrankable(trainer.validation_labels()) {
+    if let Some(problem) = unrankable(trainer.validation_labels(), "validation") {
         if options.early_stop.is_some() {
             return Err(Error::invalid(
                 Setting::EarlyStop,
@@ -301,16 +301,15 @@ fn save_checkpoint(
     .save(&target.path)
 }
 
-/// Why validation labels cannot rank a model (AUC needs both classes), if they cannot.
-pub fn unrankable(labels: &[f32]) -> Option<String> {
+/// Why the labels of `rows` (the rows' name: "validation", "stopping") cannot rank a
+/// model (AUC needs both classes), if they cannot.
+pub fn unrankable(labels: &[f32], rows: &str) -> Option<String> {
     let positives = labels.iter().filter(|&&y| y > 0.5).count();
     match (labels.len(), positives) {
-        (n, _) if n < 2 => Some(format!(
-            "the validation split holds {n} row{}",
-            if n == 1 { "" } else { "s" }
-        )),
-        (n, 0) => Some(format!("the {n} validation rows are all non-defaults")),
-        (n, p) if p == n => Some(format!("the {n} validation rows are all defaults")),
+        (1, _) => Some(format!("there is 1 {rows} row")),
+        (n, _) if n < 2 => Some(format!("there are {n} {rows} rows")),
+        (n, 0) => Some(format!("the {n} {rows} rows are all non-defaults")),
+        (n, p) if p == n => Some(format!("the {n} {rows} rows are all defaults")),
         _ => None,
     }
 }

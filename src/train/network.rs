@@ -81,9 +81,9 @@ impl NetworkPlan {
         if let (Stopping::Default, Some((_, stop))) = (stopping, &carved) {
             // The default gives way on a table too small for it; an asked-for patience
             // is refused by `fit` with the reason.
-            if let Some(problem) = super::unrankable(&stop.y) {
+            if let Some(problem) = super::unrankable(&stop.y, "stopping") {
                 notes.push(format!(
-                    "no early stopping: of the training rows, the stopping rows (--stop-split) are too few to rank ({problem}); every epoch trains on all of them"
+                    "no early stopping: of the training rows, the stopping rows (the stop split) are too few to rank ({problem}); every epoch trains on all of them"
                 ));
                 (stopping, carved) = (Stopping::Off, None);
             }
