@@ -207,21 +207,11 @@ pub fn save_network_run(
         val.rows(),
         facts.seed
     );
-    let card = model_card::render(&CardInput {
-        model: &saved,
-        data: facts.card_data(prepared, split),
-        validation: CardValidation::Holdout {
-            model: &evaluation,
-            challenger: Some((challenger.model.clone(), challenger.validation_auc)),
-        },
-        epochs: Some((history.len(), saved_epoch)),
-        stability: Some(stability),
-        written_on: model_card::today(),
-    });
-    files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
-    stability.stage(out, &mut files)?;
-    saved.stage(out, &mut files)?;
-    files.commit()?;
+    let challenged = Some((challenger.model.clone(), challenger.validation_auc));
+    let epochs = Some((history.len(), saved_epoch));
+    let card = facts.card_data(prepared, split);
+    commit_holdout_model(out, files, &saved, card, challenged, epochs, stability)?;
+
     Ok(NetworkRunFigures {
         evaluation,
         challenger,
@@ -356,15 +346,37 @@ pub fn save_logistic_run(
         val.rows(),
         facts.seed
     );
+    let card = facts.card_data(prepared, split);
+    commit_holdout_model(out, files, &saved, card, None, None, &stability)
+}
+
+/// Stages the model card of `saved` (validated on held-out rows, with `data` and, for a
+/// network, the challenger's name and AUC and the epochs trained and kept), the
+/// stability baseline and the model beside the files already in `files`, then swaps
+/// them all in (config.json last).
+fn commit_holdout_model(
+    out: &Path,
+    mut files: FileSet,
+    saved: &SavedModel,
+    data: CardData,
+    challenger: Option<(String, f64)>,
+    epochs: Option<(usize, usize)>,
+    stability: &Baseline,
+) -> Result<()> {
+    let Some(evaluation) = &saved.validation else {
+        return Err(Error::internal(
+            "a hold-out run's model is saved with its figures",
+        ));
+    };
     let card = model_card::render(&CardInput {
-        model: &saved,
-        data: facts.card_data(prepared, split),
+        model: saved,
+        data,
         validation: CardValidation::Holdout {
-            model: &run.evaluation,
-            challenger: None,
+            model: evaluation,
+            challenger,
         },
-        epochs: None,
-        stability: Some(&stability),
+        epochs,
+        stability: Some(stability),
         written_on: model_card::today(),
     });
     files.add(&out.join(MODEL_CARD_FILE), card.as_bytes())?;
