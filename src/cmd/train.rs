@@ -6,23 +6,23 @@ use super::output::claim_model_dir;
 pub(super) use super::train_device::RunDevice;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::dates::{date_range, DateRange};
-use riskgrad::data::sequence::{self, SequenceLayout, TimeOrder};
+use riskgrad::data::sequence::{self, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::files::DirLock;
-use riskgrad::model_io::TrainSettings;
-use riskgrad::nn::monotone::{feature_signs, MonotoneConstraint};
-use riskgrad::nn::periodic::{self, PeriodicEmbedding};
-use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
+use riskgrad::nn::architecture::{Architecture, NetworkKind};
+use riskgrad::nn::monotone::MonotoneConstraint;
+use riskgrad::nn::CnnLayers;
 use riskgrad::stability::Baseline;
-use riskgrad::train::defaults::{Schedule, Stopping, PATIENCE_STEPS};
+use riskgrad::train::defaults::{Stopping, PATIENCE_STEPS};
 use riskgrad::train::model_dir::{save_network_run, NetworkRunFigures, RunFacts};
 use riskgrad::train::network::{
-    column_means, NetworkPlan, NetworkRequest, TrainedNetwork, TrainedWeights,
+    self, NetworkObserver, NetworkRequest, NetworkRun, PlannedNetwork, TrainedNetwork,
+    TrainingDevices,
 };
-use riskgrad::train::{CheckpointEvery, CheckpointTarget, FitEvent, FitOptions};
+use riskgrad::train::{CheckpointEvery, FitEvent};
 use riskgrad::{Error, Result};
 use serde::Serialize;
 use serde_json::json;
@@ -378,7 +378,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     )?;
     // The training rows' score and column distributions, for `riskgrad monitor`.
     let stability = Baseline::scored(
-        device.current().expect("training opened it"),
+        device.current()?,
         &trained.model,
         &trained.params,
         &[&prepared.train.x],
@@ -608,32 +608,14 @@ pub(super) struct Run<'a> {
     pub verbose: bool,
 }
 
-/// Builds the model the flags describe for `prepared` and trains it with the library's
-/// `train::network` (early stopping on rows carved from the training split unless
-/// --early-stop off, then the validation rows scored once with the kept weights), saying
-/// what the run is as it starts and showing its epochs.
+/// Trains the network the flags describe on `prepared` with the library's
+/// `train::network::train_network`, saying what the run is as it starts and showing
+/// its epochs.
 pub(super) fn train_network(
     args: &TrainArgs,
     prepared: &mut Prepared,
     run: Run,
 ) -> Result<TrainedNetwork> {
-    let data_name = args.data.name();
-    // Sequence models read the history in the layout of `SequenceLayout`; the saved
-    // model keeps the column order so prediction arranges raw rows the same way.
-    let layout = match args.model.uses_sequences() {
-        true => {
-            let layout = SequenceLayout::from_flags(
-                &prepared.feature_names,
-                &args.sequence,
-                args.time_order,
-            )?;
-            layout.apply(prepared)?;
-            Some(layout)
-        }
-        false => None,
-    };
-    let model = model_spec(args, &layout, prepared)?;
-    let (train, val) = (&prepared.train, &prepared.val);
     let request = NetworkRequest {
         stopping: match args.early_stop {
             Some(EarlyStop::Off) => Stopping::Off,
@@ -647,52 +629,105 @@ pub(super) fn train_network(
         pos_weight: parse_pos_weight(&args.pos_weight, prepared.auto_pos_weight())?,
         seed: args.seed,
     };
-    let plan = NetworkPlan::new(train, &request)?;
-    for note in &plan.notes {
-        eprintln!("note: {note}");
-    }
-    let (fit_rows, epoch_rows) = plan.rows(train, val);
-    let Schedule {
-        batch,
-        epochs,
-        patience,
-    } = plan.schedule;
-    run.device
-        .open(&model, fit_rows, epoch_rows, &plan.config)?;
-    let device_choice = run.device.reason().map(str::to_string);
-    let exec = run.device.current().expect("just opened");
-    let device = exec.device_name();
-    let settings = TrainSettings {
-        data: data_name.clone(),
-        optimizer: request.optimizer,
-        batch,
-        epochs,
-        seed: args.seed,
-        pos_weight: request.pos_weight,
-        val_split: args.val_split,
-        early_stop: patience,
-        stop_split: plan.carves().then_some(args.stop_split),
-        cv_folds: None,
-        device: device.clone(),
-        device_choice: device_choice.clone(),
-        solver: None,
-        val_rows: Some(prepared.val_fingerprints.clone()),
+    let mut printer = RunPrinter {
+        args,
+        resumed_from_epoch: run.resume.map(|c| c.state.epoch),
+        verbose: run.verbose,
+        out: run.out,
+        lock: run.lock,
+        device: String::new(),
+        progress: None,
     };
-    if let Some(ck) = run.resume {
-        riskgrad::train::resume::check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
-    }
-    if run.verbose {
+    network::train_network(
+        &architecture(args)?,
+        &request,
+        prepared,
+        NetworkRun {
+            devices: run.device,
+            resume: run.resume,
+            checkpoint: run.checkpoint,
+            checkpoint_every: args.checkpoint_every.map(|c| c.0),
+            stop: super::signals::stop_request(),
+            data_name: args.data.name(),
+            val_split: args.val_split,
+        },
+        &mut printer,
+    )
+}
+
+/// The network the flags describe.
+fn architecture(args: &TrainArgs) -> Result<Architecture> {
+    Ok(Architecture {
+        kind: match args.model {
+            ModelKind::Cnn => NetworkKind::Cnn,
+            ModelKind::Lstm => NetworkKind::Lstm,
+            ModelKind::Gru => NetworkKind::Gru,
+            ModelKind::Mlp | ModelKind::Logistic => NetworkKind::Mlp,
+        },
+        hidden: args.hidden.clone(),
+        activation: args.activation,
+        dropout: args.dropout,
+        cnn: CnnLayers {
+            conv: args.conv_channels.clone(),
+            kernel: args.conv_kernel,
+            pool: args.pool,
+            dense: Vec::new(),
+        },
+        dense: args.dense.clone(),
+        bidirectional: args.bidirectional,
+        monotone: args.monotone.clone(),
+        numeric_encoding: args.data.encoding()?,
+        sequence: args.sequence.clone(),
+        time_order: args.time_order,
+    })
+}
+
+/// Prints a network run as the library's training reports it: its first lines, the
+/// epochs, and claims the model directory when the first step is next.
+struct RunPrinter<'a> {
+    args: &'a TrainArgs,
+    resumed_from_epoch: Option<usize>,
+    verbose: bool,
+    out: &'a Path,
+    lock: &'a mut Option<DirLock>,
+    /// The device's name, once planned.
+    device: String,
+    progress: Option<EpochProgress>,
+}
+
+impl NetworkObserver for RunPrinter<'_> {
+    fn planned(&mut self, plan: &PlannedNetwork, prepared: &Prepared) -> Result<()> {
+        for note in plan.notes {
+            eprintln!("note: {note}");
+        }
+        let settings = plan.settings;
+        self.device = settings.device.clone();
+        let epoch_rows_name = match plan.carves {
+            true => "stop",
+            false => "val",
+        };
+        self.progress = Some(EpochProgress::new(
+            settings.batch,
+            epoch_rows_name,
+            self.verbose,
+        ));
+        if !self.verbose {
+            return Ok(());
+        }
+        let (args, device) = (self.args, &settings.device);
+        let data_name = &settings.data;
+        let (train, val) = (&prepared.train, &prepared.val);
         let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
         eprintln!(
             "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; {} | device: {device}",
             prepared.n_rows,
             prepared.n_features(),
             100.0 * positives / (train.rows() + val.rows()) as f64,
-            match plan.carves() {
+            match plan.carves {
                 true => format!(
                     "fitting on {} rows, early stopping on {}, validating on {}",
-                    fit_rows.rows(),
-                    epoch_rows.rows(),
+                    plan.fit_rows,
+                    plan.epoch_rows,
                     val.rows()
                 ),
                 false => format!(
@@ -709,19 +744,25 @@ pub(super) fn train_network(
                 "rows": prepared.n_rows,
                 "features": prepared.n_features(),
                 "positive_share": positives / (train.rows() + val.rows()) as f64,
-                "fit_rows": fit_rows.rows(),
-                "stopping_rows": plan.stopping_rows(),
+                "fit_rows": plan.fit_rows,
+                "stopping_rows": if plan.carves { plan.epoch_rows } else { 0 },
                 "validation_rows": val.rows(),
                 "device": device,
-                "device_choice": device_choice,
-                "model": model.label(),
-                "batch": batch,
-                "epochs": epochs,
-                "early_stop": patience,
-                "resumed_from_epoch": run.resume.map(|c| c.state.epoch),
+                "device_choice": settings.device_choice,
+                "model": plan.model.label(),
+                "batch": settings.batch,
+                "epochs": settings.epochs,
+                "early_stop": settings.early_stop,
+                "resumed_from_epoch": self.resumed_from_epoch,
             }),
         );
-        let defaults = chosen_defaults(args, batch, epochs, patience, fit_rows.rows());
+        let defaults = chosen_defaults(
+            args,
+            settings.batch,
+            settings.epochs,
+            settings.early_stop,
+            plan.fit_rows,
+        );
         if !defaults.is_empty() {
             eprintln!(
                 "defaults chosen for this data (flags choose otherwise): {}",
@@ -739,124 +780,28 @@ pub(super) fn train_network(
                 said.join(", ")
             );
         }
+        Ok(())
     }
-    let baseline = column_means(&train.x, model.inputs());
-    let options = FitOptions {
-        epochs,
-        early_stop: patience,
-        checkpoint: run.checkpoint.map(|path| CheckpointTarget {
-            path,
-            settings: settings.clone(),
-            model: model.clone(),
-            preprocessing: prepared.preprocessor.clone(),
-            baseline: baseline.clone(),
-        }),
-        stop: super::signals::stop_request(),
-        checkpoint_every: args.checkpoint_every.map(|c| c.0),
-    };
-    let epoch_rows_name = match plan.carves() {
-        true => "stop",
-        false => "val",
-    };
-    let mut progress = EpochProgress::new(batch, epoch_rows_name, run.verbose);
-    let (verbose, out, lock) = (run.verbose, run.out, run.lock);
-    let TrainedWeights {
-        params,
-        outcome,
-        probs,
-        steps_per_epoch,
-    } = plan.train(
-        exec,
-        &model,
-        (train, val),
-        &options,
-        run.resume,
-        &mut |streamed| {
-            if let (Some(rows), true) = (streamed, verbose) {
-                eprintln!(
-                    "note: the training table is larger than {device} holds in one buffer: its rows are copied in {rows} at a time, in the order the steps take them (the same result, somewhat slower)"
-                );
-            }
-            // Every flag and the data have passed their checks: the run begins here.
-            if lock.is_none() {
-                *lock = Some(claim_model_dir(out)?);
-            }
-            Ok(())
-        },
-        &mut |event| progress.show(event),
-    )?;
-    Ok(TrainedNetwork {
-        model,
-        layout,
-        settings,
-        params,
-        outcome,
-        probs,
-        fit_rows: fit_rows.rows(),
-        stopping_rows: plan.stopping_rows(),
-        steps_per_epoch,
-        baseline,
-        device,
-    })
-}
 
-/// The architecture the flags describe, for `features` input columns.
-fn model_spec(
-    args: &TrainArgs,
-    layout: &Option<SequenceLayout>,
-    prepared: &Prepared,
-) -> Result<ModelSpec> {
-    let spec = match (args.model, layout) {
-        (ModelKind::Cnn, Some(l)) => ModelSpec::cnn(
-            l.statics(),
-            l.channels(),
-            l.steps(),
-            CnnLayers {
-                conv: args.conv_channels.clone(),
-                kernel: args.conv_kernel,
-                pool: args.pool,
-                dense: args
-                    .dense
-                    .clone()
-                    .unwrap_or_else(|| CnnLayers::default().dense),
-            },
-        )?,
-        (ModelKind::Lstm | ModelKind::Gru, Some(l)) => {
-            let spec = RecurrentSpec::new(
-                l.statics(),
-                l.channels(),
-                l.steps(),
-                &args.hidden,
-                args.bidirectional,
-                args.dense.as_deref().unwrap_or(&[]),
-            )?;
-            if matches!(args.model, ModelKind::Lstm) {
-                ModelSpec::lstm(spec)
-            } else {
-                ModelSpec::gru(spec)
-            }
+    fn started(&mut self, streamed: Option<usize>) -> Result<()> {
+        if let (Some(rows), true) = (streamed, self.verbose) {
+            eprintln!(
+                "note: the training table is larger than {} holds in one buffer: its rows are copied in {rows} at a time, in the order the steps take them (the same result, somewhat slower)",
+                self.device
+            );
         }
-        _ => ModelSpec::mlp(prepared.n_features(), &args.hidden)?,
+        // Every flag and the data have passed their checks: the run begins here.
+        if self.lock.is_none() {
+            *self.lock = Some(claim_model_dir(self.out)?);
+        }
+        Ok(())
     }
-    .with_activation(args.activation)
-    .with_dropout(args.dropout)?;
-    let spec = match args.data.encoding()? {
-        NumericEncoding::Periodic => spec.with_periodic(PeriodicEmbedding::new(
-            periodic::numeric_features(&prepared.preprocessor),
-            prepared.n_features(),
-        )?)?,
-        NumericEncoding::Standard | NumericEncoding::Ple => spec,
-    };
-    if args.monotone.is_empty() {
-        return Ok(spec);
+
+    fn event(&mut self, event: FitEvent) {
+        if let Some(progress) = &mut self.progress {
+            progress.show(event);
+        }
     }
-    // Signs per preprocessed feature, then in the model's column order.
-    let signs = feature_signs(&prepared.preprocessor, &args.monotone)?;
-    let signs = match layout {
-        Some(l) => l.source.iter().map(|&j| signs[j]).collect(),
-        None => signs,
-    };
-    spec.with_monotone(signs)
 }
 
 /// The update rule the flags describe.

@@ -9,6 +9,7 @@ use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::software_adapter_note;
 use riskgrad::nn::ModelSpec;
 use riskgrad::train::device_race::{auto_races, choose_for_training, Source, TrainingDevice};
+use riskgrad::train::network::TrainingDevices;
 use riskgrad::train::{Split, TrainConfig};
 use riskgrad::Result;
 
@@ -47,12 +48,12 @@ impl RunDevice {
         self.opened = Some(exec);
         Ok(Some(name))
     }
+}
 
-    /// Opens a fresh executor to train `model` on ([`current`](Self::current); the
-    /// previous one is dropped first), deciding
-    /// `auto` on this model's steps the first time (`train` and `val` as the run's,
-    /// `config` its batch, optimizer and seed).
-    pub fn open(
+impl TrainingDevices for RunDevice {
+    /// Opens a fresh executor (the previous one dropped first), deciding `auto` on
+    /// this model's steps the first time.
+    fn open(
         &mut self,
         model: &ModelSpec,
         train: &Split,
@@ -89,16 +90,16 @@ impl RunDevice {
         Ok(())
     }
 
-    /// The executor the last [`open`](Self::open) opened.
-    pub fn current(&mut self) -> Option<&mut dyn Executor> {
+    fn current(&mut self) -> Result<&mut dyn Executor> {
         match &mut self.current {
-            Some(exec) => Some(exec.as_mut()),
-            None => None,
+            Some(exec) => Ok(exec.as_mut()),
+            None => Err(riskgrad::Error::internal(
+                "RunDevice::current before any open",
+            )),
         }
     }
 
-    /// Why `auto` took the device it did, when it raced for it.
-    pub fn reason(&self) -> Option<&str> {
-        self.decided.as_ref().map(|(_, why)| why.as_str())
+    fn reason(&self) -> Option<String> {
+        self.decided.as_ref().map(|(_, why)| why.clone())
     }
 }

@@ -1,6 +1,7 @@
 //! Model specs: how a model turns a batch of features into one logit per row, and how its
 //! parameters start.
 
+pub mod architecture;
 mod describe;
 pub mod monotone;
 pub mod periodic;

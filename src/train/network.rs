@@ -9,16 +9,21 @@
 //! rows and chooses the schedule (no device yet), [`NetworkPlan::train`] trains.
 
 use super::defaults::{schedule, Schedule, Stopping};
-use super::fit::{fit, FitEvent, FitOptions, FitOutcome};
+use super::fit::{
+    fit, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome, StopRequest,
+};
 use super::{Split, TrainConfig, Trainer};
 use crate::checkpoint::Checkpoint;
 use crate::data::sequence::SequenceLayout;
+use crate::data::Prepared;
 use crate::engine::exec::Executor;
 use crate::engine::graph::Optimizer;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
+use crate::nn::architecture::Architecture;
 use crate::nn::ModelSpec;
 use crate::scoring::Scorer;
+use std::path::PathBuf;
 
 /// Rows per forward pass when scoring the validation rows after training.
 const SCORE_CHUNK: usize = 4096;
@@ -219,4 +224,170 @@ pub fn column_means(x: &[f32], cols: usize) -> Vec<f32> {
     }
     let n = (x.len() / cols.max(1)).max(1) as f64;
     sum.into_iter().map(|s| (s / n) as f32).collect()
+}
+
+/// The devices a front end trains on: a named device, or `auto` decided on the first
+/// model (the CLI's policy, with its notes; `device_race` does the timing).
+pub trait TrainingDevices {
+    /// Opens a fresh executor to train `model` on (the previous one dropped first):
+    /// `fit_rows` and `epoch_rows` as the run's, `config` its batch, optimizer and seed.
+    fn open(
+        &mut self,
+        model: &ModelSpec,
+        fit_rows: &Split,
+        epoch_rows: &Split,
+        config: &TrainConfig,
+    ) -> Result<()>;
+    /// The executor the last [`open`](Self::open) opened.
+    ///
+    /// Errors: `Error::Internal` before any was opened.
+    fn current(&mut self) -> Result<&mut dyn Executor>;
+    /// Why `auto` took the device it did, when it raced for it.
+    fn reason(&self) -> Option<String>;
+}
+
+/// Where a network trains, what it continues from and where it checkpoints.
+pub struct NetworkRun<'a> {
+    /// The devices to open an executor on.
+    pub devices: &'a mut dyn TrainingDevices,
+    /// The checkpoint a resumed run continues from.
+    pub resume: Option<&'a Checkpoint>,
+    /// Where to write a checkpoint after every epoch.
+    pub checkpoint: Option<PathBuf>,
+    /// Also checkpoint inside epochs this often.
+    pub checkpoint_every: Option<CheckpointEvery>,
+    /// Set from elsewhere (a signal handler) to stop the run at a checkpoint.
+    pub stop: Option<StopRequest>,
+    /// The data's name, saved with the model.
+    pub data_name: String,
+    /// The validation split the data was prepared with, saved with the model.
+    pub val_split: f64,
+}
+
+/// A network run as planned, its device open, before its first step.
+pub struct PlannedNetwork<'a> {
+    /// The network.
+    pub model: &'a ModelSpec,
+    /// The settings it saves (batch, epochs, patience and device among them).
+    pub settings: &'a TrainSettings,
+    /// Rows fitted on.
+    pub fit_rows: usize,
+    /// Rows each epoch is judged on: the stopping rows with early stopping, else the
+    /// validation rows.
+    pub epoch_rows: usize,
+    /// Whether early stopping decides on rows carved from the training split.
+    pub carves: bool,
+    /// What the caller should tell the user about the plan.
+    pub notes: &'a [String],
+}
+
+/// What a front end hears of a network's training.
+pub trait NetworkObserver {
+    /// The run is planned and its device open; an error stops it before it starts.
+    fn planned(&mut self, plan: &PlannedNetwork, prepared: &Prepared) -> Result<()>;
+    /// The data is on the device and the first step is next (an error stops the run):
+    /// `streamed` is how many rows at a time a table too large for the device is copied
+    /// in.
+    fn started(&mut self, streamed: Option<usize>) -> Result<()>;
+    /// The epochs go by.
+    fn event(&mut self, event: FitEvent);
+}
+
+/// Builds `arch` for `prepared` (a sequence model's layout applied to its rows) and
+/// trains it as `request` says: early stopping on rows carved from the training split
+/// unless it is off, then the validation rows scored once with the kept weights. A
+/// resumed run must have the checkpoint's settings (`resume::check_resumable`).
+pub fn train_network(
+    arch: &Architecture,
+    request: &NetworkRequest,
+    prepared: &mut Prepared,
+    run: NetworkRun,
+    observer: &mut dyn NetworkObserver,
+) -> Result<TrainedNetwork> {
+    let layout = arch.layout(prepared)?;
+    let model = arch.model_spec(prepared, layout.as_ref())?;
+    let (train, val) = (&prepared.train, &prepared.val);
+    let plan = NetworkPlan::new(train, request)?;
+    let (fit_rows, epoch_rows) = plan.rows(train, val);
+    let Schedule {
+        batch,
+        epochs,
+        patience,
+    } = plan.schedule;
+    run.devices
+        .open(&model, fit_rows, epoch_rows, &plan.config)?;
+    let device = run.devices.current()?.device_name();
+    let settings = TrainSettings {
+        data: run.data_name.clone(),
+        optimizer: request.optimizer,
+        batch,
+        epochs,
+        seed: request.seed,
+        pos_weight: request.pos_weight,
+        val_split: run.val_split,
+        early_stop: patience,
+        stop_split: plan.carves().then_some(request.stop_split),
+        cv_folds: None,
+        device: device.clone(),
+        device_choice: run.devices.reason(),
+        solver: None,
+        val_rows: Some(prepared.val_fingerprints.clone()),
+    };
+    if let Some(ck) = run.resume {
+        super::resume::check_resumable(ck, &settings, &model, &prepared.preprocessor)?;
+    }
+    let planned = PlannedNetwork {
+        model: &model,
+        settings: &settings,
+        fit_rows: fit_rows.rows(),
+        epoch_rows: epoch_rows.rows(),
+        carves: plan.carves(),
+        notes: &plan.notes,
+    };
+    observer.planned(&planned, prepared)?;
+    let (train, val) = (&prepared.train, &prepared.val);
+    let baseline = column_means(&train.x, model.inputs());
+    let options = FitOptions {
+        epochs,
+        early_stop: patience,
+        checkpoint: run.checkpoint.map(|path| CheckpointTarget {
+            path,
+            settings: settings.clone(),
+            model: model.clone(),
+            preprocessing: prepared.preprocessor.clone(),
+            baseline: baseline.clone(),
+        }),
+        stop: run.stop,
+        checkpoint_every: run.checkpoint_every,
+    };
+    let exec = run.devices.current()?;
+    // Both callbacks tell the one observer, never at once.
+    let observer = std::cell::RefCell::new(observer);
+    let TrainedWeights {
+        params,
+        outcome,
+        probs,
+        steps_per_epoch,
+    } = plan.train(
+        exec,
+        &model,
+        (train, val),
+        &options,
+        run.resume,
+        &mut |streamed| observer.borrow_mut().started(streamed),
+        &mut |event| observer.borrow_mut().event(event),
+    )?;
+    Ok(TrainedNetwork {
+        model,
+        layout,
+        settings,
+        params,
+        outcome,
+        probs,
+        fit_rows: fit_rows.rows(),
+        stopping_rows: plan.stopping_rows(),
+        steps_per_epoch,
+        baseline,
+        device,
+    })
 }
