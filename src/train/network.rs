@@ -17,7 +17,9 @@ use crate::checkpoint::Checkpoint;
 use crate::data::sequence::SequenceLayout;
 use crate::data::Prepared;
 use crate::engine::exec::Executor;
+use crate::engine::gpu::DeviceChoice;
 use crate::engine::graph::Optimizer;
+use crate::engine::WhenNoGpu;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
 use crate::nn::architecture::Architecture;
@@ -244,6 +246,44 @@ pub trait TrainingDevices {
     fn current(&mut self) -> Result<&mut dyn Executor>;
     /// Why `auto` took the device it did, when it raced for it.
     fn reason(&self) -> Option<String>;
+}
+
+/// The simplest [`TrainingDevices`]: the device a [`DeviceChoice`] names, opened afresh
+/// for each model by [`select_executor`](crate::engine::select_executor) (the CPU
+/// backend when no GPU qualifies); `auto` takes a hardware GPU without timing it.
+pub struct NamedDevice {
+    choice: DeviceChoice,
+    current: Option<Box<dyn Executor>>,
+}
+
+impl NamedDevice {
+    /// The device `choice` names.
+    pub fn new(choice: DeviceChoice) -> Self {
+        NamedDevice {
+            choice,
+            current: None,
+        }
+    }
+}
+
+impl TrainingDevices for NamedDevice {
+    fn open(&mut self, _: &ModelSpec, _: &Split, _: &Split, _: &TrainConfig) -> Result<()> {
+        self.current = None;
+        let selected = crate::engine::select_executor(&self.choice, WhenNoGpu::UseCpu)?;
+        self.current = Some(selected.executor);
+        Ok(())
+    }
+
+    fn current(&mut self) -> Result<&mut dyn Executor> {
+        match &mut self.current {
+            Some(exec) => Ok(exec.as_mut()),
+            None => Err(Error::internal("NamedDevice::current before any open")),
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where a network trains, what it continues from and where it checkpoints.

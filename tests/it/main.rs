@@ -43,6 +43,7 @@ mod gpu_train;
 mod gradcheck;
 mod kernel_params;
 mod launch_times;
+mod library_run;
 mod lifecycle_cli;
 mod lifecycle_explain;
 mod lifecycle_gpu;
