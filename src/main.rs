@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "riskgrad",
     version,
     about = "Train credit-default prediction models on any GPU (Vulkan, Metal, DX12) or on the CPU",
-    after_help = "Exit status: 0 success; 1 internal error or a device that failed; 2 a bad flag or value; \
+    after_help = "Exit status: 0 success; 1 internal error or a device that failed; 2 a bad flag or value, or sizes beyond the machine's memory; \
 3 input data that cannot be used, or a file that cannot be read or written; 4 a model directory that \
 cannot be used; 5 training diverged; 6 `bench compare --fail-on-slow` found a case slower than its \
 threshold."

@@ -151,6 +151,9 @@ pub fn message(error: &Error) -> String {
             error.naming_settings(|setting| flag_of(setting).to_string())
         }
         Error::Diverged { .. } => format!("{error}; try a lower --lr"),
+        Error::OutOfMemory { .. } => {
+            format!("{error} (the layer sizes: --hidden, --dense, --conv-channels; rows per step: --batch)")
+        }
         Error::Interrupted {
             checkpoint: Some(path),
             ..
@@ -168,7 +171,8 @@ pub fn message(error: &Error) -> String {
 pub mod exit {
     /// An internal error, or a device that failed.
     pub const INTERNAL: u8 = 1;
-    /// A flag or value that makes no sense (clap's own usage errors use 2 as well).
+    /// A flag or value that makes no sense (clap's own usage errors use 2 as well), or
+    /// sizes that ask for more memory than the machine has.
     pub const USAGE: u8 = 2;
     /// Input data that cannot be used, or a file that cannot be read or written.
     pub const DATA: u8 = 3;
@@ -186,7 +190,9 @@ pub mod exit {
 /// The exit status for an error.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Flag { .. } | Error::Invalid { .. } => exit::USAGE,
+        // Memory is asked for by the settings (the model's sizes, rows per step): one
+        // sized beyond the machine is a usage error, as any size out of range.
+        Error::Flag { .. } | Error::Invalid { .. } | Error::OutOfMemory { .. } => exit::USAGE,
         Error::Data { .. } | Error::Io { .. } => exit::DATA,
         Error::BadModel { .. } | Error::Corrupt { .. } => exit::MODEL,
         Error::Diverged { .. } => exit::DIVERGED,
@@ -195,7 +201,6 @@ pub fn exit_code(error: &Error) -> u8 {
         | Error::Gpu(_)
         | Error::SizeMismatch { .. }
         | Error::NotWholeRows { .. }
-        | Error::OutOfMemory { .. }
         | Error::Unsupported(_)
         | Error::Internal(_) => exit::INTERNAL,
     }

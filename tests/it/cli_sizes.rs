@@ -128,8 +128,8 @@ fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
 }
 
 /// Layers so wide that their weights (10^16 of them) exceed any machine's address space:
-/// the run ends with an error naming the parameters, never an allocator abort, and leaves
-/// no output directory.
+/// the run ends with a usage error (exit 2) naming the parameters and the flags that size
+/// them, never an allocator abort, and leaves no output directory.
 #[test]
 fn a_model_too_large_for_memory_is_refused_cleanly() {
     let dir = temp_dir("too-large");
@@ -146,9 +146,11 @@ fn a_model_too_large_for_memory_is_refused_cleanly() {
         out_dir.to_str().unwrap(),
     ]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("the model's parameters") && err.contains("GB of memory"),
+        err.contains("the model's parameters")
+            && err.contains("GB of memory")
+            && err.contains("--hidden"),
         "{err}"
     );
     assert!(
