@@ -662,6 +662,7 @@ fn architecture(args: &TrainArgs) -> Result<Architecture> {
             ModelKind::Cnn => NetworkKind::Cnn,
             ModelKind::Lstm => NetworkKind::Lstm,
             ModelKind::Gru => NetworkKind::Gru,
+            // `--model logistic` is solved by train_logistic and never gets here.
             ModelKind::Mlp | ModelKind::Logistic => NetworkKind::Mlp,
         },
         hidden: args.hidden.clone(),
