@@ -130,13 +130,35 @@ fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
+/// A model directory claimed for a run: its lock, held until the claim is dropped, and
+/// whether the run created the directory.
+pub struct ModelDirClaim {
+    _lock: DirLock,
+    created: Option<std::path::PathBuf>,
+}
+
+impl Drop for ModelDirClaim {
+    /// A directory this run created and left empty (it failed before its files were
+    /// written) goes, so that a failed first run leaves nothing behind.
+    fn drop(&mut self) {
+        if let Some(dir) = &self.created {
+            // Refused, as it should be, once the run's files are in it.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// Creates the model directory `out` if needed and takes its lock for this run, so that
 /// two trainings into one directory do not interleave their files.
-pub fn claim_model_dir(out: &Path) -> Result<DirLock> {
+pub fn claim_model_dir(out: &Path) -> Result<ModelDirClaim> {
     check_model_dir_target(out)?;
+    let created = (!out.exists()).then(|| out.to_path_buf());
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     match DirLock::try_acquire(out)? {
-        Some(lock) => Ok(lock),
+        Some(lock) => Ok(ModelDirClaim {
+            _lock: lock,
+            created,
+        }),
         None => Err(Error::flag(
             "--out",
             format!(

@@ -2,7 +2,7 @@
 
 use super::data_args::DataArgs;
 use super::log::{event, LogFormat};
-use super::output::claim_model_dir;
+use super::output::{claim_model_dir, ModelDirClaim};
 pub(super) use super::train_device::RunDevice;
 use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use riskgrad::data::dates::{date_range, DateRange};
@@ -11,7 +11,6 @@ use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
-use riskgrad::files::DirLock;
 use riskgrad::nn::architecture::{Architecture, NetworkKind};
 use riskgrad::nn::monotone::MonotoneConstraint;
 use riskgrad::nn::CnnLayers;
@@ -603,7 +602,7 @@ pub(super) struct Run<'a> {
     pub out: &'a Path,
     /// The output directory's lock: taken by the first training that gets this far, and
     /// held by the caller until its files are written.
-    pub lock: &'a mut Option<DirLock>,
+    pub lock: &'a mut Option<ModelDirClaim>,
     /// Print the run's first lines and every epoch (a cross-validation fold prints less).
     pub verbose: bool,
 }
@@ -690,7 +689,7 @@ struct RunPrinter<'a> {
     resumed_from_epoch: Option<usize>,
     verbose: bool,
     out: &'a Path,
-    lock: &'a mut Option<DirLock>,
+    lock: &'a mut Option<ModelDirClaim>,
     /// The device's name, once planned.
     device: String,
     progress: Option<EpochProgress>,

@@ -182,6 +182,16 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         stderr(&out)
     );
     assert!(!fresh.join("model.safetensors").exists());
+    // A directory the failed run created itself goes with it; one it found stays.
+    let created = fresh.join("new");
+    let out = train(&created, &["--epochs", "2", "--lr", "1e30"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        !created.exists(),
+        "the failed run left {}",
+        created.display()
+    );
+    assert!(fresh.is_dir());
 }
 
 #[test]
