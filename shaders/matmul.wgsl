@@ -1,8 +1,6 @@
-// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major f32; bias is a row
-// [n] added to every row (has_bias BIAS_ROW) or a matrix [m,n] (BIAS_MATRIX), or
-// absent (BIAS_NONE).
+// The tiled matmul kernel (what it computes: matmul_common.wgsl).
 //
-// This file is compiled once per matmul variant (src/engine/gpu/shaders.rs,
+// This file is compiled for several matmul variants (src/engine/gpu/shaders.rs,
 // `MATMUL_VARIANTS`), each time with a few `const` lines of its own put before it:
 //   MM_SIDE    the workgroup is MM_SIDE x MM_SIDE invocations; each computes a 4x4 block
 //              of `out` held in registers (acc), so the workgroup's output tile is
@@ -22,33 +20,7 @@
 // matrices reads as 0, so any m, n, k works. Bias and activation are applied as the
 // tile is written.
 //
-// Tiles are numbered row-major and the grid may wrap into y (more than 65535 tiles).
-// TRANS_A / TRANS_B are pipeline-overridable: four pipelines a variant, no branches per
-// element.
-
-struct MatMulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    act: u32,
-    off_a: u32,
-    off_b: u32,
-    off_bias: u32,
-    off_out: u32,
-    has_bias: u32,
-    tiles_n: u32,   // tiles along n
-    tiles: u32,     // tiles in all
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: MatMulParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
+// The uniform record, bindings and loads are matmul_common.wgsl's.
 
 const MM_TILE: u32 = 4u * MM_SIDE;
 // Values of each staged slice one invocation loads per step of k.
@@ -57,26 +29,6 @@ const MM_LOADS: u32 = MM_TILE * BK / (MM_SIDE * MM_SIDE);
 // [BK][MM_TILE] slices, 4 consecutive rows (of op(a)) or columns (of op(b)) per vec4.
 var<workgroup> a_tile: array<vec4<f32>, BK * MM_SIDE>;
 var<workgroup> b_tile: array<vec4<f32>, BK * MM_SIDE>;
-
-fn load_a(row: u32, kk: u32) -> f32 {
-    if row >= p.m || kk >= p.k {
-        return 0.0;
-    }
-    if TRANS_A {
-        return a[p.off_a + kk * p.m + row];
-    }
-    return a[p.off_a + row * p.k + kk];
-}
-
-fn load_b(kk: u32, col: u32) -> f32 {
-    if kk >= p.k || col >= p.n {
-        return 0.0;
-    }
-    if TRANS_B {
-        return b[p.off_b + col * p.k + kk];
-    }
-    return b[p.off_b + kk * p.n + col];
-}
 
 @compute @workgroup_size(MM_SIDE, MM_SIDE)
 fn matmul(

@@ -5,9 +5,16 @@
 //! runs.
 
 use riskgrad::engine::gpu::kernel_params::{ALL_PARAMS, SHARED_CONSTANTS};
-use riskgrad::engine::gpu::shaders::{ShaderModule, COMMON, MODULES};
+use riskgrad::engine::gpu::shaders::{ShaderModule, COMMON, MATMUL_VARIANTS, MODULES};
 use riskgrad::engine::graph::{Act, BinaryOp};
 use std::collections::BTreeMap;
+
+/// Every kernel module, each matmul variant's among them.
+fn every_module() -> impl Iterator<Item = &'static ShaderModule> {
+    MODULES
+        .iter()
+        .chain(MATMUL_VARIANTS.iter().map(|v| &v.module))
+}
 
 fn parse(m: &ShaderModule) -> naga::Module {
     naga::front::wgsl::parse_str(m.source)
@@ -65,7 +72,7 @@ fn u32_constants(module: &naga::Module) -> BTreeMap<String, u32> {
 
 #[test]
 fn every_module_is_compiled_with_the_shared_definitions() {
-    for m in &MODULES {
+    for m in every_module() {
         assert!(
             m.source.starts_with(COMMON.source),
             "{}: common.wgsl is not prepended",
@@ -76,7 +83,7 @@ fn every_module_is_compiled_with_the_shared_definitions() {
 
 #[test]
 fn every_params_struct_has_its_wgsl_twin_field_for_field() {
-    let modules: Vec<(&str, naga::Module)> = MODULES.iter().map(|m| (m.file, parse(m))).collect();
+    let modules: Vec<(&str, naga::Module)> = every_module().map(|m| (m.file, parse(m))).collect();
     for rust in ALL_PARAMS {
         let rust_layout = Layout {
             size: rust.size,

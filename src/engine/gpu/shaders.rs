@@ -25,8 +25,9 @@ macro_rules! with_common {
     };
 }
 
-/// matmul.wgsl as one variant compiles it: `common.wgsl`, then the variant's constants
-/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), then the file.
+/// matmul.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
+/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), `matmul_common.wgsl`
+/// (the record, bindings and loads every matmul kernel shares), then the file.
 macro_rules! matmul_variant {
     ($side:literal, $staged:literal, $broken:literal) => {
         concat!(
@@ -38,7 +39,25 @@ macro_rules! matmul_variant {
             ";\nconst MM_BROKEN: bool = ",
             $broken,
             ";\n",
+            include_str!("../../../shaders/matmul_common.wgsl"),
             include_str!("../../../shaders/matmul.wgsl")
+        )
+    };
+}
+
+/// matmul_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
+/// (`MR_WG`, `MR_VECS`; see the file's header), `matmul_common.wgsl`, then the file.
+macro_rules! matmul_rows_variant {
+    ($wg:literal, $vecs:literal) => {
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            "\n// This matmul variant's constants.\nconst MR_WG: u32 = ",
+            $wg,
+            "u;\nconst MR_VECS: u32 = ",
+            $vecs,
+            "u;\n",
+            include_str!("../../../shaders/matmul_common.wgsl"),
+            include_str!("../../../shaders/matmul_rows.wgsl")
         )
     };
 }
@@ -51,8 +70,10 @@ macro_rules! matmul_variant {
 pub struct MatMulVariant {
     /// A short name for logs and `riskgrad bench tune`.
     pub name: &'static str,
-    /// Side of the output tile a workgroup computes (4 × the workgroup's side).
-    pub tile: u32,
+    /// Rows of the output tile a workgroup computes.
+    pub tile_rows: u32,
+    /// Columns of the output tile a workgroup computes.
+    pub tile_cols: u32,
     /// The compiled module.
     pub module: ShaderModule,
     /// A deliberately wrong variant (adds 1 to every output), a candidate only when a
@@ -61,14 +82,17 @@ pub struct MatMulVariant {
 }
 
 /// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
-/// autotuner checks the others against). The autotuner measures them in this order, so
-/// the others come likeliest winner first (on lavapipe `tile32-direct` won 9–10 of the
-/// default MLP's 11 shapes and `tile64-direct` the rest): when its budget stops a shape
-/// part-way, the ones measured are the ones most worth it.
-pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
+/// autotuner checks the others against: square tiles of square workgroups, the shape a
+/// hardware GPU wants). The autotuner measures them in this order, so the others come
+/// likeliest winner first (on lavapipe `rows16-cols32`, a workgroup of 8 invocations, one
+/// SIMD register's lanes, won 8 of the default MLP's 11 shapes and the square products,
+/// `tile32-direct` most of the rest): when its budget stops a shape part-way, the ones
+/// measured are the ones most worth it.
+pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
     MatMulVariant {
         name: "tile64-staged",
-        tile: 64,
+        tile_rows: 64,
+        tile_cols: 64,
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("16", "true", "false"),
@@ -76,8 +100,19 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
         test_only: false,
     },
     MatMulVariant {
+        name: "rows16-cols32",
+        tile_rows: 16,
+        tile_cols: 32,
+        module: ShaderModule {
+            file: "matmul_rows.wgsl",
+            source: matmul_rows_variant!("8", "4"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
         name: "tile32-direct",
-        tile: 32,
+        tile_rows: 32,
+        tile_cols: 32,
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("8", "false", "false"),
@@ -85,8 +120,19 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
         test_only: false,
     },
     MatMulVariant {
+        name: "rows16-cols64",
+        tile_rows: 16,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "matmul_rows.wgsl",
+            source: matmul_rows_variant!("16", "4"),
+        },
+        test_only: false,
+    },
+    MatMulVariant {
         name: "tile64-direct",
-        tile: 64,
+        tile_rows: 64,
+        tile_cols: 64,
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("16", "false", "false"),
@@ -95,7 +141,8 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
     },
     MatMulVariant {
         name: "tile32-staged",
-        tile: 32,
+        tile_rows: 32,
+        tile_cols: 32,
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("8", "true", "false"),
@@ -104,7 +151,8 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 5] = [
     },
     MatMulVariant {
         name: "broken-for-tests",
-        tile: 64,
+        tile_rows: 64,
+        tile_cols: 64,
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("16", "true", "true"),

@@ -187,9 +187,9 @@ pub(crate) fn matmul_params(
     offsets: [u32; 4],
 ) -> Result<(MatMulParams, usize)> {
     let u = super::executor::u32c;
-    let tile = MATMUL_VARIANTS[variant].tile as usize;
-    let tiles_n = shape.n.div_ceil(tile);
-    let tiles = shape.m.div_ceil(tile) * tiles_n;
+    let variant = &MATMUL_VARIANTS[variant];
+    let tiles_n = shape.n.div_ceil(variant.tile_cols as usize);
+    let tiles = shape.m.div_ceil(variant.tile_rows as usize) * tiles_n;
     let [off_a, off_b, off_bias, off_out] = offsets;
     Ok((
         MatMulParams {
@@ -566,16 +566,30 @@ fn disagreement(got: &[f32], want: &[f32]) -> Option<String> {
     Some(format!("output {i} is {x}, the default variant's is {y}"))
 }
 
-/// The cache key of `shape` on `ctx`'s adapter: adapter, driver, riskgrad version, shape.
+/// The cache key of `shape` on `ctx`'s adapter: adapter, driver, riskgrad version, the
+/// set of variants (a choice made among fewer is measured again when variants are
+/// added), shape.
 fn cache_key(ctx: &GpuContext, shape: &MatMulShape) -> String {
     format!(
-        "{} | {} {} | riskgrad {} | {}",
+        "{} | {} {} | riskgrad {} | variants {:08x} | {}",
         ctx.info.name,
         ctx.info.driver,
         ctx.info.driver_info,
         env!("CARGO_PKG_VERSION"),
+        variant_set(),
         shape.key()
     )
+}
+
+/// A fingerprint of the variants' names, in order (FNV-1a, 32 bits).
+fn variant_set() -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for variant in &MATMUL_VARIANTS {
+        for byte in variant.name.bytes().chain([b',']) {
+            hash = (hash ^ byte as u32).wrapping_mul(0x0100_0193);
+        }
+    }
+    hash
 }
 
 /// Scratch buffers of one shape, filled with random data, and a launch on them.
