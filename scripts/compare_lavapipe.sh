@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Training rows/s on lavapipe (adapter 0) of two riskgrad binaries, alternating, with
+# separate warm tune caches: the default MLP, the LSTM and the CNN.
+# Usage: scripts/compare_lavapipe.sh OLD_BINARY NEW_BINARY [ROUNDS]
+set -euo pipefail
+old="$1"; new="$2"; rounds="${3:-3}"
+caches="$(mktemp -d)"
+rate() { grep -o 'throughput: [0-9]*' | grep -o '[0-9]*$'; }
+run() { RISKGRAD_CACHE_DIR="$caches/$1" "$2" bench train --device 0 --model "$3" --epochs "$4" 2>&1; }
+for m in mlp lstm cnn; do # fill both tune caches first
+  run old "$old" "$m" 1 >/dev/null
+  run new "$new" "$m" 1 >/dev/null
+done
+for round in $(seq "$rounds"); do
+  for m in mlp lstm cnn; do
+    e=3; [ "$m" = lstm ] && e=2
+    o=$(run old "$old" "$m" "$e" | rate)
+    n=$(run new "$new" "$m" "$e" | rate)
+    echo "round $round $m: old $o new $n ratio $(awk "BEGIN{printf \"%.2f\", $n/$o}")"
+  done
+done
+uptime
+rm -rf "$caches"
