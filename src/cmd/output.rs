@@ -190,7 +190,9 @@ pub fn check_model_dir_target(out: &Path) -> Result<()> {
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != OLD_LOCK_FILE)
+        // Lock files are riskgrad's own: the old one inside, `.NAME.riskgrad.lock` of
+        // model directories beside others.
+        .filter(|n| !n.ends_with(OLD_LOCK_FILE))
         .take(4)
         .collect();
     if names.is_empty() {

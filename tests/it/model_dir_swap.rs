@@ -312,4 +312,13 @@ fn a_directory_that_is_not_a_model_is_refused_and_the_working_directory_kept() {
     );
     SavedModel::load(&model).unwrap();
     assert!(staging_leftovers(&model).is_empty());
+
+    // A directory holding only riskgrad's lock files (of model directories that were
+    // beside them) is as good as empty.
+    let runs = root.join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    std::fs::write(runs.join(".gone.riskgrad.lock"), "").unwrap();
+    let into_runs = train_small(&data, &runs, &["--epochs", "1"]);
+    assert!(into_runs.status.success(), "{}", stderr(&into_runs));
+    SavedModel::load(&runs).unwrap();
 }
