@@ -7,6 +7,9 @@
 //! In two steps, so that a caller can open its device for the rows the run will train
 //! on and say what the run will be before it starts: [`NetworkPlan::new`] carves the
 //! rows and chooses the schedule (no device yet), [`NetworkPlan::train`] trains.
+//! [`train_network`] takes both steps for an [`Architecture`] on a prepared split: on
+//! the devices a front end's [`TrainingDevices`] opens, telling its [`NetworkObserver`]
+//! what the run is and how its epochs go.
 
 use super::defaults::{schedule, Schedule, Stopping};
 use super::fit::{
