@@ -49,9 +49,21 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// The network this kind trains; `None` for the logistic regression, which is
+    /// solved rather than trained.
+    fn network(self) -> Option<NetworkKind> {
+        match self {
+            ModelKind::Mlp => Some(NetworkKind::Mlp),
+            ModelKind::Cnn => Some(NetworkKind::Cnn),
+            ModelKind::Lstm => Some(NetworkKind::Lstm),
+            ModelKind::Gru => Some(NetworkKind::Gru),
+            ModelKind::Logistic => None,
+        }
+    }
+
     /// Whether the model reads a payment-history tensor.
     fn uses_sequences(self) -> bool {
-        !matches!(self, ModelKind::Mlp | ModelKind::Logistic)
+        self.network().is_some_and(NetworkKind::uses_sequences)
     }
 }
 
@@ -657,13 +669,9 @@ pub(super) fn train_network(
 /// The network the flags describe.
 fn architecture(args: &TrainArgs) -> Result<Architecture> {
     Ok(Architecture {
-        kind: match args.model {
-            ModelKind::Cnn => NetworkKind::Cnn,
-            ModelKind::Lstm => NetworkKind::Lstm,
-            ModelKind::Gru => NetworkKind::Gru,
-            // `--model logistic` is solved by train_logistic and never gets here.
-            ModelKind::Mlp | ModelKind::Logistic => NetworkKind::Mlp,
-        },
+        kind: args.model.network().ok_or_else(|| {
+            Error::internal("--model logistic is solved by train_logistic, not trained")
+        })?,
         hidden: args.hidden.clone(),
         activation: args.activation,
         dropout: args.dropout,
