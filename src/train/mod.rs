@@ -430,6 +430,12 @@ impl<'e> Trainer<'e> {
             Some(rows) => Some(streamed(val, rows, false)),
         };
         exec.write_params(&init)?;
+        // A new run starts from a zero optimizer state and step count, also on an
+        // executor that trained before (a run's members train one after another on one):
+        // loading a plan keeps what the executor holds.
+        let opt_words = exec.read_opt_state()?.len();
+        exec.write_opt_state(&vec![0.0; opt_words])?;
+        exec.write(STEP_STATE, &[0.0, 0.0])?;
 
         Ok(Trainer {
             exec,
