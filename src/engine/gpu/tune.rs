@@ -272,7 +272,6 @@ pub struct Tuner {
     decided: HashMap<MatMulShape, ShapeChoice>,
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
-    noted_unwritable: bool,
     /// Seconds spent tuning in this process.
     spent: f64,
 }
@@ -427,8 +426,11 @@ impl Tuner {
                 write(&path, &bytes)
             });
         if let Err(e) = written {
-            if !self.noted_unwritable {
-                self.noted_unwritable = true;
+            // Once per process, however many executors (a run's members, its scoring)
+            // tune on this device.
+            static NOTED_UNWRITABLE: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !NOTED_UNWRITABLE.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 self.note(&format!(
                     "note: the matmul tuning cache {} cannot be written ({e}): the next run tunes again",
                     path.display()
