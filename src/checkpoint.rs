@@ -1,7 +1,9 @@
 //! A training checkpoint: one safetensors file holding the trainer's numeric state
 //! (parameters, optimizer state, step counters, and the best epoch's parameters for early
 //! stopping) with the rest (epoch, generator state, history, settings, preprocessing) as
-//! JSON in the file's metadata. One file, written to a temporary name and renamed, so a
+//! JSON in the file's metadata. A run of several member networks trains them one after
+//! another; its checkpoint is the current member's, with the kept weights and epochs of
+//! the members before it. One file, written to a temporary name and renamed, so a
 //! checkpoint is always whole.
 
 use crate::data::Preprocessor;
@@ -32,6 +34,18 @@ pub struct BestEpoch {
     pub params: Vec<f32>,
 }
 
+/// A member network that finished before the checkpoint's own (a run of several trains
+/// them one after another): its kept weights and its epochs.
+#[derive(Clone, Debug)]
+pub struct FinishedMember {
+    /// The weights it keeps, packed.
+    pub params: Vec<f32>,
+    /// A report per epoch it trained.
+    pub history: Vec<EpochReport>,
+    /// The epoch whose weights it keeps.
+    pub kept_epoch: usize,
+}
+
 /// Everything a stopped training run needs to go on as if it had not stopped.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -50,6 +64,10 @@ pub struct Checkpoint {
     pub preprocessing: Preprocessor,
     /// Model input column means of the training rows (the saved model's baseline).
     pub baseline: Vec<f32>,
+    /// The members finished before this one, in order (empty for a run of one network,
+    /// or while training the first). The checkpoint's state is member
+    /// `finished_members.len()`'s.
+    pub finished_members: Vec<FinishedMember>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,6 +89,21 @@ struct Meta {
     /// epoch's end, as all were before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     within_epoch: Option<MidEpochMeta>,
+    /// [`FinishedMember`]s, their weights as the tensors `member<i>_params` (absent in
+    /// a run of one network, as in every checkpoint before members existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    finished_members: Vec<FinishedMemberMeta>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FinishedMemberMeta {
+    history: Vec<EpochReport>,
+    kept_epoch: usize,
+}
+
+/// The tensor holding finished member `i`'s weights.
+fn member_tensor(i: usize) -> String {
+    format!("member{i}_params")
 }
 
 /// [`MidEpoch`] in the metadata: the generator state as a string (as `rng`) and the
@@ -102,6 +135,14 @@ impl Checkpoint {
                 rng_before_shuffle: m.rng_before_shuffle.to_string(),
                 loss_sum_bits: m.loss_sum.to_bits(),
             }),
+            finished_members: self
+                .finished_members
+                .iter()
+                .map(|m| FinishedMemberMeta {
+                    history: m.history.clone(),
+                    kept_epoch: m.kept_epoch,
+                })
+                .collect(),
         };
         let json = serde_json::to_string(&meta).map_err(Error::internal)?;
         let mut tensors = vec![
@@ -134,6 +175,14 @@ impl Checkpoint {
                 Dtype::F32,
                 vec![best.params.len()],
                 f32_bytes(&best.params),
+            ));
+        }
+        for (i, member) in self.finished_members.iter().enumerate() {
+            tensors.push((
+                member_tensor(i),
+                Dtype::F32,
+                vec![member.params.len()],
+                f32_bytes(&member.params),
             ));
         }
         let bytes = serialize_tensors(&tensors, HashMap::from([(META_KEY.to_string(), json)]))?;
@@ -223,6 +272,18 @@ impl Checkpoint {
             }),
             None => None,
         };
+        let finished_members = meta
+            .finished_members
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Ok(FinishedMember {
+                    params: need(&member_tensor(i))?,
+                    history: m.history,
+                    kept_epoch: m.kept_epoch,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Checkpoint {
             state: TrainerState {
                 epoch: meta.epoch,
@@ -238,6 +299,7 @@ impl Checkpoint {
             model: meta.model,
             preprocessing,
             baseline: meta.baseline,
+            finished_members,
         })
     }
 }

@@ -255,6 +255,8 @@ pub enum Setting {
     Rows,
     /// The protected column of a fairness check.
     Protected,
+    /// Networks trained and averaged in one run.
+    Members,
 }
 
 impl Setting {
@@ -299,6 +301,7 @@ impl Setting {
             Setting::Resume => "checkpoint to resume",
             Setting::Rows => "rows to evaluate",
             Setting::Protected => "protected column",
+            Setting::Members => "number of member networks",
         }
     }
 }

@@ -106,8 +106,9 @@ pub struct CardInput<'a> {
     pub data: CardData,
     /// The validation.
     pub validation: CardValidation<'a>,
-    /// Epochs trained and the one kept, when the model was trained by epochs.
-    pub epochs: Option<(usize, usize)>,
+    /// The epochs trained and the ones kept, in words, when the model was trained by
+    /// epochs: "14 trained, weights of epoch 9 kept".
+    pub epochs: Option<String>,
     /// The stability baseline saved with the model (stability.json), if any.
     pub stability: Option<&'a Baseline>,
     /// The UTC date the card was written, `YYYY-MM-DD`.
@@ -141,7 +142,7 @@ pub fn render(input: &CardInput) -> String {
 
     section_data(&mut s, &input.data);
     section_preprocessing(&mut s, &m.preprocessing);
-    section_model(&mut s, m, input.epochs);
+    section_model(&mut s, m, input.epochs.as_deref());
     section_constraints(&mut s, m);
     section_validation(&mut s, &input.validation);
     let _ = writeln!(s, "## Stability baseline\n");
@@ -249,7 +250,7 @@ fn section_preprocessing(s: &mut String, pre: &Preprocessor) {
     let _ = writeln!(s);
 }
 
-fn section_model(s: &mut String, m: &SavedModel, epochs: Option<(usize, usize)>) {
+fn section_model(s: &mut String, m: &SavedModel, epochs: Option<&str>) {
     let t = &m.training;
     let _ = writeln!(s, "## Model and settings\n");
     let _ = writeln!(s, "| | |\n|---|---|");
@@ -265,11 +266,8 @@ fn section_model(s: &mut String, m: &SavedModel, epochs: Option<(usize, usize)>)
                 "| training | {:?}, batch {}, positive-class weight {} |",
                 t.optimizer, t.batch, t.pos_weight
             );
-            if let Some((ran, kept)) = epochs {
-                let _ = writeln!(
-                    s,
-                    "| epochs | {ran} trained, weights of epoch {kept} kept |"
-                );
+            if let Some(epochs) = epochs {
+                let _ = writeln!(s, "| epochs | {epochs} |");
             }
             let stop = match (t.early_stop, t.stop_split) {
                 (Some(p), Some(share)) => format!(
@@ -282,8 +280,20 @@ fn section_model(s: &mut String, m: &SavedModel, epochs: Option<(usize, usize)>)
             let _ = writeln!(s, "| early stopping | {stop} |");
         }
     }
-    if let Some(k) = t.cv_folds {
-        let _ = writeln!(s, "| ensemble | the mean probability of {k} members, each trained on the other folds' rows |");
+    match (t.cv_folds, t.members) {
+        (Some(k), 1) => {
+            let _ = writeln!(s, "| ensemble | the mean probability of {k} members, each trained on the other folds' rows |");
+        }
+        (Some(k), m) => {
+            let _ = writeln!(s, "| ensemble | the mean probability of {} members: {m} per fold, each fold's trained on the other folds' rows |", k * m);
+        }
+        (None, 1) => {}
+        (None, m) => {
+            let _ = writeln!(s, "| ensemble | the mean probability of {m} networks, each with its own initial weights and shuffles{} |", match t.stop_split {
+                Some(_) => " and stopping on its own rows set aside",
+                None => "",
+            });
+        }
     }
     let _ = writeln!(s, "| seed | {} |", t.seed);
     let _ = writeln!(s, "| device | {} |", md_cell(&t.device));

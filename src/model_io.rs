@@ -61,6 +61,11 @@ pub struct TrainSettings {
     /// stopping watched the validation rows, as in models saved before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_split: Option<f64>,
+    /// Networks trained and averaged, each stopping on its own carve of the training
+    /// rows (1 in models saved before members existed). In a cross-validation ensemble,
+    /// per fold.
+    #[serde(default = "one_member")]
+    pub members: usize,
     /// Set for a cross-validation ensemble (`--cv K --ensemble`): the folds, each a
     /// member trained on the other folds' rows. Then no row of the data was held out
     /// from all the members.
@@ -83,6 +88,11 @@ pub struct TrainSettings {
     /// models saved before it existed, and in a cross-validation ensemble.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_rows: Option<RowFingerprints>,
+}
+
+/// `members` of settings saved before members existed: one network.
+fn one_member() -> usize {
+    1
 }
 
 /// A trained model with everything needed to score a raw CSV row.

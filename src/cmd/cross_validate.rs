@@ -100,15 +100,14 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         },
         &mut |fig| {
             eprintln!(
-                "fold {:>2}/{k}: AUC {:.4}  KS {:.4}  log loss {:.4}  | challenger AUC {:.4}  ({} rows held out; epoch {} of {} kept; {:.1}s)",
+                "fold {:>2}/{k}: AUC {:.4}  KS {:.4}  log loss {:.4}  | challenger AUC {:.4}  ({} rows held out; {}; {:.1}s)",
                 fig.fold,
                 fig.auc,
                 fig.ks,
                 fig.log_loss,
                 fig.challenger_auc,
                 fig.held_out_rows,
-                fig.saved_epoch,
-                fig.epochs_trained,
+                fig.kept_epochs,
                 fig.seconds
             );
             event(

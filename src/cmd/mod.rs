@@ -134,6 +134,7 @@ fn flag_of(setting: Setting) -> &'static str {
         Setting::Resume => "--resume",
         Setting::Rows => "--rows",
         Setting::Protected => "--protected",
+        Setting::Members => "--members",
     }
 }
 

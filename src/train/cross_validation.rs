@@ -5,7 +5,7 @@
 //! `ensemble`, the fold models saved as one model scoring their mean probability.
 
 use super::model_dir::{RunFacts, BOOTSTRAP};
-use super::network::TrainedNetwork;
+use super::network::{kept_epochs_phrase, MemberFigures, TrainedNetwork};
 use crate::data::{fold_rows, stratified_folds, LabelledTable, PrepareOptions, Prepared};
 use crate::engine::exec::Executor;
 use crate::error::{Error, Result, Setting};
@@ -54,10 +54,16 @@ pub struct FoldFigures {
     pub log_loss: f64,
     /// The logistic challenger's AUC on the same rows.
     pub challenger_auc: f64,
-    /// The epoch whose weights were kept.
+    /// The epoch whose weights were kept (the first member's).
     pub saved_epoch: usize,
-    /// The epochs trained.
+    /// The epochs trained (by the first member).
     pub epochs_trained: usize,
+    /// Each member's, when the fold trained several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberFigures>,
+    /// The kept epochs in words, for the fold's line.
+    #[serde(skip)]
+    pub kept_epochs: String,
     /// The fold's time, training and scoring.
     pub seconds: f64,
 }
@@ -222,8 +228,10 @@ impl CrossValidation<'_> {
                 ks: ev.ks,
                 log_loss: ev.log_loss,
                 challenger_auc: lr.validation_auc,
-                saved_epoch: trained.outcome.kept_epoch,
-                epochs_trained: trained.outcome.history.len(),
+                saved_epoch: trained.outcome().kept_epoch,
+                epochs_trained: trained.outcome().history.len(),
+                members: trained.member_figures(),
+                kept_epochs: kept_epochs_phrase(&trained.outcomes),
                 seconds: fold_started.elapsed().as_secs_f64(),
             };
             on_fold(&figure);
@@ -237,7 +245,7 @@ impl CrossValidation<'_> {
                     *s += b as f64 * rows as f64;
                 }
                 parts.baseline_rows += rows;
-                parts.members.push(trained.params.clone());
+                parts.members.extend(trained.member_params.iter().cloned());
                 parts.last_prepared = Some(prepared);
             }
             last = Some(trained);
@@ -336,9 +344,9 @@ impl CrossValidated {
                     ("device".into(), device.into()),
                     ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
                 ],
-                history: &last.outcome.history,
+                history: &last.outcome().history,
                 epoch_rows: "stopping rows of the last fold",
-                chosen_epoch: last.outcome.kept_epoch,
+                chosen_epoch: last.outcome().kept_epoch,
                 probs: &self.oof,
                 labels: &self.labels,
                 evaluation: &self.pooled,
@@ -368,7 +376,8 @@ impl CrossValidated {
         files: &mut FileSet,
     ) -> Result<()> {
         let last = &self.last;
-        let model = ModelSpec::ensemble(last.model.clone(), cv.folds)?;
+        // Every fold's members, flat: the saved ensemble scores their mean.
+        let model = ModelSpec::ensemble(last.member_model().clone(), parts.members.len())?;
         let params = pack_ensemble(&model, &parts.members)?;
         // Every row's ensemble score and column distribution, for `riskgrad monitor`.
         let rows = parts
@@ -398,7 +407,7 @@ impl CrossValidated {
                 .map(|s| (s / parts.baseline_rows.max(1) as f64) as f32)
                 .collect(),
             training,
-            epoch: last.outcome.kept_epoch,
+            epoch: last.outcome().kept_epoch,
             validation: Some(self.pooled.clone()),
             params,
         };

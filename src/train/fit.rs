@@ -5,7 +5,7 @@
 //! just train.
 
 use super::{EpochEnd, EpochReport, Trainer};
-use crate::checkpoint::{BestEpoch, Checkpoint};
+use crate::checkpoint::{BestEpoch, Checkpoint, FinishedMember};
 use crate::data::Preprocessor;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
@@ -63,11 +63,21 @@ pub struct CheckpointTarget {
     pub preprocessing: Preprocessor,
     /// Model input column means of the training rows.
     pub baseline: Vec<f32>,
+    /// The members of the run finished before the one `fit` trains.
+    pub finished_members: Vec<FinishedMember>,
 }
 
 /// What `fit` reports as it goes.
 #[derive(Debug)]
 pub enum FitEvent<'a> {
+    /// A run of several member networks begins training one (not sent for a run of
+    /// one). `fit` never sends it; the member loop of `train::network` does.
+    MemberStart {
+        /// The member about to train, from 0.
+        member: usize,
+        /// Members in all.
+        members: usize,
+    },
     /// An epoch begins: its number, the epochs in all, and its steps.
     EpochStart {
         /// The epoch about to run (1-based).
@@ -297,6 +307,7 @@ fn save_checkpoint(
         model: target.model.clone(),
         preprocessing: target.preprocessing.clone(),
         baseline: target.baseline.clone(),
+        finished_members: target.finished_members.clone(),
     }
     .save(&target.path)
 }

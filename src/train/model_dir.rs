@@ -7,7 +7,9 @@
 //! A network's run also fits the logistic-regression challenger on the same split, so
 //! its files and its caller can show both AUCs side by side.
 
-use super::network::{column_means, TrainedNetwork};
+use super::network::{
+    column_means, kept_epochs_phrase, member_epochs, MemberFigures, TrainedNetwork,
+};
 use super::EpochReport;
 use crate::data::dates::DateRange;
 use crate::data::Prepared;
@@ -65,8 +67,12 @@ struct NetworkMetrics<'a> {
     /// The rows each epoch's figures are computed on: "stopping rows" (carved from the
     /// training rows for early stopping) or "validation rows" (without early stopping).
     epoch_figures_on: &'static str,
-    /// The epoch whose weights were saved (the best with early stopping, else the last).
+    /// The epoch whose weights were saved (the best with early stopping, else the last;
+    /// the first member's, with several).
     saved_epoch: usize,
+    /// Each member's epochs, with several (`epochs` and `saved_epoch` are the first's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    members: Vec<MemberFigures>,
     /// The saved weights on the validation rows.
     validation: &'a Evaluation,
     resumed_from_epoch: Option<usize>,
@@ -111,8 +117,7 @@ pub fn save_network_run(
         model, settings, ..
     } = trained;
     let data_name = &facts.data_name;
-    let (history, saved_epoch) = (&trained.outcome.history, trained.outcome.kept_epoch);
-    let ran = trained.outcome.ran();
+    let (history, saved_epoch) = (&trained.outcome().history, trained.outcome().kept_epoch);
     let (probs, labels) = (&trained.probs, &val.y);
     let evaluation = evaluate(probs, labels, None, BOOTSTRAP, facts.seed);
     let challenger = challenger(train, val, model.inputs(), settings.pos_weight)?;
@@ -128,6 +133,8 @@ pub fn save_network_run(
     };
     let mut files = FileSet::replacing(out)?;
 
+    // Over every epoch this process ran, in all the members.
+    let ran: Vec<&EpochReport> = trained.outcomes.iter().flat_map(|o| o.ran()).collect();
     let train_seconds: f64 = ran.iter().map(|r| r.seconds).sum();
     let train_rows_per_second =
         (trained.steps_per_epoch * settings.batch * ran.len()) as f64 / train_seconds;
@@ -143,6 +150,7 @@ pub fn save_network_run(
             false => "validation rows",
         },
         saved_epoch,
+        members: trained.member_figures(),
         validation: &evaluation,
         resumed_from_epoch,
         fit_rows: trained.fit_rows,
@@ -179,10 +187,16 @@ pub fn save_network_run(
             ),
             (
                 "epochs".into(),
-                format!(
-                    "{} trained; weights saved from epoch {saved_epoch}",
-                    history.len()
-                ),
+                match trained.outcomes.len() {
+                    1 => format!(
+                        "{} trained; weights saved from epoch {saved_epoch}",
+                        history.len()
+                    ),
+                    _ => format!(
+                        "{} (trained/kept); the curves are the first member's",
+                        kept_epochs_phrase(&trained.outcomes)
+                    ),
+                },
             ),
             ("device".into(), trained.device.clone()),
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
@@ -208,7 +222,16 @@ pub fn save_network_run(
         facts.seed
     );
     let challenged = Some((challenger.model.clone(), challenger.validation_auc));
-    let epochs = Some((history.len(), saved_epoch));
+    let epochs = Some(match trained.outcomes.len() {
+        1 => format!(
+            "{} trained, weights of epoch {saved_epoch} kept",
+            history.len()
+        ),
+        n => format!(
+            "kept/trained by each of the {n} members: {}",
+            member_epochs(&trained.outcomes)
+        ),
+    });
     let card = facts.card_data(prepared, split);
     commit_holdout_model(out, files, &saved, card, challenged, epochs, stability)?;
 
@@ -316,6 +339,7 @@ pub fn save_logistic_run(
             val_split: run.val_split,
             early_stop: None,
             stop_split: None,
+            members: 1,
             cv_folds: None,
             device: "cpu (f64 solver)".into(),
             device_choice: None,
@@ -360,7 +384,7 @@ fn commit_holdout_model(
     saved: &SavedModel,
     data: CardData,
     challenger: Option<(String, f64)>,
-    epochs: Option<(usize, usize)>,
+    epochs: Option<String>,
     stability: &Baseline,
 ) -> Result<()> {
     let Some(evaluation) = &saved.validation else {

@@ -4,6 +4,13 @@
 //! size where the caller gives none, [`fit`] runs the epochs, and the validation rows
 //! are scored with the kept weights.
 //!
+//! A run may train several **members**, one after another on the same device: member
+//! `m` stops early on its own carve of the training rows and starts from its own
+//! weights and shuffles ([`member_seed`]), and the model saved is their ensemble, which
+//! scores the mean of their probabilities. Averaging networks whose errors differ is the
+//! cheapest accuracy there is on a small table (BENCHMARKS.md, "Five-fold
+//! cross-validation against baselines"); member 0 is the run a single network would be.
+//!
 //! In two steps, so that a caller can open its device for the rows the run will train
 //! on and say what the run will be before it starts: [`NetworkPlan::new`] carves the
 //! rows and chooses the schedule (no device yet), [`NetworkPlan::train`] trains.
@@ -11,12 +18,12 @@
 //! the devices a front end's [`TrainingDevices`] opens, telling its [`NetworkObserver`]
 //! what the run is and how its epochs go.
 
-use super::defaults::{schedule, Schedule, Stopping};
+use super::defaults::{member_seed, schedule, Schedule, Stopping, MAX_MEMBERS};
 use super::fit::{
     fit, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome, StopRequest,
 };
 use super::{Split, TrainConfig, Trainer};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, FinishedMember};
 use crate::data::sequence::SequenceLayout;
 use crate::data::Prepared;
 use crate::engine::exec::Executor;
@@ -26,7 +33,7 @@ use crate::engine::WhenNoGpu;
 use crate::error::{Error, Result, Setting};
 use crate::model_io::TrainSettings;
 use crate::nn::architecture::Architecture;
-use crate::nn::ModelSpec;
+use crate::nn::{pack_ensemble, ModelSpec};
 use crate::scoring::Scorer;
 use std::path::PathBuf;
 
@@ -50,14 +57,22 @@ pub struct NetworkRequest {
     pub pos_weight: f32,
     /// The seed of the carve, the initial weights and the shuffles.
     pub seed: u64,
+    /// Networks trained and averaged (1: one network); each member stops on its own
+    /// carve of the training rows.
+    pub members: usize,
 }
 
 /// A run planned on a training split: the rows it fits on and decides on, its schedule
 /// and configuration.
 pub struct NetworkPlan {
-    /// The rows fitted on and the rows early stopping decides on, carved from the
-    /// training split; `None` without early stopping.
+    /// Member 0's rows fitted on and rows early stopping decides on, carved from the
+    /// training split; `None` without early stopping. The other members carve theirs
+    /// as they start, with their own seeds.
     carved: Option<(Split, Split)>,
+    /// The fraction of the training rows each member carves off.
+    stop_split: f64,
+    /// Networks trained and averaged.
+    pub members: usize,
     /// Rows per step, epochs, patience.
     pub schedule: Schedule,
     /// What the trainer runs with.
@@ -69,12 +84,14 @@ pub struct NetworkPlan {
 
 /// What [`NetworkPlan::train`] gives back.
 pub struct TrainedWeights {
-    /// The kept weights (the best epoch's with early stopping, else the last).
-    pub params: Vec<f32>,
-    /// The epochs run, and which was kept.
-    pub outcome: FitOutcome,
-    /// The kept weights' probabilities for the validation rows, in order.
-    pub probs: Vec<f32>,
+    /// Each member's kept weights (the best epoch's with early stopping, else the last).
+    pub member_params: Vec<Vec<f32>>,
+    /// Each member's epochs, and which it kept.
+    pub outcomes: Vec<FitOutcome>,
+    /// The kept weights' probabilities for the validation rows, in order; `None` with
+    /// several members, whose ensemble has another parameter layout than the executor's
+    /// plans (see [`score_ensemble`]).
+    pub probs: Option<Vec<f32>>,
     /// Optimizer steps per epoch.
     pub steps_per_epoch: usize,
 }
@@ -82,8 +99,15 @@ pub struct TrainedWeights {
 impl NetworkPlan {
     /// Plans a run on `train` as `request` says.
     ///
-    /// Errors: a `stop_split` that leaves one class to fit on (`Setting::StopSplit`).
+    /// Errors: a `stop_split` that leaves one class to fit on (`Setting::StopSplit`);
+    /// members outside `1..=MAX_MEMBERS` (`Setting::Members`).
     pub fn new(train: &Split, request: &NetworkRequest) -> Result<NetworkPlan> {
+        if !(1..=MAX_MEMBERS).contains(&request.members) {
+            return Err(Error::invalid(
+                Setting::Members,
+                format!("{} must be between 1 and {MAX_MEMBERS}", request.members),
+            ));
+        }
         let mut stopping = request.stopping;
         let mut carved =
             (stopping != Stopping::Off).then(|| train.carve(request.stop_split, request.seed));
@@ -123,6 +147,8 @@ impl NetworkPlan {
         };
         Ok(NetworkPlan {
             carved,
+            stop_split: request.stop_split,
+            members: request.members,
             schedule,
             config,
             notes,
@@ -148,12 +174,13 @@ impl NetworkPlan {
         self.carved.as_ref().map_or(0, |(_, stop)| stop.rows())
     }
 
-    /// Trains `model` on `exec` as planned (`train` and `val` as given to [`new`](Self::new)
-    /// and the caller's split), from `resume` when given. `on_start` runs once the data is
-    /// on the device, before the first step (an error from it stops the run), and hears
-    /// how many rows at a time a table too large for the device is copied in; `on_event`
-    /// hears the epochs go by. Then scores the validation rows with the kept
-    /// weights.
+    /// Trains `model` on `exec` as planned, each member in turn (`train` and `val` as
+    /// given to [`new`](Self::new) and the caller's split), from `resume` when given
+    /// (its finished members kept, its current member continued). `on_start` runs once
+    /// the data is on the device, before the first step (an error from it stops the
+    /// run), and hears how many rows at a time a table too large for the device is
+    /// copied in; `on_event` hears the members and epochs go by. Then scores the
+    /// validation rows with the kept weights.
     #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
@@ -165,45 +192,156 @@ impl NetworkPlan {
         on_start: &mut dyn FnMut(Option<usize>) -> Result<()>,
         on_event: &mut dyn FnMut(FitEvent),
     ) -> Result<TrainedWeights> {
-        let (fit_rows, epoch_rows) = self.rows(train, val);
-        let mut trainer =
-            Trainer::new(&mut *exec, model, fit_rows, epoch_rows, self.config.clone())?;
-        on_start(trainer.streamed_rows())?;
-        let outcome = fit(&mut trainer, options, resume, on_event)?;
-        let steps_per_epoch = trainer.steps_per_epoch();
-        let params = trainer.params()?;
-        let probs = match &self.carved {
+        let mut finished = resume.map_or_else(Vec::new, |ck| ck.finished_members.clone());
+        let first = finished.len();
+        if first >= self.members {
+            return Err(Error::internal(format!(
+                "a checkpoint with {first} finished members resumed for a run of {}",
+                self.members
+            )));
+        }
+        let mut outcomes: Vec<FitOutcome> = finished
+            .iter()
+            .map(|m| FitOutcome {
+                history: m.history.clone(),
+                epochs_run: 0,
+                kept_epoch: m.kept_epoch,
+            })
+            .collect();
+        let (mut steps_per_epoch, mut started, mut single_probs) = (0, false, None);
+        for member in first..self.members {
+            let resumed = resume.filter(|_| member == first);
+            if let Some(ck) = resumed.filter(|ck| member + 1 < self.members && done(ck, options)) {
+                // Killed between this member's last checkpoint and the next member's
+                // first: it is finished, as the uninterrupted run left it.
+                let kept = ck
+                    .best
+                    .as_ref()
+                    .map_or((&ck.state.params, ck.state.epoch), |b| (&b.params, b.epoch));
+                outcomes.push(FitOutcome {
+                    history: ck.history.clone(),
+                    epochs_run: 0,
+                    kept_epoch: kept.1,
+                });
+                finished.push(FinishedMember {
+                    params: kept.0.clone(),
+                    history: ck.history.clone(),
+                    kept_epoch: kept.1,
+                });
+                continue;
+            }
+            if self.members > 1 {
+                on_event(FitEvent::MemberStart {
+                    member,
+                    members: self.members,
+                });
+            }
+            let seed = member_seed(self.config.seed, member);
+            let own_carve = match (&self.carved, member) {
+                (Some(_), 1..) => Some(train.carve(self.stop_split, seed)),
+                _ => None,
+            };
+            let (fit_rows, epoch_rows) = match &own_carve {
+                Some((fit_rows, stop_rows)) => (fit_rows, stop_rows),
+                None => self.rows(train, val),
+            };
+            let config = TrainConfig {
+                seed,
+                ..self.config.clone()
+            };
+            let mut trainer = Trainer::new(&mut *exec, model, fit_rows, epoch_rows, config)?;
+            if !started {
+                on_start(trainer.streamed_rows())?;
+                started = true;
+            }
+            let member_options = FitOptions {
+                checkpoint: options.checkpoint.as_ref().map(|target| CheckpointTarget {
+                    finished_members: finished.clone(),
+                    ..target.clone()
+                }),
+                ..options.clone()
+            };
+            let outcome = fit(&mut trainer, &member_options, resumed, on_event)?;
+            steps_per_epoch = trainer.steps_per_epoch();
+            let params = trainer.params()?;
+            if self.members == 1 && self.carved.is_none() {
+                // The trainer has the validation rows already: one network's scores
+                // come from it, as they always have.
+                single_probs = Some(trainer.predict_validation()?);
+            }
+            finished.push(FinishedMember {
+                params,
+                history: outcome.history.clone(),
+                kept_epoch: outcome.kept_epoch,
+            });
+            outcomes.push(outcome);
+        }
+        let member_params: Vec<Vec<f32>> = finished.into_iter().map(|m| m.params).collect();
+        let probs = match (single_probs, self.members) {
+            (Some(probs), _) => Some(probs),
             // The validation rows, never seen by the trainer, scored once with the kept
             // weights.
-            Some(_) => {
-                drop(trainer);
+            (None, 1) => {
                 let chunk = val.rows().clamp(1, SCORE_CHUNK);
-                Scorer::for_weights(exec, model, &params, chunk)?.score(&val.x)?
+                Some(Scorer::for_weights(exec, model, &member_params[0], chunk)?.score(&val.x)?)
             }
-            None => trainer.predict_validation()?,
+            (None, _) => None,
         };
         Ok(TrainedWeights {
-            params,
-            outcome,
+            member_params,
+            outcomes,
             probs,
             steps_per_epoch,
         })
     }
 }
 
+/// The ensemble of `members` (each packed as `model`) and its weights, packed.
+pub fn ensemble_of(model: &ModelSpec, members: &[Vec<f32>]) -> Result<(ModelSpec, Vec<f32>)> {
+    let ensemble = ModelSpec::ensemble(model.clone(), members.len())?;
+    let packed = pack_ensemble(&ensemble, members)?;
+    Ok((ensemble, packed))
+}
+
+/// The probabilities the saved `ensemble` gives `x`'s rows, on an executor with no
+/// other model's plans loaded (its plans share one parameter layout).
+pub fn score_ensemble(
+    exec: &mut dyn Executor,
+    ensemble: &ModelSpec,
+    params: &[f32],
+    x: &[f32],
+) -> Result<Vec<f32>> {
+    let rows = x.len() / ensemble.inputs().max(1);
+    Scorer::for_weights(exec, ensemble, params, rows.clamp(1, SCORE_CHUNK))?.score(x)
+}
+
+/// Whether the run a checkpoint holds has finished: its last epoch is over and either
+/// no epoch is left or early stopping has run out of patience.
+fn done(ck: &Checkpoint, options: &FitOptions) -> bool {
+    let patience_spent = match (options.early_stop, &ck.best) {
+        (Some(patience), Some(best)) => ck.state.epoch - best.epoch >= patience,
+        _ => false,
+    };
+    ck.state.within_epoch.is_none() && (ck.state.epoch >= options.epochs || patience_spent)
+}
+
 /// A network trained on one prepared split, with what its files and messages say of the
 /// run.
 pub struct TrainedNetwork {
-    /// The architecture trained.
+    /// The model saved: the architecture trained, or with several members their
+    /// ensemble.
     pub model: ModelSpec,
     /// A sequence model's column layout (`None` for an MLP).
     pub layout: Option<SequenceLayout>,
     /// The settings saved with the model.
     pub settings: TrainSettings,
-    /// The kept weights (the best epoch's with early stopping, else the last).
+    /// The kept weights, packed as `model` (the best epoch's with early stopping, else
+    /// the last; each member's, with several).
     pub params: Vec<f32>,
-    /// The epochs run, and which was kept.
-    pub outcome: FitOutcome,
+    /// Each member's kept weights, packed as the architecture trained.
+    pub member_params: Vec<Vec<f32>>,
+    /// Each member's epochs, and which it kept (one for a run of one network).
+    pub outcomes: Vec<FitOutcome>,
     /// The kept weights' probabilities for the validation rows, in order.
     pub probs: Vec<f32>,
     /// Rows the model was fitted on.
@@ -216,6 +354,68 @@ pub struct TrainedNetwork {
     pub baseline: Vec<f32>,
     /// The device's name.
     pub device: String,
+}
+
+impl TrainedNetwork {
+    /// The first member's epochs and the one it kept (a single network's).
+    pub fn outcome(&self) -> &FitOutcome {
+        &self.outcomes[0]
+    }
+
+    /// The architecture each member has.
+    pub fn member_model(&self) -> &ModelSpec {
+        match &self.model {
+            ModelSpec::Ensemble { model, .. } => model,
+            single => single,
+        }
+    }
+
+    /// Each member's kept and trained epochs, for metrics.json; empty for a run of one
+    /// network (whose figures say it already).
+    pub fn member_figures(&self) -> Vec<MemberFigures> {
+        if self.outcomes.len() < 2 {
+            return Vec::new();
+        }
+        (self.outcomes.iter().enumerate())
+            .map(|(m, o)| MemberFigures {
+                member: m + 1,
+                saved_epoch: o.kept_epoch,
+                epochs_trained: o.history.len(),
+            })
+            .collect()
+    }
+}
+
+/// One member's epochs in a run of several.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MemberFigures {
+    /// The member, from 1.
+    pub member: usize,
+    /// The epoch whose weights it kept.
+    pub saved_epoch: usize,
+    /// The epochs it trained.
+    pub epochs_trained: usize,
+}
+
+/// What a run's messages say of its kept epochs: `epoch 6 of 11 kept`, or for members
+/// `epochs 6/11, 9/14, 8/13 kept by the 3 members` (kept/trained).
+pub fn kept_epochs_phrase(outcomes: &[FitOutcome]) -> String {
+    match outcomes {
+        [one] => format!("epoch {} of {} kept", one.kept_epoch, one.history.len()),
+        many => format!(
+            "epochs {} kept by the {} members",
+            member_epochs(many),
+            many.len()
+        ),
+    }
+}
+
+/// Each member's kept and trained epochs: `6/11, 9/14, 8/13`.
+pub fn member_epochs(outcomes: &[FitOutcome]) -> String {
+    (outcomes.iter())
+        .map(|o| format!("{}/{}", o.kept_epoch, o.history.len()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Mean of each column of the row-major matrix `x` of `cols` columns (a model's
@@ -370,6 +570,7 @@ pub fn train_network(
         val_split: run.val_split,
         early_stop: patience,
         stop_split: plan.carves().then_some(request.stop_split),
+        members: plan.members,
         cv_folds: None,
         device: device.clone(),
         device_choice: run.devices.reason(),
@@ -399,6 +600,7 @@ pub fn train_network(
             model: model.clone(),
             preprocessing: prepared.preprocessor.clone(),
             baseline: baseline.clone(),
+            finished_members: Vec::new(),
         }),
         stop: run.stop,
         checkpoint_every: run.checkpoint_every,
@@ -407,8 +609,8 @@ pub fn train_network(
     // Both callbacks tell the one observer, never at once.
     let observer = std::cell::RefCell::new(observer);
     let TrainedWeights {
-        params,
-        outcome,
+        member_params,
+        outcomes,
         probs,
         steps_per_epoch,
     } = plan.train(
@@ -420,12 +622,25 @@ pub fn train_network(
         &mut |streamed| observer.borrow_mut().started(streamed),
         &mut |event| observer.borrow_mut().event(event),
     )?;
+    let (model, params, probs) = match probs {
+        Some(probs) => (model, member_params[0].clone(), probs),
+        None => {
+            // The members' ensemble, as it is saved, on a fresh executor.
+            let (ensemble, packed) = ensemble_of(&model, &member_params)?;
+            run.devices
+                .open(&ensemble, fit_rows, epoch_rows, &plan.config)?;
+            let exec = run.devices.current()?;
+            let probs = score_ensemble(exec, &ensemble, &packed, &val.x)?;
+            (ensemble, packed, probs)
+        }
+    };
     Ok(TrainedNetwork {
         model,
         layout,
         settings,
         params,
-        outcome,
+        member_params,
+        outcomes,
         probs,
         fit_rows: fit_rows.rows(),
         stopping_rows: plan.stopping_rows(),

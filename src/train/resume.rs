@@ -51,6 +51,13 @@ pub fn check_resumable(
             split(now.stop_split),
         );
     }
+    if was.members != now.members {
+        return differ(
+            Setting::Members,
+            was.members.to_string(),
+            now.members.to_string(),
+        );
+    }
     match model_difference(&ck.model, model) {
         Some((Difference::Data, was, now)) => {
             return Err(Error::invalid(
@@ -91,6 +98,33 @@ pub fn check_resumable(
             _ => Setting::Optimizer,
         };
         return differ(setting, a, b);
+    }
+    // The members that finished trained to the checkpoint's epochs and patience: later
+    // members trained to others would make another ensemble than either run's.
+    let finished = ck.finished_members.len();
+    let members_say = |setting: Setting, a: String, b: String| {
+        Err(Error::invalid(
+            setting,
+            format!(
+                "is {b} here but {a} in the checkpoint, whose first {finished} of {} members finished with {a}: resume a run of members with the settings it began with, or start a new run",
+                was.members
+            ),
+        ))
+    };
+    if finished > 0 && was.epochs != now.epochs {
+        return members_say(
+            Setting::Epochs,
+            was.epochs.to_string(),
+            now.epochs.to_string(),
+        );
+    }
+    if finished > 0 && was.early_stop != now.early_stop {
+        let patience = |p: Option<usize>| p.map_or("off".into(), |p| format!("{p} epochs"));
+        return members_say(
+            Setting::EarlyStop,
+            patience(was.early_stop),
+            patience(now.early_stop),
+        );
     }
     Ok(())
 }

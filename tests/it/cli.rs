@@ -113,6 +113,7 @@ fn a_headless_run_logs_plain_progress_lines() {
     let dir = temp_dir("headless");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
         .args(["train", "--device", "cpu", "--epochs", "1", "--hidden", "8"])
+        .args(["--members", "1"])
         .arg("--out")
         .arg(&*dir)
         .env("NODEVICE_SELECT", "1")
@@ -168,7 +169,7 @@ fn log_json_writes_one_event_per_line_on_stdout() {
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect()
     };
-    let (out, events) = run(&["--epochs", "3", "--early-stop", "off"]);
+    let (out, events) = run(&["--epochs", "3", "--early-stop", "off", "--members", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(kinds(&events), ["start", "epoch", "epoch", "epoch", "done"]);
     for e in &events {
@@ -193,6 +194,20 @@ fn log_json_writes_one_event_per_line_on_stdout() {
         stderr(&out).contains("done in"),
         "the person's line is on stderr"
     );
+
+    // Members: an event as each begins, then its epochs; done names each kept epoch.
+    let (out, events) = run(&["--epochs", "2", "--early-stop", "off", "--members", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let member_run = [
+        "start", "member", "epoch", "epoch", "member", "epoch", "epoch",
+    ];
+    assert_eq!(kinds(&events), [&member_run[..], &["done"]].concat());
+    assert_eq!(events[0]["members"], 2);
+    assert_eq!(
+        (events[4]["member"].as_u64(), events[4]["members"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(events[7]["saved_epochs"], serde_json::json!([2, 2]));
 
     let (out, events) = run(&["--lr", "0"]);
     assert_eq!(out.status.code(), Some(2));

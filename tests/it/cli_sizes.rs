@@ -200,7 +200,8 @@ fn defaults_on_a_small_table_reach_the_logistic_baseline() {
     // early stopping on rows carved from the training split.
     assert!(
         text.contains("batch 60; at most 63 epochs")
-            && text.contains("early stopping after 5 epochs"),
+            && text.contains("early stopping after 5 epochs")
+            && text.contains("3 member networks averaged"),
         "the defaults chosen: {text}"
     );
     let side = text

@@ -145,14 +145,16 @@ fn an_ensemble_scores_the_mean_of_its_fold_models_and_works_as_any_model() {
     let dir = temp_dir("ensemble");
     let data = loans(&dir, 240);
     let out = dir.join("model");
-    let run = cv(&data, &out, &["--cv", "3", "--ensemble"]);
+    // Two members a fold: the saved ensemble averages all six networks, flat.
+    let run = cv(&data, &out, &["--cv", "3", "--ensemble", "--members", "2"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let saved = SavedModel::load(&out).unwrap();
     let ModelSpec::Ensemble { members, model } = &saved.model else {
         panic!("saved {:?}", saved.model)
     };
-    assert_eq!(*members, 3);
+    assert_eq!(*members, 6);
     assert_eq!(saved.training.cv_folds, Some(3));
+    assert_eq!(saved.training.members, 2);
 
     // Each member's weights, cut out of the ensemble's by parameter name.
     let (specs, layout) = param_layout(&saved.model).unwrap();
@@ -185,9 +187,9 @@ fn an_ensemble_scores_the_mean_of_its_fold_models_and_works_as_any_model() {
             .unwrap()
     };
     let ensemble = score(&saved);
-    let fold_scores: Vec<Vec<f32>> = (0..3).map(|k| score(&member(k))).collect();
+    let fold_scores: Vec<Vec<f32>> = (0..6).map(|k| score(&member(k))).collect();
     for r in 0..rows {
-        let mean = fold_scores.iter().map(|s| s[r] as f64).sum::<f64>() / 3.0;
+        let mean = fold_scores.iter().map(|s| s[r] as f64).sum::<f64>() / 6.0;
         assert!(
             (ensemble[r] as f64 - mean).abs() < 1e-6,
             "row {r}: ensemble {} vs mean {mean}",

@@ -342,6 +342,7 @@ fn a_model_trained_with_dropout_scores_the_same_without_it() {
             val_split: 0.2,
             early_stop: None,
             stop_split: None,
+            members: 1,
             cv_folds: None,
             device: "cpu".into(),
             device_choice: None,
@@ -397,6 +398,8 @@ fn train_with_dropout_then_predict() {
         "2",
         "--batch",
         "8",
+        "--members",
+        "1",
         "--out",
         dir.to_str().unwrap(),
     ]);

@@ -74,6 +74,7 @@ fn events_come_in_order_and_early_stopping_keeps_the_best_epoch() {
             FitEvent::EarlyStop { best_epoch, .. } => format!("stop {best_epoch}"),
             FitEvent::Warning(w) => panic!("no warning expected: {w}"),
             FitEvent::Checkpointed { .. } => panic!("no checkpoint inside an epoch asked for"),
+            FitEvent::MemberStart { .. } => panic!("fit trains one network"),
         })
     })
     .unwrap();
@@ -119,6 +120,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             val_split: 0.2,
             early_stop: None,
             stop_split: None,
+            members: 1,
             cv_folds: None,
             device: "cpu".into(),
             device_choice: None,
@@ -131,6 +133,7 @@ fn checkpoint_target(path: std::path::PathBuf, train: &Split) -> CheckpointTarge
             .unwrap()
             .preprocessor,
         baseline: vec![0.0; train.x.len() / train.rows()],
+        finished_members: Vec::new(),
     }
 }
 
@@ -420,6 +423,7 @@ fn a_network_plan_carves_its_stopping_rows_and_scores_the_kept_weights() {
         optimizer: config(0.01).optimizer,
         pos_weight: 1.0,
         seed: 7,
+        members: 1,
     };
     let plan = NetworkPlan::new(&train, &request).unwrap();
     let (fit_rows, stop_rows) = plan.rows(&train, &val);
@@ -474,13 +478,218 @@ fn a_network_plan_carves_its_stopping_rows_and_scores_the_kept_weights() {
         )
         .unwrap();
     assert_eq!(started, 1);
-    assert_eq!(trained.probs.len(), val.rows());
-    let scored = riskgrad::scoring::Scorer::for_weights(&mut exec, &model(), &trained.params, 64)
-        .unwrap()
-        .score(&val.x)
+    let probs = trained.probs.expect("one network's scores");
+    assert_eq!(probs.len(), val.rows());
+    let scored =
+        riskgrad::scoring::Scorer::for_weights(&mut exec, &model(), &trained.member_params[0], 64)
+            .unwrap()
+            .score(&val.x)
+            .unwrap();
+    assert_eq!(scored, probs, "the kept weights score the validation rows");
+
+    for members in [0, riskgrad::train::defaults::MAX_MEMBERS + 1] {
+        match NetworkPlan::new(&train, &NetworkRequest { members, ..request }) {
+            Err(Error::Invalid { setting, .. }) => {
+                assert_eq!(setting, riskgrad::Setting::Members)
+            }
+            Err(other) => panic!("the wrong error for {members} members: {other}"),
+            Ok(_) => panic!("{members} members were accepted"),
+        }
+    }
+}
+
+/// The plan and options of a run of three members on `train` (early stopping at
+/// patience 2, six epochs at most), checkpointing to `checkpoint` when given.
+fn three_members(
+    train: &Split,
+    checkpoint: Option<std::path::PathBuf>,
+) -> (riskgrad::train::network::NetworkPlan, FitOptions) {
+    use riskgrad::train::defaults::Stopping;
+    use riskgrad::train::network::{NetworkPlan, NetworkRequest};
+    let request = NetworkRequest {
+        stopping: Stopping::Patience(2),
+        stop_split: 0.25,
+        batch: Some(32),
+        epochs: Some(6),
+        optimizer: config(0.03).optimizer,
+        pos_weight: 1.0,
+        seed: 11,
+        members: 3,
+    };
+    let plan = NetworkPlan::new(train, &request).unwrap();
+    let options = FitOptions {
+        epochs: 6,
+        early_stop: Some(2),
+        checkpoint: checkpoint.map(|path| checkpoint_target(path, train)),
+        stop: None,
+        checkpoint_every: None,
+    };
+    (plan, options)
+}
+
+/// A run of several members trains each in turn on its own carve of the stopping rows
+/// and from its own weights: their kept weights differ, the first member is the run of
+/// one network with the same seed, and the ensemble of their weights is what a caller
+/// saves.
+#[test]
+fn members_train_in_turn_each_on_its_own_stopping_rows() {
+    use riskgrad::train::network::{ensemble_of, score_ensemble, NetworkRequest};
+    let (train, val) = (table("members_train", 389), table("members_val", 131));
+    let (plan, options) = three_members(&train, None);
+    let mut exec = CpuExecutor::new();
+    let mut heard = Vec::new();
+    let trained = plan
+        .train(
+            &mut exec,
+            &model(),
+            (&train, &val),
+            &options,
+            None,
+            &mut |_| Ok(()),
+            &mut |event| {
+                if let FitEvent::MemberStart { member, members } = event {
+                    heard.push((member, members));
+                }
+            },
+        )
         .unwrap();
-    assert_eq!(
-        scored, trained.probs,
-        "the kept weights score the validation rows"
+    assert_eq!(heard, [(0, 3), (1, 3), (2, 3)]);
+    assert_eq!(trained.outcomes.len(), 3);
+    assert!(
+        trained.probs.is_none(),
+        "an ensemble is scored by its caller"
     );
+    let params = &trained.member_params;
+    assert!(params[0] != params[1] && params[1] != params[2] && params[0] != params[2]);
+    // Each member stopped on its own rows: their first epochs' stopping AUCs differ
+    // even where the weights would agree.
+    let first_aucs: Vec<f64> = (trained.outcomes.iter())
+        .map(|o| o.history[0].validation.auc)
+        .collect();
+    assert!(first_aucs[0] != first_aucs[1] && first_aucs[1] != first_aucs[2]);
+
+    // Member 0 is the single network of the same request.
+    let single = riskgrad::train::network::NetworkPlan::new(
+        &train,
+        &NetworkRequest {
+            stopping: riskgrad::train::defaults::Stopping::Patience(2),
+            stop_split: 0.25,
+            batch: Some(32),
+            epochs: Some(6),
+            optimizer: config(0.03).optimizer,
+            pos_weight: 1.0,
+            seed: 11,
+            members: 1,
+        },
+    )
+    .unwrap();
+    let alone = single
+        .train(
+            &mut CpuExecutor::new(),
+            &model(),
+            (&train, &val),
+            &options,
+            None,
+            &mut |_| Ok(()),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(alone.member_params[0], params[0]);
+
+    // The ensemble scores the mean of its members' probabilities.
+    let (ensemble, packed) = ensemble_of(&model(), params).unwrap();
+    let scores = score_ensemble(&mut CpuExecutor::new(), &ensemble, &packed, &val.x).unwrap();
+    let mut mean = vec![0.0f64; val.rows()];
+    for member in params {
+        let p = riskgrad::scoring::Scorer::for_weights(&mut exec, &model(), member, 64)
+            .unwrap()
+            .score(&val.x)
+            .unwrap();
+        for (m, p) in mean.iter_mut().zip(p) {
+            *m += p as f64 / 3.0;
+        }
+    }
+    for (s, m) in scores.iter().zip(&mean) {
+        assert!((*s as f64 - m).abs() < 1e-6, "{s} against {m}");
+    }
+}
+
+/// A run of members stopped inside the second member resumes from its checkpoint (the
+/// first member's weights in it) to the same weights as a run that never stopped; so
+/// does one killed after the first member's last checkpoint, before the second's first.
+#[test]
+fn a_run_of_members_resumes_bit_for_bit() {
+    let (train, val) = (
+        table("members_resume_train", 347),
+        table("members_resume_val", 113),
+    );
+    let dir = crate::common::TempDir::new("members-resume");
+    let uninterrupted = {
+        let (plan, options) = three_members(&train, Some(dir.join("whole.safetensors")));
+        plan.train(
+            &mut CpuExecutor::new(),
+            &model(),
+            (&train, &val),
+            &options,
+            None,
+            &mut |_| Ok(()),
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let path = dir.join("stopped.safetensors");
+    let between = dir.join("between.safetensors");
+    let (plan, mut options) = three_members(&train, Some(path.clone()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    options.stop = Some(stop.clone());
+    let stopped = plan.train(
+        &mut CpuExecutor::new(),
+        &model(),
+        (&train, &val),
+        &options,
+        None,
+        &mut |_| Ok(()),
+        &mut |event| match event {
+            // The file now holds the first member's last checkpoint: a kill here
+            // leaves it.
+            FitEvent::MemberStart { member: 1, .. } => {
+                std::fs::copy(&path, &between).unwrap();
+            }
+            FitEvent::EpochEnd(report) if report.epoch == 2 && between.exists() => {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst)
+            }
+            _ => {}
+        },
+    );
+    assert!(
+        matches!(stopped, Err(Error::Interrupted { .. })),
+        "{:?}",
+        stopped.err()
+    );
+    for (file, finished) in [(&path, 1), (&between, 0)] {
+        let ck = Checkpoint::load(file).unwrap();
+        assert_eq!(ck.finished_members.len(), finished, "{}", file.display());
+        options.stop = None;
+        let resumed = plan
+            .train(
+                &mut CpuExecutor::new(),
+                &model(),
+                (&train, &val),
+                &options,
+                Some(&ck),
+                &mut |_| Ok(()),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(
+            resumed.member_params,
+            uninterrupted.member_params,
+            "resumed from {}",
+            file.display()
+        );
+        let kept = |t: &riskgrad::train::network::TrainedWeights| -> Vec<usize> {
+            t.outcomes.iter().map(|o| o.kept_epoch).collect()
+        };
+        assert_eq!(kept(&resumed), kept(&uninterrupted));
+    }
 }

@@ -1,7 +1,7 @@
 //! A model directory written through the library alone, as another front end would:
 //! `train_network` on a prepared file, `save_network_run`, then the saved model read
 //! back scores the validation rows exactly as training scored them, and the observer
-//! hears the run in order.
+//! hears the run in order; for one network and for an ensemble of members.
 
 use crate::eval_rows::{rows, write};
 use crate::lifecycle_common::temp_dir;
@@ -39,15 +39,49 @@ impl NetworkObserver for Heard {
         Ok(())
     }
     fn event(&mut self, event: FitEvent) {
-        if let FitEvent::EpochEnd(report) = event {
-            self.0.push(format!("epoch {}", report.epoch));
+        match event {
+            FitEvent::EpochEnd(report) => self.0.push(format!("epoch {}", report.epoch)),
+            FitEvent::MemberStart { member, .. } => self.0.push(format!("member {member}")),
+            _ => {}
         }
     }
 }
 
 #[test]
 fn the_library_trains_and_saves_a_model_that_scores_as_it_trained() {
-    let dir = temp_dir("library-run");
+    library_run(
+        1,
+        &[
+            "planned 3 epochs",
+            "started",
+            "epoch 1",
+            "epoch 2",
+            "epoch 3",
+        ],
+    );
+}
+
+#[test]
+fn the_library_trains_and_saves_an_ensemble_of_members_that_scores_as_it_trained() {
+    let heard = [
+        "planned 3 epochs",
+        "member 0",
+        "started",
+        "epoch 1",
+        "epoch 2",
+        "epoch 3",
+        "member 1",
+        "epoch 1",
+        "epoch 2",
+        "epoch 3",
+    ];
+    library_run(2, &heard);
+}
+
+/// Trains `members` networks through the library, saves and reloads them, and checks
+/// what the observer heard against `heard`.
+fn library_run(members: usize, heard_in_order: &[&str]) {
+    let dir = temp_dir(&format!("library-run-{members}"));
     let csv = dir.join("train.csv");
     let (header, body) = rows(31, 700);
     write(&csv, &header, &body);
@@ -83,6 +117,7 @@ fn the_library_trains_and_saves_a_model_that_scores_as_it_trained() {
         },
         pos_weight: 1.0,
         seed: 3,
+        members,
     };
     let mut heard = Heard::default();
     let trained = train_network(
@@ -101,17 +136,10 @@ fn the_library_trains_and_saves_a_model_that_scores_as_it_trained() {
         &mut heard,
     )
     .unwrap();
-    assert_eq!(
-        heard.0,
-        [
-            "planned 3 epochs",
-            "started",
-            "epoch 1",
-            "epoch 2",
-            "epoch 3"
-        ]
-    );
+    assert_eq!(heard.0, heard_in_order);
     assert_eq!(trained.probs.len(), prepared.val.rows());
+    assert_eq!(trained.member_params.len(), members);
+    assert_eq!(saved_members(&trained.model), members);
 
     let mut exec = CpuExecutor::new();
     let stability = Baseline::scored(
@@ -150,9 +178,19 @@ fn the_library_trains_and_saves_a_model_that_scores_as_it_trained() {
 
     let saved = SavedModel::load(&out).unwrap();
     assert_eq!(saved.training.batch, 32);
+    assert_eq!(saved.training.members, members);
+    assert_eq!(saved_members(&saved.model), members);
     assert_eq!(saved.model.activation(), Act::Silu);
     let mut scorer = Scorer::new(&mut exec, &saved, 64).unwrap();
     let scores = scorer.score(&prepared.val.x).unwrap();
     let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&scores), bits(&trained.probs));
+}
+
+/// The networks a model averages: an ensemble's members, else one.
+fn saved_members(model: &riskgrad::nn::ModelSpec) -> usize {
+    match model {
+        riskgrad::nn::ModelSpec::Ensemble { members, .. } => *members,
+        _ => 1,
+    }
 }

@@ -30,6 +30,9 @@ fn train(dir: &Path, extra: &[&str]) -> Output {
                 "cpu",
                 "--hidden",
                 "16",
+                // One network: these tests are of the lifecycle; members have their own.
+                "--members",
+                "1",
                 "--out",
                 dir.to_str().unwrap(),
             ],
@@ -74,6 +77,8 @@ fn resume_equals_an_uninterrupted_run() {
         "cpu",
         "--hidden",
         "16",
+        "--members",
+        "1",
         "--epochs",
         "3",
         "--resume",
@@ -104,10 +109,12 @@ fn resume_equals_an_uninterrupted_run() {
         "cpu",
         "--hidden",
         "16",
+        "--members",
+        "1",
         "--epochs",
         "4",
         "--batch",
-        "128",
+        "64",
         "--resume",
         split.to_str().unwrap(),
     ]);
@@ -119,6 +126,8 @@ fn resume_equals_an_uninterrupted_run() {
         "cpu",
         "--hidden",
         "16",
+        "--members",
+        "1",
         "--epochs",
         "3",
         "--resume",
@@ -129,6 +138,29 @@ fn resume_equals_an_uninterrupted_run() {
     let none = riskgrad(&["train", "--device", "cpu", "--resume", "/nonexistent/run"]);
     assert_eq!(none.status.code(), Some(2));
     assert!(stderr(&none).contains("--resume"), "{}", stderr(&none));
+}
+
+/// A run of members whose first members finished resumes only with the epochs and
+/// patience it began with: the finished members cannot be trained on to other ones.
+#[test]
+fn a_run_of_members_resumes_only_with_its_own_epochs() {
+    let dir = temp_dir("members-resume");
+    let data = crate::common::fixture("credit_mixed.csv");
+    let run = |members: &str, extra: &[&str]| {
+        let flags = [&["--members", members, "--early-stop", "off"][..], extra].concat();
+        crate::common::train_small(&data, &dir, &flags)
+    };
+    assert!(run("2", &["--epochs", "1"]).status.success());
+    let more = run("2", &["--epochs", "3", "--resume", dir.to_str().unwrap()]);
+    assert_eq!(more.status.code(), Some(2), "{}", stderr(&more));
+    let msg = stderr(&more);
+    assert!(
+        msg.contains("--epochs") && msg.contains("first 1 of 2 members finished"),
+        "{msg}"
+    );
+    let other = run("3", &["--epochs", "1", "--resume", dir.to_str().unwrap()]);
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(stderr(&other).contains("--members"), "{}", stderr(&other));
 }
 
 #[test]
@@ -144,6 +176,8 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         "cpu",
         "--hidden",
         "16",
+        "--members",
+        "1",
         "--epochs",
         "3",
         "--lr",

@@ -123,6 +123,7 @@ fn saved_model_scores_as_the_fit_on_both_executors() {
             val_split: 0.2,
             early_stop: None,
             stop_split: None,
+            members: 1,
             cv_folds: None,
             device: "cpu".into(),
             device_choice: None,

@@ -60,7 +60,10 @@ fn a_trained_model_has_a_card_with_its_data_settings_figures_and_limits() {
     let text = card(&out);
     let v = saved.validation.as_ref().unwrap();
     for want in [
-        "# Model card: MLP, hidden layers 4".to_string(),
+        // The default: three members, averaged.
+        "# Model card: ensemble of 3 × MLP, hidden layers 4".to_string(),
+        "| ensemble | the mean probability of 3 networks, each with its own initial weights and shuffles and stopping on its own rows set aside |".into(),
+        "| epochs | kept/trained by each of the 3 members: ".into(),
         "2019-01-01 to 2022-12-20 (column `opened`; 8 rows without a date)".into(),
         "400 with a target".into(),
         "| `income` | numeric |".into(),
@@ -121,7 +124,8 @@ fn logistic_and_ensemble_models_have_cards_and_a_plain_cross_validation_none() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = card(&out);
     for want in [
-        "ensemble of 3 ×",
+        "ensemble of 9 ×",
+        "the mean probability of 9 members: 3 per fold",
         "3-fold stratified cross-validation",
         "| mean ± std |",
         "out-of-fold score",

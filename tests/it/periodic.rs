@@ -156,7 +156,9 @@ fn train_periodic_then_predict_eval_explain() {
     let config = dir.join("config.json");
     let text = std::fs::read_to_string(&config).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["model"]
+    // The default saves three members: the embedding is in the ensemble's model.
+    assert_eq!(json["model"]["kind"], "ensemble");
+    json["model"]["model"]
         .as_object_mut()
         .unwrap()
         .remove("periodic")

@@ -66,6 +66,7 @@ pub fn trained(hidden: &[usize], epochs: usize) -> (SavedModel, Vec<f32>) {
             val_split: 0.2,
             early_stop: None,
             stop_split: None,
+            members: 1,
             cv_folds: None,
             device: "cpu".into(),
             device_choice: None,
