@@ -5,7 +5,7 @@
 //! `ensemble`, the fold models saved as one model scoring their mean probability.
 
 use super::model_dir::{RunFacts, BOOTSTRAP};
-use super::network::{kept_epochs_phrase, MemberFigures, TrainedNetwork};
+use super::network::{ensemble_of, kept_epochs_phrase, MemberFigures, TrainedNetwork};
 use crate::data::{fold_rows, stratified_folds, LabelledTable, PrepareOptions, Prepared};
 use crate::engine::exec::Executor;
 use crate::error::{Error, Result, Setting};
@@ -14,7 +14,7 @@ use crate::logistic::challenger;
 use crate::metrics::{evaluate, Evaluation};
 use crate::model_card::{self, CardData, CardInput, CardValidation, MODEL_CARD_FILE};
 use crate::model_io::SavedModel;
-use crate::nn::{pack_ensemble, ModelSpec};
+use crate::nn::ModelSpec;
 use crate::report::{mean_std, stage_report, FoldTable, ReportInput};
 use crate::stability::Baseline;
 use serde::Serialize;
@@ -377,8 +377,7 @@ impl CrossValidated {
     ) -> Result<()> {
         let last = &self.last;
         // Every fold's members, flat: the saved ensemble scores their mean.
-        let model = ModelSpec::ensemble(last.member_model().clone(), parts.members.len())?;
-        let params = pack_ensemble(&model, &parts.members)?;
+        let (model, params) = ensemble_of(last.member_model(), &parts.members)?;
         // Every row's ensemble score and column distribution, for `riskgrad monitor`.
         let rows = parts
             .last_prepared

@@ -498,25 +498,27 @@ fn a_network_plan_carves_its_stopping_rows_and_scores_the_kept_weights() {
     }
 }
 
-/// The plan and options of a run of three members on `train` (early stopping at
-/// patience 2, six epochs at most), checkpointing to `checkpoint` when given.
-fn three_members(
-    train: &Split,
-    checkpoint: Option<std::path::PathBuf>,
-) -> (riskgrad::train::network::NetworkPlan, FitOptions) {
-    use riskgrad::train::defaults::Stopping;
-    use riskgrad::train::network::{NetworkPlan, NetworkRequest};
-    let request = NetworkRequest {
-        stopping: Stopping::Patience(2),
+/// A run of `members` networks: early stopping at patience 2, six epochs at most.
+fn members_request(members: usize) -> riskgrad::train::network::NetworkRequest {
+    riskgrad::train::network::NetworkRequest {
+        stopping: riskgrad::train::defaults::Stopping::Patience(2),
         stop_split: 0.25,
         batch: Some(32),
         epochs: Some(6),
         optimizer: config(0.03).optimizer,
         pos_weight: 1.0,
         seed: 11,
-        members: 3,
-    };
-    let plan = NetworkPlan::new(train, &request).unwrap();
+        members,
+    }
+}
+
+/// The plan and options of a run of three members on `train`, checkpointing to
+/// `checkpoint` when given.
+fn three_members(
+    train: &Split,
+    checkpoint: Option<std::path::PathBuf>,
+) -> (riskgrad::train::network::NetworkPlan, FitOptions) {
+    let plan = riskgrad::train::network::NetworkPlan::new(train, &members_request(3)).unwrap();
     let options = FitOptions {
         epochs: 6,
         early_stop: Some(2),
@@ -527,32 +529,42 @@ fn three_members(
     (plan, options)
 }
 
+/// Trains `plan` on a fresh CPU executor; `on_event` hears it.
+fn train_plan(
+    plan: &riskgrad::train::network::NetworkPlan,
+    rows: (&Split, &Split),
+    options: &FitOptions,
+    resume: Option<&Checkpoint>,
+    on_event: &mut dyn FnMut(FitEvent),
+) -> riskgrad::Result<riskgrad::train::network::TrainedWeights> {
+    let mut exec = CpuExecutor::new();
+    plan.train(
+        &mut exec,
+        &model(),
+        rows,
+        options,
+        resume,
+        &mut |_| Ok(()),
+        on_event,
+    )
+}
+
 /// A run of several members trains each in turn on its own carve of the stopping rows
 /// and from its own weights: their kept weights differ, the first member is the run of
 /// one network with the same seed, and the ensemble of their weights is what a caller
 /// saves.
 #[test]
 fn members_train_in_turn_each_on_its_own_stopping_rows() {
-    use riskgrad::train::network::{ensemble_of, score_ensemble, NetworkRequest};
+    use riskgrad::train::network::{ensemble_of, score_ensemble};
     let (train, val) = (table("members_train", 389), table("members_val", 131));
     let (plan, options) = three_members(&train, None);
-    let mut exec = CpuExecutor::new();
     let mut heard = Vec::new();
-    let trained = plan
-        .train(
-            &mut exec,
-            &model(),
-            (&train, &val),
-            &options,
-            None,
-            &mut |_| Ok(()),
-            &mut |event| {
-                if let FitEvent::MemberStart { member, members } = event {
-                    heard.push((member, members));
-                }
-            },
-        )
-        .unwrap();
+    let trained = train_plan(&plan, (&train, &val), &options, None, &mut |event| {
+        if let FitEvent::MemberStart { member, members } = event {
+            heard.push((member, members));
+        }
+    })
+    .unwrap();
     assert_eq!(heard, [(0, 3), (1, 3), (2, 3)]);
     assert_eq!(trained.outcomes.len(), 3);
     assert!(
@@ -569,37 +581,15 @@ fn members_train_in_turn_each_on_its_own_stopping_rows() {
     assert!(first_aucs[0] != first_aucs[1] && first_aucs[1] != first_aucs[2]);
 
     // Member 0 is the single network of the same request.
-    let single = riskgrad::train::network::NetworkPlan::new(
-        &train,
-        &NetworkRequest {
-            stopping: riskgrad::train::defaults::Stopping::Patience(2),
-            stop_split: 0.25,
-            batch: Some(32),
-            epochs: Some(6),
-            optimizer: config(0.03).optimizer,
-            pos_weight: 1.0,
-            seed: 11,
-            members: 1,
-        },
-    )
-    .unwrap();
-    let alone = single
-        .train(
-            &mut CpuExecutor::new(),
-            &model(),
-            (&train, &val),
-            &options,
-            None,
-            &mut |_| Ok(()),
-            &mut |_| {},
-        )
-        .unwrap();
+    let single = riskgrad::train::network::NetworkPlan::new(&train, &members_request(1)).unwrap();
+    let alone = train_plan(&single, (&train, &val), &options, None, &mut |_| {}).unwrap();
     assert_eq!(alone.member_params[0], params[0]);
 
     // The ensemble scores the mean of its members' probabilities.
     let (ensemble, packed) = ensemble_of(&model(), params).unwrap();
     let scores = score_ensemble(&mut CpuExecutor::new(), &ensemble, &packed, &val.x).unwrap();
     let mut mean = vec![0.0f64; val.rows()];
+    let mut exec = CpuExecutor::new();
     for member in params {
         let p = riskgrad::scoring::Scorer::for_weights(&mut exec, &model(), member, 64)
             .unwrap()
@@ -626,30 +616,15 @@ fn a_run_of_members_resumes_bit_for_bit() {
     let dir = crate::common::TempDir::new("members-resume");
     let uninterrupted = {
         let (plan, options) = three_members(&train, Some(dir.join("whole.safetensors")));
-        plan.train(
-            &mut CpuExecutor::new(),
-            &model(),
-            (&train, &val),
-            &options,
-            None,
-            &mut |_| Ok(()),
-            &mut |_| {},
-        )
-        .unwrap()
+        train_plan(&plan, (&train, &val), &options, None, &mut |_| {}).unwrap()
     };
     let path = dir.join("stopped.safetensors");
     let between = dir.join("between.safetensors");
     let (plan, mut options) = three_members(&train, Some(path.clone()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     options.stop = Some(stop.clone());
-    let stopped = plan.train(
-        &mut CpuExecutor::new(),
-        &model(),
-        (&train, &val),
-        &options,
-        None,
-        &mut |_| Ok(()),
-        &mut |event| match event {
+    let stopped = train_plan(&plan, (&train, &val), &options, None, &mut |event| {
+        match event {
             // The file now holds the first member's last checkpoint: a kill here
             // leaves it.
             FitEvent::MemberStart { member: 1, .. } => {
@@ -659,8 +634,8 @@ fn a_run_of_members_resumes_bit_for_bit() {
                 stop.store(true, std::sync::atomic::Ordering::SeqCst)
             }
             _ => {}
-        },
-    );
+        }
+    });
     assert!(
         matches!(stopped, Err(Error::Interrupted { .. })),
         "{:?}",
@@ -670,17 +645,7 @@ fn a_run_of_members_resumes_bit_for_bit() {
         let ck = Checkpoint::load(file).unwrap();
         assert_eq!(ck.finished_members.len(), finished, "{}", file.display());
         options.stop = None;
-        let resumed = plan
-            .train(
-                &mut CpuExecutor::new(),
-                &model(),
-                (&train, &val),
-                &options,
-                Some(&ck),
-                &mut |_| Ok(()),
-                &mut |_| {},
-            )
-            .unwrap();
+        let resumed = train_plan(&plan, (&train, &val), &options, Some(&ck), &mut |_| {}).unwrap();
         assert_eq!(
             resumed.member_params,
             uninterrupted.member_params,
