@@ -397,6 +397,59 @@ fn reduce_matches_cpu_on_both_paths() {
     }
 }
 
+/// A column sum of `count` rows as `reduce_to_tree` associates it, in f32: invocation t
+/// of 256 sums rows t, t+256, ... in order, then strides 128, 64, ..., 1 add pairwise.
+fn tree_sum(column: impl Fn(usize) -> f32, count: usize, scale: f32) -> f32 {
+    const WG: usize = 256;
+    let mut partial = [0.0f32; WG];
+    for (t, p) in partial.iter_mut().enumerate() {
+        for r in (t..count).step_by(WG) {
+            *p += column(r);
+        }
+    }
+    let mut stride = WG / 2;
+    while stride > 0 {
+        for i in 0..stride {
+            partial[i] += partial[i + stride];
+        }
+        stride /= 2;
+    }
+    partial[0] * scale
+}
+
+/// Column sums long enough for a tree, on either of its kernels (one invocation per
+/// output in the tree's association below 2,048 rows, a workgroup per output above),
+/// give the workgroup tree's bits exactly: the choice between them never changes a
+/// weight.
+#[test]
+fn both_tree_reductions_give_the_trees_bits() {
+    let (ctx, _turn) = gpu_or_skip!();
+    let mut rng = rng_for("tree bits");
+    for count in [256, 300, 1000, 2047, 2048, 3001] {
+        let cols = 5;
+        let mut g = Graph::new();
+        let x = g.input("x", &[count, cols]).unwrap();
+        let r = g.reduce_to(x, &[1, cols], 0.37).unwrap();
+        let column_values = values(&mut rng, count * cols);
+        let mut gpu = GpuExecutor::new(ctx.clone());
+        gpu.set_poison(true);
+        let inputs = HashMap::from([(
+            "x".to_string(),
+            column_values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        )]);
+        let h = crate::common::run_once(&mut gpu, &g, &[r], &inputs, &[]);
+        let got = gpu.read_node(h, r).unwrap();
+        for (c, &got) in got.iter().enumerate() {
+            let want = tree_sum(|row| column_values[row * cols + c], count, 0.37);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{count} rows, column {c}: {got} against the tree's {want}"
+            );
+        }
+    }
+}
+
 #[test]
 fn expand_matches_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
@@ -807,7 +860,7 @@ fn launches_past_the_grid_limit_wrap_into_a_second_dimension() {
     let x = g.input("x", &[4100, 3]).unwrap();
     let r = g.reduce_to(x, &[1, 3], 1.0).unwrap();
     let e = g.expand_to(r, &[4100, 3], 2.0).unwrap();
-    let z = g.input("z", &[300, 20]).unwrap();
+    let z = g.input("z", &[3000, 20]).unwrap();
     let rz = g.reduce_to(z, &[1, 20], 0.5).unwrap();
     let plan = compile(
         &g,
@@ -823,7 +876,7 @@ fn launches_past_the_grid_limit_wrap_into_a_second_dimension() {
         ("a", 257 * 33),
         ("b", 33 * 129),
         ("x", 4100 * 3),
-        ("z", 300 * 20),
+        ("z", 3000 * 20),
     ] {
         pair.write(name, &values(&mut rng, len));
     }

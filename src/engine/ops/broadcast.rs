@@ -112,23 +112,37 @@ pub enum BroadcastKernel {
 
 const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
 const REDUCE_TO_TREE: Pipe = pipe!("reduce_to_tree", Reduce, Read1Write1);
+const REDUCE_TO_TREE_ORDER: Pipe = pipe!("reduce_to_tree_order", Reduce, Read1Write1);
 const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
 
-/// The family's pipelines: reduce.wgsl's two sums, elementwise.wgsl's broadcast.
-pub const PIPES: &[Pipe] = &[REDUCE_TO_SERIAL, REDUCE_TO_TREE, EXPAND_TO];
+/// The family's pipelines: reduce.wgsl's three sums, elementwise.wgsl's broadcast.
+pub const PIPES: &[Pipe] = &[
+    REDUCE_TO_SERIAL,
+    REDUCE_TO_TREE,
+    REDUCE_TO_TREE_ORDER,
+    EXPAND_TO,
+];
 
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
-/// run on `reduce_to_tree` (one workgroup per output); others on `reduce_to_serial`.
+/// sum in the tree's association; others on `reduce_to_serial`.
 const TREE_MAX_OUTPUTS: usize = 4096;
 const TREE_MIN_COUNT: usize = 256;
+/// Tree sums of fewer summands than this run on `reduce_to_tree_order` (one invocation
+/// per output, the same bits), longer ones on `reduce_to_tree` (one workgroup per
+/// output). On lavapipe the workgroup's barriers made a batch of 256's bias gradients
+/// 30 % of an MLP step (BENCHMARKS.md); above a few thousand summands one invocation's
+/// loop would be the longer wait on any adapter.
+const TREE_WORKGROUP_MIN_COUNT: usize = 2048;
 
 /// The pipeline of a sum of `n_out` outputs of `count` summands each (also the
 /// convolution bias gradient's).
 pub fn reduce_pipe(n_out: usize, count: usize) -> Pipe {
-    if n_out < TREE_MAX_OUTPUTS && count >= TREE_MIN_COUNT {
-        REDUCE_TO_TREE
-    } else {
+    if n_out >= TREE_MAX_OUTPUTS || count < TREE_MIN_COUNT {
         REDUCE_TO_SERIAL
+    } else if count < TREE_WORKGROUP_MIN_COUNT {
+        REDUCE_TO_TREE_ORDER
+    } else {
+        REDUCE_TO_TREE
     }
 }
 
