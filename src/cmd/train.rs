@@ -15,7 +15,7 @@ use riskgrad::nn::architecture::{Architecture, NetworkKind};
 use riskgrad::nn::monotone::MonotoneConstraint;
 use riskgrad::nn::CnnLayers;
 use riskgrad::stability::Baseline;
-use riskgrad::train::defaults::{default_members, Stopping, MAX_MEMBERS, PATIENCE_STEPS};
+use riskgrad::train::defaults::{check_members, default_members, Stopping, PATIENCE_STEPS};
 use riskgrad::train::model_dir::{save_network_run, NetworkRunFigures, RunFacts};
 use riskgrad::train::network::{
     self, NetworkObserver, NetworkRequest, NetworkRun, PlannedNetwork, TrainedNetwork,
@@ -534,11 +534,8 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.batch == Some(0) {
         return Err(Error::flag("--batch", "must be at least 1"));
     }
-    if let Some(n) = args.members.filter(|n| !(1..=MAX_MEMBERS).contains(n)) {
-        return Err(Error::flag(
-            "--members",
-            format!("{n} must be between 1 and {MAX_MEMBERS}"),
-        ));
+    if let Some(members) = args.members {
+        check_members(members)?;
     }
     if let Some(out) = &args.out {
         if out.exists() && !out.is_dir() {

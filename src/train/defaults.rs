@@ -28,6 +28,18 @@ pub const DEFAULT_MLP_MEMBERS: usize = 3;
 /// The most members a caller may ask for.
 pub const MAX_MEMBERS: usize = 64;
 
+/// Refuses a number of members outside `1..=MAX_MEMBERS` (`Setting::Members`): the
+/// library's check, which the CLI also runs before it reads any data.
+pub fn check_members(members: usize) -> crate::error::Result<()> {
+    if (1..=MAX_MEMBERS).contains(&members) {
+        return Ok(());
+    }
+    Err(crate::error::Error::invalid(
+        crate::error::Setting::Members,
+        format!("{members} must be between 1 and {MAX_MEMBERS}"),
+    ))
+}
+
 /// The members a `kind` of network trains when the caller names none: an MLP
 /// [`DEFAULT_MLP_MEMBERS`], a sequence model (many times slower a step, and unmeasured
 /// for accuracy with members) one.

@@ -18,7 +18,7 @@
 //! the devices a front end's [`TrainingDevices`] opens, telling its [`NetworkObserver`]
 //! what the run is and how its epochs go.
 
-use super::defaults::{member_seed, schedule, Schedule, Stopping, MAX_MEMBERS};
+use super::defaults::{member_seed, schedule, Schedule, Stopping};
 use super::fit::{
     fit, CheckpointEvery, CheckpointTarget, FitEvent, FitOptions, FitOutcome, StopRequest,
 };
@@ -102,12 +102,7 @@ impl NetworkPlan {
     /// Errors: a `stop_split` that leaves one class to fit on (`Setting::StopSplit`);
     /// members outside `1..=MAX_MEMBERS` (`Setting::Members`).
     pub fn new(train: &Split, request: &NetworkRequest) -> Result<NetworkPlan> {
-        if !(1..=MAX_MEMBERS).contains(&request.members) {
-            return Err(Error::invalid(
-                Setting::Members,
-                format!("{} must be between 1 and {MAX_MEMBERS}", request.members),
-            ));
-        }
+        super::defaults::check_members(request.members)?;
         let mut stopping = request.stopping;
         let mut carved =
             (stopping != Stopping::Off).then(|| train.carve(request.stop_split, request.seed));
@@ -200,14 +195,8 @@ impl NetworkPlan {
                 self.members
             )));
         }
-        let mut outcomes: Vec<FitOutcome> = finished
-            .iter()
-            .map(|m| FitOutcome {
-                history: m.history.clone(),
-                epochs_run: 0,
-                kept_epoch: m.kept_epoch,
-            })
-            .collect();
+        // Epochs each member ran in this call (none for those the checkpoint finished).
+        let mut epochs_run = vec![0; first];
         let (mut steps_per_epoch, mut started, mut single_probs) = (0, false, None);
         for member in first..self.members {
             let resumed = resume.filter(|_| member == first);
@@ -218,11 +207,7 @@ impl NetworkPlan {
                     .best
                     .as_ref()
                     .map_or((&ck.state.params, ck.state.epoch), |b| (&b.params, b.epoch));
-                outcomes.push(FitOutcome {
-                    history: ck.history.clone(),
-                    epochs_run: 0,
-                    kept_epoch: kept.1,
-                });
+                epochs_run.push(0);
                 finished.push(FinishedMember {
                     params: kept.0.clone(),
                     history: ck.history.clone(),
@@ -269,14 +254,25 @@ impl NetworkPlan {
                 // come from it, as they always have.
                 single_probs = Some(trainer.predict_validation()?);
             }
+            epochs_run.push(outcome.epochs_run);
             finished.push(FinishedMember {
                 params,
-                history: outcome.history.clone(),
+                history: outcome.history,
                 kept_epoch: outcome.kept_epoch,
             });
-            outcomes.push(outcome);
         }
-        let member_params: Vec<Vec<f32>> = finished.into_iter().map(|m| m.params).collect();
+        let (member_params, outcomes): (Vec<Vec<f32>>, Vec<FitOutcome>) = finished
+            .into_iter()
+            .zip(epochs_run)
+            .map(|(m, epochs_run)| {
+                let outcome = FitOutcome {
+                    history: m.history,
+                    epochs_run,
+                    kept_epoch: m.kept_epoch,
+                };
+                (m.params, outcome)
+            })
+            .unzip();
         let probs = match (single_probs, self.members) {
             (Some(probs), _) => Some(probs),
             // The validation rows, never seen by the trainer, scored once with the kept
