@@ -142,25 +142,73 @@ fn resume_equals_an_uninterrupted_run() {
 
 /// A run of members whose first members finished resumes only with the epochs and
 /// patience it began with: the finished members cannot be trained on to other ones.
+/// A number of members out of range is refused before any data is read.
 #[test]
 fn a_run_of_members_resumes_only_with_its_own_epochs() {
     let dir = temp_dir("members-resume");
     let data = crate::common::fixture("credit_mixed.csv");
     let run = |members: &str, extra: &[&str]| {
-        let flags = [&["--members", members, "--early-stop", "off"][..], extra].concat();
+        let flags = [&["--members", members][..], extra].concat();
         crate::common::train_small(&data, &dir, &flags)
     };
-    assert!(run("2", &["--epochs", "1"]).status.success());
-    let more = run("2", &["--epochs", "3", "--resume", dir.to_str().unwrap()]);
-    assert_eq!(more.status.code(), Some(2), "{}", stderr(&more));
-    let msg = stderr(&more);
-    assert!(
-        msg.contains("--epochs") && msg.contains("first 1 of 2 members finished"),
-        "{msg}"
+    let refused = |out: &std::process::Output, wants: &[&str]| {
+        let msg = stderr(out);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        for want in wants {
+            assert!(msg.contains(want), "{want:?} missing from {msg}");
+        }
+    };
+    let resume = dir.to_str().unwrap();
+    assert!(run("2", &["--epochs", "1", "--early-stop", "off"])
+        .status
+        .success());
+    let more = run(
+        "2",
+        &["--epochs", "3", "--early-stop", "off", "--resume", resume],
     );
-    let other = run("3", &["--epochs", "1", "--resume", dir.to_str().unwrap()]);
-    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
-    assert!(stderr(&other).contains("--members"), "{}", stderr(&other));
+    refused(
+        &more,
+        &[
+            "--epochs: is 3 here but 1 in the checkpoint",
+            "first 1 of 2 members finished",
+        ],
+    );
+    // Early stopping needs more rows to rank than the small file has: the bundled data.
+    let bundled = temp_dir("members-resume-patience");
+    let patience = |p: &str, resume: bool| {
+        let out = bundled.to_str().unwrap();
+        let mut flags = vec![
+            "train",
+            "--device",
+            "cpu",
+            "--hidden",
+            "4",
+            "--members",
+            "2",
+        ];
+        flags.extend(["--epochs", "1", "--early-stop", p, "--out", out]);
+        if resume {
+            flags.extend(["--resume", out]);
+        }
+        riskgrad(&flags)
+    };
+    assert!(patience("2", false).status.success());
+    refused(
+        &patience("3", true),
+        &[
+            "--early-stop: is 3 epochs here but 2 epochs in the checkpoint",
+            "first 1 of 2 members",
+        ],
+    );
+    let other = run(
+        "3",
+        &["--epochs", "1", "--early-stop", "off", "--resume", resume],
+    );
+    refused(&other, &["--members: is 3 here but 2 in the checkpoint"]);
+    for n in ["0", "65"] {
+        let out = run(n, &[]);
+        refused(&out, &[&format!("--members: {n} must be between 1 and 64")]);
+    }
 }
 
 #[test]
