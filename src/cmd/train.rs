@@ -379,14 +379,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return super::train_logistic::run(args, &prepared, pos_weight, &facts, &out);
     }
     if let (Some(ck), Some(dir)) = (&resume, &args.resume) {
+        // The epochs counted are the current member's: say which, in a run of several.
+        let member = match ck.settings.members {
+            1 => String::new(),
+            n => format!(" of member {}/{n}", ck.finished_members.len() + 1),
+        };
         match ck.state.within_epoch {
             Some(m) => eprintln!(
-                "resuming {} in epoch {}, after step {}",
+                "resuming {} in epoch {}{member}, after step {}",
                 dir.display(),
                 ck.state.epoch + 1,
                 m.steps_done
             ),
-            None => eprintln!("resuming {} after epoch {}", dir.display(), ck.state.epoch),
+            None => eprintln!(
+                "resuming {} after epoch {}{member}",
+                dir.display(),
+                ck.state.epoch
+            ),
         }
     }
     let mut device = RunDevice::new(&args.device, args.tune.mode);

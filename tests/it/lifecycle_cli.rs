@@ -928,6 +928,12 @@ fn sigterm_checkpoints_mid_epoch_and_the_resumed_run_is_the_same() {
     let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
     let out = riskgrad(&resume);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The default's three members: the kill came in the first one's second epoch.
+    assert!(
+        stderr(&out).contains("in epoch 2 of member 1/3, after step"),
+        "{}",
+        stderr(&out)
+    );
     let all: Vec<String> = flags(&whole);
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     assert!(riskgrad(&all).status.success());
