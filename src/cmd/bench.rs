@@ -179,10 +179,11 @@ pub enum BenchKind {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Each GPU matmul variant's time on every matmul shape of the default MLP's training
-    /// and scoring plans (batch 256, the bundled data) and on square matmuls of --sizes:
-    /// which variant won each shape, and which were dropped for disagreeing with the
-    /// default. Measures every shape afresh (as `--tune full`) and writes no cache.
+    /// Each GPU kernel variant's time on every matmul shape and convolution product of
+    /// the default MLP's and CNN's training and scoring plans (batch 256, the bundled
+    /// data) and on square matmuls of --sizes: which variant won each shape, and which
+    /// were dropped for disagreeing with the default. Measures every shape afresh (as
+    /// `--tune full`) and writes no cache.
     Tune {
         #[arg(long, default_value = "gpu")]
         device: DeviceChoice,
@@ -457,7 +458,6 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
 
 fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     use riskgrad::engine::exec::Executor;
-    use riskgrad::engine::gpu::shaders::MATMUL_VARIANTS;
     use riskgrad::engine::gpu::tune::TuneMode;
     use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
     use riskgrad::engine::graph::{Act, Graph};
@@ -470,16 +470,25 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     }
     ctx.set_tuning(Tuning::new(TuneMode::Full, None, None, Some(note)));
     let ctx = std::sync::Arc::new(ctx);
-    let mut exec = GpuExecutor::new(ctx.clone());
-    println!("matmul variants on {}", exec.device_name());
-    // The default MLP's plans (loading them tunes their shapes).
-    let data = riskgrad::data::prepare_bundled(&riskgrad::data::PrepareOptions::bundled())?;
-    let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32])?;
-    let config = suites::train_config(1);
-    let started = Instant::now();
-    riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)?;
-    let mlp_seconds = started.elapsed().as_secs_f64();
-    let mlp_shapes = ctx.tune_choices().len();
+    let device = GpuExecutor::new(ctx.clone()).device_name();
+    println!("GEMM kernel variants on {device}");
+    // The default MLP's and CNN's plans (loading them tunes their shapes), each on an
+    // executor of its own (an executor's plans share one parameter layout).
+    let mut model_lines = Vec::new();
+    for which in [suites::BenchModel::Mlp, suites::BenchModel::Cnn] {
+        let (data, model) = suites::model_and_data(which, false)?;
+        let before = ctx.tune_choices().len();
+        let started = Instant::now();
+        let mut exec = GpuExecutor::new(ctx.clone());
+        let config = suites::train_config(1);
+        riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)?;
+        model_lines.push(format!(
+            "{} new shapes of the default {} tuned in {:.2} s (pipeline builds included)",
+            ctx.tune_choices().len() - before,
+            which.label(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
     for &n in sizes {
         let mut g = Graph::new();
         let a = g.input("a", &[n, n])?;
@@ -495,51 +504,72 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
         GpuExecutor::new(ctx.clone()).load(plan)?;
     }
     let mut choices = ctx.tune_choices();
-    choices.sort_by_key(|c| (c.shape.m * c.shape.n * c.shape.k, c.shape.key()));
-    let variants: Vec<usize> = (0..MATMUL_VARIANTS.len())
-        .filter(|&v| !MATMUL_VARIANTS[v].test_only)
-        .collect();
-    print!("{:<28}", "shape (m x n x k, op, bias, act)");
-    for &v in &variants {
-        print!(" {:>14}", MATMUL_VARIANTS[v].name);
-    }
-    println!("  winner (µs per launch; GFLOP/s of the winner)");
-    for c in &choices {
-        print!("{:<28}", c.shape.key());
-        for &v in &variants {
-            let cell = match c.times.iter().find(|t| t.variant == v) {
-                Some(t) => match (t.seconds, &t.dropped) {
-                    (Some(s), _) => format!("{:.1}", s * 1e6),
-                    (None, Some(_)) => "dropped".into(),
-                    (None, None) => "-".into(),
-                },
-                None => "-".into(),
-            };
-            print!(" {cell:>14}");
-        }
-        let best = c
-            .times
+    choices.sort_by_key(|c| (c.shape.macs(), c.shape.key()));
+    for (kind, heading) in [
+        ("matmul", "matmul (m x n x k, op, bias, act)"),
+        (
+            "convolution",
+            "convolution product (sizes, splits, bias, act)",
+        ),
+    ] {
+        let of_kind: Vec<_> = choices.iter().filter(|c| c.shape.kind() == kind).collect();
+        let Some(first) = of_kind.first() else {
+            continue;
+        };
+        let all_variants = first.shape.variants();
+        let variants: Vec<usize> = (0..all_variants.len())
+            .filter(|&v| !all_variants[v].test_only)
+            .collect();
+        let width = of_kind
             .iter()
-            .find(|t| t.variant == c.variant)
-            .and_then(|t| t.seconds)
-            .unwrap_or(f64::NAN);
-        let flops = 2.0 * (c.shape.m * c.shape.n * c.shape.k) as f64;
-        println!(
-            "  {} ({:.2})",
-            MATMUL_VARIANTS[c.variant].name,
-            flops / best / 1e9
-        );
-        for t in &c.times {
-            if let Some(why) = &t.dropped {
-                println!("    {} dropped: {why}", MATMUL_VARIANTS[t.variant].name);
+            .map(|c| c.shape.key().len())
+            .max()
+            .unwrap_or(0);
+        println!();
+        println!("{heading}");
+        print!("{:<width$}", "shape");
+        for &v in &variants {
+            print!(" {:>14}", all_variants[v].name);
+        }
+        println!("  winner (µs per launch; GFLOP/s of the winner)");
+        for c in of_kind {
+            print!("{:<width$}", c.shape.key());
+            for &v in &variants {
+                let cell = match c.times.iter().find(|t| t.variant == v) {
+                    Some(t) => match (t.seconds, &t.dropped) {
+                        (Some(s), _) => format!("{:.1}", s * 1e6),
+                        (None, Some(_)) => "dropped".into(),
+                        (None, None) => "-".into(),
+                    },
+                    None => "-".into(),
+                };
+                print!(" {cell:>14}");
+            }
+            let best = c
+                .times
+                .iter()
+                .find(|t| t.variant == c.variant)
+                .and_then(|t| t.seconds)
+                .unwrap_or(f64::NAN);
+            let flops = 2.0 * c.shape.macs() as f64;
+            println!(
+                "  {} ({:.2})",
+                all_variants[c.variant].name,
+                flops / best / 1e9
+            );
+            for t in &c.times {
+                if let Some(why) = &t.dropped {
+                    println!("    {} dropped: {why}", all_variants[t.variant].name);
+                }
             }
         }
     }
+    println!();
+    for line in model_lines {
+        println!("{line}");
+    }
     let tuning: f64 = choices.iter().map(|c| c.seconds).sum();
-    println!(
-        "{mlp_shapes} shapes of the default MLP tuned in {mlp_seconds:.2} s (pipeline builds included); {:.2} s of tuning in all",
-        tuning
-    );
+    println!("{tuning:.2} s of tuning in all");
     Ok(())
 }
 

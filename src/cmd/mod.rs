@@ -22,15 +22,15 @@ use riskgrad::engine::{select_executor_tuned, software_adapter_note, WhenNoGpu};
 use riskgrad::{Error, Result, Setting};
 
 /// `--tune`'s default: tune a shape the first time it is met on an adapter, then read
-/// the choice from the cache (DESIGN.md, "Matmul variants and the autotuner", has the
+/// the choice from the cache (DESIGN.md, "GEMM variants and the autotuner", has the
 /// cold-start measurements behind it).
 pub const DEFAULT_TUNE: TuneMode = TuneMode::Cached;
 
-/// The matmul cache file in riskgrad's cache directory (the one `--device auto`'s
+/// The GEMM tuning cache file in riskgrad's cache directory (the one `--device auto`'s
 /// choices are kept in).
 pub const TUNE_CACHE_FILE: &str = "gpu-tune.json";
 
-/// The GPU matmul tuning for `mode`: the cache in riskgrad's cache directory, written
+/// The GPU GEMM tuning (matmul and convolution) for `mode`: the cache in riskgrad's cache directory, written
 /// atomically, notes to standard error.
 pub fn tuning(mode: TuneMode) -> Tuning {
     fn note(line: &str) {
@@ -51,10 +51,10 @@ pub fn parse_tune(s: &str) -> std::result::Result<TuneMode, String> {
 /// `--tune`, the one definition every command that can run a GPU flattens in.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct TuneArg {
-    /// off | cached | full: how a GPU picks among its matmul kernel variants. cached
-    /// measures each matmul shape the first time it meets it on an adapter and keeps the
-    /// fastest variant in gpu-tune.json in the cache directory; full measures again; off
-    /// runs the default kernel. Every variant gives the same bits.
+    /// off | cached | full: how a GPU picks among its matmul and convolution kernel
+    /// variants. cached measures each shape the first time it meets it on an adapter and
+    /// keeps the fastest variant in gpu-tune.json in the cache directory; full measures
+    /// again; off runs the default kernels. Every variant gives the same bits.
     // Global: `bench --tune` reaches every bench subcommand.
     #[arg(long = "tune", id = "tune", global = true, default_value = DEFAULT_TUNE.name(), value_parser = parse_tune)]
     pub mode: TuneMode,

@@ -62,10 +62,10 @@ pub trait Executor: Send {
         let _ = (plan, step);
         Ok(None)
     }
-    /// The kernel variant each matmul launch of a loaded plan runs, in the plan's order
-    /// (a GPU's matmuls, chosen by its autotuner at the load: `gpu::tune`); empty where
-    /// the executor has no variants.
-    fn matmul_variants(&self, plan: usize) -> Vec<&'static str> {
+    /// The kernel variant each GEMM launch (matmul, convolution) of a loaded plan runs,
+    /// in the plan's order (a GPU's, chosen by its autotuner at the load: `gpu::tune`);
+    /// empty where the executor has no variants.
+    fn gemm_variants(&self, plan: usize) -> Vec<&'static str> {
         let _ = plan;
         Vec::new()
     }

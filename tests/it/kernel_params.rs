@@ -5,15 +5,13 @@
 //! runs.
 
 use riskgrad::engine::gpu::kernel_params::{ALL_PARAMS, SHARED_CONSTANTS};
-use riskgrad::engine::gpu::shaders::{ShaderModule, COMMON, MATMUL_VARIANTS, MODULES};
+use riskgrad::engine::gpu::shaders::{gemm_variant_modules, ShaderModule, COMMON, MODULES};
 use riskgrad::engine::graph::{Act, BinaryOp};
 use std::collections::BTreeMap;
 
-/// Every kernel module, each matmul variant's among them.
+/// Every kernel module, each GEMM variant's among them.
 fn every_module() -> impl Iterator<Item = &'static ShaderModule> {
-    MODULES
-        .iter()
-        .chain(MATMUL_VARIANTS.iter().map(|v| &v.module))
+    MODULES.iter().chain(gemm_variant_modules())
 }
 
 fn parse(m: &ShaderModule) -> naga::Module {

@@ -6,7 +6,8 @@
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use riskgrad::engine::gpu::shaders::{
-    Pipe, PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON, MATMUL_VARIANTS, MODULES,
+    gemm_variant_modules, Pipe, PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON,
+    CONV_VARIANTS, MATMUL_VARIANTS, MODULES,
 };
 
 const MAX_STORAGE_BUFFERS: usize = 8;
@@ -42,7 +43,7 @@ fn every_shader_file_is_compiled() {
     let modules: Vec<&ShaderModule> = MODULES
         .iter()
         .chain(&BENCH_MODULES)
-        .chain(MATMUL_VARIANTS.iter().map(|v| &v.module))
+        .chain(gemm_variant_modules())
         .collect();
     for f in &files {
         assert!(f.ends_with(".wgsl"), "unexpected file in shaders/: {f}");
@@ -56,7 +57,7 @@ fn every_shader_file_is_compiled() {
             // A shared part (common.wgsl, matmul_common.wgsl) is inside some module.
             None => assert!(
                 modules.iter().any(|m| m.source.contains(on_disk.as_str())),
-                "shaders/{f} is in no module of riskgrad::engine::gpu::shaders (MODULES, BENCH_MODULES, MATMUL_VARIANTS), so it is never compiled"
+                "shaders/{f} is in no module of riskgrad::engine::gpu::shaders (MODULES, BENCH_MODULES, the GEMM variants), so it is never compiled"
             ),
         }
     }
@@ -64,18 +65,10 @@ fn every_shader_file_is_compiled() {
     parse(&COMMON);
 }
 
-/// Every pipeline the executor can build: each table entry, a matmul's in every variant.
+/// Every pipeline the executor can build: each table entry, a GEMM kernel's in every
+/// variant.
 fn every_pipeline() -> Vec<(&'static PipelineSpec, PipeKey)> {
-    Pipe::all()
-        .into_iter()
-        .flat_map(|pipe| {
-            let variants = match pipe.is_matmul() {
-                true => MATMUL_VARIANTS.len(),
-                false => 1,
-            };
-            (0..variants).map(move |variant| (pipe.spec(), PipeKey { pipe, variant }))
-        })
-        .collect()
+    PipeKey::all().map(|key| (key.pipe.spec(), key)).collect()
 }
 
 #[test]
@@ -92,7 +85,7 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
     let all = every_pipeline();
     assert_eq!(
         all.len(),
-        Pipe::all().len() + 4 * (MATMUL_VARIANTS.len() - 1)
+        Pipe::all().len() + 4 * (MATMUL_VARIANTS.len() - 1) + 3 * (CONV_VARIANTS.len() - 1)
     );
     for (spec, key) in all {
         let m = key.module();

@@ -698,11 +698,7 @@ pub fn matmul(
     // f32 sums of `size` products of values in ±1.
     let tolerance = 2e-5 * size as f64 + 1e-4;
     // On a GPU, the kernel variant its autotuner chose for this shape.
-    let variant = exec
-        .matmul_variants(h)
-        .first()
-        .copied()
-        .unwrap_or("default");
+    let variant = exec.gemm_variants(h).first().copied().unwrap_or("default");
     let measured = Measured {
         suite: "matmul",
         kernel: "matmul".into(),
@@ -953,22 +949,14 @@ pub fn train_config(epochs: usize) -> riskgrad::train::TrainConfig {
 /// Training steps timed launch by launch for the breakdown.
 const TIMED_STEPS: usize = 10;
 
-/// Trains `which` (batch 256, Adam 1e-3, seed 0) on the bundled Taiwan data and measures
-/// throughput, then times the launches of a few more steps; `since` is when the process
-/// started. With `peer_features` the MLP's data is prepared as the peer programs do (the
-/// 23 columns as numbers, standardized) instead of riskgrad's defaults (58 features
-/// after one-hot); the sequence models always read the columns as numbers.
-pub fn train_model(
-    exec: &mut dyn Executor,
+/// The bundled data prepared for `which` and the model (see [`train_model`]).
+pub fn model_and_data(
     which: BenchModel,
-    epochs: usize,
     peer_features: bool,
-    since: Instant,
-) -> Result<TrainBench> {
+) -> Result<(riskgrad::data::Prepared, riskgrad::nn::ModelSpec)> {
     use riskgrad::data::sequence::{self, SequenceLayout};
     use riskgrad::data::{prepare_bundled, PrepareOptions};
     use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
-    use riskgrad::train::Trainer;
     let mut opts = PrepareOptions::bundled();
     if peer_features {
         opts.categorical.clear();
@@ -999,6 +987,23 @@ pub fn train_model(
             }
         }
     };
+    Ok((data, model))
+}
+
+/// Trains `which` (batch 256, Adam 1e-3, seed 0) on the bundled Taiwan data and measures
+/// throughput, then times the launches of a few more steps; `since` is when the process
+/// started. With `peer_features` the MLP's data is prepared as the peer programs do (the
+/// 23 columns as numbers, standardized) instead of riskgrad's defaults (58 features
+/// after one-hot); the sequence models always read the columns as numbers.
+pub fn train_model(
+    exec: &mut dyn Executor,
+    which: BenchModel,
+    epochs: usize,
+    peer_features: bool,
+    since: Instant,
+) -> Result<TrainBench> {
+    use riskgrad::train::Trainer;
+    let (data, model) = model_and_data(which, peer_features)?;
     let (train, val) = (&data.train, &data.val);
     let data_ready_seconds = since.elapsed().as_secs_f64();
     let device = exec.device_name();

@@ -2,10 +2,12 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Layout, Pipe, PipeKey, MATMUL_VARIANTS, MODULES};
+use super::shaders::{Access, Family, Layout, Pipe, PipeKey, MODULES};
 use crate::error::{Error, Result, Setting};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 
 /// What `list_adapters` reports about one adapter, and what the CLI prints.
@@ -271,13 +273,12 @@ pub struct GpuContext {
     layouts: Vec<wgpu::BindGroupLayout>,
     modules: Vec<wgpu::ShaderModule>,
     pipeline_layouts: Vec<wgpu::PipelineLayout>,
-    /// Indexed by `Pipe as usize`; set by `prepare`.
-    pipelines: std::collections::HashMap<Pipe, std::sync::OnceLock<wgpu::ComputePipeline>>,
-    /// The matmul variants other than the default: their modules (indexed by variant)
-    /// and pipelines (by `variant * 4 + transpose flags`), each made when first needed.
-    variant_modules: Vec<std::sync::OnceLock<wgpu::ShaderModule>>,
-    variant_pipelines: Vec<std::sync::OnceLock<wgpu::ComputePipeline>>,
-    /// The matmul autotuner's choices on this device (shared by its executors).
+    /// Every pipeline of every variant (`PipeKey`); each built by `prepare`.
+    pipelines: HashMap<PipeKey, OnceLock<wgpu::ComputePipeline>>,
+    /// The GEMM kernels' variants other than the default (`Pipe::variants`): their
+    /// modules, by family and variant, each made when first needed.
+    variant_modules: HashMap<(Family, usize), OnceLock<wgpu::ShaderModule>>,
+    /// The autotuner's choices on this device (shared by its executors).
     pub(crate) tuner: Mutex<super::tune::Tuner>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -383,13 +384,12 @@ impl GpuContext {
             layouts,
             modules,
             pipeline_layouts,
-            pipelines: Pipe::all()
-                .into_iter()
-                .map(|p| (p, Default::default()))
+            pipelines: PipeKey::all()
+                .map(|key| (key, Default::default()))
                 .collect(),
-            variant_modules: MATMUL_VARIANTS.iter().map(|_| Default::default()).collect(),
-            variant_pipelines: (0..MATMUL_VARIANTS.len() * 4)
-                .map(|_| Default::default())
+            variant_modules: PipeKey::all()
+                .filter(|key| key.variant != 0)
+                .map(|key| ((key.pipe.spec().family, key.variant), Default::default()))
                 .collect(),
             tuner: Mutex::default(),
             uncaptured,
@@ -483,32 +483,26 @@ impl GpuContext {
     }
 
     /// The device's compilation of `key`'s module (`PipeKey::module`): its family's,
-    /// made with the device (a matmul's default variant is the matmul family's), or a
-    /// matmul variant's, made when first asked for.
+    /// made with the device (a GEMM kernel's default variant is its family's), or
+    /// another variant's, made when first asked for.
     fn compiled(&self, key: PipeKey) -> &wgpu::ShaderModule {
+        let family = key.pipe.spec().family;
         match key.variant {
-            0 => &self.modules[key.pipe.spec().family as usize],
-            v => self.variant_modules[v].get_or_init(|| {
+            0 => &self.modules[family as usize],
+            v => self.variant_modules[&(family, v)].get_or_init(|| {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(MATMUL_VARIANTS[v].name),
+                        label: key.variant_name(),
                         source: wgpu::ShaderSource::Wgsl(key.module().source.into()),
                     })
             }),
         }
     }
 
-    fn slot(&self, key: PipeKey) -> &std::sync::OnceLock<wgpu::ComputePipeline> {
-        match key.variant {
-            0 => &self.pipelines[&key.pipe],
-            v => {
-                let i = key
-                    .pipe
-                    .matmul_index()
-                    .expect("only a matmul pipe has variants");
-                &self.variant_pipelines[v * 4 + i]
-            }
-        }
+    fn slot(&self, key: PipeKey) -> &OnceLock<wgpu::ComputePipeline> {
+        self.pipelines
+            .get(&key)
+            .expect("every pipe's variants have a slot")
     }
 
     /// Builds every pipeline of the default variants (what a cold start of the whole
@@ -526,7 +520,7 @@ impl GpuContext {
             .ok_or_else(|| Error::internal(format!("the {key:?} pipeline was never prepared")))
     }
 
-    /// Sets how this device's executors choose their matmul variants (see `tune`); the
+    /// Sets how this device's executors choose their GEMM kernels' variants (see `tune`); the
     /// choices made so far are forgotten. Until called: `TuneMode::Off`.
     pub fn set_tuning(&self, tuning: super::tune::Tuning) {
         self.tuner
@@ -535,7 +529,7 @@ impl GpuContext {
             .set(tuning);
     }
 
-    /// Every matmul variant choice made or read on this device so far.
+    /// Every GEMM variant choice (matmul, convolution) made or read on this device so far.
     pub fn tune_choices(&self) -> Vec<super::tune::ShapeChoice> {
         self.tuner
             .lock()

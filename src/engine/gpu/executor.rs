@@ -15,8 +15,8 @@ use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, WG,
 };
-use super::shaders::{Access, Pipe, PipeKey, MATMUL_VARIANTS, UNIFORM_BYTES};
-use super::tune::MatMulShape;
+use super::shaders::{Access, Pipe, PipeKey, UNIFORM_BYTES};
+use super::tune::GemmShape;
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
@@ -340,14 +340,13 @@ impl Executor for GpuExecutor {
         format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
     }
 
-    fn matmul_variants(&self, plan: usize) -> Vec<&'static str> {
+    fn gemm_variants(&self, plan: usize) -> Vec<&'static str> {
         let Some(p) = self.plans.get(plan) else {
             return Vec::new();
         };
         p.launches
             .iter()
-            .filter(|l| l.pipe.pipe.is_matmul())
-            .map(|l| MATMUL_VARIANTS[l.pipe.variant].name)
+            .filter_map(|l| l.pipe.variant_name())
             .collect()
     }
 
@@ -359,12 +358,12 @@ impl Executor for GpuExecutor {
             max_binding_bytes: self.max_binding_bytes,
             max_groups: self.max_groups,
         };
-        // Each matmul's variant: the autotuner's choice for its shape (tuning the shapes
-        // this device has not met yet, unless tuning is off).
-        let shapes: Vec<MatMulShape> = plan
+        // Each GEMM launch's variant (matmul, convolution): the autotuner's choice for its
+        // shape (tuning the shapes this device has not met yet, unless tuning is off).
+        let shapes: Vec<GemmShape> = plan
             .launches
             .iter()
-            .filter_map(|l| matmul_shape(&l.kernel))
+            .filter_map(|l| gemm_shape(&l.kernel))
             .collect();
         let chosen = self
             .ctx
@@ -375,8 +374,8 @@ impl Executor for GpuExecutor {
         let mut chosen = chosen.into_iter();
         let (mut launches, mut origins) = (Vec::new(), Vec::new());
         for (i, l) in plan.launches.iter().enumerate() {
-            let variant = match matmul_shape(&l.kernel) {
-                Some(_) => chosen.next().expect("one choice per matmul"),
+            let variant = match gemm_shape(&l.kernel) {
+                Some(_) => chosen.next().expect("one choice per GEMM launch"),
                 None => 0,
             };
             for lowered in lower(&l.kernel, &plan, &limits, variant)? {
@@ -847,20 +846,21 @@ fn step_ref(plan: &Plan) -> Result<TensorRef> {
     })
 }
 
-/// The shape the autotuner decides a matmul launch's variant by; `None` for other kernels.
-fn matmul_shape(kernel: &Kernel) -> Option<MatMulShape> {
+/// The shape the autotuner decides a GEMM launch's variant by; `None` for other kernels.
+fn gemm_shape(kernel: &Kernel) -> Option<GemmShape> {
     match kernel {
-        Kernel::MatMul(k) => Some(k.shape()),
+        Kernel::MatMul(k) => Some(GemmShape::MatMul(k.shape())),
+        Kernel::Conv(k) => k.gemm_shape().map(GemmShape::Conv),
         _ => None,
     }
 }
 
 /// How the GPU runs a kernel that is one launch with whole-tensor windows.
-fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) -> Result<Encoded> {
+fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Result<Encoded> {
     let step_ref = || step_ref(plan);
     let w = |t: TensorRef| lim.window(t);
     Ok(match *kernel {
-        Kernel::MatMul(ref k) => k.encode(lim, matmul_variant)?,
+        Kernel::MatMul(ref k) => k.encode(lim, variant)?,
         Kernel::Fill { out, value } => {
             let (wo, oo) = w(out)?;
             let r = record(ElementwiseParams {
@@ -1023,7 +1023,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, matmul_variant: usize) 
             (r, vec![(5, Some(ws))], [1, 1, 1])
         }
         Kernel::Rnn(ref k) => k.encode(lim)?,
-        Kernel::Conv(ref k) => k.encode(lim)?,
+        Kernel::Conv(ref k) => k.encode(lim, variant)?,
         Kernel::Pool(ref k) => k.encode(lim)?,
         Kernel::Gather(_) => unreachable!("lowered by GatherKernel::encode"),
     })

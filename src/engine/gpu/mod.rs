@@ -1,5 +1,5 @@
 //! The wgpu executor: adapter choice and limits (`context`), the WGSL kernels and their
-//! pipelines (`shaders`), the matmul autotuner (`tune`), the host's mirror of their
+//! pipelines (`shaders`), the GEMM autotuner (`tune`), the host's mirror of their
 //! parameter structs and shared constants (`kernel_params`), and the `Executor` that
 //! runs plans on the GPU (`executor`).
 

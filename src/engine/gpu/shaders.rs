@@ -62,12 +62,29 @@ macro_rules! matmul_rows_variant {
     };
 }
 
-/// One configuration of the matmul kernel: its own shader module (matmul.wgsl with the
-/// variant's constants), built into four pipelines (the transpose flags). Every variant
-/// sums over k in index order, so each gives the default's bits; which runs a launch is
-/// the autotuner's choice (`tune`).
+/// conv_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constant
+/// (`CR_WG`), `conv_common.wgsl` (the record, bindings, operand gathers and store every
+/// convolution kernel shares), then the file.
+macro_rules! conv_rows_variant {
+    ($wg:literal) => {
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            "\n// This convolution variant's constant.\nconst CR_WG: u32 = ",
+            $wg,
+            "u;\n",
+            include_str!("../../../shaders/conv_common.wgsl"),
+            include_str!("../../../shaders/conv_rows.wgsl")
+        )
+    };
+}
+
+/// One configuration of a GEMM kernel (the matmul, or the convolution's implicit GEMM):
+/// its own shader module (the kernel's file with the variant's constants), built into
+/// the kernel's pipelines (a matmul's four transpose flags, a convolution's three
+/// products). Every variant sums over k in index order, so each gives the default's
+/// bits; which runs a launch is the autotuner's choice (`tune`).
 #[derive(Clone, Copy, Debug)]
-pub struct MatMulVariant {
+pub struct GemmVariant {
     /// A short name for logs and `riskgrad bench tune`.
     pub name: &'static str,
     /// Rows of the output tile a workgroup computes.
@@ -88,8 +105,8 @@ pub struct MatMulVariant {
 /// SIMD register's lanes, won 8 of the default MLP's 11 shapes and the square products,
 /// `tile32-direct` most of the rest): when its budget stops a shape part-way, the ones
 /// measured are the ones most worth it.
-pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
-    MatMulVariant {
+pub const MATMUL_VARIANTS: [GemmVariant; 7] = [
+    GemmVariant {
         name: "tile64-staged",
         tile_rows: 64,
         tile_cols: 64,
@@ -99,7 +116,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "rows16-cols32",
         tile_rows: 16,
         tile_cols: 32,
@@ -109,7 +126,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "tile32-direct",
         tile_rows: 32,
         tile_cols: 32,
@@ -119,7 +136,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "rows16-cols64",
         tile_rows: 16,
         tile_cols: 64,
@@ -129,7 +146,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "tile64-direct",
         tile_rows: 64,
         tile_cols: 64,
@@ -139,7 +156,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "tile32-staged",
         tile_rows: 32,
         tile_cols: 32,
@@ -149,7 +166,7 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
         },
         test_only: false,
     },
-    MatMulVariant {
+    GemmVariant {
         name: "broken-for-tests",
         tile_rows: 64,
         tile_cols: 64,
@@ -161,8 +178,61 @@ pub const MATMUL_VARIANTS: [MatMulVariant; 7] = [
     },
 ];
 
-/// The default matmul variant's index in [`MATMUL_VARIANTS`].
-pub const DEFAULT_MATMUL_VARIANT: usize = 0;
+/// The default variant's index in every GEMM kernel's list ([`MATMUL_VARIANTS`],
+/// [`CONV_VARIANTS`]): what `--tune off` runs, and what the tuner checks the others
+/// against.
+pub const DEFAULT_VARIANT: usize = 0;
+
+/// Every convolution variant; index 0 is the default (conv.wgsl: the default matmul's
+/// 64×64 tiles staged through workgroup memory), then the row-uniform layouts of
+/// matmul_rows.wgsl (conv_rows.wgsl), which on lavapipe also suit a credit CNN's
+/// products of 32 or 64 channel rows.
+pub const CONV_VARIANTS: [GemmVariant; 3] = [
+    GemmVariant {
+        name: "tile64-staged",
+        tile_rows: 64,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "conv.wgsl",
+            source: concat!(
+                include_str!("../../../shaders/common.wgsl"),
+                "\n",
+                include_str!("../../../shaders/conv_common.wgsl"),
+                include_str!("../../../shaders/conv.wgsl")
+            ),
+        },
+        test_only: false,
+    },
+    GemmVariant {
+        name: "rows16-cols32",
+        tile_rows: 16,
+        tile_cols: 32,
+        module: ShaderModule {
+            file: "conv_rows.wgsl",
+            source: conv_rows_variant!("8"),
+        },
+        test_only: false,
+    },
+    GemmVariant {
+        name: "rows16-cols64",
+        tile_rows: 16,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "conv_rows.wgsl",
+            source: conv_rows_variant!("16"),
+        },
+        test_only: false,
+    },
+];
+
+/// Every GEMM kernel variant's module, the matmul's then the convolution's (the defaults
+/// among them, which are also in [`MODULES`]).
+pub fn gemm_variant_modules() -> impl Iterator<Item = &'static ShaderModule> {
+    MATMUL_VARIANTS
+        .iter()
+        .chain(&CONV_VARIANTS)
+        .map(|v| &v.module)
+}
 
 /// The shared helpers (`common.wgsl`) on their own, for validation.
 pub const COMMON: ShaderModule = ShaderModule {
@@ -172,7 +242,7 @@ pub const COMMON: ShaderModule = ShaderModule {
 
 /// Every kernel module, indexed by `Family as usize`.
 pub const MODULES: [ShaderModule; 9] = [
-    MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].module,
+    MATMUL_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "elementwise.wgsl",
         source: with_common!("elementwise.wgsl"),
@@ -197,10 +267,7 @@ pub const MODULES: [ShaderModule; 9] = [
         file: "rnn.wgsl",
         source: with_common!("rnn.wgsl"),
     },
-    ShaderModule {
-        file: "conv.wgsl",
-        source: with_common!("conv.wgsl"),
-    },
+    CONV_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "pool.wgsl",
         source: with_common!("pool.wgsl"),
@@ -225,7 +292,7 @@ pub const BENCH_MODULES: [ShaderModule; 2] = [
 
 /// A kernel family: one WGSL file each, named like the variant.
 #[allow(missing_docs)] // the variants are the files' names
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     MatMul,
     Elementwise,
@@ -499,35 +566,64 @@ impl Pipe {
     pub fn is_matmul(self) -> bool {
         self.matmul_index().is_some()
     }
+
+    /// The variants its kernel comes in (the GEMM kernels': the matmul's, the
+    /// convolution's implicit GEMM's), or `None` for a kernel of one variant.
+    pub fn variants(self) -> Option<&'static [GemmVariant]> {
+        if self.is_matmul() {
+            Some(&MATMUL_VARIANTS)
+        } else if self.spec().family == Family::Conv {
+            Some(&CONV_VARIANTS)
+        } else {
+            None
+        }
+    }
 }
 
-/// A pipeline as built: the kernel's [`Pipe`] and, for a matmul, which of
-/// [`MATMUL_VARIANTS`] (every other kernel has only the default, 0).
+/// A pipeline as built: the kernel's [`Pipe`] and, for a GEMM kernel, which of its
+/// variants ([`Pipe::variants`]; every other kernel has only the default, 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PipeKey {
     /// The entry point and its constants.
     pub pipe: Pipe,
-    /// The matmul variant; 0 for any other pipe.
+    /// The variant, an index into `pipe.variants()`; 0 for any other pipe.
     pub variant: usize,
 }
 
 impl PipeKey {
-    /// The pipeline that runs `kernel`, a matmul as `matmul_variant`: the one place a
+    /// The pipeline that runs `kernel`, a GEMM kernel as `variant`: the one place a
     /// plan's launch becomes a GPU pipeline (through [`Pipe::of`]).
-    pub fn of(kernel: &Kernel, matmul_variant: usize) -> PipeKey {
+    pub fn of(kernel: &Kernel, variant: usize) -> PipeKey {
         let pipe = Pipe::of(kernel);
         PipeKey {
             pipe,
-            variant: if pipe.is_matmul() { matmul_variant } else { 0 },
+            variant: if pipe.variants().is_some() {
+                variant
+            } else {
+                0
+            },
         }
     }
 
     /// The shader module its entry point is in.
     pub fn module(&self) -> ShaderModule {
-        match self.pipe.is_matmul() {
-            true => MATMUL_VARIANTS[self.variant].module,
-            false => self.pipe.spec().module(),
+        match self.pipe.variants() {
+            Some(variants) => variants[self.variant].module,
+            None => self.pipe.spec().module(),
         }
+    }
+
+    /// Every pipeline the engine can build: each pipe, in each of its variants.
+    pub fn all() -> impl Iterator<Item = PipeKey> {
+        Pipe::all().into_iter().flat_map(|pipe| {
+            let variants = pipe.variants().map_or(1, |v| v.len());
+            (0..variants).map(move |variant| PipeKey { pipe, variant })
+        })
+    }
+
+    /// The variant's name, for a GEMM kernel's pipe.
+    pub fn variant_name(&self) -> Option<&'static str> {
+        self.pipe.variants().map(|v| v[self.variant].name)
     }
 }
 

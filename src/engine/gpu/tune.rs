@@ -1,10 +1,14 @@
-//! The matmul autotuner: which of [`MATMUL_VARIANTS`] runs each matmul shape on this
-//! adapter. No variant is fastest everywhere (a 64×64 tile leaves most of a GPU idle on
-//! the `[256,58]·[58,64]` products of a credit MLP; workgroup-memory staging pays on some
-//! adapters and not on others), so the executor measures on the adapter at hand.
+//! The GEMM autotuner: which variant runs each matmul shape
+//! ([`MATMUL_VARIANTS`](super::shaders::MATMUL_VARIANTS)) and each convolution product
+//! (the implicit GEMM's [`CONV_VARIANTS`](super::shaders::CONV_VARIANTS)) on this
+//! adapter. No variant is
+//! fastest everywhere (a 64×64 tile leaves most of a GPU idle on the
+//! `[256,58]·[58,64]` products of a credit MLP, and wastes half its rows on a
+//! convolution of 32 channels; workgroup-memory staging pays on some adapters and not on
+//! others), so the executor measures on the adapter at hand.
 //!
 //! For each shape a plan's load meets that is not decided yet ([`Tuner::choose`]): the
-//! variants run in [`MATMUL_VARIANTS`]' order (the default first, as the reference) on
+//! kernel's variants run in their list's order (the default first, as the reference) on
 //! scratch buffers of that shape holding fresh random data; a variant whose output
 //! disagrees with the default's is dropped (and noted), never chosen; the rest are timed
 //! (wall clock around submit and wait, a batch of launches per run, the median of
@@ -25,10 +29,9 @@
 //! both in ([`Tuning`]).
 
 use super::context::{ErrorScope, GpuContext};
-use super::kernel_params::{MatMulParams, BIAS_MATRIX, BIAS_NONE};
-use super::shaders::{
-    Layout, Pipe, PipeKey, DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS, UNIFORM_BYTES,
-};
+use super::shaders::{GemmVariant, Layout, Pipe, PipeKey, DEFAULT_VARIANT, UNIFORM_BYTES};
+use crate::engine::ops::conv::ConvGemmShape;
+use crate::engine::ops::matmul::MatMulShape;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -38,7 +41,7 @@ use std::time::Instant;
 
 /// Seconds of tuning a process spends in `TuneMode::Cached` by default
 /// ([`Tuning::new`]): about a quarter of the cold start of the default MLP on lavapipe
-/// (DESIGN.md, "Matmul variants and the autotuner").
+/// (DESIGN.md, "GEMM variants and the autotuner").
 pub const CACHED_BUDGET_SECONDS: f64 = 1.0;
 /// Timed runs per variant; their median decides.
 pub const TIMED_RUNS: usize = 5;
@@ -91,7 +94,7 @@ impl TuneMode {
 /// Writes a file whole (the caller's atomic writer, `riskgrad::files::write_atomically`).
 pub type WriteFile = fn(&Path, &[u8]) -> Result<()>;
 
-/// How the executors of one device choose their matmul variants.
+/// How the executors of one device choose their GEMM kernels' variants.
 #[derive(Clone, Debug, Default)]
 pub struct Tuning {
     /// When to tune.
@@ -110,7 +113,8 @@ pub struct Tuning {
     /// on a slow adapter starts soon (0: only the first shape's default is measured).
     /// `None`: no limit.
     pub budget_seconds: Option<f64>,
-    /// Every matmul runs this variant, untuned (tests of each variant's kernel).
+    /// Every GEMM launch runs this variant, untuned, where its kernel has one of that
+    /// index, else its default (tests of each variant's kernel).
     #[doc(hidden)]
     pub force_variant: Option<usize>,
     /// The test-only variants are candidates too (the test that a wrong one is dropped).
@@ -138,82 +142,86 @@ impl Tuning {
     }
 }
 
-/// What decides a matmul's variant: its sizes, transposes, bias kind and activation.
+/// What the tuner decides a variant for: a GEMM kernel's launch, by shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MatMulShape {
-    /// Rows of the output.
-    pub m: usize,
-    /// Columns of the output.
-    pub n: usize,
-    /// The summed axis.
-    pub k: usize,
-    /// Whether `a` is stored transposed.
-    pub trans_a: bool,
-    /// Whether `b` is stored transposed.
-    pub trans_b: bool,
-    /// `BIAS_NONE`, `BIAS_ROW` or `BIAS_MATRIX` (kernel_params).
-    pub bias: u32,
-    /// The activation's code (`Act::code`).
-    pub act: u32,
+pub enum GemmShape {
+    /// A matmul ([`MATMUL_VARIANTS`](super::shaders::MATMUL_VARIANTS)).
+    MatMul(MatMulShape),
+    /// A convolution's implicit GEMM ([`CONV_VARIANTS`](super::shaders::CONV_VARIANTS)).
+    Conv(ConvGemmShape),
 }
 
-impl MatMulShape {
-    /// The shape as the cache and `riskgrad bench tune` name it, e.g.
-    /// `256x64x58 NT bias1 act1`.
+impl GemmShape {
+    /// The shape as the cache and `riskgrad bench tune` name it: a matmul's
+    /// `256x64x58 NT bias1 act1` (as before convolutions were tuned, so older cache
+    /// entries still count), a convolution's starting with its pipe's name.
     pub fn key(&self) -> String {
-        let t = |b: bool| if b { 'T' } else { 'N' };
-        format!(
-            "{}x{}x{} {}{} bias{} act{}",
-            self.m,
-            self.n,
-            self.k,
-            t(self.trans_a),
-            t(self.trans_b),
-            self.bias,
-            self.act
-        )
+        match self {
+            GemmShape::MatMul(s) => s.key(),
+            GemmShape::Conv(s) => s.key(),
+        }
+    }
+
+    /// The kernel's variants.
+    pub fn variants(&self) -> &'static [GemmVariant] {
+        self.pipe()
+            .variants()
+            .expect("a GEMM kernel comes in variants")
+    }
+
+    /// Multiply-adds of one launch.
+    pub fn macs(&self) -> usize {
+        match self {
+            GemmShape::MatMul(s) => s.m * s.n * s.k,
+            // Each of the three products does as many as the forward pass.
+            GemmShape::Conv(s) => s.shape.macs(),
+        }
+    }
+
+    /// What kind of kernel it is, for notes: "matmul" or "convolution".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GemmShape::MatMul(_) => "matmul",
+            GemmShape::Conv(_) => "convolution",
+        }
     }
 
     fn pipe(&self) -> Pipe {
-        Pipe::matmul(self.trans_a, self.trans_b)
+        match self {
+            GemmShape::MatMul(s) => s.pipe(),
+            GemmShape::Conv(s) => s.pipe(),
+        }
     }
-}
 
-/// The uniform record of a matmul launch of `shape` run as `variant` (the tile count
-/// depends on the variant's tile); the offsets are in words inside each binding.
-pub(crate) fn matmul_params(
-    shape: &MatMulShape,
-    variant: usize,
-    offsets: [u32; 4],
-) -> Result<(MatMulParams, usize)> {
-    let u = super::executor::u32c;
-    let variant = &MATMUL_VARIANTS[variant];
-    let tiles_n = shape.n.div_ceil(variant.tile_cols as usize);
-    let tiles = shape.m.div_ceil(variant.tile_rows as usize) * tiles_n;
-    let [off_a, off_b, off_bias, off_out] = offsets;
-    Ok((
-        MatMulParams {
-            m: u(shape.m)?,
-            n: u(shape.n)?,
-            k: u(shape.k)?,
-            act: shape.act,
-            off_a,
-            off_b,
-            off_bias,
-            off_out,
-            has_bias: shape.bias,
-            tiles_n: u(tiles_n)?,
-            tiles: u(tiles)?,
-            _pad: 0,
-        },
-        tiles,
-    ))
+    /// Words of the operands `[a, b, bias, out]` (0 for an absent bias).
+    fn operand_lens(&self) -> [usize; 4] {
+        match self {
+            GemmShape::MatMul(s) => s.operand_lens(),
+            GemmShape::Conv(s) => s.operand_lens(),
+        }
+    }
+
+    /// The uniform record of a launch as `variant`, operands at offset 0, and its number
+    /// of workgroups.
+    fn record(&self, variant: usize) -> Result<(Vec<u8>, usize)> {
+        use super::executor::record;
+        Ok(match self {
+            GemmShape::MatMul(s) => {
+                let (params, groups) = s.params(variant, [0; 4])?;
+                (record(params), groups)
+            }
+            GemmShape::Conv(s) => {
+                let (params, groups) = s.params(variant, [0; 4])?;
+                (record(params), groups)
+            }
+        })
+    }
 }
 
 /// One variant's result on one shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VariantTime {
-    /// Index into [`MATMUL_VARIANTS`].
+    /// Index into the shape's variants ([`GemmShape::variants`]).
     pub variant: usize,
     /// Median seconds of one launch; `None` when dropped, and for the default when the
     /// budget stopped the shape before any other variant (nothing to compare it with).
@@ -228,8 +236,8 @@ pub struct VariantTime {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShapeChoice {
     /// The shape.
-    pub shape: MatMulShape,
-    /// The chosen variant (index into [`MATMUL_VARIANTS`]).
+    pub shape: GemmShape,
+    /// The chosen variant (index into the shape's variants).
     pub variant: usize,
     /// Each variant measured now, in the order measured (the default first); empty
     /// when read from the cache.
@@ -269,7 +277,7 @@ struct CacheHit {
 #[derive(Debug, Default)]
 pub struct Tuner {
     tuning: Tuning,
-    decided: HashMap<MatMulShape, ShapeChoice>,
+    decided: HashMap<GemmShape, ShapeChoice>,
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
     /// Seconds spent tuning in this process.
@@ -303,12 +311,18 @@ impl Tuner {
 
     /// The variant each of `shapes` runs as, tuning those not decided yet (and storing
     /// them in the cache file, once for all of them).
-    pub fn choose(&mut self, ctx: &GpuContext, shapes: &[MatMulShape]) -> Result<Vec<usize>> {
+    pub fn choose(&mut self, ctx: &GpuContext, shapes: &[GemmShape]) -> Result<Vec<usize>> {
         if let Some(v) = self.tuning.force_variant {
-            return Ok(vec![v; shapes.len()]);
+            return Ok(shapes
+                .iter()
+                .map(|s| match v < s.variants().len() {
+                    true => v,
+                    false => DEFAULT_VARIANT,
+                })
+                .collect());
         }
         if self.tuning.mode == TuneMode::Off {
-            return Ok(vec![DEFAULT_MATMUL_VARIANT; shapes.len()]);
+            return Ok(vec![DEFAULT_VARIANT; shapes.len()]);
         }
         let mut stored = false;
         let mut out = Vec::with_capacity(shapes.len());
@@ -319,7 +333,7 @@ impl Tuner {
             }
             let key = cache_key(ctx, shape);
             let hit = match self.tuning.mode {
-                TuneMode::Cached => self.cached(&key),
+                TuneMode::Cached => self.cached(&key, shape.variants()),
                 _ => None,
             };
             let choice = match hit {
@@ -332,14 +346,15 @@ impl Tuner {
                 },
                 None if self.budget_spent(0.0) => {
                     // The default for this run, undecided: a later run tunes it.
-                    out.push(DEFAULT_MATMUL_VARIANT);
+                    out.push(DEFAULT_VARIANT);
                     continue;
                 }
                 hit => {
                     let (c, measured) = self.measure(ctx, shape, hit.as_ref())?;
                     self.spent += c.seconds;
                     if let Some(measured) = measured {
-                        self.remember(key, c.variant, (!c.complete).then_some(measured));
+                        let partial = (!c.complete).then_some(measured);
+                        self.remember(key, shape.variants(), c.variant, partial);
                         stored = true;
                     }
                     c
@@ -375,13 +390,9 @@ impl Tuner {
         })
     }
 
-    fn cached(&mut self, key: &str) -> Option<CacheHit> {
+    fn cached(&mut self, key: &str, variants: &[GemmVariant]) -> Option<CacheHit> {
         let entry = self.entries().iter().rev().find(|e| e.key == key)?.clone();
-        let index = |name: &str| {
-            MATMUL_VARIANTS
-                .iter()
-                .position(|v| v.name == name && !v.test_only)
-        };
+        let index = |name: &str| variants.iter().position(|v| v.name == name && !v.test_only);
         // A variant that no longer exists (or is test-only) is a miss.
         let variant = index(&entry.variant)?;
         // A measured variant no longer known is measured again.
@@ -392,8 +403,14 @@ impl Tuner {
     }
 
     /// Stores `variant` for `key`; `measured`: the variants measured, when not all were.
-    fn remember(&mut self, key: String, variant: usize, measured: Option<Vec<usize>>) {
-        let name = |v: usize| MATMUL_VARIANTS[v].name.to_string();
+    fn remember(
+        &mut self,
+        key: String,
+        variants: &[GemmVariant],
+        variant: usize,
+        measured: Option<Vec<usize>>,
+    ) {
+        let name = |v: usize| variants[v].name.to_string();
         let entries = self.entries();
         entries.retain(|e| e.key != key);
         entries.push(CacheEntry {
@@ -449,15 +466,16 @@ impl Tuner {
     fn measure(
         &self,
         ctx: &GpuContext,
-        shape: &MatMulShape,
+        shape: &GemmShape,
         earlier: Option<&CacheHit>,
     ) -> Result<(ShapeChoice, Option<Vec<usize>>)> {
         let start = Instant::now();
-        let candidates: Vec<usize> = (0..MATMUL_VARIANTS.len())
-            .filter(|&v| !MATMUL_VARIANTS[v].test_only || self.tuning.include_test_variants)
+        let variants = shape.variants();
+        let candidates: Vec<usize> = (0..variants.len())
+            .filter(|&v| !variants[v].test_only || self.tuning.include_test_variants)
             .collect();
         let before: &[usize] = earlier.and_then(|e| e.measured.as_deref()).unwrap_or(&[]);
-        let mut queue = vec![DEFAULT_MATMUL_VARIANT];
+        let mut queue = vec![DEFAULT_VARIANT];
         queue.extend(earlier.map(|e| e.variant));
         queue.extend(candidates.iter().filter(|v| !before.contains(v)));
         // Each once, where it first appears (an earlier choice may be the default).
@@ -474,19 +492,19 @@ impl Tuner {
                 variant,
             }])
         };
-        prepare(DEFAULT_MATMUL_VARIANT)?;
-        let reference = bench.output(ctx, DEFAULT_MATMUL_VARIANT)?;
+        prepare(DEFAULT_VARIANT)?;
+        let reference = bench.output(ctx, DEFAULT_VARIANT)?;
         // The default is timed only once another variant is to be compared with it (a
         // launch of a large shape on a software adapter takes seconds).
         let mut times = vec![VariantTime {
-            variant: DEFAULT_MATMUL_VARIANT,
+            variant: DEFAULT_VARIANT,
             seconds: None,
             dropped: None,
             exact: true,
         }];
         // What measuring the previous variant took (its pipeline build included).
         let mut last = start.elapsed().as_secs_f64();
-        for variant in queue.into_iter().filter(|&v| v != DEFAULT_MATMUL_VARIANT) {
+        for variant in queue.into_iter().filter(|&v| v != DEFAULT_VARIANT) {
             // Begun only if the budget would hold one more variant like the last: a
             // variant is not stopped part-way, so a check for a spent budget alone lets
             // the last one overrun it (on lavapipe by a 0.7 s pipeline compile).
@@ -495,7 +513,7 @@ impl Tuner {
                 break;
             }
             if times[0].seconds.is_none() {
-                times[0].seconds = Some(bench.seconds(ctx, DEFAULT_MATMUL_VARIANT, None)?);
+                times[0].seconds = Some(bench.seconds(ctx, DEFAULT_VARIANT, None)?);
             }
             prepare(variant)?;
             let got = bench.output(ctx, variant)?;
@@ -511,8 +529,9 @@ impl Tuner {
                 }
                 Some(why) => {
                     self.note(&format!(
-                        "note: matmul variant {} dropped on {} at {}: {why}",
-                        MATMUL_VARIANTS[variant].name,
+                        "note: {} variant {} dropped on {} at {}: {why}",
+                        shape.kind(),
+                        variants[variant].name,
                         ctx.info.name,
                         shape.key()
                     ));
@@ -540,7 +559,7 @@ impl Tuner {
             .iter()
             .filter_map(|t| t.seconds.map(|s| (s, t.variant)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or(DEFAULT_MATMUL_VARIANT, |(_, v)| v);
+            .map_or(DEFAULT_VARIANT, |(_, v)| v);
         let variant = match (learned, earlier) {
             (false, Some(e)) => e.variant,
             _ => fastest,
@@ -571,22 +590,22 @@ fn disagreement(got: &[f32], want: &[f32]) -> Option<String> {
 /// The cache key of `shape` on `ctx`'s adapter: adapter, driver, riskgrad version, the
 /// set of variants (a choice made among fewer is measured again when variants are
 /// added), shape.
-fn cache_key(ctx: &GpuContext, shape: &MatMulShape) -> String {
+fn cache_key(ctx: &GpuContext, shape: &GemmShape) -> String {
     format!(
         "{} | {} {} | riskgrad {} | variants {:08x} | {}",
         ctx.info.name,
         ctx.info.driver,
         ctx.info.driver_info,
         env!("CARGO_PKG_VERSION"),
-        variant_set(),
+        variant_set(shape.variants()),
         shape.key()
     )
 }
 
 /// A fingerprint of the variants' names, in order (FNV-1a, 32 bits).
-fn variant_set() -> u32 {
+fn variant_set(variants: &[GemmVariant]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for variant in &MATMUL_VARIANTS {
+    for variant in variants {
         for byte in variant.name.bytes().chain([b',']) {
             hash = (hash ^ byte as u32).wrapping_mul(0x0100_0193);
         }
@@ -596,7 +615,7 @@ fn variant_set() -> u32 {
 
 /// Scratch buffers of one shape, filled with random data, and a launch on them.
 struct Scratch {
-    shape: MatMulShape,
+    shape: GemmShape,
     a: wgpu::Buffer,
     b: wgpu::Buffer,
     bias: wgpu::Buffer,
@@ -605,13 +624,9 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(ctx: &GpuContext, shape: &MatMulShape) -> Result<Self> {
-        let bias_len = match shape.bias {
-            BIAS_NONE => 1,
-            BIAS_MATRIX => shape.m * shape.n,
-            _ => shape.n,
-        };
-        let mut rng = Rng::new((shape.m * 31 + shape.n * 17 + shape.k) as u64);
+    fn new(ctx: &GpuContext, shape: &GemmShape) -> Result<Self> {
+        let [a_len, b_len, bias_len, out_len] = shape.operand_lens();
+        let mut rng = Rng::new((a_len * 31 + b_len * 17 + out_len) as u64);
         let mut random = |len: usize| -> Vec<f32> {
             (0..len.max(1))
                 .map(|_| rng.range(-1.0, 1.0) as f32)
@@ -631,11 +646,10 @@ impl Scratch {
                 .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
             buffer
         };
-        let out_len = shape.m * shape.n;
         let scratch = Scratch {
             shape: *shape,
-            a: upload("tuning a", &random(shape.m * shape.k)),
-            b: upload("tuning b", &random(shape.k * shape.n)),
+            a: upload("tuning a", &random(a_len)),
+            b: upload("tuning b", &random(b_len)),
             bias: upload("tuning bias", &random(bias_len)),
             out: upload("tuning out", &vec![f32::NAN; out_len.max(1)]),
             out_len,
@@ -646,15 +660,14 @@ impl Scratch {
 
     /// A bind group and grid for `variant`.
     fn launch(&self, ctx: &GpuContext, variant: usize) -> Result<(wgpu::BindGroup, [u32; 3])> {
-        let (params, tiles) = matmul_params(&self.shape, variant, [0; 4])?;
+        let (record, groups) = self.shape.record(variant)?;
         let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tuning params"),
             size: UNIFORM_BYTES,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        ctx.queue
-            .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+        ctx.queue.write_buffer(&uniform, 0, &record);
         fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
             wgpu::BindGroupEntry {
                 binding,
@@ -672,7 +685,7 @@ impl Scratch {
                 entry(4, &self.out),
             ],
         });
-        let grid = super::executor::grid(tiles, ctx.limits.max_compute_workgroups_per_dimension)?;
+        let grid = super::executor::grid(groups, ctx.limits.max_compute_workgroups_per_dimension)?;
         Ok((group, grid))
     }
 
@@ -701,7 +714,7 @@ impl Scratch {
             }
         }
         ctx.queue.submit([encoder.finish()]);
-        scope.pop("running a matmul variant")?;
+        scope.pop("running a kernel variant")?;
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;

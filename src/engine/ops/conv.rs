@@ -9,9 +9,9 @@
 use crate::engine::cpu::conv as cpu;
 use crate::engine::gpu::executor::{record, u32c, Encoded, Limits};
 use crate::engine::gpu::kernel_params::{
-    ConvParams, ReduceParams, CONV_FORWARD, CONV_GRAD_INPUT, CONV_GRAD_WEIGHT, TILE,
+    ConvParams, ReduceParams, CONV_FORWARD, CONV_GRAD_INPUT, CONV_GRAD_WEIGHT,
 };
-use crate::engine::gpu::shaders::Pipe;
+use crate::engine::gpu::shaders::{Pipe, CONV_VARIANTS};
 use crate::engine::graph::autodiff::through_act;
 use crate::engine::graph::{Act, Graph, NodeId, Op, ProductInputs};
 use crate::engine::ops::broadcast::{is_tree, reduce_pipe};
@@ -195,7 +195,7 @@ impl ConvOp {
 /// A convolution with every size resolved: x `[n,c,h,w]`, w `[o,c,kh,kw]`, output
 /// `[n,o,oh,ow]`; stride, padding and dilation per axis `[h, w]`.
 #[allow(missing_docs)] // the fields are the sizes the doc above names
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvShape {
     pub n: usize,
     pub c: usize,
@@ -380,58 +380,38 @@ impl ConvKernel {
         }
     }
 
-    /// Its GPU launch: uniform record, bindings and grid.
-    pub(crate) fn encode(&self, lim: &Limits) -> Result<Encoded> {
-        Ok(match *self {
+    /// What the autotuner decides its variant by (`None` for the bias gradient, a
+    /// reduction).
+    pub fn gemm_shape(&self) -> Option<ConvGemmShape> {
+        let (mode, shape, splits, bias, act) = match *self {
             ConvKernel::Conv2d {
-                x,
-                w,
-                bias,
-                out,
-                shape,
-                act,
-            } => implicit_gemm(
-                w,
-                x,
-                bias,
-                out,
-                &shape,
-                act.code(),
-                shape.o,
-                shape.n * shape.out_plane(),
-                1,
-                lim,
-            )?,
-            ConvKernel::Conv2dGradInput { dz, w, out, shape } => implicit_gemm(
-                w,
-                dz,
-                None,
-                out,
-                &shape,
-                Act::Identity.code(),
-                shape.c,
-                shape.n * shape.in_plane(),
-                1,
-                lim,
-            )?,
-            ConvKernel::Conv2dGradWeight {
-                dz,
-                x,
-                out,
-                shape,
-                splits,
-            } => implicit_gemm(
-                dz,
-                x,
-                None,
-                out,
-                &shape,
-                Act::Identity.code(),
-                shape.o,
-                shape.k(),
-                splits,
-                lim,
-            )?,
+                bias, shape, act, ..
+            } => (CONV_FORWARD, shape, 1, bias.is_some(), act.code()),
+            ConvKernel::Conv2dGradInput { shape, .. } => {
+                (CONV_GRAD_INPUT, shape, 1, false, Act::Identity.code())
+            }
+            ConvKernel::Conv2dGradWeight { shape, splits, .. } => {
+                (CONV_GRAD_WEIGHT, shape, splits, false, Act::Identity.code())
+            }
+            ConvKernel::ConvGradBias { .. } => return None,
+        };
+        Some(ConvGemmShape {
+            mode,
+            shape,
+            splits,
+            bias,
+            act,
+        })
+    }
+
+    /// Its GPU launch, a convolution as GEMM variant `variant` (`CONV_VARIANTS`; the
+    /// tile count depends on the variant's tile): uniform record, bindings and grid.
+    pub(crate) fn encode(&self, lim: &Limits, variant: usize) -> Result<Encoded> {
+        // The product's operands, in the order conv.wgsl binds them (see its header).
+        let (a, b, bias) = match *self {
+            ConvKernel::Conv2d { x, w, bias, .. } => (w, x, bias),
+            ConvKernel::Conv2dGradInput { dz, w, .. } => (w, dz, None),
+            ConvKernel::Conv2dGradWeight { dz, x, .. } => (dz, x, None),
             ConvKernel::ConvGradBias {
                 dz,
                 out,
@@ -456,65 +436,141 @@ impl ConvKernel {
                 } else {
                     lim.grid_1d(o)?
                 };
-                (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
+                return Ok((r, vec![(1, Some(wx)), (2, Some(wo))], groups));
             }
-        })
+        };
+        let gemm = self.gemm_shape().expect("a convolution product");
+        let ((wa, oa), (wb, ob), (wo, oo)) =
+            (lim.window(a)?, lim.window(b)?, lim.window(self.output())?);
+        let (wbias, obias) = lim.window_opt(bias)?;
+        let (params, groups) = gemm.params(variant, [oa, ob, obias, oo])?;
+        Ok((
+            record(params),
+            vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
+            lim.grid(groups)?,
+        ))
     }
 }
 
-/// An implicit-GEMM launch: `a` and `b` are the product's operand tensors (see
-/// conv.wgsl), `m × cols` outputs per split.
-#[allow(clippy::too_many_arguments)]
-fn implicit_gemm(
-    a: TensorRef,
-    b: TensorRef,
-    bias: Option<TensorRef>,
-    out: TensorRef,
-    s: &ConvShape,
-    act: u32,
-    m: usize,
-    cols: usize,
-    splits: usize,
-    lim: &Limits,
-) -> Result<Encoded> {
-    let ((wa, oa), (wb, ob), (wo, oo)) = (lim.window(a)?, lim.window(b)?, lim.window(out)?);
-    let (wbias, obias) = lim.window_opt(bias)?;
-    let tiles_n = cols.div_ceil(TILE as usize);
-    let tiles = m.div_ceil(TILE as usize) * tiles_n;
-    let r = record(ConvParams {
-        n: u32c(s.n)?,
-        c: u32c(s.c)?,
-        h: u32c(s.h)?,
-        w: u32c(s.w)?,
-        o: u32c(s.o)?,
-        kh: u32c(s.kh)?,
-        kw: u32c(s.kw)?,
-        oh: u32c(s.oh)?,
-        ow: u32c(s.ow)?,
-        stride_h: u32c(s.stride[0])?,
-        stride_w: u32c(s.stride[1])?,
-        pad_h: u32c(s.padding[0])?,
-        pad_w: u32c(s.padding[1])?,
-        dil_h: u32c(s.dilation[0])?,
-        dil_w: u32c(s.dilation[1])?,
-        act,
-        off_a: oa,
-        off_b: ob,
-        off_bias: obias,
-        off_out: oo,
-        has_bias: bias.is_some() as u32,
-        m: u32c(m)?,
-        cols: u32c(cols)?,
-        tiles_n: u32c(tiles_n)?,
-        tiles: u32c(tiles)?,
-        splits: u32c(splits)?,
-        ..Default::default()
-    });
-    Ok((
-        r,
-        vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
-        lim.grid(tiles * splits)?,
-    ))
+/// A convolution product as the autotuner (`gpu::tune`) tells its launches apart: which
+/// product (a `CONV_*` mode of conv_common.wgsl), the sizes, the weight gradient's
+/// splits, whether a bias is added and the activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGemmShape {
+    /// `CONV_FORWARD`, `CONV_GRAD_INPUT` or `CONV_GRAD_WEIGHT`.
+    pub mode: u32,
+    /// The convolution's sizes.
+    pub shape: ConvShape,
+    /// Parts the weight gradient's sum is split into (1 for the other products).
+    pub splits: usize,
+    /// Whether the forward product adds a bias.
+    pub bias: bool,
+    /// The activation's code (`Act::code`).
+    pub act: u32,
+}
+
+impl ConvGemmShape {
+    /// Its pipeline.
+    pub fn pipe(&self) -> Pipe {
+        match self.mode {
+            CONV_FORWARD => CONV2D,
+            CONV_GRAD_INPUT => CONV2D_GRAD_INPUT,
+            _ => CONV2D_GRAD_WEIGHT,
+        }
+    }
+
+    /// Rows and columns of one split's product (see conv_common.wgsl's header).
+    fn product(&self) -> (usize, usize) {
+        let s = &self.shape;
+        match self.mode {
+            CONV_FORWARD => (s.o, s.n * s.out_plane()),
+            CONV_GRAD_INPUT => (s.c, s.n * s.in_plane()),
+            _ => (s.o, s.k()),
+        }
+    }
+
+    /// Words of the operands `[a, b, bias, out]` the kernel binds (bias 0 when absent).
+    pub fn operand_lens(&self) -> [usize; 4] {
+        let s = &self.shape;
+        let (w, x, z) = (
+            s.o * s.k(),
+            s.n * s.c * s.in_plane(),
+            s.n * s.o * s.out_plane(),
+        );
+        match self.mode {
+            CONV_FORWARD => [w, x, if self.bias { s.o } else { 0 }, z],
+            CONV_GRAD_INPUT => [w, z, 0, x],
+            _ => [z, x, 0, self.splits * s.o * s.k()],
+        }
+    }
+
+    /// The shape as the tune cache and `riskgrad bench tune` name it, e.g.
+    /// `conv2d_grad_weight n256 c32 3x1 o64 k1x3 s1x1 p0x1 d1x1 splits 2 act0`.
+    pub fn key(&self) -> String {
+        let s = &self.shape;
+        format!(
+            "{} n{} c{} {}x{} o{} k{}x{} s{}x{} p{}x{} d{}x{} splits {} bias{} act{}",
+            self.pipe().name(),
+            s.n,
+            s.c,
+            s.h,
+            s.w,
+            s.o,
+            s.kh,
+            s.kw,
+            s.stride[0],
+            s.stride[1],
+            s.padding[0],
+            s.padding[1],
+            s.dilation[0],
+            s.dilation[1],
+            self.splits,
+            self.bias as u32,
+            self.act
+        )
+    }
+
+    /// The uniform record of a launch as `variant` (an index into `CONV_VARIANTS`) with
+    /// the operands at `offsets` (`[a, b, bias, out]`, words within each binding), and
+    /// its number of workgroups.
+    pub(crate) fn params(&self, variant: usize, offsets: [u32; 4]) -> Result<(ConvParams, usize)> {
+        let s = &self.shape;
+        let tile = &CONV_VARIANTS[variant];
+        let (m, cols) = self.product();
+        let tiles_n = cols.div_ceil(tile.tile_cols as usize);
+        let tiles = m.div_ceil(tile.tile_rows as usize) * tiles_n;
+        let [off_a, off_b, off_bias, off_out] = offsets;
+        let params = ConvParams {
+            n: u32c(s.n)?,
+            c: u32c(s.c)?,
+            h: u32c(s.h)?,
+            w: u32c(s.w)?,
+            o: u32c(s.o)?,
+            kh: u32c(s.kh)?,
+            kw: u32c(s.kw)?,
+            oh: u32c(s.oh)?,
+            ow: u32c(s.ow)?,
+            stride_h: u32c(s.stride[0])?,
+            stride_w: u32c(s.stride[1])?,
+            pad_h: u32c(s.padding[0])?,
+            pad_w: u32c(s.padding[1])?,
+            dil_h: u32c(s.dilation[0])?,
+            dil_w: u32c(s.dilation[1])?,
+            act: self.act,
+            off_a,
+            off_b,
+            off_bias,
+            off_out,
+            has_bias: self.bias as u32,
+            m: u32c(m)?,
+            cols: u32c(cols)?,
+            tiles_n: u32c(tiles_n)?,
+            tiles: u32c(tiles)?,
+            splits: u32c(self.splits)?,
+            ..Default::default()
+        };
+        Ok((params, tiles * self.splits))
+    }
 }
 
 fn err<T>(op: &str, detail: String) -> Result<T> {

@@ -10,10 +10,9 @@
 
 use crate::engine::cpu::kernels as cpu;
 use crate::engine::cpu::lanes::Lanes;
-use crate::engine::gpu::executor::{record, Encoded, Limits};
-use crate::engine::gpu::kernel_params::{BIAS_MATRIX, BIAS_NONE, BIAS_ROW};
-use crate::engine::gpu::shaders::Pipe;
-use crate::engine::gpu::tune::{matmul_params, MatMulShape};
+use crate::engine::gpu::executor::{record, u32c, Encoded, Limits};
+use crate::engine::gpu::kernel_params::{MatMulParams, BIAS_MATRIX, BIAS_NONE, BIAS_ROW};
+use crate::engine::gpu::shaders::{Pipe, MATMUL_VARIANTS};
 use crate::engine::graph::autodiff::through_act;
 use crate::engine::graph::{Act, Graph, NodeId, Op, ProductInputs};
 use crate::engine::plan::TensorRef;
@@ -186,12 +185,94 @@ impl MatMulKernel {
             lim.window(self.out)?,
         );
         let (wbias, obias) = lim.window_opt(self.bias)?;
-        let (params, tiles) = matmul_params(&self.shape(), variant, [oa, ob, obias, oo])?;
+        let (params, tiles) = self.shape().params(variant, [oa, ob, obias, oo])?;
         Ok((
             record(params),
             vec![(1, Some(wa)), (2, Some(wb)), (3, wbias), (4, Some(wo))],
             lim.grid(tiles)?,
         ))
+    }
+}
+
+/// A matmul as the autotuner (`gpu::tune`) tells its launches apart: its sizes,
+/// transposes, bias kind and activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatMulShape {
+    /// Rows of the output.
+    pub m: usize,
+    /// Columns of the output.
+    pub n: usize,
+    /// The summed axis.
+    pub k: usize,
+    /// Whether `a` is stored transposed.
+    pub trans_a: bool,
+    /// Whether `b` is stored transposed.
+    pub trans_b: bool,
+    /// `BIAS_NONE`, `BIAS_ROW` or `BIAS_MATRIX` (kernel_params).
+    pub bias: u32,
+    /// The activation's code (`Act::code`).
+    pub act: u32,
+}
+
+impl MatMulShape {
+    /// The shape as the cache and `riskgrad bench tune` name it, e.g.
+    /// `256x64x58 NT bias1 act1`.
+    pub fn key(&self) -> String {
+        let t = |b: bool| if b { 'T' } else { 'N' };
+        format!(
+            "{}x{}x{} {}{} bias{} act{}",
+            self.m,
+            self.n,
+            self.k,
+            t(self.trans_a),
+            t(self.trans_b),
+            self.bias,
+            self.act
+        )
+    }
+
+    /// Its pipeline.
+    pub fn pipe(&self) -> Pipe {
+        Pipe::matmul(self.trans_a, self.trans_b)
+    }
+
+    /// Words of the operands `[a, b, bias, out]` the kernel binds (bias 0 when absent).
+    pub fn operand_lens(&self) -> [usize; 4] {
+        let bias = match self.bias {
+            BIAS_NONE => 0,
+            BIAS_MATRIX => self.m * self.n,
+            _ => self.n,
+        };
+        [self.m * self.k, self.k * self.n, bias, self.m * self.n]
+    }
+
+    /// The uniform record of a launch as `variant` (an index into `MATMUL_VARIANTS`;
+    /// the tile count depends on its tile) with the operands at `offsets` (`[a, b,
+    /// bias, out]`, words within each binding), and its number of workgroups.
+    pub(crate) fn params(
+        &self,
+        variant: usize,
+        offsets: [u32; 4],
+    ) -> Result<(MatMulParams, usize)> {
+        let variant = &MATMUL_VARIANTS[variant];
+        let tiles_n = self.n.div_ceil(variant.tile_cols as usize);
+        let tiles = self.m.div_ceil(variant.tile_rows as usize) * tiles_n;
+        let [off_a, off_b, off_bias, off_out] = offsets;
+        let params = MatMulParams {
+            m: u32c(self.m)?,
+            n: u32c(self.n)?,
+            k: u32c(self.k)?,
+            act: self.act,
+            off_a,
+            off_b,
+            off_bias,
+            off_out,
+            has_bias: self.bias,
+            tiles_n: u32c(tiles_n)?,
+            tiles: u32c(tiles)?,
+            _pad: 0,
+        };
+        Ok((params, tiles))
     }
 }
 

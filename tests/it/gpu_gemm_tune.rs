@@ -1,6 +1,8 @@
-//! The matmul variants and their autotuner (src/engine/gpu/tune.rs): every variant
-//! against the CPU kernel (and bit for bit against the default variant) at awkward
-//! sizes, outputs poisoned first; a deliberately wrong variant dropped and never chosen;
+//! The GEMM kernels' variants (matmul and convolution) and their autotuner
+//! (src/engine/gpu/tune.rs): every variant against the CPU kernel (and bit for bit
+//! against the default variant) at awkward sizes, outputs poisoned first; convolution
+//! products tuned and cached beside the matmuls, and a CNN trained to the same bytes
+//! whichever convolution variant runs; a deliberately wrong variant dropped and never chosen;
 //! the choice cache read, rewritten when corrupt, and survived when unwritable; a
 //! budget that stops a shape part-way and a later run that completes it; and the
 //! same training bytes with tuning off and with every shape re-tuned.
@@ -12,10 +14,10 @@ use crate::common;
 use common::{assert_matches_cpu, rng_for, take_turn, values, TempFile};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::shaders::{DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS};
-use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+use riskgrad::engine::gpu::shaders::{CONV_VARIANTS, DEFAULT_VARIANT, MATMUL_VARIANTS};
+use riskgrad::engine::gpu::tune::{GemmShape, TuneMode, Tuning};
 use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
-use riskgrad::engine::graph::{Act, Graph};
+use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op};
 use riskgrad::engine::plan::{compile, Plan, PlanRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -144,11 +146,11 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
             let c = case((m, n, k), (ta, tb), (i % 3) as u8, acts[i % 4], "variants");
             i += 1;
             let cpu = run_cpu(&c);
-            ctx.set_tuning(forced(DEFAULT_MATMUL_VARIANT));
+            ctx.set_tuning(forced(DEFAULT_VARIANT));
             let default = run_gpu(&ctx, &c);
             assert_matches_cpu(&format!("default variant {}", c.what), &default, &cpu);
             for (v, variant) in MATMUL_VARIANTS.iter().enumerate() {
-                if variant.test_only || v == DEFAULT_MATMUL_VARIANT {
+                if variant.test_only || v == DEFAULT_VARIANT {
                     continue;
                 }
                 ctx.set_tuning(forced(v));
@@ -163,6 +165,244 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
                 assert_eq!(differ, None, "{what}: not the default variant's bits");
             }
         }
+    }
+    ctx.set_tuning(Tuning::default());
+}
+
+/// A convolution (`x [n,c,h,w]`, `w [o,c,kh,kw]`, bias, `act`), a loss weighting its
+/// output with a random input, and the gradients w.r.t. x and w: a plan keeping the
+/// three products' outputs.
+fn conv_case(
+    x: [usize; 4],
+    w: [usize; 4],
+    geom: ([usize; 2], [usize; 2], [usize; 2]),
+    act: Act,
+    seed: &str,
+) -> (Case, Vec<NodeId>) {
+    let mut rng = rng_for(seed);
+    let mut g = Graph::new();
+    let xn = g.input("x", &x).unwrap();
+    let wn = g.input("w", &w).unwrap();
+    let bias = g.input("bias", &[w[0]]).unwrap();
+    let (stride, padding, dilation) = geom;
+    let geom = ConvGeom {
+        stride,
+        padding,
+        dilation,
+    };
+    let out = g.conv2d(xn, wn, Some(bias), geom, act).unwrap();
+    let shape = g.shape(out).to_vec();
+    let weights = g.input("loss_weights", &shape).unwrap();
+    let weighted = g.mul(out, weights).unwrap();
+    let loss = g.mean(weighted).unwrap();
+    let grads = backward(&mut g, loss, &[xn, wn]).unwrap();
+    let mut keep = vec![out, grads.of(xn).unwrap(), grads.of(wn).unwrap()];
+    // The weight gradient's parts, where it is summed in several.
+    keep.extend(
+        (0..g.nodes.len()).filter(
+            |&i| matches!(g.nodes[i].op, Op::Conv(op) if op.name() == "conv2d_grad_weight"),
+        ),
+    );
+    keep.sort();
+    keep.dedup();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: keep.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let inputs = plan
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), values(&mut rng, i.len)))
+        .collect();
+    let what = format!("conv x {x:?} w {w:?} {geom:?} {act:?}");
+    (
+        Case {
+            plan,
+            out,
+            inputs,
+            what,
+        },
+        keep,
+    )
+}
+
+/// Runs a convolution case on a fresh poisoned executor of `ctx`: every kept node.
+fn run_conv(ctx: Option<&Arc<GpuContext>>, c: &Case, keep: &[NodeId]) -> Vec<Vec<f32>> {
+    let mut exec: Box<dyn Executor> = match ctx {
+        Some(ctx) => {
+            let mut gpu = GpuExecutor::new(ctx.clone());
+            gpu.set_poison(true);
+            Box::new(gpu)
+        }
+        None => Box::new(CpuExecutor::new()),
+    };
+    let h = exec.load(c.plan.clone()).unwrap();
+    for (name, data) in &c.inputs {
+        exec.write(name, data).unwrap();
+    }
+    exec.run_from(h, 0, 1).unwrap();
+    keep.iter()
+        .map(|&k| exec.read_node(h, k).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_convolution_variant_matches_the_cpu_and_the_default_bit_for_bit() {
+    let (ctx, _turn) = device_or_skip!();
+    let cases = [
+        // A credit CNN's first layer: 1-D over 6 steps, padding 1.
+        conv_case(
+            [9, 3, 1, 6],
+            [32, 3, 1, 3],
+            ([1, 1], [0, 1], [1, 1]),
+            Act::Relu,
+            "conv a",
+        ),
+        // Channels and columns not multiples of any tile; stride, dilation, padding.
+        conv_case(
+            [2, 5, 9, 11],
+            [17, 5, 3, 2],
+            ([2, 1], [2, 1], [2, 3]),
+            Act::Tanh,
+            "conv b",
+        ),
+        // Enough images and positions that the weight gradient is summed in parts.
+        conv_case(
+            [7, 2, 13, 23],
+            [3, 2, 3, 3],
+            ([1, 1], [1, 1], [1, 1]),
+            Act::Identity,
+            "conv c",
+        ),
+    ];
+    let mut split_parts = false;
+    for (c, keep) in &cases {
+        let cpu = run_conv(None, c, keep);
+        ctx.set_tuning(forced(DEFAULT_VARIANT));
+        let default = run_conv(Some(&ctx), c, keep);
+        for (i, (got, want)) in default.iter().zip(&cpu).enumerate() {
+            assert_matches_cpu(&format!("default variant {} node {i}", c.what), got, want);
+        }
+        split_parts |= keep.len() > 3;
+        for (v, variant) in CONV_VARIANTS.iter().enumerate().skip(1) {
+            ctx.set_tuning(forced(v));
+            let got = run_conv(Some(&ctx), c, keep);
+            for (i, (got, default)) in got.iter().zip(&default).enumerate() {
+                let what = format!("variant {} {} node {i}", variant.name, c.what);
+                assert_matches_cpu(&what, got, &cpu[i]);
+                let differ = got
+                    .iter()
+                    .zip(default)
+                    .position(|(x, y)| x.to_bits() != y.to_bits());
+                assert_eq!(differ, None, "{what}: not the default variant's bits");
+            }
+        }
+    }
+    assert!(split_parts, "no case summed its weight gradient in parts");
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn convolutions_are_tuned_and_cached_beside_the_matmuls() {
+    let (ctx, _turn) = device_or_skip!();
+    let file = TempFile::new("gpu-tune.json", b"");
+    std::fs::remove_file(&file.0).unwrap();
+    let (c, keep) = conv_case(
+        [4, 3, 1, 6],
+        [8, 3, 1, 3],
+        ([1, 1], [0, 1], [1, 1]),
+        Act::Relu,
+        "conv tuned",
+    );
+    let cpu = run_conv(None, &c, &keep);
+    ctx.set_tuning(unlimited(&file.0));
+    for (got, want) in run_conv(Some(&ctx), &c, &keep).iter().zip(&cpu) {
+        assert_matches_cpu("tuned convolution", got, want);
+    }
+    let convs: Vec<_> = ctx
+        .tune_choices()
+        .into_iter()
+        .filter(|c| matches!(c.shape, GemmShape::Conv(_)))
+        .collect();
+    // Forward, input gradient, weight gradient: each measured with every variant.
+    assert_eq!(convs.len(), 3, "{convs:?}");
+    for choice in &convs {
+        assert_eq!(choice.times.len(), CONV_VARIANTS.len(), "{choice:?}");
+        assert!(
+            choice.times.iter().all(|t| t.exact && t.dropped.is_none()),
+            "{choice:?}"
+        );
+    }
+    let text = std::fs::read_to_string(&file.0).unwrap();
+    for choice in &convs {
+        assert!(text.contains(&choice.shape.key()), "{text}");
+    }
+    // A second process reads them.
+    ctx.set_tuning(unlimited(&file.0));
+    run_conv(Some(&ctx), &c, &keep);
+    assert!(
+        ctx.tune_choices().iter().all(|c| c.times.is_empty()),
+        "read from the cache"
+    );
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn a_cnn_trains_to_the_same_bytes_whichever_convolution_variant_runs() {
+    let (ctx, _turn) = device_or_skip!();
+    use riskgrad::data::sequence::{self, SequenceLayout};
+    use riskgrad::data::{prepare_bundled, PrepareOptions};
+    use riskgrad::nn::{CnnLayers, ModelSpec};
+    let opts = sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap();
+    let mut data = prepare_bundled(&opts).unwrap();
+    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).unwrap();
+    layout.apply(&mut data).unwrap();
+    let model = ModelSpec::cnn(
+        layout.statics(),
+        layout.channels(),
+        layout.steps(),
+        CnnLayers::default(),
+    )
+    .unwrap();
+    let mut trained = Vec::new();
+    for (v, variant) in CONV_VARIANTS.iter().enumerate() {
+        ctx.set_tuning(forced(v));
+        let mut exec = GpuExecutor::new(ctx.clone());
+        let config = riskgrad::train::TrainConfig {
+            epochs: 1,
+            batch: 256,
+            optimizer: riskgrad::engine::graph::Optimizer::Adam {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            seed: 5,
+            pos_weight: 1.0,
+        };
+        let mut trainer =
+            riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)
+                .unwrap();
+        trainer.step_once().unwrap();
+        trainer.time_steps(12).unwrap();
+        let variants = exec.gemm_variants(0);
+        assert!(
+            variants.contains(&variant.name),
+            "{} did not run: {variants:?}",
+            variant.name
+        );
+        trained.push(exec.read_params().unwrap());
+    }
+    for (v, params) in trained.iter().enumerate().skip(1) {
+        let differ = params
+            .iter()
+            .zip(&trained[0])
+            .position(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(differ, None, "{}: other weights", CONV_VARIANTS[v].name);
     }
     ctx.set_tuning(Tuning::default());
 }
@@ -316,16 +556,16 @@ fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it()
     let first = ctx.tune_choices();
     assert_eq!(first.len(), 1, "only the first shape was begun");
     let measured: Vec<usize> = first[0].times.iter().map(|t| t.variant).collect();
-    assert_eq!(measured, [DEFAULT_MATMUL_VARIANT], "the default alone");
+    assert_eq!(measured, [DEFAULT_VARIANT], "the default alone");
     assert_eq!(
         first[0].times[0].seconds, None,
         "nothing to compare it with"
     );
-    assert_eq!(first[0].variant, DEFAULT_MATMUL_VARIANT);
+    assert_eq!(first[0].variant, DEFAULT_VARIANT);
     assert!(!first[0].complete);
     let entries = cache_entries(&file.0);
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let default_name = MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name;
+    let default_name = MATMUL_VARIANTS[DEFAULT_VARIANT].name;
     assert_eq!(entries[0]["measured"], serde_json::json!([default_name]));
 
     // A later run with budget measures the rest (the default again, as the reference)
@@ -334,7 +574,7 @@ fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it()
     assert_matches_cpu("completed", &run_gpu(&ctx, &c), &run_cpu(&c));
     let second = ctx.tune_choices();
     let mut measured: Vec<usize> = second[0].times.iter().map(|t| t.variant).collect();
-    assert_eq!(measured[0], DEFAULT_MATMUL_VARIANT, "the reference first");
+    assert_eq!(measured[0], DEFAULT_VARIANT, "the reference first");
     measured.sort();
     assert_eq!(measured, candidates(), "each variant once");
     assert!(second[0].complete);
@@ -372,7 +612,7 @@ fn a_cache_file_without_partial_entries_loads_as_complete() {
     // The format before entries could be partial: a key and a variant, nothing else.
     // Name a variant the tuner would not pick on its own often, to see it read.
     let variant = MATMUL_VARIANTS.len() - 2;
-    assert!(!MATMUL_VARIANTS[variant].test_only && variant != DEFAULT_MATMUL_VARIANT);
+    assert!(!MATMUL_VARIANTS[variant].test_only && variant != DEFAULT_VARIANT);
     let old = serde_json::json!({
         "version": 1,
         "entries": [{ "key": key, "variant": MATMUL_VARIANTS[variant].name }],
@@ -465,7 +705,8 @@ fn every_command_that_runs_a_gpu_takes_tune() {
             common::stderr(&ok)
         );
         assert!(
-            out.contains("--tune") && out.contains("how a GPU picks among its matmul kernel"),
+            out.contains("--tune")
+                && out.contains("how a GPU picks among its matmul and convolution kernel"),
             "{command} --help: {out}"
         );
         let bad = common::riskgrad(&[command, "--tune", "bogus", "--help"]);
@@ -517,7 +758,7 @@ fn bench_matmul_names_the_variant_that_ran() {
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         let label = doc["cases"][0]["variant"].clone();
         let want = match mode {
-            "off" => MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT].name.to_string(),
+            "off" => MATMUL_VARIANTS[DEFAULT_VARIANT].name.to_string(),
             // What the tuner chose for the shape, as it stored it.
             _ => {
                 let entries = cache_entries(&cache.join("gpu-tune.json"));
