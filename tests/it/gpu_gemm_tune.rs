@@ -354,39 +354,14 @@ fn convolutions_are_tuned_and_cached_beside_the_matmuls() {
 #[test]
 fn a_cnn_trains_to_the_same_bytes_whichever_convolution_variant_runs() {
     let (ctx, _turn) = device_or_skip!();
-    use riskgrad::data::sequence::{self, SequenceLayout};
-    use riskgrad::data::{prepare_bundled, PrepareOptions};
-    use riskgrad::nn::{CnnLayers, ModelSpec};
-    let opts = sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap();
-    let mut data = prepare_bundled(&opts).unwrap();
-    let layout = SequenceLayout::from_flags(&data.feature_names, &[], None).unwrap();
-    layout.apply(&mut data).unwrap();
-    let model = ModelSpec::cnn(
-        layout.statics(),
-        layout.channels(),
-        layout.steps(),
-        CnnLayers::default(),
-    )
-    .unwrap();
+    let (train, val, model) = common::bundled_cnn(0);
     let mut trained = Vec::new();
     for (v, variant) in CONV_VARIANTS.iter().enumerate() {
         ctx.set_tuning(forced(v));
         let mut exec = GpuExecutor::new(ctx.clone());
-        let config = riskgrad::train::TrainConfig {
-            epochs: 1,
-            batch: 256,
-            optimizer: riskgrad::engine::graph::Optimizer::Adam {
-                lr: 1e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            seed: 5,
-            pos_weight: 1.0,
-        };
+        let config = common::adam_config(5, 1);
         let mut trainer =
-            riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)
-                .unwrap();
+            riskgrad::train::Trainer::new(&mut exec, &model, &train, &val, config).unwrap();
         trainer.step_once().unwrap();
         trainer.time_steps(12).unwrap();
         let variants = exec.gemm_variants(0);

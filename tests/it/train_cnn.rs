@@ -5,50 +5,11 @@
 use crate::common;
 
 use common::{context, take_turn};
-use riskgrad::data::sequence::{self, SequenceLayout};
-use riskgrad::data::{prepare_bundled, PrepareOptions};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::GpuExecutor;
-use riskgrad::engine::graph::Optimizer;
 use riskgrad::nn::{CnnLayers, ModelSpec};
-use riskgrad::train::{EpochReport, Split, TrainConfig, Trainer};
-
-/// The bundled data prepared for a sequence model and put in the sequence layout, and
-/// the default CNN.
-fn setup(seed: u64) -> (Split, Split, ModelSpec) {
-    let opts = PrepareOptions {
-        seed,
-        ..sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap()
-    };
-    let mut data = prepare_bundled(&opts).expect("bundled data");
-    let layout =
-        SequenceLayout::from_flags(&data.feature_names, &[], None).expect("default layout");
-    layout.apply(&mut data).unwrap();
-    let model = ModelSpec::cnn(
-        layout.statics(),
-        layout.channels(),
-        layout.steps(),
-        CnnLayers::default(),
-    )
-    .unwrap();
-    (data.train, data.val, model)
-}
-
-fn config(seed: u64, epochs: usize) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch: 256,
-        optimizer: Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        seed,
-        pos_weight: 1.0,
-    }
-}
+use riskgrad::train::{EpochReport, Trainer};
 
 /// Trains until `stop` says so or `epochs` have run.
 fn train(
@@ -57,9 +18,15 @@ fn train(
     epochs: usize,
     stop: impl Fn(&EpochReport) -> bool,
 ) -> Vec<EpochReport> {
-    let (train, val, model) = setup(seed);
-    let mut trainer =
-        Trainer::new(exec, &model, &train, &val, config(seed, epochs)).expect("trainer");
+    let (train, val, model) = common::bundled_cnn(seed);
+    let mut trainer = Trainer::new(
+        exec,
+        &model,
+        &train,
+        &val,
+        common::adam_config(seed, epochs),
+    )
+    .expect("trainer");
     let mut reports = Vec::new();
     for _ in 0..epochs {
         let r = trainer.epoch(&mut |_, _, _| {}).expect("epoch");

@@ -284,6 +284,52 @@ macro_rules! gpu_or_skip {
     }};
 }
 
+/// Batches of 256 and Adam 1e-3 (betas 0.9, 0.999): the settings the tests' runs of the
+/// default models share.
+pub fn adam_config(seed: u64, epochs: usize) -> riskgrad::train::TrainConfig {
+    riskgrad::train::TrainConfig {
+        epochs,
+        batch: 256,
+        optimizer: riskgrad::engine::graph::Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        seed,
+        pos_weight: 1.0,
+    }
+}
+
+/// The bundled data prepared for a sequence model (`seed` its split) and put in the
+/// sequence layout, and the default CNN over it: training rows, validation rows, model.
+pub fn bundled_cnn(
+    seed: u64,
+) -> (
+    riskgrad::train::Split,
+    riskgrad::train::Split,
+    riskgrad::nn::ModelSpec,
+) {
+    use riskgrad::data::sequence::{self, SequenceLayout};
+    use riskgrad::data::{prepare_bundled, PrepareOptions};
+    let opts = PrepareOptions {
+        seed,
+        ..sequence::prepare_options(PrepareOptions::bundled(), &[], true).unwrap()
+    };
+    let mut data = prepare_bundled(&opts).expect("bundled data");
+    let layout =
+        SequenceLayout::from_flags(&data.feature_names, &[], None).expect("default layout");
+    layout.apply(&mut data).unwrap();
+    let model = riskgrad::nn::ModelSpec::cnn(
+        layout.statics(),
+        layout.channels(),
+        layout.steps(),
+        riskgrad::nn::CnnLayers::default(),
+    )
+    .unwrap();
+    (data.train, data.val, model)
+}
+
 /// Trains the default MLP (64-32, batch 256, Adam 1e-3) on the bundled Taiwan data with
 /// the bundled preprocessing defaults, as `riskgrad train` does with no flags.
 pub fn train_default_mlp(
@@ -298,18 +344,7 @@ pub fn train_default_mlp(
     })
     .expect("bundled data");
     let model = riskgrad::nn::ModelSpec::mlp(data.n_features(), &[64, 32]).unwrap();
-    let config = riskgrad::train::TrainConfig {
-        epochs,
-        batch: 256,
-        optimizer: riskgrad::engine::graph::Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        seed,
-        pos_weight: 1.0,
-    };
+    let config = adam_config(seed, epochs);
     let mut trainer = riskgrad::train::Trainer::new(exec, &model, &data.train, &data.val, config)
         .expect("trainer");
     (0..epochs)
