@@ -4,6 +4,7 @@
 use riskgrad::cli as cmd;
 
 use clap::{Parser, Subcommand};
+use riskgrad::engine::gpu::DeviceChoice;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -50,6 +51,20 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
 }
 
+impl Command {
+    /// The device a command was asked to compute on, for those that take `--device`.
+    fn device(&self) -> Option<&DeviceChoice> {
+        match self {
+            Command::Train(args) => Some(&args.device),
+            Command::Eval(args) => Some(&args.device),
+            Command::Predict(args) => Some(&args.device),
+            Command::Explain(args) => Some(&args.device),
+            Command::Monitor(args) => Some(&args.device),
+            Command::Devices | Command::Inspect(_) | Command::Bench(_) => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     if std::env::var_os("NODEVICE_SELECT").is_none() {
@@ -66,6 +81,15 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // A command that may run on a GPU looks for adapters while it reads its data.
+    let may_use_gpu = cli
+        .command
+        .device()
+        .is_some_and(|d| *d != DeviceChoice::Cpu)
+        || matches!(cli.command, Command::Devices | Command::Bench(_));
+    if may_use_gpu {
+        riskgrad::engine::gpu::prefetch_adapters();
+    }
     let threads = cli
         .threads
         .map_or(Ok(()), riskgrad::engine::cpu::use_threads);
@@ -79,6 +103,7 @@ fn main() -> ExitCode {
         Command::Monitor(args) => cmd::monitor::run(&args),
         Command::Bench(args) => cmd::bench::run(&args, started),
     });
+    riskgrad::engine::gpu::finish_adapter_prefetch();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,9 @@
 //! Needs a wgpu adapter (lavapipe is enough) and fails without one, unless
 //! RISKGRAD_SKIP_GPU_TESTS=1.
 
-use riskgrad::engine::gpu::{choose_adapter, list_adapters, DeviceChoice};
+use riskgrad::engine::gpu::{
+    choose_adapter, finish_adapter_prefetch, list_adapters, prefetch_adapters, DeviceChoice,
+};
 
 #[test]
 fn device_choice_parses_the_flag() {
@@ -19,6 +21,23 @@ fn device_choice_parses_the_flag() {
     );
     assert!("".parse::<DeviceChoice>().is_err());
     assert!(choose_adapter(&DeviceChoice::Cpu).unwrap().is_none());
+}
+
+#[test]
+fn adapters_enumerated_ahead_are_the_ones_listed() {
+    // Started on a thread of its own, joined, then asked for: one enumeration a process,
+    // so every look sees the same adapters in the same order. A second prefetch or
+    // finish does nothing.
+    prefetch_adapters();
+    finish_adapter_prefetch();
+    finish_adapter_prefetch();
+    let first = list_adapters();
+    prefetch_adapters();
+    finish_adapter_prefetch();
+    assert_eq!(list_adapters(), first);
+    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() != Ok("1") {
+        assert!(!first.is_empty(), "no wgpu adapter");
+    }
 }
 
 #[test]

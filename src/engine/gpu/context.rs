@@ -96,9 +96,48 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     }
 }
 
+/// The adapters, enumerated once a process: creating the instance and listing its
+/// adapters takes tens of milliseconds (a Vulkan loader and its drivers), and `--device
+/// auto` asks more than once a run. A process that runs long (the Python package) does
+/// not see an adapter attached after its first look.
+static ADAPTERS: OnceLock<Vec<(wgpu::Adapter, AdapterSummary)>> = OnceLock::new();
+
+/// The thread [`prefetch_adapters`] started, joined by [`finish_adapter_prefetch`].
+static PREFETCH: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(None);
+
+/// Starts enumerating the adapters on a thread of its own, so that the caller's work in
+/// the meantime (reading and preparing its data) hides the cost; the first use waits for
+/// it. The caller must call [`finish_adapter_prefetch`] before the process exits, so
+/// that no thread is inside a driver while the process is torn down.
+pub fn prefetch_adapters() {
+    let mut slot = PREFETCH.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() && ADAPTERS.get().is_none() {
+        let spawned = std::thread::Builder::new()
+            .name("adapters".into())
+            .spawn(|| {
+                ADAPTERS.get_or_init(enumerate_now);
+            });
+        // A thread that cannot start costs nothing: the first use enumerates itself.
+        *slot = spawned.ok();
+    }
+}
+
+/// Waits for the enumeration [`prefetch_adapters`] started, if any.
+pub fn finish_adapter_prefetch() {
+    let handle = PREFETCH.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
+}
+
 /// All adapters of an instance built from the environment (`WGPU_BACKEND` etc.), in a
-/// stable order, with their summaries.
+/// stable order, with their summaries (enumerated once a process: [`ADAPTERS`]).
 fn enumerate() -> Vec<(wgpu::Adapter, AdapterSummary)> {
+    ADAPTERS.get_or_init(enumerate_now).clone()
+}
+
+fn enumerate_now() -> Vec<(wgpu::Adapter, AdapterSummary)> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
