@@ -180,16 +180,20 @@ pub enum BenchKind {
         output: OutputArgs,
     },
     /// Each GPU kernel variant's time on every matmul shape and convolution product of
-    /// the default MLP's and CNN's training and scoring plans (batch 256, the bundled
-    /// data) and on square matmuls of --sizes: which variant won each shape, and which
-    /// were dropped for disagreeing with the default. Measures every shape afresh (as
-    /// `--tune full`) and writes no cache.
+    /// the models' training and scoring plans (batch 256, the bundled data) and on
+    /// square matmuls of --sizes: which variant won each shape, and which were dropped
+    /// for disagreeing with the default. Measures every shape afresh (as `--tune full`)
+    /// and writes no cache.
     Tune {
         #[arg(long, default_value = "gpu")]
         device: DeviceChoice,
-        /// Square matmul sizes to tune besides the MLP's shapes.
+        /// Square matmul sizes to tune besides the models' shapes.
         #[arg(long, value_delimiter = ',', default_value = "256,1024")]
         sizes: Vec<usize>,
+        /// The models whose plans are tuned (mlp, cnn, lstm, gru; lstm and gru add about
+        /// twenty shapes each).
+        #[arg(long, value_delimiter = ',', default_value = "mlp,cnn")]
+        models: Vec<suites::BenchModel>,
     },
     /// Every suite on every device in one command: peaks, matmul, conv, pool, lstm, gru
     /// and training, written to DIR as results.json (as --json writes) and index.html
@@ -396,7 +400,11 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             cases.push(b.case(&info));
             (output, None)
         }
-        BenchKind::Tune { device, sizes } => return tune(device, sizes),
+        BenchKind::Tune {
+            device,
+            sizes,
+            models,
+        } => return tune(device, sizes, models),
         BenchKind::All {
             out,
             devices,
@@ -456,7 +464,7 @@ fn check_sizes(sizes: &[usize]) -> Result<()> {
     }
 }
 
-fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
+fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -> Result<()> {
     use riskgrad::engine::exec::Executor;
     use riskgrad::engine::gpu::tune::TuneMode;
     use riskgrad::engine::gpu::{choose_adapter, GpuExecutor};
@@ -472,10 +480,10 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
     let ctx = std::sync::Arc::new(ctx);
     let device = GpuExecutor::new(ctx.clone()).device_name();
     println!("GEMM kernel variants on {device}");
-    // The default MLP's and CNN's plans (loading them tunes their shapes), each on an
-    // executor of its own (an executor's plans share one parameter layout).
+    // The models' plans (loading them tunes their shapes), each on an executor of its
+    // own (an executor's plans share one parameter layout).
     let mut model_lines = Vec::new();
-    for which in [suites::BenchModel::Mlp, suites::BenchModel::Cnn] {
+    for &which in models {
         let (data, model) = suites::model_and_data(which, false)?;
         let before = ctx.tune_choices().len();
         let started = Instant::now();
@@ -483,7 +491,7 @@ fn tune(choice: &DeviceChoice, sizes: &[usize]) -> Result<()> {
         let config = suites::train_config(1);
         riskgrad::train::Trainer::new(&mut exec, &model, &data.train, &data.val, config)?;
         model_lines.push(format!(
-            "{} new shapes of the default {} tuned in {:.2} s (pipeline builds included)",
+            "{} new shapes of the {} tuned in {:.2} s (pipeline builds included)",
             ctx.tune_choices().len() - before,
             which.label(),
             started.elapsed().as_secs_f64()

@@ -383,6 +383,39 @@ fn a_cnn_trains_to_the_same_bytes_whichever_convolution_variant_runs() {
 }
 
 #[test]
+fn bench_tune_shows_the_convolution_variants_of_the_models_asked_for() {
+    let (_ctx, _turn) = device_or_skip!();
+    let o = common::riskgrad(&[
+        "bench", "tune", "--device", "gpu", "--sizes", "8", "--models", "cnn",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(out.contains("convolution product"), "{out}");
+    for product in ["conv2d n256", "conv2d_grad_input", "conv2d_grad_weight"] {
+        assert!(out.contains(product), "no {product}: {out}");
+    }
+    for variant in CONV_VARIANTS
+        .iter()
+        .chain(&MATMUL_VARIANTS)
+        .filter(|v| !v.test_only)
+    {
+        assert!(out.contains(variant.name), "no {}: {out}", variant.name);
+    }
+    assert!(out.contains("8x8x8 NN"), "the square size: {out}");
+    assert!(
+        out.contains("of the cnn tuned") && !out.contains("mlp"),
+        "{out}"
+    );
+    let bad = common::riskgrad(&["bench", "tune", "--models", "xgboost"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", common::stderr(&bad));
+    assert!(
+        common::stderr(&bad).contains("--models"),
+        "{}",
+        common::stderr(&bad)
+    );
+}
+
+#[test]
 fn the_tuner_drops_a_wrong_variant_and_never_chooses_it() {
     let (ctx, _turn) = device_or_skip!();
     static NOTES: AtomicUsize = AtomicUsize::new(0);
