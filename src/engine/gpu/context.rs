@@ -7,8 +7,7 @@ use crate::error::{Error, Result, Setting};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// What `list_adapters` reports about one adapter, and what the CLI prints.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,8 +102,7 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
 static ADAPTERS: OnceLock<Vec<(wgpu::Adapter, AdapterSummary)>> = OnceLock::new();
 
 /// The thread [`prefetch_adapters`] started, joined by [`finish_adapter_prefetch`].
-static PREFETCH: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
-    std::sync::Mutex::new(None);
+static PREFETCH: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
 
 /// Starts enumerating the adapters on a thread of its own, so that the caller's work in
 /// the meantime (reading and preparing its data) hides the cost; the first use waits for

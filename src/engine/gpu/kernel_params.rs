@@ -193,7 +193,7 @@ kernel_params! {
         _pad2: u32,
     }
 
-    /// conv.wgsl: the implicit-GEMM convolution and its gradients.
+    /// conv_common.wgsl: the implicit-GEMM convolution and its gradients (every variant).
     ConvParams {
         n: u32,
         c: u32,

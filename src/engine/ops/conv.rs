@@ -3,8 +3,9 @@
 //! ([`ConvOp`]) and builder on [`Graph`] with the shape rule, its vector-Jacobian rule
 //! (`ConvOp::vjp`), its launch with every size resolved ([`ConvKernel`], from
 //! `ConvOp::lower`), the CPU kernel it calls (`engine::cpu::conv`), and its GPU
-//! pipeline, uniform record and grid (`ConvKernel::encode`; the entry point is
-//! shaders/conv.wgsl's implicit GEMM, the f64 reference tests/it/reference/conv.rs).
+//! pipeline, uniform record and grid (`ConvKernel::encode`; the entry point is the
+//! implicit GEMM of shaders/conv_common.wgsl in the variant the autotuner chose,
+//! [`ConvGemmShape`]; the f64 reference tests/it/reference/conv.rs).
 
 use crate::engine::cpu::conv as cpu;
 use crate::engine::gpu::executor::{record, u32c, Encoded, Limits};
@@ -310,8 +311,9 @@ const CONV2D_GRAD_WEIGHT: Pipe = pipe!(
     [("MODE", CONV_GRAD_WEIGHT)]
 );
 
-/// The family's pipelines: conv.wgsl's one entry point in three modes. The bias
-/// gradient is a reduction and runs on reduce.wgsl's.
+/// The family's pipelines: the implicit GEMM's one entry point in three modes, each in
+/// every variant of `CONV_VARIANTS`. The bias gradient is a reduction and runs on
+/// reduce.wgsl's.
 pub const PIPES: &[Pipe] = &[CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT];
 
 impl ConvKernel {
@@ -407,7 +409,7 @@ impl ConvKernel {
     /// Its GPU launch, a convolution as GEMM variant `variant` (`CONV_VARIANTS`; the
     /// tile count depends on the variant's tile): uniform record, bindings and grid.
     pub(crate) fn encode(&self, lim: &Limits, variant: usize) -> Result<Encoded> {
-        // The product's operands, in the order conv.wgsl binds them (see its header).
+        // The product's operands, as conv_common.wgsl binds them (see its header).
         let (a, b, bias) = match *self {
             ConvKernel::Conv2d { x, w, bias, .. } => (w, x, bias),
             ConvKernel::Conv2dGradInput { dz, w, .. } => (w, dz, None),
