@@ -118,7 +118,7 @@ fn resume_equals_an_uninterrupted_run() {
         "--resume",
         split.to_str().unwrap(),
     ]);
-    assert_eq!(other.status.code(), Some(2));
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
     assert!(stderr(&other).contains("--batch"), "{}", stderr(&other));
     let done = riskgrad(&[
         "train",
