@@ -3,14 +3,14 @@
 # device machine (an NVIDIA H200 with 16 cores, in /work/.library/device): peaks, matmul
 # as % of peak, every GEMM variant's time per shape, the three models' training rows/s
 # on the GPU and on the same machine's CPU backend, `--device auto`'s choice, and CPU
-# thread scaling. About 6 minutes on lavapipe; a real GPU is faster.
+# thread scaling. On a real GPU a few minutes; on lavapipe, with SIZES=256, about ten.
 #
 # Here, before the call (a release build, and the Vulkan loader the machine may lack):
 #   cargo build --release && mkdir -p .bin && cp target/release/riskgrad .bin/
 #   echo /.bin/ >> .git/info/exclude
 #   (the .gl packages as /work/.library/device/README.md says)
 # The call: carry [".bin", ".gl"], command `bash scripts/device_check.sh`, timeout_s 540.
-# Locally (lavapipe): GPU=0 RG=target/release/riskgrad OUT=/tmp/dc scripts/device_check.sh
+# Locally (lavapipe): GPU=0 SIZES=256 RG=target/release/riskgrad OUT=/tmp/dc scripts/device_check.sh
 #
 # Writes at most 8 files to $OUT (the tool's limit): log.txt, peak.json, matmul.json,
 # tune.txt, train.json (one line a run), auto.txt, threads.txt.
@@ -20,6 +20,7 @@ OUT=${OUT:?set OUT to the folder the results go to}
 mkdir -p "$OUT"
 RG=${RG:-.bin/riskgrad}
 GPU=${GPU:-gpu}
+SIZES=${SIZES:-256,1024,4096}
 export NODEVICE_SELECT=1 XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} RISKGRAD_CACHE_DIR=$(mktemp -d)
 exec > >(tee "$OUT/log.txt") 2>&1
 
@@ -40,11 +41,11 @@ step "bench peak"
 "$RG" bench peak --devices "cpu,$GPU" --budget 0.5 --json "$OUT/peak.json"
 
 step "bench matmul (device timestamps; % of the peaks above)"
-"$RG" bench matmul --devices "cpu,$GPU" --sizes 256,1024,4096 --budget 0.5 \
+"$RG" bench matmul --devices "cpu,$GPU" --sizes "$SIZES" --budget 0.5 \
   --peak "$OUT/peak.json" --json "$OUT/matmul.json"
 
 step "bench tune: every GEMM variant per shape of the mlp, cnn and lstm"
-"$RG" bench tune --device "$GPU" --sizes 256,1024 --models mlp,cnn,lstm | tee "$OUT/tune.txt"
+"$RG" bench tune --device "$GPU" --sizes "$SIZES" --models mlp,cnn,lstm | tee "$OUT/tune.txt"
 
 step "bench train: the three models, GPU (tuned, warm cache) and CPU backend"
 : > "$OUT/train.json"

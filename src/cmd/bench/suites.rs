@@ -337,6 +337,11 @@ impl Case {
                 );
                 if let (Some(pct), Some(p)) = (self.percent_of_peak, &self.peak) {
                     line += &format!("  {pct:.1}% of {} {}", p.kernel, p.dtype);
+                    // A kernel cannot beat the ceiling: the peak was measured low (a
+                    // loaded machine, or a peak kernel that compiled badly).
+                    if pct > 110.0 {
+                        line += " (over the measured peak: that peak is too low)";
+                    }
                 }
                 if let Some(i) = self.intensity {
                     line += &format!("  {i:.2} flop/B");
