@@ -360,11 +360,12 @@ impl Executor for GpuExecutor {
         };
         // Each GEMM launch's variant (matmul, convolution): the autotuner's choice for its
         // shape (tuning the shapes this device has not met yet, unless tuning is off).
-        let shapes: Vec<GemmShape> = plan
+        let gemm: Vec<Option<GemmShape>> = plan
             .launches
             .iter()
-            .filter_map(|l| gemm_shape(&l.kernel))
+            .map(|l| gemm_shape(&l.kernel))
             .collect();
+        let shapes: Vec<GemmShape> = gemm.iter().flatten().copied().collect();
         let chosen = self
             .ctx
             .tuner
@@ -374,7 +375,7 @@ impl Executor for GpuExecutor {
         let mut chosen = chosen.into_iter();
         let (mut launches, mut origins) = (Vec::new(), Vec::new());
         for (i, l) in plan.launches.iter().enumerate() {
-            let variant = match gemm_shape(&l.kernel) {
+            let variant = match gemm[i] {
                 Some(_) => chosen.next().expect("one choice per GEMM launch"),
                 None => 0,
             };

@@ -1,9 +1,8 @@
 //! The GEMM autotuner: which variant runs each matmul shape
 //! ([`MATMUL_VARIANTS`](super::shaders::MATMUL_VARIANTS)) and each convolution product
 //! (the implicit GEMM's [`CONV_VARIANTS`](super::shaders::CONV_VARIANTS)) on this
-//! adapter. No variant is
-//! fastest everywhere (a 64×64 tile leaves most of a GPU idle on the
-//! `[256,58]·[58,64]` products of a credit MLP, and wastes half its rows on a
+//! adapter. No variant is fastest everywhere (a 64×64 tile leaves most of a GPU idle on
+//! the `[256,58]·[58,64]` products of a credit MLP, and wastes half its rows on a
 //! convolution of 32 channels; workgroup-memory staging pays on some adapters and not on
 //! others), so the executor measures on the adapter at hand.
 //!
