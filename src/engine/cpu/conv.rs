@@ -469,10 +469,8 @@ fn channels_last_to_nchw(
 
 /// `xs = act(xs)`, with the activation chosen once rather than per element.
 fn apply(act: Act, xs: &mut [f32]) {
-    match act {
-        Act::Identity => {}
-        Act::Relu => xs.iter_mut().for_each(|v| *v = v.max(0.0)),
-        _ => xs.iter_mut().for_each(|v| *v = act.eval(*v)),
+    if act != Act::Identity {
+        super::kernels::per_act!(act, A => xs.iter_mut().for_each(|v| *v = A.eval(*v)));
     }
 }
 

@@ -1,15 +1,61 @@
 //! The CPU kernels: plain slices in, slices out, the same semantics as the WGSL kernels.
 //! They are also the reference the GPU kernels are tested against.
 
+use super::lanes::Lanes;
 use super::simd;
 use crate::engine::graph::{dropout_hash, Act, BinaryOp, Optimizer};
 use crate::engine::plan::MAX_RANK;
 use rayon::prelude::*;
 
+/// Evaluates `$body` with `$a` bound to `$act` as a constant: one arm per activation, so
+/// a per-element formula inlines and vectorizes instead of matching on every element.
+macro_rules! per_act {
+    ($act:expr, $a:ident => $body:expr) => {
+        match $act {
+            Act::Identity => {
+                const $a: Act = Act::Identity;
+                $body
+            }
+            Act::Relu => {
+                const $a: Act = Act::Relu;
+                $body
+            }
+            Act::Sigmoid => {
+                const $a: Act = Act::Sigmoid;
+                $body
+            }
+            Act::Tanh => {
+                const $a: Act = Act::Tanh;
+                $body
+            }
+            Act::LeakyRelu => {
+                const $a: Act = Act::LeakyRelu;
+                $body
+            }
+            Act::Gelu => {
+                const $a: Act = Act::Gelu;
+                $body
+            }
+            Act::Silu => {
+                const $a: Act = Act::Silu;
+                $body
+            }
+            Act::Sin => {
+                const $a: Act = Act::Sin;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use per_act;
+
 /// Below this many multiply-adds a matmul runs on one thread: splitting costs more.
 const PARALLEL_MATMUL_WORK: usize = 1 << 20;
-/// Elementwise work is split across threads only above this many elements.
+/// Elementwise work is split across the thread pool only above this many elements.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
+/// Elementwise work is split across the lanes, when they are splitting, from this many
+/// elements (where it went to the pool before; see `LANES_MIN_WORK`).
+const LANES_MIN_ELEMENTS: usize = PARALLEL_ELEMENTS;
 
 /// `1 / (1 + e^-z)`, without overflow for large `|z|`.
 #[inline]
@@ -54,12 +100,16 @@ pub fn matmul(
     )
 }
 
-/// Above this many multiply-adds a product is worth the whole pool (all its threads);
-/// from `PARALLEL_MATMUL_WORK` up to it, two lanes split it with less synchronisation.
-const LANES_MAX_WORK: usize = 1 << 24;
+/// From this many multiply-adds up a product is split across the lanes when they are
+/// splitting. Handing a part to a spinning helper takes about a microsecond, but the
+/// parts then run slower side by side than alone (the output rows and the inputs move
+/// between the cores' caches): on a 2-core virtual machine a product of 256 × 64 × 58
+/// (950,272) ran 1.0–1.3× faster split, one of 256 × 32 × 64 no faster, and 16,384
+/// elements of an elementwise kernel 0.7× (BENCHMARKS.md, "Lanes").
+const LANES_MIN_WORK: usize = 1 << 20;
 
-/// `matmul` as the executor runs it: on one thread when small, in two lanes when
-/// medium, across the pool when large.
+/// `matmul` as the executor runs it: across the lanes when they are splitting and the
+/// product is not tiny, else on one thread (or across the pool when large).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_auto(
     a: &[f32],
@@ -72,17 +122,16 @@ pub fn matmul_auto(
     trans_a: bool,
     trans_b: bool,
     act: Act,
-    lanes: &super::lanes::Lanes,
+    lanes: &Lanes,
 ) {
-    let work = m * n * k;
-    if lanes.two() && (PARALLEL_MATMUL_WORK..LANES_MAX_WORK).contains(&work) {
+    if lanes.splitting() && m * n * k >= LANES_MIN_WORK {
         matmul_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, act, lanes)
     } else {
         matmul(a, b, bias, out, m, n, k, trans_a, trans_b, act)
     }
 }
 
-/// Raw pointers handed to the other lane; the halves they address do not overlap.
+/// Raw pointers handed to the other lanes; the blocks they address do not overlap.
 #[derive(Clone, Copy)]
 struct Ptrs {
     out: *mut f32,
@@ -90,12 +139,13 @@ struct Ptrs {
     b: *const f32,
 }
 
-// SAFETY: each lane writes its own half of `out` and only reads `a` and `b`.
+// SAFETY: each lane writes its own block of `out` and only reads `a` and `b`.
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
-/// `matmul` in two halves of the output (its rows, or its columns when there are more
-/// of them), one per lane, each half on one thread.
+/// `matmul` in blocks of the output (its rows, or its columns when there are more of
+/// them), one per lane, each block on one thread. Each output is computed as the whole
+/// product computes it, so the bits do not depend on the lanes.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_lanes(
     a: &[f32],
@@ -108,9 +158,9 @@ pub fn matmul_lanes(
     trans_a: bool,
     trans_b: bool,
     act: Act,
-    lanes: &super::lanes::Lanes,
+    lanes: &Lanes,
 ) {
-    if !lanes.two() || k == 0 || m.max(n) < 16 {
+    if !lanes.splitting() || k == 0 || m.max(n) < 16 {
         return matmul_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, false);
     }
     assert!(
@@ -119,10 +169,10 @@ pub fn matmul_lanes(
     );
     let out = &mut out[..m * n];
     product_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, lanes);
-    activate_all(act, out);
+    activate_all(act, out, Some(lanes));
 }
 
-/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), in two halves on the lanes.
+/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), in blocks on the lanes.
 #[allow(clippy::too_many_arguments)]
 fn product_lanes(
     a: &[f32],
@@ -134,15 +184,13 @@ fn product_lanes(
     k: usize,
     trans_a: bool,
     trans_b: bool,
-    lanes: &super::lanes::Lanes,
+    lanes: &Lanes,
 ) {
     if small_inner(k, trans_b) {
-        let h = m / 2;
-        let (top, bottom) = out.split_at_mut(h * n);
-        lanes.both(
-            || small_k_matmul(a, b, bias, top, 0, m, n, k, trans_a),
-            || small_k_matmul(a, b, bias, bottom, h, m, n, k, trans_a),
-        );
+        let rows = m.div_ceil(lanes.count());
+        lanes.split_chunks(out, rows * n, |part, block| {
+            small_k_matmul(a, b, bias, block, part * rows, m, n, k, trans_a)
+        });
         return;
     }
     if let Some(bias) = bias {
@@ -167,8 +215,8 @@ fn product_lanes(
     // Rows [r0, r1) and columns [c0, c1) of `out`.
     let block = move |r0: usize, r1: usize, c0: usize, c1: usize| {
         let p = p;
-        // SAFETY: the block lies inside `out`, `a` and `b` (asserted above); the two
-        // lanes' blocks do not overlap, and `out` is borrowed mutably for this call.
+        // SAFETY: the block lies inside `out`, `a` and `b` (asserted above); the lanes'
+        // blocks do not overlap, and `out` is borrowed mutably for this call.
         unsafe {
             gemm::gemm(
                 r1 - r0,
@@ -193,14 +241,17 @@ fn product_lanes(
             );
         }
     };
-    // Halves on a multiple of 16, the microkernels' tile.
-    if m >= n {
-        let h = (m / 2).next_multiple_of(16).min(m);
-        lanes.both(|| block(0, h, 0, n), || block(h, m, 0, n));
-    } else {
-        let h = (n / 2).next_multiple_of(16).min(n);
-        lanes.both(|| block(0, m, 0, h), || block(0, m, h, n));
-    }
+    // Blocks of a multiple of 16 rows or columns, the microkernels' tile.
+    let long = m.max(n);
+    let width = long.div_ceil(lanes.count()).next_multiple_of(16);
+    lanes.split(long.div_ceil(width), |part| {
+        let (start, end) = (part * width, ((part + 1) * width).min(long));
+        if m >= n {
+            block(start, end, 0, n)
+        } else {
+            block(0, m, start, end)
+        }
+    });
 }
 
 /// `matmul` on the calling thread alone, or split across the pool when `parallel`.
@@ -224,13 +275,13 @@ pub fn matmul_on(
     );
     let out = &mut out[..m * n];
     product_on(a, b, bias, out, m, n, k, trans_a, trans_b, parallel);
-    activate_all(act, out);
+    activate_all(act, out, None);
 }
 
 /// `act` applied to every element of `out` (nothing for the identity).
-fn activate_all(act: Act, out: &mut [f32]) {
+fn activate_all(act: Act, out: &mut [f32], lanes: Option<&Lanes>) {
     if act != Act::Identity {
-        map_inplace(out, |z| act.eval(z));
+        per_act!(act, A => map_inplace(out, |z| A.eval(z), lanes));
     }
 }
 
@@ -390,8 +441,23 @@ fn small_k_rows_body<M: simd::MulAdd>(
     }
 }
 
-fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    if xs.len() >= PARALLEL_ELEMENTS {
+/// The lanes to split `len` elements of elementwise work across, if any.
+fn lanes_for(len: usize, lanes: Option<&Lanes>) -> Option<&Lanes> {
+    lanes.filter(|l| l.splitting() && len >= LANES_MIN_ELEMENTS)
+}
+
+/// Each lane's share of `len` elements, a multiple of 16 (whole SIMD vectors).
+fn lane_share(len: usize, lanes: &Lanes) -> usize {
+    len.div_ceil(lanes.count()).next_multiple_of(16)
+}
+
+/// `xs[i] = f(xs[i])`: across the lanes when they are splitting, across the pool when
+/// large, else here.
+fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync, lanes: Option<&Lanes>) {
+    if let Some(lanes) = lanes_for(xs.len(), lanes) {
+        let share = lane_share(xs.len(), lanes);
+        lanes.split_chunks(xs, share, |_, c| c.iter_mut().for_each(|x| *x = f(*x)));
+    } else if xs.len() >= PARALLEL_ELEMENTS {
         xs.par_chunks_mut(PARALLEL_ELEMENTS / 4)
             .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
     } else {
@@ -399,23 +465,34 @@ fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     }
 }
 
-fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let chunk = PARALLEL_ELEMENTS / 4;
-    if out.len() >= PARALLEL_ELEMENTS {
+/// `out[i] = f(a[i], b[i])`, split as `map_inplace` splits.
+fn zip_map(
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    f: impl Fn(f32, f32) -> f32 + Sync,
+    lanes: Option<&Lanes>,
+) {
+    let each = |o: &mut [f32], a: &[f32], b: &[f32]| {
+        o.iter_mut()
+            .zip(a)
+            .zip(b)
+            .for_each(|((o, &a), &b)| *o = f(a, b))
+    };
+    if let Some(lanes) = lanes_for(out.len(), lanes) {
+        let share = lane_share(out.len(), lanes);
+        lanes.split_chunks(out, share, |part, o| {
+            let start = part * share;
+            each(o, &a[start..], &b[start..])
+        });
+    } else if out.len() >= PARALLEL_ELEMENTS {
+        let chunk = PARALLEL_ELEMENTS / 4;
         out.par_chunks_mut(chunk)
             .zip(a.par_chunks(chunk))
             .zip(b.par_chunks(chunk))
-            .for_each(|((o, a), b)| {
-                o.iter_mut()
-                    .zip(a)
-                    .zip(b)
-                    .for_each(|((o, &a), &b)| *o = f(a, b))
-            });
+            .for_each(|((o, a), b)| each(o, a, b));
     } else {
-        out.iter_mut()
-            .zip(a)
-            .zip(b)
-            .for_each(|((o, &a), &b)| *o = f(a, b));
+        each(out, a, b)
     }
 }
 
@@ -446,6 +523,7 @@ fn dot(idx: &[usize; MAX_RANK], strides: &[usize; MAX_RANK]) -> usize {
 }
 
 /// `ElementwiseKernel::Binary`: `out = op(a, b)` with broadcast strides over `shape`.
+#[allow(clippy::too_many_arguments)]
 pub fn binary(
     op: BinaryOp,
     a: &[f32],
@@ -454,13 +532,19 @@ pub fn binary(
     shape: &[usize; MAX_RANK],
     a_strides: &[usize; MAX_RANK],
     b_strides: &[usize; MAX_RANK],
+    lanes: Option<&Lanes>,
 ) {
     let len: usize = shape.iter().product();
     let contiguous = |s: &[usize; MAX_RANK]| *s == crate::engine::plan::contiguous_strides(shape);
     if contiguous(a_strides) && contiguous(b_strides) {
-        return zip_map(&mut out[..len], &a[..len], &b[..len], |x, y| {
-            apply_binary(op, x, y)
-        });
+        let (out, a, b) = (&mut out[..len], &a[..len], &b[..len]);
+        // The operation chosen once, not per element, so each loop vectorizes.
+        return match op {
+            BinaryOp::Add => zip_map(out, a, b, |x, y| x + y, lanes),
+            BinaryOp::Sub => zip_map(out, a, b, |x, y| x - y, lanes),
+            BinaryOp::Mul => zip_map(out, a, b, |x, y| x * y, lanes),
+            BinaryOp::Div => zip_map(out, a, b, |x, y| x / y, lanes),
+        };
     }
     // Broadcast along the last axis (the common `x + bias` shape) without index math.
     let inner = shape[MAX_RANK - 1];
@@ -475,17 +559,17 @@ pub fn binary(
 }
 
 /// `ElementwiseKernel::Unary`: `out = act(x)`.
-pub fn unary(act: Act, x: &[f32], out: &mut [f32]) {
+pub fn unary(act: Act, x: &[f32], out: &mut [f32], lanes: Option<&Lanes>) {
     let n = out.len();
     out.copy_from_slice(&x[..n]);
-    map_inplace(out, |z| act.eval(z));
+    per_act!(act, A => map_inplace(out, |z| A.eval(z), lanes));
 }
 
 /// `dy · act'(x)` from `v`, the output `y = act(x)` or the input `x` as
 /// `act.slope_from()` says.
-pub fn act_grad(act: Act, dy: &[f32], v: &[f32], out: &mut [f32]) {
+pub fn act_grad(act: Act, dy: &[f32], v: &[f32], out: &mut [f32], lanes: Option<&Lanes>) {
     let n = out.len();
-    zip_map(out, &dy[..n], &v[..n], |d, v| d * act.slope(v));
+    per_act!(act, A => zip_map(out, &dy[..n], &v[..n], |d, v| d * A.slope(v), lanes));
 }
 
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
@@ -668,37 +752,65 @@ pub fn optimize(
     grads: &[f32],
     state: &mut [f32],
     t: u32,
+    lanes: Option<&Lanes>,
 ) {
     let len = params.len();
-    match optimizer {
-        Optimizer::Sgd { lr, momentum } => {
-            for ((p, &g), buf) in params.iter_mut().zip(grads).zip(&mut state[..len]) {
-                *buf = momentum * *buf + g;
-                *p -= lr * *buf;
-            }
-        }
+    // Each parameter is updated alone, so the lanes take ranges of them.
+    let share = match lanes_for(len, lanes) {
+        Some(lanes) => lane_share(len, lanes),
+        None => len.max(1),
+    };
+    // The state is one value per parameter (SGD's momentum) or two (Adam's moments),
+    // the second block after the first; it may be longer (sized for every plan).
+    let (first, rest) = state.split_at_mut(len);
+    let second = rest.len().min(len);
+    let mut seconds = rest[..second].chunks_mut(share);
+    let mut pieces: Vec<_> = params
+        .chunks_mut(share)
+        .zip(grads.chunks(share))
+        .zip(first.chunks_mut(share))
+        .map(|((p, g), m)| (p, g, m, seconds.next().unwrap_or(&mut [])))
+        .collect();
+    let update = |(p, g, m, v): &mut (&mut [f32], &[f32], &mut [f32], &mut [f32])| match optimizer {
+        Optimizer::Sgd { lr, momentum } => sgd(p, g, m, lr, momentum),
         Optimizer::Adam {
             lr,
             beta1,
             beta2,
             eps,
-        } => adam(params, grads, state, t, lr, beta1, beta2, eps, 0.0),
+        } => adam(p, g, m, v, t, lr, beta1, beta2, eps, 0.0),
         Optimizer::AdamW {
             lr,
             beta1,
             beta2,
             eps,
             weight_decay,
-        } => adam(params, grads, state, t, lr, beta1, beta2, eps, weight_decay),
+        } => adam(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay),
+    };
+    match lanes {
+        Some(lanes) if pieces.len() > 1 => {
+            lanes.split_chunks(&mut pieces, 1, |_, piece| update(&mut piece[0]))
+        }
+        _ => pieces.iter_mut().for_each(update),
+    }
+}
+
+/// SGD with momentum as PyTorch defines it; `buf` is the momentum buffer.
+fn sgd(params: &mut [f32], grads: &[f32], buf: &mut [f32], lr: f32, momentum: f32) {
+    for ((p, &g), buf) in params.iter_mut().zip(grads).zip(buf) {
+        *buf = momentum * *buf + g;
+        *p -= lr * *buf;
     }
 }
 
 /// Adam as PyTorch defines it; `weight_decay` is AdamW's decoupled decay (0 for Adam).
+/// `m` and `v` are the moment estimates of these parameters.
 #[allow(clippy::too_many_arguments)]
 fn adam(
     params: &mut [f32],
     grads: &[f32],
-    state: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
     t: u32,
     lr: f32,
     beta1: f32,
@@ -706,11 +818,9 @@ fn adam(
     eps: f32,
     weight_decay: f32,
 ) {
-    let len = params.len();
-    let (m, v) = state.split_at_mut(len);
     let correction1 = 1.0 - beta1.powi(t as i32);
     let correction2 = 1.0 - beta2.powi(t as i32);
-    for i in 0..len {
+    for i in 0..params.len() {
         let g = grads[i];
         m[i] = beta1 * m[i] + (1.0 - beta1) * g;
         v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
@@ -725,21 +835,76 @@ mod tests {
     use super::*;
     use crate::engine::cpu::lanes::Lanes;
 
-    /// A product split into two halves of its rows or columns (the two lanes) gives the
-    /// bits of the whole product on one thread. The CPU executor decides by timing
-    /// whether to split, so anything else would make results vary from run to run.
+    /// A product split into blocks of its rows or columns (one per lane) gives the bits
+    /// of the whole product on one thread. The CPU executor decides by timing whether to
+    /// split, and machines have any number of cores, so anything else would make results
+    /// vary from run to run and from machine to machine.
     #[test]
     fn split_products_are_bit_identical_to_whole_ones() {
-        // Two lanes exist under a 2-thread pool, whatever this machine has.
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-            .install(split_products_check);
+        for count in [2, 3, 5] {
+            split_products_check_on(&Lanes::with_count(count));
+        }
     }
 
-    fn split_products_check() {
-        let lanes = Lanes::new();
+    /// So do the elementwise kernels and the optimizers, split into ranges.
+    #[test]
+    fn split_elementwise_work_and_updates_are_bit_identical_to_whole_ones() {
+        let mut rng = crate::rng::Rng::new(11);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.range(-2.0, 2.0) as f32).collect() };
+        for count in [2, 3, 5] {
+            let lanes = Lanes::with_count(count);
+            for n in [1 << 16, 70_001, 100_003] {
+                let (dy, y) = (random(n), random(n));
+                for act in [Act::Relu, Act::Gelu, Act::Tanh] {
+                    let mut whole = vec![f32::NAN; n];
+                    act_grad(act, &dy, &y, &mut whole, None);
+                    let mut split = vec![f32::NAN; n];
+                    lanes.set_splitting(true);
+                    act_grad(act, &dy, &y, &mut split, Some(&lanes));
+                    lanes.set_splitting(false);
+                    assert!(
+                        same_bits(&whole, &split),
+                        "act_grad {act} n={n}, {count} lanes"
+                    );
+                }
+                let optimizers = [
+                    Optimizer::Sgd {
+                        lr: 0.1,
+                        momentum: 0.9,
+                    },
+                    Optimizer::AdamW {
+                        lr: 0.01,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay: 0.01,
+                    },
+                ];
+                for optimizer in optimizers {
+                    let (params, grads) = (random(n), random(n));
+                    let state: Vec<f32> = random(2 * n + 3).iter().map(|x| x.abs()).collect();
+                    let (mut p1, mut s1) = (params.clone(), state.clone());
+                    optimize(optimizer, &mut p1, &grads, &mut s1, 7, None);
+                    let (mut p2, mut s2) = (params, state);
+                    lanes.set_splitting(true);
+                    optimize(optimizer, &mut p2, &grads, &mut s2, 7, Some(&lanes));
+                    lanes.set_splitting(false);
+                    assert!(
+                        same_bits(&p1, &p2) && same_bits(&s1, &s2),
+                        "{optimizer:?} n={n}, {count} lanes"
+                    );
+                    assert!(!same_bits(&p1, &random(n)), "the update ran");
+                }
+            }
+        }
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    fn split_products_check_on(lanes: &Lanes) {
         assert!(lanes.available());
         let mut rng = crate::rng::Rng::new(7);
         let shapes = [
@@ -783,15 +948,16 @@ mod tests {
                     ta,
                     tb,
                     Act::Tanh,
-                    &lanes,
+                    lanes,
                 );
+                let count = lanes.count();
                 lanes.set_splitting(false);
                 let differ = whole
                     .iter()
                     .zip(&split)
                     .filter(|(w, s)| w.to_bits() != s.to_bits())
                     .count();
-                assert_eq!(differ, 0, "{m}x{n}x{k} ta={ta} tb={tb}: {differ} outputs differ between the split and the whole product");
+                assert_eq!(differ, 0, "{m}x{n}x{k} ta={ta} tb={tb}, {count} lanes: {differ} outputs differ between the split and the whole product");
             }
         }
     }

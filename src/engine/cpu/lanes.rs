@@ -1,51 +1,67 @@
-//! Two lanes of work for one executor: the calling thread and one helper thread.
+//! Lanes of work for one executor: the calling thread and one spinning helper per
+//! other core.
 //!
-//! A training step on a small machine is a chain of kernels of 20 to 200 µs each. Split
-//! across a thread pool, each one pays for waking a sleeping worker (tens of µs on a
-//! virtual machine), which costs about what the split saves. The helper here instead
-//! spins, ready, for as long as a run lasts (and sleeps between runs), so handing it
-//! half a kernel costs well under a microsecond.
+//! A training step of a credit model is a chain of kernels of 5 to 200 µs each. Split
+//! across a thread pool, each one pays for waking sleeping workers (tens of µs on a
+//! virtual machine), which costs about what the split saves. The helpers here instead
+//! spin, ready, for as long as a run lasts (and sleep between runs), so handing them
+//! parts of a kernel costs about a microsecond.
 //!
-//! `both(a, b)` posts `b` to the helper, runs `a`, then takes `b` back and runs it too if
-//! the helper has not started it (it may not be running at all on a busy machine: then
-//! the caller does everything, no worse than one thread). A panic in `b` is carried
-//! back to the caller.
+//! `split(parts, f)` posts `f` to the helpers and runs `f(0..parts)` on whichever lane
+//! claims each part first, the caller included: if no helper is running (a busy
+//! machine), the caller claims every part, no worse than one thread. Every kernel that
+//! splits gives each part its own outputs and computes each output exactly as it would
+//! unsplit, so results do not depend on the number of lanes. A panic in a part is
+//! carried back to the caller.
 //!
-//! On a machine busy with other work the helper can also be preempted halfway through a
-//! job, and the caller then waits for the scheduler (milliseconds, for a job of tens of
+//! On a machine busy with other work a helper can also be preempted halfway through a
+//! part, and the caller then waits for the scheduler (milliseconds, for a part of
 //! microseconds). After a few such stalls the lanes stop splitting until splitting is
-//! switched on again. Whether to split at all is measured per plan (`Chooser`): two
-//! lanes win on an idle machine and lose to one thread where other work holds a core.
+//! switched on again. Whether to split at all is measured per plan (`Chooser`): the
+//! lanes win on an idle machine and lose to one thread where other work holds the cores.
 
+use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-/// A wait for the helper this long means it was preempted, not just a little behind.
+/// A wait for the helpers this long means one was preempted, not just a little behind.
 const STALL: std::time::Duration = std::time::Duration::from_micros(200);
+/// Looks for work a helper makes by spinning before it yields its core between looks:
+/// about 50 µs, longer than the serial stretches between a step's split kernels, since a
+/// yield on a virtual machine can take microseconds to come back.
+const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// Stalls in one run after which the rest of the run is done on one thread.
 const MAX_STALLS: u32 = 3;
 
-const IDLE: u8 = 0;
-const POSTED: u8 = 1;
-const RUNNING: u8 = 2;
-const DONE: u8 = 3;
-
-/// A posted job: a type-erased `&mut dyn FnMut()` living on the caller's stack, valid
-/// until the caller sees `DONE` (or takes it back).
+/// A posted job: a type-erased `&dyn Fn(usize)` living on the caller's stack, valid
+/// until the caller has closed the job and seen no helper inside it.
 #[derive(Clone, Copy)]
-struct Job(*mut (dyn FnMut() + Send));
-
-// SAFETY: the pointee is `Send`; the pointer is only dereferenced by the one thread that
-// claimed the job, while the caller waits for it.
-unsafe impl Send for Job {}
+struct Job {
+    run: *const (dyn Fn(usize) + Sync),
+    parts: usize,
+}
 
 struct Shared {
-    state: AtomicU8,
-    job: Mutex<Option<Job>>,
+    /// The current job; written only by the caller while no helper is inside one
+    /// (`open` false and `inside` 0), read by helpers inside it.
+    job: UnsafeCell<Job>,
+    /// Bumped when a job is posted: helpers look for a change.
+    posted: AtomicU64,
+    /// Whether helpers may enter the current job.
+    open: AtomicBool,
+    /// Helpers inside the current job (entered, not yet left).
+    inside: AtomicUsize,
+    /// The parts claimed, a bit each (jobs of up to 64 parts), or the next part to
+    /// claim (longer jobs), and the parts finished.
+    claimed: AtomicU64,
+    next: AtomicUsize,
+    finished: AtomicUsize,
+    /// The lanes, the caller's included.
+    lanes: usize,
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
-    /// While set the helper spins for work; otherwise it sleeps on `wake`.
+    /// While set the helpers spin for work; otherwise they sleep on `wake`.
     active: AtomicBool,
     /// Stalls seen in the current run (see the module docs).
     stalls: AtomicU32,
@@ -54,22 +70,93 @@ struct Shared {
     wake: Condvar,
 }
 
-/// The two lanes: the calling thread and its spinning helper (see the module docs);
-/// dropping it stops the helper.
+// SAFETY: `job` is written only while no helper can read it (see its doc); the closure it
+// points to is `Sync`.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+impl Shared {
+    /// Claims and runs parts of the current job as `lane` until none is left. A lane
+    /// first takes its own parts (`lane`, `lane + lanes`, ...), so a kernel's part `i`
+    /// runs on the same core from one kernel to the next and the rows it writes stay in
+    /// that core's cache for the next kernel that reads them; then any part left (a lane
+    /// late or preempted).
+    fn work(&self, job: Job, lane: usize) {
+        if job.parts > 64 {
+            loop {
+                let part = self.next.fetch_add(1, Ordering::AcqRel);
+                if part >= job.parts {
+                    return;
+                }
+                self.run(job, part);
+            }
+        }
+        let own = (lane..job.parts).step_by(self.lanes);
+        for part in own.chain(0..job.parts) {
+            let bit = 1u64 << part;
+            // Look before claiming: a load of a claimed bit costs less than a swap.
+            if self.claimed.load(Ordering::Acquire) & bit == 0
+                && self.claimed.fetch_or(bit, Ordering::AcqRel) & bit == 0
+            {
+                self.run(job, part);
+            }
+        }
+    }
+
+    fn run(&self, job: Job, part: usize) {
+        // SAFETY: the caller keeps the closure alive until every part is finished.
+        let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.run)(part) }));
+        if let Err(p) = result {
+            *self.panic.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+        }
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A pointer to a slice's first element that parts on other lanes may offset into.
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: used only by `split_chunks`, whose parts write disjoint ranges.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+/// The lanes: the calling thread and its spinning helpers (see the module docs);
+/// dropping it stops the helpers.
 pub struct Lanes {
     shared: Arc<Shared>,
-    helper: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
 }
 
 impl Lanes {
-    /// Two lanes when the rayon pool (sized by the machine, or `RAYON_NUM_THREADS`) has
-    /// exactly two threads; else one (`both` runs in order), and kernels split across
-    /// the pool as before: on a larger machine a medium product is worth more than two
-    /// threads.
+    /// One lane per thread of the rayon pool (sized by the machine, `RAYON_NUM_THREADS`
+    /// or `--threads`), but no more than the machine's cores: a spinning helper without a
+    /// core of its own only slows the others.
     pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_count(rayon::current_num_threads().min(cores))
+    }
+
+    /// `count` lanes: the caller and `count - 1` helpers (fewer if threads cannot be
+    /// started).
+    pub fn with_count(count: usize) -> Self {
+        let noop: &(dyn Fn(usize) + Sync) = &|_| {};
         let shared = Arc::new(Shared {
-            state: AtomicU8::new(IDLE),
-            job: Mutex::new(None),
+            job: UnsafeCell::new(Job {
+                run: noop as *const _,
+                parts: 0,
+            }),
+            posted: AtomicU64::new(0),
+            open: AtomicBool::new(false),
+            inside: AtomicUsize::new(0),
+            claimed: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            lanes: count.max(1),
             panic: Mutex::new(None),
             active: AtomicBool::new(false),
             stalls: AtomicU32::new(0),
@@ -77,33 +164,44 @@ impl Lanes {
             sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let helper = (rayon::current_num_threads() == 2).then(|| {
-            let s = shared.clone();
-            std::thread::Builder::new()
-                .name("riskgrad-lane".into())
-                .spawn(move || helper_loop(&s))
-                .ok()
-        });
-        Lanes {
-            shared,
-            helper: helper.flatten(),
+        let helpers = (1..count.max(1))
+            .map_while(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("riskgrad-lane-{i}"))
+                    .spawn(move || helper_loop(&s, i))
+                    .ok()
+            })
+            .collect();
+        Lanes { shared, helpers }
+    }
+
+    /// Whether there are helpers at all.
+    pub fn available(&self) -> bool {
+        !self.helpers.is_empty()
+    }
+
+    /// The lanes work is split across now: 1 while splitting is off (see
+    /// `set_splitting`) or after repeated stalls, else the caller and every helper.
+    pub fn count(&self) -> usize {
+        let splitting = self.shared.active.load(Ordering::Acquire)
+            && self.shared.stalls.load(Ordering::Relaxed) < MAX_STALLS;
+        if splitting {
+            self.helpers.len() + 1
+        } else {
+            1
         }
     }
 
-    /// Whether there is a helper at all (a 2-thread pool).
-    pub fn available(&self) -> bool {
-        self.helper.is_some()
+    /// Whether work is being split now.
+    pub fn splitting(&self) -> bool {
+        self.count() > 1
     }
 
-    /// Whether work is being split now (see `set_splitting`).
-    pub fn two(&self) -> bool {
-        self.helper.is_some() && self.shared.active.load(Ordering::Acquire)
-    }
-
-    /// Starts or stops splitting: while on, the helper spins, ready for work; while off
-    /// it sleeps and `both` runs its halves in order here.
+    /// Starts or stops splitting: while on, the helpers spin, ready for work; while off
+    /// they sleep and `split` runs every part here.
     pub fn set_splitting(&self, on: bool) {
-        if self.helper.is_none() || on == self.shared.active.load(Ordering::Acquire) {
+        if self.helpers.is_empty() || on == self.shared.active.load(Ordering::Acquire) {
             return;
         }
         if on {
@@ -112,54 +210,42 @@ impl Lanes {
         self.shared.active.store(on, Ordering::Release);
         if on {
             let _guard = self.shared.sleep.lock().unwrap_or_else(|p| p.into_inner());
-            self.shared.wake.notify_one();
+            self.shared.wake.notify_all();
         }
     }
 
-    /// Runs `a` here and `b` on the helper if it is free to, else here after `a`. Call it
-    /// from the thread that runs the plan, not from inside `a` or `b` (one job at a time).
-    pub fn both(&self, a: impl FnOnce(), b: impl FnOnce() + Send) {
-        let stalled = self.shared.stalls.load(Ordering::Relaxed) >= MAX_STALLS;
-        if stalled || !self.two() {
-            a();
-            b();
+    /// Runs `f(0)` to `f(parts - 1)`, each once, across the lanes (all here when not
+    /// splitting). Call it from the thread that runs the plan, not from inside a part
+    /// (one job at a time).
+    pub fn split(&self, parts: usize, f: impl Fn(usize) + Sync) {
+        if parts <= 1 || !self.splitting() {
+            (0..parts).for_each(f);
             return;
         }
-        let mut b = Some(b);
-        let mut call_b = || (b.take().expect("run once"))();
-        let dyn_b: &mut (dyn FnMut() + Send) = &mut call_b;
+        let s = &*self.shared;
+        let f: &(dyn Fn(usize) + Sync) = &f;
         // SAFETY: the lifetime is erased to post the job; it is used only until this
-        // function has seen it finished or taken it back, below, before `call_b` drops.
-        let job = Job(unsafe {
-            std::mem::transmute::<*mut (dyn FnMut() + Send + '_), *mut (dyn FnMut() + Send + 'static)>(
-                dyn_b,
-            )
-        });
-        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
-        self.shared.state.store(POSTED, Ordering::Release);
-        // `b` must be finished or taken back before this frame unwinds: catch `a`'s panic.
-        let ran_a = catch_unwind(AssertUnwindSafe(a));
-        if self
-            .shared
-            .state
-            .compare_exchange(POSTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            // The helper never started it.
-            self.shared
-                .job
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Err(p) = ran_a {
-                resume_unwind(p);
-            }
-            call_b();
-            return;
-        }
+        // function has closed the job and seen every helper leave it, below, before `f`
+        // goes out of scope.
+        let run = unsafe {
+            std::mem::transmute::<
+                *const (dyn Fn(usize) + Sync + '_),
+                *const (dyn Fn(usize) + Sync + 'static),
+            >(f)
+        };
+        let job = Job { run, parts };
+        // SAFETY: no helper is inside a job (the last `split` waited for that), so none
+        // reads `job` while it is written.
+        unsafe { *s.job.get() = job };
+        s.claimed.store(0, Ordering::Relaxed);
+        s.next.store(0, Ordering::Relaxed);
+        s.finished.store(0, Ordering::Relaxed);
+        s.open.store(true, Ordering::SeqCst);
+        s.posted.fetch_add(1, Ordering::SeqCst);
+        s.work(job, 0);
         let waited = std::time::Instant::now();
         let mut spins = 0u32;
-        while self.shared.state.load(Ordering::Acquire) != DONE {
+        while s.finished.load(Ordering::Acquire) < parts {
             spins += 1;
             if spins < 256 {
                 std::hint::spin_loop();
@@ -168,21 +254,52 @@ impl Lanes {
             }
         }
         if waited.elapsed() > STALL {
-            self.shared.stalls.fetch_add(1, Ordering::Relaxed);
+            s.stalls.fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.state.store(IDLE, Ordering::Release);
-        if let Err(p) = ran_a {
+        // Close the job, then wait for helpers that entered it to leave (they find no
+        // part left and go at once), so the next job can be written.
+        s.open.store(false, Ordering::SeqCst);
+        while s.inside.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        if let Some(p) = s.panic.lock().unwrap_or_else(|p| p.into_inner()).take() {
             resume_unwind(p);
         }
-        if let Some(p) = self
-            .shared
-            .panic
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            resume_unwind(p);
-        }
+    }
+
+    /// Runs `f(part, chunk)` for each `chunk`-long piece of `data` (the last may be
+    /// shorter), numbered from 0, across the lanes.
+    pub fn split_chunks<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
+        let (len, chunk) = (data.len(), chunk.max(1));
+        let base = SendPtr(data.as_mut_ptr());
+        self.split(len.div_ceil(chunk), |part| {
+            let start = part * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: each part is claimed once and the parts' ranges of `data` are
+            // disjoint; `data` is borrowed mutably for this call.
+            let piece =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(part, piece)
+        });
+    }
+
+    /// Runs `a` and `b`, on two lanes when splitting.
+    pub fn both(&self, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+        let (a, b) = (Mutex::new(Some(a)), Mutex::new(Some(b)));
+        self.split(2, |part| {
+            if part == 0 {
+                let a = a.lock().unwrap_or_else(|p| p.into_inner()).take();
+                a.expect("run once")()
+            } else {
+                let b = b.lock().unwrap_or_else(|p| p.into_inner()).take();
+                b.expect("run once")()
+            }
+        });
     }
 }
 
@@ -197,16 +314,18 @@ impl Drop for Lanes {
         self.shared.quit.store(true, Ordering::Release);
         {
             let _guard = self.shared.sleep.lock().unwrap_or_else(|p| p.into_inner());
-            self.shared.wake.notify_one();
+            self.shared.wake.notify_all();
         }
-        if let Some(h) = self.helper.take() {
+        for h in self.helpers.drain(..) {
             let _ = h.join();
         }
     }
 }
 
-fn helper_loop(s: &Shared) {
+/// The loop of helper `lane` (1 and up; the caller is lane 0).
+fn helper_loop(s: &Shared, lane: usize) {
     let mut spins = 0u32;
+    let mut seen = 0u64;
     while !s.quit.load(Ordering::Acquire) {
         if !s.active.load(Ordering::Acquire) {
             let guard = s.sleep.lock().unwrap_or_else(|p| p.into_inner());
@@ -218,24 +337,24 @@ fn helper_loop(s: &Shared) {
             }
             continue;
         }
-        if s.state
-            .compare_exchange(POSTED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        let posted = s.posted.load(Ordering::SeqCst);
+        if posted != seen {
+            seen = posted;
             spins = 0;
-            let job = s.job.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(Job(f)) = job {
-                // SAFETY: the poster waits until DONE before the closure goes away.
-                let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() }));
-                if let Err(p) = result {
-                    *s.panic.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
-                }
+            // Enter, then check the job is still open: the caller closes it before it
+            // waits for `inside` to reach 0, so either it sees this helper or this
+            // helper sees it closed (both sides sequentially consistent).
+            s.inside.fetch_add(1, Ordering::SeqCst);
+            if s.open.load(Ordering::SeqCst) {
+                // SAFETY: the job is open and this helper is counted inside it.
+                let job = unsafe { *s.job.get() };
+                s.work(job, lane);
             }
-            s.state.store(DONE, Ordering::Release);
+            s.inside.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
         spins += 1;
-        if spins < 256 {
+        if spins < SPINS_BEFORE_YIELD {
             std::hint::spin_loop();
         } else {
             // A serial stretch of the step. Yield between looks: alone on a core that
@@ -246,12 +365,15 @@ fn helper_loop(s: &Shared) {
     }
 }
 
-/// Whether a plan's steps split across the two lanes, decided by measuring both ways
+/// Whether a plan's steps split across the lanes, decided by measuring both ways
 /// rather than assumed: on an idle machine splitting wins, on one where other work holds
 /// a core it loses to one thread, and which is the case changes as other jobs come and
 /// go. So the chooser alternates: a trial of `TRIAL` steps each way, interleaved (both
 /// ways see the same load), then `EXPLOIT` steps the way whose median step was shorter
-/// (a median, because a preempted step is an outlier), then another trial.
+/// (a median, because a preempted step is an outlier), then another trial. Each trial
+/// that confirms the last choice doubles the steps until the next (up to
+/// `MAX_EXPLOIT`): a plan whose split steps are much slower (the MLP's, on two cores)
+/// then pays for a trial's slow steps rarely, not every 48 steps.
 #[derive(Clone, Debug, Default)]
 pub struct Chooser {
     /// Step times of the current trial, one thread and split.
@@ -259,6 +381,8 @@ pub struct Chooser {
     /// Steps left to run the chosen way before the next trial, and that way.
     exploit: usize,
     split: bool,
+    /// The steps the last choice was kept for (0 before the first trial).
+    kept: usize,
     /// Whether the step last picked belongs to a trial.
     trying: bool,
 }
@@ -266,6 +390,7 @@ pub struct Chooser {
 impl Chooser {
     const TRIAL: usize = 4;
     const EXPLOIT: usize = 40;
+    const MAX_EXPLOIT: usize = 40 << 5;
 
     /// Whether to split the next step.
     pub fn pick(&mut self) -> bool {
@@ -290,8 +415,14 @@ impl Chooser {
                 t[t.len() / 2]
             };
             let (one, two) = (median(&mut self.trial[0]), median(&mut self.trial[1]));
-            self.split = two < one;
-            self.exploit = Self::EXPLOIT;
+            let split = two < one;
+            self.kept = if self.kept > 0 && split == self.split {
+                (self.kept * 2).min(Self::MAX_EXPLOIT)
+            } else {
+                Self::EXPLOIT
+            };
+            self.split = split;
+            self.exploit = self.kept;
             self.trial = Default::default();
         }
     }
@@ -303,7 +434,7 @@ mod tests {
 
     #[test]
     fn both_runs_each_half_once_with_or_without_the_helper() {
-        let lanes = Lanes::new();
+        let lanes = Lanes::with_count(2);
         let mut hits = [0u32; 2];
         let (left, right) = hits.split_at_mut(1);
         lanes.both(|| left[0] += 1, || right[0] += 1);
@@ -317,8 +448,42 @@ mod tests {
     }
 
     #[test]
+    fn split_runs_every_part_once_on_any_number_of_lanes() {
+        for count in [1, 2, 3, 5] {
+            let lanes = Lanes::with_count(count);
+            lanes.set_splitting(true);
+            assert_eq!(lanes.count(), count);
+            for parts in [0, 1, 2, 3, 7, 64] {
+                for _ in 0..50 {
+                    let hits: Vec<AtomicU32> = (0..parts).map(|_| AtomicU32::new(0)).collect();
+                    lanes.split(parts, |p| {
+                        hits[p].fetch_add(1, Ordering::Relaxed);
+                    });
+                    assert!(
+                        hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                        "{count} lanes, {parts} parts"
+                    );
+                }
+            }
+            let mut data: Vec<usize> = vec![usize::MAX; 1001];
+            lanes.split_chunks(&mut data, 64, |part, chunk| {
+                chunk
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, x)| *x = part * 64 + i)
+            });
+            assert!(
+                data.iter().enumerate().all(|(i, &x)| i == x),
+                "{count} lanes"
+            );
+            lanes.set_splitting(false);
+            assert_eq!(lanes.count(), 1);
+        }
+    }
+
+    #[test]
     fn a_panic_in_the_helper_reaches_the_caller() {
-        let lanes = Lanes::new();
+        let lanes = Lanes::with_count(2);
         lanes.set_splitting(true);
         let caught = catch_unwind(AssertUnwindSafe(|| {
             for _ in 0..100 {
@@ -352,6 +517,13 @@ mod tests {
         assert_eq!(run(&mut c, 0.5, 48), 44);
         // Splitting becomes slower: the next trial notices.
         assert_eq!(run(&mut c, 2.0, 48), 4);
+        // Trials that confirm the choice come further and further apart: after the
+        // trial above (one thread, 40 steps), one thread for 80, then 160.
+        let mut c2 = c.clone();
+        assert_eq!(run(&mut c2, 2.0, 8 + 80 + 8 + 160), 8);
+        // A trial that reverses the choice starts again from 40 steps.
+        assert_eq!(run(&mut c, 2.0, 8 + 80), 4);
+        assert_eq!(run(&mut c, 0.5, 8 + 40), 4 + 40);
         // One preempted step in a trial does not decide it.
         let mut c = Chooser::default();
         let mut times = [0.5, 9.0, 0.5, 0.5].into_iter();

@@ -150,7 +150,7 @@ impl CpuExecutor {
         } = buf;
     }
 
-    /// Runs launches `i` and `i + 1`, two independent matmuls, on two threads.
+    /// Runs launches `i` and `i + 1`, two independent matmuls, on two lanes.
     fn run_pair(&mut self, lp: &mut LoadedPlan, i: usize) {
         let (
             Kernel::MatMul(MatMulKernel {
@@ -222,8 +222,10 @@ impl CpuExecutor {
             if i < next {
                 continue; // ran as the second of a pair
             }
-            lap(&mut clock, 1 + lp.pair_with_next[i] as usize);
-            if lp.pair_with_next[i] {
+            // A pair fills exactly two lanes; with more, each product splits across all.
+            let pair = lp.pair_with_next[i] && self.lanes.count() <= 2;
+            lap(&mut clock, 1 + pair as usize);
+            if pair {
                 self.run_pair(lp, i);
                 next = i + 2;
                 continue;
@@ -242,6 +244,7 @@ impl CpuExecutor {
                     &self.grads[..len],
                     &mut self.opt_state,
                     t,
+                    Some(&self.lanes),
                 );
                 continue;
             }
@@ -254,7 +257,7 @@ impl CpuExecutor {
             match kernel {
                 Kernel::Fill { value, .. } => dst.fill(value),
                 Kernel::MatMul(k) => k.run_cpu(v, dst, &self.lanes),
-                Kernel::Elementwise(k) => k.run_cpu(v, dst),
+                Kernel::Elementwise(k) => k.run_cpu(v, dst, &self.lanes),
                 Kernel::Broadcast(k) => k.run_cpu(v, dst),
                 Kernel::Loss(k) => k.run_cpu(v, dst),
                 Kernel::Gather(k) => k.run_cpu(v, dst, step),

@@ -336,7 +336,7 @@ fn split_planes<'a>(
 }
 
 /// Runs `body(first_row, row_count, planes)` over the rows: when the step is large
-/// enough, in two halves on the two lanes, or in one chunk per thread of a larger pool.
+/// enough, in one chunk per lane while the lanes split, or per thread of the pool.
 fn for_row_chunks(
     out: &mut [f32],
     rows: usize,
@@ -345,30 +345,29 @@ fn for_row_chunks(
     lanes: &Lanes,
     body: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync,
 ) {
-    let threads = if work >= PARALLEL_GATES {
-        rayon::current_num_threads().min(rows).max(1)
-    } else {
+    let threads = if work < PARALLEL_GATES {
         1
+    } else if lanes.splitting() {
+        lanes.count()
+    } else {
+        rayon::current_num_threads()
     };
-    let chunk_rows = rows.div_ceil(threads);
+    let chunk_rows = rows.div_ceil(threads.min(rows).max(1)).max(1);
     let mut chunks = split_planes(out, rows, widths, chunk_rows);
     if chunks.len() == 1 {
         return body(0, rows, &mut chunks[0]);
     }
-    if lanes.two() && chunks.len() == 2 {
-        let (head, tail) = chunks.split_at_mut(1);
-        return lanes.both(
-            || body(0, chunk_rows, &mut head[0]),
-            || body(chunk_rows, rows - chunk_rows, &mut tail[0]),
-        );
+    let run = |k: usize, planes: &mut Vec<&mut [f32]>| {
+        let first = k * chunk_rows;
+        body(first, chunk_rows.min(rows - first), planes)
+    };
+    if lanes.splitting() {
+        return lanes.split_chunks(&mut chunks, 1, |k, planes| run(k, &mut planes[0]));
     }
     chunks
         .into_par_iter()
         .enumerate()
-        .for_each(|(k, mut planes)| {
-            let first = k * chunk_rows;
-            body(first, chunk_rows.min(rows - first), &mut planes)
-        });
+        .for_each(|(k, mut planes)| run(k, &mut planes));
 }
 
 multiversion!(lstm_forward_rows, lstm_forward_rows_body, (hh: usize, first: usize, count: usize, gx: Cols, gh: Gh, prev: Option<&[f32]>, zeros: &[f32], planes: &mut [&mut [f32]]));

@@ -9,6 +9,7 @@
 //! activation is `graph::act` and common.wgsl alone.
 
 use crate::engine::cpu::kernels as cpu;
+use crate::engine::cpu::lanes::Lanes;
 use crate::engine::gpu::executor::{record, u32c, vec4, Encoded, Limits};
 use crate::engine::gpu::kernel_params::ElementwiseParams;
 use crate::engine::gpu::shaders::Pipe;
@@ -225,7 +226,13 @@ impl ElementwiseKernel {
     }
 
     /// Runs it on the CPU: `v` reads an input window, `dst` is the output's.
-    pub(crate) fn run_cpu<'a>(&self, v: impl Fn(TensorRef) -> &'a [f32], dst: &mut [f32]) {
+    pub(crate) fn run_cpu<'a>(
+        &self,
+        v: impl Fn(TensorRef) -> &'a [f32],
+        dst: &mut [f32],
+        lanes: &Lanes,
+    ) {
+        let lanes = Some(lanes);
         match *self {
             ElementwiseKernel::Binary {
                 op,
@@ -235,9 +242,11 @@ impl ElementwiseKernel {
                 a_strides,
                 b_strides,
                 ..
-            } => cpu::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides),
-            ElementwiseKernel::Unary { act, x, .. } => cpu::unary(act, v(x), dst),
-            ElementwiseKernel::ActGrad { act, dy, y, .. } => cpu::act_grad(act, v(dy), v(y), dst),
+            } => cpu::binary(op, v(a), v(b), dst, &shape, &a_strides, &b_strides, lanes),
+            ElementwiseKernel::Unary { act, x, .. } => cpu::unary(act, v(x), dst, lanes),
+            ElementwiseKernel::ActGrad { act, dy, y, .. } => {
+                cpu::act_grad(act, v(dy), v(y), dst, lanes)
+            }
         }
     }
 
