@@ -5,22 +5,32 @@
 use crate::common::{riskgrad, stderr};
 use crate::lifecycle_common::temp_dir;
 
-/// One epoch of the default MLP on the bundled data, with `threads` threads.
-fn weights_with(threads: &str, dir: &std::path::Path) -> Vec<u8> {
-    let out = dir.join(format!("t{threads}"));
-    let o = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--threads",
-        threads,
-        "--epochs",
-        "1",
-        "--early-stop",
-        "off",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+/// One epoch of the default MLP on the bundled data, with `threads` threads; with
+/// `split`, every step's rows split across the lanes (`RISKGRAD_CPU_SPLIT=always`: one
+/// lane a thread, whatever the machine's cores), else as the chooser decides.
+fn weights_with(threads: &str, split: bool, dir: &std::path::Path) -> Vec<u8> {
+    let out = dir.join(format!("t{threads}-{split}"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .env("NODEVICE_SELECT", "1")
+        .env(
+            "RISKGRAD_CPU_SPLIT",
+            if split { "always" } else { "measure" },
+        )
+        .args([
+            "train",
+            "--device",
+            "cpu",
+            "--threads",
+            threads,
+            "--epochs",
+            "1",
+            "--early-stop",
+            "off",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run riskgrad");
     assert!(o.status.success(), "--threads {threads}: {}", stderr(&o));
     let log = stderr(&o);
     let named = match threads {
@@ -37,9 +47,27 @@ fn weights_with(threads: &str, dir: &std::path::Path) -> Vec<u8> {
 #[test]
 fn training_gives_the_same_weights_on_one_two_and_three_threads() {
     let dir = temp_dir("threads");
-    let one = weights_with("1", &dir);
-    assert_eq!(one, weights_with("2", &dir), "1 and 2 threads differ");
-    assert_eq!(one, weights_with("3", &dir), "1 and 3 threads differ");
+    let one = weights_with("1", false, &dir);
+    assert_eq!(
+        one,
+        weights_with("2", false, &dir),
+        "1 and 2 threads differ"
+    );
+    assert_eq!(
+        one,
+        weights_with("3", false, &dir),
+        "1 and 3 threads differ"
+    );
+}
+
+/// Every step split: its batch rows across 2 and 3 lanes (`cpu::step_split`), the sums
+/// over the rows across them, and the kernels across them where the lanes split them.
+#[test]
+fn training_with_every_step_split_gives_the_weights_of_one_thread() {
+    let dir = temp_dir("threads-split");
+    let one = weights_with("1", false, &dir);
+    assert_eq!(one, weights_with("2", true, &dir), "2 split lanes differ");
+    assert_eq!(one, weights_with("3", true, &dir), "3 split lanes differ");
 }
 
 #[test]

@@ -655,7 +655,24 @@ pub fn bce_with_logits_grad(
     out: &mut [f32],
     pos_weight: f32,
 ) {
-    let scale = dloss / logits.len() as f32;
+    bce_with_logits_grad_scaled(
+        logits,
+        targets,
+        dloss / logits.len() as f32,
+        out,
+        pos_weight,
+    )
+}
+
+/// `bce_with_logits_grad` of some of the logits: `scale` is `dloss` over the count of
+/// all of them.
+pub fn bce_with_logits_grad_scaled(
+    logits: &[f32],
+    targets: &[f32],
+    scale: f32,
+    out: &mut [f32],
+    pos_weight: f32,
+) {
     for ((o, &z), &y) in out.iter_mut().zip(logits).zip(targets) {
         let p = sigmoid(z);
         *o = scale * (pos_weight * y * (p - 1.0) + (1.0 - y) * p);
@@ -915,6 +932,11 @@ mod tests {
             (256, 256, 64),
             (1537, 257, 3),
             (33, 1031, 40),
+            (256, 1, 32),
+            (256, 32, 1),
+            (58, 64, 4096),
+            (64, 32, 2051),
+            (512, 96, 1500),
         ];
         for (m, n, k) in shapes {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {

@@ -35,6 +35,17 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// Stalls in one run after which the rest of the run is done on one thread.
 const MAX_STALLS: u32 = 3;
 
+/// Set to `always`, every step splits across as many lanes as there are threads, however
+/// few cores the machine has: for tests of the split paths (a test cannot rely on the
+/// chooser picking them). Read once.
+pub const FORCE_SPLIT_VAR: &str = "RISKGRAD_CPU_SPLIT";
+
+/// Whether `FORCE_SPLIT_VAR` is `always`.
+pub fn split_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var(FORCE_SPLIT_VAR).is_ok_and(|v| v == "always"))
+}
+
 /// A posted job: a type-erased `&dyn Fn(usize)` living on the caller's stack, valid
 /// until the caller has closed the job and seen no helper inside it.
 #[derive(Clone, Copy)]
@@ -135,9 +146,12 @@ pub struct Lanes {
 impl Lanes {
     /// One lane per thread of the rayon pool (sized by the machine, `RAYON_NUM_THREADS`
     /// or `--threads`), but no more than the machine's cores: a spinning helper without a
-    /// core of its own only slows the others.
+    /// core of its own only slows the others (unless `FORCE_SPLIT_VAR` says otherwise).
     pub fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = match split_forced() {
+            true => usize::MAX,
+            false => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         Self::with_count(rayon::current_num_threads().min(cores))
     }
 
@@ -394,6 +408,9 @@ impl Chooser {
 
     /// Whether to split the next step.
     pub fn pick(&mut self) -> bool {
+        if split_forced() {
+            return true;
+        }
         self.trying = self.exploit == 0;
         if !self.trying {
             self.exploit -= 1;

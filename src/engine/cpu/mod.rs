@@ -7,6 +7,7 @@ mod pairs;
 pub mod pool;
 pub mod rnn;
 mod simd;
+pub mod step_split;
 
 use crate::engine::exec::{zeroed_words, Executor, Words};
 use crate::engine::ops::matmul::MatMulKernel;
@@ -66,9 +67,70 @@ struct LoadedPlan {
     pair_with_next: Vec<bool>,
     /// Whether this plan's steps run faster split across the lanes.
     lanes: lanes::Chooser,
+    /// The step reordered to split its batch rows across the lanes, where it can be,
+    /// with its own slots (`step_split`); used whenever the lanes split.
+    split: Option<SplitPlan>,
     slots: Vec<Vec<f32>>,
     inputs: Vec<usize>,
     states: Vec<usize>,
+}
+
+/// A plan's split step and the slots it runs in (swapped with the plan's while it runs).
+struct SplitPlan {
+    step: step_split::StepSplit,
+    slots: Vec<Vec<f32>>,
+}
+
+/// Every buffer of an executor and a plan, for the lanes of a split step's row phase:
+/// slots by pointer (each lane writes its own rows), the rest read-only.
+struct RowPhaseBuffers<'a> {
+    slots: Vec<(*mut f32, usize)>,
+    inputs: Vec<&'a [f32]>,
+    states: Vec<&'a [f32]>,
+    params: &'a [f32],
+    grads: (*mut f32, usize),
+}
+
+// SAFETY: see `CpuExecutor::run_split_step`: the lanes write disjoint rows of the slots
+// and read only windows no lane writes during the phase.
+unsafe impl Sync for RowPhaseBuffers<'_> {}
+
+impl RowPhaseBuffers<'_> {
+    /// The window `t`. Safety: no lane writes any of it while the slice lives.
+    unsafe fn read(&self, t: TensorRef) -> &[f32] {
+        let whole: &[f32] = match t.storage {
+            Storage::Slot(s) => {
+                let (ptr, len) = self.slots[s];
+                assert!(t.offset + t.len <= len, "window inside its slot");
+                return std::slice::from_raw_parts(ptr.add(t.offset), t.len);
+            }
+            Storage::Input(i) => self.inputs[i],
+            Storage::State(i) => self.states[i],
+            Storage::Params => self.params,
+            Storage::Grads => {
+                let (ptr, len) = self.grads;
+                assert!(t.offset + t.len <= len, "window inside the gradients");
+                return std::slice::from_raw_parts(ptr.add(t.offset), t.len);
+            }
+        };
+        &whole[t.offset..t.offset + t.len]
+    }
+
+    /// Words `words` of the slot window `t`, to write. Safety: no other slice of them
+    /// lives meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn write(&self, t: TensorRef, words: std::ops::Range<usize>) -> &mut [f32] {
+        let (ptr, len) = match t.storage {
+            Storage::Slot(s) => self.slots[s],
+            Storage::Grads => self.grads,
+            _ => unreachable!("split steps' lanes write slots and gradients"),
+        };
+        assert!(
+            t.offset + words.end <= len && words.end <= t.len,
+            "rows inside the window"
+        );
+        std::slice::from_raw_parts_mut(ptr.add(t.offset + words.start), words.len())
+    }
 }
 
 /// Plans share the packed parameters, gradients and optimizer state, and named inputs
@@ -198,6 +260,145 @@ impl CpuExecutor {
         self.put_buffer(lp, o1.storage, buf1);
     }
 
+    /// Runs one launch of `lp` (or of its split plan, whose slots are then `lp`'s).
+    fn run_launch(
+        &mut self,
+        lp: &mut LoadedPlan,
+        kernel: Kernel,
+        step: usize,
+        scratch: &mut [f32],
+        budget: usize,
+    ) {
+        if let Kernel::Optimize {
+            optimizer,
+            len,
+            step: counters,
+        } = kernel
+        {
+            let t = self.view(lp, counters)[1].to_bits() + 1;
+            kernels::optimize(
+                optimizer,
+                &mut self.params[..len],
+                &self.grads[..len],
+                &mut self.opt_state,
+                t,
+                Some(&self.lanes),
+            );
+            return;
+        }
+        let out = kernel.output();
+        // The output buffer is moved out while the kernel runs, so the inputs can be
+        // borrowed beside it; the plan never reads and writes one buffer in a launch.
+        let mut buf = self.take_buffer(lp, out.storage);
+        let dst = &mut buf[out.offset..out.offset + out.len];
+        let v = |t: TensorRef| self.view(lp, t);
+        match kernel {
+            Kernel::Fill { value, .. } => dst.fill(value),
+            Kernel::MatMul(k) => k.run_cpu(v, dst, &self.lanes),
+            Kernel::Elementwise(k) => k.run_cpu(v, dst, &self.lanes),
+            Kernel::Broadcast(k) => k.run_cpu(v, dst),
+            Kernel::Loss(k) => k.run_cpu(v, dst),
+            Kernel::Gather(k) => k.run_cpu(v, dst, step),
+            Kernel::CopyCols {
+                x,
+                rows,
+                cols,
+                src_cols,
+                src_start,
+                dst_cols,
+                dst_start,
+                ..
+            } => kernels::copy_cols(
+                v(x),
+                dst,
+                rows,
+                cols,
+                src_cols,
+                src_start,
+                dst_cols,
+                dst_start,
+            ),
+            Kernel::Accumulate { x, .. } => dst[0] += v(x)[0],
+            Kernel::Collect { x, .. } => {
+                let n = x.len;
+                dst[step * n..(step + 1) * n].copy_from_slice(v(x))
+            }
+            Kernel::AdvanceStep { counters, .. } => {
+                for c in &mut dst[..counters as usize] {
+                    *c = f32::from_bits(c.to_bits().wrapping_add(1));
+                }
+            }
+            Kernel::Rnn(k) => k.run_cpu(v, dst, &self.lanes),
+            Kernel::Optimize { .. } => unreachable!("handled above"),
+            Kernel::Conv(k) => k.run_cpu(v, dst, scratch, budget),
+            Kernel::Pool(k) => k.run_cpu(v, dst),
+            Kernel::Dropout(k) => k.run_cpu(v, dst),
+        }
+        self.put_buffer(lp, out.storage, buf);
+    }
+
+    /// Runs one step with its batch rows split across the lanes (`step_split`): the
+    /// launches before the rows, then each lane's rows through every row launch, then,
+    /// after one join, the rest.
+    fn run_split_step(&mut self, lp: &mut LoadedPlan, step: usize) {
+        let mut split = lp.split.take().expect("a split plan");
+        std::mem::swap(&mut lp.slots, &mut split.slots);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let budget = self.conv_budget();
+        let plan = &split.step;
+        for &i in &plan.before {
+            self.run_launch(lp, plan.launches[i], step, &mut scratch, budget);
+        }
+        let lanes = self.lanes.clone();
+        let rows_each = plan.batch.div_ceil(lanes.count()).next_multiple_of(16);
+        let buffers = RowPhaseBuffers {
+            slots: lp
+                .slots
+                .iter_mut()
+                .map(|v| (v.as_mut_ptr(), v.len()))
+                .collect(),
+            inputs: lp.inputs.iter().map(|&i| self.named.get(i)).collect(),
+            states: lp.states.iter().map(|&i| self.named.get(i)).collect(),
+            params: &self.params,
+            grads: (self.grads.as_mut_ptr(), self.grads.len()),
+        };
+        lanes.split(plan.batch.div_ceil(rows_each), |part| {
+            let rows = part * rows_each..((part + 1) * rows_each).min(plan.batch);
+            for &(i, width) in &plan.rows {
+                let kernel = &plan.launches[i];
+                // SAFETY: every row launch writes a slot of its own (`private_slots`), and
+                // this lane only its rows of it; it reads those rows of row tensors,
+                // which this lane wrote, and whole windows that no row launch writes
+                // (`step_split::row_width`).
+                let out =
+                    unsafe { buffers.write(kernel.output(), rows.start * width..rows.end * width) };
+                step_split::run_rows(
+                    kernel,
+                    width,
+                    rows.clone(),
+                    step,
+                    |t| unsafe { buffers.read(t) },
+                    out,
+                );
+            }
+        });
+        lanes.split(plan.together.len(), |part| {
+            let kernel = &plan.launches[plan.together[part]];
+            let window = kernel.output();
+            // SAFETY: the launches run together are independent (`step_split`): none
+            // writes what another reads or writes.
+            let out = unsafe { buffers.write(window, 0..window.len) };
+            step_split::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
+        });
+        drop(buffers);
+        for &i in &plan.after {
+            self.run_launch(lp, plan.launches[i], step, &mut scratch, budget);
+        }
+        self.scratch = scratch;
+        std::mem::swap(&mut lp.slots, &mut split.slots);
+        lp.split = Some(split);
+    }
+
     /// Runs one step; with `times`, pushes each launch's seconds onto it (a pair's time
     /// split equally between its two launches).
     fn run_step(
@@ -230,73 +431,7 @@ impl CpuExecutor {
                 next = i + 2;
                 continue;
             }
-            let kernel = lp.plan.launches[i].kernel;
-            if let Kernel::Optimize {
-                optimizer,
-                len,
-                step: counters,
-            } = kernel
-            {
-                let t = self.view(lp, counters)[1].to_bits() + 1;
-                kernels::optimize(
-                    optimizer,
-                    &mut self.params[..len],
-                    &self.grads[..len],
-                    &mut self.opt_state,
-                    t,
-                    Some(&self.lanes),
-                );
-                continue;
-            }
-            let out = kernel.output();
-            // The output buffer is moved out while the kernel runs, so the inputs can be
-            // borrowed beside it; the plan never reads and writes one buffer in a launch.
-            let mut buf = self.take_buffer(lp, out.storage);
-            let dst = &mut buf[out.offset..out.offset + out.len];
-            let v = |t: TensorRef| self.view(lp, t);
-            match kernel {
-                Kernel::Fill { value, .. } => dst.fill(value),
-                Kernel::MatMul(k) => k.run_cpu(v, dst, &self.lanes),
-                Kernel::Elementwise(k) => k.run_cpu(v, dst, &self.lanes),
-                Kernel::Broadcast(k) => k.run_cpu(v, dst),
-                Kernel::Loss(k) => k.run_cpu(v, dst),
-                Kernel::Gather(k) => k.run_cpu(v, dst, step),
-                Kernel::CopyCols {
-                    x,
-                    rows,
-                    cols,
-                    src_cols,
-                    src_start,
-                    dst_cols,
-                    dst_start,
-                    ..
-                } => kernels::copy_cols(
-                    v(x),
-                    dst,
-                    rows,
-                    cols,
-                    src_cols,
-                    src_start,
-                    dst_cols,
-                    dst_start,
-                ),
-                Kernel::Accumulate { x, .. } => dst[0] += v(x)[0],
-                Kernel::Collect { x, .. } => {
-                    let n = x.len;
-                    dst[step * n..(step + 1) * n].copy_from_slice(v(x))
-                }
-                Kernel::AdvanceStep { counters, .. } => {
-                    for c in &mut dst[..counters as usize] {
-                        *c = f32::from_bits(c.to_bits().wrapping_add(1));
-                    }
-                }
-                Kernel::Rnn(k) => k.run_cpu(v, dst, &self.lanes),
-                Kernel::Optimize { .. } => unreachable!("handled above"),
-                Kernel::Conv(k) => k.run_cpu(v, dst, &mut scratch, budget),
-                Kernel::Pool(k) => k.run_cpu(v, dst),
-                Kernel::Dropout(k) => k.run_cpu(v, dst),
-            }
-            self.put_buffer(lp, out.storage, buf);
+            self.run_launch(lp, lp.plan.launches[i].kernel, step, &mut scratch, budget);
         }
         lap(&mut clock, 0);
         self.scratch = scratch;
@@ -350,10 +485,27 @@ impl Executor for CpuExecutor {
         if self.scratch.len() < scratch {
             self.scratch = zeroed_words(scratch, "the convolution scratch space")?;
         }
+        let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
+        let split = match self.lanes.available() {
+            true => step_split::StepSplit::plan(&kernels, &plan.slots),
+            false => None,
+        };
+        let split = match split {
+            Some(step) => Some(SplitPlan {
+                slots: step
+                    .slots
+                    .iter()
+                    .map(|&len| zeroed_words(len, "an intermediate tensor"))
+                    .collect::<Result<_>>()?,
+                step,
+            }),
+            None => None,
+        };
         self.plans.push(Some(LoadedPlan {
             plan,
             pair_with_next,
             lanes: lanes::Chooser::default(),
+            split,
             slots,
             inputs,
             states,
@@ -419,7 +571,11 @@ impl Executor for CpuExecutor {
                 let split = lp.lanes.pick();
                 lanes.set_splitting(split);
                 let started = std::time::Instant::now();
-                this.run_step(lp, s, None)?;
+                if split && lp.split.is_some() {
+                    this.run_split_step(lp, s);
+                } else {
+                    this.run_step(lp, s, None)?;
+                }
                 lp.lanes.record(split, started.elapsed().as_secs_f64());
                 Ok(())
             });

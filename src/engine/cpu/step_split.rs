@@ -1,0 +1,573 @@
+//! A training step's batch rows split across the lanes, joined once (issue 11 item 7).
+//!
+//! Splitting each kernel across the lanes joins them once per kernel, and a kernel split
+//! by columns hands the next one rows another core wrote: on a 2-core virtual machine the
+//! default MLP's step ran no faster on two lanes than on one. Most of a step is row-wise,
+//! though: the gathers, the forward pass, the loss gradient and the backward pass's input
+//! gradients compute each batch row from that row alone (and from the parameters). Here
+//! each lane runs all of those launches, in plan order, on a block of rows of its own, and
+//! the lanes join once; then the launches that sum over the rows (weight and bias
+//! gradients, the loss) and the update run as before. A row block of each launch is
+//! computed exactly as within the whole (for products, blocks of a multiple of 16 rows:
+//! `kernels`' split tests), and every sum over the rows still runs whole, in index order,
+//! so the weights are bit for bit those of one thread.
+//!
+//! Moving launches out of plan order, and lanes running ahead of one another, is safe only
+//! if no buffer a row launch uses is reused meanwhile: the split plan gives every output
+//! held in a slot a buffer of its own (`private_slots`). A plan is not split if any launch
+//! is of a kind not handled here (convolutions, recurrent cells, dropout, column copies),
+//! if a row launch would read what a launch moved after the rows writes, or if its batch
+//! is too small to share.
+
+use crate::engine::ops::broadcast::BroadcastKernel;
+use crate::engine::ops::elementwise::ElementwiseKernel;
+use crate::engine::ops::gather::GatherKernel;
+use crate::engine::ops::loss::LossKernel;
+use crate::engine::ops::matmul::MatMulKernel;
+use crate::engine::plan::{contiguous_strides, Kernel, Storage, TensorRef, MAX_RANK};
+use std::collections::HashMap;
+
+/// The fewest batch rows worth splitting: two lanes of 16 (a product's row tile).
+const MIN_ROWS: usize = 32;
+/// The most words the split plan's private buffers may take beside the plan's own.
+const MAX_PRIVATE_WORDS: usize = 16 << 20;
+
+/// A plan's step, reordered for splitting its rows (see the module docs).
+#[derive(Clone, Debug)]
+pub struct StepSplit {
+    /// The plan's launches, every slot-held output in a slot of its own.
+    pub launches: Vec<Kernel>,
+    /// The words of each of those slots.
+    pub slots: Vec<usize>,
+    /// Launches run first, on the calling thread, in order.
+    pub before: Vec<usize>,
+    /// The row launches, in order, each with the words per batch row of its output.
+    pub rows: Vec<(usize, usize)>,
+    /// The launches run after the rows have joined: first `together`, independent of one
+    /// another (the sums over the rows: weight and bias gradients, the loss), across the
+    /// lanes, largest first; then `after`, in order.
+    pub together: Vec<usize>,
+    /// See `together`.
+    pub after: Vec<usize>,
+    /// Rows in the batch.
+    pub batch: usize,
+}
+
+impl StepSplit {
+    /// The split of a plan's launches (whose slots hold `slot_words` words each), or
+    /// `None` where it cannot be split (see the module docs).
+    pub fn plan(launches: &[Kernel], slot_words: &[usize]) -> Option<StepSplit> {
+        let batch = launches.iter().find_map(|k| match *k {
+            Kernel::Gather(GatherKernel::GatherRows { batch, .. }) => Some(batch),
+            _ => None,
+        })?;
+        if batch < MIN_ROWS {
+            return None;
+        }
+        let (launches, slots) = private_slots(launches)?;
+        let own: usize = slot_words.iter().sum();
+        if slots.iter().sum::<usize>() > own + MAX_PRIVATE_WORDS {
+            return None;
+        }
+        let mut split = StepSplit {
+            launches,
+            slots,
+            before: Vec::new(),
+            rows: Vec::new(),
+            together: Vec::new(),
+            after: Vec::new(),
+            batch,
+        };
+        // Slots holding a whole row tensor: `batch` rows of the given width.
+        let mut row_slots: HashMap<usize, usize> = HashMap::new();
+        for i in 0..split.launches.len() {
+            let kernel = &split.launches[i];
+            let clashes_with =
+                |others: &[usize]| others.iter().any(|&j| conflict(kernel, &split.launches[j]));
+            match row_width(kernel, batch, &row_slots) {
+                Some(width) => {
+                    if clashes_with(&split.after) {
+                        return None;
+                    }
+                    if let Storage::Slot(s) = kernel.output().storage {
+                        row_slots.insert(s, width);
+                    }
+                    split.rows.push((i, width));
+                }
+                None => {
+                    let moved: Vec<usize> = split.rows.iter().map(|&(j, _)| j).collect();
+                    if clashes_with(&moved) || clashes_with(&split.after) {
+                        split.after.push(i);
+                    } else {
+                        split.before.push(i);
+                    }
+                }
+            }
+        }
+        // The leading launches after the rows that `run_whole` runs and that are
+        // independent of one another run together.
+        let independent = split
+            .after
+            .iter()
+            .take_while(|&&i| cost(&split.launches[i]).is_some())
+            .count();
+        let mut together: Vec<usize> = Vec::new();
+        for &i in &split.after[..independent] {
+            if together
+                .iter()
+                .any(|&j| conflict(&split.launches[i], &split.launches[j]))
+            {
+                break;
+            }
+            together.push(i);
+        }
+        split.after.drain(..together.len());
+        together.sort_by_key(|&i| std::cmp::Reverse(cost(&split.launches[i])));
+        split.together = together;
+        let products = split
+            .rows
+            .iter()
+            .filter(|&&(i, _)| matches!(split.launches[i], Kernel::MatMul(_)))
+            .count();
+        (products >= 2).then_some(split)
+    }
+}
+
+/// Whether a tensor is a whole row tensor: `batch` rows, all of a slot holding one.
+fn whole_rows(t: TensorRef, batch: usize, row_slots: &HashMap<usize, usize>) -> Option<usize> {
+    match t.storage {
+        Storage::Slot(s) => row_slots
+            .get(&s)
+            .copied()
+            .filter(|&w| t.offset == 0 && t.len == batch * w),
+        _ => None,
+    }
+}
+
+/// Whether a tensor is one every row reads whole: not held in a row tensor's slot.
+fn shared(t: TensorRef, row_slots: &HashMap<usize, usize>) -> bool {
+    !matches!(t.storage, Storage::Slot(s) if row_slots.contains_key(&s))
+}
+
+/// The words per batch row of a launch's output when the launch is row-wise: each row of
+/// its output computed from the same row of its row inputs and from shared ones.
+fn row_width(kernel: &Kernel, batch: usize, row_slots: &HashMap<usize, usize>) -> Option<usize> {
+    if !matches!(kernel.output().storage, Storage::Slot(_)) {
+        return None;
+    }
+    let rows = |t| whole_rows(t, batch, row_slots);
+    let width = match *kernel {
+        Kernel::Gather(GatherKernel::GatherRows {
+            batch: b,
+            cols,
+            table,
+            perm,
+            ..
+        }) if b == batch && shared(table, row_slots) && shared(perm, row_slots) => cols,
+        Kernel::MatMul(MatMulKernel {
+            a,
+            b,
+            bias,
+            m,
+            n,
+            k,
+            trans_a: false,
+            ..
+        }) if m == batch && rows(a) == Some(k) && shared(b, row_slots) => match bias {
+            None => n,
+            Some(bias) if bias.len == n && shared(bias, row_slots) => n,
+            Some(bias) if rows(bias) == Some(n) => n,
+            Some(_) => return None,
+        },
+        Kernel::Elementwise(ElementwiseKernel::ActGrad { dy, y, .. }) => {
+            rows(dy).filter(|&w| rows(y) == Some(w))?
+        }
+        Kernel::Elementwise(ElementwiseKernel::Unary { x, .. }) => rows(x)?,
+        Kernel::Elementwise(ElementwiseKernel::Binary {
+            a,
+            b,
+            shape,
+            a_strides,
+            b_strides,
+            ..
+        }) if a_strides == contiguous_strides(&shape) && b_strides == a_strides => {
+            rows(a).filter(|&w| rows(b) == Some(w))?
+        }
+        Kernel::Loss(LossKernel::BceWithLogitsGrad {
+            logits,
+            targets,
+            dloss,
+            ..
+        }) if shared(dloss, row_slots) => rows(logits).filter(|&w| rows(targets) == Some(w))?,
+        _ => return None,
+    };
+    (kernel.output().len == batch * width && width > 0).then_some(width)
+}
+
+/// A window standing for all of a storage (the optimizer's reads and writes).
+fn all_of(storage: Storage) -> TensorRef {
+    TensorRef {
+        storage,
+        offset: 0,
+        len: usize::MAX / 2,
+    }
+}
+
+/// What a launch reads, for the kinds a split plan may hold; `None` for the others.
+fn reads(kernel: &Kernel) -> Option<Vec<TensorRef>> {
+    Some(match *kernel {
+        Kernel::Fill { .. } => vec![],
+        Kernel::MatMul(MatMulKernel { a, b, bias, .. }) => {
+            [Some(a), Some(b), bias].into_iter().flatten().collect()
+        }
+        Kernel::Elementwise(ElementwiseKernel::Binary { a, b, .. }) => vec![a, b],
+        Kernel::Elementwise(ElementwiseKernel::Unary { x, .. }) => vec![x],
+        Kernel::Elementwise(ElementwiseKernel::ActGrad { dy, y, .. }) => vec![dy, y],
+        Kernel::Broadcast(BroadcastKernel::ReduceTo { x, .. })
+        | Kernel::Broadcast(BroadcastKernel::ExpandTo { x, .. }) => vec![x],
+        Kernel::Loss(LossKernel::BceWithLogits {
+            logits, targets, ..
+        }) => vec![logits, targets],
+        Kernel::Loss(LossKernel::BceWithLogitsGrad {
+            logits,
+            targets,
+            dloss,
+            ..
+        }) => vec![logits, targets, dloss],
+        Kernel::Gather(GatherKernel::GatherRows { table, perm, .. }) => vec![table, perm],
+        Kernel::Gather(GatherKernel::ScatterAddRows { dy, perm, .. }) => vec![dy, perm],
+        Kernel::Accumulate { x, acc } => vec![x, acc],
+        Kernel::Collect { x, .. } => vec![x],
+        Kernel::AdvanceStep { step, .. } => vec![step],
+        Kernel::Optimize { step, .. } => {
+            vec![step, all_of(Storage::Params), all_of(Storage::Grads)]
+        }
+        Kernel::CopyCols { .. }
+        | Kernel::Rnn(_)
+        | Kernel::Conv(_)
+        | Kernel::Pool(_)
+        | Kernel::Dropout(_) => return None,
+    })
+}
+
+/// What a launch writes (the optimizer: all the parameters, and its own state, which no
+/// other launch touches).
+fn writes(kernel: &Kernel) -> TensorRef {
+    match kernel {
+        Kernel::Optimize { .. } => all_of(Storage::Params),
+        _ => kernel.output(),
+    }
+}
+
+fn overlap(a: TensorRef, b: TensorRef) -> bool {
+    a.storage == b.storage && a.offset < b.offset + b.len && b.offset < a.offset + a.len
+}
+
+/// Whether two launches must keep their order: one writes what the other reads or
+/// writes. (Both are of kinds `reads` knows: `private_slots` checked every launch.)
+fn conflict(a: &Kernel, b: &Kernel) -> bool {
+    let (wa, wb) = (writes(a), writes(b));
+    let reads_of = |k| reads(k).unwrap_or_default();
+    overlap(wa, wb)
+        || reads_of(b).into_iter().any(|r| overlap(wa, r))
+        || reads_of(a).into_iter().any(|r| overlap(wb, r))
+}
+
+/// The launches with every output held in a slot moved to a slot of its own, and every
+/// read of a slot pointed at the slot of the launch that last wrote that window; with
+/// the new slots' words. `None` if a launch is of a kind `reads` does not know, or reads
+/// a window of a slot that no one launch wrote.
+fn private_slots(launches: &[Kernel]) -> Option<(Vec<Kernel>, Vec<usize>)> {
+    // For each original slot, the windows written so far: (offset, len, new slot).
+    let mut written: HashMap<usize, Vec<(usize, usize, usize)>> = HashMap::new();
+    let mut slots = Vec::new();
+    let mut out = Vec::with_capacity(launches.len());
+    for kernel in launches {
+        reads(kernel)?;
+        let mut failed = false;
+        let mut remap_read = |t: TensorRef| -> TensorRef {
+            let Storage::Slot(s) = t.storage else {
+                return t;
+            };
+            let source = written.get(&s).and_then(|ws| {
+                ws.iter()
+                    .rev()
+                    .find(|&&(off, len, _)| off <= t.offset && t.offset + t.len <= off + len)
+            });
+            match source {
+                Some(&(off, _, new)) => TensorRef {
+                    storage: Storage::Slot(new),
+                    offset: t.offset - off,
+                    len: t.len,
+                },
+                None => {
+                    failed = true;
+                    t
+                }
+            }
+        };
+        let mut kernel = map_reads(kernel, &mut remap_read);
+        if failed {
+            return None;
+        }
+        let target = kernel.output();
+        if let Storage::Slot(s) = target.storage {
+            let new = slots.len();
+            slots.push(target.len);
+            let windows = written.entry(s).or_default();
+            windows.retain(|&(off, len, _)| {
+                !(off < target.offset + target.len && target.offset < off + len)
+            });
+            windows.push((target.offset, target.len, new));
+            set_output(
+                &mut kernel,
+                TensorRef {
+                    storage: Storage::Slot(new),
+                    offset: 0,
+                    len: target.len,
+                },
+            );
+        }
+        out.push(kernel);
+    }
+    Some((out, slots))
+}
+
+/// The launch with each window it reads passed through `f`.
+fn map_reads(kernel: &Kernel, f: &mut impl FnMut(TensorRef) -> TensorRef) -> Kernel {
+    let mut k = *kernel;
+    match &mut k {
+        Kernel::MatMul(MatMulKernel { a, b, bias, .. }) => {
+            *a = f(*a);
+            *b = f(*b);
+            if let Some(bias) = bias {
+                *bias = f(*bias);
+            }
+        }
+        Kernel::Elementwise(ElementwiseKernel::Binary { a, b, .. }) => {
+            *a = f(*a);
+            *b = f(*b);
+        }
+        Kernel::Elementwise(ElementwiseKernel::Unary { x, .. })
+        | Kernel::Broadcast(BroadcastKernel::ReduceTo { x, .. })
+        | Kernel::Broadcast(BroadcastKernel::ExpandTo { x, .. })
+        | Kernel::Collect { x, .. } => *x = f(*x),
+        Kernel::Elementwise(ElementwiseKernel::ActGrad { dy, y, .. }) => {
+            *dy = f(*dy);
+            *y = f(*y);
+        }
+        Kernel::Loss(LossKernel::BceWithLogits {
+            logits, targets, ..
+        }) => {
+            *logits = f(*logits);
+            *targets = f(*targets);
+        }
+        Kernel::Loss(LossKernel::BceWithLogitsGrad {
+            logits,
+            targets,
+            dloss,
+            ..
+        }) => {
+            *logits = f(*logits);
+            *targets = f(*targets);
+            *dloss = f(*dloss);
+        }
+        Kernel::Gather(GatherKernel::GatherRows { table, perm, .. }) => {
+            *table = f(*table);
+            *perm = f(*perm);
+        }
+        Kernel::Gather(GatherKernel::ScatterAddRows { dy, perm, .. }) => {
+            *dy = f(*dy);
+            *perm = f(*perm);
+        }
+        Kernel::Accumulate { x, acc } => {
+            *x = f(*x);
+            *acc = f(*acc);
+        }
+        Kernel::AdvanceStep { step, .. } | Kernel::Optimize { step, .. } => *step = f(*step),
+        Kernel::Fill { .. }
+        | Kernel::CopyCols { .. }
+        | Kernel::Rnn(_)
+        | Kernel::Conv(_)
+        | Kernel::Pool(_)
+        | Kernel::Dropout(_) => {}
+    }
+    k
+}
+
+/// Points the launch's output at `to` (kinds `reads` knows whose output is a slot).
+fn set_output(kernel: &mut Kernel, to: TensorRef) {
+    match kernel {
+        Kernel::Fill { out, .. }
+        | Kernel::MatMul(MatMulKernel { out, .. })
+        | Kernel::Elementwise(ElementwiseKernel::Binary { out, .. })
+        | Kernel::Elementwise(ElementwiseKernel::Unary { out, .. })
+        | Kernel::Elementwise(ElementwiseKernel::ActGrad { out, .. })
+        | Kernel::Broadcast(BroadcastKernel::ReduceTo { out, .. })
+        | Kernel::Broadcast(BroadcastKernel::ExpandTo { out, .. })
+        | Kernel::Loss(LossKernel::BceWithLogits { out, .. })
+        | Kernel::Loss(LossKernel::BceWithLogitsGrad { out, .. })
+        | Kernel::Gather(GatherKernel::GatherRows { out, .. })
+        | Kernel::Gather(GatherKernel::ScatterAddRows { out, .. })
+        | Kernel::Collect { out, .. }
+        | Kernel::Accumulate { acc: out, .. }
+        | Kernel::AdvanceStep { step: out, .. } => *out = to,
+        Kernel::Optimize { .. }
+        | Kernel::CopyCols { .. }
+        | Kernel::Rnn(_)
+        | Kernel::Conv(_)
+        | Kernel::Pool(_)
+        | Kernel::Dropout(_) => unreachable!("no slot output"),
+    }
+}
+
+/// A rough cost of a launch `run_whole` runs (multiply-adds, or words read); `None` for
+/// the others.
+fn cost(kernel: &Kernel) -> Option<usize> {
+    match *kernel {
+        Kernel::MatMul(MatMulKernel { m, n, k, .. }) => Some(m * n * k),
+        Kernel::Broadcast(BroadcastKernel::ReduceTo { x, .. }) => Some(x.len),
+        Kernel::Loss(LossKernel::BceWithLogits { logits, .. }) => Some(4 * logits.len),
+        _ => None,
+    }
+}
+
+/// A whole launch that `cost` knows, on the calling thread: `read` gives an input
+/// window, `out` is the output's.
+pub fn run_whole<'a>(kernel: &Kernel, read: impl Fn(TensorRef) -> &'a [f32], out: &mut [f32]) {
+    use super::kernels as cpu;
+    match *kernel {
+        Kernel::MatMul(MatMulKernel {
+            a,
+            b,
+            bias,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            act,
+            ..
+        }) => cpu::matmul_on(
+            read(a),
+            read(b),
+            bias.map(&read),
+            out,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            act,
+            false,
+        ),
+        Kernel::Broadcast(BroadcastKernel::ReduceTo {
+            x,
+            in_shape,
+            out_shape,
+            scale,
+            ..
+        }) => cpu::reduce_to(read(x), out, &in_shape, &out_shape, scale),
+        Kernel::Loss(LossKernel::BceWithLogits {
+            logits,
+            targets,
+            pos_weight,
+            ..
+        }) => out[0] = cpu::bce_with_logits(read(logits), read(targets), pos_weight),
+        _ => unreachable!("not a launch run whole"),
+    }
+}
+
+/// Rows `rows` of a row launch (`row_width` said it is one, its rows `width` words):
+/// `read` gives a whole input window, `out` is those rows of the output.
+pub fn run_rows<'a>(
+    kernel: &Kernel,
+    width: usize,
+    rows: std::ops::Range<usize>,
+    step: usize,
+    read: impl Fn(TensorRef) -> &'a [f32],
+    out: &mut [f32],
+) {
+    use super::kernels as cpu;
+    let block = |t: TensorRef, w: usize| &read(t)[rows.start * w..rows.end * w];
+    let count = rows.len();
+    match *kernel {
+        Kernel::Gather(GatherKernel::GatherRows {
+            table,
+            perm,
+            batch,
+            cols,
+            ..
+        }) => {
+            let perm: &[u32] = bytemuck::cast_slice(read(perm));
+            let window = &perm[step * batch + rows.start..step * batch + rows.end];
+            let table = read(table);
+            for (row, &src) in out.chunks_exact_mut(cols).zip(window) {
+                let src = src as usize * cols;
+                row.copy_from_slice(&table[src..src + cols]);
+            }
+        }
+        Kernel::MatMul(MatMulKernel {
+            a,
+            b,
+            bias,
+            n,
+            k,
+            trans_b,
+            act,
+            ..
+        }) => {
+            let bias = bias.map(|t| if t.len == n { read(t) } else { block(t, n) });
+            cpu::matmul_on(
+                block(a, k),
+                read(b),
+                bias,
+                out,
+                count,
+                n,
+                k,
+                false,
+                trans_b,
+                act,
+                false,
+            )
+        }
+        Kernel::Elementwise(ElementwiseKernel::ActGrad { act, dy, y, .. }) => {
+            cpu::act_grad(act, block(dy, width), block(y, width), out, None)
+        }
+        Kernel::Elementwise(ElementwiseKernel::Unary { act, x, .. }) => {
+            cpu::unary(act, block(x, width), out, None)
+        }
+        Kernel::Elementwise(ElementwiseKernel::Binary { op, a, b, .. }) => {
+            let shape: [usize; MAX_RANK] = crate::engine::plan::padded(&[count * width], 1);
+            let strides = contiguous_strides(&shape);
+            cpu::binary(
+                op,
+                block(a, width),
+                block(b, width),
+                out,
+                &shape,
+                &strides,
+                &strides,
+                None,
+            )
+        }
+        Kernel::Loss(LossKernel::BceWithLogitsGrad {
+            logits,
+            targets,
+            dloss,
+            pos_weight,
+            ..
+        }) => {
+            let scale = read(dloss)[0] / logits.len as f32;
+            cpu::bce_with_logits_grad_scaled(
+                block(logits, width),
+                block(targets, width),
+                scale,
+                out,
+                pos_weight,
+            )
+        }
+        _ => unreachable!("not a row launch"),
+    }
+}
