@@ -9,7 +9,12 @@ use crate::lifecycle_common::temp_dir;
 /// `split`, every step's rows split across the lanes (`RISKGRAD_CPU_SPLIT=always`: one
 /// lane a thread, whatever the machine's cores), else as the chooser decides.
 fn weights_with(threads: &str, split: bool, dir: &std::path::Path) -> Vec<u8> {
-    let out = dir.join(format!("t{threads}-{split}"));
+    weights_at_batch(threads, split, "256", dir)
+}
+
+/// `weights_with` at a batch of `batch` rows.
+fn weights_at_batch(threads: &str, split: bool, batch: &str, dir: &std::path::Path) -> Vec<u8> {
+    let out = dir.join(format!("t{threads}-{split}-b{batch}"));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
         .env("NODEVICE_SELECT", "1")
         .env(
@@ -26,6 +31,8 @@ fn weights_with(threads: &str, split: bool, dir: &std::path::Path) -> Vec<u8> {
             "1",
             "--early-stop",
             "off",
+            "--batch",
+            batch,
             "--out",
             out.to_str().unwrap(),
         ])
@@ -68,6 +75,14 @@ fn training_with_every_step_split_gives_the_weights_of_one_thread() {
     let one = weights_with("1", false, &dir);
     assert_eq!(one, weights_with("2", true, &dir), "2 split lanes differ");
     assert_eq!(one, weights_with("3", true, &dir), "3 split lanes differ");
+    // A batch that does not divide: 33 rows on 3 lanes are blocks of 16 and 17, not 16,
+    // 16 and 1 (a one-row product takes another path, with other bits).
+    let one = weights_at_batch("1", false, "33", &dir);
+    assert_eq!(
+        one,
+        weights_at_batch("3", true, "33", &dir),
+        "33-row batches differ"
+    );
 }
 
 #[test]

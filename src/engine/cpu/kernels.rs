@@ -106,7 +106,7 @@ pub fn matmul(
 /// between the cores' caches): on a 2-core virtual machine a product of 256 × 64 × 58
 /// (950,272) ran 1.0–1.3× faster split, one of 256 × 32 × 64 no faster, and 16,384
 /// elements of an elementwise kernel 0.7× (BENCHMARKS.md, "Lanes").
-const LANES_MIN_WORK: usize = 1 << 20;
+const LANES_MIN_WORK: usize = 1 << 18;
 
 /// `matmul` as the executor runs it: across the lanes when they are splitting and the
 /// product is not tiny, else on one thread (or across the pool when large).
@@ -168,11 +168,12 @@ pub fn matmul_lanes(
         "matmul operands too small"
     );
     let out = &mut out[..m * n];
-    product_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, lanes);
-    activate_all(act, out, Some(lanes));
+    product_lanes(a, b, bias, out, m, n, k, trans_a, trans_b, act, lanes);
 }
 
-/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), in blocks on the lanes.
+/// `act(op(a) · op(b) + bias)` into `out` (`m × n`, checked), in blocks on the lanes.
+/// Each lane also starts its block from the bias and applies the activation to it, so
+/// no lane writes another's rows (which would move them to its core's cache).
 #[allow(clippy::too_many_arguments)]
 fn product_lanes(
     a: &[f32],
@@ -184,17 +185,16 @@ fn product_lanes(
     k: usize,
     trans_a: bool,
     trans_b: bool,
+    act: Act,
     lanes: &Lanes,
 ) {
     if small_inner(k, trans_b) {
         let rows = m.div_ceil(lanes.count());
         lanes.split_chunks(out, rows * n, |part, block| {
-            small_k_matmul(a, b, bias, block, part * rows, m, n, k, trans_a)
+            small_k_matmul(a, b, bias, block, part * rows, m, n, k, trans_a);
+            activate_all(act, block, None);
         });
         return;
-    }
-    if let Some(bias) = bias {
-        start_from_bias(out, bias, n);
     }
     let (a_cs, a_rs) = if trans_a {
         (m as isize, 1)
@@ -215,6 +215,17 @@ fn product_lanes(
     // Rows [r0, r1) and columns [c0, c1) of `out`.
     let block = move |r0: usize, r1: usize, c0: usize, c1: usize| {
         let p = p;
+        // Each of the block's rows, within its columns. SAFETY: as below.
+        let rows = || {
+            (r0..r1).map(move |r| unsafe {
+                std::slice::from_raw_parts_mut(p.out.add(r * n + c0), c1 - c0)
+            })
+        };
+        if let Some(bias) = bias {
+            rows()
+                .zip(r0..)
+                .for_each(|(row, r)| row.copy_from_slice(&bias_row(bias, r, n)[c0..c1]));
+        }
         // SAFETY: the block lies inside `out`, `a` and `b` (asserted above); the lanes'
         // blocks do not overlap, and `out` is borrowed mutably for this call.
         unsafe {
@@ -240,18 +251,44 @@ fn product_lanes(
                 gemm::Parallelism::None,
             );
         }
+        if act != Act::Identity {
+            rows().for_each(|row| activate_all(act, row, None));
+        }
     };
-    // Blocks of a multiple of 16 rows or columns, the microkernels' tile.
-    let long = m.max(n);
-    let width = long.div_ceil(lanes.count()).next_multiple_of(16);
-    lanes.split(long.div_ceil(width), |part| {
-        let (start, end) = (part * width, ((part + 1) * width).min(long));
-        if m >= n {
+    // Rows while every lane gets a block of them (a lane reading half of every row of
+    // op(b) ran the weight gradient 58 × 64 × 256 at 0.7× one thread; its rows at
+    // 1.4×), else columns when there are more of them.
+    let (rows, cols) = (blocks(m, lanes.count()), blocks(n, lanes.count()));
+    let by_rows = rows.1 >= 2 && (rows.1 == lanes.count() || m >= n || cols.1 < 2);
+    let ((width, parts), long) = if by_rows { (rows, m) } else { (cols, n) };
+    lanes.split(parts, |part| {
+        let start = part * width;
+        let end = if part + 1 == parts {
+            long
+        } else {
+            start + width
+        };
+        if by_rows {
             block(start, end, 0, n)
         } else {
             block(0, m, start, end)
         }
     });
+}
+
+/// How a dimension of `len` splits across `lanes`: blocks of `width` (a multiple of
+/// 16, the microkernels' tile) and their count, the last block taking the rest. No block
+/// is narrower than 16: the product kernels take other paths for very thin blocks (one
+/// row is a matrix-vector product), which would change the bits.
+pub(crate) fn blocks(len: usize, lanes: usize) -> (usize, usize) {
+    let width = len.div_ceil(lanes.max(1)).next_multiple_of(16);
+    let full = len / width;
+    if len - full * width >= 16 || full == 0 {
+        (width, len.div_ceil(width))
+    } else {
+        // A thin remainder joins the last full block.
+        (width, full)
+    }
 }
 
 /// `matmul` on the calling thread alone, or split across the pool when `parallel`.

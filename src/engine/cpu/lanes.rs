@@ -32,6 +32,9 @@ const STALL: std::time::Duration = std::time::Duration::from_micros(200);
 /// about 50 µs, longer than the serial stretches between a step's split kernels, since a
 /// yield on a virtual machine can take microseconds to come back.
 const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+/// How long a helper stays awake (yielding between looks) after splitting is switched
+/// off, before it sleeps.
+const STAY_AWAKE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Stalls in one run after which the rest of the run is done on one thread.
 const MAX_STALLS: u32 = 3;
 
@@ -340,8 +343,18 @@ impl Drop for Lanes {
 fn helper_loop(s: &Shared, lane: usize) {
     let mut spins = 0u32;
     let mut seen = 0u64;
+    // When splitting was last seen off, while it stays off.
+    let mut idle_since: Option<std::time::Instant> = None;
     while !s.quit.load(Ordering::Acquire) {
         if !s.active.load(Ordering::Acquire) {
+            // Stay awake a while first: the chooser's trials switch splitting off and on
+            // step by step, and a wake-up from sleep costs tens of µs on a virtual
+            // machine, which would count against every split step of a trial.
+            let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < STAY_AWAKE {
+                std::thread::yield_now();
+                continue;
+            }
             let guard = s.sleep.lock().unwrap_or_else(|p| p.into_inner());
             if !s.active.load(Ordering::Acquire) && !s.quit.load(Ordering::Acquire) {
                 // Woken by `active` or `drop`; the timeout only bounds a missed wake-up.
@@ -351,6 +364,7 @@ fn helper_loop(s: &Shared, lane: usize) {
             }
             continue;
         }
+        idle_since = None;
         let posted = s.posted.load(Ordering::SeqCst);
         if posted != seen {
             seen = posted;

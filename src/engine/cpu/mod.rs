@@ -350,7 +350,8 @@ impl CpuExecutor {
             self.run_launch(lp, plan.launches[i], step, &mut scratch, budget);
         }
         let lanes = self.lanes.clone();
-        let rows_each = plan.batch.div_ceil(lanes.count()).next_multiple_of(16);
+        // Blocks of rows as a split product takes them (none thinner than 16 rows).
+        let (rows_each, parts) = kernels::blocks(plan.batch, lanes.count());
         let buffers = RowPhaseBuffers {
             slots: lp
                 .slots
@@ -362,8 +363,13 @@ impl CpuExecutor {
             params: &self.params,
             grads: (self.grads.as_mut_ptr(), self.grads.len()),
         };
-        lanes.split(plan.batch.div_ceil(rows_each), |part| {
-            let rows = part * rows_each..((part + 1) * rows_each).min(plan.batch);
+        lanes.split(parts, |part| {
+            let end = if part + 1 == parts {
+                plan.batch
+            } else {
+                (part + 1) * rows_each
+            };
+            let rows = part * rows_each..end;
             for &(i, width) in &plan.rows {
                 let kernel = &plan.launches[i];
                 // SAFETY: every row launch writes a slot of its own (`private_slots`), and

@@ -499,13 +499,10 @@ pub fn run_rows<'a>(
             cols,
             ..
         }) => {
+            // These rows of the step's window, as the window of a step of `count` rows.
             let perm: &[u32] = bytemuck::cast_slice(read(perm));
             let window = &perm[step * batch + rows.start..step * batch + rows.end];
-            let table = read(table);
-            for (row, &src) in out.chunks_exact_mut(cols).zip(window) {
-                let src = src as usize * cols;
-                row.copy_from_slice(&table[src..src + cols]);
-            }
+            cpu::gather_rows(read(table), window, out, 0, count, cols)
         }
         Kernel::MatMul(MatMulKernel {
             a,
