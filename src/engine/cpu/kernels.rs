@@ -101,11 +101,10 @@ pub fn matmul(
 }
 
 /// From this many multiply-adds up a product is split across the lanes when they are
-/// splitting. Handing a part to a spinning helper takes about a microsecond, but the
-/// parts then run slower side by side than alone (the output rows and the inputs move
-/// between the cores' caches): on a 2-core virtual machine a product of 256 × 64 × 58
-/// (950,272) ran 1.0–1.3× faster split, one of 256 × 32 × 64 no faster, and 16,384
-/// elements of an elementwise kernel 0.7× (BENCHMARKS.md, "Lanes").
+/// splitting. Handing a part to a spinning helper takes about a microsecond: on a 2-core
+/// virtual machine products of 256 × 32 × 64 (524,288) and 64 × 32 × 256 ran 1.3–1.4×
+/// faster split, and 16,384 elements of an elementwise kernel 0.7× (BENCHMARKS.md,
+/// "Lanes").
 const LANES_MIN_WORK: usize = 1 << 18;
 
 /// `matmul` as the executor runs it: across the lanes when they are splitting and the
