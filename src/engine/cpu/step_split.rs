@@ -1,16 +1,16 @@
-//! A training step's batch rows split across the lanes, joined once (issue 11 item 7).
+//! A training step's batch rows split across the lanes (issue 11 item 7).
 //!
 //! Splitting each kernel across the lanes joins them once per kernel, and a kernel split
-//! by columns hands the next one rows another core wrote: on a 2-core virtual machine the
-//! default MLP's step ran no faster on two lanes than on one. Most of a step is row-wise,
+//! by columns hands the next one rows another core wrote. Most of a step is row-wise,
 //! though: the gathers, the forward pass, the loss gradient and the backward pass's input
 //! gradients compute each batch row from that row alone (and from the parameters). Here
 //! each lane runs all of those launches, in plan order, on a block of rows of its own, and
 //! the lanes join once; then the launches that sum over the rows (weight and bias
-//! gradients, the loss) and the update run as before. A row block of each launch is
-//! computed exactly as within the whole (for products, blocks of a multiple of 16 rows:
-//! `kernels`' split tests), and every sum over the rows still runs whole, in index order,
-//! so the weights are bit for bit those of one thread.
+//! gradients, the loss), independent of one another, run whole, one a lane, and join
+//! again; then the update. A row block of each launch is computed exactly as within the
+//! whole (blocks of at least 16 rows, `kernels::blocks`; tested by `kernels`' split tests),
+//! and every sum over the rows still runs whole, in index order, so the weights are bit for
+//! bit those of one thread.
 //!
 //! Moving launches out of plan order, and lanes running ahead of one another, is safe only
 //! if no buffer a row launch uses is reused meanwhile: the split plan gives every output
