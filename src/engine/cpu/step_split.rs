@@ -568,3 +568,128 @@ pub fn run_rows<'a>(
         _ => unreachable!("not a row launch"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::graph::Act;
+    use crate::engine::ops::dropout::DropoutKernel;
+
+    fn at(storage: Storage, len: usize) -> TensorRef {
+        TensorRef {
+            storage,
+            offset: 0,
+            len,
+        }
+    }
+
+    /// `x = gather(table)`, `h = x·W1` (into slot 1), `z = h·W2` (into slot 0, which x
+    /// held: reused), `dW2 = hᵀ·z` into the gradients: a forward pass and one weight
+    /// gradient at a batch of 64.
+    fn tiny_step() -> Vec<Kernel> {
+        let (batch, d, w) = (64, 8, 16);
+        let gather = Kernel::Gather(GatherKernel::GatherRows {
+            table: at(Storage::Input(0), 1000 * d),
+            perm: at(Storage::Input(1), 1000),
+            out: at(Storage::Slot(0), batch * d),
+            batch,
+            cols: d,
+        });
+        let product = |a, b, out, m, n, k, trans_a| {
+            Kernel::MatMul(MatMulKernel {
+                a,
+                b,
+                bias: None,
+                out,
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b: false,
+                act: Act::Relu,
+            })
+        };
+        vec![
+            gather,
+            product(
+                at(Storage::Slot(0), batch * d),
+                at(Storage::Params, d * w),
+                at(Storage::Slot(1), batch * w),
+                batch,
+                w,
+                d,
+                false,
+            ),
+            product(
+                at(Storage::Slot(1), batch * w),
+                at(Storage::Params, w * w),
+                at(Storage::Slot(0), batch * w),
+                batch,
+                w,
+                w,
+                false,
+            ),
+            product(
+                at(Storage::Slot(1), batch * w),
+                at(Storage::Slot(0), batch * w),
+                at(Storage::Grads, w * w),
+                w,
+                w,
+                batch,
+                true,
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_row_wise_step_splits_with_private_slots_and_its_row_sum_after() {
+        let split = StepSplit::plan(&tiny_step(), &[64 * 16, 64 * 16]).expect("splits");
+        assert_eq!(split.batch, 64);
+        assert_eq!(split.rows, vec![(0, 8), (1, 16), (2, 16)]);
+        assert_eq!(
+            split.together,
+            vec![3],
+            "the weight gradient sums over the rows"
+        );
+        // Slot 0, reused for z in the plan, is two buffers in the split plan, and the
+        // weight gradient reads the product's, not the gather's.
+        assert_eq!(split.slots, vec![64 * 8, 64 * 16, 64 * 16]);
+        let Kernel::MatMul(grad) = split.launches[3] else {
+            unreachable!()
+        };
+        assert_eq!(grad.b.storage, Storage::Slot(2));
+    }
+
+    #[test]
+    fn steps_it_cannot_split_are_left_whole() {
+        // A kernel of a kind it does not know (dropout).
+        let mut step = tiny_step();
+        step.insert(
+            2,
+            Kernel::Dropout(DropoutKernel {
+                x: at(Storage::Slot(1), 64 * 16),
+                out: at(Storage::Slot(2), 64 * 16),
+                step: at(Storage::State(0), 2),
+                seed: 1,
+                threshold: 1 << 30,
+                scale: 1.5,
+            }),
+        );
+        assert!(StepSplit::plan(&step, &[1024, 1024, 1024]).is_none());
+        // A batch too small to share.
+        let mut step = tiny_step();
+        if let Kernel::Gather(GatherKernel::GatherRows { batch, .. }) = &mut step[0] {
+            *batch = 16;
+        }
+        assert!(StepSplit::plan(&step, &[1024, 1024]).is_none());
+        // A row launch reading what a launch after the rows writes: the second product
+        // reads the gradients the weight gradient wrote before it.
+        let mut step = tiny_step();
+        let grad = step.pop().unwrap();
+        step.insert(2, grad);
+        if let Kernel::MatMul(k) = &mut step[3] {
+            k.b = at(Storage::Grads, 16 * 16);
+        }
+        assert!(StepSplit::plan(&step, &[1024, 1024]).is_none());
+    }
+}
