@@ -75,6 +75,13 @@ struct LoadedPlan {
     states: Vec<usize>,
 }
 
+/// Zeroed slots of these lengths in words.
+fn zeroed_slots(lens: &[usize]) -> Result<Vec<Vec<f32>>> {
+    lens.iter()
+        .map(|&len| zeroed_words(len, "an intermediate tensor"))
+        .collect()
+}
+
 /// A plan's split step and the slots it runs in (swapped with the plan's while it runs).
 struct SplitPlan {
     step: step_split::StepSplit,
@@ -96,35 +103,37 @@ struct RowPhaseBuffers<'a> {
 unsafe impl Sync for RowPhaseBuffers<'_> {}
 
 impl RowPhaseBuffers<'_> {
+    /// The buffer behind a storage the lanes write (a slot, the gradients).
+    fn writable(&self, storage: Storage) -> Option<(*mut f32, usize)> {
+        match storage {
+            Storage::Slot(s) => Some(self.slots[s]),
+            Storage::Grads => Some(self.grads),
+            _ => None,
+        }
+    }
+
     /// The window `t`. Safety: no lane writes any of it while the slice lives.
     unsafe fn read(&self, t: TensorRef) -> &[f32] {
+        if let Some((ptr, len)) = self.writable(t.storage) {
+            assert!(t.offset + t.len <= len, "window inside its buffer");
+            return std::slice::from_raw_parts(ptr.add(t.offset), t.len);
+        }
         let whole: &[f32] = match t.storage {
-            Storage::Slot(s) => {
-                let (ptr, len) = self.slots[s];
-                assert!(t.offset + t.len <= len, "window inside its slot");
-                return std::slice::from_raw_parts(ptr.add(t.offset), t.len);
-            }
             Storage::Input(i) => self.inputs[i],
             Storage::State(i) => self.states[i],
             Storage::Params => self.params,
-            Storage::Grads => {
-                let (ptr, len) = self.grads;
-                assert!(t.offset + t.len <= len, "window inside the gradients");
-                return std::slice::from_raw_parts(ptr.add(t.offset), t.len);
-            }
+            Storage::Slot(_) | Storage::Grads => unreachable!("writable above"),
         };
         &whole[t.offset..t.offset + t.len]
     }
 
-    /// Words `words` of the slot window `t`, to write. Safety: no other slice of them
-    /// lives meanwhile.
+    /// Words `words` of the window `t` (in a slot or the gradients), to write. Safety:
+    /// no other slice of them lives meanwhile.
     #[allow(clippy::mut_from_ref)]
     unsafe fn write(&self, t: TensorRef, words: std::ops::Range<usize>) -> &mut [f32] {
-        let (ptr, len) = match t.storage {
-            Storage::Slot(s) => self.slots[s],
-            Storage::Grads => self.grads,
-            _ => unreachable!("split steps' lanes write slots and gradients"),
-        };
+        let (ptr, len) = self
+            .writable(t.storage)
+            .expect("split steps' lanes write slots and gradients");
         assert!(
             t.offset + words.end <= len && words.end <= t.len,
             "rows inside the window"
@@ -469,11 +478,7 @@ impl Executor for CpuExecutor {
             .iter()
             .map(|s| self.named.declare(&s.name, s.len))
             .collect::<Result<_>>()?;
-        let slots = plan
-            .slots
-            .iter()
-            .map(|&len| zeroed_words(len, "an intermediate tensor"))
-            .collect::<Result<_>>()?;
+        let slots = zeroed_slots(&plan.slots)?;
         let pair_with_next = if self.lanes.available() {
             pairs::plan_pairs(&plan.launches)
         } else {
@@ -498,11 +503,7 @@ impl Executor for CpuExecutor {
         };
         let split = match split {
             Some(step) => Some(SplitPlan {
-                slots: step
-                    .slots
-                    .iter()
-                    .map(|&len| zeroed_words(len, "an intermediate tensor"))
-                    .collect::<Result<_>>()?,
+                slots: zeroed_slots(&step.slots)?,
                 step,
             }),
             None => None,

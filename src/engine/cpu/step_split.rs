@@ -461,19 +461,9 @@ pub fn run_whole<'a>(kernel: &Kernel, read: impl Fn(TensorRef) -> &'a [f32], out
             act,
             false,
         ),
-        Kernel::Broadcast(BroadcastKernel::ReduceTo {
-            x,
-            in_shape,
-            out_shape,
-            scale,
-            ..
-        }) => cpu::reduce_to(read(x), out, &in_shape, &out_shape, scale),
-        Kernel::Loss(LossKernel::BceWithLogits {
-            logits,
-            targets,
-            pos_weight,
-            ..
-        }) => out[0] = cpu::bce_with_logits(read(logits), read(targets), pos_weight),
+        // Their own CPU runners take no lanes, so they may run inside a lane's part.
+        Kernel::Broadcast(k) => k.run_cpu(read, out),
+        Kernel::Loss(k) => k.run_cpu(read, out),
         _ => unreachable!("not a launch run whole"),
     }
 }
