@@ -45,6 +45,19 @@ const CONV_FORWARD: u32 = 0u;
 const CONV_GRAD_INPUT: u32 = 1u;
 const CONV_GRAD_WEIGHT: u32 = 2u;
 
+// The row program's operations (`RowOp::kind`, shaders/rows.wgsl) and where a shared
+// operand is read from (`RowOp::*_src`).
+const ROW_GATHER: u32 = 0u;
+const ROW_MATMUL: u32 = 1u;
+const ROW_UNARY: u32 = 2u;
+const ROW_ACT_GRAD: u32 = 3u;
+const ROW_BINARY: u32 = 4u;
+const ROW_BCE_GRAD: u32 = 5u;
+const SRC_ARENA: u32 = 0u;
+const SRC_PARAMS: u32 = 1u;
+// Batch rows per workgroup of the row program.
+const RP_ROWS: u32 = 16u;
+
 // The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
 // (the grid wraps into y when more than 65535 groups are needed).
 fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

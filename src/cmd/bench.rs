@@ -572,6 +572,7 @@ fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -
             }
         }
     }
+    print_step_forms(&ctx.step_form_choices());
     println!();
     for line in model_lines {
         println!("{line}");
@@ -579,6 +580,35 @@ fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -
     let tuning: f64 = choices.iter().map(|c| c.seconds).sum();
     println!("{tuning:.2} s of tuning in all");
     Ok(())
+}
+
+/// The training and scoring steps whose row launches can run as the row program: each
+/// form's time for the row stage, and the one chosen.
+fn print_step_forms(choices: &[riskgrad::engine::gpu::tune::StepFormChoice]) {
+    use riskgrad::engine::gpu::tune::StepForm;
+    if choices.is_empty() {
+        return;
+    }
+    println!();
+    println!("step forms: a step's row launches one by one, or fused into one row program (µs per row stage)");
+    print!("{:<8}", "rows");
+    for form in StepForm::all() {
+        print!(" {:>16}", form.name());
+    }
+    println!("  chosen  (row launches)");
+    for c in choices {
+        let batch = c.key.split_whitespace().nth(2).unwrap_or("");
+        print!("{batch:<8}");
+        for form in StepForm::all() {
+            let cell = match c.times.iter().find(|t| t.0 == form) {
+                Some(t) => format!("{:.1}", t.1 * 1e6),
+                None => "-".into(),
+            };
+            print!(" {cell:>16}");
+        }
+        let ops = c.key.splitn(4, ' ').nth(3).unwrap_or("");
+        println!("  {}  ({ops})", c.form.name());
+    }
 }
 
 /// `bench all`: the chosen suites on every device, then DIR/results.json and

@@ -53,12 +53,13 @@ pub trait Executor: Send {
         None
     }
     /// Runs step `step` of a plan as `run_from(plan, step, 1)` does, timing each launch
-    /// on its own: seconds per launch, in the plan's order. The GPU executor reads device
+    /// on its own: each launch's name (its kernel's, `kernel_name`; a GPU's fused row
+    /// stage `RowProgram`) and seconds, in the order they run. The GPU executor reads device
     /// timestamps around each launch (then each gets its own compute pass, so the sum can
     /// exceed a normal step's time); the CPU executor reads the host clock, and two
     /// launches it runs side by side share their time equally. `None` where launches
     /// cannot be timed (an adapter without TIMESTAMP_QUERY).
-    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<(String, f64)>>> {
         let _ = (plan, step);
         Ok(None)
     }

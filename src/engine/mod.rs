@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod graph;
 pub mod ops;
 pub mod plan;
+pub mod step_split;
 
 use crate::error::{Error, Result};
 use cpu::CpuExecutor;

@@ -179,8 +179,6 @@ pub struct Trainer<'e> {
     config: TrainConfig,
     train_plan: usize,
     eval_plan: usize,
-    /// The kernel name of each launch of the training plan (`exec::kernel_name`).
-    launch_names: Vec<String>,
     steps_per_epoch: usize,
     n_train: usize,
     n_val: usize,
@@ -386,11 +384,6 @@ impl<'e> Trainer<'e> {
             },
         )?;
 
-        let launch_names = train_plan
-            .launches
-            .iter()
-            .map(|l| crate::engine::exec::kernel_name(&l.kernel))
-            .collect();
         let train_plan = exec.load(train_plan)?;
         let eval_plan = exec.load(eval_plan)?;
         let streamed = |split: &'e Split, rows: usize, labels: bool| Streamed {
@@ -444,7 +437,6 @@ impl<'e> Trainer<'e> {
             config,
             train_plan,
             eval_plan,
-            launch_names,
             steps_per_epoch,
             n_train: train.rows(),
             n_val: val.rows(),
@@ -591,8 +583,7 @@ impl<'e> Trainer<'e> {
     /// or `None` where the executor cannot time launches. The step updates the weights as
     /// any step does: for benchmarks, not inside a training run.
     pub fn time_step_launches(&mut self) -> Result<Option<Vec<(String, f64)>>> {
-        let times = self.exec.time_launches(self.train_plan, 0)?;
-        Ok(times.map(|t| self.launch_names.iter().cloned().zip(t).collect()))
+        self.exec.time_launches(self.train_plan, 0)
     }
 
     /// A fresh shuffle of the training rows for the next epoch's steps: the executor's

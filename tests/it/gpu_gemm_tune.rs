@@ -16,31 +16,16 @@ use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::shaders::{CONV_VARIANTS, DEFAULT_VARIANT, MATMUL_VARIANTS};
 use riskgrad::engine::gpu::tune::{GemmShape, TuneMode, Tuning};
-use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op};
 use riskgrad::engine::plan::{compile, Plan, PlanRequest};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-
-/// This file's own device; `None` when GPU tests are skipped.
-fn device() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-            return None;
-        }
-        let ctx = choose_adapter(&DeviceChoice::Gpu)
-            .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
-            .expect("an adapter");
-        Some(Arc::new(ctx))
-    })
-    .clone()
-}
+use std::sync::Arc;
 
 macro_rules! device_or_skip {
     () => {{
         let turn = take_turn();
-        match device() {
+        match common::tuning_context() {
             Some(ctx) => (ctx, turn),
             None => {
                 eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");

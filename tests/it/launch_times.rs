@@ -45,7 +45,7 @@ fn training_plan() -> Plan {
 
 /// Loads the plan with the same random inputs and weights; runs step 0, timed or not;
 /// returns the weights after it and the times.
-fn after_one_step(exec: &mut dyn Executor, timed: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+fn after_one_step(exec: &mut dyn Executor, timed: bool) -> (Vec<f32>, Option<Vec<(String, f64)>>) {
     let plan = training_plan();
     let total = plan.layout.total;
     let handle = exec.load(plan).unwrap();
@@ -70,7 +70,11 @@ fn after_one_step(exec: &mut dyn Executor, timed: bool) -> (Vec<f32>, Option<Vec
 }
 
 fn check(mut new_exec: impl FnMut() -> Box<dyn Executor>, what: &str) {
-    let launches = training_plan().launches.len();
+    let names: Vec<String> = training_plan()
+        .launches
+        .iter()
+        .map(|l| riskgrad::engine::exec::kernel_name(&l.kernel))
+        .collect();
     let (plain, _) = after_one_step(new_exec().as_mut(), false);
     let (timed, times) = after_one_step(new_exec().as_mut(), true);
     assert_eq!(
@@ -78,12 +82,20 @@ fn check(mut new_exec: impl FnMut() -> Box<dyn Executor>, what: &str) {
         "{what}: the timed step computes what a plain one does"
     );
     let times = times.unwrap_or_else(|| panic!("{what} times its launches"));
-    assert_eq!(times.len(), launches, "{what}: a time per launch");
+    let got: Vec<&String> = times.iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        got,
+        names.iter().collect::<Vec<_>>(),
+        "{what}: a time per launch, named after its kernel"
+    );
     assert!(
-        times.iter().all(|t| t.is_finite() && *t >= 0.0),
+        times.iter().all(|(_, t)| t.is_finite() && *t >= 0.0),
         "{what}: {times:?}"
     );
-    assert!(times.iter().sum::<f64>() > 0.0, "{what}: {times:?}");
+    assert!(
+        times.iter().map(|(_, t)| t).sum::<f64>() > 0.0,
+        "{what}: {times:?}"
+    );
 }
 
 #[test]

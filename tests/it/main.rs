@@ -38,6 +38,7 @@ mod gpu_conv;
 mod gpu_gemm_tune;
 mod gpu_kernels;
 mod gpu_rnn;
+mod gpu_row_program;
 mod gpu_split_table;
 mod gpu_train;
 mod gradcheck;

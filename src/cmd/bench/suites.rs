@@ -511,7 +511,7 @@ pub fn time_plan(exec: &mut dyn Executor, plan: usize, timing: &Timing) -> Resul
         && (samples.len() < MIN_SAMPLES || start.elapsed().as_secs_f64() < half.budget_seconds)
     {
         let launches = exec.time_launches(plan, 0)?.unwrap_or_default();
-        samples.push(launches.iter().sum::<f64>());
+        samples.push(launches.iter().map(|(_, s)| s).sum::<f64>());
     }
     Ok(PlanTime {
         stats: Stats::of(&samples, 1),
@@ -913,8 +913,9 @@ pub fn print_train(b: &TrainBench, exec: &dyn Executor) {
     match &b.breakdown {
         Some(d) => {
             let total: f64 = d.kernels.iter().map(|k| k.seconds).sum();
+            let launches: usize = d.kernels.iter().map(|k| k.launches).sum();
             println!(
-                "one training step by kernel ({}, each launch alone, median of {} steps): {:.1} µs",
+                "one training step by kernel ({}, each launch alone, median of {} steps): {:.1} µs in {launches} launches",
                 d.clock,
                 d.steps,
                 total * 1e6

@@ -7,7 +7,7 @@ mod pairs;
 pub mod pool;
 pub mod rnn;
 mod simd;
-pub mod step_split;
+mod step_rows;
 
 use crate::engine::exec::{zeroed_words, Executor, Words};
 use crate::engine::ops::matmul::MatMulKernel;
@@ -70,6 +70,9 @@ struct LoadedPlan {
     /// The step reordered to split its batch rows across the lanes, where it can be,
     /// with its own slots (`step_split`); used whenever the lanes split.
     split: Option<SplitPlan>,
+    /// Whether the last step ran split: then its nodes are in the split plan's slots
+    /// (`read_node`).
+    last_step_split: bool,
     slots: Vec<Vec<f32>>,
     inputs: Vec<usize>,
     states: Vec<usize>,
@@ -84,7 +87,7 @@ fn zeroed_slots(lens: &[usize]) -> Result<Vec<Vec<f32>>> {
 
 /// A plan's split step and the slots it runs in (swapped with the plan's while it runs).
 struct SplitPlan {
-    step: step_split::StepSplit,
+    step: crate::engine::step_split::StepSplit,
     slots: Vec<Vec<f32>>,
 }
 
@@ -387,7 +390,7 @@ impl CpuExecutor {
                 // (`step_split::row_width`).
                 let out =
                     unsafe { buffers.write(kernel.output(), rows.start * width..rows.end * width) };
-                step_split::run_rows(
+                step_rows::run_rows(
                     kernel,
                     width,
                     rows.clone(),
@@ -403,7 +406,7 @@ impl CpuExecutor {
             // SAFETY: the launches run together are independent (`step_split`): none
             // writes what another reads or writes.
             let out = unsafe { buffers.write(window, 0..window.len) };
-            step_split::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
+            step_rows::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
         });
         drop(buffers);
         for &i in &plan.after {
@@ -412,6 +415,7 @@ impl CpuExecutor {
         self.scratch = scratch;
         std::mem::swap(&mut lp.slots, &mut split.slots);
         lp.split = Some(split);
+        lp.last_step_split = true;
     }
 
     /// Runs one step; with `times`, pushes each launch's seconds onto it (a pair's time
@@ -422,6 +426,7 @@ impl CpuExecutor {
         step: usize,
         mut times: Option<&mut Vec<f64>>,
     ) -> Result<()> {
+        lp.last_step_split = false;
         let mut next = 0;
         let mut scratch = std::mem::take(&mut self.scratch);
         let budget = self.conv_budget();
@@ -498,7 +503,7 @@ impl Executor for CpuExecutor {
         }
         let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
         let split = match self.lanes.available() {
-            true => step_split::StepSplit::plan(&kernels, &plan.slots),
+            true => crate::engine::step_split::StepSplit::plan(&kernels, &plan.slots),
             false => None,
         };
         let split = match split {
@@ -513,6 +518,7 @@ impl Executor for CpuExecutor {
             pair_with_next,
             lanes: lanes::Chooser::default(),
             split,
+            last_step_split: false,
             slots,
             inputs,
             states,
@@ -555,7 +561,21 @@ impl Executor for CpuExecutor {
             .and_then(Option::as_ref)
             .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
         let t = lp.plan.location(node)?;
-        Ok(self.view(lp, t).to_vec())
+        match &lp.split {
+            // A window of a slot moved to the split plan's own slot.
+            Some(split) if lp.last_step_split && matches!(t.storage, Storage::Slot(_)) => {
+                let moved = split.step.relocate(t).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "node {node:?} has no window of its own after a split step"
+                    ))
+                })?;
+                let Storage::Slot(s) = moved.storage else {
+                    unreachable!("a slot window stays in a slot")
+                };
+                Ok(split.slots[s][moved.offset..moved.offset + moved.len].to_vec())
+            }
+            _ => Ok(self.view(lp, t).to_vec()),
+        }
     }
 
     fn reads_are_free(&self) -> bool {
@@ -591,17 +611,24 @@ impl Executor for CpuExecutor {
         })
     }
 
-    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<(String, f64)>>> {
         let mut times = Vec::new();
+        let mut names = Vec::new();
         self.with_plan(plan, step, 1, |this, lp| {
             // Split across the lanes as a normal run would be now.
             let split = this.lanes.available() && lp.lanes.pick();
             this.lanes.set_splitting(split);
             let result = this.run_step(lp, step, Some(&mut times));
             this.lanes.set_splitting(false);
+            names = lp
+                .plan
+                .launches
+                .iter()
+                .map(|l| crate::engine::exec::kernel_name(&l.kernel))
+                .collect();
             result
         })?;
-        Ok(Some(times))
+        Ok(Some(names.into_iter().zip(times).collect()))
     }
 }
 
@@ -635,5 +662,86 @@ impl CpuExecutor {
         })();
         self.plans[plan] = Some(lp);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::exec::indices_as_words;
+    use crate::engine::graph::{backward, Act, Graph, Optimizer};
+    use crate::engine::plan::{compile, PlanRequest};
+    use crate::rng::Rng;
+
+    /// A training step over a gathered batch of 64 (two linear layers), its logits
+    /// kept, on `exec`: the logits the host reads after one step, and whether that step
+    /// ran split.
+    fn logits_after_a_step(exec: &mut CpuExecutor) -> (Vec<f32>, bool) {
+        let (rows, batch, features) = (100, 64, 6);
+        let mut g = Graph::new();
+        let table = g.input("table", &[rows, features]).unwrap();
+        let labels = g.input("labels", &[rows, 1]).unwrap();
+        let perm = g.input("perm", &[batch]).unwrap();
+        let x = g.gather_rows(table, perm, batch).unwrap();
+        let y = g.gather_rows(labels, perm, batch).unwrap();
+        let (w0, b0) = (
+            g.param("w0", &[features, 9]).unwrap(),
+            g.param("b0", &[9]).unwrap(),
+        );
+        let (w1, b1) = (
+            g.param("w1", &[9, 1]).unwrap(),
+            g.param("b1", &[1]).unwrap(),
+        );
+        let h = g.linear(x, w0, b0, Act::Tanh).unwrap();
+        let logits = g.linear(h, w1, b1, Act::Identity).unwrap();
+        let loss = g.bce_with_logits(logits, y, 1.0).unwrap();
+        let grads = backward(&mut g, loss, &[]).unwrap();
+        let grads = (0..g.params.len())
+            .map(|p| (p, grads.of(g.param_node(p)).unwrap()))
+            .collect();
+        let plan = compile(
+            &g,
+            &PlanRequest {
+                keep: vec![logits],
+                loss: Some(loss),
+                grads,
+                optimizer: Some(Optimizer::Sgd {
+                    lr: 0.1,
+                    momentum: 0.0,
+                }),
+                collect: None,
+            },
+        )
+        .unwrap();
+        let total = plan.layout.total;
+        let h = exec.load(plan).unwrap();
+        let mut rng = Rng::new(11);
+        let table: Vec<f32> = (0..rows * features)
+            .map(|_| rng.range(-1.0, 1.0) as f32)
+            .collect();
+        exec.write("table", &table).unwrap();
+        let labels: Vec<f32> = (0..rows).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        exec.write("labels", &labels).unwrap();
+        let perm: Vec<u32> = (0..batch).map(|_| rng.below(rows) as u32).collect();
+        exec.write("perm", &indices_as_words(&perm)).unwrap();
+        let params: Vec<f32> = (0..total).map(|_| rng.range(-0.5, 0.5) as f32).collect();
+        exec.write_params(&params).unwrap();
+        exec.run_from(h, 0, 1).unwrap();
+        let split = exec.plans[h].as_ref().unwrap().last_step_split;
+        (exec.read_node(h, logits).unwrap(), split)
+    }
+
+    #[test]
+    fn a_node_read_after_a_split_step_is_the_one_that_step_computed() {
+        let mut one = CpuExecutor::new();
+        one.lanes = std::sync::Arc::new(lanes::Lanes::with_count(1));
+        let (want, split) = logits_after_a_step(&mut one);
+        assert!(!split);
+        let mut two = CpuExecutor::new();
+        two.lanes = std::sync::Arc::new(lanes::Lanes::with_count(2));
+        // A plan's first step is a trial of the split way (`lanes::Chooser`).
+        let (got, split) = logits_after_a_step(&mut two);
+        assert!(split, "the first step ran split");
+        assert_eq!(got, want);
     }
 }

@@ -307,9 +307,9 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// The adapter the device was opened on (a benchmark opens its own device there).
     pub adapter: wgpu::Adapter,
-    layouts: Vec<wgpu::BindGroupLayout>,
+    layouts: Vec<Option<wgpu::BindGroupLayout>>,
     modules: Vec<wgpu::ShaderModule>,
-    pipeline_layouts: Vec<wgpu::PipelineLayout>,
+    pipeline_layouts: Vec<Option<wgpu::PipelineLayout>>,
     /// Every pipeline of every variant (`PipeKey`); each built by `prepare`.
     pipelines: HashMap<PipeKey, OnceLock<wgpu::ComputePipeline>>,
     /// The GEMM kernels' variants other than the default (`Pipe::variants`): their
@@ -388,9 +388,14 @@ impl GpuContext {
         }));
 
         let scope = ErrorScope::push(&device);
-        let layouts: Vec<wgpu::BindGroupLayout> = Layout::ALL
+        // A layout with more storage bindings than the device has is not built (the row
+        // program's seven: `GpuContext::fits`); everything else needs at most six.
+        let fits = |l: Layout| {
+            l.storage_bindings().len() as u32 <= limits.max_storage_buffers_per_shader_stage
+        };
+        let layouts: Vec<Option<wgpu::BindGroupLayout>> = Layout::ALL
             .iter()
-            .map(|&l| bind_group_layout(&device, l))
+            .map(|&l| fits(l).then(|| bind_group_layout(&device, l)))
             .collect();
         let modules: Vec<wgpu::ShaderModule> = MODULES
             .iter()
@@ -401,13 +406,15 @@ impl GpuContext {
                 })
             })
             .collect();
-        let pipeline_layouts: Vec<wgpu::PipelineLayout> = layouts
+        let pipeline_layouts: Vec<Option<wgpu::PipelineLayout>> = layouts
             .iter()
             .map(|l| {
-                device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: None,
-                    bind_group_layouts: &[Some(l)],
-                    immediate_size: 0,
+                l.as_ref().map(|l| {
+                    device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: None,
+                        bind_group_layouts: &[Some(l)],
+                        immediate_size: 0,
+                    })
                 })
             })
             .collect();
@@ -503,7 +510,16 @@ impl GpuContext {
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(spec.entry),
-                    layout: Some(&self.pipeline_layouts[layout_index(spec.layout)]),
+                    layout: Some(
+                        self.pipeline_layouts[layout_index(spec.layout)]
+                            .as_ref()
+                            .ok_or_else(|| {
+                                Error::Gpu(format!(
+                            "{} has too few storage buffers per shader stage for the {} kernel",
+                            self.info.name, spec.name
+                        ))
+                            })?,
+                    ),
                     module,
                     entry_point: Some(spec.entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
@@ -567,6 +583,14 @@ impl GpuContext {
     }
 
     /// Every GEMM variant choice (matmul, convolution) made or read on this device so far.
+    pub fn step_form_choices(&self) -> Vec<super::tune::StepFormChoice> {
+        self.tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .step_form_choices()
+    }
+
+    /// Every GEMM shape's variant chosen or read by this device's tuner so far.
     pub fn tune_choices(&self) -> Vec<super::tune::ShapeChoice> {
         self.tuner
             .lock()
@@ -574,9 +598,17 @@ impl GpuContext {
             .choices()
     }
 
-    /// The bind group layout for `layout`.
+    /// The bind group layout for `layout` (one the device [`fits`](Self::fits)).
     pub fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
-        &self.layouts[layout_index(layout)]
+        self.layouts[layout_index(layout)]
+            .as_ref()
+            .expect("only layouts the device fits are bound")
+    }
+
+    /// Whether the device has the storage buffers `layout` binds (every layout but the
+    /// row program's needs at most the six `new` checks for).
+    pub fn fits(&self, layout: Layout) -> bool {
+        self.layouts[layout_index(layout)].is_some()
     }
 }
 

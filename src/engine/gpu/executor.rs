@@ -13,10 +13,13 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
-    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, WG,
+    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, RowOp,
+    RowProgramParams, RP_ROWS, WG,
 };
-use super::shaders::{Access, Pipe, PipeKey, UNIFORM_BYTES};
+use super::row_program::{FusedStep, Stage};
+use super::shaders::{Access, Layout, Pipe, PipeKey, UNIFORM_BYTES};
 use super::tune::GemmShape;
+use super::tune::StepForm;
 use crate::engine::exec::Executor;
 use crate::engine::graph::{NodeId, Optimizer};
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef, MAX_RANK, STEP_STATE};
@@ -56,6 +59,8 @@ struct Named {
 pub(crate) enum Target {
     Plan(Storage),
     OptState,
+    /// The row program's operations (`row_program`).
+    Program,
 }
 
 /// A run of words of one buffer bound to a shader: from `start` (aligned to the
@@ -87,17 +92,36 @@ struct Lowered {
 
 struct LoadedPlan {
     plan: Plan,
+    /// The plan's step with its row launches fused, where the tuner chose that form:
+    /// then `slots` are its slots, and a node's window moves (`FusedStep::relocate`).
+    fused: Option<FusedStep>,
     slots: Vec<wgpu::Buffer>,
+    /// The row program's operations, in the fused form.
+    program: Option<wgpu::Buffer>,
     /// Index into `GpuExecutor::named` of each plan input and state.
     inputs: Vec<usize>,
     states: Vec<usize>,
     step: usize,
     launches: Vec<Lowered>,
-    /// The plan launch each launch comes from (a split row gather is several launches).
+    /// What each launch is timed as: its kernel's name (`exec::kernel_name`), the row
+    /// program's `RowProgram`.
+    labels: Vec<String>,
+    /// The label each launch comes from (a split row gather is several launches).
     origins: Vec<usize>,
     uniforms: wgpu::Buffer,
     bind_groups: Vec<wgpu::BindGroup>,
 }
+
+impl LoadedPlan {
+    /// The row program's launch, in the fused form.
+    fn row_program_launch(&self) -> Option<usize> {
+        let stage = self.labels.iter().position(|l| l == ROW_PROGRAM_LABEL)?;
+        self.origins.iter().position(|&o| o == stage)
+    }
+}
+
+/// What the row program's launch is timed as (`Executor::time_launches`).
+const ROW_PROGRAM_LABEL: &str = "RowProgram";
 
 /// Runs plans on one wgpu device. Plans loaded into one executor share the packed
 /// parameters, gradients, optimizer state and named inputs and states.
@@ -249,15 +273,25 @@ impl GpuExecutor {
     }
 
     fn bind_groups(&self, lp: &LoadedPlan) -> Vec<wgpu::BindGroup> {
+        self.bind_groups_of(lp, &lp.launches, &lp.uniforms)
+    }
+
+    /// A bind group for each of `launches` of `lp`, whose records are in `uniforms`.
+    fn bind_groups_of(
+        &self,
+        lp: &LoadedPlan,
+        launches: &[Lowered],
+        uniforms: &wgpu::Buffer,
+    ) -> Vec<wgpu::BindGroup> {
         let stride = self.uniform_stride();
-        lp.launches
+        launches
             .iter()
             .enumerate()
             .map(|(i, l)| {
                 let mut entries = vec![wgpu::BindGroupEntry {
                     binding: 0,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &lp.uniforms,
+                        buffer: uniforms,
                         offset: i as u64 * stride,
                         size: wgpu::BufferSize::new(UNIFORM_BYTES),
                     }),
@@ -268,6 +302,9 @@ impl GpuExecutor {
                             let buffer = match w.target {
                                 Target::Plan(storage) => self.buffer(lp, storage),
                                 Target::OptState => self.opt.as_ref().expect("sized at load"),
+                                Target::Program => {
+                                    lp.program.as_ref().expect("made with the fused form")
+                                }
                             };
                             (buffer, w.start as u64 * 4, w.words as u64 * 4)
                         }
@@ -333,57 +370,115 @@ impl GpuExecutor {
         });
         Ok(self.named.len() - 1)
     }
-}
 
-impl Executor for GpuExecutor {
-    fn device_name(&self) -> String {
-        format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
+    fn tuner(&self) -> std::sync::MutexGuard<'_, super::tune::Tuner> {
+        self.ctx.tuner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn gemm_variants(&self, plan: usize) -> Vec<&'static str> {
-        let Some(p) = self.plans.get(plan) else {
-            return Vec::new();
-        };
-        p.launches
-            .iter()
-            .filter_map(|l| l.pipe.variant_name())
-            .collect()
-    }
-
-    fn load(&mut self, plan: Plan) -> Result<usize> {
-        crate::engine::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
-        // Everything that can be refused is checked before a buffer is made.
-        let limits = Limits {
+    /// What lowering needs to know of this device.
+    fn limits(&self) -> Limits {
+        Limits {
             align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1),
             max_binding_bytes: self.max_binding_bytes,
             max_groups: self.max_groups,
-        };
-        // Each GEMM launch's variant (matmul, convolution): the autotuner's choice for its
-        // shape (tuning the shapes this device has not met yet, unless tuning is off).
-        let gemm: Vec<Option<GemmShape>> = plan
-            .launches
-            .iter()
-            .map(|l| gemm_shape(&l.kernel))
-            .collect();
+        }
+    }
+
+    fn add(&mut self, lp: LoadedPlan) -> Result<usize> {
+        self.plans.push(lp);
+        Ok(self.plans.len() - 1)
+    }
+
+    /// The GEMM variant of each of `kernels` (0 for the others): the autotuner's choice
+    /// for its shape, tuning the shapes this device has not met yet unless tuning is off.
+    fn gemm_variants_of(&self, kernels: &[Kernel]) -> Result<Vec<usize>> {
+        let gemm: Vec<Option<GemmShape>> = kernels.iter().map(gemm_shape).collect();
         let shapes: Vec<GemmShape> = gemm.iter().flatten().copied().collect();
-        let chosen = self
-            .ctx
-            .tuner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .choose(&self.ctx, &shapes)?;
-        let mut chosen = chosen.into_iter();
-        let (mut launches, mut origins) = (Vec::new(), Vec::new());
-        for (i, l) in plan.launches.iter().enumerate() {
-            let variant = match gemm[i] {
+        let mut chosen = self.tuner().choose(&self.ctx, &shapes)?.into_iter();
+        Ok(gemm
+            .iter()
+            .map(|g| match g {
                 Some(_) => chosen.next().expect("one choice per GEMM launch"),
                 None => 0,
-            };
-            for lowered in lower(&l.kernel, &plan, &limits, variant)? {
-                launches.push(lowered);
-                origins.push(i);
+            })
+            .collect())
+    }
+
+    /// The plan's launches as the GPU runs them, each with the index of its label: the
+    /// plan's own launches, or the fused form's stages.
+    #[allow(clippy::type_complexity)]
+    fn lower_form(
+        &self,
+        plan: &Plan,
+        fused: Option<&(FusedStep, usize)>,
+        lim: &Limits,
+    ) -> Result<(Vec<Lowered>, Vec<usize>, Vec<String>, Option<Vec<RowOp>>)> {
+        let (fused, pipe) = match fused {
+            Some((f, pipe)) => (Some(f), Pipe::ROW_PROGRAMS[*pipe]),
+            None => (None, Pipe::ROW_PROGRAMS[0]),
+        };
+        let kernels: Vec<Kernel> = match fused {
+            Some(f) => f.launches.clone(),
+            None => plan.launches.iter().map(|l| l.kernel).collect(),
+        };
+        let variants = self.gemm_variants_of(&kernels)?;
+        let stages: Vec<Stage> = match fused {
+            Some(f) => f.stages.clone(),
+            None => (0..kernels.len()).map(Stage::Launch).collect(),
+        };
+        let (mut launches, mut origins, mut labels, mut ops) =
+            (Vec::new(), Vec::new(), Vec::new(), None);
+        for (label, stage) in stages.into_iter().enumerate() {
+            match stage {
+                Stage::Launch(i) => {
+                    labels.push(crate::engine::exec::kernel_name(&kernels[i]));
+                    for lowered in lower(&kernels[i], plan, lim, variants[i])? {
+                        launches.push(lowered);
+                        origins.push(label);
+                    }
+                }
+                Stage::Rows => {
+                    let f = fused.expect("only the fused form has the row stage");
+                    let (program, lowered) = lower_row_program(f, pipe, plan, lim)?;
+                    labels.push(ROW_PROGRAM_LABEL.to_string());
+                    launches.push(lowered);
+                    origins.push(label);
+                    ops = Some(program);
+                }
             }
         }
+        Ok((launches, origins, labels, ops))
+    }
+
+    /// A uniform buffer holding each launch's record at the device's uniform stride.
+    fn uniform_records(&self, launches: &[Lowered]) -> Result<wgpu::Buffer> {
+        let stride = self.uniform_stride() as usize;
+        let mut records = vec![0u8; stride * launches.len().max(1)];
+        for (i, l) in launches.iter().enumerate() {
+            records[i * stride..i * stride + l.params.len()].copy_from_slice(&l.params);
+        }
+        let uniforms = self.create_buffer(
+            "launch parameters",
+            records.len() / 4,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )?;
+        self.ctx.queue.write_buffer(&uniforms, 0, &records);
+        Ok(uniforms)
+    }
+
+    /// Everything a plan needs to run in one form (its own launches, or `fused` with its
+    /// row program as `Pipe::ROW_PROGRAMS[i]`), made
+    /// and checked; the executor's shared buffers are made or grown here too, but the
+    /// plan is not added (`add`).
+    fn build(
+        &mut self,
+        plan: Plan,
+        fused: Option<(FusedStep, usize)>,
+        limits: &Limits,
+    ) -> Result<LoadedPlan> {
+        // Everything that can be refused is checked before a buffer is made.
+        let (launches, origins, labels, ops) = self.lower_form(&plan, fused.as_ref(), limits)?;
+        let fused = fused.map(|(f, _)| f);
         self.ctx
             .prepare(launches.iter().map(|l: &Lowered| l.pipe))?;
         for info in plan
@@ -403,8 +498,11 @@ impl Executor for GpuExecutor {
         let scope = ErrorScope::push(&self.ctx.device);
         // The plan's own buffers first: if one is refused, the executor is unchanged.
         let poison = self.poison;
-        let slots = plan
-            .slots
+        let slot_words = match &fused {
+            Some(f) => f.slots.clone(),
+            None => plan.slots.clone(),
+        };
+        let slots = slot_words
             .iter()
             .enumerate()
             .map(|(i, &len)| {
@@ -415,18 +513,20 @@ impl Executor for GpuExecutor {
                 Ok(b)
             })
             .collect::<Result<Vec<_>>>()?;
-        let stride = self.uniform_stride() as usize;
-        let mut records = vec![0u8; stride * launches.len().max(1)];
-        for (i, l) in launches.iter().enumerate() {
-            records[i * stride..i * stride + l.params.len()].copy_from_slice(&l.params);
-        }
-        let uniforms = self.create_buffer(
-            "launch parameters",
-            records.len() / 4,
-            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        )?;
-        self.ctx.queue.write_buffer(&uniforms, 0, &records);
-        let shared = if self.plans.is_empty() {
+        let program = match &ops {
+            Some(ops) => {
+                let words: &[u32] = bytemuck::cast_slice(ops);
+                let b = self.storage_buffer("row program", words.len())?;
+                self.ctx
+                    .queue
+                    .write_buffer(&b, 0, bytemuck::cast_slice(words));
+                Some(b)
+            }
+            None => None,
+        };
+        let uniforms = self.uniform_records(&launches)?;
+        // Made by the first plan built (a plan measured in both forms is built twice).
+        let shared = if self.params.is_none() {
             let total = plan.layout.total;
             let params = self.storage_buffer("parameters", total)?;
             let grads = self.storage_buffer("gradients", total)?;
@@ -468,11 +568,14 @@ impl Executor for GpuExecutor {
         let step = states[step_state];
         let mut lp = LoadedPlan {
             plan,
+            fused,
             slots,
+            program,
             inputs,
             states,
             step,
             launches,
+            labels,
             origins,
             uniforms,
             bind_groups: Vec::new(),
@@ -487,8 +590,161 @@ impl Executor for GpuExecutor {
         lp.bind_groups = self.bind_groups(&lp);
         scope.pop("preparing the plan")?;
         self.ctx.take_error()?;
-        self.plans.push(lp);
-        Ok(self.plans.len() - 1)
+        Ok(lp)
+    }
+
+    /// Median seconds of a step's row stage in each form: as the row program in each of
+    /// its pipes (`fused`, the plan in its fused form), and as the row launches one by
+    /// one (`plain`, the same plan in its own form), each on its own buffers: the row
+    /// launches write only row tensors, so the weights, the optimizer state and the
+    /// counters are untouched. The forms take turns, round after round.
+    fn time_step_forms(
+        &self,
+        fused: &LoadedPlan,
+        plain: &LoadedPlan,
+    ) -> Result<Vec<(StepForm, f64)>> {
+        let f = fused.fused.as_ref().expect("a fused plan");
+        let at = fused
+            .row_program_launch()
+            .expect("the fused form has the row stage");
+        self.ctx.prepare(Pipe::ROW_PROGRAMS.map(PipeKey::from))?;
+        // The split plan's launches are the plan's, one for one (`StepSplit::plan`).
+        let row_launches: (Vec<Lowered>, Vec<wgpu::BindGroup>) = plain
+            .origins
+            .iter()
+            .enumerate()
+            .filter(|&(_, o)| f.rows.contains(o))
+            .map(|(i, _)| (plain.launches[i].clone(), plain.bind_groups[i].clone()))
+            .unzip();
+        let forms: Vec<(StepForm, Vec<Lowered>, Vec<wgpu::BindGroup>)> = StepForm::all()
+            .map(|form| match form {
+                StepForm::Launches => (form, row_launches.0.clone(), row_launches.1.clone()),
+                StepForm::RowProgram(pipe) => {
+                    let mut program = fused.launches[at].clone();
+                    program.pipe = Pipe::ROW_PROGRAMS[pipe].into();
+                    (form, vec![program], vec![fused.bind_groups[at].clone()])
+                }
+            })
+            .collect();
+        const ROUNDS: usize = 5;
+        let mut times = vec![Vec::new(); forms.len()];
+        for round in 0..=ROUNDS {
+            for (i, (_, launches, groups)) in forms.iter().enumerate() {
+                let t = self.time_launch_list(launches, groups)?;
+                // The first round warms each up.
+                if round > 0 {
+                    times[i].push(t);
+                }
+            }
+        }
+        Ok(forms
+            .iter()
+            .zip(times)
+            .map(|((form, ..), mut t)| {
+                t.sort_by(f64::total_cmp);
+                (*form, t[t.len() / 2])
+            })
+            .collect())
+    }
+
+    /// Wall seconds to run `launches` once, to completion.
+    fn time_launch_list(&self, launches: &[Lowered], groups: &[wgpu::BindGroup]) -> Result<f64> {
+        let start = Instant::now();
+        let scope = ErrorScope::push(&self.ctx.device);
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("timing a step's row stage"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("row stage"),
+                timestamp_writes: None,
+            });
+            for (l, group) in launches.iter().zip(groups) {
+                pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        scope.pop("timing a step's row stage")?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.ctx.take_error()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+impl Executor for GpuExecutor {
+    fn device_name(&self) -> String {
+        format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
+    }
+
+    fn gemm_variants(&self, plan: usize) -> Vec<&'static str> {
+        let Some(p) = self.plans.get(plan) else {
+            return Vec::new();
+        };
+        p.launches
+            .iter()
+            .filter_map(|l| l.pipe.variant_name())
+            .collect()
+    }
+
+    fn load(&mut self, plan: Plan) -> Result<usize> {
+        crate::engine::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
+        let limits = self.limits();
+        // The step with its row launches fused, where it can be and the tuner takes it
+        // (timing both forms the first time it meets the step on this device).
+        let fused = match self.ctx.fits(Layout::RowProgram) {
+            true => FusedStep::of(
+                &plan.launches.iter().map(|l| l.kernel).collect::<Vec<_>>(),
+                &plan.slots,
+                limits.align_words,
+            ),
+            false => None,
+        };
+        let Some(fused) = fused else {
+            let lp = self.build(plan, None, &limits)?;
+            return self.add(lp);
+        };
+        let key = fused.key();
+        let decided = self.tuner().step_form_decision(&self.ctx, &key);
+        let lp = match decided {
+            Some(StepForm::Launches) => self.build(plan, None, &limits)?,
+            // A fused form the device refuses (a binding the row program cannot take)
+            // runs as the plan's own launches.
+            Some(StepForm::RowProgram(pipe)) => {
+                match self.build(plan.clone(), Some((fused, pipe)), &limits) {
+                    Ok(lp) => lp,
+                    Err(_) => self.build(plan, None, &limits)?,
+                }
+            }
+            None => {
+                let start = Instant::now();
+                let plain = self.build(plan.clone(), None, &limits)?;
+                let Ok(mut lp) = self.build(plan, Some((fused, 0)), &limits) else {
+                    return self.add(plain);
+                };
+                let times = self.time_step_forms(&lp, &plain)?;
+                let seconds = start.elapsed().as_secs_f64();
+                let form = self
+                    .tuner()
+                    .record_step_form(&self.ctx, &key, times, seconds);
+                match form {
+                    StepForm::Launches => plain,
+                    StepForm::RowProgram(pipe) => {
+                        let at = lp.row_program_launch().expect("the fused form");
+                        lp.launches[at].pipe = Pipe::ROW_PROGRAMS[pipe].into();
+                        lp
+                    }
+                }
+            }
+        };
+        self.add(lp)
     }
 
     fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
@@ -539,7 +795,14 @@ impl Executor for GpuExecutor {
             .plans
             .get(plan)
             .ok_or_else(|| Error::Internal(format!("no plan {plan}")))?;
-        let t = lp.plan.location(node)?;
+        let mut t = lp.plan.location(node)?;
+        if let Some(f) = &lp.fused {
+            t = f.relocate(t).ok_or_else(|| {
+                Error::Internal(format!(
+                    "node {node:?} has no window of its own after a fused step"
+                ))
+            })?;
+        }
         self.ctx
             .read_words(self.buffer(lp, t.storage), t.offset, t.len)
     }
@@ -600,7 +863,7 @@ impl Executor for GpuExecutor {
         self.ctx.take_error()
     }
 
-    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<f64>>> {
+    fn time_launches(&mut self, plan: usize, step: usize) -> Result<Option<Vec<(String, f64)>>> {
         if !self
             .ctx
             .device
@@ -673,9 +936,9 @@ impl Executor for GpuExecutor {
             |q: usize| words[2 * q].to_bits() as u64 | (words[2 * q + 1].to_bits() as u64) << 32;
         let seconds_per_tick = self.ctx.queue.get_timestamp_period() as f64 * 1e-9;
         // A plan launch lowered into several (a split row gather) reports their sum.
-        let mut seconds = vec![0.0; lp.plan.launches.len()];
+        let mut seconds: Vec<(String, f64)> = lp.labels.iter().map(|l| (l.clone(), 0.0)).collect();
         for (i, &origin) in lp.origins.iter().enumerate() {
-            seconds[origin] +=
+            seconds[origin].1 +=
                 tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * seconds_per_tick;
         }
         Ok(Some(seconds))
@@ -833,6 +1096,46 @@ fn lower(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Result<V
             })
         })
         .collect()
+}
+
+/// How the GPU runs a fused step's row stage: the row program's operations (for its own
+/// buffer, bound at 1) and its one launch.
+fn lower_row_program(
+    f: &FusedStep,
+    pipe: Pipe,
+    plan: &Plan,
+    lim: &Limits,
+) -> Result<(Vec<RowOp>, Lowered)> {
+    let params = TensorRef {
+        storage: Storage::Params,
+        offset: 0,
+        len: plan.layout.total,
+    };
+    let (ops, mut bindings, off_step) = f.encode(lim, params, step_ref(plan)?)?;
+    let program = Window {
+        target: Target::Program,
+        start: 0,
+        words: std::mem::size_of_val(&ops[..]) / 4,
+    };
+    bindings.insert(0, (1, Some(program)));
+    let pipe = PipeKey::from(pipe);
+    check_bindings(pipe.pipe, &bindings, plan)?;
+    let params = record(RowProgramParams {
+        ops: u32c(ops.len())?,
+        rows: u32c(f.batch)?,
+        off_step,
+        _pad: 0,
+    });
+    let groups = lim.grid(f.batch.div_ceil(RP_ROWS as usize))?;
+    Ok((
+        ops,
+        Lowered {
+            pipe,
+            params,
+            bindings,
+            groups,
+        },
+    ))
 }
 
 /// The step counters' window: the kernels of gather.wgsl read the step there.
@@ -1040,6 +1343,7 @@ fn buffer_key(plan: &Plan, target: Target) -> String {
         Target::Plan(Storage::Params) => "the parameters".into(),
         Target::Plan(Storage::Grads) => "the gradients".into(),
         Target::OptState => "the optimizer state".into(),
+        Target::Program => "the row program".into(),
     }
 }
 

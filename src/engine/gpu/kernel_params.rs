@@ -225,6 +225,35 @@ kernel_params! {
         _pad1: u32,
     }
 
+    /// rows.wgsl: the row program (a step's row launches as one dispatch).
+    RowProgramParams {
+        ops: u32,
+        rows: u32,
+        off_step: u32,
+        _pad: u32,
+    }
+
+    /// rows.wgsl: one operation of the row program (an element of its storage array,
+    /// not a uniform record; its layout is checked the same way).
+    RowOp {
+        kind: u32,
+        width: u32,
+        off_out: u32,
+        k: u32,
+        code: u32,
+        x_src: u32,
+        off_x: u32,
+        y_src: u32,
+        off_y: u32,
+        z_src: u32,
+        off_z: u32,
+        trans_b: u32,
+        bias_kind: u32,
+        n: u32,
+        value: f32,
+        _pad: u32,
+    }
+
     /// pool.wgsl: pooling over planes, and the batched transpose.
     PoolParams {
         n: u32,
@@ -273,6 +302,26 @@ pub const CONV_GRAD_INPUT: u32 = 1;
 /// conv's `MODE` override: the gradient with respect to the weights, in splits.
 pub const CONV_GRAD_WEIGHT: u32 = 2;
 
+/// The row program's operations (`RowOp::kind`).
+pub const ROW_GATHER: u32 = 0;
+/// See [`ROW_GATHER`].
+pub const ROW_MATMUL: u32 = 1;
+/// See [`ROW_GATHER`].
+pub const ROW_UNARY: u32 = 2;
+/// See [`ROW_GATHER`].
+pub const ROW_ACT_GRAD: u32 = 3;
+/// See [`ROW_GATHER`].
+pub const ROW_BINARY: u32 = 4;
+/// See [`ROW_GATHER`].
+pub const ROW_BCE_GRAD: u32 = 5;
+/// A row operation's shared operand in the arena (`RowOp::y_src`, `z_src`).
+pub const SRC_ARENA: u32 = 0;
+/// A row operation's shared operand in the parameters.
+pub const SRC_PARAMS: u32 = 1;
+
+/// Batch rows per workgroup of the row program.
+pub const RP_ROWS: u32 = 16;
+
 /// Every constant above with its WGSL name, for the test.
 pub const SHARED_CONSTANTS: &[(&str, u32)] = &[
     ("WG", WG),
@@ -286,4 +335,13 @@ pub const SHARED_CONSTANTS: &[(&str, u32)] = &[
     ("CONV_FORWARD", CONV_FORWARD),
     ("CONV_GRAD_INPUT", CONV_GRAD_INPUT),
     ("CONV_GRAD_WEIGHT", CONV_GRAD_WEIGHT),
+    ("ROW_GATHER", ROW_GATHER),
+    ("ROW_MATMUL", ROW_MATMUL),
+    ("ROW_UNARY", ROW_UNARY),
+    ("ROW_ACT_GRAD", ROW_ACT_GRAD),
+    ("ROW_BINARY", ROW_BINARY),
+    ("ROW_BCE_GRAD", ROW_BCE_GRAD),
+    ("SRC_ARENA", SRC_ARENA),
+    ("SRC_PARAMS", SRC_PARAMS),
+    ("RP_ROWS", RP_ROWS),
 ];

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod executor;
 pub mod kernel_params;
+mod row_program;
 pub mod shaders;
 pub mod tune;
 

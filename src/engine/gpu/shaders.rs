@@ -241,7 +241,7 @@ pub const COMMON: ShaderModule = ShaderModule {
 };
 
 /// Every kernel module, indexed by `Family as usize`.
-pub const MODULES: [ShaderModule; 9] = [
+pub const MODULES: [ShaderModule; 10] = [
     MATMUL_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "elementwise.wgsl",
@@ -271,6 +271,10 @@ pub const MODULES: [ShaderModule; 9] = [
     ShaderModule {
         file: "pool.wgsl",
         source: with_common!("pool.wgsl"),
+    },
+    ShaderModule {
+        file: "rows.wgsl",
+        source: with_common!("rows.wgsl"),
     },
 ];
 
@@ -303,6 +307,7 @@ pub enum Family {
     Rnn,
     Conv,
     Pool,
+    RowProgram,
 }
 
 /// How a binding is used by the shader.
@@ -330,17 +335,21 @@ pub enum Layout {
     Counters,
     /// recurrent cells: five inputs, one output
     Read5Write1,
+    /// the row program: its operations, the arena (rw), the parameters, two tables, the
+    /// index list and the step counters
+    RowProgram,
 }
 
 impl Layout {
     /// Every layout, for building their bind group layouts up front.
-    pub const ALL: [Layout; 6] = [
+    pub const ALL: [Layout; 7] = [
         Layout::Read2Write1,
         Layout::Read1Write1,
         Layout::Read3Write1,
         Layout::Optimizer,
         Layout::Counters,
         Layout::Read5Write1,
+        Layout::RowProgram,
     ];
 
     /// The storage bindings, each with its access.
@@ -359,6 +368,15 @@ impl Layout {
                 (4, Read),
                 (5, Read),
                 (6, ReadWrite),
+            ],
+            Layout::RowProgram => &[
+                (1, Read),
+                (2, ReadWrite),
+                (3, Read),
+                (4, Read),
+                (5, Read),
+                (6, Read),
+                (7, Read),
             ],
         }
     }
@@ -478,6 +496,26 @@ impl Pipe {
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
+    /// A step's row launches as one dispatch (`gpu::row_program`), in workgroups of 8
+    /// invocations (one 256-bit register's lanes on lavapipe) or 64 (a hardware GPU's
+    /// warp or two): the autotuner times both against the launches one by one. No plan
+    /// launch of its own, so not in `Pipe::of`.
+    pub const ROW_PROGRAMS: [Pipe; 2] = [
+        pipe!(
+            "row_program_w8",
+            RowProgram,
+            RowProgram,
+            "row_program",
+            [("RP_WG", 8)]
+        ),
+        pipe!(
+            "row_program_w64",
+            RowProgram,
+            RowProgram,
+            "row_program",
+            [("RP_WG", 64)]
+        ),
+    ];
 
     /// The four matmul pipes, in the order `matmul(trans_a, trans_b)` indexes them.
     pub const MATMUL: [Pipe; 4] = [
@@ -488,7 +526,7 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 7] = [
+    const CORE: [Pipe; 9] = [
         Pipe::FILL,
         Pipe::COPY_COLS,
         Pipe::ACCUMULATE,
@@ -496,6 +534,8 @@ impl Pipe {
         Pipe::SGD,
         Pipe::ADAM,
         Pipe::ADVANCE_STEP,
+        Pipe::ROW_PROGRAMS[0],
+        Pipe::ROW_PROGRAMS[1],
     ];
 
     /// Every pipe the executor can build: the matmul's (which sit here beside their

@@ -119,6 +119,10 @@ pub struct Tuning {
     /// The test-only variants are candidates too (the test that a wrong one is dropped).
     #[doc(hidden)]
     pub include_test_variants: bool,
+    /// Every step that can fuse its row launches runs in this form, untimed (tests of
+    /// each form). `None`: the mode decides.
+    #[doc(hidden)]
+    pub force_step_form: Option<StepForm>,
 }
 
 impl Tuning {
@@ -217,6 +221,45 @@ impl GemmShape {
     }
 }
 
+/// How a step runs its row launches: one by one, or fused into the row program
+/// (`gpu::row_program`) as one of its pipes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepForm {
+    /// Each row launch its own dispatch (the plan as it is).
+    Launches,
+    /// The row program, as `Pipe::ROW_PROGRAMS[i]`.
+    RowProgram(usize),
+}
+
+impl StepForm {
+    /// Every form, the plan's own first.
+    pub fn all() -> impl Iterator<Item = StepForm> {
+        std::iter::once(StepForm::Launches)
+            .chain((0..Pipe::ROW_PROGRAMS.len()).map(StepForm::RowProgram))
+    }
+
+    /// Its name in the cache file and in `riskgrad bench tune`: `launches`, or the row
+    /// program pipe's (`row_program_w8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StepForm::Launches => "launches",
+            StepForm::RowProgram(i) => Pipe::ROW_PROGRAMS[i].name(),
+        }
+    }
+}
+
+/// How a step's form was decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepFormChoice {
+    /// The step's row launches, as the cache names them (`FusedStep::key`).
+    pub key: String,
+    /// The form it runs in.
+    pub form: StepForm,
+    /// Median seconds of its row stage in each form, when measured in this process;
+    /// empty from the cache.
+    pub times: Vec<(StepForm, f64)>,
+}
+
 /// One variant's result on one shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VariantTime {
@@ -277,6 +320,7 @@ struct CacheHit {
 pub struct Tuner {
     tuning: Tuning,
     decided: HashMap<GemmShape, ShapeChoice>,
+    forms_decided: HashMap<String, StepFormChoice>,
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
     /// Seconds spent tuning in this process.
@@ -300,6 +344,88 @@ impl Tuner {
     /// Every choice made or read in this process, in no particular order.
     pub fn choices(&self) -> Vec<ShapeChoice> {
         self.decided.values().cloned().collect()
+    }
+
+    /// Every step form decided or read in this process, in no particular order.
+    pub fn step_form_choices(&self) -> Vec<StepFormChoice> {
+        self.forms_decided.values().cloned().collect()
+    }
+
+    /// The form a step whose row launches can be fused (`key`: `FusedStep::key`) runs
+    /// in, where that is settled without timing: forced by a test, the plan's own with
+    /// tuning off or variants forced, else decided earlier in this process or read from
+    /// the cache; `Cached` with its budget spent runs the plan's own and leaves the step
+    /// for a later run. `None`: time every form and
+    /// [`record_step_form`](Self::record_step_form). Every form gives the same bits, so
+    /// the choice moves only the time.
+    pub fn step_form_decision(&mut self, ctx: &GpuContext, key: &str) -> Option<StepForm> {
+        if let Some(forced) = self.tuning.force_step_form {
+            return Some(forced);
+        }
+        if self.tuning.mode == TuneMode::Off || self.tuning.force_variant.is_some() {
+            return Some(StepForm::Launches);
+        }
+        if let Some(c) = self.forms_decided.get(key) {
+            return Some(c.form);
+        }
+        let cache_key = format!("{} | {key}", device_key(ctx));
+        let hit = match self.tuning.mode {
+            TuneMode::Cached => self
+                .entries()
+                .iter()
+                .rev()
+                .find(|e| e.key == cache_key)
+                .and_then(|e| StepForm::all().find(|f| f.name() == e.variant)),
+            _ => None,
+        };
+        if let Some(form) = hit {
+            self.forms_decided.insert(
+                key.to_string(),
+                StepFormChoice {
+                    key: key.to_string(),
+                    form,
+                    times: Vec::new(),
+                },
+            );
+            return Some(form);
+        }
+        self.budget_spent(0.0).then_some(StepForm::Launches)
+    }
+
+    /// Takes the fastest form of a step `step_form_decision` left open, from each form's
+    /// median seconds (timing them took `seconds`), and stores the choice in the cache.
+    pub fn record_step_form(
+        &mut self,
+        ctx: &GpuContext,
+        key: &str,
+        times: Vec<(StepForm, f64)>,
+        seconds: f64,
+    ) -> StepForm {
+        self.spent += seconds;
+        let form = times
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(StepForm::Launches, |t| t.0);
+        let cache_key = format!("{} | {key}", device_key(ctx));
+        let entries = self.entries();
+        entries.retain(|e| e.key != cache_key);
+        entries.push(CacheEntry {
+            key: cache_key,
+            variant: form.name().to_string(),
+            measured: None,
+        });
+        let excess = entries.len().saturating_sub(CACHE_ENTRIES);
+        entries.drain(..excess);
+        self.store();
+        self.forms_decided.insert(
+            key.to_string(),
+            StepFormChoice {
+                key: key.to_string(),
+                form,
+                times,
+            },
+        );
+        form
     }
 
     fn note(&self, line: &str) {
@@ -591,13 +717,21 @@ fn disagreement(got: &[f32], want: &[f32]) -> Option<String> {
 /// added), shape.
 fn cache_key(ctx: &GpuContext, shape: &GemmShape) -> String {
     format!(
-        "{} | {} {} | riskgrad {} | variants {:08x} | {}",
+        "{} | variants {:08x} | {}",
+        device_key(ctx),
+        variant_set(shape.variants()),
+        shape.key()
+    )
+}
+
+/// The adapter, its driver and this riskgrad's version: what every cache key starts with.
+fn device_key(ctx: &GpuContext) -> String {
+    format!(
+        "{} | {} {} | riskgrad {}",
         ctx.info.name,
         ctx.info.driver,
         ctx.info.driver_info,
         env!("CARGO_PKG_VERSION"),
-        variant_set(shape.variants()),
-        shape.key()
     )
 }
 

@@ -259,6 +259,23 @@ pub fn context() -> Option<Arc<GpuContext>> {
     .clone()
 }
 
+/// A second device, for the tests that change its tuning setting (gpu_gemm_tune.rs,
+/// gpu_row_program.rs), which the shared one of [`context`] must not see; `None` when
+/// GPU tests are skipped. They take turns on it as on the other (`take_turn`).
+pub fn tuning_context() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+            return None;
+        }
+        let ctx = choose_adapter(&DeviceChoice::Gpu)
+            .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
+            .expect("an adapter");
+        Some(Arc::new(ctx))
+    })
+    .clone()
+}
+
 /// GPU tests take turns on the shared device. Under wgpu's GL backend one submission
 /// holds the GL context while llvmpipe compiles each pipeline on its first dispatch
 /// (seconds with a cold shader cache), and other threads waiting over a second for the

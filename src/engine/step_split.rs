@@ -1,16 +1,24 @@
-//! A training step's batch rows split across the lanes (issue 11 item 7).
+//! A training step reordered around its batch rows (issue 11 items 3 and 7), for both
+//! executors.
 //!
-//! Splitting each kernel across the lanes joins them once per kernel, and a kernel split
-//! by columns hands the next one rows another core wrote. Most of a step is row-wise,
-//! though: the gathers, the forward pass, the loss gradient and the backward pass's input
-//! gradients compute each batch row from that row alone (and from the parameters). Here
-//! each lane runs all of those launches, in plan order, on a block of rows of its own, and
-//! the lanes join once; then the launches that sum over the rows (weight and bias
-//! gradients, the loss), independent of one another, run whole, one a lane, and join
-//! again; then the update. A row block of each launch is computed exactly as within the
-//! whole (blocks of at least 16 rows, `kernels::blocks`; tested by `kernels`' split tests),
-//! and every sum over the rows still runs whole, in index order, so the weights are bit for
-//! bit those of one thread.
+//! Most of a step is row-wise: the gathers, the forward pass, the loss gradient and the
+//! backward pass's input gradients compute each batch row from that row alone (and from
+//! the parameters). Only the weight and bias gradients and the loss sum over the rows.
+//! [`StepSplit::plan`] sorts a plan's launches into those that run first (`before`), the
+//! row launches (`rows`, in plan order), the sums over the rows that are independent of
+//! one another (`together`), and the rest (`after`: the update).
+//!
+//! - The CPU executor (`cpu::step_rows`) runs the row launches on a block of rows per lane,
+//!   joins the lanes once, then runs the sums whole, one a lane: splitting each kernel
+//!   instead joins the lanes once per kernel, and a kernel split by columns hands the next
+//!   one rows another core wrote. A row block is computed exactly as within the whole
+//!   (blocks of at least 16 rows, `cpu::kernels::blocks`; tested by `kernels`' split
+//!   tests).
+//! - The GPU executor (`gpu::row_program`) runs all the row launches as one dispatch, one
+//!   invocation a row, instead of one dispatch each.
+//!
+//! Either way every sum over the rows still runs whole, in index order, so the weights are
+//! bit for bit those of the plan as it was.
 //!
 //! Moving launches out of plan order, and lanes running ahead of one another, is safe only
 //! if no buffer a row launch uses is reused meanwhile: the split plan gives every output
@@ -24,7 +32,7 @@ use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::matmul::MatMulKernel;
-use crate::engine::plan::{contiguous_strides, Kernel, Storage, TensorRef, MAX_RANK};
+use crate::engine::plan::{contiguous_strides, Kernel, Storage, TensorRef};
 use std::collections::HashMap;
 
 /// The fewest batch rows worth splitting: two lanes of 16 (a product's row tile).
@@ -51,6 +59,18 @@ pub struct StepSplit {
     pub after: Vec<usize>,
     /// Rows in the batch.
     pub batch: usize,
+    /// For each of the plan's slots, the windows its launches wrote last, each with the
+    /// slot that now holds it: where the host reads a node after a step (`relocate`).
+    finals: HashMap<usize, Vec<Written>>,
+}
+
+/// A window of one of the plan's slots, `len` words from `offset`, now held whole in the
+/// split plan's slot `slot`.
+#[derive(Clone, Copy, Debug)]
+struct Written {
+    offset: usize,
+    len: usize,
+    slot: usize,
 }
 
 impl StepSplit {
@@ -64,7 +84,7 @@ impl StepSplit {
         if batch < MIN_ROWS {
             return None;
         }
-        let (launches, slots) = private_slots(launches)?;
+        let (launches, slots, finals) = private_slots(launches)?;
         let own: usize = slot_words.iter().sum();
         if slots.iter().sum::<usize>() > own + MAX_PRIVATE_WORDS {
             return None;
@@ -77,6 +97,7 @@ impl StepSplit {
             together: Vec::new(),
             after: Vec::new(),
             batch,
+            finals,
         };
         // Slots holding a whole row tensor: `batch` rows of the given width.
         let mut row_slots: HashMap<usize, usize> = HashMap::new();
@@ -130,6 +151,26 @@ impl StepSplit {
             .filter(|&&(i, _)| matches!(split.launches[i], Kernel::MatMul(_)))
             .count();
         (products >= 2).then_some(split)
+    }
+
+    /// Where a window of the plan's storage is after a step of the split plan: a window
+    /// of a slot moves to the slot its last writer now writes; any other stays. `None`
+    /// for a window of a slot that no one launch wrote whole.
+    pub fn relocate(&self, t: TensorRef) -> Option<TensorRef> {
+        let Storage::Slot(s) = t.storage else {
+            return Some(t);
+        };
+        let w = self
+            .finals
+            .get(&s)?
+            .iter()
+            .rev()
+            .find(|w| w.offset <= t.offset && t.offset + t.len <= w.offset + w.len)?;
+        Some(TensorRef {
+            storage: Storage::Slot(w.slot),
+            offset: t.offset - w.offset,
+            len: t.len,
+        })
     }
 }
 
@@ -214,7 +255,7 @@ fn all_of(storage: Storage) -> TensorRef {
 }
 
 /// What a launch reads, for the kinds a split plan may hold; `None` for the others.
-fn reads(kernel: &Kernel) -> Option<Vec<TensorRef>> {
+pub(crate) fn reads(kernel: &Kernel) -> Option<Vec<TensorRef>> {
     Some(match *kernel {
         Kernel::Fill { .. } => vec![],
         Kernel::MatMul(MatMulKernel { a, b, bias, .. }) => {
@@ -275,11 +316,15 @@ fn conflict(a: &Kernel, b: &Kernel) -> bool {
 
 /// The launches with every output held in a slot moved to a slot of its own, and every
 /// read of a slot pointed at the slot of the launch that last wrote that window; with
-/// the new slots' words. `None` if a launch is of a kind `reads` does not know, or reads
-/// a window of a slot that no one launch wrote.
-fn private_slots(launches: &[Kernel]) -> Option<(Vec<Kernel>, Vec<usize>)> {
-    // For each original slot, the windows written so far: (offset, len, new slot).
-    let mut written: HashMap<usize, Vec<(usize, usize, usize)>> = HashMap::new();
+/// the new slots' words, and each old slot's windows as the last launches left them.
+/// `None` if a launch is of a kind `reads` does not know, or reads a window of a slot
+/// that no one launch wrote.
+#[allow(clippy::type_complexity)]
+fn private_slots(
+    launches: &[Kernel],
+) -> Option<(Vec<Kernel>, Vec<usize>, HashMap<usize, Vec<Written>>)> {
+    // For each original slot, the windows written so far.
+    let mut written: HashMap<usize, Vec<Written>> = HashMap::new();
     let mut slots = Vec::new();
     let mut out = Vec::with_capacity(launches.len());
     for kernel in launches {
@@ -292,12 +337,12 @@ fn private_slots(launches: &[Kernel]) -> Option<(Vec<Kernel>, Vec<usize>)> {
             let source = written.get(&s).and_then(|ws| {
                 ws.iter()
                     .rev()
-                    .find(|&&(off, len, _)| off <= t.offset && t.offset + t.len <= off + len)
+                    .find(|w| w.offset <= t.offset && t.offset + t.len <= w.offset + w.len)
             });
             match source {
-                Some(&(off, _, new)) => TensorRef {
-                    storage: Storage::Slot(new),
-                    offset: t.offset - off,
+                Some(w) => TensorRef {
+                    storage: Storage::Slot(w.slot),
+                    offset: t.offset - w.offset,
                     len: t.len,
                 },
                 None => {
@@ -315,10 +360,14 @@ fn private_slots(launches: &[Kernel]) -> Option<(Vec<Kernel>, Vec<usize>)> {
             let new = slots.len();
             slots.push(target.len);
             let windows = written.entry(s).or_default();
-            windows.retain(|&(off, len, _)| {
-                !(off < target.offset + target.len && target.offset < off + len)
+            windows.retain(|w| {
+                !(w.offset < target.offset + target.len && target.offset < w.offset + w.len)
             });
-            windows.push((target.offset, target.len, new));
+            windows.push(Written {
+                offset: target.offset,
+                len: target.len,
+                slot: new,
+            });
             set_output(
                 &mut kernel,
                 TensorRef {
@@ -330,11 +379,11 @@ fn private_slots(launches: &[Kernel]) -> Option<(Vec<Kernel>, Vec<usize>)> {
         }
         out.push(kernel);
     }
-    Some((out, slots))
+    Some((out, slots, written))
 }
 
 /// The launch with each window it reads passed through `f`.
-fn map_reads(kernel: &Kernel, f: &mut impl FnMut(TensorRef) -> TensorRef) -> Kernel {
+pub(crate) fn map_reads(kernel: &Kernel, f: &mut impl FnMut(TensorRef) -> TensorRef) -> Kernel {
     let mut k = *kernel;
     match &mut k {
         Kernel::MatMul(MatMulKernel { a, b, bias, .. }) => {
@@ -396,7 +445,7 @@ fn map_reads(kernel: &Kernel, f: &mut impl FnMut(TensorRef) -> TensorRef) -> Ker
 }
 
 /// Points the launch's output at `to` (kinds `reads` knows whose output is a slot).
-fn set_output(kernel: &mut Kernel, to: TensorRef) {
+pub(crate) fn set_output(kernel: &mut Kernel, to: TensorRef) {
     match kernel {
         Kernel::Fill { out, .. }
         | Kernel::MatMul(MatMulKernel { out, .. })
@@ -429,133 +478,6 @@ fn cost(kernel: &Kernel) -> Option<usize> {
         Kernel::Broadcast(BroadcastKernel::ReduceTo { x, .. }) => Some(x.len),
         Kernel::Loss(LossKernel::BceWithLogits { logits, .. }) => Some(4 * logits.len),
         _ => None,
-    }
-}
-
-/// A whole launch that `cost` knows, on the calling thread: `read` gives an input
-/// window, `out` is the output's.
-pub fn run_whole<'a>(kernel: &Kernel, read: impl Fn(TensorRef) -> &'a [f32], out: &mut [f32]) {
-    use super::kernels as cpu;
-    match *kernel {
-        Kernel::MatMul(MatMulKernel {
-            a,
-            b,
-            bias,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            act,
-            ..
-        }) => cpu::matmul_on(
-            read(a),
-            read(b),
-            bias.map(&read),
-            out,
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-            act,
-            false,
-        ),
-        // Their own CPU runners take no lanes, so they may run inside a lane's part.
-        Kernel::Broadcast(k) => k.run_cpu(read, out),
-        Kernel::Loss(k) => k.run_cpu(read, out),
-        _ => unreachable!("not a launch run whole"),
-    }
-}
-
-/// Rows `rows` of a row launch (`row_width` said it is one, its rows `width` words):
-/// `read` gives a whole input window, `out` is those rows of the output.
-pub fn run_rows<'a>(
-    kernel: &Kernel,
-    width: usize,
-    rows: std::ops::Range<usize>,
-    step: usize,
-    read: impl Fn(TensorRef) -> &'a [f32],
-    out: &mut [f32],
-) {
-    use super::kernels as cpu;
-    let block = |t: TensorRef, w: usize| &read(t)[rows.start * w..rows.end * w];
-    let count = rows.len();
-    match *kernel {
-        Kernel::Gather(GatherKernel::GatherRows {
-            table,
-            perm,
-            batch,
-            cols,
-            ..
-        }) => {
-            // These rows of the step's window, as the window of a step of `count` rows.
-            let perm: &[u32] = bytemuck::cast_slice(read(perm));
-            let window = &perm[step * batch + rows.start..step * batch + rows.end];
-            cpu::gather_rows(read(table), window, out, 0, count, cols)
-        }
-        Kernel::MatMul(MatMulKernel {
-            a,
-            b,
-            bias,
-            n,
-            k,
-            trans_b,
-            act,
-            ..
-        }) => {
-            let bias = bias.map(|t| if t.len == n { read(t) } else { block(t, n) });
-            cpu::matmul_on(
-                block(a, k),
-                read(b),
-                bias,
-                out,
-                count,
-                n,
-                k,
-                false,
-                trans_b,
-                act,
-                false,
-            )
-        }
-        Kernel::Elementwise(ElementwiseKernel::ActGrad { act, dy, y, .. }) => {
-            cpu::act_grad(act, block(dy, width), block(y, width), out, None)
-        }
-        Kernel::Elementwise(ElementwiseKernel::Unary { act, x, .. }) => {
-            cpu::unary(act, block(x, width), out, None)
-        }
-        Kernel::Elementwise(ElementwiseKernel::Binary { op, a, b, .. }) => {
-            let shape: [usize; MAX_RANK] = crate::engine::plan::padded(&[count * width], 1);
-            let strides = contiguous_strides(&shape);
-            cpu::binary(
-                op,
-                block(a, width),
-                block(b, width),
-                out,
-                &shape,
-                &strides,
-                &strides,
-                None,
-            )
-        }
-        Kernel::Loss(LossKernel::BceWithLogitsGrad {
-            logits,
-            targets,
-            dloss,
-            pos_weight,
-            ..
-        }) => {
-            let scale = read(dloss)[0] / logits.len as f32;
-            cpu::bce_with_logits_grad_scaled(
-                block(logits, width),
-                block(targets, width),
-                scale,
-                out,
-                pos_weight,
-            )
-        }
-        _ => unreachable!("not a row launch"),
     }
 }
 
