@@ -52,9 +52,11 @@ pub fn parse_tune(s: &str) -> std::result::Result<TuneMode, String> {
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct TuneArg {
     /// off | cached | full: how a GPU picks among its matmul and convolution kernel
-    /// variants. cached measures each shape the first time it meets it on an adapter and
-    /// keeps the fastest variant in gpu-tune.json in the cache directory; full measures
-    /// again; off runs the default kernels. Every variant gives the same bits.
+    /// variants, and whether a training step runs its row-wise kernels fused into one
+    /// dispatch. cached measures each shape (and step) the first time it meets it on an
+    /// adapter and keeps the fastest in gpu-tune.json in the cache directory; full
+    /// measures again; off runs the default kernels, unfused. Every choice gives the same
+    /// bits.
     // Global: `bench --tune` reaches every bench subcommand.
     #[arg(long = "tune", id = "tune", global = true, default_value = DEFAULT_TUNE.name(), value_parser = parse_tune)]
     pub mode: TuneMode,

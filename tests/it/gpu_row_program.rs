@@ -3,7 +3,8 @@
 //! the row program in each of its pipes) trains the same bytes, slots poisoned first, on
 //! awkward sizes (a batch that is no multiple of the 16-row block, widths and inner sizes
 //! that are no multiple of 4, four activations, a positive-class weight), and a node the
-//! host reads after a fused step is where the plan says; the tuner times the forms,
+//! host reads after a fused step is where the plan says; a table the row program cannot
+//! bind whole keeps the launches; the tuner times the forms,
 //! keeps the fastest in the cache and reads it back; `bench tune` shows the forms.
 //!
 //! These tests share the tuning tests' device (`common::tuning_context`): they change its
@@ -150,6 +151,14 @@ fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
         }
         runs.push((form, weights, logits));
     }
+    // A table over one storage binding is gathered in pieces, which the row program does
+    // not do: that step keeps its launches, with the same weights.
+    ctx.set_tuning(forced(StepForm::RowProgram(0)));
+    let mut gpu = GpuExecutor::new(ctx.clone());
+    gpu.limit_binding_bytes(8192);
+    let (weights, _, names) = run_awkward(&mut gpu);
+    assert!(!names.iter().any(|n| n == "RowProgram"), "{names:?}");
+    assert_eq!(first_difference(&weights, &runs[0].1), None);
     let (_, base_weights, base_logits) = &runs[0];
     assert_matches_cpu("weights, launches one by one", base_weights, &cpu_weights);
     assert_matches_cpu("kept logits, launches one by one", base_logits, &cpu_logits);
@@ -208,6 +217,16 @@ fn the_tuner_times_every_form_and_caches_the_fastest() {
         budget_seconds: None,
         ..Tuning::new(TuneMode::Cached, Some(file.0.clone()), Some(write), None)
     };
+    // A run that tunes GEMM shapes within the default budget leaves the steps for a
+    // later run (timing them would overrun the budget by a pipeline build or two).
+    let budgeted = Tuning::new(TuneMode::Cached, Some(file.0.clone()), Some(write), None);
+    default_mlp_weights(&ctx, budgeted);
+    assert!(!ctx.tune_choices().is_empty(), "shapes were tuned");
+    assert!(
+        ctx.step_form_choices().is_empty(),
+        "{:?}",
+        ctx.step_form_choices()
+    );
     let first = default_mlp_weights(&ctx, cached());
     let measured = ctx.step_form_choices();
     // The training step and the scoring step both fuse.

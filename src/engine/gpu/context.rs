@@ -561,7 +561,11 @@ impl GpuContext {
     /// Builds every pipeline of the default variants (what a cold start of the whole
     /// engine costs).
     pub fn prepare_all(&self) -> Result<()> {
-        self.prepare(Pipe::all())
+        self.prepare(
+            Pipe::all()
+                .into_iter()
+                .filter(|p| self.fits(p.spec().layout)),
+        )
     }
 
     /// The pipeline `key`, which a `prepare` call built (a plan's load prepares its

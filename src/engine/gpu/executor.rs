@@ -724,8 +724,13 @@ impl Executor for GpuExecutor {
                 }
             }
             None => {
-                let start = Instant::now();
+                // The plan's own form first: it tunes the GEMM shapes, and whether
+                // there is time left to time the forms depends on what that cost.
                 let plain = self.build(plan.clone(), None, &limits)?;
+                if !self.tuner().may_time_step_forms() {
+                    return self.add(plain);
+                }
+                let start = Instant::now();
                 let Ok(mut lp) = self.build(plan, Some((fused, 0)), &limits) else {
                     return self.add(plain);
                 };

@@ -392,6 +392,20 @@ impl Tuner {
         self.budget_spent(0.0).then_some(StepForm::Launches)
     }
 
+    /// Whether a step `step_form_decision` left open may be timed now (its plan's GEMM
+    /// shapes already tuned): always in `Full`; in `Cached` only while this process has
+    /// tuned nothing else, since timing the forms builds the row program's pipelines
+    /// (about 0.7 s each on lavapipe with Mesa's shader cache cold) and a budget spent on
+    /// GEMM shapes would overrun by that much. A run that tuned shapes leaves its steps
+    /// undecided, running their launches one by one, for a later run.
+    pub fn may_time_step_forms(&self) -> bool {
+        match self.tuning.mode {
+            TuneMode::Full => true,
+            TuneMode::Cached => self.tuning.budget_seconds.is_none() || self.spent == 0.0,
+            TuneMode::Off => false,
+        }
+    }
+
     /// Takes the fastest form of a step `step_form_decision` left open, from each form's
     /// median seconds (timing them took `seconds`), and stores the choice in the cache.
     pub fn record_step_form(
