@@ -47,12 +47,12 @@ step "bench matmul (device timestamps; % of the peaks above)"
 step "bench tune: every GEMM variant per shape of the mlp, cnn and lstm"
 "$RG" bench tune --device "$GPU" --sizes "$SIZES" --models mlp,cnn,lstm | tee "$OUT/tune.txt"
 
-step "bench train: the three models, GPU (tuned, warm cache) and CPU backend"
+step "bench train: the three models, GPU (--tune full: GEMM variants and step forms measured) and CPU backend"
 : > "$OUT/train.json"
 for model in mlp cnn lstm; do
   for device in "$GPU" cpu; do
     json=$(mktemp)
-    "$RG" bench train --model "$model" --device "$device" --epochs 3 --json "$json" |
+    "$RG" bench train --model "$model" --device "$device" --epochs 3 --tune full --json "$json" |
       grep -E "throughput|first training step|training step by kernel|^  [A-Z]" | head -8
     tr -d '\n' < "$json" >> "$OUT/train.json"
     echo >> "$OUT/train.json"
