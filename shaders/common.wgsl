@@ -53,6 +53,7 @@ const ROW_UNARY: u32 = 2u;
 const ROW_ACT_GRAD: u32 = 3u;
 const ROW_BINARY: u32 = 4u;
 const ROW_BCE_GRAD: u32 = 5u;
+const ROW_DROPOUT: u32 = 6u;
 const SRC_ARENA: u32 = 0u;
 const SRC_PARAMS: u32 = 1u;
 // Batch rows per workgroup of the row program.

@@ -29,6 +29,9 @@
 //   ROW_BINARY    out[c] = x[r, c] (op) y[r, c]
 //   ROW_BCE_GRAD  out[c] = dloss / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z)),
 //                 z = x[r, c], t = y[r, c], dloss at z_src/off_z, pw = `value`
+//   ROW_DROPOUT   out[c] = x[r, c] * value where dropout_hash(code, optimizer step,
+//                 r * width + c) >= n, else 0 (gather.wgsl's dropout: the seed in
+//                 `code`, the threshold in `n`)
 // Row tensors are row-major, `width` words a row, in the arena; `code` is the op's
 // activation (`Act::code`) or binary operation (`BinaryOp::code`).
 
@@ -185,6 +188,10 @@ fn element(op: RowOp, r: u32, c: u32) {
                 case BINARY_MUL: { v = u * w; }
                 default: { v = u / w; }
             }
+        }
+        case ROW_DROPOUT: {
+            let keep = dropout_hash(op.code, counters[p.off_step + 1u], i) >= op.n;
+            v = select(0.0, arena[op.off_x + i] * op.value, keep);
         }
         default: {
             // ROW_BCE_GRAD

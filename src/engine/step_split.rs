@@ -23,11 +23,12 @@
 //! Moving launches out of plan order, and lanes running ahead of one another, is safe only
 //! if no buffer a row launch uses is reused meanwhile: the split plan gives every output
 //! held in a slot a buffer of its own (`private_slots`). A plan is not split if any launch
-//! is of a kind not handled here (convolutions, recurrent cells, dropout, column copies),
+//! is of a kind not handled here (convolutions, pooling, recurrent cells, column copies),
 //! if a row launch would read what a launch moved after the rows writes, or if its batch
 //! is too small to share.
 
 use crate::engine::ops::broadcast::BroadcastKernel;
+use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
@@ -234,6 +235,9 @@ fn row_width(kernel: &Kernel, batch: usize, row_slots: &HashMap<usize, usize>) -
         }) if a_strides == contiguous_strides(&shape) && b_strides == a_strides => {
             rows(a).filter(|&w| rows(b) == Some(w))?
         }
+        // Each element's mask is a hash of its index in the whole tensor, so a row's
+        // elements are masked as within the whole.
+        Kernel::Dropout(DropoutKernel { x, step, .. }) if shared(step, row_slots) => rows(x)?,
         Kernel::Loss(LossKernel::BceWithLogitsGrad {
             logits,
             targets,
@@ -283,11 +287,10 @@ pub(crate) fn reads(kernel: &Kernel) -> Option<Vec<TensorRef>> {
         Kernel::Optimize { step, .. } => {
             vec![step, all_of(Storage::Params), all_of(Storage::Grads)]
         }
-        Kernel::CopyCols { .. }
-        | Kernel::Rnn(_)
-        | Kernel::Conv(_)
-        | Kernel::Pool(_)
-        | Kernel::Dropout(_) => return None,
+        Kernel::Dropout(DropoutKernel { x, step, .. }) => vec![x, step],
+        Kernel::CopyCols { .. } | Kernel::Rnn(_) | Kernel::Conv(_) | Kernel::Pool(_) => {
+            return None
+        }
     })
 }
 
@@ -434,12 +437,15 @@ pub(crate) fn map_reads(kernel: &Kernel, f: &mut impl FnMut(TensorRef) -> Tensor
             *acc = f(*acc);
         }
         Kernel::AdvanceStep { step, .. } | Kernel::Optimize { step, .. } => *step = f(*step),
+        Kernel::Dropout(DropoutKernel { x, step, .. }) => {
+            *x = f(*x);
+            *step = f(*step);
+        }
         Kernel::Fill { .. }
         | Kernel::CopyCols { .. }
         | Kernel::Rnn(_)
         | Kernel::Conv(_)
-        | Kernel::Pool(_)
-        | Kernel::Dropout(_) => {}
+        | Kernel::Pool(_) => {}
     }
     k
 }
@@ -460,13 +466,13 @@ pub(crate) fn set_output(kernel: &mut Kernel, to: TensorRef) {
         | Kernel::Gather(GatherKernel::ScatterAddRows { out, .. })
         | Kernel::Collect { out, .. }
         | Kernel::Accumulate { acc: out, .. }
+        | Kernel::Dropout(DropoutKernel { out, .. })
         | Kernel::AdvanceStep { step: out, .. } => *out = to,
         Kernel::Optimize { .. }
         | Kernel::CopyCols { .. }
         | Kernel::Rnn(_)
         | Kernel::Conv(_)
-        | Kernel::Pool(_)
-        | Kernel::Dropout(_) => unreachable!("no slot output"),
+        | Kernel::Pool(_) => unreachable!("no slot output"),
     }
 }
 
@@ -573,8 +579,8 @@ mod tests {
     }
 
     #[test]
-    fn steps_it_cannot_split_are_left_whole() {
-        // A kernel of a kind it does not know (dropout).
+    fn a_dropout_is_a_row_launch() {
+        // The first product's output dropped out into slot 2, which the second reads.
         let mut step = tiny_step();
         step.insert(
             2,
@@ -586,6 +592,32 @@ mod tests {
                 threshold: 1 << 30,
                 scale: 1.5,
             }),
+        );
+        if let Kernel::MatMul(k) = &mut step[3] {
+            k.a = at(Storage::Slot(2), 64 * 16);
+        }
+        let split = StepSplit::plan(&step, &[1024, 1024, 1024]).expect("splits");
+        let rows: Vec<usize> = split.rows.iter().map(|&(i, _)| i).collect();
+        assert_eq!(rows, vec![0, 1, 2, 3], "{split:?}");
+        assert_eq!(split.rows[2].1, 16, "the dropout's row width");
+    }
+
+    #[test]
+    fn steps_it_cannot_split_are_left_whole() {
+        // A kernel of a kind it does not know (a column copy).
+        let mut step = tiny_step();
+        step.insert(
+            2,
+            Kernel::CopyCols {
+                x: at(Storage::Slot(1), 64 * 16),
+                out: at(Storage::Slot(2), 64 * 8),
+                rows: 64,
+                cols: 8,
+                src_cols: 16,
+                src_start: 0,
+                dst_cols: 8,
+                dst_start: 0,
+            },
         );
         assert!(StepSplit::plan(&step, &[1024, 1024, 1024]).is_none());
         // A batch too small to share.

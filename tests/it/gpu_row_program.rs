@@ -41,8 +41,8 @@ fn forced(form: StepForm) -> Tuning {
 }
 
 /// A training step over a gathered batch of 53 rows of 11 features: linear layers of 33
-/// (tanh), 7 (gelu), 5 (leaky relu) and 1, binary cross-entropy with positives weighted
-/// 1.7, Adam; the logits kept for the host.
+/// (tanh, then dropout of a third), 7 (gelu), 5 (leaky relu) and 1, binary cross-entropy
+/// with positives weighted 1.7, Adam; the logits kept for the host.
 fn awkward_step(rows: usize, steps: usize) -> (Plan, NodeId) {
     let (batch, features) = (53, 11);
     let mut g = Graph::new();
@@ -65,6 +65,9 @@ fn awkward_step(rows: usize, steps: usize) -> (Plan, NodeId) {
         let w = g.param(&format!("w{i}"), &[width, out]).unwrap();
         let b = g.param(&format!("b{i}"), &[out]).unwrap();
         h = g.linear(h, w, b, act).unwrap();
+        if i == 0 {
+            h = g.dropout(h, 1.0 / 3.0, 17).unwrap();
+        }
         width = out;
     }
     let loss = g.bce_with_logits(h, y, 1.7).unwrap();
@@ -144,9 +147,12 @@ fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
             StepForm::Launches => assert_eq!(fused, 0, "{names:?}"),
             StepForm::RowProgram(_) => {
                 assert_eq!(fused, 1, "{}: {names:?}", form.name());
-                // The gathers, the four forward products, the loss gradient, three
-                // activation gradients and three input gradients: one launch now.
-                assert!(!names.iter().any(|n| n == "GatherRows" || n == "ActGrad"));
+                // The gathers, the four forward products, the dropout and its gradient,
+                // the loss gradient, three activation gradients and three input
+                // gradients: one launch now.
+                assert!(!names
+                    .iter()
+                    .any(|n| n == "GatherRows" || n == "ActGrad" || n == "Dropout"));
             }
         }
         runs.push((form, weights, logits));

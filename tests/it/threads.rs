@@ -14,7 +14,12 @@ fn weights_with(threads: &str, split: bool, dir: &std::path::Path) -> Vec<u8> {
 
 /// `weights_with` at a batch of `batch` rows.
 fn weights_at_batch(threads: &str, split: bool, batch: &str, dir: &std::path::Path) -> Vec<u8> {
-    let out = dir.join(format!("t{threads}-{split}-b{batch}"));
+    weights_of(threads, split, &["--batch", batch], dir)
+}
+
+/// `weights_with` with `args` added to `train`'s.
+fn weights_of(threads: &str, split: bool, args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+    let out = dir.join(format!("t{threads}-{split}-{}", args.join("_")));
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
         .env("NODEVICE_SELECT", "1")
         .env(
@@ -31,11 +36,10 @@ fn weights_at_batch(threads: &str, split: bool, batch: &str, dir: &std::path::Pa
             "1",
             "--early-stop",
             "off",
-            "--batch",
-            batch,
             "--out",
             out.to_str().unwrap(),
         ])
+        .args(args)
         .output()
         .expect("run riskgrad");
     assert!(o.status.success(), "--threads {threads}: {}", stderr(&o));
@@ -82,6 +86,15 @@ fn training_with_every_step_split_gives_the_weights_of_one_thread() {
         one,
         weights_at_batch("3", true, "33", &dir),
         "33-row batches differ"
+    );
+    // Dropout splits by rows too: each element's mask is a hash of its index in the
+    // whole tensor.
+    let dropout = ["--dropout", "0.3", "--batch", "256"];
+    let one = weights_of("1", false, &dropout, &dir);
+    assert_eq!(
+        one,
+        weights_of("3", true, &dropout, &dir),
+        "dropout differs"
     );
 }
 

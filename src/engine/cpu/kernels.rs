@@ -718,9 +718,24 @@ pub fn bce_with_logits_grad_scaled(
 /// Inverted dropout: `out[i] = x[i] · scale` where `dropout_hash(seed, step, i) >=
 /// threshold`, else 0 (`ops::dropout`; `step` is the optimizer's step count).
 pub fn dropout(x: &[f32], out: &mut [f32], seed: u32, step: u32, threshold: u32, scale: f32) {
+    dropout_from(x, out, seed, step, threshold, scale, 0)
+}
+
+/// `dropout` of elements `first..` of a tensor: `x` and `out` hold those elements, and
+/// element `j` of them is masked as element `first + j` of the whole (a block of rows of
+/// a split step).
+pub fn dropout_from(
+    x: &[f32],
+    out: &mut [f32],
+    seed: u32,
+    step: u32,
+    threshold: u32,
+    scale: f32,
+    first: usize,
+) {
     let n = out.len();
     let keep = |i: usize, v: f32| {
-        if dropout_hash(seed, step, i as u32) >= threshold {
+        if dropout_hash(seed, step, (first + i) as u32) >= threshold {
             v * scale
         } else {
             0.0

@@ -1,6 +1,7 @@
 //! The CPU runners of a split step (`engine::step_split`): a row launch on a block of
 //! the batch rows, and a launch that sums over the rows, whole, inside one lane's part.
 
+use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
@@ -128,6 +129,26 @@ pub fn run_rows<'a>(
                 scale,
                 out,
                 pos_weight,
+            )
+        }
+        Kernel::Dropout(DropoutKernel {
+            x,
+            step: counters,
+            seed,
+            threshold,
+            scale,
+            ..
+        }) => {
+            // The optimizer's step count, as the whole kernel reads it.
+            let t = read(counters)[1].to_bits();
+            cpu::dropout_from(
+                block(x, width),
+                out,
+                seed,
+                t,
+                threshold,
+                scale,
+                rows.start * width,
             )
         }
         _ => unreachable!("not a row launch"),

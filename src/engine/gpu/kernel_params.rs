@@ -314,6 +314,8 @@ pub const ROW_ACT_GRAD: u32 = 3;
 pub const ROW_BINARY: u32 = 4;
 /// See [`ROW_GATHER`].
 pub const ROW_BCE_GRAD: u32 = 5;
+/// See [`ROW_GATHER`].
+pub const ROW_DROPOUT: u32 = 6;
 /// A row operation's shared operand in the arena (`RowOp::y_src`, `z_src`).
 pub const SRC_ARENA: u32 = 0;
 /// A row operation's shared operand in the parameters.
@@ -341,6 +343,7 @@ pub const SHARED_CONSTANTS: &[(&str, u32)] = &[
     ("ROW_ACT_GRAD", ROW_ACT_GRAD),
     ("ROW_BINARY", ROW_BINARY),
     ("ROW_BCE_GRAD", ROW_BCE_GRAD),
+    ("ROW_DROPOUT", ROW_DROPOUT),
     ("SRC_ARENA", SRC_ARENA),
     ("SRC_PARAMS", SRC_PARAMS),
     ("RP_ROWS", RP_ROWS),

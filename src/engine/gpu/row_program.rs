@@ -18,16 +18,17 @@
 
 use super::executor::{u32c, Bindings, Limits};
 use super::kernel_params::{
-    RowOp, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, ROW_ACT_GRAD, ROW_BCE_GRAD, ROW_BINARY, ROW_GATHER,
-    ROW_MATMUL, ROW_UNARY, SRC_ARENA, SRC_PARAMS,
+    RowOp, BIAS_MATRIX, BIAS_NONE, BIAS_ROW, ROW_ACT_GRAD, ROW_BCE_GRAD, ROW_BINARY, ROW_DROPOUT,
+    ROW_GATHER, ROW_MATMUL, ROW_UNARY, SRC_ARENA, SRC_PARAMS,
 };
+use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
 use crate::engine::ops::loss::LossKernel;
 use crate::engine::ops::matmul::MatMulKernel;
 use crate::engine::plan::{Kernel, Storage, TensorRef};
 use crate::engine::step_split::{map_reads, reads, set_output, StepSplit};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The most tables the row program binds (`table0`, `table1`): a model's features and
 /// its labels.
@@ -179,6 +180,7 @@ impl FusedStep {
                 Kernel::Elementwise(ElementwiseKernel::Binary { op, .. }) => {
                     format!("binary{width}o{}", op.code())
                 }
+                Kernel::Dropout(_) => format!("dropout{width}"),
                 _ => format!("bcegrad{width}"),
             };
             key.push(' ');
@@ -267,6 +269,8 @@ impl FusedStep {
                 k.output().storage == Storage::Slot(self.arena)
                     && match *k {
                         Kernel::Gather(_) => true,
+                        // Its step counters are the row program's own binding (`encode`).
+                        Kernel::Dropout(DropoutKernel { x, .. }) => arena_or_params(x),
                         _ => reads(k)
                             .unwrap_or_default()
                             .into_iter()
@@ -393,6 +397,28 @@ impl FusedStep {
                     value: pos_weight,
                     ..base
                 },
+                Kernel::Dropout(DropoutKernel {
+                    x,
+                    step: counters,
+                    seed,
+                    threshold,
+                    scale,
+                    ..
+                }) => {
+                    if counters.storage != step.storage || counters.offset != step.offset {
+                        return Err(Error::Gpu(
+                            "a dropout reads step counters the row program does not bind".into(),
+                        ));
+                    }
+                    RowOp {
+                        kind: ROW_DROPOUT,
+                        code: seed,
+                        off_x: u32c(x.offset)?,
+                        n: threshold,
+                        value: scale,
+                        ..base
+                    }
+                }
                 _ => unreachable!("step_split::row_width admits no other row launch"),
             };
             ops.push(op);
