@@ -252,10 +252,10 @@ impl FusedStep {
     fn binds_everything(&self) -> bool {
         let arena_or_params =
             |t: TensorRef| t.storage == Storage::Params || t.storage == Storage::Slot(self.arena);
-        let tables = self.tables();
+        let (tables, span) = (self.tables(), self.perm());
         let perms_agree = self.rows.iter().all(|&i| match self.launches[i] {
             Kernel::Gather(GatherKernel::GatherRows { perm, .. }) => {
-                self.perm().is_some_and(|p| p.storage == perm.storage)
+                span.is_some_and(|p| p.storage == perm.storage)
             }
             _ => true,
         });
@@ -297,16 +297,17 @@ impl FusedStep {
         let (arena_window, _) = lim.window(arena)?;
         let (params_window, _) = lim.window(params)?;
         let (step_window, off_step) = lim.window(step)?;
-        let mut table_windows = Vec::new();
-        for t in self.tables() {
-            table_windows.push(lim.window(t)?);
-        }
-        let (perm_window, off_perm) = lim.window_opt(self.perm())?;
+        let tables = self.tables();
+        let table_windows = tables
+            .iter()
+            .map(|&t| lim.window(t))
+            .collect::<Result<Vec<_>>>()?;
+        let span = self.perm();
+        let (perm_window, off_perm) = lim.window_opt(span)?;
         let source = |t: TensorRef| match t.storage {
             Storage::Params => SRC_PARAMS,
             _ => SRC_ARENA,
         };
-        let tables = self.tables();
         let mut ops = Vec::with_capacity(self.rows.len());
         for &i in &self.rows {
             let kernel = &self.launches[i];
@@ -326,8 +327,7 @@ impl FusedStep {
                         kind: ROW_GATHER,
                         x_src: which as u32,
                         off_x: table_windows[which].1,
-                        off_y: off_perm
-                            + u32c(perm.offset - self.perm().expect("a gather").offset)?,
+                        off_y: off_perm + u32c(perm.offset - span.expect("a gather").offset)?,
                         n: u32c(table.len / cols.max(1))?,
                         ..base
                     }

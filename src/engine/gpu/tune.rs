@@ -420,16 +420,11 @@ impl Tuner {
             .iter()
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(StepForm::Launches, |t| t.0);
-        let cache_key = format!("{} | {key}", device_key(ctx));
-        let entries = self.entries();
-        entries.retain(|e| e.key != cache_key);
-        entries.push(CacheEntry {
-            key: cache_key,
+        self.put(CacheEntry {
+            key: format!("{} | {key}", device_key(ctx)),
             variant: form.name().to_string(),
             measured: None,
         });
-        let excess = entries.len().saturating_sub(CACHE_ENTRIES);
-        entries.drain(..excess);
         self.store();
         self.forms_decided.insert(
             key.to_string(),
@@ -550,13 +545,19 @@ impl Tuner {
         measured: Option<Vec<usize>>,
     ) {
         let name = |v: usize| variants[v].name.to_string();
-        let entries = self.entries();
-        entries.retain(|e| e.key != key);
-        entries.push(CacheEntry {
+        self.put(CacheEntry {
             key,
             variant: name(variant),
             measured: measured.map(|m| m.into_iter().map(name).collect()),
         });
+    }
+
+    /// Puts `entry` in the cache in place of any of its key, keeping the newest
+    /// `CACHE_ENTRIES` (written by the next `store`).
+    fn put(&mut self, entry: CacheEntry) {
+        let entries = self.entries();
+        entries.retain(|e| e.key != entry.key);
+        entries.push(entry);
         let excess = entries.len().saturating_sub(CACHE_ENTRIES);
         entries.drain(..excess);
     }
