@@ -590,7 +590,7 @@ fn print_step_forms(choices: &[riskgrad::engine::gpu::tune::StepFormChoice]) {
         return;
     }
     println!();
-    println!("step forms: a step's row launches one by one, or fused into one row program (µs per row stage)");
+    println!("step forms: a step's row launches one by one, or fused into one row program (µs per row stage; fused must take ≤ {:.0} % of the launches' time)", 100.0 * riskgrad::engine::gpu::tune::FUSED_FORM_MARGIN);
     print!("{:<8}", "rows");
     for form in StepForm::all() {
         print!(" {:>16}", form.name());
