@@ -261,16 +261,11 @@ fn product_lanes(
     let by_rows = rows.1 >= 2 && (rows.1 == lanes.count() || m >= n || cols.1 < 2);
     let ((width, parts), long) = if by_rows { (rows, m) } else { (cols, n) };
     lanes.split(parts, |part| {
-        let start = part * width;
-        let end = if part + 1 == parts {
-            long
-        } else {
-            start + width
-        };
+        let span = block_range(part, (width, parts), long);
         if by_rows {
-            block(start, end, 0, n)
+            block(span.start, span.end, 0, n)
         } else {
-            block(0, m, start, end)
+            block(0, m, span.start, span.end)
         }
     });
 }
@@ -287,6 +282,21 @@ pub(crate) fn blocks(len: usize, lanes: usize) -> (usize, usize) {
     } else {
         // A thin remainder joins the last full block.
         (width, full)
+    }
+}
+
+/// Block `part` of a dimension of `len` split as [`blocks`] gave (`width`, `parts`): the
+/// last block ends at `len`.
+pub(crate) fn block_range(
+    part: usize,
+    (width, parts): (usize, usize),
+    len: usize,
+) -> std::ops::Range<usize> {
+    let start = part * width;
+    start..if part + 1 == parts {
+        len
+    } else {
+        start + width
     }
 }
 
@@ -901,6 +911,25 @@ fn adam(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_tile_the_dimension_none_thinner_than_16() {
+        for len in [1, 15, 16, 17, 31, 33, 47, 64, 100, 255, 256, 257, 1000] {
+            for lanes in 1..=5 {
+                let split = blocks(len, lanes);
+                let spans: Vec<_> = (0..split.1).map(|p| block_range(p, split, len)).collect();
+                assert_eq!(spans[0].start, 0);
+                assert_eq!(spans.last().unwrap().end, len);
+                for pair in spans.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "{len} on {lanes}");
+                }
+                assert!(split.1 <= lanes.max(1), "{len} on {lanes}: {split:?}");
+                if split.1 > 1 {
+                    assert!(spans.iter().all(|s| s.len() >= 16), "{len}: {spans:?}");
+                }
+            }
+        }
+    }
     use crate::engine::cpu::lanes::Lanes;
 
     /// A product split into blocks of its rows or columns (one per lane) gives the bits

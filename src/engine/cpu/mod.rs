@@ -363,7 +363,7 @@ impl CpuExecutor {
         }
         let lanes = self.lanes.clone();
         // Blocks of rows as a split product takes them (none thinner than 16 rows).
-        let (rows_each, parts) = kernels::blocks(plan.batch, lanes.count());
+        let row_blocks = kernels::blocks(plan.batch, lanes.count());
         let buffers = RowPhaseBuffers {
             slots: lp
                 .slots
@@ -375,13 +375,8 @@ impl CpuExecutor {
             params: &self.params,
             grads: (self.grads.as_mut_ptr(), self.grads.len()),
         };
-        lanes.split(parts, |part| {
-            let end = if part + 1 == parts {
-                plan.batch
-            } else {
-                (part + 1) * rows_each
-            };
-            let rows = part * rows_each..end;
+        lanes.split(row_blocks.1, |part| {
+            let rows = kernels::block_range(part, row_blocks, plan.batch);
             for &(i, width) in &plan.rows {
                 let kernel = &plan.launches[i];
                 // SAFETY: every row launch writes a slot of its own (`private_slots`), and

@@ -440,6 +440,15 @@ impl GpuContext {
         })
     }
 
+    /// Blocks until the work submitted to the queue is done (the tuner's and the step
+    /// forms' timings, a readback).
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+
     /// Copies `len` words at `offset` of `buffer` to the host (the executor's reads and
     /// the autotuner's output checks).
     pub fn read_words(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
@@ -467,9 +476,7 @@ impl GpuContext {
         });
         scope.pop("reading back")?;
         self.take_error()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.wait()?;
         rx.recv()
             .map_err(|_| Error::Gpu("the readback was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;

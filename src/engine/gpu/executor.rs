@@ -647,6 +647,21 @@ impl GpuExecutor {
             .collect())
     }
 
+    /// Records `launches` (each with its bind group) into `pass`, in order.
+    fn dispatch(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        launches: &[Lowered],
+        groups: &[wgpu::BindGroup],
+    ) -> Result<()> {
+        for (l, group) in launches.iter().zip(groups) {
+            pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+        }
+        Ok(())
+    }
+
     /// Wall seconds to run `launches` once, to completion.
     fn time_launch_list(&self, launches: &[Lowered], groups: &[wgpu::BindGroup]) -> Result<f64> {
         let start = Instant::now();
@@ -662,18 +677,11 @@ impl GpuExecutor {
                 label: Some("row stage"),
                 timestamp_writes: None,
             });
-            for (l, group) in launches.iter().zip(groups) {
-                pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
-                pass.set_bind_group(0, group, &[]);
-                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
-            }
+            self.dispatch(&mut pass, launches, groups)?;
         }
         self.ctx.queue.submit([encoder.finish()]);
         scope.pop("timing a step's row stage")?;
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.ctx.wait()?;
         self.ctx.take_error()?;
         Ok(start.elapsed().as_secs_f64())
     }
@@ -853,11 +861,7 @@ impl Executor for GpuExecutor {
                 timestamp_writes: None,
             });
             for _ in 0..steps {
-                for (l, group) in lp.launches.iter().zip(&lp.bind_groups) {
-                    pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
-                    pass.set_bind_group(0, group, &[]);
-                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
-                }
+                self.dispatch(&mut pass, &lp.launches, &lp.bind_groups)?;
             }
         }
         self.ctx.queue.submit([encoder.finish()]);
@@ -925,9 +929,11 @@ impl Executor for GpuExecutor {
                     end_of_pass_write_index: Some(at + 1),
                 }),
             });
-            pass.set_pipeline(self.ctx.pipeline(l.pipe)?);
-            pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            self.dispatch(
+                &mut pass,
+                std::slice::from_ref(l),
+                std::slice::from_ref(group),
+            )?;
         }
         for (k, (set, count)) in sets.iter().enumerate() {
             encoder.resolve_query_set(set, 0..*count, &resolved, (k * PER_SET * 16) as u64);

@@ -886,9 +886,7 @@ impl Scratch {
         }
         ctx.queue.submit([encoder.finish()]);
         scope.pop("running a kernel variant")?;
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        ctx.wait()?;
         ctx.take_error()
     }
 
