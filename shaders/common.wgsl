@@ -59,6 +59,23 @@ const SRC_PARAMS: u32 = 1u;
 // Batch rows per workgroup of the row program.
 const RP_ROWS: u32 = 16u;
 
+// The record of the kernels driven by the step counters: gather.wgsl's, and
+// state.wgsl's accumulate and collect.
+struct GatherParams {
+    n: u32,         // elements written
+    batch: u32,
+    cols: u32,
+    off_src: u32,
+    off_perm: u32,
+    off_step: u32,
+    off_out: u32,
+    seed: u32,      // dropout only
+    threshold: u32,
+    scale: f32,
+    first_row: u32, // gather_rows and scatter_add_rows: the table rows this launch
+    end_row: u32,   // binds (src or out starts at row first_row), end exclusive
+}
+
 // The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
 // (the grid wraps into y when more than 65535 groups are needed).
 fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

@@ -52,10 +52,10 @@ struct ConvParams {
 }
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<Store>;
+@group(0) @binding(2) var<storage, read> b: array<Store>;
+@group(0) @binding(3) var<storage, read> bias: array<Store>;
+@group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
 override MODE: u32 = CONV_FORWARD;
 
@@ -75,7 +75,7 @@ fn im2col(n: u32, c: u32, kh: u32, kw: u32, oh: u32, ow: u32) -> f32 {
     if ih < 0 || iw < 0 {
         return 0.0;
     }
-    return b[p.off_b + ((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+    return f32(b[p.off_b + ((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)]);
 }
 
 // The output position along one axis that input position `i` meets through tap `t`,
@@ -100,18 +100,18 @@ fn load_a(row: u32, kk: u32, kdim: u32, n0: u32) -> f32 {
     let taps = p.kh * p.kw;
     switch MODE {
         case CONV_FORWARD: {
-            return a[p.off_a + row * kdim + kk];
+            return f32(a[p.off_a + row * kdim + kk]);
         }
         case CONV_GRAD_INPUT: {
             // w[o, c, kh, kw] with row = c, kk = (o, tap)
             let o = kk / taps;
-            return a[p.off_a + (o * p.c + row) * taps + kk % taps];
+            return f32(a[p.off_a + (o * p.c + row) * taps + kk % taps]);
         }
         default: {
             // dz[n, o, pos] with row = o, kk = (n - n0, pos)
             let plane = p.oh * p.ow;
             let n = n0 + kk / plane;
-            return a[p.off_a + (n * p.o + row) * plane + kk % plane];
+            return f32(a[p.off_a + (n * p.o + row) * plane + kk % plane]);
         }
     }
 }
@@ -143,7 +143,7 @@ fn load_b(kk: u32, col: u32, kdim: u32, n0: u32) -> f32 {
             if oh < 0 || ow < 0 {
                 return 0.0;
             }
-            return b[p.off_b + ((n * p.o + o) * p.oh + u32(oh)) * p.ow + u32(ow)];
+            return f32(b[p.off_b + ((n * p.o + o) * p.oh + u32(oh)) * p.ow + u32(ow)]);
         }
         default: {
             // kk = (n - n0, oh, ow), col = (c, kh, kw)
@@ -183,11 +183,11 @@ fn store(row: u32, col: u32, s: u32, acc: f32) {
     if MODE == CONV_FORWARD {
         var b0 = 0.0;
         if p.has_bias != 0u {
-            b0 = bias[p.off_bias + row];
+            b0 = f32(bias[p.off_bias + row]);
         }
         v = activate(p.act, v + b0);
     }
-    out[out_index(row, col, s)] = v;
+    out[out_index(row, col, s)] = Store(v);
 }
 
 // The length of split `s`'s sum, and (CONV_GRAD_WEIGHT) the first image it covers.

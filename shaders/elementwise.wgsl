@@ -6,7 +6,8 @@
 //   act_grad  out[i] = x[i] * act'(.) from y[i]: act's output, or its input (gelu, silu)
 //   expand_to out[i] = value * x[bcast_x(i)]
 //   copy_cols out[r, dst_start + c] = x[r, src_start + c] for r < rows, c < cols
-// Offsets are in 32-bit words from the start of each bound window.
+// Offsets are in elements (of `Store`, the precision header's type) from the start of
+// each bound window.
 
 struct ElementwiseParams {
     shape: vec4<u32>,     // output shape, padded on the left with 1
@@ -27,9 +28,9 @@ struct ElementwiseParams {
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Store>;
+@group(0) @binding(2) var<storage, read> y: array<Store>;
+@group(0) @binding(3) var<storage, read_write> out: array<Store>;
 
 // The word offset of flat output index i in an operand with the given strides.
 fn broadcast_offset(i: u32, strides: vec4<u32>) -> u32 {
@@ -48,7 +49,7 @@ fn broadcast_offset(i: u32, strides: vec4<u32>) -> u32 {
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
-        out[p.off_out + i] = p.value;
+        out[p.off_out + i] = Store(p.value);
     }
 }
 
@@ -58,8 +59,8 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if i >= p.n {
         return;
     }
-    let u = x[p.off_x + broadcast_offset(i, p.x_strides)];
-    let v = y[p.off_y + broadcast_offset(i, p.y_strides)];
+    let u = f32(x[p.off_x + broadcast_offset(i, p.x_strides)]);
+    let v = f32(y[p.off_y + broadcast_offset(i, p.y_strides)]);
     var r: f32;
     switch p.code {
         case BINARY_ADD: { r = u + v; }
@@ -67,14 +68,14 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         case BINARY_MUL: { r = u * v; }
         default: { r = u / v; }
     }
-    out[p.off_out + i] = r;
+    out[p.off_out + i] = Store(r);
 }
 
 @compute @workgroup_size(WG)
 fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
-        out[p.off_out + i] = activate(p.code, x[p.off_x + i]);
+        out[p.off_out + i] = Store(activate(p.code, f32(x[p.off_x + i])));
     }
 }
 
@@ -82,7 +83,7 @@ fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
-        out[p.off_out + i] = x[p.off_x + i] * activation_slope(p.code, y[p.off_y + i]);
+        out[p.off_out + i] = Store(f32(x[p.off_x + i]) * activation_slope(p.code, f32(y[p.off_y + i])));
     }
 }
 
@@ -90,7 +91,7 @@ fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn expand_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
-        out[p.off_out + i] = p.value * x[p.off_x + broadcast_offset(i, p.x_strides)];
+        out[p.off_out + i] = Store(p.value * f32(x[p.off_x + broadcast_offset(i, p.x_strides)]));
     }
 }
 

@@ -1,5 +1,5 @@
 // The kernels driven by the step counters: row gathers by an index list and their
-// adjoint, collect, dropout. `counters[off_step]` is the step within the current run (the
+// adjoint, dropout (collect, which also reads them, is state.wgsl's). `counters[off_step]` is the step within the current run (the
 // executor's counter) and `counters[off_step + 1]` the optimizer's step count, so one
 // recorded command buffer serves every step of an epoch. Indices are u32 words.
 //   gather_rows       out[b, c] = src[perm[s * batch + b], c]
@@ -10,30 +10,16 @@
 // piece (the executor's `row_pieces`): gather_rows then writes only the batch rows whose
 // index falls in [first_row, end_row), and scatter_add_rows computes only those table
 // rows; the pieces together write every element once, with the same values.
-//   collect           out[s * n + i] = src[i]
 //   dropout           out[i] = src[i] * scale if dropout_hash(seed, t, i) >= threshold,
 //                     else 0, with t the optimizer's step count (no perm bound)
 
-struct GatherParams {
-    n: u32,         // elements written
-    batch: u32,
-    cols: u32,
-    off_src: u32,
-    off_perm: u32,
-    off_step: u32,
-    off_out: u32,
-    seed: u32,      // dropout only
-    threshold: u32,
-    scale: f32,
-    first_row: u32, // gather_rows and scatter_add_rows: the table rows this launch
-    end_row: u32,   // binds (src or out starts at row first_row), end exclusive
-}
+// GatherParams, the record, is in common.wgsl: state.wgsl's kernels take it too.
 
 @group(0) @binding(0) var<uniform> p: GatherParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<Store>;
 @group(0) @binding(2) var<storage, read> perm: array<u32>;
 @group(0) @binding(3) var<storage, read> counters: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
 @compute @workgroup_size(WG)
 fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -62,18 +48,10 @@ fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     var acc = 0.0;
     for (var b = 0u; b < p.batch; b++) {
         if perm[window + b] == r {
-            acc += src[p.off_src + b * p.cols + c];
+            acc += f32(src[p.off_src + b * p.cols + c]);
         }
     }
-    out[p.off_out + i] = acc;
-}
-
-@compute @workgroup_size(WG)
-fn collect(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = flat_index(wg, nwg, lid);
-    if i < p.n {
-        out[p.off_out + counters[p.off_step] * p.n + i] = src[p.off_src + i];
-    }
+    out[p.off_out + i] = Store(acc);
 }
 
 @compute @workgroup_size(WG)
@@ -83,5 +61,5 @@ fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         return;
     }
     let keep = dropout_hash(p.seed, counters[p.off_step + 1u], i) >= p.threshold;
-    out[p.off_out + i] = select(0.0, src[p.off_src + i] * p.scale, keep);
+    out[p.off_out + i] = Store(select(0.0, f32(src[p.off_src + i]) * p.scale, keep));
 }

@@ -5,8 +5,7 @@
 //       pairwise tree (deterministic).
 //   bce_with_logits_grad
 //       out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
-//   accumulate
-//       out[0] += logits[0]  (binding 1 holds the value to add)
+// (The loss accumulator is state.wgsl's `accumulate`.)
 
 struct LossParams {
     n: u32,
@@ -20,22 +19,22 @@ struct LossParams {
 }
 
 @group(0) @binding(0) var<uniform> p: LossParams;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> targets: array<f32>;
-@group(0) @binding(3) var<storage, read> dloss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<Store>;
+@group(0) @binding(2) var<storage, read> targets: array<Store>;
+@group(0) @binding(3) var<storage, read> dloss: array<Store>;
+@group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
 @compute @workgroup_size(WG)
 fn bce_with_logits(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < p.n; i += WG) {
-        let z = logits[p.off_logits + i];
-        let t = targets[p.off_targets + i];
+        let z = f32(logits[p.off_logits + i]);
+        let t = f32(targets[p.off_targets + i]);
         acc += p.pos_weight * t * softplus(-z) + (1.0 - t) * softplus(z);
     }
     let sum = workgroup_tree_sum(lid, acc);
     if lid == 0u {
-        out[p.off_out] = sum / f32(p.n);
+        out[p.off_out] = Store(sum / f32(p.n));
     }
 }
 
@@ -45,13 +44,8 @@ fn bce_with_logits_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     if i >= p.n {
         return;
     }
-    let scale = dloss[p.off_dloss] / f32(p.n);
-    let s = sigmoid(logits[p.off_logits + i]);
-    let t = targets[p.off_targets + i];
-    out[p.off_out + i] = scale * (p.pos_weight * t * (s - 1.0) + (1.0 - t) * s);
-}
-
-@compute @workgroup_size(1)
-fn accumulate() {
-    out[p.off_out] += logits[p.off_logits];
+    let scale = f32(dloss[p.off_dloss]) / f32(p.n);
+    let s = sigmoid(f32(logits[p.off_logits + i]));
+    let t = f32(targets[p.off_targets + i]);
+    out[p.off_out + i] = Store(scale * (p.pos_weight * t * (s - 1.0) + (1.0 - t) * s));
 }

@@ -100,7 +100,7 @@ fn matmul(
     if p.has_bias == BIAS_ROW {
         for (var j = 0u; j < 4u; j++) {
             if col_base + j < p.n {
-                bias4[j] = bias[p.off_bias + col_base + j];
+                bias4[j] = f32(bias[p.off_bias + col_base + j]);
             }
         }
     }
@@ -114,13 +114,13 @@ fn matmul(
             if col < p.n {
                 var z = acc[i][j] + bias4[j];
                 if p.has_bias == BIAS_MATRIX {
-                    z += bias[p.off_bias + row * p.n + col];
+                    z += f32(bias[p.off_bias + row * p.n + col]);
                 }
                 var y = activate(p.act, z);
                 if MM_BROKEN {
                     y += 1.0;
                 }
-                out[p.off_out + row * p.n + col] = y;
+                out[p.off_out + row * p.n + col] = Store(y);
             }
         }
     }

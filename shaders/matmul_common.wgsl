@@ -3,9 +3,10 @@
 // `const` lines, this file, then its kernel (matmul.wgsl or matmul_rows.wgsl): see
 // `MATMUL_VARIANTS` in src/engine/gpu/shaders.rs.
 //
-// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major f32; bias is a row
-// [n] added to every row (has_bias BIAS_ROW) or a matrix [m,n] (BIAS_MATRIX), or
-// absent (BIAS_NONE). Anything outside the matrices reads as 0, so any m, n, k works.
+// out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major, stored as `Store` (the
+// precision header's type) and computed in f32; bias is a row [n] added to every row
+// (has_bias BIAS_ROW) or a matrix [m,n] (BIAS_MATRIX), or absent (BIAS_NONE). Anything
+// outside the matrices reads as 0, so any m, n, k works.
 // Tiles are numbered row-major and the grid may wrap into y (more than 65535 tiles).
 // TRANS_A / TRANS_B are pipeline-overridable: four pipelines a variant, no branches per
 // element.
@@ -26,10 +27,10 @@ struct MatMulParams {
 }
 
 @group(0) @binding(0) var<uniform> p: MatMulParams;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<Store>;
+@group(0) @binding(2) var<storage, read> b: array<Store>;
+@group(0) @binding(3) var<storage, read> bias: array<Store>;
+@group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -39,9 +40,9 @@ fn load_a(row: u32, kk: u32) -> f32 {
         return 0.0;
     }
     if TRANS_A {
-        return a[p.off_a + kk * p.m + row];
+        return f32(a[p.off_a + kk * p.m + row]);
     }
-    return a[p.off_a + row * p.k + kk];
+    return f32(a[p.off_a + row * p.k + kk]);
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
@@ -49,7 +50,7 @@ fn load_b(kk: u32, col: u32) -> f32 {
         return 0.0;
     }
     if TRANS_B {
-        return b[p.off_b + col * p.k + kk];
+        return f32(b[p.off_b + col * p.k + kk]);
     }
-    return b[p.off_b + kk * p.n + col];
+    return f32(b[p.off_b + kk * p.n + col]);
 }

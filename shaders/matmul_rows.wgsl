@@ -17,11 +17,11 @@ fn store(row: u32, col: u32, z0: f32) {
     }
     var z = z0;
     if p.has_bias == BIAS_ROW {
-        z += bias[p.off_bias + col];
+        z += f32(bias[p.off_bias + col]);
     } else if p.has_bias == BIAS_MATRIX {
-        z += bias[p.off_bias + row * p.n + col];
+        z += f32(bias[p.off_bias + row * p.n + col]);
     }
-    out[p.off_out + row * p.n + col] = activate(p.act, z);
+    out[p.off_out + row * p.n + col] = Store(activate(p.act, z));
 }
 
 @compute @workgroup_size(MR_WG)

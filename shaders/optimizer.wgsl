@@ -17,8 +17,8 @@ struct OptimizerParams {
 }
 
 @group(0) @binding(0) var<uniform> p: OptimizerParams;
-@group(0) @binding(1) var<storage, read_write> params: array<f32>;
-@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(1) var<storage, read_write> params: array<Store>;
+@group(0) @binding(2) var<storage, read> grads: array<Store>;
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<storage, read> counters: array<u32>;
 @group(0) @binding(5) var<storage, read_write> counters_rw: array<u32>;
@@ -49,9 +49,9 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     if i >= p.len {
         return;
     }
-    let buf = p.beta1 * state[i] + grads[i];
+    let buf = p.beta1 * state[i] + f32(grads[i]);
     state[i] = buf;
-    params[i] -= p.lr * buf;
+    params[i] = Store(f32(params[i]) - p.lr * buf);
 }
 
 @compute @workgroup_size(WG)
@@ -63,15 +63,15 @@ fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t = counters[p.off_step + 1u] + 1u;
     let correction1 = 1.0 - powi(p.beta1, t);
     let correction2 = 1.0 - powi(p.beta2, t);
-    let g = grads[i];
+    let g = f32(grads[i]);
     let m = p.beta1 * state[i] + (1.0 - p.beta1) * g;
     let v = p.beta2 * state[p.len + i] + (1.0 - p.beta2) * g * g;
     state[i] = m;
     state[p.len + i] = v;
     let m_hat = m / correction1;
     let v_hat = v / correction2;
-    let w = params[i];
-    params[i] = w - p.lr * (p.weight_decay * w + m_hat / (sqrt(v_hat) + p.eps));
+    let w = f32(params[i]);
+    params[i] = Store(w - p.lr * (p.weight_decay * w + m_hat / (sqrt(v_hat) + p.eps)));
 }
 
 @compute @workgroup_size(1)

@@ -29,9 +29,9 @@ struct PoolParams {
 }
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Store>;
+@group(0) @binding(2) var<storage, read> y: array<Store>;
+@group(0) @binding(3) var<storage, read_write> out: array<Store>;
 
 // The input rows [lo, hi) window `o` covers along an axis of length `len`.
 fn span(o: u32, k: u32, stride: u32, pad: u32, len: u32) -> vec2<u32> {
@@ -63,18 +63,18 @@ fn max_pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let hs = span(r / p.ow, p.kh, p.stride_h, p.pad_h, p.h);
     let ws = span(r % p.ow, p.kw, p.stride_w, p.pad_w, p.w);
     var best = hs.x * p.w + ws.x;
-    var best_v = x[base + best];
+    var best_v = f32(x[base + best]);
     for (var ih = hs.x; ih < hs.y; ih++) {
         for (var iw = ws.x; iw < ws.y; iw++) {
             let q = ih * p.w + iw;
-            let v = x[base + q];
+            let v = f32(x[base + q]);
             if v > best_v {
                 best = q;
                 best_v = v;
             }
         }
     }
-    out[p.off_out + i] = f32(best);
+    out[p.off_out + i] = Store(f32(best));
 }
 
 @compute @workgroup_size(WG)
@@ -84,7 +84,7 @@ fn pool_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         return;
     }
     let out_plane = p.oh * p.ow;
-    let q = u32(y[p.off_y + i]);
+    let q = u32(f32(y[p.off_y + i]));
     out[p.off_out + i] = x[p.off_x + (i / out_plane) * p.h * p.w + q];
 }
 
@@ -104,12 +104,12 @@ fn max_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     for (var oh = hs.x; oh < hs.y; oh++) {
         for (var ow = ws.x; ow < ws.y; ow++) {
             let i = base + oh * p.ow + ow;
-            if y[p.off_y + i] == target_q {
-                acc += x[p.off_x + i];
+            if f32(y[p.off_y + i]) == target_q {
+                acc += f32(x[p.off_x + i]);
             }
         }
     }
-    out[p.off_out + j] = acc;
+    out[p.off_out + j] = Store(acc);
 }
 
 @compute @workgroup_size(WG)
@@ -126,10 +126,10 @@ fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc = 0.0;
     for (var ih = hs.x; ih < hs.y; ih++) {
         for (var iw = ws.x; iw < ws.y; iw++) {
-            acc += x[base + ih * p.w + iw];
+            acc += f32(x[base + ih * p.w + iw]);
         }
     }
-    out[p.off_out + i] = acc * (1.0 / f32(p.kh * p.kw));
+    out[p.off_out + i] = Store(acc * (1.0 / f32(p.kh * p.kw)));
 }
 
 @compute @workgroup_size(WG)
@@ -147,10 +147,10 @@ fn avg_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     var acc = 0.0;
     for (var oh = hs.x; oh < hs.y; oh++) {
         for (var ow = ws.x; ow < ws.y; ow++) {
-            acc += x[base + oh * p.ow + ow] * inv;
+            acc += f32(x[base + oh * p.ow + ow]) * inv;
         }
     }
-    out[p.off_out + j] = acc;
+    out[p.off_out + j] = Store(acc);
 }
 
 @compute @workgroup_size(WG)

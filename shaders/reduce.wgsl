@@ -27,8 +27,8 @@ struct ReduceParams {
 }
 
 @group(0) @binding(0) var<uniform> p: ReduceParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Store>;
+@group(0) @binding(2) var<storage, read_write> out: array<Store>;
 
 fn unravel(i: u32, shape: vec4<u32>) -> vec4<u32> {
     var rest = i;
@@ -67,9 +67,9 @@ fn summands(base: vec4<u32>) -> Summands {
 // The r-th summand.
 fn summand(at: Summands, base: vec4<u32>, r: u32) -> f32 {
     if at.stride != 0u {
-        return x[at.first + r * at.stride];
+        return f32(x[at.first + r * at.stride]);
     }
-    return x[input_offset(base, r)];
+    return f32(x[input_offset(base, r)]);
 }
 
 @compute @workgroup_size(WG)
@@ -84,7 +84,7 @@ fn reduce_to_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     for (var r = 0u; r < p.count; r++) {
         acc += summand(at, base, r);
     }
-    out[p.off_out + o] = acc * p.scale;
+    out[p.off_out + o] = Store(acc * p.scale);
 }
 
 @compute @workgroup_size(WG)
@@ -101,7 +101,7 @@ fn reduce_to_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
     let sum = workgroup_tree_sum(lid, acc);
     if lid == 0u {
-        out[p.off_out + o] = sum * p.scale;
+        out[p.off_out + o] = Store(sum * p.scale);
     }
 }
 
@@ -135,5 +135,5 @@ fn reduce_to_tree_order(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         stack[depth] = v;
         depth += 1u;
     }
-    out[p.off_out + o] = stack[0] * p.scale;
+    out[p.off_out + o] = Store(stack[0] * p.scale);
 }

@@ -48,40 +48,40 @@ struct RnnParams {
 @group(0) @binding(0) var<uniform> p: RnnParams;
 // Forward: in1 = gx, in2 = gh, in3 = prev. Backward: in1 = dh0, in2 = dh1, in3 = dc,
 // in4 = the cell's packed output, in5 = prev.
-@group(0) @binding(1) var<storage, read> in1: array<f32>;
-@group(0) @binding(2) var<storage, read> in2: array<f32>;
-@group(0) @binding(3) var<storage, read> in3: array<f32>;
-@group(0) @binding(4) var<storage, read> in4: array<f32>;
-@group(0) @binding(5) var<storage, read> in5: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> in1: array<Store>;
+@group(0) @binding(2) var<storage, read> in2: array<Store>;
+@group(0) @binding(3) var<storage, read> in3: array<Store>;
+@group(0) @binding(4) var<storage, read> in4: array<Store>;
+@group(0) @binding(5) var<storage, read> in5: array<Store>;
+@group(0) @binding(6) var<storage, read_write> out: array<Store>;
 
 // Gate block k of the recurrent product for (row r, unit j), zero when absent.
 fn gh_at(r: u32, k: u32, j: u32, width: u32) -> f32 {
     let col = k * p.hidden + j;
     switch p.gh_mode {
-        case GH_BROADCAST: { return in2[p.off_gh + col]; }
-        case GH_MATRIX: { return in2[p.off_gh + r * width + col]; }
+        case GH_BROADCAST: { return f32(in2[p.off_gh + col]); }
+        case GH_MATRIX: { return f32(in2[p.off_gh + r * width + col]); }
         default: { return 0.0; }
     }
 }
 
 // Gate block k of the input product.
 fn gx_at(r: u32, k: u32, j: u32) -> f32 {
-    return in1[p.off_gx + r * p.gx_stride + p.gx_col + k * p.hidden + j];
+    return f32(in1[p.off_gx + r * p.gx_stride + p.gx_col + k * p.hidden + j]);
 }
 
 // The previous state (c for the LSTM, h for the GRU), zero when absent: in3 in the
 // forward kernels, in5 in the backward ones.
 fn prev_fwd(i: u32) -> f32 {
     if p.has_prev != 0u {
-        return in3[p.off_prev + i];
+        return f32(in3[p.off_prev + i]);
     }
     return 0.0;
 }
 
 fn prev_bwd(i: u32) -> f32 {
     if p.has_prev != 0u {
-        return in5[p.off_prev + i];
+        return f32(in5[p.off_prev + i]);
     }
     return 0.0;
 }
@@ -90,10 +90,10 @@ fn prev_bwd(i: u32) -> f32 {
 fn dh_at(r: u32, j: u32) -> f32 {
     var d = 0.0;
     if p.has_dh0 != 0u {
-        d += in1[p.off_dh0 + r * p.dh0_stride + p.dh0_col + j];
+        d += f32(in1[p.off_dh0 + r * p.dh0_stride + p.dh0_col + j]);
     }
     if p.has_dh1 != 0u {
-        d += in2[p.off_dh1 + r * p.dh1_stride + p.dh1_col + j];
+        d += f32(in2[p.off_dh1 + r * p.dh1_stride + p.dh1_col + j]);
     }
     return d;
 }
@@ -115,14 +115,14 @@ fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let go = sigmoid(gx_at(r, 3u, j) + gh_at(r, 3u, j, w));
     let c = gf * prev_fwd(i) + gi * gg;
     let tc = tanh_stable(c);
-    out[p.off_out + i] = go * tc;
-    out[p.off_out + plane + i] = c;
-    out[p.off_out + 6u * plane + i] = tc;
+    out[p.off_out + i] = Store(go * tc);
+    out[p.off_out + plane + i] = Store(c);
+    out[p.off_out + 6u * plane + i] = Store(tc);
     let saved = p.off_out + 2u * plane + r * w + j;
-    out[saved] = gi;
-    out[saved + hh] = gf;
-    out[saved + 2u * hh] = gg;
-    out[saved + 3u * hh] = go;
+    out[saved] = Store(gi);
+    out[saved + hh] = Store(gf);
+    out[saved + 2u * hh] = Store(gg);
+    out[saved + 3u * hh] = Store(go);
 }
 
 @compute @workgroup_size(WG)
@@ -140,12 +140,12 @@ fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let gz = sigmoid(gx_at(r, 1u, j) + gh_at(r, 1u, j, w));
     let bn = gh_at(r, 2u, j, w);
     let gn = tanh_stable(gx_at(r, 2u, j) + gr * bn);
-    out[p.off_out + i] = (1.0 - gz) * gn + gz * prev_fwd(i);
+    out[p.off_out + i] = Store((1.0 - gz) * gn + gz * prev_fwd(i));
     let saved = p.off_out + plane + r * 4u * hh + j;
-    out[saved] = gr;
-    out[saved + hh] = gz;
-    out[saved + 2u * hh] = gn;
-    out[saved + 3u * hh] = bn;
+    out[saved] = Store(gr);
+    out[saved + hh] = Store(gz);
+    out[saved + 2u * hh] = Store(gn);
+    out[saved + 3u * hh] = Store(bn);
 }
 
 @compute @workgroup_size(WG)
@@ -159,22 +159,22 @@ fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let r = i / hh;
     let j = i % hh;
     let saved = p.off_state + 2u * plane + r * 4u * hh + j;
-    let gi = in4[saved];
-    let gf = in4[saved + hh];
-    let gg = in4[saved + 2u * hh];
-    let go = in4[saved + 3u * hh];
-    let tc = in4[p.off_state + 6u * plane + i];
+    let gi = f32(in4[saved]);
+    let gf = f32(in4[saved + hh]);
+    let gg = f32(in4[saved + 2u * hh]);
+    let go = f32(in4[saved + 3u * hh]);
+    let tc = f32(in4[p.off_state + 6u * plane + i]);
     let dh = dh_at(r, j);
     var dc = dh * go * (1.0 - tc * tc);
     if p.has_dc != 0u {
-        dc += in3[p.off_dc + i];
+        dc += f32(in3[p.off_dc + i]);
     }
     let dz = p.off_out + r * 4u * hh + j;
-    out[dz] = dc * gg * gi * (1.0 - gi);
-    out[dz + hh] = dc * prev_bwd(i) * gf * (1.0 - gf);
-    out[dz + 2u * hh] = dc * gi * (1.0 - gg * gg);
-    out[dz + 3u * hh] = dh * tc * go * (1.0 - go);
-    out[p.off_out + 4u * plane + i] = dc * gf;
+    out[dz] = Store(dc * gg * gi * (1.0 - gi));
+    out[dz + hh] = Store(dc * prev_bwd(i) * gf * (1.0 - gf));
+    out[dz + 2u * hh] = Store(dc * gi * (1.0 - gg * gg));
+    out[dz + 3u * hh] = Store(dh * tc * go * (1.0 - go));
+    out[p.off_out + 4u * plane + i] = Store(dc * gf);
 }
 
 @compute @workgroup_size(WG)
@@ -188,21 +188,21 @@ fn gru_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let r = i / hh;
     let j = i % hh;
     let saved = p.off_state + plane + r * 4u * hh + j;
-    let gr = in4[saved];
-    let gz = in4[saved + hh];
-    let gn = in4[saved + 2u * hh];
-    let bn = in4[saved + 3u * hh];
+    let gr = f32(in4[saved]);
+    let gz = f32(in4[saved + hh]);
+    let gn = f32(in4[saved + 2u * hh]);
+    let bn = f32(in4[saved + 3u * hh]);
     let dh = dh_at(r, j);
     let dan = dh * (1.0 - gz) * (1.0 - gn * gn);
     let dar = dan * bn * gr * (1.0 - gr);
     let daz = dh * (prev_bwd(i) - gn) * gz * (1.0 - gz);
     let dgx = p.off_out + r * 3u * hh + j;
-    out[dgx] = dar;
-    out[dgx + hh] = daz;
-    out[dgx + 2u * hh] = dan;
+    out[dgx] = Store(dar);
+    out[dgx + hh] = Store(daz);
+    out[dgx + 2u * hh] = Store(dan);
     let dgh = dgx + 3u * plane;
-    out[dgh] = dar;
-    out[dgh + hh] = daz;
-    out[dgh + 2u * hh] = dan * gr;
-    out[p.off_out + 6u * plane + i] = dh * gz;
+    out[dgh] = Store(dar);
+    out[dgh + hh] = Store(daz);
+    out[dgh + 2u * hh] = Store(dan * gr);
+    out[p.off_out + 6u * plane + i] = Store(dh * gz);
 }

@@ -63,10 +63,10 @@ struct RowOp {
 
 @group(0) @binding(0) var<uniform> p: RowProgramParams;
 @group(0) @binding(1) var<storage, read> prog: array<RowOp>;
-@group(0) @binding(2) var<storage, read_write> arena: array<f32>;
-@group(0) @binding(3) var<storage, read> params: array<f32>;
-@group(0) @binding(4) var<storage, read> table0: array<f32>;
-@group(0) @binding(5) var<storage, read> table1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> arena: array<Store>;
+@group(0) @binding(3) var<storage, read> params: array<Store>;
+@group(0) @binding(4) var<storage, read> table0: array<Store>;
+@group(0) @binding(5) var<storage, read> table1: array<Store>;
 @group(0) @binding(6) var<storage, read> perm: array<u32>;
 @group(0) @binding(7) var<storage, read> counters: array<u32>;
 
@@ -76,9 +76,9 @@ override RP_WG: u32 = 8u;
 // A shared operand's word i: the parameters' or the arena's.
 fn shared_at(src: u32, i: u32) -> f32 {
     if src == SRC_PARAMS {
-        return params[i];
+        return f32(params[i]);
     }
-    return arena[i];
+    return f32(arena[i]);
 }
 
 // op(b)[kk, c] of a product, 0 past the last column.
@@ -97,7 +97,7 @@ fn product_a(op: RowOp, r: u32, kk: u32) -> f32 {
     if r >= p.rows {
         return 0.0;
     }
-    return arena[op.off_x + r * op.k + kk];
+    return f32(arena[op.off_x + r * op.k + kk]);
 }
 
 // Column c of row r of a product: bias and activation on the sum, as matmul's `store`.
@@ -109,9 +109,9 @@ fn product_store(op: RowOp, r: u32, c: u32, z0: f32) {
     if op.bias_kind == BIAS_ROW {
         z += shared_at(op.z_src, op.off_z + c);
     } else if op.bias_kind == BIAS_MATRIX {
-        z += arena[op.off_z + r * op.width + c];
+        z += f32(arena[op.off_z + r * op.width + c]);
     }
-    arena[op.off_out + r * op.width + c] = activate(op.code, z);
+    arena[op.off_out + r * op.width + c] = Store(activate(op.code, z));
 }
 
 // The block's 16 rows of a product, 4 columns an invocation a pass; every column's sum
@@ -172,16 +172,16 @@ fn element(op: RowOp, r: u32, c: u32) {
             }
             let src = op.off_x + row * op.width + c;
             if op.x_src == 0u {
-                v = table0[src];
+                v = f32(table0[src]);
             } else {
-                v = table1[src];
+                v = f32(table1[src]);
             }
         }
-        case ROW_UNARY: { v = activate(op.code, arena[op.off_x + i]); }
-        case ROW_ACT_GRAD: { v = arena[op.off_x + i] * activation_slope(op.code, arena[op.off_y + i]); }
+        case ROW_UNARY: { v = activate(op.code, f32(arena[op.off_x + i])); }
+        case ROW_ACT_GRAD: { v = f32(arena[op.off_x + i]) * activation_slope(op.code, f32(arena[op.off_y + i])); }
         case ROW_BINARY: {
-            let u = arena[op.off_x + i];
-            let w = arena[op.off_y + i];
+            let u = f32(arena[op.off_x + i]);
+            let w = f32(arena[op.off_y + i]);
             switch op.code {
                 case BINARY_ADD: { v = u + w; }
                 case BINARY_SUB: { v = u - w; }
@@ -191,17 +191,17 @@ fn element(op: RowOp, r: u32, c: u32) {
         }
         case ROW_DROPOUT: {
             let keep = dropout_hash(op.code, counters[p.off_step + 1u], i) >= op.n;
-            v = select(0.0, arena[op.off_x + i] * op.value, keep);
+            v = select(0.0, f32(arena[op.off_x + i]) * op.value, keep);
         }
         default: {
             // ROW_BCE_GRAD
             let scale = shared_at(op.z_src, op.off_z) / f32(op.n);
-            let s = sigmoid(arena[op.off_x + i]);
-            let t = arena[op.off_y + i];
+            let s = sigmoid(f32(arena[op.off_x + i]));
+            let t = f32(arena[op.off_y + i]);
             v = scale * (op.value * t * (s - 1.0) + (1.0 - t) * s);
         }
     }
-    arena[op.off_out + i] = v;
+    arena[op.off_out + i] = Store(v);
 }
 
 @compute @workgroup_size(RP_WG)

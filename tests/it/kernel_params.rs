@@ -5,7 +5,9 @@
 //! runs.
 
 use riskgrad::engine::gpu::kernel_params::{ALL_PARAMS, SHARED_CONSTANTS};
-use riskgrad::engine::gpu::shaders::{gemm_variant_modules, ShaderModule, COMMON, MODULES};
+use riskgrad::engine::gpu::shaders::{
+    gemm_variant_modules, Precision, ShaderModule, COMMON, MODULES,
+};
 use riskgrad::engine::graph::{Act, BinaryOp};
 use std::collections::BTreeMap;
 
@@ -15,8 +17,9 @@ fn every_module() -> impl Iterator<Item = &'static ShaderModule> {
 }
 
 fn parse(m: &ShaderModule) -> naga::Module {
-    naga::front::wgsl::parse_str(m.source)
-        .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)))
+    let text = m.wgsl(Precision::F32);
+    naga::front::wgsl::parse_str(&text)
+        .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(&text)))
 }
 
 /// A WGSL struct as laid out for a uniform buffer: its size and (name, offset) members.

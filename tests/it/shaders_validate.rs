@@ -1,28 +1,39 @@
 //! Every WGSL module in shaders/ parses and validates with naga, translates to SPIR-V,
 //! MSL and HLSL for each pipeline the executor builds (override constants resolved as
-//! the pipeline resolves them), and stays within WebGPU's default limits: at most 8
+//! the pipeline resolves them), in both storage precisions (`Precision`: the `Store`
+//! alias f32, and f16), and stays within WebGPU's default limits: at most 8
 //! storage buffers and 16 KiB of workgroup memory per entry point.
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use riskgrad::engine::gpu::shaders::{
-    gemm_variant_modules, Pipe, PipeKey, PipelineSpec, ShaderModule, BENCH_MODULES, COMMON,
-    CONV_VARIANTS, MATMUL_VARIANTS, MODULES,
+    gemm_variant_modules, Pipe, PipeKey, PipelineSpec, Precision, ShaderModule, BENCH_MODULES,
+    COMMON, CONV_VARIANTS, MATMUL_VARIANTS, MODULES,
 };
 
 const MAX_STORAGE_BUFFERS: usize = 8;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
 
-fn parse(m: &ShaderModule) -> (naga::Module, naga::valid::ModuleInfo) {
-    parse_with(m, Capabilities::default())
+/// An engine module as the executor compiles it in `precision` (f16 with the
+/// capability it needs).
+fn parse(m: &ShaderModule, precision: Precision) -> (naga::Module, naga::valid::ModuleInfo) {
+    let caps = match precision {
+        Precision::F32 => Capabilities::default(),
+        Precision::F16 => Capabilities::SHADER_FLOAT16,
+    };
+    parse_text(m.file, &m.wgsl(precision), caps)
 }
 
-fn parse_with(m: &ShaderModule, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(m.source)
-        .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
+fn parse_text(
+    file: &str,
+    text: &str,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(text)
+        .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(text)));
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(m.source)));
+        .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(text)));
     (module, info)
 }
 
@@ -62,7 +73,7 @@ fn every_shader_file_is_compiled() {
         }
     }
     // The helpers alone are valid WGSL too.
-    parse(&COMMON);
+    parse(&COMMON, Precision::F32);
 }
 
 /// Every pipeline the executor can build: each table entry, a GEMM kernel's in every
@@ -87,11 +98,14 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
         all.len(),
         Pipe::all().len() + 4 * (MATMUL_VARIANTS.len() - 1) + 3 * (CONV_VARIANTS.len() - 1)
     );
-    for (spec, key) in all {
+    for ((spec, key), precision) in all
+        .into_iter()
+        .flat_map(|p| [Precision::F32, Precision::F16].map(|precision| (p, precision)))
+    {
         let m = key.module();
-        let (module, info) = parse(&m);
+        let (module, info) = parse(&m, precision);
         let what = format!(
-            "{}:{} variant {} {:?}",
+            "{}:{} variant {} {:?} {precision:?}",
             m.file, spec.entry, key.variant, spec.constants
         );
         let mut constants = PipelineConstants::default();
@@ -182,7 +196,11 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
         naga::back::msl::write_string(&module, &info, &msl_opts, &msl_pipe)
             .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
 
-        let hlsl_opts = naga::back::hlsl::Options::default();
+        // f16 needs shader model 6.2.
+        let hlsl_opts = naga::back::hlsl::Options {
+            shader_model: naga::back::hlsl::ShaderModel::V6_2,
+            ..Default::default()
+        };
         let hlsl_pipe = naga::back::hlsl::PipelineOptions {
             entry_point: Some((stage, spec.entry.to_string())),
         };
@@ -201,7 +219,7 @@ fn the_peak_kernels_validate_and_translate() {
         &["fma_f32", "copy_words", "read_words"][..],
         &["fma_f16"][..],
     ]) {
-        let (module, info) = parse_with(m, Capabilities::SHADER_FLOAT16);
+        let (module, info) = parse_text(m.file, m.source, Capabilities::SHADER_FLOAT16);
         for &entry in entries {
             let what = format!("{}:{entry}", m.file);
             assert!(
@@ -232,5 +250,6 @@ fn the_peak_kernels_validate_and_translate() {
         }
     }
     // The f32 module needs no capability beyond the defaults.
-    parse(&BENCH_MODULES[0]);
+    let f32_module = &BENCH_MODULES[0];
+    parse_text(f32_module.file, f32_module.source, Capabilities::default());
 }

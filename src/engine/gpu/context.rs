@@ -2,7 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
-use super::shaders::{Access, Family, Layout, Pipe, PipeKey, MODULES};
+use super::shaders::{Access, Family, Layout, Pipe, PipeKey, Precision, MODULES};
 use crate::error::{Error, Result, Setting};
 use std::collections::HashMap;
 use std::fmt;
@@ -402,7 +402,7 @@ impl GpuContext {
             .map(|m| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(m.file),
-                    source: wgpu::ShaderSource::Wgsl(m.source.into()),
+                    source: wgpu::ShaderSource::Wgsl(m.wgsl(Precision::F32).into()),
                 })
             })
             .collect();
@@ -553,7 +553,7 @@ impl GpuContext {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: key.variant_name(),
-                        source: wgpu::ShaderSource::Wgsl(key.module().source.into()),
+                        source: wgpu::ShaderSource::Wgsl(key.module().wgsl(Precision::F32).into()),
                     })
             }),
         }

@@ -13,8 +13,8 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
-    ElementwiseParams, GatherParams, KernelParams, LossParams, OptimizerParams, RowOp,
-    RowProgramParams, RP_ROWS, WG,
+    ElementwiseParams, GatherParams, KernelParams, OptimizerParams, RowOp, RowProgramParams,
+    RP_ROWS, WG,
 };
 use super::row_program::{FusedStep, Stage};
 use super::shaders::{Access, Layout, Pipe, PipeKey, UNIFORM_BYTES};
@@ -1226,9 +1226,9 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Resu
         Kernel::Loss(ref k) => k.encode(lim)?,
         Kernel::Accumulate { x, acc } => {
             let ((wx, ox), (wa, oa)) = (w(x)?, w(acc)?);
-            let r = record(LossParams {
+            let r = record(GatherParams {
                 n: 1,
-                off_logits: ox,
+                off_src: ox,
                 off_out: oa,
                 ..Default::default()
             });

@@ -6,13 +6,43 @@ use crate::engine::ops;
 use crate::engine::plan::Kernel;
 
 /// A shader module as compiled: the family's file with `common.wgsl` (the shared
-/// constants and helpers) prepended.
+/// constants and helpers) prepended, and before it a [`Precision`]'s header.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderModule {
     /// The file's name in `shaders/`.
     pub file: &'static str,
-    /// The WGSL text.
+    /// The WGSL text, without the precision header.
     pub source: &'static str,
+}
+
+impl ShaderModule {
+    /// The module's text as a device compiles it in `precision`. (The bench modules,
+    /// [`BENCH_MODULES`], declare their own types: they are compiled from `source`.)
+    pub fn wgsl(&self, precision: Precision) -> String {
+        format!("{}{}", precision.header(), self.source)
+    }
+}
+
+/// The type engine kernels store tensors in (DESIGN.md, flow item 8): every binding that
+/// holds a tensor is `array<Store>`, and kernels compute in f32. Only f32 runs yet; the
+/// f16 modules are validated (tests/it/shaders_validate.rs) for the executor to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// `Store` is f32.
+    F32,
+    /// `Store` is f16 (the adapter needs `SHADER_F16`).
+    F16,
+}
+
+impl Precision {
+    /// The lines put before every engine module: the `Store` alias (and, for f16, the
+    /// `enable` directive WGSL wants before any declaration).
+    pub fn header(self) -> &'static str {
+        match self {
+            Precision::F32 => "alias Store = f32;\n",
+            Precision::F16 => "enable f16;\nalias Store = f16;\n",
+        }
+    }
 }
 
 macro_rules! with_common {
@@ -241,7 +271,7 @@ pub const COMMON: ShaderModule = ShaderModule {
 };
 
 /// Every kernel module, indexed by `Family as usize`.
-pub const MODULES: [ShaderModule; 10] = [
+pub const MODULES: [ShaderModule; 11] = [
     MATMUL_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "elementwise.wgsl",
@@ -276,6 +306,10 @@ pub const MODULES: [ShaderModule; 10] = [
         file: "rows.wgsl",
         source: with_common!("rows.wgsl"),
     },
+    ShaderModule {
+        file: "state.wgsl",
+        source: with_common!("state.wgsl"),
+    },
 ];
 
 /// The peak-throughput kernels of `riskgrad bench peak` (fma chains, copy, read): not
@@ -308,6 +342,7 @@ pub enum Family {
     Conv,
     Pool,
     RowProgram,
+    State,
 }
 
 /// How a binding is used by the shader.
@@ -491,8 +526,8 @@ impl Pipe {
     );
     pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
     pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
-    pub const ACCUMULATE: Pipe = pipe!("accumulate", Loss, Read3Write1);
-    pub const COLLECT: Pipe = pipe!("collect", Gather, Read3Write1);
+    pub const ACCUMULATE: Pipe = pipe!("accumulate", State, Read3Write1);
+    pub const COLLECT: Pipe = pipe!("collect", State, Read3Write1);
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
     pub const ADAM: Pipe = pipe!("adam", Optimizer, Optimizer);
     pub const ADVANCE_STEP: Pipe = pipe!("advance_step", Optimizer, Counters);
