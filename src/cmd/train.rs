@@ -362,6 +362,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(path) => prepare(path, &opts)?,
     };
     report_dropped(&prepared);
+    // A network scores its validation rows after training (and its members are weighed
+    // on them), so none is an error before any training, not after the first member.
+    if prepared.val.y.is_empty() && !matches!(args.model, ModelKind::Logistic) {
+        return Err(Error::flag(
+            "--val-split",
+            format!(
+                "leaves no validation rows of the {} rows prepared: a network needs some to be scored; raise --val-split or give more rows (--model logistic trains without them)",
+                prepared.train.y.len()
+            ),
+        ));
+    }
     if let Some(problem) = riskgrad::train::unrankable(&prepared.val.y, "validation") {
         eprintln!(
             "note: {problem}: the model trains, but its AUC and KS there are not defined (NaN); a larger --val-split gives figures"

@@ -87,6 +87,34 @@ fn a_missing_data_file_is_named() {
     );
 }
 
+/// A table too small to leave validation rows is refused before any network trains
+/// (it used to train one member, say the model trains, then fail); logistic regression,
+/// which needs none, still trains.
+#[test]
+fn a_table_with_no_validation_rows_is_refused_before_training() {
+    let data = crate::common::TempFile::new("two-rows.csv", b"a,b,default\n1,2,0\n3,4,1\n");
+    let dir = temp_dir("no-val");
+    let (data_path, out_dir) = (data.0.to_str().unwrap(), dir.to_str().unwrap());
+    let args = |model| {
+        [
+            "train", "--device", "cpu", "--model", model, "--target", "default", "--data",
+            data_path, "--out", out_dir,
+        ]
+    };
+    let out = riskgrad(&args("mlp"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--val-split") && err.contains("no validation rows"),
+        "{err}"
+    );
+    assert!(!err.contains("member 1"), "refused before training: {err}");
+    assert!(!err.contains("the model trains"), "{err}");
+    assert!(!dir.exists());
+    let out = riskgrad(&args("logistic"));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn an_unknown_device_lists_what_there_is() {
     let out = riskgrad(&["train", "--device", "no-such-gpu-anywhere", "--epochs", "1"]);
