@@ -4,7 +4,7 @@
 //       one workgroup: invocation j sums i = j, j+256, ... in order, then a fixed
 //       pairwise tree (deterministic).
 //   bce_with_logits_grad
-//       out[i] = dloss[0] / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
+//       out[i] = dloss[0] * loss_scale / n * (pw * t * (sigmoid(z) - 1) + (1 - t) * sigmoid(z))
 // (The loss accumulator is state.wgsl's `accumulate`.)
 
 struct LossParams {
@@ -14,7 +14,7 @@ struct LossParams {
     off_dloss: u32,
     off_out: u32,
     pos_weight: f32,
-    _pad0: u32,
+    loss_scale: f32, // the gradient's factor (f16's loss scale; 1 in f32)
     _pad1: u32,
 }
 
@@ -44,7 +44,7 @@ fn bce_with_logits_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     if i >= p.n {
         return;
     }
-    let scale = f32(dloss[p.off_dloss]) / f32(p.n);
+    let scale = f32(dloss[p.off_dloss]) * p.loss_scale / f32(p.n);
     let s = sigmoid(f32(logits[p.off_logits + i]));
     let t = f32(targets[p.off_targets + i]);
     out[p.off_out + i] = Store(scale * (p.pos_weight * t * (s - 1.0) + (1.0 - t) * s));

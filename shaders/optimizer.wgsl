@@ -13,7 +13,11 @@ struct OptimizerParams {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
-    _pad: u32,
+    master: u32,      // 1: the update runs on master (f32) and stores it rounded to params
+    grad_scale: f32,  // the gradients' factor: 1 / f16's loss scale, 1 in f32
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: OptimizerParams;
@@ -22,6 +26,23 @@ struct OptimizerParams {
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<storage, read> counters: array<u32>;
 @group(0) @binding(5) var<storage, read_write> counters_rw: array<u32>;
+@group(0) @binding(6) var<storage, read_write> master: array<f32>;
+
+// Parameter i as the update sees it: the f32 master copy where there is one.
+fn weight(i: u32) -> f32 {
+    if p.master != 0u {
+        return master[i];
+    }
+    return f32(params[i]);
+}
+
+// Stores parameter i's update (and its master copy).
+fn set_weight(i: u32, w: f32) {
+    if p.master != 0u {
+        master[i] = w;
+    }
+    params[i] = Store(w);
+}
 
 // x^n by binary powering, the same sequence of f32 products as Rust's `powi`, so the
 // bias corrections agree with the CPU exactly; pow() = exp2(n log2 x) would lose
@@ -49,9 +70,9 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     if i >= p.len {
         return;
     }
-    let buf = p.beta1 * state[i] + f32(grads[i]);
+    let buf = p.beta1 * state[i] + f32(grads[i]) * p.grad_scale;
     state[i] = buf;
-    params[i] = Store(f32(params[i]) - p.lr * buf);
+    set_weight(i, weight(i) - p.lr * buf);
 }
 
 @compute @workgroup_size(WG)
@@ -63,15 +84,15 @@ fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t = counters[p.off_step + 1u] + 1u;
     let correction1 = 1.0 - powi(p.beta1, t);
     let correction2 = 1.0 - powi(p.beta2, t);
-    let g = f32(grads[i]);
+    let g = f32(grads[i]) * p.grad_scale;
     let m = p.beta1 * state[i] + (1.0 - p.beta1) * g;
     let v = p.beta2 * state[p.len + i] + (1.0 - p.beta2) * g * g;
     state[i] = m;
     state[p.len + i] = v;
     let m_hat = m / correction1;
     let v_hat = v / correction2;
-    let w = f32(params[i]);
-    params[i] = Store(w - p.lr * (p.weight_decay * w + m_hat / (sqrt(v_hat) + p.eps)));
+    let w = weight(i);
+    set_weight(i, w - p.lr * (p.weight_decay * w + m_hat / (sqrt(v_hat) + p.eps)));
 }
 
 @compute @workgroup_size(1)

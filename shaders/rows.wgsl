@@ -39,7 +39,7 @@ struct RowProgramParams {
     ops: u32,      // operations in prog
     rows: u32,     // batch rows: one invocation each
     off_step: u32, // the step counter in `counters`
-    _pad: u32,
+    loss_scale: f32, // the loss gradient's factor (loss.wgsl's)
 }
 
 struct RowOp {
@@ -195,7 +195,7 @@ fn element(op: RowOp, r: u32, c: u32) {
         }
         default: {
             // ROW_BCE_GRAD
-            let scale = shared_at(op.z_src, op.off_z) / f32(op.n);
+            let scale = shared_at(op.z_src, op.off_z) * p.loss_scale / f32(op.n);
             let s = sigmoid(f32(arena[op.off_x + i]));
             let t = f32(arena[op.off_y + i]);
             v = scale * (op.value * t * (s - 1.0) + (1.0 - t) * s);

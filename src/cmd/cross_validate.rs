@@ -55,7 +55,7 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     // (categories, bins), and an executor holds plans of one model. A named device is
     // opened here, to name it, and serves the first fold; `auto` is decided on the first
     // fold's model, and every fold takes the winner.
-    let mut run_device = RunDevice::new(&args.device, args.tune.mode);
+    let mut run_device = RunDevice::new(&args.device, args.tune.mode, args.precision)?;
     let named = run_device.name_before_training()?;
     let said_device = named
         .clone()

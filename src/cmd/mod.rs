@@ -16,6 +16,7 @@ pub mod train_device;
 pub mod train_logistic;
 
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::shaders::Precision;
 use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::{select_executor_tuned, software_adapter_note, WhenNoGpu};
@@ -41,6 +42,41 @@ pub fn tuning(mode: TuneMode) -> Tuning {
     }
     let file = riskgrad::train::device_race::cache_dir().map(|d| d.join(TUNE_CACHE_FILE));
     Tuning::new(mode, file, Some(write), Some(note))
+}
+
+/// `--precision`'s value.
+pub fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "f32" => Ok(Precision::F32),
+        "f16" => Ok(Precision::F16),
+        _ => Err(format!("{s:?} is not f32 or f16")),
+    }
+}
+
+/// An executor on the GPU `choice` names, storing tensors in f16 (`--precision f16`):
+/// `auto` and `cpu` are refused, as is an adapter without SHADER_F16.
+pub fn executor_f16(choice: &DeviceChoice, tune: TuneMode) -> Result<Box<dyn Executor>> {
+    use riskgrad::engine::gpu::{pick_adapter, GpuContext, GpuExecutor};
+    if matches!(choice, DeviceChoice::Auto | DeviceChoice::Cpu) {
+        return Err(Error::flag(
+            "--precision",
+            "f16 is for a GPU: name one with --device (gpu, an index or a name; `riskgrad devices` lists them)",
+        ));
+    }
+    let Some((adapter, info)) = pick_adapter(choice)? else {
+        return Err(Error::flag(
+            "--device",
+            format!("no adapter matches {choice:?}"),
+        ));
+    };
+    let software = info.is_software.then(|| info.name.clone());
+    let ctx = GpuContext::with_precision(adapter, info, Precision::F16)?;
+    ctx.set_tuning(tuning(tune));
+    static SOFTWARE_SAID: std::sync::Once = std::sync::Once::new();
+    if let Some(name) = software {
+        SOFTWARE_SAID.call_once(|| eprintln!("{}", software_adapter_note(&name)));
+    }
+    Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))))
 }
 
 /// `--tune`'s value.

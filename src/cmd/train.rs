@@ -9,6 +9,7 @@ use riskgrad::data::dates::{date_range, DateRange};
 use riskgrad::data::sequence::{self, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
 use riskgrad::data::{NumericEncoding, PrepareOptions, Prepared};
+use riskgrad::engine::gpu::shaders::Precision;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::graph::{Act, Optimizer};
 use riskgrad::nn::architecture::{Architecture, NetworkKind};
@@ -171,6 +172,13 @@ pub struct TrainArgs {
     pub device: DeviceChoice,
     #[command(flatten)]
     pub tune: super::TuneArg,
+    /// f32 | f16: how a GPU stores tensors while training. f16 halves the memory of
+    /// activations, gradients and the resident table, computes in f32, keeps f32 master
+    /// weights for the update (the saved model is f32) and scales the loss gradient by
+    /// 256 so that small gradients survive. Needs --device naming a GPU with SHADER_F16
+    /// (`riskgrad devices`); the CPU backend is f32 only.
+    #[arg(long, default_value = "f32", value_parser = super::parse_precision)]
+    pub precision: Precision,
     /// The model directory to write (created if missing): model.safetensors and
     /// config.json (the saved model), metrics.json, the report (report.html and SVG
     /// plots) and checkpoint.safetensors (after every epoch). Default: runs/latest, or
@@ -409,7 +417,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ),
         }
     }
-    let mut device = RunDevice::new(&args.device, args.tune.mode);
+    let mut device = RunDevice::new(&args.device, args.tune.mode, args.precision)?;
     let mut lock = None;
     let trained = train_network(
         args,

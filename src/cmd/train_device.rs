@@ -4,6 +4,7 @@
 //! take the winner.
 
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::shaders::Precision;
 use riskgrad::engine::gpu::tune::TuneMode;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::software_adapter_note;
@@ -18,6 +19,9 @@ pub(super) struct RunDevice {
     asked: DeviceChoice,
     /// How a GPU's matmuls choose their variants (`--tune`).
     tune: TuneMode,
+    /// How a GPU stores tensors (`--precision`): f16 opens every executor on the named
+    /// GPU (no race).
+    precision: Precision,
     /// `auto`'s winner and why, once the race (or the cache) has decided.
     decided: Option<(TrainingDevice, String)>,
     /// Opened before training, to name the device early; the next `open` hands it out.
@@ -27,23 +31,45 @@ pub(super) struct RunDevice {
 }
 
 impl RunDevice {
-    pub fn new(asked: &DeviceChoice, tune: TuneMode) -> Self {
-        RunDevice {
+    /// Refuses f16 on a device that is not a named GPU (or has no SHADER_F16) before any
+    /// training.
+    pub fn new(asked: &DeviceChoice, tune: TuneMode, precision: Precision) -> Result<Self> {
+        let device = RunDevice {
             asked: asked.clone(),
             tune,
+            precision,
             decided: None,
             opened: None,
             current: None,
+        };
+        if precision == Precision::F16 {
+            let exec = device.fresh()?;
+            return Ok(RunDevice {
+                opened: Some(exec),
+                ..device
+            });
+        }
+        Ok(device)
+    }
+
+    /// A fresh executor on the asked device (not `auto`'s race).
+    fn fresh(&self) -> Result<Box<dyn Executor>> {
+        match self.precision {
+            Precision::F16 => super::executor_f16(&self.asked, self.tune),
+            Precision::F32 => super::executor_tuned(&self.asked, self.tune),
         }
     }
 
     /// The device's name before any model is known, opening it early; `None` for an
     /// `auto` that the first model's race decides.
     pub fn name_before_training(&mut self) -> Result<Option<String>> {
+        if let Some(exec) = &self.opened {
+            return Ok(Some(exec.device_name()));
+        }
         if self.asked == DeviceChoice::Auto && auto_races()? {
             return Ok(None);
         }
-        let exec = super::executor_tuned(&self.asked, self.tune)?;
+        let exec = self.fresh()?;
         let name = exec.device_name();
         self.opened = Some(exec);
         Ok(Some(name))
@@ -81,10 +107,10 @@ impl TrainingDevices for RunDevice {
                         self.decided = Some((choice.device.clone(), choice.reason()));
                         exec
                     }
-                    None => super::executor_tuned(&self.asked, self.tune)?,
+                    None => self.fresh()?,
                 }
             }
-            (None, None) => super::executor_tuned(&self.asked, self.tune)?,
+            (None, None) => self.fresh()?,
         };
         self.current = Some(exec);
         Ok(())

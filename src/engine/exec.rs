@@ -125,6 +125,21 @@ pub fn check_layout(plan: &Plan, current: usize, have_plans: bool) -> Result<()>
     Ok(())
 }
 
+/// The plan inputs that are index lists (a row gather's `perm`), by index into
+/// `Plan::inputs`: their words are u32, whatever a tensor is stored as.
+pub fn index_lists(plan: &Plan) -> Vec<usize> {
+    plan.launches
+        .iter()
+        .filter_map(|l| match l.kernel {
+            Kernel::Gather(ref k) => match k.indices().0.storage {
+                crate::engine::plan::Storage::Input(i) => Some(i),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// Checks, before a run, that every gather's window stays inside its index list and
 /// every index inside its table (`max_index` gives the largest value written to an
 /// index input), and that collected outputs fit.

@@ -35,6 +35,7 @@ mod explain_reasons;
 mod fit;
 mod gpu_adapters;
 mod gpu_conv;
+mod gpu_f16;
 mod gpu_gemm_tune;
 mod gpu_kernels;
 mod gpu_rnn;

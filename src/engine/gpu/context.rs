@@ -307,6 +307,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// The adapter the device was opened on (a benchmark opens its own device there).
     pub adapter: wgpu::Adapter,
+    /// The type its kernels store tensors in (DESIGN.md, flow item 8).
+    pub precision: Precision,
     layouts: Vec<Option<wgpu::BindGroupLayout>>,
     modules: Vec<wgpu::ShaderModule>,
     pipeline_layouts: Vec<Option<wgpu::PipelineLayout>>,
@@ -332,6 +334,26 @@ impl GpuContext {
     /// Opens a device on `adapter`, asking for the adapter's own limits (so large
     /// datasets bind as far as the hardware allows), and checks its shader modules.
     pub fn new(adapter: wgpu::Adapter, info: AdapterSummary) -> Result<Self> {
+        Self::with_precision(adapter, info, Precision::F32)
+    }
+
+    /// `new`, its kernels storing tensors in `precision`: f16 needs an adapter with
+    /// `SHADER_F16` (an error naming the adapter otherwise).
+    pub fn with_precision(
+        adapter: wgpu::Adapter,
+        info: AdapterSummary,
+        precision: Precision,
+    ) -> Result<Self> {
+        let f16 = wgpu::Features::SHADER_F16;
+        if precision == Precision::F16 && !adapter.features().contains(f16) {
+            return Err(Error::flag(
+                "--precision",
+                format!(
+                    "f16 needs an adapter with SHADER_F16, and {} has none (`riskgrad devices` lists each adapter's)",
+                    info.name
+                ),
+            ));
+        }
         if !can_compute(&adapter) {
             return Err(Error::Gpu(format!(
                 "{} cannot run compute shaders",
@@ -372,8 +394,12 @@ impl GpuContext {
             label: Some("riskgrad"),
             required_limits: limits.clone(),
             // Device timestamps time each launch (`Executor::time_launches`) where the
-            // adapter has them; nothing else depends on a feature.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // adapter has them; f16 storage needs SHADER_F16.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+                | match precision {
+                    Precision::F16 => f16,
+                    Precision::F32 => wgpu::Features::empty(),
+                },
             ..Default::default()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
@@ -402,7 +428,7 @@ impl GpuContext {
             .map(|m| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(m.file),
-                    source: wgpu::ShaderSource::Wgsl(m.wgsl(Precision::F32).into()),
+                    source: wgpu::ShaderSource::Wgsl(m.wgsl(precision).into()),
                 })
             })
             .collect();
@@ -425,6 +451,7 @@ impl GpuContext {
             info,
             limits,
             adapter,
+            precision,
             layouts,
             modules,
             pipeline_layouts,
@@ -449,13 +476,33 @@ impl GpuContext {
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
     }
 
-    /// Copies `len` words at `offset` of `buffer` to the host (the executor's reads and
-    /// the autotuner's output checks).
+    /// Copies `len` words at `offset` of `buffer` to the host (f32 state, timestamps).
     pub fn read_words(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        self.read_elements(buffer, offset, len, Precision::F32)
+    }
+
+    /// Copies `len` tensor elements (`Store`, in this context's precision) at `offset`
+    /// of `buffer` to the host as f32 (the executor's reads and the autotuner's output
+    /// checks).
+    pub fn read_store(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        self.read_elements(buffer, offset, len, self.precision)
+    }
+
+    fn read_elements(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+        elements: Precision,
+    ) -> Result<Vec<f32>> {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = len as u64 * 4;
+        // A copy starts and ends on 4 bytes: an f16 run is widened to them, then cut.
+        let size = elements.store_bytes() as u64;
+        let (first, end) = (offset as u64 * size, (offset + len) as u64 * size);
+        let from = first / 4 * 4;
+        let bytes = end.next_multiple_of(4) - from;
         let scope = ErrorScope::push(&self.device);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -468,7 +515,7 @@ impl GpuContext {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("readback"),
             });
-        encoder.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(buffer, from, &staging, 0, bytes);
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
@@ -483,7 +530,8 @@ impl GpuContext {
         let view = staging
             .get_mapped_range(0..bytes)
             .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        let skip = (first - from) as usize;
+        let out = elements.decode(&view[skip..skip + (end - first) as usize]);
         drop(view);
         staging.unmap();
         Ok(out)
@@ -553,7 +601,7 @@ impl GpuContext {
                 self.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: key.variant_name(),
-                        source: wgpu::ShaderSource::Wgsl(key.module().wgsl(Precision::F32).into()),
+                        source: wgpu::ShaderSource::Wgsl(key.module().wgsl(self.precision).into()),
                     })
             }),
         }

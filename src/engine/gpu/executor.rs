@@ -17,7 +17,7 @@ use super::kernel_params::{
     RP_ROWS, WG,
 };
 use super::row_program::{FusedStep, Stage};
-use super::shaders::{Access, Layout, Pipe, PipeKey, UNIFORM_BYTES};
+use super::shaders::{Access, Layout, Pipe, PipeKey, Precision, UNIFORM_BYTES};
 use super::tune::GemmShape;
 use super::tune::StepForm;
 use crate::engine::exec::Executor;
@@ -44,10 +44,30 @@ pub const INPUT_LIMIT_VAR: &str = "RISKGRAD_GPU_MAX_INPUT_BYTES";
 /// scattered table gradient must still fit the cap whole.
 pub const MIN_BINDING_BYTES: u64 = 4096;
 
+/// What one element of a buffer is (DESIGN.md, flow item 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Elem {
+    /// A tensor's element, `Store` in the context's precision: slots, the parameters
+    /// and gradients, inputs other than index lists.
+    Store,
+    /// A 32-bit word: index lists and counters (u32), the f32 state the host reads (the
+    /// loss sum, collected outputs), the optimizer state and master parameters, the row
+    /// program's operations.
+    Word,
+}
+
+/// The loss scale of f16 training: the loss gradient is multiplied by it and every
+/// gradient divided by it in the update, so that a batch's mean-loss gradients
+/// (1e-5 to 1e-2) sit inside f16's normal range (from 6.1e-5) without overflowing
+/// (a first-layer weight gradient of a standardized table stays far below 65,504 /
+/// 256). A power of two, so the scaling itself rounds nothing.
+pub const F16_LOSS_SCALE: f32 = 256.0;
+
 /// A host-named buffer (input or state), shared by every plan that names it.
 struct Named {
     name: String,
     len: usize,
+    elem: Elem,
     buffer: wgpu::Buffer,
     /// The largest word written from the host, as u32 (to check index lists).
     max_u32: Option<u32>,
@@ -61,6 +81,8 @@ pub(crate) enum Target {
     OptState,
     /// The row program's operations (`row_program`).
     Program,
+    /// The f32 master copy of the parameters (f16 only).
+    Master,
 }
 
 /// A run of words of one buffer bound to a shader: from `start` (aligned to the
@@ -133,6 +155,8 @@ pub struct GpuExecutor {
     param_len: usize,
     opt: Option<wgpu::Buffer>,
     opt_len: usize,
+    /// The f32 master parameters the update runs on, in f16 (made with `params`).
+    master: Option<wgpu::Buffer>,
     named: Vec<Named>,
     dummy: wgpu::Buffer,
     poison: bool,
@@ -176,6 +200,7 @@ impl GpuExecutor {
             param_len: 0,
             opt: None,
             opt_len: 0,
+            master: None,
             named: Vec::new(),
             dummy,
             poison: false,
@@ -229,13 +254,22 @@ impl GpuExecutor {
         self.max_input_bytes = bytes.min(self.ctx.limits.max_buffer_size);
     }
 
+    /// Bytes of one `elem`.
+    fn bytes(&self, elem: Elem) -> u64 {
+        match elem {
+            Elem::Store => self.ctx.precision.store_bytes() as u64,
+            Elem::Word => 4,
+        }
+    }
+
     fn create_buffer(
         &self,
         label: &str,
-        words: usize,
+        len: usize,
+        elem: Elem,
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer> {
-        let bytes = (words.max(4) as u64 * 4).next_multiple_of(16);
+        let bytes = (len.max(4) as u64 * self.bytes(elem)).next_multiple_of(16);
         if bytes > self.ctx.limits.max_buffer_size {
             return Err(Error::Gpu(format!(
                 "{label} needs {bytes} bytes, over {}'s largest buffer of {} bytes",
@@ -250,16 +284,28 @@ impl GpuExecutor {
         }))
     }
 
-    fn storage_buffer(&self, label: &str, words: usize) -> Result<wgpu::Buffer> {
+    fn storage_buffer(&self, label: &str, len: usize, elem: Elem) -> Result<wgpu::Buffer> {
         use wgpu::BufferUsages as U;
-        self.create_buffer(label, words, U::STORAGE | U::COPY_DST | U::COPY_SRC)
+        self.create_buffer(label, len, elem, U::STORAGE | U::COPY_DST | U::COPY_SRC)
     }
 
-    fn fill_nan(&self, buffer: &wgpu::Buffer, offset: usize, words: usize) {
-        let nan = vec![f32::NAN; words];
+    /// `data` as `elem`s' bytes, padded to the 4 bytes a buffer write needs.
+    fn encode(&self, data: &[f32], elem: Elem) -> Vec<u8> {
+        let mut bytes = match elem {
+            Elem::Store => self.ctx.precision.encode(data),
+            Elem::Word => bytemuck::cast_slice(data).to_vec(),
+        };
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        bytes
+    }
+
+    /// Writes NaN over `len` elements at `offset` (f16: from an even offset; an odd
+    /// length also writes the 0 of the element after, which is padding).
+    fn fill_nan(&self, buffer: &wgpu::Buffer, offset: usize, len: usize, elem: Elem) {
+        let nan = self.encode(&vec![f32::NAN; len], elem);
         self.ctx
             .queue
-            .write_buffer(buffer, offset as u64 * 4, bytemuck::cast_slice(&nan));
+            .write_buffer(buffer, offset as u64 * self.bytes(elem), &nan);
     }
 
     fn buffer<'a>(&'a self, lp: &'a LoadedPlan, storage: Storage) -> &'a wgpu::Buffer {
@@ -305,8 +351,18 @@ impl GpuExecutor {
                                 Target::Program => {
                                     lp.program.as_ref().expect("made with the fused form")
                                 }
+                                Target::Master => {
+                                    self.master.as_ref().expect("made with the parameters")
+                                }
                             };
-                            (buffer, w.start as u64 * 4, w.words as u64 * 4)
+                            let bytes = self.bytes(self.elem_of(lp, w.target));
+                            // A binding's size is a multiple of 4 bytes (the buffer is
+                            // padded to 16).
+                            (
+                                buffer,
+                                w.start as u64 * bytes,
+                                (w.words as u64 * bytes).next_multiple_of(4),
+                            )
                         }
                         None => (&self.dummy, 0, 16),
                     };
@@ -335,11 +391,21 @@ impl GpuExecutor {
         UNIFORM_BYTES.next_multiple_of(self.ctx.limits.min_uniform_buffer_offset_alignment as u64)
     }
 
-    fn upload(&self, buffer: &wgpu::Buffer, data: &[f32]) -> Result<()> {
+    /// What an element of `target`'s buffer is.
+    fn elem_of(&self, lp: &LoadedPlan, target: Target) -> Elem {
+        match target {
+            Target::Plan(Storage::Input(i)) => self.named[lp.inputs[i]].elem,
+            Target::Plan(Storage::State(i)) => self.named[lp.states[i]].elem,
+            Target::Plan(_) => Elem::Store,
+            Target::OptState | Target::Program | Target::Master => Elem::Word,
+        }
+    }
+
+    fn upload(&self, buffer: &wgpu::Buffer, data: &[f32], elem: Elem) -> Result<()> {
         let scope = ErrorScope::push(&self.ctx.device);
         self.ctx
             .queue
-            .write_buffer(buffer, 0, bytemuck::cast_slice(data));
+            .write_buffer(buffer, 0, &self.encode(data, elem));
         scope.pop("writing to the GPU")?;
         self.ctx.take_error()
     }
@@ -353,18 +419,19 @@ impl GpuExecutor {
 
     /// The named buffer for `name`, created (zeroed, or poisoned if asked) when new; a
     /// second declaration must agree on the size.
-    fn declare(&mut self, name: &str, len: usize, poison: bool) -> Result<usize> {
+    fn declare(&mut self, name: &str, len: usize, poison: bool, elem: Elem) -> Result<usize> {
         if let Some(i) = self.named.iter().position(|n| n.name == name) {
             crate::engine::exec::check_len(name, len, self.named[i].len)?;
             return Ok(i);
         }
-        let buffer = self.storage_buffer(name, len)?;
+        let buffer = self.storage_buffer(name, len, elem)?;
         if poison {
-            self.fill_nan(&buffer, 0, len);
+            self.fill_nan(&buffer, 0, len, elem);
         }
         self.named.push(Named {
             name: name.to_string(),
             len,
+            elem,
             buffer,
             max_u32: None,
         });
@@ -377,10 +444,16 @@ impl GpuExecutor {
 
     /// What lowering needs to know of this device.
     fn limits(&self) -> Limits {
+        let f16 = self.ctx.precision == Precision::F16;
         Limits {
-            align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize / 4).max(1),
+            // In elements of the narrowest kind, so that every window starts aligned.
+            align_words: (self.ctx.limits.min_storage_buffer_offset_alignment as usize
+                / self.ctx.precision.store_bytes())
+            .max(1),
             max_binding_bytes: self.max_binding_bytes,
             max_groups: self.max_groups,
+            loss_scale: if f16 { F16_LOSS_SCALE } else { 1.0 },
+            master: f16,
         }
     }
 
@@ -460,6 +533,7 @@ impl GpuExecutor {
         let uniforms = self.create_buffer(
             "launch parameters",
             records.len() / 4,
+            Elem::Word,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         )?;
         self.ctx.queue.write_buffer(&uniforms, 0, &records);
@@ -506,9 +580,9 @@ impl GpuExecutor {
             .iter()
             .enumerate()
             .map(|(i, &len)| {
-                let b = self.storage_buffer(&format!("slot {i}"), len)?;
+                let b = self.storage_buffer(&format!("slot {i}"), len, Elem::Store)?;
                 if poison {
-                    self.fill_nan(&b, 0, len);
+                    self.fill_nan(&b, 0, len, Elem::Store);
                 }
                 Ok(b)
             })
@@ -516,7 +590,7 @@ impl GpuExecutor {
         let program = match &ops {
             Some(ops) => {
                 let words: &[u32] = bytemuck::cast_slice(ops);
-                let b = self.storage_buffer("row program", words.len())?;
+                let b = self.storage_buffer("row program", words.len(), Elem::Word)?;
                 self.ctx
                     .queue
                     .write_buffer(&b, 0, bytemuck::cast_slice(words));
@@ -528,39 +602,51 @@ impl GpuExecutor {
         // Made by the first plan built (a plan measured in both forms is built twice).
         let shared = if self.params.is_none() {
             let total = plan.layout.total;
-            let params = self.storage_buffer("parameters", total)?;
-            let grads = self.storage_buffer("gradients", total)?;
+            let params = self.storage_buffer("parameters", total, Elem::Store)?;
+            let grads = self.storage_buffer("gradients", total, Elem::Store)?;
+            let master = match limits.master {
+                true => Some(self.storage_buffer("master parameters", total, Elem::Word)?),
+                false => None,
+            };
             if poison {
                 // Only each parameter's own words: the padding between them is never
                 // written by a kernel and stays 0, as on the CPU, where the optimizer
                 // reads it.
                 for (&offset, &len) in plan.layout.offsets.iter().zip(&plan.layout.lens) {
-                    self.fill_nan(&grads, offset, len);
+                    self.fill_nan(&grads, offset, len, Elem::Store);
                 }
             }
-            Some((params, grads))
+            Some((params, grads, master))
         } else {
             None
         };
         let grew_opt = self.opt_len < plan.opt_state_len;
         let opt = if grew_opt {
-            Some(self.storage_buffer("optimizer state", plan.opt_state_len)?)
+            Some(self.storage_buffer("optimizer state", plan.opt_state_len, Elem::Word)?)
         } else {
             None
         };
+        let index_lists = crate::engine::exec::index_lists(&plan);
         let inputs = plan
             .inputs
             .iter()
-            .map(|i| self.declare(&i.name, i.len, false))
+            .enumerate()
+            .map(|(k, i)| {
+                let elem = match index_lists.contains(&k) {
+                    true => Elem::Word,
+                    false => Elem::Store,
+                };
+                self.declare(&i.name, i.len, false, elem)
+            })
             .collect::<Result<Vec<_>>>()?;
         let states = plan
             .states
             .iter()
-            .map(|s| self.declare(&s.name, s.len, poison && s.name != STEP_STATE))
+            .map(|s| self.declare(&s.name, s.len, poison && s.name != STEP_STATE, Elem::Word))
             .collect::<Result<Vec<_>>>()?;
-        if let Some((params, grads)) = shared {
-            (self.params, self.grads, self.param_len) =
-                (Some(params), Some(grads), plan.layout.total);
+        if let Some((params, grads, master)) = shared {
+            (self.params, self.grads, self.master, self.param_len) =
+                (Some(params), Some(grads), master, plan.layout.total);
         }
         if let Some(opt) = opt {
             (self.opt, self.opt_len) = (Some(opt), plan.opt_state_len);
@@ -763,28 +849,37 @@ impl Executor for GpuExecutor {
     fn write(&mut self, name: &str, data: &[f32]) -> Result<()> {
         let i = self.named_index(name)?;
         crate::engine::exec::check_len(name, data.len(), self.named[i].len)?;
-        self.upload(&self.named[i].buffer, data)?;
+        self.upload(&self.named[i].buffer, data, self.named[i].elem)?;
         self.named[i].max_u32 = data.iter().map(|v| v.to_bits()).max();
         Ok(())
     }
 
     fn read(&mut self, name: &str) -> Result<Vec<f32>> {
         let n = &self.named[self.named_index(name)?];
-        self.ctx.read_words(&n.buffer, 0, n.len)
+        match n.elem {
+            Elem::Store => self.ctx.read_store(&n.buffer, 0, n.len),
+            Elem::Word => self.ctx.read_words(&n.buffer, 0, n.len),
+        }
     }
 
     fn write_params(&mut self, params: &[f32]) -> Result<()> {
         crate::engine::exec::check_len("parameters", params.len(), self.param_len)?;
+        if let Some(master) = &self.master {
+            self.upload(master, params, Elem::Word)?;
+        }
         match &self.params {
-            Some(b) => self.upload(b, params),
+            Some(b) => self.upload(b, params, Elem::Store),
             None => Ok(()),
         }
     }
 
+    /// The parameters as the update keeps them: the f32 master copy in f16, so that a
+    /// saved model or checkpoint holds f32 weights.
     fn read_params(&mut self) -> Result<Vec<f32>> {
-        match &self.params {
-            Some(b) => self.ctx.read_words(b, 0, self.param_len),
-            None => Ok(Vec::new()),
+        match (&self.master, &self.params) {
+            (Some(master), _) => self.ctx.read_words(master, 0, self.param_len),
+            (None, Some(b)) => self.ctx.read_store(b, 0, self.param_len),
+            (None, None) => Ok(Vec::new()),
         }
     }
 
@@ -798,7 +893,7 @@ impl Executor for GpuExecutor {
     fn write_opt_state(&mut self, state: &[f32]) -> Result<()> {
         crate::engine::exec::check_len("optimizer state", state.len(), self.opt_len)?;
         match &self.opt {
-            Some(b) => self.upload(b, state),
+            Some(b) => self.upload(b, state, Elem::Word),
             None => Ok(()),
         }
     }
@@ -816,8 +911,11 @@ impl Executor for GpuExecutor {
                 ))
             })?;
         }
-        self.ctx
-            .read_words(self.buffer(lp, t.storage), t.offset, t.len)
+        let buffer = self.buffer(lp, t.storage);
+        match self.elem_of(lp, Target::Plan(t.storage)) {
+            Elem::Store => self.ctx.read_store(buffer, t.offset, t.len),
+            Elem::Word => self.ctx.read_words(buffer, t.offset, t.len),
+        }
     }
 
     fn largest_input_bytes(&self) -> Option<u64> {
@@ -914,8 +1012,12 @@ impl Executor for GpuExecutor {
             })
             .collect();
         use wgpu::BufferUsages as U;
-        let resolved =
-            self.create_buffer("launch timestamps", 4 * n, U::QUERY_RESOLVE | U::COPY_SRC)?;
+        let resolved = self.create_buffer(
+            "launch timestamps",
+            4 * n,
+            Elem::Word,
+            U::QUERY_RESOLVE | U::COPY_SRC,
+        )?;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("timed step"),
         });
@@ -969,6 +1071,11 @@ pub(crate) struct Limits {
     align_words: usize,
     max_binding_bytes: u64,
     max_groups: u32,
+    /// The loss gradient's factor (`F16_LOSS_SCALE` in f16, else 1); the update divides
+    /// by it.
+    pub(crate) loss_scale: f32,
+    /// Whether the update runs on the f32 master parameters (f16).
+    master: bool,
 }
 
 /// A grid of `groups` workgroups, wrapped into y past `max_groups` a dimension.
@@ -1135,7 +1242,7 @@ fn lower_row_program(
         ops: u32c(ops.len())?,
         rows: u32c(f.batch)?,
         off_step,
-        _pad: 0,
+        loss_scale: lim.loss_scale,
     });
     let groups = lim.grid(f.batch.div_ceil(RP_ROWS as usize))?;
     Ok((
@@ -1282,8 +1389,15 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Resu
             let base = OptimizerParams {
                 len: u32c(len)?,
                 off_step: os,
+                master: lim.master.into(),
+                grad_scale: 1.0 / lim.loss_scale,
                 ..Default::default()
             };
+            let master = lim.master.then_some(Window {
+                target: Target::Master,
+                start: 0,
+                words: len,
+            });
             let params = match optimizer {
                 Optimizer::Sgd { lr, momentum } => OptimizerParams {
                     lr,
@@ -1324,6 +1438,7 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Resu
                     (2, Some(wg)),
                     (3, Some(wstate)),
                     (4, Some(ws)),
+                    (6, master),
                 ],
                 lim.grid_1d(len)?,
             )
@@ -1355,6 +1470,7 @@ fn buffer_key(plan: &Plan, target: Target) -> String {
         Target::Plan(Storage::Grads) => "the gradients".into(),
         Target::OptState => "the optimizer state".into(),
         Target::Program => "the row program".into(),
+        Target::Master => "the master parameters".into(),
     }
 }
 

@@ -132,7 +132,7 @@ kernel_params! {
         off_dloss: u32,
         off_out: u32,
         pos_weight: f32,
-        _pad0: u32,
+        loss_scale: f32, // the gradient's factor: the f16 loss scale, 1 in f32
         _pad1: u32,
     }
 
@@ -162,7 +162,11 @@ kernel_params! {
         beta2: f32,
         eps: f32,
         weight_decay: f32,
-        _pad: u32,
+        master: u32,     // 1: the update runs on the f32 master copy (binding 6), f16
+        grad_scale: f32, // the gradients' factor: 1 / the f16 loss scale, 1 in f32
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 
     /// rnn.wgsl: the fused recurrent cells and their gradients.
@@ -230,7 +234,7 @@ kernel_params! {
         ops: u32,
         rows: u32,
         off_step: u32,
-        _pad: u32,
+        loss_scale: f32, // the loss gradient's factor, as LossParams'
     }
 
     /// rows.wgsl: one operation of the row program (an element of its storage array,

@@ -24,8 +24,7 @@ impl ShaderModule {
 }
 
 /// The type engine kernels store tensors in (DESIGN.md, flow item 8): every binding that
-/// holds a tensor is `array<Store>`, and kernels compute in f32. Only f32 runs yet; the
-/// f16 modules are validated (tests/it/shaders_validate.rs) for the executor to come.
+/// holds a tensor is `array<Store>`, and kernels compute in f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Precision {
     /// `Store` is f32.
@@ -41,6 +40,39 @@ impl Precision {
         match self {
             Precision::F32 => "alias Store = f32;\n",
             Precision::F16 => "enable f16;\nalias Store = f16;\n",
+        }
+    }
+
+    /// Bytes of one `Store` element.
+    pub fn store_bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// `data` as `Store` elements' bytes (f16: rounded to nearest even).
+    pub fn encode(self, data: &[f32]) -> Vec<u8> {
+        match self {
+            Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+            Precision::F16 => data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+        }
+    }
+
+    /// `Store` elements' bytes as f32.
+    pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Precision::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Precision::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
         }
     }
 }
@@ -364,7 +396,8 @@ pub enum Layout {
     Read1Write1,
     /// matmul, loss, gather: three inputs, one output
     Read3Write1,
-    /// params (rw), grads, optimizer state (rw), step counters
+    /// params (rw), grads, optimizer state (rw), step counters, the f32 master
+    /// parameters (rw, at binding 6; f16 only)
     Optimizer,
     /// the step counters (rw), at binding 5
     Counters,
@@ -394,7 +427,13 @@ impl Layout {
             Layout::Read2Write1 => &[(1, Read), (2, Read), (3, ReadWrite)],
             Layout::Read1Write1 => &[(1, Read), (2, ReadWrite)],
             Layout::Read3Write1 => &[(1, Read), (2, Read), (3, Read), (4, ReadWrite)],
-            Layout::Optimizer => &[(1, ReadWrite), (2, Read), (3, ReadWrite), (4, Read)],
+            Layout::Optimizer => &[
+                (1, ReadWrite),
+                (2, Read),
+                (3, ReadWrite),
+                (4, Read),
+                (6, ReadWrite),
+            ],
             Layout::Counters => &[(5, ReadWrite)],
             Layout::Read5Write1 => &[
                 (1, Read),

@@ -764,8 +764,14 @@ fn cache_key(ctx: &GpuContext, shape: &GemmShape) -> String {
 
 /// The adapter, its driver and this riskgrad's version: what every cache key starts with.
 fn device_key(ctx: &GpuContext) -> String {
+    // f16 kernels are other kernels: their choices are kept apart (f32's key is as it
+    // was before f16 existed, so older entries still count).
+    let precision = match ctx.precision {
+        super::shaders::Precision::F32 => "",
+        super::shaders::Precision::F16 => " | f16",
+    };
     format!(
-        "{} | {} {} | riskgrad {}",
+        "{} | {} {} | riskgrad {}{precision}",
         ctx.info.name,
         ctx.info.driver,
         ctx.info.driver_info,
@@ -805,16 +811,17 @@ impl Scratch {
         };
         let scope = ErrorScope::push(&ctx.device);
         let upload = |label: &str, data: &[f32]| {
+            let mut bytes = ctx.precision.encode(data);
+            bytes.resize(bytes.len().next_multiple_of(16), 0);
             let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: (data.len() as u64 * 4).next_multiple_of(16),
+                size: bytes.len() as u64,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_DST
                     | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            ctx.queue
-                .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+            ctx.queue.write_buffer(&buffer, 0, &bytes);
             buffer
         };
         let scratch = Scratch {
@@ -892,13 +899,11 @@ impl Scratch {
 
     /// `variant`'s output, after poisoning the output buffer.
     fn output(&self, ctx: &GpuContext, variant: usize) -> Result<Vec<f32>> {
-        ctx.queue.write_buffer(
-            &self.out,
-            0,
-            bytemuck::cast_slice(&vec![f32::NAN; self.out_len.max(1)]),
-        );
+        let mut nan = ctx.precision.encode(&vec![f32::NAN; self.out_len.max(1)]);
+        nan.resize(nan.len().next_multiple_of(4), 0);
+        ctx.queue.write_buffer(&self.out, 0, &nan);
         self.run(ctx, variant, 1)?;
-        ctx.read_words(&self.out, 0, self.out_len)
+        ctx.read_store(&self.out, 0, self.out_len)
     }
 
     /// Median seconds of one launch of `variant` (its output run was the warm-up, and

@@ -180,6 +180,7 @@ impl LossKernel {
             off_dloss: od,
             off_out: oo,
             pos_weight,
+            loss_scale: lim.loss_scale,
             ..Default::default()
         });
         let grid = match dloss {

@@ -1,0 +1,148 @@
+//! f16 storage (DESIGN.md, flow item 8): a context opened in `Precision::F16` stores
+//! every tensor as f16 and computes in f32, keeps f32 master parameters for the update
+//! and scales the loss gradient. The default MLP trained so on lavapipe stays close to
+//! the CPU's f32 run (weights and validation AUC), its saved weights are the f32 master
+//! copy, every step form gives the same bits in f16 too, and an adapter without
+//! SHADER_F16 is refused by name.
+
+use crate::common;
+use riskgrad::engine::cpu::CpuExecutor;
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::shaders::Precision;
+use riskgrad::engine::gpu::tune::{StepForm, Tuning};
+use riskgrad::engine::gpu::{list_adapters, pick_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use std::sync::{Arc, OnceLock};
+
+/// The f16 context of the tests' adapter (lavapipe has SHADER_F16).
+fn f16_context() -> Arc<GpuContext> {
+    static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let (adapter, info) = pick_adapter(&DeviceChoice::Gpu)
+            .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
+            .expect("an adapter");
+        Arc::new(
+            GpuContext::with_precision(adapter, info, Precision::F16)
+                .expect("an f16 context: lavapipe has SHADER_F16"),
+        )
+    })
+    .clone()
+}
+
+fn train(exec: &mut dyn Executor, epochs: usize) -> (Vec<f32>, f64) {
+    let reports = common::train_default_mlp(exec, epochs, 1);
+    let auc = reports.last().unwrap().validation.auc;
+    (exec.read_params().unwrap(), auc)
+}
+
+#[test]
+fn the_default_mlp_trains_in_f16_close_to_the_cpu_in_f32() {
+    let _turn = common::take_turn();
+    let ctx = f16_context();
+    ctx.set_tuning(Tuning::default());
+    let mut gpu = GpuExecutor::new(ctx.clone());
+    gpu.set_poison(true);
+    let (w16, auc16) = train(&mut gpu, 3);
+    let (w32, auc32) = train(&mut CpuExecutor::new(), 3);
+    assert_eq!(w16.len(), w32.len());
+    // f16 rounds every stored activation and gradient (2^-11 relative), so the weights
+    // drift apart over 3 epochs of Adam, but not far.
+    let worst = w16
+        .iter()
+        .zip(&w32)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 0.05, "largest weight difference {worst}");
+    assert!(w16.iter().all(|w| w.is_finite()));
+    // The saved weights are the f32 master copy, not f16 values: most are not
+    // representable in f16.
+    let off_f16 = w16
+        .iter()
+        .filter(|&&w| half::f16::from_f32(w).to_f32() != w)
+        .count();
+    assert!(off_f16 > w16.len() / 2, "{off_f16} of {}", w16.len());
+    assert!(
+        (auc16 - auc32).abs() < 0.01,
+        "val AUC f16 {auc16}, f32 {auc32}"
+    );
+}
+
+#[test]
+fn every_step_form_gives_the_same_bits_in_f16() {
+    let _turn = common::take_turn();
+    let ctx = f16_context();
+    let weights = |form| {
+        ctx.set_tuning(Tuning {
+            force_step_form: Some(form),
+            ..Tuning::default()
+        });
+        let mut gpu = GpuExecutor::new(ctx.clone());
+        train(&mut gpu, 1).0
+    };
+    let base = weights(StepForm::Launches);
+    for form in StepForm::all().skip(1) {
+        let fused = weights(form);
+        let same = base
+            .iter()
+            .zip(&fused)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{}: other weights", form.name());
+    }
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn an_adapter_without_shader_f16_is_refused_by_name() {
+    let _turn = common::take_turn();
+    // Mesa's llvmpipe under GL has no SHADER_F16 (`riskgrad devices`); where every
+    // adapter has it there is nothing to refuse.
+    let Some(plain) = list_adapters().into_iter().find(|a| !a.f16) else {
+        return;
+    };
+    let (adapter, info) = pick_adapter(&DeviceChoice::Index(plain.index))
+        .unwrap()
+        .unwrap();
+    let err = GpuContext::with_precision(adapter, info.clone(), Precision::F16).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("--precision") && text.contains(&info.name),
+        "{text}"
+    );
+}
+
+/// `train --precision f16` on a named GPU writes an f32 model; on the CPU backend or
+/// `auto` it is refused before any training, naming the flag.
+#[test]
+fn train_precision_f16_runs_on_a_named_gpu_and_is_refused_elsewhere() {
+    let dir = common::TempDir::unmade("f16-model");
+    let out = common::riskgrad(&[
+        "train",
+        "--device",
+        "gpu",
+        "--precision",
+        "f16",
+        "--epochs",
+        "1",
+        "--members",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(dir.join("model.safetensors").exists());
+    for device in ["cpu", "auto"] {
+        let out = common::riskgrad(&["train", "--device", device, "--precision", "f16"]);
+        assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("--precision") && err.contains("--device"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("training on"),
+            "refused before training: {err}"
+        );
+    }
+    let out = common::riskgrad(&["train", "--precision", "f8"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("--precision"));
+}
