@@ -73,6 +73,12 @@ step "train --device auto: the default model, 10 epochs, one network (as device_
       --out "$RISKGRAD_CACHE_DIR/fixed-$device" >/dev/null 2>&1
     echo "--device $device: $(awk "BEGIN{printf \"%.2f\", $(date +%s.%N) - $start}") s"
   done
+  # f16 storage against f32 on the GPU: validation AUC and rows/s of one network.
+  for precision in f32 f16; do
+    "$RG" train --epochs 10 --early-stop off --members 1 --batch 256 --device "$GPU" \
+      --precision "$precision" --out "$RISKGRAD_CACHE_DIR/precision-$precision" 2>&1 |
+      grep -E "^done" | sed "s/^/--precision $precision: /"
+  done
 } | tee "$OUT/auto.txt"
 
 step "CPU threads: the default MLP's training rows/s at 1, 2, 4, 8 and all threads"
