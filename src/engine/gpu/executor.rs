@@ -289,20 +289,22 @@ impl GpuExecutor {
         self.create_buffer(label, len, elem, U::STORAGE | U::COPY_DST | U::COPY_SRC)
     }
 
-    /// `data` as `elem`s' bytes, padded to the 4 bytes a buffer write needs.
-    fn encode(&self, data: &[f32], elem: Elem) -> Vec<u8> {
-        let mut bytes = match elem {
-            Elem::Store => self.ctx.precision.encode(data),
-            Elem::Word => bytemuck::cast_slice(data).to_vec(),
-        };
+    /// `data` as `elem`s' bytes, padded to the 4 bytes a buffer write needs; 32-bit
+    /// elements as they are, without a copy (a resident table can be 200 MB).
+    fn encode<'d>(&self, data: &'d [f32], elem: Elem) -> std::borrow::Cow<'d, [u8]> {
+        if self.bytes(elem) == 4 {
+            return std::borrow::Cow::Borrowed(bytemuck::cast_slice(data));
+        }
+        let mut bytes = self.ctx.precision.encode(data);
         bytes.resize(bytes.len().next_multiple_of(4), 0);
-        bytes
+        std::borrow::Cow::Owned(bytes)
     }
 
     /// Writes NaN over `len` elements at `offset` (f16: from an even offset; an odd
     /// length also writes the 0 of the element after, which is padding).
     fn fill_nan(&self, buffer: &wgpu::Buffer, offset: usize, len: usize, elem: Elem) {
-        let nan = self.encode(&vec![f32::NAN; len], elem);
+        let nans = vec![f32::NAN; len];
+        let nan = self.encode(&nans, elem);
         self.ctx
             .queue
             .write_buffer(buffer, offset as u64 * self.bytes(elem), &nan);
@@ -775,7 +777,10 @@ impl GpuExecutor {
 
 impl Executor for GpuExecutor {
     fn device_name(&self) -> String {
-        format!("{} ({})", self.ctx.info.name, self.ctx.info.backend)
+        match self.ctx.precision {
+            Precision::F32 => format!("{} ({})", self.ctx.info.name, self.ctx.info.backend),
+            Precision::F16 => format!("{} ({}, f16)", self.ctx.info.name, self.ctx.info.backend),
+        }
     }
 
     fn gemm_variants(&self, plan: usize) -> Vec<&'static str> {
