@@ -53,32 +53,6 @@ pub fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
     }
 }
 
-/// An executor on the GPU `choice` names, storing tensors in f16 (`--precision f16`):
-/// `auto` and `cpu` are refused, as is an adapter without SHADER_F16.
-pub fn executor_f16(choice: &DeviceChoice, tune: TuneMode) -> Result<Box<dyn Executor>> {
-    use riskgrad::engine::gpu::{pick_adapter, GpuContext, GpuExecutor};
-    if matches!(choice, DeviceChoice::Auto | DeviceChoice::Cpu) {
-        return Err(Error::flag(
-            "--precision",
-            "f16 is for a GPU: name one with --device (gpu, an index or a name; `riskgrad devices` lists them)",
-        ));
-    }
-    let Some((adapter, info)) = pick_adapter(choice)? else {
-        return Err(Error::flag(
-            "--device",
-            format!("no adapter matches {choice:?}"),
-        ));
-    };
-    let software = info.is_software.then(|| info.name.clone());
-    let ctx = GpuContext::with_precision(adapter, info, Precision::F16)?;
-    ctx.set_tuning(tuning(tune));
-    static SOFTWARE_SAID: std::sync::Once = std::sync::Once::new();
-    if let Some(name) = software {
-        SOFTWARE_SAID.call_once(|| eprintln!("{}", software_adapter_note(&name)));
-    }
-    Ok(Box::new(GpuExecutor::new(std::sync::Arc::new(ctx))))
-}
-
 /// `--tune`'s value.
 pub fn parse_tune(s: &str) -> std::result::Result<TuneMode, String> {
     TuneMode::parse(s).ok_or_else(|| format!("{s:?} is not off, cached or full"))
@@ -103,7 +77,24 @@ pub struct TuneArg {
 /// `tune` says (`--tune`). A software adapter (lavapipe and the like) gets one line
 /// saying so and how to reach the GPU instead.
 pub fn executor_tuned(choice: &DeviceChoice, tune: TuneMode) -> Result<Box<dyn Executor>> {
-    let selected = select_executor_tuned(choice, WhenNoGpu::UseCpu, tuning(tune))?;
+    executor_for(choice, tune, Precision::F32)
+}
+
+/// [`executor_tuned`], its GPU kernels storing tensors in `precision` (`--precision`):
+/// f16 is for a GPU the user names, so `auto` and `cpu` are refused, as is (by the
+/// context) an adapter without SHADER_F16.
+pub fn executor_for(
+    choice: &DeviceChoice,
+    tune: TuneMode,
+    precision: Precision,
+) -> Result<Box<dyn Executor>> {
+    if precision == Precision::F16 && matches!(choice, DeviceChoice::Auto | DeviceChoice::Cpu) {
+        return Err(Error::flag(
+            "--precision",
+            "f16 is for a GPU: name one with --device (gpu, an index or a name; `riskgrad devices` lists them)",
+        ));
+    }
+    let selected = select_executor_tuned(choice, WhenNoGpu::UseCpu, tuning(tune), precision)?;
     // Each note once per process: a cross-validation opens an executor per fold.
     static NO_GPU_SAID: std::sync::Once = std::sync::Once::new();
     if selected.fell_back_to_cpu {

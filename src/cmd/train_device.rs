@@ -54,10 +54,7 @@ impl RunDevice {
 
     /// A fresh executor on the asked device (not `auto`'s race).
     fn fresh(&self) -> Result<Box<dyn Executor>> {
-        match self.precision {
-            Precision::F16 => super::executor_f16(&self.asked, self.tune),
-            Precision::F32 => super::executor_tuned(&self.asked, self.tune),
-        }
+        super::executor_for(&self.asked, self.tune, self.precision)
     }
 
     /// The device's name before any model is known, opening it early; `None` for an

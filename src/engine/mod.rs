@@ -13,8 +13,9 @@ pub mod step_split;
 use crate::error::{Error, Result};
 use cpu::CpuExecutor;
 use exec::Executor;
+use gpu::shaders::Precision;
 use gpu::tune::Tuning;
-use gpu::{choose_adapter, DeviceChoice, GpuExecutor};
+use gpu::{choose_adapter_for, DeviceChoice, GpuExecutor};
 
 /// What [`select_executor`] does when the choice finds no GPU adapter to run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,15 +57,17 @@ pub fn software_adapter_note(name: &str) -> String {
 /// adapter. With no adapter, `when_no_gpu` decides. A GPU runs its default matmul
 /// kernels (no tuning: see [`select_executor_tuned`]).
 pub fn select_executor(choice: &DeviceChoice, when_no_gpu: WhenNoGpu) -> Result<Selected> {
-    select_executor_tuned(choice, when_no_gpu, Tuning::default())
+    select_executor_tuned(choice, when_no_gpu, Tuning::default(), Precision::F32)
 }
 
 /// As [`select_executor`], with a GPU's matmuls choosing their variants as `tuning`
-/// says (`gpu::tune`).
+/// says (`gpu::tune`) and its kernels storing tensors in `precision` (f16 needs an
+/// adapter with SHADER_F16; the CPU backend is f32).
 pub fn select_executor_tuned(
     choice: &DeviceChoice,
     when_no_gpu: WhenNoGpu,
     tuning: Tuning,
+    precision: Precision,
 ) -> Result<Selected> {
     if *choice == DeviceChoice::Cpu {
         return Ok(Selected {
@@ -73,7 +76,7 @@ pub fn select_executor_tuned(
             software_adapter: None,
         });
     }
-    match (choose_adapter(choice)?, when_no_gpu) {
+    match (choose_adapter_for(choice, precision)?, when_no_gpu) {
         (Some(ctx), _) => {
             ctx.set_tuning(tuning);
             Ok(Selected {

@@ -230,8 +230,17 @@ fn listing(all: &[AdapterSummary]) -> String {
 /// Picks an adapter and sets it up. `Cpu`, and `Auto` without a hardware GPU, give
 /// `Ok(None)`: the caller runs on the CPU backend.
 pub fn choose_adapter(choice: &DeviceChoice) -> Result<Option<GpuContext>> {
+    choose_adapter_for(choice, Precision::F32)
+}
+
+/// [`choose_adapter`], its kernels storing tensors in `precision`
+/// ([`GpuContext::with_precision`]).
+pub fn choose_adapter_for(
+    choice: &DeviceChoice,
+    precision: Precision,
+) -> Result<Option<GpuContext>> {
     match pick_adapter(choice)? {
-        Some((adapter, info)) => GpuContext::new(adapter, info).map(Some),
+        Some((adapter, info)) => GpuContext::with_precision(adapter, info, precision).map(Some),
         None => Ok(None),
     }
 }

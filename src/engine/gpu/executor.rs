@@ -295,9 +295,7 @@ impl GpuExecutor {
         if self.bytes(elem) == 4 {
             return std::borrow::Cow::Borrowed(bytemuck::cast_slice(data));
         }
-        let mut bytes = self.ctx.precision.encode(data);
-        bytes.resize(bytes.len().next_multiple_of(4), 0);
-        std::borrow::Cow::Owned(bytes)
+        std::borrow::Cow::Owned(self.ctx.precision.encode_padded(data, 4))
     }
 
     /// Writes NaN over `len` elements at `offset` (f16: from an even offset; an odd

@@ -11,7 +11,7 @@ pub mod shaders;
 pub mod tune;
 
 pub use context::{
-    choose_adapter, finish_adapter_prefetch, list_adapters, pick_adapter, prefetch_adapters,
-    AdapterSummary, DeviceChoice, GpuContext,
+    choose_adapter, choose_adapter_for, finish_adapter_prefetch, list_adapters, pick_adapter,
+    prefetch_adapters, AdapterSummary, DeviceChoice, GpuContext,
 };
 pub use executor::GpuExecutor;

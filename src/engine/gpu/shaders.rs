@@ -51,15 +51,18 @@ impl Precision {
         }
     }
 
-    /// `data` as `Store` elements' bytes (f16: rounded to nearest even).
-    pub fn encode(self, data: &[f32]) -> Vec<u8> {
-        match self {
+    /// `data` as `Store` elements' bytes (f16: rounded to nearest even), zero-padded to
+    /// a multiple of `align` bytes (a buffer write needs 4).
+    pub fn encode_padded(self, data: &[f32], align: usize) -> Vec<u8> {
+        let mut bytes: Vec<u8> = match self {
             Precision::F32 => bytemuck::cast_slice(data).to_vec(),
             Precision::F16 => data
                 .iter()
                 .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
                 .collect(),
-        }
+        };
+        bytes.resize(bytes.len().next_multiple_of(align), 0);
+        bytes
     }
 
     /// `Store` elements' bytes as f32.
@@ -749,3 +752,28 @@ impl From<Pipe> for PipeKey {
 
 /// Bytes of each launch's uniform record; every params struct (`kernel_params`) fits.
 pub const UNIFORM_BYTES: u64 = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::Precision;
+
+    #[test]
+    fn encoding_pads_to_the_alignment_and_decodes_back() {
+        // Values f16 holds exactly, an odd count so f16 needs padding.
+        let data = [1.5f32, -0.25, 3.0, 1024.0, -7.125];
+        for (precision, align) in [
+            (Precision::F32, 16),
+            (Precision::F16, 4),
+            (Precision::F16, 16),
+        ] {
+            let bytes = precision.encode_padded(&data, align);
+            let used = data.len() * precision.store_bytes();
+            assert_eq!(bytes.len(), used.next_multiple_of(align), "{precision:?}");
+            assert!(bytes[used..].iter().all(|&b| b == 0), "padding is zeros");
+            assert_eq!(precision.decode(&bytes[..used]), data, "{precision:?}");
+        }
+        // f16 rounds to nearest even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
+        let halfway = Precision::F16.encode_padded(&[1.0 + 2f32.powi(-11)], 2);
+        assert_eq!(Precision::F16.decode(&halfway), [1.0]);
+    }
+}

@@ -811,8 +811,7 @@ impl Scratch {
         };
         let scope = ErrorScope::push(&ctx.device);
         let upload = |label: &str, data: &[f32]| {
-            let mut bytes = ctx.precision.encode(data);
-            bytes.resize(bytes.len().next_multiple_of(16), 0);
+            let bytes = ctx.precision.encode_padded(data, 16);
             let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes.len() as u64,
@@ -899,8 +898,9 @@ impl Scratch {
 
     /// `variant`'s output, after poisoning the output buffer.
     fn output(&self, ctx: &GpuContext, variant: usize) -> Result<Vec<f32>> {
-        let mut nan = ctx.precision.encode(&vec![f32::NAN; self.out_len.max(1)]);
-        nan.resize(nan.len().next_multiple_of(4), 0);
+        let nan = ctx
+            .precision
+            .encode_padded(&vec![f32::NAN; self.out_len.max(1)], 4);
         ctx.queue.write_buffer(&self.out, 0, &nan);
         self.run(ctx, variant, 1)?;
         ctx.read_store(&self.out, 0, self.out_len)
