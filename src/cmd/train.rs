@@ -696,6 +696,7 @@ pub(super) fn train_network(
     let mut printer = RunPrinter {
         args,
         resumed_from_epoch: run.resume.map(|c| c.state.epoch),
+        resumed_on: run.resume.map(|c| c.settings.device.clone()),
         verbose: run.verbose,
         out: run.out,
         lock: run.lock,
@@ -748,6 +749,8 @@ fn architecture(args: &TrainArgs) -> Result<Architecture> {
 struct RunPrinter<'a> {
     args: &'a TrainArgs,
     resumed_from_epoch: Option<usize>,
+    /// The device the resumed checkpoint trained on, by name (precision included).
+    resumed_on: Option<String>,
     verbose: bool,
     out: &'a Path,
     lock: &'a mut Option<ModelDirClaim>,
@@ -763,6 +766,17 @@ impl NetworkObserver for RunPrinter<'_> {
         }
         let settings = plan.settings;
         self.device = settings.device.clone();
+        // A resume may change the device (and so the precision); its rounding differs.
+        if let Some(was) = self
+            .resumed_on
+            .as_ref()
+            .filter(|was| **was != settings.device)
+        {
+            eprintln!(
+                "note: the checkpoint trained on {was} and this run continues on {}: the weights differ from one run on either by their rounding",
+                settings.device
+            );
+        }
         let epoch_rows_name = match plan.carves {
             true => "stop",
             false => "val",

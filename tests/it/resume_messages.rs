@@ -78,7 +78,19 @@ fn a_damaged_checkpoint_is_refused_naming_it() {
     write(&csv, &header, &original);
     let (c, m) = (csv.to_str().unwrap(), model.to_str().unwrap());
     let base = [
-        "train", "--device", "cpu", "--data", c, "--batch", "16", "--hidden", "4",
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        c,
+        "--batch",
+        "16",
+        "--hidden",
+        "4",
+        "--members",
+        "1",
+        "--early-stop",
+        "off",
     ];
     let first = riskgrad(&[&base[..], &["--epochs", "1", "--out", m]].concat());
     assert!(first.status.success(), "{}", stderr(&first));
@@ -95,4 +107,44 @@ fn a_damaged_checkpoint_is_refused_naming_it() {
         bytes,
         "the checkpoint was touched"
     );
+}
+
+#[test]
+fn a_resume_on_another_device_says_so_and_the_same_device_does_not() {
+    let dir = temp_dir("resume-device");
+    let (csv, model) = (dir.join("train.csv"), dir.join("model"));
+    let (header, original) = rows(23, 200);
+    write(&csv, &header, &original);
+    let (c, m) = (csv.to_str().unwrap(), model.to_str().unwrap());
+    let base = [
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        c,
+        "--batch",
+        "16",
+        "--hidden",
+        "4",
+        "--members",
+        "1",
+        "--early-stop",
+        "off",
+    ];
+    let run = |extra: &[&str]| {
+        let out = riskgrad(&[&base[..], extra].concat());
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    run(&["--epochs", "1", "--threads", "1", "--out", m]);
+    // One thread and two round differently (each deterministic), so they are two devices.
+    let other = run(&["--epochs", "2", "--threads", "2", "--resume", m]);
+    assert!(
+        other.contains(
+            "the checkpoint trained on CPU (1 thread) and this run continues on CPU (2 threads)"
+        ),
+        "{other}"
+    );
+    let same = run(&["--epochs", "3", "--threads", "2", "--resume", m]);
+    assert!(!same.contains("the checkpoint trained on"), "{same}");
 }
