@@ -146,3 +146,51 @@ fn train_precision_f16_runs_on_a_named_gpu_and_is_refused_elsewhere() {
     assert_eq!(out.status.code(), Some(2));
     assert!(common::stderr(&out).contains("--precision"));
 }
+
+/// A plan with one 2x2 max pool over a `[1, 1, h, w]` input, keeping the argmax.
+fn max_pool_plan(h: usize, w: usize) -> (riskgrad::engine::plan::Plan, usize) {
+    use riskgrad::engine::graph::Graph;
+    use riskgrad::engine::ops::pool::PoolGeom;
+    let mut g = Graph::new();
+    let x = g.input("x", &[1, 1, h, w]).unwrap();
+    let geom = PoolGeom {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+    };
+    let y = g.max_pool2d(x, geom).unwrap();
+    let idx = g.nodes[y].inputs[1];
+    let request = riskgrad::engine::plan::PlanRequest {
+        keep: vec![y, idx],
+        ..Default::default()
+    };
+    (riskgrad::engine::plan::compile(&g, &request).unwrap(), idx)
+}
+
+#[test]
+fn a_max_pool_over_more_positions_than_f16_counts_is_refused() {
+    let _turn = common::take_turn();
+    let mut gpu = GpuExecutor::new(f16_context());
+    gpu.set_poison(true);
+    // 2112 positions: the argmax, stored as f16, could not name them all.
+    let err = gpu.load(max_pool_plan(64, 33).0).unwrap_err().to_string();
+    assert!(err.contains("--precision") && err.contains("2112"), "{err}");
+    // 2048 positions: every one is an f16 integer, and the argmax is the CPU's.
+    let (plan, idx) = max_pool_plan(64, 32);
+    let mut rng = common::rng_for("f16 max pool");
+    // Integers below 2048 are exact in f16, so both devices compare the same values
+    // (ties included: the first maximum wins on both).
+    let x: Vec<f32> = (0..2048).map(|_| rng.below(2000) as f32 - 1000.0).collect();
+    let mut argmax = Vec::new();
+    for exec in [&mut gpu as &mut dyn Executor, &mut CpuExecutor::new()] {
+        let h = exec.load(plan.clone()).unwrap();
+        exec.write("x", &x).unwrap();
+        exec.run(h, 1).unwrap();
+        argmax.push(exec.read_node(h, idx).unwrap());
+    }
+    assert_eq!(argmax[0], argmax[1]);
+    assert!(
+        argmax[0].iter().any(|&p| p > 1024.0),
+        "positions past f16's 1024"
+    );
+}

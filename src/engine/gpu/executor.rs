@@ -773,6 +773,26 @@ impl GpuExecutor {
     }
 }
 
+/// A max pool's argmax is stored as a tensor element, and f16 holds every integer only
+/// up to 2048: a larger pooled plane would route gradients to the wrong positions.
+fn refuse_positions_f16_cannot_hold(plan: &Plan) -> Result<()> {
+    const F16_EXACT_INTEGERS: usize = 2048;
+    for launch in &plan.launches {
+        if let Kernel::Pool(crate::engine::ops::pool::PoolKernel::MaxPoolArgmax { shape, .. }) =
+            &launch.kernel
+        {
+            let positions = shape.h * shape.w;
+            if positions > F16_EXACT_INTEGERS {
+                return Err(Error::flag(
+                    "--precision",
+                    format!("f16 cannot hold the positions of a max pool over {positions} positions (at most {F16_EXACT_INTEGERS}); train this model in f32"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Executor for GpuExecutor {
     fn device_name(&self) -> String {
         match self.ctx.precision {
@@ -793,6 +813,9 @@ impl Executor for GpuExecutor {
 
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
+        if self.ctx.precision == Precision::F16 {
+            refuse_positions_f16_cannot_hold(&plan)?;
+        }
         let limits = self.limits();
         // The step with its row launches fused, where it can be and the tuner takes it
         // (timing both forms the first time it meets the step on this device).
