@@ -2,7 +2,9 @@
 # Training rows/s on lavapipe (adapter 0) of two riskgrad binaries, alternating, with
 # separate warm tune caches (each filled first by one run with every shape tuned): the
 # default MLP, the LSTM and the CNN, or the models named in MODELS.
-# Usage: [MODELS="cnn"] scripts/compare_lavapipe.sh OLD_BINARY NEW_BINARY [ROUNDS]
+# TUNE=off compares the default kernels alone (no tuner choices, which a noisy fill can
+# make differently for the two binaries).
+# Usage: [MODELS="cnn"] [TUNE=off] scripts/compare_lavapipe.sh OLD_BINARY NEW_BINARY [ROUNDS]
 set -euo pipefail
 old="$1"; new="$2"; rounds="${3:-3}"
 caches="$(mktemp -d)"
@@ -16,8 +18,8 @@ done
 for round in $(seq "$rounds"); do
   for m in $models; do
     e=3; [ "$m" = lstm ] && e=2
-    o=$(run old "$old" "$m" "$e" | rate)
-    n=$(run new "$new" "$m" "$e" | rate)
+    o=$(run old "$old" "$m" "$e" --tune "${TUNE:-cached}" | rate)
+    n=$(run new "$new" "$m" "$e" --tune "${TUNE:-cached}" | rate)
     echo "round $round $m: old $o new $n ratio $(awk "BEGIN{printf \"%.2f\", $n/$o}")"
   done
 done

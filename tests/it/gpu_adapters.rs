@@ -65,6 +65,14 @@ fn adapters_are_listed_chosen_and_refused_clearly() {
         .unwrap()
         .expect("Gpu gives a device when any adapter exists");
     assert!(all.contains(&best.info), "{:?} not in {all:?}", best.info);
+    // Kernels drop naga's runtime checks on Vulkan only, where the driver's robust
+    // buffer access bounds every access (context.rs, `runtime_checks`).
+    assert_eq!(
+        best.kernels_unchecked(),
+        best.info.backend == "Vulkan",
+        "{:?}",
+        best.info
+    );
     // Hardware first: the software rasterizer only when there is nothing else.
     if best.info.is_software {
         assert!(all.iter().all(|a| a.is_software), "{all:?}");

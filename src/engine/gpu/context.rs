@@ -296,6 +296,41 @@ pub fn pick_adapter(choice: &DeviceChoice) -> Result<Option<(wgpu::Adapter, Adap
     Ok(Some(found.swap_remove(index)))
 }
 
+/// Compiles a kernel module with `checks`.
+fn compile_module(
+    device: &wgpu::Device,
+    label: Option<&str>,
+    wgsl: String,
+    checks: wgpu::ShaderRuntimeChecks,
+) -> wgpu::ShaderModule {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label,
+        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+    };
+    // SAFETY: `checks` turns naga's checks off only on Vulkan (`runtime_checks`), where
+    // the driver's robust buffer access bounds every storage access to its binding, so a
+    // wrong index reads zero or writes nothing, as with naga's checks. What naga would
+    // also have clamped are the kernels' private and workgroup arrays, which every kernel
+    // indexes by constants or by values bounded by its own workgroup size.
+    unsafe { device.create_shader_module_trusted(desc, checks) }
+}
+
+/// The runtime checks naga compiles into the kernels on `backend`. On Vulkan, none:
+/// robustBufferAccess is a feature every Vulkan driver has and wgpu enables, so naga's
+/// clamps repeat the driver's, and on lavapipe the kernels ran 10–18 % faster without
+/// them (BENCHMARKS.md, "Kernels without naga's runtime checks"). Elsewhere (Metal,
+/// DX12, GL) naga's checks are what keeps an access inside its buffer, so they stay.
+fn runtime_checks(backend: wgpu::Backend) -> wgpu::ShaderRuntimeChecks {
+    match unchecked_on(backend) {
+        true => wgpu::ShaderRuntimeChecks::unchecked(),
+        false => wgpu::ShaderRuntimeChecks::checked(),
+    }
+}
+
+fn unchecked_on(backend: wgpu::Backend) -> bool {
+    backend == wgpu::Backend::Vulkan
+}
+
 /// What the kernels need of a device (WebGPU's default limits give more; some downlevel
 /// GL adapters less). Six: the recurrent cells' backward kernel reads five tensors.
 const NEED_STORAGE_BUFFERS: u32 = 6;
@@ -432,14 +467,10 @@ impl GpuContext {
             .iter()
             .map(|&l| fits(l).then(|| bind_group_layout(&device, l)))
             .collect();
+        let checks = runtime_checks(adapter.get_info().backend);
         let modules: Vec<wgpu::ShaderModule> = MODULES
             .iter()
-            .map(|m| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(m.file),
-                    source: wgpu::ShaderSource::Wgsl(m.wgsl(precision).into()),
-                })
-            })
+            .map(|m| compile_module(&device, Some(m.file), m.wgsl(precision), checks))
             .collect();
         let pipeline_layouts: Vec<Option<wgpu::PipelineLayout>> = layouts
             .iter()
@@ -599,6 +630,12 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Whether the kernels are compiled without naga's runtime checks
+    /// (`runtime_checks`): their speed differs, so the tuner keeps their choices apart.
+    pub fn kernels_unchecked(&self) -> bool {
+        unchecked_on(self.adapter.get_info().backend)
+    }
+
     /// The device's compilation of `key`'s module (`PipeKey::module`): its family's,
     /// made with the device (a GEMM kernel's default variant is its family's), or
     /// another variant's, made when first asked for.
@@ -607,11 +644,12 @@ impl GpuContext {
         match key.variant {
             0 => &self.modules[family as usize],
             v => self.variant_modules[&(family, v)].get_or_init(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: key.variant_name(),
-                        source: wgpu::ShaderSource::Wgsl(key.module().wgsl(self.precision).into()),
-                    })
+                compile_module(
+                    &self.device,
+                    key.variant_name(),
+                    key.module().wgsl(self.precision),
+                    runtime_checks(self.adapter.get_info().backend),
+                )
             }),
         }
     }

@@ -770,8 +770,13 @@ fn device_key(ctx: &GpuContext) -> String {
         super::shaders::Precision::F32 => "",
         super::shaders::Precision::F16 => " | f16",
     };
+    // Choices timed with naga's runtime checks compiled in are not this build's.
+    let checks = match ctx.kernels_unchecked() {
+        true => " | unchecked",
+        false => "",
+    };
     format!(
-        "{} | {} {} | riskgrad {}{precision}",
+        "{} | {} {} | riskgrad {}{precision}{checks}",
         ctx.info.name,
         ctx.info.driver,
         ctx.info.driver_info,
