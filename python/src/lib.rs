@@ -20,6 +20,7 @@ use pyo3::types::{PyCapsule, PyDict, PyList};
 use riskgrad::cli::{self, eval::EvalArgs, explain::ExplainArgs, train::TrainArgs};
 use riskgrad::data::PredictReader;
 use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::shaders::Precision;
 use riskgrad::engine::gpu::tune::Tuning;
 use riskgrad::engine::gpu::DeviceChoice;
 use riskgrad::engine::{select_executor_tuned, WhenNoGpu};
@@ -306,7 +307,14 @@ impl Scorer {
                             note: None,
                             ..cli::tuning(cli::DEFAULT_TUNE)
                         };
-                        Ok(select_executor_tuned(&choice, WhenNoGpu::UseCpu, quiet)?.executor)
+                        // Scores are computed in f32: saved models are f32.
+                        let scored = select_executor_tuned(
+                            &choice,
+                            WhenNoGpu::UseCpu,
+                            quiet,
+                            Precision::F32,
+                        )?;
+                        Ok(scored.executor)
                     }
                 }
             };
