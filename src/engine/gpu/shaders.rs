@@ -127,6 +127,23 @@ macro_rules! matmul_rows_variant {
     };
 }
 
+/// matmul_wide.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
+/// (`MW_X`, `MW_Y`; see the file's header), `matmul_common.wgsl`, then the file.
+macro_rules! matmul_wide_variant {
+    ($x:literal, $y:literal) => {
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            "\n// This matmul variant's constants.\nconst MW_X: u32 = ",
+            $x,
+            "u;\nconst MW_Y: u32 = ",
+            $y,
+            "u;\n",
+            include_str!("../../../shaders/matmul_common.wgsl"),
+            include_str!("../../../shaders/matmul_wide.wgsl")
+        )
+    };
+}
+
 /// conv_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constant
 /// (`CR_WG`), `conv_common.wgsl` (the record, bindings, operand gathers and store every
 /// convolution kernel shares), then the file.
@@ -166,11 +183,13 @@ pub struct GemmVariant {
 /// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
 /// autotuner checks the others against: square tiles of square workgroups, the shape a
 /// hardware GPU wants). The autotuner measures them in this order, so the others come
-/// likeliest winner first (on lavapipe `rows16-cols32`, a workgroup of 8 invocations, one
-/// SIMD register's lanes, won 8 of the default MLP's 11 shapes and the square products,
-/// `tile32-direct` most of the rest): when its budget stops a shape part-way, the ones
-/// measured are the ones most worth it.
-pub const MATMUL_VARIANTS: [GemmVariant; 7] = [
+/// likeliest winner first (on lavapipe `wide128x64`, 16 x 8 outputs an invocation, won
+/// most products with 64 or more columns and the square ones, `wide64x64` the weight
+/// gradients of 64 rows; `rows16-cols32`, a workgroup of 8 invocations, one SIMD
+/// register's lanes, most of the narrow ones; `tile32-direct` the vectors): when its
+/// budget stops a shape part-way, the ones measured are the ones most worth it. The wide
+/// kernel's 128 x 32 and 64 x 32 tiles were tried and never won (BENCHMARKS.md).
+pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
     GemmVariant {
         name: "tile64-staged",
         tile_rows: 64,
@@ -178,6 +197,26 @@ pub const MATMUL_VARIANTS: [GemmVariant; 7] = [
         module: ShaderModule {
             file: "matmul.wgsl",
             source: matmul_variant!("16", "true", "false"),
+        },
+        test_only: false,
+    },
+    GemmVariant {
+        name: "wide128x64",
+        tile_rows: 128,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "matmul_wide.wgsl",
+            source: matmul_wide_variant!("8", "8"),
+        },
+        test_only: false,
+    },
+    GemmVariant {
+        name: "wide64x64",
+        tile_rows: 64,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "matmul_wide.wgsl",
+            source: matmul_wide_variant!("8", "4"),
         },
         test_only: false,
     },
