@@ -39,18 +39,6 @@ fn store(row: u32, col: u32, z0: f32) {
     out[p.off_out + row * p.n + col] = Store(activate(p.act, z));
 }
 
-// One row of an invocation's block: its 8 columns from two accumulators.
-fn store8(row: u32, col: u32, left: vec4<f32>, right: vec4<f32>) {
-    store(row, col, left.x);
-    store(row, col + 1u, left.y);
-    store(row, col + 2u, left.z);
-    store(row, col + 3u, left.w);
-    store(row, col + 4u, right.x);
-    store(row, col + 5u, right.y);
-    store(row, col + 6u, right.z);
-    store(row, col + 7u, right.w);
-}
-
 @compute @workgroup_size(MW_X, MW_Y)
 fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -139,22 +127,49 @@ fn matmul(
         }
         workgroupBarrier();
     }
+    // The block's 128 outputs through one call of `store`: the accumulators rotate
+    // under a fixed pair (constant indices, so they stay registers) and each row's 8
+    // values under one lane. 128 inlined copies of the store, its bias and its
+    // activation's switch took lavapipe's compiler about 5 s a pipeline.
     let r = row0 + 16u * lid.y;
     let c = col0 + 8u * lid.x;
-    store8(r + 0u, c, acc[0], acc[1]);
-    store8(r + 1u, c, acc[2], acc[3]);
-    store8(r + 2u, c, acc[4], acc[5]);
-    store8(r + 3u, c, acc[6], acc[7]);
-    store8(r + 4u, c, acc[8], acc[9]);
-    store8(r + 5u, c, acc[10], acc[11]);
-    store8(r + 6u, c, acc[12], acc[13]);
-    store8(r + 7u, c, acc[14], acc[15]);
-    store8(r + 8u, c, acc[16], acc[17]);
-    store8(r + 9u, c, acc[18], acc[19]);
-    store8(r + 10u, c, acc[20], acc[21]);
-    store8(r + 11u, c, acc[22], acc[23]);
-    store8(r + 12u, c, acc[24], acc[25]);
-    store8(r + 13u, c, acc[26], acc[27]);
-    store8(r + 14u, c, acc[28], acc[29]);
-    store8(r + 15u, c, acc[30], acc[31]);
+    for (var i = 0u; i < 16u; i++) {
+        var left = acc[0];
+        var right = acc[1];
+        for (var j = 0u; j < 8u; j++) {
+            store(r + i, c + j, left.x);
+            left = vec4<f32>(left.yzw, right.x);
+            right = vec4<f32>(right.yzw, 0.0);
+        }
+        acc[0] = acc[2];
+        acc[1] = acc[3];
+        acc[2] = acc[4];
+        acc[3] = acc[5];
+        acc[4] = acc[6];
+        acc[5] = acc[7];
+        acc[6] = acc[8];
+        acc[7] = acc[9];
+        acc[8] = acc[10];
+        acc[9] = acc[11];
+        acc[10] = acc[12];
+        acc[11] = acc[13];
+        acc[12] = acc[14];
+        acc[13] = acc[15];
+        acc[14] = acc[16];
+        acc[15] = acc[17];
+        acc[16] = acc[18];
+        acc[17] = acc[19];
+        acc[18] = acc[20];
+        acc[19] = acc[21];
+        acc[20] = acc[22];
+        acc[21] = acc[23];
+        acc[22] = acc[24];
+        acc[23] = acc[25];
+        acc[24] = acc[26];
+        acc[25] = acc[27];
+        acc[26] = acc[28];
+        acc[27] = acc[29];
+        acc[28] = acc[30];
+        acc[29] = acc[31];
+    }
 }
