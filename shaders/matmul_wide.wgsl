@@ -1,23 +1,23 @@
 // out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), as matmul.wgsl computes it, with a
 // larger block per invocation: a workgroup of MW_X x MW_Y invocations computes a
 // (16 MW_Y) x (8 MW_X) tile, each invocation 16 rows x 8 columns held in 32 vec4
-// registers. The k axis is walked in steps of WB_K = 8, the workgroup staging the tile
-// rows' slice of op(a) and the tile columns' slice of op(b) in workgroup memory, k-major
-// and packed as vec4 (6 KiB for 8 x 8 invocations), so each step of k is 6 vec4 loads
-// for 128 multiply-adds (matmul.wgsl's 4 x 4 block: 2 for 16). Modelled on the kernel
-// Burn's autotuner picks on lavapipe (CubeCL's "simple unit" matmul: 8 x 8 invocations
-// of 16 x 8 outputs, staged vec4 slices). Each output still sums over k in index order
-// with one multiply-add per k, so the bits are the default variant's. Every
-// accumulator index is a constant (the lines below are written out, not looped), so
-// the compiler keeps them in registers.
+// registers. The k axis is walked in steps of WB_K = MW_K, the workgroup staging the
+// tile rows' slice of op(a) and the tile columns' slice of op(b) in workgroup memory,
+// k-major and packed as vec4 (12 KiB for 8 x 8 invocations and 16 steps of k), so each
+// step of k is 6 vec4 loads for 128 multiply-adds (matmul.wgsl's 4 x 4 block: 2 for
+// 16). Modelled on the kernel Burn's autotuner picks on lavapipe (CubeCL's "simple
+// unit" matmul: 8 x 8 invocations of 16 x 8 outputs, 16 steps of k staged as vec4).
+// Each output still sums over k in index order with one multiply-add per k, so the
+// bits are the default variant's. Every accumulator index is a constant (the lines
+// below are written out, not looped), so the compiler keeps them in registers.
 //
 // Compiled after common.wgsl, the variant's constants (MW_X and MW_Y: the workgroup's
-// invocations across the columns and down the rows, so that WB_K x WB_ROWS and WB_K x
-// WB_COLS are multiples of MW_X x MW_Y) and matmul_common.wgsl
-// (src/engine/gpu/shaders.rs, `MATMUL_VARIANTS`: "wide128x64" is 8 x 8, "wide64x64"
-// 8 x 4).
+// invocations across the columns and down the rows; MW_K: steps of k staged at once;
+// WB_K x WB_ROWS and WB_K x WB_COLS must be multiples of MW_X x MW_Y) and
+// matmul_common.wgsl (src/engine/gpu/shaders.rs, `MATMUL_VARIANTS`: "wide128x64" is
+// 8 x 8 invocations staging 16 steps, "wide64x64" 8 x 4 staging 8).
 
-const WB_K: u32 = 8u;
+const WB_K: u32 = MW_K;
 const WB_ROWS: u32 = 16u * MW_Y;
 const WB_COLS: u32 = 8u * MW_X;
 const WB_INVOCATIONS: u32 = MW_X * MW_Y;

@@ -128,15 +128,17 @@ macro_rules! matmul_rows_variant {
 }
 
 /// matmul_wide.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MW_X`, `MW_Y`; see the file's header), `matmul_common.wgsl`, then the file.
+/// (`MW_X`, `MW_Y`, `MW_K`; see the file's header), `matmul_common.wgsl`, then the file.
 macro_rules! matmul_wide_variant {
-    ($x:literal, $y:literal) => {
+    ($x:literal, $y:literal, $k:literal) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             "\n// This matmul variant's constants.\nconst MW_X: u32 = ",
             $x,
             "u;\nconst MW_Y: u32 = ",
             $y,
+            "u;\nconst MW_K: u32 = ",
+            $k,
             "u;\n",
             include_str!("../../../shaders/matmul_common.wgsl"),
             include_str!("../../../shaders/matmul_wide.wgsl")
@@ -206,7 +208,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 64,
         module: ShaderModule {
             file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "8"),
+            source: matmul_wide_variant!("8", "8", "16"),
         },
         test_only: false,
     },
@@ -216,7 +218,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 64,
         module: ShaderModule {
             file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "4"),
+            source: matmul_wide_variant!("8", "4", "8"),
         },
         test_only: false,
     },
