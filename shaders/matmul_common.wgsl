@@ -54,3 +54,18 @@ fn load_b(kk: u32, col: u32) -> f32 {
     }
     return f32(b[p.off_b + kk * p.n + col]);
 }
+
+// out[row, col] = act(z0 + bias), nothing outside the matrix (matmul_rows.wgsl and
+// matmul_wide.wgsl; matmul.wgsl writes its tile itself).
+fn store(row: u32, col: u32, z0: f32) {
+    if row >= p.m || col >= p.n {
+        return;
+    }
+    var z = z0;
+    if p.has_bias == BIAS_ROW {
+        z += f32(bias[p.off_bias + col]);
+    } else if p.has_bias == BIAS_MATRIX {
+        z += f32(bias[p.off_bias + row * p.n + col]);
+    }
+    out[p.off_out + row * p.n + col] = Store(activate(p.act, z));
+}

@@ -11,19 +11,6 @@
 // record, bindings and loads; src/engine/gpu/shaders.rs, `MATMUL_VARIANTS`): MR_WG
 // (invocations) and MR_VECS (1, 2 or 4: 4, 8 or 16 rows).
 
-fn store(row: u32, col: u32, z0: f32) {
-    if row >= p.m || col >= p.n {
-        return;
-    }
-    var z = z0;
-    if p.has_bias == BIAS_ROW {
-        z += f32(bias[p.off_bias + col]);
-    } else if p.has_bias == BIAS_MATRIX {
-        z += f32(bias[p.off_bias + row * p.n + col]);
-    }
-    out[p.off_out + row * p.n + col] = Store(activate(p.act, z));
-}
-
 @compute @workgroup_size(MR_WG)
 fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,

@@ -26,19 +26,6 @@ const WB_INVOCATIONS: u32 = MW_X * MW_Y;
 var<workgroup> wa: array<vec4<f32>, WB_K * WB_ROWS / 4u>;
 var<workgroup> wb: array<vec4<f32>, WB_K * WB_COLS / 4u>;
 
-fn store(row: u32, col: u32, z0: f32) {
-    if row >= p.m || col >= p.n {
-        return;
-    }
-    var z = z0;
-    if p.has_bias == BIAS_ROW {
-        z += f32(bias[p.off_bias + col]);
-    } else if p.has_bias == BIAS_MATRIX {
-        z += f32(bias[p.off_bias + row * p.n + col]);
-    }
-    out[p.off_out + row * p.n + col] = Store(activate(p.act, z));
-}
-
 @compute @workgroup_size(MW_X, MW_Y)
 fn matmul(
     @builtin(workgroup_id) wg: vec3<u32>,
