@@ -5,8 +5,15 @@
 // equal by tests/it/kernel_params.rs. The activations' formulas are those of
 // `Act::eval` / `Act::slope` (src/engine/graph/act.rs).
 
-// Threads per workgroup of every 1-D kernel.
+// Threads per workgroup of every 1-D kernel (and the leaves of the fixed sum tree).
 const WG: u32 = 256u;
+
+// Threads per workgroup of the sums with one invocation per output (reduce.wgsl's
+// reduce_to_serial and reduce_to_tree_order): a bias gradient has a few dozen to a few
+// hundred outputs, which in workgroups of WG were one workgroup, so one core of a
+// CPU adapter and one multiprocessor of a GPU. 32: a warp, half a wavefront, four
+// 256-bit registers of lavapipe's lanes.
+const REDUCE_WG: u32 = 32u;
 
 // The tiled matmul and convolution: a 16x16 workgroup computes a TILE x TILE block of
 // the output, walking k in steps of BK staged in workgroup memory as vec4.

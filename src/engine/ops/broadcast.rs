@@ -7,7 +7,7 @@
 
 use crate::engine::cpu::kernels as cpu;
 use crate::engine::gpu::executor::{record, u32c, vec4, Encoded, Limits};
-use crate::engine::gpu::kernel_params::{ElementwiseParams, ReduceParams};
+use crate::engine::gpu::kernel_params::{ElementwiseParams, ReduceParams, REDUCE_WG};
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::graph::{broadcast_shape, broadcast_strides, Graph, NodeId, Op};
 use crate::engine::plan::{contiguous_strides, padded, TensorRef, MAX_RANK};
@@ -146,9 +146,15 @@ pub fn reduce_pipe(n_out: usize, count: usize) -> Pipe {
     }
 }
 
-/// Whether `pipe` sums with one workgroup per output (its grid is one group per output).
-pub fn is_tree(pipe: Pipe) -> bool {
-    pipe == REDUCE_TO_TREE
+/// The grid of a sum of `n_out` outputs on `pipe` (one of [`reduce_pipe`]'s): one
+/// workgroup per output for the tree, else one invocation per output in workgroups of
+/// `REDUCE_WG`.
+pub(crate) fn reduce_grid(pipe: Pipe, n_out: usize, lim: &Limits) -> Result<[u32; 3]> {
+    if pipe == REDUCE_TO_TREE {
+        lim.grid(n_out)
+    } else {
+        lim.grid(n_out.div_ceil(REDUCE_WG as usize))
+    }
 }
 
 impl BroadcastKernel {
@@ -225,11 +231,7 @@ impl BroadcastKernel {
                     scale,
                     ..Default::default()
                 });
-                let groups = if self.pipe() == REDUCE_TO_TREE {
-                    lim.grid(n_out)?
-                } else {
-                    lim.grid_1d(n_out)?
-                };
+                let groups = reduce_grid(self.pipe(), n_out, lim)?;
                 (r, vec![(1, Some(wx)), (2, Some(wo))], groups)
             }
             BroadcastKernel::ExpandTo {

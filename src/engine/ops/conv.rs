@@ -15,7 +15,7 @@ use crate::engine::gpu::kernel_params::{
 use crate::engine::gpu::shaders::{Pipe, CONV_VARIANTS};
 use crate::engine::graph::autodiff::through_act;
 use crate::engine::graph::{Act, Graph, NodeId, Op, ProductInputs};
-use crate::engine::ops::broadcast::{is_tree, reduce_pipe};
+use crate::engine::ops::broadcast::{reduce_grid, reduce_pipe};
 use crate::engine::plan::TensorRef;
 use crate::error::{Error, Result};
 use crate::pipe;
@@ -433,11 +433,7 @@ impl ConvKernel {
                     scale: 1.0,
                     ..Default::default()
                 });
-                let groups = if is_tree(self.pipe()) {
-                    lim.grid(o)?
-                } else {
-                    lim.grid_1d(o)?
-                };
+                let groups = reduce_grid(self.pipe(), o, lim)?;
                 return Ok((r, vec![(1, Some(wx)), (2, Some(wo))], groups));
             }
         };
