@@ -86,7 +86,12 @@ struct GatherParams {
 // The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
 // (the grid wraps into y when more than 65535 groups are needed).
 fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * nwg.x + wg.x) * WG + lid;
+    return flat_index_of(wg, nwg, lid, WG);
+}
+
+// flat_index for a kernel whose workgroups are `size` invocations, not WG.
+fn flat_index_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
+    return (wg.y * nwg.x + wg.x) * size + lid;
 }
 
 // A 32-bit integer mix (Wellons' lowbias32, a murmur3-style finalizer): a bijection

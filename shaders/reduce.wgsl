@@ -75,7 +75,7 @@ fn summand(at: Summands, base: vec4<u32>, r: u32) -> f32 {
 
 @compute @workgroup_size(REDUCE_WG)
 fn reduce_to_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = (wg.y * nwg.x + wg.x) * REDUCE_WG + lid;
+    let o = flat_index_of(wg, nwg, lid, REDUCE_WG);
     if o >= p.n_out {
         return;
     }
@@ -114,7 +114,7 @@ fn reduce_to_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 // step, measured no faster on lavapipe.)
 @compute @workgroup_size(REDUCE_WG)
 fn reduce_to_tree_order(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = (wg.y * nwg.x + wg.x) * REDUCE_WG + lid;
+    let o = flat_index_of(wg, nwg, lid, REDUCE_WG);
     if o >= p.n_out {
         return;
     }
