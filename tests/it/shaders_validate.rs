@@ -6,6 +6,7 @@
 
 use naga::back::PipelineConstants;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use riskgrad::engine::gpu::context::NEED_WORKGROUP_BYTES;
 use riskgrad::engine::gpu::shaders::{
     gemm_variant_modules, Pipe, PipeKey, PipelineSpec, Precision, ShaderModule, BENCH_MODULES,
     COMMON, CONV_VARIANTS, MATMUL_VARIANTS, MODULES,
@@ -170,6 +171,12 @@ fn every_pipeline_validates_translates_and_fits_default_limits() {
         assert!(
             workgroup_bytes <= MAX_WORKGROUP_BYTES,
             "{what}: {workgroup_bytes} bytes of workgroup memory"
+        );
+        // What a device is required to offer covers every kernel.
+        assert!(
+            workgroup_bytes <= NEED_WORKGROUP_BYTES,
+            "{what}: {workgroup_bytes} bytes of workgroup memory, over the \
+             {NEED_WORKGROUP_BYTES} a device is required to offer"
         );
         let wg = module.entry_points[ep].workgroup_size;
         assert!(

@@ -337,7 +337,7 @@ fn unchecked_on(backend: wgpu::Backend) -> bool {
 /// device, and GLES 3.1, has 16).
 const NEED_STORAGE_BUFFERS: u32 = 6;
 const NEED_INVOCATIONS: u32 = 256;
-const NEED_WORKGROUP_BYTES: u32 = 12288;
+pub const NEED_WORKGROUP_BYTES: u32 = 12288;
 
 /// A device, its shader modules, and its compute pipelines, each built the first time a
 /// plan needs it (`prepare`): a model uses about half of them, and building one is where
