@@ -333,10 +333,11 @@ fn unchecked_on(backend: wgpu::Backend) -> bool {
 
 /// What the kernels need of a device (WebGPU's default limits give more; some downlevel
 /// GL adapters less). Six: the recurrent cells' backward kernel reads five tensors.
-/// 12 KiB: the `wide128x64` matmul stages 16 steps of k (every Vulkan, Metal and DX12
-/// device, and GLES 3.1, has 16).
 const NEED_STORAGE_BUFFERS: u32 = 6;
 const NEED_INVOCATIONS: u32 = 256;
+/// The workgroup memory a device must offer: 12 KiB, what the `wide128x64` matmul
+/// stages for 16 steps of k (every Vulkan, Metal and DX12 device, and GLES 3.1, has 16).
+/// tests/it/shaders_validate.rs checks that every kernel fits in it.
 pub const NEED_WORKGROUP_BYTES: u32 = 12288;
 
 /// A device, its shader modules, and its compute pipelines, each built the first time a
