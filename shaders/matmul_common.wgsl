@@ -1,7 +1,9 @@
-// The matmul kernels' shared part: their uniform record, bindings, transpose flags and
-// bounds-checked loads. Every matmul variant's module is common.wgsl, the variant's
-// `const` lines, this file, then its kernel (matmul.wgsl or matmul_rows.wgsl): see
-// `MATMUL_VARIANTS` in src/engine/gpu/shaders.rs.
+// The matmul kernels' shared part: their uniform record, bindings but the operands',
+// transpose flags and bounds-checked loads. Every matmul variant's module is
+// common.wgsl, the variant's `const` lines, its operands' bindings and word reads
+// (matmul_operands.wgsl, or matmul_operands_vec4.wgsl), this file, then its kernel
+// (matmul.wgsl, matmul_rows.wgsl or matmul_wide.wgsl): see `MATMUL_VARIANTS` in
+// src/engine/gpu/shaders.rs.
 //
 // out[m,n] = act(op(a)[m,k] · op(b)[k,n] + bias), all row-major, stored as `Store` (the
 // precision header's type) and computed in f32; bias is a row [n] added to every row
@@ -27,8 +29,6 @@ struct MatMulParams {
 }
 
 @group(0) @binding(0) var<uniform> p: MatMulParams;
-@group(0) @binding(1) var<storage, read> a: array<Store>;
-@group(0) @binding(2) var<storage, read> b: array<Store>;
 @group(0) @binding(3) var<storage, read> bias: array<Store>;
 @group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
@@ -40,9 +40,9 @@ fn load_a(row: u32, kk: u32) -> f32 {
         return 0.0;
     }
     if TRANS_A {
-        return f32(a[p.off_a + kk * p.m + row]);
+        return a_word(p.off_a + kk * p.m + row);
     }
-    return f32(a[p.off_a + row * p.k + kk]);
+    return a_word(p.off_a + row * p.k + kk);
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
@@ -50,9 +50,9 @@ fn load_b(kk: u32, col: u32) -> f32 {
         return 0.0;
     }
     if TRANS_B {
-        return f32(b[p.off_b + col * p.k + kk]);
+        return b_word(p.off_b + col * p.k + kk);
     }
-    return f32(b[p.off_b + kk * p.n + col]);
+    return b_word(p.off_b + kk * p.n + col);
 }
 
 // out[row, col] = act(z0 + bias), nothing outside the matrix (matmul_rows.wgsl and

@@ -27,8 +27,17 @@ fn matmul(
     // acc[i][j]: out[r + i, c + j]. Every index is a constant, so the compiler keeps
     // the accumulators in registers.
     var acc: array<vec4<f32>, 16>;
+    // An invocation's 4 columns of op(b) [k, n] in one load of 4 where they are inside
+    // it (and, for vec4 operands, on a vec4), else 4 bounds-checked loads.
+    let b_whole = !TRANS_B && c + 4u <= p.n
+        && (!OPERANDS_VEC4 || (p.off_b % 4u == 0u && p.n % 4u == 0u));
     for (var kk = 0u; kk < p.k; kk++) {
-        let bv = vec4<f32>(load_b(kk, c), load_b(kk, c + 1u), load_b(kk, c + 2u), load_b(kk, c + 3u));
+        var bv: vec4<f32>;
+        if b_whole {
+            bv = b_vec4(p.off_b + kk * p.n + c);
+        } else {
+            bv = vec4<f32>(load_b(kk, c), load_b(kk, c + 1u), load_b(kk, c + 2u), load_b(kk, c + 3u));
+        }
         acc[0] += load_a(r + 0u, kk) * bv;
         acc[1] += load_a(r + 1u, kk) * bv;
         acc[2] += load_a(r + 2u, kk) * bv;

@@ -7,6 +7,11 @@
 // step of k is 6 vec4 loads for 128 multiply-adds (matmul.wgsl's 4 x 4 block: 2 for
 // 16). Modelled on the kernel Burn's autotuner picks on lavapipe (CubeCL's "simple
 // unit" matmul: 8 x 8 invocations of 16 x 8 outputs, 16 steps of k staged as vec4).
+// A slice inside the matrices is staged 4 values a load, without bounds checks: from
+// operands bound as vec4 (matmul_operands_vec4.wgsl, like CubeCL's lines of 4) where
+// the slice's rows start on a vec4, a load of 4 words that save lavapipe's compiled
+// kernel 3 of every 4 bounds checks of the robust buffer access (1024^3 1.28x as fast,
+// BENCHMARKS.md); the ragged edge is staged a value at a time.
 // Each output still sums over k in index order with one multiply-add per k, so the
 // bits are the default variant's. Every accumulator index is a constant (the lines
 // below are written out, not looped), so the compiler keeps them in registers.
@@ -14,8 +19,9 @@
 // Compiled after common.wgsl, the variant's constants (MW_X and MW_Y: the workgroup's
 // invocations across the columns and down the rows; MW_K: steps of k staged at once;
 // WB_K x WB_ROWS and WB_K x WB_COLS must be multiples of MW_X x MW_Y) and
-// matmul_common.wgsl (src/engine/gpu/shaders.rs, `MATMUL_VARIANTS`: "wide128x64" is
-// 8 x 8 invocations staging 16 steps, "wide64x64" 8 x 4 staging 8).
+// the operands' file and matmul_common.wgsl (src/engine/gpu/shaders.rs,
+// `MATMUL_VARIANTS`: "wide128x64" is 8 x 8 invocations staging 16 steps, "wide64x64"
+// 8 x 4 staging 8, each with operands read a value or a vec4 at a time).
 
 const WB_K: u32 = MW_K;
 const WB_ROWS: u32 = 16u * MW_Y;
@@ -42,32 +48,19 @@ fn matmul(
     // acc[2 i + h]: out[row0 + 16 lid.y + i, col0 + 8 lid.x + 4 h .. + 4].
     var acc: array<vec4<f32>, 32>;
     for (var k0 = 0u; k0 < p.k; k0 += WB_K) {
-        // WB_K x WB_ROWS values of op(a) and WB_K x WB_COLS of op(b): 16 MW_Y / MW_X
-        // and 8 / MW_Y an invocation, neighbouring invocations at neighbouring
-        // addresses whatever the transpose.
-        for (var e = li; e < WB_K * WB_ROWS; e += WB_INVOCATIONS) {
-            var row: u32;
-            var ka: u32;
-            if TRANS_A {
-                ka = e / WB_ROWS;
-                row = e % WB_ROWS;
-            } else {
-                row = e / WB_K;
-                ka = e % WB_K;
-            }
-            wa[ka * (WB_ROWS / 4u) + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka);
+        // WB_K x WB_ROWS values of op(a) and WB_K x WB_COLS of op(b), neighbouring
+        // invocations at neighbouring addresses whatever the transpose: 4 at a time
+        // where the slice is inside the matrix and (for vec4 operands) its rows start
+        // on a vec4, else one at a time with bounds checks.
+        if slice_inside(row0, WB_ROWS, p.m, k0, p.off_a, TRANS_A) {
+            stage_a4(row0, k0, li);
+        } else {
+            stage_a(row0, k0, li);
         }
-        for (var e = li; e < WB_K * WB_COLS; e += WB_INVOCATIONS) {
-            var col: u32;
-            var kb: u32;
-            if TRANS_B {
-                col = e / WB_K;
-                kb = e % WB_K;
-            } else {
-                kb = e / WB_COLS;
-                col = e % WB_COLS;
-            }
-            wb[kb * (WB_COLS / 4u) + col / 4u][col % 4u] = load_b(k0 + kb, col0 + col);
+        if slice_inside(col0, WB_COLS, p.n, k0, p.off_b, !TRANS_B) {
+            stage_b4(col0, k0, li);
+        } else {
+            stage_b(col0, k0, li);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < WB_K; kk++) {
@@ -158,5 +151,96 @@ fn matmul(
         acc[27] = acc[29];
         acc[28] = acc[30];
         acc[29] = acc[31];
+    }
+}
+
+// Whether the WB_K x `span` slice of an operand from `first` (rows of op(a) or columns
+// of op(b), `extent` in all) and k0 lies inside it, in whole vec4s along its rows:
+// `k_major` when the operand is stored [k, extent] (op(a) transposed, op(b) not),
+// else [extent, k].
+fn slice_inside(first: u32, span: u32, extent: u32, k0: u32, off: u32, k_major: bool) -> bool {
+    if first + span > extent || k0 + WB_K > p.k {
+        return false;
+    }
+    if !OPERANDS_VEC4 {
+        return true;
+    }
+    let row_len = select(p.k, extent, k_major);
+    return off % 4u == 0u && row_len % 4u == 0u;
+}
+
+// op(a)'s slice, a value at a time.
+fn stage_a(row0: u32, k0: u32, li: u32) {
+    for (var e = li; e < WB_K * WB_ROWS; e += WB_INVOCATIONS) {
+        var row: u32;
+        var ka: u32;
+        if TRANS_A {
+            ka = e / WB_ROWS;
+            row = e % WB_ROWS;
+        } else {
+            row = e / WB_K;
+            ka = e % WB_K;
+        }
+        wa[ka * (WB_ROWS / 4u) + row / 4u][row % 4u] = load_a(row0 + row, k0 + ka);
+    }
+}
+
+// op(a)'s slice 4 values at a time, inside the matrix (`slice_inside`).
+fn stage_a4(row0: u32, k0: u32, li: u32) {
+    for (var e = li; e < WB_K * WB_ROWS / 4u; e += WB_INVOCATIONS) {
+        if TRANS_A {
+            // a is [k, m]: 4 rows of op(a) at one k, one vec4 of wa.
+            let ka = e / (WB_ROWS / 4u);
+            let r4 = e % (WB_ROWS / 4u);
+            wa[ka * (WB_ROWS / 4u) + r4] = a_vec4(p.off_a + (k0 + ka) * p.m + row0 + 4u * r4);
+        } else {
+            // a is [m, k]: 4 steps of k of one row.
+            let row = e / (WB_K / 4u);
+            let ka = 4u * (e % (WB_K / 4u));
+            let v = a_vec4(p.off_a + (row0 + row) * p.k + k0 + ka);
+            let at = ka * (WB_ROWS / 4u) + row / 4u;
+            wa[at][row % 4u] = v.x;
+            wa[at + WB_ROWS / 4u][row % 4u] = v.y;
+            wa[at + 2u * (WB_ROWS / 4u)][row % 4u] = v.z;
+            wa[at + 3u * (WB_ROWS / 4u)][row % 4u] = v.w;
+        }
+    }
+}
+
+// op(b)'s slice, a value at a time.
+fn stage_b(col0: u32, k0: u32, li: u32) {
+    for (var e = li; e < WB_K * WB_COLS; e += WB_INVOCATIONS) {
+        var col: u32;
+        var kb: u32;
+        if TRANS_B {
+            col = e / WB_K;
+            kb = e % WB_K;
+        } else {
+            kb = e / WB_COLS;
+            col = e % WB_COLS;
+        }
+        wb[kb * (WB_COLS / 4u) + col / 4u][col % 4u] = load_b(k0 + kb, col0 + col);
+    }
+}
+
+// op(b)'s slice 4 values at a time, inside the matrix (`slice_inside`).
+fn stage_b4(col0: u32, k0: u32, li: u32) {
+    for (var e = li; e < WB_K * WB_COLS / 4u; e += WB_INVOCATIONS) {
+        if TRANS_B {
+            // b is [n, k]: 4 steps of k of one column.
+            let col = e / (WB_K / 4u);
+            let kb = 4u * (e % (WB_K / 4u));
+            let v = b_vec4(p.off_b + (col0 + col) * p.k + k0 + kb);
+            let at = kb * (WB_COLS / 4u) + col / 4u;
+            wb[at][col % 4u] = v.x;
+            wb[at + WB_COLS / 4u][col % 4u] = v.y;
+            wb[at + 2u * (WB_COLS / 4u)][col % 4u] = v.z;
+            wb[at + 3u * (WB_COLS / 4u)][col % 4u] = v.w;
+        } else {
+            // b is [k, n]: 4 columns at one k, one vec4 of wb.
+            let kb = e / (WB_COLS / 4u);
+            let c4 = e % (WB_COLS / 4u);
+            wb[kb * (WB_COLS / 4u) + c4] = b_vec4(p.off_b + (k0 + kb) * p.n + col0 + 4u * c4);
+        }
     }
 }

@@ -51,10 +51,26 @@ fn case(
     act: Act,
     seed: &str,
 ) -> Case {
+    case_at((m, n, k), (ta, tb), bias, act, seed, 0)
+}
+
+/// `case` with a and b views starting `offset` words into inputs that long more.
+fn case_at(
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    bias: u8,
+    act: Act,
+    seed: &str,
+    offset: usize,
+) -> Case {
     let mut rng = rng_for(seed);
     let mut g = Graph::new();
-    let a = g.input("a", &if ta { [k, m] } else { [m, k] }).unwrap();
-    let b = g.input("b", &if tb { [n, k] } else { [k, n] }).unwrap();
+    let mut operand = |name: &str, shape: [usize; 2]| {
+        let whole = g.input(name, &[offset + shape[0] * shape[1]]).unwrap();
+        g.view(whole, offset, &shape).unwrap()
+    };
+    let a = operand("a", if ta { [k, m] } else { [m, k] });
+    let b = operand("b", if tb { [n, k] } else { [k, n] });
     let bias_shape = match bias {
         0 => None,
         1 => Some(vec![n]),
@@ -79,7 +95,9 @@ fn case(
         plan,
         out,
         inputs,
-        what: format!("m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?}"),
+        what: format!(
+            "m={m} n={n} k={k} ta={ta} tb={tb} {act:?} bias {bias_shape:?} operands at word {offset}"
+        ),
     }
 }
 
@@ -115,20 +133,33 @@ fn forced(variant: usize) -> Tuning {
 #[test]
 fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
     let (ctx, _turn) = device_or_skip!();
-    // m, n, k not multiples of any tile; a single row and column; k past one BK step.
+    // m, n, k not multiples of any tile; a single row and column; k past one BK step;
+    // then multiples of 4 with whole 128 x 64 tiles and 16 steps of k and a ragged edge
+    // after them (the wide kernels' vec4 staging inside, one value at a time at the
+    // edge), operands at a word not on a vec4, and m not a multiple of 4.
     let shapes = [
-        (1, 1, 1),
-        (7, 33, 65),
-        (33, 7, 17),
-        (65, 37, 7),
-        (70, 1, 33),
-        (1, 70, 58),
+        (1, 1, 1, 0),
+        (7, 33, 65, 0),
+        (33, 7, 17, 0),
+        (65, 37, 7, 0),
+        (70, 1, 33, 0),
+        (1, 70, 58, 0),
+        (132, 68, 36, 0),
+        (132, 68, 36, 1),
+        (130, 72, 20, 0),
     ];
     let acts = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
     let mut i = 0;
-    for &(m, n, k) in &shapes {
+    for &(m, n, k, offset) in &shapes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
-            let c = case((m, n, k), (ta, tb), (i % 3) as u8, acts[i % 4], "variants");
+            let c = case_at(
+                (m, n, k),
+                (ta, tb),
+                (i % 3) as u8,
+                acts[i % 4],
+                "variants",
+                offset,
+            );
             i += 1;
             let cpu = run_cpu(&c);
             ctx.set_tuning(forced(DEFAULT_VARIANT));

@@ -356,13 +356,16 @@ impl GpuExecutor {
                                 }
                             };
                             let bytes = self.bytes(self.elem_of(lp, w.target));
-                            // A binding's size is a multiple of 4 bytes (the buffer is
-                            // padded to 16).
-                            (
-                                buffer,
-                                w.start as u64 * bytes,
-                                (w.words as u64 * bytes).next_multiple_of(4),
-                            )
+                            // A binding holds whole vec4s, for the matmul variants that
+                            // read their operands as vec4 (matmul_operands_vec4.wgsl):
+                            // its size rounds up to 16 bytes, which the buffer (padded to
+                            // 16) always holds past an offset aligned to 16 (the vec4
+                            // variants run only where storage offsets are).
+                            let offset = w.start as u64 * bytes;
+                            let size = (w.words as u64 * bytes)
+                                .next_multiple_of(16)
+                                .min(buffer.size() - offset);
+                            (buffer, offset, size)
                         }
                         None => (&self.dummy, 0, 16),
                     };

@@ -91,8 +91,9 @@ macro_rules! with_common {
 }
 
 /// matmul.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), `matmul_common.wgsl`
-/// (the record, bindings and loads every matmul kernel shares), then the file.
+/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), matmul_operands.wgsl
+/// (the operands' bindings, read a value at a time), `matmul_common.wgsl` (the record,
+/// the other bindings and the loads every matmul kernel shares), then the file.
 macro_rules! matmul_variant {
     ($side:literal, $staged:literal, $broken:literal) => {
         concat!(
@@ -104,6 +105,7 @@ macro_rules! matmul_variant {
             ";\nconst MM_BROKEN: bool = ",
             $broken,
             ";\n",
+            include_str!("../../../shaders/matmul_operands.wgsl"),
             include_str!("../../../shaders/matmul_common.wgsl"),
             include_str!("../../../shaders/matmul.wgsl")
         )
@@ -111,9 +113,10 @@ macro_rules! matmul_variant {
 }
 
 /// matmul_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MR_WG`, `MR_VECS`; see the file's header), `matmul_common.wgsl`, then the file.
+/// (`MR_WG`, `MR_VECS`; see the file's header), its operands' file (as
+/// `matmul_wide_variant!`), `matmul_common.wgsl`, then the file.
 macro_rules! matmul_rows_variant {
-    ($wg:literal, $vecs:literal) => {
+    ($wg:literal, $vecs:literal, $operands:literal) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             "\n// This matmul variant's constants.\nconst MR_WG: u32 = ",
@@ -121,6 +124,7 @@ macro_rules! matmul_rows_variant {
             "u;\nconst MR_VECS: u32 = ",
             $vecs,
             "u;\n",
+            include_str!(concat!("../../../shaders/", $operands)),
             include_str!("../../../shaders/matmul_common.wgsl"),
             include_str!("../../../shaders/matmul_rows.wgsl")
         )
@@ -128,9 +132,11 @@ macro_rules! matmul_rows_variant {
 }
 
 /// matmul_wide.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MW_X`, `MW_Y`, `MW_K`; see the file's header), `matmul_common.wgsl`, then the file.
+/// (`MW_X`, `MW_Y`, `MW_K`; see the file's header), its operands' file
+/// (matmul_operands.wgsl, or matmul_operands_vec4.wgsl to read them as vec4),
+/// `matmul_common.wgsl`, then the file.
 macro_rules! matmul_wide_variant {
-    ($x:literal, $y:literal, $k:literal) => {
+    ($x:literal, $y:literal, $k:literal, $operands:literal) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
             "\n// This matmul variant's constants.\nconst MW_X: u32 = ",
@@ -140,6 +146,7 @@ macro_rules! matmul_wide_variant {
             "u;\nconst MW_K: u32 = ",
             $k,
             "u;\n",
+            include_str!(concat!("../../../shaders/", $operands)),
             include_str!("../../../shaders/matmul_common.wgsl"),
             include_str!("../../../shaders/matmul_wide.wgsl")
         )
@@ -180,18 +187,25 @@ pub struct GemmVariant {
     /// A deliberately wrong variant (adds 1 to every output), a candidate only when a
     /// test asks for it, to prove the autotuner drops a variant that disagrees.
     pub test_only: bool,
+    /// Reads its operands as vec4s (matmul_operands_vec4.wgsl): a candidate only on a
+    /// device whose storage offsets are aligned to 16 bytes, so that every binding
+    /// holds its tensor in whole vec4s.
+    pub vec4_operands: bool,
 }
 
 /// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
 /// autotuner checks the others against: square tiles of square workgroups, the shape a
 /// hardware GPU wants). The autotuner measures them in this order, so the others come
-/// likeliest winner first (on lavapipe `wide128x64`, 16 x 8 outputs an invocation, won
-/// most products with 64 or more columns and the square ones, `wide64x64` the weight
-/// gradients of 64 rows; `rows16-cols32`, a workgroup of 8 invocations, one SIMD
-/// register's lanes, most of the narrow ones; `tile32-direct` the vectors): when its
-/// budget stops a shape part-way, the ones measured are the ones most worth it. The wide
-/// kernel's 128 x 32 and 64 x 32 tiles were tried and never won (BENCHMARKS.md).
-pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
+/// likeliest winner first (on lavapipe `wide128x64-vec4`, 16 x 8 outputs an invocation
+/// and its operands read as vec4, won most products with 64 or more columns and the
+/// square ones, `wide64x64-vec4` the weight gradients of 64 rows; `rows16-cols32-vec4`,
+/// a workgroup of 8 invocations, one SIMD register's lanes, most of the narrow ones;
+/// then the same three reading a value at a time, for adapters whose storage offsets
+/// are not aligned to 16 bytes and for operands that do not start on a vec4;
+/// `tile32-direct` the vectors): when its budget stops a shape part-way, the ones
+/// measured are the ones most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
+/// (BENCHMARKS.md).
+pub const MATMUL_VARIANTS: [GemmVariant; 12] = [
     GemmVariant {
         name: "tile64-staged",
         tile_rows: 64,
@@ -201,6 +215,40 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
             source: matmul_variant!("16", "true", "false"),
         },
         test_only: false,
+        vec4_operands: false,
+    },
+    GemmVariant {
+        name: "wide128x64-vec4",
+        tile_rows: 128,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "matmul_wide.wgsl",
+            source: matmul_wide_variant!("8", "8", "16", "matmul_operands_vec4.wgsl"),
+        },
+        test_only: false,
+        vec4_operands: true,
+    },
+    GemmVariant {
+        name: "wide64x64-vec4",
+        tile_rows: 64,
+        tile_cols: 64,
+        module: ShaderModule {
+            file: "matmul_wide.wgsl",
+            source: matmul_wide_variant!("8", "4", "8", "matmul_operands_vec4.wgsl"),
+        },
+        test_only: false,
+        vec4_operands: true,
+    },
+    GemmVariant {
+        name: "rows16-cols32-vec4",
+        tile_rows: 16,
+        tile_cols: 32,
+        module: ShaderModule {
+            file: "matmul_rows.wgsl",
+            source: matmul_rows_variant!("8", "4", "matmul_operands_vec4.wgsl"),
+        },
+        test_only: false,
+        vec4_operands: true,
     },
     GemmVariant {
         name: "wide128x64",
@@ -208,9 +256,10 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 64,
         module: ShaderModule {
             file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "8", "16"),
+            source: matmul_wide_variant!("8", "8", "16", "matmul_operands.wgsl"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "wide64x64",
@@ -218,9 +267,10 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 64,
         module: ShaderModule {
             file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "4", "8"),
+            source: matmul_wide_variant!("8", "4", "8", "matmul_operands.wgsl"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "rows16-cols32",
@@ -228,9 +278,10 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 32,
         module: ShaderModule {
             file: "matmul_rows.wgsl",
-            source: matmul_rows_variant!("8", "4"),
+            source: matmul_rows_variant!("8", "4", "matmul_operands.wgsl"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "tile32-direct",
@@ -241,6 +292,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
             source: matmul_variant!("8", "false", "false"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "rows16-cols64",
@@ -248,9 +300,10 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
         tile_cols: 64,
         module: ShaderModule {
             file: "matmul_rows.wgsl",
-            source: matmul_rows_variant!("16", "4"),
+            source: matmul_rows_variant!("16", "4", "matmul_operands.wgsl"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "tile64-direct",
@@ -261,6 +314,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
             source: matmul_variant!("16", "false", "false"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "tile32-staged",
@@ -271,6 +325,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
             source: matmul_variant!("8", "true", "false"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "broken-for-tests",
@@ -281,6 +336,7 @@ pub const MATMUL_VARIANTS: [GemmVariant; 9] = [
             source: matmul_variant!("16", "true", "true"),
         },
         test_only: true,
+        vec4_operands: false,
     },
 ];
 
@@ -308,6 +364,7 @@ pub const CONV_VARIANTS: [GemmVariant; 3] = [
             ),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "rows16-cols32",
@@ -318,6 +375,7 @@ pub const CONV_VARIANTS: [GemmVariant; 3] = [
             source: conv_rows_variant!("8"),
         },
         test_only: false,
+        vec4_operands: false,
     },
     GemmVariant {
         name: "rows16-cols64",
@@ -328,6 +386,7 @@ pub const CONV_VARIANTS: [GemmVariant; 3] = [
             source: conv_rows_variant!("16"),
         },
         test_only: false,
+        vec4_operands: false,
     },
 ];
 

@@ -472,9 +472,9 @@ impl Tuner {
         if let Some(v) = self.tuning.force_variant {
             return Ok(shapes
                 .iter()
-                .map(|s| match v < s.variants().len() {
-                    true => v,
-                    false => DEFAULT_VARIANT,
+                .map(|s| match s.variants().get(v) {
+                    Some(variant) if runs_on(variant, ctx) => v,
+                    _ => DEFAULT_VARIANT,
                 })
                 .collect());
         }
@@ -490,7 +490,7 @@ impl Tuner {
             }
             let key = cache_key(ctx, shape);
             let hit = match self.tuning.mode {
-                TuneMode::Cached => self.cached(&key, shape.variants()),
+                TuneMode::Cached => self.cached(ctx, &key, shape.variants()),
                 _ => None,
             };
             let choice = match hit {
@@ -547,10 +547,19 @@ impl Tuner {
         })
     }
 
-    fn cached(&mut self, key: &str, variants: &[GemmVariant]) -> Option<CacheHit> {
+    fn cached(
+        &mut self,
+        ctx: &GpuContext,
+        key: &str,
+        variants: &[GemmVariant],
+    ) -> Option<CacheHit> {
         let entry = self.entries().iter().rev().find(|e| e.key == key)?.clone();
-        let index = |name: &str| variants.iter().position(|v| v.name == name && !v.test_only);
-        // A variant that no longer exists (or is test-only) is a miss.
+        let index = |name: &str| {
+            variants
+                .iter()
+                .position(|v| v.name == name && !v.test_only && runs_on(v, ctx))
+        };
+        // A variant that no longer exists (or is test-only, or cannot run here) is a miss.
         let variant = index(&entry.variant)?;
         // A measured variant no longer known is measured again.
         let measured = entry
@@ -636,6 +645,7 @@ impl Tuner {
         let variants = shape.variants();
         let candidates: Vec<usize> = (0..variants.len())
             .filter(|&v| !variants[v].test_only || self.tuning.include_test_variants)
+            .filter(|&v| runs_on(&variants[v], ctx))
             .collect();
         let before: &[usize] = earlier.and_then(|e| e.measured.as_deref()).unwrap_or(&[]);
         let mut queue = vec![DEFAULT_VARIANT];
@@ -803,6 +813,18 @@ struct Scratch {
     bias: wgpu::Buffer,
     out: wgpu::Buffer,
     out_len: usize,
+}
+
+/// Whether `variant` can run on `ctx`: a vec4 variant needs every tensor bound in whole
+/// vec4s, so storage offsets aligned to 16 bytes (the executor rounds a binding's end
+/// up to 16 bytes and pads its buffers to 16). Forced, cached or measured, a variant
+/// that cannot runs nowhere.
+fn runs_on(variant: &GemmVariant, ctx: &GpuContext) -> bool {
+    !variant.vec4_operands
+        || ctx
+            .limits
+            .min_storage_buffer_offset_alignment
+            .is_multiple_of(16)
 }
 
 impl Scratch {
