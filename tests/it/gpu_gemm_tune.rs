@@ -147,6 +147,7 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
         (132, 68, 36, 0),
         (132, 68, 36, 1),
         (130, 72, 20, 0),
+        (9, 13, 301, 0),
     ];
     let acts = [Act::Identity, Act::Relu, Act::Sigmoid, Act::Tanh];
     let mut i = 0;
@@ -173,7 +174,10 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
                 let got = run_gpu(&ctx, &c);
                 let what = format!("variant {} {}", variant.name, c.what);
                 assert_matches_cpu(&what, &got, &cpu);
-                // Each sums over k in the default's order: the same bits.
+                if variant.split_k {
+                    continue; // another order of the sum: the CPU's values, not the default's bits
+                }
+                // Each other sums over k in the default's order: the same bits.
                 let differ = got
                     .iter()
                     .zip(&default)
@@ -448,7 +452,8 @@ fn the_tuner_drops_a_wrong_variant_and_never_chooses_it() {
     let broken = MATMUL_VARIANTS.iter().position(|v| v.test_only).unwrap();
     let cases = [
         case((37, 70, 19), (false, true), 1, Act::Relu, "tuner a"),
-        case((5, 9, 66), (true, false), 0, Act::Identity, "tuner b"),
+        // Skinny (k 166 into 45 outputs): split-K is a candidate too.
+        case((5, 9, 166), (true, false), 0, Act::Identity, "tuner b"),
     ];
     for c in &cases {
         let got = run_gpu(&ctx, c);
@@ -460,11 +465,20 @@ fn the_tuner_drops_a_wrong_variant_and_never_chooses_it() {
         assert_ne!(c.variant, broken, "{}", c.shape.key());
         let t = c.times.iter().find(|t| t.variant == broken).unwrap();
         assert!(t.dropped.is_some() && t.seconds.is_none(), "{t:?}");
-        // Every other variant agreed and was timed.
-        assert_eq!(
-            c.times.iter().filter(|t| t.seconds.is_some()).count(),
-            MATMUL_VARIANTS.len() - 1
-        );
+        // Every other candidate agreed and was timed, split-K on the skinny one alone.
+        let timed: Vec<usize> = c
+            .times
+            .iter()
+            .filter(|t| t.seconds.is_some())
+            .map(|t| t.variant)
+            .collect();
+        let mut want = candidates(&c.shape);
+        want.retain(|&v| v != broken);
+        let mut got = timed.clone();
+        got.sort();
+        assert_eq!(got, want, "{}", c.shape.key());
+        let split_k_timed = timed.iter().any(|&v| MATMUL_VARIANTS[v].split_k);
+        assert_eq!(split_k_timed, c.shape.skinny(), "{}", c.shape.key());
     }
     assert_eq!(NOTES.load(Ordering::Relaxed), cases.len());
     ctx.set_tuning(Tuning::default());
@@ -548,9 +562,12 @@ fn cache_entries(path: &std::path::Path) -> Vec<serde_json::Value> {
     file["entries"].as_array().unwrap().clone()
 }
 
-fn candidates() -> Vec<usize> {
+/// The variants the tuner measures on `shape`: all but the test-only one, and split-K
+/// only on a skinny product.
+fn candidates(shape: &GemmShape) -> Vec<usize> {
     (0..MATMUL_VARIANTS.len())
         .filter(|&v| !MATMUL_VARIANTS[v].test_only)
+        .filter(|&v| !MATMUL_VARIANTS[v].split_k || shape.skinny())
         .collect()
 }
 
@@ -600,7 +617,7 @@ fn a_spent_budget_stops_a_shape_after_the_default_and_a_later_run_completes_it()
     let mut measured: Vec<usize> = second[0].times.iter().map(|t| t.variant).collect();
     assert_eq!(measured[0], DEFAULT_VARIANT, "the reference first");
     measured.sort();
-    assert_eq!(measured, candidates(), "each variant once");
+    assert_eq!(measured, candidates(&second[0].shape), "each variant once");
     assert!(second[0].complete);
     let entries = cache_entries(&file.0);
     assert_eq!(entries.len(), 1, "{entries:?}");

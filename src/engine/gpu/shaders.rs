@@ -90,90 +90,33 @@ macro_rules! with_common {
     };
 }
 
-/// matmul.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MM_SIDE`, `MM_STAGED`, `MM_BROKEN`; see the file's header), matmul_operands.wgsl
-/// (the operands' bindings, read a value at a time), `matmul_common.wgsl` (the record,
-/// the other bindings and the loads every matmul kernel shares), then the file.
-macro_rules! matmul_variant {
-    ($side:literal, $staged:literal, $broken:literal) => {
-        concat!(
-            include_str!("../../../shaders/common.wgsl"),
-            "\n// This matmul variant's constants.\nconst MM_SIDE: u32 = ",
-            $side,
-            "u;\nconst MM_STAGED: bool = ",
-            $staged,
-            ";\nconst MM_BROKEN: bool = ",
-            $broken,
-            ";\n",
-            include_str!("../../../shaders/matmul_operands.wgsl"),
-            include_str!("../../../shaders/matmul_common.wgsl"),
-            include_str!("../../../shaders/matmul.wgsl")
-        )
-    };
-}
-
-/// matmul_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MR_WG`, `MR_VECS`; see the file's header), its operands' file (as
-/// `matmul_wide_variant!`), `matmul_common.wgsl`, then the file.
-macro_rules! matmul_rows_variant {
-    ($wg:literal, $vecs:literal, $operands:literal) => {
-        concat!(
-            include_str!("../../../shaders/common.wgsl"),
-            "\n// This matmul variant's constants.\nconst MR_WG: u32 = ",
-            $wg,
-            "u;\nconst MR_VECS: u32 = ",
-            $vecs,
-            "u;\n",
-            include_str!(concat!("../../../shaders/", $operands)),
-            include_str!("../../../shaders/matmul_common.wgsl"),
-            include_str!("../../../shaders/matmul_rows.wgsl")
-        )
-    };
-}
-
-/// matmul_wide.wgsl as one variant compiles it: `common.wgsl`, the variant's constants
-/// (`MW_X`, `MW_Y`, `MW_K`; see the file's header), its operands' file
-/// (matmul_operands.wgsl, or matmul_operands_vec4.wgsl to read them as vec4),
-/// `matmul_common.wgsl`, then the file.
-macro_rules! matmul_wide_variant {
-    ($x:literal, $y:literal, $k:literal, $operands:literal) => {
-        concat!(
-            include_str!("../../../shaders/common.wgsl"),
-            "\n// This matmul variant's constants.\nconst MW_X: u32 = ",
-            $x,
-            "u;\nconst MW_Y: u32 = ",
-            $y,
-            "u;\nconst MW_K: u32 = ",
-            $k,
-            "u;\n",
-            include_str!(concat!("../../../shaders/", $operands)),
-            include_str!("../../../shaders/matmul_common.wgsl"),
-            include_str!("../../../shaders/matmul_wide.wgsl")
-        )
-    };
-}
-
-/// conv_rows.wgsl as one variant compiles it: `common.wgsl`, the variant's constant
-/// (`CR_WG`), `conv_common.wgsl` (the record, bindings, operand gathers and store every
-/// convolution kernel shares), then the file.
-macro_rules! conv_rows_variant {
-    ($wg:literal) => {
-        concat!(
-            include_str!("../../../shaders/common.wgsl"),
-            "\n// This convolution variant's constant.\nconst CR_WG: u32 = ",
-            $wg,
-            "u;\n",
-            include_str!("../../../shaders/conv_common.wgsl"),
-            include_str!("../../../shaders/conv_rows.wgsl")
-        )
+/// A GEMM variant's module: `common.wgsl`, the variant's `const` lines (named in its
+/// kernel file's header), the parts the kernel shares with its family (a matmul's
+/// operands file, matmul_operands.wgsl to read them a value at a time or
+/// matmul_operands_vec4.wgsl as vec4, then matmul_common.wgsl: the record, the other
+/// bindings and the loads; a convolution's conv_common.wgsl: its record, bindings,
+/// operand gathers and store), then the kernel's file.
+macro_rules! gemm_module {
+    ($kernel:literal, $consts:literal, $($part:literal),+) => {
+        ShaderModule {
+            file: $kernel,
+            source: concat!(
+                include_str!("../../../shaders/common.wgsl"),
+                "\n// This variant's constants.\n",
+                $consts,
+                "\n",
+                $(include_str!(concat!("../../../shaders/", $part)),)+
+                include_str!(concat!("../../../shaders/", $kernel))
+            ),
+        }
     };
 }
 
 /// One configuration of a GEMM kernel (the matmul, or the convolution's implicit GEMM):
 /// its own shader module (the kernel's file with the variant's constants), built into
 /// the kernel's pipelines (a matmul's four transpose flags, a convolution's three
-/// products). Every variant sums over k in index order, so each gives the default's
-/// bits; which runs a launch is the autotuner's choice (`tune`).
+/// products). Every variant but a split-K one sums over k in index order, so gives the
+/// default's bits; which runs a launch is the autotuner's choice (`tune`).
 #[derive(Clone, Copy, Debug)]
 pub struct GemmVariant {
     /// A short name for logs and `riskgrad bench tune`.
@@ -191,6 +134,10 @@ pub struct GemmVariant {
     /// device whose storage offsets are aligned to 16 bytes, so that every binding
     /// holds its tensor in whole vec4s.
     pub vec4_operands: bool,
+    /// Splits the sum over k among invocations (matmul_splitk.wgsl): not the default's
+    /// order of the sum, so not its bits; a candidate only for skinny products
+    /// (`GemmShape::skinny`), chosen only where clearly faster (`tune::SPLIT_K_MARGIN`).
+    pub split_k: bool,
 }
 
 /// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
@@ -202,141 +149,187 @@ pub struct GemmVariant {
 /// a workgroup of 8 invocations, one SIMD register's lanes, most of the narrow ones;
 /// then the same three reading a value at a time, for adapters whose storage offsets
 /// are not aligned to 16 bytes and for operands that do not start on a vec4;
-/// `tile32-direct` the vectors): when its budget stops a shape part-way, the ones
-/// measured are the ones most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
+/// `splitk8x8-by4`, for a hardware GPU's skinny weight gradients; `tile32-direct` the
+/// vectors): when its budget stops a shape part-way, the ones measured are the ones
+/// most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
 /// (BENCHMARKS.md).
-pub const MATMUL_VARIANTS: [GemmVariant; 12] = [
+pub const MATMUL_VARIANTS: [GemmVariant; 13] = [
     GemmVariant {
         name: "tile64-staged",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul.wgsl",
-            source: matmul_variant!("16", "true", "false"),
-        },
+        module: gemm_module!(
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
+            "matmul_operands.wgsl", "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "wide128x64-vec4",
         tile_rows: 128,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "8", "16", "matmul_operands_vec4.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_wide.wgsl",
+            "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
+            "matmul_operands_vec4.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: true,
+        split_k: false,
     },
     GemmVariant {
         name: "wide64x64-vec4",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "4", "8", "matmul_operands_vec4.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_wide.wgsl",
+            "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
+            "matmul_operands_vec4.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: true,
+        split_k: false,
     },
     GemmVariant {
         name: "rows16-cols32-vec4",
         tile_rows: 16,
         tile_cols: 32,
-        module: ShaderModule {
-            file: "matmul_rows.wgsl",
-            source: matmul_rows_variant!("8", "4", "matmul_operands_vec4.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_rows.wgsl",
+            "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
+            "matmul_operands_vec4.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: true,
+        split_k: false,
     },
     GemmVariant {
         name: "wide128x64",
         tile_rows: 128,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "8", "16", "matmul_operands.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_wide.wgsl",
+            "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
+            "matmul_operands.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "wide64x64",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul_wide.wgsl",
-            source: matmul_wide_variant!("8", "4", "8", "matmul_operands.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_wide.wgsl",
+            "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
+            "matmul_operands.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "rows16-cols32",
         tile_rows: 16,
         tile_cols: 32,
-        module: ShaderModule {
-            file: "matmul_rows.wgsl",
-            source: matmul_rows_variant!("8", "4", "matmul_operands.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_rows.wgsl",
+            "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
+            "matmul_operands.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
+    },
+    GemmVariant {
+        name: "splitk8x8-by4",
+        tile_rows: 8,
+        tile_cols: 8,
+        module: gemm_module!(
+            "matmul_splitk.wgsl",
+            "const SK_SIDE: u32 = 8u; const SK_SPLITS: u32 = 4u;",
+            "matmul_operands.wgsl",
+            "matmul_common.wgsl"
+        ),
+        test_only: false,
+        vec4_operands: false,
+        split_k: true,
     },
     GemmVariant {
         name: "tile32-direct",
         tile_rows: 32,
         tile_cols: 32,
-        module: ShaderModule {
-            file: "matmul.wgsl",
-            source: matmul_variant!("8", "false", "false"),
-        },
+        module: gemm_module!(
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
+            "matmul_operands.wgsl", "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "rows16-cols64",
         tile_rows: 16,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul_rows.wgsl",
-            source: matmul_rows_variant!("16", "4", "matmul_operands.wgsl"),
-        },
+        module: gemm_module!(
+            "matmul_rows.wgsl",
+            "const MR_WG: u32 = 16u; const MR_VECS: u32 = 4u;",
+            "matmul_operands.wgsl",
+            "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "tile64-direct",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul.wgsl",
-            source: matmul_variant!("16", "false", "false"),
-        },
+        module: gemm_module!(
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
+            "matmul_operands.wgsl", "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "tile32-staged",
         tile_rows: 32,
         tile_cols: 32,
-        module: ShaderModule {
-            file: "matmul.wgsl",
-            source: matmul_variant!("8", "true", "false"),
-        },
+        module: gemm_module!(
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
+            "matmul_operands.wgsl", "matmul_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "broken-for-tests",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "matmul.wgsl",
-            source: matmul_variant!("16", "true", "true"),
-        },
+        module: gemm_module!(
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = true;",
+            "matmul_operands.wgsl", "matmul_common.wgsl"
+        ),
         test_only: true,
         vec4_operands: false,
+        split_k: false,
     },
 ];
 
@@ -354,39 +347,36 @@ pub const CONV_VARIANTS: [GemmVariant; 3] = [
         name: "tile64-staged",
         tile_rows: 64,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "conv.wgsl",
-            source: concat!(
-                include_str!("../../../shaders/common.wgsl"),
-                "\n",
-                include_str!("../../../shaders/conv_common.wgsl"),
-                include_str!("../../../shaders/conv.wgsl")
-            ),
-        },
+        module: gemm_module!("conv.wgsl", "", "conv_common.wgsl"),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "rows16-cols32",
         tile_rows: 16,
         tile_cols: 32,
-        module: ShaderModule {
-            file: "conv_rows.wgsl",
-            source: conv_rows_variant!("8"),
-        },
+        module: gemm_module!(
+            "conv_rows.wgsl",
+            "const CR_WG: u32 = 8u;",
+            "conv_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
     GemmVariant {
         name: "rows16-cols64",
         tile_rows: 16,
         tile_cols: 64,
-        module: ShaderModule {
-            file: "conv_rows.wgsl",
-            source: conv_rows_variant!("16"),
-        },
+        module: gemm_module!(
+            "conv_rows.wgsl",
+            "const CR_WG: u32 = 16u;",
+            "conv_common.wgsl"
+        ),
         test_only: false,
         vec4_operands: false,
+        split_k: false,
     },
 ];
 

@@ -187,6 +187,15 @@ impl GemmShape {
         }
     }
 
+    /// Whether it is a skinny product, the kind split-K is for: a long sum (k at least
+    /// 128) into few outputs (m·n at most 16 k), as a weight gradient's [256,64]ᵀ·[256,32].
+    pub fn skinny(&self) -> bool {
+        match self {
+            GemmShape::MatMul(s) => s.k >= 128 && s.m * s.n <= 16 * s.k,
+            GemmShape::Conv(_) => false,
+        }
+    }
+
     /// What kind of kernel it is, for notes: "matmul" or "convolution".
     pub fn kind(&self) -> &'static str {
         match self {
@@ -646,6 +655,7 @@ impl Tuner {
         let candidates: Vec<usize> = (0..variants.len())
             .filter(|&v| !variants[v].test_only || self.tuning.include_test_variants)
             .filter(|&v| runs_on(&variants[v], ctx))
+            .filter(|&v| !variants[v].split_k || shape.skinny())
             .collect();
         let before: &[usize] = earlier.and_then(|e| e.measured.as_deref()).unwrap_or(&[]);
         let mut queue = vec![DEFAULT_VARIANT];
@@ -728,11 +738,7 @@ impl Tuner {
             }
         }
         let complete = candidates.iter().all(|v| measured.contains(v));
-        let fastest = times
-            .iter()
-            .filter_map(|t| t.seconds.map(|s| (s, t.variant)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or(DEFAULT_VARIANT, |(_, v)| v);
+        let fastest = fastest_variant(variants, &times);
         let variant = match (learned, earlier) {
             (false, Some(e)) => e.variant,
             _ => fastest,
@@ -745,6 +751,29 @@ impl Tuner {
             complete,
         };
         Ok((choice, learned.then_some(measured)))
+    }
+}
+
+/// How much faster than every variant with the default's bits a split-K variant must be
+/// to be chosen: it sums in another order, so `--tune off` and `--tune full` then train
+/// weights that differ by rounding, a price paid only for a clear gain.
+pub const SPLIT_K_MARGIN: f64 = 0.2;
+
+/// The fastest of the timed variants in `times` (the default where none was timed), a
+/// split-K one only where it takes less than 1 - `SPLIT_K_MARGIN` of the best other's.
+fn fastest_variant(variants: &[GemmVariant], times: &[VariantTime]) -> usize {
+    let best = |split_k: bool| {
+        times
+            .iter()
+            .filter(|t| variants[t.variant].split_k == split_k)
+            .filter_map(|t| t.seconds.map(|s| (s, t.variant)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    match (best(false), best(true)) {
+        (Some((s, _)), Some((split_s, split))) if split_s < (1.0 - SPLIT_K_MARGIN) * s => split,
+        (Some((_, v)), _) => v,
+        (None, Some((_, split))) => split,
+        (None, None) => DEFAULT_VARIANT,
     }
 }
 
@@ -989,6 +1018,35 @@ mod tests {
         );
         assert_eq!(fastest_step_form(&[(w64, 2.0)]), w64);
         assert_eq!(fastest_step_form(&[]), StepForm::Launches);
+    }
+
+    #[test]
+    fn a_split_k_variant_is_taken_only_by_the_margin() {
+        use crate::engine::gpu::shaders::MATMUL_VARIANTS;
+        let split = MATMUL_VARIANTS.iter().position(|v| v.split_k).unwrap();
+        let other = (1..MATMUL_VARIANTS.len())
+            .find(|&v| !MATMUL_VARIANTS[v].split_k)
+            .unwrap();
+        let timed = |variant, seconds: Option<f64>| VariantTime {
+            variant,
+            seconds,
+            dropped: None,
+            exact: !MATMUL_VARIANTS[variant].split_k,
+        };
+        let times = |split_s| {
+            vec![
+                timed(DEFAULT_VARIANT, Some(1.2)),
+                timed(other, Some(1.0)),
+                timed(split, split_s),
+            ]
+        };
+        let pick = |t: &[VariantTime]| fastest_variant(&MATMUL_VARIANTS, t);
+        // 10 % faster but another order of the sum: not worth the bits.
+        assert_eq!(pick(&times(Some(0.9))), other);
+        assert_eq!(pick(&times(Some(0.7))), split);
+        assert_eq!(pick(&times(None)), other);
+        // Nothing timed: the default.
+        assert_eq!(pick(&[timed(DEFAULT_VARIANT, None)]), DEFAULT_VARIANT);
     }
 
     #[test]
