@@ -10,8 +10,8 @@
 // A slice inside the matrices is staged 4 values a load, without bounds checks: from
 // operands bound as vec4 (matmul_operands_vec4.wgsl, like CubeCL's lines of 4) where
 // the slice's rows start on a vec4, a load of 4 words that save lavapipe's compiled
-// kernel 3 of every 4 bounds checks of the robust buffer access (1024^3 1.28x as fast,
-// BENCHMARKS.md); the ragged edge is staged a value at a time.
+// kernel 3 of every 4 bounds checks of the robust buffer access (1024^3 1.3x as fast in
+// `bench tune`, BENCHMARKS.md); the ragged edge is staged a value at a time.
 // Each output still sums over k in index order with one multiply-add per k, so the
 // bits are the default variant's. Every accumulator index is a constant (the lines
 // below are written out, not looped), so the compiler keeps them in registers.
