@@ -2,13 +2,13 @@
 //! every tensor as f16 and computes in f32, keeps f32 master parameters for the update
 //! and scales the loss gradient. The default MLP trained so on lavapipe stays close to
 //! the CPU's f32 run (weights and validation AUC), its saved weights are the f32 master
-//! copy, every step form gives the same bits in f16 too, and an adapter without
-//! SHADER_F16 is refused by name.
+//! copy, every step form and every matmul variant gives the same bits in f16 too, and
+//! an adapter without SHADER_F16 is refused by name.
 
 use crate::common;
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::shaders::Precision;
+use riskgrad::engine::gpu::shaders::{Precision, DEFAULT_VARIANT, MATMUL_VARIANTS};
 use riskgrad::engine::gpu::tune::{StepForm, Tuning};
 use riskgrad::engine::gpu::{list_adapters, pick_adapter, DeviceChoice, GpuContext, GpuExecutor};
 use std::sync::{Arc, OnceLock};
@@ -86,6 +86,50 @@ fn every_step_form_gives_the_same_bits_in_f16() {
             .zip(&fused)
             .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{}: other weights", form.name());
+    }
+    ctx.set_tuning(Tuning::default());
+}
+
+#[test]
+fn every_matmul_variant_trains_the_default_bits_in_f16() {
+    // The vec4 variants read f16 operands as vec4<f16> (8-byte elements): each gives
+    // the default variant's bits in f16 as in f32; split-K, another order of the sum,
+    // close weights.
+    let _turn = common::take_turn();
+    let ctx = f16_context();
+    let weights = |variant| {
+        ctx.set_tuning(Tuning {
+            force_variant: Some(variant),
+            ..Tuning::default()
+        });
+        let mut gpu = GpuExecutor::new(ctx.clone());
+        gpu.set_poison(true);
+        train(&mut gpu, 1).0
+    };
+    let base = weights(DEFAULT_VARIANT);
+    for (v, variant) in MATMUL_VARIANTS.iter().enumerate() {
+        if variant.test_only || v == DEFAULT_VARIANT {
+            continue;
+        }
+        let got = weights(v);
+        if variant.split_k {
+            let worst = got
+                .iter()
+                .zip(&base)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 0.01, "{}: weights off by {worst}", variant.name);
+            continue;
+        }
+        let differ = got
+            .iter()
+            .zip(&base)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(
+            differ, None,
+            "{}: not the default variant's bits",
+            variant.name
+        );
     }
     ctx.set_tuning(Tuning::default());
 }
