@@ -1,8 +1,8 @@
 // The matmul's operands a and b as arrays of vec4<Store>: `a_vec4(i)` (i a multiple of
 // 4) is one load of 4 values where matmul_operands.wgsl makes 4, and `a_word(i)` picks
-// one value of a vec4. The executor binds every window in whole vec4s (`Limits::window`
-// rounds its end up; storages are allocated in whole vec4s), so no value of a tensor is
-// past the binding's last vec4.
+// one value of a vec4. The executor binds every window in whole vec4s (its bind groups
+// round a binding's end up to 16 bytes; buffers are padded to 16), so no value of a
+// tensor is past the binding's last vec4.
 
 const OPERANDS_VEC4: bool = true;
 

@@ -66,26 +66,37 @@ fn the_default_mlp_trains_in_f16_close_to_the_cpu_in_f32() {
     );
 }
 
+/// The weights after one epoch of the default MLP on an executor of `ctx` under
+/// `tuning`, its buffers poisoned with NaN or not (`GpuExecutor::set_poison`).
+fn one_epoch_under(ctx: &Arc<GpuContext>, tuning: Tuning, poison: bool) -> Vec<f32> {
+    ctx.set_tuning(tuning);
+    let mut gpu = GpuExecutor::new(ctx.clone());
+    gpu.set_poison(poison);
+    train(&mut gpu, 1).0
+}
+
 #[test]
 fn every_step_form_gives_the_same_bits_in_f16() {
     let _turn = common::take_turn();
     let ctx = f16_context();
     let weights = |form| {
-        ctx.set_tuning(Tuning {
+        let tuning = Tuning {
             force_step_form: Some(form),
             ..Tuning::default()
-        });
-        let mut gpu = GpuExecutor::new(ctx.clone());
-        train(&mut gpu, 1).0
+        };
+        // Not poisoned, as before: in f16 the fused row program trains to NaN from
+        // poisoned slots, a read of an unwritten value not yet traced (the launches
+        // and every matmul variant run poisoned in f16 without it).
+        one_epoch_under(&ctx, tuning, false)
     };
     let base = weights(StepForm::Launches);
     for form in StepForm::all().skip(1) {
-        let fused = weights(form);
-        let same = base
-            .iter()
-            .zip(&fused)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "{}: other weights", form.name());
+        assert_eq!(
+            common::first_difference(&weights(form), &base),
+            None,
+            "{}: other weights",
+            form.name()
+        );
     }
     ctx.set_tuning(Tuning::default());
 }
@@ -98,13 +109,11 @@ fn every_matmul_variant_trains_the_default_bits_in_f16() {
     let _turn = common::take_turn();
     let ctx = f16_context();
     let weights = |variant| {
-        ctx.set_tuning(Tuning {
+        let tuning = Tuning {
             force_variant: Some(variant),
             ..Tuning::default()
-        });
-        let mut gpu = GpuExecutor::new(ctx.clone());
-        gpu.set_poison(true);
-        train(&mut gpu, 1).0
+        };
+        one_epoch_under(&ctx, tuning, true)
     };
     let base = weights(DEFAULT_VARIANT);
     for (v, variant) in MATMUL_VARIANTS.iter().enumerate() {
@@ -121,12 +130,9 @@ fn every_matmul_variant_trains_the_default_bits_in_f16() {
             assert!(worst < 0.01, "{}: weights off by {worst}", variant.name);
             continue;
         }
-        let differ = got
-            .iter()
-            .zip(&base)
-            .position(|(a, b)| a.to_bits() != b.to_bits());
         assert_eq!(
-            differ, None,
+            common::first_difference(&got, &base),
+            None,
             "{}: not the default variant's bits",
             variant.name
         );

@@ -178,11 +178,11 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
                     continue; // another order of the sum: the CPU's values, not the default's bits
                 }
                 // Each other sums over k in the default's order: the same bits.
-                let differ = got
-                    .iter()
-                    .zip(&default)
-                    .position(|(x, y)| x.to_bits() != y.to_bits());
-                assert_eq!(differ, None, "{what}: not the default variant's bits");
+                assert_eq!(
+                    common::first_difference(&got, &default),
+                    None,
+                    "{what}: not the default variant's bits"
+                );
             }
         }
     }
@@ -314,11 +314,11 @@ fn every_convolution_variant_matches_the_cpu_and_the_default_bit_for_bit() {
             for (i, (got, default)) in got.iter().zip(&default).enumerate() {
                 let what = format!("variant {} {} node {i}", variant.name, c.what);
                 assert_matches_cpu(&what, got, &cpu[i]);
-                let differ = got
-                    .iter()
-                    .zip(default)
-                    .position(|(x, y)| x.to_bits() != y.to_bits());
-                assert_eq!(differ, None, "{what}: not the default variant's bits");
+                assert_eq!(
+                    common::first_difference(got, default),
+                    None,
+                    "{what}: not the default variant's bits"
+                );
             }
         }
     }
@@ -393,11 +393,12 @@ fn a_cnn_trains_to_the_same_bytes_whichever_convolution_variant_runs() {
         trained.push(exec.read_params().unwrap());
     }
     for (v, params) in trained.iter().enumerate().skip(1) {
-        let differ = params
-            .iter()
-            .zip(&trained[0])
-            .position(|(x, y)| x.to_bits() != y.to_bits());
-        assert_eq!(differ, None, "{}: other weights", CONV_VARIANTS[v].name);
+        assert_eq!(
+            common::first_difference(params, &trained[0]),
+            None,
+            "{}: other weights",
+            CONV_VARIANTS[v].name
+        );
     }
     ctx.set_tuning(Tuning::default());
 }
@@ -711,12 +712,9 @@ fn training_gives_the_same_bytes_with_tuning_off_and_full() {
         ..Default::default()
     });
     assert!(!ctx.tune_choices().is_empty(), "the default MLP was tuned");
-    let differ = off
-        .iter()
-        .zip(&full)
-        .position(|(x, y)| x.to_bits() != y.to_bits());
     assert_eq!(
-        differ, None,
+        common::first_difference(&off, &full),
+        None,
         "trained parameters differ between --tune off and full"
     );
     ctx.set_tuning(Tuning::default());

@@ -124,13 +124,6 @@ fn run_awkward(exec: &mut dyn Executor) -> (Vec<f32>, Vec<f32>, Vec<String>) {
     (weights, kept, names)
 }
 
-fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .position(|(x, y)| x.to_bits() != y.to_bits())
-}
-
 #[test]
 fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
     let (ctx, _turn) = device_or_skip!();
@@ -164,19 +157,19 @@ fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
     gpu.limit_binding_bytes(8192);
     let (weights, _, names) = run_awkward(&mut gpu);
     assert!(!names.iter().any(|n| n == "RowProgram"), "{names:?}");
-    assert_eq!(first_difference(&weights, &runs[0].1), None);
+    assert_eq!(common::first_difference(&weights, &runs[0].1), None);
     let (_, base_weights, base_logits) = &runs[0];
     assert_matches_cpu("weights, launches one by one", base_weights, &cpu_weights);
     assert_matches_cpu("kept logits, launches one by one", base_logits, &cpu_logits);
     for (form, weights, logits) in &runs[1..] {
         assert_eq!(
-            first_difference(weights, base_weights),
+            common::first_difference(weights, base_weights),
             None,
             "{}: other weights",
             form.name()
         );
         assert_eq!(
-            first_difference(logits, base_logits),
+            common::first_difference(logits, base_logits),
             None,
             "{}: other kept logits",
             form.name()
@@ -201,7 +194,7 @@ fn the_default_mlp_trains_the_same_bytes_fused_and_not() {
         let form = StepForm::RowProgram(pipe);
         let fused = default_mlp_weights(&ctx, forced(form));
         assert_eq!(
-            first_difference(&fused, &base),
+            common::first_difference(&fused, &base),
             None,
             "{}: other weights",
             form.name()
@@ -255,7 +248,7 @@ fn the_tuner_times_every_form_and_caches_its_choice() {
         let before = measured.iter().find(|m| m.key == c.key).unwrap();
         assert_eq!(c.form, before.form);
     }
-    assert_eq!(first_difference(&first, &second), None);
+    assert_eq!(common::first_difference(&first, &second), None);
     // A form the file names that no longer exists is measured again.
     std::fs::write(
         &file.0,

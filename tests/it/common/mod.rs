@@ -123,6 +123,15 @@ pub fn values(rng: &mut Rng, len: usize) -> Vec<f32> {
     to_f32(&random_values(rng, len))
 }
 
+/// The first index where `a` and `b` hold other bits (same lengths asserted), or `None`
+/// where every value is bit-for-bit the same.
+pub fn first_difference(a: &[f32], b: &[f32]) -> Option<usize> {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits())
+}
+
 /// Asserts a GPU result matches the CPU's: each element within 1e-4 of the CPU value
 /// plus 1e-5 of the largest CPU magnitude (at least 1). A NaN on either side fails.
 pub fn assert_matches_cpu(what: &str, gpu: &[f32], cpu: &[f32]) {
