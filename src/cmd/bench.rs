@@ -539,12 +539,16 @@ fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -
         for &v in &variants {
             print!(" {:>14}", all_variants[v].name);
         }
-        println!("  winner (µs per launch; GFLOP/s of the winner)");
+        println!(
+            "  winner (µs per launch, * timed again in turn with the others within {:.0} % of the fastest; GFLOP/s of the winner)",
+            100.0 * (riskgrad::engine::gpu::tune::CONFIRM_WITHIN - 1.0)
+        );
         for c in of_kind {
             print!("{:<width$}", c.shape.key());
             for &v in &variants {
                 let cell = match c.times.iter().find(|t| t.variant == v) {
                     Some(t) => match (t.seconds, &t.dropped) {
+                        (Some(s), _) if t.confirmed => format!("{:.1}*", s * 1e6),
                         (Some(s), _) => format!("{:.1}", s * 1e6),
                         (None, Some(_)) => "dropped".into(),
                         (None, None) => "-".into(),

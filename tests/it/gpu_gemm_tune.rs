@@ -15,7 +15,7 @@ use common::{assert_matches_cpu, rng_for, take_turn, values, TempFile};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::shaders::{CONV_VARIANTS, DEFAULT_VARIANT, MATMUL_VARIANTS};
-use riskgrad::engine::gpu::tune::{GemmShape, TuneMode, Tuning};
+use riskgrad::engine::gpu::tune::{GemmShape, TuneMode, Tuning, CONFIRM_WITHIN};
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, ConvGeom, Graph, NodeId, Op};
 use riskgrad::engine::plan::{compile, Plan, PlanRequest};
@@ -480,6 +480,15 @@ fn the_tuner_drops_a_wrong_variant_and_never_chooses_it() {
         assert_eq!(got, want, "{}", c.shape.key());
         let split_k_timed = timed.iter().any(|&v| MATMUL_VARIANTS[v].split_k);
         assert_eq!(split_k_timed, c.shape.skinny(), "{}", c.shape.key());
+        // The confirmation round times two or three close ones again, or none where
+        // no other came close to the fastest.
+        let confirmed = c.times.iter().filter(|t| t.confirmed).count();
+        assert!(matches!(confirmed, 0 | 2 | 3), "{c:?}");
+        if confirmed == 0 {
+            let mut seconds: Vec<f64> = c.times.iter().filter_map(|t| t.seconds).collect();
+            seconds.sort_by(f64::total_cmp);
+            assert!(seconds[1] > seconds[0] * CONFIRM_WITHIN, "{c:?}");
+        }
     }
     assert_eq!(NOTES.load(Ordering::Relaxed), cases.len());
     ctx.set_tuning(Tuning::default());

@@ -12,7 +12,9 @@
 //! disagrees with the default's is dropped (and noted), never chosen; the rest are timed
 //! (wall clock around submit and wait, a batch of launches per run, the median of
 //! [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow launches, one
-//! for a variant already twice the fastest) and the fastest wins. In
+//! for a variant already twice the fastest); the few timed within 30 % of the fastest are
+//! timed again in turn, so that they share whatever load the machine has (the
+//! confirmation round), and the fastest of them wins. In
 //! [`TuneMode::Cached`] the process's budget is checked before each variant after the
 //! default (room for one more like the last): once it is spent the shape takes the
 //! fastest variant measured so far, and its cache entry is marked partial (the variants
@@ -50,6 +52,17 @@ const LONG_LAUNCH_SECONDS: f64 = 0.01;
 /// A variant whose first timed launch is this many times the fastest so far is not timed
 /// further.
 const CLEARLY_SLOWER: f64 = 2.0;
+/// The confirmation round: the variants timed within `CONFIRM_WITHIN` of the fastest
+/// (at most [`CONFIRM_CONTENDERS`] of them, the fastest first) are timed again, one run
+/// each in turn, [`CONFIRM_ROUNDS`] times, and their medians over these runs decide. A
+/// variant's first timing takes its runs back to back, so a moment of load on a shared
+/// machine lands on one variant alone and can crown a slower one for good (the cache
+/// keeps it): on lavapipe a loaded moment chose `wide64x64` for 1024³, which ran at 0.59×
+/// of Burn where the usual winner ran at 0.9× (BENCHMARKS.md, "vec4 operands and
+/// split-K"). Interleaved, the contenders share whatever load there is.
+pub const CONFIRM_WITHIN: f64 = 1.3;
+const CONFIRM_CONTENDERS: usize = 3;
+const CONFIRM_ROUNDS: usize = 3;
 /// A timed run launches the kernel enough times to last about this long (at most
 /// [`MAX_LAUNCHES_PER_RUN`]), so that a tiny matmul's time is not all submit and wait.
 const RUN_SECONDS: f64 = 0.002;
@@ -306,6 +319,9 @@ pub struct VariantTime {
     pub dropped: Option<String>,
     /// Whether its output had the default's exact bits.
     pub exact: bool,
+    /// Whether `seconds` is from the confirmation round (timed interleaved with the
+    /// other contenders) rather than from its first timing.
+    pub confirmed: bool,
 }
 
 /// How one shape's variant was decided.
@@ -684,6 +700,7 @@ impl Tuner {
             seconds: None,
             dropped: None,
             exact: true,
+            confirmed: false,
         }];
         // What measuring the previous variant took (its pipeline build included).
         let mut last = start.elapsed().as_secs_f64();
@@ -726,9 +743,11 @@ impl Tuner {
                 seconds,
                 dropped,
                 exact,
+                confirmed: false,
             });
             last = start.elapsed().as_secs_f64() - so_far;
         }
+        self.confirm(ctx, &bench, &mut times, start.elapsed().as_secs_f64())?;
         let mut measured = before.to_vec();
         let mut learned = earlier.is_none();
         for t in &times {
@@ -752,6 +771,82 @@ impl Tuner {
         };
         Ok((choice, learned.then_some(measured)))
     }
+}
+
+impl Tuner {
+    /// The confirmation round over `times` (see [`CONFIRM_WITHIN`]): the contenders'
+    /// seconds become their medians over runs taken in turn. Skipped where fewer than two
+    /// contend, or where the round would overrun `Cached`'s budget (`so_far`: seconds the
+    /// shape has taken).
+    fn confirm(
+        &self,
+        ctx: &GpuContext,
+        bench: &Scratch,
+        times: &mut [VariantTime],
+        so_far: f64,
+    ) -> Result<()> {
+        let contending = contenders(times);
+        if contending.len() < 2 {
+            return Ok(());
+        }
+        let launches: Vec<usize> = contending
+            .iter()
+            .map(|&i| launches_per_run(times[i].seconds.unwrap_or(0.0)))
+            .collect();
+        let cost: f64 = contending
+            .iter()
+            .zip(&launches)
+            .map(|(&i, &n)| times[i].seconds.unwrap_or(0.0) * n as f64)
+            .sum::<f64>()
+            * CONFIRM_ROUNDS as f64;
+        if self.budget_spent(so_far + cost) {
+            return Ok(());
+        }
+        let mut runs = vec![Vec::with_capacity(CONFIRM_ROUNDS); contending.len()];
+        for round in 0..CONFIRM_ROUNDS {
+            // Each round starts with another contender, so none is always first after
+            // the previous round's last.
+            for turn in 0..contending.len() {
+                let c = (round + turn) % contending.len();
+                let variant = times[contending[c]].variant;
+                let t = Instant::now();
+                bench.run(ctx, variant, launches[c])?;
+                runs[c].push(t.elapsed().as_secs_f64() / launches[c] as f64);
+            }
+        }
+        for (&i, mut r) in contending.iter().zip(runs) {
+            r.sort_by(f64::total_cmp);
+            times[i].seconds = Some(r[r.len() / 2]);
+            times[i].confirmed = true;
+        }
+        Ok(())
+    }
+}
+
+/// Which of `times` (indices) go to the confirmation round: the timed variants within
+/// [`CONFIRM_WITHIN`] of the fastest, the fastest first, at most [`CONFIRM_CONTENDERS`].
+fn contenders(times: &[VariantTime]) -> Vec<usize> {
+    let mut timed: Vec<(usize, f64)> = times
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.seconds.map(|s| (i, s)))
+        .collect();
+    timed.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let Some(&(_, best)) = timed.first() else {
+        return Vec::new();
+    };
+    timed
+        .into_iter()
+        .take_while(|&(_, s)| s <= best * CONFIRM_WITHIN)
+        .take(CONFIRM_CONTENDERS)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Launches a timed run takes for a kernel whose one launch took `once` seconds: enough
+/// to last about [`RUN_SECONDS`], so that a tiny matmul's time is not all submit and wait.
+fn launches_per_run(once: f64) -> usize {
+    ((RUN_SECONDS / once.max(1e-6)).ceil() as usize).clamp(1, MAX_LAUNCHES_PER_RUN)
 }
 
 /// How much faster than every variant with the default's bits a split-K variant must be
@@ -973,8 +1068,7 @@ impl Scratch {
         if best.is_some_and(|b| once > CLEARLY_SLOWER * b) {
             return Ok(once);
         }
-        let launches =
-            ((RUN_SECONDS / once.max(1e-6)).ceil() as usize).clamp(1, MAX_LAUNCHES_PER_RUN);
+        let launches = launches_per_run(once);
         let runs = match once > LONG_LAUNCH_SECONDS {
             true => TIMED_RUNS_LONG,
             false => TIMED_RUNS,
@@ -1032,6 +1126,7 @@ mod tests {
             seconds,
             dropped: None,
             exact: !MATMUL_VARIANTS[variant].split_k,
+            confirmed: false,
         };
         let times = |split_s| {
             vec![
@@ -1047,6 +1142,32 @@ mod tests {
         assert_eq!(pick(&times(None)), other);
         // Nothing timed: the default.
         assert_eq!(pick(&[timed(DEFAULT_VARIANT, None)]), DEFAULT_VARIANT);
+    }
+
+    #[test]
+    fn the_confirmation_round_takes_the_close_contenders_fastest_first() {
+        let timed = |variant, seconds: Option<f64>| VariantTime {
+            variant,
+            seconds,
+            dropped: None,
+            exact: true,
+            confirmed: false,
+        };
+        let times = vec![
+            timed(0, Some(1.0)),
+            timed(1, Some(0.8)),
+            timed(2, None),
+            timed(3, Some(0.8 * CONFIRM_WITHIN * 1.01)),
+            timed(4, Some(0.9)),
+        ];
+        // Variant 3 is just over the margin; 2 was dropped; 1 is the fastest.
+        assert_eq!(contenders(&times), vec![1, 4, 0]);
+        let many: Vec<_> = (0..6)
+            .map(|v| timed(v, Some(1.0 + v as f64 * 0.01)))
+            .collect();
+        assert_eq!(contenders(&many).len(), CONFIRM_CONTENDERS);
+        assert_eq!(contenders(&[timed(0, Some(1.0))]), vec![0]);
+        assert!(contenders(&[timed(0, None)]).is_empty());
     }
 
     #[test]
