@@ -312,9 +312,23 @@ fn overlap(a: TensorRef, b: TensorRef) -> bool {
 fn conflict(a: &Kernel, b: &Kernel) -> bool {
     let (wa, wb) = (writes(a), writes(b));
     let reads_of = |k| reads(k).unwrap_or_default();
+    let advances_what_reads =
+        |x: &Kernel, y: &Kernel| matches!(x, Kernel::AdvanceStep { .. }) && reads_step_counters(y);
     overlap(wa, wb)
         || reads_of(b).into_iter().any(|r| overlap(wa, r))
         || reads_of(a).into_iter().any(|r| overlap(wb, r))
+        || advances_what_reads(a, b)
+        || advances_what_reads(b, a)
+}
+
+/// Whether a launch reads the step counters without naming them in its kernel: on the
+/// GPU the gathers and the collect read "the step within the run" from the counters
+/// that `Kernel::AdvanceStep` writes (the executor binds them; the CPU passes the step
+/// from the host). Without this a validation plan, which has no update to hold the
+/// advance after its rows, ran the advance first, and every step gathered and collected
+/// the next step's rows: the first chunk's scores were never written.
+fn reads_step_counters(kernel: &Kernel) -> bool {
+    matches!(kernel, Kernel::Gather(_) | Kernel::Collect { .. })
 }
 
 /// The launches with every output held in a slot moved to a slot of its own, and every
@@ -600,6 +614,32 @@ mod tests {
         let rows: Vec<usize> = split.rows.iter().map(|&(i, _)| i).collect();
         assert_eq!(rows, vec![0, 1, 2, 3], "{split:?}");
         assert_eq!(split.rows[2].1, 16, "the dropout's row width");
+    }
+
+    #[test]
+    fn a_scoring_step_advances_the_counters_after_its_gather_and_collect() {
+        // A validation plan: the forward pass, its output collected into a state, the
+        // counters advanced; no update. The gather and the collect read the counters
+        // though their kernels do not name them, so the advance must stay last.
+        let mut step = tiny_step();
+        step.pop();
+        let counters = at(Storage::State(0), 2);
+        step.push(Kernel::Collect {
+            x: at(Storage::Slot(0), 64 * 16),
+            out: at(Storage::State(1), 64 * 16 * 4),
+        });
+        step.push(Kernel::AdvanceStep {
+            step: counters,
+            counters: 1,
+        });
+        let split = StepSplit::plan(&step, &[1024, 1024]).expect("splits");
+        assert!(split.before.is_empty(), "{split:?}");
+        assert_eq!(split.after.last(), Some(&4), "{split:?}");
+        assert!(conflict(&step[4], &step[0]) && conflict(&step[3], &step[4]));
+        assert!(
+            !conflict(&step[4], &step[1]),
+            "a product does not read the counters"
+        );
     }
 
     #[test]

@@ -66,13 +66,13 @@ fn the_default_mlp_trains_in_f16_close_to_the_cpu_in_f32() {
     );
 }
 
-/// The weights after one epoch of the default MLP on an executor of `ctx` under
-/// `tuning`, its buffers poisoned with NaN or not (`GpuExecutor::set_poison`).
-fn one_epoch_under(ctx: &Arc<GpuContext>, tuning: Tuning, poison: bool) -> Vec<f32> {
+/// The weights and the validation AUC after one epoch of the default MLP on an
+/// executor of `ctx` under `tuning`, its buffers poisoned with NaN.
+fn one_epoch_under(ctx: &Arc<GpuContext>, tuning: Tuning) -> (Vec<f32>, f64) {
     ctx.set_tuning(tuning);
     let mut gpu = GpuExecutor::new(ctx.clone());
-    gpu.set_poison(poison);
-    train(&mut gpu, 1).0
+    gpu.set_poison(true);
+    train(&mut gpu, 1)
 }
 
 #[test]
@@ -84,17 +84,22 @@ fn every_step_form_gives_the_same_bits_in_f16() {
             force_step_form: Some(form),
             ..Tuning::default()
         };
-        // Not poisoned, as before: in f16 the fused row program trains to NaN from
-        // poisoned slots, a read of an unwritten value not yet traced (the launches
-        // and every matmul variant run poisoned in f16 without it).
-        one_epoch_under(&ctx, tuning, false)
+        one_epoch_under(&ctx, tuning)
     };
-    let base = weights(StepForm::Launches);
+    let (base, base_auc) = weights(StepForm::Launches);
     for form in StepForm::all().skip(1) {
+        let (w, auc) = weights(form);
         assert_eq!(
-            common::first_difference(&weights(form), &base),
+            common::first_difference(&w, &base),
             None,
             "{}: other weights",
+            form.name()
+        );
+        // The validation plan runs fused too: every row scored, to the same bits.
+        assert_eq!(
+            auc.to_bits(),
+            base_auc.to_bits(),
+            "{}: other AUC",
             form.name()
         );
     }
@@ -113,7 +118,7 @@ fn every_matmul_variant_trains_the_default_bits_in_f16() {
             force_variant: Some(variant),
             ..Tuning::default()
         };
-        one_epoch_under(&ctx, tuning, true)
+        one_epoch_under(&ctx, tuning).0
     };
     let base = weights(DEFAULT_VARIANT);
     for (v, variant) in MATMUL_VARIANTS.iter().enumerate() {

@@ -3,7 +3,8 @@
 //! the row program in each of its pipes) trains the same bytes, slots poisoned first, on
 //! awkward sizes (a batch that is no multiple of the 16-row block, widths and inner sizes
 //! that are no multiple of 4, four activations, a positive-class weight), and a node the
-//! host reads after a fused step is where the plan says; a table the row program cannot
+//! host reads after a fused step is where the plan says; the default MLP trains and
+//! scores its validation rows to the same bits in every form; a table the row program cannot
 //! bind whole keeps the launches; the tuner times the forms,
 //! keeps its choice (a fused form only by a margin) in the cache and reads it back; `bench tune` shows the forms.
 //!
@@ -178,25 +179,36 @@ fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
     ctx.set_tuning(Tuning::default());
 }
 
-/// The default MLP (64-32) on the bundled data, one epoch, in `form`: its weights.
-fn default_mlp_weights(ctx: &Arc<GpuContext>, tuning: Tuning) -> Vec<f32> {
+/// The default MLP (64-32) on the bundled data, one epoch under `tuning`, slots
+/// poisoned first: its weights, and its validation scores' AUC, KS and log loss (as
+/// bits: the validation plan runs fused too, and each form must score every row).
+fn default_mlp_trained(ctx: &Arc<GpuContext>, tuning: Tuning) -> (Vec<f32>, [u64; 3]) {
     ctx.set_tuning(tuning);
     let mut exec = GpuExecutor::new(ctx.clone());
-    common::train_default_mlp(&mut exec, 1, 3);
-    exec.read_params().unwrap()
+    exec.set_poison(true);
+    let reports = common::train_default_mlp(&mut exec, 1, 3);
+    let v = &reports[0].validation;
+    let scores = [v.auc, v.ks, v.log_loss].map(f64::to_bits);
+    (exec.read_params().unwrap(), scores)
 }
 
 #[test]
-fn the_default_mlp_trains_the_same_bytes_fused_and_not() {
+fn the_default_mlp_trains_and_scores_the_same_bytes_fused_and_not() {
     let (ctx, _turn) = device_or_skip!();
-    let base = default_mlp_weights(&ctx, forced(StepForm::Launches));
+    let (base, base_scores) = default_mlp_trained(&ctx, forced(StepForm::Launches));
     for pipe in 0..riskgrad::engine::gpu::shaders::Pipe::ROW_PROGRAMS.len() {
         let form = StepForm::RowProgram(pipe);
-        let fused = default_mlp_weights(&ctx, forced(form));
+        let (fused, scores) = default_mlp_trained(&ctx, forced(form));
         assert_eq!(
             common::first_difference(&fused, &base),
             None,
             "{}: other weights",
+            form.name()
+        );
+        assert_eq!(
+            scores,
+            base_scores,
+            "{}: other validation scores",
             form.name()
         );
     }
@@ -219,14 +231,14 @@ fn the_tuner_times_every_form_and_caches_its_choice() {
     // A run that tunes GEMM shapes within the default budget leaves the steps for a
     // later run (timing them would overrun the budget by a pipeline build or two).
     let budgeted = Tuning::new(TuneMode::Cached, Some(file.0.clone()), Some(write), None);
-    default_mlp_weights(&ctx, budgeted);
+    default_mlp_trained(&ctx, budgeted);
     assert!(!ctx.tune_choices().is_empty(), "shapes were tuned");
     assert!(
         ctx.step_form_choices().is_empty(),
         "{:?}",
         ctx.step_form_choices()
     );
-    let first = default_mlp_weights(&ctx, cached());
+    let first = default_mlp_trained(&ctx, cached());
     let measured = ctx.step_form_choices();
     // The training step and the scoring step both fuse.
     assert_eq!(measured.len(), 2, "{measured:?}");
@@ -240,7 +252,7 @@ fn the_tuner_times_every_form_and_caches_its_choice() {
         assert!(text.contains(&c.key), "{text}");
     }
     // A second run reads the forms from the file and trains the same bytes.
-    let second = default_mlp_weights(&ctx, cached());
+    let second = default_mlp_trained(&ctx, cached());
     let read = ctx.step_form_choices();
     assert_eq!(read.len(), 2);
     for c in &read {
@@ -248,7 +260,8 @@ fn the_tuner_times_every_form_and_caches_its_choice() {
         let before = measured.iter().find(|m| m.key == c.key).unwrap();
         assert_eq!(c.form, before.form);
     }
-    assert_eq!(common::first_difference(&first, &second), None);
+    assert_eq!(common::first_difference(&first.0, &second.0), None);
+    assert_eq!(first.1, second.1, "the same validation scores");
     // A form the file names that no longer exists is measured again.
     std::fs::write(
         &file.0,
@@ -257,10 +270,10 @@ fn the_tuner_times_every_form_and_caches_its_choice() {
             .replace("\"row_program_w64\"", "\"row_program_w4096\""),
     )
     .unwrap();
-    default_mlp_weights(&ctx, cached());
+    default_mlp_trained(&ctx, cached());
     assert!(ctx.step_form_choices().iter().all(|c| !c.times.is_empty()));
     // With tuning off every step runs its launches one by one.
-    default_mlp_weights(&ctx, Tuning::default());
+    default_mlp_trained(&ctx, Tuning::default());
     assert!(ctx.step_form_choices().is_empty());
     ctx.set_tuning(Tuning::default());
 }
