@@ -180,15 +180,16 @@ fn every_step_form_computes_the_same_bits_on_awkward_sizes() {
 }
 
 /// The default MLP (64-32) on the bundled data, one epoch under `tuning`, slots
-/// poisoned first: its weights, and its validation scores' AUC, KS and log loss (as
-/// bits: the validation plan runs fused too, and each form must score every row).
-fn default_mlp_trained(ctx: &Arc<GpuContext>, tuning: Tuning) -> (Vec<f32>, [u64; 3]) {
+/// poisoned first: its weights, and as bits the epoch's training loss (the loss sum the
+/// step accumulates) and its validation scores' AUC, KS and log loss (the validation
+/// plan runs fused too, and each form must score every row).
+fn default_mlp_trained(ctx: &Arc<GpuContext>, tuning: Tuning) -> (Vec<f32>, [u64; 4]) {
     ctx.set_tuning(tuning);
     let mut exec = GpuExecutor::new(ctx.clone());
     exec.set_poison(true);
     let reports = common::train_default_mlp(&mut exec, 1, 3);
     let v = &reports[0].validation;
-    let scores = [v.auc, v.ks, v.log_loss].map(f64::to_bits);
+    let scores = [reports[0].train_loss, v.auc, v.ks, v.log_loss].map(f64::to_bits);
     (exec.read_params().unwrap(), scores)
 }
 
@@ -208,7 +209,7 @@ fn the_default_mlp_trains_and_scores_the_same_bytes_fused_and_not() {
         assert_eq!(
             scores,
             base_scores,
-            "{}: other validation scores",
+            "{}: other loss or validation scores",
             form.name()
         );
     }
