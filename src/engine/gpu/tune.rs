@@ -14,7 +14,7 @@
 //! [`TIMED_RUNS`] runs after the output check's run; fewer runs for slow launches, one
 //! for a variant already twice the fastest); the few timed within 30 % of the fastest are
 //! timed again in turn, so that they share whatever load the machine has (the
-//! confirmation round), and the fastest of them wins. In
+//! confirmation round); then the fastest wins. In
 //! [`TuneMode::Cached`] the process's budget is checked before each variant after the
 //! default (room for one more like the last): once it is spent the shape takes the
 //! fastest variant measured so far, and its cache entry is marked partial (the variants
@@ -771,9 +771,7 @@ impl Tuner {
         };
         Ok((choice, learned.then_some(measured)))
     }
-}
 
-impl Tuner {
     /// The confirmation round over `times` (see [`CONFIRM_WITHIN`]): the contenders'
     /// seconds become their medians over runs taken in turn. Skipped where fewer than two
     /// contend, or where the round would overrun `Cached`'s budget (`so_far`: seconds the
