@@ -112,6 +112,32 @@ macro_rules! gemm_module {
     };
 }
 
+/// A matmul variant: its name, its tile (rows x columns of the output a workgroup
+/// computes), its kernel file and `const` lines, and how it reads its operands:
+/// `scalar` (matmul_operands.wgsl, a value at a time) or `vec4` (matmul_operands_vec4.wgsl,
+/// and `vec4_operands` set so that the tuner runs it only where offsets allow). One token
+/// picks both, so the operands file and the flag cannot disagree. Neither test-only nor
+/// split-K: an entry that is says so with struct-update syntax.
+macro_rules! matmul_variant {
+    ($name:literal, $rows:literal x $cols:literal, $kernel:literal, $consts:literal, scalar) => {
+        matmul_variant!(@ $name, $rows, $cols, $kernel, $consts, "matmul_operands.wgsl", false)
+    };
+    ($name:literal, $rows:literal x $cols:literal, $kernel:literal, $consts:literal, vec4) => {
+        matmul_variant!(@ $name, $rows, $cols, $kernel, $consts, "matmul_operands_vec4.wgsl", true)
+    };
+    (@ $name:literal, $rows:literal, $cols:literal, $kernel:literal, $consts:literal, $operands:literal, $vec4:literal) => {
+        GemmVariant {
+            name: $name,
+            tile_rows: $rows,
+            tile_cols: $cols,
+            module: gemm_module!($kernel, $consts, $operands, "matmul_common.wgsl"),
+            test_only: false,
+            vec4_operands: $vec4,
+            split_k: false,
+        }
+    };
+}
+
 /// One configuration of a GEMM kernel (the matmul, or the convolution's implicit GEMM):
 /// its own shader module (the kernel's file with the variant's constants), built into
 /// the kernel's pipelines (a matmul's four transpose flags, a convolution's three
@@ -154,182 +180,102 @@ pub struct GemmVariant {
 /// most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
 /// (BENCHMARKS.md).
 pub const MATMUL_VARIANTS: [GemmVariant; 13] = [
+    matmul_variant!(
+        "tile64-staged",
+        64 x 64,
+        "matmul.wgsl",
+        "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
+        scalar
+    ),
+    matmul_variant!(
+        "wide128x64-vec4",
+        128 x 64,
+        "matmul_wide.wgsl",
+        "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
+        vec4
+    ),
+    matmul_variant!(
+        "wide64x64-vec4",
+        64 x 64,
+        "matmul_wide.wgsl",
+        "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
+        vec4
+    ),
+    matmul_variant!(
+        "rows16-cols32-vec4",
+        16 x 32,
+        "matmul_rows.wgsl",
+        "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
+        vec4
+    ),
+    matmul_variant!(
+        "wide128x64",
+        128 x 64,
+        "matmul_wide.wgsl",
+        "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
+        scalar
+    ),
+    matmul_variant!(
+        "wide64x64",
+        64 x 64,
+        "matmul_wide.wgsl",
+        "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
+        scalar
+    ),
+    matmul_variant!(
+        "rows16-cols32",
+        16 x 32,
+        "matmul_rows.wgsl",
+        "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
+        scalar
+    ),
     GemmVariant {
-        name: "tile64-staged",
-        tile_rows: 64,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul.wgsl",
-            "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
-            "matmul_operands.wgsl", "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "wide128x64-vec4",
-        tile_rows: 128,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul_wide.wgsl",
-            "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
-            "matmul_operands_vec4.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: true,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "wide64x64-vec4",
-        tile_rows: 64,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul_wide.wgsl",
-            "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
-            "matmul_operands_vec4.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: true,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "rows16-cols32-vec4",
-        tile_rows: 16,
-        tile_cols: 32,
-        module: gemm_module!(
-            "matmul_rows.wgsl",
-            "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
-            "matmul_operands_vec4.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: true,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "wide128x64",
-        tile_rows: 128,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul_wide.wgsl",
-            "const MW_X: u32 = 8u; const MW_Y: u32 = 8u; const MW_K: u32 = 16u;",
-            "matmul_operands.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "wide64x64",
-        tile_rows: 64,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul_wide.wgsl",
-            "const MW_X: u32 = 8u; const MW_Y: u32 = 4u; const MW_K: u32 = 8u;",
-            "matmul_operands.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "rows16-cols32",
-        tile_rows: 16,
-        tile_cols: 32,
-        module: gemm_module!(
-            "matmul_rows.wgsl",
-            "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
-            "matmul_operands.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "splitk8x8-by4",
-        tile_rows: 8,
-        tile_cols: 8,
-        module: gemm_module!(
+        split_k: true,
+        ..matmul_variant!(
+            "splitk8x8-by4",
+            8 x 8,
             "matmul_splitk.wgsl",
             "const SK_SIDE: u32 = 8u; const SK_SPLITS: u32 = 4u;",
-            "matmul_operands.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: true,
+            scalar
+        )
     },
+    matmul_variant!(
+        "tile32-direct",
+        32 x 32,
+        "matmul.wgsl",
+        "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
+        scalar
+    ),
+    matmul_variant!(
+        "rows16-cols64",
+        16 x 64,
+        "matmul_rows.wgsl",
+        "const MR_WG: u32 = 16u; const MR_VECS: u32 = 4u;",
+        scalar
+    ),
+    matmul_variant!(
+        "tile64-direct",
+        64 x 64,
+        "matmul.wgsl",
+        "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
+        scalar
+    ),
+    matmul_variant!(
+        "tile32-staged",
+        32 x 32,
+        "matmul.wgsl",
+        "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
+        scalar
+    ),
     GemmVariant {
-        name: "tile32-direct",
-        tile_rows: 32,
-        tile_cols: 32,
-        module: gemm_module!(
-            "matmul.wgsl",
-            "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
-            "matmul_operands.wgsl", "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "rows16-cols64",
-        tile_rows: 16,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul_rows.wgsl",
-            "const MR_WG: u32 = 16u; const MR_VECS: u32 = 4u;",
-            "matmul_operands.wgsl",
-            "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "tile64-direct",
-        tile_rows: 64,
-        tile_cols: 64,
-        module: gemm_module!(
-            "matmul.wgsl",
-            "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
-            "matmul_operands.wgsl", "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "tile32-staged",
-        tile_rows: 32,
-        tile_cols: 32,
-        module: gemm_module!(
-            "matmul.wgsl",
-            "const MM_SIDE: u32 = 8u; const MM_STAGED: bool = true; const MM_BROKEN: bool = false;",
-            "matmul_operands.wgsl", "matmul_common.wgsl"
-        ),
-        test_only: false,
-        vec4_operands: false,
-        split_k: false,
-    },
-    GemmVariant {
-        name: "broken-for-tests",
-        tile_rows: 64,
-        tile_cols: 64,
-        module: gemm_module!(
+        test_only: true,
+        ..matmul_variant!(
+            "broken-for-tests",
+            64 x 64,
             "matmul.wgsl",
             "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = true;",
-            "matmul_operands.wgsl", "matmul_common.wgsl"
-        ),
-        test_only: true,
-        vec4_operands: false,
-        split_k: false,
+            scalar
+        )
     },
 ];
 
