@@ -66,7 +66,8 @@ pub struct TuneArg {
     /// dispatch. cached measures each shape (and step) the first time it meets it on an
     /// adapter and keeps the fastest in gpu-tune.json in the cache directory; full
     /// measures again; off runs the default kernels, unfused. Every choice gives the same
-    /// bits.
+    /// bits, but a split-K matmul (taken for a weight gradient only where clearly
+    /// faster), which rounds differently.
     // Global: `bench --tune` reaches every bench subcommand.
     #[arg(long = "tune", id = "tune", global = true, default_value = DEFAULT_TUNE.name(), value_parser = parse_tune)]
     pub mode: TuneMode,

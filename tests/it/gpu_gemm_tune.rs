@@ -189,6 +189,38 @@ fn every_variant_matches_the_cpu_and_the_default_bit_for_bit() {
     ctx.set_tuning(Tuning::default());
 }
 
+/// The subgroup variant runs where the device has subgroup operations (lavapipe does:
+/// the device asks for them wherever the adapter has them), summing in another order
+/// than the default, so to other bits on a long sum; where it has none, a launch forced
+/// to it runs the default, to the default's bits.
+#[test]
+fn the_subgroup_variant_runs_where_subgroups_are_and_the_default_elsewhere() {
+    let (ctx, _turn) = device_or_skip!();
+    let has = ctx.device.features().contains(wgpu::Features::SUBGROUP);
+    assert_eq!(
+        has, ctx.info.subgroups,
+        "the device has what its adapter offers"
+    );
+    let subgroup = MATMUL_VARIANTS
+        .iter()
+        .position(|v| v.needs_subgroups())
+        .unwrap();
+    // A weight gradient's shape: a long sum (the batch) into few outputs.
+    let c = case((37, 21, 517), (true, false), 0, Act::Identity, "subgroups");
+    let cpu = run_cpu(&c);
+    ctx.set_tuning(forced(DEFAULT_VARIANT));
+    let default = run_gpu(&ctx, &c);
+    ctx.set_tuning(forced(subgroup));
+    let got = run_gpu(&ctx, &c);
+    ctx.set_tuning(Tuning::default());
+    assert_matches_cpu("the subgroup variant", &got, &cpu);
+    let same_bits = common::first_difference(&got, &default).is_none();
+    assert_eq!(
+        same_bits, !has,
+        "with subgroups {has}: the subgroup variant's bits are the default's: {same_bits}"
+    );
+}
+
 /// A convolution (`x [n,c,h,w]`, `w [o,c,kh,kw]`, bias, `act`), a loss weighting its
 /// output with a random input, and the gradients w.r.t. x and w: a plan keeping the
 /// three products' outputs.

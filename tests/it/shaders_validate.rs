@@ -18,11 +18,33 @@ const MAX_WORKGROUP_BYTES: u32 = 16384;
 /// An engine module as the executor compiles it in `precision` (f16 with the
 /// capability it needs).
 fn parse(m: &ShaderModule, precision: Precision) -> (naga::Module, naga::valid::ModuleInfo) {
-    let caps = match precision {
+    let mut caps = match precision {
         Precision::F32 => Capabilities::default(),
         Precision::F16 => Capabilities::SHADER_FLOAT16,
     };
+    if m.needs_subgroups {
+        caps |= Capabilities::SUBGROUP;
+    }
     parse_text(m.file, &m.wgsl(precision), caps)
+}
+
+/// A module that uses subgroup operations says so (`needs_subgroups`, so that it is
+/// offered only on devices that have them), and one that does not, does not: naga
+/// refuses a module that uses them without the capability.
+#[test]
+fn a_module_uses_subgroups_exactly_when_it_says_so() {
+    let mut said = 0;
+    for m in MODULES.iter().chain(gemm_variant_modules()) {
+        let text = m.wgsl(Precision::F32);
+        let module = naga::front::wgsl::parse_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {}", m.file, e.emit_to_string(&text)));
+        let without = Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&module)
+            .is_ok();
+        assert_eq!(without, !m.needs_subgroups, "{}", m.file);
+        said += m.needs_subgroups as usize;
+    }
+    assert!(said > 0, "a variant uses subgroups");
 }
 
 fn parse_text(

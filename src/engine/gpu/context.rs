@@ -440,9 +440,11 @@ impl GpuContext {
         let desc = wgpu::DeviceDescriptor {
             label: Some("riskgrad"),
             required_limits: limits.clone(),
-            // Device timestamps time each launch (`Executor::time_launches`) where the
-            // adapter has them; f16 storage needs SHADER_F16.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+            // Device timestamps time each launch (`Executor::time_launches`) and
+            // subgroup operations are offered to the tuner (`splitk8x8-subgroup`) where
+            // the adapter has them; f16 storage needs SHADER_F16.
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP)
                 | match precision {
                     Precision::F16 => f16,
                     Precision::F32 => wgpu::Features::empty(),

@@ -13,6 +13,10 @@ pub struct ShaderModule {
     pub file: &'static str,
     /// The WGSL text, without the precision header.
     pub source: &'static str,
+    /// Uses subgroup operations: compiled on a device with `Features::SUBGROUP` only.
+    /// (No `enable subgroups;`: naga 30 refuses the directive and takes the built-ins
+    /// without it, checking the device's capability instead.)
+    pub needs_subgroups: bool,
 }
 
 impl ShaderModule {
@@ -108,6 +112,7 @@ macro_rules! gemm_module {
                 $(include_str!(concat!("../../../shaders/", $part)),)+
                 include_str!(concat!("../../../shaders/", $kernel))
             ),
+            needs_subgroups: false,
         }
     };
 }
@@ -116,8 +121,8 @@ macro_rules! gemm_module {
 /// computes), its kernel file and `const` lines, and how it reads its operands:
 /// `scalar` (matmul_operands.wgsl, a value at a time) or `vec4` (matmul_operands_vec4.wgsl,
 /// and `vec4_operands` set so that the tuner runs it only where offsets allow). One token
-/// picks both, so the operands file and the flag cannot disagree. Neither test-only nor
-/// split-K: an entry that is says so with struct-update syntax.
+/// picks both, so the operands file and the flag cannot disagree. Neither test-only,
+/// split-K nor using subgroups: an entry that is says so with struct-update syntax.
 macro_rules! matmul_variant {
     ($name:literal, $rows:literal x $cols:literal, $kernel:literal, $consts:literal, scalar) => {
         matmul_variant!(@ $name, $rows, $cols, $kernel, $consts, "matmul_operands.wgsl", false)
@@ -166,6 +171,14 @@ pub struct GemmVariant {
     pub split_k: bool,
 }
 
+impl GemmVariant {
+    /// Uses subgroup operations (its module's `needs_subgroups`): a candidate only on a
+    /// device with `Features::SUBGROUP`.
+    pub fn needs_subgroups(&self) -> bool {
+        self.module.needs_subgroups
+    }
+}
+
 /// Every matmul variant; index 0 is the default (what `--tune off` runs and what the
 /// autotuner checks the others against: square tiles of square workgroups, the shape a
 /// hardware GPU wants). The autotuner measures them in this order, so the others come
@@ -175,11 +188,13 @@ pub struct GemmVariant {
 /// a workgroup of 8 invocations, one SIMD register's lanes, most of the narrow ones;
 /// then the same three reading a value at a time, for adapters whose storage offsets
 /// are not aligned to 16 bytes and for operands that do not start on a vec4;
-/// `splitk8x8-by4`, for a hardware GPU's skinny weight gradients; `tile32-direct` the
+/// `splitk8x8-subgroup` and `splitk8x8-by4`, for a hardware GPU's skinny weight
+/// gradients (the first summing across a subgroup's lanes, where the device has subgroup
+/// operations, the second through workgroup memory); `tile32-direct` the
 /// vectors): when its budget stops a shape part-way, the ones measured are the ones
 /// most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
 /// (BENCHMARKS.md).
-pub const MATMUL_VARIANTS: [GemmVariant; 13] = [
+pub const MATMUL_VARIANTS: [GemmVariant; 14] = [
     matmul_variant!(
         "tile64-staged",
         64 x 64,
@@ -229,6 +244,23 @@ pub const MATMUL_VARIANTS: [GemmVariant; 13] = [
         "const MR_WG: u32 = 8u; const MR_VECS: u32 = 4u;",
         scalar
     ),
+    GemmVariant {
+        name: "splitk8x8-subgroup",
+        tile_rows: 8,
+        tile_cols: 8,
+        module: ShaderModule {
+            needs_subgroups: true,
+            ..gemm_module!(
+                "matmul_subgroup.wgsl",
+                "const SG_SIDE: u32 = 8u;",
+                "matmul_operands.wgsl",
+                "matmul_common.wgsl"
+            )
+        },
+        test_only: false,
+        vec4_operands: false,
+        split_k: true,
+    },
     GemmVariant {
         split_k: true,
         ..matmul_variant!(
@@ -339,6 +371,7 @@ pub fn gemm_variant_modules() -> impl Iterator<Item = &'static ShaderModule> {
 pub const COMMON: ShaderModule = ShaderModule {
     file: "common.wgsl",
     source: include_str!("../../../shaders/common.wgsl"),
+    needs_subgroups: false,
 };
 
 /// Every kernel module, indexed by `Family as usize`.
@@ -347,39 +380,48 @@ pub const MODULES: [ShaderModule; 11] = [
     ShaderModule {
         file: "elementwise.wgsl",
         source: with_common!("elementwise.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "reduce.wgsl",
         source: with_common!("reduce.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "loss.wgsl",
         source: with_common!("loss.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "gather.wgsl",
         source: with_common!("gather.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "optimizer.wgsl",
         source: with_common!("optimizer.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "rnn.wgsl",
         source: with_common!("rnn.wgsl"),
+        needs_subgroups: false,
     },
     CONV_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "pool.wgsl",
         source: with_common!("pool.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "rows.wgsl",
         source: with_common!("rows.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "state.wgsl",
         source: with_common!("state.wgsl"),
+        needs_subgroups: false,
     },
 ];
 
@@ -392,10 +434,12 @@ pub const BENCH_MODULES: [ShaderModule; 2] = [
     ShaderModule {
         file: "peak.wgsl",
         source: include_str!("../../../shaders/peak.wgsl"),
+        needs_subgroups: false,
     },
     ShaderModule {
         file: "peak_f16.wgsl",
         source: include_str!("../../../shaders/peak_f16.wgsl"),
+        needs_subgroups: false,
     },
 ];
 

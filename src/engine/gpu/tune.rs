@@ -485,6 +485,16 @@ impl Tuner {
         form
     }
 
+    /// Notes that `variant` was dropped at `shape` on `ctx`'s adapter, and why.
+    fn note_dropped(&self, ctx: &GpuContext, shape: &GemmShape, variant: &str, why: &str) {
+        self.note(&format!(
+            "note: {} variant {variant} dropped on {} at {}: {why}",
+            shape.kind(),
+            ctx.info.name,
+            shape.key()
+        ));
+    }
+
     fn note(&self, line: &str) {
         if let Some(note) = self.tuning.note {
             note(line);
@@ -715,8 +725,24 @@ impl Tuner {
             if times[0].seconds.is_none() {
                 times[0].seconds = Some(bench.seconds(ctx, DEFAULT_VARIANT, None)?);
             }
-            prepare(variant)?;
-            let got = bench.output(ctx, variant)?;
+            // A variant the driver cannot build or run is dropped like one that
+            // disagrees: the default and the others remain.
+            let got = match prepare(variant).and_then(|()| bench.output(ctx, variant)) {
+                Ok(got) => got,
+                Err(e) => {
+                    let why = format!("it does not build or run: {e}");
+                    self.note_dropped(ctx, shape, variants[variant].name, &why);
+                    times.push(VariantTime {
+                        variant,
+                        seconds: None,
+                        dropped: Some(why),
+                        exact: false,
+                        confirmed: false,
+                    });
+                    last = start.elapsed().as_secs_f64() - so_far;
+                    continue;
+                }
+            };
             let exact = got
                 .iter()
                 .zip(&reference)
@@ -728,13 +754,7 @@ impl Tuner {
                     Some(bench.seconds(ctx, variant, best)?)
                 }
                 Some(why) => {
-                    self.note(&format!(
-                        "note: {} variant {} dropped on {} at {}: {why}",
-                        shape.kind(),
-                        variants[variant].name,
-                        ctx.info.name,
-                        shape.key()
-                    ));
+                    self.note_dropped(ctx, shape, variants[variant].name, why);
                     None
                 }
             };
@@ -937,16 +957,24 @@ struct Scratch {
     out_len: usize,
 }
 
-/// Whether `variant` can run on `ctx`: a vec4 variant needs every tensor bound in whole
-/// vec4s, so storage offsets aligned to 16 bytes (the executor rounds a binding's end
-/// up to 16 bytes and pads its buffers to 16). Forced, cached or measured, a variant
-/// that cannot runs nowhere.
+/// Whether `variant` can run on `ctx` ([`runs_with`]). Forced, cached or measured, a
+/// variant that cannot runs nowhere: the kernel's others (the default among them) remain.
 fn runs_on(variant: &GemmVariant, ctx: &GpuContext) -> bool {
-    !variant.vec4_operands
-        || ctx
-            .limits
-            .min_storage_buffer_offset_alignment
-            .is_multiple_of(16)
+    runs_with(
+        variant,
+        ctx.limits.min_storage_buffer_offset_alignment,
+        ctx.device.features().contains(wgpu::Features::SUBGROUP),
+    )
+}
+
+/// Whether `variant` can run on a device whose storage offsets align to
+/// `offset_alignment` bytes, with or without subgroup operations: a vec4 variant needs
+/// every tensor bound in whole vec4s, so offsets aligned to 16 bytes (the executor
+/// rounds a binding's end up to 16 bytes and pads its buffers to 16); a subgroup variant
+/// needs the device's `Features::SUBGROUP`.
+fn runs_with(variant: &GemmVariant, offset_alignment: u32, subgroups: bool) -> bool {
+    (!variant.vec4_operands || offset_alignment.is_multiple_of(16))
+        && (!variant.needs_subgroups() || subgroups)
 }
 
 impl Scratch {
@@ -1110,6 +1138,27 @@ mod tests {
         );
         assert_eq!(fastest_step_form(&[(w64, 2.0)]), w64);
         assert_eq!(fastest_step_form(&[]), StepForm::Launches);
+    }
+
+    #[test]
+    fn a_variant_runs_only_where_the_device_offers_what_it_needs() {
+        use crate::engine::gpu::shaders::MATMUL_VARIANTS;
+        let find =
+            |wanted: fn(&GemmVariant) -> bool| MATMUL_VARIANTS.iter().find(|&v| wanted(v)).unwrap();
+        let subgroup = find(|v| v.needs_subgroups());
+        let vec4 = find(|v| v.vec4_operands);
+        let plain = &MATMUL_VARIANTS[DEFAULT_VARIANT];
+        assert!(!plain.vec4_operands && !plain.needs_subgroups());
+        for alignment in [4, 16, 256] {
+            for subgroups in [false, true] {
+                assert!(
+                    runs_with(plain, alignment, subgroups),
+                    "the default runs anywhere"
+                );
+                assert_eq!(runs_with(subgroup, alignment, subgroups), subgroups);
+                assert_eq!(runs_with(vec4, alignment, subgroups), alignment % 16 == 0);
+            }
+        }
     }
 
     #[test]
