@@ -5,8 +5,15 @@
 // equal by tests/it/kernel_params.rs. The activations' formulas are those of
 // `Act::eval` / `Act::slope` (src/engine/graph/act.rs).
 
-// Threads per workgroup of every 1-D kernel (and the leaves of the fixed sum tree).
+// Threads per workgroup of the fixed sum tree (its leaves: workgroup_tree_sum, and
+// the sums that run over a workgroup of them).
 const WG: u32 = 256u;
+
+// Threads per workgroup of the per-element kernels (one invocation per output, indexed
+// by flat_index): the device's choice (src/engine/gpu/tune.rs, "flat workgroups"), set
+// for every pipeline it builds; 256 unless the tuner found another width faster there.
+// Any width gives the same bits.
+override WG_FLAT: u32 = 256u;
 
 // Threads per workgroup of the sums with one invocation per output (reduce.wgsl's
 // reduce_to_serial and reduce_to_tree_order): a bias gradient has a few dozen to a few
@@ -86,10 +93,10 @@ struct GatherParams {
 // The flat invocation index of a 1-D kernel dispatched over a 2-D grid of workgroups
 // (the grid wraps into y when more than 65535 groups are needed).
 fn flat_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return flat_index_of(wg, nwg, lid, WG);
+    return flat_index_of(wg, nwg, lid, WG_FLAT);
 }
 
-// flat_index for a kernel whose workgroups are `size` invocations, not WG.
+// flat_index for a kernel whose workgroups are `size` invocations, not WG_FLAT.
 fn flat_index_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, size: u32) -> u32 {
     return (wg.y * nwg.x + wg.x) * size + lid;
 }

@@ -45,7 +45,7 @@ fn broadcast_offset(i: u32, strides: vec4<u32>) -> u32 {
     return dot(vec4<u32>(i0, i1, i2, i3), strides);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
@@ -53,7 +53,7 @@ fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -71,7 +71,7 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     out[p.off_out + i] = Store(r);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
@@ -79,7 +79,7 @@ fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
@@ -87,7 +87,7 @@ fn act_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn expand_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {
@@ -95,7 +95,7 @@ fn expand_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn copy_cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i < p.n {

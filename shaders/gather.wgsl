@@ -21,7 +21,7 @@
 @group(0) @binding(3) var<storage, read> counters: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<Store>;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -36,7 +36,7 @@ fn gather_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     out[p.off_out + i] = src[p.off_src + (row - p.first_row) * p.cols + c];
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -54,7 +54,7 @@ fn scatter_add_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     out[p.off_out + i] = Store(acc);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {

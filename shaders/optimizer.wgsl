@@ -64,7 +64,7 @@ fn powi(x: f32, n: u32) -> f32 {
     return r;
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.len {
@@ -75,7 +75,7 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     set_weight(i, weight(i) - p.lr * buf);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.len {

@@ -51,7 +51,7 @@ fn covering(i: u32, k: u32, stride: u32, pad: u32, out_len: u32) -> vec2<u32> {
     return vec2<u32>(lo, max(hi, lo));
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn max_pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -77,7 +77,7 @@ fn max_pool_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     out[p.off_out + i] = Store(f32(best));
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn pool_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -88,7 +88,7 @@ fn pool_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     out[p.off_out + i] = x[p.off_x + (i / out_plane) * p.h * p.w + q];
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn max_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = flat_index(wg, nwg, lid);
     if j >= p.n {
@@ -112,7 +112,7 @@ fn max_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     out[p.off_out + j] = Store(acc);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     if i >= p.n {
@@ -132,7 +132,7 @@ fn avg_pool(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[p.off_out + i] = Store(acc * (1.0 / f32(p.kh * p.kw)));
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn avg_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = flat_index(wg, nwg, lid);
     if j >= p.n {
@@ -153,7 +153,7 @@ fn avg_pool_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     out[p.off_out + j] = Store(acc);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // One invocation per output element: writes are contiguous, reads strided.
     let i = flat_index(wg, nwg, lid);

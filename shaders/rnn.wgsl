@@ -98,7 +98,7 @@ fn dh_at(r: u32, j: u32) -> f32 {
     return d;
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     let hh = p.hidden;
@@ -125,7 +125,7 @@ fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     out[saved + 3u * hh] = Store(go);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     let hh = p.hidden;
@@ -148,7 +148,7 @@ fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[saved + 3u * hh] = Store(bn);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     let hh = p.hidden;
@@ -177,7 +177,7 @@ fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     out[p.off_out + 4u * plane + i] = Store(dc * gf);
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG_FLAT)
 fn gru_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
     let hh = p.hidden;

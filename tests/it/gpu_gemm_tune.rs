@@ -598,10 +598,21 @@ fn unlimited(path: &std::path::Path) -> Tuning {
 }
 
 /// The cache file's entries.
+/// The GEMM shapes' entries of the cache file at `path` (not the per-element kernels'
+/// width, which a device that decides it in `Full` or `Cached` stores beside them).
 fn cache_entries(path: &std::path::Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
-    file["entries"].as_array().unwrap().clone()
+    let entries = file["entries"].as_array().unwrap().iter();
+    entries
+        .filter(|e| {
+            !e["key"]
+                .as_str()
+                .unwrap()
+                .ends_with("| flat workgroup width")
+        })
+        .cloned()
+        .collect()
 }
 
 /// The variants the tuner measures on `shape`: all but the test-only one, and split-K

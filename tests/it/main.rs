@@ -36,6 +36,7 @@ mod fit;
 mod gpu_adapters;
 mod gpu_conv;
 mod gpu_f16;
+mod gpu_flat_width;
 mod gpu_gemm_tune;
 mod gpu_kernels;
 mod gpu_rnn;

@@ -366,6 +366,10 @@ pub struct GpuContext {
     variant_modules: HashMap<(Family, usize), OnceLock<wgpu::ShaderModule>>,
     /// The autotuner's choices on this device (shared by its executors).
     pub(crate) tuner: Mutex<super::tune::Tuner>,
+    /// The per-element kernels' workgroup width (`WG_FLAT`), fixed for the device's
+    /// life once its first pipeline is built or its first plan loaded
+    /// ([`GpuContext::flat_width`], `flat_width::decide`).
+    flat_width: OnceLock<u32>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
@@ -508,6 +512,7 @@ impl GpuContext {
                 .map(|key| ((key.pipe.spec().family, key.variant), Default::default()))
                 .collect(),
             tuner: Mutex::default(),
+            flat_width: OnceLock::new(),
             uncaptured,
         })
     }
@@ -603,36 +608,73 @@ impl GpuContext {
             if slot.get().is_some() {
                 continue;
             }
-            let spec = key.pipe.spec();
-            let scope = ErrorScope::push(&self.device);
-            let module = self.compiled(key);
-            let built = self
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(spec.entry),
-                    layout: Some(
-                        self.pipeline_layouts[layout_index(spec.layout)]
-                            .as_ref()
-                            .ok_or_else(|| {
-                                Error::Gpu(format!(
-                            "{} has too few storage buffers per shader stage for the {} kernel",
-                            self.info.name, spec.name
-                        ))
-                            })?,
-                    ),
-                    module,
-                    entry_point: Some(spec.entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: spec.constants,
-                        ..Default::default()
-                    },
-                    cache: None,
-                });
-            scope.pop(&format!("building the {key:?} pipeline"))?;
+            let built = self.build_pipeline(key, self.flat_width())?;
             // Another executor on this device may have built it meanwhile: either will do.
             let _ = slot.set(built);
         }
         Ok(())
+    }
+
+    /// The per-element kernels' workgroup width on this device: the one decided
+    /// (`set_flat_width`), else from now on the default, 256.
+    pub fn flat_width(&self) -> u32 {
+        *self
+            .flat_width
+            .get_or_init(|| super::flat_width::DEFAULT_FLAT_WIDTH)
+    }
+
+    /// Fixes the per-element kernels' width at `width`, unless a pipeline was built or a
+    /// width fixed already (then that one stays, and is returned).
+    pub(crate) fn set_flat_width(&self, width: u32) -> u32 {
+        *self.flat_width.get_or_init(|| width)
+    }
+
+    /// Whether the per-element kernels' width is fixed already.
+    pub(crate) fn flat_width_fixed(&self) -> bool {
+        self.flat_width.get().is_some()
+    }
+
+    /// `key`'s pipeline with its per-element kernels' workgroups `flat_width` wide
+    /// (`WG_FLAT`; the table's pipelines take the device's width, the tuner times
+    /// others).
+    pub(crate) fn build_pipeline(
+        &self,
+        key: PipeKey,
+        flat_width: u32,
+    ) -> Result<wgpu::ComputePipeline> {
+        let spec = key.pipe.spec();
+        let constants: Vec<(&str, f64)> = spec
+            .constants
+            .iter()
+            .copied()
+            .chain([("WG_FLAT", flat_width as f64)])
+            .collect();
+        let scope = ErrorScope::push(&self.device);
+        let module = self.compiled(key);
+        let built = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(spec.entry),
+                layout: Some(
+                    self.pipeline_layouts[layout_index(spec.layout)]
+                        .as_ref()
+                        .ok_or_else(|| {
+                            Error::Gpu(format!(
+                                "{} has too few storage buffers per shader stage for the {} kernel",
+                                self.info.name, spec.name
+                            ))
+                        })?,
+                ),
+                module,
+                entry_point: Some(spec.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    ..Default::default()
+                },
+                cache: None,
+            });
+        scope.pop(&format!("building the {key:?} pipeline"))?;
+        Ok(built)
     }
 
     /// Whether the kernels are compiled without naga's runtime checks
@@ -699,6 +741,17 @@ impl GpuContext {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .step_form_choices()
+    }
+
+    /// The per-element kernels' width as this device's tuner decided or read it, with
+    /// what it measured; `None` where it did not decide (tuning off, or a width fixed
+    /// before its first plan).
+    pub fn flat_width_choice(&self) -> Option<super::flat_width::FlatWidthChoice> {
+        self.tuner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flat_width_choice()
+            .cloned()
     }
 
     /// Every GEMM shape's variant chosen or read by this device's tuner so far.

@@ -14,7 +14,7 @@
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, OptimizerParams, RowOp, RowProgramParams,
-    RP_ROWS, WG,
+    RP_ROWS,
 };
 use super::row_program::{FusedStep, Stage};
 use super::shaders::{Access, Layout, Pipe, PipeKey, Precision, UNIFORM_BYTES};
@@ -457,6 +457,7 @@ impl GpuExecutor {
             max_groups: self.max_groups,
             loss_scale: if f16 { F16_LOSS_SCALE } else { 1.0 },
             master: f16,
+            flat_width: self.ctx.flat_width(),
         }
     }
 
@@ -819,6 +820,8 @@ impl Executor for GpuExecutor {
         if self.ctx.precision == Precision::F16 {
             refuse_positions_f16_cannot_hold(&plan)?;
         }
+        // The per-element kernels' width, before the first pipeline fixes it.
+        super::flat_width::decide(&self.ctx)?;
         let limits = self.limits();
         // The step with its row launches fused, where it can be and the tuner takes it
         // (timing both forms the first time it meets the step on this device).
@@ -1105,6 +1108,8 @@ pub(crate) struct Limits {
     pub(crate) loss_scale: f32,
     /// Whether the update runs on the f32 master parameters (f16).
     master: bool,
+    /// The per-element kernels' workgroup width (`WG_FLAT`, `GpuContext::flat_width`).
+    flat_width: u32,
 }
 
 /// A grid of `groups` workgroups, wrapped into y past `max_groups` a dimension.
@@ -1127,9 +1132,10 @@ impl Limits {
         grid(groups, self.max_groups)
     }
 
-    /// A grid of one invocation per `invocations`, in workgroups of `WG`.
+    /// A grid of one invocation per `invocations`, in the per-element kernels'
+    /// workgroups (`WG_FLAT`).
     pub(crate) fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
-        self.grid(invocations.div_ceil(WG as usize))
+        self.grid(invocations.div_ceil(self.flat_width as usize))
     }
 
     /// A row-major table `t` of `cols` words a row, in runs of whole rows that each fit

@@ -282,7 +282,8 @@ kernel_params! {
 // The constants of common.wgsl the host uses too; each is checked equal to its WGSL
 // twin (same name) by the test.
 
-/// Invocations per workgroup of the 1-D kernels.
+/// Invocations per workgroup of the fixed sum tree (the per-element kernels' width is
+/// the device's: `gpu::flat_width`).
 pub const WG: u32 = 256;
 /// Invocations per workgroup of the sums with one invocation per output.
 pub const REDUCE_WG: u32 = 32;

@@ -30,6 +30,7 @@
 //! both in ([`Tuning`]).
 
 use super::context::{ErrorScope, GpuContext};
+use super::flat_width::FlatWidthChoice;
 use super::shaders::{GemmVariant, Layout, Pipe, PipeKey, DEFAULT_VARIANT, UNIFORM_BYTES};
 use crate::engine::ops::conv::ConvGemmShape;
 use crate::engine::ops::matmul::MatMulShape;
@@ -142,6 +143,10 @@ pub struct Tuning {
     /// each form). `None`: the mode decides.
     #[doc(hidden)]
     pub force_step_form: Option<StepForm>,
+    /// The per-element kernels' workgroup width, untimed, on a device that has not
+    /// fixed one yet (`flat_width`; tests of each width). `None`: the mode decides.
+    #[doc(hidden)]
+    pub force_flat_width: Option<u32>,
 }
 
 impl Tuning {
@@ -371,6 +376,8 @@ pub struct Tuner {
     tuning: Tuning,
     decided: HashMap<GemmShape, ShapeChoice>,
     forms_decided: HashMap<String, StepFormChoice>,
+    /// The per-element width, once decided or read (`flat_width`).
+    flat: Option<FlatWidthChoice>,
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
     /// Seconds spent tuning in this process.
@@ -418,14 +425,10 @@ impl Tuner {
         if let Some(c) = self.forms_decided.get(key) {
             return Some(c.form);
         }
-        let cache_key = format!("{} | {key}", device_key(ctx));
         let hit = match self.tuning.mode {
             TuneMode::Cached => self
-                .entries()
-                .iter()
-                .rev()
-                .find(|e| e.key == cache_key)
-                .and_then(|e| StepForm::all().find(|f| f.name() == e.variant)),
+                .cached_name(ctx, key)
+                .and_then(|name| StepForm::all().find(|f| f.name() == name)),
             _ => None,
         };
         if let Some(form) = hit {
@@ -483,6 +486,60 @@ impl Tuner {
             },
         );
         form
+    }
+
+    /// The choice the cache file holds for `key` (after the device's own key) on `ctx`:
+    /// its variant's name.
+    pub(super) fn cached_name(&mut self, ctx: &GpuContext, key: &str) -> Option<String> {
+        let cache_key = format!("{} | {key}", device_key(ctx));
+        self.entries()
+            .iter()
+            .rev()
+            .find(|e| e.key == cache_key)
+            .map(|e| e.variant.clone())
+    }
+
+    /// The per-element width decided or read in this process, with what was measured.
+    pub fn flat_width_choice(&self) -> Option<&FlatWidthChoice> {
+        self.flat.as_ref()
+    }
+
+    pub(super) fn remember_flat_width(&mut self, choice: FlatWidthChoice) {
+        self.flat = Some(choice);
+    }
+
+    /// Takes the per-element width measured (in `seconds`) and stores it in the cache
+    /// under `key`.
+    pub(super) fn record_flat_width(
+        &mut self,
+        ctx: &GpuContext,
+        key: &str,
+        choice: FlatWidthChoice,
+        seconds: f64,
+    ) -> u32 {
+        self.spent += seconds;
+        let width = choice.width;
+        self.put(CacheEntry {
+            key: format!("{} | {key}", device_key(ctx)),
+            variant: width.to_string(),
+            measured: None,
+        });
+        self.store();
+        self.note_flat_width(ctx, &choice);
+        self.flat = Some(choice);
+        width
+    }
+
+    /// A note of each width measured that was dropped.
+    fn note_flat_width(&self, ctx: &GpuContext, choice: &FlatWidthChoice) {
+        for (width, time) in &choice.times {
+            if let Err(why) = time {
+                self.note(&format!(
+                    "note: per-element workgroup width {width} dropped on {}: {why}",
+                    ctx.info.name
+                ));
+            }
+        }
     }
 
     /// Notes that `variant` was dropped at `shape` on `ctx`'s adapter, and why.
@@ -563,7 +620,7 @@ impl Tuner {
 
     /// Whether `Cached` has spent its budget for this process, counting `more` seconds
     /// not yet added to it (the shape under way).
-    fn budget_spent(&self, more: f64) -> bool {
+    pub(super) fn budget_spent(&self, more: f64) -> bool {
         self.tuning.mode == TuneMode::Cached
             && self
                 .tuning

@@ -210,7 +210,8 @@ pub enum ElementwiseKernel {
 
 const BINARY: Pipe = pipe!("binary", Elementwise, Read2Write1);
 const UNARY: Pipe = pipe!("unary", Elementwise, Read2Write1);
-const ACT_GRAD: Pipe = pipe!("act_grad", Elementwise, Read2Write1);
+/// The flat-width probe's kernel too (`gpu::flat_width`).
+pub(crate) const ACT_GRAD: Pipe = pipe!("act_grad", Elementwise, Read2Write1);
 
 /// The family's pipelines (entry points of shaders/elementwise.wgsl).
 pub const PIPES: &[Pipe] = &[BINARY, UNARY, ACT_GRAD];

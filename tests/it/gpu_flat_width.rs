@@ -1,0 +1,247 @@
+//! The per-element kernels' workgroup width (`gpu::flat_width`, `WG_FLAT`): every width
+//! trains the MLP, the CNN and the LSTM to the default width's bytes (each on a device
+//! of its own, buffers poisoned with NaN), the tuner's choice is cached and read back,
+//! and a device keeps the width its first pipeline was built with.
+//!
+//! These tests need a wgpu adapter (Mesa's lavapipe is enough). Without one they fail,
+//! unless RISKGRAD_SKIP_GPU_TESTS=1.
+
+use crate::common;
+use crate::rnn_common;
+
+use riskgrad::engine::exec::Executor;
+use riskgrad::engine::gpu::flat_width::{DEFAULT_FLAT_WIDTH, FLAT_WIDTHS};
+use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
+use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
+use riskgrad::train::{Split, Trainer};
+use std::sync::Arc;
+
+/// A device of its own (its width is fixed once, for its life) under `tuning`; `None`
+/// when GPU tests are skipped.
+fn own_device(tuning: Tuning) -> Option<Arc<GpuContext>> {
+    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+        eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
+        return None;
+    }
+    let ctx = choose_adapter(&DeviceChoice::Gpu)
+        .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
+        .expect("an adapter");
+    ctx.set_tuning(tuning);
+    Some(Arc::new(ctx))
+}
+
+fn forced(width: u32) -> Tuning {
+    Tuning {
+        force_flat_width: Some(width),
+        ..Default::default()
+    }
+}
+
+/// `model` trained one epoch on `ctx`: its weights and, as bits, the epoch's training
+/// loss and validation AUC.
+fn trained(
+    ctx: &Arc<GpuContext>,
+    model: &ModelSpec,
+    train: &Split,
+    val: &Split,
+) -> (Vec<f32>, [u64; 2]) {
+    let mut exec = GpuExecutor::new(ctx.clone());
+    exec.set_poison(true);
+    let mut trainer =
+        Trainer::new(&mut exec, model, train, val, common::adam_config(5, 1)).expect("trainer");
+    let report = trainer.epoch(&mut |_, _, _| {}).expect("epoch");
+    drop(trainer);
+    let scores = [report.train_loss, report.validation.auc].map(f64::to_bits);
+    (exec.read_params().unwrap(), scores)
+}
+
+/// The first `rows` rows of a split of the sequence models' data.
+fn first_rows(s: &Split, rows: usize) -> Split {
+    let width = s.x.len() / s.y.len();
+    Split {
+        x: s.x[..rows * width].to_vec(),
+        y: s.y[..rows].to_vec(),
+    }
+}
+
+#[test]
+fn every_width_trains_the_mlp_cnn_and_lstm_to_the_default_widths_bytes() {
+    let _turn = common::take_turn();
+    let Some(ctx) = own_device(forced(DEFAULT_FLAT_WIDTH)) else {
+        return;
+    };
+    // Rows that fill no whole batch of 256 at the end, nor a whole workgroup of any width.
+    let (train, val) = rnn_common::peer_splits(0);
+    let (train, val) = (first_rows(&train, 1_001), first_rows(&val, 333));
+    let models = [
+        ModelSpec::lstm(RecurrentSpec::new(5, 3, 6, &[16, 8], false, &[]).unwrap()),
+        ModelSpec::cnn(5, 3, 6, CnnLayers::default()).unwrap(),
+    ];
+    let run = |ctx: &Arc<GpuContext>| {
+        let mut exec = GpuExecutor::new(ctx.clone());
+        exec.set_poison(true);
+        let reports = common::train_default_mlp(&mut exec, 1, 3);
+        let mlp = (
+            exec.read_params().unwrap(),
+            [reports[0].train_loss, reports[0].validation.auc].map(f64::to_bits),
+        );
+        let mut all = vec![mlp];
+        all.extend(models.iter().map(|m| trained(ctx, m, &train, &val)));
+        all
+    };
+    let base = run(&ctx);
+    assert_eq!(ctx.flat_width(), DEFAULT_FLAT_WIDTH);
+    for width in FLAT_WIDTHS.into_iter().filter(|&w| w != DEFAULT_FLAT_WIDTH) {
+        let ctx = own_device(forced(width)).unwrap();
+        let got = run(&ctx);
+        assert_eq!(ctx.flat_width(), width, "the device took the forced width");
+        for (i, ((weights, scores), (base_weights, base_scores))) in
+            got.iter().zip(&base).enumerate()
+        {
+            let model = ["mlp", "lstm", "cnn"][i];
+            assert_eq!(
+                common::first_difference(weights, base_weights),
+                None,
+                "{model} at width {width}: other weights"
+            );
+            assert_eq!(
+                scores, base_scores,
+                "{model} at width {width}: other loss or AUC"
+            );
+        }
+    }
+}
+
+fn write(path: &std::path::Path, bytes: &[u8]) -> riskgrad::Result<()> {
+    riskgrad::files::write_atomically(path, bytes)
+}
+
+/// Loads a small plan on `ctx` (its first: the width is decided there).
+fn load_a_plan(ctx: &Arc<GpuContext>) {
+    use riskgrad::engine::graph::{Act, Graph};
+    use riskgrad::engine::plan::{compile, PlanRequest};
+    let mut g = Graph::new();
+    let a = g.input("a", &[37, 5]).unwrap();
+    let y = g.unary(Act::Tanh, a).unwrap();
+    let plan = compile(
+        &g,
+        &PlanRequest {
+            keep: vec![y],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    GpuExecutor::new(ctx.clone()).load(plan).unwrap();
+}
+
+/// The cache entry of the per-element width in `file`, if any.
+fn cached_width(file: &std::path::Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["entries"]
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["key"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("| flat workgroup width"))
+        })
+        .map(|e| e["variant"].clone())
+}
+
+/// Sets the per-element width's cache entry in `file` to `width`.
+fn set_cached_width(file: &std::path::Path, width: &str) {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let entry = json["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| {
+            e["key"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("| flat workgroup width"))
+        })
+        .expect("the width's entry");
+    entry["variant"] = serde_json::json!(width);
+    std::fs::write(file, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+#[test]
+fn the_width_is_measured_once_cached_and_read_back() {
+    let _turn = common::take_turn();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gpu-tune.json");
+    let cached = || Tuning {
+        budget_seconds: None,
+        ..Tuning::new(TuneMode::Cached, Some(file.clone()), Some(write), None)
+    };
+    let Some(first) = own_device(cached()) else {
+        return;
+    };
+    load_a_plan(&first);
+    let choice = first.flat_width_choice().expect("the width was decided");
+    assert_eq!(choice.width, first.flat_width());
+    let timed: Vec<u32> = choice
+        .times
+        .iter()
+        .filter(|(_, t)| {
+            t.as_ref()
+                .is_ok_and(|per_probe| per_probe.iter().all(|&s| s > 0.0))
+        })
+        .map(|(w, _)| *w)
+        .collect();
+    assert_eq!(
+        timed, FLAT_WIDTHS,
+        "every width timed, none dropped: {choice:?}"
+    );
+    assert_eq!(
+        cached_width(&file),
+        Some(serde_json::json!(first.flat_width().to_string())),
+        "the choice is in the cache file"
+    );
+
+    // A later device reads the cache's width (here edited to 64) without timing.
+    set_cached_width(&file, "64");
+    let second = own_device(cached()).unwrap();
+    load_a_plan(&second);
+    assert_eq!(second.flat_width(), 64);
+    assert!(
+        second.flat_width_choice().unwrap().times.is_empty(),
+        "read, not timed"
+    );
+
+    // A width the engine does not offer is measured again, and the entry rewritten.
+    set_cached_width(&file, "1000");
+    let third = own_device(cached()).unwrap();
+    load_a_plan(&third);
+    assert!(FLAT_WIDTHS.contains(&third.flat_width()));
+    assert!(
+        !third.flat_width_choice().unwrap().times.is_empty(),
+        "timed again"
+    );
+    assert_eq!(
+        cached_width(&file),
+        Some(serde_json::json!(third.flat_width().to_string()))
+    );
+
+    // Tuning off: the default, nothing timed.
+    let off = own_device(Tuning::default()).unwrap();
+    load_a_plan(&off);
+    assert_eq!(off.flat_width(), DEFAULT_FLAT_WIDTH);
+    assert!(off.flat_width_choice().is_none());
+}
+
+#[test]
+fn a_device_keeps_the_width_its_first_pipeline_was_built_with() {
+    let _turn = common::take_turn();
+    let Some(ctx) = own_device(Tuning::default()) else {
+        return;
+    };
+    ctx.prepare([riskgrad::engine::gpu::shaders::Pipe::FILL])
+        .unwrap();
+    ctx.set_tuning(forced(64));
+    load_a_plan(&ctx);
+    assert_eq!(ctx.flat_width(), DEFAULT_FLAT_WIDTH);
+}
