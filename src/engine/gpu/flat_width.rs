@@ -18,7 +18,8 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::kernel_params::ElementwiseParams;
-use super::shaders::{Layout, PipeKey, UNIFORM_BYTES};
+use super::probe;
+use super::shaders::{Layout, PipeKey};
 use super::tune::{TuneMode, Tuner};
 use crate::engine::graph::Act;
 use crate::error::Result;
@@ -208,51 +209,17 @@ impl Probe {
         let mut rng = Rng::new(n as u64);
         let mut random = || -> Vec<f32> { (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect() };
         let scope = ErrorScope::push(&ctx.device);
-        let buffer = |label: &str, data: &[f32], usage: wgpu::BufferUsages| {
-            let bytes = ctx.precision.encode_padded(data, 16);
-            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (bytes.len() as u64).max(UNIFORM_BYTES),
-                usage: usage | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            ctx.queue.write_buffer(&buffer, 0, &bytes);
-            buffer
-        };
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let x = buffer("flat probe x", &random(), storage);
-        let y = buffer("flat probe y", &random(), storage);
-        let out = buffer("flat probe out", &vec![f32::NAN; n], storage);
-        let params = ElementwiseParams {
+        let x = probe::storage_buffer(ctx, "flat probe x", &random());
+        let y = probe::storage_buffer(ctx, "flat probe y", &random());
+        let out = probe::storage_buffer(ctx, "flat probe out", &vec![f32::NAN; n]);
+        let record = super::executor::record(ElementwiseParams {
             shape: [1; 4],
             n: n as u32,
             code: Act::Relu.code(),
             ..Default::default()
-        };
-        let record = super::executor::record(params);
-        let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("flat probe params"),
-            size: UNIFORM_BYTES,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
         });
-        ctx.queue.write_buffer(&uniform, 0, &record);
-        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }
-        }
-        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("flat probe"),
-            layout: ctx.bind_group_layout(Layout::Read2Write1),
-            entries: &[
-                entry(0, &uniform),
-                entry(1, &x),
-                entry(2, &y),
-                entry(3, &out),
-            ],
-        });
+        let buffers = [&x, &y, &out];
+        let group = probe::bind_group(ctx, "flat probe", Layout::Read2Write1, &record, &buffers);
         scope.pop("making the flat-width probe")?;
         Ok(Probe { n, group, out })
     }
@@ -269,27 +236,14 @@ impl Probe {
             self.n.div_ceil(width as usize),
             ctx.limits.max_compute_workgroups_per_dimension,
         )?;
-        let scope = ErrorScope::push(&ctx.device);
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("flat probe"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("flat probe"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &self.group, &[]);
-            for _ in 0..times {
-                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
-            }
-        }
-        ctx.queue.submit([encoder.finish()]);
-        scope.pop("running the flat-width probe")?;
-        ctx.wait()?;
-        ctx.take_error()
+        probe::run_repeated(
+            ctx,
+            "the flat-width probe",
+            pipeline,
+            &self.group,
+            grid,
+            times,
+        )
     }
 
     /// The output of one launch at `width`, the buffer poisoned first.

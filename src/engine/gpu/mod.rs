@@ -1,6 +1,7 @@
 //! The wgpu executor: adapter choice and limits (`context`), the WGSL kernels and their
 //! pipelines (`shaders`), the GEMM autotuner (`tune`) and the per-element kernels'
-//! workgroup width it also decides (`flat_width`), the host's mirror of their
+//! workgroup width it also decides (`flat_width`), with their launches on buffers of
+//! their own (`probe`), the host's mirror of their
 //! parameter structs and shared constants (`kernel_params`), and the `Executor` that
 //! runs plans on the GPU (`executor`).
 
@@ -8,6 +9,7 @@ pub mod context;
 pub mod executor;
 pub mod flat_width;
 pub mod kernel_params;
+mod probe;
 mod row_program;
 pub mod shaders;
 pub mod tune;

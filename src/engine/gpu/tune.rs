@@ -31,7 +31,8 @@
 
 use super::context::{ErrorScope, GpuContext};
 use super::flat_width::FlatWidthChoice;
-use super::shaders::{GemmVariant, Layout, Pipe, PipeKey, DEFAULT_VARIANT, UNIFORM_BYTES};
+use super::probe;
+use super::shaders::{GemmVariant, Layout, Pipe, PipeKey, DEFAULT_VARIANT};
 use crate::engine::ops::conv::ConvGemmShape;
 use crate::engine::ops::matmul::MatMulShape;
 use crate::error::{Error, Result};
@@ -1044,90 +1045,29 @@ impl Scratch {
                 .collect()
         };
         let scope = ErrorScope::push(&ctx.device);
-        let upload = |label: &str, data: &[f32]| {
-            let bytes = ctx.precision.encode_padded(data, 16);
-            let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes.len() as u64,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            ctx.queue.write_buffer(&buffer, 0, &bytes);
-            buffer
-        };
         let scratch = Scratch {
             shape: *shape,
-            a: upload("tuning a", &random(a_len)),
-            b: upload("tuning b", &random(b_len)),
-            bias: upload("tuning bias", &random(bias_len)),
-            out: upload("tuning out", &vec![f32::NAN; out_len.max(1)]),
+            a: probe::storage_buffer(ctx, "tuning a", &random(a_len)),
+            b: probe::storage_buffer(ctx, "tuning b", &random(b_len)),
+            bias: probe::storage_buffer(ctx, "tuning bias", &random(bias_len)),
+            out: probe::storage_buffer(ctx, "tuning out", &vec![f32::NAN; out_len.max(1)]),
             out_len,
         };
         scope.pop("making the tuning buffers")?;
         Ok(scratch)
     }
 
-    /// A bind group and grid for `variant`.
-    fn launch(&self, ctx: &GpuContext, variant: usize) -> Result<(wgpu::BindGroup, [u32; 3])> {
-        let (record, groups) = self.shape.record(variant)?;
-        let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tuning params"),
-            size: UNIFORM_BYTES,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        ctx.queue.write_buffer(&uniform, 0, &record);
-        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }
-        }
-        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("tuning"),
-            layout: ctx.bind_group_layout(Layout::Read3Write1),
-            entries: &[
-                entry(0, &uniform),
-                entry(1, &self.a),
-                entry(2, &self.b),
-                entry(3, &self.bias),
-                entry(4, &self.out),
-            ],
-        });
-        let grid = super::executor::grid(groups, ctx.limits.max_compute_workgroups_per_dimension)?;
-        Ok((group, grid))
-    }
-
     /// Runs `variant` `times` times in one submission and waits for it.
     fn run(&self, ctx: &GpuContext, variant: usize, times: usize) -> Result<()> {
-        let (group, grid) = self.launch(ctx, variant)?;
+        let (record, groups) = self.shape.record(variant)?;
+        let buffers = [&self.a, &self.b, &self.bias, &self.out];
+        let group = probe::bind_group(ctx, "tuning", Layout::Read3Write1, &record, &buffers);
+        let grid = super::executor::grid(groups, ctx.limits.max_compute_workgroups_per_dimension)?;
         let pipeline = ctx.pipeline(PipeKey {
             pipe: self.shape.pipe(),
             variant,
         })?;
-        let scope = ErrorScope::push(&ctx.device);
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("tuning"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("tuning"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            for _ in 0..times {
-                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
-            }
-        }
-        ctx.queue.submit([encoder.finish()]);
-        scope.pop("running a kernel variant")?;
-        ctx.wait()?;
-        ctx.take_error()
+        probe::run_repeated(ctx, "a kernel variant", pipeline, &group, grid, times)
     }
 
     /// `variant`'s output, after poisoning the output buffer.
