@@ -3,7 +3,7 @@
 # binary, fresh Mesa shader and riskgrad caches, `bench train --epochs 1 --tune cached`
 # twice (cold, then on the caches the first run left), and the "process start to end of
 # first training step" seconds of each (BENCHMARKS.md, "Subgroup split-K and the
-# per-element width").
+# flat kernels' widths").
 #   ROUNDS=3 DEVICE=0 scripts/cold_start.sh OLD_BINARY NEW_BINARY ...
 set -euo pipefail
 export NODEVICE_SELECT=1

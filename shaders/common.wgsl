@@ -10,17 +10,19 @@
 const WG: u32 = 256u;
 
 // Threads per workgroup of the per-element kernels (one invocation per output, indexed
-// by flat_index): the device's choice (src/engine/gpu/tune.rs, "flat workgroups"), set
-// for every pipeline it builds; 256 unless the tuner found another width faster there.
-// Any width gives the same bits.
+// by flat_index): the device's choice, set for every pipeline it builds
+// (src/engine/gpu/flat_width.rs); 256 unless the tuner found another width faster
+// there. Any width gives the same bits.
 override WG_FLAT: u32 = 256u;
 
 // Threads per workgroup of the sums with one invocation per output (reduce.wgsl's
 // reduce_to_serial and reduce_to_tree_order): a bias gradient has a few dozen to a few
 // hundred outputs, which in workgroups of WG were one workgroup, so one core of a
-// CPU adapter and one multiprocessor of a GPU. 32: a warp, half a wavefront, four
-// 256-bit registers of lavapipe's lanes.
-const REDUCE_WG: u32 = 32u;
+// CPU adapter and one multiprocessor of a GPU. The device's choice, as WG_FLAT's; 32 (a
+// warp, half a wavefront, four 256-bit registers of lavapipe's lanes) unless the tuner
+// found another width faster there. Any width gives the same bits (each output is one
+// invocation's sum).
+override WG_SUMS: u32 = 32u;
 
 // The tiled matmul and convolution: a 16x16 workgroup computes a TILE x TILE block of
 // the output, walking k in steps of BK staged in workgroup memory as vec4.

@@ -2,7 +2,7 @@
 // not), each output summed in a fixed order, so results repeat exactly run to run.
 //   reduce_to_serial  one invocation per output, summing in input index order (the CPU
 //                     kernel's order); for many outputs or short sums. This and
-//                     reduce_to_tree_order run in workgroups of REDUCE_WG.
+//                     reduce_to_tree_order run in workgroups of WG_SUMS.
 //   reduce_to_tree    one workgroup per output: invocation t sums elements t, t+256, ...
 //                     in order, then a fixed pairwise tree; for few outputs with long
 //                     sums.
@@ -73,9 +73,9 @@ fn summand(at: Summands, base: vec4<u32>, r: u32) -> f32 {
     return f32(x[input_offset(base, r)]);
 }
 
-@compute @workgroup_size(REDUCE_WG)
+@compute @workgroup_size(WG_SUMS)
 fn reduce_to_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = flat_index_of(wg, nwg, lid, REDUCE_WG);
+    let o = flat_index_of(wg, nwg, lid, WG_SUMS);
     if o >= p.n_out {
         return;
     }
@@ -112,9 +112,9 @@ fn reduce_to_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 // many subtrees as k has trailing ones. So every addition pairs the same two values as
 // the tree's, and the bits agree. (Writing out the first three levels, eight leaves a
 // step, measured no faster on lavapipe.)
-@compute @workgroup_size(REDUCE_WG)
+@compute @workgroup_size(WG_SUMS)
 fn reduce_to_tree_order(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let o = flat_index_of(wg, nwg, lid, REDUCE_WG);
+    let o = flat_index_of(wg, nwg, lid, WG_SUMS);
     if o >= p.n_out {
         return;
     }

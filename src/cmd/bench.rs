@@ -577,7 +577,7 @@ fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -
         }
     }
     print_step_forms(&ctx.step_form_choices());
-    print_flat_width(ctx.flat_width_choice(), ctx.flat_width());
+    print_widths(&ctx);
     println!();
     for line in model_lines {
         println!("{line}");
@@ -587,36 +587,40 @@ fn tune(choice: &DeviceChoice, sizes: &[usize], models: &[suites::BenchModel]) -
     Ok(())
 }
 
-/// The per-element kernels' workgroup widths as timed on the device, and the one taken
-/// (`width`, the device's).
-fn print_flat_width(
-    choice: Option<riskgrad::engine::gpu::flat_width::FlatWidthChoice>,
-    width: u32,
-) {
-    use riskgrad::engine::gpu::flat_width::{FLAT_WIDTH_MARGIN, PROBE_ELEMENTS};
-    println!();
-    println!(
-        "per-element kernels' workgroup width (act_grad, µs per launch at {}; another width must take ≤ {:.0} % of 256's summed)",
-        PROBE_ELEMENTS.map(|n| format!("{n} elements")).join(" and "),
-        100.0 * FLAT_WIDTH_MARGIN
-    );
-    let Some(choice) = choice.filter(|c| !c.times.is_empty()) else {
-        println!("{width} (not timed in this run)");
-        return;
-    };
-    for (w, time) in &choice.times {
-        match time {
-            Ok(per_probe) => {
-                let cells: Vec<String> = per_probe
-                    .iter()
-                    .map(|s| format!("{:>9.1}", s * 1e6))
-                    .collect();
-                println!("{w:>5} {}", cells.join(" "));
+/// The flat kernels' workgroup widths as timed on `ctx`, kind by kind, and the ones
+/// taken.
+fn print_widths(ctx: &riskgrad::engine::gpu::GpuContext) {
+    use riskgrad::engine::gpu::flat_width::{WidthKind, WIDTH_MARGIN};
+    for kind in WidthKind::ALL {
+        let width = ctx.width(kind);
+        println!();
+        println!(
+            "workgroup width of the {} (µs per launch at {}; another width must take ≤ {:.0} % of {}'s summed)",
+            kind.name(),
+            kind.probe_sizes()
+                .map(|n| format!("{n} {}", kind.probe_unit()))
+                .join(" and "),
+            100.0 * WIDTH_MARGIN,
+            kind.default_width()
+        );
+        let Some(choice) = ctx.width_choice(kind).filter(|c| !c.times.is_empty()) else {
+            println!("{width} (not timed in this run)");
+            continue;
+        };
+        for (w, time) in &choice.times {
+            match time {
+                Ok(per_probe) => {
+                    let cells: Vec<String> = per_probe
+                        .iter()
+                        .map(|s| format!("{:>9.1}", s * 1e6))
+                        .collect();
+                    println!("{w:>5} {}", cells.join(" "));
+                }
+                Err(why) => println!("{w:>5} dropped: {why}"),
             }
-            Err(why) => println!("{w:>5} dropped: {why}"),
         }
+        println!("taken: {width}");
     }
-    println!("taken: {width}");
 }
 
 /// The training and scoring steps whose row launches can run as the row program: each

@@ -1,7 +1,8 @@
-//! The per-element kernels' workgroup width (`gpu::flat_width`, `WG_FLAT`): every width
-//! trains the MLP, the CNN and the LSTM to the default width's bytes (each on a device
-//! of its own, buffers poisoned with NaN), the tuner's choice is cached and read back,
-//! and a device keeps the width its first pipeline was built with.
+//! The flat kernels' workgroup widths (`gpu::flat_width`: `WG_FLAT` for the
+//! per-element kernels, `WG_SUMS` for the per-output sums): every width trains the MLP,
+//! the CNN and the LSTM to the default widths' bytes (each on a device of its own,
+//! buffers poisoned with NaN), the tuner's choices are cached and read back, and a
+//! device keeps the widths its first pipeline was built with.
 //!
 //! These tests need a wgpu adapter (Mesa's lavapipe is enough). Without one they fail,
 //! unless RISKGRAD_SKIP_GPU_TESTS=1.
@@ -10,15 +11,15 @@ use crate::common;
 use crate::rnn_common;
 
 use riskgrad::engine::exec::Executor;
-use riskgrad::engine::gpu::flat_width::{DEFAULT_FLAT_WIDTH, FLAT_WIDTHS};
+use riskgrad::engine::gpu::flat_width::WidthKind;
 use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
 use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::train::{Split, Trainer};
 use std::sync::Arc;
 
-/// A device of its own (its width is fixed once, for its life) under `tuning`; `None`
-/// when GPU tests are skipped.
+/// A device of its own (its widths are fixed once, for its life) under `tuning`;
+/// `None` when GPU tests are skipped.
 fn own_device(tuning: Tuning) -> Option<Arc<GpuContext>> {
     if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
         eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
@@ -31,11 +32,16 @@ fn own_device(tuning: Tuning) -> Option<Arc<GpuContext>> {
     Some(Arc::new(ctx))
 }
 
-fn forced(width: u32) -> Tuning {
+/// Tuning that forces `widths` (in `WidthKind::ALL`'s order).
+fn forced(widths: [u32; 2]) -> Tuning {
     Tuning {
-        force_flat_width: Some(width),
+        force_widths: WidthKind::ALL.into_iter().zip(widths).collect(),
         ..Default::default()
     }
+}
+
+fn defaults() -> [u32; 2] {
+    WidthKind::ALL.map(|k| k.default_width())
 }
 
 /// `model` trained one epoch on `ctx`: its weights and, as bits, the epoch's training
@@ -68,7 +74,7 @@ fn first_rows(s: &Split, rows: usize) -> Split {
 #[test]
 fn every_width_trains_the_mlp_cnn_and_lstm_to_the_default_widths_bytes() {
     let _turn = common::take_turn();
-    let Some(ctx) = own_device(forced(DEFAULT_FLAT_WIDTH)) else {
+    let Some(ctx) = own_device(forced(defaults())) else {
         return;
     };
     // Rows that fill no whole batch of 256 at the end, nor a whole workgroup of any width.
@@ -91,11 +97,21 @@ fn every_width_trains_the_mlp_cnn_and_lstm_to_the_default_widths_bytes() {
         all
     };
     let base = run(&ctx);
-    assert_eq!(ctx.flat_width(), DEFAULT_FLAT_WIDTH);
-    for width in FLAT_WIDTHS.into_iter().filter(|&w| w != DEFAULT_FLAT_WIDTH) {
-        let ctx = own_device(forced(width)).unwrap();
+    assert_eq!(ctx.widths(), defaults());
+    // Each kind's other widths, side by side; then a sums width below the default (not
+    // offered, but a grid sized for the default would leave outputs unwritten).
+    let others = |k: WidthKind| k.widths()[1..].to_vec();
+    let [per_element, sums] = WidthKind::ALL.map(others);
+    let mut cases: Vec<[u32; 2]> = per_element
+        .into_iter()
+        .zip(sums)
+        .map(|(e, s)| [e, s])
+        .collect();
+    cases.push([64, 16]);
+    for widths in cases {
+        let ctx = own_device(forced(widths)).unwrap();
         let got = run(&ctx);
-        assert_eq!(ctx.flat_width(), width, "the device took the forced width");
+        assert_eq!(ctx.widths(), widths, "the device took the forced widths");
         for (i, ((weights, scores), (base_weights, base_scores))) in
             got.iter().zip(&base).enumerate()
         {
@@ -103,11 +119,11 @@ fn every_width_trains_the_mlp_cnn_and_lstm_to_the_default_widths_bytes() {
             assert_eq!(
                 common::first_difference(weights, base_weights),
                 None,
-                "{model} at width {width}: other weights"
+                "{model} at widths {widths:?}: other weights"
             );
             assert_eq!(
                 scores, base_scores,
-                "{model} at width {width}: other loss or AUC"
+                "{model} at widths {widths:?}: other loss or AUC"
             );
         }
     }
@@ -135,41 +151,42 @@ fn load_a_plan(ctx: &Arc<GpuContext>) {
     GpuExecutor::new(ctx.clone()).load(plan).unwrap();
 }
 
-/// The cache entry of the per-element width in `file`, if any.
-fn cached_width(file: &std::path::Path) -> Option<serde_json::Value> {
+/// The cache entry of `kind`'s width in `file`, if any.
+fn cached_width(file: &std::path::Path, kind: WidthKind) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(file).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["entries"]
         .as_array()?
         .iter()
-        .find(|e| {
-            e["key"]
-                .as_str()
-                .is_some_and(|k| k.ends_with("| flat workgroup width"))
-        })
+        .find(|e| is_width_entry(e, kind))
         .map(|e| e["variant"].clone())
 }
 
-/// Sets the per-element width's cache entry in `file` to `width`.
-fn set_cached_width(file: &std::path::Path, width: &str) {
+/// Whether a cache entry is `kind`'s width's (as the tuner keys it).
+fn is_width_entry(entry: &serde_json::Value, kind: WidthKind) -> bool {
+    let suffix = match kind {
+        WidthKind::PerElement => "| flat workgroup width",
+        WidthKind::Sums => "| sum workgroup width",
+    };
+    entry["key"].as_str().is_some_and(|k| k.ends_with(suffix))
+}
+
+/// Sets `kind`'s width's cache entry in `file` to `width`.
+fn set_cached_width(file: &std::path::Path, kind: WidthKind, width: &str) {
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let entry = json["entries"]
         .as_array_mut()
         .unwrap()
         .iter_mut()
-        .find(|e| {
-            e["key"]
-                .as_str()
-                .is_some_and(|k| k.ends_with("| flat workgroup width"))
-        })
+        .find(|e| is_width_entry(e, kind))
         .expect("the width's entry");
     entry["variant"] = serde_json::json!(width);
     std::fs::write(file, serde_json::to_vec(&json).unwrap()).unwrap();
 }
 
 #[test]
-fn the_width_is_measured_once_cached_and_read_back() {
+fn the_widths_are_measured_once_cached_and_read_back() {
     let _turn = common::take_turn();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gpu-tune.json");
@@ -181,67 +198,86 @@ fn the_width_is_measured_once_cached_and_read_back() {
         return;
     };
     load_a_plan(&first);
-    let choice = first.flat_width_choice().expect("the width was decided");
-    assert_eq!(choice.width, first.flat_width());
-    let timed: Vec<u32> = choice
-        .times
-        .iter()
-        .filter(|(_, t)| {
-            t.as_ref()
-                .is_ok_and(|per_probe| per_probe.iter().all(|&s| s > 0.0))
-        })
-        .map(|(w, _)| *w)
-        .collect();
-    assert_eq!(
-        timed, FLAT_WIDTHS,
-        "every width timed, none dropped: {choice:?}"
-    );
-    assert_eq!(
-        cached_width(&file),
-        Some(serde_json::json!(first.flat_width().to_string())),
-        "the choice is in the cache file"
-    );
+    for kind in WidthKind::ALL {
+        let choice = first.width_choice(kind).expect("the width was decided");
+        assert_eq!(choice.width, first.width(kind));
+        let timed: Vec<u32> = choice
+            .times
+            .iter()
+            .filter(|(_, t)| {
+                t.as_ref()
+                    .is_ok_and(|per_probe| per_probe.iter().all(|&s| s > 0.0))
+            })
+            .map(|(w, _)| *w)
+            .collect();
+        assert_eq!(
+            timed,
+            kind.widths(),
+            "every width timed, none dropped: {choice:?}"
+        );
+        assert_eq!(
+            cached_width(&file, kind),
+            Some(serde_json::json!(first.width(kind).to_string())),
+            "{kind:?}: the choice is in the cache file"
+        );
+    }
 
-    // A later device reads the cache's width (here edited to 64) without timing.
-    set_cached_width(&file, "64");
+    // A later device reads the cache's widths (here edited to the last offered)
+    // without timing.
+    let last = WidthKind::ALL.map(|k| *k.widths().last().unwrap());
+    for kind in WidthKind::ALL {
+        set_cached_width(&file, kind, &last[kind as usize].to_string());
+    }
     let second = own_device(cached()).unwrap();
     load_a_plan(&second);
-    assert_eq!(second.flat_width(), 64);
-    assert!(
-        second.flat_width_choice().unwrap().times.is_empty(),
-        "read, not timed"
-    );
+    assert_eq!(second.widths(), last);
+    for kind in WidthKind::ALL {
+        let choice = second.width_choice(kind).unwrap();
+        assert!(choice.times.is_empty(), "{kind:?}: read, not timed");
+    }
 
     // A width the engine does not offer is measured again, and the entry rewritten.
-    set_cached_width(&file, "1000");
+    set_cached_width(&file, WidthKind::Sums, "1000");
     let third = own_device(cached()).unwrap();
     load_a_plan(&third);
-    assert!(FLAT_WIDTHS.contains(&third.flat_width()));
+    let sums = third.width(WidthKind::Sums);
+    assert!(WidthKind::Sums.widths().contains(&sums));
     assert!(
-        !third.flat_width_choice().unwrap().times.is_empty(),
+        !third
+            .width_choice(WidthKind::Sums)
+            .unwrap()
+            .times
+            .is_empty(),
         "timed again"
     );
     assert_eq!(
-        cached_width(&file),
-        Some(serde_json::json!(third.flat_width().to_string()))
+        cached_width(&file, WidthKind::Sums),
+        Some(serde_json::json!(sums.to_string()))
+    );
+    assert_eq!(
+        third.width(WidthKind::PerElement),
+        last[0],
+        "the other still read"
     );
 
-    // Tuning off: the default, nothing timed.
+    // Tuning off: the defaults, nothing timed.
     let off = own_device(Tuning::default()).unwrap();
     load_a_plan(&off);
-    assert_eq!(off.flat_width(), DEFAULT_FLAT_WIDTH);
-    assert!(off.flat_width_choice().is_none());
+    assert_eq!(off.widths(), defaults());
+    assert!(WidthKind::ALL
+        .iter()
+        .all(|&k| off.width_choice(k).is_none()));
 }
 
 #[test]
-fn a_device_keeps_the_width_its_first_pipeline_was_built_with() {
+fn a_device_keeps_the_widths_its_first_pipeline_was_built_with() {
     let _turn = common::take_turn();
     let Some(ctx) = own_device(Tuning::default()) else {
         return;
     };
     ctx.prepare([riskgrad::engine::gpu::shaders::Pipe::FILL])
         .unwrap();
-    ctx.set_tuning(forced(64));
+    ctx.set_tuning(forced([64, 128]));
     load_a_plan(&ctx);
-    assert_eq!(ctx.flat_width(), DEFAULT_FLAT_WIDTH);
+    assert_eq!(ctx.widths(), defaults());
 }

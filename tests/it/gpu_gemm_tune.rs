@@ -597,22 +597,17 @@ fn unlimited(path: &std::path::Path) -> Tuning {
     }
 }
 
-/// The cache file's entries.
-/// The GEMM shapes' entries of the cache file at `path` (not the per-element kernels'
-/// width, which a device that decides it in `Full` or `Cached` stores beside them).
+/// The GEMM shapes' entries of the cache file at `path` (not the flat kernels' widths,
+/// which a device that decides them in `Full` or `Cached` stores beside them).
 fn cache_entries(path: &std::path::Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     let entries = file["entries"].as_array().unwrap().iter();
-    entries
-        .filter(|e| {
-            !e["key"]
-                .as_str()
-                .unwrap()
-                .ends_with("| flat workgroup width")
-        })
-        .cloned()
-        .collect()
+    let is_width = |e: &serde_json::Value| {
+        let key = e["key"].as_str().unwrap();
+        key.ends_with("| flat workgroup width") || key.ends_with("| sum workgroup width")
+    };
+    entries.filter(|e| !is_width(e)).cloned().collect()
 }
 
 /// The variants the tuner measures on `shape`: all but the test-only one, and split-K

@@ -2,6 +2,7 @@
 //! compute pipelines, each built once per device when a plan first needs it. Headless:
 //! no surface is involved.
 
+use super::flat_width::WidthKind;
 use super::shaders::{Access, Family, Layout, Pipe, PipeKey, Precision, MODULES};
 use crate::error::{Error, Result, Setting};
 use std::collections::HashMap;
@@ -366,10 +367,10 @@ pub struct GpuContext {
     variant_modules: HashMap<(Family, usize), OnceLock<wgpu::ShaderModule>>,
     /// The autotuner's choices on this device (shared by its executors).
     pub(crate) tuner: Mutex<super::tune::Tuner>,
-    /// The per-element kernels' workgroup width (`WG_FLAT`), fixed for the device's
-    /// life once its first pipeline is built or its first plan loaded
-    /// ([`GpuContext::flat_width`], `flat_width::decide`).
-    flat_width: OnceLock<u32>,
+    /// The flat kernels' workgroup widths (`WG_FLAT`, `WG_SUMS`), by `WidthKind`, each
+    /// fixed for the device's life once its first pipeline is built or its first plan
+    /// loaded ([`GpuContext::width`], `flat_width::decide`).
+    widths: [OnceLock<u32>; 2],
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
@@ -512,7 +513,7 @@ impl GpuContext {
                 .map(|key| ((key.pipe.spec().family, key.variant), Default::default()))
                 .collect(),
             tuner: Mutex::default(),
-            flat_width: OnceLock::new(),
+            widths: Default::default(),
             uncaptured,
         })
     }
@@ -608,46 +609,50 @@ impl GpuContext {
             if slot.get().is_some() {
                 continue;
             }
-            let built = self.build_pipeline(key, self.flat_width())?;
+            let built = self.build_pipeline(key, self.widths())?;
             // Another executor on this device may have built it meanwhile: either will do.
             let _ = slot.set(built);
         }
         Ok(())
     }
 
-    /// The per-element kernels' workgroup width on this device: the one decided
-    /// (`set_flat_width`), else from now on the default, 256.
-    pub fn flat_width(&self) -> u32 {
-        *self
-            .flat_width
-            .get_or_init(|| super::flat_width::DEFAULT_FLAT_WIDTH)
+    /// The workgroup width of `kind`'s kernels on this device: the one decided
+    /// (`set_width`), else from now on the default.
+    pub fn width(&self, kind: WidthKind) -> u32 {
+        *self.widths[kind as usize].get_or_init(|| kind.default_width())
     }
 
-    /// Fixes the per-element kernels' width at `width`, unless a pipeline was built or a
-    /// width fixed already (then that one stays, and is returned).
-    pub(crate) fn set_flat_width(&self, width: u32) -> u32 {
-        *self.flat_width.get_or_init(|| width)
+    /// Both kinds' widths, in `WidthKind::ALL`'s order.
+    pub fn widths(&self) -> [u32; 2] {
+        WidthKind::ALL.map(|kind| self.width(kind))
     }
 
-    /// Whether the per-element kernels' width is fixed already.
-    pub(crate) fn flat_width_fixed(&self) -> bool {
-        self.flat_width.get().is_some()
+    /// Fixes `kind`'s width at `width`, unless a pipeline was built or the width fixed
+    /// already (then that one stays, and is returned).
+    pub(crate) fn set_width(&self, kind: WidthKind, width: u32) -> u32 {
+        *self.widths[kind as usize].get_or_init(|| width)
     }
 
-    /// `key`'s pipeline with its per-element kernels' workgroups `flat_width` wide
-    /// (`WG_FLAT`; the table's pipelines take the device's width, the tuner times
-    /// others).
+    /// `kind`'s width, if fixed already.
+    pub(crate) fn fixed_width(&self, kind: WidthKind) -> Option<u32> {
+        self.widths[kind as usize].get().copied()
+    }
+
+    /// `key`'s pipeline with its flat kernels' workgroups `widths` wide (by
+    /// `WidthKind`, set through their WGSL overrides, which common.wgsl declares in
+    /// every module): the table's pipelines take the device's widths, the tuner times
+    /// others.
     pub(crate) fn build_pipeline(
         &self,
         key: PipeKey,
-        flat_width: u32,
+        widths: [u32; 2],
     ) -> Result<wgpu::ComputePipeline> {
         let spec = key.pipe.spec();
         let constants: Vec<(&str, f64)> = spec
             .constants
             .iter()
             .copied()
-            .chain([("WG_FLAT", flat_width as f64)])
+            .chain(WidthKind::ALL.map(|kind| (kind.constant(), widths[kind as usize] as f64)))
             .collect();
         let scope = ErrorScope::push(&self.device);
         let module = self.compiled(key);
@@ -743,14 +748,14 @@ impl GpuContext {
             .step_form_choices()
     }
 
-    /// The per-element kernels' width as this device's tuner decided or read it, with
-    /// what it measured; `None` where it did not decide (tuning off, or a width fixed
-    /// before its first plan).
-    pub fn flat_width_choice(&self) -> Option<super::flat_width::FlatWidthChoice> {
+    /// `kind`'s width as this device's tuner decided or read it, with what it
+    /// measured; `None` where it did not decide (tuning off, or a width fixed before its
+    /// first plan).
+    pub fn width_choice(&self, kind: WidthKind) -> Option<super::flat_width::WidthChoice> {
         self.tuner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .flat_width_choice()
+            .width_choice(kind)
             .cloned()
     }
 

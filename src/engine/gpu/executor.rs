@@ -12,6 +12,7 @@
 //! that fits one (`Limits::row_pieces`).
 
 use super::context::{ErrorScope, GpuContext};
+use super::flat_width::WidthKind;
 use super::kernel_params::{
     ElementwiseParams, GatherParams, KernelParams, OptimizerParams, RowOp, RowProgramParams,
     RP_ROWS,
@@ -457,7 +458,8 @@ impl GpuExecutor {
             max_groups: self.max_groups,
             loss_scale: if f16 { F16_LOSS_SCALE } else { 1.0 },
             master: f16,
-            flat_width: self.ctx.flat_width(),
+            flat_width: self.ctx.width(WidthKind::PerElement),
+            sums_width: self.ctx.width(WidthKind::Sums),
         }
     }
 
@@ -820,7 +822,7 @@ impl Executor for GpuExecutor {
         if self.ctx.precision == Precision::F16 {
             refuse_positions_f16_cannot_hold(&plan)?;
         }
-        // The per-element kernels' width, before the first pipeline fixes it.
+        // The flat kernels' widths, before the first pipeline fixes them.
         super::flat_width::decide(&self.ctx)?;
         let limits = self.limits();
         // The step with its row launches fused, where it can be and the tuner takes it
@@ -1108,8 +1110,10 @@ pub(crate) struct Limits {
     pub(crate) loss_scale: f32,
     /// Whether the update runs on the f32 master parameters (f16).
     master: bool,
-    /// The per-element kernels' workgroup width (`WG_FLAT`, `GpuContext::flat_width`).
+    /// The per-element kernels' workgroup width (`WG_FLAT`, `GpuContext::width`).
     flat_width: u32,
+    /// The per-output sums' workgroup width (`WG_SUMS`).
+    sums_width: u32,
 }
 
 /// A grid of `groups` workgroups, wrapped into y past `max_groups` a dimension.
@@ -1136,6 +1140,12 @@ impl Limits {
     /// workgroups (`WG_FLAT`).
     pub(crate) fn grid_1d(&self, invocations: usize) -> Result<[u32; 3]> {
         self.grid(invocations.div_ceil(self.flat_width as usize))
+    }
+
+    /// A grid of one invocation per output of a sum, in the sums' workgroups
+    /// (`WG_SUMS`).
+    pub(crate) fn grid_sums(&self, outputs: usize) -> Result<[u32; 3]> {
+        self.grid(outputs.div_ceil(self.sums_width as usize))
     }
 
     /// A row-major table `t` of `cols` words a row, in runs of whole rows that each fit

@@ -285,8 +285,6 @@ kernel_params! {
 /// Invocations per workgroup of the fixed sum tree (the per-element kernels' width is
 /// the device's: `gpu::flat_width`).
 pub const WG: u32 = 256;
-/// Invocations per workgroup of the sums with one invocation per output.
-pub const REDUCE_WG: u32 = 32;
 /// Output rows and columns per matmul and convolution workgroup.
 pub const TILE: u32 = 64;
 /// matmul's `has_bias`: no bias.
@@ -334,7 +332,6 @@ pub const RP_ROWS: u32 = 16;
 /// Every constant above with its WGSL name, for the test.
 pub const SHARED_CONSTANTS: &[(&str, u32)] = &[
     ("WG", WG),
-    ("REDUCE_WG", REDUCE_WG),
     ("TILE", TILE),
     ("BIAS_NONE", BIAS_NONE),
     ("BIAS_ROW", BIAS_ROW),

@@ -30,7 +30,7 @@
 //! both in ([`Tuning`]).
 
 use super::context::{ErrorScope, GpuContext};
-use super::flat_width::FlatWidthChoice;
+use super::flat_width::{WidthChoice, WidthKind};
 use super::probe;
 use super::shaders::{GemmVariant, Layout, Pipe, PipeKey, DEFAULT_VARIANT};
 use crate::engine::ops::conv::ConvGemmShape;
@@ -144,10 +144,10 @@ pub struct Tuning {
     /// each form). `None`: the mode decides.
     #[doc(hidden)]
     pub force_step_form: Option<StepForm>,
-    /// The per-element kernels' workgroup width, untimed, on a device that has not
-    /// fixed one yet (`flat_width`; tests of each width). `None`: the mode decides.
+    /// Flat kernels' workgroup widths, untimed, on a device that has not fixed them
+    /// yet (`flat_width`; tests of each width). A kind not named: the mode decides.
     #[doc(hidden)]
-    pub force_flat_width: Option<u32>,
+    pub force_widths: Vec<(WidthKind, u32)>,
 }
 
 impl Tuning {
@@ -377,8 +377,8 @@ pub struct Tuner {
     tuning: Tuning,
     decided: HashMap<GemmShape, ShapeChoice>,
     forms_decided: HashMap<String, StepFormChoice>,
-    /// The per-element width, once decided or read (`flat_width`).
-    flat: Option<FlatWidthChoice>,
+    /// The flat kernels' widths, once decided or read (`flat_width`).
+    widths: HashMap<WidthKind, WidthChoice>,
     /// The cache file's entries once read (an unreadable or corrupt file reads empty).
     cache: Option<Vec<CacheEntry>>,
     /// Seconds spent tuning in this process.
@@ -500,22 +500,21 @@ impl Tuner {
             .map(|e| e.variant.clone())
     }
 
-    /// The per-element width decided or read in this process, with what was measured.
-    pub fn flat_width_choice(&self) -> Option<&FlatWidthChoice> {
-        self.flat.as_ref()
+    /// `kind`'s width decided or read in this process, with what was measured.
+    pub fn width_choice(&self, kind: WidthKind) -> Option<&WidthChoice> {
+        self.widths.get(&kind)
     }
 
-    pub(super) fn remember_flat_width(&mut self, choice: FlatWidthChoice) {
-        self.flat = Some(choice);
+    pub(super) fn remember_width(&mut self, choice: WidthChoice) {
+        self.widths.insert(choice.kind, choice);
     }
 
-    /// Takes the per-element width measured (in `seconds`) and stores it in the cache
-    /// under `key`.
-    pub(super) fn record_flat_width(
+    /// Takes a width measured (in `seconds`) and stores it in the cache under `key`.
+    pub(super) fn record_width(
         &mut self,
         ctx: &GpuContext,
         key: &str,
-        choice: FlatWidthChoice,
+        choice: WidthChoice,
         seconds: f64,
     ) -> u32 {
         self.spent += seconds;
@@ -526,21 +525,17 @@ impl Tuner {
             measured: None,
         });
         self.store();
-        self.note_flat_width(ctx, &choice);
-        self.flat = Some(choice);
-        width
-    }
-
-    /// A note of each width measured that was dropped.
-    fn note_flat_width(&self, ctx: &GpuContext, choice: &FlatWidthChoice) {
-        for (width, time) in &choice.times {
+        for (dropped, time) in &choice.times {
             if let Err(why) = time {
                 self.note(&format!(
-                    "note: per-element workgroup width {width} dropped on {}: {why}",
+                    "note: workgroup width {dropped} of the {} dropped on {}: {why}",
+                    choice.kind.name(),
                     ctx.info.name
                 ));
             }
         }
+        self.remember_width(choice);
+        width
     }
 
     /// Notes that `variant` was dropped at `shape` on `ctx`'s adapter, and why.

@@ -7,7 +7,7 @@
 
 use crate::engine::cpu::kernels as cpu;
 use crate::engine::gpu::executor::{record, u32c, vec4, Encoded, Limits};
-use crate::engine::gpu::kernel_params::{ElementwiseParams, ReduceParams, REDUCE_WG};
+use crate::engine::gpu::kernel_params::{ElementwiseParams, ReduceParams};
 use crate::engine::gpu::shaders::Pipe;
 use crate::engine::graph::{broadcast_shape, broadcast_strides, Graph, NodeId, Op};
 use crate::engine::plan::{contiguous_strides, padded, TensorRef, MAX_RANK};
@@ -112,7 +112,8 @@ pub enum BroadcastKernel {
 
 const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
 const REDUCE_TO_TREE: Pipe = pipe!("reduce_to_tree", Reduce, Read1Write1);
-const REDUCE_TO_TREE_ORDER: Pipe = pipe!("reduce_to_tree_order", Reduce, Read1Write1);
+/// The sums' width probe's kernel too (`gpu::flat_width`).
+pub(crate) const REDUCE_TO_TREE_ORDER: Pipe = pipe!("reduce_to_tree_order", Reduce, Read1Write1);
 const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
 
 /// The family's pipelines: reduce.wgsl's three sums, elementwise.wgsl's broadcast.
@@ -148,12 +149,12 @@ pub fn reduce_pipe(n_out: usize, count: usize) -> Pipe {
 
 /// The grid of a sum of `n_out` outputs on `pipe` (one of [`reduce_pipe`]'s): one
 /// workgroup per output for the tree, else one invocation per output in workgroups of
-/// `REDUCE_WG`.
+/// `WG_SUMS` (the device's, `Limits::grid_sums`).
 pub(crate) fn reduce_grid(pipe: Pipe, n_out: usize, lim: &Limits) -> Result<[u32; 3]> {
     if pipe == REDUCE_TO_TREE {
         lim.grid(n_out)
     } else {
-        lim.grid(n_out.div_ceil(REDUCE_WG as usize))
+        lim.grid_sums(n_out)
     }
 }
 
