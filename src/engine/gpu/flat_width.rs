@@ -148,9 +148,9 @@ pub fn fastest_width(default: u32, times: &[(u32, f64)]) -> u32 {
 }
 
 /// Fixes `ctx`'s widths before its first plan is built, as its tuning setting says:
-/// forced (tests), the defaults with tuning off (or in `Cached` with its budget spent),
-/// the cache's in `Cached` where it has them, else measured (and stored; the time
-/// counts against `Cached`'s budget). A device that built a pipeline already keeps the
+/// forced (tests), the defaults with tuning off (or in `Cached` with its budget spent,
+/// or in an adapter's first run), the cache's in `Cached` where it has them, else
+/// measured (and stored; the time counts against `Cached`'s budget). A device that built a pipeline already keeps the
 /// widths it built it with.
 pub(super) fn decide(ctx: &GpuContext) -> Result<()> {
     for kind in WidthKind::ALL {
@@ -185,8 +185,12 @@ fn decided_without_timing(tuner: &mut Tuner, ctx: &GpuContext, kind: WidthKind) 
         return Some(choice.width);
     }
     if tuning.mode == TuneMode::Cached {
-        if tuner.budget_spent(0.0) {
-            return Some(kind.default_width()); // for a later run with budget to decide
+        // Not in an adapter's first run (no entry of this device in the cache yet): its
+        // cold start spends its budget on the GEMM shapes, which matter more, and the
+        // widths' six pipeline builds would push it toward its 5 s target. A later run
+        // decides them, and none with its budget spent.
+        if tuner.budget_spent(0.0) || !tuner.knows_device(ctx) {
+            return Some(kind.default_width());
         }
         let cached = tuner.cached_name(ctx, kind.cache_key()).and_then(|name| {
             kind.widths()

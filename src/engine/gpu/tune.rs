@@ -500,6 +500,13 @@ impl Tuner {
             .map(|e| e.variant.clone())
     }
 
+    /// Whether the cache file holds any entry of `ctx`'s device (adapter, driver,
+    /// riskgrad version, precision): false in an adapter's first run.
+    pub(super) fn knows_device(&mut self, ctx: &GpuContext) -> bool {
+        let device = format!("{} | ", device_key(ctx));
+        self.entries().iter().any(|e| e.key.starts_with(&device))
+    }
+
     /// `kind`'s width decided or read in this process, with what was measured.
     pub fn width_choice(&self, kind: WidthKind) -> Option<&WidthChoice> {
         self.widths.get(&kind)
