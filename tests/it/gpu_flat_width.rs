@@ -13,7 +13,7 @@ use crate::rnn_common;
 use riskgrad::engine::exec::Executor;
 use riskgrad::engine::gpu::flat_width::WidthKind;
 use riskgrad::engine::gpu::tune::{TuneMode, Tuning};
-use riskgrad::engine::gpu::{choose_adapter, DeviceChoice, GpuContext, GpuExecutor};
+use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::nn::{CnnLayers, ModelSpec, RecurrentSpec};
 use riskgrad::train::{Split, Trainer};
 use std::sync::Arc;
@@ -21,15 +21,12 @@ use std::sync::Arc;
 /// A device of its own (its widths are fixed once, for its life) under `tuning`;
 /// `None` when GPU tests are skipped.
 fn own_device(tuning: Tuning) -> Option<Arc<GpuContext>> {
-    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+    let Some(ctx) = common::own_context() else {
         eprintln!("RISKGRAD_SKIP_GPU_TESTS=1: skipped");
         return None;
-    }
-    let ctx = choose_adapter(&DeviceChoice::Gpu)
-        .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
-        .expect("an adapter");
+    };
     ctx.set_tuning(tuning);
-    Some(Arc::new(ctx))
+    Some(ctx)
 }
 
 /// Tuning that forces `widths` (in `WidthKind::ALL`'s order).

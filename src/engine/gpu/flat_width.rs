@@ -150,8 +150,8 @@ pub fn fastest_width(default: u32, times: &[(u32, f64)]) -> u32 {
 /// Fixes `ctx`'s widths before its first plan is built, as its tuning setting says:
 /// forced (tests), the defaults with tuning off (or in `Cached` with its budget spent,
 /// or in an adapter's first run), the cache's in `Cached` where it has them, else
-/// measured (and stored; the time counts against `Cached`'s budget). A device that built a pipeline already keeps the
-/// widths it built it with.
+/// measured (and stored; the time counts against `Cached`'s budget). A kind is decided
+/// once: a device that built a pipeline or decided it already keeps its width.
 pub(super) fn decide(ctx: &GpuContext) -> Result<()> {
     for kind in WidthKind::ALL {
         if ctx.fixed_width(kind).is_some() {
@@ -180,9 +180,6 @@ fn decided_without_timing(tuner: &mut Tuner, ctx: &GpuContext, kind: WidthKind) 
     }
     if tuning.mode == TuneMode::Off || tuning.force_variant.is_some() {
         return Some(kind.default_width());
-    }
-    if let Some(choice) = tuner.width_choice(kind) {
-        return Some(choice.width);
     }
     if tuning.mode == TuneMode::Cached {
         // Not in an adapter's first run (no entry of this device in the cache yet): its

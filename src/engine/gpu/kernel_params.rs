@@ -282,8 +282,8 @@ kernel_params! {
 // The constants of common.wgsl the host uses too; each is checked equal to its WGSL
 // twin (same name) by the test.
 
-/// Invocations per workgroup of the fixed sum tree (the per-element kernels' width is
-/// the device's: `gpu::flat_width`).
+/// Invocations per workgroup of the fixed sum tree (the flat kernels' widths are the
+/// device's: `gpu::flat_width`).
 pub const WG: u32 = 256;
 /// Output rows and columns per matmul and convolution workgroup.
 pub const TILE: u32 = 64;

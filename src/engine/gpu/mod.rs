@@ -1,9 +1,8 @@
 //! The wgpu executor: adapter choice and limits (`context`), the WGSL kernels and their
-//! pipelines (`shaders`), the GEMM autotuner (`tune`) and the per-element kernels'
-//! workgroup width it also decides (`flat_width`), with their launches on buffers of
-//! their own (`probe`), the host's mirror of their
-//! parameter structs and shared constants (`kernel_params`), and the `Executor` that
-//! runs plans on the GPU (`executor`).
+//! pipelines (`shaders`), the GEMM autotuner (`tune`) and the flat kernels' workgroup
+//! widths it also decides (`flat_width`), with their timed launches on buffers of their
+//! own (`probe`), the host's mirror of their parameter structs and shared constants
+//! (`kernel_params`), and the `Executor` that runs plans on the GPU (`executor`).
 
 pub mod context;
 pub mod executor;

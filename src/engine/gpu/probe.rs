@@ -1,5 +1,5 @@
 //! Launches on buffers of their own, outside any plan: what the tuner's timings share
-//! (a GEMM shape's variants, `tune`; the per-element widths, `flat_width`). Each
+//! (a GEMM shape's variants, `tune`; the flat kernels' widths, `flat_width`). Each
 //! caller holds its own error scope around the buffers it makes.
 
 use super::context::{ErrorScope, GpuContext};

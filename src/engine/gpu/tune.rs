@@ -470,14 +470,8 @@ impl Tuner {
         times: Vec<(StepForm, f64)>,
         seconds: f64,
     ) -> StepForm {
-        self.spent += seconds;
         let form = fastest_step_form(&times);
-        self.put(CacheEntry {
-            key: format!("{} | {key}", device_key(ctx)),
-            variant: form.name().to_string(),
-            measured: None,
-        });
-        self.store();
+        self.store_choice(ctx, key, form.name().to_string(), seconds);
         self.forms_decided.insert(
             key.to_string(),
             StepFormChoice {
@@ -489,10 +483,22 @@ impl Tuner {
         form
     }
 
+    /// A choice measured in `seconds` (counted against the budget) of what `key` names
+    /// on `ctx` (a step form, a flat width), stored in the cache as `name`.
+    fn store_choice(&mut self, ctx: &GpuContext, key: &str, name: String, seconds: f64) {
+        self.spent += seconds;
+        self.put(CacheEntry {
+            key: choice_key(ctx, key),
+            variant: name,
+            measured: None,
+        });
+        self.store();
+    }
+
     /// The choice the cache file holds for `key` (after the device's own key) on `ctx`:
     /// its variant's name.
     pub(super) fn cached_name(&mut self, ctx: &GpuContext, key: &str) -> Option<String> {
-        let cache_key = format!("{} | {key}", device_key(ctx));
+        let cache_key = choice_key(ctx, key);
         self.entries()
             .iter()
             .rev()
@@ -524,14 +530,8 @@ impl Tuner {
         choice: WidthChoice,
         seconds: f64,
     ) -> u32 {
-        self.spent += seconds;
         let width = choice.width;
-        self.put(CacheEntry {
-            key: format!("{} | {key}", device_key(ctx)),
-            variant: width.to_string(),
-            measured: None,
-        });
-        self.store();
+        self.store_choice(ctx, key, width.to_string(), seconds);
         for (dropped, time) in &choice.times {
             if let Err(why) = time {
                 self.note(&format!(
@@ -972,6 +972,12 @@ fn cache_key(ctx: &GpuContext, shape: &GemmShape) -> String {
         variant_set(shape.variants()),
         shape.key()
     )
+}
+
+/// The cache key of a choice other than a GEMM shape's (a step form, a flat width) named
+/// `key` on `ctx`'s adapter.
+fn choice_key(ctx: &GpuContext, key: &str) -> String {
+    format!("{} | {key}", device_key(ctx))
 }
 
 /// The adapter, its driver and this riskgrad's version: what every cache key starts with.

@@ -273,16 +273,19 @@ pub fn context() -> Option<Arc<GpuContext>> {
 /// GPU tests are skipped. They take turns on it as on the other (`take_turn`).
 pub fn tuning_context() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| {
-        if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
-            return None;
-        }
-        let ctx = choose_adapter(&DeviceChoice::Gpu)
-            .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
-            .expect("an adapter");
-        Some(Arc::new(ctx))
-    })
-    .clone()
+    CTX.get_or_init(own_context).clone()
+}
+
+/// A device of the caller's own, opened afresh (for a test of what a device fixes
+/// once for its life, as its flat kernels' widths); `None` when GPU tests are skipped.
+pub fn own_context() -> Option<Arc<GpuContext>> {
+    if std::env::var("RISKGRAD_SKIP_GPU_TESTS").as_deref() == Ok("1") {
+        return None;
+    }
+    let ctx = choose_adapter(&DeviceChoice::Gpu)
+        .expect("the GPU tests need a wgpu adapter (Mesa's lavapipe will do)")
+        .expect("an adapter");
+    Some(Arc::new(ctx))
 }
 
 /// GPU tests take turns on the shared device. Under wgpu's GL backend one submission
