@@ -14,7 +14,8 @@
 //              itself (no workgroup memory, no barriers);
 //   MM_BROKEN  adds 1 to every output: a deliberately wrong variant, only for the test
 //              that proves the autotuner drops a variant that disagrees (false in all
-//              others, where the compiler removes it).
+//              others, where the compiler removes it). (The test's other bad variant,
+//              one no device builds, is MM_SIDE 64: 4,096 invocations a workgroup.)
 // Every variant sums over k in index order, one multiply-add per k into the same
 // accumulator expression, so all give the default's bits. Anything outside the
 // matrices reads as 0, so any m, n, k works. Bias and activation are applied as the

@@ -158,8 +158,11 @@ pub struct GemmVariant {
     pub tile_cols: u32,
     /// The compiled module.
     pub module: ShaderModule,
-    /// A deliberately wrong variant (adds 1 to every output), a candidate only when a
-    /// test asks for it, to prove the autotuner drops a variant that disagrees.
+    /// A deliberately bad variant, a candidate only when a test asks for it, to prove
+    /// the autotuner drops it: `broken-for-tests` adds 1 to every output (it
+    /// disagrees), `unbuildable-for-tests` asks for workgroups of 64 x 64 invocations,
+    /// past what a device offers (1,024 on lavapipe and most GPUs), so no pipeline
+    /// builds.
     pub test_only: bool,
     /// Reads its operands as vec4s (matmul_operands_vec4.wgsl): a candidate only on a
     /// device whose storage offsets are aligned to 16 bytes, so that every binding
@@ -194,7 +197,7 @@ impl GemmVariant {
 /// vectors): when its budget stops a shape part-way, the ones measured are the ones
 /// most worth it. The wide kernel's 128 x 32 and 64 x 32 tiles were tried and never won
 /// (BENCHMARKS.md).
-pub const MATMUL_VARIANTS: [GemmVariant; 14] = [
+pub const MATMUL_VARIANTS: [GemmVariant; 15] = [
     matmul_variant!(
         "tile64-staged",
         64 x 64,
@@ -306,6 +309,16 @@ pub const MATMUL_VARIANTS: [GemmVariant; 14] = [
             64 x 64,
             "matmul.wgsl",
             "const MM_SIDE: u32 = 16u; const MM_STAGED: bool = true; const MM_BROKEN: bool = true;",
+            scalar
+        )
+    },
+    GemmVariant {
+        test_only: true,
+        ..matmul_variant!(
+            "unbuildable-for-tests",
+            256 x 256,
+            "matmul.wgsl",
+            "const MM_SIDE: u32 = 64u; const MM_STAGED: bool = false; const MM_BROKEN: bool = false;",
             scalar
         )
     },
