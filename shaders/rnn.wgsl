@@ -46,6 +46,18 @@ struct RnnParams {
 }
 
 @group(0) @binding(0) var<uniform> p: RnnParams;
+
+// The hidden width the pipeline was built for, or 0 for a pipeline that reads it from
+// the record (src/engine/ops/rnn.rs, `SPECIALIZED_HIDDEN`). A constant width folds the
+// kernels' index arithmetic: on lavapipe the LSTM cells ran twice as fast with it.
+override HIDDEN: u32 = 0u;
+
+fn hidden_units() -> u32 {
+    if HIDDEN != 0u {
+        return HIDDEN;
+    }
+    return p.hidden;
+}
 // Forward: in1 = gx, in2 = gh, in3 = prev. Backward: in1 = dh0, in2 = dh1, in3 = dc,
 // in4 = the cell's packed output, in5 = prev.
 @group(0) @binding(1) var<storage, read> in1: array<Store>;
@@ -57,7 +69,7 @@ struct RnnParams {
 
 // Gate block k of the recurrent product for (row r, unit j), zero when absent.
 fn gh_at(r: u32, k: u32, j: u32, width: u32) -> f32 {
-    let col = k * p.hidden + j;
+    let col = k * hidden_units() + j;
     switch p.gh_mode {
         case GH_BROADCAST: { return f32(in2[p.off_gh + col]); }
         case GH_MATRIX: { return f32(in2[p.off_gh + r * width + col]); }
@@ -67,7 +79,7 @@ fn gh_at(r: u32, k: u32, j: u32, width: u32) -> f32 {
 
 // Gate block k of the input product.
 fn gx_at(r: u32, k: u32, j: u32) -> f32 {
-    return f32(in1[p.off_gx + r * p.gx_stride + p.gx_col + k * p.hidden + j]);
+    return f32(in1[p.off_gx + r * p.gx_stride + p.gx_col + k * hidden_units() + j]);
 }
 
 // The previous state (c for the LSTM, h for the GRU), zero when absent: in3 in the
@@ -101,7 +113,7 @@ fn dh_at(r: u32, j: u32) -> f32 {
 @compute @workgroup_size(WG_FLAT)
 fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
-    let hh = p.hidden;
+    let hh = hidden_units();
     let plane = p.rows * hh;
     if i >= plane {
         return;
@@ -128,7 +140,7 @@ fn lstm_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG_FLAT)
 fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
-    let hh = p.hidden;
+    let hh = hidden_units();
     let plane = p.rows * hh;
     if i >= plane {
         return;
@@ -151,7 +163,7 @@ fn gru_cell(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG_FLAT)
 fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
-    let hh = p.hidden;
+    let hh = hidden_units();
     let plane = p.rows * hh;
     if i >= plane {
         return;
@@ -180,7 +192,7 @@ fn lstm_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG_FLAT)
 fn gru_cell_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat_index(wg, nwg, lid);
-    let hh = p.hidden;
+    let hh = hidden_units();
     let plane = p.rows * hh;
     if i >= plane {
         return;

@@ -1,7 +1,8 @@
 //! The fused recurrent kernels on the GPU: against the CPU executor (every node of a
 //! forward and backward pass, GPU buffers poisoned with NaN first) and against the
 //! textbook f64 LSTM and GRU, on fresh random inputs at hidden sizes 1, 7 and 33 and
-//! sequence lengths 1 and 6; and the LSTM model training on the GPU.
+//! sequence lengths 1 and 6, and at 8 and 32, which have pipelines of their own; and the
+//! LSTM model training on the GPU.
 //!
 //! Tolerance: as gpu_kernels.rs, |gpu − cpu| ≤ 1e-4·|cpu| + 1e-5·max(1, max|cpu|).
 //!
@@ -82,6 +83,17 @@ fn check_case(ctx: &Arc<GpuContext>, case: &StackCase) {
 fn cells_match_cpu_and_textbook_at_awkward_sizes() {
     let (ctx, _turn) = gpu_or_skip!();
     for case in cases(&[&[1], &[7], &[33]], &[1, 6], 5, 3) {
+        check_case(&ctx, &case);
+    }
+}
+
+/// Widths with pipelines of their own (the width a constant of the pipeline,
+/// `ops::rnn`'s `cell_pipes!`), beside a width without (33, above): 8 and 32, in one
+/// stack so each cell kernel runs at both.
+#[test]
+fn cells_built_for_their_width_match_cpu_and_textbook() {
+    let (ctx, _turn) = gpu_or_skip!();
+    for case in cases(&[&[8, 32]], &[1, 6], 5, 3) {
         check_case(&ctx, &case);
     }
 }

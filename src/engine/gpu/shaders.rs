@@ -585,7 +585,8 @@ impl PipelineSpec {
 pub struct Pipe(pub &'static PipelineSpec);
 
 /// A [`Pipe`] constant: `pipe!(name, Family, Layout)` for an entry point of the pipe's
-/// name, or `pipe!(name, Family, Layout, entry, [("CONST", value), ..])`.
+/// name, or `pipe!(name, Family, Layout, entry, [("CONST", value), ..])` (where the name
+/// may be any constant `&str` expression, `concat!` included).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! pipe {
@@ -598,7 +599,7 @@ macro_rules! pipe {
             layout: $crate::engine::gpu::shaders::Layout::$layout,
         })
     };
-    ($name:literal, $family:ident, $layout:ident, $entry:literal, [$(($k:literal, $v:expr)),*]) => {
+    ($name:expr, $family:ident, $layout:ident, $entry:literal, [$(($k:literal, $v:expr)),*]) => {
         $crate::engine::gpu::shaders::Pipe(&$crate::engine::gpu::shaders::PipelineSpec {
             name: $name,
             family: $crate::engine::gpu::shaders::Family::$family,
@@ -721,7 +722,7 @@ impl Pipe {
             ops::gather::PIPES,
             ops::loss::PIPES,
             ops::pool::PIPES,
-            ops::rnn::PIPES,
+            &ops::rnn::PIPES.concat(),
         ]
         .concat()
     }

@@ -418,13 +418,44 @@ pub enum RnnKernel {
     },
 }
 
-const LSTM_CELL: Pipe = pipe!("lstm_cell", Rnn, Read5Write1);
-const GRU_CELL: Pipe = pipe!("gru_cell", Rnn, Read5Write1);
-const LSTM_CELL_GRAD: Pipe = pipe!("lstm_cell_grad", Rnn, Read5Write1);
-const GRU_CELL_GRAD: Pipe = pipe!("gru_cell_grad", Rnn, Read5Write1);
+/// An entry point's pipelines: the generic one (the width read from the record), then
+/// one built for each common hidden width (shaders/rnn.wgsl's `HIDDEN` override), where
+/// the width as a constant folds the index arithmetic (on lavapipe the LSTM cells ran
+/// twice as fast). The arithmetic on the values is the same, so the bits are too.
+macro_rules! cell_pipes {
+    ($entry:literal) => {
+        [
+            pipe!($entry, Rnn, Read5Write1),
+            cell_pipes!(@ $entry, 8),
+            cell_pipes!(@ $entry, 16),
+            cell_pipes!(@ $entry, 32),
+            cell_pipes!(@ $entry, 64),
+            cell_pipes!(@ $entry, 128),
+            cell_pipes!(@ $entry, 256),
+        ]
+    };
+    (@ $entry:literal, $hidden:literal) => {
+        pipe!(concat!($entry, "_h", $hidden), Rnn, Read5Write1, $entry, [("HIDDEN", $hidden)])
+    };
+}
 
-/// The family's pipelines (entry points of shaders/rnn.wgsl).
-pub const PIPES: &[Pipe] = &[LSTM_CELL, GRU_CELL, LSTM_CELL_GRAD, GRU_CELL_GRAD];
+const LSTM_CELL: [Pipe; 7] = cell_pipes!("lstm_cell");
+const GRU_CELL: [Pipe; 7] = cell_pipes!("gru_cell");
+const LSTM_CELL_GRAD: [Pipe; 7] = cell_pipes!("lstm_cell_grad");
+const GRU_CELL_GRAD: [Pipe; 7] = cell_pipes!("gru_cell_grad");
+
+/// The family's pipelines (entry points of shaders/rnn.wgsl), by entry point.
+pub const PIPES: [&[Pipe]; 4] = [&LSTM_CELL, &GRU_CELL, &LSTM_CELL_GRAD, &GRU_CELL_GRAD];
+
+/// The pipeline of `entry` (one of the arrays above) for cells `hidden` wide: the one
+/// built for that width if there is one, else the generic one.
+fn for_width(entry: &[Pipe; 7], hidden: usize) -> Pipe {
+    entry
+        .iter()
+        .copied()
+        .find(|p| p.spec().constants == [("HIDDEN", hidden as f64)])
+        .unwrap_or(entry[0])
+}
 
 impl RnnKernel {
     /// The window it writes.
@@ -499,16 +530,17 @@ impl RnnKernel {
 
     /// Its GPU pipeline.
     pub fn pipe(&self) -> Pipe {
-        match *self {
-            RnnKernel::RnnCell { kind, .. } => match kind {
-                CellKind::Lstm => LSTM_CELL,
-                CellKind::Gru => GRU_CELL,
+        let (entry, hidden) = match *self {
+            RnnKernel::RnnCell { kind, hidden, .. } => match kind {
+                CellKind::Lstm => (&LSTM_CELL, hidden),
+                CellKind::Gru => (&GRU_CELL, hidden),
             },
-            RnnKernel::RnnCellGrad { kind, .. } => match kind {
-                CellKind::Lstm => LSTM_CELL_GRAD,
-                CellKind::Gru => GRU_CELL_GRAD,
+            RnnKernel::RnnCellGrad { kind, hidden, .. } => match kind {
+                CellKind::Lstm => (&LSTM_CELL_GRAD, hidden),
+                CellKind::Gru => (&GRU_CELL_GRAD, hidden),
             },
-        }
+        };
+        for_width(entry, hidden)
     }
 
     /// Its GPU launch: uniform record (`RnnParams`), bindings and grid (one invocation
