@@ -366,21 +366,26 @@ fn fill_matches_cpu() {
 }
 
 #[test]
-fn reduce_matches_cpu_on_both_paths() {
+fn reduce_matches_cpu_on_every_path() {
     let (ctx, _turn) = gpu_or_skip!();
     let mut rng = rng_for("reduce");
-    // Few outputs with long sums take the workgroup-tree path, the rest one invocation
-    // per output.
-    let cases: [(&[usize], &[usize]); 9] = [
+    // Each of the three sums (short ones in index order, then the tree's association in
+    // one invocation per output, then in a workgroup per output above 2,047 summands),
+    // each along one axis (a bias gradient's `ONE_AXIS` pipeline) and along several.
+    let cases: [(&[usize], &[usize]); 13] = [
         (&[7, 33], &[1, 33]),
         (&[7, 33], &[7, 1]),
-        (&[257, 33], &[1]),
         (&[2, 3, 4, 5], &[1, 3, 1, 5]),
         (&[2, 3, 4, 5], &[2, 1, 4, 1]),
         (&[4100, 3], &[4100, 1]),
-        (&[300, 2], &[1, 2]),
         (&[1], &[1]),
+        (&[300, 2], &[1, 2]),
         (&[1000, 257], &[1, 257]),
+        (&[3, 100, 5], &[1, 1, 5]),
+        (&[3001, 2], &[1, 2]),
+        (&[257, 33], &[1]),
+        (&[5, 450, 3], &[1, 1, 3]),
+        (&[2, 1100, 2], &[1, 1100, 1]),
     ];
     for (from, to) in cases {
         let mut g = Graph::new();

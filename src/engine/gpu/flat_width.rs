@@ -100,7 +100,7 @@ impl WidthKind {
     fn probe_pipe(self) -> Pipe {
         match self {
             WidthKind::PerElement => crate::engine::ops::elementwise::ACT_GRAD,
-            WidthKind::Sums => crate::engine::ops::broadcast::REDUCE_TO_TREE_ORDER,
+            WidthKind::Sums => crate::engine::ops::broadcast::REDUCE_TO_TREE_ORDER[1],
         }
     }
 

@@ -110,19 +110,67 @@ pub enum BroadcastKernel {
     },
 }
 
-const REDUCE_TO_SERIAL: Pipe = pipe!("reduce_to_serial", Reduce, Read1Write1);
-const REDUCE_TO_TREE: Pipe = pipe!("reduce_to_tree", Reduce, Read1Write1);
-/// The sums' width probe's kernel too (`gpu::flat_width`).
-pub(crate) const REDUCE_TO_TREE_ORDER: Pipe = pipe!("reduce_to_tree_order", Reduce, Read1Write1);
+/// reduce.wgsl's three sums, each as the pipeline for sums over any axes (index 0)
+/// and the one for sums along one axis (index 1: `ONE_AXIS`, see [`one_axis`]).
+const REDUCE_TO_SERIAL: [Pipe; 2] = [
+    pipe!("reduce_to_serial", Reduce, Read1Write1),
+    pipe!(
+        "reduce_to_serial_one_axis",
+        Reduce,
+        Read1Write1,
+        "reduce_to_serial",
+        [("ONE_AXIS", 1)]
+    ),
+];
+const REDUCE_TO_TREE: [Pipe; 2] = [
+    pipe!("reduce_to_tree", Reduce, Read1Write1),
+    pipe!(
+        "reduce_to_tree_one_axis",
+        Reduce,
+        Read1Write1,
+        "reduce_to_tree",
+        [("ONE_AXIS", 1)]
+    ),
+];
+/// The sums' width probe's kernel too (`gpu::flat_width`, which sums along one axis).
+pub(crate) const REDUCE_TO_TREE_ORDER: [Pipe; 2] = [
+    pipe!("reduce_to_tree_order", Reduce, Read1Write1),
+    pipe!(
+        "reduce_to_tree_order_one_axis",
+        Reduce,
+        Read1Write1,
+        "reduce_to_tree_order",
+        [("ONE_AXIS", 1)]
+    ),
+];
 const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
 
 /// The family's pipelines: reduce.wgsl's three sums, elementwise.wgsl's broadcast.
 pub const PIPES: &[Pipe] = &[
-    REDUCE_TO_SERIAL,
-    REDUCE_TO_TREE,
-    REDUCE_TO_TREE_ORDER,
+    REDUCE_TO_SERIAL[0],
+    REDUCE_TO_SERIAL[1],
+    REDUCE_TO_TREE[0],
+    REDUCE_TO_TREE[1],
+    REDUCE_TO_TREE_ORDER[0],
+    REDUCE_TO_TREE_ORDER[1],
     EXPAND_TO,
 ];
+
+/// The extent of each axis a sum from `in_shape` to `out_shape` reduces, 1 on the axes
+/// it keeps.
+fn reduced_extents(
+    in_shape: &[usize; MAX_RANK],
+    out_shape: &[usize; MAX_RANK],
+) -> [usize; MAX_RANK] {
+    std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 })
+}
+
+/// Whether a sum with these extents of its reduced axes (1 on kept axes) runs along
+/// one axis, each output's summands a fixed stride apart: then it takes a sum's
+/// `ONE_AXIS` pipeline.
+pub fn one_axis(reduced: &[usize]) -> bool {
+    reduced.iter().filter(|&&extent| extent > 1).count() <= 1
+}
 
 /// Reductions with fewer outputs than this and at least `TREE_MIN_COUNT` summands each
 /// sum in the tree's association; others on `reduce_to_serial`.
@@ -135,23 +183,24 @@ const TREE_MIN_COUNT: usize = 256;
 /// loop would be the longer wait on any adapter.
 const TREE_WORKGROUP_MIN_COUNT: usize = 2048;
 
-/// The pipeline of a sum of `n_out` outputs of `count` summands each (also the
-/// convolution bias gradient's).
-pub fn reduce_pipe(n_out: usize, count: usize) -> Pipe {
-    if n_out >= TREE_MAX_OUTPUTS || count < TREE_MIN_COUNT {
+/// The pipeline of a sum of `n_out` outputs of `count` summands each, along one axis
+/// or not ([`one_axis`]) (also the convolution bias gradient's).
+pub fn reduce_pipe(n_out: usize, count: usize, one_axis: bool) -> Pipe {
+    let sum = if n_out >= TREE_MAX_OUTPUTS || count < TREE_MIN_COUNT {
         REDUCE_TO_SERIAL
     } else if count < TREE_WORKGROUP_MIN_COUNT {
         REDUCE_TO_TREE_ORDER
     } else {
         REDUCE_TO_TREE
-    }
+    };
+    sum[one_axis as usize]
 }
 
 /// The grid of a sum of `n_out` outputs on `pipe` (one of [`reduce_pipe`]'s): one
 /// workgroup per output for the tree, else one invocation per output in workgroups of
 /// `WG_SUMS` (the device's, `Limits::grid_sums`).
 pub(crate) fn reduce_grid(pipe: Pipe, n_out: usize, lim: &Limits) -> Result<[u32; 3]> {
-    if pipe == REDUCE_TO_TREE {
+    if REDUCE_TO_TREE.contains(&pipe) {
         lim.grid(n_out)
     } else {
         lim.grid_sums(n_out)
@@ -195,11 +244,8 @@ impl BroadcastKernel {
                 ..
             } => {
                 let n_out = out_shape.iter().product();
-                let count = (0..in_shape.len())
-                    .filter(|&d| out_shape[d] == 1)
-                    .map(|d| in_shape[d])
-                    .product();
-                reduce_pipe(n_out, count)
+                let reduced = reduced_extents(&in_shape, &out_shape);
+                reduce_pipe(n_out, reduced.iter().product(), one_axis(&reduced))
             }
             BroadcastKernel::ExpandTo { .. } => EXPAND_TO,
         }
@@ -217,8 +263,7 @@ impl BroadcastKernel {
                 scale,
             } => {
                 let ((wx, ox), (wo, oo)) = (w(x)?, w(out)?);
-                let reduced: [usize; MAX_RANK] =
-                    std::array::from_fn(|d| if out_shape[d] == 1 { in_shape[d] } else { 1 });
+                let reduced = reduced_extents(&in_shape, &out_shape);
                 let n_out: usize = out_shape.iter().product();
                 let count: usize = reduced.iter().product();
                 let r = record(ReduceParams {

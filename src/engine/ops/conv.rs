@@ -15,7 +15,7 @@ use crate::engine::gpu::kernel_params::{
 use crate::engine::gpu::shaders::{Pipe, CONV_VARIANTS};
 use crate::engine::graph::autodiff::through_act;
 use crate::engine::graph::{Act, Graph, NodeId, Op, ProductInputs};
-use crate::engine::ops::broadcast::{reduce_grid, reduce_pipe};
+use crate::engine::ops::broadcast::{one_axis, reduce_grid, reduce_pipe};
 use crate::engine::plan::TensorRef;
 use crate::error::{Error, Result};
 use crate::pipe;
@@ -378,7 +378,9 @@ impl ConvKernel {
             ConvKernel::Conv2dGradInput { .. } => CONV2D_GRAD_INPUT,
             ConvKernel::Conv2dGradWeight { .. } => CONV2D_GRAD_WEIGHT,
             // The bias gradient is a reduction: Σ over images and positions.
-            ConvKernel::ConvGradBias { n, o, plane, .. } => reduce_pipe(o, n * plane),
+            ConvKernel::ConvGradBias { n, o, plane, .. } => {
+                reduce_pipe(o, n * plane, one_axis(&[n, plane]))
+            }
         }
     }
 
