@@ -16,6 +16,7 @@ use crate::common;
 use common::{assert_matches_cpu, context, rng_for, take_turn, values};
 use riskgrad::engine::cpu::CpuExecutor;
 use riskgrad::engine::exec::{indices_as_words, Executor};
+use riskgrad::engine::gpu::shaders::Pipe;
 use riskgrad::engine::gpu::{GpuContext, GpuExecutor};
 use riskgrad::engine::graph::{backward, Act, BinaryOp, Graph, NodeId, Optimizer};
 use riskgrad::engine::ops::dropout::DropoutKernel;
@@ -632,46 +633,89 @@ fn dropout_matches_cpu_bit_for_bit() {
     }
 }
 
+/// Column copies, a value at a time and (every column count, start and offset a
+/// multiple of 4) in vec4s: a concatenation, and copies into part of a wider matrix.
 #[test]
 fn copy_cols_concat_and_slice_match_cpu() {
     let (ctx, _turn) = gpu_or_skip!();
     let mut rng = rng_for("copy_cols");
-    let mut g = Graph::new();
-    let parts: Vec<NodeId> = [3, 1, 33]
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| g.input(&format!("p{i}"), &[7, c]).unwrap())
-        .collect();
-    let cat = g.concat(&parts).unwrap();
-    check_graph(&ctx, "concat", &g, &[cat], &HashMap::new(), &mut rng);
+    for widths in [[3, 1, 33], [4, 8, 12]] {
+        let mut g = Graph::new();
+        let parts: Vec<NodeId> = widths
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| g.input(&format!("p{i}"), &[7, c]).unwrap())
+            .collect();
+        let cat = g.concat(&parts).unwrap();
+        check_graph(
+            &ctx,
+            &format!("concat {widths:?}"),
+            &g,
+            &[cat],
+            &HashMap::new(),
+            &mut rng,
+        );
+    }
 
-    let (rows, src_cols, start, cols) = (33, 9, 2, 4);
-    let x = input(0, rows * src_cols);
-    let out = TensorRef {
-        storage: Storage::Slot(0),
-        offset: 1,
-        len: rows * cols,
-    };
-    let plan = hand_plan(
-        &[("x", rows * src_cols)],
-        &[],
-        &[rows * cols + 1],
-        vec![Kernel::CopyCols {
+    // (rows, source columns, first column, columns, destination's first column, output
+    // offset, in vec4s): the destination's columns before `dst_start` are filled from
+    // the source's first ones by a second copy (of the same kind), so every output is
+    // written.
+    let cases = [
+        (33, 9, 2, 4, 0, 1, false),
+        (33, 12, 4, 8, 8, 4, true),
+        (5, 12, 4, 8, 8, 2, false),
+        (3, 8, 0, 8, 4, 0, true),
+    ];
+    for (rows, src_cols, src_start, cols, dst_start, offset, vec4) in cases {
+        let dst_cols = dst_start + cols;
+        let what = format!("{cols} of {src_cols} columns from {src_start} into {dst_cols} at {dst_start}, offset {offset}");
+        let x = input(0, rows * src_cols);
+        let out = TensorRef {
+            storage: Storage::Slot(0),
+            offset,
+            len: rows * dst_cols,
+        };
+        let copy = Kernel::CopyCols {
             x,
             out,
             rows,
             cols,
             src_cols,
-            src_start: start,
-            dst_cols: cols,
+            src_start,
+            dst_cols,
+            dst_start,
+        };
+        let head = Kernel::CopyCols {
+            x,
+            out,
+            rows,
+            cols: dst_start,
+            src_cols,
+            src_start: 0,
+            dst_cols,
             dst_start: 0,
-        }],
-        &[out],
-    );
-    let mut pair = Pair::new(&ctx, vec![plan], None);
-    pair.write("x", &values(&mut rng, rows * src_cols));
-    pair.run_from(0, 0, 1);
-    pair.check_node("slice columns", 0, 0);
+        };
+        let copies = if dst_start == 0 {
+            vec![copy]
+        } else {
+            vec![head, copy]
+        };
+        for c in &copies {
+            assert_eq!(Pipe::of(c) == Pipe::COPY_COLS_VEC4, vec4, "{what}");
+        }
+        let plan = hand_plan(
+            &[("x", rows * src_cols)],
+            &[],
+            &[offset + rows * dst_cols],
+            copies,
+            &[out],
+        );
+        let mut pair = Pair::new(&ctx, vec![plan], None);
+        pair.write("x", &values(&mut rng, rows * src_cols));
+        pair.run_from(0, 0, 1);
+        pair.check_node(&what, 0, 0);
+    }
 }
 
 /// A small MLP trained on gathered minibatches: every kernel the training step uses,

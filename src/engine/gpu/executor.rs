@@ -1368,11 +1368,19 @@ fn lower_one(kernel: &Kernel, plan: &Plan, lim: &Limits, variant: usize) -> Resu
                 dst_start: u32c(dst_start)?,
                 ..Default::default()
             });
-            (
-                r,
-                vec![(1, Some(wx)), (2, None), (3, Some(wo))],
-                lim.grid_1d(rows * cols)?,
-            )
+            if Pipe::of(kernel) == Pipe::COPY_COLS_VEC4 {
+                (
+                    r,
+                    vec![(1, Some(wx)), (2, Some(wo))],
+                    lim.grid_1d(rows * cols / 4)?,
+                )
+            } else {
+                (
+                    r,
+                    vec![(1, Some(wx)), (2, None), (3, Some(wo))],
+                    lim.grid_1d(rows * cols)?,
+                )
+            }
         }
         Kernel::Broadcast(ref k) => k.encode(lim)?,
         Kernel::Loss(ref k) => k.encode(lim)?,

@@ -85,11 +85,10 @@ impl Precision {
 }
 
 macro_rules! with_common {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
-            "\n",
-            include_str!(concat!("../../../shaders/", $file))
+            $("\n", include_str!(concat!("../../../shaders/", $file))),+
         )
     };
 }
@@ -388,11 +387,11 @@ pub const COMMON: ShaderModule = ShaderModule {
 };
 
 /// Every kernel module, indexed by `Family as usize`.
-pub const MODULES: [ShaderModule; 11] = [
+pub const MODULES: [ShaderModule; 12] = [
     MATMUL_VARIANTS[DEFAULT_VARIANT].module,
     ShaderModule {
         file: "elementwise.wgsl",
-        source: with_common!("elementwise.wgsl"),
+        source: with_common!("elementwise_params.wgsl", "elementwise.wgsl"),
         needs_subgroups: false,
     },
     ShaderModule {
@@ -436,6 +435,11 @@ pub const MODULES: [ShaderModule; 11] = [
         source: with_common!("state.wgsl"),
         needs_subgroups: false,
     },
+    ShaderModule {
+        file: "copy_vec4.wgsl",
+        source: with_common!("elementwise_params.wgsl", "copy_vec4.wgsl"),
+        needs_subgroups: false,
+    },
 ];
 
 /// The peak-throughput kernels of `riskgrad bench peak` (fma chains, copy, read): not
@@ -471,6 +475,7 @@ pub enum Family {
     Pool,
     RowProgram,
     State,
+    CopyVec4,
 }
 
 /// How a binding is used by the shader.
@@ -662,6 +667,8 @@ impl Pipe {
     );
     pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
     pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
+    /// `copy_cols` in vec4s, for copies aligned to them ([`Pipe::copy_cols`]).
+    pub const COPY_COLS_VEC4: Pipe = pipe!("copy_cols_vec4", CopyVec4, Read1Write1);
     pub const ACCUMULATE: Pipe = pipe!("accumulate", State, Read3Write1);
     pub const COLLECT: Pipe = pipe!("collect", State, Read3Write1);
     pub const SGD: Pipe = pipe!("sgd", Optimizer, Optimizer);
@@ -697,9 +704,10 @@ impl Pipe {
     ];
 
     /// The pipes of the core kernels (those of `plan::Kernel` outside the op families).
-    const CORE: [Pipe; 9] = [
+    const CORE: [Pipe; 10] = [
         Pipe::FILL,
         Pipe::COPY_COLS,
+        Pipe::COPY_COLS_VEC4,
         Pipe::ACCUMULATE,
         Pipe::COLLECT,
         Pipe::SGD,
@@ -745,7 +753,7 @@ impl Pipe {
             Kernel::MatMul(ref k) => k.pipe(),
             Kernel::Elementwise(ref k) => k.pipe(),
             Kernel::Broadcast(ref k) => k.pipe(),
-            Kernel::CopyCols { .. } => Pipe::COPY_COLS,
+            Kernel::CopyCols { .. } => Pipe::copy_cols(kernel),
             Kernel::Accumulate { .. } => Pipe::ACCUMULATE,
             Kernel::Collect { .. } => Pipe::COLLECT,
             Kernel::Optimize { optimizer, .. } => match optimizer {
@@ -759,6 +767,34 @@ impl Pipe {
             Kernel::Rnn(ref k) => k.pipe(),
             Kernel::Conv(ref k) => k.pipe(),
             Kernel::Pool(ref k) => k.pipe(),
+        }
+    }
+
+    /// A column copy's pipeline: in vec4s (`copy_vec4.wgsl`) where every column count,
+    /// start and offset is a multiple of 4, else a value at a time.
+    fn copy_cols(kernel: &Kernel) -> Pipe {
+        let Kernel::CopyCols {
+            x,
+            out,
+            cols,
+            src_cols,
+            src_start,
+            dst_cols,
+            dst_start,
+            ..
+        } = *kernel
+        else {
+            unreachable!("Pipe::of hands over only column copies")
+        };
+        let in_vec4s = [
+            x.offset, out.offset, cols, src_cols, src_start, dst_cols, dst_start,
+        ]
+        .iter()
+        .all(|v| v % 4 == 0);
+        if in_vec4s {
+            Pipe::COPY_COLS_VEC4
+        } else {
+            Pipe::COPY_COLS
         }
     }
 
