@@ -110,39 +110,27 @@ pub enum BroadcastKernel {
     },
 }
 
-/// reduce.wgsl's three sums, each as the pipeline for sums over any axes (index 0)
-/// and the one for sums along one axis (index 1: `ONE_AXIS`, see [`one_axis`]).
-const REDUCE_TO_SERIAL: [Pipe; 2] = [
-    pipe!("reduce_to_serial", Reduce, Read1Write1),
-    pipe!(
-        "reduce_to_serial_one_axis",
-        Reduce,
-        Read1Write1,
-        "reduce_to_serial",
-        [("ONE_AXIS", 1)]
-    ),
-];
-const REDUCE_TO_TREE: [Pipe; 2] = [
-    pipe!("reduce_to_tree", Reduce, Read1Write1),
-    pipe!(
-        "reduce_to_tree_one_axis",
-        Reduce,
-        Read1Write1,
-        "reduce_to_tree",
-        [("ONE_AXIS", 1)]
-    ),
-];
+/// A sum's two pipelines: for sums over any axes (index 0) and for sums along one axis
+/// (index 1: `ONE_AXIS`, see [`one_axis`]).
+macro_rules! sum_pipes {
+    ($entry:literal) => {
+        [
+            pipe!($entry, Reduce, Read1Write1),
+            pipe!(
+                concat!($entry, "_one_axis"),
+                Reduce,
+                Read1Write1,
+                $entry,
+                [("ONE_AXIS", 1)]
+            ),
+        ]
+    };
+}
+
+const REDUCE_TO_SERIAL: [Pipe; 2] = sum_pipes!("reduce_to_serial");
+const REDUCE_TO_TREE: [Pipe; 2] = sum_pipes!("reduce_to_tree");
 /// The sums' width probe's kernel too (`gpu::flat_width`, which sums along one axis).
-pub(crate) const REDUCE_TO_TREE_ORDER: [Pipe; 2] = [
-    pipe!("reduce_to_tree_order", Reduce, Read1Write1),
-    pipe!(
-        "reduce_to_tree_order_one_axis",
-        Reduce,
-        Read1Write1,
-        "reduce_to_tree_order",
-        [("ONE_AXIS", 1)]
-    ),
-];
+pub(crate) const REDUCE_TO_TREE_ORDER: [Pipe; 2] = sum_pipes!("reduce_to_tree_order");
 const EXPAND_TO: Pipe = pipe!("expand_to", Elementwise, Read2Write1);
 
 /// The family's pipelines: reduce.wgsl's three sums, elementwise.wgsl's broadcast.
