@@ -48,7 +48,7 @@ struct RnnParams {
 @group(0) @binding(0) var<uniform> p: RnnParams;
 
 // The hidden width the pipeline was built for, or 0 for a pipeline that reads it from
-// the record (src/engine/ops/rnn.rs, `SPECIALIZED_HIDDEN`). A constant width folds the
+// the record (src/engine/ops/rnn.rs, `cell_pipes!`). A constant width folds the
 // kernels' index arithmetic: on lavapipe the LSTM cells ran twice as fast with it.
 override HIDDEN: u32 = 0u;
 
@@ -58,6 +58,7 @@ fn hidden_units() -> u32 {
     }
     return p.hidden;
 }
+
 // Forward: in1 = gx, in2 = gh, in3 = prev. Backward: in1 = dh0, in2 = dh1, in3 = dc,
 // in4 = the cell's packed output, in5 = prev.
 @group(0) @binding(1) var<storage, read> in1: array<Store>;

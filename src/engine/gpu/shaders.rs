@@ -667,7 +667,7 @@ impl Pipe {
     );
     pub const FILL: Pipe = pipe!("fill", Elementwise, Read2Write1);
     pub const COPY_COLS: Pipe = pipe!("copy_cols", Elementwise, Read2Write1);
-    /// `copy_cols` in vec4s, for copies aligned to them ([`Pipe::copy_cols`]).
+    /// `copy_cols` in vec4s, for copies aligned to them ([`Pipe::of`]).
     pub const COPY_COLS_VEC4: Pipe = pipe!("copy_cols_vec4", CopyVec4, Read1Write1);
     pub const ACCUMULATE: Pipe = pipe!("accumulate", State, Read3Write1);
     pub const COLLECT: Pipe = pipe!("collect", State, Read3Write1);
@@ -753,7 +753,29 @@ impl Pipe {
             Kernel::MatMul(ref k) => k.pipe(),
             Kernel::Elementwise(ref k) => k.pipe(),
             Kernel::Broadcast(ref k) => k.pipe(),
-            Kernel::CopyCols { .. } => Pipe::copy_cols(kernel),
+            // In vec4s (copy_vec4.wgsl) where every column count, start and offset is a
+            // multiple of 4, else a value at a time.
+            Kernel::CopyCols {
+                x,
+                out,
+                cols,
+                src_cols,
+                src_start,
+                dst_cols,
+                dst_start,
+                ..
+            } => {
+                let in_vec4s = [
+                    x.offset, out.offset, cols, src_cols, src_start, dst_cols, dst_start,
+                ]
+                .iter()
+                .all(|v| v % 4 == 0);
+                if in_vec4s {
+                    Pipe::COPY_COLS_VEC4
+                } else {
+                    Pipe::COPY_COLS
+                }
+            }
             Kernel::Accumulate { .. } => Pipe::ACCUMULATE,
             Kernel::Collect { .. } => Pipe::COLLECT,
             Kernel::Optimize { optimizer, .. } => match optimizer {
@@ -767,34 +789,6 @@ impl Pipe {
             Kernel::Rnn(ref k) => k.pipe(),
             Kernel::Conv(ref k) => k.pipe(),
             Kernel::Pool(ref k) => k.pipe(),
-        }
-    }
-
-    /// A column copy's pipeline: in vec4s (`copy_vec4.wgsl`) where every column count,
-    /// start and offset is a multiple of 4, else a value at a time.
-    fn copy_cols(kernel: &Kernel) -> Pipe {
-        let Kernel::CopyCols {
-            x,
-            out,
-            cols,
-            src_cols,
-            src_start,
-            dst_cols,
-            dst_start,
-            ..
-        } = *kernel
-        else {
-            unreachable!("Pipe::of hands over only column copies")
-        };
-        let in_vec4s = [
-            x.offset, out.offset, cols, src_cols, src_start, dst_cols, dst_start,
-        ]
-        .iter()
-        .all(|v| v % 4 == 0);
-        if in_vec4s {
-            Pipe::COPY_COLS_VEC4
-        } else {
-            Pipe::COPY_COLS
         }
     }
 
