@@ -500,14 +500,14 @@ fn lane_share(len: usize, lanes: &Lanes) -> usize {
 /// `xs[i] = f(xs[i])`: across the lanes when they are splitting, across the pool when
 /// large, else here.
 fn map_inplace(xs: &mut [f32], f: impl Fn(f32) -> f32 + Sync, lanes: Option<&Lanes>) {
+    let each = |c: &mut [f32]| simd::widest(|| c.iter_mut().for_each(|x| *x = f(*x)));
     if let Some(lanes) = lanes_for(xs.len(), lanes) {
         let share = lane_share(xs.len(), lanes);
-        lanes.split_chunks(xs, share, |_, c| c.iter_mut().for_each(|x| *x = f(*x)));
+        lanes.split_chunks(xs, share, |_, c| each(c));
     } else if xs.len() >= PARALLEL_ELEMENTS {
-        xs.par_chunks_mut(PARALLEL_ELEMENTS / 4)
-            .for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
+        xs.par_chunks_mut(PARALLEL_ELEMENTS / 4).for_each(each);
     } else {
-        xs.iter_mut().for_each(|x| *x = f(*x));
+        each(xs);
     }
 }
 
@@ -520,10 +520,12 @@ fn zip_map(
     lanes: Option<&Lanes>,
 ) {
     let each = |o: &mut [f32], a: &[f32], b: &[f32]| {
-        o.iter_mut()
-            .zip(a)
-            .zip(b)
-            .for_each(|((o, &a), &b)| *o = f(a, b))
+        simd::widest(|| {
+            o.iter_mut()
+                .zip(a)
+                .zip(b)
+                .for_each(|((o, &a), &b)| *o = f(a, b))
+        })
     };
     if let Some(lanes) = lanes_for(out.len(), lanes) {
         let share = lane_share(out.len(), lanes);
@@ -635,11 +637,14 @@ pub fn reduce_to(
         .unwrap_or(MAX_RANK);
     if (0..split).all(|d| out_shape[d] == 1) {
         let cols: usize = in_shape[split..].iter().product();
-        out[..cols].fill(0.0);
-        for row in x.chunks_exact(cols) {
-            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
-        }
-        out[..cols].iter_mut().for_each(|o| *o *= scale);
+        let out = &mut out[..cols];
+        out.fill(0.0);
+        simd::widest(|| {
+            for row in x.chunks_exact(cols) {
+                out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+            }
+            out.iter_mut().for_each(|o| *o *= scale);
+        });
         return;
     }
     let split = (0..=MAX_RANK)
@@ -849,21 +854,8 @@ pub fn optimize(
         .zip(first.chunks_mut(share))
         .map(|((p, g), m)| (p, g, m, seconds.next().unwrap_or(&mut [])))
         .collect();
-    let update = |(p, g, m, v): &mut (&mut [f32], &[f32], &mut [f32], &mut [f32])| match optimizer {
-        Optimizer::Sgd { lr, momentum } => sgd(p, g, m, lr, momentum),
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => adam(p, g, m, v, t, lr, beta1, beta2, eps, 0.0),
-        Optimizer::AdamW {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } => adam(p, g, m, v, t, lr, beta1, beta2, eps, weight_decay),
+    let update = |(p, g, m, v): &mut (&mut [f32], &[f32], &mut [f32], &mut [f32])| {
+        update_params(optimizer, p, g, m, v, t)
     };
     match lanes {
         Some(lanes) if pieces.len() > 1 => {
@@ -873,12 +865,45 @@ pub fn optimize(
     }
 }
 
+/// One optimizer update of some parameters: `m` holds their first state value (SGD's
+/// momentum, Adam's first moment), `v` their second (Adam's; SGD ignores it). Each
+/// parameter is updated from its own values alone, so any division of the parameters
+/// into pieces gives the same bits. `t` counts updates from 1.
+pub fn update_params(
+    optimizer: Optimizer,
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    t: u32,
+) {
+    match optimizer {
+        Optimizer::Sgd { lr, momentum } => sgd(params, grads, m, lr, momentum),
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => adam(params, grads, m, v, t, lr, beta1, beta2, eps, 0.0),
+        Optimizer::AdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => adam(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay),
+    }
+}
+
 /// SGD with momentum as PyTorch defines it; `buf` is the momentum buffer.
 fn sgd(params: &mut [f32], grads: &[f32], buf: &mut [f32], lr: f32, momentum: f32) {
-    for ((p, &g), buf) in params.iter_mut().zip(grads).zip(buf) {
-        *buf = momentum * *buf + g;
-        *p -= lr * *buf;
-    }
+    assert!(grads.len() == params.len() && buf.len() == params.len());
+    simd::widest(|| {
+        for ((p, &g), buf) in params.iter_mut().zip(grads).zip(buf) {
+            *buf = momentum * *buf + g;
+            *p -= lr * *buf;
+        }
+    })
 }
 
 /// Adam as PyTorch defines it; `weight_decay` is AdamW's decoupled decay (0 for Adam).
@@ -898,14 +923,17 @@ fn adam(
 ) {
     let correction1 = 1.0 - beta1.powi(t as i32);
     let correction2 = 1.0 - beta2.powi(t as i32);
-    for i in 0..params.len() {
-        let g = grads[i];
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-        let m_hat = m[i] / correction1;
-        let v_hat = v[i] / correction2;
-        params[i] -= lr * (weight_decay * params[i] + m_hat / (v_hat.sqrt() + eps));
-    }
+    let len = params.len();
+    assert!(grads.len() == len && m.len() == len && v.len() == len);
+    simd::widest(|| {
+        for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            let m_hat = *m / correction1;
+            let v_hat = *v / correction2;
+            *p -= lr * (weight_decay * *p + m_hat / (v_hat.sqrt() + eps));
+        }
+    })
 }
 
 #[cfg(test)]

@@ -91,6 +91,36 @@ macro_rules! multiversion {
 
 pub(crate) use multiversion;
 
+/// Runs `body` compiled for the widest instruction set the processor has (`isa()`):
+/// for loops whose bits cannot depend on it, so only wider vectors differ. That holds
+/// for loops of adds, multiplies, divisions, square roots, comparisons and copies
+/// (each rounds exactly once on any instruction set: Rust never fuses `a * b + c` unless
+/// asked with `mul_add`, which these loops must not use) and library calls. The closure
+/// is inlined into a function compiled with the features, which then vectorizes its
+/// loops for them.
+#[inline(always)]
+pub fn widest<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn avx512<R>(body: impl FnOnce() -> R) -> R {
+            body()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
+            body()
+        }
+        match isa() {
+            // SAFETY: `isa()` picked these only where the processor has the features.
+            Isa::Avx512 => unsafe { avx512(body) },
+            Isa::Avx2 => unsafe { avx2(body) },
+            Isa::Baseline => body(),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    body()
+}
+
 /// Asks the processor to bring `data` into its caches ahead of use: one hint per 64-byte
 /// line, no effect on results. For rows of a wide matrix read at a stride (a window of
 /// columns), which the hardware prefetcher does not follow from one row to the next.
