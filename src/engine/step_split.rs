@@ -9,7 +9,8 @@
 //! one another (`together`), and the rest (`after`: the update).
 //!
 //! - The CPU executor (`cpu::step_rows`) runs the row launches on a block of rows per lane,
-//!   joins the lanes once, then runs the sums whole, one a lane: splitting each kernel
+//!   joins the lanes once, then runs the sums whole, one a lane, each followed on its
+//!   lane by the update of its parameters (`update_spans`): splitting each kernel
 //!   instead joins the lanes once per kernel, and a kernel split by columns hands the next
 //!   one rows another core wrote. A row block is computed exactly as within the whole
 //!   (blocks of at least 16 rows, `cpu::kernels::blocks`; tested by `kernels`' split
@@ -58,12 +59,24 @@ pub struct StepSplit {
     pub together: Vec<usize>,
     /// See `together`.
     pub after: Vec<usize>,
+    /// Where the update (a `Kernel::Optimize`) instead runs piece by piece inside
+    /// `together`: `after[update_at]` is skipped, and each launch named in
+    /// `update_spans` updates its span of the parameters as soon as it is done, on its
+    /// lane. The optimizer updates each parameter from its own gradient and state alone,
+    /// so the pieces give the bits of the whole update.
+    pub update_at: Option<usize>,
+    /// Launches of `together` and the parameters each updates (see `update_at`): the
+    /// window of the gradients it writes, with the padding up to the next window.
+    pub update_spans: Vec<UpdateSpan>,
     /// Rows in the batch.
     pub batch: usize,
     /// For each of the plan's slots, the windows its launches wrote last, each with the
     /// slot that now holds it: where the host reads a node after a step (`relocate`).
     finals: HashMap<usize, Vec<Written>>,
 }
+
+/// A launch run together (by index) and the parameters it updates (`update_spans`).
+pub type UpdateSpan = (usize, std::ops::Range<usize>);
 
 /// A window of one of the plan's slots, `len` words from `offset`, now held whole in the
 /// split plan's slot `slot`.
@@ -97,6 +110,8 @@ impl StepSplit {
             rows: Vec::new(),
             together: Vec::new(),
             after: Vec::new(),
+            update_at: None,
+            update_spans: Vec::new(),
             batch,
             finals,
         };
@@ -144,7 +159,17 @@ impl StepSplit {
             together.push(i);
         }
         split.after.drain(..together.len());
-        together.sort_by_key(|&i| std::cmp::Reverse(cost(&split.launches[i])));
+        split.together = together;
+        if let Some((at, spans)) = split.update_with_sums() {
+            split.update_at = Some(at);
+            split.update_spans = spans;
+        }
+        let cost_of = |i: usize| {
+            let span = split.update_spans.iter().find(|s| s.0 == i);
+            cost(&split.launches[i]).map(|c| c + span.map_or(0, |s| UPDATE_COST * s.1.len()))
+        };
+        let mut together = std::mem::take(&mut split.together);
+        together.sort_by_key(|&i| std::cmp::Reverse(cost_of(i)));
         split.together = together;
         let products = split
             .rows
@@ -152,6 +177,53 @@ impl StepSplit {
             .filter(|&&(i, _)| matches!(split.launches[i], Kernel::MatMul(_)))
             .count();
         (products >= 2).then_some(split)
+    }
+
+    /// Where the update may run with the sums (`update_at`, `update_spans`): where the
+    /// update may move ahead of the launches after the sums that precede it, no launch
+    /// run together reads the parameters, and some write the gradients.
+    fn update_with_sums(&self) -> Option<(usize, Vec<UpdateSpan>)> {
+        let at = self
+            .after
+            .iter()
+            .position(|&i| matches!(self.launches[i], Kernel::Optimize { .. }))?;
+        let update = &self.launches[self.after[at]];
+        let Kernel::Optimize { len, .. } = *update else {
+            unreachable!("found above")
+        };
+        if self.after[..at]
+            .iter()
+            .any(|&i| conflict(&self.launches[i], update))
+        {
+            return None;
+        }
+        let mut windows = Vec::new();
+        for &i in &self.together {
+            let kernel = &self.launches[i];
+            let reads = reads(kernel).unwrap_or_default();
+            if reads.iter().any(|r| r.storage == Storage::Params) {
+                return None;
+            }
+            let out = kernel.output();
+            if out.storage == Storage::Grads {
+                windows.push((out.offset, i));
+            }
+        }
+        windows.sort_unstable();
+        // Each span reaches to the next window (the layout pads tensors), the first
+        // from 0, the last to the end. The gradients in the padding are as the whole
+        // update would read them: no launch after the rows writes them (the windows of
+        // launches run together do not overlap).
+        let mut spans = Vec::with_capacity(windows.len());
+        for (w, &(offset, i)) in windows.iter().enumerate() {
+            let start = if w == 0 { 0 } else { offset };
+            let end = windows.get(w + 1).map_or(len, |next| next.0);
+            if self.launches[i].output().offset + self.launches[i].output().len > end {
+                return None;
+            }
+            spans.push((i, start..end));
+        }
+        (!spans.is_empty()).then_some((at, spans))
     }
 
     /// Where a window of the plan's storage is after a step of the split plan: a window
@@ -490,6 +562,11 @@ pub(crate) fn set_output(kernel: &mut Kernel, to: TensorRef) {
     }
 }
 
+/// What updating one parameter costs in `cost`'s units: an Adam step costs about what
+/// 32 multiply-adds of a product do (three divisions and a square root, in SIMD vectors
+/// of 16).
+const UPDATE_COST: usize = 32;
+
 /// A rough cost of a launch `run_whole` runs (multiply-adds, or words read); `None` for
 /// the others.
 fn cost(kernel: &Kernel) -> Option<usize> {
@@ -590,6 +667,79 @@ mod tests {
             unreachable!()
         };
         assert_eq!(grad.b.storage, Storage::Slot(2));
+    }
+
+    /// `tiny_step` with its weight gradient at `offset` of the gradients, a bias
+    /// gradient after it at `bias_at`, and the update of `len` parameters last.
+    fn step_with_update(offset: usize, bias_at: usize, len: usize) -> Vec<Kernel> {
+        let mut step = tiny_step();
+        if let Some(Kernel::MatMul(k)) = step.last_mut() {
+            k.out = TensorRef {
+                storage: Storage::Grads,
+                offset,
+                len: 16 * 16,
+            };
+        }
+        step.push(Kernel::Broadcast(BroadcastKernel::ReduceTo {
+            x: at(Storage::Slot(0), 64 * 16),
+            out: TensorRef {
+                storage: Storage::Grads,
+                offset: bias_at,
+                len: 16,
+            },
+            in_shape: [1, 1, 64, 16],
+            out_shape: [1, 1, 1, 16],
+            scale: 1.0,
+        }));
+        step.push(Kernel::Optimize {
+            optimizer: crate::engine::graph::Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+            },
+            len,
+            step: at(Storage::State(0), 2),
+        });
+        step
+    }
+
+    #[test]
+    fn the_update_runs_with_the_sums_in_spans_that_cover_every_parameter() {
+        // Weight gradient at 0..256, padding to 272, the bias gradient at 272..288,
+        // padding to the update's 300: the first span takes the first padding, the last
+        // the tail.
+        let split = StepSplit::plan(&step_with_update(0, 272, 300), &[1024, 1024]).unwrap();
+        assert_eq!(split.together, vec![3, 4], "{split:?}");
+        assert_eq!(split.update_at, Some(0), "{split:?}");
+        assert_eq!(split.update_spans, vec![(3, 0..272), (4, 272..300)]);
+        // The spans go in the order of the windows; the first starts at 0 whatever its
+        // window's offset.
+        let split = StepSplit::plan(&step_with_update(32, 0, 300), &[1024, 1024]).unwrap();
+        assert_eq!(split.update_spans, vec![(4, 0..32), (3, 32..300)]);
+        let split = StepSplit::plan(&step_with_update(16, 280, 300), &[1024, 1024]).unwrap();
+        assert_eq!(split.update_spans, vec![(3, 0..280), (4, 280..300)]);
+        // A gradient past the update's parameters: the update stays whole, after.
+        let split = StepSplit::plan(&step_with_update(0, 272, 280), &[1024, 1024]).unwrap();
+        assert_eq!((split.update_at, split.update_spans.len()), (None, 0));
+        assert_eq!(split.after, vec![5]);
+        // A launch between the sums and the update that adds to the gradients keeps the
+        // update after it.
+        let mut step = step_with_update(0, 272, 300);
+        step.insert(
+            5,
+            Kernel::Accumulate {
+                x: at(Storage::State(1), 16),
+                acc: at(Storage::Grads, 16),
+            },
+        );
+        let split = StepSplit::plan(&step, &[1024, 1024]).unwrap();
+        assert_eq!(split.update_at, None, "{split:?}");
+        // A sum that reads the parameters: the update's pieces would change them under it.
+        let mut step = step_with_update(0, 272, 300);
+        if let Kernel::MatMul(k) = &mut step[3] {
+            k.b = at(Storage::Params, 64 * 16);
+        }
+        let split = StepSplit::plan(&step, &[1024, 1024]).unwrap();
+        assert_eq!(split.update_at, None, "{split:?}");
     }
 
     #[test]

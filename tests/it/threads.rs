@@ -96,6 +96,11 @@ fn training_with_every_step_split_gives_the_weights_of_one_thread() {
         weights_of("3", true, &dropout, &dir),
         "dropout differs"
     );
+    // The update runs with the sums over the rows on the split step, a piece a lane:
+    // SGD's state (one value a parameter) as well as Adam's (two).
+    let sgd = ["--optimizer", "sgd"];
+    let one = weights_of("1", false, &sgd, &dir);
+    assert_eq!(one, weights_of("2", true, &sgd, &dir), "SGD differs");
 }
 
 #[test]

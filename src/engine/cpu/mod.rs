@@ -91,27 +91,32 @@ struct SplitPlan {
     slots: Vec<Vec<f32>>,
 }
 
-/// Every buffer of an executor and a plan, for the lanes of a split step's row phase:
-/// slots by pointer (each lane writes its own rows), the rest read-only.
-struct RowPhaseBuffers<'a> {
+/// Every buffer of an executor and a plan, for the lanes of a split step: what the lanes
+/// write by pointer (a lane its own rows of the slots, its own sums' gradients, and
+/// where the update runs with the sums, those parameters and their optimizer state),
+/// the rest read-only.
+struct SplitStepBuffers<'a> {
     slots: Vec<(*mut f32, usize)>,
     inputs: Vec<&'a [f32]>,
     states: Vec<&'a [f32]>,
-    params: &'a [f32],
+    params: (*mut f32, usize),
     grads: (*mut f32, usize),
+    opt_state: (*mut f32, usize),
 }
 
-// SAFETY: see `CpuExecutor::run_split_step`: the lanes write disjoint rows of the slots
-// and read only windows no lane writes during the phase.
-unsafe impl Sync for RowPhaseBuffers<'_> {}
+// SAFETY: see `CpuExecutor::run_split_step`: the lanes write disjoint rows of the slots,
+// disjoint windows of the gradients, parameters and state, and read only windows no
+// lane writes during the phase.
+unsafe impl Sync for SplitStepBuffers<'_> {}
 
-impl RowPhaseBuffers<'_> {
+impl SplitStepBuffers<'_> {
     /// The buffer behind a storage the lanes write (a slot, the gradients).
     fn writable(&self, storage: Storage) -> Option<(*mut f32, usize)> {
         match storage {
             Storage::Slot(s) => Some(self.slots[s]),
             Storage::Grads => Some(self.grads),
-            _ => None,
+            Storage::Params => Some(self.params),
+            Storage::Input(_) | Storage::State(_) => None,
         }
     }
 
@@ -124,8 +129,7 @@ impl RowPhaseBuffers<'_> {
         let whole: &[f32] = match t.storage {
             Storage::Input(i) => self.inputs[i],
             Storage::State(i) => self.states[i],
-            Storage::Params => self.params,
-            Storage::Slot(_) | Storage::Grads => unreachable!("writable above"),
+            Storage::Slot(_) | Storage::Grads | Storage::Params => unreachable!("writable above"),
         };
         &whole[t.offset..t.offset + t.len]
     }
@@ -136,12 +140,37 @@ impl RowPhaseBuffers<'_> {
     unsafe fn write(&self, t: TensorRef, words: std::ops::Range<usize>) -> &mut [f32] {
         let (ptr, len) = self
             .writable(t.storage)
-            .expect("split steps' lanes write slots and gradients");
+            .expect("split steps' lanes write slots, gradients and parameters");
         assert!(
             t.offset + words.end <= len && words.end <= t.len,
             "rows inside the window"
         );
         std::slice::from_raw_parts_mut(ptr.add(t.offset + words.start), words.len())
+    }
+
+    /// The update `update` (the plan's, its `t`-th) of the parameters `span`
+    /// (`StepSplit::update_spans`). Safety: no other slice of those parameters,
+    /// gradients or state values lives meanwhile.
+    unsafe fn update(&self, update: &Kernel, span: std::ops::Range<usize>, t: u32) {
+        let Kernel::Optimize { optimizer, len, .. } = *update else {
+            unreachable!("the split plan's update")
+        };
+        let window = |storage| TensorRef {
+            storage,
+            offset: span.start,
+            len: span.len(),
+        };
+        let params = self.write(window(Storage::Params), 0..span.len());
+        let grads = self.read(window(Storage::Grads));
+        // The state: a first value per parameter, then (Adam's) a second, `len` later.
+        let (state, words) = self.opt_state;
+        assert!(span.end <= words, "state inside its buffer");
+        let first = std::slice::from_raw_parts_mut(state.add(span.start), span.len());
+        let second = match words >= len + span.end {
+            true => std::slice::from_raw_parts_mut(state.add(len + span.start), span.len()),
+            false => &mut [],
+        };
+        kernels::update_params(optimizer, params, grads, first, second, t);
     }
 }
 
@@ -364,7 +393,15 @@ impl CpuExecutor {
         let lanes = self.lanes.clone();
         // Blocks of rows as a split product takes them (none thinner than 16 rows).
         let row_blocks = kernels::blocks(plan.batch, lanes.count());
-        let buffers = RowPhaseBuffers {
+        // The update, where it runs with the sums, and its count (as `run_launch` reads it).
+        let update = plan.update_at.map(|at| {
+            let update = plan.launches[plan.after[at]];
+            let Kernel::Optimize { step: counters, .. } = update else {
+                unreachable!("`update_at` names the update")
+            };
+            (update, self.view(lp, counters)[1].to_bits() + 1)
+        });
+        let buffers = SplitStepBuffers {
             slots: lp
                 .slots
                 .iter_mut()
@@ -372,8 +409,9 @@ impl CpuExecutor {
                 .collect(),
             inputs: lp.inputs.iter().map(|&i| self.named.get(i)).collect(),
             states: lp.states.iter().map(|&i| self.named.get(i)).collect(),
-            params: &self.params,
+            params: (self.params.as_mut_ptr(), self.params.len()),
             grads: (self.grads.as_mut_ptr(), self.grads.len()),
+            opt_state: (self.opt_state.as_mut_ptr(), self.opt_state.len()),
         };
         lanes.split(row_blocks.1, |part| {
             let rows = kernels::block_range(part, row_blocks, plan.batch);
@@ -399,13 +437,25 @@ impl CpuExecutor {
             let kernel = &plan.launches[plan.together[part]];
             let window = kernel.output();
             // SAFETY: the launches run together are independent (`step_split`): none
-            // writes what another reads or writes.
+            // writes what another reads or writes, and none reads the parameters, whose
+            // windows the update's pieces write, each the window of its own gradients.
             let out = unsafe { buffers.write(window, 0..window.len) };
             step_rows::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
+            let span = plan
+                .update_spans
+                .iter()
+                .find(|s| s.0 == plan.together[part]);
+            if let (Some((update, t)), Some((_, span))) = (&update, span) {
+                // SAFETY: the spans do not overlap, and no launch run together reads
+                // the parameters or the gradients in another's span (`update_spans`).
+                unsafe { buffers.update(update, span.clone(), *t) };
+            }
         });
         drop(buffers);
-        for &i in &plan.after {
-            self.run_launch(lp, plan.launches[i], step, &mut scratch, budget);
+        for (at, &i) in plan.after.iter().enumerate() {
+            if plan.update_at != Some(at) {
+                self.run_launch(lp, plan.launches[i], step, &mut scratch, budget);
+            }
         }
         self.scratch = scratch;
         std::mem::swap(&mut lp.slots, &mut split.slots);
