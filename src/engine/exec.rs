@@ -90,15 +90,48 @@ pub fn kernel_name(kernel: &Kernel) -> String {
 /// `len` zero words, or an error naming `what` when the memory cannot be had: a plan
 /// sized beyond the machine is refused, never an abort.
 pub fn zeroed_words(len: usize, what: &str) -> Result<Vec<f32>> {
+    let bytes = len as u64 * 4;
+    ensure_memory_for(bytes, what)?;
     let mut words = Vec::new();
     words
         .try_reserve_exact(len)
         .map_err(|_| Error::OutOfMemory {
             what: what.to_string(),
-            bytes: len as u64 * 4,
+            bytes,
         })?;
     words.resize(len, 0.0);
     Ok(words)
+}
+
+/// An error naming `what` when `bytes` more would leave the system less than
+/// `MEMORY_RESERVE` of available memory.
+///
+/// Linux overcommits: an allocation far beyond what is free succeeds, and the kernel
+/// kills the process when the zeroing touches its pages (`--hidden 100000000` was
+/// killed so). So where the system says how much memory is available, the request is
+/// refused first. Memory already zeroed is resident, so the check sees it; a caller
+/// about to make several allocations asks for their sum before the first, so that a
+/// model far too large is refused before the machine is filled.
+pub fn ensure_memory_for(bytes: u64, what: &str) -> Result<()> {
+    match available_memory() {
+        Some(free) if bytes.saturating_add(MEMORY_RESERVE) > free => Err(Error::OutOfMemory {
+            what: what.to_string(),
+            bytes,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Memory `ensure_memory_for` leaves to the rest of the process (its data, its buffers).
+const MEMORY_RESERVE: u64 = 256 << 20;
+
+/// Bytes of memory the system can still give without swapping (Linux's `MemAvailable`),
+/// or `None` where it does not say.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// u32 indices carried in f32 words bit for bit, as the kernels read them.

@@ -127,6 +127,25 @@ fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
     );
 }
 
+/// Linux overcommits, so an allocation beyond the free memory can succeed and the
+/// process be killed when it is touched: where the system reports its available memory,
+/// a request beyond it is refused before anything is allocated.
+#[test]
+#[cfg(target_os = "linux")]
+fn memory_beyond_what_is_available_is_refused_before_it_is_touched() {
+    use riskgrad::engine::exec::ensure_memory_for;
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available_kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let beyond = available_kib * 1024 + (1 << 30);
+    let e = ensure_memory_for(beyond, "the gradients").unwrap_err();
+    assert!(e.to_string().contains("the gradients"), "{e}");
+    ensure_memory_for(16 << 20, "a small tensor").unwrap();
+}
+
 /// Layers so wide that their weights (10^16 of them) exceed any machine's address space:
 /// the run ends with a usage error (exit 2) naming the parameters and the flags that size
 /// them, never an allocator abort, and leaves no output directory.

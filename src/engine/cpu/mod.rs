@@ -512,6 +512,11 @@ impl Executor for CpuExecutor {
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
         if self.plans.is_empty() {
+            let words = 2 * plan.layout.total + plan.opt_state_len;
+            crate::engine::exec::ensure_memory_for(
+                words as u64 * 4,
+                "the parameters, their gradients and the optimizer state",
+            )?;
             self.params = zeroed_words(plan.layout.total, "the parameters")?;
             self.grads = zeroed_words(plan.layout.total, "the gradients")?;
         }
