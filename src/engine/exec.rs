@@ -13,6 +13,15 @@ pub trait Executor: Send {
     fn device_name(&self) -> String;
     /// Prepares a plan (buffers, pipelines) and returns its handle.
     fn load(&mut self, plan: Plan) -> Result<usize>;
+    /// Bytes of host memory that loading `plans`, in this order, would allocate: the CPU
+    /// executor's parameters, gradients, optimizer state, inputs and intermediate tensors
+    /// (a GPU executor's buffers are on the device). A caller about to load several plans
+    /// and fill them checks their sum with `ensure_memory_for` before the first, so a
+    /// model the machine cannot hold is refused before any of it is touched.
+    fn host_bytes_to_load(&self, plans: &[&Plan]) -> u64 {
+        let _ = plans;
+        0
+    }
     /// Writes a named input or state. Index lists are u32 values as f32 bit patterns
     /// (see `indices_as_words`).
     fn write(&mut self, name: &str, data: &[f32]) -> Result<()>;

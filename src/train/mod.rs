@@ -352,15 +352,6 @@ impl<'e> Trainer<'e> {
                 ..Default::default()
             },
         )?;
-        let mut init = model.initial_params(&g, &train_plan.layout, config.seed)?;
-        start_at_the_prior(
-            &g,
-            logits,
-            &train_plan.layout,
-            &train.y,
-            config.pos_weight,
-            &mut init,
-        );
 
         // Validation: forward only, probabilities collected chunk by chunk.
         // Rows scored per step: fewer where the executor cannot hold that many.
@@ -383,6 +374,24 @@ impl<'e> Trainer<'e> {
                 ..Default::default()
             },
         )?;
+
+        // Everything the run will hold, checked before any of it is drawn or zeroed: a
+        // model too wide for this machine is refused at once, not after seconds of
+        // filling its memory (`ensure_memory_for`).
+        crate::engine::exec::ensure_memory_for(
+            exec.host_bytes_to_load(&[&train_plan, &eval_plan])
+                .saturating_add(4 * train_plan.layout.total as u64),
+            "the parameters, their gradients, the optimizer state and the intermediate tensors",
+        )?;
+        let mut init = model.initial_params(&g, &train_plan.layout, config.seed)?;
+        start_at_the_prior(
+            &g,
+            logits,
+            &train_plan.layout,
+            &train.y,
+            config.pos_weight,
+            &mut init,
+        );
 
         let train_plan = exec.load(train_plan)?;
         let eval_plan = exec.load(eval_plan)?;

@@ -146,6 +146,52 @@ fn memory_beyond_what_is_available_is_refused_before_it_is_touched() {
     ensure_memory_for(16 << 20, "a small tensor").unwrap();
 }
 
+/// A layer each of whose [batch, width] tensors fits the available memory but whose
+/// training run does not: refused before the first buffer is zeroed (an error naming
+/// the intermediate tensors, the sum of everything checked up front), not after filling
+/// the machine one tensor at a time until one is refused ("an intermediate tensor").
+#[test]
+#[cfg(target_os = "linux")]
+fn a_run_beyond_the_available_memory_is_refused_before_anything_is_zeroed() {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        * 1024;
+    // One [256, hidden] tensor takes half the available memory.
+    let hidden = available / (4 * 256 * 2);
+    let dir = temp_dir("run-too-large");
+    let mut rng = riskgrad::rng::Rng::new(5);
+    let mut csv = String::from("income,debt,default\n");
+    for _ in 0..600 {
+        let (income, debt) = (rng.normal(), rng.normal());
+        csv.push_str(&format!("{income:.3},{debt:.3},{}\n", (rng.uniform() < 0.3) as u8));
+    }
+    let data = dir.join("wide.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out_dir = dir.join("run");
+    let out = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        &hidden.to_string(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the intermediate tensors") && err.contains("--hidden"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}
+
 /// Layers so wide that their weights (10^16 of them) exceed any machine's address space:
 /// the run ends with a usage error (exit 2) naming the parameters and the flags that size
 /// them, never an allocator abort, and leaves no output directory.
@@ -167,7 +213,7 @@ fn a_model_too_large_for_memory_is_refused_cleanly() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("the model's parameters")
+        err.contains("the parameters")
             && err.contains("GB of memory")
             && err.contains("--hidden"),
         "{err}"

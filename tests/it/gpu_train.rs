@@ -46,3 +46,49 @@ fn same_seed_gives_identical_losses_on_the_gpu_and_close_to_the_cpu() {
         );
     }
 }
+
+/// A model whose optimizer state is larger than the adapter can bind is refused before
+/// anything is tuned or allocated: a usage error (exit 2) naming the layer-size flags,
+/// no "Validation Error" from the driver, no output directory. (On a machine with less
+/// memory than the run needs, the up-front memory check refuses it first, with the same
+/// exit and flags.)
+#[test]
+fn a_model_over_the_adapters_largest_binding_is_refused_up_front() {
+    let (ctx, _turn) = gpu_or_skip!();
+    let binding = ctx.limits.max_storage_buffer_binding_size;
+    // Two features and one hidden layer: about 4·hidden parameters, so the Adam state
+    // (two words a parameter) takes about twice the binding.
+    let hidden = binding / 16;
+    let dir = crate::lifecycle_common::temp_dir("gpu-over-binding");
+    let mut rng = riskgrad::rng::Rng::new(9);
+    let mut csv = String::from("income,debt,default\n");
+    for _ in 0..200 {
+        let (income, debt) = (rng.normal(), rng.normal());
+        csv.push_str(&format!("{income:.3},{debt:.3},{}\n", (rng.uniform() < 0.3) as u8));
+    }
+    let data = dir.join("two.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out_dir = dir.join("run");
+    let out = common::riskgrad(&[
+        "train",
+        "--device",
+        "gpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        &hidden.to_string(),
+        "--batch",
+        "8",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        (err.contains("largest storage binding") || err.contains("intermediate tensors"))
+            && err.contains("--hidden")
+            && !err.contains("Validation"),
+        "{err}"
+    );
+    assert!(!out_dir.exists());
+}

@@ -12,6 +12,7 @@ mod step_rows;
 use crate::engine::exec::{zeroed_words, Executor, Words};
 use crate::engine::ops::matmul::MatMulKernel;
 use crate::engine::plan::{Kernel, Plan, Storage, TensorRef};
+use crate::engine::step_split::StepSplit;
 use crate::error::{Error, Result, Setting};
 
 /// The most threads [`use_threads`] accepts: far beyond any machine's cores, well
@@ -78,6 +79,18 @@ struct LoadedPlan {
     states: Vec<usize>,
 }
 
+/// Words of scratch space the plan's convolutions need (the largest of them).
+fn plan_scratch_words(plan: &Plan, conv_budget: usize) -> usize {
+    plan.launches
+        .iter()
+        .map(|l| match &l.kernel {
+            Kernel::Conv(k) => conv::scratch_words(k, conv_budget),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Zeroed slots of these lengths in words.
 fn zeroed_slots(lens: &[usize]) -> Result<Vec<Vec<f32>>> {
     lens.iter()
@@ -87,7 +100,7 @@ fn zeroed_slots(lens: &[usize]) -> Result<Vec<Vec<f32>>> {
 
 /// A plan's split step and the slots it runs in (swapped with the plan's while it runs).
 struct SplitPlan {
-    step: crate::engine::step_split::StepSplit,
+    step: StepSplit,
     slots: Vec<Vec<f32>>,
 }
 
@@ -509,14 +522,52 @@ impl Executor for CpuExecutor {
         format!("CPU ({})", thread_count())
     }
 
+    fn host_bytes_to_load(&self, plans: &[&Plan]) -> u64 {
+        let mut words: usize = 0;
+        let mut holds_params = !self.plans.is_empty();
+        let mut opt_state = self.opt_state.len();
+        let mut scratch = self.scratch.len();
+        let mut declared: Vec<&str> = Vec::new();
+        for plan in plans {
+            if !holds_params {
+                words = words.saturating_add(plan.layout.total.saturating_mul(2));
+                holds_params = true;
+            }
+            if plan.opt_state_len > opt_state {
+                words = words.saturating_add(plan.opt_state_len);
+                opt_state = plan.opt_state_len;
+            }
+            for (name, len) in plan.inputs.iter().map(|i| (&i.name, i.len)).chain(
+                plan.states.iter().map(|s| (&s.name, s.len)),
+            ) {
+                if self.named.index(name).is_err() && !declared.contains(&name.as_str()) {
+                    words = words.saturating_add(len);
+                    declared.push(name);
+                }
+            }
+            words = words.saturating_add(plan.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
+            if self.lanes.available() {
+                let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
+                if let Some(step) = StepSplit::plan(&kernels, &plan.slots) {
+                    words = words.saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
+                }
+            }
+            let conv = plan_scratch_words(plan, self.conv_budget());
+            if conv > scratch {
+                words = words.saturating_add(conv);
+                scratch = conv;
+            }
+        }
+        (words as u64).saturating_mul(4)
+    }
+
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
+        crate::engine::exec::ensure_memory_for(
+            self.host_bytes_to_load(&[&plan]),
+            "the parameters, their gradients, the optimizer state and the intermediate tensors",
+        )?;
         if self.plans.is_empty() {
-            let words = 2 * plan.layout.total + plan.opt_state_len;
-            crate::engine::exec::ensure_memory_for(
-                words as u64 * 4,
-                "the parameters, their gradients and the optimizer state",
-            )?;
             self.params = zeroed_words(plan.layout.total, "the parameters")?;
             self.grads = zeroed_words(plan.layout.total, "the gradients")?;
         }
@@ -539,21 +590,13 @@ impl Executor for CpuExecutor {
         } else {
             vec![false; plan.launches.len()]
         };
-        let scratch = plan
-            .launches
-            .iter()
-            .map(|l| match &l.kernel {
-                Kernel::Conv(k) => conv::scratch_words(k, self.conv_budget()),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
+        let scratch = plan_scratch_words(&plan, self.conv_budget());
         if self.scratch.len() < scratch {
             self.scratch = zeroed_words(scratch, "the convolution scratch space")?;
         }
         let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
         let split = match self.lanes.available() {
-            true => crate::engine::step_split::StepSplit::plan(&kernels, &plan.slots),
+            true => StepSplit::plan(&kernels, &plan.slots),
             false => None,
         };
         let split = match split {

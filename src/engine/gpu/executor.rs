@@ -285,6 +285,32 @@ impl GpuExecutor {
         }))
     }
 
+    /// An error, before anything is tuned or allocated, when one of the plan's tensors
+    /// (the packed parameters, the optimizer state, an intermediate) is larger than the
+    /// adapter can bind: a model sized beyond the device by its flags, a usage error.
+    /// Inputs are not among them: a table over a binding is split or streamed.
+    fn refuse_tensors_over_a_binding(&self, plan: &Plan) -> Result<()> {
+        let largest = (self.ctx.limits.max_storage_buffer_binding_size)
+            .min(self.ctx.limits.max_buffer_size);
+        let store = self.bytes(Elem::Store);
+        let tensors = plan.slots.iter().chain([&plan.layout.total]).map(|&w| w as u64 * store);
+        let biggest = tensors
+            .chain([4 * plan.opt_state_len as u64])
+            .max()
+            .unwrap_or(0);
+        if biggest > largest {
+            return Err(Error::OutOfMemory {
+                what: format!(
+                    "one tensor on {} (its largest storage binding holds {:.2} GB)",
+                    self.ctx.info.name,
+                    largest as f64 / 1e9
+                ),
+                bytes: biggest,
+            });
+        }
+        Ok(())
+    }
+
     fn storage_buffer(&self, label: &str, len: usize, elem: Elem) -> Result<wgpu::Buffer> {
         use wgpu::BufferUsages as U;
         self.create_buffer(label, len, elem, U::STORAGE | U::COPY_DST | U::COPY_SRC)
@@ -817,8 +843,32 @@ impl Executor for GpuExecutor {
             .collect()
     }
 
+    fn host_bytes_to_load(&self, plans: &[&Plan]) -> u64 {
+        // A software adapter's (lavapipe's) device memory is the host's.
+        if !self.ctx.info.is_software {
+            return 0;
+        }
+        let store = self.bytes(Elem::Store);
+        let mut holds_params = !self.plans.is_empty();
+        let mut bytes: u64 = 0;
+        for plan in plans {
+            if !holds_params {
+                // Parameters and gradients, and the f32 master weights of f16 storage.
+                let copies = if store == 4 { 2 } else { 3 };
+                bytes = bytes.saturating_add(plan.layout.total as u64 * store * copies);
+                holds_params = true;
+            }
+            let slots = plan.slots.iter().fold(0u64, |a, &w| a.saturating_add(w as u64));
+            bytes = bytes
+                .saturating_add(slots.saturating_mul(store))
+                .saturating_add(4 * plan.opt_state_len.saturating_sub(self.opt_len) as u64);
+        }
+        bytes
+    }
+
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.param_len, !self.plans.is_empty())?;
+        self.refuse_tensors_over_a_binding(&plan)?;
         if self.ctx.precision == Precision::F16 {
             refuse_positions_f16_cannot_hold(&plan)?;
         }
