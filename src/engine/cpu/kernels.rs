@@ -63,12 +63,6 @@ pub fn sigmoid(z: f32) -> f32 {
     Act::Sigmoid.eval(z)
 }
 
-/// `log(1 + exp(z))` without overflow.
-#[inline]
-pub fn softplus(z: f32) -> f32 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
 /// `out[m,n] = act(op(a) · op(b) + bias)`, all row-major; `op` transposes when flagged.
 /// `bias` is `[n]` (every row) or `[m, n]` (a whole matrix added).
 /// Large products are split across the thread pool.
@@ -688,13 +682,39 @@ pub fn expand_to(
 }
 
 /// Mean of `pos_weight * y * softplus(-z) + (1 - y) * softplus(z)` over the batch.
+///
+/// `softplus(±z) = max(±z, 0) + ln(1 + e^{−|z|})`, the logarithm shared by both signs
+/// and taken by `approx`'s polynomials in SIMD lanes (libm's took 17 ns a logit), into
+/// 16 running sums. The value is reported, never differentiated (the gradient is
+/// `bce_with_logits_grad`), so that its last bits follow the instruction set (fused
+/// multiply-adds where there are some) changes no weight.
 pub fn bce_with_logits(logits: &[f32], targets: &[f32], pos_weight: f32) -> f32 {
-    let sum: f32 = logits
-        .iter()
-        .zip(targets)
-        .map(|(&z, &y)| pos_weight * y * softplus(-z) + (1.0 - y) * softplus(z))
-        .sum();
+    let mut sum = 0.0;
+    bce_sum_for(simd::isa(), logits, targets, pos_weight, &mut sum);
     sum / logits.len() as f32
+}
+
+simd::multiversion!(bce_sum_for, bce_sum, (logits: &[f32], targets: &[f32], pos_weight: f32, sum: &mut f32));
+
+#[inline(always)]
+fn bce_sum<M: simd::MulAdd>(logits: &[f32], targets: &[f32], pos_weight: f32, sum: &mut f32) {
+    const LANES: usize = 16;
+    let term = |z: f32, y: f32| {
+        let tail = super::approx::softplus_tail::<M>(z);
+        pos_weight * y * ((-z).max(0.0) + tail) + (1.0 - y) * (z.max(0.0) + tail)
+    };
+    let mut sums = [0.0f32; LANES];
+    let (zs, ys) = (logits.chunks_exact(LANES), targets.chunks_exact(LANES));
+    let (z_rest, y_rest) = (zs.remainder(), ys.remainder());
+    for (z, y) in zs.zip(ys) {
+        for k in 0..LANES {
+            sums[k] += term(z[k], y[k]);
+        }
+    }
+    for (k, (&z, &y)) in z_rest.iter().zip(y_rest).enumerate() {
+        sums[k] += term(z, y);
+    }
+    *sum = sums.iter().sum();
 }
 
 /// `LossKernel::BceWithLogitsGrad`: the gradient of the mean weighted cross-entropy w.r.t.
@@ -783,11 +803,28 @@ pub fn gather_rows(
     cols: usize,
 ) {
     let window = &perm[step * batch..(step + 1) * batch];
-    for (row, &src) in out.chunks_exact_mut(cols).zip(window) {
+    if cols == 1 {
+        for (o, &src) in out.iter_mut().zip(window) {
+            *o = table[src as usize];
+        }
+        return;
+    }
+    for (i, (row, &src)) in out.chunks_exact_mut(cols).zip(window).enumerate() {
+        // The rows are the shuffle's, scattered over a table larger than the caches:
+        // ask for a row a few ahead while this one is copied, so the misses overlap.
+        if let Some(ahead) = window
+            .get(i + GATHER_AHEAD)
+            .and_then(|&r| table.get(r as usize * cols..)?.get(..cols))
+        {
+            super::simd::prefetch(ahead);
+        }
         let src = src as usize * cols;
         row.copy_from_slice(&table[src..src + cols]);
     }
 }
+
+/// Rows ahead of the copy that `gather_rows` prefetches.
+const GATHER_AHEAD: usize = 8;
 
 /// `out[r, :] = Σ dy[b, :]` over the batch rows `b` that gathered table row `r`, in
 /// batch order.
@@ -1089,6 +1126,35 @@ mod tests {
                     .count();
                 assert_eq!(differ, 0, "{m}x{n}x{k} ta={ta} tb={tb}, {count} lanes: {differ} outputs differ between the split and the whole product");
             }
+        }
+    }
+
+    /// The loss value against a plain f64 reference: logits from −60 to 60 (where a naive
+    /// `ln(1 + e^z)` overflows), soft and hard targets, a positive-class weight, an
+    /// awkward count.
+    #[test]
+    fn bce_with_logits_matches_an_f64_reference() {
+        let mut rng = crate::rng::Rng::new(23);
+        for (count, pos_weight) in [(1usize, 1.0f32), (257, 1.0), (1031, 3.7)] {
+            let logits: Vec<f32> = (0..count).map(|_| rng.range(-60.0, 60.0) as f32).collect();
+            let targets: Vec<f32> = (0..count)
+                .map(|i| if i % 3 == 0 { rng.uniform() as f32 } else { (i % 2) as f32 })
+                .collect();
+            let softplus = |z: f64| z.max(0.0) + (-z.abs()).exp().ln_1p();
+            let want = logits
+                .iter()
+                .zip(&targets)
+                .map(|(&z, &y)| {
+                    let (z, y) = (z as f64, y as f64);
+                    pos_weight as f64 * y * softplus(-z) + (1.0 - y) * softplus(z)
+                })
+                .sum::<f64>()
+                / count as f64;
+            let got = bce_with_logits(&logits, &targets, pos_weight) as f64;
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{count} logits, pos_weight {pos_weight}: {got} against {want}"
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The native CPU executor: runs a `Plan` with the kernels in `kernels`.
 
+mod approx;
 pub mod conv;
 pub mod kernels;
 pub mod lanes;

@@ -2,16 +2,14 @@
 //! The equations are in `ops::rnn`, the packed layouts in `ops::rnn::Packing`.
 //!
 //! Each kernel is one pass over the rows: per row, slices of every operand and plain
-//! index loops over the hidden units, which the compiler turns into SIMD code. The
-//! exponential is a polynomial (Cephes' `expf`, within 2 ulp) rather than libm's, which
-//! does not vectorize; sigmoid and tanh are built on it. The row loops are compiled
-//! three times, for AVX-512, AVX2+FMA and the baseline, and the best one the processor
-//! runs is picked once. Rows are split across threads when there is enough work.
+//! index loops over the hidden units, which the compiler turns into SIMD code (sigmoid
+//! and tanh are `approx`'s polynomials, which vectorize, where libm's do not). The row
+//! loops are compiled three times, for AVX-512, AVX2+FMA and the baseline, and the best
+//! one the processor runs is picked once. Rows are split across threads when there is enough work.
 
+use super::approx::{sigmoid, tanh};
 use super::lanes::Lanes;
 use super::simd::{isa, multiversion, MulAdd};
-#[cfg(test)]
-use super::simd::{Fused, Plain};
 use crate::engine::graph::{CellKind, Packing};
 use rayon::prelude::*;
 
@@ -61,58 +59,6 @@ pub enum Gh<'a> {
     Bias(&'a [f32]),
     /// A `[rows, G]` matrix.
     Rows(&'a [f32]),
-}
-
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-/// Adding and subtracting 1.5·2²³ rounds an f32 of magnitude below 2²² to an integer.
-const ROUND: f32 = 12_582_912.0;
-
-/// `e^x = (1 + m)·2^n` for |x| < 87 (saturating beyond; NaN stays NaN), as `(m, 2^n)`:
-/// x = n·ln2 + r with |r| ≤ ln2/2, `m = e^r − 1` by Cephes' minimax polynomial (within
-/// 2 ulp), 2^n put straight into the exponent bits. Branch-free, so loops over it
-/// vectorize; n is read from the bits of the rounded sum (its low mantissa bits hold n)
-/// because `f32 as i32` saturates in Rust and does not vectorize.
-#[inline(always)]
-fn exp_parts<M: MulAdd>(x: f32) -> (f32, f32) {
-    let x = x.clamp(-87.0, 88.0);
-    let t = M::ma(x, LOG2E, ROUND);
-    let n = t - ROUND;
-    let r = M::ma(-n, LN2_LO, M::ma(-n, LN2_HI, x));
-    let mut q = M::ma(1.987_569_1e-4, r, 1.398_2e-3);
-    for c in [8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        q = M::ma(q, r, c);
-    }
-    let m = M::ma(q, r * r, r);
-    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
-    (m, f32::from_bits(n_int.wrapping_add(127) << 23))
-}
-
-#[inline(always)]
-fn exp<M: MulAdd>(x: f32) -> f32 {
-    let (m, s) = exp_parts::<M>(x);
-    M::ma(m, s, s)
-}
-
-/// `e^x − 1` without cancellation near 0: `m·2^n + (2^n − 1)`, the last term exact.
-#[inline(always)]
-fn expm1<M: MulAdd>(x: f32) -> f32 {
-    let (m, s) = exp_parts::<M>(x);
-    M::ma(m, s, s - 1.0)
-}
-
-#[inline(always)]
-fn sigmoid<M: MulAdd>(x: f32) -> f32 {
-    1.0 / (1.0 + exp::<M>(-x))
-}
-
-/// `tanh |x| = −u / (2 + u)` with `u = e^{−2|x|} − 1`, sign restored: full relative
-/// precision near 0 (where `1 − e^{−2|x|}` would cancel), exactly ±1 far out.
-#[inline(always)]
-fn tanh<M: MulAdd>(x: f32) -> f32 {
-    let u = expm1::<M>(-2.0 * x.abs());
-    (-u / (2.0 + u)).copysign(x)
 }
 
 /// Units per block: the row loops load operands into local arrays of this many SIMD lanes,
@@ -613,67 +559,5 @@ pub fn rnn_cell_grad(
                 gru_backward_rows(isa, hidden, first, count, dh, state, prev, &zeros, planes)
             },
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accurate<M: MulAdd>() {
-        let mut x = -100.0f32;
-        while x <= 100.0 {
-            let e = (x as f64).exp();
-            if (-87.0..=88.0).contains(&x) {
-                let rel = ((exp::<M>(x) as f64 - e) / e).abs();
-                assert!(rel < 3e-7, "exp({x}): {} vs {e}", exp::<M>(x));
-                let em1 = (x as f64).exp_m1();
-                assert!(
-                    ((expm1::<M>(x) as f64 - em1) / em1).abs() < 3e-7,
-                    "expm1({x})"
-                );
-            }
-            let s = 1.0 / (1.0 + (-(x as f64)).exp());
-            assert!(
-                ((sigmoid::<M>(x) as f64 - s) / s).abs() < 1e-6 || s < 1e-37,
-                "sigmoid({x}): {} vs {s}",
-                sigmoid::<M>(x)
-            );
-            let t = (x as f64).tanh();
-            assert!(
-                (tanh::<M>(x) as f64 - t).abs() <= 1e-6 * t.abs(),
-                "tanh({x}): {} vs {t}",
-                tanh::<M>(x)
-            );
-            x += 0.0137;
-        }
-        for tiny in [1e-30f32, 1e-8, -3e-5, 0.299, -0.3, 0.301, 0.35, -0.347] {
-            let t = (tiny as f64).tanh();
-            assert!(
-                ((tanh::<M>(tiny) as f64 - t) / t).abs() < 1e-6,
-                "tanh({tiny})"
-            );
-            let em1 = (tiny as f64).exp_m1();
-            assert!(
-                ((expm1::<M>(tiny) as f64 - em1) / em1).abs() < 1e-6,
-                "expm1({tiny})"
-            );
-        }
-        assert!(
-            exp::<M>(f32::NAN).is_nan()
-                && sigmoid::<M>(f32::NAN).is_nan()
-                && tanh::<M>(f32::NAN).is_nan()
-        );
-        assert_eq!(
-            (tanh::<M>(50.0), tanh::<M>(-50.0), tanh::<M>(0.0)),
-            (1.0, -1.0, 0.0)
-        );
-        assert!(sigmoid::<M>(-200.0) >= 0.0 && sigmoid::<M>(200.0) == 1.0);
-    }
-
-    #[test]
-    fn exp_sigmoid_and_tanh_are_accurate_across_the_range() {
-        accurate::<Plain>();
-        accurate::<Fused>();
     }
 }
