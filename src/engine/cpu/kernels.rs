@@ -420,7 +420,7 @@ fn bias_row(bias: &[f32], i: usize, n: usize) -> &[f32] {
 fn start_from_bias(out: &mut [f32], bias: &[f32], n: usize) {
     out.chunks_exact_mut(n)
         .enumerate()
-        .for_each(|(i, row)| row.copy_from_slice(bias_row(bias, i, n)));
+        .for_each(|(i, row)| simd::copy_row(row, bias_row(bias, i, n)));
 }
 
 /// Inner dimensions up to this go to `small_k_matmul` instead of gemm, whose packing
@@ -819,7 +819,7 @@ pub fn gather_rows(
             super::simd::prefetch(ahead);
         }
         let src = src as usize * cols;
-        row.copy_from_slice(&table[src..src + cols]);
+        simd::copy_row(row, &table[src..src + cols]);
     }
 }
 
