@@ -31,6 +31,10 @@ pub struct OutputArgs {
     json: Option<PathBuf>,
 }
 
+/// The longest `--budget`: an hour of samples a case is already far past what a median
+/// needs, and a larger figure is a slip (1e300 ran until it was killed).
+const MAX_BUDGET_SECONDS: f64 = 3600.0;
+
 /// How long each case is measured.
 #[derive(clap::Args, Debug)]
 pub struct TimingArgs {
@@ -47,6 +51,15 @@ impl TimingArgs {
             return Err(Error::flag(
                 "--budget",
                 "the budget must be a positive number of seconds",
+            ));
+        }
+        if self.budget > MAX_BUDGET_SECONDS {
+            return Err(Error::flag(
+                "--budget",
+                format!(
+                    "{} seconds a case is over the {MAX_BUDGET_SECONDS} (an hour) a case may take",
+                    self.budget
+                ),
             ));
         }
         Ok(Timing {

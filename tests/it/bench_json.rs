@@ -322,6 +322,12 @@ fn peak_flags_are_checked() {
     );
     let o = riskgrad(&["bench", "matmul", "--no-peak", "--peak", m]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A budget no one means (1e300 seconds a case ran until it was killed).
+    for budget in ["1e300", "3601", "0", "nan"] {
+        let o = riskgrad(&["bench", "peak", "--devices", "cpu", "--budget", budget]);
+        assert_eq!(o.status.code(), Some(2), "{budget}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--budget"), "{}", stderr(&o));
+    }
     let o = riskgrad(&["bench", "peak", "--devices", "cpu", "--buffer-mib", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--buffer-mib"), "{}", stderr(&o));
