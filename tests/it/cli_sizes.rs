@@ -127,6 +127,18 @@ fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
     );
 }
 
+/// The system's available memory in bytes (`MemAvailable`).
+#[cfg(target_os = "linux")]
+fn available_memory() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
 /// Linux overcommits, so an allocation beyond the free memory can succeed and the
 /// process be killed when it is touched: where the system reports its available memory,
 /// a request beyond it is refused before anything is allocated.
@@ -134,13 +146,7 @@ fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
 #[cfg(target_os = "linux")]
 fn memory_beyond_what_is_available_is_refused_before_it_is_touched() {
     use riskgrad::engine::exec::ensure_memory_for;
-    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let available_kib: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    let beyond = available_kib * 1024 + (1 << 30);
+    let beyond = available_memory() + (1 << 30);
     let e = ensure_memory_for(beyond, "the gradients").unwrap_err();
     assert!(e.to_string().contains("the gradients"), "{e}");
     ensure_memory_for(16 << 20, "a small tensor").unwrap();
@@ -153,24 +159,11 @@ fn memory_beyond_what_is_available_is_refused_before_it_is_touched() {
 #[test]
 #[cfg(target_os = "linux")]
 fn a_run_beyond_the_available_memory_is_refused_before_anything_is_zeroed() {
-    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let available: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap()
-        * 1024;
     // One [256, hidden] tensor takes half the available memory.
-    let hidden = available / (4 * 256 * 2);
+    let hidden = available_memory() / (4 * 256 * 2);
     let dir = temp_dir("run-too-large");
-    let mut rng = riskgrad::rng::Rng::new(5);
-    let mut csv = String::from("income,debt,default\n");
-    for _ in 0..600 {
-        let (income, debt) = (rng.normal(), rng.normal());
-        csv.push_str(&format!("{income:.3},{debt:.3},{}\n", (rng.uniform() < 0.3) as u8));
-    }
     let data = dir.join("wide.csv");
-    std::fs::write(&data, csv).unwrap();
+    crate::common::two_feature_table(&data, 600, 5);
     let out_dir = dir.join("run");
     let out = riskgrad(&[
         "train",
@@ -213,9 +206,7 @@ fn a_model_too_large_for_memory_is_refused_cleanly() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("the parameters")
-            && err.contains("GB of memory")
-            && err.contains("--hidden"),
+        err.contains("the parameters") && err.contains("GB of memory") && err.contains("--hidden"),
         "{err}"
     );
     assert!(

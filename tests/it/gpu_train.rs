@@ -60,14 +60,8 @@ fn a_model_over_the_adapters_largest_binding_is_refused_up_front() {
     // (two words a parameter) takes about twice the binding.
     let hidden = binding / 16;
     let dir = crate::lifecycle_common::temp_dir("gpu-over-binding");
-    let mut rng = riskgrad::rng::Rng::new(9);
-    let mut csv = String::from("income,debt,default\n");
-    for _ in 0..200 {
-        let (income, debt) = (rng.normal(), rng.normal());
-        csv.push_str(&format!("{income:.3},{debt:.3},{}\n", (rng.uniform() < 0.3) as u8));
-    }
     let data = dir.join("two.csv");
-    std::fs::write(&data, csv).unwrap();
+    common::two_feature_table(&data, 200, 9);
     let out_dir = dir.join("run");
     let out = common::riskgrad(&[
         "train",

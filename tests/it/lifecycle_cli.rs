@@ -596,44 +596,37 @@ fn explain_gives_reasons_and_a_summary() {
     assert_eq!(importance.len(), columns.len());
     assert!(stderr(&out).contains("completeness gap"));
 
-    let csv_path = dir.join("reasons.csv");
-    ok(&[
-        "explain",
-        "--model",
-        m,
-        "--device",
-        "cpu",
-        "--rows",
-        "50",
-        "--top",
-        "2",
-        "--out",
-        csv_path.to_str().unwrap(),
-    ]);
-    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    // `explain --rows ROWS --top TOP --out FILE` in the model's directory: the CSV.
+    let reasons_csv = |rows: &str, top: &str, file: &str| {
+        let path = dir.join(file);
+        ok(&[
+            "explain",
+            "--model",
+            m,
+            "--device",
+            "cpu",
+            "--rows",
+            rows,
+            "--top",
+            top,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let csv = reasons_csv("50", "2", "reasons.csv");
     assert!(csv.starts_with("id,score,reason_1,contribution_1,reason_2,contribution_2\n"));
     assert_eq!(csv.lines().count(), 51);
 
     // A --top past the columns gives one reason a column at most: no empty fields by the
     // million on every line (--top 1000000 once wrote 3.7 MB a row).
-    let all_path = dir.join("all-reasons.csv");
-    ok(&[
-        "explain",
-        "--model",
-        m,
-        "--device",
-        "cpu",
-        "--rows",
-        "5",
-        "--top",
-        "1000000",
-        "--out",
-        all_path.to_str().unwrap(),
-    ]);
-    let csv = std::fs::read_to_string(&all_path).unwrap();
+    let csv = reasons_csv("5", "1000000", "all-reasons.csv");
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header.len(), 2 + 2 * columns.len(), "{header:?}");
-    assert!(csv.lines().all(|l| l.split(',').count() == header.len()), "{csv}");
+    assert!(
+        csv.lines().all(|l| l.split(',').count() == header.len()),
+        "{csv}"
+    );
 }
 
 /// On the file the model was trained on, eval scores by default only the rows training

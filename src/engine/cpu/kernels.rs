@@ -1138,7 +1138,13 @@ mod tests {
         for (count, pos_weight) in [(1usize, 1.0f32), (257, 1.0), (1031, 3.7)] {
             let logits: Vec<f32> = (0..count).map(|_| rng.range(-60.0, 60.0) as f32).collect();
             let targets: Vec<f32> = (0..count)
-                .map(|i| if i % 3 == 0 { rng.uniform() as f32 } else { (i % 2) as f32 })
+                .map(|i| {
+                    if i % 3 == 0 {
+                        rng.uniform() as f32
+                    } else {
+                        (i % 2) as f32
+                    }
+                })
                 .collect();
             let softplus = |z: f64| z.max(0.0) + (-z.abs()).exp().ln_1p();
             let want = logits

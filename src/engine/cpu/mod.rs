@@ -538,9 +538,12 @@ impl Executor for CpuExecutor {
                 words = words.saturating_add(plan.opt_state_len);
                 opt_state = plan.opt_state_len;
             }
-            for (name, len) in plan.inputs.iter().map(|i| (&i.name, i.len)).chain(
-                plan.states.iter().map(|s| (&s.name, s.len)),
-            ) {
+            for (name, len) in plan
+                .inputs
+                .iter()
+                .map(|i| (&i.name, i.len))
+                .chain(plan.states.iter().map(|s| (&s.name, s.len)))
+            {
                 if self.named.index(name).is_err() && !declared.contains(&name.as_str()) {
                     words = words.saturating_add(len);
                     declared.push(name);
@@ -550,7 +553,8 @@ impl Executor for CpuExecutor {
             if self.lanes.available() {
                 let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
                 if let Some(step) = StepSplit::plan(&kernels, &plan.slots) {
-                    words = words.saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
+                    words = words
+                        .saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
                 }
             }
             let conv = plan_scratch_words(plan, self.conv_budget());

@@ -181,10 +181,15 @@ mod tests {
         let mut rng = crate::rng::Rng::new(31);
         for len in 0..70 {
             for offset in [0, 1, 3] {
-                let src: Vec<f32> = (0..len + offset).map(|_| rng.range(-9.0, 9.0) as f32).collect();
+                let src: Vec<f32> = (0..len + offset)
+                    .map(|_| rng.range(-9.0, 9.0) as f32)
+                    .collect();
                 let mut dst = vec![f32::NAN; len + offset + 5];
                 super::copy_row(&mut dst[offset..offset + len], &src[offset..]);
-                assert!(dst[..offset].iter().chain(&dst[offset + len..]).all(|v| v.is_nan()));
+                assert!(dst[..offset]
+                    .iter()
+                    .chain(&dst[offset + len..])
+                    .all(|v| v.is_nan()));
                 let same = dst[offset..offset + len]
                     .iter()
                     .zip(&src[offset..])

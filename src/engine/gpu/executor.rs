@@ -290,10 +290,14 @@ impl GpuExecutor {
     /// adapter can bind: a model sized beyond the device by its flags, a usage error.
     /// Inputs are not among them: a table over a binding is split or streamed.
     fn refuse_tensors_over_a_binding(&self, plan: &Plan) -> Result<()> {
-        let largest = (self.ctx.limits.max_storage_buffer_binding_size)
-            .min(self.ctx.limits.max_buffer_size);
+        let largest =
+            (self.ctx.limits.max_storage_buffer_binding_size).min(self.ctx.limits.max_buffer_size);
         let store = self.bytes(Elem::Store);
-        let tensors = plan.slots.iter().chain([&plan.layout.total]).map(|&w| w as u64 * store);
+        let tensors = plan
+            .slots
+            .iter()
+            .chain([&plan.layout.total])
+            .map(|&w| w as u64 * store);
         let biggest = tensors
             .chain([4 * plan.opt_state_len as u64])
             .max()
@@ -858,7 +862,10 @@ impl Executor for GpuExecutor {
                 bytes = bytes.saturating_add(plan.layout.total as u64 * store * copies);
                 holds_params = true;
             }
-            let slots = plan.slots.iter().fold(0u64, |a, &w| a.saturating_add(w as u64));
+            let slots = plan
+                .slots
+                .iter()
+                .fold(0u64, |a, &w| a.saturating_add(w as u64));
             bytes = bytes
                 .saturating_add(slots.saturating_mul(store))
                 .saturating_add(4 * plan.opt_state_len.saturating_sub(self.opt_len) as u64);

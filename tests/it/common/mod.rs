@@ -529,6 +529,20 @@ pub fn check_finite_differences(
     }
 }
 
+/// Writes `rows` rows of two random features and a 30 % default flag
+/// (`income,debt,default`) to `path`: a table for runs whose data does not matter (a
+/// model refused for its size).
+pub fn two_feature_table(path: &std::path::Path, rows: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut csv = String::from("income,debt,default\n");
+    for _ in 0..rows {
+        let (income, debt) = (rng.normal(), rng.normal());
+        let default = (rng.uniform() < 0.3) as u8;
+        csv.push_str(&format!("{income:.3},{debt:.3},{default}\n"));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
 /// Runs the riskgrad binary with `args` (Mesa's device-select layer quiet).
 pub fn riskgrad(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
