@@ -765,20 +765,35 @@ fn training_gives_the_same_bytes_with_tuning_off_and_full() {
     let train = |tuning: Tuning| {
         ctx.set_tuning(tuning);
         let mut exec = GpuExecutor::new(ctx.clone());
-        common::train_default_mlp(&mut exec, 1, 7);
-        exec.read_params().unwrap()
+        let reports = common::train_default_mlp(&mut exec, 1, 7);
+        (exec.read_params().unwrap(), reports[0].train_loss)
     };
-    let off = train(Tuning::default());
-    let full = train(Tuning {
+    let (off, off_loss) = train(Tuning::default());
+    let (full, full_loss) = train(Tuning {
         mode: TuneMode::Full,
         ..Default::default()
     });
-    assert!(!ctx.tune_choices().is_empty(), "the default MLP was tuned");
-    assert_eq!(
-        common::first_difference(&off, &full),
-        None,
-        "trained parameters differ between --tune off and full"
-    );
+    let choices = ctx.tune_choices();
+    assert!(!choices.is_empty(), "the default MLP was tuned");
+    // A split-K variant sums in another order, so it is taken only by a clear margin
+    // (`SPLIT_K_MARGIN`), which a loaded machine's timings can give it: then the run is
+    // the same to rounding (its loss within 1e-3, as the GPU's against the CPU's in
+    // gpu_train), and with every other variant the same to the byte.
+    let split_k = choices
+        .iter()
+        .any(|c| c.shape.variants()[c.variant].split_k);
+    if split_k {
+        assert!(
+            (off_loss - full_loss).abs() < 1e-3 * off_loss.abs(),
+            "training loss {off_loss} with --tune off, {full_loss} with full (split-K chosen)"
+        );
+    } else {
+        assert_eq!(
+            common::first_difference(&off, &full),
+            None,
+            "trained parameters differ between --tune off and full"
+        );
+    }
     ctx.set_tuning(Tuning::default());
 }
 
