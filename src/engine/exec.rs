@@ -131,6 +131,10 @@ pub fn ensure_memory_for(bytes: u64, what: &str) -> Result<()> {
     }
 }
 
+/// What an executor's up-front memory check names: everything a loaded plan holds.
+pub const PLAN_BUFFERS: &str =
+    "the parameters, their gradients, the optimizer state and the intermediate tensors";
+
 /// Memory `ensure_memory_for` leaves to the rest of the process (its data, its buffers).
 const MEMORY_RESERVE: u64 = 256 << 20;
 

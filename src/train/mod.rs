@@ -381,7 +381,7 @@ impl<'e> Trainer<'e> {
         crate::engine::exec::ensure_memory_for(
             exec.host_bytes_to_load(&[&train_plan, &eval_plan])
                 .saturating_add(4 * train_plan.layout.total as u64),
-            "the parameters, their gradients, the optimizer state and the intermediate tensors",
+            crate::engine::exec::PLAN_BUFFERS,
         )?;
         let mut init = model.initial_params(&g, &train_plan.layout, config.seed)?;
         start_at_the_prior(

@@ -3,7 +3,7 @@
 //! sizes are refused with the flag named, and a refused flag leaves nothing behind.
 
 use crate::common::fixture;
-use crate::common::{riskgrad, stderr, train_small};
+use crate::common::{riskgrad, stderr, train_refused_for_size, train_small};
 use crate::lifecycle_common::temp_dir;
 
 #[test]
@@ -164,25 +164,11 @@ fn a_run_beyond_the_available_memory_is_refused_before_anything_is_zeroed() {
     let dir = temp_dir("run-too-large");
     let data = dir.join("wide.csv");
     crate::common::two_feature_table(&data, 600, 5);
-    let out_dir = dir.join("run");
-    let out = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        &hidden.to_string(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = train_refused_for_size(&dir, "cpu", &data, &hidden.to_string(), &[]);
     assert!(
         err.contains("the intermediate tensors") && err.contains("--hidden"),
         "{err}"
     );
-    assert!(!out_dir.exists());
 }
 
 /// Layers so wide that their weights (10^16 of them) exceed any machine's address space:
@@ -191,20 +177,8 @@ fn a_run_beyond_the_available_memory_is_refused_before_anything_is_zeroed() {
 #[test]
 fn a_model_too_large_for_memory_is_refused_cleanly() {
     let dir = temp_dir("too-large");
-    let out_dir = dir.join("run");
-    let out = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        fixture("credit_mixed.csv").to_str().unwrap(),
-        "--hidden",
-        "100000000,100000000",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let data = fixture("credit_mixed.csv");
+    let err = train_refused_for_size(&dir, "cpu", &data, "100000000,100000000", &[]);
     assert!(
         err.contains("the parameters") && err.contains("GB of memory") && err.contains("--hidden"),
         "{err}"
@@ -213,7 +187,6 @@ fn a_model_too_large_for_memory_is_refused_cleanly() {
         !err.contains("panicked") && !err.contains("memory allocation of"),
         "{err}"
     );
-    assert!(!out_dir.exists());
 }
 
 /// With no training flags, a small table gets enough optimizer steps to learn: on 1,500

@@ -62,27 +62,12 @@ fn a_model_over_the_adapters_largest_binding_is_refused_up_front() {
     let dir = crate::lifecycle_common::temp_dir("gpu-over-binding");
     let data = dir.join("two.csv");
     common::two_feature_table(&data, 200, 9);
-    let out_dir = dir.join("run");
-    let out = common::riskgrad(&[
-        "train",
-        "--device",
-        "gpu",
-        "--data",
-        data.to_str().unwrap(),
-        "--hidden",
-        &hidden.to_string(),
-        "--batch",
-        "8",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    let err = common::stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err =
+        common::train_refused_for_size(&dir, "gpu", &data, &hidden.to_string(), &["--batch", "8"]);
     assert!(
         (err.contains("largest storage binding") || err.contains("intermediate tensors"))
             && err.contains("--hidden")
             && !err.contains("Validation"),
         "{err}"
     );
-    assert!(!out_dir.exists());
 }

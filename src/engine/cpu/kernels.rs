@@ -803,12 +803,6 @@ pub fn gather_rows(
     cols: usize,
 ) {
     let window = &perm[step * batch..(step + 1) * batch];
-    if cols == 1 {
-        for (o, &src) in out.iter_mut().zip(window) {
-            *o = table[src as usize];
-        }
-        return;
-    }
     for (i, (row, &src)) in out.chunks_exact_mut(cols).zip(window).enumerate() {
         // The rows are the shuffle's, scattered over a table larger than the caches:
         // ask for a row a few ahead while this one is copied, so the misses overlap.
@@ -816,7 +810,7 @@ pub fn gather_rows(
             .get(i + GATHER_AHEAD)
             .and_then(|&r| table.get(r as usize * cols..)?.get(..cols))
         {
-            super::simd::prefetch(ahead);
+            simd::prefetch(ahead);
         }
         let src = src as usize * cols;
         simd::copy_row(row, &table[src..src + cols]);

@@ -570,7 +570,7 @@ impl Executor for CpuExecutor {
         crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
         crate::engine::exec::ensure_memory_for(
             self.host_bytes_to_load(&[&plan]),
-            "the parameters, their gradients, the optimizer state and the intermediate tensors",
+            crate::engine::exec::PLAN_BUFFERS,
         )?;
         if self.plans.is_empty() {
             self.params = zeroed_words(plan.layout.total, "the parameters")?;

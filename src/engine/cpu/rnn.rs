@@ -5,7 +5,8 @@
 //! index loops over the hidden units, which the compiler turns into SIMD code (sigmoid
 //! and tanh are `approx`'s polynomials, which vectorize, where libm's do not). The row
 //! loops are compiled three times, for AVX-512, AVX2+FMA and the baseline, and the best
-//! one the processor runs is picked once. Rows are split across threads when there is enough work.
+//! one the processor runs is picked once. Rows are split across threads when there is
+//! enough work.
 
 use super::approx::{sigmoid, tanh};
 use super::lanes::Lanes;

@@ -858,8 +858,8 @@ impl Executor for GpuExecutor {
         for plan in plans {
             if !holds_params {
                 // Parameters and gradients, and the f32 master weights of f16 storage.
-                let copies = if store == 4 { 2 } else { 3 };
-                bytes = bytes.saturating_add(plan.layout.total as u64 * store * copies);
+                let master = if store == 4 { 0 } else { 4 };
+                bytes = bytes.saturating_add(plan.layout.total as u64 * (2 * store + master));
                 holds_params = true;
             }
             let slots = plan

@@ -529,6 +529,37 @@ pub fn check_finite_differences(
     }
 }
 
+/// `riskgrad train --device DEVICE --data DATA --hidden HIDDEN EXTRA… --out DIR/run`,
+/// refused for its size: checks the usage exit (2) and that no output directory was
+/// left, and returns stderr for the caller's checks of the message.
+pub fn train_refused_for_size(
+    dir: &std::path::Path,
+    device: &str,
+    data: &std::path::Path,
+    hidden: &str,
+    extra: &[&str],
+) -> String {
+    let out_dir = dir.join("run");
+    let args = [
+        &[
+            "train",
+            "--device",
+            device,
+            "--data",
+            data.to_str().unwrap(),
+        ][..],
+        &["--hidden", hidden],
+        extra,
+        &["--out", out_dir.to_str().unwrap()],
+    ]
+    .concat();
+    let out = riskgrad(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!out_dir.exists(), "{} was left behind", out_dir.display());
+    err
+}
+
 /// Writes `rows` rows of two random features and a 30 % default flag
 /// (`income,debt,default`) to `path`: a table for runs whose data does not matter (a
 /// model refused for its size).
