@@ -153,6 +153,23 @@ pub enum Error {
         bytes: u64,
     },
 
+    /// A tensor larger than one storage binding of the adapter can hold: the GPU's limit,
+    /// not the machine's memory.
+    #[error(
+        "a tensor of {:.2} GB is over the largest storage binding of {device} ({:.2} GB); a \
+         smaller model or fewer rows per step needs less",
+        *bytes as f64 / 1e9,
+        *limit as f64 / 1e9
+    )]
+    OverBinding {
+        /// The adapter's name.
+        device: String,
+        /// The tensor's size, in bytes.
+        bytes: u64,
+        /// The adapter's largest binding, in bytes.
+        limit: u64,
+    },
+
     /// A graph asks for something the engine does not do (a second derivative, a
     /// gradient through a view that carries none).
     #[error("{0}")]

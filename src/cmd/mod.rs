@@ -182,7 +182,7 @@ pub fn message(error: &Error) -> String {
             error.naming_settings(|setting| flag_of(setting).to_string())
         }
         Error::Diverged { .. } => format!("{error}; try a lower --lr"),
-        Error::OutOfMemory { .. } => {
+        Error::OutOfMemory { .. } | Error::OverBinding { .. } => {
             format!("{error} (the layer sizes: --hidden, --dense, --conv-channels; rows per step: --batch)")
         }
         Error::Interrupted {
@@ -223,7 +223,10 @@ pub fn exit_code(error: &Error) -> u8 {
     match error {
         // Memory is asked for by the settings (the model's sizes, rows per step): one
         // sized beyond the machine is a usage error, as any size out of range.
-        Error::Flag { .. } | Error::Invalid { .. } | Error::OutOfMemory { .. } => exit::USAGE,
+        Error::Flag { .. }
+        | Error::Invalid { .. }
+        | Error::OutOfMemory { .. }
+        | Error::OverBinding { .. } => exit::USAGE,
         Error::Data { .. } | Error::Io { .. } => exit::DATA,
         Error::BadModel { .. } | Error::Corrupt { .. } => exit::MODEL,
         Error::Diverged { .. } => exit::DIVERGED,

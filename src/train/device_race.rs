@@ -222,6 +222,7 @@ pub fn choose_for_training(
         Err(
             e @ (Error::Gpu(_)
             | Error::OutOfMemory { .. }
+            | Error::OverBinding { .. }
             | Error::Invalid {
                 setting: Setting::BatchSize,
                 ..

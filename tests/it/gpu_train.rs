@@ -65,7 +65,8 @@ fn a_model_over_the_adapters_largest_binding_is_refused_up_front() {
     let err =
         common::train_refused_for_size(&dir, "gpu", &data, &hidden.to_string(), &["--batch", "8"]);
     assert!(
-        (err.contains("largest storage binding") || err.contains("intermediate tensors"))
+        (err.contains("over the largest storage binding of")
+            || err.contains("intermediate tensors"))
             && err.contains("--hidden")
             && !err.contains("Validation"),
         "{err}"

@@ -303,13 +303,10 @@ impl GpuExecutor {
             .max()
             .unwrap_or(0);
         if biggest > largest {
-            return Err(Error::OutOfMemory {
-                what: format!(
-                    "one tensor on {} (its largest storage binding holds {:.2} GB)",
-                    self.ctx.info.name,
-                    largest as f64 / 1e9
-                ),
+            return Err(Error::OverBinding {
+                device: self.ctx.info.name.clone(),
                 bytes: biggest,
+                limit: largest,
             });
         }
         Ok(())
