@@ -516,20 +516,24 @@ impl CpuExecutor {
         self.scratch = scratch;
         Ok(())
     }
-}
 
-impl Executor for CpuExecutor {
-    fn device_name(&self) -> String {
-        format!("CPU ({})", thread_count())
+    /// The plan's step split across the lanes (`step_split`), where there are lanes.
+    fn step_split_of(&self, plan: &Plan) -> Option<StepSplit> {
+        if !self.lanes.available() {
+            return None;
+        }
+        let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
+        StepSplit::plan(&kernels, &plan.slots)
     }
 
-    fn host_bytes_to_load(&self, plans: &[&Plan]) -> u64 {
+    /// `host_bytes_to_load`, each plan's split already planned.
+    fn host_bytes_with_splits(&self, plans: &[(&Plan, Option<&StepSplit>)]) -> u64 {
         let mut words: usize = 0;
         let mut holds_params = !self.plans.is_empty();
         let mut opt_state = self.opt_state.len();
         let mut scratch = self.scratch.len();
         let mut declared: Vec<&str> = Vec::new();
-        for plan in plans {
+        for &(plan, split) in plans {
             if !holds_params {
                 words = words.saturating_add(plan.layout.total.saturating_mul(2));
                 holds_params = true;
@@ -550,12 +554,9 @@ impl Executor for CpuExecutor {
                 }
             }
             words = words.saturating_add(plan.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
-            if self.lanes.available() {
-                let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
-                if let Some(step) = StepSplit::plan(&kernels, &plan.slots) {
-                    words = words
-                        .saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
-                }
+            if let Some(step) = split {
+                words =
+                    words.saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
             }
             let conv = plan_scratch_words(plan, self.conv_budget());
             if conv > scratch {
@@ -565,11 +566,29 @@ impl Executor for CpuExecutor {
         }
         (words as u64).saturating_mul(4)
     }
+}
+
+impl Executor for CpuExecutor {
+    fn device_name(&self) -> String {
+        format!("CPU ({})", thread_count())
+    }
+
+    fn host_bytes_to_load(&self, plans: &[&Plan]) -> u64 {
+        let splits: Vec<_> = plans.iter().map(|plan| self.step_split_of(plan)).collect();
+        let with_splits: Vec<_> = plans
+            .iter()
+            .copied()
+            .zip(splits.iter().map(Option::as_ref))
+            .collect();
+        self.host_bytes_with_splits(&with_splits)
+    }
 
     fn load(&mut self, plan: Plan) -> Result<usize> {
         crate::engine::exec::check_layout(&plan, self.params.len(), !self.plans.is_empty())?;
+        // Planned once, for the estimate and for the load.
+        let split = self.step_split_of(&plan);
         crate::engine::exec::ensure_memory_for(
-            self.host_bytes_to_load(&[&plan]),
+            self.host_bytes_with_splits(&[(&plan, split.as_ref())]),
             crate::engine::exec::PLAN_BUFFERS,
         )?;
         if self.plans.is_empty() {
@@ -599,11 +618,6 @@ impl Executor for CpuExecutor {
         if self.scratch.len() < scratch {
             self.scratch = zeroed_words(scratch, "the convolution scratch space")?;
         }
-        let kernels: Vec<Kernel> = plan.launches.iter().map(|l| l.kernel).collect();
-        let split = match self.lanes.available() {
-            true => StepSplit::plan(&kernels, &plan.slots),
-            false => None,
-        };
         let split = match split {
             Some(step) => Some(SplitPlan {
                 slots: zeroed_slots(&step.slots)?,
