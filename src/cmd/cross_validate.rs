@@ -10,7 +10,6 @@ use riskgrad::data::LabelledTable;
 use riskgrad::train::cross_validation::{check_folds, CrossValidation, FOLDS_FILE};
 use riskgrad::{Error, Result};
 use serde_json::json;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// Checks `--cv` and `--ensemble` against the other flags, before any data is read.
@@ -36,10 +35,8 @@ pub(super) fn check_flags(args: &TrainArgs) -> Result<()> {
 
 pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
     let k = args.cv.expect("run only with --cv");
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs/latest"));
+    // `--resume` is refused with `--cv`: this is `--out`, else runs/latest.
+    let out = super::train::model_dir(args);
     let opts = prepare_options(args)?;
     let facts = run_facts(args, super::train::date_range_of(args)?, started);
     let table = LabelledTable::read(args.data.data.as_deref(), &opts)?;

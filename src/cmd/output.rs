@@ -212,6 +212,45 @@ pub fn check_model_dir_target(out: &Path) -> Result<()> {
     ))
 }
 
+/// Refuses a model directory `out` that holds the training data `data` (by name, a hard
+/// link or a link to it): the run replaces the files it writes there, and a table named
+/// like one of them (`folds.csv`) would be lost.
+pub fn check_data_outside_model_dir(out: &Path, data: &Path) -> Result<()> {
+    let Ok(data_meta) = std::fs::metadata(data) else {
+        // Missing data is said when it is read, with its path.
+        return Ok(());
+    };
+    if data_meta.is_dir() || !out.is_dir() {
+        return Ok(());
+    }
+    match same_file_in(&data_meta, out) {
+        Some(inside) => Err(Error::flag(
+            "--out",
+            format!(
+                "{} holds {}, the data this run trains on; a model directory's files are replaced by the run's, so keep the data elsewhere or name another --out",
+                out.display(),
+                inside.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses to replace a trained model in `out` by a cross-validation that saves none
+/// (without `--ensemble`): the directory is replaced whole, and the model would be lost.
+pub fn check_cv_keeps_model(out: &Path, saves_model: bool) -> Result<()> {
+    if saves_model || !out.join(WEIGHTS_FILE).exists() {
+        return Ok(());
+    }
+    Err(Error::flag(
+        "--out",
+        format!(
+            "{} holds a trained model, and a cross-validation without --ensemble saves none: it would replace the model with its folds and report; name another --out, or add --ensemble to save the folds' models there",
+            out.display()
+        ),
+    ))
+}
+
 /// Saves a copy of the model directory `from` as `to` the way a training writes one:
 /// `from` is checked to load as a model, `to`'s lock is taken (the message of a second
 /// training into it when another run holds it), and `from`'s files are staged beside `to`

@@ -345,11 +345,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.cv.is_some() {
         return super::cross_validate::run(args, started);
     }
-    let out = args
-        .out
-        .clone()
-        .or_else(|| args.resume.clone())
-        .unwrap_or_else(|| PathBuf::from("runs/latest"));
+    let out = model_dir(args);
     let resume = match &args.resume {
         Some(dir) => {
             let path = dir.join(CHECKPOINT_FILE);
@@ -539,6 +535,14 @@ fn network_flags_given(args: &TrainArgs) -> Vec<&'static str> {
         .collect()
 }
 
+/// The directory the run writes: `--out`, else the resumed run's, else runs/latest.
+pub(super) fn model_dir(args: &TrainArgs) -> PathBuf {
+    args.out
+        .clone()
+        .or_else(|| args.resume.clone())
+        .unwrap_or_else(|| PathBuf::from("runs/latest"))
+}
+
 /// Checks the flags that need no data.
 fn check_flags(args: &TrainArgs) -> Result<()> {
     if args.lr.is_infinite() {
@@ -576,6 +580,13 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
             ));
         }
         super::output::check_model_dir_target(out)?;
+    }
+    let out = model_dir(args);
+    if args.cv.is_some() {
+        super::output::check_cv_keeps_model(&out, args.ensemble)?;
+    }
+    if let Some(data) = &args.data.data {
+        super::output::check_data_outside_model_dir(&out, data)?;
     }
     riskgrad::nn::check_dropout(args.dropout)?;
     if matches!(args.model, ModelKind::Logistic) {

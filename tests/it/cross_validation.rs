@@ -257,3 +257,40 @@ fn cross_validation_flags_are_checked() {
         assert!(!out.exists(), "{flags:?} left {}", out.display());
     }
 }
+
+/// A cross-validation writes folds.csv, metrics.json and a report over its directory,
+/// so it may neither replace the table it reads (a data file named folds.csv inside
+/// `--out`) nor a trained model it would leave no model in place of (without
+/// `--ensemble`): both refused as usage errors, with every byte left as it was.
+#[test]
+fn a_cross_validation_keeps_the_data_and_a_model_it_would_overwrite() {
+    let dir = temp_dir("cv-keeps");
+    let data = loans(&dir, 120);
+    let out = dir.join("cv");
+    std::fs::create_dir(&out).unwrap();
+    let inside = out.join("folds.csv");
+    std::fs::copy(&data, &inside).unwrap();
+    let before = std::fs::read(&inside).unwrap();
+    let run = cv(&inside, &out, &["--cv", "2", "--epochs", "1"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("--out") && stderr(&run).contains("the data this run trains on"),
+        "{}",
+        stderr(&run)
+    );
+    assert_eq!(std::fs::read(&inside).unwrap(), before);
+
+    let model = dir.join("model");
+    let trained = cv(&data, &model, &["--epochs", "1", "--members", "1"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    let run = cv(&data, &model, &["--cv", "2", "--epochs", "1"]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("--ensemble"), "{}", stderr(&run));
+    assert_eq!(std::fs::read(model.join("model.safetensors")).unwrap(), weights);
+    assert!(!model.join("folds.csv").exists());
+    // With --ensemble the folds' model takes the trained one's place.
+    let run = cv(&data, &model, &["--cv", "2", "--epochs", "1", "--ensemble"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(model.join("folds.csv").exists() && model.join("model.safetensors").exists());
+}
