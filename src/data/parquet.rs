@@ -44,9 +44,15 @@ const BATCH_ROWS: usize = 8192;
 pub(crate) const MAGIC: &[u8; 4] = b"PAR1";
 
 /// Whether `path` is read as Parquet: a directory, a name ending in `.parquet` (or
-/// `.parq`, `.pq`), or a file starting with the Parquet magic bytes.
+/// `.parq`, `.pq`), or a regular file starting with the Parquet magic bytes. A pipe
+/// (`/dev/stdin`, a FIFO) is not opened to look: its bytes can be read once, and the
+/// CSV reader that then reads it needs them all (a FIFO opened twice waits for a second
+/// writer forever).
 pub(crate) fn is_parquet(path: &Path) -> bool {
-    if path.is_dir() {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
         return true;
     }
     if path.extension().is_some_and(|e| {
@@ -55,6 +61,9 @@ pub(crate) fn is_parquet(path: &Path) -> bool {
             .any(|x| e.eq_ignore_ascii_case(x))
     }) {
         return true;
+    }
+    if !meta.is_file() {
+        return false;
     }
     let mut head = [0u8; 4];
     File::open(path)

@@ -287,7 +287,10 @@ fn a_cross_validation_keeps_the_data_and_a_model_it_would_overwrite() {
     let run = cv(&data, &model, &["--cv", "2", "--epochs", "1"]);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
     assert!(stderr(&run).contains("--ensemble"), "{}", stderr(&run));
-    assert_eq!(std::fs::read(model.join("model.safetensors")).unwrap(), weights);
+    assert_eq!(
+        std::fs::read(model.join("model.safetensors")).unwrap(),
+        weights
+    );
     assert!(!model.join("folds.csv").exists());
     // With --ensemble the folds' model takes the trained one's place.
     let run = cv(&data, &model, &["--cv", "2", "--epochs", "1", "--ensemble"]);

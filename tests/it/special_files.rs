@@ -61,3 +61,69 @@ fn bench_refuses_a_json_path_that_is_not_a_regular_file_before_measuring() {
     assert!(out.stdout.is_empty(), "nothing was measured first");
     assert!(still_a_fifo(&pipe));
 }
+
+/// Data may come through a pipe (`--data /dev/stdin`) or a named pipe: read once, from
+/// its first byte. The Parquet sniff used to open it first and take 4 bytes (the
+/// header's first column lost its name, or the target was not found), and a FIFO
+/// opened a second time waited for a writer forever.
+#[test]
+fn data_read_through_a_pipe_or_a_fifo_scores_as_the_file_does() {
+    use std::io::Write;
+    let dir = TempDir::new("special-pipe-data");
+    let data = dir.join("loans.csv");
+    crate::common::two_feature_table(&data, 300, 5);
+    let model = dir.join("model");
+    let trained = crate::common::train_small(&data, &model, &["--epochs", "1", "--members", "1"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let want = crate::common::predict_cpu(&model, data.to_str().unwrap(), &dir.join("file.csv"));
+
+    let predict_from = |source: &str, out: &str| {
+        let m = model.to_str().unwrap().to_string();
+        let out = dir.join(out).to_str().unwrap().to_string();
+        let source = source.to_string();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+                .args(["predict", "--device", "cpu", "--model", &m])
+                .args(["--data", &source, "--out", &out])
+                .env("NODEVICE_SELECT", "1")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run riskgrad")
+        }
+    };
+    let mut child = predict_from("/dev/stdin", "stdin.csv")();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&data).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stdin.csv")).unwrap(),
+        want
+    );
+
+    let pipe = dir.join("pipe");
+    fifo(&pipe);
+    let mut child = predict_from(pipe.to_str().unwrap(), "fifo.csv")();
+    // One writer opens the FIFO once, as `cat data > pipe` would; a reader opening it a
+    // second time waits for another writer forever, so the run is given a deadline.
+    let bytes = std::fs::read(&data).unwrap();
+    let writer = pipe.clone();
+    std::thread::spawn(move || std::fs::write(writer, bytes));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("predict from a FIFO still waiting after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("fifo.csv")).unwrap(), want);
+}
