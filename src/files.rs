@@ -5,6 +5,11 @@
 //! all of the new ones. A model directory goes one step further ([`FileSet::replacing`]):
 //! the new one is built beside it and swapped in whole, so a reader sees the old model or
 //! the new one, never a mix; [`DirLock`] keeps two runs from writing one directory.
+//!
+//! A temporary file's name is riskgrad's alone (`NAME.riskgrad-PID-N.tmp`, created only
+//! if new), so a user's own `NAME.tmp` is never touched, and the ones being written are
+//! listed ([`remove_temporary_files_and_exit`]) so that a command stopped by a signal
+//! leaves none behind.
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -29,7 +34,7 @@ pub struct AtomicWriter {
 }
 
 impl AtomicWriter {
-    /// Opens the temporary file `<path>.tmp` for writing.
+    /// Opens a new temporary file beside `path` ([`temp_name`]) for writing.
     pub fn create(path: &Path) -> Result<Self> {
         // The rename at the end replaces whatever `path` names: never a device, pipe,
         // socket or directory (as root, `--json /dev/full` once replaced the device).
@@ -44,9 +49,8 @@ impl AtomicWriter {
                 ));
             }
         }
-        let tmp = temp_name(path);
         // Named by the file the user asked for: the temporary name is ours.
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        let (tmp, file) = create_temporary(path).map_err(|e| Error::io(path, e))?;
         Ok(AtomicWriter {
             path: path.to_path_buf(),
             tmp,
@@ -84,11 +88,21 @@ impl AtomicWriter {
     pub fn commit(mut self) -> Result<()> {
         self.sync()?;
         drop(self.out.take());
-        if let Err(e) = std::fs::rename(&self.tmp, &self.path) {
+        let path = self.path.clone();
+        self.rename_to(&path)?;
+        sync_dir_of(&self.path)
+    }
+
+    /// Renames the synced temporary file to `target` (removing it if that fails), while
+    /// no signal's cleanup can remove it meanwhile.
+    fn rename_to(&self, target: &Path) -> Result<()> {
+        let mut live = live_temporaries();
+        live.retain(|t| *t != self.tmp);
+        if let Err(e) = std::fs::rename(&self.tmp, target) {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(Error::io(&self.path, e));
         }
-        sync_dir_of(&self.path)
+        Ok(())
     }
 
     /// Syncs the temporary file and renames it to `target` (a staging directory's file on
@@ -96,11 +110,7 @@ impl AtomicWriter {
     fn move_to(mut self, target: &Path) -> Result<()> {
         self.sync()?;
         drop(self.out.take());
-        if let Err(e) = std::fs::rename(&self.tmp, target) {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(Error::io(&self.path, e));
-        }
-        Ok(())
+        self.rename_to(target)
     }
 }
 
@@ -382,11 +392,9 @@ fn carry_over(from: &Path, to: &Path, written: &[std::ffi::OsString]) -> Result<
     let entries = std::fs::read_dir(from).map_err(|e| Error::io(from, e))?;
     for entry in entries {
         let name = entry.map_err(|e| Error::io(from, e))?.file_name();
-        let ours = written.iter().any(|w| {
-            let mut tmp = w.clone();
-            tmp.push(".tmp");
-            name == *w || name == tmp
-        });
+        let ours = written
+            .iter()
+            .any(|w| name == *w || is_temp_name_of(&name, w));
         if !ours && name != OLD_LOCK_FILE {
             carry_entry(&from.join(&name), &to.join(&name))?;
         }
@@ -517,9 +525,54 @@ impl Write for AtomicWriter {
 impl Drop for AtomicWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {
+            let mut live = live_temporaries();
+            live.retain(|t| *t != self.tmp);
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The number in this process's next temporary name.
+static NEXT_TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The temporary files being written now: created, not yet renamed or removed.
+fn live_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Creates a new temporary file for `path` ([`temp_name`]; never an existing file) and
+/// lists it as live.
+fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    loop {
+        let n = NEXT_TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = temp_name(path, n);
+        let mut live = live_temporaries();
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => {
+                live.push(tmp.clone());
+                return Ok((tmp, file));
+            }
+            // A leftover of a killed process that had this id.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes every temporary file being written and ends the process with `code`: for a
+/// signal that stops a command between its writes. The list stays locked, so no
+/// rename or new temporary file can follow.
+pub fn remove_temporary_files_and_exit(code: i32) -> ! {
+    let live = live_temporaries();
+    for tmp in live.iter() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    std::process::exit(code)
 }
 
 /// One process's claim on a directory (a model directory being written): the operating
@@ -561,14 +614,28 @@ pub fn lock_path(dir: &Path) -> Result<PathBuf> {
     sibling(&real_dir(dir)?, ".riskgrad.lock")
 }
 
-/// `path` with `.tmp` appended to its file name.
-pub fn temp_name(path: &Path) -> PathBuf {
+/// The `n`-th temporary name of this process for `path`: `NAME.riskgrad-PID-N.tmp`
+/// beside it (a name no user file is likely to have, and [`is_temp_name_of`] knows).
+pub fn temp_name(path: &Path, n: u64) -> PathBuf {
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".tmp");
+    name.push(format!("{TEMP_INFIX}{}-{n}.tmp", std::process::id()));
     path.with_file_name(name)
+}
+
+/// What a temporary name puts between the file's name and the process id.
+const TEMP_INFIX: &str = ".riskgrad-";
+
+/// Whether `name` is a temporary name of the file `file` (of any process).
+pub fn is_temp_name_of(name: &std::ffi::OsStr, file: &std::ffi::OsStr) -> bool {
+    let (Some(name), Some(file)) = (name.to_str(), file.to_str()) else {
+        return false;
+    };
+    name.strip_prefix(file)
+        .and_then(|rest| rest.strip_prefix(TEMP_INFIX))
+        .is_some_and(|rest| rest.ends_with(".tmp"))
 }
 
 /// Syncs the directory holding `path`, so a rename into it is on disk. Platforms that
@@ -598,11 +665,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temp_names_keep_the_extension() {
+    fn temp_names_are_riskgrads_and_known_as_such() {
+        let tmp = temp_name(Path::new("d/model.safetensors"), 3);
         assert_eq!(
-            temp_name(Path::new("d/model.safetensors")),
-            Path::new("d/model.safetensors.tmp")
+            tmp,
+            Path::new(&format!(
+                "d/model.safetensors.riskgrad-{}-3.tmp",
+                std::process::id()
+            ))
         );
+        let name = tmp.file_name().unwrap();
+        assert!(is_temp_name_of(name, "model.safetensors".as_ref()));
+        assert!(!is_temp_name_of(name, "model".as_ref()));
+        assert!(!is_temp_name_of(
+            "model.safetensors.tmp".as_ref(),
+            "model.safetensors".as_ref()
+        ));
+    }
+
+    /// A user's own `NAME.tmp`, or a leftover with the name this process would take
+    /// first, is never written over.
+    #[test]
+    fn a_file_with_a_temporary_looking_name_is_left_alone() {
+        let dir = std::env::temp_dir().join(format!("riskgrad-tmpname-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scores.csv");
+        let users = dir.join("scores.csv.tmp");
+        std::fs::write(&users, "the user's notes").unwrap();
+        // The names this process takes next (other tests may take some meanwhile).
+        let next = NEXT_TEMPORARY.load(std::sync::atomic::Ordering::Relaxed);
+        let taken = next..next + 64;
+        for n in taken.clone() {
+            std::fs::write(temp_name(&path, n), "a leftover").unwrap();
+        }
+        write_atomically(&path, b"scores").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"scores");
+        assert_eq!(std::fs::read(&users).unwrap(), b"the user's notes");
+        for n in taken {
+            assert_eq!(std::fs::read(temp_name(&path, n)).unwrap(), b"a leftover");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The fallback where directories cannot be exchanged (other OSes, some file
@@ -643,7 +745,11 @@ mod tests {
             w.write_all(b"new, never committed").unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert!(!temp_name(&path).exists());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         write_atomically(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         std::fs::remove_dir_all(&dir).unwrap();

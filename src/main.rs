@@ -93,16 +93,29 @@ fn main() -> ExitCode {
     let threads = cli
         .threads
         .map_or(Ok(()), riskgrad::engine::cpu::use_threads);
-    let result = threads.and_then(|()| match cli.command {
-        Command::Devices => cmd::devices::run(),
-        Command::Inspect(args) => cmd::inspect::run(&args),
-        Command::Train(args) => cmd::train::run(&args),
-        Command::Eval(args) => cmd::eval::run(&args),
-        Command::Predict(args) => cmd::predict::run(&args),
-        Command::Explain(args) => cmd::explain::run(&args),
-        Command::Monitor(args) => cmd::monitor::run(&args),
-        Command::Bench(args) => cmd::bench::run(&args, started),
-    });
+    if !matches!(cli.command, Command::Train(_)) {
+        // `train` stops at a signal by writing a checkpoint (`cmd::signals`).
+        cmd::signals::remove_temporaries_on_stop();
+    }
+    let run = || {
+        threads.and_then(|()| match cli.command {
+            Command::Devices => cmd::devices::run(),
+            Command::Inspect(args) => cmd::inspect::run(&args),
+            Command::Train(args) => cmd::train::run(&args),
+            Command::Eval(args) => cmd::eval::run(&args),
+            Command::Predict(args) => cmd::predict::run(&args),
+            Command::Explain(args) => cmd::explain::run(&args),
+            Command::Monitor(args) => cmd::monitor::run(&args),
+            Command::Bench(args) => cmd::bench::run(&args, started),
+        })
+    };
+    let result = match cmd::stdout::catch_failed_prints(run) {
+        Ok(result) => result,
+        Err(cause) => {
+            eprintln!("error: could not write to standard output: {cause}");
+            return ExitCode::from(cmd::exit::DATA);
+        }
+    };
     riskgrad::engine::gpu::finish_adapter_prefetch();
     match result {
         Ok(()) => ExitCode::SUCCESS,

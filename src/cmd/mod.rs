@@ -11,6 +11,7 @@ pub mod output;
 pub mod predict;
 pub mod scores_out;
 pub mod signals;
+pub mod stdout;
 pub mod train;
 pub mod train_device;
 pub mod train_logistic;

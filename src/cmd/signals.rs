@@ -2,6 +2,9 @@
 //! scheduler, `docker stop` or a spot instance's reclaim sends) ask a training run to
 //! stop after its current run of steps, write a checkpoint there and exit 130 or 143
 //! (128 + the signal, as a shell reports it). A second signal ends the process at once.
+//! The other commands end at the first signal, as they would by default, but remove
+//! the temporary files of the outputs they were writing first
+//! ([`remove_temporaries_on_stop`]).
 
 use riskgrad::train::StopRequest;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -53,3 +56,25 @@ fn install() -> Option<Handlers> {
 fn install() -> Option<Handlers> {
     None
 }
+
+/// For every command but `train`: SIGINT and SIGTERM end the process with 130 or 143 as
+/// they would by default, but the temporary files of the outputs being written go
+/// first (`predict` into a large file left a partial `scores.csv.riskgrad-….tmp`).
+#[cfg(unix)]
+pub fn remove_temporaries_on_stop() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("riskgrad-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                riskgrad::files::remove_temporary_files_and_exit(128 + signal);
+            }
+        })
+        .ok();
+}
+
+#[cfg(not(unix))]
+pub fn remove_temporaries_on_stop() {}

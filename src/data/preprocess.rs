@@ -430,9 +430,7 @@ impl Preprocessor {
     /// Writes [`to_json`](Self::to_json) to `path` through a temporary file and a rename,
     /// so a failed write never leaves a half file where a good one was.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.to_json()).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::files::write_atomically(path, self.to_json().as_bytes())
     }
 
     /// Reads a preprocessor `save` wrote (another layout version is an error).

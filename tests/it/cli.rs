@@ -31,8 +31,9 @@ fn train_on_the_bundled_data_writes_metrics() {
     assert_eq!(epochs.len(), 2);
     assert!(epochs[1]["validation"]["auc"].as_f64().unwrap() > 0.7);
     assert!(json["train_rows_per_second"].as_f64().unwrap() > 0.0);
-    assert!(
-        !dir.join("metrics.tmp").exists(),
+    assert_eq!(
+        crate::common::temporary_files(&dir),
+        Vec::<String>::new(),
         "no temporary file left behind"
     );
 }

@@ -101,12 +101,7 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
     }
 
     assert_eq!(snapshot(&[&data, &config, &weights]), before);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
+    let leftovers = crate::common::temporary_files(&dir);
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // A new file, and an existing regular file that is no input, are written.
@@ -169,11 +164,7 @@ fn a_failed_save_keeps_the_old_model_and_a_locked_directory_is_refused() {
             "an earlier run's file was replaced"
         );
         riskgrad::model_io::SavedModel::load(&model).unwrap();
-        let leftovers: Vec<_> = std::fs::read_dir(&model)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".tmp"))
-            .collect();
+        let leftovers = crate::common::temporary_files(&model);
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 

@@ -867,7 +867,7 @@ fn lifecycle_commands_fail_clearly() {
         "previous contents",
         "a failed predict leaves the old file"
     );
-    assert!(!out_dir.join("out.csv.tmp").exists());
+    assert!(crate::common::temporary_files(&out_dir).is_empty());
 }
 
 /// SIGTERM (a scheduler's or a spot instance's notice) in the middle of an epoch: the

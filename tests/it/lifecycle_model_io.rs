@@ -70,7 +70,7 @@ fn round_trip_scores_identically() {
             == std::fs::read(again.join(WEIGHTS_FILE)).unwrap(),
         "the same bytes"
     );
-    assert!(!dir.join("model.safetensors.tmp").exists() && !dir.join("config.json.tmp").exists());
+    assert!(crate::common::temporary_files(&dir).is_empty());
 }
 
 #[test]

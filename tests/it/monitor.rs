@@ -344,12 +344,7 @@ fn monitor_refuses_hostile_inputs_with_clear_errors() {
         4,
         &[STABILITY_FILE, "not there", "train it again"],
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
+    let leftovers = crate::common::temporary_files(&dir);
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 

@@ -256,7 +256,7 @@ fn predict_writes_parquet_with_the_csv_scores() {
         assert_eq!(names, header);
         assert_eq!(rows.len(), 30_000);
         assert!(rows == want, "the Parquet scores differ from the CSV's");
-        assert!(!riskgrad::files::temp_name(&out).exists());
+        assert!(crate::common::temporary_files(&t.dir).is_empty());
     }
     // The id column is the row number when the model has none: int64.
     let out = t.dir.join("scores-types.parquet");

@@ -127,3 +127,87 @@ fn data_read_through_a_pipe_or_a_fifo_scores_as_the_file_does() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(dir.join("fifo.csv")).unwrap(), want);
 }
+
+/// A signal ends `predict` with 128 + its number and without its temporary file: here
+/// the data comes through a FIFO whose writer holds it open after the header and one
+/// row, so the run is sure to be between its first and last write when it is stopped.
+#[test]
+fn a_stopped_predict_leaves_the_old_output_and_no_temporary_file() {
+    use std::io::Write;
+    let dir = TempDir::new("special-stop");
+    let data = dir.join("loans.csv");
+    crate::common::two_feature_table(&data, 300, 6);
+    let model = dir.join("model");
+    let trained = crate::common::train_small(&data, &model, &["--epochs", "1", "--members", "1"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let out = dir.join("scores.csv");
+    std::fs::write(&out, "the scores of an earlier run").unwrap();
+    for (signal, status) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let pipe = dir.join(format!("pipe{signal}"));
+        fifo(&pipe);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+            .args([
+                "predict",
+                "--device",
+                "cpu",
+                "--model",
+                model.to_str().unwrap(),
+            ])
+            .args([
+                "--data",
+                pipe.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env("NODEVICE_SELECT", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Opening blocks until predict opens the FIFO to read.
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&pipe).unwrap();
+        let text = std::fs::read_to_string(&data).unwrap();
+        let first_rows: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        writer.write_all(first_rows.as_bytes()).unwrap();
+        let temporaries = || crate::common::temporary_files(dir.as_ref()).len();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while temporaries() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no temporary file");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: a signal to our own child, which is still running (it waits for rows).
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        drop(writer);
+        assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+        assert_eq!(temporaries(), 0);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "the scores of an earlier run"
+        );
+    }
+}
+
+/// Standard output that cannot be written (`> /dev/full`) is an error of its own (exit
+/// 3, one line naming it), not a panic's backtrace and exit 101.
+#[test]
+fn an_unwritable_standard_output_is_a_clear_error() {
+    let dir = TempDir::new("special-stdout");
+    let data = dir.join("loans.csv");
+    crate::common::two_feature_table(&data, 100, 7);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(["inspect", "--data", data.to_str().unwrap()])
+        .env("NODEVICE_SELECT", "1")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let message = stderr(&o);
+    assert!(
+        message.contains("could not write to standard output") && !message.contains("panicked"),
+        "{message}"
+    );
+}

@@ -615,6 +615,16 @@ pub fn predict_cpu(dir: &std::path::Path, data: &str, out: &std::path::Path) -> 
     std::fs::read_to_string(out).unwrap()
 }
 
+/// The temporary files (`*.tmp`) in `dir`: none may be left once a command has ended.
+pub fn temporary_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
 /// A command's standard error as text.
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
