@@ -132,10 +132,15 @@ fn logistic_and_ensemble_models_have_cards_and_a_plain_cross_validation_none() {
     ] {
         assert!(text.contains(want), "the card lacks {want:?}:\n{text}");
     }
-    // The same directory without --ensemble saves no model, and no card of an old one.
+    // Without --ensemble a cross-validation saves no model, so it may not replace one
+    // (the model and its card stay); into a new directory it writes no card.
     let o = train_small(&data, &out, &["--cv", "3", "--epochs", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(card(&out), text);
+    let plain = dir.join("cv-plain");
+    let o = train_small(&data, &plain, &["--cv", "3", "--epochs", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!out.join("model_card.md").exists());
+    assert!(!plain.join("model_card.md").exists());
 }
 
 #[test]

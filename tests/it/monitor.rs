@@ -376,15 +376,23 @@ fn the_logistic_model_and_a_cross_validation_ensemble_save_their_baseline() {
         );
         assert!(stdout(&o).contains("shifted: none"), "{}", stdout(&o));
     }
-    // A cross-validation without --ensemble saves no model, and leaves no baseline of
-    // the earlier one behind.
+    // A cross-validation without --ensemble saves no model: it may not replace one (the
+    // baseline stays with its model), and into a new directory it writes no baseline.
     let o = train_small(
         &data,
         &model,
         &["--target", "default", "--cv", "2", "--epochs", "2"],
     );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(model.join(STABILITY_FILE).exists());
+    let plain = model.with_file_name("cv-plain");
+    let o = train_small(
+        &data,
+        &plain,
+        &["--target", "default", "--cv", "2", "--epochs", "2"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!model.join(STABILITY_FILE).exists());
+    assert!(!plain.join(STABILITY_FILE).exists());
 }
 
 #[test]
