@@ -80,7 +80,8 @@ pub enum TargetSpec {
     Last,
     /// The column with this header name.
     Name(String),
-    /// The column at this 0-based position in the header.
+    /// The column at this 0-based position in the header, unless a column is named by
+    /// these digits: then that one.
     Index(usize),
 }
 

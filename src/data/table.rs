@@ -361,17 +361,22 @@ pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Rol
                 ),
             )
         })?,
-        TargetSpec::Index(i) if *i < names.len() => *i,
-        TargetSpec::Index(i) => {
-            return Err(src.header_err(
-                None,
-                format!(
-                "target column index {i} is out of range: the header has {} columns (0-based): {}",
-                names.len(),
-                super::source::listing(names)
-            ),
-            ))
-        }
+        // A column named by the digits is the one meant (`--target 1` in a header
+        // `1,0,x`): a name is the only way to pick it, while any column has a name.
+        TargetSpec::Index(i) => match find_column(names, &i.to_string()) {
+            Some(named) => named,
+            None if *i < names.len() => *i,
+            None => {
+                return Err(src.header_err(
+                    None,
+                    format!(
+                        "target column index {i} is out of range: the header has {} columns (0-based): {}",
+                        names.len(),
+                        super::source::listing(names)
+                    ),
+                ))
+            }
+        },
     };
 
     let mut roles = vec![Role::Auto; names.len()];

@@ -328,3 +328,21 @@ fn a_file_without_line_ends_is_refused_not_read_into_memory() {
     assert!(matches!(e, Error::Data { .. }), "{e:?}");
     assert!(msg.contains("/dev/zero") && msg.contains("64 MB"), "{msg}");
 }
+
+/// `--target 1` in a header `1,0,x` means the column named 1 (which only its name can
+/// pick), not the column at index 1; where no column has that name, the index holds.
+#[test]
+fn a_target_of_digits_is_a_column_of_that_name_before_an_index() {
+    let text = "1,0,x\n1,0,0\n0,1,1\n1,1,1\n0,0,0\n";
+    let tmp = TempFile::new("digit-names.csv", text.as_bytes());
+    let target_of = |flag: &str| {
+        let opts = PrepareOptions {
+            target: flag.parse().unwrap(),
+            ..Default::default()
+        };
+        inspect(&tmp.0, &opts).unwrap().target.name
+    };
+    assert_eq!(target_of("1"), "1");
+    assert_eq!(target_of("0"), "0");
+    assert_eq!(target_of("2"), "x");
+}
