@@ -9,7 +9,7 @@
 use crate::data::Preprocessor;
 use crate::error::{Error, Result};
 use crate::files::write_atomically;
-use crate::model_io::{f32_bytes, serialize_tensors, TrainSettings};
+use crate::model_io::{f32_bytes, fnv1a64_extend, serialize_tensors, TrainSettings, FNV1A64_START};
 use crate::nn::ModelSpec;
 use crate::train::{EpochReport, MidEpoch, TrainerState};
 use safetensors::{Dtype, SafeTensors};
@@ -93,6 +93,22 @@ struct Meta {
     /// a run of one network, as in every checkpoint before members existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     finished_members: Vec<FinishedMemberMeta>,
+    /// [`tensors_checksum`] of the tensors, so that a checkpoint whose bytes changed on
+    /// disk is refused rather than resumed (absent in checkpoints before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensors_fnv1a64: Option<String>,
+}
+
+/// FNV-1a over every tensor's name and bytes, in name order (independent of where the
+/// file lays them out).
+fn tensors_checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut named: Vec<_> = tensors.into_iter().collect();
+    named.sort_by_key(|&(name, _)| name);
+    let sum = named.iter().fold(FNV1A64_START, |h, (name, data)| {
+        let h = fnv1a64_extend(h, name.as_bytes());
+        fnv1a64_extend(h, data)
+    });
+    format!("{sum:016x}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -143,8 +159,8 @@ impl Checkpoint {
                     kept_epoch: m.kept_epoch,
                 })
                 .collect(),
+            tensors_fnv1a64: None,
         };
-        let json = serde_json::to_string(&meta).map_err(Error::internal)?;
         let mut tensors = vec![
             (
                 "params".to_string(),
@@ -185,6 +201,15 @@ impl Checkpoint {
                 f32_bytes(&member.params),
             ));
         }
+        let meta = Meta {
+            tensors_fnv1a64: Some(tensors_checksum(
+                tensors
+                    .iter()
+                    .map(|(name, _, _, data)| (name.as_str(), data.as_slice())),
+            )),
+            ..meta
+        };
+        let json = serde_json::to_string(&meta).map_err(Error::internal)?;
         let bytes = serialize_tensors(&tensors, HashMap::from([(META_KEY.to_string(), json)]))?;
         write_atomically(path, &bytes)
     }
@@ -213,6 +238,15 @@ impl Checkpoint {
         }
         let meta: Meta =
             serde_json::from_value(head).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        if let Some(want) = &meta.tensors_fnv1a64 {
+            let stored = tensors.tensors();
+            let got = tensors_checksum(stored.iter().map(|(name, t)| (name.as_str(), t.data())));
+            if got != *want {
+                return Err(bad(format!(
+                    "its tensors' checksum is {got}, not the {want} it was saved with: the file changed on disk"
+                )));
+            }
+        }
         let preprocessing = Preprocessor::from_json(
             &serde_json::to_string(&meta.preprocessing).unwrap_or_default(),
             path,

@@ -95,18 +95,30 @@ fn a_damaged_checkpoint_is_refused_naming_it() {
     let first = riskgrad(&[&base[..], &["--epochs", "1", "--out", m]].concat());
     assert!(first.status.success(), "{}", stderr(&first));
     let checkpoint = model.join("checkpoint.safetensors");
-    let mut bytes = std::fs::read(&checkpoint).unwrap();
-    bytes.truncate(bytes.len() / 2);
-    std::fs::write(&checkpoint, &bytes).unwrap();
-    let out = riskgrad(&[&base[..], &["--epochs", "2", "--resume", m]].concat());
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("checkpoint.safetensors"), "{err}");
-    assert_eq!(
-        std::fs::read(&checkpoint).unwrap(),
-        bytes,
-        "the checkpoint was touched"
-    );
+    let whole = std::fs::read(&checkpoint).unwrap();
+    // Cut short, and the same length with bytes changed inside a tensor (the end of the
+    // file is tensor data): once it resumed from the changed weights without a word.
+    let mut flipped = whole.clone();
+    let at = flipped.len() - 10;
+    flipped[at..at + 4].copy_from_slice(b"ZZZZ");
+    for (bytes, why) in [
+        (whole[..whole.len() / 2].to_vec(), ""),
+        (flipped, "checksum"),
+    ] {
+        std::fs::write(&checkpoint, &bytes).unwrap();
+        let out = riskgrad(&[&base[..], &["--epochs", "2", "--resume", m]].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(
+            err.contains("checkpoint.safetensors") && err.contains(why),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&checkpoint).unwrap(),
+            bytes,
+            "the checkpoint was touched"
+        );
+    }
 }
 
 #[test]
