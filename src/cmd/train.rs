@@ -126,15 +126,15 @@ pub struct TrainArgs {
     #[arg(long, value_name = "ROWS")]
     pub batch: Option<usize>,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f32,
     #[arg(long, value_enum, default_value = "adam")]
     pub optimizer: OptimizerKind,
-    /// Momentum for --optimizer sgd.
-    #[arg(long, default_value_t = 0.9)]
+    /// Momentum for --optimizer sgd: at least 0, below 1.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f32,
-    /// Decoupled weight decay for --optimizer adamw.
-    #[arg(long, default_value_t = 0.01)]
+    /// Decoupled weight decay for --optimizer adamw: at least 0, below 1 / --lr.
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// Dropout probability after each hidden layer of the mlp (and the dense head of
     /// cnn/lstm/gru), in training only: at least 0, below 1. Saved with the model.
@@ -553,6 +553,23 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
     }
     if args.lr.is_nan() || args.lr <= 0.0 {
         return Err(Error::flag("--lr", "must be a positive number"));
+    }
+    if !(0.0..1.0).contains(&args.momentum) {
+        return Err(Error::flag(
+            "--momentum",
+            format!("{} must be at least 0 and below 1", args.momentum),
+        ));
+    }
+    // Each AdamW step scales the weights by 1 - lr·decay: at 1 or more they flip sign.
+    if !(args.weight_decay >= 0.0 && args.lr * args.weight_decay < 1.0) {
+        return Err(Error::flag(
+            "--weight-decay",
+            format!(
+                "{} must be at least 0 and below 1 / --lr ({}): each step scales the weights by 1 - lr·decay",
+                args.weight_decay,
+                1.0 / args.lr
+            ),
+        ));
     }
     if args.epochs == Some(0) {
         return Err(Error::flag("--epochs", "must be at least 1"));

@@ -48,6 +48,44 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["train", "--pos-weight", "heavy"][..], "--pos-weight"),
         (&["train", "--hidden", "64,0"][..], "--hidden"),
         (&["train", "--epochs", "0"][..], "--epochs"),
+        // A negative value is the flag's, not an unknown argument.
+        (&["train", "--lr", "-1"][..], "must be a positive number"),
+        (
+            &["train", "--optimizer", "sgd", "--momentum", "nan"][..],
+            "--momentum",
+        ),
+        (
+            &["train", "--optimizer", "sgd", "--momentum", "-1"][..],
+            "--momentum",
+        ),
+        (
+            &["train", "--optimizer", "sgd", "--momentum", "1"][..],
+            "--momentum",
+        ),
+        (
+            &["train", "--optimizer", "adamw", "--weight-decay", "nan"][..],
+            "--weight-decay",
+        ),
+        (
+            &["train", "--optimizer", "adamw", "--weight-decay", "-5"][..],
+            "--weight-decay",
+        ),
+        (
+            &["train", "--optimizer", "adamw", "--weight-decay", "1e30"][..],
+            "--weight-decay",
+        ),
+        (
+            &[
+                "train",
+                "--optimizer",
+                "adamw",
+                "--lr",
+                "0.5",
+                "--weight-decay",
+                "2",
+            ][..],
+            "--weight-decay",
+        ),
     ] {
         let out = riskgrad(
             &[
@@ -183,8 +221,8 @@ fn a_headless_run_logs_plain_progress_lines() {
 fn log_json_writes_one_event_per_line_on_stdout() {
     let data = crate::common::fixture("credit_mixed.csv");
     let dir = temp_dir("log-json");
-    let run = |extra: &[&str]| {
-        let out = train_small(&data, &dir, &[&["--log", "json"][..], extra].concat());
+    let run_in = |dir: &std::path::Path, extra: &[&str]| {
+        let out = train_small(&data, dir, &[&["--log", "json"][..], extra].concat());
         let events: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
             .unwrap()
             .lines()
@@ -192,6 +230,7 @@ fn log_json_writes_one_event_per_line_on_stdout() {
             .collect();
         (out, events)
     };
+    let run = |extra: &[&str]| run_in(&dir, extra);
     let kinds = |events: &[serde_json::Value]| -> Vec<String> {
         events
             .iter()
@@ -244,7 +283,9 @@ fn log_json_writes_one_event_per_line_on_stdout() {
     assert_eq!(events[0]["exit"], 2);
     assert!(events[0]["message"].as_str().unwrap().contains("--lr"));
 
-    let (out, events) = run(&["--cv", "2"]);
+    // Into a directory of its own: a cross-validation saves no model, so it may not
+    // replace the one trained above.
+    let (out, events) = run_in(&dir.join("cv"), &["--cv", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(kinds(&events), ["start", "fold", "fold", "done"]);
     assert!(events[1]["auc"].is_number() || events[1]["auc"].is_null());
