@@ -30,6 +30,8 @@ pub struct LabelledScores {
     /// Cells read as missing because they are not numbers in a numeric column, per
     /// column, as in training.
     pub odd_cells: Vec<OddCells>,
+    /// [`PredictReader::unused_columns`] after the last row.
+    pub unused_columns: Vec<String>,
 }
 
 /// Opens `data` (the bundled data when `None`) to score with `model`: its rows with
@@ -72,6 +74,7 @@ pub fn score_labelled(
         cells: Vec::new(),
         skipped: 0,
         odd_cells: Vec::new(),
+        unused_columns: Vec::new(),
     };
     while let Some(batch) = next {
         let p = scorer.score(&model.arrange(batch.x))?;
@@ -95,6 +98,7 @@ pub fn score_labelled(
         next = reader.next_batch(scorer.batch())?;
     }
     out.odd_cells = reader.odd_cells().cloned().collect();
+    out.unused_columns = reader.unused_columns();
     Ok(out)
 }
 

@@ -355,7 +355,7 @@ impl Scorer {
                 None => ScoringPass::new(own.insert(open()?).as_mut(), model, rows)?,
             };
             cli::predict::score_from(scorer, first, model, &mut reader, &mut sink)?;
-            cli::data_args::report_predict_odd_cells(reader.odd_cells());
+            cli::data_args::report_scoring_notes(reader.odd_cells(), &reader.unused_columns());
             cli::scores_out::scores_batch(&schema, row_ids, &ids, &probs, points.as_ref())
         };
         // In the model's pool, if it has one: the CPU kernels split their work across

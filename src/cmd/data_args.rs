@@ -13,7 +13,8 @@ pub struct DataArgs {
     /// bundled UCI Taiwan credit-card default data (30,000 rows).
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Target column: a header name or a 0-based column index. Default: the last column.
+    /// Target column: a header name, or a 0-based column index (a column named by the
+    /// digits wins over the index). Default: the last column.
     /// Spelled 0/1, true/false, yes/no, y/n, good/bad, or any two values with --positive.
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
@@ -160,10 +161,17 @@ pub fn report_odd_cells(schema: &Schema) {
     }
 }
 
-/// Prints one note per numeric column whose odd cells a prediction read as missing, as
-/// training did.
-pub fn report_predict_odd_cells<'a>(odd: impl Iterator<Item = &'a OddCells>) {
+/// Prints one note per numeric column whose odd cells a prediction read as missing (as
+/// training reads such cells), and one per column of no use to the model in any row
+/// (`PredictReader::unused_columns`).
+pub fn report_scoring_notes<'a>(
+    odd: impl Iterator<Item = &'a OddCells>,
+    unused_columns: &[String],
+) {
     for odd in odd {
-        eprintln!("note: {odd}, as in training");
+        eprintln!("note: {odd}, the way training reads such cells");
+    }
+    for column in unused_columns {
+        eprintln!("note: {column}; check the file's columns against the model's");
     }
 }

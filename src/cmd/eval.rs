@@ -163,7 +163,7 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
     let reader = open_labelled(args.data.as_deref(), &model, args.protected.as_deref())?;
     let mut exec = super::executor_tuned(&args.device, args.tune.mode)?;
     let scores = score_labelled(exec.as_mut(), &model, reader, args.batch)?;
-    super::data_args::report_predict_odd_cells(scores.odd_cells.iter());
+    super::data_args::report_scoring_notes(scores.odd_cells.iter(), &scores.unused_columns);
     let skipped = scores.skipped;
     let Picked {
         selection,

@@ -248,7 +248,7 @@ pub fn run_with(args: &ExplainArgs, emit_json: &mut dyn FnMut(&str)) -> Result<(
     if let Some(w) = csv {
         w.commit()?;
     }
-    super::data_args::report_predict_odd_cells(reader.odd_cells());
+    super::data_args::report_scoring_notes(reader.odd_cells(), &reader.unused_columns());
     let global = importance.finish();
     if args.json {
         let out = JsonOut {

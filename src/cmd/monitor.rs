@@ -90,7 +90,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         monitor.add(&scores, batch.raw.as_deref().unwrap_or_default())?;
         next = reader.next_batch(scorer.batch())?;
     }
-    super::data_args::report_predict_odd_cells(reader.odd_cells());
+    super::data_args::report_scoring_notes(reader.odd_cells(), &reader.unused_columns());
     let report = monitor.report();
     if report.rows < FEW_ROWS {
         eprintln!(

@@ -103,7 +103,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         &mut |ids, probs| out.write(ids, probs, points.as_ref()),
     )?;
     out.commit()?;
-    super::data_args::report_predict_odd_cells(reader.odd_cells());
+    super::data_args::report_scoring_notes(reader.odd_cells(), &reader.unused_columns());
     eprintln!(
         "scored {rows} rows in {:.1}s on {device}; wrote {}",
         started.elapsed().as_secs_f64(),

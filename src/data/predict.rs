@@ -62,6 +62,17 @@ pub struct PredictReader<'p> {
     rows_read: u64,
     /// Per input: its odd cells so far (only numeric inputs have any).
     odd: Vec<OddCells>,
+    /// Per input: how its cells filled it so far.
+    fill: Vec<ColumnFill>,
+}
+
+/// How a column's cells read so far: empty ones, and (a categorical column's) values
+/// training never saw, with the first of them.
+#[derive(Clone, Debug, Default)]
+struct ColumnFill {
+    missing: u64,
+    unseen: u64,
+    first_unseen: Option<String>,
 }
 
 impl<'p> PredictReader<'p> {
@@ -145,6 +156,7 @@ impl<'p> PredictReader<'p> {
             rec: csv::ByteRecord::new(),
             rows_read: 0,
             odd: pre.inputs.iter().map(|i| OddCells::new(i.name())).collect(),
+            fill: vec![ColumnFill::default(); pre.inputs.len()],
         })
     }
 
@@ -207,6 +219,33 @@ impl<'p> PredictReader<'p> {
         self.id_col.is_some()
     }
 
+    /// Columns whose every cell read so far was of no use to the model: empty in every
+    /// row, or (categorical) a value training never saw in every non-empty one: a
+    /// column renamed, emptied or recoded since training, which the scores would
+    /// otherwise pass over in silence. One sentence each.
+    pub fn unused_columns(&self) -> Vec<String> {
+        let rows = self.rows_read;
+        if rows == 0 {
+            return Vec::new();
+        }
+        let mut notes = Vec::new();
+        for (input, fill) in self.pre.inputs.iter().zip(&self.fill) {
+            let name = input.name();
+            if fill.missing == rows {
+                notes.push(format!(
+                    "column {name:?} is empty in all {rows} rows: scored as missing throughout, though training saw values in it"
+                ));
+            } else if fill.unseen > 0 && fill.unseen == rows - fill.missing {
+                notes.push(format!(
+                    "every value of column {name:?} ({} rows, e.g. {:?}) is one training never saw: scored as an unseen category",
+                    fill.unseen,
+                    fill.first_unseen.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        notes
+    }
+
     /// The numeric columns with cells read as missing so far because they are not numbers
     /// or beyond f32's range (as training reads them), for a note per column.
     pub fn odd_cells(&self) -> impl Iterator<Item = &OddCells> {
@@ -233,11 +272,12 @@ impl<'p> PredictReader<'p> {
             let start = batch.x.len();
             batch.x.resize(start + width, 0.0);
             let mut off = start;
-            for (((j, lookup), input), odd) in self
+            for ((((j, lookup), input), odd), fill) in self
                 .columns
                 .iter()
                 .zip(&self.pre.inputs)
                 .zip(self.odd.iter_mut())
+                .zip(self.fill.iter_mut())
             {
                 let w = input.width();
                 let cell = self.rec.get(*j).unwrap_or(b"");
@@ -245,6 +285,7 @@ impl<'p> PredictReader<'p> {
                 match (input, lookup) {
                     (InputColumn::Numeric(s), _) => {
                         let v = if is_missing(cell) {
+                            fill.missing += 1;
                             f32::NAN
                         } else {
                             match read_number(cell) {
@@ -268,6 +309,14 @@ impl<'p> PredictReader<'p> {
                             self.src
                                 .err(line, *j, format!("invalid UTF-8: {}", show(cell)))
                         })?;
+                        match key.as_deref() {
+                            None => fill.missing += 1,
+                            Some(k) if !lookup.contains_key(k) => {
+                                fill.unseen += 1;
+                                fill.first_unseen.get_or_insert_with(|| k.to_string());
+                            }
+                            Some(_) => {}
+                        }
                         CategoricalStep::encode(s.slot(lookup, key.as_deref()), out);
                         if let Some(raw) = batch.raw.as_mut() {
                             raw.push(match key.as_deref() {

@@ -351,3 +351,60 @@ fn predict_scores_an_odd_cell_like_a_missing_one() {
         "{note}"
     );
 }
+
+/// A column of no use to the model in any scored row (emptied, or a categorical column
+/// recoded so that training saw none of its values) is said once, by name; the file as
+/// trained on, or a column empty in some rows only, says nothing.
+#[test]
+fn a_column_emptied_or_recoded_since_training_is_named() {
+    let mut rng = rng_for("unused_columns");
+    let text = credit_csv(&mut rng, |_| None);
+    let trained = TempFile::new("trained.csv", text.as_bytes());
+    let pre = prepare(&trained.0, &opts()).unwrap().preprocessor;
+    let notes_for = |text: &str| {
+        let file = TempFile::new("scored.csv", text.as_bytes());
+        let mut reader = PredictReader::open(&file.0, &pre).unwrap();
+        while reader.next_batch(97).unwrap().is_some() {}
+        reader.unused_columns()
+    };
+    // A rewrite of every data line's cells.
+    let rewrite = |cells: &dyn Fn(usize, Vec<&str>) -> Vec<String>| {
+        let mut lines = text.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for (r, line) in lines.enumerate() {
+            out.push_str(&cells(r, line.split(',').collect()).join(","));
+            out.push('\n');
+        }
+        out
+    };
+    assert!(notes_for(&text).is_empty());
+    let some_empty = rewrite(&|r, c| {
+        let mut c: Vec<String> = c.into_iter().map(String::from).collect();
+        if r % 2 == 0 {
+            c[0].clear();
+        }
+        c
+    });
+    assert!(notes_for(&some_empty).is_empty());
+
+    let emptied = rewrite(&|_, c| {
+        let mut c: Vec<String> = c.into_iter().map(String::from).collect();
+        c[0].clear();
+        c
+    });
+    let notes = notes_for(&emptied);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("\"LIMIT_BAL\"") && notes[0].contains("empty in all 400 rows"));
+
+    let recoded = rewrite(&|_, c| {
+        let mut c: Vec<String> = c.into_iter().map(String::from).collect();
+        c[2] = format!("grade-{}", c[2]);
+        c
+    });
+    let notes = notes_for(&recoded);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("\"grade\"") && notes[0].contains("never saw"),
+        "{notes:?}"
+    );
+}
