@@ -80,7 +80,21 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // clap prints --help and --version itself and ignores a failed write; a help text
+    // that could not be written (`--help > /dev/full`) is not a success.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let printed = e
+                .print()
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout()));
+            let code = match (printed, e.exit_code()) {
+                (Err(_), 0) => cmd::exit::DATA as i32,
+                (_, code) => code,
+            };
+            std::process::exit(code);
+        }
+    };
     // A command that may run on a GPU looks for adapters while it reads its data.
     let may_use_gpu = cli
         .command

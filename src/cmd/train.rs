@@ -68,7 +68,7 @@ impl ModelKind {
     }
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Serialize)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum (--momentum).
@@ -561,7 +561,8 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
         ));
     }
     // Each AdamW step scales the weights by 1 - lr·decay: at 1 or more they flip sign.
-    if !(args.weight_decay >= 0.0 && args.lr * args.weight_decay < 1.0) {
+    let decay_flips = args.optimizer == OptimizerKind::Adamw && args.lr * args.weight_decay >= 1.0;
+    if args.weight_decay.is_nan() || args.weight_decay < 0.0 || decay_flips {
         return Err(Error::flag(
             "--weight-decay",
             format!(
@@ -613,6 +614,20 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
                 "note: --model logistic is solved in one go on the prepared features; it does not use {}, which set up and train the networks",
                 unused.join(", ")
             );
+        }
+    }
+    // A setting of another optimizer's is said, not silently dropped.
+    if !matches!(args.model, ModelKind::Logistic) {
+        let given = network_flags_given(args);
+        for (flag, optimizer, name) in [
+            ("--momentum", OptimizerKind::Sgd, "sgd"),
+            ("--weight-decay", OptimizerKind::Adamw, "adamw"),
+        ] {
+            if given.contains(&flag) && args.optimizer != optimizer {
+                eprintln!(
+                    "note: {flag} is a setting of --optimizer {name}; this run's optimizer does not use it"
+                );
+            }
         }
     }
     if !args.monotone.is_empty() && matches!(args.model, ModelKind::Logistic) {

@@ -290,3 +290,21 @@ fn log_json_writes_one_event_per_line_on_stdout() {
     assert_eq!(kinds(&events), ["start", "fold", "fold", "done"]);
     assert!(events[1]["auc"].is_number() || events[1]["auc"].is_null());
 }
+
+/// A setting of an optimizer the run does not use is said, not silently dropped.
+#[test]
+fn another_optimizers_setting_is_noted() {
+    let data = crate::common::fixture("credit_mixed.csv");
+    let dir = temp_dir("other-optimizer");
+    let base = ["--epochs", "1", "--members", "1"];
+    let out = train_small(&data, &dir, &[&base[..], &["--momentum", "0.5"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("note: --momentum is a setting of --optimizer sgd"),
+        "{}",
+        stderr(&out)
+    );
+    let sgd = [&base[..], &["--optimizer", "sgd", "--momentum", "0.5"]].concat();
+    let out = train_small(&data, &dir, &sgd);
+    assert!(out.status.success() && !stderr(&out).contains("note: --momentum"));
+}

@@ -210,4 +210,15 @@ fn an_unwritable_standard_output_is_a_clear_error() {
         message.contains("could not write to standard output") && !message.contains("panicked"),
         "{message}"
     );
+    // clap writes --help itself: a help text that was not written is no success either.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(3));
 }
