@@ -977,6 +977,12 @@ fn write_single_run(
         challenger.model,
         challenger.validation_auc
     );
+    let best_auc = evaluation.auc.max(challenger.validation_auc);
+    if best_auc >= LEAK_AUC {
+        eprintln!(
+            "note: a validation AUC of {best_auc:.4} is rarely real in credit data: look for a column that copies the target or is known only after the outcome (a leak), and --drop it"
+        );
+    }
     let ci = evaluation.auc_ci95.map_or(String::new(), |(lo, hi)| {
         format!(" (95% CI {lo:.4}-{hi:.4})")
     });
@@ -1005,6 +1011,9 @@ fn write_single_run(
     }
     Ok(())
 }
+
+/// A validation AUC from which a leak is suspected.
+const LEAK_AUC: f64 = 0.999;
 
 fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
     if value == "auto" {

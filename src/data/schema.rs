@@ -248,6 +248,11 @@ fn column_schema(c: &RawColumn, opts: &PrepareOptions) -> ColumnSchema {
                     0 => "every cell is missing".into(),
                     _ => "every cell is missing or a number out of f32's range, such as inf".into(),
                 });
+            } else if c.role == Role::Auto && s.distinct == Some(1) && c.missing == 0 {
+                // With a missing cell the column still says something (which rows lack
+                // it: the missing indicator), so only a column without one goes.
+                s.kind = ColumnKind::Ignored;
+                s.note = Some("one value in every row, which can rank no one".into());
             } else if c.role == Role::Categorical {
                 s.note = Some("declared categorical".into());
             } else if c.role == Role::Numeric {
@@ -451,6 +456,26 @@ mod tests {
         c2,NA,car,,2,yes\n\
         c3,300,home,NA,1,no\n\
         c4,-5,car,,3,No\n";
+
+    /// A column with one value in every row is dropped, saying why; with the value in
+    /// some rows only (the rest missing) it stays, as does one declared a feature.
+    #[test]
+    fn a_constant_column_is_dropped_saying_so() {
+        let text = "x,same,word,some,y\n1,7,a,7,0\n2,7,a,,1\n3,7,a,7,0\n4,7,a,7,1\n";
+        let s = schema(text, &PrepareOptions::default());
+        let dropped: Vec<String> = s.auto_dropped().into_iter().map(|d| d.name).collect();
+        assert_eq!(dropped, ["same", "word"]);
+        assert!(s.auto_dropped()[0]
+            .reason
+            .contains("one value in every row"));
+        let declared = PrepareOptions {
+            numeric: vec!["same".into()],
+            ..Default::default()
+        };
+        let s = schema(text, &declared);
+        let dropped: Vec<String> = s.auto_dropped().into_iter().map(|d| d.name).collect();
+        assert_eq!(dropped, ["word"]);
+    }
 
     #[test]
     fn a_column_of_infinities_is_dropped_saying_so() {

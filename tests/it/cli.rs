@@ -308,3 +308,29 @@ fn another_optimizers_setting_is_noted() {
     let out = train_small(&data, &dir, &sgd);
     assert!(out.status.success() && !stderr(&out).contains("note: --momentum"));
 }
+
+/// A column that copies the target gives a validation AUC of 1, which is noted as the
+/// leak it likely is; the same table without it is not.
+#[test]
+fn a_perfect_validation_auc_is_noted_as_a_likely_leak() {
+    let dir = temp_dir("leak");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("plain.csv");
+    crate::common::two_feature_table(&plain, 400, 12);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let mut lines = text.lines();
+    let mut leaky = format!("{},outcome_code\n", lines.next().unwrap());
+    for line in lines {
+        let target = line.rsplit(',').next().unwrap();
+        leaky.push_str(&format!("{line},{target}\n"));
+    }
+    let leak = dir.join("leak.csv");
+    std::fs::write(&leak, leaky).unwrap();
+    let flags = ["--epochs", "2", "--members", "1", "--target", "default"];
+    let out = train_small(&leak, &dir.join("m1"), &flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(a leak)"), "{}", stderr(&out));
+    let out = train_small(&plain, &dir.join("m2"), &flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("(a leak)"), "{}", stderr(&out));
+}
