@@ -114,9 +114,10 @@ pub struct EpochReport {
     pub train_loss: f64,
     /// Metrics on the validation split after the epoch.
     pub validation: Summary,
-    /// Wall seconds of the epoch, validation included.
+    /// Wall seconds of the epoch's steps timed in this process (all of them, unless the
+    /// epoch was resumed from a checkpoint taken inside it).
     pub seconds: f64,
-    /// Training rows per second of this epoch's steps (validation excluded).
+    /// Training rows per second of those steps (validation excluded).
     pub rows_per_second: f64,
 }
 
@@ -192,6 +193,10 @@ pub struct Trainer<'e> {
     /// Where the epoch in progress stopped (after a stop request, or imported from a
     /// checkpoint taken then): the next epoch call picks it up.
     within_epoch: Option<MidEpoch>,
+    /// Steps of the epoch in progress timed in this process before it last stopped, and
+    /// their seconds: an epoch stopped and resumed (each `--checkpoint-every`) reports
+    /// the speed of all the steps timed, not its last run's alone.
+    timed_before_stop: (usize, f64),
     /// Set when the training table is over the executor's largest input.
     train_stream: Option<Streamed<'e>>,
     /// Set when the validation table is.
@@ -453,6 +458,7 @@ impl<'e> Trainer<'e> {
             val_y: val.y.clone(),
             epoch: 0,
             within_epoch: None,
+            timed_before_stop: (0, 0.0),
             train_stream,
             val_stream,
         })
@@ -504,12 +510,15 @@ impl<'e> Trainer<'e> {
         let steps = self.steps_per_epoch;
         let runs = (steps / 100).max(20).min(steps);
         let mut done = resumed.map_or(0, |m| m.steps_done);
+        let first = done;
         for r in 0..runs {
             let until = steps * (r + 1) / runs;
             if until <= done {
                 continue;
             }
             if stop() {
+                self.timed_before_stop.0 += done - first;
+                self.timed_before_stop.1 += start.elapsed().as_secs_f64();
                 self.epoch -= 1;
                 self.within_epoch = Some(MidEpoch {
                     steps_done: done,
@@ -531,7 +540,9 @@ impl<'e> Trainer<'e> {
             progress(done, steps, running);
         }
         let train_loss = self.exec.read(LOSS_STATE)?[0] as f64 / self.steps_per_epoch as f64;
-        let seconds = start.elapsed().as_secs_f64();
+        let (before, seconds_before) = std::mem::take(&mut self.timed_before_stop);
+        let steps_timed = before + steps - first;
+        let seconds = seconds_before + start.elapsed().as_secs_f64();
         if !train_loss.is_finite() {
             return Err(Error::Diverged {
                 epoch: self.epoch,
@@ -563,7 +574,7 @@ impl<'e> Trainer<'e> {
             train_loss,
             validation: metrics::summary(&probs, &self.val_y),
             seconds,
-            rows_per_second: (self.steps_per_epoch * self.config.batch) as f64 / seconds,
+            rows_per_second: (steps_timed * self.config.batch) as f64 / seconds,
         }))
     }
 
