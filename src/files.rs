@@ -59,10 +59,11 @@ impl AtomicWriter {
         })
     }
 
-    /// Appends bytes to the temporary file.
+    /// Appends bytes to the temporary file (an error names the file asked for: the
+    /// temporary name is riskgrad's business).
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let out = self.out.as_mut().expect("open until commit");
-        out.write_all(bytes).map_err(|e| Error::io(&self.tmp, e))
+        out.write_all(bytes).map_err(|e| Error::io(&self.path, e))
     }
 
     /// Flushes the temporary file and syncs it to disk, so that a full disk shows here,
@@ -75,7 +76,7 @@ impl AtomicWriter {
         let synced = out
             .flush()
             .and_then(|()| out.get_ref().sync_all())
-            .map_err(|e| Error::io(&self.tmp, e));
+            .map_err(|e| Error::io(&self.path, e));
         if synced.is_err() {
             self.out = None;
             let _ = std::fs::remove_file(&self.tmp);

@@ -107,7 +107,16 @@ fn main() -> ExitCode {
     let threads = cli
         .threads
         .map_or(Ok(()), riskgrad::engine::cpu::use_threads);
-    if !matches!(cli.command, Command::Train(_)) {
+    if matches!(cli.command, Command::Train(_)) {
+        // A training whose log reader went away (`train | head -1`) is not killed where
+        // it stands, leaving an empty model directory: its next print fails and the run
+        // ends through `catch_failed_prints`, cleaning up as any error does.
+        #[cfg(unix)]
+        // SAFETY: no other thread exists yet; SIG_IGN is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    } else {
         // `train` stops at a signal by writing a checkpoint (`cmd::signals`).
         cmd::signals::remove_temporaries_on_stop();
     }
@@ -125,8 +134,10 @@ fn main() -> ExitCode {
     };
     let result = match cmd::stdout::catch_failed_prints(run) {
         Ok(result) => result,
-        Err(cause) => {
-            eprintln!("error: could not write to standard output: {cause}");
+        Err(failed) => {
+            // Standard error may be the stream that failed: said if it can be.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: could not write to {failed}");
             return ExitCode::from(cmd::exit::DATA);
         }
     };

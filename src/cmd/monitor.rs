@@ -6,6 +6,7 @@
 
 use super::output::open_output_for;
 use riskgrad::engine::gpu::DeviceChoice;
+use riskgrad::files::FileSet;
 use riskgrad::scoring::{open_data, Scorer};
 use riskgrad::stability::{
     html, Band, Baseline, Monitor, Shift, StabilityReport, EPSILON, SHIFTED_ABOVE, WATCH_FROM,
@@ -101,12 +102,15 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         );
     }
     print!("{}", text(&report, &args.model, &args.data));
+    // Both files written and synced before either is renamed into place: a full disk
+    // at the second leaves neither (it once left a new --json beside no --html).
+    let mut files = FileSet::new();
     if let Some(mut w) = json_out {
         let doc = json_document(&report, &args.model, &args.data);
         let bytes = serde_json::to_vec_pretty(&doc).map_err(Error::internal)?;
         w.write_all(&bytes)?;
         w.write_all(b"\n")?;
-        w.commit()?;
+        files.add_writer(w)?;
     }
     if let Some(mut w) = html_out {
         let title = format!(
@@ -128,9 +132,9 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             ("riskgrad".into(), env!("CARGO_PKG_VERSION").into()),
         ];
         w.write_all(html::page(&report, &title, &details).as_bytes())?;
-        w.commit()?;
+        files.add_writer(w)?;
     }
-    Ok(())
+    files.commit()
 }
 
 /// Whether two output paths name the same file (as written, or once made absolute).

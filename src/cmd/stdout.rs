@@ -1,4 +1,5 @@
-//! Standard output that cannot be written (`> /dev/full`, a full disk behind `> file`):
+//! Standard output or error that cannot be written (`> /dev/full`, a full disk behind
+//! `> file`, a reader that went away from `train | head -1`):
 //! Rust's print macros panic there, with a backtrace and exit 101. A command's prints
 //! are many and scattered, so the panic is caught once, around the whole command:
 //! unwinding runs every destructor (temporary files removed, staging directories gone)
@@ -7,8 +8,8 @@
 
 use std::any::Any;
 
-/// Runs `run`; `Err(cause)` when it stopped because standard output could not be
-/// written. Any other panic goes on as before.
+/// Runs `run`; `Err(what)` ("standard output: CAUSE") when it stopped because standard
+/// output or standard error could not be written. Any other panic goes on as before.
 pub fn catch_failed_prints<T>(run: impl FnOnce() -> T) -> Result<T, String> {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -25,12 +26,16 @@ pub fn catch_failed_prints<T>(run: impl FnOnce() -> T) -> Result<T, String> {
     }
 }
 
-/// The cause, when `payload` is the panic of a print to standard output that failed.
+/// The stream and the cause, when `payload` is the panic of a print that failed.
 fn print_failure(payload: &(dyn Any + Send)) -> Option<String> {
     let text = payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())?;
-    text.strip_prefix("failed printing to stdout: ")
-        .map(str::to_string)
+    [("stdout", "standard output"), ("stderr", "standard error")]
+        .into_iter()
+        .find_map(|(stream, name)| {
+            let cause = text.strip_prefix(&format!("failed printing to {stream}: "))?;
+            Some(format!("{name}: {cause}"))
+        })
 }

@@ -222,3 +222,34 @@ fn an_unwritable_standard_output_is_a_clear_error() {
         .unwrap();
     assert_eq!(help.status.code(), Some(3));
 }
+
+/// A training whose log reader goes away (`train --log json | head -1`) ends as an
+/// error (exit 3) and takes the model directory it created with it, instead of being
+/// killed by SIGPIPE with an empty directory left behind.
+#[test]
+fn a_training_whose_log_reader_goes_away_leaves_no_directory() {
+    use std::io::BufRead;
+    let dir = TempDir::new("special-closed-log");
+    let data = dir.join("loans.csv");
+    crate::common::two_feature_table(&data, 2000, 8);
+    let out = dir.join("model");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riskgrad"))
+        .args(["train", "--device", "cpu", "--data", data.to_str().unwrap()])
+        .args(["--epochs", "5", "--early-stop", "off", "--members", "1"])
+        .args(["--log", "json", "--out", out.to_str().unwrap()])
+        .env("NODEVICE_SELECT", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"start\""), "{first}");
+    // The reader is dropped here: the run's next event has nowhere to go.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("could not write to standard output"));
+    assert!(!out.exists(), "the directory the run created is gone");
+}
