@@ -151,7 +151,7 @@ pub struct TrainArgs {
         allow_hyphen_values = true
     )]
     pub monotone: Vec<MonotoneConstraint>,
-    /// Weight of the positive class in the loss: a number above 0 and at most 1e6, or
+    /// Weight of the positive class in the loss: a number from 1e-6 to 1e6, or
     /// "auto" for negatives/positives of the training split.
     #[arg(long, default_value = "1")]
     pub pos_weight: String,
@@ -836,6 +836,20 @@ impl NetworkObserver for RunPrinter<'_> {
         let data_name = &settings.data;
         let (train, val) = (&prepared.train, &prepared.val);
         let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
+        // A pair read by convention rather than by an obvious spelling (2 = default,
+        // 1 = good: the German credit coding) is said, since a file coded the other way
+        // would train an inverted model without a word.
+        if let Some(enc) = &prepared.schema.target.encoding {
+            let obvious = ["1", "true", "yes", "y", "t"]
+                .iter()
+                .any(|p| enc.positive.eq_ignore_ascii_case(p));
+            if !obvious && args.data.positive.is_none() {
+                eprintln!(
+                    "note: target {:?}: {:?} is read as the default and {:?} as repaid; --positive {:?} says otherwise",
+                    prepared.schema.target.name, enc.positive, enc.negative, enc.negative
+                );
+            }
+        }
         eprintln!(
             "{data_name}: {} rows, {} features after preprocessing, {:.1}% positive; {} | device: {device}",
             prepared.n_rows,
@@ -1024,6 +1038,13 @@ fn parse_pos_weight(value: &str, auto: f32) -> Result<f32> {
             "--pos-weight",
             format!(
                 "{value} is over {MAX_POS_WEIGHT:e}: the non-defaults would all but vanish from the loss (below f32's precision); this data's own ratio (auto) is {auto:.2}"
+            ),
+        )),
+        Ok(w) if w < 1.0 / MAX_POS_WEIGHT && w > 0.0 => Err(Error::flag(
+            "--pos-weight",
+            format!(
+                "{value} is under {:e}: the defaults would all but vanish from the loss; this data's own ratio (auto) is {auto:.2}",
+                1.0 / MAX_POS_WEIGHT
             ),
         )),
         Ok(w) if w > 0.0 && w.is_finite() => Ok(w),

@@ -48,6 +48,7 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["train", "--pos-weight", "heavy"][..], "--pos-weight"),
         (&["train", "--hidden", "64,0"][..], "--hidden"),
         (&["train", "--epochs", "0"][..], "--epochs"),
+        (&["train", "--pos-weight", "1e-30"][..], "--pos-weight"),
         // A negative value is the flag's, not an unknown argument.
         (&["train", "--lr", "-1"][..], "must be a positive number"),
         (
@@ -333,4 +334,33 @@ fn a_perfect_validation_auc_is_noted_as_a_likely_leak() {
     let out = train_small(&plain, &dir.join("m2"), &flags);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("(a leak)"), "{}", stderr(&out));
+}
+
+/// A target coded 2/1 is read by convention (2 = default, the German credit coding);
+/// the run says which value it took as the default, and not for an obvious 0/1.
+#[test]
+fn a_target_read_by_convention_says_which_value_is_the_default() {
+    let dir = temp_dir("target-2-1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("plain.csv");
+    crate::common::two_feature_table(&plain, 300, 14);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let mut lines = text.lines();
+    let mut coded = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let (rest, y) = line.rsplit_once(',').unwrap();
+        coded.push_str(&format!("{rest},{}\n", if y == "1" { 2 } else { 1 }));
+    }
+    let german = dir.join("german.csv");
+    std::fs::write(&german, coded).unwrap();
+    let flags = ["--epochs", "1", "--members", "1"];
+    let out = train_small(&german, &dir.join("m1"), &flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"2\" is read as the default and \"1\" as repaid"),
+        "{}",
+        stderr(&out)
+    );
+    let out = train_small(&plain, &dir.join("m2"), &flags);
+    assert!(!stderr(&out).contains("note: target"), "{}", stderr(&out));
 }
