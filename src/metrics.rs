@@ -313,10 +313,15 @@ pub fn calibration(probs: &[f32], labels: &[f32], bins: usize) -> Vec<Calibratio
         .collect()
 }
 
+/// The fewest rows of each class an AUC interval is drawn from.
+pub const MIN_CLASS_ROWS_FOR_INTERVAL: usize = 10;
+
 /// A percentile bootstrap interval for the AUC: `resamples` draws of n rows with
 /// replacement (seeded, so the interval is reproducible), AUC of each, the
 /// `(1 - level) / 2` and `(1 + level) / 2` quantiles. Resamples that lose a class are
-/// skipped. None when fewer than 10 resamples are usable.
+/// skipped. None when fewer than 10 resamples are usable, or when either class has
+/// fewer than [`MIN_CLASS_ROWS_FOR_INTERVAL`] rows: resampling one default gives a
+/// narrow interval around a meaningless AUC (0.28–0.34 was once printed from one).
 ///
 /// The scores are sorted once; a resample only counts how often each tie group is drawn,
 /// so each costs O(n) instead of a sort.
@@ -327,10 +332,13 @@ pub fn auc_bootstrap_interval(
     level: f64,
     seed: u64,
 ) -> Option<(f64, f64)> {
+    let positives = labels.iter().filter(|&&y| y > 0.5).count();
+    let smaller_class = positives.min(labels.len() - positives);
     if scores.len() != labels.len()
         || scores.is_empty()
         || scores.iter().any(|s| s.is_nan())
         || !(level > 0.0 && level < 1.0)
+        || smaller_class < MIN_CLASS_ROWS_FOR_INTERVAL
     {
         return None;
     }
@@ -754,9 +762,21 @@ mod tests {
         assert_eq!(auc_bootstrap_interval(&s, &y, 500, 0.95, 1), Some((lo, hi)));
         assert_ne!(auc_bootstrap_interval(&s, &y, 500, 0.95, 2), Some((lo, hi)));
         // Perfect separation stays perfect in every resample.
+        let n = MIN_CLASS_ROWS_FOR_INTERVAL;
+        let scores: Vec<f32> = (0..2 * n).map(|i| i as f32).collect();
+        let labels: Vec<f32> = (0..2 * n).map(|i| (i >= n) as u8 as f32).collect();
         assert_eq!(
-            auc_bootstrap_interval(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0], 200, 0.95, 0),
+            auc_bootstrap_interval(&scores, &labels, 200, 0.95, 0),
             Some((1.0, 1.0))
+        );
+        // With one default (or non-default) fewer than an interval is drawn from, none.
+        assert_eq!(
+            auc_bootstrap_interval(&scores[1..], &labels[1..], 200, 0.95, 0),
+            None
+        );
+        assert_eq!(
+            auc_bootstrap_interval(&scores[..2 * n - 1], &labels[..2 * n - 1], 200, 0.95, 0),
+            None
         );
         assert!(auc_bootstrap_interval(&s, &y, 5, 0.95, 0).is_none());
     }
