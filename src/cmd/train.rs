@@ -836,6 +836,13 @@ impl NetworkObserver for RunPrinter<'_> {
         let data_name = &settings.data;
         let (train, val) = (&prepared.train, &prepared.val);
         let positives = train.y.iter().chain(&val.y).sum::<f32>() as f64;
+        if prepared.val_rows_seen_in_training > 0 {
+            eprintln!(
+                "note: {} of the {} validation rows are copies of training rows (the file repeats rows): the validation figures are optimistic; remove the duplicates",
+                prepared.val_rows_seen_in_training,
+                val.rows()
+            );
+        }
         // A pair read by convention rather than by an obvious spelling (2 = default,
         // 1 = good: the German credit coding) is said, since a file coded the other way
         // would train an inverted model without a word.

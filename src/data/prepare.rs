@@ -42,6 +42,9 @@ pub struct Prepared {
     /// The fingerprints of the validation rows' raw cells (save them with the model in
     /// `TrainSettings::val_rows`, so that `eval` can find these rows by content).
     pub val_fingerprints: crate::data::RowFingerprints,
+    /// Validation rows whose raw cells are those of a training row (duplicated rows in
+    /// the file): the validation figures are then optimistic.
+    pub val_rows_seen_in_training: usize,
     /// Each input column's distribution over the training rows (save it with the model
     /// for `riskgrad monitor`; `stability::Baseline`).
     pub profile: Vec<ColumnProfile>,
@@ -277,7 +280,16 @@ impl LabelledTable {
             y: labels(val_idx),
         };
         let profile = fit_profile(table, &preprocessor, &train_rows)?;
+        let fingerprint = |r: &u32| table.row_fingerprints.get(*r as usize).copied();
+        let trained: std::collections::HashSet<u64> =
+            train_rows.iter().filter_map(fingerprint).collect();
+        let val_rows_seen_in_training = val_rows
+            .iter()
+            .filter_map(fingerprint)
+            .filter(|f| trained.contains(f))
+            .count();
         Ok(Prepared {
+            val_rows_seen_in_training,
             profile,
             train,
             val,

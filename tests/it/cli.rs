@@ -364,3 +364,31 @@ fn a_target_read_by_convention_says_which_value_is_the_default() {
     let out = train_small(&plain, &dir.join("m2"), &flags);
     assert!(!stderr(&out).contains("note: target"), "{}", stderr(&out));
 }
+
+/// A file that repeats its rows puts copies of training rows among the validation rows:
+/// said, with how many, and not for a file without repeats.
+#[test]
+fn validation_rows_copied_from_training_rows_are_noted() {
+    let dir = temp_dir("repeated-rows");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("plain.csv");
+    crate::common::two_feature_table(&plain, 200, 15);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let (header, rows) = text.split_once('\n').unwrap();
+    let repeated = dir.join("repeated.csv");
+    std::fs::write(&repeated, format!("{header}\n{}", rows.repeat(4))).unwrap();
+    let flags = ["--epochs", "1", "--members", "1"];
+    let out = train_small(&repeated, &dir.join("m1"), &flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("validation rows are copies of training rows"),
+        "{}",
+        stderr(&out)
+    );
+    let out = train_small(&plain, &dir.join("m2"), &flags);
+    assert!(
+        !stderr(&out).contains("copies of training rows"),
+        "{}",
+        stderr(&out)
+    );
+}
