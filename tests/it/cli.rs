@@ -310,85 +310,81 @@ fn another_optimizers_setting_is_noted() {
     assert!(out.status.success() && !stderr(&out).contains("note: --momentum"));
 }
 
-/// A column that copies the target gives a validation AUC of 1, which is noted as the
-/// leak it likely is; the same table without it is not.
-#[test]
-fn a_perfect_validation_auc_is_noted_as_a_likely_leak() {
-    let dir = temp_dir("leak");
+/// Trains on a two-feature table (`rows`, `seed`) and on `variant` of its text, with
+/// `flags`: the standard error of each, for a note the variant must bring and the plain
+/// table must not.
+fn stderr_plain_and_variant(
+    name: &str,
+    rows: usize,
+    seed: u64,
+    flags: &[&str],
+    variant: impl Fn(&str) -> String,
+) -> (String, String) {
+    let dir = temp_dir(name);
     std::fs::create_dir_all(&dir).unwrap();
     let plain = dir.join("plain.csv");
-    crate::common::two_feature_table(&plain, 400, 12);
-    let text = std::fs::read_to_string(&plain).unwrap();
-    let mut lines = text.lines();
-    let mut leaky = format!("{},outcome_code\n", lines.next().unwrap());
-    for line in lines {
-        let target = line.rsplit(',').next().unwrap();
-        leaky.push_str(&format!("{line},{target}\n"));
-    }
-    let leak = dir.join("leak.csv");
-    std::fs::write(&leak, leaky).unwrap();
+    crate::common::two_feature_table(&plain, rows, seed);
+    let changed = dir.join("variant.csv");
+    std::fs::write(&changed, variant(&std::fs::read_to_string(&plain).unwrap())).unwrap();
+    let run = |data: &std::path::Path, out: &str| {
+        let o = train_small(data, &dir.join(out), flags);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    (run(&plain, "plain"), run(&changed, "variant"))
+}
+
+/// A column that copies the target gives a validation AUC of 1, which is noted as the
+/// leak it likely is.
+#[test]
+fn a_perfect_validation_auc_is_noted_as_a_likely_leak() {
     let flags = ["--epochs", "2", "--members", "1", "--target", "default"];
-    let out = train_small(&leak, &dir.join("m1"), &flags);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("(a leak)"), "{}", stderr(&out));
-    let out = train_small(&plain, &dir.join("m2"), &flags);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("(a leak)"), "{}", stderr(&out));
+    let (plain, leaky) = stderr_plain_and_variant("leak", 400, 12, &flags, |text| {
+        let mut lines = text.lines();
+        let mut leaky = format!("{},outcome_code\n", lines.next().unwrap());
+        for line in lines {
+            let target = line.rsplit(',').next().unwrap();
+            leaky.push_str(&format!("{line},{target}\n"));
+        }
+        leaky
+    });
+    assert!(leaky.contains("(a leak)"), "{leaky}");
+    assert!(!plain.contains("(a leak)"), "{plain}");
 }
 
 /// A target coded 2/1 is read by convention (2 = default, the German credit coding);
 /// the run says which value it took as the default, and not for an obvious 0/1.
 #[test]
 fn a_target_read_by_convention_says_which_value_is_the_default() {
-    let dir = temp_dir("target-2-1");
-    std::fs::create_dir_all(&dir).unwrap();
-    let plain = dir.join("plain.csv");
-    crate::common::two_feature_table(&plain, 300, 14);
-    let text = std::fs::read_to_string(&plain).unwrap();
-    let mut lines = text.lines();
-    let mut coded = format!("{}\n", lines.next().unwrap());
-    for line in lines {
-        let (rest, y) = line.rsplit_once(',').unwrap();
-        coded.push_str(&format!("{rest},{}\n", if y == "1" { 2 } else { 1 }));
-    }
-    let german = dir.join("german.csv");
-    std::fs::write(&german, coded).unwrap();
     let flags = ["--epochs", "1", "--members", "1"];
-    let out = train_small(&german, &dir.join("m1"), &flags);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (plain, german) = stderr_plain_and_variant("target-2-1", 300, 14, &flags, |text| {
+        let mut lines = text.lines();
+        let mut coded = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            let (rest, y) = line.rsplit_once(',').unwrap();
+            coded.push_str(&format!("{rest},{}\n", if y == "1" { 2 } else { 1 }));
+        }
+        coded
+    });
     assert!(
-        stderr(&out).contains("\"2\" is read as the default and \"1\" as repaid"),
-        "{}",
-        stderr(&out)
+        german.contains("\"2\" is read as the default and \"1\" as repaid"),
+        "{german}"
     );
-    let out = train_small(&plain, &dir.join("m2"), &flags);
-    assert!(!stderr(&out).contains("note: target"), "{}", stderr(&out));
+    assert!(!plain.contains("note: target"), "{plain}");
 }
 
 /// A file that repeats its rows puts copies of training rows among the validation rows:
 /// said, with how many, and not for a file without repeats.
 #[test]
 fn validation_rows_copied_from_training_rows_are_noted() {
-    let dir = temp_dir("repeated-rows");
-    std::fs::create_dir_all(&dir).unwrap();
-    let plain = dir.join("plain.csv");
-    crate::common::two_feature_table(&plain, 200, 15);
-    let text = std::fs::read_to_string(&plain).unwrap();
-    let (header, rows) = text.split_once('\n').unwrap();
-    let repeated = dir.join("repeated.csv");
-    std::fs::write(&repeated, format!("{header}\n{}", rows.repeat(4))).unwrap();
     let flags = ["--epochs", "1", "--members", "1"];
-    let out = train_small(&repeated, &dir.join("m1"), &flags);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (plain, repeated) = stderr_plain_and_variant("repeated-rows", 200, 15, &flags, |text| {
+        let (header, rows) = text.split_once('\n').unwrap();
+        format!("{header}\n{}", rows.repeat(4))
+    });
     assert!(
-        stderr(&out).contains("validation rows are copies of training rows"),
-        "{}",
-        stderr(&out)
+        repeated.contains("validation rows are copies of training rows"),
+        "{repeated}"
     );
-    let out = train_small(&plain, &dir.join("m2"), &flags);
-    assert!(
-        !stderr(&out).contains("copies of training rows"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(!plain.contains("copies of training rows"), "{plain}");
 }

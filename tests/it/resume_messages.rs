@@ -55,8 +55,13 @@ fn resume_names_what_differs() {
             "{extra:?}: {err}"
         );
     }
-    // Other data: a column more gives the model more inputs; the data is named.
-    let extra_col: Vec<String> = original.iter().map(|r| format!("1.5,{r}")).collect();
+    // Other data: a column more gives the model more inputs; the data is named. (Not a
+    // constant one: that is dropped.)
+    let extra_col: Vec<String> = original
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{}.5,{r}", i % 7))
+        .collect();
     write(&csv, &format!("extra,{header}"), &extra_col);
     let err = resume(&["--hidden", "8,4"]);
     assert!(

@@ -5,7 +5,7 @@
 
 use crate::common::{riskgrad, stderr, TempDir};
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn fifo(path: &Path) {
     let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
@@ -62,6 +62,18 @@ fn bench_refuses_a_json_path_that_is_not_a_regular_file_before_measuring() {
     assert!(still_a_fifo(&pipe));
 }
 
+/// A directory holding a two-feature table (`seed`) and a small model trained on it:
+/// the directory, the table's path and the model's.
+fn table_and_model(name: &str, seed: u64) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
+    let data = dir.join("loans.csv");
+    crate::common::two_feature_table(&data, 300, seed);
+    let model = dir.join("model");
+    let trained = crate::common::train_small(&data, &model, &["--epochs", "1", "--members", "1"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    (dir, data, model)
+}
+
 /// Data may come through a pipe (`--data /dev/stdin`) or a named pipe: read once, from
 /// its first byte. The Parquet sniff used to open it first and take 4 bytes (the
 /// header's first column lost its name, or the target was not found), and a FIFO
@@ -69,12 +81,7 @@ fn bench_refuses_a_json_path_that_is_not_a_regular_file_before_measuring() {
 #[test]
 fn data_read_through_a_pipe_or_a_fifo_scores_as_the_file_does() {
     use std::io::Write;
-    let dir = TempDir::new("special-pipe-data");
-    let data = dir.join("loans.csv");
-    crate::common::two_feature_table(&data, 300, 5);
-    let model = dir.join("model");
-    let trained = crate::common::train_small(&data, &model, &["--epochs", "1", "--members", "1"]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
+    let (dir, data, model) = table_and_model("special-pipe-data", 5);
     let want = crate::common::predict_cpu(&model, data.to_str().unwrap(), &dir.join("file.csv"));
 
     let predict_from = |source: &str, out: &str| {
@@ -134,12 +141,7 @@ fn data_read_through_a_pipe_or_a_fifo_scores_as_the_file_does() {
 #[test]
 fn a_stopped_predict_leaves_the_old_output_and_no_temporary_file() {
     use std::io::Write;
-    let dir = TempDir::new("special-stop");
-    let data = dir.join("loans.csv");
-    crate::common::two_feature_table(&data, 300, 6);
-    let model = dir.join("model");
-    let trained = crate::common::train_small(&data, &model, &["--epochs", "1", "--members", "1"]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
+    let (dir, data, model) = table_and_model("special-stop", 6);
     let out = dir.join("scores.csv");
     std::fs::write(&out, "the scores of an earlier run").unwrap();
     for (signal, status) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
