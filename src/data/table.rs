@@ -405,6 +405,17 @@ pub(crate) fn plan_roles(src: &Source, opts: &PrepareOptions) -> Result<(Vec<Rol
         ));
     }
     for j in opts.sequence.iter().filter_map(|s| find_column(names, s)) {
+        // Said here, as the history's own setting: it is merged into the numeric
+        // columns below, whose refusal would name --numeric.
+        if j == target {
+            return Err(Error::invalid(
+                Setting::Sequence,
+                format!(
+                    "{:?} is the target column; a payment history is of features",
+                    names[j]
+                ),
+            ));
+        }
         if !numeric.contains(&j) {
             numeric.push(j);
         }

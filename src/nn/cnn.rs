@@ -76,7 +76,7 @@ impl CnnLayers {
                     return Err(Error::invalid(
                         Setting::Pool,
                         format!(
-                            "{} after conv layer {} leaves no steps of the {steps}-step history",
+                            "{} after conv layer {} leaves no steps of the {steps}-step payment history: pool less (1 for none) or give a longer history",
                             self.pool,
                             i + 1
                         ),

@@ -49,6 +49,17 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (&["train", "--hidden", "64,0"][..], "--hidden"),
         (&["train", "--epochs", "0"][..], "--epochs"),
         (&["train", "--pos-weight", "1e-30"][..], "--pos-weight"),
+        // Not "--numeric", which the history's columns join.
+        (
+            &[
+                "train",
+                "--model",
+                "gru",
+                "--sequence",
+                "default payment next month",
+            ][..],
+            "--sequence: \"default payment next month\" is the target column",
+        ),
         // A negative value is the flag's, not an unknown argument.
         (&["train", "--lr", "-1"][..], "must be a positive number"),
         (
