@@ -18,9 +18,10 @@
 //! summed contribution pushed the score toward default (above zero) are given, largest
 //! first. Refused, with the file, line and field named: a column that is not one of the
 //! model's inputs (near matches listed), a column given twice, an empty code or text, a
-//! code given two different texts, a header without exactly those three fields. A model
-//! column the file leaves out is reported by [`ReasonCodes::uncovered`] and stands as its
-//! own reason, with its name as code and text, so no attribution goes unaccounted.
+//! code given two different texts, a header without exactly those three fields, a code
+//! that is the name of a column the file leaves out. A model column the file leaves out
+//! is reported by [`ReasonCodes::uncovered`] and stands as its own reason, with its name
+//! as code and text, so no attribution goes unaccounted.
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -221,6 +222,19 @@ impl ReasonCodes {
             let k = match g {
                 Some((k, _)) => *k,
                 None => {
+                    // Reported under its own name, which must not be a code the file
+                    // gives other columns: one code would then come twice, with two
+                    // texts.
+                    if let Some(&(_, first)) = code_at.get(columns[j].as_str()) {
+                        return Err(err(
+                            first,
+                            Some("code"),
+                            format!(
+                                "code {:?} is also the name of the model's column {:?}, which the file gives no line, so it would report under that name too: give {:?} a line, or this code another name",
+                                columns[j], columns[j], columns[j]
+                            ),
+                        ));
+                    }
                     uncovered.push(columns[j].clone());
                     codes.push(ReasonCode {
                         code: columns[j].clone(),
@@ -416,6 +430,12 @@ mod tests {
         assert!(msg.contains("column,code,text"), "{msg}");
         let (line, _, _) = message("column,code,text\nSEX,R1,a,b\n");
         assert_eq!(line, Some(2));
+        // A code named as a column the file leaves to report under its own name.
+        let (line, col, msg) = message("column,code,text\nSEX,R1,a\nPAY_0,PAY_2,Late\n");
+        assert_eq!((line, col.as_deref()), (Some(3), Some("code")));
+        assert!(msg.contains("\"PAY_2\""), "{msg}");
+        // Given a line of its own, the column may share that code.
+        assert!(parse("column,code,text\nPAY_0,PAY_2,Late\nPAY_2,PAY_2,Late\n").is_ok());
         assert!(matches!(parse(""), Err(Error::Data { line: None, .. })));
     }
 
