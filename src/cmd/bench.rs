@@ -835,8 +835,41 @@ fn read_report(path: &Path) -> Result<Report> {
             ))
         }
     }
-    serde_json::from_value(value)
-        .map_err(|e| bad(None, format!("not a riskgrad bench report: {e}")))
+    let report: Report = serde_json::from_value(value)
+        .map_err(|e| bad(None, format!("not a riskgrad bench report: {e}")))?;
+    // Times riskgrad could not have measured, or a case twice, would be compared as
+    // if they were (a median of 0 read as an infinite slowdown, SAME).
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in report.cases.iter().enumerate() {
+        let case = format!("case {} ({} {} {})", i + 1, c.suite, c.kernel, c.shape);
+        if let Some(t) = &c.stats {
+            let ordered = [t.min, t.q1, t.median, t.q3, t.max]
+                .windows(2)
+                .all(|w| w[0] <= w[1]);
+            if !(t.min > 0.0 && t.max.is_finite() && ordered && t.samples > 0) {
+                return Err(bad(
+                    None,
+                    format!(
+                        "{case}: its times are no measurement (min {}, quartiles {} and {}, median {}, max {}, {} samples): not a report riskgrad wrote as it stands",
+                        t.min, t.q1, t.q3, t.median, t.max, t.samples
+                    ),
+                ));
+            }
+        }
+        let key = (
+            &c.suite,
+            &c.kernel,
+            &c.shape,
+            &c.dtype,
+            &c.variant,
+            &c.device.name,
+            &c.device.backend,
+        );
+        if !seen.insert(key) {
+            return Err(bad(None, format!("{case} is in the report twice")));
+        }
+    }
+    Ok(report)
 }
 
 /// A comparison's verdict on one case.

@@ -519,6 +519,12 @@ fn compare_names_a_missing_or_bad_file() {
     let garbage = TempFile::new("garbage.json", b"{ this is not json");
     let no_schema = TempFile::new("noschema.json", b"{\"cases\": []}");
     let old_schema = file("schema99.json", &json!({"schema": 99, "cases": []}));
+    // Times riskgrad could not have measured, and a case twice.
+    let zero_median = file("zero.json", &report(&[("a", 0.0)], 20));
+    let mut inverted = report(&[("a", 1e-3)], 20);
+    inverted["cases"][0]["stats"]["q1"] = json!(2e-3);
+    let inverted = file("inverted.json", &inverted);
+    let twice = file("twice.json", &report(&[("a", 1e-3), ("a", 1e-3)], 20));
     let g = good.0.to_str().unwrap();
     let missing = std::env::temp_dir().join("riskgrad-test-no-such-report.json");
     for (bad, says) in [
@@ -526,6 +532,9 @@ fn compare_names_a_missing_or_bad_file() {
         (garbage.0.as_path(), "not JSON"),
         (no_schema.0.as_path(), "not a riskgrad bench report"),
         (old_schema.0.as_path(), "schema 99"),
+        (zero_median.0.as_path(), "no measurement"),
+        (inverted.0.as_path(), "no measurement"),
+        (twice.0.as_path(), "in the report twice"),
     ] {
         let name = bad.to_str().unwrap();
         for args in [[g, name], [name, g]] {
