@@ -43,6 +43,13 @@ pub fn check_output_for<'a>(flag: &str, out: &'a Path, inputs: &[&Path]) -> Resu
     if out.as_os_str().is_empty() {
         return Err(Error::flag(flag, "is empty; name a file"));
     }
+    if out.as_os_str() == "-" {
+        // Read as standard output by many tools; here it would be a file named "-".
+        return Err(Error::flag(
+            flag,
+            "is \"-\", which riskgrad does not read as standard output; name a file",
+        ));
+    }
     match std::fs::symlink_metadata(out) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return refuse(

@@ -205,6 +205,17 @@ impl<'p> PredictReader<'p> {
                 ),
             ));
         };
+        // A group by the outcome itself says nothing about fairness: each group's
+        // approval rate is its own default rate (every "1" group was flagged).
+        if Some(j) == self.target_col {
+            return Err(self.src.header_err(
+                None,
+                format!(
+                    "{:?} is the target column; groups are drawn from another column (a protected attribute)",
+                    name.trim()
+                ),
+            ));
+        }
         self.cells_col = Some(j);
         Ok(self)
     }

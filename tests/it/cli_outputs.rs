@@ -81,6 +81,19 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
         refused(&predict(m, d, "/dev/null"), "not a regular file");
     }
     refused(&predict(m, d, m), "directory");
+    refused(&predict(m, d, "-"), "not read as standard output");
+    // The outcome is no protected attribute (eval's fairness groups).
+    let o = riskgrad(&[
+        "eval",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--protected",
+        "default payment next month",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--protected"));
     let missing = dir.join("no-such-dir").join("scores.csv");
     refused(&predict(m, d, missing.to_str().unwrap()), "does not exist");
     // A parent that is a file, and a directory that takes no files: said so, not the
