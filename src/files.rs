@@ -89,16 +89,22 @@ impl AtomicWriter {
     pub fn commit(mut self) -> Result<()> {
         self.sync()?;
         drop(self.out.take());
-        let path = self.path.clone();
-        self.rename_to(&path)?;
+        self.rename_to(&self.path)?;
         sync_dir_of(&self.path)
+    }
+
+    /// Takes the temporary file off the live list, returning the list's lock: held
+    /// while the file is renamed or removed, so a signal's cleanup cannot race it.
+    fn unlist(&self) -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+        let mut live = live_temporaries();
+        live.retain(|t| *t != self.tmp);
+        live
     }
 
     /// Renames the synced temporary file to `target` (removing it if that fails), while
     /// no signal's cleanup can remove it meanwhile.
     fn rename_to(&self, target: &Path) -> Result<()> {
-        let mut live = live_temporaries();
-        live.retain(|t| *t != self.tmp);
+        let _live = self.unlist();
         if let Err(e) = std::fs::rename(&self.tmp, target) {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(Error::io(&self.path, e));
@@ -526,8 +532,7 @@ impl Write for AtomicWriter {
 impl Drop for AtomicWriter {
     fn drop(&mut self) {
         if self.out.take().is_some() {
-            let mut live = live_temporaries();
-            live.retain(|t| *t != self.tmp);
+            let _live = self.unlist();
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

@@ -615,9 +615,8 @@ fn check_flags(args: &TrainArgs) -> Result<()> {
                 unused.join(", ")
             );
         }
-    }
-    // A setting of another optimizer's is said, not silently dropped.
-    if !matches!(args.model, ModelKind::Logistic) {
+    } else {
+        // A setting of another optimizer's is said, not silently dropped.
         let given = network_flags_given(args);
         for (flag, optimizer, name) in [
             ("--momentum", OptimizerKind::Sgd, "sgd"),

@@ -320,21 +320,22 @@ impl<'p> PredictReader<'p> {
                             self.src
                                 .err(line, *j, format!("invalid UTF-8: {}", show(cell)))
                         })?;
+                        // One lookup: a present value's slot is its category, or
+                        // `categories.len()` for one training never saw.
+                        let slot = s.slot(lookup, key.as_deref());
                         match key.as_deref() {
                             None => fill.missing += 1,
-                            Some(k) if !lookup.contains_key(k) => {
+                            Some(k) if slot == s.categories.len() => {
                                 fill.unseen += 1;
                                 fill.first_unseen.get_or_insert_with(|| k.to_string());
                             }
                             Some(_) => {}
                         }
-                        CategoricalStep::encode(s.slot(lookup, key.as_deref()), out);
+                        CategoricalStep::encode(slot, out);
                         if let Some(raw) = batch.raw.as_mut() {
-                            raw.push(match key.as_deref() {
+                            raw.push(match key {
                                 None => RawCell::Missing,
-                                Some(k) => RawCell::Category(
-                                    lookup.get(k).copied().unwrap_or(s.categories.len()),
-                                ),
+                                Some(_) => RawCell::Category(slot),
                             });
                         }
                     }
