@@ -8,8 +8,10 @@
 //! row launches (`rows`, in plan order), the sums over the rows that are independent of
 //! one another (`together`), and the rest (`after`: the update).
 //!
-//! - The CPU executor (`cpu::step_rows`) runs the row launches on a block of rows per lane,
-//!   joins the lanes once, then runs the sums whole, one a lane, each followed on its
+//! - The CPU executor (`cpu::step_rows`) runs the row launches on a block of rows per lane
+//!   (with two lanes, each also sums its own rows for the sums the CPU takes in two
+//!   halves, `cpu::kernels::sum_halves`), joins the lanes once, then runs the sums (or
+//!   adds their halves), one a lane, each followed on its
 //!   lane by the update of its parameters (`update_spans`): splitting each kernel
 //!   instead joins the lanes once per kernel, and a kernel split by columns hands the next
 //!   one rows another core wrote. A row block is computed exactly as within the whole
@@ -18,8 +20,8 @@
 //! - The GPU executor (`gpu::row_program`) runs all the row launches as one dispatch, one
 //!   invocation a row, instead of one dispatch each.
 //!
-//! Either way every sum over the rows still runs whole, in index order, so the weights are
-//! bit for bit those of the plan as it was.
+//! Either way every sum over the rows is taken as the plan's own kernel takes it, so the
+//! weights are bit for bit those of the plan as it was.
 //!
 //! Moving launches out of plan order, and lanes running ahead of one another, is safe only
 //! if no buffer a row launch uses is reused meanwhile: the split plan gives every output

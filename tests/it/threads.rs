@@ -1,6 +1,6 @@
 //! `--threads N`: the CPU backend's thread count, on every command. Training gives the
-//! same weights whatever the count (kernels split by rows and columns and sum in index
-//! order), and a count that makes no sense is refused naming the flag.
+//! same weights whatever the count (kernels split by rows and columns and sum in an
+//! order fixed by the shapes), and a count that makes no sense is refused naming the flag.
 
 use crate::common::{riskgrad, stderr};
 use crate::lifecycle_common::temp_dir;
@@ -86,6 +86,14 @@ fn training_with_every_step_split_gives_the_weights_of_one_thread() {
         one,
         weights_at_batch("3", true, "33", &dir),
         "33-row batches differ"
+    );
+    // Two lanes sum the rows they computed, in the halves one thread sums them in: 64
+    // and 36 rows of a 100-row batch.
+    let one = weights_at_batch("1", false, "100", &dir);
+    assert_eq!(
+        one,
+        weights_at_batch("2", true, "100", &dir),
+        "100-row batches differ"
     );
     // Dropout splits by rows too: each element's mask is a hash of its index in the
     // whole tensor.

@@ -6,6 +6,7 @@ use super::simd;
 use crate::engine::graph::{dropout_hash, Act, BinaryOp, Optimizer};
 use crate::engine::plan::MAX_RANK;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Evaluates `$body` with `$a` bound to `$act` as a constant: one arm per activation, so
 /// a per-element formula inlines and vectorizes instead of matching on every element.
@@ -124,17 +125,216 @@ pub fn matmul_auto(
     }
 }
 
-/// Raw pointers handed to the other lanes; the blocks they address do not overlap.
+/// A product's operands as gemm reads them: `op(a)` (`m × k`) and `op(b)` (`k × n`) by
+/// pointer and strides (column, row) over their row-major storage. Handed to the other
+/// lanes, which only read them.
 #[derive(Clone, Copy)]
-struct Ptrs {
-    out: *mut f32,
+struct Operands {
     a: *const f32,
+    a_strides: (isize, isize),
     b: *const f32,
+    b_strides: (isize, isize),
+    k: usize,
 }
 
-// SAFETY: each lane writes its own block of `out` and only reads `a` and `b`.
-unsafe impl Send for Ptrs {}
-unsafe impl Sync for Ptrs {}
+// SAFETY: the operands are only read.
+unsafe impl Send for Operands {}
+unsafe impl Sync for Operands {}
+
+impl Operands {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        a: &[f32],
+        b: &[f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Self {
+        assert!(
+            a.len() >= m * k && b.len() >= k * n,
+            "matmul operands too small"
+        );
+        Operands {
+            a: a.as_ptr(),
+            a_strides: if trans_a {
+                (m as isize, 1)
+            } else {
+                (1, k as isize)
+            },
+            b: b.as_ptr(),
+            b_strides: if trans_b {
+                (k as isize, 1)
+            } else {
+                (1, n as isize)
+            },
+            k,
+        }
+    }
+
+    /// Rows `rows` and columns `cols` of `op(a) · op(b)`, summed over `ks` only, into
+    /// `dst` (row stride `dst_rs`, its first element the block's first), added to what
+    /// `dst` holds when `read`. Safety: `dst` covers the block, and no other reference
+    /// to it lives meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        &self,
+        dst: *mut f32,
+        dst_rs: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        ks: Range<usize>,
+        read: bool,
+        parallelism: gemm::Parallelism,
+    ) {
+        let ((a_cs, a_rs), (b_cs, b_rs)) = (self.a_strides, self.b_strides);
+        debug_assert!(ks.end <= self.k);
+        if ks.is_empty() {
+            return;
+        }
+        gemm::gemm(
+            rows.len(),
+            cols.len(),
+            ks.len(),
+            dst,
+            1,
+            dst_rs as isize,
+            read,
+            self.a
+                .offset(rows.start as isize * a_rs + ks.start as isize * a_cs),
+            a_cs,
+            a_rs,
+            self.b
+                .offset(cols.start as isize * b_cs + ks.start as isize * b_rs),
+            b_cs,
+            b_rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+
+    /// The block as the whole product computes it (see `gemm`): over all of `k`, or,
+    /// where the product sums over its rows (`product_halves`), the first half into
+    /// `dst` and the second into a scratch block then added (`add_halves`).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn product(
+        &self,
+        halves: Option<[Range<usize>; 2]>,
+        dst: *mut f32,
+        dst_rs: usize,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        read: bool,
+        parallelism: gemm::Parallelism,
+    ) {
+        let Some([first, second]) = halves else {
+            return self.gemm(dst, dst_rs, rows, cols, 0..self.k, read, parallelism);
+        };
+        self.gemm(
+            dst,
+            dst_rs,
+            rows.clone(),
+            cols.clone(),
+            first,
+            read,
+            parallelism,
+        );
+        let width = cols.len();
+        // Taken out, not borrowed: a pool thread waiting inside gemm may run another
+        // product meanwhile, which then allocates its own.
+        let mut scratch = SECOND_HALF.take();
+        scratch.clear();
+        scratch.resize(rows.len() * width, 0.0);
+        self.gemm(
+            scratch.as_mut_ptr(),
+            width,
+            rows,
+            cols,
+            second,
+            false,
+            parallelism,
+        );
+        for (r, part) in scratch.chunks_exact(width).enumerate() {
+            add_halves(
+                std::slice::from_raw_parts_mut(dst.add(r * dst_rs), width),
+                part,
+            );
+        }
+        SECOND_HALF.set(scratch);
+    }
+}
+
+thread_local! {
+    /// The second half of a product's sum (`Operands::product`), reused between calls.
+    static SECOND_HALF: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The two fixed blocks of rows a sum over `rows` rows is taken in on the CPU, or `None`
+/// below 32 rows: `first + second`, each block summed in index order. A product summing
+/// over its rows (`trans_a`: a weight gradient, `product_halves`) and a sum of leading
+/// rows (a bias gradient, `reduce_to`) sum so. The halves depend on the rows alone, not
+/// the threads, and are the blocks two lanes split the rows in (`blocks`), so each lane
+/// of a split step can sum the rows it computed (`CpuExecutor::run_split_step`): the
+/// sums' reads then never cross cores, and the bits are one thread's.
+pub(crate) fn sum_halves(rows: usize) -> Option<[Range<usize>; 2]> {
+    let split = blocks(rows, 2);
+    (split.1 == 2).then(|| [block_range(0, split, rows), block_range(1, split, rows)])
+}
+
+/// The halves (`sum_halves`) a product `op(a) · op(b)` sums its `k` in: a product with
+/// `op(a)` transposed sums over the rows of `a`.
+pub(crate) fn product_halves(k: usize, trans_a: bool) -> Option<[Range<usize>; 2]> {
+    trans_a.then(|| sum_halves(k)).flatten()
+}
+
+/// `first[i] += second[i]`: a sum's two halves added (`sum_halves`).
+pub(crate) fn add_halves(first: &mut [f32], second: &[f32]) {
+    simd::widest(|| first.iter_mut().zip(second).for_each(|(f, s)| *f += s));
+}
+
+/// Half `half` of the sum over rows of the product `aᵀ · b` (`m × n`, no bias;
+/// `product_halves`) into `out`: a split step's lane sums its
+/// own rows with it, and adds the halves afterwards (`add_halves`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn product_half(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    half: usize,
+) {
+    let halves = product_halves(k, true).expect("a product summed in halves");
+    assert!(out.len() >= m * n, "matmul output too small");
+    let operands = Operands::new(a, b, m, n, k, true, false);
+    let ks = halves[half].clone();
+    // SAFETY: `out` covers the m × n block and is borrowed mutably.
+    unsafe {
+        operands.gemm(
+            out.as_mut_ptr(),
+            n,
+            0..m,
+            0..n,
+            ks,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `out` handed to the other lanes, each writing its own block.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the lanes' blocks of `out` do not overlap.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
 
 /// `matmul` in blocks of the output (its rows, or its columns when there are more of
 /// them), one per lane, each block on one thread. Each output is computed as the whole
@@ -189,29 +389,16 @@ fn product_lanes(
         });
         return;
     }
-    let (a_cs, a_rs) = if trans_a {
-        (m as isize, 1)
-    } else {
-        (1, k as isize)
-    };
-    let (b_cs, b_rs) = if trans_b {
-        (k as isize, 1)
-    } else {
-        (1, n as isize)
-    };
-    let p = Ptrs {
-        out: out.as_mut_ptr(),
-        a: a.as_ptr(),
-        b: b.as_ptr(),
-    };
-    let read = bias.is_some();
+    let operands = Operands::new(a, b, m, n, k, trans_a, trans_b);
+    let halves = product_halves(k, trans_a);
+    let out_ptr = OutPtr(out.as_mut_ptr());
     // Rows [r0, r1) and columns [c0, c1) of `out`.
     let block = move |r0: usize, r1: usize, c0: usize, c1: usize| {
-        let p = p;
+        let out = out_ptr;
         // Each of the block's rows, within its columns. SAFETY: as below.
         let rows = || {
             (r0..r1).map(move |r| unsafe {
-                std::slice::from_raw_parts_mut(p.out.add(r * n + c0), c1 - c0)
+                std::slice::from_raw_parts_mut(out.0.add(r * n + c0), c1 - c0)
             })
         };
         if let Some(bias) = bias {
@@ -219,30 +406,18 @@ fn product_lanes(
                 .zip(r0..)
                 .for_each(|(row, r)| row.copy_from_slice(&bias_row(bias, r, n)[c0..c1]));
         }
-        // SAFETY: the block lies inside `out`, `a` and `b` (asserted above); the lanes'
-        // blocks do not overlap, and `out` is borrowed mutably for this call.
+        // SAFETY: the block lies inside `out` (asserted above); the lanes' blocks do not
+        // overlap, and `out` is borrowed mutably for this call.
         unsafe {
-            gemm::gemm(
-                r1 - r0,
-                c1 - c0,
-                k,
-                p.out.add(r0 * n + c0),
-                1,
-                n as isize,
-                read,
-                p.a.offset(r0 as isize * a_rs),
-                a_cs,
-                a_rs,
-                p.b.offset(c0 as isize * b_cs),
-                b_cs,
-                b_rs,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
+            operands.product(
+                halves.clone(),
+                out.0.add(r0 * n + c0),
+                n,
+                r0..r1,
+                c0..c1,
+                bias.is_some(),
                 gemm::Parallelism::None,
-            );
+            )
         }
         if act != Act::Identity {
             rows().for_each(|row| activate_all(act, row, None));
@@ -359,48 +534,24 @@ fn product_on(
         None if k == 0 => out.fill(0.0),
         None => {}
     }
-    // Strides (column, row) of op(a) [m,k] and op(b) [k,n] over their row-major storage.
-    let (a_cs, a_rs) = if trans_a {
-        (m as isize, 1)
-    } else {
-        (1, k as isize)
-    };
-    let (b_cs, b_rs) = if trans_b {
-        (k as isize, 1)
-    } else {
-        (1, n as isize)
-    };
     let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    if k > 0 {
-        // SAFETY: the pointers cover m*k, k*n and m*n elements (asserted above) with the
-        // strides given; `out` does not overlap the operands (distinct borrows).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                bias.is_some(),
-                a.as_ptr(),
-                a_cs,
-                a_rs,
-                b.as_ptr(),
-                b_cs,
-                b_rs,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+    let operands = Operands::new(a, b, m, n, k, trans_a, trans_b);
+    // SAFETY: `out` covers the m × n product (asserted by the callers) and does not
+    // overlap the operands (distinct borrows).
+    unsafe {
+        operands.product(
+            product_halves(k, trans_a),
+            out.as_mut_ptr(),
+            n,
+            0..m,
+            0..n,
+            bias.is_some(),
+            parallelism,
+        )
     }
 }
 
@@ -615,7 +766,8 @@ pub fn act_grad(act: Act, dy: &[f32], v: &[f32], out: &mut [f32], lanes: Option<
 }
 
 /// Sums `x` (of `in_shape`) into `out` (of `out_shape`, 1 on the reduced axes), times
-/// `scale`. Each output is summed in input index order, as the WGSL kernel does.
+/// `scale`. Each output is summed in input index order, as the WGSL kernel does, except
+/// a sum of leading rows (a bias gradient), taken in two halves (`sum_halves`).
 pub fn reduce_to(
     x: &[f32],
     out: &mut [f32],
@@ -623,22 +775,21 @@ pub fn reduce_to(
     out_shape: &[usize; MAX_RANK],
     scale: f32,
 ) {
-    // Fast paths for the shapes training produces (a bias gradient sums the leading
-    // rows, a row sum the trailing columns); both keep the per-output index order.
+    // Fast paths for the shapes training produces: a bias gradient sums the leading
+    // rows (in two halves, `sum_halves`), a row sum the trailing columns.
     let kept = |d: usize| out_shape[d] == in_shape[d];
-    let split = (0..=MAX_RANK)
-        .find(|&d| (d..MAX_RANK).all(kept))
-        .unwrap_or(MAX_RANK);
-    if (0..split).all(|d| out_shape[d] == 1) {
-        let cols: usize = in_shape[split..].iter().product();
+    if let Some((rows, cols)) = leading_rows(in_shape, out_shape) {
         let out = &mut out[..cols];
-        out.fill(0.0);
-        simd::widest(|| {
-            for row in x.chunks_exact(cols) {
-                out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        match sum_halves(rows) {
+            None => sum_rows(x, cols, 0..rows, out),
+            Some([first, second]) => {
+                sum_rows(x, cols, first, out);
+                let mut scratch = vec![0.0; cols];
+                sum_rows(x, cols, second, &mut scratch);
+                add_halves(out, &scratch);
             }
-            out.iter_mut().for_each(|o| *o *= scale);
-        });
+        }
+        scale_all(out, scale);
         return;
     }
     let split = (0..=MAX_RANK)
@@ -666,6 +817,36 @@ pub fn reduce_to(
         }
         *slot = acc * scale;
     }
+}
+
+/// Where a sum adds up whole leading rows (a bias gradient): the rows and their width.
+pub(crate) fn leading_rows(
+    in_shape: &[usize; MAX_RANK],
+    out_shape: &[usize; MAX_RANK],
+) -> Option<(usize, usize)> {
+    let split = (0..=MAX_RANK)
+        .find(|&d| (d..MAX_RANK).all(|d| out_shape[d] == in_shape[d]))
+        .unwrap_or(MAX_RANK);
+    (0..split).all(|d| out_shape[d] == 1).then(|| {
+        let rows = in_shape[..split].iter().product();
+        (rows, in_shape[split..].iter().product())
+    })
+}
+
+/// The sum of rows `rows` of `x` (rows of `cols`), in index order, into `out`: a sum of
+/// leading rows, or its half (`sum_halves`).
+pub(crate) fn sum_rows(x: &[f32], cols: usize, rows: Range<usize>, out: &mut [f32]) {
+    out.fill(0.0);
+    simd::widest(|| {
+        for row in x[rows.start * cols..rows.end * cols].chunks_exact(cols) {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+    });
+}
+
+/// `out[i] *= scale`.
+pub(crate) fn scale_all(out: &mut [f32], scale: f32) {
+    simd::widest(|| out.iter_mut().for_each(|o| *o *= scale));
 }
 
 /// `BroadcastKernel::ExpandTo`: `out[i] = scale · x[broadcast index of i]`.
@@ -1053,6 +1234,73 @@ mod tests {
                     assert!(!same_bits(&p1, &random(n)), "the update ran");
                 }
             }
+        }
+    }
+
+    /// A sum over rows taken half by half, as a split step's two lanes take it
+    /// (`product_half`, `sum_rows`, then `add_halves`), gives the whole kernel's bits on
+    /// one thread and on the pool, at batches whose halves are uneven; and both are the
+    /// sum (an f64 reference).
+    #[test]
+    fn sums_taken_in_halves_give_the_whole_kernels_bits() {
+        let mut rng = crate::rng::Rng::new(23);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.range(-2.0, 2.0) as f32).collect() };
+        assert!(sum_halves(31).is_none() && sum_halves(40).is_none());
+        assert_eq!(sum_halves(100), Some([0..64, 64..100]));
+        for (m, n, k) in [(58, 64, 256), (33, 17, 100), (64, 32, 32), (7, 300, 1537)] {
+            let (a, b) = (random(k * m), random(k * n));
+            let mut first = vec![f32::NAN; m * n];
+            let mut second = vec![f32::NAN; m * n];
+            product_half(&a, &b, &mut first, m, n, k, 0);
+            product_half(&a, &b, &mut second, m, n, k, 1);
+            add_halves(&mut first, &second);
+            for parallel in [false, true] {
+                let mut whole = vec![f32::NAN; m * n];
+                matmul_on(
+                    &a,
+                    &b,
+                    None,
+                    &mut whole,
+                    m,
+                    n,
+                    k,
+                    true,
+                    false,
+                    Act::Identity,
+                    parallel,
+                );
+                assert!(
+                    same_bits(&first, &whole),
+                    "{m}x{n}x{k}, parallel {parallel}"
+                );
+            }
+            for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 3)] {
+                let exact: f64 = (0..k)
+                    .map(|p| a[p * m + i] as f64 * b[p * n + j] as f64)
+                    .sum();
+                let err = (first[i * n + j] as f64 - exact).abs();
+                assert!(err < 1e-5 * k as f64, "{m}x{n}x{k} ({i},{j}): {err}");
+            }
+        }
+        for (rows, cols) in [(256, 64), (100, 3), (1537, 33)] {
+            let x = random(rows * cols);
+            let shape = |r: usize| crate::engine::plan::padded(&[r, cols], 1);
+            let mut whole = vec![f32::NAN; cols];
+            reduce_to(&x, &mut whole, &shape(rows), &shape(1), 0.5);
+            let [h0, h1] = sum_halves(rows).unwrap();
+            let (mut first, mut second) = (vec![f32::NAN; cols], vec![f32::NAN; cols]);
+            sum_rows(&x, cols, h0, &mut first);
+            sum_rows(&x, cols, h1, &mut second);
+            add_halves(&mut first, &second);
+            scale_all(&mut first, 0.5);
+            assert!(same_bits(&first, &whole), "{rows} rows of {cols}");
+            let exact: f64 = (0..rows).map(|r| x[r * cols] as f64).sum::<f64>() * 0.5;
+            assert!(
+                (whole[0] as f64 - exact).abs() < 1e-4,
+                "{rows}: {} vs {exact}",
+                whole[0]
+            );
         }
     }
 

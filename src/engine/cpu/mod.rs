@@ -103,6 +103,23 @@ fn zeroed_slots(lens: &[usize]) -> Result<Vec<Vec<f32>>> {
 struct SplitPlan {
     step: StepSplit,
     slots: Vec<Vec<f32>>,
+    /// For each launch run together that sums in halves (`step_rows::sums_in_halves`),
+    /// a buffer for its second half; empty for the others.
+    second_halves: Vec<Vec<f32>>,
+}
+
+/// The words of each launch run together's second half (`SplitPlan::second_halves`).
+fn second_half_words(step: &StepSplit) -> Vec<usize> {
+    step.together
+        .iter()
+        .map(|&i| {
+            let kernel = &step.launches[i];
+            match step_rows::sums_in_halves(kernel, step.batch) {
+                true => kernel.output().len,
+                false => 0,
+            }
+        })
+        .collect()
 }
 
 /// Every buffer of an executor and a plan, for the lanes of a split step: what the lanes
@@ -116,6 +133,8 @@ struct SplitStepBuffers<'a> {
     params: (*mut f32, usize),
     grads: (*mut f32, usize),
     opt_state: (*mut f32, usize),
+    /// `SplitPlan::second_halves`.
+    second_halves: Vec<(*mut f32, usize)>,
 }
 
 // SAFETY: see `CpuExecutor::run_split_step`: the lanes write disjoint rows of the slots,
@@ -160,6 +179,14 @@ impl SplitStepBuffers<'_> {
             "rows inside the window"
         );
         std::slice::from_raw_parts_mut(ptr.add(t.offset + words.start), words.len())
+    }
+
+    /// The second half of the `together`-th launch run together
+    /// (`SplitPlan::second_halves`). Safety: no other slice of it lives meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn second_half(&self, together: usize) -> &mut [f32] {
+        let (ptr, len) = self.second_halves[together];
+        std::slice::from_raw_parts_mut(ptr, len)
     }
 
     /// The update `update` (the plan's, its `t`-th) of the parameters `span`
@@ -407,6 +434,11 @@ impl CpuExecutor {
         let lanes = self.lanes.clone();
         // Blocks of rows as a split product takes them (none thinner than 16 rows).
         let row_blocks = kernels::blocks(plan.batch, lanes.count());
+        // Two lanes take the rows in the halves the CPU sums rows in
+        // (`kernels::sum_halves`): then each lane also sums its own rows for the sums
+        // taken in halves, and no sum reads rows another core wrote (which would move
+        // them to that core's cache, for the writer to fetch back the next step).
+        let by_halves = row_blocks.1 == 2 && row_blocks == kernels::blocks(plan.batch, 2);
         // The update, where it runs with the sums, and its count (as `run_launch` reads it).
         let update = plan.update_at.map(|at| {
             let update = plan.launches[plan.after[at]];
@@ -415,6 +447,8 @@ impl CpuExecutor {
             };
             (update, self.view(lp, counters)[1].to_bits() + 1)
         });
+        let halved: Vec<bool> = split.second_halves.iter().map(|v| !v.is_empty()).collect();
+        let in_halves = |together: usize| halved[together];
         let buffers = SplitStepBuffers {
             slots: lp
                 .slots
@@ -426,6 +460,11 @@ impl CpuExecutor {
             params: (self.params.as_mut_ptr(), self.params.len()),
             grads: (self.grads.as_mut_ptr(), self.grads.len()),
             opt_state: (self.opt_state.as_mut_ptr(), self.opt_state.len()),
+            second_halves: split
+                .second_halves
+                .iter_mut()
+                .map(|v| (v.as_mut_ptr(), v.len()))
+                .collect(),
         };
         lanes.split(row_blocks.1, |part| {
             let rows = kernels::block_range(part, row_blocks, plan.batch);
@@ -446,6 +485,24 @@ impl CpuExecutor {
                     out,
                 );
             }
+            if !by_halves {
+                return;
+            }
+            for (together, &i) in plan.together.iter().enumerate() {
+                if !in_halves(together) {
+                    continue;
+                }
+                let kernel = &plan.launches[i];
+                // SAFETY: no row launch reads what a launch run together writes
+                // (`step_split`); the first half's lane alone writes the window, the
+                // second's the second half. It reads this lane's rows of row tensors
+                // (`step_rows::sums_in_halves`) and windows no launch writes meanwhile.
+                let out = match part {
+                    0 => unsafe { buffers.write(kernel.output(), 0..kernel.output().len) },
+                    _ => unsafe { buffers.second_half(together) },
+                };
+                step_rows::run_half(kernel, part, |t| unsafe { buffers.read(t) }, out);
+            }
         });
         lanes.split(plan.together.len(), |part| {
             let kernel = &plan.launches[plan.together[part]];
@@ -454,7 +511,12 @@ impl CpuExecutor {
             // writes what another reads or writes, and none reads the parameters, whose
             // windows the update's pieces write, each the window of its own gradients.
             let out = unsafe { buffers.write(window, 0..window.len) };
-            step_rows::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
+            if by_halves && in_halves(part) {
+                // SAFETY: only this part touches its second half now.
+                step_rows::add_halves(kernel, out, unsafe { buffers.second_half(part) });
+            } else {
+                step_rows::run_whole(kernel, |t| unsafe { buffers.read(t) }, out);
+            }
             let span = plan
                 .update_spans
                 .iter()
@@ -555,8 +617,11 @@ impl CpuExecutor {
             }
             words = words.saturating_add(plan.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
             if let Some(step) = split {
-                words =
-                    words.saturating_add(step.slots.iter().fold(0, |a, &b| a.saturating_add(b)));
+                words = step
+                    .slots
+                    .iter()
+                    .chain(&second_half_words(step))
+                    .fold(words, |a, &b| a.saturating_add(b));
             }
             let conv = plan_scratch_words(plan, self.conv_budget());
             if conv > scratch {
@@ -621,6 +686,7 @@ impl Executor for CpuExecutor {
         let split = match split {
             Some(step) => Some(SplitPlan {
                 slots: zeroed_slots(&step.slots)?,
+                second_halves: zeroed_slots(&second_half_words(&step))?,
                 step,
             }),
             None => None,

@@ -1,6 +1,9 @@
 //! The CPU runners of a split step (`engine::step_split`): a row launch on a block of
-//! the batch rows, and a launch that sums over the rows, whole, inside one lane's part.
+//! the batch rows, a launch that sums over the rows, whole, inside one lane's part, and
+//! such a sum taken as the CPU always takes it, in two halves (`kernels::sum_halves`),
+//! each half on the lane that computed its rows.
 
+use crate::engine::ops::broadcast::BroadcastKernel;
 use crate::engine::ops::dropout::DropoutKernel;
 use crate::engine::ops::elementwise::ElementwiseKernel;
 use crate::engine::ops::gather::GatherKernel;
@@ -152,5 +155,71 @@ pub fn run_rows<'a>(
             )
         }
         _ => unreachable!("not a row launch"),
+    }
+}
+
+/// Whether a launch run together sums over the batch's `batch` rows in the two halves
+/// the rows split into across two lanes (`kernels::sum_halves`), reading only those rows
+/// of its row-tensor inputs: a product over the rows (a weight gradient) or a sum of
+/// leading rows (a bias gradient). Each lane of a split step then sums its own rows
+/// (`run_half`), and the halves are added after the join (`add_halves`).
+pub fn sums_in_halves(kernel: &Kernel, batch: usize) -> bool {
+    use super::kernels as cpu;
+    let halves = match *kernel {
+        Kernel::MatMul(MatMulKernel {
+            k,
+            trans_a: true,
+            trans_b: false,
+            bias: None,
+            act: crate::engine::graph::Act::Identity,
+            ..
+        }) if k == batch => cpu::product_halves(k, true),
+        Kernel::Broadcast(BroadcastKernel::ReduceTo {
+            in_shape,
+            out_shape,
+            ..
+        }) => match cpu::leading_rows(&in_shape, &out_shape) {
+            Some((rows, _)) if rows == batch => cpu::sum_halves(rows),
+            _ => None,
+        },
+        _ => None,
+    };
+    halves.is_some()
+}
+
+/// Half `half` of a launch that `sums_in_halves`, unscaled, into `out`: the first into
+/// its output window, the second into a buffer of the window's size.
+pub fn run_half<'a>(
+    kernel: &Kernel,
+    half: usize,
+    read: impl Fn(TensorRef) -> &'a [f32],
+    out: &mut [f32],
+) {
+    use super::kernels as cpu;
+    match *kernel {
+        Kernel::MatMul(MatMulKernel { a, b, m, n, k, .. }) => {
+            cpu::product_half(read(a), read(b), out, m, n, k, half)
+        }
+        Kernel::Broadcast(BroadcastKernel::ReduceTo {
+            x,
+            in_shape,
+            out_shape,
+            ..
+        }) => {
+            let (rows, cols) = cpu::leading_rows(&in_shape, &out_shape).expect("leading rows");
+            let halves = cpu::sum_halves(rows).expect("two halves");
+            cpu::sum_rows(read(x), cols, halves[half].clone(), &mut out[..cols])
+        }
+        _ => unreachable!("not a sum in halves"),
+    }
+}
+
+/// A launch that `sums_in_halves` finished from its halves: `out` (its window, holding
+/// the first) becomes `first + second`, scaled as the whole launch scales.
+pub fn add_halves(kernel: &Kernel, out: &mut [f32], second: &[f32]) {
+    use super::kernels as cpu;
+    cpu::add_halves(out, second);
+    if let Kernel::Broadcast(BroadcastKernel::ReduceTo { scale, .. }) = *kernel {
+        cpu::scale_all(out, scale);
     }
 }

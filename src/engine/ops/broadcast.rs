@@ -92,7 +92,9 @@ impl BroadcastOp {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BroadcastKernel {
     /// `out = scale * sum of x over the axes where out_shape is 1 and in_shape is not`;
-    /// summed in index order, so results do not depend on the executor's threading.
+    /// summed in an order fixed by the shapes (index order; on the CPU a sum of leading
+    /// rows in two halves, `cpu::kernels::sum_halves`), so results do not depend on the
+    /// executor's threading.
     ReduceTo {
         x: TensorRef,
         out: TensorRef,
