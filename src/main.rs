@@ -138,6 +138,7 @@ fn main() -> ExitCode {
             // Standard error may be the stream that failed: said if it can be.
             use std::io::Write;
             let _ = writeln!(std::io::stderr(), "error: could not write to {failed}");
+            print_notes_after_error();
             return ExitCode::from(cmd::exit::DATA);
         }
     };
@@ -145,12 +146,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            cmd::log::event(
+            // Standard output may be what failed (the reader of `--log json` gone).
+            let _ = cmd::log::try_event(
                 "error",
                 serde_json::json!({"message": cmd::message(&e), "exit": cmd::exit_code(&e)}),
             );
             eprintln!("error: {}", cmd::message(&e));
+            print_notes_after_error();
             ExitCode::from(cmd::exit_code(&e))
         }
+    }
+}
+
+/// What a failed command left behind (`cmd::note_after_error`), after its error line.
+fn print_notes_after_error() {
+    use std::io::Write;
+    for note in cmd::notes_after_error() {
+        let _ = writeln!(std::io::stderr(), "note: {note}");
     }
 }

@@ -126,12 +126,6 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         done.spread(|f| f.challenger_auc),
     );
     let seconds = started.elapsed().as_secs_f64();
-    event(
-        "done",
-        json!({"folds": k, "auc": auc, "ks": ks, "log_loss": log_loss,
-               "challenger_auc": challenger_auc, "ensemble": args.ensemble,
-               "seconds": seconds, "out": out.display().to_string()}),
-    );
     let said = format!(
         "done in {seconds:.1}s: {k}-fold cross-validation of {}: AUC {:.4} ± {:.4}, KS {:.4} ± {:.4}, log loss {:.4} ± {:.4} | challenger (logistic regression) AUC {:.4} ± {:.4}; wrote {}{FOLDS_FILE}, metrics.json and report.html to {}",
         done.last.model.label(),
@@ -150,11 +144,13 @@ pub(super) fn run(args: &TrainArgs, started: Instant) -> Result<()> {
         },
         out.display()
     );
-    // stdout holds only JSON objects with --log json; the person's line goes to stderr.
-    match super::log::json() {
-        true => eprintln!("{said}"),
-        false => println!("{said}"),
-    }
+    super::log::say_done(
+        &out,
+        json!({"folds": k, "auc": auc, "ks": ks, "log_loss": log_loss,
+               "challenger_auc": challenger_auc, "ensemble": args.ensemble,
+               "seconds": seconds, "out": out.display().to_string()}),
+        &said,
+    )?;
     if !args.ensemble {
         eprintln!("note: no model saved (add --ensemble to save the {k} fold models as one)");
     }

@@ -28,10 +28,38 @@ pub fn json() -> bool {
 }
 
 /// Prints one event (when JSON events are on): `fields` (an object) with `event` and
-/// `time` added. Non-finite numbers become null, as JSON has no NaN.
+/// `time` added. Non-finite numbers become null, as JSON has no NaN. Standard output
+/// that cannot be written panics as `println!` does (`cmd::stdout` catches it).
 pub fn event(name: &str, fields: Value) {
+    if let Err(e) = try_event(name, fields) {
+        panic!("failed printing to stdout: {e}");
+    }
+}
+
+/// A run's last words, once its files are written: the `done` event and `line` for the
+/// person (on stdout, or on stderr when stdout holds the JSON events). A reader that went
+/// away by then (`train --log json | head -1`, a fast run) does not undo the files, so
+/// the error names the directory and says they are written.
+pub fn say_done(out: &std::path::Path, fields: Value, line: &str) -> crate::Result<()> {
+    use std::io::Write;
+    try_event("done", fields)
+        .and_then(|()| match json() {
+            true => writeln!(std::io::stderr(), "{line}"),
+            false => writeln!(std::io::stdout(), "{line}"),
+        })
+        .map_err(|e| {
+            crate::Error::data_file(
+                out,
+                format!("the run's files are written, but its last line could not be printed: {e}"),
+            )
+        })
+}
+
+/// `event`, returning a failed write.
+pub fn try_event(name: &str, fields: Value) -> std::io::Result<()> {
+    use std::io::Write;
     if !json() {
-        return;
+        return Ok(());
     }
     let mut object = Map::new();
     object.insert("event".into(), json!(name));
@@ -42,5 +70,5 @@ pub fn event(name: &str, fields: Value) {
     if let Value::Object(rest) = fields {
         object.extend(rest);
     }
-    println!("{}", Value::Object(object));
+    writeln!(std::io::stdout(), "{}", Value::Object(object))
 }

@@ -169,6 +169,23 @@ fn flag_of(setting: Setting) -> &'static str {
     }
 }
 
+/// Notes to print after a failed command's error line (`notes_after_error`).
+static NOTES_AFTER_ERROR: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `note` to print after the error line, should the command fail: what a failure
+/// left behind, said where the user reads the failure.
+pub fn note_after_error(note: String) {
+    NOTES_AFTER_ERROR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(note);
+}
+
+/// The notes kept by `note_after_error`, taken.
+pub fn notes_after_error() -> Vec<String> {
+    std::mem::take(&mut NOTES_AFTER_ERROR.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// An error as the command line shows it: library settings under their flag names.
 pub fn message(error: &Error) -> String {
     match error {

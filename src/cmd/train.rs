@@ -413,16 +413,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ),
         }
     }
+    let watch = CheckpointWatch::new(out.join(CHECKPOINT_FILE));
+    let result = train_and_write(args, &mut prepared, resume.as_ref(), &out, dates, started);
+    watch.settle(&result);
+    result
+}
+
+/// The network's training, then its files: `run` once the data is prepared.
+fn train_and_write(
+    args: &TrainArgs,
+    prepared: &mut Prepared,
+    resume: Option<&Checkpoint>,
+    out: &Path,
+    dates: Option<DateRange>,
+    started: Instant,
+) -> Result<()> {
     let mut device = RunDevice::new(&args.device, args.tune.mode, args.precision)?;
     let mut lock = None;
     let trained = train_network(
         args,
-        &mut prepared,
+        prepared,
         Run {
             device: &mut device,
-            resume: resume.as_ref(),
+            resume,
             checkpoint: Some(out.join(CHECKPOINT_FILE)),
-            out: &out,
+            out,
             verbose: true,
             lock: &mut lock,
         },
@@ -437,12 +452,57 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     )?;
     write_single_run(
         &run_facts(args, dates, started),
-        &prepared,
+        prepared,
         &trained,
         &stability,
-        resume.as_ref(),
-        &out,
+        resume,
+        out,
     )
+}
+
+/// After the error line of a training that failed (an error, or a print that failed)
+/// once it had written a checkpoint, a note that the checkpoint stays in the model
+/// directory and how to continue from it. A stop by a signal says so in its own message.
+struct CheckpointWatch {
+    path: PathBuf,
+    before: Option<std::time::SystemTime>,
+    settled: bool,
+}
+
+impl CheckpointWatch {
+    fn new(path: PathBuf) -> Self {
+        let before = Self::written(&path);
+        CheckpointWatch {
+            path,
+            before,
+            settled: false,
+        }
+    }
+
+    fn written(path: &Path) -> Option<std::time::SystemTime> {
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
+
+    /// The run ended with `result`: a success or a stop by signal needs no note.
+    fn settle(mut self, result: &Result<()>) {
+        self.settled = matches!(result, Ok(()) | Err(Error::Interrupted { .. }));
+    }
+}
+
+impl Drop for CheckpointWatch {
+    fn drop(&mut self) {
+        let now = Self::written(&self.path);
+        if self.settled || now.is_none() || now == self.before {
+            return;
+        }
+        let dir = self
+            .path
+            .parent()
+            .map_or(".".into(), |d| d.display().to_string());
+        super::note_after_error(format!(
+            "{dir} keeps the checkpoint this run wrote: `riskgrad train --resume {dir}` and the same flags continue it"
+        ));
+    }
 }
 
 /// The `--date` column's range (read before training, so a bad date stops the run
@@ -1017,19 +1077,14 @@ fn write_single_run(
         train_rows_per_second,
         out.display()
     );
-    event(
-        "done",
+    super::log::say_done(
+        out,
         json!({"saved_epoch": saved_epoch, "saved_epochs": trained.outcomes.iter().map(|o| o.kept_epoch).collect::<Vec<_>>(), "auc": evaluation.auc, "auc_ci95": evaluation.auc_ci95,
                "ks": evaluation.ks, "gini": evaluation.gini, "log_loss": evaluation.log_loss,
                "brier": evaluation.brier, "challenger_auc": challenger.validation_auc,
                "seconds": seconds, "out": out.display().to_string()}),
-    );
-    // stdout holds only JSON objects with --log json; the person's line goes to stderr.
-    match super::log::json() {
-        true => eprintln!("{done}"),
-        false => println!("{done}"),
-    }
-    Ok(())
+        &done,
+    )
 }
 
 /// A validation AUC from which a leak is suspected.
