@@ -174,10 +174,9 @@ impl Operands {
     }
 
     /// Rows `rows` and columns `cols` of `op(a) · op(b)`, summed over `ks` only, into
-    /// `dst` (row stride `dst_rs`, its first element the block's first), added to what
-    /// `dst` holds when `read`. Safety: `dst` covers the block, and no other reference
-    /// to it lives meanwhile.
-    #[allow(clippy::too_many_arguments)]
+    /// `dst` (row stride `dst_rs`, its first element the block's first), which it
+    /// overwrites unread. Safety: `dst` covers the block, and no other reference to it
+    /// lives meanwhile.
     unsafe fn gemm(
         &self,
         dst: *mut f32,
@@ -185,7 +184,6 @@ impl Operands {
         rows: Range<usize>,
         cols: Range<usize>,
         ks: Range<usize>,
-        read: bool,
         parallelism: gemm::Parallelism,
     ) {
         let ((a_cs, a_rs), (b_cs, b_rs)) = (self.a_strides, self.b_strides);
@@ -200,7 +198,7 @@ impl Operands {
             dst,
             1,
             dst_rs as isize,
-            read,
+            false,
             self.a
                 .offset(rows.start as isize * a_rs + ks.start as isize * a_cs),
             a_cs,
@@ -221,7 +219,6 @@ impl Operands {
     /// The block as the whole product computes it (see `gemm`): over all of `k`, or,
     /// where the product sums over its rows (`product_halves`), the first half into
     /// `dst` and the second into a scratch block then added (`add_halves`).
-    #[allow(clippy::too_many_arguments)]
     unsafe fn product(
         &self,
         halves: Option<[Range<usize>; 2]>,
@@ -229,36 +226,19 @@ impl Operands {
         dst_rs: usize,
         rows: Range<usize>,
         cols: Range<usize>,
-        read: bool,
         parallelism: gemm::Parallelism,
     ) {
         let Some([first, second]) = halves else {
-            return self.gemm(dst, dst_rs, rows, cols, 0..self.k, read, parallelism);
+            return self.gemm(dst, dst_rs, rows, cols, 0..self.k, parallelism);
         };
-        self.gemm(
-            dst,
-            dst_rs,
-            rows.clone(),
-            cols.clone(),
-            first,
-            read,
-            parallelism,
-        );
+        self.gemm(dst, dst_rs, rows.clone(), cols.clone(), first, parallelism);
         let width = cols.len();
         // Taken out, not borrowed: a pool thread waiting inside gemm may run another
         // product meanwhile, which then allocates its own.
         let mut scratch = SECOND_HALF.take();
         scratch.clear();
         scratch.resize(rows.len() * width, 0.0);
-        self.gemm(
-            scratch.as_mut_ptr(),
-            width,
-            rows,
-            cols,
-            second,
-            false,
-            parallelism,
-        );
+        self.gemm(scratch.as_mut_ptr(), width, rows, cols, second, parallelism);
         for (r, part) in scratch.chunks_exact(width).enumerate() {
             add_halves(
                 std::slice::from_raw_parts_mut(dst.add(r * dst_rs), width),
@@ -315,17 +295,7 @@ pub(crate) fn product_half(
     let operands = Operands::new(a, b, m, n, k, true, false);
     let ks = halves[half].clone();
     // SAFETY: `out` covers the m × n block and is borrowed mutably.
-    unsafe {
-        operands.gemm(
-            out.as_mut_ptr(),
-            n,
-            0..m,
-            0..n,
-            ks,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    unsafe { operands.gemm(out.as_mut_ptr(), n, 0..m, 0..n, ks, gemm::Parallelism::None) }
 }
 
 /// `out` handed to the other lanes, each writing its own block.
@@ -401,11 +371,6 @@ fn product_lanes(
                 std::slice::from_raw_parts_mut(out.0.add(r * n + c0), c1 - c0)
             })
         };
-        if let Some(bias) = bias {
-            rows()
-                .zip(r0..)
-                .for_each(|(row, r)| row.copy_from_slice(&bias_row(bias, r, n)[c0..c1]));
-        }
         // SAFETY: the block lies inside `out` (asserted above); the lanes' blocks do not
         // overlap, and `out` is borrowed mutably for this call.
         unsafe {
@@ -415,13 +380,10 @@ fn product_lanes(
                 n,
                 r0..r1,
                 c0..c1,
-                bias.is_some(),
                 gemm::Parallelism::None,
             )
         }
-        if act != Act::Identity {
-            rows().for_each(|row| activate_all(act, row, None));
-        }
+        add_bias_and_activate(rows().zip(r0..), bias, n, c0..c1, act);
     };
     // Rows while every lane gets a block of them (a lane reading half of every row of
     // op(b) ran the weight gradient 58 × 64 × 256 at 0.7× one thread; its rows at
@@ -489,8 +451,7 @@ pub fn matmul_on(
         "matmul operands too small"
     );
     let out = &mut out[..m * n];
-    product_on(a, b, bias, out, m, n, k, trans_a, trans_b, parallel);
-    activate_all(act, out, None);
+    product_on(a, b, bias, out, m, n, k, trans_a, trans_b, act, parallel);
 }
 
 /// `act` applied to every element of `out` (nothing for the identity).
@@ -500,7 +461,7 @@ fn activate_all(act: Act, out: &mut [f32], lanes: Option<&Lanes>) {
     }
 }
 
-/// `op(a) · op(b) + bias` into `out` (`m × n`, checked), on this thread or the pool.
+/// `act(op(a) · op(b) + bias)` into `out` (`m × n`, checked), on this thread or the pool.
 #[allow(clippy::too_many_arguments)]
 fn product_on(
     a: &[f32],
@@ -512,6 +473,7 @@ fn product_on(
     k: usize,
     trans_a: bool,
     trans_b: bool,
+    act: Act,
     parallel: bool,
 ) {
     if small_inner(k, trans_b) {
@@ -525,14 +487,11 @@ fn product_on(
         } else {
             small_k_matmul(a, b, bias, out, 0, m, n, k, trans_a);
         }
+        activate_all(act, out, None);
         return;
     }
-    // Without a bias gemm overwrites `out` (no zero fill, no read of it): the recurrent
-    // products and every gradient matmul take that path.
-    match bias {
-        Some(bias) => start_from_bias(out, bias, n),
-        None if k == 0 => out.fill(0.0),
-        None => {}
+    if k == 0 {
+        out.fill(0.0);
     }
     let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
@@ -549,10 +508,10 @@ fn product_on(
             n,
             0..m,
             0..n,
-            bias.is_some(),
             parallelism,
         )
     }
+    add_bias_and_activate(out.chunks_exact_mut(n).zip(0..), bias, n, 0..n, act);
 }
 
 /// What a matmul adds to output row `i`: its bias (`[n]`, every row the same) or row `i`
@@ -566,12 +525,30 @@ fn bias_row(bias: &[f32], i: usize, n: usize) -> &[f32] {
     }
 }
 
-/// Sets each row of `out` (`n` wide) to what the product is added to, before a gemm
-/// that reads `out` and adds to it.
-fn start_from_bias(out: &mut [f32], bias: &[f32], n: usize) {
-    out.chunks_exact_mut(n)
-        .enumerate()
-        .for_each(|(i, row)| simd::copy_row(row, bias_row(bias, i, n)));
+/// `row = act(row + bias)` for rows of a product `n` wide (each with its index), within
+/// the columns `cols`: a product's bias and activation, in one pass after gemm. Adding
+/// the bias after the sum rounds as gemm's own `dst + sum` did.
+fn add_bias_and_activate<'r>(
+    rows: impl Iterator<Item = (&'r mut [f32], usize)>,
+    bias: Option<&[f32]>,
+    n: usize,
+    cols: Range<usize>,
+    act: Act,
+) {
+    if bias.is_none() && act == Act::Identity {
+        return;
+    }
+    per_act!(act, A => simd::widest(|| {
+        for (row, i) in rows {
+            match bias {
+                Some(bias) => row
+                    .iter_mut()
+                    .zip(&bias_row(bias, i, n)[cols.clone()])
+                    .for_each(|(o, &b)| *o = A.eval(*o + b)),
+                None => row.iter_mut().for_each(|o| *o = A.eval(*o)),
+            }
+        }
+    }))
 }
 
 /// Inner dimensions up to this go to `small_k_matmul` instead of gemm, whose packing
