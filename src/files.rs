@@ -49,8 +49,26 @@ impl AtomicWriter {
                 ));
             }
         }
+        let replaced = std::fs::metadata(path).ok();
+        if replaced
+            .as_ref()
+            .is_some_and(|m| m.permissions().readonly())
+        {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "read-only: riskgrad will not replace a file made read-only; make it writable or choose another path",
+                ),
+            ));
+        }
         // Named by the file the user asked for: the temporary name is ours.
         let (tmp, file) = create_temporary(path).map_err(|e| Error::io(path, e))?;
+        if let Some(old) = &replaced {
+            // The new file takes the old one's mode and owners: private scores stay
+            // private (a new file would get the umask's mode, often world-readable).
+            keep_access_of(old, &file);
+        }
         Ok(AtomicWriter {
             path: path.to_path_buf(),
             tmp,
@@ -549,6 +567,17 @@ fn live_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 
 /// Creates a new temporary file for `path` ([`temp_name`]; never an existing file) and
 /// lists it as live.
+/// Gives `file` the mode of `old` and, where allowed, its owner and group (a failure
+/// leaves the new file as created: a user may not give files to others).
+fn keep_access_of(old: &std::fs::Metadata, file: &std::fs::File) {
+    let _ = file.set_permissions(old.permissions());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()));
+    }
+}
+
 fn create_temporary(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     loop {
         let n = NEXT_TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -669,6 +698,37 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replaced file keeps its mode (private scores stay private); a read-only one is
+    /// refused and left as it was.
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_a_read_only_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("riskgrad-modes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let private = dir.join("scores.csv");
+        std::fs::write(&private, "old").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&private, b"new").unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (std::fs::read(&private).unwrap(), mode),
+            (b"new".to_vec(), 0o600)
+        );
+        let frozen = dir.join("frozen.csv");
+        std::fs::write(&frozen, "kept").unwrap();
+        std::fs::set_permissions(&frozen, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let err = write_atomically(&frozen, b"new").unwrap_err().to_string();
+        assert!(
+            err.contains("frozen.csv") && err.contains("read-only"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&frozen).unwrap(), b"kept");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn temp_names_are_riskgrads_and_known_as_such() {

@@ -294,6 +294,14 @@ pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
     ] {
         let _ = writeln!(s, "  {k:<10} {}", f(v));
     }
+    if ev.auc < 0.5 {
+        // KS is the largest gap between the two classes' score distributions, either
+        // way round, so it stays high when the scores rank backwards.
+        let _ = writeln!(
+            s,
+            "  note: AUC below 0.5: the scores rank the defaults lower than the others (a target coded the other way round, or the wrong model for this file); KS measures the gap either way round"
+        );
+    }
     let _ = writeln!(
         s,
         "\n  at threshold {:.4} ({how}): score >= threshold means predicted default",

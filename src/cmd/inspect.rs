@@ -1,7 +1,7 @@
 //! `riskgrad inspect`
 
 use super::data_args::DataArgs;
-use riskgrad::data::{inspect, inspect_bundled, render_schema};
+use riskgrad::data::{inspect, inspect_bundled, render_schema, target_encoding};
 use riskgrad::Result;
 
 #[derive(clap::Args, Debug)]
@@ -19,5 +19,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     println!("{}", args.data.name());
     print!("{}", render_schema(&schema));
     super::data_args::report_odd_cells(&schema);
-    Ok(())
+    // The table is shown whole, then a target no model can learn from fails the
+    // command (exit 3), as `train` would, so a script can check a file first.
+    target_encoding(&schema).map(|_| ())
 }

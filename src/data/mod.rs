@@ -39,8 +39,8 @@ pub use fingerprint::{RowFingerprints, RowMatcher};
 pub use options::{NumericEncoding, PrepareOptions, RareThreshold, SignedLog};
 pub use predict::{Batch, PredictReader};
 pub use prepare::{
-    inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table, LabelledTable,
-    Prepared,
+    inspect, inspect_bundled, prepare, prepare_bundled, prepare_from, prepare_table,
+    target_encoding, LabelledTable, Prepared,
 };
 pub use preprocess::{
     piecewise_linear, signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor,

@@ -100,6 +100,29 @@ pub fn inspect(path: &Path, opts: &PrepareOptions) -> Result<Schema> {
     Ok(infer_schema(&table, opts))
 }
 
+/// The encoding of a schema's target, or the error that says why a model cannot learn
+/// from it (named as the schema found it: too many values, one class, ...).
+pub fn target_encoding(schema: &Schema) -> Result<TargetEncoding> {
+    let target = &schema.target;
+    match (&target.encoding, &target.problem) {
+        (Some(e), _) => Ok(e.clone()),
+        (None, problem) => {
+            let err = data_err(
+                &schema.path,
+                None,
+                Some(&target.name),
+                problem
+                    .clone()
+                    .unwrap_or_else(|| "the target cannot be read".into()),
+            );
+            Err(match target.problem_about {
+                Some(setting) => err.about(setting),
+                None => err,
+            })
+        }
+    }
+}
+
 /// [`inspect`] of the bundled file.
 pub fn inspect_bundled(opts: &PrepareOptions) -> Result<Schema> {
     let table = read_table_from(
@@ -148,24 +171,7 @@ impl LabelledTable {
     /// Types `table`'s columns and reads its target.
     pub fn new(table: RawTable, opts: &PrepareOptions) -> Result<Self> {
         let schema = infer_schema(&table, opts);
-        let target = &schema.target;
-        let encoding = match (&target.encoding, &target.problem) {
-            (Some(e), _) => e.clone(),
-            (None, problem) => {
-                let err = data_err(
-                    &table.path,
-                    None,
-                    Some(&target.name),
-                    problem
-                        .clone()
-                        .unwrap_or_else(|| "the target cannot be read".into()),
-                );
-                return Err(match target.problem_about {
-                    Some(setting) => err.about(setting),
-                    None => err,
-                });
-            }
-        };
+        let encoding = target_encoding(&schema)?;
         let Some(Values::Text(target)) = table.columns.get(table.target).map(|c| &c.values) else {
             return Err(Error::Internal(
                 "the target column was not read as text".into(),

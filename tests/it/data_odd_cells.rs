@@ -408,3 +408,42 @@ fn a_column_emptied_or_recoded_since_training_is_named() {
         "{notes:?}"
     );
 }
+
+/// `inspect` shows a table whose target no model can learn from (three values, one
+/// class), then fails as `train` would (exit 3, naming the column), so a script can check
+/// a file first; a good target passes.
+#[test]
+fn inspect_fails_on_a_target_train_would_refuse() {
+    let dir = std::env::temp_dir().join(format!("riskgrad-inspect-target-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, targets, ok) in [
+        ("three.csv", ["x", "z", "w", "x"], false),
+        ("one.csv", ["1", "1", "1", "1"], false),
+        ("two.csv", ["1", "0", "0", "1"], true),
+    ] {
+        let path = dir.join(name);
+        let rows: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{},{},{t}", i as f32 * 1.5, 7 - i))
+            .collect();
+        std::fs::write(&path, format!("a,b,y\n{}\n", rows.join("\n"))).unwrap();
+        let out = riskgrad(&["inspect", "--data", path.to_str().unwrap()]);
+        let table = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            table.contains("target \"y\""),
+            "{name}: the table is shown: {table}"
+        );
+        if ok {
+            assert!(out.status.success(), "{name}: {}", stderr(&out));
+        } else {
+            assert_eq!(out.status.code(), Some(3), "{name}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("{name}, column \"y\"")),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -234,3 +234,55 @@ fn a_file_without_target_values_is_a_data_error() {
     );
     assert!(!text.contains("--data"), "{text}");
 }
+
+/// Scores that rank backwards (a target coded the other way round) give an AUC below 0.5
+/// beside a KS as high as ever: the report says why, and says nothing when they do not.
+#[test]
+fn an_auc_below_one_half_is_explained_beside_its_ks() {
+    let dir = temp_dir("eval-backwards");
+    let (csv, flipped, model) = (
+        dir.join("train.csv"),
+        dir.join("flipped.csv"),
+        dir.join("model"),
+    );
+    let (header, original) = rows(17, 400);
+    write(&csv, &header, &original);
+    let backwards: Vec<String> = original
+        .iter()
+        .map(|row| {
+            let (rest, y) = row.rsplit_once(',').unwrap();
+            format!("{rest},{}", if y == "1" { 0 } else { 1 })
+        })
+        .collect();
+    write(&flipped, &header, &backwards);
+    let trained = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        csv.to_str().unwrap(),
+        "--model",
+        "logistic",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let report = |data: &Path| {
+        let out = riskgrad(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--bootstrap",
+            "10",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let note = "note: AUC below 0.5: the scores rank the defaults lower than the others";
+    assert!(report(&flipped).contains(note), "{}", report(&flipped));
+    assert!(!report(&csv).contains(note), "{}", report(&csv));
+}
