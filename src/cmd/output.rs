@@ -162,10 +162,14 @@ pub fn claim_model_dir(out: &Path) -> Result<ModelDirClaim> {
     let created = (!out.exists()).then(|| out.to_path_buf());
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     match DirLock::try_acquire(out)? {
-        Some(lock) => Ok(ModelDirClaim {
-            _lock: lock,
-            created,
-        }),
+        Some(lock) => {
+            let claim = ModelDirClaim {
+                _lock: lock,
+                created,
+            };
+            check_writable(out)?;
+            Ok(claim)
+        }
         None => Err(Error::flag(
             "--out",
             format!(
@@ -173,6 +177,23 @@ pub fn claim_model_dir(out: &Path) -> Result<ModelDirClaim> {
                 out.display(),
                 lock_path(out)?.display()
             ),
+        )),
+    }
+}
+
+/// Fails if no file can be created in `dir` (a read-only directory): said before
+/// training, not after its first epoch, when the checkpoint is written.
+fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".riskgrad-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e)),
+        Err(e) => Err(Error::io(
+            dir,
+            std::io::Error::new(e.kind(), format!("no file can be written here ({e})")),
         )),
     }
 }

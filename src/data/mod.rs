@@ -46,6 +46,7 @@ pub use preprocess::{
     piecewise_linear, signed_log, CategoricalStep, InputColumn, NumericStep, Preprocessor,
     FORMAT_VERSION,
 };
+pub(crate) use profile::shares_of_a_whole;
 pub use profile::{
     decile_cuts, fit_profile, fractions, value_bin, value_labels, ColumnBins, ColumnProfile,
     RawCell, DECILES,

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::cell::{category_key, is_missing, read_number, NumberCell};
 use super::preprocess::{CategoricalStep, InputColumn, Preprocessor};
 use super::profile::RawCell;
-use super::source::{find_column, show, Source};
+use super::source::{find_column, find_columns, show, Source};
 use super::table::OddCells;
 use crate::error::Result;
 
@@ -107,11 +107,13 @@ impl<'p> PredictReader<'p> {
     }
 
     fn from_source(src: Source, pre: &'p Preprocessor) -> Result<Self> {
-        let missing: Vec<&str> = pre
-            .inputs
+        let names: Vec<&str> = pre.inputs.iter().map(|i| i.name()).collect();
+        let found = find_columns(src.names(), &names);
+        let missing: Vec<&str> = names
             .iter()
-            .map(|i| i.name())
-            .filter(|n| find_column(src.names(), n).is_none())
+            .zip(&found)
+            .filter(|(_, j)| j.is_none())
+            .map(|(n, _)| *n)
             .collect();
         if !missing.is_empty() {
             return Err(src.header_err(
@@ -129,8 +131,9 @@ impl<'p> PredictReader<'p> {
         let columns = pre
             .inputs
             .iter()
-            .map(|i| {
-                let j = find_column(src.names(), i.name()).unwrap_or(0);
+            .zip(found)
+            .map(|(i, j)| {
+                let j = j.expect("every input found (checked above)");
                 let lookup = match i {
                     InputColumn::Categorical(s) => Some(s.lookup()),
                     InputColumn::Numeric(_) => None,

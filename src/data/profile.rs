@@ -150,6 +150,12 @@ pub fn fractions(counts: &[u64]) -> Vec<f64> {
         .collect()
 }
 
+/// Whether `fractions` are the shares of a whole: they add up to 1 (within the rounding
+/// of their sum).
+pub(crate) fn shares_of_a_whole(fractions: &[f64]) -> bool {
+    (fractions.iter().sum::<f64>() - 1.0).abs() <= 1e-6 * fractions.len().max(1) as f64
+}
+
 /// One raw input column's training distribution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColumnProfile {
@@ -212,6 +218,12 @@ impl ColumnProfile {
         {
             return Some(format!(
                 "column {:?} has a fraction outside 0 to 1",
+                self.name
+            ));
+        }
+        if !shares_of_a_whole(&self.fractions) {
+            return Some(format!(
+                "column {:?}: its fractions do not add up to 1",
                 self.name
             ));
         }

@@ -400,6 +400,33 @@ pub(crate) fn find_column(names: &[String], query: &str) -> Option<usize> {
     }
 }
 
+/// The columns of several names at once (a model's inputs), each found as [`find_column`]
+/// finds one, except that no file column serves two names: a column that is one name
+/// exactly is no other's match ignoring case, nor is one matched so twice (a model of
+/// `balance` and `BALANCE` scoring a file with only `BALANCE` misses `balance` instead
+/// of reading `BALANCE` for both).
+pub(crate) fn find_columns(names: &[String], queries: &[&str]) -> Vec<Option<usize>> {
+    let exact: Vec<Option<usize>> = queries
+        .iter()
+        .map(|q| names.iter().position(|n| n == q.trim()))
+        .collect();
+    let mut taken: Vec<usize> = exact.iter().flatten().copied().collect();
+    queries
+        .iter()
+        .zip(exact)
+        .map(|(q, exact)| {
+            exact.or_else(|| {
+                let hits: Vec<usize> = (0..names.len())
+                    .filter(|j| !taken.contains(j) && names[*j].eq_ignore_ascii_case(q.trim()))
+                    .collect();
+                let [j] = hits[..] else { return None };
+                taken.push(j);
+                Some(j)
+            })
+        })
+        .collect()
+}
+
 /// A cell for an error message: quoted, lossy UTF-8, cut short if long.
 pub(crate) fn show(field: &[u8]) -> String {
     let s = String::from_utf8_lossy(field);

@@ -223,6 +223,12 @@ impl Baseline {
         {
             return Err("its score bins are not increasing cuts with a share per bin".into());
         }
+        if !crate::data::shares_of_a_whole(&s.fractions) {
+            return Err("its score bins' shares do not add up to 1".into());
+        }
+        if self.rows == 0 {
+            return Err("it counts no training rows".into());
+        }
         let inputs = &model.preprocessing.inputs;
         if self.columns.len() != inputs.len() {
             return Err(format!(

@@ -286,3 +286,78 @@ fn an_auc_below_one_half_is_explained_beside_its_ks() {
     assert!(report(&flipped).contains(note), "{}", report(&flipped));
     assert!(!report(&csv).contains(note), "{}", report(&csv));
 }
+
+/// A model of two columns whose names differ only in case (`a` and `A`), scoring a file
+/// that has only `A`: the missing `a` is an error naming it (exit 3), never `A` read for
+/// both (which scored at AUC 0.49 with exit 0); the whole file scores.
+#[test]
+fn a_column_named_again_in_other_case_never_serves_two_model_columns() {
+    let dir = temp_dir("eval-case-twins");
+    let (csv, only_upper, model) = (dir.join("t.csv"), dir.join("u.csv"), dir.join("model"));
+    let (_, original) = rows(23, 300);
+    // Each row's cells and its `A`: -3 times `b`, so `A` read as `a` is another model.
+    fn twin(row: &str) -> (Vec<&str>, String) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let upper: f64 = cells[1].parse::<f64>().unwrap() * -3.0;
+        (cells, format!("{upper:.5}"))
+    }
+    let both: Vec<String> = original
+        .iter()
+        .map(|r| {
+            let (c, upper) = twin(r);
+            format!("{},{},{upper}", c[..4].join(","), c[4])
+        })
+        .collect();
+    write(&csv, "a,b,c,region,default,A\n", &both);
+    let upper_only: Vec<String> = original
+        .iter()
+        .map(|r| {
+            let (c, upper) = twin(r);
+            format!("{},{},{},{},{upper}", c[1], c[2], c[3], c[4])
+        })
+        .collect();
+    write(&only_upper, "b,c,region,default,A\n", &upper_only);
+    let trained = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "default",
+        "--model",
+        "logistic",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let scored = riskgrad(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        only_upper.to_str().unwrap(),
+        "--out",
+        dir.join("s.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(scored.status.code(), Some(3), "{}", stderr(&scored));
+    assert!(
+        stderr(&scored).contains("the model needs columns [\"a\"]"),
+        "{}",
+        stderr(&scored)
+    );
+    let whole = riskgrad(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--out",
+        dir.join("s.csv").to_str().unwrap(),
+    ]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+}

@@ -332,6 +332,29 @@ fn monitor_refuses_hostile_inputs_with_clear_errors() {
         4,
         &[STABILITY_FILE, "other weights", "train the model again"],
     );
+    // Edited by hand: shares that do not add up to 1 (doubled; a column's all 0), no
+    // training rows. Each gave a PSI or CSI (0.70 "shifted") with exit 0.
+    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+        ("score bins' shares do not add up to 1", |v| {
+            for f in v["score"]["fractions"].as_array_mut().unwrap() {
+                *f = (f.as_f64().unwrap() * 2.0).min(1.0).into();
+            }
+        }),
+        ("fractions do not add up to 1", |v| {
+            for f in v["columns"][0]["fractions"].as_array_mut().unwrap() {
+                *f = 0.0.into();
+            }
+        }),
+        ("counts no training rows", |v| v["rows"] = 0.into()),
+    ];
+    for (needle, edit) in edits {
+        let mut edited: serde_json::Value = serde_json::from_str(&good).unwrap();
+        edit(&mut edited);
+        std::fs::write(&path, edited.to_string()).unwrap();
+        refused(monitor(&model, &data, &[]), 4, &[STABILITY_FILE, needle]);
+    }
+    std::fs::write(&path, &good).unwrap();
+    assert!(monitor(&model, &data, &[]).status.success());
     std::fs::write(&path, "{\"format\": 1").unwrap();
     refused(
         monitor(&model, &data, &[]),
