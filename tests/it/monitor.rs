@@ -334,7 +334,8 @@ fn monitor_refuses_hostile_inputs_with_clear_errors() {
     );
     // Edited by hand: shares that do not add up to 1 (doubled; a column's all 0), no
     // training rows. Each gave a PSI or CSI (0.70 "shifted") with exit 0.
-    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
         ("score bins' shares do not add up to 1", |v| {
             for f in v["score"]["fractions"].as_array_mut().unwrap() {
                 *f = (f.as_f64().unwrap() * 2.0).min(1.0).into();
