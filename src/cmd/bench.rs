@@ -288,6 +288,16 @@ impl BenchKind {
         };
         output.json.as_deref()
     }
+
+    /// The saved peaks (`--peak FILE`) a suite reads, if any.
+    fn peak_file(&self) -> Option<&std::path::Path> {
+        match self {
+            BenchKind::Matmul { peaks, .. }
+            | BenchKind::Conv { peaks, .. }
+            | BenchKind::Pool { peaks, .. } => peaks.peak.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// The suites `bench all` can run.
@@ -323,7 +333,10 @@ pub struct RnnBenchArgs {
 
 pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
     if let Some(json) = args.what.json_out() {
-        super::output::check_output_for("--json", json, &[])?;
+        // The saved peaks it reads are an input: never the file it writes.
+        let inputs: Vec<&std::path::Path> = args.what.peak_file().into_iter().collect();
+        super::output::check_output_for("--json", json, &inputs)?;
+        super::output::check_outside_model_dirs("--json", json)?;
     }
     let tuning = super::tuning(args.tune.mode);
     let mut cases = Vec::new();
@@ -341,7 +354,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
                 ));
             }
             let t = timing.timing()?;
-            for choice in devices {
+            for choice in &once("--devices", devices) {
                 match suites::open_target(choice) {
                     Ok((target, info)) => {
                         suites::peak::peak_suite(&target, &info, buffer_mib << 20, &t, &mut cases)?
@@ -358,9 +371,12 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
-                suites::conv_suite(exec, device, &t, &mut cases)
-            })?;
+            suites::each_device(
+                &once("--devices", devices),
+                &tuning,
+                &peaks.source()?,
+                |exec, device| suites::conv_suite(exec, device, &t, &mut cases),
+            )?;
             (output, Some(t.budget_seconds))
         }
         BenchKind::Pool {
@@ -370,9 +386,12 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             let t = timing.timing()?;
-            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
-                suites::pool_suite(exec, device, &t, &mut cases)
-            })?;
+            suites::each_device(
+                &once("--devices", devices),
+                &tuning,
+                &peaks.source()?,
+                |exec, device| suites::pool_suite(exec, device, &t, &mut cases),
+            )?;
             (output, Some(t.budget_seconds))
         }
         BenchKind::Lstm(a) => (
@@ -388,10 +407,14 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             output,
         } => {
             check_sizes(sizes)?;
+            let sizes = &once("--sizes", sizes);
             let t = timing.timing()?;
-            suites::each_device(devices, &tuning, &peaks.source()?, |exec, device| {
-                suites::matmul_suite(exec, device, sizes, &t, &mut cases)
-            })?;
+            suites::each_device(
+                &once("--devices", devices),
+                &tuning,
+                &peaks.source()?,
+                |exec, device| suites::matmul_suite(exec, device, sizes, &t, &mut cases),
+            )?;
             (output, Some(t.budget_seconds))
         }
         BenchKind::Train {
@@ -417,7 +440,7 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
             device,
             sizes,
             models,
-        } => return tune(device, sizes, models),
+        } => return tune(device, &once("--sizes", sizes), &once("--models", models)),
         BenchKind::All {
             out,
             devices,
@@ -429,10 +452,10 @@ pub fn run(args: &BenchArgs, started: Instant) -> Result<()> {
         } => {
             return all(
                 out,
-                devices,
-                suites,
-                sizes,
-                models,
+                &once("--devices", devices),
+                &once("--suites", suites),
+                &once("--sizes", sizes),
+                &once("--models", models),
                 *epochs,
                 &timing.timing()?,
                 &tuning,
@@ -663,6 +686,21 @@ fn print_step_forms(choices: &[riskgrad::engine::gpu::tune::StepFormChoice]) {
         let ops = c.key.splitn(4, ' ').nth(3).unwrap_or("");
         println!("  {}  ({ops})", c.form.name());
     }
+}
+
+/// `list` with repeats left out, saying so: a case measured twice would be in the
+/// report twice, which `bench compare` refuses.
+fn once<T: PartialEq + Clone + std::fmt::Debug>(flag: &str, list: &[T]) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(list.len());
+    for item in list {
+        if kept.contains(item) {
+            let named = format!("{item:?}").to_lowercase();
+            eprintln!("note: {flag} names {named} more than once; measured once");
+        } else {
+            kept.push(item.clone());
+        }
+    }
+    kept
 }
 
 /// `bench all`: the chosen suites on every device, then DIR/results.json and

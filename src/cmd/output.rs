@@ -198,6 +198,27 @@ fn check_writable(dir: &Path) -> Result<()> {
     }
 }
 
+/// Refuses an output file `out` inside a model directory (one holding a model's weights,
+/// a checkpoint or folds): a report written there replaces a file of the model or mixes
+/// into it (`bench --json MODEL/config.json` left a model that no longer loads).
+pub fn check_outside_model_dirs(flag: &str, out: &Path) -> Result<()> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match MODEL_DIR_MARKERS.iter().find(|m| dir.join(m).exists()) {
+        Some(marker) => Err(Error::flag(
+            flag,
+            format!(
+                "{}: {} holds {marker}, a model's directory: riskgrad writes only a model's own files there; name a file elsewhere",
+                out.display(),
+                dir.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Files only riskgrad writes into a model directory: one of them marks a directory as a
 /// model's, a cross-validation's or a killed run's (its checkpoint).
 const MODEL_DIR_MARKERS: [&str; 3] = [WEIGHTS_FILE, CHECKPOINT_FILE, FOLDS_FILE];

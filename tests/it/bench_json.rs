@@ -297,6 +297,83 @@ fn percent_of_peak_is_the_rate_over_the_saved_peak() {
     assert_eq!(c["peak"]["value"].as_f64().unwrap(), fma);
     let pct = c["rate"].as_f64().unwrap() / fma * 100.0;
     assert!((c["percent_of_peak"].as_f64().unwrap() - pct).abs() <= 1e-9 * pct);
+
+    // The saved peaks it reads are never the report it writes.
+    let before = std::fs::read(&peak.0).unwrap();
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "16",
+        "--devices",
+        "cpu",
+        "--budget",
+        "0.01",
+        "--peak",
+        p,
+        "--json",
+        p,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("an input of this command"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&peak.0).unwrap(), before);
+}
+
+/// A size or device named twice is measured once, saying so: the report then passes
+/// `bench compare`, which refuses a case listed twice. A report is never written into a
+/// model's directory (it replaced config.json, and the model no longer loaded).
+#[test]
+fn repeated_sizes_are_measured_once_and_no_report_lands_in_a_model_dir() {
+    let out = out_path("bench-repeats.json");
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "16,16",
+        "--devices",
+        "cpu,cpu",
+        "--no-peak",
+        "--budget",
+        "0.01",
+        "--json",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for note in [
+        "--sizes names 16 more than once",
+        "--devices names cpu more than once",
+    ] {
+        assert!(stderr(&o).contains(note), "{note:?}: {}", stderr(&o));
+    }
+    assert_eq!(read_json(&out.0)["cases"].as_array().unwrap().len(), 1);
+    let r = out.0.to_str().unwrap();
+    let o = riskgrad(&["bench", "compare", r, r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let model = crate::lifecycle_common::temp_dir("bench-into-model");
+    std::fs::write(model.join("model.safetensors"), b"weights").unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let config = model.join("config.json");
+    let o = riskgrad(&[
+        "bench",
+        "matmul",
+        "--sizes",
+        "16",
+        "--devices",
+        "cpu",
+        "--no-peak",
+        "--budget",
+        "0.01",
+        "--json",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a model's directory"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&config).unwrap(), b"{}");
 }
 
 #[test]
