@@ -19,6 +19,11 @@ use std::path::Path;
 
 /// The checkpoint's file name in the output directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The checkpoint of a run training into a directory that already holds a saved model:
+/// beside that model's own checkpoint until the run's model replaces it (then renamed
+/// to [`CHECKPOINT_FILE`]), so a run killed before then leaves the earlier model's
+/// directory as it was. `--resume` takes it first: it is the interrupted run's.
+pub const NEXT_CHECKPOINT_FILE: &str = "checkpoint.next.safetensors";
 /// Version of the checkpoint layout; a reader refuses any other.
 pub const CHECKPOINT_VERSION: u32 = 1;
 const META_KEY: &str = "riskgrad_checkpoint";

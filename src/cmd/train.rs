@@ -4,7 +4,7 @@ use super::data_args::DataArgs;
 use super::log::{event, LogFormat};
 use super::output::{claim_model_dir, ModelDirClaim};
 pub(super) use super::train_device::RunDevice;
-use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE};
+use riskgrad::checkpoint::{Checkpoint, CHECKPOINT_FILE, NEXT_CHECKPOINT_FILE};
 use riskgrad::data::dates::{date_range, DateRange};
 use riskgrad::data::sequence::{self, TimeOrder};
 use riskgrad::data::{prepare, prepare_bundled};
@@ -346,18 +346,22 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         return super::cross_validate::run(args, started);
     }
     let out = model_dir(args);
-    let resume = match &args.resume {
+    let (resume, resumed_from) = match &args.resume {
         Some(dir) => {
-            let path = dir.join(CHECKPOINT_FILE);
-            if !path.exists() {
+            // An interrupted retraining's checkpoint first, else the model's own.
+            let Some(path) = [NEXT_CHECKPOINT_FILE, CHECKPOINT_FILE]
+                .map(|name| dir.join(name))
+                .into_iter()
+                .find(|p| p.exists())
+            else {
                 return Err(Error::flag(
                     "--resume",
                     format!("{} holds no {CHECKPOINT_FILE}", dir.display()),
                 ));
-            }
-            Some(Checkpoint::load(&path)?)
+            };
+            (Some(Checkpoint::load(&path)?), Some(path))
         }
-        None => None,
+        None => (None, None),
     };
     let opts = prepare_options(args)?;
     let dates = date_range_of(args)?;
@@ -413,10 +417,41 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ),
         }
     }
-    let watch = CheckpointWatch::new(out.join(CHECKPOINT_FILE));
-    let result = train_and_write(args, &mut prepared, resume.as_ref(), &out, dates, started);
+    // A resumed run goes on in its checkpoint; a new one beside a saved model writes
+    // checkpoint.next until its own model replaces that one (NEXT_CHECKPOINT_FILE).
+    let checkpoint = match resumed_from {
+        Some(path) if same_dir(path.parent(), &out) => path,
+        _ if out.join(riskgrad::model_io::WEIGHTS_FILE).exists() => out.join(NEXT_CHECKPOINT_FILE),
+        _ => out.join(CHECKPOINT_FILE),
+    };
+    let writes_next = checkpoint.ends_with(NEXT_CHECKPOINT_FILE);
+    let watch = CheckpointWatch::new(checkpoint.clone());
+    let result = train_and_write(
+        args,
+        &mut prepared,
+        resume.as_ref(),
+        (&out, &checkpoint),
+        dates,
+        started,
+    )
+    .and_then(|()| match writes_next {
+        // The run's model is in place: its checkpoint is now the model's own.
+        true if checkpoint.exists() => std::fs::rename(&checkpoint, out.join(CHECKPOINT_FILE))
+            .map_err(|e| Error::io(&checkpoint, e)),
+        _ => Ok(()),
+    });
     watch.settle(&result);
     result
+}
+
+/// Whether `dir` is `out` (by path, else the same directory reached another way).
+fn same_dir(dir: Option<&Path>, out: &Path) -> bool {
+    dir.is_some_and(|d| {
+        d == out
+            || std::fs::canonicalize(d)
+                .ok()
+                .is_some_and(|d| std::fs::canonicalize(out).is_ok_and(|o| o == d))
+    })
 }
 
 /// The network's training, then its files: `run` once the data is prepared.
@@ -424,7 +459,7 @@ fn train_and_write(
     args: &TrainArgs,
     prepared: &mut Prepared,
     resume: Option<&Checkpoint>,
-    out: &Path,
+    (out, checkpoint): (&Path, &Path),
     dates: Option<DateRange>,
     started: Instant,
 ) -> Result<()> {
@@ -436,7 +471,7 @@ fn train_and_write(
         Run {
             device: &mut device,
             resume,
-            checkpoint: Some(out.join(CHECKPOINT_FILE)),
+            checkpoint: Some(checkpoint.to_path_buf()),
             out,
             verbose: true,
             lock: &mut lock,

@@ -455,6 +455,7 @@ fn remove_stale_model(out: &Path) -> Result<Vec<PathBuf>> {
         crate::model_io::WEIGHTS_FILE,
         crate::model_io::CONFIG_FILE,
         crate::checkpoint::CHECKPOINT_FILE,
+        crate::checkpoint::NEXT_CHECKPOINT_FILE,
         MODEL_CARD_FILE,
         crate::stability::STABILITY_FILE,
     ] {

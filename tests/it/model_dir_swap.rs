@@ -169,8 +169,9 @@ pub fn train_with_files_limited(
 }
 
 /// The CLI: a second training into the same --out that runs out of space while saving,
-/// or is killed there, leaves every file of the first model byte for byte (the
-/// checkpoint aside: it is the second run's, written while training, for --resume); the
+/// or is killed there, leaves every file of the first model byte for byte, its checkpoint
+/// included (the second run's, written while training for --resume, is
+/// checkpoint.next.safetensors beside it); the
 /// killed run's half-built directory is never read and the next run removes it; a run
 /// that succeeds replaces the directory in one rename, through a symbolic link to it.
 #[cfg(unix)]
@@ -184,7 +185,7 @@ fn a_save_that_fails_or_is_killed_leaves_the_previous_model_byte_for_byte() {
     std::fs::write(model.join("notes.txt"), "the user's notes").unwrap();
     let model_files = |dir: &Path| {
         let mut t = tree(dir);
-        t.remove(Path::new("checkpoint.safetensors"));
+        t.remove(Path::new("checkpoint.next.safetensors"));
         t
     };
     let before = model_files(&model);

@@ -349,3 +349,60 @@ fn a_log_reader_gone_after_the_last_epoch_leaves_the_written_model_and_says_so()
     );
     assert!(out.join("model.safetensors").is_file() && out.join("model_card.md").is_file());
 }
+
+/// A retraining into a directory that holds a model, failing mid-run (its log reader
+/// gone after epoch 2): the earlier model's files and its checkpoint stay byte for
+/// byte (the run's own went to checkpoint.next.safetensors); `--resume` continues the
+/// interrupted run from there, and its model then takes over the directory, checkpoint
+/// included.
+#[test]
+fn an_interrupted_retraining_leaves_the_earlier_models_checkpoint_as_it_was() {
+    let dir = TempDir::new("special-retrain");
+    let (first, out) = train_until_the_log_reader_leaves(&dir, |_| false);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let files = ["model.safetensors", "config.json", "checkpoint.safetensors"];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
+    let (o, _) = train_until_the_log_reader_leaves(&dir, |line| {
+        line.contains("\"event\":\"epoch\"") && line.contains("\"epoch\":2,")
+    });
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    for (f, bytes) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(out.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    let next = out.join("checkpoint.next.safetensors");
+    assert!(next.is_file(), "the run's checkpoint");
+    assert!(
+        stderr(&o).contains("keeps the checkpoint this run wrote"),
+        "{}",
+        stderr(&o)
+    );
+    let data = dir.join("loans.csv");
+    let resumed = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "20",
+        "--early-stop",
+        "off",
+        "--members",
+        "1",
+        "--resume",
+        out.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("after epoch 2"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(!next.exists(), "renamed once the run's model is in place");
+    assert!(out.join("checkpoint.safetensors").is_file());
+}
