@@ -62,6 +62,7 @@ impl AtomicWriter {
                 ),
             ));
         }
+        remove_orphaned_temporaries(path);
         // Named by the file the user asked for: the temporary name is ours.
         let (tmp, file) = create_temporary(path).map_err(|e| Error::io(path, e))?;
         if let Some(old) = &replaced {
@@ -663,6 +664,57 @@ pub fn temp_name(path: &Path, n: u64) -> PathBuf {
 /// What a temporary name puts between the file's name and the process id.
 const TEMP_INFIX: &str = ".riskgrad-";
 
+/// The process id in `name` where it is a temporary name of `file`
+/// (`FILE.riskgrad-PID-N.tmp`).
+fn temp_name_pid(name: &std::ffi::OsStr, file: &std::ffi::OsStr) -> Option<u32> {
+    let rest = name
+        .to_str()?
+        .strip_prefix(file.to_str()?)?
+        .strip_prefix(TEMP_INFIX)?
+        .strip_suffix(".tmp")?;
+    rest.split_once('-')?.0.parse().ok()
+}
+
+/// Removes the temporary files of `path` that processes no longer running left (a
+/// `kill -9` mid-write): nothing will ever finish or remove them.
+fn remove_orphaned_temporaries(path: &Path) {
+    let Some(file) = path.file_name() else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let pid = temp_name_pid(&entry.file_name(), file);
+        if pid.is_some_and(|pid| pid != std::process::id() && !process_runs(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process `pid` runs on this machine (`kill(pid, 0)` sends no signal, it
+/// only asks). Where that cannot be asked, every process is taken to run.
+fn process_runs(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 delivers nothing; the call only checks the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Whether `name` is a temporary name of the file `file` (of any process).
 pub fn is_temp_name_of(name: &std::ffi::OsStr, file: &std::ffi::OsStr) -> bool {
     let (Some(name), Some(file)) = (name.to_str(), file.to_str()) else {
@@ -727,6 +779,30 @@ mod tests {
         assert_eq!(std::fs::read(&frozen).unwrap(), b"kept");
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 2, "no temporary file left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A temporary file of a process that no longer runs (killed mid-write) is removed
+    /// when the file is next written; one of a running process, or another file's, stays.
+    #[test]
+    fn orphaned_temporaries_go_when_the_file_is_next_written() {
+        let dir = std::env::temp_dir().join(format!("riskgrad-orphans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("scores.csv");
+        // Process ids above the kernel's pid_max (4194304) never run.
+        let orphan = dir.join("scores.csv.riskgrad-2000000000-0.tmp");
+        let running = dir.join(format!("scores.csv.riskgrad-{}-99.tmp", std::process::id()));
+        let other = dir.join("other.csv.riskgrad-2000000000-0.tmp");
+        for f in [&orphan, &running, &other] {
+            std::fs::write(f, "partial").unwrap();
+        }
+        assert_eq!(
+            temp_name_pid(orphan.file_name().unwrap(), "scores.csv".as_ref()),
+            Some(2_000_000_000)
+        );
+        write_atomically(&target, b"whole").unwrap();
+        assert!(!orphan.exists(), "the killed process's file went");
+        assert!(running.exists() && other.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

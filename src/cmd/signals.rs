@@ -70,6 +70,12 @@ pub fn remove_temporaries_on_stop() {
         .name("riskgrad-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                use std::io::Write;
+                let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "stopped by {name}: the outputs being written were removed; files from before are as they were"
+                );
                 riskgrad::files::remove_temporary_files_and_exit(128 + signal);
             }
         })

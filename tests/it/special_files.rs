@@ -181,6 +181,18 @@ fn a_stopped_predict_leaves_the_old_output_and_no_temporary_file() {
         let o = child.wait_with_output().unwrap();
         drop(writer);
         assert_eq!(o.status.code(), Some(status), "{}", stderr(&o));
+        let name = if signal == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        assert!(
+            stderr(&o).contains(&format!(
+                "stopped by {name}: the outputs being written were removed"
+            )),
+            "{}",
+            stderr(&o)
+        );
         assert_eq!(temporaries(), 0);
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
