@@ -14,7 +14,43 @@ use std::path::Path;
 /// Opens `out` for an atomic write after checking it against `inputs` (files, or
 /// directories standing for every file in them).
 pub fn open_output(out: &Path, inputs: &[&Path]) -> Result<AtomicWriter> {
+    // An input, a link or a device named is said first: it matters more than the name.
+    check_output_for("--out", out, inputs)?;
+    check_table_name(out)?;
     open_output_for("--out", out, inputs)
+}
+
+/// Names whose ending promises a format riskgrad does not write (`scores.csv.gz` was
+/// plain CSV, which riskgrad itself then could not read back).
+const OTHER_FORMATS: [(&str, &str); 10] = [
+    ("gz", "gzip"),
+    ("bz2", "bzip2"),
+    ("xz", "xz"),
+    ("zst", "zstd"),
+    ("zip", "zip"),
+    ("xlsx", "Excel"),
+    ("xls", "Excel"),
+    ("json", "JSON"),
+    ("arrow", "Arrow IPC"),
+    ("feather", "Feather"),
+];
+
+/// Refuses a table output (`predict`'s and `explain`'s `--out`, written as CSV, or
+/// Parquet when named `.parquet`) named as another format.
+fn check_table_name(out: &Path) -> Result<()> {
+    let Some(ext) = out.extension().and_then(|e| e.to_str()) else {
+        return Ok(());
+    };
+    match OTHER_FORMATS.iter().find(|(e, _)| e.eq_ignore_ascii_case(ext)) {
+        Some((_, format)) => Err(Error::flag(
+            "--out",
+            format!(
+                "{}: a name ending in .{ext} promises {format}, which riskgrad does not write; it writes CSV (name it .csv), or Parquet when the name ends in .parquet",
+                out.display()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// [`open_output`] for an output named by another flag (`--json`, `--html`), which its

@@ -51,6 +51,15 @@ fn outputs_pointed_at_inputs_links_or_devices_are_refused() {
     }
 
     refused(&predict(m, d, d), "input");
+    // A name promising another format (scores.csv.gz was written as plain CSV).
+    for (name, format) in [("scores.csv.gz", "gzip"), ("scores.xlsx", "Excel")] {
+        let path = dir.join(name);
+        refused(
+            &predict(m, d, path.to_str().unwrap()),
+            &format!("promises {format}"),
+        );
+        assert!(!path.exists());
+    }
     refused(&predict(m, d, config.to_str().unwrap()), "input");
     refused(&predict(m, d, weights.to_str().unwrap()), "input");
     let hard_link = dir.join("same-data.csv.gz");
