@@ -266,6 +266,29 @@ fn train_until_the_log_reader_leaves(
     (child.wait_with_output().unwrap(), out)
 }
 
+/// `train_until_the_log_reader_leaves`'s training, resumed from `out` to its end.
+fn resume_the_training(dir: &TempDir, out: &Path) -> std::process::Output {
+    let data = dir.join("loans.csv");
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--epochs",
+        "20",
+        "--early-stop",
+        "off",
+        "--members",
+        "1",
+        "--resume",
+        out,
+        "--out",
+        out,
+    ])
+}
+
 /// A training whose log reader goes away (`train --log json | head -1`) ends as an
 /// error (exit 3) and takes the model directory it created with it, instead of being
 /// killed by SIGPIPE with an empty directory left behind.
@@ -319,24 +342,7 @@ fn a_log_reader_gone_mid_run_leaves_the_checkpoint_and_says_how_to_resume() {
     assert!(
         out.join("checkpoint.safetensors").is_file() && !out.join("model.safetensors").exists()
     );
-    let data = dir.join("loans.csv");
-    let resumed = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "20",
-        "--early-stop",
-        "off",
-        "--members",
-        "1",
-        "--resume",
-        out.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let resumed = resume_the_training(&dir, &out);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(out.join("model.safetensors").is_file());
 }
@@ -391,24 +397,7 @@ fn an_interrupted_retraining_leaves_the_earlier_models_checkpoint_as_it_was() {
         "{}",
         stderr(&o)
     );
-    let data = dir.join("loans.csv");
-    let resumed = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        data.to_str().unwrap(),
-        "--epochs",
-        "20",
-        "--early-stop",
-        "off",
-        "--members",
-        "1",
-        "--resume",
-        out.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let resumed = resume_the_training(&dir, &out);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(
         stderr(&resumed).contains("after epoch 2"),
