@@ -224,7 +224,7 @@ pub fn run_with(args: &EvalArgs, emit_json: &mut dyn FnMut(&str)) -> Result<()> 
             ),
             Selection::All => data,
         };
-        print!("{}", render(&ev, &data, skipped));
+        print!("{}", render(&ev, &data, skipped, args.threshold.is_some()));
         if let Some(f) = &fair {
             print!("{}", render_fairness(f));
         }
@@ -259,7 +259,7 @@ fn f(v: f64) -> String {
 }
 
 /// The human-readable tables.
-pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
+pub fn render(ev: &Evaluation, data: &str, skipped: usize, threshold_given: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(
@@ -275,10 +275,11 @@ pub fn render(ev: &Evaluation, data: &str, skipped: usize) -> String {
     let ci = ev
         .auc_ci95
         .map_or("n/a".into(), |(lo, hi)| format!("[{lo:.4}, {hi:.4}]"));
-    let how = if ev.threshold_is_max_ks {
-        "max KS"
-    } else {
-        "given"
+    let how = match (ev.threshold_is_max_ks, threshold_given) {
+        (true, _) => "max KS",
+        (false, true) => "given",
+        // No KS to maximize where the rows hold one class.
+        (false, false) => "0.5: KS needs both classes",
     };
     let _ = writeln!(
         s,

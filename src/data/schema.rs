@@ -341,7 +341,11 @@ pub fn render_schema(schema: &Schema) -> String {
         let mut values = if let Some((lo, hi)) = c.range {
             format!("min {lo}, max {hi}")
         } else if !c.top.is_empty() {
-            let top: Vec<String> = c.top.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+            let top: Vec<String> = c
+                .top
+                .iter()
+                .map(|(v, n)| format!("{} ({n})", shown(v)))
+                .collect();
             let more = c.distinct.is_some_and(|d| d > c.top.len());
             format!("{}{}", top.join(", "), if more { ", ..." } else { "" })
         } else {
@@ -431,8 +435,23 @@ fn display_name(name: &str) -> String {
     if name.is_empty() || name.trim() != name {
         format!("{name:?}")
     } else {
-        name.to_string()
+        shown(name)
     }
+}
+
+/// The longest text of a cell or a name the table shows whole.
+const SHOWN_CHARS: usize = 40;
+
+/// A cell or name as the table shows it: as it is, unless it holds control characters
+/// (a terminal escape, a NUL, a line break would break the table or the terminal) or is
+/// long: then quoted with escapes, cut to `SHOWN_CHARS` characters.
+fn shown(text: &str) -> String {
+    if text.chars().count() <= SHOWN_CHARS && !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(SHOWN_CHARS).collect();
+    let more = if cut.len() < text.len() { "..." } else { "" };
+    format!("{cut:?}{more}")
 }
 
 #[cfg(test)]
@@ -475,6 +494,26 @@ mod tests {
         let s = schema(text, &declared);
         let dropped: Vec<String> = s.auto_dropped().into_iter().map(|d| d.name).collect();
         assert_eq!(dropped, ["word"]);
+    }
+
+    /// A category holding a terminal escape, or thousands of characters, is shown
+    /// quoted, escaped and cut short: the table stays one line a column, the terminal
+    /// untouched. Plain values are shown as they are.
+    #[test]
+    fn the_table_shows_odd_or_long_cells_escaped_and_short() {
+        let long = "x".repeat(5000);
+        let text = format!("c,y\n\"\u{1b}[31mred\",0\n{long},1\nplain,0\nplain,1\n");
+        let table = render_schema(&schema(&text, &PrepareOptions::default()));
+        assert!(
+            !table.contains('\u{1b}') && table.contains("\\u{1b}[31mred"),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!("\"{}\"...", "x".repeat(40))),
+            "{table}"
+        );
+        assert!(!table.contains(&"x".repeat(41)), "cut short");
+        assert!(table.contains("plain (2)"), "{table}");
     }
 
     #[test]

@@ -361,3 +361,54 @@ fn a_column_named_again_in_other_case_never_serves_two_model_columns() {
     ]);
     assert!(whole.status.success(), "{}", stderr(&whole));
 }
+
+/// Rows of one class have no KS to maximize: the report says the threshold is 0.5 for
+/// that reason, and "given" only when `--threshold` gave it.
+#[test]
+fn the_threshold_is_called_given_only_when_it_was() {
+    let dir = temp_dir("eval-one-class");
+    let (csv, one_class, model) = (dir.join("t.csv"), dir.join("zeros.csv"), dir.join("model"));
+    let (header, original) = rows(29, 300);
+    write(&csv, &header, &original);
+    let zeros: Vec<String> = original
+        .iter()
+        .map(|row| format!("{},0", row.rsplit_once(',').unwrap().0))
+        .collect();
+    write(&one_class, &header, &zeros);
+    let trained = riskgrad(&[
+        "train",
+        "--device",
+        "cpu",
+        "--data",
+        csv.to_str().unwrap(),
+        "--model",
+        "logistic",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let report = |extra: &[&str]| {
+        let args = [
+            &["eval", "--model", model.to_str().unwrap(), "--data"][..],
+            &[
+                one_class.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--bootstrap",
+                "10",
+            ],
+            extra,
+        ]
+        .concat();
+        let out = riskgrad(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let chosen = report(&[]);
+    assert!(
+        chosen.contains("threshold 0.5000 (0.5: KS needs both classes)"),
+        "{chosen}"
+    );
+    let given = report(&["--threshold", "0.5"]);
+    assert!(given.contains("threshold 0.5000 (given)"), "{given}");
+}
