@@ -48,6 +48,35 @@ fn eval(model: &Path, data: &Path, extra: &[&str]) -> std::process::Output {
     )
 }
 
+/// A logistic model of `csv` (fast: solved in one go) into `model`, with `extra` flags.
+fn train_logistic(csv: &Path, model: &Path, extra: &[&str]) {
+    let (csv, model) = (csv.to_str().unwrap(), model.to_str().unwrap());
+    let args = [
+        &[
+            "train", "--device", "cpu", "--data", csv, "--model", "logistic",
+        ][..],
+        extra,
+        &["--out", model],
+    ]
+    .concat();
+    let trained = riskgrad(&args);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+}
+
+/// `eval`'s text report of `model` on `data`, with `extra` flags; the run succeeds.
+fn eval_report(model: &Path, data: &Path, extra: &[&str]) -> String {
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let args = [
+        &["eval", "--model", model, "--data", data, "--device", "cpu"][..],
+        &["--bootstrap", "10"],
+        extra,
+    ]
+    .concat();
+    let out = riskgrad(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -255,33 +284,8 @@ fn an_auc_below_one_half_is_explained_beside_its_ks() {
         })
         .collect();
     write(&flipped, &header, &backwards);
-    let trained = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        csv.to_str().unwrap(),
-        "--model",
-        "logistic",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
-    let report = |data: &Path| {
-        let out = riskgrad(&[
-            "eval",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--bootstrap",
-            "10",
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    train_logistic(&csv, &model, &[]);
+    let report = |data: &Path| eval_report(&model, data, &[]);
     let note = "note: AUC below 0.5: the scores rank the defaults lower than the others";
     assert!(report(&flipped).contains(note), "{}", report(&flipped));
     assert!(!report(&csv).contains(note), "{}", report(&csv));
@@ -317,20 +321,7 @@ fn a_column_named_again_in_other_case_never_serves_two_model_columns() {
         })
         .collect();
     write(&only_upper, "b,c,region,default,A\n", &upper_only);
-    let trained = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        csv.to_str().unwrap(),
-        "--target",
-        "default",
-        "--model",
-        "logistic",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
+    train_logistic(&csv, &model, &["--target", "default"]);
     let scored = riskgrad(&[
         "predict",
         "--device",
@@ -375,35 +366,8 @@ fn the_threshold_is_called_given_only_when_it_was() {
         .map(|row| format!("{},0", row.rsplit_once(',').unwrap().0))
         .collect();
     write(&one_class, &header, &zeros);
-    let trained = riskgrad(&[
-        "train",
-        "--device",
-        "cpu",
-        "--data",
-        csv.to_str().unwrap(),
-        "--model",
-        "logistic",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(trained.status.success(), "{}", stderr(&trained));
-    let report = |extra: &[&str]| {
-        let args = [
-            &["eval", "--model", model.to_str().unwrap(), "--data"][..],
-            &[
-                one_class.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--bootstrap",
-                "10",
-            ],
-            extra,
-        ]
-        .concat();
-        let out = riskgrad(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    train_logistic(&csv, &model, &[]);
+    let report = |extra: &[&str]| eval_report(&model, &one_class, extra);
     let chosen = report(&[]);
     assert!(
         chosen.contains("threshold 0.5000 (0.5: KS needs both classes)"),

@@ -233,25 +233,33 @@ impl Operands {
         };
         self.gemm(dst, dst_rs, rows.clone(), cols.clone(), first, parallelism);
         let width = cols.len();
-        // Taken out, not borrowed: a pool thread waiting inside gemm may run another
-        // product meanwhile, which then allocates its own.
-        let mut scratch = SECOND_HALF.take();
-        scratch.clear();
-        scratch.resize(rows.len() * width, 0.0);
-        self.gemm(scratch.as_mut_ptr(), width, rows, cols, second, parallelism);
-        for (r, part) in scratch.chunks_exact(width).enumerate() {
-            add_halves(
-                std::slice::from_raw_parts_mut(dst.add(r * dst_rs), width),
-                part,
-            );
-        }
-        SECOND_HALF.set(scratch);
+        with_second_half(rows.len() * width, |scratch| {
+            self.gemm(scratch.as_mut_ptr(), width, rows, cols, second, parallelism);
+            for (r, part) in scratch.chunks_exact(width).enumerate() {
+                add_halves(
+                    std::slice::from_raw_parts_mut(dst.add(r * dst_rs), width),
+                    part,
+                );
+            }
+        })
     }
 }
 
 thread_local! {
-    /// The second half of a product's sum (`Operands::product`), reused between calls.
+    /// The second half of a sum taken in halves (`with_second_half`), reused between calls.
     static SECOND_HALF: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `f` on a zeroed buffer of `len` words for a sum's second half, this thread's own,
+/// reused between calls. Taken out, not borrowed: a pool thread waiting inside gemm may
+/// run another product meanwhile, which then allocates its own.
+fn with_second_half<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut scratch = SECOND_HALF.take();
+    scratch.clear();
+    scratch.resize(len, 0.0);
+    let result = f(&mut scratch);
+    SECOND_HALF.set(scratch);
+    result
 }
 
 /// The two fixed blocks of rows a sum over `rows` rows is taken in on the CPU, or `None`
@@ -761,9 +769,10 @@ pub fn reduce_to(
             None => sum_rows(x, cols, 0..rows, out),
             Some([first, second]) => {
                 sum_rows(x, cols, first, out);
-                let mut scratch = vec![0.0; cols];
-                sum_rows(x, cols, second, &mut scratch);
-                add_halves(out, &scratch);
+                with_second_half(cols, |scratch| {
+                    sum_rows(x, cols, second, scratch);
+                    add_halves(out, scratch);
+                });
             }
         }
         scale_all(out, scale);
